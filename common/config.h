@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h -- mmapq.ini: every key defined once, in MMAPQ_CONFIG_KEYS.
+ * Loading never logs: each error goes to the caller's callback as
+ * (file, line, message), and every error in the file is reported, not just
+ * the first.
+ */
+#ifndef MMAPQ_CONFIG_H
+#define MMAPQ_CONFIG_H
+
+#include <stdint.h>
+
+#include "mmapq.h"
+#include "mmapq_format.h"
+
+#define MMAPQ_CONFIG_STR_MAX 4096
+
+enum mmapq_on_full { MMAPQ_ON_FULL_BLOCK = 0, MMAPQ_ON_FULL_DROP = 1 };
+
+/* syslog priorities, as sd-journal uses them */
+enum mmapq_log_level {
+	MMAPQ_LOG_ERR = 3, MMAPQ_LOG_WARNING = 4, MMAPQ_LOG_NOTICE = 5,
+	MMAPQ_LOG_INFO = 6, MMAPQ_LOG_DEBUG = 7,
+};
+
+struct mmapq_config {
+	char queue_path[MMAPQ_CONFIG_STR_MAX]; /* [queue] path        */
+	uint32_t capacity;                     /* [queue] capacity    */
+	uint32_t record_size;                  /* [queue] record_size */
+	uint32_t format;                       /* [queue] format: enum mmapq_record_format */
+	enum mmapq_sync sync;                  /* [queue] sync        */
+	uint32_t mode;                         /* [queue] mode (octal) */
+	char input[MMAPQ_CONFIG_STR_MAX];      /* [producer] input    */
+	enum mmapq_on_full on_full;            /* [producer] on_full  */
+	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output   */
+	enum mmapq_log_level log_level;        /* [log] level         */
+	uint32_t stats_interval;               /* [log] stats_interval, seconds, 0 = off */
+};
+
+typedef void (*mmapq_config_error_fn)(void *ctx, const char *file, unsigned line, const char *msg);
+typedef void (*mmapq_config_change_fn)(void *ctx, const char *section, const char *key,
+                                       const char *old_value, const char *new_value,
+                                       int needs_restart);
+
+void mmapq_config_defaults(struct mmapq_config *c);
+int mmapq_config_load(struct mmapq_config *c, const char *path,
+                      mmapq_config_error_fn on_error, void *ctx);
+int mmapq_config_diff(const struct mmapq_config *old_cfg, const struct mmapq_config *new_cfg,
+                      mmapq_config_change_fn on_change, void *ctx);
+int mmapq_config_format_value(const struct mmapq_config *c, const char *section,
+                              const char *key, char *buf, size_t size);
+const char *mmapq_log_level_name(enum mmapq_log_level l);
+
+#endif /* MMAPQ_CONFIG_H */

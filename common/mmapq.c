@@ -1,0 +1,1128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmapq.c -- the queue: create/attach, validation, recovery, produce and
+ * consume in batches.  The layout and the synchronisation design are in
+ * mmapq_format.h; the API contract in mmapq.h.
+ *
+ * Crash analysis.  Every critical section changes shared state with single
+ * aligned 64-bit stores, so a SIGKILL can stop it only between two of them:
+ *   publish  (producer):  slot contents are written OUTSIDE the mutex, then
+ *            under it: store-release tail, signal not_empty.  Killed before
+ *            the tail store: the batch was never published; the next
+ *            producer starts at the stored tail and overwrites those slots
+ *            (rolled back; the records were never acknowledged to anyone).
+ *            Killed after it: the batch is published and complete; only the
+ *            wake-up may be missing, which the unconditional wake after
+ *            recovery (or the 0.5 s wait slice) makes up for.
+ *   release  (consumer):  records are read and written out OUTSIDE the
+ *            mutex, then under it: store-release head, signal not_full.
+ *            Killed before the head store: the batch is consumed again by
+ *            the next consumer (at-least-once: the documented replay window
+ *            is the one batch being written out).  After it: done.
+ *   wait:    a waiter leaves at most waiting = 1 behind (one spare wake-up).
+ * So the repair on EOWNERDEAD is: check head <= tail <= head + capacity
+ * (any other state is corruption, not a crash, and is refused), mark the
+ * mutex consistent, count the recovery, wake both sides once.
+ */
+#include "mmapq.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "mmapq_format.h"
+#include "shmcond.h"
+
+struct mmapq {
+	char *path;
+	int fd;
+	enum mmapq_role role;
+	enum mmapq_sync sync;
+	struct mmapq_header *h;
+	uint8_t *slots;
+	size_t map_size;
+	uint32_t capacity, mask, record_size, slot_size, format;
+	struct mmapq_side *self;   /* our role's side, NULL for the observer */
+	struct mmapq_cond *wait_on; /* the cond we sleep on */
+	struct mmapq_cond *notify;  /* the cond the peer sleeps on */
+
+	/* producer: slots [published, tail) are written but not yet published;
+	 * we may fill up to limit (= a head we have seen + capacity) unlocked. */
+	uint64_t published, tail, limit;
+	/* consumer: [head, seen_tail) are available to read unlocked. */
+	uint64_t head, seen_tail;
+};
+
+static void set_err(struct mmapq_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(struct mmapq_error *err, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+uint64_t mmapq_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t realtime_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+const char *mmapq_strerror(int code)
+{
+	switch (-code) {
+	case EBADMSG:
+		return "not a valid mmapq queue file";
+	case EPROTO:
+		return "queue file does not match the configuration";
+	case EBUSY:
+		return "role already held by another process";
+	case ETIMEDOUT:
+		return "deadline reached";
+	case ENOTRECOVERABLE:
+		return "queue state cannot be recovered";
+	case 0:
+		return "success";
+	default: {
+		const char *s = strerrordesc_np(-code);
+		return s ? s : "unknown error";
+	}
+	}
+}
+
+const char *mmapq_format_name(uint32_t format)
+{
+	switch (format) {
+	case MMAPQ_FORMAT_INT:
+		return "int";
+	case MMAPQ_FORMAT_LINE:
+		return "line";
+	default:
+		return "unknown";
+	}
+}
+
+const char *mmapq_path(const struct mmapq *q)
+{
+	return q->path;
+}
+
+static const char *role_name(enum mmapq_role r)
+{
+	return r == MMAPQ_ROLE_PRODUCER ? "producer" : r == MMAPQ_ROLE_CONSUMER ? "consumer" : "observer";
+}
+
+static bool is_pow2(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+static struct mmapq_slot *slot_at(const struct mmapq *q, uint64_t seq)
+{
+	return (struct mmapq_slot *)(q->slots + (size_t)(seq & q->mask) * q->slot_size);
+}
+
+/* ---- OFD locks -------------------------------------------------------- */
+
+static int ofd_lock(int fd, int cmd, short type, off_t byte)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+	while (fcntl(fd, cmd, &fl) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+static bool ofd_locked_by_other(int fd, off_t byte)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return false;
+	return fl.l_type != F_UNLCK;
+}
+
+/* ---- msync --------------------------------------------------------------- */
+
+static void sync_bytes(const struct mmapq *q, const void *p, size_t len)
+{
+	static long pagesize;
+	uintptr_t start, end;
+
+	if (!pagesize)
+		pagesize = sysconf(_SC_PAGESIZE);
+	start = (uintptr_t)p & ~((uintptr_t)pagesize - 1);
+	end = (uintptr_t)p + len;
+	/* Errors here mean the file is gone under us; the next access reports it. */
+	(void)msync((void *)start, end - start, MS_SYNC);
+	(void)q;
+}
+
+/* Slots for sequence numbers [from, to) and then the header. */
+static void sync_slots(const struct mmapq *q, uint64_t from, uint64_t to)
+{
+	while (from < to) {
+		uint64_t idx = from & q->mask;
+		uint64_t n = to - from;
+		if (n > q->capacity - idx)
+			n = q->capacity - idx;
+		sync_bytes(q, slot_at(q, from), (size_t)n * q->slot_size);
+		from += n;
+	}
+	sync_bytes(q, q->h, sizeof(*q->h));
+}
+
+/* ---- mutex and recovery ---------------------------------------------------- */
+
+static uint64_t load_head(const struct mmapq *q)
+{
+	/* acquire: pairs with the consumer's release store of head */
+	return __atomic_load_n(&q->h->consumer.position, __ATOMIC_ACQUIRE);
+}
+
+static uint64_t load_tail(const struct mmapq *q)
+{
+	/* acquire: pairs with the producer's release store of tail, so the
+	 * slot contents written before it are visible */
+	return __atomic_load_n(&q->h->producer.position, __ATOMIC_ACQUIRE);
+}
+
+static void count(uint64_t *field, uint64_t n)
+{
+	/* single writer (the role owner); atomic so readers never see tearing */
+	__atomic_fetch_add(field, n, __ATOMIC_RELAXED);
+}
+
+/* Called with the mutex held after EOWNERDEAD; see "Crash analysis". */
+static int recover_locked(struct mmapq *q)
+{
+	uint64_t head = load_head(q), tail = load_tail(q);
+
+	mmapq_fault("recover.locked");
+	if (head > tail || tail - head > q->capacity) {
+		/* Not a state a crash can leave: unlocking without
+		 * pthread_mutex_consistent makes the mutex ENOTRECOVERABLE for
+		 * everyone, which is what a corrupt file deserves. */
+		pthread_mutex_unlock(&q->h->lock.mutex);
+		return -ENOTRECOVERABLE;
+	}
+	pthread_mutex_consistent(&q->h->lock.mutex);
+	if (q->self)
+		count(&q->self->recoveries, 1);
+	/* The dead owner may have stored an index without waking its peer. */
+	mmapq_cond_broadcast(&q->h->not_empty);
+	mmapq_cond_broadcast(&q->h->not_full);
+	return 0;
+}
+
+static int lock(struct mmapq *q)
+{
+	int r = pthread_mutex_lock(&q->h->lock.mutex);
+	if (r == 0)
+		return 0;
+	if (r == EOWNERDEAD)
+		return recover_locked(q);
+	return -r;
+}
+
+static void unlock(struct mmapq *q)
+{
+	pthread_mutex_unlock(&q->h->lock.mutex);
+}
+
+/* Wait on our cond with the mutex held.  0: mutex held, re-check the
+ * predicate; < 0: the mutex is released and the error returned. */
+static int wait_locked(struct mmapq *q, uint64_t deadline_ns)
+{
+	int r = mmapq_cond_wait(q->wait_on, &q->h->lock.mutex, deadline_ns);
+
+	switch (r) {
+	case 0:
+		return 0;
+	case -EOWNERDEAD:
+		return recover_locked(q);
+	case -ETIMEDOUT:
+	case -EINTR:
+		unlock(q);
+		return r;
+	default:
+		return r; /* the lock itself failed: not held */
+	}
+}
+
+static int init_mutex(struct mmapq_header *h)
+{
+	pthread_mutexattr_t a;
+	int r;
+
+	r = pthread_mutexattr_init(&a);
+	if (r)
+		return -r;
+	r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	if (!r)
+		r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	if (!r)
+		r = pthread_mutex_init(&h->lock.mutex, &a);
+	pthread_mutexattr_destroy(&a);
+	return -r;
+}
+
+/*
+ * Nobody else is attached (we hold the attach lock exclusively): whatever
+ * the lock word and wait flags say is left over from processes that are
+ * gone.  A dead owner the kernel saw die shows as EOWNERDEAD; one it never
+ * saw (reboot, power cut, a copied file) as a lock held by nobody: both are
+ * recoveries.  Then start from a fresh mutex either way.
+ */
+static int reinit_sync_alone(struct mmapq *q)
+{
+	pthread_mutex_t *m = &q->h->lock.mutex;
+	int r = pthread_mutex_trylock(m);
+
+	if (r == 0) {
+		pthread_mutex_unlock(m);
+	} else {
+		if (r == EOWNERDEAD) {
+			pthread_mutex_consistent(m);
+			pthread_mutex_unlock(m);
+		}
+		count(&q->self->recoveries, 1);
+	}
+	mmapq_cond_reset(&q->h->not_empty);
+	mmapq_cond_reset(&q->h->not_full);
+	return init_mutex(q->h);
+}
+
+/* ---- validation ------------------------------------------------------------ */
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* The fields written once at creation, against the file's real size and
+ * what the caller expects. */
+static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real_size,
+                           struct mmapq_error *err)
+{
+	const struct mmapq_header *h = q->h;
+	const char *path = q->path;
+	uint64_t want;
+
+	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) != 0) {
+		set_err(err, "%s: not an mmapq queue file (bad magic)", path);
+		return -EBADMSG;
+	}
+	if (h->byte_order != MMAPQ_BYTE_ORDER) {
+		set_err(err, "%s: byte order mark is 0x%08" PRIx32 ", expected 0x%08" PRIx32
+		        " (file made on a machine of another byte order, or corrupt)",
+		        path, h->byte_order, MMAPQ_BYTE_ORDER);
+		return -EBADMSG;
+	}
+	if (h->version != MMAPQ_VERSION) {
+		set_err(err, "%s: format version is %" PRIu32 ", this program reads version %" PRIu32,
+		        path, h->version, MMAPQ_VERSION);
+		return -EBADMSG;
+	}
+	if (h->header_size != MMAPQ_HEADER_SIZE) {
+		set_err(err, "%s: header size is %" PRIu32 ", expected %" PRIu32, path, h->header_size,
+		        MMAPQ_HEADER_SIZE);
+		return -EBADMSG;
+	}
+	if (h->format != MMAPQ_FORMAT_INT && h->format != MMAPQ_FORMAT_LINE) {
+		set_err(err, "%s: record format %" PRIu32 " is unknown (1 = int, 2 = line)", path, h->format);
+		return -EBADMSG;
+	}
+	if (!is_pow2(h->capacity) || h->capacity < MMAPQ_CAPACITY_MIN || h->capacity > MMAPQ_CAPACITY_MAX) {
+		set_err(err, "%s: capacity %" PRIu32 " is not a power of two in %" PRIu32 "..%" PRIu32, path,
+		        h->capacity, MMAPQ_CAPACITY_MIN, MMAPQ_CAPACITY_MAX);
+		return -EBADMSG;
+	}
+	if (h->record_size < MMAPQ_RECORD_SIZE_MIN || h->record_size > MMAPQ_RECORD_SIZE_MAX) {
+		set_err(err, "%s: record size %" PRIu32 " is outside %" PRIu32 "..%" PRIu32, path,
+		        h->record_size, MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX);
+		return -EBADMSG;
+	}
+	if (h->slot_size != mmapq_slot_size(h->record_size)) {
+		set_err(err, "%s: slot size is %" PRIu32 ", expected %" PRIu32 " for record size %" PRIu32,
+		        path, h->slot_size, mmapq_slot_size(h->record_size), h->record_size);
+		return -EBADMSG;
+	}
+	want = (uint64_t)h->header_size + (uint64_t)h->capacity * h->slot_size;
+	if (h->file_size != want) {
+		set_err(err, "%s: header says file size %" PRIu64 ", geometry gives %" PRIu64, path,
+		        h->file_size, want);
+		return -EBADMSG;
+	}
+	if (real_size != want) {
+		set_err(err, "%s: file is %" PRIu64 " bytes, its header describes %" PRIu64
+		        " (truncated or extended)", path, real_size, want);
+		return -EBADMSG;
+	}
+	if (h->reserved0 || !all_zero(h->reserved1, sizeof(h->reserved1)) ||
+	    !all_zero(h->reserved, sizeof(h->reserved)) || h->producer.reserved0 ||
+	    h->consumer.reserved0 || !all_zero(h->producer.reserved, sizeof(h->producer.reserved)) ||
+	    !all_zero(h->consumer.reserved, sizeof(h->consumer.reserved)) ||
+	    !all_zero(h->not_empty.reserved, sizeof(h->not_empty.reserved)) ||
+	    !all_zero(h->not_full.reserved, sizeof(h->not_full.reserved))) {
+		set_err(err, "%s: reserved header bytes are not zero (corrupt, or a newer format)", path);
+		return -EBADMSG;
+	}
+	if (h->producer.pid < 0 || h->consumer.pid < 0) {
+		set_err(err, "%s: negative pid in header (%" PRId32 ", %" PRId32 ")", path, h->producer.pid,
+		        h->consumer.pid);
+		return -EBADMSG;
+	}
+	/* Against the configuration (the observer accepts any geometry). */
+	if (p->capacity && p->capacity != h->capacity) {
+		set_err(err, "%s: capacity is %" PRIu32 " in the file but %" PRIu32
+		        " in the configuration (the file is left untouched)", path, h->capacity, p->capacity);
+		return -EPROTO;
+	}
+	if (p->record_size && p->record_size != h->record_size) {
+		set_err(err, "%s: record_size is %" PRIu32 " in the file but %" PRIu32
+		        " in the configuration (the file is left untouched)", path, h->record_size,
+		        p->record_size);
+		return -EPROTO;
+	}
+	if (p->format && p->format != h->format) {
+		set_err(err, "%s: format is %s in the file but %s in the configuration"
+		        " (the file is left untouched)", path, mmapq_format_name(h->format),
+		        mmapq_format_name(p->format));
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* head, tail and every unconsumed slot.  Caller makes them stable (the
+ * mutex, or being alone). */
+static int validate_dynamic(struct mmapq *q, struct mmapq_error *err)
+{
+	uint64_t head = load_head(q), tail = load_tail(q);
+
+	if (head > tail || tail - head > q->capacity) {
+		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
+		        ", capacity %" PRIu32, q->path, head, tail, q->capacity);
+		return -EBADMSG;
+	}
+	for (uint64_t s = head; s < tail; s++) {
+		const struct mmapq_slot *sl = slot_at(q, s);
+		uint64_t seq = sl->seq;
+		uint32_t len = sl->len;
+		if (seq != s || len > q->record_size || sl->reserved ||
+		    (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t))) {
+			set_err(err, "%s: slot %" PRIu64 " holds seq %" PRIu64 " length %" PRIu32
+			        ", expected seq %" PRIu64 " and length <= %" PRIu32, q->path,
+			        s & q->mask, seq, len, s, q->format == MMAPQ_FORMAT_INT ? 8u : q->record_size);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/* ---- create ---------------------------------------------------------------- */
+
+static int params_check(const struct mmapq_params *p, struct mmapq_error *err)
+{
+	if (!p || !p->path || !*p->path) {
+		set_err(err, "no queue path given");
+		return -EINVAL;
+	}
+	if (p->role != MMAPQ_ROLE_PRODUCER && p->role != MMAPQ_ROLE_CONSUMER &&
+	    p->role != MMAPQ_ROLE_OBSERVER) {
+		set_err(err, "%s: unknown role %d", p->path, (int)p->role);
+		return -EINVAL;
+	}
+	if (p->role == MMAPQ_ROLE_OBSERVER)
+		return 0;
+	if (!is_pow2(p->capacity) || p->capacity < MMAPQ_CAPACITY_MIN || p->capacity > MMAPQ_CAPACITY_MAX) {
+		set_err(err, "%s: capacity %" PRIu32 " is not a power of two in %" PRIu32 "..%" PRIu32,
+		        p->path, p->capacity, MMAPQ_CAPACITY_MIN, MMAPQ_CAPACITY_MAX);
+		return -EINVAL;
+	}
+	if (p->record_size < MMAPQ_RECORD_SIZE_MIN || p->record_size > MMAPQ_RECORD_SIZE_MAX) {
+		set_err(err, "%s: record size %" PRIu32 " is outside %" PRIu32 "..%" PRIu32, p->path,
+		        p->record_size, MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX);
+		return -EINVAL;
+	}
+	if (p->format != MMAPQ_FORMAT_INT && p->format != MMAPQ_FORMAT_LINE) {
+		set_err(err, "%s: unknown record format %" PRIu32, p->path, p->format);
+		return -EINVAL;
+	}
+	if ((uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)p->capacity * mmapq_slot_size(p->record_size) >
+	    MMAPQ_FILE_SIZE_MAX) {
+		set_err(err, "%s: capacity %" PRIu32 " x record size %" PRIu32 " exceeds the %" PRIu64
+		        "-byte file size limit", p->path, p->capacity, p->record_size, MMAPQ_FILE_SIZE_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void fsync_parent_dir(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	int fd;
+
+	if (!dir)
+		return;
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
+/*
+ * Build the whole file under a temporary name in the same directory, then
+ * link() it into place: nobody can ever see a half-initialised header, and
+ * of two creators racing exactly one link succeeds (the other gets EEXIST,
+ * removes its copy and attaches to the winner's file).  posix_fallocate
+ * makes a full disk an error here rather than a SIGBUS later.
+ */
+static int create_file(const struct mmapq_params *p, struct mmapq_error *err)
+{
+	uint32_t slot_size = mmapq_slot_size(p->record_size);
+	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)p->capacity * slot_size;
+	struct mmapq_header *h;
+	char *tmp;
+	int fd, r;
+
+	if (asprintf(&tmp, "%s.tmp.XXXXXX", p->path) < 0) {
+		set_err(err, "%s: out of memory", p->path);
+		return -ENOMEM;
+	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		set_err(err, "%s: cannot create a temporary file next to it: %s", p->path, strerror(-r));
+		free(tmp);
+		return r;
+	}
+	if (fchmod(fd, p->file_mode ? p->file_mode : 0660) < 0) {
+		r = -errno;
+		set_err(err, "%s: cannot set mode %04o: %s", tmp, p->file_mode, strerror(-r));
+		goto fail;
+	}
+	r = posix_fallocate(fd, 0, (off_t)size);
+	if (r) {
+		r = -r;
+		set_err(err, "%s: cannot allocate %" PRIu64 " bytes: %s", p->path, size, strerror(-r));
+		goto fail;
+	}
+	h = mmap(NULL, MMAPQ_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (h == MAP_FAILED) {
+		r = -errno;
+		set_err(err, "%s: cannot map the new file: %s", p->path, strerror(-r));
+		goto fail;
+	}
+	memcpy(h->magic, MMAPQ_MAGIC, sizeof(h->magic));
+	h->version = MMAPQ_VERSION;
+	h->header_size = MMAPQ_HEADER_SIZE;
+	h->byte_order = MMAPQ_BYTE_ORDER;
+	h->format = p->format;
+	h->capacity = p->capacity;
+	h->record_size = p->record_size;
+	h->slot_size = slot_size;
+	h->file_size = size;
+	h->created_usec = realtime_usec();
+	r = init_mutex(h);
+	if (r == 0 && msync(h, MMAPQ_HEADER_SIZE, MS_SYNC) < 0)
+		r = -errno;
+	munmap(h, MMAPQ_HEADER_SIZE);
+	if (r < 0) {
+		set_err(err, "%s: cannot initialise the new file: %s", p->path, strerror(-r));
+		goto fail;
+	}
+	if (fsync(fd) < 0) {
+		r = -errno;
+		set_err(err, "%s: cannot write the new file: %s", p->path, strerror(-r));
+		goto fail;
+	}
+	mmapq_fault("create.before_link");
+	if (link(tmp, p->path) < 0) {
+		r = -errno;
+		if (r != -EEXIST)
+			set_err(err, "%s: cannot create: %s", p->path, strerror(-r));
+		goto fail;
+	}
+	unlink(tmp);
+	close(fd);
+	free(tmp);
+	fsync_parent_dir(p->path);
+	return 0;
+fail:
+	unlink(tmp);
+	close(fd);
+	free(tmp);
+	return r;
+}
+
+/* ---- open ------------------------------------------------------------------ */
+
+static int open_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+{
+	int flags = O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+	flags |= p->role == MMAPQ_ROLE_OBSERVER ? O_RDONLY : O_RDWR;
+
+	/* A few rounds: a racing creator can make our create lose (EEXIST). */
+	for (int round = 0; round < 8; round++) {
+		int fd = open(p->path, flags), r;
+		if (fd >= 0) {
+			/* O_NONBLOCK only so that a FIFO at the path cannot hang us */
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			q->fd = fd;
+			return 0;
+		}
+		r = -errno;
+		if (r == -ENOENT && p->role != MMAPQ_ROLE_OBSERVER) {
+			r = create_file(p, err);
+			if (r == 0 || r == -EEXIST)
+				continue;
+			return r;
+		}
+		if (r == -ELOOP)
+			set_err(err, "%s: is a symbolic link; refusing to follow it", p->path);
+		else if (r == -EISDIR)
+			set_err(err, "%s: is a directory, not a queue file", p->path);
+		else
+			set_err(err, "%s: cannot open: %s", p->path, strerror(-r));
+		return r;
+	}
+	set_err(err, "%s: keeps disappearing while being created", p->path);
+	return -EAGAIN;
+}
+
+static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err,
+                    uint64_t *real_size)
+{
+	struct stat st;
+	int prot = p->role == MMAPQ_ROLE_OBSERVER ? PROT_READ : PROT_READ | PROT_WRITE;
+
+	if (fstat(q->fd, &st) < 0) {
+		int r = -errno;
+		set_err(err, "%s: cannot stat: %s", q->path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_err(err, "%s: is not a regular file (a %s)", q->path,
+		        S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO" :
+		        S_ISSOCK(st.st_mode) ? "socket" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ?
+		        "device" : "special file");
+		return -EBADMSG;
+	}
+	if ((uint64_t)st.st_size < MMAPQ_HEADER_SIZE) {
+		set_err(err, "%s: file is %" PRIu64 " bytes, smaller than a queue header (%" PRIu32 ")",
+		        q->path, (uint64_t)st.st_size, MMAPQ_HEADER_SIZE);
+		return -EBADMSG;
+	}
+	if ((uint64_t)st.st_size > MMAPQ_FILE_SIZE_MAX) {
+		set_err(err, "%s: file is %" PRIu64 " bytes, larger than any queue file", q->path,
+		        (uint64_t)st.st_size);
+		return -EBADMSG;
+	}
+	q->map_size = (size_t)st.st_size;
+	q->h = mmap(NULL, q->map_size, prot, MAP_SHARED, q->fd, 0);
+	if (q->h == MAP_FAILED) {
+		int r = -errno;
+		q->h = NULL;
+		set_err(err, "%s: cannot map: %s", q->path, strerror(-r));
+		return r;
+	}
+	*real_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static void adopt_geometry(struct mmapq *q)
+{
+	q->capacity = q->h->capacity;
+	q->mask = q->capacity - 1;
+	q->record_size = q->h->record_size;
+	q->slot_size = q->h->slot_size;
+	q->format = q->h->format;
+	q->slots = (uint8_t *)q->h + q->h->header_size;
+}
+
+static int take_role(struct mmapq *q, struct mmapq_error *err)
+{
+	off_t byte = q->role == MMAPQ_ROLE_PRODUCER ? MMAPQ_LOCK_PRODUCER : MMAPQ_LOCK_CONSUMER;
+	int r = ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, byte);
+
+	if (r == -EAGAIN || r == -EACCES) {
+		int32_t pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
+		if (pid > 0)
+			set_err(err, "%s: the %s role is already held by pid %" PRId32, q->path,
+			        role_name(q->role), pid);
+		else
+			set_err(err, "%s: the %s role is already held by another process", q->path,
+			        role_name(q->role));
+		return -EBUSY;
+	}
+	if (r < 0)
+		set_err(err, "%s: cannot lock the %s role: %s", q->path, role_name(q->role), strerror(-r));
+	return r;
+}
+
+static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+{
+	uint64_t real_size;
+	bool alone;
+	int r;
+
+	/* Exclusive if nobody else is attached, else shared (waiting, if
+	 * needed, only for another process's brief validate-and-reinit). */
+	r = ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
+	alone = r == 0;
+	if (r == -EAGAIN || r == -EACCES)
+		r = ofd_lock(q->fd, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
+	if (r < 0) {
+		set_err(err, "%s: cannot lock: %s", q->path, strerror(-r));
+		return r;
+	}
+	r = map_file(q, p, err, &real_size);
+	if (r < 0)
+		return r;
+	r = validate_static(q, p, real_size, err);
+	if (r < 0)
+		return r;
+	adopt_geometry(q);
+	q->self = q->role == MMAPQ_ROLE_PRODUCER ? &q->h->producer : &q->h->consumer;
+	q->wait_on = q->role == MMAPQ_ROLE_PRODUCER ? &q->h->not_full : &q->h->not_empty;
+	q->notify = q->role == MMAPQ_ROLE_PRODUCER ? &q->h->not_empty : &q->h->not_full;
+	r = take_role(q, err);
+	if (r < 0)
+		return r;
+
+	if (alone) {
+		r = validate_dynamic(q, err);
+		if (r < 0)
+			return r;
+		r = reinit_sync_alone(q);
+		if (r < 0) {
+			set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
+			return r;
+		}
+		/* From here on others may attach; they find a fresh mutex. */
+		r = ofd_lock(q->fd, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		if (r < 0) {
+			set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
+			return r;
+		}
+	}
+
+	r = lock(q);
+	if (r < 0) {
+		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
+		return r;
+	}
+	if (!alone) {
+		r = validate_dynamic(q, err);
+		if (r < 0) {
+			unlock(q);
+			return r;
+		}
+	}
+	q->head = q->seen_tail = 0;
+	if (q->role == MMAPQ_ROLE_PRODUCER) {
+		q->published = q->tail = load_tail(q);
+		q->limit = load_head(q) + q->capacity;
+	} else {
+		q->head = load_head(q);
+		q->seen_tail = load_tail(q);
+	}
+	__atomic_store_n(&q->self->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+	__atomic_store_n(&q->self->start_usec, realtime_usec(), __ATOMIC_RELAXED);
+	count(&q->self->attaches, 1);
+	unlock(q);
+
+	/* The consumer never writes a slot: make that a hardware guarantee. */
+	if (q->role == MMAPQ_ROLE_CONSUMER && MMAPQ_HEADER_SIZE % sysconf(_SC_PAGESIZE) == 0 &&
+	    mprotect(q->slots, q->map_size - MMAPQ_HEADER_SIZE, PROT_READ) < 0) {
+		r = -errno;
+		set_err(err, "%s: cannot protect the slots: %s", q->path, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+static int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+{
+	uint64_t real_size;
+	int r = map_file(q, p, err, &real_size);
+	if (r < 0)
+		return r;
+	r = validate_static(q, p, real_size, err);
+	if (r < 0)
+		return r;
+	adopt_geometry(q);
+	return 0;
+}
+
+int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err)
+{
+	struct mmapq *q;
+	int r;
+
+	if (err)
+		err->msg[0] = '\0';
+	r = params_check(p, err);
+	if (r < 0)
+		return r;
+	q = calloc(1, sizeof(*q));
+	if (!q || !(q->path = strdup(p->path))) {
+		free(q);
+		set_err(err, "%s: out of memory", p->path);
+		return -ENOMEM;
+	}
+	q->fd = -1;
+	q->role = p->role;
+	q->sync = p->sync;
+	r = open_file(q, p, err);
+	if (r == 0)
+		r = p->role == MMAPQ_ROLE_OBSERVER ? observe(q, p, err) : attach(q, p, err);
+	if (r < 0) {
+		mmapq_close(q);
+		return r;
+	}
+	*ret = q;
+	return 0;
+}
+
+void mmapq_close(struct mmapq *q)
+{
+	if (!q)
+		return;
+	if (q->role == MMAPQ_ROLE_PRODUCER && q->h && q->self && q->tail != q->published)
+		(void)mmapq_publish(q);
+	if (q->h)
+		munmap(q->h, q->map_size);
+	if (q->fd >= 0)
+		close(q->fd); /* drops the OFD locks */
+	free(q->path);
+	free(q);
+}
+
+/* ---- producer ---------------------------------------------------------- */
+
+/* Mutex held: what the consumer has released bounds what we may fill.  A
+ * head behind or too far ahead of our tail is corruption, not a crash. */
+static int refresh_limit_locked(struct mmapq *q)
+{
+	uint64_t head = load_head(q);
+
+	if (head > q->published || q->published - head > q->capacity)
+		return -EBADMSG;
+	q->limit = head + q->capacity;
+	return 0;
+}
+
+/* Mutex held: make [published, tail) visible and wake the consumer if it
+ * sleeps. */
+static void publish_locked(struct mmapq *q)
+{
+	if (q->tail == q->published)
+		return;
+	mmapq_fault("publish.locked");
+	/* release: the slot contents written before become visible to the
+	 * consumer's acquire load of tail */
+	__atomic_store_n(&q->h->producer.position, q->tail, __ATOMIC_RELEASE);
+	mmapq_fault("publish.stored");
+	mmapq_cond_signal(&q->h->not_empty);
+}
+
+int mmapq_publish(struct mmapq *q)
+{
+	uint64_t from = q->published;
+	int r;
+
+	if (q->role != MMAPQ_ROLE_PRODUCER)
+		return -EPERM;
+	if (q->tail == q->published)
+		return 0;
+	r = lock(q);
+	if (r < 0)
+		return r;
+	publish_locked(q);
+	q->published = q->tail;
+	r = refresh_limit_locked(q);
+	unlock(q);
+	if (r < 0)
+		return r;
+	if (q->sync != MMAPQ_SYNC_NEVER)
+		sync_slots(q, from, q->tail);
+	return (int)(q->tail - from > INT_MAX ? INT_MAX : q->tail - from);
+}
+
+int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree)
+{
+	uint64_t from = q->published;
+	int r;
+
+	if (q->role != MMAPQ_ROLE_PRODUCER)
+		return -EPERM;
+	if (q->limit == q->tail) {
+		r = lock(q);
+		if (r < 0)
+			return r;
+		/* Publish first: a full ring of unpublished records would wait
+		 * for a consumer that cannot see them. */
+		publish_locked(q);
+		q->published = q->tail;
+		for (;;) {
+			r = refresh_limit_locked(q);
+			if (r < 0) {
+				unlock(q);
+				goto out;
+			}
+			if (q->limit != q->tail)
+				break;
+			if (!deadline_ns) {
+				unlock(q);
+				r = -EAGAIN;
+				goto out;
+			}
+			r = wait_locked(q, deadline_ns);
+			if (r < 0)
+				goto out;
+		}
+		unlock(q);
+		r = 0;
+	out:
+		if (q->sync != MMAPQ_SYNC_NEVER && from != q->published)
+			sync_slots(q, from, q->published);
+		if (r < 0)
+			return r;
+	}
+	*nfree = (uint32_t)(q->limit - q->tail);
+	return 0;
+}
+
+int mmapq_put(struct mmapq *q, const void *data, uint32_t len)
+{
+	struct mmapq_slot *s;
+
+	if (q->role != MMAPQ_ROLE_PRODUCER)
+		return -EPERM;
+	if (len > q->record_size || (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t)))
+		return -EMSGSIZE;
+	if (q->tail == q->limit)
+		return -ENOBUFS;
+	/* The slot is ours: the consumer reads only below the published tail
+	 * and we only write below a head it has released. */
+	s = slot_at(q, q->tail);
+	s->seq = q->tail;
+	s->len = len;
+	s->reserved = 0;
+	memcpy(s + 1, data, len);
+	mmapq_fault("put.written");
+	if (q->sync == MMAPQ_SYNC_ALWAYS)
+		sync_bytes(q, s, sizeof(*s) + len);
+	q->tail++;
+	return 0;
+}
+
+uint32_t mmapq_pending(const struct mmapq *q)
+{
+	return q->role == MMAPQ_ROLE_PRODUCER ? (uint32_t)(q->tail - q->published) : 0;
+}
+
+void mmapq_count_dropped(struct mmapq *q, uint64_t n)
+{
+	if (q->role == MMAPQ_ROLE_PRODUCER)
+		count(&q->self->dropped, n);
+}
+
+void mmapq_count_bad_input(struct mmapq *q, uint64_t n)
+{
+	if (q->self)
+		count(&q->self->bad_input, n);
+}
+
+/* ---- consumer ---------------------------------------------------------- */
+
+static int check_tail(struct mmapq *q, uint64_t tail)
+{
+	if (tail < q->head || tail - q->head > q->capacity)
+		return -EBADMSG;
+	return 0;
+}
+
+int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail)
+{
+	uint64_t tail;
+	int r;
+
+	if (q->role != MMAPQ_ROLE_CONSUMER)
+		return -EPERM;
+	if (q->seen_tail == q->head) {
+		r = lock(q);
+		if (r < 0)
+			return r;
+		for (;;) {
+			tail = load_tail(q);
+			if (tail != q->head)
+				break;
+			if (!deadline_ns) {
+				unlock(q);
+				return -EAGAIN;
+			}
+			r = wait_locked(q, deadline_ns);
+			if (r < 0)
+				return r;
+		}
+		unlock(q);
+		r = check_tail(q, tail);
+		if (r < 0)
+			return r;
+		q->seen_tail = tail;
+	}
+	*navail = (uint32_t)(q->seen_tail - q->head);
+	return 0;
+}
+
+static int read_slot(const struct mmapq *q, uint64_t seq, struct mmapq_record *r)
+{
+	const struct mmapq_slot *s = slot_at(q, seq);
+	/* Read each field once: the file is shared, and we check what we use. */
+	uint64_t sseq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+	uint32_t len = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+
+	if (sseq != seq || len > q->record_size ||
+	    (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t)))
+		return -EBADMSG;
+	r->seq = seq;
+	r->len = len;
+	r->data = s + 1;
+	return 0;
+}
+
+int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r)
+{
+	if (q->role != MMAPQ_ROLE_CONSUMER)
+		return -EPERM;
+	if ((uint64_t)index >= q->seen_tail - q->head)
+		return -ENOENT;
+	return read_slot(q, q->head + index, r);
+}
+
+int mmapq_release(struct mmapq *q, uint32_t n)
+{
+	uint64_t head, tail;
+	int r;
+
+	if (q->role != MMAPQ_ROLE_CONSUMER)
+		return -EPERM;
+	if ((uint64_t)n > q->seen_tail - q->head)
+		return -EINVAL;
+	if (n == 0)
+		return 0;
+	head = q->head + n;
+	r = lock(q);
+	if (r < 0)
+		return r;
+	mmapq_fault("release.locked");
+	/* release: our reads of these slots happen before the producer may
+	 * reuse them (it acquires head) */
+	__atomic_store_n(&q->h->consumer.position, head, __ATOMIC_RELEASE);
+	mmapq_fault("release.stored");
+	mmapq_cond_signal(&q->h->not_full);
+	/* Refresh what is available while we hold the lock anyway: when busy,
+	 * this is the only lock round-trip per batch. */
+	tail = load_tail(q);
+	unlock(q);
+	q->head = head;
+	if (q->sync != MMAPQ_SYNC_NEVER)
+		sync_bytes(q, q->h, sizeof(*q->h));
+	r = check_tail(q, tail);
+	if (r < 0)
+		return r;
+	if (tail > q->seen_tail)
+		q->seen_tail = tail;
+	return 0;
+}
+
+/* ---- any role ----------------------------------------------------------- */
+
+static void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t byte,
+                        struct mmapq_side_status *o)
+{
+	o->pid = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
+	o->start_usec = __atomic_load_n(&s->start_usec, __ATOMIC_RELAXED);
+	o->dropped = __atomic_load_n(&s->dropped, __ATOMIC_RELAXED);
+	o->bad_input = __atomic_load_n(&s->bad_input, __ATOMIC_RELAXED);
+	o->recoveries = __atomic_load_n(&s->recoveries, __ATOMIC_RELAXED);
+	o->attaches = __atomic_load_n(&s->attaches, __ATOMIC_RELAXED);
+	o->attached = ofd_locked_by_other(q->fd, byte) ||
+	              (q->role == MMAPQ_ROLE_PRODUCER && byte == MMAPQ_LOCK_PRODUCER) ||
+	              (q->role == MMAPQ_ROLE_CONSUMER && byte == MMAPQ_LOCK_CONSUMER);
+}
+
+int mmapq_status(struct mmapq *q, struct mmapq_status *st)
+{
+	struct mmapq_status s = {0};
+
+	s.version = q->h->version;
+	s.header_size = q->h->header_size;
+	s.capacity = q->capacity;
+	s.record_size = q->record_size;
+	s.slot_size = q->slot_size;
+	s.format = q->format;
+	s.file_size = q->h->file_size;
+	s.created_usec = q->h->created_usec;
+	/* head first: a tail read after it is never behind it */
+	s.head = load_head(q);
+	s.tail = load_tail(q);
+	side_status(q, &q->h->producer, MMAPQ_LOCK_PRODUCER, &s.producer);
+	side_status(q, &q->h->consumer, MMAPQ_LOCK_CONSUMER, &s.consumer);
+	*st = s;
+	return 0;
+}
+
+int mmapq_peek(struct mmapq *q, uint64_t seq, struct mmapq_record *r)
+{
+	uint64_t head = load_head(q), tail = load_tail(q);
+	struct mmapq_record rec;
+	int ret;
+
+	if (tail < head || tail - head > q->capacity)
+		return -EBADMSG;
+	if (seq < head || seq >= tail)
+		return -ENOENT;
+	ret = read_slot(q, seq, &rec);
+	if (ret < 0)
+		/* the consumer may have moved on and the producer reused it */
+		return load_head(q) > seq ? -ENOENT : ret;
+	*r = rec;
+	return 0;
+}

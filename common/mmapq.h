@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmapq.h -- a crash-safe, bounded, single-producer single-consumer queue in
+ * a memory-mapped file.  The file layout is in mmapq_format.h.
+ *
+ * Conventions (as in systemd's CODING_STYLE): every function that can fail
+ * returns 0 (or a count) on success and a negative errno on failure; output
+ * parameters are untouched on failure; mmapq_close(NULL) is a no-op.  The
+ * library never logs, never exits and never installs signal handlers.
+ * Codes with a queue-specific meaning (mmapq_strerror() words them):
+ *   -EBADMSG    the file is not a valid queue file, or is corrupt
+ *   -EPROTO     valid file, but its geometry or format differs from the
+ *               parameters given
+ *   -EBUSY      the role is already held by a live process
+ *   -ETIMEDOUT  a wait reached its deadline
+ *   -EINTR      a wait was interrupted by a signal handler
+ *   -ENOTRECOVERABLE  a dead mutex owner left indices that cannot be repaired
+ *
+ * Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds
+ * (mmapq_now_ns() + timeout); 0 means "do not wait".  A wait returns early,
+ * with 0, at least every 0.5 s, so callers re-check their own stop flags.
+ */
+#ifndef MMAPQ_H
+#define MMAPQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mmapq;
+
+enum mmapq_role {
+	MMAPQ_ROLE_PRODUCER = 1,
+	MMAPQ_ROLE_CONSUMER = 2,
+	MMAPQ_ROLE_OBSERVER = 3, /* read-only: status and dump; takes no locks */
+};
+
+enum mmapq_sync {
+	MMAPQ_SYNC_NEVER  = 0, /* the kernel writes pages back when it likes     */
+	MMAPQ_SYNC_BATCH  = 1, /* msync(MS_SYNC) after every published/consumed batch */
+	MMAPQ_SYNC_ALWAYS = 2, /* msync(MS_SYNC) after every record               */
+};
+
+struct mmapq_params {
+	const char *path;
+	enum mmapq_role role;
+	/* Geometry used to create the file and required of an existing one.
+	 * The observer may leave them 0 to accept whatever the file has. */
+	uint32_t capacity;     /* slots, power of two */
+	uint32_t record_size;  /* payload bytes */
+	uint32_t format;       /* enum mmapq_record_format */
+	enum mmapq_sync sync;
+	uint32_t file_mode;    /* for a new file, e.g. 0660 (umask applies) */
+};
+
+/* Human-readable detail for a failed mmapq_open: what and where, naming the
+ * file and, for a mismatch, both values. */
+struct mmapq_error {
+	char msg[512];
+};
+
+struct mmapq_record {
+	uint64_t seq;
+	uint32_t len;
+	const void *data;      /* valid until the record is released */
+};
+
+struct mmapq_side_status {
+	int32_t pid;           /* last pid to hold the role, 0 if never */
+	bool attached;         /* a live process holds the role lock now */
+	uint64_t start_usec;
+	uint64_t dropped;
+	uint64_t bad_input;
+	uint64_t recoveries;
+	uint64_t attaches;
+};
+
+struct mmapq_status {
+	uint32_t version;
+	uint32_t header_size;
+	uint32_t capacity;
+	uint32_t record_size;
+	uint32_t slot_size;
+	uint32_t format;
+	uint64_t file_size;
+	uint64_t created_usec;
+	uint64_t head;         /* next to consume == records consumed so far */
+	uint64_t tail;         /* next to publish == records published so far */
+	struct mmapq_side_status producer;
+	struct mmapq_side_status consumer;
+};
+
+/* Open (creating if missing) and attach in a role.  See mmapq_format.h for
+ * the attach protocol. */
+int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err);
+void mmapq_close(struct mmapq *q);
+
+/* Message for a code returned by this library (negative errno). */
+const char *mmapq_strerror(int code);
+uint64_t mmapq_now_ns(void);
+const char *mmapq_format_name(uint32_t format);
+
+/* ---- producer ----
+ * Reserve free slots (taking the lock only when the locally known free space
+ * is used up; waits until at least one slot is free or the deadline), fill
+ * them with mmapq_put, make them visible with mmapq_publish (one lock
+ * round-trip for the whole batch; wakes the consumer only if it waits). */
+int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree);
+int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
+int mmapq_publish(struct mmapq *q);
+uint32_t mmapq_pending(const struct mmapq *q); /* put but not yet published */
+void mmapq_count_dropped(struct mmapq *q, uint64_t n);
+void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
+
+/* ---- consumer ----
+ * Wait until at least one record is available (or the deadline), read them
+ * in place with mmapq_get (index 0 is the oldest not yet released), then
+ * mmapq_release(n) once they are safely written out: only then does the
+ * stored position advance, so a crash before it replays them. */
+int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail);
+int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
+int mmapq_release(struct mmapq *q, uint32_t n);
+
+/* ---- any role ---- */
+int mmapq_status(struct mmapq *q, struct mmapq_status *st);
+/* Unconsumed record with sequence number seq (head <= seq < tail), read
+ * without locks; -ENOENT when seq is outside the queue (consumed meanwhile). */
+int mmapq_peek(struct mmapq *q, uint64_t seq, struct mmapq_record *r);
+const char *mmapq_path(const struct mmapq *q);
+
+#endif /* MMAPQ_H */

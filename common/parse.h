@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * parse.h -- the producer's streaming record parser.
+ *
+ * Input arrives in chunks of any size (a token or a line may be split across
+ * chunks).  Every complete record is handed to on_record; every bad token or
+ * line is reported to on_error with its exact 1-based line and column,
+ * counted and skipped.  Memory is bounded: at most record_size bytes (line)
+ * or MMAPQ_PARSE_TOKEN_MAX bytes (int) are buffered, however long the input.
+ * Never logs.
+ *
+ * format int:  whitespace-separated (isspace in the C locale, as scanf's %d)
+ *              decimal integers, optional sign, must fit int64_t; each
+ *              becomes an 8-byte int64_t payload in host byte order.
+ * format line: each '\n'-terminated line is one record of 0..record_size
+ *              bytes (the '\n' and one '\r' before it are not part of it);
+ *              a final line without '\n' is a record at finish.
+ */
+#ifndef MMAPQ_PARSE_H
+#define MMAPQ_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MMAPQ_PARSE_TOKEN_MAX 32   /* longest int token kept for the message */
+
+struct mmapq_parse_error {
+	uint64_t line;        /* 1-based */
+	uint64_t column;      /* 1-based byte column where the bad token/line starts */
+	const char *what;     /* static text, e.g. "not a decimal integer" */
+	char excerpt[MMAPQ_PARSE_TOKEN_MAX + 8]; /* printable excerpt of the token, NUL-terminated, escaped */
+};
+
+/* Return 0 to continue, a negative errno to stop parsing (returned by feed). */
+typedef int (*mmapq_record_fn)(void *ctx, const void *data, uint32_t len);
+typedef void (*mmapq_parse_error_fn)(void *ctx, const struct mmapq_parse_error *e);
+
+struct mmapq_parser;
+
+int mmapq_parser_new(uint32_t format, uint32_t record_size, mmapq_record_fn on_record,
+                     mmapq_parse_error_fn on_error, void *ctx, struct mmapq_parser **ret);
+int mmapq_parser_feed(struct mmapq_parser *p, const char *buf, size_t len);
+int mmapq_parser_finish(struct mmapq_parser *p);   /* end of input */
+uint64_t mmapq_parser_records(const struct mmapq_parser *p);
+uint64_t mmapq_parser_errors(const struct mmapq_parser *p);
+void mmapq_parser_free(struct mmapq_parser *p);    /* NULL is a no-op */
+
+#endif /* MMAPQ_PARSE_H */

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#ifndef MMAPQ_DEFAULT_CONFIG
+#define MMAPQ_DEFAULT_CONFIG "/etc/mmapq/mmapq.ini"
+#endif
+#ifndef MMAPQ_VERSION_STRING
+#define MMAPQ_VERSION_STRING "unknown"
+#endif
+
+volatile sig_atomic_t cli_stop;
+
+static void usage(FILE *f, const struct cli *c, const char *extra)
+{
+	fprintf(f,
+	        "Usage: %s [OPTION]...%s\n"
+	        "  -c, --config PATH   configuration file (default %s)\n"
+	        "  -q, --queue PATH    queue file, overrides [queue] path\n"
+	        "      --check-config  validate the configuration and exit\n"
+	        "  -h, --help          show this help and exit\n"
+	        "  -V, --version       show the version and exit\n",
+	        c->prog, extra ? extra : "", MMAPQ_DEFAULT_CONFIG);
+}
+
+static uint64_t parse_count(const char *prog, const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!*s || *end || errno || s[0] == '-' || v == 0) {
+		fprintf(stderr, "%s: --count: '%s' is not a positive integer\n", prog, s);
+		exit(EXIT_USAGE);
+	}
+	return (uint64_t)v;
+}
+
+void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
+               bool want_count, bool want_json)
+{
+	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON };
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"queue", required_argument, NULL, 'q'},
+		{"check-config", no_argument, NULL, OPT_CHECK},
+		{"count", required_argument, NULL, OPT_COUNT},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *slash = strrchr(argv[0], '/');
+	int o;
+
+	memset(c, 0, sizeof(*c));
+	c->prog = slash ? slash + 1 : argv[0];
+	c->config_path = MMAPQ_DEFAULT_CONFIG;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "c:q:hV", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c':
+			c->config_path = optarg;
+			c->config_explicit = true;
+			break;
+		case 'q':
+			if (!*optarg) {
+				fprintf(stderr, "%s: --queue: empty path\n", c->prog);
+				exit(EXIT_USAGE);
+			}
+			c->queue_path = optarg;
+			break;
+		case OPT_CHECK:
+			c->check_config = true;
+			break;
+		case OPT_COUNT:
+			if (!want_count)
+				goto bad;
+			c->count = parse_count(c->prog, optarg);
+			break;
+		case OPT_JSON:
+			if (!want_json)
+				goto bad;
+			c->json = true;
+			break;
+		case 'h':
+			usage(stdout, c, usage_extra);
+			exit(EXIT_OK);
+		case 'V':
+			printf("%s %s\n", c->prog, MMAPQ_VERSION_STRING);
+			exit(EXIT_OK);
+		default:
+			goto bad;
+		}
+	}
+	c->argi = optind;
+	return;
+bad:
+	if (optopt && optopt < 256)
+		fprintf(stderr, "%s: invalid option or missing argument: -%c\n", c->prog, optopt);
+	else
+		fprintf(stderr, "%s: invalid option or missing argument: %s\n", c->prog,
+		        argv[optind - 1]);
+	usage(stderr, c, usage_extra);
+	exit(EXIT_USAGE);
+}
+
+static void print_config_error(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	if (line)
+		log_plain("%s:%u: %s", file, line, msg);
+	else
+		log_plain("%s: %s", file, msg);
+}
+
+int cli_load_config(const struct cli *c, struct mmapq_config *cfg)
+{
+	int r;
+
+	mmapq_config_defaults(cfg);
+	r = mmapq_config_load(cfg, c->config_path, print_config_error, NULL);
+	if (r == -ENOENT && !c->config_explicit) {
+		mmapq_config_defaults(cfg);
+		r = 0;
+	} else if (r == -ENOENT) {
+		log_plain("%s: no such configuration file", c->config_path);
+	} else if (r < 0 && r != -EINVAL) {
+		log_plain("%s: cannot read: %s", c->config_path, strerror(-r));
+	}
+	if (r < 0)
+		return EXIT_CONFIG;
+	if (c->queue_path) {
+		if (strlen(c->queue_path) >= sizeof(cfg->queue_path)) {
+			log_plain("--queue: path too long");
+			return EXIT_CONFIG;
+		}
+		strcpy(cfg->queue_path, c->queue_path);
+	}
+	log_set_level(cfg->log_level);
+	return 0;
+}
+
+int cli_exit_code_for_open(int r)
+{
+	switch (-r) {
+	case EBADMSG:
+	case EPROTO:
+	case ELOOP:
+	case EISDIR:
+	case ENOTRECOVERABLE:
+		return EXIT_BADQUEUE;
+	case EBUSY:
+		return EXIT_ROLE_TAKEN;
+	case ENOENT:
+	case EACCES:
+	case EPERM:
+	case EROFS:
+	case ENOSPC:
+	case EDQUOT:
+	case ENOTDIR:
+	case ENAMETOOLONG:
+		return EXIT_CANTCREATE;
+	case EINVAL:
+		return EXIT_CONFIG;
+	default:
+		return EXIT_IOERR;
+	}
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	cli_stop = 1;
+}
+
+void cli_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop; /* no SA_RESTART: blocking calls return EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_role role)
+{
+	struct mmapq_params p = {
+		.path = cfg->queue_path,
+		.role = role,
+		.capacity = cfg->capacity,
+		.record_size = cfg->record_size,
+		.format = cfg->format,
+		.sync = cfg->sync,
+		.file_mode = cfg->mode,
+	};
+	return p;
+}

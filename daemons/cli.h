@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h -- what the three programs share: options, config loading, exit
+ * codes, signals.
+ */
+#ifndef MMAPQ_CLI_H
+#define MMAPQ_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "mmapq.h"
+
+/* sysexits.h values; documented in the README and the man pages. */
+enum {
+	EXIT_OK = 0,
+	EXIT_USAGE = 64,       /* bad command line */
+	EXIT_BADQUEUE = 65,    /* the queue file is invalid, corrupt or mismatched */
+	EXIT_ROLE_TAKEN = 69,  /* another live process holds the role */
+	EXIT_CANTCREATE = 73,  /* the queue file cannot be created or opened */
+	EXIT_IOERR = 74,       /* reading input or writing output failed */
+	EXIT_CONFIG = 78,      /* bad configuration */
+};
+
+struct cli {
+	const char *prog;
+	const char *config_path;
+	bool config_explicit;
+	const char *queue_path;   /* --queue, overrides [queue] path */
+	bool check_config;
+	bool json;
+	uint64_t count;           /* consumer --count N; 0 = forever */
+	int argi;                 /* first non-option argument */
+};
+
+/* Parses the common options plus, for the consumer, --count; mmapqctl
+ * also --json.  Exits 0 for --help/--version, 64 for bad usage. */
+void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
+               bool want_count, bool want_json);
+
+/* Loads the config (a missing default file means built-in defaults; a
+ * missing explicit one is an error), applies --queue, prints every error as
+ * FILE:LINE: message.  Returns 0 or EXIT_CONFIG. */
+int cli_load_config(const struct cli *c, struct mmapq_config *cfg);
+
+/* Exit code for a negative errno from mmapq_open. */
+int cli_exit_code_for_open(int r);
+
+/* SIGTERM/SIGINT set cli_stop (no SA_RESTART: blocking calls return
+ * EINTR); SIGPIPE is ignored so a closed output is an EPIPE error. */
+extern volatile sig_atomic_t cli_stop;
+void cli_signals(void);
+
+struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_role role);
+
+#endif

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mmapq.h"
+
+static const char *ident = "mmapq";
+static enum mmapq_log_level max_level = MMAPQ_LOG_INFO;
+
+void log_init(const char *name)
+{
+	ident = name;
+}
+
+void log_set_level(enum mmapq_log_level level)
+{
+	max_level = level;
+}
+
+enum mmapq_log_level log_get_level(void)
+{
+	return max_level;
+}
+
+static const char *prefix(enum mmapq_log_level prio)
+{
+	switch (prio) {
+	case MMAPQ_LOG_ERR:
+		return "error: ";
+	case MMAPQ_LOG_WARNING:
+		return "warning: ";
+	default:
+		return "";
+	}
+}
+
+void log_msg(enum mmapq_log_level prio, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+
+	if (prio > max_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	/* one fprintf: one write, lines from two daemons never interleave */
+	fprintf(stderr, "%s: %s%s\n", ident, prefix(prio), buf);
+}
+
+void log_plain(const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s\n", buf);
+}
+
+int log_limit_pass(struct log_limit *l)
+{
+	uint64_t now = mmapq_now_ns() / 1000000u;
+
+	if (!l->window_start_ms || now - l->window_start_ms >= (uint64_t)l->interval_s * 1000u) {
+		log_limit_flush(l, 1);
+		l->window_start_ms = now;
+		l->in_window = 0;
+	}
+	if (l->in_window < l->burst) {
+		l->in_window++;
+		return 1;
+	}
+	l->suppressed++;
+	return 0;
+}
+
+void log_limit_flush(struct log_limit *l, int force)
+{
+	uint64_t now = mmapq_now_ns() / 1000000u;
+
+	if (!l->suppressed)
+		return;
+	if (!force && now - l->window_start_ms < (uint64_t)l->interval_s * 1000u)
+		return;
+	log_warning("%s x%llu more in the last %u s (not shown)", l->what,
+	            (unsigned long long)l->suppressed, l->interval_s);
+	l->suppressed = 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.h -- the daemons' only way to say anything (the library never logs).
+ * printf-checked; a message below the configured level costs one compare.
+ */
+#ifndef MMAPQ_LOG_H
+#define MMAPQ_LOG_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+void log_init(const char *ident);
+void log_set_level(enum mmapq_log_level level);
+enum mmapq_log_level log_get_level(void);
+
+void log_msg(enum mmapq_log_level prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A line exactly as given (e.g. "FILE:LINE: message"), at error priority. */
+void log_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define log_error(...)   log_msg(MMAPQ_LOG_ERR, __VA_ARGS__)
+#define log_warning(...) log_msg(MMAPQ_LOG_WARNING, __VA_ARGS__)
+#define log_notice(...)  log_msg(MMAPQ_LOG_NOTICE, __VA_ARGS__)
+#define log_info(...)    log_msg(MMAPQ_LOG_INFO, __VA_ARGS__)
+#define log_debug(...)   log_msg(MMAPQ_LOG_DEBUG, __VA_ARGS__)
+
+/*
+ * Collapses a flood of one kind of message: the first `burst` in each
+ * `interval_s` window are logged, the rest counted and reported once as
+ * "... (N more in the last S s)" when the window ends.
+ */
+struct log_limit {
+	uint64_t window_start_ms;
+	uint32_t interval_s, burst, in_window;
+	uint64_t suppressed;
+	const char *what;
+};
+#define LOG_LIMIT_INIT(what_, interval_, burst_) \
+	{ .interval_s = (interval_), .burst = (burst_), .what = (what_) }
+/* True if this occurrence may be logged. */
+int log_limit_pass(struct log_limit *l);
+/* Report what the window suppressed, if it has ended (call periodically). */
+void log_limit_flush(struct log_limit *l, int force);
+
+#endif

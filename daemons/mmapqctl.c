@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmapqctl -- inspect a queue file without disturbing it.
+ *
+ *   mmapqctl [--json] status   geometry, positions, depth, counters, and
+ *                              the pid in each role with whether it is alive
+ *   mmapqctl [--json] dump     the unconsumed records with their sequence
+ *                              numbers
+ *
+ * It opens the file read-only as an observer: it takes no lock and never
+ * writes, so it cannot hang on a stale mutex or disturb the daemons.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "log.h"
+#include "mmapq.h"
+#include "mmapq_format.h"
+
+static void json_string(FILE *f, const char *s, size_t len)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			fprintf(f, "\\u%04x", ch); /* bytes, not code points: JSON-safe */
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void text_bytes(FILE *f, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '\\')
+			fputs("\\\\", f);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\x%02x", ch);
+		else
+			fputc(ch, f);
+	}
+}
+
+static void iso_time(char *buf, size_t size, uint64_t usec)
+{
+	time_t t = (time_t)(usec / 1000000u);
+	struct tm tm;
+
+	if (!usec || !gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, size, "never");
+}
+
+static void side_text(const char *name, const struct mmapq_side_status *s, const char *count_name,
+                      uint64_t count, bool producer)
+{
+	char when[32];
+
+	iso_time(when, sizeof(when), s->start_usec);
+	if (s->pid)
+		printf("%-10s pid %" PRId32 " (%s), attached since %s\n", name, s->pid,
+		       s->attached ? "alive" : "not attached", when);
+	else
+		printf("%-10s never attached\n", name);
+	printf("%-10s %s %" PRIu64, "", count_name, count);
+	if (producer)
+		printf(", dropped %" PRIu64 ", bad input %" PRIu64, s->dropped, s->bad_input);
+	printf(", recoveries %" PRIu64 ", attaches %" PRIu64 "\n", s->recoveries, s->attaches);
+}
+
+static void side_json(const char *name, const struct mmapq_side_status *s, const char *count_name,
+                      uint64_t count)
+{
+	printf("\"%s\":{\"pid\":%" PRId32 ",\"attached\":%s,\"start_usec\":%" PRIu64
+	       ",\"%s\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"bad_input\":%" PRIu64
+	       ",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64 "}",
+	       name, s->pid, s->attached ? "true" : "false", s->start_usec, count_name, count,
+	       s->dropped, s->bad_input, s->recoveries, s->attaches);
+}
+
+static int status(struct mmapq *q, bool json)
+{
+	struct mmapq_status st;
+	const char *path = mmapq_path(q);
+
+	mmapq_status(q, &st);
+	if (json) {
+		printf("{\"path\":");
+		json_string(stdout, path, strlen(path));
+		printf(",\"version\":%" PRIu32 ",\"format\":\"%s\",\"capacity\":%" PRIu32
+		       ",\"record_size\":%" PRIu32 ",\"slot_size\":%" PRIu32 ",\"file_size\":%" PRIu64
+		       ",\"created_usec\":%" PRIu64 ",\"head\":%" PRIu64 ",\"tail\":%" PRIu64
+		       ",\"depth\":%" PRIu64 ",",
+		       st.version, mmapq_format_name(st.format), st.capacity, st.record_size,
+		       st.slot_size, st.file_size, st.created_usec, st.head, st.tail, st.tail - st.head);
+		side_json("producer", &st.producer, "published", st.tail);
+		putchar(',');
+		side_json("consumer", &st.consumer, "consumed", st.head);
+		printf("}\n");
+	} else {
+		char when[32];
+		iso_time(when, sizeof(when), st.created_usec);
+		printf("%-10s %s\n", "queue", path);
+		printf("%-10s version %" PRIu32 ", format %s, record_size %" PRIu32 ", capacity %" PRIu32
+		       ", file %" PRIu64 " bytes, created %s\n",
+		       "format", st.version, mmapq_format_name(st.format), st.record_size, st.capacity,
+		       st.file_size, when);
+		printf("%-10s head %" PRIu64 ", tail %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 "\n",
+		       "positions", st.head, st.tail, st.tail - st.head, st.capacity);
+		side_text("producer", &st.producer, "published", st.tail, true);
+		side_text("consumer", &st.consumer, "consumed", st.head, false);
+	}
+	return EXIT_OK;
+}
+
+static int dump(struct mmapq *q, bool json)
+{
+	struct mmapq_status st;
+	bool first = true;
+
+	mmapq_status(q, &st);
+	if (json)
+		printf("[");
+	for (uint64_t seq = st.head; seq < st.tail; seq++) {
+		struct mmapq_record rec;
+		int r = mmapq_peek(q, seq, &rec);
+		if (r == -ENOENT)
+			continue; /* consumed while we were reading */
+		if (r < 0) {
+			if (json)
+				printf("]\n");
+			fflush(stdout);
+			log_error("%s: record %" PRIu64 ": %s", mmapq_path(q), seq, mmapq_strerror(r));
+			return EXIT_BADQUEUE;
+		}
+		if (st.format == MMAPQ_FORMAT_INT) {
+			int64_t v;
+			memcpy(&v, rec.data, sizeof(v));
+			if (json)
+				printf("%s{\"seq\":%" PRIu64 ",\"value\":%" PRId64 "}", first ? "" : ",",
+				       seq, v);
+			else
+				printf("%" PRIu64 "\t%" PRId64 "\n", seq, v);
+		} else if (json) {
+			printf("%s{\"seq\":%" PRIu64 ",\"line\":", first ? "" : ",", seq);
+			json_string(stdout, rec.data, rec.len);
+			putchar('}');
+		} else {
+			printf("%" PRIu64 "\t", seq);
+			text_bytes(stdout, rec.data, rec.len);
+			putchar('\n');
+		}
+		first = false;
+	}
+	if (json)
+		printf("]\n");
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct mmapq_config cfg;
+	struct mmapq_params qp;
+	struct mmapq_error err;
+	struct mmapq *q;
+	struct cli c;
+	const char *cmd;
+	int r, code;
+
+	log_init("mmapqctl");
+	cli_parse(&c, argc, argv, " status|dump [--json]", false, true);
+	code = cli_load_config(&c, &cfg);
+	if (code)
+		return code;
+	if (c.check_config) {
+		printf("%s: configuration OK\n", c.config_path);
+		return EXIT_OK;
+	}
+	if (c.argi >= argc) {
+		fprintf(stderr, "%s: missing command: status or dump\n", c.prog);
+		return EXIT_USAGE;
+	}
+	cmd = argv[c.argi];
+	if ((strcmp(cmd, "status") && strcmp(cmd, "dump")) || c.argi + 1 != argc) {
+		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status or dump)\n", c.prog,
+		        c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
+		return EXIT_USAGE;
+	}
+	qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
+	qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */
+	r = mmapq_open(&qp, &q, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return cli_exit_code_for_open(r);
+	}
+	code = !strcmp(cmd, "status") ? status(q, c.json) : dump(q, c.json);
+	mmapq_close(q);
+	if (fflush(stdout) != 0 && code == EXIT_OK) {
+		log_error("stdout: %s", strerror(errno));
+		code = EXIT_IOERR;
+	}
+	return code;
+}

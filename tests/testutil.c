@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mmapq.h"
+
+extern char **environ;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "testutil: %s: %s\n", what, strerror(errno));
+	exit(99);
+}
+
+uint64_t tu_now_ms(void)
+{
+	return mmapq_now_ns() / 1000000u;
+}
+
+char *tu_mkdtemp(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *d;
+	if (!base || !*base)
+		base = "/tmp";
+	if (asprintf(&d, "%s/mmapq-%s-XXXXXX", base, tag) < 0)
+		die("asprintf");
+	if (!mkdtemp(d))
+		die("mkdtemp");
+	return d;
+}
+
+void tu_rmdir_r(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *p;
+		struct stat st;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		p = tu_path(dir, e->d_name);
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			tu_rmdir_r(p);
+		else
+			unlink(p);
+		free(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+char *tu_path(const char *dir, const char *name)
+{
+	char *p;
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		die("asprintf");
+	return p;
+}
+
+char *tu_bin(const char *name)
+{
+	const char *dir = getenv("MMAPQ_BIN_DIR");
+	if (!dir || !*dir)
+		dir = ".";
+	return tu_path(dir, name);
+}
+
+int tu_spawn(struct tu_proc *p, char *const argv[], char *const env_extra[],
+             bool pipe_in, bool pipe_out, bool pipe_err)
+{
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+	pid_t pid;
+
+	if ((pipe_in && pipe2(in, O_CLOEXEC) < 0) || (pipe_out && pipe2(out, O_CLOEXEC) < 0) ||
+	    (pipe_err && pipe2(err, O_CLOEXEC) < 0))
+		die("pipe2");
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		if (pipe_in)
+			dup2(in[0], 0);
+		if (pipe_out)
+			dup2(out[1], 1);
+		if (pipe_err)
+			dup2(err[1], 2);
+		for (size_t i = 0; env_extra && env_extra[i]; i++)
+			putenv(env_extra[i]);
+		execve(argv[0], argv, environ);
+		fprintf(stderr, "testutil: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	p->pid = pid;
+	p->in_fd = pipe_in ? in[1] : -1;
+	p->out_fd = pipe_out ? out[0] : -1;
+	p->err_fd = pipe_err ? err[0] : -1;
+	if (pipe_in)
+		close(in[0]);
+	if (pipe_out)
+		close(out[1]);
+	if (pipe_err)
+		close(err[1]);
+	return 0;
+}
+
+int tu_wait(pid_t pid, int timeout_ms)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	int status;
+
+	if (pfd < 0)
+		die("pidfd_open");
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			die("waitpid");
+		uint64_t now = tu_now_ms();
+		if (now >= deadline) {
+			close(pfd);
+			return -ETIMEDOUT;
+		}
+		/* the pidfd becomes readable when the child exits */
+		struct pollfd pf = {.fd = pfd, .events = POLLIN};
+		poll(&pf, 1, (int)(deadline - now));
+	}
+	close(pfd);
+	return status;
+}
+
+void tu_kill(pid_t pid)
+{
+	int status;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
+static char *read_loop(int fd, const char *needle, int timeout_ms, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+
+	if (!buf)
+		die("malloc");
+	for (;;) {
+		buf[n] = '\0';
+		if (needle && strstr(buf, needle))
+			break;
+		uint64_t now = tu_now_ms();
+		if (now >= deadline) {
+			free(buf);
+			return NULL;
+		}
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		int r = poll(&pf, 1, (int)(deadline - now));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			continue;
+		if (cap - n < 2048) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			if (!buf)
+				die("realloc");
+		}
+		ssize_t k = read(fd, buf + n, cap - n - 1);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (needle) {
+				free(buf);
+				return NULL;
+			}
+			break;
+		}
+		n += (size_t)k;
+	}
+	if (len)
+		*len = n;
+	return buf;
+}
+
+char *tu_read_all(int fd, int timeout_ms, size_t *len)
+{
+	return read_loop(fd, NULL, timeout_ms, len);
+}
+
+char *tu_read_until(int fd, const char *needle, int timeout_ms, size_t *len)
+{
+	return read_loop(fd, needle, timeout_ms, len);
+}
+
+int tu_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t k = write(fd, p, len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+char *tu_read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *s;
+	if (fd < 0)
+		return NULL;
+	s = tu_read_all(fd, 10000, len);
+	close(fd);
+	return s;
+}
+
+int tu_write_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int r;
+	if (fd < 0)
+		return -errno;
+	r = tu_write_all(fd, buf, len);
+	close(fd);
+	return r;
+}
+
+void tu_dump_queue(const char *path, const char *why)
+{
+	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_error err;
+	struct mmapq_status st;
+	struct mmapq *q = NULL;
+	int r;
+
+	fprintf(stderr, "---- queue state (%s): %s\n", why, path);
+	r = mmapq_open(&p, &q, &err);
+	if (r < 0) {
+		fprintf(stderr, "     cannot open: %s\n", err.msg);
+		return;
+	}
+	if (mmapq_status(q, &st) == 0) {
+		fprintf(stderr,
+		        "     capacity %" PRIu32 " record_size %" PRIu32 " head %" PRIu64 " tail %" PRIu64
+		        " depth %" PRIu64 "\n",
+		        st.capacity, st.record_size, st.head, st.tail, st.tail - st.head);
+		fprintf(stderr,
+		        "     producer pid %d attached %d dropped %" PRIu64 " bad %" PRIu64
+		        " recoveries %" PRIu64 " attaches %" PRIu64 "\n",
+		        st.producer.pid, st.producer.attached, st.producer.dropped, st.producer.bad_input,
+		        st.producer.recoveries, st.producer.attaches);
+		fprintf(stderr,
+		        "     consumer pid %d attached %d recoveries %" PRIu64 " attaches %" PRIu64 "\n",
+		        st.consumer.pid, st.consumer.attached, st.consumer.recoveries,
+		        st.consumer.attaches);
+	}
+	mmapq_close(q);
+}
+
+int tu_exit_code(int status)
+{
+	if (status < 0)
+		return -1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return -1;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* testutil.h -- helpers shared by the test programs: scratch directories,
+ * child processes with deadlines (never sleeps), and queue-state dumps for
+ * failure messages. */
+#ifndef MMAPQ_TESTUTIL_H
+#define MMAPQ_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TEST_SKIP 77
+
+/* A fresh directory under $TMPDIR (or /tmp), removed with its files by
+ * tu_rmdir_r(). Aborts the test on failure. */
+char *tu_mkdtemp(const char *tag);
+void tu_rmdir_r(const char *dir);
+char *tu_path(const char *dir, const char *name); /* malloc'd dir/name */
+
+/* Path of a built program: $MMAPQ_BIN_DIR/name (set by ctest). */
+char *tu_bin(const char *name);
+
+struct tu_proc {
+	pid_t pid;
+	int in_fd;   /* write end of the child's stdin, or -1 */
+	int out_fd;  /* read end of the child's stdout, or -1 */
+	int err_fd;  /* read end of the child's stderr, or -1 */
+};
+
+/* Start argv[0] with pipes for the streams asked for (others inherit).
+ * env_extra: NULL or a NULL-terminated list of "K=V" added to the env. */
+int tu_spawn(struct tu_proc *p, char *const argv[], char *const env_extra[],
+             bool pipe_in, bool pipe_out, bool pipe_err);
+
+/* Wait for the child to exit, at most timeout_ms (poll on a pidfd).
+ * Returns the wait status, or -ETIMEDOUT (the child is left running). */
+int tu_wait(pid_t pid, int timeout_ms);
+/* SIGKILL and reap. */
+void tu_kill(pid_t pid);
+
+/* Read from fd until EOF or timeout_ms passes; returns a malloc'd,
+ * NUL-terminated buffer (length in *len if len != NULL), NULL on timeout. */
+char *tu_read_all(int fd, int timeout_ms, size_t *len);
+/* Read from fd until the data read so far contains needle, or timeout. */
+char *tu_read_until(int fd, const char *needle, int timeout_ms, size_t *len);
+int tu_write_all(int fd, const void *buf, size_t len);
+char *tu_read_file(const char *path, size_t *len);
+int tu_write_file(const char *path, const void *buf, size_t len);
+
+/* Print the queue's header state (head, tail, pids, counters, wait flags)
+ * to stderr, prefixed with why; used on every failure. */
+void tu_dump_queue(const char *path, const char *why);
+
+/* Exit status helpers for wait statuses. */
+int tu_exit_code(int status); /* exit code, or 128+signal, or -1 */
+
+uint64_t tu_now_ms(void);
+
+#endif
