@@ -208,6 +208,27 @@ static uint64_t load_tail(const struct mmapq *q)
 	return __atomic_load_n(&q->h->producer.position, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * head and tail as one consistent pair without the mutex (observer): tail
+ * read between two equal reads of head was read while head stood still, so
+ * head <= tail <= head + capacity holds for the pair unless the file is
+ * corrupt.
+ */
+static int snapshot_positions(const struct mmapq *q, uint64_t *head, uint64_t *tail)
+{
+	for (int i = 0; i < 1000; i++) {
+		uint64_t h1 = load_head(q), t = load_tail(q), h2 = load_head(q);
+		if (h1 != h2)
+			continue;
+		if (h1 > t || t - h1 > q->capacity)
+			return -EBADMSG;
+		*head = h1;
+		*tail = t;
+		return 0;
+	}
+	return -EAGAIN;
+}
+
 static void count(uint64_t *field, uint64_t n)
 {
 	/* single writer (the role owner); atomic so readers never see tearing */
@@ -697,15 +718,22 @@ static int take_role(struct mmapq *q, struct mmapq_error *err)
 static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
 	uint64_t real_size;
-	bool alone;
+	bool alone = false;
 	int r;
 
 	/* Exclusive if nobody else is attached, else shared (waiting, if
 	 * needed, only for another process's brief validate-and-reinit). */
 	r = ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
-	alone = r == 0;
-	if (r == -EAGAIN || r == -EACCES)
+	if (r == -EAGAIN || r == -EACCES) {
 		r = ofd_lock(q->fd, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		/* Whoever held it exclusively may have given up (a bad config)
+		 * and left: try to upgrade, or we would trust a lock word nobody
+		 * re-initialised.  A failed upgrade keeps our shared lock. */
+		if (r == 0 && ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) == 0)
+			alone = true;
+	} else {
+		alone = r == 0;
+	}
 	if (r < 0) {
 		set_err(err, "%s: cannot lock: %s", q->path, strerror(-r));
 		return r;
@@ -778,7 +806,7 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 
 static int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	uint64_t real_size;
+	uint64_t real_size, head, tail;
 	int r = map_file(q, p, err, &real_size);
 	if (r < 0)
 		return r;
@@ -786,7 +814,13 @@ static int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_e
 	if (r < 0)
 		return r;
 	adopt_geometry(q);
-	return 0;
+	r = snapshot_positions(q, &head, &tail);
+	if (r == -EBADMSG)
+		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
+		        ", capacity %" PRIu32, q->path, load_head(q), load_tail(q), q->capacity);
+	else if (r < 0)
+		set_err(err, "%s: positions keep changing; try again", q->path);
+	return r;
 }
 
 int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err)
@@ -1100,9 +1134,10 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 	s.format = q->format;
 	s.file_size = q->h->file_size;
 	s.created_usec = q->h->created_usec;
-	/* head first: a tail read after it is never behind it */
-	s.head = load_head(q);
-	s.tail = load_tail(q);
+	int r = snapshot_positions(q, &s.head, &s.tail);
+
+	if (r < 0)
+		return r;
 	side_status(q, &q->h->producer, MMAPQ_LOCK_PRODUCER, &s.producer);
 	side_status(q, &q->h->consumer, MMAPQ_LOCK_CONSUMER, &s.consumer);
 	*st = s;
@@ -1111,12 +1146,12 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 
 int mmapq_peek(struct mmapq *q, uint64_t seq, struct mmapq_record *r)
 {
-	uint64_t head = load_head(q), tail = load_tail(q);
+	uint64_t head, tail;
 	struct mmapq_record rec;
-	int ret;
+	int ret = snapshot_positions(q, &head, &tail);
 
-	if (tail < head || tail - head > q->capacity)
-		return -EBADMSG;
+	if (ret < 0)
+		return ret;
 	if (seq < head || seq >= tail)
 		return -ENOENT;
 	ret = read_slot(q, seq, &rec);

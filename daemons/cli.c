@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -193,6 +194,33 @@ void cli_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+}
+
+static char sigbus_msg[512];
+static size_t sigbus_len;
+
+static void on_sigbus(int sig)
+{
+	/* async-signal-safe: a preformatted message and _exit */
+	(void)sig;
+	if (write(STDERR_FILENO, sigbus_msg, sigbus_len) < 0) {
+		/* nothing more can be done */
+	}
+	_exit(EXIT_BADQUEUE);
+}
+
+void cli_sigbus_guard(const char *queue_path)
+{
+	struct sigaction sa;
+	int n = snprintf(sigbus_msg, sizeof(sigbus_msg),
+	                 "%s: fatal: %s was truncated or removed while mapped (SIGBUS)\n",
+	                 log_ident(), queue_path);
+
+	sigbus_len = n < 0 ? 0 : (size_t)n < sizeof(sigbus_msg) ? (size_t)n : sizeof(sigbus_msg) - 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_role role)

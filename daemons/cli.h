@@ -53,6 +53,11 @@ int cli_exit_code_for_open(int r);
 extern volatile sig_atomic_t cli_stop;
 void cli_signals(void);
 
+/* A queue file truncated under our mapping turns the next access into
+ * SIGBUS: make that a clear fatal error naming the file and exit 65
+ * instead of a core dump. */
+void cli_sigbus_guard(const char *queue_path);
+
 struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_role role);
 
 #endif

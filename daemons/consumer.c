@@ -143,7 +143,8 @@ static void stats(struct consumer *c, int force)
 
 	if (!c->cfg.stats_interval || (!force && now < c->next_stats_ns))
 		return;
-	mmapq_status(c->q, &st);
+	if (mmapq_status(c->q, &st) < 0)
+		return;
 	log_info("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %.1f rec/s", st.head,
 	         st.tail - st.head, st.capacity,
 	         (double)(c->consumed - c->stats_consumed) / c->cfg.stats_interval);
@@ -227,6 +228,7 @@ int main(int argc, char **argv)
 	if (code)
 		return code;
 	qp = cli_queue_params(&c.cfg, MMAPQ_ROLE_CONSUMER);
+	cli_sigbus_guard(qp.path);
 	r = mmapq_open(&qp, &c.q, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);

@@ -15,6 +15,11 @@ void log_init(const char *name)
 	ident = name;
 }
 
+const char *log_ident(void)
+{
+	return ident;
+}
+
 void log_set_level(enum mmapq_log_level level)
 {
 	max_level = level;

@@ -11,6 +11,7 @@
 #include "config.h"
 
 void log_init(const char *ident);
+const char *log_ident(void);
 void log_set_level(enum mmapq_log_level level);
 enum mmapq_log_level log_get_level(void);
 

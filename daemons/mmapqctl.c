@@ -90,8 +90,12 @@ static int status(struct mmapq *q, bool json)
 {
 	struct mmapq_status st;
 	const char *path = mmapq_path(q);
+	int r = mmapq_status(q, &st);
 
-	mmapq_status(q, &st);
+	if (r < 0) {
+		log_error("%s: %s", path, mmapq_strerror(r));
+		return EXIT_BADQUEUE;
+	}
 	if (json) {
 		printf("{\"path\":");
 		json_string(stdout, path, strlen(path));
@@ -125,13 +129,18 @@ static int dump(struct mmapq *q, bool json)
 {
 	struct mmapq_status st;
 	bool first = true;
+	int r = mmapq_status(q, &st);
 
-	mmapq_status(q, &st);
+	if (r < 0) {
+		log_error("%s: %s", mmapq_path(q), mmapq_strerror(r));
+		return EXIT_BADQUEUE;
+	}
 	if (json)
 		printf("[");
 	for (uint64_t seq = st.head; seq < st.tail; seq++) {
 		struct mmapq_record rec;
-		int r = mmapq_peek(q, seq, &rec);
+
+		r = mmapq_peek(q, seq, &rec);
 		if (r == -ENOENT)
 			continue; /* consumed while we were reading */
 		if (r < 0) {
@@ -196,6 +205,7 @@ int main(int argc, char **argv)
 	}
 	qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
 	qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */
+	cli_sigbus_guard(qp.path);
 	r = mmapq_open(&qp, &q, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);

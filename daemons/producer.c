@@ -97,7 +97,8 @@ static void stats(struct producer *p, int force)
 	log_limit_flush(&p->drop_limit, 0);
 	if (!p->cfg.stats_interval || (!force && now < p->next_stats_ns))
 		return;
-	mmapq_status(p->q, &st);
+	if (mmapq_status(p->q, &st) < 0)
+		return;
 	log_info("published %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %.1f rec/s, dropped %" PRIu64
 	         ", bad input %" PRIu64, st.tail, st.tail - st.head, st.capacity,
 	         (double)(st.tail - p->stats_published) / p->cfg.stats_interval, st.producer.dropped,
@@ -260,6 +261,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &stop_sigs, &unblocked);
 
 	qp = cli_queue_params(&p.cfg, MMAPQ_ROLE_PRODUCER);
+	cli_sigbus_guard(qp.path);
 	r = mmapq_open(&qp, &p.q, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
