@@ -43,12 +43,18 @@ typedef void (*mmapq_config_change_fn)(void *ctx, const char *section, const cha
                                        int needs_restart);
 
 void mmapq_config_defaults(struct mmapq_config *c);
+/* Defaults, then the file.  0; -ENOENT (missing: not reported); -EINVAL
+ * (errors in the file, each reported with its line; or not a regular file);
+ * another -errno (-EISDIR, -EACCES, -EIO...).  Every failure but -ENOENT
+ * went to on_error, line 0 if not about a line.  *c is untouched unless 0. */
 int mmapq_config_load(struct mmapq_config *c, const char *path,
                       mmapq_config_error_fn on_error, void *ctx);
 int mmapq_config_diff(const struct mmapq_config *old_cfg, const struct mmapq_config *new_cfg,
                       mmapq_config_change_fn on_change, void *ctx);
+/* 0, -ENOENT (no such key) or -ENOBUFS; the text is as in mmapq.ini. */
 int mmapq_config_format_value(const struct mmapq_config *c, const char *section,
                               const char *key, char *buf, size_t size);
+/* "error" ... "debug"; NULL for a value that is not a level. */
 const char *mmapq_log_level_name(enum mmapq_log_level l);
 
 #endif /* MMAPQ_CONFIG_H */

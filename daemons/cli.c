@@ -134,9 +134,7 @@ int cli_load_config(const struct cli *c, struct mmapq_config *cfg)
 		r = 0;
 	} else if (r == -ENOENT) {
 		log_plain("%s: no such configuration file", c->config_path);
-	} else if (r < 0 && r != -EINVAL) {
-		log_plain("%s: cannot read: %s", c->config_path, strerror(-r));
-	}
+	} /* every other error went to print_config_error already */
 	if (r < 0)
 		return EXIT_CONFIG;
 	if (c->queue_path) {

@@ -1,0 +1,801 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.c -- mmapq.ini.
+ *
+ * Every key is described once, in MMAPQ_CONFIG_KEYS below; defaults,
+ * loading, validation, formatting and diffing are all driven by that table,
+ * and the default values are strings parsed by the same code as the file, so
+ * a default can never bypass validation.
+ *
+ * inih (Debian's libinih 55: INI_MAX_LINE 200 on the stack, multi-line
+ * values on, no line number passed to the handler) is fed through our own
+ * reader, because on its own it
+ *   - silently splits a line longer than its buffer into several lines,
+ *   - glues indented lines onto the previous key,
+ *   - never tells the handler about section headers (so an empty unknown
+ *     section would go unnoticed) and truncates section names to 49 bytes,
+ *   - reports only the first syntax error.
+ * The reader reads each physical line whole with getline(), counts lines,
+ * checks the line's structure itself and hands inih only lines that cannot
+ * trigger any of the above: a key line exactly as written, or a comment in
+ * place of everything else (section headers included: the current section
+ * is tracked here, not by inih).  inih still splits "key = value ; comment".
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+enum cfg_type {
+	CFG_PATH,    /* string: non-empty, < MMAPQ_CONFIG_STR_MAX bytes     */
+	CFG_WORD,    /* string: one of names[]                              */
+	CFG_OUTPUT,  /* string: stdout | null | file:PATH                   */
+	CFG_U32,     /* strict decimal, min..max                            */
+	CFG_POW2,    /* strict decimal, min..max, a power of two            */
+	CFG_ENUM,    /* one of names[], stored as its uint32_t value        */
+	CFG_MODE,    /* octal file mode, min..max, must include CFG_MODE_RW */
+};
+
+/* A queue file its owner cannot read and write is useless. */
+#define CFG_MODE_RW 0600u
+
+struct cfg_name {
+	const char *name;
+	uint32_t value;
+};
+
+static const struct cfg_name format_names[] = {
+	{ "int", MMAPQ_FORMAT_INT }, { "line", MMAPQ_FORMAT_LINE }, { NULL, 0 },
+};
+static const struct cfg_name sync_names[] = {
+	{ "never", MMAPQ_SYNC_NEVER }, { "batch", MMAPQ_SYNC_BATCH },
+	{ "always", MMAPQ_SYNC_ALWAYS }, { NULL, 0 },
+};
+/* Only standard input for now; the value is a string so that later input
+ * kinds need no change to struct mmapq_config. */
+static const struct cfg_name input_names[] = {
+	{ "stdin", 0 }, { NULL, 0 },
+};
+static const struct cfg_name on_full_names[] = {
+	{ "block", MMAPQ_ON_FULL_BLOCK }, { "drop", MMAPQ_ON_FULL_DROP }, { NULL, 0 },
+};
+static const struct cfg_name log_level_names[] = {
+	{ "error", MMAPQ_LOG_ERR }, { "warning", MMAPQ_LOG_WARNING },
+	{ "notice", MMAPQ_LOG_NOTICE }, { "info", MMAPQ_LOG_INFO },
+	{ "debug", MMAPQ_LOG_DEBUG }, { NULL, 0 },
+};
+
+/*
+ * X(section, key, type, default, min, max, field, names, needs_restart)
+ *
+ * needs_restart = 1: the running daemons keep the old value until they are
+ * restarted (queue geometry, file identity); 0: applied on reload.
+ * Sections appear in the order of their first key; keep the order of
+ * config/mmapq.ini.
+ */
+#define MMAPQ_CONFIG_KEYS(X)                                                                 \
+	X("queue",    "path",           CFG_PATH,   "/var/lib/mmapq/queue",                  \
+	  1, MMAPQ_CONFIG_STR_MAX - 1, queue_path, NULL, 1)                                  \
+	X("queue",    "capacity",       CFG_POW2,   "1024",                                  \
+	  MMAPQ_CAPACITY_MIN, MMAPQ_CAPACITY_MAX, capacity, NULL, 1)                         \
+	X("queue",    "record_size",    CFG_U32,    "64",                                    \
+	  MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX, record_size, NULL, 1)                \
+	X("queue",    "format",         CFG_ENUM,   "int",    0, 0, format, format_names, 1) \
+	X("queue",    "sync",           CFG_ENUM,   "never",  0, 0, sync, sync_names, 0)     \
+	X("queue",    "mode",           CFG_MODE,   "0660",   0, 0777, mode, NULL, 1)        \
+	X("producer", "input",          CFG_WORD,   "stdin",  0, 0, input, input_names, 1)   \
+	X("producer", "on_full",        CFG_ENUM,   "block",  0, 0, on_full, on_full_names, 0) \
+	X("consumer", "output",         CFG_OUTPUT, "stdout", 0, 0, output, NULL, 0)         \
+	X("log",      "level",          CFG_ENUM,   "info",   0, 0, log_level, log_level_names, 0) \
+	X("log",      "stats_interval", CFG_U32,    "0",      0, 86400, stats_interval, NULL, 0)
+
+struct cfg_key {
+	const char *section;
+	const char *key;
+	enum cfg_type type;
+	const char *def;
+	uint32_t min, max;
+	size_t offset;
+	const struct cfg_name *names;
+	int needs_restart;
+};
+
+#define CFG_IS_STRING(type) ((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT)
+
+/* String fields are whole char[MMAPQ_CONFIG_STR_MAX] arrays; every other
+ * field (enums included) is stored and read as a uint32_t with memcpy. */
+#define CFG_CHECK_FIELD(section, key, type, def, min, max, field, names, restart)          \
+	_Static_assert(CFG_IS_STRING(type) ?                                                  \
+	               sizeof(((struct mmapq_config *)0)->field) == MMAPQ_CONFIG_STR_MAX :    \
+	               sizeof(((struct mmapq_config *)0)->field) == sizeof(uint32_t),         \
+	               "field type of [" section "] " key);
+MMAPQ_CONFIG_KEYS(CFG_CHECK_FIELD)
+
+#define CFG_ENTRY(section, key, type, def, min, max, field, names, restart)                 \
+	{ section, key, type, def, min, max, offsetof(struct mmapq_config, field), names, restart },
+static const struct cfg_key cfg_keys[] = { MMAPQ_CONFIG_KEYS(CFG_ENTRY) };
+
+#define CFG_NKEYS ARRAY_SIZE(cfg_keys)
+
+/* ---- values ---- */
+
+static char *cfg_str(struct mmapq_config *c, const struct cfg_key *k)
+{
+	return (char *)c + k->offset;
+}
+
+static const char *cfg_cstr(const struct mmapq_config *c, const struct cfg_key *k)
+{
+	return (const char *)c + k->offset;
+}
+
+static void cfg_set_u32(struct mmapq_config *c, const struct cfg_key *k, uint32_t v)
+{
+	memcpy((char *)c + k->offset, &v, sizeof(v));
+}
+
+static uint32_t cfg_get_u32(const struct mmapq_config *c, const struct cfg_key *k)
+{
+	uint32_t v;
+
+	memcpy(&v, (const char *)c + k->offset, sizeof(v));
+	return v;
+}
+
+static const struct cfg_name *cfg_name_by_name(const struct cfg_name *n, const char *s)
+{
+	for (; n->name; n++)
+		if (!strcmp(n->name, s))
+			return n;
+	return NULL;
+}
+
+static const struct cfg_name *cfg_name_by_value(const struct cfg_name *n, uint32_t v)
+{
+	for (; n->name; n++)
+		if (n->value == v)
+			return n;
+	return NULL;
+}
+
+/* Digits only, in the given base: no sign, no blanks, no prefix, nothing
+ * after, no overflow past UINT32_MAX.  -ERANGE on overflow. */
+static int cfg_parse_uint(const char *s, unsigned base, uint32_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		unsigned d;
+
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		d = (unsigned)(*s - '0');
+		if (d >= base)
+			return -EINVAL;
+		v = v * base + d;
+		if (v > UINT32_MAX) {
+			/* Keep going: "99999999999x" is not a number at all. */
+			for (s++; *s; s++)
+				if (*s < '0' || *s >= (char)('0' + base))
+					return -EINVAL;
+			return -ERANGE;
+		}
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+/*
+ * Parse value (non-empty) into c's field for k.  Returns NULL on success or
+ * the reason it is invalid, to follow the quoted value in the message.
+ * Nothing is stored on failure.
+ */
+static const char *cfg_parse_value(const struct cfg_key *k, const char *value,
+                                   struct mmapq_config *c)
+{
+	const struct cfg_name *n;
+	size_t len = strlen(value);
+	uint32_t v;
+	int r;
+
+	switch (k->type) {
+	case CFG_PATH:
+		if (len < k->min)
+			return "is too short";
+		if (len > k->max)
+			return "is too long";
+		break;
+	case CFG_WORD:
+		if (!cfg_name_by_name(k->names, value))
+			return "is not valid";
+		break;
+	case CFG_OUTPUT:
+		if (!strcmp(value, "stdout") || !strcmp(value, "null"))
+			break;
+		if (strncmp(value, "file:", 5))
+			return "is not valid";
+		if (!value[5])
+			return "has an empty PATH";
+		if (len > MMAPQ_CONFIG_STR_MAX - 1)
+			return "is too long";
+		break;
+	case CFG_U32:
+	case CFG_POW2:
+		r = cfg_parse_uint(value, 10, &v);
+		if (r == -EINVAL)
+			return "is not a decimal integer";
+		if (r < 0 || v < k->min || v > k->max)
+			return "is out of range";
+		if (k->type == CFG_POW2 && (v & (v - 1)))
+			return "is not a power of two";
+		cfg_set_u32(c, k, v);
+		return NULL;
+	case CFG_ENUM:
+		n = cfg_name_by_name(k->names, value);
+		if (!n)
+			return "is not valid";
+		cfg_set_u32(c, k, n->value);
+		return NULL;
+	case CFG_MODE:
+		r = cfg_parse_uint(value, 8, &v);
+		if (r == -EINVAL)
+			return "is not an octal number";
+		if (r < 0 || v < k->min || v > k->max)
+			return "is out of range";
+		if ((v & CFG_MODE_RW) != CFG_MODE_RW)
+			return "lacks owner read and write";
+		cfg_set_u32(c, k, v);
+		return NULL;
+	}
+	/* the string types */
+	memcpy(cfg_str(c, k), value, len + 1);
+	return NULL;
+}
+
+/* What the key accepts, for error messages. */
+static void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
+{
+	const struct cfg_name *n;
+	size_t off = 0;
+
+	switch (k->type) {
+	case CFG_PATH:
+		snprintf(buf, size, "a path of %u to %u bytes", k->min, k->max);
+		return;
+	case CFG_OUTPUT:
+		snprintf(buf, size, "stdout, null, file:PATH");
+		return;
+	case CFG_U32:
+		snprintf(buf, size, "%u to %u", k->min, k->max);
+		return;
+	case CFG_POW2:
+		snprintf(buf, size, "a power of two from %u to %u", k->min, k->max);
+		return;
+	case CFG_MODE:
+		snprintf(buf, size, "an octal mode from %04o to %04o that includes %04o",
+		         k->min | CFG_MODE_RW, k->max, CFG_MODE_RW);
+		return;
+	case CFG_WORD:
+	case CFG_ENUM:
+		buf[0] = '\0';
+		for (n = k->names; n->name && off < size; n++) {
+			int w = snprintf(buf + off, size - off, "%s%s",
+			                 n == k->names ? "" : ", ", n->name);
+			if (w < 0)
+				break;
+			off += (size_t)w;
+		}
+		return;
+	}
+}
+
+/* Returns 0, or -ENOBUFS if the text (and its NUL) does not fit. */
+static int cfg_format(const struct mmapq_config *c, const struct cfg_key *k,
+                      char *buf, size_t size)
+{
+	const struct cfg_name *n;
+	uint32_t v;
+	int w = -1;
+
+	switch (k->type) {
+	case CFG_PATH:
+	case CFG_WORD:
+	case CFG_OUTPUT:
+		w = snprintf(buf, size, "%.*s", MMAPQ_CONFIG_STR_MAX - 1, cfg_cstr(c, k));
+		break;
+	case CFG_MODE:
+		w = snprintf(buf, size, "%04o", cfg_get_u32(c, k));
+		break;
+	case CFG_ENUM:
+		v = cfg_get_u32(c, k);
+		n = cfg_name_by_value(k->names, v);
+		/* A value no name maps to cannot come from a file; show it anyway. */
+		w = n ? snprintf(buf, size, "%s", n->name) : snprintf(buf, size, "%u", v);
+		break;
+	case CFG_U32:
+	case CFG_POW2:
+		w = snprintf(buf, size, "%u", cfg_get_u32(c, k));
+		break;
+	}
+	if (w < 0 || (size_t)w >= size)
+		return -ENOBUFS;
+	return 0;
+}
+
+static const struct cfg_key *cfg_find(const char *section, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < CFG_NKEYS; i++)
+		if (!strcmp(cfg_keys[i].section, section) && !strcmp(cfg_keys[i].key, key))
+			return &cfg_keys[i];
+	return NULL;
+}
+
+/* The table's own spelling of section, or NULL if no key lives there. */
+static const char *cfg_find_section(const char *section)
+{
+	size_t i;
+
+	for (i = 0; i < CFG_NKEYS; i++)
+		if (!strcmp(cfg_keys[i].section, section))
+			return cfg_keys[i].section;
+	return NULL;
+}
+
+/* Comma-separated section names (sec == NULL) or keys of section sec. */
+static void cfg_list(const char *sec, char *buf, size_t size)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < CFG_NKEYS && off < size; i++) {
+		const char *word;
+		int w;
+
+		if (sec) {
+			if (strcmp(cfg_keys[i].section, sec))
+				continue;
+			word = cfg_keys[i].key;
+		} else {
+			if (i > 0 && !strcmp(cfg_keys[i - 1].section, cfg_keys[i].section))
+				continue;
+			word = cfg_keys[i].section;
+		}
+		w = snprintf(buf + off, size - off, "%s%s", off ? ", " : "", word);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+}
+
+void mmapq_config_defaults(struct mmapq_config *c)
+{
+	size_t i;
+
+	/* Zero first so that whole structs compare equal with memcmp. */
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < CFG_NKEYS; i++) {
+		/* Cannot fail: test_config checks every default. */
+		(void)cfg_parse_value(&cfg_keys[i], cfg_keys[i].def, c);
+	}
+}
+
+/* ---- loading ---- */
+
+struct cfg_parse {
+	FILE *f;
+	const char *path;
+	mmapq_config_error_fn on_error;
+	void *ctx;
+
+	char *buf;              /* getline's buffer */
+	size_t bufsize;
+	unsigned lineno;        /* of the line last handed to inih */
+	int read_err;           /* negative errno if reading stopped early */
+
+	const char *section;    /* current section (table spelling); NULL if none */
+	bool skip_section;      /* in an unknown or malformed section: ignore keys */
+
+	unsigned nerrors;
+	unsigned first_line[CFG_NKEYS]; /* where each key was set, 0 = not yet */
+	struct mmapq_config cfg;        /* the result, copied out only if no errors */
+};
+
+static void cfg_error(struct cfg_parse *p, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void cfg_error(struct cfg_parse *p, unsigned line, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	p->nerrors++;
+	if (!p->on_error)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p->on_error(p->ctx, p->path, line, msg);
+}
+
+/*
+ * Text from the file, made safe to print inside '...': control bytes, DEL
+ * and backslash become \xNN, and long text is cut with "...".  UTF-8 passes
+ * through.  (Values are trimmed, so a quote inside cannot mislead.)  Returns
+ * buf.
+ */
+static const char *cfg_quote(const char *s, char *buf, size_t size)
+{
+	static const size_t max_shown = 64;
+	size_t i, off = 0;
+
+	for (i = 0; s[i]; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (i == max_shown || off + 8 > size) {
+			memcpy(buf + off, "...", 4);
+			return buf;
+		}
+		if (ch < 0x20 || ch == 0x7f || ch == '\\')
+			off += (size_t)snprintf(buf + off, size - off, "\\x%02x", ch);
+		else
+			buf[off++] = (char)ch;
+	}
+	buf[off] = '\0';
+	return buf;
+}
+
+/* isspace() as inih uses it, so both agree on what a blank is. */
+static bool cfg_isspace(char ch)
+{
+	return isspace((unsigned char)ch);
+}
+
+/* inih's inline comment: ';' right after a blank. */
+static bool cfg_inline_comment(const char *line, const char *s)
+{
+	return *s == ';' && s > line && cfg_isspace(s[-1]);
+}
+
+/*
+ * "[name]" with nothing after it but blanks or a comment.  Sets the current
+ * section (or skip_section after an error).
+ */
+static void cfg_section_line(struct cfg_parse *p, char *line)
+{
+	char q[512], q2[512], known[256];
+	char *end = strchr(line, ']'), *rest;
+
+	if (!end) {
+		cfg_error(p, p->lineno, "unterminated section header '%s' (missing ']')",
+		          cfg_quote(line, q, sizeof(q)));
+		/* Unknown name: do not blame the keys below on some other section. */
+		p->section = NULL;
+		p->skip_section = true;
+		return;
+	}
+	*end = '\0';
+	for (rest = end + 1; cfg_isspace(*rest); rest++)
+		;
+	if (*rest && *rest != ';' && *rest != '#')
+		cfg_error(p, p->lineno, "unexpected text after section header [%s]: '%s'",
+		          cfg_quote(line + 1, q, sizeof(q)), cfg_quote(rest, q2, sizeof(q2)));
+
+	p->section = cfg_find_section(line + 1);
+	p->skip_section = !p->section;
+	if (!p->section) {
+		cfg_list(NULL, known, sizeof(known));
+		cfg_error(p, p->lineno, "unknown section [%s] (known sections: %s)",
+		          cfg_quote(line + 1, q, sizeof(q)), known);
+	}
+}
+
+/*
+ * Whether line is something inih will split into "key = value" exactly as
+ * we mean it: the first '=' or ':' outside an inline comment must be '=',
+ * with a name before it.  Reports the error otherwise.
+ */
+static bool cfg_key_line_ok(struct cfg_parse *p, const char *line)
+{
+	char q[512];
+	const char *s;
+
+	for (s = line; *s && *s != '=' && *s != ':' && !cfg_inline_comment(line, s); s++)
+		;
+	if (*s != '=') {
+		cfg_error(p, p->lineno,
+		          "syntax error: expected '[section]', 'key = value' or a comment, got '%s'",
+		          cfg_quote(line, q, sizeof(q)));
+		return false;
+	}
+	if (s == line) {
+		cfg_error(p, p->lineno, "missing key name before '=' in '%s'",
+		          cfg_quote(line, q, sizeof(q)));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The ini_reader: one whole physical line per call, checked, and either
+ * handed on as it is or replaced by a comment line.  str has num bytes;
+ * inih needs room for the '\n' and the NUL, so lines of up to num - 2
+ * bytes (without the line end) get through unsplit.
+ */
+static char *cfg_reader(char *str, int num, void *stream)
+{
+	static const char bom[] = "\xef\xbb\xbf";
+	struct cfg_parse *p = stream;
+	size_t len, max;
+	const char *nul;
+	char *line;
+	ssize_t n;
+
+	if (num < 3) {
+		/* Not the inih we know: no room even for a comment line. */
+		p->read_err = -ENOBUFS;
+		return NULL;
+	}
+	max = (size_t)num - 2;
+	errno = 0;
+	n = getline(&p->buf, &p->bufsize, p->f);
+	if (n < 0) {
+		if (ferror(p->f))
+			p->read_err = errno ? -errno : -EIO;
+		else if (errno == ENOMEM)
+			p->read_err = -ENOMEM;
+		return NULL;
+	}
+	p->lineno++;
+	line = p->buf;
+	len = (size_t)n;
+	if (len && line[len - 1] == '\n')
+		len--;
+	if (len && line[len - 1] == '\r')
+		len--;
+	line[len] = '\0';
+	if (p->lineno == 1 && len >= 3 && !memcmp(line, bom, 3)) {
+		line += 3;
+		len -= 3;
+	}
+
+	strcpy(str, ";\n"); /* whatever is not a good key line */
+
+	nul = memchr(line, '\0', len);
+	if (nul) {
+		cfg_error(p, p->lineno, "NUL byte at column %zu", (size_t)(nul - line) + 1);
+		return str;
+	}
+	if (len > max) {
+		cfg_error(p, p->lineno, "line too long (%zu bytes, at most %zu)", len, max);
+		return str;
+	}
+
+	if (!*line || *line == ';' || *line == '#')
+		return str;
+	if (cfg_isspace(*line)) {
+		const char *s = line;
+
+		while (cfg_isspace(*s))
+			s++;
+		if (*s && *s != ';' && *s != '#')
+			cfg_error(p, p->lineno,
+			          "indented line: continuation lines are not supported "
+			          "(remove the leading blanks)");
+		return str;
+	}
+	if (*line == '[') {
+		cfg_section_line(p, line);
+		return str;
+	}
+	if (!cfg_key_line_ok(p, line))
+		return str;
+
+	memcpy(str, line, len);
+	memcpy(str + len, "\n", 2);
+	return str;
+}
+
+/* inih's handler, for the key line the reader just handed over. */
+static int cfg_handler(void *user, const char *section, const char *name, const char *value)
+{
+	char q[512], allowed[256], known[256];
+	struct cfg_parse *p = user;
+	const struct cfg_key *k;
+	const char *why;
+	size_t i;
+
+	(void)section;  /* always "": the reader tracks sections, not inih */
+	if (p->skip_section)
+		return 1;       /* already reported at the section header */
+	if (!p->section) {
+		for (i = 0; i < CFG_NKEYS; i++)
+			if (!strcmp(cfg_keys[i].key, name))
+				break;
+		if (i < CFG_NKEYS)
+			cfg_error(p, p->lineno, "key '%s' outside any section (it belongs in [%s])",
+			          name, cfg_keys[i].section);
+		else
+			cfg_error(p, p->lineno, "key '%s' outside any section",
+			          cfg_quote(name, q, sizeof(q)));
+		return 1;
+	}
+	k = cfg_find(p->section, name);
+	if (!k) {
+		cfg_list(p->section, known, sizeof(known));
+		cfg_error(p, p->lineno, "unknown key '%s' in [%s] (known keys: %s)",
+		          cfg_quote(name, q, sizeof(q)), p->section, known);
+		return 1;
+	}
+	i = (size_t)(k - cfg_keys);
+	if (p->first_line[i]) {
+		cfg_error(p, p->lineno, "duplicate key '%s' in [%s] (first set on line %u)",
+		          k->key, k->section, p->first_line[i]);
+		return 1;
+	}
+	p->first_line[i] = p->lineno;
+
+	cfg_allowed(k, allowed, sizeof(allowed));
+	if (!*value) {
+		cfg_error(p, p->lineno, "[%s] %s: empty value (allowed: %s)",
+		          k->section, k->key, allowed);
+		return 1;
+	}
+	why = cfg_parse_value(k, value, &p->cfg);
+	if (why)
+		cfg_error(p, p->lineno, "[%s] %s: '%s' %s (allowed: %s)", k->section, k->key,
+		          cfg_quote(value, q, sizeof(q)), why, allowed);
+	return 1;
+}
+
+/* A failure that is not about a line: reported once, as line 0. */
+static int cfg_fail(mmapq_config_error_fn on_error, void *ctx, const char *path,
+                    int r, const char *what)
+{
+	char msg[256];
+
+	if (on_error) {
+		snprintf(msg, sizeof(msg), "%s%s%s", what ? what : "", what ? ": " : "",
+		         strerror(-r));
+		on_error(ctx, path, 0, msg);
+	}
+	return r;
+}
+
+int mmapq_config_load(struct mmapq_config *c, const char *path,
+                      mmapq_config_error_fn on_error, void *ctx)
+{
+	struct cfg_parse *p;
+	struct stat st;
+	int fd, r;
+
+	if (!c || !path)
+		return -EINVAL;
+
+	/* O_NONBLOCK: a FIFO must not hang us before we can reject it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		/* Whether a missing file is fine is the caller's business. */
+		if (errno == ENOENT)
+			return -ENOENT;
+		return cfg_fail(on_error, ctx, path, -errno, NULL);
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return cfg_fail(on_error, ctx, path, r, NULL);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		if (on_error)
+			on_error(ctx, path, 0, S_ISDIR(st.st_mode) ? "is a directory" :
+			                                         "not a regular file");
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	}
+
+	/* ~13 KiB: keep it off the stack, which inih already uses. */
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		close(fd);
+		return cfg_fail(on_error, ctx, path, -ENOMEM, NULL);
+	}
+	p->f = fdopen(fd, "r");
+	if (!p->f) {
+		r = -errno;
+		close(fd);
+		free(p);
+		return cfg_fail(on_error, ctx, path, r, NULL);
+	}
+	p->path = path;
+	p->on_error = on_error;
+	p->ctx = ctx;
+	mmapq_config_defaults(&p->cfg);
+
+	r = ini_parse_stream(cfg_reader, p, cfg_handler, p);
+	if (r > 0) {
+		/* The reader hands inih only lines it parses cleanly, so this
+		 * should not happen; if it does, the line was not reported. */
+		cfg_error(p, (unsigned)r, "syntax error");
+	}
+
+	if (p->read_err) {
+		r = cfg_fail(on_error, ctx, path, p->read_err, "read error");
+	} else if (r < 0) {
+		/* -2: inih's own line buffer (only if built without INI_USE_STACK) */
+		r = cfg_fail(on_error, ctx, path, r == -2 ? -ENOMEM : -EIO, NULL);
+	} else if (p->nerrors) {
+		r = -EINVAL;
+	} else {
+		*c = p->cfg;
+		r = 0;
+	}
+
+	free(p->buf);
+	fclose(p->f);
+	free(p);
+	return r;
+}
+
+/* ---- the loaded config ---- */
+
+int mmapq_config_diff(const struct mmapq_config *old_cfg, const struct mmapq_config *new_cfg,
+                      mmapq_config_change_fn on_change, void *ctx)
+{
+	int changed = 0;
+	size_t i;
+
+	for (i = 0; i < CFG_NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		/* Any value fits: strings are at most MMAPQ_CONFIG_STR_MAX - 1 bytes. */
+		char o[MMAPQ_CONFIG_STR_MAX], n[MMAPQ_CONFIG_STR_MAX];
+
+		/* Compare the text, not the bytes: what is after a string's
+		 * NUL is not part of the value. */
+		if (cfg_format(old_cfg, k, o, sizeof(o)) < 0 ||
+		    cfg_format(new_cfg, k, n, sizeof(n)) < 0)
+			return -ENOBUFS;
+		if (!strcmp(o, n))
+			continue;
+		changed++;
+		if (on_change)
+			on_change(ctx, k->section, k->key, o, n, k->needs_restart);
+	}
+	return changed;
+}
+
+int mmapq_config_format_value(const struct mmapq_config *c, const char *section,
+                              const char *key, char *buf, size_t size)
+{
+	const struct cfg_key *k;
+
+	if (!c || !section || !key || (!buf && size))
+		return -EINVAL;
+	k = cfg_find(section, key);
+	if (!k)
+		return -ENOENT;
+	if (!size)
+		return -ENOBUFS;
+	return cfg_format(c, k, buf, size);
+}
+
+const char *mmapq_log_level_name(enum mmapq_log_level l)
+{
+	const struct cfg_name *n = cfg_name_by_value(log_level_names, (uint32_t)l);
+
+	return n ? n->name : NULL;
+}

@@ -1,0 +1,956 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_config -- common/config.c: defaults, the shipped config/mmapq.ini,
+ * every error kind (golden files tests/config/bad-*.ini, whose exact output
+ * is tests/config/bad-*.expected), lines inih would split, NUL bytes, BOM,
+ * CRLF, diff and format_value.
+ *
+ * Needs MMAPQ_SOURCE_DIR (set by ctest).  MMAPQ_UPDATE_GOLDEN=1 rewrites the
+ * .expected files from the actual output instead of comparing: review the
+ * git diff afterwards.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ini.h>
+
+#include "config.h"
+
+/* ---- helpers ---- */
+
+static char tmpdir[4096];
+
+static void die(const char *what)
+{
+	fprintf(stderr, "test_config: %s: %s\n", what, strerror(errno));
+	exit(99);
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		die("vasprintf");
+	return s;
+}
+
+static const char *source_dir(void)
+{
+	const char *d = getenv("MMAPQ_SOURCE_DIR");
+
+	if (!d || !*d) {
+		fprintf(stderr, "test_config: MMAPQ_SOURCE_DIR is not set (run it with ctest)\n");
+		exit(99);
+	}
+	return d;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *m;
+	char chunk[4096];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	m = open_memstream(&buf, &size);
+	if (!m)
+		die("open_memstream");
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, n, m);
+	fclose(f);
+	fclose(m);
+	if (len)
+		*len = size;
+	return buf;
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+		die(path);
+}
+
+/* Collects errors exactly as a daemon would print them, with the file's
+ * directory dropped so the golden files do not depend on where they are. */
+struct errs {
+	char *text;
+	size_t len;
+	unsigned count;
+	FILE *f;
+};
+
+static void errs_init(struct errs *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->f = open_memstream(&e->text, &e->len);
+	if (!e->f)
+		die("open_memstream");
+}
+
+/* The text so far; stays valid until errs_free. */
+static const char *errs_text(struct errs *e)
+{
+	fflush(e->f);
+	return e->text;
+}
+
+static void errs_free(struct errs *e)
+{
+	fclose(e->f);
+	free(e->text);
+}
+
+static void on_error(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	struct errs *e = ctx;
+	const char *base = strrchr(file, '/');
+
+	e->count++;
+	fprintf(e->f, "%s:%u: %s\n", base ? base + 1 : file, line, msg);
+}
+
+/* Writes data to tmpdir/name and loads it into *c. */
+static int load_data(const char *name, const void *data, size_t len,
+                     struct mmapq_config *c, struct errs *e)
+{
+	char *path = xasprintf("%s/%s", tmpdir, name);
+	int r;
+
+	write_file(path, data, len);
+	r = mmapq_config_load(c, path, on_error, e);
+	free(path);
+	return r;
+}
+
+static int load_str(const char *name, const char *text, struct mmapq_config *c, struct errs *e)
+{
+	return load_data(name, text, strlen(text), c, e);
+}
+
+/*
+ * Every key, as the tests see it.  nondefault is a valid value other than
+ * the default (NULL where the key accepts only its default for now).
+ */
+static const struct {
+	const char *section, *key, *def, *nondefault;
+	int needs_restart;
+} keys[] = {
+	{ "queue",    "path",           "/var/lib/mmapq/queue", "/srv/mmapq test/q.dat", 1 },
+	{ "queue",    "capacity",       "1024",   "16777216",        1 },
+	{ "queue",    "record_size",    "64",     "1048576",         1 },
+	{ "queue",    "format",         "int",    "line",            1 },
+	{ "queue",    "sync",           "never",  "always",          0 },
+	{ "queue",    "mode",           "0660",   "0600",            1 },
+	{ "producer", "input",          "stdin",  NULL,              1 },
+	{ "producer", "on_full",        "block",  "drop",            0 },
+	{ "consumer", "output",         "stdout", "file:/var/log/mmapq.out", 0 },
+	{ "log",      "level",          "info",   "debug",           0 },
+	{ "log",      "stats_interval", "0",      "86400",           0 },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* A file setting every key that has one to its non-default value. */
+static const char *nondefault_ini(void)
+{
+	static char *buf;
+	size_t size = 0, i;
+	FILE *m;
+
+	if (buf)
+		return buf;
+	m = open_memstream(&buf, &size);
+	if (!m)
+		die("open_memstream");
+	for (i = 0; i < NKEYS; i++) {
+		if (i == 0 || strcmp(keys[i].section, keys[i - 1].section))
+			fprintf(m, "[%s]\n", keys[i].section);
+		if (keys[i].nondefault)
+			fprintf(m, "%s = %s\n", keys[i].key, keys[i].nondefault);
+	}
+	fclose(m);
+	return buf;
+}
+
+static void assert_defaults(const struct mmapq_config *c)
+{
+	assert_string_equal(c->queue_path, "/var/lib/mmapq/queue");
+	assert_int_equal(c->capacity, 1024);
+	assert_int_equal(c->record_size, 64);
+	assert_int_equal(c->format, MMAPQ_FORMAT_INT);
+	assert_int_equal(c->sync, MMAPQ_SYNC_NEVER);
+	assert_int_equal(c->mode, 0660);
+	assert_string_equal(c->input, "stdin");
+	assert_int_equal(c->on_full, MMAPQ_ON_FULL_BLOCK);
+	assert_string_equal(c->output, "stdout");
+	assert_int_equal(c->log_level, MMAPQ_LOG_INFO);
+	assert_int_equal(c->stats_interval, 0);
+}
+
+/* A config unlike the defaults in every field, to see what load changes. */
+static void fill_nondefault(struct mmapq_config *c)
+{
+	struct errs e;
+
+	errs_init(&e);
+	mmapq_config_defaults(c);
+	assert_int_equal(load_str("nondefault.ini", nondefault_ini(), c, &e), 0);
+	errs_free(&e);
+}
+
+/* ---- tests ---- */
+
+static void test_defaults(void **state)
+{
+	struct mmapq_config c;
+	char buf[MMAPQ_CONFIG_STR_MAX];
+	size_t i;
+
+	memset(&c, 0xa5, sizeof(c));
+	mmapq_config_defaults(&c);
+	assert_defaults(&c);
+	for (i = 0; i < NKEYS; i++) {
+		assert_int_equal(mmapq_config_format_value(&c, keys[i].section, keys[i].key,
+		                                           buf, sizeof(buf)), 0);
+		assert_string_equal(buf, keys[i].def);
+	}
+}
+
+/* The shipped file sets every key, once, to its default, with a comment
+ * line above it, and nothing else: it cannot drift from the table. */
+static int shipped_handler(void *user, const char *section, const char *name, const char *value)
+{
+	unsigned *seen = user;
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++) {
+		if (!strcmp(section, keys[i].section) && !strcmp(name, keys[i].key)) {
+			seen[i]++;
+			if (strcmp(value, keys[i].def))
+				print_error("mmapq.ini: [%s] %s = %s, default is %s\n",
+				            section, name, value, keys[i].def);
+			return !strcmp(value, keys[i].def);
+		}
+	}
+	print_error("mmapq.ini: unexpected key [%s] %s\n", section, name);
+	return 0;
+}
+
+static void test_shipped_ini(void **state)
+{
+	char *path = xasprintf("%s/config/mmapq.ini", source_dir());
+	struct mmapq_config c, d;
+	unsigned seen[NKEYS] = { 0 };
+	char *text, *line, *prev = NULL, *save = NULL;
+	struct errs e;
+	size_t i;
+
+	errs_init(&e);
+	memset(&c, 0x5a, sizeof(c));
+	assert_int_equal(mmapq_config_load(&c, path, on_error, &e), 0);
+	assert_string_equal(errs_text(&e), "");
+	mmapq_config_defaults(&d);
+	assert_defaults(&c);
+	assert_memory_equal(&c, &d, sizeof(c));
+	assert_int_equal(mmapq_config_diff(&c, &d, NULL, NULL), 0);
+
+	assert_int_equal(ini_parse(path, shipped_handler, seen), 0);
+	for (i = 0; i < NKEYS; i++) {
+		if (seen[i] != 1)
+			print_error("mmapq.ini: [%s] %s set %u times\n",
+			            keys[i].section, keys[i].key, seen[i]);
+		assert_int_equal(seen[i], 1);
+	}
+
+	text = read_file(path, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "--check-config"));
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strchr(line, '=') && line[0] != ';' && line[0] != '#') {
+			assert_non_null(prev);
+			if (prev[0] != ';')
+				print_error("mmapq.ini: no comment above '%s'\n", line);
+			assert_int_equal(prev[0], ';');
+		}
+		prev = line;
+	}
+	free(text);
+	errs_free(&e);
+	free(path);
+}
+
+static void test_nondefault(void **state)
+{
+	struct mmapq_config c;
+	char buf[MMAPQ_CONFIG_STR_MAX];
+	struct errs e;
+	size_t i;
+
+	errs_init(&e);
+	mmapq_config_defaults(&c);
+	assert_int_equal(load_str("nondefault.ini", nondefault_ini(), &c, &e), 0);
+	assert_string_equal(errs_text(&e), "");
+
+	assert_string_equal(c.queue_path, "/srv/mmapq test/q.dat");
+	assert_int_equal(c.capacity, 16777216);
+	assert_int_equal(c.record_size, 1048576);
+	assert_int_equal(c.format, MMAPQ_FORMAT_LINE);
+	assert_int_equal(c.sync, MMAPQ_SYNC_ALWAYS);
+	assert_int_equal(c.mode, 0600);
+	assert_string_equal(c.input, "stdin");
+	assert_int_equal(c.on_full, MMAPQ_ON_FULL_DROP);
+	assert_string_equal(c.output, "file:/var/log/mmapq.out");
+	assert_int_equal(c.log_level, MMAPQ_LOG_DEBUG);
+	assert_int_equal(c.stats_interval, 86400);
+
+	for (i = 0; i < NKEYS; i++) {
+		assert_int_equal(mmapq_config_format_value(&c, keys[i].section, keys[i].key,
+		                                           buf, sizeof(buf)), 0);
+		assert_string_equal(buf, keys[i].nondefault ? keys[i].nondefault : keys[i].def);
+	}
+	errs_free(&e);
+}
+
+/* Other valid spellings and bounds. */
+static void test_valid_values(void **state)
+{
+	static const struct {
+		const char *text;
+		size_t offset;
+		uint32_t value;
+	} cases[] = {
+		{ "[queue]\ncapacity = 2\n", offsetof(struct mmapq_config, capacity), 2 },
+		{ "[queue]\ncapacity = 0016\n", offsetof(struct mmapq_config, capacity), 16 },
+		{ "[queue]\nrecord_size = 8\n", offsetof(struct mmapq_config, record_size), 8 },
+		{ "[queue]\nrecord_size = 1000\n", offsetof(struct mmapq_config, record_size), 1000 },
+		{ "[queue]\nmode = 777\n", offsetof(struct mmapq_config, mode), 0777 },
+		{ "[queue]\nmode = 00600\n", offsetof(struct mmapq_config, mode), 0600 },
+		{ "[queue]\nmode = 0640 ; comment\n", offsetof(struct mmapq_config, mode), 0640 },
+		{ "[queue]\nsync = batch\n", offsetof(struct mmapq_config, sync), MMAPQ_SYNC_BATCH },
+		{ "[log]\nlevel = error\n", offsetof(struct mmapq_config, log_level), MMAPQ_LOG_ERR },
+		{ "[log]\nlevel = warning\n", offsetof(struct mmapq_config, log_level), MMAPQ_LOG_WARNING },
+		{ "[log]\nlevel = notice\n", offsetof(struct mmapq_config, log_level), MMAPQ_LOG_NOTICE },
+		{ "[log]\nlevel=debug\n", offsetof(struct mmapq_config, log_level), MMAPQ_LOG_DEBUG },
+		{ "[log]\nstats_interval = 1\n", offsetof(struct mmapq_config, stats_interval), 1 },
+		{ "[log] ; a comment after the header\nstats_interval = 2\n",
+		  offsetof(struct mmapq_config, stats_interval), 2 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mmapq_config c;
+		struct errs e;
+		uint32_t v;
+
+		errs_init(&e);
+		if (load_str("valid.ini", cases[i].text, &c, &e) != 0)
+			print_error("case %zu: %s", i, errs_text(&e));
+		assert_string_equal(errs_text(&e), "");
+		memcpy(&v, (char *)&c + cases[i].offset, sizeof(v));
+		assert_int_equal(v, cases[i].value);
+		errs_free(&e);
+	}
+}
+
+/* One bad value per file: the exact message for each. */
+static void test_invalid_values(void **state)
+{
+	static const struct {
+		const char *line, *msg;
+	} cases[] = {
+		{ "capacity = +8", "[queue] capacity: '+8' is not a decimal integer "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = -8", "[queue] capacity: '-8' is not a decimal integer "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 0x10", "[queue] capacity: '0x10' is not a decimal integer "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 8x", "[queue] capacity: '8x' is not a decimal integer "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 1 024", "[queue] capacity: '1 024' is not a decimal integer "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 1e3", "[queue] capacity: '1e3' is not a decimal integer "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 0", "[queue] capacity: '0' is out of range "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 1", "[queue] capacity: '1' is out of range "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 33554432", "[queue] capacity: '33554432' is out of range "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 4294967296", "[queue] capacity: '4294967296' is out of range "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 99999999999999999999999", "[queue] capacity: "
+		  "'99999999999999999999999' is out of range "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 99999999999999999999999x", "[queue] capacity: "
+		  "'99999999999999999999999x' is not a decimal integer "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = 3", "[queue] capacity: '3' is not a power of two "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity =", "[queue] capacity: empty value "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "capacity = ; just a comment", "[queue] capacity: empty value "
+		  "(allowed: a power of two from 2 to 16777216)" },
+		{ "record_size = 7", "[queue] record_size: '7' is out of range "
+		  "(allowed: 8 to 1048576)" },
+		{ "record_size = 1048577", "[queue] record_size: '1048577' is out of range "
+		  "(allowed: 8 to 1048576)" },
+		{ "record_size = 64.0", "[queue] record_size: '64.0' is not a decimal integer "
+		  "(allowed: 8 to 1048576)" },
+		{ "format = INT", "[queue] format: 'INT' is not valid (allowed: int, line)" },
+		{ "format = \"int\"", "[queue] format: '\"int\"' is not valid (allowed: int, line)" },
+		{ "mode = 0999", "[queue] mode: '0999' is not an octal number "
+		  "(allowed: an octal mode from 0600 to 0777 that includes 0600)" },
+		{ "mode = 0o660", "[queue] mode: '0o660' is not an octal number "
+		  "(allowed: an octal mode from 0600 to 0777 that includes 0600)" },
+		{ "mode = 01777", "[queue] mode: '01777' is out of range "
+		  "(allowed: an octal mode from 0600 to 0777 that includes 0600)" },
+		{ "mode = 0400", "[queue] mode: '0400' lacks owner read and write "
+		  "(allowed: an octal mode from 0600 to 0777 that includes 0600)" },
+		{ "mode = 0066", "[queue] mode: '0066' lacks owner read and write "
+		  "(allowed: an octal mode from 0600 to 0777 that includes 0600)" },
+		{ "path = ;", "[queue] path: empty value (allowed: a path of 1 to 4095 bytes)" },
+		{ "sync = it's\\", "[queue] sync: 'it's\\x5c' is not valid "
+		  "(allowed: never, batch, always)" },
+		{ "sync = a\x01\x7f" "b", "[queue] sync: 'a\\x01\\x7fb' is not valid "
+		  "(allowed: never, batch, always)" },
+		{ "sync = 0123456789012345678901234567890123456789012345678901234567890123456789",
+		  "[queue] sync: '0123456789012345678901234567890123456789012345678901234567890123...'"
+		  " is not valid (allowed: never, batch, always)" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *text = xasprintf("[queue]\n%s\n", cases[i].line);
+		char *want = xasprintf("value.ini:2: %s\n", cases[i].msg);
+		struct mmapq_config c;
+		struct errs e;
+
+		errs_init(&e);
+		assert_int_equal(load_str("value.ini", text, &c, &e), -EINVAL);
+		assert_string_equal(errs_text(&e), want);
+		errs_free(&e);
+		free(want);
+		free(text);
+	}
+}
+
+/* tests/config/bad-NAME.ini must produce exactly bad-NAME.expected. */
+static void test_golden(void **state)
+{
+	char *pattern = xasprintf("%s/tests/config/bad-*.ini", source_dir());
+	bool update = getenv("MMAPQ_UPDATE_GOLDEN") != NULL;
+	glob_t g;
+	size_t i;
+
+	assert_int_equal(glob(pattern, 0, NULL, &g), 0);
+	assert_true(g.gl_pathc >= 5);
+	for (i = 0; i < g.gl_pathc; i++) {
+		const char *ini = g.gl_pathv[i];
+		char *expected_path = xasprintf("%.*s.expected", (int)(strlen(ini) - 4), ini);
+		struct mmapq_config c, before;
+		char *expected;
+		struct errs e;
+		int r;
+
+		errs_init(&e);
+		fill_nondefault(&c);
+		before = c;
+		r = mmapq_config_load(&c, ini, on_error, &e);
+		if (update) {
+			write_file(expected_path, errs_text(&e), strlen(errs_text(&e)));
+		} else {
+			expected = read_file(expected_path, NULL);
+			if (!expected)
+				print_error("%s: missing\n", expected_path);
+			assert_non_null(expected);
+			if (strcmp(errs_text(&e), expected))
+				print_error("%s: expected:\n%s\ngot:\n%s\n", ini, expected, errs_text(&e));
+			assert_string_equal(errs_text(&e), expected);
+			free(expected);
+		}
+		assert_int_equal(r, -EINVAL);
+		assert_true(e.count > 0);
+		/* Nothing applied, not even the good lines. */
+		assert_memory_equal(&c, &before, sizeof(c));
+		errs_free(&e);
+		free(expected_path);
+	}
+	globfree(&g);
+	free(pattern);
+}
+
+/* inih would split these lines; each is reported once and parsing goes on
+ * with the next line, which the duplicate and the bad value prove. */
+static void test_long_lines(void **state)
+{
+	size_t big = 1024 * 1024, n;
+	char *text, *p, *want;
+	struct mmapq_config c;
+	struct errs e;
+
+	text = malloc(2 * big + 1024);
+	assert_non_null(text);
+	p = text;
+	p += sprintf(p, "[queue]\npath = /");
+	memset(p, 'x', 300);
+	p += 300;
+	p += sprintf(p, "\ncapacity = 8\n; ");
+	memset(p, 'c', big);
+	p += big;
+	p += sprintf(p, "\ncapacity = 16\npath = ");
+	memset(p, 'p', big);
+	p += big;
+	p += sprintf(p, "\r\nsync = bogus\n");
+
+	errs_init(&e);
+	mmapq_config_defaults(&c);
+	assert_int_equal(load_data("long.ini", text, (size_t)(p - text), &c, &e), -EINVAL);
+	want = xasprintf("long.ini:2: line too long (308 bytes, at most 198)\n"
+	                 "long.ini:4: line too long (%zu bytes, at most 198)\n"
+	                 "long.ini:5: duplicate key 'capacity' in [queue] (first set on line 3)\n"
+	                 "long.ini:6: line too long (%zu bytes, at most 198)\n"
+	                 "long.ini:7: [queue] sync: 'bogus' is not valid "
+	                 "(allowed: never, batch, always)\n", big + 2, big + 7);
+	assert_string_equal(errs_text(&e), want);
+	free(want);
+	errs_free(&e);
+
+	/* The longest line that fits, and one byte more; the limit is on the
+	 * line without its end, so CRLF does not change it. */
+	p = text;
+	p += sprintf(p, "[queue]\r\npath = /");
+	n = 198 - strlen("path = /");
+	memset(p, 'y', n);
+	p += n;
+	p += sprintf(p, "\r\n");
+	errs_init(&e);
+	assert_int_equal(load_data("fits.ini", text, (size_t)(p - text), &c, &e), 0);
+	assert_string_equal(errs_text(&e), "");
+	assert_int_equal(strlen(c.queue_path), 198 - strlen("path = "));
+	assert_int_equal(c.queue_path[n], 'y');
+	errs_free(&e);
+
+	p -= 2;
+	p += sprintf(p, "z\n");
+	errs_init(&e);
+	assert_int_equal(load_data("199.ini", text, (size_t)(p - text), &c, &e), -EINVAL);
+	assert_string_equal(errs_text(&e), "199.ini:2: line too long (199 bytes, at most 198)\n");
+	errs_free(&e);
+
+	/* A long last line without a line end. */
+	errs_init(&e);
+	memset(text, 'q', 250);
+	assert_int_equal(load_data("last.ini", text, 250, &c, &e), -EINVAL);
+	assert_string_equal(errs_text(&e), "last.ini:1: line too long (250 bytes, at most 198)\n");
+	errs_free(&e);
+	free(text);
+}
+
+static void test_nul_bytes(void **state)
+{
+	static const char text[] = "[queue]\ncapacity = 8\0 16\nsync = batch\n\0\n"
+	                           "record_size = 1\n[log]\nlevel\0= debug\n";
+	struct mmapq_config c;
+	struct errs e;
+
+	errs_init(&e);
+	assert_int_equal(load_data("nul.ini", text, sizeof(text) - 1, &c, &e), -EINVAL);
+	assert_string_equal(errs_text(&e),
+	                    "nul.ini:2: NUL byte at column 13\n"
+	                    "nul.ini:4: NUL byte at column 1\n"
+	                    "nul.ini:5: [queue] record_size: '1' is out of range "
+	                    "(allowed: 8 to 1048576)\n"
+	                    "nul.ini:7: NUL byte at column 6\n");
+	errs_free(&e);
+}
+
+static void test_directory(void **state)
+{
+	struct mmapq_config c, before;
+	struct errs e;
+	int r;
+
+	errs_init(&e);
+	fill_nondefault(&c);
+	before = c;
+	r = mmapq_config_load(&c, tmpdir, on_error, &e);
+	assert_int_equal(r, -EISDIR);
+	assert_int_equal(e.count, 1);
+	assert_non_null(strstr(errs_text(&e), ":0: is a directory\n"));
+	assert_memory_equal(&c, &before, sizeof(c));
+	errs_free(&e);
+
+	errs_init(&e);
+	r = mmapq_config_load(&c, "/dev/null", on_error, &e);
+	assert_int_equal(r, -EINVAL);
+	assert_string_equal(errs_text(&e), "null:0: not a regular file\n");
+	assert_memory_equal(&c, &before, sizeof(c));
+	errs_free(&e);
+
+	/* A regular file that fails to read: reading offset 0 of our own
+	 * address space is EIO. */
+	errs_init(&e);
+	r = mmapq_config_load(&c, "/proc/self/mem", on_error, &e);
+	assert_int_equal(r, -EIO);
+	assert_string_equal(errs_text(&e), "mem:0: read error: Input/output error\n");
+	assert_memory_equal(&c, &before, sizeof(c));
+	errs_free(&e);
+}
+
+static void test_missing(void **state)
+{
+	char *path = xasprintf("%s/no-such-file.ini", tmpdir);
+	struct mmapq_config c, before;
+	struct errs e;
+
+	errs_init(&e);
+	fill_nondefault(&c);
+	before = c;
+	assert_int_equal(mmapq_config_load(&c, path, on_error, &e), -ENOENT);
+	assert_int_equal(e.count, 0);
+	assert_memory_equal(&c, &before, sizeof(c));
+	errs_free(&e);
+	free(path);
+
+	/* A path through a regular file: reported, with its errno. */
+	path = xasprintf("%s/plain.ini", tmpdir);
+	write_file(path, "", 0);
+	free(path);
+	path = xasprintf("%s/plain.ini/x", tmpdir);
+	errs_init(&e);
+	assert_int_equal(mmapq_config_load(&c, path, on_error, &e), -ENOTDIR);
+	assert_string_equal(errs_text(&e), "x:0: Not a directory\n");
+	errs_free(&e);
+	free(path);
+}
+
+static void test_unreadable(void **state)
+{
+	char *path = xasprintf("%s/unreadable.ini", tmpdir);
+	struct mmapq_config c;
+	struct errs e;
+
+	write_file(path, "", 0);
+	chmod(path, 0);
+	if (access(path, R_OK) == 0) {
+		free(path);
+		skip();     /* root reads anything */
+	}
+	errs_init(&e);
+	assert_int_equal(mmapq_config_load(&c, path, on_error, &e), -EACCES);
+	assert_string_equal(errs_text(&e), "unreadable.ini:0: Permission denied\n");
+	errs_free(&e);
+	free(path);
+}
+
+/* Whatever was in the struct, load starts from the defaults. */
+static void test_empty_and_partial(void **state)
+{
+	struct mmapq_config c, d;
+	struct errs e;
+
+	mmapq_config_defaults(&d);
+
+	errs_init(&e);
+	fill_nondefault(&c);
+	assert_int_equal(load_str("empty.ini", "", &c, &e), 0);
+	assert_memory_equal(&c, &d, sizeof(c));
+	errs_free(&e);
+
+	errs_init(&e);
+	fill_nondefault(&c);
+	assert_int_equal(load_str("comments.ini", "; only\n# comments\n\n   \n\t; and blanks\n"
+	                          "[producer]\n[log]\n", &c, &e), 0);
+	assert_memory_equal(&c, &d, sizeof(c));
+	errs_free(&e);
+
+	errs_init(&e);
+	fill_nondefault(&c);
+	assert_int_equal(load_str("partial.ini", "[queue]\ncapacity = 8\n", &c, &e), 0);
+	assert_string_equal(errs_text(&e), "");
+	assert_int_equal(c.capacity, 8);
+	d.capacity = 8;
+	assert_memory_equal(&c, &d, sizeof(c));
+	errs_free(&e);
+}
+
+static void test_bom_crlf(void **state)
+{
+	struct mmapq_config c;
+	struct errs e;
+
+	errs_init(&e);
+	assert_int_equal(load_str("bom.ini", "\xef\xbb\xbf[queue]\ncapacity = 8\n", &c, &e), 0);
+	assert_string_equal(errs_text(&e), "");
+	assert_int_equal(c.capacity, 8);
+	errs_free(&e);
+
+	errs_init(&e);
+	assert_int_equal(load_str("bomkey.ini", "\xef\xbb\xbf" "capacity = 8\n", &c, &e), -EINVAL);
+	assert_string_equal(errs_text(&e),
+	                    "bomkey.ini:1: key 'capacity' outside any section (it belongs in [queue])\n");
+	errs_free(&e);
+
+	/* Only at the start of the file. */
+	errs_init(&e);
+	assert_int_equal(load_str("bom2.ini", "[queue]\n\xef\xbb\xbf" "capacity = 8\n", &c, &e),
+	                 -EINVAL);
+	assert_string_equal(errs_text(&e), "bom2.ini:2: unknown key '\xef\xbb\xbf" "capacity' in "
+	                    "[queue] (known keys: path, capacity, record_size, format, sync, mode)\n");
+	errs_free(&e);
+
+	errs_init(&e);
+	assert_int_equal(load_str("crlf.ini", "\xef\xbb\xbf[queue]\r\ncapacity = 8\r\n"
+	                          "path = /q \r\n\r\n[log]\r\nlevel = debug\r\n", &c, &e), 0);
+	assert_string_equal(errs_text(&e), "");
+	assert_int_equal(c.capacity, 8);
+	assert_string_equal(c.queue_path, "/q");
+	assert_int_equal(c.log_level, MMAPQ_LOG_DEBUG);
+	errs_free(&e);
+
+	/* No '\r' in the message. */
+	errs_init(&e);
+	assert_int_equal(load_str("crlf-bad.ini", "[queue]\r\nsync = bogus\r\n[x]\r\n", &c, &e),
+	                 -EINVAL);
+	assert_string_equal(errs_text(&e),
+	                    "crlf-bad.ini:2: [queue] sync: 'bogus' is not valid "
+	                    "(allowed: never, batch, always)\n"
+	                    "crlf-bad.ini:3: unknown section [x] "
+	                    "(known sections: queue, producer, consumer, log)\n");
+	errs_free(&e);
+}
+
+static void test_null_callback(void **state)
+{
+	char *path = xasprintf("%s/tests/config/bad-many.ini", source_dir());
+	struct mmapq_config c, before;
+
+	mmapq_config_defaults(&c);
+	before = c;
+	assert_int_equal(mmapq_config_load(&c, path, NULL, NULL), -EINVAL);
+	assert_int_equal(mmapq_config_load(&c, tmpdir, NULL, NULL), -EISDIR);
+	assert_memory_equal(&c, &before, sizeof(c));
+	free(path);
+}
+
+struct change {
+	char section[32], key[32], old_value[MMAPQ_CONFIG_STR_MAX], new_value[MMAPQ_CONFIG_STR_MAX];
+	int needs_restart;
+};
+
+struct changes {
+	struct change c[32];
+	unsigned n;
+};
+
+static void on_change(void *ctx, const char *section, const char *key,
+                      const char *old_value, const char *new_value, int needs_restart)
+{
+	struct changes *ch = ctx;
+	struct change *c;
+
+	assert_true(ch->n < 32);
+	c = &ch->c[ch->n++];
+	snprintf(c->section, sizeof(c->section), "%s", section);
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	snprintf(c->old_value, sizeof(c->old_value), "%s", old_value);
+	snprintf(c->new_value, sizeof(c->new_value), "%s", new_value);
+	c->needs_restart = needs_restart;
+}
+
+static void test_diff(void **state)
+{
+	struct mmapq_config a, b;
+	struct changes *ch = calloc(1, sizeof(*ch));
+	unsigned i, j;
+
+	assert_non_null(ch);
+	mmapq_config_defaults(&a);
+	fill_nondefault(&b);
+
+	/* Every key that can change is reported once, in table order, with
+	 * its restart flag.  This also proves the test's key list is the
+	 * table. */
+	assert_int_equal(mmapq_config_diff(&a, &b, on_change, ch), NKEYS - 1);
+	assert_int_equal(ch->n, NKEYS - 1);
+	for (i = 0, j = 0; i < NKEYS; i++) {
+		if (!keys[i].nondefault)
+			continue;
+		assert_string_equal(ch->c[j].section, keys[i].section);
+		assert_string_equal(ch->c[j].key, keys[i].key);
+		assert_string_equal(ch->c[j].old_value, keys[i].def);
+		assert_string_equal(ch->c[j].new_value, keys[i].nondefault);
+		assert_int_equal(ch->c[j].needs_restart, keys[i].needs_restart);
+		j++;
+	}
+
+	/* The other way round. */
+	memset(ch, 0, sizeof(*ch));
+	assert_int_equal(mmapq_config_diff(&b, &a, on_change, ch), NKEYS - 1);
+	assert_string_equal(ch->c[0].old_value, "/srv/mmapq test/q.dat");
+	assert_string_equal(ch->c[0].new_value, "/var/lib/mmapq/queue");
+
+	/* Nothing changed; bytes after a string's NUL are not the value. */
+	memset(ch, 0, sizeof(*ch));
+	b = a;
+	b.output[sizeof(b.output) - 1] = 'x';
+	assert_int_equal(mmapq_config_diff(&a, &b, on_change, ch), 0);
+	assert_int_equal(ch->n, 0);
+
+	/* Exactly the changed keys: one live, one restart. */
+	b.sync = MMAPQ_SYNC_BATCH;
+	b.mode = 0640;
+	assert_int_equal(mmapq_config_diff(&a, &b, on_change, ch), 2);
+	assert_int_equal(ch->n, 2);
+	assert_string_equal(ch->c[0].key, "sync");
+	assert_string_equal(ch->c[0].old_value, "never");
+	assert_string_equal(ch->c[0].new_value, "batch");
+	assert_int_equal(ch->c[0].needs_restart, 0);
+	assert_string_equal(ch->c[1].key, "mode");
+	assert_string_equal(ch->c[1].old_value, "0660");
+	assert_string_equal(ch->c[1].new_value, "0640");
+	assert_int_equal(ch->c[1].needs_restart, 1);
+
+	/* A NULL callback just counts. */
+	assert_int_equal(mmapq_config_diff(&a, &b, NULL, NULL), 2);
+	free(ch);
+}
+
+/* The text of every value, written back to a file, loads the same value. */
+static void test_format_value_round_trip(void **state)
+{
+	struct mmapq_config c, d;
+	size_t i;
+
+	fill_nondefault(&c);
+	c.mode = 0604;
+	c.log_level = MMAPQ_LOG_NOTICE;
+	for (i = 0; i < NKEYS; i++) {
+		char buf[MMAPQ_CONFIG_STR_MAX], again[MMAPQ_CONFIG_STR_MAX], *text;
+		struct errs e;
+
+		assert_int_equal(mmapq_config_format_value(&c, keys[i].section, keys[i].key,
+		                                           buf, sizeof(buf)), 0);
+		text = xasprintf("[%s]\n%s = %s\n", keys[i].section, keys[i].key, buf);
+		errs_init(&e);
+		assert_int_equal(load_str("round.ini", text, &d, &e), 0);
+		assert_int_equal(mmapq_config_format_value(&d, keys[i].section, keys[i].key,
+		                                           again, sizeof(again)), 0);
+		assert_string_equal(buf, again);
+		errs_free(&e);
+		free(text);
+	}
+}
+
+static void test_format_value_errors(void **state)
+{
+	struct mmapq_config c;
+	char buf[8];
+
+	mmapq_config_defaults(&c);
+	assert_int_equal(mmapq_config_format_value(&c, "queue", "nosuch", buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(mmapq_config_format_value(&c, "log", "capacity", buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(mmapq_config_format_value(&c, "nosuch", "path", buf, sizeof(buf)), -ENOENT);
+
+	/* "stdout" needs 7 bytes with its NUL. */
+	assert_int_equal(mmapq_config_format_value(&c, "consumer", "output", buf, 6), -ENOBUFS);
+	assert_int_equal(mmapq_config_format_value(&c, "consumer", "output", buf, 7), 0);
+	assert_string_equal(buf, "stdout");
+	assert_int_equal(mmapq_config_format_value(&c, "queue", "capacity", buf, 4), -ENOBUFS);
+	assert_int_equal(mmapq_config_format_value(&c, "queue", "capacity", buf, 5), 0);
+	assert_string_equal(buf, "1024");
+	assert_int_equal(mmapq_config_format_value(&c, "queue", "mode", buf, 0), -ENOBUFS);
+	assert_int_equal(mmapq_config_format_value(&c, "queue", "path", buf, sizeof(buf)),
+	                 -ENOBUFS);
+}
+
+static void test_log_level_name(void **state)
+{
+	assert_string_equal(mmapq_log_level_name(MMAPQ_LOG_ERR), "error");
+	assert_string_equal(mmapq_log_level_name(MMAPQ_LOG_WARNING), "warning");
+	assert_string_equal(mmapq_log_level_name(MMAPQ_LOG_NOTICE), "notice");
+	assert_string_equal(mmapq_log_level_name(MMAPQ_LOG_INFO), "info");
+	assert_string_equal(mmapq_log_level_name(MMAPQ_LOG_DEBUG), "debug");
+	assert_null(mmapq_log_level_name((enum mmapq_log_level)0));
+	assert_null(mmapq_log_level_name((enum mmapq_log_level)8));
+}
+
+static int setup(void **state)
+{
+	const char *base = getenv("TMPDIR");
+
+	if (!base || !*base)
+		base = "/tmp";
+	snprintf(tmpdir, sizeof(tmpdir), "%s/mmapq-config-XXXXXX", base);
+	if (!mkdtemp(tmpdir))
+		die("mkdtemp");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	glob_t g;
+	size_t i;
+	char *pattern = xasprintf("%s/*", tmpdir);
+
+	/* Only plain files are created in tmpdir. */
+	if (glob(pattern, 0, NULL, &g) == 0) {
+		for (i = 0; i < g.gl_pathc; i++)
+			unlink(g.gl_pathv[i]);
+		globfree(&g);
+	}
+	free(pattern);
+	return rmdir(tmpdir) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_shipped_ini),
+		cmocka_unit_test(test_nondefault),
+		cmocka_unit_test(test_valid_values),
+		cmocka_unit_test(test_invalid_values),
+		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_nul_bytes),
+		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_missing),
+		cmocka_unit_test(test_unreadable),
+		cmocka_unit_test(test_empty_and_partial),
+		cmocka_unit_test(test_bom_crlf),
+		cmocka_unit_test(test_null_callback),
+		cmocka_unit_test(test_diff),
+		cmocka_unit_test(test_format_value_round_trip),
+		cmocka_unit_test(test_format_value_errors),
+		cmocka_unit_test(test_log_level_name),
+	};
+
+	source_dir();
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
