@@ -41,7 +41,7 @@
 enum cfg_type {
 	CFG_PATH,    /* string: non-empty, < MMAPQ_CONFIG_STR_MAX bytes     */
 	CFG_WORD,    /* string: one of names[]                              */
-	CFG_OUTPUT,  /* string: stdout | null | file:PATH                   */
+	CFG_OUTPUT,  /* string: auto | journal | stdout | null | file:PATH  */
 	CFG_U32,     /* strict decimal, min..max                            */
 	CFG_POW2,    /* strict decimal, min..max, a power of two            */
 	CFG_ENUM,    /* one of names[], stored as its uint32_t value        */
@@ -63,10 +63,9 @@ static const struct cfg_name sync_names[] = {
 	{ "never", MMAPQ_SYNC_NEVER }, { "batch", MMAPQ_SYNC_BATCH },
 	{ "always", MMAPQ_SYNC_ALWAYS }, { NULL, 0 },
 };
-/* Only standard input for now; the value is a string so that later input
- * kinds need no change to struct mmapq_config. */
+/* The value is kept as a string; the producer interprets it. */
 static const struct cfg_name input_names[] = {
-	{ "stdin", 0 }, { NULL, 0 },
+	{ "stdin", 0 }, { "socket", 0 }, { "generate", 0 }, { NULL, 0 },
 };
 static const struct cfg_name on_full_names[] = {
 	{ "block", MMAPQ_ON_FULL_BLOCK }, { "drop", MMAPQ_ON_FULL_DROP }, { NULL, 0 },
@@ -96,8 +95,11 @@ static const struct cfg_name log_level_names[] = {
 	X("queue",    "sync",           CFG_ENUM,   "never",  0, 0, sync, sync_names, 0)     \
 	X("queue",    "mode",           CFG_MODE,   "0660",   0, 0777, mode, NULL, 1)        \
 	X("producer", "input",          CFG_WORD,   "stdin",  0, 0, input, input_names, 1)   \
+	X("producer", "socket",         CFG_PATH,   "/run/mmapq/producer.sock",              \
+	  1, MMAPQ_SOCKET_PATH_MAX - 1, socket_path, NULL, 1)                                \
+	X("producer", "generate_rate",  CFG_U32,    "1000",   0, 100000000, generate_rate, NULL, 0) \
 	X("producer", "on_full",        CFG_ENUM,   "block",  0, 0, on_full, on_full_names, 0) \
-	X("consumer", "output",         CFG_OUTPUT, "stdout", 0, 0, output, NULL, 0)         \
+	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0)         \
 	X("log",      "level",          CFG_ENUM,   "info",   0, 0, log_level, log_level_names, 0) \
 	X("log",      "stats_interval", CFG_U32,    "0",      0, 86400, stats_interval, NULL, 0)
 
@@ -224,7 +226,8 @@ static const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 			return "is not valid";
 		break;
 	case CFG_OUTPUT:
-		if (!strcmp(value, "stdout") || !strcmp(value, "null"))
+		if (!strcmp(value, "auto") || !strcmp(value, "journal") ||
+		    !strcmp(value, "stdout") || !strcmp(value, "null"))
 			break;
 		if (strncmp(value, "file:", 5))
 			return "is not valid";
@@ -277,7 +280,7 @@ static void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 		snprintf(buf, size, "a path of %u to %u bytes", k->min, k->max);
 		return;
 	case CFG_OUTPUT:
-		snprintf(buf, size, "stdout, null, file:PATH");
+		snprintf(buf, size, "auto, journal, stdout, null, file:PATH");
 		return;
 	case CFG_U32:
 		snprintf(buf, size, "%u to %u", k->min, k->max);
@@ -776,6 +779,17 @@ int mmapq_config_diff(const struct mmapq_config *old_cfg, const struct mmapq_con
 			on_change(ctx, k->section, k->key, o, n, k->needs_restart);
 	}
 	return changed;
+}
+
+void mmapq_config_apply_live(struct mmapq_config *running, const struct mmapq_config *new_cfg)
+{
+	for (size_t i = 0; i < CFG_NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		size_t size = CFG_IS_STRING(k->type) ? MMAPQ_CONFIG_STR_MAX : sizeof(uint32_t);
+
+		if (!k->needs_restart)
+			memcpy((char *)running + k->offset, (const char *)new_cfg + k->offset, size);
+	}
 }
 
 int mmapq_config_format_value(const struct mmapq_config *c, const char *section,

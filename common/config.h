@@ -14,6 +14,7 @@
 #include "mmapq_format.h"
 
 #define MMAPQ_CONFIG_STR_MAX 4096
+#define MMAPQ_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
 enum mmapq_on_full { MMAPQ_ON_FULL_BLOCK = 0, MMAPQ_ON_FULL_DROP = 1 };
 
@@ -30,9 +31,11 @@ struct mmapq_config {
 	uint32_t format;                       /* [queue] format: enum mmapq_record_format */
 	enum mmapq_sync sync;                  /* [queue] sync        */
 	uint32_t mode;                         /* [queue] mode (octal) */
-	char input[MMAPQ_CONFIG_STR_MAX];      /* [producer] input    */
+	char input[MMAPQ_CONFIG_STR_MAX];      /* [producer] input: stdin | socket | generate */
+	char socket_path[MMAPQ_CONFIG_STR_MAX]; /* [producer] socket  */
+	uint32_t generate_rate;                /* [producer] generate_rate, records/s, 0 = unlimited */
 	enum mmapq_on_full on_full;            /* [producer] on_full  */
-	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output   */
+	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output: auto | journal | stdout | null | file:PATH */
 	enum mmapq_log_level log_level;        /* [log] level         */
 	uint32_t stats_interval;               /* [log] stats_interval, seconds, 0 = off */
 };
@@ -52,6 +55,8 @@ int mmapq_config_load(struct mmapq_config *c, const char *path,
 int mmapq_config_diff(const struct mmapq_config *old_cfg, const struct mmapq_config *new_cfg,
                       mmapq_config_change_fn on_change, void *ctx);
 /* 0, -ENOENT (no such key) or -ENOBUFS; the text is as in mmapq.ini. */
+/* Copy every key that can change live (needs_restart = 0) from new_cfg. */
+void mmapq_config_apply_live(struct mmapq_config *running, const struct mmapq_config *new_cfg);
 int mmapq_config_format_value(const struct mmapq_config *c, const char *section,
                               const char *key, char *buf, size_t size);
 /* "error" ... "debug"; NULL for a value that is not a level. */

@@ -167,9 +167,11 @@ static const struct {
 	{ "queue",    "format",         "int",    "line",            1 },
 	{ "queue",    "sync",           "never",  "always",          0 },
 	{ "queue",    "mode",           "0660",   "0600",            1 },
-	{ "producer", "input",          "stdin",  NULL,              1 },
+	{ "producer", "input",          "stdin",  "generate",        1 },
+	{ "producer", "socket",         "/run/mmapq/producer.sock", "/tmp/p.sock", 1 },
+	{ "producer", "generate_rate",  "1000",   "0",               0 },
 	{ "producer", "on_full",        "block",  "drop",            0 },
-	{ "consumer", "output",         "stdout", "file:/var/log/mmapq.out", 0 },
+	{ "consumer", "output",         "auto",   "file:/var/log/mmapq.out", 0 },
 	{ "log",      "level",          "info",   "debug",           0 },
 	{ "log",      "stats_interval", "0",      "86400",           0 },
 };
@@ -206,8 +208,10 @@ static void assert_defaults(const struct mmapq_config *c)
 	assert_int_equal(c->sync, MMAPQ_SYNC_NEVER);
 	assert_int_equal(c->mode, 0660);
 	assert_string_equal(c->input, "stdin");
+	assert_string_equal(c->socket_path, "/run/mmapq/producer.sock");
+	assert_int_equal(c->generate_rate, 1000);
 	assert_int_equal(c->on_full, MMAPQ_ON_FULL_BLOCK);
-	assert_string_equal(c->output, "stdout");
+	assert_string_equal(c->output, "auto");
 	assert_int_equal(c->log_level, MMAPQ_LOG_INFO);
 	assert_int_equal(c->stats_interval, 0);
 }
@@ -322,7 +326,9 @@ static void test_nondefault(void **state)
 	assert_int_equal(c.format, MMAPQ_FORMAT_LINE);
 	assert_int_equal(c.sync, MMAPQ_SYNC_ALWAYS);
 	assert_int_equal(c.mode, 0600);
-	assert_string_equal(c.input, "stdin");
+	assert_string_equal(c.input, "generate");
+	assert_string_equal(c.socket_path, "/tmp/p.sock");
+	assert_int_equal(c.generate_rate, 0);
 	assert_int_equal(c.on_full, MMAPQ_ON_FULL_DROP);
 	assert_string_equal(c.output, "file:/var/log/mmapq.out");
 	assert_int_equal(c.log_level, MMAPQ_LOG_DEBUG);
@@ -789,15 +795,19 @@ static void test_diff(void **state)
 	struct changes *ch = calloc(1, sizeof(*ch));
 	unsigned i, j;
 
+	unsigned nchangeable = 0;
+
 	assert_non_null(ch);
 	mmapq_config_defaults(&a);
 	fill_nondefault(&b);
+	for (i = 0; i < NKEYS; i++)
+		nchangeable += keys[i].nondefault != NULL;
 
 	/* Every key that can change is reported once, in table order, with
 	 * its restart flag.  This also proves the test's key list is the
 	 * table. */
-	assert_int_equal(mmapq_config_diff(&a, &b, on_change, ch), NKEYS - 1);
-	assert_int_equal(ch->n, NKEYS - 1);
+	assert_int_equal(mmapq_config_diff(&a, &b, on_change, ch), nchangeable);
+	assert_int_equal(ch->n, nchangeable);
 	for (i = 0, j = 0; i < NKEYS; i++) {
 		if (!keys[i].nondefault)
 			continue;
@@ -811,7 +821,7 @@ static void test_diff(void **state)
 
 	/* The other way round. */
 	memset(ch, 0, sizeof(*ch));
-	assert_int_equal(mmapq_config_diff(&b, &a, on_change, ch), NKEYS - 1);
+	assert_int_equal(mmapq_config_diff(&b, &a, on_change, ch), nchangeable);
 	assert_string_equal(ch->c[0].old_value, "/srv/mmapq test/q.dat");
 	assert_string_equal(ch->c[0].new_value, "/var/lib/mmapq/queue");
 
@@ -838,6 +848,21 @@ static void test_diff(void **state)
 
 	/* A NULL callback just counts. */
 	assert_int_equal(mmapq_config_diff(&a, &b, NULL, NULL), 2);
+	/* apply_live takes exactly the keys that need no restart. */
+	{
+		struct mmapq_config running, target;
+
+		mmapq_config_defaults(&running);
+		fill_nondefault(&target);
+		mmapq_config_apply_live(&running, &target);
+		memset(ch, 0, sizeof(*ch));
+		mmapq_config_diff(&running, &target, on_change, ch);
+		for (i = 0; i < ch->n; i++)
+			assert_int_equal(ch->c[i].needs_restart, 1);
+		for (i = 0, j = 0; i < NKEYS; i++)
+			j += keys[i].nondefault && keys[i].needs_restart;
+		assert_int_equal(ch->n, j);
+	}
 	free(ch);
 }
 
@@ -877,10 +902,10 @@ static void test_format_value_errors(void **state)
 	assert_int_equal(mmapq_config_format_value(&c, "log", "capacity", buf, sizeof(buf)), -ENOENT);
 	assert_int_equal(mmapq_config_format_value(&c, "nosuch", "path", buf, sizeof(buf)), -ENOENT);
 
-	/* "stdout" needs 7 bytes with its NUL. */
-	assert_int_equal(mmapq_config_format_value(&c, "consumer", "output", buf, 6), -ENOBUFS);
-	assert_int_equal(mmapq_config_format_value(&c, "consumer", "output", buf, 7), 0);
-	assert_string_equal(buf, "stdout");
+	/* "auto" needs 5 bytes with its NUL. */
+	assert_int_equal(mmapq_config_format_value(&c, "consumer", "output", buf, 4), -ENOBUFS);
+	assert_int_equal(mmapq_config_format_value(&c, "consumer", "output", buf, 5), 0);
+	assert_string_equal(buf, "auto");
 	assert_int_equal(mmapq_config_format_value(&c, "queue", "capacity", buf, 4), -ENOBUFS);
 	assert_int_equal(mmapq_config_format_value(&c, "queue", "capacity", buf, 5), 0);
 	assert_string_equal(buf, "1024");
