@@ -31,7 +31,9 @@ struct mmapq_parse_error {
 	char excerpt[MMAPQ_PARSE_TOKEN_MAX + 8]; /* printable excerpt of the token, NUL-terminated, escaped */
 };
 
-/* Return 0 to continue, a negative errno to stop parsing (returned by feed). */
+/* Return 0 to continue, a negative errno to stop parsing (returned by feed
+ * or finish); after an on_record error only mmapq_parser_free() may be
+ * called. */
 typedef int (*mmapq_record_fn)(void *ctx, const void *data, uint32_t len);
 typedef void (*mmapq_parse_error_fn)(void *ctx, const struct mmapq_parse_error *e);
 

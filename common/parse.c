@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * parse.c -- the producer's streaming record parser.
+ *
+ * This is the only code between untrusted input and the queue, so it is
+ * written as an explicit state machine that never looks past the byte it is
+ * deciding about and never keeps more than a fixed bound of input: whatever
+ * the chunking, the same bytes produce the same callbacks in the same order.
+ *
+ * Semantics beyond parse.h (the lead documents these for users):
+ *
+ * Positions.  line counts '\n' bytes (1-based); column counts bytes since the
+ * last '\n' (1-based), so '\t', '\r', '\v', '\f' and every byte of a UTF-8
+ * sequence each take one column, and '\r' / '\v' / '\f' never start a line.
+ *
+ * Excerpts.  Bytes 0x20..0x7e are copied as is, except that a backslash is
+ * doubled so that an excerpt is never ambiguous; every other byte becomes
+ * \xNN (two lower-case hex digits).  An excerpt that does not fit excerpt[],
+ * or that stands for more input than it shows, ends in "...".  It only ever
+ * shows bytes up to the point where the error was decided, so it does not
+ * depend on how the input was chunked.
+ *
+ * format int.  Tokens are maximal runs of non-whitespace bytes (whitespace =
+ * C-locale isspace: ' ' \t \n \v \f \r).  One error per bad token, at the
+ * token's first byte, checked in this order:
+ *   longer than MMAPQ_PARSE_TOKEN_MAX bytes  "token too long" (even if it is
+ *                                            all digits, e.g. 40 leading zeros;
+ *                                            excerpt: its first
+ *                                            MMAPQ_PARSE_TOKEN_MAX bytes + "...")
+ *   not [+-]?[0-9]+                          "not a decimal integer"
+ *   outside INT64_MIN..INT64_MAX             "out of range for a 64-bit integer"
+ * So NUL bytes, non-ASCII bytes, a UTF-8 BOM or a UTF-8 no-break space glue
+ * onto their neighbours and make the whole run one bad token: a BOM before
+ * the first number gives "not a decimal integer" at 1:1 with the excerpt
+ * \xef\xbb\xbf1, and that number is lost.  "-0" and "+0" are 0; leading
+ * zeros are allowed within the length limit.
+ *
+ * format line.  A line is the bytes before a '\n'; if its last byte is '\r'
+ * that '\r' is dropped (CRLF).  A final line without '\n' is emitted by
+ * finish() as is, including a trailing '\r' (it is not before a '\n').  Any
+ * byte but NUL is accepted.  One error per bad line, decided at the first
+ * byte that makes it bad, then the rest of the line is skipped:
+ *   a NUL byte                               "NUL byte in line" at the NUL's
+ *                                            column; excerpt: the line up to
+ *                                            and including the NUL
+ *   more than record_size bytes (after
+ *   dropping the CR of a CRLF)               "line too long" at column 1;
+ *                                            excerpt: its beginning + "..."
+ * A NUL that comes after the line is already known to be too long is not
+ * reported separately.
+ *
+ * Records.  int: 8 bytes, an int64_t in host order, pointing at the parser's
+ * stack.  line: a pointer into the caller's chunk when the whole line is in
+ * it, else into the parser's buffer.  Either way the pointer is valid only
+ * during the on_record call.
+ *
+ * on_record failure.  A negative return stops parsing at once and is
+ * returned by feed() / finish(); that record is not counted.  The parser is
+ * then dead: further feed() / finish() calls return -EINVAL, and the only
+ * useful call left is free().  (Positive returns are treated as 0.)
+ */
+#include "parse.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmapq_format.h"
+
+enum {
+	ST_START,	/* int: between tokens; line: in a good line (lb_len bytes so far) */
+	ST_TOKEN,	/* int: inside a token that is not yet decided */
+	ST_SKIP,	/* error reported: skip to the next whitespace / '\n' */
+	ST_DONE,	/* finish() was called */
+	ST_FAILED,	/* on_record failed */
+};
+
+/* An int token being scanned; acc is its magnitude, valid unless ovf. */
+struct itok {
+	uint64_t acc;
+	bool neg;
+	bool digits;
+	bool bad;
+	bool ovf;
+};
+
+struct mmapq_parser {
+	uint32_t format;
+	uint32_t record_size;
+	mmapq_record_fn on_record;
+	mmapq_parse_error_fn on_error;
+	void *ctx;
+	uint64_t records;
+	uint64_t errors;
+	int state;
+	uint64_t line;		/* line of the next input byte */
+
+	/* format int */
+	uint64_t col;		/* column of the next input byte */
+	uint64_t tok_line;	/* where the current token starts */
+	uint64_t tok_col;
+	struct itok itok;
+	size_t tok_len;		/* bytes of the current token kept in tok[] */
+	unsigned char tok[MMAPQ_PARSE_TOKEN_MAX];
+
+	/* format line: the part of the current line seen in earlier chunks
+	 * (record_size bytes, plus room for the '\r' of a CRLF split from its
+	 * '\n'); nothing is kept for a line being skipped */
+	size_t lb_len;
+	unsigned char lb[];
+};
+
+static const char WHAT_NOT_INT[] = "not a decimal integer";
+static const char WHAT_RANGE[] = "out of range for a 64-bit integer";
+static const char WHAT_TOKEN_LONG[] = "token too long";
+static const char WHAT_LINE_LONG[] = "line too long";
+static const char WHAT_NUL[] = "NUL byte in line";
+
+/* isspace() in the C locale, without a locale-dependent call per byte. */
+static const bool is_ws[256] = {
+	[' '] = true, ['\t'] = true, ['\n'] = true,
+	['\v'] = true, ['\f'] = true, ['\r'] = true,
+};
+
+static size_t esc_len(unsigned char c)
+{
+	if (c == '\\')
+		return 2;
+	return c >= 0x20 && c < 0x7f ? 1 : 4;
+}
+
+static char *esc_put(char *o, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (c == '\\') {
+		*o++ = '\\';
+		*o++ = '\\';
+	} else if (c >= 0x20 && c < 0x7f) {
+		*o++ = (char)c;
+	} else {
+		*o++ = '\\';
+		*o++ = 'x';
+		*o++ = hex[c >> 4];
+		*o++ = hex[c & 15];
+	}
+	return o;
+}
+
+/*
+ * Escape the bytes a[0..alen) b[0..blen) into out (size bytes, >= 4), with
+ * "..." if they do not all fit or if more says they are only the beginning.
+ */
+static void make_excerpt(char *out, size_t size, const unsigned char *a, size_t alen,
+			 const unsigned char *b, size_t blen, bool more)
+{
+	size_t cap = size - 1, need = 0, lim, used = 0, k;
+	char *o = out;
+
+	for (k = 0; k < alen + blen && need <= cap; k++)
+		need += esc_len(k < alen ? a[k] : b[k - alen]);
+	if (need > cap)
+		more = true;
+	lim = more ? cap - 3 : cap;
+	for (k = 0; k < alen + blen; k++) {
+		unsigned char c = k < alen ? a[k] : b[k - alen];
+
+		if (used + esc_len(c) > lim)
+			break;
+		used += esc_len(c);
+		o = esc_put(o, c);
+	}
+	if (more) {
+		memcpy(o, "...", 3);
+		o += 3;
+	}
+	*o = '\0';
+}
+
+static void report(struct mmapq_parser *p, uint64_t line, uint64_t col, const char *what,
+		   const unsigned char *a, size_t alen, const unsigned char *b, size_t blen,
+		   bool more)
+{
+	struct mmapq_parse_error e;
+
+	e.line = line;
+	e.column = col;
+	e.what = what;
+	make_excerpt(e.excerpt, sizeof(e.excerpt), a, alen, b, blen, more);
+	p->errors++;
+	p->on_error(p->ctx, &e);
+}
+
+/*
+ * Report the current int token, which is tok[0..tok_len) followed by
+ * s[0..n).  Only its first MMAPQ_PARSE_TOKEN_MAX bytes are ever shown, so
+ * the excerpt is the same however the token was split.
+ */
+static void report_tok(struct mmapq_parser *p, const unsigned char *s, size_t n,
+		       const char *what, bool more)
+{
+	size_t room = MMAPQ_PARSE_TOKEN_MAX - p->tok_len;
+
+	report(p, p->tok_line, p->tok_col, what, p->tok, p->tok_len, s, n < room ? n : room, more);
+}
+
+/* The current int token ended (whitespace or end of input): emit or report it. */
+static int int_end(struct mmapq_parser *p, const struct itok *t, const unsigned char *s, size_t n)
+{
+	const char *what;
+	int64_t v;
+	int err;
+
+	if (p->tok_len + n > MMAPQ_PARSE_TOKEN_MAX) {
+		report_tok(p, s, n, WHAT_TOKEN_LONG, true);
+		return 0;
+	}
+	if (t->bad || !t->digits) {
+		what = WHAT_NOT_INT;
+	} else if (t->ovf || t->acc > (uint64_t)INT64_MAX + t->neg) {
+		what = WHAT_RANGE;
+	} else {
+		/* acc <= 2^63 here; avoid the overflow of negating INT64_MIN */
+		if (t->neg)
+			v = t->acc ? -(int64_t)(t->acc - 1) - 1 : 0;
+		else
+			v = (int64_t)t->acc;
+		err = p->on_record(p->ctx, &v, sizeof(v));
+		if (err < 0)
+			return err;
+		p->records++;
+		return 0;
+	}
+	report_tok(p, s, n, what, false);
+	return 0;
+}
+
+/*
+ * The hot loop for format int: whitespace, then a token's digits, each in a
+ * tight loop over the caller's buffer.  A token is copied into tok[] only if
+ * the chunk ends inside it, so the common case copies nothing.
+ */
+static int feed_int(struct mmapq_parser *p, const unsigned char *b, size_t len)
+{
+	struct itok t = p->itok;
+	uint64_t line = p->line;
+	uint64_t cbase = p->col;	/* column of b[i] is i + cbase (mod 2^64) */
+	size_t i = 0, ts = 0;		/* the current token starts at b[ts] */
+	int st = p->state;
+	int err;
+
+	for (;;) {
+		if (st == ST_START) {
+			for (; i < len; i++) {
+				unsigned char c = b[i];
+
+				if (!is_ws[c])
+					break;
+				if (c == '\n') {
+					line++;
+					cbase = 0 - (uint64_t)i;
+				}
+			}
+			if (i == len)
+				break;
+			p->tok_line = line;
+			p->tok_col = i + cbase;
+			p->tok_len = 0;
+			ts = i;
+			t = (struct itok){ 0 };
+			if (b[i] == '-' || b[i] == '+') {
+				t.neg = b[i] == '-';
+				i++;
+			}
+			st = ST_TOKEN;
+		}
+		if (st == ST_TOKEN) {
+			if (!t.bad) {
+				for (; i < len; i++) {
+					unsigned int d = (unsigned int)b[i] - '0';
+
+					if (d > 9)
+						break;
+					t.ovf |= __builtin_mul_overflow(t.acc, 10, &t.acc);
+					t.ovf |= __builtin_add_overflow(t.acc, d, &t.acc);
+					t.digits = true;
+				}
+				if (i < len && !is_ws[b[i]])
+					t.bad = true;
+			}
+			if (t.bad)
+				while (i < len && !is_ws[b[i]])
+					i++;
+			if (i == len) {
+				size_t n = len - ts;
+
+				/* Decide "too long" now rather than at the token's end:
+				 * the bytes past the bound are never kept. */
+				if (p->tok_len + n > MMAPQ_PARSE_TOKEN_MAX) {
+					report_tok(p, b + ts, n, WHAT_TOKEN_LONG, true);
+					st = ST_SKIP;
+				} else {
+					memcpy(p->tok + p->tok_len, b + ts, n);
+					p->tok_len += n;
+				}
+				break;
+			}
+			err = int_end(p, &t, b + ts, i - ts);
+			if (err < 0) {
+				p->state = ST_FAILED;
+				return err;
+			}
+			st = ST_START;
+			continue;
+		}
+		/* ST_SKIP */
+		while (i < len && !is_ws[b[i]])
+			i++;
+		if (i == len)
+			break;
+		st = ST_START;
+	}
+	p->itok = t;
+	p->line = line;
+	p->col = len + cbase;
+	p->state = st;
+	return 0;
+}
+
+/*
+ * s[0..n) continues the current line (p->lb_len good bytes so far) and
+ * contains no '\n'.  Return the error that the first bad byte among them
+ * makes, or NULL, with *idx = that byte's index in s.
+ */
+static const char *line_check(const struct mmapq_parser *p, const unsigned char *s, size_t n,
+			      size_t *idx)
+{
+	size_t have = p->lb_len, rs = p->record_size;
+	size_t ti = SIZE_MAX;	/* index in s of the byte that makes the line too long */
+	const unsigned char *z;
+
+	if (have + n > rs) {
+		if (have <= rs) {
+			size_t k = rs - have;	/* s[k] is byte rs + 1 of the line */
+
+			/* a '\r' there is still fine if '\n' follows it */
+			if (s[k] != '\r')
+				ti = k;
+			else if (k + 1 < n)
+				ti = k + 1;
+		} else if (n > 0) {
+			ti = 0;		/* the CR of a CRLF was seen, and no LF came */
+		}
+	}
+	z = memchr(s, '\0', ti == SIZE_MAX ? n : ti + 1);
+	if (z) {
+		*idx = (size_t)(z - s);
+		return WHAT_NUL;
+	}
+	if (ti != SIZE_MAX) {
+		*idx = ti;
+		return WHAT_LINE_LONG;
+	}
+	return NULL;
+}
+
+static void line_report(struct mmapq_parser *p, const char *what, const unsigned char *s,
+			size_t idx)
+{
+	if (what == WHAT_NUL)
+		report(p, p->line, p->lb_len + idx + 1, what, p->lb, p->lb_len, s, idx + 1, false);
+	else
+		report(p, p->line, 1, what, p->lb, p->lb_len, s, idx + 1, true);
+}
+
+/*
+ * format line: memchr() finds each '\n'; a line wholly inside the chunk goes
+ * to on_record straight from the caller's buffer, only a line cut by the end
+ * of the chunk is copied.
+ */
+static int feed_line(struct mmapq_parser *p, const unsigned char *b, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const unsigned char *s = b + pos;
+		const unsigned char *nl = memchr(s, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - s) : len - pos;
+		const unsigned char *data;
+		const char *what;
+		size_t idx, rlen;
+		int err;
+
+		if (p->state == ST_SKIP) {
+			if (!nl)
+				return 0;
+			p->state = ST_START;
+			p->line++;
+			pos += n + 1;
+			continue;
+		}
+		/* fast path: short line, all in this chunk, no NUL */
+		if (p->lb_len + n > p->record_size || memchr(s, '\0', n)) {
+			what = line_check(p, s, n, &idx);
+			if (what) {
+				line_report(p, what, s, idx);
+				p->lb_len = 0;
+				if (!nl) {
+					p->state = ST_SKIP;
+					return 0;
+				}
+				p->line++;
+				pos += n + 1;
+				continue;
+			}
+		}
+		if (!nl) {
+			memcpy(p->lb + p->lb_len, s, n);
+			p->lb_len += n;
+			return 0;
+		}
+		if (p->lb_len == 0) {
+			data = s;
+			rlen = n;
+		} else {
+			memcpy(p->lb + p->lb_len, s, n);
+			data = p->lb;
+			rlen = p->lb_len + n;
+		}
+		if (rlen > 0 && data[rlen - 1] == '\r')
+			rlen--;
+		p->lb_len = 0;
+		p->line++;
+		pos += n + 1;
+		err = p->on_record(p->ctx, data, (uint32_t)rlen);
+		if (err < 0) {
+			p->state = ST_FAILED;
+			return err;
+		}
+		p->records++;
+	}
+	return 0;
+}
+
+int mmapq_parser_new(uint32_t format, uint32_t record_size, mmapq_record_fn on_record,
+		     mmapq_parse_error_fn on_error, void *ctx, struct mmapq_parser **ret)
+{
+	struct mmapq_parser *p;
+	size_t extra = 0;
+
+	if (!on_record || !on_error || !ret)
+		return -EINVAL;
+	if (record_size < MMAPQ_RECORD_SIZE_MIN || record_size > MMAPQ_RECORD_SIZE_MAX)
+		return -EINVAL;
+	switch (format) {
+	case MMAPQ_FORMAT_INT:
+		if (record_size < sizeof(int64_t))
+			return -EINVAL;
+		break;
+	case MMAPQ_FORMAT_LINE:
+		extra = (size_t)record_size + 1;
+		break;
+	default:
+		return -EINVAL;
+	}
+	p = calloc(1, sizeof(*p) + extra);
+	if (!p)
+		return -ENOMEM;
+	p->format = format;
+	p->record_size = record_size;
+	p->on_record = on_record;
+	p->on_error = on_error;
+	p->ctx = ctx;
+	p->state = ST_START;
+	p->line = 1;
+	p->col = 1;
+	*ret = p;
+	return 0;
+}
+
+int mmapq_parser_feed(struct mmapq_parser *p, const char *buf, size_t len)
+{
+	if (!p || (!buf && len) || p->state == ST_DONE || p->state == ST_FAILED)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	if (p->format == MMAPQ_FORMAT_INT)
+		return feed_int(p, (const unsigned char *)buf, len);
+	return feed_line(p, (const unsigned char *)buf, len);
+}
+
+int mmapq_parser_finish(struct mmapq_parser *p)
+{
+	int err = 0;
+
+	if (!p || p->state == ST_DONE || p->state == ST_FAILED)
+		return -EINVAL;
+	if (p->format == MMAPQ_FORMAT_INT) {
+		if (p->state == ST_TOKEN)
+			err = int_end(p, &p->itok, NULL, 0);
+	} else if (p->state == ST_START && p->lb_len > 0) {
+		/* only a CR at byte record_size + 1 can have been kept past
+		 * record_size, and without its LF it is part of the line */
+		if (p->lb_len > p->record_size) {
+			report(p, p->line, 1, WHAT_LINE_LONG, p->lb, p->lb_len, NULL, 0, true);
+		} else {
+			err = p->on_record(p->ctx, p->lb, (uint32_t)p->lb_len);
+			if (err >= 0)
+				p->records++;
+		}
+		p->lb_len = 0;
+	}
+	if (err < 0) {
+		p->state = ST_FAILED;
+		return err;
+	}
+	p->state = ST_DONE;
+	return 0;
+}
+
+uint64_t mmapq_parser_records(const struct mmapq_parser *p)
+{
+	return p ? p->records : 0;
+}
+
+uint64_t mmapq_parser_errors(const struct mmapq_parser *p)
+{
+	return p ? p->errors : 0;
+}
+
+void mmapq_parser_free(struct mmapq_parser *p)
+{
+	free(p);
+}

@@ -1,0 +1,847 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_parse.c -- the streaming record parser (common/parse.c).
+ *
+ * Every run turns the callbacks into a text log ("R ..." per record, "E
+ * line:col what [excerpt]" per error) so that results of different chunkings
+ * can be compared as strings, and a failure shows both logs.  Each chunk is
+ * fed from its own exactly-sized heap copy that is freed right after the
+ * feed, so ASan/valgrind catch any read past a chunk or any pointer the
+ * parser keeps into the caller's buffer.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mmapq_format.h"
+#include "parse.h"
+
+/* ---- growable string ---- */
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void sb_add(struct sbuf *b, const void *d, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->p = realloc(b->p, cap);
+		assert_non_null(b->p);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3)))
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+	char *tmp;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&tmp, fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0);
+	sb_add(b, tmp, (size_t)n);
+	free(tmp);
+}
+
+static char *sb_take(struct sbuf *b)
+{
+	char *s = b->p ? b->p : strdup("");
+
+	assert_non_null(s);
+	b->p = NULL;
+	b->len = b->cap = 0;
+	return s;
+}
+
+/* ---- collecting callbacks ---- */
+
+struct coll {
+	uint32_t format;
+	struct sbuf log;
+	uint64_t nrec, nerr;
+	uint64_t fail_at;	/* record number (1-based) that gets fail_err; 0 = none */
+	int fail_err;
+	const char *chunk;	/* the chunk being fed, for the zero-copy check */
+	size_t chunk_len;
+	uint64_t in_chunk;	/* records whose data pointed into the chunk */
+};
+
+static int on_record(void *ctx, const void *data, uint32_t len)
+{
+	struct coll *c = ctx;
+	const unsigned char *d = data;
+
+	if (c->fail_at && c->nrec + 1 == c->fail_at)
+		return c->fail_err;
+	c->nrec++;
+	if (c->chunk && d >= (const unsigned char *)c->chunk &&
+	    d + len <= (const unsigned char *)c->chunk + c->chunk_len)
+		c->in_chunk++;
+	if (c->format == MMAPQ_FORMAT_INT) {
+		int64_t v;
+
+		assert_int_equal(len, sizeof(v));
+		memcpy(&v, data, sizeof(v));
+		sb_printf(&c->log, "R %" PRId64 "\n", v);
+		return 0;
+	}
+	/* the test's own escaping, independent of the parser's */
+	sb_printf(&c->log, "R %" PRIu32 " [", len);
+	for (uint32_t i = 0; i < len; i++) {
+		if (d[i] == '\\')
+			sb_str(&c->log, "\\\\");
+		else if (d[i] >= 0x20 && d[i] < 0x7f)
+			sb_add(&c->log, &d[i], 1);
+		else
+			sb_printf(&c->log, "\\x%02x", d[i]);
+	}
+	sb_str(&c->log, "]\n");
+	return 0;
+}
+
+static void on_error(void *ctx, const struct mmapq_parse_error *e)
+{
+	struct coll *c = ctx;
+
+	c->nerr++;
+	assert_non_null(e->what);
+	assert_non_null(memchr(e->excerpt, '\0', sizeof(e->excerpt)));
+	for (const char *s = e->excerpt; *s; s++)
+		assert_true(*s >= 0x20 && *s < 0x7f);
+	sb_printf(&c->log, "E %" PRIu64 ":%" PRIu64 " %s [%s]\n", e->line, e->column, e->what,
+		  e->excerpt);
+}
+
+/* ---- runners ---- */
+
+/*
+ * Parse in[0..len) cut at cuts[0..ncuts) (ascending); return the log.
+ * Checks that the parser's counters agree with the callbacks.
+ */
+static char *run_cuts(uint32_t fmt, uint32_t rs, const char *in, size_t len,
+		      const size_t *cuts, size_t ncuts)
+{
+	struct mmapq_parser *p = NULL;
+	struct coll c = { .format = fmt };
+	size_t at = 0;
+
+	assert_int_equal(mmapq_parser_new(fmt, rs, on_record, on_error, &c, &p), 0);
+	for (size_t k = 0; k <= ncuts; k++) {
+		size_t end = k < ncuts ? cuts[k] : len;
+		size_t n = end - at;
+		char *chunk;
+
+		assert_true(end >= at && end <= len);
+		if (n == 0)
+			continue;
+		chunk = malloc(n);
+		assert_non_null(chunk);
+		memcpy(chunk, in + at, n);
+		assert_int_equal(mmapq_parser_feed(p, chunk, n), 0);
+		free(chunk);
+		at = end;
+	}
+	assert_int_equal(mmapq_parser_finish(p), 0);
+	assert_int_equal(mmapq_parser_records(p), c.nrec);
+	assert_int_equal(mmapq_parser_errors(p), c.nerr);
+	mmapq_parser_free(p);
+	return sb_take(&c.log);
+}
+
+static char *run_whole(uint32_t fmt, uint32_t rs, const char *in, size_t len)
+{
+	return run_cuts(fmt, rs, in, len, NULL, 0);
+}
+
+/* Chunks of step bytes (the last one shorter). */
+static char *run_step(uint32_t fmt, uint32_t rs, const char *in, size_t len, size_t step)
+{
+	size_t n = len / step, *cuts = calloc(n + 1, sizeof(*cuts));
+	char *log;
+
+	assert_non_null(cuts);
+	for (size_t k = 0; k < n; k++)
+		cuts[k] = (k + 1) * step;
+	log = run_cuts(fmt, rs, in, len, cuts, n);
+	free(cuts);
+	return log;
+}
+
+static void check_log(uint32_t fmt, uint32_t rs, const char *in, size_t len, const char *want)
+{
+	char *got = run_whole(fmt, rs, in, len);
+
+	assert_string_equal(got, want);
+	free(got);
+	got = run_step(fmt, rs, in, len, 1);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+#define CHECK_INT(in, want) check_log(MMAPQ_FORMAT_INT, 8, in, sizeof(in) - 1, want)
+#define CHECK_LINE(rs, in, want) check_log(MMAPQ_FORMAT_LINE, rs, in, sizeof(in) - 1, want)
+
+/* ---- format int ---- */
+
+static void test_lab_input(void **state)
+{
+	CHECK_INT("1 2 3 4 5 6 7 8 9 10\n",
+		  "R 1\nR 2\nR 3\nR 4\nR 5\nR 6\nR 7\nR 8\nR 9\nR 10\n");
+}
+
+static void test_int_bad_tokens(void **state)
+{
+	/* cols:   1   5     11  15     */
+	CHECK_INT("abc 12abc --1 +\n  1.5\t0x10 - 42\n7",
+		  "E 1:1 not a decimal integer [abc]\n"
+		  "E 1:5 not a decimal integer [12abc]\n"
+		  "E 1:11 not a decimal integer [--1]\n"
+		  "E 1:15 not a decimal integer [+]\n"
+		  "E 2:3 not a decimal integer [1.5]\n"
+		  "E 2:7 not a decimal integer [0x10]\n"
+		  "E 2:12 not a decimal integer [-]\n"
+		  "R 42\n"
+		  "R 7\n");
+	/* signs only at the start; nothing glued on after digits */
+	CHECK_INT("1-2 +-3 -+3 3+ 3- 1e3 1,000 \"5\"",
+		  "E 1:1 not a decimal integer [1-2]\n"
+		  "E 1:5 not a decimal integer [+-3]\n"
+		  "E 1:9 not a decimal integer [-+3]\n"
+		  "E 1:13 not a decimal integer [3+]\n"
+		  "E 1:16 not a decimal integer [3-]\n"
+		  "E 1:19 not a decimal integer [1e3]\n"
+		  "E 1:23 not a decimal integer [1,000]\n"
+		  "E 1:29 not a decimal integer [\"5\"]\n");
+	/* a backslash is escaped so that \xNN in an excerpt is unambiguous */
+	CHECK_INT("a\\x00b 1", "E 1:1 not a decimal integer [a\\\\x00b]\nR 1\n");
+}
+
+static void test_int_nul_bytes(void **state)
+{
+	/* NUL is not whitespace: it glues onto its neighbours */
+	CHECK_INT("1\0002 3\n\0\n4\0",
+		  "E 1:1 not a decimal integer [1\\x002]\n"
+		  "R 3\n"
+		  "E 2:1 not a decimal integer [\\x00]\n"
+		  "E 3:1 not a decimal integer [4\\x00]\n");
+}
+
+static void test_int_non_ascii(void **state)
+{
+	/* é (valid UTF-8), €, invalid UTF-8, and a UTF-8 no-break space, which
+	 * is not C-locale whitespace and so joins "1" and "2" into one token */
+	CHECK_INT("\xc3\xa9t\xc3\xa9 12\xe2\x82\xac \xff\xfe\n1\xc2\xa0" "2 \x80 5",
+		  "E 1:1 not a decimal integer [\\xc3\\xa9t\\xc3\\xa9]\n"
+		  "E 1:7 not a decimal integer [12\\xe2\\x82\\xac]\n"
+		  "E 1:13 not a decimal integer [\\xff\\xfe]\n"
+		  "E 2:1 not a decimal integer [1\\xc2\\xa02]\n"
+		  "E 2:6 not a decimal integer [\\x80]\n"
+		  "R 5\n");
+}
+
+static void test_int_bom(void **state)
+{
+	/* A UTF-8 BOM is not whitespace: it makes the first token bad at 1:1
+	 * (the first number is lost, the rest parse). */
+	CHECK_INT("\xef\xbb\xbf" "1 2\n",
+		  "E 1:1 not a decimal integer [\\xef\\xbb\\xbf1]\n"
+		  "R 2\n");
+	/* a BOM alone on its line */
+	CHECK_INT("\xef\xbb\xbf\n3\n",
+		  "E 1:1 not a decimal integer [\\xef\\xbb\\xbf]\n"
+		  "R 3\n");
+}
+
+static char *repeat(char ch, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	assert_non_null(s);
+	memset(s, ch, n);
+	s[n] = '\0';
+	return s;
+}
+
+static void test_int_long_tokens(void **state)
+{
+	struct sbuf in = { 0 }, want = { 0 };
+	char *a32 = repeat('a', 32), *d1000 = repeat('9', 1000), *z1000 = repeat('0', 1000);
+	char *a33 = repeat('a', 33), *ff = repeat('\xff', 32);
+	char *got;
+
+	/* exactly MMAPQ_PARSE_TOKEN_MAX bytes: an ordinary token */
+	sb_printf(&in, "%s\n", a32);
+	sb_printf(&want, "E 1:1 not a decimal integer [%s]\n", a32);
+	sb_str(&in, "00000000000000000000000000000001 -0000000000000000000000000000001\n");
+	sb_str(&want, "R 1\nR -1\n");
+	/* one byte more: too long, whatever it contains; excerpt = 32 bytes + "..." */
+	sb_printf(&in, "%s 000000000000000000000000000000001 5\n", a33);
+	sb_printf(&want, "E 3:1 token too long [%s...]\n", a32);
+	sb_str(&want, "E 3:35 token too long [00000000000000000000000000000000...]\n");
+	sb_str(&want, "R 5\n");
+	sb_printf(&in, "%s\n%s 6\n", d1000, z1000);
+	sb_str(&want, "E 4:1 token too long [99999999999999999999999999999999...]\n");
+	sb_str(&want, "E 5:1 token too long [00000000000000000000000000000000...]\n");
+	sb_str(&want, "R 6\n");
+	/* 32 non-printable bytes: escaped they do not fit, so 9 of them + "..." */
+	sb_printf(&in, "%s\n", ff);
+	sb_str(&want, "E 6:1 not a decimal integer "
+		      "[\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff...]\n");
+	/* truncation never splits an escape */
+	sb_str(&in, "aaaaaaaaaaaaaaaaaaaa\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01 7");
+	sb_str(&want, "E 7:1 not a decimal integer "
+		      "[aaaaaaaaaaaaaaaaaaaa\\x01\\x01\\x01\\x01...]\nR 7\n");
+
+	got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
+	assert_string_equal(got, want.p);
+	free(got);
+	got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, 1);
+	assert_string_equal(got, want.p);
+	free(got);
+	got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, 7);
+	assert_string_equal(got, want.p);
+	free(got);
+
+	free(in.p);
+	free(want.p);
+	free(a32);
+	free(a33);
+	free(d1000);
+	free(z1000);
+	free(ff);
+}
+
+/* Escaping fills excerpt[] exactly, never more. */
+static void test_excerpt_bounds(void **state)
+{
+	char *bs32 = repeat('\\', 32), *esc18 = repeat('\\', 36);	/* 18 escaped */
+	char *in, *want;
+
+	/* 39 characters escaped: fits exactly, no "..." */
+	CHECK_INT("\x01\x01\x01\x01\x01\x01\x01\x01\x01" "abc 1",
+		  "E 1:1 not a decimal integer "
+		  "[\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01abc]\nR 1\n");
+	/* 40: truncated to what fits in 36, then "..." */
+	CHECK_INT("\x01\x01\x01\x01\x01\x01\x01\x01\x01" "abcd 1",
+		  "E 1:1 not a decimal integer "
+		  "[\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01...]\nR 1\n");
+
+	/* a backslash takes two characters: 32 of them show as 18 + "..." */
+	assert_true(asprintf(&in, "%s 2", bs32) > 0);
+	assert_true(asprintf(&want, "E 1:1 not a decimal integer [%s...]\nR 2\n", esc18) > 0);
+	check_log(MMAPQ_FORMAT_INT, 8, in, strlen(in), want);
+	free(in);
+	free(want);
+	/* format line, record_size 8: the first 9 bytes, all shown */
+	assert_true(asprintf(&in, "%s\n", bs32) > 0);
+	assert_true(asprintf(&want, "E 1:1 line too long [%.*s...]\n", 18, esc18) > 0);
+	check_log(MMAPQ_FORMAT_LINE, 8, in, strlen(in), want);
+	free(in);
+	free(want);
+	/* record_size 32: 18 of the 33 bytes fit */
+	assert_true(asprintf(&in, "%s\\\n", bs32) > 0);
+	assert_true(asprintf(&want, "E 1:1 line too long [%s...]\n", esc18) > 0);
+	check_log(MMAPQ_FORMAT_LINE, 32, in, strlen(in), want);
+	free(in);
+	free(want);
+	free(bs32);
+	free(esc18);
+}
+
+static void test_int64_limits(void **state)
+{
+	CHECK_INT("9223372036854775807 -9223372036854775808 9223372036854775808 "
+		  "-9223372036854775809\n"
+		  "+9223372036854775807 -0 +0 0 007 -007 +00\n"
+		  "12345678901234567890 -12345678901234567890 99999999999999999999\n"
+		  "18446744073709551615 18446744073709551616 -18446744073709551617 "
+		  "36893488147419103232\n"
+		  "0009223372036854775807 -0009223372036854775808 09223372036854775808\n",
+		  "R 9223372036854775807\n"
+		  "R -9223372036854775808\n"
+		  "E 1:42 out of range for a 64-bit integer [9223372036854775808]\n"
+		  "E 1:62 out of range for a 64-bit integer [-9223372036854775809]\n"
+		  "R 9223372036854775807\n"
+		  "R 0\nR 0\nR 0\nR 7\nR -7\nR 0\n"
+		  "E 3:1 out of range for a 64-bit integer [12345678901234567890]\n"
+		  "E 3:22 out of range for a 64-bit integer [-12345678901234567890]\n"
+		  "E 3:44 out of range for a 64-bit integer [99999999999999999999]\n"
+		  "E 4:1 out of range for a 64-bit integer [18446744073709551615]\n"
+		  "E 4:22 out of range for a 64-bit integer [18446744073709551616]\n"
+		  "E 4:43 out of range for a 64-bit integer [-18446744073709551617]\n"
+		  "E 4:65 out of range for a 64-bit integer [36893488147419103232]\n"
+		  "R 9223372036854775807\n"
+		  "R -9223372036854775808\n"
+		  "E 5:48 out of range for a 64-bit integer [09223372036854775808]\n");
+}
+
+static void test_int_crlf(void **state)
+{
+	CHECK_INT("1\r\n2\r\nx\r\n\r\n  y\r\n", "R 1\nR 2\nE 3:1 not a decimal integer [x]\n"
+		  "E 5:3 not a decimal integer [y]\n");
+	/* a lone CR is whitespace but does not start a line */
+	CHECK_INT("1\r2\rz", "R 1\nR 2\nE 1:5 not a decimal integer [z]\n");
+}
+
+static void test_int_whitespace(void **state)
+{
+	CHECK_INT("1\t2\v3\f4\r5 \t 6\n\t\tx\v\fy",
+		  "R 1\nR 2\nR 3\nR 4\nR 5\nR 6\n"
+		  "E 2:3 not a decimal integer [x]\n"
+		  "E 2:6 not a decimal integer [y]\n");
+}
+
+static void test_int_no_trailing_newline(void **state)
+{
+	struct mmapq_parser *p = NULL;
+	struct coll c = { .format = MMAPQ_FORMAT_INT };
+
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+	assert_int_equal(mmapq_parser_feed(p, "1 2 3", 5), 0);
+	/* "3" might continue in the next chunk */
+	assert_int_equal(mmapq_parser_records(p), 2);
+	assert_int_equal(mmapq_parser_feed(p, "4 x", 3), 0);
+	assert_int_equal(mmapq_parser_records(p), 3);
+	assert_int_equal(mmapq_parser_errors(p), 0);
+	assert_int_equal(mmapq_parser_finish(p), 0);
+	assert_int_equal(mmapq_parser_records(p), 3);
+	assert_int_equal(mmapq_parser_errors(p), 1);
+	assert_string_equal(c.log.p, "R 1\nR 2\nR 34\nE 1:8 not a decimal integer [x]\n");
+	mmapq_parser_free(p);
+	free(c.log.p);
+
+	CHECK_INT("-", "E 1:1 not a decimal integer [-]\n");
+	CHECK_INT("\n\n  -12", "R -12\n");
+}
+
+static void test_empty_input(void **state)
+{
+	CHECK_INT("", "");
+	CHECK_INT(" \t\n\v\f\r\n  ", "");
+	CHECK_LINE(8, "", "");
+}
+
+/* ---- format line ---- */
+
+static void test_line_basic(void **state)
+{
+	CHECK_LINE(16, "hello\nworld\n\n\\x\n", "R 5 [hello]\nR 5 [world]\nR 0 []\nR 2 [\\\\x]\n");
+	/* the final line without '\n' comes from finish() */
+	CHECK_LINE(16, "a\nlast", "R 1 [a]\nR 4 [last]\n");
+	/* spaces and tabs are data */
+	CHECK_LINE(16, "  a b\t\n", "R 6 [  a b\\x09]\n");
+}
+
+static void test_line_crlf(void **state)
+{
+	CHECK_LINE(16, "a\r\nb\r\n\r\n", "R 1 [a]\nR 1 [b]\nR 0 []\n");
+	/* only one CR, and only right before the LF, is removed */
+	CHECK_LINE(16, "a\r\r\na\rb\n\rc\n", "R 2 [a\\x0d]\nR 3 [a\\x0db]\nR 2 [\\x0dc]\n");
+	/* a final line keeps its CR: it is not before a '\n' */
+	CHECK_LINE(16, "x\r\ntail\r", "R 1 [x]\nR 5 [tail\\x0d]\n");
+	/* the CR of a CRLF does not count against record_size */
+	CHECK_LINE(8, "12345678\r\n123456789\r\n1234567\r\r\n12345678\r\r\n12345678\r",
+		   "R 8 [12345678]\n"
+		   "E 2:1 line too long [123456789...]\n"
+		   "R 8 [1234567\\x0d]\n"
+		   "E 4:1 line too long [12345678\\x0d\\x0d...]\n"
+		   "E 5:1 line too long [12345678\\x0d...]\n");
+}
+
+static void test_line_nul(void **state)
+{
+	CHECK_LINE(16, "ab\0cd\nok\n\0\n\0", "E 1:3 NUL byte in line [ab\\x00]\nR 2 [ok]\n"
+		   "E 3:1 NUL byte in line [\\x00]\nE 4:1 NUL byte in line [\\x00]\n");
+	/* the first bad byte decides: a NUL before the limit, or the limit */
+	CHECK_LINE(8, "0123\00056789abc\n0123456789\0\n12345678\r\0\nok\n",
+		   "E 1:5 NUL byte in line [0123\\x00]\n"
+		   "E 2:1 line too long [012345678...]\n"
+		   "E 3:10 NUL byte in line [12345678\\x0d\\x00]\n"
+		   "R 2 [ok]\n");
+}
+
+static void test_line_invalid_utf8(void **state)
+{
+	/* records are bytes: anything but NUL passes through */
+	CHECK_LINE(16, "\xff\xfe\xc3(\n\xc3\xa9\xe2\x82\xac\n\x01\x7f\n",
+		   "R 4 [\\xff\\xfe\\xc3(]\nR 5 [\\xc3\\xa9\\xe2\\x82\\xac]\nR 2 [\\x01\\x7f]\n");
+}
+
+static void test_line_bom(void **state)
+{
+	/* format line keeps a BOM: it is part of the first line's bytes */
+	CHECK_LINE(16, "\xef\xbb\xbfhello\nx\n", "R 8 [\\xef\\xbb\\xbfhello]\nR 1 [x]\n");
+}
+
+static void test_line_1mb(void **state)
+{
+	const size_t big = 1u << 20;
+	struct sbuf in = { 0 };
+	char *x = repeat('x', big), *got;
+	const char *want = "R 5 [first]\n"
+			   "E 2:1 line too long [xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...]\n"
+			   "R 4 [next]\n"
+			   "E 4:1 line too long [xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...]\n";
+
+	sb_str(&in, "first\n");
+	sb_str(&in, x);
+	sb_str(&in, "\r\nnext\n");
+	sb_str(&in, x);		/* and a final one without '\n' */
+
+	got = run_whole(MMAPQ_FORMAT_LINE, 64, in.p, in.len);
+	assert_string_equal(got, want);
+	free(got);
+	got = run_step(MMAPQ_FORMAT_LINE, 64, in.p, in.len, 4096);
+	assert_string_equal(got, want);
+	free(got);
+	got = run_step(MMAPQ_FORMAT_LINE, 64, in.p, in.len, 65);
+	assert_string_equal(got, want);
+	free(got);
+	got = run_step(MMAPQ_FORMAT_LINE, 64, in.p, in.len, 1);
+	assert_string_equal(got, want);
+	free(got);
+	free(in.p);
+	free(x);
+}
+
+/* The largest record_size: a line of exactly that many bytes is a record. */
+static void test_line_max_record(void **state)
+{
+	const size_t max = MMAPQ_RECORD_SIZE_MAX;
+	struct sbuf in = { 0 }, want = { 0 };
+	char *x = repeat('y', max), *got;
+
+	sb_add(&in, x, max);
+	sb_str(&in, "\n");
+	sb_add(&in, x, max);
+	sb_str(&in, "\r\n");
+	sb_add(&in, x, max);
+	sb_str(&in, "z\n");
+	sb_add(&in, x, max);	/* at finish */
+
+	for (int k = 0; k < 2; k++) {
+		sb_printf(&want, "R %zu [", max);
+		sb_add(&want, x, max);
+		sb_str(&want, "]\n");
+	}
+	sb_str(&want, "E 3:1 line too long [yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy...]\n");
+	sb_printf(&want, "R %zu [", max);
+	sb_add(&want, x, max);
+	sb_str(&want, "]\n");
+
+	got = run_whole(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, in.p, in.len);
+	assert_true(strcmp(got, want.p) == 0);
+	free(got);
+	got = run_step(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, in.p, in.len, 100003);
+	assert_true(strcmp(got, want.p) == 0);
+	free(got);
+	free(in.p);
+	free(want.p);
+	free(x);
+}
+
+static void test_line_zero_copy(void **state)
+{
+	static const char in[] = "aaa\nbbb\r\nccc";
+	struct mmapq_parser *p = NULL;
+	struct coll c = { .format = MMAPQ_FORMAT_LINE };
+	char *buf = malloc(sizeof(in) - 1);
+
+	assert_non_null(buf);
+	memcpy(buf, in, sizeof(in) - 1);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, 16, on_record, on_error, &c, &p), 0);
+	c.chunk = buf;
+	c.chunk_len = sizeof(in) - 1;
+	assert_int_equal(mmapq_parser_feed(p, buf, sizeof(in) - 1), 0);
+	assert_int_equal(c.nrec, 2);
+	assert_int_equal(c.in_chunk, 2);	/* both came straight from buf */
+	c.chunk = NULL;
+	free(buf);				/* "ccc" must have been copied */
+	assert_int_equal(mmapq_parser_finish(p), 0);
+	assert_string_equal(c.log.p, "R 3 [aaa]\nR 3 [bbb]\nR 3 [ccc]\n");
+	mmapq_parser_free(p);
+	free(c.log.p);
+}
+
+/* ---- chunking ---- */
+
+struct sample {
+	uint32_t format, record_size;
+	const char *in;
+	size_t len;
+};
+
+#define SAMPLE(f, rs, s) { f, rs, s, sizeof(s) - 1 }
+
+static const struct sample samples[] = {
+	SAMPLE(MMAPQ_FORMAT_INT, 8, "1 2 3 4 5 6 7 8 9 10\n"),
+	SAMPLE(MMAPQ_FORMAT_INT, 8,
+	       "  -12\t+7\r\n0x10 1.5 --1 + - 12abc\v\f9223372036854775807 "
+	       "-9223372036854775808\r\n9223372036854775808 -9223372036854775809 007\n"),
+	SAMPLE(MMAPQ_FORMAT_INT, 8,
+	       "1 1234567890123456789012345678901234567890 2 abcdefghijklmnopqrstuvwxyzABCDEFG\n"
+	       "-00000000000000000000000000000005 x\xff\0y 3\r\n"
+	       "00000000000000000000000000000009 +0000000000000000000000000000009"),
+	SAMPLE(MMAPQ_FORMAT_INT, 8, "\xef\xbb\xbf" "1 2\r\n\xc2\xa0 3\r"),
+	SAMPLE(MMAPQ_FORMAT_INT, 8, "\r\n\r\n-\r\n+\r\n-1\r\n+1"),
+	SAMPLE(MMAPQ_FORMAT_INT, 8, "\0\0\0 1\0 \0" "2 \\x41"),
+	SAMPLE(MMAPQ_FORMAT_LINE, 16,
+	       "hello\r\nworld\n\n\r\n\r\r\nno newline\r"),
+	SAMPLE(MMAPQ_FORMAT_LINE, 16,
+	       "exactly sixteen!\nexactly sixteen!\r\nseventeen chars!!\n"
+	       "sixteen + CR....\r\r\na\0b\n\0\nok\r\n"
+	       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n"
+	       "0123456789abcdef0123\0" "456789\n\xff\xfe invalid\r\nlast"),
+	SAMPLE(MMAPQ_FORMAT_LINE, 8, "12345678\r"),
+	SAMPLE(MMAPQ_FORMAT_LINE, 8, "12345678\r\n\r\n1234\0" "5678\r\n123456789"),
+	SAMPLE(MMAPQ_FORMAT_LINE, 8, "\xef\xbb\xbfline one is long\n\\\\\n"),
+};
+
+/* Every 2-way split, every 3-way split and 1-byte chunks equal the whole. */
+static void test_split_invariance(void **state)
+{
+	for (size_t s = 0; s < sizeof(samples) / sizeof(samples[0]); s++) {
+		const struct sample *sm = &samples[s];
+		char *whole = run_whole(sm->format, sm->record_size, sm->in, sm->len);
+		char *got;
+
+		assert_true(strlen(whole) > 0);
+		for (size_t i = 0; i <= sm->len; i++) {
+			got = run_cuts(sm->format, sm->record_size, sm->in, sm->len, &i, 1);
+			if (strcmp(got, whole) != 0)
+				print_error("sample %zu split at %zu\n", s, i);
+			assert_string_equal(got, whole);
+			free(got);
+			for (size_t j = i; j <= sm->len; j++) {
+				size_t cuts[2] = { i, j };
+
+				got = run_cuts(sm->format, sm->record_size, sm->in, sm->len,
+					       cuts, 2);
+				if (strcmp(got, whole) != 0)
+					print_error("sample %zu split at %zu, %zu\n", s, i, j);
+				assert_string_equal(got, whole);
+				free(got);
+			}
+		}
+		got = run_step(sm->format, sm->record_size, sm->in, sm->len, 1);
+		assert_string_equal(got, whole);
+		free(got);
+		free(whole);
+	}
+}
+
+/* ---- randomized round trip ---- */
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)	/* xorshift64* */
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * UINT64_C(2685821657736338717);
+}
+
+static int64_t random_value(void)
+{
+	uint64_t u = rng();
+
+	switch (rng() % 8) {
+	case 0:
+		return INT64_MIN + (int64_t)(rng() % 3);
+	case 1:
+		return INT64_MAX - (int64_t)(rng() % 3);
+	case 2:
+		return (int64_t)(rng() % 21) - 10;
+	case 3:
+		return (int64_t)(u >> (1 + rng() % 63)) * (rng() & 1 ? 1 : -1);
+	default:
+		return (int64_t)u;
+	}
+}
+
+static void test_roundtrip_random(void **state)
+{
+	static const char *const ws[] = {
+		" ", "\t", "\n", "\v", "\f", "\r", "\r\n", "  ", " \n\t",
+	};
+	const size_t count = 20000;
+	struct sbuf in = { 0 }, want = { 0 };
+	size_t *cuts, ncuts = 0;
+	char *got;
+
+	rng_state = UINT64_C(0x9e3779b97f4a7c15);	/* fixed seed: reproducible */
+	for (size_t k = 0; k < count; k++) {
+		int64_t v = random_value();
+		char num[32];
+		int n = snprintf(num, sizeof(num), "%" PRId64, v);
+		const char *digits = num + (v < 0);
+		size_t zeros = rng() % 4 == 0 ? rng() % 8 : 0;
+
+		assert_true(n > 0);
+		if (rng() % 3 == 0)
+			sb_str(&in, ws[rng() % (sizeof(ws) / sizeof(ws[0]))]);
+		if (v < 0)
+			sb_str(&in, "-");
+		else if (rng() % 4 == 0)
+			sb_str(&in, "+");
+		for (size_t z = 0; z < zeros; z++)
+			sb_str(&in, "0");
+		sb_str(&in, digits);
+		sb_str(&in, ws[rng() % (sizeof(ws) / sizeof(ws[0]))]);
+		sb_printf(&want, "R %" PRId64 "\n", v);
+	}
+
+	cuts = calloc(in.len, sizeof(*cuts));
+	assert_non_null(cuts);
+	for (size_t at = rng() % 300; at < in.len; at += 1 + rng() % 300)
+		cuts[ncuts++] = at;
+	got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, cuts, ncuts);
+	assert_string_equal(got, want.p);
+	free(got);
+	got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
+	assert_string_equal(got, want.p);
+	free(got);
+	free(cuts);
+	free(in.p);
+	free(want.p);
+}
+
+/* ---- API ---- */
+
+static void test_api_validation(void **state)
+{
+	struct mmapq_parser *sentinel = (struct mmapq_parser *)&rng_state, *p = sentinel;
+	struct coll c = { .format = MMAPQ_FORMAT_INT };
+
+	assert_int_equal(mmapq_parser_new(0, 8, on_record, on_error, &c, &p), -EINVAL);
+	assert_int_equal(mmapq_parser_new(3, 8, on_record, on_error, &c, &p), -EINVAL);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 7, on_record, on_error, &c, &p),
+			 -EINVAL);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 0, on_record, on_error, &c, &p),
+			 -EINVAL);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MIN - 1,
+					  on_record, on_error, &c, &p), -EINVAL);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX + 1,
+					  on_record, on_error, &c, &p), -EINVAL);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, UINT32_MAX, on_record, on_error,
+					  &c, &p), -EINVAL);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, NULL, on_error, &c, &p), -EINVAL);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, NULL, &c, &p), -EINVAL);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, NULL),
+			 -EINVAL);
+	assert_ptr_equal(p, sentinel);		/* untouched on failure */
+	mmapq_parser_free(NULL);
+
+	/* the limits themselves are fine; ctx may be NULL */
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, on_record,
+					  on_error, NULL, &p), 0);
+	mmapq_parser_free(p);
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, MMAPQ_RECORD_SIZE_MIN, on_record,
+					  on_error, &c, &p), 0);
+
+	/* empty feeds are no-ops, even with a NULL buffer; NULL with a length is not */
+	assert_int_equal(mmapq_parser_feed(p, NULL, 0), 0);
+	assert_int_equal(mmapq_parser_feed(p, "", 0), 0);
+	assert_int_equal(mmapq_parser_feed(p, NULL, 1), -EINVAL);
+	assert_int_equal(mmapq_parser_feed(NULL, "1", 1), -EINVAL);
+	assert_int_equal(mmapq_parser_finish(NULL), -EINVAL);
+	assert_int_equal(mmapq_parser_feed(p, "5", 1), 0);
+	assert_int_equal(mmapq_parser_finish(p), 0);
+	assert_int_equal(mmapq_parser_records(p), 1);
+	/* after finish: no more input, no second finish */
+	assert_int_equal(mmapq_parser_feed(p, "6\n", 2), -EINVAL);
+	assert_int_equal(mmapq_parser_finish(p), -EINVAL);
+	assert_int_equal(mmapq_parser_records(p), 1);
+	assert_int_equal(mmapq_parser_errors(p), 0);
+	mmapq_parser_free(p);
+	free(c.log.p);
+}
+
+static void record_error_case(uint32_t fmt, const char *in, uint64_t fail_at, int feed_rc,
+			      int finish_rc, const char *want)
+{
+	struct mmapq_parser *p = NULL;
+	struct coll c = { .format = fmt, .fail_at = fail_at, .fail_err = -ENOSPC };
+
+	assert_int_equal(mmapq_parser_new(fmt, 8, on_record, on_error, &c, &p), 0);
+	assert_int_equal(mmapq_parser_feed(p, in, strlen(in)), feed_rc);
+	assert_int_equal(mmapq_parser_records(p), c.nrec);
+	if (feed_rc == 0)
+		assert_int_equal(mmapq_parser_finish(p), finish_rc);
+	assert_int_equal(mmapq_parser_records(p), c.nrec);
+	assert_int_equal(mmapq_parser_records(p), fail_at - 1);
+	/* the parser is dead now: only free() is meaningful */
+	assert_int_equal(mmapq_parser_feed(p, "1\n", 2), -EINVAL);
+	assert_int_equal(mmapq_parser_finish(p), -EINVAL);
+	assert_string_equal(c.log.p ? c.log.p : "", want);
+	mmapq_parser_free(p);
+	free(c.log.p);
+}
+
+static void test_record_error_stops(void **state)
+{
+	record_error_case(MMAPQ_FORMAT_INT, "1 x 2 3 4\n", 3, -ENOSPC, 0,
+			  "R 1\nE 1:3 not a decimal integer [x]\nR 2\n");
+	record_error_case(MMAPQ_FORMAT_INT, "1 2 3", 3, 0, -ENOSPC, "R 1\nR 2\n");
+	record_error_case(MMAPQ_FORMAT_INT, "7", 1, 0, -ENOSPC, "");
+	record_error_case(MMAPQ_FORMAT_LINE, "a\nb\nc\nd\n", 2, -ENOSPC, 0, "R 1 [a]\n");
+	record_error_case(MMAPQ_FORMAT_LINE, "a\nb\nc", 3, 0, -ENOSPC, "R 1 [a]\nR 1 [b]\n");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lab_input),
+		cmocka_unit_test(test_int_bad_tokens),
+		cmocka_unit_test(test_int_nul_bytes),
+		cmocka_unit_test(test_int_non_ascii),
+		cmocka_unit_test(test_int_bom),
+		cmocka_unit_test(test_int_long_tokens),
+		cmocka_unit_test(test_excerpt_bounds),
+		cmocka_unit_test(test_int64_limits),
+		cmocka_unit_test(test_int_crlf),
+		cmocka_unit_test(test_int_whitespace),
+		cmocka_unit_test(test_int_no_trailing_newline),
+		cmocka_unit_test(test_empty_input),
+		cmocka_unit_test(test_line_basic),
+		cmocka_unit_test(test_line_crlf),
+		cmocka_unit_test(test_line_nul),
+		cmocka_unit_test(test_line_invalid_utf8),
+		cmocka_unit_test(test_line_bom),
+		cmocka_unit_test(test_line_1mb),
+		cmocka_unit_test(test_line_max_record),
+		cmocka_unit_test(test_line_zero_copy),
+		cmocka_unit_test(test_split_invariance),
+		cmocka_unit_test(test_roundtrip_random),
+		cmocka_unit_test(test_api_validation),
+		cmocka_unit_test(test_record_error_stops),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
