@@ -31,6 +31,8 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,12 +339,26 @@ static int reinit_sync_alone(struct mmapq *q)
 
 /* ---- validation ------------------------------------------------------------ */
 
-static bool all_zero(const uint8_t *p, size_t n)
+/* Offset of the first non-zero reserved header byte, or 0 if there is none
+ * (offset 0 is the magic, never reserved). */
+static size_t first_reserved_nonzero(const struct mmapq_header *h)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
+#define RSV(f) {offsetof(struct mmapq_header, f), sizeof(((struct mmapq_header *)0)->f)}
+	static const struct {
+		size_t off, len;
+	} rsv[] = {
+		RSV(reserved0), RSV(reserved1), RSV(producer.reserved0), RSV(producer.reserved),
+		RSV(consumer.reserved0), RSV(consumer.reserved), RSV(not_empty.reserved),
+		RSV(not_full.reserved), RSV(reserved),
+	};
+#undef RSV
+	const uint8_t *b = (const uint8_t *)h;
+
+	for (size_t i = 0; i < sizeof(rsv) / sizeof(rsv[0]); i++)
+		for (size_t j = 0; j < rsv[i].len; j++)
+			if (b[rsv[i].off + j])
+				return rsv[i].off + j;
+	return 0;
 }
 
 /* The fields written once at creation, against the file's real size and
@@ -353,6 +369,7 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 	const struct mmapq_header *h = q->h;
 	const char *path = q->path;
 	uint64_t want;
+	size_t bad;
 
 	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) != 0) {
 		set_err(err, "%s: not an mmapq queue file (bad magic)", path);
@@ -404,13 +421,10 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 		        " (truncated or extended)", path, real_size, want);
 		return -EBADMSG;
 	}
-	if (h->reserved0 || !all_zero(h->reserved1, sizeof(h->reserved1)) ||
-	    !all_zero(h->reserved, sizeof(h->reserved)) || h->producer.reserved0 ||
-	    h->consumer.reserved0 || !all_zero(h->producer.reserved, sizeof(h->producer.reserved)) ||
-	    !all_zero(h->consumer.reserved, sizeof(h->consumer.reserved)) ||
-	    !all_zero(h->not_empty.reserved, sizeof(h->not_empty.reserved)) ||
-	    !all_zero(h->not_full.reserved, sizeof(h->not_full.reserved))) {
-		set_err(err, "%s: reserved header bytes are not zero (corrupt, or a newer format)", path);
+	bad = first_reserved_nonzero(h);
+	if (bad) {
+		set_err(err, "%s: reserved header byte at offset %zu is 0x%02x, not zero (corrupt, or a"
+		        " newer format)", path, bad, ((const uint8_t *)h)[bad]);
 		return -EBADMSG;
 	}
 	if (h->producer.pid < 0 || h->consumer.pid < 0) {
@@ -457,8 +471,9 @@ static int validate_dynamic(struct mmapq *q, struct mmapq_error *err)
 		if (seq != s || len > q->record_size || sl->reserved ||
 		    (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t))) {
 			set_err(err, "%s: slot %" PRIu64 " holds seq %" PRIu64 " length %" PRIu32
-			        ", expected seq %" PRIu64 " and length <= %" PRIu32, q->path,
-			        s & q->mask, seq, len, s, q->format == MMAPQ_FORMAT_INT ? 8u : q->record_size);
+			        " reserved %" PRIu32 ", expected seq %" PRIu64 ", length <= %" PRIu32
+			        " and reserved 0", q->path, s & q->mask, seq, len, sl->reserved, s,
+			        q->format == MMAPQ_FORMAT_INT ? 8u : q->record_size);
 			return -EBADMSG;
 		}
 	}
@@ -695,13 +710,28 @@ static void adopt_geometry(struct mmapq *q)
 	q->slots = (uint8_t *)q->h + q->h->header_size;
 }
 
+/* The holder names itself right after taking the role lock (see attach):
+ * give it that moment rather than report nobody, or its dead predecessor. */
+static int32_t role_holder_pid(const struct mmapq *q)
+{
+	uint64_t end = mmapq_now_ns() + 100000000u; /* 0.1 s */
+	int32_t pid;
+
+	for (;;) {
+		pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
+		if ((pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) || mmapq_now_ns() >= end)
+			return pid;
+		sched_yield();
+	}
+}
+
 static int take_role(struct mmapq *q, struct mmapq_error *err)
 {
 	off_t byte = q->role == MMAPQ_ROLE_PRODUCER ? MMAPQ_LOCK_PRODUCER : MMAPQ_LOCK_CONSUMER;
 	int r = ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, byte);
 
 	if (r == -EAGAIN || r == -EACCES) {
-		int32_t pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
+		int32_t pid = role_holder_pid(q);
 		if (pid > 0)
 			set_err(err, "%s: the %s role is already held by pid %" PRId32, q->path,
 			        role_name(q->role), pid);
@@ -719,6 +749,7 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 {
 	uint64_t real_size;
 	bool alone = false;
+	int32_t old_pid;
 	int r;
 
 	/* Exclusive if nobody else is attached, else shared (waiting, if
@@ -751,34 +782,38 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	r = take_role(q, err);
 	if (r < 0)
 		return r;
+	/* Name ourselves at once: whoever is refused the role from now on
+	 * reports this pid.  Put back if we fail: a refused file stays as is. */
+	old_pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->self->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
 
 	if (alone) {
 		r = validate_dynamic(q, err);
 		if (r < 0)
-			return r;
+			goto fail;
 		r = reinit_sync_alone(q);
 		if (r < 0) {
 			set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
-			return r;
+			goto fail;
 		}
 		/* From here on others may attach; they find a fresh mutex. */
 		r = ofd_lock(q->fd, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
 		if (r < 0) {
 			set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
-			return r;
+			goto fail;
 		}
 	}
 
 	r = lock(q);
 	if (r < 0) {
 		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
-		return r;
+		goto fail;
 	}
 	if (!alone) {
 		r = validate_dynamic(q, err);
 		if (r < 0) {
 			unlock(q);
-			return r;
+			goto fail;
 		}
 	}
 	q->head = q->seen_tail = 0;
@@ -789,7 +824,6 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 		q->head = load_head(q);
 		q->seen_tail = load_tail(q);
 	}
-	__atomic_store_n(&q->self->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
 	__atomic_store_n(&q->self->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 	count(&q->self->attaches, 1);
 	unlock(q);
@@ -799,9 +833,12 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	    mprotect(q->slots, q->map_size - MMAPQ_HEADER_SIZE, PROT_READ) < 0) {
 		r = -errno;
 		set_err(err, "%s: cannot protect the slots: %s", q->path, strerror(-r));
-		return r;
+		goto fail;
 	}
 	return 0;
+fail:
+	__atomic_store_n(&q->self->pid, old_pid, __ATOMIC_RELAXED);
+	return r;
 }
 
 static int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
@@ -989,6 +1026,16 @@ int mmapq_put(struct mmapq *q, const void *data, uint32_t len)
 uint32_t mmapq_pending(const struct mmapq *q)
 {
 	return q->role == MMAPQ_ROLE_PRODUCER ? (uint32_t)(q->tail - q->published) : 0;
+}
+
+uint64_t mmapq_next_seq(const struct mmapq *q)
+{
+	return q->tail;
+}
+
+void mmapq_set_sync(struct mmapq *q, enum mmapq_sync sync)
+{
+	q->sync = sync;
 }
 
 void mmapq_count_dropped(struct mmapq *q, uint64_t n)

@@ -17,8 +17,11 @@
  *   -ENOTRECOVERABLE  a dead mutex owner left indices that cannot be repaired
  *
  * Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds
- * (mmapq_now_ns() + timeout); 0 means "do not wait".  A wait returns early,
- * with 0, at least every 0.5 s, so callers re-check their own stop flags.
+ * (mmapq_now_ns() + timeout); 0 means "do not wait" (-EAGAIN if nothing is
+ * there).  Waits return -ETIMEDOUT at the deadline and -EINTR when a signal
+ * handler ran; no single sleep lasts longer than 0.5 s, so a dead peer or a
+ * lost wake-up costs at most that.  Callers with a stop flag pass deadlines
+ * of about a second and re-check it.
  */
 #ifndef MMAPQ_H
 #define MMAPQ_H
@@ -109,6 +112,9 @@ int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree);
 int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
 int mmapq_publish(struct mmapq *q);
 uint32_t mmapq_pending(const struct mmapq *q); /* put but not yet published */
+/* Sequence number the next mmapq_put will give its record. */
+uint64_t mmapq_next_seq(const struct mmapq *q);
+void mmapq_set_sync(struct mmapq *q, enum mmapq_sync sync); /* live change */
 void mmapq_count_dropped(struct mmapq *q, uint64_t n);
 void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "service.h"
 
 #ifndef MMAPQ_DEFAULT_CONFIG
 #define MMAPQ_DEFAULT_CONFIG "/etc/mmapq/mmapq.ini"
@@ -19,6 +20,7 @@
 #endif
 
 volatile sig_atomic_t cli_stop;
+volatile sig_atomic_t cli_reload;
 
 static void usage(FILE *f, const struct cli *c, const char *extra)
 {
@@ -47,15 +49,16 @@ static uint64_t parse_count(const char *prog, const char *s)
 }
 
 void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
-               bool want_count, bool want_json)
+               bool want_count, bool ctl)
 {
-	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON };
+	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"queue", required_argument, NULL, 'q'},
 		{"check-config", no_argument, NULL, OPT_CHECK},
 		{"count", required_argument, NULL, OPT_COUNT},
 		{"json", no_argument, NULL, OPT_JSON},
+		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -89,9 +92,14 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 			c->count = parse_count(c->prog, optarg);
 			break;
 		case OPT_JSON:
-			if (!want_json)
+			if (!ctl)
 				goto bad;
 			c->json = true;
+			break;
+		case OPT_SOCKET:
+			if (!ctl || !*optarg)
+				goto bad;
+			c->socket_path = optarg;
 			break;
 		case 'h':
 			usage(stdout, c, usage_extra);
@@ -175,10 +183,20 @@ int cli_exit_code_for_open(int r)
 	}
 }
 
-static void on_stop(int sig)
+static void on_signal(int sig)
 {
-	(void)sig;
-	cli_stop = 1;
+	if (sig == SIGHUP)
+		cli_reload = 1;
+	else
+		cli_stop = 1;
+}
+
+void cli_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
 }
 
 void cli_signals(void)
@@ -186,10 +204,11 @@ void cli_signals(void)
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop; /* no SA_RESTART: blocking calls return EINTR */
+	sa.sa_handler = on_signal; /* no SA_RESTART: blocking calls return EINTR */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 }
@@ -219,6 +238,40 @@ void cli_sigbus_guard(const char *queue_path)
 	sa.sa_handler = on_sigbus;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
+}
+
+static void log_change(void *ctx, const char *section, const char *key, const char *old_value,
+                       const char *new_value, int needs_restart)
+{
+	if (needs_restart)
+		log_warning("reload: [%s] %s: %s -> %s needs a restart, not applied", section, key,
+		            old_value, new_value);
+	else
+		log_notice("reload: [%s] %s: %s -> %s (applied)", section, key, old_value, new_value);
+}
+
+int cli_reload_config(const struct cli *c, struct mmapq_config *running)
+{
+	struct mmapq_config next;
+	int changed, live;
+
+	cli_reload = 0;
+	service_reloading();
+	if (cli_load_config(c, &next) != 0) {
+		log_error("reload: %s has errors; keeping the running configuration", c->config_path);
+		log_set_level(running->log_level);
+		service_ready("reload failed: configuration has errors, old one kept");
+		return -1;
+	}
+	changed = mmapq_config_diff(running, &next, log_change, NULL);
+	live = changed > 0 ? mmapq_config_diff(running, &next, NULL, NULL) : 0;
+	mmapq_config_apply_live(running, &next);
+	live -= mmapq_config_diff(running, &next, NULL, NULL); /* what remains needs a restart */
+	log_set_level(running->log_level);
+	if (!changed)
+		log_notice("reload: %s unchanged", c->config_path);
+	service_ready("reloaded");
+	return live > 0;
 }
 
 struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_role role)

@@ -18,9 +18,12 @@ enum {
 	EXIT_OK = 0,
 	EXIT_USAGE = 64,       /* bad command line */
 	EXIT_BADQUEUE = 65,    /* the queue file is invalid, corrupt or mismatched */
+	EXIT_DATAERR = 65,     /* mmapqctl send: the producer rejected records */
 	EXIT_ROLE_TAKEN = 69,  /* another live process holds the role */
+	EXIT_UNAVAILABLE = 69, /* mmapqctl send: no producer listening */
 	EXIT_CANTCREATE = 73,  /* the queue file cannot be created or opened */
 	EXIT_IOERR = 74,       /* reading input or writing output failed */
+	EXIT_TEMPFAIL = 75,    /* mmapqctl send: records dropped (queue full, on_full = drop) */
 	EXIT_CONFIG = 78,      /* bad configuration */
 };
 
@@ -32,13 +35,15 @@ struct cli {
 	bool check_config;
 	bool json;
 	uint64_t count;           /* consumer --count N; 0 = forever */
+	const char *socket_path;  /* mmapqctl send --socket PATH */
 	int argi;                 /* first non-option argument */
 };
 
-/* Parses the common options plus, for the consumer, --count; mmapqctl
- * also --json.  Exits 0 for --help/--version, 64 for bad usage. */
+/* Parses the common options plus, for the consumer, --count; for mmapqctl
+ * (ctl) --json and --socket.  Exits 0 for --help/--version, 64 for bad
+ * usage. */
 void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
-               bool want_count, bool want_json);
+               bool want_count, bool ctl);
 
 /* Loads the config (a missing default file means built-in defaults; a
  * missing explicit one is an error), applies --queue, prints every error as
@@ -51,7 +56,18 @@ int cli_exit_code_for_open(int r);
 /* SIGTERM/SIGINT set cli_stop (no SA_RESTART: blocking calls return
  * EINTR); SIGPIPE is ignored so a closed output is an EPIPE error. */
 extern volatile sig_atomic_t cli_stop;
+/* SIGHUP sets cli_reload: the main loop calls cli_reload_config. */
+extern volatile sig_atomic_t cli_reload;
 void cli_signals(void);
+/* The signals above, as a set (for sigprocmask/ppoll). */
+void cli_signal_set(sigset_t *set);
+
+/* Re-read the configuration (RELOADING=1 ... READY=1 around it).  Keys
+ * that can change live are copied into *running and logged; keys that need
+ * a restart are logged and left as they are.  A broken file logs every
+ * FILE:LINE error and changes nothing.  Returns 1 if anything live changed,
+ * 0 if not, -1 if the file was rejected. */
+int cli_reload_config(const struct cli *c, struct mmapq_config *running);
 
 /* A queue file truncated under our mapping turns the next access into
  * SIGBUS: make that a clear fatal error naming the file and exit 65

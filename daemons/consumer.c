@@ -12,35 +12,46 @@
  * the sequence numbers identify the repeats); nothing is ever skipped.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
+#include "fault.h"
 #include "mmapq.h"
+#include "service.h"
 
-enum output_kind { OUT_STDOUT, OUT_NULL, OUT_FILE };
+enum output_kind { OUT_STDOUT, OUT_NULL, OUT_FILE, OUT_JOURNAL };
 
 struct consumer {
 	struct mmapq *q;
 	struct mmapq_config cfg;
+	const struct cli *cli;
 	enum output_kind out;
 	int out_fd;
 	const char *out_name;
 	char *buf;
 	size_t cap, len;
-	uint64_t consumed, next_stats_ns, stats_consumed;
+	uint64_t consumed, next_stats_ns, stats_consumed, next_status_ns;
 };
 
 static int open_output(struct consumer *c)
 {
 	const char *o = c->cfg.output;
 
-	if (!strcmp(o, "stdout")) {
+	/* auto: one journal entry per record when stdout is the journal */
+	if (!strcmp(o, "journal") || (!strcmp(o, "auto") && service_fd_is_journal(STDOUT_FILENO))) {
+		c->out = OUT_JOURNAL;
+		c->out_fd = -1;
+		c->out_name = "journal";
+	} else if (!strcmp(o, "stdout") || !strcmp(o, "auto")) {
 		c->out = OUT_STDOUT;
 		c->out_fd = STDOUT_FILENO;
 		c->out_name = "stdout";
@@ -97,10 +108,45 @@ static size_t format_int(char *out, int64_t v)
 	return len;
 }
 
+/* MESSAGE= is the record exactly as the lab printed it, plus MMAPQ_SEQ=.
+ * sd_journal_sendv is binary-safe, for line records. */
+static int journal_record(struct consumer *c, const struct mmapq_record *rec)
+{
+	static const char msg[] = "MESSAGE=";
+	const size_t mlen = sizeof(msg) - 1;
+	char seq[40], queue[MMAPQ_CONFIG_STR_MAX + 16];
+	struct iovec iov[5];
+	size_t len;
+	int n, m, r;
+
+	if (reserve_buf(c, mlen + (c->cfg.format == MMAPQ_FORMAT_INT ? 24 : rec->len)) < 0)
+		return -ENOMEM;
+	memcpy(c->buf, msg, mlen);
+	if (c->cfg.format == MMAPQ_FORMAT_INT) {
+		int64_t v;
+		memcpy(&v, rec->data, sizeof(v));
+		len = format_int(c->buf + mlen, v) - 1; /* without its newline */
+	} else {
+		memcpy(c->buf + mlen, rec->data, rec->len);
+		len = rec->len;
+	}
+	n = snprintf(seq, sizeof(seq), "MMAPQ_SEQ=%" PRIu64, rec->seq);
+	m = snprintf(queue, sizeof(queue), "MMAPQ_QUEUE=%s", c->cfg.queue_path);
+	iov[0] = (struct iovec){c->buf, mlen + len};
+	iov[1] = (struct iovec){seq, (size_t)n};
+	iov[2] = (struct iovec){queue, (size_t)m};
+	iov[3] = (struct iovec){(char *)"PRIORITY=6", 10};
+	iov[4] = (struct iovec){(char *)"SYSLOG_IDENTIFIER=mmapq-consumer", 32};
+	r = sd_journal_sendv(iov, 5);
+	return r < 0 ? r : 0;
+}
+
 static int append_record(struct consumer *c, const struct mmapq_record *rec)
 {
 	if (c->out == OUT_NULL)
 		return 0;
+	if (c->out == OUT_JOURNAL)
+		return journal_record(c, rec);
 	if (c->cfg.format == MMAPQ_FORMAT_INT) {
 		int64_t v;
 		if (reserve_buf(c, 24) < 0)
@@ -140,16 +186,53 @@ static void stats(struct consumer *c, int force)
 {
 	struct mmapq_status st;
 	uint64_t now = mmapq_now_ns();
+	bool log_due = c->cfg.stats_interval && (force || now >= c->next_stats_ns);
 
-	if (!c->cfg.stats_interval || (!force && now < c->next_stats_ns))
+	if (!force && !log_due && now < c->next_status_ns)
 		return;
 	if (mmapq_status(c->q, &st) < 0)
+		return;
+	service_status("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", output %s", st.head,
+	               st.tail - st.head, st.capacity, c->out_name);
+	c->next_status_ns = now + 1000000000u;
+	if (!log_due)
 		return;
 	log_info("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %.1f rec/s", st.head,
 	         st.tail - st.head, st.capacity,
 	         (double)(c->consumed - c->stats_consumed) / c->cfg.stats_interval);
 	c->stats_consumed = c->consumed;
 	c->next_stats_ns = now + (uint64_t)c->cfg.stats_interval * 1000000000u;
+}
+
+static void close_output(struct consumer *c)
+{
+	if (c->out == OUT_FILE && c->out_fd >= 0)
+		close(c->out_fd);
+	c->out_fd = -1;
+}
+
+static void apply_reload(struct consumer *c)
+{
+	char old_output[MMAPQ_CONFIG_STR_MAX];
+
+	memcpy(old_output, c->cfg.output, sizeof(old_output));
+	if (cli_reload_config(c->cli, &c->cfg) <= 0)
+		return;
+	mmapq_set_sync(c->q, c->cfg.sync);
+	c->next_stats_ns = mmapq_now_ns();
+	if (strcmp(old_output, c->cfg.output) != 0) {
+		/* between batches: nothing is buffered */
+		struct consumer next = *c;
+		if (open_output(&next) != 0) {
+			log_error("reload: keeping output %s", c->out_name);
+			memcpy(c->cfg.output, old_output, sizeof(old_output));
+			return;
+		}
+		close_output(c);
+		c->out = next.out;
+		c->out_fd = next.out_fd;
+		c->out_name = next.out_name;
+	}
 }
 
 static int run(struct consumer *c, uint64_t count)
@@ -159,10 +242,14 @@ static int run(struct consumer *c, uint64_t count)
 		uint64_t deadline;
 		int r;
 
+		mmapq_fault("consumer.loop");
+		service_loop_tick();
+		if (cli_reload)
+			apply_reload(c);
 		if (cli_stop)
 			return EXIT_OK;
 		stats(c, 0);
-		deadline = mmapq_now_ns() + 1000000000u;
+		deadline = mmapq_now_ns() + service_max_wait_ns();
 		if (c->cfg.stats_interval && c->next_stats_ns < deadline)
 			deadline = c->next_stats_ns;
 		r = mmapq_available(c->q, deadline, &n);
@@ -182,7 +269,7 @@ static int run(struct consumer *c, uint64_t count)
 			if (r < 0) {
 				log_error("%s: record %u of the batch: %s", mmapq_path(c->q), i,
 				          mmapq_strerror(r));
-				return r == -ENOMEM ? EXIT_IOERR : EXIT_BADQUEUE;
+				return r == -EBADMSG ? EXIT_BADQUEUE : EXIT_IOERR;
 			}
 		}
 		r = flush_output(c);
@@ -210,39 +297,57 @@ int main(int argc, char **argv)
 	struct cli cl;
 	int r, code;
 
+	/* 1. options and configuration */
 	log_init("mmapq-consumer");
 	cli_parse(&cl, argc, argv, " [--count N]", true, false);
 	if (cl.argi != argc) {
 		fprintf(stderr, "%s: unexpected argument '%s'\n", cl.prog, argv[cl.argi]);
 		return EXIT_USAGE;
 	}
+	c.cli = &cl;
 	code = cli_load_config(&cl, &c.cfg);
-	if (code)
+	if (code) {
+		service_failed(code, "configuration error");
 		return code;
+	}
 	if (cl.check_config) {
 		printf("%s: configuration OK\n", cl.config_path);
 		return EXIT_OK;
 	}
+	log_setup("consumer", c.cfg.queue_path);
+	service_init();
+
+	/* 2. signals (not blocked: SIGTERM interrupts a wait at once) */
 	cli_signals();
+
+	/* 3. the output, then the queue */
 	code = open_output(&c);
-	if (code)
+	if (code) {
+		service_failed(code, "cannot open the output");
 		return code;
+	}
 	qp = cli_queue_params(&c.cfg, MMAPQ_ROLE_CONSUMER);
 	cli_sigbus_guard(qp.path);
 	r = mmapq_open(&qp, &c.q, &err);
 	if (r < 0) {
 		log_error("%s", err.msg);
 		code = cli_exit_code_for_open(r);
+		service_failed(code, err.msg);
 		goto out;
 	}
-	log_debug("attached to %s as consumer", c.cfg.queue_path);
+
+	/* 4. ready */
+	log_debug("attached to %s as consumer, output %s", c.cfg.queue_path, c.out_name);
 	c.next_stats_ns = mmapq_now_ns() + (uint64_t)c.cfg.stats_interval * 1000000000u;
+	service_ready("running");
 	code = run(&c, cl.count);
+
+	/* shutdown, in reverse */
+	service_stopping();
 	stats(&c, 1);
 	mmapq_close(c.q);
 out:
-	if (c.out == OUT_FILE && c.out_fd >= 0)
-		close(c.out_fd);
+	close_output(&c);
 	free(c.buf);
 	return code;
 }

@@ -2,17 +2,44 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <systemd/sd-journal.h>
+#include <unistd.h>
 
 #include "mmapq.h"
+#include "service.h"
 
 static const char *ident = "mmapq";
+static const char *role = "";
+static const char *queue = "";
+static bool journal;
 static enum mmapq_log_level max_level = MMAPQ_LOG_INFO;
 
 void log_init(const char *name)
 {
 	ident = name;
+}
+
+void log_setup(const char *r, const char *q)
+{
+	role = r;
+	queue = q;
+	journal = service_fd_is_journal(STDERR_FILENO);
+}
+
+static void emit(enum mmapq_log_level prio, const char *pfx, const char *msg)
+{
+	if (journal &&
+	    sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", (int)prio, "SYSLOG_IDENTIFIER=%s", ident,
+	                    "MMAPQ_ROLE=%s", role, "MMAPQ_QUEUE=%s", queue, NULL) >= 0)
+		return;
+	/* one fprintf: one write, lines from two daemons never interleave */
+	if (pfx)
+		fprintf(stderr, "%s: %s%s\n", ident, pfx, msg);
+	else
+		fprintf(stderr, "%s\n", msg);
 }
 
 const char *log_ident(void)
@@ -52,8 +79,7 @@ void log_msg(enum mmapq_log_level prio, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	/* one fprintf: one write, lines from two daemons never interleave */
-	fprintf(stderr, "%s: %s%s\n", ident, prefix(prio), buf);
+	emit(prio, prefix(prio), buf);
 }
 
 void log_plain(const char *fmt, ...)
@@ -64,7 +90,7 @@ void log_plain(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s\n", buf);
+	emit(MMAPQ_LOG_ERR, NULL, buf);
 }
 
 int log_limit_pass(struct log_limit *l)

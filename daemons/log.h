@@ -11,6 +11,9 @@
 #include "config.h"
 
 void log_init(const char *ident);
+/* Log natively to the journal (PRIORITY=, SYSLOG_IDENTIFIER=, MMAPQ_ROLE=,
+ * MMAPQ_QUEUE=) when stderr is the journal stream; plain stderr otherwise. */
+void log_setup(const char *role, const char *queue_path);
 const char *log_ident(void);
 void log_set_level(enum mmapq_log_level level);
 enum mmapq_log_level log_get_level(void);

@@ -6,16 +6,22 @@
  *                              the pid in each role with whether it is alive
  *   mmapqctl [--json] dump     the unconsumed records with their sequence
  *                              numbers
+ *   mmapqctl send [VALUE...]   send records (the arguments, else stdin) to the
+ *                              producer's socket; exits 0 only once the
+ *                              producer acknowledged them all as published
  *
- * It opens the file read-only as an observer: it takes no lock and never
- * writes, so it cannot hang on a stale mutex or disturb the daemons.
+ * status and dump open the file read-only as an observer: no lock, no
+ * write, so they can neither hang on a stale mutex nor disturb the daemons.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
@@ -174,6 +180,104 @@ static int dump(struct mmapq *q, bool json)
 	return EXIT_OK;
 }
 
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t k = write(fd, p, len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+/*
+ * The producer answers "ERR LINE:COL: ..." per rejected record and, after
+ * everything we sent is published, "OK published=N dropped=D rejected=R
+ * last_seq=S" (or "FAIL ..." if it stops first).
+ */
+static int send_records(const char *path, int nvalues, char **values)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	unsigned long long published = 0, dropped = 0, rejected = 0;
+	char last_seq[32] = "-", *line = NULL;
+	bool acked = false;
+	size_t cap = 0;
+	FILE *in;
+	int fd, r = 0;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_error("%s: socket path too long", path);
+		return EXIT_USAGE;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		log_error("%s: cannot connect to the producer: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return EXIT_UNAVAILABLE;
+	}
+	if (nvalues) {
+		for (int i = 0; i < nvalues && r == 0; i++) {
+			r = write_all(fd, values[i], strlen(values[i]));
+			if (r == 0)
+				r = write_all(fd, "\n", 1);
+		}
+	} else {
+		char buf[65536];
+		ssize_t n;
+		while ((n = read(STDIN_FILENO, buf, sizeof(buf))) != 0 && r == 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				log_error("stdin: %s", strerror(errno));
+				close(fd);
+				return EXIT_IOERR;
+			}
+			r = write_all(fd, buf, (size_t)n);
+		}
+	}
+	if (r < 0) {
+		log_error("%s: send: %s", path, strerror(-r));
+		close(fd);
+		return EXIT_IOERR;
+	}
+	shutdown(fd, SHUT_WR); /* end of our records: the producer acknowledges */
+	in = fdopen(fd, "r");
+	if (!in) {
+		close(fd);
+		return EXIT_IOERR;
+	}
+	while (getline(&line, &cap, in) > 0) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!strncmp(line, "ERR ", 4)) {
+			log_plain("%s: rejected: %s", path, line + 4);
+		} else if (!strncmp(line, "OK ", 3) &&
+		           sscanf(line + 3, "published=%llu dropped=%llu rejected=%llu last_seq=%31s",
+		                  &published, &dropped, &rejected, last_seq) == 4) {
+			acked = true;
+		} else {
+			log_error("%s: producer: %s", path, line);
+		}
+	}
+	free(line);
+	fclose(in);
+	if (!acked) {
+		log_error("%s: the producer closed the connection without acknowledging"
+		          " (some records may have been published)", path);
+		return EXIT_IOERR;
+	}
+	printf("published %llu, last seq %s", published, last_seq);
+	if (rejected || dropped)
+		printf(", rejected %llu, dropped %llu", rejected, dropped);
+	putchar('\n');
+	return rejected ? EXIT_DATAERR : dropped ? EXIT_TEMPFAIL : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct mmapq_config cfg;
@@ -185,7 +289,7 @@ int main(int argc, char **argv)
 	int r, code;
 
 	log_init("mmapqctl");
-	cli_parse(&c, argc, argv, " status|dump [--json]", false, true);
+	cli_parse(&c, argc, argv, " status|dump [--json] | send [--socket PATH] [VALUE...]", false, true);
 	code = cli_load_config(&c, &cfg);
 	if (code)
 		return code;
@@ -194,12 +298,15 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (c.argi >= argc) {
-		fprintf(stderr, "%s: missing command: status or dump\n", c.prog);
+		fprintf(stderr, "%s: missing command: status, dump or send\n", c.prog);
 		return EXIT_USAGE;
 	}
 	cmd = argv[c.argi];
+	if (!strcmp(cmd, "send"))
+		return send_records(c.socket_path ? c.socket_path : cfg.socket_path, argc - c.argi - 1,
+		                    argv + c.argi + 1);
 	if ((strcmp(cmd, "status") && strcmp(cmd, "dump")) || c.argi + 1 != argc) {
-		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status or dump)\n", c.prog,
+		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, dump or send)\n", c.prog,
 		        c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
 		return EXIT_USAGE;
 	}

@@ -1,0 +1,1088 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_crash -- SIGKILL the producer or the consumer at the worst instants
+ * and check that nothing is lost, reordered or replayed outside the
+ * documented window, that the survivor never hangs, and that the mutex is
+ * recovered (and counted) exactly when the dead process held it.
+ *
+ * A numbered stream (record s carries the int64 value s) flows from a
+ * producer child to a consumer child.  Both report to the parent through
+ * their own pipe in fixed 24-byte messages, each write at most PIPE_BUF so a
+ * kill never leaves half a message:
+ *   producer: START(tail at attach), PUB(batch, new tail) after each publish,
+ *             DONE
+ *   consumer: START(head at attach), VAL(value, seq) for a whole batch in one
+ *             write BEFORE it releases the batch, REL(n, new head, longest
+ *             wait so far) after the release returned, DONE
+ * The parent checks the stream as it goes:
+ *   - every VAL is the next value expected (no loss, no doubling, in order);
+ *   - a restarted consumer starts at a head h with confirmed <= h <= expected,
+ *     where confirmed is the last head a REL reported: it re-reads at most the
+ *     one batch it had not confirmed (the documented at-least-once window),
+ *     and never skips a record;
+ *   - a restarted producer starts at a tail >= the last tail it reported (a
+ *     published record is never taken back);
+ *   - no consumer wait (one mmapq_available call) took 2 s or more.
+ *
+ * Parts:
+ *   a) fault points (MMAPQ_FAULT, set in the child before its first queue
+ *      call: fault.c reads it once): the process kills itself at exactly
+ *      that instant; it is restarted without the fault.  The recovery
+ *      counters must go up by exactly one when the point is inside the mutex
+ *      and not at all otherwise.
+ *   b) 100 + 100 kills by the parent at random moments, alternating sides.
+ *   c) kills of a waiter that is blocked in its wait (registered in the
+ *      header, sleeping in the kernel), and at the fault point between
+ *      registering and sleeping.
+ *   d) a stale lock word: a copy of the file taken while a process holds the
+ *      mutex (as after a power cut: no kernel marks the owner dead), and the
+ *      original after the holder's death (EOWNERDEAD).
+ *
+ * The parent never calls a queue function that passes a fault point (the
+ * children create the files), so its cached fault state never leaks into a
+ * child through fork().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mmapq.h"
+#include "mmapq_format.h"
+#include "testutil.h"
+
+#define CAP 16u
+#define WAIT_NS (5ull * 1000000000ull) /* a child's wait deadline */
+#define MAX_WAIT_OK_NS (2ull * 1000000000ull)
+#define C_MAX_BATCH 150u              /* 150 * 24 bytes < PIPE_BUF */
+#define P_MAX_BATCH 16u
+#define NO_PROGRESS_MS 15000
+
+enum { P = 0, C = 1 };
+enum msg_type { C_START = 1, C_VAL, C_REL, C_DONE, P_START, P_PUB, P_DONE };
+
+struct msg {
+	uint32_t type;
+	uint32_t n;
+	uint64_t a;
+	uint64_t b;
+};
+_Static_assert(sizeof(struct msg) == 24, "message size");
+
+static uint64_t g_seed;
+static int g_failures;
+static uint32_t g_capacity = CAP; /* of the queues made from now on */
+
+static const char *side_name(int side)
+{
+	return side == P ? "producer" : "consumer";
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ull;
+}
+
+/* ---- the header, seen raw ------------------------------------------------ */
+
+struct raw {
+	uint32_t lockword;
+	uint32_t ne_seq, ne_waiting, nf_seq, nf_waiting;
+	uint64_t head, tail, recoveries[2];
+};
+
+static bool read_raw(const char *path, struct raw *r)
+{
+	struct mmapq_header h;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h);
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return false;
+	r->lockword = *(uint32_t *)h.lock.bytes;
+	r->ne_seq = h.not_empty.seq;
+	r->ne_waiting = h.not_empty.waiting;
+	r->nf_seq = h.not_full.seq;
+	r->nf_waiting = h.not_full.waiting;
+	r->head = h.consumer.position;
+	r->tail = h.producer.position;
+	r->recoveries[P] = h.producer.recoveries;
+	r->recoveries[C] = h.consumer.recoveries;
+	return true;
+}
+
+static void dump(const char *path, const char *why)
+{
+	struct raw r;
+	tu_dump_queue(path, why);
+	if (read_raw(path, &r))
+		fprintf(stderr, "     lockword 0x%08" PRIx32 " not_empty(seq %" PRIu32 " waiting %" PRIu32
+		        ") not_full(seq %" PRIu32 " waiting %" PRIu32 ")\n",
+		        r.lockword, r.ne_seq, r.ne_waiting, r.nf_seq, r.nf_waiting);
+}
+
+static uint64_t total_recoveries(const char *path)
+{
+	struct raw r;
+	if (!read_raw(path, &r))
+		return UINT64_MAX;
+	return r.recoveries[P] + r.recoveries[C];
+}
+
+/* ---- the children ---------------------------------------------------------- */
+
+static void send(int fd, const struct msg *m, size_t n)
+{
+	/* one write of at most PIPE_BUF bytes: all of it or nothing */
+	if (tu_write_all(fd, m, n * sizeof(*m)) < 0)
+		_exit(5);
+}
+
+static struct mmapq *child_open(const char *path, enum mmapq_role role)
+{
+	struct mmapq_params p = {.path = path, .role = role, .capacity = g_capacity, .record_size = 8,
+	                         .format = MMAPQ_FORMAT_INT, .file_mode = 0600};
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+	int r = mmapq_open(&p, &q, &e);
+	if (r < 0) {
+		fprintf(stderr, "%s %d: cannot open: %s (%s)\n", side_name(role == MMAPQ_ROLE_PRODUCER ? P : C),
+		        (int)getpid(), e.msg, mmapq_strerror(r));
+		_exit(1);
+	}
+	return q;
+}
+
+static uint64_t child_position(struct mmapq *q, int side)
+{
+	struct mmapq_status st;
+	int r = mmapq_status(q, &st);
+	if (r < 0) {
+		fprintf(stderr, "%s %d: status: %s\n", side_name(side), (int)getpid(), mmapq_strerror(r));
+		_exit(1);
+	}
+	return side == P ? st.tail : st.head;
+}
+
+static void producer_child(int fd, const char *path, uint64_t n, uint64_t seed)
+{
+	struct mmapq *q = child_open(path, MMAPQ_ROLE_PRODUCER);
+	uint64_t seq = child_position(q, P), rng = seed;
+	struct msg m = {.type = P_START, .a = seq};
+	int r;
+
+	send(fd, &m, 1);
+	while (seq < n) {
+		uint32_t nfree = 0, batch;
+		r = mmapq_reserve(q, mmapq_now_ns() + WAIT_NS, &nfree);
+		if (r < 0) {
+			fprintf(stderr, "producer %d: reserve at %" PRIu64 ": %s\n", (int)getpid(), seq,
+			        mmapq_strerror(r));
+			_exit(r == -ETIMEDOUT ? 4 : 1);
+		}
+		if (nfree == 0)
+			continue;
+		batch = 1 + (uint32_t)(rng_next(&rng) % P_MAX_BATCH);
+		if (batch > nfree)
+			batch = nfree;
+		if (batch > n - seq)
+			batch = (uint32_t)(n - seq);
+		for (uint32_t i = 0; i < batch; i++) {
+			int64_t v = (int64_t)(seq + i);
+			r = mmapq_put(q, &v, sizeof(v));
+			if (r < 0) {
+				fprintf(stderr, "producer %d: put %" PRId64 ": %s\n", (int)getpid(), v, mmapq_strerror(r));
+				_exit(1);
+			}
+		}
+		r = mmapq_publish(q);
+		if (r != (int)batch) {
+			fprintf(stderr, "producer %d: publish at %" PRIu64 " returned %d (%s)\n", (int)getpid(),
+			        seq, r, r < 0 ? mmapq_strerror(r) : "wrong count");
+			_exit(1);
+		}
+		seq += batch;
+		m = (struct msg){.type = P_PUB, .n = batch, .a = seq};
+		send(fd, &m, 1);
+	}
+	m = (struct msg){.type = P_DONE, .a = seq};
+	send(fd, &m, 1);
+	mmapq_close(q);
+	_exit(0);
+}
+
+static void consumer_child(int fd, const char *path, uint64_t n, uint64_t seed)
+{
+	struct mmapq *q = child_open(path, MMAPQ_ROLE_CONSUMER);
+	uint64_t head = child_position(q, C), rng = seed, maxwait = 0;
+	struct msg m[C_MAX_BATCH];
+	int r;
+
+	m[0] = (struct msg){.type = C_START, .a = head};
+	send(fd, m, 1);
+	while (head < n) {
+		uint64_t t0 = mmapq_now_ns(), dt;
+		uint32_t avail = 0, take;
+		r = mmapq_available(q, t0 + WAIT_NS, &avail);
+		dt = mmapq_now_ns() - t0;
+		if (dt > maxwait)
+			maxwait = dt;
+		if (r < 0) {
+			fprintf(stderr, "consumer %d: available at %" PRIu64 ": %s after %" PRIu64 " ms\n",
+			        (int)getpid(), head, mmapq_strerror(r), dt / 1000000u);
+			_exit(r == -ETIMEDOUT ? 4 : 1);
+		}
+		if (avail == 0)
+			continue;
+		take = avail < C_MAX_BATCH ? avail : C_MAX_BATCH;
+		take = 1 + (uint32_t)(rng_next(&rng) % take);
+		for (uint32_t i = 0; i < take; i++) {
+			struct mmapq_record rec;
+			int64_t v = -1;
+			r = mmapq_get(q, i, &rec);
+			if (r == 0 && rec.len == sizeof(v))
+				memcpy(&v, rec.data, sizeof(v));
+			if (r < 0 || rec.seq != head + i || rec.len != sizeof(v) || v != (int64_t)rec.seq) {
+				fprintf(stderr, "consumer %d: record %" PRIu64 ": get %d (%s) seq %" PRIu64
+				        " len %u value %" PRId64 "\n", (int)getpid(), head + i, r,
+				        mmapq_strerror(r), r == 0 ? rec.seq : 0, r == 0 ? rec.len : 0, v);
+				_exit(1);
+			}
+			m[i] = (struct msg){.type = C_VAL, .a = (uint64_t)v, .b = rec.seq};
+		}
+		send(fd, m, take); /* written out ... */
+		r = mmapq_release(q, take); /* ... then released */
+		if (r < 0) {
+			fprintf(stderr, "consumer %d: release(%u) at %" PRIu64 ": %s\n", (int)getpid(), take,
+			        head, mmapq_strerror(r));
+			_exit(1);
+		}
+		head += take;
+		m[0] = (struct msg){.type = C_REL, .n = take, .a = head, .b = maxwait};
+		send(fd, m, 1);
+	}
+	m[0] = (struct msg){.type = C_DONE, .a = head, .b = maxwait};
+	send(fd, m, 1);
+	mmapq_close(q);
+	_exit(0);
+}
+
+/* ---- the parent's side: processes, messages, checks ------------------------------ */
+
+struct proc {
+	pid_t pid;        /* 0: not running */
+	pid_t last_pid;
+	int fd, pidfd;
+	int status;       /* of the last exit */
+	bool kill_sent;   /* the parent sent SIGKILL */
+	const char *fault;
+	unsigned char buf[sizeof(struct msg)];
+	size_t have;
+	int starts, kills, done;
+	uint64_t msgs;    /* VALs (consumer) or PUBs (producer) since the last kill */
+};
+
+struct world {
+	const char *name;
+	const char *path;
+	uint64_t n;
+	struct proc pr[2];
+	/* consumer stream */
+	uint64_t expected, confirmed, unconfirmed;
+	uint64_t replays, max_replay, last_replay;
+	uint64_t max_wait_ns;
+	bool c_finished;
+	/* producer stream */
+	uint64_t last_pub, last_p_start, last_p_gap;
+	bool p_finished;
+	/* random kills (part b) */
+	bool random_kills;
+	int kills_left, victim;
+	uint64_t trigger, rng;
+	int failed;
+	uint64_t last_progress_ms;
+};
+
+static void wfail(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void wfail(struct world *w, const char *fmt, ...)
+{
+	va_list ap;
+	if (w->failed++ == 0) {
+		fprintf(stderr, "FAIL [%s] (seed %" PRIu64 "): ", w->name, g_seed);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fprintf(stderr, "\n     stream: expected %" PRIu64 " confirmed %" PRIu64 " unconfirmed %" PRIu64
+		        " last published %" PRIu64 "; starts %d/%d kills %d/%d\n",
+		        w->expected, w->confirmed, w->unconfirmed, w->last_pub, w->pr[P].starts,
+		        w->pr[C].starts, w->pr[P].kills, w->pr[C].kills);
+		dump(w->path, w->name);
+	}
+}
+
+static void start(struct world *w, int side, const char *fault)
+{
+	struct proc *p = &w->pr[side];
+	int fds[2];
+	uint64_t seed = g_seed ^ ((uint64_t)(p->starts + 1) * 0x9e3779b97f4a7c15ull) ^ (uint64_t)side;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		perror("pipe2");
+		exit(99);
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(99);
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		/* before the first queue call: fault.c reads it once */
+		if (fault)
+			setenv("MMAPQ_FAULT", fault, 1);
+		else
+			unsetenv("MMAPQ_FAULT");
+		if (side == P)
+			producer_child(fds[1], w->path, w->n, seed);
+		else
+			consumer_child(fds[1], w->path, w->n, seed);
+		_exit(99);
+	}
+	close(fds[1]);
+	p->pid = p->last_pid = pid;
+	p->fd = fds[0];
+	p->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (p->pidfd < 0) {
+		perror("pidfd_open");
+		exit(99);
+	}
+	p->kill_sent = false;
+	p->fault = fault;
+	p->have = 0;
+	p->starts++;
+}
+
+static void on_msg(struct world *w, int side, const struct msg *m)
+{
+	struct proc *p = &w->pr[side];
+
+	w->last_progress_ms = tu_now_ms();
+	switch (m->type) {
+	case C_START:
+		if (m->a < w->confirmed)
+			wfail(w, "consumer restarted at head %" PRIu64 ", behind the confirmed release %" PRIu64,
+			      m->a, w->confirmed);
+		else if (m->a > w->expected)
+			wfail(w, "consumer restarted at head %" PRIu64 ", beyond the next record it was given"
+			      " (%" PRIu64 "): records lost", m->a, w->expected);
+		w->last_replay = w->expected - m->a;
+		w->replays += w->last_replay;
+		if (w->last_replay > w->max_replay)
+			w->max_replay = w->last_replay;
+		w->expected = w->confirmed = m->a;
+		w->unconfirmed = 0;
+		break;
+	case C_VAL:
+		if (m->a != w->expected || m->b != w->expected)
+			wfail(w, "consumer got value %" PRIu64 " (seq %" PRIu64 "), expected %" PRIu64
+			      ": %s", m->a, m->b, w->expected, m->a < w->expected ? "doubled/reordered" : "lost");
+		if (m->a >= w->n)
+			wfail(w, "value %" PRIu64 " beyond the stream of %" PRIu64, m->a, w->n);
+		w->expected++;
+		w->unconfirmed++;
+		p->msgs++;
+		break;
+	case C_REL:
+		if (m->a != w->expected || m->n != w->unconfirmed)
+			wfail(w, "consumer released %u up to %" PRIu64 ", but was given %" PRIu64 " up to %" PRIu64,
+			      m->n, m->a, w->unconfirmed, w->expected);
+		w->confirmed = m->a;
+		w->unconfirmed = 0;
+		/* fall through */
+	case C_DONE:
+		if (m->b > w->max_wait_ns)
+			w->max_wait_ns = m->b;
+		if (m->type == C_DONE) {
+			if (m->a != w->n || w->expected != w->n)
+				wfail(w, "consumer done at %" PRIu64 " of %" PRIu64, m->a, w->n);
+			w->c_finished = true;
+		}
+		break;
+	case P_START:
+		if (m->a < w->last_pub)
+			wfail(w, "producer restarted at tail %" PRIu64 ", behind the published %" PRIu64,
+			      m->a, w->last_pub);
+		if (m->a > w->last_pub + P_MAX_BATCH)
+			wfail(w, "producer restarted at tail %" PRIu64 ", more than a batch beyond %" PRIu64,
+			      m->a, w->last_pub);
+		w->last_p_gap = m->a - w->last_pub;
+		w->last_p_start = m->a;
+		w->last_pub = m->a;
+		break;
+	case P_PUB:
+		if (m->a != w->last_pub + m->n)
+			wfail(w, "producer published %u up to %" PRIu64 " after %" PRIu64, m->n, m->a, w->last_pub);
+		w->last_pub = m->a;
+		p->msgs++;
+		break;
+	case P_DONE:
+		if (m->a != w->n)
+			wfail(w, "producer done at %" PRIu64 " of %" PRIu64, m->a, w->n);
+		w->p_finished = true;
+		break;
+	default:
+		wfail(w, "bad message type %u from the %s", m->type, side_name(side));
+	}
+}
+
+/* Read what is there (all of it, up to EOF, if drain). */
+static void read_msgs(struct world *w, int side, bool drain)
+{
+	struct proc *p = &w->pr[side];
+	unsigned char buf[4096];
+
+	for (;;) {
+		ssize_t k;
+		if (!drain) {
+			struct pollfd pf = {.fd = p->fd, .events = POLLIN};
+			if (poll(&pf, 1, 0) <= 0)
+				return;
+		}
+		k = read(p->fd, buf, sizeof(buf));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return;
+		for (ssize_t i = 0; i < k; i++) {
+			p->buf[p->have++] = buf[i];
+			if (p->have == sizeof(struct msg)) {
+				struct msg m;
+				memcpy(&m, p->buf, sizeof(m));
+				p->have = 0;
+				on_msg(w, side, &m);
+			}
+		}
+		if (!drain)
+			return;
+	}
+}
+
+static void random_kill_policy(struct world *w)
+{
+	struct proc *v;
+	if (!w->random_kills || w->kills_left <= 0)
+		return;
+	v = &w->pr[w->victim];
+	if (!v->pid || v->kill_sent || v->msgs < w->trigger)
+		return;
+	kill(v->pid, SIGKILL);
+	v->kill_sent = true;
+}
+
+static void next_victim(struct world *w)
+{
+	w->kills_left--;
+	w->victim = w->victim == C ? P : C;
+	/* consumer: after 1..400 more records; producer: after 1..30 more
+	 * publishes */
+	w->trigger = w->victim == C ? 1 + rng_next(&w->rng) % 400 : 1 + rng_next(&w->rng) % 30;
+	w->pr[w->victim].msgs = 0;
+}
+
+/*
+ * Run until a child exits (returns its side, reaped and its messages all
+ * read) or timeout_ms passes (-1).
+ */
+static int pump(struct world *w, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		struct pollfd pf[4];
+		int map[4], n = 0;
+		uint64_t now = tu_now_ms();
+
+		if (w->failed)
+			return -1;
+		if (now >= end)
+			return -1;
+		for (int s = 0; s < 2; s++) {
+			if (!w->pr[s].pid)
+				continue;
+			pf[n] = (struct pollfd){.fd = w->pr[s].fd, .events = POLLIN};
+			map[n++] = s;
+			pf[n] = (struct pollfd){.fd = w->pr[s].pidfd, .events = POLLIN};
+			map[n++] = 2 + s;
+		}
+		if (n == 0)
+			return -1;
+		if (poll(pf, (nfds_t)n, (int)(end - now)) <= 0)
+			continue;
+		for (int i = 0; i < n; i++)
+			if (map[i] < 2 && (pf[i].revents & (POLLIN | POLLHUP)))
+				read_msgs(w, map[i], false);
+		random_kill_policy(w);
+		for (int i = 0; i < n; i++) {
+			struct proc *p;
+			int s, st;
+			if (map[i] < 2 || !(pf[i].revents & POLLIN))
+				continue;
+			s = map[i] - 2;
+			p = &w->pr[s];
+			st = tu_wait(p->pid, 1000);
+			if (st == -ETIMEDOUT)
+				continue; /* not yet */
+			read_msgs(w, s, true); /* the writer is gone: EOF comes */
+			close(p->fd);
+			close(p->pidfd);
+			p->pid = 0;
+			p->fd = p->pidfd = -1;
+			p->status = st;
+			return s;
+		}
+	}
+}
+
+static void stop_all(struct world *w)
+{
+	for (int s = 0; s < 2; s++) {
+		struct proc *p = &w->pr[s];
+		if (!p->pid)
+			continue;
+		tu_kill(p->pid);
+		close(p->fd);
+		close(p->pidfd);
+		p->pid = 0;
+	}
+}
+
+static void world_init(struct world *w, const char *name, const char *path, uint64_t n)
+{
+	memset(w, 0, sizeof(*w));
+	w->name = name;
+	w->path = path;
+	w->n = n;
+	w->last_progress_ms = tu_now_ms();
+	w->pr[P].fd = w->pr[P].pidfd = w->pr[C].fd = w->pr[C].pidfd = -1;
+}
+
+/*
+ * Run both sides (already started, or started here if not running) until
+ * both finished.  A side that dies of SIGKILL (its fault point, or the
+ * parent's kill) is restarted without a fault; any other end fails.
+ */
+static void run_to_end(struct world *w, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+
+	for (int s = 0; s < 2; s++)
+		if (!w->pr[s].pid && !(s == P ? w->p_finished : w->c_finished))
+			start(w, s, NULL);
+	while (!w->failed && !(w->p_finished && w->c_finished)) {
+		uint64_t now = tu_now_ms();
+		int s;
+		struct proc *p;
+		if (now >= end) {
+			wfail(w, "not finished within %d ms: a survivor hung?", timeout_ms);
+			break;
+		}
+		if (now - w->last_progress_ms > NO_PROGRESS_MS) {
+			wfail(w, "no progress for %d ms", NO_PROGRESS_MS);
+			break;
+		}
+		s = pump(w, (int)(end - now < 1000 ? end - now : 1000));
+		if (s < 0)
+			continue;
+		p = &w->pr[s];
+		if (WIFEXITED(p->status) && WEXITSTATUS(p->status) == 0) {
+			if (!(s == P ? w->p_finished : w->c_finished))
+				wfail(w, "%s exited 0 without finishing", side_name(s));
+			continue;
+		}
+		if (WIFSIGNALED(p->status) && WTERMSIG(p->status) == SIGKILL && (p->fault || p->kill_sent)) {
+			p->kills++;
+			if (p->kill_sent && w->random_kills)
+				next_victim(w);
+			start(w, s, NULL);
+			continue;
+		}
+		wfail(w, "%s pid %d %s ended unexpectedly: exit code %d", side_name(s), p->last_pid,
+		      p->fault ? p->fault : "(no fault)", tu_exit_code(p->status));
+	}
+	if (w->max_wait_ns >= MAX_WAIT_OK_NS)
+		wfail(w, "a consumer wait took %" PRIu64 " ms (limit %llu ms)", w->max_wait_ns / 1000000u,
+		      MAX_WAIT_OK_NS / 1000000u);
+	stop_all(w);
+	if (!w->failed) {
+		struct raw r;
+		if (!read_raw(w->path, &r) || r.head != w->n || r.tail != w->n)
+			wfail(w, "final positions head %" PRIu64 " tail %" PRIu64 ", want %" PRIu64, r.head, r.tail, w->n);
+	}
+}
+
+/* A helper child makes an empty queue file (the parent stays clear of the
+ * fault points). */
+static void create_queue(const char *path)
+{
+	pid_t pid = fork();
+	int st;
+	if (pid == 0) {
+		unsetenv("MMAPQ_FAULT");
+		mmapq_close(child_open(path, MMAPQ_ROLE_PRODUCER));
+		_exit(0);
+	}
+	st = tu_wait(pid, 10000);
+	if (tu_exit_code(st) != 0) {
+		fprintf(stderr, "cannot create %s (child ended with %d)\n", path, tu_exit_code(st));
+		exit(99);
+	}
+}
+
+/* Spin, yielding, until *word == want (through a read-only mapping). */
+static bool spin_word(const char *path, size_t off, uint32_t want, int timeout_ms)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const uint8_t *h;
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	bool ok = false;
+
+	if (fd < 0)
+		return false;
+	h = mmap(NULL, MMAPQ_HEADER_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (h == MAP_FAILED)
+		return false;
+	while (tu_now_ms() < end) {
+		if (__atomic_load_n((const uint32_t *)(h + off), __ATOMIC_ACQUIRE) == want) {
+			ok = true;
+			break;
+		}
+		sched_yield();
+	}
+	munmap((void *)h, MMAPQ_HEADER_SIZE);
+	return ok;
+}
+
+/* ---- a) fault points ---------------------------------------------------------- */
+
+struct point {
+	int side;
+	const char *fault;
+	bool in_mutex;
+};
+
+static void fault_point_run(const char *dir, const struct point *pt)
+{
+	char name[96], file[64];
+	char *path;
+	struct world w;
+	uint64_t rec0, rec1, t0 = tu_now_ms();
+	int fails0 = g_failures;
+
+	snprintf(name, sizeof(name), "a) %s killed at %s", side_name(pt->side), pt->fault);
+	snprintf(file, sizeof(file), "a-%s-%s.q", side_name(pt->side), pt->fault);
+	path = tu_path(dir, file);
+	create_queue(path);
+	world_init(&w, name, path, 3000);
+	rec0 = total_recoveries(path);
+
+	/* the consumer first, waiting on the empty queue: the producer's
+	 * first publishes then find a registered waiter to signal */
+	start(&w, C, pt->side == C ? pt->fault : NULL);
+	if (pt->side == P &&
+	    !spin_word(path, offsetof(struct mmapq_header, not_empty.waiting), 1, 5000))
+		wfail(&w, "the consumer never waited on the empty queue");
+	start(&w, P, pt->side == P ? pt->fault : NULL);
+	run_to_end(&w, 30000);
+
+	rec1 = total_recoveries(path);
+	if (!w.failed && w.pr[pt->side].kills != 1)
+		wfail(&w, "the %s never reached the fault point %s (%d kills)", side_name(pt->side), pt->fault,
+		      w.pr[pt->side].kills);
+	if (!w.failed && w.pr[!pt->side].starts != 1)
+		wfail(&w, "the surviving %s was restarted", side_name(!pt->side));
+	if (!w.failed && rec1 - rec0 != (pt->in_mutex ? 1u : 0u))
+		wfail(&w, "recoveries went from %" PRIu64 " to %" PRIu64 ", expected +%d (killed %s the mutex)",
+		      rec0, rec1, pt->in_mutex ? 1 : 0, pt->in_mutex ? "holding" : "not holding");
+	/* the replay window, point by point */
+	if (!w.failed && pt->side == C) {
+		bool before_store = strncmp(pt->fault, "release.locked", 14) == 0;
+		if (before_store && w.replays == 0)
+			wfail(&w, "killed before storing head, yet the new consumer replayed nothing");
+		if (!before_store && w.replays != 0)
+			wfail(&w, "%" PRIu64 " records replayed, none expected at %s", w.replays, pt->fault);
+	}
+	if (!w.failed && pt->side == P) {
+		/* where the restarted producer began, against the last tail the
+		 * dead one reported: after the tail store the killed batch is
+		 * published (it starts beyond); before it, rolled back (it starts
+		 * right there) */
+		bool stored = !strncmp(pt->fault, "publish.stored", 14) ||
+		              !strncmp(pt->fault, "signal.incremented", 18);
+		if (w.replays != 0)
+			wfail(&w, "the consumer replayed %" PRIu64 " records without being killed", w.replays);
+		else if (stored && w.last_p_gap == 0)
+			wfail(&w, "killed after storing tail, but the restarted producer began at the old tail");
+		else if (!stored && w.last_p_gap != 0)
+			wfail(&w, "killed before publishing, but the restarted producer began %" PRIu64
+			      " records beyond the last reported tail", w.last_p_gap);
+	}
+	if (w.failed)
+		g_failures++;
+	printf("%-52s %s: replayed %" PRIu64 ", producer resumed +%" PRIu64 ", recoveries +%" PRIu64
+	       ", %" PRIu64 " ms\n", name, g_failures > fails0 ? "FAILED" : "ok", w.replays,
+	       w.last_p_gap, rec1 - rec0, tu_now_ms() - t0);
+	fflush(stdout);
+	free(path);
+}
+
+/* The producer's restart point tells whether the killed batch was
+ * published: checked here, where the parent sees the P_START that follows
+ * the kill. */
+static void part_a(const char *dir)
+{
+	/* each point at its 1st, 3rd and 9th passage (put.written: 1st, 20th
+	 * and 77th record) */
+	const struct point pts[] = {
+		{P, "publish.locked@1", true},     {P, "publish.locked@3", true},
+		{P, "publish.locked@9", true},     {P, "publish.stored@1", true},
+		{P, "publish.stored@3", true},     {P, "publish.stored@9", true},
+		{P, "put.written@1", false},       {P, "put.written@20", false},
+		{P, "put.written@77", false},      {P, "signal.incremented@1", true},
+		{P, "signal.incremented@3", true}, {P, "signal.incremented@9", true},
+		{P, "wait.unlocked@1", false},     {P, "wait.unlocked@3", false},
+		{P, "wait.unlocked@9", false},     {C, "release.locked@1", true},
+		{C, "release.locked@3", true},     {C, "release.locked@9", true},
+		{C, "release.stored@1", true},     {C, "release.stored@3", true},
+		{C, "release.stored@9", true},     {C, "wait.unlocked@1", false},
+		{C, "wait.unlocked@3", false},     {C, "wait.unlocked@9", false},
+		{C, "signal.incremented@1", true}, {C, "signal.incremented@3", true},
+		{C, "signal.incremented@9", true},
+	};
+	for (size_t i = 0; i < sizeof(pts) / sizeof(pts[0]); i++)
+		fault_point_run(dir, &pts[i]);
+}
+
+/* ---- b) random kills -------------------------------------------------------- */
+
+static void random_kills_run(const char *dir, uint32_t capacity)
+{
+	char *path, name[64], file[64];
+	struct world w;
+	uint64_t t0 = tu_now_ms(), rec;
+	int fails0 = g_failures;
+
+	snprintf(name, sizeof(name), "b) 100 + 100 random kills, %u slots", capacity);
+	snprintf(file, sizeof(file), "b-random-%u.q", capacity);
+	path = tu_path(dir, file);
+	g_capacity = capacity;
+	create_queue(path);
+	world_init(&w, name, path, 150000);
+	w.random_kills = true;
+	w.kills_left = 201; /* next_victim() below takes one */
+	w.victim = P;
+	w.rng = g_seed * 7 + 3;
+	next_victim(&w); /* the consumer first */
+	run_to_end(&w, 120000);
+	if (!w.failed && (w.pr[P].kills != 100 || w.pr[C].kills != 100))
+		wfail(&w, "the stream ended after %d producer and %d consumer kills, want 100 each",
+		      w.pr[P].kills, w.pr[C].kills);
+	rec = total_recoveries(path);
+	if (!w.failed && rec > (uint64_t)(w.pr[P].kills + w.pr[C].kills))
+		wfail(&w, "%" PRIu64 " recoveries for %d kills", rec, w.pr[P].kills + w.pr[C].kills);
+	if (w.failed)
+		g_failures++;
+	printf("%-52s %s: %d+%d kills, %" PRIu64 " records replayed (max %" PRIu64 " at once),"
+	       " %" PRIu64 " recoveries, longest consumer wait %" PRIu64 " ms, %" PRIu64 " ms\n",
+	       w.name, g_failures > fails0 ? "FAILED" : "ok", w.pr[P].kills, w.pr[C].kills, w.replays,
+	       w.max_replay, rec, w.max_wait_ns / 1000000u, tu_now_ms() - t0);
+	fflush(stdout);
+	g_capacity = CAP;
+	free(path);
+}
+
+static void part_b(const char *dir)
+{
+	random_kills_run(dir, CAP);
+	/* two slots: nearly every record is a wait and a wake-up, so many
+	 * kills land in a wait or a signal */
+	random_kills_run(dir, 2);
+}
+
+/* ---- c) kill a blocked waiter ----------------------------------------------------- */
+
+/* Is pid asleep in the kernel in a futex wait? */
+static bool blocked_in_futex(pid_t pid)
+{
+	char p[64], buf[128] = "";
+	int fd;
+	ssize_t k;
+
+	snprintf(p, sizeof(p), "/proc/%d/wchan", (int)pid);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	k = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (k <= 0)
+		return false;
+	buf[k] = '\0';
+	if (strcmp(buf, "0") != 0)
+		return strstr(buf, "futex") != NULL;
+	/* wchan hidden (kptr_restrict): asleep ('S') will have to do */
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	k = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (k <= 0)
+		return false;
+	buf[k] = '\0';
+	return strstr(buf, ") S ") != NULL;
+}
+
+/* Spin until side's process is registered as waiting and asleep in futex. */
+static bool wait_until_blocked(struct world *w, int side, int timeout_ms)
+{
+	size_t off = side == C ? offsetof(struct mmapq_header, not_empty.waiting)
+	                       : offsetof(struct mmapq_header, not_full.waiting);
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	while (tu_now_ms() < end) {
+		if (spin_word(w->path, off, 1, 10) && blocked_in_futex(w->pr[side].pid))
+			return true;
+		sched_yield();
+	}
+	return false;
+}
+
+static void blocked_run(const char *dir, int side, bool by_fault)
+{
+	char name[96], file[64];
+	char *path;
+	struct world w;
+	uint64_t t0 = tu_now_ms(), rec0;
+	int fails0 = g_failures, s;
+	const char *waitword = side == C ? "not_empty" : "not_full";
+	struct raw r;
+
+	snprintf(name, sizeof(name), "c) %s %s", side_name(side),
+	         by_fault ? "killed between registering and sleeping" : "killed asleep in its wait");
+	snprintf(file, sizeof(file), "c-%s-%d.q", side_name(side), by_fault);
+	path = tu_path(dir, file);
+	create_queue(path);
+	world_init(&w, name, path, 200);
+	rec0 = total_recoveries(path);
+
+	/* alone: the consumer on an empty queue, the producer filling the
+	 * queue with nobody to consume */
+	start(&w, side, by_fault ? "wait.unlocked" : NULL);
+	if (by_fault) {
+		s = pump(&w, 10000);
+		if (s != side || !WIFSIGNALED(w.pr[side].status) || WTERMSIG(w.pr[side].status) != SIGKILL)
+			wfail(&w, "the %s did not die at wait.unlocked (exit code %d)", side_name(side),
+			      s < 0 ? -1 : tu_exit_code(w.pr[side].status));
+	} else {
+		if (!wait_until_blocked(&w, side, 10000))
+			wfail(&w, "the %s never blocked in its wait (%s.waiting == 1 and in futex)",
+			      side_name(side), waitword);
+		kill(w.pr[side].pid, SIGKILL);
+		s = pump(&w, 10000);
+		if (s != side || !WIFSIGNALED(w.pr[side].status))
+			wfail(&w, "the %s did not die of our SIGKILL", side_name(side));
+	}
+	w.pr[side].kills++;
+	/* it left its registration behind, and no lock */
+	if (!w.failed && (!read_raw(path, &r) || (side == C ? r.ne_waiting : r.nf_waiting) != 1 || r.lockword != 0))
+		wfail(&w, "after the kill: %s.waiting %u lockword 0x%x, expected a stale waiting = 1 and a free lock",
+		      waitword, side == C ? r.ne_waiting : r.nf_waiting, r.lockword);
+	/* the other side alone must carry on (the producer publishes into the
+	 * stale registration; the consumer drains a full queue), then both */
+	if (!w.failed) {
+		start(&w, !side, NULL);
+		run_to_end(&w, 30000);
+	}
+	if (!w.failed && total_recoveries(path) != rec0)
+		wfail(&w, "recoveries changed (%" PRIu64 " -> %" PRIu64 ") though no mutex was held", rec0,
+		      total_recoveries(path));
+	if (w.failed)
+		g_failures++;
+	printf("%-52s %s: replayed %" PRIu64 ", %" PRIu64 " ms\n", name,
+	       g_failures > fails0 ? "FAILED" : "ok", w.replays, tu_now_ms() - t0);
+	fflush(stdout);
+	free(path);
+}
+
+static void part_c(const char *dir)
+{
+	blocked_run(dir, C, true);
+	blocked_run(dir, C, false);
+	blocked_run(dir, P, true);
+	blocked_run(dir, P, false);
+}
+
+/* ---- d) stale lock word --------------------------------------------------------- */
+
+static bool copy_file(const char *from, const char *to)
+{
+	size_t len;
+	char *b = tu_read_file(from, &len);
+	bool ok = b && tu_write_file(to, b, len) == 0;
+	free(b);
+	return ok;
+}
+
+static void part_d(const char *dir)
+{
+	char *path = tu_path(dir, "d-orig.q"), *copy = tu_path(dir, "d-copy.q");
+	struct world w;
+	int sync_pipe[2], fails0 = g_failures;
+	pid_t pid;
+	uint64_t t0 = tu_now_ms();
+	struct raw r;
+	char c;
+
+	create_queue(path);
+	world_init(&w, "d) stale lock word", path, 10);
+	if (pipe2(sync_pipe, O_CLOEXEC) < 0) {
+		perror("pipe2");
+		exit(99);
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		struct mmapq *q;
+		uint32_t nfree;
+		close(sync_pipe[0]);
+		/* the second publish stops for good holding the mutex */
+		setenv("MMAPQ_FAULT", "publish.locked@2:hang", 1);
+		q = child_open(path, MMAPQ_ROLE_PRODUCER);
+		if (mmapq_reserve(q, 0, &nfree) < 0 || nfree < 8)
+			_exit(1);
+		for (int64_t v = 0; v < 8; v++) {
+			if (mmapq_put(q, &v, sizeof(v)) < 0)
+				_exit(1);
+			if (v == 4 && mmapq_publish(q) != 5) /* 0..4 published */
+				_exit(1);
+		}
+		if (write(sync_pipe[1], "H", 1) != 1)
+			_exit(1);
+		mmapq_publish(q); /* 5..7: never */
+		_exit(2);
+	}
+	close(sync_pipe[1]);
+	{
+		struct pollfd pf = {.fd = sync_pipe[0], .events = POLLIN};
+		if (poll(&pf, 1, 10000) != 1 || read(sync_pipe[0], &c, 1) != 1)
+			wfail(&w, "the producer never got to its second publish");
+	}
+	close(sync_pipe[0]);
+	/* it has said it is about to publish: the lock word turns non-zero
+	 * when it holds the mutex (a spin on the file, with a deadline) */
+	if (!w.failed) {
+		uint64_t end = tu_now_ms() + 5000;
+		bool held = false;
+		while (!held && tu_now_ms() < end) {
+			held = read_raw(path, &r) && r.lockword != 0;
+			if (!held)
+				sched_yield();
+		}
+		if (!held)
+			wfail(&w, "the producer never took the mutex");
+	}
+	if (!w.failed && !copy_file(path, copy))
+		wfail(&w, "cannot copy the file");
+	tu_kill(pid);
+
+	/* the copy: a lock word owned by a thread no kernel will ever mark dead */
+	if (!w.failed) {
+		struct world wc;
+		uint64_t rec0;
+		world_init(&wc, "d) copy taken while the mutex was held", copy, 10);
+		if (!read_raw(copy, &r) || r.lockword == 0 || (r.lockword & 0x40000000u))
+			wfail(&wc, "the copy's lock word is 0x%08x: expected held, owner not marked dead", r.lockword);
+		rec0 = total_recoveries(copy);
+		start(&wc, C, NULL);
+		start(&wc, P, NULL);
+		run_to_end(&wc, 20000);
+		if (!wc.failed && wc.last_p_start != 5)
+			wfail(&wc, "the new producer started at %" PRIu64 ", want 5 (0..4 published, 5..7 not)",
+			      wc.last_p_start);
+		if (!wc.failed && total_recoveries(copy) - rec0 != 1)
+			wfail(&wc, "recoveries %" PRIu64 " -> %" PRIu64 ", want exactly one stale-lock reset", rec0,
+			      total_recoveries(copy));
+		if (wc.failed)
+			w.failed++;
+		printf("%-52s %s\n", wc.name, wc.failed ? "FAILED" : "ok");
+	}
+	/* the original: the kernel marked the dead owner (EOWNERDEAD) */
+	if (!w.failed) {
+		uint64_t rec0 = total_recoveries(path);
+		if (!read_raw(path, &r) || !(r.lockword & 0x40000000u))
+			wfail(&w, "the original's lock word is 0x%08x: expected FUTEX_OWNER_DIED", r.lockword);
+		start(&w, C, NULL);
+		start(&w, P, NULL);
+		run_to_end(&w, 20000);
+		if (!w.failed && w.last_p_start != 5)
+			wfail(&w, "the new producer started at %" PRIu64 ", want 5", w.last_p_start);
+		if (!w.failed && total_recoveries(path) - rec0 != 1)
+			wfail(&w, "recoveries %" PRIu64 " -> %" PRIu64 ", want exactly one EOWNERDEAD repair", rec0,
+			      total_recoveries(path));
+		printf("%-52s %s\n", "d) original after the holder's death (EOWNERDEAD)", w.failed ? "FAILED" : "ok");
+	}
+	if (w.failed)
+		g_failures++;
+	printf("%-52s %s: %" PRIu64 " ms\n", "d) stale lock word", g_failures > fails0 ? "FAILED" : "ok",
+	       tu_now_ms() - t0);
+	fflush(stdout);
+	free(path);
+	free(copy);
+}
+
+int main(int argc, char **argv)
+{
+	char *dir = tu_mkdtemp("crash");
+	uint64_t t0 = tu_now_ms();
+	const char *only = argc > 2 ? argv[2] : "abcd";
+
+	g_seed = argc > 1 && strcmp(argv[1], "-") ? strtoull(argv[1], NULL, 0)
+	                                         : (uint64_t)getpid() * 2654435761u + tu_now_ms();
+	if (!g_seed)
+		g_seed = 1;
+	printf("test_crash: seed %" PRIu64 " (rerun: test_crash %" PRIu64 ")\n", g_seed, g_seed);
+	unsetenv("MMAPQ_FAULT");
+	signal(SIGPIPE, SIG_IGN);
+	if (strchr(only, 'a'))
+		part_a(dir);
+	if (strchr(only, 'b'))
+		part_b(dir);
+	if (strchr(only, 'c'))
+		part_c(dir);
+	if (strchr(only, 'd'))
+		part_d(dir);
+	if (!g_failures)
+		tu_rmdir_r(dir);
+	else
+		fprintf(stderr, "files kept in %s\n", dir);
+	free(dir);
+	printf("test_crash: %s in %" PRIu64 " ms\n", g_failures ? "FAILED" : "ok", tu_now_ms() - t0);
+	return g_failures ? 1 : 0;
+}

@@ -1,0 +1,883 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_format -- mmapq_open against damaged, foreign and mismatched files.
+ *
+ * Every open runs in a forked child with a deadline, so a crash or a hang in
+ * the library fails one check with a message instead of taking the suite
+ * down.  For every refused file the bytes on disk must be exactly what they
+ * were before: validation never "repairs" anything.
+ *
+ * What each role checks (mmapq.c): the producer and the consumer validate
+ * the static header (magic, byte order, version, header size, format,
+ * capacity, record size, slot size, file size against the geometry and the
+ * real size, reserved bytes, pids), the configuration, the positions and
+ * every unconsumed slot.  The observer takes no locks: it validates the same
+ * static fields and the positions, but not the slots (they may be rewritten
+ * under it), and it accepts any geometry when its parameters are 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mmapq.h"
+#include "mmapq_format.h"
+#include "testutil.h"
+
+#define CAP 8u
+#define RS 8u
+#define OPEN_TIMEOUT_MS 5000
+
+static char *g_dir;       /* scratch directory */
+static char *g_base;      /* a valid INT queue: head 3, tail 5 */
+static uint8_t *g_bytes;  /* its bytes */
+static size_t g_len;
+static char *g_lbase;     /* a valid LINE queue (record_size 16): head 1, tail 3 */
+static uint8_t *g_lbytes;
+static size_t g_llen;
+static char *g_case;      /* the damaged copy under test */
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static const char *role_str(enum mmapq_role r)
+{
+	return r == MMAPQ_ROLE_PRODUCER ? "producer" : r == MMAPQ_ROLE_CONSUMER ? "consumer" : "observer";
+}
+
+struct res {
+	int code;      /* mmapq_open's return */
+	char msg[512]; /* err.msg */
+};
+
+/* mmapq_open in a forked child; the child reports and exits at once (closing
+ * the queue if it opened).  Returns false if the child crashed or hung. */
+static bool open_forked(const char *path, enum mmapq_role role, uint32_t cap, uint32_t rs,
+                        uint32_t fmt, struct res *out, char *why, size_t whylen)
+{
+	int pfd[2];
+	pid_t pid;
+	char *buf;
+	size_t len = 0;
+	int st;
+
+	memset(out, 0, sizeof(*out));
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		fail_msg("pipe2: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		fail_msg("fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct mmapq_params p = {.path = path, .role = role, .capacity = cap,
+		                         .record_size = rs, .format = fmt, .file_mode = 0600};
+		struct mmapq_error e;
+		struct mmapq *q = NULL;
+		struct res r;
+		memset(&e, 0, sizeof(e));
+		memset(&r, 0, sizeof(r));
+		close(pfd[0]);
+		r.code = mmapq_open(&p, &q, &e);
+		memcpy(r.msg, e.msg, sizeof(r.msg));
+		r.msg[sizeof(r.msg) - 1] = '\0';
+		(void)tu_write_all(pfd[1], &r, sizeof(r)); /* < PIPE_BUF: one write */
+		mmapq_close(q);
+		_exit(0);
+	}
+	close(pfd[1]);
+	buf = tu_read_all(pfd[0], OPEN_TIMEOUT_MS, &len);
+	close(pfd[0]);
+	st = tu_wait(pid, OPEN_TIMEOUT_MS);
+	if (st == -ETIMEDOUT) {
+		tu_kill(pid);
+		snprintf(why, whylen, "open as %s HUNG (no answer within %d ms)", role_str(role),
+		         OPEN_TIMEOUT_MS);
+		free(buf);
+		return false;
+	}
+	if (!buf || len != sizeof(*out) || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(why, whylen, "open as %s CRASHED (wait status 0x%x, %s%d, %zu bytes reported)",
+		         role_str(role), st, WIFSIGNALED(st) ? "signal " : "exit ",
+		         WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), len);
+		free(buf);
+		return false;
+	}
+	memcpy(out, buf, sizeof(*out));
+	free(buf);
+	return true;
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	char *b = tu_read_file(path, len);
+	if (!b)
+		fail_msg("cannot read %s: %s", path, strerror(errno));
+	return (uint8_t *)b;
+}
+
+static void put_file(const char *path, const void *b, size_t len)
+{
+	int r;
+	unlink(path);
+	r = tu_write_file(path, b, len);
+	if (r < 0)
+		fail_msg("cannot write %s: %s", path, strerror(-r));
+}
+
+/* First differing offset, or -1. */
+static long first_diff(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	size_t n = alen < blen ? alen : blen;
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return (long)i;
+	return alen == blen ? -1 : (long)n;
+}
+
+/* Raw header fields the observer cannot show (wait flags, lock word). */
+static void dump_raw(const char *path)
+{
+	size_t len = 0;
+	uint8_t *b = (uint8_t *)tu_read_file(path, &len);
+	struct mmapq_header h;
+	if (!b) {
+		fprintf(stderr, "     (cannot read %s)\n", path);
+		return;
+	}
+	fprintf(stderr, "     file %zu bytes", len);
+	if (len >= sizeof(h)) {
+		memcpy(&h, b, sizeof(h));
+		fprintf(stderr,
+		        ": version %" PRIu32 " capacity %" PRIu32 " record_size %" PRIu32
+		        " slot_size %" PRIu32 " file_size %" PRIu64 " head %" PRIu64 " tail %" PRIu64
+		        " lockword 0x%08" PRIx32 " not_empty(seq %" PRIu32 " waiting %" PRIu32
+		        ") not_full(seq %" PRIu32 " waiting %" PRIu32 ")",
+		        h.version, h.capacity, h.record_size, h.slot_size, h.file_size,
+		        h.consumer.position, h.producer.position, *(uint32_t *)h.lock.bytes,
+		        h.not_empty.seq, h.not_empty.waiting, h.not_full.seq, h.not_full.waiting);
+	}
+	fprintf(stderr, "\n");
+	free(b);
+}
+
+static void dump(const char *path, const char *why)
+{
+	tu_dump_queue(path, why);
+	dump_raw(path);
+}
+
+/* Every needle (NULL-terminated list) must occur in msg. */
+static bool has_all(const char *msg, const char *const *needles, const char **missing)
+{
+	for (size_t i = 0; needles && needles[i]; i++) {
+		if (!strstr(msg, needles[i])) {
+			*missing = needles[i];
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Open path as each role and check the code; for a failure also that the
+ * message names the path and every needle; and that a file that every
+ * writer refused is byte-for-byte what it was.  Returns the number of
+ * problems, each printed.
+ */
+struct expect {
+	int producer, consumer, observer; /* expected codes (0 = success) */
+	uint32_t cap, rs, fmt;            /* parameters for producer/consumer */
+	uint32_t ocap, ors, ofmt;         /* parameters for the observer */
+};
+
+static int check_open_all(const char *label, const char *path, const struct expect *x,
+                          const char *const *needles, bool must_be_unchanged)
+{
+	const enum mmapq_role roles[3] = {MMAPQ_ROLE_PRODUCER, MMAPQ_ROLE_CONSUMER, MMAPQ_ROLE_OBSERVER};
+	const int want[3] = {x->producer, x->consumer, x->observer};
+	uint8_t *before = NULL, *after;
+	size_t blen = 0, alen = 0;
+	int problems = 0, writers_refused = 0;
+	struct stat st;
+
+	if (must_be_unchanged && lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+		before = slurp(path, &blen);
+	for (int i = 0; i < 3; i++) {
+		struct res r;
+		char why[256];
+		const char *missing = NULL;
+		bool obs = roles[i] == MMAPQ_ROLE_OBSERVER;
+
+		if (!open_forked(path, roles[i], obs ? x->ocap : x->cap, obs ? x->ors : x->rs,
+		                 obs ? x->ofmt : x->fmt, &r, why, sizeof(why))) {
+			fprintf(stderr, "FAIL [%s]: %s\n", label, why);
+			problems++;
+			continue;
+		}
+		if (r.code != want[i]) {
+			fprintf(stderr, "FAIL [%s]: open as %s returned %d (%s), expected %d (%s); msg: \"%s\"\n",
+			        label, role_str(roles[i]), r.code, mmapq_strerror(r.code), want[i],
+			        mmapq_strerror(want[i]), r.msg);
+			problems++;
+			continue;
+		}
+		if (getenv("TEST_VERBOSE"))
+			printf("  [%s] %s: %d \"%s\"\n", label, role_str(roles[i]), r.code, r.msg);
+		if (r.code == 0)
+			continue;
+		if (!obs)
+			writers_refused++;
+		if (!strstr(r.msg, path)) {
+			fprintf(stderr, "FAIL [%s]: %s message does not name the file %s: \"%s\"\n", label,
+			        role_str(roles[i]), path, r.msg);
+			problems++;
+		} else if (!has_all(r.msg, needles, &missing)) {
+			fprintf(stderr, "FAIL [%s]: %s message lacks \"%s\": \"%s\"\n", label,
+			        role_str(roles[i]), missing, r.msg);
+			problems++;
+		}
+	}
+	if (before && writers_refused == 2) {
+		long d;
+		after = slurp(path, &alen);
+		d = first_diff(before, blen, after, alen);
+		if (d >= 0) {
+			fprintf(stderr, "FAIL [%s]: refused file was modified: first difference at byte %ld"
+			        " (%zu -> %zu bytes)\n", label, d, blen, alen);
+			problems++;
+		}
+		free(after);
+	}
+	free(before);
+	if (problems)
+		dump(path, label);
+	return problems;
+}
+
+static const struct expect X_ALL_BAD = {-EBADMSG, -EBADMSG, -EBADMSG, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
+static const struct expect X_DYN_BAD = {-EBADMSG, -EBADMSG, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
+static const struct expect X_ALL_OK = {0, 0, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static void make_queue(const char *path, uint32_t fmt, uint32_t rs, uint32_t nput, uint32_t nrel)
+{
+	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_PRODUCER, .capacity = CAP,
+	                         .record_size = rs, .format = fmt, .file_mode = 0600};
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+	uint32_t n;
+	int r;
+
+	r = mmapq_open(&p, &q, &e);
+	if (r < 0)
+		fail_msg("create %s: %s", path, e.msg);
+	assert_int_equal(mmapq_reserve(q, 0, &n), 0);
+	assert_true(n >= nput);
+	for (uint32_t i = 0; i < nput; i++) {
+		int64_t v = (int64_t)i;
+		char line[16];
+		memset(line, 'a' + (int)i, sizeof(line));
+		if (fmt == MMAPQ_FORMAT_INT)
+			assert_int_equal(mmapq_put(q, &v, sizeof(v)), 0);
+		else
+			assert_int_equal(mmapq_put(q, line, 1 + i % rs), 0);
+	}
+	assert_int_equal(mmapq_publish(q), (int)nput);
+	mmapq_close(q);
+
+	p.role = MMAPQ_ROLE_CONSUMER;
+	r = mmapq_open(&p, &q, &e);
+	if (r < 0)
+		fail_msg("consumer %s: %s", path, e.msg);
+	assert_int_equal(mmapq_available(q, 0, &n), 0);
+	assert_int_equal(n, nput);
+	assert_int_equal(mmapq_release(q, nrel), 0);
+	mmapq_close(q);
+}
+
+static int group_setup(void **state)
+{
+	g_dir = tu_mkdtemp("format");
+	g_base = tu_path(g_dir, "base.q");
+	g_lbase = tu_path(g_dir, "lbase.q");
+	g_case = tu_path(g_dir, "case.q");
+	make_queue(g_base, MMAPQ_FORMAT_INT, RS, 5, 3);
+	make_queue(g_lbase, MMAPQ_FORMAT_LINE, 16, 3, 1);
+	g_bytes = slurp(g_base, &g_len);
+	g_lbytes = slurp(g_lbase, &g_llen);
+	if (g_len != MMAPQ_HEADER_SIZE + CAP * mmapq_slot_size(RS))
+		fail_msg("base file is %zu bytes", g_len);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	tu_rmdir_r(g_dir);
+	free(g_dir);
+	free(g_base);
+	free(g_lbase);
+	free(g_case);
+	free(g_bytes);
+	free(g_lbytes);
+	return 0;
+}
+
+/* A copy of the base with width bytes at off replaced by value. */
+static void write_case(const uint8_t *base, size_t len, size_t off, size_t width, uint64_t value)
+{
+	uint8_t *b = malloc(len);
+	assert_non_null(b);
+	memcpy(b, base, len);
+	memcpy(b + off, &value, width); /* little-endian host: low bytes first */
+	put_file(g_case, b, len);
+	free(b);
+}
+
+/* ---- the base files are valid ------------------------------------------ */
+
+static void test_base_valid(void **state)
+{
+	int problems = check_open_all("base INT", g_base, &X_ALL_OK, NULL, false);
+	struct expect lx = {0, 0, 0, CAP, 16, MMAPQ_FORMAT_LINE, 0, 0, 0};
+	problems += check_open_all("base LINE", g_lbase, &lx, NULL, false);
+	/* the opens above may have written pids and counters: re-read */
+	free(g_bytes);
+	free(g_lbytes);
+	g_bytes = slurp(g_base, &g_len);
+	g_lbytes = slurp(g_lbase, &g_llen);
+	assert_int_equal(problems, 0);
+}
+
+/* ---- every header field -------------------------------------------------- */
+
+struct field_case {
+	const char *name;
+	size_t off, width;
+	uint64_t value;
+	int kind;               /* 0: all roles -EBADMSG; 1: observer accepts (slots) */
+	const char *needle[3];  /* besides the path */
+};
+
+#define HOFF(f) offsetof(struct mmapq_header, f)
+#define PROD(f) (HOFF(producer) + offsetof(struct mmapq_side, f))
+#define CONS(f) (HOFF(consumer) + offsetof(struct mmapq_side, f))
+
+static void test_header_fields(void **state)
+{
+	char bo[32];
+	const uint64_t good_size = g_len;
+	char gs[32], gs8[32];
+	snprintf(bo, sizeof(bo), "0x%08" PRIx32, (uint32_t)0x04030201);
+	snprintf(gs, sizeof(gs), "%" PRIu64, good_size);
+	snprintf(gs8, sizeof(gs8), "%" PRIu64, good_size + 8);
+	const struct field_case cases[] = {
+		{"version 0", HOFF(version), 4, 0, 0, {"version is 0", NULL}},
+		{"version 2", HOFF(version), 4, 2, 0, {"version is 2", NULL}},
+		{"header_size 8192", HOFF(header_size), 4, 8192, 0, {"8192", "4096", NULL}},
+		{"header_size 0", HOFF(header_size), 4, 0, 0, {"header size is 0", NULL}},
+		{"byte_order swapped", HOFF(byte_order), 4, 0x04030201, 0, {bo, NULL}},
+		{"byte_order 0", HOFF(byte_order), 4, 0, 0, {"0x00000000", NULL}},
+		{"format 0", HOFF(format), 4, 0, 0, {"format 0", NULL}},
+		{"format 3", HOFF(format), 4, 3, 0, {"format 3", NULL}},
+		{"capacity 0", HOFF(capacity), 4, 0, 0, {"capacity 0", NULL}},
+		{"capacity 1", HOFF(capacity), 4, 1, 0, {"capacity 1 ", NULL}},
+		{"capacity 3", HOFF(capacity), 4, 3, 0, {"capacity 3 ", NULL}},
+		{"capacity 12", HOFF(capacity), 4, 12, 0, {"capacity 12 ", NULL}},
+		{"capacity 2^25", HOFF(capacity), 4, 1u << 25, 0, {"capacity 33554432", NULL}},
+		{"capacity 2^31", HOFF(capacity), 4, 1u << 31, 0, {"capacity 2147483648", NULL}},
+		/* a valid power of two that disagrees with the sizes */
+		{"capacity 16", HOFF(capacity), 4, 16, 0, {gs, "4480", NULL}},
+		{"record_size 0", HOFF(record_size), 4, 0, 0, {"record size 0 ", NULL}},
+		{"record_size 7", HOFF(record_size), 4, 7, 0, {"record size 7 ", NULL}},
+		{"record_size 2^21", HOFF(record_size), 4, 1u << 21, 0, {"record size 2097152", NULL}},
+		{"record_size 16", HOFF(record_size), 4, 16, 0, {"slot size is 24", "expected 32", NULL}},
+		{"slot_size 32", HOFF(slot_size), 4, 32, 0, {"slot size is 32", "expected 24", NULL}},
+		{"slot_size 0", HOFF(slot_size), 4, 0, 0, {"slot size is 0", NULL}},
+		{"reserved0 1", HOFF(reserved0), 4, 1, 0, {"reserved", "offset 36", NULL}},
+		{"reserved0 high", HOFF(reserved0), 4, 0x80000000u, 0, {"reserved", "offset 39", NULL}},
+		{"file_size +8", HOFF(file_size), 8, good_size + 8, 0, {gs8, gs, NULL}},
+		{"file_size 0", HOFF(file_size), 8, 0, 0, {"file size 0", gs, NULL}},
+		{"file_size huge", HOFF(file_size), 8, UINT64_MAX, 0, {"18446744073709551615", NULL}},
+		{"reserved1[0]", HOFF(reserved1), 1, 1, 0, {"reserved", "offset 56", NULL}},
+		{"reserved1[7]", HOFF(reserved1) + 7, 1, 0x80, 0, {"reserved", "offset 63", NULL}},
+		{"producer.reserved0", PROD(reserved0), 4, 5, 0, {"reserved", "offset 140", NULL}},
+		{"producer.reserved[0]", PROD(reserved), 1, 1, 0, {"reserved", "offset 184", NULL}},
+		{"producer.reserved[71]", PROD(reserved) + 71, 1, 1, 0, {"reserved", "offset 255", NULL}},
+		{"consumer.reserved0", CONS(reserved0), 4, 1, 0, {"reserved", "offset 268", NULL}},
+		{"consumer.reserved[0]", CONS(reserved), 1, 1, 0, {"reserved", "offset 312", NULL}},
+		{"consumer.reserved[71]", CONS(reserved) + 71, 1, 0xff, 0, {"reserved", "offset 383", NULL}},
+		{"not_empty.reserved[0]", HOFF(not_empty.reserved), 1, 1, 0, {"reserved", "offset 392", NULL}},
+		{"not_empty.reserved[55]", HOFF(not_empty.reserved) + 55, 1, 1, 0, {"reserved", "offset 447", NULL}},
+		{"not_full.reserved[0]", HOFF(not_full.reserved), 1, 1, 0, {"reserved", "offset 456", NULL}},
+		{"not_full.reserved[55]", HOFF(not_full.reserved) + 55, 1, 1, 0, {"reserved", "offset 511", NULL}},
+		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 512", NULL}},
+		{"reserved[1000]", HOFF(reserved) + 1000, 1, 0x20, 0, {"reserved", "offset 1512", NULL}},
+		{"reserved[3583]", HOFF(reserved) + 3583, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
+		{"producer.pid -1", PROD(pid), 4, 0xffffffffu, 0, {"-1", "pid", NULL}},
+		{"producer.pid INT_MIN", PROD(pid), 4, 0x80000000u, 0, {"-2147483648", NULL}},
+		{"consumer.pid -7", CONS(pid), 4, (uint32_t)-7, 0, {"-7", "pid", NULL}},
+		/* positions: head 3, tail 5 in the base */
+		{"head > tail", CONS(position), 8, 6, 0, {"head 6", "tail 5", NULL}},
+		{"head huge", CONS(position), 8, UINT64_MAX, 0, {"head 18446744073709551615", NULL}},
+		{"tail < head", PROD(position), 8, 2, 0, {"head 3", "tail 2", NULL}},
+		{"tail - head > capacity", PROD(position), 8, 3 + CAP + 1, 0, {"tail 12", "capacity 8", NULL}},
+	};
+	int problems = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct field_case *c = &cases[i];
+		write_case(g_bytes, g_len, c->off, c->width, c->value);
+		problems += check_open_all(c->name, g_case, c->kind ? &X_DYN_BAD : &X_ALL_BAD, c->needle, true);
+	}
+	/* each magic byte */
+	for (size_t i = 0; i < 8; i++) {
+		const char *nd[] = {"magic", NULL};
+		char name[32];
+		snprintf(name, sizeof(name), "magic[%zu]", i);
+		write_case(g_bytes, g_len, i, 1, g_bytes[i] ^ 0xffu);
+		problems += check_open_all(name, g_case, &X_ALL_BAD, nd, true);
+	}
+	/* text-mode copy: "\r\n" turned into "\n" shifts everything */
+	{
+		const char *nd[] = {"magic", NULL};
+		uint8_t *b = malloc(g_len);
+		assert_non_null(b);
+		memcpy(b, g_bytes, 6);
+		memcpy(b + 6, g_bytes + 7, g_len - 7);
+		put_file(g_case, b, g_len - 1);
+		free(b);
+		problems += check_open_all("text-mode copy", g_case, &X_ALL_BAD, nd, true);
+	}
+	if (problems)
+		fail_msg("%d problem(s) with damaged header fields (see above)", problems);
+}
+
+/* Fields that may hold anything: the file must open (and is not refused). */
+static void test_header_free_fields(void **state)
+{
+	const struct {
+		const char *name;
+		size_t off, width;
+		uint64_t value;
+	} cases[] = {
+		{"created_usec", HOFF(created_usec), 8, 0x0123456789abcdefu},
+		{"mutex lock word", HOFF(lock), 4, 0x7fffff00u},
+		{"not_empty.seq", HOFF(not_empty.seq), 4, 0xffffffffu},
+		{"not_empty.waiting", HOFF(not_empty.waiting), 4, 1},
+		{"not_full.waiting", HOFF(not_full.waiting), 4, 7},
+		{"producer.dropped", PROD(dropped), 8, 99},
+		{"consumer.attaches", CONS(attaches), 8, UINT64_MAX},
+		{"producer.pid 1", PROD(pid), 4, 1},
+	};
+	int problems = 0;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_case(g_bytes, g_len, cases[i].off, cases[i].width, cases[i].value);
+		problems += check_open_all(cases[i].name, g_case, &X_ALL_OK, NULL, false);
+	}
+	if (problems)
+		fail_msg("%d problem(s) (see above)", problems);
+}
+
+/* ---- slots ------------------------------------------------------------- */
+
+static size_t slot_off(uint32_t rs, uint64_t seq)
+{
+	return MMAPQ_HEADER_SIZE + (size_t)(seq % CAP) * mmapq_slot_size(rs);
+}
+
+static void test_slots(void **state)
+{
+	int problems = 0;
+	const struct expect lx = {-EBADMSG, -EBADMSG, 0, CAP, 16, MMAPQ_FORMAT_LINE, 0, 0, 0};
+	const struct expect lok = {0, 0, 0, CAP, 16, MMAPQ_FORMAT_LINE, 0, 0, 0};
+	uint8_t *b;
+	/* INT queue: live slots hold seq 3 and 4 */
+	{
+		const char *nd[] = {"slot 3", "seq 11", "expected seq 3", NULL};
+		write_case(g_bytes, g_len, slot_off(RS, 3), 8, 11);
+		problems += check_open_all("slot 3 wrong seq", g_case, &X_DYN_BAD, nd, true);
+	}
+	{
+		const char *nd[] = {"slot 4", "seq 3", "expected seq 4", NULL};
+		write_case(g_bytes, g_len, slot_off(RS, 4), 8, 3);
+		problems += check_open_all("slot 4 seq of its neighbour", g_case, &X_DYN_BAD, nd, true);
+	}
+	{
+		const char *nd[] = {"slot 4", "length 100", NULL};
+		write_case(g_bytes, g_len, slot_off(RS, 4) + 8, 4, 100);
+		problems += check_open_all("slot 4 len 100 > record_size", g_case, &X_DYN_BAD, nd, true);
+	}
+	{
+		const char *nd[] = {"slot 3", "length 4", NULL};
+		write_case(g_bytes, g_len, slot_off(RS, 3) + 8, 4, 4);
+		problems += check_open_all("INT slot 3 len 4 != 8", g_case, &X_DYN_BAD, nd, true);
+	}
+	{
+		const char *nd[] = {"slot 3", "reserved 1", NULL};
+		write_case(g_bytes, g_len, slot_off(RS, 3) + 12, 4, 1);
+		problems += check_open_all("slot 3 reserved", g_case, &X_DYN_BAD, nd, true);
+	}
+	/* slots outside [head, tail) may hold anything */
+	write_case(g_bytes, g_len, slot_off(RS, 2), 8, 777);
+	problems += check_open_all("consumed slot 2 garbage", g_case, &X_ALL_OK, NULL, false);
+	write_case(g_bytes, g_len, slot_off(RS, 5) + 8, 4, 0xffffffffu);
+	problems += check_open_all("free slot 5 garbage", g_case, &X_ALL_OK, NULL, false);
+
+	/* LINE queue, record_size 16: live slots 1 and 2 */
+	b = malloc(g_llen);
+	assert_non_null(b);
+	{
+		const char *nd[] = {"slot 2", "length 17", NULL};
+		memcpy(b, g_lbytes, g_llen);
+		*(uint32_t *)(b + slot_off(16, 2) + 8) = 17;
+		put_file(g_case, b, g_llen);
+		problems += check_open_all("LINE slot len 17 > 16", g_case, &lx, nd, true);
+	}
+	{
+		memcpy(b, g_lbytes, g_llen);
+		*(uint32_t *)(b + slot_off(16, 2) + 8) = 16; /* exactly record_size: fine */
+		put_file(g_case, b, g_llen);
+		problems += check_open_all("LINE slot len 16 == record_size", g_case, &lok, NULL, false);
+	}
+	{
+		const char *nd[] = {"slot 1", "seq 9", NULL};
+		memcpy(b, g_lbytes, g_llen);
+		*(uint64_t *)(b + slot_off(16, 1)) = 9;
+		put_file(g_case, b, g_llen);
+		problems += check_open_all("LINE slot wrong seq", g_case, &lx, nd, true);
+	}
+	free(b);
+	if (problems)
+		fail_msg("%d problem(s) with damaged slots (see above)", problems);
+}
+
+/* ---- sizes ------------------------------------------------------------- */
+
+static void test_sizes(void **state)
+{
+	char gs[32], s[5][32];
+	const size_t lens[5] = {0, 100, MMAPQ_HEADER_SIZE, g_len - 1, g_len + 1};
+	const char *names[5] = {"empty file", "100 bytes", "header only", "one byte short",
+	                        "one byte extra"};
+	uint8_t *b = calloc(1, g_len + 1);
+	int problems = 0;
+
+	assert_non_null(b);
+	memcpy(b, g_bytes, g_len);
+	snprintf(gs, sizeof(gs), "%zu", g_len);
+	for (int i = 0; i < 5; i++) {
+		/* below a header the expected size is unknown: the message names
+		 * the header size instead */
+		const char *nd[] = {s[i], lens[i] < MMAPQ_HEADER_SIZE ? "4096" : gs, NULL};
+		snprintf(s[i], sizeof(s[i]), "is %zu bytes", lens[i]);
+		put_file(g_case, b, lens[i]);
+		problems += check_open_all(names[i], g_case, &X_ALL_BAD, nd, true);
+	}
+	free(b);
+	if (problems)
+		fail_msg("%d problem(s) with truncated/extended files (see above)", problems);
+}
+
+static void test_garbage(void **state)
+{
+	size_t len = g_len * 2;
+	uint8_t *b = malloc(len);
+	int problems = 0;
+	const char *nd[] = {"magic", NULL};
+
+	assert_non_null(b);
+	srandom(12345);
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)random();
+	put_file(g_case, b, len);
+	problems += check_open_all("random bytes", g_case, &X_ALL_BAD, nd, true);
+	put_file(g_case, b, g_len);
+	problems += check_open_all("random bytes, right size", g_case, &X_ALL_BAD, nd, true);
+	/* the right magic and nothing else */
+	memcpy(b, MMAPQ_MAGIC, 8);
+	put_file(g_case, b, g_len);
+	problems += check_open_all("magic + random", g_case, &X_ALL_BAD, NULL, true);
+	/* all zero */
+	memset(b, 0, len);
+	put_file(g_case, b, g_len);
+	problems += check_open_all("zeros", g_case, &X_ALL_BAD, nd, true);
+	free(b);
+	if (problems)
+		fail_msg("%d problem(s) with garbage files (see above)", problems);
+}
+
+/* ---- configuration mismatch ---------------------------------------------------- */
+
+static void test_config_mismatch(void **state)
+{
+	int problems = 0;
+	put_file(g_case, g_bytes, g_len);
+	{
+		const struct expect x = {-EPROTO, -EPROTO, -EPROTO, 16, RS, MMAPQ_FORMAT_INT, 16, 0, 0};
+		const char *nd[] = {"capacity", "is 8 in the file", "16 in the configuration", NULL};
+		problems += check_open_all("capacity 16 vs 8", g_case, &x, nd, true);
+	}
+	{
+		const struct expect x = {-EPROTO, -EPROTO, -EPROTO, 2, RS, MMAPQ_FORMAT_INT, 2, 0, 0};
+		const char *nd[] = {"capacity", "is 8 in the file", "2 in the configuration", NULL};
+		problems += check_open_all("capacity 2 vs 8", g_case, &x, nd, true);
+	}
+	{
+		const struct expect x = {-EPROTO, -EPROTO, -EPROTO, CAP, 16, MMAPQ_FORMAT_INT, 0, 16, 0};
+		const char *nd[] = {"record_size", "is 8 in the file", "16 in the configuration", NULL};
+		problems += check_open_all("record_size 16 vs 8", g_case, &x, nd, true);
+	}
+	{
+		const struct expect x = {-EPROTO, -EPROTO, -EPROTO, CAP, RS, MMAPQ_FORMAT_LINE, 0, 0,
+		                         MMAPQ_FORMAT_LINE};
+		const char *nd[] = {"format", "int in the file", "line in the configuration", NULL};
+		problems += check_open_all("format line vs int", g_case, &x, nd, true);
+	}
+	/* invalid parameters are refused before the file is looked at */
+	{
+		const struct expect x = {-EINVAL, -EINVAL, 0, 3, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
+		const char *nd[] = {"capacity 3", NULL};
+		problems += check_open_all("parameter capacity 3", g_case, &x, nd, true);
+	}
+	/* the observer with parameters 0 accepts the file's geometry */
+	{
+		const struct expect x = {0, 0, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
+		problems += check_open_all("matching", g_case, &x, NULL, false);
+	}
+	if (problems)
+		fail_msg("%d problem(s) with configuration mismatches (see above)", problems);
+}
+
+/* ---- not a queue file at all ----------------------------------------------- */
+
+static void test_special_files(void **state)
+{
+	int problems = 0;
+	char *d = tu_path(g_dir, "adir");
+	char *f = tu_path(g_dir, "afifo");
+	char *l = tu_path(g_dir, "alink");
+	char *c = tu_path(g_dir, "achar");
+	char *m = tu_path(g_dir, "missing");
+	char *target = tu_path(g_dir, "target.q");
+
+	assert_int_equal(mkdir(d, 0700), 0);
+	{
+		const struct expect x = {-EISDIR, -EISDIR, -EBADMSG, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
+		const char *nd[] = {"directory", NULL};
+		problems += check_open_all("directory", d, &x, nd, false);
+	}
+	assert_int_equal(mkfifo(f, 0600), 0);
+	{
+		const char *nd[] = {"FIFO", NULL};
+		problems += check_open_all("FIFO", f, &X_ALL_BAD, nd, false);
+	}
+	put_file(target, g_bytes, g_len);
+	assert_int_equal(symlink(target, l), 0);
+	{
+		const struct expect x = {-ELOOP, -ELOOP, -ELOOP, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
+		const char *nd[] = {"symbolic link", NULL};
+		uint8_t *after;
+		size_t alen;
+		problems += check_open_all("symlink to a valid queue", l, &x, nd, false);
+		after = slurp(target, &alen);
+		if (first_diff(g_bytes, g_len, after, alen) >= 0) {
+			fprintf(stderr, "FAIL [symlink]: the link's target was modified\n");
+			problems++;
+		}
+		free(after);
+	}
+	{
+		/* a dangling link where a new queue would be created: refused too */
+		char *dl = tu_path(g_dir, "dangling");
+		struct stat st;
+		const struct expect x = {-ELOOP, -ELOOP, -ELOOP, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
+		const char *nd[] = {"symbolic link", NULL};
+		char *nowhere = tu_path(g_dir, "nowhere.q");
+		assert_int_equal(symlink(nowhere, dl), 0);
+		problems += check_open_all("dangling symlink", dl, &x, nd, false);
+		if (stat(nowhere, &st) == 0) {
+			fprintf(stderr, "FAIL [dangling symlink]: a file was created through the link\n");
+			problems++;
+		}
+		free(nowhere);
+		free(dl);
+	}
+	if (geteuid() == 0 && mknod(c, S_IFCHR | 0600, makedev(1, 3)) == 0) {
+		/* /dev/null's device numbers at a path of ours */
+		const char *nd[] = {"device", NULL};
+		problems += check_open_all("char device", c, &X_ALL_BAD, nd, false);
+	} else {
+		fprintf(stderr, "note: not root or mknod refused: character device case skipped\n");
+	}
+	{
+		struct res r;
+		char why[256];
+		struct stat st;
+		/* the observer never creates */
+		if (!open_forked(m, MMAPQ_ROLE_OBSERVER, 0, 0, 0, &r, why, sizeof(why))) {
+			fprintf(stderr, "FAIL [missing]: %s\n", why);
+			problems++;
+		} else if (r.code != -ENOENT || !strstr(r.msg, m) || stat(m, &st) == 0) {
+			fprintf(stderr, "FAIL [missing]: observer returned %d \"%s\", expected -ENOENT naming the path\n",
+			        r.code, r.msg);
+			problems++;
+		}
+	}
+	if (problems)
+		fail_msg("%d problem(s) with special files (see above)", problems);
+	free(d);
+	free(f);
+	free(l);
+	free(c);
+	free(m);
+	free(target);
+}
+
+/* ---- every used header byte flipped in turn ---------------------------------- */
+
+/* May a flip of header byte i open successfully?  Only the bytes with no
+ * meaning to validation: created_usec, the mutex (re-initialised by whoever
+ * attaches alone), the cond seq/waiting words, the side counters, pids and
+ * start times.  (A pid flip may also be refused: negative.) */
+static int flip_expect(size_t i, const uint8_t *b)
+{
+	const size_t sides[2] = {HOFF(producer), HOFF(consumer)};
+	if (i >= HOFF(created_usec) && i < HOFF(created_usec) + 8)
+		return 1;
+	if (i >= HOFF(lock) && i < HOFF(lock) + 64)
+		return 1;
+	if ((i >= HOFF(not_empty) && i < HOFF(not_empty) + 8) || (i >= HOFF(not_full) && i < HOFF(not_full) + 8))
+		return 1;
+	for (int s = 0; s < 2; s++) {
+		size_t o = i - sides[s];
+		if (i < sides[s] || o >= sizeof(struct mmapq_side))
+			continue;
+		if (o >= offsetof(struct mmapq_side, pid) && o < offsetof(struct mmapq_side, pid) + 4) {
+			int32_t pid;
+			uint8_t tmp[4];
+			memcpy(tmp, b + sides[s] + offsetof(struct mmapq_side, pid), 4);
+			tmp[o - offsetof(struct mmapq_side, pid)] ^= 0xff;
+			memcpy(&pid, tmp, 4);
+			return pid >= 0 ? 1 : 0;
+		}
+		if (o >= offsetof(struct mmapq_side, start_usec) && o < offsetof(struct mmapq_side, attaches) + 8)
+			return 1;
+	}
+	return 0;
+}
+
+static void test_flip_every_header_byte(void **state)
+{
+	int problems = 0, opened = 0, refused = 0;
+	uint8_t *b = malloc(g_len);
+
+	assert_non_null(b);
+	for (size_t i = 0; i < HOFF(reserved); i++) {
+		struct res r;
+		char why[256];
+		int may_open = flip_expect(i, g_bytes);
+
+		memcpy(b, g_bytes, g_len);
+		b[i] ^= 0xff;
+		put_file(g_case, b, g_len);
+		if (!open_forked(g_case, MMAPQ_ROLE_PRODUCER, CAP, RS, MMAPQ_FORMAT_INT, &r, why, sizeof(why))) {
+			fprintf(stderr, "FAIL [flip byte %zu]: %s\n", i, why);
+			dump(g_case, "flip");
+			problems++;
+			continue;
+		}
+		if (r.code == 0) {
+			opened++;
+			if (!may_open) {
+				fprintf(stderr, "FAIL [flip byte %zu]: opened a file with a damaged field\n", i);
+				dump(g_case, "flip");
+				problems++;
+			}
+			continue;
+		}
+		refused++;
+		if (may_open || (r.code != -EBADMSG && r.code != -EPROTO) || !strstr(r.msg, g_case)) {
+			fprintf(stderr, "FAIL [flip byte %zu]: open returned %d (%s) \"%s\", expected %s\n", i,
+			        r.code, mmapq_strerror(r.code), r.msg,
+			        may_open ? "success" : "-EBADMSG/-EPROTO naming the file");
+			dump(g_case, "flip");
+			problems++;
+			continue;
+		}
+		{
+			size_t alen;
+			uint8_t *after = slurp(g_case, &alen);
+			long d = first_diff(b, g_len, after, alen);
+			if (d >= 0) {
+				fprintf(stderr, "FAIL [flip byte %zu]: refused file modified at byte %ld\n", i, d);
+				problems++;
+			}
+			free(after);
+		}
+	}
+	free(b);
+	printf("flip sweep: %d bytes opened, %d refused, %d problems\n", opened, refused, problems);
+	if (problems)
+		fail_msg("%d problem(s) in the header byte sweep (see above)", problems);
+}
+
+/* Random damage to several header bytes at once: never a crash or a hang. */
+static void test_random_header_damage(void **state)
+{
+	int problems = 0;
+	uint8_t *b = malloc(g_len);
+
+	assert_non_null(b);
+	srandom(777);
+	for (int round = 0; round < 150; round++) {
+		struct res r;
+		char why[256];
+		int nflip = 1 + (int)(random() % 6);
+		memcpy(b, g_bytes, g_len);
+		for (int k = 0; k < nflip; k++)
+			b[random() % HOFF(reserved)] = (uint8_t)random();
+		put_file(g_case, b, g_len);
+		if (!open_forked(g_case, (enum mmapq_role)(1 + round % 3), round % 3 == 2 ? 0 : CAP,
+		                 round % 3 == 2 ? 0 : RS, round % 3 == 2 ? 0 : MMAPQ_FORMAT_INT, &r, why,
+		                 sizeof(why))) {
+			fprintf(stderr, "FAIL [random damage round %d]: %s\n", round, why);
+			dump(g_case, "random damage");
+			problems++;
+		} else if (r.code != 0 && r.code != -EBADMSG && r.code != -EPROTO) {
+			fprintf(stderr, "FAIL [random damage round %d]: unexpected %d (%s) \"%s\"\n", round,
+			        r.code, mmapq_strerror(r.code), r.msg);
+			problems++;
+		}
+	}
+	free(b);
+	if (problems)
+		fail_msg("%d problem(s) with random header damage (see above)", problems);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_base_valid),
+		cmocka_unit_test(test_header_fields),
+		cmocka_unit_test(test_header_free_fields),
+		cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_config_mismatch),
+		cmocka_unit_test(test_special_files),
+		cmocka_unit_test(test_flip_every_header_byte),
+		cmocka_unit_test(test_random_header_damage),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
