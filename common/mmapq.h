@@ -54,6 +54,11 @@ struct mmapq_params {
 	uint32_t format;       /* enum mmapq_record_format */
 	enum mmapq_sync sync;
 	uint32_t file_mode;    /* for a new file, e.g. 0660 (umask applies) */
+	/* Before sleeping, watch the peer's position for up to this many
+	 * microseconds (0 = never spin, the default).  Trades CPU while the
+	 * peer is about to act for wake-up latency; an idle queue still
+	 * sleeps (the spin is bounded per wait). */
+	uint32_t spin_us;
 };
 
 /* Human-readable detail for a failed mmapq_open: what and where, naming the

@@ -22,16 +22,21 @@
 volatile sig_atomic_t cli_stop;
 volatile sig_atomic_t cli_reload;
 
-static void usage(FILE *f, const struct cli *c, const char *extra)
+static void usage(FILE *f, const struct cli *c, const char *extra, bool want_count, bool ctl)
 {
 	fprintf(f,
 	        "Usage: %s [OPTION]...%s\n"
 	        "  -c, --config PATH   configuration file (default %s)\n"
 	        "  -q, --queue PATH    queue file, overrides [queue] path\n"
-	        "      --check-config  validate the configuration and exit\n"
-	        "  -h, --help          show this help and exit\n"
-	        "  -V, --version       show the version and exit\n",
+	        "      --check-config  validate the configuration and exit\n",
 	        c->prog, extra ? extra : "", MMAPQ_DEFAULT_CONFIG);
+	if (want_count)
+		fprintf(f, "      --count N       exit after N records\n");
+	if (ctl)
+		fprintf(f, "      --json          status and dump as JSON\n"
+		           "      --socket PATH   producer socket for send (default: [producer] socket)\n");
+	fprintf(f, "  -h, --help          show this help and exit\n"
+	           "  -V, --version       show the version and exit\n");
 }
 
 static uint64_t parse_count(const char *prog, const char *s)
@@ -64,13 +69,13 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 		{NULL, 0, NULL, 0},
 	};
 	const char *slash = strrchr(argv[0], '/');
-	int o;
+	int o, li = -1;
 
 	memset(c, 0, sizeof(*c));
 	c->prog = slash ? slash + 1 : argv[0];
 	c->config_path = MMAPQ_DEFAULT_CONFIG;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "c:q:hV", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:q:hV", opts, &li)) != -1) {
 		switch (o) {
 		case 'c':
 			c->config_path = optarg;
@@ -102,7 +107,7 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 			c->socket_path = optarg;
 			break;
 		case 'h':
-			usage(stdout, c, usage_extra);
+			usage(stdout, c, usage_extra, want_count, ctl);
 			exit(EXIT_OK);
 		case 'V':
 			printf("%s %s\n", c->prog, MMAPQ_VERSION_STRING);
@@ -114,12 +119,15 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 	c->argi = optind;
 	return;
 bad:
-	if (optopt && optopt < 256)
+	if (o == '?' && optopt && optopt < 256)
 		fprintf(stderr, "%s: invalid option or missing argument: -%c\n", c->prog, optopt);
-	else
+	else if (o == '?')
 		fprintf(stderr, "%s: invalid option or missing argument: %s\n", c->prog,
 		        argv[optind - 1]);
-	usage(stderr, c, usage_extra);
+	else
+		fprintf(stderr, "%s: option --%s is not accepted by this program\n", c->prog,
+		        opts[li].name);
+	usage(stderr, c, usage_extra, want_count, ctl);
 	exit(EXIT_USAGE);
 }
 
@@ -131,7 +139,7 @@ static void print_config_error(void *ctx, const char *file, unsigned line, const
 		log_plain("%s: %s", file, msg);
 }
 
-int cli_load_config(const struct cli *c, struct mmapq_config *cfg)
+int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 {
 	int r;
 
@@ -139,6 +147,7 @@ int cli_load_config(const struct cli *c, struct mmapq_config *cfg)
 	r = mmapq_config_load(cfg, c->config_path, print_config_error, NULL);
 	if (r == -ENOENT && !c->config_explicit) {
 		mmapq_config_defaults(cfg);
+		c->config_missing = true;
 		r = 0;
 	} else if (r == -ENOENT) {
 		log_plain("%s: no such configuration file", c->config_path);
@@ -250,7 +259,7 @@ static void log_change(void *ctx, const char *section, const char *key, const ch
 		log_notice("reload: [%s] %s: %s -> %s (applied)", section, key, old_value, new_value);
 }
 
-int cli_reload_config(const struct cli *c, struct mmapq_config *running)
+int cli_reload_config(struct cli *c, struct mmapq_config *running)
 {
 	struct mmapq_config next;
 	int changed, live;
@@ -272,6 +281,15 @@ int cli_reload_config(const struct cli *c, struct mmapq_config *running)
 		log_notice("reload: %s unchanged", c->config_path);
 	service_ready("reloaded");
 	return live > 0;
+}
+
+int cli_check_config_result(const struct cli *c)
+{
+	if (c->config_missing)
+		printf("%s: not found; the built-in defaults are used and valid\n", c->config_path);
+	else
+		printf("%s: configuration OK\n", c->config_path);
+	return EXIT_OK;
 }
 
 struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_role role)

@@ -31,6 +31,7 @@ struct cli {
 	const char *prog;
 	const char *config_path;
 	bool config_explicit;
+	bool config_missing;      /* the default file does not exist: defaults */
 	const char *queue_path;   /* --queue, overrides [queue] path */
 	bool check_config;
 	bool json;
@@ -48,7 +49,9 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 /* Loads the config (a missing default file means built-in defaults; a
  * missing explicit one is an error), applies --queue, prints every error as
  * FILE:LINE: message.  Returns 0 or EXIT_CONFIG. */
-int cli_load_config(const struct cli *c, struct mmapq_config *cfg);
+int cli_load_config(struct cli *c, struct mmapq_config *cfg);
+/* --check-config: what was checked, exit 0. */
+int cli_check_config_result(const struct cli *c);
 
 /* Exit code for a negative errno from mmapq_open. */
 int cli_exit_code_for_open(int r);
@@ -67,7 +70,7 @@ void cli_signal_set(sigset_t *set);
  * a restart are logged and left as they are.  A broken file logs every
  * FILE:LINE error and changes nothing.  Returns 1 if anything live changed,
  * 0 if not, -1 if the file was rejected. */
-int cli_reload_config(const struct cli *c, struct mmapq_config *running);
+int cli_reload_config(struct cli *c, struct mmapq_config *running);
 
 /* A queue file truncated under our mapping turns the next access into
  * SIGBUS: make that a clear fatal error naming the file and exit 65

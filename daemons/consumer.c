@@ -9,7 +9,8 @@
  * sync != never on a file, fdatasync'ed) and only then released, which
  * advances the consumer position stored in the file.  A crash between the
  * write and the release repeats that one batch after restart (at-least-once;
- * the sequence numbers identify the repeats); nothing is ever skipped.
+ * with output = journal each entry carries MMAPQ_SEQ=, which identifies the
+ * repeats); nothing is ever skipped.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -33,7 +34,7 @@ enum output_kind { OUT_STDOUT, OUT_NULL, OUT_FILE, OUT_JOURNAL };
 struct consumer {
 	struct mmapq *q;
 	struct mmapq_config cfg;
-	const struct cli *cli;
+	struct cli *cli;
 	enum output_kind out;
 	int out_fd;
 	const char *out_name;
@@ -62,10 +63,23 @@ static int open_output(struct consumer *c)
 	} else if (!strncmp(o, "file:", 5)) {
 		c->out = OUT_FILE;
 		c->out_name = o + 5;
-		c->out_fd = open(c->out_name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+		c->out_fd = open(c->out_name, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
 		if (c->out_fd < 0) {
 			log_error("%s: cannot open output: %s", c->out_name, strerror(errno));
 			return EXIT_CANTCREATE;
+		}
+		/* A consumer killed mid-write leaves a partial last line: start
+		 * the replayed batch on a line of its own. */
+		char last;
+		off_t end = lseek(c->out_fd, 0, SEEK_END);
+		if (end > 0 && pread(c->out_fd, &last, 1, end - 1) == 1 && last != '\n') {
+			log_warning("%s: ends with a partial line (interrupted write); starting a new line",
+			            c->out_name);
+			if (write(c->out_fd, "\n", 1) != 1) {
+				log_error("%s: write: %s", c->out_name, strerror(errno));
+				close(c->out_fd);
+				return EXIT_IOERR;
+			}
 		}
 	} else {
 		log_error("output '%s' is not supported by this build", o);
@@ -170,6 +184,8 @@ static int flush_output(struct consumer *c)
 
 	while (off < c->len) {
 		ssize_t k = write(c->out_fd, c->buf + off, c->len - off);
+		if (k < 0 && errno == EINTR && cli_stop)
+			return -EINTR; /* a stalled output must not keep us from stopping */
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
@@ -273,6 +289,11 @@ static int run(struct consumer *c, uint64_t count)
 			}
 		}
 		r = flush_output(c);
+		if (r == -EINTR) {
+			log_notice("stopping while writing: %u records not acknowledged, they will be"
+			           " written again by the next consumer", n);
+			return EXIT_OK;
+		}
 		if (r < 0) {
 			log_error("%s: write: %s (%u records not acknowledged, kept in the queue)",
 			          c->out_name, strerror(-r), n);
@@ -311,8 +332,7 @@ int main(int argc, char **argv)
 		return code;
 	}
 	if (cl.check_config) {
-		printf("%s: configuration OK\n", cl.config_path);
-		return EXIT_OK;
+		return cli_check_config_result(&cl);
 	}
 	log_setup("consumer", c.cfg.queue_path);
 	service_init();

@@ -28,6 +28,46 @@
 #include "mmapq.h"
 #include "mmapq_format.h"
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0)
+		n = 2, cp = p[0] & 0x1f;
+	else if ((p[0] & 0xf0) == 0xe0)
+		n = 3, cp = p[0] & 0x0f;
+	else if ((p[0] & 0xf8) == 0xf0)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	/* no overlong forms, no surrogates, nothing past U+10FFFF */
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+static bool utf8_valid(const char *s, size_t len)
+{
+	for (size_t i = 0, n; i < len; i += n)
+		if (!(n = utf8_seq((const unsigned char *)s + i, len - i)))
+			return false;
+	return true;
+}
+
+/* s must be valid UTF-8 (utf8_valid); it is written as is, escaped only
+ * where JSON requires it. */
 static void json_string(FILE *f, const char *s, size_t len)
 {
 	fputc('"', f);
@@ -35,11 +75,19 @@ static void json_string(FILE *f, const char *s, size_t len)
 		unsigned char ch = (unsigned char)s[i];
 		if (ch == '"' || ch == '\\')
 			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(f, "\\u%04x", ch); /* bytes, not code points: JSON-safe */
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
 		else
 			fputc(ch, f);
 	}
+	fputc('"', f);
+}
+
+static void json_hex(FILE *f, const char *s, size_t len)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++)
+		fprintf(f, "%02x", (unsigned char)s[i]);
 	fputc('"', f);
 }
 
@@ -104,7 +152,10 @@ static int status(struct mmapq *q, bool json)
 	}
 	if (json) {
 		printf("{\"path\":");
-		json_string(stdout, path, strlen(path));
+		if (utf8_valid(path, strlen(path)))
+			json_string(stdout, path, strlen(path));
+		else
+			json_hex(stdout, path, strlen(path));
 		printf(",\"version\":%" PRIu32 ",\"format\":\"%s\",\"capacity\":%" PRIu32
 		       ",\"record_size\":%" PRIu32 ",\"slot_size\":%" PRIu32 ",\"file_size\":%" PRIu64
 		       ",\"created_usec\":%" PRIu64 ",\"head\":%" PRIu64 ",\"tail\":%" PRIu64
@@ -165,8 +216,11 @@ static int dump(struct mmapq *q, bool json)
 			else
 				printf("%" PRIu64 "\t%" PRId64 "\n", seq, v);
 		} else if (json) {
-			printf("%s{\"seq\":%" PRIu64 ",\"line\":", first ? "" : ",", seq);
-			json_string(stdout, rec.data, rec.len);
+			/* JSON strings are Unicode: bytes that are not UTF-8 go as hex */
+			bool text = utf8_valid(rec.data, rec.len);
+			printf("%s{\"seq\":%" PRIu64 ",\"%s\":", first ? "" : ",", seq,
+			       text ? "line" : "line_hex");
+			(text ? json_string : json_hex)(stdout, rec.data, rec.len);
 			putchar('}');
 		} else {
 			printf("%" PRIu64 "\t", seq);
@@ -294,8 +348,7 @@ int main(int argc, char **argv)
 	if (code)
 		return code;
 	if (c.check_config) {
-		printf("%s: configuration OK\n", c.config_path);
-		return EXIT_OK;
+		return cli_check_config_result(&c);
 	}
 	if (c.argi >= argc) {
 		fprintf(stderr, "%s: missing command: status, dump or send\n", c.prog);

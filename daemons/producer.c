@@ -72,7 +72,7 @@ struct source {
 struct producer {
 	struct mmapq *q;
 	struct mmapq_config cfg;
-	const struct cli *cli;
+	struct cli *cli;
 	enum input_kind input;
 	uint32_t nfree;            /* slots reserved and not yet filled */
 	int fatal;                 /* exit code of a fatal error in a callback */
@@ -543,9 +543,13 @@ static int run(struct producer *p, const sigset_t *unblocked)
 			return EXIT_OK;
 		stats(p, 0);
 		if (!p->nfree) {
-			/* with the signals blocked the wait ends at its 0.5 s
-			 * slice, so a stop request is seen within a second */
+			/* unblocked while waiting for room: a signal interrupts
+			 * the wait at once (-EINTR), or at worst its 0.5 s slice */
+			sigset_t blocked;
+
+			sigprocmask(SIG_SETMASK, unblocked, &blocked);
 			r = refill(p, blocking(p) ? mmapq_now_ns() + service_max_wait_ns() : 0);
+			sigprocmask(SIG_SETMASK, &blocked, NULL);
 			if (r < 0)
 				return fail(p, r);
 			if (blocking(p) && !p->nfree)
@@ -608,8 +612,7 @@ int main(int argc, char **argv)
 		return code;
 	}
 	if (c.check_config) {
-		printf("%s: configuration OK\n", c.config_path);
-		return EXIT_OK;
+		return cli_check_config_result(&c);
 	}
 	log_setup("producer", p.cfg.queue_path);
 	service_init();

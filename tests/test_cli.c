@@ -1,0 +1,1182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_cli -- what the three programs print and how they exit, compared
+ * exactly with golden transcripts in tests/golden/<group>.txt.
+ *
+ * A transcript lists, for every command run: the command line, its exit
+ * code, its stdout and its stderr (each line prefixed with "| "; bytes
+ * outside 0x20..0x7e other than tab are shown as <xx>).  Before comparing,
+ * the variable parts are normalised:
+ *   the test's temporary directory     -> Q
+ *   the source directory               -> SRC
+ *   the built-in default config path   -> DEFAULT_CONFIG
+ *   a pid after "pid " or "\"pid\":"   -> PID   (0 stays 0)
+ *   ISO timestamps 2026-01-02T03:04:05Z -> TIME
+ *   the digits after _usec":          -> 0
+ * Exit codes are also checked one by one, so a wrong code fails with a
+ * pointed message even before the transcript is compared.
+ *
+ * MMAPQ_UPDATE_GOLDEN=1 rewrites the golden files from the actual output
+ * instead of comparing: review the git diff afterwards.
+ *
+ * Groups: help, usage, config, int (status/dump of an int queue), line
+ * (status/dump of a line queue with a tab, a backslash, quotes and
+ * non-ASCII bytes), bad_input, bad_queue (65), role_taken (69),
+ * cannot_create (73), io_error (74).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mmapq.h"
+#include "testutil.h"
+
+#ifndef MMAPQ_DEFAULT_CONFIG
+#error "MMAPQ_DEFAULT_CONFIG must come from the build (tests/CMakeLists.txt)"
+#endif
+#ifndef MMAPQ_VERSION_STRING
+#error "MMAPQ_VERSION_STRING must come from the build (tests/CMakeLists.txt)"
+#endif
+
+#define DEADLINE_MS 5000
+
+extern char **environ;
+
+static char *dir;    /* fresh per test */
+static char *qpath;  /* dir/queue */
+static pid_t kids[16];
+static int nkids;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "test_cli: %s: %s\n", what, strerror(errno));
+	exit(99);
+}
+
+#define CHECK(cond, ...)                                                              \
+	do {                                                                          \
+		if (!(cond)) {                                                        \
+			fprintf(stderr, "CHECK failed at %s:%d: %s\n    ", __FILE__,    \
+			        __LINE__, #cond);                                     \
+			fprintf(stderr, __VA_ARGS__);                                 \
+			fputc('\n', stderr);                                          \
+			tu_dump_queue(qpath, "failure");                              \
+			fail();                                                       \
+		}                                                                     \
+	} while (0)
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		die("vasprintf");
+	return s;
+}
+
+static const char *source_dir(void)
+{
+	const char *d = getenv("MMAPQ_SOURCE_DIR");
+
+	if (!d || !*d) {
+		fprintf(stderr, "test_cli: MMAPQ_SOURCE_DIR is not set (run it with ctest)\n");
+		exit(99);
+	}
+	return d;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	dir = tu_mkdtemp("cli");
+	qpath = tu_path(dir, "queue");
+	nkids = 0;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	while (nkids > 0) {
+		pid_t pid = kids[--nkids];
+		fprintf(stderr, "test_cli: killing leftover child %d\n", (int)pid);
+		tu_kill(pid);
+	}
+	/* a read-only directory made by a test must be removable */
+	chmod(dir, 0700);
+	tu_rmdir_r(dir);
+	free(dir);
+	free(qpath);
+	dir = qpath = NULL;
+	return 0;
+}
+
+static void kid_forget(pid_t pid)
+{
+	for (int i = 0; i < nkids; i++)
+		if (kids[i] == pid) {
+			kids[i] = kids[--nkids];
+			return;
+		}
+}
+
+static char *write_cfg(const char *name, const char *text)
+{
+	char *p = tu_path(dir, name);
+	if (tu_write_file(p, text, strlen(text)) < 0)
+		die("write config");
+	return p;
+}
+
+/* ---- normalising ---- */
+
+struct sbuf {
+	char *s;
+	size_t len, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		while (b->len + n + 1 > b->cap)
+			b->cap = b->cap ? b->cap * 2 : 4096;
+		b->s = realloc(b->s, b->cap);
+		if (!b->s)
+			die("realloc");
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* "2026-01-02T03:04:05Z" at s? */
+static bool is_iso_time(const char *s)
+{
+	static const char pat[] = "dddd-dd-ddTdd:dd:ddZ";
+
+	for (size_t i = 0; pat[i]; i++) {
+		if (pat[i] == 'd' ? !is_digit(s[i]) : s[i] != pat[i])
+			return false;
+	}
+	return true;
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The variable parts of a program's output, replaced (see the top). */
+static char *normalise(const char *in)
+{
+	const char *src = source_dir();
+	struct sbuf b = {0};
+	const char *s = in;
+
+	sb_add(&b, "", 0);
+	while (*s) {
+		if (starts(s, dir)) {
+			sb_str(&b, "Q");
+			s += strlen(dir);
+		} else if (starts(s, src)) {
+			sb_str(&b, "SRC");
+			s += strlen(src);
+		} else if (starts(s, MMAPQ_DEFAULT_CONFIG)) {
+			sb_str(&b, "DEFAULT_CONFIG");
+			s += strlen(MMAPQ_DEFAULT_CONFIG);
+		} else if ((starts(s, "pid ") || starts(s, "\"pid\":")) &&
+		           is_digit(s[s[0] == 'p' ? 4 : 6]) && s[s[0] == 'p' ? 4 : 6] != '0') {
+			size_t k = s[0] == 'p' ? 4 : 6;
+			sb_add(&b, s, k);
+			sb_str(&b, "PID");
+			s += k;
+			while (is_digit(*s))
+				s++;
+		} else if (is_iso_time(s)) {
+			sb_str(&b, "TIME");
+			s += 20;
+		} else if (starts(s, "_usec\":") && is_digit(s[7])) {
+			sb_str(&b, "_usec\":0");
+			s += 7;
+			while (is_digit(*s))
+				s++;
+		} else {
+			sb_add(&b, s, 1);
+			s++;
+		}
+	}
+	return b.s;
+}
+
+/* ---- running a program ---- */
+
+enum out_mode {
+	OUT_CAPTURE,     /* stdout is a pipe we read */
+	OUT_BROKEN_PIPE, /* stdout is a pipe whose read end is already closed */
+};
+
+struct res {
+	int code;        /* exit code, 128+signal, or -1 if it had to be killed */
+	pid_t pid;
+	char *out, *err; /* raw */
+	size_t out_len, err_len;
+};
+
+static void res_free(struct res *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/*
+ * Run argv (argv[0] is a program name in MMAPQ_BIN_DIR) with `in` on stdin
+ * (then end of file), collecting stdout and stderr until it exits, at most
+ * timeout_ms.  Never blocks past the deadline: a program that hangs is
+ * SIGKILLed and reported as exit -1.
+ */
+static struct res run_io(enum out_mode mode, const char *in, size_t in_len, int timeout_ms,
+                         char *const argv[])
+{
+	int ip[2], op[2], ep[2];
+	struct sbuf out = {0}, err = {0};
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	size_t in_off = 0;
+	struct res r = {.code = -1};
+	char *path = tu_bin(argv[0]);
+	pid_t pid;
+	int st;
+
+	if (pipe2(ip, O_CLOEXEC) < 0 || pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)
+		die("pipe2");
+	if (mode == OUT_BROKEN_PIPE) {
+		close(op[0]);
+		op[0] = -1;
+	}
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		dup2(ip[0], 0);
+		dup2(op[1], 1);
+		dup2(ep[1], 2);
+		execve(path, argv, environ);
+		fprintf(stderr, "test_cli: exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	free(path);
+	if (nkids < 16)
+		kids[nkids++] = pid;
+	close(ip[0]);
+	close(op[1]);
+	close(ep[1]);
+	fcntl(ip[1], F_SETFL, O_NONBLOCK);
+	if (!in || !in_len) {
+		close(ip[1]);
+		ip[1] = -1;
+	}
+	sb_add(&out, "", 0);
+	sb_add(&err, "", 0);
+
+	while (op[0] >= 0 || ep[0] >= 0 || ip[1] >= 0) {
+		struct pollfd pf[3] = {
+			{.fd = op[0], .events = POLLIN},
+			{.fd = ep[0], .events = POLLIN},
+			{.fd = ip[1], .events = POLLOUT},
+		};
+		uint64_t now = tu_now_ms();
+		int n;
+
+		if (now >= deadline)
+			break;
+		n = poll(pf, 3, (int)(deadline - now));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("poll");
+		for (int i = 0; i < 2; i++) {
+			int *fd = i == 0 ? &op[0] : &ep[0];
+			struct sbuf *b = i == 0 ? &out : &err;
+			char chunk[4096];
+			ssize_t k;
+
+			if (*fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			k = read(*fd, chunk, sizeof(chunk));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				close(*fd);
+				*fd = -1;
+			} else {
+				sb_add(b, chunk, (size_t)k);
+			}
+		}
+		if (ip[1] >= 0 && (pf[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+			ssize_t k = write(ip[1], in + in_off, in_len - in_off);
+			if (k > 0)
+				in_off += (size_t)k;
+			if ((k < 0 && errno != EAGAIN && errno != EINTR) || in_off == in_len) {
+				close(ip[1]);
+				ip[1] = -1;
+			}
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		int fd = i == 0 ? op[0] : ep[0];
+		if (fd >= 0)
+			close(fd);
+	}
+	if (ip[1] >= 0)
+		close(ip[1]);
+	{
+		uint64_t now = tu_now_ms();
+		st = tu_wait(pid, now < deadline ? (int)(deadline - now) : 0);
+	}
+	if (st == -ETIMEDOUT) {
+		fprintf(stderr, "test_cli: %s did not finish within %d ms: killed\n", argv[0], timeout_ms);
+		tu_kill(pid);
+		r.code = -1;
+	} else {
+		r.code = tu_exit_code(st);
+	}
+	kid_forget(pid);
+	r.pid = pid;
+	r.out = out.s;
+	r.out_len = out.len;
+	r.err = err.s;
+	r.err_len = err.len;
+	return r;
+}
+
+/* ---- transcripts ---- */
+
+struct transcript {
+	const char *group;
+	struct sbuf text;
+};
+
+static void tr_stream(struct sbuf *t, const char *name, const char *data, size_t len)
+{
+	char *norm;
+	const char *p;
+	char tmp[8];
+
+	if (!len)
+		return;
+	/* normalise first, on the raw bytes: the paths are plain ASCII */
+	{
+		char *raw = malloc(len + 1);
+		if (!raw)
+			die("malloc");
+		memcpy(raw, data, len);
+		raw[len] = '\0';
+		for (size_t i = 0; i < len; i++)
+			if (!raw[i])
+				raw[i] = '\x01'; /* never expected; keeps the string whole */
+		norm = normalise(raw);
+		free(raw);
+	}
+	sb_str(t, name);
+	sb_str(t, ":\n");
+	p = norm;
+	while (*p) {
+		sb_str(t, "| ");
+		while (*p && *p != '\n') {
+			unsigned char c = (unsigned char)*p;
+			if ((c >= 0x20 && c < 0x7f) || c == '\t') {
+				sb_add(t, p, 1);
+			} else {
+				snprintf(tmp, sizeof(tmp), "<%02x>", c);
+				sb_str(t, tmp);
+			}
+			p++;
+		}
+		if (*p == '\n') {
+			sb_str(t, "\n");
+			p++;
+		} else {
+			sb_str(t, "\n(no newline at the end)\n");
+		}
+	}
+	free(norm);
+}
+
+/* Append one command and its results to the transcript.  in: what was on
+ * its stdin (NULL: nothing); redirect: a note on its stdout, or NULL. */
+static void tr_add(struct transcript *t, char *const argv[], const char *in, const char *redirect,
+                   const struct res *r)
+{
+	char code[32];
+	char *line;
+	struct sbuf cmd = {0};
+
+	sb_add(&cmd, "", 0);
+	sb_str(&cmd, "$");
+	for (int i = 0; argv[i]; i++) {
+		sb_str(&cmd, " ");
+		if (!*argv[i] || strpbrk(argv[i], " \t'\"")) {
+			sb_str(&cmd, "'");
+			sb_str(&cmd, argv[i]);
+			sb_str(&cmd, "'");
+		} else {
+			sb_str(&cmd, argv[i]);
+		}
+	}
+	if (redirect) {
+		sb_str(&cmd, " > ");
+		sb_str(&cmd, redirect);
+	}
+	line = normalise(cmd.s);
+	sb_str(&t->text, line);
+	sb_str(&t->text, "\n");
+	free(line);
+	free(cmd.s);
+	if (in)
+		tr_stream(&t->text, "stdin", in, strlen(in));
+	snprintf(code, sizeof(code), "exit %d\n", r->code);
+	sb_str(&t->text, code);
+	tr_stream(&t->text, "stdout", r->out, r->out_len);
+	tr_stream(&t->text, "stderr", r->err, r->err_len);
+	sb_str(&t->text, "\n");
+}
+
+/* Describe where two texts first differ. */
+static void report_diff(const char *want, const char *got)
+{
+	unsigned line = 1;
+	const char *w = want, *g = got;
+
+	while (*w && *w == *g) {
+		if (*w == '\n')
+			line++;
+		w++;
+		g++;
+	}
+	while (w > want && w[-1] != '\n')
+		w--;
+	while (g > got && g[-1] != '\n')
+		g--;
+	fprintf(stderr, "first difference at line %u:\n  want: %.*s\n  got:  %.*s\n", line,
+	        (int)strcspn(w, "\n"), w, (int)strcspn(g, "\n"), g);
+}
+
+static void tr_check(struct transcript *t)
+{
+	char *golden = xasprintf("%s/tests/golden/%s.txt", source_dir(), t->group);
+	char *want;
+
+	if (getenv("MMAPQ_UPDATE_GOLDEN")) {
+		CHECK(tu_write_file(golden, t->text.s, t->text.len) == 0, "cannot write %s", golden);
+		fprintf(stderr, "test_cli: rewrote %s\n", golden);
+	} else {
+		want = tu_read_file(golden, NULL);
+		if (!want || strcmp(want, t->text.s) != 0) {
+			char *actual = xasprintf("%s.actual", t->group);
+			char *apath = xasprintf("%s/%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", actual);
+			tu_write_file(apath, t->text.s, t->text.len);
+			fprintf(stderr, "---- %s differs from the actual output (kept in %s; "
+			        "MMAPQ_UPDATE_GOLDEN=1 rewrites it):\n", golden, apath);
+			if (want)
+				report_diff(want, t->text.s);
+			fprintf(stderr, "---- actual:\n%s---- end\n", t->text.s);
+			free(actual);
+			free(apath);
+		}
+		CHECK(want && strcmp(want, t->text.s) == 0, "golden file %s does not match", golden);
+		free(want);
+	}
+	free(golden);
+	free(t->text.s);
+	t->text.s = NULL;
+}
+
+/*
+ * Run a command, record it in the transcript and check its exit code.
+ * in: stdin text or NULL; args: program name first, NULL-terminated.
+ */
+static struct res tr_run(struct transcript *t, int want_code, const char *in, ...)
+{
+	char *argv[32];
+	va_list ap;
+	int n = 0;
+	struct res r;
+
+	va_start(ap, in);
+	while (n < 31 && (argv[n] = va_arg(ap, char *)))
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	r = run_io(OUT_CAPTURE, in, in ? strlen(in) : 0, DEADLINE_MS, argv);
+	tr_add(t, argv, in, NULL, &r);
+	if (r.code != want_code) {
+		fprintf(stderr, "command:");
+		for (int i = 0; argv[i]; i++)
+			fprintf(stderr, " %s", argv[i]);
+		fprintf(stderr, "\nstdout: %s\nstderr: %s\n", r.out, r.err);
+	}
+	CHECK(r.code == want_code, "%s exited %d, want %d", argv[0], r.code, want_code);
+	return r;
+}
+
+/* The same, for a command whose output needs no further look. */
+#define tr_run_free(...) res_drop(tr_run(__VA_ARGS__))
+static void res_drop(struct res r)
+{
+	res_free(&r);
+}
+
+static struct mmapq_status queue_status(void)
+{
+	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_status st;
+	struct mmapq_error err;
+	struct mmapq *q;
+	int r = mmapq_open(&p, &q, &err);
+
+	CHECK(r == 0, "observer cannot open the queue: %s", err.msg);
+	mmapq_status(q, &st);
+	mmapq_close(q);
+	return st;
+}
+
+static const char *P = "mmapq-producer", *C = "mmapq-consumer", *CTL = "mmapqctl";
+
+/* ---- help and version ---- */
+
+static void test_help(void **state)
+{
+	struct transcript t = {.group = "help"};
+
+	(void)state;
+	tr_run_free(&t, 0, NULL, P, "--help", NULL);
+	tr_run_free(&t, 0, NULL, C, "--help", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--help", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "-h", NULL);
+	tr_check(&t);
+}
+
+static void test_version(void **state)
+{
+	const char *progs[] = {P, C, CTL};
+
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		for (int j = 0; j < 2; j++) {
+			char *argv[] = {(char *)progs[i], j ? "-V" : "--version", NULL};
+			struct res r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv);
+			char *want = xasprintf("%s %s\n", progs[i], MMAPQ_VERSION_STRING);
+
+			CHECK(r.code == 0, "%s %s exited %d", progs[i], argv[1], r.code);
+			CHECK(strcmp(r.out, want) == 0 && !*r.err, "%s %s printed '%s' / '%s', want '%s'",
+			      progs[i], argv[1], r.out, r.err, want);
+			free(want);
+			res_free(&r);
+		}
+	}
+}
+
+/* ---- usage errors: exit 64 and a message ---- */
+
+static void test_usage(void **state)
+{
+	struct transcript t = {.group = "usage"};
+	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
+
+	(void)state;
+	tr_run_free(&t, 64, NULL, P, "--bogus", NULL);
+	tr_run_free(&t, 64, NULL, C, "--bogus", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--bogus", "status", NULL);
+	tr_run_free(&t, 64, NULL, C, "-x", NULL);
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--count", "0", NULL);
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--count", "abc", NULL);
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--count", "-1", NULL);
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--count", "", NULL);
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--count",
+	            "99999999999999999999", NULL);
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--count", NULL);
+	tr_run_free(&t, 64, NULL, P, "--config", cfg, "--queue", qpath, "extra", NULL);
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "extra", NULL);
+	tr_run_free(&t, 64, NULL, P, "--config", cfg, "--queue", "", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "frob", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "status", "extra", NULL);
+	tr_check(&t);
+	/* nothing was created by a usage error */
+	CHECK(access(qpath, F_OK) < 0, "a usage error created %s", qpath);
+	free(cfg);
+}
+
+/* An option the program does not take is named in the message, not its
+ * argument. */
+static void test_usage_names_option(void **state)
+{
+	char *argv1[] = {(char *)P, "--count", "5", NULL};
+	char *argv2[] = {(char *)P, "--json", NULL};
+	struct res r;
+
+	(void)state;
+	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv1);
+	CHECK(r.code == 64, "mmapq-producer --count 5 exited %d", r.code);
+	CHECK(strstr(r.err, "--count") != NULL,
+	      "mmapq-producer --count 5: the message does not name --count: '%s'", r.err);
+	res_free(&r);
+	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv2);
+	CHECK(r.code == 64 && strstr(r.err, "--json"), "mmapq-producer --json: exit %d, '%s'", r.code,
+	      r.err);
+	res_free(&r);
+}
+
+/* ---- configuration: exit 78, every error as FILE:LINE: message ---- */
+
+static void test_config(void **state)
+{
+	struct transcript t = {.group = "config"};
+	char *bad = xasprintf("%s/tests/golden/bad-config.ini", source_dir());
+	char *good = write_cfg("good.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	char *missing = tu_path(dir, "missing.ini");
+
+	(void)state;
+	tr_run_free(&t, 78, NULL, P, "--config", bad, "--check-config", NULL);
+	tr_run_free(&t, 78, NULL, C, "--config", bad, "--check-config", NULL);
+	tr_run_free(&t, 78, NULL, CTL, "--config", bad, "--check-config", NULL);
+	/* not only with --check-config: a normal start refuses too */
+	tr_run_free(&t, 78, "1 2 3\n", P, "--config", bad, "--queue", qpath, NULL);
+	tr_run_free(&t, 78, NULL, C, "--config", bad, "--queue", qpath, "--count", "1", NULL);
+	tr_run_free(&t, 78, NULL, CTL, "--config", bad, "--queue", qpath, "status", NULL);
+	CHECK(access(qpath, F_OK) < 0, "a bad configuration still created %s", qpath);
+	/* a missing explicit file is an error */
+	tr_run_free(&t, 78, NULL, P, "--config", missing, "--check-config", NULL);
+	tr_run_free(&t, 78, NULL, C, "--config", missing, "--queue", qpath, NULL);
+	tr_run_free(&t, 78, NULL, CTL, "--config", missing, "--queue", qpath, "status", NULL);
+	/* a directory is not a configuration file */
+	tr_run_free(&t, 78, NULL, P, "--config", dir, "--check-config", NULL);
+	/* a good one */
+	tr_run_free(&t, 0, NULL, P, "--config", good, "--check-config", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", good, "--check-config", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "-c", good, "--check-config", NULL);
+	tr_check(&t);
+	free(bad);
+	free(good);
+	free(missing);
+}
+
+/* A missing default configuration means the built-in defaults. */
+static void test_default_config_missing(void **state)
+{
+	const char *progs[] = {P, C, CTL};
+
+	(void)state;
+	if (access(MMAPQ_DEFAULT_CONFIG, F_OK) == 0) {
+		skip(); /* it exists on this machine: nothing to test */
+		return;
+	}
+	for (int i = 0; i < 3; i++) {
+		char *argv[] = {(char *)progs[i], "--check-config", NULL};
+		struct res r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv);
+
+		CHECK(r.code == 0, "%s --check-config without %s exited %d: %s", progs[i],
+		      MMAPQ_DEFAULT_CONFIG, r.code, r.err);
+		res_free(&r);
+	}
+}
+
+/* ---- status and dump ---- */
+
+static void test_int_queue(void **state)
+{
+	struct transcript t = {.group = "int"};
+	char *cfg = write_cfg("int.ini", "[queue]\ncapacity = 16\n[consumer]\noutput = stdout\n");
+	struct mmapq_status st;
+
+	(void)state;
+	tr_run_free(&t, 0, "1 -2 3\n9223372036854775807 -9223372036854775808 +42 007\n", P,
+	            "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "2", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "dump", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "dump", NULL);
+	/* --json after the command works too */
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "dump", "--json", NULL);
+	st = queue_status();
+	CHECK(st.head == 2 && st.tail == 7, "head %" PRIu64 " tail %" PRIu64 ", want 2 7", st.head,
+	      st.tail);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "5", NULL);
+	/* an empty queue */
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "dump", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "dump", NULL);
+	tr_check(&t);
+	free(cfg);
+}
+
+static void test_line_queue(void **state)
+{
+	struct transcript t = {.group = "line"};
+	char *cfg = write_cfg("line.ini", "[queue]\nformat = line\nrecord_size = 40\ncapacity = 16\n"
+	                                  "[consumer]\noutput = stdout\n");
+	const char *in = "plain words\n"
+	                 "a\ttab\n"
+	                 "back\\slash\n"
+	                 "a \"quoted\" word\n"
+	                 "latin-1 caf\xe9\n"
+	                 "utf-8 caf\xc3\xa9\n"
+	                 "\n"
+	                 "control \x01 and del \x7f\n"
+	                 "crlf\r\n"
+	                 "no newline at the end";
+
+	(void)state;
+	tr_run_free(&t, 0, in, P, "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "dump", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "dump", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "10", NULL);
+	tr_check(&t);
+	free(cfg);
+}
+
+/* Decode one JSON string body starting after its opening quote into UTF-8
+ * bytes; *end is set past the closing quote.  NULL if malformed. */
+static char *json_decode(const char *s, const char **end)
+{
+	struct sbuf b = {0};
+
+	sb_add(&b, "", 0);
+	while (*s && *s != '"') {
+		unsigned cp;
+		char u[4];
+		size_t n;
+
+		if ((unsigned char)*s < 0x20) {
+			free(b.s);
+			return NULL; /* raw control characters are not valid JSON */
+		}
+		if (*s != '\\') {
+			sb_add(&b, s++, 1);
+			continue;
+		}
+		s++;
+		switch (*s) {
+		case '"': case '\\': case '/':
+			sb_add(&b, s, 1);
+			s++;
+			continue;
+		case 'b': sb_str(&b, "\b"); s++; continue;
+		case 'f': sb_str(&b, "\f"); s++; continue;
+		case 'n': sb_str(&b, "\n"); s++; continue;
+		case 'r': sb_str(&b, "\r"); s++; continue;
+		case 't': sb_str(&b, "\t"); s++; continue;
+		case 'u':
+			if (sscanf(s + 1, "%4x", &cp) != 1) {
+				free(b.s);
+				return NULL;
+			}
+			s += 5;
+			if (cp >= 0xd800 && cp < 0xdc00 && s[0] == '\\' && s[1] == 'u') {
+				unsigned lo;
+				if (sscanf(s + 2, "%4x", &lo) == 1 && lo >= 0xdc00 && lo < 0xe000) {
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+					s += 6;
+				}
+			}
+			if (cp < 0x80) {
+				u[0] = (char)cp;
+				n = 1;
+			} else if (cp < 0x800) {
+				u[0] = (char)(0xc0 | (cp >> 6));
+				u[1] = (char)(0x80 | (cp & 0x3f));
+				n = 2;
+			} else if (cp < 0x10000) {
+				u[0] = (char)(0xe0 | (cp >> 12));
+				u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+				u[2] = (char)(0x80 | (cp & 0x3f));
+				n = 3;
+			} else {
+				u[0] = (char)(0xf0 | (cp >> 18));
+				u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+				u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+				u[3] = (char)(0x80 | (cp & 0x3f));
+				n = 4;
+			}
+			sb_add(&b, u, n);
+			continue;
+		default:
+			free(b.s);
+			return NULL;
+		}
+	}
+	if (*s != '"') {
+		free(b.s);
+		return NULL;
+	}
+	*end = s + 1;
+	return b.s;
+}
+
+/* What a JSON reader gets from `mmapqctl --json dump` is the record: for
+ * text that is valid UTF-8 (the JSON text encoding), the decoded string
+ * must be the very bytes that were put in. */
+static void test_json_utf8_roundtrip(void **state)
+{
+	static const char *const lines[] = {
+		"ascii only",
+		"caf\xc3\xa9",                    /* U+00E9, 2 bytes */
+		"euro \xe2\x82\xac",              /* U+20AC, 3 bytes */
+		"smile \xf0\x9f\x98\x80",         /* U+1F600, 4 bytes */
+		"tab\there \"quoted\" back\\slash",
+	};
+	char *cfg = write_cfg("line.ini", "[queue]\nformat = line\n");
+	char *argv_p[] = {(char *)P, "--config", cfg, "--queue", qpath, NULL};
+	char *argv_d[] = {(char *)CTL, "--queue", qpath, "--json", "dump", NULL};
+	struct sbuf in = {0};
+	const char *s;
+	struct res r;
+	size_t i = 0;
+
+	(void)state;
+	sb_add(&in, "", 0);
+	for (size_t k = 0; k < sizeof(lines) / sizeof(lines[0]); k++) {
+		sb_str(&in, lines[k]);
+		sb_str(&in, "\n");
+	}
+	r = run_io(OUT_CAPTURE, in.s, in.len, DEADLINE_MS, argv_p);
+	CHECK(r.code == 0, "producer exited %d: %s", r.code, r.err);
+	res_free(&r);
+	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv_d);
+	CHECK(r.code == 0, "mmapqctl --json dump exited %d: %s", r.code, r.err);
+	s = r.out;
+	while ((s = strstr(s, "\"line\":\""))) {
+		const char *end = s;
+		char *got = json_decode(s + 8, &end);
+
+		const char *want = i < sizeof(lines) / sizeof(lines[0]) ? lines[i] : NULL;
+
+		CHECK(got != NULL, "malformed JSON string in: %s", r.out);
+		CHECK(want != NULL, "more records than put in: %s", r.out);
+		CHECK(strcmp(got, want) == 0,
+		      "record %zu: a JSON reader decodes '%s' (%zu bytes), but '%s' (%zu bytes) was put "
+		      "in; the output was: %.*s", i, got, strlen(got), want, strlen(want),
+		      (int)(end - s), s);
+		free(got);
+		s = end;
+		i++;
+	}
+	CHECK(i == sizeof(lines) / sizeof(lines[0]), "%zu records in the JSON dump: %s", i, r.out);
+	res_free(&r);
+	free(in.s);
+	free(cfg);
+}
+
+/* ---- bad input: reported, counted, skipped; exit 0 ---- */
+
+static void test_bad_input(void **state)
+{
+	struct transcript t = {.group = "bad_input"};
+	char *cfg = write_cfg("int.ini", "[consumer]\noutput = stdout\n");
+	struct mmapq_status st;
+	struct res r;
+
+	(void)state;
+	r = tr_run(&t, 0, "1 x 2 99999999999999999999 3\n", P, "--config", cfg, "--queue", qpath,
+	           NULL);
+	CHECK(strstr(r.err, "stdin:1:3: not a decimal integer: 'x' (skipped)\n") == r.err,
+	      "producer stderr: '%s'", r.err);
+	res_free(&r);
+	st = queue_status();
+	CHECK(st.tail == 3 && st.producer.bad_input == 2,
+	      "tail %" PRIu64 " bad_input %" PRIu64 ", want 3 and 2", st.tail, st.producer.bad_input);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
+	r = tr_run(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "3", NULL);
+	CHECK(strcmp(r.out, "1\n2\n3\n") == 0, "consumer printed '%s'", r.out);
+	res_free(&r);
+	/* a second run adds to the counter */
+	tr_run_free(&t, 0, "-\n+\n--1 0x10 1e3 4\n", P, "--config", cfg, "--queue", qpath, NULL);
+	st = queue_status();
+	CHECK(st.tail == 4 && st.producer.bad_input == 7,
+	      "tail %" PRIu64 " bad_input %" PRIu64 ", want 4 and 7", st.tail, st.producer.bad_input);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "status", NULL);
+	tr_check(&t);
+	free(cfg);
+}
+
+/* ---- 65: the queue file is invalid ---- */
+
+static char *file_or_die(const char *path, size_t *len)
+{
+	char *s = tu_read_file(path, len);
+	CHECK(s != NULL, "cannot read %s", path);
+	return s;
+}
+
+static void test_bad_queue(void **state)
+{
+	struct transcript t = {.group = "bad_queue"};
+	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
+	char *c2048 = write_cfg("cap2048.ini", "[queue]\ncapacity = 2048\n[consumer]\noutput = stdout\n");
+	char *rs128 = write_cfg("rs128.ini", "[queue]\nrecord_size = 128\n");
+	char *line = write_cfg("line.ini", "[queue]\nformat = line\n");
+	char *fifo = tu_path(dir, "fifo"), *sub = tu_path(dir, "subdir"), *link = tu_path(dir, "link");
+	char *garbage = tu_path(dir, "garbage"), *shortf = tu_path(dir, "short");
+	char gbuf[10000];
+	char *before, *after;
+	size_t blen, alen;
+
+	(void)state;
+	/* garbage: not a queue file, left as it was */
+	for (size_t i = 0; i < sizeof(gbuf); i++)
+		gbuf[i] = (char)("garbage\n"[i % 8]);
+	CHECK(tu_write_file(garbage, gbuf, sizeof(gbuf)) == 0, "write %s", garbage);
+	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", garbage, NULL);
+	tr_run_free(&t, 65, NULL, C, "--config", cfg, "--queue", garbage, NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", garbage, "status", NULL);
+	after = file_or_die(garbage, &alen);
+	CHECK(alen == sizeof(gbuf) && memcmp(after, gbuf, alen) == 0, "%s was modified", garbage);
+	free(after);
+	CHECK(tu_write_file(shortf, gbuf, 100) == 0, "write %s", shortf);
+	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", shortf, NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", shortf, "dump", NULL);
+
+	/* a queue made with capacity 1024, opened with 2048 (and other
+	 * geometry): refused, both values named, file byte-identical */
+	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
+	before = file_or_die(qpath, &blen);
+	tr_run_free(&t, 65, NULL, C, "--config", c2048, "--queue", qpath, NULL);
+	tr_run_free(&t, 65, "4\n", P, "--config", c2048, "--queue", qpath, NULL);
+	tr_run_free(&t, 65, "4\n", P, "--config", rs128, "--queue", qpath, NULL);
+	tr_run_free(&t, 65, "4\n", P, "--config", line, "--queue", qpath, NULL);
+	after = file_or_die(qpath, &alen);
+	CHECK(alen == blen && memcmp(before, after, blen) == 0,
+	      "a mismatched open modified %s (%zu -> %zu bytes)", qpath, blen, alen);
+	free(before);
+	free(after);
+	/* mmapqctl describes whatever is there, whatever the configuration */
+	tr_run_free(&t, 0, NULL, CTL, "--config", c2048, "--queue", qpath, "dump", NULL);
+
+	/* a FIFO, a directory, a symbolic link: refused at once, no hang */
+	CHECK(mkfifo(fifo, 0600) == 0, "mkfifo: %s", strerror(errno));
+	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", fifo, NULL);
+	tr_run_free(&t, 65, NULL, C, "--config", cfg, "--queue", fifo, NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", fifo, "status", NULL);
+	CHECK(mkdir(sub, 0700) == 0, "mkdir: %s", strerror(errno));
+	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", sub, NULL);
+	tr_run_free(&t, 65, NULL, C, "--config", cfg, "--queue", sub, NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", sub, "status", NULL);
+	CHECK(symlink("queue", link) == 0, "symlink: %s", strerror(errno));
+	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", link, NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", link, "status", NULL);
+	tr_check(&t);
+	free(cfg);
+	free(c2048);
+	free(rs128);
+	free(line);
+	free(fifo);
+	free(sub);
+	free(link);
+	free(garbage);
+	free(shortf);
+}
+
+/* ---- 69: the role is taken ---- */
+
+static void test_role_taken(void **state)
+{
+	struct transcript t = {.group = "role_taken"};
+	char *cfg = write_cfg("debug.ini", "[consumer]\noutput = stdout\n[log]\nlevel = debug\n");
+	char *argv_p[] = {"mmapq-producer", "--config", cfg, "--queue", qpath, NULL};
+	char *argv_c[] = {"mmapq-consumer", "--config", cfg, "--queue", qpath, NULL};
+	char pidstr[64];
+	struct tu_proc first, firstc;
+	struct res r;
+	size_t n = 0;
+	int st;
+
+	(void)state;
+	/* the first producer waits on its open stdin */
+	argv_p[0] = tu_bin("mmapq-producer");
+	tu_spawn(&first, argv_p, NULL, true, false, true);
+	kids[nkids++] = first.pid;
+	{
+		char *s = tu_read_until(first.err_fd, "as producer", DEADLINE_MS, &n);
+		CHECK(s != NULL, "the first producer did not attach");
+		free(s);
+	}
+	snprintf(pidstr, sizeof(pidstr), "pid %d", (int)first.pid);
+	r = tr_run(&t, 69, "1\n", P, "--config", cfg, "--queue", qpath, NULL);
+	CHECK(strstr(r.err, pidstr) != NULL, "the message does not name the first producer (%s): '%s'",
+	      pidstr, r.err);
+	res_free(&r);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
+
+	/* the same for the consumer, which waits on the empty queue */
+	argv_c[0] = tu_bin("mmapq-consumer");
+	tu_spawn(&firstc, argv_c, NULL, false, true, true);
+	kids[nkids++] = firstc.pid;
+	{
+		char *s = tu_read_until(firstc.err_fd, "as consumer", DEADLINE_MS, &n);
+		CHECK(s != NULL, "the first consumer did not attach");
+		free(s);
+	}
+	snprintf(pidstr, sizeof(pidstr), "pid %d", (int)firstc.pid);
+	r = tr_run(&t, 69, NULL, C, "--config", cfg, "--queue", qpath, "--count", "1", NULL);
+	CHECK(strstr(r.err, pidstr) != NULL, "the message does not name the first consumer (%s): '%s'",
+	      pidstr, r.err);
+	res_free(&r);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "status", NULL);
+	tr_check(&t);
+
+	/* both first ones are unharmed: one record goes through, then stop */
+	CHECK(tu_write_all(first.in_fd, "5\n", 2) == 0, "write to the first producer");
+	close(first.in_fd);
+	st = tu_wait(first.pid, DEADLINE_MS);
+	CHECK(tu_exit_code(st) == 0, "the first producer exited %d", tu_exit_code(st));
+	kid_forget(first.pid);
+	{
+		char *s = tu_read_until(firstc.out_fd, "5\n", DEADLINE_MS, &n);
+		CHECK(s && strcmp(s, "5\n") == 0, "the first consumer printed '%s'", s ? s : "(nothing)");
+		free(s);
+	}
+	kill(firstc.pid, SIGTERM);
+	st = tu_wait(firstc.pid, DEADLINE_MS);
+	CHECK(tu_exit_code(st) == 0, "the first consumer exited %d on SIGTERM", tu_exit_code(st));
+	kid_forget(firstc.pid);
+	close(first.err_fd);
+	close(firstc.out_fd);
+	close(firstc.err_fd);
+	free(argv_p[0]);
+	free(argv_c[0]);
+	free(cfg);
+}
+
+/* ---- 73: cannot create ---- */
+
+static void test_cannot_create(void **state)
+{
+	struct transcript t = {.group = "cannot_create"};
+	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
+	char *nodir = tu_path(dir, "no/such/dir/queue");
+	char *ro = tu_path(dir, "readonly"), *roq = tu_path(dir, "readonly/queue");
+
+	(void)state;
+	tr_run_free(&t, 73, "1\n", P, "--config", cfg, "--queue", nodir, NULL);
+	tr_run_free(&t, 73, NULL, C, "--config", cfg, "--queue", nodir, NULL);
+	tr_run_free(&t, 73, NULL, CTL, "--queue", nodir, "status", NULL);
+	/* mmapqctl never creates: a missing file is 73, and stays missing */
+	tr_run_free(&t, 73, NULL, CTL, "--queue", qpath, "status", NULL);
+	CHECK(access(qpath, F_OK) < 0, "mmapqctl created %s", qpath);
+	tr_check(&t);
+
+	/* a read-only directory: root may write anyway, so only as non-root */
+	if (geteuid() != 0) {
+		char *argv[] = {"mmapq-producer", "--config", cfg, "--queue", roq, NULL};
+		struct res r;
+
+		CHECK(mkdir(ro, 0500) == 0, "mkdir: %s", strerror(errno));
+		r = run_io(OUT_CAPTURE, "1\n", 2, DEADLINE_MS, argv);
+		CHECK(r.code == 73 && strstr(r.err, roq), "read-only directory: exit %d, '%s'", r.code,
+		      r.err);
+		res_free(&r);
+	} else {
+		fprintf(stderr, "test_cli: read-only directory case skipped (running as root)\n");
+	}
+	free(cfg);
+	free(nodir);
+	free(ro);
+	free(roq);
+}
+
+/* ---- 74: I/O error; nothing unwritten is acknowledged ---- */
+
+static void test_io_error(void **state)
+{
+	struct transcript t = {.group = "io_error"};
+	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
+	char *full = write_cfg("full.ini", "[consumer]\noutput = file:/dev/full\n");
+	char *argv[] = {"mmapq-consumer", "--config", cfg, "--queue", qpath, "--count", "3", NULL};
+	struct mmapq_status st;
+	struct res r;
+
+	(void)state;
+	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
+
+	/* stdout is a pipe nobody reads any more */
+	r = run_io(OUT_BROKEN_PIPE, NULL, 0, DEADLINE_MS, argv);
+	tr_add(&t, argv, NULL, "(a pipe whose read end is closed)", &r);
+	CHECK(r.code == 74, "consumer writing to a closed pipe exited %d, want 74: %s", r.code, r.err);
+	res_free(&r);
+	st = queue_status();
+	CHECK(st.head == 0 && st.tail == 3,
+	      "records acknowledged although not written: head %" PRIu64 " tail %" PRIu64, st.head,
+	      st.tail);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
+
+	/* a file on a full device */
+	if (access("/dev/full", W_OK) == 0) {
+		tr_run_free(&t, 74, NULL, C, "--config", full, "--queue", qpath, "--count", "3", NULL);
+		st = queue_status();
+		CHECK(st.head == 0 && st.tail == 3,
+		      "records acknowledged although not written: head %" PRIu64 " tail %" PRIu64,
+		      st.head, st.tail);
+	}
+	/* and they are all still delivered */
+	r = tr_run(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "3", NULL);
+	CHECK(strcmp(r.out, "1\n2\n3\n") == 0, "consumer printed '%s'", r.out);
+	res_free(&r);
+	tr_check(&t);
+	free(cfg);
+	free(full);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_help, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_usage_names_option, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_config_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_int_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_utf8_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_role_taken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cannot_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_error, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
