@@ -104,6 +104,8 @@ const char *mmapq_strerror(int code)
 		return "deadline reached";
 	case ENOTRECOVERABLE:
 		return "queue state cannot be recovered";
+	case ESTALE:
+		return "the queue file was deleted or replaced while in use";
 	case 0:
 		return "success";
 	default: {
@@ -128,6 +130,17 @@ const char *mmapq_format_name(uint32_t format)
 const char *mmapq_path(const struct mmapq *q)
 {
 	return q->path;
+}
+
+int mmapq_check_path(const struct mmapq *q)
+{
+	struct stat a, b;
+
+	if (fstat(q->fd, &a) < 0)
+		return -errno;
+	if (stat(q->path, &b) < 0)
+		return errno == ENOENT ? -ESTALE : -errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : -ESTALE;
 }
 
 static const char *role_name(enum mmapq_role r)
@@ -314,24 +327,29 @@ static int init_mutex(struct mmapq_header *h)
 /*
  * Nobody else is attached (we hold the attach lock exclusively): whatever
  * the lock word and wait flags say is left over from processes that are
- * gone.  A dead owner the kernel saw die shows as EOWNERDEAD; one it never
- * saw (reboot, power cut, a copied file) as a lock held by nobody: both are
- * recoveries.  Then start from a fresh mutex either way.
+ * gone.  A lock word that is not 0 was held by one of them, whether the
+ * kernel saw it die (FUTEX_OWNER_DIED) or not (reboot, power cut, a copied
+ * file): a recovery.  Then start from a fresh mutex either way.
+ *
+ * The mutex bytes are only read here, never handed to pthread: they come
+ * from the file, and glibc trusts a mutex's type word, so a file whose
+ * mutex claims to be priority-protect with a bad ceiling, or
+ * priority-inheritance and not robust with the owner-died bit set, made
+ * pthread_mutex_trylock abort the process on an assertion (found by
+ * tests/fuzz/fuzz_queue_file).  The first word of glibc's pthread_mutex_t
+ * is the futex word of the kernel's robust-futex ABI (owner TID |
+ * FUTEX_OWNER_DIED | FUTEX_WAITERS), 0 when unlocked.
  */
+#ifdef __GLIBC__
+_Static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0, "the futex word starts the mutex");
+#endif
 static int reinit_sync_alone(struct mmapq *q)
 {
-	pthread_mutex_t *m = &q->h->lock.mutex;
-	int r = pthread_mutex_trylock(m);
+	uint32_t word;
 
-	if (r == 0) {
-		pthread_mutex_unlock(m);
-	} else {
-		if (r == EOWNERDEAD) {
-			pthread_mutex_consistent(m);
-			pthread_mutex_unlock(m);
-		}
+	memcpy(&word, &q->h->lock, sizeof(word));
+	if (word != 0)
 		count(&q->self->recoveries, 1);
-	}
 	mmapq_cond_reset(&q->h->not_empty);
 	mmapq_cond_reset(&q->h->not_full);
 	return init_mutex(q->h);

@@ -138,5 +138,9 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st);
  * without locks; -ENOENT when seq is outside the queue (consumed meanwhile). */
 int mmapq_peek(struct mmapq *q, uint64_t seq, struct mmapq_record *r);
 const char *mmapq_path(const struct mmapq *q);
+/* 0 if the path still names the file we have mapped; -ESTALE if it was
+ * deleted, renamed away or replaced (we would be talking to a file nobody
+ * else will ever open); -errno if it cannot be checked. */
+int mmapq_check_path(const struct mmapq *q);
 
 #endif /* MMAPQ_H */

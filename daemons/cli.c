@@ -173,6 +173,7 @@ int cli_exit_code_for_open(int r)
 	case ELOOP:
 	case EISDIR:
 	case ENOTRECOVERABLE:
+	case ESTALE:
 		return EXIT_BADQUEUE;
 	case EBUSY:
 		return EXIT_ROLE_TAKEN;

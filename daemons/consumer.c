@@ -41,6 +41,7 @@ struct consumer {
 	char *buf;
 	size_t cap, len;
 	uint64_t consumed, next_stats_ns, stats_consumed, next_status_ns;
+	bool stale;               /* the path no longer names our file: drain, then stop */
 };
 
 static int open_output(struct consumer *c)
@@ -206,6 +207,11 @@ static void stats(struct consumer *c, int force)
 
 	if (!force && !log_due && now < c->next_status_ns)
 		return;
+	if (!c->stale && mmapq_check_path(c->q) == -ESTALE) {
+		log_error("%s: %s; writing out what it still holds, then stopping", mmapq_path(c->q),
+		          mmapq_strerror(-ESTALE));
+		c->stale = true;
+	}
 	if (mmapq_status(c->q, &st) < 0)
 		return;
 	service_status("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", output %s", st.head,
@@ -268,7 +274,10 @@ static int run(struct consumer *c, uint64_t count)
 		deadline = mmapq_now_ns() + service_max_wait_ns();
 		if (c->cfg.stats_interval && c->next_stats_ns < deadline)
 			deadline = c->next_stats_ns;
-		r = mmapq_available(c->q, deadline, &n);
+		/* a stale file gets no new records: take what is there, no waiting */
+		r = mmapq_available(c->q, c->stale ? 0 : deadline, &n);
+		if (r == -EAGAIN && c->stale)
+			return EXIT_BADQUEUE;
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;
 		if (r < 0) {

@@ -342,6 +342,12 @@ static void stats(struct producer *p, int force)
 		return;
 	if (mmapq_status(p->q, &st) < 0)
 		return;
+	if (now >= p->next_status_ns && !p->fatal && mmapq_check_path(p->q) == -ESTALE) {
+		/* What we published stays in the old file, where a consumer
+		 * still attached to it drains it; new input would be stranded. */
+		log_error("%s: %s; stopping", mmapq_path(p->q), mmapq_strerror(-ESTALE));
+		p->fatal = EXIT_BADQUEUE;
+	}
 	if (now >= p->next_status_ns || force) {
 		service_status("published %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", dropped %" PRIu64
 		               ", bad input %" PRIu64, st.tail, st.tail - st.head, st.capacity,
@@ -542,6 +548,8 @@ static int run(struct producer *p, const sigset_t *unblocked)
 		if (cli_stop)
 			return EXIT_OK;
 		stats(p, 0);
+		if (p->fatal)
+			return p->fatal;
 		if (!p->nfree) {
 			/* unblocked while waiting for room: a signal interrupts
 			 * the wait at once (-EINTR), or at worst its 0.5 s slice */
