@@ -783,6 +783,9 @@ static void part_a(const char *dir)
 
 /* ---- b) random kills -------------------------------------------------------- */
 
+/* kills per side and run; MMAPQ_CRASH_KILLS overrides (the stress suite) */
+static int g_kills = 100;
+
 static void random_kills_run(const char *dir, uint32_t capacity)
 {
 	char *path, name[64], file[64];
@@ -790,21 +793,21 @@ static void random_kills_run(const char *dir, uint32_t capacity)
 	uint64_t t0 = tu_now_ms(), rec;
 	int fails0 = g_failures;
 
-	snprintf(name, sizeof(name), "b) 100 + 100 random kills, %u slots", capacity);
+	snprintf(name, sizeof(name), "b) %d + %d random kills, %u slots", g_kills, g_kills, capacity);
 	snprintf(file, sizeof(file), "b-random-%u.q", capacity);
 	path = tu_path(dir, file);
 	g_capacity = capacity;
 	create_queue(path);
-	world_init(&w, name, path, 150000);
+	world_init(&w, name, path, 1500u * (uint64_t)g_kills);
 	w.random_kills = true;
-	w.kills_left = 201; /* next_victim() below takes one */
+	w.kills_left = 2 * g_kills + 1; /* next_victim() below takes one */
 	w.victim = P;
 	w.rng = g_seed * 7 + 3;
 	next_victim(&w); /* the consumer first */
-	run_to_end(&w, 120000);
-	if (!w.failed && (w.pr[P].kills != 100 || w.pr[C].kills != 100))
-		wfail(&w, "the stream ended after %d producer and %d consumer kills, want 100 each",
-		      w.pr[P].kills, w.pr[C].kills);
+	run_to_end(&w, 120000u * (uint64_t)(g_kills / 100 + 1));
+	if (!w.failed && (w.pr[P].kills != g_kills || w.pr[C].kills != g_kills))
+		wfail(&w, "the stream ended after %d producer and %d consumer kills, want %d each",
+		      w.pr[P].kills, w.pr[C].kills, g_kills);
 	rec = total_recoveries(path);
 	if (!w.failed && rec > (uint64_t)(w.pr[P].kills + w.pr[C].kills))
 		wfail(&w, "%" PRIu64 " recoveries for %d kills", rec, w.pr[P].kills + w.pr[C].kills);
@@ -1069,6 +1072,10 @@ int main(int argc, char **argv)
 		g_seed = 1;
 	printf("test_crash: seed %" PRIu64 " (rerun: test_crash %" PRIu64 ")\n", g_seed, g_seed);
 	unsetenv("MMAPQ_FAULT");
+	if (getenv("MMAPQ_CRASH_KILLS"))
+		g_kills = atoi(getenv("MMAPQ_CRASH_KILLS"));
+	if (g_kills < 1)
+		g_kills = 100;
 	signal(SIGPIPE, SIG_IGN);
 	if (strchr(only, 'a'))
 		part_a(dir);
