@@ -68,43 +68,7 @@ static void die(const char *what)
 	exit(99);
 }
 
-#define CHECK(cond, ...)                                                              \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "CHECK failed at %s:%d: %s\n    ", __FILE__,    \
-			        __LINE__, #cond);                                     \
-			fprintf(stderr, __VA_ARGS__);                                 \
-			fputc('\n', stderr);                                          \
-			tu_dump_queue(qpath, "failure");                              \
-			fail();                                                       \
-		}                                                                     \
-	} while (0)
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		die("vasprintf");
-	return s;
-}
-
-static const char *source_dir(void)
-{
-	const char *d = getenv("MMAPQ_SOURCE_DIR");
-
-	if (!d || !*d) {
-		fprintf(stderr, "test_cli: MMAPQ_SOURCE_DIR is not set (run it with ctest)\n");
-		exit(99);
-	}
-	return d;
-}
+#define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
 
 static int setup(void **state)
 {
@@ -200,7 +164,7 @@ static bool starts(const char *s, const char *prefix)
 /* The variable parts of a program's output, replaced (see the top). */
 static char *normalise(const char *in)
 {
-	const char *src = source_dir();
+	const char *src = tu_source_dir();
 	struct sbuf b = {0};
 	const char *s = in;
 
@@ -493,7 +457,7 @@ static void report_diff(const char *want, const char *got)
 
 static void tr_check(struct transcript *t)
 {
-	char *golden = xasprintf("%s/tests/golden/%s.txt", source_dir(), t->group);
+	char *golden = tu_xasprintf("%s/tests/golden/%s.txt", tu_source_dir(), t->group);
 	char *want;
 
 	if (getenv("MMAPQ_UPDATE_GOLDEN")) {
@@ -502,8 +466,8 @@ static void tr_check(struct transcript *t)
 	} else {
 		want = tu_read_file(golden, NULL);
 		if (!want || strcmp(want, t->text.s) != 0) {
-			char *actual = xasprintf("%s.actual", t->group);
-			char *apath = xasprintf("%s/%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", actual);
+			char *actual = tu_xasprintf("%s.actual", t->group);
+			char *apath = tu_xasprintf("%s/%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", actual);
 			tu_write_file(apath, t->text.s, t->text.len);
 			fprintf(stderr, "---- %s differs from the actual output (kept in %s; "
 			        "MMAPQ_UPDATE_GOLDEN=1 rewrites it):\n", golden, apath);
@@ -595,7 +559,7 @@ static void test_version(void **state)
 		for (int j = 0; j < 2; j++) {
 			char *argv[] = {(char *)progs[i], j ? "-V" : "--version", NULL};
 			struct res r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv);
-			char *want = xasprintf("%s %s\n", progs[i], MMAPQ_VERSION_STRING);
+			char *want = tu_xasprintf("%s %s\n", progs[i], MMAPQ_VERSION_STRING);
 
 			CHECK(r.code == 0, "%s %s exited %d", progs[i], argv[1], r.code);
 			CHECK(strcmp(r.out, want) == 0 && !*r.err, "%s %s printed '%s' / '%s', want '%s'",
@@ -662,7 +626,7 @@ static void test_usage_names_option(void **state)
 static void test_config(void **state)
 {
 	struct transcript t = {.group = "config"};
-	char *bad = xasprintf("%s/tests/golden/bad-config.ini", source_dir());
+	char *bad = tu_xasprintf("%s/tests/golden/bad-config.ini", tu_source_dir());
 	char *good = write_cfg("good.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
 	char *missing = tu_path(dir, "missing.ini");
 

@@ -27,6 +27,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "testutil.h"
 
 /* ---- helpers ---- */
 
@@ -36,33 +37,6 @@ static void die(const char *what)
 {
 	fprintf(stderr, "test_config: %s: %s\n", what, strerror(errno));
 	exit(99);
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		die("vasprintf");
-	return s;
-}
-
-static const char *source_dir(void)
-{
-	const char *d = getenv("MMAPQ_SOURCE_DIR");
-
-	if (!d || !*d) {
-		fprintf(stderr, "test_config: MMAPQ_SOURCE_DIR is not set (run it with ctest)\n");
-		exit(99);
-	}
-	return d;
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -139,7 +113,7 @@ static void on_error(void *ctx, const char *file, unsigned line, const char *msg
 static int load_data(const char *name, const void *data, size_t len,
                      struct mmapq_config *c, struct errs *e)
 {
-	char *path = xasprintf("%s/%s", tmpdir, name);
+	char *path = tu_xasprintf("%s/%s", tmpdir, name);
 	int r;
 
 	write_file(path, data, len);
@@ -267,7 +241,7 @@ static int shipped_handler(void *user, const char *section, const char *name, co
 
 static void test_shipped_ini(void **state)
 {
-	char *path = xasprintf("%s/config/mmapq.ini", source_dir());
+	char *path = tu_xasprintf("%s/config/mmapq.ini", tu_source_dir());
 	struct mmapq_config c, d;
 	unsigned seen[NKEYS] = { 0 };
 	char *text, *line, *prev = NULL, *save = NULL;
@@ -451,8 +425,8 @@ static void test_invalid_values(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *text = xasprintf("[queue]\n%s\n", cases[i].line);
-		char *want = xasprintf("value.ini:2: %s\n", cases[i].msg);
+		char *text = tu_xasprintf("[queue]\n%s\n", cases[i].line);
+		char *want = tu_xasprintf("value.ini:2: %s\n", cases[i].msg);
 		struct mmapq_config c;
 		struct errs e;
 
@@ -468,7 +442,7 @@ static void test_invalid_values(void **state)
 /* tests/config/bad-NAME.ini must produce exactly bad-NAME.expected. */
 static void test_golden(void **state)
 {
-	char *pattern = xasprintf("%s/tests/config/bad-*.ini", source_dir());
+	char *pattern = tu_xasprintf("%s/tests/config/bad-*.ini", tu_source_dir());
 	bool update = getenv("MMAPQ_UPDATE_GOLDEN") != NULL;
 	glob_t g;
 	size_t i;
@@ -477,7 +451,7 @@ static void test_golden(void **state)
 	assert_true(g.gl_pathc >= 5);
 	for (i = 0; i < g.gl_pathc; i++) {
 		const char *ini = g.gl_pathv[i];
-		char *expected_path = xasprintf("%.*s.expected", (int)(strlen(ini) - 4), ini);
+		char *expected_path = tu_xasprintf("%.*s.expected", (int)(strlen(ini) - 4), ini);
 		struct mmapq_config c, before;
 		char *expected;
 		struct errs e;
@@ -536,7 +510,7 @@ static void test_long_lines(void **state)
 	errs_init(&e);
 	mmapq_config_defaults(&c);
 	assert_int_equal(load_data("long.ini", text, (size_t)(p - text), &c, &e), -EINVAL);
-	want = xasprintf("long.ini:2: line too long (308 bytes, at most 198)\n"
+	want = tu_xasprintf("long.ini:2: line too long (308 bytes, at most 198)\n"
 	                 "long.ini:4: line too long (%zu bytes, at most 198)\n"
 	                 "long.ini:5: duplicate key 'capacity' in [queue] (first set on line 3)\n"
 	                 "long.ini:6: line too long (%zu bytes, at most 198)\n"
@@ -630,7 +604,7 @@ static void test_directory(void **state)
 
 static void test_missing(void **state)
 {
-	char *path = xasprintf("%s/no-such-file.ini", tmpdir);
+	char *path = tu_xasprintf("%s/no-such-file.ini", tmpdir);
 	struct mmapq_config c, before;
 	struct errs e;
 
@@ -644,10 +618,10 @@ static void test_missing(void **state)
 	free(path);
 
 	/* A path through a regular file: reported, with its errno. */
-	path = xasprintf("%s/plain.ini", tmpdir);
+	path = tu_xasprintf("%s/plain.ini", tmpdir);
 	write_file(path, "", 0);
 	free(path);
-	path = xasprintf("%s/plain.ini/x", tmpdir);
+	path = tu_xasprintf("%s/plain.ini/x", tmpdir);
 	errs_init(&e);
 	assert_int_equal(mmapq_config_load(&c, path, on_error, &e), -ENOTDIR);
 	assert_string_equal(errs_text(&e), "x:0: Not a directory\n");
@@ -657,7 +631,7 @@ static void test_missing(void **state)
 
 static void test_unreadable(void **state)
 {
-	char *path = xasprintf("%s/unreadable.ini", tmpdir);
+	char *path = tu_xasprintf("%s/unreadable.ini", tmpdir);
 	struct mmapq_config c;
 	struct errs e;
 
@@ -753,7 +727,7 @@ static void test_bom_crlf(void **state)
 
 static void test_null_callback(void **state)
 {
-	char *path = xasprintf("%s/tests/config/bad-many.ini", source_dir());
+	char *path = tu_xasprintf("%s/tests/config/bad-many.ini", tu_source_dir());
 	struct mmapq_config c, before;
 
 	mmapq_config_defaults(&c);
@@ -881,7 +855,7 @@ static void test_format_value_round_trip(void **state)
 
 		assert_int_equal(mmapq_config_format_value(&c, keys[i].section, keys[i].key,
 		                                           buf, sizeof(buf)), 0);
-		text = xasprintf("[%s]\n%s = %s\n", keys[i].section, keys[i].key, buf);
+		text = tu_xasprintf("[%s]\n%s = %s\n", keys[i].section, keys[i].key, buf);
 		errs_init(&e);
 		assert_int_equal(load_str("round.ini", text, &d, &e), 0);
 		assert_int_equal(mmapq_config_format_value(&d, keys[i].section, keys[i].key,
@@ -941,7 +915,7 @@ static int teardown(void **state)
 {
 	glob_t g;
 	size_t i;
-	char *pattern = xasprintf("%s/*", tmpdir);
+	char *pattern = tu_xasprintf("%s/*", tmpdir);
 
 	/* Only plain files are created in tmpdir. */
 	if (glob(pattern, 0, NULL, &g) == 0) {
@@ -976,6 +950,6 @@ int main(void)
 		cmocka_unit_test(test_log_level_name),
 	};
 
-	source_dir();
+	tu_source_dir();
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -61,32 +61,7 @@ static void die(const char *what)
 	exit(99);
 }
 
-#define CHECK(cond, ...)                                                              \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "CHECK failed at %s:%d: %s\n    ", __FILE__,    \
-			        __LINE__, #cond);                                     \
-			fprintf(stderr, __VA_ARGS__);                                 \
-			fputc('\n', stderr);                                          \
-			tu_dump_queue(qpath, "failure");                              \
-			fail();                                                       \
-		}                                                                     \
-	} while (0)
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (r < 0)
-		die("vasprintf");
-	return s;
-}
+#define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
 
 static void kid_add(pid_t pid)
 {
@@ -656,7 +631,7 @@ static void test_line_format(void **state)
 static void test_output_file_null(void **state)
 {
 	char *outpath = tu_path(dir, "out.txt");
-	char *text = xasprintf("[consumer]\noutput = file:%s\n", outpath);
+	char *text = tu_xasprintf("[consumer]\noutput = file:%s\n", outpath);
 	char *fcfg = write_cfg("file.ini", text);
 	char *ncfg = write_cfg("null.ini", "[consumer]\noutput = null\n");
 	char *want = seq_lines(1, 10), *want2 = seq_lines(1, 15);

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,31 @@ char *tu_path(const char *dir, const char *name)
 	if (asprintf(&p, "%s/%s", dir, name) < 0)
 		die("asprintf");
 	return p;
+}
+
+char *tu_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		die("vasprintf");
+	return s;
+}
+
+const char *tu_source_dir(void)
+{
+	const char *d = getenv("MMAPQ_SOURCE_DIR");
+
+	if (!d || !*d) {
+		fprintf(stderr, "MMAPQ_SOURCE_DIR is not set (run the tests with ctest)\n");
+		exit(99);
+	}
+	return d;
 }
 
 char *tu_bin(const char *name)

@@ -18,6 +18,25 @@ char *tu_mkdtemp(const char *tag);
 void tu_rmdir_r(const char *dir);
 char *tu_path(const char *dir, const char *name); /* malloc'd dir/name */
 
+/* asprintf that aborts the test on failure. */
+char *tu_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* $MMAPQ_SOURCE_DIR (set by ctest); exits 99 if unset. */
+const char *tu_source_dir(void);
+
+/* For cmocka tests: on failure say what and where, print the queue state at
+ * qpath, then fail the test. */
+#define TU_CHECK(qpath, cond, ...)                                                   \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			fprintf(stderr, "CHECK failed at %s:%d: %s\n    ", __FILE__,   \
+			        __LINE__, #cond);                                    \
+			fprintf(stderr, __VA_ARGS__);                                \
+			fputc('\n', stderr);                                         \
+			tu_dump_queue((qpath), "failure");                           \
+			fail();                                                      \
+		}                                                                    \
+	} while (0)
+
 /* Path of a built program: $MMAPQ_BIN_DIR/name (set by ctest). */
 char *tu_bin(const char *name);
 
