@@ -130,7 +130,7 @@ static int journal_record(struct consumer *c, const struct mmapq_record *rec)
 	static const char msg[] = "MESSAGE=";
 	const size_t mlen = sizeof(msg) - 1;
 	char seq[40], queue[MMAPQ_CONFIG_STR_MAX + 16];
-	struct iovec iov[5];
+	struct iovec iov[6];
 	size_t len;
 	int n, m, r;
 
@@ -152,7 +152,12 @@ static int journal_record(struct consumer *c, const struct mmapq_record *rec)
 	iov[2] = (struct iovec){queue, (size_t)m};
 	iov[3] = (struct iovec){(char *)"PRIORITY=6", 10};
 	iov[4] = (struct iovec){(char *)"SYSLOG_IDENTIFIER=mmapq-consumer", 32};
-	r = sd_journal_sendv(iov, 5);
+	iov[5] = (struct iovec){(char *)"MMAPQ_ROLE=consumer", 19};
+	/* journald's socket may be full: a stop request ends the wait (the
+	 * batch is then not acknowledged), other interruptions retry */
+	do
+		r = sd_journal_sendv(iov, 6);
+	while (r == -EINTR && !cli_stop);
 	return r < 0 ? r : 0;
 }
 
@@ -291,6 +296,11 @@ static int run(struct consumer *c, uint64_t count)
 			r = mmapq_get(c->q, i, &rec);
 			if (r == 0)
 				r = append_record(c, &rec);
+			if (r == -EINTR) {
+				log_notice("stopping while writing: %u records not acknowledged, they"
+				           " will be written again by the next consumer", n);
+				return EXIT_OK;
+			}
 			if (r < 0) {
 				log_error("%s: record %u of the batch: %s", mmapq_path(c->q), i,
 				          mmapq_strerror(r));

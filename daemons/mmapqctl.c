@@ -344,6 +344,9 @@ int main(int argc, char **argv)
 
 	log_init("mmapqctl");
 	cli_parse(&c, argc, argv, " status|dump [--json] | send [--socket PATH] [VALUE...]", false, true);
+	/* send --socket needs nothing from the configuration */
+	if (c.socket_path && c.argi < argc && !strcmp(argv[c.argi], "send") && !c.check_config)
+		return send_records(c.socket_path, argc - c.argi - 1, argv + c.argi + 1);
 	code = cli_load_config(&c, &cfg);
 	if (code)
 		return code;

@@ -273,6 +273,12 @@ static int setup_input(struct producer *p)
 {
 	int n = sd_listen_fds(1);
 
+	if (n > 0 && !strcmp(p->cfg.input, "generate")) {
+		/* the configuration asks for a generator: the socket stays with
+		 * systemd (connections wait in its backlog) */
+		log_notice("input = generate: not serving the %d socket(s) passed by systemd", n);
+		n = 0;
+	}
 	if (n > 0) {
 		/* socket activation overrides [producer] input */
 		p->input = IN_SOCKET;

@@ -2,7 +2,9 @@
 # Installs what building and testing mmapq needs on Debian 12, only where it
 # is missing (so a machine that has everything needs no network).
 set -eu
-pkgs="cmake make gcc pkg-config libinih-dev libcmocka-dev libsystemd-dev"
+# systemd-container: systemd-nspawn, for the tests under a real systemd
+# (tests/systemd/run-in-container.sh; skipped without it)
+pkgs="cmake make gcc pkg-config libinih-dev libcmocka-dev libsystemd-dev systemd-container"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1,0 +1,483 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# scenario.sh [STEP...] -- mmapq under a real systemd.  Runs INSIDE the
+# throw-away container (as mmapq-test.service, see run-in-container.sh),
+# against the staged install.  Steps (default: all, in this order):
+#
+#   setup      systemd-sysusers, systemd-tmpfiles --create, daemon-reload (as
+#              the README says); units verified and analysed as loaded
+#   start      systemctl start mmapq.target; mmapqctl send 1..10 exits 0; the
+#              consumer's journal shows 1..10 in order with MMAPQ_SEQ;
+#              systemctl status shows STATUS=
+#   reload     config edited, systemctl reload: applied and logged; a broken
+#              config fails the reload, the daemon keeps running (same
+#              MainPID) and FILE:LINE is in the journal; SIGHUP with the
+#              broken config keeps the old one; restored
+#   kill-consumer   SIGKILL to the consumer while 100,000 records stream in
+#              through mmapqctl send; then a consumer that crashes between
+#              writing and acknowledging a batch (MMAPQ_FAULT, 20,000
+#              records): restarted each time, every record arrives in order
+#              (checked by MMAPQ_SEQ), the unacknowledged batch is replayed
+#   kill-producer   the same for a producer with input = generate
+#   watchdog   a consumer whose loop hangs (MMAPQ_FAULT) is killed by the
+#              watchdog and restarted
+#   enable     systemctl enable --now mmapq.target (the README's way)
+#   stop       systemctl stop mmapq.target stops everything in < 10 s, idle
+#              and with a producer generating into a full queue
+#
+# Each step prints PASS/FAIL lines; a failed step writes diagnostics
+# (systemctl status, journalctl -u, mmapqctl status) to
+# RESULTDIR/fail-STEP.txt, and the next steps still run.  Exit 0 only if
+# every step passed.
+set -u
+here=$(dirname "$0")
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+CAPACITY=1024      # [queue] capacity of the shipped configuration
+STREAM_N=100000    # records streamed in the kill-consumer step
+
+: >"$SUMMARY"
+cp "$MMAPQ_CONFIG" /run/mmapq-test.ini.orig
+
+restore_config() {
+	cat /run/mmapq-test.ini.orig >"$MMAPQ_CONFIG"
+}
+
+# Back to the initial state after a step: original config, no drop-ins of
+# ours, everything running.
+reset_state() {
+	restore_config
+	rm -rf /run/systemd/system/mmapq-consumer.service.d /run/systemd/system/mmapq-producer.service.d
+	rm -rf /run/systemd/system/mmapq-producer.socket.d
+	rm -f /run/mmapq-test.fault
+	systemctl daemon-reload
+	systemctl reset-failed mmapq-producer.service mmapq-consumer.service mmapq-producer.socket 2>/dev/null
+	systemctl restart mmapq.target ||
+		say "reset: systemctl restart mmapq.target failed"
+}
+
+# ---------------------------------------------------------------------------
+step_setup() {
+	step_begin setup "install as the README says: sysusers, tmpfiles, daemon-reload"
+	check "systemd-sysusers" systemd-sysusers
+	check "user and group mmapq exist" getent passwd mmapq >/dev/null
+	getent group mmapq >/dev/null || fail "no group mmapq"
+	check "systemd-tmpfiles --create" systemd-tmpfiles --create
+	check "/var/lib/mmapq is 0750 mmapq:mmapq" \
+		test "$(stat -c '%a %U %G' /var/lib/mmapq 2>/dev/null)" = "750 mmapq mmapq"
+	check "systemctl daemon-reload" systemctl daemon-reload
+	local u out
+	for u in mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service; do
+		check "$u is loaded" test "$(prop $u LoadState)" = loaded
+	done
+	out=$(systemd-analyze verify --man=no mmapq.target mmapq-producer.socket \
+		mmapq-producer.service mmapq-consumer.service 2>&1)
+	check "systemd-analyze verify (units as installed, binaries in place)" test -z "$out" ||
+		echo "$out"
+	out=$(systemd-analyze verify mmapq.target mmapq-producer.socket \
+		mmapq-producer.service mmapq-consumer.service 2>&1)
+	[ -z "$out" ] || info "WARNING (not counted): systemd-analyze verify with man page checks: $(echo "$out" | tr '\n' ';')"
+	for u in mmapq-producer.service mmapq-consumer.service; do
+		out=$(systemd-analyze security --no-pager "$u" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+		check "systemd-analyze security $u (as loaded): exposure '$out' <= 2.0" \
+			awk -v l="$out" 'BEGIN { exit !(l != "" && l <= 2.0) }'
+	done
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+step_start() {
+	step_begin start "systemctl start mmapq.target; mmapqctl send 1..10; journal; STATUS="
+	local cur u out vals seqs st
+	cur=$(cursor)
+	check "systemctl start mmapq.target" systemctl start mmapq.target
+	for u in mmapq-producer.socket mmapq-producer.service mmapq-consumer.service mmapq.target; do
+		check "$u is active" test "$(prop $u ActiveState)" = active
+	done
+	check "socket /run/mmapq/producer.sock is 0660 root:mmapq" \
+		test "$(stat -c '%a %U %G %F' /run/mmapq/producer.sock 2>/dev/null)" = "660 root mmapq socket"
+	check "queue file /var/lib/mmapq/queue belongs to mmapq" \
+		test "$(stat -c '%U' /var/lib/mmapq/queue 2>/dev/null)" = mmapq
+	check "the producer runs as mmapq" test "$(ps -o user= -p "$(prop mmapq-producer.service MainPID)")" = mmapq
+	check "mmapqctl send 1 2 3 4 5 6 7 8 9 10 exits 0" timeout 30 "$CTL" send 1 2 3 4 5 6 7 8 9 10
+	if ! jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=10 >/dev/null; then
+		fail "record 10 did not reach the consumer's journal within 20 s"
+	fi
+	records "$cur" >/run/start.records
+	vals=$(awk '{ print $2 }' /run/start.records | tr '\n' ' ')
+	seqs=$(awk '{ print $1 }' /run/start.records | tr '\n' ' ')
+	info "journal records (MESSAGE): $vals"
+	info "journal records (MMAPQ_SEQ): $seqs"
+	check "journalctl -u mmapq-consumer: records 1..10 in order, each with MMAPQ_SEQ" \
+		test "$vals" = "1 2 3 4 5 6 7 8 9 10 "
+	check "MMAPQ_SEQ consecutive" awk 'NR > 1 && $1 != p + 1 { exit 1 } { p = $1 }' /run/start.records
+	out=$(journalctl --no-pager _SYSTEMD_UNIT=mmapq-consumer.service --cursor="$cur" -o cat | grep -Ex '[0-9]+' | tr '\n' ' ')
+	check "journalctl -u mmapq-consumer -o cat shows 1..10 (as the lab printed them)" \
+		test "$out" = "1 2 3 4 5 6 7 8 9 10 "
+	out=$(journalctl --no-pager -u mmapq-consumer.service MESSAGE=7 -o json -n 1)
+	check "journalctl -o json shows MMAPQ_SEQ for record 7" grep -q '"MMAPQ_SEQ" *: *"[0-9]*"' <<<"$out" ||
+		info "$out"
+	grep -q '"MMAPQ_ROLE" *: *"consumer"' <<<"$out" ||
+		info "WARNING (not counted): record 7 has no MMAPQ_ROLE=consumer (log lines have it)"
+	grep -q '"MMAPQ_QUEUE" *: *"/var/lib/mmapq/queue"' <<<"$out" ||
+		info "WARNING (not counted): record 7 has no MMAPQ_QUEUE=/var/lib/mmapq/queue"
+	st=$(prop mmapq-producer.service StatusText)
+	info "producer STATUS=$st"
+	check "producer StatusText is 'published N, depth d/c, ...'" grep -Eq '^published [0-9]+, depth [0-9]+/[0-9]+' <<<"$st"
+	out=$(systemctl status --no-pager mmapq-producer.service 2>&1)
+	check "systemctl status mmapq-producer shows the STATUS= text" grep -Fq "Status: \"$st" <<<"$out" ||
+		echo "$out"
+	st=$(prop mmapq-consumer.service StatusText)
+	info "consumer STATUS=$st"
+	check "consumer StatusText is 'consumed N, depth d/c, ...'" grep -Eq '^consumed [0-9]+, depth [0-9]+/[0-9]+' <<<"$st"
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+step_reload() {
+	step_begin reload "edit config + systemctl reload; broken config; restore"
+	local cur pid_c pid_p line out u
+	pid_c=$(prop mmapq-consumer.service MainPID)
+	pid_p=$(prop mmapq-producer.service MainPID)
+
+	set_key log level debug
+	set_key log stats_interval 1
+	cur=$(cursor)
+	check "systemctl reload mmapq-producer mmapq-consumer" systemctl reload mmapq-producer.service mmapq-consumer.service
+	for u in consumer producer; do
+		out=$(jwait 10 "$cur" 'reload: \[log\] level: info -> debug' "_SYSTEMD_UNIT=mmapq-$u.service" "MMAPQ_ROLE=$u")
+		check "$u logged 'reload: [log] level: info -> debug' (with MMAPQ_ROLE=$u)" test -n "$out" && info "$out"
+		out=$(jwait 10 "$cur" 'reload: \[log\] stats_interval: 0 -> 1' "_SYSTEMD_UNIT=mmapq-$u.service")
+		check "$u logged 'reload: [log] stats_interval: 0 -> 1'" test -n "$out" && info "$out"
+	done
+	out=$(jwait 10 "$cur" '^consumed [0-9]+' _SYSTEMD_UNIT=mmapq-consumer.service MMAPQ_ROLE=consumer)
+	check "stats_interval = 1 applied: the consumer logs statistics" test -n "$out" && info "$out"
+	check "same MainPIDs after reload" test "$(prop mmapq-consumer.service MainPID)" = "$pid_c" -a \
+		"$(prop mmapq-producer.service MainPID)" = "$pid_p"
+	out=$(systemctl show -P SubState mmapq-consumer.service)
+	info "consumer SubState after reload: $out"
+
+	# A change that needs a restart is logged as such, not applied.
+	set_key queue capacity 2048
+	cur=$(cursor)
+	systemctl reload mmapq-consumer.service || fail "reload with a changed capacity failed"
+	out=$(jwait 10 "$cur" 'capacity: 1024 -> 2048.*restart' _SYSTEMD_UNIT=mmapq-consumer.service)
+	check "a restart-only change is logged: 'reload: [queue] capacity: 1024 -> 2048 (needs a restart...)'" \
+		test -n "$out" && info "$out"
+	set_key queue capacity 1024
+
+	# A broken config: systemctl reload fails, the daemon keeps running.
+	set_key log level loud
+	line=$(grep -n '^level = loud' "$MMAPQ_CONFIG" | cut -d: -f1)
+	cur=$(cursor)
+	if systemctl reload mmapq-consumer.service 2>/run/reload.err; then
+		fail "systemctl reload with a broken config succeeded"
+	else
+		pass "systemctl reload with a broken config fails: $(tr '\n' ' ' </run/reload.err)"
+	fi
+	check "consumer still active, same MainPID $pid_c" \
+		test "$(prop mmapq-consumer.service ActiveState)" = active -a "$(prop mmapq-consumer.service MainPID)" = "$pid_c"
+	out=$(jwait 10 "$cur" "^$MMAPQ_CONFIG:$line:" _SYSTEMD_UNIT=mmapq-consumer.service)
+	check "the journal shows the error as $MMAPQ_CONFIG:$line: ..." test -n "$out" && info "$out"
+	# The daemon's own SIGHUP path with the broken file: it keeps the old
+	# config and says why.
+	cur=$(cursor)
+	check "systemctl kill -s HUP mmapq-consumer (broken config)" systemctl kill -s HUP mmapq-consumer.service
+	out=$(jwait 10 "$cur" "$MMAPQ_CONFIG:$line:" _SYSTEMD_UNIT=mmapq-consumer.service "_PID=$pid_c")
+	check "the daemon (pid $pid_c) logged $MMAPQ_CONFIG:$line: on SIGHUP" test -n "$out" && info "$out"
+	out=$(jwait 10 "$cur" 'keep|old config|not applied|unchanged' _SYSTEMD_UNIT=mmapq-consumer.service "_PID=$pid_c")
+	[ -n "$out" ] && info "$out"
+	check "consumer still active after SIGHUP, same MainPID" \
+		test "$(prop mmapq-consumer.service ActiveState)" = active -a "$(prop mmapq-consumer.service MainPID)" = "$pid_c"
+	cur=$(cursor)
+	# (mmapqctl refuses the broken file too: give it the good one)
+	timeout 30 "$CTL" --config /run/mmapq-test.ini.orig send 42 >/dev/null ||
+		fail "mmapqctl send 42 after the failed reload"
+	jwait 10 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=42 >/dev/null
+	check "the consumer still delivers records (42) with the old config" test $? = 0
+
+	restore_config
+	cur=$(cursor)
+	check "systemctl reload after restoring the config" systemctl reload mmapq-producer.service mmapq-consumer.service
+	out=$(jwait 10 "$cur" 'reload: \[log\] level: debug -> info' _SYSTEMD_UNIT=mmapq-consumer.service)
+	check "restored: consumer logged 'level: debug -> info'" test -n "$out"
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+step_kill_consumer() {
+	step_begin kill-consumer "SIGKILL the consumer while $STREAM_N records stream in"
+	local cur cur2 pid n spid rc off out w half=$((STREAM_N / 2)) m=20000
+	local dropin=/run/systemd/system/mmapq-consumer.service.d
+	# One `mmapqctl send` connection carries all the records; its input is a
+	# FIFO that this test fills in two halves, so the stream is provably still
+	# in progress (the second half not even written) when the consumer dies.
+	rm -f /run/stream.fifo
+	mkfifo /run/stream.fifo
+	cur=$(cursor)
+	timeout 300 "$CTL" send </run/stream.fifo >/run/stream.send.out 2>&1 &
+	spid=$!
+	exec {w}>/run/stream.fifo
+	seq 0 $((half - 1)) >&$w
+	if ! jwait 60 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=$((half / 2)) >/dev/null; then
+		fail "record $((half / 2)) did not reach the consumer within 60 s"
+	fi
+	pid=$(prop mmapq-consumer.service MainPID)
+	n=$(prop mmapq-consumer.service NRestarts)
+	cur2=$(cursor)
+	check "systemctl kill -s KILL mmapq-consumer (pid $pid) with the send still streaming" \
+		systemctl kill -s KILL mmapq-consumer.service
+	# the rest of the stream, while the consumer is dead or restarting (the
+	# queue fills up: the producer and the sender wait, nothing is lost)
+	seq $half $((STREAM_N - 1)) >&$w
+	exec {w}>&-
+	wait_restarted mmapq-consumer.service "$pid" "$n" "$cur2" 30
+	if ! jwait 180 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=$((STREAM_N - 1)) >/dev/null; then
+		fail "record $((STREAM_N - 1)) did not reach the consumer within 180 s"
+	fi
+	wait "$spid"
+	rc=$?
+	check "mmapqctl send < 0..$((STREAM_N - 1)) exits 0 (all acknowledged as published)" test $rc = 0 ||
+		sed 's/^/      send: /' /run/stream.send.out | tail -5
+	info "send: $(tail -n 1 /run/stream.send.out)"
+	records "$cur" >/run/stream.records
+	# value 0's sequence number: the offset between values and sequence numbers
+	off=$(awk '$2 == 0 { print $1; exit }' /run/stream.records)
+	out=$(check_stream /run/stream.records 0 $((STREAM_N - 1)) "${off:-0}" $CAPACITY 1)
+	check "every record 0..$((STREAM_N - 1)) arrived in order, at-least-once (repeats only as a replayed batch)" \
+		test $? = 0
+	echo "$out" | sed 's/^/      /'
+	rm -f /run/stream.fifo
+
+	# Where the kill lands is chance: most often between two batches.  Make
+	# sure the other case is seen as well: a consumer that dies after writing
+	# a batch and before acknowledging it (MMAPQ_FAULT=release.locked@5: it
+	# SIGKILLs itself at its 5th release, holding the queue's mutex).  The
+	# fault is in a file that only the next start reads (ExecStartPost=
+	# removes it), so exactly one instance crashes.
+	mkdir -p "$dropin"
+	printf '[Service]\nEnvironmentFile=-/run/mmapq-test.fault\nExecStartPost=+/bin/rm -f /run/mmapq-test.fault\n' \
+		>"$dropin/50-test-fault.conf"
+	systemctl daemon-reload
+	echo MMAPQ_FAULT=release.locked@5 >/run/mmapq-test.fault
+	check "systemctl restart mmapq-consumer (MMAPQ_FAULT=release.locked@5, once)" systemctl restart mmapq-consumer.service
+	pid=$(prop mmapq-consumer.service MainPID)
+	n=$(prop mmapq-consumer.service NRestarts)
+	check "the consumer (pid $pid) runs with MMAPQ_FAULT=release.locked@5" \
+		grep -qz '^MMAPQ_FAULT=release.locked@5$' "/proc/$pid/environ"
+	check "ExecStartPost= removed the fault file (only this instance crashes)" test ! -e /run/mmapq-test.fault
+	cur=$(cursor)
+	seq 0 $((m - 1)) | timeout 120 "$CTL" send >/run/stream.send.out 2>&1
+	check "mmapqctl send < 0..$((m - 1)) exits 0" test $? = 0 || tail -3 /run/stream.send.out
+	if ! jwait 60 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=$((m - 1)) >/dev/null; then
+		fail "record $((m - 1)) did not reach the consumer within 60 s"
+	fi
+	out=$(journalctl --no-pager --cursor="$cur" _PID=1 UNIT=mmapq-consumer.service -o cat | grep -E 'Main process exited')
+	check "the consumer (pid $pid) crashed at its 5th release: $out" grep -q 'code=killed, status=9/KILL' <<<"$out"
+	check "systemd restarted it: NRestarts $n -> $((n + 1)), new MainPID" \
+		test "$(prop mmapq-consumer.service NRestarts)" -eq $((n + 1)) -a "$(prop mmapq-consumer.service MainPID)" != "$pid"
+	records "$cur" >/run/stream.records
+	off=$(awk '$2 == 0 { print $1; exit }' /run/stream.records)
+	out=$(check_stream /run/stream.records 0 $((m - 1)) "${off:-0}" $CAPACITY 1)
+	check "every record 0..$((m - 1)) arrived in order, the unacknowledged batch written again (same MMAPQ_SEQ)" \
+		test $? = 0
+	echo "$out" | sed 's/^/      /'
+	check "a replayed batch was seen" grep -q 'replay after restart' <<<"$out"
+	rm -rf "$dropin" /run/mmapq-test.fault
+	systemctl daemon-reload
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+step_kill_producer() {
+	step_begin kill-producer "SIGKILL the producer (input = generate) mid-stream"
+	local cur cur2 pid n first last out rate=10000
+	systemctl stop mmapq-producer.service mmapq-producer.socket
+	socket_off
+	set_key producer input generate
+	set_key producer generate_rate $rate
+	cur=$(cursor)
+	check "systemctl start mmapq-producer (input = generate)" systemctl start mmapq-producer.service
+	out=$(jwait 20 "$cur" '^MMAPQ_SEQ=' _SYSTEMD_UNIT=mmapq-consumer.service -o export --output-fields=MMAPQ_SEQ)
+	first=${out#MMAPQ_SEQ=}
+	if [ -z "$first" ]; then
+		fail "no generated record reached the consumer within 20 s"
+		step_end
+		return
+	fi
+	info "first generated record: seq $first"
+	jwait 30 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service "MMAPQ_SEQ=$((first + rate))" >/dev/null ||
+		fail "seq $((first + rate)) did not arrive within 30 s"
+	pid=$(prop mmapq-producer.service MainPID)
+	n=$(prop mmapq-producer.service NRestarts)
+	cur2=$(cursor)
+	check "systemctl kill -s KILL mmapq-producer (pid $pid)" systemctl kill -s KILL mmapq-producer.service
+	wait_restarted mmapq-producer.service "$pid" "$n" "$cur2" 30
+	jwait 30 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service "MMAPQ_SEQ=$((first + 3 * rate))" >/dev/null ||
+		fail "seq $((first + 3 * rate)) did not arrive within 30 s of the restart"
+	check "systemctl stop mmapq-producer" systemctl stop mmapq-producer.service
+	last=$(queue_tail)
+	last=$((${last:-1} - 1))
+	info "producer stopped; last published seq $last"
+	jwait 30 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service "MMAPQ_SEQ=$last" >/dev/null ||
+		fail "the consumer did not reach seq $last within 30 s"
+	records "$cur" >/run/gen.records
+	# generated values are their sequence numbers: offset 0
+	out=$(check_stream /run/gen.records "$first" "$last" 0 $CAPACITY 0)
+	check "gap-free, in-order sequence $first..$last across the producer's kill and restart (value == seq)" test $? = 0
+	echo "$out" | sed 's/^/      /'
+	restore_config
+	socket_on
+	check "back to socket activation: systemctl start mmapq.target" systemctl start mmapq.target
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+step_watchdog() {
+	step_begin watchdog "a hung consumer loop is killed by the watchdog and restarted"
+	local cur cur2 pid n out i dropin=/run/systemd/system/mmapq-consumer.service.d
+	mkdir -p "$dropin"
+	cat >"$dropin/50-watchdog-test.conf" <<-'EOF'
+	[Service]
+	Environment=MMAPQ_FAULT=consumer.loop@20:hang
+	WatchdogSec=2s
+	EOF
+	systemctl daemon-reload
+	check "systemctl restart mmapq-consumer (MMAPQ_FAULT=consumer.loop@20:hang, WatchdogSec=2s)" \
+		systemctl restart mmapq-consumer.service
+	check "WatchdogUSec is 2s" test "$(prop mmapq-consumer.service WatchdogUSec)" = 2s
+	pid=$(prop mmapq-consumer.service MainPID)
+	n=$(prop mmapq-consumer.service NRestarts)
+	cur=$(cursor)
+	# Drive the loop: every record wakes it (it also turns once a second idle).
+	for i in $(seq 1 40); do
+		timeout 10 "$CTL" send "$i" >/dev/null 2>&1 || break
+	done
+	out=$(jwait 40 "$cur" 'Watchdog timeout' _PID=1 UNIT=mmapq-consumer.service)
+	check "systemd: 'Watchdog timeout' for mmapq-consumer" test -n "$out" && info "$out"
+	wait_restarted mmapq-consumer.service "$pid" "$n" "$cur" 30
+	out=$(journalctl --no-pager --cursor="$cur" _PID=1 UNIT=mmapq-consumer.service -o cat | grep -E 'Main process exited|Failed with result' | tr '\n' ';')
+	info "$out"
+	rm -rf "$dropin"
+	systemctl daemon-reload
+	check "systemctl restart mmapq-consumer without the fault" systemctl restart mmapq-consumer.service
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+socket_off() {
+	# Socket activation overrides [producer] input: take the socket away.
+	# (Not `systemctl mask --runtime`: a unit file in /etc, where the test
+	# puts them, takes precedence over a mask in /run.  A false condition
+	# keeps the socket from listening even when the producer pulls it in,
+	# also when systemd restarts the producer.)
+	mkdir -p /run/systemd/system/mmapq-producer.socket.d
+	printf '[Unit]\nConditionPathExists=/nonexistent/mmapq-test\n' \
+		>/run/systemd/system/mmapq-producer.socket.d/50-test-off.conf
+	systemctl daemon-reload
+}
+socket_on() {
+	rm -rf /run/systemd/system/mmapq-producer.socket.d
+	rm -f /run/mmapq-test.fault
+	systemctl daemon-reload
+}
+
+# stop_target WHAT: systemctl stop mmapq.target, timed, and everything gone
+stop_target() {
+	local t0 t1 t2 ms u r
+	t0=$(now_ms)
+	check "systemctl stop mmapq.target ($1)" systemctl stop mmapq.target
+	t1=$(now_ms)
+	# `systemctl stop mmapq.target` waits for the target's own stop job only;
+	# the services' stop jobs (PartOf=) run after it (a stop runs in the
+	# reverse order of the start, and the target starts after its parts).
+	# A stop request for a unit that is already stopping joins that job and
+	# waits for it: this returns once both daemons are really gone.
+	systemctl stop mmapq-producer.service mmapq-consumer.service mmapq-producer.socket
+	t2=$(now_ms)
+	ms=$((t2 - t0))
+	info "systemctl stop mmapq.target returned after $((t1 - t0)) ms; everything stopped after $ms ms"
+	check "both daemons stopped within ${ms} ms of systemctl stop mmapq.target (< 10000) ($1)" test $ms -lt 10000
+	for u in mmapq-producer.service mmapq-consumer.service mmapq-producer.socket mmapq.target; do
+		check "$u is inactive" test "$(prop $u ActiveState)" = inactive
+	done
+	for u in mmapq-producer.service mmapq-consumer.service; do
+		r=$(prop $u Result)
+		check "$u: Result=success (got $r; timeout = SIGKILLed)" test "$r" = success
+	done
+	check "no mmapq process left" test -z "$(ps -u mmapq -o pid= 2>/dev/null)"
+	check "the socket file was removed" test ! -e /run/mmapq/producer.sock
+}
+
+step_enable() {
+	step_begin enable "systemctl enable --now mmapq.target (as the README says)"
+	systemctl stop mmapq.target
+	check "systemctl enable --now mmapq.target" systemctl enable --now mmapq.target
+	check "systemctl is-enabled mmapq.target: enabled" test "$(systemctl is-enabled mmapq.target)" = enabled
+	check "mmapq.target is wanted by multi-user.target" \
+		test -L /etc/systemd/system/multi-user.target.wants/mmapq.target
+	for u in mmapq-producer.socket mmapq-producer.service mmapq-consumer.service; do
+		check "$u is active" test "$(prop $u ActiveState)" = active
+	done
+	check "systemctl disable mmapq.target" systemctl disable mmapq.target
+	step_end
+}
+
+step_stop() {
+	step_begin stop "systemctl stop mmapq.target stops everything within 10 s, idle and under load"
+	local cur out
+	systemctl start mmapq.target
+	stop_target idle
+	# Under load: the producer generates as fast as it can, so the queue is
+	# full and the producer is waiting for room when the stop comes.
+	socket_off
+	set_key producer input generate
+	set_key producer generate_rate 0
+	cur=$(cursor)
+	check "systemctl start mmapq.target (input = generate, generate_rate = 0)" systemctl start mmapq.target
+	out=$(jwait 20 "$cur" '^MMAPQ_SEQ=' _SYSTEMD_UNIT=mmapq-consumer.service -o export --output-fields=MMAPQ_SEQ)
+	check "records are flowing" test -n "$out"
+	info "producer: $(prop mmapq-producer.service StatusText)"
+	stop_target "under load"
+	out=$(journalctl --no-pager --cursor="$cur" _PID=1 UNIT=mmapq-producer.service UNIT=mmapq-consumer.service -o cat |
+		grep -E 'timed out|Killing|SIGKILL|Failed' | tr '\n' ';')
+	[ -z "$out" ] || info "$out"
+	restore_config
+	socket_on
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(setup start reload kill-consumer kill-producer watchdog enable stop)
+say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
+for s in "${steps[@]}"; do
+	case "$s" in
+		setup) step_setup ;;
+		start) step_start ;;
+		reload) step_reload ;;
+		kill-consumer) step_kill_consumer ;;
+		kill-producer) step_kill_producer ;;
+		watchdog) step_watchdog ;;
+		enable) step_enable ;;
+		stop) step_stop ;;
+		*) fail "unknown step '$s'"; step_end; continue ;;
+	esac
+	# a failed step may leave anything behind: start the next from scratch
+	if [ "$STEP_FAILED" = 1 ] && [ "$s" != stop ]; then reset_state; fi
+done
+
+echo
+say "passed: ${PASSED_STEPS[*]:-none}"
+say "failed: ${FAILED_STEPS[*]:-none}"
+if [ ${#FAILED_STEPS[@]} -eq 0 ]; then
+	say "scenario: PASS"
+	exit 0
+fi
+# the whole journal, for the post-mortem (without the streamed records)
+journalctl --no-pager -o short-monotonic | grep -Ev '^\[ *[0-9.]+\] [^ ]+ mmapq-consumer\[[0-9]+\]: [0-9]+$' \
+	>"$RESULTDIR/journal.txt" 2>&1
+say "scenario: FAIL; see $RESULTDIR/summary.txt, fail-*.txt, journal.txt"
+exit 1
