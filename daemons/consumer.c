@@ -42,6 +42,7 @@ struct consumer {
 	size_t cap, len;
 	uint64_t consumed, next_stats_ns, stats_consumed, next_status_ns;
 	bool stale;               /* the path no longer names our file: drain, then stop */
+	struct rate_meter status_rate;
 };
 
 static int open_output(struct consumer *c)
@@ -219,8 +220,10 @@ static void stats(struct consumer *c, int force)
 	}
 	if (mmapq_status(c->q, &st) < 0)
 		return;
-	service_status("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", output %s", st.head,
-	               st.tail - st.head, st.capacity, c->out_name);
+	char rate[32];
+	service_status("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %s, output %s", st.head,
+	               st.tail - st.head, st.capacity,
+	               rate_meter_update(&c->status_rate, st.head, rate, sizeof(rate)), c->out_name);
 	c->next_status_ns = now + 1000000000u;
 	if (!log_due)
 		return;

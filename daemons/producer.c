@@ -84,6 +84,7 @@ struct producer {
 	unsigned n_src;
 	uint64_t gen_start_ns, gen_done;
 	uint64_t next_stats_ns, last_stats_tail, next_status_ns;
+	struct rate_meter status_rate;
 	char *buf;
 };
 
@@ -355,8 +356,10 @@ static void stats(struct producer *p, int force)
 		p->fatal = EXIT_BADQUEUE;
 	}
 	if (now >= p->next_status_ns || force) {
-		service_status("published %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", dropped %" PRIu64
+		char rate[32];
+		service_status("published %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %s, dropped %" PRIu64
 		               ", bad input %" PRIu64, st.tail, st.tail - st.head, st.capacity,
+		               rate_meter_update(&p->status_rate, st.tail, rate, sizeof(rate)),
 		               st.producer.dropped, st.producer.bad_input);
 		p->next_status_ns = now + 1000000000u;
 	}

@@ -92,3 +92,21 @@ void service_failed(int exit_code, const char *reason)
 {
 	sd_notifyf(0, "STATUS=failed: %s\nEXIT_STATUS=%d", reason, exit_code);
 }
+
+const char *rate_meter_update(struct rate_meter *m, uint64_t count, char *buf, size_t size)
+{
+	uint64_t now = mmapq_now_ns();
+	double rate = 0;
+
+	if (m->last_ns && now > m->last_ns && count >= m->last_count)
+		rate = (double)(count - m->last_count) * 1e9 / (double)(now - m->last_ns);
+	m->last_ns = now;
+	m->last_count = count;
+	if (rate >= 1e6)
+		snprintf(buf, size, "%.1fM rec/s", rate / 1e6);
+	else if (rate >= 1e3)
+		snprintf(buf, size, "%.1fk rec/s", rate / 1e3);
+	else
+		snprintf(buf, size, "%.0f rec/s", rate);
+	return buf;
+}

@@ -7,6 +7,7 @@
 #define MMAPQ_SERVICE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* True if fd is the journal's stream (JOURNAL_STREAM names its dev:inode). */
@@ -26,5 +27,11 @@ void service_reloading(void);
 void service_stopping(void);
 /* A failed start: STATUS= with the reason (and ERRNO=) before exiting. */
 void service_failed(int exit_code, const char *reason);
+
+/* Records per second between two calls, as text: "812 rec/s", "5.2k rec/s". */
+struct rate_meter {
+	uint64_t last_ns, last_count;
+};
+const char *rate_meter_update(struct rate_meter *m, uint64_t count, char *buf, size_t size);
 
 #endif
