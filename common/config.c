@@ -579,6 +579,15 @@ static char *cfg_reader(char *str, int num, void *stream)
 
 	strcpy(str, ";\n"); /* whatever is not a good key line */
 
+	/* inih strips a byte order mark from its first line as well: after
+	 * ours, a second one would make it parse another line than the one
+	 * checked here (found by tests/fuzz/fuzz_config: "<BOM><BOM>[queue]x=1"
+	 * was silently ignored). */
+	if (p->lineno == 1 && len >= 3 && !memcmp(line, bom, 3)) {
+		cfg_error(p, p->lineno, "a second byte order mark at the start of the file");
+		return str;
+	}
+
 	nul = memchr(line, '\0', len);
 	if (nul) {
 		cfg_error(p, p->lineno, "NUL byte at column %zu", (size_t)(nul - line) + 1);

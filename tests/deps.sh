@@ -4,7 +4,9 @@
 set -eu
 # systemd-container: systemd-nspawn, for the tests under a real systemd
 # (tests/systemd/run-in-container.sh; skipped without it)
+# clang, libclang-rt-14-dev: the libFuzzer targets (tests/fuzz/)
 pkgs="cmake make gcc pkg-config libinih-dev libcmocka-dev libsystemd-dev systemd-container"
+pkgs="$pkgs clang libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

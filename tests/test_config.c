@@ -696,6 +696,15 @@ static void test_bom_crlf(void **state)
 	                    "bomkey.ini:1: key 'capacity' outside any section (it belongs in [queue])\n");
 	errs_free(&e);
 
+	/* Two marks: inih would strip the second one and parse another line
+	 * than the one checked (found by fuzz_config). */
+	errs_init(&e);
+	assert_int_equal(load_str("bombom.ini", "\xef\xbb\xbf\xef\xbb\xbf[queue]x=1\n", &c, &e),
+	                 -EINVAL);
+	assert_string_equal(errs_text(&e),
+	                    "bombom.ini:1: a second byte order mark at the start of the file\n");
+	errs_free(&e);
+
 	/* Only at the start of the file. */
 	errs_init(&e);
 	assert_int_equal(load_str("bom2.ini", "[queue]\n\xef\xbb\xbf" "capacity = 8\n", &c, &e),

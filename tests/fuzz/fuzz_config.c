@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_config -- libFuzzer target: the config loader (common/config.c, on
+ * top of inih).  The input is the text of mmapq.ini, written to a file and
+ * loaded with mmapq_config_load.
+ *
+ * Invariants:
+ *   - the result is 0 or -EINVAL (the file is a readable regular file);
+ *   - 0: no error was reported, and every value is within its documented
+ *     range (config.h, config/mmapq.ini); every key formats; writing the
+ *     values back as "key=value" lines and loading that gives the same
+ *     configuration (mmapq_config_diff finds no change);
+ *   - -EINVAL: at least one error was reported; every error has a line
+ *     between 1 and the number of lines in the file, names the file, and
+ *     its message is one line of printable text (file text is quoted and
+ *     escaped: no log injection); the caller's struct is untouched;
+ *   - inih never reports a syntax error of its own (the reader hands it
+ *     only lines it parses cleanly: config.c says this cannot happen);
+ *   - the same result without an error callback;
+ *   - no crash, no out-of-bounds access, no leak.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+
+#include "config.h"
+#include "fuzz_common.h"
+
+static char g_path[512], g_path2[512];
+
+struct errs {
+	unsigned n;
+	unsigned max_line;
+	const char *path;
+};
+
+static void on_error(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	struct errs *e = ctx;
+	size_t len;
+
+	FUZZ_CHECK(file && !strcmp(file, e->path), "error names '%s'", file ? file : "(null)");
+	FUZZ_CHECK(msg && *msg, "empty error message");
+	FUZZ_CHECK(line >= 1 && line <= e->max_line, "error on line %u of a %u-line file: %s", line,
+	           e->max_line, msg);
+	FUZZ_CHECK(strcmp(msg, "syntax error") != 0, "inih reported a syntax error on line %u", line);
+	len = strlen(msg);
+	for (size_t i = 0; i < len; i++)
+		FUZZ_CHECK((unsigned char)msg[i] >= 0x20 && msg[i] != 0x7f,
+		           "control byte 0x%02x in the message on line %u: %s", (unsigned char)msg[i], line,
+		           msg);
+	e->n++;
+}
+
+static const struct {
+	const char *section, *key;
+} keys[] = {
+	{"queue", "path"}, {"queue", "capacity"}, {"queue", "record_size"}, {"queue", "format"},
+	{"queue", "sync"}, {"queue", "mode"}, {"producer", "input"}, {"producer", "socket"},
+	{"producer", "generate_rate"}, {"producer", "on_full"}, {"consumer", "output"},
+	{"log", "level"}, {"log", "stats_interval"},
+};
+
+static bool one_of(const char *s, const char *const *names)
+{
+	for (; *names; names++)
+		if (!strcmp(s, *names))
+			return true;
+	return false;
+}
+
+static void check_ranges(const struct mmapq_config *c)
+{
+	static const char *const inputs[] = {"stdin", "socket", "generate", NULL};
+	static const char *const outputs[] = {"auto", "journal", "stdout", "null", NULL};
+	size_t len;
+
+	len = strnlen(c->queue_path, sizeof(c->queue_path));
+	FUZZ_CHECK(len >= 1 && len < sizeof(c->queue_path), "queue path of %zu bytes", len);
+	FUZZ_CHECK(c->capacity >= MMAPQ_CAPACITY_MIN && c->capacity <= MMAPQ_CAPACITY_MAX &&
+	           !(c->capacity & (c->capacity - 1)), "capacity %" PRIu32, c->capacity);
+	FUZZ_CHECK(c->record_size >= MMAPQ_RECORD_SIZE_MIN && c->record_size <= MMAPQ_RECORD_SIZE_MAX,
+	           "record_size %" PRIu32, c->record_size);
+	FUZZ_CHECK(c->format == MMAPQ_FORMAT_INT || c->format == MMAPQ_FORMAT_LINE, "format %" PRIu32,
+	           c->format);
+	FUZZ_CHECK(c->sync == MMAPQ_SYNC_NEVER || c->sync == MMAPQ_SYNC_BATCH ||
+	           c->sync == MMAPQ_SYNC_ALWAYS, "sync %d", (int)c->sync);
+	FUZZ_CHECK(c->mode <= 0777 && (c->mode & 0600) == 0600, "mode %04" PRIo32, c->mode);
+	FUZZ_CHECK(strnlen(c->input, sizeof(c->input)) < sizeof(c->input) && one_of(c->input, inputs),
+	           "input '%.64s'", c->input);
+	len = strnlen(c->socket_path, sizeof(c->socket_path));
+	FUZZ_CHECK(len >= 1 && len < MMAPQ_SOCKET_PATH_MAX, "socket path of %zu bytes", len);
+	FUZZ_CHECK(c->generate_rate <= 100000000u, "generate_rate %" PRIu32, c->generate_rate);
+	FUZZ_CHECK(c->on_full == MMAPQ_ON_FULL_BLOCK || c->on_full == MMAPQ_ON_FULL_DROP, "on_full %d",
+	           (int)c->on_full);
+	len = strnlen(c->output, sizeof(c->output));
+	FUZZ_CHECK(len < sizeof(c->output) &&
+	           (one_of(c->output, outputs) || (!strncmp(c->output, "file:", 5) && len > 5)),
+	           "output '%.64s'", c->output);
+	FUZZ_CHECK(c->log_level >= MMAPQ_LOG_ERR && c->log_level <= MMAPQ_LOG_DEBUG, "log level %d",
+	           (int)c->log_level);
+	FUZZ_CHECK(mmapq_log_level_name(c->log_level) != NULL, "log level without a name");
+	FUZZ_CHECK(c->stats_interval <= 86400u, "stats_interval %" PRIu32, c->stats_interval);
+}
+
+static unsigned count_lines(const uint8_t *d, size_t n)
+{
+	unsigned lines = 0;
+
+	for (size_t i = 0; i < n; i++)
+		lines += d[i] == '\n';
+	if (n > 0 && d[n - 1] != '\n')
+		lines++;
+	return lines;
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+static char *trim(char *a, char *b) /* [a, b) without blanks around it, NUL-terminated */
+{
+	while (a < b && isspace((unsigned char)*a))
+		a++;
+	while (b > a && isspace((unsigned char)b[-1]))
+		b--;
+	*b = '\0';
+	return a;
+}
+
+/*
+ * A loaded file, read again the simple way: every line is blank, a comment,
+ * a "[section]" header or "key = value" (inih's rules: the first '=' splits,
+ * blanks around are dropped, a ';' after a blank starts a comment).  Each
+ * key must be one the loader knows in that section and its value what the
+ * loader stored: a line that the loader silently skipped, or read as
+ * something else, shows up here.
+ */
+static void check_lines(const uint8_t *data, size_t size, const struct mmapq_config *c)
+{
+	static char buf[8192];
+	char val[MMAPQ_CONFIG_STR_MAX], section[256] = "";
+	size_t pos = 0;
+	unsigned lineno = 0;
+
+	while (pos < size) {
+		const uint8_t *nl = memchr(data + pos, '\n', size - pos);
+		size_t len = nl ? (size_t)(nl - (data + pos)) : size - pos;
+		char *line = buf, *end, *eq, *key, *value, *v;
+		bool was_space = false;
+		int r;
+
+		lineno++;
+		FUZZ_CHECK(len < sizeof(buf), "line %u too long for the check", lineno);
+		memcpy(buf, data + pos, len);
+		pos += len + 1;
+		end = buf + len;
+		if (end > buf && end[-1] == '\r')
+			end--;
+		*end = '\0';
+		if (lineno == 1 && end - buf >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3))
+			line += 3;
+		FUZZ_CHECK(!memchr(line, '\0', (size_t)(end - line)), "accepted a NUL on line %u", lineno);
+		line = trim(line, end);
+		if (!*line || *line == ';' || *line == '#')
+			continue;
+		if (*line == '[') {
+			char *close = strchr(line, ']');
+			FUZZ_CHECK(close, "accepted an unterminated section on line %u", lineno);
+			FUZZ_CHECK((size_t)(close - line) < sizeof(section), "section name too long");
+			memcpy(section, line + 1, (size_t)(close - line - 1));
+			section[close - line - 1] = '\0';
+			continue;
+		}
+		eq = strchr(line, '=');
+		FUZZ_CHECK(eq && eq > line, "accepted line %u, which is not 'key = value': '%.80s'", lineno,
+		           line);
+		key = trim(line, eq);
+		value = eq + 1;
+		while (*value && isspace((unsigned char)*value))
+			value++;
+		for (v = value; *v; v++) {
+			if (*v == ';' && was_space)
+				break;
+			was_space = isspace((unsigned char)*v);
+		}
+		value = trim(value, v);
+		r = mmapq_config_format_value(c, section, key, val, sizeof(val));
+		FUZZ_CHECK(r == 0, "accepted line %u sets [%.64s] '%.64s', which the loader does not know (%d)",
+		           lineno, section, key, r);
+		if (all_digits(value) && all_digits(val)) {
+			unsigned base = !strcmp(section, "queue") && !strcmp(key, "mode") ? 8 : 10;
+			FUZZ_CHECK(strtoull(value, NULL, (int)base) == strtoull(val, NULL, (int)base),
+			           "line %u: [%s] %s is '%s' in the file, '%s' loaded", lineno, section, key,
+			           value, val);
+		} else {
+			FUZZ_CHECK(!strcmp(value, val), "line %u: [%s] %s is '%.64s' in the file, '%.64s' loaded",
+			           lineno, section, key, value, val);
+		}
+	}
+}
+
+/* Every value written back as key=value, loaded again: the same config. */
+static void check_round_trip(const struct mmapq_config *c)
+{
+	static struct mmapq_config c2;
+	static char text[32768];
+	char val[MMAPQ_CONFIG_STR_MAX];
+	const char *section = "";
+	struct errs e = {0, 0, g_path2};
+	size_t off = 0;
+	int r;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		r = mmapq_config_format_value(c, keys[i].section, keys[i].key, val, sizeof(val));
+		FUZZ_CHECK(r == 0, "format_value [%s] %s: %d", keys[i].section, keys[i].key, r);
+		if (strcmp(section, keys[i].section)) {
+			section = keys[i].section;
+			off += (size_t)snprintf(text + off, sizeof(text) - off, "[%s]\n", section);
+		}
+		off += (size_t)snprintf(text + off, sizeof(text) - off, "%s=%s\n", keys[i].key, val);
+		FUZZ_CHECK(off < sizeof(text), "round trip text too long");
+	}
+	FUZZ_CHECK(mmapq_config_format_value(c, "queue", "nosuchkey", val, sizeof(val)) == -ENOENT,
+	           "format_value of an unknown key");
+	fuzz_write_file(g_path2, text, off);
+	e.max_line = count_lines((const uint8_t *)text, off);
+	memset(&c2, 0, sizeof(c2));
+	r = mmapq_config_load(&c2, g_path2, on_error, &e);
+	FUZZ_CHECK(r == 0 && e.n == 0, "reloading the written-back values: %d, %u errors", r, e.n);
+	r = mmapq_config_diff(c, &c2, NULL, NULL);
+	FUZZ_CHECK(r == 0, "round trip changed %d values", r);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *dir = fuzz_tmpdir();
+
+	(void)argc;
+	(void)argv;
+	snprintf(g_path, sizeof(g_path), "%s/mmapq.ini", dir);
+	snprintf(g_path2, sizeof(g_path2), "%s/roundtrip.ini", dir);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct mmapq_config c, before, defaults;
+	struct errs e = {0, 0, g_path};
+	int r, r2;
+
+	fuzz_write_file(g_path, data, size);
+	e.max_line = count_lines(data, size);
+	memset(&c, 0xa5, sizeof(c));
+	before = c;
+	r = mmapq_config_load(&c, g_path, on_error, &e);
+	FUZZ_CHECK(r == 0 || r == -EINVAL, "mmapq_config_load returned %d", r);
+	if (r == 0) {
+		FUZZ_CHECK(e.n == 0, "success with %u errors reported", e.n);
+		check_ranges(&c);
+		check_lines(data, size, &c);
+		check_round_trip(&c);
+		mmapq_config_defaults(&defaults);
+		FUZZ_CHECK(mmapq_config_diff(&defaults, &c, NULL, NULL) >= 0, "diff against the defaults");
+	} else {
+		FUZZ_CHECK(e.n >= 1, "-EINVAL without an error reported");
+		FUZZ_CHECK(!memcmp(&c, &before, sizeof(c)), "the struct was changed on failure");
+	}
+
+	/* the callback is optional and changes nothing */
+	memset(&c, 0xa5, sizeof(c));
+	r2 = mmapq_config_load(&c, g_path, NULL, NULL);
+	FUZZ_CHECK(r2 == r, "without a callback: %d, with one: %d", r2, r);
+	return 0;
+}

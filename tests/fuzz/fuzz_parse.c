@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_parse -- libFuzzer target: the producer's streaming record parser
+ * (common/parse.c), both formats, input cut into chunks at points the
+ * fuzzer chooses.
+ *
+ * Input:
+ *   byte 0  bit 0: format (0 int, 1 line); bits 1-3: record_size
+ *           8, 9, 10, 16, 17, 32, 64, MMAPQ_RECORD_SIZE_MAX (1 MiB)
+ *   byte 1  chunking: 0 = the whole input in one feed, 1 = one byte per
+ *           feed, else feeds of 1..byte bytes (lengths from a PRNG seeded by
+ *           this byte and byte 2), with empty feeds mixed in
+ *   byte 2  if 1..31: on_record fails (-ECANCELED) at that record, in a
+ *           third parse; else never
+ *   rest    the input text
+ *
+ * Invariants:
+ *   - every int record is 8 bytes; every line record is at most record_size
+ *     bytes, without NUL or '\n';
+ *   - every error has line >= 1 and column >= 1 inside the input, a known
+ *     message, and an excerpt that is printable ASCII, NUL-terminated, and
+ *     (unescaped, less a final "...") the input's bytes from the start of
+ *     the bad token or line;
+ *   - split invariance: the chunked parse produces exactly the records and
+ *     errors (positions, messages and excerpts) of the whole-input parse;
+ *   - the whole-input parse agrees, record for record and error for error
+ *     (line, column, message), with a plain reference parser written from
+ *     the rules documented in parse.h and at the top of parse.c;
+ *   - records() and errors() count what the callbacks saw;
+ *   - a failing on_record stops the parse at once: its error comes back
+ *     from feed/finish, what was reported before is a prefix of the full
+ *     run, and the parser refuses further input with -EINVAL;
+ *   - no crash, no out-of-bounds access, no leak; memory stays bounded
+ *     (run with -rss_limit_mb; the parser allocates only in _new).
+ */
+#include <errno.h>
+#include <inttypes.h>
+
+#include "fuzz_common.h"
+#include "mmapq_format.h"
+#include "parse.h"
+
+static const uint32_t rs_tab[8] = {8, 9, 10, 16, 17, 32, 64, MMAPQ_RECORD_SIZE_MAX};
+
+/* what parse.c reports, in its words (checked by content, not by address) */
+#define W_NOT_INT "not a decimal integer"
+#define W_RANGE "out of range for a 64-bit integer"
+#define W_TOKEN_LONG "token too long"
+#define W_LINE_LONG "line too long"
+#define W_NUL "NUL byte in line"
+
+enum { EV_RECORD, EV_ERROR };
+
+struct ev {
+	int kind;
+	uint64_t line, col;   /* error */
+	const char *what;
+	char excerpt[MMAPQ_PARSE_TOKEN_MAX + 8];
+	size_t off;           /* record: offset of its bytes in the log's arena */
+	uint32_t len;
+};
+
+struct log {
+	struct ev *ev;
+	size_t n, cap;
+	uint8_t *arena;
+	size_t alen, acap;
+	uint32_t format, record_size;
+	uint32_t fail_at;     /* 1-based record number that on_record fails, 0 = never */
+	uint64_t records_seen;
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+static struct ev *log_push(struct log *l)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->ev = xrealloc(l->ev, l->cap * sizeof(*l->ev));
+	}
+	memset(&l->ev[l->n], 0, sizeof(l->ev[0]));
+	return &l->ev[l->n++];
+}
+
+static void log_bytes(struct log *l, struct ev *e, const void *data, uint32_t len)
+{
+	if (l->alen + len > l->acap) {
+		while (l->alen + len > l->acap)
+			l->acap = l->acap ? 2 * l->acap : 4096;
+		l->arena = xrealloc(l->arena, l->acap);
+	}
+	if (len)
+		memcpy(l->arena + l->alen, data, len);
+	e->off = l->alen;
+	e->len = len;
+	l->alen += len;
+}
+
+static void log_free(struct log *l)
+{
+	free(l->ev);
+	free(l->arena);
+	memset(l, 0, sizeof(*l));
+}
+
+static int on_record(void *ctx, const void *data, uint32_t len)
+{
+	struct log *l = ctx;
+	const uint8_t *d = data;
+
+	l->records_seen++;
+	if (l->fail_at && l->records_seen == l->fail_at)
+		return -ECANCELED;
+	FUZZ_CHECK(data != NULL || len == 0, "record without data");
+	if (l->format == MMAPQ_FORMAT_INT) {
+		FUZZ_CHECK(len == 8, "int record of %" PRIu32 " bytes", len);
+	} else {
+		FUZZ_CHECK(len <= l->record_size, "line record of %" PRIu32 " bytes > record_size %" PRIu32,
+		           len, l->record_size);
+		FUZZ_CHECK(!memchr(d, '\0', len), "NUL in a line record");
+		FUZZ_CHECK(!memchr(d, '\n', len), "newline in a line record");
+	}
+	log_bytes(l, log_push(l), data, len);
+	return 0;
+}
+
+static void on_error(void *ctx, const struct mmapq_parse_error *e)
+{
+	struct log *l = ctx;
+	struct ev *v = log_push(l);
+	size_t xl = strnlen(e->excerpt, sizeof(e->excerpt));
+
+	FUZZ_CHECK(xl < sizeof(e->excerpt), "excerpt not NUL-terminated");
+	FUZZ_CHECK(e->what != NULL, "error without a message");
+	v->kind = EV_ERROR;
+	v->line = e->line;
+	v->col = e->column;
+	v->what = e->what;
+	memcpy(v->excerpt, e->excerpt, xl + 1);
+}
+
+/* ---- the reference parser: whole input, straight from the documentation ---- */
+
+static bool ws(uint8_t c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static void ref_error(struct log *l, uint64_t line, uint64_t col, const char *what)
+{
+	struct ev *v = log_push(l);
+
+	v->kind = EV_ERROR;
+	v->line = line;
+	v->col = col;
+	v->what = what;
+}
+
+static void ref_int(struct log *l, const uint8_t *d, size_t n)
+{
+	uint64_t line = 1;
+	size_t ls = 0, i = 0; /* ls: offset where the current line starts */
+
+	while (i < n) {
+		size_t s, len, k;
+		bool neg = false, ok = true;
+		uint64_t mag = 0;
+		bool ovf = false;
+
+		if (ws(d[i])) {
+			if (d[i] == '\n') {
+				line++;
+				ls = i + 1;
+			}
+			i++;
+			continue;
+		}
+		s = i;
+		while (i < n && !ws(d[i]))
+			i++;
+		len = i - s;
+		if (len > MMAPQ_PARSE_TOKEN_MAX) {
+			ref_error(l, line, s - ls + 1, W_TOKEN_LONG);
+			continue;
+		}
+		k = s;
+		if (d[k] == '+' || d[k] == '-')
+			neg = d[k++] == '-';
+		if (k == i)
+			ok = false;
+		for (; k < i && ok; k++) {
+			if (d[k] < '0' || d[k] > '9')
+				ok = false;
+			else {
+				ovf |= mag > (UINT64_MAX - 9) / 10;
+				mag = mag * 10 + (uint64_t)(d[k] - '0');
+			}
+		}
+		if (!ok) {
+			ref_error(l, line, s - ls + 1, W_NOT_INT);
+			continue;
+		}
+		if (ovf || mag > (uint64_t)INT64_MAX + (neg ? 1 : 0)) {
+			ref_error(l, line, s - ls + 1, W_RANGE);
+			continue;
+		}
+		{
+			int64_t v = neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag)
+			                : (int64_t)mag;
+			struct ev *e = log_push(l);
+			e->kind = EV_RECORD;
+			log_bytes(l, e, &v, 8);
+		}
+	}
+}
+
+/* One line, raw bytes L[0..n) (without its '\n'); final = no '\n' after it. */
+static void ref_one_line(struct log *l, uint64_t line, const uint8_t *L, size_t n, bool final)
+{
+	size_t rs = l->record_size, ti = SIZE_MAX; /* index of the byte that makes it too long */
+	bool too_long = false;
+	const uint8_t *z;
+
+	if (n > rs) {
+		too_long = true;
+		if (L[rs] != '\r')
+			ti = rs;
+		else if (rs + 1 < n)
+			ti = rs + 1;
+		else if (!final)
+			too_long = false; /* exactly rs bytes and the CR of a CRLF */
+		/* else: rs bytes and a CR that no LF follows: too long, decided at the end */
+	}
+	z = memchr(L, '\0', ti == SIZE_MAX ? n : ti + 1);
+	if (z) {
+		ref_error(l, line, (uint64_t)(z - L) + 1, W_NUL);
+		return;
+	}
+	if (too_long) {
+		ref_error(l, line, 1, W_LINE_LONG);
+		return;
+	}
+	if (!final && n > 0 && L[n - 1] == '\r')
+		n--;
+	{
+		struct ev *e = log_push(l);
+		e->kind = EV_RECORD;
+		log_bytes(l, e, L, (uint32_t)n);
+	}
+}
+
+static void ref_line(struct log *l, const uint8_t *d, size_t n)
+{
+	uint64_t line = 1;
+	size_t s = 0;
+
+	while (s < n) {
+		const uint8_t *nl = memchr(d + s, '\n', n - s);
+		size_t len = nl ? (size_t)(nl - (d + s)) : n - s;
+
+		ref_one_line(l, line, d + s, len, !nl);
+		line++;
+		s += len + 1;
+	}
+}
+
+/* ---- checks ---------------------------------------------------------------- */
+
+enum { K_NOT_INT, K_RANGE, K_TOKEN_LONG, K_LINE_LONG, K_NUL, K_UNKNOWN };
+
+static int what_kind(const char *w)
+{
+	static const char *const known[] = {W_NOT_INT, W_RANGE, W_TOKEN_LONG, W_LINE_LONG, W_NUL};
+
+	for (int i = 0; i < K_UNKNOWN; i++)
+		if (!strcmp(w, known[i]))
+			return i;
+	return K_UNKNOWN;
+}
+
+/* Offset in d of (line, col), or SIZE_MAX if there is no such position. */
+static size_t pos_offset(const uint8_t *d, size_t n, uint64_t line, uint64_t col)
+{
+	size_t ls = 0;
+
+	for (uint64_t k = 1; k < line; k++) {
+		const uint8_t *nl = memchr(d + ls, '\n', n - ls);
+		if (!nl)
+			return SIZE_MAX;
+		ls = (size_t)(nl - d) + 1;
+	}
+	if (col < 1 || col - 1 > n - ls)
+		return SIZE_MAX;
+	return ls + (size_t)(col - 1);
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Unescape x[0..xl) into out; false if it is not well-formed. */
+static bool unescape(const char *x, size_t xl, uint8_t *out, size_t *outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < xl; i++) {
+		if (x[i] != '\\') {
+			out[o++] = (uint8_t)x[i];
+			continue;
+		}
+		if (i + 1 < xl && x[i + 1] == '\\') {
+			out[o++] = '\\';
+			i++;
+			continue;
+		}
+		if (i + 3 < xl && x[i + 1] == 'x' && hexval(x[i + 2]) >= 0 && hexval(x[i + 3]) >= 0) {
+			uint8_t c = (uint8_t)(hexval(x[i + 2]) * 16 + hexval(x[i + 3]));
+			/* only bytes that cannot be shown as themselves are escaped */
+			if (c >= 0x20 && c < 0x7f)
+				return false;
+			out[o++] = c;
+			i += 3;
+			continue;
+		}
+		return false;
+	}
+	*outlen = o;
+	return true;
+}
+
+static bool is_prefix_at(const uint8_t *d, size_t n, size_t at, const uint8_t *p, size_t pl)
+{
+	return at <= n && pl <= n - at && !memcmp(d + at, p, pl);
+}
+
+static void check_error(const struct ev *e, const uint8_t *d, size_t n, uint32_t format)
+{
+	int k = what_kind(e->what);
+	size_t xl = strlen(e->excerpt), at, start, ul;
+	uint8_t un[sizeof(e->excerpt)];
+	bool ok;
+
+	FUZZ_CHECK(k != K_UNKNOWN, "unknown error message '%s'", e->what);
+	FUZZ_CHECK(format == MMAPQ_FORMAT_INT ? k <= K_TOKEN_LONG : k >= K_LINE_LONG,
+	           "message '%s' for the wrong format", e->what);
+	at = pos_offset(d, n, e->line, e->col);
+	FUZZ_CHECK(at != SIZE_MAX && at < n, "error at %" PRIu64 ":%" PRIu64 " is outside the input",
+	           e->line, e->col);
+	if (k == K_NUL)
+		FUZZ_CHECK(d[at] == '\0', "NUL error at %" PRIu64 ":%" PRIu64 " is not at a NUL", e->line,
+		           e->col);
+	for (size_t i = 0; i < xl; i++)
+		FUZZ_CHECK(e->excerpt[i] >= 0x20 && e->excerpt[i] < 0x7f, "unprintable excerpt byte 0x%02x",
+		           (unsigned char)e->excerpt[i]);
+	/* the excerpt shows the token (int) or the line from its start */
+	start = k == K_NUL ? at - (size_t)(e->col - 1) : at;
+	ok = unescape(e->excerpt, xl, un, &ul) && is_prefix_at(d, n, start, un, ul);
+	if (!ok && xl >= 3 && !strcmp(e->excerpt + xl - 3, "..."))
+		ok = unescape(e->excerpt, xl - 3, un, &ul) && is_prefix_at(d, n, start, un, ul);
+	FUZZ_CHECK(ok, "excerpt '%s' of the '%s' error at %" PRIu64 ":%" PRIu64
+	           " is not the input there", e->excerpt, e->what, e->line, e->col);
+	if (k == K_TOKEN_LONG || k == K_LINE_LONG)
+		FUZZ_CHECK(xl >= 3 && !strcmp(e->excerpt + xl - 3, "..."), "'%s' excerpt without '...'",
+		           e->what);
+}
+
+/* a[0..n) and b[0..n) hold the same events (excerpts compared if exc). */
+static void compare(const struct log *a, const struct log *b, size_t n, bool exc, const char *what)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct ev *x = &a->ev[i], *y = &b->ev[i];
+
+		FUZZ_CHECK(x->kind == y->kind, "%s: event %zu is a %s here, a %s there", what, i,
+		           x->kind == EV_RECORD ? "record" : "error", y->kind == EV_RECORD ? "record" : "error");
+		if (x->kind == EV_RECORD) {
+			FUZZ_CHECK(x->len == y->len &&
+			           (!x->len || !memcmp(a->arena + x->off, b->arena + y->off, x->len)),
+			           "%s: record %zu differs", what, i);
+		} else {
+			FUZZ_CHECK(x->line == y->line && x->col == y->col && !strcmp(x->what, y->what),
+			           "%s: error %zu: %" PRIu64 ":%" PRIu64 " %s vs %" PRIu64 ":%" PRIu64 " %s",
+			           what, i, x->line, x->col, x->what, y->line, y->col, y->what);
+			FUZZ_CHECK(!exc || !strcmp(x->excerpt, y->excerpt), "%s: error %zu excerpt '%s' vs '%s'",
+			           what, i, x->excerpt, y->excerpt);
+		}
+	}
+}
+
+static uint64_t count_kind(const struct log *l, int kind)
+{
+	uint64_t c = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		c += l->ev[i].kind == kind;
+	return c;
+}
+
+/* ---- parses ------------------------------------------------------------------ */
+
+struct chunker {
+	uint32_t state;
+	uint8_t mode;
+};
+
+static size_t next_chunk(struct chunker *c, size_t left, bool *empty)
+{
+	*empty = false;
+	if (c->mode == 0)
+		return left;
+	if (c->mode == 1)
+		return 1;
+	c->state ^= c->state << 13;
+	c->state ^= c->state >> 17;
+	c->state ^= c->state << 5;
+	if (c->state % 11 == 0) {
+		*empty = true;
+		return 0;
+	}
+	return 1 + c->state % c->mode;
+}
+
+/* Parse d[0..n) fed in chunks; returns the first error of feed/finish (0 if
+ * none).  After an error, checks that the parser is dead. */
+static int run(struct log *l, const uint8_t *d, size_t n, uint8_t mode, uint8_t seed)
+{
+	struct mmapq_parser *p;
+	struct chunker c = {.state = 0x9e3779b9u ^ ((uint32_t)seed << 8) ^ mode, .mode = mode};
+	size_t pos = 0;
+	int r;
+
+	r = mmapq_parser_new(l->format, l->record_size, on_record, on_error, l, &p);
+	FUZZ_CHECK(r == 0, "parser_new: %d", r);
+	while (pos < n) {
+		bool empty;
+		size_t k = next_chunk(&c, n - pos, &empty);
+
+		if (k > n - pos)
+			k = n - pos;
+		/* a copy of exactly the chunk, so that ASan sees any read past it */
+		{
+			char *chunk = malloc(k ? k : 1);
+			if (!chunk)
+				abort();
+			memcpy(chunk, d + pos, k);
+			r = mmapq_parser_feed(p, empty ? NULL : chunk, k);
+			free(chunk);
+		}
+		pos += k;
+		if (r < 0)
+			goto failed;
+	}
+	r = mmapq_parser_finish(p);
+	if (r < 0)
+		goto failed;
+	FUZZ_CHECK(mmapq_parser_finish(p) == -EINVAL, "finish twice accepted");
+	FUZZ_CHECK(mmapq_parser_feed(p, "1\n", 2) == -EINVAL, "feed after finish accepted");
+	FUZZ_CHECK(mmapq_parser_records(p) == count_kind(l, EV_RECORD), "records() %" PRIu64 " vs %" PRIu64,
+	           mmapq_parser_records(p), count_kind(l, EV_RECORD));
+	FUZZ_CHECK(mmapq_parser_errors(p) == count_kind(l, EV_ERROR), "errors() %" PRIu64 " vs %" PRIu64,
+	           mmapq_parser_errors(p), count_kind(l, EV_ERROR));
+	mmapq_parser_free(p);
+	return 0;
+failed:
+	FUZZ_CHECK(r == -ECANCELED, "feed/finish returned %d", r);
+	FUZZ_CHECK(mmapq_parser_records(p) == count_kind(l, EV_RECORD), "records() after a failure");
+	FUZZ_CHECK(mmapq_parser_feed(p, "1\n", 2) == -EINVAL, "feed after a failure accepted");
+	FUZZ_CHECK(mmapq_parser_finish(p) == -EINVAL, "finish after a failure accepted");
+	mmapq_parser_free(p);
+	return r;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct log whole = {0}, chunked = {0}, ref = {0}, fail = {0};
+	const uint8_t *d;
+	size_t n;
+	uint32_t format, rs;
+	uint8_t mode, seed;
+	int r;
+
+	if (size < 3)
+		return 0;
+	format = (data[0] & 1) ? MMAPQ_FORMAT_LINE : MMAPQ_FORMAT_INT;
+	rs = rs_tab[(data[0] >> 1) & 7];
+	mode = data[1];
+	seed = data[2];
+	d = data + 3;
+	n = size - 3;
+
+	whole.format = chunked.format = ref.format = fail.format = format;
+	whole.record_size = chunked.record_size = ref.record_size = fail.record_size = rs;
+
+	r = run(&whole, d, n, 0, 0);
+	FUZZ_CHECK(r == 0, "whole parse failed: %d", r);
+	for (size_t i = 0; i < whole.n; i++)
+		if (whole.ev[i].kind == EV_ERROR)
+			check_error(&whole.ev[i], d, n, format);
+
+	/* split invariance */
+	r = run(&chunked, d, n, mode, seed);
+	FUZZ_CHECK(r == 0, "chunked parse failed: %d", r);
+	FUZZ_CHECK(chunked.n == whole.n, "chunked: %zu events, whole: %zu", chunked.n, whole.n);
+	compare(&chunked, &whole, whole.n, true, "chunked vs whole");
+
+	/* the documented semantics */
+	if (format == MMAPQ_FORMAT_INT)
+		ref_int(&ref, d, n);
+	else
+		ref_line(&ref, d, n);
+	FUZZ_CHECK(ref.n == whole.n, "reference: %zu events, parser: %zu", ref.n, whole.n);
+	compare(&ref, &whole, whole.n, false, "reference vs parser");
+
+	/* a failing consumer of records */
+	if (seed >= 1 && seed <= 31) {
+		uint64_t nrec = count_kind(&whole, EV_RECORD);
+		fail.fail_at = seed;
+		r = run(&fail, d, n, mode == 0 ? 1 : mode, seed);
+		FUZZ_CHECK(r == (seed <= nrec ? -ECANCELED : 0), "on_record failure: got %d", r);
+		if (r < 0) {
+			FUZZ_CHECK(count_kind(&fail, EV_RECORD) == (uint64_t)seed - 1, "records before the failure");
+			FUZZ_CHECK(fail.n <= whole.n, "more events before the failure than in all");
+			compare(&fail, &whole, fail.n, true, "failing vs whole");
+			/* the next event of the whole run is the record that failed */
+			FUZZ_CHECK(whole.ev[fail.n].kind == EV_RECORD, "stopped before a non-record");
+		}
+	}
+	log_free(&whole);
+	log_free(&chunked);
+	log_free(&ref);
+	log_free(&fail);
+	return 0;
+}
