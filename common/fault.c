@@ -2,34 +2,44 @@
 #include "fault.h"
 
 #ifdef MMAPQ_TESTING
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+static char name[64];
+static unsigned long target = 1, hits;
+static int hang;
+
+/* MMAPQ_FAULT is read once per process (before the first fault point). */
+static void parse(void)
+{
+	const char *s = getenv("MMAPQ_FAULT");
+	char *end;
+
+	if (!s || !*s)
+		return;
+	size_t n = strcspn(s, "@:");
+	if (n >= sizeof(name))
+		n = sizeof(name) - 1;
+	memcpy(name, s, n);
+	name[n] = '\0';
+	s += n;
+	if (*s == '@') {
+		target = strtoul(s + 1, &end, 10);
+		s = end;
+	}
+	hang = strcmp(s, ":hang") == 0;
+}
+
 void mmapq_fault(const char *point)
 {
-	static int parsed;
-	static char name[64];
-	static unsigned long target = 1, hits;
-	static int hang;
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	if (!parsed) {
-		const char *s = getenv("MMAPQ_FAULT");
-		parsed = 1;
-		if (s && *s) {
-			size_t n = strcspn(s, "@:");
-			if (n >= sizeof(name))
-				n = sizeof(name) - 1;
-			memcpy(name, s, n);
-			name[n] = '\0';
-			s += n;
-			if (*s == '@')
-				target = strtoul(s + 1, (char **)&s, 10);
-			hang = strcmp(s, ":hang") == 0;
-		}
-	}
-	if (!name[0] || strcmp(name, point) != 0 || ++hits != target)
+	pthread_once(&once, parse);
+	if (!name[0] || strcmp(name, point) != 0 ||
+	    __atomic_add_fetch(&hits, 1, __ATOMIC_RELAXED) != target)
 		return;
 	if (hang)
 		for (;;)

@@ -55,9 +55,11 @@ struct mmapq_params {
 	enum mmapq_sync sync;
 	uint32_t file_mode;    /* for a new file, e.g. 0660 (umask applies) */
 	/* Before sleeping, watch the peer's position for up to this many
-	 * microseconds (0 = never spin, the default).  Trades CPU while the
-	 * peer is about to act for wake-up latency; an idle queue still
-	 * sleeps (the spin is bounded per wait). */
+	 * microseconds (0 = never spin, the default; ignored with a single
+	 * CPU).  Trades CPU while the peer is about to act for wake-up
+	 * latency: a spin that sees the record needs no system call on either
+	 * side.  An idle queue still sleeps: at most one spin per call of
+	 * mmapq_available/mmapq_reserve, then the futex wait as before. */
 	uint32_t spin_us;
 };
 
@@ -138,9 +140,13 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st);
  * without locks; -ENOENT when seq is outside the queue (consumed meanwhile). */
 int mmapq_peek(struct mmapq *q, uint64_t seq, struct mmapq_record *r);
 const char *mmapq_path(const struct mmapq *q);
-/* 0 if the path still names the file we have mapped; -ESTALE if it was
- * deleted, renamed away or replaced (we would be talking to a file nobody
+/* Live change of mmapq_params.spin_us (producer or consumer). */
+void mmapq_set_spin(struct mmapq *q, uint32_t spin_us);
+/* Called about once a second by the daemons.  0 if all is well; -EBADMSG
+ * if the header's identity or geometry changed under us (the file was
+ * overwritten); -ESTALE if the path no longer names the file we have mapped
+ * (deleted, renamed away or replaced: we would be talking to a file nobody
  * else will ever open); -errno if it cannot be checked. */
-int mmapq_check_path(const struct mmapq *q);
+int mmapq_check(const struct mmapq *q);
 
 #endif /* MMAPQ_H */

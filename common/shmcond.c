@@ -11,6 +11,70 @@
 #include "fault.h"
 #include "mmapq.h"
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+int mmapq_mutex_lock(const struct mmapq_lock *l)
+{
+	pthread_mutex_t *m = l->mutex;
+
+	for (unsigned i = 0; i < l->spins; i++) {
+#ifdef __GLIBC__
+		/* Look before trying: a trylock writes the line (and glibc's
+		 * robust trylock does more), a plain load only shares it.  A lock
+		 * word with only FUTEX_OWNER_DIED set is not 0 either: a dead
+		 * owner is left to the blocking lock below. */
+		if (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) != 0) {
+			cpu_relax();
+			continue;
+		}
+#endif
+		int r = pthread_mutex_trylock(m);
+		if (r != EBUSY)
+			return r;
+		cpu_relax();
+	}
+	for (;;) {
+		uint64_t until = mmapq_now_ns() + MMAPQ_LOCK_CHECK_NS;
+		struct timespec abs = {.tv_sec = (time_t)(until / 1000000000u),
+		                       .tv_nsec = (long)(until % 1000000000u)};
+		int r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &abs);
+
+		if (r != ETIMEDOUT)
+			return r;
+		if (l->check && (r = l->check(l->ctx)) != 0)
+			return r;
+	}
+}
+
+uint64_t mmapq_spin_while_equal(const uint64_t *word, uint64_t old, uint64_t spin_ns,
+                                uint64_t deadline_ns)
+{
+	uint64_t end = mmapq_now_ns() + spin_ns, v;
+
+	if (end > deadline_ns)
+		end = deadline_ns;
+	for (unsigned i = 1;; i++) {
+		/* acquire: pairs with the peer's store-release of its position
+		 * (mmapq_format.h, struct mmapq_side), so what it published or
+		 * released before that store is visible once we see the value */
+		v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+		if (v != old)
+			return v;
+		cpu_relax();
+		if (i % 64 == 0 && mmapq_now_ns() >= end)
+			return v;
+	}
+}
+
 /* Not FUTEX_PRIVATE_FLAG: the word is shared between processes. */
 static long futex(uint32_t *word, int op, uint32_t val, const struct timespec *rel)
 {
@@ -22,8 +86,9 @@ void mmapq_cond_reset(struct mmapq_cond *c)
 	__atomic_store_n(&c->waiting, 0, __ATOMIC_RELAXED);
 }
 
-int mmapq_cond_wait(struct mmapq_cond *c, pthread_mutex_t *m, uint64_t deadline_ns)
+int mmapq_cond_wait(struct mmapq_cond *c, const struct mmapq_lock *l, uint64_t deadline_ns)
 {
+	pthread_mutex_t *m = l->mutex;
 	uint64_t now = mmapq_now_ns(), slice;
 	struct timespec rel;
 	uint32_t seen;
@@ -47,7 +112,7 @@ int mmapq_cond_wait(struct mmapq_cond *c, pthread_mutex_t *m, uint64_t deadline_
 	if (futex(&c->seq, FUTEX_WAIT, seen, &rel) < 0)
 		err = errno;
 
-	r = pthread_mutex_lock(m);
+	r = mmapq_mutex_lock(l);
 	if (r != 0 && r != EOWNERDEAD)
 		return -r;
 	/* Back under the mutex: the caller re-registers if it waits again. */

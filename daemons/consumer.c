@@ -31,60 +31,60 @@
 
 enum output_kind { OUT_STDOUT, OUT_NULL, OUT_FILE, OUT_JOURNAL };
 
+struct output {
+	enum output_kind kind;
+	int fd;
+	const char *name;    /* points into the config's output string (file:) */
+};
+
 struct consumer {
 	struct mmapq *q;
 	struct mmapq_config cfg;
 	struct cli *cli;
-	enum output_kind out;
-	int out_fd;
-	const char *out_name;
+	struct output out;
 	char *buf;
 	size_t cap, len;
 	uint64_t consumed, next_stats_ns, stats_consumed, next_status_ns;
 	bool stale;               /* the path no longer names our file: drain, then stop */
+	bool corrupt;             /* the header was overwritten: stop */
 	struct rate_meter status_rate;
 };
 
-static int open_output(struct consumer *c)
+/* spec is [consumer] output; o->name may point into it. */
+static int open_output(const char *spec, struct output *o)
 {
-	const char *o = c->cfg.output;
-
 	/* auto: one journal entry per record when stdout is the journal */
-	if (!strcmp(o, "journal") || (!strcmp(o, "auto") && service_fd_is_journal(STDOUT_FILENO))) {
-		c->out = OUT_JOURNAL;
-		c->out_fd = -1;
-		c->out_name = "journal";
-	} else if (!strcmp(o, "stdout") || !strcmp(o, "auto")) {
-		c->out = OUT_STDOUT;
-		c->out_fd = STDOUT_FILENO;
-		c->out_name = "stdout";
-	} else if (!strcmp(o, "null")) {
-		c->out = OUT_NULL;
-		c->out_fd = -1;
-		c->out_name = "null";
-	} else if (!strncmp(o, "file:", 5)) {
-		c->out = OUT_FILE;
-		c->out_name = o + 5;
-		c->out_fd = open(c->out_name, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-		if (c->out_fd < 0) {
-			log_error("%s: cannot open output: %s", c->out_name, strerror(errno));
+	if (!strcmp(spec, "journal") || (!strcmp(spec, "auto") && service_fd_is_journal(STDOUT_FILENO))) {
+		*o = (struct output){OUT_JOURNAL, -1, "journal"};
+	} else if (!strcmp(spec, "stdout") || !strcmp(spec, "auto")) {
+		*o = (struct output){OUT_STDOUT, STDOUT_FILENO, "stdout"};
+	} else if (!strcmp(spec, "null")) {
+		*o = (struct output){OUT_NULL, -1, "null"};
+	} else if (!strncmp(spec, "file:", 5)) {
+		const char *path = spec + 5;
+		char last;
+		int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+		off_t end;
+
+		if (fd < 0) {
+			log_error("%s: cannot open output: %s", path, strerror(errno));
 			return EXIT_CANTCREATE;
 		}
 		/* A consumer killed mid-write leaves a partial last line: start
 		 * the replayed batch on a line of its own. */
-		char last;
-		off_t end = lseek(c->out_fd, 0, SEEK_END);
-		if (end > 0 && pread(c->out_fd, &last, 1, end - 1) == 1 && last != '\n') {
+		end = lseek(fd, 0, SEEK_END);
+		if (end > 0 && pread(fd, &last, 1, end - 1) == 1 && last != '\n') {
 			log_warning("%s: ends with a partial line (interrupted write); starting a new line",
-			            c->out_name);
-			if (write(c->out_fd, "\n", 1) != 1) {
-				log_error("%s: write: %s", c->out_name, strerror(errno));
-				close(c->out_fd);
+			            path);
+			if (write(fd, "\n", 1) != 1) {
+				log_error("%s: write: %s", path, strerror(errno));
+				close(fd);
 				return EXIT_IOERR;
 			}
 		}
+		*o = (struct output){OUT_FILE, fd, path};
 	} else {
-		log_error("output '%s' is not supported by this build", o);
+		log_error("output '%s' is not supported by this build", spec);
 		return EXIT_CONFIG;
 	}
 	return 0;
@@ -164,9 +164,9 @@ static int journal_record(struct consumer *c, const struct mmapq_record *rec)
 
 static int append_record(struct consumer *c, const struct mmapq_record *rec)
 {
-	if (c->out == OUT_NULL)
+	if (c->out.kind == OUT_NULL)
 		return 0;
-	if (c->out == OUT_JOURNAL)
+	if (c->out.kind == OUT_JOURNAL)
 		return journal_record(c, rec);
 	if (c->cfg.format == MMAPQ_FORMAT_INT) {
 		int64_t v;
@@ -190,7 +190,7 @@ static int flush_output(struct consumer *c)
 	size_t off = 0;
 
 	while (off < c->len) {
-		ssize_t k = write(c->out_fd, c->buf + off, c->len - off);
+		ssize_t k = write(c->out.fd, c->buf + off, c->len - off);
 		if (k < 0 && errno == EINTR && cli_stop)
 			return -EINTR; /* a stalled output must not keep us from stopping */
 		if (k < 0 && errno == EINTR)
@@ -200,7 +200,7 @@ static int flush_output(struct consumer *c)
 		off += (size_t)k;
 	}
 	c->len = 0;
-	if (c->out == OUT_FILE && c->cfg.sync != MMAPQ_SYNC_NEVER && fdatasync(c->out_fd) < 0)
+	if (c->out.kind == OUT_FILE && c->cfg.sync != MMAPQ_SYNC_NEVER && fdatasync(c->out.fd) < 0)
 		return -errno;
 	return 0;
 }
@@ -213,17 +213,22 @@ static void stats(struct consumer *c, int force)
 
 	if (!force && !log_due && now < c->next_status_ns)
 		return;
-	if (!c->stale && mmapq_check_path(c->q) == -ESTALE) {
+	int r = c->stale || c->corrupt ? 0 : mmapq_check(c->q);
+	if (r == -ESTALE) {
 		log_error("%s: %s; writing out what it still holds, then stopping", mmapq_path(c->q),
-		          mmapq_strerror(-ESTALE));
+		          mmapq_strerror(r));
 		c->stale = true;
+	} else if (r == -EBADMSG) {
+		log_error("%s: the header was overwritten while in use; stopping", mmapq_path(c->q));
+		c->corrupt = true;
+		return;
 	}
 	if (mmapq_status(c->q, &st) < 0)
 		return;
 	char rate[32];
 	service_status("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %s, output %s", st.head,
 	               st.tail - st.head, st.capacity,
-	               rate_meter_update(&c->status_rate, st.head, rate, sizeof(rate)), c->out_name);
+	               rate_meter_update(&c->status_rate, st.head, rate, sizeof(rate)), c->out.name);
 	c->next_status_ns = now + 1000000000u;
 	if (!log_due)
 		return;
@@ -234,35 +239,33 @@ static void stats(struct consumer *c, int force)
 	c->next_stats_ns = now + (uint64_t)c->cfg.stats_interval * 1000000000u;
 }
 
-static void close_output(struct consumer *c)
+static void close_output(struct output *o)
 {
-	if (c->out == OUT_FILE && c->out_fd >= 0)
-		close(c->out_fd);
-	c->out_fd = -1;
+	if (o->kind == OUT_FILE && o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
 }
 
 static void apply_reload(struct consumer *c)
 {
 	char old_output[MMAPQ_CONFIG_STR_MAX];
+	struct output next;
 
 	memcpy(old_output, c->cfg.output, sizeof(old_output));
 	if (cli_reload_config(c->cli, &c->cfg) <= 0)
 		return;
 	mmapq_set_sync(c->q, c->cfg.sync);
 	c->next_stats_ns = mmapq_now_ns();
-	if (strcmp(old_output, c->cfg.output) != 0) {
-		/* between batches: nothing is buffered */
-		struct consumer next = *c;
-		if (open_output(&next) != 0) {
-			log_error("reload: keeping output %s", c->out_name);
-			memcpy(c->cfg.output, old_output, sizeof(old_output));
-			return;
-		}
-		close_output(c);
-		c->out = next.out;
-		c->out_fd = next.out_fd;
-		c->out_name = next.out_name;
+	if (!strcmp(old_output, c->cfg.output))
+		return;
+	/* between batches: nothing is buffered */
+	if (open_output(c->cfg.output, &next) != 0) {
+		memcpy(c->cfg.output, old_output, sizeof(old_output)); /* c->out.name is valid again */
+		log_error("reload: keeping output %s", c->out.name);
+		return;
 	}
+	close_output(&c->out);
+	c->out = next;
 }
 
 static int run(struct consumer *c, uint64_t count)
@@ -279,13 +282,22 @@ static int run(struct consumer *c, uint64_t count)
 		if (cli_stop)
 			return EXIT_OK;
 		stats(c, 0);
+		if (c->corrupt)
+			return EXIT_BADQUEUE;
 		deadline = mmapq_now_ns() + service_max_wait_ns();
 		if (c->cfg.stats_interval && c->next_stats_ns < deadline)
 			deadline = c->next_stats_ns;
-		/* a stale file gets no new records: take what is there, no waiting */
 		r = mmapq_available(c->q, c->stale ? 0 : deadline, &n);
-		if (r == -EAGAIN && c->stale)
-			return EXIT_BADQUEUE;
+		if (r == -EAGAIN && c->stale) {
+			/* The file is gone from its path, but a producer still
+			 * attached to it may publish until it notices: stop only
+			 * once it is gone and the last look finds nothing. */
+			struct mmapq_status st;
+			bool producer = mmapq_status(c->q, &st) == 0 && st.producer.attached;
+			r = mmapq_available(c->q, producer ? deadline : 0, &n);
+			if (r == -EAGAIN && !producer)
+				return EXIT_BADQUEUE;
+		}
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;
 		if (r < 0) {
@@ -318,7 +330,7 @@ static int run(struct consumer *c, uint64_t count)
 		}
 		if (r < 0) {
 			log_error("%s: write: %s (%u records not acknowledged, kept in the queue)",
-			          c->out_name, strerror(-r), n);
+			          c->out.name, strerror(-r), n);
 			return EXIT_IOERR;
 		}
 		r = mmapq_release(c->q, n);
@@ -334,7 +346,7 @@ static int run(struct consumer *c, uint64_t count)
 
 int main(int argc, char **argv)
 {
-	struct consumer c = {.out_fd = -1};
+	struct consumer c = {.out = {.fd = -1}};
 	struct mmapq_params qp;
 	struct mmapq_error err;
 	struct cli cl;
@@ -363,7 +375,7 @@ int main(int argc, char **argv)
 	cli_signals();
 
 	/* 3. the output, then the queue */
-	code = open_output(&c);
+	code = open_output(c.cfg.output, &c.out);
 	if (code) {
 		service_failed(code, "cannot open the output");
 		return code;
@@ -379,7 +391,7 @@ int main(int argc, char **argv)
 	}
 
 	/* 4. ready */
-	log_debug("attached to %s as consumer, output %s", c.cfg.queue_path, c.out_name);
+	log_debug("attached to %s as consumer, output %s", c.cfg.queue_path, c.out.name);
 	c.next_stats_ns = mmapq_now_ns() + (uint64_t)c.cfg.stats_interval * 1000000000u;
 	service_ready("running");
 	code = run(&c, cl.count);
@@ -389,7 +401,7 @@ int main(int argc, char **argv)
 	stats(&c, 1);
 	mmapq_close(c.q);
 out:
-	close_output(&c);
+	close_output(&c.out);
 	free(c.buf);
 	return code;
 }

@@ -248,6 +248,33 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+static int ack_field(const char **s, const char *name, unsigned long long *v)
+{
+	size_t n = strlen(name);
+	char *end;
+
+	if (strncmp(*s, name, n))
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(*s + n, &end, 10);
+	if (errno || end == *s + n || *end != ' ')
+		return -EINVAL;
+	*s = end + 1;
+	return 0;
+}
+
+/* "published=N dropped=D rejected=R last_seq=S", S a number or "-" */
+static int parse_ack(const char *s, unsigned long long *published, unsigned long long *dropped,
+                     unsigned long long *rejected, char *last_seq, size_t size)
+{
+	if (ack_field(&s, "published=", published) || ack_field(&s, "dropped=", dropped) ||
+	    ack_field(&s, "rejected=", rejected) || strncmp(s, "last_seq=", 9) ||
+	    strlen(s + 9) >= size || !s[9] || strspn(s + 9, "0123456789-") != strlen(s + 9))
+		return -EINVAL;
+	strcpy(last_seq, s + 9);
+	return 0;
+}
+
 /*
  * The producer answers "ERR LINE:COL: ..." per rejected record and, after
  * everything we sent is published, "OK published=N dropped=D rejected=R
@@ -311,8 +338,8 @@ static int send_records(const char *path, int nvalues, char **values)
 		if (!strncmp(line, "ERR ", 4)) {
 			log_plain("%s: rejected: %s", path, line + 4);
 		} else if (!strncmp(line, "OK ", 3) &&
-		           sscanf(line + 3, "published=%llu dropped=%llu rejected=%llu last_seq=%31s",
-		                  &published, &dropped, &rejected, last_seq) == 4) {
+		           parse_ack(line + 3, &published, &dropped, &rejected, last_seq,
+		                     sizeof(last_seq)) == 0) {
 			acked = true;
 		} else {
 			log_error("%s: producer: %s", path, line);

@@ -93,8 +93,11 @@ static bool blocking(const struct producer *p)
 	return p->cfg.on_full == MMAPQ_ON_FULL_BLOCK;
 }
 
-static void reply(struct source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void reply(struct source *s, const char *fmt, ...)
+/* Queue a reply line.  ERR lines stop at OUT_MAX bytes (a client that
+ * sends without reading must not make us buffer without bound); the final
+ * OK/FAIL line is always queued: it carries the counts. */
+static void reply(struct source *s, bool final, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply(struct source *s, bool final, const char *fmt, ...)
 {
 	char line[256];
 	va_list ap;
@@ -107,10 +110,12 @@ static void reply(struct source *s, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	if ((size_t)n >= sizeof(line))
+	if ((size_t)n >= sizeof(line)) {
 		n = sizeof(line) - 1;
-	if (s->out_len + (size_t)n > OUT_MAX)
-		return; /* the client is not reading; the final line carries the counts */
+		line[n - 1] = '\n';
+	}
+	if (!final && s->out_len + (size_t)n > OUT_MAX)
+		return;
 	char *o = realloc(s->out, s->out_len + (size_t)n);
 	if (!o)
 		return;
@@ -204,7 +209,7 @@ static void on_parse_error(void *ctx, const struct mmapq_parse_error *e)
 	if (log_limit_pass(&s->p->bad_limit))
 		log_plain("%s:%" PRIu64 ":%" PRIu64 ": %s: '%s' (skipped)", s->name, e->line, e->column,
 		          e->what, e->excerpt);
-	reply(s, "ERR %" PRIu64 ":%" PRIu64 ": %s: '%s'\n", e->line, e->column, e->what, e->excerpt);
+	reply(s, false, "ERR %" PRIu64 ":%" PRIu64 ": %s: '%s'\n", e->line, e->column, e->what, e->excerpt);
 }
 
 static struct source *source_new(struct producer *p, int fd, const char *name)
@@ -349,11 +354,16 @@ static void stats(struct producer *p, int force)
 		return;
 	if (mmapq_status(p->q, &st) < 0)
 		return;
-	if (now >= p->next_status_ns && !p->fatal && mmapq_check_path(p->q) == -ESTALE) {
-		/* What we published stays in the old file, where a consumer
-		 * still attached to it drains it; new input would be stranded. */
-		log_error("%s: %s; stopping", mmapq_path(p->q), mmapq_strerror(-ESTALE));
-		p->fatal = EXIT_BADQUEUE;
+	if (now >= p->next_status_ns && !p->fatal) {
+		/* Deleted or replaced: what we published stays in the old file,
+		 * where a consumer still attached to it drains it; new input
+		 * would be stranded.  Overwritten: nothing can be trusted. */
+		int r = mmapq_check(p->q);
+		if (r == -ESTALE || r == -EBADMSG) {
+			log_error("%s: %s; stopping", mmapq_path(p->q),
+			          r == -ESTALE ? mmapq_strerror(r) : "the header was overwritten while in use");
+			p->fatal = EXIT_BADQUEUE;
+		}
 	}
 	if (now >= p->next_status_ns || force) {
 		char rate[32];
@@ -468,11 +478,11 @@ static void ack_sources(struct producer *p, const char *verdict)
 			continue;
 		if ((s->finished || verdict) && !s->acked) {
 			if (s->published)
-				reply(s, "%s published=%" PRIu64 " dropped=%" PRIu64 " rejected=%" PRIu64
+				reply(s, true, "%s published=%" PRIu64 " dropped=%" PRIu64 " rejected=%" PRIu64
 				      " last_seq=%" PRIu64 "\n", verdict ? verdict : "OK", s->published,
 				      s->dropped, s->rejected, s->last_seq);
 			else
-				reply(s, "%s published=0 dropped=%" PRIu64 " rejected=%" PRIu64
+				reply(s, true, "%s published=0 dropped=%" PRIu64 " rejected=%" PRIu64
 				      " last_seq=-\n", verdict ? verdict : "OK", s->dropped, s->rejected);
 			s->acked = true;
 		}

@@ -668,7 +668,7 @@ static void test_output_file_null(void **state)
 	CHECK(st.head == 18 && st.tail == 18, "head %" PRIu64 " tail %" PRIu64 ", want 18 18", st.head,
 	      st.tail);
 	file = tu_read_file(outpath, NULL);
-	CHECK(file && strcmp(file, want2) == 0, "output = null wrote to %s: '%s'", outpath, file);
+	CHECK(file && strcmp(file, want2) == 0, "output = null wrote to %s: '%s'", outpath, file ? file : "(none)");
 	free(file);
 	free(want);
 	free(want2);

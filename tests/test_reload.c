@@ -1,0 +1,907 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_reload -- SIGHUP reloads the configuration of running daemons, with
+ * the real binaries: a producer reading stdin (kept open) and a consumer,
+ * both on config files in a temporary directory, log level info.
+ *
+ *   live           [log] level, [log] stats_interval and [producer] on_full
+ *                  changed: each daemon logs "reload: [section] key: old ->
+ *                  new (applied)" and acts on it (statistics lines appear;
+ *                  the producer now drops on a full queue); an unchanged file
+ *                  is reported as such
+ *   restart_key    [queue] capacity changed: "needs a restart, not applied",
+ *                  the queue keeps its capacity, records still flow; a live
+ *                  key changed along with it is still applied
+ *   broken         an unknown key and a bad value: both FILE:LINE errors and
+ *                  "keeping the running configuration"; records still flow
+ *                  and the old settings still apply (on_full stays block
+ *                  although the broken file says drop)
+ *   output_switch  the consumer's output changed from stdout to file:PATH
+ *                  while records flow: the records after the reload are in
+ *                  the file, none lost or doubled across the two outputs; the
+ *                  consumer's STATUS= (NOTIFY_SOCKET) names the new output
+ *   check_config   --check-config on the broken file exits 78 with both
+ *                  errors (what ExecReload= runs first); on a good file, 0
+ *
+ * A daemon's signal handlers are installed before it attaches to the queue:
+ * the first record crossing from producer to consumer shows both are in their
+ * loops, and only then is SIGHUP sent.  Nothing waits by sleeping: every
+ * wait is a poll on a child's output (or a pidfd) with a deadline.  On
+ * failure the queue state is printed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mmapq.h"
+#include "testutil.h"
+
+#define DEADLINE_MS 10000 /* per step; every step normally takes milliseconds */
+
+static char *dir;   /* fresh temporary directory */
+static char *qpath; /* dir/queue */
+static char *cfg;   /* dir/mmapq.ini */
+static pid_t kids[64];
+static int nkids;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "test_reload: %s: %s\n", what, strerror(errno));
+	exit(99);
+}
+
+#define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
+
+/* ---- children's output: every open stream is drained while we wait ---- */
+
+struct out {
+	int fd;
+	char *s;
+	size_t len, cap;
+	bool eof;
+};
+
+/* what we write to a child (or a socket) while draining the others */
+struct feed {
+	int fd;
+	const char *data;
+	size_t len, off;
+	int err; /* errno of a failed write */
+};
+
+static struct out *outs[32];
+static int nouts;
+static struct feed *feeding;
+
+static struct out *out_new(int fd)
+{
+	struct out *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		die("calloc");
+	o->fd = fd;
+	o->s = calloc(1, 1);
+	o->cap = 1;
+	if (!o->s)
+		die("calloc");
+	if (nouts >= (int)(sizeof(outs) / sizeof(outs[0])))
+		die("too many streams");
+	outs[nouts++] = o;
+	return o;
+}
+
+static void out_free(struct out *o)
+{
+	if (!o)
+		return;
+	for (int i = 0; i < nouts; i++)
+		if (outs[i] == o) {
+			outs[i] = outs[--nouts];
+			break;
+		}
+	if (o->fd >= 0)
+		close(o->fd);
+	free(o->s);
+	free(o);
+}
+
+static const char *str(const struct out *o)
+{
+	return o && o->s ? o->s : "";
+}
+
+/* One poll over every open stream (and the feed), reading and writing what
+ * is ready.  false if the deadline passed or there is nothing to wait for. */
+static bool pump(uint64_t deadline)
+{
+	struct pollfd pf[33];
+	struct out *who[33];
+	int n = 0, r;
+	uint64_t now;
+
+	for (int i = 0; i < nouts; i++) {
+		if (outs[i]->eof || outs[i]->fd < 0)
+			continue;
+		who[n] = outs[i];
+		pf[n++] = (struct pollfd){.fd = outs[i]->fd, .events = POLLIN};
+	}
+	if (feeding && feeding->off < feeding->len) {
+		who[n] = NULL;
+		pf[n++] = (struct pollfd){.fd = feeding->fd, .events = POLLOUT};
+	}
+	if (!n)
+		return false;
+	now = tu_now_ms();
+	if (now >= deadline)
+		return false;
+	r = poll(pf, (nfds_t)n, (int)(deadline - now));
+	if (r < 0 && errno == EINTR)
+		return true;
+	if (r < 0)
+		die("poll");
+	if (r == 0)
+		return false;
+	for (int i = 0; i < n; i++) {
+		if (!pf[i].revents)
+			continue;
+		if (!who[i]) {
+			ssize_t k = write(feeding->fd, feeding->data + feeding->off,
+			                  feeding->len - feeding->off);
+			if (k > 0)
+				feeding->off += (size_t)k;
+			else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+				feeding->err = errno;
+				feeding->off = feeding->len; /* give up: the reader went away */
+			}
+			continue;
+		}
+		struct out *o = who[i];
+		if (o->cap - o->len < 65537) {
+			o->cap = o->cap < 65536 ? 131072 : o->cap * 2;
+			o->s = realloc(o->s, o->cap);
+			if (!o->s)
+				die("realloc");
+		}
+		ssize_t k = read(o->fd, o->s + o->len, o->cap - o->len - 1);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (k <= 0)
+			o->eof = true;
+		else
+			o->len += (size_t)k;
+		o->s[o->len] = '\0';
+	}
+	return true;
+}
+
+/* Drain everything until t contains needle (needle NULL: until t's EOF). */
+static bool until(struct out *t, const char *needle, int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	size_t scan = 0, nl = needle ? strlen(needle) : 0;
+
+	for (;;) {
+		if (needle) {
+			if (strstr(t->s + scan, needle))
+				return true;
+			scan = t->len > nl ? t->len - nl : 0;
+			if (t->eof)
+				return false;
+		} else if (t->eof) {
+			return true;
+		}
+		if (!pump(deadline))
+			return false;
+	}
+}
+
+/* Drain everything until the feed is written completely. */
+static bool feed_all(struct feed *f, int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	bool ok = true;
+
+	fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
+	feeding = f;
+	while (f->off < f->len)
+		if (!pump(deadline)) {
+			ok = false;
+			break;
+		}
+	feeding = NULL;
+	return ok && !f->err;
+}
+
+/* ---- children ---- */
+
+struct kid {
+	pid_t pid;
+	int in;
+	struct out *out, *err;
+};
+
+static void kid_add(pid_t pid)
+{
+	if (nkids < (int)(sizeof(kids) / sizeof(kids[0])))
+		kids[nkids++] = pid;
+}
+
+static void kid_forget(pid_t pid)
+{
+	for (int i = 0; i < nkids; i++)
+		if (kids[i] == pid) {
+			kids[i] = kids[--nkids];
+			return;
+		}
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void kid_close(struct kid *k)
+{
+	close_fd(&k->in);
+	out_free(k->out);
+	out_free(k->err);
+	k->out = k->err = NULL;
+}
+
+/* argv: a program in MMAPQ_BIN_DIR, then the arguments, NULL-terminated */
+static char **av(const char *prog, ...)
+{
+	char **v = calloc(16, sizeof(*v));
+	va_list ap;
+	int i = 0;
+	const char *a;
+
+	if (!v)
+		die("calloc");
+	v[i++] = tu_bin(prog);
+	va_start(ap, prog);
+	while ((a = va_arg(ap, const char *)) && i < 15)
+		v[i++] = (char *)a;
+	va_end(ap);
+	return v;
+}
+
+static void av_free(char **v)
+{
+	free(v[0]);
+	free(v);
+}
+
+static struct kid spawn_env(char **argv, char *const env[], bool pin, bool pout, bool perr)
+{
+	struct tu_proc p;
+	struct kid k = {.in = -1};
+
+	tu_spawn(&p, argv, env, pin, pout, perr);
+	kid_add(p.pid);
+	k.pid = p.pid;
+	k.in = p.in_fd;
+	if (pout)
+		k.out = out_new(p.out_fd);
+	if (perr)
+		k.err = out_new(p.err_fd);
+	return k;
+}
+
+static struct kid spawn(char **argv, bool pin, bool pout, bool perr)
+{
+	return spawn_env(argv, NULL, pin, pout, perr);
+}
+
+/* Exit code within the deadline, or -1 (the child is then SIGKILLed). */
+static int wait_exit(struct kid *k, int timeout_ms)
+{
+	int st = tu_wait(k->pid, timeout_ms);
+
+	if (st == -ETIMEDOUT) {
+		fprintf(stderr, "test_reload: pid %d did not exit within %d ms\n", (int)k->pid,
+		        timeout_ms);
+		tu_dump_queue(qpath, "child did not exit");
+		tu_kill(k->pid);
+		kid_forget(k->pid);
+		return -1;
+	}
+	kid_forget(k->pid);
+	return tu_exit_code(st);
+}
+
+/* ---- per-test state ---- */
+
+static int setup(void **state)
+{
+	(void)state;
+	dir = tu_mkdtemp("reload");
+	qpath = tu_path(dir, "queue");
+	cfg = tu_path(dir, "mmapq.ini");
+	nkids = 0;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	while (nkids > 0) {
+		pid_t pid = kids[--nkids];
+		fprintf(stderr, "test_reload: killing leftover child %d\n", (int)pid);
+		tu_kill(pid);
+	}
+	while (nouts > 0)
+		out_free(outs[0]);
+	feeding = NULL;
+	tu_rmdir_r(dir);
+	free(dir);
+	free(qpath);
+	free(cfg);
+	dir = qpath = cfg = NULL;
+	return 0;
+}
+
+/* Replace dir/mmapq.ini as an editor would: a new file renamed over it. */
+static void write_text(const char *text)
+{
+	char *tmp = tu_path(dir, "mmapq.ini.new");
+
+	if (tu_write_file(tmp, text, strlen(text)) < 0 || rename(tmp, cfg) < 0)
+		die("write config");
+	free(tmp);
+}
+
+struct rcfg {
+	uint32_t capacity;   /* default 1024 */
+	const char *on_full; /* default block */
+	const char *output;  /* default stdout */
+	const char *level;   /* default info */
+	uint32_t stats;      /* stats_interval */
+};
+
+static void write_cfg(struct rcfg o)
+{
+	char *text = tu_xasprintf("; written by test_reload\n"
+	                          "[queue]\npath = %s\ncapacity = %" PRIu32 "\n"
+	                          "[producer]\ninput = stdin\non_full = %s\n"
+	                          "[consumer]\noutput = %s\n"
+	                          "[log]\nlevel = %s\nstats_interval = %" PRIu32 "\n",
+	                          qpath, o.capacity ? o.capacity : 1024,
+	                          o.on_full ? o.on_full : "block", o.output ? o.output : "stdout",
+	                          o.level ? o.level : "info", o.stats);
+	write_text(text);
+	free(text);
+}
+
+/* An unknown key on line 7 and a bad value on line 11; the valid lines
+ * ask for on_full = drop and statistics every second. */
+static const char broken_text_fmt[] = "; broken on purpose\n"                    /* 1 */
+                                      "[queue]\n"                                 /* 2 */
+                                      "path = %s\n"                               /* 3 */
+                                      "capacity = %u\n"                           /* 4 */
+                                      "[producer]\n"                              /* 5 */
+                                      "on_full = drop\n"                          /* 6 */
+                                      "colour = red\n"                            /* 7 */
+                                      "[consumer]\n"                              /* 8 */
+                                      "output = stdout\n"                         /* 9 */
+                                      "[log]\n"                                   /* 10 */
+                                      "level = verbose\n"                         /* 11 */
+                                      "stats_interval = 1\n";                     /* 12 */
+
+static void write_broken(unsigned capacity)
+{
+	char *text = tu_xasprintf(broken_text_fmt, qpath, capacity);
+	write_text(text);
+	free(text);
+}
+
+/* The two errors of the broken file, as FILE:LINE: message */
+static char *broken_err1(void)
+{
+	return tu_xasprintf("%s:7: unknown key 'colour' in [producer]", cfg);
+}
+
+static char *broken_err2(void)
+{
+	return tu_xasprintf("%s:11: [log] level: 'verbose' is not valid", cfg);
+}
+
+static struct mmapq_status queue_status(void)
+{
+	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_status st;
+	struct mmapq_error err;
+	struct mmapq *q;
+	int r = mmapq_open(&p, &q, &err);
+
+	CHECK(r == 0, "observer cannot open the queue: %s", err.msg);
+	mmapq_status(q, &st);
+	mmapq_close(q);
+	return st;
+}
+
+/* "first\n...\nlast\n" */
+static char *seq_lines(long first, long last)
+{
+	size_t cap = 24 * (size_t)(last - first + 2), len = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		die("malloc");
+	s[0] = '\0';
+	for (long v = first; v <= last; v++)
+		len += (size_t)snprintf(s + len, cap - len, "%ld\n", v);
+	return s;
+}
+
+static struct kid start_producer(void)
+{
+	char **argv = av("mmapq-producer", "--config", cfg, (char *)NULL);
+	struct kid p = spawn(argv, true, false, true);
+
+	av_free(argv);
+	return p;
+}
+
+static struct kid start_consumer(char *const env[], const char *count)
+{
+	char **argv = av("mmapq-consumer", "--config", cfg, count ? "--count" : NULL, count,
+	                 (char *)NULL);
+	struct kid c = spawn_env(argv, env, false, true, true);
+
+	av_free(argv);
+	return c;
+}
+
+static void put(struct kid *p, const char *records)
+{
+	CHECK(tu_write_all(p->in, records, strlen(records)) == 0, "write to the producer: %s",
+	      strerror(errno));
+}
+
+/* Both daemons, and record 1 through both: their signal handlers are set. */
+static void start_both(struct kid *p, struct kid *c, char *const env[], const char *count)
+{
+	*c = start_consumer(env, count);
+	*p = start_producer();
+	put(p, "1\n");
+	CHECK(until(c->out, "1\n", DEADLINE_MS),
+	      "record 1 did not reach the consumer; consumer stdout '%s' stderr '%s', producer "
+	      "stderr '%s'", str(c->out), str(c->err), str(p->err));
+}
+
+static void hup(struct kid *k)
+{
+	CHECK(kill(k->pid, SIGHUP) == 0, "kill SIGHUP %d: %s", (int)k->pid, strerror(errno));
+}
+
+/* The daemon's stderr shows every line in want[] (NULL-terminated). */
+static void expect_lines(const char *who, struct kid *k, const char *const want[])
+{
+	for (int i = 0; want[i]; i++)
+		CHECK(until(k->err, want[i], DEADLINE_MS), "%s: no '%s' on stderr; it says:\n%s", who,
+		      want[i], str(k->err));
+}
+
+/* SIGTERM (consumer) or end of input (producer): exit 0 within the deadline */
+static void finish(struct kid *p, struct kid *c)
+{
+	int code;
+
+	if (c && c->pid > 0) {
+		kill(c->pid, SIGTERM);
+		code = wait_exit(c, DEADLINE_MS);
+		CHECK(code == 0, "consumer exited %d on SIGTERM; stderr:\n%s", code, str(c->err));
+		kid_close(c);
+	}
+	if (p && p->pid > 0) {
+		close_fd(&p->in);
+		code = wait_exit(p, DEADLINE_MS);
+		CHECK(code == 0, "producer exited %d at end of input; stderr:\n%s", code, str(p->err));
+		kid_close(p);
+	}
+}
+
+/* ---- live ---- */
+
+static void test_live(void **state)
+{
+	static const char *const want[] = {
+		"reload: [log] level: info -> debug (applied)",
+		"reload: [log] stats_interval: 0 -> 1 (applied)",
+		"reload: [producer] on_full: block -> drop (applied)",
+		NULL,
+	};
+	struct kid p, c;
+	struct mmapq_status st;
+	char *recs, *unchanged;
+	int code;
+
+	(void)state;
+	write_cfg((struct rcfg){0});
+	start_both(&p, &c, NULL, NULL);
+	CHECK(!strstr(str(p.err), "rec/s") && !strstr(str(c.err), "rec/s"),
+	      "statistics logged with stats_interval = 0");
+
+	write_cfg((struct rcfg){.level = "debug", .stats = 1, .on_full = "drop"});
+	hup(&p);
+	expect_lines("producer", &p, want);
+	hup(&c);
+	expect_lines("consumer", &c, want);
+	/* stats_interval applied: each logs a statistics line now */
+	CHECK(until(p.err, " rec/s, dropped 0, bad input 0", DEADLINE_MS),
+	      "producer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", str(p.err));
+	CHECK(until(c.err, "consumed 1, depth 0/1024, ", DEADLINE_MS),
+	      "consumer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", str(c.err));
+	/* nothing changed: said so */
+	unchanged = tu_xasprintf("reload: %s unchanged", cfg);
+	hup(&p);
+	CHECK(until(p.err, unchanged, DEADLINE_MS), "producer: no '%s'; stderr:\n%s", unchanged,
+	      str(p.err));
+
+	/* on_full = drop applied: without a consumer, 1100 records into the 1024
+	 * free slots publish 1024 and drop 76 (block mode would wait instead) */
+	kill(c.pid, SIGTERM);
+	code = wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer exited %d on SIGTERM", code);
+	recs = seq_lines(2, 1101);
+	put(&p, recs);
+	CHECK(until(p.err, "queue full: record dropped (on_full = drop)", DEADLINE_MS),
+	      "producer: nothing dropped after on_full block -> drop; stderr:\n%s", str(p.err));
+	CHECK(until(p.err, "dropped 76, bad input 0", DEADLINE_MS),
+	      "producer: statistics never showed 76 dropped; stderr:\n%s", str(p.err));
+	st = queue_status();
+	CHECK(st.tail == 1025 && st.head == 1 && st.producer.dropped == 76,
+	      "tail %" PRIu64 " head %" PRIu64 " dropped %" PRIu64 ", want 1025 1 76", st.tail,
+	      st.head, st.producer.dropped);
+	finish(&p, NULL);
+	kid_close(&c);
+	free(recs);
+	free(unchanged);
+}
+
+/* ---- restart_key ---- */
+
+static void test_restart_key(void **state)
+{
+	static const char *const want[] = {
+		"reload: [queue] capacity: 1024 -> 2048 needs a restart, not applied", NULL};
+	static const char *const want2[] = {
+		"reload: [queue] capacity: 1024 -> 2048 needs a restart, not applied",
+		"reload: [producer] on_full: block -> drop (applied)", NULL};
+	struct kid p, c;
+	struct mmapq_status st;
+
+	(void)state;
+	write_cfg((struct rcfg){.capacity = 1024});
+	start_both(&p, &c, NULL, NULL);
+
+	write_cfg((struct rcfg){.capacity = 2048});
+	hup(&p);
+	expect_lines("producer", &p, want);
+	hup(&c);
+	expect_lines("consumer", &c, want);
+	CHECK(!strstr(str(p.err), "(applied)") && !strstr(str(c.err), "(applied)"),
+	      "something was applied although only a restart key changed:\n%s\n%s", str(p.err),
+	      str(c.err));
+	/* still working */
+	put(&p, "2 3 4\n");
+	CHECK(until(c.out, "4\n", DEADLINE_MS) && strcmp(str(c.out), "1\n2\n3\n4\n") == 0,
+	      "after the reload the consumer printed '%s', want 1..4", str(c.out));
+	st = queue_status();
+	CHECK(st.capacity == 1024, "capacity %" PRIu32 " after the reload, want 1024", st.capacity);
+
+	/* a live key changed along with it is applied; capacity still is not */
+	write_cfg((struct rcfg){.capacity = 2048, .on_full = "drop"});
+	p.err->len = 0, p.err->s[0] = '\0';
+	c.err->len = 0, c.err->s[0] = '\0';
+	hup(&p);
+	expect_lines("producer", &p, want2);
+	hup(&c);
+	expect_lines("consumer", &c, want2);
+	put(&p, "5 6\n");
+	CHECK(until(c.out, "6\n", DEADLINE_MS) && strcmp(str(c.out), "1\n2\n3\n4\n5\n6\n") == 0,
+	      "after the second reload the consumer printed '%s', want 1..6", str(c.out));
+	finish(&p, &c);
+}
+
+/* ---- broken ---- */
+
+static void test_broken(void **state)
+{
+	char *e1 = broken_err1(), *e2 = broken_err2();
+	char *keep = tu_xasprintf("reload: %s has errors; keeping the running configuration", cfg);
+	const char *const want[] = {e1, e2, keep, NULL};
+	struct kid p, c, c2;
+	struct mmapq_status st;
+	char *want_out;
+	int code;
+
+	(void)state;
+	/* capacity 16, block, statistics every second */
+	write_cfg((struct rcfg){.capacity = 16, .stats = 1});
+	start_both(&p, &c, NULL, NULL);
+
+	write_broken(16);
+	hup(&p);
+	expect_lines("producer", &p, want);
+	hup(&c);
+	expect_lines("consumer", &c, want);
+	CHECK(!strstr(str(p.err), "(applied)") && !strstr(str(c.err), "(applied)"),
+	      "a rejected file applied something:\n%s\n%s", str(p.err), str(c.err));
+
+	/* records still flow */
+	put(&p, "2 3 4\n");
+	CHECK(until(c.out, "4\n", DEADLINE_MS) && strcmp(str(c.out), "1\n2\n3\n4\n") == 0,
+	      "after the rejected reload the consumer printed '%s', want 1..4", str(c.out));
+
+	/* the old on_full = block still applies: without a consumer 20 records
+	 * fill the 16 slots and the producer waits, dropping nothing */
+	kill(c.pid, SIGTERM);
+	code = wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer exited %d on SIGTERM", code);
+	want_out = seq_lines(5, 24);
+	put(&p, want_out);
+	CHECK(until(p.err, "depth 16/16", DEADLINE_MS),
+	      "producer: statistics never showed a full queue; stderr:\n%s", str(p.err));
+	st = queue_status();
+	CHECK(st.producer.dropped == 0 && !strstr(str(p.err), "record dropped"),
+	      "records dropped (%" PRIu64 ") although the running on_full is block; stderr:\n%s",
+	      st.producer.dropped, str(p.err));
+	/* a new consumer needs a valid file (the producer is not signalled again) */
+	write_cfg((struct rcfg){.capacity = 16, .stats = 1});
+	c2 = start_consumer(NULL, "20");
+	CHECK(until(c2.out, NULL, DEADLINE_MS) && strcmp(str(c2.out), want_out) == 0,
+	      "the next consumer printed '%s', want 5..24; stderr '%s'", str(c2.out), str(c2.err));
+	code = wait_exit(&c2, DEADLINE_MS);
+	CHECK(code == 0, "consumer --count 20 exited %d", code);
+	finish(&p, NULL);
+	kid_close(&c);
+	kid_close(&c2);
+	free(want_out);
+	free(e1);
+	free(e2);
+	free(keep);
+}
+
+/* ---- output_switch ---- */
+
+/* Drain until t holds a whole line containing needle. */
+static bool until_line(struct out *t, const char *needle, int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	const char *at;
+
+	if (!until(t, needle, timeout_ms))
+		return false;
+	at = strstr(t->s, needle);
+	while (!strchr(t->s + (at - t->s), '\n')) {
+		size_t off = (size_t)(at - t->s);
+		if (t->eof || !pump(deadline))
+			return false;
+		at = t->s + off; /* the buffer may have moved */
+	}
+	return true;
+}
+
+/* Every datagram waiting on the notify socket, one per line. */
+static void drain_notify(int fd, char **acc)
+{
+	char msg[4096];
+	ssize_t n;
+
+	while ((n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT)) >= 0 || errno == EINTR) {
+		char *s;
+		if (n < 0)
+			continue;
+		msg[n] = '\0';
+		s = tu_xasprintf("%s%s\n", *acc, msg);
+		free(*acc);
+		*acc = s;
+	}
+}
+
+static void test_output_switch(void **state)
+{
+	enum { N1 = 20000, N2 = 1000, HUP_AT = 5000 };
+	char *outfile = tu_path(dir, "out");
+	char *output = tu_xasprintf("file:%s", outfile);
+	char *applied = tu_xasprintf("reload: [consumer] output: stdout -> %s (applied)", output);
+	char *notify = tu_path(dir, "notify");
+	char *env_notify = tu_xasprintf("NOTIFY_SOCKET=%s", notify);
+	char *const env[] = {env_notify, NULL};
+	char count[32], mark[32], *phase1, *phase2, *all, *file, *both, *status = strdup("");
+	char *bad_output, *keeping;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct feed f;
+	struct kid p, c;
+	bool hup_sent = false;
+	size_t scan = 0, split;
+	uint64_t deadline;
+	int nfd, code;
+
+	(void)state;
+	nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, notify);
+	CHECK(nfd >= 0 && bind(nfd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind %s: %s", notify,
+	      strerror(errno));
+	snprintf(count, sizeof(count), "%d", N1 + N2);
+	snprintf(mark, sizeof(mark), "\n%d\n", HUP_AT);
+	write_cfg((struct rcfg){0});
+	start_both(&p, &c, env, count);
+
+	/* 2..N1 flow; SIGHUP (output -> file) once HUP_AT has been printed */
+	write_cfg((struct rcfg){.output = output});
+	phase1 = seq_lines(2, N1);
+	f = (struct feed){.fd = p.in, .data = phase1, .len = strlen(phase1)};
+	fcntl(p.in, F_SETFL, fcntl(p.in, F_GETFL) | O_NONBLOCK); /* from now on, only feeds */
+	feeding = &f;
+	deadline = tu_now_ms() + 20000;
+	while (!hup_sent || f.off < f.len) {
+		if (!hup_sent && strstr(c.out->s + scan, mark)) {
+			hup(&c);
+			hup_sent = true;
+		}
+		scan = c.out->len > 16 ? c.out->len - 16 : 0;
+		if (!pump(deadline))
+			break;
+	}
+	feeding = NULL;
+	CHECK(hup_sent && f.off == f.len, "records 2..%d: %zu of %zu bytes written, SIGHUP %s; consumer "
+	      "stderr:\n%s", N1, f.off, f.len, hup_sent ? "sent" : "not sent", str(c.err));
+	CHECK(until(c.err, applied, DEADLINE_MS), "consumer: no '%s'; stderr:\n%s", applied,
+	      str(c.err));
+
+	/* a second switch, to a file that cannot be opened, is refused: the
+	 * consumer keeps writing to (and naming) the file it has open */
+	bad_output = tu_xasprintf("file:%s/no-such-dir/out", dir);
+	keeping = tu_xasprintf("reload: keeping output %s\n", outfile);
+	write_cfg((struct rcfg){.output = bad_output});
+	hup(&c);
+	CHECK(until_line(c.err, "reload: keeping output ", DEADLINE_MS),
+	      "consumer: no 'reload: keeping output' after a switch to '%s'; stderr:\n%s",
+	      bad_output, str(c.err));
+	CHECK(strstr(str(c.err), keeping), "consumer: want '%.*s' (the output still open); "
+	      "stderr:\n%s", (int)strlen(keeping) - 1, keeping, str(c.err));
+
+	/* these are written after the switch: they must all go to the file */
+	phase2 = seq_lines(N1 + 1, N1 + N2);
+	f = (struct feed){.fd = p.in, .data = phase2, .len = strlen(phase2)};
+	CHECK(feed_all(&f, DEADLINE_MS), "records %d..%d: %zu of %zu bytes written", N1 + 1, N1 + N2,
+	      f.off, f.len);
+	CHECK(until(c.out, NULL, DEADLINE_MS), "consumer --count %s did not finish", count);
+	code = wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer exited %d; stderr:\n%s", code, str(c.err));
+
+	file = tu_read_file(outfile, NULL);
+	CHECK(file, "%s: %s", outfile, strerror(errno));
+	all = seq_lines(1, N1 + N2);
+	both = tu_xasprintf("%s%s", str(c.out), file);
+	split = c.out->len;
+	CHECK(strcmp(both, all) == 0,
+	      "stdout (%zu bytes, ends '%s') followed by the file (%zu bytes, starts '%.20s') is not "
+	      "1..%d: records lost or doubled across the switch", split,
+	      split > 20 ? str(c.out) + split - 20 : str(c.out), strlen(file), file, N1 + N2);
+	{
+		const char *last = split > 1 ? str(c.out) + split - 2 : str(c.out);
+		while (last > str(c.out) && last[-1] != '\n')
+			last--;
+		fprintf(stderr, "test_reload: output switched after record %ld of %d\n",
+		        split ? strtol(last, NULL, 10) : 0L, N1 + N2);
+	}
+	CHECK(strlen(file) >= strlen(phase2) && split >= strlen(mark),
+	      "stdout has %zu bytes, the file %zu: the switch was not between record %d and %d",
+	      split, strlen(file), HUP_AT, N1 + 1);
+
+	/* STATUS= after the reload names the new output */
+	drain_notify(nfd, &status);
+	{
+		const char *r = strstr(status, "STATUS=reloaded");
+		char *want = tu_xasprintf(", output %s\n", outfile);
+		const char *line;
+		int n = 0;
+
+		CHECK(r, "no STATUS=reloaded from the consumer; it sent:\n%s", status);
+		for (line = strstr(r, "STATUS=consumed "); line; line = strstr(line + 1, "STATUS=consumed ")) {
+			const char *eol = strchr(line, '\n');
+			size_t wl = strlen(want);
+			CHECK(eol && (size_t)(eol - line) + 1 >= wl &&
+			      strncmp(eol + 1 - wl, want, wl) == 0,
+			      "STATUS after the switch does not end with '%.*s': '%.*s'", (int)wl - 1, want,
+			      eol ? (int)(eol - line) : 200, line);
+			n++;
+		}
+		CHECK(n > 0, "no STATUS=consumed after the reload; the consumer sent:\n%s", status);
+		free(want);
+	}
+	finish(&p, NULL);
+	kid_close(&c);
+	close(nfd);
+	free(status);
+	free(both);
+	free(all);
+	free(file);
+	free(phase1);
+	free(phase2);
+	free(env_notify);
+	free(notify);
+	free(bad_output);
+	free(keeping);
+	free(applied);
+	free(output);
+	free(outfile);
+}
+
+/* ---- check_config ---- */
+
+static void test_check_config(void **state)
+{
+	static const char *const progs[] = {"mmapq-producer", "mmapq-consumer", "mmapqctl"};
+	char *e1 = broken_err1(), *e2 = broken_err2();
+	char *ok = tu_xasprintf("%s: configuration OK\n", cfg);
+
+	(void)state;
+	for (int good = 0; good < 2; good++) {
+		if (good)
+			write_cfg((struct rcfg){0});
+		else
+			write_broken(1024);
+		for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+			char **argv = av(progs[i], "--config", cfg, "--check-config", (char *)NULL);
+			struct kid k = spawn(argv, false, true, true);
+			int code;
+
+			av_free(argv);
+			CHECK(until(k.out, NULL, DEADLINE_MS) && until(k.err, NULL, DEADLINE_MS),
+			      "%s --check-config: output did not end", progs[i]);
+			code = wait_exit(&k, DEADLINE_MS);
+			if (good)
+				CHECK(code == 0 && strcmp(str(k.out), ok) == 0 && !*str(k.err),
+				      "%s --check-config on a good file: exit %d, stdout '%s', stderr '%s'",
+				      progs[i], code, str(k.out), str(k.err));
+			else
+				CHECK(code == 78 && strstr(str(k.err), e1) && strstr(str(k.err), e2) &&
+				      !*str(k.out),
+				      "%s --check-config on the broken file: exit %d (want 78), stdout '%s', "
+				      "stderr '%s' (want '%s...' and '%s...')",
+				      progs[i], code, str(k.out), str(k.err), e1, e2);
+			kid_close(&k);
+		}
+	}
+	free(e1);
+	free(e2);
+	free(ok);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_live, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broken, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_switch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_config, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN); /* a dead child's stdin is an EPIPE error, not our death */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_socket -- the producer's other inputs, end to end with the real
+ * binaries run by hand (no systemd): [producer] input = socket with
+ * `mmapqctl send` as the client, and input = generate.
+ *
+ *   send_args          `mmapqctl send 1 2 3`: exit 0, "published 3, last seq 2",
+ *                      a consumer prints them
+ *   send_stdin         50,000 records on send's stdin (a pipe): all published,
+ *                      in order
+ *   four_clients       4 concurrent `mmapqctl send` of 20,000 distinct values
+ *                      each: every value published exactly once, each client's
+ *                      values in its own order, all 4 exit 0
+ *   rejected           `send 1 x 2 99999999999999999999`: exit 65, one
+ *                      "rejected: LINE:COL" line per bad record, 1 and 2 published
+ *   many_rejected      200,000 bad records from a client that reads the replies
+ *                      only once it has sent everything (as mmapqctl does): the
+ *                      final OK line must still arrive
+ *   no_producer        no socket file, a stale socket file: exit 69 with the
+ *                      reason; a regular file at the path is not replaced
+ *   drop_full          on_full = drop, capacity 2, no consumer: send of 10 exits
+ *                      75 reporting 8 dropped; status shows dropped 8
+ *   block_full         on_full = block, capacity 2, no consumer: a send of 10
+ *                      stays blocked; a consumer started later lets it finish
+ *                      with exit 0 and all 10 arrive
+ *   sigterm_blocked    SIGTERM to the producer while a client is blocked: the
+ *                      client gets "FAIL stopping published=N", exits 74, the N
+ *                      records are in the queue, the socket file is removed
+ *   stale_after_kill   the socket file left by a SIGKILLed producer refuses
+ *                      connections (69) and is replaced by the next producer
+ *   generate           input = generate, rate 0, capacity 64: a consumer prints
+ *                      0..9999; then the producer is SIGKILLed mid-stream five
+ *                      times and restarted: values continue from the tail with
+ *                      no gap and no repeat (consumer output and mmapqctl dump)
+ *   generate_rate      generate_rate = 200: records arrive, values consecutive
+ *
+ * Nothing waits by sleeping: the producer is known to listen once it logged
+ * (level debug) that it is attached, which it does after listen(); every other
+ * wait is a poll on a pipe, a socket or a pidfd, with a deadline.  On failure
+ * the queue state is printed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mmapq.h"
+#include "testutil.h"
+
+#define DEADLINE_MS 10000 /* per step; every step normally takes milliseconds */
+
+static char *dir;   /* fresh temporary directory */
+static char *qpath; /* dir/queue */
+static char *sock;  /* dir/p.sock */
+static pid_t kids[64];
+static int nkids;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "test_socket: %s: %s\n", what, strerror(errno));
+	exit(99);
+}
+
+#define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
+
+/* ---- children's output: every open stream is drained while we wait ---- */
+
+struct out {
+	int fd;
+	char *s;
+	size_t len, cap;
+	bool eof;
+};
+
+/* what we write to a child (or a socket) while draining the others */
+struct feed {
+	int fd;
+	const char *data;
+	size_t len, off;
+	int err; /* errno of a failed write */
+};
+
+static struct out *outs[32];
+static int nouts;
+static struct feed *feeding;
+
+static struct out *out_new(int fd)
+{
+	struct out *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		die("calloc");
+	o->fd = fd;
+	o->s = calloc(1, 1);
+	o->cap = 1;
+	if (!o->s)
+		die("calloc");
+	if (nouts >= (int)(sizeof(outs) / sizeof(outs[0])))
+		die("too many streams");
+	outs[nouts++] = o;
+	return o;
+}
+
+static void out_free(struct out *o)
+{
+	if (!o)
+		return;
+	for (int i = 0; i < nouts; i++)
+		if (outs[i] == o) {
+			outs[i] = outs[--nouts];
+			break;
+		}
+	if (o->fd >= 0)
+		close(o->fd);
+	free(o->s);
+	free(o);
+}
+
+static const char *str(const struct out *o)
+{
+	return o && o->s ? o->s : "";
+}
+
+/* One poll over every open stream (and the feed), reading and writing what
+ * is ready.  false if the deadline passed or there is nothing to wait for. */
+static bool pump(uint64_t deadline)
+{
+	struct pollfd pf[33];
+	struct out *who[33];
+	int n = 0, r;
+	uint64_t now;
+
+	for (int i = 0; i < nouts; i++) {
+		if (outs[i]->eof || outs[i]->fd < 0)
+			continue;
+		who[n] = outs[i];
+		pf[n++] = (struct pollfd){.fd = outs[i]->fd, .events = POLLIN};
+	}
+	if (feeding && feeding->off < feeding->len) {
+		who[n] = NULL;
+		pf[n++] = (struct pollfd){.fd = feeding->fd, .events = POLLOUT};
+	}
+	if (!n)
+		return false;
+	now = tu_now_ms();
+	if (now >= deadline)
+		return false;
+	r = poll(pf, (nfds_t)n, (int)(deadline - now));
+	if (r < 0 && errno == EINTR)
+		return true;
+	if (r < 0)
+		die("poll");
+	if (r == 0)
+		return false;
+	for (int i = 0; i < n; i++) {
+		if (!pf[i].revents)
+			continue;
+		if (!who[i]) {
+			ssize_t k = write(feeding->fd, feeding->data + feeding->off,
+			                  feeding->len - feeding->off);
+			if (k > 0)
+				feeding->off += (size_t)k;
+			else if (k < 0 && errno != EAGAIN && errno != EINTR) {
+				feeding->err = errno;
+				feeding->off = feeding->len; /* give up: the reader went away */
+			}
+			continue;
+		}
+		struct out *o = who[i];
+		if (o->cap - o->len < 65537) {
+			o->cap = o->cap < 65536 ? 131072 : o->cap * 2;
+			o->s = realloc(o->s, o->cap);
+			if (!o->s)
+				die("realloc");
+		}
+		ssize_t k = read(o->fd, o->s + o->len, o->cap - o->len - 1);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (k <= 0)
+			o->eof = true;
+		else
+			o->len += (size_t)k;
+		o->s[o->len] = '\0';
+	}
+	return true;
+}
+
+/* Drain everything until t contains needle (needle NULL: until t's EOF). */
+static bool until(struct out *t, const char *needle, int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	size_t scan = 0, nl = needle ? strlen(needle) : 0;
+
+	for (;;) {
+		if (needle) {
+			if (strstr(t->s + scan, needle))
+				return true;
+			scan = t->len > nl ? t->len - nl : 0;
+			if (t->eof)
+				return false;
+		} else if (t->eof) {
+			return true;
+		}
+		if (!pump(deadline))
+			return false;
+	}
+}
+
+/* Drain everything until the feed is written completely. */
+static bool feed_all(struct feed *f, int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+	bool ok = true;
+
+	fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
+	feeding = f;
+	while (f->off < f->len)
+		if (!pump(deadline)) {
+			ok = false;
+			break;
+		}
+	feeding = NULL;
+	return ok && !f->err;
+}
+
+/* ---- children ---- */
+
+struct kid {
+	pid_t pid;
+	int in;
+	struct out *out, *err;
+};
+
+static void kid_add(pid_t pid)
+{
+	if (nkids < (int)(sizeof(kids) / sizeof(kids[0])))
+		kids[nkids++] = pid;
+}
+
+static void kid_forget(pid_t pid)
+{
+	for (int i = 0; i < nkids; i++)
+		if (kids[i] == pid) {
+			kids[i] = kids[--nkids];
+			return;
+		}
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void kid_close(struct kid *k)
+{
+	close_fd(&k->in);
+	out_free(k->out);
+	out_free(k->err);
+	k->out = k->err = NULL;
+}
+
+/* argv: a program in MMAPQ_BIN_DIR, then the arguments, NULL-terminated */
+static char **av(const char *prog, ...)
+{
+	char **v = calloc(16, sizeof(*v));
+	va_list ap;
+	int i = 0;
+	const char *a;
+
+	if (!v)
+		die("calloc");
+	v[i++] = tu_bin(prog);
+	va_start(ap, prog);
+	while ((a = va_arg(ap, const char *)) && i < 15)
+		v[i++] = (char *)a;
+	va_end(ap);
+	return v;
+}
+
+static void av_free(char **v)
+{
+	free(v[0]);
+	free(v);
+}
+
+static struct kid spawn(char **argv, bool pin, bool pout, bool perr)
+{
+	struct tu_proc p;
+	struct kid k = {.in = -1};
+
+	tu_spawn(&p, argv, NULL, pin, pout, perr);
+	kid_add(p.pid);
+	k.pid = p.pid;
+	k.in = p.in_fd;
+	if (pout)
+		k.out = out_new(p.out_fd);
+	if (perr)
+		k.err = out_new(p.err_fd);
+	return k;
+}
+
+/* Exit code within the deadline, or -1 (the child is then SIGKILLed). */
+static int wait_exit(struct kid *k, int timeout_ms)
+{
+	int st = tu_wait(k->pid, timeout_ms);
+
+	if (st == -ETIMEDOUT) {
+		fprintf(stderr, "test_socket: pid %d did not exit within %d ms\n", (int)k->pid,
+		        timeout_ms);
+		tu_dump_queue(qpath, "child did not exit");
+		tu_kill(k->pid);
+		kid_forget(k->pid);
+		return -1;
+	}
+	kid_forget(k->pid);
+	return tu_exit_code(st);
+}
+
+static bool is_alive(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return false;
+	return si.si_pid == 0;
+}
+
+/* ---- per-test state ---- */
+
+static int setup(void **state)
+{
+	(void)state;
+	dir = tu_mkdtemp("sock");
+	qpath = tu_path(dir, "queue");
+	sock = tu_path(dir, "p.sock");
+	nkids = 0;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	while (nkids > 0) {
+		pid_t pid = kids[--nkids];
+		fprintf(stderr, "test_socket: killing leftover child %d\n", (int)pid);
+		tu_kill(pid);
+	}
+	while (nouts > 0)
+		out_free(outs[0]);
+	feeding = NULL;
+	tu_rmdir_r(dir);
+	free(dir);
+	free(qpath);
+	free(sock);
+	dir = qpath = sock = NULL;
+	return 0;
+}
+
+struct cfgopt {
+	const char *input;   /* default socket */
+	uint32_t capacity;   /* default 1024 */
+	const char *on_full; /* default block */
+	const char *output;  /* default stdout */
+	uint32_t rate;       /* generate_rate */
+	uint32_t stats;      /* stats_interval */
+};
+
+/* dir/name: the queue in dir, the socket dir/p.sock, level debug */
+static char *write_cfg(const char *name, struct cfgopt o)
+{
+	char *p = tu_path(dir, name);
+	char *text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\n"
+	                          "[producer]\ninput = %s\nsocket = %s\ngenerate_rate = %" PRIu32
+	                          "\non_full = %s\n"
+	                          "[consumer]\noutput = %s\n"
+	                          "[log]\nlevel = debug\nstats_interval = %" PRIu32 "\n",
+	                          qpath, o.capacity ? o.capacity : 1024,
+	                          o.input ? o.input : "socket", sock, o.rate,
+	                          o.on_full ? o.on_full : "block", o.output ? o.output : "stdout",
+	                          o.stats);
+
+	if (tu_write_file(p, text, strlen(text)) < 0)
+		die("write config");
+	free(text);
+	return p;
+}
+
+/* The producer, its stderr piped; returns once it listens (or generates). */
+static struct kid start_producer(const char *cfg)
+{
+	char **argv = av("mmapq-producer", "--config", cfg, (char *)NULL);
+	struct kid p = spawn(argv, false, false, true);
+
+	av_free(argv);
+	CHECK(until(p.err, "as producer", DEADLINE_MS),
+	      "producer did not report being attached; stderr: '%s'", str(p.err));
+	return p;
+}
+
+/* SIGTERM; exit code within the deadline */
+static int stop(struct kid *k)
+{
+	kill(k->pid, SIGTERM);
+	if (k->err)
+		until(k->err, NULL, DEADLINE_MS);
+	return wait_exit(k, DEADLINE_MS);
+}
+
+static struct mmapq_status queue_status(void)
+{
+	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_status st;
+	struct mmapq_error err;
+	struct mmapq *q;
+	int r = mmapq_open(&p, &q, &err);
+
+	CHECK(r == 0, "observer cannot open the queue: %s", err.msg);
+	mmapq_status(q, &st);
+	mmapq_close(q);
+	return st;
+}
+
+/* "first\n...\nlast\n" */
+static char *seq_lines(long first, long last)
+{
+	size_t cap = 24 * (size_t)(last - first + 2), len = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		die("malloc");
+	s[0] = '\0';
+	for (long v = first; v <= last; v++)
+		len += (size_t)snprintf(s + len, cap - len, "%ld\n", v);
+	return s;
+}
+
+struct res {
+	int code;
+	char *out, *err;
+};
+
+static void res_free(struct res *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* Run a program to its end (stdin: in, or nothing), draining every other
+ * stream meanwhile. */
+static struct res run(char **argv, const char *in, size_t in_len, int timeout_ms)
+{
+	struct kid k = spawn(argv, true, true, true);
+	struct res r = {.code = -1};
+	struct feed f = {.fd = k.in, .data = in, .len = in ? in_len : 0};
+
+	if (f.len && !feed_all(&f, timeout_ms))
+		fprintf(stderr, "test_socket: %s: stdin not written completely (%zu of %zu bytes: %s)\n",
+		        argv[0], f.off, f.len, f.err ? strerror(f.err) : "timeout");
+	close_fd(&k.in);
+	if (!until(k.out, NULL, timeout_ms) || !until(k.err, NULL, timeout_ms))
+		fprintf(stderr, "test_socket: %s: output did not end in time\n", argv[0]);
+	r.code = wait_exit(&k, timeout_ms);
+	r.out = strdup(str(k.out));
+	r.err = strdup(str(k.err));
+	kid_close(&k);
+	return r;
+}
+
+static struct res ctl(const char *cfg, const char *cmd, const char *x1, const char *x2)
+{
+	char **argv = av("mmapqctl", "--config", cfg, cmd, x1, x2, (char *)NULL);
+	struct res r = run(argv, NULL, 0, DEADLINE_MS);
+
+	av_free(argv);
+	return r;
+}
+
+/* A consumer --count n writing to its stdout (piped, drained) */
+static struct kid start_consumer(const char *cfg, long n)
+{
+	char count[32];
+	char **argv;
+	struct kid c;
+
+	snprintf(count, sizeof(count), "%ld", n);
+	argv = av("mmapq-consumer", "--config", cfg, "--count", count, (char *)NULL);
+	c = spawn(argv, false, true, true);
+	av_free(argv);
+	return c;
+}
+
+/* Run consumer --count n to the end; returns its stdout (malloc'd). */
+static char *consume(const char *cfg, long n)
+{
+	struct kid c = start_consumer(cfg, n);
+	char *s;
+	int code;
+
+	CHECK(until(c.out, NULL, DEADLINE_MS), "consumer --count %ld: no end of output, got '%s'", n,
+	      str(c.out));
+	until(c.err, NULL, DEADLINE_MS);
+	code = wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer --count %ld exited %d; stderr: %s", n, code, str(c.err));
+	s = strdup(str(c.out));
+	kid_close(&c);
+	return s;
+}
+
+static bool file_is_socket(const char *p)
+{
+	struct stat st;
+	return lstat(p, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static bool file_exists(const char *p)
+{
+	struct stat st;
+	return lstat(p, &st) == 0;
+}
+
+/* ---- send_args ---- */
+
+static void test_send_args(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
+	struct kid p = start_producer(cfg);
+	struct res r;
+	char *out;
+	int code;
+
+	(void)state;
+	{
+		char **argv = av("mmapqctl", "--config", cfg, "send", "1", "2", "3", (char *)NULL);
+		r = run(argv, NULL, 0, DEADLINE_MS);
+		av_free(argv);
+	}
+	CHECK(r.code == 0, "send 1 2 3 exited %d; stdout '%s' stderr '%s'", r.code, r.out, r.err);
+	CHECK(strcmp(r.out, "published 3, last seq 2\n") == 0 && !*r.err,
+	      "send printed '%s' (stderr '%s'), want 'published 3, last seq 2'", r.out, r.err);
+	res_free(&r);
+	out = consume(cfg, 3);
+	CHECK(strcmp(out, "1\n2\n3\n") == 0, "consumer printed '%s', want 1 2 3", out);
+	free(out);
+	/* an empty send is acknowledged too */
+	{
+		char **argv = av("mmapqctl", "--config", cfg, "send", (char *)NULL);
+		r = run(argv, "", 0, DEADLINE_MS);
+		av_free(argv);
+	}
+	CHECK(r.code == 0 && strcmp(r.out, "published 0, last seq -\n") == 0,
+	      "empty send: exit %d, stdout '%s', stderr '%s'", r.code, r.out, r.err);
+	res_free(&r);
+	code = stop(&p);
+	CHECK(code == 0, "producer exited %d on SIGTERM; stderr: %s", code, str(p.err));
+	CHECK(!file_exists(sock), "%s still exists after the producer exited", sock);
+	kid_close(&p);
+	free(cfg);
+}
+
+/* ---- send_stdin ---- */
+
+static void test_send_stdin(void **state)
+{
+	char *outfile = tu_path(dir, "out");
+	char *o = tu_xasprintf("file:%s", outfile);
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.output = o});
+	char *data = seq_lines(1, 50000), *file;
+	char **argv = av("mmapqctl", "--config", cfg, "send", (char *)NULL);
+	struct kid p = start_producer(cfg), c;
+	struct res r;
+	int code;
+
+	(void)state;
+	/* the consumer drains while we send: the queue holds only 1024 */
+	c = start_consumer(cfg, 50000);
+	r = run(argv, data, strlen(data), 20000);
+	CHECK(r.code == 0 && strcmp(r.out, "published 50000, last seq 49999\n") == 0,
+	      "send of 50000 records on stdin: exit %d, stdout '%s', stderr '%s'", r.code, r.out,
+	      r.err);
+	res_free(&r);
+	until(c.err, NULL, DEADLINE_MS);
+	code = wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer exited %d; stderr %s", code, str(c.err));
+	file = tu_read_file(outfile, NULL);
+	CHECK(file && strcmp(file, data) == 0, "%s does not hold 1..50000 in order (%zu bytes, want %zu)",
+	      outfile, file ? strlen(file) : 0, strlen(data));
+	free(file);
+	code = stop(&p);
+	CHECK(code == 0, "producer exited %d", code);
+	kid_close(&p);
+	kid_close(&c);
+	av_free(argv);
+	free(data);
+	free(cfg);
+	free(o);
+	free(outfile);
+}
+
+/* ---- four_clients ---- */
+
+#define NCLIENTS 4
+#define PER_CLIENT 20000
+
+static void test_four_clients(void **state)
+{
+	char *outfile = tu_path(dir, "out");
+	char *o = tu_xasprintf("file:%s", outfile);
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.output = o});
+	struct kid p = start_producer(cfg), c, cl[NCLIENTS];
+	char **argv[NCLIENTS], *file, *line, *save = NULL;
+	long next[NCLIENTS] = {0}, total = 0;
+	char count[32];
+	int code;
+
+	(void)state;
+	snprintf(count, sizeof(count), "%d", NCLIENTS * PER_CLIENT);
+	{
+		char **cargv = av("mmapq-consumer", "--config", cfg, "--count", count, (char *)NULL);
+		c = spawn(cargv, false, false, true);
+		av_free(cargv);
+	}
+	/* client k sends k*1000000 + i, i = 0..19999, as arguments */
+	for (int k = 0; k < NCLIENTS; k++) {
+		argv[k] = calloc(PER_CLIENT + 6, sizeof(char *));
+		if (!argv[k])
+			die("calloc");
+		argv[k][0] = tu_bin("mmapqctl");
+		argv[k][1] = "--config";
+		argv[k][2] = cfg;
+		argv[k][3] = "send";
+		for (int i = 0; i < PER_CLIENT; i++)
+			argv[k][4 + i] = tu_xasprintf("%ld", (long)k * 1000000 + i);
+	}
+	for (int k = 0; k < NCLIENTS; k++)
+		cl[k] = spawn(argv[k], false, true, true);
+	for (int k = 0; k < NCLIENTS; k++) {
+		char want[64];
+		CHECK(until(cl[k].out, NULL, 30000) && until(cl[k].err, NULL, DEADLINE_MS),
+		      "client %d: output did not end; stdout '%s' stderr '%s'", k, str(cl[k].out),
+		      str(cl[k].err));
+		code = wait_exit(&cl[k], DEADLINE_MS);
+		snprintf(want, sizeof(want), "published %d, last seq ", PER_CLIENT);
+		CHECK(code == 0 && strncmp(str(cl[k].out), want, strlen(want)) == 0,
+		      "client %d: exit %d, stdout '%s', stderr '%s'", k, code, str(cl[k].out),
+		      str(cl[k].err));
+	}
+	until(c.err, NULL, 30000);
+	code = wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer --count %s exited %d; stderr %s", count, code, str(c.err));
+	file = tu_read_file(outfile, NULL);
+	CHECK(file, "%s: %s", outfile, strerror(errno));
+	for (line = strtok_r(file, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		long v = strtol(line, NULL, 10), k = v / 1000000, i = v % 1000000;
+		CHECK(k >= 0 && k < NCLIENTS && i < PER_CLIENT, "record %ld: unexpected value '%s'",
+		      total, line);
+		CHECK(i == next[k], "record %ld: client %ld's value %ld where %ld was due (%s)", total,
+		      k, i, next[k], i < next[k] ? "repeated or out of order" : "values skipped");
+		next[k]++;
+		total++;
+	}
+	CHECK(total == NCLIENTS * PER_CLIENT, "%ld records delivered, want %d", total,
+	      NCLIENTS * PER_CLIENT);
+	free(file);
+	code = stop(&p);
+	CHECK(code == 0, "producer exited %d", code);
+	for (int k = 0; k < NCLIENTS; k++) {
+		kid_close(&cl[k]);
+		free(argv[k][0]);
+		for (int i = 0; i < PER_CLIENT; i++)
+			free(argv[k][4 + i]);
+		free(argv[k]);
+	}
+	kid_close(&c);
+	kid_close(&p);
+	free(cfg);
+	free(o);
+	free(outfile);
+}
+
+/* ---- rejected ---- */
+
+static int count_lines_with(const char *s, const char *needle)
+{
+	int n = 0;
+
+	for (const char *l = s; *l;) {
+		const char *e = strchr(l, '\n');
+		size_t len = e ? (size_t)(e - l) : strlen(l);
+		char *line = strndup(l, len);
+		if (strstr(line, needle))
+			n++;
+		free(line);
+		l += len + (e ? 1 : 0);
+	}
+	return n;
+}
+
+static void test_rejected(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
+	struct kid p = start_producer(cfg);
+	char **argv = av("mmapqctl", "--config", cfg, "send", "1", "x", "2", "99999999999999999999",
+	                 (char *)NULL);
+	struct res r = run(argv, NULL, 0, DEADLINE_MS);
+	struct mmapq_status st;
+	char *out;
+
+	(void)state;
+	CHECK(r.code == 65, "send with 2 bad records exited %d (want 65); stdout '%s' stderr '%s'",
+	      r.code, r.out, r.err);
+	CHECK(count_lines_with(r.err, "rejected:") == 2 && strstr(r.err, "rejected: 2:1: ") &&
+	      strstr(r.err, "'x'") && strstr(r.err, "rejected: 4:1: ") &&
+	      strstr(r.err, "'99999999999999999999'"),
+	      "stderr does not have one 'rejected: LINE:COL' line per bad record: '%s'", r.err);
+	CHECK(strstr(r.out, "published 2, last seq 1") && strstr(r.out, "rejected 2"),
+	      "stdout '%s'", r.out);
+	st = queue_status();
+	CHECK(st.tail == 2 && st.producer.bad_input == 2, "tail %" PRIu64 " bad_input %" PRIu64
+	      ", want 2 and 2", st.tail, st.producer.bad_input);
+	out = consume(cfg, 2);
+	CHECK(strcmp(out, "1\n2\n") == 0, "consumer printed '%s', want 1 2", out);
+	free(out);
+	res_free(&r);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	kid_close(&p);
+	av_free(argv);
+	free(cfg);
+}
+
+/*
+ * ---- many_rejected ----
+ * A client that, like mmapqctl, reads the replies only after it sent all
+ * its records.  The producer caps the ERR lines it buffers (OUT_MAX); the
+ * final "OK ..." line carries the counts and must arrive regardless.  To
+ * make the moment deterministic the last record "2" has no newline: it is
+ * completed only at end of input, published, and acknowledged in the same
+ * loop iteration; we start reading once a consumer has received it.
+ */
+static void test_many_rejected(void **state)
+{
+	enum { NBAD = 200000 };
+	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
+	struct kid p = start_producer(cfg), c;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = 2 + 2 * (size_t)NBAD + 1;
+	char *data = malloc(len + 1), want[128];
+	struct out *reply;
+	struct feed f;
+	int fd, nerr;
+
+	(void)state;
+	if (!data)
+		die("malloc");
+	data[0] = '1';
+	data[1] = '\n';
+	for (size_t i = 0; i < NBAD; i++) {
+		data[2 + 2 * i] = 'x';
+		data[3 + 2 * i] = '\n';
+	}
+	data[len - 1] = '2'; /* no newline: completed only at end of input */
+	data[len] = '\0';
+	c = start_consumer(cfg, 2);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, sock);
+	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s: %s", sock,
+	      strerror(errno));
+	f = (struct feed){.fd = fd, .data = data, .len = len};
+	CHECK(feed_all(&f, 20000), "could not send %zu bytes (%zu sent): %s", len, f.off,
+	      f.err ? strerror(f.err) : "timeout");
+	shutdown(fd, SHUT_WR);
+	CHECK(until(c.out, NULL, DEADLINE_MS) && strcmp(str(c.out), "1\n2\n") == 0,
+	      "consumer printed '%s', want 1 2", str(c.out));
+	CHECK(wait_exit(&c, DEADLINE_MS) == 0, "consumer failed");
+	/* now read the replies */
+	reply = out_new(fd);
+	CHECK(until(reply, NULL, DEADLINE_MS), "the producer did not close the connection");
+	nerr = count_lines_with(str(reply), "ERR ");
+	snprintf(want, sizeof(want), "OK published=2 dropped=0 rejected=%d last_seq=1\n", NBAD);
+	CHECK(strstr(str(reply), want),
+	      "no '%.*s' line after %d rejected records: the reply has %d ERR lines (%zu bytes) and"
+	      " ends with '%s'", (int)strlen(want) - 1, want, NBAD, nerr, reply->len,
+	      reply->len > 120 ? reply->s + reply->len - 120 : reply->s);
+	out_free(reply);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	kid_close(&p);
+	kid_close(&c);
+	free(data);
+	free(cfg);
+}
+
+/* ---- no_producer ---- */
+
+static void test_no_producer(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct res r;
+	struct kid p;
+	char *text;
+	int fd, code;
+
+	(void)state;
+	/* nothing at the path */
+	r = ctl(cfg, "send", "1", NULL);
+	CHECK(r.code == 69 && strstr(r.err, sock) && strstr(r.err, "cannot connect to the producer") &&
+	      strstr(r.err, strerror(ENOENT)) && !*r.out,
+	      "send without a socket file: exit %d (want 69), stdout '%s', stderr '%s'", r.code,
+	      r.out, r.err);
+	res_free(&r);
+	/* --socket overrides the configuration, needs none */
+	{
+		char **argv = av("mmapqctl", "--config", "/nonexistent/x.ini", "send", "--socket", sock,
+		                 "1", (char *)NULL);
+		r = run(argv, NULL, 0, DEADLINE_MS);
+		av_free(argv);
+	}
+	CHECK(r.code == 69 && strstr(r.err, "cannot connect to the producer"),
+	      "send --socket without a socket file: exit %d, stderr '%s'", r.code, r.err);
+	res_free(&r);
+
+	/* a stale socket file: bound, never listening, closed */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, sock);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind %s: %s", sock,
+	      strerror(errno));
+	close(fd);
+	CHECK(file_is_socket(sock), "%s is not a socket file", sock);
+	r = ctl(cfg, "send", "1", NULL);
+	CHECK(r.code == 69 && strstr(r.err, "cannot connect to the producer") &&
+	      strstr(r.err, strerror(ECONNREFUSED)),
+	      "send to a stale socket file: exit %d (want 69), stderr '%s'", r.code, r.err);
+	res_free(&r);
+
+	/* a producer replaces the stale socket file */
+	p = start_producer(cfg);
+	r = ctl(cfg, "send", "5", NULL);
+	CHECK(r.code == 0 && strcmp(r.out, "published 1, last seq 0\n") == 0,
+	      "send after the stale file was replaced: exit %d, stdout '%s', stderr '%s'", r.code,
+	      r.out, r.err);
+	res_free(&r);
+	code = stop(&p);
+	CHECK(code == 0, "producer exited %d", code);
+	CHECK(!file_exists(sock), "%s left behind", sock);
+	kid_close(&p);
+
+	/* anything else at the path is not the producer's to remove */
+	CHECK(tu_write_file(sock, "keep me\n", 8) == 0, "write %s", sock);
+	{
+		char **argv = av("mmapq-producer", "--config", cfg, (char *)NULL);
+		r = run(argv, NULL, 0, DEADLINE_MS);
+		av_free(argv);
+	}
+	CHECK(r.code == 73 && strstr(r.err, "cannot listen"),
+	      "producer with a regular file at the socket path: exit %d (want 73), stderr '%s'",
+	      r.code, r.err);
+	res_free(&r);
+	text = tu_read_file(sock, NULL);
+	CHECK(text && strcmp(text, "keep me\n") == 0, "the regular file at %s was changed", sock);
+	free(text);
+	free(cfg);
+}
+
+/* ---- drop_full ---- */
+
+static void test_drop_full(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.capacity = 2, .on_full = "drop"});
+	struct kid p = start_producer(cfg);
+	char **argv = av("mmapqctl", "--config", cfg, "send", "1", "2", "3", "4", "5", "6", "7", "8",
+	                 "9", "10", (char *)NULL);
+	struct res r = run(argv, NULL, 0, DEADLINE_MS);
+	struct mmapq_status st;
+
+	(void)state;
+	CHECK(r.code == 75, "send of 10 into a full queue (drop) exited %d (want 75); stdout '%s' "
+	      "stderr '%s'", r.code, r.out, r.err);
+	CHECK(strcmp(r.out, "published 2, last seq 1, rejected 0, dropped 8\n") == 0,
+	      "stdout '%s', want 'published 2, last seq 1, rejected 0, dropped 8'", r.out);
+	res_free(&r);
+	r = ctl(cfg, "status", NULL, NULL);
+	CHECK(r.code == 0 && strstr(r.out, "dropped 8,"), "mmapqctl status: exit %d, '%s'", r.code,
+	      r.out);
+	res_free(&r);
+	r = ctl(cfg, "--json", "status", NULL);
+	CHECK(r.code == 0 && strstr(r.out, "\"dropped\":8,"), "mmapqctl --json status: exit %d, '%s'",
+	      r.code, r.out);
+	res_free(&r);
+	st = queue_status();
+	CHECK(st.tail == 2 && st.producer.dropped == 8, "tail %" PRIu64 " dropped %" PRIu64, st.tail,
+	      st.producer.dropped);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	kid_close(&p);
+	av_free(argv);
+	free(cfg);
+}
+
+/* ---- block_full ---- */
+
+/* Capacity 2, block, stats every second: the producer's "depth 2/2" line
+ * says it has filled the queue and waits for room. */
+static void start_blocked_send(const char *cfg, struct kid *p, struct kid *s)
+{
+	char **argv = av("mmapqctl", "--config", cfg, "send", "1", "2", "3", "4", "5", "6", "7", "8",
+	                 "9", "10", (char *)NULL);
+
+	*p = start_producer(cfg);
+	*s = spawn(argv, false, true, true);
+	av_free(argv);
+	CHECK(until(p->err, "depth 2/2", DEADLINE_MS),
+	      "the producer did not report a full queue; stderr: '%s'", str(p->err));
+	CHECK(is_alive(s->pid) && !s->out->eof,
+	      "send returned while the queue is full (block): stdout '%s' stderr '%s'", str(s->out),
+	      str(s->err));
+}
+
+static void test_block_full(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.capacity = 2, .stats = 1});
+	struct kid p, s, c;
+	char *want = seq_lines(1, 10);
+	int code;
+
+	(void)state;
+	start_blocked_send(cfg, &p, &s);
+	/* a consumer makes room: the send completes */
+	c = start_consumer(cfg, 10);
+	CHECK(until(s.out, NULL, DEADLINE_MS) && until(s.err, NULL, DEADLINE_MS),
+	      "send did not finish once a consumer ran; stdout '%s'", str(s.out));
+	code = wait_exit(&s, DEADLINE_MS);
+	CHECK(code == 0 && strcmp(str(s.out), "published 10, last seq 9\n") == 0,
+	      "send exited %d, stdout '%s', stderr '%s'", code, str(s.out), str(s.err));
+	CHECK(until(c.out, NULL, DEADLINE_MS) && strcmp(str(c.out), want) == 0,
+	      "consumer printed '%s', want 1..10", str(c.out));
+	code = wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer exited %d", code);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	kid_close(&p);
+	kid_close(&s);
+	kid_close(&c);
+	free(want);
+	free(cfg);
+}
+
+/* ---- sigterm_blocked ---- */
+
+static void test_sigterm_blocked(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.capacity = 2, .stats = 1});
+	struct kid p, s;
+	struct mmapq_status st;
+	unsigned long long n = 0;
+	const char *failline;
+	char *out, *want;
+	int code;
+
+	(void)state;
+	start_blocked_send(cfg, &p, &s);
+	kill(p.pid, SIGTERM);
+	code = wait_exit(&p, DEADLINE_MS);
+	CHECK(code == 0, "producer blocked on a full queue: SIGTERM -> exit %d; stderr '%s'", code,
+	      str(p.err));
+	CHECK(!file_exists(sock), "%s left behind by the producer", sock);
+	CHECK(until(s.out, NULL, DEADLINE_MS) && until(s.err, NULL, DEADLINE_MS),
+	      "send did not end after the producer stopped");
+	code = wait_exit(&s, DEADLINE_MS);
+	failline = strstr(str(s.err), "producer: FAIL stopping published=");
+	CHECK(code == 74 && failline && sscanf(failline, "producer: FAIL stopping published=%llu", &n) == 1 &&
+	      strstr(str(s.err), "without acknowledging") && !strstr(str(s.err), "OK ") && !*str(s.out),
+	      "send: exit %d (want 74), stdout '%s', stderr '%s' (want a FAIL stopping line, no OK)",
+	      code, str(s.out), str(s.err));
+	st = queue_status();
+	CHECK(n >= 2 && st.tail == n && st.head == 0,
+	      "FAIL said published=%llu; queue tail %" PRIu64 " head %" PRIu64, n, st.tail, st.head);
+	out = consume(cfg, (long)n);
+	want = seq_lines(1, (long)n);
+	CHECK(strcmp(out, want) == 0, "the %llu published records are '%s', want '%s'", n, out, want);
+	free(out);
+	free(want);
+	kid_close(&p);
+	kid_close(&s);
+	free(cfg);
+}
+
+/* ---- stale_after_kill ---- */
+
+static void test_stale_after_kill(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
+	struct kid p = start_producer(cfg);
+	struct res r;
+	char *out;
+
+	(void)state;
+	r = ctl(cfg, "send", "1", NULL);
+	CHECK(r.code == 0, "send: exit %d, stderr '%s'", r.code, r.err);
+	res_free(&r);
+	tu_kill(p.pid);
+	kid_forget(p.pid);
+	kid_close(&p);
+	CHECK(file_is_socket(sock), "no socket file left by the SIGKILLed producer");
+	r = ctl(cfg, "send", "2", NULL);
+	CHECK(r.code == 69 && strstr(r.err, "cannot connect to the producer"),
+	      "send to a dead producer's socket: exit %d (want 69), stderr '%s'", r.code, r.err);
+	res_free(&r);
+
+	p = start_producer(cfg);
+	r = ctl(cfg, "send", "3", NULL);
+	CHECK(r.code == 0 && strcmp(r.out, "published 1, last seq 1\n") == 0,
+	      "send to the next producer: exit %d, stdout '%s', stderr '%s'", r.code, r.out, r.err);
+	res_free(&r);
+	CHECK(stop(&p) == 0, "producer did not exit 0; stderr %s", str(p.err));
+	CHECK(!file_exists(sock), "%s left behind", sock);
+	kid_close(&p);
+	out = consume(cfg, 2);
+	CHECK(strcmp(out, "1\n3\n") == 0, "consumer printed '%s', want 1 3", out);
+	free(out);
+	free(cfg);
+}
+
+/* ---- generate ---- */
+
+/* "a\nb\n..." holds first, first+1, ... last exactly? */
+static bool consecutive(const char *s, long first, long last, long *bad_at)
+{
+	long want = first;
+	char *end;
+
+	while (*s) {
+		long v = strtol(s, &end, 10);
+		if (end == s || *end != '\n' || v != want) {
+			*bad_at = want;
+			return false;
+		}
+		want++;
+		s = end + 1;
+	}
+	*bad_at = want;
+	return want == last + 1;
+}
+
+static void test_generate(void **state)
+{
+	enum { FIRST = 10000, KILLS = 5, STEP = 6000, TOTAL = FIRST + KILLS * STEP + 6000 };
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.input = "generate", .capacity = 64});
+	struct kid p = start_producer(cfg), c;
+	struct mmapq_status st;
+	struct res r;
+	long bad;
+	char *out, *line, *save = NULL;
+	uint64_t seq;
+	int code, n = 0;
+
+	(void)state;
+	out = consume(cfg, FIRST);
+	CHECK(consecutive(out, 0, FIRST - 1, &bad), "generator: consumer output is not 0..%d "
+	      "(first wrong value where %ld was due)", FIRST - 1, bad);
+	free(out);
+
+	/* SIGKILL the producer mid-stream, restart it: values go on from the tail */
+	c = start_consumer(cfg, TOTAL - FIRST);
+	for (int k = 1; k <= KILLS; k++) {
+		char mark[32];
+		snprintf(mark, sizeof(mark), "\n%d\n", FIRST + k * STEP);
+		CHECK(until(c.out, mark, DEADLINE_MS), "kill %d: consumer did not reach %d", k,
+		      FIRST + k * STEP);
+		tu_kill(p.pid);
+		kid_forget(p.pid);
+		kid_close(&p);
+		p = start_producer(cfg);
+	}
+	CHECK(until(c.out, NULL, DEADLINE_MS), "consumer output did not end");
+	code = wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer exited %d; stderr %s", code, str(c.err));
+	CHECK(consecutive(str(c.out), FIRST, TOTAL - 1, &bad),
+	      "after %d SIGKILLs and restarts the values are not %d..%d: gap or repeat where %ld was "
+	      "due", KILLS, FIRST, TOTAL - 1, bad);
+	kid_close(&c);
+	code = stop(&p);
+	CHECK(code == 0, "producer exited %d on SIGTERM", code);
+	kid_close(&p);
+
+	/* what is left in the queue: value == sequence number, from the head on */
+	st = queue_status();
+	CHECK(st.head == TOTAL && st.tail > st.head && st.tail - st.head <= 64,
+	      "head %" PRIu64 " tail %" PRIu64 ", want head %d and a full-ish queue", st.head, st.tail,
+	      TOTAL);
+	r = ctl(cfg, "dump", NULL, NULL);
+	CHECK(r.code == 0, "dump exited %d: %s", r.code, r.err);
+	seq = st.head;
+	for (line = strtok_r(r.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save), seq++) {
+		unsigned long long s;
+		long long v;
+		CHECK(sscanf(line, "%llu\t%lld", &s, &v) == 2 && s == seq && v == (long long)seq,
+		      "dump line '%s', want %" PRIu64 "\\t%" PRIu64, line, seq, seq);
+		n++;
+	}
+	CHECK(seq == st.tail, "dump listed %d records, want %" PRIu64, n, st.tail - st.head);
+	res_free(&r);
+	free(cfg);
+}
+
+static void test_generate_rate(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.input = "generate", .capacity = 64,
+	                                               .rate = 200});
+	struct kid p = start_producer(cfg);
+	char *out;
+	long bad;
+	int code;
+
+	(void)state;
+	/* 200 records at 200/s: about a second */
+	out = consume(cfg, 200);
+	CHECK(consecutive(out, 0, 199, &bad), "generate_rate 200: output is not 0..199 (wrong where "
+	      "%ld was due): '%.200s'", bad, out);
+	free(out);
+	code = stop(&p);
+	CHECK(code == 0, "producer exited %d", code);
+	kid_close(&p);
+	free(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_send_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_send_stdin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_four_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_producer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drop_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_block_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_blocked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_after_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_generate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_generate_rate, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN); /* a dead child's stdin is an EPIPE error, not our death */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
