@@ -94,6 +94,7 @@ static const struct cfg_name log_level_names[] = {
 	X("queue",    "format",         CFG_ENUM,   "int",    0, 0, format, format_names, 1) \
 	X("queue",    "sync",           CFG_ENUM,   "never",  0, 0, sync, sync_names, 0)     \
 	X("queue",    "mode",           CFG_MODE,   "0660",   0, 0777, mode, NULL, 1)        \
+	X("queue",    "spin_us",        CFG_U32,    "0",      0, 10000, spin_us, NULL, 0)    \
 	X("producer", "input",          CFG_WORD,   "stdin",  0, 0, input, input_names, 1)   \
 	X("producer", "socket",         CFG_PATH,   "/run/mmapq/producer.sock",              \
 	  1, MMAPQ_SOCKET_PATH_MAX - 1, socket_path, NULL, 1)                                \

@@ -31,6 +31,7 @@ struct mmapq_config {
 	uint32_t format;                       /* [queue] format: enum mmapq_record_format */
 	enum mmapq_sync sync;                  /* [queue] sync        */
 	uint32_t mode;                         /* [queue] mode (octal) */
+	uint32_t spin_us;                      /* [queue] spin_us, 0 = sleep at once */
 	char input[MMAPQ_CONFIG_STR_MAX];      /* [producer] input: stdin | socket | generate */
 	char socket_path[MMAPQ_CONFIG_STR_MAX]; /* [producer] socket  */
 	uint32_t generate_rate;                /* [producer] generate_rate, records/s, 0 = unlimited */

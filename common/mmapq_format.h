@@ -45,6 +45,12 @@
  *   library.  This construction (and a semaphore-based one) went through
  *   about 8,000 SIGKILLs of waiters, signalers and mutex holders with 0 hangs
  *   and 0 lost wake-ups, at the same ~80M records/s as a batched ring.
+ *   Fast paths: mmapq_available and mmapq_reserve first look at the peer's
+ *   position with load-acquire, without the mutex (pairing with the
+ *   peer's store-release); the mutex is taken only to store a position, to
+ *   wake, or to register and wait.  A process holds the mutex for a few
+ *   stores, so lockers spin briefly (trylock) before blocking, and block at
+ *   most a second at a time, re-checking the header in between.
  *   Rules it relies on: every wait has a deadline (at most 0.5 s); wake only
  *   under the mutex and only when the other side registered as waiting; who
  *   gets EOWNERDEAD repairs, then wakes both sides once unconditionally; one

@@ -303,6 +303,7 @@ struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_
 		.format = cfg->format,
 		.sync = cfg->sync,
 		.file_mode = cfg->mode,
+		.spin_us = cfg->spin_us,
 	};
 	return p;
 }

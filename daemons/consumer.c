@@ -255,6 +255,7 @@ static void apply_reload(struct consumer *c)
 	if (cli_reload_config(c->cli, &c->cfg) <= 0)
 		return;
 	mmapq_set_sync(c->q, c->cfg.sync);
+	mmapq_set_spin(c->q, c->cfg.spin_us);
 	c->next_stats_ns = mmapq_now_ns();
 	if (!strcmp(old_output, c->cfg.output))
 		return;

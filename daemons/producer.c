@@ -12,10 +12,9 @@
  * reverse: STOPPING=1, publish everything read, tell clients what was
  * published, close the input, the queue (munmap, locks dropped).
  *
- * Nothing read is ever left unpublished: in block mode we read at most as
- * many bytes as there are free slots, and every record needs at least one
- * byte of the chunk that completes it, so a read can never yield more
- * records than fit.  Everything read in one loop iteration is published
+ * Nothing read is ever left unpublished: in block mode a read takes at most
+ * as many bytes as can complete no more records than there are free slots
+ * (read_bound), so a read can never yield more records than fit.  Everything read in one loop iteration is published
  * before the next wait.
  *
  * Socket protocol (text, one line per message, producer to client): for
@@ -427,14 +426,27 @@ static uint64_t generate_wait(const struct producer *p)
 	return next_ns > now ? next_ns - now : 0;
 }
 
+/*
+ * The most bytes a read may take so that the records they complete fit in
+ * nfree slots.  A line record needs its '\n' in the chunk: nfree bytes.  An
+ * int record needs a separator in the chunk, and every one after the first
+ * (which may have started in an earlier chunk) a digit too: 2*nfree - 1.
+ */
+static size_t read_bound(const struct producer *p)
+{
+	if (!p->nfree)
+		return 0;
+	return p->cfg.format == MMAPQ_FORMAT_INT ? 2 * (size_t)p->nfree - 1 : p->nfree;
+}
+
 /* Read what is there (at most what fits) and parse it. */
 static int read_source(struct producer *p, struct source *s)
 {
 	size_t want = READ_CHUNK;
 	ssize_t n;
 
-	if (blocking(p) && want > p->nfree)
-		want = p->nfree;
+	if (blocking(p) && want > read_bound(p))
+		want = read_bound(p);
 	if (!want)
 		return 0;
 	n = read(s->fd, p->buf, want);
@@ -545,6 +557,7 @@ static void apply_reload(struct producer *p)
 	if (cli_reload_config(p->cli, &p->cfg) <= 0)
 		return;
 	mmapq_set_sync(p->q, p->cfg.sync);
+	mmapq_set_spin(p->q, p->cfg.spin_us);
 	if (p->cfg.generate_rate && old_on_full == p->cfg.on_full) {
 		/* a new rate counts from now */
 		p->gen_start_ns = mmapq_now_ns();

@@ -141,6 +141,7 @@ static const struct {
 	{ "queue",    "format",         "int",    "line",            1 },
 	{ "queue",    "sync",           "never",  "always",          0 },
 	{ "queue",    "mode",           "0660",   "0600",            1 },
+	{ "queue",    "spin_us",        "0",      "10000",           0 },
 	{ "producer", "input",          "stdin",  "generate",        1 },
 	{ "producer", "socket",         "/run/mmapq/producer.sock", "/tmp/p.sock", 1 },
 	{ "producer", "generate_rate",  "1000",   "0",               0 },
@@ -181,6 +182,7 @@ static void assert_defaults(const struct mmapq_config *c)
 	assert_int_equal(c->format, MMAPQ_FORMAT_INT);
 	assert_int_equal(c->sync, MMAPQ_SYNC_NEVER);
 	assert_int_equal(c->mode, 0660);
+	assert_int_equal(c->spin_us, 0);
 	assert_string_equal(c->input, "stdin");
 	assert_string_equal(c->socket_path, "/run/mmapq/producer.sock");
 	assert_int_equal(c->generate_rate, 1000);
@@ -300,6 +302,7 @@ static void test_nondefault(void **state)
 	assert_int_equal(c.format, MMAPQ_FORMAT_LINE);
 	assert_int_equal(c.sync, MMAPQ_SYNC_ALWAYS);
 	assert_int_equal(c.mode, 0600);
+	assert_int_equal(c.spin_us, 10000);
 	assert_string_equal(c.input, "generate");
 	assert_string_equal(c.socket_path, "/tmp/p.sock");
 	assert_int_equal(c.generate_rate, 0);
@@ -710,7 +713,7 @@ static void test_bom_crlf(void **state)
 	assert_int_equal(load_str("bom2.ini", "[queue]\n\xef\xbb\xbf" "capacity = 8\n", &c, &e),
 	                 -EINVAL);
 	assert_string_equal(errs_text(&e), "bom2.ini:2: unknown key '\xef\xbb\xbf" "capacity' in "
-	                    "[queue] (known keys: path, capacity, record_size, format, sync, mode)\n");
+	                    "[queue] (known keys: path, capacity, record_size, format, sync, mode, spin_us)\n");
 	errs_free(&e);
 
 	errs_init(&e);
