@@ -67,7 +67,6 @@ struct mmapq {
 	struct mmapq_cond *notify;  /* the cond the peer sleeps on */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
 	unsigned lock_spins;        /* trylocks before blocking on the mutex */
-	struct mmapq_lock lk;       /* how lock() takes the mutex */
 
 	/* producer: slots [published, tail) are written but not yet published;
 	 * we may fill up to limit (= a head we have seen + capacity) unlocked. */
@@ -286,9 +285,16 @@ static int recover_locked(struct mmapq *q)
 	return 0;
 }
 
+/* How lock() and the waits take the mutex (shmcond.h). */
+static struct mmapq_lock lock_of(struct mmapq *q)
+{
+	return (struct mmapq_lock){&q->h->lock.mutex, q->lock_spins, header_check, q};
+}
+
 static int lock(struct mmapq *q)
 {
-	int r = mmapq_mutex_lock(&q->lk);
+	struct mmapq_lock lk = lock_of(q);
+	int r = mmapq_mutex_lock(&lk);
 	if (r == 0)
 		return 0;
 	if (r == EOWNERDEAD)
@@ -305,7 +311,8 @@ static void unlock(struct mmapq *q)
  * predicate; < 0: the mutex is released and the error returned. */
 static int wait_locked(struct mmapq *q, uint64_t deadline_ns)
 {
-	int r = mmapq_cond_wait(q->wait_on, &q->lk, deadline_ns);
+	struct mmapq_lock lk = lock_of(q);
+	int r = mmapq_cond_wait(q->wait_on, &lk, deadline_ns);
 
 	switch (r) {
 	case 0:
@@ -728,7 +735,7 @@ static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_
 	q->map_size = (size_t)st.st_size;
 	q->h = mmap(NULL, q->map_size, prot, MAP_SHARED, q->fd, 0);
 	if (q->h == MAP_FAILED) {
-		int r = -errno;
+		int r = errno ? -errno : -EIO;
 		q->h = NULL;
 		set_err(err, "%s: cannot map: %s", q->path, strerror(-r));
 		return r;
@@ -763,7 +770,6 @@ static void adopt_geometry(struct mmapq *q)
 	q->slot_size = q->h->slot_size;
 	q->format = q->h->format;
 	q->slots = (uint8_t *)q->h + q->h->header_size;
-	q->lk = (struct mmapq_lock){&q->h->lock.mutex, q->lock_spins, header_check, q};
 }
 
 /* The holder names itself right after taking the role lock (see attach):
