@@ -75,6 +75,12 @@ struct mmapq {
 	uint64_t head, seen_tail;
 };
 
+/* -errno after a failed call; never 0, whatever the call did to errno */
+static int neg_errno(void)
+{
+	return errno > 0 ? -errno : -EIO;
+}
+
 static void set_err(struct mmapq_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_err(struct mmapq_error *err, const char *fmt, ...)
 {
@@ -150,7 +156,7 @@ int mmapq_check(const struct mmapq *q)
 	if (header_check((void *)q))
 		return -EBADMSG;
 	if (fstat(q->fd, &a) < 0)
-		return -errno;
+		return neg_errno();
 	if (stat(q->path, &b) < 0)
 		return errno == ENOENT ? -ESTALE : -errno;
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino ? 0 : -ESTALE;
@@ -178,7 +184,7 @@ static int ofd_lock(int fd, int cmd, short type, off_t byte)
 	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
 	while (fcntl(fd, cmd, &fl) < 0) {
 		if (errno != EINTR)
-			return -errno;
+			return neg_errno();
 	}
 	return 0;
 }
@@ -410,7 +416,8 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 	uint64_t want;
 	size_t bad;
 
-	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) != 0) {
+	/* h is set: map_file() returned 0 (the analyser does not follow it) */
+	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) != 0) { // NOLINT(clang-analyzer-core.NonNullParamChecker)
 		set_err(err, "%s: not an mmapq queue file (bad magic)", path);
 		return -EBADMSG;
 	}
@@ -600,13 +607,13 @@ static int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 	}
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		r = -errno;
+		r = neg_errno();
 		set_err(err, "%s: cannot create a temporary file next to it: %s", p->path, strerror(-r));
 		free(tmp);
 		return r;
 	}
 	if (fchmod(fd, p->file_mode ? p->file_mode : 0660) < 0) {
-		r = -errno;
+		r = neg_errno();
 		set_err(err, "%s: cannot set mode %04o: %s", tmp, p->file_mode, strerror(-r));
 		goto fail;
 	}
@@ -618,7 +625,7 @@ static int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 	}
 	h = mmap(NULL, MMAPQ_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (h == MAP_FAILED) {
-		r = -errno;
+		r = neg_errno();
 		set_err(err, "%s: cannot map the new file: %s", p->path, strerror(-r));
 		goto fail;
 	}
@@ -634,20 +641,20 @@ static int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 	h->created_usec = realtime_usec();
 	r = init_mutex(h);
 	if (r == 0 && msync(h, MMAPQ_HEADER_SIZE, MS_SYNC) < 0)
-		r = -errno;
+		r = neg_errno();
 	munmap(h, MMAPQ_HEADER_SIZE);
 	if (r < 0) {
 		set_err(err, "%s: cannot initialise the new file: %s", p->path, strerror(-r));
 		goto fail;
 	}
 	if (fsync(fd) < 0) {
-		r = -errno;
+		r = neg_errno();
 		set_err(err, "%s: cannot write the new file: %s", p->path, strerror(-r));
 		goto fail;
 	}
 	mmapq_fault("create.before_link");
 	if (link(tmp, p->path) < 0) {
-		r = -errno;
+		r = neg_errno();
 		if (r != -EEXIST)
 			set_err(err, "%s: cannot create: %s", p->path, strerror(-r));
 		goto fail;
@@ -680,7 +687,7 @@ static int open_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq
 			q->fd = fd;
 			return 0;
 		}
-		r = -errno;
+		r = neg_errno();
 		if (r == -ENOENT && p->role != MMAPQ_ROLE_OBSERVER) {
 			r = create_file(p, err);
 			if (r == 0 || r == -EEXIST)
@@ -711,7 +718,7 @@ static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_
 	int prot = p->role == MMAPQ_ROLE_OBSERVER ? PROT_READ : PROT_READ | PROT_WRITE;
 
 	if (fstat(q->fd, &st) < 0) {
-		int r = -errno;
+		int r = neg_errno();
 		set_err(err, "%s: cannot stat: %s", q->path, strerror(-r));
 		return r;
 	}
@@ -735,7 +742,7 @@ static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_
 	q->map_size = (size_t)st.st_size;
 	q->h = mmap(NULL, q->map_size, prot, MAP_SHARED, q->fd, 0);
 	if (q->h == MAP_FAILED) {
-		int r = errno ? -errno : -EIO;
+		int r = neg_errno();
 		q->h = NULL;
 		set_err(err, "%s: cannot map: %s", q->path, strerror(-r));
 		return r;
@@ -893,7 +900,7 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	/* The consumer never writes a slot: make that a hardware guarantee. */
 	if (q->role == MMAPQ_ROLE_CONSUMER && MMAPQ_HEADER_SIZE % sysconf(_SC_PAGESIZE) == 0 &&
 	    mprotect(q->slots, q->map_size - MMAPQ_HEADER_SIZE, PROT_READ) < 0) {
-		r = -errno;
+		r = neg_errno();
 		set_err(err, "%s: cannot protect the slots: %s", q->path, strerror(-r));
 		goto fail;
 	}
