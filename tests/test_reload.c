@@ -51,6 +51,7 @@
 #include <cmocka.h>
 
 #include "mmapq.h"
+#include "testproc.h"
 #include "testutil.h"
 
 #define DEADLINE_MS 10000 /* per step; every step normally takes milliseconds */
@@ -58,8 +59,6 @@
 static char *dir;   /* fresh temporary directory */
 static char *qpath; /* dir/queue */
 static char *cfg;   /* dir/mmapq.ini */
-static pid_t kids[64];
-static int nkids;
 
 static void die(const char *what)
 {
@@ -69,266 +68,6 @@ static void die(const char *what)
 
 #define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
 
-/* ---- children's output: every open stream is drained while we wait ---- */
-
-struct out {
-	int fd;
-	char *s;
-	size_t len, cap;
-	bool eof;
-};
-
-/* what we write to a child (or a socket) while draining the others */
-struct feed {
-	int fd;
-	const char *data;
-	size_t len, off;
-	int err; /* errno of a failed write */
-};
-
-static struct out *outs[32];
-static int nouts;
-static struct feed *feeding;
-
-static struct out *out_new(int fd)
-{
-	struct out *o = calloc(1, sizeof(*o));
-
-	if (!o)
-		die("calloc");
-	o->fd = fd;
-	o->s = calloc(1, 1);
-	o->cap = 1;
-	if (!o->s)
-		die("calloc");
-	if (nouts >= (int)(sizeof(outs) / sizeof(outs[0])))
-		die("too many streams");
-	outs[nouts++] = o;
-	return o;
-}
-
-static void out_free(struct out *o)
-{
-	if (!o)
-		return;
-	for (int i = 0; i < nouts; i++)
-		if (outs[i] == o) {
-			outs[i] = outs[--nouts];
-			break;
-		}
-	if (o->fd >= 0)
-		close(o->fd);
-	free(o->s);
-	free(o);
-}
-
-static const char *str(const struct out *o)
-{
-	return o && o->s ? o->s : "";
-}
-
-/* One poll over every open stream (and the feed), reading and writing what
- * is ready.  false if the deadline passed or there is nothing to wait for. */
-static bool pump(uint64_t deadline)
-{
-	struct pollfd pf[33];
-	struct out *who[33];
-	int n = 0, r;
-	uint64_t now;
-
-	for (int i = 0; i < nouts; i++) {
-		if (outs[i]->eof || outs[i]->fd < 0)
-			continue;
-		who[n] = outs[i];
-		pf[n++] = (struct pollfd){.fd = outs[i]->fd, .events = POLLIN};
-	}
-	if (feeding && feeding->off < feeding->len) {
-		who[n] = NULL;
-		pf[n++] = (struct pollfd){.fd = feeding->fd, .events = POLLOUT};
-	}
-	if (!n)
-		return false;
-	now = tu_now_ms();
-	if (now >= deadline)
-		return false;
-	r = poll(pf, (nfds_t)n, (int)(deadline - now));
-	if (r < 0 && errno == EINTR)
-		return true;
-	if (r < 0)
-		die("poll");
-	if (r == 0)
-		return false;
-	for (int i = 0; i < n; i++) {
-		if (!pf[i].revents)
-			continue;
-		if (!who[i]) {
-			ssize_t k = write(feeding->fd, feeding->data + feeding->off,
-			                  feeding->len - feeding->off);
-			if (k > 0)
-				feeding->off += (size_t)k;
-			else if (k < 0 && errno != EAGAIN && errno != EINTR) {
-				feeding->err = errno;
-				feeding->off = feeding->len; /* give up: the reader went away */
-			}
-			continue;
-		}
-		struct out *o = who[i];
-		if (o->cap - o->len < 65537) {
-			o->cap = o->cap < 65536 ? 131072 : o->cap * 2;
-			o->s = realloc(o->s, o->cap);
-			if (!o->s)
-				die("realloc");
-		}
-		ssize_t k = read(o->fd, o->s + o->len, o->cap - o->len - 1);
-		if (k < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (k <= 0)
-			o->eof = true;
-		else
-			o->len += (size_t)k;
-		o->s[o->len] = '\0';
-	}
-	return true;
-}
-
-/* Drain everything until t contains needle (needle NULL: until t's EOF). */
-static bool until(struct out *t, const char *needle, int timeout_ms)
-{
-	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
-	size_t scan = 0, nl = needle ? strlen(needle) : 0;
-
-	for (;;) {
-		if (needle) {
-			if (strstr(t->s + scan, needle))
-				return true;
-			scan = t->len > nl ? t->len - nl : 0;
-			if (t->eof)
-				return false;
-		} else if (t->eof) {
-			return true;
-		}
-		if (!pump(deadline))
-			return false;
-	}
-}
-
-/* Drain everything until the feed is written completely. */
-static bool feed_all(struct feed *f, int timeout_ms)
-{
-	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
-	bool ok = true;
-
-	fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
-	feeding = f;
-	while (f->off < f->len)
-		if (!pump(deadline)) {
-			ok = false;
-			break;
-		}
-	feeding = NULL;
-	return ok && !f->err;
-}
-
-/* ---- children ---- */
-
-struct kid {
-	pid_t pid;
-	int in;
-	struct out *out, *err;
-};
-
-static void kid_add(pid_t pid)
-{
-	if (nkids < (int)(sizeof(kids) / sizeof(kids[0])))
-		kids[nkids++] = pid;
-}
-
-static void kid_forget(pid_t pid)
-{
-	for (int i = 0; i < nkids; i++)
-		if (kids[i] == pid) {
-			kids[i] = kids[--nkids];
-			return;
-		}
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static void kid_close(struct kid *k)
-{
-	close_fd(&k->in);
-	out_free(k->out);
-	out_free(k->err);
-	k->out = k->err = NULL;
-}
-
-/* argv: a program in MMAPQ_BIN_DIR, then the arguments, NULL-terminated */
-static char **av(const char *prog, ...)
-{
-	char **v = calloc(16, sizeof(*v));
-	va_list ap;
-	int i = 0;
-	const char *a;
-
-	if (!v)
-		die("calloc");
-	v[i++] = tu_bin(prog);
-	va_start(ap, prog);
-	while ((a = va_arg(ap, const char *)) && i < 15)
-		v[i++] = (char *)a;
-	va_end(ap);
-	return v;
-}
-
-static void av_free(char **v)
-{
-	free(v[0]);
-	free(v);
-}
-
-static struct kid spawn_env(char **argv, char *const env[], bool pin, bool pout, bool perr)
-{
-	struct tu_proc p;
-	struct kid k = {.in = -1};
-
-	tu_spawn(&p, argv, env, pin, pout, perr);
-	kid_add(p.pid);
-	k.pid = p.pid;
-	k.in = p.in_fd;
-	if (pout)
-		k.out = out_new(p.out_fd);
-	if (perr)
-		k.err = out_new(p.err_fd);
-	return k;
-}
-
-static struct kid spawn(char **argv, bool pin, bool pout, bool perr)
-{
-	return spawn_env(argv, NULL, pin, pout, perr);
-}
-
-/* Exit code within the deadline, or -1 (the child is then SIGKILLed). */
-static int wait_exit(struct kid *k, int timeout_ms)
-{
-	int st = tu_wait(k->pid, timeout_ms);
-
-	if (st == -ETIMEDOUT) {
-		fprintf(stderr, "test_reload: pid %d did not exit within %d ms\n", (int)k->pid,
-		        timeout_ms);
-		tu_dump_queue(qpath, "child did not exit");
-		tu_kill(k->pid);
-		kid_forget(k->pid);
-		return -1;
-	}
-	kid_forget(k->pid);
-	return tu_exit_code(st);
-}
-
 /* ---- per-test state ---- */
 
 static int setup(void **state)
@@ -337,21 +76,14 @@ static int setup(void **state)
 	dir = tu_mkdtemp("reload");
 	qpath = tu_path(dir, "queue");
 	cfg = tu_path(dir, "mmapq.ini");
-	nkids = 0;
+	tp_set_queue(qpath);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	while (nkids > 0) {
-		pid_t pid = kids[--nkids];
-		fprintf(stderr, "test_reload: killing leftover child %d\n", (int)pid);
-		tu_kill(pid);
-	}
-	while (nouts > 0)
-		out_free(outs[0]);
-	feeding = NULL;
+	tp_cleanup("test_reload");
 	tu_rmdir_r(dir);
 	free(dir);
 	free(qpath);
