@@ -171,20 +171,6 @@ static struct mmapq_status queue_status(void)
 	return st;
 }
 
-/* "first\n...\nlast\n" */
-static char *seq_lines(long first, long last)
-{
-	size_t cap = 24 * (size_t)(last - first + 2), len = 0;
-	char *s = malloc(cap);
-
-	if (!s)
-		die("malloc");
-	s[0] = '\0';
-	for (long v = first; v <= last; v++)
-		len += (size_t)snprintf(s + len, cap - len, "%ld\n", v);
-	return s;
-}
-
 static struct kid start_producer(void)
 {
 	char **argv = av("mmapq-producer", "--config", cfg, (char *)NULL);

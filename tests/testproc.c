@@ -270,6 +270,20 @@ int wait_exit(struct kid *k, int timeout_ms)
 
 /* ---- per-test state ---- */
 
+/* "first\n...\nlast\n" */
+char *seq_lines(long first, long last)
+{
+	size_t cap = 24 * (size_t)(last - first + 2), len = 0;
+	char *s = malloc(cap);
+
+	if (!s)
+		die("malloc");
+	s[0] = '\0';
+	for (long v = first; v <= last; v++)
+		len += (size_t)snprintf(s + len, cap - len, "%ld\n", v);
+	return s;
+}
+
 void tp_cleanup(const char *test)
 {
 	while (nkids > 0) {

@@ -64,5 +64,7 @@ struct kid spawn_env(char **argv, char *const env[], bool pin, bool pout, bool p
 struct kid spawn(char **argv, bool pin, bool pout, bool perr);
 /* Exit code within the deadline, or -1 (the child is then SIGKILLed). */
 int wait_exit(struct kid *k, int timeout_ms);
+/* "first\n...\nlast\n", malloc'd */
+char *seq_lines(long first, long last);
 
 #endif
