@@ -690,6 +690,36 @@ static int cfg_fail(mmapq_config_error_fn on_error, void *ctx, const char *path,
 	return r;
 }
 
+/*
+ * Keys that are valid one by one but not together: the queue file
+ * (header + capacity slots of record_size rounded up to 8, plus a 16-byte
+ * slot header each) must stay within MMAPQ_FILE_SIZE_MAX, the limit every
+ * daemon enforces when it creates or attaches.  Blamed on whichever of the
+ * two keys the file sets last (a default cannot be wrong on its own).
+ */
+static void cfg_check_geometry(struct cfg_parse *p)
+{
+	const struct cfg_key *cap = cfg_find("queue", "capacity");
+	const struct cfg_key *rs = cfg_find("queue", "record_size");
+	unsigned cap_line = p->first_line[cap - cfg_keys], rs_line = p->first_line[rs - cfg_keys];
+	uint32_t capacity = p->cfg.capacity, record_size = p->cfg.record_size;
+	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)capacity * mmapq_slot_size(record_size);
+
+	char cap_at[32] = "default", rs_at[32] = "default";
+
+	if (size <= MMAPQ_FILE_SIZE_MAX || (!cap_line && !rs_line))
+		return;
+	if (cap_line)
+		snprintf(cap_at, sizeof(cap_at), "line %u", cap_line);
+	if (rs_line)
+		snprintf(rs_at, sizeof(rs_at), "line %u", rs_line);
+	cfg_error(p, cap_line > rs_line ? cap_line : rs_line,
+	          "[queue] capacity %u (%s) x record_size %u (%s) needs a %llu-byte queue file,"
+	          " over the limit of %llu bytes (64 GiB); lower one of them",
+	          capacity, cap_at, record_size, rs_at, (unsigned long long)size,
+	          (unsigned long long)MMAPQ_FILE_SIZE_MAX);
+}
+
 int mmapq_config_load(struct mmapq_config *c, const char *path,
                       mmapq_config_error_fn on_error, void *ctx)
 {
@@ -745,6 +775,9 @@ int mmapq_config_load(struct mmapq_config *c, const char *path,
 		 * should not happen; if it does, the line was not reported. */
 		cfg_error(p, (unsigned)r, "syntax error");
 	}
+
+	if (!p->read_err && r >= 0)
+		cfg_check_geometry(p);
 
 	if (p->read_err) {
 		r = cfg_fail(on_error, ctx, path, p->read_err, "read error");

@@ -136,7 +136,7 @@ static const struct {
 	int needs_restart;
 } keys[] = {
 	{ "queue",    "path",           "/var/lib/mmapq/queue", "/srv/mmapq test/q.dat", 1 },
-	{ "queue",    "capacity",       "1024",   "16777216",        1 },
+	{ "queue",    "capacity",       "1024",   "2",               1 },
 	{ "queue",    "record_size",    "64",     "1048576",         1 },
 	{ "queue",    "format",         "int",    "line",            1 },
 	{ "queue",    "sync",           "never",  "always",          0 },
@@ -297,7 +297,7 @@ static void test_nondefault(void **state)
 	assert_string_equal(errs_text(&e), "");
 
 	assert_string_equal(c.queue_path, "/srv/mmapq test/q.dat");
-	assert_int_equal(c.capacity, 16777216);
+	assert_int_equal(c.capacity, 2);
 	assert_int_equal(c.record_size, 1048576);
 	assert_int_equal(c.format, MMAPQ_FORMAT_LINE);
 	assert_int_equal(c.sync, MMAPQ_SYNC_ALWAYS);
@@ -439,6 +439,37 @@ static void test_invalid_values(void **state)
 		errs_free(&e);
 		free(want);
 		free(text);
+	}
+}
+
+/* Keys valid one by one, too big together: the queue file would exceed the
+ * 64 GiB limit the daemons enforce; blamed on the key set last, with both
+ * lines named (a default is named as such). */
+static void test_geometry_limit(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "[queue]\ncapacity = 16777216\n; x\nrecord_size = 1048576\n",
+		  "geo.ini:4: [queue] capacity 16777216 (line 2) x record_size 1048576 (line 4) needs a"
+		  " 17592454483968-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
+		  " lower one of them\n" },
+		{ "[queue]\nrecord_size = 1048576\ncapacity = 65536\n",
+		  "geo.ini:3: [queue] capacity 65536 (line 3) x record_size 1048576 (line 2) needs a"
+		  " 68720529408-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
+		  " lower one of them\n" },
+		/* the largest record_size that fits 65536 slots: accepted */
+		{ "[queue]\ncapacity = 65536\nrecord_size = 1048552\n", "" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mmapq_config c;
+		struct errs e;
+
+		errs_init(&e);
+		assert_int_equal(load_str("geo.ini", cases[i].text, &c, &e), cases[i].want[0] ? -EINVAL : 0);
+		assert_string_equal(errs_text(&e), cases[i].want);
+		errs_free(&e);
 	}
 }
 
@@ -948,6 +979,7 @@ int main(void)
 		cmocka_unit_test(test_valid_values),
 		cmocka_unit_test(test_invalid_values),
 		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_geometry_limit),
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_nul_bytes),
 		cmocka_unit_test(test_directory),
