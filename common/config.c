@@ -100,6 +100,7 @@ static const struct cfg_name log_level_names[] = {
 	  1, MMAPQ_SOCKET_PATH_MAX - 1, socket_path, NULL, 1)                                \
 	X("producer", "generate_rate",  CFG_U32,    "1000",   0, 100000000, generate_rate, NULL, 0) \
 	X("producer", "on_full",        CFG_ENUM,   "block",  0, 0, on_full, on_full_names, 0) \
+	X("producer", "client_timeout", CFG_U32,    "60",     0, 86400, client_timeout, NULL, 0) \
 	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0)         \
 	X("log",      "level",          CFG_ENUM,   "info",   0, 0, log_level, log_level_names, 0) \
 	X("log",      "stats_interval", CFG_U32,    "0",      0, 86400, stats_interval, NULL, 0)

@@ -36,6 +36,7 @@ struct mmapq_config {
 	char socket_path[MMAPQ_CONFIG_STR_MAX]; /* [producer] socket  */
 	uint32_t generate_rate;                /* [producer] generate_rate, records/s, 0 = unlimited */
 	enum mmapq_on_full on_full;            /* [producer] on_full  */
+	uint32_t client_timeout;               /* [producer] client_timeout, seconds, 0 = never */
 	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output: auto | journal | stdout | null | file:PATH */
 	enum mmapq_log_level log_level;        /* [log] level         */
 	uint32_t stats_interval;               /* [log] stats_interval, seconds, 0 = off */

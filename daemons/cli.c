@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +23,27 @@
 volatile sig_atomic_t cli_stop;
 volatile sig_atomic_t cli_reload;
 
+unsigned cli_start(void)
+{
+	unsigned closed = 0;
+	struct sigaction sa;
+
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		/* the lowest free descriptor: fd itself, as 0..fd-1 are open */
+		int nfd = open("/dev/null", (fd == 0 ? O_RDONLY : O_WRONLY) | O_NOCTTY);
+		if (nfd != fd)
+			_exit(EXIT_OSERR); /* nowhere to say it: stderr may be what is missing */
+		closed |= 1u << fd;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGXFSZ, &sa, NULL);
+	return closed;
+}
+
 static void usage(FILE *f, const struct cli *c, const char *extra, bool want_count, bool ctl)
 {
 	fprintf(f,
@@ -34,29 +56,49 @@ static void usage(FILE *f, const struct cli *c, const char *extra, bool want_cou
 		fprintf(f, "      --count N       exit after N records\n");
 	if (ctl)
 		fprintf(f, "      --json          status and dump as JSON\n"
-		           "      --socket PATH   producer socket for send (default: [producer] socket)\n");
+		           "      --socket PATH   producer socket for send (default: [producer] socket)\n"
+		           "      --timeout S     send: give up after S seconds without progress\n"
+		           "                      (default %u, 0 = wait forever)\n", CLI_SEND_TIMEOUT_S);
 	fprintf(f, "  -h, --help          show this help and exit\n"
 	           "  -V, --version       show the version and exit\n");
 }
 
-static uint64_t parse_count(const char *prog, const char *s)
+/* Digits only; at least min; exits 64 otherwise. */
+static uint64_t parse_number(const char *prog, const char *opt, const char *s, uint64_t min,
+                             const char *what)
 {
 	char *end;
 	unsigned long long v;
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (!*s || *end || errno || s[0] == '-' || v == 0) {
-		fprintf(stderr, "%s: --count: '%s' is not a positive integer\n", prog, s);
+	if (!*s || *end || errno || s[strspn(s, "0123456789")] || v < min) {
+		fprintf(stderr, "%s: %s: '%s' is not %s\n", prog, opt, s, what);
 		exit(EXIT_USAGE);
 	}
 	return (uint64_t)v;
 }
 
+static uint64_t parse_count(const char *prog, const char *s)
+{
+	return parse_number(prog, "--count", s, 1, "a positive integer");
+}
+
+static unsigned parse_seconds(const char *prog, const char *opt, const char *s)
+{
+	uint64_t v = parse_number(prog, opt, s, 0, "a number of seconds (0 to 86400)");
+
+	if (v > 86400) {
+		fprintf(stderr, "%s: %s: '%s' is not a number of seconds (0 to 86400)\n", prog, opt, s);
+		exit(EXIT_USAGE);
+	}
+	return (unsigned)v;
+}
+
 void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
                bool want_count, bool ctl)
 {
-	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET };
+	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"queue", required_argument, NULL, 'q'},
@@ -64,6 +106,7 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 		{"count", required_argument, NULL, OPT_COUNT},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"socket", required_argument, NULL, OPT_SOCKET},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -72,6 +115,7 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 	int o, li = -1;
 
 	memset(c, 0, sizeof(*c));
+	c->timeout_s = CLI_SEND_TIMEOUT_S;
 	c->prog = slash ? slash + 1 : argv[0];
 	c->config_path = MMAPQ_DEFAULT_CONFIG;
 	opterr = 0;
@@ -105,6 +149,11 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 			if (!ctl || !*optarg)
 				goto bad;
 			c->socket_path = optarg;
+			break;
+		case OPT_TIMEOUT:
+			if (!ctl)
+				goto bad;
+			c->timeout_s = parse_seconds(c->prog, "--timeout", optarg);
 			break;
 		case 'h':
 			usage(stdout, c, usage_extra, want_count, ctl);
@@ -185,6 +234,7 @@ int cli_exit_code_for_open(int r)
 	case EDQUOT:
 	case ENOTDIR:
 	case ENAMETOOLONG:
+	case EFBIG:           /* RLIMIT_FSIZE (SIGXFSZ is ignored) */
 		return EXIT_CANTCREATE;
 	case EINVAL:
 		return EXIT_CONFIG;

@@ -21,11 +21,30 @@ enum {
 	EXIT_DATAERR = 65,     /* mmapqctl send: the producer rejected records */
 	EXIT_ROLE_TAKEN = 69,  /* another live process holds the role */
 	EXIT_UNAVAILABLE = 69, /* mmapqctl send: no producer listening */
+	EXIT_OSERR = 71,       /* no /dev/null to stand in for a closed standard descriptor */
 	EXIT_CANTCREATE = 73,  /* the queue file cannot be created or opened */
 	EXIT_IOERR = 74,       /* reading input or writing output failed */
 	EXIT_TEMPFAIL = 75,    /* mmapqctl send: records dropped (queue full, on_full = drop) */
+	EXIT_NOPERM = 77,      /* mmapqctl send: no permission to connect to the socket */
 	EXIT_CONFIG = 78,      /* bad configuration */
 };
+
+/*
+ * The first call of every main, before anything opens a file: standard
+ * descriptors 0-2 that are closed get /dev/null (else the next open() --
+ * the queue file, say -- would become "stdout" and records or log lines
+ * would be written over it), and SIGXFSZ is ignored (a file size limit
+ * makes writes fail with EFBIG, reported, instead of killing us).  Returns
+ * the descriptors that were closed as a mask (1 << fd), so that a program
+ * that needs one of them (the consumer writing to stdout, the producer
+ * reading stdin) can refuse instead of using /dev/null.  Exits 71 if
+ * /dev/null cannot be opened.
+ */
+unsigned cli_start(void);
+#define CLI_CLOSED(mask, fd) (((mask) >> (fd)) & 1u)
+
+/* mmapqctl send: seconds without progress before it gives up. */
+#define CLI_SEND_TIMEOUT_S 30
 
 struct cli {
 	const char *prog;
@@ -37,6 +56,7 @@ struct cli {
 	bool json;
 	uint64_t count;           /* consumer --count N; 0 = forever */
 	const char *socket_path;  /* mmapqctl send --socket PATH */
+	unsigned timeout_s;       /* mmapqctl send --timeout S, 0 = none */
 	int argi;                 /* first non-option argument */
 };
 

@@ -2,15 +2,21 @@
 /*
  * mmapq-consumer -- waits for records and writes each to its output.
  *
- * Start-up, in this order: options, config, signals, output, queue (create
- * or attach, validate, take the consumer role).  Shutdown in reverse.
+ * Start-up, in this order: standard descriptors, options, config, signals,
+ * queue (create or attach, validate, take the consumer role), output (only
+ * once the role is ours: a refused consumer must not touch the live one's
+ * output).  Shutdown in reverse.
  *
  * Delivery: a batch is formatted, written out completely (and, with
  * sync != never on a file, fdatasync'ed) and only then released, which
  * advances the consumer position stored in the file.  A crash between the
  * write and the release repeats that one batch after restart (at-least-once;
  * with output = journal each entry carries MMAPQ_SEQ=, which identifies the
- * repeats); nothing is ever skipped.
+ * repeats); nothing is ever skipped.  A batch is at most BATCH_BYTES of
+ * output (or one record, if larger), whatever the backlog, so memory does
+ * not grow with it; it is written in chunks that end at a record boundary,
+ * with a watchdog ping after each, so a slow output that still moves is
+ * not mistaken for a hang.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -19,15 +25,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
-#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include "cli.h"
-#include "log.h"
 #include "fault.h"
+#include "journal.h"
+#include "log.h"
 #include "mmapq.h"
 #include "service.h"
+
+#define BATCH_BYTES (1024u * 1024u) /* output formatted per batch, at most (+ one record) */
+#define WRITE_CHUNK (64u * 1024u)   /* one write(), then a watchdog ping */
 
 enum output_kind { OUT_STDOUT, OUT_NULL, OUT_FILE, OUT_JOURNAL };
 
@@ -35,14 +45,16 @@ struct output {
 	enum output_kind kind;
 	int fd;
 	const char *name;    /* points into the config's output string (file:) */
+	struct journal journal;
 };
 
 struct consumer {
 	struct mmapq *q;
 	struct mmapq_config cfg;
 	struct cli *cli;
+	unsigned closed_std;      /* standard descriptors closed at start (cli_start) */
 	struct output out;
-	char *buf;
+	char *buf;                /* BATCH_BYTES + one record + a line end */
 	size_t cap, len;
 	uint64_t consumed, next_stats_ns, stats_consumed, next_status_ns;
 	bool stale;               /* the path no longer names our file: drain, then stop */
@@ -50,58 +62,99 @@ struct consumer {
 	struct rate_meter status_rate;
 };
 
+/*
+ * A consumer that stopped in the middle of a write (killed, ENOSPC, a file
+ * size limit) leaves an incomplete last line.  That record was never
+ * released, so the queue still holds it and writes it again: cut the
+ * fragment off instead of letting it become a record of its own ("29" of
+ * "29841").  Everything up to the last newline stays.
+ */
+static int cut_partial_tail(const struct consumer *c, int fd, const char *path)
+{
+	char buf[4096];
+	off_t end = lseek(fd, 0, SEEK_END), pos = end, keep = 0;
+
+	if (end < 0) {
+		log_error("%s: lseek: %s", path, strerror(errno));
+		return EXIT_IOERR;
+	}
+	while (pos > 0) {
+		size_t n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+		ssize_t k = pread(fd, buf, n, pos - (off_t)n);
+		if (k != (ssize_t)n) {
+			log_error("%s: read: %s", path, k < 0 ? strerror(errno) : "short read");
+			return EXIT_IOERR;
+		}
+		const char *nl = memrchr(buf, '\n', n);
+		if (nl) {
+			keep = pos - (off_t)n + (nl - buf) + 1;
+			break;
+		}
+		pos -= (off_t)n;
+	}
+	if (keep == end)
+		return 0;
+	if (ftruncate(fd, keep) < 0 || (c->cfg.sync != MMAPQ_SYNC_NEVER && fsync(fd) < 0)) {
+		log_error("%s: cannot cut its incomplete last line: %s", path, strerror(errno));
+		return EXIT_IOERR;
+	}
+	log_warning("%s: cut %lld bytes of an incomplete last line (a write that was interrupted);"
+	            " the queue still holds that record and writes it again",
+	            path, (long long)(end - keep));
+	return 0;
+}
+
 /* spec is [consumer] output; o->name may point into it. */
-static int open_output(const char *spec, struct output *o)
+static int open_output(const struct consumer *c, const char *spec, struct output *o)
 {
 	/* auto: one journal entry per record when stdout is the journal */
 	if (!strcmp(spec, "journal") || (!strcmp(spec, "auto") && service_fd_is_journal(STDOUT_FILENO))) {
-		*o = (struct output){OUT_JOURNAL, -1, "journal"};
+		int r;
+
+		*o = (struct output){OUT_JOURNAL, -1, "journal", {.fd = -1}};
+		r = journal_open(&o->journal, JOURNAL_SOCKET);
+		if (r < 0) {
+			log_error("output = journal: cannot connect to %s: %s (is systemd-journald"
+			          " running?); nothing consumed", JOURNAL_SOCKET, strerror(-r));
+			return EXIT_IOERR;
+		}
 	} else if (!strcmp(spec, "stdout") || !strcmp(spec, "auto")) {
-		*o = (struct output){OUT_STDOUT, STDOUT_FILENO, "stdout"};
+		if (CLI_CLOSED(c->closed_std, STDOUT_FILENO)) {
+			log_error("output = %s: standard output was closed when the consumer started;"
+			          " nothing consumed", spec);
+			return EXIT_IOERR;
+		}
+		*o = (struct output){OUT_STDOUT, STDOUT_FILENO, "stdout", {.fd = -1}};
 	} else if (!strcmp(spec, "null")) {
-		*o = (struct output){OUT_NULL, -1, "null"};
+		*o = (struct output){OUT_NULL, -1, "null", {.fd = -1}};
 	} else if (!strncmp(spec, "file:", 5)) {
 		const char *path = spec + 5;
-		char last;
-		int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-		off_t end;
+		/* O_NOFOLLOW, as for the queue file: a symbolic link planted at
+		 * the path must not redirect records elsewhere */
+		int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0640);
+		struct stat st;
 
+		if (fd < 0 && errno == ELOOP) {
+			log_error("%s: is a symbolic link; refusing to follow it (name the target in"
+			          " [consumer] output)", path);
+			return EXIT_CANTCREATE;
+		}
 		if (fd < 0) {
 			log_error("%s: cannot open output: %s", path, strerror(errno));
 			return EXIT_CANTCREATE;
 		}
-		/* A consumer killed mid-write leaves a partial last line: start
-		 * the replayed batch on a line of its own. */
-		end = lseek(fd, 0, SEEK_END);
-		if (end > 0 && pread(fd, &last, 1, end - 1) == 1 && last != '\n') {
-			log_warning("%s: ends with a partial line (interrupted write); starting a new line",
-			            path);
-			if (write(fd, "\n", 1) != 1) {
-				log_error("%s: write: %s", path, strerror(errno));
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			int code = cut_partial_tail(c, fd, path);
+			if (code) {
 				close(fd);
-				return EXIT_IOERR;
+				return code;
 			}
 		}
-		*o = (struct output){OUT_FILE, fd, path};
+		*o = (struct output){OUT_FILE, fd, path, {.fd = -1}};
 	} else {
 		log_error("output '%s' is not supported by this build", spec);
 		return EXIT_CONFIG;
 	}
-	return 0;
-}
-
-static int reserve_buf(struct consumer *c, size_t more)
-{
-	if (c->len + more <= c->cap)
-		return 0;
-	size_t ncap = c->cap ? c->cap : 65536;
-	while (ncap < c->len + more)
-		ncap *= 2;
-	char *n = realloc(c->buf, ncap);
-	if (!n)
-		return -ENOMEM;
-	c->buf = n;
-	c->cap = ncap;
 	return 0;
 }
 
@@ -124,8 +177,13 @@ static size_t format_int(char *out, int64_t v)
 	return len;
 }
 
+static bool stopping(void)
+{
+	return cli_stop;
+}
+
 /* MESSAGE= is the record exactly as the lab printed it, plus MMAPQ_SEQ=.
- * sd_journal_sendv is binary-safe, for line records. */
+ * Binary-safe, for line records. */
 static int journal_record(struct consumer *c, const struct mmapq_record *rec)
 {
 	static const char msg[] = "MESSAGE=";
@@ -133,10 +191,8 @@ static int journal_record(struct consumer *c, const struct mmapq_record *rec)
 	char seq[40], queue[MMAPQ_CONFIG_STR_MAX + 16];
 	struct iovec iov[6];
 	size_t len;
-	int n, m, r;
+	int n, m;
 
-	if (reserve_buf(c, mlen + (c->cfg.format == MMAPQ_FORMAT_INT ? 24 : rec->len)) < 0)
-		return -ENOMEM;
 	memcpy(c->buf, msg, mlen);
 	if (c->cfg.format == MMAPQ_FORMAT_INT) {
 		int64_t v;
@@ -155,13 +211,12 @@ static int journal_record(struct consumer *c, const struct mmapq_record *rec)
 	iov[4] = (struct iovec){(char *)"SYSLOG_IDENTIFIER=mmapq-consumer", 32};
 	iov[5] = (struct iovec){(char *)"MMAPQ_ROLE=consumer", 19};
 	/* journald's socket may be full: a stop request ends the wait (the
-	 * batch is then not acknowledged), other interruptions retry */
-	do
-		r = sd_journal_sendv(iov, 6);
-	while (r == -EINTR && !cli_stop);
-	return r < 0 ? r : 0;
+	 * record is then not acknowledged), other interruptions retry */
+	return journal_send(&c->out.journal, iov, 6, stopping);
 }
 
+/* Into the batch buffer (which always has room for one more record), or
+ * straight to the journal. */
 static int append_record(struct consumer *c, const struct mmapq_record *rec)
 {
 	if (c->out.kind == OUT_NULL)
@@ -170,13 +225,9 @@ static int append_record(struct consumer *c, const struct mmapq_record *rec)
 		return journal_record(c, rec);
 	if (c->cfg.format == MMAPQ_FORMAT_INT) {
 		int64_t v;
-		if (reserve_buf(c, 24) < 0)
-			return -ENOMEM;
 		memcpy(&v, rec->data, sizeof(v));
 		c->len += format_int(c->buf + c->len, v);
 	} else {
-		if (reserve_buf(c, (size_t)rec->len + 1) < 0)
-			return -ENOMEM;
 		memcpy(c->buf + c->len, rec->data, rec->len);
 		c->len += rec->len;
 		c->buf[c->len++] = '\n';
@@ -184,20 +235,43 @@ static int append_record(struct consumer *c, const struct mmapq_record *rec)
 	return 0;
 }
 
-/* Everything, despite EINTR and short writes: the release depends on it. */
+/* Where the chunk starting at off ends: at most WRITE_CHUNK bytes, cut
+ * after a line end (a record larger than that is one chunk). */
+static size_t chunk_end(const struct consumer *c, size_t off)
+{
+	const char *nl;
+
+	if (c->len - off <= WRITE_CHUNK)
+		return c->len;
+	nl = memrchr(c->buf + off, '\n', WRITE_CHUNK);
+	if (!nl)
+		nl = memchr(c->buf + off + WRITE_CHUNK, '\n', c->len - off - WRITE_CHUNK);
+	return nl ? (size_t)(nl - c->buf) + 1 : c->len;
+}
+
+/* Everything, despite EINTR and short writes: the release depends on it.
+ * -EINTR: asked to stop (a stalled output must not keep us from stopping);
+ * what was written are whole lines, unless a write was cut short. */
 static int flush_output(struct consumer *c)
 {
 	size_t off = 0;
 
 	while (off < c->len) {
-		ssize_t k = write(c->out.fd, c->buf + off, c->len - off);
-		if (k < 0 && errno == EINTR && cli_stop)
-			return -EINTR; /* a stalled output must not keep us from stopping */
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		off += (size_t)k;
+		size_t end = chunk_end(c, off);
+
+		while (off < end) {
+			ssize_t k = write(c->out.fd, c->buf + off, end - off);
+			if (k < 0 && errno == EINTR && cli_stop)
+				return -EINTR;
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0)
+				return -errno;
+			off += (size_t)k;
+		}
+		service_loop_tick(); /* progress: a long batch to a slow output is no hang */
+		if (cli_stop && off < c->len)
+			return -EINTR;
 	}
 	c->len = 0;
 	if (c->out.kind == OUT_FILE && c->cfg.sync != MMAPQ_SYNC_NEVER && fdatasync(c->out.fd) < 0)
@@ -243,6 +317,8 @@ static void close_output(struct output *o)
 {
 	if (o->kind == OUT_FILE && o->fd >= 0)
 		close(o->fd);
+	if (o->kind == OUT_JOURNAL)
+		journal_close(&o->journal);
 	o->fd = -1;
 }
 
@@ -260,13 +336,89 @@ static void apply_reload(struct consumer *c)
 	if (!strcmp(old_output, c->cfg.output))
 		return;
 	/* between batches: nothing is buffered */
-	if (open_output(c->cfg.output, &next) != 0) {
+	if (open_output(c, c->cfg.output, &next) != 0) {
 		memcpy(c->cfg.output, old_output, sizeof(old_output)); /* c->out.name is valid again */
 		log_error("reload: keeping output %s", c->out.name);
 		return;
 	}
 	close_output(&c->out);
 	c->out = next;
+}
+
+/* Release what reached the output; say why we stop with the rest kept. */
+static int release(struct consumer *c, uint32_t n)
+{
+	int r = mmapq_release(c->q, n);
+
+	if (r < 0) {
+		log_error("%s: %s", mmapq_path(c->q), mmapq_strerror(r));
+		return cli_exit_code_for_open(r);
+	}
+	c->consumed += n;
+	return 0;
+}
+
+/*
+ * Up to n available records, at most BATCH_BYTES of output: formatted,
+ * written out, released.  0 to go on; an exit code; -EINTR if asked to
+ * stop (what is not released stays in the queue and is written again).
+ */
+static int consume_batch(struct consumer *c, uint32_t n)
+{
+	uint32_t i;
+	int r = 0;
+
+	for (i = 0; i < n && c->len < BATCH_BYTES; i++) {
+		struct mmapq_record rec;
+
+		r = mmapq_get(c->q, i, &rec);
+		if (r == 0)
+			r = append_record(c, &rec);
+		if (r < 0)
+			break;
+		if (c->out.kind == OUT_JOURNAL) {
+			/* each entry is delivered as it goes: ping as it progresses,
+			 * and on a stop keep what journald already has */
+			service_loop_tick();
+			if (cli_stop && i + 1 < n) {
+				i++;
+				r = -EINTR;
+				break;
+			}
+		}
+	}
+	if (r == -EINTR && c->out.kind == OUT_JOURNAL) {
+		log_notice("stopping: %u records delivered to the journal and released, the"
+		           " rest stays in the queue", i);
+		r = release(c, i);
+		return r ? r : -EINTR;
+	}
+	if (r < 0 && r != -EINTR) {
+		log_error("%s: record %u of the batch: %s", c->out.kind == OUT_JOURNAL ? "journal" :
+		          mmapq_path(c->q), i, r == -EBADMSG ? mmapq_strerror(r) : strerror(-r));
+		if (c->out.kind == OUT_JOURNAL && r != -EBADMSG) {
+			/* the records before it did reach journald */
+			int rr = release(c, i);
+			log_error("journal: %u records delivered and released, the rest stays in"
+			          " the queue", i);
+			if (rr)
+				return rr;
+		}
+		return r == -EBADMSG ? EXIT_BADQUEUE : EXIT_IOERR;
+	}
+	if (r == 0)
+		r = flush_output(c);
+	if (r == -EINTR) {
+		log_notice("stopping while writing: %u records not acknowledged, they will be"
+		           " written again by the next consumer", i);
+		return -EINTR;
+	}
+	if (r < 0) {
+		log_error("%s: write: %s (%u records not acknowledged, kept in the queue)",
+		          c->out.name, strerror(-r), i);
+		return EXIT_IOERR;
+	}
+	return release(c, i);
 }
 
 static int run(struct consumer *c, uint64_t count)
@@ -307,39 +459,9 @@ static int run(struct consumer *c, uint64_t count)
 		}
 		if (count && n > count - c->consumed)
 			n = (uint32_t)(count - c->consumed);
-		for (uint32_t i = 0; i < n; i++) {
-			struct mmapq_record rec;
-			r = mmapq_get(c->q, i, &rec);
-			if (r == 0)
-				r = append_record(c, &rec);
-			if (r == -EINTR) {
-				log_notice("stopping while writing: %u records not acknowledged, they"
-				           " will be written again by the next consumer", n);
-				return EXIT_OK;
-			}
-			if (r < 0) {
-				log_error("%s: record %u of the batch: %s", mmapq_path(c->q), i,
-				          mmapq_strerror(r));
-				return r == -EBADMSG ? EXIT_BADQUEUE : EXIT_IOERR;
-			}
-		}
-		r = flush_output(c);
-		if (r == -EINTR) {
-			log_notice("stopping while writing: %u records not acknowledged, they will be"
-			           " written again by the next consumer", n);
-			return EXIT_OK;
-		}
-		if (r < 0) {
-			log_error("%s: write: %s (%u records not acknowledged, kept in the queue)",
-			          c->out.name, strerror(-r), n);
-			return EXIT_IOERR;
-		}
-		r = mmapq_release(c->q, n);
-		if (r < 0) {
-			log_error("%s: %s", mmapq_path(c->q), mmapq_strerror(r));
-			return cli_exit_code_for_open(r);
-		}
-		c->consumed += n;
+		r = consume_batch(c, n);
+		if (r)
+			return r > 0 ? r : EXIT_OK;
 		if (count && c->consumed >= count)
 			return EXIT_OK;
 	}
@@ -353,7 +475,8 @@ int main(int argc, char **argv)
 	struct cli cl;
 	int r, code;
 
-	/* 1. options and configuration */
+	/* 1. standard descriptors, options and configuration */
+	c.closed_std = cli_start();
 	log_init("mmapq-consumer");
 	cli_parse(&cl, argc, argv, " [--count N]", true, false);
 	if (cl.argi != argc) {
@@ -375,12 +498,7 @@ int main(int argc, char **argv)
 	/* 2. signals (not blocked: SIGTERM interrupts a wait at once) */
 	cli_signals();
 
-	/* 3. the output, then the queue */
-	code = open_output(c.cfg.output, &c.out);
-	if (code) {
-		service_failed(code, "cannot open the output");
-		return code;
-	}
+	/* 3. the queue (the role), then the output */
 	qp = cli_queue_params(&c.cfg, MMAPQ_ROLE_CONSUMER);
 	cli_sigbus_guard(qp.path);
 	r = mmapq_open(&qp, &c.q, &err);
@@ -388,6 +506,13 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		code = cli_exit_code_for_open(r);
 		service_failed(code, err.msg);
+		return code;
+	}
+	c.cap = BATCH_BYTES + c.cfg.record_size + 32; /* + one record, its line end, MESSAGE= */
+	c.buf = malloc(c.cap);
+	code = c.buf ? open_output(&c, c.cfg.output, &c.out) : EXIT_IOERR;
+	if (code) {
+		service_failed(code, "cannot open the output");
 		goto out;
 	}
 
@@ -400,9 +525,9 @@ int main(int argc, char **argv)
 	/* shutdown, in reverse */
 	service_stopping();
 	stats(&c, 1);
-	mmapq_close(c.q);
 out:
 	close_output(&c.out);
 	free(c.buf);
+	mmapq_close(c.q);
 	return code;
 }

@@ -14,7 +14,9 @@
  * write, so they can neither hang on a stale mutex nor disturb the daemons.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,20 +236,6 @@ static int dump(struct mmapq *q, bool json)
 	return EXIT_OK;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t k = write(fd, p, len);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		p += k;
-		len -= (size_t)k;
-	}
-	return 0;
-}
-
 static int ack_field(const char **s, const char *name, unsigned long long *v)
 {
 	size_t n = strlen(name);
@@ -275,88 +263,236 @@ static int parse_ack(const char *s, unsigned long long *published, unsigned long
 	return 0;
 }
 
+/* One send: records out and replies in at the same time. */
+struct sender {
+	const char *path;
+	int fd;
+	char **values;            /* the VALUE arguments, or NULL: stdin */
+	int nvalues, next_value;
+	bool in_eof;              /* no more records to send */
+	bool shut;                /* our sending side is shut down */
+	char out[65536];          /* records read, not yet sent */
+	size_t out_len, out_off;
+	char *in;                 /* replies received, not yet a whole line */
+	size_t in_len, in_cap;
+	bool peer_eof;
+	bool acked;               /* an OK line came */
+	bool failed;              /* a FAIL line came */
+	unsigned long long published, dropped, rejected;
+	char last_seq[32];
+};
+
+/* A reply line: ERR (one rejected record), OK or FAIL (the last one). */
+static void sender_line(struct sender *sd, char *line)
+{
+	if (!strncmp(line, "ERR ", 4)) {
+		log_plain("%s: rejected: %s", sd->path, line + 4);
+	} else if (!strncmp(line, "OK ", 3) &&
+	           parse_ack(line + 3, &sd->published, &sd->dropped, &sd->rejected, sd->last_seq,
+	                     sizeof(sd->last_seq)) == 0) {
+		sd->acked = true;
+	} else if (!strncmp(line, "FAIL ", 5)) {
+		const char *counts = strstr(line, " published=");
+		log_error("%s: the producer gave up on this connection: %s", sd->path, line + 5);
+		if (counts)
+			(void)parse_ack(counts + 1, &sd->published, &sd->dropped, &sd->rejected,
+			                sd->last_seq, sizeof(sd->last_seq));
+		sd->failed = true;
+	} else {
+		log_error("%s: producer: %s", sd->path, line);
+	}
+}
+
+/* Read what the producer sent; handle each whole line.  true if it moved. */
+static bool sender_read(struct sender *sd)
+{
+	char *nl;
+	ssize_t k;
+
+	if (sd->in_cap - sd->in_len < 4096) {
+		size_t cap = sd->in_cap ? sd->in_cap * 2 : 16384;
+		char *b = realloc(sd->in, cap);
+		if (!b) {
+			log_error("out of memory");
+			sd->peer_eof = true;
+			return false;
+		}
+		sd->in = b;
+		sd->in_cap = cap;
+	}
+	k = read(sd->fd, sd->in + sd->in_len, sd->in_cap - sd->in_len - 1);
+	if (k < 0 && (errno == EINTR || errno == EAGAIN))
+		return false;
+	if (k <= 0) {
+		sd->peer_eof = true;
+		return k == 0;
+	}
+	sd->in_len += (size_t)k;
+	sd->in[sd->in_len] = '\0';
+	char *line = sd->in;
+	while ((nl = memchr(line, '\n', sd->in_len - (size_t)(line - sd->in)))) {
+		*nl = '\0';
+		sender_line(sd, line);
+		line = nl + 1;
+	}
+	sd->in_len -= (size_t)(line - sd->in);
+	memmove(sd->in, line, sd->in_len);
+	return true;
+}
+
+/* More records into out[] from the arguments (stdin is read by the loop). */
+static void sender_fill_values(struct sender *sd)
+{
+	while (sd->next_value < sd->nvalues) {
+		const char *v = sd->values[sd->next_value];
+		size_t n = strlen(v);
+		if (sd->out_len && sd->out_len + n + 1 > sizeof(sd->out))
+			return;
+		if (n + 1 > sizeof(sd->out)) {
+			/* one huge argument: the producer rejects it as too long */
+			n = sizeof(sd->out) - 1;
+		}
+		memcpy(sd->out + sd->out_len, v, n);
+		sd->out[sd->out_len + n] = '\n';
+		sd->out_len += n + 1;
+		sd->next_value++;
+	}
+	sd->in_eof = true;
+}
+
 /*
- * The producer answers "ERR LINE:COL: ..." per rejected record and, after
- * everything we sent is published, "OK published=N dropped=D rejected=R
- * last_seq=S" (or "FAIL ..." if it stops first).
+ * Send the records (the arguments, else stdin) while reading the replies:
+ * the producer reports each rejected record with an ERR line and stops
+ * reading a client whose replies pile up, so both directions must flow.
+ * After our last record, shut down our side and wait for the final line.
+ * timeout_s: give up when the producer has neither taken a byte nor
+ * answered for that long (0: never), e.g. a producer that does not serve
+ * its socket (input = generate) or a queue that stays full.
  */
-static int send_records(const char *path, int nvalues, char **values)
+static int send_records(const char *path, int nvalues, char **values, unsigned timeout_s,
+                        bool stdin_closed)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	unsigned long long published = 0, dropped = 0, rejected = 0;
-	char last_seq[32] = "-", *line = NULL;
-	bool acked = false;
-	size_t cap = 0;
-	FILE *in;
-	int fd, r = 0;
+	struct sender sd = {.path = path, .fd = -1, .values = values, .nvalues = nvalues};
+	uint64_t last_progress = mmapq_now_ns();
+	int code;
 
+	strcpy(sd.last_seq, "-");
+	if (!nvalues && stdin_closed) {
+		log_error("no VALUE arguments and standard input is closed: nothing to send");
+		return EXIT_IOERR;
+	}
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_error("%s: socket path too long", path);
 		return EXIT_USAGE;
 	}
 	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		log_error("%s: cannot connect to the producer: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return EXIT_UNAVAILABLE;
-	}
-	if (nvalues) {
-		for (int i = 0; i < nvalues && r == 0; i++) {
-			r = write_all(fd, values[i], strlen(values[i]));
-			if (r == 0)
-				r = write_all(fd, "\n", 1);
+	sd.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sd.fd < 0 || connect(sd.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		if (e == EACCES || e == EPERM) {
+			log_error("%s: permission denied: only root and members of the socket's group may"
+			          " send (usermod -aG mmapq USER)", path);
+			code = EXIT_NOPERM;
+		} else {
+			log_error("%s: cannot connect to the producer: %s (is it running with input ="
+			          " socket?)", path, strerror(e));
+			code = EXIT_UNAVAILABLE;
 		}
-	} else {
-		char buf[65536];
-		ssize_t n;
-		while ((n = read(STDIN_FILENO, buf, sizeof(buf))) != 0 && r == 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
+		if (sd.fd >= 0)
+			close(sd.fd);
+		return code;
+	}
+	fcntl(sd.fd, F_SETFL, fcntl(sd.fd, F_GETFL) | O_NONBLOCK);
+	if (nvalues)
+		sender_fill_values(&sd);
+
+	while (!sd.peer_eof) {
+		struct pollfd pf[2] = {{.fd = sd.fd, .events = POLLIN}, {.fd = -1}};
+		bool pending = sd.out_off < sd.out_len;
+		uint64_t now = mmapq_now_ns();
+		int timeout_ms = -1, r;
+
+		if (!pending && sd.in_eof && !sd.shut) {
+			shutdown(sd.fd, SHUT_WR); /* end of our records: the producer acknowledges */
+			sd.shut = true;
+		}
+		if (pending)
+			pf[0].events |= POLLOUT;
+		else if (!sd.in_eof)
+			pf[1] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
+		/* waiting for our own stdin is not the producer's fault */
+		if (timeout_s && (pending || sd.shut)) {
+			uint64_t end = last_progress + (uint64_t)timeout_s * 1000000000u;
+			timeout_ms = end > now ? (int)((end - now + 999999) / 1000000) : 0;
+		}
+		r = poll(pf, 2, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			log_error("poll: %s", strerror(errno));
+			break;
+		}
+		if (r == 0) {
+			log_error("%s: no progress for %u s: the producer neither took records nor"
+			          " answered (is it serving its socket? is the queue full?); %s",
+			          path, timeout_s, sd.out_off || sd.shut ?
+			          "some records may have been published" : "nothing was published");
+			close(sd.fd);
+			free(sd.in);
+			return EXIT_UNAVAILABLE;
+		}
+		if (pf[1].revents) {
+			ssize_t k = read(STDIN_FILENO, sd.out, sizeof(sd.out));
+			if (k < 0 && errno != EINTR && errno != EAGAIN) {
 				log_error("stdin: %s", strerror(errno));
-				close(fd);
+				close(sd.fd);
+				free(sd.in);
 				return EXIT_IOERR;
 			}
-			r = write_all(fd, buf, (size_t)n);
+			if (k == 0)
+				sd.in_eof = true;
+			if (k > 0) {
+				sd.out_len = (size_t)k;
+				sd.out_off = 0;
+			}
 		}
-	}
-	if (r < 0) {
-		log_error("%s: send: %s", path, strerror(-r));
-		close(fd);
-		return EXIT_IOERR;
-	}
-	shutdown(fd, SHUT_WR); /* end of our records: the producer acknowledges */
-	in = fdopen(fd, "r");
-	if (!in) {
-		close(fd);
-		return EXIT_IOERR;
-	}
-	while (getline(&line, &cap, in) > 0) {
-		line[strcspn(line, "\n")] = '\0';
-		if (!strncmp(line, "ERR ", 4)) {
-			log_plain("%s: rejected: %s", path, line + 4);
-		} else if (!strncmp(line, "OK ", 3) &&
-		           parse_ack(line + 3, &published, &dropped, &rejected, last_seq,
-		                     sizeof(last_seq)) == 0) {
-			acked = true;
-		} else {
-			log_error("%s: producer: %s", path, line);
+		if (pf[0].revents & POLLOUT) {
+			ssize_t k = send(sd.fd, sd.out + sd.out_off, sd.out_len - sd.out_off, MSG_NOSIGNAL);
+			if (k > 0) {
+				sd.out_off += (size_t)k;
+				last_progress = mmapq_now_ns();
+			} else if (k < 0 && errno != EINTR && errno != EAGAIN) {
+				/* the producer closed us: its last line says why */
+				log_error("%s: send: %s", path, strerror(errno));
+				sd.out_off = sd.out_len = 0;
+				sd.in_eof = sd.shut = true;
+			}
+			if (sd.out_off == sd.out_len) {
+				sd.out_off = sd.out_len = 0;
+				if (nvalues)
+					sender_fill_values(&sd);
+			}
 		}
+		if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR)) && sender_read(&sd))
+			last_progress = mmapq_now_ns();
 	}
-	free(line);
-	fclose(in);
-	if (!acked) {
-		log_error("%s: the producer closed the connection without acknowledging"
-		          " (some records may have been published)", path);
+	close(sd.fd);
+	free(sd.in);
+	if (!sd.acked) {
+		if (sd.failed)
+			log_error("%s: %llu records published (last seq %s), the rest not", path,
+			          sd.published, sd.last_seq);
+		else
+			log_error("%s: the producer closed the connection without acknowledging"
+			          " (some records may have been published)", path);
 		return EXIT_IOERR;
 	}
-	printf("published %llu, last seq %s", published, last_seq);
-	if (rejected || dropped)
-		printf(", rejected %llu, dropped %llu", rejected, dropped);
+	printf("published %llu, last seq %s", sd.published, sd.last_seq);
+	if (sd.rejected || sd.dropped)
+		printf(", rejected %llu, dropped %llu", sd.rejected, sd.dropped);
 	putchar('\n');
-	return rejected ? EXIT_DATAERR : dropped ? EXIT_TEMPFAIL : EXIT_OK;
+	return sd.rejected ? EXIT_DATAERR : sd.dropped ? EXIT_TEMPFAIL : EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -367,13 +503,16 @@ int main(int argc, char **argv)
 	struct mmapq *q;
 	struct cli c;
 	const char *cmd;
+	unsigned closed_std;
 	int r, code;
 
+	closed_std = cli_start();
 	log_init("mmapqctl");
 	cli_parse(&c, argc, argv, " status|dump [--json] | send [--socket PATH] [VALUE...]", false, true);
 	/* send --socket needs nothing from the configuration */
 	if (c.socket_path && c.argi < argc && !strcmp(argv[c.argi], "send") && !c.check_config)
-		return send_records(c.socket_path, argc - c.argi - 1, argv + c.argi + 1);
+		return send_records(c.socket_path, argc - c.argi - 1, argv + c.argi + 1, c.timeout_s,
+		                    CLI_CLOSED(closed_std, STDIN_FILENO));
 	code = cli_load_config(&c, &cfg);
 	if (code)
 		return code;
@@ -387,7 +526,11 @@ int main(int argc, char **argv)
 	cmd = argv[c.argi];
 	if (!strcmp(cmd, "send"))
 		return send_records(c.socket_path ? c.socket_path : cfg.socket_path, argc - c.argi - 1,
-		                    argv + c.argi + 1);
+		                    argv + c.argi + 1, c.timeout_s, CLI_CLOSED(closed_std, STDIN_FILENO));
+	if (CLI_CLOSED(closed_std, STDOUT_FILENO)) {
+		log_error("%s: standard output is closed: nowhere to print", cmd);
+		return EXIT_IOERR;
+	}
 	if ((strcmp(cmd, "status") && strcmp(cmd, "dump")) || c.argi + 1 != argc) {
 		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, dump or send)\n", c.prog,
 		        c.argi + 1 != argc ? argv[c.argi + 1] : cmd);

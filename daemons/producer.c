@@ -7,21 +7,36 @@
  * mmapq-producer.socket via sd_listen_fds); generate (a counter whose values
  * are the records' own sequence numbers).
  *
- * Start-up, in this order: options, config, signals, queue (create or
- * attach, validate, take the producer role), input, READY=1.  Shutdown in
- * reverse: STOPPING=1, publish everything read, tell clients what was
- * published, close the input, the queue (munmap, locks dropped).
+ * Start-up, in this order: standard descriptors, options, config, signals,
+ * queue (create or attach, validate, take the producer role), input,
+ * READY=1.  Shutdown in reverse: STOPPING=1, complete the record stdin was
+ * in the middle of (bounded), publish everything read, tell clients what
+ * was published, close the input, the queue (munmap, locks dropped).
  *
  * Nothing read is ever left unpublished: in block mode a read takes at most
- * as many bytes as can complete no more records than there are free slots
- * (read_bound), so a read can never yield more records than fit.  Everything read in one loop iteration is published
- * before the next wait.
+ * the bytes that complete as many records as there are free slots.  Where
+ * the input lets us look before reading (a socket's MSG_PEEK, a pipe's
+ * tee(), a regular file's lseek back) the read ends right after the last
+ * record that fits, however large the records are; elsewhere (a terminal)
+ * it takes at most the bytes that cannot complete more (blind_bound).  Only
+ * near a full queue does this cost anything: with room for a whole chunk a
+ * read is a plain read().  Everything read in one loop iteration is
+ * published before the next wait.
  *
- * Socket protocol (text, one line per message, producer to client): for
- * each rejected record "ERR LINE:COL: what: 'excerpt'"; after the client
- * shuts down its sending side and all its records are published,
- * "OK published=N dropped=D rejected=R last_seq=S" (S is "-" if N is 0);
- * if the producer stops first, "FAIL stopping published=N ...".
+ * A stop never splits a record: stdin in the middle of one is read on,
+ * record-exactly, until it ends (at most STOP_FINISH_NS), so the next
+ * reader of the same pipe starts at a record boundary; a regular file is
+ * rewound to the start of the unfinished record instead.
+ *
+ * Socket protocol (text, one line per message, producer to client; see
+ * mmapq-producer(8)): for each rejected record "ERR LINE:COL: what:
+ * 'excerpt'"; after the client shuts down its sending side and all its
+ * records are published, "OK published=N dropped=D rejected=R last_seq=S"
+ * (S is "-" if N is 0); if the producer stops first, "FAIL stopping
+ * published=N ..."; a client idle for [producer] client_timeout, or closed
+ * to make room, "FAIL idle published=N ...".  Every rejected record gets
+ * its ERR line: while a client's unread replies exceed OUT_MAX we stop
+ * reading its records (so a client must read replies while it sends).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,12 +60,25 @@
 #include "parse.h"
 #include "service.h"
 
-#define READ_CHUNK   (64u * 1024u)
-#define MAX_CLIENTS  64
-#define MAX_LISTEN   8
-#define OUT_MAX      (64u * 1024u) /* per client; further ERR lines are only counted */
+#define READ_CHUNK      (64u * 1024u)
+#define MAX_CLIENTS     64
+#define MAX_LISTEN      8
+#define OUT_MAX         (64u * 1024u) /* a client's unread replies before we stop reading it */
+#define REPLY_GROWTH    64u           /* most reply bytes one input byte can cause (ERR lines) */
+#define EVICT_IDLE_NS   1000000000u   /* idle this long: closed when a new client needs the place */
+#define STOP_FINISH_NS  2000000000u   /* a stop waits this long for the rest of a started record */
+#define BACKOFF_MIN_NS  100000000u    /* accept() failing (EMFILE...): pause, doubling, */
+#define BACKOFF_MAX_NS  1000000000u   /* up to this */
 
 enum input_kind { IN_STDIN, IN_SOCKET, IN_GENERATE };
+
+/* How we can look at an input before taking bytes from it. */
+enum src_kind {
+	SRC_FILE,   /* regular file: read, then lseek back what is not taken */
+	SRC_PIPE,   /* pipe or FIFO: tee() into a private pipe, then read */
+	SRC_SOCKET, /* stream socket: recv(MSG_PEEK) */
+	SRC_OTHER,  /* terminal, device: bounded reads only */
+};
 
 struct producer;
 
@@ -58,8 +86,12 @@ struct producer;
 struct source {
 	struct producer *p;
 	int fd;
+	enum src_kind kind;
+	int tee[2];      /* SRC_PIPE: the private pipe tee() copies into; -1 until used */
 	char name[32];
 	struct mmapq_parser *parser;
+	uint64_t partial;   /* bytes of an unfinished record at the end of what was parsed */
+	uint64_t active_ns; /* last time it made progress or waited for us (client_timeout) */
 	uint64_t published, dropped, rejected, last_seq;
 	bool eof;        /* nothing more to read; parser not finished yet */
 	bool finished;   /* parser finished: ack once published */
@@ -72,13 +104,16 @@ struct producer {
 	struct mmapq *q;
 	struct mmapq_config cfg;
 	struct cli *cli;
+	unsigned closed_std;       /* standard descriptors closed at start (cli_start) */
 	enum input_kind input;
 	uint32_t nfree;            /* slots reserved and not yet filled */
 	int fatal;                 /* exit code of a fatal error in a callback */
-	struct log_limit bad_limit, drop_limit;
+	struct log_limit bad_limit, drop_limit, accept_limit;
 	int listen_fd[MAX_LISTEN];
 	unsigned n_listen;
 	bool own_socket;           /* we created cfg.socket_path ourselves */
+	uint64_t accept_resume_ns; /* not accepting before this (fds exhausted, all places busy) */
+	uint64_t accept_backoff_ns;
 	struct source *src[MAX_CLIENTS + 1];
 	unsigned n_src;
 	uint64_t gen_start_ns, gen_done;
@@ -92,11 +127,11 @@ static bool blocking(const struct producer *p)
 	return p->cfg.on_full == MMAPQ_ON_FULL_BLOCK;
 }
 
-/* Queue a reply line.  ERR lines stop at OUT_MAX bytes (a client that
- * sends without reading must not make us buffer without bound); the final
- * OK/FAIL line is always queued: it carries the counts. */
-static void reply(struct source *s, bool final, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void reply(struct source *s, bool final, const char *fmt, ...)
+/* Queue a reply line.  Every line is kept (each rejected record is
+ * reported): the buffer is bounded by no longer reading a client whose
+ * unread replies exceed OUT_MAX (see wait_events, client_read_size). */
+static void reply(struct source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(struct source *s, const char *fmt, ...)
 {
 	char line[256];
 	va_list ap;
@@ -113,8 +148,6 @@ static void reply(struct source *s, bool final, const char *fmt, ...)
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
-	if (!final && s->out_len + (size_t)n > OUT_MAX)
-		return;
 	char *o = realloc(s->out, s->out_len + (size_t)n);
 	if (!o)
 		return;
@@ -138,7 +171,21 @@ static void flush_replies(struct source *s)
 		}
 		memmove(s->out, s->out + k, s->out_len - (size_t)k);
 		s->out_len -= (size_t)k;
+		s->active_ns = mmapq_now_ns(); /* it reads its replies: not idle */
 	}
+}
+
+/* The final line: what of this client's records was published. */
+static void reply_final(struct source *s, const char *verdict)
+{
+	if (s->published)
+		reply(s, "%s published=%" PRIu64 " dropped=%" PRIu64 " rejected=%" PRIu64
+		      " last_seq=%" PRIu64 "\n", verdict, s->published, s->dropped, s->rejected,
+		      s->last_seq);
+	else
+		reply(s, "%s published=0 dropped=%" PRIu64 " rejected=%" PRIu64 " last_seq=-\n",
+		      verdict, s->dropped, s->rejected);
+	s->acked = true;
 }
 
 static int refill(struct producer *p, uint64_t deadline)
@@ -208,7 +255,22 @@ static void on_parse_error(void *ctx, const struct mmapq_parse_error *e)
 	if (log_limit_pass(&s->p->bad_limit))
 		log_plain("%s:%" PRIu64 ":%" PRIu64 ": %s: '%s' (skipped)", s->name, e->line, e->column,
 		          e->what, e->excerpt);
-	reply(s, false, "ERR %" PRIu64 ":%" PRIu64 ": %s: '%s'\n", e->line, e->column, e->what, e->excerpt);
+	reply(s, "ERR %" PRIu64 ":%" PRIu64 ": %s: '%s'\n", e->line, e->column, e->what, e->excerpt);
+}
+
+static enum src_kind src_kind_of(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return SRC_OTHER;
+	if (S_ISREG(st.st_mode))
+		return SRC_FILE;
+	if (S_ISFIFO(st.st_mode))
+		return SRC_PIPE;
+	if (S_ISSOCK(st.st_mode))
+		return SRC_SOCKET;
+	return SRC_OTHER;
 }
 
 static struct source *source_new(struct producer *p, int fd, const char *name)
@@ -219,6 +281,9 @@ static struct source *source_new(struct producer *p, int fd, const char *name)
 		return NULL;
 	s->p = p;
 	s->fd = fd;
+	s->kind = src_kind_of(fd);
+	s->tee[0] = s->tee[1] = -1;
+	s->active_ns = mmapq_now_ns();
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	if (mmapq_parser_new(p->cfg.format, p->cfg.record_size, on_record, on_parse_error, s,
 	                     &s->parser) < 0) {
@@ -234,9 +299,174 @@ static void source_free(struct source *s)
 		return;
 	if (s->fd > STDIN_FILENO)
 		close(s->fd);
+	for (int i = 0; i < 2; i++)
+		if (s->tee[i] >= 0)
+			close(s->tee[i]);
 	mmapq_parser_free(s->parser);
 	free(s->out);
 	free(s);
+}
+
+/* ---- reading whole records ------------------------------------------------ */
+
+/* Where a record can end: whitespace (int, C-locale isspace) or '\n' (line). */
+static bool is_boundary(const struct producer *p, unsigned char ch)
+{
+	if (p->cfg.format == MMAPQ_FORMAT_LINE)
+		return ch == '\n';
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/*
+ * Length of the longest prefix of buf[0..n) that completes at most max
+ * records, given s->partial bytes of an unfinished one before it.  A bad
+ * token or line counts as a record here: the bound is only ever too small.
+ */
+static size_t cut_records(const struct producer *p, const struct source *s, const char *buf,
+                          size_t n, uint32_t max)
+{
+	bool in = s->partial > 0;
+	uint32_t done = 0;
+
+	if (!max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		bool b = is_boundary(p, (unsigned char)buf[i]);
+		if (p->cfg.format == MMAPQ_FORMAT_LINE) {
+			if (b && ++done == max)
+				return i + 1;
+		} else if (!b) {
+			in = true;
+		} else if (in) {
+			in = false;
+			if (++done == max)
+				return i + 1;
+		}
+	}
+	return n;
+}
+
+/*
+ * The most bytes a blind read may take so that the records they complete
+ * fit in max slots.  A line record needs its '\n' in the chunk: max bytes.
+ * An int record needs a separator in the chunk, and every one after the
+ * first (which may have started in an earlier chunk) a digit too: 2*max-1.
+ * UINT32_MAX: no bound.
+ */
+static size_t blind_bound(const struct producer *p, uint32_t max)
+{
+	if (max == UINT32_MAX)
+		return SIZE_MAX;
+	return p->cfg.format == MMAPQ_FORMAT_INT ? 2 * (size_t)max - 1 : max;
+}
+
+static ssize_t read_exactly(int fd, char *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t k = read(fd, buf + got, n - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
+}
+
+/*
+ * Read into p->buf at most want bytes that complete at most max records
+ * (UINT32_MAX: any number), leaving what follows in the input.  Returns
+ * the bytes read, 0 at end of input, -EAGAIN if nothing is there yet, or
+ * another -errno.
+ */
+static ssize_t read_records(struct producer *p, struct source *s, size_t want, uint32_t max)
+{
+	char *buf = p->buf;
+	ssize_t k;
+	size_t cut;
+
+	if (max == UINT32_MAX || blind_bound(p, max) >= want)
+		goto blind; /* a full chunk cannot complete more than fit */
+	switch (s->kind) {
+	case SRC_FILE:
+		k = read(s->fd, buf, want);
+		if (k <= 0)
+			return k < 0 ? -errno : 0;
+		cut = cut_records(p, s, buf, (size_t)k, max);
+		if (cut < (size_t)k && lseek(s->fd, (off_t)cut - (off_t)k, SEEK_CUR) < 0)
+			return -errno; /* taken and cannot be put back: fail rather than lose it */
+		return (ssize_t)cut;
+	case SRC_SOCKET:
+		k = recv(s->fd, buf, want, MSG_PEEK | MSG_DONTWAIT);
+		if (k <= 0)
+			return k < 0 ? -errno : 0;
+		cut = cut_records(p, s, buf, (size_t)k, max);
+		k = recv(s->fd, buf, cut, MSG_DONTWAIT); /* the same bytes, now taken */
+		return k < 0 ? -errno : k;
+	case SRC_PIPE:
+		if (s->tee[0] < 0 && pipe2(s->tee, O_CLOEXEC | O_NONBLOCK) < 0) {
+			s->kind = SRC_OTHER;
+			goto blind;
+		}
+		k = tee(s->fd, s->tee[1], want, SPLICE_F_NONBLOCK);
+		if (k < 0 && errno == EINVAL) {
+			s->kind = SRC_OTHER; /* not a pipe after all */
+			goto blind;
+		}
+		if (k <= 0)
+			return k < 0 ? -errno : 0; /* 0: no writer left, nothing buffered */
+		k = read_exactly(s->tee[0], buf, (size_t)k);
+		if (k < 0)
+			return k;
+		cut = cut_records(p, s, buf, (size_t)k, max);
+		return read_exactly(s->fd, buf, cut); /* the same bytes, now taken */
+	case SRC_OTHER:
+		break;
+	}
+blind:
+	if (want > blind_bound(p, max))
+		want = blind_bound(p, max);
+	k = read(s->fd, buf, want);
+	return k < 0 ? -errno : k;
+}
+
+/* Parse bytes just read; keeps s->partial up to date. */
+static int feed(struct producer *p, struct source *s, size_t n)
+{
+	size_t k = n;
+
+	while (k && !is_boundary(p, (unsigned char)p->buf[k - 1]))
+		k--;
+	s->partial = k ? n - k : s->partial + n;
+	return mmapq_parser_feed(s->parser, p->buf, n);
+}
+
+/* At end of input, told without taking a byte (the queue is full and may
+ * stay so).  Only for inputs that can look ahead; false for the others. */
+static bool input_ended(const struct source *s)
+{
+	struct pollfd pf = {.fd = s->fd, .events = POLLIN};
+	struct stat st;
+	off_t off;
+	char c;
+
+	switch (s->kind) {
+	case SRC_FILE:
+		off = lseek(s->fd, 0, SEEK_CUR);
+		return off >= 0 && fstat(s->fd, &st) == 0 && off >= st.st_size;
+	case SRC_PIPE:
+		/* hung up with nothing left: POLLHUP without POLLIN */
+		return poll(&pf, 1, 0) == 1 && (pf.revents & (POLLIN | POLLHUP)) == POLLHUP;
+	case SRC_SOCKET:
+		return recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+	case SRC_OTHER:
+		break;
+	}
+	return false;
 }
 
 /* ---- input set-up --------------------------------------------------------- */
@@ -300,6 +530,10 @@ static int setup_input(struct producer *p)
 		return 0;
 	}
 	if (!strcmp(p->cfg.input, "stdin")) {
+		if (CLI_CLOSED(p->closed_std, STDIN_FILENO)) {
+			log_error("input = stdin: standard input was closed when the producer started");
+			return EXIT_IOERR;
+		}
 		p->input = IN_STDIN;
 		p->src[0] = source_new(p, STDIN_FILENO, "stdin");
 		if (!p->src[0]) {
@@ -318,16 +552,90 @@ static int setup_input(struct producer *p)
 	return listen_socket(p);
 }
 
+/* Close a client now, telling it why and what of its records was published. */
+static void drop_client(struct producer *p, unsigned i, const char *verdict)
+{
+	struct source *s = p->src[i];
+
+	if (!s->acked)
+		reply_final(s, verdict);
+	flush_replies(s); /* what the socket takes now; the rest is lost with it */
+	log_info("%s: closed (%s): %" PRIu64 " published, %" PRIu64 " rejected, %" PRIu64 " dropped",
+	         s->name, verdict, s->published, s->rejected, s->dropped);
+	source_free(s);
+	p->src[i] = p->src[--p->n_src];
+}
+
+/* The client idle the longest, if idle for at least min_ns; -1 if none. */
+static int idlest_client(const struct producer *p, uint64_t now, uint64_t min_ns)
+{
+	int best = -1;
+
+	for (unsigned i = 0; i < p->n_src; i++) {
+		const struct source *s = p->src[i];
+		if (s->fd == STDIN_FILENO || now - s->active_ns < min_ns)
+			continue;
+		if (best < 0 || s->active_ns < p->src[best]->active_ns)
+			best = (int)i;
+	}
+	return best;
+}
+
+/* [producer] client_timeout: a client that neither sends nor reads. */
+static void expire_clients(struct producer *p)
+{
+	uint64_t now = mmapq_now_ns(), limit = (uint64_t)p->cfg.client_timeout * 1000000000u;
+	int i;
+
+	while (limit && (i = idlest_client(p, now, limit)) >= 0)
+		drop_client(p, (unsigned)i, "FAIL idle");
+}
+
+/*
+ * Take the connections waiting on lfd.  Idle connections never starve new
+ * ones: with every place taken, the client idle the longest (at least
+ * EVICT_IDLE_NS) is closed to make room; with none idle, accepting pauses
+ * until one could be.  accept() failing for want of descriptors or memory
+ * pauses it too, doubling up to BACKOFF_MAX_NS, logged once per burst.
+ */
 static void accept_clients(struct producer *p, int lfd)
 {
-	while (p->n_src < MAX_CLIENTS) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	for (;;) {
+		uint64_t now = mmapq_now_ns();
 		char name[32];
+		int i, fd;
+
+		if (p->n_src >= MAX_CLIENTS) {
+			i = idlest_client(p, now, EVICT_IDLE_NS);
+			if (i < 0) {
+				i = idlest_client(p, now, 0);
+				p->accept_resume_ns = (i >= 0 ? p->src[i]->active_ns : now) + EVICT_IDLE_NS;
+				return;
+			}
+			drop_client(p, (unsigned)i, "FAIL idle");
+		}
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		if (fd < 0 && errno == ECONNABORTED)
+			continue;
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warning("accept: %s", strerror(errno));
+			int e = errno;
+			/* out of descriptors: an idle client can give one back */
+			if ((e == EMFILE || e == ENFILE) && (i = idlest_client(p, now, EVICT_IDLE_NS)) >= 0) {
+				drop_client(p, (unsigned)i, "FAIL idle");
+				continue;
+			}
+			p->accept_backoff_ns = p->accept_backoff_ns ? p->accept_backoff_ns * 2 : BACKOFF_MIN_NS;
+			if (p->accept_backoff_ns > BACKOFF_MAX_NS)
+				p->accept_backoff_ns = BACKOFF_MAX_NS;
+			p->accept_resume_ns = now + p->accept_backoff_ns;
+			if (log_limit_pass(&p->accept_limit))
+				log_warning("accept: %s; new clients wait in the backlog (%u connected)",
+				            strerror(e), p->n_src);
 			return;
 		}
+		p->accept_backoff_ns = 0;
 		snprintf(name, sizeof(name), "client%d", fd);
 		struct source *s = source_new(p, fd, name);
 		if (!s) {
@@ -349,6 +657,7 @@ static void stats(struct producer *p, int force)
 
 	log_limit_flush(&p->bad_limit, 0);
 	log_limit_flush(&p->drop_limit, 0);
+	log_limit_flush(&p->accept_limit, 0);
 	if (!force && now < p->next_status_ns && now < p->next_stats_ns)
 		return;
 	if (mmapq_status(p->q, &st) < 0)
@@ -426,54 +735,111 @@ static uint64_t generate_wait(const struct producer *p)
 	return next_ns > now ? next_ns - now : 0;
 }
 
-/*
- * The most bytes a read may take so that the records they complete fit in
- * nfree slots.  A line record needs its '\n' in the chunk: nfree bytes.  An
- * int record needs a separator in the chunk, and every one after the first
- * (which may have started in an earlier chunk) a digit too: 2*nfree - 1.
- */
-static size_t read_bound(const struct producer *p)
+/* How much a client may send before we look at its replies again: its
+ * ERR lines must stay near OUT_MAX (a client with no rejected record yet
+ * reads whole chunks). */
+static size_t client_read_size(const struct source *s)
 {
-	if (!p->nfree)
-		return 0;
-	return p->cfg.format == MMAPQ_FORMAT_INT ? 2 * (size_t)p->nfree - 1 : p->nfree;
+	if (s->fd == STDIN_FILENO || !s->rejected)
+		return READ_CHUNK;
+	return (OUT_MAX - s->out_len) / REPLY_GROWTH + 1;
 }
 
 /* Read what is there (at most what fits) and parse it. */
 static int read_source(struct producer *p, struct source *s)
 {
-	size_t want = READ_CHUNK;
+	uint32_t max = blocking(p) ? p->nfree : UINT32_MAX;
 	ssize_t n;
 
-	if (blocking(p) && want > read_bound(p))
-		want = read_bound(p);
-	if (!want)
+	if (!max)
 		return 0;
-	n = read(s->fd, p->buf, want);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+	n = read_records(p, s, client_read_size(s), max);
+	if (n == -EINTR || n == -EAGAIN || n == -EWOULDBLOCK)
 		return 0;
 	if (n < 0) {
 		if (s->fd == STDIN_FILENO) {
-			log_error("%s: read: %s", s->name, strerror(errno));
+			log_error("%s: read: %s", s->name, strerror((int)-n));
 			p->fatal = EXIT_IOERR;
 			return -EIO;
 		}
-		log_warning("%s: read: %s", s->name, strerror(errno));
+		log_warning("%s: read: %s", s->name, strerror((int)-n));
 		n = 0; /* treat like a hang-up */
 	}
 	if (n == 0) {
 		s->eof = true;
 		return 0;
 	}
-	return mmapq_parser_feed(s->parser, p->buf, (size_t)n);
+	s->active_ns = mmapq_now_ns();
+	return feed(p, s, (size_t)n);
+}
+
+/*
+ * Stopping while stdin is in the middle of a record: a pipe's next reader
+ * would take the rest as a record of its own.  Read on, record-exactly,
+ * until that record ends (STOP_FINISH_NS at most); a regular file is
+ * rewound to its start instead.  Block mode has a slot for it: a read never
+ * leaves a record unfinished once it filled the last free slot.
+ */
+static void finish_record_on_stop(struct producer *p, struct source *s)
+{
+	uint64_t deadline = mmapq_now_ns() + STOP_FINISH_NS;
+
+	if (s->eof || s->finished || !s->partial)
+		return;
+	if (s->kind == SRC_FILE && lseek(s->fd, -(off_t)s->partial, SEEK_CUR) >= 0) {
+		log_notice("stopping: the %" PRIu64 " bytes of an unfinished record stay unread in %s",
+		           s->partial, s->name);
+		return;
+	}
+	while (s->partial && !s->eof && !p->fatal) {
+		uint64_t now = mmapq_now_ns();
+		struct pollfd pf = {.fd = s->fd, .events = POLLIN};
+		ssize_t n;
+
+		if (now >= deadline)
+			break;
+		if (poll(&pf, 1, (int)((deadline - now + 999999) / 1000000)) <= 0)
+			continue; /* timed out (the loop ends) or interrupted */
+		n = read_records(p, s, READ_CHUNK, 1);
+		if (n == -EINTR || n == -EAGAIN)
+			continue;
+		if (n <= 0) {
+			s->eof = true;
+			if (mmapq_parser_finish(s->parser) == 0)
+				s->finished = true;
+			s->partial = 0;
+			break;
+		}
+		if (feed(p, s, (size_t)n) < 0)
+			return;
+	}
+	if (s->partial)
+		log_warning("stopping: %s stopped in the middle of a record and its writer did not"
+		            " finish it within %u s: its first %" PRIu64 " bytes are dropped",
+		            s->name, STOP_FINISH_NS / 1000000000u, s->partial);
+	else
+		log_notice("stopping: read %s to the end of the record it was in", s->name);
+}
+
+/* Full, and the input may have ended meanwhile (exactly as many records as
+ * free slots, and no consumer): tell, without reading, so that we can exit. */
+static bool stdin_ended(struct producer *p)
+{
+	struct source *s = p->n_src ? p->src[0] : NULL;
+
+	if (p->input != IN_STDIN || !s || s->partial)
+		return false;
+	if (!s->eof && input_ended(s))
+		s->eof = true;
+	return s->eof;
 }
 
 static void finish_sources(struct producer *p)
 {
 	for (unsigned i = 0; i < p->n_src; i++) {
 		struct source *s = p->src[i];
-		/* the final token may need one slot */
-		if (!s->eof || s->finished || (blocking(p) && !p->nfree))
+		/* an unfinished final record needs a slot */
+		if (!s->eof || s->finished || (blocking(p) && !p->nfree && s->partial))
 			continue;
 		if (mmapq_parser_finish(s->parser) < 0 && p->fatal)
 			return;
@@ -488,16 +854,8 @@ static void ack_sources(struct producer *p, const char *verdict)
 		struct source *s = p->src[i];
 		if (s->fd == STDIN_FILENO)
 			continue;
-		if ((s->finished || verdict) && !s->acked) {
-			if (s->published)
-				reply(s, true, "%s published=%" PRIu64 " dropped=%" PRIu64 " rejected=%" PRIu64
-				      " last_seq=%" PRIu64 "\n", verdict ? verdict : "OK", s->published,
-				      s->dropped, s->rejected, s->last_seq);
-			else
-				reply(s, true, "%s published=0 dropped=%" PRIu64 " rejected=%" PRIu64
-				      " last_seq=-\n", verdict ? verdict : "OK", s->dropped, s->rejected);
-			s->acked = true;
-		}
+		if ((s->finished || verdict) && !s->acked)
+			reply_final(s, verdict ? verdict : "OK");
 		flush_replies(s);
 		if (s->acked && !s->out_len) {
 			log_debug("%s: %" PRIu64 " published, %" PRIu64 " rejected, %" PRIu64 " dropped",
@@ -513,16 +871,25 @@ static int wait_events(struct producer *p, const sigset_t *unblocked, uint64_t m
 	struct pollfd pf[MAX_LISTEN + MAX_CLIENTS + 1];
 	unsigned n = 0;
 	bool room = p->nfree || !blocking(p);
-	struct timespec ts = {.tv_sec = (time_t)(max_ns / 1000000000u), .tv_nsec = (long)(max_ns % 1000000000u)};
+	uint64_t now = mmapq_now_ns();
+	bool accepting = now >= p->accept_resume_ns;
+	struct timespec ts;
 	int r;
 
+	if (!accepting && p->accept_resume_ns - now < max_ns)
+		max_ns = p->accept_resume_ns - now;
+	ts = (struct timespec){.tv_sec = (time_t)(max_ns / 1000000000u), .tv_nsec = (long)(max_ns % 1000000000u)};
 	for (unsigned i = 0; i < p->n_listen; i++)
-		pf[n++] = (struct pollfd){.fd = p->listen_fd[i], .events = p->n_src < MAX_CLIENTS ? POLLIN : 0};
+		pf[n++] = (struct pollfd){.fd = p->listen_fd[i], .events = accepting ? POLLIN : 0};
 	for (unsigned i = 0; i < p->n_src; i++) {
 		struct source *s = p->src[i];
 		short ev = 0;
-		if (!s->eof && room)
+		/* a client with OUT_MAX of unread replies is not read until it
+		 * reads them: every ERR line is kept */
+		if (!s->eof && room && s->out_len < OUT_MAX)
 			ev |= POLLIN;
+		else if (!room)
+			s->active_ns = now; /* it waits for the queue, not we for it */
 		if (s->out_len)
 			ev |= POLLOUT;
 		pf[n++] = (struct pollfd){.fd = s->fd, .events = ev};
@@ -534,9 +901,6 @@ static int wait_events(struct producer *p, const sigset_t *unblocked, uint64_t m
 		return errno == EINTR ? 0 : -errno;
 	if (r == 0)
 		return 0;
-	for (unsigned i = 0; i < p->n_listen; i++)
-		if (pf[i].revents & POLLIN)
-			accept_clients(p, p->listen_fd[i]);
 	for (unsigned i = 0, j = p->n_listen; i < p->n_src && j < n; i++, j++) {
 		struct source *s = p->src[i];
 		if (pf[j].revents & POLLOUT)
@@ -547,6 +911,10 @@ static int wait_events(struct producer *p, const sigset_t *unblocked, uint64_t m
 				return r;
 		}
 	}
+	/* after the clients' revents are used: accepting may close one */
+	for (unsigned i = 0; i < p->n_listen; i++)
+		if (pf[i].revents & POLLIN)
+			accept_clients(p, p->listen_fd[i]);
 	return 0;
 }
 
@@ -580,11 +948,19 @@ static int run(struct producer *p, const sigset_t *unblocked)
 		if (cli_stop)
 			return EXIT_OK;
 		stats(p, 0);
+		expire_clients(p);
 		if (p->fatal)
 			return p->fatal;
+		if (!p->nfree && blocking(p) && stdin_ended(p)) {
+			/* full, and nothing more will come: everything read is
+			 * published (the queue stays full for the consumer) */
+			finish_sources(p);
+			return p->fatal ? p->fatal : EXIT_OK;
+		}
 		if (!p->nfree) {
 			/* unblocked while waiting for room: a signal interrupts
-			 * the wait at once (-EINTR), or at worst its 0.5 s slice */
+			 * the wait at once (-EINTR), or at worst its 0.5 s slice;
+			 * a slice that ends looks at stdin's end again above */
 			sigset_t blocked;
 
 			sigprocmask(SIG_SETMASK, unblocked, &blocked);
@@ -631,6 +1007,7 @@ int main(int argc, char **argv)
 	struct producer p = {
 		.bad_limit = LOG_LIMIT_INIT("bad input", 10, 20),
 		.drop_limit = LOG_LIMIT_INIT("records dropped", 10, 1),
+		.accept_limit = LOG_LIMIT_INIT("accept failures", 10, 1),
 	};
 	struct mmapq_params qp;
 	struct mmapq_error err;
@@ -638,7 +1015,8 @@ int main(int argc, char **argv)
 	sigset_t sigs, unblocked;
 	int r, code;
 
-	/* 1. options and configuration */
+	/* 1. standard descriptors, options and configuration */
+	p.closed_std = cli_start();
 	log_init("mmapq-producer");
 	cli_parse(&c, argc, argv, "", false, false);
 	if (c.argi != argc) {
@@ -690,6 +1068,8 @@ int main(int argc, char **argv)
 
 	/* shutdown, in reverse */
 	service_stopping();
+	if (cli_stop && p.input == IN_STDIN)
+		finish_record_on_stop(&p, p.src[0]);
 	r = mmapq_publish(p.q);
 	if (r < 0 && code == EXIT_OK)
 		code = fail(&p, r);
@@ -700,6 +1080,7 @@ int main(int argc, char **argv)
 	stats(&p, 1);
 	log_limit_flush(&p.bad_limit, 1);
 	log_limit_flush(&p.drop_limit, 1);
+	log_limit_flush(&p.accept_limit, 1);
 out:
 	for (unsigned i = 0; i < p.n_src; i++)
 		source_free(p.src[i]);

@@ -146,6 +146,7 @@ static const struct {
 	{ "producer", "socket",         "/run/mmapq/producer.sock", "/tmp/p.sock", 1 },
 	{ "producer", "generate_rate",  "1000",   "0",               0 },
 	{ "producer", "on_full",        "block",  "drop",            0 },
+	{ "producer", "client_timeout", "60",     "0",               0 },
 	{ "consumer", "output",         "auto",   "file:/var/log/mmapq.out", 0 },
 	{ "log",      "level",          "info",   "debug",           0 },
 	{ "log",      "stats_interval", "0",      "86400",           0 },
@@ -187,6 +188,7 @@ static void assert_defaults(const struct mmapq_config *c)
 	assert_string_equal(c->socket_path, "/run/mmapq/producer.sock");
 	assert_int_equal(c->generate_rate, 1000);
 	assert_int_equal(c->on_full, MMAPQ_ON_FULL_BLOCK);
+	assert_int_equal(c->client_timeout, 60);
 	assert_string_equal(c->output, "auto");
 	assert_int_equal(c->log_level, MMAPQ_LOG_INFO);
 	assert_int_equal(c->stats_interval, 0);
@@ -307,6 +309,7 @@ static void test_nondefault(void **state)
 	assert_string_equal(c.socket_path, "/tmp/p.sock");
 	assert_int_equal(c.generate_rate, 0);
 	assert_int_equal(c.on_full, MMAPQ_ON_FULL_DROP);
+	assert_int_equal(c.client_timeout, 0);
 	assert_string_equal(c.output, "file:/var/log/mmapq.out");
 	assert_int_equal(c.log_level, MMAPQ_LOG_DEBUG);
 	assert_int_equal(c.stats_interval, 86400);

@@ -471,20 +471,19 @@ static void test_rejected(void **state)
 
 /*
  * ---- many_rejected ----
- * A client that, like mmapqctl, reads the replies only after it sent all
- * its records.  The producer caps the ERR lines it buffers (OUT_MAX); the
- * final "OK ..." line carries the counts and must arrive regardless.  To
- * make the moment deterministic the last record "2" has no newline: it is
- * completed only at end of input, published, and acknowledged in the same
- * loop iteration; we start reading once a consumer has received it.
+ * 200,000 bad records from a client that reads the replies while it sends
+ * (the protocol asks it to: the producer stops reading a client whose
+ * unread replies pile up, rather than drop them).  Every rejected record
+ * must get its own ERR line, in order, and the final OK line the counts.
+ * Then the same through mmapqctl send, which reads while it sends.
  */
 static void test_many_rejected(void **state)
 {
 	enum { NBAD = 200000 };
 	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
-	struct kid p = start_producer(cfg), c;
+	struct kid p = start_producer(cfg), c, s;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t len = 2 + 2 * (size_t)NBAD + 1;
+	size_t len = 2 + 2 * (size_t)NBAD + 2;
 	char *data = malloc(len + 1), want[128];
 	struct out *reply;
 	struct feed f;
@@ -499,7 +498,8 @@ static void test_many_rejected(void **state)
 		data[2 + 2 * i] = 'x';
 		data[3 + 2 * i] = '\n';
 	}
-	data[len - 1] = '2'; /* no newline: completed only at end of input */
+	data[len - 2] = '2';
+	data[len - 1] = '\n';
 	data[len] = '\0';
 	c = start_consumer(cfg, 2);
 
@@ -507,26 +507,41 @@ static void test_many_rejected(void **state)
 	strcpy(sa.sun_path, sock);
 	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s: %s", sock,
 	      strerror(errno));
+	reply = out_new(dup(fd)); /* drained by feed_all while it writes */
 	f = (struct feed){.fd = fd, .data = data, .len = len};
-	CHECK(feed_all(&f, 20000), "could not send %zu bytes (%zu sent): %s", len, f.off,
-	      f.err ? strerror(f.err) : "timeout");
+	CHECK(feed_all(&f, 20000), "could not send %zu bytes (%zu sent): %s; replies so far %zu bytes",
+	      len, f.off, f.err ? strerror(f.err) : "timeout", reply->len);
 	shutdown(fd, SHUT_WR);
-	CHECK(until(c.out, NULL, DEADLINE_MS) && strcmp(str(c.out), "1\n2\n") == 0,
-	      "consumer printed '%s', want 1 2", str(c.out));
-	CHECK(wait_exit(&c, DEADLINE_MS) == 0, "consumer failed");
-	/* now read the replies */
-	reply = out_new(fd);
 	CHECK(until(reply, NULL, DEADLINE_MS), "the producer did not close the connection");
 	nerr = count_lines_with(str(reply), "ERR ");
 	snprintf(want, sizeof(want), "OK published=2 dropped=0 rejected=%d last_seq=1\n", NBAD);
-	CHECK(strstr(str(reply), want),
-	      "no '%.*s' line after %d rejected records: the reply has %d ERR lines (%zu bytes) and"
-	      " ends with '%s'", (int)strlen(want) - 1, want, NBAD, nerr, reply->len,
+	CHECK(nerr == NBAD && strstr(str(reply), want) &&
+	      strstr(str(reply), "ERR 200001:1: not a decimal integer: 'x'\n"),
+	      "want %d ERR lines up to line 200001 and '%.*s'; the reply has %d ERR lines (%zu bytes)"
+	      " and ends with '%s'", NBAD, (int)strlen(want) - 1, want, nerr, reply->len,
 	      reply->len > 120 ? reply->s + reply->len - 120 : reply->s);
+	CHECK(until(c.out, NULL, DEADLINE_MS) && strcmp(str(c.out), "1\n2\n") == 0,
+	      "consumer printed '%s', want 1 2", str(c.out));
+	CHECK(wait_exit(&c, DEADLINE_MS) == 0, "consumer failed");
 	out_free(reply);
+	close(fd);
+	kid_close(&c);
+
+	/* mmapqctl send: every rejected record reported on its stderr */
+	char **argv = av("mmapqctl", "--config", cfg, "send", (char *)NULL);
+	s = spawn(argv, true, true, true);
+	av_free(argv);
+	f = (struct feed){.fd = s.in, .data = data, .len = len};
+	CHECK(feed_all(&f, 20000), "could not feed mmapqctl send");
+	close_fd(&s.in);
+	CHECK(until(s.err, NULL, DEADLINE_MS) && until(s.out, NULL, DEADLINE_MS), "send did not end");
+	CHECK(wait_exit(&s, DEADLINE_MS) == 65, "send of rejected records: want exit 65");
+	nerr = count_lines_with(str(s.err), ": rejected: ");
+	CHECK(nerr == NBAD && strcmp(str(s.out), "published 2, last seq 3, rejected 200000, dropped 0\n") == 0,
+	      "send reported %d rejected records (want %d), stdout '%s'", nerr, NBAD, str(s.out));
+	kid_close(&s);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
 	kid_close(&p);
-	kid_close(&c);
 	free(data);
 	free(cfg);
 }
@@ -706,9 +721,11 @@ static void test_sigterm_blocked(void **state)
 	CHECK(until(s.out, NULL, DEADLINE_MS) && until(s.err, NULL, DEADLINE_MS),
 	      "send did not end after the producer stopped");
 	code = wait_exit(&s, DEADLINE_MS);
-	failline = strstr(str(s.err), "producer: FAIL stopping published=");
-	CHECK(code == 74 && failline && sscanf(failline, "producer: FAIL stopping published=%llu", &n) == 1 &&
-	      strstr(str(s.err), "without acknowledging") && !strstr(str(s.err), "OK ") && !*str(s.out),
+	failline = strstr(str(s.err), "the producer gave up on this connection: stopping published=");
+	CHECK(code == 74 && failline &&
+	      sscanf(failline, "the producer gave up on this connection: stopping published=%llu", &n) == 1 &&
+	      strstr(str(s.err), " records published (last seq ") && !strstr(str(s.err), "OK ") &&
+	      !*str(s.out),
 	      "send: exit %d (want 74), stdout '%s', stderr '%s' (want a FAIL stopping line, no OK)",
 	      code, str(s.out), str(s.err));
 	st = queue_status();
