@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -144,6 +145,33 @@ int tu_spawn(struct tu_proc *p, char *const argv[], char *const env_extra[],
 	if (pipe_err)
 		close(err[1]);
 	return 0;
+}
+
+pid_t tu_start(char *const argv[], const struct tu_child *c)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (pid > 0)
+		return pid;
+	for (int fd = 0; fd <= 2; fd++) {
+		int src = c->stdio[fd] >= 0 ? c->stdio[fd] : open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (src < 0 || dup2(src, fd) < 0)
+			_exit(126);
+	}
+	for (int fd = 0; fd <= 2; fd++)
+		if (c->closed >> fd & 1)
+			close(fd);
+	if (c->rlimit_resource >= 0) {
+		struct rlimit rl = {.rlim_cur = c->rlimit, .rlim_max = c->rlimit};
+		if (setrlimit(c->rlimit_resource, &rl) < 0)
+			_exit(126);
+	}
+	for (size_t i = 0; c->env_extra && c->env_extra[i]; i++)
+		putenv(c->env_extra[i]);
+	execve(argv[0], argv, environ);
+	_exit(127);
 }
 
 int tu_wait(pid_t pid, int timeout_ms)
@@ -315,4 +343,63 @@ int tu_exit_code(int status)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return -1;
+}
+
+void tu_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("SKIP: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(TEST_SKIP);
+}
+
+int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
+{
+	unsigned failed = 0, skipped = 0;
+
+	if (argc == 2 && !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", cases[i].name);
+		return 0;
+	}
+	if (argc == 2) {
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(argv[1], cases[i].name)) {
+				cases[i].run();
+				return 0;
+			}
+		fprintf(stderr, "%s: no case '%s' (--list lists them)\n", argv[0], argv[1]);
+		return 2;
+	}
+	if (argc != 1) {
+		fprintf(stderr, "usage: %s [--list | CASE]\n", argv[0]);
+		return 2;
+	}
+	for (size_t i = 0; i < n; i++) {
+		pid_t pid;
+		int st, code;
+
+		fflush(NULL);
+		pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (pid == 0) {
+			cases[i].run();
+			exit(0);
+		}
+		while (waitpid(pid, &st, 0) < 0)
+			if (errno != EINTR)
+				die("waitpid");
+		code = tu_exit_code(st);
+		fprintf(stderr, "%s: %s: %s\n", argv[0], cases[i].name,
+		        code == 0 ? "passed" : code == TEST_SKIP ? "skipped" : "FAILED");
+		failed += code != 0 && code != TEST_SKIP;
+		skipped += code == TEST_SKIP;
+	}
+	fprintf(stderr, "%s: %zu cases, %u failed, %u skipped\n", argv[0], n, failed, skipped);
+	return failed ? 1 : 0;
 }

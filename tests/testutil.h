@@ -52,6 +52,22 @@ struct tu_proc {
 int tu_spawn(struct tu_proc *p, char *const argv[], char *const env_extra[],
              bool pipe_in, bool pipe_out, bool pipe_err);
 
+/*
+ * Start argv[0] with stdio[0..2] as its descriptors 0-2 (-1: /dev/null;
+ * the caller keeps and closes its own copies), then the descriptors in
+ * closed (1 << fd) closed, the resource limit applied if rlimit_resource
+ * >= 0, and env_extra ("K=V"...) added.  Returns the pid.
+ */
+struct tu_child {
+	int stdio[3];
+	unsigned closed;
+	int rlimit_resource;      /* RLIMIT_..., or -1 */
+	unsigned long long rlimit; /* soft and hard */
+	char *const *env_extra;
+};
+#define TU_CHILD_INIT {.stdio = {-1, -1, -1}, .rlimit_resource = -1}
+pid_t tu_start(char *const argv[], const struct tu_child *c);
+
 /* Wait for the child to exit, at most timeout_ms (poll on a pidfd).
  * Returns the wait status, or -ETIMEDOUT (the child is left running). */
 int tu_wait(pid_t pid, int timeout_ms);
@@ -75,5 +91,38 @@ void tu_dump_queue(const char *path, const char *why);
 int tu_exit_code(int status); /* exit code, or 128+signal, or -1 */
 
 uint64_t tu_now_ms(void);
+
+/*
+ * A test program made of named cases, each its own ctest entry
+ * (mmapq_add_case_test in tests/CMakeLists.txt), so that a skip is
+ * reported as a skip:
+ *   prog --list   the case names
+ *   prog CASE     that case, in this process: exit 0 passed, 77 skipped,
+ *                 anything else failed
+ *   prog          every case, each in a child of its own; exit 0 if none
+ *                 failed
+ * A case fails through TU_EXPECT (which prints the queue state) or any
+ * non-zero exit, skips with tu_skip().
+ */
+struct tu_case {
+	const char *name;
+	void (*run)(void);
+};
+int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n);
+void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* For case programs: on failure say what and where, print the queue state
+ * at qpath, exit 1. */
+#define TU_EXPECT(qpath, cond, ...)                                                  \
+	do {                                                                         \
+		if (!(cond)) {                                                       \
+			fprintf(stderr, "CHECK failed at %s:%d: %s\n    ", __FILE__,   \
+			        __LINE__, #cond);                                    \
+			fprintf(stderr, __VA_ARGS__);                                \
+			fputc('\n', stderr);                                         \
+			tu_dump_queue((qpath), "failure");                           \
+			exit(1);                                                     \
+		}                                                                    \
+	} while (0)
 
 #endif
