@@ -52,6 +52,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -119,6 +121,7 @@ struct cfgopt {
 	const char *output;  /* default stdout */
 	uint32_t rate;       /* generate_rate */
 	uint32_t stats;      /* stats_interval */
+	uint32_t client_timeout; /* default 60 */
 };
 
 /* dir/name: the queue in dir, the socket dir/p.sock, level debug */
@@ -127,12 +130,13 @@ static char *write_cfg(const char *name, struct cfgopt o)
 	char *p = tu_path(dir, name);
 	char *text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\n"
 	                          "[producer]\ninput = %s\nsocket = %s\ngenerate_rate = %" PRIu32
-	                          "\non_full = %s\n"
+	                          "\non_full = %s\nclient_timeout = %" PRIu32 "\n"
 	                          "[consumer]\noutput = %s\n"
 	                          "[log]\nlevel = debug\nstats_interval = %" PRIu32 "\n",
 	                          qpath, o.capacity ? o.capacity : 1024,
 	                          o.input ? o.input : "socket", sock, o.rate,
-	                          o.on_full ? o.on_full : "block", o.output ? o.output : "stdout",
+	                          o.on_full ? o.on_full : "block",
+	                          o.client_timeout ? o.client_timeout : 60, o.output ? o.output : "stdout",
 	                          o.stats);
 
 	if (tu_write_file(p, text, strlen(text)) < 0)
@@ -880,6 +884,215 @@ static void test_generate_rate(void **state)
 	free(cfg);
 }
 
+/* ---- idle clients and exhausted descriptors ---- */
+
+/* n connections to the producer's socket (they sit in the backlog until
+ * it accepts them) */
+static void connect_clients(int *fds, int n)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	strcpy(sa.sun_path, sock);
+	for (int i = 0; i < n; i++) {
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK(fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		      "connect %d: %s", i, strerror(errno));
+	}
+}
+
+/* Until the producer's stderr has n lines containing needle. */
+static bool until_count(struct out *o, const char *needle, int n, int timeout_ms)
+{
+	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
+
+	while (count_lines_with(str(o), needle) < n)
+		if (!pump(deadline))
+			return false;
+	return true;
+}
+
+/*
+ * 64 clients connect and send nothing: every place is taken.  A new sender
+ * must still get in (the client idle the longest, for at least a second,
+ * is closed with "FAIL idle"), instead of waiting in the backlog forever.
+ */
+static void test_idle_clients(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
+	struct kid p = start_producer(cfg);
+	int fds[64], failed = 0;
+	struct res r;
+
+	(void)state;
+	connect_clients(fds, 64);
+	CHECK(until_count(p.err, " connected", 64, DEADLINE_MS), "64 clients not accepted: %s", str(p.err));
+	r = ctl(cfg, "send", "1", "2");
+	CHECK(r.code == 0 && strstr(r.out, "published 2"), "send with 64 idle clients connected: exit %d,"
+	      " stdout '%s', stderr '%s'", r.code, r.out, r.err);
+	res_free(&r);
+	for (int i = 0; i < 64; i++) {
+		char buf[256];
+		ssize_t k = recv(fds[i], buf, sizeof(buf) - 1, MSG_DONTWAIT);
+		if (k > 0) {
+			buf[k] = '\0';
+			failed += strcmp(buf, "FAIL idle published=0 dropped=0 rejected=0 last_seq=-\n") == 0;
+		}
+		close(fds[i]);
+	}
+	CHECK(failed >= 1, "no idle client was told 'FAIL idle'");
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	kid_close(&p);
+	free(cfg);
+}
+
+/* [producer] client_timeout: a client that sent one record and then
+ * nothing is closed, told what was published. */
+static void test_client_timeout(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.client_timeout = 1});
+	struct kid p = start_producer(cfg);
+	struct out *reply;
+	int fd;
+
+	(void)state;
+	connect_clients(&fd, 1);
+	CHECK(write(fd, "5\n", 2) == 2, "write");
+	reply = out_new(fd);
+	CHECK(until(reply, NULL, DEADLINE_MS) &&
+	      !strcmp(str(reply), "FAIL idle published=1 dropped=0 rejected=0 last_seq=0\n"),
+	      "an idle client got '%s' (want FAIL idle with its count, then the end)", str(reply));
+	CHECK(queue_status().tail == 1, "the record before the silence is not published");
+	out_free(reply);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	kid_close(&p);
+	free(cfg);
+}
+
+static uint64_t cpu_ticks(pid_t pid)
+{
+	char *path = tu_xasprintf("/proc/%d/stat", (int)pid), *st = tu_read_file(path, NULL), *p;
+	unsigned long long ut = 0, stime = 0;
+
+	/* fields 14 and 15 (utime, stime) after the ")" that ends the name */
+	if (st && (p = strrchr(st, ')')))
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime);
+	free(st);
+	free(path);
+	return ut + stime;
+}
+
+/*
+ * The producer limited to 16 descriptors, 40 clients connecting: accept()
+ * fails with EMFILE.  It must not spin (it used to, at 100% CPU, logging
+ * 235 MB in 5 s): it backs off, says so once, and gets the clients in as
+ * idle ones are closed.  Then a sender still gets through.
+ */
+static void test_accept_exhausted(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
+	char **argv = av("mmapq-producer", "--config", cfg, (char *)NULL);
+	struct tu_child c = TU_CHILD_INIT;
+	struct kid p = {.in = -1};
+	int efd[2], fds[40];
+	uint64_t t0, ticks0, ms;
+	long hz = sysconf(_SC_CLK_TCK);
+	struct res r;
+
+	(void)state;
+	CHECK(pipe2(efd, O_CLOEXEC) == 0, "pipe2");
+	c.stdio[2] = efd[1];
+	c.rlimit_resource = RLIMIT_NOFILE;
+	c.rlimit = 16;
+	p.pid = tu_start(argv, &c);
+	kid_add(p.pid);
+	close(efd[1]);
+	p.err = out_new(efd[0]);
+	av_free(argv);
+	CHECK(until(p.err, "as producer", DEADLINE_MS), "producer did not start: %s", str(p.err));
+	t0 = tu_now_ms();
+	ticks0 = cpu_ticks(p.pid);
+	connect_clients(fds, 40);
+	CHECK(until(p.err, "accept: Too many open files", DEADLINE_MS), "no EMFILE: %s", str(p.err));
+	/* every one of the 40 gets in, in turn, as idle ones are closed */
+	CHECK(until_count(p.err, " connected", 40, 30000), "not all 40 clients were accepted: %d",
+	      count_lines_with(str(p.err), " connected"));
+	ms = tu_now_ms() - t0;
+	uint64_t cpu_ms = (cpu_ticks(p.pid) - ticks0) * 1000 / (uint64_t)hz;
+	CHECK(cpu_ms * 4 < ms, "the producer used %" PRIu64 " ms of CPU in %" PRIu64 " ms with accept()"
+	      " failing: it spins", cpu_ms, ms);
+	CHECK(count_lines_with(str(p.err), "accept:") <= 2 && p.err->len < 16384,
+	      "%d accept lines, %zu bytes of log: the message is not collapsed",
+	      count_lines_with(str(p.err), "accept:"), p.err->len);
+	for (int i = 0; i < 40; i++)
+		close(fds[i]);
+	r = ctl(cfg, "send", "7", NULL);
+	CHECK(r.code == 0, "send after EMFILE: exit %d, stderr '%s'", r.code, r.err);
+	res_free(&r);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	kid_close(&p);
+	free(cfg);
+}
+
+/* ---- send's deadline and permission errors ---- */
+
+/* A socket nobody serves (as the passed socket of a producer configured
+ * with input = generate): send gives up after --timeout with a reason. */
+static void test_send_timeout(void **state)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char **argv = av("mmapqctl", "--socket", sock, "--timeout", "1", "send", "1", "2", (char *)NULL);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct res r;
+
+	(void)state;
+	strcpy(sa.sun_path, sock);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 8) == 0,
+	      "listen: %s", strerror(errno));
+	r = run(argv, NULL, 0, DEADLINE_MS);
+	CHECK(r.code == 69 && strstr(r.err, "no progress for 1 s"),
+	      "send to a socket nobody serves: exit %d (want 69), stderr '%s'", r.code, r.err);
+	res_free(&r);
+	av_free(argv);
+	close(fd);
+}
+
+/* Not allowed to connect: its own exit code (77) and message, not "no
+ * producer listens" (69). */
+static void test_send_eacces(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
+	struct kid p = start_producer(cfg);
+	char *argv[] = {tu_bin("mmapqctl"), "--socket", sock, "send", "1", NULL};
+	int efd[2], code;
+	char *err;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	CHECK(chmod(dir, 0755) == 0 && chmod(sock, 0600) == 0, "chmod");
+	CHECK(pipe2(efd, O_CLOEXEC) == 0, "pipe2");
+	pid = fork();
+	if (pid == 0) {
+		dup2(efd[1], 2);
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(99);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(efd[1]);
+	err = tu_read_all(efd[0], DEADLINE_MS, NULL);
+	code = tu_exit_code(tu_wait(pid, DEADLINE_MS));
+	CHECK(code == 77 && err && strstr(err, "permission denied"),
+	      "send as nobody to a 0600 root socket: exit %d (want 77), stderr '%s'", code, err ? err : "");
+	free(err);
+	close(efd[0]);
+	free(argv[0]);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	kid_close(&p);
+	free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -895,6 +1108,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_after_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_generate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_generate_rate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_clients, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_accept_exhausted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_send_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_send_eacces, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* a dead child's stdin is an EPIPE error, not our death */
