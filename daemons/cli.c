@@ -222,8 +222,9 @@ int cli_exit_code_for_open(int r)
 	case ELOOP:
 	case EISDIR:
 	case ENOTRECOVERABLE:
-	case ESTALE:
 		return EXIT_BADQUEUE;
+	case ESTALE:
+		return EXIT_STALE;
 	case EBUSY:
 		return EXIT_ROLE_TAKEN;
 	case ENOENT:
@@ -356,4 +357,23 @@ struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_
 		.spin_us = cfg->spin_us,
 	};
 	return p;
+}
+
+int cli_attach(const struct mmapq_config *cfg, enum mmapq_role role, struct mmapq **q)
+{
+	struct mmapq_params qp = cli_queue_params(cfg, role);
+	struct mmapq_error err;
+	int r, code;
+
+	cli_sigbus_guard(qp.path);
+	r = mmapq_open(&qp, q, &err);
+	if (r == 0)
+		return 0;
+	log_error("%s", err.msg);
+	if (r == -EPROTO)
+		log_notice("to keep its records under the new geometry, stop both daemons and run"
+		           " `mmapqctl recreate` (mmapqctl(8)); or restore the old values");
+	code = cli_exit_code_for_open(r);
+	service_failed(code, err.msg);
+	return code;
 }

@@ -17,7 +17,8 @@
 enum {
 	EXIT_OK = 0,
 	EXIT_USAGE = 64,       /* bad command line */
-	EXIT_BADQUEUE = 65,    /* the queue file is invalid, corrupt or mismatched */
+	EXIT_BADQUEUE = 65,    /* the queue file is invalid, corrupt or mismatched: an operator
+	                          must act (mmapqctl recreate), so systemd does not restart */
 	EXIT_DATAERR = 65,     /* mmapqctl send: the producer rejected records */
 	EXIT_ROLE_TAKEN = 69,  /* another live process holds the role */
 	EXIT_UNAVAILABLE = 69, /* mmapqctl send: no producer listening */
@@ -25,6 +26,8 @@ enum {
 	EXIT_CANTCREATE = 73,  /* the queue file cannot be created or opened */
 	EXIT_IOERR = 74,       /* reading input or writing output failed */
 	EXIT_TEMPFAIL = 75,    /* mmapqctl send: records dropped (queue full, on_full = drop) */
+	EXIT_STALE = 75,       /* the queue file was deleted or replaced while in use (all it
+	                          held written out): a restart attaches to the new one */
 	EXIT_NOPERM = 77,      /* mmapqctl send: no permission to connect to the socket */
 	EXIT_CONFIG = 78,      /* bad configuration */
 };
@@ -98,5 +101,10 @@ int cli_reload_config(struct cli *c, struct mmapq_config *running);
 void cli_sigbus_guard(const char *queue_path);
 
 struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_role role);
+
+/* The daemons' attach: the SIGBUS guard, mmapq_open in role, every failure
+ * logged (with what to do about a changed geometry) and reported to
+ * systemd.  0, or the exit code. */
+int cli_attach(const struct mmapq_config *cfg, enum mmapq_role role, struct mmapq **q);
 
 #endif

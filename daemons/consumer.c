@@ -449,7 +449,7 @@ static int run(struct consumer *c, uint64_t count)
 			bool producer = mmapq_status(c->q, &st) == 0 && st.producer.attached;
 			r = mmapq_available(c->q, producer ? deadline : 0, &n);
 			if (r == -EAGAIN && !producer)
-				return EXIT_BADQUEUE;
+				return EXIT_STALE;
 		}
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;
@@ -470,10 +470,8 @@ static int run(struct consumer *c, uint64_t count)
 int main(int argc, char **argv)
 {
 	struct consumer c = {.out = {.fd = -1}};
-	struct mmapq_params qp;
-	struct mmapq_error err;
 	struct cli cl;
-	int r, code;
+	int code;
 
 	/* 1. standard descriptors, options and configuration */
 	c.closed_std = cli_start();
@@ -499,15 +497,9 @@ int main(int argc, char **argv)
 	cli_signals();
 
 	/* 3. the queue (the role), then the output */
-	qp = cli_queue_params(&c.cfg, MMAPQ_ROLE_CONSUMER);
-	cli_sigbus_guard(qp.path);
-	r = mmapq_open(&qp, &c.q, &err);
-	if (r < 0) {
-		log_error("%s", err.msg);
-		code = cli_exit_code_for_open(r);
-		service_failed(code, err.msg);
+	code = cli_attach(&c.cfg, MMAPQ_ROLE_CONSUMER, &c.q);
+	if (code)
 		return code;
-	}
 	c.cap = BATCH_BYTES + c.cfg.record_size + 32; /* + one record, its line end, MESSAGE= */
 	c.buf = malloc(c.cap);
 	code = c.buf ? open_output(&c, c.cfg.output, &c.out) : EXIT_IOERR;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -495,6 +496,156 @@ static int send_records(const char *path, int nvalues, char **values, unsigned t
 	return sd.rejected ? EXIT_DATAERR : sd.dropped ? EXIT_TEMPFAIL : EXIT_OK;
 }
 
+/* ---- recreate --------------------------------------------------------------- */
+
+/* Open the existing file at path in a role, with whatever geometry it has. */
+static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st, enum mmapq_role role,
+                   const char *path, struct mmapq **q)
+{
+	struct mmapq_params qp = cli_queue_params(cfg, role);
+	struct mmapq_error err;
+	int r;
+
+	qp.path = path;
+	if (role == MMAPQ_ROLE_OBSERVER)
+		qp.capacity = qp.record_size = qp.format = 0; /* whatever is there */
+	if (st) {
+		qp.capacity = st->capacity;
+		qp.record_size = st->record_size;
+		qp.format = st->format;
+	}
+	r = mmapq_open(&qp, q, &err);
+	if (r < 0)
+		log_error("%s", err.msg);
+	return r;
+}
+
+/*
+ * Give the queue file the configured geometry, keeping its records: the
+ * way out of exit 65 after capacity, record_size or format changed in
+ * mmapq.ini.  Both daemons must be stopped; we take both roles of the old
+ * file (so none can attach meanwhile), build the new file beside it, copy
+ * the unconsumed records in order, and rename it over the old one.  Until
+ * the rename the old file is untouched, so a failure at any step loses
+ * nothing.  Sequence numbers start again at 0 in the new file.
+ */
+static int recreate(const struct mmapq_config *cfg)
+{
+	const char *path = cfg->queue_path;
+	struct mmapq *obs = NULL, *cons = NULL, *prod = NULL, *next = NULL;
+	struct mmapq_status st;
+	struct stat old;
+	char *tmp = NULL;
+	uint32_t n = 0, copied = 0;
+	int r, code = EXIT_OK;
+
+	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, path, &obs);
+	if (r < 0)
+		return cli_exit_code_for_open(r);
+	r = mmapq_status(obs, &st);
+	mmapq_close(obs);
+	if (r < 0) {
+		log_error("%s: %s", path, mmapq_strerror(r));
+		return EXIT_BADQUEUE;
+	}
+	if (st.capacity == cfg->capacity && st.record_size == cfg->record_size && st.format == cfg->format) {
+		printf("%s: already capacity %" PRIu32 ", record_size %" PRIu32 ", format %s; nothing to do\n",
+		       path, st.capacity, st.record_size, mmapq_format_name(st.format));
+		return EXIT_OK;
+	}
+	if (st.producer.attached || st.consumer.attached) {
+		log_error("%s: the %s is attached (pid %" PRId32 "); stop both daemons first"
+		          " (systemctl stop mmapq.target)", path,
+		          st.producer.attached ? "producer" : "consumer",
+		          st.producer.attached ? st.producer.pid : st.consumer.pid);
+		return EXIT_ROLE_TAKEN;
+	}
+	if (st.tail - st.head > cfg->capacity) {
+		log_error("%s: holds %" PRIu64 " records, more than the new capacity %" PRIu32
+		          "; consume some first", path, st.tail - st.head, cfg->capacity);
+		return EXIT_DATAERR;
+	}
+	if (st.format != cfg->format && st.tail != st.head) {
+		log_error("%s: holds %" PRIu64 " %s records, the configuration says format = %s;"
+		          " consume them first (with the old format)", path, st.tail - st.head,
+		          mmapq_format_name(st.format), mmapq_format_name(cfg->format));
+		return EXIT_DATAERR;
+	}
+	/* both roles of the old file: from here on no daemon can attach */
+	r = open_as(cfg, &st, MMAPQ_ROLE_CONSUMER, path, &cons);
+	if (r == 0)
+		r = open_as(cfg, &st, MMAPQ_ROLE_PRODUCER, path, &prod);
+	if (r == 0)
+		r = mmapq_available(cons, 0, &n);
+	if (r == -EAGAIN) {
+		n = 0;
+		r = 0;
+	}
+	if (r < 0) {
+		code = r == -EBUSY ? EXIT_ROLE_TAKEN : cli_exit_code_for_open(r);
+		goto out;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct mmapq_record rec;
+		if (mmapq_get(cons, i, &rec) == 0 && rec.len > cfg->record_size) {
+			log_error("%s: record %" PRIu64 " has %" PRIu32 " bytes, more than the new"
+			          " record_size %" PRIu32, path, rec.seq, rec.len, cfg->record_size);
+			code = EXIT_DATAERR;
+			goto out;
+		}
+	}
+	if (stat(path, &old) < 0 || asprintf(&tmp, "%s.recreate-%d", path, (int)getpid()) < 0) {
+		log_error("%s: %s", path, strerror(errno));
+		code = EXIT_IOERR;
+		tmp = NULL;
+		goto out;
+	}
+	r = open_as(cfg, NULL, MMAPQ_ROLE_PRODUCER, tmp, &next);
+	if (r < 0) {
+		code = cli_exit_code_for_open(r);
+		goto out;
+	}
+	while (copied < n) {
+		uint32_t room;
+		r = mmapq_reserve(next, 0, &room);
+		for (; r == 0 && room && copied < n; room--, copied++) {
+			struct mmapq_record rec;
+			r = mmapq_get(cons, copied, &rec);
+			if (r == 0)
+				r = mmapq_put(next, rec.data, rec.len);
+		}
+		if (r == 0) {
+			int k = mmapq_publish(next);
+			r = k < 0 ? k : 0;
+		}
+		if (r < 0) {
+			log_error("%s: copying record %" PRIu32 ": %s", tmp, copied, mmapq_strerror(r));
+			code = EXIT_IOERR;
+			goto out;
+		}
+	}
+	/* the daemons' user must own the new file as it did the old one */
+	if ((geteuid() == 0 && chown(tmp, old.st_uid, old.st_gid) < 0) || rename(tmp, path) < 0) {
+		log_error("%s: cannot put the new file in place: %s", tmp, strerror(errno));
+		code = EXIT_IOERR;
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	printf("%s: recreated: capacity %" PRIu32 " -> %" PRIu32 ", record_size %" PRIu32 " -> %" PRIu32
+	       ", format %s -> %s; %" PRIu32 " records carried over (sequence numbers start again at 0)\n",
+	       path, st.capacity, cfg->capacity, st.record_size, cfg->record_size,
+	       mmapq_format_name(st.format), mmapq_format_name(cfg->format), copied);
+out:
+	mmapq_close(next);
+	if (tmp)
+		unlink(tmp); /* a failure: the old file is as it was */
+	free(tmp);
+	mmapq_close(prod);
+	mmapq_close(cons);
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	struct mmapq_config cfg;
@@ -508,7 +659,8 @@ int main(int argc, char **argv)
 
 	closed_std = cli_start();
 	log_init("mmapqctl");
-	cli_parse(&c, argc, argv, " status|dump [--json] | send [--socket PATH] [VALUE...]", false, true);
+	cli_parse(&c, argc, argv, " status|dump [--json] | send [--socket PATH] [VALUE...] | recreate",
+	          false, true);
 	/* send --socket needs nothing from the configuration */
 	if (c.socket_path && c.argi < argc && !strcmp(argv[c.argi], "send") && !c.check_config)
 		return send_records(c.socket_path, argc - c.argi - 1, argv + c.argi + 1, c.timeout_s,
@@ -520,7 +672,7 @@ int main(int argc, char **argv)
 		return cli_check_config_result(&c);
 	}
 	if (c.argi >= argc) {
-		fprintf(stderr, "%s: missing command: status, dump or send\n", c.prog);
+		fprintf(stderr, "%s: missing command: status, dump, send or recreate\n", c.prog);
 		return EXIT_USAGE;
 	}
 	cmd = argv[c.argi];
@@ -531,10 +683,18 @@ int main(int argc, char **argv)
 		log_error("%s: standard output is closed: nowhere to print", cmd);
 		return EXIT_IOERR;
 	}
-	if ((strcmp(cmd, "status") && strcmp(cmd, "dump")) || c.argi + 1 != argc) {
-		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, dump or send)\n", c.prog,
-		        c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
+	if ((strcmp(cmd, "status") && strcmp(cmd, "dump") && strcmp(cmd, "recreate")) ||
+	    c.argi + 1 != argc) {
+		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, dump, send or"
+		        " recreate)\n", c.prog, c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
 		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "recreate")) {
+		cli_sigbus_guard(cfg.queue_path);
+		code = recreate(&cfg);
+		if (fflush(stdout) != 0 && code == EXIT_OK)
+			code = EXIT_IOERR;
+		return code;
 	}
 	qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
 	qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */

@@ -670,7 +670,7 @@ static void stats(struct producer *p, int force)
 		if (r == -ESTALE || r == -EBADMSG) {
 			log_error("%s: %s; stopping", mmapq_path(p->q),
 			          r == -ESTALE ? mmapq_strerror(r) : "the header was overwritten while in use");
-			p->fatal = EXIT_BADQUEUE;
+			p->fatal = cli_exit_code_for_open(r);
 		}
 	}
 	if (now >= p->next_status_ns || force) {
@@ -1009,8 +1009,6 @@ int main(int argc, char **argv)
 		.drop_limit = LOG_LIMIT_INIT("records dropped", 10, 1),
 		.accept_limit = LOG_LIMIT_INIT("accept failures", 10, 1),
 	};
-	struct mmapq_params qp;
-	struct mmapq_error err;
 	struct cli c;
 	sigset_t sigs, unblocked;
 	int r, code;
@@ -1041,15 +1039,9 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, &unblocked);
 
 	/* 3. the queue */
-	qp = cli_queue_params(&p.cfg, MMAPQ_ROLE_PRODUCER);
-	cli_sigbus_guard(qp.path);
-	r = mmapq_open(&qp, &p.q, &err);
-	if (r < 0) {
-		log_error("%s", err.msg);
-		code = cli_exit_code_for_open(r);
-		service_failed(code, err.msg);
+	code = cli_attach(&p.cfg, MMAPQ_ROLE_PRODUCER, &p.q);
+	if (code)
 		return code;
-	}
 
 	/* 4. the input */
 	p.buf = malloc(READ_CHUNK);

@@ -1122,6 +1122,71 @@ static void test_io_error(void **state)
 	free(full);
 }
 
+/* ---- 65 after a geometry change, and mmapqctl recreate ---- */
+
+/*
+ * capacity changes from 8 to 16 in mmapq.ini with 5 records in the file:
+ * both daemons refuse with 65 and say what to do; recreate refuses while a
+ * daemon is attached (69) and when the records do not fit (65), then
+ * carries them over; the consumer under the new configuration gets them.
+ */
+static void test_recreate(void **state)
+{
+	struct transcript t = {.group = "recreate"};
+	char *c8 = write_cfg("c8.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n[log]\nlevel = debug\n");
+	char *c16 = write_cfg("c16.ini", "[queue]\ncapacity = 16\n[consumer]\noutput = stdout\n");
+	char *c4 = write_cfg("c4.ini", "[queue]\ncapacity = 4\n");
+	char *argv_c[] = {tu_bin("mmapq-consumer"), "--config", c8, "--queue", qpath, "--count", "6", NULL};
+	struct tu_proc live;
+	struct res r;
+	size_t n;
+	int st;
+
+	(void)state;
+	tr_run_free(&t, 0, "1 2 3 4 5\n", P, "--config", c8, "--queue", qpath, NULL);
+	tr_run_free(&t, 65, "6\n", P, "--config", c16, "--queue", qpath, NULL);
+	tr_run_free(&t, 65, NULL, C, "--config", c16, "--queue", qpath, NULL);
+	CHECK(queue_status().capacity == 8 && queue_status().tail == 5, "the refused daemons changed the file");
+
+	/* a consumer of the old geometry is attached (it would take 6) */
+	tu_spawn(&live, argv_c, NULL, false, true, true);
+	kids[nkids++] = live.pid;
+	{
+		char *s = tu_read_until(live.err_fd, "as consumer", DEADLINE_MS, &n);
+		CHECK(s != NULL, "the consumer did not attach");
+		free(s);
+	}
+	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
+	           (char *[]){(char *)CTL, "--config", c16, "--queue", qpath, "recreate", NULL});
+	CHECK(r.code == 69 && strstr(r.err, "the consumer is attached") && queue_status().capacity == 8,
+	      "recreate with a consumer attached: exit %d, stderr '%s'", r.code, r.err);
+	res_free(&r);
+	kill(live.pid, SIGTERM);
+	st = tu_wait(live.pid, DEADLINE_MS);
+	kid_forget(live.pid);
+	CHECK(tu_exit_code(st) == 0, "the live consumer exited %d", tu_exit_code(st));
+	{
+		/* it consumed the 5 records before it was stopped */
+		char *s = tu_read_all(live.out_fd, DEADLINE_MS, &n);
+		CHECK(s && !strcmp(s, "1\n2\n3\n4\n5\n"), "the live consumer printed '%s'", s ? s : "");
+		free(s);
+	}
+	close(live.out_fd);
+	close(live.err_fd);
+	tr_run_free(&t, 0, "6 7 8 9 10\n", P, "--config", c8, "--queue", qpath, NULL);
+
+	tr_run_free(&t, 65, NULL, CTL, "--config", c4, "--queue", qpath, "recreate", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c16, "--queue", qpath, "recreate", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c16, "--queue", qpath, "recreate", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c16, "--queue", qpath, "--count", "5", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c16, "--queue", qpath, "status", NULL);
+	tr_check(&t);
+	free(argv_c[0]);
+	free(c4);
+	free(c8);
+	free(c16);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1139,6 +1204,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_role_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cannot_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recreate, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

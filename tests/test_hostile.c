@@ -714,12 +714,12 @@ static int deleted_or_replaced(bool replace)
 	t0 = tu_now_ms();
 	CHECK(kill(c.pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
 
-	expect_exit(&p, EXIT_MS, 65, g_q, "deleted or replaced", END);
-	note("producer: exit 65 %" PRIu64 " ms after the file was %s", p.exit_ms - t0,
+	expect_exit(&p, EXIT_MS, 75, g_q, "deleted or replaced", END);
+	note("producer: exit 75 %" PRIu64 " ms after the file was %s", p.exit_ms - t0,
 	     replace ? "replaced" : "deleted");
 	CHECK(p.exit_ms - t0 <= 2500, "the producer took %" PRIu64 " ms to notice", p.exit_ms - t0);
-	expect_exit(&c, EXIT_MS, 65, g_q, "deleted or replaced", END);
-	note("consumer: exit 65 %" PRIu64 " ms after, having written out %zu bytes", c.exit_ms - t0,
+	expect_exit(&c, EXIT_MS, 75, g_q, "deleted or replaced", END);
+	note("consumer: exit 75 %" PRIu64 " ms after, having written out %zu bytes", c.exit_ms - t0,
 	     c.o.len);
 	CHECK(strcmp(out_text(&c), want) == 0,
 	      "records published before the %s were not all written out, in order, once: got %zu bytes,"
@@ -772,8 +772,8 @@ static int case_stale_publish_after_drain(void)
 	/* input the producer reads after that */
 	feed(&p, "4 5 6\n", false);
 	CHECK(kill(p.pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
-	expect_exit(&p, EXIT_MS, 65, "deleted or replaced", END);
-	expect_exit(&c, EXIT_MS, 65, "deleted or replaced", END);
+	expect_exit(&p, EXIT_MS, 75, "deleted or replaced", END);
+	expect_exit(&c, EXIT_MS, 75, "deleted or replaced", END);
 	positions_of_fd(oldfd, &head, &tail);
 	close(oldfd);
 	want = numbers(1, (unsigned)tail, '\n');

@@ -61,7 +61,7 @@ for u in mmapq-producer.service mmapq-consumer.service; do
 	fi
 	# What the issue asks for, literally.
 	for want in 'Type=notify' 'User=mmapq' 'Group=mmapq' 'StateDirectory=mmapq' \
-		'Restart=on-failure' 'RestartPreventExitStatus=.*\b78\b' 'WatchdogSec=' \
+		'Restart=on-failure' 'RestartPreventExitStatus=.*\b65\b.*\b78\b' 'WatchdogSec=' \
 		'SystemCallErrorNumber=EPERM' 'RestrictAddressFamilies=.*\bAF_UNIX\b' \
 		'PartOf=mmapq.target' 'ExecReload=.*--check-config' 'ExecReload=.*kill -HUP \$MAINPID' \
 		'--config [^ ]*/mmapq/mmapq.ini'; do
