@@ -22,6 +22,9 @@
 #   kill-producer   the same for a producer with input = generate
 #   watchdog   a consumer whose loop hangs (MMAPQ_FAULT) is killed by the
 #              watchdog and restarted
+#   geometry   capacity changed in mmapq.ini: both units fail with 65 and
+#              are not restarted; `mmapqctl recreate` carries the records
+#              over; restarted, the consumer gets them
 #   enable     systemctl enable --now mmapq.target (the README's way)
 #   stop       systemctl stop mmapq.target stops everything in < 10 s, idle
 #              and with a producer generating into a full queue
@@ -368,6 +371,49 @@ step_watchdog() {
 }
 
 # ---------------------------------------------------------------------------
+step_geometry() {
+	step_begin geometry "a changed capacity: exit 65, not restarted; mmapqctl recreate carries the records over"
+	local cur out u cap vals
+	cap=$(sed -n 's/^capacity *= *//p' "$MMAPQ_CONFIG")
+	systemctl start mmapq.target
+	check "systemctl stop mmapq-consumer" systemctl stop mmapq-consumer.service
+	check "mmapqctl send 11 12 13 (no consumer: they wait in the file)" timeout 30 "$CTL" send 11 12 13
+	check "systemctl stop mmapq.target" systemctl stop mmapq.target
+	set_key queue capacity $((cap * 2))
+	cur=$(cursor)
+	systemctl start mmapq.target
+	for u in mmapq-producer.service mmapq-consumer.service; do
+		jwait 20 "$cur" "Failed with result" _PID=1 "UNIT=$u" >/dev/null ||
+			fail "$u did not fail with the file of the old capacity"
+		# a unit to be restarted would be activating/auto-restart now
+		check "$u: failed, not waiting to restart (exit $(prop $u ExecMainStatus), $(prop $u ActiveState)/$(prop $u SubState), NRestarts $(prop $u NRestarts))" \
+			test "$(prop $u ExecMainStatus)" = 65 -a "$(prop $u ActiveState)" = failed \
+			-a "$(prop $u SubState)" = failed -a "$(prop $u NRestarts)" = 0
+	done
+	out=$(journalctl --no-pager --cursor="$cur" _SYSTEMD_UNIT=mmapq-producer.service -o cat | tr '\n' ';')
+	check "the producer's journal names both capacities and mmapqctl recreate" \
+		grep -q "capacity is $cap in the file but $((cap * 2)) in the configuration.*mmapqctl recreate" <<<"$out" ||
+		info "$out"
+	out=$("$CTL" recreate 2>&1)
+	info "$out"
+	check "mmapqctl recreate: the 3 records carried over" grep -q "; 3 records carried over" <<<"$out"
+	check "the new queue file belongs to mmapq" test "$(stat -c '%U %G' /var/lib/mmapq/queue)" = "mmapq mmapq"
+	systemctl reset-failed mmapq-producer.service mmapq-consumer.service
+	cur=$(cursor)
+	check "systemctl start mmapq.target (capacity $((cap * 2)))" systemctl start mmapq.target
+	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=13 >/dev/null ||
+		fail "record 13 did not reach the consumer's journal"
+	vals=$(records "$cur" | awk '{ print $2 }' | tr '\n' ' ')
+	check "the consumer got 11 12 13 from the recreated file (got '$vals')" test "$vals" = "11 12 13 "
+	# back to the shipped geometry, the same way
+	systemctl stop mmapq.target
+	restore_config
+	check "mmapqctl recreate (back to capacity $cap)" "$CTL" recreate
+	check "systemctl start mmapq.target" systemctl start mmapq.target
+	step_end
+}
+
+# ---------------------------------------------------------------------------
 socket_off() {
 	# Socket activation overrides [producer] input: take the socket away.
 	# (Not `systemctl mask --runtime`: a unit file in /etc, where the test
@@ -452,7 +498,7 @@ step_stop() {
 
 # ---------------------------------------------------------------------------
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(setup start reload kill-consumer kill-producer watchdog enable stop)
+[ ${#steps[@]} -gt 0 ] || steps=(setup start reload kill-consumer kill-producer watchdog geometry enable stop)
 say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
 for s in "${steps[@]}"; do
 	case "$s" in
@@ -462,6 +508,7 @@ for s in "${steps[@]}"; do
 		kill-consumer) step_kill_consumer ;;
 		kill-producer) step_kill_producer ;;
 		watchdog) step_watchdog ;;
+		geometry) step_geometry ;;
 		enable) step_enable ;;
 		stop) step_stop ;;
 		*) fail "unknown step '$s'"; step_end; continue ;;
