@@ -66,6 +66,8 @@ struct mmapq {
 	struct mmapq_cond *wait_on; /* the cond we sleep on */
 	struct mmapq_cond *notify;  /* the cond the peer sleeps on */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
+	bool (*interrupted)(void *ctx); /* mmapq_params.interrupted, may be NULL */
+	void *interrupted_ctx;
 	unsigned lock_spins;        /* trylocks before blocking on the mutex */
 
 	/* producer: slots [published, tail) are written but not yet published;
@@ -153,7 +155,7 @@ int mmapq_check(const struct mmapq *q)
 {
 	struct stat a, b;
 
-	if (header_check((void *)q))
+	if (header_check((void *)q) < 0)
 		return -EBADMSG;
 	if (fstat(q->fd, &a) < 0)
 		return neg_errno();
@@ -179,12 +181,22 @@ static struct mmapq_slot *slot_at(const struct mmapq *q, uint64_t seq)
 
 /* ---- OFD locks -------------------------------------------------------- */
 
-static int ofd_lock(int fd, int cmd, short type, off_t byte)
+static bool interrupted(const struct mmapq *q);
+
+/* F_OFD_SETLK or F_OFD_SETLKW.  A signal handler interrupts the waiting
+ * one (EINTR, if it was installed without SA_RESTART): then the caller's
+ * interrupted callback decides between -EINTR and waiting on. */
+static int ofd_lock(const struct mmapq *q, int fd, int cmd, short type, off_t byte)
 {
 	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+
+	if (cmd == F_OFD_SETLKW && interrupted(q))
+		return -EINTR;
 	while (fcntl(fd, cmd, &fl) < 0) {
 		if (errno != EINTR)
 			return neg_errno();
+		if (cmd == F_OFD_SETLKW && interrupted(q))
+			return -EINTR;
 	}
 	return 0;
 }
@@ -291,21 +303,27 @@ static int recover_locked(struct mmapq *q)
 	return 0;
 }
 
-/* How lock() and the waits take the mutex (shmcond.h). */
+/* How lock() and the waits take the mutex (shmcond.h): between blocking
+ * slices they ask the caller's interrupted callback and check the header. */
 static struct mmapq_lock lock_of(struct mmapq *q)
 {
-	return (struct mmapq_lock){&q->h->lock.mutex, q->lock_spins, header_check, q};
+	return (struct mmapq_lock){&q->h->lock.mutex, q->lock_spins, header_check, q,
+	                           q->interrupted, q->interrupted_ctx};
 }
 
+static bool interrupted(const struct mmapq *q)
+{
+	return q->interrupted && q->interrupted(q->interrupted_ctx);
+}
+
+/* 0: the mutex is held.  < 0 (-EINTR when interrupted): it is not. */
 static int lock(struct mmapq *q)
 {
 	struct mmapq_lock lk = lock_of(q);
 	int r = mmapq_mutex_lock(&lk);
-	if (r == 0)
-		return 0;
-	if (r == EOWNERDEAD)
+	if (r == -EOWNERDEAD)
 		return recover_locked(q);
-	return -r;
+	return r;
 }
 
 static void unlock(struct mmapq *q)
@@ -320,18 +338,9 @@ static int wait_locked(struct mmapq *q, uint64_t deadline_ns)
 	struct mmapq_lock lk = lock_of(q);
 	int r = mmapq_cond_wait(q->wait_on, &lk, deadline_ns);
 
-	switch (r) {
-	case 0:
-		return 0;
-	case -EOWNERDEAD:
-		return recover_locked(q);
-	case -ETIMEDOUT:
-	case -EINTR:
-		unlock(q);
-		return r;
-	default:
-		return r; /* the lock itself failed: not held */
-	}
+	/* 0 and -EOWNERDEAD come back with the mutex held, all else without
+	 * (shmcond.h) */
+	return r == -EOWNERDEAD ? recover_locked(q) : r;
 }
 
 static int init_mutex(struct mmapq_header *h)
@@ -765,7 +774,7 @@ static int header_check(void *ctx)
 	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) || h->version != MMAPQ_VERSION ||
 	    h->header_size != MMAPQ_HEADER_SIZE || h->capacity != q->capacity ||
 	    h->record_size != q->record_size || h->slot_size != q->slot_size || h->format != q->format)
-		return EBADMSG;
+		return -EBADMSG;
 	return 0;
 }
 
@@ -797,7 +806,7 @@ static int32_t role_holder_pid(const struct mmapq *q)
 static int take_role(struct mmapq *q, struct mmapq_error *err)
 {
 	off_t byte = q->role == MMAPQ_ROLE_PRODUCER ? MMAPQ_LOCK_PRODUCER : MMAPQ_LOCK_CONSUMER;
-	int r = ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, byte);
+	int r = ofd_lock(q, q->fd, F_OFD_SETLK, F_WRLCK, byte);
 
 	if (r == -EAGAIN || r == -EACCES) {
 		int32_t pid = role_holder_pid(q);
@@ -823,16 +832,21 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 
 	/* Exclusive if nobody else is attached, else shared (waiting, if
 	 * needed, only for another process's brief validate-and-reinit). */
-	r = ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
+	r = ofd_lock(q, q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
 	if (r == -EAGAIN || r == -EACCES) {
-		r = ofd_lock(q->fd, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		r = ofd_lock(q, q->fd, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
 		/* Whoever held it exclusively may have given up (a bad config)
 		 * and left: try to upgrade, or we would trust a lock word nobody
 		 * re-initialised.  A failed upgrade keeps our shared lock. */
-		if (r == 0 && ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) == 0)
+		if (r == 0 && ofd_lock(q, q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) == 0)
 			alone = true;
 	} else {
 		alone = r == 0;
+	}
+	if (r == -EINTR) {
+		set_err(err, "%s: interrupted while waiting for the attach lock (another process holds"
+		        " it exclusively while it validates the file alone)", q->path);
+		return r;
 	}
 	if (r < 0) {
 		set_err(err, "%s: cannot lock: %s", q->path, strerror(-r));
@@ -865,8 +879,9 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 			set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
 			goto fail;
 		}
+		mmapq_fault("attach.alone"); /* the attach lock held exclusively */
 		/* From here on others may attach; they find a fresh mutex. */
-		r = ofd_lock(q->fd, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		r = ofd_lock(q, q->fd, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
 		if (r < 0) {
 			set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
 			goto fail;
@@ -874,6 +889,11 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	}
 
 	r = lock(q);
+	if (r == -EINTR) {
+		set_err(err, "%s: interrupted while waiting for the queue mutex (another process"
+		        " holds it)", q->path);
+		goto fail;
+	}
 	if (r < 0) {
 		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
 		goto fail;
@@ -948,6 +968,8 @@ int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_er
 	q->fd = -1;
 	q->role = p->role;
 	q->sync = p->sync;
+	q->interrupted = p->interrupted;
+	q->interrupted_ctx = p->interrupted_ctx;
 	/* Spinning (for the mutex, or spin_us for the peer) only helps if the
 	 * other process runs meanwhile: not with a single CPU. */
 	q->lock_spins = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? MMAPQ_LOCK_SPINS : 0;
@@ -1223,16 +1245,30 @@ int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail)
 	return 0;
 }
 
-static int read_slot(const struct mmapq *q, uint64_t seq, struct mmapq_record *r)
+/* The slot of record seq and its payload length, each field read once (the
+ * file is shared, and we check what we use). */
+static int check_slot(const struct mmapq *q, uint64_t seq, const struct mmapq_slot **slot,
+                      uint32_t *len)
 {
 	const struct mmapq_slot *s = slot_at(q, seq);
-	/* Read each field once: the file is shared, and we check what we use. */
 	uint64_t sseq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
-	uint32_t len = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+	uint32_t l = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
 
-	if (sseq != seq || len > q->record_size ||
-	    (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t)))
+	if (sseq != seq || l > q->record_size || (q->format == MMAPQ_FORMAT_INT && l != sizeof(int64_t)))
 		return -EBADMSG;
+	*slot = s;
+	*len = l;
+	return 0;
+}
+
+static int read_slot(const struct mmapq *q, uint64_t seq, struct mmapq_record *r)
+{
+	const struct mmapq_slot *s;
+	uint32_t len;
+	int ret = check_slot(q, seq, &s, &len);
+
+	if (ret < 0)
+		return ret;
 	r->seq = seq;
 	r->len = len;
 	r->data = s + 1;
@@ -1322,20 +1358,53 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 	return 0;
 }
 
-int mmapq_peek(struct mmapq *q, uint64_t seq, struct mmapq_record *r)
+/*
+ * Seqlock style: the slot is checked, its payload copied out, and only then
+ * is head looked at again.  Why the second look suffices: the producer
+ * overwrites the slot of seq (with seq + capacity) only after its
+ * load-acquire of head has returned a value > seq (refresh_limit_acquire,
+ * refresh_limit_locked), which reads the consumer's store-release of that
+ * head (mmapq_release); acquire orders the producer's slot stores after that
+ * load.  So if our copy saw any byte of the overwrite, the consumer's head
+ * store was visible before it, and the acquire fence below, which keeps our
+ * copy's loads before the following load of head, makes that load see it
+ * too: head > seq, and the copy is thrown away.  head <= seq after the copy
+ * means the slot still held record seq throughout (it was complete before
+ * the copy: the load-acquire of tail in snapshot_positions pairs with the
+ * producer's store-release of tail in publish_locked).
+ */
+int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r)
 {
+	const struct mmapq_slot *s;
 	uint64_t head, tail;
-	struct mmapq_record rec;
-	int ret = snapshot_positions(q, &head, &tail);
+	uint32_t len;
+	int ret;
 
+	if (size < q->record_size)
+		return -EMSGSIZE;
+	ret = snapshot_positions(q, &head, &tail);
 	if (ret < 0)
 		return ret;
 	if (seq < head || seq >= tail)
 		return -ENOENT;
-	ret = read_slot(q, seq, &rec);
+	ret = check_slot(q, seq, &s, &len);
 	if (ret < 0)
 		/* the consumer may have moved on and the producer reused it */
 		return load_head(q) > seq ? -ENOENT : ret;
-	*r = rec;
+	memcpy(buf, s + 1, len); /* may race with an overwrite: checked below */
+	/* acquire fence: the copy's loads stay before the load of head below
+	 * (pairs with the consumer's release store of head, as seen by the
+	 * producer's acquire of it before it overwrites the slot) */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	if (__atomic_load_n(&q->h->consumer.position, __ATOMIC_RELAXED) > seq)
+		return -ENOENT; /* consumed meanwhile: the slot may have been reused */
+	r->seq = seq;
+	r->len = len;
+	r->data = buf;
 	return 0;
+}
+
+uint32_t mmapq_record_size(const struct mmapq *q)
+{
+	return q->record_size;
 }

@@ -50,7 +50,14 @@
  *   peer's store-release); the mutex is taken only to store a position, to
  *   wake, or to register and wait.  A process holds the mutex for a few
  *   stores, so lockers spin briefly (trylock) before blocking, and block at
- *   most a second at a time, re-checking the header in between.
+ *   most 250 ms at a time, asking the caller's interrupted callback (a
+ *   stopped holder must not keep a SIGTERMed waiter) and re-checking the
+ *   header in between.
+ *   Observers (mmapq_peek) read a slot like a seqlock reader: check the
+ *   slot, copy the payload out, acquire fence, read head again; head > seq
+ *   means the slot may have been reused during the copy (the producer
+ *   overwrites it only after its acquire load of a head > seq, which the
+ *   consumer stored with release): the copy is discarded.
  *   Rules it relies on: every wait has a deadline (at most 0.5 s); wake only
  *   under the mutex and only when the other side registered as waiting; who
  *   gets EOWNERDEAD repairs, then wakes both sides once unconditionally; one

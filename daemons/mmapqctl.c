@@ -186,18 +186,26 @@ static int dump(struct mmapq *q, bool json)
 {
 	struct mmapq_status st;
 	bool first = true;
+	char *buf;
 	int r = mmapq_status(q, &st);
 
 	if (r < 0) {
 		log_error("%s: %s", mmapq_path(q), mmapq_strerror(r));
 		return EXIT_BADQUEUE;
 	}
+	/* each record is copied out and checked before it is printed: the
+	 * slots may be reused under us */
+	buf = malloc(mmapq_record_size(q));
+	if (!buf) {
+		log_error("%s: out of memory", mmapq_path(q));
+		return EXIT_IOERR;
+	}
 	if (json)
 		printf("[");
 	for (uint64_t seq = st.head; seq < st.tail; seq++) {
 		struct mmapq_record rec;
 
-		r = mmapq_peek(q, seq, &rec);
+		r = mmapq_peek(q, seq, buf, mmapq_record_size(q), &rec);
 		if (r == -ENOENT)
 			continue; /* consumed while we were reading */
 		if (r < 0) {
@@ -205,6 +213,7 @@ static int dump(struct mmapq *q, bool json)
 				printf("]\n");
 			fflush(stdout);
 			log_error("%s: record %" PRIu64 ": %s", mmapq_path(q), seq, mmapq_strerror(r));
+			free(buf);
 			return EXIT_BADQUEUE;
 		}
 		if (st.format == MMAPQ_FORMAT_INT) {
@@ -229,6 +238,7 @@ static int dump(struct mmapq *q, bool json)
 		}
 		first = false;
 	}
+	free(buf);
 	if (json)
 		printf("]\n");
 	return EXIT_OK;

@@ -347,12 +347,7 @@ static void start(struct world *w, int side, const char *fault)
 		perror("pipe2");
 		exit(99);
 	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(99);
-	}
+	pid = tu_fork();
 	if (pid == 0) {
 		close(fds[0]);
 		/* before the first queue call: fault.c reads it once */

@@ -1260,11 +1260,8 @@ int main(int argc, char **argv)
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	for (int i = 0; i < n; i++) {
 		int code;
-		bool wanted = argc < 2;
 
-		for (int a = 1; a < argc; a++)
-			wanted |= !strcmp(argv[a], cases[i].name);
-		if (!wanted)
+		if (!tu_wanted(argc, argv, cases[i].name))
 			continue;
 		ran++;
 		code = run_case(i);

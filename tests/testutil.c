@@ -146,6 +146,25 @@ int tu_spawn(struct tu_proc *p, char *const argv[], char *const env_extra[],
 	return 0;
 }
 
+pid_t tu_fork(void)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	return pid;
+}
+
+bool tu_wanted(int argc, char **argv, const char *name)
+{
+	for (int a = 1; a < argc; a++)
+		if (!strcmp(argv[a], name))
+			return true;
+	return argc < 2;
+}
+
 int tu_wait(pid_t pid, int timeout_ms)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);

@@ -52,6 +52,12 @@ struct tu_proc {
 int tu_spawn(struct tu_proc *p, char *const argv[], char *const env_extra[],
              bool pipe_in, bool pipe_out, bool pipe_err);
 
+/* fflush(NULL), then fork(); exits 99 if fork fails. */
+pid_t tu_fork(void);
+/* Whether case name was asked for on the command line (argv[1..]; none:
+ * every case). */
+bool tu_wanted(int argc, char **argv, const char *name);
+
 /* Wait for the child to exit, at most timeout_ms (poll on a pidfd).
  * Returns the wait status, or -ETIMEDOUT (the child is left running). */
 int tu_wait(pid_t pid, int timeout_ms);
