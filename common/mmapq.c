@@ -56,6 +56,8 @@
 struct mmapq {
 	char *path;
 	int fd;
+	char *lock_path;            /* path + MMAPQ_LOCK_SUFFIX */
+	int lock_fd;                /* the lock file, -1 if the observer cannot open it */
 	enum mmapq_role role;
 	enum mmapq_sync sync;
 	struct mmapq_header *h;
@@ -183,11 +185,13 @@ static struct mmapq_slot *slot_at(const struct mmapq *q, uint64_t seq)
 
 static bool interrupted(const struct mmapq *q);
 
-/* F_OFD_SETLK or F_OFD_SETLKW.  A signal handler interrupts the waiting
- * one (EINTR, if it was installed without SA_RESTART): then the caller's
- * interrupted callback decides between -EINTR and waiting on. */
-static int ofd_lock(const struct mmapq *q, int fd, int cmd, short type, off_t byte)
+/* F_OFD_SETLK or F_OFD_SETLKW on a byte of the lock file.  A signal
+ * handler interrupts the waiting one (EINTR, if it was installed without
+ * SA_RESTART): then the caller's interrupted callback decides between
+ * -EINTR and waiting on. */
+static int ofd_lock(const struct mmapq *q, int cmd, short type, off_t byte)
 {
+	int fd = q->lock_fd;
 	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
 
 	if (cmd == F_OFD_SETLKW && interrupted(q))
@@ -788,6 +792,101 @@ static void adopt_geometry(struct mmapq *q)
 	q->slots = (uint8_t *)q->h + q->h->header_size;
 }
 
+/* ---- the lock file ---------------------------------------------------------- */
+
+/* Read and write for each class that may write the queue file, nothing for
+ * the others: whoever may only read the queue cannot open the lock file at
+ * all, so cannot take (even shared) locks that would lock the roles out. */
+static mode_t lock_file_mode(mode_t queue_mode)
+{
+	mode_t m = 0;
+
+	if (queue_mode & S_IWUSR)
+		m |= S_IRUSR | S_IWUSR;
+	if (queue_mode & S_IWGRP)
+		m |= S_IRGRP | S_IWGRP;
+	if (queue_mode & S_IWOTH)
+		m |= S_IROTH | S_IWOTH;
+	return m;
+}
+
+static int lock_file_error(struct mmapq *q, const char *what, int r, struct mmapq_error *err)
+{
+	if (r == -ELOOP)
+		set_err(err, "%s: is a symbolic link; refusing to follow it", q->lock_path);
+	else
+		set_err(err, "%s: %s the lock file beside the queue: %s", q->lock_path, what,
+		        strerror(-r));
+	return r;
+}
+
+/*
+ * The daemons' lock file, PATH.lock: opened read-write, created if missing
+ * (exclusively, so that we know whether it is ours to set up: the mode
+ * derived from the queue file's, and the queue file's owner (as root) and
+ * group where we may).  An existing one is used as it is.
+ */
+static int open_lock_file(struct mmapq *q, struct mmapq_error *err)
+{
+	const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+	struct stat qs, ls;
+	mode_t mode;
+	int fd = -1, r;
+
+	if (fstat(q->fd, &qs) < 0)
+		return lock_file_error(q, "cannot create", neg_errno(), err);
+	mode = lock_file_mode(qs.st_mode);
+	/* a few rounds: someone may remove it between our two opens */
+	for (int round = 0; fd < 0 && round < 8; round++) {
+		fd = open(q->lock_path, flags | O_CREAT | O_EXCL, mode);
+		if (fd >= 0) {
+			/* errors ignored: the mode and owner are the best we can do */
+			if (fchown(fd, geteuid() == 0 ? qs.st_uid : (uid_t)-1, qs.st_gid) < 0) {
+				/* not a member of the queue's group: ours stays */
+			}
+			if (fchmod(fd, mode) < 0) {
+				/* cannot happen to the owner; the umask'ed mode stays */
+			}
+			break;
+		}
+		if (errno != EEXIST)
+			return lock_file_error(q, "cannot create", neg_errno(), err);
+		fd = open(q->lock_path, flags);
+		if (fd < 0 && errno != ENOENT)
+			return lock_file_error(q, "cannot open", neg_errno(), err);
+	}
+	if (fd < 0)
+		return lock_file_error(q, "cannot create", -EAGAIN, err);
+	r = fstat(fd, &ls) < 0 ? neg_errno() : S_ISREG(ls.st_mode) ? 0 : -EBADMSG;
+	if (r < 0) {
+		close(fd);
+		if (r == -EBADMSG)
+			set_err(err, "%s: the lock file is not a regular file", q->lock_path);
+		else
+			lock_file_error(q, "cannot open", r, err);
+		return r;
+	}
+	/* O_NONBLOCK only so that a FIFO at the path cannot hang us */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	q->lock_fd = fd;
+	return 0;
+}
+
+/* The observer only reads the lock file, and does without it if it cannot
+ * open it (no permission: it may only read the queue; absent: no daemon
+ * has run, or a read-only file system): mmapq_status then says so. */
+static void open_lock_file_observer(struct mmapq *q)
+{
+	struct stat st;
+	int fd = open(q->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+	}
+	q->lock_fd = fd;
+}
+
 /* The holder names itself right after taking the role lock (see attach):
  * give it that moment rather than report nobody, or its dead predecessor. */
 static int32_t role_holder_pid(const struct mmapq *q)
@@ -806,7 +905,7 @@ static int32_t role_holder_pid(const struct mmapq *q)
 static int take_role(struct mmapq *q, struct mmapq_error *err)
 {
 	off_t byte = q->role == MMAPQ_ROLE_PRODUCER ? MMAPQ_LOCK_PRODUCER : MMAPQ_LOCK_CONSUMER;
-	int r = ofd_lock(q, q->fd, F_OFD_SETLK, F_WRLCK, byte);
+	int r = ofd_lock(q, F_OFD_SETLK, F_WRLCK, byte);
 
 	if (r == -EAGAIN || r == -EACCES) {
 		int32_t pid = role_holder_pid(q);
@@ -830,15 +929,18 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	int32_t old_pid;
 	int r;
 
+	r = open_lock_file(q, err);
+	if (r < 0)
+		return r;
 	/* Exclusive if nobody else is attached, else shared (waiting, if
 	 * needed, only for another process's brief validate-and-reinit). */
-	r = ofd_lock(q, q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
+	r = ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
 	if (r == -EAGAIN || r == -EACCES) {
-		r = ofd_lock(q, q->fd, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		r = ofd_lock(q, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
 		/* Whoever held it exclusively may have given up (a bad config)
 		 * and left: try to upgrade, or we would trust a lock word nobody
 		 * re-initialised.  A failed upgrade keeps our shared lock. */
-		if (r == 0 && ofd_lock(q, q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) == 0)
+		if (r == 0 && ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) == 0)
 			alone = true;
 	} else {
 		alone = r == 0;
@@ -849,7 +951,7 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 		return r;
 	}
 	if (r < 0) {
-		set_err(err, "%s: cannot lock: %s", q->path, strerror(-r));
+		set_err(err, "%s: cannot lock: %s", q->lock_path, strerror(-r));
 		return r;
 	}
 	r = map_file(q, p, err, &real_size);
@@ -881,7 +983,7 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 		}
 		mmapq_fault("attach.alone"); /* the attach lock held exclusively */
 		/* From here on others may attach; they find a fresh mutex. */
-		r = ofd_lock(q, q->fd, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
 		if (r < 0) {
 			set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
 			goto fail;
@@ -940,6 +1042,7 @@ static int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_e
 	if (r < 0)
 		return r;
 	adopt_geometry(q);
+	open_lock_file_observer(q);
 	r = snapshot_positions(q, &head, &tail);
 	if (r == -EBADMSG)
 		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
@@ -960,12 +1063,15 @@ int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_er
 	if (r < 0)
 		return r;
 	q = calloc(1, sizeof(*q));
-	if (!q || !(q->path = strdup(p->path))) {
+	if (!q || !(q->path = strdup(p->path)) ||
+	    asprintf(&q->lock_path, "%s%s", p->path, MMAPQ_LOCK_SUFFIX) < 0) {
+		if (q)
+			free(q->path);
 		free(q);
 		set_err(err, "%s: out of memory", p->path);
 		return -ENOMEM;
 	}
-	q->fd = -1;
+	q->fd = q->lock_fd = -1;
 	q->role = p->role;
 	q->sync = p->sync;
 	q->interrupted = p->interrupted;
@@ -993,8 +1099,11 @@ void mmapq_close(struct mmapq *q)
 		(void)mmapq_publish(q);
 	if (q->h)
 		munmap(q->h, q->map_size);
+	if (q->lock_fd >= 0)
+		close(q->lock_fd); /* drops the OFD locks */
 	if (q->fd >= 0)
-		close(q->fd); /* drops the OFD locks */
+		close(q->fd);
+	free(q->lock_path);
 	free(q->path);
 	free(q);
 }
@@ -1331,7 +1440,10 @@ static void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t
 	o->bad_input = __atomic_load_n(&s->bad_input, __ATOMIC_RELAXED);
 	o->recoveries = __atomic_load_n(&s->recoveries, __ATOMIC_RELAXED);
 	o->attaches = __atomic_load_n(&s->attaches, __ATOMIC_RELAXED);
-	o->attached = ofd_locked_by_other(q->fd, byte) ||
+	/* without the lock file (the observer may not open it): whether the
+	 * pid is alive, a guess (a reused pid looks attached) */
+	o->attached = q->lock_fd < 0 ? o->pid > 0 && (kill(o->pid, 0) == 0 || errno == EPERM) :
+	              ofd_locked_by_other(q->lock_fd, byte) ||
 	              (q->role == MMAPQ_ROLE_PRODUCER && byte == MMAPQ_LOCK_PRODUCER) ||
 	              (q->role == MMAPQ_ROLE_CONSUMER && byte == MMAPQ_LOCK_CONSUMER);
 }
@@ -1354,6 +1466,7 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 		return r;
 	side_status(q, &q->h->producer, MMAPQ_LOCK_PRODUCER, &s.producer);
 	side_status(q, &q->h->consumer, MMAPQ_LOCK_CONSUMER, &s.consumer);
+	s.attached_by_pid = q->lock_fd < 0;
 	*st = s;
 	return 0;
 }

@@ -124,6 +124,12 @@ struct mmapq_status {
 	uint64_t tail;         /* next to publish == records published so far */
 	struct mmapq_side_status producer;
 	struct mmapq_side_status consumer;
+	/* How "attached" was found out.  false: from the role locks in the lock
+	 * file (PATH.lock).  true: the lock file could not be opened (an
+	 * observer that may only read the queue, or no lock file, e.g. on a
+	 * read-only file system), so a role counts as attached when its pid is
+	 * alive: a guess, a reused pid looks attached. */
+	bool attached_by_pid;
 };
 
 /* Open (creating if missing) and attach in a role.  See mmapq_format.h for

@@ -81,15 +81,7 @@ static struct mmapq_params params(enum mmapq_role role)
 	                             .interrupted = interrupted};
 }
 
-#define FAIL(...)                                                                  \
-	do {                                                                       \
-		fprintf(stderr, "test_interrupt: [%s] FAIL at line %d: ", g_case,  \
-		        __LINE__);                                                 \
-		fprintf(stderr, __VA_ARGS__);                                      \
-		fputc('\n', stderr);                                               \
-		tu_dump_queue(g_path, "failure");                                  \
-		g_failures++;                                                      \
-	} while (0)
+#define FAIL(...) (g_failures++, tu_case_fail("test_interrupt", g_case, g_path, __LINE__, __VA_ARGS__))
 
 static struct mmapq *open_role(enum mmapq_role role)
 {

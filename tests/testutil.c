@@ -146,6 +146,25 @@ int tu_spawn(struct tu_proc *p, char *const argv[], char *const env_extra[],
 	return 0;
 }
 
+void tu_case_fail(const char *test, const char *name, const char *qpath, int line,
+                  const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: [%s] FAIL at line %d: ", test, name, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	tu_dump_queue(qpath, "failure");
+}
+
+void tu_pipe(int fds[2])
+{
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die("pipe2");
+}
+
 pid_t tu_fork(void)
 {
 	pid_t pid;

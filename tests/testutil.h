@@ -52,6 +52,12 @@ struct tu_proc {
 int tu_spawn(struct tu_proc *p, char *const argv[], char *const env_extra[],
              bool pipe_in, bool pipe_out, bool pipe_err);
 
+/* For programs of named cases: "TEST: [CASE] FAIL at line N: message" on
+ * stderr, then the queue state at qpath. */
+void tu_case_fail(const char *test, const char *name, const char *qpath, int line,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* pipe2(fds, O_CLOEXEC); exits 99 if it fails. */
+void tu_pipe(int fds[2]);
 /* fflush(NULL), then fork(); exits 99 if fork fails. */
 pid_t tu_fork(void);
 /* Whether case name was asked for on the command line (argv[1..]; none:
