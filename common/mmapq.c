@@ -215,7 +215,9 @@ static bool ofd_locked_by_other(int fd, off_t byte)
 
 /* ---- msync --------------------------------------------------------------- */
 
-static void sync_bytes(const struct mmapq *q, const void *p, size_t len)
+/* msync(MS_SYNC) of the pages holding [p, p + len): 0 or -errno (EIO: the
+ * file system could not write them back, ENOSPC, ...). */
+static int sync_bytes(const void *p, size_t len)
 {
 	static long pagesize;
 	uintptr_t start, end;
@@ -224,23 +226,26 @@ static void sync_bytes(const struct mmapq *q, const void *p, size_t len)
 		pagesize = sysconf(_SC_PAGESIZE);
 	start = (uintptr_t)p & ~((uintptr_t)pagesize - 1);
 	end = (uintptr_t)p + len;
-	/* Errors here mean the file is gone under us; the next access reports it. */
-	(void)msync((void *)start, end - start, MS_SYNC);
-	(void)q;
+	return msync((void *)start, end - start, MS_SYNC) < 0 ? neg_errno() : 0;
 }
 
-/* Slots for sequence numbers [from, to) and then the header. */
-static void sync_slots(const struct mmapq *q, uint64_t from, uint64_t to)
+/* Slots for sequence numbers [from, to) and then the header; stops at the
+ * first error. */
+static int sync_slots(const struct mmapq *q, uint64_t from, uint64_t to)
 {
+	int r;
+
 	while (from < to) {
 		uint64_t idx = from & q->mask;
 		uint64_t n = to - from;
 		if (n > q->capacity - idx)
 			n = q->capacity - idx;
-		sync_bytes(q, slot_at(q, from), (size_t)n * q->slot_size);
+		r = sync_bytes(slot_at(q, from), (size_t)n * q->slot_size);
+		if (r < 0)
+			return r;
 		from += n;
 	}
-	sync_bytes(q, q->h, sizeof(*q->h));
+	return sync_bytes(q->h, sizeof(*q->h));
 }
 
 /* ---- mutex and recovery ---------------------------------------------------- */
@@ -1169,8 +1174,9 @@ int mmapq_publish(struct mmapq *q)
 	unlock(q);
 	if (r < 0)
 		return r;
-	if (q->sync != MMAPQ_SYNC_NEVER)
-		sync_slots(q, from, q->tail);
+	/* published whatever happens now: an error says it is not durable */
+	if (q->sync != MMAPQ_SYNC_NEVER && (r = sync_slots(q, from, q->tail)) < 0)
+		return r;
 	return (int)(q->tail - from > INT_MAX ? INT_MAX : q->tail - from);
 }
 
@@ -1233,8 +1239,13 @@ int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree)
 		unlock(q);
 		r = 0;
 	out:
-		if (q->sync != MMAPQ_SYNC_NEVER && from != q->published)
-			sync_slots(q, from, q->published);
+		/* what was published, whatever else happened: an error says it
+		 * is not durable (and wins over -EAGAIN, -ETIMEDOUT, -EINTR) */
+		if (q->sync != MMAPQ_SYNC_NEVER && from != q->published) {
+			int rs = sync_slots(q, from, q->published);
+			if (rs < 0)
+				r = rs;
+		}
 		if (r < 0)
 			return r;
 	}
@@ -1263,8 +1274,11 @@ int mmapq_put(struct mmapq *q, const void *data, uint32_t len)
 	else
 		memcpy(s + 1, data, len);
 	mmapq_fault("put.written");
-	if (q->sync == MMAPQ_SYNC_ALWAYS)
-		sync_bytes(q, s, sizeof(*s) + len);
+	if (q->sync == MMAPQ_SYNC_ALWAYS) {
+		int r = sync_bytes(s, sizeof(*s) + len);
+		if (r < 0)
+			return r; /* not put: the slot lies beyond tail, nobody reads it */
+	}
 	q->tail++;
 	return 0;
 }
@@ -1419,8 +1433,10 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 	tail = load_tail(q);
 	unlock(q);
 	q->head = head;
-	if (q->sync != MMAPQ_SYNC_NEVER)
-		sync_bytes(q, q->h, sizeof(*q->h));
+	/* released whatever happens now: an error says the new head is not
+	 * durable */
+	if (q->sync != MMAPQ_SYNC_NEVER && (r = sync_bytes(q->h, sizeof(*q->h))) < 0)
+		return r;
 	r = check_tail(q, tail);
 	if (r < 0)
 		return r;

@@ -59,10 +59,13 @@ enum mmapq_role {
 	MMAPQ_ROLE_OBSERVER = 3, /* read-only: status and dump; takes no locks */
 };
 
+/* With BATCH and ALWAYS a failed msync (EIO: the file system could not
+ * write the pages back; ENOSPC, EDQUOT, ...) is returned by the call that
+ * made it, as said at each call; with NEVER nothing is checked. */
 enum mmapq_sync {
 	MMAPQ_SYNC_NEVER  = 0, /* the kernel writes pages back when it likes     */
 	MMAPQ_SYNC_BATCH  = 1, /* msync(MS_SYNC) after every published/consumed batch */
-	MMAPQ_SYNC_ALWAYS = 2, /* msync(MS_SYNC) after every record               */
+	MMAPQ_SYNC_ALWAYS = 2, /* msync(MS_SYNC) after every record, too           */
 };
 
 struct mmapq_params {
@@ -154,6 +157,12 @@ const char *mmapq_format_name(uint32_t format);
  *     they may or may not be published: mmapq_pending() says (0: all are).
  *   mmapq_publish -EINTR: published nothing; the records stay pending and
  *     the next mmapq_publish (or mmapq_reserve) publishes them.
+ *   msync errors (sync = batch or always; -EIO etc.): mmapq_put did not put
+ *     the record (mmapq_pending() unchanged); mmapq_publish and mmapq_reserve
+ *     did publish (the consumer sees the records, mmapq_pending() is 0 after
+ *     mmapq_publish), but they are not known to be on disk: a power cut or a
+ *     kernel crash may lose them.  mmapq_reserve reports such an error
+ *     rather than -EAGAIN, -ETIMEDOUT or -EINTR.
  *   mmapq_close publishes what is pending; if it has to wait for the mutex
  *     and is interrupted, it does not (the records are rolled back, as after
  *     a crash before publishing). */
@@ -175,7 +184,11 @@ void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
  *   mmapq_available -EINTR: nothing changed (records already seen stay
  *     readable with mmapq_get).
  *   mmapq_release -EINTR: released nothing; the records stay available and
- *     may be released again. */
+ *     may be released again.
+ *   mmapq_release msync error (sync = batch or always; -EIO etc.): the
+ *     records were released (head moved on, the producer may reuse their
+ *     slots), but the new head is not known to be on disk: after a power
+ *     cut they may be delivered again. */
 int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail);
 int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
 int mmapq_release(struct mmapq *q, uint32_t n);

@@ -180,6 +180,7 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	}
 	inodes[ino].open++;
 	fi->fh = (uint64_t)ino;
+	fi->keep_cache = 1;
 	return 0;
 }
 
@@ -193,6 +194,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		resize(&inodes[dents[d].ino], 0);
 	inodes[dents[d].ino].open++;
 	fi->fh = (uint64_t)dents[d].ino;
+	fi->keep_cache = 1;
 	return 0;
 }
 
@@ -329,6 +331,11 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->entry_timeout = 0;
 	cfg->attr_timeout = 0;
 	cfg->negative_timeout = 0;
+	/* but one page cache per file, as on a local file system: not dropped
+	 * when someone opens the file (keep_cache in open and create) or its
+	 * mtime moves.  Dropped, it would take with it the pages whose write-
+	 * back failed, and every mapping would see the file's old contents. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	return NULL;
 }
 
