@@ -377,6 +377,7 @@ int failfs_start(const char *dir)
 	if (access("/dev/fuse", R_OK | W_OK) < 0)
 		return -errno;
 	g_fuse = fuse_new(&args, &ops, sizeof(ops), NULL);
+	fuse_opt_free_args(&args); /* fuse_new may have added to them */
 	if (!g_fuse)
 		return -ENOMEM;
 	if (fuse_mount(g_fuse, dir) != 0) {
