@@ -10,7 +10,8 @@
 
 static char name[64];
 static unsigned long target = 1, hits;
-static int hang;
+static int action; /* 0: SIGKILL, else one of the below */
+enum { HANG = 1, STOP };
 
 /* MMAPQ_FAULT is read once per process (before the first fault point). */
 static void parse(void)
@@ -30,7 +31,7 @@ static void parse(void)
 		target = strtoul(s + 1, &end, 10);
 		s = end;
 	}
-	hang = strcmp(s, ":hang") == 0;
+	action = !strcmp(s, ":hang") ? HANG : !strcmp(s, ":stop") ? STOP : 0;
 }
 
 void mmapq_fault(const char *point)
@@ -41,9 +42,17 @@ void mmapq_fault(const char *point)
 	if (!name[0] || strcmp(name, point) != 0 ||
 	    __atomic_add_fetch(&hits, 1, __ATOMIC_RELAXED) != target)
 		return;
-	if (hang)
+	switch (action) {
+	case HANG:
 		for (;;)
 			pause(); /* a stuck loop: only SIGKILL (the watchdog's) ends it */
-	kill(getpid(), SIGKILL);
+	case STOP:
+		/* frozen right here, holding whatever it holds, until SIGCONT
+		 * (then it carries on) or SIGKILL */
+		raise(SIGSTOP);
+		return;
+	default:
+		kill(getpid(), SIGKILL);
+	}
 }
 #endif

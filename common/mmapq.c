@@ -56,6 +56,8 @@
 struct mmapq {
 	char *path;
 	int fd;
+	char *lock_path;            /* path + MMAPQ_LOCK_SUFFIX */
+	int lock_fd;                /* the lock file, -1 if the observer cannot open it */
 	enum mmapq_role role;
 	enum mmapq_sync sync;
 	struct mmapq_header *h;
@@ -66,6 +68,8 @@ struct mmapq {
 	struct mmapq_cond *wait_on; /* the cond we sleep on */
 	struct mmapq_cond *notify;  /* the cond the peer sleeps on */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
+	bool (*interrupted)(void *ctx); /* mmapq_params.interrupted, may be NULL */
+	void *interrupted_ctx;
 	unsigned lock_spins;        /* trylocks before blocking on the mutex */
 
 	/* producer: slots [published, tail) are written but not yet published;
@@ -153,7 +157,7 @@ int mmapq_check(const struct mmapq *q)
 {
 	struct stat a, b;
 
-	if (header_check((void *)q))
+	if (header_check((void *)q) < 0)
 		return -EBADMSG;
 	if (fstat(q->fd, &a) < 0)
 		return neg_errno();
@@ -179,12 +183,24 @@ static struct mmapq_slot *slot_at(const struct mmapq *q, uint64_t seq)
 
 /* ---- OFD locks -------------------------------------------------------- */
 
-static int ofd_lock(int fd, int cmd, short type, off_t byte)
+static bool interrupted(const struct mmapq *q);
+
+/* F_OFD_SETLK or F_OFD_SETLKW on a byte of the lock file.  A signal
+ * handler interrupts the waiting one (EINTR, if it was installed without
+ * SA_RESTART): then the caller's interrupted callback decides between
+ * -EINTR and waiting on. */
+static int ofd_lock(const struct mmapq *q, int cmd, short type, off_t byte)
 {
+	int fd = q->lock_fd;
 	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+
+	if (cmd == F_OFD_SETLKW && interrupted(q))
+		return -EINTR;
 	while (fcntl(fd, cmd, &fl) < 0) {
 		if (errno != EINTR)
 			return neg_errno();
+		if (cmd == F_OFD_SETLKW && interrupted(q))
+			return -EINTR;
 	}
 	return 0;
 }
@@ -199,7 +215,9 @@ static bool ofd_locked_by_other(int fd, off_t byte)
 
 /* ---- msync --------------------------------------------------------------- */
 
-static void sync_bytes(const struct mmapq *q, const void *p, size_t len)
+/* msync(MS_SYNC) of the pages holding [p, p + len): 0 or -errno (EIO: the
+ * file system could not write them back, ENOSPC, ...). */
+static int sync_bytes(const void *p, size_t len)
 {
 	static long pagesize;
 	uintptr_t start, end;
@@ -208,23 +226,26 @@ static void sync_bytes(const struct mmapq *q, const void *p, size_t len)
 		pagesize = sysconf(_SC_PAGESIZE);
 	start = (uintptr_t)p & ~((uintptr_t)pagesize - 1);
 	end = (uintptr_t)p + len;
-	/* Errors here mean the file is gone under us; the next access reports it. */
-	(void)msync((void *)start, end - start, MS_SYNC);
-	(void)q;
+	return msync((void *)start, end - start, MS_SYNC) < 0 ? neg_errno() : 0;
 }
 
-/* Slots for sequence numbers [from, to) and then the header. */
-static void sync_slots(const struct mmapq *q, uint64_t from, uint64_t to)
+/* Slots for sequence numbers [from, to) and then the header; stops at the
+ * first error. */
+static int sync_slots(const struct mmapq *q, uint64_t from, uint64_t to)
 {
+	int r;
+
 	while (from < to) {
 		uint64_t idx = from & q->mask;
 		uint64_t n = to - from;
 		if (n > q->capacity - idx)
 			n = q->capacity - idx;
-		sync_bytes(q, slot_at(q, from), (size_t)n * q->slot_size);
+		r = sync_bytes(slot_at(q, from), (size_t)n * q->slot_size);
+		if (r < 0)
+			return r;
 		from += n;
 	}
-	sync_bytes(q, q->h, sizeof(*q->h));
+	return sync_bytes(q->h, sizeof(*q->h));
 }
 
 /* ---- mutex and recovery ---------------------------------------------------- */
@@ -291,21 +312,27 @@ static int recover_locked(struct mmapq *q)
 	return 0;
 }
 
-/* How lock() and the waits take the mutex (shmcond.h). */
+/* How lock() and the waits take the mutex (shmcond.h): between blocking
+ * slices they ask the caller's interrupted callback and check the header. */
 static struct mmapq_lock lock_of(struct mmapq *q)
 {
-	return (struct mmapq_lock){&q->h->lock.mutex, q->lock_spins, header_check, q};
+	return (struct mmapq_lock){&q->h->lock.mutex, q->lock_spins, header_check, q,
+	                           q->interrupted, q->interrupted_ctx};
 }
 
+static bool interrupted(const struct mmapq *q)
+{
+	return q->interrupted && q->interrupted(q->interrupted_ctx);
+}
+
+/* 0: the mutex is held.  < 0 (-EINTR when interrupted): it is not. */
 static int lock(struct mmapq *q)
 {
 	struct mmapq_lock lk = lock_of(q);
 	int r = mmapq_mutex_lock(&lk);
-	if (r == 0)
-		return 0;
-	if (r == EOWNERDEAD)
+	if (r == -EOWNERDEAD)
 		return recover_locked(q);
-	return -r;
+	return r;
 }
 
 static void unlock(struct mmapq *q)
@@ -320,18 +347,9 @@ static int wait_locked(struct mmapq *q, uint64_t deadline_ns)
 	struct mmapq_lock lk = lock_of(q);
 	int r = mmapq_cond_wait(q->wait_on, &lk, deadline_ns);
 
-	switch (r) {
-	case 0:
-		return 0;
-	case -EOWNERDEAD:
-		return recover_locked(q);
-	case -ETIMEDOUT:
-	case -EINTR:
-		unlock(q);
-		return r;
-	default:
-		return r; /* the lock itself failed: not held */
-	}
+	/* 0 and -EOWNERDEAD come back with the mutex held, all else without
+	 * (shmcond.h) */
+	return r == -EOWNERDEAD ? recover_locked(q) : r;
 }
 
 static int init_mutex(struct mmapq_header *h)
@@ -765,7 +783,7 @@ static int header_check(void *ctx)
 	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) || h->version != MMAPQ_VERSION ||
 	    h->header_size != MMAPQ_HEADER_SIZE || h->capacity != q->capacity ||
 	    h->record_size != q->record_size || h->slot_size != q->slot_size || h->format != q->format)
-		return EBADMSG;
+		return -EBADMSG;
 	return 0;
 }
 
@@ -777,6 +795,101 @@ static void adopt_geometry(struct mmapq *q)
 	q->slot_size = q->h->slot_size;
 	q->format = q->h->format;
 	q->slots = (uint8_t *)q->h + q->h->header_size;
+}
+
+/* ---- the lock file ---------------------------------------------------------- */
+
+/* Read and write for each class that may write the queue file, nothing for
+ * the others: whoever may only read the queue cannot open the lock file at
+ * all, so cannot take (even shared) locks that would lock the roles out. */
+static mode_t lock_file_mode(mode_t queue_mode)
+{
+	mode_t m = 0;
+
+	if (queue_mode & S_IWUSR)
+		m |= S_IRUSR | S_IWUSR;
+	if (queue_mode & S_IWGRP)
+		m |= S_IRGRP | S_IWGRP;
+	if (queue_mode & S_IWOTH)
+		m |= S_IROTH | S_IWOTH;
+	return m;
+}
+
+static int lock_file_error(struct mmapq *q, const char *what, int r, struct mmapq_error *err)
+{
+	if (r == -ELOOP)
+		set_err(err, "%s: is a symbolic link; refusing to follow it", q->lock_path);
+	else
+		set_err(err, "%s: %s the lock file beside the queue: %s", q->lock_path, what,
+		        strerror(-r));
+	return r;
+}
+
+/*
+ * The daemons' lock file, PATH.lock: opened read-write, created if missing
+ * (exclusively, so that we know whether it is ours to set up: the mode
+ * derived from the queue file's, and the queue file's owner (as root) and
+ * group where we may).  An existing one is used as it is.
+ */
+static int open_lock_file(struct mmapq *q, struct mmapq_error *err)
+{
+	const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+	struct stat qs, ls;
+	mode_t mode;
+	int fd = -1, r;
+
+	if (fstat(q->fd, &qs) < 0)
+		return lock_file_error(q, "cannot create", neg_errno(), err);
+	mode = lock_file_mode(qs.st_mode);
+	/* a few rounds: someone may remove it between our two opens */
+	for (int round = 0; fd < 0 && round < 8; round++) {
+		fd = open(q->lock_path, flags | O_CREAT | O_EXCL, mode);
+		if (fd >= 0) {
+			/* errors ignored: the mode and owner are the best we can do */
+			if (fchown(fd, geteuid() == 0 ? qs.st_uid : (uid_t)-1, qs.st_gid) < 0) {
+				/* not a member of the queue's group: ours stays */
+			}
+			if (fchmod(fd, mode) < 0) {
+				/* cannot happen to the owner; the umask'ed mode stays */
+			}
+			break;
+		}
+		if (errno != EEXIST)
+			return lock_file_error(q, "cannot create", neg_errno(), err);
+		fd = open(q->lock_path, flags);
+		if (fd < 0 && errno != ENOENT)
+			return lock_file_error(q, "cannot open", neg_errno(), err);
+	}
+	if (fd < 0)
+		return lock_file_error(q, "cannot create", -EAGAIN, err);
+	r = fstat(fd, &ls) < 0 ? neg_errno() : S_ISREG(ls.st_mode) ? 0 : -EBADMSG;
+	if (r < 0) {
+		close(fd);
+		if (r == -EBADMSG)
+			set_err(err, "%s: the lock file is not a regular file", q->lock_path);
+		else
+			lock_file_error(q, "cannot open", r, err);
+		return r;
+	}
+	/* O_NONBLOCK only so that a FIFO at the path cannot hang us */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	q->lock_fd = fd;
+	return 0;
+}
+
+/* The observer only reads the lock file, and does without it if it cannot
+ * open it (no permission: it may only read the queue; absent: no daemon
+ * has run, or a read-only file system): mmapq_status then says so. */
+static void open_lock_file_observer(struct mmapq *q)
+{
+	struct stat st;
+	int fd = open(q->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+	}
+	q->lock_fd = fd;
 }
 
 /* The holder names itself right after taking the role lock (see attach):
@@ -797,7 +910,7 @@ static int32_t role_holder_pid(const struct mmapq *q)
 static int take_role(struct mmapq *q, struct mmapq_error *err)
 {
 	off_t byte = q->role == MMAPQ_ROLE_PRODUCER ? MMAPQ_LOCK_PRODUCER : MMAPQ_LOCK_CONSUMER;
-	int r = ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, byte);
+	int r = ofd_lock(q, F_OFD_SETLK, F_WRLCK, byte);
 
 	if (r == -EAGAIN || r == -EACCES) {
 		int32_t pid = role_holder_pid(q);
@@ -821,21 +934,29 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	int32_t old_pid;
 	int r;
 
+	r = open_lock_file(q, err);
+	if (r < 0)
+		return r;
 	/* Exclusive if nobody else is attached, else shared (waiting, if
 	 * needed, only for another process's brief validate-and-reinit). */
-	r = ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
+	r = ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
 	if (r == -EAGAIN || r == -EACCES) {
-		r = ofd_lock(q->fd, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		r = ofd_lock(q, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
 		/* Whoever held it exclusively may have given up (a bad config)
 		 * and left: try to upgrade, or we would trust a lock word nobody
 		 * re-initialised.  A failed upgrade keeps our shared lock. */
-		if (r == 0 && ofd_lock(q->fd, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) == 0)
+		if (r == 0 && ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) == 0)
 			alone = true;
 	} else {
 		alone = r == 0;
 	}
+	if (r == -EINTR) {
+		set_err(err, "%s: interrupted while waiting for the attach lock (another process holds"
+		        " it exclusively while it validates the file alone)", q->path);
+		return r;
+	}
 	if (r < 0) {
-		set_err(err, "%s: cannot lock: %s", q->path, strerror(-r));
+		set_err(err, "%s: cannot lock: %s", q->lock_path, strerror(-r));
 		return r;
 	}
 	r = map_file(q, p, err, &real_size);
@@ -865,8 +986,9 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 			set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
 			goto fail;
 		}
+		mmapq_fault("attach.alone"); /* the attach lock held exclusively */
 		/* From here on others may attach; they find a fresh mutex. */
-		r = ofd_lock(q->fd, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
 		if (r < 0) {
 			set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
 			goto fail;
@@ -874,6 +996,11 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	}
 
 	r = lock(q);
+	if (r == -EINTR) {
+		set_err(err, "%s: interrupted while waiting for the queue mutex (another process"
+		        " holds it)", q->path);
+		goto fail;
+	}
 	if (r < 0) {
 		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
 		goto fail;
@@ -920,6 +1047,7 @@ static int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_e
 	if (r < 0)
 		return r;
 	adopt_geometry(q);
+	open_lock_file_observer(q);
 	r = snapshot_positions(q, &head, &tail);
 	if (r == -EBADMSG)
 		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
@@ -940,14 +1068,19 @@ int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_er
 	if (r < 0)
 		return r;
 	q = calloc(1, sizeof(*q));
-	if (!q || !(q->path = strdup(p->path))) {
+	if (!q || !(q->path = strdup(p->path)) ||
+	    asprintf(&q->lock_path, "%s%s", p->path, MMAPQ_LOCK_SUFFIX) < 0) {
+		if (q)
+			free(q->path);
 		free(q);
 		set_err(err, "%s: out of memory", p->path);
 		return -ENOMEM;
 	}
-	q->fd = -1;
+	q->fd = q->lock_fd = -1;
 	q->role = p->role;
 	q->sync = p->sync;
+	q->interrupted = p->interrupted;
+	q->interrupted_ctx = p->interrupted_ctx;
 	/* Spinning (for the mutex, or spin_us for the peer) only helps if the
 	 * other process runs meanwhile: not with a single CPU. */
 	q->lock_spins = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? MMAPQ_LOCK_SPINS : 0;
@@ -971,8 +1104,11 @@ void mmapq_close(struct mmapq *q)
 		(void)mmapq_publish(q);
 	if (q->h)
 		munmap(q->h, q->map_size);
+	if (q->lock_fd >= 0)
+		close(q->lock_fd); /* drops the OFD locks */
 	if (q->fd >= 0)
-		close(q->fd); /* drops the OFD locks */
+		close(q->fd);
+	free(q->lock_path);
 	free(q->path);
 	free(q);
 }
@@ -1038,8 +1174,9 @@ int mmapq_publish(struct mmapq *q)
 	unlock(q);
 	if (r < 0)
 		return r;
-	if (q->sync != MMAPQ_SYNC_NEVER)
-		sync_slots(q, from, q->tail);
+	/* published whatever happens now: an error says it is not durable */
+	if (q->sync != MMAPQ_SYNC_NEVER && (r = sync_slots(q, from, q->tail)) < 0)
+		return r;
 	return (int)(q->tail - from > INT_MAX ? INT_MAX : q->tail - from);
 }
 
@@ -1102,8 +1239,13 @@ int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree)
 		unlock(q);
 		r = 0;
 	out:
-		if (q->sync != MMAPQ_SYNC_NEVER && from != q->published)
-			sync_slots(q, from, q->published);
+		/* what was published, whatever else happened: an error says it
+		 * is not durable (and wins over -EAGAIN, -ETIMEDOUT, -EINTR) */
+		if (q->sync != MMAPQ_SYNC_NEVER && from != q->published) {
+			int rs = sync_slots(q, from, q->published);
+			if (rs < 0)
+				r = rs;
+		}
 		if (r < 0)
 			return r;
 	}
@@ -1132,8 +1274,11 @@ int mmapq_put(struct mmapq *q, const void *data, uint32_t len)
 	else
 		memcpy(s + 1, data, len);
 	mmapq_fault("put.written");
-	if (q->sync == MMAPQ_SYNC_ALWAYS)
-		sync_bytes(q, s, sizeof(*s) + len);
+	if (q->sync == MMAPQ_SYNC_ALWAYS) {
+		int r = sync_bytes(s, sizeof(*s) + len);
+		if (r < 0)
+			return r; /* not put: the slot lies beyond tail, nobody reads it */
+	}
 	q->tail++;
 	return 0;
 }
@@ -1223,16 +1368,30 @@ int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail)
 	return 0;
 }
 
-static int read_slot(const struct mmapq *q, uint64_t seq, struct mmapq_record *r)
+/* The slot of record seq and its payload length, each field read once (the
+ * file is shared, and we check what we use). */
+static int check_slot(const struct mmapq *q, uint64_t seq, const struct mmapq_slot **slot,
+                      uint32_t *len)
 {
 	const struct mmapq_slot *s = slot_at(q, seq);
-	/* Read each field once: the file is shared, and we check what we use. */
 	uint64_t sseq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
-	uint32_t len = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+	uint32_t l = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
 
-	if (sseq != seq || len > q->record_size ||
-	    (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t)))
+	if (sseq != seq || l > q->record_size || (q->format == MMAPQ_FORMAT_INT && l != sizeof(int64_t)))
 		return -EBADMSG;
+	*slot = s;
+	*len = l;
+	return 0;
+}
+
+static int read_slot(const struct mmapq *q, uint64_t seq, struct mmapq_record *r)
+{
+	const struct mmapq_slot *s;
+	uint32_t len;
+	int ret = check_slot(q, seq, &s, &len);
+
+	if (ret < 0)
+		return ret;
 	r->seq = seq;
 	r->len = len;
 	r->data = s + 1;
@@ -1274,8 +1433,10 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 	tail = load_tail(q);
 	unlock(q);
 	q->head = head;
-	if (q->sync != MMAPQ_SYNC_NEVER)
-		sync_bytes(q, q->h, sizeof(*q->h));
+	/* released whatever happens now: an error says the new head is not
+	 * durable */
+	if (q->sync != MMAPQ_SYNC_NEVER && (r = sync_bytes(q->h, sizeof(*q->h))) < 0)
+		return r;
 	r = check_tail(q, tail);
 	if (r < 0)
 		return r;
@@ -1295,7 +1456,10 @@ static void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t
 	o->bad_input = __atomic_load_n(&s->bad_input, __ATOMIC_RELAXED);
 	o->recoveries = __atomic_load_n(&s->recoveries, __ATOMIC_RELAXED);
 	o->attaches = __atomic_load_n(&s->attaches, __ATOMIC_RELAXED);
-	o->attached = ofd_locked_by_other(q->fd, byte) ||
+	/* without the lock file (the observer may not open it): whether the
+	 * pid is alive, a guess (a reused pid looks attached) */
+	o->attached = q->lock_fd < 0 ? o->pid > 0 && (kill(o->pid, 0) == 0 || errno == EPERM) :
+	              ofd_locked_by_other(q->lock_fd, byte) ||
 	              (q->role == MMAPQ_ROLE_PRODUCER && byte == MMAPQ_LOCK_PRODUCER) ||
 	              (q->role == MMAPQ_ROLE_CONSUMER && byte == MMAPQ_LOCK_CONSUMER);
 }
@@ -1318,24 +1482,67 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 		return r;
 	side_status(q, &q->h->producer, MMAPQ_LOCK_PRODUCER, &s.producer);
 	side_status(q, &q->h->consumer, MMAPQ_LOCK_CONSUMER, &s.consumer);
+	s.attached_by_pid = q->lock_fd < 0;
 	*st = s;
 	return 0;
 }
 
-int mmapq_peek(struct mmapq *q, uint64_t seq, struct mmapq_record *r)
+/*
+ * Seqlock style: the slot is checked, its payload copied out, and only then
+ * is head looked at again.  Why the second look suffices: the producer
+ * overwrites the slot of seq (with seq + capacity) only after its
+ * load-acquire of head has returned a value > seq (refresh_limit_acquire,
+ * refresh_limit_locked), which reads the consumer's store-release of that
+ * head (mmapq_release); acquire orders the producer's slot stores after that
+ * load.  So if our copy saw any byte of the overwrite, the consumer's head
+ * store was visible before it, and the acquire fence below, which keeps our
+ * copy's loads before the following load of head, makes that load see it
+ * too: head > seq, and the copy is thrown away.  head <= seq after the copy
+ * means the slot still held record seq throughout (it was complete before
+ * the copy: the load-acquire of tail in snapshot_positions pairs with the
+ * producer's store-release of tail in publish_locked).
+ */
+int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r)
 {
+	const struct mmapq_slot *s;
 	uint64_t head, tail;
-	struct mmapq_record rec;
-	int ret = snapshot_positions(q, &head, &tail);
+	uint32_t len;
+	int ret;
 
+	if (size < q->record_size)
+		return -EMSGSIZE;
+	ret = snapshot_positions(q, &head, &tail);
 	if (ret < 0)
 		return ret;
 	if (seq < head || seq >= tail)
 		return -ENOENT;
-	ret = read_slot(q, seq, &rec);
+	ret = check_slot(q, seq, &s, &len);
 	if (ret < 0)
 		/* the consumer may have moved on and the producer reused it */
 		return load_head(q) > seq ? -ENOENT : ret;
-	*r = rec;
+	memcpy(buf, s + 1, len); /* may race with an overwrite: checked below */
+	/* acquire fence: the copy's loads stay before the load of head below
+	 * (pairs with the consumer's release store of head, as seen by the
+	 * producer's acquire of it before it overwrites the slot) */
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+	/* gcc refuses fences under -fsanitize=thread (ThreadSanitizer does
+	 * not model them); the TSan build (tests/analyze.sh) never peeks */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+	if (__atomic_load_n(&q->h->consumer.position, __ATOMIC_RELAXED) > seq)
+		return -ENOENT; /* consumed meanwhile: the slot may have been reused */
+	r->seq = seq;
+	r->len = len;
+	r->data = buf;
 	return 0;
+}
+
+uint32_t mmapq_record_size(const struct mmapq *q)
+{
+	return q->record_size;
 }

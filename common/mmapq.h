@@ -13,7 +13,8 @@
  *               parameters given
  *   -EBUSY      the role is already held by a live process
  *   -ETIMEDOUT  a wait reached its deadline
- *   -EINTR      a wait was interrupted by a signal handler
+ *   -EINTR      a wait was interrupted: by a signal handler, or because
+ *               mmapq_params.interrupted said so (see "Stopping" below)
  *   -ENOTRECOVERABLE  a dead mutex owner left indices that cannot be repaired
  *
  * Deadlines are absolute CLOCK_MONOTONIC times in nanoseconds
@@ -22,6 +23,26 @@
  * handler ran; no single sleep lasts longer than 0.5 s, so a dead peer or a
  * lost wake-up costs at most that.  Callers with a stop flag pass deadlines
  * of about a second and re-check it.
+ *
+ * Stopping.  A peer that is alive but stopped (SIGSTOP, a debugger) can hold
+ * the queue mutex, or the attach lock, for as long as it stays stopped, and
+ * deadlines do not apply to taking the mutex (its holder is in the middle of
+ * a few stores that must be finished).  So every blocking point asks
+ * mmapq_params.interrupted, if set:
+ *   - taking the mutex: between blocking slices of at most 250 ms;
+ *   - waiting on a condition: before it sleeps and after each sleep of at
+ *     most 0.5 s (a signal handler also ends the sleep at once);
+ *   - mmapq_open waiting for the attach lock (F_OFD_SETLKW): before it, and
+ *     each time a signal handler interrupts it.  The kernel wait has no
+ *     time-out, so there only a signal makes it look: install the handler
+ *     that sets the caller's flag without SA_RESTART.  A signal that comes
+ *     between the last look and the start of the wait is noticed at the next
+ *     signal.
+ * When it returns true the call gives up with -EINTR, never holding the
+ * mutex; what each call leaves behind then is said at the call.  A stop
+ * request is thus noticed within about half a second wherever the process
+ * blocks.  The callback runs in the calling thread, between system calls,
+ * never with the mutex held; it must not call this library.
  */
 #ifndef MMAPQ_H
 #define MMAPQ_H
@@ -38,10 +59,13 @@ enum mmapq_role {
 	MMAPQ_ROLE_OBSERVER = 3, /* read-only: status and dump; takes no locks */
 };
 
+/* With BATCH and ALWAYS a failed msync (EIO: the file system could not
+ * write the pages back; ENOSPC, EDQUOT, ...) is returned by the call that
+ * made it, as said at each call; with NEVER nothing is checked. */
 enum mmapq_sync {
 	MMAPQ_SYNC_NEVER  = 0, /* the kernel writes pages back when it likes     */
 	MMAPQ_SYNC_BATCH  = 1, /* msync(MS_SYNC) after every published/consumed batch */
-	MMAPQ_SYNC_ALWAYS = 2, /* msync(MS_SYNC) after every record               */
+	MMAPQ_SYNC_ALWAYS = 2, /* msync(MS_SYNC) after every record, too           */
 };
 
 struct mmapq_params {
@@ -61,6 +85,11 @@ struct mmapq_params {
 	 * side.  An idle queue still sleeps: at most one spin per call of
 	 * mmapq_available/mmapq_reserve, then the futex wait as before. */
 	uint32_t spin_us;
+	/* Asked at every blocking point (see "Stopping" above); true makes the
+	 * call give up with -EINTR.  NULL: never interrupted (only a signal
+	 * handler ends a condition wait early). */
+	bool (*interrupted)(void *ctx);
+	void *interrupted_ctx;
 };
 
 /* Human-readable detail for a failed mmapq_open: what and where, naming the
@@ -98,10 +127,18 @@ struct mmapq_status {
 	uint64_t tail;         /* next to publish == records published so far */
 	struct mmapq_side_status producer;
 	struct mmapq_side_status consumer;
+	/* How "attached" was found out.  false: from the role locks in the lock
+	 * file (PATH.lock).  true: the lock file could not be opened (an
+	 * observer that may only read the queue, or no lock file, e.g. on a
+	 * read-only file system), so a role counts as attached when its pid is
+	 * alive: a guess, a reused pid looks attached. */
+	bool attached_by_pid;
 };
 
 /* Open (creating if missing) and attach in a role.  See mmapq_format.h for
- * the attach protocol. */
+ * the attach protocol.  -EINTR ("interrupted while waiting for the attach
+ * lock" or "... for the queue mutex" in err): nothing is attached and no
+ * role is held; a file this call created stays, valid and empty. */
 int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err);
 void mmapq_close(struct mmapq *q);
 
@@ -114,7 +151,21 @@ const char *mmapq_format_name(uint32_t format);
  * Reserve free slots (taking the lock only when the locally known free space
  * is used up; waits until at least one slot is free or the deadline), fill
  * them with mmapq_put, make them visible with mmapq_publish (one lock
- * round-trip for the whole batch; wakes the consumer only if it waits). */
+ * round-trip for the whole batch; wakes the consumer only if it waits).
+ *   mmapq_reserve -EINTR (or -ETIMEDOUT, -EAGAIN): no room was found and
+ *     *nfree is untouched.  It publishes pending records before it waits, so
+ *     they may or may not be published: mmapq_pending() says (0: all are).
+ *   mmapq_publish -EINTR: published nothing; the records stay pending and
+ *     the next mmapq_publish (or mmapq_reserve) publishes them.
+ *   msync errors (sync = batch or always; -EIO etc.): mmapq_put did not put
+ *     the record (mmapq_pending() unchanged); mmapq_publish and mmapq_reserve
+ *     did publish (the consumer sees the records, mmapq_pending() is 0 after
+ *     mmapq_publish), but they are not known to be on disk: a power cut or a
+ *     kernel crash may lose them.  mmapq_reserve reports such an error
+ *     rather than -EAGAIN, -ETIMEDOUT or -EINTR.
+ *   mmapq_close publishes what is pending; if it has to wait for the mutex
+ *     and is interrupted, it does not (the records are rolled back, as after
+ *     a crash before publishing). */
 int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree);
 int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
 int mmapq_publish(struct mmapq *q);
@@ -129,16 +180,34 @@ void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
  * Wait until at least one record is available (or the deadline), read them
  * in place with mmapq_get (index 0 is the oldest not yet released), then
  * mmapq_release(n) once they are safely written out: only then does the
- * stored position advance, so a crash before it replays them. */
+ * stored position advance, so a crash before it replays them.
+ *   mmapq_available -EINTR: nothing changed (records already seen stay
+ *     readable with mmapq_get).
+ *   mmapq_release -EINTR: released nothing; the records stay available and
+ *     may be released again.
+ *   mmapq_release msync error (sync = batch or always; -EIO etc.): the
+ *     records were released (head moved on, the producer may reuse their
+ *     slots), but the new head is not known to be on disk: after a power
+ *     cut they may be delivered again. */
 int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail);
 int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
 int mmapq_release(struct mmapq *q, uint32_t n);
 
 /* ---- any role ---- */
 int mmapq_status(struct mmapq *q, struct mmapq_status *st);
-/* Unconsumed record with sequence number seq (head <= seq < tail), read
- * without locks; -ENOENT when seq is outside the queue (consumed meanwhile). */
-int mmapq_peek(struct mmapq *q, uint64_t seq, struct mmapq_record *r);
+/* Copy of the unconsumed record with sequence number seq (head <= seq <
+ * tail), read without locks and without writing anything, like a seqlock
+ * reader: the payload is copied into buf (size must be at least
+ * mmapq_record_size(q), else -EMSGSIZE), then head is read again, and if
+ * the record was consumed meanwhile (its slot may have been reused during
+ * the copy) the copy is discarded: -ENOENT, as when seq is outside the
+ * queue.  On success r->data points into buf, never into the shared
+ * mapping, so what the caller prints is what was checked.  On failure *r is
+ * untouched (buf may have been written).  -EBADMSG: the slot does not hold
+ * record seq although the queue says it should (corrupt). */
+int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r);
+/* The queue's maximum payload size (the buffer size mmapq_peek needs). */
+uint32_t mmapq_record_size(const struct mmapq *q);
 const char *mmapq_path(const struct mmapq *q);
 /* Live change of mmapq_params.spin_us (producer or consumer). */
 void mmapq_set_spin(struct mmapq *q, uint32_t spin_us);

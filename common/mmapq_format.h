@@ -50,15 +50,32 @@
  *   peer's store-release); the mutex is taken only to store a position, to
  *   wake, or to register and wait.  A process holds the mutex for a few
  *   stores, so lockers spin briefly (trylock) before blocking, and block at
- *   most a second at a time, re-checking the header in between.
+ *   most 250 ms at a time, asking the caller's interrupted callback (a
+ *   stopped holder must not keep a SIGTERMed waiter) and re-checking the
+ *   header in between.
+ *   Observers (mmapq_peek) read a slot like a seqlock reader: check the
+ *   slot, copy the payload out, acquire fence, read head again; head > seq
+ *   means the slot may have been reused during the copy (the producer
+ *   overwrites it only after its acquire load of a head > seq, which the
+ *   consumer stored with release): the copy is discarded.
  *   Rules it relies on: every wait has a deadline (at most 0.5 s); wake only
  *   under the mutex and only when the other side registered as waiting; who
  *   gets EOWNERDEAD repairs, then wakes both sides once unconditionally; one
  *   wait object per direction, one waiter each (roles are exclusive); wait
  *   state is re-initialised only when nobody else is attached.
  *
- * Attach protocol (OFD byte-range locks on the file; the kernel drops them
- * when a process dies):
+ * Attach protocol.  OFD byte-range locks (the kernel drops them when a
+ * process dies) on a lock file beside the queue file, PATH.lock
+ * (MMAPQ_LOCK_SUFFIX; LMDB's lock.mdb is the precedent), never on the
+ * queue file itself: a shared lock needs only read access to the file it
+ * is taken on, so anyone who may read the queue could otherwise hold the
+ * role bytes (both daemons locked out) or the attach byte (nobody ever
+ * alone to re-initialise a stale mutex).  The daemons create the lock file
+ * (O_CREAT | O_EXCL, O_NOFOLLOW) with read and write for exactly the
+ * classes (owner, group, other) that may write the queue file and nothing
+ * for the others (queue 0640: lock file 0600; 0660: 0660), owned like the
+ * queue file where they may (the group; the owner too when run as root).
+ * Its contents are never read or written; it is never removed.  Bytes:
  *   byte MMAPQ_LOCK_ATTACH    every attached daemon holds a shared lock.  A
  *                             process that gets it exclusively is alone: it
  *                             validates the file, re-initialises the mutex
@@ -68,6 +85,13 @@
  *                             lock), then downgrades to shared.
  *   byte MMAPQ_LOCK_PRODUCER  exclusive while a producer is attached.
  *   byte MMAPQ_LOCK_CONSUMER  exclusive while a consumer is attached.
+ * Observers open the lock file read-only if they may, to ask F_OFD_GETLK
+ * whether a role is held; if they may not (or it does not exist, e.g. on a
+ * read-only file system where no daemon can run), they report a role as
+ * attached when its pid is alive, and say that they guessed.
+ * Processes that lock the queue file itself (before the lock file) do not
+ * see these locks: all attached processes must use the same protocol.  The
+ * queue file's layout is unchanged (version 1).
  */
 #ifndef MMAPQ_FORMAT_H
 #define MMAPQ_FORMAT_H
@@ -89,7 +113,9 @@
 #define MMAPQ_RECORD_SIZE_MAX   (UINT32_C(1) << 20)
 #define MMAPQ_FILE_SIZE_MAX     (UINT64_C(1) << 36) /* 64 GiB */
 
-/* OFD lock bytes (see "Attach protocol" above). */
+/* The lock file beside the queue file, and its OFD lock bytes (see "Attach
+ * protocol" above). */
+#define MMAPQ_LOCK_SUFFIX       ".lock"
 #define MMAPQ_LOCK_ATTACH       0
 #define MMAPQ_LOCK_PRODUCER     1
 #define MMAPQ_LOCK_CONSUMER     2

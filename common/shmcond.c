@@ -22,6 +22,17 @@ static inline void cpu_relax(void)
 #endif
 }
 
+bool mmapq_lock_interrupted(const struct mmapq_lock *l)
+{
+	return l->interrupted && l->interrupted(l->interrupted_ctx);
+}
+
+/* pthread's positive codes to this file's convention */
+static int held_or_error(int r)
+{
+	return r == 0 ? 0 : -r; /* EOWNERDEAD: held, the caller repairs */
+}
+
 int mmapq_mutex_lock(const struct mmapq_lock *l)
 {
 	pthread_mutex_t *m = l->mutex;
@@ -39,23 +50,31 @@ int mmapq_mutex_lock(const struct mmapq_lock *l)
 #endif
 		int r = pthread_mutex_trylock(m);
 		if (r != EBUSY)
-			return r;
+			return held_or_error(r);
 		cpu_relax();
 	}
 	for (;;) {
 		/* timedlock measures CLOCK_REALTIME: a clock step only moves
-		 * the next header check.  (Not clocklock: ThreadSanitizer, run
-		 * on this code by tests/analyze.sh, does not intercept it.) */
+		 * the next look at interrupted and the header.  (Not clocklock:
+		 * ThreadSanitizer, run on this code by tests/analyze.sh, does
+		 * not intercept it.)  A signal does not end the slice: glibc
+		 * restarts the futex wait after the handler. */
 		struct timespec abs;
 		int r;
 
 		clock_gettime(CLOCK_REALTIME, &abs);
-		abs.tv_sec += (time_t)(MMAPQ_LOCK_CHECK_NS / 1000000000u);
+		abs.tv_nsec += (long)MMAPQ_LOCK_SLICE_NS;
+		if (abs.tv_nsec >= 1000000000L) {
+			abs.tv_sec++;
+			abs.tv_nsec -= 1000000000L;
+		}
 		r = pthread_mutex_timedlock(m, &abs);
 
 		if (r != ETIMEDOUT)
-			return r;
-		if (l->check && (r = l->check(l->ctx)) != 0)
+			return held_or_error(r);
+		if (mmapq_lock_interrupted(l))
+			return -EINTR;
+		if (l->check && (r = l->check(l->ctx)) < 0)
 			return r;
 	}
 }
@@ -99,8 +118,10 @@ int mmapq_cond_wait(struct mmapq_cond *c, const struct mmapq_lock *l, uint64_t d
 	uint32_t seen;
 	int err = 0, r;
 
-	if (now >= deadline_ns)
-		return -ETIMEDOUT;
+	if (now >= deadline_ns || mmapq_lock_interrupted(l)) {
+		pthread_mutex_unlock(m);
+		return now >= deadline_ns ? -ETIMEDOUT : -EINTR;
+	}
 	slice = deadline_ns - now;
 	if (slice > MMAPQ_WAIT_SLICE_NS)
 		slice = MMAPQ_WAIT_SLICE_NS;
@@ -117,18 +138,19 @@ int mmapq_cond_wait(struct mmapq_cond *c, const struct mmapq_lock *l, uint64_t d
 	if (futex(&c->seq, FUTEX_WAIT, seen, &rel) < 0)
 		err = errno;
 
-	r = mmapq_mutex_lock(l);
-	if (r != 0 && r != EOWNERDEAD)
-		return -r;
-	/* Back under the mutex: the caller re-registers if it waits again. */
-	__atomic_store_n(&c->waiting, 0, __ATOMIC_RELAXED);
-	if (r == EOWNERDEAD)
-		return -EOWNERDEAD;
-	if (err == EINTR)
+	/* Leaving without the mutex: no need to take it (its holder may be
+	 * stopped) just to clear waiting; a stale waiting = 1 costs the peer
+	 * one spare FUTEX_WAKE. */
+	if (err == EINTR || mmapq_lock_interrupted(l))
 		return -EINTR;
 	if (err == ETIMEDOUT && mmapq_now_ns() >= deadline_ns)
 		return -ETIMEDOUT;
-	return 0;
+	r = mmapq_mutex_lock(l);
+	if (r < 0 && r != -EOWNERDEAD)
+		return r;
+	/* Back under the mutex: the caller re-registers if it waits again. */
+	__atomic_store_n(&c->waiting, 0, __ATOMIC_RELAXED);
+	return r;
 }
 
 static void wake(struct mmapq_cond *c)

@@ -12,12 +12,14 @@
 #define MMAPQ_SHMCOND_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mmapq_format.h"
 
-/* Longest single sleep: a dead signaler or a missed signal costs at most
- * this much, and callers re-check their stop flags at least this often. */
+/* Longest single sleep on a condition: a dead signaler or a missed signal
+ * costs at most this much, and the interrupted callback is asked at least
+ * this often. */
 #define MMAPQ_WAIT_SLICE_NS (500u * 1000u * 1000u)
 
 /*
@@ -26,38 +28,54 @@
  * are a few stores, so a holder on another CPU is usually out in well under
  * a microsecond, while glibc's robust mutex goes straight to FUTEX_WAIT (and
  * its unlock to FUTEX_WAKE): two system calls and a wake-up, microseconds,
- * for a wait of nanoseconds.  Blocking waits last at most a second at a
- * time: then check (if set) looks at the shared file and returns 0 to keep
- * waiting or a positive errno to give up -- the mutex lives in a file that
- * someone may have overwritten, and a wrecked lock word must not hang us.
+ * for a wait of nanoseconds.  Blocking waits last at most
+ * MMAPQ_LOCK_SLICE_NS at a time; between two of them:
+ *   interrupted (if set) says whether the caller wants to stop (a SIGTERM
+ *   arrived, say): true gives up with -EINTR.  A holder that is stopped
+ *   (SIGSTOP, a debugger) keeps the mutex for as long as it likes; the
+ *   waiter must still be able to leave.
+ *   check (if set) looks at the shared file and returns 0 to keep waiting or
+ *   a negative errno to give up -- the mutex lives in a file that someone
+ *   may have overwritten, and a wrecked lock word must not hang us.
+ * Both are called only between slices, never while holding the mutex.
  */
 struct mmapq_lock {
 	pthread_mutex_t *mutex;
 	unsigned spins;
 	int (*check)(void *ctx);
 	void *ctx;
+	bool (*interrupted)(void *ctx);
+	void *interrupted_ctx;
 };
 
-#define MMAPQ_LOCK_CHECK_NS (1000u * 1000u * 1000u)
+#define MMAPQ_LOCK_SLICE_NS (250u * 1000u * 1000u)
 
-/* Returns what pthread_mutex_lock returns (0, EOWNERDEAD, ENOTRECOVERABLE,
- * ...; a trylock reports a dead owner exactly as the lock does), or the
- * check's errno (mutex not held). */
+/* Every function here returns 0 or a negative errno. */
+
+/* 0 or -EOWNERDEAD (a trylock reports a dead owner exactly as the lock
+ * does): the mutex is held.  Not held: -EINTR (interrupted said so),
+ * -ENOTRECOVERABLE, the check's -errno, or another -errno from pthread. */
 int mmapq_mutex_lock(const struct mmapq_lock *l);
+
+/* True if l->interrupted is set and says so. */
+bool mmapq_lock_interrupted(const struct mmapq_lock *l);
 
 /* Forget any registered waiter (only when nobody else is attached). */
 void mmapq_cond_reset(struct mmapq_cond *c);
 
 /*
  * Sleep until signalled, for at most min(deadline, now + 0.5 s).  Mutex held
- * on entry (relocked with mmapq_mutex_lock(l)).  Returns with
- * the mutex held:
+ * on entry (relocked with mmapq_mutex_lock(l)).  Returns with the mutex
+ * held:
  *   0            woken, or the 0.5 s slice ended: re-check the predicate
- *   -ETIMEDOUT   the deadline (CLOCK_MONOTONIC ns) has passed
- *   -EINTR       a signal handler ran
  *   -EOWNERDEAD  relocked, but the previous owner died holding the mutex:
  *                repair, then pthread_mutex_consistent()
- * or without the mutex: -ENOTRECOVERABLE, or another -errno from the lock.
+ * and without the mutex (nothing to undo: at worst the waiter's
+ * registration stays behind, which costs the peer one spare FUTEX_WAKE):
+ *   -ETIMEDOUT   the deadline (CLOCK_MONOTONIC ns) has passed
+ *   -EINTR       a signal handler ran during the sleep, or l->interrupted
+ *                said so (before the sleep, after it, or while relocking)
+ *   -ENOTRECOVERABLE, or another -errno from the lock.
  */
 int mmapq_cond_wait(struct mmapq_cond *c, const struct mmapq_lock *l, uint64_t deadline_ns);
 

@@ -116,15 +116,19 @@ static void iso_time(char *buf, size_t size, uint64_t usec)
 		snprintf(buf, size, "never");
 }
 
+/* by_pid: the lock file could not be read, "attached" is whether the pid
+ * is alive (mmapq_status.attached_by_pid) */
 static void side_text(const char *name, const struct mmapq_side_status *s, const char *count_name,
-                      uint64_t count, bool producer)
+                      uint64_t count, bool producer, bool by_pid)
 {
 	char when[32];
 
 	iso_time(when, sizeof(when), s->start_usec);
 	if (s->pid)
 		printf("%-10s pid %" PRId32 " (%s), attached since %s\n", name, s->pid,
-		       s->attached ? "alive" : "not attached", when);
+		       by_pid ? (s->attached ? "pid alive, lock file not readable"
+		                             : "pid not running, lock file not readable")
+		              : s->attached ? "alive" : "not attached", when);
 	else
 		printf("%-10s never attached\n", name);
 	printf("%-10s %s %" PRIu64, "", count_name, count);
@@ -168,7 +172,7 @@ static int status(struct mmapq *q, bool json)
 		side_json("producer", &st.producer, "published", st.tail);
 		putchar(',');
 		side_json("consumer", &st.consumer, "consumed", st.head);
-		printf("}\n");
+		printf(",\"attached_by\":\"%s\"}\n", st.attached_by_pid ? "pid" : "lock");
 	} else {
 		char when[32];
 		iso_time(when, sizeof(when), st.created_usec);
@@ -179,8 +183,8 @@ static int status(struct mmapq *q, bool json)
 		       st.file_size, when);
 		printf("%-10s head %" PRIu64 ", tail %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 "\n",
 		       "positions", st.head, st.tail, st.tail - st.head, st.capacity);
-		side_text("producer", &st.producer, "published", st.tail, true);
-		side_text("consumer", &st.consumer, "consumed", st.head, false);
+		side_text("producer", &st.producer, "published", st.tail, true, st.attached_by_pid);
+		side_text("consumer", &st.consumer, "consumed", st.head, false, st.attached_by_pid);
 	}
 	return EXIT_OK;
 }
@@ -189,18 +193,26 @@ static int dump(struct mmapq *q, bool json)
 {
 	struct mmapq_status st;
 	bool first = true;
+	char *buf;
 	int r = mmapq_status(q, &st);
 
 	if (r < 0) {
 		log_error("%s: %s", mmapq_path(q), mmapq_strerror(r));
 		return EXIT_BADQUEUE;
 	}
+	/* each record is copied out and checked before it is printed: the
+	 * slots may be reused under us */
+	buf = malloc(mmapq_record_size(q));
+	if (!buf) {
+		log_error("%s: out of memory", mmapq_path(q));
+		return EXIT_IOERR;
+	}
 	if (json)
 		printf("[");
 	for (uint64_t seq = st.head; seq < st.tail; seq++) {
 		struct mmapq_record rec;
 
-		r = mmapq_peek(q, seq, &rec);
+		r = mmapq_peek(q, seq, buf, mmapq_record_size(q), &rec);
 		if (r == -ENOENT)
 			continue; /* consumed while we were reading */
 		if (r < 0) {
@@ -208,6 +220,7 @@ static int dump(struct mmapq *q, bool json)
 				printf("]\n");
 			fflush(stdout);
 			log_error("%s: record %" PRIu64 ": %s", mmapq_path(q), seq, mmapq_strerror(r));
+			free(buf);
 			return EXIT_BADQUEUE;
 		}
 		if (st.format == MMAPQ_FORMAT_INT) {
@@ -232,6 +245,7 @@ static int dump(struct mmapq *q, bool json)
 		}
 		first = false;
 	}
+	free(buf);
 	if (json)
 		printf("]\n");
 	return EXIT_OK;

@@ -7,6 +7,8 @@ set -eu
 # clang, libclang-rt-14-dev: the libFuzzer targets (tests/fuzz/)
 pkgs="cmake make gcc pkg-config libinih-dev libcmocka-dev libsystemd-dev systemd-container"
 pkgs="$pkgs clang libclang-rt-14-dev"
+# libfuse3-dev: failfs, the failing FUSE file system of test_msync
+pkgs="$pkgs libfuse3-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -343,16 +343,8 @@ static void start(struct world *w, int side, const char *fault)
 	uint64_t seed = g_seed ^ ((uint64_t)(p->starts + 1) * 0x9e3779b97f4a7c15ull) ^ (uint64_t)side;
 	pid_t pid;
 
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		perror("pipe2");
-		exit(99);
-	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(99);
-	}
+	tu_pipe(fds);
+	pid = tu_fork();
 	if (pid == 0) {
 		close(fds[0]);
 		/* before the first queue call: fault.c reads it once */

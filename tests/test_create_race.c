@@ -13,8 +13,9 @@
  * Checked every round: the producer and the consumer attached; every extra
  * producer got -EBUSY with a message naming the winning producer's pid; no
  * open ever saw a half-built file (-EBADMSG) or failed otherwise; exactly
- * one file is in the directory (no "*.tmp.*" left behind); the file then
- * opens cleanly, empty, with one attach recorded per role.
+ * the file and its lock file (race.q.lock) are in the directory (no
+ * "*.tmp.*" left behind); the file then opens cleanly, empty, with one
+ * attach recorded per role.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -227,7 +228,7 @@ static void run_round(const char *dir, int n, int round)
 		}
 	}
 
-	/* exactly one file, no temporaries */
+	/* exactly the queue and its lock file, no temporaries */
 	{
 		DIR *d = opendir(dir);
 		struct dirent *e;
@@ -237,13 +238,14 @@ static void run_round(const char *dir, int n, int round)
 			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 				continue;
 			files++;
-			if (strcmp(e->d_name, "race.q") != 0)
+			if (strcmp(e->d_name, "race.q") != 0 && strcmp(e->d_name, "race.q.lock") != 0)
 				stray = true;
 		}
 		if (d)
 			closedir(d);
-		if (files != 1 || stray)
-			fail(dir, path, n, round, "expected exactly race.q in the directory, found %d entries", files);
+		if (files != 2 || stray)
+			fail(dir, path, n, round, "expected exactly race.q and race.q.lock in the directory,"
+			     " found %d entries", files);
 	}
 
 	/* the file validates and holds what the race should have left */

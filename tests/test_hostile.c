@@ -25,6 +25,7 @@
  *                             that is not writable
  *   enospc                    creating a queue on a full (64 KiB) tmpfs
  *   read_only_fs              a read-only tmpfs, empty and holding a queue
+ *                             without its lock file
  *   special_files_ctl         FIFO, directory, device, dangling symlink,
  *                             symlink to a valid queue: mmapqctl status/dump
  *   socket_at_path            a Unix socket at the path
@@ -1003,7 +1004,8 @@ static int case_enospc(void)
 	CHECK(strcmp(out_text(&x), "1\n2\n3\n") == 0, "consumer printed '%s'", out_text(&x));
 	prog_free(&x);
 	left = dir_entries(mnt);
-	CHECK(!strcmp(left, "queue "), "in %s after the control: '%s'", mnt, left);
+	CHECK(!strcmp(left, "queue queue.lock ") || !strcmp(left, "queue.lock queue "),
+	      "in %s after the control: '%s' (want the queue and its lock file)", mnt, left);
 	free(left);
 	free(small);
 	free(mnt);
@@ -1012,7 +1014,7 @@ static int case_enospc(void)
 
 static int case_read_only_fs(void)
 {
-	char *empty, *full, *left, *q_empty, *before, *after;
+	char *empty, *full, *left, *q_empty, *before, *after, *lock;
 	size_t blen, alen;
 	struct prog x;
 
@@ -1023,6 +1025,10 @@ static int case_read_only_fs(void)
 	free(g_q);
 	g_q = tu_path(full, "queue");
 	publish(g_q, "1 2 3\n");
+	/* as if the file had been copied there: no lock file, and none can
+	 * be made */
+	lock = tu_xasprintf("%s%s", g_q, MMAPQ_LOCK_SUFFIX);
+	CHECK(unlink(lock) == 0, "unlink %s: %s", lock, strerror(errno));
 	before = slurp(g_q, &blen);
 	remount_ro(empty);
 	remount_ro(full);
@@ -1045,10 +1051,13 @@ static int case_read_only_fs(void)
 	x = RUN(false, NULL, "mmapq-consumer", "--config", g_cfg, "--queue", g_q);
 	expect_exit(&x, EXIT_MS, 73, g_q, "Read-only file system", END);
 	prog_free(&x);
-	/* the read-only observer does not */
+	/* the read-only observer does not, nor the lock file: it says it
+	 * judged by the pid */
 	x = RUN(false, NULL, "mmapqctl", "--queue", g_q, "status");
 	expect_exit(&x, EXIT_MS, 0, END);
-	CHECK(strstr(out_text(&x), "head 0, tail 3, depth 3/1024"), "mmapqctl status: '%s'", out_text(&x));
+	CHECK(strstr(out_text(&x), "head 0, tail 3, depth 3/1024") &&
+	      strstr(out_text(&x), "pid not running, lock file not readable"), "mmapqctl status: '%s'",
+	      out_text(&x));
 	prog_free(&x);
 	x = RUN(false, NULL, "mmapqctl", "--queue", g_q, "dump");
 	expect_exit(&x, EXIT_MS, 0, END);
@@ -1061,6 +1070,7 @@ static int case_read_only_fs(void)
 	free(q_empty);
 	free(empty);
 	free(full);
+	free(lock);
 	return 0;
 }
 
@@ -1260,11 +1270,8 @@ int main(int argc, char **argv)
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	for (int i = 0; i < n; i++) {
 		int code;
-		bool wanted = argc < 2;
 
-		for (int a = 1; a < argc; a++)
-			wanted |= !strcmp(argv[a], cases[i].name);
-		if (!wanted)
+		if (!tu_wanted(argc, argv, cases[i].name))
 			continue;
 		ran++;
 		code = run_case(i);

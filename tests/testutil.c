@@ -172,6 +172,43 @@ pid_t tu_start(char *const argv[], const struct tu_child *c)
 		putenv(c->env_extra[i]);
 	execve(argv[0], argv, environ);
 	_exit(127);
+
+void tu_case_fail(const char *test, const char *name, const char *qpath, int line,
+                  const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: [%s] FAIL at line %d: ", test, name, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	tu_dump_queue(qpath, "failure");
+}
+
+void tu_pipe(int fds[2])
+{
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die("pipe2");
+}
+
+pid_t tu_fork(void)
+{
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	return pid;
+}
+
+bool tu_wanted(int argc, char **argv, const char *name)
+{
+	for (int a = 1; a < argc; a++)
+		if (!strcmp(argv[a], name))
+			return true;
+	return argc < 2;
 }
 
 int tu_wait(pid_t pid, int timeout_ms)

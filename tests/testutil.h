@@ -68,6 +68,18 @@ struct tu_child {
 #define TU_CHILD_INIT {.stdio = {-1, -1, -1}, .rlimit_resource = -1}
 pid_t tu_start(char *const argv[], const struct tu_child *c);
 
+/* For programs of named cases: "TEST: [CASE] FAIL at line N: message" on
+ * stderr, then the queue state at qpath. */
+void tu_case_fail(const char *test, const char *name, const char *qpath, int line,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* pipe2(fds, O_CLOEXEC); exits 99 if it fails. */
+void tu_pipe(int fds[2]);
+/* fflush(NULL), then fork(); exits 99 if fork fails. */
+pid_t tu_fork(void);
+/* Whether case name was asked for on the command line (argv[1..]; none:
+ * every case). */
+bool tu_wanted(int argc, char **argv, const char *name);
+
 /* Wait for the child to exit, at most timeout_ms (poll on a pidfd).
  * Returns the wait status, or -ETIMEDOUT (the child is left running). */
 int tu_wait(pid_t pid, int timeout_ms);

@@ -254,8 +254,10 @@ static void check_err_msg(const struct mmapq_error *err, int r, const char *role
 
 /* A record handed out for seq: the right slot of the current mapping, with
  * the file's bytes. */
+/* copy: where a copied record must be (mmapq_peek's buffer); NULL: in
+ * place in the mapping (mmapq_get) */
 static void check_record(const struct model *m, const uint8_t *f, uint64_t seq,
-                         const struct mmapq_record *rec, const char *role)
+                         const struct mmapq_record *rec, const uint8_t *copy, const char *role)
 {
 	size_t o = slot_off(m, seq);
 	const uint8_t *d = rec->data;
@@ -266,9 +268,12 @@ static void check_record(const struct model *m, const uint8_t *f, uint64_t seq,
 	FUZZ_CHECK(rec->len <= m->rs, "%s: record length %" PRIu32 " > record_size", role, rec->len);
 	FUZZ_CHECK(m->fmt != MMAPQ_FORMAT_INT || rec->len == 8, "%s: int record of %" PRIu32 " bytes",
 	           role, rec->len);
-	FUZZ_CHECK(d == g_map + o + MMAPQ_SLOT_HEADER_SIZE,
-	           "%s: record %" PRIu64 " data at map+%td, expected map+%zu", role, seq, d - g_map,
-	           o + MMAPQ_SLOT_HEADER_SIZE);
+	if (copy)
+		FUZZ_CHECK(d == copy, "%s: record %" PRIu64 " data not in the caller's buffer", role, seq);
+	else
+		FUZZ_CHECK(d == g_map + o + MMAPQ_SLOT_HEADER_SIZE,
+		           "%s: record %" PRIu64 " data at map+%td, expected map+%zu", role, seq,
+		           d - g_map, o + MMAPQ_SLOT_HEADER_SIZE);
 	FUZZ_CHECK(o + MMAPQ_SLOT_HEADER_SIZE + rec->len <= g_map_len, "%s: record beyond the mapping",
 	           role);
 	FUZZ_CHECK(!memcmp(d, f + o + MMAPQ_SLOT_HEADER_SIZE, rec->len), "%s: record bytes differ",
@@ -308,6 +313,7 @@ static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 	struct mmapq_status st;
 	struct mmapq_record rec;
 	struct mmapq *q;
+	uint8_t *buf;
 	int r, want = m->hdr_ok && m->pos_ok ? 0 : -EBADMSG;
 
 	q = open_role(MMAPQ_ROLE_OBSERVER, 0, 0, 0, &err, &r);
@@ -329,23 +335,32 @@ static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 	check_side(f, SIDE_P, &st.producer);
 	check_side(f, SIDE_C, &st.consumer);
 
-	/* as mmapqctl dump does */
+	/* as mmapqctl dump does: copies into a buffer of record_size bytes,
+	 * one byte less is refused */
+	buf = malloc(m->rs);
+	FUZZ_CHECK(buf && mmapq_record_size(q) == m->rs, "observer: record size");
+	if (st.tail > st.head)
+		FUZZ_CHECK(mmapq_peek(q, st.head, buf, m->rs - 1, &rec) == -EMSGSIZE,
+		           "observer: peek into a buffer one byte short");
 	for (uint64_t s = st.head; s < st.tail; s++) {
-		r = mmapq_peek(q, s, &rec);
+		r = mmapq_peek(q, s, buf, m->rs, &rec);
 		if (slot_readable(m, f, s)) {
 			FUZZ_CHECK(r == 0, "observer: peek(%" PRIu64 ") %d on a good slot", s, r);
-			check_record(m, f, s, &rec, "observer peek");
+			check_record(m, f, s, &rec, buf, "observer peek");
 		} else {
 			FUZZ_CHECK(r == -EBADMSG, "observer: peek(%" PRIu64 ") %d on a bad slot", s, r);
 		}
 	}
 	/* just outside the queue */
-	FUZZ_CHECK(mmapq_peek(q, st.tail, &rec) == -ENOENT, "observer: peek(tail)");
-	FUZZ_CHECK(mmapq_peek(q, st.tail + m->cap, &rec) == -ENOENT, "observer: peek(tail + cap)");
-	FUZZ_CHECK(mmapq_peek(q, UINT64_MAX, &rec) == -ENOENT || st.tail == UINT64_MAX,
+	FUZZ_CHECK(mmapq_peek(q, st.tail, buf, m->rs, &rec) == -ENOENT, "observer: peek(tail)");
+	FUZZ_CHECK(mmapq_peek(q, st.tail + m->cap, buf, m->rs, &rec) == -ENOENT,
+	           "observer: peek(tail + cap)");
+	FUZZ_CHECK(mmapq_peek(q, UINT64_MAX, buf, m->rs, &rec) == -ENOENT || st.tail == UINT64_MAX,
 	           "observer: peek(UINT64_MAX)");
 	if (st.head > 0)
-		FUZZ_CHECK(mmapq_peek(q, st.head - 1, &rec) == -ENOENT, "observer: peek(head - 1)");
+		FUZZ_CHECK(mmapq_peek(q, st.head - 1, buf, m->rs, &rec) == -ENOENT,
+		           "observer: peek(head - 1)");
+	free(buf);
 	mmapq_close(q);
 	FUZZ_CHECK(!g_map, "observer: mapping not released");
 }
@@ -440,7 +455,7 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 		for (uint32_t i = 0; i < navail; i++) {
 			r = mmapq_get(q, i, &rec);
 			FUZZ_CHECK(r == 0, "consumer: get(%" PRIu32 ") %d", i, r);
-			check_record(m, f, m->head + i, &rec, "consumer get");
+			check_record(m, f, m->head + i, &rec, NULL, "consumer get");
 		}
 		FUZZ_CHECK(mmapq_get(q, navail, &rec) == -ENOENT, "consumer: get past the end");
 		FUZZ_CHECK(mmapq_release(q, navail + 1) == -EINVAL, "consumer: release too many");

@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_msync -- write-back errors are reported, on a real file system that
+ * fails: failfs (failfs.c), a FUSE file system in this process's private
+ * mount namespace, answers EIO to every WRITE (the kernel's write-back of
+ * the shared mapping's dirty pages, which msync(MS_SYNC) waits for) and
+ * FSYNC once the test flips its switch.
+ *
+ * Library (the state each call leaves, as mmapq.h says):
+ *   put_always      sync = always: mmapq_put fails with -EIO and puts nothing
+ *   publish_batch   sync = batch: mmapq_publish fails with -EIO, published
+ *   reserve_batch   sync = batch: mmapq_reserve publishing a full ring: -EIO
+ *   release_batch   sync = batch: mmapq_release fails with -EIO, released
+ *   never           sync = never: put, publish, release all succeed (no msync)
+ * Daemons:
+ *   producer_always mmapq-producer, sync = always: exit 74 naming the file
+ *   producer_batch  mmapq-producer, sync = batch: the same
+ *   consumer_batch  mmapq-consumer, sync = batch: the same
+ *   daemons_never   both with sync = never: every record through, exit 0
+ * Needs root for the mount namespace and /dev/fuse; exits 77 without them.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "failfs.h"
+#include "mmapq.h"
+#include "mmapq_format.h"
+#include "testutil.h"
+
+#define EXIT_MS 10000
+
+static const char *g_case;
+static char *g_tmp, *g_mnt, *g_q;
+static int g_failures;
+
+#define FAIL(...) (g_failures++, tu_case_fail("test_msync", g_case, g_q, __LINE__, __VA_ARGS__))
+
+static struct mmapq *open_role(enum mmapq_role role, enum mmapq_sync sync)
+{
+	/* the daemons' configuration below has the same geometry */
+	struct mmapq_params p = {.path = g_q, .role = role, .capacity = 4, .record_size = 8,
+	                         .format = MMAPQ_FORMAT_INT, .sync = sync, .file_mode = 0600};
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+	int r = mmapq_open(&p, &q, &e);
+
+	if (r < 0) {
+		FAIL("open: %s", e.msg);
+		return NULL;
+	}
+	return q;
+}
+
+/* head and tail as an observer sees them; false if the file is not there
+ * (yet) or not valid */
+static bool try_positions(uint64_t *head, uint64_t *tail)
+{
+	struct mmapq_params p = {.path = g_q, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_error e;
+	struct mmapq_status st;
+	struct mmapq *q = NULL;
+	bool ok = mmapq_open(&p, &q, &e) == 0 && mmapq_status(q, &st) == 0;
+
+	mmapq_close(q);
+	if (ok) {
+		*head = st.head;
+		*tail = st.tail;
+	}
+	return ok;
+}
+
+static void positions(uint64_t *head, uint64_t *tail)
+{
+	*head = *tail = UINT64_MAX;
+	if (!try_positions(head, tail))
+		FAIL("an observer cannot read the queue");
+}
+
+static int put(struct mmapq *q)
+{
+	int64_t v = (int64_t)mmapq_next_seq(q);
+
+	return mmapq_put(q, &v, sizeof(v));
+}
+
+/* ---- library ------------------------------------------------------------------ */
+
+static void case_put_always(void)
+{
+	struct mmapq *q = open_role(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_ALWAYS);
+	uint32_t n;
+	int r = 0;
+
+	if (!q)
+		return;
+	if (mmapq_reserve(q, 0, &n) != 0 || (r = put(q)) != 0) {
+		FAIL("a put before the failure: %s", mmapq_strerror(r));
+		goto out;
+	}
+	failfs_set_fail(true);
+	r = put(q);
+	if (r != -EIO || mmapq_pending(q) != 1 || mmapq_next_seq(q) != 1)
+		FAIL("put with write-back failing: %d (%s), %u pending, next seq %" PRIu64
+		     "; want -EIO, 1, 1 (not put)", r, mmapq_strerror(r), mmapq_pending(q),
+		     mmapq_next_seq(q));
+out:
+	failfs_set_fail(false);
+	mmapq_close(q);
+}
+
+static void case_publish_batch(void)
+{
+	struct mmapq *q = open_role(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_BATCH);
+	uint64_t head, tail;
+	uint32_t n;
+	int r;
+
+	if (!q)
+		return;
+	if (mmapq_reserve(q, 0, &n) != 0 || put(q) != 0 || put(q) != 0) {
+		FAIL("put");
+		goto out;
+	}
+	failfs_set_fail(true);
+	r = mmapq_publish(q);
+	positions(&head, &tail);
+	if (r != -EIO || tail != 2 || mmapq_pending(q) != 0)
+		FAIL("publish with write-back failing: %d (%s), tail %" PRIu64 ", %u pending; want -EIO,"
+		     " 2, 0 (published, not durable)", r, mmapq_strerror(r), tail, mmapq_pending(q));
+out:
+	failfs_set_fail(false);
+	mmapq_close(q);
+}
+
+static void case_reserve_batch(void)
+{
+	struct mmapq *q = open_role(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_BATCH);
+	uint64_t head, tail;
+	uint32_t n = 12345;
+	int r;
+
+	if (!q)
+		return;
+	if (mmapq_reserve(q, 0, &n) != 0 || n != 4) {
+		FAIL("reserve on a new queue");
+		goto out;
+	}
+	for (int i = 0; i < 4; i++)
+		if (put(q) != 0)
+			FAIL("put");
+	failfs_set_fail(true);
+	n = 12345;
+	/* full and nothing published: reserve publishes the four, then finds
+	 * no room (-EAGAIN), but the failed msync is what it reports */
+	r = mmapq_reserve(q, 0, &n);
+	positions(&head, &tail);
+	if (r != -EIO || tail != 4 || mmapq_pending(q) != 0 || n != 12345)
+		FAIL("reserve with write-back failing: %d (%s), tail %" PRIu64 ", %u pending, nfree %u;"
+		     " want -EIO, 4, 0, untouched", r, mmapq_strerror(r), tail, mmapq_pending(q), n);
+out:
+	failfs_set_fail(false);
+	mmapq_close(q);
+}
+
+static void case_release_batch(void)
+{
+	struct mmapq *p = open_role(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_NEVER);
+	struct mmapq *c = open_role(MMAPQ_ROLE_CONSUMER, MMAPQ_SYNC_BATCH);
+	uint64_t head, tail;
+	uint32_t n;
+	int r;
+
+	if (!p || !c)
+		goto out;
+	if (mmapq_reserve(p, 0, &n) != 0 || put(p) != 0 || mmapq_publish(p) != 1 ||
+	    mmapq_available(c, 0, &n) != 0 || n != 1) {
+		FAIL("one record through");
+		goto out;
+	}
+	failfs_set_fail(true);
+	r = mmapq_release(c, 1);
+	positions(&head, &tail);
+	if (r != -EIO || head != 1)
+		FAIL("release with write-back failing: %d (%s), head %" PRIu64 "; want -EIO, 1 (released,"
+		     " not durable)", r, mmapq_strerror(r), head);
+out:
+	failfs_set_fail(false);
+	mmapq_close(c);
+	mmapq_close(p);
+}
+
+static void case_never(void)
+{
+	struct mmapq *p = open_role(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_NEVER);
+	struct mmapq *c = open_role(MMAPQ_ROLE_CONSUMER, MMAPQ_SYNC_NEVER);
+	uint32_t n;
+	int r = 0;
+
+	if (!p || !c)
+		goto out;
+	failfs_set_fail(true);
+	for (int round = 0; round < 3 && r == 0; round++) {
+		if ((r = mmapq_reserve(p, 0, &n)) == 0 && (r = put(p)) == 0 &&
+		    (r = mmapq_publish(p)) == 1 && (r = mmapq_available(c, 0, &n)) == 0)
+			r = mmapq_release(c, n);
+	}
+	if (r != 0)
+		FAIL("sync = never with write-back failing: %d (%s); want no error (no msync)", r,
+		     mmapq_strerror(r));
+out:
+	failfs_set_fail(false);
+	mmapq_close(c);
+	mmapq_close(p);
+}
+
+/* ---- daemons ------------------------------------------------------------------ */
+
+static char *config(const char *sync)
+{
+	char *path = tu_path(g_tmp, "test.ini");
+	char *text = tu_xasprintf("[queue]\ncapacity = 4\nrecord_size = 8\nsync = %s\n"
+	                          "[consumer]\noutput = stdout\n", sync);
+
+	if (tu_write_file(path, text, strlen(text)) < 0) {
+		perror(path);
+		exit(99);
+	}
+	free(text);
+	return path;
+}
+
+static struct tu_proc daemon_start(const char *name, const char *cfg, const char *count)
+{
+	char *bin = tu_bin(name);
+	char *argv[] = {bin, "--config", (char *)cfg, "--queue", g_q, count ? "--count" : NULL,
+	                (char *)count, NULL};
+	struct tu_proc p;
+
+	tu_spawn(&p, argv, NULL, !strcmp(name, "mmapq-producer"), true, true);
+	free(bin);
+	return p;
+}
+
+/* Wait for exit; the exit code (-1 on a hang: killed), stderr in *err. */
+static int daemon_end(struct tu_proc *p, char **out, char **err)
+{
+	int st = tu_wait(p->pid, EXIT_MS);
+
+	if (st == -ETIMEDOUT)
+		tu_kill(p->pid);
+	if (p->in_fd >= 0)
+		close(p->in_fd);
+	*out = tu_read_all(p->out_fd, 1000, NULL);
+	*err = tu_read_all(p->err_fd, 1000, NULL);
+	close(p->out_fd);
+	close(p->err_fd);
+	return st == -ETIMEDOUT ? -1 : tu_exit_code(st);
+}
+
+/* Spin until the queue's tail reaches want (deadline EXIT_MS). */
+static bool wait_tail(uint64_t want)
+{
+	uint64_t end = tu_now_ms() + EXIT_MS, head, tail = 0;
+
+	while (tu_now_ms() < end) {
+		if (try_positions(&head, &tail) && tail >= want)
+			return true;
+		sched_yield();
+	}
+	return false;
+}
+
+static void expect_io_error(const char *who, int code, const char *err)
+{
+	if (code != 74 || !err || !strstr(err, g_q) || !strstr(err, "Input/output error"))
+		FAIL("%s with write-back failing: exit %d, stderr '%s'; want 74 and a message naming %s",
+		     who, code, err ? err : "", g_q);
+}
+
+static void producer_case(const char *sync)
+{
+	char *cfg = config(sync), *out, *err;
+	struct tu_proc p = daemon_start("mmapq-producer", cfg, NULL);
+	int code;
+
+	/* one record through while the file system works */
+	if (tu_write_all(p.in_fd, "1\n", 2) < 0 || !wait_tail(1))
+		FAIL("the producer did not publish its first record");
+	failfs_set_fail(true);
+	if (tu_write_all(p.in_fd, "2\n", 2) < 0)
+		FAIL("write to the producer");
+	code = daemon_end(&p, &out, &err);
+	failfs_set_fail(false);
+	expect_io_error("mmapq-producer", code, err);
+	free(out);
+	free(err);
+	free(cfg);
+}
+
+static void case_producer_always(void)
+{
+	producer_case("always");
+}
+
+static void case_producer_batch(void)
+{
+	producer_case("batch");
+}
+
+/* Three records published by the library, sync never, while all is well. */
+static void publish_three(void)
+{
+	struct mmapq *p = open_role(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_NEVER);
+	uint32_t n;
+
+	if (!p || mmapq_reserve(p, 0, &n) != 0 || put(p) != 0 || put(p) != 0 || put(p) != 0 ||
+	    mmapq_publish(p) != 3)
+		FAIL("publishing three records");
+	mmapq_close(p);
+}
+
+static void case_consumer_batch(void)
+{
+	char *cfg = config("batch"), *out, *err;
+	struct tu_proc c;
+	int code;
+
+	publish_three();
+	failfs_set_fail(true);
+	c = daemon_start("mmapq-consumer", cfg, "3");
+	code = daemon_end(&c, &out, &err);
+	failfs_set_fail(false);
+	expect_io_error("mmapq-consumer", code, err);
+	free(out);
+	free(err);
+	free(cfg);
+}
+
+static void case_daemons_never(void)
+{
+	char *cfg = config("never"), *out, *err, *pout, *perr;
+	struct tu_proc p, c;
+	int pcode, ccode;
+
+	publish_three(); /* the file exists before the switch is flipped */
+	failfs_set_fail(true);
+	c = daemon_start("mmapq-consumer", cfg, "6");
+	p = daemon_start("mmapq-producer", cfg, NULL);
+	if (tu_write_all(p.in_fd, "3 4 5\n", 6) < 0)
+		FAIL("write to the producer");
+	close(p.in_fd);
+	p.in_fd = -1;
+	pcode = daemon_end(&p, &pout, &perr);
+	ccode = daemon_end(&c, &out, &err);
+	failfs_set_fail(false);
+	if (pcode != 0 || ccode != 0 || !out || strcmp(out, "0\n1\n2\n3\n4\n5\n") != 0)
+		FAIL("sync = never with write-back failing: producer exit %d (%s), consumer exit %d (%s),"
+		     " output '%s'; want 0, 0 and 0..5", pcode, perr ? perr : "", ccode, err ? err : "",
+		     out ? out : "");
+	free(out);
+	free(err);
+	free(pout);
+	free(perr);
+	free(cfg);
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} cases[] = {
+	{"put_always", case_put_always},         {"publish_batch", case_publish_batch},
+	{"reserve_batch", case_reserve_batch},   {"release_batch", case_release_batch},
+	{"never", case_never},                   {"producer_always", case_producer_always},
+	{"producer_batch", case_producer_batch}, {"consumer_batch", case_consumer_batch},
+	{"daemons_never", case_daemons_never},
+};
+
+int main(int argc, char **argv)
+{
+	int ran = 0, r;
+
+	unsetenv("MMAPQ_FAULT");
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_msync: SKIP: needs root (a mount namespace, /dev/fuse)\n");
+		return TEST_SKIP;
+	}
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		fprintf(stderr, "test_msync: SKIP: private mount namespace: %s\n", strerror(errno));
+		return TEST_SKIP;
+	}
+	g_tmp = tu_mkdtemp("msync");
+	g_mnt = tu_path(g_tmp, "failfs");
+	if (mkdir(g_mnt, 0755) < 0) {
+		perror(g_mnt);
+		return 99;
+	}
+	r = failfs_start(g_mnt);
+	if (r < 0) {
+		fprintf(stderr, "test_msync: SKIP: cannot mount a FUSE file system: %s\n", strerror(-r));
+		tu_rmdir_r(g_tmp);
+		return TEST_SKIP;
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int f0 = g_failures;
+		uint64_t refused = failfs_refused();
+		if (!tu_wanted(argc, argv, cases[i].name))
+			continue;
+		ran++;
+		g_case = cases[i].name;
+		g_q = tu_path(g_mnt, cases[i].name);
+		cases[i].fn();
+		printf("test_msync: [%s] %s (%" PRIu64 " writes refused)\n", g_case,
+		       g_failures > f0 ? "FAILED" : "ok", failfs_refused() - refused);
+		fflush(stdout);
+		free(g_q);
+		g_q = NULL;
+	}
+	failfs_stop();
+	tu_rmdir_r(g_tmp);
+	free(g_mnt);
+	free(g_tmp);
+	if (!ran) {
+		fprintf(stderr, "test_msync: no such case\n");
+		return 64;
+	}
+	printf("test_msync: %s\n", g_failures ? "FAILED" : "ok");
+	return g_failures ? 1 : 0;
+}
