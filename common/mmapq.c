@@ -635,7 +635,11 @@ static int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 		set_err(err, "%s: cannot set mode %04o: %s", tmp, p->file_mode, strerror(-r));
 		goto fail;
 	}
-	r = posix_fallocate(fd, 0, (off_t)size);
+	/* a signal handler (the caller's, or its timer) may cut a large
+	 * allocation short: the call can simply be made again */
+	do
+		r = posix_fallocate(fd, 0, (off_t)size);
+	while (r == EINTR);
 	if (r) {
 		r = -r;
 		set_err(err, "%s: cannot allocate %" PRIu64 " bytes: %s", p->path, size, strerror(-r));

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -359,16 +360,65 @@ struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_
 	return p;
 }
 
-int cli_attach(const struct mmapq_config *cfg, enum mmapq_role role, struct mmapq **q)
+/* SIGALRM while attaching: nothing to do but interrupt a kernel wait
+ * (installed without SA_RESTART). */
+static void on_tick(int sig)
+{
+	(void)sig;
+}
+
+void cli_take_signals(const sigset_t *unblocked)
+{
+	sigset_t ours, pending, blocked;
+
+	cli_signal_set(&ours);
+	if (sigpending(&pending) < 0)
+		return;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sigismember(&ours, sig) == 1 && sigismember(&pending, sig) == 1) {
+			/* let them in: their handlers run on the way */
+			sigprocmask(SIG_SETMASK, unblocked, &blocked);
+			sigprocmask(SIG_SETMASK, &blocked, NULL);
+			return;
+		}
+}
+
+/* mmapq_params.interrupted: a stop was requested.  With the signals
+ * blocked, a pending one is let in (its handler runs) first. */
+static bool stop_requested(void *ctx)
+{
+	if (ctx && !cli_stop)
+		cli_take_signals(ctx);
+	return cli_stop;
+}
+
+int cli_attach(const struct mmapq_config *cfg, enum mmapq_role role, const sigset_t *unblocked,
+               struct mmapq **q)
 {
 	struct mmapq_params qp = cli_queue_params(cfg, role);
+	const struct itimerval tick = {{0, 250000}, {0, 250000}};
+	struct sigaction old_alarm;
 	struct mmapq_error err;
 	int r, code;
 
+	qp.interrupted = stop_requested;
+	qp.interrupted_ctx = (void *)unblocked;
 	cli_sigbus_guard(qp.path);
+	/* The wait for the attach lock is a kernel wait (F_OFD_SETLKW) that
+	 * only a signal handler interrupts, and a stop request that comes
+	 * just before it starts would be noticed only at the next signal: a
+	 * timer makes sure there is one every 250 ms while we attach. */
+	sigaction(SIGALRM, &(struct sigaction){.sa_handler = on_tick}, &old_alarm);
+	setitimer(ITIMER_REAL, &tick, NULL);
 	r = mmapq_open(&qp, q, &err);
+	setitimer(ITIMER_REAL, &(struct itimerval){0}, NULL);
+	sigaction(SIGALRM, &old_alarm, NULL);
 	if (r == 0)
 		return 0;
+	if (r == -EINTR && cli_stop) {
+		log_notice("%s; stopping as asked", err.msg);
+		return EXIT_OK;
+	}
 	log_error("%s", err.msg);
 	if (r == -EPROTO)
 		log_notice("to keep its records under the new geometry, stop both daemons and run"

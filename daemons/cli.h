@@ -87,6 +87,11 @@ extern volatile sig_atomic_t cli_reload;
 void cli_signals(void);
 /* The signals above, as a set (for sigprocmask/ppoll). */
 void cli_signal_set(sigset_t *set);
+/* For a program that blocks them outside its waits: if one of them is
+ * pending, let it in (with the mask unblocked) so its handler runs.  A wait
+ * that returns at once because a descriptor is ready (a regular file always
+ * is) never lets a blocked signal in by itself. */
+void cli_take_signals(const sigset_t *unblocked);
 
 /* Re-read the configuration (RELOADING=1 ... READY=1 around it).  Keys
  * that can change live are copied into *running and logged; keys that need
@@ -102,9 +107,18 @@ void cli_sigbus_guard(const char *queue_path);
 
 struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_role role);
 
-/* The daemons' attach: the SIGBUS guard, mmapq_open in role, every failure
+/*
+ * The daemons' attach: the SIGBUS guard, mmapq_open in role, every failure
  * logged (with what to do about a changed geometry) and reported to
- * systemd.  0, or the exit code. */
-int cli_attach(const struct mmapq_config *cfg, enum mmapq_role role, struct mmapq **q);
+ * systemd.  0, or the exit code (0 too if a stop request ended a wait for
+ * the attach lock).  Every blocking point of the queue then gives up when
+ * a stop was requested (mmapq_params.interrupted): a peer stopped while it
+ * holds the mutex or the attach lock cannot keep us from stopping.  A
+ * program that blocks its signals outside its waits passes the mask to
+ * wait with (unblocked): pending signals are let in at each look; NULL if
+ * they are never blocked.
+ */
+int cli_attach(const struct mmapq_config *cfg, enum mmapq_role role, const sigset_t *unblocked,
+               struct mmapq **q);
 
 #endif

@@ -350,6 +350,11 @@ static int release(struct consumer *c, uint32_t n)
 {
 	int r = mmapq_release(c->q, n);
 
+	if (r == -EINTR) {
+		log_notice("stopping: %u records written but not acknowledged (the queue's mutex is held"
+		           " by a process that does not release it); they will be written again", n);
+		return -EINTR;
+	}
 	if (r < 0) {
 		log_error("%s: %s", mmapq_path(c->q), mmapq_strerror(r));
 		return cli_exit_code_for_open(r);
@@ -388,9 +393,10 @@ static int consume_batch(struct consumer *c, uint32_t n)
 		}
 	}
 	if (r == -EINTR && c->out.kind == OUT_JOURNAL) {
-		log_notice("stopping: %u records delivered to the journal and released, the"
-		           " rest stays in the queue", i);
 		r = release(c, i);
+		if (r == 0)
+			log_notice("stopping: %u records delivered to the journal and released, the"
+			           " rest stays in the queue", i);
 		return r ? r : -EINTR;
 	}
 	if (r < 0 && r != -EINTR) {
@@ -399,10 +405,10 @@ static int consume_batch(struct consumer *c, uint32_t n)
 		if (c->out.kind == OUT_JOURNAL && r != -EBADMSG) {
 			/* the records before it did reach journald */
 			int rr = release(c, i);
+			if (rr)
+				return rr > 0 ? rr : EXIT_IOERR;
 			log_error("journal: %u records delivered and released, the rest stays in"
 			          " the queue", i);
-			if (rr)
-				return rr;
 		}
 		return r == -EBADMSG ? EXIT_BADQUEUE : EXIT_IOERR;
 	}
@@ -497,8 +503,8 @@ int main(int argc, char **argv)
 	cli_signals();
 
 	/* 3. the queue (the role), then the output */
-	code = cli_attach(&c.cfg, MMAPQ_ROLE_CONSUMER, &c.q);
-	if (code)
+	code = cli_attach(&c.cfg, MMAPQ_ROLE_CONSUMER, NULL, &c.q);
+	if (code || !c.q)
 		return code;
 	c.cap = BATCH_BYTES + c.cfg.record_size + 32; /* + one record, its line end, MESSAGE= */
 	c.buf = malloc(c.cap);

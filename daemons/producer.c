@@ -93,6 +93,7 @@ struct source {
 	uint64_t partial;   /* bytes of an unfinished record at the end of what was parsed */
 	uint64_t active_ns; /* last time it made progress or waited for us (client_timeout) */
 	uint64_t published, dropped, rejected, last_seq;
+	uint64_t pending;   /* of published: put, but not yet published (mmapq_pending) */
 	bool eof;        /* nothing more to read; parser not finished yet */
 	bool finished;   /* parser finished: ack once published */
 	bool acked;
@@ -235,9 +236,20 @@ static int put(struct producer *p, struct source *s, const void *data, uint32_t 
 	if (r < 0)
 		return fatal(p, r);
 	p->nfree--;
-	if (s)
+	if (s) {
 		s->published++;
+		s->pending++;
+	}
 	return 0;
+}
+
+/* Nothing is pending any more: every source's records are published. */
+static void published(struct producer *p)
+{
+	if (mmapq_pending(p->q))
+		return;
+	for (unsigned i = 0; i < p->n_src; i++)
+		p->src[i]->pending = 0;
 }
 
 static int on_record(void *ctx, const void *data, uint32_t len)
@@ -901,6 +913,10 @@ static int wait_events(struct producer *p, const sigset_t *unblocked, uint64_t m
 		return errno == EINTR ? 0 : -errno;
 	if (r == 0)
 		return 0;
+	/* ready at once (a regular file always is): ppoll let no signal in */
+	cli_take_signals(unblocked);
+	if (cli_stop || cli_reload)
+		return 0;
 	for (unsigned i = 0, j = p->n_listen; i < p->n_src && j < n; i++, j++) {
 		struct source *s = p->src[i];
 		if (pf[j].revents & POLLOUT)
@@ -994,8 +1010,11 @@ static int run(struct producer *p, const sigset_t *unblocked)
 		r = mmapq_publish(p->q);
 		if (r >= 0)
 			r = refill(p, 0); /* publishing saw the consumer's progress */
+		if (r == -EINTR && cli_stop)
+			return EXIT_OK; /* the mutex is not to be had: see the shutdown */
 		if (r < 0)
 			return fail(p, r);
+		published(p);
 		ack_sources(p, NULL);
 		if (p->input == IN_STDIN && p->n_src && p->src[0]->finished)
 			return EXIT_OK; /* end of input, everything published */
@@ -1033,15 +1052,18 @@ int main(int argc, char **argv)
 	log_setup("producer", p.cfg.queue_path);
 	service_init();
 
-	/* 2. signals: blocked except while waiting in ppoll, so none is lost */
+	/* 2. signals: blocked except while waiting (ppoll, the queue's waits),
+	 * so none is lost; not yet while attaching, where a stop must be able
+	 * to interrupt the wait for the attach lock */
 	cli_signals();
 	cli_signal_set(&sigs);
-	sigprocmask(SIG_BLOCK, &sigs, &unblocked);
+	sigprocmask(SIG_SETMASK, NULL, &unblocked);
 
 	/* 3. the queue */
-	code = cli_attach(&p.cfg, MMAPQ_ROLE_PRODUCER, &p.q);
-	if (code)
+	code = cli_attach(&p.cfg, MMAPQ_ROLE_PRODUCER, &unblocked, &p.q);
+	if (code || !p.q)
 		return code;
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
 
 	/* 4. the input */
 	p.buf = malloc(READ_CHUNK);
@@ -1063,8 +1085,18 @@ int main(int argc, char **argv)
 	if (cli_stop && p.input == IN_STDIN)
 		finish_record_on_stop(&p, p.src[0]);
 	r = mmapq_publish(p.q);
-	if (r < 0 && code == EXIT_OK)
+	if (r == -EINTR) {
+		/* a peer holds the mutex and does not let go (stopped, traced):
+		 * what we read stays unpublished, and every client is told so */
+		log_error("%s: stopping with %" PRIu32 " records read but not published: the queue's"
+		          " mutex is held by a process that does not release it (stopped?)",
+		          mmapq_path(p.q), mmapq_pending(p.q));
+		for (unsigned i = 0; i < p.n_src; i++)
+			p.src[i]->published -= p.src[i]->pending;
+		code = EXIT_IOERR;
+	} else if (r < 0 && code == EXIT_OK) {
 		code = fail(&p, r);
+	}
 	if (p.input == IN_STDIN && (p.src[0]->rejected || p.src[0]->dropped))
 		log_notice("%" PRIu64 " records published, %" PRIu64 " bad input skipped, %" PRIu64
 		           " dropped", p.src[0]->published, p.src[0]->rejected, p.src[0]->dropped);

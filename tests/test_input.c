@@ -6,6 +6,8 @@
  *                          "1234567": the producer reads on to the end of
  *                          that record and no further; the next producer on
  *                          the same pipe starts at a record boundary
+ *   stop_mid_record_file   the same with stdin a regular file shared by two
+ *                          producers: rewound to the record's start
  *   stop_mid_record_stress 20,000 x "1234567" written in random pieces while
  *                          producers are stopped and restarted 25 times: every
  *                          record arrives whole, exactly once
@@ -111,29 +113,6 @@ static bool drained(int fd, int timeout_ms)
 	return true;
 }
 
-/* Wait until pid holds the producer role (it then has its signal handlers:
- * they come before the queue). */
-static void wait_attached(pid_t pid)
-{
-	uint64_t end = tu_now_ms() + EXIT_MS;
-
-	for (;;) {
-		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
-		struct mmapq_status st;
-		struct mmapq *q;
-		bool ok = false;
-
-		if (mmapq_open(&p, &q, NULL) == 0) {
-			ok = mmapq_status(q, &st) == 0 && st.producer.pid == pid && st.producer.attached;
-			mmapq_close(q);
-		}
-		if (ok)
-			return;
-		EXPECT(tu_now_ms() < end, "pid %d did not attach as the producer", (int)pid);
-		sched_yield();
-	}
-}
-
 /* Wait until a signal sent to pid is no longer pending: its handler ran
  * (the producer blocks SIGTERM outside its waits, so it may take a moment). */
 static void wait_signal_taken(pid_t pid)
@@ -162,9 +141,11 @@ static char *records(size_t *count)
 	struct mmapq_status st;
 	struct mmapq *q;
 	size_t cap = 64, len = 0;
-	char *s = calloc(1, cap);
+	char *s = calloc(1, cap), *buf;
 
 	EXPECT(s && mmapq_open(&p, &q, &err) == 0, "open: %s", err.msg);
+	buf = malloc(mmapq_record_size(q));
+	EXPECT(buf, "malloc");
 	EXPECT(mmapq_status(q, &st) == 0, "status");
 	*count = 0;
 	for (uint64_t seq = st.head; seq < st.tail; seq++) {
@@ -172,7 +153,7 @@ static char *records(size_t *count)
 		char v[32];
 		int n;
 
-		EXPECT(mmapq_peek(q, seq, &rec) == 0, "peek %" PRIu64, seq);
+		EXPECT(mmapq_peek(q, seq, buf, mmapq_record_size(q), &rec) == 0, "peek %" PRIu64, seq);
 		if (st.format == MMAPQ_FORMAT_INT) {
 			int64_t x;
 			memcpy(&x, rec.data, sizeof(x));
@@ -190,6 +171,7 @@ static char *records(size_t *count)
 		(*count)++;
 	}
 	mmapq_close(q);
+	free(buf);
 	return s;
 }
 
@@ -230,6 +212,72 @@ static void stop_mid_record(void)
 	expect_records("1234567,8");
 	close(pfd[0]);
 	free(cfg);
+}
+
+/*
+ * stdin a regular file shared by two producers (one open file
+ * description, as in `{ mmapq-producer; mmapq-producer; } < in.txt`): the
+ * first is frozen right after its first 64 KiB read, which ends inside a
+ * record (65536 = 10922 x "12345 " + "1234"), and stopped there.  The
+ * file is rewound to the start of that record, so the second producer reads
+ * it whole.
+ */
+static void stop_mid_record_file(void)
+{
+	enum { N = 200000 };
+	char *in, *data = malloc(N * 6), *env[] = {"MMAPQ_FAULT=producer.loop@2:stop", NULL};
+	char *argv[4];
+	struct tu_child c = TU_CHILD_INIT;
+	int fd, code;
+	pid_t pid;
+
+	setup();
+	in = tu_path(dir, "in.txt");
+	char *cfg = config("capacity = 262144\n");
+	EXPECT(data, "malloc");
+	for (int i = 0; i < N; i++)
+		memcpy(data + i * 6, "12345 ", 6);
+	tu_write_file(in, data, N * 6);
+	fd = open(in, O_RDONLY | O_CLOEXEC);
+	EXPECT(fd >= 0, "open %s", in);
+	argv[0] = tu_bin("mmapq-producer");
+	argv[1] = "--config";
+	argv[2] = cfg;
+	argv[3] = NULL;
+	c.stdio[0] = fd;
+	c.env_extra = env;
+	pid = tu_start(argv, &c);
+	for (uint64_t end = tu_now_ms() + EXIT_MS;; sched_yield()) {
+		char *path = tu_xasprintf("/proc/%d/status", (int)pid), *st = tu_read_file(path, NULL);
+		bool frozen = st && strstr(st, "\nState:\tT");
+		free(st);
+		free(path);
+		if (frozen)
+			break;
+		EXPECT(tu_now_ms() < end, "the producer did not stop at its second loop");
+	}
+	EXPECT(lseek(fd, 0, SEEK_CUR) == 65536, "the first read took %lld bytes, not 65536",
+	       (long long)lseek(fd, 0, SEEK_CUR));
+	kill(pid, SIGTERM);
+	kill(pid, SIGCONT);
+	code = exit_code(pid);
+	EXPECT(code == 0, "first producer: exit %d", code);
+	EXPECT(lseek(fd, 0, SEEK_CUR) == 65532, "after the stop the file is at %lld, want 65532 (the"
+	       " start of the unfinished record)", (long long)lseek(fd, 0, SEEK_CUR));
+	pid = producer(cfg, fd, -1, -1, 0);
+	code = exit_code(pid);
+	EXPECT(code == 0, "second producer: exit %d", code);
+	size_t count = 0, bad = 0;
+	char *got = records(&count);
+	for (char *t = strtok(got, ","); t; t = strtok(NULL, ","))
+		bad += strcmp(t, "12345") != 0;
+	EXPECT(count == N && bad == 0, "%zu records (want %d), %zu of them not 12345", count, N, bad);
+	free(got);
+	close(fd);
+	free(argv[0]);
+	free(data);
+	free(cfg);
+	free(in);
 }
 
 /*
@@ -278,7 +326,7 @@ static void stop_mid_record_stress(void)
 					/* it took what we wrote (so it runs, signal
 					 * handlers in place): stop it where our last
 					 * piece ended, mostly inside a record */
-					wait_attached(pid);
+					EXPECT(tu_wait_role(qpath, pid, true, EXIT_MS), "round %d: not attached", r);
 					EXPECT(drained(pfd[1], EXIT_MS), "round %d: nothing read", r);
 					kill(pid, SIGTERM);
 					/* the rest comes only once it knows it stops */
@@ -478,6 +526,7 @@ int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
 		{"stop_mid_record", stop_mid_record},
+		{"stop_mid_record_file", stop_mid_record_file},
 		{"stop_mid_record_stress", stop_mid_record_stress},
 		{"stop_unfinished", stop_unfinished},
 		{"full_then_eof_pipe", full_then_eof_pipe},

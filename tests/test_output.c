@@ -163,28 +163,6 @@ static struct mmapq_status status(void)
 	return st;
 }
 
-/* Until the consumer role is held by pid. */
-static void wait_consumer(pid_t pid)
-{
-	uint64_t end = tu_now_ms() + EXIT_MS;
-
-	for (;;) {
-		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
-		struct mmapq_status st;
-		struct mmapq *q;
-		bool ok = false;
-
-		if (mmapq_open(&p, &q, NULL) == 0) {
-			ok = mmapq_status(q, &st) == 0 && st.consumer.pid == pid && st.consumer.attached;
-			mmapq_close(q);
-		}
-		if (ok)
-			return;
-		EXPECT(tu_now_ms() < end, "pid %d did not attach as the consumer", (int)pid);
-		sched_yield();
-	}
-}
-
 /* ---- cases ---------------------------------------------------------------- */
 
 static void partial_last_line(void)
@@ -281,7 +259,7 @@ static void refused_consumer(void)
 	setup("[consumer]\noutput = file:%s\n", out);
 	publish("1 2\n");
 	struct run a = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", "3", NULL);
-	wait_consumer(a.pid);
+	EXPECT(tu_wait_role(qpath, a.pid, false, EXIT_MS), "the live consumer did not attach");
 	for (uint64_t end = tu_now_ms() + EXIT_MS;; sched_yield()) {
 		char *now = tu_read_file(out, NULL);
 		bool written = now && !strcmp(now, "1\n2\n");

@@ -113,8 +113,9 @@ static void expect_queue(uint64_t head, const char *want)
 	EXPECT(mmapq_status(q, &st) == 0, "status");
 	for (uint64_t s = st.head; s < st.tail; s++) {
 		int64_t v;
+		char buf[64];
 		struct mmapq_record rec;
-		EXPECT(mmapq_peek(q, s, &rec) == 0, "peek %" PRIu64, s);
+		EXPECT(mmapq_peek(q, s, buf, sizeof(buf), &rec) == 0, "peek %" PRIu64, s);
 		memcpy(&v, rec.data, sizeof(v));
 		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%" PRId64, len ? "," : "", v);
 	}

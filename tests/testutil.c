@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -172,6 +173,7 @@ pid_t tu_start(char *const argv[], const struct tu_child *c)
 		putenv(c->env_extra[i]);
 	execve(argv[0], argv, environ);
 	_exit(127);
+}
 
 void tu_case_fail(const char *test, const char *name, const char *qpath, int line,
                   const char *fmt, ...)
@@ -439,4 +441,27 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 	}
 	fprintf(stderr, "%s: %zu cases, %u failed, %u skipped\n", argv[0], n, failed, skipped);
 	return failed ? 1 : 0;
+}
+
+bool tu_wait_role(const char *path, pid_t pid, bool producer, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
+		struct mmapq_status st;
+		struct mmapq *q;
+		bool ok = false;
+
+		if (mmapq_open(&p, &q, NULL) == 0) {
+			const struct mmapq_side_status *side = producer ? &st.producer : &st.consumer;
+			ok = mmapq_status(q, &st) == 0 && side->pid == pid && side->attached;
+			mmapq_close(q);
+		}
+		if (ok)
+			return true;
+		if (tu_now_ms() >= end)
+			return false;
+		sched_yield();
+	}
 }

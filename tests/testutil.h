@@ -99,6 +99,10 @@ int tu_write_file(const char *path, const void *buf, size_t len);
  * to stderr, prefixed with why; used on every failure. */
 void tu_dump_queue(const char *path, const char *why);
 
+/* Until pid holds the producer (or consumer) role of the queue at path,
+ * seen by an observer; false at the deadline. */
+bool tu_wait_role(const char *path, pid_t pid, bool producer, int timeout_ms);
+
 /* Exit status helpers for wait statuses. */
 int tu_exit_code(int status); /* exit code, or 128+signal, or -1 */
 
