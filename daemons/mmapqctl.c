@@ -549,7 +549,7 @@ static int recreate(const struct mmapq_config *cfg)
 	struct mmapq *obs = NULL, *cons = NULL, *prod = NULL, *next = NULL;
 	struct mmapq_status st;
 	struct stat old;
-	char *tmp = NULL;
+	char *tmp = NULL, *tmp_lock = NULL;
 	uint32_t n = 0, copied = 0;
 	int r, code = EXIT_OK;
 
@@ -608,10 +608,13 @@ static int recreate(const struct mmapq_config *cfg)
 			goto out;
 		}
 	}
-	if (stat(path, &old) < 0 || asprintf(&tmp, "%s.recreate-%d", path, (int)getpid()) < 0) {
-		log_error("%s: %s", path, strerror(errno));
-		code = EXIT_IOERR;
+	if (asprintf(&tmp, "%s.recreate-%d", path, (int)getpid()) < 0)
 		tmp = NULL;
+	if (tmp && asprintf(&tmp_lock, "%s" MMAPQ_LOCK_SUFFIX, tmp) < 0)
+		tmp_lock = NULL;
+	if (!tmp_lock || stat(path, &old) < 0) {
+		log_error("%s: %s", path, tmp_lock ? strerror(errno) : "out of memory");
+		code = EXIT_IOERR;
 		goto out;
 	}
 	r = open_as(cfg, NULL, MMAPQ_ROLE_PRODUCER, tmp, &next);
@@ -654,6 +657,9 @@ out:
 	mmapq_close(next);
 	if (tmp)
 		unlink(tmp); /* a failure: the old file is as it was */
+	if (tmp_lock)
+		unlink(tmp_lock); /* the temporary name's lock file, never in use again */
+	free(tmp_lock);
 	free(tmp);
 	mmapq_close(prod);
 	mmapq_close(cons);

@@ -24,6 +24,7 @@
  * non-ASCII bytes), bad_input, bad_queue (65), role_taken (69),
  * cannot_create (73), io_error (74).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1177,6 +1178,14 @@ static void test_recreate(void **state)
 
 	tr_run_free(&t, 65, NULL, CTL, "--config", c4, "--queue", qpath, "recreate", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", c16, "--queue", qpath, "recreate", NULL);
+	{
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			CHECK(!strstr(e->d_name, ".recreate-"), "recreate left %s behind", e->d_name);
+		if (d)
+			closedir(d);
+	}
 	tr_run_free(&t, 0, NULL, CTL, "--config", c16, "--queue", qpath, "recreate", NULL);
 	tr_run_free(&t, 0, NULL, C, "--config", c16, "--queue", qpath, "--count", "5", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", c16, "--queue", qpath, "status", NULL);
