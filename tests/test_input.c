@@ -175,6 +175,18 @@ static char *records(size_t *count)
 	return s;
 }
 
+/* The queue holds n records, each of them value. */
+static void expect_all(const char *value, size_t n)
+{
+	size_t count = 0, bad = 0;
+	char *got = records(&count);
+
+	for (char *t = strtok(got, ","); t; t = strtok(NULL, ","))
+		bad += strcmp(t, value) != 0;
+	EXPECT(count == n && bad == 0, "%zu records (want %zu), %zu of them not %s", count, n, bad, value);
+	free(got);
+}
+
 static void expect_records(const char *want)
 {
 	size_t n;
@@ -267,12 +279,7 @@ static void stop_mid_record_file(void)
 	pid = producer(cfg, fd, -1, -1, 0);
 	code = exit_code(pid);
 	EXPECT(code == 0, "second producer: exit %d", code);
-	size_t count = 0, bad = 0;
-	char *got = records(&count);
-	for (char *t = strtok(got, ","); t; t = strtok(NULL, ","))
-		bad += strcmp(t, "12345") != 0;
-	EXPECT(count == N && bad == 0, "%zu records (want %d), %zu of them not 12345", count, N, bad);
-	free(got);
+	expect_all("12345", N);
 	close(fd);
 	free(argv[0]);
 	free(data);
@@ -352,13 +359,7 @@ static void stop_mid_record_stress(void)
 		st = tu_wait(pid, EXIT_MS);
 		EXPECT(tu_exit_code(st) == 0, "round %d: producer exit %d", r, tu_exit_code(st));
 	}
-	size_t count = 0;
-	char *got = records(&count);
-	size_t bad = 0;
-	for (char *t = strtok(got, ","); t; t = strtok(NULL, ","))
-		bad += strcmp(t, "1234567") != 0;
-	EXPECT(count == N && bad == 0, "%zu records (want %d), %zu of them not 1234567", count, N, bad);
-	free(got);
+	expect_all("1234567", N);
 	free(data);
 	close(pfd[0]);
 	free(cfg);
@@ -535,9 +536,5 @@ int main(int argc, char **argv)
 		{"large_records", large_records},
 		{"sigxfsz_create", sigxfsz_create},
 	};
-	int r = tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
-
-	if (dir)
-		tu_rmdir_r(dir);
-	return r;
+	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -467,9 +467,5 @@ int main(int argc, char **argv)
 		{"file_size_limit", file_size_limit},
 		{"symlink_output", symlink_output},
 	};
-	int r = tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
-
-	if (dir)
-		tu_rmdir_r(dir);
-	return r;
+	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -225,9 +225,5 @@ int main(int argc, char **argv)
 		{"ctl_stdout_closed", ctl_stdout_closed},
 		{"ctl_send_stdin_closed", ctl_send_stdin_closed},
 	};
-	int r = tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
-
-	if (dir)
-		tu_rmdir_r(dir);
-	return r;
+	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

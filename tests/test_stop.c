@@ -262,11 +262,7 @@ int main(int argc, char **argv)
 		{"consumer_peer_holds_mutex", consumer_peer_holds_mutex},
 		{"attach_lock_held", attach_lock_held},
 	};
-	int r;
 
 	atexit(unfreeze); /* also when a check fails: no frozen process stays */
-	r = tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
-	if (dir)
-		tu_rmdir_r(dir);
-	return r;
+	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

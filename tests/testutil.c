@@ -34,6 +34,10 @@ uint64_t tu_now_ms(void)
 	return mmapq_now_ns() / 1000000u;
 }
 
+/* Made by tu_mkdtemp: tu_main_cases removes them after a case that passed. */
+static char *scratch[16];
+static size_t n_scratch;
+
 char *tu_mkdtemp(const char *tag)
 {
 	const char *base = getenv("TMPDIR");
@@ -44,7 +48,22 @@ char *tu_mkdtemp(const char *tag)
 		die("asprintf");
 	if (!mkdtemp(d))
 		die("mkdtemp");
+	if (n_scratch < sizeof(scratch) / sizeof(scratch[0]))
+		scratch[n_scratch++] = d;
 	return d;
+}
+
+void tu_check_failed(const char *qpath, const char *file, int line, const char *cond,
+                     const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "CHECK failed at %s:%d: %s\n    ", file, line, cond);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	tu_dump_queue(qpath, "failure");
 }
 
 void tu_rmdir_r(const char *dir)
@@ -409,6 +428,8 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 		for (size_t i = 0; i < n; i++)
 			if (!strcmp(argv[1], cases[i].name)) {
 				cases[i].run();
+				while (n_scratch)
+					tu_rmdir_r(scratch[--n_scratch]);
 				return 0;
 			}
 		fprintf(stderr, "%s: no case '%s' (--list lists them)\n", argv[0], argv[1]);

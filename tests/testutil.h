@@ -13,7 +13,9 @@
 #define TEST_SKIP 77
 
 /* A fresh directory under $TMPDIR (or /tmp), removed with its files by
- * tu_rmdir_r(). Aborts the test on failure. */
+ * tu_rmdir_r() (tu_main_cases removes those of a case that passed, and
+ * keeps those of one that failed, for the post-mortem). Aborts the test on
+ * failure. */
 char *tu_mkdtemp(const char *tag);
 void tu_rmdir_r(const char *dir);
 char *tu_path(const char *dir, const char *name); /* malloc'd dir/name */
@@ -23,16 +25,17 @@ char *tu_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* $MMAPQ_SOURCE_DIR (set by ctest); exits 99 if unset. */
 const char *tu_source_dir(void);
 
+/* What a failed check says: where, the condition, the message, then the
+ * queue state at qpath. */
+void tu_check_failed(const char *qpath, const char *file, int line, const char *cond,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 /* For cmocka tests: on failure say what and where, print the queue state at
  * qpath, then fail the test. */
 #define TU_CHECK(qpath, cond, ...)                                                   \
 	do {                                                                         \
 		if (!(cond)) {                                                       \
-			fprintf(stderr, "CHECK failed at %s:%d: %s\n    ", __FILE__,   \
-			        __LINE__, #cond);                                    \
-			fprintf(stderr, __VA_ARGS__);                                \
-			fputc('\n', stderr);                                         \
-			tu_dump_queue((qpath), "failure");                           \
+			tu_check_failed((qpath), __FILE__, __LINE__, #cond, __VA_ARGS__); \
 			fail();                                                      \
 		}                                                                    \
 	} while (0)
@@ -132,11 +135,7 @@ void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn
 #define TU_EXPECT(qpath, cond, ...)                                                  \
 	do {                                                                         \
 		if (!(cond)) {                                                       \
-			fprintf(stderr, "CHECK failed at %s:%d: %s\n    ", __FILE__,   \
-			        __LINE__, #cond);                                    \
-			fprintf(stderr, __VA_ARGS__);                                \
-			fputc('\n', stderr);                                         \
-			tu_dump_queue((qpath), "failure");                           \
+			tu_check_failed((qpath), __FILE__, __LINE__, #cond, __VA_ARGS__); \
 			exit(1);                                                     \
 		}                                                                    \
 	} while (0)
