@@ -53,6 +53,14 @@ char *tu_mkdtemp(const char *tag)
 	return d;
 }
 
+/* A failure: the heading given, the message, the queue state at qpath. */
+static void report_failure(const char *qpath, const char *fmt, va_list ap)
+{
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	tu_dump_queue(qpath, "failure");
+}
+
 void tu_check_failed(const char *qpath, const char *file, int line, const char *cond,
                      const char *fmt, ...)
 {
@@ -60,10 +68,8 @@ void tu_check_failed(const char *qpath, const char *file, int line, const char *
 
 	fprintf(stderr, "CHECK failed at %s:%d: %s\n    ", file, line, cond);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report_failure(qpath, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	tu_dump_queue(qpath, "failure");
 }
 
 void tu_rmdir_r(const char *dir)
@@ -201,10 +207,8 @@ void tu_case_fail(const char *test, const char *name, const char *qpath, int lin
 
 	fprintf(stderr, "%s: [%s] FAIL at line %d: ", test, name, line);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report_failure(qpath, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	tu_dump_queue(qpath, "failure");
 }
 
 void tu_pipe(int fds[2])
