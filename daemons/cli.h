@@ -47,7 +47,7 @@ unsigned cli_start(void);
 #define CLI_CLOSED(mask, fd) (((mask) >> (fd)) & 1u)
 
 /* mmapqctl send: seconds without progress before it gives up. */
-#define CLI_SEND_TIMEOUT_S 30
+#define CLI_SEND_TIMEOUT_S 30u
 
 struct cli {
 	const char *prog;

@@ -95,7 +95,7 @@ static int send_memfd(struct journal *j, size_t len, bool (*stop)(void))
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int))];
 	} ctl;
-	struct msghdr mh = {.msg_control = &ctl, .msg_controllen = sizeof(ctl)};
+	struct msghdr mh = {.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
 	struct cmsghdr *cm;
 	size_t off = 0;
 	int fd, r = 0;
