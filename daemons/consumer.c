@@ -26,6 +26,7 @@
 #include "cli.h"
 #include "log.h"
 #include "fault.h"
+#include "fmt.h"
 #include "mmapq.h"
 #include "service.h"
 
@@ -105,23 +106,12 @@ static int reserve_buf(struct consumer *c, size_t more)
 	return 0;
 }
 
-/* "%" PRId64 "\n" without printf: this runs for every record. */
-static size_t format_int(char *out, int64_t v)
+/* "%" PRId64 "\n" without printf: this runs for every record.  The callers
+ * reserve 24 bytes for it. */
+_Static_assert(MMAPQ_FMT_INT_MAX <= 24, "format_int needs more room than reserved");
+static inline size_t format_int(char *out, int64_t v)
 {
-	char tmp[24];
-	size_t n = 0, len = 0;
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		out[len++] = '-';
-	while (n)
-		out[len++] = tmp[--n];
-	out[len++] = '\n';
-	return len;
+	return mmapq_fmt_int(out, v);
 }
 
 /* MESSAGE= is the record exactly as the lab printed it, plus MMAPQ_SEQ=.

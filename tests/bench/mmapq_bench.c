@@ -80,6 +80,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "mmapq.h"
 #include "mmapq_format.h"
 #include "parse.h"
@@ -1452,25 +1453,6 @@ static uint64_t rng_next(uint64_t *s)
 	return *s * 2685821657736338717ull;
 }
 
-/* As mmapq-consumer prints an int record: decimal, then '\n'. */
-static size_t format_int(char *out, int64_t v)
-{
-	char tmp[24];
-	size_t n = 0, len = 0;
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		out[len++] = '-';
-	while (n)
-		out[len++] = tmp[--n];
-	out[len++] = '\n';
-	return len;
-}
-
 /* count integers, one per line, in canonical form: the expected output of
  * both jobs is the input file itself.  Magnitudes spread over 1..19 digits. */
 static int make_input(uint64_t count)
@@ -1491,7 +1473,7 @@ static int make_input(uint64_t count)
 		uint64_t r = rng_next(&s);
 		uint64_t u = rng_next(&s) >> (1 + r % 63);
 		int64_t v = (r & 64) ? -(int64_t)u : (int64_t)u;
-		len += format_int(buf + len, v);
+		len += mmapq_fmt_int(buf + len, v);
 		if (len > (1 << 20) - 32) {
 			if (write_all(fd, buf, len) < 0)
 				goto bad;
@@ -1805,7 +1787,7 @@ static int e2e_print_child(int in_fd, int out_fd, uint64_t expect)
 				continue;
 			int64_t v;
 			memcpy(&v, in + off, 8);
-			olen += format_int(out + olen, v);
+			olen += mmapq_fmt_int(out + olen, v);
 			if (olen > PIPE_CHUNK - 24) {
 				r = write_all(out_fd, out, olen);
 				if (r < 0)
