@@ -1077,9 +1077,15 @@ static pid_t fork_child(child_fn fn, struct cell *c, int cpu)
 /* Wait for both children, at most timeout_ms in all.  As soon as one of
  * them fails, the other is killed: a consumer that found a bad record
  * leaves its producer blocked on a full queue (or spinning) otherwise.
- * st[i]: the wait status, or -ETIMEDOUT (then killed).  rss_kib (may be
- * NULL): each child's peak resident set (ru_maxrss), -1 where unknown. */
-static void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, long rss_kib[2])
+ * st[i]: the wait status, or -ETIMEDOUT (then killed).  use (may be NULL):
+ * each child's peak resident set (ru_maxrss, -1 where unknown) and CPU
+ * time (user + system). */
+struct child_use {
+	long rss_kib;
+	double cpu_s;
+};
+
+static void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, struct child_use use[2])
 {
 	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
 	int fd[2];
@@ -1087,8 +1093,8 @@ static void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, long rss_ki
 
 	for (int i = 0; i < 2; i++) {
 		fd[i] = (int)syscall(SYS_pidfd_open, pid[i], 0);
-		if (rss_kib)
-			rss_kib[i] = -1;
+		if (use)
+			use[i] = (struct child_use){-1, 0};
 	}
 	if (fd[0] < 0 || fd[1] < 0) {
 		/* no pidfds: one after the other */
@@ -1129,8 +1135,10 @@ static void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, long rss_ki
 			struct rusage ru;
 			while (wait4(pid[i], &st[i], 0, &ru) < 0 && errno == EINTR)
 				;
-			if (rss_kib)
-				rss_kib[i] = ru.ru_maxrss;
+			if (use)
+				use[i] = (struct child_use){ru.ru_maxrss,
+				                            (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+				                            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6};
 			done[i] = true;
 			if (tu_exit_code(st[i]) != 0 && !done[!i]) {
 				tu_kill(pid[!i]);
@@ -1678,6 +1686,8 @@ struct e2e_result {
 	double secs[MAX_RUNS];
 	double med_secs;
 	long rss_kib[2];        /* peak over the runs: producer (parser), consumer (printer) */
+	double cpu[2][MAX_RUNS]; /* CPU time (user + system) of each, per run */
+	double med_cpu[2];
 };
 static struct e2e_result e2e[NINPUTS][NJOBS][NOUTS];
 static uint32_t shipped_capacity, shipped_record_size;
@@ -1829,7 +1839,7 @@ static char *write_config(const char *name, const char *output, uint32_t cap, ui
 }
 
 static int daemon_job(enum e2e_input in, bool to_file, uint32_t cap, uint32_t rsize, char *why,
-                      size_t whylen, double *secs, long rss_kib[2])
+                      size_t whylen, double *secs, struct child_use use[2])
 {
 	char *out = tu_path(tmpdir, "e2e-daemons.out");
 	char output[PATH_MAX + 8];
@@ -1879,7 +1889,7 @@ static int daemon_job(enum e2e_input in, bool to_file, uint32_t cap, uint32_t rs
 		t0 = now_ns();
 		pid[1] = spawn(cargv, -1, null_fd, log_fd, cpu_b);
 		pid[0] = spawn(pargv, in_fd, null_fd, log_fd, cpu_a);
-		wait_pair(pid, st, CHILD_TIMEOUT_MS, rss_kib);
+		wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
 		t1 = now_ns();
 		if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0) {
 			snprintf(why, whylen, "mmapq-producer exited %d, mmapq-consumer %d (-1: killed after"
@@ -2019,7 +2029,7 @@ static int e2e_print_child(int in_fd, int out_fd, uint64_t expect)
 }
 
 static int pipe_job(enum e2e_input in, bool to_file, bool old_parser, char *why, size_t whylen,
-                    double *secs, long rss_kib[2])
+                    double *secs, struct child_use use[2])
 {
 	char *out = tu_path(tmpdir, "e2e-pipe.out");
 	int pfd[2], in_fd = -1, out_fd = -1, ret = -1, st[2];
@@ -2057,7 +2067,7 @@ static int pipe_job(enum e2e_input in, bool to_file, bool old_parser, char *why,
 	}
 	close(pfd[0]);
 	close(pfd[1]);
-	wait_pair(pid, st, CHILD_TIMEOUT_MS, rss_kib);
+	wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
 	t1 = now_ns();
 	if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0) {
 		snprintf(why, whylen, "parser exited %d, printer %d", tu_exit_code(st[0]), tu_exit_code(st[1]));
@@ -2099,24 +2109,26 @@ static const char *job_label(enum e2e_job j)
 /* One run of one job; 0 or -1 (res->why says why). */
 static int e2e_once(enum e2e_input in, enum e2e_job j, int out, struct e2e_result *res, double *s)
 {
-	long rss[2] = {-1, -1};
+	struct child_use use[2] = {{-1, 0}, {-1, 0}};
 	int r;
 
 	switch (j) {
 	case J_DAEMONS:
 		r = daemon_job(in, out == OUT_FILE_, o.e2e_capacity, o.e2e_record_size, res->why,
-		               sizeof(res->why), s, rss);
+		               sizeof(res->why), s, use);
 		break;
 	case J_DAEMONS_BIG:
-		r = daemon_job(in, out == OUT_FILE_, o.e2e_big_capacity, 8, res->why, sizeof(res->why), s, rss);
+		r = daemon_job(in, out == OUT_FILE_, o.e2e_big_capacity, 8, res->why, sizeof(res->why), s, use);
 		break;
 	default:
-		r = pipe_job(in, out == OUT_FILE_, j == J_PIPE_OLD, res->why, sizeof(res->why), s, rss);
+		r = pipe_job(in, out == OUT_FILE_, j == J_PIPE_OLD, res->why, sizeof(res->why), s, use);
 		break;
 	}
-	for (int i = 0; i < 2; i++)
-		if (rss[i] > res->rss_kib[i])
-			res->rss_kib[i] = rss[i];
+	for (int i = 0; i < 2 && r == 0; i++) {
+		if (use[i].rss_kib > res->rss_kib[i])
+			res->rss_kib[i] = use[i].rss_kib;
+		res->cpu[i][res->nruns] = use[i].cpu_s;
+	}
 	return r;
 }
 
@@ -2175,6 +2187,8 @@ static void run_e2e(void)
 				if (res->failed || !res->nruns)
 					continue;
 				res->med_secs = median(res->secs, res->nruns);
+				for (int i = 0; i < 2; i++)
+					res->med_cpu[i] = median(res->cpu[i], res->nruns);
 				note("end to end: %-6s %-52s output %-4s %7.3f s  %6.2f M integers/s", in_key[in],
 				     job_label((enum e2e_job)j), out_key[out], res->med_secs,
 				     (double)o.e2e_count / res->med_secs / 1e6);
@@ -2818,7 +2832,7 @@ static void print_tables(void)
 	}
 	if (o.e2e) {
 		printf("\nEnd to end: %" PRIu64 " integers from a file, two processes; median seconds,\n"
-		       "speed-up = the pipe job's time / this job's time, peak RSS (ru_maxrss) of the two\n"
+		       "median CPU time (user + system) and peak RSS (ru_maxrss) of each of the two\n"
 		       "processes (producer / consumer, parser / printer; the pipe job's are forks of the\n"
 		       "benchmark; a child's ru_maxrss starts from the benchmark's own RSS at the fork,\n"
 		       "even across exec: at most %ld KiB here).\n"
@@ -2827,37 +2841,28 @@ static void print_tables(void)
 		       "the input byte for byte\n", o.e2e_count, own_rss_kib, bin_dir);
 		for (int in = 0; in < NINPUTS; in++) {
 			printf("\ninput %s (%" PRIu64 " bytes)\n", in_label[in], input_bytes[in]);
-			printf("%-58s %9s %9s %8s %8s %8s %15s\n", "job", "null", "file", "x pipe", "x pipe",
-			       "x old", "RSS KiB");
-			printf("%-58s %9s %9s %8s %8s %8s %15s\n", "", "", "", "null", "file", "file", "");
-			for (int j = 0; j < NJOBS; j++) {
-				char cellb[NOUTS][32], rss[48];
-				long r0 = -1, r1 = -1;
+			printf("%-52s %-4s %9s %7s %7s %15s %15s\n", "job", "out", "time", "x pipe", "x old",
+			       "CPU s prod/cons", "RSS KiB p/c");
+			for (int j = 0; j < NJOBS; j++)
 				for (int out = 0; out < NOUTS; out++) {
 					const struct e2e_result *r = &e2e[in][j][out];
-					if (r->failed)
-						snprintf(cellb[out], sizeof(cellb[out]), "FAILED");
-					else if (!r->nruns)
-						snprintf(cellb[out], sizeof(cellb[out]), "-");
-					else
-						snprintf(cellb[out], sizeof(cellb[out]), "%.3f s", r->med_secs);
-					if (r->rss_kib[0] > r0)
-						r0 = r->rss_kib[0];
-					if (r->rss_kib[1] > r1)
-						r1 = r->rss_kib[1];
+					char cpu[40], rss[48];
+					if (!r->ran)
+						continue;
+					if (r->failed || !r->nruns) {
+						printf("%-52s %-4s FAILED: %s\n", job_label((enum e2e_job)j), out_key[out],
+						       r->why);
+						continue;
+					}
+					snprintf(cpu, sizeof(cpu), "%.3f/%.3f", r->med_cpu[0], r->med_cpu[1]);
+					snprintf(rss, sizeof(rss), "%ld/%ld", r->rss_kib[0], r->rss_kib[1]);
+					printf("%-52s %-4s %7.3f s %6.2fx %6.2fx %15s %15s\n", job_label((enum e2e_job)j),
+					       out_key[out], r->med_secs,
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, out),
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, out), cpu, rss);
 				}
-				snprintf(rss, sizeof(rss), "%ld / %ld", r0, r1);
-				printf("%-58s %9s %9s %7.2fx %7.2fx %7.2fx %15s\n", job_label((enum e2e_job)j),
-				       cellb[0], cellb[1], e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, 0),
-				       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, 1),
-				       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, 1), rss);
-			}
-			for (int j = 0; j < NJOBS; j++)
-				for (int out = 0; out < NOUTS; out++)
-					if (e2e[in][j][out].failed)
-						printf("  %s, output %s: %s\n", job_label((enum e2e_job)j), out_key[out],
-						       e2e[in][j][out].why);
 		}
+		printf("x pipe, x old: the pipe job's time (new, old parser) / this job's time\n");
 	}
 	if (o.idle) {
 		printf("\nIdle pair (real daemons, empty queue, producer on an open empty pipe), %.1f s\n",
@@ -2994,9 +2999,11 @@ static void print_json(void)
 					printf("}");
 				} else {
 					printf("\"seconds\": %.4f, \"integers_per_s\": %.0f, \"speedup_vs_pipe\": %.3f,"
+					       " \"speedup_vs_old_parser_pipe\": %.3f, \"cpu_s\": [%.4f, %.4f],"
 					       " \"rss_kib\": [%ld, %ld]}", r->med_secs, (double)o.e2e_count / r->med_secs,
-					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, out), r->rss_kib[0],
-					       r->rss_kib[1]);
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, out),
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, out),
+					       r->med_cpu[0], r->med_cpu[1], r->rss_kib[0], r->rss_kib[1]);
 				}
 			}
 	printf("\n  ],\n");
