@@ -87,7 +87,7 @@ static const struct cfg_name log_level_names[] = {
 #define MMAPQ_CONFIG_KEYS(X)                                                                 \
 	X("queue",    "path",           CFG_PATH,   "/var/lib/mmapq/queue",                  \
 	  1, MMAPQ_CONFIG_STR_MAX - 1, queue_path, NULL, 1)                                  \
-	X("queue",    "capacity",       CFG_POW2,   "1024",                                  \
+	X("queue",    "capacity",       CFG_POW2,   "65536",                                 \
 	  MMAPQ_CAPACITY_MIN, MMAPQ_CAPACITY_MAX, capacity, NULL, 1)                         \
 	X("queue",    "record_size",    CFG_U32,    "64",                                    \
 	  MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX, record_size, NULL, 1)                \

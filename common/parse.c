@@ -7,6 +7,20 @@
  * deciding about and never keeps more than a fixed bound of input: whatever
  * the chunking, the same bytes produce the same callbacks in the same order.
  *
+ * format int has a fast path in front of that machine (feed_int_fast): for a
+ * token that starts at least FAST_MARGIN bytes before the end of the chunk
+ * it reads the token 8 bytes at a time (digits found and converted with
+ * SWAR: a few shifts, masks and multiplications per 8 digits), and when the
+ * token is an optional sign, 1 to 19 digits, a whitespace byte and in range
+ * it emits the record itself.  Anything else (a bad, over-long or
+ * out-of-range token, one near the end of the chunk, a token continued from
+ * the previous chunk) goes to the state machine from the token's first
+ * byte, so every error, and every token split across chunks, is decided by
+ * the machine exactly as before.  The fast path only reads inside the chunk
+ * and keeps no state of its own: it cannot change what is reported, only
+ * how fast.  mmapq_parser_set_fast_path(p, false) turns it off (the
+ * differential tests compare the two; the benchmark's "old parser").
+ *
  * Semantics beyond parse.h (the lead documents these for users):
  *
  * Positions.  line counts '\n' bytes (1-based); column counts bytes since the
@@ -95,6 +109,7 @@ struct mmapq_parser {
 	uint64_t records;
 	uint64_t errors;
 	int state;
+	bool fast;		/* format int: try feed_int_fast at each token */
 	uint64_t line;		/* line of the next input byte */
 
 	/* format int */
@@ -237,6 +252,153 @@ static int int_end(struct mmapq_parser *p, const struct itok *t, const unsigned 
 	return 0;
 }
 
+/* ---- format int, fast path ---------------------------------------------- */
+
+/*
+ * A token is tried by the fast path only if it starts at least FAST_MARGIN
+ * bytes before the end of the chunk: a sign, 19 digits and the byte after
+ * them, read as three 8-byte words, all lie inside the chunk.
+ */
+#define FAST_MARGIN 32
+
+#define ONES8 UINT64_C(0x0101010101010101)
+
+/* 8 bytes from s, the byte at s in the lowest 8 bits (any alignment). */
+static inline uint64_t load8(const unsigned char *s)
+{
+	uint64_t w;
+
+	memcpy(&w, s, sizeof(w));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	w = __builtin_bswap64(w);
+#endif
+	return w;
+}
+
+/*
+ * 0x80 in every byte of w that is not '0'..'9', 0 in the others.  t = byte
+ * ^ '0' is 0..9 exactly for a digit; a byte of t is >= 10 iff its top bit
+ * is set or its low 7 bits + 0x76 reach 0x80 (no carry leaves a byte:
+ * 0x7f + 0x76 < 0x100).
+ */
+static inline uint64_t nondigits(uint64_t w)
+{
+	uint64_t t = w ^ (0x30 * ONES8);
+
+	return (t | ((t & (0x7f * ONES8)) + 0x76 * ONES8)) & (0x80 * ONES8);
+}
+
+/*
+ * The value of the n (1..8) digits in the low n bytes of w, the first one
+ * lowest: shifted up so that the digits end at the top byte (the zero bytes
+ * below are leading zeros), then pairs, quads and the octet are combined
+ * in parallel lanes.
+ */
+static inline uint64_t digits_value(uint64_t w, unsigned n)
+{
+	w = (w & (0x0f * ONES8)) << (8 * (8 - n));
+	w = (w * 10 + (w >> 8)) & UINT64_C(0x00ff00ff00ff00ff);
+	w = (w * 100 + (w >> 16)) & UINT64_C(0x0000ffff0000ffff);
+	return (w * 10000 + (w >> 32)) & UINT64_C(0xffffffff);
+}
+
+/* How many bytes of w, from the lowest, are digits (0..8). */
+static inline unsigned digit_run(uint64_t w)
+{
+	uint64_t nd = nondigits(w);
+
+	return nd ? (unsigned)__builtin_ctzll(nd) >> 3 : 8;
+}
+
+static const uint64_t pow10_tab[9] = {
+	1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+};
+
+/*
+ * Whitespace and short decimal tokens from b[*pi] on, while a token can
+ * start FAST_MARGIN bytes before len; stops at the first token it does not
+ * take (then b[*pi] is that token's first byte) or near the end.  *line and
+ * *cbase as in feed_int.  Returns 0, or the negative return of on_record
+ * (then *pi is past the token whose record failed).
+ */
+static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t len, size_t *pi,
+			 uint64_t *line, uint64_t *cbase)
+{
+	mmapq_record_fn on_record = p->on_record;
+	void *ctx = p->ctx;
+	uint64_t records = 0, ln = *line, cb = *cbase;
+	size_t i = *pi;
+	int err = 0;
+
+	while (i + FAST_MARGIN <= len) {
+		/* the token with and without a sign, both loaded at once: the
+		 * next token's start then depends on one load, not two */
+		uint64_t w0 = load8(b + i), w1 = load8(b + i + 1), w, val;
+		unsigned char c = b[i], t;
+		unsigned n, sign;
+		size_t s, e;
+		int64_t v;
+		bool neg;
+
+		if (is_ws[c]) {
+			if (c == '\n') {
+				ln++;
+				cb = 0 - (uint64_t)i;
+			}
+			i++;
+			continue;
+		}
+		neg = c == '-';
+		sign = neg || c == '+';
+		w = sign ? w1 : w0;
+		s = i + sign;
+		n = digit_run(w);
+		if (n == 0)
+			break;			/* no digit after the sign: the machine reports it */
+		val = digits_value(w, n);
+		e = s + n;
+		if (n == 8) {
+			w = load8(b + s + 8);
+			n = digit_run(w);
+			if (n) {
+				val = val * pow10_tab[n] + digits_value(w, n);
+				e += n;
+			}
+			if (n == 8) {
+				w = load8(b + s + 16);
+				n = digit_run(w);
+				if (n > 3)
+					break;	/* 20 digits or more: leading zeros or out of range */
+				if (n) {
+					val = val * pow10_tab[n] + digits_value(w, n);
+					e += n;
+				}
+			}
+		}
+		/* at most 19 digits: val < 10^19 < 2^64, no overflow so far */
+		t = b[e];
+		if (!is_ws[t] || val > (uint64_t)INT64_MAX + neg)
+			break;			/* glued to a non-digit, or out of range */
+		/* the whitespace byte that ends the token is taken here too */
+		if (t == '\n') {
+			ln++;
+			cb = 0 - (uint64_t)e;
+		}
+		i = e + 1;
+		/* two's complement conversion (GCC: modulo 2^64), INT64_MIN included */
+		v = (int64_t)(neg ? 0 - val : val);
+		err = on_record(ctx, &v, sizeof(v));
+		if (err < 0)
+			break;
+		records++;
+	}
+	p->records += records;
+	*pi = i;
+	*line = ln;
+	*cbase = cb;
+	return err < 0 ? err : 0;
+}
+
 /*
  * The hot loop for format int: whitespace, then a token's digits, each in a
  * tight loop over the caller's buffer.  A token is copied into tok[] only if
@@ -253,6 +415,13 @@ static int feed_int(struct mmapq_parser *p, const unsigned char *b, size_t len)
 
 	for (;;) {
 		if (st == ST_START) {
+			if (p->fast) {
+				err = feed_int_fast(p, b, len, &i, &line, &cbase);
+				if (err < 0) {
+					p->state = ST_FAILED;
+					return err;
+				}
+			}
 			for (; i < len; i++) {
 				unsigned char c = b[i];
 
@@ -474,6 +643,7 @@ int mmapq_parser_new(uint32_t format, uint32_t record_size, mmapq_record_fn on_r
 	p->on_error = on_error;
 	p->ctx = ctx;
 	p->state = ST_START;
+	p->fast = true;
 	p->line = 1;
 	p->col = 1;
 	*ret = p;
@@ -518,6 +688,12 @@ int mmapq_parser_finish(struct mmapq_parser *p)
 	}
 	p->state = ST_DONE;
 	return 0;
+}
+
+void mmapq_parser_set_fast_path(struct mmapq_parser *p, bool on)
+{
+	if (p)
+		p->fast = on;
 }
 
 uint64_t mmapq_parser_records(const struct mmapq_parser *p)

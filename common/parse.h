@@ -19,6 +19,7 @@
 #ifndef MMAPQ_PARSE_H
 #define MMAPQ_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,5 +47,11 @@ int mmapq_parser_finish(struct mmapq_parser *p);   /* end of input */
 uint64_t mmapq_parser_records(const struct mmapq_parser *p);
 uint64_t mmapq_parser_errors(const struct mmapq_parser *p);
 void mmapq_parser_free(struct mmapq_parser *p);    /* NULL is a no-op */
+
+/* format int reads short decimal tokens through a fast path (on by default)
+ * and everything else byte by byte; both give the same callbacks (parse.c).
+ * Off: byte by byte only, as the parser did before the fast path; for the
+ * differential tests and the benchmark's old-parser peer.  Any time. */
+void mmapq_parser_set_fast_path(struct mmapq_parser *p, bool on);
 
 #endif /* MMAPQ_PARSE_H */

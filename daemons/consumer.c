@@ -31,6 +31,7 @@
 
 #include "cli.h"
 #include "fault.h"
+#include "fmt.h"
 #include "journal.h"
 #include "log.h"
 #include "mmapq.h"
@@ -158,23 +159,12 @@ static int open_output(const struct consumer *c, const char *spec, struct output
 	return 0;
 }
 
-/* "%" PRId64 "\n" without printf: this runs for every record. */
-static size_t format_int(char *out, int64_t v)
+/* "%" PRId64 "\n" without printf: this runs for every record.  The batch
+ * buffer always has room for one more record, at least MMAPQ_FMT_INT_MAX. */
+_Static_assert(MMAPQ_FMT_INT_MAX <= 24, "format_int needs more room than reserved");
+static inline size_t format_int(char *out, int64_t v)
 {
-	char tmp[24];
-	size_t n = 0, len = 0;
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		out[len++] = '-';
-	while (n)
-		out[len++] = tmp[--n];
-	out[len++] = '\n';
-	return len;
+	return mmapq_fmt_int(out, v);
 }
 
 static bool stopping(void)

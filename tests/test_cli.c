@@ -933,7 +933,7 @@ static void test_bad_queue(void **state)
 	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", shortf, NULL);
 	tr_run_free(&t, 65, NULL, CTL, "--queue", shortf, "dump", NULL);
 
-	/* a queue made with capacity 1024, opened with 2048 (and other
+	/* a queue made with the default capacity, opened with 2048 (and other
 	 * geometry): refused, both values named, file byte-identical */
 	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
 	before = file_or_die(qpath, &blen);

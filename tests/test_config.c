@@ -136,7 +136,7 @@ static const struct {
 	int needs_restart;
 } keys[] = {
 	{ "queue",    "path",           "/var/lib/mmapq/queue", "/srv/mmapq test/q.dat", 1 },
-	{ "queue",    "capacity",       "1024",   "2",               1 },
+	{ "queue",    "capacity",       "65536",  "2",               1 },
 	{ "queue",    "record_size",    "64",     "1048576",         1 },
 	{ "queue",    "format",         "int",    "line",            1 },
 	{ "queue",    "sync",           "never",  "always",          0 },
@@ -178,7 +178,7 @@ static const char *nondefault_ini(void)
 static void assert_defaults(const struct mmapq_config *c)
 {
 	assert_string_equal(c->queue_path, "/var/lib/mmapq/queue");
-	assert_int_equal(c->capacity, 1024);
+	assert_int_equal(c->capacity, 65536);
 	assert_int_equal(c->record_size, 64);
 	assert_int_equal(c->format, MMAPQ_FORMAT_INT);
 	assert_int_equal(c->sync, MMAPQ_SYNC_NEVER);
@@ -926,9 +926,9 @@ static void test_format_value_errors(void **state)
 	assert_int_equal(mmapq_config_format_value(&c, "consumer", "output", buf, 4), -ENOBUFS);
 	assert_int_equal(mmapq_config_format_value(&c, "consumer", "output", buf, 5), 0);
 	assert_string_equal(buf, "auto");
-	assert_int_equal(mmapq_config_format_value(&c, "queue", "capacity", buf, 4), -ENOBUFS);
-	assert_int_equal(mmapq_config_format_value(&c, "queue", "capacity", buf, 5), 0);
-	assert_string_equal(buf, "1024");
+	assert_int_equal(mmapq_config_format_value(&c, "queue", "capacity", buf, 5), -ENOBUFS);
+	assert_int_equal(mmapq_config_format_value(&c, "queue", "capacity", buf, 6), 0);
+	assert_string_equal(buf, "65536");
 	assert_int_equal(mmapq_config_format_value(&c, "queue", "mode", buf, 0), -ENOBUFS);
 	assert_int_equal(mmapq_config_format_value(&c, "queue", "path", buf, sizeof(buf)),
 	                 -ENOBUFS);

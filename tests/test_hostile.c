@@ -983,7 +983,7 @@ static int case_enospc(void)
 	private_namespace();
 	mnt = private_tmpfs("small", "size=64k,mode=0755");
 	free(g_q);
-	g_q = tu_path(mnt, "queue"); /* default geometry: 4096 + 1024 x 80 = 86016 bytes */
+	g_q = tu_path(mnt, "queue"); /* test.ini: 4096 + 1024 x 80 = 86016 bytes */
 	x = RUN(false, "1\n", "mmapq-producer", "--config", g_cfg, "--queue", g_q);
 	expect_exit(&x, EXIT_MS, 73, g_q, "No space left on device", END);
 	prog_free(&x);
@@ -1227,7 +1227,8 @@ static int run_case(int i)
 		g_case = cases[i].name;
 		g_dir = dir;
 		g_q = q;
-		g_cfg = write_cfg("test.ini", "[consumer]\noutput = stdout\n[log]\nlevel = debug\n");
+		g_cfg = write_cfg("test.ini", "[queue]\ncapacity = 1024\n[consumer]\noutput = stdout\n"
+		                  "[log]\nlevel = debug\n");
 		signal(SIGPIPE, SIG_IGN);
 		exit(cases[i].fn());
 	}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_parse.c -- the streaming record parser (common/parse.c).
+ * test_parse.c -- the streaming record parser (common/parse.c) and its
+ * inverse, the integer formatter (common/fmt.h).
  *
  * Every run turns the callbacks into a text log ("R ..." per record, "E
  * line:col what [excerpt]" per error) so that results of different chunkings
@@ -8,6 +9,13 @@
  * fed from its own exactly-sized heap copy that is freed right after the
  * feed, so ASan/valgrind catch any read past a chunk or any pointer the
  * parser keeps into the caller's buffer.
+ *
+ * format int has a fast path for short tokens that start at least 32 bytes
+ * before the end of a chunk (parse.c).  Every int case is therefore also
+ * run with whitespace after the input (so that every token is in reach of
+ * the fast path) and with the fast path off, and a differential test
+ * compares the two on random input made of every kind of token, whole and
+ * cut at every position.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "mmapq_format.h"
 #include "parse.h"
 
@@ -139,6 +148,8 @@ static void on_error(void *ctx, const struct mmapq_parse_error *e)
 
 /* ---- runners ---- */
 
+static bool fast_path = true;	/* what run_cuts sets: mmapq_parser_set_fast_path */
+
 /*
  * Parse in[0..len) cut at cuts[0..ncuts) (ascending); return the log.
  * Checks that the parser's counters agree with the callbacks.
@@ -151,6 +162,7 @@ static char *run_cuts(uint32_t fmt, uint32_t rs, const char *in, size_t len,
 	size_t at = 0;
 
 	assert_int_equal(mmapq_parser_new(fmt, rs, on_record, on_error, &c, &p), 0);
+	mmapq_parser_set_fast_path(p, fast_path);
 	for (size_t k = 0; k <= ncuts; k++) {
 		size_t end = k < ncuts ? cuts[k] : len;
 		size_t n = end - at;
@@ -192,15 +204,55 @@ static char *run_step(uint32_t fmt, uint32_t rs, const char *in, size_t len, siz
 	return log;
 }
 
+/* in[0..len) whole (step 0) and in chunks of each of steps[0..n) gives want. */
+static void check_steps(uint32_t fmt, uint32_t rs, const char *in, size_t len, const char *want,
+			const size_t *steps, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		char *got = steps[k] ? run_step(fmt, rs, in, len, steps[k]) : run_whole(fmt, rs, in, len);
+
+		if (strcmp(got, want) != 0)
+			print_error("chunks of %zu bytes (0: whole)\n", steps[k]);
+		assert_string_equal(got, want);
+		free(got);
+	}
+}
+
+#define PAD 40	/* > the fast path's margin */
+
+/* in[0..len) and PAD spaces: for format int, the same callbacks as in alone
+ * (a token ended by a space is decided as one ended by the end of input). */
+static char *padded(const char *in, size_t len)
+{
+	char *s = malloc(len + PAD);
+
+	assert_non_null(s);
+	memcpy(s, in, len);
+	memset(s + len, ' ', PAD);
+	return s;
+}
+
 static void check_log(uint32_t fmt, uint32_t rs, const char *in, size_t len, const char *want)
 {
-	char *got = run_whole(fmt, rs, in, len);
+	char *got, *pad;
 
-	assert_string_equal(got, want);
-	free(got);
-	got = run_step(fmt, rs, in, len, 1);
-	assert_string_equal(got, want);
-	free(got);
+	for (int fast = 1; fast >= 0; fast--) {
+		fast_path = fast;
+		got = run_whole(fmt, rs, in, len);
+		assert_string_equal(got, want);
+		free(got);
+		got = run_step(fmt, rs, in, len, 1);
+		assert_string_equal(got, want);
+		free(got);
+		if (fmt != MMAPQ_FORMAT_INT)
+			continue;
+		pad = padded(in, len);
+		got = run_whole(fmt, rs, pad, len + PAD);
+		assert_string_equal(got, want);
+		free(got);
+		free(pad);
+	}
+	fast_path = true;
 }
 
 #define CHECK_INT(in, want) check_log(MMAPQ_FORMAT_INT, 8, in, sizeof(in) - 1, want)
@@ -292,7 +344,6 @@ static void test_int_long_tokens(void **state)
 	struct sbuf in = { 0 }, want = { 0 };
 	char *a32 = repeat('a', 32), *d1000 = repeat('9', 1000), *z1000 = repeat('0', 1000);
 	char *a33 = repeat('a', 33), *ff = repeat('\xff', 32);
-	char *got;
 
 	/* exactly MMAPQ_PARSE_TOKEN_MAX bytes: an ordinary token */
 	sb_printf(&in, "%s\n", a32);
@@ -317,16 +368,7 @@ static void test_int_long_tokens(void **state)
 	sb_str(&want, "E 7:1 not a decimal integer "
 		      "[aaaaaaaaaaaaaaaaaaaa\\x01\\x01\\x01\\x01...]\nR 7\n");
 
-	got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
-	assert_string_equal(got, want.p);
-	free(got);
-	got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, 1);
-	assert_string_equal(got, want.p);
-	free(got);
-	got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, 7);
-	assert_string_equal(got, want.p);
-	free(got);
-
+	check_steps(MMAPQ_FORMAT_INT, 8, in.p, in.len, want.p, (const size_t[]){ 0, 1, 7 }, 3);
 	free(in.p);
 	free(want.p);
 	free(a32);
@@ -502,7 +544,7 @@ static void test_line_1mb(void **state)
 {
 	const size_t big = 1u << 20;
 	struct sbuf in = { 0 };
-	char *x = repeat('x', big), *got;
+	char *x = repeat('x', big);
 	const char *want = "R 5 [first]\n"
 			   "E 2:1 line too long [xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...]\n"
 			   "R 4 [next]\n"
@@ -513,18 +555,7 @@ static void test_line_1mb(void **state)
 	sb_str(&in, "\r\nnext\n");
 	sb_str(&in, x);		/* and a final one without '\n' */
 
-	got = run_whole(MMAPQ_FORMAT_LINE, 64, in.p, in.len);
-	assert_string_equal(got, want);
-	free(got);
-	got = run_step(MMAPQ_FORMAT_LINE, 64, in.p, in.len, 4096);
-	assert_string_equal(got, want);
-	free(got);
-	got = run_step(MMAPQ_FORMAT_LINE, 64, in.p, in.len, 65);
-	assert_string_equal(got, want);
-	free(got);
-	got = run_step(MMAPQ_FORMAT_LINE, 64, in.p, in.len, 1);
-	assert_string_equal(got, want);
-	free(got);
+	check_steps(MMAPQ_FORMAT_LINE, 64, in.p, in.len, want, (const size_t[]){ 0, 4096, 65, 1 }, 4);
 	free(in.p);
 	free(x);
 }
@@ -732,6 +763,147 @@ static void test_roundtrip_random(void **state)
 	free(want.p);
 }
 
+/* ---- fast path against the byte-at-a-time machine ---- */
+
+/* One random token of any kind, then whitespace, appended to b. */
+static void random_token(struct sbuf *b)
+{
+	static const char ws[] = " \t\n\v\f\r";
+	static const char glue[] = "x.,-+e\0\x80\xff\xef\\";
+	static const char *const edge[] = {
+		"9223372036854775807", "9223372036854775808", "-9223372036854775808",
+		"-9223372036854775809", "+9223372036854775807", "9999999999999999999",
+		"10000000000000000000", "18446744073709551615", "18446744073709551616",
+		"-0", "+0", "0", "-", "+", "--1", "+-1", "00000000000000000000000000000001",
+		"000000000000000000000000000000001", "1000000000000000000", "99999999",
+		"100000000", "9999999999999999", "10000000000000000",
+	};
+	unsigned kind = (unsigned)(rng() % 8);
+	size_t n = 1 + rng() % 19;
+
+	if (kind == 0) {
+		sb_str(b, edge[rng() % (sizeof(edge) / sizeof(edge[0]))]);
+	} else {
+		if (rng() % 3 == 0)
+			sb_add(b, rng() % 2 ? "-" : "+", 1);
+		if (kind == 1)			/* leading zeros, up to and past 32 bytes */
+			for (size_t z = rng() % 30; z > 0; z--)
+				sb_str(b, "0");
+		if (kind == 2)			/* long runs: 20 to 40 digits */
+			n = 20 + rng() % 21;
+		for (size_t k = 0; k < n; k++) {
+			char d = (char)('0' + rng() % 10);
+			sb_add(b, &d, 1);
+		}
+		if (kind == 3)			/* something glued on, or in the middle */
+			sb_add(b, &glue[rng() % (sizeof(glue) - 1)], 1);
+		if (kind == 3 && rng() % 2)
+			sb_str(b, "12");
+	}
+	for (size_t k = 1 + (rng() % 4 == 0 ? rng() % 3 : 0); k > 0; k--)
+		sb_add(b, &ws[rng() % (sizeof(ws) - 1)], 1);
+}
+
+/*
+ * Random inputs of every kind of token: the fast path (whole input, cut at
+ * every position, chunks of 1 to 40 bytes) gives exactly the records and
+ * errors (positions, messages, excerpts) of the byte-at-a-time machine.
+ */
+static void test_fast_path_differential(void **state)
+{
+	rng_state = UINT64_C(0x243f6a8885a308d3);	/* fixed seed: reproducible */
+	for (int round = 0; round < 8; round++) {
+		struct sbuf in = { 0 };
+		char *want, *got;
+
+		while (in.len < 700)
+			random_token(&in);
+		if (round % 2)			/* half of them end inside a token */
+			sb_str(&in, "-12");
+		fast_path = false;
+		want = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
+		fast_path = true;
+		got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
+		assert_string_equal(got, want);
+		free(got);
+		for (size_t i = 0; i <= in.len; i++) {
+			got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, &i, 1);
+			if (strcmp(got, want) != 0)
+				print_error("round %d split at %zu\n", round, i);
+			assert_string_equal(got, want);
+			free(got);
+		}
+		for (size_t step = 1; step <= 40; step++) {
+			got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, step);
+			if (strcmp(got, want) != 0)
+				print_error("round %d chunks of %zu\n", round, step);
+			assert_string_equal(got, want);
+			free(got);
+		}
+		free(want);
+		free(in.p);
+	}
+}
+
+/* ---- the formatter (common/fmt.h) ---- */
+
+static void check_fmt(int64_t v)
+{
+	char want[32], got[64];
+	int n = snprintf(want, sizeof(want), "%" PRId64 "\n", v);
+	size_t len;
+
+	memset(got, 0x55, sizeof(got));
+	len = mmapq_fmt_int(got, v);
+	assert_int_equal(len, n);
+	assert_memory_equal(got, want, len);
+	/* nothing written past the room it asks for */
+	for (size_t k = MMAPQ_FMT_INT_MAX; k < sizeof(got); k++)
+		assert_int_equal(got[k], 0x55);
+}
+
+static void test_fmt_int(void **state)
+{
+	uint64_t p = 1;
+
+	check_fmt(0);
+	check_fmt(INT64_MAX);
+	check_fmt(INT64_MIN);
+	check_fmt(INT64_MIN + 1);
+	/* every digit count, at both of its ends */
+	for (int k = 0; k <= 18; k++, p *= 10) {
+		check_fmt((int64_t)p);
+		check_fmt((int64_t)p - 1);
+		check_fmt((int64_t)p + 1);
+		check_fmt(-(int64_t)p);
+		check_fmt(-(int64_t)p + 1);
+		check_fmt((int64_t)(p * 9));
+		check_fmt(-(int64_t)(p * 9) - 1);
+	}
+	rng_state = UINT64_C(0xb7e151628aed2a6b);
+	for (int k = 0; k < 200000; k++)
+		check_fmt(random_value());
+}
+
+/* What the formatter writes, the parser reads back as the same values. */
+static void test_fmt_parse_roundtrip(void **state)
+{
+	const size_t count = 50000;
+	struct sbuf in = { 0 }, want = { 0 };
+	char num[MMAPQ_FMT_INT_MAX];
+
+	rng_state = UINT64_C(0x13198a2e03707344);
+	for (size_t k = 0; k < count; k++) {
+		int64_t v = k % 2 ? random_value() : (int64_t)k;
+
+		sb_add(&in, num, mmapq_fmt_int(num, v));
+		sb_printf(&want, "R %" PRId64 "\n", v);
+	}
+	check_steps(MMAPQ_FORMAT_INT, 8, in.p, in.len, want.p, (const size_t[]){ 0, 4093 }, 2);
+	free(in.p);
+	free(want.p);
+}
+
 /* ---- API ---- */
 
 static void test_api_validation(void **state)
@@ -839,6 +1011,9 @@ int main(void)
 		cmocka_unit_test(test_line_zero_copy),
 		cmocka_unit_test(test_split_invariance),
 		cmocka_unit_test(test_roundtrip_random),
+		cmocka_unit_test(test_fast_path_differential),
+		cmocka_unit_test(test_fmt_int),
+		cmocka_unit_test(test_fmt_parse_roundtrip),
 		cmocka_unit_test(test_api_validation),
 		cmocka_unit_test(test_record_error_stops),
 	};

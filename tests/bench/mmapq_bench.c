@@ -22,9 +22,14 @@
  *               Blocking (futex, pipe, socket, mq) and spinning (mmapq with
  *               spin_us, the lock-free ring).
  *   --e2e       mmapq-producer reading integers from a file into
- *               mmapq-consumer (output null and file:PATH), against the same
- *               job over a pipe (one process parses with the same parser and
- *               writes binary int64s, the other formats them the same way).
+ *               mmapq-consumer (output null and file:PATH), as shipped and
+ *               with a big ring, against the same job over a pipe (one
+ *               process parses with the same parser and writes binary
+ *               int64s, the other formats them the same way), also with the
+ *               old parser (fast path off); two inputs: random magnitudes and
+ *               `seq`-style 1..N.  Peak RSS of every process.  The daemons
+ *               are built as released (daemons-rel/, MMAPQ_TESTING off).
+ *               Then the parser and the formatter alone, in one process.
  *   --idle      an idle daemon pair: CPU time used over --idle-seconds.
  *
  * Each section also reports the CPU time other processes used meanwhile
@@ -51,15 +56,22 @@
  *   pipe, unix  one write() per record (the record is handed over at once);
  *               the reader read()s up to 64 KiB at a time and checks every
  *               record in the buffer.  unix = socketpair(AF_UNIX, SOCK_STREAM).
+ *   stdio4k,    a pipe through stdio: fwrite()/fread() per record, FILEs with
+ *   stdio64k    4 KiB or 64 KiB buffers (a system call per buffer).
  *   mq          POSIX message queue, one mq_send/mq_receive per record, as
- *               deep as /proc/sys/fs/mqueue/msg_max and RLIMIT_MSGQUEUE let
- *               an unprivileged user go; sizes above msgsize_max are not
- *               possible.
+ *               deep as the machine allows: as root the fs.mqueue limits are
+ *               raised for the run and restored (mq_limits_raise), then the
+ *               deepest queue that opens is used (RLIMIT_MSGQUEUE); sizes
+ *               above msgsize_max are not possible.
+ *
+ * "mmapq / strongest peer" divides by the fastest of pipe, unix, the stdio
+ * pipes and mq at each size.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <mqueue.h>
 #include <poll.h>
 #include <sched.h>
@@ -80,6 +92,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "fmt.h"
 #include "mmapq.h"
 #include "mmapq_format.h"
 #include "parse.h"
@@ -123,7 +137,7 @@ static struct opts {
 } o = {
 	.tput = true, .lat = true, .runs = 3, .seconds = 0.5,
 	.batch = 64, .big_batch = 1024, .spsc_batch = 64, .ring_kib = 4096, .spin_us = 50,
-	.e2e_count = 10000000, .e2e_capacity = 1024, .e2e_record_size = 64, .e2e_big_capacity = 65536,
+	.e2e_count = 10000000, .e2e_capacity = 0, .e2e_record_size = 64, .e2e_big_capacity = 65536,
 	.idle_seconds = 10, .only_mask = ~0u, .size_mask = ~0u,
 };
 
@@ -188,6 +202,89 @@ static long read_long_file(const char *path, long dflt)
 		v = dflt;
 	fclose(f);
 	return v;
+}
+
+/* ---- POSIX mq limits ------------------------------------------------------- */
+
+/* The mq peer is as deep as the machine allows.  An unprivileged queue is
+ * limited by fs.mqueue.msg_max (10 by default) and msgsize_max (8192); as
+ * root the benchmark raises them to the kernel's ceilings for the run
+ * (HARD_MSGMAX 65536; msgsize_max to 16384, the largest record) and puts the
+ * old values back at exit, also on SIGINT/SIGTERM/SIGHUP.  RLIMIT_MSGQUEUE
+ * (bytes of all of a user's queues) is raised to its hard limit, and the
+ * hard limit too where the process may (CAP_SYS_RESOURCE).  The depth used
+ * is the largest that opens (mq_open_deep), and never more than
+ * MQ_BYTES_CAP bytes of messages. */
+#define MQ_HARD_MSGMAX 65536L
+#define MQ_BYTES_CAP (64L << 20)
+#define MQ_PROC_MSG_MAX "/proc/sys/fs/mqueue/msg_max"
+#define MQ_PROC_MSGSIZE_MAX "/proc/sys/fs/mqueue/msgsize_max"
+
+static long mq_saved_msg_max = -1, mq_saved_msgsize_max = -1;
+static char mq_limits_note[256];
+
+static bool write_long_file(const char *path, long v)
+{
+	char b[32];
+	int n = snprintf(b, sizeof(b), "%ld\n", v), fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && write(fd, b, (size_t)n) == n;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* async-signal-safe: open, write, close */
+static void mq_limits_restore(void)
+{
+	if (mq_saved_msg_max > 0)
+		write_long_file(MQ_PROC_MSG_MAX, mq_saved_msg_max);
+	if (mq_saved_msgsize_max > 0)
+		write_long_file(MQ_PROC_MSGSIZE_MAX, mq_saved_msgsize_max);
+	mq_saved_msg_max = mq_saved_msgsize_max = -1;
+}
+
+static void mq_limits_signal(int sig)
+{
+	mq_limits_restore();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static long read_long_file(const char *path, long dflt);
+
+static void mq_limits_raise(void)
+{
+	long mm = read_long_file(MQ_PROC_MSG_MAX, 10), ms = read_long_file(MQ_PROC_MSGSIZE_MAX, 8192);
+	struct rlimit rl;
+
+	if (mm < MQ_HARD_MSGMAX && write_long_file(MQ_PROC_MSG_MAX, MQ_HARD_MSGMAX))
+		mq_saved_msg_max = mm;
+	if (ms < (long)sizes[NSIZES - 1] && write_long_file(MQ_PROC_MSGSIZE_MAX, sizes[NSIZES - 1]))
+		mq_saved_msgsize_max = ms;
+	if (mq_saved_msg_max > 0 || mq_saved_msgsize_max > 0) {
+		atexit(mq_limits_restore);
+		signal(SIGINT, mq_limits_signal);
+		signal(SIGTERM, mq_limits_signal);
+		signal(SIGHUP, mq_limits_signal);
+	}
+	if (getrlimit(RLIMIT_MSGQUEUE, &rl) == 0) {
+		struct rlimit up = {RLIM_INFINITY, RLIM_INFINITY};
+		if (setrlimit(RLIMIT_MSGQUEUE, &up) < 0) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_MSGQUEUE, &rl);
+		}
+		getrlimit(RLIMIT_MSGQUEUE, &rl);
+	}
+	msg_max = read_long_file(MQ_PROC_MSG_MAX, 10);
+	msgsize_max = read_long_file(MQ_PROC_MSGSIZE_MAX, 8192);
+	if (rl.rlim_cur == RLIM_INFINITY)
+		snprintf(mq_limits_note, sizeof(mq_limits_note), "msg_max %ld (was %ld), msgsize_max %ld"
+		         " (was %ld), RLIMIT_MSGQUEUE unlimited", msg_max, mm, msgsize_max, ms);
+	else
+		snprintf(mq_limits_note, sizeof(mq_limits_note), "msg_max %ld (was %ld), msgsize_max %ld"
+		         " (was %ld), RLIMIT_MSGQUEUE %llu bytes", msg_max, mm, msgsize_max, ms,
+		         (unsigned long long)rl.rlim_cur);
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -392,7 +489,17 @@ static void record_rusage(int side)
 
 /* ---- a cell: one transport, one size, one run ------------------------------ */
 
-enum transport { T_MMAPQ, T_MMAPQ_BIG, T_TEXTBOOK, T_SPSC, T_PIPE, T_UNIX, T_MQ, NTRANSPORTS };
+enum transport {
+	T_MMAPQ, T_MMAPQ_BIG, T_TEXTBOOK, T_SPSC, T_PIPE, T_UNIX, T_STDIO4K, T_STDIO64K, T_MQ,
+	NTRANSPORTS
+};
+
+/* The peers a user would pick instead of mmapq (not the lock-free ring, which
+ * is a reference, nor the textbook use of mmapq itself). */
+static bool is_peer(int t)
+{
+	return t == T_PIPE || t == T_UNIX || t == T_STDIO4K || t == T_STDIO64K || t == T_MQ;
+}
 
 /* The lock-free reference ring: head and tail on cache lines of their own,
  * then cap slots laid out exactly like mmapq's. */
@@ -685,6 +792,77 @@ static int stream_cons(struct cell *c)
 	return 0;
 }
 
+/* ---- pipe through stdio ------------------------------------------------------ */
+
+/* A pipe as a user of stdio writes it: fwrite/fread per record through a
+ * FILE with a 4 KiB or 64 KiB buffer (setvbuf), so that a write(2) or read(2)
+ * carries a buffer's worth of records. */
+static FILE *stdio_open(struct cell *c, bool writer, char **vbuf)
+{
+	size_t size = c->t == T_STDIO4K ? 4096 : 65536;
+	FILE *f;
+
+	close(c->fd[writer ? 0 : 1]);
+	*vbuf = xalloc(size);
+	f = fdopen(c->fd[writer ? 1 : 0], writer ? "w" : "r");
+	if (!f || setvbuf(f, *vbuf, _IOFBF, size)) {
+		child_fail("fdopen/setvbuf: %s", strerror(errno));
+		return NULL;
+	}
+	return f;
+}
+
+static int stdio_prod(struct cell *c)
+{
+	unsigned char *buf = xalloc(c->size);
+	char *vbuf;
+	FILE *f = stdio_open(c, true, &vbuf);
+
+	if (!f)
+		return EXIT_FAIL;
+	barrier();
+	ctl->t_start = now_ns();
+	for (uint64_t seq = 0; seq < c->n; seq++) {
+		rec_fill(buf, c->size, seq);
+		if (fwrite(buf, c->size, 1, f) != 1)
+			return child_fail("fwrite record %" PRIu64 ": %s", seq, strerror(errno));
+	}
+	if (fclose(f))
+		return child_fail("fclose: %s", strerror(errno));
+	record_rusage(0);
+	free(vbuf);
+	free(buf);
+	return 0;
+}
+
+static int stdio_cons(struct cell *c)
+{
+	unsigned char *buf = xalloc(c->size);
+	char *vbuf;
+	FILE *f = stdio_open(c, false, &vbuf);
+	uint64_t exp;
+
+	if (!f)
+		return EXIT_FAIL;
+	barrier();
+	for (exp = 0; exp < c->n; exp++) {
+		if (fread(buf, c->size, 1, f) != 1)
+			return child_fail("fread at record %" PRIu64 ": %s", exp,
+			                  ferror(f) ? strerror(errno) : "end of stream");
+		if (!rec_ok(buf, c->size, exp))
+			return child_fail("record %" PRIu64 ": content of record %" PRIu64, exp, rec_index(buf));
+	}
+	ctl->t_end = now_ns();
+	ctl->verified = exp;
+	if (fgetc(f) != EOF)
+		return child_fail("extra bytes after %" PRIu64 " records", c->n);
+	record_rusage(1);
+	fclose(f);
+	free(vbuf);
+	free(buf);
+	return 0;
+}
+
 /* ---- POSIX message queue -------------------------------------------------- */
 
 static int mq_prod(struct cell *c)
@@ -727,24 +905,44 @@ static int mq_cons(struct cell *c)
 	return 0;
 }
 
-/* Deepest queue an unprivileged user could open for this size (msg_max,
- * then RLIMIT_MSGQUEUE); -1 if msgsize_max forbids the size. */
+/* The deepest queue this size can have: the largest depth up to mq_cap
+ * (msg_max, itself raised as far as the kernel allows when we may: see
+ * mq_limits_raise) that mq_open accepts, found by bisection (RLIMIT_MSGQUEUE
+ * refuses the deeper ones with EMFILE); -1 if msgsize_max forbids the size,
+ * -2 if even depth 1 fails. */
+static bool mq_depth_opens(const char *name, long depth, long size)
+{
+	struct mq_attr a = {.mq_maxmsg = depth, .mq_msgsize = size};
+	mqd_t m = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
+
+	if (m == (mqd_t)-1)
+		return false;
+	mq_close(m);
+	mq_unlink(name);
+	return true;
+}
+
 static long mq_open_deep(struct cell *c, const char *name, mqd_t *ret)
 {
-	long depth = msg_max;
+	long lo = 0, hi = msg_max; /* depth lo opens (0: none known), hi + 1 does not */
 
 	if ((long)c->size > msgsize_max)
 		return -1;
+	if (hi > MQ_BYTES_CAP / (long)c->size)
+		hi = MQ_BYTES_CAP / (long)c->size;
 	mq_unlink(name);
-	for (; depth >= 1; depth /= 2) {
-		struct mq_attr a = {.mq_maxmsg = depth, .mq_msgsize = c->size};
-		mqd_t m = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
-		if (m != (mqd_t)-1) {
-			*ret = m;
-			return depth;
-		}
-		if (errno != EMFILE && errno != ENOMEM && errno != EINVAL)
-			break;
+	while (lo < hi) {
+		long mid = lo + (hi - lo + 1) / 2;
+		if (mq_depth_opens(name, mid, c->size))
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	if (lo > 0) {
+		struct mq_attr a = {.mq_maxmsg = lo, .mq_msgsize = c->size};
+		*ret = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
+		if (*ret != (mqd_t)-1)
+			return lo;
 	}
 	return -2;
 }
@@ -764,6 +962,8 @@ static const struct transport_def tdefs[NTRANSPORTS] = {
 	[T_SPSC] = {"spsc", "lock-free SPSC ring", spsc_prod, spsc_cons},
 	[T_PIPE] = {"pipe", "pipe", stream_prod, stream_cons},
 	[T_UNIX] = {"unix", "AF_UNIX stream", stream_prod, stream_cons},
+	[T_STDIO4K] = {"stdio4k", "pipe, stdio 4 KiB buffers", stdio_prod, stdio_cons},
+	[T_STDIO64K] = {"stdio64k", "pipe, stdio 64 KiB buffers", stdio_prod, stdio_cons},
 	[T_MQ] = {"mq", "POSIX mq", mq_prod, mq_cons},
 };
 
@@ -791,6 +991,8 @@ static int cell_setup(struct cell *c, char *why, size_t whylen)
 		}
 		return 0;
 	case T_PIPE:
+	case T_STDIO4K:
+	case T_STDIO64K:
 		if (pipe2(c->fd, O_CLOEXEC) < 0) {
 			snprintf(why, whylen, "pipe: %s", strerror(errno));
 			return -1;
@@ -875,15 +1077,25 @@ static pid_t fork_child(child_fn fn, struct cell *c, int cpu)
 /* Wait for both children, at most timeout_ms in all.  As soon as one of
  * them fails, the other is killed: a consumer that found a bad record
  * leaves its producer blocked on a full queue (or spinning) otherwise.
- * st[i]: the wait status, or -ETIMEDOUT (then killed). */
-static void wait_pair(const pid_t pid[2], int st[2], int timeout_ms)
+ * st[i]: the wait status, or -ETIMEDOUT (then killed).  use (may be NULL):
+ * each child's peak resident set (ru_maxrss, -1 where unknown) and CPU
+ * time (user + system). */
+struct child_use {
+	long rss_kib;
+	double cpu_s;
+};
+
+static void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, struct child_use use[2])
 {
 	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
 	int fd[2];
 	bool done[2] = {false, false};
 
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
 		fd[i] = (int)syscall(SYS_pidfd_open, pid[i], 0);
+		if (use)
+			use[i] = (struct child_use){-1, 0};
+	}
 	if (fd[0] < 0 || fd[1] < 0) {
 		/* no pidfds: one after the other */
 		for (int i = 0; i < 2; i++) {
@@ -920,8 +1132,13 @@ static void wait_pair(const pid_t pid[2], int st[2], int timeout_ms)
 			int i = idx[k];
 			if (!(pf[k].revents & (POLLIN | POLLHUP)))
 				continue;
-			while (waitpid(pid[i], &st[i], 0) < 0 && errno == EINTR)
+			struct rusage ru;
+			while (wait4(pid[i], &st[i], 0, &ru) < 0 && errno == EINTR)
 				;
+			if (use)
+				use[i] = (struct child_use){ru.ru_maxrss,
+				                            (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+				                            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6};
 			done[i] = true;
 			if (tu_exit_code(st[i]) != 0 && !done[!i]) {
 				tu_kill(pid[!i]);
@@ -950,7 +1167,7 @@ static int run_pair(child_fn a, child_fn b, struct cell *c, char *why, size_t wh
 			tu_kill(pid[0]);
 		return -1;
 	}
-	wait_pair(pid, st, CHILD_TIMEOUT_MS);
+	wait_pair(pid, st, CHILD_TIMEOUT_MS, NULL);
 	if (st[0] == -ETIMEDOUT || st[1] == -ETIMEDOUT) {
 		snprintf(why, whylen, "timed out after %d s", CHILD_TIMEOUT_MS / 1000);
 		return -1;
@@ -1441,8 +1658,40 @@ static void lat_cell(enum lat_kind k)
 /* ---- end to end ------------------------------------------------------------------ */
 
 static char *bin_dir;
-static char *input_path;
-static uint64_t input_bytes;
+
+/* Two inputs of o.e2e_count integers, one per line, in canonical form: the
+ * expected output of every job is the input file itself. */
+enum e2e_input { IN_RAND, IN_SEQ, NINPUTS };
+static const char *const in_key[NINPUTS] = {"random", "seq"};
+static const char *const in_label[NINPUTS] = {
+	[IN_RAND] = "random: magnitudes of 1 to 19 digits, half of them negative",
+	[IN_SEQ] = "seq: 1 to N, as `seq 1 N` prints them",
+};
+static char *input_path[NINPUTS];
+static uint64_t input_bytes[NINPUTS];
+
+/* The jobs: the daemons as shipped (the built-in capacity and record_size,
+ * or --e2e-capacity/--e2e-record-size), the daemons with a big ring, and the
+ * same work over a pipe, with the parser as it is and as it was (the fast
+ * path off: byte by byte). */
+enum e2e_job { J_DAEMONS, J_DAEMONS_BIG, J_PIPE, J_PIPE_OLD, NJOBS };
+static const char *const job_key[NJOBS] = {"daemons", "daemons_big", "pipe", "pipe_old_parser"};
+enum { OUT_NULL_, OUT_FILE_, NOUTS };
+static const char *const out_key[NOUTS] = {"null", "file"};
+
+struct e2e_result {
+	bool ran, failed;
+	char why[256];
+	int nruns;
+	double secs[MAX_RUNS];
+	double med_secs;
+	long rss_kib[2];        /* peak over the runs: producer (parser), consumer (printer) */
+	double cpu[2][MAX_RUNS]; /* CPU time (user + system) of each, per run */
+	double med_cpu[2];
+};
+static struct e2e_result e2e[NINPUTS][NJOBS][NOUTS];
+static uint32_t shipped_capacity, shipped_record_size;
+static long own_rss_kib; /* the benchmark's peak RSS after the jobs: what a forked child starts from */
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -1452,61 +1701,45 @@ static uint64_t rng_next(uint64_t *s)
 	return *s * 2685821657736338717ull;
 }
 
-/* As mmapq-consumer prints an int record: decimal, then '\n'. */
-static size_t format_int(char *out, int64_t v)
+static int make_input(enum e2e_input in, uint64_t count)
 {
-	char tmp[24];
-	size_t n = 0, len = 0;
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (v < 0)
-		out[len++] = '-';
-	while (n)
-		out[len++] = tmp[--n];
-	out[len++] = '\n';
-	return len;
-}
-
-/* count integers, one per line, in canonical form: the expected output of
- * both jobs is the input file itself.  Magnitudes spread over 1..19 digits. */
-static int make_input(uint64_t count)
-{
-	char *buf = xalloc(1 << 20);
+	char *buf = xalloc(1 << 20), name[32];
 	size_t len = 0;
 	uint64_t s = 0x2545F4914F6CDD1Dull;
 	int fd;
 
-	input_path = tu_path(tmpdir, "ints.txt");
-	fd = open(input_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	snprintf(name, sizeof(name), "ints-%s.txt", in_key[in]);
+	input_path[in] = tu_path(tmpdir, name);
+	fd = open(input_path[in], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		note("%s: %s", input_path, strerror(errno));
+		note("%s: %s", input_path[in], strerror(errno));
+		free(buf);
 		return -1;
 	}
-	input_bytes = 0;
+	input_bytes[in] = 0;
 	for (uint64_t i = 0; i < count; i++) {
-		uint64_t r = rng_next(&s);
-		uint64_t u = rng_next(&s) >> (1 + r % 63);
-		int64_t v = (r & 64) ? -(int64_t)u : (int64_t)u;
-		len += format_int(buf + len, v);
+		int64_t v = (int64_t)i + 1;
+		if (in == IN_RAND) {
+			uint64_t r = rng_next(&s);
+			uint64_t u = rng_next(&s) >> (1 + r % 63);
+			v = (r & 64) ? -(int64_t)u : (int64_t)u;
+		}
+		len += mmapq_fmt_int(buf + len, v);
 		if (len > (1 << 20) - 32) {
 			if (write_all(fd, buf, len) < 0)
 				goto bad;
-			input_bytes += len;
+			input_bytes[in] += len;
 			len = 0;
 		}
 	}
 	if (write_all(fd, buf, len) < 0)
 		goto bad;
-	input_bytes += len;
+	input_bytes[in] += len;
 	close(fd);
 	free(buf);
 	return 0;
 bad:
-	note("%s: write: %s", input_path, strerror(errno));
+	note("%s: write: %s", input_path[in], strerror(errno));
 	close(fd);
 	free(buf);
 	return -1;
@@ -1586,6 +1819,8 @@ static pid_t spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int cp
 	return pid;
 }
 
+/* The daemons' configuration; cap 0: capacity and record_size as shipped
+ * (not set in the file). */
 static char *write_config(const char *name, const char *output, uint32_t cap, uint32_t rsize)
 {
 	char *path = tu_path(tmpdir, name);
@@ -1594,50 +1829,24 @@ static char *write_config(const char *name, const char *output, uint32_t cap, ui
 		note("%s: %s", path, strerror(errno));
 		exit(EXIT_FAIL);
 	}
-	fprintf(f, "[queue]\npath = %s/%s.q\ncapacity = %" PRIu32 "\nrecord_size = %" PRIu32
-	        "\nformat = int\nsync = never\n[producer]\ninput = stdin\non_full = block\n"
-	        "[consumer]\noutput = %s\n[log]\nlevel = warning\nstats_interval = 0\n",
-	        tmpdir, name, cap, rsize, output);
+	fprintf(f, "[queue]\npath = %s/%s.q\n", tmpdir, name);
+	if (cap)
+		fprintf(f, "capacity = %" PRIu32 "\nrecord_size = %" PRIu32 "\n", cap, rsize);
+	fprintf(f, "format = int\nsync = never\n[producer]\ninput = stdin\non_full = block\n"
+	        "[consumer]\noutput = %s\n[log]\nlevel = warning\nstats_interval = 0\n", output);
 	fclose(f);
 	return path;
 }
 
-/* The daemons twice: with the shipped geometry (capacity 1024, record_size
- * 64), and with a big ring (--e2e-big-capacity, record_size 8). */
-enum e2e_kind {
-	E_DAEMON_NULL, E_DAEMON_BIG_NULL, E_PIPE_NULL,
-	E_DAEMON_FILE, E_DAEMON_BIG_FILE, E_PIPE_FILE, NE2E
-};
-
-static const char *const e2e_label[NE2E] = {
-	[E_DAEMON_NULL] = "daemons, output null",
-	[E_DAEMON_BIG_NULL] = "daemons (big ring), output null",
-	[E_PIPE_NULL] = "parser | pipe | reader, output null",
-	[E_DAEMON_FILE] = "daemons, output file",
-	[E_DAEMON_BIG_FILE] = "daemons (big ring), output file",
-	[E_PIPE_FILE] = "parser | pipe | printer, output file",
-};
-static const char *const e2e_key[NE2E] = {"daemons_null", "daemons_big_null", "pipe_null",
-                                          "daemons_file", "daemons_big_file", "pipe_file"};
-
-struct e2e_result {
-	bool ran, failed;
-	char why[256];
-	int nruns;
-	double secs[MAX_RUNS];
-	double med_secs;
-};
-static struct e2e_result e2e[NE2E];
-
-static int daemon_job(bool to_file, uint32_t cap, uint32_t rsize, char *why, size_t whylen,
-                      double *secs)
+static int daemon_job(enum e2e_input in, bool to_file, uint32_t cap, uint32_t rsize, char *why,
+                      size_t whylen, double *secs, struct child_use use[2])
 {
 	char *out = tu_path(tmpdir, "e2e-daemons.out");
 	char output[PATH_MAX + 8];
 	char *cfg, *qpath, *logp = tu_path(tmpdir, "e2e-daemons.log");
 	char *prod = tu_path(bin_dir, "mmapq-producer"), *cons = tu_path(bin_dir, "mmapq-consumer");
 	char count[32];
-	int in_fd, null_fd, log_fd, ret = -1;
+	int in_fd = -1, null_fd = -1, log_fd = -1, ret = -1;
 	uint64_t t0, t1;
 
 	snprintf(output, sizeof(output), to_file ? "file:%s" : "null", out);
@@ -1661,17 +1870,11 @@ static int daemon_job(bool to_file, uint32_t cap, uint32_t rsize, char *why, siz
 		if (pid <= 0 || tu_exit_code(st) != 0) {
 			snprintf(why, whylen, "mmapq-producer could not create the queue file (%d)",
 			         pid > 0 ? tu_exit_code(st) : -1);
-			free(cfg);
-			free(qpath);
-			free(out);
-			free(logp);
-			free(prod);
-			free(cons);
-			return -1;
+			goto out;
 		}
 	}
 	snprintf(count, sizeof(count), "%" PRIu64, o.e2e_count);
-	in_fd = open(input_path, O_RDONLY | O_CLOEXEC);
+	in_fd = open(input_path[in], O_RDONLY | O_CLOEXEC);
 	null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	log_fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (in_fd < 0 || null_fd < 0 || log_fd < 0) {
@@ -1686,7 +1889,7 @@ static int daemon_job(bool to_file, uint32_t cap, uint32_t rsize, char *why, siz
 		t0 = now_ns();
 		pid[1] = spawn(cargv, -1, null_fd, log_fd, cpu_b);
 		pid[0] = spawn(pargv, in_fd, null_fd, log_fd, cpu_a);
-		wait_pair(pid, st, CHILD_TIMEOUT_MS);
+		wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
 		t1 = now_ns();
 		if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0) {
 			snprintf(why, whylen, "mmapq-producer exited %d, mmapq-consumer %d (-1: killed after"
@@ -1695,7 +1898,7 @@ static int daemon_job(bool to_file, uint32_t cap, uint32_t rsize, char *why, siz
 			goto out;
 		}
 	}
-	if (to_file && files_equal(input_path, out, why, whylen) < 0)
+	if (to_file && files_equal(input_path[in], out, why, whylen) < 0)
 		goto out;
 	*secs = (double)(t1 - t0) / 1e9;
 	ret = 0;
@@ -1749,7 +1952,7 @@ static void pp_error(void *ctx, const struct mmapq_parse_error *e)
 	fprintf(stderr, "input:%" PRIu64 ":%" PRIu64 ": %s\n", e->line, e->column, e->what);
 }
 
-static int e2e_parse_child(int in_fd, int out_fd)
+static int e2e_parse_child(int in_fd, int out_fd, bool old_parser)
 {
 	struct pipe_parser s = {.fd = out_fd, .buf = xalloc(PIPE_CHUNK)};
 	struct mmapq_parser *p;
@@ -1758,6 +1961,7 @@ static int e2e_parse_child(int in_fd, int out_fd)
 
 	if (r < 0)
 		return child_fail("parser: %s", strerror(-r));
+	mmapq_parser_set_fast_path(p, !old_parser);
 	for (;;) {
 		ssize_t k = read(in_fd, in, PIPE_CHUNK);
 		if (k < 0 && errno == EINTR)
@@ -1805,8 +2009,8 @@ static int e2e_print_child(int in_fd, int out_fd, uint64_t expect)
 				continue;
 			int64_t v;
 			memcpy(&v, in + off, 8);
-			olen += format_int(out + olen, v);
-			if (olen > PIPE_CHUNK - 24) {
+			olen += mmapq_fmt_int(out + olen, v);
+			if (olen > PIPE_CHUNK - MMAPQ_FMT_INT_MAX) {
 				r = write_all(out_fd, out, olen);
 				if (r < 0)
 					return child_fail("write output: %s", strerror(-r));
@@ -1824,7 +2028,8 @@ static int e2e_print_child(int in_fd, int out_fd, uint64_t expect)
 	return 0;
 }
 
-static int pipe_job(bool to_file, char *why, size_t whylen, double *secs)
+static int pipe_job(enum e2e_input in, bool to_file, bool old_parser, char *why, size_t whylen,
+                    double *secs, struct child_use use[2])
 {
 	char *out = tu_path(tmpdir, "e2e-pipe.out");
 	int pfd[2], in_fd = -1, out_fd = -1, ret = -1, st[2];
@@ -1844,10 +2049,10 @@ static int pipe_job(bool to_file, char *why, size_t whylen, double *secs)
 	if (pid[0] == 0) {
 		pin(cpu_a);
 		close(pfd[0]);
-		in_fd = open(input_path, O_RDONLY | O_CLOEXEC);
+		in_fd = open(input_path[in], O_RDONLY | O_CLOEXEC);
 		if (in_fd < 0)
-			_exit(child_fail("%s: %s", input_path, strerror(errno)));
-		_exit(e2e_parse_child(in_fd, pfd[1]));
+			_exit(child_fail("%s: %s", input_path[in], strerror(errno)));
+		_exit(e2e_parse_child(in_fd, pfd[1], old_parser));
 	}
 	pid[1] = fork();
 	if (pid[1] == 0) {
@@ -1862,13 +2067,13 @@ static int pipe_job(bool to_file, char *why, size_t whylen, double *secs)
 	}
 	close(pfd[0]);
 	close(pfd[1]);
-	wait_pair(pid, st, CHILD_TIMEOUT_MS);
+	wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
 	t1 = now_ns();
 	if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0) {
 		snprintf(why, whylen, "parser exited %d, printer %d", tu_exit_code(st[0]), tu_exit_code(st[1]));
 		goto out;
 	}
-	if (to_file && files_equal(input_path, out, why, whylen) < 0)
+	if (to_file && files_equal(input_path[in], out, why, whylen) < 0)
 		goto out;
 	*secs = (double)(t1 - t0) / 1e9;
 	ret = 0;
@@ -1878,51 +2083,255 @@ out:
 	return ret;
 }
 
+static const char *job_label(enum e2e_job j)
+{
+	static char b[NJOBS][80];
+	switch (j) {
+	case J_DAEMONS:
+		snprintf(b[j], sizeof(b[j]), "daemons, %s (capacity %" PRIu32 ", record_size %" PRIu32 ")",
+		         o.e2e_capacity ? "configured" : "as shipped",
+		         o.e2e_capacity ? o.e2e_capacity : shipped_capacity,
+		         o.e2e_capacity ? o.e2e_record_size : shipped_record_size);
+		break;
+	case J_DAEMONS_BIG:
+		snprintf(b[j], sizeof(b[j]), "daemons, capacity %" PRIu32 ", record_size 8", o.e2e_big_capacity);
+		break;
+	case J_PIPE:
+		snprintf(b[j], sizeof(b[j]), "parser | pipe | printer");
+		break;
+	default:
+		snprintf(b[j], sizeof(b[j]), "the same, old parser (byte by byte)");
+		break;
+	}
+	return b[j];
+}
+
+/* One run of one job; 0 or -1 (res->why says why). */
+static int e2e_once(enum e2e_input in, enum e2e_job j, int out, struct e2e_result *res, double *s)
+{
+	struct child_use use[2] = {{-1, 0}, {-1, 0}};
+	int r;
+
+	switch (j) {
+	case J_DAEMONS:
+		r = daemon_job(in, out == OUT_FILE_, o.e2e_capacity, o.e2e_record_size, res->why,
+		               sizeof(res->why), s, use);
+		break;
+	case J_DAEMONS_BIG:
+		r = daemon_job(in, out == OUT_FILE_, o.e2e_big_capacity, 8, res->why, sizeof(res->why), s, use);
+		break;
+	default:
+		r = pipe_job(in, out == OUT_FILE_, j == J_PIPE_OLD, res->why, sizeof(res->why), s, use);
+		break;
+	}
+	for (int i = 0; i < 2 && r == 0; i++) {
+		if (use[i].rss_kib > res->rss_kib[i])
+			res->rss_kib[i] = use[i].rss_kib;
+		res->cpu[i][res->nruns] = use[i].cpu_s;
+	}
+	return r;
+}
+
 static void run_e2e(void)
 {
-	note("end to end: generating %" PRIu64 " integers...", o.e2e_count);
-	if (make_input(o.e2e_count) < 0) {
-		failed = true;
-		for (int k = 0; k < NE2E; k++) {
-			e2e[k].ran = e2e[k].failed = true;
-			snprintf(e2e[k].why, sizeof(e2e[k].why), "cannot write the input file");
-		}
-		return;
-	}
-	note("end to end: %s, %" PRIu64 " bytes", input_path, input_bytes);
-	/* interleaved, so that drift hits every variant alike */
-	for (int run = 0; run < o.runs; run++) {
-		for (int k = 0; k < NE2E; k++) {
-			struct e2e_result *res = &e2e[k];
-			bool big = k == E_DAEMON_BIG_NULL || k == E_DAEMON_BIG_FILE;
-			bool daemons = big || k == E_DAEMON_NULL || k == E_DAEMON_FILE;
-			bool to_file = k >= E_DAEMON_FILE;
-			double s = 0;
-			int r;
+	struct mmapq_config defaults;
 
-			if (res->failed)
-				continue;
-			res->ran = true;
-			r = daemons ? daemon_job(to_file, big ? o.e2e_big_capacity : o.e2e_capacity,
-			                         big ? 8 : o.e2e_record_size, res->why, sizeof(res->why), &s) :
-			              pipe_job(to_file, res->why, sizeof(res->why), &s);
-			if (r < 0) {
-				res->failed = true;
-				failed = true;
-				note("end to end: %s: FAILED: %s", e2e_label[k], res->why);
-				continue;
+	mmapq_config_defaults(&defaults);
+	shipped_capacity = defaults.capacity;
+	shipped_record_size = defaults.record_size;
+	for (int in = 0; in < NINPUTS; in++) {
+		note("end to end: generating %" PRIu64 " integers (%s)...", o.e2e_count, in_key[in]);
+		if (make_input((enum e2e_input)in, o.e2e_count) < 0) {
+			failed = true;
+			for (int j = 0; j < NJOBS; j++)
+				for (int out = 0; out < NOUTS; out++) {
+					struct e2e_result *res = &e2e[in][j][out];
+					res->ran = res->failed = true;
+					snprintf(res->why, sizeof(res->why), "cannot write the input file");
+				}
+			continue;
+		}
+		note("end to end: %s, %" PRIu64 " bytes", input_path[in], input_bytes[in]);
+	}
+	/* interleaved, so that drift hits every variant alike */
+	for (int run = 0; run < o.runs; run++)
+		for (int in = 0; in < NINPUTS; in++)
+			for (int j = 0; j < NJOBS; j++)
+				for (int out = 0; out < NOUTS; out++) {
+					struct e2e_result *res = &e2e[in][j][out];
+					double s = 0;
+
+					if (res->failed)
+						continue;
+					if (!res->ran)
+						res->rss_kib[0] = res->rss_kib[1] = -1;
+					res->ran = true;
+					if (e2e_once((enum e2e_input)in, (enum e2e_job)j, out, res, &s) < 0) {
+						res->failed = true;
+						failed = true;
+						note("end to end: %s, %s, output %s: FAILED: %s", in_key[in],
+						     job_label((enum e2e_job)j), out_key[out], res->why);
+						continue;
+					}
+					total_verified += o.e2e_count;
+					res->secs[res->nruns++] = s;
+				}
+	{
+		struct rusage ru;
+		own_rss_kib = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+	}
+	for (int in = 0; in < NINPUTS; in++)
+		for (int j = 0; j < NJOBS; j++)
+			for (int out = 0; out < NOUTS; out++) {
+				struct e2e_result *res = &e2e[in][j][out];
+				if (res->failed || !res->nruns)
+					continue;
+				res->med_secs = median(res->secs, res->nruns);
+				for (int i = 0; i < 2; i++)
+					res->med_cpu[i] = median(res->cpu[i], res->nruns);
+				note("end to end: %-6s %-52s output %-4s %7.3f s  %6.2f M integers/s", in_key[in],
+				     job_label((enum e2e_job)j), out_key[out], res->med_secs,
+				     (double)o.e2e_count / res->med_secs / 1e6);
 			}
-			total_verified += o.e2e_count;
-			res->secs[res->nruns++] = s;
+}
+
+/* Time of the pipe job (or of job base) over that of job j: > 1 is faster. */
+static double e2e_speedup(enum e2e_input in, enum e2e_job j, enum e2e_job base, int out)
+{
+	const struct e2e_result *a = &e2e[in][j][out], *b = &e2e[in][base][out];
+	if (!a->nruns || a->failed || !b->nruns || b->failed || a->med_secs <= 0)
+		return 0;
+	return b->med_secs / a->med_secs;
+}
+
+/* ---- parser and formatter alone ---------------------------------------------------- */
+
+/* The work both end-to-end jobs share, without the processes around it: the
+ * parser over each input held in memory, fed in 64 KiB chunks as the
+ * daemons and the pipe job read it, byte by byte (the old parser) and with
+ * the fast path; and the formatter over the parsed values into a 64 KiB
+ * buffer (reused, never written out), against snprintf.  One process,
+ * pinned; the four take turns in each run; ns per integer, median. */
+enum codec_kind { C_PARSE_OLD, C_PARSE_NEW, C_FMT, C_SNPRINTF, NCODEC };
+static const char *const codec_key[NCODEC] = {"parse_old", "parse_new", "fmt", "snprintf"};
+static const char *const codec_label[NCODEC] = {
+	[C_PARSE_OLD] = "parser, byte by byte (old)",
+	[C_PARSE_NEW] = "parser, fast path (new)",
+	[C_FMT] = "formatter, mmapq_fmt_int",
+	[C_SNPRINTF] = "formatter, snprintf",
+};
+struct codec_result {
+	int nruns;
+	double ns[MAX_RUNS];
+	double med_ns;
+};
+static struct codec_result codec[NINPUTS][NCODEC];
+static bool codec_ran, codec_failed;
+
+struct codec_sink {
+	int64_t *v;
+	size_t n, cap;
+};
+
+static int codec_record(void *ctx, const void *data, uint32_t len)
+{
+	struct codec_sink *s = ctx;
+	(void)len;
+	if (s->n == s->cap)
+		return -ENOSPC;
+	memcpy(&s->v[s->n++], data, sizeof(int64_t));
+	return 0;
+}
+
+static void codec_error(void *ctx, const struct mmapq_parse_error *e)
+{
+	(void)ctx;
+	note("parser: %" PRIu64 ":%" PRIu64 ": %s", e->line, e->column, e->what);
+	codec_failed = true;
+}
+
+/* One timed pass; seconds, or < 0 on failure. */
+static double codec_once(enum codec_kind k, const char *text, size_t len, struct codec_sink *s,
+                         char *out)
+{
+	uint64_t t0 = now_ns(), sum = 0;
+	size_t olen = 0;
+
+	if (k == C_PARSE_OLD || k == C_PARSE_NEW) {
+		struct mmapq_parser *p;
+		int r = mmapq_parser_new(MMAPQ_FORMAT_INT, 8, codec_record, codec_error, s, &p);
+		if (r < 0)
+			return -1;
+		mmapq_parser_set_fast_path(p, k == C_PARSE_NEW);
+		s->n = 0;
+		t0 = now_ns();
+		for (size_t off = 0; off < len && r == 0; off += PIPE_CHUNK)
+			r = mmapq_parser_feed(p, text + off, len - off < PIPE_CHUNK ? len - off : PIPE_CHUNK);
+		if (r == 0)
+			r = mmapq_parser_finish(p);
+		mmapq_parser_free(p);
+		return r < 0 || s->n != o.e2e_count ? -1 : (double)(now_ns() - t0) / 1e9;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		if (k == C_FMT)
+			olen += mmapq_fmt_int(out + olen, s->v[i]);
+		else
+			olen += (size_t)snprintf(out + olen, MMAPQ_FMT_INT_MAX, "%" PRId64 "\n", s->v[i]);
+		if (olen > PIPE_CHUNK - MMAPQ_FMT_INT_MAX) {
+			sum += (unsigned char)out[olen / 2];
+			olen = 0;
 		}
 	}
-	for (int k = 0; k < NE2E; k++) {
-		if (e2e[k].failed)
-			continue;
-		e2e[k].med_secs = median(e2e[k].secs, e2e[k].nruns);
-		note("end to end: %-48s %7.3f s  %6.2f M integers/s", e2e_label[k], e2e[k].med_secs,
-		     (double)o.e2e_count / e2e[k].med_secs / 1e6);
+	/* the bytes are used, so that the formatting is not optimised away */
+	return sum == UINT64_MAX ? -1 : (double)(now_ns() - t0) / 1e9;
+}
+
+static void run_codec(void)
+{
+	struct codec_sink s = {.v = xalloc(o.e2e_count * sizeof(int64_t)), .cap = o.e2e_count};
+	char *out = xalloc(PIPE_CHUNK + 64);
+	cpu_set_t was;
+	bool pinned = cpu_a >= 0 && sched_getaffinity(0, sizeof(was), &was) == 0;
+
+	codec_ran = true;
+	if (pinned)
+		pin(cpu_a);
+	for (int in = 0; in < NINPUTS && !codec_failed; in++) {
+		size_t len = (size_t)input_bytes[in];
+		char *text = xalloc(len);
+		int fd = open(input_path[in], O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || read_full(fd, text, len) != (ssize_t)len) {
+			note("codec: cannot read %s", input_path[in]);
+			codec_failed = true;
+		}
+		if (fd >= 0)
+			close(fd);
+		for (int run = 0; run < o.runs && !codec_failed; run++)
+			for (int k = 0; k < NCODEC; k++) {
+				double el = codec_once((enum codec_kind)k, text, len, &s, out);
+				if (el < 0) {
+					note("codec: %s on the %s input failed", codec_label[k], in_key[in]);
+					codec_failed = true;
+					break;
+				}
+				codec[in][k].ns[codec[in][k].nruns++] = el * 1e9 / (double)o.e2e_count;
+			}
+		free(text);
 	}
+	if (pinned)
+		sched_setaffinity(0, sizeof(was), &was);
+	if (codec_failed)
+		failed = true;
+	for (int in = 0; in < NINPUTS; in++)
+		for (int k = 0; k < NCODEC; k++)
+			if (codec[in][k].nruns) {
+				codec[in][k].med_ns = median(codec[in][k].ns, codec[in][k].nruns);
+				note("alone: %-6s %-34s %7.2f ns per integer", in_key[in], codec_label[k],
+				     codec[in][k].med_ns);
+			}
+	free(s.v);
+	free(out);
 }
 
 /* ---- idle ---------------------------------------------------------------------- */
@@ -1980,7 +2389,7 @@ static int proc_times(pid_t pid, long *ticks, uint64_t *run_ns, uint64_t *vcsw)
 
 static void run_idle(void)
 {
-	char *cfg = write_config("idle.ini", "null", 1024, 64);
+	char *cfg = write_config("idle.ini", "null", 0, 0);
 	char *qpath = tu_path(tmpdir, "idle.ini.q"), *logp = tu_path(tmpdir, "idle.log");
 	char *prod = tu_path(bin_dir, "mmapq-producer"), *cons = tu_path(bin_dir, "mmapq-consumer");
 	char *cargv[] = {cons, (char *)"--config", cfg, NULL};
@@ -2128,19 +2537,38 @@ static double ratio_of(enum transport mine, enum transport peer, int si)
 	return a->med_rps / b->med_rps;
 }
 
+/* The fastest of the peers (is_peer) at this size, or -1 if none ran; among
+ * the stdio pipes only if stdio_only. */
+static int strongest_peer(int si, bool stdio_only)
+{
+	int best = -1;
+	for (int t = 0; t < NTRANSPORTS; t++) {
+		const struct tput_result *r = &tput[t][si];
+		if (!is_peer(t) || (stdio_only && t != T_STDIO4K && t != T_STDIO64K) || !r->ran ||
+		    r->failed || r->nruns == 0)
+			continue;
+		if (best < 0 || r->med_rps > tput[best][si].med_rps)
+			best = t;
+	}
+	return best;
+}
+
 struct target {
+	int issue;
 	char what[96];
 	char value[64];
 	int met; /* 1 met, 0 not met, -1 not measured */
 };
-static struct target targets[32];
+static struct target targets[40];
 static int ntargets;
+static int cur_issue = 5; /* the issue the targets added next come from */
 
 static void add_target(int met, const char *value, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void add_target(int met, const char *value, const char *fmt, ...)
 {
 	va_list ap;
 	struct target *t = &targets[ntargets++];
+	t->issue = cur_issue;
 	va_start(ap, fmt);
 	vsnprintf(t->what, sizeof(t->what), fmt, ap);
 	va_end(ap);
@@ -2197,18 +2625,18 @@ static void eval_targets(void)
 		add_target(-1, "not measured", "latency p50 with spin_us: mmapq < 1 us");
 	}
 	for (int k = 0; k < 4; k++) {
-		const struct e2e_result *d = &e2e[(const int[]){E_DAEMON_NULL, E_DAEMON_FILE, E_DAEMON_BIG_NULL,
-		                                                E_DAEMON_BIG_FILE}[k]];
-		const struct e2e_result *p = &e2e[k % 2 ? E_PIPE_FILE : E_PIPE_NULL];
-		const char *what = k % 2 ? "file" : "null", *ring = k < 2 ? "" : " (big ring)";
-		if (d->nruns && p->nruns && !d->failed && !p->failed) {
-			snprintf(v, sizeof(v), "%.3f s vs %.3f s (%.2fx)", d->med_secs, p->med_secs,
-			         p->med_secs / d->med_secs);
-			add_target(d->med_secs <= p->med_secs, v, "end to end, output %s: daemons%s at least as fast"
-			           " as the pipe job", what, ring);
+		enum e2e_job j = k < 2 ? J_DAEMONS : J_DAEMONS_BIG;
+		int out = k % 2 ? OUT_FILE_ : OUT_NULL_;
+		const struct e2e_result *d = &e2e[IN_RAND][j][out], *p = &e2e[IN_RAND][J_PIPE][out];
+		double r = e2e_speedup(IN_RAND, j, J_PIPE, out);
+		const char *ring = k < 2 ? "" : " (big ring)";
+		if (r > 0) {
+			snprintf(v, sizeof(v), "%.3f s vs %.3f s (%.2fx)", d->med_secs, p->med_secs, r);
+			add_target(r >= 1, v, "end to end, random input, output %s: daemons%s >= 1x the pipe job",
+			           out_key[out], ring);
 		} else {
-			add_target(-1, "not measured", "end to end, output %s: daemons%s at least as fast as the"
-			           " pipe job", what, ring);
+			add_target(-1, "not measured", "end to end, random input, output %s: daemons%s >= 1x the"
+			           " pipe job", out_key[out], ring);
 		}
 	}
 	if (idle.ran && !idle.failed) {
@@ -2218,6 +2646,30 @@ static void eval_targets(void)
 		           o.idle_seconds);
 	} else {
 		add_target(-1, "not measured", "idle pair: 0%% CPU over %.0f s", o.idle_seconds);
+	}
+
+	cur_issue = 9;
+	{
+		double r = e2e_speedup(IN_SEQ, J_DAEMONS, J_PIPE, OUT_FILE_);
+		double ro = e2e_speedup(IN_SEQ, J_DAEMONS, J_PIPE_OLD, OUT_FILE_);
+		if (r > 0) {
+			snprintf(v, sizeof(v), "%.2fx (%.2fx the old-parser pipe job)", r, ro);
+			add_target(r >= 1.2, v, "end to end, seq input, output file: daemons as shipped >= 1.2x"
+			           " the pipe job");
+		} else {
+			add_target(-1, "not measured", "end to end, seq input, output file: daemons as shipped >="
+			           " 1.2x the pipe job");
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		int si = k ? 3 : 1;
+		double goal = k ? 3 : 10;
+		int pk = strongest_peer(si, true);
+		double r = pk >= 0 ? ratio_of(T_MMAPQ, (enum transport)pk, si) : 0;
+		snprintf(v, sizeof(v), "%.2fx (%s)", r, pk >= 0 ? tdefs[pk].key : "-");
+		add_target(r > 0 ? r >= goal : -1, r > 0 ? v : "not measured", "throughput %s: mmapq (%u/batch)"
+		           " >= %.0fx the stdio-buffered pipe", size_label(sizes[si]),
+		           ring_batch(ring_cap(sizes[si]), o.batch), goal);
 	}
 }
 
@@ -2260,11 +2712,7 @@ static void print_tables(void)
 				continue;
 			char label[64];
 			if (t == T_MQ) {
-				long depth = 0;
-				for (int si = 0; si < NSIZES; si++)
-					if (tput[T_MQ][si].nruns && tput[T_MQ][si].depth > depth)
-						depth = tput[T_MQ][si].depth;
-				snprintf(label, sizeof(label), "POSIX mq (depth %ld)", depth ? depth : msg_max);
+				snprintf(label, sizeof(label), "POSIX mq (deepest, see below)");
 			} else if (t == T_MMAPQ || t == T_MMAPQ_BIG || t == T_SPSC) {
 				snprintf(label, sizeof(label), "%s, %u/batch", t == T_MMAPQ_BIG ? "mmapq (library)" :
 				         tdefs[t].label, t == T_SPSC ? o.spsc_batch : t == T_MMAPQ_BIG ? o.big_batch : o.batch);
@@ -2313,6 +2761,30 @@ static void print_tables(void)
 			}
 			printf("\n");
 		}
+		for (int m = 0; m < 2; m++) {
+			enum transport mine = m ? T_MMAPQ_BIG : T_MMAPQ;
+			char label[64];
+			if (!(o.only_mask & (1u << mine)))
+				continue;
+			snprintf(label, sizeof(label), "%sstrongest peer", m ? "(1024/batch) / " : "");
+			printf("%-34s", label);
+			for (int si = 0; si < NSIZES; si++) {
+				int pk = strongest_peer(si, false);
+				double r = pk >= 0 ? ratio_of(mine, (enum transport)pk, si) : 0;
+				if (r > 0)
+					snprintf(b, sizeof(b), "%.2fx %s", r, tdefs[pk].key);
+				else
+					snprintf(b, sizeof(b), "-");
+				printf(" %20s", b);
+			}
+			printf("\n");
+		}
+		printf("strongest peer: the fastest of pipe, AF_UNIX, the stdio pipes and POSIX mq at that"
+		       " size\nPOSIX mq depth:");
+		for (int si = 0; si < NSIZES; si++)
+			if (tput[T_MQ][si].nruns)
+				printf(" %s: %ld", size_label(sizes[si]), tput[T_MQ][si].depth);
+		printf(" (%s)\n", mq_limits_note[0] ? mq_limits_note : "limits as found");
 		printf("rings: mmapq, textbook and spsc have the same slots (16 B header + payload) and\n"
 		       "capacity; a batch is at most a quarter of it:");
 		for (int si = 0; si < NSIZES; si++) {
@@ -2340,23 +2812,57 @@ static void print_tables(void)
 				printf("%-34s %9.2f us %9.2f us\n", label, r->med_p50 / 1e3, r->med_p99 / 1e3);
 		}
 	}
-	if (o.e2e) {
-		printf("\nEnd to end: %" PRIu64 " integers from a file (%" PRIu64 " bytes), two processes\n",
-		       o.e2e_count, input_bytes);
-		printf("daemons: mmapq-producer | mmapq-consumer, as shipped (capacity %" PRIu32 ", record_size %"
-		       PRIu32 "),\nbig ring: capacity %" PRIu32 ", record_size 8; format int, sync never; the queue file\n"
-		       "exists before the clock starts; output file: compared with the input, byte for byte\n",
-		       o.e2e_capacity, o.e2e_record_size, o.e2e_big_capacity);
-		for (int k = 0; k < NE2E; k++) {
-			const struct e2e_result *r = &e2e[k];
-			if (!r->ran)
-				continue;
-			if (r->failed)
-				printf("%-50s FAILED: %s\n", e2e_label[k], r->why);
-			else
-				printf("%-50s %8.3f s %8.2f M integers/s\n", e2e_label[k], r->med_secs,
-				       (double)o.e2e_count / r->med_secs / 1e6);
+	if (o.e2e && codec_ran) {
+		printf("\nParser and formatter alone: one process, input in memory, 64 KiB chunks; ns per"
+		       " integer\n%-34s", "");
+		for (int in = 0; in < NINPUTS; in++)
+			printf(" %20s", in_key[in]);
+		printf("\n");
+		for (int k = 0; k < NCODEC; k++) {
+			printf("%-34s", codec_label[k]);
+			for (int in = 0; in < NINPUTS; in++)
+				printf(" %20.2f", codec[in][k].med_ns);
+			printf("\n");
 		}
+		printf("%-34s", "old parser / new parser");
+		for (int in = 0; in < NINPUTS; in++)
+			printf(" %19.2fx", codec[in][C_PARSE_NEW].med_ns > 0 ?
+			       codec[in][C_PARSE_OLD].med_ns / codec[in][C_PARSE_NEW].med_ns : 0);
+		printf("\n");
+	}
+	if (o.e2e) {
+		printf("\nEnd to end: %" PRIu64 " integers from a file, two processes; median seconds,\n"
+		       "median CPU time (user + system) and peak RSS (ru_maxrss) of each of the two\n"
+		       "processes (producer / consumer, parser / printer; the pipe job's are forks of the\n"
+		       "benchmark; a child's ru_maxrss starts from the benchmark's own RSS at the fork,\n"
+		       "even across exec: at most %ld KiB here).\n"
+		       "Daemons: release build (MMAPQ_TESTING off), %s, format int, sync never,\n"
+		       "the queue file exists before the clock starts; every output file is compared with\n"
+		       "the input byte for byte\n", o.e2e_count, own_rss_kib, bin_dir);
+		for (int in = 0; in < NINPUTS; in++) {
+			printf("\ninput %s (%" PRIu64 " bytes)\n", in_label[in], input_bytes[in]);
+			printf("%-52s %-4s %9s %7s %7s %15s %15s\n", "job", "out", "time", "x pipe", "x old",
+			       "CPU s prod/cons", "RSS KiB p/c");
+			for (int j = 0; j < NJOBS; j++)
+				for (int out = 0; out < NOUTS; out++) {
+					const struct e2e_result *r = &e2e[in][j][out];
+					char cpu[40], rss[48];
+					if (!r->ran)
+						continue;
+					if (r->failed || !r->nruns) {
+						printf("%-52s %-4s FAILED: %s\n", job_label((enum e2e_job)j), out_key[out],
+						       r->why);
+						continue;
+					}
+					snprintf(cpu, sizeof(cpu), "%.3f/%.3f", r->med_cpu[0], r->med_cpu[1]);
+					snprintf(rss, sizeof(rss), "%ld/%ld", r->rss_kib[0], r->rss_kib[1]);
+					printf("%-52s %-4s %7.3f s %6.2fx %6.2fx %15s %15s\n", job_label((enum e2e_job)j),
+					       out_key[out], r->med_secs,
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, out),
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, out), cpu, rss);
+				}
+		}
+		printf("x pipe, x old: the pipe job's time (new, old parser) / this job's time\n");
 	}
 	if (o.idle) {
 		printf("\nIdle pair (real daemons, empty queue, producer on an open empty pipe), %.1f s\n",
@@ -2376,10 +2882,10 @@ static void print_tables(void)
 		printf("  %-12s %7.1f s: other processes %5.1f%%, steal %5.1f%%%s\n", loads[i].name,
 		       loads[i].wall_s, loads[i].others_pct, loads[i].steal_pct,
 		       loads[i].others_pct > 5 || loads[i].steal_pct > 5 ? "  (disturbed)" : "");
-	printf("\nTargets (issue 5)\n");
+	printf("\nTargets (issues 5 and 9)\n");
 	for (int i = 0; i < ntargets; i++)
-		printf("  %-12s %-62s %s\n", targets[i].met > 0 ? "met" : targets[i].met == 0 ? "NOT MET" :
-		       "-", targets[i].what, targets[i].value);
+		printf("  #%d %-8s %-74s %s\n", targets[i].issue, targets[i].met > 0 ? "met" :
+		       targets[i].met == 0 ? "NOT MET" : "-", targets[i].what, targets[i].value);
 	printf("\n%s: %" PRIu64 " records verified\n", failed ? "FAILED" : "OK", total_verified);
 }
 
@@ -2466,24 +2972,40 @@ static void print_json(void)
 			       r->med_p50, r->med_p99);
 		}
 	}
+	printf("\n  ],\n  \"parse_format_alone\": [");
+	first = true;
+	for (int in = 0; in < NINPUTS; in++)
+		for (int k = 0; k < NCODEC; k++) {
+			if (!codec[in][k].nruns)
+				continue;
+			printf("%s\n    {\"input\": \"%s\", \"what\": \"%s\", \"ns_per_integer\": %.3f}",
+			       first ? "" : ",", in_key[in], codec_key[k], codec[in][k].med_ns);
+			first = false;
+		}
 	printf("\n  ],\n  \"e2e\": [");
 	first = true;
-	for (int k = 0; k < NE2E; k++) {
-		const struct e2e_result *r = &e2e[k];
-		if (!r->ran)
-			continue;
-		printf("%s\n    {\"job\": \"%s\", \"integers\": %" PRIu64 ", ", first ? "" : ",", e2e_key[k],
-		       o.e2e_count);
-		first = false;
-		if (r->failed) {
-			printf("\"failed\": true, \"why\": ");
-			json_str(r->why);
-			printf("}");
-		} else {
-			printf("\"seconds\": %.4f, \"integers_per_s\": %.0f}", r->med_secs,
-			       (double)o.e2e_count / r->med_secs);
-		}
-	}
+	for (int in = 0; in < NINPUTS; in++)
+		for (int j = 0; j < NJOBS; j++)
+			for (int out = 0; out < NOUTS; out++) {
+				const struct e2e_result *r = &e2e[in][j][out];
+				if (!r->ran)
+					continue;
+				printf("%s\n    {\"input\": \"%s\", \"job\": \"%s\", \"output\": \"%s\", \"integers\": %"
+				       PRIu64 ", ", first ? "" : ",", in_key[in], job_key[j], out_key[out], o.e2e_count);
+				first = false;
+				if (r->failed) {
+					printf("\"failed\": true, \"why\": ");
+					json_str(r->why);
+					printf("}");
+				} else {
+					printf("\"seconds\": %.4f, \"integers_per_s\": %.0f, \"speedup_vs_pipe\": %.3f,"
+					       " \"speedup_vs_old_parser_pipe\": %.3f, \"cpu_s\": [%.4f, %.4f],"
+					       " \"rss_kib\": [%ld, %ld]}", r->med_secs, (double)o.e2e_count / r->med_secs,
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, out),
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, out),
+					       r->med_cpu[0], r->med_cpu[1], r->rss_kib[0], r->rss_kib[1]);
+				}
+			}
 	printf("\n  ],\n");
 	if (idle.ran) {
 		printf("  \"idle\": {\"seconds\": %.1f, \"failed\": %s", idle.seconds, idle.failed ? "true" : "false");
@@ -2503,7 +3025,7 @@ static void print_json(void)
 	printf("\n  ],\n");
 	printf("  \"targets\": [");
 	for (int i = 0; i < ntargets; i++) {
-		printf("%s\n    {\"target\": ", i ? "," : "");
+		printf("%s\n    {\"issue\": %d, \"target\": ", i ? "," : "", targets[i].issue);
 		json_str(targets[i].what);
 		printf(", \"met\": %s, \"value\": ", targets[i].met > 0 ? "true" : targets[i].met == 0 ? "false" : "null");
 		json_str(targets[i].value);
@@ -2534,17 +3056,19 @@ static void usage(FILE *f)
 	        "  --spsc-batch N     records per index publication, spsc ring (default 64)\n"
 	        "  --ring-kib N       ring bytes of mmapq/textbook/spsc (default 4096)\n"
 	        "  --spin-us N        spin_us of the 'mmapq, spin' latency row (default 50)\n"
-	        "  --only LIST        transports, comma-separated: mmapq,textbook,spsc,pipe,unix,mq\n"
+	        "  --only LIST        transports, comma-separated: mmapq,mmapq_big,textbook,spsc,pipe,\n"
+	        "                     unix,stdio4k,stdio64k,mq\n"
 	        "  --sizes LIST       record sizes, comma-separated, of 8,64,1024,16384\n"
 	        "  --e2e-count N      integers in the end-to-end job (default 10000000)\n"
-	        "  --e2e-capacity N   the daemons' [queue] capacity (default 1024, as shipped)\n"
+	        "  --e2e-capacity N   the daemons' [queue] capacity (default: as shipped, not set)\n"
 	        "  --e2e-record-size N  the daemons' [queue] record_size (default 64, as shipped)\n"
 	        "  --e2e-big-capacity N the 'big ring' daemons' capacity (default 65536; record_size 8)\n"
 	        "  --idle-seconds S   idle measurement (default 10)\n"
 	        "  --nice N           run at this nice value (e.g. -20 as root: other processes\n"
 	        "                     on the machine then disturb the measurement less)\n"
 	        "  --bin-dir DIR      where mmapq-producer and mmapq-consumer are (default\n"
-	        "                     $MMAPQ_BIN_DIR, else ../../daemons from this program)\n"
+	        "                     $MMAPQ_BIN_DIR, else daemons-rel/ beside this program: the\n"
+	        "                     daemons built with MMAPQ_TESTING off, as released)\n"
 	        "Exit status: 0 all verified, 1 a record failed verification or a transport failed,\n"
 	        "64 usage error.\n");
 }
@@ -2624,7 +3148,7 @@ static char *default_bin_dir(void)
 	slash = strrchr(exe, '/');
 	if (slash)
 		*slash = '\0';
-	if (asprintf(&d, "%s/../../daemons", exe) < 0)
+	if (asprintf(&d, "%s/daemons-rel", exe) < 0)
 		return strdup(".");
 	return d;
 }
@@ -2632,6 +3156,13 @@ static char *default_bin_dir(void)
 int main(int argc, char **argv)
 {
 	bool runs_set = false, e2e_count_set = false, idle_secs_set = false, ring_set = false;
+
+	/* Big buffers always come from mmap and go back at free(): glibc would
+	 * otherwise raise its threshold after the first free and keep them in
+	 * the heap.  A child's peak RSS (ru_maxrss, --e2e) starts at the
+	 * benchmark's own resident set at fork, even across exec: it is kept
+	 * small. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -2723,9 +3254,9 @@ int main(int argc, char **argv)
 			o.ring_kib = 64; /* so that the few records of the smoke wrap every ring */
 	}
 	if (o.runs < 1 || o.runs > MAX_RUNS || o.seconds <= 0 || o.batch < 1 || o.big_batch < 1 || o.spsc_batch < 1 || o.ring_kib < 1 ||
-	    o.e2e_count < 1 || o.idle_seconds <= 0 || o.e2e_capacity < 2 || o.e2e_big_capacity < 2) {
+	    o.e2e_count < 1 || o.idle_seconds <= 0 || o.e2e_capacity == 1 || o.e2e_big_capacity < 2) {
 		fprintf(stderr, "mmapq_bench: --runs 1..%d; --seconds, --batch, --ring-kib, --e2e-count and"
-		        " --idle-seconds positive; --e2e-capacity >= 2\n", MAX_RUNS);
+		        " --idle-seconds positive; --e2e-capacity 0 (as shipped) or >= 2\n", MAX_RUNS);
 		return EXIT_USAGE_;
 	}
 
@@ -2734,8 +3265,12 @@ int main(int argc, char **argv)
 		note("--nice %d: %s (running at the default priority)", o.nice, strerror(errno));
 		o.nice_set = false;
 	}
-	msg_max = read_long_file("/proc/sys/fs/mqueue/msg_max", 10);
-	msgsize_max = read_long_file("/proc/sys/fs/mqueue/msgsize_max", 8192);
+	if (o.tput && (o.only_mask & (1u << T_MQ)))
+		mq_limits_raise();
+	else {
+		msg_max = read_long_file(MQ_PROC_MSG_MAX, 10);
+		msgsize_max = read_long_file(MQ_PROC_MSGSIZE_MAX, 8192);
+	}
 	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (ctl == MAP_FAILED) {
 		note("mmap: %s", strerror(errno));
@@ -2784,6 +3319,10 @@ int main(int argc, char **argv)
 		load_mark(&m);
 		run_e2e();
 		load_section_end("end to end", &m);
+		load_mark(&m);
+		if (!failed)
+			run_codec();
+		load_section_end("alone", &m);
 	}
 	if (o.idle) {
 		struct load_mark m;
@@ -2809,7 +3348,8 @@ int main(int argc, char **argv)
 		print_json();
 	else
 		print_tables();
-	free(input_path);
+	for (int in = 0; in < NINPUTS; in++)
+		free(input_path[in]);
 	free(bin_dir);
 	tu_rmdir_r(tmpdir);
 	free(tmpdir);

@@ -26,6 +26,11 @@
  *   - the whole-input parse agrees, record for record and error for error
  *     (line, column, message), with a plain reference parser written from
  *     the rules documented in parse.h and at the top of parse.c;
+ *   - format int: the parse with the fast path off (byte by byte only),
+ *     chunked the same way, gives exactly the same records and errors,
+ *     excerpts included, as the whole-input parse with it on;
+ *   - every int record, written by mmapq_fmt_int (common/fmt.h), reads as
+ *     snprintf's "%" PRId64 "\n" of it;
  *   - records() and errors() count what the callbacks saw;
  *   - a failing on_record stops the parse at once: its error comes back
  *     from feed/finish, what was reported before is a prefix of the full
@@ -36,6 +41,7 @@
 #include <errno.h>
 #include <inttypes.h>
 
+#include "fmt.h"
 #include "fuzz_common.h"
 #include "mmapq_format.h"
 #include "parse.h"
@@ -68,6 +74,7 @@ struct log {
 	uint32_t format, record_size;
 	uint32_t fail_at;     /* 1-based record number that on_record fails, 0 = never */
 	uint64_t records_seen;
+	bool slow;            /* parse with the fast path off */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -119,7 +126,17 @@ static int on_record(void *ctx, const void *data, uint32_t len)
 		return -ECANCELED;
 	FUZZ_CHECK(data != NULL || len == 0, "record without data");
 	if (l->format == MMAPQ_FORMAT_INT) {
+		char want[32], got[MMAPQ_FMT_INT_MAX];
+		int64_t v;
+		size_t k;
+		int wl;
+
 		FUZZ_CHECK(len == 8, "int record of %" PRIu32 " bytes", len);
+		memcpy(&v, data, sizeof(v));
+		wl = snprintf(want, sizeof(want), "%" PRId64 "\n", v);
+		k = mmapq_fmt_int(got, v);
+		FUZZ_CHECK(k == (size_t)wl && !memcmp(got, want, k), "mmapq_fmt_int(%" PRId64 ") is '%.*s'",
+		           v, (int)k, got);
 	} else {
 		FUZZ_CHECK(len <= l->record_size, "line record of %" PRIu32 " bytes > record_size %" PRIu32,
 		           len, l->record_size);
@@ -437,6 +454,7 @@ static int run(struct log *l, const uint8_t *d, size_t n, uint8_t mode, uint8_t 
 
 	r = mmapq_parser_new(l->format, l->record_size, on_record, on_error, l, &p);
 	FUZZ_CHECK(r == 0, "parser_new: %d", r);
+	mmapq_parser_set_fast_path(p, !l->slow);
 	while (pos < n) {
 		bool empty;
 		size_t k = next_chunk(&c, n - pos, &empty);
@@ -480,7 +498,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct log whole = {0}, chunked = {0}, ref = {0}, fail = {0};
+	struct log whole = {0}, chunked = {0}, ref = {0}, fail = {0}, slow = {0};
 	const uint8_t *d;
 	size_t n;
 	uint32_t format, rs;
@@ -496,8 +514,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	d = data + 3;
 	n = size - 3;
 
-	whole.format = chunked.format = ref.format = fail.format = format;
+	whole.format = chunked.format = ref.format = fail.format = slow.format = format;
 	whole.record_size = chunked.record_size = ref.record_size = fail.record_size = rs;
+	slow.record_size = rs;
+	slow.slow = true;
 
 	r = run(&whole, d, n, 0, 0);
 	FUZZ_CHECK(r == 0, "whole parse failed: %d", r);
@@ -510,6 +530,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(r == 0, "chunked parse failed: %d", r);
 	FUZZ_CHECK(chunked.n == whole.n, "chunked: %zu events, whole: %zu", chunked.n, whole.n);
 	compare(&chunked, &whole, whole.n, true, "chunked vs whole");
+
+	/* the fast path changes nothing: byte by byte, chunked as above */
+	if (format == MMAPQ_FORMAT_INT) {
+		r = run(&slow, d, n, mode, seed);
+		FUZZ_CHECK(r == 0, "parse without the fast path failed: %d", r);
+		FUZZ_CHECK(slow.n == whole.n, "without the fast path: %zu events, with it: %zu", slow.n,
+		           whole.n);
+		compare(&slow, &whole, whole.n, true, "fast path off vs on");
+	}
 
 	/* the documented semantics */
 	if (format == MMAPQ_FORMAT_INT)
@@ -537,5 +566,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	log_free(&chunked);
 	log_free(&ref);
 	log_free(&fail);
+	log_free(&slow);
 	return 0;
 }
