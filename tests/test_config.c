@@ -137,7 +137,7 @@ static const struct {
 } keys[] = {
 	{ "queue",    "path",           "/var/lib/mmapq/queue", "/srv/mmapq test/q.dat", 1 },
 	{ "queue",    "capacity",       "65536",  "2",               1 },
-	{ "queue",    "record_size",    "64",     "1048576",         1 },
+	{ "queue",    "record_size",    "64",     "65000",           1 },
 	{ "queue",    "format",         "int",    "line",            1 },
 	{ "queue",    "sync",           "never",  "always",          0 },
 	{ "queue",    "mode",           "0660",   "0600",            1 },
@@ -300,7 +300,7 @@ static void test_nondefault(void **state)
 
 	assert_string_equal(c.queue_path, "/srv/mmapq test/q.dat");
 	assert_int_equal(c.capacity, 2);
-	assert_int_equal(c.record_size, 1048576);
+	assert_int_equal(c.record_size, 65000);
 	assert_int_equal(c.format, MMAPQ_FORMAT_LINE);
 	assert_int_equal(c.sync, MMAPQ_SYNC_ALWAYS);
 	assert_int_equal(c.mode, 0600);
@@ -459,6 +459,13 @@ static void test_geometry_limit(void **state)
 		  " lower one of them\n" },
 		{ "[queue]\nrecord_size = 1048576\ncapacity = 65536\n",
 		  "geo.ini:3: [queue] capacity 65536 (line 3) x record_size 1048576 (line 2) needs a"
+		  " 68720529408-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
+		  " lower one of them\n" },
+		/* the largest record_size: fine with few slots */
+		{ "[queue]\ncapacity = 2\nrecord_size = 1048576\n", "" },
+		/* with the default capacity (65536), too big: named as the default */
+		{ "[queue]\nrecord_size = 1048576\n",
+		  "geo.ini:2: [queue] capacity 65536 (default) x record_size 1048576 (line 2) needs a"
 		  " 68720529408-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
 		  " lower one of them\n" },
 		/* the largest record_size that fits 65536 slots: accepted */
