@@ -1,0 +1,12 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# check.sh -- the whole test suite from a clean tree, as CI runs it (.ci/run)
+# and the README quotes it: the build dependencies (apt-get, where missing),
+# a build, then every ctest label (fast, stress, systemd, analysis).
+set -eu
+cd "$(dirname "$0")/.."
+tests/deps.sh
+cmake -S . -B build
+cmake --build build -j2
+ctest --test-dir build --output-on-failure
