@@ -60,14 +60,7 @@ extern char **environ;
 
 static char *dir;    /* fresh per test */
 static char *qpath;  /* dir/queue */
-static pid_t kids[16];
-static int nkids;
 
-static void die(const char *what)
-{
-	fprintf(stderr, "test_cli: %s: %s\n", what, strerror(errno));
-	exit(99);
-}
 
 #define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
 
@@ -76,18 +69,13 @@ static int setup(void **state)
 	(void)state;
 	dir = tu_mkdtemp("cli");
 	qpath = tu_path(dir, "queue");
-	nkids = 0;
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	while (nkids > 0) {
-		pid_t pid = kids[--nkids];
-		fprintf(stderr, "test_cli: killing leftover child %d\n", (int)pid);
-		tu_kill(pid);
-	}
+	tu_kill_tracked();
 	/* a read-only directory made by a test must be removable */
 	chmod(dir, 0700);
 	tu_rmdir_r(dir);
@@ -97,20 +85,12 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void kid_forget(pid_t pid)
-{
-	for (int i = 0; i < nkids; i++)
-		if (kids[i] == pid) {
-			kids[i] = kids[--nkids];
-			return;
-		}
-}
 
 static char *write_cfg(const char *name, const char *text)
 {
 	char *p = tu_path(dir, name);
 	if (tu_write_file(p, text, strlen(text)) < 0)
-		die("write config");
+		tu_die("write config");
 	return p;
 }
 
@@ -128,7 +108,7 @@ static void sb_add(struct sbuf *b, const char *s, size_t n)
 			b->cap = b->cap ? b->cap * 2 : 4096;
 		b->s = realloc(b->s, b->cap);
 		if (!b->s)
-			die("realloc");
+			tu_die("realloc");
 	}
 	memcpy(b->s + b->len, s, n);
 	b->len += n;
@@ -243,14 +223,14 @@ static struct res run_io(enum out_mode mode, const char *in, size_t in_len, int 
 	int st;
 
 	if (pipe2(ip, O_CLOEXEC) < 0 || pipe2(op, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)
-		die("pipe2");
+		tu_die("pipe2");
 	if (mode == OUT_BROKEN_PIPE) {
 		close(op[0]);
 		op[0] = -1;
 	}
 	pid = fork();
 	if (pid < 0)
-		die("fork");
+		tu_die("fork");
 	if (pid == 0) {
 		dup2(ip[0], 0);
 		dup2(op[1], 1);
@@ -260,8 +240,7 @@ static struct res run_io(enum out_mode mode, const char *in, size_t in_len, int 
 		_exit(127);
 	}
 	free(path);
-	if (nkids < 16)
-		kids[nkids++] = pid;
+	tu_track(pid);
 	close(ip[0]);
 	close(op[1]);
 	close(ep[1]);
@@ -288,7 +267,7 @@ static struct res run_io(enum out_mode mode, const char *in, size_t in_len, int 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			die("poll");
+			tu_die("poll");
 		for (int i = 0; i < 2; i++) {
 			int *fd = i == 0 ? &op[0] : &ep[0];
 			struct sbuf *b = i == 0 ? &out : &err;
@@ -335,7 +314,7 @@ static struct res run_io(enum out_mode mode, const char *in, size_t in_len, int 
 	} else {
 		r.code = tu_exit_code(st);
 	}
-	kid_forget(pid);
+	tu_untrack(pid);
 	r.pid = pid;
 	r.out = out.s;
 	r.out_len = out.len;
@@ -363,7 +342,7 @@ static void tr_stream(struct sbuf *t, const char *name, const char *data, size_t
 	{
 		char *raw = malloc(len + 1);
 		if (!raw)
-			die("malloc");
+			tu_die("malloc");
 		memcpy(raw, data, len);
 		raw[len] = '\0';
 		for (size_t i = 0; i < len; i++)
@@ -521,19 +500,6 @@ static void res_drop(struct res r)
 	res_free(&r);
 }
 
-static struct mmapq_status queue_status(void)
-{
-	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
-	struct mmapq_status st;
-	struct mmapq_error err;
-	struct mmapq *q;
-	int r = mmapq_open(&p, &q, &err);
-
-	CHECK(r == 0, "observer cannot open the queue: %s", err.msg);
-	mmapq_status(q, &st);
-	mmapq_close(q);
-	return st;
-}
 
 static const char *P = "mmapq-producer", *C = "mmapq-consumer", *CTL = "mmapqctl";
 
@@ -694,7 +660,7 @@ static void test_int_queue(void **state)
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "dump", NULL);
 	/* --json after the command works too */
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "dump", "--json", NULL);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.head == 2 && st.tail == 7, "head %" PRIu64 " tail %" PRIu64 ", want 2 7", st.head,
 	      st.tail);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "5", NULL);
@@ -879,7 +845,7 @@ static void test_bad_input(void **state)
 	CHECK(strstr(r.err, "stdin:1:3: not a decimal integer: 'x' (skipped)\n") == r.err,
 	      "producer stderr: '%s'", r.err);
 	res_free(&r);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.tail == 3 && st.producer.bad_input == 2,
 	      "tail %" PRIu64 " bad_input %" PRIu64 ", want 3 and 2", st.tail, st.producer.bad_input);
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
@@ -888,7 +854,7 @@ static void test_bad_input(void **state)
 	res_free(&r);
 	/* a second run adds to the counter */
 	tr_run_free(&t, 0, "-\n+\n--1 0x10 1e3 4\n", P, "--config", cfg, "--queue", qpath, NULL);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.tail == 4 && st.producer.bad_input == 7,
 	      "tail %" PRIu64 " bad_input %" PRIu64 ", want 4 and 7", st.tail, st.producer.bad_input);
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "status", NULL);
@@ -991,7 +957,7 @@ static void test_role_taken(void **state)
 	/* the first producer waits on its open stdin */
 	argv_p[0] = tu_bin("mmapq-producer");
 	tu_spawn(&first, argv_p, NULL, true, false, true);
-	kids[nkids++] = first.pid;
+	tu_track(first.pid);
 	{
 		char *s = tu_read_until(first.err_fd, "as producer", DEADLINE_MS, &n);
 		CHECK(s != NULL, "the first producer did not attach");
@@ -1007,7 +973,7 @@ static void test_role_taken(void **state)
 	/* the same for the consumer, which waits on the empty queue */
 	argv_c[0] = tu_bin("mmapq-consumer");
 	tu_spawn(&firstc, argv_c, NULL, false, true, true);
-	kids[nkids++] = firstc.pid;
+	tu_track(firstc.pid);
 	{
 		char *s = tu_read_until(firstc.err_fd, "as consumer", DEADLINE_MS, &n);
 		CHECK(s != NULL, "the first consumer did not attach");
@@ -1026,7 +992,7 @@ static void test_role_taken(void **state)
 	close(first.in_fd);
 	st = tu_wait(first.pid, DEADLINE_MS);
 	CHECK(tu_exit_code(st) == 0, "the first producer exited %d", tu_exit_code(st));
-	kid_forget(first.pid);
+	tu_untrack(first.pid);
 	{
 		char *s = tu_read_until(firstc.out_fd, "5\n", DEADLINE_MS, &n);
 		CHECK(s && strcmp(s, "5\n") == 0, "the first consumer printed '%s'", s ? s : "(nothing)");
@@ -1035,7 +1001,7 @@ static void test_role_taken(void **state)
 	kill(firstc.pid, SIGTERM);
 	st = tu_wait(firstc.pid, DEADLINE_MS);
 	CHECK(tu_exit_code(st) == 0, "the first consumer exited %d on SIGTERM", tu_exit_code(st));
-	kid_forget(firstc.pid);
+	tu_untrack(firstc.pid);
 	close(first.err_fd);
 	close(firstc.out_fd);
 	close(firstc.err_fd);
@@ -1100,7 +1066,7 @@ static void test_io_error(void **state)
 	tr_add(&t, argv, NULL, "(a pipe whose read end is closed)", &r);
 	CHECK(r.code == 74, "consumer writing to a closed pipe exited %d, want 74: %s", r.code, r.err);
 	res_free(&r);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.head == 0 && st.tail == 3,
 	      "records acknowledged although not written: head %" PRIu64 " tail %" PRIu64, st.head,
 	      st.tail);
@@ -1109,7 +1075,7 @@ static void test_io_error(void **state)
 	/* a file on a full device */
 	if (access("/dev/full", W_OK) == 0) {
 		tr_run_free(&t, 74, NULL, C, "--config", full, "--queue", qpath, "--count", "3", NULL);
-		st = queue_status();
+		st = tu_queue_status(qpath);
 		CHECK(st.head == 0 && st.tail == 3,
 		      "records acknowledged although not written: head %" PRIu64 " tail %" PRIu64,
 		      st.head, st.tail);
@@ -1147,11 +1113,11 @@ static void test_recreate(void **state)
 	tr_run_free(&t, 0, "1 2 3 4 5\n", P, "--config", c8, "--queue", qpath, NULL);
 	tr_run_free(&t, 65, "6\n", P, "--config", c16, "--queue", qpath, NULL);
 	tr_run_free(&t, 65, NULL, C, "--config", c16, "--queue", qpath, NULL);
-	CHECK(queue_status().capacity == 8 && queue_status().tail == 5, "the refused daemons changed the file");
+	CHECK(tu_queue_status(qpath).capacity == 8 && tu_queue_status(qpath).tail == 5, "the refused daemons changed the file");
 
 	/* a consumer of the old geometry is attached (it would take 6) */
 	tu_spawn(&live, argv_c, NULL, false, true, true);
-	kids[nkids++] = live.pid;
+	tu_track(live.pid);
 	{
 		char *s = tu_read_until(live.err_fd, "as consumer", DEADLINE_MS, &n);
 		CHECK(s != NULL, "the consumer did not attach");
@@ -1159,12 +1125,12 @@ static void test_recreate(void **state)
 	}
 	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
 	           (char *[]){(char *)CTL, "--config", c16, "--queue", qpath, "recreate", NULL});
-	CHECK(r.code == 69 && strstr(r.err, "the consumer is attached") && queue_status().capacity == 8,
+	CHECK(r.code == 69 && strstr(r.err, "the consumer is attached") && tu_queue_status(qpath).capacity == 8,
 	      "recreate with a consumer attached: exit %d, stderr '%s'", r.code, r.err);
 	res_free(&r);
 	kill(live.pid, SIGTERM);
 	st = tu_wait(live.pid, DEADLINE_MS);
-	kid_forget(live.pid);
+	tu_untrack(live.pid);
 	CHECK(tu_exit_code(st) == 0, "the live consumer exited %d", tu_exit_code(st));
 	{
 		/* it consumed the 5 records before it was stopped */

@@ -33,11 +33,6 @@
 
 static char tmpdir[4096];
 
-static void die(const char *what)
-{
-	fprintf(stderr, "test_config: %s: %s\n", what, strerror(errno));
-	exit(99);
-}
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -52,7 +47,7 @@ static char *read_file(const char *path, size_t *len)
 		return NULL;
 	m = open_memstream(&buf, &size);
 	if (!m)
-		die("open_memstream");
+		tu_die("open_memstream");
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		fwrite(chunk, 1, n, m);
 	fclose(f);
@@ -67,7 +62,7 @@ static void write_file(const char *path, const void *data, size_t len)
 	FILE *f = fopen(path, "wb");
 
 	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
-		die(path);
+		tu_die(path);
 }
 
 /* Collects errors exactly as a daemon would print them, with the file's
@@ -84,7 +79,7 @@ static void errs_init(struct errs *e)
 	memset(e, 0, sizeof(*e));
 	e->f = open_memstream(&e->text, &e->len);
 	if (!e->f)
-		die("open_memstream");
+		tu_die("open_memstream");
 }
 
 /* The text so far; stays valid until errs_free. */
@@ -164,7 +159,7 @@ static const char *nondefault_ini(void)
 		return buf;
 	m = open_memstream(&buf, &size);
 	if (!m)
-		die("open_memstream");
+		tu_die("open_memstream");
 	for (i = 0; i < NKEYS; i++) {
 		if (i == 0 || strcmp(keys[i].section, keys[i - 1].section))
 			fprintf(m, "[%s]\n", keys[i].section);
@@ -960,7 +955,7 @@ static int setup(void **state)
 		base = "/tmp";
 	snprintf(tmpdir, sizeof(tmpdir), "%s/mmapq-config-XXXXXX", base);
 	if (!mkdtemp(tmpdir))
-		die("mkdtemp");
+		tu_die("mkdtemp");
 	return 0;
 }
 

@@ -52,49 +52,23 @@ extern char **environ;
 static char *dir;    /* fresh temporary directory */
 static char *qpath;  /* dir/queue */
 static char *outer_dir, *outer_qpath; /* while a test works in a subdirectory */
-static pid_t kids[64];
-static int nkids;
 
-static void die(const char *what)
-{
-	fprintf(stderr, "test_lab: %s: %s\n", what, strerror(errno));
-	exit(99);
-}
 
 #define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
 
-static void kid_add(pid_t pid)
-{
-	if (nkids < (int)(sizeof(kids) / sizeof(kids[0])))
-		kids[nkids++] = pid;
-}
-
-static void kid_forget(pid_t pid)
-{
-	for (int i = 0; i < nkids; i++)
-		if (kids[i] == pid) {
-			kids[i] = kids[--nkids];
-			return;
-		}
-}
 
 static int setup(void **state)
 {
 	(void)state;
 	dir = tu_mkdtemp("lab");
 	qpath = tu_path(dir, "queue");
-	nkids = 0;
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	while (nkids > 0) {
-		pid_t pid = kids[--nkids];
-		fprintf(stderr, "test_lab: killing leftover child %d\n", (int)pid);
-		tu_kill(pid);
-	}
+	tu_kill_tracked();
 	if (outer_dir) {
 		free(dir);
 		free(qpath);
@@ -114,7 +88,7 @@ static char *write_cfg(const char *name, const char *text)
 {
 	char *p = tu_path(dir, name);
 	if (tu_write_file(p, text, strlen(text)) < 0)
-		die("write config");
+		tu_die("write config");
 	return p;
 }
 
@@ -132,7 +106,7 @@ static char **daemon_argv(const char *name, const char *cfg, const char *extra1,
 	int i = 0;
 
 	if (!v)
-		die("calloc");
+		tu_die("calloc");
 	v[i++] = tu_bin(name);
 	v[i++] = "--config";
 	v[i++] = (char *)cfg;
@@ -160,7 +134,7 @@ static struct kid spawn(const char *name, const char *cfg, const char *x1, const
 
 	tu_spawn(&p, argv, NULL, pin, pout, perr);
 	free_argv(argv);
-	kid_add(p.pid);
+	tu_track(p.pid);
 	k.pid = p.pid;
 	k.in = p.in_fd;
 	k.out = p.out_fd;
@@ -182,10 +156,10 @@ static struct kid spawn_gated(const char *name, const char *cfg, const char *x1,
 	pid_t pid;
 
 	if ((pin && pipe2(in, O_CLOEXEC) < 0) || (pout && pipe2(out, O_CLOEXEC) < 0))
-		die("pipe2");
+		tu_die("pipe2");
 	pid = fork();
 	if (pid < 0)
-		die("fork");
+		tu_die("fork");
 	if (pid == 0) {
 		char c;
 		ssize_t n;
@@ -203,7 +177,7 @@ static struct kid spawn_gated(const char *name, const char *cfg, const char *x1,
 		_exit(127);
 	}
 	free_argv(argv);
-	kid_add(pid);
+	tu_track(pid);
 	k.pid = pid;
 	if (pin) {
 		close(in[0]);
@@ -240,10 +214,10 @@ static int wait_exit(struct kid *k, int timeout_ms)
 		fprintf(stderr, "test_lab: pid %d did not exit within %d ms\n", (int)k->pid, timeout_ms);
 		tu_dump_queue(qpath, "child did not exit");
 		tu_kill(k->pid);
-		kid_forget(k->pid);
+		tu_untrack(k->pid);
 		return -1;
 	}
-	kid_forget(k->pid);
+	tu_untrack(k->pid);
 	return tu_exit_code(st);
 }
 
@@ -276,14 +250,14 @@ static bool buf_read_once(struct buf *b, int fd, uint64_t deadline_ms)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			die("poll");
+			tu_die("poll");
 		if (r == 0)
 			return false;
 		if (b->cap - b->len < 4097) {
 			b->cap = b->cap ? b->cap * 2 : 8192;
 			b->s = realloc(b->s, b->cap);
 			if (!b->s)
-				die("realloc");
+				tu_die("realloc");
 		}
 		n = read(fd, b->s + b->len, b->cap - b->len - 1);
 		if (n < 0 && errno == EINTR)
@@ -321,7 +295,7 @@ static bool buf_eof(struct buf *b, int fd, int timeout_ms)
 	if (!b->s) {
 		b->s = calloc(1, 1);
 		if (!b->s)
-			die("calloc");
+			tu_die("calloc");
 	}
 	return true;
 }
@@ -338,7 +312,7 @@ static char *seq_lines(int first, int last)
 	char *s = malloc(cap);
 
 	if (!s)
-		die("malloc");
+		tu_die("malloc");
 	s[0] = '\0';
 	for (int v = first; v <= last; v++)
 		len += (size_t)snprintf(s + len, cap - len, "%d\n", v);
@@ -355,19 +329,6 @@ static bool is_alive(pid_t pid)
 	return si.si_pid == 0;
 }
 
-static struct mmapq_status queue_status(void)
-{
-	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
-	struct mmapq_status st;
-	struct mmapq_error err;
-	struct mmapq *q;
-	int r = mmapq_open(&p, &q, &err);
-
-	CHECK(r == 0, "observer cannot open the queue: %s", err.msg);
-	mmapq_status(q, &st);
-	mmapq_close(q);
-	return st;
-}
 
 /* Run `mmapq-consumer --count n` to the end; returns its stdout. */
 static char *consume(const char *cfg, int n)
@@ -433,7 +394,7 @@ static void test_consumer_first(void **state)
 	code = wait_exit(&c, DEADLINE_MS);
 	CHECK(code == 0, "consumer exited %d; stderr: %s", code, str(&err));
 
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.head == 10 && st.tail == 10, "head %" PRIu64 " tail %" PRIu64 ", want 10 10",
 	      st.head, st.tail);
 	kid_close(&c);
@@ -456,13 +417,13 @@ static void test_producer_first(void **state)
 	(void)state;
 	err = produce(cfg, "1 2 3 4 5 6 7 8 9 10\n");
 	CHECK(strcmp(err, "") == 0, "producer said '%s'", err);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.head == 0 && st.tail == 10 && !st.producer.attached,
 	      "after the producer: head %" PRIu64 " tail %" PRIu64 " attached %d", st.head, st.tail,
 	      st.producer.attached);
 	out = consume(cfg, 10);
 	CHECK(strcmp(out, want) == 0, "consumer printed '%s', want '%s'", out, want);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.head == 10 && st.tail == 10, "head %" PRIu64 " tail %" PRIu64, st.head, st.tail);
 	free(err);
 	free(out);
@@ -549,11 +510,11 @@ static void test_simultaneous(void **state)
 		snprintf(sub, sizeof(sub), "run%02d", i);
 		dir = tu_path(outer_dir, sub);
 		if (mkdir(dir, 0700) < 0)
-			die("mkdir");
+			tu_die("mkdir");
 		qpath = tu_path(dir, "queue");
 		cfg = write_cfg("stdout.ini", "[consumer]\noutput = stdout\n");
 		if (pipe2(gate, O_CLOEXEC) < 0)
-			die("pipe2");
+			tu_die("pipe2");
 		c = spawn_gated("mmapq-consumer", cfg, "--count", "10", gate[0], gate[1], false, true);
 		p = spawn_gated("mmapq-producer", cfg, NULL, NULL, gate[0], gate[1], true, false);
 		/* the input waits in the pipe; then both are released at once */
@@ -617,7 +578,7 @@ static void test_line_format(void **state)
 	CHECK(strncmp(err, msg, strlen(msg)) == 0 &&
 	      strstr(err, "...' (skipped)\n") && !strstr(err, "stdin:1:") && !strstr(err, "stdin:4:"),
 	      "producer stderr is not (only) the line-too-long message for line 3: '%s'", err);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.tail == 6 && st.producer.bad_input == 1,
 	      "tail %" PRIu64 " bad_input %" PRIu64 ", want 6 and 1", st.tail, st.producer.bad_input);
 	out = consume(cfg, 6);
@@ -665,7 +626,7 @@ static void test_output_file_null(void **state)
 	out = consume(ncfg, 3);
 	CHECK(strcmp(out, "") == 0, "output = null but stdout got '%s'", out);
 	free(out);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.head == 18 && st.tail == 18, "head %" PRIu64 " tail %" PRIu64 ", want 18 18", st.head,
 	      st.tail);
 	file = tu_read_file(outpath, NULL);
@@ -733,7 +694,7 @@ static void test_sigterm_producer_full(void **state)
 	kill(p.pid, SIGTERM);
 	code = wait_exit(&p, 2000);
 	/* (wait_exit SIGKILLs it on timeout, so the rest runs either way) */
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	if (code != 0)
 		fprintf(stderr, "test_lab: producer blocked on a full queue: SIGTERM -> exit %d after %" PRIu64
 		        " ms (want 0 within 2000 ms)\n", code, tu_now_ms() - t0);

@@ -151,17 +151,6 @@ static void publish(const char *input)
 	free(err);
 }
 
-static struct mmapq_status status(void)
-{
-	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
-	struct mmapq_error e;
-	struct mmapq_status st;
-	struct mmapq *q;
-
-	EXPECT(mmapq_open(&p, &q, &e) == 0 && mmapq_status(q, &st) == 0, "status: %s", e.msg);
-	mmapq_close(q);
-	return st;
-}
 
 /* ---- cases ---------------------------------------------------------------- */
 
@@ -198,7 +187,7 @@ static void journal_absent(void)
 	int code = finish(&r, NULL, &err);
 	EXPECT(code == 74 && strstr(err, "cannot connect to " JOURNAL_SOCKET),
 	       "output = journal without journald: exit %d (want 74), stderr '%s'", code, err);
-	EXPECT(status().head == 0, "records were acknowledged that went nowhere");
+	EXPECT(tu_queue_status(qpath).head == 0, "records were acknowledged that went nowhere");
 	free(err);
 }
 
@@ -241,7 +230,7 @@ static void journal_gone(void)
 	close(fd); /* journald is gone */
 	unlink(JOURNAL_SOCKET);
 	int code = finish(&r, NULL, &err);
-	struct mmapq_status st = status();
+	struct mmapq_status st = tu_queue_status(qpath);
 	EXPECT(code == 74 && strstr(err, "journal"), "consumer after journald left: exit %d (want 74),"
 	       " stderr '%s'", code, err);
 	EXPECT(st.head >= 10 && st.head < 20000, "%" PRIu64 " of 20000 acknowledged (at least the 10"
@@ -304,10 +293,10 @@ static void bounded_batch(void)
 	line[(size_t)N * (SIZE + 1)] = '\0';
 	publish(line);
 	free(line);
-	EXPECT(status().tail == N, "backlog not published");
+	EXPECT(tu_queue_status(qpath).tail == N, "backlog not published");
 	struct run r = start(NULL, RLIMIT_DATA, 48ull << 20, NULL, "mmapq-consumer", "--count", "128", NULL);
 	int code = finish(&r, NULL, &err);
-	EXPECT(code == 0 && status().head == N,
+	EXPECT(code == 0 && tu_queue_status(qpath).head == N,
 	       "a 128 MiB backlog under a 48 MiB data limit: exit %d, stderr '%s'", code, err);
 	free(err);
 }
@@ -401,7 +390,7 @@ static void file_size_limit(void)
 	publish(in);
 	struct run r = start(NULL, RLIMIT_FSIZE, 4000, NULL, "mmapq-consumer", "--count", "2000", NULL);
 	int code = finish(&r, NULL, &err);
-	EXPECT(code == 74 && strstr(err, "File too large") && status().head < N,
+	EXPECT(code == 74 && strstr(err, "File too large") && tu_queue_status(qpath).head < N,
 	       "consumer over RLIMIT_FSIZE: exit %d (want 74, not killed by SIGXFSZ), stderr '%s'",
 	       code, err);
 	free(err);
@@ -448,7 +437,7 @@ static void symlink_output(void)
 	got = tu_read_file(target, NULL);
 	EXPECT(code == 73 && strstr(err, "is a symbolic link; refusing to follow it"),
 	       "output = file:SYMLINK: exit %d (want 73), stderr '%s'", code, err);
-	EXPECT(got && !strcmp(got, "keep\n") && status().head == 0, "the link's target was written");
+	EXPECT(got && !strcmp(got, "keep\n") && tu_queue_status(qpath).head == 0, "the link's target was written");
 	free(got);
 	free(err);
 	free(target);

@@ -60,11 +60,6 @@ static char *dir;   /* fresh temporary directory */
 static char *qpath; /* dir/queue */
 static char *cfg;   /* dir/mmapq.ini */
 
-static void die(const char *what)
-{
-	fprintf(stderr, "test_reload: %s: %s\n", what, strerror(errno));
-	exit(99);
-}
 
 #define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
 
@@ -83,7 +78,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	tp_cleanup("test_reload");
+	tp_cleanup();
 	tu_rmdir_r(dir);
 	free(dir);
 	free(qpath);
@@ -98,7 +93,7 @@ static void write_text(const char *text)
 	char *tmp = tu_path(dir, "mmapq.ini.new");
 
 	if (tu_write_file(tmp, text, strlen(text)) < 0 || rename(tmp, cfg) < 0)
-		die("write config");
+		tu_die("write config");
 	free(tmp);
 }
 
@@ -157,19 +152,6 @@ static char *broken_err2(void)
 	return tu_xasprintf("%s:11: [log] level: 'verbose' is not valid", cfg);
 }
 
-static struct mmapq_status queue_status(void)
-{
-	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
-	struct mmapq_status st;
-	struct mmapq_error err;
-	struct mmapq *q;
-	int r = mmapq_open(&p, &q, &err);
-
-	CHECK(r == 0, "observer cannot open the queue: %s", err.msg);
-	mmapq_status(q, &st);
-	mmapq_close(q);
-	return st;
-}
 
 static struct kid start_producer(void)
 {
@@ -287,7 +269,7 @@ static void test_live(void **state)
 	      "producer: nothing dropped after on_full block -> drop; stderr:\n%s", str(p.err));
 	CHECK(until(p.err, "dropped 76, bad input 0", DEADLINE_MS),
 	      "producer: statistics never showed 76 dropped; stderr:\n%s", str(p.err));
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.tail == 1025 && st.head == 1 && st.producer.dropped == 76,
 	      "tail %" PRIu64 " head %" PRIu64 " dropped %" PRIu64 ", want 1025 1 76", st.tail,
 	      st.head, st.producer.dropped);
@@ -325,7 +307,7 @@ static void test_restart_key(void **state)
 	put(&p, "2 3 4\n");
 	CHECK(until(c.out, "4\n", DEADLINE_MS) && strcmp(str(c.out), "1\n2\n3\n4\n") == 0,
 	      "after the reload the consumer printed '%s', want 1..4", str(c.out));
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.capacity == 1024, "capacity %" PRIu32 " after the reload, want 1024", st.capacity);
 
 	/* a live key changed along with it is applied; capacity still is not */
@@ -381,7 +363,7 @@ static void test_broken(void **state)
 	put(&p, want_out);
 	CHECK(until(p.err, "depth 16/16", DEADLINE_MS),
 	      "producer: statistics never showed a full queue; stderr:\n%s", str(p.err));
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.producer.dropped == 0 && !strstr(str(p.err), "record dropped"),
 	      "records dropped (%" PRIu64 ") although the running on_full is block; stderr:\n%s",
 	      st.producer.dropped, str(p.err));

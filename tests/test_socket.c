@@ -72,11 +72,6 @@ static char *dir;   /* fresh temporary directory */
 static char *qpath; /* dir/queue */
 static char *sock;  /* dir/p.sock */
 
-static void die(const char *what)
-{
-	fprintf(stderr, "test_socket: %s: %s\n", what, strerror(errno));
-	exit(99);
-}
 
 #define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
 
@@ -105,7 +100,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	tp_cleanup("test_socket");
+	tp_cleanup();
 	tu_rmdir_r(dir);
 	free(dir);
 	free(qpath);
@@ -140,7 +135,7 @@ static char *write_cfg(const char *name, struct cfgopt o)
 	                          o.stats);
 
 	if (tu_write_file(p, text, strlen(text)) < 0)
-		die("write config");
+		tu_die("write config");
 	free(text);
 	return p;
 }
@@ -166,19 +161,6 @@ static int stop(struct kid *k)
 	return wait_exit(k, DEADLINE_MS);
 }
 
-static struct mmapq_status queue_status(void)
-{
-	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
-	struct mmapq_status st;
-	struct mmapq_error err;
-	struct mmapq *q;
-	int r = mmapq_open(&p, &q, &err);
-
-	CHECK(r == 0, "observer cannot open the queue: %s", err.msg);
-	mmapq_status(q, &st);
-	mmapq_close(q);
-	return st;
-}
 
 struct res {
 	int code;
@@ -369,7 +351,7 @@ static void test_four_clients(void **state)
 	for (int k = 0; k < NCLIENTS; k++) {
 		argv[k] = calloc(PER_CLIENT + 6, sizeof(char *));
 		if (!argv[k])
-			die("calloc");
+			tu_die("calloc");
 		argv[k][0] = tu_bin("mmapqctl");
 		argv[k][1] = "--config";
 		argv[k][2] = cfg;
@@ -460,7 +442,7 @@ static void test_rejected(void **state)
 	      "stderr does not have one 'rejected: LINE:COL' line per bad record: '%s'", r.err);
 	CHECK(strstr(r.out, "published 2, last seq 1") && strstr(r.out, "rejected 2"),
 	      "stdout '%s'", r.out);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.tail == 2 && st.producer.bad_input == 2, "tail %" PRIu64 " bad_input %" PRIu64
 	      ", want 2 and 2", st.tail, st.producer.bad_input);
 	out = consume(cfg, 2);
@@ -495,7 +477,7 @@ static void test_many_rejected(void **state)
 
 	(void)state;
 	if (!data)
-		die("malloc");
+		tu_die("malloc");
 	data[0] = '1';
 	data[1] = '\n';
 	for (size_t i = 0; i < NBAD; i++) {
@@ -647,7 +629,7 @@ static void test_drop_full(void **state)
 	CHECK(r.code == 0 && strstr(r.out, "\"dropped\":8,"), "mmapqctl --json status: exit %d, '%s'",
 	      r.code, r.out);
 	res_free(&r);
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.tail == 2 && st.producer.dropped == 8, "tail %" PRIu64 " dropped %" PRIu64, st.tail,
 	      st.producer.dropped);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
@@ -732,7 +714,7 @@ static void test_sigterm_blocked(void **state)
 	      !*str(s.out),
 	      "send: exit %d (want 74), stdout '%s', stderr '%s' (want a FAIL stopping line, no OK)",
 	      code, str(s.out), str(s.err));
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(n >= 2 && st.tail == n && st.head == 0,
 	      "FAIL said published=%llu; queue tail %" PRIu64 " head %" PRIu64, n, st.tail, st.head);
 	out = consume(cfg, (long)n);
@@ -759,7 +741,7 @@ static void test_stale_after_kill(void **state)
 	CHECK(r.code == 0, "send: exit %d, stderr '%s'", r.code, r.err);
 	res_free(&r);
 	tu_kill(p.pid);
-	kid_forget(p.pid);
+	tu_untrack(p.pid);
 	kid_close(&p);
 	CHECK(file_is_socket(sock), "no socket file left by the SIGKILLed producer");
 	r = ctl(cfg, "send", "2", NULL);
@@ -828,7 +810,7 @@ static void test_generate(void **state)
 		CHECK(until(c.out, mark, DEADLINE_MS), "kill %d: consumer did not reach %d", k,
 		      FIRST + k * STEP);
 		tu_kill(p.pid);
-		kid_forget(p.pid);
+		tu_untrack(p.pid);
 		kid_close(&p);
 		p = start_producer(cfg);
 	}
@@ -844,7 +826,7 @@ static void test_generate(void **state)
 	kid_close(&p);
 
 	/* what is left in the queue: value == sequence number, from the head on */
-	st = queue_status();
+	st = tu_queue_status(qpath);
 	CHECK(st.head == TOTAL && st.tail > st.head && st.tail - st.head <= 64,
 	      "head %" PRIu64 " tail %" PRIu64 ", want head %d and a full-ish queue", st.head, st.tail,
 	      TOTAL);
@@ -961,7 +943,7 @@ static void test_client_timeout(void **state)
 	CHECK(until(reply, NULL, DEADLINE_MS) &&
 	      !strcmp(str(reply), "FAIL idle published=1 dropped=0 rejected=0 last_seq=0\n"),
 	      "an idle client got '%s' (want FAIL idle with its count, then the end)", str(reply));
-	CHECK(queue_status().tail == 1, "the record before the silence is not published");
+	CHECK(tu_queue_status(qpath).tail == 1, "the record before the silence is not published");
 	out_free(reply);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
 	kid_close(&p);
@@ -1004,7 +986,7 @@ static void test_accept_exhausted(void **state)
 	c.rlimit_resource = RLIMIT_NOFILE;
 	c.rlimit = 16;
 	p.pid = tu_start(argv, &c);
-	kid_add(p.pid);
+	tu_track(p.pid);
 	close(efd[1]);
 	p.err = out_new(efd[0]);
 	av_free(argv);

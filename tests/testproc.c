@@ -13,20 +13,12 @@
 
 #include "testutil.h"
 
-static pid_t kids[64];
-static int nkids;
 static const char *queue_path = "";
 
-static void die(const char *what)
-{
-	fprintf(stderr, "testproc: %s: %s\n", what, strerror(errno));
-	exit(99);
-}
 
 void tp_set_queue(const char *path)
 {
 	queue_path = path;
-	nkids = 0;
 }
 
 /* ---- children's output: every open stream is drained while we wait ---- */
@@ -40,14 +32,14 @@ struct out *out_new(int fd)
 	struct out *o = calloc(1, sizeof(*o));
 
 	if (!o)
-		die("calloc");
+		tu_die("calloc");
 	o->fd = fd;
 	o->s = calloc(1, 1);
 	o->cap = 1;
 	if (!o->s)
-		die("calloc");
+		tu_die("calloc");
 	if (nouts >= (int)(sizeof(outs) / sizeof(outs[0])))
-		die("too many streams");
+		tu_die("too many streams");
 	outs[nouts++] = o;
 	return o;
 }
@@ -100,7 +92,7 @@ bool pump(uint64_t deadline)
 	if (r < 0 && errno == EINTR)
 		return true;
 	if (r < 0)
-		die("poll");
+		tu_die("poll");
 	if (r == 0)
 		return false;
 	for (int i = 0; i < n; i++) {
@@ -122,7 +114,7 @@ bool pump(uint64_t deadline)
 			o->cap = o->cap < 65536 ? 131072 : o->cap * 2;
 			o->s = realloc(o->s, o->cap);
 			if (!o->s)
-				die("realloc");
+				tu_die("realloc");
 		}
 		ssize_t k = read(o->fd, o->s + o->len, o->cap - o->len - 1);
 		if (k < 0 && (errno == EINTR || errno == EAGAIN))
@@ -176,21 +168,6 @@ bool feed_all(struct feed *f, int timeout_ms)
 
 /* ---- children ---- */
 
-void kid_add(pid_t pid)
-{
-	if (nkids < (int)(sizeof(kids) / sizeof(kids[0])))
-		kids[nkids++] = pid;
-}
-
-void kid_forget(pid_t pid)
-{
-	for (int i = 0; i < nkids; i++)
-		if (kids[i] == pid) {
-			kids[i] = kids[--nkids];
-			return;
-		}
-}
-
 void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -215,7 +192,7 @@ char **av(const char *prog, ...)
 	const char *a;
 
 	if (!v)
-		die("calloc");
+		tu_die("calloc");
 	v[i++] = tu_bin(prog);
 	va_start(ap, prog);
 	while ((a = va_arg(ap, const char *)) && i < 15)
@@ -236,7 +213,7 @@ struct kid spawn_env(char **argv, char *const env[], bool pin, bool pout, bool p
 	struct kid k = {.in = -1};
 
 	tu_spawn(&p, argv, env, pin, pout, perr);
-	kid_add(p.pid);
+	tu_track(p.pid);
 	k.pid = p.pid;
 	k.in = p.in_fd;
 	if (pout)
@@ -261,10 +238,10 @@ int wait_exit(struct kid *k, int timeout_ms)
 		        timeout_ms);
 		tu_dump_queue(queue_path, "child did not exit");
 		tu_kill(k->pid);
-		kid_forget(k->pid);
+		tu_untrack(k->pid);
 		return -1;
 	}
-	kid_forget(k->pid);
+	tu_untrack(k->pid);
 	return tu_exit_code(st);
 }
 
@@ -277,20 +254,16 @@ char *seq_lines(long first, long last)
 	char *s = malloc(cap);
 
 	if (!s)
-		die("malloc");
+		tu_die("malloc");
 	s[0] = '\0';
 	for (long v = first; v <= last; v++)
 		len += (size_t)snprintf(s + len, cap - len, "%ld\n", v);
 	return s;
 }
 
-void tp_cleanup(const char *test)
+void tp_cleanup(void)
 {
-	while (nkids > 0) {
-		pid_t pid = kids[--nkids];
-		fprintf(stderr, "%s: killing leftover child %d\n", test, (int)pid);
-		tu_kill(pid);
-	}
+	tu_kill_tracked();
 	while (nouts > 0)
 		out_free(outs[0]);
 	feeding = NULL;

@@ -40,7 +40,7 @@ extern struct feed *feeding;
 /* The queue whose state is printed when a child does not exit in time. */
 void tp_set_queue(const char *path);
 /* Between tests: kill leftover children (naming them), free the streams. */
-void tp_cleanup(const char *test);
+void tp_cleanup(void);
 
 struct out *out_new(int fd);
 void out_free(struct out *o);
@@ -53,8 +53,6 @@ bool until(struct out *t, const char *needle, int timeout_ms);
 /* Drain everything until the feed is written completely. */
 bool feed_all(struct feed *f, int timeout_ms);
 
-void kid_add(pid_t pid);
-void kid_forget(pid_t pid);
 void close_fd(int *fd);
 void kid_close(struct kid *k);
 /* argv: a program in MMAPQ_BIN_DIR, then the arguments, NULL-terminated */

@@ -23,10 +23,29 @@
 
 extern char **environ;
 
-static void die(const char *what)
+void tu_die(const char *what)
 {
-	fprintf(stderr, "testutil: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "%s: %s: %s\n", program_invocation_short_name, what, strerror(errno));
 	exit(99);
+}
+
+struct mmapq_status tu_queue_status(const char *path)
+{
+	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_status st;
+	struct mmapq_error err;
+	struct mmapq *q;
+	int r = mmapq_open(&p, &q, &err);
+
+	if (r == 0) {
+		r = mmapq_status(q, &st);
+		mmapq_close(q);
+		if (r == 0)
+			return st;
+		snprintf(err.msg, sizeof(err.msg), "%s: %s", path, mmapq_strerror(r));
+	}
+	fprintf(stderr, "%s: cannot read the queue state: %s\n", program_invocation_short_name, err.msg);
+	exit(1);
 }
 
 uint64_t tu_now_ms(void)
@@ -45,9 +64,9 @@ char *tu_mkdtemp(const char *tag)
 	if (!base || !*base)
 		base = "/tmp";
 	if (asprintf(&d, "%s/mmapq-%s-XXXXXX", base, tag) < 0)
-		die("asprintf");
+		tu_die("asprintf");
 	if (!mkdtemp(d))
-		die("mkdtemp");
+		tu_die("mkdtemp");
 	if (n_scratch < sizeof(scratch) / sizeof(scratch[0]))
 		scratch[n_scratch++] = d;
 	return d;
@@ -98,7 +117,7 @@ char *tu_path(const char *dir, const char *name)
 {
 	char *p;
 	if (asprintf(&p, "%s/%s", dir, name) < 0)
-		die("asprintf");
+		tu_die("asprintf");
 	return p;
 }
 
@@ -112,7 +131,7 @@ char *tu_xasprintf(const char *fmt, ...)
 	r = vasprintf(&s, fmt, ap);
 	va_end(ap);
 	if (r < 0)
-		die("vasprintf");
+		tu_die("vasprintf");
 	return s;
 }
 
@@ -143,10 +162,10 @@ int tu_spawn(struct tu_proc *p, char *const argv[], char *const env_extra[],
 
 	if ((pipe_in && pipe2(in, O_CLOEXEC) < 0) || (pipe_out && pipe2(out, O_CLOEXEC) < 0) ||
 	    (pipe_err && pipe2(err, O_CLOEXEC) < 0))
-		die("pipe2");
+		tu_die("pipe2");
 	pid = fork();
 	if (pid < 0)
-		die("fork");
+		tu_die("fork");
 	if (pid == 0) {
 		if (pipe_in)
 			dup2(in[0], 0);
@@ -178,7 +197,7 @@ pid_t tu_start(char *const argv[], const struct tu_child *c)
 	pid_t pid = fork();
 
 	if (pid < 0)
-		die("fork");
+		tu_die("fork");
 	if (pid > 0)
 		return pid;
 	for (int fd = 0; fd <= 2; fd++) {
@@ -214,7 +233,7 @@ void tu_case_fail(const char *test, const char *name, const char *qpath, int lin
 void tu_pipe(int fds[2])
 {
 	if (pipe2(fds, O_CLOEXEC) < 0)
-		die("pipe2");
+		tu_die("pipe2");
 }
 
 pid_t tu_fork(void)
@@ -224,7 +243,7 @@ pid_t tu_fork(void)
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
-		die("fork");
+		tu_die("fork");
 	return pid;
 }
 
@@ -236,6 +255,33 @@ bool tu_wanted(int argc, char **argv, const char *name)
 	return argc < 2;
 }
 
+static pid_t tracked[64];
+static int n_tracked;
+
+void tu_track(pid_t pid)
+{
+	if (n_tracked < (int)(sizeof(tracked) / sizeof(tracked[0])))
+		tracked[n_tracked++] = pid;
+}
+
+void tu_untrack(pid_t pid)
+{
+	for (int i = 0; i < n_tracked; i++)
+		if (tracked[i] == pid) {
+			tracked[i] = tracked[--n_tracked];
+			return;
+		}
+}
+
+void tu_kill_tracked(void)
+{
+	while (n_tracked > 0) {
+		pid_t pid = tracked[--n_tracked];
+		fprintf(stderr, "%s: killing leftover child %d\n", program_invocation_short_name, (int)pid);
+		tu_kill(pid);
+	}
+}
+
 int tu_wait(pid_t pid, int timeout_ms)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -243,13 +289,13 @@ int tu_wait(pid_t pid, int timeout_ms)
 	int status;
 
 	if (pfd < 0)
-		die("pidfd_open");
+		tu_die("pidfd_open");
 	for (;;) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
 		if (r == pid)
 			break;
 		if (r < 0 && errno != EINTR)
-			die("waitpid");
+			tu_die("waitpid");
 		uint64_t now = tu_now_ms();
 		if (now >= deadline) {
 			close(pfd);
@@ -278,7 +324,7 @@ static char *read_loop(int fd, const char *needle, int timeout_ms, size_t *len)
 	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
 
 	if (!buf)
-		die("malloc");
+		tu_die("malloc");
 	for (;;) {
 		buf[n] = '\0';
 		if (needle && strstr(buf, needle))
@@ -298,7 +344,7 @@ static char *read_loop(int fd, const char *needle, int timeout_ms, size_t *len)
 			cap *= 2;
 			buf = realloc(buf, cap);
 			if (!buf)
-				die("realloc");
+				tu_die("realloc");
 		}
 		ssize_t k = read(fd, buf + n, cap - n - 1);
 		if (k < 0 && errno == EINTR)
@@ -450,14 +496,14 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 		fflush(NULL);
 		pid = fork();
 		if (pid < 0)
-			die("fork");
+			tu_die("fork");
 		if (pid == 0) {
 			cases[i].run();
 			exit(0);
 		}
 		while (waitpid(pid, &st, 0) < 0)
 			if (errno != EINTR)
-				die("waitpid");
+				tu_die("waitpid");
 		code = tu_exit_code(st);
 		fprintf(stderr, "%s: %s: %s\n", argv[0], cases[i].name,
 		        code == 0 ? "passed" : code == TEST_SKIP ? "skipped" : "FAILED");

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "mmapq.h"
+
 #define TEST_SKIP 77
 
 /* A fresh directory under $TMPDIR (or /tmp), removed with its files by
@@ -19,6 +21,14 @@
 char *tu_mkdtemp(const char *tag);
 void tu_rmdir_r(const char *dir);
 char *tu_path(const char *dir, const char *name); /* malloc'd dir/name */
+
+/* "PROGRAM: what: strerror(errno)" on stderr, then exit 99 (the test
+ * could not run: not a failure of the code under test). */
+void tu_die(const char *what) __attribute__((noreturn));
+
+/* The state of the queue at path, read by an observer.  A queue that cannot
+ * be read is a failure: the reason and exit 1. */
+struct mmapq_status tu_queue_status(const char *path);
 
 /* asprintf that aborts the test on failure. */
 char *tu_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -82,6 +92,13 @@ pid_t tu_fork(void);
 /* Whether case name was asked for on the command line (argv[1..]; none:
  * every case). */
 bool tu_wanted(int argc, char **argv, const char *name);
+
+/* Children a test ends with, if it ends early: tu_track each one started,
+ * tu_untrack it once reaped; tu_kill_tracked (between tests) SIGKILLs and
+ * reaps the rest, naming them. */
+void tu_track(pid_t pid);
+void tu_untrack(pid_t pid);
+void tu_kill_tracked(void);
 
 /* Wait for the child to exit, at most timeout_ms (poll on a pidfd).
  * Returns the wait status, or -ETIMEDOUT (the child is left running). */
