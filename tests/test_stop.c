@@ -129,24 +129,15 @@ static void wait_syscall(pid_t pid, long nr, unsigned long long arg0, const char
 }
 
 /* Until pid waits for the queue's mutex: futex() on the lock word, the
- * first word of the header's lock, in its mapping of the queue. */
+ * first word of the header's lock. */
 static void wait_blocked_on_mutex(pid_t pid)
 {
-	char *maps_path = tu_xasprintf("/proc/%d/maps", (int)pid);
-	char *maps = tu_read_file(maps_path, NULL), *line;
-	unsigned long long base = 0;
+	uint64_t end = tu_now_ms() + EXIT_MS;
 
-	for (line = maps ? strtok(maps, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-		size_t n = strlen(line), q = strlen(qpath);
-		if (n > q && !strcmp(line + n - q, qpath) && strstr(line, " 00000000 ")) {
-			base = strtoull(line, NULL, 16);
-			break;
-		}
+	while (!tu_in_futex_on(pid, qpath, offsetof(struct mmapq_header, lock))) {
+		EXPECT(tu_now_ms() < end, "pid %d does not wait for the mutex", (int)pid);
+		sched_yield();
 	}
-	EXPECT(base, "pid %d has no mapping of the queue", (int)pid);
-	wait_syscall(pid, SYS_futex, base + offsetof(struct mmapq_header, lock), "for the mutex");
-	free(maps);
-	free(maps_path);
 }
 
 /* Until the pipe whose write end is fd is empty: its reader took it. */

@@ -536,3 +536,38 @@ bool tu_wait_role(const char *path, pid_t pid, bool producer, int timeout_ms)
 		sched_yield();
 	}
 }
+
+bool tu_in_futex_on(pid_t pid, const char *path, size_t offset)
+{
+	char *maps_path = tu_xasprintf("/proc/%d/maps", (int)pid);
+	char *sc_path = tu_xasprintf("/proc/%d/syscall", (int)pid);
+	char *maps = tu_read_file(maps_path, NULL), *sc = tu_read_file(sc_path, NULL), *line, *save;
+	unsigned long long base = 0, addr;
+	size_t plen = strlen(path);
+	long nr;
+	bool yes = false;
+
+	for (line = maps ? strtok_r(maps, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+		size_t n = strlen(line);
+		/* the mapping that starts at the file's offset 0 */
+		if (n > plen && !strcmp(line + n - plen, path) && strstr(line, " 00000000 ")) {
+			base = strtoull(line, NULL, 16);
+			break;
+		}
+	}
+	if (base && sc && sscanf(sc, "%ld %llx", &nr, &addr) == 2)
+		yes = nr == SYS_futex && addr == base + offset;
+	free(maps);
+	free(sc);
+	free(maps_path);
+	free(sc_path);
+	return yes;
+}
+
+unsigned tu_time_factor(void)
+{
+	const char *e = getenv("MMAPQ_TEST_TIME_FACTOR");
+	unsigned long v = e ? strtoul(e, NULL, 10) : 0;
+
+	return v >= 1 && v <= 1000 ? (unsigned)v : 1;
+}

@@ -123,6 +123,17 @@ void tu_dump_queue(const char *path, const char *why);
  * seen by an observer; false at the deadline. */
 bool tu_wait_role(const char *path, pid_t pid, bool producer, int timeout_ms);
 
+/* Is pid asleep in futex() on the word at offset in its mapping of the
+ * queue file at path?  Read from /proc/PID/syscall (the system call and its
+ * first argument) and /proc/PID/maps, never from the scheduler state alone:
+ * "sleeping" says nothing about where. */
+bool tu_in_futex_on(pid_t pid, const char *path, size_t offset);
+
+/* MMAPQ_TEST_TIME_FACTOR (default 1): how much slower than normal this run
+ * may be (sanitizers, valgrind, a loaded machine); bounds on how long
+ * something may take are multiplied by it. */
+unsigned tu_time_factor(void);
+
 /* Exit status helpers for wait statuses. */
 int tu_exit_code(int status); /* exit code, or 128+signal, or -1 */
 
