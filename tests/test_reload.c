@@ -153,71 +153,71 @@ static char *broken_err2(void)
 }
 
 
-static struct kid start_producer(void)
+static struct tp_kid start_producer(void)
 {
-	char **argv = av("mmapq-producer", "--config", cfg, (char *)NULL);
-	struct kid p = spawn(argv, true, false, true);
+	char **argv = tp_av("mmapq-producer", "--config", cfg, (char *)NULL);
+	struct tp_kid p = tp_spawn(argv, true, false, true);
 
-	av_free(argv);
+	tp_av_free(argv);
 	return p;
 }
 
-static struct kid start_consumer(char *const env[], const char *count)
+static struct tp_kid start_consumer(char *const env[], const char *count)
 {
-	char **argv = av("mmapq-consumer", "--config", cfg, count ? "--count" : NULL, count,
+	char **argv = tp_av("mmapq-consumer", "--config", cfg, count ? "--count" : NULL, count,
 	                 (char *)NULL);
-	struct kid c = spawn_env(argv, env, false, true, true);
+	struct tp_kid c = tp_spawn_env(argv, env, false, true, true);
 
-	av_free(argv);
+	tp_av_free(argv);
 	return c;
 }
 
-static void put(struct kid *p, const char *records)
+static void put(struct tp_kid *p, const char *records)
 {
 	CHECK(tu_write_all(p->in, records, strlen(records)) == 0, "write to the producer: %s",
 	      strerror(errno));
 }
 
 /* Both daemons, and record 1 through both: their signal handlers are set. */
-static void start_both(struct kid *p, struct kid *c, char *const env[], const char *count)
+static void start_both(struct tp_kid *p, struct tp_kid *c, char *const env[], const char *count)
 {
 	*c = start_consumer(env, count);
 	*p = start_producer();
 	put(p, "1\n");
-	CHECK(until(c->out, "1\n", DEADLINE_MS),
+	CHECK(tp_until(c->out, "1\n", DEADLINE_MS),
 	      "record 1 did not reach the consumer; consumer stdout '%s' stderr '%s', producer "
-	      "stderr '%s'", str(c->out), str(c->err), str(p->err));
+	      "stderr '%s'", tp_str(c->out), tp_str(c->err), tp_str(p->err));
 }
 
-static void hup(struct kid *k)
+static void hup(struct tp_kid *k)
 {
 	CHECK(kill(k->pid, SIGHUP) == 0, "kill SIGHUP %d: %s", (int)k->pid, strerror(errno));
 }
 
 /* The daemon's stderr shows every line in want[] (NULL-terminated). */
-static void expect_lines(const char *who, struct kid *k, const char *const want[])
+static void expect_lines(const char *who, struct tp_kid *k, const char *const want[])
 {
 	for (int i = 0; want[i]; i++)
-		CHECK(until(k->err, want[i], DEADLINE_MS), "%s: no '%s' on stderr; it says:\n%s", who,
-		      want[i], str(k->err));
+		CHECK(tp_until(k->err, want[i], DEADLINE_MS), "%s: no '%s' on stderr; it says:\n%s", who,
+		      want[i], tp_str(k->err));
 }
 
 /* SIGTERM (consumer) or end of input (producer): exit 0 within the deadline */
-static void finish(struct kid *p, struct kid *c)
+static void finish(struct tp_kid *p, struct tp_kid *c)
 {
 	int code;
 
 	if (c && c->pid > 0) {
 		kill(c->pid, SIGTERM);
-		code = wait_exit(c, DEADLINE_MS);
-		CHECK(code == 0, "consumer exited %d on SIGTERM; stderr:\n%s", code, str(c->err));
-		kid_close(c);
+		code = tp_wait_exit(c, DEADLINE_MS);
+		CHECK(code == 0, "consumer exited %d on SIGTERM; stderr:\n%s", code, tp_str(c->err));
+		tp_kid_close(c);
 	}
 	if (p && p->pid > 0) {
-		close_fd(&p->in);
-		code = wait_exit(p, DEADLINE_MS);
-		CHECK(code == 0, "producer exited %d at end of input; stderr:\n%s", code, str(p->err));
-		kid_close(p);
+		tp_close_fd(&p->in);
+		code = tp_wait_exit(p, DEADLINE_MS);
+		CHECK(code == 0, "producer exited %d at end of input; stderr:\n%s", code, tp_str(p->err));
+		tp_kid_close(p);
 	}
 }
 
@@ -231,7 +231,7 @@ static void test_live(void **state)
 		"reload: [producer] on_full: block -> drop (applied)",
 		NULL,
 	};
-	struct kid p, c;
+	struct tp_kid p, c;
 	struct mmapq_status st;
 	char *recs, *unchanged;
 	int code;
@@ -239,7 +239,7 @@ static void test_live(void **state)
 	(void)state;
 	write_cfg((struct rcfg){0});
 	start_both(&p, &c, NULL, NULL);
-	CHECK(!strstr(str(p.err), "rec/s") && !strstr(str(c.err), "rec/s"),
+	CHECK(!strstr(tp_str(p.err), "rec/s") && !strstr(tp_str(c.err), "rec/s"),
 	      "statistics logged with stats_interval = 0");
 
 	write_cfg((struct rcfg){.level = "debug", .stats = 1, .on_full = "drop"});
@@ -248,33 +248,33 @@ static void test_live(void **state)
 	hup(&c);
 	expect_lines("consumer", &c, want);
 	/* stats_interval applied: each logs a statistics line now */
-	CHECK(until(p.err, " rec/s, dropped 0, bad input 0", DEADLINE_MS),
-	      "producer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", str(p.err));
-	CHECK(until(c.err, "consumed 1, depth 0/1024, ", DEADLINE_MS),
-	      "consumer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", str(c.err));
+	CHECK(tp_until(p.err, " rec/s, dropped 0, bad input 0", DEADLINE_MS),
+	      "producer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", tp_str(p.err));
+	CHECK(tp_until(c.err, "consumed 1, depth 0/1024, ", DEADLINE_MS),
+	      "consumer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", tp_str(c.err));
 	/* nothing changed: said so */
 	unchanged = tu_xasprintf("reload: %s unchanged", cfg);
 	hup(&p);
-	CHECK(until(p.err, unchanged, DEADLINE_MS), "producer: no '%s'; stderr:\n%s", unchanged,
-	      str(p.err));
+	CHECK(tp_until(p.err, unchanged, DEADLINE_MS), "producer: no '%s'; stderr:\n%s", unchanged,
+	      tp_str(p.err));
 
 	/* on_full = drop applied: without a consumer, 1100 records into the 1024
 	 * free slots publish 1024 and drop 76 (block mode would wait instead) */
 	kill(c.pid, SIGTERM);
-	code = wait_exit(&c, DEADLINE_MS);
+	code = tp_wait_exit(&c, DEADLINE_MS);
 	CHECK(code == 0, "consumer exited %d on SIGTERM", code);
-	recs = seq_lines(2, 1101);
+	recs = tp_seq_lines(2, 1101);
 	put(&p, recs);
-	CHECK(until(p.err, "queue full: record dropped (on_full = drop)", DEADLINE_MS),
-	      "producer: nothing dropped after on_full block -> drop; stderr:\n%s", str(p.err));
-	CHECK(until(p.err, "dropped 76, bad input 0", DEADLINE_MS),
-	      "producer: statistics never showed 76 dropped; stderr:\n%s", str(p.err));
+	CHECK(tp_until(p.err, "queue full: record dropped (on_full = drop)", DEADLINE_MS),
+	      "producer: nothing dropped after on_full block -> drop; stderr:\n%s", tp_str(p.err));
+	CHECK(tp_until(p.err, "dropped 76, bad input 0", DEADLINE_MS),
+	      "producer: statistics never showed 76 dropped; stderr:\n%s", tp_str(p.err));
 	st = tu_queue_status(qpath);
 	CHECK(st.tail == 1025 && st.head == 1 && st.producer.dropped == 76,
 	      "tail %" PRIu64 " head %" PRIu64 " dropped %" PRIu64 ", want 1025 1 76", st.tail,
 	      st.head, st.producer.dropped);
 	finish(&p, NULL);
-	kid_close(&c);
+	tp_kid_close(&c);
 	free(recs);
 	free(unchanged);
 }
@@ -288,7 +288,7 @@ static void test_restart_key(void **state)
 	static const char *const want2[] = {
 		"reload: [queue] capacity: 1024 -> 2048 needs a restart, not applied",
 		"reload: [producer] on_full: block -> drop (applied)", NULL};
-	struct kid p, c;
+	struct tp_kid p, c;
 	struct mmapq_status st;
 
 	(void)state;
@@ -300,13 +300,13 @@ static void test_restart_key(void **state)
 	expect_lines("producer", &p, want);
 	hup(&c);
 	expect_lines("consumer", &c, want);
-	CHECK(!strstr(str(p.err), "(applied)") && !strstr(str(c.err), "(applied)"),
-	      "something was applied although only a restart key changed:\n%s\n%s", str(p.err),
-	      str(c.err));
+	CHECK(!strstr(tp_str(p.err), "(applied)") && !strstr(tp_str(c.err), "(applied)"),
+	      "something was applied although only a restart key changed:\n%s\n%s", tp_str(p.err),
+	      tp_str(c.err));
 	/* still working */
 	put(&p, "2 3 4\n");
-	CHECK(until(c.out, "4\n", DEADLINE_MS) && strcmp(str(c.out), "1\n2\n3\n4\n") == 0,
-	      "after the reload the consumer printed '%s', want 1..4", str(c.out));
+	CHECK(tp_until(c.out, "4\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n4\n") == 0,
+	      "after the reload the consumer printed '%s', want 1..4", tp_str(c.out));
 	st = tu_queue_status(qpath);
 	CHECK(st.capacity == 1024, "capacity %" PRIu32 " after the reload, want 1024", st.capacity);
 
@@ -319,8 +319,8 @@ static void test_restart_key(void **state)
 	hup(&c);
 	expect_lines("consumer", &c, want2);
 	put(&p, "5 6\n");
-	CHECK(until(c.out, "6\n", DEADLINE_MS) && strcmp(str(c.out), "1\n2\n3\n4\n5\n6\n") == 0,
-	      "after the second reload the consumer printed '%s', want 1..6", str(c.out));
+	CHECK(tp_until(c.out, "6\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n4\n5\n6\n") == 0,
+	      "after the second reload the consumer printed '%s', want 1..6", tp_str(c.out));
 	finish(&p, &c);
 }
 
@@ -331,7 +331,7 @@ static void test_broken(void **state)
 	char *e1 = broken_err1(), *e2 = broken_err2();
 	char *keep = tu_xasprintf("reload: %s has errors; keeping the running configuration", cfg);
 	const char *const want[] = {e1, e2, keep, NULL};
-	struct kid p, c, c2;
+	struct tp_kid p, c, c2;
 	struct mmapq_status st;
 	char *want_out;
 	int code;
@@ -346,37 +346,37 @@ static void test_broken(void **state)
 	expect_lines("producer", &p, want);
 	hup(&c);
 	expect_lines("consumer", &c, want);
-	CHECK(!strstr(str(p.err), "(applied)") && !strstr(str(c.err), "(applied)"),
-	      "a rejected file applied something:\n%s\n%s", str(p.err), str(c.err));
+	CHECK(!strstr(tp_str(p.err), "(applied)") && !strstr(tp_str(c.err), "(applied)"),
+	      "a rejected file applied something:\n%s\n%s", tp_str(p.err), tp_str(c.err));
 
 	/* records still flow */
 	put(&p, "2 3 4\n");
-	CHECK(until(c.out, "4\n", DEADLINE_MS) && strcmp(str(c.out), "1\n2\n3\n4\n") == 0,
-	      "after the rejected reload the consumer printed '%s', want 1..4", str(c.out));
+	CHECK(tp_until(c.out, "4\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n4\n") == 0,
+	      "after the rejected reload the consumer printed '%s', want 1..4", tp_str(c.out));
 
 	/* the old on_full = block still applies: without a consumer 20 records
 	 * fill the 16 slots and the producer waits, dropping nothing */
 	kill(c.pid, SIGTERM);
-	code = wait_exit(&c, DEADLINE_MS);
+	code = tp_wait_exit(&c, DEADLINE_MS);
 	CHECK(code == 0, "consumer exited %d on SIGTERM", code);
-	want_out = seq_lines(5, 24);
+	want_out = tp_seq_lines(5, 24);
 	put(&p, want_out);
-	CHECK(until(p.err, "depth 16/16", DEADLINE_MS),
-	      "producer: statistics never showed a full queue; stderr:\n%s", str(p.err));
+	CHECK(tp_until(p.err, "depth 16/16", DEADLINE_MS),
+	      "producer: statistics never showed a full queue; stderr:\n%s", tp_str(p.err));
 	st = tu_queue_status(qpath);
-	CHECK(st.producer.dropped == 0 && !strstr(str(p.err), "record dropped"),
+	CHECK(st.producer.dropped == 0 && !strstr(tp_str(p.err), "record dropped"),
 	      "records dropped (%" PRIu64 ") although the running on_full is block; stderr:\n%s",
-	      st.producer.dropped, str(p.err));
+	      st.producer.dropped, tp_str(p.err));
 	/* a new consumer needs a valid file (the producer is not signalled again) */
 	write_cfg((struct rcfg){.capacity = 16, .stats = 1});
 	c2 = start_consumer(NULL, "20");
-	CHECK(until(c2.out, NULL, DEADLINE_MS) && strcmp(str(c2.out), want_out) == 0,
-	      "the next consumer printed '%s', want 5..24; stderr '%s'", str(c2.out), str(c2.err));
-	code = wait_exit(&c2, DEADLINE_MS);
+	CHECK(tp_until(c2.out, NULL, DEADLINE_MS) && strcmp(tp_str(c2.out), want_out) == 0,
+	      "the next consumer printed '%s', want 5..24; stderr '%s'", tp_str(c2.out), tp_str(c2.err));
+	code = tp_wait_exit(&c2, DEADLINE_MS);
 	CHECK(code == 0, "consumer --count 20 exited %d", code);
 	finish(&p, NULL);
-	kid_close(&c);
-	kid_close(&c2);
+	tp_kid_close(&c);
+	tp_kid_close(&c2);
 	free(want_out);
 	free(e1);
 	free(e2);
@@ -386,17 +386,17 @@ static void test_broken(void **state)
 /* ---- output_switch ---- */
 
 /* Drain until t holds a whole line containing needle. */
-static bool until_line(struct out *t, const char *needle, int timeout_ms)
+static bool until_line(struct tp_out *t, const char *needle, int timeout_ms)
 {
 	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
 	const char *at;
 
-	if (!until(t, needle, timeout_ms))
+	if (!tp_until(t, needle, timeout_ms))
 		return false;
 	at = strstr(t->s, needle);
 	while (!strchr(t->s + (at - t->s), '\n')) {
 		size_t off = (size_t)(at - t->s);
-		if (t->eof || !pump(deadline))
+		if (t->eof || !tp_pump(deadline))
 			return false;
 		at = t->s + off; /* the buffer may have moved */
 	}
@@ -432,8 +432,8 @@ static void test_output_switch(void **state)
 	char count[32], mark[32], *phase1, *phase2, *all, *file, *both, *status = strdup("");
 	char *bad_output, *keeping;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct feed f;
-	struct kid p, c;
+	struct tp_feed f;
+	struct tp_kid p, c;
 	bool hup_sent = false;
 	size_t scan = 0, split;
 	uint64_t deadline;
@@ -451,10 +451,10 @@ static void test_output_switch(void **state)
 
 	/* 2..N1 flow; SIGHUP (output -> file) once HUP_AT has been printed */
 	write_cfg((struct rcfg){.output = output});
-	phase1 = seq_lines(2, N1);
-	f = (struct feed){.fd = p.in, .data = phase1, .len = strlen(phase1)};
+	phase1 = tp_seq_lines(2, N1);
+	f = (struct tp_feed){.fd = p.in, .data = phase1, .len = strlen(phase1)};
 	fcntl(p.in, F_SETFL, fcntl(p.in, F_GETFL) | O_NONBLOCK); /* from now on, only feeds */
-	feeding = &f;
+	tp_feeding = &f;
 	deadline = tu_now_ms() + 20000;
 	while (!hup_sent || f.off < f.len) {
 		if (!hup_sent && strstr(c.out->s + scan, mark)) {
@@ -462,14 +462,14 @@ static void test_output_switch(void **state)
 			hup_sent = true;
 		}
 		scan = c.out->len > 16 ? c.out->len - 16 : 0;
-		if (!pump(deadline))
+		if (!tp_pump(deadline))
 			break;
 	}
-	feeding = NULL;
+	tp_feeding = NULL;
 	CHECK(hup_sent && f.off == f.len, "records 2..%d: %zu of %zu bytes written, SIGHUP %s; consumer "
-	      "stderr:\n%s", N1, f.off, f.len, hup_sent ? "sent" : "not sent", str(c.err));
-	CHECK(until(c.err, applied, DEADLINE_MS), "consumer: no '%s'; stderr:\n%s", applied,
-	      str(c.err));
+	      "stderr:\n%s", N1, f.off, f.len, hup_sent ? "sent" : "not sent", tp_str(c.err));
+	CHECK(tp_until(c.err, applied, DEADLINE_MS), "consumer: no '%s'; stderr:\n%s", applied,
+	      tp_str(c.err));
 
 	/* a second switch, to a file that cannot be opened, is refused: the
 	 * consumer keeps writing to (and naming) the file it has open */
@@ -479,31 +479,31 @@ static void test_output_switch(void **state)
 	hup(&c);
 	CHECK(until_line(c.err, "reload: keeping output ", DEADLINE_MS),
 	      "consumer: no 'reload: keeping output' after a switch to '%s'; stderr:\n%s",
-	      bad_output, str(c.err));
-	CHECK(strstr(str(c.err), keeping), "consumer: want '%.*s' (the output still open); "
-	      "stderr:\n%s", (int)strlen(keeping) - 1, keeping, str(c.err));
+	      bad_output, tp_str(c.err));
+	CHECK(strstr(tp_str(c.err), keeping), "consumer: want '%.*s' (the output still open); "
+	      "stderr:\n%s", (int)strlen(keeping) - 1, keeping, tp_str(c.err));
 
 	/* these are written after the switch: they must all go to the file */
-	phase2 = seq_lines(N1 + 1, N1 + N2);
-	f = (struct feed){.fd = p.in, .data = phase2, .len = strlen(phase2)};
-	CHECK(feed_all(&f, DEADLINE_MS), "records %d..%d: %zu of %zu bytes written", N1 + 1, N1 + N2,
+	phase2 = tp_seq_lines(N1 + 1, N1 + N2);
+	f = (struct tp_feed){.fd = p.in, .data = phase2, .len = strlen(phase2)};
+	CHECK(tp_feed_all(&f, DEADLINE_MS), "records %d..%d: %zu of %zu bytes written", N1 + 1, N1 + N2,
 	      f.off, f.len);
-	CHECK(until(c.out, NULL, DEADLINE_MS), "consumer --count %s did not finish", count);
-	code = wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer exited %d; stderr:\n%s", code, str(c.err));
+	CHECK(tp_until(c.out, NULL, DEADLINE_MS), "consumer --count %s did not finish", count);
+	code = tp_wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer exited %d; stderr:\n%s", code, tp_str(c.err));
 
 	file = tu_read_file(outfile, NULL);
 	CHECK(file, "%s: %s", outfile, strerror(errno));
-	all = seq_lines(1, N1 + N2);
-	both = tu_xasprintf("%s%s", str(c.out), file);
+	all = tp_seq_lines(1, N1 + N2);
+	both = tu_xasprintf("%s%s", tp_str(c.out), file);
 	split = c.out->len;
 	CHECK(strcmp(both, all) == 0,
 	      "stdout (%zu bytes, ends '%s') followed by the file (%zu bytes, starts '%.20s') is not "
 	      "1..%d: records lost or doubled across the switch", split,
-	      split > 20 ? str(c.out) + split - 20 : str(c.out), strlen(file), file, N1 + N2);
+	      split > 20 ? tp_str(c.out) + split - 20 : tp_str(c.out), strlen(file), file, N1 + N2);
 	{
-		const char *last = split > 1 ? str(c.out) + split - 2 : str(c.out);
-		while (last > str(c.out) && last[-1] != '\n')
+		const char *last = split > 1 ? tp_str(c.out) + split - 2 : tp_str(c.out);
+		while (last > tp_str(c.out) && last[-1] != '\n')
 			last--;
 		fprintf(stderr, "test_reload: output switched after record %ld of %d\n",
 		        split ? strtol(last, NULL, 10) : 0L, N1 + N2);
@@ -534,7 +534,7 @@ static void test_output_switch(void **state)
 		free(want);
 	}
 	finish(&p, NULL);
-	kid_close(&c);
+	tp_kid_close(&c);
 	close(nfd);
 	free(status);
 	free(both);
@@ -566,25 +566,25 @@ static void test_check_config(void **state)
 		else
 			write_broken(1024);
 		for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-			char **argv = av(progs[i], "--config", cfg, "--check-config", (char *)NULL);
-			struct kid k = spawn(argv, false, true, true);
+			char **argv = tp_av(progs[i], "--config", cfg, "--check-config", (char *)NULL);
+			struct tp_kid k = tp_spawn(argv, false, true, true);
 			int code;
 
-			av_free(argv);
-			CHECK(until(k.out, NULL, DEADLINE_MS) && until(k.err, NULL, DEADLINE_MS),
+			tp_av_free(argv);
+			CHECK(tp_until(k.out, NULL, DEADLINE_MS) && tp_until(k.err, NULL, DEADLINE_MS),
 			      "%s --check-config: output did not end", progs[i]);
-			code = wait_exit(&k, DEADLINE_MS);
+			code = tp_wait_exit(&k, DEADLINE_MS);
 			if (good)
-				CHECK(code == 0 && strcmp(str(k.out), ok) == 0 && !*str(k.err),
+				CHECK(code == 0 && strcmp(tp_str(k.out), ok) == 0 && !*tp_str(k.err),
 				      "%s --check-config on a good file: exit %d, stdout '%s', stderr '%s'",
-				      progs[i], code, str(k.out), str(k.err));
+				      progs[i], code, tp_str(k.out), tp_str(k.err));
 			else
-				CHECK(code == 78 && strstr(str(k.err), e1) && strstr(str(k.err), e2) &&
-				      !*str(k.out),
+				CHECK(code == 78 && strstr(tp_str(k.err), e1) && strstr(tp_str(k.err), e2) &&
+				      !*tp_str(k.out),
 				      "%s --check-config on the broken file: exit %d (want 78), stdout '%s', "
 				      "stderr '%s' (want '%s...' and '%s...')",
-				      progs[i], code, str(k.out), str(k.err), e1, e2);
-			kid_close(&k);
+				      progs[i], code, tp_str(k.out), tp_str(k.err), e1, e2);
+			tp_kid_close(&k);
 		}
 	}
 	free(e1);

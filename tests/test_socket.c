@@ -141,24 +141,24 @@ static char *write_cfg(const char *name, struct cfgopt o)
 }
 
 /* The producer, its stderr piped; returns once it listens (or generates). */
-static struct kid start_producer(const char *cfg)
+static struct tp_kid start_producer(const char *cfg)
 {
-	char **argv = av("mmapq-producer", "--config", cfg, (char *)NULL);
-	struct kid p = spawn(argv, false, false, true);
+	char **argv = tp_av("mmapq-producer", "--config", cfg, (char *)NULL);
+	struct tp_kid p = tp_spawn(argv, false, false, true);
 
-	av_free(argv);
-	CHECK(until(p.err, "as producer", DEADLINE_MS),
-	      "producer did not report being attached; stderr: '%s'", str(p.err));
+	tp_av_free(argv);
+	CHECK(tp_until(p.err, "as producer", DEADLINE_MS),
+	      "producer did not report being attached; stderr: '%s'", tp_str(p.err));
 	return p;
 }
 
 /* SIGTERM; exit code within the deadline */
-static int stop(struct kid *k)
+static int stop(struct tp_kid *k)
 {
 	kill(k->pid, SIGTERM);
 	if (k->err)
-		until(k->err, NULL, DEADLINE_MS);
-	return wait_exit(k, DEADLINE_MS);
+		tp_until(k->err, NULL, DEADLINE_MS);
+	return tp_wait_exit(k, DEADLINE_MS);
 }
 
 
@@ -177,60 +177,60 @@ static void res_free(struct res *r)
  * stream meanwhile. */
 static struct res run(char **argv, const char *in, size_t in_len, int timeout_ms)
 {
-	struct kid k = spawn(argv, true, true, true);
+	struct tp_kid k = tp_spawn(argv, true, true, true);
 	struct res r = {.code = -1};
-	struct feed f = {.fd = k.in, .data = in, .len = in ? in_len : 0};
+	struct tp_feed f = {.fd = k.in, .data = in, .len = in ? in_len : 0};
 
-	if (f.len && !feed_all(&f, timeout_ms))
+	if (f.len && !tp_feed_all(&f, timeout_ms))
 		fprintf(stderr, "test_socket: %s: stdin not written completely (%zu of %zu bytes: %s)\n",
 		        argv[0], f.off, f.len, f.err ? strerror(f.err) : "timeout");
-	close_fd(&k.in);
-	if (!until(k.out, NULL, timeout_ms) || !until(k.err, NULL, timeout_ms))
+	tp_close_fd(&k.in);
+	if (!tp_until(k.out, NULL, timeout_ms) || !tp_until(k.err, NULL, timeout_ms))
 		fprintf(stderr, "test_socket: %s: output did not end in time\n", argv[0]);
-	r.code = wait_exit(&k, timeout_ms);
-	r.out = strdup(str(k.out));
-	r.err = strdup(str(k.err));
-	kid_close(&k);
+	r.code = tp_wait_exit(&k, timeout_ms);
+	r.out = strdup(tp_str(k.out));
+	r.err = strdup(tp_str(k.err));
+	tp_kid_close(&k);
 	return r;
 }
 
 static struct res ctl(const char *cfg, const char *cmd, const char *x1, const char *x2)
 {
-	char **argv = av("mmapqctl", "--config", cfg, cmd, x1, x2, (char *)NULL);
+	char **argv = tp_av("mmapqctl", "--config", cfg, cmd, x1, x2, (char *)NULL);
 	struct res r = run(argv, NULL, 0, DEADLINE_MS);
 
-	av_free(argv);
+	tp_av_free(argv);
 	return r;
 }
 
 /* A consumer --count n writing to its stdout (piped, drained) */
-static struct kid start_consumer(const char *cfg, long n)
+static struct tp_kid start_consumer(const char *cfg, long n)
 {
 	char count[32];
 	char **argv;
-	struct kid c;
+	struct tp_kid c;
 
 	snprintf(count, sizeof(count), "%ld", n);
-	argv = av("mmapq-consumer", "--config", cfg, "--count", count, (char *)NULL);
-	c = spawn(argv, false, true, true);
-	av_free(argv);
+	argv = tp_av("mmapq-consumer", "--config", cfg, "--count", count, (char *)NULL);
+	c = tp_spawn(argv, false, true, true);
+	tp_av_free(argv);
 	return c;
 }
 
 /* Run consumer --count n to the end; returns its stdout (malloc'd). */
 static char *consume(const char *cfg, long n)
 {
-	struct kid c = start_consumer(cfg, n);
+	struct tp_kid c = start_consumer(cfg, n);
 	char *s;
 	int code;
 
-	CHECK(until(c.out, NULL, DEADLINE_MS), "consumer --count %ld: no end of output, got '%s'", n,
-	      str(c.out));
-	until(c.err, NULL, DEADLINE_MS);
-	code = wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer --count %ld exited %d; stderr: %s", n, code, str(c.err));
-	s = strdup(str(c.out));
-	kid_close(&c);
+	CHECK(tp_until(c.out, NULL, DEADLINE_MS), "consumer --count %ld: no end of output, got '%s'", n,
+	      tp_str(c.out));
+	tp_until(c.err, NULL, DEADLINE_MS);
+	code = tp_wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer --count %ld exited %d; stderr: %s", n, code, tp_str(c.err));
+	s = strdup(tp_str(c.out));
+	tp_kid_close(&c);
 	return s;
 }
 
@@ -251,16 +251,16 @@ static bool file_exists(const char *p)
 static void test_send_args(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
-	struct kid p = start_producer(cfg);
+	struct tp_kid p = start_producer(cfg);
 	struct res r;
 	char *out;
 	int code;
 
 	(void)state;
 	{
-		char **argv = av("mmapqctl", "--config", cfg, "send", "1", "2", "3", (char *)NULL);
+		char **argv = tp_av("mmapqctl", "--config", cfg, "send", "1", "2", "3", (char *)NULL);
 		r = run(argv, NULL, 0, DEADLINE_MS);
-		av_free(argv);
+		tp_av_free(argv);
 	}
 	CHECK(r.code == 0, "send 1 2 3 exited %d; stdout '%s' stderr '%s'", r.code, r.out, r.err);
 	CHECK(strcmp(r.out, "published 3, last seq 2\n") == 0 && !*r.err,
@@ -271,17 +271,17 @@ static void test_send_args(void **state)
 	free(out);
 	/* an empty send is acknowledged too */
 	{
-		char **argv = av("mmapqctl", "--config", cfg, "send", (char *)NULL);
+		char **argv = tp_av("mmapqctl", "--config", cfg, "send", (char *)NULL);
 		r = run(argv, "", 0, DEADLINE_MS);
-		av_free(argv);
+		tp_av_free(argv);
 	}
 	CHECK(r.code == 0 && strcmp(r.out, "published 0, last seq -\n") == 0,
 	      "empty send: exit %d, stdout '%s', stderr '%s'", r.code, r.out, r.err);
 	res_free(&r);
 	code = stop(&p);
-	CHECK(code == 0, "producer exited %d on SIGTERM; stderr: %s", code, str(p.err));
+	CHECK(code == 0, "producer exited %d on SIGTERM; stderr: %s", code, tp_str(p.err));
 	CHECK(!file_exists(sock), "%s still exists after the producer exited", sock);
-	kid_close(&p);
+	tp_kid_close(&p);
 	free(cfg);
 }
 
@@ -292,9 +292,9 @@ static void test_send_stdin(void **state)
 	char *outfile = tu_path(dir, "out");
 	char *o = tu_xasprintf("file:%s", outfile);
 	char *cfg = write_cfg("c.ini", (struct cfgopt){.output = o});
-	char *data = seq_lines(1, 50000), *file;
-	char **argv = av("mmapqctl", "--config", cfg, "send", (char *)NULL);
-	struct kid p = start_producer(cfg), c;
+	char *data = tp_seq_lines(1, 50000), *file;
+	char **argv = tp_av("mmapqctl", "--config", cfg, "send", (char *)NULL);
+	struct tp_kid p = start_producer(cfg), c;
 	struct res r;
 	int code;
 
@@ -306,18 +306,18 @@ static void test_send_stdin(void **state)
 	      "send of 50000 records on stdin: exit %d, stdout '%s', stderr '%s'", r.code, r.out,
 	      r.err);
 	res_free(&r);
-	until(c.err, NULL, DEADLINE_MS);
-	code = wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer exited %d; stderr %s", code, str(c.err));
+	tp_until(c.err, NULL, DEADLINE_MS);
+	code = tp_wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer exited %d; stderr %s", code, tp_str(c.err));
 	file = tu_read_file(outfile, NULL);
 	CHECK(file && strcmp(file, data) == 0, "%s does not hold 1..50000 in order (%zu bytes, want %zu)",
 	      outfile, file ? strlen(file) : 0, strlen(data));
 	free(file);
 	code = stop(&p);
 	CHECK(code == 0, "producer exited %d", code);
-	kid_close(&p);
-	kid_close(&c);
-	av_free(argv);
+	tp_kid_close(&p);
+	tp_kid_close(&c);
+	tp_av_free(argv);
 	free(data);
 	free(cfg);
 	free(o);
@@ -334,7 +334,7 @@ static void test_four_clients(void **state)
 	char *outfile = tu_path(dir, "out");
 	char *o = tu_xasprintf("file:%s", outfile);
 	char *cfg = write_cfg("c.ini", (struct cfgopt){.output = o});
-	struct kid p = start_producer(cfg), c, cl[NCLIENTS];
+	struct tp_kid p = start_producer(cfg), c, cl[NCLIENTS];
 	char **argv[NCLIENTS], *file, *line, *save = NULL;
 	long next[NCLIENTS] = {0}, total = 0;
 	char count[32];
@@ -343,9 +343,9 @@ static void test_four_clients(void **state)
 	(void)state;
 	snprintf(count, sizeof(count), "%d", NCLIENTS * PER_CLIENT);
 	{
-		char **cargv = av("mmapq-consumer", "--config", cfg, "--count", count, (char *)NULL);
-		c = spawn(cargv, false, false, true);
-		av_free(cargv);
+		char **cargv = tp_av("mmapq-consumer", "--config", cfg, "--count", count, (char *)NULL);
+		c = tp_spawn(cargv, false, false, true);
+		tp_av_free(cargv);
 	}
 	/* client k sends k*1000000 + i, i = 0..19999, as arguments */
 	for (int k = 0; k < NCLIENTS; k++) {
@@ -360,21 +360,21 @@ static void test_four_clients(void **state)
 			argv[k][4 + i] = tu_xasprintf("%ld", (long)k * 1000000 + i);
 	}
 	for (int k = 0; k < NCLIENTS; k++)
-		cl[k] = spawn(argv[k], false, true, true);
+		cl[k] = tp_spawn(argv[k], false, true, true);
 	for (int k = 0; k < NCLIENTS; k++) {
 		char want[64];
-		CHECK(until(cl[k].out, NULL, 30000) && until(cl[k].err, NULL, DEADLINE_MS),
-		      "client %d: output did not end; stdout '%s' stderr '%s'", k, str(cl[k].out),
-		      str(cl[k].err));
-		code = wait_exit(&cl[k], DEADLINE_MS);
+		CHECK(tp_until(cl[k].out, NULL, 30000) && tp_until(cl[k].err, NULL, DEADLINE_MS),
+		      "client %d: output did not end; stdout '%s' stderr '%s'", k, tp_str(cl[k].out),
+		      tp_str(cl[k].err));
+		code = tp_wait_exit(&cl[k], DEADLINE_MS);
 		snprintf(want, sizeof(want), "published %d, last seq ", PER_CLIENT);
-		CHECK(code == 0 && strncmp(str(cl[k].out), want, strlen(want)) == 0,
-		      "client %d: exit %d, stdout '%s', stderr '%s'", k, code, str(cl[k].out),
-		      str(cl[k].err));
+		CHECK(code == 0 && strncmp(tp_str(cl[k].out), want, strlen(want)) == 0,
+		      "client %d: exit %d, stdout '%s', stderr '%s'", k, code, tp_str(cl[k].out),
+		      tp_str(cl[k].err));
 	}
-	until(c.err, NULL, 30000);
-	code = wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer --count %s exited %d; stderr %s", count, code, str(c.err));
+	tp_until(c.err, NULL, 30000);
+	code = tp_wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer --count %s exited %d; stderr %s", count, code, tp_str(c.err));
 	file = tu_read_file(outfile, NULL);
 	CHECK(file, "%s: %s", outfile, strerror(errno));
 	for (line = strtok_r(file, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -392,14 +392,14 @@ static void test_four_clients(void **state)
 	code = stop(&p);
 	CHECK(code == 0, "producer exited %d", code);
 	for (int k = 0; k < NCLIENTS; k++) {
-		kid_close(&cl[k]);
+		tp_kid_close(&cl[k]);
 		free(argv[k][0]);
 		for (int i = 0; i < PER_CLIENT; i++)
 			free(argv[k][4 + i]);
 		free(argv[k]);
 	}
-	kid_close(&c);
-	kid_close(&p);
+	tp_kid_close(&c);
+	tp_kid_close(&p);
 	free(cfg);
 	free(o);
 	free(outfile);
@@ -426,8 +426,8 @@ static int count_lines_with(const char *s, const char *needle)
 static void test_rejected(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
-	struct kid p = start_producer(cfg);
-	char **argv = av("mmapqctl", "--config", cfg, "send", "1", "x", "2", "99999999999999999999",
+	struct tp_kid p = start_producer(cfg);
+	char **argv = tp_av("mmapqctl", "--config", cfg, "send", "1", "x", "2", "99999999999999999999",
 	                 (char *)NULL);
 	struct res r = run(argv, NULL, 0, DEADLINE_MS);
 	struct mmapq_status st;
@@ -450,8 +450,8 @@ static void test_rejected(void **state)
 	free(out);
 	res_free(&r);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
-	kid_close(&p);
-	av_free(argv);
+	tp_kid_close(&p);
+	tp_av_free(argv);
 	free(cfg);
 }
 
@@ -467,12 +467,12 @@ static void test_many_rejected(void **state)
 {
 	enum { NBAD = 200000 };
 	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
-	struct kid p = start_producer(cfg), c, s;
+	struct tp_kid p = start_producer(cfg), c, s;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t len = 2 + 2 * (size_t)NBAD + 2;
 	char *data = malloc(len + 1), want[128];
-	struct out *reply;
-	struct feed f;
+	struct tp_out *reply;
+	struct tp_feed f;
 	int fd, nerr;
 
 	(void)state;
@@ -493,41 +493,41 @@ static void test_many_rejected(void **state)
 	strcpy(sa.sun_path, sock);
 	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s: %s", sock,
 	      strerror(errno));
-	reply = out_new(dup(fd)); /* drained by feed_all while it writes */
-	f = (struct feed){.fd = fd, .data = data, .len = len};
-	CHECK(feed_all(&f, 20000), "could not send %zu bytes (%zu sent): %s; replies so far %zu bytes",
+	reply = tp_out_new(dup(fd)); /* drained by feed_all while it writes */
+	f = (struct tp_feed){.fd = fd, .data = data, .len = len};
+	CHECK(tp_feed_all(&f, 20000), "could not send %zu bytes (%zu sent): %s; replies so far %zu bytes",
 	      len, f.off, f.err ? strerror(f.err) : "timeout", reply->len);
 	shutdown(fd, SHUT_WR);
-	CHECK(until(reply, NULL, DEADLINE_MS), "the producer did not close the connection");
-	nerr = count_lines_with(str(reply), "ERR ");
+	CHECK(tp_until(reply, NULL, DEADLINE_MS), "the producer did not close the connection");
+	nerr = count_lines_with(tp_str(reply), "ERR ");
 	snprintf(want, sizeof(want), "OK published=2 dropped=0 rejected=%d last_seq=1\n", NBAD);
-	CHECK(nerr == NBAD && strstr(str(reply), want) &&
-	      strstr(str(reply), "ERR 200001:1: not a decimal integer: 'x'\n"),
+	CHECK(nerr == NBAD && strstr(tp_str(reply), want) &&
+	      strstr(tp_str(reply), "ERR 200001:1: not a decimal integer: 'x'\n"),
 	      "want %d ERR lines up to line 200001 and '%.*s'; the reply has %d ERR lines (%zu bytes)"
 	      " and ends with '%s'", NBAD, (int)strlen(want) - 1, want, nerr, reply->len,
 	      reply->len > 120 ? reply->s + reply->len - 120 : reply->s);
-	CHECK(until(c.out, NULL, DEADLINE_MS) && strcmp(str(c.out), "1\n2\n") == 0,
-	      "consumer printed '%s', want 1 2", str(c.out));
-	CHECK(wait_exit(&c, DEADLINE_MS) == 0, "consumer failed");
-	out_free(reply);
+	CHECK(tp_until(c.out, NULL, DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n") == 0,
+	      "consumer printed '%s', want 1 2", tp_str(c.out));
+	CHECK(tp_wait_exit(&c, DEADLINE_MS) == 0, "consumer failed");
+	tp_out_free(reply);
 	close(fd);
-	kid_close(&c);
+	tp_kid_close(&c);
 
 	/* mmapqctl send: every rejected record reported on its stderr */
-	char **argv = av("mmapqctl", "--config", cfg, "send", (char *)NULL);
-	s = spawn(argv, true, true, true);
-	av_free(argv);
-	f = (struct feed){.fd = s.in, .data = data, .len = len};
-	CHECK(feed_all(&f, 20000), "could not feed mmapqctl send");
-	close_fd(&s.in);
-	CHECK(until(s.err, NULL, DEADLINE_MS) && until(s.out, NULL, DEADLINE_MS), "send did not end");
-	CHECK(wait_exit(&s, DEADLINE_MS) == 65, "send of rejected records: want exit 65");
-	nerr = count_lines_with(str(s.err), ": rejected: ");
-	CHECK(nerr == NBAD && strcmp(str(s.out), "published 2, last seq 3, rejected 200000, dropped 0\n") == 0,
-	      "send reported %d rejected records (want %d), stdout '%s'", nerr, NBAD, str(s.out));
-	kid_close(&s);
+	char **argv = tp_av("mmapqctl", "--config", cfg, "send", (char *)NULL);
+	s = tp_spawn(argv, true, true, true);
+	tp_av_free(argv);
+	f = (struct tp_feed){.fd = s.in, .data = data, .len = len};
+	CHECK(tp_feed_all(&f, 20000), "could not feed mmapqctl send");
+	tp_close_fd(&s.in);
+	CHECK(tp_until(s.err, NULL, DEADLINE_MS) && tp_until(s.out, NULL, DEADLINE_MS), "send did not end");
+	CHECK(tp_wait_exit(&s, DEADLINE_MS) == 65, "send of rejected records: want exit 65");
+	nerr = count_lines_with(tp_str(s.err), ": rejected: ");
+	CHECK(nerr == NBAD && strcmp(tp_str(s.out), "published 2, last seq 3, rejected 200000, dropped 0\n") == 0,
+	      "send reported %d rejected records (want %d), stdout '%s'", nerr, NBAD, tp_str(s.out));
+	tp_kid_close(&s);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
-	kid_close(&p);
+	tp_kid_close(&p);
 	free(data);
 	free(cfg);
 }
@@ -539,7 +539,7 @@ static void test_no_producer(void **state)
 	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct res r;
-	struct kid p;
+	struct tp_kid p;
 	char *text;
 	int fd, code;
 
@@ -553,10 +553,10 @@ static void test_no_producer(void **state)
 	res_free(&r);
 	/* --socket overrides the configuration, needs none */
 	{
-		char **argv = av("mmapqctl", "--config", "/nonexistent/x.ini", "send", "--socket", sock,
+		char **argv = tp_av("mmapqctl", "--config", "/nonexistent/x.ini", "send", "--socket", sock,
 		                 "1", (char *)NULL);
 		r = run(argv, NULL, 0, DEADLINE_MS);
-		av_free(argv);
+		tp_av_free(argv);
 	}
 	CHECK(r.code == 69 && strstr(r.err, "cannot connect to the producer"),
 	      "send --socket without a socket file: exit %d, stderr '%s'", r.code, r.err);
@@ -585,14 +585,14 @@ static void test_no_producer(void **state)
 	code = stop(&p);
 	CHECK(code == 0, "producer exited %d", code);
 	CHECK(!file_exists(sock), "%s left behind", sock);
-	kid_close(&p);
+	tp_kid_close(&p);
 
 	/* anything else at the path is not the producer's to remove */
 	CHECK(tu_write_file(sock, "keep me\n", 8) == 0, "write %s", sock);
 	{
-		char **argv = av("mmapq-producer", "--config", cfg, (char *)NULL);
+		char **argv = tp_av("mmapq-producer", "--config", cfg, (char *)NULL);
 		r = run(argv, NULL, 0, DEADLINE_MS);
-		av_free(argv);
+		tp_av_free(argv);
 	}
 	CHECK(r.code == 73 && strstr(r.err, "cannot listen"),
 	      "producer with a regular file at the socket path: exit %d (want 73), stderr '%s'",
@@ -609,8 +609,8 @@ static void test_no_producer(void **state)
 static void test_drop_full(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){.capacity = 2, .on_full = "drop"});
-	struct kid p = start_producer(cfg);
-	char **argv = av("mmapqctl", "--config", cfg, "send", "1", "2", "3", "4", "5", "6", "7", "8",
+	struct tp_kid p = start_producer(cfg);
+	char **argv = tp_av("mmapqctl", "--config", cfg, "send", "1", "2", "3", "4", "5", "6", "7", "8",
 	                 "9", "10", (char *)NULL);
 	struct res r = run(argv, NULL, 0, DEADLINE_MS);
 	struct mmapq_status st;
@@ -633,8 +633,8 @@ static void test_drop_full(void **state)
 	CHECK(st.tail == 2 && st.producer.dropped == 8, "tail %" PRIu64 " dropped %" PRIu64, st.tail,
 	      st.producer.dropped);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
-	kid_close(&p);
-	av_free(argv);
+	tp_kid_close(&p);
+	tp_av_free(argv);
 	free(cfg);
 }
 
@@ -642,45 +642,45 @@ static void test_drop_full(void **state)
 
 /* Capacity 2, block, stats every second: the producer's "depth 2/2" line
  * says it has filled the queue and waits for room. */
-static void start_blocked_send(const char *cfg, struct kid *p, struct kid *s)
+static void start_blocked_send(const char *cfg, struct tp_kid *p, struct tp_kid *s)
 {
-	char **argv = av("mmapqctl", "--config", cfg, "send", "1", "2", "3", "4", "5", "6", "7", "8",
+	char **argv = tp_av("mmapqctl", "--config", cfg, "send", "1", "2", "3", "4", "5", "6", "7", "8",
 	                 "9", "10", (char *)NULL);
 
 	*p = start_producer(cfg);
-	*s = spawn(argv, false, true, true);
-	av_free(argv);
-	CHECK(until(p->err, "depth 2/2", DEADLINE_MS),
-	      "the producer did not report a full queue; stderr: '%s'", str(p->err));
+	*s = tp_spawn(argv, false, true, true);
+	tp_av_free(argv);
+	CHECK(tp_until(p->err, "depth 2/2", DEADLINE_MS),
+	      "the producer did not report a full queue; stderr: '%s'", tp_str(p->err));
 	CHECK(is_alive(s->pid) && !s->out->eof,
-	      "send returned while the queue is full (block): stdout '%s' stderr '%s'", str(s->out),
-	      str(s->err));
+	      "send returned while the queue is full (block): stdout '%s' stderr '%s'", tp_str(s->out),
+	      tp_str(s->err));
 }
 
 static void test_block_full(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){.capacity = 2, .stats = 1});
-	struct kid p, s, c;
-	char *want = seq_lines(1, 10);
+	struct tp_kid p, s, c;
+	char *want = tp_seq_lines(1, 10);
 	int code;
 
 	(void)state;
 	start_blocked_send(cfg, &p, &s);
 	/* a consumer makes room: the send completes */
 	c = start_consumer(cfg, 10);
-	CHECK(until(s.out, NULL, DEADLINE_MS) && until(s.err, NULL, DEADLINE_MS),
-	      "send did not finish once a consumer ran; stdout '%s'", str(s.out));
-	code = wait_exit(&s, DEADLINE_MS);
-	CHECK(code == 0 && strcmp(str(s.out), "published 10, last seq 9\n") == 0,
-	      "send exited %d, stdout '%s', stderr '%s'", code, str(s.out), str(s.err));
-	CHECK(until(c.out, NULL, DEADLINE_MS) && strcmp(str(c.out), want) == 0,
-	      "consumer printed '%s', want 1..10", str(c.out));
-	code = wait_exit(&c, DEADLINE_MS);
+	CHECK(tp_until(s.out, NULL, DEADLINE_MS) && tp_until(s.err, NULL, DEADLINE_MS),
+	      "send did not finish once a consumer ran; stdout '%s'", tp_str(s.out));
+	code = tp_wait_exit(&s, DEADLINE_MS);
+	CHECK(code == 0 && strcmp(tp_str(s.out), "published 10, last seq 9\n") == 0,
+	      "send exited %d, stdout '%s', stderr '%s'", code, tp_str(s.out), tp_str(s.err));
+	CHECK(tp_until(c.out, NULL, DEADLINE_MS) && strcmp(tp_str(c.out), want) == 0,
+	      "consumer printed '%s', want 1..10", tp_str(c.out));
+	code = tp_wait_exit(&c, DEADLINE_MS);
 	CHECK(code == 0, "consumer exited %d", code);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
-	kid_close(&p);
-	kid_close(&s);
-	kid_close(&c);
+	tp_kid_close(&p);
+	tp_kid_close(&s);
+	tp_kid_close(&c);
 	free(want);
 	free(cfg);
 }
@@ -690,7 +690,7 @@ static void test_block_full(void **state)
 static void test_sigterm_blocked(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){.capacity = 2, .stats = 1});
-	struct kid p, s;
+	struct tp_kid p, s;
 	struct mmapq_status st;
 	unsigned long long n = 0;
 	const char *failline;
@@ -700,30 +700,30 @@ static void test_sigterm_blocked(void **state)
 	(void)state;
 	start_blocked_send(cfg, &p, &s);
 	kill(p.pid, SIGTERM);
-	code = wait_exit(&p, DEADLINE_MS);
+	code = tp_wait_exit(&p, DEADLINE_MS);
 	CHECK(code == 0, "producer blocked on a full queue: SIGTERM -> exit %d; stderr '%s'", code,
-	      str(p.err));
+	      tp_str(p.err));
 	CHECK(!file_exists(sock), "%s left behind by the producer", sock);
-	CHECK(until(s.out, NULL, DEADLINE_MS) && until(s.err, NULL, DEADLINE_MS),
+	CHECK(tp_until(s.out, NULL, DEADLINE_MS) && tp_until(s.err, NULL, DEADLINE_MS),
 	      "send did not end after the producer stopped");
-	code = wait_exit(&s, DEADLINE_MS);
-	failline = strstr(str(s.err), "the producer gave up on this connection: stopping published=");
+	code = tp_wait_exit(&s, DEADLINE_MS);
+	failline = strstr(tp_str(s.err), "the producer gave up on this connection: stopping published=");
 	CHECK(code == 74 && failline &&
 	      sscanf(failline, "the producer gave up on this connection: stopping published=%llu", &n) == 1 &&
-	      strstr(str(s.err), " records published (last seq ") && !strstr(str(s.err), "OK ") &&
-	      !*str(s.out),
+	      strstr(tp_str(s.err), " records published (last seq ") && !strstr(tp_str(s.err), "OK ") &&
+	      !*tp_str(s.out),
 	      "send: exit %d (want 74), stdout '%s', stderr '%s' (want a FAIL stopping line, no OK)",
-	      code, str(s.out), str(s.err));
+	      code, tp_str(s.out), tp_str(s.err));
 	st = tu_queue_status(qpath);
 	CHECK(n >= 2 && st.tail == n && st.head == 0,
 	      "FAIL said published=%llu; queue tail %" PRIu64 " head %" PRIu64, n, st.tail, st.head);
 	out = consume(cfg, (long)n);
-	want = seq_lines(1, (long)n);
+	want = tp_seq_lines(1, (long)n);
 	CHECK(strcmp(out, want) == 0, "the %llu published records are '%s', want '%s'", n, out, want);
 	free(out);
 	free(want);
-	kid_close(&p);
-	kid_close(&s);
+	tp_kid_close(&p);
+	tp_kid_close(&s);
 	free(cfg);
 }
 
@@ -732,7 +732,7 @@ static void test_sigterm_blocked(void **state)
 static void test_stale_after_kill(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
-	struct kid p = start_producer(cfg);
+	struct tp_kid p = start_producer(cfg);
 	struct res r;
 	char *out;
 
@@ -742,7 +742,7 @@ static void test_stale_after_kill(void **state)
 	res_free(&r);
 	tu_kill(p.pid);
 	tu_untrack(p.pid);
-	kid_close(&p);
+	tp_kid_close(&p);
 	CHECK(file_is_socket(sock), "no socket file left by the SIGKILLed producer");
 	r = ctl(cfg, "send", "2", NULL);
 	CHECK(r.code == 69 && strstr(r.err, "cannot connect to the producer"),
@@ -754,9 +754,9 @@ static void test_stale_after_kill(void **state)
 	CHECK(r.code == 0 && strcmp(r.out, "published 1, last seq 1\n") == 0,
 	      "send to the next producer: exit %d, stdout '%s', stderr '%s'", r.code, r.out, r.err);
 	res_free(&r);
-	CHECK(stop(&p) == 0, "producer did not exit 0; stderr %s", str(p.err));
+	CHECK(stop(&p) == 0, "producer did not exit 0; stderr %s", tp_str(p.err));
 	CHECK(!file_exists(sock), "%s left behind", sock);
-	kid_close(&p);
+	tp_kid_close(&p);
 	out = consume(cfg, 2);
 	CHECK(strcmp(out, "1\n3\n") == 0, "consumer printed '%s', want 1 3", out);
 	free(out);
@@ -788,7 +788,7 @@ static void test_generate(void **state)
 {
 	enum { FIRST = 10000, KILLS = 5, STEP = 6000, TOTAL = FIRST + KILLS * STEP + 6000 };
 	char *cfg = write_cfg("c.ini", (struct cfgopt){.input = "generate", .capacity = 64});
-	struct kid p = start_producer(cfg), c;
+	struct tp_kid p = start_producer(cfg), c;
 	struct mmapq_status st;
 	struct res r;
 	long bad;
@@ -807,23 +807,23 @@ static void test_generate(void **state)
 	for (int k = 1; k <= KILLS; k++) {
 		char mark[32];
 		snprintf(mark, sizeof(mark), "\n%d\n", FIRST + k * STEP);
-		CHECK(until(c.out, mark, DEADLINE_MS), "kill %d: consumer did not reach %d", k,
+		CHECK(tp_until(c.out, mark, DEADLINE_MS), "kill %d: consumer did not reach %d", k,
 		      FIRST + k * STEP);
 		tu_kill(p.pid);
 		tu_untrack(p.pid);
-		kid_close(&p);
+		tp_kid_close(&p);
 		p = start_producer(cfg);
 	}
-	CHECK(until(c.out, NULL, DEADLINE_MS), "consumer output did not end");
-	code = wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer exited %d; stderr %s", code, str(c.err));
-	CHECK(consecutive(str(c.out), FIRST, TOTAL - 1, &bad),
+	CHECK(tp_until(c.out, NULL, DEADLINE_MS), "consumer output did not end");
+	code = tp_wait_exit(&c, DEADLINE_MS);
+	CHECK(code == 0, "consumer exited %d; stderr %s", code, tp_str(c.err));
+	CHECK(consecutive(tp_str(c.out), FIRST, TOTAL - 1, &bad),
 	      "after %d SIGKILLs and restarts the values are not %d..%d: gap or repeat where %ld was "
 	      "due", KILLS, FIRST, TOTAL - 1, bad);
-	kid_close(&c);
+	tp_kid_close(&c);
 	code = stop(&p);
 	CHECK(code == 0, "producer exited %d on SIGTERM", code);
-	kid_close(&p);
+	tp_kid_close(&p);
 
 	/* what is left in the queue: value == sequence number, from the head on */
 	st = tu_queue_status(qpath);
@@ -849,7 +849,7 @@ static void test_generate_rate(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){.input = "generate", .capacity = 64,
 	                                               .rate = 200});
-	struct kid p = start_producer(cfg);
+	struct tp_kid p = start_producer(cfg);
 	char *out;
 	long bad;
 	int code;
@@ -862,7 +862,7 @@ static void test_generate_rate(void **state)
 	free(out);
 	code = stop(&p);
 	CHECK(code == 0, "producer exited %d", code);
-	kid_close(&p);
+	tp_kid_close(&p);
 	free(cfg);
 }
 
@@ -883,12 +883,12 @@ static void connect_clients(int *fds, int n)
 }
 
 /* Until the producer's stderr has n lines containing needle. */
-static bool until_count(struct out *o, const char *needle, int n, int timeout_ms)
+static bool until_count(struct tp_out *o, const char *needle, int n, int timeout_ms)
 {
 	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
 
-	while (count_lines_with(str(o), needle) < n)
-		if (!pump(deadline))
+	while (count_lines_with(tp_str(o), needle) < n)
+		if (!tp_pump(deadline))
 			return false;
 	return true;
 }
@@ -901,13 +901,13 @@ static bool until_count(struct out *o, const char *needle, int n, int timeout_ms
 static void test_idle_clients(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
-	struct kid p = start_producer(cfg);
+	struct tp_kid p = start_producer(cfg);
 	int fds[64], failed = 0;
 	struct res r;
 
 	(void)state;
 	connect_clients(fds, 64);
-	CHECK(until_count(p.err, " connected", 64, DEADLINE_MS), "64 clients not accepted: %s", str(p.err));
+	CHECK(until_count(p.err, " connected", 64, DEADLINE_MS), "64 clients not accepted: %s", tp_str(p.err));
 	r = ctl(cfg, "send", "1", "2");
 	CHECK(r.code == 0 && strstr(r.out, "published 2"), "send with 64 idle clients connected: exit %d,"
 	      " stdout '%s', stderr '%s'", r.code, r.out, r.err);
@@ -923,7 +923,7 @@ static void test_idle_clients(void **state)
 	}
 	CHECK(failed >= 1, "no idle client was told 'FAIL idle'");
 	CHECK(stop(&p) == 0, "producer did not exit 0");
-	kid_close(&p);
+	tp_kid_close(&p);
 	free(cfg);
 }
 
@@ -932,21 +932,21 @@ static void test_idle_clients(void **state)
 static void test_client_timeout(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){.client_timeout = 1});
-	struct kid p = start_producer(cfg);
-	struct out *reply;
+	struct tp_kid p = start_producer(cfg);
+	struct tp_out *reply;
 	int fd;
 
 	(void)state;
 	connect_clients(&fd, 1);
 	CHECK(write(fd, "5\n", 2) == 2, "write");
-	reply = out_new(fd);
-	CHECK(until(reply, NULL, DEADLINE_MS) &&
-	      !strcmp(str(reply), "FAIL idle published=1 dropped=0 rejected=0 last_seq=0\n"),
-	      "an idle client got '%s' (want FAIL idle with its count, then the end)", str(reply));
+	reply = tp_out_new(fd);
+	CHECK(tp_until(reply, NULL, DEADLINE_MS) &&
+	      !strcmp(tp_str(reply), "FAIL idle published=1 dropped=0 rejected=0 last_seq=0\n"),
+	      "an idle client got '%s' (want FAIL idle with its count, then the end)", tp_str(reply));
 	CHECK(tu_queue_status(qpath).tail == 1, "the record before the silence is not published");
-	out_free(reply);
+	tp_out_free(reply);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
-	kid_close(&p);
+	tp_kid_close(&p);
 	free(cfg);
 }
 
@@ -972,9 +972,9 @@ static uint64_t cpu_ticks(pid_t pid)
 static void test_accept_exhausted(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
-	char **argv = av("mmapq-producer", "--config", cfg, (char *)NULL);
+	char **argv = tp_av("mmapq-producer", "--config", cfg, (char *)NULL);
 	struct tu_child c = TU_CHILD_INIT;
-	struct kid p = {.in = -1};
+	struct tp_kid p = {.in = -1};
 	int efd[2], fds[40];
 	uint64_t t0, ticks0, ms;
 	long hz = sysconf(_SC_CLK_TCK);
@@ -988,30 +988,30 @@ static void test_accept_exhausted(void **state)
 	p.pid = tu_start(argv, &c);
 	tu_track(p.pid);
 	close(efd[1]);
-	p.err = out_new(efd[0]);
-	av_free(argv);
-	CHECK(until(p.err, "as producer", DEADLINE_MS), "producer did not start: %s", str(p.err));
+	p.err = tp_out_new(efd[0]);
+	tp_av_free(argv);
+	CHECK(tp_until(p.err, "as producer", DEADLINE_MS), "producer did not start: %s", tp_str(p.err));
 	t0 = tu_now_ms();
 	ticks0 = cpu_ticks(p.pid);
 	connect_clients(fds, 40);
-	CHECK(until(p.err, "accept: Too many open files", DEADLINE_MS), "no EMFILE: %s", str(p.err));
+	CHECK(tp_until(p.err, "accept: Too many open files", DEADLINE_MS), "no EMFILE: %s", tp_str(p.err));
 	/* every one of the 40 gets in, in turn, as idle ones are closed */
 	CHECK(until_count(p.err, " connected", 40, 30000), "not all 40 clients were accepted: %d",
-	      count_lines_with(str(p.err), " connected"));
+	      count_lines_with(tp_str(p.err), " connected"));
 	ms = tu_now_ms() - t0;
 	uint64_t cpu_ms = (cpu_ticks(p.pid) - ticks0) * 1000 / (uint64_t)hz;
 	CHECK(cpu_ms * 4 < ms, "the producer used %" PRIu64 " ms of CPU in %" PRIu64 " ms with accept()"
 	      " failing: it spins", cpu_ms, ms);
-	CHECK(count_lines_with(str(p.err), "accept:") <= 2 && p.err->len < 16384,
+	CHECK(count_lines_with(tp_str(p.err), "accept:") <= 2 && p.err->len < 16384,
 	      "%d accept lines, %zu bytes of log: the message is not collapsed",
-	      count_lines_with(str(p.err), "accept:"), p.err->len);
+	      count_lines_with(tp_str(p.err), "accept:"), p.err->len);
 	for (int i = 0; i < 40; i++)
 		close(fds[i]);
 	r = ctl(cfg, "send", "7", NULL);
 	CHECK(r.code == 0, "send after EMFILE: exit %d, stderr '%s'", r.code, r.err);
 	res_free(&r);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
-	kid_close(&p);
+	tp_kid_close(&p);
 	free(cfg);
 }
 
@@ -1022,7 +1022,7 @@ static void test_accept_exhausted(void **state)
 static void test_send_timeout(void **state)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	char **argv = av("mmapqctl", "--socket", sock, "--timeout", "1", "send", "1", "2", (char *)NULL);
+	char **argv = tp_av("mmapqctl", "--socket", sock, "--timeout", "1", "send", "1", "2", (char *)NULL);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct res r;
 
@@ -1034,7 +1034,7 @@ static void test_send_timeout(void **state)
 	CHECK(r.code == 69 && strstr(r.err, "no progress for 1 s"),
 	      "send to a socket nobody serves: exit %d (want 69), stderr '%s'", r.code, r.err);
 	res_free(&r);
-	av_free(argv);
+	tp_av_free(argv);
 	close(fd);
 }
 
@@ -1043,7 +1043,7 @@ static void test_send_timeout(void **state)
 static void test_send_eacces(void **state)
 {
 	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
-	struct kid p = start_producer(cfg);
+	struct tp_kid p = start_producer(cfg);
 	char *argv[] = {tu_bin("mmapqctl"), "--socket", sock, "send", "1", NULL};
 	int efd[2], code;
 	char *err;
@@ -1071,7 +1071,7 @@ static void test_send_eacces(void **state)
 	close(efd[0]);
 	free(argv[0]);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
-	kid_close(&p);
+	tp_kid_close(&p);
 	free(cfg);
 }
 

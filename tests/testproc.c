@@ -23,13 +23,13 @@ void tp_set_queue(const char *path)
 
 /* ---- children's output: every open stream is drained while we wait ---- */
 
-static struct out *outs[32];
+static struct tp_out *outs[32];
 static int nouts;
-struct feed *feeding;
+struct tp_feed *tp_feeding;
 
-struct out *out_new(int fd)
+struct tp_out *tp_out_new(int fd)
 {
-	struct out *o = calloc(1, sizeof(*o));
+	struct tp_out *o = calloc(1, sizeof(*o));
 
 	if (!o)
 		tu_die("calloc");
@@ -44,7 +44,7 @@ struct out *out_new(int fd)
 	return o;
 }
 
-void out_free(struct out *o)
+void tp_out_free(struct tp_out *o)
 {
 	if (!o)
 		return;
@@ -59,17 +59,17 @@ void out_free(struct out *o)
 	free(o);
 }
 
-const char *str(const struct out *o)
+const char *tp_str(const struct tp_out *o)
 {
 	return o && o->s ? o->s : "";
 }
 
 /* One poll over every open stream (and the feed), reading and writing what
  * is ready.  false if the deadline passed or there is nothing to wait for. */
-bool pump(uint64_t deadline)
+bool tp_pump(uint64_t deadline)
 {
 	struct pollfd pf[33];
-	struct out *who[33];
+	struct tp_out *who[33];
 	int n = 0, r;
 	uint64_t now;
 
@@ -79,9 +79,9 @@ bool pump(uint64_t deadline)
 		who[n] = outs[i];
 		pf[n++] = (struct pollfd){.fd = outs[i]->fd, .events = POLLIN};
 	}
-	if (feeding && feeding->off < feeding->len) {
+	if (tp_feeding && tp_feeding->off < tp_feeding->len) {
 		who[n] = NULL;
-		pf[n++] = (struct pollfd){.fd = feeding->fd, .events = POLLOUT};
+		pf[n++] = (struct pollfd){.fd = tp_feeding->fd, .events = POLLOUT};
 	}
 	if (!n)
 		return false;
@@ -99,17 +99,17 @@ bool pump(uint64_t deadline)
 		if (!pf[i].revents)
 			continue;
 		if (!who[i]) {
-			ssize_t k = write(feeding->fd, feeding->data + feeding->off,
-			                  feeding->len - feeding->off);
+			ssize_t k = write(tp_feeding->fd, tp_feeding->data + tp_feeding->off,
+			                  tp_feeding->len - tp_feeding->off);
 			if (k > 0)
-				feeding->off += (size_t)k;
+				tp_feeding->off += (size_t)k;
 			else if (k < 0 && errno != EAGAIN && errno != EINTR) {
-				feeding->err = errno;
-				feeding->off = feeding->len; /* give up: the reader went away */
+				tp_feeding->err = errno;
+				tp_feeding->off = tp_feeding->len; /* give up: the reader went away */
 			}
 			continue;
 		}
-		struct out *o = who[i];
+		struct tp_out *o = who[i];
 		if (o->cap - o->len < 65537) {
 			o->cap = o->cap < 65536 ? 131072 : o->cap * 2;
 			o->s = realloc(o->s, o->cap);
@@ -129,7 +129,7 @@ bool pump(uint64_t deadline)
 }
 
 /* Drain everything until t contains needle (needle NULL: until t's EOF). */
-bool until(struct out *t, const char *needle, int timeout_ms)
+bool tp_until(struct tp_out *t, const char *needle, int timeout_ms)
 {
 	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
 	size_t scan = 0, nl = needle ? strlen(needle) : 0;
@@ -144,47 +144,47 @@ bool until(struct out *t, const char *needle, int timeout_ms)
 		} else if (t->eof) {
 			return true;
 		}
-		if (!pump(deadline))
+		if (!tp_pump(deadline))
 			return false;
 	}
 }
 
 /* Drain everything until the feed is written completely. */
-bool feed_all(struct feed *f, int timeout_ms)
+bool tp_feed_all(struct tp_feed *f, int timeout_ms)
 {
 	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
 	bool ok = true;
 
 	fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
-	feeding = f;
+	tp_feeding = f;
 	while (f->off < f->len)
-		if (!pump(deadline)) {
+		if (!tp_pump(deadline)) {
 			ok = false;
 			break;
 		}
-	feeding = NULL;
+	tp_feeding = NULL;
 	return ok && !f->err;
 }
 
 /* ---- children ---- */
 
-void close_fd(int *fd)
+void tp_close_fd(int *fd)
 {
 	if (*fd >= 0)
 		close(*fd);
 	*fd = -1;
 }
 
-void kid_close(struct kid *k)
+void tp_kid_close(struct tp_kid *k)
 {
-	close_fd(&k->in);
-	out_free(k->out);
-	out_free(k->err);
+	tp_close_fd(&k->in);
+	tp_out_free(k->out);
+	tp_out_free(k->err);
 	k->out = k->err = NULL;
 }
 
 /* argv: a program in MMAPQ_BIN_DIR, then the arguments, NULL-terminated */
-char **av(const char *prog, ...)
+char **tp_av(const char *prog, ...)
 {
 	char **v = calloc(16, sizeof(*v));
 	va_list ap;
@@ -201,35 +201,35 @@ char **av(const char *prog, ...)
 	return v;
 }
 
-void av_free(char **v)
+void tp_av_free(char **v)
 {
 	free(v[0]);
 	free(v);
 }
 
-struct kid spawn_env(char **argv, char *const env[], bool pin, bool pout, bool perr)
+struct tp_kid tp_spawn_env(char **argv, char *const env[], bool pin, bool pout, bool perr)
 {
 	struct tu_proc p;
-	struct kid k = {.in = -1};
+	struct tp_kid k = {.in = -1};
 
 	tu_spawn(&p, argv, env, pin, pout, perr);
 	tu_track(p.pid);
 	k.pid = p.pid;
 	k.in = p.in_fd;
 	if (pout)
-		k.out = out_new(p.out_fd);
+		k.out = tp_out_new(p.out_fd);
 	if (perr)
-		k.err = out_new(p.err_fd);
+		k.err = tp_out_new(p.err_fd);
 	return k;
 }
 
-struct kid spawn(char **argv, bool pin, bool pout, bool perr)
+struct tp_kid tp_spawn(char **argv, bool pin, bool pout, bool perr)
 {
-	return spawn_env(argv, NULL, pin, pout, perr);
+	return tp_spawn_env(argv, NULL, pin, pout, perr);
 }
 
 /* Exit code within the deadline, or -1 (the child is then SIGKILLed). */
-int wait_exit(struct kid *k, int timeout_ms)
+int tp_wait_exit(struct tp_kid *k, int timeout_ms)
 {
 	int st = tu_wait(k->pid, timeout_ms);
 
@@ -248,7 +248,7 @@ int wait_exit(struct kid *k, int timeout_ms)
 /* ---- per-test state ---- */
 
 /* "first\n...\nlast\n" */
-char *seq_lines(long first, long last)
+char *tp_seq_lines(long first, long last)
 {
 	size_t cap = 24 * (size_t)(last - first + 2), len = 0;
 	char *s = malloc(cap);
@@ -265,6 +265,6 @@ void tp_cleanup(void)
 {
 	tu_kill_tracked();
 	while (nouts > 0)
-		out_free(outs[0]);
-	feeding = NULL;
+		tp_out_free(outs[0]);
+	tp_feeding = NULL;
 }

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct out {
+struct tp_out {
 	int fd;
 	char *s;
 	size_t len, cap;
@@ -21,48 +21,48 @@ struct out {
 };
 
 /* what we write to a child (or a socket) while draining the others */
-struct feed {
+struct tp_feed {
 	int fd;
 	const char *data;
 	size_t len, off;
 	int err; /* errno of a failed write */
 };
 
-struct kid {
+struct tp_kid {
 	pid_t pid;
 	int in;
-	struct out *out, *err;
+	struct tp_out *out, *err;
 };
 
-/* what pump() writes while draining; set it around a pump() loop */
-extern struct feed *feeding;
+/* what tp_pump() writes while draining; set it around a tp_pump() loop */
+extern struct tp_feed *tp_feeding;
 
 /* The queue whose state is printed when a child does not exit in time. */
 void tp_set_queue(const char *path);
 /* Between tests: kill leftover children (naming them), free the streams. */
 void tp_cleanup(void);
 
-struct out *out_new(int fd);
-void out_free(struct out *o);
-const char *str(const struct out *o);
+struct tp_out *tp_out_new(int fd);
+void tp_out_free(struct tp_out *o);
+const char *tp_str(const struct tp_out *o);
 /* One poll over every open stream (and the feed), reading and writing what
  * is ready.  false if the deadline passed or there is nothing to wait for. */
-bool pump(uint64_t deadline);
+bool tp_pump(uint64_t deadline);
 /* Drain everything until t contains needle (needle NULL: until t's EOF). */
-bool until(struct out *t, const char *needle, int timeout_ms);
+bool tp_until(struct tp_out *t, const char *needle, int timeout_ms);
 /* Drain everything until the feed is written completely. */
-bool feed_all(struct feed *f, int timeout_ms);
+bool tp_feed_all(struct tp_feed *f, int timeout_ms);
 
-void close_fd(int *fd);
-void kid_close(struct kid *k);
+void tp_close_fd(int *fd);
+void tp_kid_close(struct tp_kid *k);
 /* argv: a program in MMAPQ_BIN_DIR, then the arguments, NULL-terminated */
-char **av(const char *prog, ...);
-void av_free(char **v);
-struct kid spawn_env(char **argv, char *const env[], bool pin, bool pout, bool perr);
-struct kid spawn(char **argv, bool pin, bool pout, bool perr);
+char **tp_av(const char *prog, ...);
+void tp_av_free(char **v);
+struct tp_kid tp_spawn_env(char **argv, char *const env[], bool pin, bool pout, bool perr);
+struct tp_kid tp_spawn(char **argv, bool pin, bool pout, bool perr);
 /* Exit code within the deadline, or -1 (the child is then SIGKILLed). */
-int wait_exit(struct kid *k, int timeout_ms);
+int tp_wait_exit(struct tp_kid *k, int timeout_ms);
 /* "first\n...\nlast\n", malloc'd */
-char *seq_lines(long first, long last);
+char *tp_seq_lines(long first, long last);
 
 #endif
