@@ -54,11 +54,15 @@ void mmapq_config_defaults(struct mmapq_config *c);
  * went to on_error, line 0 if not about a line.  *c is untouched unless 0. */
 int mmapq_config_load(struct mmapq_config *c, const char *path,
                       mmapq_config_error_fn on_error, void *ctx);
+/* Every key whose value (as text) differs, in table order: on_change (if
+ * not NULL) gets both texts and whether it needs a restart.  Returns how
+ * many differ, or -ENOBUFS. */
 int mmapq_config_diff(const struct mmapq_config *old_cfg, const struct mmapq_config *new_cfg,
                       mmapq_config_change_fn on_change, void *ctx);
-/* 0, -ENOENT (no such key) or -ENOBUFS; the text is as in mmapq.ini. */
 /* Copy every key that can change live (needs_restart = 0) from new_cfg. */
 void mmapq_config_apply_live(struct mmapq_config *running, const struct mmapq_config *new_cfg);
+/* The text of [section] key, as it would be written in mmapq.ini, into buf.
+ * 0, -ENOENT (no such key), -ENOBUFS (does not fit) or -EINVAL. */
 int mmapq_config_format_value(const struct mmapq_config *c, const char *section,
                               const char *key, char *buf, size_t size);
 /* "error" ... "debug"; NULL for a value that is not a level. */

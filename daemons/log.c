@@ -52,11 +52,6 @@ void log_set_level(enum mmapq_log_level level)
 	max_level = level;
 }
 
-enum mmapq_log_level log_get_level(void)
-{
-	return max_level;
-}
-
 static const char *prefix(enum mmapq_log_level prio)
 {
 	switch (prio) {

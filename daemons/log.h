@@ -16,7 +16,6 @@ void log_init(const char *ident);
 void log_setup(const char *role, const char *queue_path);
 const char *log_ident(void);
 void log_set_level(enum mmapq_log_level level);
-enum mmapq_log_level log_get_level(void);
 
 void log_msg(enum mmapq_log_level prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A line exactly as given (e.g. "FILE:LINE: message"), at error priority. */
