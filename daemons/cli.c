@@ -59,7 +59,9 @@ static void usage(FILE *f, const struct cli *c, const char *extra, bool want_cou
 		fprintf(f, "      --json          status and dump as JSON\n"
 		           "      --socket PATH   producer socket for send (default: [producer] socket)\n"
 		           "      --timeout S     send: give up after S seconds without progress\n"
-		           "                      (default %u, 0 = wait forever)\n", CLI_SEND_TIMEOUT_S);
+		           "                      (default %u, 0 = wait forever)\n"
+		           "      --http          metrics: answer one HTTP request on stdin/stdout\n"
+		           "                      (as mmapq-metrics.socket runs it)\n", CLI_SEND_TIMEOUT_S);
 	fprintf(f, "  -h, --help          show this help and exit\n"
 	           "  -V, --version       show the version and exit\n");
 }
@@ -99,7 +101,7 @@ static unsigned parse_seconds(const char *prog, const char *opt, const char *s)
 void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
                bool want_count, bool ctl)
 {
-	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT };
+	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT, OPT_HTTP };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"queue", required_argument, NULL, 'q'},
@@ -108,6 +110,7 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 		{"json", no_argument, NULL, OPT_JSON},
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"http", no_argument, NULL, OPT_HTTP},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -150,6 +153,11 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 			if (!ctl || !*optarg)
 				goto bad;
 			c->socket_path = optarg;
+			break;
+		case OPT_HTTP:
+			if (!ctl)
+				goto bad;
+			c->http = true;
 			break;
 		case OPT_TIMEOUT:
 			if (!ctl)

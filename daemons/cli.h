@@ -60,6 +60,7 @@ struct cli {
 	uint64_t count;           /* consumer --count N; 0 = forever */
 	const char *socket_path;  /* mmapqctl send --socket PATH */
 	unsigned timeout_s;       /* mmapqctl send --timeout S, 0 = none */
+	bool http;                /* mmapqctl metrics --http */
 	int argi;                 /* first non-option argument */
 };
 

@@ -28,6 +28,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "metrics.h"
 #include "mmapq.h"
 #include "mmapq_format.h"
 
@@ -666,6 +667,67 @@ out:
 	return code;
 }
 
+/* ---- metrics ------------------------------------------------------------------ */
+
+struct metrics_req {
+	const struct mmapq_config *cfg;
+	int code;          /* exit code of a queue that cannot be read */
+	char why[600];
+};
+
+/* The metrics of the configured queue on f; an HTTP status if it cannot
+ * be read (the reason in *why). */
+static int metrics_body(void *ctx, FILE *f, const char **why)
+{
+	struct metrics_req *m = ctx;
+	struct mmapq_params qp = cli_queue_params(m->cfg, MMAPQ_ROLE_OBSERVER);
+	struct mmapq_status st;
+	struct mmapq_error err;
+	struct mmapq *q;
+	int r;
+
+	qp.capacity = qp.record_size = qp.format = 0; /* whatever is there */
+	r = mmapq_open(&qp, &q, &err);
+	if (r == 0) {
+		r = mmapq_status(q, &st);
+		if (r == 0)
+			metrics_write(f, mmapq_path(q), &st);
+		else
+			snprintf(err.msg, sizeof(err.msg), "%s: %s", mmapq_path(q), mmapq_strerror(r));
+		mmapq_close(q);
+	}
+	if (r == 0)
+		return 0;
+	m->code = cli_exit_code_for_open(r);
+	snprintf(m->why, sizeof(m->why), "%s\n", err.msg);
+	*why = m->why;
+	return 503;
+}
+
+/* `metrics`: to stdout; `metrics --http`: one HTTP exchange on stdin and
+ * stdout, the connection systemd accepted (mmapq-metrics.socket). */
+static int metrics(const struct mmapq_config *cfg, bool http)
+{
+	struct metrics_req m = {.cfg = cfg};
+	const char *why;
+	int r;
+
+	if (http) {
+		r = metrics_http(STDIN_FILENO, STDOUT_FILENO, 5000, metrics_body, &m);
+		if (r < 0)
+			log_error("metrics --http: %s", strerror(-r));
+		else if (m.code)
+			log_error("metrics --http: answered 503: %s", m.why);
+		return r < 0 ? EXIT_IOERR : EXIT_OK;
+	}
+	if (metrics_body(&m, stdout, &why)) {
+		m.why[strcspn(m.why, "\n")] = '\0';
+		log_error("%s", m.why);
+		return m.code;
+	}
+	return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct mmapq_config cfg;
@@ -679,7 +741,8 @@ int main(int argc, char **argv)
 
 	closed_std = cli_start();
 	log_init("mmapqctl");
-	cli_parse(&c, argc, argv, " status|dump [--json] | send [--socket PATH] [VALUE...] | recreate",
+	cli_parse(&c, argc, argv,
+	          " status|dump [--json] | send [--socket PATH] [VALUE...] | metrics [--http] | recreate",
 	          false, true);
 	/* send --socket needs nothing from the configuration */
 	if (c.socket_path && c.argi < argc && !strcmp(argv[c.argi], "send") && !c.check_config)
@@ -692,7 +755,7 @@ int main(int argc, char **argv)
 		return cli_check_config_result(&c);
 	}
 	if (c.argi >= argc) {
-		fprintf(stderr, "%s: missing command: status, dump, send or recreate\n", c.prog);
+		fprintf(stderr, "%s: missing command: status, dump, send, metrics or recreate\n", c.prog);
 		return EXIT_USAGE;
 	}
 	cmd = argv[c.argi];
@@ -703,11 +766,18 @@ int main(int argc, char **argv)
 		log_error("%s: standard output is closed: nowhere to print", cmd);
 		return EXIT_IOERR;
 	}
-	if ((strcmp(cmd, "status") && strcmp(cmd, "dump") && strcmp(cmd, "recreate")) ||
-	    c.argi + 1 != argc) {
-		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, dump, send or"
-		        " recreate)\n", c.prog, c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
+	if ((strcmp(cmd, "status") && strcmp(cmd, "dump") && strcmp(cmd, "recreate") &&
+	     strcmp(cmd, "metrics")) || c.argi + 1 != argc) {
+		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, dump, send,"
+		        " metrics or recreate)\n", c.prog, c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
 		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "metrics")) {
+		cli_sigbus_guard(cfg.queue_path);
+		code = metrics(&cfg, c.http);
+		if (fflush(stdout) != 0 && code == EXIT_OK)
+			code = EXIT_IOERR;
+		return code;
 	}
 	if (!strcmp(cmd, "recreate")) {
 		cli_sigbus_guard(cfg.queue_path);

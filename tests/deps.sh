@@ -7,6 +7,8 @@ set -eu
 # clang, libclang-rt-14-dev: the libFuzzer targets (tests/fuzz/)
 pkgs="cmake make gcc pkg-config libinih-dev libcmocka-dev libsystemd-dev systemd-container"
 pkgs="$pkgs clang libclang-rt-14-dev"
+# prometheus (prometheus, promtool), curl: the metrics endpoint scraped for real
+pkgs="$pkgs prometheus curl"
 # libfuse3-dev: failfs, the failing FUSE file system of test_msync
 pkgs="$pkgs libfuse3-dev"
 missing=""
@@ -19,5 +21,17 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+# Packages with a service (prometheus) must not start it on this machine:
+# the tests start what they need themselves, on ports of their own.  A
+# policy-rc.d that denies every start, unless the machine has one already.
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" &&
+		own_policy=1
+fi
 # shellcheck disable=SC2086 # word splitting of the list is intended
-$sudo apt-get install -y -qq --no-install-recommends $missing
+rc=0
+$sudo apt-get install -y -qq --no-install-recommends $missing || rc=$?
+[ -z "$own_policy" ] || $sudo rm -f "$policy"
+exit $rc

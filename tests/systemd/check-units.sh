@@ -28,7 +28,8 @@ fail=0
 pass() { echo "check-units: PASS: $*"; }
 failed() { echo "check-units: FAIL: $*"; fail=1; }
 
-for u in mmapq-producer.service mmapq-consumer.service mmapq-producer.socket mmapq.target; do
+for u in mmapq-producer.service mmapq-consumer.service mmapq-producer.socket mmapq.target \
+	mmapq-metrics.socket mmapq-metrics@.service; do
 	[ -f "$units/$u" ] || failed "$u was not installed into $MMAPQ_UNITDIR"
 done
 [ $fail = 0 ] || exit 1
@@ -40,6 +41,8 @@ grep -q '@[a-z_]*@' "$units"/* && failed "unfilled @template@ variables: $(grep 
 mkdir -p "$work/verify"
 cp "$units"/* "$work/verify/"
 sed -i "s#^\(Exec[A-Za-z]*=[-@:+!]*\)$MMAPQ_BINDIR/#\1$stage$MMAPQ_BINDIR/#" "$work/verify/"*.service
+# a template is verified as an instance of itself
+cp "$work/verify/mmapq-metrics@.service" "$work/verify/mmapq-metrics@check.service"
 out=$(cd "$work/verify" && systemd-analyze verify --man=no ./*.service ./*.socket ./*.target 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && [ -z "$out" ]; then
@@ -71,6 +74,20 @@ for u in mmapq-producer.service mmapq-consumer.service; do
 	grep -q '^DynamicUser=yes' "$units/$u" && failed "$u: DynamicUser= (the two services must share a static user)"
 	grep -q '^RuntimeDirectory=' "$units/$u" && failed "$u: RuntimeDirectory= (deleted when either unit stops)"
 done
+# the metrics scrape: as hardened (its own exposure bound), read-only
+cp "$units/mmapq-metrics@.service" "$work/mmapq-metrics@check.service"
+out=$(systemd-analyze security --offline=yes --no-pager "$work/mmapq-metrics@check.service" 2>&1)
+level=$(echo "$out" | sed -n 's/^.*Overall exposure level for [^:]*: \([0-9.]*\).*$/\1/p')
+if [ -n "$level" ] && awk -v l="$level" -v m="$max_exposure" 'BEGIN { exit !(l <= m) }'; then
+	pass "mmapq-metrics@.service: exposure $level <= $max_exposure"
+else
+	failed "mmapq-metrics@.service: exposure '$level' > $max_exposure"; echo "$out"
+fi
+for want in 'ListenStream=127.0.0.1:' 'Accept=yes' 'IPAddressDeny=any' 'MaxConnections='; do
+	grep -q "^$want" "$units/mmapq-metrics.socket" || failed "mmapq-metrics.socket: no $want"
+done
+grep -q '^ProtectSystem=strict' "$units/mmapq-metrics@.service" && grep -q -- 'metrics --http' "$units/mmapq-metrics@.service" ||
+	failed "mmapq-metrics@.service: not read-only or not 'metrics --http'"
 for want in 'ListenStream=/run/mmapq/producer.sock' 'SocketMode=0660' 'SocketGroup=mmapq'; do
 	grep -qx "$want" "$units/mmapq-producer.socket" || failed "mmapq-producer.socket: no $want"
 done

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+#include "metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A label value: backslash, double quote and newline escaped. */
+static void label_value(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{queue="path"[,role="role"]} value */
+static void sample(FILE *f, const char *name, const char *path, const char *role, double v)
+{
+	fprintf(f, "%s{queue=\"", name);
+	label_value(f, path);
+	if (role)
+		fprintf(f, "\",role=\"%s", role);
+	fprintf(f, "\"} %.17g\n", v);
+}
+
+static void one(FILE *f, const char *name, const char *type, const char *help, const char *path,
+                double v)
+{
+	family(f, name, type, help);
+	sample(f, name, path, NULL, v);
+}
+
+/* A family with one sample per role. */
+static void per_role(FILE *f, const char *name, const char *type, const char *help, const char *path,
+                     double producer, double consumer)
+{
+	family(f, name, type, help);
+	sample(f, name, path, "producer", producer);
+	sample(f, name, path, "consumer", consumer);
+}
+
+void metrics_write(FILE *f, const char *path, const struct mmapq_status *st)
+{
+	const struct mmapq_side_status *p = &st->producer, *c = &st->consumer;
+
+	family(f, "mmapq_info", "gauge", "The queue file's format version and record format (always 1).");
+	fprintf(f, "mmapq_info{queue=\"");
+	label_value(f, path);
+	fprintf(f, "\",version=\"%" PRIu32 "\",format=\"%s\"} 1\n", st->version,
+	        mmapq_format_name(st->format));
+	one(f, "mmapq_capacity_records", "gauge", "Slots in the ring: the most records the queue holds.",
+	    path, st->capacity);
+	one(f, "mmapq_record_size_bytes", "gauge", "Largest record payload.", path, st->record_size);
+	one(f, "mmapq_file_size_bytes", "gauge", "Size of the queue file.", path, (double)st->file_size);
+	one(f, "mmapq_created_timestamp_seconds", "gauge", "When the queue file was created (Unix time).",
+	    path, (double)st->created_usec / 1e6);
+	one(f, "mmapq_depth_records", "gauge",
+	    "Records published and not yet consumed: how far the consumer lags behind.", path,
+	    (double)(st->tail - st->head));
+	one(f, "mmapq_published_records_total", "counter",
+	    "Records published since the queue file was created.", path, (double)st->tail);
+	one(f, "mmapq_consumed_records_total", "counter",
+	    "Records consumed (written out and acknowledged) since the queue file was created.", path,
+	    (double)st->head);
+	one(f, "mmapq_dropped_records_total", "counter",
+	    "Records the producer dropped because the queue was full (on_full = drop).", path,
+	    (double)p->dropped);
+	one(f, "mmapq_bad_input_total", "counter", "Tokens and lines the producer rejected.", path,
+	    (double)p->bad_input);
+	per_role(f, "mmapq_attached", "gauge", "1 while a live process holds the role.", path, p->attached,
+	         c->attached);
+	per_role(f, "mmapq_attaches_total", "counter", "Times a process took the role.", path,
+	         (double)p->attaches, (double)c->attaches);
+	per_role(f, "mmapq_recoveries_total", "counter",
+	         "Repairs after a process died holding the queue's mutex, done by the role.", path,
+	         (double)p->recoveries, (double)c->recoveries);
+	per_role(f, "mmapq_attach_timestamp_seconds", "gauge",
+	         "When the role was last taken (Unix time; 0: never).", path,
+	         (double)p->start_usec / 1e6, (double)c->start_usec / 1e6);
+}
+
+/* ---- one HTTP exchange ------------------------------------------------------ */
+
+#define HEAD_MAX 8192
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t k = write(fd, p, len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+/* The request head (up to the empty line) into buf, NUL-terminated. */
+static int read_head(int in, char *buf, size_t size, int timeout_ms)
+{
+	size_t len = 0;
+
+	for (;;) {
+		struct pollfd pf = {.fd = in, .events = POLLIN};
+		int r = poll(&pf, 1, timeout_ms);
+		ssize_t k;
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		k = read(in, buf + len, size - 1 - len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		if (k == 0)
+			return -ECONNRESET;
+		len += (size_t)k;
+		buf[len] = '\0';
+		if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
+			return 0;
+		if (len == size - 1)
+			return -EMSGSIZE;
+	}
+}
+
+static int respond(int out, int code, const char *reason, const char *extra, const char *body,
+                   size_t len, bool head_only)
+{
+	char hdr[512];
+	int n = snprintf(hdr, sizeof(hdr),
+	                 "HTTP/1.1 %d %s\r\n"
+	                 "Content-Type: %s\r\n"
+	                 "Content-Length: %zu\r\n"
+	                 "%s"
+	                 "Connection: close\r\n\r\n",
+	                 code, reason,
+	                 code == 200 ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8",
+	                 len, extra ? extra : "");
+	int r = write_all(out, hdr, (size_t)n);
+
+	return r == 0 && !head_only ? write_all(out, body, len) : r;
+}
+
+int metrics_http(int in, int out, int timeout_ms,
+                 int (*body)(void *ctx, FILE *f, const char **why), void *ctx)
+{
+	char head[HEAD_MAX], method[16], target[256], version[16], *text = NULL;
+	size_t len = 0;
+	const char *why = "";
+	int r = read_head(in, head, sizeof(head), timeout_ms), code;
+	bool head_only;
+	FILE *f;
+
+	if (r == -EMSGSIZE)
+		return respond(out, 431, "Request Header Fields Too Large", NULL, "request too large\n", 18, false);
+	if (r < 0)
+		return r;
+	if (sscanf(head, "%15s %255s %15s", method, target, version) != 3 || strncmp(version, "HTTP/1.", 7))
+		return respond(out, 400, "Bad Request", NULL, "bad request\n", 12, false);
+	head_only = !strcmp(method, "HEAD");
+	if (strcmp(method, "GET") && !head_only)
+		return respond(out, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", "use GET\n", 8, false);
+	target[strcspn(target, "?")] = '\0';
+	if (strcmp(target, "/metrics"))
+		return respond(out, 404, "Not Found", NULL, "the metrics are at /metrics\n", 28, head_only);
+	f = open_memstream(&text, &len);
+	if (!f)
+		return -errno;
+	code = body(ctx, f, &why);
+	if (fclose(f) != 0) {
+		free(text);
+		return -ENOMEM;
+	}
+	if (code)
+		r = respond(out, code, "Service Unavailable", NULL, why, strlen(why), head_only);
+	else
+		r = respond(out, 200, "OK", NULL, text, len, head_only);
+	free(text);
+	return r;
+}
