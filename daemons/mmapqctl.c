@@ -30,6 +30,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mmapq.h"
+#include "top.h"
 #include "mmapq_format.h"
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0. */
@@ -742,7 +743,8 @@ int main(int argc, char **argv)
 	closed_std = cli_start();
 	log_init("mmapqctl");
 	cli_parse(&c, argc, argv,
-	          " status|dump [--json] | send [--socket PATH] [VALUE...] | metrics [--http] | recreate",
+	          " status|dump [--json] | top | send [--socket PATH] [VALUE...] | metrics [--http] |"
+	          " recreate",
 	          false, true);
 	/* send --socket needs nothing from the configuration */
 	if (c.socket_path && c.argi < argc && !strcmp(argv[c.argi], "send") && !c.check_config)
@@ -755,7 +757,7 @@ int main(int argc, char **argv)
 		return cli_check_config_result(&c);
 	}
 	if (c.argi >= argc) {
-		fprintf(stderr, "%s: missing command: status, dump, send, metrics or recreate\n", c.prog);
+		fprintf(stderr, "%s: missing command: status, top, dump, send, metrics or recreate\n", c.prog);
 		return EXIT_USAGE;
 	}
 	cmd = argv[c.argi];
@@ -767,10 +769,16 @@ int main(int argc, char **argv)
 		return EXIT_IOERR;
 	}
 	if ((strcmp(cmd, "status") && strcmp(cmd, "dump") && strcmp(cmd, "recreate") &&
-	     strcmp(cmd, "metrics")) || c.argi + 1 != argc) {
-		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, dump, send,"
+	     strcmp(cmd, "metrics") && strcmp(cmd, "top")) || c.argi + 1 != argc) {
+		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, top, dump, send,"
 		        " metrics or recreate)\n", c.prog, c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
 		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "top")) {
+		qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
+		qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */
+		cli_sigbus_guard(qp.path);
+		return top_run(&qp, 1000);
 	}
 	if (!strcmp(cmd, "metrics")) {
 		cli_sigbus_guard(cfg.queue_path);

@@ -9,6 +9,8 @@ pkgs="cmake make gcc pkg-config libinih-dev libcmocka-dev libsystemd-dev systemd
 pkgs="$pkgs clang libclang-rt-14-dev"
 # prometheus (prometheus, promtool), curl: the metrics endpoint scraped for real
 pkgs="$pkgs prometheus curl"
+# tmux: mmapqctl top driven in a real terminal (tests/top-tmux.sh)
+pkgs="$pkgs tmux"
 # libfuse3-dev: failfs, the failing FUSE file system of test_msync
 pkgs="$pkgs libfuse3-dev"
 missing=""

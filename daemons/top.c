@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+#include "top.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+
+/* A count per second as text: "0", "812", "10.8k", "3.2M". */
+static const char *per_second(char *buf, size_t size, double v)
+{
+	if (v >= 1e6)
+		snprintf(buf, size, "%.1fM", v / 1e6);
+	else if (v >= 1e4)
+		snprintf(buf, size, "%.1fk", v / 1e3);
+	else
+		snprintf(buf, size, "%.0f", v);
+	return buf;
+}
+
+static void since(char *buf, size_t size, uint64_t usec)
+{
+	time_t t = (time_t)(usec / 1000000u);
+	struct tm tm;
+
+	if (!usec || !localtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, size, "-");
+}
+
+static void side_line(const char *name, const struct mmapq_side_status *s)
+{
+	char when[32];
+
+	since(when, sizeof(when), s->start_usec);
+	/* "\033[K": clear to the end of the line, whatever was there */
+	printf("%-9s %8" PRId32 "  %-8s %-19s %10" PRIu64 " %8" PRIu64 "\033[K\n", name, s->pid,
+	       s->attached ? "yes" : "no", when, s->recoveries, s->attaches);
+}
+
+/* One frame, drawn over the previous one from the top left corner. */
+static void frame(const char *path, const struct mmapq_status *st, const struct mmapq_status *prev,
+                  double secs)
+{
+	char clock[16], pr[16], cr[16], bar[41];
+	uint64_t depth = st->tail - st->head;
+	time_t now = time(NULL);
+	struct tm tm;
+	unsigned fill = st->capacity ? (unsigned)(depth * 40 / st->capacity) : 0;
+
+	if (!localtime_r(&now, &tm) || !strftime(clock, sizeof(clock), "%H:%M:%S", &tm))
+		clock[0] = '\0';
+	memset(bar, '#', fill);
+	memset(bar + fill, '.', 40 - fill);
+	bar[40] = '\0';
+	if (prev && secs > 0) {
+		per_second(pr, sizeof(pr), (double)(st->tail - prev->tail) / secs);
+		per_second(cr, sizeof(cr), (double)(st->head - prev->head) / secs);
+	} else {
+		strcpy(pr, "-");
+		strcpy(cr, "-");
+	}
+	fputs("\033[H", stdout);
+	printf("mmapq top  %-.56s  %s\033[K\n", path, clock);
+	printf("format %s, version %" PRIu32 ", capacity %" PRIu32 ", record_size %" PRIu32
+	       ", file %.1f MiB\033[K\n", mmapq_format_name(st->format), st->version, st->capacity,
+	       st->record_size, (double)st->file_size / (1024.0 * 1024.0));
+	printf("\033[K\n");
+	printf("%-10s %20s %12s\033[K\n", "", "records", "per second");
+	printf("%-10s %20" PRIu64 " %12s\033[K\n", "published", st->tail, pr);
+	printf("%-10s %20" PRIu64 " %12s\033[K\n", "consumed", st->head, cr);
+	printf("%-10s %20" PRIu64 "   of %" PRIu32 " (%.1f%%)\033[K\n", "depth", depth, st->capacity,
+	       st->capacity ? 100.0 * (double)depth / st->capacity : 0.0);
+	printf("%-10s [%s]\033[K\n", "", bar);
+	printf("%-10s %20" PRIu64 " %12s\033[K\n", "dropped", st->producer.dropped, "");
+	printf("%-10s %20" PRIu64 " %12s\033[K\n", "bad input", st->producer.bad_input, "");
+	printf("\033[K\n");
+	printf("%-9s %8s  %-8s %-19s %10s %8s\033[K\n", "role", "pid", "attached", "since", "recoveries",
+	       "attaches");
+	side_line("producer", &st->producer);
+	side_line("consumer", &st->consumer);
+	printf("\033[K\n");
+	printf("q: quit\033[K\033[J");
+	fflush(stdout);
+}
+
+/* Until the next frame is due: true if the user asked to quit (q, Ctrl-C,
+ * Ctrl-D, end of input). */
+static bool wait_key(int ms, bool keys)
+{
+	struct pollfd pf = {.fd = STDIN_FILENO, .events = POLLIN};
+	char c;
+	int r;
+
+	if (cli_stop)
+		return true;
+	r = poll(&pf, keys ? 1 : 0, ms);
+	if (r <= 0)
+		return cli_stop; /* the interval passed, or a signal (Ctrl-C: SIGINT) */
+	if (read(STDIN_FILENO, &c, 1) != 1)
+		return true; /* end of input */
+	return c == 'q' || c == 'Q' || c == 3 || c == 4;
+}
+
+int top_run(const struct mmapq_params *observer, unsigned interval_ms)
+{
+	bool tty = isatty(STDOUT_FILENO), keys = isatty(STDIN_FILENO);
+	struct mmapq_status st, prev;
+	struct termios saved, raw;
+	struct mmapq_error err;
+	struct mmapq *q = NULL;
+	uint64_t t_prev = 0;
+	bool have_prev = false;
+	int code = EXIT_OK;
+
+	if (!tty) {
+		log_error("top: standard output is not a terminal (mmapqctl status is for scripts)");
+		return EXIT_USAGE;
+	}
+	cli_signals(); /* SIGINT/SIGTERM end it cleanly (terminal restored) */
+	if (keys && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		/* keys without Enter, no echo; Ctrl-C still sends SIGINT */
+		raw = saved;
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+		raw.c_cc[VMIN] = 1;
+		raw.c_cc[VTIME] = 0;
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	} else {
+		keys = false;
+	}
+	fputs("\033[?25l\033[H\033[2J", stdout); /* hide the cursor, clear */
+	for (;;) {
+		uint64_t now = mmapq_now_ns();
+		int r;
+
+		/* a file replaced under us (recreate): look at the new one */
+		if (q && mmapq_check(q) == -ESTALE) {
+			mmapq_close(q);
+			q = NULL;
+			have_prev = false;
+		}
+		r = q ? 0 : mmapq_open(observer, &q, &err);
+		if (r == 0)
+			r = mmapq_status(q, &st);
+		if (r < 0) {
+			fputs("\033[H\033[2J", stdout);
+			log_error("%s", q ? mmapq_strerror(r) : err.msg);
+			code = cli_exit_code_for_open(r);
+			break;
+		}
+		frame(mmapq_path(q), &st, have_prev ? &prev : NULL, (double)(now - t_prev) / 1e9);
+		prev = st;
+		t_prev = now;
+		have_prev = true;
+		if (wait_key((int)interval_ms, keys))
+			break;
+	}
+	fputs("\033[?25h\n", stdout); /* the cursor back */
+	if (keys)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	fflush(stdout);
+	mmapq_close(q);
+	return code;
+}
