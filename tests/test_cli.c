@@ -675,7 +675,7 @@ static void test_dropins(void **state)
 	      "the queue was not made with the drop-in's format and the file's capacity");
 	/* errors in the file and in a drop-in, each where it is */
 	bad = write_cfg("m.ini.d/60-bad.ini", "[queue]\ncapacity = 8\ncapacity = 16\n[log]\nlevel = loud\n");
-	write_cfg("m.ini", "[queue]\ncapacity = 7\n");
+	free(write_cfg("m.ini", "[queue]\ncapacity = 7\n"));
 	tr_run_free(&t, 78, NULL, C, "--config", cfg, "--check-config", NULL);
 	tr_run_free(&t, 78, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
 	unlink(bad);
@@ -683,8 +683,8 @@ static void test_dropins(void **state)
 	unlink(ignored);
 	rmdir(d);
 	/* FILE.d not a directory */
-	write_cfg("m.ini", "[queue]\ncapacity = 8\n");
-	write_cfg("m.ini.d", "[queue]\ncapacity = 16\n");
+	free(write_cfg("m.ini", "[queue]\ncapacity = 8\n"));
+	free(write_cfg("m.ini.d", "[queue]\ncapacity = 16\n"));
 	tr_run_free(&t, 78, NULL, P, "--config", cfg, "--check-config", NULL);
 	tr_check(&t);
 	free(bad);
