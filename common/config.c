@@ -887,20 +887,23 @@ static int cfg_read_dropins(struct cfg_parse *p, const char *path, char ***paths
 		return r;
 	}
 	*paths = calloc((size_t)n + 1, sizeof(**paths));
-	if (!*paths)
-		r = cfg_fail(p->on_error, p->ctx, dir, -ENOMEM, NULL);
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && *paths; i++) {
 		char *file = NULL;
-		int fr = r;
+		int fr;
 
-		if (*paths && asprintf(&file, "%s/%s", dir, list[i]->d_name) < 0)
+		if (asprintf(&file, "%s/%s", dir, list[i]->d_name) < 0) {
 			fr = cfg_fail(p->on_error, p->ctx, dir, -ENOMEM, NULL);
-		else if (*paths)
-			fr = cfg_read_file(p, (*paths)[(*npaths)++] = file, true);
+		} else {
+			(*paths)[(*npaths)++] = file;
+			fr = cfg_read_file(p, file, true);
+		}
 		if (fr < 0 && !r)
 			r = fr;
-		free(list[i]);
 	}
+	if (!*paths)
+		r = cfg_fail(p->on_error, p->ctx, dir, -ENOMEM, NULL);
+	for (int i = 0; i < n; i++)
+		free(list[i]);
 	free(list);
 	free(dir);
 	return r;

@@ -268,7 +268,8 @@ int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 	c->config_missing = r == 1;
 	cli_files_free(&loaded);
 	loaded = files;
-	c->cfg = cfg;
+	if (c->check_config)
+		c->cfg = cfg; /* for cli_check_config_result, right after */
 	if (c->queue_path) {
 		if (strlen(c->queue_path) >= sizeof(cfg->queue_path)) {
 			log_plain("--queue: path too long");

@@ -57,7 +57,7 @@ struct cli {
 	bool config_missing;      /* the default file does not exist: defaults (and drop-ins) */
 	const char *instance;     /* --instance NAME: one of several queues on the host */
 	char instance_config[4096]; /* its default config_path: DIR/NAME.ini */
-	const struct mmapq_config *cfg; /* the one cli_load_config loaded last */
+	const struct mmapq_config *cfg; /* --check-config: what cli_load_config loaded */
 	const char *queue_path;   /* --queue, overrides [queue] path */
 	bool check_config;
 	bool json;
