@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
@@ -77,33 +78,36 @@ static const struct cfg_name log_level_names[] = {
 };
 
 /*
- * X(section, key, type, default, min, max, field, names, needs_restart)
+ * X(section, key, type, default, min, max, field, names, needs_restart, per_instance)
  *
  * needs_restart = 1: the running daemons keep the old value until they are
  * restarted (queue geometry, file identity); 0: applied on reload.
+ * per_instance = 1: a path that several queues on one host must not share;
+ * the default of instance NAME has "NAME." before its file name
+ * (mmapq_config_defaults_for).
  * Sections appear in the order of their first key; keep the order of
  * config/mmapq.ini.
  */
-#define MMAPQ_CONFIG_KEYS(X)                                                                 \
-	X("queue",    "path",           CFG_PATH,   "/var/lib/mmapq/queue",                  \
-	  1, MMAPQ_CONFIG_STR_MAX - 1, queue_path, NULL, 1)                                  \
-	X("queue",    "capacity",       CFG_POW2,   "65536",                                 \
-	  MMAPQ_CAPACITY_MIN, MMAPQ_CAPACITY_MAX, capacity, NULL, 1)                         \
-	X("queue",    "record_size",    CFG_U32,    "64",                                    \
-	  MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX, record_size, NULL, 1)                \
-	X("queue",    "format",         CFG_ENUM,   "int",    0, 0, format, format_names, 1) \
-	X("queue",    "sync",           CFG_ENUM,   "never",  0, 0, sync, sync_names, 0)     \
-	X("queue",    "mode",           CFG_MODE,   "0660",   0, 0777, mode, NULL, 1)        \
-	X("queue",    "spin_us",        CFG_U32,    "0",      0, 10000, spin_us, NULL, 0)    \
-	X("producer", "input",          CFG_WORD,   "stdin",  0, 0, input, input_names, 1)   \
-	X("producer", "socket",         CFG_PATH,   "/run/mmapq/producer.sock",              \
-	  1, MMAPQ_SOCKET_PATH_MAX - 1, socket_path, NULL, 1)                                \
-	X("producer", "generate_rate",  CFG_U32,    "1000",   0, 100000000, generate_rate, NULL, 0) \
-	X("producer", "on_full",        CFG_ENUM,   "block",  0, 0, on_full, on_full_names, 0) \
-	X("producer", "client_timeout", CFG_U32,    "60",     0, 86400, client_timeout, NULL, 0) \
-	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0)         \
-	X("log",      "level",          CFG_ENUM,   "info",   0, 0, log_level, log_level_names, 0) \
-	X("log",      "stats_interval", CFG_U32,    "0",      0, 86400, stats_interval, NULL, 0)
+#define MMAPQ_CONFIG_KEYS(X)                                                             \
+	X("queue",    "path",           CFG_PATH,   "/var/lib/mmapq/queue",              \
+	  1, MMAPQ_CONFIG_STR_MAX - 1, queue_path, NULL, 1, 1)                           \
+	X("queue",    "capacity",       CFG_POW2,   "65536",                             \
+	  MMAPQ_CAPACITY_MIN, MMAPQ_CAPACITY_MAX, capacity, NULL, 1, 0)                  \
+	X("queue",    "record_size",    CFG_U32,    "64",                                \
+	  MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX, record_size, NULL, 1, 0)         \
+	X("queue",    "format",         CFG_ENUM,   "int",    0, 0, format, format_names, 1, 0) \
+	X("queue",    "sync",           CFG_ENUM,   "never",  0, 0, sync, sync_names, 0, 0) \
+	X("queue",    "mode",           CFG_MODE,   "0660",   0, 0777, mode, NULL, 1, 0) \
+	X("queue",    "spin_us",        CFG_U32,    "0",      0, 10000, spin_us, NULL, 0, 0) \
+	X("producer", "input",          CFG_WORD,   "stdin",  0, 0, input, input_names, 1, 0) \
+	X("producer", "socket",         CFG_PATH,   "/run/mmapq/producer.sock",          \
+	  1, MMAPQ_SOCKET_PATH_MAX - 1, socket_path, NULL, 1, 1)                         \
+	X("producer", "generate_rate",  CFG_U32,    "1000",   0, 100000000, generate_rate, NULL, 0, 0) \
+	X("producer", "on_full",        CFG_ENUM,   "block",  0, 0, on_full, on_full_names, 0, 0) \
+	X("producer", "client_timeout", CFG_U32,    "60",     0, 86400, client_timeout, NULL, 0, 0) \
+	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0, 0)  \
+	X("log",      "level",          CFG_ENUM,   "info",   0, 0, log_level, log_level_names, 0, 0) \
+	X("log",      "stats_interval", CFG_U32,    "0",      0, 86400, stats_interval, NULL, 0, 0)
 
 struct cfg_key {
 	const char *section;
@@ -114,21 +118,26 @@ struct cfg_key {
 	size_t offset;
 	const struct cfg_name *names;
 	int needs_restart;
+	int per_instance;
 };
 
 #define CFG_IS_STRING(type) ((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT)
 
 /* String fields are whole char[MMAPQ_CONFIG_STR_MAX] arrays; every other
  * field (enums included) is stored and read as a uint32_t with memcpy. */
-#define CFG_CHECK_FIELD(section, key, type, def, min, max, field, names, restart)          \
+#define CFG_CHECK_FIELD(section, key, type, def, min, max, field, names, restart, inst)    \
 	_Static_assert(CFG_IS_STRING(type) ?                                                  \
 	               sizeof(((struct mmapq_config *)0)->field) == MMAPQ_CONFIG_STR_MAX :    \
 	               sizeof(((struct mmapq_config *)0)->field) == sizeof(uint32_t),         \
-	               "field type of [" section "] " key);
+	               "field type of [" section "] " key);                                  \
+	_Static_assert(!(inst) || ((type) == CFG_PATH &&                                      \
+	               sizeof(def) + MMAPQ_INSTANCE_NAME_MAX + 1 <= (max) + 1),               \
+	               "[" section "] " key ": an instance's default must fit");
 MMAPQ_CONFIG_KEYS(CFG_CHECK_FIELD)
 
-#define CFG_ENTRY(section, key, type, def, min, max, field, names, restart)                 \
-	{ section, key, type, def, min, max, offsetof(struct mmapq_config, field), names, restart },
+#define CFG_ENTRY(section, key, type, def, min, max, field, names, restart, inst)           \
+	{ section, key, type, def, min, max, offsetof(struct mmapq_config, field), names,      \
+	  restart, inst },
 static const struct cfg_key cfg_keys[] = { MMAPQ_CONFIG_KEYS(CFG_ENTRY) };
 
 #define CFG_NKEYS ARRAY_SIZE(cfg_keys)
@@ -400,14 +409,56 @@ void mmapq_config_defaults(struct mmapq_config *c)
 	}
 }
 
+bool mmapq_config_instance_valid(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	return len >= 1 && len <= MMAPQ_INSTANCE_NAME_MAX &&
+	       strspn(name, MMAPQ_INSTANCE_NAME_CHARS) == len;
+}
+
+int mmapq_config_defaults_for(struct mmapq_config *c, const char *instance)
+{
+	size_t i;
+
+	if (instance && !mmapq_config_instance_valid(instance))
+		return -EINVAL;
+	mmapq_config_defaults(c);
+	if (!instance)
+		return 0;
+	for (i = 0; i < CFG_NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		const char *base;
+		char *v;
+
+		if (!k->per_instance)
+			continue;
+		base = strrchr(k->def, '/');
+		base = base ? base + 1 : k->def;
+		v = cfg_str(c, k);
+		/* Fits: CFG_CHECK_FIELD asserts it for the longest name. */
+		snprintf(v, MMAPQ_CONFIG_STR_MAX, "%.*s%s.%s", (int)(base - k->def), k->def,
+		         instance, base);
+	}
+	return 0;
+}
+
 /* ---- loading ---- */
 
 struct cfg_parse {
-	FILE *f;
-	const char *path;
+	/* the whole load: a file and its drop-ins */
 	mmapq_config_error_fn on_error;
 	void *ctx;
+	unsigned nerrors;
+	unsigned nfiles;                /* files read so far, the current one included */
+	unsigned set_file[CFG_NKEYS];   /* which file set each key last (1 = the first), 0 = none */
+	const char *set_path[CFG_NKEYS];
+	unsigned set_line[CFG_NKEYS];
+	struct mmapq_config cfg;        /* the result, copied out only if no errors */
 
+	/* the file being read */
+	FILE *f;
+	const char *path;
 	char *buf;              /* getline's buffer */
 	size_t bufsize;
 	unsigned lineno;        /* of the line last handed to inih */
@@ -416,9 +467,7 @@ struct cfg_parse {
 	const char *section;    /* current section (table spelling); NULL if none */
 	bool skip_section;      /* in an unknown or malformed section: ignore keys */
 
-	unsigned nerrors;
-	unsigned first_line[CFG_NKEYS]; /* where each key was set, 0 = not yet */
-	struct mmapq_config cfg;        /* the result, copied out only if no errors */
+	unsigned first_line[CFG_NKEYS]; /* where each key was set in this file, 0 = not yet */
 };
 
 static void cfg_error(struct cfg_parse *p, unsigned line, const char *fmt, ...)
@@ -663,6 +712,10 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		return 1;
 	}
 	p->first_line[i] = p->lineno;
+	/* A later file overrides an earlier one: the last place counts. */
+	p->set_file[i] = p->nfiles;
+	p->set_path[i] = p->path;
+	p->set_line[i] = p->lineno;
 
 	cfg_allowed(k, allowed, sizeof(allowed));
 	if (!*value) {
@@ -691,111 +744,237 @@ static int cfg_fail(mmapq_config_error_fn on_error, void *ctx, const char *path,
 	return r;
 }
 
+/* Where key i was set last, as the geometry message names it: "default",
+ * "line N" in the file blamed, "FILE:N" in another one. */
+static void cfg_set_at(const struct cfg_parse *p, size_t i, unsigned blamed_file,
+                       char *buf, size_t size)
+{
+	if (!p->set_file[i])
+		snprintf(buf, size, "default");
+	else if (p->set_file[i] == blamed_file)
+		snprintf(buf, size, "line %u", p->set_line[i]);
+	else
+		snprintf(buf, size, "%s:%u", p->set_path[i], p->set_line[i]);
+}
+
 /*
  * Keys that are valid one by one but not together: the queue file
  * (header + capacity slots of record_size rounded up to 8, plus a 16-byte
  * slot header each) must stay within MMAPQ_FILE_SIZE_MAX, the limit every
  * daemon enforces when it creates or attaches.  Blamed on whichever of the
- * two keys the file sets last (a default cannot be wrong on its own).
+ * two keys is set last (in the later file, or further down the same file;
+ * a default cannot be wrong on its own).
  */
 static void cfg_check_geometry(struct cfg_parse *p)
 {
-	const struct cfg_key *cap = cfg_find("queue", "capacity");
-	const struct cfg_key *rs = cfg_find("queue", "record_size");
-	unsigned cap_line = p->first_line[cap - cfg_keys], rs_line = p->first_line[rs - cfg_keys];
+	size_t cap = (size_t)(cfg_find("queue", "capacity") - cfg_keys);
+	size_t rs = (size_t)(cfg_find("queue", "record_size") - cfg_keys);
 	uint32_t capacity = p->cfg.capacity, record_size = p->cfg.record_size;
 	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)capacity * mmapq_slot_size(record_size);
+	char cap_at[MMAPQ_CONFIG_STR_MAX + 32], rs_at[MMAPQ_CONFIG_STR_MAX + 32];
+	size_t last;
 
-	char cap_at[32] = "default", rs_at[32] = "default";
-
-	if (size <= MMAPQ_FILE_SIZE_MAX || (!cap_line && !rs_line))
+	if (size <= MMAPQ_FILE_SIZE_MAX || (!p->set_file[cap] && !p->set_file[rs]))
 		return;
-	if (cap_line)
-		snprintf(cap_at, sizeof(cap_at), "line %u", cap_line);
-	if (rs_line)
-		snprintf(rs_at, sizeof(rs_at), "line %u", rs_line);
-	cfg_error(p, cap_line > rs_line ? cap_line : rs_line,
+	last = p->set_file[cap] > p->set_file[rs] ||
+	       (p->set_file[cap] == p->set_file[rs] && p->set_line[cap] > p->set_line[rs]) ? cap : rs;
+	cfg_set_at(p, cap, p->set_file[last], cap_at, sizeof(cap_at));
+	cfg_set_at(p, rs, p->set_file[last], rs_at, sizeof(rs_at));
+	p->path = p->set_path[last];
+	cfg_error(p, p->set_line[last],
 	          "[queue] capacity %u (%s) x record_size %u (%s) needs a %llu-byte queue file,"
 	          " over the limit of %llu bytes (64 GiB); lower one of them",
 	          capacity, cap_at, record_size, rs_at, (unsigned long long)size,
 	          (unsigned long long)MMAPQ_FILE_SIZE_MAX);
 }
 
-int mmapq_config_load(struct mmapq_config *c, const char *path,
-                      mmapq_config_error_fn on_error, void *ctx)
+/*
+ * Reads one file into p->cfg.  0; -ENOENT if it does not exist (reported
+ * only if report_missing); another -errno, reported, if it cannot be read
+ * (errors in its lines are counted in p->nerrors, not returned).
+ */
+static int cfg_read_file(struct cfg_parse *p, const char *path, bool report_missing)
 {
-	struct cfg_parse *p;
 	struct stat st;
 	int fd, r;
-
-	if (!c || !path)
-		return -EINVAL;
 
 	/* O_NONBLOCK: a FIFO must not hang us before we can reject it. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		/* Whether a missing file is fine is the caller's business. */
-		if (errno == ENOENT)
+		if (errno == ENOENT && !report_missing)
 			return -ENOENT;
-		return cfg_fail(on_error, ctx, path, -errno, NULL);
+		return cfg_fail(p->on_error, p->ctx, path, -errno, NULL);
 	}
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		close(fd);
-		return cfg_fail(on_error, ctx, path, r, NULL);
+		return cfg_fail(p->on_error, p->ctx, path, r, NULL);
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		if (on_error)
-			on_error(ctx, path, 0, S_ISDIR(st.st_mode) ? "is a directory" :
-			                                         "not a regular file");
+		if (p->on_error)
+			p->on_error(p->ctx, path, 0, S_ISDIR(st.st_mode) ? "is a directory" :
+			                                                "not a regular file");
 		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	}
-
-	/* ~13 KiB: keep it off the stack, which inih already uses. */
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		close(fd);
-		return cfg_fail(on_error, ctx, path, -ENOMEM, NULL);
 	}
 	p->f = fdopen(fd, "r");
 	if (!p->f) {
 		r = -errno;
 		close(fd);
-		free(p);
-		return cfg_fail(on_error, ctx, path, r, NULL);
+		return cfg_fail(p->on_error, p->ctx, path, r, NULL);
 	}
+	p->nfiles++;
 	p->path = path;
-	p->on_error = on_error;
-	p->ctx = ctx;
-	mmapq_config_defaults(&p->cfg);
+	p->lineno = 0;
+	p->read_err = 0;
+	p->section = NULL;
+	p->skip_section = false;
+	memset(p->first_line, 0, sizeof(p->first_line));
 
 	r = ini_parse_stream(cfg_reader, p, cfg_handler, p);
 	if (r > 0) {
 		/* The reader hands inih only lines it parses cleanly, so this
 		 * should not happen; if it does, the line was not reported. */
 		cfg_error(p, (unsigned)r, "syntax error");
+		r = 0;
 	}
+	if (p->read_err)
+		r = cfg_fail(p->on_error, p->ctx, path, p->read_err, "read error");
+	else if (r < 0) /* -2: inih's own line buffer (only if built without INI_USE_STACK) */
+		r = cfg_fail(p->on_error, p->ctx, path, r == -2 ? -ENOMEM : -EIO, NULL);
+	fclose(p->f);
+	p->f = NULL;
+	return r;
+}
 
-	if (!p->read_err && r >= 0)
+/* scandir: the drop-ins are NAME.ini; hidden files are not (as systemd). */
+static int cfg_is_dropin(const struct dirent *d)
+{
+	size_t len = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && len > 4 && !strcmp(d->d_name + len - 4, ".ini");
+}
+
+/* scandir: byte order, whatever the locale. */
+static int cfg_dropin_order(const struct dirent **a, const struct dirent **b)
+{
+	return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/*
+ * Reads every drop-in of path (path.d/NAME.ini) in order into p->cfg.
+ * Their paths are returned in *paths (*npaths of them), for the caller to
+ * free: error messages and p->set_path point into them.  0 (also when
+ * path.d does not exist), or the first -errno (reported) of the directory
+ * or of a drop-in that cannot be read; the others are read all the same.
+ */
+static int cfg_read_dropins(struct cfg_parse *p, const char *path, char ***paths, size_t *npaths)
+{
+	struct dirent **list = NULL;
+	char *dir = NULL;
+	int n, r = 0;
+
+	*paths = NULL;
+	*npaths = 0;
+	if (asprintf(&dir, "%s.d", path) < 0)
+		return cfg_fail(p->on_error, p->ctx, path, -ENOMEM, NULL);
+	n = scandir(dir, &list, cfg_is_dropin, cfg_dropin_order);
+	if (n < 0) {
+		if (errno != ENOENT)
+			r = cfg_fail(p->on_error, p->ctx, dir, -errno, "drop-in directory");
+		free(dir);
+		return r;
+	}
+	*paths = calloc((size_t)n + 1, sizeof(**paths));
+	for (int i = 0; i < n && *paths; i++) {
+		char *file = NULL;
+		int fr;
+
+		if (asprintf(&file, "%s/%s", dir, list[i]->d_name) < 0) {
+			fr = cfg_fail(p->on_error, p->ctx, dir, -ENOMEM, NULL);
+		} else {
+			(*paths)[(*npaths)++] = file;
+			fr = cfg_read_file(p, file, true);
+		}
+		if (fr < 0 && !r)
+			r = fr;
+	}
+	if (!*paths)
+		r = cfg_fail(p->on_error, p->ctx, dir, -ENOMEM, NULL);
+	for (int i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+	free(dir);
+	return r;
+}
+
+int mmapq_config_read(struct mmapq_config *c, const char *path,
+                      const struct mmapq_config_read_opts *o)
+{
+	static const struct mmapq_config_read_opts none;
+	struct cfg_parse *p;
+	char **dropins = NULL;
+	size_t ndropins = 0;
+	bool missing;
+	int r, hard;
+
+	if (!c || !path)
+		return -EINVAL;
+	if (!o)
+		o = &none;
+
+	/* ~20 KiB: keep it off the stack, which inih already uses. */
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return cfg_fail(o->on_error, o->ctx, path, -ENOMEM, NULL);
+	p->on_error = o->on_error;
+	p->ctx = o->ctx;
+	if (o->base)
+		p->cfg = *o->base;
+	else
+		mmapq_config_defaults(&p->cfg);
+
+	r = cfg_read_file(p, path, false);
+	missing = r == -ENOENT;
+	if (missing && !o->missing_ok) {
+		free(p);
+		return -ENOENT;
+	}
+	hard = r < 0 && !missing ? r : 0;
+	/* Errors in the lines of path do not stop this (every error is
+	 * reported), a path that cannot be read at all does. */
+	if (!hard)
+		hard = cfg_read_dropins(p, path, &dropins, &ndropins);
+	if (!hard)
 		cfg_check_geometry(p);
 
-	if (p->read_err) {
-		r = cfg_fail(on_error, ctx, path, p->read_err, "read error");
-	} else if (r < 0) {
-		/* -2: inih's own line buffer (only if built without INI_USE_STACK) */
-		r = cfg_fail(on_error, ctx, path, r == -2 ? -ENOMEM : -EIO, NULL);
+	if (hard) {
+		r = hard;
 	} else if (p->nerrors) {
 		r = -EINVAL;
 	} else {
 		*c = p->cfg;
-		r = 0;
+		r = missing ? 1 : 0;
+		if (o->on_file && !missing)
+			o->on_file(o->ctx, path);
+		for (size_t i = 0; i < ndropins && o->on_file; i++)
+			o->on_file(o->ctx, dropins[i]);
 	}
-
 	free(p->buf);
-	fclose(p->f);
+	for (size_t i = 0; i < ndropins; i++)
+		free(dropins[i]);
+	free(dropins);
 	free(p);
 	return r;
+}
+
+int mmapq_config_load(struct mmapq_config *c, const char *path,
+                      mmapq_config_error_fn on_error, void *ctx)
+{
+	const struct mmapq_config_read_opts o = {.on_error = on_error, .ctx = ctx};
+
+	return mmapq_config_read(c, path, &o);
 }
 
 /* ---- the loaded config ---- */

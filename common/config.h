@@ -2,12 +2,13 @@
 /*
  * config.h -- mmapq.ini: every key defined once, in MMAPQ_CONFIG_KEYS.
  * Loading never logs: each error goes to the caller's callback as
- * (file, line, message), and every error in the file is reported, not just
- * the first.
+ * (file, line, message), and every error in the files is reported, not
+ * just the first.
  */
 #ifndef MMAPQ_CONFIG_H
 #define MMAPQ_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "mmapq.h"
@@ -48,10 +49,48 @@ typedef void (*mmapq_config_change_fn)(void *ctx, const char *section, const cha
                                        int needs_restart);
 
 void mmapq_config_defaults(struct mmapq_config *c);
-/* Defaults, then the file.  0; -ENOENT (missing: not reported); -EINVAL
- * (errors in the file, each reported with its line; or not a regular file);
- * another -errno (-EISDIR, -EACCES, -EIO...).  Every failure but -ENOENT
- * went to on_error, line 0 if not about a line.  *c is untouched unless 0. */
+
+/*
+ * Several queues on one host: instance NAME (mmapq@NAME.target) has its own
+ * queue file and socket.  NAME is 1 to MMAPQ_INSTANCE_NAME_MAX characters
+ * of MMAPQ_INSTANCE_NAME_CHARS (what systemd allows in an instance name,
+ * without its '\' escapes).
+ */
+#define MMAPQ_INSTANCE_NAME_MAX 64
+#define MMAPQ_INSTANCE_NAME_CHARS \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.@-"
+bool mmapq_config_instance_valid(const char *name);
+/* The defaults of instance (NULL: the single queue's, mmapq_config_defaults):
+ * the paths that must differ per queue ([queue] path, [producer] socket)
+ * have "NAME." before their file name: /var/lib/mmapq/NAME.queue,
+ * /run/mmapq/NAME.producer.sock.  0, or -EINVAL (not a valid name). */
+int mmapq_config_defaults_for(struct mmapq_config *c, const char *instance);
+
+/*
+ * A configuration file F and its drop-ins: F first, then every F.d/NAME.ini
+ * (hidden files and other names are ignored, as systemd does) in byte
+ * order of NAME.  A key set twice in one file is an error; a later file
+ * overrides what an earlier one set.  Every error names its own file and
+ * line; every file is read, so that all errors are reported.  F.d missing
+ * is fine; F.d that is not a directory or cannot be read, or a drop-in
+ * that cannot be read, is an error.
+ */
+struct mmapq_config_read_opts {
+	const struct mmapq_config *base;  /* what no file sets; NULL: mmapq_config_defaults */
+	bool missing_ok;                  /* F missing reads as an empty F (drop-ins still count) */
+	mmapq_config_error_fn on_error;   /* each error as (file, line, message); may be NULL */
+	void (*on_file)(void *ctx, const char *file); /* on success: each file read, in order */
+	void *ctx;                        /* for both callbacks */
+};
+/* 0; 1 (F missing, missing_ok: base and the drop-ins); -ENOENT (F missing,
+ * not reported, nothing read); -EINVAL (errors in the files, each reported
+ * with its line; or F or a drop-in is not a regular file); another -errno
+ * (-EISDIR, -EACCES, -ENOTDIR, -EIO...).  Every failure but -ENOENT went
+ * to on_error, line 0 if not about a line.  *c is untouched unless 0 or 1.
+ * opts may be NULL. */
+int mmapq_config_read(struct mmapq_config *c, const char *path,
+                      const struct mmapq_config_read_opts *opts);
+/* mmapq_config_read of path over the defaults, F required. */
 int mmapq_config_load(struct mmapq_config *c, const char *path,
                       mmapq_config_error_fn on_error, void *ctx);
 /* Every key whose value (as text) differs, in table order: on_change (if

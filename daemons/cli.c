@@ -50,8 +50,11 @@ static void usage(FILE *f, const struct cli *c, const char *extra, bool want_cou
 	fprintf(f,
 	        "Usage: %s [OPTION]...%s\n"
 	        "  -c, --config PATH   configuration file (default %s)\n"
+	        "  -i, --instance NAME one of several queues (mmapq@NAME.target): configuration\n"
+	        "                      NAME.ini beside the default one, queue file NAME.queue\n"
+	        "                      and socket NAME.producer.sock beside the default ones\n"
 	        "  -q, --queue PATH    queue file, overrides [queue] path\n"
-	        "      --check-config  validate the configuration and exit\n",
+	        "      --check-config  validate the configuration (and its drop-ins) and exit\n",
 	        c->prog, extra ? extra : "", MMAPQ_DEFAULT_CONFIG);
 	if (want_count)
 		fprintf(f, "      --count N       exit after N records\n");
@@ -104,6 +107,7 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT, OPT_HTTP };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
+		{"instance", required_argument, NULL, 'i'},
 		{"queue", required_argument, NULL, 'q'},
 		{"check-config", no_argument, NULL, OPT_CHECK},
 		{"count", required_argument, NULL, OPT_COUNT},
@@ -119,15 +123,25 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 	int o, li = -1;
 
 	memset(c, 0, sizeof(*c));
+	c->ctl = ctl;
 	c->timeout_s = CLI_SEND_TIMEOUT_S;
 	c->prog = slash ? slash + 1 : argv[0];
 	c->config_path = MMAPQ_DEFAULT_CONFIG;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "c:q:hV", opts, &li)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:i:q:hV", opts, &li)) != -1) {
 		switch (o) {
 		case 'c':
 			c->config_path = optarg;
 			c->config_explicit = true;
+			break;
+		case 'i':
+			if (!mmapq_config_instance_valid(optarg)) {
+				fprintf(stderr, "%s: --instance: '%s' is not an instance name (1 to %d"
+				        " letters, digits and ':_.@-')\n", c->prog, optarg,
+				        MMAPQ_INSTANCE_NAME_MAX);
+				exit(EXIT_USAGE);
+			}
+			c->instance = optarg;
 			break;
 		case 'q':
 			if (!*optarg) {
@@ -175,6 +189,15 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 		}
 	}
 	c->argi = optind;
+	if (c->instance && !c->config_explicit) {
+		/* DIR/mmapq.ini -> DIR/NAME.ini */
+		const char *dir_end = strrchr(MMAPQ_DEFAULT_CONFIG, '/');
+		int dir_len = dir_end ? (int)(dir_end - MMAPQ_DEFAULT_CONFIG) + 1 : 0;
+
+		snprintf(c->instance_config, sizeof(c->instance_config), "%.*s%s.ini", dir_len,
+		         MMAPQ_DEFAULT_CONFIG, c->instance);
+		c->config_path = c->instance_config;
+	}
 	return;
 bad:
 	if (o == '?' && optopt && optopt < 256)
@@ -197,21 +220,64 @@ static void print_config_error(void *ctx, const char *file, unsigned line, const
 		log_plain("%s: %s", file, msg);
 }
 
+/* The files of the configuration in use, main file (unless missing) and
+ * drop-ins, in the order read: for --check-config and the log. */
+struct cli_files {
+	char **v;
+	size_t n;
+};
+static struct cli_files loaded;
+
+static void cli_files_free(struct cli_files *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		free(f->v[i]);
+	free(f->v);
+	f->v = NULL;
+	f->n = 0;
+}
+
+/* mmapq_config_read_opts.on_file; a file that cannot be noted (no memory)
+ * is only missing from what is printed. */
+static void note_file(void *ctx, const char *file)
+{
+	struct cli_files *f = ctx;
+	char **v = realloc(f->v, (f->n + 1) * sizeof(*v));
+
+	if (!v)
+		return;
+	f->v = v;
+	if ((v[f->n] = strdup(file)))
+		f->n++;
+}
+
 int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 {
+	struct cli_files files = {0};
+	struct mmapq_config base;
+	const struct mmapq_config_read_opts o = {
+		.base = &base,
+		.missing_ok = !c->config_explicit, /* the default file may be missing, not --config */
+		.on_error = print_config_error,
+		.on_file = note_file,
+		.ctx = &files,
+	};
 	int r;
 
-	mmapq_config_defaults(cfg);
-	r = mmapq_config_load(cfg, c->config_path, print_config_error, NULL);
-	if (r == -ENOENT && !c->config_explicit) {
-		mmapq_config_defaults(cfg);
-		c->config_missing = true;
-		r = 0;
-	} else if (r == -ENOENT) {
+	mmapq_config_defaults_for(&base, c->instance); /* the name was checked by cli_parse */
+	r = mmapq_config_read(cfg, c->config_path, &o);
+	if (r == -ENOENT)
 		log_plain("%s: no such configuration file", c->config_path);
-	} /* every other error went to print_config_error already */
-	if (r < 0)
+	/* every other error went to print_config_error already */
+	if (r < 0) {
+		cli_files_free(&files);
 		return EXIT_CONFIG;
+	}
+	c->config_missing = r == 1;
+	cli_files_free(&loaded);
+	loaded = files;
+	if (c->check_config)
+		c->cfg = cfg; /* for cli_check_config_result, right after */
 	if (c->queue_path) {
 		if (strlen(c->queue_path) >= sizeof(cfg->queue_path)) {
 			log_plain("--queue: path too long");
@@ -220,6 +286,10 @@ int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 		strcpy(cfg->queue_path, c->queue_path);
 	}
 	log_set_level(cfg->log_level);
+	if (!c->ctl && !c->check_config && loaded.n > !c->config_missing) {
+		for (size_t i = !c->config_missing; i < loaded.n; i++)
+			log_info("configuration: drop-in %s", loaded.v[i]);
+	}
 	return 0;
 }
 
@@ -346,10 +416,17 @@ int cli_reload_config(struct cli *c, struct mmapq_config *running)
 
 int cli_check_config_result(const struct cli *c)
 {
+	size_t i = 0;
+
 	if (c->config_missing)
 		printf("%s: not found; the built-in defaults are used and valid\n", c->config_path);
 	else
-		printf("%s: configuration OK\n", c->config_path);
+		printf("%s: configuration OK\n", loaded.n ? loaded.v[i++] : c->config_path);
+	for (; i < loaded.n; i++)
+		printf("%s: configuration OK (drop-in)\n", loaded.v[i]);
+	if (c->instance)
+		printf("instance %s: queue file %s, socket %s\n", c->instance, c->cfg->queue_path,
+		       c->cfg->socket_path);
 	return EXIT_OK;
 }
 

@@ -51,9 +51,13 @@ unsigned cli_start(void);
 
 struct cli {
 	const char *prog;
-	const char *config_path;
+	bool ctl;                 /* mmapqctl, not a daemon */
+	const char *config_path;  /* --config, or the default of the instance */
 	bool config_explicit;
-	bool config_missing;      /* the default file does not exist: defaults */
+	bool config_missing;      /* the default file does not exist: defaults (and drop-ins) */
+	const char *instance;     /* --instance NAME: one of several queues on the host */
+	char instance_config[4096]; /* its default config_path: DIR/NAME.ini */
+	const struct mmapq_config *cfg; /* --check-config: what cli_load_config loaded */
 	const char *queue_path;   /* --queue, overrides [queue] path */
 	bool check_config;
 	bool json;
@@ -70,11 +74,14 @@ struct cli {
 void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
                bool want_count, bool ctl);
 
-/* Loads the config (a missing default file means built-in defaults; a
- * missing explicit one is an error), applies --queue, prints every error as
- * FILE:LINE: message.  Returns 0 or EXIT_CONFIG. */
+/* Loads the config file and its drop-ins (FILE.d/NAME.ini) over the
+ * defaults of the instance (--instance) or of the single queue.  A missing
+ * default file means no file (the drop-ins still count); a missing explicit
+ * one is an error.  Applies --queue, prints every error as FILE:LINE:
+ * message.  Returns 0 or EXIT_CONFIG. */
 int cli_load_config(struct cli *c, struct mmapq_config *cfg);
-/* --check-config: what was checked, exit 0. */
+/* --check-config: each file that was checked (and, with --instance, the
+ * instance's queue file and socket), exit 0. */
 int cli_check_config_result(const struct cli *c);
 
 /* Exit code for a negative errno from mmapq_open. */

@@ -19,7 +19,8 @@
  * MMAPQ_UPDATE_GOLDEN=1 rewrites the golden files from the actual output
  * instead of comparing: review the git diff afterwards.
  *
- * Groups: help, usage, config, int (status/dump of an int queue), line
+ * Groups: help, usage, config, dropins (FILE.d/NAME.ini), instance
+ * (--instance NAME), int (status/dump of an int queue), line
  * (status/dump of a line queue with a tab, a backslash, quotes and
  * non-ASCII bytes), bad_input, bad_queue (65), role_taken (69),
  * cannot_create (73), io_error (74).
@@ -44,7 +45,9 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "mmapq.h"
+#include "mmapq_format.h"
 #include "testutil.h"
 
 #ifndef MMAPQ_DEFAULT_CONFIG
@@ -642,6 +645,107 @@ static void test_default_config_missing(void **state)
 	}
 }
 
+/* ---- drop-ins and instances ---- */
+
+static char *mkdir_in(const char *name)
+{
+	char *p = tu_path(dir, name);
+
+	if (mkdir(p, 0755) < 0)
+		tu_die("mkdir");
+	return p;
+}
+
+/* FILE.d/NAME.ini after FILE, in byte order, later files override; the
+ * daemons run on the result; every error names its own FILE:LINE. */
+static void test_dropins(void **state)
+{
+	struct transcript t = {.group = "dropins"};
+	char *cfg = write_cfg("m.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	char *d = mkdir_in("m.ini.d");
+	char *lines = write_cfg("m.ini.d/50-lines.ini", "; records are lines\n[queue]\nformat = line\n");
+	char *ignored = write_cfg("m.ini.d/50-lines.ini~", "an editor's backup is ignored\n");
+	char *bad;
+
+	(void)state;
+	tr_run_free(&t, 0, NULL, P, "--config", cfg, "--check-config", NULL);
+	tr_run_free(&t, 0, "a b\nc\n", P, "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "2", NULL);
+	CHECK(tu_queue_status(qpath).format == MMAPQ_FORMAT_LINE && tu_queue_status(qpath).capacity == 8,
+	      "the queue was not made with the drop-in's format and the file's capacity");
+	/* errors in the file and in a drop-in, each where it is */
+	bad = write_cfg("m.ini.d/60-bad.ini", "[queue]\ncapacity = 8\ncapacity = 16\n[log]\nlevel = loud\n");
+	free(write_cfg("m.ini", "[queue]\ncapacity = 7\n"));
+	tr_run_free(&t, 78, NULL, C, "--config", cfg, "--check-config", NULL);
+	tr_run_free(&t, 78, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
+	unlink(bad);
+	unlink(lines);
+	unlink(ignored);
+	rmdir(d);
+	/* FILE.d not a directory */
+	free(write_cfg("m.ini", "[queue]\ncapacity = 8\n"));
+	free(write_cfg("m.ini.d", "[queue]\ncapacity = 16\n"));
+	tr_run_free(&t, 78, NULL, P, "--config", cfg, "--check-config", NULL);
+	tr_check(&t);
+	free(bad);
+	free(ignored);
+	free(lines);
+	free(d);
+	free(cfg);
+}
+
+/* --instance NAME: the queue file and socket default to NAME.queue and
+ * NAME.producer.sock beside the single queue's, NAME.ini (if it sets
+ * them) wins; the default configuration is NAME.ini beside the default
+ * one, missing like it; a bad name is a usage error. */
+static void test_instance(void **state)
+{
+	struct transcript t = {.group = "instance"};
+	char *none = write_cfg("none.ini", "; sets nothing\n");
+	char *own = write_cfg("own.ini", "[queue]\npath = /srv/queues/b\n[producer]\nsocket = /run/b.sock\n");
+	char *d = mkdir_in("none.ini.d");
+	char *cap = write_cfg("none.ini.d/10-capacity.ini", "[queue]\ncapacity = 16\n");
+	char *missing = tu_path(dir, "missing.ini");
+	char longest[MMAPQ_INSTANCE_NAME_MAX + 2];
+	const char *dir_end = strrchr(MMAPQ_DEFAULT_CONFIG, '/');
+	char *name = tu_xasprintf("zz-test-%d", (int)getpid());
+	char *want = tu_xasprintf("%.*s/%s.ini: not found; the built-in defaults are used and valid\n"
+	                          "instance %s: queue file /var/lib/mmapq/%s.queue, socket "
+	                          "/run/mmapq/%s.producer.sock\n",
+	                          (int)(dir_end - MMAPQ_DEFAULT_CONFIG), MMAPQ_DEFAULT_CONFIG, name,
+	                          name, name, name);
+	struct res r;
+
+	(void)state;
+	memset(longest, 'n', sizeof(longest));
+	longest[MMAPQ_INSTANCE_NAME_MAX] = '\0';
+	tr_run_free(&t, 0, NULL, P, "--instance", "a", "--config", none, "--check-config", NULL);
+	tr_run_free(&t, 0, NULL, C, "-i", "b-2:x_y.z@1", "--config", own, "--check-config", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--instance", longest, "--config", none, "--check-config", NULL);
+	longest[MMAPQ_INSTANCE_NAME_MAX] = 'n';
+	longest[MMAPQ_INSTANCE_NAME_MAX + 1] = '\0';
+	tr_run_free(&t, 64, NULL, CTL, "--instance", longest, "--config", none, "--check-config", NULL);
+	tr_run_free(&t, 64, NULL, P, "--instance", "a/b", "--check-config", NULL);
+	tr_run_free(&t, 64, NULL, P, "--instance", "", "--check-config", NULL);
+	/* an explicit --config that is missing is still an error */
+	tr_run_free(&t, 78, NULL, P, "--instance", "a", "--config", missing, "--check-config", NULL);
+	tr_check(&t);
+
+	/* the default configuration of an instance: DIR/NAME.ini, may be missing */
+	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
+	           (char *[]){(char *)P, "--instance", name, "--check-config", NULL});
+	CHECK(r.code == 0 && !strcmp(r.out, want), "--instance %s --check-config: exit %d, printed\n%s\n"
+	      "want\n%s\nstderr: %s", name, r.code, r.out, want, r.err);
+	res_free(&r);
+	free(want);
+	free(name);
+	free(missing);
+	free(cap);
+	free(d);
+	free(own);
+	free(none);
+}
+
 /* ---- status and dump ---- */
 
 static void test_int_queue(void **state)
@@ -1171,6 +1275,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_usage_names_option, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_default_config_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dropins, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_instance, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_int_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_utf8_roundtrip, setup, teardown),

@@ -3,7 +3,8 @@
  * test_config -- common/config.c: defaults, the shipped config/mmapq.ini,
  * every error kind (golden files tests/config/bad-*.ini, whose exact output
  * is tests/config/bad-*.expected), lines inih would split, NUL bytes, BOM,
- * CRLF, diff and format_value.
+ * CRLF, drop-ins (FILE.d/NAME.ini: order, override, errors per file),
+ * instance defaults, diff and format_value.
  *
  * Needs MMAPQ_SOURCE_DIR (set by ctest).  MMAPQ_UPDATE_GOLDEN=1 rewrites the
  * .expected files from the actual output instead of comparing: review the
@@ -20,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -786,6 +789,403 @@ static void test_null_callback(void **state)
 	free(path);
 }
 
+/* ---- drop-ins: F, then F.d/NAME.ini in byte order ---- */
+
+static char *put(const char *dir, const char *name, const char *text)
+{
+	char *path = tu_path(dir, name);
+
+	write_file(path, text, strlen(text));
+	return path;
+}
+
+/* A directory of its own per test (removed afterwards, whatever it holds)
+ * with a configuration file ini (text NULL: none) and its drop-in
+ * directory d = ini.d. */
+struct tree {
+	char *dir, *ini, *d;
+};
+
+static struct tree tree_new(const char *name, const char *text)
+{
+	struct tree t;
+
+	t.dir = tu_mkdtemp("config-dropins");
+	t.ini = text ? put(t.dir, name, text) : tu_path(t.dir, name);
+	t.d = tu_xasprintf("%s.d", t.ini);
+	if (mkdir(t.d, 0755) < 0)
+		tu_die("mkdir");
+	return t;
+}
+
+static void tree_free(struct tree *t)
+{
+	tu_rmdir_r(t->dir);
+	free(t->d);
+	free(t->ini);
+	free(t->dir);
+}
+
+/* on_file: the base names of the files read, in order, space-separated. */
+struct files {
+	char list[1024];
+};
+
+static void on_file(void *ctx, const char *file)
+{
+	struct files *f = ctx;
+	const char *base = strrchr(file, '/');
+	size_t off = strlen(f->list);
+
+	snprintf(f->list + off, sizeof(f->list) - off, "%s%s", off ? " " : "", base ? base + 1 : file);
+}
+
+/* Both callbacks share one context. */
+struct reader {
+	struct errs e;
+	struct files f;
+};
+
+static void reader_error(void *ctx, const char *file, unsigned line, const char *msg)
+{
+	on_error(&((struct reader *)ctx)->e, file, line, msg);
+}
+
+static void reader_file(void *ctx, const char *file)
+{
+	on_file(&((struct reader *)ctx)->f, file);
+}
+
+static int read_cfg(struct mmapq_config *c, const char *path, const struct mmapq_config *base,
+                    bool missing_ok, struct reader *rd)
+{
+	const struct mmapq_config_read_opts o = {
+		.base = base, .missing_ok = missing_ok,
+		.on_error = reader_error, .on_file = reader_file, .ctx = rd,
+	};
+
+	memset(&rd->f, 0, sizeof(rd->f));
+	errs_init(&rd->e);
+	return mmapq_config_read(c, path, &o);
+}
+
+/* Lexical (byte) order, not numeric: "9-" comes after "20-"; each later
+ * file overrides what an earlier one set, keys set once stay. */
+static void test_dropins_order_override(void **state)
+{
+	struct tree t = tree_new("mmapq.ini", "[queue]\ncapacity = 8\nsync = batch\n[log]\nlevel = debug\n");
+	const char *d = t.d, *ini = t.ini;
+	struct mmapq_config c, want;
+	struct reader rd;
+
+	free(put(d, "10-a.ini", "[queue]\ncapacity = 16\n"));
+	free(put(d, "20-b.ini", "[queue]\ncapacity = 32\n[producer]\non_full = drop\n"));
+	free(put(d, "9-c.ini", "[queue]\ncapacity = 64\n"));
+	free(put(d, "05-d.ini", "[queue]\ncapacity = 4\nsync = always\n"));
+
+	memset(&c, 0x5a, sizeof(c));
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), 0);
+	assert_string_equal(errs_text(&rd.e), "");
+	assert_string_equal(rd.f.list, "mmapq.ini 05-d.ini 10-a.ini 20-b.ini 9-c.ini");
+	mmapq_config_defaults(&want);
+	want.capacity = 64;
+	want.sync = MMAPQ_SYNC_ALWAYS;
+	want.on_full = MMAPQ_ON_FULL_DROP;
+	want.log_level = MMAPQ_LOG_DEBUG;
+	assert_memory_equal(&c, &want, sizeof(c));
+	errs_free(&rd.e);
+
+	/* mmapq_config_load reads them too */
+	errs_init(&rd.e);
+	memset(&c, 0x5a, sizeof(c));
+	assert_int_equal(mmapq_config_load(&c, ini, on_error, &rd.e), 0);
+	assert_memory_equal(&c, &want, sizeof(c));
+	errs_free(&rd.e);
+	tree_free(&t);
+}
+
+/* Only NAME.ini counts: editor backups, package leftovers, other endings
+ * and hidden files are ignored, whatever they hold (as systemd ignores
+ * what is not NAME.conf in its drop-in directories). */
+static void test_dropins_other_names_ignored(void **state)
+{
+	static const char *const ignored[] = {
+		"50-x.ini~", "50-x.ini.dpkg-old", "50-x.ini.bak", "50-x.conf", "README", ".50-x.ini",
+		".ini", "ini", "50-x.INI",
+	};
+	struct tree t = tree_new("q.ini", "[queue]\ncapacity = 8\n");
+	const char *d = t.d, *ini = t.ini;
+	struct mmapq_config c, want;
+	struct reader rd;
+
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		free(put(d, ignored[i], "this is not a key value line\n[queue]\ncapacity = 3\n"));
+	free(put(d, "60-y.ini", "[queue]\nrecord_size = 128\n"));
+
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), 0);
+	assert_string_equal(errs_text(&rd.e), "");
+	assert_string_equal(rd.f.list, "q.ini 60-y.ini");
+	mmapq_config_defaults(&want);
+	want.capacity = 8;
+	want.record_size = 128;
+	assert_memory_equal(&c, &want, sizeof(c));
+	errs_free(&rd.e);
+	tree_free(&t);
+}
+
+/* A key twice in one drop-in is an error, as in one file; the same key in
+ * two files is not.  Every error names its own file and line, all files
+ * are read, and nothing is applied. */
+static void test_dropins_errors(void **state)
+{
+	struct tree t = tree_new("m.ini", "[queue]\ncapacity = 8\nformat = csv\n");
+	const char *d = t.d, *ini = t.ini;
+	struct mmapq_config c, before;
+	struct reader rd;
+
+	free(put(d, "10-a.ini", "; a drop-in\n[queue]\ncapacity = 16\ncapacity = 32\n"));
+	free(put(d, "20-b.ini", "[log]\nlevel = loud\n[nosuch]\n"));
+	free(put(d, "30-c.ini", "[queue]\ncapacity = 64\n")); /* fine on its own */
+
+	fill_nondefault(&c);
+	before = c;
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), -EINVAL);
+	assert_string_equal(errs_text(&rd.e),
+	                    "m.ini:3: [queue] format: 'csv' is not valid (allowed: int, line)\n"
+	                    "10-a.ini:4: duplicate key 'capacity' in [queue] (first set on line 3)\n"
+	                    "20-b.ini:2: [log] level: 'loud' is not valid "
+	                    "(allowed: error, warning, notice, info, debug)\n"
+	                    "20-b.ini:3: unknown section [nosuch] "
+	                    "(known sections: queue, producer, consumer, log)\n");
+	assert_string_equal(rd.f.list, ""); /* on_file only on success */
+	assert_memory_equal(&c, &before, sizeof(c));
+	errs_free(&rd.e);
+	tree_free(&t);
+}
+
+/* The pair too big together, set in two files: blamed on the later file,
+ * the other one named with its file. */
+static void test_dropins_geometry(void **state)
+{
+	struct tree t = tree_new("g.ini", "[queue]\ncapacity = 16777216\n");
+	const char *d = t.d, *ini = t.ini;
+	char *want;
+	struct mmapq_config c;
+	struct reader rd;
+
+	free(put(d, "50-big.ini", "[queue]\n\nrecord_size = 1048576\n"));
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), -EINVAL);
+	want = tu_xasprintf("50-big.ini:3: [queue] capacity 16777216 (%s:2) x record_size 1048576"
+	                    " (line 3) needs a 17592454483968-byte queue file, over the limit of"
+	                    " 68719476736 bytes (64 GiB); lower one of them\n", ini);
+	assert_string_equal(errs_text(&rd.e), want);
+	errs_free(&rd.e);
+	free(want);
+
+	/* a later drop-in that lowers it again: fine */
+	free(put(d, "60-small.ini", "[queue]\ncapacity = 2\n"));
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), 0);
+	assert_int_equal(c.capacity, 2);
+	assert_int_equal(c.record_size, 1048576);
+	errs_free(&rd.e);
+	tree_free(&t);
+}
+
+/* mmapq_config_read(path) by a process that cannot read everything (as
+ * root: a child as nobody): want_r and exactly want_err, or -1. */
+static int read_unprivileged(const char *path, int want_r, const char *want_err)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		tu_die("fork");
+	if (pid == 0) {
+		struct mmapq_config c;
+		struct reader rd;
+		int r;
+
+		if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
+			_exit(3);
+		r = read_cfg(&c, path, NULL, false, &rd);
+		if (r != want_r || strcmp(errs_text(&rd.e), want_err)) {
+			fprintf(stderr, "as uid %u: %d, want %d; errors:\n%s", (unsigned)geteuid(), r, want_r,
+			        errs_text(&rd.e));
+			_exit(1);
+		}
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		tu_die("waitpid");
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* F.d missing is fine; not a directory, or a drop-in that is not a
+ * readable regular file, is an error naming it. */
+static void test_dropins_bad_entries(void **state)
+{
+	struct tree t = tree_new("b.ini", "[queue]\ncapacity = 8\n");
+	const char *dir = t.dir, *d = t.d, *ini = t.ini;
+	char *sub = tu_path(d, "20-dir.ini"), *link = tu_path(d, "30-dangling.ini");
+	struct mmapq_config c, before;
+	struct reader rd;
+	char *want;
+
+	/* no b.ini.d at all */
+	assert_int_equal(rmdir(d), 0);
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), 0);
+	assert_string_equal(rd.f.list, "b.ini");
+	assert_int_equal(c.capacity, 8);
+	errs_free(&rd.e);
+
+	/* b.ini.d a regular file */
+	free(put(dir, "b.ini.d", "[queue]\ncapacity = 16\n"));
+	fill_nondefault(&c);
+	before = c;
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), -ENOTDIR);
+	assert_string_equal(errs_text(&rd.e), "b.ini.d:0: drop-in directory: Not a directory\n");
+	assert_memory_equal(&c, &before, sizeof(c));
+	errs_free(&rd.e);
+	assert_int_equal(unlink(d), 0);
+
+	/* a directory and a dangling symbolic link named like drop-ins; the
+	 * good drop-in after them is read all the same */
+	assert_int_equal(mkdir(d, 0755), 0);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	assert_int_equal(symlink("/nonexistent/mmapq.ini", link), 0);
+	free(put(d, "40-good.ini", "[queue]\nformat = bogus\n"));
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), -EISDIR);
+	assert_string_equal(errs_text(&rd.e),
+	                    "20-dir.ini:0: is a directory\n"
+	                    "30-dangling.ini:0: No such file or directory\n"
+	                    "40-good.ini:2: [queue] format: 'bogus' is not valid (allowed: int, line)\n");
+	assert_memory_equal(&c, &before, sizeof(c));
+	errs_free(&rd.e);
+	assert_int_equal(rmdir(sub), 0);
+	assert_int_equal(unlink(link), 0);
+
+	/* unreadable: a drop-in, then the directory (as nobody when root,
+	 * who reads anything) */
+	free(put(d, "40-good.ini", "[queue]\nformat = line\n"));
+	want = tu_path(d, "40-good.ini");
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(chmod(want, 0), 0);
+	assert_int_equal(read_unprivileged(ini, -EACCES, "40-good.ini:0: Permission denied\n"), 0);
+	assert_int_equal(chmod(want, 0644), 0);
+	assert_int_equal(chmod(d, 0), 0);
+	assert_int_equal(read_unprivileged(ini, -EACCES,
+	                                   "b.ini.d:0: drop-in directory: Permission denied\n"), 0);
+	assert_int_equal(chmod(d, 0755), 0);
+	/* a drop-in whose read fails */
+	assert_int_equal(symlink("/proc/self/mem", link), 0);
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), -EIO);
+	assert_string_equal(errs_text(&rd.e), "30-dangling.ini:0: read error: Input/output error\n");
+	errs_free(&rd.e);
+	free(want);
+	tree_free(&t);
+	free(sub);
+	free(link);
+}
+
+/* missing_ok: F missing reads as empty, its drop-ins still count (1);
+ * without it, -ENOENT and nothing is read. */
+static void test_dropins_main_missing(void **state)
+{
+	struct tree t = tree_new("gone.ini", NULL);
+	const char *d = t.d, *ini = t.ini;
+	struct mmapq_config c, before, want;
+	struct reader rd;
+
+	free(put(d, "50-x.ini", "[log]\nstats_interval = 5\n"));
+	fill_nondefault(&c);
+	assert_int_equal(read_cfg(&c, ini, NULL, true, &rd), 1);
+	assert_string_equal(errs_text(&rd.e), "");
+	assert_string_equal(rd.f.list, "50-x.ini");
+	mmapq_config_defaults(&want);
+	want.stats_interval = 5;
+	assert_memory_equal(&c, &want, sizeof(c));
+	errs_free(&rd.e);
+
+	/* no drop-ins either: the base as it is */
+	free(put(d, "50-x.ini", "[log]\nstats_interval = x\n"));
+	fill_nondefault(&c);
+	before = c;
+	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), -ENOENT);
+	assert_string_equal(errs_text(&rd.e), "");
+	assert_memory_equal(&c, &before, sizeof(c));
+	errs_free(&rd.e);
+	assert_int_equal(read_cfg(&c, ini, NULL, true, &rd), -EINVAL);
+	assert_string_equal(errs_text(&rd.e), "50-x.ini:2: [log] stats_interval: 'x' is not a "
+	                    "decimal integer (allowed: 0 to 86400)\n");
+	errs_free(&rd.e);
+	tree_free(&t);
+}
+
+/* ---- instances ---- */
+
+static void test_instance_defaults(void **state)
+{
+	static const char *const bad[] = {
+		"", "a/b", "a b", "a\\x2db", "../x", "a\n", "\xc3\xa9t\xc3\xa9", "a;b", "a*",
+	};
+	char longest[MMAPQ_INSTANCE_NAME_MAX + 2];
+	struct mmapq_config c, d;
+	struct reader rd;
+	struct tree t;
+
+	/* NULL: the single queue's defaults */
+	memset(&c, 0x5a, sizeof(c));
+	assert_int_equal(mmapq_config_defaults_for(&c, NULL), 0);
+	assert_defaults(&c);
+
+	/* "NAME." before the file name of the queue and the socket; nothing else */
+	memset(&c, 0x5a, sizeof(c));
+	assert_int_equal(mmapq_config_defaults_for(&c, "a"), 0);
+	assert_string_equal(c.queue_path, "/var/lib/mmapq/a.queue");
+	assert_string_equal(c.socket_path, "/run/mmapq/a.producer.sock");
+	mmapq_config_defaults(&d);
+	strcpy(d.queue_path, "/var/lib/mmapq/a.queue");
+	strcpy(d.socket_path, "/run/mmapq/a.producer.sock");
+	assert_memory_equal(&c, &d, sizeof(c));
+	assert_int_equal(mmapq_config_defaults_for(&c, "web-2:x_y.z@1"), 0);
+	assert_string_equal(c.queue_path, "/var/lib/mmapq/web-2:x_y.z@1.queue");
+	assert_string_equal(c.socket_path, "/run/mmapq/web-2:x_y.z@1.producer.sock");
+
+	/* the longest name: its socket path still fits sockaddr_un */
+	memset(longest, 'n', MMAPQ_INSTANCE_NAME_MAX);
+	longest[MMAPQ_INSTANCE_NAME_MAX] = '\0';
+	assert_true(mmapq_config_instance_valid(longest));
+	assert_int_equal(mmapq_config_defaults_for(&c, longest), 0);
+	assert_true(strlen(c.socket_path) < MMAPQ_SOCKET_PATH_MAX);
+	assert_int_equal(strlen(c.socket_path), strlen("/run/mmapq/.producer.sock") + MMAPQ_INSTANCE_NAME_MAX);
+	longest[MMAPQ_INSTANCE_NAME_MAX] = 'n';
+	longest[MMAPQ_INSTANCE_NAME_MAX + 1] = '\0';
+	assert_false(mmapq_config_instance_valid(longest));
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(mmapq_config_instance_valid(bad[i]));
+		memcpy(&d, &c, sizeof(d));
+		assert_int_equal(mmapq_config_defaults_for(&c, bad[i]), -EINVAL);
+		assert_memory_equal(&c, &d, sizeof(c)); /* untouched */
+	}
+	assert_false(mmapq_config_instance_valid(NULL));
+
+	/* as the base of a read: what the file does not set stays the instance's */
+	t = tree_new("a.ini", "[queue]\ncapacity = 8\n");
+	assert_int_equal(mmapq_config_defaults_for(&d, "a"), 0);
+	assert_int_equal(read_cfg(&c, t.ini, &d, false, &rd), 0);
+	assert_string_equal(c.queue_path, "/var/lib/mmapq/a.queue");
+	assert_string_equal(c.socket_path, "/run/mmapq/a.producer.sock");
+	assert_int_equal(c.capacity, 8);
+	errs_free(&rd.e);
+	free(put(t.dir, "a.ini", "[queue]\npath = /srv/a/queue\n"));
+	assert_int_equal(read_cfg(&c, t.ini, &d, false, &rd), 0);
+	assert_string_equal(c.queue_path, "/srv/a/queue");
+	assert_string_equal(c.socket_path, "/run/mmapq/a.producer.sock");
+	errs_free(&rd.e);
+	tree_free(&t);
+}
+
 struct change {
 	char section[32], key[32], old_value[MMAPQ_CONFIG_STR_MAX], new_value[MMAPQ_CONFIG_STR_MAX];
 	int needs_restart;
@@ -993,6 +1393,13 @@ int main(void)
 		cmocka_unit_test(test_empty_and_partial),
 		cmocka_unit_test(test_bom_crlf),
 		cmocka_unit_test(test_null_callback),
+		cmocka_unit_test(test_dropins_order_override),
+		cmocka_unit_test(test_dropins_other_names_ignored),
+		cmocka_unit_test(test_dropins_errors),
+		cmocka_unit_test(test_dropins_geometry),
+		cmocka_unit_test(test_dropins_bad_entries),
+		cmocka_unit_test(test_dropins_main_missing),
+		cmocka_unit_test(test_instance_defaults),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_format_value_round_trip),
 		cmocka_unit_test(test_format_value_errors),

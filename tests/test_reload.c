@@ -20,6 +20,9 @@
  *                  while records flow: the records after the reload are in
  *                  the file, none lost or doubled across the two outputs; the
  *                  consumer's STATUS= (NOTIFY_SOCKET) names the new output
+ *   dropin         a drop-in (mmapq.ini.d/50-test.ini) written, broken and
+ *                  removed between SIGHUPs: applied and logged, rejected
+ *                  with its own FILE:LINE (also by --check-config), undone
  *   check_config   --check-config on the broken file exits 78 with both
  *                  errors (what ExecReload= runs first); on a good file, 0
  *
@@ -383,6 +386,80 @@ static void test_broken(void **state)
 	free(keep);
 }
 
+/* ---- dropin ---- */
+
+static void write_dropin(const char *path, const char *text)
+{
+	if (tu_write_file(path, text, strlen(text)) < 0)
+		tu_die("write drop-in");
+}
+
+/* A drop-in written, broken and removed while both daemons run: each
+ * SIGHUP re-reads mmapq.ini.d/ too; a broken drop-in is named with its line
+ * and changes nothing; --check-config (what ExecReload= runs first) says
+ * the same. */
+static void test_dropin(void **state)
+{
+	char *d = tu_path(dir, "mmapq.ini.d"), *dropin = tu_path(d, "50-test.ini");
+	char *read_line = tu_xasprintf("configuration: drop-in %s", dropin);
+	char *bad_line = tu_xasprintf("%s:3: unknown key 'on_full' in [log]", dropin);
+	char *keep = tu_xasprintf("reload: %s has errors; keeping the running configuration", cfg);
+	const char *const applied[] = {read_line, "reload: [log] stats_interval: 0 -> 1 (applied)",
+	                               "reload: [producer] on_full: block -> drop (applied)", NULL};
+	const char *const broken[] = {bad_line, keep, NULL};
+	const char *const removed[] = {"reload: [log] stats_interval: 1 -> 0 (applied)",
+	                               "reload: [producer] on_full: drop -> block (applied)", NULL};
+	char **argv;
+	struct tp_kid p, c, k;
+	int code;
+
+	(void)state;
+	write_cfg((struct rcfg){0});
+	CHECK(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));
+	start_both(&p, &c, NULL, NULL);
+
+	write_dropin(dropin, "[log]\nstats_interval = 1\n[producer]\non_full = drop\n");
+	hup(&p);
+	expect_lines("producer", &p, applied);
+	hup(&c);
+	expect_lines("consumer", &c, applied);
+	CHECK(tp_until(c.err, "consumed 1, depth 0/1024, ", DEADLINE_MS),
+	      "consumer: no statistics line after the drop-in set stats_interval = 1; stderr:\n%s",
+	      tp_str(c.err));
+
+	/* broken: named with its own line, nothing applied, the daemon goes on */
+	write_dropin(dropin, "[log]\nstats_interval = 0\non_full = never\n");
+	p.err->len = 0, p.err->s[0] = '\0';
+	hup(&p);
+	expect_lines("producer", &p, broken);
+	CHECK(!strstr(tp_str(p.err), "(applied)"), "a broken drop-in applied something:\n%s",
+	      tp_str(p.err));
+	argv = tp_av("mmapq-producer", "--config", cfg, "--check-config", (char *)NULL);
+	k = tp_spawn(argv, false, true, true);
+	tp_av_free(argv);
+	CHECK(tp_until(k.err, NULL, DEADLINE_MS), "--check-config: stderr did not end");
+	code = tp_wait_exit(&k, DEADLINE_MS);
+	CHECK(code == 78 && strstr(tp_str(k.err), bad_line),
+	      "--check-config with the broken drop-in: exit %d, stderr '%s'", code, tp_str(k.err));
+	tp_kid_close(&k);
+
+	/* removed: back to mmapq.ini alone */
+	CHECK(unlink(dropin) == 0, "unlink %s: %s", dropin, strerror(errno));
+	hup(&p);
+	expect_lines("producer", &p, removed);
+	hup(&c);
+	expect_lines("consumer", &c, removed);
+	put(&p, "2 3\n");
+	CHECK(tp_until(c.out, "3\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n") == 0,
+	      "after the reloads the consumer printed '%s', want 1..3", tp_str(c.out));
+	finish(&p, &c);
+	free(keep);
+	free(bad_line);
+	free(read_line);
+	free(dropin);
+	free(d);
+}
+
 /* ---- output_switch ---- */
 
 /* Drain until t holds a whole line containing needle. */
@@ -599,6 +676,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_switch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dropin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_config, setup, teardown),
 	};
 

@@ -56,10 +56,29 @@ static const struct {
 	const char *section, *key;
 } keys[] = {
 	{"queue", "path"}, {"queue", "capacity"}, {"queue", "record_size"}, {"queue", "format"},
-	{"queue", "sync"}, {"queue", "mode"}, {"producer", "input"}, {"producer", "socket"},
-	{"producer", "generate_rate"}, {"producer", "on_full"}, {"consumer", "output"},
-	{"log", "level"}, {"log", "stats_interval"},
+	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"producer", "input"},
+	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
+	{"producer", "client_timeout"}, {"consumer", "output"}, {"log", "level"},
+	{"log", "stats_interval"},
 };
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* keys[] is every key of config.c's table: two configurations that differ
+ * in every byte differ in every key, and diff counts them all.  (A key
+ * missing here is not written back by the round trip, which then fails on
+ * any input that sets it.) */
+static void check_key_list(void)
+{
+	static struct mmapq_config a, b;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0xff, sizeof(b));
+	b.queue_path[sizeof(b.queue_path) - 1] = b.input[sizeof(b.input) - 1] = '\0';
+	b.socket_path[sizeof(b.socket_path) - 1] = b.output[sizeof(b.output) - 1] = '\0';
+	FUZZ_CHECK(mmapq_config_diff(&a, &b, NULL, NULL) == (int)NKEYS,
+	           "config.c has %d keys, fuzz_config.c's keys[] %zu", mmapq_config_diff(&a, &b, NULL, NULL),
+	           NKEYS);
+}
 
 static bool one_of(const char *s, const char *const *names)
 {
@@ -86,6 +105,7 @@ static void check_ranges(const struct mmapq_config *c)
 	FUZZ_CHECK(c->sync == MMAPQ_SYNC_NEVER || c->sync == MMAPQ_SYNC_BATCH ||
 	           c->sync == MMAPQ_SYNC_ALWAYS, "sync %d", (int)c->sync);
 	FUZZ_CHECK(c->mode <= 0777 && (c->mode & 0600) == 0600, "mode %04" PRIo32, c->mode);
+	FUZZ_CHECK(c->spin_us <= 10000u, "spin_us %" PRIu32, c->spin_us);
 	FUZZ_CHECK(strnlen(c->input, sizeof(c->input)) < sizeof(c->input) && one_of(c->input, inputs),
 	           "input '%.64s'", c->input);
 	len = strnlen(c->socket_path, sizeof(c->socket_path));
@@ -93,6 +113,7 @@ static void check_ranges(const struct mmapq_config *c)
 	FUZZ_CHECK(c->generate_rate <= 100000000u, "generate_rate %" PRIu32, c->generate_rate);
 	FUZZ_CHECK(c->on_full == MMAPQ_ON_FULL_BLOCK || c->on_full == MMAPQ_ON_FULL_DROP, "on_full %d",
 	           (int)c->on_full);
+	FUZZ_CHECK(c->client_timeout <= 86400u, "client_timeout %" PRIu32, c->client_timeout);
 	len = strnlen(c->output, sizeof(c->output));
 	FUZZ_CHECK(len < sizeof(c->output) &&
 	           (one_of(c->output, outputs) || (!strncmp(c->output, "file:", 5) && len > 5)),
@@ -217,7 +238,7 @@ static void check_round_trip(const struct mmapq_config *c)
 	size_t off = 0;
 	int r;
 
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+	for (size_t i = 0; i < NKEYS; i++) {
 		r = mmapq_config_format_value(c, keys[i].section, keys[i].key, val, sizeof(val));
 		FUZZ_CHECK(r == 0, "format_value [%s] %s: %d", keys[i].section, keys[i].key, r);
 		if (strcmp(section, keys[i].section)) {
@@ -249,6 +270,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	snprintf(g_path, sizeof(g_path), "%s/mmapq.ini", dir);
 	snprintf(g_path2, sizeof(g_path2), "%s/roundtrip.ini", dir);
+	check_key_list();
 	return 0;
 }
 

@@ -2,12 +2,17 @@
 # SPDX-License-Identifier: MIT
 #
 # check-units.sh BUILD_DIR -- the installed units as files, on the host,
-# without a running systemd and without root:
+# without a running systemd and without root: the single queue's
+# (mmapq.target, mmapq-producer.socket, mmapq-producer.service,
+# mmapq-consumer.service) and the templates of several queues (mmapq@.target,
+# mmapq-producer@.socket, ...), the latter as the instance "check":
 #   - `systemd-analyze verify` reports nothing (the ExecStart=/ExecReload=
 #     binaries are checked in the staged install);
-#   - `systemd-analyze security --offline=yes`: overall exposure of both
-#     services at most 2.0 (MMAPQ_MAX_EXPOSURE), and the settings the issue
-#     asks for are there.
+#   - `systemd-analyze security --offline=yes`: overall exposure of every
+#     service at most 2.0 (MMAPQ_MAX_EXPOSURE), and the settings the issue
+#     asks for are there;
+#   - the templates run the instance (--instance %i, PartOf=mmapq@%i.target,
+#     its own socket /run/mmapq/%i.producer.sock).
 # Exit 0 pass, 1 fail, 77 skip (systemd-analyze or cmake missing).
 set -u
 build=${1:?usage: check-units.sh BUILD_DIR}
@@ -28,31 +33,45 @@ fail=0
 pass() { echo "check-units: PASS: $*"; }
 failed() { echo "check-units: FAIL: $*"; fail=1; }
 
-for u in mmapq-producer.service mmapq-consumer.service mmapq-producer.socket mmapq.target \
-	mmapq-metrics.socket mmapq-metrics@.service; do
+single="mmapq-producer.service mmapq-consumer.service mmapq-producer.socket mmapq.target"
+templates="mmapq-producer@.service mmapq-consumer@.service mmapq-producer@.socket mmapq@.target"
+# the metrics endpoint: a socket with Accept=yes and its per-connection template
+metrics="mmapq-metrics.socket mmapq-metrics@.service"
+for u in $single $templates $metrics; do
 	[ -f "$units/$u" ] || failed "$u was not installed into $MMAPQ_UNITDIR"
 done
 [ $fail = 0 ] || exit 1
-grep -q '@[a-z_]*@' "$units"/* && failed "unfilled @template@ variables: $(grep -l '@[a-z_]*@' "$units"/*)"
+# (an '@' before a '.' is a template's name: mmapq-producer@.service)
+grep -q '@[a-z_]*@' "$units"/mmapq* && failed "unfilled @template@ variables: $(grep -l '@[a-z_]*@' "$units"/mmapq*)"
 
 # verify: a copy whose commands point into the stage, so that the binaries'
-# existence is checked too.  (--man=no: the man pages are checked in the
-# container, where the staged man directory is in place.)
-mkdir -p "$work/verify"
-cp "$units"/* "$work/verify/"
-sed -i "s#^\(Exec[A-Za-z]*=[-@:+!]*\)$MMAPQ_BINDIR/#\1$stage$MMAPQ_BINDIR/#" "$work/verify/"*.service
-# a template is verified as an instance of itself
-cp "$work/verify/mmapq-metrics@.service" "$work/verify/mmapq-metrics@check.service"
-out=$(cd "$work/verify" && systemd-analyze verify --man=no ./*.service ./*.socket ./*.target 2>&1)
+# existence is checked too; each template as the instance "check", whose
+# dependencies (mmapq-producer@check.socket, ...) are then there as well.
+# (--man=no: the man pages are checked in the container, where the staged
+# man directory is in place.)
+v=$work/verify
+mkdir -p "$v"
+for u in $single; do cp "$units/$u" "$v/$u"; done
+for u in $templates; do cp "$units/$u" "$v/${u/@./@check.}"; done
+# Accept=yes needs the template itself beside its socket; verified as an
+# instance too
+for u in $metrics; do cp "$units/$u" "$v/$u"; done
+cp "$units/mmapq-metrics@.service" "$v/mmapq-metrics@check.service"
+sed -i "s#^\(Exec[A-Za-z]*=[-@:+!]*\)$MMAPQ_BINDIR/#\1$stage$MMAPQ_BINDIR/#" "$v/"*.service
+out=$(cd "$v" && systemd-analyze verify --man=no ./*.service ./*.socket ./*.target 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && [ -z "$out" ]; then
-	pass "systemd-analyze verify: clean"
+	pass "systemd-analyze verify: clean ($(cd "$v" && echo *))"
 else
 	failed "systemd-analyze verify (exit $rc):"; echo "$out"
 fi
 
-for u in mmapq-producer.service mmapq-consumer.service; do
-	out=$(systemd-analyze security --offline=yes --no-pager "$units/$u" 2>&1)
+for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@check.service mmapq-consumer@check.service; do
+	case $u in
+		*@check.*) target='mmapq@%i.target' config='--instance %i' ;;
+		*) target='mmapq.target' config='--config [^ ]*/mmapq/mmapq.ini' ;;
+	esac
+	out=$(systemd-analyze security --offline=yes --no-pager "$v/$u" 2>&1)
 	level=$(echo "$out" | sed -n 's/^.*Overall exposure level for [^:]*: \([0-9.]*\).*$/\1/p')
 	if [ -z "$level" ]; then
 		failed "$u: no exposure level in systemd-analyze security output:"; echo "$out"
@@ -66,17 +85,32 @@ for u in mmapq-producer.service mmapq-consumer.service; do
 	for want in 'Type=notify' 'User=mmapq' 'Group=mmapq' 'StateDirectory=mmapq' \
 		'Restart=on-failure' 'RestartPreventExitStatus=.*\b65\b.*\b78\b' 'WatchdogSec=' \
 		'SystemCallErrorNumber=EPERM' 'RestrictAddressFamilies=.*\bAF_UNIX\b' \
-		'PartOf=mmapq.target' 'ExecReload=.*--check-config' 'ExecReload=.*kill -HUP \$MAINPID' \
-		'--config [^ ]*/mmapq/mmapq.ini'; do
-		grep -Eq "^$want" "$units/$u" || grep -Eq -- "$want" "$units/$u" ||
-			failed "$u: no line matching '$want'"
+		"PartOf=$target" 'ExecReload=.*--check-config' 'ExecReload=.*kill -HUP \$MAINPID' \
+		"ExecStart=[^ ]* $config\$" "ExecReload=[^ ]* $config --check-config\$"; do
+		grep -Eq "^$want" "$v/$u" || failed "$u: no line matching '^$want'"
 	done
-	grep -q '^DynamicUser=yes' "$units/$u" && failed "$u: DynamicUser= (the two services must share a static user)"
-	grep -q '^RuntimeDirectory=' "$units/$u" && failed "$u: RuntimeDirectory= (deleted when either unit stops)"
+	grep -q '^DynamicUser=yes' "$v/$u" && failed "$u: DynamicUser= (the two services must share a static user)"
+	grep -q '^RuntimeDirectory=' "$v/$u" && failed "$u: RuntimeDirectory= (deleted when either unit stops)"
+done
+for u in mmapq-producer.socket:/run/mmapq/producer.sock:mmapq.target \
+	mmapq-producer@check.socket:/run/mmapq/%i.producer.sock:mmapq@%i.target; do
+	IFS=: read -r u path target <<<"$u"
+	for want in "ListenStream=$path" 'SocketMode=0660' 'SocketGroup=mmapq' "PartOf=$target"; do
+		grep -qx "$want" "$v/$u" || failed "$u: no $want"
+	done
+done
+for want in 'Wants=mmapq-producer.socket mmapq-producer.service mmapq-consumer.service' \
+	'WantedBy=multi-user.target'; do
+	grep -qx "$want" "$v/mmapq.target" || failed "mmapq.target: no $want"
+	want=${want//.s/@%i.s}
+	grep -qx "$want" "$v/mmapq@check.target" || failed "mmapq@.target: no $want"
+done
+# The producer of the template follows its own socket.
+for want in 'Wants=mmapq-producer@%i.socket' 'After=mmapq-producer@%i.socket'; do
+	grep -qx "$want" "$v/mmapq-producer@check.service" || failed "mmapq-producer@.service: no $want"
 done
 # the metrics scrape: as hardened (its own exposure bound), read-only
-cp "$units/mmapq-metrics@.service" "$work/mmapq-metrics@check.service"
-out=$(systemd-analyze security --offline=yes --no-pager "$work/mmapq-metrics@check.service" 2>&1)
+out=$(systemd-analyze security --offline=yes --no-pager "$v/mmapq-metrics@check.service" 2>&1)
 level=$(echo "$out" | sed -n 's/^.*Overall exposure level for [^:]*: \([0-9.]*\).*$/\1/p')
 if [ -n "$level" ] && awk -v l="$level" -v m="$max_exposure" 'BEGIN { exit !(l <= m) }'; then
 	pass "mmapq-metrics@.service: exposure $level <= $max_exposure"
@@ -88,8 +122,5 @@ for want in 'ListenStream=127.0.0.1:' 'Accept=yes' 'IPAddressDeny=any' 'MaxConne
 done
 grep -q '^ProtectSystem=strict' "$units/mmapq-metrics@.service" && grep -q -- 'metrics --http' "$units/mmapq-metrics@.service" ||
 	failed "mmapq-metrics@.service: not read-only or not 'metrics --http'"
-for want in 'ListenStream=/run/mmapq/producer.sock' 'SocketMode=0660' 'SocketGroup=mmapq'; do
-	grep -qx "$want" "$units/mmapq-producer.socket" || failed "mmapq-producer.socket: no $want"
-done
 if [ $fail = 0 ]; then pass "units"; else echo "check-units: FAILED"; fi
 exit $fail

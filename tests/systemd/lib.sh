@@ -83,7 +83,8 @@ logs() {
 diagnose() {
 	echo "##### systemctl status"
 	systemctl status --no-pager -l -n 0 mmapq.target mmapq-producer.socket \
-		mmapq-producer.service mmapq-consumer.service
+		mmapq-producer.service mmapq-consumer.service 'mmapq@*.target' 'mmapq-producer@*' \
+		'mmapq-consumer@*'
 	echo "##### systemctl show (selected)"
 	for u in mmapq-producer.service mmapq-consumer.service; do
 		systemctl show -p Id,ActiveState,SubState,MainPID,NRestarts,Result,ExecMainStatus,StatusText,WatchdogUSec "$u"
@@ -97,8 +98,9 @@ diagnose() {
 	logs mmapq-consumer.service 60
 	echo "##### journalctl -u mmapq-consumer, records included (last 20)"
 	journalctl --no-pager -u mmapq-consumer.service -n 20 -o short-monotonic
-	echo "##### config $MMAPQ_CONFIG (without comments)"
+	echo "##### config $MMAPQ_CONFIG (without comments), its drop-ins and the instances'"
 	grep -v '^[;#]' "$MMAPQ_CONFIG" | grep -v '^$'
+	find "$(dirname "$MMAPQ_CONFIG")" -name '*.ini' ! -path "$MMAPQ_CONFIG" -print -exec cat {} \; 2>/dev/null
 	echo "##### drop-ins of the test"
 	find /run/systemd/system -name '*.conf' -path '*mmapq*' -print -exec cat {} \; 2>/dev/null
 }
@@ -160,11 +162,12 @@ wait_restarted() {
 		test "$st" = active -a "$pid" != "$oldpid" -a "$pid" != 0 -a "$n" -eq $((oldn + 1))
 }
 
-# records CURSOR: the consumer's record entries logged after CURSOR, one per
-# line: "MMAPQ_SEQ MESSAGE _PID", in journal order.
+# records CURSOR [UNIT]: the record entries a consumer (UNIT, default
+# mmapq-consumer.service) logged after CURSOR, one per line:
+# "MMAPQ_SEQ MESSAGE _PID", in journal order.
 records() {
 	journalctl --sync
-	journalctl --no-pager _SYSTEMD_UNIT=mmapq-consumer.service --cursor="$1" -o export \
+	journalctl --no-pager "_SYSTEMD_UNIT=${2:-mmapq-consumer.service}" --cursor="$1" -o export \
 		--output-fields=MMAPQ_SEQ,MESSAGE,_PID |
 		awk 'BEGIN { RS = ""; FS = "\n" }
 		{

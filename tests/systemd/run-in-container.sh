@@ -10,9 +10,11 @@
 #   2. a container root: symlinks bin lib lib32 lib64 sbin -> usr/..., empty
 #      dirs, an empty etc/os-release; the host's /usr bound read-only; a
 #      throw-away COPY of the host's /etc bound read-write (so systemd-sysusers
-#      can add the mmapq user), whose /etc/systemd/system is replaced by the
-#      staged units plus a test target (the host's enabled services stay out);
-#      the staged install prefix (e.g. /usr/local) bound over the prefix.
+#      can add the mmapq user), whose /etc/systemd/system is replaced by a
+#      test target (the host's enabled services stay out); the staged install
+#      prefix (e.g. /usr/local) bound over the prefix, with the units,
+#      sysusers.d and tmpfiles.d files the install put below it (staged files
+#      outside the prefix and /etc go to their /etc counterparts).
 #   3. a fresh child cgroup of our own cgroup in EVERY hierarchy (cgroup v1
 #      controllers, name=systemd, cgroup2), made before nspawn starts, so the
 #      container's systemd can only ever see and change that subtree; the

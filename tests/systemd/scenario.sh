@@ -6,7 +6,10 @@
 # against the staged install.  Steps (default: all, in this order):
 #
 #   setup      systemd-sysusers, systemd-tmpfiles --create, daemon-reload (as
-#              the README says); units verified and analysed as loaded
+#              the README says), each finding its files where the install
+#              put them (PREFIX/lib/systemd/system, PREFIX/lib/sysusers.d,
+#              PREFIX/lib/tmpfiles.d); units (single queue and templates)
+#              verified and analysed as loaded
 #   start      systemctl start mmapq.target; mmapqctl send 1..10 exits 0; the
 #              consumer's journal shows 1..10 in order with MMAPQ_SEQ;
 #              systemctl status shows STATUS=
@@ -14,6 +17,10 @@
 #              config fails the reload, the daemon keeps running (same
 #              MainPID) and FILE:LINE is in the journal; SIGHUP with the
 #              broken config keeps the old one; restored
+#   dropin     mmapq.ini.d/50-test.ini written: systemctl reload applies and
+#              logs it, --check-config lists it; a broken drop-in fails the
+#              reload with its own FILE:LINE, the daemon keeps running;
+#              removed: back to mmapq.ini alone
 #   kill-consumer   SIGKILL to the consumer while 100,000 records stream in
 #              through mmapqctl send; then a consumer that crashes between
 #              writing and acknowledging a batch (MMAPQ_FAULT, 20,000
@@ -28,6 +35,12 @@
 #   metrics    mmapq-metrics.socket: GET /metrics on 127.0.0.1:9741 answers
 #              with the queue's counters (promtool-clean), one short-lived
 #              service per connection
+#   instances  two more queues at once beside the single one: mmapq@a.target
+#              (no a.ini at all) and mmapq@b.target (b.ini and a drop-in set
+#              other keys, not the paths): each its own queue file and socket;
+#              mmapqctl --instance NAME send reaches exactly its own consumer
+#              (each journal gets its own records and no other's); reload of
+#              one instance; enable; stop, the single queue untouched
 #   enable     systemctl enable --now mmapq.target (the README's way)
 #   stop       systemctl stop mmapq.target stops everything in < 10 s, idle
 #              and with a producer generating into a full queue
@@ -51,10 +64,15 @@ restore_config() {
 	cat /run/mmapq-test.ini.orig >"$MMAPQ_CONFIG"
 }
 
+CONFDIR=$(dirname "$MMAPQ_CONFIG")
+
 # Back to the initial state after a step: original config, no drop-ins of
-# ours, everything running.
+# ours, no instances, everything running.
 reset_state() {
 	restore_config
+	rm -rf "$MMAPQ_CONFIG.d" "$CONFDIR"/b.ini "$CONFDIR"/b.ini.d
+	systemctl stop 'mmapq@*.target' 'mmapq-producer@*' 'mmapq-consumer@*' 2>/dev/null
+	systemctl disable mmapq@a.target 2>/dev/null
 	rm -rf /run/systemd/system/mmapq-consumer.service.d /run/systemd/system/mmapq-producer.service.d
 	rm -rf /run/systemd/system/mmapq-producer.socket.d
 	rm -f /run/mmapq-test.fault
@@ -62,6 +80,28 @@ reset_state() {
 	systemctl reset-failed mmapq-producer.service mmapq-consumer.service mmapq-producer.socket 2>/dev/null
 	systemctl restart mmapq.target ||
 		say "reset: systemctl restart mmapq.target failed"
+}
+
+# reload_logs WHAT REGEX: systemctl reload both daemons of the single queue;
+# the consumer logs a line matching REGEX.
+reload_logs() {
+	local cur out
+	cur=$(cursor)
+	check "systemctl reload mmapq-producer mmapq-consumer ($1)" \
+		systemctl reload mmapq-producer.service mmapq-consumer.service
+	out=$(jwait 10 "$cur" "$2" _SYSTEMD_UNIT=mmapq-consumer.service)
+	check "$1: the consumer logged '$2'" test -n "$out"
+}
+
+# still_delivers VALUE [MMAPQCTL OPTION...]: after a refused reload, a record
+# sent still reaches the consumer's journal.
+still_delivers() {
+	local cur v=$1
+	shift
+	cur=$(cursor)
+	timeout 30 "$CTL" "$@" send "$v" >/dev/null || fail "mmapqctl send $v"
+	jwait 10 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service "MESSAGE=$v" >/dev/null
+	check "the consumer still delivers records ($v)" test $? = 0
 }
 
 # ---------------------------------------------------------------------------
@@ -74,18 +114,27 @@ step_setup() {
 	check "/var/lib/mmapq is 0750 mmapq:mmapq" \
 		test "$(stat -c '%a %U %G' /var/lib/mmapq 2>/dev/null)" = "750 mmapq mmapq"
 	check "systemctl daemon-reload" systemctl daemon-reload
-	local u out
-	for u in mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service; do
-		check "$u is loaded" test "$(prop $u LoadState)" = loaded
+	local u out units
+	# Installed from source under the prefix, nothing in /etc: systemd and
+	# its tools find the files there by themselves.
+	check "sysusers.d and tmpfiles.d files only in $MMAPQ_SYSUSERSDIR and $MMAPQ_TMPFILESDIR" \
+		test -f "$MMAPQ_SYSUSERSDIR/mmapq.conf" -a -f "$MMAPQ_TMPFILESDIR/mmapq.conf" \
+		-a ! -e /etc/sysusers.d/mmapq.conf -a ! -e /etc/tmpfiles.d/mmapq.conf
+	check "systemd-analyze unit-paths lists $MMAPQ_UNITDIR" grep -qx "$MMAPQ_UNITDIR" <(systemd-analyze unit-paths)
+	units="mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service
+		mmapq@a.target mmapq-producer@a.socket mmapq-producer@a.service mmapq-consumer@a.service"
+	for u in $units; do
+		out=$(prop "$u" FragmentPath)
+		check "$u is loaded from $out" test "$(prop "$u" LoadState)" = loaded -a "$out" = "$MMAPQ_UNITDIR/${u/@a./@.}"
 	done
-	out=$(systemd-analyze verify --man=no mmapq.target mmapq-producer.socket \
-		mmapq-producer.service mmapq-consumer.service 2>&1)
+	# shellcheck disable=SC2086
+	out=$(systemd-analyze verify --man=no $units 2>&1)
 	check "systemd-analyze verify (units as installed, binaries in place)" test -z "$out" ||
 		echo "$out"
-	out=$(systemd-analyze verify mmapq.target mmapq-producer.socket \
-		mmapq-producer.service mmapq-consumer.service 2>&1)
+	# shellcheck disable=SC2086
+	out=$(systemd-analyze verify $units 2>&1)
 	[ -z "$out" ] || info "WARNING (not counted): systemd-analyze verify with man page checks: $(echo "$out" | tr '\n' ';')"
-	for u in mmapq-producer.service mmapq-consumer.service; do
+	for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@a.service mmapq-consumer@a.service; do
 		out=$(systemd-analyze security --no-pager "$u" 2>&1 | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
 		check "systemd-analyze security $u (as loaded): exposure '$out' <= 2.0" \
 			awk -v l="$out" 'BEGIN { exit !(l != "" && l <= 2.0) }'
@@ -198,18 +247,11 @@ step_reload() {
 	[ -n "$out" ] && info "$out"
 	check "consumer still active after SIGHUP, same MainPID" \
 		test "$(prop mmapq-consumer.service ActiveState)" = active -a "$(prop mmapq-consumer.service MainPID)" = "$pid_c"
-	cur=$(cursor)
 	# (mmapqctl refuses the broken file too: give it the good one)
-	timeout 30 "$CTL" --config /run/mmapq-test.ini.orig send 42 >/dev/null ||
-		fail "mmapqctl send 42 after the failed reload"
-	jwait 10 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=42 >/dev/null
-	check "the consumer still delivers records (42) with the old config" test $? = 0
+	still_delivers 42 --config /run/mmapq-test.ini.orig
 
 	restore_config
-	cur=$(cursor)
-	check "systemctl reload after restoring the config" systemctl reload mmapq-producer.service mmapq-consumer.service
-	out=$(jwait 10 "$cur" 'reload: \[log\] level: debug -> info' _SYSTEMD_UNIT=mmapq-consumer.service)
-	check "restored: consumer logged 'level: debug -> info'" test -n "$out"
+	reload_logs "config restored" 'reload: \[log\] level: debug -> info'
 	step_end
 }
 
@@ -401,10 +443,15 @@ step_geometry() {
 			test "$(prop $u ExecMainStatus)" = 65 -a "$(prop $u ActiveState)" = failed \
 			-a "$(prop $u SubState)" = failed -a "$(prop $u NRestarts)" = 0
 	done
-	out=$(journalctl --no-pager --cursor="$cur" _SYSTEMD_UNIT=mmapq-producer.service -o cat | tr '\n' ';')
-	check "the producer's journal names both capacities and mmapqctl recreate" \
-		grep -q "capacity is $cap in the file but $((cap * 2)) in the configuration.*mmapqctl recreate" <<<"$out" ||
-		info "$out"
+	# By the fields the daemon sets itself: journald may not attribute
+	# _SYSTEMD_UNIT= to a message whose process is gone by the time it is
+	# read (the producer exits right after it), and it may store it after
+	# systemd's "Failed with result" above.
+	out=$(jwait 10 "$cur" "capacity is $cap in the file but $((cap * 2)) in the configuration" \
+		SYSLOG_IDENTIFIER=mmapq-producer MMAPQ_ROLE=producer)
+	check "the producer's journal names both capacities: $out" test -n "$out"
+	out=$(jwait 10 "$cur" "mmapqctl recreate" SYSLOG_IDENTIFIER=mmapq-producer MMAPQ_ROLE=producer)
+	check "the producer's journal names mmapqctl recreate: $out" test -n "$out"
 	out=$("$CTL" recreate 2>&1)
 	info "$out"
 	check "mmapqctl recreate: the 3 records carried over" grep -q "; 3 records carried over" <<<"$out"
@@ -449,12 +496,150 @@ step_metrics() {
 }
 
 # ---------------------------------------------------------------------------
+step_dropin() {
+	step_begin dropin "a drop-in $MMAPQ_CONFIG.d/50-test.ini applied by systemctl reload; a broken one refused"
+	local cur out u pid_c pid_p line
+	local d=$MMAPQ_CONFIG.d
+	systemctl start mmapq.target
+	pid_c=$(prop mmapq-consumer.service MainPID)
+	pid_p=$(prop mmapq-producer.service MainPID)
+	mkdir -p "$d"
+	printf '; written by the test\n[log]\nlevel = debug\nstats_interval = 1\n' >"$d/50-test.ini"
+	# an editor's backup beside it is not read
+	printf '[log]\nlevel = loud\n' >"$d/50-test.ini~"
+	out=$("$MMAPQ_BINDIR/mmapq-consumer" --config "$MMAPQ_CONFIG" --check-config 2>&1)
+	check "mmapq-consumer --check-config lists the drop-in: $(echo "$out" | tr '\n' ';')" \
+		grep -qx "$d/50-test.ini: configuration OK (drop-in)" <<<"$out"
+	cur=$(cursor)
+	check "systemctl reload mmapq-producer mmapq-consumer" systemctl reload mmapq-producer.service mmapq-consumer.service
+	for u in consumer producer; do
+		out=$(jwait 10 "$cur" "^configuration: drop-in $d/50-test.ini\$" "_SYSTEMD_UNIT=mmapq-$u.service")
+		check "$u logged that it reads $d/50-test.ini" test -n "$out"
+		out=$(jwait 10 "$cur" 'reload: \[log\] level: info -> debug \(applied\)' "_SYSTEMD_UNIT=mmapq-$u.service")
+		check "$u applied the drop-in: 'reload: [log] level: info -> debug (applied)'" test -n "$out"
+	done
+	out=$(jwait 10 "$cur" '^consumed [0-9]+' _SYSTEMD_UNIT=mmapq-consumer.service)
+	check "stats_interval = 1 from the drop-in: the consumer logs statistics" test -n "$out" && info "$out"
+	check "same MainPIDs after the reload" test "$(prop mmapq-consumer.service MainPID)" = "$pid_c" -a \
+		"$(prop mmapq-producer.service MainPID)" = "$pid_p"
+
+	# A broken drop-in: the reload fails, the daemon keeps running, and the
+	# journal names the drop-in and its line.
+	printf '[queue]\n; line 2\nsync = sometimes\n' >"$d/60-bad.ini"
+	line=3
+	cur=$(cursor)
+	if systemctl reload mmapq-consumer.service 2>/run/reload.err; then
+		fail "systemctl reload with a broken drop-in succeeded"
+	else
+		pass "systemctl reload with a broken drop-in fails"
+	fi
+	out=$(jwait 10 "$cur" "^$d/60-bad.ini:$line: \[queue\] sync: 'sometimes' is not valid" _SYSTEMD_UNIT=mmapq-consumer.service)
+	check "the journal shows the error as $d/60-bad.ini:$line: ..." test -n "$out" && info "$out"
+	check "consumer still active, same MainPID $pid_c" \
+		test "$(prop mmapq-consumer.service ActiveState)" = active -a "$(prop mmapq-consumer.service MainPID)" = "$pid_c"
+	rm -f "$d/60-bad.ini"
+	still_delivers 77
+
+	# Removed: back to mmapq.ini alone.
+	rm -rf "$d"
+	reload_logs "drop-ins removed" 'reload: \[log\] level: debug -> info \(applied\)'
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+# instance_units NAME: the units of one queue of several
+instance_units() {
+	echo "mmapq@$1.target mmapq-producer@$1.socket mmapq-producer@$1.service mmapq-consumer@$1.service"
+}
+
+step_instances() {
+	step_begin instances "mmapq@a.target and mmapq@b.target at once beside mmapq.target: each queue its own"
+	local cur out u n vals pid_c q want
+	systemctl start mmapq.target
+	pid_c=$(prop mmapq-consumer.service MainPID)
+	# a: no a.ini at all.  b: b.ini and a drop-in, neither names a path.
+	rm -rf "$CONFDIR/a.ini" "$CONFDIR/a.ini.d"
+	printf '; queue b\n[queue]\ncapacity = 1024\n' >"$CONFDIR/b.ini"
+	mkdir -p "$CONFDIR/b.ini.d"
+	printf '[log]\nstats_interval = 0\n' >"$CONFDIR/b.ini.d/50-b.ini"
+	cur=$(cursor)
+	check "systemctl start mmapq@a.target mmapq@b.target" systemctl start mmapq@a.target mmapq@b.target
+	for n in a b; do
+		for u in $(instance_units $n); do
+			check "$u is active" test "$(prop "$u" ActiveState)" = active
+		done
+		check "socket /run/mmapq/$n.producer.sock is 0660 root:mmapq" \
+			test "$(stat -c '%a %U %G %F' /run/mmapq/$n.producer.sock 2>/dev/null)" = "660 root mmapq socket"
+		check "queue file /var/lib/mmapq/$n.queue belongs to mmapq" \
+			test "$(stat -c '%U' /var/lib/mmapq/$n.queue 2>/dev/null)" = mmapq
+		check "mmapq-producer@$n runs as mmapq" \
+			test "$(ps -o user= -p "$(prop "mmapq-producer@$n.service" MainPID)")" = mmapq
+	done
+	out="$("$CTL" --instance b --json status 2>&1) $("$CTL" --json status 2>&1)"
+	check "mmapqctl --instance b status: capacity 1024 (b.ini); mmapqctl status: $CAPACITY" \
+		grep -Eq "\"capacity\":1024\\b.*\"capacity\":$CAPACITY\\b" <<<"$out" || info "$out"
+	out=$("$CTL" --instance a --check-config)
+	check "mmapqctl --instance a --check-config: built-in defaults of instance a" \
+		grep -qx "instance a: queue file /var/lib/mmapq/a.queue, socket /run/mmapq/a.producer.sock" <<<"$out" ||
+		info "$out"
+
+	cur=$(cursor)
+	check "mmapqctl --instance a send 101 102 103" timeout 30 "$CTL" --instance a send 101 102 103
+	check "mmapqctl --instance b send 201 202 203 204" timeout 30 "$CTL" --instance b send 201 202 203 204
+	check "mmapqctl send 301 (the single queue)" timeout 30 "$CTL" send 301
+	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer@a.service MESSAGE=103 >/dev/null || fail "103 did not reach mmapq-consumer@a"
+	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer@b.service MESSAGE=204 >/dev/null || fail "204 did not reach mmapq-consumer@b"
+	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=301 >/dev/null || fail "301 did not reach mmapq-consumer"
+	for u in a:"101 102 103 " b:"201 202 203 204 " :"301 "; do
+		n=${u%%:*}
+		want=${u#*:}
+		u=mmapq-consumer${n:+@$n}.service
+		vals=$(records "$cur" "$u" | awk '{ print $2 }' | tr '\n' ' ')
+		check "journalctl -u $u: exactly its own records '$want' (got '$vals')" test "$vals" = "$want"
+		q=/var/lib/mmapq/${n:+$n.}queue
+		out=$(journalctl --no-pager "_SYSTEMD_UNIT=$u" --cursor="$cur" -o json "MESSAGE=${want%% *}" -n 1)
+		check "$u's records carry MMAPQ_QUEUE=$q" grep -q "\"MMAPQ_QUEUE\" *: *\"$q\"" <<<"$out"
+	done
+
+	# A reload of one instance reads its own drop-ins (ExecReload= runs
+	# --instance %i --check-config first) and leaves the others alone.
+	printf '[log]\nstats_interval = 1\n' >"$CONFDIR/b.ini.d/50-b.ini"
+	cur=$(cursor)
+	check "systemctl reload mmapq-consumer@b" systemctl reload mmapq-consumer@b.service
+	out=$(jwait 10 "$cur" 'reload: \[log\] stats_interval: 0 -> 1 \(applied\)' _SYSTEMD_UNIT=mmapq-consumer@b.service)
+	check "mmapq-consumer@b applied its drop-in on reload" test -n "$out"
+	out=$(journalctl --no-pager --cursor="$cur" _SYSTEMD_UNIT=mmapq-consumer@a.service _SYSTEMD_UNIT=mmapq-consumer.service -o cat | grep 'reload:')
+	check "the other consumers were not reloaded" test -z "$out"
+
+	check "systemctl enable mmapq@a.target" systemctl enable mmapq@a.target
+	check "mmapq@a.target is wanted by multi-user.target" \
+		test -L /etc/systemd/system/multi-user.target.wants/mmapq@a.target
+	check "systemctl disable mmapq@a.target" systemctl disable mmapq@a.target
+
+	# stop both instances: everything of theirs goes, the single queue stays
+	# shellcheck disable=SC2046
+	check "systemctl stop mmapq@a.target mmapq@b.target (and their parts)" \
+		systemctl stop mmapq@a.target mmapq@b.target $(instance_units a) $(instance_units b)
+	for n in a b; do
+		for u in $(instance_units $n); do
+			check "$u is inactive" test "$(prop "$u" ActiveState)" = inactive
+		done
+		check "/run/mmapq/$n.producer.sock removed" test ! -e /run/mmapq/$n.producer.sock
+	done
+	check "the single queue's consumer still runs (MainPID $pid_c)" \
+		test "$(prop mmapq-consumer.service ActiveState)" = active -a "$(prop mmapq-consumer.service MainPID)" = "$pid_c"
+	rm -rf "$CONFDIR/b.ini" "$CONFDIR/b.ini.d"
+	step_end
+}
+
+# ---------------------------------------------------------------------------
 socket_off() {
 	# Socket activation overrides [producer] input: take the socket away.
-	# (Not `systemctl mask --runtime`: a unit file in /etc, where the test
-	# puts them, takes precedence over a mask in /run.  A false condition
-	# keeps the socket from listening even when the producer pulls it in,
-	# also when systemd restarts the producer.)
+	# (Not `systemctl mask --runtime`: a unit file in /etc, where the
+	# harness puts units installed outside the prefix, takes precedence over
+	# a mask in /run.  A false condition keeps the socket from listening
+	# even when the producer pulls it in, also when systemd restarts the
+	# producer.)
 	mkdir -p /run/systemd/system/mmapq-producer.socket.d
 	printf '[Unit]\nConditionPathExists=/nonexistent/mmapq-test\n' \
 		>/run/systemd/system/mmapq-producer.socket.d/50-test-off.conf
@@ -533,13 +718,15 @@ step_stop() {
 
 # ---------------------------------------------------------------------------
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(setup start reload kill-consumer kill-producer watchdog geometry metrics enable stop)
+[ ${#steps[@]} -gt 0 ] || steps=(setup start reload dropin kill-consumer kill-producer watchdog geometry metrics instances enable stop)
 say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
 for s in "${steps[@]}"; do
 	case "$s" in
 		setup) step_setup ;;
 		start) step_start ;;
 		reload) step_reload ;;
+		dropin) step_dropin ;;
+		instances) step_instances ;;
 		kill-consumer) step_kill_consumer ;;
 		kill-producer) step_kill_producer ;;
 		watchdog) step_watchdog ;;

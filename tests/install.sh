@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# install.sh BUILD_DIR -- installing from source, without root:
+#   1. `cmake --install` into a temporary DESTDIR puts every file where systemd
+#      252 looks for it for the build's prefix: the units (single queue and
+#      templates) in PREFIX/lib/systemd/system, sysusers.d and tmpfiles.d in
+#      PREFIX/lib/... (for the prefix /usr: where `pkg-config systemd` says,
+#      as Debian wants), the configuration in SYSCONFDIR/mmapq/mmapq.ini;
+#   2. `uninstall` (same DESTDIR) after mmapq.ini was edited and a drop-in
+#      added: every installed file is gone, the edited mmapq.ini and the
+#      drop-in stay;
+#   3. install and `uninstall` again with mmapq.ini as shipped: nothing is
+#      left, not even /etc/mmapq;
+#   4. configure-only: prefix /usr gets pkg-config's directories and
+#      /etc/mmapq; /usr/local gets /usr/local/lib/... and /usr/local/etc/mmapq;
+#      /opt/mmapq (which systemd does not search) is warned about.
+# Exit 0 pass, 1 fail.
+set -u
+build=$(cd "${1:?usage: install.sh BUILD_DIR}" && pwd) || exit 1
+src=$(cd "$(dirname "$0")/.." && pwd)
+fail=0
+pass() { echo "install: PASS: $*"; }
+failed() { echo "install: FAIL: $*"; fail=1; }
+# shellcheck source=/dev/null
+. "$build/systemd/mmapq-test.env"
+work=$(mktemp -d /tmp/mmapq-install.XXXXXX) || exit 1
+trap 'rm -rf "$work"' EXIT
+stage=$work/stage
+
+# Where systemd wants them for a prefix: PREFIX/lib/..., except for /usr.
+want_dirs() { # PREFIX -> "unitdir sysusersdir tmpfilesdir"
+	if [ "$1" = /usr ]; then
+		echo "$(pkg-config --variable=systemdsystemunitdir systemd)" \
+			"$(pkg-config --variable=sysusersdir systemd)" "$(pkg-config --variable=tmpfilesdir systemd)"
+	else
+		echo "$1/lib/systemd/system $1/lib/sysusers.d $1/lib/tmpfiles.d"
+	fi
+}
+
+# ---- 1. what goes where ----------------------------------------------------
+DESTDIR=$stage cmake --install "$build" >"$work/install.log" 2>&1 ||
+	{ cat "$work/install.log"; echo "install: FAIL: cmake --install"; exit 1; }
+read -r unitdir sysusersdir tmpfilesdir <<<"$(want_dirs "$MMAPQ_PREFIX")"
+expected=(
+	"$MMAPQ_BINDIR/mmapq-producer" "$MMAPQ_BINDIR/mmapq-consumer" "$MMAPQ_BINDIR/mmapqctl"
+	"$MMAPQ_PREFIX/share/man/man8/mmapq-producer.8" "$MMAPQ_PREFIX/share/man/man8/mmapq-consumer.8"
+	"$MMAPQ_PREFIX/share/man/man8/mmapqctl.8" "$MMAPQ_PREFIX/share/man/man5/mmapq.ini.5"
+	"$sysusersdir/mmapq.conf" "$tmpfilesdir/mmapq.conf" "$MMAPQ_CONFIG"
+)
+for u in mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service \
+	mmapq@.target mmapq-producer@.socket mmapq-producer@.service mmapq-consumer@.service; do
+	expected+=("$unitdir/$u")
+done
+(cd "$stage" && find . \( -type f -o -type l \) | sed 's#^\.##' | sort) >"$work/installed"
+printf '%s\n' "${expected[@]}" | sort >"$work/expected"
+if diff -u "$work/expected" "$work/installed" >"$work/diff"; then
+	pass "prefix $MMAPQ_PREFIX: exactly the ${#expected[@]} expected files (units in $unitdir, $sysusersdir, $tmpfilesdir)"
+else
+	failed "prefix $MMAPQ_PREFIX: installed files differ from the expected ones:"; cat "$work/diff"
+fi
+
+# ---- 2. uninstall keeps an edited mmapq.ini and the drop-ins -------------------
+ini=$stage$MMAPQ_CONFIG
+echo "; edited by the administrator" >>"$ini"
+mkdir -p "$ini.d"
+printf '[log]\nlevel = debug\n' >"$ini.d/50-local.ini"
+cp "$ini" "$work/edited.ini"
+DESTDIR=$stage cmake --build "$build" --target uninstall >"$work/uninstall.log" 2>&1 ||
+	{ cat "$work/uninstall.log"; failed "cmake --build --target uninstall"; }
+left=$(cd "$stage" && find . \( -type f -o -type l \) | sed 's#^\.##' | sort | tr '\n' ' ')
+if [ "$left" = "$MMAPQ_CONFIG $MMAPQ_CONFIG.d/50-local.ini " ] && cmp -s "$ini" "$work/edited.ini"; then
+	pass "uninstall: every installed file removed; the edited $MMAPQ_CONFIG and its drop-in kept as they were"
+else
+	failed "uninstall after an edit left: '$left'"; cat "$work/uninstall.log"
+fi
+grep -q "Keeping: $ini (edited" "$work/uninstall.log" && pass "uninstall says it keeps the edited file" ||
+	failed "uninstall did not say it keeps $ini"
+# a second install does not overwrite it either
+DESTDIR=$stage cmake --install "$build" >"$work/install.log" 2>&1 || failed "cmake --install (again)"
+cmp -s "$ini" "$work/edited.ini" && pass "install again: the edited $MMAPQ_CONFIG is not overwritten" ||
+	failed "install again overwrote the edited $MMAPQ_CONFIG"
+
+# ---- 3. unedited: nothing left -------------------------------------------------
+rm -rf "$stage"
+DESTDIR=$stage cmake --install "$build" >"$work/install.log" 2>&1 || failed "cmake --install (fresh)"
+DESTDIR=$stage cmake --build "$build" --target uninstall >"$work/uninstall.log" 2>&1 ||
+	{ cat "$work/uninstall.log"; failed "uninstall (unedited)"; }
+left=$(cd "$stage" && find . \( -type f -o -type l \) | tr '\n' ' ')
+if [ -z "$left" ] && [ ! -e "$stage$(dirname "$MMAPQ_CONFIG")" ]; then
+	pass "uninstall of an unedited install: no file left, $(dirname "$MMAPQ_CONFIG") removed"
+else
+	failed "uninstall of an unedited install left: '$left' $(ls -d "$stage$(dirname "$MMAPQ_CONFIG")" 2>/dev/null)"
+fi
+
+# ---- 4. other prefixes (configure only) ------------------------------------------
+for prefix in /usr /usr/local /opt/mmapq; do
+	b=$work/build-${prefix//\//_}
+	if ! cmake -S "$src" -B "$b" -DCMAKE_INSTALL_PREFIX=$prefix -DMMAPQ_TESTING=OFF >"$b.log" 2>&1; then
+		cat "$b.log"; failed "configure with prefix $prefix"; continue
+	fi
+	# shellcheck source=/dev/null
+	got=$(. "$b/systemd/mmapq-test.env" && echo "$MMAPQ_UNITDIR $MMAPQ_SYSUSERSDIR $MMAPQ_TMPFILESDIR $MMAPQ_CONFIG")
+	case $prefix in # GNUInstallDirs' sysconfdir
+		/usr) etc=/etc ;;
+		/opt/*) etc=/etc$prefix ;;
+		*) etc=$prefix/etc ;;
+	esac
+	want="$(want_dirs $prefix) $etc/mmapq/mmapq.ini"
+	[ "$got" = "$want" ] && pass "prefix $prefix: $got" || failed "prefix $prefix: got '$got', want '$want'"
+	if [ $prefix = /opt/mmapq ]; then
+		grep -q "systemd does not look there" "$b.log" && pass "prefix $prefix: configuring warns that systemd does not look there" ||
+			failed "prefix $prefix: no warning that systemd does not search $prefix/lib/systemd/system"
+	elif grep -q "systemd does not look there" "$b.log"; then
+		failed "prefix $prefix: a warning although systemd searches there"; cat "$b.log"
+	fi
+done
+
+if [ $fail = 0 ]; then echo "install: PASS"; else echo "install: FAILED"; fi
+exit $fail
