@@ -49,7 +49,8 @@ expected=(
 	"$sysusersdir/mmapq.conf" "$tmpfilesdir/mmapq.conf" "$MMAPQ_CONFIG"
 )
 for u in mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service \
-	mmapq@.target mmapq-producer@.socket mmapq-producer@.service mmapq-consumer@.service; do
+	mmapq@.target mmapq-producer@.socket mmapq-producer@.service mmapq-consumer@.service \
+	mmapq-metrics.socket mmapq-metrics@.service; do
 	expected+=("$unitdir/$u")
 done
 (cd "$stage" && find . \( -type f -o -type l \) | sed 's#^\.##' | sort) >"$work/installed"
