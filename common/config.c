@@ -693,10 +693,12 @@ static int cfg_fail(mmapq_config_error_fn on_error, void *ctx, const char *path,
 
 /*
  * Keys that are valid one by one but not together: the queue file
- * (header + capacity slots of record_size rounded up to 8, plus a 16-byte
- * slot header each) must stay within MMAPQ_FILE_SIZE_MAX, the limit every
- * daemon enforces when it creates or attaches.  Blamed on whichever of the
- * two keys the file sets last (a default cannot be wrong on its own).
+ * (header + capacity slots of mmapq_slot_size(format, record_size): for
+ * format line record_size rounded up to 8 plus a 16-byte slot header, for
+ * format int 16 bytes whatever record_size says) must stay within
+ * MMAPQ_FILE_SIZE_MAX, the limit every daemon enforces when it creates or
+ * attaches.  Blamed on whichever of the two keys the file sets last (a
+ * default cannot be wrong on its own).
  */
 static void cfg_check_geometry(struct cfg_parse *p)
 {
@@ -704,7 +706,7 @@ static void cfg_check_geometry(struct cfg_parse *p)
 	const struct cfg_key *rs = cfg_find("queue", "record_size");
 	unsigned cap_line = p->first_line[cap - cfg_keys], rs_line = p->first_line[rs - cfg_keys];
 	uint32_t capacity = p->cfg.capacity, record_size = p->cfg.record_size;
-	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)capacity * mmapq_slot_size(record_size);
+	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)capacity * mmapq_slot_size(p->cfg.format, record_size);
 
 	char cap_at[32] = "default", rs_at[32] = "default";
 

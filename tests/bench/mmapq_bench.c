@@ -526,7 +526,7 @@ struct cell {
 
 static uint32_t ring_cap(uint32_t size)
 {
-	uint32_t slot = mmapq_slot_size(size);
+	uint32_t slot = mmapq_slot_size(MMAPQ_FORMAT_LINE, size);
 	uint32_t cap = pow2_floor((uint64_t)o.ring_kib * 1024u / slot);
 	return cap < 64 ? 64 : cap;
 }
@@ -973,7 +973,7 @@ static int cell_setup(struct cell *c, char *why, size_t whylen)
 {
 	c->fd[0] = c->fd[1] = c->fd[2] = c->fd[3] = -1;
 	c->mq[0] = c->mq[1] = (mqd_t)-1;
-	c->slot_size = mmapq_slot_size(c->size);
+	c->slot_size = mmapq_slot_size(MMAPQ_FORMAT_LINE, c->size);
 	switch (c->t) {
 	case T_MMAPQ:
 	case T_MMAPQ_BIG:
@@ -1571,7 +1571,7 @@ static int lat_setup(enum lat_kind k, struct cell *c, char *why, size_t whylen)
 	c->mq[0] = c->mq[1] = (mqd_t)-1;
 	c->size = LAT_SIZE;
 	c->cap = 64;
-	c->slot_size = mmapq_slot_size(LAT_SIZE);
+	c->slot_size = mmapq_slot_size(MMAPQ_FORMAT_LINE, LAT_SIZE);
 	c->spin_us = o.spin_us;
 	switch (k) {
 	case L_MMAPQ:
