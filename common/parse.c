@@ -72,6 +72,16 @@
  * returned by feed() / finish(); that record is not counted.  The parser is
  * then dead: further feed() / finish() calls return -EINVAL, and the only
  * useful call left is free().  (Positive returns are treated as 0.)
+ *
+ * Batches (format int, mmapq_parser_set_int_batch).  emit() appends each
+ * value to batch[] instead of calling on_record; flush_batch() hands
+ * batch[] to on_ints when it is full, before every error is reported (in
+ * int_end and in feed_int's "too long" path, the only places format int
+ * reports), and before feed_int and finish return.  So on_ints sees the
+ * same values in the same order, interleaved with on_error at the same
+ * points, as on_record would; only the number of calls differs.  A failing
+ * on_ints makes the parser dead as a failing on_record does, its batch
+ * not counted.
  */
 #include "parse.h"
 
@@ -105,6 +115,7 @@ struct mmapq_parser {
 	uint32_t record_size;
 	mmapq_record_fn on_record;
 	mmapq_parse_error_fn on_error;
+	mmapq_ints_fn on_ints;	/* batches (format int), or NULL: on_record */
 	void *ctx;
 	uint64_t records;
 	uint64_t errors;
@@ -119,6 +130,8 @@ struct mmapq_parser {
 	struct itok itok;
 	size_t tok_len;		/* bytes of the current token kept in tok[] */
 	unsigned char tok[MMAPQ_PARSE_TOKEN_MAX];
+	size_t nbatch;		/* values in batch[] not yet handed to on_ints */
+	int64_t batch[MMAPQ_PARSE_BATCH];
 
 	/* format line: the part of the current line seen in earlier chunks
 	 * (record_size bytes, plus room for the '\r' of a CRLF split from its
@@ -221,6 +234,38 @@ static void report_tok(struct mmapq_parser *p, const unsigned char *s, size_t n,
 	report(p, p->tok_line, p->tok_col, what, p->tok, p->tok_len, s, n < room ? n : room, more);
 }
 
+/* Hand the collected values to on_ints; 0 or its error (not counted). */
+static int flush_batch(struct mmapq_parser *p)
+{
+	size_t n = p->nbatch;
+	int err;
+
+	if (!n)
+		return 0;
+	p->nbatch = 0;
+	err = p->on_ints(p->ctx, p->batch, n);
+	if (err < 0)
+		return err;
+	p->records += n;
+	return 0;
+}
+
+/* One int record: to on_record, or into the batch. */
+static int emit(struct mmapq_parser *p, int64_t v)
+{
+	int err;
+
+	if (p->on_ints) {
+		p->batch[p->nbatch++] = v;
+		return p->nbatch == MMAPQ_PARSE_BATCH ? flush_batch(p) : 0;
+	}
+	err = p->on_record(p->ctx, &v, sizeof(v));
+	if (err < 0)
+		return err;
+	p->records++;
+	return 0;
+}
+
 /* The current int token ended (whitespace or end of input): emit or report it. */
 static int int_end(struct mmapq_parser *p, const struct itok *t, const unsigned char *s, size_t n)
 {
@@ -229,6 +274,9 @@ static int int_end(struct mmapq_parser *p, const struct itok *t, const unsigned 
 	int err;
 
 	if (p->tok_len + n > MMAPQ_PARSE_TOKEN_MAX) {
+		err = flush_batch(p);
+		if (err < 0)
+			return err;
 		report_tok(p, s, n, WHAT_TOKEN_LONG, true);
 		return 0;
 	}
@@ -242,12 +290,11 @@ static int int_end(struct mmapq_parser *p, const struct itok *t, const unsigned 
 			v = t->acc ? -(int64_t)(t->acc - 1) - 1 : 0;
 		else
 			v = (int64_t)t->acc;
-		err = p->on_record(p->ctx, &v, sizeof(v));
-		if (err < 0)
-			return err;
-		p->records++;
-		return 0;
+		return emit(p, v);
 	}
+	err = flush_batch(p);
+	if (err < 0)
+		return err;
 	report_tok(p, s, n, what, false);
 	return 0;
 }
@@ -325,6 +372,7 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 			 uint64_t *line, uint64_t *cbase)
 {
 	mmapq_record_fn on_record = p->on_record;
+	bool batched = p->on_ints != NULL;
 	void *ctx = p->ctx;
 	uint64_t records = 0, ln = *line, cb = *cbase;
 	size_t i = *pi;
@@ -387,6 +435,13 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 		i = e + 1;
 		/* two's complement conversion (GCC: modulo 2^64), INT64_MIN included */
 		v = (int64_t)(neg ? 0 - val : val);
+		if (batched) {
+			/* counted when handed over (flush_batch) */
+			p->batch[p->nbatch++] = v;
+			if (p->nbatch == MMAPQ_PARSE_BATCH && (err = flush_batch(p)) < 0)
+				break;
+			continue;
+		}
 		err = on_record(ctx, &v, sizeof(v));
 		if (err < 0)
 			break;
@@ -468,6 +523,11 @@ static int feed_int(struct mmapq_parser *p, const unsigned char *b, size_t len)
 				/* Decide "too long" now rather than at the token's end:
 				 * the bytes past the bound are never kept. */
 				if (p->tok_len + n > MMAPQ_PARSE_TOKEN_MAX) {
+					err = flush_batch(p);
+					if (err < 0) {
+						p->state = ST_FAILED;
+						return err;
+					}
 					report_tok(p, b + ts, n, WHAT_TOKEN_LONG, true);
 					st = ST_SKIP;
 				} else {
@@ -495,6 +555,11 @@ static int feed_int(struct mmapq_parser *p, const unsigned char *b, size_t len)
 	p->line = line;
 	p->col = len + cbase;
 	p->state = st;
+	err = flush_batch(p);
+	if (err < 0) {
+		p->state = ST_FAILED;
+		return err;
+	}
 	return 0;
 }
 
@@ -670,6 +735,8 @@ int mmapq_parser_finish(struct mmapq_parser *p)
 	if (p->format == MMAPQ_FORMAT_INT) {
 		if (p->state == ST_TOKEN)
 			err = int_end(p, &p->itok, NULL, 0);
+		if (err >= 0)
+			err = flush_batch(p);
 	} else if (p->state == ST_START && p->lb_len > 0) {
 		/* only a CR at byte record_size + 1 can have been kept past
 		 * record_size, and without its LF it is part of the line */
@@ -687,6 +754,14 @@ int mmapq_parser_finish(struct mmapq_parser *p)
 		return err;
 	}
 	p->state = ST_DONE;
+	return 0;
+}
+
+int mmapq_parser_set_int_batch(struct mmapq_parser *p, mmapq_ints_fn on_ints)
+{
+	if (!p || p->format != MMAPQ_FORMAT_INT)
+		return -EINVAL;
+	p->on_ints = on_ints; /* batch[] is empty between feeds */
 	return 0;
 }
 

@@ -243,6 +243,41 @@ static int put(struct producer *p, struct source *s, const void *data, uint32_t 
 	return 0;
 }
 
+/*
+ * A batch of int records from the parser (mmapq_parser_set_int_batch):
+ * with room, as many as fit in one mmapq_put_many (a few instructions per
+ * record), the source's counters and last_seq updated once for them; with
+ * none (drop mode only: block mode never reads more than fits), one record
+ * at a time through put(), which looks for room again and drops it if
+ * there is still none, exactly as before.
+ */
+static int put_ints(struct producer *p, struct source *s, const int64_t *v, size_t n)
+{
+	while (n) {
+		uint64_t first = mmapq_next_seq(p->q);
+		int r;
+
+		if (!p->nfree) {
+			r = put(p, s, v, sizeof(*v));
+			if (r < 0)
+				return r;
+			v++;
+			n--;
+			continue;
+		}
+		r = mmapq_put_many(p->q, v, sizeof(*v), n < p->nfree ? (uint32_t)n : p->nfree);
+		if (r < 0)
+			return fatal(p, r);
+		p->nfree -= (uint32_t)r;
+		s->published += (uint64_t)r;
+		s->pending += (uint64_t)r;
+		s->last_seq = first + (uint64_t)r - 1;
+		v += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
 /* Nothing is pending any more: every source's records are published. */
 static void published(struct producer *p)
 {
@@ -256,6 +291,12 @@ static int on_record(void *ctx, const void *data, uint32_t len)
 {
 	struct source *s = ctx;
 	return put(s->p, s, data, len);
+}
+
+static int on_ints(void *ctx, const int64_t *v, size_t n)
+{
+	struct source *s = ctx;
+	return put_ints(s->p, s, v, n);
 }
 
 static void on_parse_error(void *ctx, const struct mmapq_parse_error *e)
@@ -302,6 +343,9 @@ static struct source *source_new(struct producer *p, int fd, const char *name)
 		free(s);
 		return NULL;
 	}
+	/* int records in batches of up to MMAPQ_PARSE_BATCH: put_ints */
+	if (p->cfg.format == MMAPQ_FORMAT_INT)
+		(void)mmapq_parser_set_int_batch(s->parser, on_ints);
 	return s;
 }
 
