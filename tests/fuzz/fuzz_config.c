@@ -56,8 +56,9 @@ static const struct {
 	const char *section, *key;
 } keys[] = {
 	{"queue", "path"}, {"queue", "capacity"}, {"queue", "record_size"}, {"queue", "format"},
-	{"queue", "sync"}, {"queue", "mode"}, {"producer", "input"}, {"producer", "socket"},
-	{"producer", "generate_rate"}, {"producer", "on_full"}, {"consumer", "output"},
+	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"producer", "input"},
+	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
+	{"producer", "client_timeout"}, {"consumer", "output"},
 	{"log", "level"}, {"log", "stats_interval"},
 };
 
