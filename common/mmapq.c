@@ -1503,13 +1503,21 @@ int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_rec
 	/* The records below seen_tail are complete: seen_tail came from an
 	 * acquire load of tail (mmapq_available, mmapq_release). */
 	if (q->int_slots) {
-		for (; i < k; i++, seq++) {
+		/* a run of slots up to the end of the ring, then from its start */
+		while (i < k) {
 			const struct mmapq_int_slot *s = int_slot_at(q, seq);
-			if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != seq)
+			uint32_t run = q->capacity - (uint32_t)(seq & q->mask), j;
+			if (run > k - i)
+				run = k - i;
+			for (j = 0; j < run; j++) {
+				if (__atomic_load_n(&s[j].seq, __ATOMIC_RELAXED) != seq + j)
+					break;
+				r[i + j] = (struct mmapq_record){seq + j, sizeof(s[j].value), &s[j].value};
+			}
+			i += j;
+			seq += j;
+			if (j < run)
 				break;
-			r[i].seq = seq;
-			r[i].len = sizeof(s->value);
-			r[i].data = &s->value;
 		}
 	} else {
 		for (; i < k; i++, seq++)

@@ -339,14 +339,16 @@ static inline uint64_t nondigits(uint64_t w)
  * The value of the n (1..8) digits in the low n bytes of w, the first one
  * lowest: shifted up so that the digits end at the top byte (the zero bytes
  * below are leading zeros), then pairs, quads and the octet are combined
- * in parallel lanes.
+ * in parallel lanes, each step one mask and one multiplication: lane pair
+ * (lo, hi) times (m << k) + 1 holds lo * m + hi in its upper half (the
+ * products stay below 2^k, so no lane carries into the next).
  */
 static inline uint64_t digits_value(uint64_t w, unsigned n)
 {
-	w = (w & (0x0f * ONES8)) << (8 * (8 - n));
-	w = (w * 10 + (w >> 8)) & UINT64_C(0x00ff00ff00ff00ff);
-	w = (w * 100 + (w >> 16)) & UINT64_C(0x0000ffff0000ffff);
-	return (w * 10000 + (w >> 32)) & UINT64_C(0xffffffff);
+	w = (w << (8 * (8 - n))) & (0x0f * ONES8);
+	w = (w * ((10 << 8) + 1)) >> 8;					/* pairs, 0..99 */
+	w = ((w & UINT64_C(0x00ff00ff00ff00ff)) * ((100 << 16) + 1)) >> 16;	/* quads */
+	return ((w & UINT64_C(0x0000ffff0000ffff)) * ((UINT64_C(10000) << 32) + 1)) >> 32;
 }
 
 /* How many bytes of w, from the lowest, are digits (0..8). */
@@ -375,6 +377,8 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 	bool batched = p->on_ints != NULL;
 	void *ctx = p->ctx;
 	uint64_t records = 0, ln = *line, cb = *cbase;
+	/* batches: the next free place, and the end of batch[] */
+	int64_t *out = p->batch + p->nbatch, *const end = p->batch + MMAPQ_PARSE_BATCH;
 	size_t i = *pi;
 	int err = 0;
 
@@ -434,12 +438,16 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 		}
 		i = e + 1;
 		/* two's complement conversion (GCC: modulo 2^64), INT64_MIN included */
-		v = (int64_t)(neg ? 0 - val : val);
+		v = (int64_t)((val ^ (0 - (uint64_t)neg)) + neg);
 		if (batched) {
 			/* counted when handed over (flush_batch) */
-			p->batch[p->nbatch++] = v;
-			if (p->nbatch == MMAPQ_PARSE_BATCH && (err = flush_batch(p)) < 0)
-				break;
+			*out++ = v;
+			if (out == end) {
+				p->nbatch = MMAPQ_PARSE_BATCH;
+				out = p->batch;
+				if ((err = flush_batch(p)) < 0)
+					break;
+			}
 			continue;
 		}
 		err = on_record(ctx, &v, sizeof(v));
@@ -448,6 +456,8 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 		records++;
 	}
 	p->records += records;
+	if (batched)
+		p->nbatch = (size_t)(out - p->batch);
 	*pi = i;
 	*line = ln;
 	*cbase = cb;
