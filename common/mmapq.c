@@ -6,16 +6,19 @@
  *
  * Crash analysis.  Every critical section changes shared state with single
  * aligned 64-bit stores, so a SIGKILL can stop it only between two of them:
- *   publish  (producer):  slot contents are written OUTSIDE the mutex, then
- *            under it: store-release tail, signal not_empty.  Killed before
+ *   publish  (producer):  slot contents are written OUTSIDE the mutex
+ *            (mmapq_put, mmapq_put_many: plain stores into slots beyond the
+ *            published tail, which no reader looks at), then under it:
+ *            store-release tail, signal not_empty.  Killed before
  *            the tail store: the batch was never published; the next
  *            producer starts at the stored tail and overwrites those slots
  *            (rolled back; the records were never acknowledged to anyone).
  *            Killed after it: the batch is published and complete; only the
  *            wake-up may be missing, which the unconditional wake after
  *            recovery (or the 0.5 s wait slice) makes up for.
- *   release  (consumer):  records are read and written out OUTSIDE the
- *            mutex, then under it: store-release head, signal not_full.
+ *   release  (consumer):  records are read (mmapq_get, mmapq_get_many:
+ *            loads only) and written out OUTSIDE the mutex, then under it:
+ *            store-release head, signal not_full.
  *            Killed before the head store: the batch is consumed again by
  *            the next consumer (at-least-once: the documented replay window
  *            is the one batch being written out).  After it: done.
