@@ -1491,20 +1491,30 @@ int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r)
 	return read_slot(q, q->head + index, r);
 }
 
-int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r)
+/* How many of n records from index on mmapq_get_many and mmapq_copy_many
+ * may read: 0 or -errno, *k set.  The records below seen_tail are
+ * complete: seen_tail came from an acquire load of tail (mmapq_available,
+ * mmapq_release). */
+static int many_count(const struct mmapq *q, uint32_t index, uint32_t n, uint32_t *k)
 {
-	uint64_t avail, seq;
-	uint32_t k, i = 0;
+	uint64_t avail = q->seen_tail - q->head;
 
 	if (q->role != MMAPQ_ROLE_CONSUMER)
 		return -EPERM;
-	avail = q->seen_tail - q->head;
 	if ((uint64_t)index >= avail)
 		return -ENOENT;
-	k = avail - index < n ? (uint32_t)(avail - index) : n;
-	seq = q->head + index;
-	/* The records below seen_tail are complete: seen_tail came from an
-	 * acquire load of tail (mmapq_available, mmapq_release). */
+	*k = avail - index < n ? (uint32_t)(avail - index) : n;
+	return 0;
+}
+
+int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r)
+{
+	uint64_t seq = q->head + index;
+	uint32_t k = 0, i = 0;
+	int ret = many_count(q, index, n, &k);
+
+	if (ret < 0)
+		return ret;
 	if (q->int_slots) {
 		/* a run of slots up to the end of the ring, then from its start */
 		while (i < k) {
@@ -1528,6 +1538,62 @@ int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_rec
 				break;
 	}
 	return i == 0 && k ? -EBADMSG : (int)i;
+}
+
+int mmapq_copy_many(struct mmapq *q, uint32_t index, uint32_t n, void *out, uint32_t len)
+{
+	uint8_t *o = out;
+	uint64_t seq = q->head + index;
+	uint32_t k = 0, i = 0;
+	int err = many_count(q, index, n, &k);
+
+	if (err < 0)
+		return err;
+	err = -EBADMSG;
+	if (q->int_slots && len == sizeof(int64_t)) {
+		while (i < k) {
+			const struct mmapq_int_slot *s = int_slot_at(q, seq);
+			uint32_t run = q->capacity - (uint32_t)(seq & q->mask), j = 0;
+			if (run > k - i)
+				run = k - i;
+			/* four at a time while all four are right, then one by one */
+			for (; j + 4 <= run; j += 4) {
+				const struct mmapq_int_slot *f = s + j;
+				uint64_t want = seq + j;
+				uint8_t *d = o + 8 * (size_t)(i + j);
+				if (((__atomic_load_n(&f[0].seq, __ATOMIC_RELAXED) ^ want) |
+				     (__atomic_load_n(&f[1].seq, __ATOMIC_RELAXED) ^ (want + 1)) |
+				     (__atomic_load_n(&f[2].seq, __ATOMIC_RELAXED) ^ (want + 2)) |
+				     (__atomic_load_n(&f[3].seq, __ATOMIC_RELAXED) ^ (want + 3))) != 0)
+					break;
+				memcpy(d, &f[0].value, 8);
+				memcpy(d + 8, &f[1].value, 8);
+				memcpy(d + 16, &f[2].value, 8);
+				memcpy(d + 24, &f[3].value, 8);
+			}
+			for (; j < run; j++) {
+				if (__atomic_load_n(&s[j].seq, __ATOMIC_RELAXED) != seq + j)
+					break;
+				memcpy(o + 8 * (size_t)(i + j), &s[j].value, sizeof(s[j].value));
+			}
+			i += j;
+			seq += j;
+			if (j < run)
+				break;
+		}
+	} else {
+		for (; i < k; i++, seq++) {
+			struct mmapq_record r;
+			if ((err = read_slot(q, seq, &r)) < 0)
+				break;
+			if (r.len != len) {
+				err = -EMSGSIZE;
+				break;
+			}
+			memcpy(o + (size_t)i * len, r.data, len);
+		}
+	}
+	return i == 0 && k ? err : (int)i;
 }
 
 int mmapq_release(struct mmapq *q, uint32_t n)

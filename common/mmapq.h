@@ -215,6 +215,18 @@ int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
  * index itself is corrupt; r is untouched then.  The data pointers are
  * valid until the records are released. */
 int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r);
+/* Copies of the payloads of records index, index + 1, ... that are len
+ * bytes long each (every int record is 8): record index + i is copied to
+ * out + i * len, its sequence number being that of record index (the
+ * oldest available one's, mmapq_get) + i.  The cheapest way to read
+ * fixed-size records: no struct per record, the checks and the copy in one
+ * tight loop (an int record costs a few instructions).  Returns how many,
+ * at most n and at most what mmapq_available said less index; fewer before
+ * a corrupt slot or a record of another length (the next call, at that
+ * index, returns the error).  -ENOENT if index is not below what is
+ * available, -EBADMSG if record index is corrupt, -EMSGSIZE if it is not
+ * len bytes long; out is untouched then. */
+int mmapq_copy_many(struct mmapq *q, uint32_t index, uint32_t n, void *out, uint32_t len);
 int mmapq_release(struct mmapq *q, uint32_t n);
 
 /* ---- any role ---- */

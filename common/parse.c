@@ -370,11 +370,11 @@ static const uint64_t pow10_tab[9] = {
  * *cbase as in feed_int.  Returns 0, or the negative return of on_record
  * (then *pi is past the token whose record failed).
  */
-static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t len, size_t *pi,
-			 uint64_t *line, uint64_t *cbase)
+static inline __attribute__((always_inline)) int
+feed_int_fast_as(struct mmapq_parser *p, const unsigned char *b, size_t len, size_t *pi,
+		 uint64_t *line, uint64_t *cbase, const bool batched)
 {
 	mmapq_record_fn on_record = p->on_record;
-	bool batched = p->on_ints != NULL;
 	void *ctx = p->ctx;
 	uint64_t records = 0, ln = *line, cb = *cbase;
 	/* batches: the next free place, and the end of batch[] */
@@ -383,14 +383,12 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 	int err = 0;
 
 	while (i + FAST_MARGIN <= len) {
-		/* the token with and without a sign, both loaded at once: the
-		 * next token's start then depends on one load, not two */
-		uint64_t w0 = load8(b + i), w1 = load8(b + i + 1), w, val;
+		uint64_t w, val;
 		unsigned char c = b[i], t;
-		unsigned n, sign;
+		unsigned n;
 		size_t s, e;
 		int64_t v;
-		bool neg;
+		bool neg = false;
 
 		if (is_ws[c]) {
 			if (c == '\n') {
@@ -400,10 +398,15 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 			i++;
 			continue;
 		}
-		neg = c == '-';
-		sign = neg || c == '+';
-		w = sign ? w1 : w0;
-		s = i + sign;
+		s = i;
+		if ((unsigned)c - '0' > 9) {
+			/* not a digit: a sign, or a token for the machine */
+			neg = c == '-';
+			if (!neg && c != '+')
+				break;
+			s++;
+		}
+		w = load8(b + s);
 		n = digit_run(w);
 		if (n == 0)
 			break;			/* no digit after the sign: the machine reports it */
@@ -462,6 +465,16 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 	*line = ln;
 	*cbase = cb;
 	return err < 0 ? err : 0;
+}
+
+/* One copy of the loop per way of handing records over, so that the
+ * batched one keeps its values in registers (on_record takes an address). */
+static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t len, size_t *pi,
+			 uint64_t *line, uint64_t *cbase)
+{
+	if (p->on_ints)
+		return feed_int_fast_as(p, b, len, pi, line, cbase, true);
+	return feed_int_fast_as(p, b, len, pi, line, cbase, false);
 }
 
 /*

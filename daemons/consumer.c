@@ -210,13 +210,14 @@ static int journal_record(struct consumer *c, const struct mmapq_record *rec)
  * Records index, index + 1, ... of the available ones into the batch
  * buffer (output stdout, file or null), up to n of them and while the
  * buffer holds less than BATCH_BYTES (it has room for one record more: its
- * capacity is BATCH_BYTES + record_size + 32).  They are read with
- * mmapq_get_many, GET_MANY at a time, and an int record is formatted in a
- * tight loop: no per-record dispatch on the output or the format.  For
- * format int a call takes at most as many records as can start below
- * BATCH_BYTES if each took MMAPQ_FMT_INT_MAX bytes, so the buffer ends
- * below BATCH_BYTES + MMAPQ_FMT_INT_MAX, as with one record at a time.
- * Returns the records taken, or -EBADMSG (record index is corrupt).
+ * capacity is BATCH_BYTES + record_size + 32).  They are read GET_MANY at
+ * a time, int records as values (mmapq_copy_many) formatted in a tight
+ * loop, lines with mmapq_get_many: no per-record dispatch on the output or
+ * the format.  For format int a call takes at most as many records as can
+ * start below BATCH_BYTES if each took MMAPQ_FMT_INT_MAX bytes, so the
+ * buffer ends below BATCH_BYTES + MMAPQ_FMT_INT_MAX, as with one record at
+ * a time.  Returns the records taken, or -EBADMSG (record index is
+ * corrupt).
  */
 static int fill_buffer(struct consumer *c, uint32_t index, uint32_t n)
 {
@@ -224,25 +225,27 @@ static int fill_buffer(struct consumer *c, uint32_t index, uint32_t n)
 	uint32_t want = n < GET_MANY ? n : GET_MANY, k, j = 0;
 	int r;
 
-	if (c->cfg.format == MMAPQ_FORMAT_INT && c->out.kind != OUT_NULL &&
-	    want > (BATCH_BYTES - c->len) / MMAPQ_FMT_INT_MAX + 1)
-		want = (uint32_t)((BATCH_BYTES - c->len) / MMAPQ_FMT_INT_MAX + 1);
+	if (c->cfg.format == MMAPQ_FORMAT_INT) {
+		/* the values alone: mmapq_copy_many */
+		int64_t v[GET_MANY];
+		char *o = c->buf + c->len;
+
+		if (c->out.kind != OUT_NULL && want > (BATCH_BYTES - c->len) / MMAPQ_FMT_INT_MAX + 1)
+			want = (uint32_t)((BATCH_BYTES - c->len) / MMAPQ_FMT_INT_MAX + 1);
+		r = mmapq_copy_many(c->q, index, want, v, sizeof(v[0]));
+		if (r < 0 || c->out.kind == OUT_NULL)
+			return r; /* read and checked: with output null that is all */
+		for (k = (uint32_t)r; j < k; j++)
+			o += format_int(o, v[j]);
+		c->len = (size_t)(o - c->buf);
+		return r;
+	}
 	r = mmapq_get_many(c->q, index, want, rec);
 	if (r < 0)
 		return r;
 	k = (uint32_t)r;
 	if (c->out.kind == OUT_NULL)
 		return (int)k; /* read and checked: that is all */
-	if (c->cfg.format == MMAPQ_FORMAT_INT) {
-		char *o = c->buf + c->len;
-		for (; j < k; j++) {
-			int64_t v;
-			memcpy(&v, rec[j].data, sizeof(v));
-			o += format_int(o, v);
-		}
-		c->len = (size_t)(o - c->buf);
-		return (int)k;
-	}
 	for (; j < k && c->len < BATCH_BYTES; j++) {
 		memcpy(c->buf + c->len, rec[j].data, rec[j].len);
 		c->len += rec[j].len;

@@ -751,7 +751,7 @@ static void test_version1(void **state)
 static void test_bulk_edges(void **state)
 {
 	char *path = tu_path(g_dir, "bulk.q");
-	int64_t v[4 * CAP];
+	int64_t v[4 * CAP], got[2 * CAP], gkeep;
 	struct mmapq_record r[2 * CAP], keep;
 	struct mmapq *p, *c;
 	uint32_t n;
@@ -764,6 +764,7 @@ static void test_bulk_edges(void **state)
 	c = open_in(path, MMAPQ_ROLE_CONSUMER, RS, MMAPQ_FORMAT_INT, false);
 	assert_int_equal(mmapq_put_many(c, v, 8, 1), -EPERM);
 	assert_int_equal(mmapq_get_many(p, 0, 1, r), -EPERM);
+	assert_int_equal(mmapq_copy_many(p, 0, 1, got, 8), -EPERM);
 	assert_int_equal(mmapq_reserve(p, 0, &n), 0);
 	assert_int_equal(n, CAP);
 	assert_int_equal(mmapq_put_many(p, v, 7, 1), -EMSGSIZE);
@@ -784,6 +785,13 @@ static void test_bulk_edges(void **state)
 	assert_int_equal(mmapq_get_many(c, 6, 100, r), 2);
 	assert_int_equal(r[0].seq, 6);
 	assert_int_equal(*(const int64_t *)r[1].data, 1007);
+	assert_int_equal(mmapq_copy_many(c, CAP, 1, got, 8), -ENOENT);
+	assert_int_equal(mmapq_copy_many(c, 0, 0, got, 8), 0);
+	assert_int_equal(mmapq_copy_many(c, 1, 100, got, 8), (int)CAP - 1);
+	for (int i = 0; i < (int)CAP - 1; i++)
+		assert_int_equal(got[i], 1001 + i);
+	/* an int record is 8 bytes: asked for 4, none is copied */
+	assert_int_equal(mmapq_copy_many(c, 0, 1, got, 4), -EMSGSIZE);
 	assert_int_equal(mmapq_release(c, CAP), 0);
 
 	/* across the end of the ring: seq 8..13 in slots 0..5, 6 consumed;
@@ -810,6 +818,14 @@ static void test_bulk_edges(void **state)
 		assert_int_equal(r[i].len, 8);
 		assert_int_equal(*(const int64_t *)r[i].data, 1014 + i);
 	}
+	/* the same values by copy, from every start (the four-at-a-time loop
+	 * and the one-by-one rest, across the end of the ring) */
+	for (uint32_t at = 0; at < CAP; at++) {
+		memset(got, 0, sizeof(got));
+		assert_int_equal(mmapq_copy_many(c, at, 2 * CAP, got, 8), (int)(CAP - at));
+		for (uint32_t i = 0; i < CAP - at; i++)
+			assert_int_equal(got[i], 1014 + at + i);
+	}
 
 	/* record 19 (slot 3) corrupt: get_many stops before it; at it,
 	 * -EBADMSG with r untouched */
@@ -828,6 +844,14 @@ static void test_bulk_edges(void **state)
 	assert_int_equal(mmapq_get(c, 5, &r[0]), -EBADMSG);
 	assert_int_equal(mmapq_get_many(c, 6, CAP, r), 2);
 	assert_int_equal(r[1].seq, 21);
+	/* copies stop at the same place, wherever it falls in a group of four */
+	for (uint32_t at = 0; at < 5; at++)
+		assert_int_equal(mmapq_copy_many(c, at, CAP, got, 8), (int)(5 - at));
+	gkeep = got[0];
+	assert_int_equal(mmapq_copy_many(c, 5, CAP, got, 8), -EBADMSG);
+	assert_int_equal(got[0], gkeep);
+	assert_int_equal(mmapq_copy_many(c, 6, CAP, got, 8), 2);
+	assert_int_equal(got[1], 1021);
 	mmapq_close(c);
 	mmapq_close(p);
 	unlink(path);

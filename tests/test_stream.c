@@ -17,8 +17,8 @@
  * for nearly every record); sync=batch and sync=always with smaller counts.
  * The "bulk" variants do the same with mmapq_put_many (runs of records of
  * one length: in the line format a length is kept for 64 records) and
- * mmapq_get_many (up to 64 records per call, from every index), so that
- * calls straddle the end of the ring.
+ * mmapq_get_many or, for int records, mmapq_copy_many (up to 64 records
+ * per call, from every index), so that calls straddle the end of the ring.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -207,6 +207,8 @@ static void bad_record(const struct variant *v, const char *path, uint64_t expec
 static void consumer(const struct variant *v, const char *path, uint64_t seed)
 {
 	struct mmapq *q = open_role(v, path, MMAPQ_ROLE_CONSUMER);
+	struct mmapq_record many[BULK_RUN]; /* bulk: the records of the last call */
+	int64_t vals[BULK_RUN];             /* ... or their values (mmapq_copy_many) */
 	uint64_t expected = 0, rng = seed ^ 0x9e3779b97f4a7c15ull;
 	uint32_t n;
 	int r;
@@ -224,13 +226,20 @@ static void consumer(const struct variant *v, const char *path, uint64_t seed)
 			continue;
 		take = 1 + (uint32_t)(rng_next(&rng) % n);
 		for (uint32_t i = 0, got = 0, at = 0; i < take; i++, expected++) {
-			struct mmapq_record rec, many[BULK_RUN];
+			struct mmapq_record rec;
 			memset(&rec, 0, sizeof(rec));
 			if (v->bulk) {
 				/* up to BULK_RUN at a time, the first call at a random index */
 				if (at == got) {
 					uint32_t want = 1 + (uint32_t)(rng_next(&rng) % BULK_RUN);
-					r = mmapq_get_many(q, i, want, many);
+					/* int: now and then the values alone (mmapq_copy_many) */
+					if (v->format == MMAPQ_FORMAT_INT && rng_next(&rng) % 2) {
+						r = mmapq_copy_many(q, i, want, vals, sizeof(vals[0]));
+						for (int k = 0; k < r; k++)
+							many[k] = (struct mmapq_record){expected + (uint64_t)k, 8, &vals[k]};
+					} else {
+						r = mmapq_get_many(q, i, want, many);
+					}
 					if (r <= 0 || (uint32_t)r != (want < n - i ? want : n - i)) {
 						fprintf(stderr, "[%s] consumer: get_many(%u, %u) of %u for record %" PRIu64
 						        ": %d (%s)\n", v->name, i, want, n, expected, r,

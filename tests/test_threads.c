@@ -8,7 +8,7 @@
  * sides block on full and on empty thousands of times), twice: with
  * spin_us 0 and 50 (the lock-free look at the peer's position before a
  * sleep); then a third time as int records in 16-byte int slots, put with
- * mmapq_put_many and read with mmapq_get_many.  Every record is
+ * mmapq_put_many and read with mmapq_get_many or mmapq_copy_many.  Every record is
  * checked: sequence number, length and every payload byte, in order.
  *
  * Why threads: ThreadSanitizer understands C11/GCC atomics and pthread
@@ -256,16 +256,25 @@ static void *consumer(void *arg)
 			break;
 		}
 		if (g_ints) {
-			struct mmapq_record recs[CAPACITY];
-			r = mmapq_get_many(g_q[1], 0, n, recs);
+			struct mmapq_record recs[CAPACITY] = {{0}};
+			int64_t vals[CAPACITY];
+			/* every other round the values alone */
+			if (rnd_next(&rnd) & 1) {
+				r = mmapq_copy_many(g_q[1], 0, n, vals, sizeof(vals[0]));
+				for (int k = 0; k < r; k++)
+					recs[k] = (struct mmapq_record){seq + (uint64_t)k, 8, &vals[k]};
+			} else {
+				r = mmapq_get_many(g_q[1], 0, n, recs);
+			}
 			if (r != (int)n) {
 				thread_fail(1, "consumer: mmapq_get_many of %" PRIu32 " at seq %" PRIu64 ": %d", n,
 				            seq, r);
 				return NULL;
 			}
 			for (uint32_t i = 0; i < n; i++) {
-				int64_t v;
-				memcpy(&v, recs[i].data, sizeof(v));
+				int64_t v = -1;
+				if (recs[i].data)
+					memcpy(&v, recs[i].data, sizeof(v));
 				if (recs[i].seq != seq + i || recs[i].len != 8 || v != (int64_t)(seq + i)) {
 					thread_fail(1, "consumer: expected seq %" PRIu64 ", got seq %" PRIu64
 					            " length %" PRIu32 " value %" PRId64, seq + i, recs[i].seq,

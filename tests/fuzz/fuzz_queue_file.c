@@ -35,7 +35,8 @@
  *   observer   (mmapqctl status / dump): mmapq_open, mmapq_status, and
  *              mmapq_peek over [head, tail) and just outside it;
  *   consumer   (mmapq-consumer) on a fresh copy: attach, read every record
- *              (mmapq_get, then mmapq_get_many), release them all, close;
+ *              (mmapq_get, then mmapq_get_many, and for int records
+ *              mmapq_copy_many), release them all, close;
  *   producer   (mmapq-producer) on a fresh copy: attach, put up to 3
  *              records (two with mmapq_put_many, one with mmapq_put),
  *              publish, close.
@@ -490,6 +491,15 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 				check_record(m, f, m->head + i + j, &many[j], NULL, "consumer get_many");
 		}
 		FUZZ_CHECK(mmapq_get_many(q, navail, 1, &rec) == -ENOENT, "consumer: get_many past the end");
+		/* int: the values alone, from every start */
+		for (uint32_t i = 0; m->fmt == MMAPQ_FORMAT_INT && i < navail; i++) {
+			int64_t vals[16 + 1];
+			r = mmapq_copy_many(q, i, navail + 1, vals, sizeof(vals[0]));
+			FUZZ_CHECK(r == (int)(navail - i), "consumer: copy_many(%" PRIu32 ") %d", i, r);
+			for (uint32_t j = 0; j < navail - i; j++)
+				FUZZ_CHECK(!memcmp(&vals[j], f + slot_off(m, m->head + i + j) + m->poff, 8),
+				           "consumer: copy_many value %" PRIu32, j);
+		}
 		FUZZ_CHECK(mmapq_release(q, navail + 1) == -EINVAL, "consumer: release too many");
 		r = mmapq_release(q, navail);
 		FUZZ_CHECK(r == 0, "consumer: release %d", r);
