@@ -37,7 +37,9 @@
  *
  * The transports, as a user would write each of them:
  *   mmapq       the library: mmapq_reserve, then --batch records put with
- *               one mmapq_put_many, mmapq_publish; mmapq_available, then
+ *               mmapq_put_many (as many per call as fit in a 16 KiB staging
+ *               buffer: all of a batch of small records, one 16 KiB
+ *               record), mmapq_publish; mmapq_available, then
  *               mmapq_get_many of up to --batch records, each checked in
  *               place, mmapq_release of them (draining everything
  *               available, a batch at a time).
@@ -552,6 +554,8 @@ static void relax(unsigned *spins)
 
 /* ---- mmapq ------------------------------------------------------------------ */
 
+#define MMAPQ_STAGE_BYTES 16384u /* the producer's records before mmapq_put_many */
+
 static struct mmapq *q_open(const struct cell *c, const char *path, enum mmapq_role role,
                             uint32_t size, uint32_t cap, uint32_t spin_us)
 {
@@ -575,7 +579,10 @@ static int mmapq_prod(struct cell *c)
 {
 	struct mmapq *q = q_open(c, c->path[0], MMAPQ_ROLE_PRODUCER, c->size, c->cap, 0);
 	uint32_t batch = c->t == T_TEXTBOOK ? 1 : c->batch;
-	unsigned char *buf = xalloc((size_t)c->size * batch);
+	/* records are made in a staging buffer of at most 16 KiB (or one
+	 * record), so that they are still in the cache when put */
+	uint32_t stage = c->size >= MMAPQ_STAGE_BYTES ? 1 : MMAPQ_STAGE_BYTES / c->size;
+	unsigned char *buf = xalloc((size_t)c->size * stage);
 	uint64_t seq = 0, deadline;
 	int r;
 
@@ -600,13 +607,16 @@ static int mmapq_prod(struct cell *c)
 					return child_fail("mmapq_put record %" PRIu64 ": %s", seq, mmapq_strerror(r));
 			}
 		} else {
-			for (uint32_t i = 0; i < k; i++)
-				rec_fill(buf + (size_t)i * c->size, c->size, seq + i);
-			r = mmapq_put_many(q, buf, c->size, k);
-			if (r != (int)k)
-				return child_fail("mmapq_put_many of %" PRIu32 " at record %" PRIu64 ": %d (%s)", k,
-				                  seq, r, r < 0 ? mmapq_strerror(r) : "fewer");
-			seq += k;
+			for (uint32_t done = 0, m; done < k; done += m) {
+				m = k - done < stage ? k - done : stage;
+				for (uint32_t i = 0; i < m; i++)
+					rec_fill(buf + (size_t)i * c->size, c->size, seq + i);
+				r = mmapq_put_many(q, buf, c->size, m);
+				if (r != (int)m)
+					return child_fail("mmapq_put_many of %" PRIu32 " at record %" PRIu64 ": %d (%s)",
+					                  m, seq, r, r < 0 ? mmapq_strerror(r) : "fewer");
+				seq += m;
+			}
 		}
 		r = mmapq_publish(q);
 		if (r < 0)
@@ -623,7 +633,8 @@ static int mmapq_cons(struct cell *c)
 	struct mmapq *q = q_open(c, c->path[0], MMAPQ_ROLE_CONSUMER, c->size, c->cap, 0);
 	uint64_t exp = 0, deadline;
 	uint32_t batch = c->t == T_TEXTBOOK ? 1 : c->batch;
-	struct mmapq_record *recs = xalloc(sizeof(*recs) * batch);
+	uint32_t stage = c->size >= MMAPQ_STAGE_BYTES ? 1 : MMAPQ_STAGE_BYTES / c->size;
+	struct mmapq_record *recs = xalloc(sizeof(*recs) * (batch < stage ? batch : stage));
 	int r;
 
 	if (!q)
@@ -637,20 +648,24 @@ static int mmapq_cons(struct cell *c)
 			return child_fail("mmapq_available at record %" PRIu64 ": %s", exp, mmapq_strerror(r));
 		/* drain everything available, releasing every batch records */
 		k = n < batch ? n : batch;
-		if (c->t == T_TEXTBOOK)
-			r = mmapq_get(q, 0, &recs[0]);
-		else
-			r = mmapq_get_many(q, 0, k, recs);
-		if (r < 0 || (c->t != T_TEXTBOOK && r != (int)k))
-			return child_fail("mmapq_get%s of %" PRIu32 " at record %" PRIu64 ": %d (%s)",
-			                  c->t == T_TEXTBOOK ? "" : "_many", k, exp, r,
-			                  r < 0 ? mmapq_strerror(r) : "fewer");
-		for (uint32_t i = 0; i < k; i++, exp++) {
-			const struct mmapq_record *rec = &recs[i];
-			if (rec->seq != exp || rec->len != c->size || !rec_ok(rec->data, c->size, exp))
-				return child_fail("record %" PRIu64 ": got seq %" PRIu64 " len %" PRIu32
-				                  " content of record %" PRIu64, exp, rec->seq, rec->len,
-				                  rec_index(rec->data));
+		/* as many per call as the producer puts (16 KiB of records) */
+		for (uint32_t done = 0, m; done < k; done += m) {
+			m = k - done < stage ? k - done : stage;
+			if (c->t == T_TEXTBOOK)
+				r = mmapq_get(q, 0, &recs[0]);
+			else
+				r = mmapq_get_many(q, done, m, recs);
+			if (r < 0 || (c->t != T_TEXTBOOK && r != (int)m))
+				return child_fail("mmapq_get%s of %" PRIu32 " at record %" PRIu64 ": %d (%s)",
+				                  c->t == T_TEXTBOOK ? "" : "_many", m, exp, r,
+				                  r < 0 ? mmapq_strerror(r) : "fewer");
+			for (uint32_t i = 0; i < m; i++, exp++) {
+				const struct mmapq_record *rec = &recs[i];
+				if (rec->seq != exp || rec->len != c->size || !rec_ok(rec->data, c->size, exp))
+					return child_fail("record %" PRIu64 ": got seq %" PRIu64 " len %" PRIu32
+					                  " content of record %" PRIu64, exp, rec->seq, rec->len,
+					                  rec_index(rec->data));
+			}
 		}
 		r = mmapq_release(q, k);
 		if (r < 0)
