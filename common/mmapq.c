@@ -6,16 +6,19 @@
  *
  * Crash analysis.  Every critical section changes shared state with single
  * aligned 64-bit stores, so a SIGKILL can stop it only between two of them:
- *   publish  (producer):  slot contents are written OUTSIDE the mutex, then
- *            under it: store-release tail, signal not_empty.  Killed before
+ *   publish  (producer):  slot contents are written OUTSIDE the mutex
+ *            (mmapq_put, mmapq_put_many: plain stores into slots beyond the
+ *            published tail, which no reader looks at), then under it:
+ *            store-release tail, signal not_empty.  Killed before
  *            the tail store: the batch was never published; the next
  *            producer starts at the stored tail and overwrites those slots
  *            (rolled back; the records were never acknowledged to anyone).
  *            Killed after it: the batch is published and complete; only the
  *            wake-up may be missing, which the unconditional wake after
  *            recovery (or the 0.5 s wait slice) makes up for.
- *   release  (consumer):  records are read and written out OUTSIDE the
- *            mutex, then under it: store-release head, signal not_full.
+ *   release  (consumer):  records are read (mmapq_get, mmapq_get_many:
+ *            loads only) and written out OUTSIDE the mutex, then under it:
+ *            store-release head, signal not_full.
  *            Killed before the head store: the batch is consumed again by
  *            the next consumer (at-least-once: the documented replay window
  *            is the one batch being written out).  After it: done.
@@ -64,6 +67,8 @@ struct mmapq {
 	uint8_t *slots;
 	size_t map_size;
 	uint32_t capacity, mask, record_size, slot_size, format;
+	uint32_t version;           /* the file's: MMAPQ_VERSION, or MMAPQ_VERSION_1 (read only) */
+	bool int_slots;             /* struct mmapq_int_slot (format int, version 2) */
 	struct mmapq_side *self;   /* our role's side, NULL for the observer */
 	struct mmapq_cond *wait_on; /* the cond we sleep on */
 	struct mmapq_cond *notify;  /* the cond the peer sleeps on */
@@ -179,6 +184,11 @@ static bool is_pow2(uint32_t v)
 static struct mmapq_slot *slot_at(const struct mmapq *q, uint64_t seq)
 {
 	return (struct mmapq_slot *)(q->slots + (size_t)(seq & q->mask) * q->slot_size);
+}
+
+static struct mmapq_int_slot *int_slot_at(const struct mmapq *q, uint64_t seq)
+{
+	return (struct mmapq_int_slot *)q->slots + (seq & q->mask);
 }
 
 /* ---- OFD locks -------------------------------------------------------- */
@@ -445,9 +455,10 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 		        path, h->byte_order, MMAPQ_BYTE_ORDER);
 		return -EBADMSG;
 	}
-	if (h->version != MMAPQ_VERSION) {
-		set_err(err, "%s: format version is %" PRIu32 ", this program reads version %" PRIu32,
-		        path, h->version, MMAPQ_VERSION);
+	if (h->version != MMAPQ_VERSION && h->version != MMAPQ_VERSION_1) {
+		set_err(err, "%s: format version is %" PRIu32 ", this program reads version %" PRIu32
+		        " (and version %" PRIu32 " to migrate it)", path, h->version, MMAPQ_VERSION,
+		        MMAPQ_VERSION_1);
 		return -EBADMSG;
 	}
 	if (h->header_size != MMAPQ_HEADER_SIZE) {
@@ -469,9 +480,11 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 		        h->record_size, MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX);
 		return -EBADMSG;
 	}
-	if (h->slot_size != mmapq_slot_size(h->record_size)) {
-		set_err(err, "%s: slot size is %" PRIu32 ", expected %" PRIu32 " for record size %" PRIu32,
-		        path, h->slot_size, mmapq_slot_size(h->record_size), h->record_size);
+	if (h->slot_size != mmapq_slot_size_v(h->version, h->format, h->record_size)) {
+		set_err(err, "%s: slot size is %" PRIu32 ", expected %" PRIu32 " for record size %" PRIu32
+		        " (format %s, version %" PRIu32 ")", path, h->slot_size,
+		        mmapq_slot_size_v(h->version, h->format, h->record_size), h->record_size,
+		        mmapq_format_name(h->format), h->version);
 		return -EBADMSG;
 	}
 	want = (uint64_t)h->header_size + (uint64_t)h->capacity * h->slot_size;
@@ -495,6 +508,14 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 		set_err(err, "%s: negative pid in header (%" PRId32 ", %" PRId32 ")", path, h->producer.pid,
 		        h->consumer.pid);
 		return -EBADMSG;
+	}
+	/* A version-1 file is only read (see "Versions" in mmapq_format.h). */
+	if (h->version == MMAPQ_VERSION_1 && p->role != MMAPQ_ROLE_OBSERVER && !p->migrate) {
+		set_err(err, "%s: format version %" PRIu32 " (an older mmapq's); this program uses version"
+		        " %" PRIu32 ": stop both daemons and run `mmapqctl recreate`, which carries the"
+		        " records over into a version-%" PRIu32 " file (the file is left untouched)", path,
+		        h->version, MMAPQ_VERSION, MMAPQ_VERSION);
+		return -EPROTO;
 	}
 	/* Against the configuration (the observer accepts any geometry). */
 	if (p->capacity && p->capacity != h->capacity) {
@@ -528,7 +549,15 @@ static int validate_dynamic(struct mmapq *q, struct mmapq_error *err)
 		        ", capacity %" PRIu32, q->path, head, tail, q->capacity);
 		return -EBADMSG;
 	}
-	for (uint64_t s = head; s < tail; s++) {
+	for (uint64_t s = head; q->int_slots && s < tail; s++) {
+		uint64_t seq = int_slot_at(q, s)->seq;
+		if (seq != s) {
+			set_err(err, "%s: slot %" PRIu64 " holds seq %" PRIu64 ", expected seq %" PRIu64,
+			        q->path, s & q->mask, seq, s);
+			return -EBADMSG;
+		}
+	}
+	for (uint64_t s = head; !q->int_slots && s < tail; s++) {
 		const struct mmapq_slot *sl = slot_at(q, s);
 		uint64_t seq = sl->seq;
 		uint32_t len = sl->len;
@@ -573,7 +602,7 @@ static int params_check(const struct mmapq_params *p, struct mmapq_error *err)
 		set_err(err, "%s: unknown record format %" PRIu32, p->path, p->format);
 		return -EINVAL;
 	}
-	if ((uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)p->capacity * mmapq_slot_size(p->record_size) >
+	if ((uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)p->capacity * mmapq_slot_size(p->format, p->record_size) >
 	    MMAPQ_FILE_SIZE_MAX) {
 		set_err(err, "%s: capacity %" PRIu32 " x record size %" PRIu32 " exceeds the %" PRIu64
 		        "-byte file size limit", p->path, p->capacity, p->record_size, MMAPQ_FILE_SIZE_MAX);
@@ -613,7 +642,7 @@ static void fsync_parent_dir(const char *path)
  */
 static int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 {
-	uint32_t slot_size = mmapq_slot_size(p->record_size);
+	uint32_t slot_size = mmapq_slot_size(p->format, p->record_size);
 	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)p->capacity * slot_size;
 	struct mmapq_header *h;
 	char *tmp;
@@ -784,7 +813,7 @@ static int header_check(void *ctx)
 	const struct mmapq *q = ctx;
 	const struct mmapq_header *h = q->h;
 
-	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) || h->version != MMAPQ_VERSION ||
+	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) || h->version != q->version ||
 	    h->header_size != MMAPQ_HEADER_SIZE || h->capacity != q->capacity ||
 	    h->record_size != q->record_size || h->slot_size != q->slot_size || h->format != q->format)
 		return -EBADMSG;
@@ -798,6 +827,8 @@ static void adopt_geometry(struct mmapq *q)
 	q->record_size = q->h->record_size;
 	q->slot_size = q->h->slot_size;
 	q->format = q->h->format;
+	q->version = q->h->version;
+	q->int_slots = q->version >= 2 && q->format == MMAPQ_FORMAT_INT;
 	q->slots = (uint8_t *)q->h + q->h->header_size;
 }
 
@@ -1259,32 +1290,74 @@ int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree)
 
 int mmapq_put(struct mmapq *q, const void *data, uint32_t len)
 {
-	struct mmapq_slot *s;
+	int r = mmapq_put_many(q, data, len, 1);
+
+	return r < 0 ? r : 0;
+}
+
+/* Records [tail, tail + n) from src (len bytes each) into their slots;
+ * the caller checked the room, the length and that they do not wrap. */
+static void fill_slots(struct mmapq *q, uint64_t tail, const uint8_t *src, uint32_t len, uint32_t n)
+{
+	if (q->int_slots) {
+		struct mmapq_int_slot *s = int_slot_at(q, tail);
+		for (uint32_t i = 0; i < n; i++) {
+			s[i].seq = tail + i;
+			memcpy(&s[i].value, src + 8 * (size_t)i, sizeof(s[i].value));
+			mmapq_fault("put.written");
+		}
+		return;
+	}
+	uint8_t *b = (uint8_t *)slot_at(q, tail);
+	for (uint32_t i = 0; i < n; i++, b += q->slot_size, src += len) {
+		struct mmapq_slot *s = (struct mmapq_slot *)b;
+		s->seq = tail + i;
+		s->len = len;
+		s->reserved = 0;
+		if (len == sizeof(uint64_t))
+			memcpy(s + 1, src, sizeof(uint64_t));
+		else
+			memcpy(s + 1, src, len);
+		mmapq_fault("put.written");
+	}
+}
+
+int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
+{
+	const uint8_t *src = data;
+	uint64_t tail = q->tail;
+	uint32_t k, done = 0;
 
 	if (q->role != MMAPQ_ROLE_PRODUCER)
 		return -EPERM;
+	if (q->version != MMAPQ_VERSION)
+		return -EROFS; /* opened to migrate it */
 	if (len > q->record_size || (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t)))
 		return -EMSGSIZE;
-	if (q->tail == q->limit)
+	if (n == 0)
+		return 0;
+	if (tail == q->limit)
 		return -ENOBUFS;
-	/* The slot is ours: the consumer reads only below the published tail
-	 * and we only write below a head it has released. */
-	s = slot_at(q, q->tail);
-	s->seq = q->tail;
-	s->len = len;
-	s->reserved = 0;
-	if (len == sizeof(uint64_t))
-		memcpy(s + 1, data, sizeof(uint64_t)); /* every int record: one move, no call */
-	else
-		memcpy(s + 1, data, len);
-	mmapq_fault("put.written");
-	if (q->sync == MMAPQ_SYNC_ALWAYS) {
-		int r = sync_bytes(s, sizeof(*s) + len);
-		if (r < 0)
-			return r; /* not put: the slot lies beyond tail, nobody reads it */
+	k = q->limit - tail < n ? (uint32_t)(q->limit - tail) : n;
+	/* The slots are ours: the consumer reads only below the published
+	 * tail and we only write below a head it has released.  Slot order
+	 * wraps at the end of the ring: at most two runs. */
+	while (done < k) {
+		uint32_t idx = (uint32_t)(tail & q->mask), run = q->capacity - idx;
+		if (run > k - done)
+			run = k - done;
+		fill_slots(q, tail, src, len, run);
+		if (q->sync == MMAPQ_SYNC_ALWAYS) {
+			int r = sync_bytes(q->slots + (size_t)idx * q->slot_size, (size_t)run * q->slot_size);
+			if (r < 0)
+				return r; /* not put: the slots lie beyond tail, nobody reads them */
+		}
+		tail += run;
+		src += (size_t)run * len;
+		done += run;
 	}
-	q->tail++;
-	return 0;
+	q->tail = tail;
+	return (int)k;
 }
 
 uint32_t mmapq_pending(const struct mmapq *q)
@@ -1372,33 +1445,40 @@ int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail)
 	return 0;
 }
 
-/* The slot of record seq and its payload length, each field read once (the
+/* The payload of record seq and its length, each field read once (the
  * file is shared, and we check what we use). */
-static int check_slot(const struct mmapq *q, uint64_t seq, const struct mmapq_slot **slot,
-                      uint32_t *len)
+static int check_slot(const struct mmapq *q, uint64_t seq, const void **data, uint32_t *len)
 {
+	if (q->int_slots) {
+		const struct mmapq_int_slot *s = int_slot_at(q, seq);
+		if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != seq)
+			return -EBADMSG;
+		*data = &s->value;
+		*len = sizeof(s->value);
+		return 0;
+	}
 	const struct mmapq_slot *s = slot_at(q, seq);
 	uint64_t sseq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
 	uint32_t l = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
 
 	if (sseq != seq || l > q->record_size || (q->format == MMAPQ_FORMAT_INT && l != sizeof(int64_t)))
 		return -EBADMSG;
-	*slot = s;
+	*data = s + 1;
 	*len = l;
 	return 0;
 }
 
 static int read_slot(const struct mmapq *q, uint64_t seq, struct mmapq_record *r)
 {
-	const struct mmapq_slot *s;
+	const void *data;
 	uint32_t len;
-	int ret = check_slot(q, seq, &s, &len);
+	int ret = check_slot(q, seq, &data, &len);
 
 	if (ret < 0)
 		return ret;
 	r->seq = seq;
 	r->len = len;
-	r->data = s + 1;
+	r->data = data;
 	return 0;
 }
 
@@ -1409,6 +1489,111 @@ int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r)
 	if ((uint64_t)index >= q->seen_tail - q->head)
 		return -ENOENT;
 	return read_slot(q, q->head + index, r);
+}
+
+/* How many of n records from index on mmapq_get_many and mmapq_copy_many
+ * may read: 0 or -errno, *k set.  The records below seen_tail are
+ * complete: seen_tail came from an acquire load of tail (mmapq_available,
+ * mmapq_release). */
+static int many_count(const struct mmapq *q, uint32_t index, uint32_t n, uint32_t *k)
+{
+	uint64_t avail = q->seen_tail - q->head;
+
+	if (q->role != MMAPQ_ROLE_CONSUMER)
+		return -EPERM;
+	if ((uint64_t)index >= avail)
+		return -ENOENT;
+	*k = avail - index < n ? (uint32_t)(avail - index) : n;
+	return 0;
+}
+
+int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r)
+{
+	uint64_t seq = q->head + index;
+	uint32_t k = 0, i = 0;
+	int ret = many_count(q, index, n, &k);
+
+	if (ret < 0)
+		return ret;
+	if (q->int_slots) {
+		/* a run of slots up to the end of the ring, then from its start */
+		while (i < k) {
+			const struct mmapq_int_slot *s = int_slot_at(q, seq);
+			uint32_t run = q->capacity - (uint32_t)(seq & q->mask), j;
+			if (run > k - i)
+				run = k - i;
+			for (j = 0; j < run; j++) {
+				if (__atomic_load_n(&s[j].seq, __ATOMIC_RELAXED) != seq + j)
+					break;
+				r[i + j] = (struct mmapq_record){seq + j, sizeof(s[j].value), &s[j].value};
+			}
+			i += j;
+			seq += j;
+			if (j < run)
+				break;
+		}
+	} else {
+		for (; i < k; i++, seq++)
+			if (read_slot(q, seq, &r[i]) < 0)
+				break;
+	}
+	return i == 0 && k ? -EBADMSG : (int)i;
+}
+
+int mmapq_copy_many(struct mmapq *q, uint32_t index, uint32_t n, void *out, uint32_t len)
+{
+	uint8_t *o = out;
+	uint64_t seq = q->head + index;
+	uint32_t k = 0, i = 0;
+	int err = many_count(q, index, n, &k);
+
+	if (err < 0)
+		return err;
+	err = -EBADMSG;
+	if (q->int_slots && len == sizeof(int64_t)) {
+		while (i < k) {
+			const struct mmapq_int_slot *s = int_slot_at(q, seq);
+			uint32_t run = q->capacity - (uint32_t)(seq & q->mask), j = 0;
+			if (run > k - i)
+				run = k - i;
+			/* four at a time while all four are right, then one by one */
+			for (; j + 4 <= run; j += 4) {
+				const struct mmapq_int_slot *f = s + j;
+				uint64_t want = seq + j;
+				uint8_t *d = o + 8 * (size_t)(i + j);
+				if (((__atomic_load_n(&f[0].seq, __ATOMIC_RELAXED) ^ want) |
+				     (__atomic_load_n(&f[1].seq, __ATOMIC_RELAXED) ^ (want + 1)) |
+				     (__atomic_load_n(&f[2].seq, __ATOMIC_RELAXED) ^ (want + 2)) |
+				     (__atomic_load_n(&f[3].seq, __ATOMIC_RELAXED) ^ (want + 3))) != 0)
+					break;
+				memcpy(d, &f[0].value, 8);
+				memcpy(d + 8, &f[1].value, 8);
+				memcpy(d + 16, &f[2].value, 8);
+				memcpy(d + 24, &f[3].value, 8);
+			}
+			for (; j < run; j++) {
+				if (__atomic_load_n(&s[j].seq, __ATOMIC_RELAXED) != seq + j)
+					break;
+				memcpy(o + 8 * (size_t)(i + j), &s[j].value, sizeof(s[j].value));
+			}
+			i += j;
+			seq += j;
+			if (j < run)
+				break;
+		}
+	} else {
+		for (; i < k; i++, seq++) {
+			struct mmapq_record r;
+			if ((err = read_slot(q, seq, &r)) < 0)
+				break;
+			if (r.len != len) {
+				err = -EMSGSIZE;
+				break;
+			}
+			memcpy(o + (size_t)i * len, r.data, len);
+		}
+	}
+	return i == 0 && k ? err : (int)i;
 }
 
 int mmapq_release(struct mmapq *q, uint32_t n)
@@ -1508,7 +1693,7 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
  */
 int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r)
 {
-	const struct mmapq_slot *s;
+	const void *s;
 	uint64_t head, tail;
 	uint32_t len;
 	int ret;
@@ -1524,7 +1709,7 @@ int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct m
 	if (ret < 0)
 		/* the consumer may have moved on and the producer reused it */
 		return load_head(q) > seq ? -ENOENT : ret;
-	memcpy(buf, s + 1, len); /* may race with an overwrite: checked below */
+	memcpy(buf, s, len); /* may race with an overwrite: checked below */
 	/* acquire fence: the copy's loads stay before the load of head below
 	 * (pairs with the consumer's release store of head, as seen by the
 	 * producer's acquire of it before it overwrites the slot) */

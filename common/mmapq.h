@@ -90,6 +90,13 @@ struct mmapq_params {
 	 * handler ends a condition wait early). */
 	bool (*interrupted)(void *ctx);
 	void *interrupted_ctx;
+	/* For `mmapqctl recreate` only: also accept a file of format version 1
+	 * (mmapq_format.h, "Versions") in the producer and consumer roles, to
+	 * hold both roles and read its records out.  Nothing is ever written
+	 * into such a file's slots: mmapq_put and mmapq_put_many return
+	 * -EROFS.  Without it the roles refuse a version-1 file with -EPROTO
+	 * (err names `mmapqctl recreate`); observers always accept it. */
+	bool migrate;
 };
 
 /* Human-readable detail for a failed mmapq_open: what and where, naming the
@@ -168,6 +175,15 @@ const char *mmapq_format_name(uint32_t format);
  *     a crash before publishing). */
 int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree);
 int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
+/* Put many records of the same length in one call: record i is the len
+ * bytes at data + i * len.  As mmapq_put for each, but the checks are done
+ * once and the slots filled in a tight loop (an int record costs a few
+ * instructions).  Puts min(n, room) records, room being what the last
+ * mmapq_reserve found less what was put since, and returns how many (0 if
+ * n is 0); -ENOBUFS if there is no room at all, -EMSGSIZE for a bad len
+ * (nothing put).  With sync = always the slots are synced once for the
+ * call: on an msync error nothing was put (mmapq_pending() unchanged). */
+int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n);
 int mmapq_publish(struct mmapq *q);
 uint32_t mmapq_pending(const struct mmapq *q); /* put but not yet published */
 /* Sequence number the next mmapq_put will give its record. */
@@ -191,6 +207,26 @@ void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
  *     cut they may be delivered again. */
 int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail);
 int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
+/* mmapq_get of records index, index + 1, ... into r[0..n): checks every
+ * slot in one tight loop and returns how many records it filled in, at
+ * most n and at most what mmapq_available said less index; fewer if a
+ * later slot is corrupt (the next call, at that index, returns -EBADMSG).
+ * -ENOENT if index is not below what is available, -EBADMSG if record
+ * index itself is corrupt; r is untouched then.  The data pointers are
+ * valid until the records are released. */
+int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r);
+/* Copies of the payloads of records index, index + 1, ... that are len
+ * bytes long each (every int record is 8): record index + i is copied to
+ * out + i * len, its sequence number being that of record index (the
+ * oldest available one's, mmapq_get) + i.  The cheapest way to read
+ * fixed-size records: no struct per record, the checks and the copy in one
+ * tight loop (an int record costs a few instructions).  Returns how many,
+ * at most n and at most what mmapq_available said less index; fewer before
+ * a corrupt slot or a record of another length (the next call, at that
+ * index, returns the error).  -ENOENT if index is not below what is
+ * available, -EBADMSG if record index is corrupt, -EMSGSIZE if it is not
+ * len bytes long; out is untouched then. */
+int mmapq_copy_many(struct mmapq *q, uint32_t index, uint32_t n, void *out, uint32_t len);
 int mmapq_release(struct mmapq *q, uint32_t n);
 
 /* ---- any role ---- */

@@ -1,16 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mmapq_format.h -- the layout of an mmapq queue file, version 1.
+ * mmapq_format.h -- the layout of an mmapq queue file, version 2.
  *
  * This header is the file format: fixed-width fields, no pointers, every
  * size and offset frozen by _Static_assert below.  The API lives in mmapq.h;
  * nothing but the library and its tests should include this file.
  *
  *   offset 0            struct mmapq_header   (MMAPQ_HEADER_SIZE bytes, one page)
- *   offset header_size  capacity slots of slot_size bytes each:
- *                       struct mmapq_slot (16 bytes) + payload (record_size,
- *                       rounded up to 8)
+ *   offset header_size  capacity slots of slot_size bytes each
+ *                       (mmapq_slot_size(format, record_size)):
+ *                         format line: struct mmapq_slot (16 bytes) +
+ *                           payload (record_size, rounded up to 8);
+ *                         format int:  struct mmapq_int_slot (16 bytes:
+ *                           sequence number and value), whatever
+ *                           record_size says
  *   file size           header_size + capacity * slot_size, exactly
+ *
+ * Versions.  1: every slot was a struct mmapq_slot + record_size payload
+ * bytes, int records too (an int record took 16 + 8 bytes at least, 80
+ * with the shipped record_size 64).  2 (this one): int slots are
+ * struct mmapq_int_slot, 16 bytes; the header and line slots are as in
+ * version 1.  This library opens a version-1 file only to read it: as an
+ * observer (status, dump) and, with mmapq_params.migrate, in both roles
+ * without writing a slot (what `mmapqctl recreate` does to carry its
+ * records over into a version-2 file).  The daemons refuse it (-EPROTO,
+ * naming `mmapqctl recreate`).
  *
  * All integers are in the byte order of the machine that created the file;
  * byte_order tells a reader on another machine that it cannot use the file.
@@ -90,8 +104,7 @@
  * read-only file system where no daemon can run), they report a role as
  * attached when its pid is alive, and say that they guessed.
  * Processes that lock the queue file itself (before the lock file) do not
- * see these locks: all attached processes must use the same protocol.  The
- * queue file's layout is unchanged (version 1).
+ * see these locks: all attached processes must use the same protocol.
  */
 #ifndef MMAPQ_FORMAT_H
 #define MMAPQ_FORMAT_H
@@ -101,10 +114,12 @@
 #include <stdint.h>
 
 #define MMAPQ_MAGIC             "MMAPQ\0\r\n" /* 8 bytes; \r\n catches text-mode copies */
-#define MMAPQ_VERSION           UINT32_C(1)
+#define MMAPQ_VERSION           UINT32_C(2)
+#define MMAPQ_VERSION_1         UINT32_C(1) /* read only, to migrate (see "Versions") */
 #define MMAPQ_BYTE_ORDER        UINT32_C(0x01020304)
 #define MMAPQ_HEADER_SIZE       UINT32_C(4096)
-#define MMAPQ_SLOT_HEADER_SIZE  UINT32_C(16)
+#define MMAPQ_SLOT_HEADER_SIZE  UINT32_C(16) /* line slots (and every version-1 slot) */
+#define MMAPQ_INT_SLOT_SIZE     UINT32_C(16) /* int slots, version 2 */
 
 /* Limits enforced on creation and on every attach. */
 #define MMAPQ_CAPACITY_MIN      UINT32_C(2)
@@ -172,7 +187,7 @@ struct mmapq_header {
 	uint32_t format;       /* enum mmapq_record_format                    */
 	uint32_t capacity;     /* number of slots, a power of two             */
 	uint32_t record_size;  /* maximum payload bytes per record            */
-	uint32_t slot_size;    /* MMAPQ_SLOT_HEADER_SIZE + record_size up to 8 */
+	uint32_t slot_size;    /* mmapq_slot_size_v(version, format, record_size) */
 	uint32_t reserved0;
 	uint64_t file_size;    /* header_size + capacity * slot_size          */
 	uint64_t created_usec; /* CLOCK_REALTIME at creation                  */
@@ -194,15 +209,27 @@ struct mmapq_header {
 } __attribute__((aligned(64)));
 
 /*
- * Slot header.  Written by the producer before it publishes the slot (the
- * release store of tail); read by the consumer after its acquire of tail.
- * The consumer never writes slots (it maps them PROT_READ).
+ * Slot header of format line (and of every slot of a version-1 file).
+ * Written by the producer before it publishes the slot (the release store
+ * of tail); read by the consumer after its acquire of tail.  The consumer
+ * never writes slots (it maps them PROT_READ).
  */
 struct mmapq_slot {
 	uint64_t seq;       /* sequence number of the record in this slot */
 	uint32_t len;       /* payload bytes, <= record_size              */
 	uint32_t reserved;  /* zero                                        */
 	/* payload follows */
+};
+
+/*
+ * A slot of format int (version 2): the record's length is always 8, so it
+ * is not stored.  Written and read like struct mmapq_slot: by the producer
+ * before its release store of tail, by the consumer after its acquire load
+ * of tail.
+ */
+struct mmapq_int_slot {
+	uint64_t seq;       /* sequence number of the record in this slot */
+	int64_t  value;     /* the record: one int64_t, host byte order    */
 };
 
 /* Frozen layout. */
@@ -240,10 +267,22 @@ _Static_assert(offsetof(struct mmapq_cond, seq) == 0, "cond.seq offset");
 _Static_assert(offsetof(struct mmapq_cond, waiting) == 4, "cond.waiting offset");
 _Static_assert(offsetof(struct mmapq_slot, seq) == 0, "slot.seq offset");
 _Static_assert(offsetof(struct mmapq_slot, len) == 8, "slot.len offset");
+_Static_assert(sizeof(struct mmapq_int_slot) == MMAPQ_INT_SLOT_SIZE, "int slot size");
+_Static_assert(offsetof(struct mmapq_int_slot, seq) == 0, "int_slot.seq offset");
+_Static_assert(offsetof(struct mmapq_int_slot, value) == 8, "int_slot.value offset");
 
-static inline uint32_t mmapq_slot_size(uint32_t record_size)
+/* Bytes per slot of a file of that version, format and record size. */
+static inline uint32_t mmapq_slot_size_v(uint32_t version, uint32_t format, uint32_t record_size)
 {
+	if (version >= 2 && format == MMAPQ_FORMAT_INT)
+		return MMAPQ_INT_SLOT_SIZE;
 	return MMAPQ_SLOT_HEADER_SIZE + ((record_size + 7u) & ~7u);
+}
+
+/* The same for a file of this version (what mmapq_open creates). */
+static inline uint32_t mmapq_slot_size(uint32_t format, uint32_t record_size)
+{
+	return mmapq_slot_size_v(MMAPQ_VERSION, format, record_size);
 }
 
 #endif /* MMAPQ_FORMAT_H */

@@ -72,6 +72,16 @@
  * returned by feed() / finish(); that record is not counted.  The parser is
  * then dead: further feed() / finish() calls return -EINVAL, and the only
  * useful call left is free().  (Positive returns are treated as 0.)
+ *
+ * Batches (format int, mmapq_parser_set_int_batch).  emit() appends each
+ * value to batch[] instead of calling on_record; flush_batch() hands
+ * batch[] to on_ints when it is full, before every error is reported (in
+ * int_end and in feed_int's "too long" path, the only places format int
+ * reports), and before feed_int and finish return.  So on_ints sees the
+ * same values in the same order, interleaved with on_error at the same
+ * points, as on_record would; only the number of calls differs.  A failing
+ * on_ints makes the parser dead as a failing on_record does, its batch
+ * not counted.
  */
 #include "parse.h"
 
@@ -105,6 +115,7 @@ struct mmapq_parser {
 	uint32_t record_size;
 	mmapq_record_fn on_record;
 	mmapq_parse_error_fn on_error;
+	mmapq_ints_fn on_ints;	/* batches (format int), or NULL: on_record */
 	void *ctx;
 	uint64_t records;
 	uint64_t errors;
@@ -119,6 +130,8 @@ struct mmapq_parser {
 	struct itok itok;
 	size_t tok_len;		/* bytes of the current token kept in tok[] */
 	unsigned char tok[MMAPQ_PARSE_TOKEN_MAX];
+	size_t nbatch;		/* values in batch[] not yet handed to on_ints */
+	int64_t batch[MMAPQ_PARSE_BATCH];
 
 	/* format line: the part of the current line seen in earlier chunks
 	 * (record_size bytes, plus room for the '\r' of a CRLF split from its
@@ -221,6 +234,38 @@ static void report_tok(struct mmapq_parser *p, const unsigned char *s, size_t n,
 	report(p, p->tok_line, p->tok_col, what, p->tok, p->tok_len, s, n < room ? n : room, more);
 }
 
+/* Hand the collected values to on_ints; 0 or its error (not counted). */
+static int flush_batch(struct mmapq_parser *p)
+{
+	size_t n = p->nbatch;
+	int err;
+
+	if (!n)
+		return 0;
+	p->nbatch = 0;
+	err = p->on_ints(p->ctx, p->batch, n);
+	if (err < 0)
+		return err;
+	p->records += n;
+	return 0;
+}
+
+/* One int record: to on_record, or into the batch. */
+static int emit(struct mmapq_parser *p, int64_t v)
+{
+	int err;
+
+	if (p->on_ints) {
+		p->batch[p->nbatch++] = v;
+		return p->nbatch == MMAPQ_PARSE_BATCH ? flush_batch(p) : 0;
+	}
+	err = p->on_record(p->ctx, &v, sizeof(v));
+	if (err < 0)
+		return err;
+	p->records++;
+	return 0;
+}
+
 /* The current int token ended (whitespace or end of input): emit or report it. */
 static int int_end(struct mmapq_parser *p, const struct itok *t, const unsigned char *s, size_t n)
 {
@@ -229,6 +274,9 @@ static int int_end(struct mmapq_parser *p, const struct itok *t, const unsigned 
 	int err;
 
 	if (p->tok_len + n > MMAPQ_PARSE_TOKEN_MAX) {
+		err = flush_batch(p);
+		if (err < 0)
+			return err;
 		report_tok(p, s, n, WHAT_TOKEN_LONG, true);
 		return 0;
 	}
@@ -242,12 +290,11 @@ static int int_end(struct mmapq_parser *p, const struct itok *t, const unsigned 
 			v = t->acc ? -(int64_t)(t->acc - 1) - 1 : 0;
 		else
 			v = (int64_t)t->acc;
-		err = p->on_record(p->ctx, &v, sizeof(v));
-		if (err < 0)
-			return err;
-		p->records++;
-		return 0;
+		return emit(p, v);
 	}
+	err = flush_batch(p);
+	if (err < 0)
+		return err;
 	report_tok(p, s, n, what, false);
 	return 0;
 }
@@ -292,14 +339,16 @@ static inline uint64_t nondigits(uint64_t w)
  * The value of the n (1..8) digits in the low n bytes of w, the first one
  * lowest: shifted up so that the digits end at the top byte (the zero bytes
  * below are leading zeros), then pairs, quads and the octet are combined
- * in parallel lanes.
+ * in parallel lanes, each step one mask and one multiplication: lane pair
+ * (lo, hi) times (m << k) + 1 holds lo * m + hi in its upper half (the
+ * products stay below 2^k, so no lane carries into the next).
  */
 static inline uint64_t digits_value(uint64_t w, unsigned n)
 {
-	w = (w & (0x0f * ONES8)) << (8 * (8 - n));
-	w = (w * 10 + (w >> 8)) & UINT64_C(0x00ff00ff00ff00ff);
-	w = (w * 100 + (w >> 16)) & UINT64_C(0x0000ffff0000ffff);
-	return (w * 10000 + (w >> 32)) & UINT64_C(0xffffffff);
+	w = (w << (8 * (8 - n))) & (0x0f * ONES8);
+	w = (w * ((10 << 8) + 1)) >> 8;					/* pairs, 0..99 */
+	w = ((w & UINT64_C(0x00ff00ff00ff00ff)) * ((100 << 16) + 1)) >> 16;	/* quads */
+	return ((w & UINT64_C(0x0000ffff0000ffff)) * ((UINT64_C(10000) << 32) + 1)) >> 32;
 }
 
 /* How many bytes of w, from the lowest, are digits (0..8). */
@@ -321,21 +370,22 @@ static const uint64_t pow10_tab[9] = {
  * *cbase as in feed_int.  Returns 0, or the negative return of on_record
  * (then *pi is past the token whose record failed).
  */
-static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t len, size_t *pi,
-			 uint64_t *line, uint64_t *cbase)
+static inline __attribute__((always_inline)) int
+feed_int_fast_as(struct mmapq_parser *p, const unsigned char *b, size_t len, size_t *pi,
+		 uint64_t *line, uint64_t *cbase, const bool batched)
 {
 	mmapq_record_fn on_record = p->on_record;
 	void *ctx = p->ctx;
 	uint64_t records = 0, ln = *line, cb = *cbase;
+	/* batches: the next free place, and the end of batch[] */
+	int64_t *out = p->batch + p->nbatch, *const end = p->batch + MMAPQ_PARSE_BATCH;
 	size_t i = *pi;
 	int err = 0;
 
 	while (i + FAST_MARGIN <= len) {
-		/* the token with and without a sign, both loaded at once: the
-		 * next token's start then depends on one load, not two */
-		uint64_t w0 = load8(b + i), w1 = load8(b + i + 1), w, val;
+		uint64_t w, val;
 		unsigned char c = b[i], t;
-		unsigned n, sign;
+		unsigned n;
 		size_t s, e;
 		int64_t v;
 		bool neg;
@@ -348,10 +398,18 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 			i++;
 			continue;
 		}
-		neg = c == '-';
-		sign = neg || c == '+';
-		w = sign ? w1 : w0;
-		s = i + sign;
+		{
+			/* the token with and without a sign, both loaded at once: the
+			 * next token's start then depends on one load, not two, and
+			 * no branch on the sign (random signs would mispredict it) */
+			uint64_t w0 = load8(b + i), w1 = load8(b + i + 1);
+			unsigned sign;
+
+			neg = c == '-';
+			sign = neg || c == '+';
+			w = sign ? w1 : w0;
+			s = i + sign;
+		}
 		n = digit_run(w);
 		if (n == 0)
 			break;			/* no digit after the sign: the machine reports it */
@@ -386,17 +444,40 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 		}
 		i = e + 1;
 		/* two's complement conversion (GCC: modulo 2^64), INT64_MIN included */
-		v = (int64_t)(neg ? 0 - val : val);
+		v = (int64_t)((val ^ (0 - (uint64_t)neg)) + neg);
+		if (batched) {
+			/* counted when handed over (flush_batch) */
+			*out++ = v;
+			if (out == end) {
+				p->nbatch = MMAPQ_PARSE_BATCH;
+				out = p->batch;
+				if ((err = flush_batch(p)) < 0)
+					break;
+			}
+			continue;
+		}
 		err = on_record(ctx, &v, sizeof(v));
 		if (err < 0)
 			break;
 		records++;
 	}
 	p->records += records;
+	if (batched)
+		p->nbatch = (size_t)(out - p->batch);
 	*pi = i;
 	*line = ln;
 	*cbase = cb;
 	return err < 0 ? err : 0;
+}
+
+/* One copy of the loop per way of handing records over, so that the
+ * batched one keeps its values in registers (on_record takes an address). */
+static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t len, size_t *pi,
+			 uint64_t *line, uint64_t *cbase)
+{
+	if (p->on_ints)
+		return feed_int_fast_as(p, b, len, pi, line, cbase, true);
+	return feed_int_fast_as(p, b, len, pi, line, cbase, false);
 }
 
 /*
@@ -468,6 +549,11 @@ static int feed_int(struct mmapq_parser *p, const unsigned char *b, size_t len)
 				/* Decide "too long" now rather than at the token's end:
 				 * the bytes past the bound are never kept. */
 				if (p->tok_len + n > MMAPQ_PARSE_TOKEN_MAX) {
+					err = flush_batch(p);
+					if (err < 0) {
+						p->state = ST_FAILED;
+						return err;
+					}
 					report_tok(p, b + ts, n, WHAT_TOKEN_LONG, true);
 					st = ST_SKIP;
 				} else {
@@ -495,6 +581,11 @@ static int feed_int(struct mmapq_parser *p, const unsigned char *b, size_t len)
 	p->line = line;
 	p->col = len + cbase;
 	p->state = st;
+	err = flush_batch(p);
+	if (err < 0) {
+		p->state = ST_FAILED;
+		return err;
+	}
 	return 0;
 }
 
@@ -670,6 +761,8 @@ int mmapq_parser_finish(struct mmapq_parser *p)
 	if (p->format == MMAPQ_FORMAT_INT) {
 		if (p->state == ST_TOKEN)
 			err = int_end(p, &p->itok, NULL, 0);
+		if (err >= 0)
+			err = flush_batch(p);
 	} else if (p->state == ST_START && p->lb_len > 0) {
 		/* only a CR at byte record_size + 1 can have been kept past
 		 * record_size, and without its LF it is part of the line */
@@ -687,6 +780,14 @@ int mmapq_parser_finish(struct mmapq_parser *p)
 		return err;
 	}
 	p->state = ST_DONE;
+	return 0;
+}
+
+int mmapq_parser_set_int_batch(struct mmapq_parser *p, mmapq_ints_fn on_ints)
+{
+	if (!p || p->format != MMAPQ_FORMAT_INT)
+		return -EINVAL;
+	p->on_ints = on_ints; /* batch[] is empty between feeds */
 	return 0;
 }
 

@@ -48,6 +48,20 @@ uint64_t mmapq_parser_records(const struct mmapq_parser *p);
 uint64_t mmapq_parser_errors(const struct mmapq_parser *p);
 void mmapq_parser_free(struct mmapq_parser *p);    /* NULL is a no-op */
 
+/* format int: records in batches.  After this call the parser no longer
+ * calls on_record; it collects the values and hands them to on_ints, in
+ * input order, in arrays of at most MMAPQ_PARSE_BATCH values: when one is
+ * full, before every on_error call (so the order of records and errors is
+ * kept) and before feed and finish return (so everything fed is handed
+ * over by then).  A negative return stops parsing as on_record's does and
+ * is returned by feed or finish; none of that batch counts in
+ * mmapq_parser_records, whatever on_ints did with it.  The array is valid
+ * only during the call.  NULL goes back to on_record (between feeds).
+ * -EINVAL for format line. */
+#define MMAPQ_PARSE_BATCH 256
+typedef int (*mmapq_ints_fn)(void *ctx, const int64_t *v, size_t n);
+int mmapq_parser_set_int_batch(struct mmapq_parser *p, mmapq_ints_fn on_ints);
+
 /* format int reads short decimal tokens through a fast path (on by default)
  * and everything else byte by byte; both give the same callbacks (parse.c).
  * Off: byte by byte only, as the parser did before the fast path; for the

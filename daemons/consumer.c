@@ -39,6 +39,7 @@
 
 #define BATCH_BYTES (1024u * 1024u) /* output formatted per batch, at most (+ one record) */
 #define WRITE_CHUNK (64u * 1024u)   /* one write(), then a watchdog ping */
+#define GET_MANY    256u            /* records per mmapq_get_many */
 
 enum output_kind { OUT_STDOUT, OUT_NULL, OUT_FILE, OUT_JOURNAL };
 
@@ -205,24 +206,52 @@ static int journal_record(struct consumer *c, const struct mmapq_record *rec)
 	return journal_send(&c->out.journal, iov, 6, stopping);
 }
 
-/* Into the batch buffer (which always has room for one more record), or
- * straight to the journal. */
-static int append_record(struct consumer *c, const struct mmapq_record *rec)
+/*
+ * Records index, index + 1, ... of the available ones into the batch
+ * buffer (output stdout, file or null), up to n of them and while the
+ * buffer holds less than BATCH_BYTES (it has room for one record more: its
+ * capacity is BATCH_BYTES + record_size + 32).  They are read GET_MANY at
+ * a time, int records as values (mmapq_copy_many) formatted in a tight
+ * loop, lines with mmapq_get_many: no per-record dispatch on the output or
+ * the format.  For format int a call takes at most as many records as can
+ * start below BATCH_BYTES if each took MMAPQ_FMT_INT_MAX bytes, so the
+ * buffer ends below BATCH_BYTES + MMAPQ_FMT_INT_MAX, as with one record at
+ * a time.  Returns the records taken, or -EBADMSG (record index is
+ * corrupt).
+ */
+static int fill_buffer(struct consumer *c, uint32_t index, uint32_t n)
 {
-	if (c->out.kind == OUT_NULL)
-		return 0;
-	if (c->out.kind == OUT_JOURNAL)
-		return journal_record(c, rec);
+	struct mmapq_record rec[GET_MANY];
+	uint32_t want = n < GET_MANY ? n : GET_MANY, k, j = 0;
+	int r;
+
 	if (c->cfg.format == MMAPQ_FORMAT_INT) {
-		int64_t v;
-		memcpy(&v, rec->data, sizeof(v));
-		c->len += format_int(c->buf + c->len, v);
-	} else {
-		memcpy(c->buf + c->len, rec->data, rec->len);
-		c->len += rec->len;
+		/* the values alone: mmapq_copy_many */
+		int64_t v[GET_MANY];
+		char *o = c->buf + c->len;
+
+		if (c->out.kind != OUT_NULL && want > (BATCH_BYTES - c->len) / MMAPQ_FMT_INT_MAX + 1)
+			want = (uint32_t)((BATCH_BYTES - c->len) / MMAPQ_FMT_INT_MAX + 1);
+		r = mmapq_copy_many(c->q, index, want, v, sizeof(v[0]));
+		if (r < 0 || c->out.kind == OUT_NULL)
+			return r; /* read and checked: with output null that is all */
+		for (k = (uint32_t)r; j < k; j++)
+			o += format_int(o, v[j]);
+		c->len = (size_t)(o - c->buf);
+		return r;
+	}
+	r = mmapq_get_many(c->q, index, want, rec);
+	if (r < 0)
+		return r;
+	k = (uint32_t)r;
+	if (c->out.kind == OUT_NULL)
+		return (int)k; /* read and checked: that is all */
+	for (; j < k && c->len < BATCH_BYTES; j++) {
+		memcpy(c->buf + c->len, rec[j].data, rec[j].len);
+		c->len += rec[j].len;
 		c->buf[c->len++] = '\n';
 	}
-	return 0;
+	return (int)j;
 }
 
 /* Where the chunk starting at off ends: at most WRITE_CHUNK bytes, cut
@@ -360,26 +389,31 @@ static int release(struct consumer *c, uint32_t n)
  */
 static int consume_batch(struct consumer *c, uint32_t n)
 {
-	uint32_t i;
+	uint32_t i = 0;
 	int r = 0;
 
-	for (i = 0; i < n && c->len < BATCH_BYTES; i++) {
+	while (c->out.kind != OUT_JOURNAL && i < n && c->len < BATCH_BYTES) {
+		r = fill_buffer(c, i, n - i);
+		if (r < 0)
+			break;
+		i += (uint32_t)r;
+		r = 0;
+	}
+	for (; c->out.kind == OUT_JOURNAL && i < n; i++) {
 		struct mmapq_record rec;
 
 		r = mmapq_get(c->q, i, &rec);
 		if (r == 0)
-			r = append_record(c, &rec);
+			r = journal_record(c, &rec);
 		if (r < 0)
 			break;
-		if (c->out.kind == OUT_JOURNAL) {
-			/* each entry is delivered as it goes: ping as it progresses,
-			 * and on a stop keep what journald already has */
-			service_loop_tick();
-			if (cli_stop && i + 1 < n) {
-				i++;
-				r = -EINTR;
-				break;
-			}
+		/* each entry is delivered as it goes: ping as it progresses,
+		 * and on a stop keep what journald already has */
+		service_loop_tick();
+		if (cli_stop && i + 1 < n) {
+			i++;
+			r = -EINTR;
+			break;
 		}
 	}
 	if (r == -EINTR && c->out.kind == OUT_JOURNAL) {

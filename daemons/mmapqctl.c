@@ -526,9 +526,11 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
 	if (role == MMAPQ_ROLE_OBSERVER)
 		qp.capacity = qp.record_size = qp.format = 0; /* whatever is there */
 	if (st) {
+		/* the old file, to read it out: a version-1 file too */
 		qp.capacity = st->capacity;
 		qp.record_size = st->record_size;
 		qp.format = st->format;
+		qp.migrate = true;
 	}
 	r = mmapq_open(&qp, q, &err);
 	if (r < 0)
@@ -543,7 +545,9 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
  * file (so none can attach meanwhile), build the new file beside it, copy
  * the unconsumed records in order, and rename it over the old one.  Until
  * the rename the old file is untouched, so a failure at any step loses
- * nothing.  Sequence numbers start again at 0 in the new file.
+ * nothing.  Sequence numbers start again at 0 in the new file.  A file of
+ * format version 1 (which the daemons refuse) is recreated in the current
+ * version even with an unchanged geometry: that is how it is migrated.
  */
 static int recreate(const struct mmapq_config *cfg)
 {
@@ -564,7 +568,8 @@ static int recreate(const struct mmapq_config *cfg)
 		log_error("%s: %s", path, mmapq_strerror(r));
 		return EXIT_BADQUEUE;
 	}
-	if (st.capacity == cfg->capacity && st.record_size == cfg->record_size && st.format == cfg->format) {
+	if (st.version == MMAPQ_VERSION && st.capacity == cfg->capacity &&
+	    st.record_size == cfg->record_size && st.format == cfg->format) {
 		printf("%s: already capacity %" PRIu32 ", record_size %" PRIu32 ", format %s; nothing to do\n",
 		       path, st.capacity, st.record_size, mmapq_format_name(st.format));
 		return EXIT_OK;
@@ -651,9 +656,10 @@ static int recreate(const struct mmapq_config *cfg)
 	}
 	free(tmp);
 	tmp = NULL;
-	printf("%s: recreated: capacity %" PRIu32 " -> %" PRIu32 ", record_size %" PRIu32 " -> %" PRIu32
-	       ", format %s -> %s; %" PRIu32 " records carried over (sequence numbers start again at 0)\n",
-	       path, st.capacity, cfg->capacity, st.record_size, cfg->record_size,
+	printf("%s: recreated: format version %" PRIu32 " -> %" PRIu32 ", capacity %" PRIu32 " -> %" PRIu32
+	       ", record_size %" PRIu32 " -> %" PRIu32 ", format %s -> %s; %" PRIu32 " records carried"
+	       " over (sequence numbers start again at 0)\n", path, st.version, MMAPQ_VERSION,
+	       st.capacity, cfg->capacity, st.record_size, cfg->record_size,
 	       mmapq_format_name(st.format), mmapq_format_name(cfg->format), copied);
 out:
 	mmapq_close(next);

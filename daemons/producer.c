@@ -243,6 +243,41 @@ static int put(struct producer *p, struct source *s, const void *data, uint32_t 
 	return 0;
 }
 
+/*
+ * A batch of int records from the parser (mmapq_parser_set_int_batch):
+ * with room, as many as fit in one mmapq_put_many (a few instructions per
+ * record), the source's counters and last_seq updated once for them; with
+ * none (drop mode only: block mode never reads more than fits), one record
+ * at a time through put(), which looks for room again and drops it if
+ * there is still none, exactly as before.
+ */
+static int put_ints(struct producer *p, struct source *s, const int64_t *v, size_t n)
+{
+	while (n) {
+		uint64_t first = mmapq_next_seq(p->q);
+		int r;
+
+		if (!p->nfree) {
+			r = put(p, s, v, sizeof(*v));
+			if (r < 0)
+				return r;
+			v++;
+			n--;
+			continue;
+		}
+		r = mmapq_put_many(p->q, v, sizeof(*v), n < p->nfree ? (uint32_t)n : p->nfree);
+		if (r < 0)
+			return fatal(p, r);
+		p->nfree -= (uint32_t)r;
+		s->published += (uint64_t)r;
+		s->pending += (uint64_t)r;
+		s->last_seq = first + (uint64_t)r - 1;
+		v += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
 /* Nothing is pending any more: every source's records are published. */
 static void published(struct producer *p)
 {
@@ -256,6 +291,12 @@ static int on_record(void *ctx, const void *data, uint32_t len)
 {
 	struct source *s = ctx;
 	return put(s->p, s, data, len);
+}
+
+static int on_ints(void *ctx, const int64_t *v, size_t n)
+{
+	struct source *s = ctx;
+	return put_ints(s->p, s, v, n);
 }
 
 static void on_parse_error(void *ctx, const struct mmapq_parse_error *e)
@@ -302,6 +343,9 @@ static struct source *source_new(struct producer *p, int fd, const char *name)
 		free(s);
 		return NULL;
 	}
+	/* int records in batches of up to MMAPQ_PARSE_BATCH: put_ints */
+	if (p->cfg.format == MMAPQ_FORMAT_INT)
+		(void)mmapq_parser_set_int_batch(s->parser, on_ints);
 	return s;
 }
 
@@ -329,25 +373,69 @@ static bool is_boundary(const struct producer *p, unsigned char ch)
 	return ch == ' ' || (ch >= '\t' && ch <= '\r');
 }
 
+#define ONES8 UINT64_C(0x0101010101010101)
+
+/* 0x80 in every byte of w that ends an int token when it follows one:
+ * ' ' or '\t'..'\r' (C-locale isspace), exactly, byte by byte (no carry
+ * crosses a byte: every sum stays below 0x100). */
+static inline uint64_t ws_bytes(uint64_t w)
+{
+	uint64_t y = w & (0x7f * ONES8), z = w ^ (0x20 * ONES8);
+	uint64_t ge9 = y + (0x80 - 0x09) * ONES8, gt13 = y + (0x80 - 0x0e) * ONES8;
+	uint64_t ne20 = (z & (0x7f * ONES8)) + 0x7f * ONES8;
+
+	return ((ge9 & ~gt13 & ~w) | ~(ne20 | z)) & (0x80 * ONES8);
+}
+
 /*
  * Length of the longest prefix of buf[0..n) that completes at most max
  * records, given s->partial bytes of an unfinished one before it.  A bad
  * token or line counts as a record here: the bound is only ever too small.
+ * Lines: memchr from '\n' to '\n'.  Ints: 8 bytes at a time, the token
+ * ends of a word (a whitespace byte after a non-whitespace one) counted
+ * with one multiplication; the word where the max-th one lies is gone
+ * through byte by byte as before.
  */
 static size_t cut_records(const struct producer *p, const struct source *s, const char *buf,
                           size_t n, uint32_t max)
 {
 	bool in = s->partial > 0;
 	uint32_t done = 0;
+	size_t i = 0;
 
 	if (!max)
 		return 0;
-	for (size_t i = 0; i < n; i++) {
-		bool b = is_boundary(p, (unsigned char)buf[i]);
-		if (p->cfg.format == MMAPQ_FORMAT_LINE) {
-			if (b && ++done == max)
-				return i + 1;
-		} else if (!b) {
+	if (p->cfg.format == MMAPQ_FORMAT_LINE) {
+		const char *nl = buf, *end = buf + n;
+		while ((nl = memchr(nl, '\n', (size_t)(end - nl))) != NULL)
+			if (++done == max)
+				return (size_t)(nl - buf) + 1;
+			else
+				nl++;
+		return n;
+	}
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, ws, ends;
+		uint32_t k;
+
+		memcpy(&w, buf + i, sizeof(w));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		w = __builtin_bswap64(w);
+#endif
+		ws = ws_bytes(w);
+		/* a byte ends a token if it is whitespace and the one before it
+		 * (the last of the previous word: in) is not */
+		ends = ws & ~((ws << 8) | (in ? 0 : 0x80));
+		/* one bit per byte at most: the sum of the bytes, in the top one
+		 * (no popcnt instruction in the baseline x86-64) */
+		k = (uint32_t)((((ends >> 7) * ONES8) >> 56));
+		if (done + k >= max)
+			break; /* the max-th end is in this word */
+		done += k;
+		in = !(ws >> 63);
+	}
+	for (; i < n; i++) {
+		if (!is_boundary(p, (unsigned char)buf[i])) {
 			in = true;
 		} else if (in) {
 			in = false;

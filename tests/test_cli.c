@@ -23,7 +23,8 @@
  * (--instance NAME), int (status/dump of an int queue), line
  * (status/dump of a line queue with a tab, a backslash, quotes and
  * non-ASCII bytes), bad_input, bad_queue (65), role_taken (69),
- * cannot_create (73), io_error (74).
+ * cannot_create (73), io_error (74), recreate (65 after a geometry change),
+ * recreate_v1 (a format version-1 file migrated).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1266,6 +1267,43 @@ static void test_recreate(void **state)
 	free(c16);
 }
 
+/* ---- a version-1 file, and mmapqctl recreate migrating it ---- */
+
+/*
+ * A queue file as format version 1 wrote it (3 int records): both daemons
+ * refuse it with 65 naming `mmapqctl recreate`, and leave it as it is;
+ * status and dump read it; recreate, with the geometry unchanged, carries
+ * the records over into a version-2 file; the consumer then gets them.
+ */
+static void test_recreate_v1(void **state)
+{
+	struct transcript t = {.group = "recreate_v1"};
+	char *cfg = write_cfg("c.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	char *before, *after;
+	size_t blen, alen;
+
+	(void)state;
+	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
+	CHECK(tu_queue_to_version1(qpath) == 0, "cannot rewrite the file as version 1");
+	before = tu_read_file(qpath, &blen);
+	tr_run_free(&t, 65, "4\n", P, "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 65, NULL, C, "--config", cfg, "--queue", qpath, NULL);
+	after = tu_read_file(qpath, &alen);
+	CHECK(before && after && blen == alen && !memcmp(before, after, blen),
+	      "a refused daemon changed the version-1 file");
+	free(before);
+	free(after);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "dump", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "recreate", NULL);
+	CHECK(queue_status().version == 2 && queue_status().slot_size == 16, "recreate left version %u",
+	      (unsigned)queue_status().version);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "3", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
+	tr_check(&t);
+	free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1286,6 +1324,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cannot_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recreate_v1, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

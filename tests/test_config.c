@@ -445,29 +445,32 @@ static void test_invalid_values(void **state)
 
 /* Keys valid one by one, too big together: the queue file would exceed the
  * 64 GiB limit the daemons enforce; blamed on the key set last, with both
- * lines named (a default is named as such). */
+ * lines named (a default is named as such).  Only format line: an int slot
+ * is 16 bytes whatever record_size says. */
 static void test_geometry_limit(void **state)
 {
 	static const struct {
 		const char *text, *want;
 	} cases[] = {
-		{ "[queue]\ncapacity = 16777216\n; x\nrecord_size = 1048576\n",
-		  "geo.ini:4: [queue] capacity 16777216 (line 2) x record_size 1048576 (line 4) needs a"
+		{ "[queue]\nformat = line\ncapacity = 16777216\n; x\nrecord_size = 1048576\n",
+		  "geo.ini:5: [queue] capacity 16777216 (line 3) x record_size 1048576 (line 5) needs a"
 		  " 17592454483968-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
 		  " lower one of them\n" },
-		{ "[queue]\nrecord_size = 1048576\ncapacity = 65536\n",
+		{ "[queue]\nrecord_size = 1048576\ncapacity = 65536\nformat = line\n",
 		  "geo.ini:3: [queue] capacity 65536 (line 3) x record_size 1048576 (line 2) needs a"
 		  " 68720529408-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
 		  " lower one of them\n" },
 		/* the largest record_size: fine with few slots */
-		{ "[queue]\ncapacity = 2\nrecord_size = 1048576\n", "" },
+		{ "[queue]\ncapacity = 2\nrecord_size = 1048576\nformat = line\n", "" },
+		/* format int: 16-byte slots whatever record_size says */
+		{ "[queue]\ncapacity = 16777216\nrecord_size = 1048576\n", "" },
 		/* with the default capacity (65536), too big: named as the default */
-		{ "[queue]\nrecord_size = 1048576\n",
+		{ "[queue]\nrecord_size = 1048576\nformat = line\n",
 		  "geo.ini:2: [queue] capacity 65536 (default) x record_size 1048576 (line 2) needs a"
 		  " 68720529408-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
 		  " lower one of them\n" },
 		/* the largest record_size that fits 65536 slots: accepted */
-		{ "[queue]\ncapacity = 65536\nrecord_size = 1048552\n", "" },
+		{ "[queue]\ncapacity = 65536\nrecord_size = 1048552\nformat = line\n", "" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -614,7 +614,7 @@ static int case_ctl_truncated_extended(void)
 		int64_t delta; /* from the right size; INT64_MIN: header only */
 		const char *needle;
 	} sizes[] = {
-		{"one slot short", -(int64_t)mmapq_slot_size(64), "truncated"},
+		{"one slot short", -(int64_t)mmapq_slot_size(MMAPQ_FORMAT_INT, 64), "truncated"},
 		{"header only", INT64_MIN, "truncated"},
 		{"one byte extra", 1, "extended"},
 	};
@@ -977,19 +977,22 @@ static void remount_ro(const char *mnt)
 
 static int case_enospc(void)
 {
-	char *mnt, *small, *left;
+	char *mnt, *small, *big, *left;
 	struct prog x;
 
 	private_namespace();
 	mnt = private_tmpfs("small", "size=64k,mode=0755");
 	free(g_q);
-	g_q = tu_path(mnt, "queue"); /* test.ini: 4096 + 1024 x 80 = 86016 bytes */
-	x = RUN(false, "1\n", "mmapq-producer", "--config", g_cfg, "--queue", g_q);
+	g_q = tu_path(mnt, "queue");
+	/* 4096 + 8192 x 16 = 135168 bytes */
+	big = write_cfg("big.ini", "[queue]\ncapacity = 8192\n[consumer]\noutput = stdout\n");
+	x = RUN(false, "1\n", "mmapq-producer", "--config", big, "--queue", g_q);
 	expect_exit(&x, EXIT_MS, 73, g_q, "No space left on device", END);
 	prog_free(&x);
-	x = RUN(false, NULL, "mmapq-consumer", "--config", g_cfg, "--queue", g_q);
+	x = RUN(false, NULL, "mmapq-consumer", "--config", big, "--queue", g_q);
 	expect_exit(&x, EXIT_MS, 73, g_q, "No space left on device", END);
 	prog_free(&x);
+	free(big);
 	left = dir_entries(mnt);
 	CHECK(!*left, "left behind on the full file system: %s", left);
 	free(left);

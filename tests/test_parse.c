@@ -98,6 +98,8 @@ struct coll {
 	const char *chunk;	/* the chunk being fed, for the zero-copy check */
 	size_t chunk_len;
 	uint64_t in_chunk;	/* records whose data pointed into the chunk */
+	bool log_batches;	/* on_ints: "B n" before each batch's records */
+	uint64_t nbatches;
 };
 
 static int on_record(void *ctx, const void *data, uint32_t len)
@@ -133,6 +135,23 @@ static int on_record(void *ctx, const void *data, uint32_t len)
 	return 0;
 }
 
+/* Batches (mmapq_parser_set_int_batch): each value as on_record logs it. */
+static int on_ints(void *ctx, const int64_t *v, size_t n)
+{
+	struct coll *c = ctx;
+
+	assert_true(n >= 1 && n <= MMAPQ_PARSE_BATCH);
+	c->nbatches++;
+	if (c->log_batches)
+		sb_printf(&c->log, "B %zu\n", n);
+	for (size_t i = 0; i < n; i++) {
+		int err = on_record(ctx, &v[i], sizeof(v[i]));
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
 static void on_error(void *ctx, const struct mmapq_parse_error *e)
 {
 	struct coll *c = ctx;
@@ -149,6 +168,7 @@ static void on_error(void *ctx, const struct mmapq_parse_error *e)
 /* ---- runners ---- */
 
 static bool fast_path = true;	/* what run_cuts sets: mmapq_parser_set_fast_path */
+static bool batched;		/* format int: run_cuts takes records in batches (on_ints) */
 
 /*
  * Parse in[0..len) cut at cuts[0..ncuts) (ascending); return the log.
@@ -163,6 +183,8 @@ static char *run_cuts(uint32_t fmt, uint32_t rs, const char *in, size_t len,
 
 	assert_int_equal(mmapq_parser_new(fmt, rs, on_record, on_error, &c, &p), 0);
 	mmapq_parser_set_fast_path(p, fast_path);
+	if (batched && fmt == MMAPQ_FORMAT_INT)
+		assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
 	for (size_t k = 0; k <= ncuts; k++) {
 		size_t end = k < ncuts ? cuts[k] : len;
 		size_t n = end - at;
@@ -175,6 +197,8 @@ static char *run_cuts(uint32_t fmt, uint32_t rs, const char *in, size_t len,
 		assert_non_null(chunk);
 		memcpy(chunk, in + at, n);
 		assert_int_equal(mmapq_parser_feed(p, chunk, n), 0);
+		/* batched or not, all of it is handed over when feed returns */
+		assert_int_equal(mmapq_parser_records(p), c.nrec);
 		free(chunk);
 		at = end;
 	}
@@ -236,8 +260,11 @@ static void check_log(uint32_t fmt, uint32_t rs, const char *in, size_t len, con
 {
 	char *got, *pad;
 
-	for (int fast = 1; fast >= 0; fast--) {
-		fast_path = fast;
+	for (int mode = 3; mode >= 0; mode--) {
+		fast_path = mode & 1;
+		batched = mode & 2;
+		if (batched && fmt != MMAPQ_FORMAT_INT)
+			continue;
 		got = run_whole(fmt, rs, in, len);
 		assert_string_equal(got, want);
 		free(got);
@@ -253,6 +280,7 @@ static void check_log(uint32_t fmt, uint32_t rs, const char *in, size_t len, con
 		free(pad);
 	}
 	fast_path = true;
+	batched = false;
 }
 
 #define CHECK_INT(in, want) check_log(MMAPQ_FORMAT_INT, 8, in, sizeof(in) - 1, want)
@@ -758,6 +786,11 @@ static void test_roundtrip_random(void **state)
 	got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
 	assert_string_equal(got, want.p);
 	free(got);
+	batched = true;
+	got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, cuts, ncuts);
+	assert_string_equal(got, want.p);
+	free(got);
+	batched = false;
 	free(cuts);
 	free(in.p);
 	free(want.p);
@@ -823,23 +856,28 @@ static void test_fast_path_differential(void **state)
 		fast_path = false;
 		want = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
 		fast_path = true;
-		got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
-		assert_string_equal(got, want);
-		free(got);
-		for (size_t i = 0; i <= in.len; i++) {
-			got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, &i, 1);
-			if (strcmp(got, want) != 0)
-				print_error("round %d split at %zu\n", round, i);
+		/* and with the records in batches (on_ints) */
+		for (int b = 0; b < 2; b++) {
+			batched = b;
+			got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
 			assert_string_equal(got, want);
 			free(got);
+			for (size_t i = 0; i <= in.len; i++) {
+				got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, &i, 1);
+				if (strcmp(got, want) != 0)
+					print_error("round %d split at %zu (batched %d)\n", round, i, b);
+				assert_string_equal(got, want);
+				free(got);
+			}
+			for (size_t step = 1; step <= 40; step++) {
+				got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, step);
+				if (strcmp(got, want) != 0)
+					print_error("round %d chunks of %zu (batched %d)\n", round, step, b);
+				assert_string_equal(got, want);
+				free(got);
+			}
 		}
-		for (size_t step = 1; step <= 40; step++) {
-			got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, step);
-			if (strcmp(got, want) != 0)
-				print_error("round %d chunks of %zu\n", round, step);
-			assert_string_equal(got, want);
-			free(got);
-		}
+		batched = false;
 		free(want);
 		free(in.p);
 	}
@@ -986,6 +1024,118 @@ static void test_record_error_stops(void **state)
 	record_error_case(MMAPQ_FORMAT_LINE, "a\nb\nc", 3, 0, -ENOSPC, "R 1 [a]\nR 1 [b]\n");
 }
 
+/* ---- batches (mmapq_parser_set_int_batch) ---- */
+
+/* "1 2 ... n" with a bad token "x" after record bad (0: none). */
+static char *numbers_text(int n, int bad)
+{
+	struct sbuf b = { 0 };
+
+	for (int k = 1; k <= n; k++) {
+		sb_printf(&b, "%d ", k);
+		if (k == bad)
+			sb_str(&b, "x ");
+	}
+	return sb_take(&b);
+}
+
+/* Where batches end: when full, before an error, at the end of each feed;
+ * never empty. */
+static void test_batch_boundaries(void **state)
+{
+	struct {
+		int n, bad;
+		size_t cut;	/* feed in two parts at this byte (0: one feed) */
+		const char *batches;
+	} cases[] = {
+		{ 1000, 0, 0, "B 256,B 256,B 256,B 232," },
+		{ 256, 0, 0, "B 256," },
+		{ 600, 299, 0, "B 256,B 43,E,B 256,B 45," },
+		{ 3, 1, 0, "B 1,E,B 2," },
+		{ 3, 0, 4, "B 2,B 1," },	/* "1 2 " then "3 " */
+		{ 3, 0, 3, "B 1,B 2," },	/* "1 2" then " 3 ": 2 is decided in the 2nd feed */
+	};
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		char *in = numbers_text(cases[k].n, cases[k].bad);
+		size_t len = strlen(in), cut = cases[k].cut ? cases[k].cut : len;
+		struct coll c = { .format = MMAPQ_FORMAT_INT, .log_batches = true };
+		struct sbuf shape = { 0 };
+		struct mmapq_parser *p = NULL;
+		char *log, *line;
+
+		assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+		assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
+		assert_int_equal(mmapq_parser_feed(p, in, cut), 0);
+		if (cut < len)
+			assert_int_equal(mmapq_parser_feed(p, in + cut, len - cut), 0);
+		assert_int_equal(mmapq_parser_finish(p), 0);
+		assert_int_equal(mmapq_parser_records(p), cases[k].n);
+		assert_int_equal(c.nrec, cases[k].n);
+		mmapq_parser_free(p);
+		log = sb_take(&c.log);
+		for (line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
+			if (line[0] == 'B' || line[0] == 'E')
+				sb_printf(&shape, "%s,", line[0] == 'E' ? "E" : line);
+		if (strcmp(shape.p, cases[k].batches) != 0)
+			print_error("case %zu\n", k);
+		assert_string_equal(shape.p, cases[k].batches);
+		free(shape.p);
+		free(log);
+		free(in);
+	}
+}
+
+/* A failing on_ints stops the parse: its batch is not counted, the parser
+ * is dead; NULL goes back to on_record; format line has no batches. */
+static void test_batch_errors(void **state)
+{
+	char *in = numbers_text(600, 0);
+	struct coll c = { .format = MMAPQ_FORMAT_INT, .fail_at = 300, .fail_err = -ENOSPC };
+	struct mmapq_parser *p = NULL;
+
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+	assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
+	assert_int_equal(mmapq_parser_feed(p, in, strlen(in)), -ENOSPC);
+	assert_int_equal(mmapq_parser_records(p), 256);	/* the first batch only */
+	assert_int_equal(c.nrec, 299);
+	assert_int_equal(mmapq_parser_feed(p, "1\n", 2), -EINVAL);
+	assert_int_equal(mmapq_parser_finish(p), -EINVAL);
+	mmapq_parser_free(p);
+	free(c.log.p);
+
+	/* at finish: the last token, completed there */
+	c = (struct coll){ .format = MMAPQ_FORMAT_INT, .fail_at = 3, .fail_err = -EIO };
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+	assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
+	assert_int_equal(mmapq_parser_feed(p, "1 2 3", 5), 0);
+	assert_int_equal(mmapq_parser_records(p), 2);
+	assert_int_equal(mmapq_parser_finish(p), -EIO);
+	assert_int_equal(mmapq_parser_records(p), 2);
+	mmapq_parser_free(p);
+	free(c.log.p);
+
+	/* back to on_record between feeds */
+	c = (struct coll){ .format = MMAPQ_FORMAT_INT };
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+	assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
+	assert_int_equal(mmapq_parser_feed(p, "1 2 ", 4), 0);
+	assert_int_equal(mmapq_parser_set_int_batch(p, NULL), 0);
+	assert_int_equal(mmapq_parser_feed(p, "3 4", 3), 0);
+	assert_int_equal(mmapq_parser_finish(p), 0);
+	assert_int_equal(c.nbatches, 1);
+	assert_string_equal(c.log.p, "R 1\nR 2\nR 3\nR 4\n");
+	mmapq_parser_free(p);
+	free(c.log.p);
+
+	c = (struct coll){ .format = MMAPQ_FORMAT_LINE };
+	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, 8, on_record, on_error, &c, &p), 0);
+	assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), -EINVAL);
+	assert_int_equal(mmapq_parser_set_int_batch(NULL, on_ints), -EINVAL);
+	mmapq_parser_free(p);
+	free(in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1016,6 +1166,8 @@ int main(void)
 		cmocka_unit_test(test_fmt_parse_roundtrip),
 		cmocka_unit_test(test_api_validation),
 		cmocka_unit_test(test_record_error_stops),
+		cmocka_unit_test(test_batch_boundaries),
+		cmocka_unit_test(test_batch_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

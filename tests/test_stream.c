@@ -15,6 +15,10 @@
  * Variants: 1,000,000 int records through 1024 slots; 1,000,000 line
  * records of 0..100 bytes; 100,000 int records through 2 slots (a wake-up
  * for nearly every record); sync=batch and sync=always with smaller counts.
+ * The "bulk" variants do the same with mmapq_put_many (runs of records of
+ * one length: in the line format a length is kept for 64 records) and
+ * mmapq_get_many or, for int records, mmapq_copy_many (up to 64 records
+ * per call, from every index), so that calls straddle the end of the ring.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,7 +45,10 @@ struct variant {
 	uint64_t count;
 	uint32_t max_batch;
 	int timeout_ms;
+	bool bulk;      /* mmapq_put_many / mmapq_get_many */
 };
+
+#define BULK_RUN 64u  /* line records keep one length for this many (bulk) */
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -52,9 +59,14 @@ static uint64_t rng_next(uint64_t *s)
 	return *s * 2685821657736338717ull;
 }
 
-static uint32_t line_len(uint64_t seq, uint32_t record_size)
+static uint32_t line_len_of(uint64_t seq, uint32_t record_size)
 {
 	return (uint32_t)((seq * 7 + seq / 3) % (record_size + 1));
+}
+
+static uint32_t line_len(const struct variant *v, uint64_t seq)
+{
+	return line_len_of(v->bulk ? seq / BULK_RUN : seq, v->record_size);
 }
 
 static uint8_t line_byte(uint64_t seq, uint32_t i)
@@ -97,7 +109,7 @@ static struct mmapq *open_role(const struct variant *v, const char *path, enum m
 static void producer(const struct variant *v, const char *path, uint64_t seed)
 {
 	struct mmapq *q = open_role(v, path, MMAPQ_ROLE_PRODUCER);
-	uint8_t *buf = malloc(v->record_size + 1);
+	uint8_t *buf = malloc((size_t)(v->record_size + 8) * BULK_RUN);
 	uint64_t seq = 0, rng = seed;
 	int r;
 
@@ -119,12 +131,36 @@ static void producer(const struct variant *v, const char *path, uint64_t seed)
 			batch = nfree;
 		if (batch > v->count - seq)
 			batch = (uint32_t)(v->count - seq);
-		for (uint32_t i = 0; i < batch; i++, seq++) {
+		for (uint32_t i = 0; v->bulk && i < batch;) {
+			/* a run of one length, at most BULK_RUN records */
+			uint32_t len = v->format == MMAPQ_FORMAT_INT ? 8 : line_len(v, seq);
+			uint32_t k = 0;
+			while (i + k < batch && k < BULK_RUN &&
+			       (v->format == MMAPQ_FORMAT_INT || line_len(v, seq + k) == len)) {
+				int64_t val = (int64_t)(seq + k);
+				if (v->format == MMAPQ_FORMAT_INT)
+					memcpy(buf + 8 * (size_t)k, &val, sizeof(val));
+				else
+					for (uint32_t b = 0; b < len; b++)
+						buf[(size_t)k * len + b] = line_byte(seq + k, b);
+				k++;
+			}
+			r = mmapq_put_many(q, buf, len, k);
+			if (r != (int)k) {
+				fprintf(stderr, "[%s] producer: put_many of %u records at %" PRIu64 ": %d (%s)\n",
+				        v->name, k, seq, r, r < 0 ? mmapq_strerror(r) : "fewer");
+				dump(path, "producer put_many failed");
+				_exit(1);
+			}
+			i += k;
+			seq += k;
+		}
+		for (uint32_t i = 0; !v->bulk && i < batch; i++, seq++) {
 			if (v->format == MMAPQ_FORMAT_INT) {
 				int64_t val = (int64_t)seq;
 				r = mmapq_put(q, &val, sizeof(val));
 			} else {
-				uint32_t len = line_len(seq, v->record_size);
+				uint32_t len = line_len(v, seq);
 				for (uint32_t k = 0; k < len; k++)
 					buf[k] = line_byte(seq, k);
 				r = mmapq_put(q, buf, len);
@@ -171,6 +207,8 @@ static void bad_record(const struct variant *v, const char *path, uint64_t expec
 static void consumer(const struct variant *v, const char *path, uint64_t seed)
 {
 	struct mmapq *q = open_role(v, path, MMAPQ_ROLE_CONSUMER);
+	struct mmapq_record many[BULK_RUN]; /* bulk: the records of the last call */
+	int64_t vals[BULK_RUN];             /* ... or their values (mmapq_copy_many) */
 	uint64_t expected = 0, rng = seed ^ 0x9e3779b97f4a7c15ull;
 	uint32_t n;
 	int r;
@@ -187,14 +225,38 @@ static void consumer(const struct variant *v, const char *path, uint64_t seed)
 		if (n == 0)
 			continue;
 		take = 1 + (uint32_t)(rng_next(&rng) % n);
-		for (uint32_t i = 0; i < take; i++, expected++) {
+		for (uint32_t i = 0, got = 0, at = 0; i < take; i++, expected++) {
 			struct mmapq_record rec;
 			memset(&rec, 0, sizeof(rec));
-			r = mmapq_get(q, i, &rec);
-			if (r < 0) {
-				fprintf(stderr, "[%s] consumer: get(%u) for record %" PRIu64 ": %s\n", v->name, i,
-				        expected, mmapq_strerror(r));
-				bad_record(v, path, expected, &rec, "mmapq_get failed");
+			if (v->bulk) {
+				/* up to BULK_RUN at a time, the first call at a random index */
+				if (at == got) {
+					uint32_t want = 1 + (uint32_t)(rng_next(&rng) % BULK_RUN);
+					/* int: now and then the values alone (mmapq_copy_many) */
+					if (v->format == MMAPQ_FORMAT_INT && rng_next(&rng) % 2) {
+						r = mmapq_copy_many(q, i, want, vals, sizeof(vals[0]));
+						for (int k = 0; k < r; k++)
+							many[k] = (struct mmapq_record){expected + (uint64_t)k, 8, &vals[k]};
+					} else {
+						r = mmapq_get_many(q, i, want, many);
+					}
+					if (r <= 0 || (uint32_t)r != (want < n - i ? want : n - i)) {
+						fprintf(stderr, "[%s] consumer: get_many(%u, %u) of %u for record %" PRIu64
+						        ": %d (%s)\n", v->name, i, want, n, expected, r,
+						        r < 0 ? mmapq_strerror(r) : "a wrong count");
+						bad_record(v, path, expected, &rec, "mmapq_get_many failed");
+					}
+					got = (uint32_t)r;
+					at = 0;
+				}
+				rec = many[at++];
+			} else {
+				r = mmapq_get(q, i, &rec);
+				if (r < 0) {
+					fprintf(stderr, "[%s] consumer: get(%u) for record %" PRIu64 ": %s\n", v->name,
+					        i, expected, mmapq_strerror(r));
+					bad_record(v, path, expected, &rec, "mmapq_get failed");
+				}
 			}
 			if (rec.seq != expected)
 				bad_record(v, path, expected, &rec, "wrong sequence number (missing or doubled)");
@@ -210,7 +272,7 @@ static void consumer(const struct variant *v, const char *path, uint64_t seed)
 				}
 			} else {
 				const uint8_t *d = rec.data;
-				if (rec.len != line_len(expected, v->record_size))
+				if (rec.len != line_len(v, expected))
 					bad_record(v, path, expected, &rec, "wrong length");
 				for (uint32_t k = 0; k < rec.len; k++)
 					if (d[k] != line_byte(expected, k)) {
@@ -339,12 +401,18 @@ static int run(const struct variant *v, uint64_t seed)
 int main(int argc, char **argv)
 {
 	const struct variant vs[] = {
-		{"int, 1024 slots", MMAPQ_FORMAT_INT, 8, 1024, MMAPQ_SYNC_NEVER, 1000000, 300, 60000},
-		{"line 0..100 B, 1024 slots", MMAPQ_FORMAT_LINE, 100, 1024, MMAPQ_SYNC_NEVER, 1000000, 300, 60000},
-		{"int, 2 slots", MMAPQ_FORMAT_INT, 8, 2, MMAPQ_SYNC_NEVER, 100000, 2, 60000},
-		{"line, 4 slots, odd size", MMAPQ_FORMAT_LINE, 13, 4, MMAPQ_SYNC_NEVER, 50000, 5, 60000},
-		{"int, sync=batch", MMAPQ_FORMAT_INT, 8, 64, MMAPQ_SYNC_BATCH, 20000, 40, 60000},
-		{"line, sync=always", MMAPQ_FORMAT_LINE, 32, 16, MMAPQ_SYNC_ALWAYS, 2000, 8, 60000},
+		{"int, 1024 slots", MMAPQ_FORMAT_INT, 8, 1024, MMAPQ_SYNC_NEVER, 1000000, 300, 60000, false},
+		{"line 0..100 B, 1024 slots", MMAPQ_FORMAT_LINE, 100, 1024, MMAPQ_SYNC_NEVER, 1000000, 300, 60000, false},
+		{"int, 2 slots", MMAPQ_FORMAT_INT, 8, 2, MMAPQ_SYNC_NEVER, 100000, 2, 60000, false},
+		{"line, 4 slots, odd size", MMAPQ_FORMAT_LINE, 13, 4, MMAPQ_SYNC_NEVER, 50000, 5, 60000, false},
+		{"int, sync=batch", MMAPQ_FORMAT_INT, 8, 64, MMAPQ_SYNC_BATCH, 20000, 40, 60000, false},
+		{"line, sync=always", MMAPQ_FORMAT_LINE, 32, 16, MMAPQ_SYNC_ALWAYS, 2000, 8, 60000, false},
+		{"int bulk, 1024 slots", MMAPQ_FORMAT_INT, 8, 1024, MMAPQ_SYNC_NEVER, 1000000, 300, 60000, true},
+		{"line bulk 0..100 B, 1024 slots", MMAPQ_FORMAT_LINE, 100, 1024, MMAPQ_SYNC_NEVER, 300000, 300,
+		 60000, true},
+		{"int bulk, 2 slots", MMAPQ_FORMAT_INT, 8, 2, MMAPQ_SYNC_NEVER, 100000, 2, 60000, true},
+		{"line bulk, 4 slots, odd size", MMAPQ_FORMAT_LINE, 13, 4, MMAPQ_SYNC_NEVER, 50000, 5, 60000, true},
+		{"int bulk, sync=always", MMAPQ_FORMAT_INT, 8, 16, MMAPQ_SYNC_ALWAYS, 2000, 8, 60000, true},
 	};
 	uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : (uint64_t)getpid() * 1000003u + tu_now_ms();
 	int fails = 0;

@@ -7,7 +7,8 @@
  * records of varying length through a small ring (capacity 64, so both
  * sides block on full and on empty thousands of times), twice: with
  * spin_us 0 and 50 (the lock-free look at the peer's position before a
- * sleep).  Every record is
+ * sleep); then a third time as int records in 16-byte int slots, put with
+ * mmapq_put_many and read with mmapq_get_many or mmapq_copy_many.  Every record is
  * checked: sequence number, length and every payload byte, in order.
  *
  * Why threads: ThreadSanitizer understands C11/GCC atomics and pthread
@@ -72,6 +73,7 @@ static char g_why[2][512];           /* per thread: the first failure */
 static pthread_barrier_t g_attached; /* both opened; main may alias; go */
 static struct mmapq *g_q[2];         /* [0] producer, [1] consumer */
 static uint32_t g_spin_us;           /* mmapq_params.spin_us of this pass */
+static bool g_ints;                  /* this pass: format int, mmapq_put_many/mmapq_get_many */
 
 static void thread_fail(int who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void thread_fail(int who, const char *fmt, ...)
@@ -127,7 +129,7 @@ static struct mmapq *open_role(int who, enum mmapq_role role)
 		.role = role,
 		.capacity = CAPACITY,
 		.record_size = RECORD_SIZE,
-		.format = MMAPQ_FORMAT_LINE,
+		.format = g_ints ? MMAPQ_FORMAT_INT : MMAPQ_FORMAT_LINE,
 		.sync = MMAPQ_SYNC_NEVER,
 		.file_mode = 0600,
 		.spin_us = g_spin_us,
@@ -148,6 +150,7 @@ static void *producer(void *arg)
 {
 	uint64_t rnd = 0x9e3779b97f4a7c15ull, seq = 0;
 	uint8_t buf[RECORD_SIZE];
+	int64_t vals[CAPACITY];
 	int idle = 0;
 
 	(void)arg;
@@ -178,7 +181,19 @@ static void *producer(void *arg)
 		batch = 1u + (uint32_t)(rnd_next(&rnd) % nfree);
 		if (batch > N_RECORDS - seq)
 			batch = (uint32_t)(N_RECORDS - seq);
-		for (uint32_t i = 0; i < batch; i++, seq++) {
+		if (g_ints) {
+			/* the whole batch in one call */
+			for (uint32_t i = 0; i < batch; i++)
+				vals[i] = (int64_t)(seq + i);
+			r = mmapq_put_many(g_q[0], vals, sizeof(vals[0]), batch);
+			if (r != (int)batch) {
+				thread_fail(0, "producer: mmapq_put_many of %" PRIu32 " at seq %" PRIu64 ": %d",
+				            batch, seq, r);
+				return NULL;
+			}
+			seq += batch;
+		}
+		for (uint32_t i = 0; !g_ints && i < batch; i++, seq++) {
 			if (mmapq_next_seq(g_q[0]) != seq) {
 				thread_fail(0, "producer: next seq is %" PRIu64 ", expected %" PRIu64,
 				            mmapq_next_seq(g_q[0]), seq);
@@ -201,7 +216,8 @@ static void *producer(void *arg)
 			/* Deliberate race (sensitivity check): rewrite, with the
 			 * same value, a payload byte of a record the consumer may
 			 * be reading right now (through our own mapping). */
-			volatile uint8_t *b = (volatile uint8_t *)(slot_at(g_q[0], seq - 1) + 1);
+			volatile uint8_t *b = g_ints ? (volatile uint8_t *)&int_slot_at(g_q[0], seq - 1)->value :
+			                      (volatile uint8_t *)(slot_at(g_q[0], seq - 1) + 1);
 			b[0] = b[0];
 		}
 #endif
@@ -239,7 +255,35 @@ static void *consumer(void *arg)
 			thread_fail(1, "consumer: %" PRIu32 " records available (capacity %u)", n, CAPACITY);
 			break;
 		}
-		for (uint32_t i = 0; i < n; i++) {
+		if (g_ints) {
+			struct mmapq_record recs[CAPACITY] = {{0}};
+			int64_t vals[CAPACITY];
+			/* every other round the values alone */
+			if (rnd_next(&rnd) & 1) {
+				r = mmapq_copy_many(g_q[1], 0, n, vals, sizeof(vals[0]));
+				for (int k = 0; k < r; k++)
+					recs[k] = (struct mmapq_record){seq + (uint64_t)k, 8, &vals[k]};
+			} else {
+				r = mmapq_get_many(g_q[1], 0, n, recs);
+			}
+			if (r != (int)n) {
+				thread_fail(1, "consumer: mmapq_get_many of %" PRIu32 " at seq %" PRIu64 ": %d", n,
+				            seq, r);
+				return NULL;
+			}
+			for (uint32_t i = 0; i < n; i++) {
+				int64_t v = -1;
+				if (recs[i].data)
+					memcpy(&v, recs[i].data, sizeof(v));
+				if (recs[i].seq != seq + i || recs[i].len != 8 || v != (int64_t)(seq + i)) {
+					thread_fail(1, "consumer: expected seq %" PRIu64 ", got seq %" PRIu64
+					            " length %" PRIu32 " value %" PRId64, seq + i, recs[i].seq,
+					            recs[i].len, v);
+					return NULL;
+				}
+			}
+		}
+		for (uint32_t i = 0; !g_ints && i < n; i++) {
 			struct mmapq_record rec;
 			const uint8_t *d;
 			uint64_t s;
@@ -297,7 +341,8 @@ static int check_ofd_exclusion(void)
 	/* a second producer in the same process is refused like another process */
 	struct mmapq_params p = {
 		.path = g_path, .role = MMAPQ_ROLE_PRODUCER, .capacity = CAPACITY,
-		.record_size = RECORD_SIZE, .format = MMAPQ_FORMAT_LINE, .file_mode = 0600,
+		.record_size = RECORD_SIZE, .format = g_ints ? MMAPQ_FORMAT_INT : MMAPQ_FORMAT_LINE,
+		.file_mode = 0600,
 	};
 	struct mmapq_error err;
 	struct mmapq *q = NULL;
@@ -313,7 +358,7 @@ static int check_ofd_exclusion(void)
 }
 
 /* One run: both threads attach, N_RECORDS go through, both close. */
-static int run_pass(const char *dir, uint32_t spin_us)
+static int run_pass(const char *dir, uint32_t spin_us, bool ints)
 {
 	pthread_t t[2];
 	struct timespec until;
@@ -322,9 +367,10 @@ static int run_pass(const char *dir, uint32_t spin_us)
 	uint64_t t0 = tu_now_ms();
 	int code = 0;
 
-	snprintf(name, sizeof(name), "threads-spin%u.q", spin_us);
+	snprintf(name, sizeof(name), "threads-spin%u%s.q", spin_us, ints ? "-int" : "");
 	g_path = tu_path(dir, name);
 	g_spin_us = spin_us;
+	g_ints = ints;
 	g_failed = 0;
 	memset(g_why, 0, sizeof(g_why));
 	g_q[0] = g_q[1] = NULL;
@@ -358,7 +404,8 @@ static int run_pass(const char *dir, uint32_t spin_us)
 	}
 	for (int i = 0; i < 2; i++)
 		if (g_why[i][0]) {
-			fprintf(stderr, "test_threads: FAIL: spin_us %u: %s\n", spin_us, g_why[i]);
+			fprintf(stderr, "test_threads: FAIL: spin_us %u%s: %s\n", spin_us,
+			        ints ? ", int records in bulk" : "", g_why[i]);
 			code = 1;
 		}
 	if (!code && g_q[1] && mmapq_status(g_q[1], &st) == 0 &&
@@ -377,8 +424,8 @@ static int run_pass(const char *dir, uint32_t spin_us)
 	mmapq_close(g_q[0]);
 	pthread_barrier_destroy(&g_attached);
 	if (!code)
-		fprintf(stderr, "test_threads: OK: %u records through two threads (%s, spin_us %u) in %"
-		        PRIu64 " ms\n", N_RECORDS,
+		fprintf(stderr, "test_threads: OK: %u %srecords through two threads (%s, spin_us %u) in %"
+		        PRIu64 " ms\n", N_RECORDS, ints ? "int records in bulk, " : "",
 #ifdef MMAPQ_THREADS_SHARED_MAPPING
 		        g_two_mappings ? (g_control ? "two mappings, with a deliberate race TSan cannot see"
 		                                    : "two mappings") :
@@ -418,7 +465,8 @@ int main(int argc, char **argv)
 #endif
 	dir = tu_mkdtemp("threads");
 	for (size_t i = 0; i < sizeof(spins) / sizeof(spins[0]); i++)
-		code |= run_pass(dir, spins[i]);
+		code |= run_pass(dir, spins[i], false);
+	code |= run_pass(dir, 0, true);
 	tu_rmdir_r(dir);
 	free(dir);
 	return code;

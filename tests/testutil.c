@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "mmapq.h"
+#include "mmapq_format.h"
 
 extern char **environ;
 
@@ -407,6 +408,51 @@ int tu_write_file(const char *path, const void *buf, size_t len)
 		return -errno;
 	r = tu_write_all(fd, buf, len);
 	close(fd);
+	return r;
+}
+
+int tu_queue_to_version1(const char *path)
+{
+	size_t len = 0, nlen;
+	uint8_t *b = (uint8_t *)tu_read_file(path, &len), *o;
+	struct mmapq_header h;
+	uint32_t ss;
+	int r;
+
+	if (!b)
+		return -errno;
+	if (len < sizeof(h)) {
+		free(b);
+		return -EINVAL;
+	}
+	memcpy(&h, b, sizeof(h));
+	h.version = MMAPQ_VERSION_1;
+	ss = mmapq_slot_size_v(MMAPQ_VERSION_1, h.format, h.record_size);
+	nlen = MMAPQ_HEADER_SIZE + (size_t)h.capacity * ss;
+	o = calloc(1, nlen);
+	if (!o) {
+		free(b);
+		return -ENOMEM;
+	}
+	if (h.format == MMAPQ_FORMAT_INT) {
+		for (uint32_t i = 0; i < h.capacity; i++) {
+			struct mmapq_int_slot is;
+			struct mmapq_slot sl = {0};
+			memcpy(&is, b + MMAPQ_HEADER_SIZE + (size_t)i * sizeof(is), sizeof(is));
+			sl.seq = is.seq;
+			sl.len = sizeof(is.value);
+			memcpy(o + MMAPQ_HEADER_SIZE + (size_t)i * ss, &sl, sizeof(sl));
+			memcpy(o + MMAPQ_HEADER_SIZE + (size_t)i * ss + sizeof(sl), &is.value, sizeof(is.value));
+		}
+		h.slot_size = ss;
+		h.file_size = nlen;
+	} else {
+		memcpy(o, b, nlen < len ? nlen : len); /* the same slots */
+	}
+	memcpy(o, &h, sizeof(h));
+	r = tu_write_file(path, o, nlen);
+	free(o);
+	free(b);
 	return r;
 }
 

@@ -115,6 +115,12 @@ int tu_write_all(int fd, const void *buf, size_t len);
 char *tu_read_file(const char *path, size_t *len);
 int tu_write_file(const char *path, const void *buf, size_t len);
 
+/* Rewrite the queue file at path (made by this library, nobody attached)
+ * as format version 1 wrote the same queue: the version and, for format
+ * int, the slot size, the file size and every slot (seq, len 8, reserved
+ * 0, value).  0 or -errno. */
+int tu_queue_to_version1(const char *path);
+
 /* Print the queue's header state (head, tail, pids, counters, wait flags)
  * to stderr, prefixed with why; used on every failure. */
 void tu_dump_queue(const char *path, const char *why);

@@ -36,9 +36,13 @@
  * (and the hypervisor stole): numbers from a busy machine say so.
  *
  * The transports, as a user would write each of them:
- *   mmapq       the library: mmapq_reserve/mmapq_put/mmapq_publish every
- *               --batch records; mmapq_available/mmapq_get/mmapq_release,
- *               draining everything available, releasing every --batch.
+ *   mmapq       the library: mmapq_reserve, then --batch records put with
+ *               mmapq_put_many (as many per call as fit in a 16 KiB staging
+ *               buffer: all of a batch of small records, one 16 KiB
+ *               record), mmapq_publish; mmapq_available, then
+ *               mmapq_get_many of up to --batch records, each checked in
+ *               place, mmapq_release of them (draining everything
+ *               available, a batch at a time).
  *               A second row does the same with --big-batch.  Linked
  *               against the library built as release packages build it
  *               (MMAPQ_TESTING off: no fault points; see CMakeLists.txt).
@@ -129,6 +133,7 @@ static struct opts {
 	uint32_t e2e_capacity;
 	uint32_t e2e_record_size;
 	uint32_t e2e_big_capacity;
+	uint32_t backlog_capacity; /* slots of the full-backlog memory job */
 	double idle_seconds;
 	uint32_t only_mask;   /* transports to run (bit per enum transport) */
 	uint32_t size_mask;
@@ -138,6 +143,7 @@ static struct opts {
 	.tput = true, .lat = true, .runs = 3, .seconds = 0.5,
 	.batch = 64, .big_batch = 1024, .spsc_batch = 64, .ring_kib = 4096, .spin_us = 50,
 	.e2e_count = 10000000, .e2e_capacity = 0, .e2e_record_size = 64, .e2e_big_capacity = 65536,
+	.backlog_capacity = 16777216,
 	.idle_seconds = 10, .only_mask = ~0u, .size_mask = ~0u,
 };
 
@@ -526,7 +532,7 @@ struct cell {
 
 static uint32_t ring_cap(uint32_t size)
 {
-	uint32_t slot = mmapq_slot_size(size);
+	uint32_t slot = mmapq_slot_size(MMAPQ_FORMAT_LINE, size);
 	uint32_t cap = pow2_floor((uint64_t)o.ring_kib * 1024u / slot);
 	return cap < 64 ? 64 : cap;
 }
@@ -547,6 +553,8 @@ static void relax(unsigned *spins)
 }
 
 /* ---- mmapq ------------------------------------------------------------------ */
+
+#define MMAPQ_STAGE_BYTES 16384u /* the producer's records before mmapq_put_many */
 
 static struct mmapq *q_open(const struct cell *c, const char *path, enum mmapq_role role,
                             uint32_t size, uint32_t cap, uint32_t spin_us)
@@ -570,9 +578,12 @@ static struct mmapq *q_open(const struct cell *c, const char *path, enum mmapq_r
 static int mmapq_prod(struct cell *c)
 {
 	struct mmapq *q = q_open(c, c->path[0], MMAPQ_ROLE_PRODUCER, c->size, c->cap, 0);
-	unsigned char *buf = xalloc(c->size);
-	uint64_t seq = 0, deadline;
 	uint32_t batch = c->t == T_TEXTBOOK ? 1 : c->batch;
+	/* records are made in a staging buffer of at most 16 KiB (or one
+	 * record), so that they are still in the cache when put */
+	uint32_t stage = c->size >= MMAPQ_STAGE_BYTES ? 1 : MMAPQ_STAGE_BYTES / c->size;
+	unsigned char *buf = xalloc((size_t)c->size * stage);
+	uint64_t seq = 0, deadline;
 	int r;
 
 	if (!q)
@@ -588,11 +599,24 @@ static int mmapq_prod(struct cell *c)
 		k = nfree < batch ? nfree : batch;
 		if (k > c->n - seq)
 			k = (uint32_t)(c->n - seq);
-		for (uint32_t i = 0; i < k; i++, seq++) {
-			rec_fill(buf, c->size, seq);
-			r = mmapq_put(q, buf, c->size);
-			if (r < 0)
-				return child_fail("mmapq_put record %" PRIu64 ": %s", seq, mmapq_strerror(r));
+		if (c->t == T_TEXTBOOK) {
+			for (uint32_t i = 0; i < k; i++, seq++) {
+				rec_fill(buf, c->size, seq);
+				r = mmapq_put(q, buf, c->size);
+				if (r < 0)
+					return child_fail("mmapq_put record %" PRIu64 ": %s", seq, mmapq_strerror(r));
+			}
+		} else {
+			for (uint32_t done = 0, m; done < k; done += m) {
+				m = k - done < stage ? k - done : stage;
+				for (uint32_t i = 0; i < m; i++)
+					rec_fill(buf + (size_t)i * c->size, c->size, seq + i);
+				r = mmapq_put_many(q, buf, c->size, m);
+				if (r != (int)m)
+					return child_fail("mmapq_put_many of %" PRIu32 " at record %" PRIu64 ": %d (%s)",
+					                  m, seq, r, r < 0 ? mmapq_strerror(r) : "fewer");
+				seq += m;
+			}
 		}
 		r = mmapq_publish(q);
 		if (r < 0)
@@ -609,6 +633,8 @@ static int mmapq_cons(struct cell *c)
 	struct mmapq *q = q_open(c, c->path[0], MMAPQ_ROLE_CONSUMER, c->size, c->cap, 0);
 	uint64_t exp = 0, deadline;
 	uint32_t batch = c->t == T_TEXTBOOK ? 1 : c->batch;
+	uint32_t stage = c->size >= MMAPQ_STAGE_BYTES ? 1 : MMAPQ_STAGE_BYTES / c->size;
+	struct mmapq_record *recs = xalloc(sizeof(*recs) * (batch < stage ? batch : stage));
 	int r;
 
 	if (!q)
@@ -622,15 +648,24 @@ static int mmapq_cons(struct cell *c)
 			return child_fail("mmapq_available at record %" PRIu64 ": %s", exp, mmapq_strerror(r));
 		/* drain everything available, releasing every batch records */
 		k = n < batch ? n : batch;
-		for (uint32_t i = 0; i < k; i++, exp++) {
-			struct mmapq_record rec;
-			r = mmapq_get(q, i, &rec);
-			if (r < 0)
-				return child_fail("mmapq_get record %" PRIu64 ": %s", exp, mmapq_strerror(r));
-			if (rec.seq != exp || rec.len != c->size || !rec_ok(rec.data, c->size, exp))
-				return child_fail("record %" PRIu64 ": got seq %" PRIu64 " len %" PRIu32
-				                  " content of record %" PRIu64, exp, rec.seq, rec.len,
-				                  rec_index(rec.data));
+		/* as many per call as the producer puts (16 KiB of records) */
+		for (uint32_t done = 0, m; done < k; done += m) {
+			m = k - done < stage ? k - done : stage;
+			if (c->t == T_TEXTBOOK)
+				r = mmapq_get(q, 0, &recs[0]);
+			else
+				r = mmapq_get_many(q, done, m, recs);
+			if (r < 0 || (c->t != T_TEXTBOOK && r != (int)m))
+				return child_fail("mmapq_get%s of %" PRIu32 " at record %" PRIu64 ": %d (%s)",
+				                  c->t == T_TEXTBOOK ? "" : "_many", m, exp, r,
+				                  r < 0 ? mmapq_strerror(r) : "fewer");
+			for (uint32_t i = 0; i < m; i++, exp++) {
+				const struct mmapq_record *rec = &recs[i];
+				if (rec->seq != exp || rec->len != c->size || !rec_ok(rec->data, c->size, exp))
+					return child_fail("record %" PRIu64 ": got seq %" PRIu64 " len %" PRIu32
+					                  " content of record %" PRIu64, exp, rec->seq, rec->len,
+					                  rec_index(rec->data));
+			}
 		}
 		r = mmapq_release(q, k);
 		if (r < 0)
@@ -640,6 +675,7 @@ static int mmapq_cons(struct cell *c)
 	ctl->verified = exp;
 	record_rusage(1);
 	mmapq_close(q);
+	free(recs);
 	return 0;
 }
 
@@ -973,7 +1009,7 @@ static int cell_setup(struct cell *c, char *why, size_t whylen)
 {
 	c->fd[0] = c->fd[1] = c->fd[2] = c->fd[3] = -1;
 	c->mq[0] = c->mq[1] = (mqd_t)-1;
-	c->slot_size = mmapq_slot_size(c->size);
+	c->slot_size = mmapq_slot_size(MMAPQ_FORMAT_LINE, c->size);
 	switch (c->t) {
 	case T_MMAPQ:
 	case T_MMAPQ_BIG:
@@ -1571,7 +1607,7 @@ static int lat_setup(enum lat_kind k, struct cell *c, char *why, size_t whylen)
 	c->mq[0] = c->mq[1] = (mqd_t)-1;
 	c->size = LAT_SIZE;
 	c->cap = 64;
-	c->slot_size = mmapq_slot_size(LAT_SIZE);
+	c->slot_size = mmapq_slot_size(MMAPQ_FORMAT_LINE, LAT_SIZE);
 	c->spin_us = o.spin_us;
 	switch (k) {
 	case L_MMAPQ:
@@ -1701,22 +1737,21 @@ static uint64_t rng_next(uint64_t *s)
 	return *s * 2685821657736338717ull;
 }
 
-static int make_input(enum e2e_input in, uint64_t count)
+/* count integers of kind in, one per line, into path; *bytes: its size. */
+static int write_input(const char *path, enum e2e_input in, uint64_t count, uint64_t *bytes)
 {
-	char *buf = xalloc(1 << 20), name[32];
+	char *buf = xalloc(1 << 20);
 	size_t len = 0;
 	uint64_t s = 0x2545F4914F6CDD1Dull;
 	int fd;
 
-	snprintf(name, sizeof(name), "ints-%s.txt", in_key[in]);
-	input_path[in] = tu_path(tmpdir, name);
-	fd = open(input_path[in], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		note("%s: %s", input_path[in], strerror(errno));
+		note("%s: %s", path, strerror(errno));
 		free(buf);
 		return -1;
 	}
-	input_bytes[in] = 0;
+	*bytes = 0;
 	for (uint64_t i = 0; i < count; i++) {
 		int64_t v = (int64_t)i + 1;
 		if (in == IN_RAND) {
@@ -1728,21 +1763,30 @@ static int make_input(enum e2e_input in, uint64_t count)
 		if (len > (1 << 20) - 32) {
 			if (write_all(fd, buf, len) < 0)
 				goto bad;
-			input_bytes[in] += len;
+			*bytes += len;
 			len = 0;
 		}
 	}
 	if (write_all(fd, buf, len) < 0)
 		goto bad;
-	input_bytes[in] += len;
+	*bytes += len;
 	close(fd);
 	free(buf);
 	return 0;
 bad:
-	note("%s: write: %s", input_path[in], strerror(errno));
+	note("%s: write: %s", path, strerror(errno));
 	close(fd);
 	free(buf);
 	return -1;
+}
+
+static int make_input(enum e2e_input in, uint64_t count)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "ints-%s.txt", in_key[in]);
+	input_path[in] = tu_path(tmpdir, name);
+	return write_input(input_path[in], in, count, &input_bytes[in]);
 }
 
 static int files_equal(const char *a, const char *b, char *why, size_t whylen)
@@ -1931,18 +1975,38 @@ struct pipe_parser {
 
 #define PIPE_CHUNK 65536
 
-static int pp_record(void *ctx, const void *data, uint32_t len)
+/* Values into the 64 KiB block, written out when full: the parser's
+ * batches (mmapq_parser_set_int_batch), as a user of the new parser writes
+ * it, a memcpy per batch; the old parser's records one by one (pp_record). */
+static int pp_ints(void *ctx, const int64_t *v, size_t n)
 {
 	struct pipe_parser *s = ctx;
-	memcpy(&s->buf[s->n++], data, sizeof(int64_t));
-	(void)len;
-	if (s->n == PIPE_CHUNK / sizeof(int64_t)) {
-		int r = write_all(s->fd, s->buf, PIPE_CHUNK);
-		if (r < 0)
-			return r;
-		s->n = 0;
+
+	while (n) {
+		size_t k = PIPE_CHUNK / sizeof(int64_t) - s->n;
+		if (k > n)
+			k = n;
+		memcpy(&s->buf[s->n], v, k * sizeof(int64_t));
+		s->n += k;
+		v += k;
+		n -= k;
+		if (s->n == PIPE_CHUNK / sizeof(int64_t)) {
+			int r = write_all(s->fd, s->buf, PIPE_CHUNK);
+			if (r < 0)
+				return r;
+			s->n = 0;
+		}
 	}
 	return 0;
+}
+
+static int pp_record(void *ctx, const void *data, uint32_t len)
+{
+	int64_t v;
+
+	memcpy(&v, data, sizeof(v));
+	(void)len;
+	return pp_ints(ctx, &v, 1);
 }
 
 static void pp_error(void *ctx, const struct mmapq_parse_error *e)
@@ -1962,6 +2026,8 @@ static int e2e_parse_child(int in_fd, int out_fd, bool old_parser)
 	if (r < 0)
 		return child_fail("parser: %s", strerror(-r));
 	mmapq_parser_set_fast_path(p, !old_parser);
+	if (!old_parser) /* the old parser had no batches either */
+		mmapq_parser_set_int_batch(p, pp_ints);
 	for (;;) {
 		ssize_t k = read(in_fd, in, PIPE_CHUNK);
 		if (k < 0 && errno == EINTR)
@@ -2196,6 +2262,134 @@ static void run_e2e(void)
 }
 
 /* Time of the pipe job (or of job base) over that of job j: > 1 is faster. */
+/* ---- a full backlog: the daemons' memory (--e2e) ---------------------------- */
+
+/*
+ * The producer alone fills a queue of o.backlog_capacity slots (record_size
+ * as shipped) from a file of exactly that many integers and exits (full,
+ * and its input ended); then the consumer alone drains it to a file, which
+ * must equal the input.  Peak RSS (ru_maxrss) of each: the queue file's
+ * pages that a daemon touched count in it (both touch all of them), the
+ * rest is its own memory, which must not grow with the backlog.
+ */
+struct backlog_result {
+	bool ran, failed;
+	char why[256];
+	uint64_t file_bytes;     /* the queue file */
+	struct child_use use[2]; /* producer, consumer */
+	double secs[2];
+};
+static struct backlog_result backlog;
+
+/* Wait for pid (at most timeout_ms, then kill it): its exit code, or -1. */
+static int wait_one(pid_t pid, int timeout_ms, struct child_use *use)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0), st = 0;
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	struct rusage ru;
+
+	*use = (struct child_use){-1, 0};
+	if (fd >= 0) {
+		int r;
+		while ((r = poll(&pf, 1, timeout_ms)) < 0 && errno == EINTR)
+			;
+		close(fd);
+		if (r == 0) {
+			tu_kill(pid);
+			return -1;
+		}
+	}
+	while (wait4(pid, &st, 0, &ru) < 0)
+		if (errno != EINTR)
+			return -1;
+	*use = (struct child_use){ru.ru_maxrss, (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	                          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6};
+	return tu_exit_code(st);
+}
+
+static void run_backlog(void)
+{
+	struct backlog_result *b = &backlog;
+	char *in = tu_path(tmpdir, "backlog.txt"), *out = tu_path(tmpdir, "backlog.out");
+	char *logp = tu_path(tmpdir, "backlog.log"), *cfg, *qpath;
+	char *prod = tu_path(bin_dir, "mmapq-producer"), *cons = tu_path(bin_dir, "mmapq-consumer");
+	char output[PATH_MAX + 8], count[32];
+	uint64_t bytes = 0;
+	int fd[3] = {-1, -1, -1};
+
+	b->ran = true;
+	snprintf(output, sizeof(output), "file:%s", out);
+	snprintf(count, sizeof(count), "%" PRIu32, o.backlog_capacity);
+	cfg = write_config("backlog.ini", output, o.backlog_capacity, shipped_record_size);
+	qpath = tu_path(tmpdir, "backlog.ini.q");
+	unlink(qpath);
+	unlink(out);
+	note("backlog: generating %" PRIu32 " integers...", o.backlog_capacity);
+	if (write_input(in, IN_SEQ, o.backlog_capacity, &bytes) < 0) {
+		snprintf(b->why, sizeof(b->why), "cannot write %s", in);
+		goto fail;
+	}
+	fd[0] = open(in, O_RDONLY | O_CLOEXEC);
+	fd[1] = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	fd[2] = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd[0] < 0 || fd[1] < 0 || fd[2] < 0) {
+		snprintf(b->why, sizeof(b->why), "open: %s", strerror(errno));
+		goto fail;
+	}
+	for (int i = 0; i < 2; i++) {
+		char *pargv[] = {prod, (char *)"--config", cfg, NULL};
+		char *cargv[] = {cons, (char *)"--config", cfg, (char *)"--count", count, NULL};
+		uint64_t t0 = now_ns();
+		pid_t pid = spawn(i ? cargv : pargv, i ? -1 : fd[0], fd[1], fd[2], i ? cpu_b : cpu_a);
+		int code = wait_one(pid, CHILD_TIMEOUT_MS, &b->use[i]);
+		b->secs[i] = (double)(now_ns() - t0) / 1e9;
+		if (code != 0) {
+			snprintf(b->why, sizeof(b->why), "%s exited %d (-1: killed after %d s); see %s",
+			         i ? "mmapq-consumer" : "mmapq-producer", code, CHILD_TIMEOUT_MS / 1000, logp);
+			goto fail;
+		}
+		if (i == 0) {
+			/* full: every slot holds a record nobody has consumed */
+			struct mmapq_params qp = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
+			struct mmapq_status st;
+			struct mmapq_error err;
+			struct mmapq *q = NULL;
+			if (mmapq_open(&qp, &q, &err) < 0 || mmapq_status(q, &st) < 0 ||
+			    st.tail - st.head != o.backlog_capacity) {
+				snprintf(b->why, sizeof(b->why), "the queue is not full after the producer");
+				mmapq_close(q);
+				goto fail;
+			}
+			b->file_bytes = st.file_size;
+			mmapq_close(q);
+		}
+	}
+	if (files_equal(in, out, b->why, sizeof(b->why)) < 0)
+		goto fail;
+	total_verified += o.backlog_capacity;
+	note("backlog: %" PRIu32 " slots, peak RSS producer %ld KiB, consumer %ld KiB", o.backlog_capacity,
+	     b->use[0].rss_kib, b->use[1].rss_kib);
+	goto out;
+fail:
+	b->failed = true;
+	failed = true;
+	note("backlog: FAILED: %s", b->why);
+out:
+	for (int i = 0; i < 3; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	unlink(in);
+	unlink(out);
+	unlink(qpath);
+	free(in);
+	free(out);
+	free(logp);
+	free(cfg);
+	free(qpath);
+	free(prod);
+	free(cons);
+}
+
 static double e2e_speedup(enum e2e_input in, enum e2e_job j, enum e2e_job base, int out)
 {
 	const struct e2e_result *a = &e2e[in][j][out], *b = &e2e[in][base][out];
@@ -2661,6 +2855,16 @@ static void eval_targets(void)
 			           " 1.2x the pipe job");
 		}
 	}
+	if (backlog.ran && !backlog.failed) {
+		long d = backlog.use[1].rss_kib - backlog.use[0].rss_kib;
+		snprintf(v, sizeof(v), "%ld KiB / %ld KiB (%+ld KiB)", backlog.use[1].rss_kib,
+		         backlog.use[0].rss_kib, d);
+		add_target(d <= 16 * 1024, v, "peak RSS with a full %" PRIu32 "-slot backlog: consumer <="
+		           " producer + 16 MiB", o.backlog_capacity);
+	} else {
+		add_target(-1, "not measured", "peak RSS with a full %" PRIu32 "-slot backlog: consumer <="
+		           " producer + 16 MiB", o.backlog_capacity);
+	}
 	for (int k = 0; k < 2; k++) {
 		int si = k ? 3 : 1;
 		double goal = k ? 3 : 10;
@@ -2863,6 +3067,18 @@ static void print_tables(void)
 				}
 		}
 		printf("x pipe, x old: the pipe job's time (new, old parser) / this job's time\n");
+		printf("\nFull backlog: the producer alone fills %" PRIu32 " slots (record_size %" PRIu32
+		       ", format int) from a file, then the consumer alone drains them to a file\n",
+		       o.backlog_capacity, shipped_record_size);
+		if (backlog.failed) {
+			printf("FAILED: %s\n", backlog.why);
+		} else if (backlog.ran) {
+			printf("queue file %" PRIu64 " bytes; peak RSS producer %ld KiB, consumer %ld KiB"
+			       " (consumer - producer: %ld KiB); %.2f s / %.2f s, CPU %.3f s / %.3f s\n",
+			       backlog.file_bytes, backlog.use[0].rss_kib, backlog.use[1].rss_kib,
+			       backlog.use[1].rss_kib - backlog.use[0].rss_kib, backlog.secs[0], backlog.secs[1],
+			       backlog.use[0].cpu_s, backlog.use[1].cpu_s);
+		}
 	}
 	if (o.idle) {
 		printf("\nIdle pair (real daemons, empty queue, producer on an open empty pipe), %.1f s\n",
@@ -3007,6 +3223,16 @@ static void print_json(void)
 				}
 			}
 	printf("\n  ],\n");
+	if (backlog.ran) {
+		printf("  \"backlog\": {\"capacity\": %" PRIu32 ", \"failed\": %s", o.backlog_capacity,
+		       backlog.failed ? "true" : "false");
+		if (!backlog.failed)
+			printf(", \"file_bytes\": %" PRIu64 ", \"rss_kib\": [%ld, %ld], \"seconds\": [%.3f, %.3f],"
+			       " \"cpu_s\": [%.4f, %.4f]", backlog.file_bytes, backlog.use[0].rss_kib,
+			       backlog.use[1].rss_kib, backlog.secs[0], backlog.secs[1], backlog.use[0].cpu_s,
+			       backlog.use[1].cpu_s);
+		printf("},\n");
+	}
 	if (idle.ran) {
 		printf("  \"idle\": {\"seconds\": %.1f, \"failed\": %s", idle.seconds, idle.failed ? "true" : "false");
 		if (!idle.failed)
@@ -3063,6 +3289,8 @@ static void usage(FILE *f)
 	        "  --e2e-capacity N   the daemons' [queue] capacity (default: as shipped, not set)\n"
 	        "  --e2e-record-size N  the daemons' [queue] record_size (default 64, as shipped)\n"
 	        "  --e2e-big-capacity N the 'big ring' daemons' capacity (default 65536; record_size 8)\n"
+	        "  --backlog-capacity N slots of the full-backlog memory job (--e2e; default\n"
+	        "                     16777216, --quick 4096)\n"
 	        "  --idle-seconds S   idle measurement (default 10)\n"
 	        "  --nice N           run at this nice value (e.g. -20 as root: other processes\n"
 	        "                     on the machine then disturb the measurement less)\n"
@@ -3155,7 +3383,7 @@ static char *default_bin_dir(void)
 
 int main(int argc, char **argv)
 {
-	bool runs_set = false, e2e_count_set = false, idle_secs_set = false, ring_set = false;
+	bool runs_set = false, e2e_count_set = false, idle_secs_set = false, ring_set = false, backlog_set = false;
 
 	/* Big buffers always come from mmap and go back at free(): glibc would
 	 * otherwise raise its threshold after the first free and keep them in
@@ -3219,6 +3447,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--e2e-big-capacity")) {
 			NEEDV();
 			o.e2e_big_capacity = (uint32_t)strtoul(v, NULL, 10);
+		} else if (!strcmp(a, "--backlog-capacity")) {
+			NEEDV();
+			o.backlog_capacity = (uint32_t)strtoul(v, NULL, 10);
+			backlog_set = true;
 		} else if (!strcmp(a, "--e2e-record-size")) {
 			NEEDV();
 			o.e2e_record_size = (uint32_t)strtoul(v, NULL, 10);
@@ -3248,15 +3480,20 @@ int main(int argc, char **argv)
 			o.runs = 1;
 		if (!e2e_count_set)
 			o.e2e_count = 200000;
+		if (!backlog_set)
+			o.backlog_capacity = 4096;
 		if (!idle_secs_set)
 			o.idle_seconds = 1;
 		if (!ring_set)
 			o.ring_kib = 64; /* so that the few records of the smoke wrap every ring */
 	}
 	if (o.runs < 1 || o.runs > MAX_RUNS || o.seconds <= 0 || o.batch < 1 || o.big_batch < 1 || o.spsc_batch < 1 || o.ring_kib < 1 ||
-	    o.e2e_count < 1 || o.idle_seconds <= 0 || o.e2e_capacity == 1 || o.e2e_big_capacity < 2) {
+	    o.e2e_count < 1 || o.idle_seconds <= 0 || o.e2e_capacity == 1 || o.e2e_big_capacity < 2 ||
+	    o.backlog_capacity < MMAPQ_CAPACITY_MIN || o.backlog_capacity > MMAPQ_CAPACITY_MAX ||
+	    (o.backlog_capacity & (o.backlog_capacity - 1))) {
 		fprintf(stderr, "mmapq_bench: --runs 1..%d; --seconds, --batch, --ring-kib, --e2e-count and"
-		        " --idle-seconds positive; --e2e-capacity 0 (as shipped) or >= 2\n", MAX_RUNS);
+		        " --idle-seconds positive; --e2e-capacity 0 (as shipped) or >= 2; --backlog-capacity"
+		        " a power of two, 2..16777216\n", MAX_RUNS);
 		return EXIT_USAGE_;
 	}
 
@@ -3319,6 +3556,9 @@ int main(int argc, char **argv)
 		load_mark(&m);
 		run_e2e();
 		load_section_end("end to end", &m);
+		load_mark(&m);
+		run_backlog();
+		load_section_end("backlog", &m);
 		load_mark(&m);
 		if (!failed)
 			run_codec();

@@ -29,6 +29,11 @@
  *   - format int: the parse with the fast path off (byte by byte only),
  *     chunked the same way, gives exactly the same records and errors,
  *     excerpts included, as the whole-input parse with it on;
+ *   - format int: the parse with the records in batches
+ *     (mmapq_parser_set_int_batch), chunked the same way, gives exactly the
+ *     same records and errors in the same order; no batch is empty or
+ *     larger than MMAPQ_PARSE_BATCH, and when a feed returns all its
+ *     records have been handed over;
  *   - every int record, written by mmapq_fmt_int (common/fmt.h), reads as
  *     snprintf's "%" PRId64 "\n" of it;
  *   - records() and errors() count what the callbacks saw;
@@ -75,6 +80,7 @@ struct log {
 	uint32_t fail_at;     /* 1-based record number that on_record fails, 0 = never */
 	uint64_t records_seen;
 	bool slow;            /* parse with the fast path off */
+	bool batched;         /* format int: records through on_ints */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -144,6 +150,17 @@ static int on_record(void *ctx, const void *data, uint32_t len)
 		FUZZ_CHECK(!memchr(d, '\n', len), "newline in a line record");
 	}
 	log_bytes(l, log_push(l), data, len);
+	return 0;
+}
+
+static int on_ints(void *ctx, const int64_t *v, size_t n)
+{
+	FUZZ_CHECK(n >= 1 && n <= MMAPQ_PARSE_BATCH, "a batch of %zu records", n);
+	for (size_t i = 0; i < n; i++) {
+		int r = on_record(ctx, &v[i], sizeof(v[i]));
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -455,6 +472,8 @@ static int run(struct log *l, const uint8_t *d, size_t n, uint8_t mode, uint8_t 
 	r = mmapq_parser_new(l->format, l->record_size, on_record, on_error, l, &p);
 	FUZZ_CHECK(r == 0, "parser_new: %d", r);
 	mmapq_parser_set_fast_path(p, !l->slow);
+	if (l->batched)
+		FUZZ_CHECK(mmapq_parser_set_int_batch(p, on_ints) == 0, "set_int_batch refused");
 	while (pos < n) {
 		bool empty;
 		size_t k = next_chunk(&c, n - pos, &empty);
@@ -473,6 +492,9 @@ static int run(struct log *l, const uint8_t *d, size_t n, uint8_t mode, uint8_t 
 		pos += k;
 		if (r < 0)
 			goto failed;
+		FUZZ_CHECK(mmapq_parser_records(p) == count_kind(l, EV_RECORD),
+		           "records() %" PRIu64 " after a feed, %" PRIu64 " handed over",
+		           mmapq_parser_records(p), count_kind(l, EV_RECORD));
 	}
 	r = mmapq_parser_finish(p);
 	if (r < 0)
@@ -498,7 +520,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct log whole = {0}, chunked = {0}, ref = {0}, fail = {0}, slow = {0};
+	struct log whole = {0}, chunked = {0}, ref = {0}, fail = {0}, slow = {0}, batched = {0};
 	const uint8_t *d;
 	size_t n;
 	uint32_t format, rs;
@@ -518,6 +540,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	whole.record_size = chunked.record_size = ref.record_size = fail.record_size = rs;
 	slow.record_size = rs;
 	slow.slow = true;
+	batched.format = format;
+	batched.record_size = rs;
+	batched.batched = true;
 
 	r = run(&whole, d, n, 0, 0);
 	FUZZ_CHECK(r == 0, "whole parse failed: %d", r);
@@ -538,6 +563,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(slow.n == whole.n, "without the fast path: %zu events, with it: %zu", slow.n,
 		           whole.n);
 		compare(&slow, &whole, whole.n, true, "fast path off vs on");
+		r = run(&batched, d, n, mode, seed);
+		FUZZ_CHECK(r == 0, "batched parse failed: %d", r);
+		FUZZ_CHECK(batched.n == whole.n, "batched: %zu events, one by one: %zu", batched.n, whole.n);
+		compare(&batched, &whole, whole.n, true, "batched vs one by one");
 	}
 
 	/* the documented semantics */
@@ -567,5 +596,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	log_free(&ref);
 	log_free(&fail);
 	log_free(&slow);
+	log_free(&batched);
 	return 0;
 }

@@ -17,9 +17,13 @@
  *                       head and tail have wrapped): 0, 1, cap-1, cap,
  *                       cap+1, 2cap+3, 1000, 4099
  *               byte 1  records then put: byte % (capacity + 1); if it is
- *                       0xf0 or more, the consumer and the producer ask for
- *                       another geometry (by its bits 0-1: capacity x2,
- *                       capacity /2, record_size + 1, the other format)
+ *                       0xf0 or more and its bit 2 is set, the file is
+ *                       rewritten as format version 1 wrote it (int slots
+ *                       of 16 + record_size bytes); if it is 0xf0 or more
+ *                       and bit 2 is clear, the consumer and the producer
+ *                       ask for another geometry (by its bits 0-1:
+ *                       capacity x2, capacity /2, record_size + 1, the
+ *                       other format)
  *               byte 2  of those, consumed: byte % (put + 1)
  *               then operations, each [op] [offset: 2 bytes LE] [value]:
  *                 op bits 0-1  0 set, 1 xor, 2 add (little-endian), 3 resize
@@ -30,10 +34,14 @@
  * Each file is then opened exactly as the programs open it:
  *   observer   (mmapqctl status / dump): mmapq_open, mmapq_status, and
  *              mmapq_peek over [head, tail) and just outside it;
- *   consumer   (mmapq-consumer) on a fresh copy: attach, read every record,
- *              release them all, close;
+ *   consumer   (mmapq-consumer) on a fresh copy: attach, read every record
+ *              (mmapq_get, then mmapq_get_many, and for int records
+ *              mmapq_copy_many), release them all, close;
  *   producer   (mmapq-producer) on a fresh copy: attach, put up to 3
- *              records, publish, close.
+ *              records (two with mmapq_put_many, one with mmapq_put),
+ *              publish, close.
+ * A version-1 file is accepted by the observer and refused by the roles
+ * (-EPROTO), as the daemons open it.
  *
  * Invariants (any failure aborts, and libFuzzer keeps the input):
  *   - no crash, no out-of-bounds access (ASan, UBSan), no hang (-timeout);
@@ -134,7 +142,9 @@ struct model {
 	bool pos_ok;    /* head <= tail <= head + capacity */
 	bool slots_ok;  /* every slot in [head, tail): seq, len, reserved */
 	const char *why;
-	uint32_t fmt, cap, rs, ss;
+	uint32_t ver, fmt, cap, rs, ss;
+	bool ints;      /* int slots of version 2: seq and value, no length */
+	size_t poff;    /* payload offset in a slot */
 	uint64_t head, tail;
 };
 
@@ -163,9 +173,18 @@ static size_t slot_off(const struct model *m, uint64_t seq)
 static bool slot_readable(const struct model *m, const uint8_t *f, uint64_t seq)
 {
 	size_t o = slot_off(m, seq);
-	uint32_t len = rd32(f, o + 8);
+	uint32_t len;
 
+	if (m->ints)
+		return rd64(f, o) == seq;
+	len = rd32(f, o + 8);
 	return rd64(f, o) == seq && len <= m->rs && (m->fmt != MMAPQ_FORMAT_INT || len == 8);
+}
+
+/* The payload length of a readable slot. */
+static uint32_t slot_len(const struct model *m, const uint8_t *f, uint64_t seq)
+{
+	return m->ints ? 8 : rd32(f, slot_off(m, seq) + 8);
 }
 
 static void model_file(const uint8_t *f, size_t n, struct model *m)
@@ -180,7 +199,8 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	if (memcmp(f, MMAPQ_MAGIC, 8) != 0)
 		return;
 	m->why = "version";
-	if (rd32(f, OFF(version)) != MMAPQ_VERSION)
+	m->ver = rd32(f, OFF(version));
+	if (m->ver != 1 && m->ver != 2)
 		return;
 	m->why = "header_size";
 	if (rd32(f, OFF(header_size)) != MMAPQ_HEADER_SIZE)
@@ -202,7 +222,11 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	if (m->rs < 8 || m->rs > (1u << 20))
 		return;
 	m->why = "slot_size";
-	if (m->ss != 16 + ((m->rs + 7) / 8) * 8)
+	/* version 2 stores an int record as seq and value; every other slot
+	 * is a 16-byte header and record_size bytes rounded up to 8 */
+	m->ints = m->ver == 2 && m->fmt == MMAPQ_FORMAT_INT;
+	m->poff = m->ints ? 8 : 16;
+	if (m->ss != (m->ints ? 16 : 16 + ((m->rs + 7) / 8) * 8))
 		return;
 	want = 4096 + (uint64_t)m->cap * m->ss;
 	m->why = "file_size field";
@@ -228,7 +252,7 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	m->pos_ok = true;
 	m->why = "slots";
 	for (uint64_t s = m->head; s < m->tail; s++) {
-		if (!slot_readable(m, f, s) || rd32(f, slot_off(m, s) + 12) != 0)
+		if (!slot_readable(m, f, s) || (!m->ints && rd32(f, slot_off(m, s) + 12) != 0))
 			return;
 	}
 	m->slots_ok = true;
@@ -264,20 +288,18 @@ static void check_record(const struct model *m, const uint8_t *f, uint64_t seq,
 
 	FUZZ_CHECK(g_map, "%s: no mapping of the file was seen", role);
 	FUZZ_CHECK(rec->seq == seq, "%s: record seq %" PRIu64 " for %" PRIu64, role, rec->seq, seq);
-	FUZZ_CHECK(rec->len == rd32(f, o + 8), "%s: record length %" PRIu32, role, rec->len);
+	FUZZ_CHECK(rec->len == slot_len(m, f, seq), "%s: record length %" PRIu32, role, rec->len);
 	FUZZ_CHECK(rec->len <= m->rs, "%s: record length %" PRIu32 " > record_size", role, rec->len);
 	FUZZ_CHECK(m->fmt != MMAPQ_FORMAT_INT || rec->len == 8, "%s: int record of %" PRIu32 " bytes",
 	           role, rec->len);
 	if (copy)
 		FUZZ_CHECK(d == copy, "%s: record %" PRIu64 " data not in the caller's buffer", role, seq);
 	else
-		FUZZ_CHECK(d == g_map + o + MMAPQ_SLOT_HEADER_SIZE,
+		FUZZ_CHECK(d == g_map + o + m->poff,
 		           "%s: record %" PRIu64 " data at map+%td, expected map+%zu", role, seq,
-		           d - g_map, o + MMAPQ_SLOT_HEADER_SIZE);
-	FUZZ_CHECK(o + MMAPQ_SLOT_HEADER_SIZE + rec->len <= g_map_len, "%s: record beyond the mapping",
-	           role);
-	FUZZ_CHECK(!memcmp(d, f + o + MMAPQ_SLOT_HEADER_SIZE, rec->len), "%s: record bytes differ",
-	           role);
+		           d - g_map, o + m->poff);
+	FUZZ_CHECK(o + m->poff + rec->len <= g_map_len, "%s: record beyond the mapping", role);
+	FUZZ_CHECK(!memcmp(d, f + o + m->poff, rec->len), "%s: record bytes differ", role);
 }
 
 static void check_side(const uint8_t *f, size_t side, const struct mmapq_side_status *s)
@@ -327,7 +349,7 @@ static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 
 	r = mmapq_status(q, &st);
 	FUZZ_CHECK(r == 0, "observer: mmapq_status %d", r);
-	FUZZ_CHECK(st.version == MMAPQ_VERSION && st.header_size == MMAPQ_HEADER_SIZE &&
+	FUZZ_CHECK(st.version == m->ver && st.header_size == MMAPQ_HEADER_SIZE &&
 	           st.capacity == m->cap && st.record_size == m->rs && st.slot_size == m->ss &&
 	           st.format == m->fmt && st.file_size == n && st.head == m->head && st.tail == m->tail &&
 	           st.created_usec == rd64(f, OFF(created_usec)),
@@ -397,6 +419,8 @@ static int attach_expect(const struct model *m, const struct geom *g)
 {
 	if (!m->hdr_ok)
 		return -EBADMSG;
+	if (m->ver == 1)
+		return -EPROTO; /* the daemons refuse it, naming mmapqctl recreate */
 	if (g->cap != m->cap || g->rs != m->rs || g->fmt != m->fmt)
 		return -EPROTO;
 	return m->pos_ok && m->slots_ok ? 0 : -EBADMSG;
@@ -458,6 +482,24 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 			check_record(m, f, m->head + i, &rec, NULL, "consumer get");
 		}
 		FUZZ_CHECK(mmapq_get(q, navail, &rec) == -ENOENT, "consumer: get past the end");
+		/* the same records in one call, from every start */
+		for (uint32_t i = 0; i < navail; i++) {
+			struct mmapq_record many[16 + 1];
+			r = mmapq_get_many(q, i, navail + 1, many);
+			FUZZ_CHECK(r == (int)(navail - i), "consumer: get_many(%" PRIu32 ") %d", i, r);
+			for (uint32_t j = 0; j < navail - i; j++)
+				check_record(m, f, m->head + i + j, &many[j], NULL, "consumer get_many");
+		}
+		FUZZ_CHECK(mmapq_get_many(q, navail, 1, &rec) == -ENOENT, "consumer: get_many past the end");
+		/* int: the values alone, from every start */
+		for (uint32_t i = 0; m->fmt == MMAPQ_FORMAT_INT && i < navail; i++) {
+			int64_t vals[16 + 1];
+			r = mmapq_copy_many(q, i, navail + 1, vals, sizeof(vals[0]));
+			FUZZ_CHECK(r == (int)(navail - i), "consumer: copy_many(%" PRIu32 ") %d", i, r);
+			for (uint32_t j = 0; j < navail - i; j++)
+				FUZZ_CHECK(!memcmp(&vals[j], f + slot_off(m, m->head + i + j) + m->poff, 8),
+				           "consumer: copy_many value %" PRIu32, j);
+		}
 		FUZZ_CHECK(mmapq_release(q, navail + 1) == -EINVAL, "consumer: release too many");
 		r = mmapq_release(q, navail);
 		FUZZ_CHECK(r == 0, "consumer: release %d", r);
@@ -486,7 +528,7 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	struct range ok[16];
 	struct model m2;
 	struct mmapq *q;
-	uint8_t payload[64 + 1];
+	uint8_t payload[2 * 64 + 1];
 	uint32_t nfree = 0, k = 0, lens[3];
 	size_t n2, nok = 0;
 	int r, want = attach_expect(m, g);
@@ -511,15 +553,27 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 		/* too long for the format: refused, nothing written */
 		FUZZ_CHECK(mmapq_put(q, payload, m->fmt == MMAPQ_FORMAT_INT ? 7 : m->rs + 1) == -EMSGSIZE,
 		           "producer: oversized put accepted");
-		for (k = 0; k < nfree && k < 3; k++) {
-			uint32_t len = m->fmt == MMAPQ_FORMAT_INT ? 8 : (k * 5) % (m->rs + 1);
-			if (len > sizeof(payload))
-				len = sizeof(payload);
-			memset(payload, 'a' + (int)k, sizeof(payload));
+		FUZZ_CHECK(mmapq_put_many(q, payload, m->fmt == MMAPQ_FORMAT_INT ? 7 : m->rs + 1, 1) ==
+		           -EMSGSIZE, "producer: oversized put_many accepted");
+		FUZZ_CHECK(mmapq_put_many(q, payload, 8, 0) == 0, "producer: put_many of nothing");
+		/* records 0 and 1 in one call (as many as fit), 2 alone */
+		lens[0] = lens[1] = m->fmt == MMAPQ_FORMAT_INT ? 8 : 5;
+		memset(payload, 'a', lens[0]);
+		memset(payload + lens[0], 'b', lens[0]);
+		r = mmapq_put_many(q, payload, lens[0], 2);
+		FUZZ_CHECK(r == (int)(nfree < 2 ? nfree : 2), "producer: put_many %d, room %" PRIu32, r, nfree);
+		k = (uint32_t)r;
+		if (k < nfree) {
+			uint32_t len = m->fmt == MMAPQ_FORMAT_INT ? 8 : (2 * 5) % (m->rs + 1);
+			memset(payload, 'c', sizeof(payload));
 			lens[k] = len;
 			r = mmapq_put(q, payload, len);
 			FUZZ_CHECK(r == 0, "producer: put %d", r);
+			k++;
 		}
+		if (k == nfree)
+			FUZZ_CHECK(mmapq_put_many(q, payload, lens[0], 1) == -ENOBUFS &&
+			           mmapq_put(q, payload, lens[0]) == -ENOBUFS, "producer: put beyond the room");
 		r = mmapq_publish(q);
 		FUZZ_CHECK(r == (int)k, "producer: publish %d, expected %" PRIu32, r, k);
 	}
@@ -535,7 +589,7 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	nok += 3;
 	for (uint32_t i = 0; i < k; i++) {
 		size_t o = slot_off(m, m->tail + i);
-		ok[nok++] = (struct range){o, o + MMAPQ_SLOT_HEADER_SIZE + lens[i]};
+		ok[nok++] = (struct range){o, o + m->poff + lens[i]};
 	}
 	check_only_changed(f, g_after, n, ok, nok, "producer");
 	model_file(g_after, n2, &m2);
@@ -544,9 +598,9 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	           m2.why ? m2.why : "ok", m2.head, m2.tail);
 	for (uint32_t i = 0; i < k; i++) {
 		size_t o = slot_off(&m2, m->tail + i);
-		FUZZ_CHECK(rd32(g_after, o + 8) == lens[i], "producer: slot length");
+		FUZZ_CHECK(slot_len(&m2, g_after, m->tail + i) == lens[i], "producer: slot length");
 		for (uint32_t j = 0; j < lens[i]; j++)
-			FUZZ_CHECK(g_after[o + MMAPQ_SLOT_HEADER_SIZE + j] == 'a' + i, "producer: payload");
+			FUZZ_CHECK(g_after[o + m2.poff + j] == 'a' + i, "producer: payload");
 	}
 	FUZZ_CHECK((int32_t)rd32(g_after, SIDE_P + 8) == getpid(), "producer: pid not ours");
 	FUZZ_CHECK(rd64(g_after, SIDE_P + 48) == rd64(f, SIDE_P + 48) + 1, "producer: attaches");
@@ -679,8 +733,9 @@ static const struct tmpl *get_template(uint8_t b0, uint8_t b1, uint8_t b2, struc
 	g->cap = cap;
 	g->rs = rs;
 	g->fmt = fmt;
-	/* byte 1 >= 0xf0: the programs ask for another geometry (-EPROTO) */
-	if (b1 >= 0xf0) {
+	/* byte 1 >= 0xf0: the programs ask for another geometry (-EPROTO), or
+	 * (bit 2) the file is as version 1 wrote it (apply_ops) */
+	if (b1 >= 0xf0 && !(b1 & 4)) {
 		switch (b1 & 3) {
 		case 0: g->cap = cap * 2; break;
 		case 1: g->cap = cap / 2 >= 2 ? cap / 2 : cap * 4; break;
@@ -707,11 +762,39 @@ static const struct tmpl *get_template(uint8_t b0, uint8_t b1, uint8_t b2, struc
 #define WORK_MAX (4096 + 16 * (16 + 64) + 32768)
 static uint8_t g_work[WORK_MAX];
 
-static size_t apply_ops(const struct tmpl *t, const uint8_t *d, size_t n)
+/* w[0..len) as format version 1 wrote the same queue: the version, and
+ * for format int the slot size, the file size and every slot (seq, len 8,
+ * reserved 0, value).  Returns the new length. */
+static size_t to_version1(uint8_t *w, size_t len)
+{
+	uint32_t fmt = rd32(w, OFF(format)), cap = rd32(w, OFF(capacity)), rs = rd32(w, OFF(record_size));
+	uint32_t ss = 16 + ((rs + 7) / 8) * 8;
+
+	wr32(w, OFF(version), 1);
+	if (fmt != MMAPQ_FORMAT_INT)
+		return len;
+	wr32(w, OFF(slot_size), ss);
+	wr64(w, OFF(file_size), 4096 + (uint64_t)cap * ss);
+	/* from the last slot down: a version-1 slot is never before its
+	 * version-2 one */
+	for (uint32_t i = cap; i-- > 0;) {
+		uint64_t seq = rd64(w, 4096 + (size_t)i * 16), v = rd64(w, 4096 + (size_t)i * 16 + 8);
+		size_t o = 4096 + (size_t)i * ss;
+		memset(w + o, 0, ss);
+		wr64(w, o, seq);
+		wr32(w, o + 8, 8);
+		wr64(w, o + 16, v);
+	}
+	return 4096 + (size_t)cap * ss;
+}
+
+static size_t apply_ops(const struct tmpl *t, bool v1, const uint8_t *d, size_t n)
 {
 	size_t len = t->len, i = 0;
 
 	memcpy(g_work, t->bytes, t->len);
+	if (v1)
+		len = to_version1(g_work, len);
 	while (i + 3 <= n) {
 		uint8_t op = d[i];
 		unsigned kind = op & 3, width = 1u << ((op >> 2) & 3);
@@ -792,7 +875,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		const struct tmpl *t = get_template(data[0], size > 1 ? data[1] : 0,
 		                                    size > 2 ? data[2] : 0, &g);
-		n = apply_ops(t, size > 3 ? data + 3 : data, size > 3 ? size - 3 : 0);
+		n = apply_ops(t, size > 1 && data[1] >= 0xf0 && (data[1] & 4),
+		              size > 3 ? data + 3 : data, size > 3 ? size - 3 : 0);
 		f = g_work;
 		model_file(f, n, &m);
 	}
