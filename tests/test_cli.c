@@ -1296,8 +1296,8 @@ static void test_recreate_v1(void **state)
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "dump", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "recreate", NULL);
-	CHECK(queue_status().version == 2 && queue_status().slot_size == 16, "recreate left version %u",
-	      (unsigned)queue_status().version);
+	CHECK(tu_queue_status(qpath).version == 2 && tu_queue_status(qpath).slot_size == 16, "recreate left version %u",
+	      (unsigned)tu_queue_status(qpath).version);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "3", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
 	tr_check(&t);

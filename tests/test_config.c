@@ -970,7 +970,7 @@ static void test_dropins_errors(void **state)
  * the other one named with its file. */
 static void test_dropins_geometry(void **state)
 {
-	struct tree t = tree_new("g.ini", "[queue]\ncapacity = 16777216\n");
+	struct tree t = tree_new("g.ini", "[queue]\ncapacity = 16777216\nformat = line\n");
 	const char *d = t.d, *ini = t.ini;
 	char *want;
 	struct mmapq_config c;
