@@ -31,7 +31,6 @@
 #include "metrics.h"
 #include "mmapq.h"
 #include "top.h"
-#include "mmapq_format.h"
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0. */
 static size_t utf8_seq(const unsigned char *p, size_t left)
@@ -568,7 +567,7 @@ static int recreate(const struct mmapq_config *cfg)
 		log_error("%s: %s", path, mmapq_strerror(r));
 		return EXIT_BADQUEUE;
 	}
-	if (st.version == MMAPQ_VERSION && st.capacity == cfg->capacity &&
+	if (st.version == MMAPQ_FILE_VERSION && st.capacity == cfg->capacity &&
 	    st.record_size == cfg->record_size && st.format == cfg->format) {
 		printf("%s: already capacity %" PRIu32 ", record_size %" PRIu32 ", format %s; nothing to do\n",
 		       path, st.capacity, st.record_size, mmapq_format_name(st.format));
@@ -658,7 +657,7 @@ static int recreate(const struct mmapq_config *cfg)
 	tmp = NULL;
 	printf("%s: recreated: format version %" PRIu32 " -> %" PRIu32 ", capacity %" PRIu32 " -> %" PRIu32
 	       ", record_size %" PRIu32 " -> %" PRIu32 ", format %s -> %s; %" PRIu32 " records carried"
-	       " over (sequence numbers start again at 0)\n", path, st.version, MMAPQ_VERSION,
+	       " over (sequence numbers start again at 0)\n", path, st.version, MMAPQ_FILE_VERSION,
 	       st.capacity, cfg->capacity, st.record_size, cfg->record_size,
 	       mmapq_format_name(st.format), mmapq_format_name(cfg->format), copied);
 out:

@@ -113,7 +113,7 @@ static bool wait_key(int ms, bool keys)
 int top_run(const struct mmapq_params *observer, unsigned interval_ms)
 {
 	bool tty = isatty(STDOUT_FILENO), keys = isatty(STDIN_FILENO);
-	struct mmapq_status st, prev;
+	struct mmapq_status st = {0}, prev = {0};
 	struct termios saved, raw;
 	struct mmapq_error err;
 	struct mmapq *q = NULL;

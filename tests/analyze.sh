@@ -14,7 +14,7 @@
 #   tsan      tests/test_threads.c with -fsanitize=thread, the library compiled
 #             in with one mapping shared by both threads (why: see the top of
 #             test_threads.c), as release builds compile it (no fault points)
-#             and as test builds do (MMAPQ_TESTING); plus a control run with a
+#             and as the fault-injection builds do (MMAPQ_FAULT_INJECTION); plus a control run with a
 #             deliberate race that TSan must report, and mutation controls:
 #             each acquire/release on head and tail weakened in turn
 #             (reported; TSan caught all four when this was written)
@@ -68,7 +68,7 @@ build() {
 # whatever MMAPQ_SANITIZE says, so it would only repeat the normal run.
 step_asan() {
 	local b=$BR/asan
-	build "$b" -DMMAPQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo || return 1
+	build "$b" -DMMAPQ_SANITIZE=ON -DMMAPQ_FAULT_INJECTION=ON -DMMAPQ_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo || return 1
 	# sanitized code runs several times slower: bounds on time scale by 10
 	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 MMAPQ_TEST_TIME_FACTOR=10 \
@@ -161,12 +161,14 @@ step_tsan() {
 	local b=$BR/tsan rc=0
 	mkdir -p "$b"
 	local cc=(gcc -std=gnu11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Wall -Wextra -Werror
-	          -Wno-unused-parameter -I"$SRC/common" -I"$SRC/tests" -DMMAPQ_THREADS_SHARED_MAPPING)
-	# test_threads.c includes mmapq.c; fault.c is empty unless MMAPQ_TESTING
-	local srcs=("$SRC/tests/test_threads.c" "$SRC/common/shmcond.c" "$SRC/common/fault.c"
+	          -Wno-unused-parameter -I"$SRC/common/queue/include" -I"$SRC/common/queue"
+	          -I"$SRC/common/config" -I"$SRC/common/records" -I"$SRC/tests"
+	          -DMMAPQ_THREADS_SHARED_MAPPING)
+	# test_threads.c includes mmapq.c; fault.c is empty unless MMAPQ_FAULT_INJECTION
+	local srcs=("$SRC/tests/test_threads.c" "$SRC/common/queue/shmcond.c" "$SRC/common/queue/fault.c"
 	            "$SRC/tests/testutil.c")
 	"${cc[@]}" "${srcs[@]}" -lpthread -o "$b/test_threads_tsan" || return 1
-	"${cc[@]}" -DMMAPQ_TESTING=1 "${srcs[@]}" -lpthread -o "$b/test_threads_tsan_testing" || return 1
+	"${cc[@]}" -DMMAPQ_FAULT_INJECTION=1 "${srcs[@]}" -lpthread -o "$b/test_threads_tsan_testing" || return 1
 	export TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
 
 	for i in 1 2 3; do
@@ -175,7 +177,7 @@ step_tsan() {
 		fi
 	done
 	[ $rc -eq 0 ] && echo "tsan: release build (library as shipped): 3 runs clean"
-	# Known, reported, suppressed in the test build only: common/fault.c parses
+	# Known, reported, suppressed in the fault-injection build only: fault.c parses
 	# MMAPQ_FAULT lazily into unsynchronised statics (parsed, name, hits), a
 	# data race as soon as two threads pass fault points.  Release builds have
 	# no fault points.  Remove the suppression once fault.c uses pthread_once.
@@ -183,10 +185,10 @@ step_tsan() {
 	for i in 1 2 3; do
 		if ! TSAN_OPTIONS="$TSAN_OPTIONS suppressions=$b/testing.supp" \
 		     timeout 300 "$b/test_threads_tsan_testing" >"$b/testing.$i.log" 2>&1; then
-			echo "tsan: test build (MMAPQ_TESTING), run $i:"; cat "$b/testing.$i.log"; rc=1
+			echo "tsan: fault-injection build (MMAPQ_FAULT_INJECTION), run $i:"; cat "$b/testing.$i.log"; rc=1
 		fi
 	done
-	[ $rc -eq 0 ] && echo "tsan: test build (MMAPQ_TESTING, mmapq_fault's own race suppressed): 3 runs clean"
+	[ $rc -eq 0 ] && echo "tsan: fault-injection build (mmapq_fault's own race suppressed): 3 runs clean"
 	# the control: a real race must be reported, or this step proves nothing
 	timeout 300 "$b/test_threads_tsan" --control >"$b/control.log" 2>&1
 	local crc=$?
@@ -203,9 +205,9 @@ step_tsan() {
 	mkdir -p "$b/mut"
 	local m from to
 	while IFS='|' read -r m from to; do
-		sed "s/$from/$to/" "$SRC/common/mmapq.c" >"$b/mut/mmapq.c"
-		if cmp -s "$SRC/common/mmapq.c" "$b/mut/mmapq.c"; then
-			echo "tsan: mutation '$m': pattern not found in common/mmapq.c, skipped"
+		sed "s/$from/$to/" "$SRC/common/queue/mmapq.c" >"$b/mut/mmapq.c"
+		if cmp -s "$SRC/common/queue/mmapq.c" "$b/mut/mmapq.c"; then
+			echo "tsan: mutation '$m': pattern not found in common/queue/mmapq.c, skipped"
 			continue
 		fi
 		# -I mut first: test_threads.c's #include "mmapq.c" must find the copy
@@ -236,8 +238,9 @@ step_cppcheck() {
 	mkdir -p "$b"
 	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 --std=c11 \
 		--inline-suppr --quiet --suppress=missingIncludeSystem --suppress=variableScope \
-		--cppcheck-build-dir="$b" -j"$JOBS" -D_GNU_SOURCE -DMMAPQ_TESTING=1 \
-		-I"$SRC/common" -I"$SRC/daemons" -I"$SRC/tests" \
+		--cppcheck-build-dir="$b" -j"$JOBS" -D_GNU_SOURCE -DMMAPQ_FAULT_INJECTION=1 \
+		-I"$SRC/common/queue/include" -I"$SRC/common/queue" -I"$SRC/common/config" \
+		-I"$SRC/common/records" -I"$SRC/daemons" -I"$SRC/tests" \
 		"$SRC/common" "$SRC/daemons" "$SRC/tests/test_hostile.c" "$SRC/tests/test_threads.c" \
 		2>&1 | sed "s|$SRC/||"
 }
@@ -265,11 +268,11 @@ TIDY_CHECKS='-*,bugprone-*,clang-analyzer-*,cert-err34-c,cert-str34-c,cert-flp30
 step_tidy() {
 	local b=$BR/tidy rc=0 f
 	mkdir -p "$b"
-	if ! cmake -S "$SRC" -B "$b" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >"$b.build.log" 2>&1; then
+	if ! cmake -S "$SRC" -B "$b" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON -DMMAPQ_FAULT_INJECTION=ON >"$b.build.log" 2>&1; then
 		tail -40 "$b.build.log"
 		return 1
 	fi
-	for f in "$SRC"/common/*.c "$SRC"/daemons/*.c "$SRC"/tests/test_hostile.c "$SRC"/tests/test_threads.c; do
+	for f in "$SRC"/common/*/*.c "$SRC"/daemons/*.c "$SRC"/tests/test_hostile.c "$SRC"/tests/test_threads.c; do
 		# signal handlers: write(2) and _exit(2) are async-signal-safe (POSIX)
 		clang-tidy -p "$b" --quiet --checks="$TIDY_CHECKS" --warnings-as-errors='*' \
 			--config="{CheckOptions: [{key: bugprone-signal-handler.AsyncSafeFunctionSet, value: POSIX}]}" \

@@ -3,10 +3,11 @@
 #
 # check.sh -- the whole test suite from a clean tree, as CI runs it (.ci/run)
 # and the README quotes it: the build dependencies (apt-get, where missing),
-# a build, then every ctest label (fast, stress, systemd, analysis).
+# a build with the test-only fault-injection variants and warnings as
+# errors, then every ctest label (fast, stress, systemd, analysis).
 set -eu
 cd "$(dirname "$0")/.."
 tests/deps.sh
-cmake -S . -B build
+cmake -S . -B build -DMMAPQ_FAULT_INJECTION=ON -DMMAPQ_WERROR=ON
 cmake --build build -j2
 ctest --test-dir build --output-on-failure

@@ -47,6 +47,10 @@ expected=(
 	"$MMAPQ_PREFIX/share/man/man8/mmapq-producer.8" "$MMAPQ_PREFIX/share/man/man8/mmapq-consumer.8"
 	"$MMAPQ_PREFIX/share/man/man8/mmapqctl.8" "$MMAPQ_PREFIX/share/man/man5/mmapq.ini.5"
 	"$sysusersdir/mmapq.conf" "$tmpfilesdir/mmapq.conf" "$MMAPQ_CONFIG"
+	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.1" "$MMAPQ_LIBDIR/libmmapq.so.1.0.0"
+	"$MMAPQ_INCLUDEDIR/mmapq.h" "$MMAPQ_LIBDIR/pkgconfig/mmapq.pc"
+	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfig.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfigVersion.cmake"
+	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets-relwithdebinfo.cmake"
 )
 for u in mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service \
 	mmapq@.target mmapq-producer@.socket mmapq-producer@.service mmapq-consumer@.service \
@@ -60,6 +64,27 @@ if diff -u "$work/expected" "$work/installed" >"$work/diff"; then
 else
 	failed "prefix $MMAPQ_PREFIX: installed files differ from the expected ones:"; cat "$work/diff"
 fi
+
+# ---- 1b. nothing of the tests in what is installed ----------------------------
+# The fault points of the crash tests (MMAPQ_FAULT) exist only in the
+# test-only mmapq_faults and daemons/faults/: never in an installed program
+# or library, whatever the build was configured with.
+bad=""
+for f in "$stage$MMAPQ_BINDIR"/* "$stage$MMAPQ_LIBDIR"/libmmapq.so.1.0.0; do
+	if nm "$f" 2>/dev/null | grep -qw mmapq_fault || nm -D "$f" 2>/dev/null | grep -qw mmapq_fault ||
+	   grep -q MMAPQ_FAULT "$f"; then
+		bad="$bad $f"
+	fi
+done
+[ -z "$bad" ] && pass "no fault points in the installed programs and libmmapq (nm, strings)" ||
+	failed "fault points installed in:$bad"
+# libmmapq exports exactly the functions mmapq.h declares
+want=$(sed -n 's/^MMAPQ_API [^(]*[ *]\(mmapq_[a-z_]*\)(.*/\1/p' "$stage$MMAPQ_INCLUDEDIR/mmapq.h" | sort | tr '\n' ' ')
+have=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.1.0.0" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort | tr '\n' ' ')
+[ -n "$want" ] && [ "$want" = "$have" ] && pass "libmmapq exports exactly the $(wc -w <<<"$want") functions of mmapq.h" ||
+	failed "libmmapq exports '$have', mmapq.h declares '$want'"
+soname=$(readelf -d "$stage$MMAPQ_LIBDIR/libmmapq.so.1.0.0" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+[ "$soname" = libmmapq.so.1 ] && pass "SONAME libmmapq.so.1" || failed "SONAME '$soname'"
 
 # ---- 2. uninstall keeps an edited mmapq.ini and the drop-ins -------------------
 ini=$stage$MMAPQ_CONFIG
@@ -97,7 +122,7 @@ fi
 # ---- 4. other prefixes (configure only) ------------------------------------------
 for prefix in /usr /usr/local /opt/mmapq; do
 	b=$work/build-${prefix//\//_}
-	if ! cmake -S "$src" -B "$b" -DCMAKE_INSTALL_PREFIX=$prefix -DMMAPQ_TESTING=OFF >"$b.log" 2>&1; then
+	if ! cmake -S "$src" -B "$b" -DCMAKE_INSTALL_PREFIX=$prefix -DBUILD_TESTING=OFF >"$b.log" 2>&1; then
 		cat "$b.log"; failed "configure with prefix $prefix"; continue
 	fi
 	# shellcheck source=/dev/null

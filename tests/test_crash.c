@@ -1027,6 +1027,7 @@ static void part_d(const char *dir)
 
 int main(int argc, char **argv)
 {
+	tu_need_faults(); /* every case kills or freezes a process at a fault point */
 	char *dir = tu_mkdtemp("crash");
 	uint64_t t0 = tu_now_ms();
 	const char *only = argc > 2 ? argv[2] : "abcd";

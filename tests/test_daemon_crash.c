@@ -635,6 +635,7 @@ static void report_side(const struct side *s, const char *const *points)
 
 int main(void)
 {
+	tu_need_faults(); /* every case kills or freezes a process at a fault point */
 	const char *e;
 	char cfg[256];
 	struct mmapq_status st;

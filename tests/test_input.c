@@ -242,6 +242,7 @@ static void stop_mid_record_file(void)
 	struct tu_child c = TU_CHILD_INIT;
 	int fd, code;
 	pid_t pid;
+	tu_need_faults(); /* the producer stops itself at producer.loop */
 
 	setup();
 	in = tu_path(dir, "in.txt");

@@ -556,6 +556,7 @@ static const struct {
 
 int main(int argc, char **argv)
 {
+	tu_need_faults(); /* every case kills or freezes a process at a fault point */
 	struct sigaction sa;
 	int ran = 0;
 

@@ -51,6 +51,7 @@ static void setup(void)
 {
 	char *text;
 
+	tu_need_faults(); /* every case freezes a daemon at a fault point */
 	dir = tu_mkdtemp("stop");
 	qpath = tu_path(dir, "queue");
 	cfg = tu_path(dir, "mmapq.ini");

@@ -617,3 +617,9 @@ unsigned tu_time_factor(void)
 
 	return v >= 1 && v <= 1000 ? (unsigned)v : 1;
 }
+
+void tu_need_faults(void)
+{
+	if (!getenv("MMAPQ_FAULTS"))
+		tu_skip("needs the fault points of a build with -DMMAPQ_FAULT_INJECTION=ON");
+}

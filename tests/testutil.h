@@ -135,6 +135,11 @@ bool tu_wait_role(const char *path, pid_t pid, bool producer, int timeout_ms);
  * "sleeping" says nothing about where. */
 bool tu_in_futex_on(pid_t pid, const char *path, size_t offset);
 
+/* For a test (or case) that needs fault points (MMAPQ_FAULT): exits 77,
+ * saying why, unless the build has them (MMAPQ_FAULT_INJECTION, which sets
+ * MMAPQ_FAULTS=1 for the tests). */
+void tu_need_faults(void);
+
 /* MMAPQ_TEST_TIME_FACTOR (default 1): how much slower than normal this run
  * may be (sanitizers, valgrind, a loaded machine); bounds on how long
  * something may take are multiplied by it. */

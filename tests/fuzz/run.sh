@@ -103,9 +103,11 @@ if command -v pkg-config >/dev/null 2>&1 && pkg-config --exists inih 2>/dev/null
 fi
 
 # ---- build -------------------------------------------------------------------
+incdirs=(-I"$src/common/queue/include" -I"$src/common/queue" -I"$src/common/records" -I"$src/common/config")
 cflags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -D_GNU_SOURCE
-	-Wall -Wextra -Wno-unused-parameter -I"$src/common" "${inih_cflags[@]}")
-libsrc=(mmapq.c shmcond.c fault.c parse.c config.c)
+	-Wall -Wextra -Wno-unused-parameter "${incdirs[@]}" "${inih_cflags[@]}")
+# the library's layers (common/*/), paths below common/
+libsrc=(queue/mmapq.c queue/shmcond.c queue/fault.c records/parse.c config/config.c)
 # fuzz_queue_file watches the library's mapping of the file through these
 extra_ldflags() {
 	case "$1" in
@@ -116,14 +118,14 @@ extra_ldflags() {
 # out of date: missing, or older than any source, header or this script
 stale() {
 	[ ! -e "$1" ] && return 0
-	[ -n "$(find "$src/common" "$here" -maxdepth 1 \( -name '*.[ch]' -o -name run.sh \) \
+	[ -n "$(find "$src/common" "$here" -maxdepth 3 \( -name '*.[ch]' -o -name run.sh \) \
 		-newer "$1" -print -quit)" ]
 }
 
 objs=()
 pids=()
 for f in "${libsrc[@]}"; do
-	o="$out/obj/${f%.c}.o"
+	o="$out/obj/$(basename "${f%.c}").o"
 	objs+=("$o")
 	if stale "$o"; then
 		"$cc" "${cflags[@]}" -fsanitize=fuzzer-no-link,address,undefined -c "$src/common/$f" -o "$o" &
@@ -144,7 +146,7 @@ done
 for p in "${pids[@]}"; do wait "$p" || { echo "run.sh: building a target failed" >&2; exit 1; }; done
 
 if [ "$make_seeds" -eq 1 ]; then
-	"$cc" -std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -I"$src/common" \
+	"$cc" -std=gnu11 -g -O1 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter "${incdirs[@]}" \
 		"${inih_cflags[@]}" "$here/mkseeds.c" "${libsrc[@]/#/$src/common/}" "${inih_libs[@]}" -lpthread \
 		-o "$out/bin/mkseeds"
 	scratch=$(mktemp -d)
@@ -176,7 +178,7 @@ if [ "$coverage" -eq 1 ]; then
 	for t in "${targets[@]}"; do
 		b="$out/cov/$t"
 		# shellcheck disable=SC2046 # word splitting intended
-		"$cc" -std=gnu11 -O1 -D_GNU_SOURCE -I"$src/common" "${inih_cflags[@]}" -fsanitize=fuzzer \
+		"$cc" -std=gnu11 -O1 -D_GNU_SOURCE "${incdirs[@]}" "${inih_cflags[@]}" -fsanitize=fuzzer \
 			-fprofile-instr-generate -fcoverage-mapping "$here/$t.c" \
 			"${libsrc[@]/#/$src/common/}" $(extra_ldflags "$t") "${inih_libs[@]}" -lpthread -o "$b"
 		dirs=("$here/corpus/$t")

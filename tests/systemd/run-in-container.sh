@@ -64,7 +64,10 @@ case "$prefix" in
 	/*) ;;
 	*) die "install prefix '$prefix' is not absolute" ;;
 esac
-[ -f "$build/systemd/mmapq-test.env" ] || die "$build/systemd/mmapq-test.env is missing (configure with systemd/ and MMAPQ_TESTING=ON)"
+[ -f "$build/systemd/mmapq-test.env" ] || die "$build/systemd/mmapq-test.env is missing (configure with BUILD_TESTING=ON)"
+# MMAPQ_BINDIR, MMAPQ_FAULTS, ... of the build
+# shellcheck source=/dev/null
+. "$build/systemd/mmapq-test.env"
 
 # ---- cgroups: one fresh child per hierarchy, read /proc/self/cgroup once ----
 cg_root=/sys/fs/cgroup
@@ -162,6 +165,16 @@ find "$resultdir" -mindepth 1 -delete
 echo "run-in-container: staging 'cmake --install $build' into $stage" >&2
 DESTDIR=$stage cmake --install "$build" >"$resultdir/install.log" 2>&1 ||
 	{ cat "$resultdir/install.log" >&2; die "cmake --install failed"; }
+# A build with fault injection: the scenario's crash and watchdog steps
+# need the daemons' fault points (MMAPQ_FAULT), which only the test-only
+# twins in daemons/faults/ have; they stand in for the installed ones
+# (the same programs otherwise, linked with the library statically).
+if [ "${MMAPQ_FAULTS:-0}" = 1 ] && [ -d "$build/daemons/faults" ]; then
+	for p in mmapq-producer mmapq-consumer mmapqctl; do
+		cp "$build/daemons/faults/$p" "$stage$MMAPQ_BINDIR/$p" || die "cannot stage daemons/faults/$p"
+	done
+	echo "run-in-container: the daemons are the fault-injection builds (daemons/faults/)" >&2
+fi
 
 # ---- container root ------------------------------------------------------
 mkdir -p "$root" "$testdir"

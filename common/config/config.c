@@ -759,9 +759,9 @@ static void cfg_set_at(const struct cfg_parse *p, size_t i, unsigned blamed_file
 
 /*
  * Keys that are valid one by one but not together: the queue file
- * (header + capacity slots of mmapq_slot_size(format, record_size): for
- * format line record_size rounded up to 8 plus a 16-byte slot header, for
- * format int 16 bytes whatever record_size says) must stay within
+ * (mmapq_file_size: a 4 KiB header, then capacity slots of, for format
+ * line, record_size rounded up to 8 plus a 16-byte slot header, for format
+ * int 16 bytes whatever record_size says) must stay within
  * MMAPQ_FILE_SIZE_MAX, the limit every daemon enforces when it creates or
  * attaches.  Blamed on whichever of the two keys is set last (in the later
  * file, or further down the same file; a default cannot be wrong on its
@@ -772,8 +772,7 @@ static void cfg_check_geometry(struct cfg_parse *p)
 	size_t cap = (size_t)(cfg_find("queue", "capacity") - cfg_keys);
 	size_t rs = (size_t)(cfg_find("queue", "record_size") - cfg_keys);
 	uint32_t capacity = p->cfg.capacity, record_size = p->cfg.record_size;
-	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE +
-	                (uint64_t)capacity * mmapq_slot_size(p->cfg.format, record_size);
+	uint64_t size = mmapq_file_size(p->cfg.format, capacity, record_size);
 	char cap_at[MMAPQ_CONFIG_STR_MAX + 32], rs_at[MMAPQ_CONFIG_STR_MAX + 32];
 	size_t last;
 

@@ -151,6 +151,17 @@ const char *mmapq_format_name(uint32_t format)
 	}
 }
 
+static bool is_pow2(uint32_t v);
+
+uint64_t mmapq_file_size(uint32_t format, uint32_t capacity, uint32_t record_size)
+{
+	if ((format != MMAPQ_FORMAT_INT && format != MMAPQ_FORMAT_LINE) || !is_pow2(capacity) ||
+	    capacity < MMAPQ_CAPACITY_MIN || capacity > MMAPQ_CAPACITY_MAX ||
+	    record_size < MMAPQ_RECORD_SIZE_MIN || record_size > MMAPQ_RECORD_SIZE_MAX)
+		return 0;
+	return (uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)capacity * mmapq_slot_size(format, record_size);
+}
+
 const char *mmapq_path(const struct mmapq *q)
 {
 	return q->path;

@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #include "mmapq.h"
-#include "mmapq_format.h"
 
 #define MMAPQ_CONFIG_STR_MAX 4096
 #define MMAPQ_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */

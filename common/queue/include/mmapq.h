@@ -1,7 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mmapq.h -- a crash-safe, bounded, single-producer single-consumer queue in
- * a memory-mapped file.  The file layout is in mmapq_format.h.
+ * mmapq.h -- libmmapq: a crash-safe, bounded, single-producer
+ * single-consumer queue in a memory-mapped file, shared by two processes
+ * (or threads).  This header is all an application needs (pkg-config
+ * mmapq, or find_package(mmapq) in CMake); the file's layout is private to
+ * the library.  Man pages: mmapq(3) and the pages it names.
+ *
+ * Threads.  A handle (struct mmapq) is not thread-safe: use each one from
+ * one thread at a time.  Everything else is: a producer and a consumer
+ * (or an observer) may run in different threads or processes, each with
+ * its own handle, and so may several queues.  The library keeps no global
+ * state but a few constants.
  *
  * Conventions (as in systemd's CODING_STYLE): every function that can fail
  * returns 0 (or a count) on success and a negative errno on failure; output
@@ -51,7 +60,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What the library exports (everything else in it is hidden). */
+#if defined(__GNUC__)
+#define MMAPQ_API __attribute__((visibility("default")))
+#else
+#define MMAPQ_API
+#endif
+
 struct mmapq;
+
+/* The queue file format this library writes; it reads version 1 only to
+ * migrate it (mmapq_params.migrate). */
+#define MMAPQ_FILE_VERSION      UINT32_C(2)
+
+enum mmapq_record_format {
+	MMAPQ_FORMAT_INT  = 1, /* payload: one int64_t, 8 bytes, host byte order */
+	MMAPQ_FORMAT_LINE = 2, /* payload: 0..record_size bytes of one line, no '\n' */
+};
+
+/* Limits, enforced when a queue file is created and whenever one is opened. */
+#define MMAPQ_CAPACITY_MIN      UINT32_C(2)          /* slots, a power of two */
+#define MMAPQ_CAPACITY_MAX      (UINT32_C(1) << 24)
+#define MMAPQ_RECORD_SIZE_MIN   UINT32_C(8)          /* payload bytes */
+#define MMAPQ_RECORD_SIZE_MAX   (UINT32_C(1) << 20)
+#define MMAPQ_FILE_SIZE_MAX     (UINT64_C(1) << 36)  /* 64 GiB, the whole file */
+
+/* Beside the queue file PATH the library keeps PATH MMAPQ_LOCK_SUFFIX, the
+ * lock file whose byte-range locks say who is attached. */
+#define MMAPQ_LOCK_SUFFIX       ".lock"
 
 enum mmapq_role {
 	MMAPQ_ROLE_PRODUCER = 1,
@@ -146,13 +186,17 @@ struct mmapq_status {
  * the attach protocol.  -EINTR ("interrupted while waiting for the attach
  * lock" or "... for the queue mutex" in err): nothing is attached and no
  * role is held; a file this call created stays, valid and empty. */
-int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err);
-void mmapq_close(struct mmapq *q);
+MMAPQ_API int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err);
+MMAPQ_API void mmapq_close(struct mmapq *q);
 
 /* Message for a code returned by this library (negative errno). */
-const char *mmapq_strerror(int code);
-uint64_t mmapq_now_ns(void);
-const char *mmapq_format_name(uint32_t format);
+MMAPQ_API const char *mmapq_strerror(int code);
+MMAPQ_API uint64_t mmapq_now_ns(void);
+MMAPQ_API const char *mmapq_format_name(uint32_t format);
+/* Size in bytes of a queue file of this geometry, whether or not it is
+ * within MMAPQ_FILE_SIZE_MAX; 0 if an argument is out of its range (an
+ * unknown format, a capacity that is not a power of two in range, ...). */
+MMAPQ_API uint64_t mmapq_file_size(uint32_t format, uint32_t capacity, uint32_t record_size);
 
 /* ---- producer ----
  * Reserve free slots (taking the lock only when the locally known free space
@@ -173,8 +217,8 @@ const char *mmapq_format_name(uint32_t format);
  *   mmapq_close publishes what is pending; if it has to wait for the mutex
  *     and is interrupted, it does not (the records are rolled back, as after
  *     a crash before publishing). */
-int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree);
-int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
+MMAPQ_API int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree);
+MMAPQ_API int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
 /* Put many records of the same length in one call: record i is the len
  * bytes at data + i * len.  As mmapq_put for each, but the checks are done
  * once and the slots filled in a tight loop (an int record costs a few
@@ -183,14 +227,14 @@ int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
  * n is 0); -ENOBUFS if there is no room at all, -EMSGSIZE for a bad len
  * (nothing put).  With sync = always the slots are synced once for the
  * call: on an msync error nothing was put (mmapq_pending() unchanged). */
-int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n);
-int mmapq_publish(struct mmapq *q);
-uint32_t mmapq_pending(const struct mmapq *q); /* put but not yet published */
+MMAPQ_API int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n);
+MMAPQ_API int mmapq_publish(struct mmapq *q);
+MMAPQ_API uint32_t mmapq_pending(const struct mmapq *q); /* put but not yet published */
 /* Sequence number the next mmapq_put will give its record. */
-uint64_t mmapq_next_seq(const struct mmapq *q);
-void mmapq_set_sync(struct mmapq *q, enum mmapq_sync sync); /* live change */
-void mmapq_count_dropped(struct mmapq *q, uint64_t n);
-void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
+MMAPQ_API uint64_t mmapq_next_seq(const struct mmapq *q);
+MMAPQ_API void mmapq_set_sync(struct mmapq *q, enum mmapq_sync sync); /* live change */
+MMAPQ_API void mmapq_count_dropped(struct mmapq *q, uint64_t n);
+MMAPQ_API void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
 
 /* ---- consumer ----
  * Wait until at least one record is available (or the deadline), read them
@@ -205,8 +249,8 @@ void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
  *     records were released (head moved on, the producer may reuse their
  *     slots), but the new head is not known to be on disk: after a power
  *     cut they may be delivered again. */
-int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail);
-int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
+MMAPQ_API int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail);
+MMAPQ_API int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
 /* mmapq_get of records index, index + 1, ... into r[0..n): checks every
  * slot in one tight loop and returns how many records it filled in, at
  * most n and at most what mmapq_available said less index; fewer if a
@@ -214,7 +258,7 @@ int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
  * -ENOENT if index is not below what is available, -EBADMSG if record
  * index itself is corrupt; r is untouched then.  The data pointers are
  * valid until the records are released. */
-int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r);
+MMAPQ_API int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r);
 /* Copies of the payloads of records index, index + 1, ... that are len
  * bytes long each (every int record is 8): record index + i is copied to
  * out + i * len, its sequence number being that of record index (the
@@ -226,11 +270,11 @@ int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_rec
  * index, returns the error).  -ENOENT if index is not below what is
  * available, -EBADMSG if record index is corrupt, -EMSGSIZE if it is not
  * len bytes long; out is untouched then. */
-int mmapq_copy_many(struct mmapq *q, uint32_t index, uint32_t n, void *out, uint32_t len);
-int mmapq_release(struct mmapq *q, uint32_t n);
+MMAPQ_API int mmapq_copy_many(struct mmapq *q, uint32_t index, uint32_t n, void *out, uint32_t len);
+MMAPQ_API int mmapq_release(struct mmapq *q, uint32_t n);
 
 /* ---- any role ---- */
-int mmapq_status(struct mmapq *q, struct mmapq_status *st);
+MMAPQ_API int mmapq_status(struct mmapq *q, struct mmapq_status *st);
 /* Copy of the unconsumed record with sequence number seq (head <= seq <
  * tail), read without locks and without writing anything, like a seqlock
  * reader: the payload is copied into buf (size must be at least
@@ -241,17 +285,21 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st);
  * mapping, so what the caller prints is what was checked.  On failure *r is
  * untouched (buf may have been written).  -EBADMSG: the slot does not hold
  * record seq although the queue says it should (corrupt). */
-int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r);
+MMAPQ_API int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r);
 /* The queue's maximum payload size (the buffer size mmapq_peek needs). */
-uint32_t mmapq_record_size(const struct mmapq *q);
-const char *mmapq_path(const struct mmapq *q);
+MMAPQ_API uint32_t mmapq_record_size(const struct mmapq *q);
+MMAPQ_API const char *mmapq_path(const struct mmapq *q);
 /* Live change of mmapq_params.spin_us (producer or consumer). */
-void mmapq_set_spin(struct mmapq *q, uint32_t spin_us);
+MMAPQ_API void mmapq_set_spin(struct mmapq *q, uint32_t spin_us);
 /* Called about once a second by the daemons.  0 if all is well; -EBADMSG
  * if the header's identity or geometry changed under us (the file was
  * overwritten); -ESTALE if the path no longer names the file we have mapped
  * (deleted, renamed away or replaced: we would be talking to a file nobody
  * else will ever open); -errno if it cannot be checked. */
-int mmapq_check(const struct mmapq *q);
+MMAPQ_API int mmapq_check(const struct mmapq *q);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* MMAPQ_H */

@@ -91,7 +91,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmapq_format.h"
+#include "mmapq.h"
 
 enum {
 	ST_START,	/* int: between tokens; line: in a good line (lb_len bytes so far) */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "fault.h"
 
-#ifdef MMAPQ_TESTING
+#ifdef MMAPQ_FAULT_INJECTION
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -113,32 +113,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mmapq.h" /* the record formats and the limits, which are public */
+
 #define MMAPQ_MAGIC             "MMAPQ\0\r\n" /* 8 bytes; \r\n catches text-mode copies */
-#define MMAPQ_VERSION           UINT32_C(2)
+#define MMAPQ_VERSION           MMAPQ_FILE_VERSION
 #define MMAPQ_VERSION_1         UINT32_C(1) /* read only, to migrate (see "Versions") */
 #define MMAPQ_BYTE_ORDER        UINT32_C(0x01020304)
 #define MMAPQ_HEADER_SIZE       UINT32_C(4096)
 #define MMAPQ_SLOT_HEADER_SIZE  UINT32_C(16) /* line slots (and every version-1 slot) */
 #define MMAPQ_INT_SLOT_SIZE     UINT32_C(16) /* int slots, version 2 */
 
-/* Limits enforced on creation and on every attach. */
-#define MMAPQ_CAPACITY_MIN      UINT32_C(2)
-#define MMAPQ_CAPACITY_MAX      (UINT32_C(1) << 24)
-#define MMAPQ_RECORD_SIZE_MIN   UINT32_C(8)
-#define MMAPQ_RECORD_SIZE_MAX   (UINT32_C(1) << 20)
-#define MMAPQ_FILE_SIZE_MAX     (UINT64_C(1) << 36) /* 64 GiB */
+/* The limits enforced on creation and on every attach (MMAPQ_CAPACITY_MIN
+ * ... MMAPQ_FILE_SIZE_MAX), the record formats (enum mmapq_record_format)
+ * and the lock file's name (MMAPQ_LOCK_SUFFIX) are in mmapq.h. */
 
-/* The lock file beside the queue file, and its OFD lock bytes (see "Attach
- * protocol" above). */
-#define MMAPQ_LOCK_SUFFIX       ".lock"
+/* The OFD lock bytes of the lock file (see "Attach protocol" above). */
 #define MMAPQ_LOCK_ATTACH       0
 #define MMAPQ_LOCK_PRODUCER     1
 #define MMAPQ_LOCK_CONSUMER     2
-
-enum mmapq_record_format {
-	MMAPQ_FORMAT_INT  = 1, /* payload: one int64_t, 8 bytes */
-	MMAPQ_FORMAT_LINE = 2, /* payload: 0..record_size bytes of one line, no '\n' */
-};
 
 /*
  * One wake-up channel.  seq is the futex word.  Both fields are written

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# library.sh BUILD_DIR -- libmmapq as an application uses it, from a
+# staged `cmake --install` (DESTDIR), nothing from the build tree:
+#   1. mmapq.h alone compiles as C11 and as C++11 (-Wall -Wextra -pedantic
+#      -Werror): it is standalone;
+#   2. the examples (common/queue/examples/: a producer in C, a consumer in
+#      C++) build with `pkg-config mmapq` and with CMake's
+#      find_package(mmapq);
+#   3. records an example publishes reach the installed mmapq-consumer, and
+#      records the installed mmapq-producer publishes reach the C++ example,
+#      for both builds of the examples.
+# Exit 0 pass, 1 fail, 77 skip (no C++ compiler: tests/deps.sh installs g++).
+set -u
+build=$(cd "${1:?usage: library.sh BUILD_DIR}" && pwd) || exit 1
+src=$(cd "$(dirname "$0")/.." && pwd)
+command -v c++ >/dev/null || { echo "library: SKIP: no C++ compiler" >&2; exit 77; }
+# shellcheck source=/dev/null
+. "$build/systemd/mmapq-test.env"
+work=$(mktemp -d /tmp/mmapq-library.XXXXXX) || exit 1
+trap 'rm -rf "$work"' EXIT
+fail=0
+pass() { echo "library: PASS: $*"; }
+failed() { echo "library: FAIL: $*"; fail=1; }
+stage=$work/stage
+ex=$src/common/queue/examples
+
+DESTDIR=$stage cmake --install "$build" >"$work/install.log" 2>&1 ||
+	{ cat "$work/install.log"; echo "library: FAIL: cmake --install"; exit 1; }
+export PKG_CONFIG_PATH=$stage$MMAPQ_LIBDIR/pkgconfig PKG_CONFIG_SYSROOT_DIR=$stage
+export LD_LIBRARY_PATH=$stage$MMAPQ_LIBDIR
+if ! flags=$(pkg-config --cflags --libs mmapq); then
+	echo "library: FAIL: pkg-config mmapq"; exit 1
+fi
+# shellcheck disable=SC2206 # the flags are words
+flags=($flags)
+pass "pkg-config mmapq: ${flags[*]}"
+
+# ---- 1. the header alone
+for lang in "cc c c11" "c++ c++ c++11"; do
+	read -r compiler x std <<<"$lang"
+	echo '#include <mmapq.h>' | "$compiler" -x "$x" -std="$std" -Wall -Wextra -pedantic -Werror \
+		"${flags[@]}" -fsyntax-only - 2>"$work/h.err" &&
+		pass "mmapq.h alone compiles as $std" || { failed "mmapq.h as $std"; cat "$work/h.err"; }
+done
+
+# ---- 2. the examples, with pkg-config and with CMake
+cc -std=c11 -Wall -Wextra -Werror "$ex/producer.c" "${flags[@]}" -o "$work/producer" &&
+	c++ -std=c++17 -Wall -Wextra -Werror "$ex/consumer.cpp" "${flags[@]}" -o "$work/consumer" &&
+	pass "the examples build with pkg-config mmapq (C and C++)" || failed "the examples do not build with pkg-config"
+if cmake -S "$ex" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$stage$MMAPQ_PREFIX" >"$work/cmake.log" 2>&1 &&
+   cmake --build "$work/cmake" >>"$work/cmake.log" 2>&1; then
+	pass "the examples build with find_package(mmapq)"
+else
+	failed "the examples do not build with find_package(mmapq)"; tail -20 "$work/cmake.log"
+fi
+
+# ---- 3. records between the examples and the installed daemons
+cfg=$work/mmapq.ini
+printf '[queue]\npath = %s/queue\ncapacity = 1024\nrecord_size = 64\n[consumer]\noutput = stdout\n' "$work" >"$cfg"
+daemons=$stage$MMAPQ_BINDIR
+round() { # PRODUCER CONSUMER NAME: 1 2 3 one way, 10..14 the other
+	local out
+	out=$("$1" "$work/queue" 1 2 3 2>&1) || { failed "$3: the example producer: $out"; return; }
+	out=$(timeout 20 "$daemons/mmapq-consumer" --config "$cfg" --count 3 2>&1)
+	[ "$out" = "$(printf '1\n2\n3')" ] && pass "$3: the example producer's records reach mmapq-consumer" ||
+		failed "$3: mmapq-consumer printed '$out'"
+	seq 10 14 | "$daemons/mmapq-producer" --config "$cfg" || { failed "$3: mmapq-producer"; return; }
+	out=$(timeout 20 "$2" "$work/queue" 5 2>&1)
+	[ "$out" = "$(seq 10 14)" ] && pass "$3: mmapq-producer's records reach the C++ example" ||
+		failed "$3: the example consumer printed '$out'"
+}
+round "$work/producer" "$work/consumer" "pkg-config build"
+[ -x "$work/cmake/example_producer" ] && round "$work/cmake/example_producer" "$work/cmake/example_consumer" "CMake build"
+
+[ $fail = 0 ] && echo "library: PASS" || echo "library: FAILED"
+exit $fail
