@@ -52,6 +52,9 @@ expected=(
 	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfig.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfigVersion.cmake"
 	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets-relwithdebinfo.cmake"
 )
+for m in "$src"/common/queue/man/*.3; do
+	expected+=("$MMAPQ_MANDIR/man3/$(basename "$m")")
+done
 for u in mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service \
 	mmapq@.target mmapq-producer@.socket mmapq-producer@.service mmapq-consumer@.service \
 	mmapq-metrics.socket mmapq-metrics@.service; do
