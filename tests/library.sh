@@ -58,8 +58,14 @@ fi
 
 # ---- 3. records between the examples and the installed daemons
 cfg=$work/mmapq.ini
-printf '[queue]\npath = %s/queue\ncapacity = 1024\nrecord_size = 64\n[consumer]\noutput = stdout\n' "$work" >"$cfg"
+printf '[queue]\npath = %s/queue\ncapacity = 256\nrecord_size = 32\n[consumer]\noutput = stdout\n' "$work" >"$cfg"
 daemons=$stage$MMAPQ_BINDIR
+# the examples join the queue the daemons create
+out=$("$work/producer" "$work/queue" 1 2>&1); rc=$?
+[ $rc = 1 ] && [ "${out#*does not exist}" != "$out" ] && [ ! -e "$work/queue" ] &&
+	pass "the example producer refuses a missing queue: $out" ||
+	failed "the example producer with no queue: exit $rc, '$out'"
+"$daemons/mmapq-producer" --config "$cfg" </dev/null || failed "mmapq-producer did not create the queue"
 round() { # PRODUCER CONSUMER NAME: 1 2 3 one way, 10..14 the other
 	local out
 	out=$("$1" "$work/queue" 1 2 3 2>&1) || { failed "$3: the example producer: $out"; return; }
@@ -72,6 +78,12 @@ round() { # PRODUCER CONSUMER NAME: 1 2 3 one way, 10..14 the other
 		failed "$3: the example consumer printed '$out'"
 }
 round "$work/producer" "$work/consumer" "pkg-config build"
+# a bad argument: exit 2, a message naming it, and nothing published
+out=$("$work/producer" "$work/queue" 7 x8 2>&1); rc=$?
+left=$("$daemons/mmapqctl" --config "$cfg" status --json 2>&1 | sed -n 's/.*"depth":\([0-9]*\).*/\1/p')
+[ $rc = 2 ] && [ "${out#*\'x8\'}" != "$out" ] && [ "$left" = 0 ] &&
+	pass "the example producer refuses 'x8' (exit 2: $out), the queue still empty" ||
+	failed "the example producer with 'x8': exit $rc, '$out', depth '$left'"
 [ -x "$work/cmake/example_producer" ] && round "$work/cmake/example_producer" "$work/cmake/example_consumer" "CMake build"
 
 [ $fail = 0 ] && echo "library: PASS" || echo "library: FAILED"

@@ -650,6 +650,31 @@ static void test_config_mismatch(void **state)
 		const struct expect x = {0, 0, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 		problems += check_open_all("matching", g_case, &x, NULL, false);
 	}
+	/* the roles with all three 0 join the file, whatever its geometry */
+	{
+		const struct expect x = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+		problems += check_open_all("join with no geometry", g_case, &x, NULL, false);
+	}
+	/* ... but only all three: a role with some of them 0 is refused */
+	{
+		const struct expect x = {-EINVAL, -EINVAL, 0, CAP, 0, MMAPQ_FORMAT_INT, 0, 0, 0};
+		const char *nd[] = {"record size 0", NULL};
+		problems += check_open_all("record_size alone 0", g_case, &x, nd, true);
+	}
+	/* ... and with no file there is nothing to create it with */
+	{
+		char *none = tu_path(g_dir, "none.q");
+		const struct expect x = {-ENOENT, -ENOENT, -ENOENT, 0, 0, 0, 0, 0, 0};
+		const char *nd[] = {"does not exist", NULL};
+		struct stat st;
+
+		problems += check_open_all("join a missing file", none, &x, nd, false);
+		if (lstat(none, &st) == 0) {
+			fprintf(stderr, "FAIL [join a missing file]: %s was created\n", none);
+			problems++;
+		}
+		free(none);
+	}
 	if (problems)
 		fail_msg("%d problem(s) with configuration mismatches (see above)", problems);
 }

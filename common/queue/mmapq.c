@@ -586,6 +586,13 @@ static int validate_dynamic(struct mmapq *q, struct mmapq_error *err)
 
 /* ---- create ---------------------------------------------------------------- */
 
+/* No geometry at all: join an existing file, whatever its geometry; there is
+ * nothing to create one with. */
+static bool params_join(const struct mmapq_params *p)
+{
+	return p->capacity == 0 && p->record_size == 0 && p->format == 0;
+}
+
 static int params_check(const struct mmapq_params *p, struct mmapq_error *err)
 {
 	if (!p || !p->path || !*p->path) {
@@ -597,7 +604,7 @@ static int params_check(const struct mmapq_params *p, struct mmapq_error *err)
 		set_err(err, "%s: unknown role %d", p->path, (int)p->role);
 		return -EINVAL;
 	}
-	if (p->role == MMAPQ_ROLE_OBSERVER)
+	if (p->role == MMAPQ_ROLE_OBSERVER || params_join(p))
 		return 0;
 	if (!is_pow2(p->capacity) || p->capacity < MMAPQ_CAPACITY_MIN || p->capacity > MMAPQ_CAPACITY_MAX) {
 		set_err(err, "%s: capacity %" PRIu32 " is not a power of two in %" PRIu32 "..%" PRIu32,
@@ -750,6 +757,11 @@ static int open_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq
 			return 0;
 		}
 		r = neg_errno();
+		if (r == -ENOENT && p->role != MMAPQ_ROLE_OBSERVER && params_join(p)) {
+			set_err(err, "%s: does not exist (no capacity, record_size and format were"
+			        " given to create it)", p->path);
+			return r;
+		}
 		if (r == -ENOENT && p->role != MMAPQ_ROLE_OBSERVER) {
 			r = create_file(p, err);
 			if (r == 0 || r == -EEXIST)
@@ -765,6 +777,8 @@ static int open_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq
 			set_err(err, "%s: is a symbolic link; refusing to follow it", p->path);
 		else if (r == -EISDIR)
 			set_err(err, "%s: is a directory, not a queue file", p->path);
+		else if (r == -ENOENT)
+			set_err(err, "%s: does not exist", p->path);
 		else
 			set_err(err, "%s: cannot open: %s", p->path, strerror(-r));
 		return r;

@@ -9,7 +9,9 @@
 //   c++ consumer.cpp $(pkg-config --cflags --libs mmapq) -o consumer
 //   ./consumer /var/lib/mmapq/queue 3
 //
-// Exit 0 after COUNT records; 1 if none comes for 10 s, or on an error.
+// The queue must exist; given no geometry, the program joins it whatever
+// its capacity and record size.  Exit 0 after COUNT records; 1 if none
+// comes for 10 s, or on an error; 2 for a bad argument.
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -27,18 +29,27 @@ int main(int argc, char **argv)
 	mmapq_params p{};
 	p.path = argv[1];
 	p.role = MMAPQ_ROLE_CONSUMER;
-	p.capacity = 1024;
-	p.record_size = 64;
-	p.format = MMAPQ_FORMAT_INT;
-	p.file_mode = 0660;
+	// capacity, record_size, format 0: join the queue as it is
 	mmapq_error err;
 	mmapq *q = nullptr;
+	char *end;
+	errno = 0;
+	unsigned long want = std::strtoul(argv[2], &end, 10), got = 0;
+	if (errno != 0 || end == argv[2] || *end != '\0' || argv[2][0] == '-') {
+		std::fprintf(stderr, "COUNT: '%s' is not a number of records\n", argv[2]);
+		return 2;
+	}
 	int r = mmapq_open(&p, &q, &err);
 	if (r < 0) {
 		std::fprintf(stderr, "%s\n", err.msg);
 		return 1;
 	}
-	unsigned long want = std::strtoul(argv[2], nullptr, 10), got = 0;
+	struct mmapq_status st; // "struct": mmapq_status is a function too
+	if (mmapq_status(q, &st) < 0 || st.format != MMAPQ_FORMAT_INT) {
+		std::fprintf(stderr, "%s: not a queue of int records\n", p.path);
+		mmapq_close(q);
+		return 1;
+	}
 	std::vector<int64_t> values;
 	while (got < want) {
 		uint32_t n;

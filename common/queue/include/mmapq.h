@@ -112,7 +112,9 @@ struct mmapq_params {
 	const char *path;
 	enum mmapq_role role;
 	/* Geometry used to create the file and required of an existing one.
-	 * The observer may leave them 0 to accept whatever the file has. */
+	 * The observer may leave any of them 0 to accept whatever the file
+	 * has; the producer and consumer all three or none (all three 0: join
+	 * an existing file of any geometry, -ENOENT if there is none). */
 	uint32_t capacity;     /* slots, power of two */
 	uint32_t record_size;  /* payload bytes */
 	uint32_t format;       /* enum mmapq_record_format */
