@@ -293,6 +293,36 @@ int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 	return 0;
 }
 
+bool cli_daemon_start(struct cli *c, int argc, char **argv, const char *role, bool want_count,
+                      struct mmapq_config *cfg, unsigned *closed_std, int *exit_code)
+{
+	static char ident[32]; /* log_init keeps the pointer */
+	int code;
+
+	*closed_std = cli_start();
+	snprintf(ident, sizeof(ident), "mmapq-%s", role);
+	log_init(ident);
+	cli_parse(c, argc, argv, want_count ? " [--count N]" : "", want_count, false);
+	if (c->argi != argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", c->prog, argv[c->argi]);
+		*exit_code = EXIT_USAGE;
+		return false;
+	}
+	code = cli_load_config(c, cfg);
+	if (code) {
+		service_failed(code, "configuration error");
+		*exit_code = code;
+		return false;
+	}
+	if (c->check_config) {
+		*exit_code = cli_check_config_result(c);
+		return false;
+	}
+	log_setup(role, cfg->queue_path);
+	service_init();
+	return true;
+}
+
 int cli_exit_code_for_open(int r)
 {
 	switch (-r) {
@@ -320,6 +350,23 @@ int cli_exit_code_for_open(int r)
 		return EXIT_CONFIG;
 	default:
 		return EXIT_IOERR;
+	}
+}
+
+int cli_exit_code_for_run(int r)
+{
+	switch (-r) {
+	case 0:
+	case EINTR:           /* asked to stop */
+		return EXIT_OK;
+	case EBADMSG:
+	case EPROTO:
+	case ENOTRECOVERABLE:
+		return EXIT_BADQUEUE;
+	case ESTALE:
+		return EXIT_STALE;
+	default:
+		return EXIT_IOERR;    /* reading, writing, msync */
 	}
 }
 

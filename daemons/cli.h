@@ -84,8 +84,24 @@ int cli_load_config(struct cli *c, struct mmapq_config *cfg);
  * instance's queue file and socket), exit 0. */
 int cli_check_config_result(const struct cli *c);
 
-/* Exit code for a negative errno from mmapq_open. */
+/*
+ * Step 1 of both daemons' start-up, in this order: cli_start, the log,
+ * options (the consumer's --count: want_count), the configuration (a
+ * failure is told to systemd as STATUS=/EXIT_STATUS=), --check-config,
+ * the log's role and queue, the service manager.  true: go on, with
+ * *closed_std from cli_start; false: main returns *exit_code (a usage or
+ * configuration error, or --check-config done).
+ */
+bool cli_daemon_start(struct cli *c, int argc, char **argv, const char *role, bool want_count,
+                      struct mmapq_config *cfg, unsigned *closed_std, int *exit_code);
+
+/* Exit codes, for main alone: the daemons' other functions return -errno.
+ * cli_exit_code_for_open: for an error of mmapq_open or of opening a file
+ * at start (-EINVAL there is the configuration's).  cli_exit_code_for_run:
+ * for what ends a running daemon (0 and -EINTR, a stop: EXIT_OK; a corrupt
+ * or replaced queue; anything else is an I/O error). */
 int cli_exit_code_for_open(int r);
+int cli_exit_code_for_run(int r);
 
 /* SIGTERM/SIGINT set cli_stop (no SA_RESTART: blocking calls return
  * EINTR); SIGPIPE is ignored so a closed output is an EPIPE error. */

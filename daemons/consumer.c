@@ -78,14 +78,14 @@ static int cut_partial_tail(const struct consumer *c, int fd, const char *path)
 
 	if (end < 0) {
 		log_error("%s: lseek: %s", path, strerror(errno));
-		return EXIT_IOERR;
+		return -EIO;
 	}
 	while (pos > 0) {
 		size_t n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
 		ssize_t k = pread(fd, buf, n, pos - (off_t)n);
 		if (k != (ssize_t)n) {
 			log_error("%s: read: %s", path, k < 0 ? strerror(errno) : "short read");
-			return EXIT_IOERR;
+			return -EIO;
 		}
 		const char *nl = memrchr(buf, '\n', n);
 		if (nl) {
@@ -98,7 +98,7 @@ static int cut_partial_tail(const struct consumer *c, int fd, const char *path)
 		return 0;
 	if (ftruncate(fd, keep) < 0 || (c->cfg.sync != MMAPQ_SYNC_NEVER && fsync(fd) < 0)) {
 		log_error("%s: cannot cut its incomplete last line: %s", path, strerror(errno));
-		return EXIT_IOERR;
+		return -EIO;
 	}
 	log_warning("%s: cut %lld bytes of an incomplete last line (a write that was interrupted);"
 	            " the queue still holds that record and writes it again",
@@ -106,7 +106,10 @@ static int cut_partial_tail(const struct consumer *c, int fd, const char *path)
 	return 0;
 }
 
-/* spec is [consumer] output; o->name may point into it. */
+/* spec is [consumer] output; o->name may point into it.  0, or -errno
+ * (said): -EINVAL for an output this build does not have, -EIO for
+ * journald unreachable or a damaged output file, -EBADF for a closed
+ * stdout, what open() said for a file. */
 static int open_output(const struct consumer *c, const char *spec, struct output *o)
 {
 	/* auto: one journal entry per record when stdout is the journal */
@@ -118,13 +121,13 @@ static int open_output(const struct consumer *c, const char *spec, struct output
 		if (r < 0) {
 			log_error("output = journal: cannot connect to %s: %s (is systemd-journald"
 			          " running?); nothing consumed", JOURNAL_SOCKET, strerror(-r));
-			return EXIT_IOERR;
+			return -EIO; /* journald unreachable: an I/O error, whatever connect said */
 		}
 	} else if (!strcmp(spec, "stdout") || !strcmp(spec, "auto")) {
 		if (CLI_CLOSED(c->closed_std, STDOUT_FILENO)) {
 			log_error("output = %s: standard output was closed when the consumer started;"
 			          " nothing consumed", spec);
-			return EXIT_IOERR;
+			return -EBADF;
 		}
 		*o = (struct output){OUT_STDOUT, STDOUT_FILENO, "stdout", {.fd = -1}};
 	} else if (!strcmp(spec, "null")) {
@@ -139,23 +142,24 @@ static int open_output(const struct consumer *c, const char *spec, struct output
 		if (fd < 0 && errno == ELOOP) {
 			log_error("%s: is a symbolic link; refusing to follow it (name the target in"
 			          " [consumer] output)", path);
-			return EXIT_CANTCREATE;
+			return -ELOOP;
 		}
 		if (fd < 0) {
-			log_error("%s: cannot open output: %s", path, strerror(errno));
-			return EXIT_CANTCREATE;
+			int r = -errno;
+			log_error("%s: cannot open output: %s", path, strerror(-r));
+			return r;
 		}
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-			int code = cut_partial_tail(c, fd, path);
-			if (code) {
+			int r = cut_partial_tail(c, fd, path);
+			if (r < 0) {
 				close(fd);
-				return code;
+				return r;
 			}
 		}
 		*o = (struct output){OUT_FILE, fd, path, {.fd = -1}};
 	} else {
 		log_error("output '%s' is not supported by this build", spec);
-		return EXIT_CONFIG;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -376,7 +380,7 @@ static int release(struct consumer *c, uint32_t n)
 	}
 	if (r < 0) {
 		log_error("%s: %s", mmapq_path(c->q), mmapq_strerror(r));
-		return cli_exit_code_for_open(r);
+		return r;
 	}
 	c->consumed += n;
 	return 0;
@@ -384,8 +388,8 @@ static int release(struct consumer *c, uint32_t n)
 
 /*
  * Up to n available records, at most BATCH_BYTES of output: formatted,
- * written out, released.  0 to go on; an exit code; -EINTR if asked to
- * stop (what is not released stays in the queue and is written again).
+ * written out, released.  0 to go on; -EINTR if asked to stop (what is
+ * not released stays in the queue and is written again); -errno (said).
  */
 static int consume_batch(struct consumer *c, uint32_t n)
 {
@@ -429,12 +433,12 @@ static int consume_batch(struct consumer *c, uint32_t n)
 		if (c->out.kind == OUT_JOURNAL && r != -EBADMSG) {
 			/* the records before it did reach journald */
 			int rr = release(c, i);
-			if (rr)
-				return rr > 0 ? rr : EXIT_IOERR;
+			if (rr < 0)
+				return rr == -EINTR ? -EIO : rr;
 			log_error("journal: %u records delivered and released, the rest stays in"
 			          " the queue", i);
 		}
-		return r == -EBADMSG ? EXIT_BADQUEUE : EXIT_IOERR;
+		return r == -EBADMSG ? r : -EIO;
 	}
 	if (r == 0)
 		r = flush_output(c);
@@ -446,11 +450,12 @@ static int consume_batch(struct consumer *c, uint32_t n)
 	if (r < 0) {
 		log_error("%s: write: %s (%u records not acknowledged, kept in the queue)",
 		          c->out.name, strerror(-r), i);
-		return EXIT_IOERR;
+		return r;
 	}
 	return release(c, i);
 }
 
+/* 0 after count records or on a stop; -errno of what ended it otherwise. */
 static int run(struct consumer *c, uint64_t count)
 {
 	for (;;) {
@@ -463,10 +468,10 @@ static int run(struct consumer *c, uint64_t count)
 		if (cli_reload)
 			apply_reload(c);
 		if (cli_stop)
-			return EXIT_OK;
+			return 0;
 		stats(c, 0);
 		if (c->corrupt)
-			return EXIT_BADQUEUE;
+			return -EBADMSG;
 		deadline = mmapq_now_ns() + service_max_wait_ns();
 		if (c->cfg.stats_interval && c->next_stats_ns < deadline)
 			deadline = c->next_stats_ns;
@@ -479,21 +484,36 @@ static int run(struct consumer *c, uint64_t count)
 			bool producer = mmapq_status(c->q, &st) == 0 && st.producer.attached;
 			r = mmapq_available(c->q, producer ? deadline : 0, &n);
 			if (r == -EAGAIN && !producer)
-				return EXIT_STALE;
+				return -ESTALE;
 		}
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;
 		if (r < 0) {
 			log_error("%s: %s", mmapq_path(c->q), mmapq_strerror(r));
-			return cli_exit_code_for_open(r);
+			return r;
 		}
 		if (count && n > count - c->consumed)
 			n = (uint32_t)(count - c->consumed);
 		r = consume_batch(c, n);
-		if (r)
-			return r > 0 ? r : EXIT_OK;
+		if (r < 0)
+			return r == -EINTR ? 0 : r;
 		if (count && c->consumed >= count)
-			return EXIT_OK;
+			return 0;
+	}
+}
+
+/* Exit code for open_output's -errno. */
+static int output_exit_code(int r)
+{
+	switch (-r) {
+	case EINVAL:
+		return EXIT_CONFIG;     /* an output this build does not have */
+	case EIO:
+	case EBADF:
+	case ENOMEM:
+		return EXIT_IOERR;      /* journald, a closed stdout, the file's tail */
+	default:
+		return EXIT_CANTCREATE; /* the file: directory, permission, symlink, ... */
 	}
 }
 
@@ -501,27 +521,12 @@ int main(int argc, char **argv)
 {
 	struct consumer c = {.out = {.fd = -1}};
 	struct cli cl;
-	int code;
+	int r, code;
 
 	/* 1. standard descriptors, options and configuration */
-	c.closed_std = cli_start();
-	log_init("mmapq-consumer");
-	cli_parse(&cl, argc, argv, " [--count N]", true, false);
-	if (cl.argi != argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", cl.prog, argv[cl.argi]);
-		return EXIT_USAGE;
-	}
-	c.cli = &cl;
-	code = cli_load_config(&cl, &c.cfg);
-	if (code) {
-		service_failed(code, "configuration error");
+	if (!cli_daemon_start(&cl, argc, argv, "consumer", true, &c.cfg, &c.closed_std, &code))
 		return code;
-	}
-	if (cl.check_config) {
-		return cli_check_config_result(&cl);
-	}
-	log_setup("consumer", c.cfg.queue_path);
-	service_init();
+	c.cli = &cl;
 
 	/* 2. signals (not blocked: SIGTERM interrupts a wait at once) */
 	cli_signals();
@@ -532,8 +537,9 @@ int main(int argc, char **argv)
 		return code;
 	c.cap = BATCH_BYTES + c.cfg.record_size + 32; /* + one record, its line end, MESSAGE= */
 	c.buf = malloc(c.cap);
-	code = c.buf ? open_output(&c, c.cfg.output, &c.out) : EXIT_IOERR;
-	if (code) {
+	r = c.buf ? open_output(&c, c.cfg.output, &c.out) : -ENOMEM;
+	if (r < 0) {
+		code = output_exit_code(r);
 		service_failed(code, "cannot open the output");
 		goto out;
 	}
@@ -542,7 +548,7 @@ int main(int argc, char **argv)
 	log_debug("attached to %s as consumer, output %s", c.cfg.queue_path, c.out.name);
 	c.next_stats_ns = mmapq_now_ns() + (uint64_t)c.cfg.stats_interval * 1000000000u;
 	service_ready("running");
-	code = run(&c, cl.count);
+	code = cli_exit_code_for_run(run(&c, cl.count));
 
 	/* shutdown, in reverse */
 	service_stopping();

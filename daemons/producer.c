@@ -108,7 +108,7 @@ struct producer {
 	unsigned closed_std;       /* standard descriptors closed at start (cli_start) */
 	enum input_kind input;
 	uint32_t nfree;            /* slots reserved and not yet filled */
-	int fatal;                 /* exit code of a fatal error in a callback */
+	int error;                 /* the first fatal error (-errno; 0: none), from a callback too */
 	struct log_limit bad_limit, drop_limit, accept_limit;
 	int listen_fd[MAX_LISTEN];
 	unsigned n_listen;
@@ -199,17 +199,13 @@ static int refill(struct producer *p, uint64_t deadline)
 	return r;
 }
 
+/* A queue error that ends the run: said once, kept for main's exit code. */
 static int fatal(struct producer *p, int r)
 {
 	log_error("%s: %s", mmapq_path(p->q), mmapq_strerror(r));
-	p->fatal = cli_exit_code_for_open(r);
+	if (!p->error)
+		p->error = r;
 	return r;
-}
-
-static int fail(struct producer *p, int r)
-{
-	fatal(p, r);
-	return p->fatal;
 }
 
 static int put(struct producer *p, struct source *s, const void *data, uint32_t len)
@@ -580,13 +576,14 @@ static int listen_socket(struct producer *p)
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		log_error("[producer] socket: path too long for a Unix socket: %s", path);
-		return EXIT_CONFIG;
+		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
-		log_error("socket: %s", strerror(errno));
-		return EXIT_IOERR;
+		int r = -errno;
+		log_error("socket: %s", strerror(-r));
+		return r;
 	}
 	/* A socket file left by a producer that died is replaced; anything
 	 * else at the path, or a live listener, is not. */
@@ -595,15 +592,19 @@ static int listen_socket(struct producer *p)
 		unlink(path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
 	    listen(fd, 64) < 0) {
-		log_error("%s: cannot listen: %s", path, strerror(errno));
+		int r = -errno;
+		log_error("%s: cannot listen: %s", path, strerror(-r));
 		close(fd);
-		return EXIT_CANTCREATE;
+		return r;
 	}
 	p->listen_fd[p->n_listen++] = fd;
 	p->own_socket = true;
 	return 0;
 }
 
+/* 0, or -errno (said): -ENAMETOOLONG for a socket path too long, -ENOTSOCK
+ * for a passed descriptor that is not a listening socket, -EBADF for a
+ * closed stdin, what socket(), bind() or listen() said. */
 static int setup_input(struct producer *p)
 {
 	int n = sd_listen_fds(1);
@@ -621,7 +622,7 @@ static int setup_input(struct producer *p)
 			int fd = SD_LISTEN_FDS_START + i;
 			if (sd_is_socket(fd, AF_UNIX, SOCK_STREAM, 1) <= 0) {
 				log_error("passed file descriptor %d is not a listening Unix stream socket", fd);
-				return EXIT_USAGE;
+				return -ENOTSOCK;
 			}
 			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 			p->listen_fd[p->n_listen++] = fd;
@@ -632,13 +633,13 @@ static int setup_input(struct producer *p)
 	if (!strcmp(p->cfg.input, "stdin")) {
 		if (CLI_CLOSED(p->closed_std, STDIN_FILENO)) {
 			log_error("input = stdin: standard input was closed when the producer started");
-			return EXIT_IOERR;
+			return -EBADF;
 		}
 		p->input = IN_STDIN;
 		p->src[0] = source_new(p, STDIN_FILENO, "stdin");
 		if (!p->src[0]) {
 			log_error("out of memory");
-			return EXIT_IOERR;
+			return -ENOMEM;
 		}
 		p->n_src = 1;
 		return 0;
@@ -762,7 +763,7 @@ static void stats(struct producer *p, int force)
 		return;
 	if (mmapq_status(p->q, &st) < 0)
 		return;
-	if (now >= p->next_status_ns && !p->fatal) {
+	if (now >= p->next_status_ns && !p->error) {
 		/* Deleted or replaced: what we published stays in the old file,
 		 * where a consumer still attached to it drains it; new input
 		 * would be stranded.  Overwritten: nothing can be trusted. */
@@ -770,7 +771,7 @@ static void stats(struct producer *p, int force)
 		if (r == -ESTALE || r == -EBADMSG) {
 			log_error("%s: %s; stopping", mmapq_path(p->q),
 			          r == -ESTALE ? mmapq_strerror(r) : "the header was overwritten while in use");
-			p->fatal = cli_exit_code_for_open(r);
+			p->error = r;
 		}
 	}
 	if (now >= p->next_status_ns || force) {
@@ -859,8 +860,8 @@ static int read_source(struct producer *p, struct source *s)
 	if (n < 0) {
 		if (s->fd == STDIN_FILENO) {
 			log_error("%s: read: %s", s->name, strerror((int)-n));
-			p->fatal = EXIT_IOERR;
-			return -EIO;
+			p->error = (int)n;
+			return (int)n;
 		}
 		log_warning("%s: read: %s", s->name, strerror((int)-n));
 		n = 0; /* treat like a hang-up */
@@ -891,7 +892,7 @@ static void finish_record_on_stop(struct producer *p, struct source *s)
 		           s->partial, s->name);
 		return;
 	}
-	while (s->partial && !s->eof && !p->fatal) {
+	while (s->partial && !s->eof && !p->error) {
 		uint64_t now = mmapq_now_ns();
 		struct pollfd pf = {.fd = s->fd, .events = POLLIN};
 		ssize_t n;
@@ -941,7 +942,7 @@ static void finish_sources(struct producer *p)
 		/* an unfinished final record needs a slot */
 		if (!s->eof || s->finished || (blocking(p) && !p->nfree && s->partial))
 			continue;
-		if (mmapq_parser_finish(s->parser) < 0 && p->fatal)
+		if (mmapq_parser_finish(s->parser) < 0 && p->error)
 			return;
 		s->finished = true;
 	}
@@ -1038,6 +1039,7 @@ static void apply_reload(struct producer *p)
 	p->next_stats_ns = mmapq_now_ns();
 }
 
+/* 0 at the end of input or on a stop; -errno of what ended it otherwise. */
 static int run(struct producer *p, const sigset_t *unblocked)
 {
 	int r;
@@ -1050,16 +1052,16 @@ static int run(struct producer *p, const sigset_t *unblocked)
 		if (cli_reload)
 			apply_reload(p);
 		if (cli_stop)
-			return EXIT_OK;
+			return 0;
 		stats(p, 0);
 		expire_clients(p);
-		if (p->fatal)
-			return p->fatal;
+		if (p->error)
+			return p->error;
 		if (!p->nfree && blocking(p) && stdin_ended(p)) {
 			/* full, and nothing more will come: everything read is
 			 * published (the queue stays full for the consumer) */
 			finish_sources(p);
-			return p->fatal ? p->fatal : EXIT_OK;
+			return p->error;
 		}
 		if (!p->nfree) {
 			/* unblocked while waiting for room: a signal interrupts
@@ -1071,18 +1073,18 @@ static int run(struct producer *p, const sigset_t *unblocked)
 			r = refill(p, blocking(p) ? mmapq_now_ns() + service_max_wait_ns() : 0);
 			sigprocmask(SIG_SETMASK, &blocked, NULL);
 			if (r < 0)
-				return fail(p, r);
+				return fatal(p, r);
 			if (blocking(p) && !p->nfree)
 				continue;
 		}
 		finish_sources(p);
-		if (p->fatal)
-			return p->fatal;
+		if (p->error)
+			return p->error;
 		wait_ns = service_max_wait_ns();
 		if (p->input == IN_GENERATE) {
 			r = generate(p);
 			if (r < 0)
-				return p->fatal;
+				return p->error ? p->error : r;
 			uint64_t g = generate_wait(p);
 			if (g < wait_ns)
 				wait_ns = g;
@@ -1090,22 +1092,41 @@ static int run(struct producer *p, const sigset_t *unblocked)
 		if (p->input != IN_GENERATE || wait_ns) {
 			r = wait_events(p, unblocked, wait_ns);
 			if (r < 0)
-				return p->fatal ? p->fatal : EXIT_IOERR;
+				return p->error ? p->error : r;
 		}
 		finish_sources(p);
-		if (p->fatal)
-			return p->fatal;
+		if (p->error)
+			return p->error;
 		r = mmapq_publish(p->q);
 		if (r >= 0)
 			r = refill(p, 0); /* publishing saw the consumer's progress */
 		if (r == -EINTR && cli_stop)
-			return EXIT_OK; /* the mutex is not to be had: see the shutdown */
+			return 0; /* the mutex is not to be had: see the shutdown */
 		if (r < 0)
-			return fail(p, r);
+			return fatal(p, r);
 		published(p);
 		ack_sources(p, NULL);
 		if (p->input == IN_STDIN && p->n_src && p->src[0]->finished)
-			return EXIT_OK; /* end of input, everything published */
+			return 0; /* end of input, everything published */
+	}
+}
+
+/* Exit code for setup_input's -errno. */
+static int input_exit_code(int r)
+{
+	switch (-r) {
+	case ENAMETOOLONG:
+		return EXIT_CONFIG;   /* [producer] socket */
+	case ENOTSOCK:
+		return EXIT_USAGE;    /* what systemd passed is not our socket */
+	case EBADF:
+	case ENOMEM:
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+		return EXIT_IOERR;
+	default:
+		return EXIT_CANTCREATE; /* the socket file: directory, permission, in use */
 	}
 }
 
@@ -1121,24 +1142,9 @@ int main(int argc, char **argv)
 	int r, code;
 
 	/* 1. standard descriptors, options and configuration */
-	p.closed_std = cli_start();
-	log_init("mmapq-producer");
-	cli_parse(&c, argc, argv, "", false, false);
-	if (c.argi != argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", c.prog, argv[c.argi]);
-		return EXIT_USAGE;
-	}
-	p.cli = &c;
-	code = cli_load_config(&c, &p.cfg);
-	if (code) {
-		service_failed(code, "configuration error");
+	if (!cli_daemon_start(&c, argc, argv, "producer", false, &p.cfg, &p.closed_std, &code))
 		return code;
-	}
-	if (c.check_config) {
-		return cli_check_config_result(&c);
-	}
-	log_setup("producer", p.cfg.queue_path);
-	service_init();
+	p.cli = &c;
 
 	/* 2. signals: blocked except while waiting (ppoll, the queue's waits),
 	 * so none is lost; not yet while attaching, where a stop must be able
@@ -1155,8 +1161,9 @@ int main(int argc, char **argv)
 
 	/* 4. the input */
 	p.buf = malloc(READ_CHUNK);
-	code = p.buf ? setup_input(&p) : EXIT_IOERR;
-	if (code) {
+	r = p.buf ? setup_input(&p) : -ENOMEM;
+	if (r < 0) {
+		code = input_exit_code(r);
 		service_failed(code, "cannot set up the input");
 		goto out;
 	}
@@ -1166,7 +1173,8 @@ int main(int argc, char **argv)
 	log_debug("attached to %s as producer, input %s", p.cfg.queue_path,
 	         p.input == IN_STDIN ? "stdin" : p.input == IN_GENERATE ? "generate" : "socket");
 	service_ready("running");
-	code = run(&p, &unblocked);
+	r = run(&p, &unblocked);
+	code = cli_exit_code_for_run(r);
 
 	/* shutdown, in reverse */
 	service_stopping();
@@ -1183,7 +1191,7 @@ int main(int argc, char **argv)
 			p.src[i]->published -= p.src[i]->pending;
 		code = EXIT_IOERR;
 	} else if (r < 0 && code == EXIT_OK) {
-		code = fail(&p, r);
+		code = cli_exit_code_for_run(fatal(&p, r));
 	}
 	if (p.input == IN_STDIN && (p.src[0]->rejected || p.src[0]->dropped))
 		log_notice("%" PRIu64 " records published, %" PRIu64 " bad input skipped, %" PRIu64

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_parse.c -- the streaming record parser (common/parse.c) and its
- * inverse, the integer formatter (common/fmt.h).
+ * test_parse.c -- the streaming record parser (common/records/parse.c) and its
+ * inverse, the integer formatter (common/records/fmt.h).
  *
  * Every run turns the callbacks into a text log ("R ..." per record, "E
  * line:col what [excerpt]" per error) so that results of different chunkings
@@ -883,7 +883,7 @@ static void test_fast_path_differential(void **state)
 	}
 }
 
-/* ---- the formatter (common/fmt.h) ---- */
+/* ---- the formatter (common/records/fmt.h) ---- */
 
 static void check_fmt(int64_t v)
 {

@@ -50,10 +50,9 @@
 #include "shmcond.h"
 
 /* Looks at the lock word (each followed by a pause, and by a trylock when
- * the word is free) before a blocking lock of the mutex: bounds the spin to
- * about 4-5 us (pause is ~20 ns on the Xeon this was measured on), about the
- * longest critical section: one that makes a FUTEX_WAKE system call.  See
- * mmapq_mutex_lock() in shmcond.c. */
+ * the word is free) before a blocking lock of the mutex: a few microseconds
+ * of pauses, about the longest critical section (one that makes a
+ * FUTEX_WAKE system call).  See mmapq_mutex_lock() in shmcond.c. */
 #define MMAPQ_LOCK_SPINS 200u
 
 struct mmapq {
@@ -1175,24 +1174,14 @@ void mmapq_close(struct mmapq *q)
 
 /* ---- producer ---------------------------------------------------------- */
 
-/* Mutex held: what the consumer has released bounds what we may fill.  A
- * head behind or too far ahead of our tail is corruption, not a crash. */
-static int refresh_limit_locked(struct mmapq *q)
-{
-	uint64_t head = load_head(q);
-
-	if (head > q->published || q->published - head > q->capacity)
-		return -EBADMSG;
-	q->limit = head + q->capacity;
-	return 0;
-}
-
-/* Without the mutex: the same from a head read with load-acquire (pairs
- * with the consumer's store-release of head, so its reads of the slots up
- * to it are done before we overwrite them).  Used only with nothing
- * unpublished (published == tail), so it publishes nothing and wakes no
- * one: the mutex-guarded protocol is untouched. */
-static int refresh_limit_acquire(struct mmapq *q)
+/* What the consumer has released bounds what we may fill: head read with
+ * load-acquire (load_head; pairs with the consumer's store-release of head,
+ * so its reads of the slots up to it are done before we overwrite them).
+ * Called with the mutex held, or without it only when nothing is
+ * unpublished (published == tail: it publishes nothing and wakes no one,
+ * the mutex-guarded protocol is untouched).  A head behind or too far ahead
+ * of what we published is corruption, not a crash. */
+static int refresh_limit(struct mmapq *q)
 {
 	uint64_t head = load_head(q);
 
@@ -1230,7 +1219,7 @@ int mmapq_publish(struct mmapq *q)
 		return r;
 	publish_locked(q);
 	q->published = q->tail;
-	r = refresh_limit_locked(q);
+	r = refresh_limit(q);
 	unlock(q);
 	if (r < 0)
 		return r;
@@ -1240,65 +1229,69 @@ int mmapq_publish(struct mmapq *q)
 	return (int)(q->tail - from > INT_MAX ? INT_MAX : q->tail - from);
 }
 
+/* mmapq_reserve's slow path, the ring full as far as we know: publish
+ * what is pending (a full ring of unpublished records would wait for a
+ * consumer that cannot see them), then wait under the mutex until the
+ * consumer releases a slot or the deadline.  0 with room (q->limit past
+ * q->tail); -EAGAIN (deadline 0), -ETIMEDOUT, -EINTR or another error
+ * without. */
+static int reserve_wait(struct mmapq *q, uint64_t deadline_ns)
+{
+	bool spun = false;
+	int r = lock(q);
+
+	if (r < 0)
+		return r;
+	publish_locked(q);
+	q->published = q->tail;
+	for (;;) {
+		r = refresh_limit(q);
+		if (r < 0 || q->limit != q->tail)
+			break;
+		if (!deadline_ns) {
+			r = -EAGAIN;
+			break;
+		}
+		if (q->spin_us && !spun) {
+			/* spin_us: watch head for a moment, without the mutex,
+			 * before registering as a waiter; then re-check under
+			 * the mutex as before. */
+			spun = true;
+			unlock(q);
+			mmapq_spin_while_equal(&q->h->consumer.position, q->tail - q->capacity,
+			                       (uint64_t)q->spin_us * 1000u, deadline_ns);
+			r = refresh_limit(q);
+			if (r < 0 || q->limit != q->tail)
+				return r;
+			r = lock(q);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		r = wait_locked(q, deadline_ns);
+		if (r < 0)
+			return r; /* wait_locked gave up the mutex */
+	}
+	unlock(q);
+	return r;
+}
+
 int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree)
 {
 	uint64_t from = q->published;
-	bool spun = false;
 	int r;
 
 	if (q->role != MMAPQ_ROLE_PRODUCER)
 		return -EPERM;
 	if (q->limit == q->tail && q->published == q->tail) {
 		/* Nothing to publish: first see whether the consumer released
-		 * room, without the mutex (acquire load of head). */
-		r = refresh_limit_acquire(q);
+		 * room, without the mutex. */
+		r = refresh_limit(q);
 		if (r < 0)
 			return r;
 	}
 	if (q->limit == q->tail) {
-		r = lock(q);
-		if (r < 0)
-			return r;
-		/* Publish first: a full ring of unpublished records would wait
-		 * for a consumer that cannot see them. */
-		publish_locked(q);
-		q->published = q->tail;
-		for (;;) {
-			r = refresh_limit_locked(q);
-			if (r < 0) {
-				unlock(q);
-				goto out;
-			}
-			if (q->limit != q->tail)
-				break;
-			if (!deadline_ns) {
-				unlock(q);
-				r = -EAGAIN;
-				goto out;
-			}
-			if (q->spin_us && !spun) {
-				/* spin_us: watch head for a moment, without the
-				 * mutex, before registering as a waiter; then
-				 * re-check under the mutex as before. */
-				spun = true;
-				unlock(q);
-				mmapq_spin_while_equal(&q->h->consumer.position, q->tail - q->capacity,
-				                       (uint64_t)q->spin_us * 1000u, deadline_ns);
-				r = refresh_limit_acquire(q);
-				if (r < 0 || q->limit != q->tail)
-					goto out;
-				r = lock(q);
-				if (r < 0)
-					goto out;
-				continue;
-			}
-			r = wait_locked(q, deadline_ns);
-			if (r < 0)
-				goto out;
-		}
-		unlock(q);
-		r = 0;
-	out:
+		r = reserve_wait(q, deadline_ns);
 		/* what was published, whatever else happened: an error says it
 		 * is not durable (and wins over -EAGAIN, -ETIMEDOUT, -EINTR) */
 		if (q->sync != MMAPQ_SYNC_NEVER && from != q->published) {
@@ -1705,9 +1698,9 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
  * Seqlock style: the slot is checked, its payload copied out, and only then
  * is head looked at again.  Why the second look suffices: the producer
  * overwrites the slot of seq (with seq + capacity) only after its
- * load-acquire of head has returned a value > seq (refresh_limit_acquire,
- * refresh_limit_locked), which reads the consumer's store-release of that
- * head (mmapq_release); acquire orders the producer's slot stores after that
+ * load-acquire of head has returned a value > seq (refresh_limit), which
+ * reads the consumer's store-release of that head (mmapq_release); acquire
+ * orders the producer's slot stores after that
  * load.  So if our copy saw any byte of the overwrite, the consumer's head
  * store was visible before it, and the acquire fence below, which keeps our
  * copy's loads before the following load of head, makes that load see it

@@ -42,13 +42,9 @@
  *   the consumer waits, the producer signals; not_full: the other way round)
  *   are NOT glibc's pthread_cond_t, because glibc's process-shared condvar
  *   keeps state for every waiter and signaler inside the object, and a
- *   process SIGKILLed at the wrong instant leaves that state behind.
- *   Measured on glibc 2.36 (this project's platform): a waiter killed inside
- *   pthread_cond_wait/timedwait made the next signal or broadcast block
- *   forever in 48 of 48 runs (timed waits did not help); a signaler killed
- *   inside pthread_cond_signal left the condvar's internal lock held in about
- *   a quarter of kills, hanging every later waiter (glibc 2.41 too);
- *   pthread_cond_destroy blocks after a dead waiter (glibc BZ 25847, 21422).
+ *   process SIGKILLed at the wrong instant leaves that state behind: a
+ *   later signal, broadcast or destroy can block forever (README,
+ *   "Synchronisation", has the measurements; glibc BZ 25847, 21422).
  *   Instead each direction is a futex sequence counter (struct mmapq_cond):
  *     signal (mutex held):  if waiting: waiting = 0, seq++, FUTEX_WAKE(all)
  *     wait   (mutex held):  waiting = 1, s = seq, unlock,
@@ -56,9 +52,8 @@
  *                           relock (robustly), waiting = 0, caller rechecks
  *   A dead process leaves nothing behind in it: at worst a stale waiting = 1,
  *   which costs one unneeded FUTEX_WAKE.  The layout does not depend on the C
- *   library.  This construction (and a semaphore-based one) went through
- *   about 8,000 SIGKILLs of waiters, signalers and mutex holders with 0 hangs
- *   and 0 lost wake-ups, at the same ~80M records/s as a batched ring.
+ *   library.  tests/test_crash.c SIGKILLs waiters, signalers and mutex
+ *   holders at random instants and at every fault point to show it.
  *   Fast paths: mmapq_available and mmapq_reserve first look at the peer's
  *   position with load-acquire, without the mutex (pairing with the
  *   peer's store-release); the mutex is taken only to store a position, to

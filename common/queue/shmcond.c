@@ -22,7 +22,8 @@ static inline void cpu_relax(void)
 #endif
 }
 
-bool mmapq_lock_interrupted(const struct mmapq_lock *l)
+/* True if l->interrupted is set and says so. */
+static bool lock_interrupted(const struct mmapq_lock *l)
 {
 	return l->interrupted && l->interrupted(l->interrupted_ctx);
 }
@@ -72,7 +73,7 @@ int mmapq_mutex_lock(const struct mmapq_lock *l)
 
 		if (r != ETIMEDOUT)
 			return held_or_error(r);
-		if (mmapq_lock_interrupted(l))
+		if (lock_interrupted(l))
 			return -EINTR;
 		if (l->check && (r = l->check(l->ctx)) < 0)
 			return r;
@@ -118,7 +119,7 @@ int mmapq_cond_wait(struct mmapq_cond *c, const struct mmapq_lock *l, uint64_t d
 	uint32_t seen;
 	int err = 0, r;
 
-	if (now >= deadline_ns || mmapq_lock_interrupted(l)) {
+	if (now >= deadline_ns || lock_interrupted(l)) {
 		pthread_mutex_unlock(m);
 		return now >= deadline_ns ? -ETIMEDOUT : -EINTR;
 	}
@@ -141,7 +142,7 @@ int mmapq_cond_wait(struct mmapq_cond *c, const struct mmapq_lock *l, uint64_t d
 	/* Leaving without the mutex: no need to take it (its holder may be
 	 * stopped) just to clear waiting; a stale waiting = 1 costs the peer
 	 * one spare FUTEX_WAKE. */
-	if (err == EINTR || mmapq_lock_interrupted(l))
+	if (err == EINTR || lock_interrupted(l))
 		return -EINTR;
 	if (err == ETIMEDOUT && mmapq_now_ns() >= deadline_ns)
 		return -ETIMEDOUT;

@@ -57,9 +57,6 @@ struct mmapq_lock {
  * -ENOTRECOVERABLE, the check's -errno, or another -errno from pthread. */
 int mmapq_mutex_lock(const struct mmapq_lock *l);
 
-/* True if l->interrupted is set and says so. */
-bool mmapq_lock_interrupted(const struct mmapq_lock *l);
-
 /* Forget any registered waiter (only when nobody else is attached). */
 void mmapq_cond_reset(struct mmapq_cond *c);
 

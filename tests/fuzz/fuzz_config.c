@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_config -- libFuzzer target: the config loader (common/config.c, on
+ * fuzz_config -- libFuzzer target: the config loader (common/config/config.c, on
  * top of inih).  The input is the text of mmapq.ini, written to a file and
  * loaded with mmapq_config_load.
  *

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_parse -- libFuzzer target: the producer's streaming record parser
- * (common/parse.c), both formats, input cut into chunks at points the
+ * (common/records/parse.c), both formats, input cut into chunks at points the
  * fuzzer chooses.
  *
  * Input:
@@ -34,7 +34,7 @@
  *     same records and errors in the same order; no batch is empty or
  *     larger than MMAPQ_PARSE_BATCH, and when a feed returns all its
  *     records have been handed over;
- *   - every int record, written by mmapq_fmt_int (common/fmt.h), reads as
+ *   - every int record, written by mmapq_fmt_int (common/records/fmt.h), reads as
  *     snprintf's "%" PRId64 "\n" of it;
  *   - records() and errors() count what the callbacks saw;
  *   - a failing on_record stops the parse at once: its error comes back
