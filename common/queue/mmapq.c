@@ -844,8 +844,18 @@ static int header_check(void *ctx)
 	return 0;
 }
 
-static void adopt_geometry(struct mmapq *q)
+/* Map the file, check its header against the parameters, take its
+ * geometry: every role's first steps. */
+static int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
+	uint64_t real_size = 0;
+	int r = map_file(q, p, err, &real_size);
+
+	if (r < 0)
+		return r;
+	r = validate_static(q, p, real_size, err);
+	if (r < 0)
+		return r;
 	q->capacity = q->h->capacity;
 	q->mask = q->capacity - 1;
 	q->record_size = q->h->record_size;
@@ -854,6 +864,7 @@ static void adopt_geometry(struct mmapq *q)
 	q->version = q->h->version;
 	q->int_slots = q->version >= 2 && q->format == MMAPQ_FORMAT_INT;
 	q->slots = (uint8_t *)q->h + q->h->header_size;
+	return 0;
 }
 
 /* ---- the lock file ---------------------------------------------------------- */
@@ -988,7 +999,6 @@ static int take_role(struct mmapq *q, struct mmapq_error *err)
 
 static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	uint64_t real_size = 0;
 	bool alone = false;
 	int32_t old_pid;
 	int r;
@@ -1018,13 +1028,9 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 		set_err(err, "%s: cannot lock: %s", q->lock_path, strerror(-r));
 		return r;
 	}
-	r = map_file(q, p, err, &real_size);
+	r = map_validated(q, p, err);
 	if (r < 0)
 		return r;
-	r = validate_static(q, p, real_size, err);
-	if (r < 0)
-		return r;
-	adopt_geometry(q);
 	q->self = q->role == MMAPQ_ROLE_PRODUCER ? &q->h->producer : &q->h->consumer;
 	q->wait_on = q->role == MMAPQ_ROLE_PRODUCER ? &q->h->not_full : &q->h->not_empty;
 	q->notify = q->role == MMAPQ_ROLE_PRODUCER ? &q->h->not_empty : &q->h->not_full;
@@ -1098,14 +1104,10 @@ fail:
 
 static int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	uint64_t real_size = 0, head, tail;
-	int r = map_file(q, p, err, &real_size);
+	uint64_t head, tail;
+	int r = map_validated(q, p, err);
 	if (r < 0)
 		return r;
-	r = validate_static(q, p, real_size, err);
-	if (r < 0)
-		return r;
-	adopt_geometry(q);
 	open_lock_file_observer(q);
 	r = snapshot_positions(q, &head, &tail);
 	if (r == -EBADMSG)
