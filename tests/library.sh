@@ -35,6 +35,9 @@ if ! flags=$(pkg-config --cflags --libs mmapq); then
 fi
 # shellcheck disable=SC2206 # the flags are words
 flags=($flags)
+# a sanitized build's library needs its runtime first in the program
+san=()
+[ "${MMAPQ_SANITIZED:-0}" = 1 ] && san=(-fsanitize=address,undefined)
 pass "pkg-config mmapq: ${flags[*]}"
 
 # ---- 1. the header alone
@@ -46,10 +49,11 @@ for lang in "cc c c11" "c++ c++ c++11"; do
 done
 
 # ---- 2. the examples, with pkg-config and with CMake
-cc -std=c11 -Wall -Wextra -Werror "$ex/producer.c" "${flags[@]}" -o "$work/producer" &&
-	c++ -std=c++17 -Wall -Wextra -Werror "$ex/consumer.cpp" "${flags[@]}" -o "$work/consumer" &&
+cc -std=c11 -Wall -Wextra -Werror "${san[@]}" "$ex/producer.c" "${flags[@]}" -o "$work/producer" &&
+	c++ -std=c++17 -Wall -Wextra -Werror "${san[@]}" "$ex/consumer.cpp" "${flags[@]}" -o "$work/consumer" &&
 	pass "the examples build with pkg-config mmapq (C and C++)" || failed "the examples do not build with pkg-config"
-if cmake -S "$ex" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$stage$MMAPQ_PREFIX" >"$work/cmake.log" 2>&1 &&
+if cmake -S "$ex" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$stage$MMAPQ_PREFIX" \
+	-DCMAKE_C_FLAGS="${san[*]}" -DCMAKE_CXX_FLAGS="${san[*]}" >"$work/cmake.log" 2>&1 &&
    cmake --build "$work/cmake" >>"$work/cmake.log" 2>&1; then
 	pass "the examples build with find_package(mmapq)"
 else
