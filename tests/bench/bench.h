@@ -18,6 +18,7 @@
  *   alone.c              the parser and the formatter alone
  *   idle.c               an idle daemon pair
  *   report.c             targets, the text tables, JSON
+ *   plot.c               --plot: gnuplot data, script and charts
  *
  * What each measures and how: README-bench.md.
  */
@@ -56,6 +57,7 @@ struct opts {
 	int runs;
 	double seconds;
 	const char *bin_dir;
+	const char *plot_dir; /* --plot: where the charts go (NULL: none) */
 	uint32_t batch;       /* records per publish/release: mmapq          */
 	uint32_t big_batch;   /* the same, for the "big batches" row         */
 	uint32_t spsc_batch;  /* records per index publication: spsc         */
@@ -390,10 +392,14 @@ extern struct idle_result idle;
 
 void run_idle(void);
 
-/* ---- report (report.c) ------------------------------------------------------------- */
+/* ---- report (report.c) and charts (plot.c) ---------------------------------------- */
 
 const char *size_label(uint32_t s);
 void eval_targets(void);
 void print_tables(void);
 void print_json(void);
+/* --plot DIR: data, script and charts; false if they could not be made
+ * (no gnuplot: the data and script are written, and that is said). */
+bool write_plot(const char *dir);
+
 #endif

@@ -69,8 +69,12 @@ static void usage(FILE *f)
 	        "  --bin-dir DIR      where mmapq-producer and mmapq-consumer are (default\n"
 	        "                     $MMAPQ_BIN_DIR, else daemons-rel/ beside this program: the\n"
 	        "                     daemons built with MMAPQ_TESTING off, as released)\n"
-	        "Exit status: 0 all verified, 1 a record failed verification or a transport failed,\n"
-	        "64 usage error.\n");
+	        "  --plot DIR         also write the main tables as charts into DIR: gnuplot data,\n"
+	        "                     a script (mmapq_bench.gp) and SVG and PNG images rendered\n"
+	        "                     with it (throughput, mmapq / strongest peer, latency,\n"
+	        "                     end to end)\n"
+	        "Exit status: 0 all verified, 1 a record failed verification or a transport failed\n"
+	        "(or gnuplot failed on the charts of --plot), 64 usage error.\n");
 }
 
 static uint32_t parse_list(const char *s, bool transports)
@@ -189,6 +193,7 @@ static const struct opt_def opt_defs[] = {
 	{"--idle-seconds", OPT_DOUBLE, &opt.idle_seconds, &idle_secs_set},
 	{"--nice", OPT_INT, &opt.nice, &opt.nice_set},
 	{"--bin-dir", OPT_STR, &opt.bin_dir, NULL},
+	{"--plot", OPT_STR, &opt.plot_dir, NULL},
 };
 
 /* argv[*i] is d->name; its value, if it takes one, is argv[*i + 1].
@@ -348,6 +353,8 @@ int main(int argc, char **argv)
 	if (opt.tput)
 		tput_check_all_ran();
 	eval_targets();
+	if (opt.plot_dir && !write_plot(opt.plot_dir))
+		failed = true;
 	if (opt.json)
 		print_json();
 	else
