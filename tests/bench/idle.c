@@ -8,13 +8,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "bench.h"
 #include "mmapq.h"
+#include "mmapq_format.h"
 #include "testutil.h"
+
+#define IDLE_START_MS 10000 /* for the daemons to attach, and then to reach their waits */
 
 struct idle_result idle;
 
@@ -58,6 +64,28 @@ static int proc_times(pid_t pid, long *ticks, uint64_t *run_ns, uint64_t *vcsw)
 	return 0;
 }
 
+/* The system call pid sleeps in (/proc/PID/syscall), or -1: running, or gone. */
+static long syscall_of(pid_t pid)
+{
+	char path[64], *sc;
+	long nr = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	sc = tu_read_file(path, NULL);
+	if (!sc || sscanf(sc, "%ld", &nr) != 1)
+		nr = -1;
+	free(sc);
+	return nr;
+}
+
+/* Both daemons sleep where an idle pair waits: the producer in ppoll() on
+ * its input, the consumer in futex() on the queue's not_empty word. */
+static bool idle_waits(const pid_t pid[2], const char *qpath)
+{
+	return syscall_of(pid[0]) == SYS_ppoll &&
+	       tu_in_futex_on(pid[1], qpath, offsetof(struct mmapq_header, not_empty.seq));
+}
+
 void run_idle(void)
 {
 	char *cfg = write_config("idle.ini", "null", 0, 0);
@@ -71,6 +99,7 @@ void run_idle(void)
 	long t0[2], t1[2];
 	uint64_t r0[2], r1[2], v0[2], v1[2];
 	uint64_t deadline;
+	char *real_qpath = NULL;
 	struct timespec ts;
 
 	idle.ran = true;
@@ -85,29 +114,25 @@ void run_idle(void)
 	pid[1] = spawn(cargv, -1, null_fd, log_fd, cpu_b);
 	close(in[0]);
 	in[0] = -1;
-	/* wait (polling, with a deadline) until both have attached */
-	deadline = now_ns() + 10000000000ull;
-	for (;;) {
-		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
-		struct mmapq *q = NULL;
-		struct mmapq_status st;
-		bool up = false;
-		if (mmapq_open(&p, &q, NULL) == 0 && mmapq_status(q, &st) == 0)
-			up = st.producer.attached && st.consumer.attached && st.producer.pid == pid[0] &&
-			     st.consumer.pid == pid[1];
-		mmapq_close(q);
-		if (up)
-			break;
-		if (now_ns() > deadline) {
-			snprintf(idle.why, sizeof(idle.why), "the daemons did not attach within 10 s; see %s", logp);
+	/* until both have attached, then until both sleep where an idle pair
+	 * waits (polled, with deadlines; no sleeping on it) */
+	if (!tu_wait_role(qpath, pid[0], true, IDLE_START_MS) ||
+	    !tu_wait_role(qpath, pid[1], false, IDLE_START_MS)) {
+		snprintf(idle.why, sizeof(idle.why), "the daemons did not attach within %d s; see %s",
+		         IDLE_START_MS / 1000, logp);
+		goto bad;
+	}
+	real_qpath = realpath(qpath, NULL);
+	deadline = now_ns() + IDLE_START_MS * 1000000ull;
+	while (!real_qpath || !idle_waits(pid, real_qpath)) {
+		if (!real_qpath || now_ns() > deadline) {
+			snprintf(idle.why, sizeof(idle.why), "the daemons did not reach their idle waits within %d s"
+			         " (producer in system call %ld, consumer in %ld); see %s", IDLE_START_MS / 1000,
+			         syscall_of(pid[0]), syscall_of(pid[1]), logp);
 			goto bad;
 		}
-		ts = (struct timespec){0, 10000000};
-		nanosleep(&ts, NULL);
+		sched_yield();
 	}
-	/* let both reach their wait */
-	ts = (struct timespec){0, 200000000};
-	nanosleep(&ts, NULL);
 	for (int i = 0; i < 2; i++)
 		if (proc_times(pid[i], &t0[i], &r0[i], &v0[i]) < 0) {
 			snprintf(idle.why, sizeof(idle.why), "cannot read /proc/%d/stat", (int)pid[i]);
@@ -165,6 +190,7 @@ out:
 	if (log_fd >= 0)
 		close(log_fd);
 	unlink(qpath);
+	free(real_qpath);
 	free(cfg);
 	free(qpath);
 	free(logp);
