@@ -163,9 +163,10 @@ static int plot_throughput(const char *dir, FILE *g)
 		return 0;
 	n = 0;
 
-	gp_begin(g, "throughput", 680, "Throughput, one way, two processes, every record verified", "throughput");
+	gp_begin(g, "throughput", 680, "Throughput by record size, one way, two processes, every record"
+	         " verified", "throughput");
 	fputs("set logscale y\nset format y \"%.0s%c\"\nset ylabel \"records/s (log scale)\"\n"
-	      "set xlabel \"record size\"\nset offsets 0.2, 0.2, 0, 0\n"
+	      "set offsets 0.2, 0.2, 0, 0\n"
 	      "set key outside below center horizontal Left reverse maxcols 3 samplen 3 width 1\n"
 	      "plot \\\n", g);
 	for (int t = 0; t < NTRANSPORTS; t++) {
