@@ -13,6 +13,9 @@ pkgs="$pkgs prometheus curl"
 pkgs="$pkgs tmux"
 # libfuse3-dev: failfs, the failing FUSE file system of test_msync
 pkgs="$pkgs libfuse3-dev"
+# gnuplot-nox: a headless gnuplot (svg and pngcairo terminals) for mmapq_bench
+# --plot; libxml2-utils: xmllint, which checks its SVG (tests/bench/smoke.sh)
+pkgs="$pkgs gnuplot-nox libxml2-utils"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

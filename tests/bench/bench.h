@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h -- what the parts of mmapq_bench share (internal to it).
+ *
+ *   main.c               options, the CPUs, the order of the sections
+ *   util.c               clock, messages, I/O, child processes, interference
+ *   transport_*.c        one per transport, each a struct transport: its
+ *                        resources, its producer and consumer (throughput),
+ *                        its two ends of a ping-pong (latency)
+ *                          mmapq   the library, batched and per record
+ *                          spsc    the lock-free reference ring
+ *                          stream  pipe, AF_UNIX stream, pipe through stdio
+ *                          mq      POSIX message queue (and its limits)
+ *   throughput.c         the throughput rows, ratios, strongest peer
+ *   latency.c            ping-pong
+ *   e2e.c                the daemons end to end against the pipe job, and
+ *                        the full backlog
+ *   alone.c              the parser and the formatter alone
+ *   idle.c               an idle daemon pair
+ *   report.c             targets, the text tables, JSON
+ *   plot.c               --plot: gnuplot data, script and charts
+ *
+ * What each measures and how: README-bench.md.
+ */
+#ifndef MMAPQ_BENCH_H
+#define MMAPQ_BENCH_H
+
+#include <limits.h>
+#include <mqueue.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define EXIT_FAIL   1
+#define EXIT_USAGE_ 64
+
+#define NSIZES 4
+extern const uint32_t sizes[NSIZES]; /* 8, 64, 1024, 16384 */
+
+#define K1 UINT64_C(0x9E3779B97F4A7C15)
+#define K2 UINT64_C(0xD6E8FEB86659FD93)
+
+#define MAX_RUNS 15
+#define CHILD_TIMEOUT_MS 120000
+#define FAR_NS (60ull * 1000000000ull) /* deadline of a wait; a healthy one is microseconds */
+#define LAT_SIZE 64u
+#define PIPE_CHUNK 65536 /* what the end-to-end jobs read and write at a time */
+
+/* ---- options (main.c) ------------------------------------------------------ */
+
+struct opts {
+	bool quick, json, e2e, idle, tput, lat;
+	int runs;
+	double seconds;
+	const char *bin_dir;
+	const char *plot_dir; /* --plot: where the charts go (NULL: none) */
+	uint32_t batch;       /* records per publish/release: mmapq          */
+	uint32_t big_batch;   /* the same, for the "big batches" row         */
+	uint32_t spsc_batch;  /* records per index publication: spsc         */
+	uint32_t ring_kib;    /* ring bytes of mmapq, textbook and spsc      */
+	uint32_t spin_us;     /* mmapq_params.spin_us of the "mmapq spin" latency row */
+	uint64_t e2e_count;
+	uint32_t e2e_capacity;
+	uint32_t e2e_record_size;
+	uint32_t e2e_big_capacity;
+	uint32_t backlog_capacity; /* slots of the full-backlog memory job */
+	double idle_seconds;
+	uint32_t only_mask;   /* transports to run (bit per enum transport) */
+	uint32_t size_mask;
+	int nice;             /* setpriority() of the benchmark and its children */
+	bool nice_set;
+};
+extern struct opts opt;
+
+/* ---- the machine and the run (util.c) ----------------------------------------- */
+
+extern int cpu_a, cpu_b; /* producer side, consumer side (-1: unpinned) */
+extern int ncpus_online;
+extern char cpu_model[128];
+extern char *tmpdir;     /* the run's scratch directory */
+extern char *bin_dir;    /* mmapq-producer and mmapq-consumer */
+extern bool failed;      /* a record failed verification or a job failed: exit 1 */
+extern uint64_t total_verified;
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* "mmapq_bench: ..." on stderr */
+void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* In a child: say what went wrong; returns the child's exit code. */
+int child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pin(int cpu);
+long read_long_file(const char *path, long dflt);
+void *xalloc(size_t n); /* zeroed, 64-byte aligned; exits on failure */
+uint32_t pow2_floor(uint64_t v);
+int cmp_u64(const void *a, const void *b);
+double median(const double *v, int n);
+
+/* ---- interference: what else ran on the machine meanwhile (util.c) --------------- */
+
+struct load_mark {
+	double busy_s, steal_s, ours_s, wall_s;
+};
+
+struct load_section {
+	char name[24];
+	double wall_s, others_pct, steal_pct;
+};
+extern struct load_section loads[8];
+extern int nloads;
+
+void load_mark(struct load_mark *m);
+void load_section_end(const char *name, const struct load_mark *a);
+
+/* ---- records ------------------------------------------------------------------ */
+
+/* Word j of record i: (i+1)*K1 + j*K2.  Word 0 encodes the index (K1 is odd,
+ * so the map is a bijection); every other word depends on it too. */
+static inline void rec_fill(void *dst, uint32_t size, uint64_t i)
+{
+	uint64_t a = (i + 1) * K1;
+	unsigned char *p = dst;
+	for (uint32_t j = 0; j < size / 8; j++) {
+		uint64_t v = a + j * K2;
+		memcpy(p + 8 * (size_t)j, &v, 8);
+	}
+}
+
+static inline bool rec_ok(const void *src, uint32_t size, uint64_t i)
+{
+	uint64_t a = (i + 1) * K1, acc = 0;
+	const unsigned char *p = src;
+	for (uint32_t j = 0; j < size / 8; j++) {
+		uint64_t v;
+		memcpy(&v, p + 8 * (size_t)j, 8);
+		acc |= v ^ (a + j * K2);
+	}
+	return acc == 0;
+}
+
+/* Which record is this?  For the failure message. */
+static inline uint64_t rec_index(const void *src)
+{
+	uint64_t w0;
+	memcpy(&w0, src, 8);
+	return w0 * UINT64_C(0xF1DE83E19937733D) - 1; /* K1^-1 mod 2^64 */
+}
+
+/* ---- the control block shared with the two children (util.c) ----------------- */
+
+struct ctl {
+	uint32_t ready;                 /* start barrier */
+	uint8_t pad0[60];
+	uint64_t t_start, t_end;        /* producer's first record, consumer's last check */
+	uint64_t verified;              /* records the consumer checked */
+	uint64_t p50_ns, p99_ns, p999_ns, max_ns; /* latency: one-way */
+	long nvcsw[2], nivcsw[2];       /* context switches of the two children */
+};
+extern struct ctl *ctl;
+
+void barrier(void);              /* both children are ready */
+void record_rusage(int side);    /* 0 producer, 1 consumer */
+
+/* ---- a cell: one transport, one size, one run ----------------------------------- */
+
+struct ring; /* the lock-free ring's header (transport_spsc.c) */
+struct transport;
+
+struct cell {
+	const struct transport *tr;
+	uint32_t size, cap, batch, slot_size, spin_us;
+	bool per_record;        /* mmapq used one record per call (the textbook row) */
+	uint32_t stdio_buf;     /* the stdio pipes' buffer */
+	uint64_t n;
+	int fd[4];
+	mqd_t mq[2];
+	long mq_depth;
+	char mq_name[64];       /* unlinked at teardown */
+	char path[2][PATH_MAX]; /* unlinked at teardown */
+	struct ring *ring[2];   /* unmapped at teardown */
+	size_t ring_len;
+	/* latency */
+	uint64_t iters, warm;
+};
+
+/* One side's view of the two channels of a ping-pong. */
+struct ep {
+	struct cell *c;
+	int side;
+	int rfd, wfd;
+	mqd_t mrx, mtx;
+	struct mmapq *rx, *tx;
+	struct ring *rrx, *rtx;
+	uint64_t rx_head, tx_tail;
+	uint64_t deadline;
+};
+
+/*
+ * A transport.  The parent sets up a cell's resources (setup for
+ * throughput, one channel; lat_setup for latency, two channels, one each
+ * way), forks the two children, lets go of its ends and tears the cell
+ * down (cell_teardown: whatever resources the cell holds).  setup and
+ * lat_setup return 0, -1 (why says why) or 1 (not possible on this
+ * system).  A transport without a ping-pong has lat_setup NULL.  The
+ * children return their exit code (child_fail).
+ */
+struct transport {
+	int (*setup)(struct cell *c, char *why, size_t whylen);
+	int (*prod)(struct cell *c);
+	int (*cons)(struct cell *c);
+	int (*lat_setup)(struct cell *c, char *why, size_t whylen);
+	int (*ep_open)(struct ep *e, struct cell *c, int side);
+	int (*send)(struct ep *e, const void *buf, uint64_t i);
+	int (*recv)(struct ep *e, void *buf);
+	int (*done)(struct ep *e);      /* the record received last is dealt with */
+	void (*ep_close)(struct ep *e);
+};
+
+extern const struct transport tr_mmapq, tr_spsc, tr_pipe, tr_unix, tr_stdio, tr_mq;
+
+void cell_init(struct cell *c);         /* no resources yet */
+void cell_parent_close(struct cell *c); /* after the forks: the parent's ends */
+void cell_teardown(struct cell *c);
+
+/* ---- child processes (util.c) ---------------------------------------------------- */
+
+typedef int (*child_fn)(struct cell *c);
+
+struct child_use {
+	long rss_kib;  /* ru_maxrss, -1 where unknown */
+	double cpu_s;  /* user + system */
+};
+
+/* fork(), stdio flushed first (nothing is written twice), the child pinned
+ * to cpu (-1: not pinned). */
+pid_t fork_pinned(int cpu);
+/* Run two children (a on cpu_a, b on cpu_b) to completion; 0 if both
+ * exited 0. */
+int run_pair(child_fn a, child_fn b, struct cell *c, char *why, size_t whylen);
+/* Wait for both, at most timeout_ms in all; the other is killed as soon as
+ * one fails.  st[i]: the wait status, or -ETIMEDOUT (then killed). */
+void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, struct child_use use[2]);
+/* Wait for pid (at most timeout_ms, then kill it): its exit code, or -1. */
+int wait_one(pid_t pid, int timeout_ms, struct child_use *use);
+/* exec argv with these descriptors (in_fd -1: inherited), pinned to cpu. */
+pid_t spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int cpu);
+
+/* ---- POSIX mq limits (transport_mq.c) --------------------------------------------- */
+
+extern long msg_max, msgsize_max;
+extern char mq_limits_note[256];
+void mq_limits_raise(void); /* as far as we may, for the run; put back at exit */
+void mq_limits_read(void);  /* as they are */
+
+/* ---- throughput (throughput.c) ----------------------------------------------------- */
+
+enum transport_row {
+	T_MMAPQ, T_MMAPQ_BIG, T_TEXTBOOK, T_SPSC, T_PIPE, T_UNIX, T_STDIO4K, T_STDIO64K, T_MQ,
+	NTRANSPORTS
+};
+
+struct transport_def {
+	const char *key, *label;
+	const struct transport *tr;
+};
+extern const struct transport_def tdefs[NTRANSPORTS];
+
+struct tput_result {
+	bool ran, failed;
+	char why[128];
+	uint64_t n;
+	int nruns;
+	double rps[MAX_RUNS];
+	double med_rps;
+	long depth;          /* mq */
+	uint32_t cap, batch; /* rings */
+	long csw;            /* voluntary context switches, median run (both sides) */
+};
+extern struct tput_result tput[NTRANSPORTS][NSIZES];
+
+uint32_t ring_cap(uint32_t size);
+uint32_t ring_batch(uint32_t cap, uint32_t b);
+void run_throughput(void);
+void tput_check_all_ran(void); /* every transport asked for ran (mq where possible) */
+double ratio_of(enum transport_row mine, enum transport_row peer, int si);
+/* The fastest peer at this size, or -1 if none ran; among the stdio pipes
+ * only if stdio_only. */
+int strongest_peer(int si, bool stdio_only);
+
+/* ---- latency (latency.c) ------------------------------------------------------------- */
+
+enum lat_kind { L_MMAPQ, L_MMAPQ_SPIN, L_PIPE, L_UNIX, L_MQ, L_SPSC, NLAT };
+
+struct lat_def {
+	const char *key, *label;
+	enum transport_row row; /* the throughput row of the same transport (--only) */
+};
+extern const struct lat_def ldefs[NLAT];
+
+struct lat_result {
+	bool ran, failed;
+	char why[128];
+	int nruns;
+	double p50[MAX_RUNS], p99[MAX_RUNS];
+	double med_p50, med_p99;
+	uint64_t iters;
+};
+extern struct lat_result lat[NLAT];
+
+void run_latency(void);
+
+/* ---- end to end and the full backlog (e2e.c) -------------------------------------- */
+
+enum e2e_input { IN_RAND, IN_SEQ, NINPUTS };
+extern const char *const in_key[NINPUTS];
+extern const char *const in_label[NINPUTS];
+extern char *input_path[NINPUTS];
+extern uint64_t input_bytes[NINPUTS];
+
+enum e2e_job { J_DAEMONS, J_DAEMONS_BIG, J_PIPE, J_PIPE_OLD, NJOBS };
+extern const char *const job_key[NJOBS];
+enum { OUT_NULL_, OUT_FILE_, NOUTS };
+extern const char *const out_key[NOUTS];
+
+struct e2e_result {
+	bool ran, failed;
+	char why[256];
+	int nruns;
+	double secs[MAX_RUNS];
+	double med_secs;
+	long rss_kib[2];        /* peak over the runs: producer (parser), consumer (printer) */
+	double cpu[2][MAX_RUNS]; /* CPU time (user + system) of each, per run */
+	double med_cpu[2];
+};
+extern struct e2e_result e2e[NINPUTS][NJOBS][NOUTS];
+extern uint32_t shipped_capacity, shipped_record_size;
+extern long own_rss_kib; /* the benchmark's peak RSS after the jobs: what a forked child starts from */
+
+struct backlog_result {
+	bool ran, failed;
+	char why[256];
+	uint64_t file_bytes;     /* the queue file */
+	struct child_use use[2]; /* producer, consumer */
+	double secs[2];
+};
+extern struct backlog_result backlog;
+
+void run_e2e(void);
+void run_backlog(void);
+void e2e_free(void);
+const char *job_label(enum e2e_job j);
+/* Time of job base over that of job j: > 1 is faster; 0 if either did not run. */
+double e2e_speedup(enum e2e_input in, enum e2e_job j, enum e2e_job base, int out);
+/* The daemons' configuration; cap 0: capacity and record_size as shipped. */
+char *write_config(const char *name, const char *output, uint32_t cap, uint32_t rsize);
+
+/* ---- the parser and the formatter alone (alone.c) --------------------------------- */
+
+enum codec_kind { C_PARSE_OLD, C_PARSE_NEW, C_FMT, C_SNPRINTF, NCODEC };
+extern const char *const codec_key[NCODEC];
+extern const char *const codec_label[NCODEC];
+struct codec_result {
+	int nruns;
+	double ns[MAX_RUNS];
+	double med_ns;
+};
+extern struct codec_result codec[NINPUTS][NCODEC];
+extern bool codec_ran;
+
+void run_codec(void);
+
+/* ---- idle (idle.c) ------------------------------------------------------------------ */
+
+struct idle_result {
+	bool ran, failed;
+	char why[256];
+	double seconds;
+	long ticks[2];          /* utime+stime delta, clock ticks: producer, consumer */
+	uint64_t run_ns[2];     /* /proc/PID/schedstat run time delta, ns (-1: n/a) */
+	uint64_t wakeups[2];    /* voluntary context switches delta */
+	double cpu_pct[2];
+};
+extern struct idle_result idle;
+
+void run_idle(void);
+
+/* ---- report (report.c) and charts (plot.c) ---------------------------------------- */
+
+const char *size_label(uint32_t s);
+void eval_targets(void);
+void print_tables(void);
+void print_json(void);
+/* --plot DIR: data, script and charts; false if they could not be made
+ * (no gnuplot: the data and script are written, and that is said). */
+bool write_plot(const char *dir);
+
+#endif

@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmapq_bench -- mmapq against pipes, AF_UNIX sockets, POSIX message queues,
+ * a per-record mutex+condvar ring and a lock-free SPSC ring, in one run;
+ * with --e2e the daemons end to end against the same job over a pipe, and
+ * their memory with a full backlog; with --idle an idle daemon pair.
+ *
+ * Every measurement is two processes (fork) pinned to two different CPUs
+ * (unpinned, and said so, if only one is available).  Each section also
+ * reports the CPU time other processes used meanwhile (and the hypervisor
+ * stole): numbers from a busy machine say so.  What each row is and how
+ * records are verified: README-bench.md; the parts of the program:
+ * bench.h.
+ *
+ * This file: the options, the CPUs, and the order of the sections.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "mmapq_format.h"
+#include "testutil.h"
+
+struct opts opt = {
+	.tput = true, .lat = true, .runs = 3, .seconds = 0.5,
+	.batch = 64, .big_batch = 1024, .spsc_batch = 64, .ring_kib = 4096, .spin_us = 50,
+	.e2e_count = 10000000, .e2e_capacity = 0, .e2e_record_size = 64, .e2e_big_capacity = 65536,
+	.backlog_capacity = 16777216,
+	.idle_seconds = 10, .only_mask = ~0u, .size_mask = ~0u,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "Usage: mmapq_bench [OPTION]...\n"
+	        "Throughput and latency of mmapq against pipes, AF_UNIX sockets, POSIX message queues,\n"
+	        "a per-record mutex+condvar ring and a lock-free SPSC ring, in one run.\n\n"
+	        "  --quick            correctness smoke: tiny counts, 1 run (no meaningful timings)\n"
+	        "  --json             JSON on stdout instead of the tables\n"
+	        "  --e2e              also the end-to-end daemon job against a pipe job\n"
+	        "  --idle             also the CPU use of an idle daemon pair\n"
+	        "  --no-throughput    skip the throughput table\n"
+	        "  --no-latency       skip the latency table\n"
+	        "  --runs N           runs per cell, median reported (default 3)\n"
+	        "  --seconds S        length of one throughput run (default 0.5)\n"
+	        "  --batch N          records per publish/release, mmapq (default 64)\n"
+	        "  --big-batch N      the same, for the 'big batches' mmapq row (default 1024)\n"
+	        "  --spsc-batch N     records per index publication, spsc ring (default 64)\n"
+	        "  --ring-kib N       ring bytes of mmapq/textbook/spsc (default 4096)\n"
+	        "  --spin-us N        spin_us of the 'mmapq, spin' latency row (default 50)\n"
+	        "  --only LIST        transports, comma-separated: mmapq,mmapq_big,textbook,spsc,pipe,\n"
+	        "                     unix,stdio4k,stdio64k,mq\n"
+	        "  --sizes LIST       record sizes, comma-separated, of 8,64,1024,16384\n"
+	        "  --e2e-count N      integers in the end-to-end job (default 10000000)\n"
+	        "  --e2e-capacity N   the daemons' [queue] capacity (default: as shipped, not set)\n"
+	        "  --e2e-record-size N  the daemons' [queue] record_size (default 64, as shipped)\n"
+	        "  --e2e-big-capacity N the 'big ring' daemons' capacity (default 65536; record_size 8)\n"
+	        "  --backlog-capacity N slots of the full-backlog memory job (--e2e; default\n"
+	        "                     16777216, --quick 4096)\n"
+	        "  --idle-seconds S   idle measurement (default 10)\n"
+	        "  --nice N           run at this nice value (e.g. -20 as root: other processes\n"
+	        "                     on the machine then disturb the measurement less)\n"
+	        "  --bin-dir DIR      where mmapq-producer and mmapq-consumer are (default\n"
+	        "                     $MMAPQ_BIN_DIR, else daemons-rel/ beside this program: the\n"
+	        "                     daemons built with MMAPQ_TESTING off, as released)\n"
+	        "  --plot DIR         also write the main tables as charts into DIR: gnuplot data,\n"
+	        "                     a script (mmapq_bench.gp) and SVG and PNG images rendered\n"
+	        "                     with it (throughput, mmapq / strongest peer, latency,\n"
+	        "                     end to end)\n"
+	        "Exit status: 0 all verified, 1 a record failed verification or a transport failed\n"
+	        "(or gnuplot failed on the charts of --plot), 64 usage error.\n");
+}
+
+static uint32_t parse_list(const char *s, bool transports)
+{
+	uint32_t mask = 0;
+	char *dup = strdup(s), *save = NULL;
+	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		bool found = false;
+		if (transports) {
+			for (int t = 0; t < NTRANSPORTS; t++)
+				if (!strcmp(tok, tdefs[t].key)) {
+					mask |= 1u << t;
+					found = true;
+				}
+		} else {
+			for (int si = 0; si < NSIZES; si++)
+				if (strtoul(tok, NULL, 10) == sizes[si]) {
+					mask |= 1u << si;
+					found = true;
+				}
+		}
+		if (!found) {
+			fprintf(stderr, "mmapq_bench: unknown %s '%s'\n", transports ? "transport" : "size", tok);
+			exit(EXIT_USAGE_);
+		}
+	}
+	free(dup);
+	return mask;
+}
+
+static void find_cpus(void)
+{
+	cpu_set_t set;
+	FILE *f;
+	char line[256];
+
+	ncpus_online = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	f = fopen("/proc/cpuinfo", "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			if (!strncmp(line, "model name", 10)) {
+				char *p = strchr(line, ':');
+				if (p) {
+					p += 1 + (p[1] == ' ');
+					p[strcspn(p, "\n")] = '\0';
+					snprintf(cpu_model, sizeof(cpu_model), "%s", p);
+				}
+				break;
+			}
+		}
+		fclose(f);
+	}
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &set)) {
+				if (cpu_a < 0)
+					cpu_a = i;
+				else if (cpu_b < 0)
+					cpu_b = i;
+			}
+	}
+	if (cpu_b < 0) {
+		note("only one CPU available: running UNPINNED, producer and consumer share it");
+		cpu_a = -1;
+	}
+}
+
+static char *default_bin_dir(void)
+{
+	char exe[PATH_MAX], *slash, *d;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return strdup(".");
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	if (asprintf(&d, "%s/daemons-rel", exe) < 0)
+		return strdup(".");
+	return d;
+}
+
+/* Which defaults of --quick an option given overrides. */
+static bool runs_set, e2e_count_set, idle_secs_set, ring_set, backlog_set;
+
+enum opt_kind { OPT_ON, OPT_OFF, OPT_INT, OPT_U32, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_TRANSPORTS, OPT_SIZES };
+
+struct opt_def {
+	const char *name;
+	enum opt_kind kind;
+	void *val;
+	bool *set; /* made true when given (or NULL) */
+};
+
+static const struct opt_def opt_defs[] = {
+	{"--quick", OPT_ON, &opt.quick, NULL},
+	{"--json", OPT_ON, &opt.json, NULL},
+	{"--e2e", OPT_ON, &opt.e2e, NULL},
+	{"--idle", OPT_ON, &opt.idle, NULL},
+	{"--no-throughput", OPT_OFF, &opt.tput, NULL},
+	{"--no-latency", OPT_OFF, &opt.lat, NULL},
+	{"--runs", OPT_INT, &opt.runs, &runs_set},
+	{"--seconds", OPT_DOUBLE, &opt.seconds, NULL},
+	{"--batch", OPT_U32, &opt.batch, NULL},
+	{"--big-batch", OPT_U32, &opt.big_batch, NULL},
+	{"--spsc-batch", OPT_U32, &opt.spsc_batch, NULL},
+	{"--ring-kib", OPT_U32, &opt.ring_kib, &ring_set},
+	{"--spin-us", OPT_U32, &opt.spin_us, NULL},
+	{"--only", OPT_TRANSPORTS, &opt.only_mask, NULL},
+	{"--sizes", OPT_SIZES, &opt.size_mask, NULL},
+	{"--e2e-count", OPT_U64, &opt.e2e_count, &e2e_count_set},
+	{"--e2e-capacity", OPT_U32, &opt.e2e_capacity, NULL},
+	{"--e2e-big-capacity", OPT_U32, &opt.e2e_big_capacity, NULL},
+	{"--backlog-capacity", OPT_U32, &opt.backlog_capacity, &backlog_set},
+	{"--e2e-record-size", OPT_U32, &opt.e2e_record_size, NULL},
+	{"--idle-seconds", OPT_DOUBLE, &opt.idle_seconds, &idle_secs_set},
+	{"--nice", OPT_INT, &opt.nice, &opt.nice_set},
+	{"--bin-dir", OPT_STR, &opt.bin_dir, NULL},
+	{"--plot", OPT_STR, &opt.plot_dir, NULL},
+};
+
+/* argv[*i] is d->name; its value, if it takes one, is argv[*i + 1].
+ * 0, or EXIT_USAGE_. */
+static int set_option(const struct opt_def *d, int argc, char **argv, int *i)
+{
+	const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+
+	if (d->kind == OPT_ON || d->kind == OPT_OFF) {
+		*(bool *)d->val = d->kind == OPT_ON;
+		return 0;
+	}
+	if (!v) {
+		fprintf(stderr, "mmapq_bench: %s needs a value\n", d->name);
+		return EXIT_USAGE_;
+	}
+	++*i;
+	switch (d->kind) {
+	case OPT_INT:
+		*(int *)d->val = atoi(v);
+		break;
+	case OPT_U32:
+		*(uint32_t *)d->val = (uint32_t)strtoul(v, NULL, 10);
+		break;
+	case OPT_U64:
+		*(uint64_t *)d->val = strtoull(v, NULL, 10);
+		break;
+	case OPT_DOUBLE:
+		*(double *)d->val = atof(v);
+		break;
+	case OPT_STR:
+		*(const char **)d->val = v;
+		break;
+	default:
+		*(uint32_t *)d->val = parse_list(v, d->kind == OPT_TRANSPORTS);
+		break;
+	}
+	if (d->set)
+		*d->set = true;
+	return 0;
+}
+
+/* 0, or the exit status: 0 after --help, EXIT_USAGE_. */
+static int parse_options(int argc, char **argv, bool *help)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		size_t k = 0;
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			*help = true;
+			return 0;
+		}
+		while (k < sizeof(opt_defs) / sizeof(opt_defs[0]) && strcmp(a, opt_defs[k].name))
+			k++;
+		if (k == sizeof(opt_defs) / sizeof(opt_defs[0])) {
+			fprintf(stderr, "mmapq_bench: unknown option '%s'\n", a);
+			usage(stderr);
+			return EXIT_USAGE_;
+		}
+		if (set_option(&opt_defs[k], argc, argv, &i))
+			return EXIT_USAGE_;
+	}
+	if (opt.quick) {
+		if (!runs_set)
+			opt.runs = 1;
+		if (!e2e_count_set)
+			opt.e2e_count = 200000;
+		if (!backlog_set)
+			opt.backlog_capacity = 4096;
+		if (!idle_secs_set)
+			opt.idle_seconds = 1;
+		if (!ring_set)
+			opt.ring_kib = 64; /* so that the few records of the smoke wrap every ring */
+	}
+	if (opt.runs < 1 || opt.runs > MAX_RUNS || opt.seconds <= 0 || opt.batch < 1 || opt.big_batch < 1 || opt.spsc_batch < 1 || opt.ring_kib < 1 ||
+	    opt.e2e_count < 1 || opt.idle_seconds <= 0 || opt.e2e_capacity == 1 || opt.e2e_big_capacity < 2 ||
+	    opt.backlog_capacity < MMAPQ_CAPACITY_MIN || opt.backlog_capacity > MMAPQ_CAPACITY_MAX ||
+	    (opt.backlog_capacity & (opt.backlog_capacity - 1))) {
+		fprintf(stderr, "mmapq_bench: --runs 1..%d; --seconds, --batch, --ring-kib, --e2e-count and"
+		        " --idle-seconds positive; --e2e-capacity 0 (as shipped) or >= 2; --backlog-capacity"
+		        " a power of two, 2..16777216\n", MAX_RUNS);
+		return EXIT_USAGE_;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	bool help = false;
+	int r;
+
+	/* Big buffers always come from mmap and go back at free(): glibc would
+	 * otherwise raise its threshold after the first free and keep them in
+	 * the heap.  A child's peak RSS (ru_maxrss, --e2e) starts at the
+	 * benchmark's own resident set at fork, even across exec: it is kept
+	 * small. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+
+	r = parse_options(argc, argv, &help);
+	if (r || help)
+		return r;
+	find_cpus();
+	if (opt.nice_set && setpriority(PRIO_PROCESS, 0, opt.nice) < 0) {
+		note("--nice %d: %s (running at the default priority)", opt.nice, strerror(errno));
+		opt.nice_set = false;
+	}
+	if (opt.tput && (opt.only_mask & (1u << T_MQ)))
+		mq_limits_raise();
+	else
+		mq_limits_read();
+	ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ctl == MAP_FAILED) {
+		note("mmap: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	tmpdir = tu_mkdtemp("bench");
+	bin_dir = opt.bin_dir ? strdup(opt.bin_dir) :
+	          getenv("MMAPQ_BIN_DIR") && *getenv("MMAPQ_BIN_DIR") ? strdup(getenv("MMAPQ_BIN_DIR")) :
+	          default_bin_dir();
+	if (opt.e2e || opt.idle) {
+		char *p = tu_path(bin_dir, "mmapq-producer"), *c = tu_path(bin_dir, "mmapq-consumer");
+		if (access(p, X_OK) || access(c, X_OK)) {
+			note("%s or %s not found: give --bin-dir or MMAPQ_BIN_DIR", p, c);
+			tu_rmdir_r(tmpdir);
+			return EXIT_USAGE_;
+		}
+		free(p);
+		free(c);
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	if (opt.tput)
+		run_throughput();
+	if (opt.lat)
+		run_latency();
+	if (opt.e2e) {
+		struct load_mark m;
+		load_mark(&m);
+		run_e2e();
+		load_section_end("end to end", &m);
+		load_mark(&m);
+		run_backlog();
+		load_section_end("backlog", &m);
+		load_mark(&m);
+		if (!failed)
+			run_codec();
+		load_section_end("alone", &m);
+	}
+	if (opt.idle) {
+		struct load_mark m;
+		load_mark(&m);
+		run_idle();
+		load_section_end("idle", &m);
+	}
+	if (opt.tput)
+		tput_check_all_ran();
+	eval_targets();
+	if (opt.plot_dir && !write_plot(opt.plot_dir))
+		failed = true;
+	if (opt.json)
+		print_json();
+	else
+		print_tables();
+	e2e_free();
+	free(bin_dir);
+	tu_rmdir_r(tmpdir);
+	free(tmpdir);
+	return failed ? EXIT_FAIL : 0;
+}

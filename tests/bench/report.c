@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * report.c -- what a run prints: the targets of issues 5 and 9 judged from
+ * the measurements, the text tables (throughput, the ratio tables,
+ * latency, the parser and formatter alone, end to end, the full backlog,
+ * idle, interference, targets) and the same as JSON (--json).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+
+#include "bench.h"
+
+const char *size_label(uint32_t s)
+{
+	static char b[NSIZES][16];
+	for (int i = 0; i < NSIZES; i++)
+		if (sizes[i] == s) {
+			if (s >= 1024)
+				snprintf(b[i], sizeof(b[i]), "%u KiB", s / 1024);
+			else
+				snprintf(b[i], sizeof(b[i]), "%u B", s);
+			return b[i];
+		}
+	return "?";
+}
+
+static void fmt_rate(char *out, size_t len, double v)
+{
+	if (v >= 1e9)
+		snprintf(out, len, "%.2fG", v / 1e9);
+	else if (v >= 1e6)
+		snprintf(out, len, "%.1fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(out, len, "%.0fk", v / 1e3);
+	else
+		snprintf(out, len, "%.0f", v);
+}
+
+struct target {
+	int issue;
+	char what[96];
+	char value[64];
+	int met; /* 1 met, 0 not met, -1 not measured */
+};
+static struct target targets[40];
+static int ntargets;
+static int cur_issue = 5; /* the issue the targets added next come from */
+
+static void add_target(int met, const char *value, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add_target(int met, const char *value, const char *fmt, ...)
+{
+	va_list ap;
+	struct target *t = &targets[ntargets++];
+	t->issue = cur_issue;
+	va_start(ap, fmt);
+	vsnprintf(t->what, sizeof(t->what), fmt, ap);
+	va_end(ap);
+	snprintf(t->value, sizeof(t->value), "%s", value);
+	t->met = met;
+}
+
+void eval_targets(void)
+{
+	static const double pipe_goal[NSIZES] = {50, 50, 8, 3.5};
+	char v[64];
+
+	for (int si = 0; si < NSIZES; si++) {
+		double r = ratio_of(T_MMAPQ, T_PIPE, si);
+		snprintf(v, sizeof(v), "%.1fx", r);
+		add_target(r > 0 ? r >= pipe_goal[si] : -1, r > 0 ? v : "not measured",
+		           "throughput %s: mmapq (%u/batch) >= %.1fx pipe", size_label(sizes[si]),
+		           ring_batch(ring_cap(sizes[si]), opt.batch), pipe_goal[si]);
+	}
+	for (int si = 0; si < NSIZES; si++) {
+		double r = ratio_of(T_MMAPQ, T_SPSC, si);
+		snprintf(v, sizeof(v), "%.2fx", r);
+		add_target(r > 0 ? r >= 0.8 : -1, r > 0 ? v : "not measured",
+		           "throughput %s: mmapq (%u/batch) >= 0.8x lock-free SPSC ring", size_label(sizes[si]),
+		           ring_batch(ring_cap(sizes[si]), opt.batch));
+	}
+	for (int si = 0; si < NSIZES; si++) {
+		double r = ratio_of(T_MMAPQ_BIG, T_SPSC, si);
+		uint32_t cap = ring_cap(sizes[si]);
+		if (ring_batch(cap, opt.big_batch) == ring_batch(cap, opt.batch))
+			continue; /* the ring is too small for a bigger batch: the same row */
+		snprintf(v, sizeof(v), "%.2fx", r);
+		add_target(r > 0 ? r >= 0.8 : -1, r > 0 ? v : "not measured",
+		           "throughput %s: mmapq (%u/batch) >= 0.8x lock-free SPSC ring", size_label(sizes[si]),
+		           ring_batch(cap, opt.big_batch));
+	}
+	if (lat[L_MMAPQ].nruns && lat[L_PIPE].nruns) {
+		double r50 = lat[L_MMAPQ].med_p50 / lat[L_PIPE].med_p50;
+		double r99 = lat[L_MMAPQ].med_p99 / lat[L_PIPE].med_p99;
+		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r50, lat[L_MMAPQ].med_p50 / 1e3,
+		         lat[L_PIPE].med_p50 / 1e3);
+		add_target(r50 <= 1.1, v, "blocking latency p50: mmapq <= 1.1x pipe");
+		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r99, lat[L_MMAPQ].med_p99 / 1e3,
+		         lat[L_PIPE].med_p99 / 1e3);
+		add_target(r99 <= 1.3, v, "blocking latency p99: mmapq <= 1.3x pipe");
+	} else {
+		add_target(-1, "not measured", "blocking latency p50: mmapq <= 1.1x pipe");
+		add_target(-1, "not measured", "blocking latency p99: mmapq <= 1.3x pipe");
+	}
+	if (lat[L_MMAPQ_SPIN].nruns) {
+		snprintf(v, sizeof(v), "%.2f us (spin_us = %" PRIu32 ")", lat[L_MMAPQ_SPIN].med_p50 / 1e3, opt.spin_us);
+		add_target(lat[L_MMAPQ_SPIN].med_p50 < 1000, v, "latency p50 with spin_us: mmapq < 1 us");
+	} else {
+		add_target(-1, "not measured", "latency p50 with spin_us: mmapq < 1 us");
+	}
+	for (int k = 0; k < 4; k++) {
+		enum e2e_job j = k < 2 ? J_DAEMONS : J_DAEMONS_BIG;
+		int out = k % 2 ? OUT_FILE_ : OUT_NULL_;
+		const struct e2e_result *d = &e2e[IN_RAND][j][out], *p = &e2e[IN_RAND][J_PIPE][out];
+		double r = e2e_speedup(IN_RAND, j, J_PIPE, out);
+		const char *ring = k < 2 ? "" : " (big ring)";
+		if (r > 0) {
+			snprintf(v, sizeof(v), "%.3f s vs %.3f s (%.2fx)", d->med_secs, p->med_secs, r);
+			add_target(r >= 1, v, "end to end, random input, output %s: daemons%s >= 1x the pipe job",
+			           out_key[out], ring);
+		} else {
+			add_target(-1, "not measured", "end to end, random input, output %s: daemons%s >= 1x the"
+			           " pipe job", out_key[out], ring);
+		}
+	}
+	if (idle.ran && !idle.failed) {
+		snprintf(v, sizeof(v), "%ld + %ld ticks, %.4f%% + %.4f%% CPU", idle.ticks[0], idle.ticks[1],
+		         idle.cpu_pct[0], idle.cpu_pct[1]);
+		add_target(idle.ticks[0] == 0 && idle.ticks[1] == 0, v, "idle pair: 0%% CPU over %.0f s",
+		           opt.idle_seconds);
+	} else {
+		add_target(-1, "not measured", "idle pair: 0%% CPU over %.0f s", opt.idle_seconds);
+	}
+
+	cur_issue = 9;
+	{
+		double r = e2e_speedup(IN_SEQ, J_DAEMONS, J_PIPE, OUT_FILE_);
+		double ro = e2e_speedup(IN_SEQ, J_DAEMONS, J_PIPE_OLD, OUT_FILE_);
+		if (r > 0) {
+			snprintf(v, sizeof(v), "%.2fx (%.2fx the old-parser pipe job)", r, ro);
+			add_target(r >= 1.2, v, "end to end, seq input, output file: daemons as shipped >= 1.2x"
+			           " the pipe job");
+		} else {
+			add_target(-1, "not measured", "end to end, seq input, output file: daemons as shipped >="
+			           " 1.2x the pipe job");
+		}
+	}
+	if (backlog.ran && !backlog.failed) {
+		long d = backlog.use[1].rss_kib - backlog.use[0].rss_kib;
+		snprintf(v, sizeof(v), "%ld KiB / %ld KiB (%+ld KiB)", backlog.use[1].rss_kib,
+		         backlog.use[0].rss_kib, d);
+		add_target(d <= 16 * 1024, v, "peak RSS with a full %" PRIu32 "-slot backlog: consumer <="
+		           " producer + 16 MiB", opt.backlog_capacity);
+	} else {
+		add_target(-1, "not measured", "peak RSS with a full %" PRIu32 "-slot backlog: consumer <="
+		           " producer + 16 MiB", opt.backlog_capacity);
+	}
+	for (int k = 0; k < 2; k++) {
+		int si = k ? 3 : 1;
+		double goal = k ? 3 : 10;
+		int pk = strongest_peer(si, true);
+		double r = pk >= 0 ? ratio_of(T_MMAPQ, (enum transport_row)pk, si) : 0;
+		snprintf(v, sizeof(v), "%.2fx (%s)", r, pk >= 0 ? tdefs[pk].key : "-");
+		add_target(r > 0 ? r >= goal : -1, r > 0 ? v : "not measured", "throughput %s: mmapq (%u/batch)"
+		           " >= %.0fx the stdio-buffered pipe", size_label(sizes[si]),
+		           ring_batch(ring_cap(sizes[si]), opt.batch), goal);
+	}
+}
+
+static void print_machine(FILE *f)
+{
+	fprintf(f, "machine: %d CPUs online (%s), kernel ", ncpus_online, cpu_model);
+	{
+		FILE *v = fopen("/proc/sys/kernel/osrelease", "r");
+		char rel[128] = "?";
+		if (v) {
+			if (fgets(rel, sizeof(rel), v))
+				rel[strcspn(rel, "\n")] = '\0';
+			fclose(v);
+		}
+		fprintf(f, "%s\n", rel);
+	}
+	if (opt.nice_set)
+		fprintf(f, "priority: nice %d (benchmark, children and daemons)\n", opt.nice);
+	if (cpu_b >= 0)
+		fprintf(f, "pinning: producer side on CPU %d, consumer side on CPU %d\n", cpu_a, cpu_b);
+	else
+		fprintf(f, "pinning: NONE (only one CPU available): both processes share it\n");
+}
+
+void print_tables(void)
+{
+	char b[64];
+
+	printf("mmapq_bench%s: median of %d run%s per cell, ~%.2f s each\n", opt.quick ? " --quick" : "",
+	       opt.runs, opt.runs > 1 ? "s" : "", opt.quick ? 0.0 : opt.seconds);
+	print_machine(stdout);
+	if (opt.tput) {
+		printf("\nThroughput, records/s (payload MB/s); every record verified\n");
+		printf("%-34s", "transport");
+		for (int si = 0; si < NSIZES; si++)
+			printf(" %20s", size_label(sizes[si]));
+		printf("\n");
+		for (int t = 0; t < NTRANSPORTS; t++) {
+			if (!(opt.only_mask & (1u << t)))
+				continue;
+			char label[64];
+			if (t == T_MQ) {
+				snprintf(label, sizeof(label), "POSIX mq (deepest, see below)");
+			} else if (t == T_MMAPQ || t == T_MMAPQ_BIG || t == T_SPSC) {
+				snprintf(label, sizeof(label), "%s, %u/batch", t == T_MMAPQ_BIG ? "mmapq (library)" :
+				         tdefs[t].label, t == T_SPSC ? opt.spsc_batch : t == T_MMAPQ_BIG ? opt.big_batch : opt.batch);
+			} else {
+				snprintf(label, sizeof(label), "%s", tdefs[t].label);
+			}
+			printf("%-34s", label);
+			for (int si = 0; si < NSIZES; si++) {
+				const struct tput_result *r = &tput[t][si];
+				char cellb[128];
+				if (!(opt.size_mask & (1u << si)))
+					snprintf(cellb, sizeof(cellb), "-");
+				else if (r->failed)
+					snprintf(cellb, sizeof(cellb), "FAILED");
+				else if (!r->ran || r->nruns == 0)
+					snprintf(cellb, sizeof(cellb), "%s", t == T_MQ ? "not possible" : "-");
+				else {
+					fmt_rate(b, sizeof(b), r->med_rps);
+					snprintf(cellb, sizeof(cellb), "%s (%.0f)", b, r->med_rps * sizes[si] / 1e6);
+				}
+				printf(" %20s", cellb);
+			}
+			printf("\n");
+		}
+		printf("\nmmapq (%u/batch) / peer (throughput ratio)\n", opt.batch);
+		for (int t = 0; t < NTRANSPORTS + 2; t++) {
+			/* the last two lines: the big-batch row against the ring and the pipe */
+			enum transport_row mine = t < NTRANSPORTS ? T_MMAPQ : T_MMAPQ_BIG;
+			enum transport_row peer = t < NTRANSPORTS ? (enum transport_row)t : t == NTRANSPORTS ? T_SPSC : T_PIPE;
+			char label[64];
+			if (peer == T_MMAPQ || peer == T_MMAPQ_BIG || !(opt.only_mask & (1u << peer)) ||
+			    !(opt.only_mask & (1u << mine)))
+				continue;
+			if (mine == T_MMAPQ_BIG)
+				snprintf(label, sizeof(label), "(%u/batch) / %s", opt.big_batch, tdefs[peer].label);
+			else
+				snprintf(label, sizeof(label), "%s", tdefs[peer].label);
+			printf("%-34s", label);
+			for (int si = 0; si < NSIZES; si++) {
+				double r = ratio_of(mine, peer, si);
+				if (r > 0)
+					snprintf(b, sizeof(b), "%.2fx", r);
+				else
+					snprintf(b, sizeof(b), "-");
+				printf(" %20s", b);
+			}
+			printf("\n");
+		}
+		for (int m = 0; m < 2; m++) {
+			enum transport_row mine = m ? T_MMAPQ_BIG : T_MMAPQ;
+			char label[64];
+			if (!(opt.only_mask & (1u << mine)))
+				continue;
+			snprintf(label, sizeof(label), "%sstrongest peer", m ? "(1024/batch) / " : "");
+			printf("%-34s", label);
+			for (int si = 0; si < NSIZES; si++) {
+				int pk = strongest_peer(si, false);
+				double r = pk >= 0 ? ratio_of(mine, (enum transport_row)pk, si) : 0;
+				if (r > 0)
+					snprintf(b, sizeof(b), "%.2fx %s", r, tdefs[pk].key);
+				else
+					snprintf(b, sizeof(b), "-");
+				printf(" %20s", b);
+			}
+			printf("\n");
+		}
+		printf("strongest peer: the fastest of pipe, AF_UNIX, the stdio pipes and POSIX mq at that"
+		       " size\nPOSIX mq depth:");
+		for (int si = 0; si < NSIZES; si++)
+			if (tput[T_MQ][si].nruns)
+				printf(" %s: %ld", size_label(sizes[si]), tput[T_MQ][si].depth);
+		printf(" (%s)\n", mq_limits_note[0] ? mq_limits_note : "limits as found");
+		printf("rings: mmapq, textbook and spsc have the same slots (16 B header + payload) and\n"
+		       "capacity; a batch is at most a quarter of it:");
+		for (int si = 0; si < NSIZES; si++) {
+			uint32_t cap = ring_cap(sizes[si]);
+			printf("%s %s: %u slots, batches %u/%u/%u", si ? "," : "", size_label(sizes[si]), cap,
+			       ring_batch(cap, opt.batch), ring_batch(cap, opt.big_batch), ring_batch(cap, opt.spsc_batch));
+		}
+		printf(" (mmapq/big/spsc)\n");
+	}
+	if (opt.lat) {
+		printf("\nOne-way latency, 64 B records, ping-pong (round trip / 2)\n");
+		printf("%-34s %12s %12s\n", "transport", "p50", "p99");
+		for (int k = 0; k < NLAT; k++) {
+			const struct lat_result *r = &lat[k];
+			char label[64];
+			if (!r->ran)
+				continue;
+			if (k == L_MMAPQ_SPIN)
+				snprintf(label, sizeof(label), "mmapq, spin_us = %" PRIu32, opt.spin_us);
+			else
+				snprintf(label, sizeof(label), "%s", ldefs[k].label);
+			if (r->failed)
+				printf("%-34s %12s %12s\n", label, "FAILED", "");
+			else
+				printf("%-34s %9.2f us %9.2f us\n", label, r->med_p50 / 1e3, r->med_p99 / 1e3);
+		}
+	}
+	if (opt.e2e && codec_ran) {
+		printf("\nParser and formatter alone: one process, input in memory, 64 KiB chunks; ns per"
+		       " integer\n%-34s", "");
+		for (int in = 0; in < NINPUTS; in++)
+			printf(" %20s", in_key[in]);
+		printf("\n");
+		for (int k = 0; k < NCODEC; k++) {
+			printf("%-34s", codec_label[k]);
+			for (int in = 0; in < NINPUTS; in++)
+				printf(" %20.2f", codec[in][k].med_ns);
+			printf("\n");
+		}
+		printf("%-34s", "old parser / new parser");
+		for (int in = 0; in < NINPUTS; in++)
+			printf(" %19.2fx", codec[in][C_PARSE_NEW].med_ns > 0 ?
+			       codec[in][C_PARSE_OLD].med_ns / codec[in][C_PARSE_NEW].med_ns : 0);
+		printf("\n");
+	}
+	if (opt.e2e) {
+		printf("\nEnd to end: %" PRIu64 " integers from a file, two processes; median seconds,\n"
+		       "median CPU time (user + system) and peak RSS (ru_maxrss) of each of the two\n"
+		       "processes (producer / consumer, parser / printer; the pipe job's are forks of the\n"
+		       "benchmark; a child's ru_maxrss starts from the benchmark's own RSS at the fork,\n"
+		       "even across exec: at most %ld KiB here).\n"
+		       "Daemons: release build (MMAPQ_TESTING off), %s, format int, sync never,\n"
+		       "the queue file exists before the clock starts; every output file is compared with\n"
+		       "the input byte for byte\n", opt.e2e_count, own_rss_kib, bin_dir);
+		for (int in = 0; in < NINPUTS; in++) {
+			printf("\ninput %s (%" PRIu64 " bytes)\n", in_label[in], input_bytes[in]);
+			printf("%-52s %-4s %9s %7s %7s %15s %15s\n", "job", "out", "time", "x pipe", "x old",
+			       "CPU s prod/cons", "RSS KiB p/c");
+			for (int j = 0; j < NJOBS; j++)
+				for (int out = 0; out < NOUTS; out++) {
+					const struct e2e_result *r = &e2e[in][j][out];
+					char cpu[40], rss[48];
+					if (!r->ran)
+						continue;
+					if (r->failed || !r->nruns) {
+						printf("%-52s %-4s FAILED: %s\n", job_label((enum e2e_job)j), out_key[out],
+						       r->why);
+						continue;
+					}
+					snprintf(cpu, sizeof(cpu), "%.3f/%.3f", r->med_cpu[0], r->med_cpu[1]);
+					snprintf(rss, sizeof(rss), "%ld/%ld", r->rss_kib[0], r->rss_kib[1]);
+					printf("%-52s %-4s %7.3f s %6.2fx %6.2fx %15s %15s\n", job_label((enum e2e_job)j),
+					       out_key[out], r->med_secs,
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, out),
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, out), cpu, rss);
+				}
+		}
+		printf("x pipe, x old: the pipe job's time (new, old parser) / this job's time\n");
+		printf("\nFull backlog: the producer alone fills %" PRIu32 " slots (record_size %" PRIu32
+		       ", format int) from a file, then the consumer alone drains them to a file\n",
+		       opt.backlog_capacity, shipped_record_size);
+		if (backlog.failed) {
+			printf("FAILED: %s\n", backlog.why);
+		} else if (backlog.ran) {
+			printf("queue file %" PRIu64 " bytes; peak RSS producer %ld KiB, consumer %ld KiB"
+			       " (consumer - producer: %ld KiB); %.2f s / %.2f s, CPU %.3f s / %.3f s\n",
+			       backlog.file_bytes, backlog.use[0].rss_kib, backlog.use[1].rss_kib,
+			       backlog.use[1].rss_kib - backlog.use[0].rss_kib, backlog.secs[0], backlog.secs[1],
+			       backlog.use[0].cpu_s, backlog.use[1].cpu_s);
+		}
+	}
+	if (opt.idle) {
+		printf("\nIdle pair (real daemons, empty queue, producer on an open empty pipe), %.1f s\n",
+		       opt.idle_seconds);
+		if (idle.failed) {
+			printf("FAILED: %s\n", idle.why);
+		} else {
+			for (int i = 0; i < 2; i++)
+				printf("%-16s utime+stime %ld ticks, run time %.3f ms (%.4f%% CPU), %" PRIu64
+				       " wake-ups\n", i ? "mmapq-consumer" : "mmapq-producer", idle.ticks[i],
+				       idle.run_ns[i] == UINT64_MAX ? -1.0 : (double)idle.run_ns[i] / 1e6,
+				       idle.cpu_pct[i], idle.wakeups[i]);
+		}
+	}
+	printf("\nInterference (CPU time of other processes, and steal, as a share of all CPUs)\n");
+	for (int i = 0; i < nloads; i++)
+		printf("  %-12s %7.1f s: other processes %5.1f%%, steal %5.1f%%%s\n", loads[i].name,
+		       loads[i].wall_s, loads[i].others_pct, loads[i].steal_pct,
+		       loads[i].others_pct > 5 || loads[i].steal_pct > 5 ? "  (disturbed)" : "");
+	printf("\nTargets (issues 5 and 9)\n");
+	for (int i = 0; i < ntargets; i++)
+		printf("  #%d %-8s %-74s %s\n", targets[i].issue, targets[i].met > 0 ? "met" :
+		       targets[i].met == 0 ? "NOT MET" : "-", targets[i].what, targets[i].value);
+	printf("\n%s: %" PRIu64 " records verified\n", failed ? "FAILED" : "OK", total_verified);
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+void print_json(void)
+{
+	printf("{\n  \"quick\": %s,\n  \"runs\": %d,\n  \"seconds_per_run\": %g,\n", opt.quick ? "true" : "false",
+	       opt.runs, opt.seconds);
+	printf("  \"machine\": {\"cpus_online\": %d, \"cpu_model\": ", ncpus_online);
+	json_str(cpu_model);
+	printf(", \"pinned\": %s, \"producer_cpu\": %d, \"consumer_cpu\": %d, \"nice\": %d},\n",
+	       cpu_b >= 0 ? "true" : "false", cpu_a, cpu_b, opt.nice_set ? opt.nice : 0);
+	printf("  \"batch\": %u,\n  \"big_batch\": %u,\n  \"spsc_batch\": %u,\n  \"throughput\": [", opt.batch,
+	       opt.big_batch, opt.spsc_batch);
+	bool first = true;
+	for (int t = 0; t < NTRANSPORTS; t++)
+		for (int si = 0; si < NSIZES; si++) {
+			const struct tput_result *r = &tput[t][si];
+			if (!(opt.only_mask & (1u << t)) || !(opt.size_mask & (1u << si)) || !opt.tput)
+				continue;
+			printf("%s\n    {\"transport\": \"%s\", \"size\": %u, ", first ? "" : ",", tdefs[t].key,
+			       sizes[si]);
+			first = false;
+			if (r->failed || !r->ran) {
+				printf("\"ran\": false, \"failed\": %s, \"why\": ", r->failed ? "true" : "false");
+				json_str(r->why);
+				printf("}");
+				continue;
+			}
+			printf("\"ran\": true, \"records\": %" PRIu64 ", \"records_per_s\": %.0f, \"mb_per_s\": %.1f,"
+			       " \"context_switches\": %ld, \"runs\": [", r->n, r->med_rps,
+			       r->med_rps * sizes[si] / 1e6, r->csw);
+			for (int i = 0; i < r->nruns; i++)
+				printf("%s%.0f", i ? ", " : "", r->rps[i]);
+			printf("]");
+			if (t == T_MQ)
+				printf(", \"depth\": %ld", r->depth);
+			if (t == T_MMAPQ || t == T_MMAPQ_BIG || t == T_TEXTBOOK || t == T_SPSC)
+				printf(", \"capacity\": %u, \"batch\": %u", r->cap, r->batch);
+			printf("}");
+		}
+	printf("\n  ],\n  \"ratios\": [");
+	first = true;
+	for (int m = 0; m < 2; m++)
+		for (int t = 0; t < NTRANSPORTS; t++)
+			for (int si = 0; si < NSIZES; si++) {
+				enum transport_row mine = m ? T_MMAPQ_BIG : T_MMAPQ;
+				double r = ratio_of(mine, (enum transport_row)t, si);
+				if (t == T_MMAPQ || t == T_MMAPQ_BIG || r <= 0)
+					continue;
+				printf("%s\n    {\"mmapq\": \"%s\", \"peer\": \"%s\", \"size\": %u, \"mmapq_over_peer\": %.3f}",
+				       first ? "" : ",", tdefs[mine].key, tdefs[t].key, sizes[si], r);
+				first = false;
+			}
+	printf("\n  ],\n  \"latency\": [");
+	first = true;
+	for (int k = 0; k < NLAT; k++) {
+		const struct lat_result *r = &lat[k];
+		if (!r->ran)
+			continue;
+		printf("%s\n    {\"transport\": \"%s\", \"size\": %u, ", first ? "" : ",", ldefs[k].key, LAT_SIZE);
+		first = false;
+		if (k == L_MMAPQ_SPIN)
+			printf("\"spin_us\": %" PRIu32 ", ", opt.spin_us);
+		if (r->failed) {
+			printf("\"failed\": true, \"why\": ");
+			json_str(r->why);
+			printf("}");
+		} else {
+			printf("\"round_trips\": %" PRIu64 ", \"p50_ns\": %.0f, \"p99_ns\": %.0f}", r->iters,
+			       r->med_p50, r->med_p99);
+		}
+	}
+	printf("\n  ],\n  \"parse_format_alone\": [");
+	first = true;
+	for (int in = 0; in < NINPUTS; in++)
+		for (int k = 0; k < NCODEC; k++) {
+			if (!codec[in][k].nruns)
+				continue;
+			printf("%s\n    {\"input\": \"%s\", \"what\": \"%s\", \"ns_per_integer\": %.3f}",
+			       first ? "" : ",", in_key[in], codec_key[k], codec[in][k].med_ns);
+			first = false;
+		}
+	printf("\n  ],\n  \"e2e\": [");
+	first = true;
+	for (int in = 0; in < NINPUTS; in++)
+		for (int j = 0; j < NJOBS; j++)
+			for (int out = 0; out < NOUTS; out++) {
+				const struct e2e_result *r = &e2e[in][j][out];
+				if (!r->ran)
+					continue;
+				printf("%s\n    {\"input\": \"%s\", \"job\": \"%s\", \"output\": \"%s\", \"integers\": %"
+				       PRIu64 ", ", first ? "" : ",", in_key[in], job_key[j], out_key[out], opt.e2e_count);
+				first = false;
+				if (r->failed) {
+					printf("\"failed\": true, \"why\": ");
+					json_str(r->why);
+					printf("}");
+				} else {
+					printf("\"seconds\": %.4f, \"integers_per_s\": %.0f, \"speedup_vs_pipe\": %.3f,"
+					       " \"speedup_vs_old_parser_pipe\": %.3f, \"cpu_s\": [%.4f, %.4f],"
+					       " \"rss_kib\": [%ld, %ld]}", r->med_secs, (double)opt.e2e_count / r->med_secs,
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, out),
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, out),
+					       r->med_cpu[0], r->med_cpu[1], r->rss_kib[0], r->rss_kib[1]);
+				}
+			}
+	printf("\n  ],\n");
+	if (backlog.ran) {
+		printf("  \"backlog\": {\"capacity\": %" PRIu32 ", \"failed\": %s", opt.backlog_capacity,
+		       backlog.failed ? "true" : "false");
+		if (!backlog.failed)
+			printf(", \"file_bytes\": %" PRIu64 ", \"rss_kib\": [%ld, %ld], \"seconds\": [%.3f, %.3f],"
+			       " \"cpu_s\": [%.4f, %.4f]", backlog.file_bytes, backlog.use[0].rss_kib,
+			       backlog.use[1].rss_kib, backlog.secs[0], backlog.secs[1], backlog.use[0].cpu_s,
+			       backlog.use[1].cpu_s);
+		printf("},\n");
+	}
+	if (idle.ran) {
+		printf("  \"idle\": {\"seconds\": %.1f, \"failed\": %s", idle.seconds, idle.failed ? "true" : "false");
+		if (!idle.failed)
+			for (int i = 0; i < 2; i++)
+				printf(", \"%s\": {\"ticks\": %ld, \"run_ns\": %" PRIu64 ", \"cpu_percent\": %.5f,"
+				       " \"wakeups\": %" PRIu64 "}", i ? "consumer" : "producer", idle.ticks[i],
+				       idle.run_ns[i] == UINT64_MAX ? 0 : idle.run_ns[i], idle.cpu_pct[i],
+				       idle.wakeups[i]);
+		printf("},\n");
+	}
+	printf("  \"interference\": [");
+	for (int i = 0; i < nloads; i++)
+		printf("%s\n    {\"section\": \"%s\", \"seconds\": %.1f, \"other_processes_percent\": %.1f,"
+		       " \"steal_percent\": %.1f}", i ? "," : "", loads[i].name, loads[i].wall_s,
+		       loads[i].others_pct, loads[i].steal_pct);
+	printf("\n  ],\n");
+	printf("  \"targets\": [");
+	for (int i = 0; i < ntargets; i++) {
+		printf("%s\n    {\"issue\": %d, \"target\": ", i ? "," : "", targets[i].issue);
+		json_str(targets[i].what);
+		printf(", \"met\": %s, \"value\": ", targets[i].met > 0 ? "true" : targets[i].met == 0 ? "false" : "null");
+		json_str(targets[i].value);
+		printf("}");
+	}
+	printf("\n  ],\n  \"records_verified\": %" PRIu64 ",\n  \"ok\": %s\n}\n", total_verified,
+	       failed ? "false" : "true");
+}
