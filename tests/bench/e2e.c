@@ -6,8 +6,8 @@
  * parses with the same parser and writes binary int64s, the other formats
  * them with the same formatter), also with the old parser (fast path off);
  * two inputs: random magnitudes and `seq`-style 1..N.  Peak RSS and CPU
- * time of every process.  The daemons are built as released (daemons-rel/,
- * MMAPQ_TESTING off).
+ * time of every process.  The daemons are the released ones (daemons-rel/
+ * points to build/daemons: no fault points).
  *
  * Then the full backlog: the producer alone fills --backlog-capacity slots
  * and exits, the consumer alone drains them; peak RSS of both.

@@ -68,7 +68,7 @@ static void usage(FILE *f)
 	        "                     on the machine then disturb the measurement less)\n"
 	        "  --bin-dir DIR      where mmapq-producer and mmapq-consumer are (default\n"
 	        "                     $MMAPQ_BIN_DIR, else daemons-rel/ beside this program: the\n"
-	        "                     daemons built with MMAPQ_TESTING off, as released)\n"
+	        "                     the released daemons of the build, no fault points)\n"
 	        "  --plot DIR         also write the main tables as charts into DIR: gnuplot data,\n"
 	        "                     a script (mmapq_bench.gp) and SVG and PNG images rendered\n"
 	        "                     with it (throughput, mmapq / strongest peer, latency,\n"

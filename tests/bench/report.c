@@ -329,7 +329,7 @@ void print_tables(void)
 		       "processes (producer / consumer, parser / printer; the pipe job's are forks of the\n"
 		       "benchmark; a child's ru_maxrss starts from the benchmark's own RSS at the fork,\n"
 		       "even across exec: at most %ld KiB here).\n"
-		       "Daemons: release build (MMAPQ_TESTING off), %s, format int, sync never,\n"
+		       "Daemons: as released (no fault points), %s, format int, sync never,\n"
 		       "the queue file exists before the clock starts; every output file is compared with\n"
 		       "the input byte for byte\n", opt.e2e_count, own_rss_kib, bin_dir);
 		for (int in = 0; in < NINPUTS; in++) {
