@@ -57,7 +57,13 @@ static void usage(FILE *f, const struct cli *c, const char *extra, bool want_cou
 	        "      --check-config  validate the configuration (and its drop-ins) and exit\n",
 	        c->prog, extra ? extra : "", MMAPQ_DEFAULT_CONFIG);
 	if (want_count)
-		fprintf(f, "      --count N       exit after N records\n");
+		fprintf(f, "      --count N       exit after N records\n"
+		           "  -n, --name NAME     this consumer's name (default: %s); its\n"
+		           "                      [consumer:NAME] section overrides [consumer]\n"
+		           "      --named-instance [QUEUE:]NAME\n"
+		           "                      --name NAME (and --instance QUEUE), as the unit\n"
+		           "                      mmapq-consumer-named@[QUEUE:]NAME.service runs it\n",
+		        MMAPQ_CONSUMER_DEFAULT);
 	if (ctl)
 		fprintf(f, "      --json          status and dump as JSON\n"
 		           "      --socket PATH   producer socket for send (default: [producer] socket)\n"
@@ -90,6 +96,17 @@ static uint64_t parse_count(const char *prog, const char *s)
 	return parse_number(prog, "--count", s, 1, "a positive integer");
 }
 
+/* A consumer name (MMAPQ_CONSUMER_NAME_CHARS); exits 64 otherwise. */
+static const char *parse_consumer_name(const char *prog, const char *opt, const char *s)
+{
+	if (!mmapq_consumer_name_valid(s)) {
+		fprintf(stderr, "%s: %s: '%s' is not a consumer name (1 to %d letters, digits and"
+		        " '_.@-')\n", prog, opt, s, MMAPQ_CONSUMER_NAME_MAX);
+		exit(EXIT_USAGE);
+	}
+	return s;
+}
+
 static unsigned parse_seconds(const char *prog, const char *opt, const char *s)
 {
 	uint64_t v = parse_number(prog, opt, s, 0, "a number of seconds (0 to 86400)");
@@ -104,7 +121,7 @@ static unsigned parse_seconds(const char *prog, const char *opt, const char *s)
 void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
                bool want_count, bool ctl)
 {
-	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT, OPT_HTTP };
+	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT, OPT_HTTP, OPT_NAMED };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"instance", required_argument, NULL, 'i'},
@@ -115,6 +132,8 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"http", no_argument, NULL, OPT_HTTP},
+		{"name", required_argument, NULL, 'n'},
+		{"named-instance", required_argument, NULL, OPT_NAMED},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -124,11 +143,12 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 
 	memset(c, 0, sizeof(*c));
 	c->ctl = ctl;
+	c->consumer = want_count;
 	c->timeout_s = CLI_SEND_TIMEOUT_S;
 	c->prog = slash ? slash + 1 : argv[0];
 	c->config_path = MMAPQ_DEFAULT_CONFIG;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "c:i:q:hV", opts, &li)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:i:q:n:hV", opts, &li)) != -1) {
 		switch (o) {
 		case 'c':
 			c->config_path = optarg;
@@ -153,6 +173,34 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 		case OPT_CHECK:
 			c->check_config = true;
 			break;
+		case 'n':
+			if (!want_count)
+				goto bad;
+			c->name = parse_consumer_name(c->prog, "--name", optarg);
+			break;
+		case OPT_NAMED: {
+			char *colon;
+
+			if (!want_count)
+				goto bad;
+			/* QUEUE:NAME or NAME; a queue's name may hold ':', a
+			 * consumer's may not: split at the last one */
+			snprintf(c->named_instance, sizeof(c->named_instance), "%s", optarg);
+			colon = strrchr(c->named_instance, ':');
+			if (colon) {
+				*colon = '\0';
+				if (!mmapq_config_instance_valid(c->named_instance)) {
+					fprintf(stderr, "%s: --named-instance: '%s' is not an instance name (1 to"
+					        " %d letters, digits and ':_.@-')\n", c->prog,
+					        c->named_instance, MMAPQ_INSTANCE_NAME_MAX);
+					exit(EXIT_USAGE);
+				}
+				c->instance = c->named_instance;
+			}
+			c->name = parse_consumer_name(c->prog, "--named-instance",
+			                              colon ? colon + 1 : c->named_instance);
+			break;
+		}
 		case OPT_COUNT:
 			if (!want_count)
 				goto bad;
@@ -261,6 +309,8 @@ int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 		.on_error = print_config_error,
 		.on_file = note_file,
 		.ctx = &files,
+		/* the consumer's [consumer:NAME]; none for the others */
+		.consumer = c->ctl || !c->consumer ? NULL : c->name ? c->name : MMAPQ_CONSUMER_DEFAULT,
 	};
 	int r;
 
@@ -488,6 +538,9 @@ struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_
 		.sync = cfg->sync,
 		.file_mode = cfg->mode,
 		.spin_us = cfg->spin_us,
+		.consumer = cfg->consumer[0] ? cfg->consumer : NULL,
+		.start = (enum mmapq_start)cfg->start,
+		.max_consumers = cfg->max_consumers,
 	};
 	return p;
 }

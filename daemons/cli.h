@@ -52,6 +52,7 @@ unsigned cli_start(void);
 struct cli {
 	const char *prog;
 	bool ctl;                 /* mmapqctl, not a daemon */
+	bool consumer;            /* mmapq-consumer (--count, --name) */
 	const char *config_path;  /* --config, or the default of the instance */
 	bool config_explicit;
 	bool config_missing;      /* the default file does not exist: defaults (and drop-ins) */
@@ -62,15 +63,20 @@ struct cli {
 	bool check_config;
 	bool json;
 	uint64_t count;           /* consumer --count N; 0 = forever */
+	const char *name;         /* consumer --name NAME (or --named-instance [QUEUE:]NAME);
+	                             NULL: the consumer "default" */
+	char named_instance[MMAPQ_INSTANCE_NAME_MAX + MMAPQ_CONSUMER_NAME_MAX + 2];
 	const char *socket_path;  /* mmapqctl send --socket PATH */
 	unsigned timeout_s;       /* mmapqctl send --timeout S, 0 = none */
 	bool http;                /* mmapqctl metrics --http */
 	int argi;                 /* first non-option argument */
 };
 
-/* Parses the common options plus, for the consumer, --count; for mmapqctl
- * (ctl) --json and --socket.  Exits 0 for --help/--version, 64 for bad
- * usage. */
+/* Parses the common options plus, for the consumer (want_count), --count,
+ * --name NAME and --named-instance [QUEUE:]NAME (the template unit
+ * mmapq-consumer-named@.service: --name NAME, and --instance QUEUE when
+ * given); for mmapqctl (ctl) --json and --socket.  Exits 0 for
+ * --help/--version, 64 for bad usage. */
 void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
                bool want_count, bool ctl);
 

@@ -83,7 +83,7 @@ static long syscall_of(pid_t pid)
 static bool idle_waits(const pid_t pid[2], const char *qpath)
 {
 	return syscall_of(pid[0]) == SYS_ppoll &&
-	       tu_in_futex_on(pid[1], qpath, offsetof(struct mmapq_header, not_empty.seq));
+	       tu_in_futex_on(pid[1], qpath, offsetof(struct mmapq_header, consumers[0].not_empty.seq));
 }
 
 void run_idle(void)
