@@ -20,6 +20,7 @@ enum {
 	EXIT_BADQUEUE = 65,    /* the queue file is invalid, corrupt or mismatched: an operator
 	                          must act (mmapqctl recreate), so systemd does not restart */
 	EXIT_DATAERR = 65,     /* mmapqctl send: the producer rejected records */
+	EXIT_NOCONSUMER = 67,  /* mmapqctl consumer remove: no consumer of that name */
 	EXIT_ROLE_TAKEN = 69,  /* another live process holds the role */
 	EXIT_UNAVAILABLE = 69, /* mmapqctl send: no producer listening */
 	EXIT_OSERR = 71,       /* no /dev/null to stand in for a closed standard descriptor */
