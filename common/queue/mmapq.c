@@ -92,7 +92,7 @@ struct mmapq {
 	uint32_t index;             /* our entry */
 	enum mmapq_start start;
 	bool no_register;           /* mmapq_consumer_remove: find the entry, never add one */
-	bool stale_reset;           /* attached alone and reset a held lock word: a recovery */
+	uint32_t early_recoveries;  /* consumer: repairs made before our entry was known */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
 	bool (*interrupted)(void *ctx); /* mmapq_params.interrupted, may be NULL */
 	void *interrupted_ctx;
@@ -428,11 +428,27 @@ static bool positions_sane(const struct mmapq *q)
 	return true;
 }
 
-/* Called with the mutex held after EOWNERDEAD; see "Crash analysis". */
-static int recover_locked(struct mmapq *q)
+/* A repair made by us, counted in our side or entry.  A consumer that is
+ * still attaching (mutex held, or alone) finds its entry by name; one not
+ * registered yet counts it once it is (early_recoveries). */
+static void count_recovery_locked(struct mmapq *q)
 {
 	uint64_t *rec = recoveries_word(q);
 
+	for (uint32_t i = 0; !rec && q->role == MMAPQ_ROLE_CONSUMER && !q->legacy &&
+	                     i < q->max_consumers; i++)
+		if (registered(&q->h->consumers[i]) &&
+		    !strncmp(q->h->consumers[i].name, q->name, sizeof(q->name)))
+			rec = &q->h->consumers[i].recoveries;
+	if (rec)
+		count(rec, 1);
+	else if (q->role == MMAPQ_ROLE_CONSUMER)
+		q->early_recoveries++;
+}
+
+/* Called with the mutex held after EOWNERDEAD; see "Crash analysis". */
+static int recover_locked(struct mmapq *q)
+{
 	mmapq_fault("recover.locked");
 	if (!positions_sane(q)) {
 		/* Not a state a crash can leave: unlocking without
@@ -442,8 +458,7 @@ static int recover_locked(struct mmapq *q)
 		return -ENOTRECOVERABLE;
 	}
 	pthread_mutex_consistent(&q->h->lock.mutex);
-	if (rec)
-		count(rec, 1);
+	count_recovery_locked(q);
 	/* The dead owner may have stored a cursor without floor, or a
 	 * position without waking the side that waits for it. */
 	if (!q->legacy)
@@ -531,14 +546,11 @@ _Static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0, "the futex word st
 #endif
 static int reinit_sync_alone(struct mmapq *q)
 {
-	uint64_t *rec = recoveries_word(q);
 	uint32_t word;
 
 	memcpy(&word, &q->h->lock, sizeof(word));
-	if (word != 0 && rec)
-		count(rec, 1);
-	else if (word != 0)
-		q->stale_reset = true; /* counted once our entry is known */
+	if (word != 0)
+		count_recovery_locked(q); /* alone: as good as the mutex */
 	if (q->legacy)
 		mmapq_cond_reset(&q->h2->not_empty);
 	for (uint32_t i = 0; !q->legacy && i < q->max_consumers; i++)
@@ -1540,6 +1552,11 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 			set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
 			goto fail;
 		}
+		/* a consumer killed between storing its cursor and floor left
+		 * floor low: raise it, as the repair after EOWNERDEAD would (the
+		 * lock word reset above replaces that repair) */
+		if (!q->legacy)
+			(void)floor_update_locked(q);
 		mmapq_fault("attach.alone"); /* the attach lock held exclusively */
 		/* From here on others may attach; they find a fresh mutex. */
 		r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
@@ -1581,8 +1598,8 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 		__atomic_store_n(&q->me->attach_position, q->head, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 		count(&q->me->attaches, 1);
-		if (q->stale_reset)
-			count(&q->me->recoveries, 1);
+		if (q->early_recoveries)
+			count(&q->me->recoveries, q->early_recoveries);
 	} else if (q->self) {
 		__atomic_store_n(&q->self->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 		count(&q->self->attaches, 1);
