@@ -56,9 +56,11 @@ static const struct {
 	const char *section, *key;
 } keys[] = {
 	{"queue", "path"}, {"queue", "capacity"}, {"queue", "record_size"}, {"queue", "format"},
-	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"producer", "input"},
+	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"queue", "max_consumers"},
+	{"producer", "input"},
 	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
-	{"producer", "client_timeout"}, {"consumer", "output"}, {"log", "level"},
+	{"producer", "client_timeout"}, {"consumer", "output"}, {"consumer", "start"},
+	{"log", "level"},
 	{"log", "stats_interval"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
