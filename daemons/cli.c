@@ -65,7 +65,7 @@ static void usage(FILE *f, const struct cli *c, const char *extra, bool want_cou
 		           "                      mmapq-consumer-named@[QUEUE:]NAME.service runs it\n",
 		        MMAPQ_CONSUMER_DEFAULT);
 	if (ctl)
-		fprintf(f, "      --json          status and dump as JSON\n"
+		fprintf(f, "      --json          status, dump and consumers as JSON\n"
 		           "      --socket PATH   producer socket for send (default: [producer] socket)\n"
 		           "      --timeout S     send: give up after S seconds without progress\n"
 		           "                      (default %u, 0 = wait forever)\n"
