@@ -867,7 +867,7 @@ static int recreate(const struct mmapq_config *cfg)
 	tmp = NULL;
 	printf("%s: recreated: format version %" PRIu32 " -> %" PRIu32 ", capacity %" PRIu32 " -> %" PRIu32
 	       ", record_size %" PRIu32 " -> %" PRIu32 ", format %s -> %s, max_consumers %" PRIu32
-	       " -> %" PRIu32 "; %" PRIu32 " records and %d consumers carried over (sequence numbers"
+	       " -> %" PRIu32 "; %" PRIu32 " records and %d consumer(s) carried over (sequence numbers"
 	       " start again at 0)\n", path, st.version, MMAPQ_FILE_VERSION,
 	       st.capacity, cfg->capacity, st.record_size, cfg->record_size,
 	       mmapq_format_name(st.format), mmapq_format_name(cfg->format), st.max_consumers,
