@@ -899,19 +899,25 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 {
 	struct metrics_req *m = ctx;
 	struct mmapq_params qp = cli_queue_params(m->cfg, MMAPQ_ROLE_OBSERVER);
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
 	struct mmapq_error err;
 	struct mmapq *q;
-	int r;
+	int r, n = 0;
 
 	qp.capacity = qp.record_size = qp.format = 0; /* whatever is there */
 	r = mmapq_open(&qp, &q, &err);
 	if (r == 0) {
 		r = mmapq_status(q, &st);
 		if (r == 0)
-			metrics_write(f, mmapq_path(q), &st);
-		else
+			r = n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+		if (r >= 0) {
+			metrics_write(f, mmapq_path(q), &st, cs, n < (int)MMAPQ_CONSUMERS_MAX ? n :
+			              (int)MMAPQ_CONSUMERS_MAX);
+			r = 0;
+		} else {
 			snprintf(err.msg, sizeof(err.msg), "%s: %s", mmapq_path(q), mmapq_strerror(r));
+		}
 		mmapq_close(q);
 	}
 	if (r == 0)
