@@ -13,6 +13,10 @@ pkgs="$pkgs prometheus curl"
 pkgs="$pkgs tmux"
 # libfuse3-dev: failfs, the failing FUSE file system of test_msync
 pkgs="$pkgs libfuse3-dev"
+# dpkg-dev, debhelper, lintian: the Debian packages (debian/) built and
+# checked; mmdebstrap: the Debian root they are installed into under
+# systemd (tests/systemd/deb-container.sh; skipped without them)
+pkgs="$pkgs dpkg-dev debhelper lintian mmdebstrap"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
