@@ -88,6 +88,29 @@ have=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.1.0.0" | awk '$2 ==
 	failed "libmmapq exports '$have', mmapq.h declares '$want'"
 soname=$(readelf -d "$stage$MMAPQ_LIBDIR/libmmapq.so.1.0.0" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 [ "$soname" = libmmapq.so.1 ] && pass "SONAME libmmapq.so.1" || failed "SONAME '$soname'"
+# Below a prefix of their own the programs find libmmapq through a RUNPATH
+# relative to themselves (no ldconfig for /usr/local or /opt, and a staged
+# or moved tree still works); with the prefix /usr the library is in the
+# linker's default path and a RUNPATH is what Debian forbids (the
+# deb_container test checks the packages).
+if [ "$MMAPQ_PREFIX" = /usr ]; then
+	want=""
+else
+	want="\$ORIGIN/../${MMAPQ_LIBDIR#"$MMAPQ_PREFIX"/}"
+fi
+for p in mmapq-producer mmapq-consumer mmapqctl; do
+	runpath=$(readelf -d "$stage$MMAPQ_BINDIR/$p" | sed -n 's/.*Library r[un]*path: \[\(.*\)\]/\1/p')
+	[ "$runpath" = "$want" ] || failed "$p: RUNPATH '$runpath', want '$want'"
+done
+found=$(env -u LD_LIBRARY_PATH ldd "$stage$MMAPQ_BINDIR/mmapq-producer" | sed -n 's/.*libmmapq\.so\.1 => \([^ ]*\).*/\1/p')
+if [ -n "$want" ] && [ -n "$found" ] && [ "$(realpath "$found")" = "$(realpath "$stage$MMAPQ_LIBDIR/libmmapq.so.1")" ] &&
+	env -u LD_LIBRARY_PATH "$stage$MMAPQ_BINDIR/mmapq-producer" --version >/dev/null; then
+	pass "RUNPATH '$want': the staged programs run with the staged libmmapq ($found)"
+elif [ -z "$want" ]; then
+	pass "no RUNPATH with the prefix /usr"
+else
+	failed "the staged mmapq-producer resolves libmmapq.so.1 to '$found', want $stage$MMAPQ_LIBDIR/libmmapq.so.1"
+fi
 
 # ---- 2. uninstall keeps an edited mmapq.ini and the drop-ins -------------------
 ini=$stage$MMAPQ_CONFIG
