@@ -517,6 +517,8 @@ static int output_exit_code(int r)
 	}
 }
 
+CLI_DEFINE_BUILD;
+
 int main(int argc, char **argv)
 {
 	struct consumer c = {.out = {.fd = -1}};

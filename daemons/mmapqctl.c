@@ -302,7 +302,7 @@ struct sender {
 static void sender_line(struct sender *sd, char *line)
 {
 	if (!strncmp(line, "ERR ", 4)) {
-		log_plain("%s: rejected: %s", sd->path, line + 4);
+		log_error("%s: rejected: %s", sd->path, line + 4);
 	} else if (!strncmp(line, "OK ", 3) &&
 	           parse_ack(line + 3, &sd->published, &sd->dropped, &sd->rejected, sd->last_seq,
 	                     sizeof(sd->last_seq)) == 0) {
@@ -734,6 +734,8 @@ static int metrics(const struct mmapq_config *cfg, bool http)
 	return EXIT_OK;
 }
 
+CLI_DEFINE_BUILD;
+
 int main(int argc, char **argv)
 {
 	struct mmapq_config cfg;
@@ -747,10 +749,7 @@ int main(int argc, char **argv)
 
 	closed_std = cli_start();
 	log_init("mmapqctl");
-	cli_parse(&c, argc, argv,
-	          " status|dump [--json] | top | send [--socket PATH] [VALUE...] | metrics [--http] |"
-	          " recreate",
-	          false, true);
+	cli_parse(&c, argc, argv, false, true);
 	/* send --socket needs nothing from the configuration */
 	if (c.socket_path && c.argi < argc && !strcmp(argv[c.argi], "send") && !c.check_config)
 		return send_records(c.socket_path, argc - c.argi - 1, argv + c.argi + 1, c.timeout_s,
@@ -761,10 +760,8 @@ int main(int argc, char **argv)
 	if (c.check_config) {
 		return cli_check_config_result(&c);
 	}
-	if (c.argi >= argc) {
-		fprintf(stderr, "%s: missing command: status, top, dump, send, metrics or recreate\n", c.prog);
-		return EXIT_USAGE;
-	}
+	if (c.argi >= argc)
+		cli_usage_error(&c, "missing command: status, top, dump, send, metrics or recreate");
 	cmd = argv[c.argi];
 	if (!strcmp(cmd, "send"))
 		return send_records(c.socket_path ? c.socket_path : cfg.socket_path, argc - c.argi - 1,
@@ -774,11 +771,9 @@ int main(int argc, char **argv)
 		return EXIT_IOERR;
 	}
 	if ((strcmp(cmd, "status") && strcmp(cmd, "dump") && strcmp(cmd, "recreate") &&
-	     strcmp(cmd, "metrics") && strcmp(cmd, "top")) || c.argi + 1 != argc) {
-		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, top, dump, send,"
-		        " metrics or recreate)\n", c.prog, c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
-		return EXIT_USAGE;
-	}
+	     strcmp(cmd, "metrics") && strcmp(cmd, "top")) || c.argi + 1 != argc)
+		cli_usage_error(&c, "unknown command or extra argument: '%s' (status, top, dump, send,"
+		                " metrics or recreate)", c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
 	if (!strcmp(cmd, "top")) {
 		qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
 		qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */

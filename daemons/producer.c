@@ -302,7 +302,7 @@ static void on_parse_error(void *ctx, const struct mmapq_parse_error *e)
 	s->rejected++;
 	mmapq_count_bad_input(s->p->q, 1);
 	if (log_limit_pass(&s->p->bad_limit))
-		log_plain("%s:%" PRIu64 ":%" PRIu64 ": %s: '%s' (skipped)", s->name, e->line, e->column,
+		log_error("%s:%" PRIu64 ":%" PRIu64 ": %s: '%s' (skipped)", s->name, e->line, e->column,
 		          e->what, e->excerpt);
 	reply(s, "ERR %" PRIu64 ":%" PRIu64 ": %s: '%s'\n", e->line, e->column, e->what, e->excerpt);
 }
@@ -1129,6 +1129,8 @@ static int input_exit_code(int r)
 		return EXIT_CANTCREATE; /* the socket file: directory, permission, in use */
 	}
 }
+
+CLI_DEFINE_BUILD;
 
 int main(int argc, char **argv)
 {
