@@ -138,14 +138,16 @@ static void side_text(const char *name, const struct mmapq_side_status *s, const
 	printf(", recoveries %" PRIu64 ", attaches %" PRIu64 "\n", s->recoveries, s->attaches);
 }
 
+/* The producer's object has its dropped and bad_input counters, the
+ * consumer's has neither (the schema: mmapqctl(1), JSON OUTPUT). */
 static void side_json(const char *name, const struct mmapq_side_status *s, const char *count_name,
-                      uint64_t count)
+                      uint64_t count, bool producer)
 {
-	printf("\"%s\":{\"pid\":%" PRId32 ",\"attached\":%s,\"start_usec\":%" PRIu64
-	       ",\"%s\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"bad_input\":%" PRIu64
-	       ",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64 "}",
-	       name, s->pid, s->attached ? "true" : "false", s->start_usec, count_name, count,
-	       s->dropped, s->bad_input, s->recoveries, s->attaches);
+	printf("\"%s\":{\"pid\":%" PRId32 ",\"attached\":%s,\"start_usec\":%" PRIu64 ",\"%s\":%" PRIu64,
+	       name, s->pid, s->attached ? "true" : "false", s->start_usec, count_name, count);
+	if (producer)
+		printf(",\"dropped\":%" PRIu64 ",\"bad_input\":%" PRIu64, s->dropped, s->bad_input);
+	printf(",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64 "}", s->recoveries, s->attaches);
 }
 
 static int status(struct mmapq *q, bool json)
@@ -170,9 +172,9 @@ static int status(struct mmapq *q, bool json)
 		       ",\"depth\":%" PRIu64 ",",
 		       st.version, mmapq_format_name(st.format), st.capacity, st.record_size,
 		       st.slot_size, st.file_size, st.created_usec, st.head, st.tail, st.tail - st.head);
-		side_json("producer", &st.producer, "published", st.tail);
+		side_json("producer", &st.producer, "published", st.tail, true);
 		putchar(',');
-		side_json("consumer", &st.consumer, "consumed", st.head);
+		side_json("consumer", &st.consumer, "consumed", st.head, false);
 		printf(",\"attached_by\":\"%s\"}\n", st.attached_by_pid ? "pid" : "lock");
 	} else {
 		char when[32];
