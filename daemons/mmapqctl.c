@@ -300,11 +300,17 @@ struct sender {
 	char last_seq[32];
 };
 
-/* A reply line: ERR (one rejected record), OK or FAIL (the last one). */
+/* A reply line (mmapq-protocol(7)): ERR (one rejected record), ACK (what
+ * is published so far), OK or FAIL (the last one); a line of another kind
+ * is from a newer producer and is ignored. */
 static void sender_line(struct sender *sd, char *line)
 {
 	if (!strncmp(line, "ERR ", 4)) {
 		log_error("%s: rejected: %s", sd->path, line + 4);
+	} else if (!strncmp(line, "ACK ", 4)) {
+		if (parse_ack(line + 4, &sd->published, &sd->dropped, &sd->rejected, sd->last_seq,
+		              sizeof(sd->last_seq)) < 0)
+			log_error("%s: producer: malformed line: %s", sd->path, line);
 	} else if (!strncmp(line, "OK ", 3) &&
 	           parse_ack(line + 3, &sd->published, &sd->dropped, &sd->rejected, sd->last_seq,
 	                     sizeof(sd->last_seq)) == 0) {
@@ -316,8 +322,10 @@ static void sender_line(struct sender *sd, char *line)
 			(void)parse_ack(counts + 1, &sd->published, &sd->dropped, &sd->rejected,
 			                sd->last_seq, sizeof(sd->last_seq));
 		sd->failed = true;
+	} else if (!strncmp(line, "OK ", 3)) {
+		log_error("%s: producer: malformed line: %s", sd->path, line);
 	} else {
-		log_error("%s: producer: %s", sd->path, line);
+		log_debug("%s: producer: ignoring '%s' (a newer protocol?)", sd->path, line);
 	}
 }
 

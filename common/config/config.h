@@ -37,6 +37,8 @@ struct mmapq_config {
 	uint32_t generate_rate;                /* [producer] generate_rate, records/s, 0 = unlimited */
 	enum mmapq_on_full on_full;            /* [producer] on_full  */
 	uint32_t client_timeout;               /* [producer] client_timeout, seconds, 0 = never */
+	uint32_t ack_interval;                 /* [producer] ack_interval, ms between ACK lines, 0 = none */
+	uint32_t ack_records;                  /* [producer] ack_records, an ACK line per N published, 0 = none */
 	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output: auto | journal | stdout | null | file:PATH */
 	char journal_identifier[MMAPQ_CONFIG_STR_MAX]; /* [consumer] journal_identifier: records' SYSLOG_IDENTIFIER */
 	char journal_namespace[MMAPQ_CONFIG_STR_MAX];  /* [consumer] journal_namespace: "default" or a namespace */

@@ -58,7 +58,8 @@ static const struct {
 	{"queue", "path"}, {"queue", "capacity"}, {"queue", "record_size"}, {"queue", "format"},
 	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"producer", "input"},
 	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
-	{"producer", "client_timeout"}, {"consumer", "output"}, {"consumer", "journal_identifier"},
+	{"producer", "client_timeout"}, {"producer", "ack_interval"}, {"producer", "ack_records"},
+	{"consumer", "output"}, {"consumer", "journal_identifier"},
 	{"consumer", "journal_namespace"}, {"consumer", "seq_prefix"}, {"log", "level"},
 	{"log", "stats_interval"},
 };
@@ -117,6 +118,7 @@ static void check_ranges(const struct mmapq_config *c)
 	FUZZ_CHECK(c->on_full == MMAPQ_ON_FULL_BLOCK || c->on_full == MMAPQ_ON_FULL_DROP, "on_full %d",
 	           (int)c->on_full);
 	FUZZ_CHECK(c->client_timeout <= 86400u, "client_timeout %" PRIu32, c->client_timeout);
+	FUZZ_CHECK(c->ack_interval <= 3600000u, "ack_interval %" PRIu32, c->ack_interval);
 	len = strnlen(c->output, sizeof(c->output));
 	FUZZ_CHECK(len < sizeof(c->output) &&
 	           (one_of(c->output, outputs) || (!strncmp(c->output, "file:", 5) && len > 5)),
