@@ -575,7 +575,7 @@ int cli_attach(const struct mmapq_config *cfg, enum mmapq_role role, const sigse
 	log_error("%s", err.msg);
 	if (r == -EPROTO && !strstr(err.msg, "mmapqctl recreate")) /* not said yet (version 1) */
 		log_notice("to keep its records under the new geometry, stop both daemons and run"
-		           " `mmapqctl recreate` (mmapqctl(8)); or restore the old values");
+		           " `mmapqctl recreate` (mmapqctl(1)); or restore the old values");
 	code = cli_exit_code_for_open(r);
 	service_failed(code, err.msg);
 	return code;
