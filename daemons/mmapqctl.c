@@ -161,11 +161,11 @@ static int status(struct mmapq *q, bool json)
 		return EXIT_BADQUEUE;
 	}
 	if (json) {
-		printf("{\"path\":");
-		if (utf8_valid(path, strlen(path)))
-			json_string(stdout, path, strlen(path));
-		else
-			json_hex(stdout, path, strlen(path));
+		/* JSON strings are Unicode: a name that is not UTF-8 goes as hex,
+		 * under a key of its own (as dump's line_hex) */
+		bool text = utf8_valid(path, strlen(path));
+		printf("{\"%s\":", text ? "path" : "path_hex");
+		(text ? json_string : json_hex)(stdout, path, strlen(path));
 		printf(",\"version\":%" PRIu32 ",\"format\":\"%s\",\"capacity\":%" PRIu32
 		       ",\"record_size\":%" PRIu32 ",\"slot_size\":%" PRIu32 ",\"file_size\":%" PRIu64
 		       ",\"created_usec\":%" PRIu64 ",\"head\":%" PRIu64 ",\"tail\":%" PRIu64

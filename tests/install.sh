@@ -62,6 +62,7 @@ expected=(
 	"$MMAPQ_BINDIR/mmapq-producer" "$MMAPQ_BINDIR/mmapq-consumer" "$MMAPQ_BINDIR/mmapqctl"
 	"$MMAPQ_PREFIX/share/man/man8/mmapq-producer.8" "$MMAPQ_PREFIX/share/man/man8/mmapq-consumer.8"
 	"$MMAPQ_PREFIX/share/man/man1/mmapqctl.1" "$MMAPQ_PREFIX/share/man/man5/mmapq.ini.5"
+	"$MMAPQ_PREFIX/share/man/man7/mmapq-protocol.7"
 	"$compdir/mmapqctl" "$compdir/mmapq-producer" "$compdir/mmapq-consumer"
 	"$sysusersdir/mmapq.conf" "$tmpfilesdir/mmapq.conf" "$MMAPQ_CONFIG"
 	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.1" "$MMAPQ_LIBDIR/libmmapq.so.1.0.0"
