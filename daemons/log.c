@@ -36,10 +36,7 @@ static void emit(enum mmapq_log_level prio, const char *pfx, const char *msg)
 	                    "MMAPQ_ROLE=%s", role, "MMAPQ_QUEUE=%s", queue, NULL) >= 0)
 		return;
 	/* one fprintf: one write, lines from two daemons never interleave */
-	if (pfx)
-		fprintf(stderr, "%s: %s%s\n", ident, pfx, msg);
-	else
-		fprintf(stderr, "%s\n", msg);
+	fprintf(stderr, "%s: %s%s\n", ident, pfx, msg);
 }
 
 const char *log_ident(void)
@@ -75,17 +72,6 @@ void log_msg(enum mmapq_log_level prio, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	emit(prio, prefix(prio), buf);
-}
-
-void log_plain(const char *fmt, ...)
-{
-	char buf[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	emit(MMAPQ_LOG_ERR, NULL, buf);
 }
 
 int log_limit_pass(struct log_limit *l)

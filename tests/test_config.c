@@ -145,7 +145,12 @@ static const struct {
 	{ "producer", "generate_rate",  "1000",   "0",               0 },
 	{ "producer", "on_full",        "block",  "drop",            0 },
 	{ "producer", "client_timeout", "60",     "0",               0 },
+	{ "producer", "ack_interval",   "1000",   "0",               0 },
+	{ "producer", "ack_records",    "0",      "4294967295",      0 },
 	{ "consumer", "output",         "auto",   "file:/var/log/mmapq.out", 0 },
+	{ "consumer", "journal_identifier", "mmapq-records", "audit@host:1_a.b-c", 0 },
+	{ "consumer", "journal_namespace",  "default", "records",     0 },
+	{ "consumer", "seq_prefix",     "no",     "yes",             0 },
 	{ "log",      "level",          "info",   "debug",           0 },
 	{ "log",      "stats_interval", "0",      "86400",           0 },
 };

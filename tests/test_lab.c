@@ -568,7 +568,7 @@ static void test_line_format(void **state)
 	                   "exactly thirty-two bytes long!!!\n"
 	                   "crlf line\n"
 	                   "last line\n";
-	static const char msg[] = "stdin:3:1: line too long: 'this line is much longer than th";
+	static const char msg[] = "mmapq-producer: error: stdin:3:1: line too long: 'this line is much longer than th";
 	char *err, *out;
 	struct mmapq_status st;
 

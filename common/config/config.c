@@ -43,6 +43,7 @@ enum cfg_type {
 	CFG_PATH,    /* string: non-empty, < MMAPQ_CONFIG_STR_MAX bytes     */
 	CFG_WORD,    /* string: one of names[]                              */
 	CFG_OUTPUT,  /* string: auto | journal | stdout | null | file:PATH  */
+	CFG_NAME,    /* string: min..max of MMAPQ_NAME_CHARS (a journal's names) */
 	CFG_U32,     /* strict decimal, min..max                            */
 	CFG_POW2,    /* strict decimal, min..max, a power of two            */
 	CFG_ENUM,    /* one of names[], stored as its uint32_t value        */
@@ -70,6 +71,9 @@ static const struct cfg_name input_names[] = {
 };
 static const struct cfg_name on_full_names[] = {
 	{ "block", MMAPQ_ON_FULL_BLOCK }, { "drop", MMAPQ_ON_FULL_DROP }, { NULL, 0 },
+};
+static const struct cfg_name bool_names[] = {
+	{ "no", 0 }, { "yes", 1 }, { NULL, 0 },
 };
 static const struct cfg_name log_level_names[] = {
 	{ "error", MMAPQ_LOG_ERR }, { "warning", MMAPQ_LOG_WARNING },
@@ -105,7 +109,14 @@ static const struct cfg_name log_level_names[] = {
 	X("producer", "generate_rate",  CFG_U32,    "1000",   0, 100000000, generate_rate, NULL, 0, 0) \
 	X("producer", "on_full",        CFG_ENUM,   "block",  0, 0, on_full, on_full_names, 0, 0) \
 	X("producer", "client_timeout", CFG_U32,    "60",     0, 86400, client_timeout, NULL, 0, 0) \
+	X("producer", "ack_interval",   CFG_U32,    "1000",   0, 3600000, ack_interval, NULL, 0, 0) \
+	X("producer", "ack_records",    CFG_U32,    "0",      0, 4294967295u, ack_records, NULL, 0, 0) \
 	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0, 0)  \
+	X("consumer", "journal_identifier", CFG_NAME, "mmapq-records",                   \
+	  1, 64, journal_identifier, NULL, 0, 0)                                         \
+	X("consumer", "journal_namespace", CFG_NAME, "default",                          \
+	  1, 64, journal_namespace, NULL, 0, 0)                                          \
+	X("consumer", "seq_prefix",     CFG_ENUM,   "no",     0, 0, seq_prefix, bool_names, 0, 0) \
 	X("log",      "level",          CFG_ENUM,   "info",   0, 0, log_level, log_level_names, 0, 0) \
 	X("log",      "stats_interval", CFG_U32,    "0",      0, 86400, stats_interval, NULL, 0, 0)
 
@@ -121,7 +132,8 @@ struct cfg_key {
 	int per_instance;
 };
 
-#define CFG_IS_STRING(type) ((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT)
+#define CFG_IS_STRING(type) \
+	((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT || (type) == CFG_NAME)
 
 /* String fields are whole char[MMAPQ_CONFIG_STR_MAX] arrays; every other
  * field (enums included) is stored and read as a uint32_t with memcpy. */
@@ -247,6 +259,10 @@ static const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 		if (len > MMAPQ_CONFIG_STR_MAX - 1)
 			return "is too long";
 		break;
+	case CFG_NAME:
+		if (len < k->min || len > k->max || strspn(value, MMAPQ_NAME_CHARS) != len)
+			return "is not a name";
+		break;
 	case CFG_U32:
 	case CFG_POW2:
 		r = cfg_parse_uint(value, 10, &v);
@@ -293,6 +309,11 @@ static void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 	case CFG_OUTPUT:
 		snprintf(buf, size, "auto, journal, stdout, null, file:PATH");
 		return;
+	case CFG_NAME:
+		snprintf(buf, size, "%u to %u letters, digits and '%s'", k->min, k->max,
+		         MMAPQ_NAME_CHARS + strspn(MMAPQ_NAME_CHARS,
+		                                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"));
+		return;
 	case CFG_U32:
 		snprintf(buf, size, "%u to %u", k->min, k->max);
 		return;
@@ -329,6 +350,7 @@ static int cfg_format(const struct mmapq_config *c, const struct cfg_key *k,
 	case CFG_PATH:
 	case CFG_WORD:
 	case CFG_OUTPUT:
+	case CFG_NAME:
 		w = snprintf(buf, size, "%.*s", MMAPQ_CONFIG_STR_MAX - 1, cfg_cstr(c, k));
 		break;
 	case CFG_MODE:
@@ -413,8 +435,7 @@ bool mmapq_config_instance_valid(const char *name)
 {
 	size_t len = name ? strlen(name) : 0;
 
-	return len >= 1 && len <= MMAPQ_INSTANCE_NAME_MAX &&
-	       strspn(name, MMAPQ_INSTANCE_NAME_CHARS) == len;
+	return len >= 1 && len <= MMAPQ_INSTANCE_NAME_MAX && strspn(name, MMAPQ_NAME_CHARS) == len;
 }
 
 int mmapq_config_defaults_for(struct mmapq_config *c, const char *instance)
