@@ -537,10 +537,19 @@ step_records() {
 	systemctl daemon-reload
 	check "systemctl restart mmapq-consumer (with the namespace drop-ins)" systemctl restart mmapq-consumer.service
 	check "systemd-journald@$ns.socket is active" test "$(prop "systemd-journald@$ns.socket" ActiveState)" = active
+	# journald@NS makes its journal files when it starts (on the first entry,
+	# through its socket): start it now, so that the journalctl below has a
+	# journal to follow (it does not notice one created after it started)
+	check "systemctl start systemd-journald@$ns.service" systemctl start "systemd-journald@$ns.service"
 	cur=$(cursor)
 	check "mmapqctl send 41 42 43" timeout 30 "$CTL" send 41 42 43
-	jwait 20 "$cur" '^43$' --namespace="$ns" SYSLOG_IDENTIFIER=mmapq-records >/dev/null ||
+	# the namespace has a journal of its own (fresh in this container):
+	# followed from its start, a cursor of the default journal means nothing there
+	timeout 20 journalctl --no-pager --namespace="$ns" -f -n all -t mmapq-records -o cat |
+		grep -m 1 -qx 43 || {
 		fail "record 43 did not reach the namespace $ns within 20 s"
+		journalctl --no-pager --namespace="$ns" -n 20 -o short-monotonic 2>&1 | sed 's/^/      | /'
+	}
 	out=$(journalctl --no-pager --namespace="$ns" -t mmapq-records -o cat | tr '\n' ' ')
 	check "journalctl --namespace=$ns -t mmapq-records: the records ('$out')" \
 		grep -q '41 42 43 $' <<<"$out"
