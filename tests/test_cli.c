@@ -92,10 +92,7 @@ static int teardown(void **state)
 
 static char *write_cfg(const char *name, const char *text)
 {
-	char *p = tu_path(dir, name);
-	if (tu_write_file(p, text, strlen(text)) < 0)
-		tu_die("write config");
-	return p;
+	return tu_write_in(dir, name, text);
 }
 
 /* ---- normalising ---- */

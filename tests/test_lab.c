@@ -86,10 +86,7 @@ static int teardown(void **state)
 /* dir/name with the given contents; returns the malloc'd path */
 static char *write_cfg(const char *name, const char *text)
 {
-	char *p = tu_path(dir, name);
-	if (tu_write_file(p, text, strlen(text)) < 0)
-		tu_die("write config");
-	return p;
+	return tu_write_in(dir, name, text);
 }
 
 /* ---- children ---- */

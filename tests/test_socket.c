@@ -123,8 +123,7 @@ struct cfgopt {
 /* dir/name: the queue in dir, the socket dir/p.sock, level debug */
 static char *write_cfg(const char *name, struct cfgopt o)
 {
-	char *p = tu_path(dir, name);
-	char *text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\n"
+	char *p, *text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\n"
 	                          "[producer]\ninput = %s\nsocket = %s\ngenerate_rate = %" PRIu32
 	                          "\non_full = %s\nclient_timeout = %" PRIu32 "\n%s"
 	                          "[consumer]\noutput = %s\n"
@@ -136,8 +135,7 @@ static char *write_cfg(const char *name, struct cfgopt o)
 	                          o.producer_extra ? o.producer_extra : "", o.output ? o.output : "stdout",
 	                          o.stats);
 
-	if (tu_write_file(p, text, strlen(text)) < 0)
-		tu_die("write config");
+	p = tu_write_in(dir, name, text);
 	free(text);
 	return p;
 }
