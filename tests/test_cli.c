@@ -521,6 +521,12 @@ static void test_help(void **state)
 static void test_version(void **state)
 {
 	const char *progs[] = {P, C, CTL};
+	/* the suite is built as the programs are: a sanitized build says so */
+#if defined(__SANITIZE_ADDRESS__)
+	const char *sanitized = ", AddressSanitizer and UndefinedBehaviorSanitizer";
+#else
+	const char *sanitized = "";
+#endif
 
 	(void)state;
 	for (int i = 0; i < 3; i++) {
@@ -530,10 +536,11 @@ static void test_version(void **state)
 			/* the program and its version, the file format it writes, the
 			 * build: a test build has fault points, an installed one not */
 			char *want = tu_xasprintf("%s %s\nqueue file format version %u (mmapqctl recreate"
-			                          " also reads version 1)\nbuild: %s\n", progs[i],
+			                          " also reads version 1)\nbuild: %s%s\n", progs[i],
 			                          MMAPQ_VERSION_STRING, (unsigned)MMAPQ_FILE_VERSION,
 			                          getenv("MMAPQ_FAULTS") ? "test-only, with fault points"
-			                                                 : "release, no fault points");
+			                                                 : "release, no fault points",
+			                          sanitized);
 
 			CHECK(r.code == 0, "%s %s exited %d", progs[i], argv[1], r.code);
 			CHECK(strcmp(r.out, want) == 0 && !*r.err, "%s %s printed '%s' / '%s', want '%s'",

@@ -68,6 +68,8 @@ static void setup(const char *fmt, ...)
 
 	if (!dir)
 		dir = tu_mkdtemp("output");
+	free(qpath); /* a case may set up more than once */
+	free(cfg);
 	qpath = tu_path(dir, "queue");
 	cfg = tu_path(dir, "mmapq.ini");
 	va_start(ap, fmt);
