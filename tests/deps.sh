@@ -16,6 +16,14 @@ pkgs="$pkgs libfuse3-dev"
 # gnuplot-nox: a headless gnuplot (svg and pngcairo terminals) for mmapq_bench
 # --plot; libxml2-utils: xmllint, which checks its SVG (tests/bench/smoke.sh)
 pkgs="$pkgs gnuplot-nox libxml2-utils"
+# dpkg-dev, debhelper, lintian: the Debian packages (debian/) built and
+# checked; mmdebstrap: the Debian root they are installed into under
+# systemd (tests/systemd/deb-container.sh; skipped without them)
+pkgs="$pkgs dpkg-dev debhelper lintian mmdebstrap"
+# groff-base: the man pages checked (man_pages); jq: mmapqctl's JSON against
+# its documented schema (tests/json-schema.sh); bash-completion: its helpers,
+# which the completion is loaded with (tests/completion.sh)
+pkgs="$pkgs groff-base jq bash-completion"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

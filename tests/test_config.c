@@ -146,8 +146,13 @@ static const struct {
 	{ "producer", "generate_rate",  "1000",   "0",               0 },
 	{ "producer", "on_full",        "block",  "drop",            0 },
 	{ "producer", "client_timeout", "60",     "0",               0 },
+	{ "producer", "ack_interval",   "1000",   "0",               0 },
+	{ "producer", "ack_records",    "0",      "4294967295",      0 },
 	{ "consumer", "output",         "auto",   "file:/var/log/mmapq.out", 0 },
 	{ "consumer", "start",          "oldest", "newest",          1 },
+	{ "consumer", "journal_identifier", "mmapq-records", "audit@host:1_a.b-c", 0 },
+	{ "consumer", "journal_namespace",  "default", "records",     0 },
+	{ "consumer", "seq_prefix",     "no",     "yes",             0 },
 	{ "log",      "level",          "info",   "debug",           0 },
 	{ "log",      "stats_interval", "0",      "86400",           0 },
 };
@@ -954,10 +959,11 @@ static void test_consumer_sections(void **state)
 	assert_string_equal(errs_text(&rd.e),
 	                    "60-bad.ini:1: [consumer:a/b]: 'a/b' is not a consumer name (1 to 63 letters,"
 	                    " digits and '_.@-')\n"
-	                    "60-bad.ini:4: [consumer] output: 'nowhere' is not valid (allowed: auto, journal,"
+	                    "60-bad.ini:4: [consumer:x] output: 'nowhere' is not valid (allowed: auto, journal,"
 	                    " stdout, null, file:PATH)\n"
 	                    "60-bad.ini:6: duplicate key 'start' in [consumer:x] (first set on line 5)\n"
-	                    "60-bad.ini:8: unknown key 'capacity' in [consumer] (known keys: output, start)\n"
+	                    "60-bad.ini:8: unknown key 'capacity' in [consumer:x] (known keys: output, start,"
+	                    " journal_identifier, journal_namespace, seq_prefix)\n"
 	                    "60-bad.ini:9: [consumer:]: '' is not a consumer name (1 to 63 letters, digits"
 	                    " and '_.@-')\n");
 	errs_free(&rd.e);

@@ -43,6 +43,7 @@ enum cfg_type {
 	CFG_PATH,    /* string: non-empty, < MMAPQ_CONFIG_STR_MAX bytes     */
 	CFG_WORD,    /* string: one of names[]                              */
 	CFG_OUTPUT,  /* string: auto | journal | stdout | null | file:PATH  */
+	CFG_NAME,    /* string: min..max of MMAPQ_NAME_CHARS (a journal's names) */
 	CFG_U32,     /* strict decimal, min..max                            */
 	CFG_POW2,    /* strict decimal, min..max, a power of two            */
 	CFG_ENUM,    /* one of names[], stored as its uint32_t value        */
@@ -73,6 +74,9 @@ static const struct cfg_name on_full_names[] = {
 };
 static const struct cfg_name start_names[] = {
 	{ "oldest", MMAPQ_START_OLDEST }, { "newest", MMAPQ_START_NEWEST }, { NULL, 0 },
+};
+static const struct cfg_name bool_names[] = {
+	{ "no", 0 }, { "yes", 1 }, { NULL, 0 },
 };
 static const struct cfg_name log_level_names[] = {
 	{ "error", MMAPQ_LOG_ERR }, { "warning", MMAPQ_LOG_WARNING },
@@ -112,8 +116,15 @@ static const struct cfg_name log_level_names[] = {
 	X("producer", "generate_rate",  CFG_U32,    "1000",   0, 100000000, generate_rate, NULL, 0, 0) \
 	X("producer", "on_full",        CFG_ENUM,   "block",  0, 0, on_full, on_full_names, 0, 0) \
 	X("producer", "client_timeout", CFG_U32,    "60",     0, 86400, client_timeout, NULL, 0, 0) \
+	X("producer", "ack_interval",   CFG_U32,    "1000",   0, 3600000, ack_interval, NULL, 0, 0) \
+	X("producer", "ack_records",    CFG_U32,    "0",      0, 4294967295u, ack_records, NULL, 0, 0) \
 	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0, 0)  \
 	X("consumer", "start",          CFG_ENUM,   "oldest", 0, 0, start, start_names, 1, 0) \
+	X("consumer", "journal_identifier", CFG_NAME, "mmapq-records",                   \
+	  1, 64, journal_identifier, NULL, 0, 0)                                         \
+	X("consumer", "journal_namespace", CFG_NAME, "default",                          \
+	  1, 64, journal_namespace, NULL, 0, 0)                                          \
+	X("consumer", "seq_prefix",     CFG_ENUM,   "no",     0, 0, seq_prefix, bool_names, 0, 0) \
 	X("log",      "level",          CFG_ENUM,   "info",   0, 0, log_level, log_level_names, 0, 0) \
 	X("log",      "stats_interval", CFG_U32,    "0",      0, 86400, stats_interval, NULL, 0, 0)
 
@@ -129,7 +140,8 @@ struct cfg_key {
 	int per_instance;
 };
 
-#define CFG_IS_STRING(type) ((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT)
+#define CFG_IS_STRING(type) \
+	((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT || (type) == CFG_NAME)
 
 /* String fields are whole char[MMAPQ_CONFIG_STR_MAX] arrays; every other
  * field (enums included) is stored and read as a uint32_t with memcpy. */
@@ -255,6 +267,10 @@ static const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 		if (len > MMAPQ_CONFIG_STR_MAX - 1)
 			return "is too long";
 		break;
+	case CFG_NAME:
+		if (len < k->min || len > k->max || strspn(value, MMAPQ_NAME_CHARS) != len)
+			return "is not a name";
+		break;
 	case CFG_U32:
 	case CFG_POW2:
 		r = cfg_parse_uint(value, 10, &v);
@@ -301,6 +317,11 @@ static void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 	case CFG_OUTPUT:
 		snprintf(buf, size, "auto, journal, stdout, null, file:PATH");
 		return;
+	case CFG_NAME:
+		snprintf(buf, size, "%u to %u letters, digits and '%s'", k->min, k->max,
+		         MMAPQ_NAME_CHARS + strspn(MMAPQ_NAME_CHARS,
+		                                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"));
+		return;
 	case CFG_U32:
 		snprintf(buf, size, "%u to %u", k->min, k->max);
 		return;
@@ -337,6 +358,7 @@ static int cfg_format(const struct mmapq_config *c, const struct cfg_key *k,
 	case CFG_PATH:
 	case CFG_WORD:
 	case CFG_OUTPUT:
+	case CFG_NAME:
 		w = snprintf(buf, size, "%.*s", MMAPQ_CONFIG_STR_MAX - 1, cfg_cstr(c, k));
 		break;
 	case CFG_MODE:
@@ -421,8 +443,7 @@ bool mmapq_config_instance_valid(const char *name)
 {
 	size_t len = name ? strlen(name) : 0;
 
-	return len >= 1 && len <= MMAPQ_INSTANCE_NAME_MAX &&
-	       strspn(name, MMAPQ_INSTANCE_NAME_CHARS) == len;
+	return len >= 1 && len <= MMAPQ_INSTANCE_NAME_MAX && strspn(name, MMAPQ_NAME_CHARS) == len;
 }
 
 int mmapq_config_defaults_for(struct mmapq_config *c, const char *instance)
@@ -743,7 +764,7 @@ static char *cfg_reader(char *str, int num, void *stream)
 /* inih's handler, for the key line the reader just handed over. */
 static int cfg_handler(void *user, const char *section, const char *name, const char *value)
 {
-	char q[512], allowed[256], known[256];
+	char q[512], allowed[256], known[256], sec[16 + MMAPQ_CONSUMER_NAME_MAX];
 	struct cfg_parse *p = user;
 	struct mmapq_config *target = &p->cfg;
 	const struct cfg_key *k;
@@ -765,23 +786,24 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 			          cfg_quote(name, q, sizeof(q)));
 		return 1;
 	}
+	/* the section as the file names it: [consumer:NAME] too */
+	if (p->named >= 0)
+		snprintf(sec, sizeof(sec), "%s:%s", p->section, p->named_v[p->named].name);
+	else
+		snprintf(sec, sizeof(sec), "%s", p->section);
 	k = cfg_find(p->section, name);
 	if (!k) {
 		cfg_list(p->section, known, sizeof(known));
 		cfg_error(p, p->lineno, "unknown key '%s' in [%s] (known keys: %s)",
-		          cfg_quote(name, q, sizeof(q)), p->section, known);
+		          cfg_quote(name, q, sizeof(q)), sec, known);
 		return 1;
 	}
 	i = (size_t)(k - cfg_keys);
 	{
 		unsigned *first = p->named >= 0 ? &p->named_v[p->named].first_line[i] : &p->first_line[i];
 		if (*first) {
-			if (p->named >= 0)
-				cfg_error(p, p->lineno, "duplicate key '%s' in [%s:%s] (first set on line %u)",
-				          k->key, k->section, p->named_v[p->named].name, *first);
-			else
-				cfg_error(p, p->lineno, "duplicate key '%s' in [%s] (first set on line %u)",
-				          k->key, k->section, *first);
+			cfg_error(p, p->lineno, "duplicate key '%s' in [%s] (first set on line %u)",
+			          k->key, sec, *first);
 			return 1;
 		}
 		*first = p->lineno;
@@ -804,12 +826,12 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	cfg_allowed(k, allowed, sizeof(allowed));
 	if (!*value) {
 		cfg_error(p, p->lineno, "[%s] %s: empty value (allowed: %s)",
-		          k->section, k->key, allowed);
+		          sec, k->key, allowed);
 		return 1;
 	}
 	why = cfg_parse_value(k, value, target);
 	if (why)
-		cfg_error(p, p->lineno, "[%s] %s: '%s' %s (allowed: %s)", k->section, k->key,
+		cfg_error(p, p->lineno, "[%s] %s: '%s' %s (allowed: %s)", sec, k->key,
 		          cfg_quote(value, q, sizeof(q)), why, allowed);
 	return 1;
 }

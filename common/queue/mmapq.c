@@ -1510,7 +1510,11 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 			        " is left untouched)", q->path, q->version, MMAPQ_VERSION);
 			return -EPROTO;
 		}
-		r = upgrade_v2_alone(q, p, err);
+		/* a file refused stays as it is: check its positions and
+		 * slots as version 2 before anything is written */
+		r = validate_dynamic(q, err);
+		if (r == 0)
+			r = upgrade_v2_alone(q, p, err);
 		if (r < 0)
 			return r;
 	}
