@@ -560,6 +560,7 @@ static void test_usage(void **state)
 
 	(void)state;
 	tr_run_free(&t, 64, NULL, P, "--bogus", NULL);
+	tr_run_free(&t, 64, NULL, P, "-n", "x", NULL); /* the consumer's option */
 	tr_run_free(&t, 64, NULL, C, "--bogus", NULL);
 	tr_run_free(&t, 64, NULL, CTL, "--bogus", "status", NULL);
 	tr_run_free(&t, 64, NULL, C, "-x", NULL);
