@@ -1687,10 +1687,51 @@ static int open_handle(const struct mmapq_params *p, bool no_register, struct mm
 	return 0;
 }
 
-int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err)
+/*
+ * Symbol versions (libmmapq.map).  Two structs of mmapq.h grew in 1.1 (named
+ * consumers): struct mmapq_params (consumer, start, max_consumers) and
+ * struct mmapq_status (max_consumers, consumers).  A program built against
+ * 1.0's mmapq.h links mmapq_open@LIBMMAPQ_1 and mmapq_status@LIBMMAPQ_1,
+ * which read and write only 1.0's part of its structs; a program built now
+ * links the default versions, @@LIBMMAPQ_1.1.  Only the shared library has
+ * versions; the static test library (mmapq_faults) has the new ones alone.
+ */
+#ifdef MMAPQ_SHARED_LIBRARY
+#define OPEN_FN   mmapq_open_v1_1
+#define STATUS_FN mmapq_status_v1_1
+MMAPQ_API int mmapq_open_v1_1(const struct mmapq_params *p, struct mmapq **ret,
+                              struct mmapq_error *err);
+MMAPQ_API int mmapq_status_v1_1(struct mmapq *q, struct mmapq_status *st);
+__asm__(".symver mmapq_open_v1_1, mmapq_open@@LIBMMAPQ_1.1");
+__asm__(".symver mmapq_status_v1_1, mmapq_status@@LIBMMAPQ_1.1");
+#else
+#define OPEN_FN   mmapq_open
+#define STATUS_FN mmapq_status
+#endif
+/* 1.0's structs ended where these fields begin */
+#define PARAMS_V1_SIZE offsetof(struct mmapq_params, consumer)
+#define STATUS_V1_SIZE offsetof(struct mmapq_status, max_consumers)
+
+int OPEN_FN(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err)
 {
 	return open_handle(p, false, ret, err);
 }
+
+#ifdef MMAPQ_SHARED_LIBRARY
+/* 1.0's mmapq_open: its caller's struct has no consumer fields, which are
+ * the default consumer, starting at the oldest record, any table size. */
+MMAPQ_API int mmapq_open_v1(const void *p, struct mmapq **ret, struct mmapq_error *err);
+__asm__(".symver mmapq_open_v1, mmapq_open@LIBMMAPQ_1");
+MMAPQ_API int mmapq_open_v1(const void *p, struct mmapq **ret, struct mmapq_error *err)
+{
+	struct mmapq_params now = {0};
+
+	if (!p)
+		return OPEN_FN(NULL, ret, err);
+	memcpy(&now, p, PARAMS_V1_SIZE);
+	return OPEN_FN(&now, ret, err);
+}
+#endif
 
 int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
 {
@@ -2335,7 +2376,7 @@ int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t
 	return (int)k;
 }
 
-int mmapq_status(struct mmapq *q, struct mmapq_status *st)
+int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
 {
 	struct mmapq_status s = {0};
 
@@ -2382,6 +2423,21 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 	*st = s;
 	return 0;
 }
+
+#ifdef MMAPQ_SHARED_LIBRARY
+/* 1.0's mmapq_status: its caller's struct ends before max_consumers. */
+MMAPQ_API int mmapq_status_v1(struct mmapq *q, void *st);
+__asm__(".symver mmapq_status_v1, mmapq_status@LIBMMAPQ_1");
+MMAPQ_API int mmapq_status_v1(struct mmapq *q, void *st)
+{
+	struct mmapq_status now;
+	int r = STATUS_FN(q, &now);
+
+	if (r == 0)
+		memcpy(st, &now, STATUS_V1_SIZE);
+	return r;
+}
+#endif
 
 /*
  * Seqlock style: the slot is checked, its payload copied out, and only then
