@@ -173,7 +173,7 @@ struct side {
 	int fault_kills_by_point[8];
 	/* a consumer's output */
 	int index;
-	char cname[8];         /* its --name (c0, ...), "" for the one default consumer */
+	char cname[16];        /* its --name (c0, ...), "" for the one default consumer */
 	uint64_t out_records;  /* records seen in total, replays included */
 	uint64_t expect;       /* next value the running consumer must print */
 	char partial[32];
@@ -731,7 +731,7 @@ int main(void)
 	if (NCONS < 1 || NCONS > NCONS_MAX)
 		fail("MMAPQ_CRASH_CONSUMERS must be 1 to %d", NCONS_MAX);
 	for (int i = 0; i < NCONS; i++) {
-		static char names[NCONS_MAX][16];
+		static char names[NCONS_MAX][32];
 		struct side *c = &cons[i];
 
 		c->fd = c->pidfd = -1;

@@ -812,9 +812,8 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	 * and on any line; for other consumers (or none) it is only checked.
 	 * Otherwise a later file overrides an earlier one: the last place
 	 * counts. */
-	if (p->named >= 0 && (!p->consumer || strcmp(p->named_v[p->named].name, p->consumer)))
-		target = &p->scratch;
-	else if (p->named < 0 && p->specific[i])
+	if (p->named >= 0 ? !p->consumer || strcmp(p->named_v[p->named].name, p->consumer)
+	                  : p->specific[i])
 		target = &p->scratch;
 	if (target == &p->cfg) {
 		p->specific[i] |= p->named >= 0;
