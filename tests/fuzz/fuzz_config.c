@@ -56,10 +56,11 @@ static const struct {
 	const char *section, *key;
 } keys[] = {
 	{"queue", "path"}, {"queue", "capacity"}, {"queue", "record_size"}, {"queue", "format"},
-	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"producer", "input"},
+	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"queue", "max_consumers"},
+	{"producer", "input"},
 	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
 	{"producer", "client_timeout"}, {"producer", "ack_interval"}, {"producer", "ack_records"},
-	{"consumer", "output"}, {"consumer", "journal_identifier"},
+	{"consumer", "output"}, {"consumer", "start"}, {"consumer", "journal_identifier"},
 	{"consumer", "journal_namespace"}, {"consumer", "seq_prefix"}, {"log", "level"},
 	{"log", "stats_interval"},
 };

@@ -35,9 +35,11 @@ failed() { echo "check-units: FAIL: $*"; fail=1; }
 
 single="mmapq-producer.service mmapq-consumer.service mmapq-producer.socket mmapq.target"
 templates="mmapq-producer@.service mmapq-consumer@.service mmapq-producer@.socket mmapq@.target"
+# named consumers (fan-out): the instance is NAME or QUEUE:NAME
+named="mmapq-consumer-named@.service"
 # the metrics endpoint: a socket with Accept=yes and its per-connection template
 metrics="mmapq-metrics.socket mmapq-metrics@.service"
-for u in $single $templates $metrics; do
+for u in $single $templates $named $metrics; do
 	[ -f "$units/$u" ] || failed "$u was not installed into $MMAPQ_UNITDIR"
 done
 [ $fail = 0 ] || exit 1
@@ -52,7 +54,7 @@ grep -q '@[a-z_]*@' "$units"/mmapq* && failed "unfilled @template@ variables: $(
 v=$work/verify
 mkdir -p "$v"
 for u in $single; do cp "$units/$u" "$v/$u"; done
-for u in $templates; do cp "$units/$u" "$v/${u/@./@check.}"; done
+for u in $templates $named; do cp "$units/$u" "$v/${u/@./@check.}"; done
 # Accept=yes needs the template itself beside its socket; verified as an
 # instance too
 for u in $metrics; do cp "$units/$u" "$v/$u"; done
@@ -66,8 +68,10 @@ else
 	failed "systemd-analyze verify (exit $rc):"; echo "$out"
 fi
 
-for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@check.service mmapq-consumer@check.service; do
+for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@check.service \
+	mmapq-consumer@check.service mmapq-consumer-named@check.service; do
 	case $u in
+		*-named@check.*) target='' config='--named-instance %i' ;;
 		*@check.*) target='mmapq@%i.target' config='--instance %i' ;;
 		*) target='mmapq.target' config='--config [^ ]*/mmapq/mmapq.ini' ;;
 	esac
@@ -85,7 +89,7 @@ for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@check.serv
 	for want in 'Type=notify' 'User=mmapq' 'Group=mmapq' 'StateDirectory=mmapq' \
 		'Restart=on-failure' 'RestartPreventExitStatus=.*\b65\b.*\b78\b' 'WatchdogSec=' \
 		'SystemCallErrorNumber=EPERM' 'RestrictAddressFamilies=.*\bAF_UNIX\b' \
-		"PartOf=$target" 'ExecReload=.*--check-config' 'ExecReload=.*kill -HUP \$MAINPID' \
+		"${target:+PartOf=$target}" 'ExecReload=.*--check-config' 'ExecReload=.*kill -HUP \$MAINPID' \
 		"ExecStart=[^ ]* $config\$" "ExecReload=[^ ]* $config --check-config\$"; do
 		grep -Eq "^$want" "$v/$u" || failed "$u: no line matching '^$want'"
 	done
@@ -105,6 +109,12 @@ for want in 'Wants=mmapq-producer.socket mmapq-producer.service mmapq-consumer.s
 	want=${want//.s/@%i.s}
 	grep -qx "$want" "$v/mmapq@check.target" || failed "mmapq@.target: no $want"
 done
+# A named consumer is enabled on its own and part of no target (its
+# QUEUE:NAME instance cannot name its queue's target).
+grep -qx 'WantedBy=multi-user.target' "$v/mmapq-consumer-named@check.service" ||
+	failed "mmapq-consumer-named@.service: no WantedBy=multi-user.target"
+grep -q '^PartOf=' "$v/mmapq-consumer-named@check.service" &&
+	failed "mmapq-consumer-named@.service: PartOf= (a QUEUE:NAME instance is of another queue's target)"
 # The producer of the template follows its own socket.
 for want in 'Wants=mmapq-producer@%i.socket' 'After=mmapq-producer@%i.socket'; do
 	grep -qx "$want" "$v/mmapq-producer@check.service" || failed "mmapq-producer@.service: no $want"
