@@ -370,6 +370,15 @@ static void named_config(void)
 	free(ini);
 	/* early: registered first, oldest; ten records before late comes */
 	early = spawn(false, true, "mmapq-consumer", "--name", "early", "--count", "20", NULL);
+	/* early registered before anything else: else late (newest), alone in
+	 * the table, would let records 1..10 go before early registers */
+	{
+		struct mmapq_consumer_status cs;
+		uint64_t end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+		while (!(consumer_of("early", &cs) && cs.attached) && tu_now_ms() < end)
+			sched_yield();
+		EXPECT(consumer_of("early", &cs) && cs.attached, "early did not attach");
+	}
 	prod = spawn(true, false, "mmapq-producer", NULL);
 	feed(prod.in_fd, 10);
 	EXPECT(finish(prod.pid) == 0, "producer 1..10");
