@@ -47,7 +47,7 @@ expected=(
 	"$MMAPQ_PREFIX/share/man/man8/mmapq-producer.8" "$MMAPQ_PREFIX/share/man/man8/mmapq-consumer.8"
 	"$MMAPQ_PREFIX/share/man/man8/mmapqctl.8" "$MMAPQ_PREFIX/share/man/man5/mmapq.ini.5"
 	"$sysusersdir/mmapq.conf" "$tmpfilesdir/mmapq.conf" "$MMAPQ_CONFIG"
-	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.1" "$MMAPQ_LIBDIR/libmmapq.so.1.0.0"
+	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.1" "$MMAPQ_LIBDIR/libmmapq.so.1.1.0"
 	"$MMAPQ_INCLUDEDIR/mmapq.h" "$MMAPQ_LIBDIR/pkgconfig/mmapq.pc"
 	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfig.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfigVersion.cmake"
 	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets-relwithdebinfo.cmake"
@@ -73,7 +73,7 @@ fi
 # test-only mmapq_faults and daemons/faults/: never in an installed program
 # or library, whatever the build was configured with.
 bad=""
-for f in "$stage$MMAPQ_BINDIR"/* "$stage$MMAPQ_LIBDIR"/libmmapq.so.1.0.0; do
+for f in "$stage$MMAPQ_BINDIR"/* "$stage$MMAPQ_LIBDIR"/libmmapq.so.1.1.0; do
 	if nm "$f" 2>/dev/null | grep -qw mmapq_fault || nm -D "$f" 2>/dev/null | grep -qw mmapq_fault ||
 	   grep -q MMAPQ_FAULT "$f"; then
 		bad="$bad $f"
@@ -83,10 +83,15 @@ done
 	failed "fault points installed in:$bad"
 # libmmapq exports exactly the functions mmapq.h declares
 want=$(sed -n 's/^MMAPQ_API [^(]*[ *]\(mmapq_[a-z_]*\)(.*/\1/p' "$stage$MMAPQ_INCLUDEDIR/mmapq.h" | sort | tr '\n' ' ')
-have=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.1.0.0" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort | tr '\n' ' ')
+have=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.1.1.0" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort -u | tr '\n' ' ')
 [ -n "$want" ] && [ "$want" = "$have" ] && pass "libmmapq exports exactly the $(wc -w <<<"$want") functions of mmapq.h" ||
 	failed "libmmapq exports '$have', mmapq.h declares '$want'"
-soname=$(readelf -d "$stage$MMAPQ_LIBDIR/libmmapq.so.1.0.0" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+# a program built against the 1.0 mmapq.h (struct mmapq_status without id)
+# still finds the mmapq_status it was linked with; new ones get 1.1's
+versions=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.1.1.0" | awk '$3 ~ /^mmapq_status@/ { print $3 }' | sort | tr '\n' ' ')
+[ "$versions" = "mmapq_status@@LIBMMAPQ_1.1 mmapq_status@LIBMMAPQ_1 " ] &&
+	pass "mmapq_status: LIBMMAPQ_1.1 by default, LIBMMAPQ_1 kept" || failed "mmapq_status versions: '$versions'"
+soname=$(readelf -d "$stage$MMAPQ_LIBDIR/libmmapq.so.1.1.0" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 [ "$soname" = libmmapq.so.1 ] && pass "SONAME libmmapq.so.1" || failed "SONAME '$soname'"
 
 # ---- 2. uninstall keeps an edited mmapq.ini and the drop-ins -------------------

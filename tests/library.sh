@@ -10,7 +10,9 @@
 #      find_package(mmapq);
 #   3. records an example publishes reach the installed mmapq-consumer, and
 #      records the installed mmapq-producer publishes reach the C++ example,
-#      for both builds of the examples.
+#      for both builds of the examples;
+#   4. a program built against 1.0's struct mmapq_status (before the queue
+#      id) still gets its mmapq_status, mmapq_status@LIBMMAPQ_1.
 # Exit 0 pass, 1 fail, 77 skip (no C++ compiler: tests/deps.sh installs g++).
 set -u
 build=$(cd "${1:?usage: library.sh BUILD_DIR}" && pwd) || exit 1
@@ -89,6 +91,48 @@ left=$("$daemons/mmapqctl" --config "$cfg" status --json 2>&1 | sed -n 's/.*"dep
 	pass "the example producer refuses 'x8' (exit 2: $out), the queue still empty" ||
 	failed "the example producer with 'x8': exit $rc, '$out', depth '$left'"
 [ -x "$work/cmake/example_producer" ] && round "$work/cmake/example_producer" "$work/cmake/example_consumer" "CMake build"
+
+# ---- 4. a program built against the 1.0 mmapq.h (struct mmapq_status
+# without id) links mmapq_status@LIBMMAPQ_1: it gets every field it knows,
+# and nothing is written past the end of its struct
+cat >"$work/old.c" <<'EOF_C'
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <mmapq.h>
+int mmapq_status_1_0(struct mmapq *q, void *st);
+__asm__(".symver mmapq_status_1_0, mmapq_status@LIBMMAPQ_1");
+/* 1.0's struct: the fields before id, rounded up to its alignment */
+#define OLD_SIZE ((offsetof(struct mmapq_status, id) + 7) / 8 * 8)
+int main(int argc, char **argv)
+{
+	struct mmapq_params p = {.path = argv[1], .role = MMAPQ_ROLE_OBSERVER};
+	unsigned char old[OLD_SIZE + 64];
+	struct mmapq_status now;
+	struct mmapq *q;
+	if (argc != 2 || mmapq_open(&p, &q, NULL) < 0 || mmapq_status(q, &now) < 0)
+		return 2;
+	memset(old, 0xa5, sizeof(old));
+	if (mmapq_status_1_0(q, old) < 0)
+		return 3;
+	for (size_t i = OLD_SIZE; i < sizeof(old); i++)
+		if (old[i] != 0xa5)
+			return 4; /* written past the 1.0 struct */
+	if (memcmp(old, &now, offsetof(struct mmapq_status, attached_by_pid) + 1))
+		return 5;
+	printf("%llu %llu\n", (unsigned long long)now.head, (unsigned long long)now.tail);
+	mmapq_close(q);
+	return 0;
+}
+EOF_C
+if cc -std=gnu11 -Wall -Wextra -Werror "${san[@]}" "$work/old.c" "${flags[@]}" -o "$work/old" 2>"$work/old.err"; then
+	out=$("$work/old" "$work/queue" 2>&1); rc=$?
+	nm -D "$work/old" | grep -q 'mmapq_status@LIBMMAPQ_1$' && [ $rc = 0 ] &&
+		pass "a program built for LIBMMAPQ_1 gets 1.0's struct mmapq_status, nothing written past it ($out)" ||
+		failed "the LIBMMAPQ_1 mmapq_status: exit $rc, '$out'"
+else
+	failed "the LIBMMAPQ_1 program does not build"; cat "$work/old.err"
+fi
 
 [ $fail = 0 ] && echo "library: PASS" || echo "library: FAILED"
 exit $fail

@@ -269,6 +269,12 @@ static const struct expect X_DYN_BAD = {-EBADMSG, -EBADMSG, 0, CAP, RS, MMAPQ_FO
 static const struct expect X_ALL_OK = {0, 0, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 static const struct expect X_CONF_BAD = {-EPROTO, -EPROTO, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 
+static bool zero_id(const uint8_t *id)
+{
+	static const uint8_t zero[MMAPQ_ID_SIZE];
+	return !memcmp(id, zero, MMAPQ_ID_SIZE);
+}
+
 /* ---- fixtures ---------------------------------------------------------- */
 
 static void make_queue(const char *path, uint32_t fmt, uint32_t rs, uint32_t nput, uint32_t nrel)
@@ -429,9 +435,11 @@ static void test_header_fields(void **state)
 		{"not_empty.reserved[55]", HOFF(not_empty.reserved) + 55, 1, 1, 0, {"reserved", "offset 447", NULL}},
 		{"not_full.reserved[0]", HOFF(not_full.reserved), 1, 1, 0, {"reserved", "offset 456", NULL}},
 		{"not_full.reserved[55]", HOFF(not_full.reserved) + 55, 1, 1, 0, {"reserved", "offset 511", NULL}},
-		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 512", NULL}},
-		{"reserved[1000]", HOFF(reserved) + 1000, 1, 0x20, 0, {"reserved", "offset 1512", NULL}},
-		{"reserved[3583]", HOFF(reserved) + 3583, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
+		{"reserved2[0]", HOFF(reserved2), 1, 1, 0, {"reserved", "offset 528", NULL}},
+		{"reserved2[47]", HOFF(reserved2) + 47, 1, 0x40, 0, {"reserved", "offset 575", NULL}},
+		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 576", NULL}},
+		{"reserved[1000]", HOFF(reserved) + 1000, 1, 0x20, 0, {"reserved", "offset 1576", NULL}},
+		{"reserved[3519]", HOFF(reserved) + 3519, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
 		{"producer.pid -1", PROD(pid), 4, 0xffffffffu, 0, {"-1", "pid", NULL}},
 		{"producer.pid INT_MIN", PROD(pid), 4, 0x80000000u, 0, {"-2147483648", NULL}},
 		{"consumer.pid -7", CONS(pid), 4, (uint32_t)-7, 0, {"-7", "pid", NULL}},
@@ -488,6 +496,8 @@ static void test_header_free_fields(void **state)
 		{"producer.dropped", PROD(dropped), 8, 99},
 		{"consumer.attaches", CONS(attaches), 8, UINT64_MAX},
 		{"producer.pid 1", PROD(pid), 4, 1},
+		{"id[0..7]", HOFF(id), 8, 0x0123456789abcdefu},
+		{"id[8..15]", HOFF(id) + 8, 8, UINT64_MAX},
 	};
 	int problems = 0;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -762,7 +772,10 @@ static void test_version1(void **state)
 	b = slurp(g_case, &len);
 	assert_int_equal(len, g_llen);
 	assert_int_equal(((struct mmapq_header *)b)->version, 1);
-	assert_memory_equal(b + 12, g_lbytes + 12, g_llen - 12);
+	assert_true(zero_id(b + HOFF(id))); /* from before ids */
+	assert_memory_equal(b + 12, g_lbytes + 12, HOFF(id) - 12);
+	assert_memory_equal(b + HOFF(id) + MMAPQ_ID_SIZE, g_lbytes + HOFF(id) + MMAPQ_ID_SIZE,
+	                    g_llen - HOFF(id) - MMAPQ_ID_SIZE);
 	problems += check_open_all("version 1 line", g_case, &lx, nd, true);
 	free(b);
 	if (problems)
@@ -968,16 +981,81 @@ static void test_special_files(void **state)
 	free(target);
 }
 
+/* ---- the queue id ------------------------------------------------------------ */
+
+static struct mmapq_status status_as(const char *path, enum mmapq_role role, bool migrate)
+{
+	struct mmapq_params p = {.path = path, .role = role, .migrate = migrate};
+	struct mmapq_status st;
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+
+	if (mmapq_open(&p, &q, &e) < 0)
+		fail_msg("%s: open as %s: %s", path, role_str(role), e.msg);
+	assert_int_equal(mmapq_status(q, &st), 0);
+	mmapq_close(q);
+	return st;
+}
+
+/* Every new file has an id of its own; a file from before ids (all zero)
+ * gets one from the first producer or consumer, on disk at once, and keeps
+ * it; observers and migrate (recreate) only read. */
+static void test_queue_id(void **state)
+{
+	char *other = tu_path(g_dir, "other.q");
+	struct mmapq_status a, b, c;
+	uint8_t *bytes;
+	size_t len;
+
+	make_queue(other, MMAPQ_FORMAT_INT, RS, 1, 0);
+	a = status_as(g_base, MMAPQ_ROLE_OBSERVER, false);
+	b = status_as(other, MMAPQ_ROLE_OBSERVER, false);
+	assert_false(zero_id(a.id));
+	assert_false(zero_id(b.id));
+	assert_memory_not_equal(a.id, b.id, MMAPQ_ID_SIZE);
+	assert_memory_equal(a.id, g_bytes + HOFF(id), MMAPQ_ID_SIZE);
+	/* the roles see the same id, and attaching does not change it */
+	c = status_as(g_base, MMAPQ_ROLE_CONSUMER, false);
+	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
+
+	/* a file from before ids */
+	bytes = malloc(g_len);
+	assert_non_null(bytes);
+	memcpy(bytes, g_bytes, g_len);
+	memset(bytes + HOFF(id), 0, MMAPQ_ID_SIZE);
+	put_file(g_case, bytes, g_len);
+	free(bytes);
+	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_PRODUCER, true); /* migrate: read only */
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_CONSUMER, false);
+	assert_false(zero_id(a.id));
+	bytes = slurp(g_case, &len);
+	assert_memory_equal(bytes + HOFF(id), a.id, MMAPQ_ID_SIZE); /* in the file */
+	free(bytes);
+	b = status_as(g_case, MMAPQ_ROLE_PRODUCER, false);
+	c = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_memory_equal(a.id, b.id, MMAPQ_ID_SIZE);
+	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
+	free(other);
+}
+
 /* ---- every used header byte flipped in turn ---------------------------------- */
 
 /* May a flip of header byte i open successfully?  Only the bytes with no
- * meaning to validation: created_usec, the mutex (re-initialised by whoever
- * attaches alone), the cond seq/waiting words, the side counters, pids and
- * start times.  (A pid flip may also be refused: negative.) */
+ * meaning to validation: created_usec, the queue id, the mutex
+ * (re-initialised by whoever attaches alone), the cond seq/waiting words,
+ * the side counters, pids and start times.  (A pid flip may also be
+ * refused: negative.) */
 static int flip_expect(size_t i, const uint8_t *b)
 {
 	const size_t sides[2] = {HOFF(producer), HOFF(consumer)};
 	if (i >= HOFF(created_usec) && i < HOFF(created_usec) + 8)
+		return 1;
+	if (i >= HOFF(id) && i < HOFF(id) + MMAPQ_ID_SIZE)
 		return 1;
 	if (i >= HOFF(lock) && i < HOFF(lock) + 64)
 		return 1;
@@ -1095,6 +1173,7 @@ int main(void)
 		cmocka_unit_test(test_base_valid),
 		cmocka_unit_test(test_header_fields),
 		cmocka_unit_test(test_header_free_fields),
+		cmocka_unit_test(test_queue_id),
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_garbage),

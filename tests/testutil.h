@@ -116,9 +116,9 @@ char *tu_read_file(const char *path, size_t *len);
 int tu_write_file(const char *path, const void *buf, size_t len);
 
 /* Rewrite the queue file at path (made by this library, nobody attached)
- * as format version 1 wrote the same queue: the version and, for format
- * int, the slot size, the file size and every slot (seq, len 8, reserved
- * 0, value).  0 or -errno. */
+ * as format version 1 wrote the same queue: the version, no queue id and,
+ * for format int, the slot size, the file size and every slot (seq, len
+ * 8, reserved 0, value).  0 or -errno. */
 int tu_queue_to_version1(const char *path);
 
 /* Print the queue's header state (head, tail, pids, counters, wait flags)

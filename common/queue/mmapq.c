@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -432,7 +433,7 @@ static size_t first_reserved_nonzero(const struct mmapq_header *h)
 	} rsv[] = {
 		RSV(reserved0), RSV(reserved1), RSV(producer.reserved0), RSV(producer.reserved),
 		RSV(consumer.reserved0), RSV(consumer.reserved), RSV(not_empty.reserved),
-		RSV(not_full.reserved), RSV(reserved),
+		RSV(not_full.reserved), RSV(reserved2), RSV(reserved),
 	};
 #undef RSV
 	const uint8_t *b = (const uint8_t *)h;
@@ -583,6 +584,56 @@ static int validate_dynamic(struct mmapq *q, struct mmapq_error *err)
 	return 0;
 }
 
+/* ---- the queue id --------------------------------------------------------- */
+
+static bool id_is_zero(const uint8_t *id)
+{
+	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+		if (id[i])
+			return false;
+	return true;
+}
+
+/* 16 random bytes, never all zero (zero means "no id"). */
+static int new_id(uint8_t id[MMAPQ_ID_SIZE])
+{
+	size_t got = 0;
+
+	while (got < MMAPQ_ID_SIZE) {
+		ssize_t n = getrandom(id + got, MMAPQ_ID_SIZE - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return neg_errno();
+		got += (size_t)n;
+	}
+	if (id_is_zero(id))
+		id[0] = 1; /* one chance in 2^128 */
+	return 0;
+}
+
+/*
+ * A file made before queues had ids (all zero): give it one.  The mutex is
+ * held, so of a producer and a consumer attaching at the same time one
+ * writes it and the other sees it; nobody else writes these bytes, and
+ * readers without the mutex (observers) may only see it half written.
+ * Returns 1 if we wrote it (the caller syncs the header page), 0 if it had
+ * one, or -errno.
+ */
+static int assign_id_locked(struct mmapq *q, const struct mmapq_params *p)
+{
+	uint8_t id[MMAPQ_ID_SIZE];
+	int r;
+
+	if (p->migrate || q->version != MMAPQ_VERSION || !id_is_zero(q->h->id))
+		return 0; /* only read: a version-1 file, or one being recreated */
+	r = new_id(id);
+	if (r < 0)
+		return r;
+	memcpy(q->h->id, id, sizeof(id));
+	return 1;
+}
+
 /* ---- create ---------------------------------------------------------------- */
 
 /* No geometry at all: join an existing file, whatever its geometry; there is
@@ -707,7 +758,9 @@ static int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 	h->slot_size = slot_size;
 	h->file_size = size;
 	h->created_usec = realtime_usec();
-	r = init_mutex(h);
+	r = new_id(h->id);
+	if (r == 0)
+		r = init_mutex(h);
 	if (r == 0 && msync(h, MMAPQ_HEADER_SIZE, MS_SYNC) < 0)
 		r = neg_errno();
 	munmap(h, MMAPQ_HEADER_SIZE);
@@ -1001,7 +1054,7 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 {
 	bool alone = false;
 	int32_t old_pid;
-	int r;
+	int r, id_written;
 
 	r = open_lock_file(q, err);
 	if (r < 0)
@@ -1077,6 +1130,13 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 			goto fail;
 		}
 	}
+	id_written = assign_id_locked(q, p);
+	if (id_written < 0) {
+		unlock(q);
+		r = id_written;
+		set_err(err, "%s: cannot make a queue id: %s", q->path, strerror(-r));
+		goto fail;
+	}
 	q->head = q->seen_tail = 0;
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
 		q->published = q->tail = load_tail(q);
@@ -1088,6 +1148,13 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	__atomic_store_n(&q->self->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 	count(&q->self->attaches, 1);
 	unlock(q);
+	/* A new id is on disk before anyone uses it: whatever carried it
+	 * (a Nats-Msg-Id) must never be made again with another one. */
+	if (id_written && (r = sync_bytes(q->h, MMAPQ_HEADER_SIZE)) < 0 &&
+	    q->sync != MMAPQ_SYNC_NEVER) {
+		set_err(err, "%s: cannot write its new queue id to disk: %s", q->path, strerror(-r));
+		goto fail;
+	}
 
 	/* The consumer never writes a slot: make that a hardware guarantee. */
 	if (q->role == MMAPQ_ROLE_CONSUMER && MMAPQ_HEADER_SIZE % sysconf(_SC_PAGESIZE) == 0 &&
@@ -1673,7 +1740,15 @@ static void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t
 	              (q->role == MMAPQ_ROLE_CONSUMER && byte == MMAPQ_LOCK_CONSUMER);
 }
 
-int mmapq_status(struct mmapq *q, struct mmapq_status *st)
+/* In the shared library the function of this name is the default
+ * version of mmapq_status (see mmapq_status_v1 below). */
+#ifdef MMAPQ_SHARED_LIBRARY
+#define STATUS_FN mmapq_status_v1_1
+MMAPQ_API int mmapq_status_v1_1(struct mmapq *q, struct mmapq_status *st);
+#else
+#define STATUS_FN mmapq_status
+#endif
+int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
 {
 	struct mmapq_status s = {0};
 
@@ -1692,9 +1767,34 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 	side_status(q, &q->h->producer, MMAPQ_LOCK_PRODUCER, &s.producer);
 	side_status(q, &q->h->consumer, MMAPQ_LOCK_CONSUMER, &s.consumer);
 	s.attached_by_pid = q->lock_fd < 0;
+	/* written once (under the mutex, which an observer does not take: it
+	 * may see an id being given to an old file half written) */
+	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+		s.id[i] = __atomic_load_n(&q->h->id[i], __ATOMIC_RELAXED);
 	*st = s;
 	return 0;
 }
+
+/*
+ * mmapq_status as LIBMMAPQ_1 had it, for programs built against an mmapq.h
+ * whose struct mmapq_status ended before id: the same fields, id left out
+ * (their struct has no room for it).  New programs link mmapq_status@@
+ * LIBMMAPQ_1.1 (libmmapq.map).  Only the shared library has versions.
+ */
+#ifdef MMAPQ_SHARED_LIBRARY
+__asm__(".symver mmapq_status_v1_1, mmapq_status@@LIBMMAPQ_1.1");
+MMAPQ_API int mmapq_status_v1(struct mmapq *q, void *st);
+__asm__(".symver mmapq_status_v1, mmapq_status@LIBMMAPQ_1");
+MMAPQ_API int mmapq_status_v1(struct mmapq *q, void *st)
+{
+	struct mmapq_status s;
+	int r = STATUS_FN(q, &s);
+
+	if (r == 0)
+		memcpy(st, &s, offsetof(struct mmapq_status, id));
+	return r;
+}
+#endif
 
 /*
  * Seqlock style: the slot is checked, its payload copied out, and only then

@@ -73,6 +73,18 @@
  *   wait object per direction, one waiter each (roles are exclusive); wait
  *   state is re-initialised only when nobody else is attached.
  *
+ * Queue id.  16 random bytes (getrandom) at offset 512, so that records
+ * of different queues (on one host or many) can be told apart: the NATS
+ * output's Nats-Msg-Id is "<id in hex>:<seq>", which JetStream's duplicate
+ * window uses to drop a record forwarded twice.  They took reserved bytes
+ * that had to be zero, without a version change: a file of this version
+ * with an id reads as "a newer format" (a reserved byte not zero) to an
+ * mmapq from before ids, and a file without one (all zero: made before
+ * ids) gets one from the first producer or consumer that attaches to it,
+ * under the mutex, written through to disk at once.  Observers report
+ * all zero as "no id yet".  A file made anew (mmapqctl recreate) has a
+ * new id, as its sequence numbers start again at 0.
+ *
  * Attach protocol.  OFD byte-range locks (the kernel drops them when a
  * process dies) on a lock file beside the queue file, PATH.lock
  * (MMAPQ_LOCK_SUFFIX; LMDB's lock.mdb is the precedent), never on the
@@ -192,7 +204,14 @@ struct mmapq_header {
 	struct mmapq_cond not_empty;  /* consumer waits, producer signals */
 	struct mmapq_cond not_full;   /* producer waits, consumer signals */
 
-	uint8_t  reserved[3584];      /* must be zero */
+	/* The queue's identity (see "Queue id" above): 16 random bytes,
+	 * written at creation, or, in a file made before there were ids
+	 * (all zero), once by the first producer or consumer to attach,
+	 * under the mutex.  Never changed after that. */
+	uint8_t  id[MMAPQ_ID_SIZE];
+	uint8_t  reserved2[48];       /* must be zero */
+
+	uint8_t  reserved[3520];      /* must be zero */
 } __attribute__((aligned(64)));
 
 /*
@@ -242,7 +261,8 @@ _Static_assert(offsetof(struct mmapq_header, producer) == 128, "producer cache l
 _Static_assert(offsetof(struct mmapq_header, consumer) == 256, "consumer cache lines");
 _Static_assert(offsetof(struct mmapq_header, not_empty) == 384, "not_empty cache line");
 _Static_assert(offsetof(struct mmapq_header, not_full) == 448, "not_full cache line");
-_Static_assert(offsetof(struct mmapq_header, reserved) == 512, "reserved tail");
+_Static_assert(offsetof(struct mmapq_header, id) == 512, "queue id cache line");
+_Static_assert(offsetof(struct mmapq_header, reserved) == 576, "reserved tail");
 _Static_assert(offsetof(struct mmapq_side, position) == 0, "side.position offset");
 _Static_assert(offsetof(struct mmapq_side, pid) == 8, "side.pid offset");
 _Static_assert(offsetof(struct mmapq_side, start_usec) == 16, "side.start_usec offset");

@@ -160,6 +160,7 @@ static const struct {
 	{SIDE_C + offsetof(struct mmapq_side, reserved), sizeof(((struct mmapq_side *)0)->reserved)},
 	{OFF(not_empty) + offsetof(struct mmapq_cond, reserved), sizeof(((struct mmapq_cond *)0)->reserved)},
 	{OFF(not_full) + offsetof(struct mmapq_cond, reserved), sizeof(((struct mmapq_cond *)0)->reserved)},
+	{OFF(reserved2), sizeof(((struct mmapq_header *)0)->reserved2)},
 	{OFF(reserved), sizeof(((struct mmapq_header *)0)->reserved)},
 };
 
@@ -352,7 +353,8 @@ static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 	FUZZ_CHECK(st.version == m->ver && st.header_size == MMAPQ_HEADER_SIZE &&
 	           st.capacity == m->cap && st.record_size == m->rs && st.slot_size == m->ss &&
 	           st.format == m->fmt && st.file_size == n && st.head == m->head && st.tail == m->tail &&
-	           st.created_usec == rd64(f, OFF(created_usec)),
+	           st.created_usec == rd64(f, OFF(created_usec)) &&
+	           !memcmp(st.id, f + OFF(id), MMAPQ_ID_SIZE),
 	           "observer: status differs from the header");
 	check_side(f, SIDE_P, &st.producer);
 	check_side(f, SIDE_C, &st.consumer);
@@ -440,6 +442,29 @@ static void side_ranges(size_t side, struct range *r)
 	r[2] = (struct range){side + 40, side + 56};  /* recoveries, attaches */
 }
 
+/* A file without a queue id (all zero) gets one from either role: its 16
+ * bytes may change then (*r), to anything but zero (check_id_given). */
+static bool id_missing(const uint8_t *f)
+{
+	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+		if (f[OFF(id) + i])
+			return false;
+	return true;
+}
+
+static size_t id_range(const uint8_t *f, struct range *r)
+{
+	if (!id_missing(f))
+		return 0;
+	*r = (struct range){OFF(id), OFF(id) + MMAPQ_ID_SIZE};
+	return 1;
+}
+
+static void check_id_given(const uint8_t *after, const char *role)
+{
+	FUZZ_CHECK(!id_missing(after), "%s: the queue still has no id", role);
+}
+
 static void check_sched(const char *role)
 {
 	struct sched_param sp;
@@ -513,7 +538,8 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 	ok[1] = (struct range){OFF(not_empty), OFF(not_empty) + 8};
 	ok[2] = (struct range){OFF(not_full), OFF(not_full) + 8};
 	side_ranges(SIDE_C, ok + 3);
-	check_only_changed(f, g_after, n, ok, 6, "consumer");
+	check_only_changed(f, g_after, n, ok, 6 + id_range(f, ok + 6), "consumer");
+	check_id_given(g_after, "consumer");
 	model_file(g_after, n2, &m2);
 	FUZZ_CHECK(m2.slots_ok && m2.head == m->tail && m2.tail == m->tail,
 	           "consumer: left a file the model refuses (%s) or positions %" PRIu64 "/%" PRIu64,
@@ -587,11 +613,13 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	ok[nok++] = (struct range){OFF(not_full), OFF(not_full) + 8};
 	side_ranges(SIDE_P, ok + nok);
 	nok += 3;
+	nok += id_range(f, ok + nok);
 	for (uint32_t i = 0; i < k; i++) {
 		size_t o = slot_off(m, m->tail + i);
 		ok[nok++] = (struct range){o, o + m->poff + lens[i]};
 	}
 	check_only_changed(f, g_after, n, ok, nok, "producer");
+	check_id_given(g_after, "producer");
 	model_file(g_after, n2, &m2);
 	FUZZ_CHECK(m2.slots_ok && m2.head == m->head && m2.tail == m->tail + k,
 	           "producer: left a file the model refuses (%s) or positions %" PRIu64 "/%" PRIu64,

@@ -89,6 +89,9 @@ enum mmapq_record_format {
 #define MMAPQ_RECORD_SIZE_MAX   (UINT32_C(1) << 20)
 #define MMAPQ_FILE_SIZE_MAX     (UINT64_C(1) << 36)  /* 64 GiB, the whole file */
 
+/* Bytes of a queue's id (struct mmapq_status.id). */
+#define MMAPQ_ID_SIZE           16
+
 /* Beside the queue file PATH the library keeps PATH MMAPQ_LOCK_SUFFIX, the
  * lock file whose byte-range locks say who is attached. */
 #define MMAPQ_LOCK_SUFFIX       ".lock"
@@ -182,6 +185,14 @@ struct mmapq_status {
 	 * read-only file system), so a role counts as attached when its pid is
 	 * alive: a guess, a reused pid looks attached. */
 	bool attached_by_pid;
+	/* The queue's id: 16 random bytes given when the file was created,
+	 * the same for as long as the file lives, different for every file
+	 * (so across hosts too); a file made by an mmapq from before ids
+	 * gets one the first time a producer or consumer attaches to it.
+	 * All zero: none yet (only an observer of such a file sees that).
+	 * (Added in 1.1: a program built against the older mmapq.h gets the
+	 * status without it.) */
+	uint8_t id[MMAPQ_ID_SIZE];
 };
 
 /* Open (creating if missing) and attach in a role.  See mmapq_format.h for
