@@ -17,6 +17,10 @@
 #define MMAPQ_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
 enum mmapq_on_full { MMAPQ_ON_FULL_BLOCK = 0, MMAPQ_ON_FULL_DROP = 1 };
+enum mmapq_nats_storage { MMAPQ_NATS_FILE = 0, MMAPQ_NATS_MEMORY = 1 };
+
+/* [nats] servers: at most this many, comma-separated */
+#define MMAPQ_NATS_SERVERS_MAX 16
 
 /* syslog priorities, as sd-journal uses them */
 enum mmapq_log_level {
@@ -37,7 +41,24 @@ struct mmapq_config {
 	uint32_t generate_rate;                /* [producer] generate_rate, records/s, 0 = unlimited */
 	enum mmapq_on_full on_full;            /* [producer] on_full  */
 	uint32_t client_timeout;               /* [producer] client_timeout, seconds, 0 = never */
-	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output: auto | journal | stdout | null | file:PATH */
+	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output: auto | journal | stdout | null | file:PATH | nats */
+	/* [nats]: output = nats (daemons/nats.h) */
+	char nats_servers[MMAPQ_CONFIG_STR_MAX]; /* URLs, comma-separated: nats://HOST:PORT, tls://... */
+	char nats_subject[MMAPQ_CONFIG_STR_MAX]; /* subject of every record */
+	char nats_stream[MMAPQ_CONFIG_STR_MAX];  /* the stream that must capture it */
+	uint32_t nats_create_stream;           /* 1: create the stream if it is missing */
+	uint32_t nats_replicas;                /* of a stream we create */
+	uint32_t nats_storage;                 /* of a stream we create: enum mmapq_nats_storage */
+	uint32_t nats_duplicate_window;        /* of a stream we create, seconds */
+	uint32_t nats_ordered;                 /* 1: Nats-Expected-Last-Msg-Id on every record */
+	char nats_credentials[MMAPQ_CONFIG_STR_MAX]; /* .creds file, "" = none */
+	char nats_tls_ca[MMAPQ_CONFIG_STR_MAX];      /* "" = the system's */
+	char nats_tls_cert[MMAPQ_CONFIG_STR_MAX];    /* client certificate, "" = none */
+	char nats_tls_key[MMAPQ_CONFIG_STR_MAX];     /* its key */
+	uint32_t nats_max_pending;             /* records published and not yet acknowledged, at most */
+	uint32_t nats_connect_timeout;         /* seconds */
+	uint32_t nats_ack_timeout;             /* seconds before a record is published again */
+	uint32_t nats_reconnect_max_wait;      /* seconds, the longest pause between reconnects */
 	enum mmapq_log_level log_level;        /* [log] level         */
 	uint32_t stats_interval;               /* [log] stats_interval, seconds, 0 = off */
 };
