@@ -117,7 +117,7 @@ static const struct cfg_name log_level_names[] = {
 	X("producer", "client_timeout", CFG_U32,    "60",     0, 86400, client_timeout, NULL, 0, 0) \
 	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0, 0)  \
 	X("nats",     "servers",        CFG_SERVERS, "nats://127.0.0.1:4222",            \
-	  0, 0, nats_servers, NULL, 1, 0)                                                \
+	  1, MMAPQ_CONFIG_STR_MAX - 1, nats_servers, NULL, 1, 0)                         \
 	X("nats",     "subject",        CFG_SUBJECT, "mmapq", 1, 255, nats_subject, NULL, 1, 0) \
 	X("nats",     "stream",         CFG_STREAM, "MMAPQ",  1, 64, nats_stream, NULL, 1, 0) \
 	X("nats",     "create_stream",  CFG_ENUM,   "no",     0, 0, nats_create_stream, yes_no_names, 1, 0) \
@@ -370,40 +370,31 @@ static const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 	uint32_t v;
 	int r;
 
-	switch (k->type) {
-	case CFG_PATH:
+	/* the strings with a length from min to max bytes */
+	if (k->type == CFG_PATH || k->type == CFG_FILE || k->type == CFG_SERVERS ||
+	    k->type == CFG_SUBJECT || k->type == CFG_STREAM) {
 		if (len < k->min)
 			return "is too short";
 		if (len > k->max)
 			return "is too long";
+	}
+	switch (k->type) {
+	case CFG_PATH:
+	case CFG_FILE:
 		break;
 	case CFG_WORD:
 		if (!cfg_name_by_name(k->names, value))
 			return "is not valid";
 		break;
-	case CFG_FILE:
-		if (len > k->max)
-			return "is too long";
-		break;
 	case CFG_SERVERS:
-		if (len > MMAPQ_CONFIG_STR_MAX - 1)
-			return "is too long";
 		if ((why = cfg_check_servers(value)))
 			return why;
 		break;
 	case CFG_SUBJECT:
-		if (len < k->min)
-			return "is too short";
-		if (len > k->max)
-			return "is too long";
 		if ((why = cfg_check_subject(value)))
 			return why;
 		break;
 	case CFG_STREAM:
-		if (len < k->min)
-			return "is too short";
-		if (len > k->max)
-			return "is too long";
 		if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len)
 			return "has a character other than a letter, a digit, '_' or '-'";
 		break;
