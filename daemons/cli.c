@@ -365,6 +365,8 @@ int cli_exit_code_for_run(int r)
 		return EXIT_BADQUEUE;
 	case ESTALE:
 		return EXIT_STALE;
+	case EREMOTEIO:
+		return EXIT_PROTOCOL; /* output = nats: refused for good */
 	default:
 		return EXIT_IOERR;    /* reading, writing, msync */
 	}
