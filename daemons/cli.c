@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -45,32 +46,74 @@ unsigned cli_start(void)
 	return closed;
 }
 
-static void usage(FILE *f, const struct cli *c, const char *extra, bool want_count, bool ctl)
+static void usage(const struct cli *c, bool want_count, bool ctl)
 {
-	fprintf(f,
-	        "Usage: %s [OPTION]...%s\n"
-	        "  -c, --config PATH   configuration file (default %s)\n"
-	        "  -i, --instance NAME one of several queues (mmapq@NAME.target): configuration\n"
-	        "                      NAME.ini beside the default one, queue file NAME.queue\n"
-	        "                      and socket NAME.producer.sock beside the default ones\n"
-	        "  -q, --queue PATH    queue file, overrides [queue] path\n"
-	        "      --check-config  validate the configuration (and its drop-ins) and exit\n",
-	        c->prog, extra ? extra : "", MMAPQ_DEFAULT_CONFIG);
-	if (want_count)
-		fprintf(f, "      --count N       exit after N records\n");
 	if (ctl)
-		fprintf(f, "      --json          status and dump as JSON\n"
-		           "      --socket PATH   producer socket for send (default: [producer] socket)\n"
-		           "      --timeout S     send: give up after S seconds without progress\n"
-		           "                      (default %u, 0 = wait forever)\n"
-		           "      --http          metrics: answer one HTTP request on stdin/stdout\n"
-		           "                      (as mmapq-metrics.socket runs it)\n", CLI_SEND_TIMEOUT_S);
-	fprintf(f, "  -h, --help          show this help and exit\n"
-	           "  -V, --version       show the version and exit\n");
+		printf("%s - inspect, feed and manage an mmapq queue (see mmapqctl(1))\n\n"
+		       "Usage: %s [OPTION]... COMMAND [ARG]...\n\n"
+		       "Commands:\n"
+		       "  status [--json]     positions, counters and pids of the queue\n"
+		       "  dump [--json]       the records in the queue, oldest first\n"
+		       "  top                 a live view of the queue (q or Ctrl-C leaves)\n"
+		       "  send [VALUE]...     send records to the producer's socket (standard input\n"
+		       "                      if no VALUE); exit 0 once all are published\n"
+		       "  metrics [--http]    the queue's state as Prometheus text\n"
+		       "  recreate            rebuild the queue file with the configuration's geometry,\n"
+		       "                      carrying its records over (both daemons stopped)\n\n"
+		       "Options:\n", c->prog, c->prog);
+	else
+		printf("%s - %s (see %s(8))\n\nUsage: %s [OPTION]...\n\nOptions:\n", c->prog,
+		       want_count ? "writes the records of an mmapq queue to its output"
+		                  : "reads records and publishes them into an mmapq queue",
+		       want_count ? "mmapq-consumer" : "mmapq-producer", c->prog);
+	printf("  -c, --config PATH   configuration file (default %s)\n"
+	       "  -i, --instance NAME one of several queues (mmapq@NAME.target): configuration\n"
+	       "                      NAME.ini beside the default one, queue file NAME.queue\n"
+	       "                      and socket NAME.producer.sock beside the default ones\n"
+	       "  -q, --queue PATH    queue file, overrides [queue] path\n"
+	       "      --check-config  validate the configuration (and its drop-ins) and exit\n",
+	       MMAPQ_DEFAULT_CONFIG);
+	if (want_count)
+		printf("      --count N       exit after N records\n");
+	if (ctl)
+		printf("      --json          status and dump: JSON (schema: mmapqctl(1))\n"
+		       "      --socket PATH   send: the producer's socket (default: [producer] socket)\n"
+		       "      --timeout S     send: give up after S seconds without progress\n"
+		       "                      (default %u, 0 = wait forever)\n"
+		       "      --http          metrics: answer one HTTP request on stdin/stdout\n"
+		       "                      (as mmapq-metrics.socket runs it)\n", CLI_SEND_TIMEOUT_S);
+	printf("  -h, --help          show this help and exit\n"
+	       "  -V, --version       show the version, the queue file format and the build\n");
+}
+
+static void version(const struct cli *c)
+{
+	bool sanitized = false;
+#if defined(__SANITIZE_ADDRESS__)
+	sanitized = true;
+#endif
+	printf("%s %s\n"
+	       "queue file format version %" PRIu32 " (mmapqctl recreate also reads version 1)\n"
+	       "build: %s%s\n",
+	       c->prog, MMAPQ_VERSION_STRING, MMAPQ_FILE_VERSION,
+	       cli_fault_points ? "test-only, with fault points" : "release, no fault points",
+	       sanitized ? ", AddressSanitizer and UndefinedBehaviorSanitizer" : "");
+}
+
+void cli_usage_error(const struct cli *c, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: error: %s\nTry '%s --help' for more information.\n", c->prog, msg, c->prog);
+	exit(EXIT_USAGE);
 }
 
 /* Digits only; at least min; exits 64 otherwise. */
-static uint64_t parse_number(const char *prog, const char *opt, const char *s, uint64_t min,
+static uint64_t parse_number(const struct cli *c, const char *opt, const char *s, uint64_t min,
                              const char *what)
 {
 	char *end;
@@ -78,31 +121,21 @@ static uint64_t parse_number(const char *prog, const char *opt, const char *s, u
 
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (!*s || *end || errno || s[strspn(s, "0123456789")] || v < min) {
-		fprintf(stderr, "%s: %s: '%s' is not %s\n", prog, opt, s, what);
-		exit(EXIT_USAGE);
-	}
+	if (!*s || *end || errno || s[strspn(s, "0123456789")] || v < min)
+		cli_usage_error(c, "%s: '%s' is not %s", opt, s, what);
 	return (uint64_t)v;
 }
 
-static uint64_t parse_count(const char *prog, const char *s)
+static unsigned parse_seconds(const struct cli *c, const char *opt, const char *s)
 {
-	return parse_number(prog, "--count", s, 1, "a positive integer");
-}
+	uint64_t v = parse_number(c, opt, s, 0, "a number of seconds (0 to 86400)");
 
-static unsigned parse_seconds(const char *prog, const char *opt, const char *s)
-{
-	uint64_t v = parse_number(prog, opt, s, 0, "a number of seconds (0 to 86400)");
-
-	if (v > 86400) {
-		fprintf(stderr, "%s: %s: '%s' is not a number of seconds (0 to 86400)\n", prog, opt, s);
-		exit(EXIT_USAGE);
-	}
+	if (v > 86400)
+		cli_usage_error(c, "%s: '%s' is not a number of seconds (0 to 86400)", opt, s);
 	return (unsigned)v;
 }
 
-void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
-               bool want_count, bool ctl)
+void cli_parse(struct cli *c, int argc, char **argv, bool want_count, bool ctl)
 {
 	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT, OPT_HTTP };
 	static const struct option opts[] = {
@@ -135,19 +168,15 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 			c->config_explicit = true;
 			break;
 		case 'i':
-			if (!mmapq_config_instance_valid(optarg)) {
-				fprintf(stderr, "%s: --instance: '%s' is not an instance name (1 to %d"
-				        " letters, digits and ':_.@-')\n", c->prog, optarg,
-				        MMAPQ_INSTANCE_NAME_MAX);
-				exit(EXIT_USAGE);
-			}
+			if (!mmapq_config_instance_valid(optarg))
+				cli_usage_error(c, "--instance: '%s' is not an instance name (1 to %d"
+				                " letters, digits and ':_.@-')", optarg,
+				                MMAPQ_INSTANCE_NAME_MAX);
 			c->instance = optarg;
 			break;
 		case 'q':
-			if (!*optarg) {
-				fprintf(stderr, "%s: --queue: empty path\n", c->prog);
-				exit(EXIT_USAGE);
-			}
+			if (!*optarg)
+				cli_usage_error(c, "--queue: empty path");
 			c->queue_path = optarg;
 			break;
 		case OPT_CHECK:
@@ -156,7 +185,7 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 		case OPT_COUNT:
 			if (!want_count)
 				goto bad;
-			c->count = parse_count(c->prog, optarg);
+			c->count = parse_number(c, "--count", optarg, 1, "a positive integer");
 			break;
 		case OPT_JSON:
 			if (!ctl)
@@ -176,13 +205,13 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 		case OPT_TIMEOUT:
 			if (!ctl)
 				goto bad;
-			c->timeout_s = parse_seconds(c->prog, "--timeout", optarg);
+			c->timeout_s = parse_seconds(c, "--timeout", optarg);
 			break;
 		case 'h':
-			usage(stdout, c, usage_extra, want_count, ctl);
+			usage(c, want_count, ctl);
 			exit(EXIT_OK);
 		case 'V':
-			printf("%s %s\n", c->prog, MMAPQ_VERSION_STRING);
+			version(c);
 			exit(EXIT_OK);
 		default:
 			goto bad;
@@ -201,23 +230,18 @@ void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
 	return;
 bad:
 	if (o == '?' && optopt && optopt < 256)
-		fprintf(stderr, "%s: invalid option or missing argument: -%c\n", c->prog, optopt);
-	else if (o == '?')
-		fprintf(stderr, "%s: invalid option or missing argument: %s\n", c->prog,
-		        argv[optind - 1]);
-	else
-		fprintf(stderr, "%s: option --%s is not accepted by this program\n", c->prog,
-		        opts[li].name);
-	usage(stderr, c, usage_extra, want_count, ctl);
-	exit(EXIT_USAGE);
+		cli_usage_error(c, "invalid option or missing argument: -%c", optopt);
+	if (o == '?')
+		cli_usage_error(c, "invalid option or missing argument: %s", argv[optind - 1]);
+	cli_usage_error(c, "option --%s is not accepted by %s", opts[li].name, c->prog);
 }
 
 static void print_config_error(void *ctx, const char *file, unsigned line, const char *msg)
 {
 	if (line)
-		log_plain("%s:%u: %s", file, line, msg);
+		log_error("%s:%u: %s", file, line, msg);
 	else
-		log_plain("%s: %s", file, msg);
+		log_error("%s: %s", file, msg);
 }
 
 /* The files of the configuration in use, main file (unless missing) and
@@ -267,7 +291,7 @@ int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 	mmapq_config_defaults_for(&base, c->instance); /* the name was checked by cli_parse */
 	r = mmapq_config_read(cfg, c->config_path, &o);
 	if (r == -ENOENT)
-		log_plain("%s: no such configuration file", c->config_path);
+		log_error("%s: no such configuration file", c->config_path);
 	/* every other error went to print_config_error already */
 	if (r < 0) {
 		cli_files_free(&files);
@@ -280,7 +304,7 @@ int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 		c->cfg = cfg; /* for cli_check_config_result, right after */
 	if (c->queue_path) {
 		if (strlen(c->queue_path) >= sizeof(cfg->queue_path)) {
-			log_plain("--queue: path too long");
+			log_error("--queue: path too long");
 			return EXIT_CONFIG;
 		}
 		strcpy(cfg->queue_path, c->queue_path);
@@ -302,12 +326,9 @@ bool cli_daemon_start(struct cli *c, int argc, char **argv, const char *role, bo
 	*closed_std = cli_start();
 	snprintf(ident, sizeof(ident), "mmapq-%s", role);
 	log_init(ident);
-	cli_parse(c, argc, argv, want_count ? " [--count N]" : "", want_count, false);
-	if (c->argi != argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", c->prog, argv[c->argi]);
-		*exit_code = EXIT_USAGE;
-		return false;
-	}
+	cli_parse(c, argc, argv, want_count, false);
+	if (c->argi != argc)
+		cli_usage_error(c, "unexpected argument '%s'", argv[c->argi]);
 	code = cli_load_config(c, cfg);
 	if (code) {
 		service_failed(code, "configuration error");
@@ -556,7 +577,7 @@ int cli_attach(const struct mmapq_config *cfg, enum mmapq_role role, const sigse
 	log_error("%s", err.msg);
 	if (r == -EPROTO && !strstr(err.msg, "mmapqctl recreate")) /* not said yet (version 1) */
 		log_notice("to keep its records under the new geometry, stop both daemons and run"
-		           " `mmapqctl recreate` (mmapqctl(8)); or restore the old values");
+		           " `mmapqctl recreate` (mmapqctl(1)); or restore the old values");
 	code = cli_exit_code_for_open(r);
 	service_failed(code, err.msg);
 	return code;

@@ -34,6 +34,16 @@ enum {
 	EXIT_CONFIG = 78,      /* bad configuration */
 };
 
+/* Which build the program is, for --version: each program's main file
+ * says CLI_DEFINE_BUILD once (the mains are compiled for each build, the
+ * test-only twins with MMAPQ_FAULT_INJECTION; this code only once). */
+extern const bool cli_fault_points;
+#ifdef MMAPQ_FAULT_INJECTION
+#define CLI_DEFINE_BUILD const bool cli_fault_points = true
+#else
+#define CLI_DEFINE_BUILD const bool cli_fault_points = false
+#endif
+
 /*
  * The first call of every main, before anything opens a file: standard
  * descriptors 0-2 that are closed get /dev/null (else the next open() --
@@ -71,10 +81,12 @@ struct cli {
 };
 
 /* Parses the common options plus, for the consumer, --count; for mmapqctl
- * (ctl) --json and --socket.  Exits 0 for --help/--version, 64 for bad
- * usage. */
-void cli_parse(struct cli *c, int argc, char **argv, const char *usage_extra,
-               bool want_count, bool ctl);
+ * (ctl) --json, --socket, --timeout and --http.  Exits 0 for --help and
+ * --version, 64 for bad usage (cli_usage_error). */
+void cli_parse(struct cli *c, int argc, char **argv, bool want_count, bool ctl);
+/* "PROG: error: MESSAGE" and "Try 'PROG --help' ..." on stderr, exit 64. */
+void cli_usage_error(const struct cli *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
 
 /* Loads the config file and its drop-ins (FILE.d/NAME.ini) over the
  * defaults of the instance (--instance) or of the single queue.  A missing

@@ -50,6 +50,7 @@ struct output {
 	const char *name;    /* points into the config's output string (file:) */
 	struct journal journal;
 	struct nats_out *nats; /* OUT_NATS: records stay held until the broker acks them */
+	char namespace[MMAPQ_CONFIG_STR_MAX]; /* the journal's namespace ("default") */
 };
 
 struct consumer {
@@ -59,6 +60,7 @@ struct consumer {
 	unsigned closed_std;      /* standard descriptors closed at start (cli_start) */
 	struct output out;
 	char *buf;                /* BATCH_BYTES + one record + a line end */
+	char ident[MMAPQ_CONFIG_STR_MAX + 24]; /* SYSLOG_IDENTIFIER=[consumer] journal_identifier */
 	size_t cap, len;
 	uint64_t consumed, next_stats_ns, stats_consumed, next_status_ns;
 	bool stale;               /* the path no longer names our file: drain, then stop */
@@ -116,24 +118,33 @@ static int open_output(const struct consumer *c, const char *spec, struct output
 {
 	/* auto: one journal entry per record when stdout is the journal */
 	if (!strcmp(spec, "journal") || (!strcmp(spec, "auto") && service_fd_is_journal(STDOUT_FILENO))) {
+		const char *ns = c->cfg.journal_namespace;
+		bool own_ns = strcmp(ns, "default") != 0;
+		char path[MMAPQ_CONFIG_STR_MAX + 32];
 		int r;
 
-		*o = (struct output){OUT_JOURNAL, -1, "journal", {.fd = -1}, NULL};
-		r = journal_open(&o->journal, JOURNAL_SOCKET);
+		*o = (struct output){OUT_JOURNAL, -1, "journal", {.fd = -1}, NULL, ""};
+		if (own_ns)
+			snprintf(path, sizeof(path), JOURNAL_NAMESPACE_SOCKET_FMT, ns);
+		else
+			snprintf(path, sizeof(path), "%s", JOURNAL_SOCKET);
+		r = journal_open(&o->journal, path);
 		if (r < 0) {
-			log_error("output = journal: cannot connect to %s: %s (is systemd-journald"
-			          " running?); nothing consumed", JOURNAL_SOCKET, strerror(-r));
+			log_error("output = journal: cannot connect to %s: %s (is systemd-journald%s%s"
+			          " running?); nothing consumed", path, strerror(-r), own_ns ? "@" : "",
+			          own_ns ? ns : "");
 			return -EIO; /* journald unreachable: an I/O error, whatever connect said */
 		}
+		snprintf(o->namespace, sizeof(o->namespace), "%s", c->cfg.journal_namespace);
 	} else if (!strcmp(spec, "stdout") || !strcmp(spec, "auto")) {
 		if (CLI_CLOSED(c->closed_std, STDOUT_FILENO)) {
 			log_error("output = %s: standard output was closed when the consumer started;"
 			          " nothing consumed", spec);
 			return -EBADF;
 		}
-		*o = (struct output){OUT_STDOUT, STDOUT_FILENO, "stdout", {.fd = -1}, NULL};
+		*o = (struct output){OUT_STDOUT, STDOUT_FILENO, "stdout", {.fd = -1}, NULL, ""};
 	} else if (!strcmp(spec, "null")) {
-		*o = (struct output){OUT_NULL, -1, "null", {.fd = -1}, NULL};
+		*o = (struct output){OUT_NULL, -1, "null", {.fd = -1}, NULL, ""};
 	} else if (!strncmp(spec, "file:", 5)) {
 		const char *path = spec + 5;
 		/* O_NOFOLLOW, as for the queue file: a symbolic link planted at
@@ -158,12 +169,12 @@ static int open_output(const struct consumer *c, const char *spec, struct output
 				return r;
 			}
 		}
-		*o = (struct output){OUT_FILE, fd, path, {.fd = -1}, NULL};
+		*o = (struct output){OUT_FILE, fd, path, {.fd = -1}, NULL, ""};
 	} else if (!strcmp(spec, "nats")) {
 		struct mmapq_status st;
 		int r = mmapq_status(c->q, &st);
 
-		*o = (struct output){OUT_NATS, -1, "nats", {.fd = -1}, NULL};
+		*o = (struct output){OUT_NATS, -1, "nats", {.fd = -1}, NULL, ""};
 		if (r == 0)
 			r = nats_out_open(&o->nats, &c->cfg, st.id);
 		if (r < 0)
@@ -214,11 +225,43 @@ static int journal_record(struct consumer *c, const struct mmapq_record *rec)
 	iov[1] = (struct iovec){seq, (size_t)n};
 	iov[2] = (struct iovec){queue, (size_t)m};
 	iov[3] = (struct iovec){(char *)"PRIORITY=6", 10};
-	iov[4] = (struct iovec){(char *)"SYSLOG_IDENTIFIER=mmapq-consumer", 32};
+	iov[4] = (struct iovec){c->ident, strlen(c->ident)}; /* records apart from the logs */
 	iov[5] = (struct iovec){(char *)"MMAPQ_ROLE=consumer", 19};
 	/* journald's socket may be full: a stop request ends the wait (the
 	 * record is then not acknowledged), other interruptions retry */
 	return journal_send(&c->out.journal, iov, 6, stopping);
+}
+
+/*
+ * fill_buffer with [consumer] seq_prefix = yes: each line is the record's
+ * sequence number, a tab and the record, so that whoever reads the output
+ * can drop what a restarted consumer writes again (a batch written but not
+ * released when the consumer died).  Each record takes at most
+ * MMAPQ_FMT_INT_MAX + record_size + 1 bytes: the buffer's room past
+ * BATCH_BYTES.
+ */
+static int fill_buffer_seq(struct consumer *c, uint32_t index, uint32_t want)
+{
+	struct mmapq_record rec[GET_MANY];
+	uint32_t j = 0;
+	int r = mmapq_get_many(c->q, index, want, rec);
+
+	for (; r > 0 && j < (uint32_t)r && c->len < BATCH_BYTES; j++) {
+		char *o = c->buf + c->len;
+
+		o += mmapq_fmt_u64(o, rec[j].seq, '\t');
+		if (c->cfg.format == MMAPQ_FORMAT_INT) {
+			int64_t v;
+			memcpy(&v, rec[j].data, sizeof(v));
+			o += format_int(o, v);
+		} else {
+			memcpy(o, rec[j].data, rec[j].len);
+			o += rec[j].len;
+			*o++ = '\n';
+		}
+		c->len = (size_t)(o - c->buf);
+	}
+	return r < 0 ? r : (int)j;
 }
 
 /*
@@ -239,6 +282,9 @@ static int fill_buffer(struct consumer *c, uint32_t index, uint32_t n)
 	struct mmapq_record rec[GET_MANY];
 	uint32_t want = n < GET_MANY ? n : GET_MANY, k, j = 0;
 	int r;
+
+	if (c->cfg.seq_prefix && c->out.kind != OUT_NULL)
+		return fill_buffer_seq(c, index, want);
 
 	if (c->cfg.format == MMAPQ_FORMAT_INT) {
 		/* the values alone: mmapq_copy_many */
@@ -375,6 +421,11 @@ static void nats_drain(struct consumer *c)
 	log_notice("NATS: %u acknowledged records released before leaving", acked);
 }
 
+static void set_ident(struct consumer *c)
+{
+	snprintf(c->ident, sizeof(c->ident), "SYSLOG_IDENTIFIER=%s", c->cfg.journal_identifier);
+}
+
 static void apply_reload(struct consumer *c)
 {
 	char old_output[MMAPQ_CONFIG_STR_MAX];
@@ -385,12 +436,16 @@ static void apply_reload(struct consumer *c)
 		return;
 	mmapq_set_sync(c->q, c->cfg.sync);
 	mmapq_set_spin(c->q, c->cfg.spin_us);
+	set_ident(c);
 	c->next_stats_ns = mmapq_now_ns();
-	if (!strcmp(old_output, c->cfg.output))
+	if (!strcmp(old_output, c->cfg.output) &&
+	    (c->out.kind != OUT_JOURNAL || !strcmp(c->out.namespace, c->cfg.journal_namespace)))
 		return;
 	/* between batches: nothing is buffered (but what NATS holds) */
 	if (open_output(c, c->cfg.output, &next) != 0) {
 		memcpy(c->cfg.output, old_output, sizeof(old_output)); /* c->out.name is valid again */
+		if (c->out.kind == OUT_JOURNAL)
+			memcpy(c->cfg.journal_namespace, c->out.namespace, sizeof(c->out.namespace));
 		log_error("reload: keeping output %s", c->out.name);
 		return;
 	}
@@ -589,6 +644,8 @@ static int output_exit_code(int r)
 	}
 }
 
+CLI_DEFINE_BUILD;
+
 int main(int argc, char **argv)
 {
 	struct consumer c = {.out = {.fd = -1}};
@@ -607,7 +664,9 @@ int main(int argc, char **argv)
 	code = cli_attach(&c.cfg, MMAPQ_ROLE_CONSUMER, NULL, &c.q);
 	if (code || !c.q)
 		return code;
-	c.cap = BATCH_BYTES + c.cfg.record_size + 32; /* + one record, its line end, MESSAGE= */
+	/* + one record, its line end, MESSAGE= or its sequence number and a tab */
+	c.cap = BATCH_BYTES + c.cfg.record_size + 32 + MMAPQ_FMT_INT_MAX;
+	set_ident(&c);
 	c.buf = malloc(c.cap);
 	r = c.buf ? open_output(&c, c.cfg.output, &c.out) : -ENOMEM;
 	if (r < 0) {

@@ -20,6 +20,8 @@
 #include <sys/uio.h>
 
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
+/* A journal namespace's socket (journald@NAMESPACE, systemd-journald.service(8)) */
+#define JOURNAL_NAMESPACE_SOCKET_FMT "/run/systemd/journal.%s/socket"
 
 struct journal {
 	int fd;

@@ -14,32 +14,39 @@
 static const char *ident = "mmapq";
 static const char *role = "";
 static const char *queue = "";
-static bool journal;
+static bool journal_stream; /* stderr is the journal (a service's stderr) */
+static bool native;         /* ... and the role and queue are known: native entries */
 static enum mmapq_log_level max_level = MMAPQ_LOG_INFO;
 
 void log_init(const char *name)
 {
 	ident = name;
+	journal_stream = service_fd_is_journal(STDERR_FILENO);
 }
 
 void log_setup(const char *r, const char *q)
 {
 	role = r;
 	queue = q;
-	journal = service_fd_is_journal(STDERR_FILENO);
+	native = journal_stream;
 }
 
 static void emit(enum mmapq_log_level prio, const char *pfx, const char *msg)
 {
-	if (journal &&
+	if (native &&
 	    sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", (int)prio, "SYSLOG_IDENTIFIER=%s", ident,
 	                    "MMAPQ_ROLE=%s", role, "MMAPQ_QUEUE=%s", queue, NULL) >= 0)
 		return;
-	/* one fprintf: one write, lines from two daemons never interleave */
-	if (pfx)
-		fprintf(stderr, "%s: %s%s\n", ident, pfx, msg);
+	/* One fprintf: one write, lines from two daemons never interleave.  To
+	 * the journal's stream (before log_setup: options, configuration,
+	 * --check-config, which may exit at once) with the priority as the
+	 * "<N>" journald reads, and no prefix: the entry names the program.
+	 * Unlike a native entry, a stream line keeps its unit even when the
+	 * process is gone before journald looks at it. */
+	if (journal_stream)
+		fprintf(stderr, "<%d>%s\n", (int)prio, msg);
 	else
-		fprintf(stderr, "%s\n", msg);
+		fprintf(stderr, "%s: %s%s\n", ident, pfx, msg);
 }
 
 const char *log_ident(void)
@@ -75,17 +82,6 @@ void log_msg(enum mmapq_log_level prio, const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	emit(prio, prefix(prio), buf);
-}
-
-void log_plain(const char *fmt, ...)
-{
-	char buf[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	emit(MMAPQ_LOG_ERR, NULL, buf);
 }
 
 int log_limit_pass(struct log_limit *l)

@@ -18,8 +18,6 @@ const char *log_ident(void);
 void log_set_level(enum mmapq_log_level level);
 
 void log_msg(enum mmapq_log_level prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A line exactly as given (e.g. "FILE:LINE: message"), at error priority. */
-void log_plain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define log_error(...)   log_msg(MMAPQ_LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(MMAPQ_LOG_WARNING, __VA_ARGS__)

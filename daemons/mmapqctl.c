@@ -138,14 +138,16 @@ static void side_text(const char *name, const struct mmapq_side_status *s, const
 	printf(", recoveries %" PRIu64 ", attaches %" PRIu64 "\n", s->recoveries, s->attaches);
 }
 
+/* The producer's object has its dropped and bad_input counters, the
+ * consumer's has neither (the schema: mmapqctl(1), JSON OUTPUT). */
 static void side_json(const char *name, const struct mmapq_side_status *s, const char *count_name,
-                      uint64_t count)
+                      uint64_t count, bool producer)
 {
-	printf("\"%s\":{\"pid\":%" PRId32 ",\"attached\":%s,\"start_usec\":%" PRIu64
-	       ",\"%s\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"bad_input\":%" PRIu64
-	       ",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64 "}",
-	       name, s->pid, s->attached ? "true" : "false", s->start_usec, count_name, count,
-	       s->dropped, s->bad_input, s->recoveries, s->attaches);
+	printf("\"%s\":{\"pid\":%" PRId32 ",\"attached\":%s,\"start_usec\":%" PRIu64 ",\"%s\":%" PRIu64,
+	       name, s->pid, s->attached ? "true" : "false", s->start_usec, count_name, count);
+	if (producer)
+		printf(",\"dropped\":%" PRIu64 ",\"bad_input\":%" PRIu64, s->dropped, s->bad_input);
+	printf(",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64 "}", s->recoveries, s->attaches);
 }
 
 /* The queue id as 32 hex digits, or "" if it has none yet. */
@@ -174,11 +176,11 @@ static int status(struct mmapq *q, bool json)
 	}
 	id_hex(&st, id);
 	if (json) {
-		printf("{\"path\":");
-		if (utf8_valid(path, strlen(path)))
-			json_string(stdout, path, strlen(path));
-		else
-			json_hex(stdout, path, strlen(path));
+		/* JSON strings are Unicode: a name that is not UTF-8 goes as hex,
+		 * under a key of its own (as dump's line_hex) */
+		bool text = utf8_valid(path, strlen(path));
+		printf("{\"%s\":", text ? "path" : "path_hex");
+		(text ? json_string : json_hex)(stdout, path, strlen(path));
 		printf(*id ? ",\"id\":\"%s\"" : ",\"id\":null", id);
 		printf(",\"version\":%" PRIu32 ",\"format\":\"%s\",\"capacity\":%" PRIu32
 		       ",\"record_size\":%" PRIu32 ",\"slot_size\":%" PRIu32 ",\"file_size\":%" PRIu64
@@ -186,9 +188,9 @@ static int status(struct mmapq *q, bool json)
 		       ",\"depth\":%" PRIu64 ",",
 		       st.version, mmapq_format_name(st.format), st.capacity, st.record_size,
 		       st.slot_size, st.file_size, st.created_usec, st.head, st.tail, st.tail - st.head);
-		side_json("producer", &st.producer, "published", st.tail);
+		side_json("producer", &st.producer, "published", st.tail, true);
 		putchar(',');
-		side_json("consumer", &st.consumer, "consumed", st.head);
+		side_json("consumer", &st.consumer, "consumed", st.head, false);
 		printf(",\"attached_by\":\"%s\"}\n", st.attached_by_pid ? "pid" : "lock");
 	} else {
 		char when[32];
@@ -315,11 +317,17 @@ struct sender {
 	char last_seq[32];
 };
 
-/* A reply line: ERR (one rejected record), OK or FAIL (the last one). */
+/* A reply line (mmapq-protocol(7)): ERR (one rejected record), ACK (what
+ * is published so far), OK or FAIL (the last one); a line of another kind
+ * is from a newer producer and is ignored. */
 static void sender_line(struct sender *sd, char *line)
 {
 	if (!strncmp(line, "ERR ", 4)) {
-		log_plain("%s: rejected: %s", sd->path, line + 4);
+		log_error("%s: rejected: %s", sd->path, line + 4);
+	} else if (!strncmp(line, "ACK ", 4)) {
+		if (parse_ack(line + 4, &sd->published, &sd->dropped, &sd->rejected, sd->last_seq,
+		              sizeof(sd->last_seq)) < 0)
+			log_error("%s: producer: malformed line: %s", sd->path, line);
 	} else if (!strncmp(line, "OK ", 3) &&
 	           parse_ack(line + 3, &sd->published, &sd->dropped, &sd->rejected, sd->last_seq,
 	                     sizeof(sd->last_seq)) == 0) {
@@ -331,8 +339,10 @@ static void sender_line(struct sender *sd, char *line)
 			(void)parse_ack(counts + 1, &sd->published, &sd->dropped, &sd->rejected,
 			                sd->last_seq, sizeof(sd->last_seq));
 		sd->failed = true;
+	} else if (!strncmp(line, "OK ", 3)) {
+		log_error("%s: producer: malformed line: %s", sd->path, line);
 	} else {
-		log_error("%s: producer: %s", sd->path, line);
+		log_debug("%s: producer: ignoring '%s' (a newer protocol?)", sd->path, line);
 	}
 }
 
@@ -751,6 +761,8 @@ static int metrics(const struct mmapq_config *cfg, bool http)
 	return EXIT_OK;
 }
 
+CLI_DEFINE_BUILD;
+
 int main(int argc, char **argv)
 {
 	struct mmapq_config cfg;
@@ -764,10 +776,7 @@ int main(int argc, char **argv)
 
 	closed_std = cli_start();
 	log_init("mmapqctl");
-	cli_parse(&c, argc, argv,
-	          " status|dump [--json] | top | send [--socket PATH] [VALUE...] | metrics [--http] |"
-	          " recreate",
-	          false, true);
+	cli_parse(&c, argc, argv, false, true);
 	/* send --socket needs nothing from the configuration */
 	if (c.socket_path && c.argi < argc && !strcmp(argv[c.argi], "send") && !c.check_config)
 		return send_records(c.socket_path, argc - c.argi - 1, argv + c.argi + 1, c.timeout_s,
@@ -778,10 +787,8 @@ int main(int argc, char **argv)
 	if (c.check_config) {
 		return cli_check_config_result(&c);
 	}
-	if (c.argi >= argc) {
-		fprintf(stderr, "%s: missing command: status, top, dump, send, metrics or recreate\n", c.prog);
-		return EXIT_USAGE;
-	}
+	if (c.argi >= argc)
+		cli_usage_error(&c, "missing command: status, top, dump, send, metrics or recreate");
 	cmd = argv[c.argi];
 	if (!strcmp(cmd, "send"))
 		return send_records(c.socket_path ? c.socket_path : cfg.socket_path, argc - c.argi - 1,
@@ -791,11 +798,9 @@ int main(int argc, char **argv)
 		return EXIT_IOERR;
 	}
 	if ((strcmp(cmd, "status") && strcmp(cmd, "dump") && strcmp(cmd, "recreate") &&
-	     strcmp(cmd, "metrics") && strcmp(cmd, "top")) || c.argi + 1 != argc) {
-		fprintf(stderr, "%s: unknown command or extra argument: '%s' (status, top, dump, send,"
-		        " metrics or recreate)\n", c.prog, c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
-		return EXIT_USAGE;
-	}
+	     strcmp(cmd, "metrics") && strcmp(cmd, "top")) || c.argi + 1 != argc)
+		cli_usage_error(&c, "unknown command or extra argument: '%s' (status, top, dump, send,"
+		                " metrics or recreate)", c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
 	if (!strcmp(cmd, "top")) {
 		qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
 		qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */

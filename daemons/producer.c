@@ -94,6 +94,8 @@ struct source {
 	uint64_t active_ns; /* last time it made progress or waited for us (client_timeout) */
 	uint64_t published, dropped, rejected, last_seq;
 	uint64_t pending;   /* of published: put, but not yet published (mmapq_pending) */
+	uint64_t ack_published, ack_dropped, ack_rejected; /* what the last ACK line said */
+	uint64_t next_ack_ns; /* no ACK line before this ([producer] ack_interval) */
 	bool eof;        /* nothing more to read; parser not finished yet */
 	bool finished;   /* parser finished: ack once published */
 	bool acked;
@@ -302,7 +304,7 @@ static void on_parse_error(void *ctx, const struct mmapq_parse_error *e)
 	s->rejected++;
 	mmapq_count_bad_input(s->p->q, 1);
 	if (log_limit_pass(&s->p->bad_limit))
-		log_plain("%s:%" PRIu64 ":%" PRIu64 ": %s: '%s' (skipped)", s->name, e->line, e->column,
+		log_error("%s:%" PRIu64 ":%" PRIu64 ": %s: '%s' (skipped)", s->name, e->line, e->column,
 		          e->what, e->excerpt);
 	reply(s, "ERR %" PRIu64 ":%" PRIu64 ": %s: '%s'\n", e->line, e->column, e->what, e->excerpt);
 }
@@ -948,15 +950,76 @@ static void finish_sources(struct producer *p)
 	}
 }
 
-/* After a publish: acknowledge finished clients, drop the ones done. */
+/* A client still sending whose counts changed since its last ACK line (all
+ * it sent so far is published). */
+static bool ack_owed(const struct source *s)
+{
+	return !s->acked && !s->finished && !s->pending &&
+	       (s->published != s->ack_published || s->dropped != s->ack_dropped ||
+	        s->rejected != s->ack_rejected);
+}
+
+/*
+ * Streaming acknowledgement (mmapq-protocol(7)): while a client keeps
+ * sending, "ACK published=N ..." tells it what of its records is
+ * published, without it having to shut down its side.  The first change
+ * is told at once, later ones at most every [producer] ack_interval ms, or
+ * as soon as [producer] ack_records more are published; 0 and 0: only the
+ * final OK line.
+ */
+static void stream_ack(struct producer *p, struct source *s, uint64_t now)
+{
+	bool due = (p->cfg.ack_interval && now >= s->next_ack_ns) ||
+	           (p->cfg.ack_records && s->published - s->ack_published >= p->cfg.ack_records);
+
+	if (!ack_owed(s) || !due)
+		return;
+	if (s->published)
+		reply(s, "ACK published=%" PRIu64 " dropped=%" PRIu64 " rejected=%" PRIu64
+		      " last_seq=%" PRIu64 "\n", s->published, s->dropped, s->rejected, s->last_seq);
+	else
+		reply(s, "ACK published=0 dropped=%" PRIu64 " rejected=%" PRIu64 " last_seq=-\n",
+		      s->dropped, s->rejected);
+	s->ack_published = s->published;
+	s->ack_dropped = s->dropped;
+	s->ack_rejected = s->rejected;
+	s->next_ack_ns = now + (uint64_t)p->cfg.ack_interval * 1000000u;
+}
+
+/* How long the loop may wait before an ACK line falls due (UINT64_MAX: none). */
+static uint64_t ack_wait(const struct producer *p, uint64_t now)
+{
+	uint64_t wait = UINT64_MAX;
+
+	if (!p->cfg.ack_interval)
+		return wait;
+	for (unsigned i = 0; i < p->n_src; i++) {
+		const struct source *s = p->src[i];
+		uint64_t due;
+
+		if (s->fd == STDIN_FILENO || !ack_owed(s))
+			continue;
+		due = s->next_ack_ns > now ? s->next_ack_ns - now : 0;
+		if (due < wait)
+			wait = due;
+	}
+	return wait;
+}
+
+/* After a publish: acknowledge finished clients, drop the ones done; tell
+ * the others their progress (stream_ack). */
 static void ack_sources(struct producer *p, const char *verdict)
 {
+	uint64_t now = mmapq_now_ns();
+
 	for (unsigned i = 0; i < p->n_src; i++) {
 		struct source *s = p->src[i];
 		if (s->fd == STDIN_FILENO)
 			continue;
 		if ((s->finished || verdict) && !s->acked)
 			reply_final(s, verdict ? verdict : "OK");
+		else if (!verdict)
+			stream_ack(p, s, now);
 		flush_replies(s);
 		if (s->acked && !s->out_len) {
 			log_debug("%s: %" PRIu64 " published, %" PRIu64 " rejected, %" PRIu64 " dropped",
@@ -1081,6 +1144,11 @@ static int run(struct producer *p, const sigset_t *unblocked)
 		if (p->error)
 			return p->error;
 		wait_ns = service_max_wait_ns();
+		{
+			uint64_t a = ack_wait(p, mmapq_now_ns());
+			if (a < wait_ns)
+				wait_ns = a;
+		}
 		if (p->input == IN_GENERATE) {
 			r = generate(p);
 			if (r < 0)
@@ -1129,6 +1197,8 @@ static int input_exit_code(int r)
 		return EXIT_CANTCREATE; /* the socket file: directory, permission, in use */
 	}
 }
+
+CLI_DEFINE_BUILD;
 
 int main(int argc, char **argv)
 {

@@ -20,6 +20,14 @@ pkgs="$pkgs gnuplot-nox libxml2-utils"
 # the real JetStream server the NATS tests start on 127.0.0.1 (its package
 # ships a service: the policy below keeps it from starting on this machine)
 pkgs="$pkgs libnats-dev nats-server"
+# dpkg-dev, debhelper, lintian: the Debian packages (debian/) built and
+# checked; mmdebstrap: the Debian root they are installed into under
+# systemd (tests/systemd/deb-container.sh; skipped without them)
+pkgs="$pkgs dpkg-dev debhelper lintian mmdebstrap"
+# groff-base: the man pages checked (man_pages); jq: mmapqctl's JSON against
+# its documented schema (tests/json-schema.sh); bash-completion: its helpers,
+# which the completion is loaded with (tests/completion.sh)
+pkgs="$pkgs groff-base jq bash-completion"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

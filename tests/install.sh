@@ -14,7 +14,11 @@
 #      left, not even /etc/mmapq;
 #   4. configure-only: prefix /usr gets pkg-config's directories and
 #      /etc/mmapq; /usr/local gets /usr/local/lib/... and /usr/local/etc/mmapq;
-#      /opt/mmapq (which systemd does not search) is warned about.
+#      /opt/mmapq (which systemd does not search) is warned about; the bash
+#      completion goes to pkg-config bash-completion's completionsdir for
+#      /usr, PREFIX/share/bash-completion/completions for the others.
+# Step 1 also loads the installed completion through bash-completion's own
+# loader (mmapq-producer and mmapq-consumer are links to mmapqctl).
 # Exit 0 pass, 1 fail.
 set -u
 build=$(cd "${1:?usage: install.sh BUILD_DIR}" && pwd) || exit 1
@@ -38,14 +42,28 @@ want_dirs() { # PREFIX -> "unitdir sysusersdir tmpfilesdir"
 	fi
 }
 
+# Where bash-completion wants them for a prefix: its completionsdir for /usr
+# (pkg-config bash-completion; that directory if bash-completion is not
+# installed), PREFIX/share/bash-completion/completions (found through
+# $XDG_DATA_DIRS) otherwise.
+want_completionsdir() { # PREFIX -> dir
+	local d=""
+	[ "$1" = /usr ] && d=$(pkg-config --variable=completionsdir bash-completion 2>/dev/null)
+	[ -n "$d" ] || d=$1/share/bash-completion/completions
+	echo "$d"
+}
+
 # ---- 1. what goes where ----------------------------------------------------
 DESTDIR=$stage cmake --install "$build" >"$work/install.log" 2>&1 ||
 	{ cat "$work/install.log"; echo "install: FAIL: cmake --install"; exit 1; }
 read -r unitdir sysusersdir tmpfilesdir <<<"$(want_dirs "$MMAPQ_PREFIX")"
+compdir=$(want_completionsdir "$MMAPQ_PREFIX")
 expected=(
 	"$MMAPQ_BINDIR/mmapq-producer" "$MMAPQ_BINDIR/mmapq-consumer" "$MMAPQ_BINDIR/mmapqctl"
 	"$MMAPQ_PREFIX/share/man/man8/mmapq-producer.8" "$MMAPQ_PREFIX/share/man/man8/mmapq-consumer.8"
-	"$MMAPQ_PREFIX/share/man/man8/mmapqctl.8" "$MMAPQ_PREFIX/share/man/man5/mmapq.ini.5"
+	"$MMAPQ_PREFIX/share/man/man1/mmapqctl.1" "$MMAPQ_PREFIX/share/man/man5/mmapq.ini.5"
+	"$MMAPQ_PREFIX/share/man/man7/mmapq-protocol.7"
+	"$compdir/mmapqctl" "$compdir/mmapq-producer" "$compdir/mmapq-consumer"
 	"$sysusersdir/mmapq.conf" "$tmpfilesdir/mmapq.conf" "$MMAPQ_CONFIG"
 	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.1" "$MMAPQ_LIBDIR/libmmapq.so.1.1.0"
 	"$MMAPQ_INCLUDEDIR/mmapq.h" "$MMAPQ_LIBDIR/pkgconfig/mmapq.pc"
@@ -66,6 +84,31 @@ if diff -u "$work/expected" "$work/installed" >"$work/diff"; then
 	pass "prefix $MMAPQ_PREFIX: exactly the ${#expected[@]} expected files (units in $unitdir, $sysusersdir, $tmpfilesdir)"
 else
 	failed "prefix $MMAPQ_PREFIX: installed files differ from the expected ones:"; cat "$work/diff"
+fi
+# the completion: one file, the daemons' names links to it, each found by
+# bash-completion's loader where the prefix's directory is searched
+links=""
+for c in mmapq-producer mmapq-consumer; do
+	[ -L "$stage$compdir/$c" ] && [ "$(readlink "$stage$compdir/$c")" = mmapqctl ] || links="$links $c"
+done
+if [ -z "$links" ]; then
+	pass "bash completion: $compdir/mmapqctl, mmapq-producer and mmapq-consumer links to it"
+else
+	failed "bash completion: not a link to mmapqctl in $compdir:$links"
+fi
+helpers=/usr/share/bash-completion/bash_completion
+if [ -r "$helpers" ] && [ "${compdir%/bash-completion/completions}" != "$compdir" ]; then
+	for c in mmapqctl mmapq-producer mmapq-consumer; do
+		spec=$(XDG_DATA_DIRS=$stage${compdir%/bash-completion/completions} BASH_COMPLETION_USER_DIR=$work/none \
+			bash --norc --noprofile -c '. "$1" && __load_completion "$2" && complete -p "$2"' \
+			bash "$helpers" "$c" 2>&1)
+		case $spec in
+			"complete -F _mmapq"*" $c") pass "bash-completion's loader finds $c: $spec" ;;
+			*) failed "bash-completion's loader, $c: '$spec'" ;;
+		esac
+	done
+else
+	echo "install: (bash-completion's loader not tried: $helpers missing, or $compdir not a completions dir)"
 fi
 
 # ---- 1b. nothing of the tests in what is installed ----------------------------
@@ -93,6 +136,29 @@ versions=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.1.1.0" | awk '$
 	pass "mmapq_status: LIBMMAPQ_1.1 by default, LIBMMAPQ_1 kept" || failed "mmapq_status versions: '$versions'"
 soname=$(readelf -d "$stage$MMAPQ_LIBDIR/libmmapq.so.1.1.0" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 [ "$soname" = libmmapq.so.1 ] && pass "SONAME libmmapq.so.1" || failed "SONAME '$soname'"
+# Below a prefix of their own the programs find libmmapq through a RUNPATH
+# relative to themselves (no ldconfig for /usr/local or /opt, and a staged
+# or moved tree still works); with the prefix /usr the library is in the
+# linker's default path and a RUNPATH is what Debian forbids (the
+# deb_container test checks the packages).
+if [ "$MMAPQ_PREFIX" = /usr ]; then
+	want=""
+else
+	want="\$ORIGIN/../${MMAPQ_LIBDIR#"$MMAPQ_PREFIX"/}"
+fi
+for p in mmapq-producer mmapq-consumer mmapqctl; do
+	runpath=$(readelf -d "$stage$MMAPQ_BINDIR/$p" | sed -n 's/.*Library r[un]*path: \[\(.*\)\]/\1/p')
+	[ "$runpath" = "$want" ] || failed "$p: RUNPATH '$runpath', want '$want'"
+done
+found=$(env -u LD_LIBRARY_PATH ldd "$stage$MMAPQ_BINDIR/mmapq-producer" | sed -n 's/.*libmmapq\.so\.1 => \([^ ]*\).*/\1/p')
+if [ -n "$want" ] && [ -n "$found" ] && [ "$(realpath "$found")" = "$(realpath "$stage$MMAPQ_LIBDIR/libmmapq.so.1")" ] &&
+	env -u LD_LIBRARY_PATH "$stage$MMAPQ_BINDIR/mmapq-producer" --version >/dev/null; then
+	pass "RUNPATH '$want': the staged programs run with the staged libmmapq ($found)"
+elif [ -z "$want" ]; then
+	pass "no RUNPATH with the prefix /usr"
+else
+	failed "the staged mmapq-producer resolves libmmapq.so.1 to '$found', want $stage$MMAPQ_LIBDIR/libmmapq.so.1"
+fi
 
 # ---- 2. uninstall keeps an edited mmapq.ini and the drop-ins -------------------
 ini=$stage$MMAPQ_CONFIG
@@ -142,6 +208,12 @@ for prefix in /usr /usr/local /opt/mmapq; do
 	esac
 	want="$(want_dirs $prefix) $etc/mmapq/mmapq.ini"
 	[ "$got" = "$want" ] && pass "prefix $prefix: $got" || failed "prefix $prefix: got '$got', want '$want'"
+	c=$(want_completionsdir $prefix)
+	if grep -qx "$c/mmapqctl" "$b/mmapq-installed.txt"; then
+		pass "prefix $prefix: bash completion in $c"
+	else
+		failed "prefix $prefix: bash completion not into $c: $(grep bash-completion "$b/mmapq-installed.txt")"
+	fi
 	if [ $prefix = /opt/mmapq ]; then
 		grep -q "systemd does not look there" "$b.log" && pass "prefix $prefix: configuring warns that systemd does not look there" ||
 			failed "prefix $prefix: no warning that systemd does not search $prefix/lib/systemd/system"

@@ -93,10 +93,7 @@ static int teardown(void **state)
 
 static char *write_cfg(const char *name, const char *text)
 {
-	char *p = tu_path(dir, name);
-	if (tu_write_file(p, text, strlen(text)) < 0)
-		tu_die("write config");
-	return p;
+	return tu_write_in(dir, name, text);
 }
 
 /* ---- normalising ---- */
@@ -546,13 +543,26 @@ static void test_help(void **state)
 static void test_version(void **state)
 {
 	const char *progs[] = {P, C, CTL};
+	/* the suite is built as the programs are: a sanitized build says so */
+#if defined(__SANITIZE_ADDRESS__)
+	const char *sanitized = ", AddressSanitizer and UndefinedBehaviorSanitizer";
+#else
+	const char *sanitized = "";
+#endif
 
 	(void)state;
 	for (int i = 0; i < 3; i++) {
 		for (int j = 0; j < 2; j++) {
 			char *argv[] = {(char *)progs[i], j ? "-V" : "--version", NULL};
 			struct res r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv);
-			char *want = tu_xasprintf("%s %s\n", progs[i], MMAPQ_VERSION_STRING);
+			/* the program and its version, the file format it writes, the
+			 * build: a test build has fault points, an installed one not */
+			char *want = tu_xasprintf("%s %s\nqueue file format version %u (mmapqctl recreate"
+			                          " also reads version 1)\nbuild: %s%s\n", progs[i],
+			                          MMAPQ_VERSION_STRING, (unsigned)MMAPQ_FILE_VERSION,
+			                          getenv("MMAPQ_FAULTS") ? "test-only, with fault points"
+			                                                 : "release, no fault points",
+			                          sanitized);
 
 			CHECK(r.code == 0, "%s %s exited %d", progs[i], argv[1], r.code);
 			CHECK(strcmp(r.out, want) == 0 && !*r.err, "%s %s printed '%s' / '%s', want '%s'",
@@ -969,7 +979,8 @@ static void test_bad_input(void **state)
 	(void)state;
 	r = tr_run(&t, 0, "1 x 2 99999999999999999999 3\n", P, "--config", cfg, "--queue", qpath,
 	           NULL);
-	CHECK(strstr(r.err, "stdin:1:3: not a decimal integer: 'x' (skipped)\n") == r.err,
+	CHECK(strstr(r.err, "mmapq-producer: error: stdin:1:3: not a decimal integer: 'x'"
+	             " (skipped)\n") == r.err,
 	      "producer stderr: '%s'", r.err);
 	res_free(&r);
 	st = tu_queue_status(qpath);

@@ -145,7 +145,12 @@ static const struct {
 	{ "producer", "generate_rate",  "1000",   "0",               0 },
 	{ "producer", "on_full",        "block",  "drop",            0 },
 	{ "producer", "client_timeout", "60",     "0",               0 },
+	{ "producer", "ack_interval",   "1000",   "0",               0 },
+	{ "producer", "ack_records",    "0",      "4294967295",      0 },
 	{ "consumer", "output",         "auto",   "file:/var/log/mmapq.out", 0 },
+	{ "consumer", "journal_identifier", "mmapq-records", "audit@host:1_a.b-c", 0 },
+	{ "consumer", "journal_namespace",  "default", "records",     0 },
+	{ "consumer", "seq_prefix",     "no",     "yes",             0 },
 	{ "nats",     "servers",        "nats://127.0.0.1:4222",
 	  "tls://nats-1.example.com:4443, nats://[::1]:4222,10.0.0.3", 1 },
 	{ "nats",     "subject",        "mmapq",  "orders.host-1",   1 },
@@ -1335,7 +1340,7 @@ struct change {
 };
 
 struct changes {
-	struct change c[32];
+	struct change c[64];
 	unsigned n;
 };
 
@@ -1345,7 +1350,7 @@ static void on_change(void *ctx, const char *section, const char *key,
 	struct changes *ch = ctx;
 	struct change *c;
 
-	assert_true(ch->n < 32);
+	assert_true(ch->n < 64);
 	c = &ch->c[ch->n++];
 	snprintf(c->section, sizeof(c->section), "%s", section);
 	snprintf(c->key, sizeof(c->key), "%s", key);

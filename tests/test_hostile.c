@@ -146,10 +146,10 @@ static void skip(const char *fmt, ...)
 
 static char *write_cfg(const char *name, const char *text)
 {
-	char *p = tu_path(g_dir, name);
+	char *p = tu_write_in(g_dir, name, text);
 
-	if (tu_write_file(p, text, strlen(text)) < 0 || chmod(p, 0644) < 0)
-		die("write config");
+	if (chmod(p, 0644) < 0) /* readable by the other user of permission_denied */
+		die("chmod config");
 	return p;
 }
 

@@ -47,10 +47,13 @@
 #include "mmapq_format.h"
 #include "testutil.h"
 
-#define LIMIT_MS     1500u  /* flag to -EINTR */
-#define RESCUE_MS    3000u  /* flag to killing the frozen peer */
-#define SETTLE_MS    10000u /* a child reaching its fault point, a thread falling asleep */
-#define FAR_NS       (5ull * 1000000000ull) /* a deadline the flag must beat */
+/* The library asks the callback at least every 0.5 s (a condition wait's
+ * slice; a mutex wait's is 250 ms): LIMIT_MS leaves room for a loaded
+ * machine, and every bound grows with MMAPQ_TEST_TIME_FACTOR (sanitizers). */
+#define LIMIT_MS     (2000u * tu_time_factor())  /* flag to -EINTR */
+#define RESCUE_MS    (4000u * tu_time_factor())  /* flag to killing the frozen peer */
+#define SETTLE_MS    (10000u * tu_time_factor()) /* a child reaching its fault point, a thread falling asleep */
+#define FAR_NS       (6ull * 1000000000ull * tu_time_factor()) /* a deadline the flag must beat */
 #define CAP          4u
 
 static char *g_dir, *g_path;

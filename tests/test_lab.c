@@ -86,10 +86,7 @@ static int teardown(void **state)
 /* dir/name with the given contents; returns the malloc'd path */
 static char *write_cfg(const char *name, const char *text)
 {
-	char *p = tu_path(dir, name);
-	if (tu_write_file(p, text, strlen(text)) < 0)
-		tu_die("write config");
-	return p;
+	return tu_write_in(dir, name, text);
 }
 
 /* ---- children ---- */
@@ -568,7 +565,7 @@ static void test_line_format(void **state)
 	                   "exactly thirty-two bytes long!!!\n"
 	                   "crlf line\n"
 	                   "last line\n";
-	static const char msg[] = "stdin:3:1: line too long: 'this line is much longer than th";
+	static const char msg[] = "mmapq-producer: error: stdin:3:1: line too long: 'this line is much longer than th";
 	char *err, *out;
 	struct mmapq_status st;
 

@@ -21,10 +21,18 @@
  *                       consumer without the limit completes the file
  *   symlink_output      output = file:LINK: refused (73) like a symbolic
  *                       link at the queue path, the target untouched
+ *   journal_identity    records carry SYSLOG_IDENTIFIER=mmapq-records (or
+ *                       [consumer] journal_identifier), not the daemon's
+ *   journal_namespace   journal_namespace = NAME: records to that
+ *                       namespace's journald only; without it, 74
+ *   seq_prefix          "SEQ<TAB>record" lines; a batch replayed after a
+ *                       kill between write and release has the same
+ *                       prefixes, so a reader can drop the repeats
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -60,6 +68,8 @@ static void setup(const char *fmt, ...)
 
 	if (!dir)
 		dir = tu_mkdtemp("output");
+	free(qpath); /* a case may set up more than once */
+	free(cfg);
 	qpath = tu_path(dir, "queue");
 	cfg = tu_path(dir, "mmapq.ini");
 	va_start(ap, fmt);
@@ -237,6 +247,166 @@ static void journal_gone(void)
 	       " received, not those never sent)", st.head);
 	free(many);
 	free(err);
+}
+
+/*
+ * A stand-in for journald in a private mount namespace: a datagram socket
+ * at path (JOURNAL_SOCKET or a namespace's), made on a fresh tmpfs /run.
+ * Skips without a private mount namespace.
+ */
+static int fake_journal(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char *d = strdup(path);
+	int fd;
+
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", "/run", "tmpfs", 0, "mode=0755") < 0)
+		tu_skip("no private mount namespace: %s", strerror(errno));
+	EXPECT(d && mkdir("/run/systemd", 0755) == 0 && mkdir(dirname(d), 0755) == 0, "mkdir");
+	free(d);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	EXPECT(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind %s: %s", path,
+	       strerror(errno));
+	return fd;
+}
+
+/* The next entry at fd, as text (fields "NAME=value\n"). */
+static char *journal_entry(int fd)
+{
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	char buf[65536];
+	ssize_t k;
+
+	EXPECT(poll(&pf, 1, EXIT_MS) == 1, "no journal entry came");
+	k = recv(fd, buf, sizeof(buf) - 1, 0);
+	EXPECT(k > 0, "recv: %s", strerror(errno));
+	buf[k] = '\0';
+	return strdup(buf);
+}
+
+/* Records go to the journal under their own SYSLOG_IDENTIFIER (default
+ * mmapq-records, [consumer] journal_identifier), apart from the daemon's
+ * own log lines (SYSLOG_IDENTIFIER=mmapq-consumer): `journalctl -t`
+ * selects either. */
+static void journal_identity(void)
+{
+	static const char *const ident[] = {NULL, "audit-records"};
+	int fd = fake_journal(JOURNAL_SOCKET);
+
+	for (int i = 0; i < 2; i++) {
+		char *err, *want;
+
+		setup("[consumer]\noutput = journal\n%s%s\n", ident[i] ? "journal_identifier = " : "",
+		      ident[i] ? ident[i] : "");
+		publish(i ? "4 5 6\n" : "1 2 3\n");
+		struct run r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", "3", NULL);
+		want = tu_xasprintf("\nSYSLOG_IDENTIFIER=%s\n", ident[i] ? ident[i] : "mmapq-records");
+		for (int k = 0; k < 3; k++) {
+			char *e = journal_entry(fd), *msg = tu_xasprintf("MESSAGE=%d\n", 3 * i + k + 1);
+			EXPECT(strstr(e, msg) == e && strstr(e, want) && strstr(e, "\nMMAPQ_SEQ=") &&
+			       !strstr(e, "SYSLOG_IDENTIFIER=mmapq-consumer"),
+			       "record %d: entry '%s', want %s and%s", 3 * i + k + 1, e, msg, want);
+			free(msg);
+			free(e);
+		}
+		int code = finish(&r, NULL, &err);
+		EXPECT(code == 0, "consumer: exit %d, stderr '%s'", code, err);
+		free(want);
+		free(err);
+	}
+	close(fd);
+}
+
+/* [consumer] journal_namespace = NAME: records go to that journal
+ * namespace's journald (its own files, size limits and retention), nothing
+ * to the default journal; without that journald, exit 74 naming it. */
+static void journal_namespace(void)
+{
+	char *err;
+	int fd = fake_journal("/run/systemd/journal.mmapq-records/socket");
+	struct stat st;
+
+	EXPECT(stat(JOURNAL_SOCKET, &st) < 0, "a default journal socket in the private /run");
+	setup("[consumer]\noutput = journal\njournal_namespace = mmapq-records\n");
+	publish("7 8\n");
+	struct run r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", "2", NULL);
+	for (int k = 0; k < 2; k++) {
+		char *e = journal_entry(fd), *msg = tu_xasprintf("MESSAGE=%d\n", 7 + k);
+		EXPECT(strstr(e, msg) == e && strstr(e, "\nSYSLOG_IDENTIFIER=mmapq-records\n"),
+		       "record %d in the namespace: entry '%s'", 7 + k, e);
+		free(msg);
+		free(e);
+	}
+	int code = finish(&r, NULL, &err);
+	EXPECT(code == 0, "consumer: exit %d, stderr '%s'", code, err);
+	free(err);
+
+	setup("[consumer]\noutput = journal\njournal_namespace = nosuch\n");
+	publish("9\n");
+	r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", "1", NULL);
+	code = finish(&r, NULL, &err);
+	EXPECT(code == 74 && strstr(err, "/run/systemd/journal.nosuch/socket") &&
+	       strstr(err, "systemd-journald@nosuch"),
+	       "a namespace without its journald: exit %d (want 74), stderr '%s'", code, err);
+	EXPECT(tu_queue_status(qpath).head == 2, "the record for the missing namespace was acknowledged");
+	free(err);
+	close(fd);
+}
+
+/*
+ * [consumer] seq_prefix = yes: "SEQ<TAB>record" on each line, for int and
+ * line records.  A consumer killed after writing a batch but before
+ * releasing it (fault point release.locked) writes that batch again when
+ * restarted; the prefixes let a reader drop the repeats and get every
+ * record exactly once, in order.
+ */
+static void seq_prefix(void)
+{
+	char *out, *err, *got;
+
+	dir = tu_mkdtemp("output");
+	setup("format = line\nrecord_size = 16\n[consumer]\noutput = stdout\nseq_prefix = yes\n");
+	publish("alpha\n\nbeta gamma\n");
+	struct run r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", "3", NULL);
+	int code = finish(&r, &got, &err);
+	EXPECT(code == 0 && !strcmp(got, "0\talpha\n1\t\n2\tbeta gamma\n"),
+	       "line records with seq_prefix: exit %d, output '%s', stderr '%s'", code, got, err);
+	free(got);
+	free(err);
+
+	tu_need_faults();
+	dir = tu_mkdtemp("output");
+	out = tu_path(dir, "out.txt");
+	setup("[consumer]\noutput = file:%s\nseq_prefix = yes\n", out);
+	publish("-5 10 20 30\n");
+	char *env[] = {"MMAPQ_FAULT=release.locked@1", NULL};
+	r = start(NULL, -1, 0, env, "mmapq-consumer", NULL);
+	code = finish(&r, NULL, &err);
+	EXPECT(code == -1 || code == 128 + SIGKILL, "the consumer was not killed at release.locked:"
+	       " exit %d, stderr '%s'", code, err);
+	free(err);
+	EXPECT(tu_queue_status(qpath).head == 0, "the killed consumer released records");
+	r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", "4", NULL);
+	code = finish(&r, NULL, &err);
+	got = tu_read_file(out, NULL);
+	EXPECT(code == 0 && got && !strcmp(got, "0\t-5\n1\t10\n2\t20\n3\t30\n"
+	                                        "0\t-5\n1\t10\n2\t20\n3\t30\n"),
+	       "after the replay: exit %d, file '%s' (want the batch twice, same prefixes), stderr '%s'",
+	       code, got, err);
+	/* what a reader keeps: each sequence number once, the first time */
+	uint64_t next = 0;
+	for (char *line = strtok(got, "\n"); line; line = strtok(NULL, "\n")) {
+		uint64_t seq = strtoull(line, NULL, 10);
+		if (seq == next)
+			next++;
+		EXPECT(seq <= next, "sequence %" PRIu64 " came before %" PRIu64, seq, next);
+	}
+	EXPECT(next == 4, "deduplicated, %" PRIu64 " records (want 4)", next);
+	free(got);
+	free(err);
+	free(out);
 }
 
 static void refused_consumer(void)
@@ -455,6 +625,9 @@ int main(int argc, char **argv)
 		{"watchdog_long_batch", watchdog_long_batch},
 		{"file_size_limit", file_size_limit},
 		{"symlink_output", symlink_output},
+		{"journal_identity", journal_identity},
+		{"journal_namespace", journal_namespace},
+		{"seq_prefix", seq_prefix},
 	};
 	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -117,25 +117,25 @@ struct cfgopt {
 	uint32_t rate;       /* generate_rate */
 	uint32_t stats;      /* stats_interval */
 	uint32_t client_timeout; /* default 60 */
+	const char *producer_extra; /* more [producer] lines */
 };
 
 /* dir/name: the queue in dir, the socket dir/p.sock, level debug */
 static char *write_cfg(const char *name, struct cfgopt o)
 {
-	char *p = tu_path(dir, name);
-	char *text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\n"
+	char *p, *text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\n"
 	                          "[producer]\ninput = %s\nsocket = %s\ngenerate_rate = %" PRIu32
-	                          "\non_full = %s\nclient_timeout = %" PRIu32 "\n"
+	                          "\non_full = %s\nclient_timeout = %" PRIu32 "\n%s"
 	                          "[consumer]\noutput = %s\n"
 	                          "[log]\nlevel = debug\nstats_interval = %" PRIu32 "\n",
 	                          qpath, o.capacity ? o.capacity : 1024,
 	                          o.input ? o.input : "socket", sock, o.rate,
 	                          o.on_full ? o.on_full : "block",
-	                          o.client_timeout ? o.client_timeout : 60, o.output ? o.output : "stdout",
+	                          o.client_timeout ? o.client_timeout : 60,
+	                          o.producer_extra ? o.producer_extra : "", o.output ? o.output : "stdout",
 	                          o.stats);
 
-	if (tu_write_file(p, text, strlen(text)) < 0)
-		tu_die("write config");
+	p = tu_write_in(dir, name, text);
 	free(text);
 	return p;
 }
@@ -941,8 +941,10 @@ static void test_client_timeout(void **state)
 	CHECK(write(fd, "5\n", 2) == 2, "write");
 	reply = tp_out_new(fd);
 	CHECK(tp_until(reply, NULL, DEADLINE_MS) &&
-	      !strcmp(tp_str(reply), "FAIL idle published=1 dropped=0 rejected=0 last_seq=0\n"),
-	      "an idle client got '%s' (want FAIL idle with its count, then the end)", tp_str(reply));
+	      !strcmp(tp_str(reply), "ACK published=1 dropped=0 rejected=0 last_seq=0\n"
+	                             "FAIL idle published=1 dropped=0 rejected=0 last_seq=0\n"),
+	      "an idle client got '%s' (want its record acknowledged at once, then FAIL idle with its"
+	      " count, then the end)", tp_str(reply));
 	CHECK(tu_queue_status(qpath).tail == 1, "the record before the silence is not published");
 	tp_out_free(reply);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
@@ -1010,6 +1012,103 @@ static void test_accept_exhausted(void **state)
 	r = ctl(cfg, "send", "7", NULL);
 	CHECK(r.code == 0, "send after EMFILE: exit %d, stderr '%s'", r.code, r.err);
 	res_free(&r);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	tp_kid_close(&p);
+	free(cfg);
+}
+
+/* ---- streaming acknowledgements ---- */
+
+/* Each "ACK published=N ..." line of text in order; false if one is not
+ * well-formed or N goes back. */
+static bool ack_counts(const char *text, uint64_t *v, int max, int *n)
+{
+	*n = 0;
+	for (const char *l = strstr(text, "ACK "); l; l = strstr(l + 1, "\nACK ")) {
+		unsigned long long pub, drop, rej;
+
+		if (*l == '\n')
+			l++;
+		if (*n == max || sscanf(l, "ACK published=%llu dropped=%llu rejected=%llu last_seq=", &pub,
+		                        &drop, &rej) != 3 || (*n && pub < v[*n - 1]))
+			return false;
+		v[(*n)++] = pub;
+	}
+	return true;
+}
+
+/*
+ * A client that keeps its connection open learns what is published from
+ * ACK lines (default: the first at once, then at most one a second),
+ * without shutting down its side; ERR lines still come per bad record; the
+ * final OK line after the shutdown.  With ack_interval = 0 and ack_records
+ * = N: an ACK only once N more are published.  With both 0: only OK.
+ */
+static void test_stream_acks(void **state)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){0});
+	struct tp_kid p = start_producer(cfg);
+	struct tp_out *reply;
+	uint64_t counts[64];
+	int fd, n;
+
+	(void)state;
+	connect_clients(&fd, 1);
+	reply = tp_out_new(fd);
+	CHECK(write(fd, "1 2 3\n", 6) == 6, "write");
+	CHECK(tp_until(reply, "ACK published=3 dropped=0 rejected=0 last_seq=2\n", DEADLINE_MS),
+	      "no ACK for the first 3 records, the connection open: '%s'", tp_str(reply));
+	CHECK(write(fd, "4 x 5\n", 6) == 6, "write");
+	CHECK(tp_until(reply, "ACK published=5 dropped=0 rejected=1 last_seq=4\n", DEADLINE_MS),
+	      "no ACK for 4 and 5 (x rejected) within the interval: '%s'", tp_str(reply));
+	CHECK(strstr(tp_str(reply), "ERR 2:3: not a decimal integer: 'x'\n"), "no ERR for x: '%s'",
+	      tp_str(reply));
+	CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown");
+	CHECK(tp_until(reply, NULL, DEADLINE_MS) &&
+	      strstr(tp_str(reply), "\nOK published=5 dropped=0 rejected=1 last_seq=4\n"),
+	      "after the shutdown: '%s'", tp_str(reply));
+	tp_out_free(reply);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	tp_kid_close(&p);
+	free(cfg);
+
+	/* by count only: ACK lines at least 100 apart, whatever the batches */
+	cfg = write_cfg("n.ini", (struct cfgopt){.producer_extra = "ack_interval = 0\nack_records = 100\n"});
+	p = start_producer(cfg);
+	connect_clients(&fd, 1);
+	reply = tp_out_new(fd);
+	for (int i = 0; i < 1000; i++) {
+		char line[16];
+		int len = snprintf(line, sizeof(line), "%d\n", i);
+		CHECK(write(fd, line, (size_t)len) == len, "write");
+	}
+	CHECK(tp_until(reply, "ACK published=", DEADLINE_MS),
+	      "no ACK for 1000 records with ack_records = 100, the connection open: '%s'",
+	      tp_str(reply));
+	CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown");
+	CHECK(tp_until(reply, NULL, DEADLINE_MS) &&
+	      strstr(tp_str(reply), "OK published=1000 dropped=0 rejected=0 last_seq=1004\n"),
+	      "after the shutdown: '%s'", tp_str(reply));
+	CHECK(ack_counts(tp_str(reply), counts, 64, &n) && n >= 1, "ACK lines: '%s'", tp_str(reply));
+	for (int i = 0; i < n; i++)
+		CHECK(counts[i] - (i ? counts[i - 1] : 0) >= 100, "ACK %d at %" PRIu64 ", %" PRIu64
+		      " after the one before (want >= 100): '%s'", i, counts[i], i ? counts[i - 1] : 0,
+		      tp_str(reply));
+	tp_out_free(reply);
+	CHECK(stop(&p) == 0, "producer did not exit 0");
+	tp_kid_close(&p);
+	free(cfg);
+
+	/* both 0: the protocol as before, the final OK line alone */
+	cfg = write_cfg("z.ini", (struct cfgopt){.producer_extra = "ack_interval = 0\nack_records = 0\n"});
+	p = start_producer(cfg);
+	connect_clients(&fd, 1);
+	reply = tp_out_new(fd);
+	CHECK(write(fd, "7 8\n", 4) == 4 && shutdown(fd, SHUT_WR) == 0, "write");
+	CHECK(tp_until(reply, NULL, DEADLINE_MS) &&
+	      !strcmp(tp_str(reply), "OK published=2 dropped=0 rejected=0 last_seq=1006\n"),
+	      "with acks off: '%s' (want the OK line alone)", tp_str(reply));
+	tp_out_free(reply);
 	CHECK(stop(&p) == 0, "producer did not exit 0");
 	tp_kid_close(&p);
 	free(cfg);
@@ -1092,6 +1191,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_generate_rate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_clients, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_acks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_accept_exhausted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_send_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_send_eacces, setup, teardown),

@@ -400,6 +400,15 @@ char *tu_read_file(const char *path, size_t *len)
 	return s;
 }
 
+char *tu_write_in(const char *dir, const char *name, const char *text)
+{
+	char *p = tu_path(dir, name);
+
+	if (tu_write_file(p, text, strlen(text)) < 0)
+		tu_die(p);
+	return p;
+}
+
 int tu_write_file(const char *path, const void *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -114,6 +114,9 @@ char *tu_read_until(int fd, const char *needle, int timeout_ms, size_t *len);
 int tu_write_all(int fd, const void *buf, size_t len);
 char *tu_read_file(const char *path, size_t *len);
 int tu_write_file(const char *path, const void *buf, size_t len);
+/* dir/name holding text (a configuration, say); the malloc'd path.  Dies
+ * (tu_die) if it cannot be written. */
+char *tu_write_in(const char *dir, const char *name, const char *text);
 
 /* Rewrite the queue file at path (made by this library, nobody attached)
  * as format version 1 wrote the same queue: the version, no queue id and,

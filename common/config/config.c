@@ -43,6 +43,7 @@ enum cfg_type {
 	CFG_PATH,    /* string: non-empty, < MMAPQ_CONFIG_STR_MAX bytes     */
 	CFG_WORD,    /* string: one of names[]                              */
 	CFG_OUTPUT,  /* string: auto | journal | stdout | null | file:PATH  */
+	CFG_NAME,    /* string: min..max of MMAPQ_NAME_CHARS (a journal's names) */
 	CFG_U32,     /* strict decimal, min..max                            */
 	CFG_POW2,    /* strict decimal, min..max, a power of two            */
 	CFG_ENUM,    /* one of names[], stored as its uint32_t value        */
@@ -75,8 +76,8 @@ static const struct cfg_name input_names[] = {
 static const struct cfg_name on_full_names[] = {
 	{ "block", MMAPQ_ON_FULL_BLOCK }, { "drop", MMAPQ_ON_FULL_DROP }, { NULL, 0 },
 };
-static const struct cfg_name yes_no_names[] = {
-	{ "yes", 1 }, { "no", 0 }, { NULL, 0 },
+static const struct cfg_name bool_names[] = {
+	{ "no", 0 }, { "yes", 1 }, { NULL, 0 },
 };
 static const struct cfg_name storage_names[] = {
 	{ "file", MMAPQ_NATS_FILE }, { "memory", MMAPQ_NATS_MEMORY }, { NULL, 0 },
@@ -115,16 +116,23 @@ static const struct cfg_name log_level_names[] = {
 	X("producer", "generate_rate",  CFG_U32,    "1000",   0, 100000000, generate_rate, NULL, 0, 0) \
 	X("producer", "on_full",        CFG_ENUM,   "block",  0, 0, on_full, on_full_names, 0, 0) \
 	X("producer", "client_timeout", CFG_U32,    "60",     0, 86400, client_timeout, NULL, 0, 0) \
+	X("producer", "ack_interval",   CFG_U32,    "1000",   0, 3600000, ack_interval, NULL, 0, 0) \
+	X("producer", "ack_records",    CFG_U32,    "0",      0, 4294967295u, ack_records, NULL, 0, 0) \
 	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0, 0)  \
+	X("consumer", "journal_identifier", CFG_NAME, "mmapq-records",                   \
+	  1, 64, journal_identifier, NULL, 0, 0)                                         \
+	X("consumer", "journal_namespace", CFG_NAME, "default",                          \
+	  1, 64, journal_namespace, NULL, 0, 0)                                          \
+	X("consumer", "seq_prefix",     CFG_ENUM,   "no",     0, 0, seq_prefix, bool_names, 0, 0) \
 	X("nats",     "servers",        CFG_SERVERS, "nats://127.0.0.1:4222",            \
 	  1, MMAPQ_CONFIG_STR_MAX - 1, nats_servers, NULL, 1, 0)                         \
 	X("nats",     "subject",        CFG_SUBJECT, "mmapq", 1, 255, nats_subject, NULL, 1, 0) \
 	X("nats",     "stream",         CFG_STREAM, "MMAPQ",  1, 64, nats_stream, NULL, 1, 0) \
-	X("nats",     "create_stream",  CFG_ENUM,   "no",     0, 0, nats_create_stream, yes_no_names, 1, 0) \
+	X("nats",     "create_stream",  CFG_ENUM,   "no",     0, 0, nats_create_stream, bool_names, 1, 0) \
 	X("nats",     "replicas",       CFG_U32,    "1",      1, 5, nats_replicas, NULL, 1, 0) \
 	X("nats",     "storage",        CFG_ENUM,   "file",   0, 0, nats_storage, storage_names, 1, 0) \
 	X("nats",     "duplicate_window", CFG_U32,  "120",    1, 86400, nats_duplicate_window, NULL, 1, 0) \
-	X("nats",     "ordered",        CFG_ENUM,   "yes",    0, 0, nats_ordered, yes_no_names, 1, 0) \
+	X("nats",     "ordered",        CFG_ENUM,   "yes",    0, 0, nats_ordered, bool_names, 1, 0) \
 	X("nats",     "credentials",    CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
 	  nats_credentials, NULL, 1, 0)                                                  \
 	X("nats",     "tls_ca",         CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
@@ -152,9 +160,9 @@ struct cfg_key {
 	int per_instance;
 };
 
-#define CFG_IS_STRING(type) ((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT || \
-                             (type) == CFG_FILE || (type) == CFG_SERVERS || (type) == CFG_SUBJECT || \
-                             (type) == CFG_STREAM)
+#define CFG_IS_STRING(type)                                                                 \
+	((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT || (type) == CFG_NAME || \
+	 (type) == CFG_FILE || (type) == CFG_SERVERS || (type) == CFG_SUBJECT || (type) == CFG_STREAM)
 
 /* String fields are whole char[MMAPQ_CONFIG_STR_MAX] arrays; every other
  * field (enums included) is stored and read as a uint32_t with memcpy. */
@@ -409,6 +417,10 @@ static const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 		if (len > MMAPQ_CONFIG_STR_MAX - 1)
 			return "is too long";
 		break;
+	case CFG_NAME:
+		if (len < k->min || len > k->max || strspn(value, MMAPQ_NAME_CHARS) != len)
+			return "is not a name";
+		break;
 	case CFG_U32:
 	case CFG_POW2:
 		r = cfg_parse_uint(value, 10, &v);
@@ -469,6 +481,11 @@ static void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 	case CFG_STREAM:
 		snprintf(buf, size, "%u to %u letters, digits, '_' and '-'", k->min, k->max);
 		return;
+	case CFG_NAME:
+		snprintf(buf, size, "%u to %u letters, digits and '%s'", k->min, k->max,
+		         MMAPQ_NAME_CHARS + strspn(MMAPQ_NAME_CHARS,
+		                                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"));
+		return;
 	case CFG_U32:
 		snprintf(buf, size, "%u to %u", k->min, k->max);
 		return;
@@ -509,6 +526,7 @@ static int cfg_format(const struct mmapq_config *c, const struct cfg_key *k,
 	case CFG_SERVERS:
 	case CFG_SUBJECT:
 	case CFG_STREAM:
+	case CFG_NAME:
 		w = snprintf(buf, size, "%.*s", MMAPQ_CONFIG_STR_MAX - 1, cfg_cstr(c, k));
 		break;
 	case CFG_MODE:
@@ -593,8 +611,7 @@ bool mmapq_config_instance_valid(const char *name)
 {
 	size_t len = name ? strlen(name) : 0;
 
-	return len >= 1 && len <= MMAPQ_INSTANCE_NAME_MAX &&
-	       strspn(name, MMAPQ_INSTANCE_NAME_CHARS) == len;
+	return len >= 1 && len <= MMAPQ_INSTANCE_NAME_MAX && strspn(name, MMAPQ_NAME_CHARS) == len;
 }
 
 int mmapq_config_defaults_for(struct mmapq_config *c, const char *instance)

@@ -41,7 +41,12 @@ struct mmapq_config {
 	uint32_t generate_rate;                /* [producer] generate_rate, records/s, 0 = unlimited */
 	enum mmapq_on_full on_full;            /* [producer] on_full  */
 	uint32_t client_timeout;               /* [producer] client_timeout, seconds, 0 = never */
+	uint32_t ack_interval;                 /* [producer] ack_interval, ms between ACK lines, 0 = none */
+	uint32_t ack_records;                  /* [producer] ack_records, an ACK line per N published, 0 = none */
 	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output: auto | journal | stdout | null | file:PATH | nats */
+	char journal_identifier[MMAPQ_CONFIG_STR_MAX]; /* [consumer] journal_identifier: records' SYSLOG_IDENTIFIER */
+	char journal_namespace[MMAPQ_CONFIG_STR_MAX];  /* [consumer] journal_namespace: "default" or a namespace */
+	uint32_t seq_prefix;                   /* [consumer] seq_prefix: 1 = "SEQ<TAB>" before each line */
 	/* [nats]: output = nats (daemons/nats.h) */
 	char nats_servers[MMAPQ_CONFIG_STR_MAX]; /* URLs, comma-separated: nats://HOST:PORT, tls://... */
 	char nats_subject[MMAPQ_CONFIG_STR_MAX]; /* subject of every record */
@@ -73,11 +78,13 @@ void mmapq_config_defaults(struct mmapq_config *c);
 /*
  * Several queues on one host: instance NAME (mmapq@NAME.target) has its own
  * queue file and socket.  NAME is 1 to MMAPQ_INSTANCE_NAME_MAX characters
- * of MMAPQ_INSTANCE_NAME_CHARS (what systemd allows in an instance name,
+ * of MMAPQ_NAME_CHARS (what systemd allows in an instance name,
  * without its '\' escapes).
  */
 #define MMAPQ_INSTANCE_NAME_MAX 64
-#define MMAPQ_INSTANCE_NAME_CHARS \
+/* The characters of instance names, journal identifiers and journal
+ * namespaces. */
+#define MMAPQ_NAME_CHARS \
 	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.@-"
 bool mmapq_config_instance_valid(const char *name);
 /* The defaults of instance (NULL: the single queue's, mmapq_config_defaults):

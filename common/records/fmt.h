@@ -8,6 +8,9 @@
  * digits are stored 8 at a time, so out must have MMAPQ_FMT_INT_MAX bytes of
  * room: up to that many may be written, whatever the returned length.
  *
+ * mmapq_fmt_u64(out, u, end) is the same for an unsigned value followed by
+ * end (the consumer's sequence-number prefix: "SEQ\t").
+ *
  * It is the inverse of the int parser (parse.c): parsing the output gives
  * v back (tests/test_parse.c checks both ways, and against snprintf).
  *
@@ -27,7 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MMAPQ_FMT_INT_MAX 24   /* room mmapq_fmt_int needs at out */
+#define MMAPQ_FMT_INT_MAX 24   /* room mmapq_fmt_int and mmapq_fmt_u64 need at out */
 
 /* The 8 decimal digits of u (< 10^8) as byte values 0..9, the first (most
  * significant) digit in the lowest byte. */
@@ -67,13 +70,11 @@ static inline unsigned mmapq_fmt_head(char *o, uint32_t u)
 	return n;
 }
 
-static inline size_t mmapq_fmt_int(char *out, int64_t v)
+/* u in decimal, then end (a line end, a tab): at most 21 bytes at out. */
+static inline size_t mmapq_fmt_u64(char *out, uint64_t u, char end)
 {
-	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 	char *o = out;
 
-	*o = '-';
-	o += v < 0;
 	if (u < 100000000) {
 		o += mmapq_fmt_head(o, (uint32_t)u);
 	} else {
@@ -91,8 +92,18 @@ static inline size_t mmapq_fmt_int(char *out, int64_t v)
 		mmapq_fmt_store8(o, mmapq_fmt_digits8(lo), 8);
 		o += 8;
 	}
-	*o++ = '\n';
+	*o++ = end;
 	return (size_t)(o - out);
+}
+
+/* "%" PRId64 "\n" */
+static inline size_t mmapq_fmt_int(char *out, int64_t v)
+{
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	size_t neg = v < 0;
+
+	*out = '-';
+	return neg + mmapq_fmt_u64(out + neg, u, '\n');
 }
 
 #endif /* MMAPQ_FMT_H */

@@ -58,7 +58,9 @@ static const struct {
 	{"queue", "path"}, {"queue", "capacity"}, {"queue", "record_size"}, {"queue", "format"},
 	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"producer", "input"},
 	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
-	{"producer", "client_timeout"}, {"consumer", "output"}, {"nats", "servers"},
+	{"producer", "client_timeout"}, {"producer", "ack_interval"}, {"producer", "ack_records"},
+	{"consumer", "output"}, {"consumer", "journal_identifier"},
+	{"consumer", "journal_namespace"}, {"consumer", "seq_prefix"}, {"nats", "servers"},
 	{"nats", "subject"}, {"nats", "stream"}, {"nats", "create_stream"}, {"nats", "replicas"},
 	{"nats", "storage"}, {"nats", "duplicate_window"}, {"nats", "ordered"},
 	{"nats", "credentials"}, {"nats", "tls_ca"}, {"nats", "tls_cert"}, {"nats", "tls_key"},
@@ -79,6 +81,8 @@ static void check_key_list(void)
 	memset(&b, 0xff, sizeof(b));
 	b.queue_path[sizeof(b.queue_path) - 1] = b.input[sizeof(b.input) - 1] = '\0';
 	b.socket_path[sizeof(b.socket_path) - 1] = b.output[sizeof(b.output) - 1] = '\0';
+	b.journal_identifier[sizeof(b.journal_identifier) - 1] = '\0';
+	b.journal_namespace[sizeof(b.journal_namespace) - 1] = '\0';
 	b.nats_servers[MMAPQ_CONFIG_STR_MAX - 1] = b.nats_subject[MMAPQ_CONFIG_STR_MAX - 1] = '\0';
 	b.nats_stream[MMAPQ_CONFIG_STR_MAX - 1] = b.nats_credentials[MMAPQ_CONFIG_STR_MAX - 1] = '\0';
 	b.nats_tls_ca[MMAPQ_CONFIG_STR_MAX - 1] = b.nats_tls_cert[MMAPQ_CONFIG_STR_MAX - 1] = '\0';
@@ -122,10 +126,18 @@ static void check_ranges(const struct mmapq_config *c)
 	FUZZ_CHECK(c->on_full == MMAPQ_ON_FULL_BLOCK || c->on_full == MMAPQ_ON_FULL_DROP, "on_full %d",
 	           (int)c->on_full);
 	FUZZ_CHECK(c->client_timeout <= 86400u, "client_timeout %" PRIu32, c->client_timeout);
+	FUZZ_CHECK(c->ack_interval <= 3600000u, "ack_interval %" PRIu32, c->ack_interval);
 	len = strnlen(c->output, sizeof(c->output));
 	FUZZ_CHECK(len < sizeof(c->output) &&
 	           (one_of(c->output, outputs) || (!strncmp(c->output, "file:", 5) && len > 5)),
 	           "output '%.64s'", c->output);
+	len = strnlen(c->journal_identifier, sizeof(c->journal_identifier));
+	FUZZ_CHECK(len >= 1 && len <= 64 && strspn(c->journal_identifier, MMAPQ_NAME_CHARS) == len,
+	           "journal_identifier '%.80s'", c->journal_identifier);
+	len = strnlen(c->journal_namespace, sizeof(c->journal_namespace));
+	FUZZ_CHECK(len >= 1 && len <= 64 && strspn(c->journal_namespace, MMAPQ_NAME_CHARS) == len,
+	           "journal_namespace '%.80s'", c->journal_namespace);
+	FUZZ_CHECK(c->seq_prefix <= 1, "seq_prefix %" PRIu32, c->seq_prefix);
 	/* [nats]: the strings are checked by the loader's own rules; here what
 	 * every one of them promises */
 	len = strnlen(c->nats_servers, sizeof(c->nats_servers));

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # SPDX-License-Identifier: MIT
 #
 # run-in-container.sh [--keep] BUILD_DIR [SCENARIO [ARG...]]
@@ -39,8 +40,8 @@ set -u
 die() { echo "run-in-container: $*" >&2; exit 1; }
 skip() { echo "run-in-container: SKIP: $*" >&2; exit 77; }
 
-keep=0
-if [ "${1:-}" = "--keep" ]; then keep=1; shift; fi
+SANDBOX_KEEP=0
+if [ "${1:-}" = "--keep" ]; then SANDBOX_KEEP=1; shift; fi
 [ $# -ge 1 ] || die "usage: run-in-container.sh [--keep] BUILD_DIR [SCENARIO [ARG...]]"
 build=$(cd "$1" 2>/dev/null && pwd) || die "no build directory '$1'"
 shift
@@ -69,93 +70,17 @@ esac
 # shellcheck source=/dev/null
 . "$build/systemd/mmapq-test.env"
 
-# ---- cgroups: one fresh child per hierarchy, read /proc/self/cgroup once ----
-cg_root=/sys/fs/cgroup
-cg_name="mmapq-nspawn-$$-$RANDOM"
-cg_dirs=()
-cg_init_before=$(cat /proc/1/cgroup)
-cg_self_before=$(cat /proc/self/cgroup)
-work=""
-
-cg_remove_all() {
-	local i d pid ok
-	for ((i = ${#cg_dirs[@]} - 1; i >= 0; i--)); do
-		d=${cg_dirs[$i]}
-		[ -d "$d" ] || continue
-		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-		[ -d "$d" ] || continue
-		# Something is still inside.  This does not happen when nspawn exits
-		# by itself (the container's PID namespace is gone by then); it can
-		# after `timeout` had to SIGKILL nspawn.  Everything in this subtree
-		# is ours: kill it.  The kernel then reaps it asynchronously, and
-		# there is no event a shell can wait on for that (the processes are
-		# not our children), so this one path retries rmdir under a 10 s
-		# deadline, 0.2 s apart.
-		ok=0
-		for pid in $(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null); do
-			kill -KILL "$pid" 2>/dev/null
-		done
-		if timeout 10 bash -c '
-			d=$1
-			until find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null; [ ! -d "$d" ]; do
-				read -r -t 0.2 <> <(:) || :
-			done' _ "$d"; then
-			ok=1
-		fi
-		[ "$ok" = 1 ] || echo "run-in-container: WARNING: could not remove cgroup $d" >&2
-	done
-}
-
-cleanup() {
-	local rc=$?
-	cg_remove_all
-	if [ -n "$work" ] && [ -d "$work" ]; then
-		if [ "$keep" = 1 ]; then
-			echo "run-in-container: kept $work" >&2
-		else
-			rm -rf --one-file-system "$work"
-		fi
-	fi
-	# The machine's own processes must never have moved.
-	if [ "$(cat /proc/1/cgroup)" != "$cg_init_before" ]; then
-		echo "run-in-container: FAIL: PID 1 of the machine changed cgroups:" >&2
-		echo "before:" >&2; echo "$cg_init_before" >&2
-		echo "after:" >&2; cat /proc/1/cgroup >&2
-		rc=1
-	fi
-	if [ "$(cat /proc/$$/cgroup)" != "$cg_self_before" ]; then
-		echo "run-in-container: FAIL: this script's cgroups changed" >&2
-		rc=1
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mapfile -t cg_lines <<<"$cg_self_before"
-for line in "${cg_lines[@]}"; do
-	IFS=: read -r _ ctl path <<<"$line"
-	case "$ctl" in
-		"")
-			if [ -d "$cg_root/unified" ]; then mnt=$cg_root/unified; else mnt=$cg_root; fi ;;
-		name=systemd) mnt=$cg_root/systemd ;;
-		name=*) continue ;;
-		*) mnt=$cg_root/${ctl%%,*} ;;
-	esac
-	[ -d "$mnt" ] || continue
-	d="$mnt${path%/}/$cg_name"
-	mkdir "$d" 2>/dev/null || skip "cgroups are not writable (cannot create $d)"
-	cg_dirs+=("$d")
-	if [ -e "$d/cpuset.cpus" ]; then
-		cat "$mnt${path%/}/cpuset.cpus" >"$d/cpuset.cpus" || skip "cannot set up cpuset cgroup $d"
-		cat "$mnt${path%/}/cpuset.mems" >"$d/cpuset.mems" || skip "cannot set up cpuset cgroup $d"
-	fi
-done
-[ ${#cg_dirs[@]} -gt 0 ] || skip "no cgroup hierarchy found"
+# ---- cgroups: one fresh child per hierarchy (sandbox.sh) --------------------
+SANDBOX_LIMIT=$limit
+SANDBOX_RESULTDIR=$resultdir
+SANDBOX_TAG="run-in-container ($scenario)"
+# shellcheck source=sandbox.sh
+. "$here/sandbox.sh"
+sandbox_start
 
 # ---- stage the install ------------------------------------------------------
-work=$(mktemp -d /tmp/mmapq-nspawn.XXXXXX) || die "mktemp failed"
+sandbox_mkwork /tmp/mmapq-nspawn.XXXXXX
+work=$SANDBOX_WORK
 stage=$work/stage
 root=$work/root
 etc=$work/etc
@@ -213,66 +138,9 @@ done < <(find "$stage" \( -type f -o -type l \) -print0)
 # The test: a target that pulls in one oneshot service running the scenario.
 cp -a "$here"/. "$testdir"/
 cp "$build/systemd/mmapq-test.env" "$testdir/mmapq-test.env"
-service_timeout=$((limit > 90 ? limit - 30 : limit * 2 / 3))
-cat >"$etc/systemd/system/mmapq-test.target" <<EOF
-[Unit]
-Description=mmapq test under systemd
-Requires=mmapq-test.service
-After=mmapq-test.service
-EOF
-exec_start="/mmapq-test/$scenario"
-for a in "${scenario_args[@]}"; do
-	case "$a" in *[!A-Za-z0-9_.,=:/+-]*|"") die "scenario argument '$a': only [A-Za-z0-9_.,=:/+-] allowed" ;; esac
-	exec_start+=" $a"
-done
-cat >"$etc/systemd/system/mmapq-test.service" <<EOF
-[Unit]
-Description=mmapq test scenario $scenario
-# The container's systemd exits when the scenario ends, with its exit status.
-SuccessAction=exit
-FailureAction=exit
-
-[Service]
-Type=oneshot
-EnvironmentFile=/mmapq-test/mmapq-test.env
-Environment=RESULTDIR=/results
-ExecStart=$exec_start
-# No /dev/console with nspawn --console=pipe: the output goes to a file
-# that the harness prints afterwards.
-StandardOutput=append:/results/test-output.log
-StandardError=inherit
-TimeoutStartSec=${service_timeout}s
-EOF
+sandbox_test_units "$etc/systemd/system" "$scenario" "${scenario_args[@]}"
 
 # ---- run ------------------------------------------------------------------
-echo "run-in-container: booting systemd in a container (limit ${limit}s), scenario $scenario" >&2
-nspawn=(
-	systemd-nspawn -q --console=pipe -D "$root"
-	--register=no --keep-unit --private-network
-	--link-journal=no --resolv-conf=off --timezone=off
-	"--machine=mmapq-test-$$"
-	--bind-ro=/usr "--bind=$etc:/etc"
-	"${binds[@]}"
-	"--bind-ro=$testdir:/mmapq-test"
-	"--bind=$resultdir:/results"
-	-b -- --unit=mmapq-test.target
-)
-# A child moves itself into the fresh cgroups and becomes timeout + nspawn;
-# this shell stays outside, so it can remove them afterwards.
-(
-	for d in "${cg_dirs[@]}"; do echo "$BASHPID" >"$d/cgroup.procs" || exit 125; done
-	exec timeout --kill-after=15 "$limit" "${nspawn[@]}"
-) </dev/null >"$resultdir/console.log" 2>&1
+sandbox_boot "$root" --bind-ro=/usr "--bind=$etc:/etc" "${binds[@]}" "--bind-ro=$testdir:/mmapq-test"
 rc=$?
-# nspawn's own messages, then what the scenario printed
-grep -v '^Attempted to remove disk file system under "/run/systemd/nspawn/propagate/' \
-	"$resultdir/console.log" >&2
-[ -f "$resultdir/test-output.log" ] && cat "$resultdir/test-output.log"
-case $rc in
-	0) echo "run-in-container: PASS ($scenario)" >&2 ;;
-	77) echo "run-in-container: SKIPPED by the scenario ($scenario)" >&2 ;;
-	124|137) echo "run-in-container: FAIL: timed out after ${limit}s ($scenario)" >&2 ;;
-	125) echo "run-in-container: FAIL: could not enter the sandbox cgroups" >&2 ;;
-	*) echo "run-in-container: FAIL: exit status $rc ($scenario); logs in $resultdir" >&2 ;;
-esac
 exit $rc

@@ -13,6 +13,11 @@
 #   start      systemctl start mmapq.target; mmapqctl send 1..10 exits 0; the
 #              consumer's journal shows 1..10 in order with MMAPQ_SEQ;
 #              systemctl status shows STATUS=
+#   records    records apart from the daemon's logs: journalctl -t
+#              mmapq-records has only records, -u mmapq-consumer -t
+#              mmapq-consumer only log lines; with journal_namespace = NS (and
+#              the unit wanting systemd-journald@NS.socket) the records go to
+#              that namespace only, the logs still to the default journal
 #   reload     config edited, systemctl reload: applied and logged; a broken
 #              config fails the reload, the daemon keeps running (same
 #              MainPID) and FILE:LINE is in the journal; SIGHUP with the
@@ -507,6 +512,62 @@ step_metrics() {
 }
 
 # ---------------------------------------------------------------------------
+step_records() {
+	step_begin records "records apart from logs: journalctl -t; [consumer] journal_namespace"
+	local cur out ns=mmapq-records
+	systemctl start mmapq.target
+	cur=$(cursor)
+	check "mmapqctl send 31 32 33" timeout 30 "$CTL" send 31 32 33
+	jwait 20 "$cur" '^33$' SYSLOG_IDENTIFIER=mmapq-records >/dev/null ||
+		fail "record 33 did not reach the journal as mmapq-records within 20 s"
+	out=$(journalctl --no-pager --cursor="$cur" -t mmapq-records -o cat | tr '\n' ' ')
+	check "journalctl -t mmapq-records: only the records ('$out')" test "$out" = "31 32 33 "
+	out=$(journalctl --no-pager -u mmapq-consumer.service -t mmapq-consumer -o export \
+		--output-fields=MMAPQ_SEQ | grep -c '^MMAPQ_SEQ=')
+	check "journalctl -u mmapq-consumer -t mmapq-consumer: the daemon's log lines, no record ($out)" \
+		test "$out" = 0
+
+	# Records into a journal namespace of their own: journald@NS, its own
+	# files, limits and retention (README: "Records apart from logs").
+	mkdir -p /run/systemd/system/mmapq-consumer.service.d
+	printf '[Unit]\nWants=systemd-journald@%s.socket\nAfter=systemd-journald@%s.socket\n' "$ns" "$ns" \
+		>/run/systemd/system/mmapq-consumer.service.d/namespace.conf
+	mkdir -p "$MMAPQ_CONFIG.d"
+	printf '[consumer]\njournal_namespace = %s\n' "$ns" >"$MMAPQ_CONFIG.d/50-namespace.ini"
+	systemctl daemon-reload
+	check "systemctl restart mmapq-consumer (with the namespace drop-ins)" systemctl restart mmapq-consumer.service
+	check "systemd-journald@$ns.socket is active" test "$(prop "systemd-journald@$ns.socket" ActiveState)" = active
+	# journald@NS makes its journal files when it starts (on the first entry,
+	# through its socket): start it now, so that the journalctl below has a
+	# journal to follow (it does not notice one created after it started)
+	check "systemctl start systemd-journald@$ns.service" systemctl start "systemd-journald@$ns.service"
+	cur=$(cursor)
+	check "mmapqctl send 41 42 43" timeout 30 "$CTL" send 41 42 43
+	# the namespace has a journal of its own (fresh in this container):
+	# followed from its start, a cursor of the default journal means nothing there
+	timeout 20 journalctl --no-pager --namespace="$ns" -f -n all -t mmapq-records -o cat |
+		grep -m 1 -qx 43 || {
+		fail "record 43 did not reach the namespace $ns within 20 s"
+		journalctl --no-pager --namespace="$ns" -n 20 -o short-monotonic 2>&1 | sed 's/^/      | /'
+	}
+	out=$(journalctl --no-pager --namespace="$ns" -t mmapq-records -o cat | tr '\n' ' ')
+	check "journalctl --namespace=$ns -t mmapq-records: the records ('$out')" \
+		grep -q '41 42 43 $' <<<"$out"
+	out=$(journalctl --no-pager --cursor="$cur" -t mmapq-records -o cat | tr '\n' ' ')
+	check "the default journal got none of them ('$out')" test -z "$out"
+	cur=$(cursor)
+	printf '[log]\nstats_interval = 1\n' >"$MMAPQ_CONFIG.d/60-stats.ini"
+	check "systemctl reload mmapq-consumer" systemctl reload mmapq-consumer.service
+	out=$(jwait 10 "$cur" '^reload: \[log\] stats_interval' _SYSTEMD_UNIT=mmapq-consumer.service \
+		SYSLOG_IDENTIFIER=mmapq-consumer)
+	check "its own log lines stay in the default journal as mmapq-consumer ('$out')" test -n "$out"
+	rm -rf "$MMAPQ_CONFIG.d" /run/systemd/system/mmapq-consumer.service.d
+	systemctl daemon-reload
+	systemctl restart mmapq-consumer.service
+	step_end
+}
+
+# ---------------------------------------------------------------------------
 step_dropin() {
 	step_begin dropin "a drop-in $MMAPQ_CONFIG.d/50-test.ini applied by systemctl reload; a broken one refused"
 	local cur out u pid_c pid_p line
@@ -729,12 +790,13 @@ step_stop() {
 
 # ---------------------------------------------------------------------------
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(setup start reload dropin kill-consumer kill-producer watchdog geometry metrics instances enable stop)
+[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry metrics instances enable stop)
 say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
 for s in "${steps[@]}"; do
 	case "$s" in
 		setup) step_setup ;;
 		start) step_start ;;
+		records) step_records ;;
 		reload) step_reload ;;
 		dropin) step_dropin ;;
 		instances) step_instances ;;
