@@ -74,6 +74,7 @@ struct cli {
 	bool check_config;
 	bool json;
 	uint64_t count;           /* consumer --count N; 0 = forever */
+	const char *output;       /* consumer --output SPEC: overrides [consumer] output */
 	const char *socket_path;  /* mmapqctl send --socket PATH */
 	unsigned timeout_s;       /* mmapqctl send --timeout S, 0 = none */
 	bool http;                /* mmapqctl metrics --http */

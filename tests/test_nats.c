@@ -9,6 +9,7 @@
  *
  * Cases (test_nats, label fast):
  *   forward          20,000 records while the producer fills the queue
+ *                    (--output nats over a file that says output = null)
  *   absent_at_start  no server at start: records wait, STATUS/log say so,
  *                    the server comes, every record arrives
  *   no_stream        create_stream = no and no stream: exit 76, the message
@@ -47,6 +48,7 @@ struct fx {
 	char *dir, *qpath, *ini, *input, *clog;
 	struct nu_cluster c;
 	pid_t producer, consumer;
+	const char *output_option; /* --output (then no --count) */
 	int64_t n;
 	char id[2 * MMAPQ_ID_SIZE + 1];
 };
@@ -129,13 +131,20 @@ static pid_t start_consumer(struct fx *f, const char *env, int64_t count)
 	struct tu_child ch = TU_CHILD_INIT;
 	char cnt[32];
 	char *envv[] = {(char *)env, NULL};
-	char *argv[] = {tu_bin("mmapq-consumer"), "--config", f->ini, count ? "--count" : NULL, cnt, NULL};
+	char *argv[] = {tu_bin("mmapq-consumer"), "--config", f->ini, "--count", cnt, NULL};
 	int fd = open(f->clog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	pid_t pid;
 
 	if (fd < 0)
 		tu_die(f->clog);
 	snprintf(cnt, sizeof(cnt), "%" PRId64, count);
+	if (!count)
+		argv[3] = NULL;
+	if (f->output_option) {
+		/* [consumer] output of the file is overridden */
+		argv[3] = "--output";
+		argv[4] = (char *)f->output_option;
+	}
 	ch.stdio[2] = fd;
 	ch.env_extra = env ? envv : NULL;
 	pid = tu_start(argv, &ch);
@@ -231,6 +240,19 @@ static void forward(void)
 	start_servers(&f);
 	start_producer(&f);
 	queue_id(&f);
+	/* --output overrides the file's output (as mmapq-consumer-nats.service
+	 * runs it); a bad one is a usage error */
+	f.output_option = "printer";
+	TU_EXPECT(f.qpath, wait_exit(start_consumer(&f, NULL, 0), 10000) == 64, "--output printer");
+	{
+		char *d = tu_path(f.dir, "mmapq.ini.d");
+
+		if (mkdir(d, 0755) < 0)
+			tu_die(d);
+		free(tu_write_in(d, "out.ini", "[consumer]\noutput = null\n"));
+		free(d);
+	}
+	f.output_option = "nats";
 	f.consumer = start_consumer(&f, NULL, 0);
 	expect_all(&f, 60000);
 	teardown(&f);

@@ -558,6 +558,14 @@ static const struct cfg_key *cfg_find(const char *section, const char *key)
 	return NULL;
 }
 
+const char *mmapq_config_set(struct mmapq_config *c, const char *section, const char *key,
+                             const char *value)
+{
+	const struct cfg_key *k = cfg_find(section, key);
+
+	return k ? cfg_parse_value(k, value, c) : "is not a known key";
+}
+
 /* The table's own spelling of section, or NULL if no key lives there. */
 static const char *cfg_find_section(const char *section)
 {

@@ -131,6 +131,11 @@ void mmapq_config_apply_live(struct mmapq_config *running, const struct mmapq_co
  * 0, -ENOENT (no such key), -ENOBUFS (does not fit) or -EINVAL. */
 int mmapq_config_format_value(const struct mmapq_config *c, const char *section,
                               const char *key, char *buf, size_t size);
+/* Set [section] key from its text, as a line of mmapq.ini would (a command
+ * line option overriding a key).  NULL, or why the value is refused ("is
+ * not valid"; "is not a known key"); *c is untouched then. */
+const char *mmapq_config_set(struct mmapq_config *c, const char *section, const char *key,
+                             const char *value);
 /* "error" ... "debug"; NULL for a value that is not a level. */
 const char *mmapq_log_level_name(enum mmapq_log_level l);
 
