@@ -92,9 +92,24 @@ void nu_init(struct nu_cluster *c, const char *dir, int n)
 		                    "jetstream {\n  store_dir: \"%s\"\n  max_memory_store: 256MB\n"
 		                    "  max_file_store: 4GB\n}\n%s",
 		                    nd->name, nd->port, nd->http_port, nd->store, cluster ? cluster : "");
-		nd->conf = tu_write_in(dir, tu_xasprintf("%s.conf", nd->name), text);
+		{
+			char *name = tu_xasprintf("%s.conf", nd->name);
+
+			nd->conf = tu_write_in(dir, name, text);
+			free(name);
+		}
 		free(text);
 		free(cluster);
+	}
+}
+
+void nu_append_conf(struct nu_cluster *c, const char *text)
+{
+	for (int i = 0; i < c->n; i++) {
+		FILE *f = fopen(c->node[i].conf, "a");
+
+		if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+			tu_die(c->node[i].conf);
 	}
 }
 
@@ -171,6 +186,19 @@ void nu_stop_all(struct nu_cluster *c)
 {
 	for (int i = 0; i < c->n; i++)
 		nu_kill(c, i);
+}
+
+void nu_free(struct nu_cluster *c)
+{
+	nu_stop_all(c);
+	for (int i = 0; i < c->n; i++) {
+		free(c->node[i].conf);
+		free(c->node[i].store);
+	}
+	free(c->dir);
+	c->dir = NULL;
+	c->n = 0;
+	nats_CloseAndWait(5000);
 }
 
 bool nu_connect(struct nu_cluster *c, natsConnection **nc, jsCtx **js)
@@ -257,6 +285,12 @@ bool nu_wait_jetstream(struct nu_cluster *c, int timeout_ms)
 bool nu_add_stream(jsCtx *js, const char *stream, const char *subject, int replicas,
                    int dup_window_s)
 {
+	return nu_add_stream_limited(js, stream, subject, replicas, dup_window_s, -1);
+}
+
+bool nu_add_stream_limited(jsCtx *js, const char *stream, const char *subject, int replicas,
+                           int dup_window_s, int32_t max_msg_size)
+{
 	const char *subjects[1] = {subject};
 	jsStreamConfig sc;
 	jsStreamInfo *si = NULL;
@@ -270,6 +304,7 @@ bool nu_add_stream(jsCtx *js, const char *stream, const char *subject, int repli
 	sc.Storage = js_FileStorage;
 	sc.Replicas = replicas;
 	sc.Duplicates = (int64_t)dup_window_s * 1000000000;
+	sc.MaxMsgSize = max_msg_size;
 	s = js_AddStream(&si, js, &sc, NULL, &jerr);
 	if (s != NATS_OK) {
 		fprintf(stderr, "add stream %s: %s (%s, err_code %d)\n", stream, natsStatus_GetText(s),

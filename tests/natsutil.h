@@ -38,6 +38,8 @@ const char *nu_server_path(void);
 /* n servers (1: a single server, 2 or 3: a JetStream cluster with routes
  * between them) configured under dir, on free ports; not started yet. */
 void nu_init(struct nu_cluster *c, const char *dir, int n);
+/* Append text to every node's configuration (before nu_start). */
+void nu_append_conf(struct nu_cluster *c, const char *text);
 /* Start node i (again: same ports, same store) and wait until it accepts
  * connections; false (and why on stderr) if it did not within timeout_ms. */
 bool nu_start(struct nu_cluster *c, int i, int timeout_ms);
@@ -48,6 +50,9 @@ bool nu_wait_jetstream(struct nu_cluster *c, int timeout_ms);
 void nu_kill(struct nu_cluster *c, int i);
 /* Stop every node (SIGKILL, reaped). */
 void nu_stop_all(struct nu_cluster *c);
+/* Stop every node and free what nu_init allocated; then libnats's own
+ * threads and memory (nats_Close), so that leak checkers see none. */
+void nu_free(struct nu_cluster *c);
 
 /* A connection to the live nodes (failing over), and its JetStream
  * context; false and why on stderr. */
@@ -58,6 +63,9 @@ void nu_disconnect(natsConnection *nc, jsCtx *js);
  * window in seconds); false and why. */
 bool nu_add_stream(jsCtx *js, const char *stream, const char *subject, int replicas,
                    int dup_window_s);
+/* The same with a limit on the size of a message (max_msg_size, bytes). */
+bool nu_add_stream_limited(jsCtx *js, const char *stream, const char *subject, int replicas,
+                           int dup_window_s, int32_t max_msg_size);
 /* Messages in the stream, or -1 (no answer: no leader, no server). */
 int64_t nu_stream_msgs(jsCtx *js, const char *stream);
 /* Until the stream holds at least n messages, asking a connection made

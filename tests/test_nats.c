@@ -14,6 +14,9 @@
  *                    the server comes, every record arrives
  *   no_stream        create_stream = no and no stream: exit 76, the message
  *                    names [nats] stream, nothing released
+ *   refused          a record larger than the stream's max_msg_size, no
+ *                    permission to publish to the subject: exit 76 each,
+ *                    the setting named, nothing released
  *   kill_server      nats-server SIGKILLed mid-stream and restarted
  * Cases (test_nats_stress, label stress):
  *   million          1,000,000 records end to end
@@ -226,8 +229,12 @@ static void expect_all(struct fx *f, int timeout_ms)
 
 static void teardown(struct fx *f)
 {
-	nu_stop_all(&f->c);
+	nu_free(&f->c);
 	tu_kill_tracked();
+	free(f->qpath);
+	free(f->ini);
+	free(f->input);
+	free(f->clog);
 }
 
 /* ---- fast --------------------------------------------------------------- */
@@ -307,6 +314,62 @@ static void no_stream(void)
 	          "the message does not name the setting:\n%s", log);
 	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).head == 0, "records released");
 	free(log);
+	teardown(&f);
+}
+
+/* What retrying cannot fix: a record larger than the stream accepts, and
+ * no permission to publish to the subject: exit 76, the setting named,
+ * nothing released. */
+static void refused(void)
+{
+	struct fx f;
+	natsConnection *nc;
+	jsCtx *js;
+	char *log, *text, *ini2;
+	int rc;
+
+	setup(&f, "nats-refused", 1, 3, 1024, "create_stream = no\n");
+	/* clients without credentials are the user anon, who may do anything
+	 * but publish to mmapq.denied */
+	nu_append_conf(&f.c, "authorization {\n  users: [ { user: anon, password: anon,\n"
+	               "    permissions: { publish: { deny: [\"mmapq.denied\"] } } } ]\n}\n"
+	               "no_auth_user: anon\n");
+	start_servers(&f);
+	TU_EXPECT(f.qpath, nu_connect(&f.c, &nc, &js), "connect");
+	/* 90 bytes with the headers: the first record of a run (75 bytes of
+	 * headers) fits with 15 bytes of payload, not with 19 */
+	TU_EXPECT(f.qpath, nu_add_stream_limited(js, STREAM, SUBJECT, 1, 120, 90), "add stream");
+	TU_EXPECT(f.qpath, nu_add_stream(js, "DENIED", "mmapq.denied", 1, 120), "add stream");
+	nu_disconnect(nc, js);
+	free(tu_write_in(f.dir, "input", "1000000000000000000\n1\n2\n"));
+	start_producer(&f);
+	TU_EXPECT(f.qpath, wait_exit(f.producer, 30000) == 0, "producer");
+	f.producer = 0;
+	rc = wait_exit(start_consumer(&f, NULL, 0), 30000);
+	log = consumer_log(&f);
+	TU_EXPECT(f.qpath, rc == 76, "consumer exit %d, not 76; log:\n%s", rc, log);
+	TU_EXPECT(f.qpath, strstr(log, "record 0 is larger than [nats] stream = " STREAM " accepts"),
+	          "the message does not name the setting:\n%s", log);
+	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).head == 0, "records released");
+	free(log);
+
+	/* the same queue, to the subject anon may not publish to */
+	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 1024\n[consumer]\noutput = nats\n"
+	                    "[nats]\nservers = %s\nsubject = mmapq.denied\nstream = DENIED\n",
+	                    f.qpath, f.c.urls);
+	ini2 = tu_write_in(f.dir, "denied.ini", text);
+	free(f.ini);
+	f.ini = ini2;
+	if (truncate(f.clog, 0) < 0)
+		tu_die(f.clog);
+	rc = wait_exit(start_consumer(&f, NULL, 0), 30000);
+	log = consumer_log(&f);
+	TU_EXPECT(f.qpath, rc == 76, "consumer exit %d, not 76; log:\n%s", rc, log);
+	TU_EXPECT(f.qpath, strstr(log, "permission denied") && strstr(log, "[nats] subject = mmapq.denied"),
+	          "the message does not name the setting:\n%s", log);
+	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).head == 0, "records released");
+	free(log);
+	free(text);
 	teardown(&f);
 }
 
@@ -443,11 +506,11 @@ int main(int argc, char **argv)
 	static const struct tu_case cases[] = {
 		{"million", million}, {"kill_consumer", kill_consumer}, {"cluster", cluster},
 	};
-	(void)forward, (void)absent_at_start, (void)no_stream, (void)kill_server;
+	(void)forward, (void)absent_at_start, (void)no_stream, (void)refused, (void)kill_server;
 #else
 	static const struct tu_case cases[] = {
 		{"forward", forward}, {"absent_at_start", absent_at_start}, {"no_stream", no_stream},
-		{"kill_server", kill_server},
+		{"refused", refused}, {"kill_server", kill_server},
 	};
 	(void)million, (void)kill_consumer, (void)cluster;
 #endif

@@ -388,7 +388,8 @@ int main(int argc, char **argv)
 	}
 	latency(&c, js, dir, &p50, &p99);
 	nu_disconnect(nc, js);
-	nu_stop_all(&c);
+	nu_free(&c);
+	free(input);
 	mb = median(bare, runs);
 	mf = median(fwd, runs);
 	printf("\n%" PRId64 " records of 1-7 bytes (decimal integers), one nats-server %s on"
