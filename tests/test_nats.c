@@ -296,24 +296,36 @@ static void absent_at_start(void)
 	teardown(&f);
 }
 
+/* The producer puts every record of the input in the queue and exits. */
+static void fill(struct fx *f)
+{
+	start_producer(f);
+	TU_EXPECT(f->qpath, wait_exit(f->producer, 30000) == 0, "producer");
+	f->producer = 0;
+}
+
+/* A consumer refused for good: exit 76, a message containing want (and
+ * want2 if not NULL), nothing released. */
+static void expect_refused(struct fx *f, const char *want, const char *want2)
+{
+	int rc = wait_exit(start_consumer(f, NULL, 0), 30000);
+	char *log = consumer_log(f);
+
+	TU_EXPECT(f->qpath, rc == 76, "consumer exit %d, not 76; log:\n%s", rc, log);
+	TU_EXPECT(f->qpath, strstr(log, want) && (!want2 || strstr(log, want2)),
+	          "the message does not name the setting (%s):\n%s", want, log);
+	TU_EXPECT(f->qpath, tu_queue_status(f->qpath).head == 0, "records released");
+	free(log);
+}
+
 static void no_stream(void)
 {
 	struct fx f;
-	char *log;
-	int rc;
 
 	setup(&f, "nats-nostream", 1, 100, 1024, "create_stream = no\n");
 	start_servers(&f);
-	start_producer(&f);
-	TU_EXPECT(f.qpath, wait_exit(f.producer, 30000) == 0, "producer");
-	f.producer = 0;
-	rc = wait_exit(start_consumer(&f, NULL, 0), 30000);
-	log = consumer_log(&f);
-	TU_EXPECT(f.qpath, rc == 76, "consumer exit %d, not 76; log:\n%s", rc, log);
-	TU_EXPECT(f.qpath, strstr(log, "[nats] stream = " STREAM ": no such stream") != NULL,
-	          "the message does not name the setting:\n%s", log);
-	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).head == 0, "records released");
-	free(log);
+	fill(&f);
+	expect_refused(&f, "[nats] stream = " STREAM ": no such stream", NULL);
 	teardown(&f);
 }
 
@@ -325,8 +337,7 @@ static void refused(void)
 	struct fx f;
 	natsConnection *nc;
 	jsCtx *js;
-	char *log, *text, *ini2;
-	int rc;
+	char *text, *ini2;
 
 	setup(&f, "nats-refused", 1, 3, 1024, "create_stream = no\n");
 	/* clients without credentials are the user anon, who may do anything
@@ -342,16 +353,8 @@ static void refused(void)
 	TU_EXPECT(f.qpath, nu_add_stream(js, "DENIED", "mmapq.denied", 1, 120), "add stream");
 	nu_disconnect(nc, js);
 	free(tu_write_in(f.dir, "input", "1000000000000000000\n1\n2\n"));
-	start_producer(&f);
-	TU_EXPECT(f.qpath, wait_exit(f.producer, 30000) == 0, "producer");
-	f.producer = 0;
-	rc = wait_exit(start_consumer(&f, NULL, 0), 30000);
-	log = consumer_log(&f);
-	TU_EXPECT(f.qpath, rc == 76, "consumer exit %d, not 76; log:\n%s", rc, log);
-	TU_EXPECT(f.qpath, strstr(log, "record 0 is larger than [nats] stream = " STREAM " accepts"),
-	          "the message does not name the setting:\n%s", log);
-	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).head == 0, "records released");
-	free(log);
+	fill(&f);
+	expect_refused(&f, "record 0 is larger than [nats] stream = " STREAM " accepts", NULL);
 
 	/* the same queue, to the subject anon may not publish to */
 	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 1024\n[consumer]\noutput = nats\n"
@@ -362,13 +365,7 @@ static void refused(void)
 	f.ini = ini2;
 	if (truncate(f.clog, 0) < 0)
 		tu_die(f.clog);
-	rc = wait_exit(start_consumer(&f, NULL, 0), 30000);
-	log = consumer_log(&f);
-	TU_EXPECT(f.qpath, rc == 76, "consumer exit %d, not 76; log:\n%s", rc, log);
-	TU_EXPECT(f.qpath, strstr(log, "permission denied") && strstr(log, "[nats] subject = mmapq.denied"),
-	          "the message does not name the setting:\n%s", log);
-	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).head == 0, "records released");
-	free(log);
+	expect_refused(&f, "permission denied", "[nats] subject = mmapq.denied");
 	free(text);
 	teardown(&f);
 }
