@@ -108,6 +108,7 @@ struct nats_out {
 	natsStatus async_status;    /* an asynchronous error (permissions) */
 	char async_text[256];
 	uint64_t next_reconnect_ns;
+	uint64_t jitter;            /* state of the reconnect pauses' jitter */
 
 	/* the consumer's thread only */
 	unsigned seen_disconnects, seen_connects;
@@ -177,6 +178,8 @@ static void wake_locked(struct nats_out *o)
 		pthread_cond_signal(&o->cond);
 }
 
+/* (the signature is libnats's jsPubAckHandler) */
+// cppcheck-suppress constParameter
 static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	struct nats_out *o = closure;
@@ -286,8 +289,11 @@ static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
 		ms *= 2;
 	if (ms > max)
 		ms = max;
-	ms += (int64_t)(rand() % (int)(ms / 10 + 1));
 	pthread_mutex_lock(&o->mu);
+	/* a 64-bit LCG (Knuth's MMIX constants) for the jitter: no security
+	 * meaning, and rand() is one shared state for every thread */
+	o->jitter = o->jitter * 6364136223846793005u + 1442695040888963407u;
+	ms += (int64_t)((o->jitter >> 33) % (uint64_t)(ms / 10 + 1));
 	o->next_reconnect_ns = now_ns() + (uint64_t)ms * 1000000u;
 	pthread_mutex_unlock(&o->mu);
 	return ms;
@@ -464,7 +470,7 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 	o->wake_after = 1;
 	o->lim = (struct log_limit)LOG_LIMIT_INIT("NATS: records published again", 60, 3);
 	cli_signal_set(&o->ours);
-	srand((unsigned)getpid() ^ (unsigned)now_ns());
+	o->jitter = (uint64_t)getpid() ^ now_ns();
 
 	r = make_options(o, cfg);
 	if (r < 0) {
@@ -1039,7 +1045,8 @@ int nats_out_forward(struct nats_out *o, struct mmapq *q, uint32_t navail, uint3
 	f = o->fail;
 	connected = o->connected;
 	{
-		struct slot *first = slot_of(o, o->base);
+		const struct slot *first;
+
 		while (prefix < o->sent && slot_of(o, o->base + prefix)->state == SLOT_ACKED)
 			prefix++;
 		first = slot_of(o, o->base + prefix);

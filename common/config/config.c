@@ -266,7 +266,6 @@ static const char *cfg_check_server(const char *s, size_t len)
 	static const char name_chars[] =
 		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
 	const char *end = s + len, *host, *colon;
-	size_t hlen;
 
 	if (len > 7 && !strncmp(s, "nats://", 7))
 		s += 7;
@@ -287,8 +286,9 @@ static const char *cfg_check_server(const char *s, size_t len)
 		s = close + 1;
 		if (s < end && *s != ':')
 			return "has something after the ]";
-		hlen = (size_t)(s - host);
 	} else {
+		size_t hlen;
+
 		colon = memchr(s, ':', (size_t)(end - s));
 		hlen = (size_t)((colon ? colon : end) - host);
 		s = host + hlen;
@@ -471,7 +471,7 @@ static void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 		snprintf(buf, size, "a path of at most %u bytes, or nothing for none", k->max);
 		return;
 	case CFG_SERVERS:
-		snprintf(buf, size, "1 to %u of nats://HOST:PORT or tls://HOST:PORT, comma-separated",
+		snprintf(buf, size, "1 to %d of nats://HOST:PORT or tls://HOST:PORT, comma-separated",
 		         MMAPQ_NATS_SERVERS_MAX);
 		return;
 	case CFG_SUBJECT:

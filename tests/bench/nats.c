@@ -20,7 +20,9 @@
  *               subscriber of ours: one record at a time (the next is
  *               written once the previous arrived: nothing waits on a
  *               clock), its payload the CLOCK_REALTIME nanoseconds at
- *               which it was written into the producer's stdin; p50, p99.
+ *               which it was written into the producer's stdin; p50, p99;
+ *               and the same from a bare js_PublishAsync of this process
+ *               (what the broker and the subscriber take by themselves).
  * Every stream is checked to hold exactly the N records (--quick: read
  * back and every message checked).  Exit 0, 1 on a wrong result, 77 without
  * nats-server.
@@ -256,24 +258,25 @@ static double mmapq_run(struct nu_cluster *c, jsCtx *js_admin, const char *dir,
 
 /* ---- latency ------------------------------------------------------------------ */
 
-static void latency(struct nu_cluster *c, jsCtx *js_admin, const char *dir, uint64_t *p50,
-                    uint64_t *p99)
+/* How a latency sample is sent: the decimal nanoseconds in text. */
+typedef void (*send_fn)(void *ctx, const char *text, int len);
+
+/*
+ * One record at a time through send, each awaited on an ordered JetStream
+ * subscription of stream (the next is sent once the previous arrived: no
+ * clock waits); the payload is CLOCK_REALTIME when it was sent.  p50, p99.
+ */
+static void measure(struct nu_cluster *c, const char *stream, const char *subject, send_fn send,
+                    void *ctx, uint64_t *p50, uint64_t *p99)
 {
-	const char *stream = "LAT", *subject = "bench.lat";
 	natsConnection *nc;
 	jsCtx *js;
 	natsSubscription *sub = NULL;
 	jsSubOptions so;
 	uint64_t *lat = calloc((size_t)samples, sizeof(*lat));
-	char *ini;
-	int in[2];
-	pid_t prod, cons;
 
 	if (!lat)
 		tu_die("calloc");
-	if (!nu_add_stream(js_admin, stream, subject, 1, 120))
-		fail("latency: add stream");
-	ini = write_config(dir, "lat", c, stream, subject, 4096);
 	if (!nu_connect(c, &nc, &js))
 		fail("latency: connect");
 	jsSubOptions_Init(&so);
@@ -281,35 +284,22 @@ static void latency(struct nu_cluster *c, jsCtx *js_admin, const char *dir, uint
 	so.Ordered = true;
 	if (js_SubscribeSync(&sub, js, subject, NULL, &so, NULL) != NATS_OK)
 		fail("latency: subscribe: %s", nats_GetLastError(NULL));
-	tu_pipe(in);
-	prod = spawn("mmapq-producer", (char *[]){"--config", ini, NULL}, in[0]);
-	close(in[0]);
-	cons = spawn("mmapq-consumer", (char *[]){"--config", ini, NULL}, -1);
 	for (int i = 0; i < samples; i++) {
-		char line[32];
+		char text[32], payload[32];
 		uint64_t sent = now_ns(CLOCK_REALTIME), got;
-		int len = snprintf(line, sizeof(line), "%" PRIu64 "\n", sent);
 		natsMsg *m = NULL;
-		char payload[32];
 
-		if (tu_write_all(in[1], line, (size_t)len) != 0)
-			fail("latency: write to the producer");
-		/* the first waits for the consumer to connect and check the stream */
+		send(ctx, text, snprintf(text, sizeof(text), "%" PRIu64, sent));
+		/* the first also waits for a consumer to connect and check the stream */
 		if (natsSubscription_NextMsg(&m, sub, i ? 10000 : 30000) != NATS_OK)
-			fail("latency: record %d did not arrive", i);
+			fail("latency: %s: record %d did not arrive", stream, i);
 		got = now_ns(CLOCK_REALTIME);
 		snprintf(payload, sizeof(payload), "%.*s", natsMsg_GetDataLength(m), natsMsg_GetData(m));
 		natsMsg_Destroy(m);
 		if (strtoull(payload, NULL, 10) != sent)
-			fail("latency: record %d is '%s', not %" PRIu64, i, payload, sent);
+			fail("latency: %s: record %d is '%s', not %" PRIu64, stream, i, payload, sent);
 		lat[i] = got - sent;
 	}
-	close(in[1]);
-	if (reap(prod, 30000) != 0)
-		fail("latency: producer");
-	kill(cons, SIGTERM);
-	if (reap(cons, 30000) != 0)
-		fail("latency: consumer");
 	natsSubscription_Unsubscribe(sub);
 	natsSubscription_Destroy(sub);
 	nu_disconnect(nc, js);
@@ -317,7 +307,57 @@ static void latency(struct nu_cluster *c, jsCtx *js_admin, const char *dir, uint
 	*p50 = lat[samples / 2];
 	*p99 = lat[(size_t)samples * 99 / 100];
 	free(lat);
+}
+
+/* mmapq: a line into the producer's stdin */
+static void send_to_producer(void *ctx, const char *text, int len)
+{
+	int fd = *(int *)ctx;
+	char line[40];
+
+	len = snprintf(line, sizeof(line), "%.*s\n", len, text);
+	if (tu_write_all(fd, line, (size_t)len) != 0)
+		fail("latency: write to the producer");
+}
+
+/* bare: an asynchronous JetStream publish of this process */
+static void send_bare(void *ctx, const char *text, int len)
+{
+	if (js_PublishAsync(ctx, "bench.latb", text, len, NULL) != NATS_OK)
+		fail("latency: bare publish");
+}
+
+static void latency(struct nu_cluster *c, jsCtx *js_admin, const char *dir, uint64_t p[4])
+{
+	natsConnection *nc;
+	jsCtx *js;
+	char *ini;
+	int in[2];
+	pid_t prod, cons;
+
+	if (!nu_add_stream(js_admin, "LAT", "bench.lat", 1, 120) ||
+	    !nu_add_stream(js_admin, "LATB", "bench.latb", 1, 120))
+		fail("latency: add stream");
+	/* producer stdin -> queue -> mmapq-consumer -> stream */
+	ini = write_config(dir, "lat", c, "LAT", "bench.lat", 4096);
+	tu_pipe(in);
+	prod = spawn("mmapq-producer", (char *[]){"--config", ini, NULL}, in[0]);
+	close(in[0]);
+	cons = spawn("mmapq-consumer", (char *[]){"--config", ini, NULL}, -1);
+	measure(c, "LAT", "bench.lat", send_to_producer, &in[1], &p[0], &p[1]);
+	close(in[1]);
+	if (reap(prod, 30000) != 0)
+		fail("latency: producer");
+	kill(cons, SIGTERM);
+	if (reap(cons, 30000) != 0)
+		fail("latency: consumer");
 	free(ini);
+	/* this process -> stream, the same way to the subscriber */
+	if (!nu_connect(c, &nc, &js))
+		fail("latency: connect");
+	measure(c, "LATB", "bench.latb", send_bare, js, &p[2], &p[3]);
+	js_PublishAsyncComplete(js, NULL);
+	nu_disconnect(nc, js);
 }
 
 static void usage(void)
@@ -332,7 +372,7 @@ int main(int argc, char **argv)
 	natsConnection *nc;
 	jsCtx *js;
 	double bare[MAXRUNS], fwd[MAXRUNS], mb, mf;
-	uint64_t p50, p99;
+	uint64_t lat[4]; /* mmapq p50, p99; bare p50, p99 */
 	char *dir, *input;
 	FILE *f;
 
@@ -386,7 +426,7 @@ int main(int argc, char **argv)
 		       bare[r], fwd[r]);
 		fflush(stdout);
 	}
-	latency(&c, js, dir, &p50, &p99);
+	latency(&c, js, dir, lat);
 	nu_disconnect(nc, js);
 	nu_free(&c);
 	free(input);
@@ -398,9 +438,11 @@ int main(int argc, char **argv)
 	printf("| | messages/s |\n|---|---|\n| bare libnats async publisher | %.0f |\n"
 	       "| mmapq-consumer, output = nats (queue -> stream, released after each ack) | %.0f |\n"
 	       "| ratio mmapq / bare | %.2f |\n", mb, mf, mf / mb);
-	printf("\nend-to-end latency, producer stdin -> queue -> consumer -> stream -> subscriber,"
-	       " one record at a time, %d samples: p50 %.0f us, p99 %.0f us\n", samples,
-	       (double)p50 / 1e3, (double)p99 / 1e3);
+	printf("\nlatency to a JetStream subscriber, one record at a time, %d samples:\n"
+	       "| | p50 | p99 |\n|---|---|---|\n"
+	       "| producer stdin -> queue -> mmapq-consumer -> stream | %.0f us | %.0f us |\n"
+	       "| bare: js_PublishAsync -> stream | %.0f us | %.0f us |\n", samples,
+	       (double)lat[0] / 1e3, (double)lat[1] / 1e3, (double)lat[2] / 1e3, (double)lat[3] / 1e3);
 	tu_rmdir_r(dir);
 	return 0;
 }
