@@ -58,8 +58,12 @@ static void usage(const struct cli *c, bool want_count, bool ctl)
 		       "  send [VALUE]...     send records to the producer's socket (standard input\n"
 		       "                      if no VALUE); exit 0 once all are published\n"
 		       "  metrics [--http]    the queue's state as Prometheus text\n"
+		       "  consumers [--json]  the registered consumers: name, cursor, lag, pid, rate\n"
+		       "  consumer remove NAME\n"
+		       "                      unregister a consumer that is not attached (its records\n"
+		       "                      no longer hold the producer back)\n"
 		       "  recreate            rebuild the queue file with the configuration's geometry,\n"
-		       "                      carrying its records over (both daemons stopped)\n\n"
+		       "                      carrying its records and consumers over (daemons stopped)\n\n"
 		       "Options:\n", c->prog, c->prog);
 	else
 		printf("%s - %s (see %s(8))\n\nUsage: %s [OPTION]...\n\nOptions:\n", c->prog,
@@ -75,10 +79,16 @@ static void usage(const struct cli *c, bool want_count, bool ctl)
 	       MMAPQ_DEFAULT_CONFIG);
 	if (want_count)
 		printf("      --count N       exit after N records\n"
+		       "  -n, --name NAME     this consumer's name (default: %s); its\n"
+		       "                      [consumer:NAME] section overrides [consumer]\n"
 		       "      --output SPEC   overrides [consumer] output (mmapq-consumer-nats.service:\n"
-		       "                      nats)\n");
+		       "                      nats)\n"
+		       "      --named-instance [QUEUE:]NAME\n"
+		       "                      as the unit mmapq-consumer-named@[QUEUE:]NAME.service\n"
+		       "                      runs it: --name NAME, and --instance QUEUE if given\n",
+		       MMAPQ_CONSUMER_DEFAULT);
 	if (ctl)
-		printf("      --json          status and dump: JSON (schema: mmapqctl(1))\n"
+		printf("      --json          status, dump and consumers: JSON (schema: mmapqctl(1))\n"
 		       "      --socket PATH   send: the producer's socket (default: [producer] socket)\n"
 		       "      --timeout S     send: give up after S seconds without progress\n"
 		       "                      (default %u, 0 = wait forever)\n"
@@ -128,6 +138,15 @@ static uint64_t parse_number(const struct cli *c, const char *opt, const char *s
 	return (uint64_t)v;
 }
 
+/* A consumer name (MMAPQ_CONSUMER_NAME_CHARS); exits 64 otherwise. */
+static const char *parse_consumer_name(const struct cli *c, const char *opt, const char *s)
+{
+	if (!mmapq_consumer_name_valid(s))
+		cli_usage_error(c, "%s: '%s' is not a consumer name (1 to %d letters, digits and '_.@-')",
+		                opt, s, MMAPQ_CONSUMER_NAME_MAX);
+	return s;
+}
+
 static unsigned parse_seconds(const struct cli *c, const char *opt, const char *s)
 {
 	uint64_t v = parse_number(c, opt, s, 0, "a number of seconds (0 to 86400)");
@@ -139,7 +158,8 @@ static unsigned parse_seconds(const struct cli *c, const char *opt, const char *
 
 void cli_parse(struct cli *c, int argc, char **argv, bool want_count, bool ctl)
 {
-	enum { OPT_CHECK = 256, OPT_COUNT, OPT_OUTPUT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT, OPT_HTTP };
+	enum { OPT_CHECK = 256, OPT_COUNT, OPT_OUTPUT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT, OPT_HTTP,
+	       OPT_NAMED };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"instance", required_argument, NULL, 'i'},
@@ -151,6 +171,8 @@ void cli_parse(struct cli *c, int argc, char **argv, bool want_count, bool ctl)
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"http", no_argument, NULL, OPT_HTTP},
+		{"name", required_argument, NULL, 'n'},
+		{"named-instance", required_argument, NULL, OPT_NAMED},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -160,11 +182,13 @@ void cli_parse(struct cli *c, int argc, char **argv, bool want_count, bool ctl)
 
 	memset(c, 0, sizeof(*c));
 	c->ctl = ctl;
+	c->consumer = want_count;
 	c->timeout_s = CLI_SEND_TIMEOUT_S;
 	c->prog = slash ? slash + 1 : argv[0];
 	c->config_path = MMAPQ_DEFAULT_CONFIG;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, "c:i:q:hV", opts, &li)) != -1) {
+	/* li: the long option's index, -1 for a short one */
+	while ((li = -1, o = getopt_long(argc, argv, "c:i:q:n:hV", opts, &li)) != -1) {
 		switch (o) {
 		case 'c':
 			c->config_path = optarg;
@@ -185,6 +209,32 @@ void cli_parse(struct cli *c, int argc, char **argv, bool want_count, bool ctl)
 		case OPT_CHECK:
 			c->check_config = true;
 			break;
+		case 'n':
+			if (!want_count)
+				goto bad;
+			c->name = parse_consumer_name(c, "--name", optarg);
+			break;
+		case OPT_NAMED: {
+			char *colon;
+
+			if (!want_count)
+				goto bad;
+			/* QUEUE:NAME or NAME; a queue's name may hold ':', a
+			 * consumer's may not: split at the last one */
+			snprintf(c->named_instance, sizeof(c->named_instance), "%s", optarg);
+			colon = strrchr(c->named_instance, ':');
+			if (colon) {
+				*colon = '\0';
+				if (!mmapq_config_instance_valid(c->named_instance))
+					cli_usage_error(c, "--named-instance: '%s' is not an instance name (1 to"
+					                " %d letters, digits and ':_.@-')", c->named_instance,
+					                MMAPQ_INSTANCE_NAME_MAX);
+				c->instance = c->named_instance;
+			}
+			c->name = parse_consumer_name(c, "--named-instance",
+			                              colon ? colon + 1 : c->named_instance);
+			break;
+		}
 		case OPT_COUNT:
 			if (!want_count)
 				goto bad;
@@ -250,6 +300,8 @@ bad:
 		cli_usage_error(c, "invalid option or missing argument: -%c", optopt);
 	if (o == '?')
 		cli_usage_error(c, "invalid option or missing argument: %s", argv[optind - 1]);
+	if (li < 0)
+		cli_usage_error(c, "option -%c is not accepted by %s", o, c->prog);
 	cli_usage_error(c, "option --%s is not accepted by %s", opts[li].name, c->prog);
 }
 
@@ -302,6 +354,8 @@ int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 		.on_error = print_config_error,
 		.on_file = note_file,
 		.ctx = &files,
+		/* the consumer's [consumer:NAME]; none for the others */
+		.consumer = c->ctl || !c->consumer ? NULL : c->name ? c->name : MMAPQ_CONSUMER_DEFAULT,
 	};
 	int r;
 
@@ -530,6 +584,9 @@ struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_
 		.sync = cfg->sync,
 		.file_mode = cfg->mode,
 		.spin_us = cfg->spin_us,
+		.consumer = cfg->consumer[0] ? cfg->consumer : NULL,
+		.start = (enum mmapq_start)cfg->start,
+		.max_consumers = cfg->max_consumers,
 	};
 	return p;
 }

@@ -20,6 +20,7 @@ enum {
 	EXIT_BADQUEUE = 65,    /* the queue file is invalid, corrupt or mismatched: an operator
 	                          must act (mmapqctl recreate), so systemd does not restart */
 	EXIT_DATAERR = 65,     /* mmapqctl send: the producer rejected records */
+	EXIT_NOCONSUMER = 67,  /* mmapqctl consumer remove: no consumer of that name */
 	EXIT_ROLE_TAKEN = 69,  /* another live process holds the role */
 	EXIT_UNAVAILABLE = 69, /* mmapqctl send: no producer listening */
 	EXIT_OSERR = 71,       /* no /dev/null to stand in for a closed standard descriptor */
@@ -64,6 +65,7 @@ unsigned cli_start(void);
 struct cli {
 	const char *prog;
 	bool ctl;                 /* mmapqctl, not a daemon */
+	bool consumer;            /* mmapq-consumer (--count, --name) */
 	const char *config_path;  /* --config, or the default of the instance */
 	bool config_explicit;
 	bool config_missing;      /* the default file does not exist: defaults (and drop-ins) */
@@ -75,15 +77,20 @@ struct cli {
 	bool json;
 	uint64_t count;           /* consumer --count N; 0 = forever */
 	const char *output;       /* consumer --output SPEC: overrides [consumer] output */
+	const char *name;         /* consumer --name NAME (or --named-instance [QUEUE:]NAME);
+	                             NULL: the consumer "default" */
+	char named_instance[MMAPQ_INSTANCE_NAME_MAX + MMAPQ_CONSUMER_NAME_MAX + 2];
 	const char *socket_path;  /* mmapqctl send --socket PATH */
 	unsigned timeout_s;       /* mmapqctl send --timeout S, 0 = none */
 	bool http;                /* mmapqctl metrics --http */
 	int argi;                 /* first non-option argument */
 };
 
-/* Parses the common options plus, for the consumer, --count; for mmapqctl
- * (ctl) --json, --socket, --timeout and --http.  Exits 0 for --help and
- * --version, 64 for bad usage (cli_usage_error). */
+/* Parses the common options plus, for the consumer (want_count), --count,
+ * --name NAME and --named-instance [QUEUE:]NAME (the template unit
+ * mmapq-consumer-named@.service: --name NAME, and --instance QUEUE when
+ * given); for mmapqctl (ctl) --json, --socket, --timeout and --http.
+ * Exits 0 for --help and --version, 64 for bad usage (cli_usage_error). */
 void cli_parse(struct cli *c, int argc, char **argv, bool want_count, bool ctl);
 /* "PROG: error: MESSAGE" and "Try 'PROG --help' ..." on stderr, exit 64. */
 void cli_usage_error(const struct cli *c, const char *fmt, ...)

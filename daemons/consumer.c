@@ -359,6 +359,18 @@ static int flush_output(struct consumer *c)
 	return 0;
 }
 
+/* Our cursor, from the consumer table (fallback: the queue's head). */
+static uint64_t own_position(const struct consumer *c, uint64_t fallback)
+{
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	int n = mmapq_consumers(c->q, cs, MMAPQ_CONSUMERS_MAX);
+
+	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
+		if (!strcmp(cs[i].name, c->cfg.consumer))
+			return cs[i].position;
+	return fallback;
+}
+
 static void stats(struct consumer *c, int force)
 {
 	struct mmapq_status st;
@@ -379,16 +391,18 @@ static void stats(struct consumer *c, int force)
 	}
 	if (mmapq_status(c->q, &st) < 0)
 		return;
+	/* our own cursor: head is the slowest consumer's */
+	uint64_t pos = own_position(c, st.head);
 	char rate[32];
-	service_status("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %s, output %s", st.head,
-	               st.tail - st.head, st.capacity,
-	               rate_meter_update(&c->status_rate, st.head, rate, sizeof(rate)),
+	service_status("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %s, output %s", pos,
+	               st.tail - pos, st.capacity,
+	               rate_meter_update(&c->status_rate, pos, rate, sizeof(rate)),
 	               c->out.kind == OUT_NATS ? nats_out_describe(c->out.nats) : c->out.name);
 	c->next_status_ns = now + 1000000000u;
 	if (!log_due)
 		return;
-	log_info("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %.1f rec/s", st.head,
-	         st.tail - st.head, st.capacity,
+	log_info("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %.1f rec/s", pos,
+	         st.tail - pos, st.capacity,
 	         (double)(c->consumed - c->stats_consumed) / c->cfg.stats_interval);
 	c->stats_consumed = c->consumed;
 	c->next_stats_ns = now + (uint64_t)c->cfg.stats_interval * 1000000000u;
@@ -676,7 +690,8 @@ int main(int argc, char **argv)
 	}
 
 	/* 4. ready */
-	log_debug("attached to %s as consumer, output %s", c.cfg.queue_path, c.out.name);
+	log_debug("attached to %s as consumer '%s', output %s", c.cfg.queue_path, c.cfg.consumer,
+	          c.out.name);
 	c.next_stats_ns = mmapq_now_ns() + (uint64_t)c.cfg.stats_interval * 1000000000u;
 	service_ready("running");
 	code = cli_exit_code_for_run(run(&c, cl.count));

@@ -53,7 +53,29 @@ static void per_role(FILE *f, const char *name, const char *type, const char *he
 	sample(f, name, path, "consumer", consumer);
 }
 
-void metrics_write(FILE *f, const char *path, const struct mmapq_status *st)
+/* A family with one sample per registered consumer (label consumer). */
+static void per_consumer(FILE *f, const char *name, const char *type, const char *help,
+                         const char *path, const struct mmapq_consumer_status *cs, int n,
+                         double (*value)(const struct mmapq_consumer_status *c))
+{
+	family(f, name, type, help);
+	for (int i = 0; i < n; i++) {
+		fprintf(f, "%s{queue=\"", name);
+		label_value(f, path);
+		fprintf(f, "\",consumer=\"");
+		label_value(f, cs[i].name);
+		fprintf(f, "\"} %.17g\n", value(&cs[i]));
+	}
+}
+
+static double c_lag(const struct mmapq_consumer_status *c) { return (double)c->lag; }
+static double c_consumed(const struct mmapq_consumer_status *c) { return (double)c->position; }
+static double c_attached(const struct mmapq_consumer_status *c) { return c->attached; }
+static double c_recoveries(const struct mmapq_consumer_status *c) { return (double)c->recoveries; }
+static double c_attaches(const struct mmapq_consumer_status *c) { return (double)c->attaches; }
+
+void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
+                   const struct mmapq_consumer_status *cs, int n)
 {
 	const struct mmapq_side_status *p = &st->producer, *c = &st->consumer;
 
@@ -91,6 +113,23 @@ void metrics_write(FILE *f, const char *path, const struct mmapq_status *st)
 	per_role(f, "mmapq_attach_timestamp_seconds", "gauge",
 	         "When the role was last taken (Unix time; 0: never).", path,
 	         (double)p->start_usec / 1e6, (double)c->start_usec / 1e6);
+	/* fan-out: every registered consumer */
+	one(f, "mmapq_consumers_max", "gauge", "Entries of the consumer table (max_consumers).", path,
+	    st->max_consumers);
+	one(f, "mmapq_consumers_registered", "gauge", "Consumers registered (each keeps its records).",
+	    path, st->consumers);
+	per_consumer(f, "mmapq_consumer_lag_records", "gauge",
+	             "Records published and not yet consumed by this consumer.", path, cs, n, c_lag);
+	per_consumer(f, "mmapq_consumer_consumed_records_total", "counter",
+	             "Records this consumer consumed (its position) since the queue file was created.",
+	             path, cs, n, c_consumed);
+	per_consumer(f, "mmapq_consumer_attached", "gauge",
+	             "1 while a live process is this consumer.", path, cs, n, c_attached);
+	per_consumer(f, "mmapq_consumer_recoveries_total", "counter",
+	             "Repairs after a process died holding the queue's mutex, done by this consumer.",
+	             path, cs, n, c_recoveries);
+	per_consumer(f, "mmapq_consumer_attaches_total", "counter",
+	             "Times a process became this consumer.", path, cs, n, c_attaches);
 }
 
 /* ---- one HTTP exchange ------------------------------------------------------ */

@@ -11,8 +11,10 @@
 
 #include "mmapq.h"
 
-/* The metrics of st (the queue at path) on f. */
-void metrics_write(FILE *f, const char *path, const struct mmapq_status *st);
+/* The metrics of st (the queue at path) and of its n registered
+ * consumers cs (mmapq_consumers) on f. */
+void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
+                   const struct mmapq_consumer_status *cs, int n);
 
 /*
  * One HTTP/1.x exchange on in/out (an accepted connection: systemd's

@@ -9,6 +9,9 @@
  *   mmapqctl send [VALUE...]   send records (the arguments, else stdin) to the
  *                              producer's socket; exits 0 only once the
  *                              producer acknowledged them all as published
+ *   mmapqctl [--json] consumers   the registered consumers: name, cursor,
+ *                              lag, pid, attached, rate since attached
+ *   mmapqctl consumer remove NAME unregister a consumer that is not attached
  *
  * status and dump open the file read-only as an observer: no lock, no
  * write, so they can neither hang on a stale mutex nor disturb the daemons.
@@ -163,18 +166,135 @@ static void id_hex(const struct mmapq_status *st, char out[2 * MMAPQ_ID_SIZE + 1
 		out[0] = '\0';
 }
 
+/* Records per second of a consumer since its holder attached, or < 0 if
+ * it is not attached (or has not run long enough to say). */
+static double consumer_rate(const struct mmapq_consumer_status *c)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	if (!c->attached || !c->start_usec || c->position < c->attach_position)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	if (now <= c->start_usec)
+		return -1;
+	return (double)(c->position - c->attach_position) * 1e6 / (double)(now - c->start_usec);
+}
+
+/* The registered consumers (at most MMAPQ_CONSUMERS_MAX): how many, or
+ * -errno (said). */
+static int list_consumers(struct mmapq *q, struct mmapq_consumer_status *cs)
+{
+	int n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+
+	if (n < 0)
+		log_error("%s: consumer table: %s", mmapq_path(q), mmapq_strerror(n));
+	return n < 0 ? n : n > (int)MMAPQ_CONSUMERS_MAX ? (int)MMAPQ_CONSUMERS_MAX : n;
+}
+
+static void consumers_json(const struct mmapq_consumer_status *cs, int n, bool by_pid)
+{
+	putchar('[');
+	for (int i = 0; i < n; i++) {
+		const struct mmapq_consumer_status *c = &cs[i];
+		double rate = consumer_rate(c);
+
+		printf("%s{\"name\":", i ? "," : "");
+		json_string(stdout, c->name, strlen(c->name));
+		printf(",\"index\":%" PRIu32 ",\"position\":%" PRIu64 ",\"lag\":%" PRIu64
+		       ",\"pid\":%" PRId32 ",\"attached\":%s,\"attached_by\":\"%s\",\"start_usec\":%" PRIu64
+		       ",\"registered_usec\":%" PRIu64 ",\"consumed\":%" PRIu64
+		       ",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64 ",\"rate\":",
+		       c->index, c->position, c->lag, c->pid, c->attached ? "true" : "false",
+		       by_pid ? "pid" : "lock", c->start_usec, c->registered_usec, c->position,
+		       c->recoveries, c->attaches);
+		if (rate < 0)
+			printf("null}");
+		else
+			printf("%.1f}", rate);
+	}
+	putchar(']');
+}
+
+/* `consumers`: one line (or JSON object) per registered consumer. */
+static int consumers(struct mmapq *q, bool json)
+{
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_status st;
+	int r = mmapq_status(q, &st), n;
+
+	if (r < 0) {
+		log_error("%s: %s", mmapq_path(q), mmapq_strerror(r));
+		return EXIT_BADQUEUE;
+	}
+	n = list_consumers(q, cs);
+	if (n < 0)
+		return EXIT_BADQUEUE;
+	if (json) {
+		consumers_json(cs, n, st.attached_by_pid);
+		putchar('\n');
+		return EXIT_OK;
+	}
+	printf("%-20s %20s %12s %8s %-8s %12s\n", "name", "cursor", "lag", "pid", "attached",
+	       "rate/s");
+	for (int i = 0; i < n; i++) {
+		double rate = consumer_rate(&cs[i]);
+		char pid[16], rt[32];
+
+		snprintf(pid, sizeof(pid), "%" PRId32, cs[i].pid);
+		if (rate < 0)
+			snprintf(rt, sizeof(rt), "-");
+		else
+			snprintf(rt, sizeof(rt), "%.1f", rate);
+		printf("%-20s %20" PRIu64 " %12" PRIu64 " %8s %-8s %12s\n", cs[i].name, cs[i].position,
+		       cs[i].lag, cs[i].pid ? pid : "-",
+		       st.attached_by_pid ? (cs[i].attached ? "pid" : "no") : cs[i].attached ? "yes" : "no",
+		       rt);
+	}
+	printf("%d of %" PRIu32 " consumers registered; tail %" PRIu64 ", oldest kept %" PRIu64 "\n", n,
+	       st.max_consumers, st.tail, st.head);
+	return EXIT_OK;
+}
+
+/* `consumer remove NAME` */
+static int consumer_remove(const struct mmapq_config *cfg, const char *name)
+{
+	struct mmapq_params qp = cli_queue_params(cfg, MMAPQ_ROLE_CONSUMER);
+	struct mmapq_error err;
+	int r;
+
+	qp.consumer = name;
+	r = mmapq_consumer_remove(&qp, &err);
+	if (r >= 0) {
+		printf("%s: consumer '%s' removed; the %d records it had not consumed are no longer kept"
+		       " for it\n", cfg->queue_path, name, r);
+		return EXIT_OK;
+	}
+	log_error("%s", err.msg);
+	if (r == -ENOENT && strstr(err.msg, "no consumer named"))
+		return EXIT_NOCONSUMER;
+	if (r == -EINVAL)
+		return EXIT_USAGE;
+	return cli_exit_code_for_open(r);
+}
+
 static int status(struct mmapq *q, bool json)
 {
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
 	const char *path = mmapq_path(q);
 	char id[2 * MMAPQ_ID_SIZE + 1];
-	int r = mmapq_status(q, &st);
+	int r = mmapq_status(q, &st), n;
 
 	if (r < 0) {
 		log_error("%s: %s", path, mmapq_strerror(r));
 		return EXIT_BADQUEUE;
 	}
 	id_hex(&st, id);
+	n = list_consumers(q, cs);
+	if (n < 0)
+		return EXIT_BADQUEUE;
 	if (json) {
 		/* JSON strings are Unicode: a name that is not UTF-8 goes as hex,
 		 * under a key of its own (as dump's line_hex) */
@@ -191,6 +311,8 @@ static int status(struct mmapq *q, bool json)
 		side_json("producer", &st.producer, "published", st.tail, true);
 		putchar(',');
 		side_json("consumer", &st.consumer, "consumed", st.head, false);
+		printf(",\"max_consumers\":%" PRIu32 ",\"consumers\":", st.max_consumers);
+		consumers_json(cs, n, st.attached_by_pid);
 		printf(",\"attached_by\":\"%s\"}\n", st.attached_by_pid ? "pid" : "lock");
 	} else {
 		char when[32];
@@ -204,7 +326,18 @@ static int status(struct mmapq *q, bool json)
 		printf("%-10s head %" PRIu64 ", tail %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 "\n",
 		       "positions", st.head, st.tail, st.tail - st.head, st.capacity);
 		side_text("producer", &st.producer, "published", st.tail, true, st.attached_by_pid);
-		side_text("consumer", &st.consumer, "consumed", st.head, false, st.attached_by_pid);
+		for (int i = 0; i < n; i++) {
+			struct mmapq_side_status s = {
+				.pid = cs[i].pid, .attached = cs[i].attached, .start_usec = cs[i].start_usec,
+				.recoveries = cs[i].recoveries, .attaches = cs[i].attaches,
+			};
+			char label[MMAPQ_CONSUMER_NAME_MAX + 16];
+
+			snprintf(label, sizeof(label), "consumer %.*s", MMAPQ_CONSUMER_NAME_MAX, cs[i].name);
+			side_text(label, &s, "consumed", cs[i].position, false, st.attached_by_pid);
+		}
+		if (!n)
+			printf("%-10s none registered (of %" PRIu32 ")\n", "consumers", st.max_consumers);
 	}
 	return EXIT_OK;
 }
@@ -564,6 +697,60 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
 	return r;
 }
 
+static int by_position(const void *a, const void *b)
+{
+	const struct mmapq_consumer_status *x = a, *y = b;
+
+	return x->position < y->position ? -1 : x->position > y->position;
+}
+
+/*
+ * The old file's consumers into the new one, each at the same distance
+ * from the oldest record (old_floor is sequence number 0 of the new file):
+ * registered in order of position, slowest first, each at the new file's
+ * floor (start = oldest) and moved on by releasing what it had consumed,
+ * so that floor follows the slowest.  0, or an exit code (said).
+ */
+static int carry_consumers(const struct mmapq_config *cfg, const char *tmp,
+                           struct mmapq_consumer_status *cs, int n, uint64_t old_floor)
+{
+	qsort(cs, (size_t)n, sizeof(*cs), by_position);
+	for (int i = 0; i < n; i++) {
+		struct mmapq_params qp = cli_queue_params(cfg, MMAPQ_ROLE_CONSUMER);
+		uint64_t want = cs[i].position - old_floor, at;
+		struct mmapq_status st;
+		struct mmapq_error err;
+		struct mmapq *q;
+		uint32_t avail = 0;
+		int r;
+
+		qp.path = tmp;
+		qp.consumer = cs[i].name;
+		qp.start = MMAPQ_START_OLDEST;
+		r = mmapq_open(&qp, &q, &err);
+		if (r < 0) {
+			log_error("%s", err.msg);
+			return cli_exit_code_for_open(r);
+		}
+		r = mmapq_status(q, &st);
+		at = st.head; /* where it registered: the new floor */
+		if (r == 0 && want > at) {
+			r = mmapq_available(q, 0, &avail);
+			if (r == 0 && avail < want - at)
+				r = -EBADMSG;
+			if (r == 0)
+				r = mmapq_release(q, (uint32_t)(want - at));
+		}
+		mmapq_close(q);
+		if (r < 0) {
+			log_error("%s: consumer '%s' at record %" PRIu64 ": %s", tmp, cs[i].name, want,
+			          mmapq_strerror(r));
+			return EXIT_IOERR;
+		}
+	}
+	return 0;
+}
+
 /*
  * Give the queue file the configured geometry, keeping its records: the
  * way out of exit 65 after capacity, record_size or format changed in
@@ -579,7 +766,9 @@ static int recreate(const struct mmapq_config *cfg)
 {
 	const char *path = cfg->queue_path;
 	struct mmapq *obs = NULL, *cons = NULL, *prod = NULL, *next = NULL;
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
+	int ncons;
 	struct stat old;
 	char *tmp = NULL, *tmp_lock = NULL;
 	uint32_t n = 0, copied = 0;
@@ -589,23 +778,39 @@ static int recreate(const struct mmapq_config *cfg)
 	if (r < 0)
 		return cli_exit_code_for_open(r);
 	r = mmapq_status(obs, &st);
+	ncons = r < 0 ? r : list_consumers(obs, cs);
 	mmapq_close(obs);
-	if (r < 0) {
-		log_error("%s: %s", path, mmapq_strerror(r));
+	if (r < 0 || ncons < 0) {
+		if (r < 0)
+			log_error("%s: %s", path, mmapq_strerror(r));
 		return EXIT_BADQUEUE;
 	}
 	if (st.version == MMAPQ_FILE_VERSION && st.capacity == cfg->capacity &&
-	    st.record_size == cfg->record_size && st.format == cfg->format) {
-		printf("%s: already capacity %" PRIu32 ", record_size %" PRIu32 ", format %s; nothing to do\n",
-		       path, st.capacity, st.record_size, mmapq_format_name(st.format));
+	    st.record_size == cfg->record_size && st.format == cfg->format &&
+	    st.max_consumers == cfg->max_consumers) {
+		printf("%s: already capacity %" PRIu32 ", record_size %" PRIu32 ", format %s,"
+		       " max_consumers %" PRIu32 "; nothing to do\n", path, st.capacity, st.record_size,
+		       mmapq_format_name(st.format), st.max_consumers);
 		return EXIT_OK;
 	}
-	if (st.producer.attached || st.consumer.attached) {
-		log_error("%s: the %s is attached (pid %" PRId32 "); stop both daemons first"
-		          " (systemctl stop mmapq.target)", path,
-		          st.producer.attached ? "producer" : "consumer",
-		          st.producer.attached ? st.producer.pid : st.consumer.pid);
+	if (st.producer.attached) {
+		log_error("%s: the producer is attached (pid %" PRId32 "); stop every daemon first"
+		          " (systemctl stop mmapq.target)", path, st.producer.pid);
 		return EXIT_ROLE_TAKEN;
+	}
+	for (int i = 0; i < ncons; i++) {
+		if (cs[i].attached) {
+			log_error("%s: consumer '%s' is attached (pid %" PRId32 "); stop every daemon first"
+			          " (systemctl stop mmapq.target, and each mmapq-consumer-named@ unit)",
+			          path, cs[i].name, cs[i].pid);
+			return EXIT_ROLE_TAKEN;
+		}
+	}
+	if ((uint32_t)ncons > cfg->max_consumers) {
+		log_error("%s: %d consumers are registered, more than the new max_consumers %" PRIu32
+		          "; remove some first (mmapqctl consumer remove NAME)", path, ncons,
+		          cfg->max_consumers);
+		return EXIT_DATAERR;
 	}
 	if (st.tail - st.head > cfg->capacity) {
 		log_error("%s: holds %" PRIu64 " records, more than the new capacity %" PRIu32
@@ -674,6 +879,11 @@ static int recreate(const struct mmapq_config *cfg)
 			goto out;
 		}
 	}
+	mmapq_close(next);
+	next = NULL;
+	code = carry_consumers(cfg, tmp, cs, ncons, st.head);
+	if (code)
+		goto out;
 	/* the daemons' user must own the new file as it did the old one */
 	if ((geteuid() == 0 && chown(tmp, old.st_uid, old.st_gid) < 0) || rename(tmp, path) < 0) {
 		log_error("%s: cannot put the new file in place: %s", tmp, strerror(errno));
@@ -683,10 +893,12 @@ static int recreate(const struct mmapq_config *cfg)
 	free(tmp);
 	tmp = NULL;
 	printf("%s: recreated: format version %" PRIu32 " -> %" PRIu32 ", capacity %" PRIu32 " -> %" PRIu32
-	       ", record_size %" PRIu32 " -> %" PRIu32 ", format %s -> %s; %" PRIu32 " records carried"
-	       " over (sequence numbers start again at 0)\n", path, st.version, MMAPQ_FILE_VERSION,
+	       ", record_size %" PRIu32 " -> %" PRIu32 ", format %s -> %s, max_consumers %" PRIu32
+	       " -> %" PRIu32 "; %" PRIu32 " records and %d consumer(s) carried over (sequence numbers"
+	       " start again at 0)\n", path, st.version, MMAPQ_FILE_VERSION,
 	       st.capacity, cfg->capacity, st.record_size, cfg->record_size,
-	       mmapq_format_name(st.format), mmapq_format_name(cfg->format), copied);
+	       mmapq_format_name(st.format), mmapq_format_name(cfg->format), st.max_consumers,
+	       cfg->max_consumers, copied, ncons);
 out:
 	mmapq_close(next);
 	if (tmp)
@@ -714,19 +926,25 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 {
 	struct metrics_req *m = ctx;
 	struct mmapq_params qp = cli_queue_params(m->cfg, MMAPQ_ROLE_OBSERVER);
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
 	struct mmapq_error err;
 	struct mmapq *q;
-	int r;
+	int r, n = 0;
 
 	qp.capacity = qp.record_size = qp.format = 0; /* whatever is there */
 	r = mmapq_open(&qp, &q, &err);
 	if (r == 0) {
 		r = mmapq_status(q, &st);
 		if (r == 0)
-			metrics_write(f, mmapq_path(q), &st);
-		else
+			r = n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+		if (r >= 0) {
+			metrics_write(f, mmapq_path(q), &st, cs, n < (int)MMAPQ_CONSUMERS_MAX ? n :
+			              (int)MMAPQ_CONSUMERS_MAX);
+			r = 0;
+		} else {
 			snprintf(err.msg, sizeof(err.msg), "%s: %s", mmapq_path(q), mmapq_strerror(r));
+		}
 		mmapq_close(q);
 	}
 	if (r == 0)
@@ -788,7 +1006,8 @@ int main(int argc, char **argv)
 		return cli_check_config_result(&c);
 	}
 	if (c.argi >= argc)
-		cli_usage_error(&c, "missing command: status, top, dump, send, metrics or recreate");
+		cli_usage_error(&c, "missing command: status, top, dump, consumers, consumer, send, metrics"
+		                " or recreate");
 	cmd = argv[c.argi];
 	if (!strcmp(cmd, "send"))
 		return send_records(c.socket_path ? c.socket_path : cfg.socket_path, argc - c.argi - 1,
@@ -797,10 +1016,24 @@ int main(int argc, char **argv)
 		log_error("%s: standard output is closed: nowhere to print", cmd);
 		return EXIT_IOERR;
 	}
+	if (!strcmp(cmd, "consumer")) {
+		if (c.argi + 3 != argc || strcmp(argv[c.argi + 1], "remove"))
+			cli_usage_error(&c, "usage: consumer remove NAME");
+		if (!mmapq_consumer_name_valid(argv[c.argi + 2]))
+			cli_usage_error(&c, "consumer remove: '%s' is not a consumer name (1 to %d letters,"
+			                " digits and '_.@-')", argv[c.argi + 2], MMAPQ_CONSUMER_NAME_MAX);
+		cli_sigbus_guard(cfg.queue_path);
+		code = consumer_remove(&cfg, argv[c.argi + 2]);
+		if (fflush(stdout) != 0 && code == EXIT_OK)
+			code = EXIT_IOERR;
+		return code;
+	}
 	if ((strcmp(cmd, "status") && strcmp(cmd, "dump") && strcmp(cmd, "recreate") &&
-	     strcmp(cmd, "metrics") && strcmp(cmd, "top")) || c.argi + 1 != argc)
-		cli_usage_error(&c, "unknown command or extra argument: '%s' (status, top, dump, send,"
-		                " metrics or recreate)", c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
+	     strcmp(cmd, "metrics") && strcmp(cmd, "top") && strcmp(cmd, "consumers")) ||
+	    c.argi + 1 != argc)
+		cli_usage_error(&c, "unknown command or extra argument: '%s' (status, top, dump, consumers,"
+		                " consumer, send, metrics or recreate)",
+		                c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
 	if (!strcmp(cmd, "top")) {
 		qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
 		qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */
@@ -829,7 +1062,8 @@ int main(int argc, char **argv)
 		log_error("%s", err.msg);
 		return cli_exit_code_for_open(r);
 	}
-	code = !strcmp(cmd, "status") ? status(q, c.json) : dump(q, c.json);
+	code = !strcmp(cmd, "status") ? status(q, c.json) :
+	       !strcmp(cmd, "consumers") ? consumers(q, c.json) : dump(q, c.json);
 	mmapq_close(q);
 	if (fflush(stdout) != 0 && code == EXIT_OK) {
 		log_error("stdout: %s", strerror(errno));

@@ -46,9 +46,42 @@ static void side_line(const char *name, const struct mmapq_side_status *s)
 	       s->attached ? "yes" : "no", when, s->recoveries, s->attaches);
 }
 
+/* The registered consumers of a frame (mmapq_consumers). */
+struct consumers {
+	struct mmapq_consumer_status c[MMAPQ_CONSUMERS_MAX];
+	int n;
+};
+
+/* Rows for consumers: the frame has 17 other lines, 24 in all. */
+#define TOP_CONSUMER_ROWS 7
+
+/* One line per consumer (its rate from the previous frame's position of
+ * the same name), as many as fit; then how many more there are. */
+static void consumer_lines(const struct consumers *cs, const struct consumers *prev, double secs)
+{
+	int shown = cs->n <= TOP_CONSUMER_ROWS ? cs->n : TOP_CONSUMER_ROWS - 1;
+
+	printf("%-16s %8s  %-8s %12s %12s %10s\033[K\n", "consumer", "pid", "attached", "lag",
+	       "per second", "recoveries");
+	for (int i = 0; i < shown; i++) {
+		const struct mmapq_consumer_status *c = &cs->c[i];
+		char rate[16] = "-";
+
+		for (int j = 0; prev && secs > 0 && j < prev->n; j++)
+			if (!strcmp(prev->c[j].name, c->name) && c->position >= prev->c[j].position)
+				per_second(rate, sizeof(rate), (double)(c->position - prev->c[j].position) / secs);
+		printf("%-16.16s %8" PRId32 "  %-8s %12" PRIu64 " %12s %10" PRIu64 "\033[K\n", c->name,
+		       c->pid, c->attached ? "yes" : "no", c->lag, rate, c->recoveries);
+	}
+	if (shown < cs->n)
+		printf("... %d more (mmapqctl consumers)\033[K\n", cs->n - shown);
+	if (!cs->n)
+		printf("(none registered)\033[K\n");
+}
+
 /* One frame, drawn over the previous one from the top left corner. */
 static void frame(const char *path, const struct mmapq_status *st, const struct mmapq_status *prev,
-                  double secs)
+                  const struct consumers *cs, const struct consumers *cprev, double secs)
 {
 	char clock[16], pr[16], cr[16], bar[41];
 	uint64_t depth = st->tail - st->head;
@@ -86,7 +119,8 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 	printf("%-9s %8s  %-8s %-19s %10s %8s\033[K\n", "role", "pid", "attached", "since", "recoveries",
 	       "attaches");
 	side_line("producer", &st->producer);
-	side_line("consumer", &st->consumer);
+	printf("\033[K\n");
+	consumer_lines(cs, prev ? cprev : NULL, secs);
 	printf("\033[K\n");
 	printf("q: quit\033[K\033[J");
 	fflush(stdout);
@@ -114,6 +148,7 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms)
 {
 	bool tty = isatty(STDOUT_FILENO), keys = isatty(STDIN_FILENO);
 	struct mmapq_status st = {0}, prev = {0};
+	static struct consumers cs, cprev;
 	struct termios saved, raw;
 	struct mmapq_error err;
 	struct mmapq *q = NULL;
@@ -150,14 +185,20 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms)
 		r = q ? 0 : mmapq_open(observer, &q, &err);
 		if (r == 0)
 			r = mmapq_status(q, &st);
+		if (r == 0 && (r = mmapq_consumers(q, cs.c, MMAPQ_CONSUMERS_MAX)) >= 0) {
+			cs.n = r < (int)MMAPQ_CONSUMERS_MAX ? r : (int)MMAPQ_CONSUMERS_MAX;
+			r = 0;
+		}
 		if (r < 0) {
 			fputs("\033[H\033[2J", stdout);
 			log_error("%s", q ? mmapq_strerror(r) : err.msg);
 			code = cli_exit_code_for_open(r);
 			break;
 		}
-		frame(mmapq_path(q), &st, have_prev ? &prev : NULL, (double)(now - t_prev) / 1e9);
+		frame(mmapq_path(q), &st, have_prev ? &prev : NULL, &cs, &cprev,
+		      (double)(now - t_prev) / 1e9);
 		prev = st;
+		cprev = cs;
 		t_prev = now;
 		have_prev = true;
 		if (wait_key((int)interval_ms, keys))

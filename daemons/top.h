@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * top.h -- `mmapqctl top`: a live view of one queue, refreshed in place
- * every interval (depth, rates, lag, who is attached), fitting an 80x24
+ * every interval (depth, rates, every consumer's lag and rate, who is
+ * attached), fitting an 80x24
  * terminal; q, Ctrl-C or Ctrl-D end it.
  */
 #ifndef MMAPQ_TOP_H

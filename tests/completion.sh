@@ -92,8 +92,9 @@ options() {
 	"$bin/$prog" --help | sed -n '/^Options:/,$p' | while IFS= read -r line; do
 		[[ $line =~ ^\ +(-[A-Za-z],\ )?(--[a-z-]+)(\ [A-Z]+)?\ +(.*)$ ]] || continue
 		opt=${BASH_REMATCH[2]} desc=${BASH_REMATCH[4]}
-		if [ $# -gt 1 ] && [[ $desc =~ ^([a-z]+( and [a-z]+)*): ]]; then
-			owners=" ${BASH_REMATCH[1]//and/} "
+		if [ $# -gt 1 ] && [[ $desc =~ ^([a-z]+((, | and )[a-z]+)*): ]]; then
+			owners=${BASH_REMATCH[1]//,/}
+			owners=" ${owners// and / } "
 			if [ -z "$cmd" ] || [[ $owners != *" $cmd "* ]]; then
 				continue
 			fi
@@ -131,6 +132,10 @@ done
 expect "mmapqctl --js"
 expect "mmapqctl status --js" --json
 expect "mmapqctl dump --j" --json
+expect "mmapqctl consumers --j" --json
+expect "mmapqctl consumer " remove
+expect "mmapqctl consumer --js"
+expect "mmapq-consumer --na" --name --named-instance
 expect "mmapqctl send --j"
 expect "mmapqctl metrics --h" --help --http
 expect "mmapqctl status --h" --help

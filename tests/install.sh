@@ -65,7 +65,7 @@ expected=(
 	"$MMAPQ_PREFIX/share/man/man7/mmapq-protocol.7"
 	"$compdir/mmapqctl" "$compdir/mmapq-producer" "$compdir/mmapq-consumer"
 	"$sysusersdir/mmapq.conf" "$tmpfilesdir/mmapq.conf" "$MMAPQ_CONFIG"
-	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.1" "$MMAPQ_LIBDIR/libmmapq.so.1.1.0"
+	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.1" "$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION"
 	"$MMAPQ_INCLUDEDIR/mmapq.h" "$MMAPQ_LIBDIR/pkgconfig/mmapq.pc"
 	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfig.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfigVersion.cmake"
 	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets-relwithdebinfo.cmake"
@@ -75,7 +75,8 @@ for m in "$src"/common/queue/man/*.3; do
 done
 for u in mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service \
 	mmapq@.target mmapq-producer@.socket mmapq-producer@.service mmapq-consumer@.service \
-	mmapq-metrics.socket mmapq-metrics@.service mmapq-consumer-nats.service mmapq-consumer-nats@.service; do
+	mmapq-consumer-named@.service mmapq-metrics.socket mmapq-metrics@.service \
+	mmapq-consumer-nats.service mmapq-consumer-nats@.service; do
 	expected+=("$unitdir/$u")
 done
 (cd "$stage" && find . \( -type f -o -type l \) | sed 's#^\.##' | sort) >"$work/installed"
@@ -116,7 +117,7 @@ fi
 # test-only mmapq_faults and daemons/faults/: never in an installed program
 # or library, whatever the build was configured with.
 bad=""
-for f in "$stage$MMAPQ_BINDIR"/* "$stage$MMAPQ_LIBDIR"/libmmapq.so.1.1.0; do
+for f in "$stage$MMAPQ_BINDIR"/* "$stage$MMAPQ_LIBDIR"/libmmapq.so.$MMAPQ_LIB_VERSION; do
 	if nm "$f" 2>/dev/null | grep -qw mmapq_fault || nm -D "$f" 2>/dev/null | grep -qw mmapq_fault ||
 	   grep -q MMAPQ_FAULT "$f"; then
 		bad="$bad $f"
@@ -126,15 +127,18 @@ done
 	failed "fault points installed in:$bad"
 # libmmapq exports exactly the functions mmapq.h declares
 want=$(sed -n 's/^MMAPQ_API [^(]*[ *]\(mmapq_[a-z_]*\)(.*/\1/p' "$stage$MMAPQ_INCLUDEDIR/mmapq.h" | sort | tr '\n' ' ')
-have=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.1.1.0" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort -u | tr '\n' ' ')
+have=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort -u | tr '\n' ' ')
+# a program built against the 1.0 mmapq.h (smaller struct mmapq_params and
+# struct mmapq_status) still finds the functions it was linked with; new
+# ones get 1.1's
+versions=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION" |
+	awk '$3 ~ /^mmapq_(open|status)@/ { print $3 }' | sort | tr '\n' ' ')
+want_versions="mmapq_open@@LIBMMAPQ_1.1 mmapq_open@LIBMMAPQ_1 mmapq_status@@LIBMMAPQ_1.1 mmapq_status@LIBMMAPQ_1 "
+[ "$versions" = "$want_versions" ] && pass "mmapq_open, mmapq_status: LIBMMAPQ_1.1 by default, LIBMMAPQ_1 kept" ||
+	failed "mmapq_open and mmapq_status versions: '$versions', want '$want_versions'"
 [ -n "$want" ] && [ "$want" = "$have" ] && pass "libmmapq exports exactly the $(wc -w <<<"$want") functions of mmapq.h" ||
 	failed "libmmapq exports '$have', mmapq.h declares '$want'"
-# a program built against the 1.0 mmapq.h (struct mmapq_status without id)
-# still finds the mmapq_status it was linked with; new ones get 1.1's
-versions=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.1.1.0" | awk '$3 ~ /^mmapq_status@/ { print $3 }' | sort | tr '\n' ' ')
-[ "$versions" = "mmapq_status@@LIBMMAPQ_1.1 mmapq_status@LIBMMAPQ_1 " ] &&
-	pass "mmapq_status: LIBMMAPQ_1.1 by default, LIBMMAPQ_1 kept" || failed "mmapq_status versions: '$versions'"
-soname=$(readelf -d "$stage$MMAPQ_LIBDIR/libmmapq.so.1.1.0" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+soname=$(readelf -d "$stage$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 [ "$soname" = libmmapq.so.1 ] && pass "SONAME libmmapq.so.1" || failed "SONAME '$soname'"
 # Below a prefix of their own the programs find libmmapq through a RUNPATH
 # relative to themselves (no ldconfig for /usr/local or /opt, and a staged

@@ -10,6 +10,7 @@
 # order, with the key paths and types jq finds in the real output:
 #   * status --json of an int queue (producer and consumer attached once)
 #     and of a line queue;
+#   * consumers --json of the int queue;
 #   * dump --json of an int queue, and of a line queue holding a UTF-8 line
 #     and one that is not UTF-8 (line, then line_hex); the keys of both
 #     together;
@@ -35,8 +36,9 @@ documented() {
 		/^[.]SH / { in_json = ($0 == ".SH JSON OUTPUT"); sub_ok = 0; next }
 		!in_json { next }
 		/^[.]SS / { s = substr($0, 5); gsub(/"|\\/, "", s); sub_ok = (s == want); next }
-		sub_ok && tp && match($0, /^[.]BR [^ ]+ " [(][a-z]+[)]"$/) {
-			split($0, f, " "); t = f[3] f[4]; gsub(/[" ()]/, "", t); print f[2], t
+		sub_ok && tp && match($0, /^[.]BR [^ ]+ " [(][a-z]+( or [a-z]+)?[)]"$/) {
+			split($0, f, " "); t = substr($0, index($0, "(") + 1)
+			sub(/[)]"$/, "", t); gsub(/ or /, "|", t); print f[2], t
 		}
 		{ tp = ($0 == ".TP") }' "$page"
 }
@@ -46,9 +48,12 @@ actual() {
 	jq -r 'paths as $p | [($p | map(if type == "number" then "[]" else . end) | join(".")),
 		(getpath($p) | type)] | join(" ")' | awk '!seen[$0]++'
 }
-# same NAME DOCUMENTED ACTUAL
+# same NAME DOCUMENTED ACTUAL: the same keys in the same order, each of
+# its documented type or of one of them ("number|null")
 same() {
-	if [ -n "$2" ] && [ "$2" = "$3" ]; then
+	if [ -n "$2" ] && awk 'NR == FNR { doc[FNR] = $0; n = FNR; next }
+		{ split(doc[FNR], d, " "); if ($1 != d[1] || index("|" d[2] "|", "|" $2 "|") == 0) bad = 1 }
+		END { exit (bad || FNR != n) }' <(echo "$2") <(echo "$3"); then
 		pass "$1: $(wc -l <<<"$2") keys, as documented (names, types, order)"
 	else
 		failed "$1: documented (<) and printed (>) keys differ:"
@@ -58,6 +63,7 @@ same() {
 
 doc_status=$(documented "status --json")
 doc_dump=$(documented "dump --json")
+doc_consumers=$(documented "consumers --json")
 if [ "$(wc -l <<<"$doc_status")" -lt 20 ] || [ "$(wc -l <<<"$doc_dump")" -lt 4 ]; then
 	failed "$page: JSON OUTPUT: found only these entries: $doc_status $doc_dump"
 fi
@@ -75,6 +81,7 @@ ctl --config "$work/int.ini" status --json >"$work/status-int.json"
 ctl --config "$work/line.ini" status --json >"$work/status-line.json"
 ctl --config "$work/int.ini" dump --json >"$work/dump-int.json"
 ctl --config "$work/line.ini" dump --json >"$work/dump-line.json"
+ctl --config "$work/int.ini" consumers --json >"$work/consumers-int.json"
 for f in "$work"/*.json; do
 	if [ "$(wc -l <"$f")" != 1 ] || ! jq -e . "$f" >/dev/null; then
 		failed "$(basename "$f"): not one line of JSON: $(cat "$f")"
@@ -83,10 +90,13 @@ done
 
 # the path is "path" (UTF-8) or, in its place, "path_hex"
 doc_status_utf8=$(grep -v '^path_hex ' <<<"$doc_status")
-doc_status_hex=$(grep -v '^path ' <<<"$doc_status")
+doc_status_hex=$(grep -v '^path ' <<<"$doc_status" | grep -v '^consumers[.]\[\]')
 same "status --json (int queue)" "$doc_status_utf8" "$(actual <"$work/status-int.json")"
-same "status --json (line queue)" "$doc_status_utf8" "$(actual <"$work/status-line.json")"
+# no consumer registered: an empty consumers array
+doc_status_none=$(grep -v '^consumers[.]\[\]' <<<"$doc_status_utf8")
+same "status --json (line queue)" "$doc_status_none" "$(actual <"$work/status-line.json")"
 same "dump --json (int and line queues)" "$doc_dump" "$(cat "$work/dump-int.json" "$work/dump-line.json" | actual)"
+same "consumers --json" "$doc_consumers" "$(actual <"$work/consumers-int.json")"
 # each format only its own record keys
 keys_int=$(actual <"$work/dump-int.json" | cut -d' ' -f1 | tr '\n' ' ')
 keys_line=$(actual <"$work/dump-line.json" | cut -d' ' -f1 | tr '\n' ' ')
@@ -104,7 +114,13 @@ check "status: depth = tail - head, published = tail, consumed = head, both atta
 	'.depth == .tail - .head and .producer.published == .tail and .consumer.consumed == .head
 	 and .tail == 4 and .head == 1 and .producer.attaches == 1 and .consumer.attaches == 1
 	 and .producer.attached == false and .producer.pid > 0 and .attached_by == "lock"
-	 and .format == "int" and .version == 2' "$work/status-int.json"
+	 and .format == "int" and .version == 3 and .max_consumers == 8
+	 and (.consumers | length) == 1 and .consumers[0].name == "default"
+	 and .consumers[0].position == .head and .consumers[0].lag == .depth' "$work/status-int.json"
+check "consumers: the one consumer \"default\" as status has it, not attached" \
+	'length == 1 and .[0].name == "default" and .[0].position == 1 and .[0].consumed == 1
+	 and .[0].lag == 3 and .[0].attached == false and .[0].rate == null and .[0].attaches == 1' \
+	"$work/consumers-int.json"
 if jq -e --arg p "$work/int.queue" --argjson now "$(date +%s)" \
 	'.path == $p and (.created_usec / 1e6 | floor) <= $now and .created_usec > ($now - 600) * 1e6
 	 and .producer.start_usec >= .created_usec' "$work/status-int.json" >/dev/null; then

@@ -11,8 +11,10 @@
 #   3. records an example publishes reach the installed mmapq-consumer, and
 #      records the installed mmapq-producer publishes reach the C++ example,
 #      for both builds of the examples;
-#   4. a program built against 1.0's struct mmapq_status (before the queue
-#      id) still gets its mmapq_status, mmapq_status@LIBMMAPQ_1.
+#   4. a program built against 1.0's mmapq.h (struct mmapq_params and
+#      struct mmapq_status without the consumer fields) still works through
+#      mmapq_open@LIBMMAPQ_1 and mmapq_status@LIBMMAPQ_1: nothing read or
+#      written past its structs, and it is the consumer "default".
 # Exit 0 pass, 1 fail, 77 skip (no C++ compiler: tests/deps.sh installs g++).
 set -u
 build=$(cd "${1:?usage: library.sh BUILD_DIR}" && pwd) || exit 1
@@ -92,44 +94,77 @@ left=$("$daemons/mmapqctl" --config "$cfg" status --json 2>&1 | sed -n 's/.*"dep
 	failed "the example producer with 'x8': exit $rc, '$out', depth '$left'"
 [ -x "$work/cmake/example_producer" ] && round "$work/cmake/example_producer" "$work/cmake/example_consumer" "CMake build"
 
-# ---- 4. a program built against the 1.0 mmapq.h (struct mmapq_status
-# without id) links mmapq_status@LIBMMAPQ_1: it gets every field it knows,
-# and nothing is written past the end of its struct
+# ---- 4. a program built against the 1.0 mmapq.h
 cat >"$work/old.c" <<'EOF_C'
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <mmapq.h>
+/* what a program built against 1.0's mmapq.h linked */
+int mmapq_open_1_0(const void *p, struct mmapq **q, struct mmapq_error *err);
+__asm__(".symver mmapq_open_1_0, mmapq_open@LIBMMAPQ_1");
 int mmapq_status_1_0(struct mmapq *q, void *st);
 __asm__(".symver mmapq_status_1_0, mmapq_status@LIBMMAPQ_1");
-/* 1.0's struct: the fields before id, rounded up to its alignment */
-#define OLD_SIZE ((offsetof(struct mmapq_status, id) + 7) / 8 * 8)
+/* 1.0's structs: the fields before the consumer ones, rounded up to their
+ * alignment */
+#define OLD_PARAMS offsetof(struct mmapq_params, consumer)
+#define OLD_STATUS ((offsetof(struct mmapq_status, attached_by_pid) + 8) / 8 * 8)
 int main(int argc, char **argv)
 {
-	struct mmapq_params p = {.path = argv[1], .role = MMAPQ_ROLE_OBSERVER};
-	unsigned char old[OLD_SIZE + 64];
+	long pg = sysconf(_SC_PAGESIZE);
+	struct mmapq_params p = {.role = MMAPQ_ROLE_CONSUMER};
+	struct mmapq_consumer_status cs;
 	struct mmapq_status now;
+	struct mmapq_error err;
+	struct mmapq_record rec;
+	unsigned char st[OLD_STATUS + 64], *guard, *old;
 	struct mmapq *q;
-	if (argc != 2 || mmapq_open(&p, &q, NULL) < 0 || mmapq_status(q, &now) < 0)
+	uint32_t n = 0;
+	int64_t value;
+
+	if (argc != 2)
 		return 2;
-	memset(old, 0xa5, sizeof(old));
-	if (mmapq_status_1_0(q, old) < 0)
+	p.path = argv[1];
+	/* the old params end where a page without access begins: reading
+	 * past them faults */
+	guard = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (guard == MAP_FAILED || mprotect(guard + pg, pg, PROT_NONE) < 0)
+		return 2;
+	old = guard + pg - OLD_PARAMS;
+	memcpy(old, &p, OLD_PARAMS);
+	if (mmapq_open_1_0(old, &q, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
 		return 3;
-	for (size_t i = OLD_SIZE; i < sizeof(old); i++)
-		if (old[i] != 0xa5)
-			return 4; /* written past the 1.0 struct */
-	if (memcmp(old, &now, offsetof(struct mmapq_status, attached_by_pid) + 1))
+	}
+	if (mmapq_available(q, 1000, &n) < 0 || n < 1 || mmapq_get(q, 0, &rec) < 0)
+		return 4;
+	value = *(const int64_t *)rec.data; /* before the release gives the slot back */
+	if (mmapq_release(q, 1) < 0)
+		return 4;
+	memset(st, 0xa5, sizeof(st));
+	if (mmapq_status_1_0(q, st) < 0 || mmapq_status(q, &now) < 0)
 		return 5;
-	printf("%llu %llu\n", (unsigned long long)now.head, (unsigned long long)now.tail);
+	for (size_t i = OLD_STATUS; i < sizeof(st); i++)
+		if (st[i] != 0xa5)
+			return 6; /* written past the 1.0 struct */
+	if (memcmp(st, &now, offsetof(struct mmapq_status, attached_by_pid) + 1))
+		return 7;
+	if (mmapq_consumers(q, &cs, 1) != 1 || strcmp(cs.name, MMAPQ_CONSUMER_DEFAULT))
+		return 8;
+	printf("%s %lld\n", cs.name, (long long)value);
 	mmapq_close(q);
 	return 0;
 }
 EOF_C
 if cc -std=gnu11 -Wall -Wextra -Werror "${san[@]}" "$work/old.c" "${flags[@]}" -o "$work/old" 2>"$work/old.err"; then
-	out=$("$work/old" "$work/queue" 2>&1); rc=$?
-	nm -D "$work/old" | grep -q 'mmapq_status@LIBMMAPQ_1$' && [ $rc = 0 ] &&
-		pass "a program built for LIBMMAPQ_1 gets 1.0's struct mmapq_status, nothing written past it ($out)" ||
-		failed "the LIBMMAPQ_1 mmapq_status: exit $rc, '$out'"
+	echo 42 | "$daemons/mmapq-producer" --config "$cfg" || failed "mmapq-producer (for the 1.0 program)"
+	out=$(timeout 20 "$work/old" "$work/queue" 2>&1); rc=$?
+	nm -D "$work/old" | grep -q 'mmapq_open@LIBMMAPQ_1$' && nm -D "$work/old" | grep -q 'mmapq_status@LIBMMAPQ_1$' &&
+		[ $rc = 0 ] && [ "$out" = "default 42" ] &&
+		pass "a program built for LIBMMAPQ_1 opens with 1.0's struct mmapq_params (nothing read past it), gets 1.0's struct mmapq_status (nothing written past it), as the consumer default ($out)" ||
+		failed "the LIBMMAPQ_1 program: exit $rc, '$out'"
 else
 	failed "the LIBMMAPQ_1 program does not build"; cat "$work/old.err"
 fi

@@ -71,7 +71,7 @@ check_command() { # PAGE COMMAND EXPECTED-OUTPUT
 
 # ---- the programs, as the pages name them ------------------------------------
 declare -A prog
-for page in mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available; do
+for page in mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available mmapq_consumers; do
 	f=$man/$page.3
 	name=$(transcript "$f" | sed -n 's#^[$] [.]/\([a-z_]*\).*#\1#p' | head -1)
 	[ -n "$name" ] || { failed "$page(3): no '\$ ./PROGRAM' in its EXAMPLES"; continue; }
@@ -88,7 +88,7 @@ for page in mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available
 done
 
 # ---- their transcripts, in the order they build on one another ----------------
-for page in mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available; do
+for page in mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available mmapq_consumers; do
 	[ -x "$work/${prog[$page]-none}" ] && run_transcript "$page"
 done
 rm -f "$work/q" "$work/q.lock"

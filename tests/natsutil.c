@@ -467,6 +467,16 @@ int64_t nu_read_back(struct nu_cluster *c, const char *stream, const char *subje
 				        " Mmapq-Seq %s, payload '%.*s'; expected %s, %s, '%s' (every record once,"
 				        " in order)\n", got, total, hid ? hid : "(none)", hseq ? hseq : "(none)",
 				        len, natsMsg_GetData(m), want_id, want_seq, want_val);
+				{
+					jsMsgMetaData *md = NULL;
+
+					if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+						fprintf(stderr, "read back: it is the stream's message %" PRIu64
+						        " (delivery %" PRIu64 ")\n", md->Sequence.Stream,
+						        md->NumDelivered);
+						jsMsgMetaData_Destroy(md);
+					}
+				}
 				got = -2;
 			}
 		}

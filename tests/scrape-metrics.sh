@@ -64,6 +64,11 @@ next_line() {
 cfg=$work/mmapq.ini
 printf '[queue]\npath = %s/queue\ncapacity = 64\n' "$work" >"$cfg"
 seq 1 10 | "$bin/mmapq-producer" --config "$cfg" || { echo "scrape-metrics: producer failed"; exit 1; }
+# two consumers: default has read 4 records, audit (registered at the
+# oldest kept, 4) the other 6: the queue keeps 6, default lags 6, audit 0
+"$bin/mmapq-consumer" --config "$cfg" --count 4 >/dev/null || { echo "scrape-metrics: consumer failed"; exit 1; }
+"$bin/mmapq-consumer" --config "$cfg" --name audit --count 6 >/dev/null ||
+	{ echo "scrape-metrics: consumer audit failed"; exit 1; }
 
 port=$(free_port) || { echo "scrape-metrics: no free port"; exit 1; }
 systemd-socket-activate -l "127.0.0.1:$port" --accept --inetd -- \
@@ -77,10 +82,14 @@ curl -sS "http://127.0.0.1:$port/metrics" >"$work/metrics.txt" || failed "curl /
 out=$(promtool check metrics <"$work/metrics.txt" 2>&1)
 if [ -z "$out" ]; then pass "promtool check metrics: clean"; else failed "promtool check metrics: $out"; fi
 grep -qx "mmapq_published_records_total{queue=\"$work/queue\"} 10" "$work/metrics.txt" &&
-	grep -qx "mmapq_depth_records{queue=\"$work/queue\"} 10" "$work/metrics.txt" &&
+	grep -qx "mmapq_depth_records{queue=\"$work/queue\"} 6" "$work/metrics.txt" &&
 	grep -qx "mmapq_attached{queue=\"$work/queue\",role=\"producer\"} 0" "$work/metrics.txt" &&
-	pass "published 10, depth 10, no producer attached" ||
-	{ failed "the metrics do not say published 10, depth 10:"; cat "$work/metrics.txt"; }
+	grep -qx "mmapq_consumers_registered{queue=\"$work/queue\"} 2" "$work/metrics.txt" &&
+	grep -qx "mmapq_consumer_lag_records{queue=\"$work/queue\",consumer=\"default\"} 6" "$work/metrics.txt" &&
+	grep -qx "mmapq_consumer_lag_records{queue=\"$work/queue\",consumer=\"audit\"} 0" "$work/metrics.txt" &&
+	grep -qx "mmapq_consumer_consumed_records_total{queue=\"$work/queue\",consumer=\"audit\"} 10" "$work/metrics.txt" &&
+	pass "published 10, depth 6, no producer attached; consumers default (lag 6) and audit (lag 0)" ||
+	{ failed "the metrics do not say published 10, depth 6, lags 6 and 0:"; cat "$work/metrics.txt"; }
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")
 [ "$code" = 404 ] && pass "GET / -> 404" || failed "GET / -> $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics")
@@ -130,11 +139,15 @@ until_value() {
 until_value 'up{job="mmapq"}' 1 && pass "Prometheus: the target is up" || failed "Prometheus: target not up"
 until_value 'mmapq_published_records_total{job="mmapq"}' 10 &&
 	pass "Prometheus stored mmapq_published_records_total = 10" || failed "published total not stored"
-until_value 'mmapq_depth_records{job="mmapq"}' 10 && pass "Prometheus stored mmapq_depth_records = 10" ||
+until_value 'mmapq_depth_records{job="mmapq"}' 6 && pass "Prometheus stored mmapq_depth_records = 6" ||
 	failed "depth not stored"
+until_value 'mmapq_consumer_lag_records{job="mmapq",consumer="default"}' 6 &&
+	until_value 'mmapq_consumer_lag_records{job="mmapq",consumer="audit"}' 0 &&
+	pass "Prometheus stored each consumer's lag (default 6, audit 0)" || failed "consumer lags not stored"
 seq 11 15 | "$bin/mmapq-producer" --config "$cfg" || failed "second producer"
 until_value 'mmapq_published_records_total{job="mmapq"}' 15 &&
-	pass "a later scrape shows the 5 new records (15)" || failed "the new records did not show"
+	until_value 'mmapq_consumer_lag_records{job="mmapq",consumer="audit"}' 5 &&
+	pass "a later scrape shows the 5 new records (15; audit lags 5)" || failed "the new records did not show"
 until_value 'scrape_samples_scraped{job="mmapq"}' "$(grep -c '^mmapq_' "$work/metrics.txt")" &&
 	pass "every sample of the endpoint was stored" || failed "samples scraped differ from the text"
 

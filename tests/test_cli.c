@@ -582,6 +582,7 @@ static void test_usage(void **state)
 
 	(void)state;
 	tr_run_free(&t, 64, NULL, P, "--bogus", NULL);
+	tr_run_free(&t, 64, NULL, P, "-n", "x", NULL); /* the consumer's option */
 	tr_run_free(&t, 64, NULL, C, "--bogus", NULL);
 	tr_run_free(&t, 64, NULL, CTL, "--bogus", "status", NULL);
 	tr_run_free(&t, 64, NULL, C, "-x", NULL);
@@ -1263,7 +1264,7 @@ static void test_recreate(void **state)
 	}
 	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
 	           (char *[]){(char *)CTL, "--config", c16, "--queue", qpath, "recreate", NULL});
-	CHECK(r.code == 69 && strstr(r.err, "the consumer is attached") && tu_queue_status(qpath).capacity == 8,
+	CHECK(r.code == 69 && strstr(r.err, "consumer 'default' is attached") && tu_queue_status(qpath).capacity == 8,
 	      "recreate with a consumer attached: exit %d, stderr '%s'", r.code, r.err);
 	res_free(&r);
 	kill(live.pid, SIGTERM);
@@ -1329,7 +1330,7 @@ static void test_recreate_v1(void **state)
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "dump", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "recreate", NULL);
-	CHECK(tu_queue_status(qpath).version == 2 && tu_queue_status(qpath).slot_size == 16, "recreate left version %u",
+	CHECK(tu_queue_status(qpath).version == MMAPQ_FILE_VERSION && tu_queue_status(qpath).slot_size == 16, "recreate left version %u",
 	      (unsigned)tu_queue_status(qpath).version);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "3", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);

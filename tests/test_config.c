@@ -140,6 +140,7 @@ static const struct {
 	{ "queue",    "sync",           "never",  "always",          0 },
 	{ "queue",    "mode",           "0660",   "0600",            1 },
 	{ "queue",    "spin_us",        "0",      "10000",           0 },
+	{ "queue",    "max_consumers",  "8",      "16",              1 },
 	{ "producer", "input",          "stdin",  "generate",        1 },
 	{ "producer", "socket",         "/run/mmapq/producer.sock", "/tmp/p.sock", 1 },
 	{ "producer", "generate_rate",  "1000",   "0",               0 },
@@ -148,6 +149,7 @@ static const struct {
 	{ "producer", "ack_interval",   "1000",   "0",               0 },
 	{ "producer", "ack_records",    "0",      "4294967295",      0 },
 	{ "consumer", "output",         "auto",   "file:/var/log/mmapq.out", 0 },
+	{ "consumer", "start",          "oldest", "newest",          1 },
 	{ "consumer", "journal_identifier", "mmapq-records", "audit@host:1_a.b-c", 0 },
 	{ "consumer", "journal_namespace",  "default", "records",     0 },
 	{ "consumer", "seq_prefix",     "no",     "yes",             0 },
@@ -900,7 +902,7 @@ static void test_bom_crlf(void **state)
 	assert_int_equal(load_str("bom2.ini", "[queue]\n\xef\xbb\xbf" "capacity = 8\n", &c, &e),
 	                 -EINVAL);
 	assert_string_equal(errs_text(&e), "bom2.ini:2: unknown key '\xef\xbb\xbf" "capacity' in "
-	                    "[queue] (known keys: path, capacity, record_size, format, sync, mode, spin_us)\n");
+	                    "[queue] (known keys: path, capacity, record_size, format, sync, mode, spin_us, max_consumers)\n");
 	errs_free(&e);
 
 	errs_init(&e);
@@ -1048,6 +1050,62 @@ static void test_dropins_order_override(void **state)
 	memset(&c, 0x5a, sizeof(c));
 	assert_int_equal(mmapq_config_load(&c, ini, on_error, &rd.e), 0);
 	assert_memory_equal(&c, &want, sizeof(c));
+	errs_free(&rd.e);
+	tree_free(&t);
+}
+
+/* [consumer:NAME]: for the consumer NAME its keys override [consumer]'s,
+ * whatever the order of lines and files; for any other consumer (or none)
+ * they are only checked; errors name FILE:LINE; a key twice in one
+ * [consumer:NAME] of a file is an error, once per section is not. */
+static void test_consumer_sections(void **state)
+{
+	struct tree t = tree_new("mmapq.ini",
+	                         "[consumer:audit]\noutput = file:/var/lib/mmapq/audit\nstart = newest\n"
+	                         "[consumer]\noutput = null\n"
+	                         "[consumer:default]\noutput = stdout\n");
+	const char *d = t.d, *ini = t.ini;
+	struct mmapq_config_read_opts o = {.on_error = reader_error, .on_file = reader_file};
+	struct mmapq_config c;
+	struct reader rd;
+
+	(void)state;
+	/* a drop-in after it sets [consumer] output again: audit keeps its own */
+	free(put(d, "50-out.ini", "[consumer]\noutput = journal\n"));
+	o.ctx = &rd;
+	for (int i = 0; i < 4; i++) {
+		static const char *const who[] = {"audit", "default", "other", NULL};
+		static const char *const want_out[] = {"file:/var/lib/mmapq/audit", "stdout", "journal",
+		                                      "journal"};
+		memset(&rd.f, 0, sizeof(rd.f));
+		errs_init(&rd.e);
+		o.consumer = who[i];
+		assert_int_equal(mmapq_config_read(&c, ini, &o), 0);
+		assert_string_equal(errs_text(&rd.e), "");
+		assert_string_equal(c.output, want_out[i]);
+		assert_int_equal(c.start, i == 0 ? MMAPQ_START_NEWEST : MMAPQ_START_OLDEST);
+		assert_string_equal(c.consumer, who[i] ? who[i] : "");
+		errs_free(&rd.e);
+	}
+	/* errors, FILE:LINE, whoever reads it */
+	free(put(d, "60-bad.ini", "[consumer:a/b]\noutput = null\n"
+	                          "[consumer:x]\noutput = nowhere\nstart = oldest\nstart = newest\n"
+	                          "[consumer:x]\ncapacity = 2\n"
+	                          "[consumer:]\n"));
+	memset(&rd.f, 0, sizeof(rd.f));
+	errs_init(&rd.e);
+	o.consumer = "audit";
+	assert_int_equal(mmapq_config_read(&c, ini, &o), -EINVAL);
+	assert_string_equal(errs_text(&rd.e),
+	                    "60-bad.ini:1: [consumer:a/b]: 'a/b' is not a consumer name (1 to 63 letters,"
+	                    " digits and '_.@-')\n"
+	                    "60-bad.ini:4: [consumer:x] output: 'nowhere' is not valid (allowed: auto, journal,"
+	                    " stdout, null, file:PATH, nats)\n"
+	                    "60-bad.ini:6: duplicate key 'start' in [consumer:x] (first set on line 5)\n"
+	                    "60-bad.ini:8: unknown key 'capacity' in [consumer:x] (known keys: output, start,"
+	                    " journal_identifier, journal_namespace, seq_prefix)\n"
+	                    "60-bad.ini:9: [consumer:]: '' is not a consumer name (1 to 63 letters, digits"
+	                    " and '_.@-')\n");
 	errs_free(&rd.e);
 	tree_free(&t);
 }
@@ -1551,6 +1609,7 @@ int main(void)
 		cmocka_unit_test(test_dropins_geometry),
 		cmocka_unit_test(test_dropins_bad_entries),
 		cmocka_unit_test(test_dropins_main_missing),
+		cmocka_unit_test(test_consumer_sections),
 		cmocka_unit_test(test_instance_defaults),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_format_value_round_trip),

@@ -117,14 +117,14 @@ static bool read_raw(const char *path, struct raw *r)
 	if (!ok)
 		return false;
 	r->lockword = *(uint32_t *)h.lock.bytes;
-	r->ne_seq = h.not_empty.seq;
-	r->ne_waiting = h.not_empty.waiting;
+	r->ne_seq = h.consumers[0].not_empty.seq;
+	r->ne_waiting = h.consumers[0].not_empty.waiting;
 	r->nf_seq = h.not_full.seq;
 	r->nf_waiting = h.not_full.waiting;
-	r->head = h.consumer.position;
+	r->head = h.floor.floor;
 	r->tail = h.producer.position;
 	r->recoveries[P] = h.producer.recoveries;
-	r->recoveries[C] = h.consumer.recoveries;
+	r->recoveries[C] = h.consumers[0].recoveries;
 	return true;
 }
 
@@ -701,7 +701,7 @@ static void fault_point_run(const char *dir, const struct point *pt)
 	 * first publishes then find a registered waiter to signal */
 	start(&w, C, pt->side == C ? pt->fault : NULL);
 	if (pt->side == P &&
-	    !spin_word(path, offsetof(struct mmapq_header, not_empty.waiting), 1, 5000))
+	    !spin_word(path, offsetof(struct mmapq_header, consumers[0].not_empty.waiting), 1, 5000))
 		wfail(&w, "the consumer never waited on the empty queue");
 	start(&w, P, pt->side == P ? pt->fault : NULL);
 	run_to_end(&w, 30000);
@@ -829,9 +829,9 @@ static void part_b(const char *dir)
  * on its condition's word. */
 static bool wait_until_blocked(struct world *w, int side, int timeout_ms)
 {
-	size_t off = side == C ? offsetof(struct mmapq_header, not_empty.waiting)
+	size_t off = side == C ? offsetof(struct mmapq_header, consumers[0].not_empty.waiting)
 	                       : offsetof(struct mmapq_header, not_full.waiting);
-	size_t futex_word = side == C ? offsetof(struct mmapq_header, not_empty.seq)
+	size_t futex_word = side == C ? offsetof(struct mmapq_header, consumers[0].not_empty.seq)
 	                              : offsetof(struct mmapq_header, not_full.seq);
 	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
 	while (tu_now_ms() < end) {

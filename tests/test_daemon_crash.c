@@ -34,8 +34,16 @@
  * the middle of a write() may leave a torn last line in the pipe: it is
  * dropped (and counted) before the replay.
  *
+ * Fan-out: with MMAPQ_CRASH_CONSUMERS=3 three named consumers (c0, c1, c2)
+ * read the same stream, each with its own output, cursor and kill plans:
+ * each one's output is checked as above against its own cursor (it replays
+ * only its own unacknowledged batch), after a consumer's death the others
+ * and the producer must keep going (the producer until the dead one's
+ * records fill the queue), and after the producer's death every running
+ * consumer must drain what was published.
+ *
  * MMAPQ_CRASH_SEED=n repeats a run; MMAPQ_CRASH_N and MMAPQ_CRASH_KILLS
- * change the size.
+ * (per process) change the size.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -62,14 +70,17 @@
 #define SURVIVOR_MS 5000    /* the survivor must reach its goal in this time */
 #define TOTAL_MS 200000     /* the whole run (ctest TIMEOUT is 300 s) */
 
+#define NCONS_MAX 3
+
 static char *dir, *qpath, *cfgpath;
 static uint64_t N = 200000;
 static int KILLS = 100;
+static int NCONS = 1;      /* MMAPQ_CRASH_CONSUMERS */
 static struct mmapq *obs; /* observer: reads head and tail, takes no lock */
 
 /* ---- failing ---- */
 
-static pid_t prod_pid_for_cleanup, cons_pid_for_cleanup;
+static pid_t prod_pid_for_cleanup, cons_pid_for_cleanup[NCONS_MAX];
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fail(const char *fmt, ...)
@@ -84,8 +95,9 @@ static void fail(const char *fmt, ...)
 	tu_dump_queue(qpath, "failure");
 	if (prod_pid_for_cleanup > 0)
 		tu_kill(prod_pid_for_cleanup);
-	if (cons_pid_for_cleanup > 0)
-		tu_kill(cons_pid_for_cleanup);
+	for (int i = 0; i < NCONS_MAX; i++)
+		if (cons_pid_for_cleanup[i] > 0)
+			tu_kill(cons_pid_for_cleanup[i]);
 	fprintf(stderr, "test_daemon_crash: files kept in %s\n", dir);
 	exit(1);
 }
@@ -159,6 +171,15 @@ struct side {
 	/* counters */
 	int kills, kills_fault, kills_ext, kills_fallback, starts, clean_exits, survivor_checks;
 	int fault_kills_by_point[8];
+	/* a consumer's output */
+	int index;
+	char cname[16];        /* its --name (c0, ...), "" for the one default consumer */
+	uint64_t out_records;  /* records seen in total, replays included */
+	uint64_t expect;       /* next value the running consumer must print */
+	char partial[32];
+	size_t partial_len;
+	uint32_t *seen_count;  /* per value */
+	uint64_t replays, replayed_records, max_replay, torn_lines;
 };
 
 static const char *prod_points[] = {"publish.locked", "publish.stored", "put.written",
@@ -168,15 +189,8 @@ static const char *cons_points[] = {"release.locked", "release.stored", "wait.un
 #define NPOINTS 5
 
 static struct side prod = {.name = "producer", .fd = -1, .pidfd = -1};
-static struct side cons = {.name = "consumer", .fd = -1, .pidfd = -1};
-
-/* consumer output */
-static uint64_t out_records;   /* records seen in total, replays included */
-static uint64_t expect;        /* next value the running consumer must print */
-static char partial[32];
-static size_t partial_len;
-static uint32_t *seen_count;   /* per value */
-static uint64_t replays, replayed_records, max_replay, torn_lines;
+static struct side cons[NCONS_MAX];
+static uint64_t out_records;   /* every consumer's output records, replays included */
 
 /* producer input */
 static uint64_t next_write;    /* next value to put in the pipe */
@@ -198,11 +212,25 @@ static int pidfd_open(pid_t pid)
 	return fd;
 }
 
+/* The cursor of consumer c (its own; the queue's head is the slowest's). */
+static uint64_t cons_pos(const struct side *c)
+{
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	int n;
+
+	status(); /* opens the observer */
+	n = mmapq_consumers(obs, cs, MMAPQ_CONSUMERS_MAX);
+	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
+		if (!strcmp(cs[i].name, c->cname[0] ? c->cname : MMAPQ_CONSUMER_DEFAULT))
+			return cs[i].position;
+	fail("%s is not registered", c->name);
+}
+
 /* A new plan for the next run of s: uses up its kill budget. */
 static void choose_plan(struct side *s)
 {
 	const char **points = s == &prod ? prod_points : cons_points;
-	uint64_t left = N - (s == &prod ? status().tail : status().head);
+	uint64_t left = N - (s == &prod ? status().tail : cons_pos(s));
 	int kills_left = KILLS - s->kills;
 	uint64_t share;
 	int pi;
@@ -246,11 +274,12 @@ static int point_index(const struct side *s, const char *fault)
 
 static void start(struct side *s)
 {
-	char *argv[10];
+	char *argv[12];
 	char *env[2] = {NULL, NULL};
 	char count[32];
 	struct tu_proc p;
 	struct mmapq_status st = status();
+	uint64_t head = s == &prod ? 0 : cons_pos(s); /* before it starts to move */
 	int i = 0;
 
 	choose_plan(s);
@@ -263,20 +292,24 @@ static void start(struct side *s)
 	argv[i++] = cfgpath;
 	argv[i++] = "--queue";
 	argv[i++] = qpath;
-	if (s == &cons) {
-		snprintf(count, sizeof(count), "%" PRIu64, N - st.head);
+	if (s != &prod) {
+		snprintf(count, sizeof(count), "%" PRIu64, N - head);
 		argv[i++] = "--count";
 		argv[i++] = count;
+		if (s->cname[0]) {
+			argv[i++] = "--name";
+			argv[i++] = s->cname;
+		}
 	}
 	argv[i] = NULL;
-	tu_spawn(&p, argv, env, s == &prod, s == &cons, false);
+	tu_spawn(&p, argv, env, s == &prod, s != &prod, false);
 	free(argv[0]);
 	s->pid = p.pid;
 	s->pidfd = pidfd_open(p.pid);
 	s->running = true;
 	s->we_killed = s->fallback_kill = false;
 	s->starts++;
-	s->start_out = out_records;
+	s->start_out = s == &prod ? out_records : s->out_records;
 	if (s == &prod) {
 		prod_pid_for_cleanup = p.pid;
 		s->fd = p.in_fd;
@@ -286,25 +319,25 @@ static void start(struct side *s)
 		next_write = st.tail; /* value = index: resume right after the last published */
 		wbuf_off = wbuf_len = 0;
 	} else {
-		cons_pid_for_cleanup = p.pid;
+		cons_pid_for_cleanup[s->index] = p.pid;
 		s->fd = p.out_fd;
-		s->start_pos = st.head;
-		if (expect < st.head)
-			fail("consumer restart: stored head %" PRIu64 " is past the %" PRIu64
+		s->start_pos = head;
+		if (s->expect < head)
+			fail("%s restart: stored head %" PRIu64 " is past the %" PRIu64
 			     " records printed: records were acknowledged without being written",
-			     st.head, expect);
-		if (expect - st.head > CAPACITY)
-			fail("consumer restart: replay of %" PRIu64 " records (head %" PRIu64
+			     s->name, head, s->expect);
+		if (s->expect - head > CAPACITY)
+			fail("%s restart: replay of %" PRIu64 " records (head %" PRIu64
 			     ", printed up to %" PRIu64 ") exceeds the capacity %d",
-			     expect - st.head, st.head, expect, CAPACITY);
-		if (expect > st.head) {
-			replays++;
-			replayed_records += expect - st.head;
-			if (expect - st.head > max_replay)
-				max_replay = expect - st.head;
+			     s->name, s->expect - head, head, s->expect, CAPACITY);
+		if (s->expect > head) {
+			s->replays++;
+			s->replayed_records += s->expect - head;
+			if (s->expect - head > s->max_replay)
+				s->max_replay = s->expect - head;
 		}
-		expect = st.head;
-		partial_len = 0;
+		s->expect = head;
+		s->partial_len = 0;
 	}
 	progress();
 }
@@ -320,38 +353,39 @@ static void sigkill(struct side *s, bool fallback)
 
 /* ---- consumer output ---- */
 
-static void take_value(const char *line, size_t len)
+static void take_value(struct side *c, const char *line, size_t len)
 {
 	uint64_t v = 0;
 
 	if (len == 0 || len > 20)
-		fail("consumer printed a bad line '%.*s'", (int)len, line);
+		fail("%s printed a bad line '%.*s'", c->name, (int)len, line);
 	for (size_t i = 0; i < len; i++) {
 		if (line[i] < '0' || line[i] > '9')
-			fail("consumer printed a bad line '%.*s'", (int)len, line);
+			fail("%s printed a bad line '%.*s'", c->name, (int)len, line);
 		v = v * 10 + (uint64_t)(line[i] - '0');
 	}
 	if (v >= N)
-		fail("consumer printed %" PRIu64 ", beyond the stream", v);
-	if (v != expect)
-		fail("consumer (pid %d, started at head %" PRIu64 ") printed %" PRIu64
+		fail("%s printed %" PRIu64 ", beyond the stream", c->name, v);
+	if (v != c->expect)
+		fail("%s (pid %d, started at head %" PRIu64 ") printed %" PRIu64
 		     " where %" PRIu64 " was due: out of order, skipped or invented",
-		     (int)cons.pid, cons.start_pos, v, expect);
-	seen_count[v]++;
-	expect++;
+		     c->name, (int)c->pid, c->start_pos, v, c->expect);
+	c->seen_count[v]++;
+	c->expect++;
+	c->out_records++;
 	out_records++;
 }
 
-static void take_output(const char *buf, size_t n)
+static void take_output(struct side *c, const char *buf, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (buf[i] == '\n') {
-			take_value(partial, partial_len);
-			partial_len = 0;
-		} else if (partial_len < sizeof(partial)) {
-			partial[partial_len++] = buf[i];
+			take_value(c, c->partial, c->partial_len);
+			c->partial_len = 0;
+		} else if (c->partial_len < sizeof(c->partial)) {
+			c->partial[c->partial_len++] = buf[i];
 		} else {
-			fail("consumer printed an over-long line");
+			fail("%s printed an over-long line", c->name);
 		}
 	}
 	if (n)
@@ -359,10 +393,10 @@ static void take_output(const char *buf, size_t n)
 }
 
 /* Returns false at end of file. */
-static bool read_output(void)
+static bool read_output(struct side *c)
 {
 	char buf[65536];
-	ssize_t n = read(cons.fd, buf, sizeof(buf));
+	ssize_t n = read(c->fd, buf, sizeof(buf));
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return true;
@@ -370,7 +404,7 @@ static bool read_output(void)
 		die("read consumer output");
 	if (n == 0)
 		return false;
-	take_output(buf, (size_t)n);
+	take_output(c, buf, (size_t)n);
 	return true;
 }
 
@@ -428,28 +462,28 @@ static void reap(struct side *s)
 	if (s == &prod)
 		prod_pid_for_cleanup = 0;
 	else
-		cons_pid_for_cleanup = 0;
+		cons_pid_for_cleanup[s->index] = 0;
 	code = tu_exit_code(st);
 	progress();
 
-	if (s == &cons) {
+	if (s != &prod) {
 		/* everything it wrote before dying is in the pipe: take it all */
 		uint64_t deadline = tu_now_ms() + SURVIVOR_MS;
 		for (;;) {
-			struct pollfd pf = {.fd = cons.fd, .events = POLLIN};
+			struct pollfd pf = {.fd = s->fd, .events = POLLIN};
 			uint64_t now = tu_now_ms();
 			if (now >= deadline)
-				fail("consumer output: no end of file after its death");
+				fail("%s output: no end of file after its death", s->name);
 			if (poll(&pf, 1, (int)(deadline - now)) < 0 && errno != EINTR)
 				die("poll");
-			if (!read_output())
+			if (!read_output(s))
 				break;
 		}
-		close(cons.fd);
-		cons.fd = -1;
-		if (partial_len) {
-			torn_lines++; /* the rest of it is in the replay */
-			partial_len = 0;
+		close(s->fd);
+		s->fd = -1;
+		if (s->partial_len) {
+			s->torn_lines++; /* the rest of it is in the replay */
+			s->partial_len = 0;
 		}
 	} else {
 		if (prod.fd >= 0)
@@ -464,8 +498,8 @@ static void reap(struct side *s)
 		if (s == &prod) {
 			if (next_write != N || q.tail != N)
 				fail("producer exited 0 with tail %" PRIu64 " of %" PRIu64, q.tail, N);
-		} else if (expect != N) {
-			fail("consumer exited 0 after printing up to %" PRIu64 " of %" PRIu64, expect, N);
+		} else if (s->expect != N) {
+			fail("%s exited 0 after printing up to %" PRIu64 " of %" PRIu64, s->name, s->expect, N);
 		}
 		s->done = true;
 		return;
@@ -486,22 +520,33 @@ static void reap(struct side *s)
 	}
 }
 
-/* After s died: restart it now, or first let the survivor show it does
+/* Whether the survivors of s's death run: the consumers for a dead
+ * producer, the producer for a dead consumer. */
+static bool survivors_run(const struct side *s)
+{
+	if (s != &prod)
+		return prod.running;
+	for (int i = 0; i < NCONS; i++)
+		if (cons[i].running)
+			return true;
+	return false;
+}
+
+/* After s died: restart it now, or first let the survivors show they do
  * not hang (half of the time). */
 static void after_death(struct side *s)
 {
-	struct side *other = s == &prod ? &cons : &prod;
 	struct mmapq_status st = status();
 
 	if (s == &prod && st.tail == N) {
 		s->done = true; /* everything is published */
 		return;
 	}
-	if (s == &cons && st.head == N) {
+	if (s != &prod && cons_pos(s) == N) {
 		s->done = true;
 		return;
 	}
-	if (other->running && rnd() % 2) {
+	if (survivors_run(s) && rnd() % 2) {
 		s->waiting = true;
 		s->survivor_checks++;
 		s->wait_deadline = tu_now_ms() + SURVIVOR_MS;
@@ -511,18 +556,32 @@ static void after_death(struct side *s)
 	start(s);
 }
 
-/* The survivor's goal while s is dead and waiting: true when reached. */
+/* The survivors' goal while s is dead and waiting: true when reached. */
 static bool survivor_done(struct side *s)
 {
-	struct side *other = s == &prod ? &cons : &prod;
 	struct mmapq_status st;
 
-	if (!other->running)
-		return true; /* it died (or finished) meanwhile: restart anyway */
-	if (s == &prod)
-		return expect >= s->wait_goal; /* the consumer printed all published */
+	if (!survivors_run(s))
+		return true; /* they died (or finished) meanwhile: restart anyway */
+	if (s == &prod) {
+		/* every running consumer printed all that was published */
+		for (int i = 0; i < NCONS; i++)
+			if (cons[i].running && cons[i].expect < s->wait_goal)
+				return false;
+		return true;
+	}
+	/* the producer filled the queue, held back by the dead consumer (or
+	 * one slower still) alone */
 	st = status();
-	return st.tail - st.head == CAPACITY || st.tail == N; /* the producer filled it */
+	return st.tail - st.head == CAPACITY || st.tail == N;
+}
+
+static bool all_done(void)
+{
+	for (int i = 0; i < NCONS; i++)
+		if (!cons[i].done)
+			return false;
+	return prod.done;
 }
 
 /* ---- main loop ---- */
@@ -531,29 +590,32 @@ static void run(void)
 {
 	uint64_t t_end = tu_now_ms() + TOTAL_MS;
 
-	start(&cons);
+	for (int i = 0; i < NCONS; i++)
+		start(&cons[i]);
 	start(&prod);
-	while (!(prod.done && cons.done)) {
-		struct pollfd pf[4];
-		int n = 0, ip = -1, ic = -1, pp = -1, pc = -1, timeout;
+	while (!all_done()) {
+		struct pollfd pf[2 + 2 * NCONS_MAX];
+		int n = 0, ip = -1, pp = -1, ic[NCONS_MAX], pc[NCONS_MAX], timeout;
+		bool waiting = prod.waiting;
 		uint64_t now = tu_now_ms();
 
 		if (now >= t_end)
 			fail("the run took longer than %d ms", TOTAL_MS);
 		if (now - last_progress_ms >= WATCHDOG_MS)
-			fail("no progress for %d ms: producer %s, consumer %s, printed up to %" PRIu64
+			fail("no progress for %d ms: producer %s, consumer c0 %s, printed up to %" PRIu64
 			     ", written up to %" PRIu64, WATCHDOG_MS,
 			     prod.running ? "running" : prod.done ? "done" : "dead",
-			     cons.running ? "running" : cons.done ? "done" : "dead", expect, next_write);
-		for (int i = 0; i < 2; i++) {
-			struct side *s = i ? &cons : &prod;
+			     cons[0].running ? "running" : cons[0].done ? "done" : "dead", cons[0].expect,
+			     next_write);
+		for (int i = -1; i < NCONS; i++) {
+			struct side *s = i < 0 ? &prod : &cons[i];
 			if (s->waiting) {
 				if (survivor_done(s)) {
 					s->waiting = false;
 					start(s);
 				} else if (tu_now_ms() >= s->wait_deadline) {
 					fail("%s dead, the surviving %s did not %s within %d ms: it hangs",
-					     s->name, s == &prod ? "consumer" : "producer",
+					     s->name, s == &prod ? "consumers" : "producer",
 					     s == &prod ? "drain the published records" : "fill the queue",
 					     SURVIVOR_MS);
 				}
@@ -563,11 +625,15 @@ static void run(void)
 			ip = n;
 			pf[n++] = (struct pollfd){.fd = prod.fd, .events = POLLOUT};
 		}
-		if (cons.running) {
-			ic = n;
-			pf[n++] = (struct pollfd){.fd = cons.fd, .events = POLLIN};
-			pc = n;
-			pf[n++] = (struct pollfd){.fd = cons.pidfd, .events = POLLIN};
+		for (int i = 0; i < NCONS; i++) {
+			ic[i] = pc[i] = -1;
+			waiting |= cons[i].waiting;
+			if (!cons[i].running)
+				continue;
+			ic[i] = n;
+			pf[n++] = (struct pollfd){.fd = cons[i].fd, .events = POLLIN};
+			pc[i] = n;
+			pf[n++] = (struct pollfd){.fd = cons[i].pidfd, .events = POLLIN};
 		}
 		if (prod.running) {
 			pp = n;
@@ -575,38 +641,45 @@ static void run(void)
 		}
 		/* a survivor goal on the queue state is rechecked every ms;
 		 * everything else is an event on a pipe or a pidfd */
-		timeout = (prod.waiting || cons.waiting) ? 1 : 1000;
+		timeout = waiting ? 1 : 1000;
 		if (poll(pf, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			die("poll");
 		}
-		if (ic >= 0 && (pf[ic].revents & (POLLIN | POLLHUP)))
-			read_output();
+		for (int i = 0; i < NCONS; i++)
+			if (ic[i] >= 0 && (pf[ic[i]].revents & (POLLIN | POLLHUP)))
+				read_output(&cons[i]);
 		if (ip >= 0 && (pf[ip].revents & (POLLOUT | POLLERR | POLLHUP)))
 			write_input();
 
 		/* plans that depend on what we have seen */
-		if (cons.running && !cons.we_killed) {
-			uint64_t seen = out_records - cons.start_out;
-			if (cons.plan.kind == PLAN_EXTERNAL && seen >= cons.plan.ext_after)
-				sigkill(&cons, false);
-			else if (cons.plan.kind == PLAN_FAULT && seen >= cons.plan.fallback)
-				sigkill(&cons, true);
+		for (int i = 0; i < NCONS; i++) {
+			struct side *c = &cons[i];
+			uint64_t seen = c->out_records - c->start_out;
+
+			if (!c->running || c->we_killed)
+				continue;
+			if (c->plan.kind == PLAN_EXTERNAL && seen >= c->plan.ext_after)
+				sigkill(c, false);
+			else if (c->plan.kind == PLAN_FAULT && seen >= c->plan.fallback)
+				sigkill(c, true);
 		}
 		if (prod.running && !prod.we_killed) {
 			if (prod.plan.kind == PLAN_EXTERNAL &&
-			    out_records - prod.start_out >= prod.plan.ext_after)
+			    out_records - prod.start_out >= prod.plan.ext_after * (uint64_t)NCONS)
 				sigkill(&prod, false);
 			else if (prod.plan.kind == PLAN_FAULT &&
 			         status().tail - prod.start_pos >= prod.plan.fallback)
 				sigkill(&prod, true);
 		}
 
-		if (pc >= 0 && (pf[pc].revents & POLLIN)) {
-			reap(&cons);
-			if (!cons.done)
-				after_death(&cons);
+		for (int i = 0; i < NCONS; i++) {
+			if (pc[i] >= 0 && (pf[pc[i]].revents & POLLIN)) {
+				reap(&cons[i]);
+				if (!cons[i].done)
+					after_death(&cons[i]);
+			}
 		}
 		if (pp >= 0 && (pf[pp].revents & POLLIN)) {
 			reap(&prod);
@@ -614,8 +687,9 @@ static void run(void)
 				after_death(&prod);
 		}
 		/* a consumer waiting for a producer that finished meanwhile */
-		if (!cons.running && !cons.done && !cons.waiting)
-			start(&cons);
+		for (int i = 0; i < NCONS; i++)
+			if (!cons[i].running && !cons[i].done && !cons[i].waiting)
+				start(&cons[i]);
 		if (!prod.running && !prod.done && !prod.waiting)
 			start(&prod);
 	}
@@ -652,6 +726,24 @@ int main(void)
 		N = strtoull(e, NULL, 0);
 	if ((e = getenv("MMAPQ_CRASH_KILLS")))
 		KILLS = atoi(e);
+	if ((e = getenv("MMAPQ_CRASH_CONSUMERS")))
+		NCONS = atoi(e);
+	if (NCONS < 1 || NCONS > NCONS_MAX)
+		fail("MMAPQ_CRASH_CONSUMERS must be 1 to %d", NCONS_MAX);
+	for (int i = 0; i < NCONS; i++) {
+		static char names[NCONS_MAX][32];
+		struct side *c = &cons[i];
+
+		c->fd = c->pidfd = -1;
+		c->index = i;
+		if (NCONS > 1)
+			snprintf(c->cname, sizeof(c->cname), "c%d", i);
+		snprintf(names[i], sizeof(names[i]), "consumer%s%s", c->cname[0] ? " " : "", c->cname);
+		c->name = names[i];
+		c->seen_count = calloc(N, sizeof(*c->seen_count));
+		if (!c->seen_count)
+			die("calloc");
+	}
 
 	dir = tu_mkdtemp("crash");
 	qpath = tu_path(dir, "queue");
@@ -660,9 +752,6 @@ int main(void)
 	         "[log]\nlevel = warning\n", CAPACITY);
 	if (tu_write_file(cfgpath, cfg, strlen(cfg)) < 0)
 		die("write config");
-	seen_count = calloc(N, sizeof(*seen_count));
-	if (!seen_count)
-		die("calloc");
 
 	/* create the queue up front, so the observer can always open it */
 	{
@@ -674,6 +763,14 @@ int main(void)
 		if (mmapq_open(&p, &q, &err) < 0)
 			fail("create: %s", err.msg);
 		mmapq_close(q);
+		/* and register the consumers, so each keeps every record */
+		for (int i = 0; i < NCONS; i++) {
+			p.role = MMAPQ_ROLE_CONSUMER;
+			p.consumer = cons[i].cname;
+			if (mmapq_open(&p, &q, &err) < 0)
+				fail("register %s: %s", cons[i].name, err.msg);
+			mmapq_close(q);
+		}
 	}
 	progress();
 	run();
@@ -681,28 +778,68 @@ int main(void)
 	st = status();
 	if (st.head != N || st.tail != N)
 		fail("at the end: head %" PRIu64 " tail %" PRIu64 ", want %" PRIu64, st.head, st.tail, N);
-	for (uint64_t v = 0; v < N; v++) {
-		if (!seen_count[v])
-			fail("value %" PRIu64 " was never printed", v);
-		dups += seen_count[v] - 1;
-	}
-	if (dups != replayed_records)
-		fail("%" PRIu64 " duplicates printed but %" PRIu64 " records replayed", dups,
-		     replayed_records);
-	if (prod.kills < KILLS || cons.kills < KILLS)
-		fail("only %d producer and %d consumer kills of %d each: the stream was too short",
-		     prod.kills, cons.kills, KILLS);
+	for (int i = 0; i < NCONS; i++) {
+		struct side *c = &cons[i];
 
-	fprintf(stderr, "test_daemon_crash: OK: %" PRIu64 " values, all delivered in order, in %" PRIu64
-	        " ms\n", N, tu_now_ms() - t0);
+		dups = 0;
+		if (cons_pos(c) != N)
+			fail("at the end: %s at %" PRIu64 ", want %" PRIu64, c->name, cons_pos(c), N);
+		for (uint64_t v = 0; v < N; v++) {
+			if (!c->seen_count[v])
+				fail("%s never printed value %" PRIu64, c->name, v);
+			dups += c->seen_count[v] - 1;
+		}
+		/* each replays only its own unacknowledged batches */
+		if (dups != c->replayed_records)
+			fail("%s printed %" PRIu64 " duplicates but replayed %" PRIu64 " records", c->name,
+			     dups, c->replayed_records);
+		if (c->kills < KILLS)
+			fail("only %d %s kills of %d: the stream was too short", c->kills, c->name, KILLS);
+	}
+	if (prod.kills < KILLS)
+		fail("only %d producer kills of %d: the stream was too short", prod.kills, KILLS);
+
+	fprintf(stderr, "test_daemon_crash: OK: %" PRIu64 " values, all delivered in order to %d"
+	        " consumer(s), in %" PRIu64 " ms\n", N, NCONS, tu_now_ms() - t0);
 	report_side(&prod, prod_points);
-	report_side(&cons, cons_points);
-	fprintf(stderr,
-	        "  replays %" PRIu64 " (%" PRIu64 " records, longest %" PRIu64 ", capacity %d), torn "
-	        "lines dropped %" PRIu64 "\n  recoveries: producer %" PRIu64 ", consumer %" PRIu64
-	        "; attaches: producer %" PRIu64 ", consumer %" PRIu64 "\n",
-	        replays, replayed_records, max_replay, CAPACITY, torn_lines, st.producer.recoveries,
-	        st.consumer.recoveries, st.producer.attaches, st.consumer.attaches);
+	fprintf(stderr, "  recoveries: producer %" PRIu64 "; attaches: producer %" PRIu64 "\n",
+	        st.producer.recoveries, st.producer.attaches);
+	{
+		struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+		int n = mmapq_consumers(obs, cs, MMAPQ_CONSUMERS_MAX);
+
+		for (int i = 0; i < NCONS; i++) {
+			struct side *c = &cons[i];
+
+			report_side(c, cons_points);
+			fprintf(stderr, "           replays %" PRIu64 " (%" PRIu64 " records, longest %" PRIu64
+			        ", capacity %d), torn lines dropped %" PRIu64 "\n", c->replays,
+			        c->replayed_records, c->max_replay, CAPACITY, c->torn_lines);
+		}
+		uint64_t recoveries = st.producer.recoveries;
+		int in_mutex = 0;
+
+		for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++) {
+			fprintf(stderr, "  consumer '%s': recoveries %" PRIu64 ", attaches %" PRIu64 "\n",
+			        cs[i].name, cs[i].recoveries, cs[i].attaches);
+			recoveries += cs[i].recoveries;
+		}
+		/* a fault kill inside the mutex is repaired (and counted) by
+		 * whoever locks next; an external kill may land there too */
+		for (int i = -1; i < NCONS; i++) {
+			const struct side *x = i < 0 ? &prod : &cons[i];
+			const char **points = i < 0 ? prod_points : cons_points;
+			for (int k = 0; k < NPOINTS; k++)
+				if (strcmp(points[k], "put.written") && strcmp(points[k], "wait.unlocked") &&
+				    strcmp(points[k], "recover.locked")) /* its repair is redone, counted once */
+					in_mutex += x->fault_kills_by_point[k];
+		}
+		if (recoveries < (uint64_t)in_mutex)
+			fail("%" PRIu64 " recoveries counted for %d kills inside the mutex", recoveries,
+			     in_mutex);
+		fprintf(stderr, "  recoveries %" PRIu64 " in all, %d fault kills inside the mutex\n",
+		        recoveries, in_mutex);
+	}
 	mmapq_close(obs);
 	tu_rmdir_r(dir);
 	return 0;

@@ -163,8 +163,9 @@ static void dump_raw(const char *path)
 		        " lockword 0x%08" PRIx32 " not_empty(seq %" PRIu32 " waiting %" PRIu32
 		        ") not_full(seq %" PRIu32 " waiting %" PRIu32 ")",
 		        h.version, h.capacity, h.record_size, h.slot_size, h.file_size,
-		        h.consumer.position, h.producer.position, *(uint32_t *)h.lock.bytes,
-		        h.not_empty.seq, h.not_empty.waiting, h.not_full.seq, h.not_full.waiting);
+		        h.floor.floor, h.producer.position, *(uint32_t *)h.lock.bytes,
+		        h.consumers[0].not_empty.seq, h.consumers[0].not_empty.waiting, h.not_full.seq,
+		        h.not_full.waiting);
 	}
 	fprintf(stderr, "\n");
 	free(b);
@@ -268,12 +269,6 @@ static const struct expect X_ALL_BAD = {-EBADMSG, -EBADMSG, -EBADMSG, CAP, RS, M
 static const struct expect X_DYN_BAD = {-EBADMSG, -EBADMSG, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 static const struct expect X_ALL_OK = {0, 0, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 static const struct expect X_CONF_BAD = {-EPROTO, -EPROTO, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
-
-static bool zero_id(const uint8_t *id)
-{
-	static const uint8_t zero[MMAPQ_ID_SIZE];
-	return !memcmp(id, zero, MMAPQ_ID_SIZE);
-}
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -380,7 +375,9 @@ struct field_case {
 
 #define HOFF(f) offsetof(struct mmapq_header, f)
 #define PROD(f) (HOFF(producer) + offsetof(struct mmapq_side, f))
-#define CONS(f) (HOFF(consumer) + offsetof(struct mmapq_side, f))
+/* field f of consumer entry i (entry 0 is the base's consumer "default") */
+#define CONS(i, f) (HOFF(consumers) + (i) * sizeof(struct mmapq_consumer) + \
+                    offsetof(struct mmapq_consumer, f))
 
 static void test_header_fields(void **state)
 {
@@ -392,7 +389,7 @@ static void test_header_fields(void **state)
 	snprintf(gs8, sizeof(gs8), "%" PRIu64, good_size + 8);
 	const struct field_case cases[] = {
 		{"version 0", HOFF(version), 4, 0, 0, {"version is 0", NULL}},
-		{"version 3", HOFF(version), 4, 3, 0, {"version is 3", NULL}},
+		{"version 4", HOFF(version), 4, 4, 0, {"version is 4", NULL}},
 		/* version 1 with version 2's int slots: the sizes do not add up */
 		{"version 1", HOFF(version), 4, 1, 0, {"slot size is 16", "expected 24", NULL}},
 		{"header_size 8192", HOFF(header_size), 4, 8192, 0, {"8192", "4096", NULL}},
@@ -418,8 +415,9 @@ static void test_header_fields(void **state)
 		{"slot_size 32", HOFF(slot_size), 4, 32, 0, {"slot size is 32", "expected 16", NULL}},
 		{"slot_size 24", HOFF(slot_size), 4, 24, 0, {"slot size is 24", "expected 16", NULL}},
 		{"slot_size 0", HOFF(slot_size), 4, 0, 0, {"slot size is 0", NULL}},
-		{"reserved0 1", HOFF(reserved0), 4, 1, 0, {"reserved", "offset 36", NULL}},
-		{"reserved0 high", HOFF(reserved0), 4, 0x80000000u, 0, {"reserved", "offset 39", NULL}},
+		{"max_consumers 0", HOFF(max_consumers), 4, 0, 0, {"max_consumers 0 is outside", NULL}},
+		{"max_consumers 17", HOFF(max_consumers), 4, 17, 0, {"max_consumers 17 is outside", NULL}},
+		{"max_consumers high", HOFF(max_consumers), 4, 0x80000008u, 0, {"max_consumers 2147483656", NULL}},
 		{"file_size +8", HOFF(file_size), 8, good_size + 8, 0, {gs8, gs, NULL}},
 		{"file_size 0", HOFF(file_size), 8, 0, 0, {"file size 0", gs, NULL}},
 		{"file_size huge", HOFF(file_size), 8, UINT64_MAX, 0, {"18446744073709551615", NULL}},
@@ -428,24 +426,35 @@ static void test_header_fields(void **state)
 		{"producer.reserved0", PROD(reserved0), 4, 5, 0, {"reserved", "offset 140", NULL}},
 		{"producer.reserved[0]", PROD(reserved), 1, 1, 0, {"reserved", "offset 184", NULL}},
 		{"producer.reserved[71]", PROD(reserved) + 71, 1, 1, 0, {"reserved", "offset 255", NULL}},
-		{"consumer.reserved0", CONS(reserved0), 4, 1, 0, {"reserved", "offset 268", NULL}},
-		{"consumer.reserved[0]", CONS(reserved), 1, 1, 0, {"reserved", "offset 312", NULL}},
-		{"consumer.reserved[71]", CONS(reserved) + 71, 1, 0xff, 0, {"reserved", "offset 383", NULL}},
-		{"not_empty.reserved[0]", HOFF(not_empty.reserved), 1, 1, 0, {"reserved", "offset 392", NULL}},
-		{"not_empty.reserved[55]", HOFF(not_empty.reserved) + 55, 1, 1, 0, {"reserved", "offset 447", NULL}},
+		{"floor.reserved[0]", HOFF(floor.reserved), 1, 1, 0, {"reserved", "offset 264", NULL}},
+		{"floor.reserved[119]", HOFF(floor.reserved) + 119, 1, 0xff, 0, {"reserved", "offset 383", NULL}},
+		{"reserved2[0]", HOFF(reserved2), 1, 1, 0, {"reserved", "offset 384", NULL}},
+		{"reserved2[63]", HOFF(reserved2) + 63, 1, 1, 0, {"reserved", "offset 447", NULL}},
 		{"not_full.reserved[0]", HOFF(not_full.reserved), 1, 1, 0, {"reserved", "offset 456", NULL}},
 		{"not_full.reserved[55]", HOFF(not_full.reserved) + 55, 1, 1, 0, {"reserved", "offset 511", NULL}},
-		{"reserved2[0]", HOFF(reserved2), 1, 1, 0, {"reserved", "offset 528", NULL}},
-		{"reserved2[47]", HOFF(reserved2) + 47, 1, 0x40, 0, {"reserved", "offset 575", NULL}},
-		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 576", NULL}},
-		{"reserved[1000]", HOFF(reserved) + 1000, 1, 0x20, 0, {"reserved", "offset 1576", NULL}},
-		{"reserved[3519]", HOFF(reserved) + 3519, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
+		{"consumer 0 reserved0", CONS(0, reserved0), 8, 1, 0, {"reserved", "offset 568", NULL}},
+		{"consumer 3 not_empty.reserved", CONS(3, not_empty.reserved), 1, 1, 0, {"reserved", "offset 1224", NULL}},
+		/* entries past max_consumers (8) are reserved whole */
+		{"consumer 8 state", CONS(8, state), 4, 1, 0, {"reserved", "offset 2056", NULL}},
+		{"consumer 15 name[63]", CONS(15, name) + 63, 1, 'x', 0, {"reserved", "offset 3519", NULL}},
+		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 3600", NULL}},
+		{"reserved[495]", HOFF(reserved) + 495, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
 		{"producer.pid -1", PROD(pid), 4, 0xffffffffu, 0, {"-1", "pid", NULL}},
 		{"producer.pid INT_MIN", PROD(pid), 4, 0x80000000u, 0, {"-2147483648", NULL}},
-		{"consumer.pid -7", CONS(pid), 4, (uint32_t)-7, 0, {"-7", "pid", NULL}},
-		/* positions: head 3, tail 5 in the base */
-		{"head > tail", CONS(position), 8, 6, 0, {"head 6", "tail 5", NULL}},
-		{"head huge", CONS(position), 8, UINT64_MAX, 0, {"head 18446744073709551615", NULL}},
+		{"consumer 0 pid -7", CONS(0, pid), 4, (uint32_t)-7, 0, {"-7", "consumer entry 0", NULL}},
+		{"consumer 5 pid -1", CONS(5, pid), 4, (uint32_t)-1, 0, {"-1", "consumer entry 5", NULL}},
+		/* positions: head (floor) 3, tail 5 in the base, consumer "default" at 3 */
+		{"head > tail", HOFF(floor.floor), 8, 6, 0, {"head 6", "tail 5", NULL}},
+		{"head huge", HOFF(floor.floor), 8, UINT64_MAX, 0, {"head 18446744073709551615", NULL}},
+		/* the consumer table: the roles check it, an observer reads around it */
+		{"cursor < floor", CONS(0, position), 8, 2, 1, {"'default' is at 2", "[3, 5]", NULL}},
+		{"cursor > tail", CONS(0, position), 8, 6, 1, {"'default' is at 6", NULL}},
+		{"state 2", CONS(0, state), 4, 2, 1, {"entry 0 has state 2", NULL}},
+		{"state of a free entry", CONS(6, state), 4, 0xff, 1, {"entry 6 has state 255", NULL}},
+		{"name empty", CONS(0, name), 1, 0, 1, {"entry 0 has no valid name", NULL}},
+		{"name with '/'", CONS(0, name) + 1, 1, '/', 1, {"entry 0 has no valid name", NULL}},
+		{"name unterminated", CONS(0, name) + 63, 1, 'x', 1, {"entry 0 has no valid name", NULL}},
+		{"bytes after the name", CONS(0, name) + 20, 1, 'x', 1, {"bytes after its name", NULL}},
 		{"tail < head", PROD(position), 8, 2, 0, {"head 3", "tail 2", NULL}},
 		{"tail - head > capacity", PROD(position), 8, 3 + CAP + 1, 0, {"tail 12", "capacity 8", NULL}},
 	};
@@ -480,6 +489,86 @@ static void test_header_fields(void **state)
 		fail_msg("%d problem(s) with damaged header fields (see above)", problems);
 }
 
+/* ---- the queue id ------------------------------------------------------------ */
+
+static bool zero_id(const uint8_t *id)
+{
+	static const uint8_t zero[MMAPQ_ID_SIZE];
+	return !memcmp(id, zero, MMAPQ_ID_SIZE);
+}
+
+static struct mmapq_status status_as(const char *path, enum mmapq_role role, bool migrate)
+{
+	struct mmapq_params p = {.path = path, .role = role, .migrate = migrate};
+	struct mmapq_status st;
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+
+	if (mmapq_open(&p, &q, &e) < 0)
+		fail_msg("%s: open as %s: %s", path, role_str(role), e.msg);
+	assert_int_equal(mmapq_status(q, &st), 0);
+	mmapq_close(q);
+	return st;
+}
+
+/* Every new file has an id of its own, at offset 3584; a file without one
+ * (all zero: made before ids, or a version-2 file upgraded in place) gets
+ * one from the first producer or consumer, on disk at once, and keeps it;
+ * observers and migrate (recreate) only read; a version-2 file has none. */
+static void test_queue_id(void **state)
+{
+	char *other = tu_path(g_dir, "other.q");
+	struct mmapq_status a, b, c;
+	uint8_t *bytes;
+	size_t len;
+
+	(void)state;
+	make_queue(other, MMAPQ_FORMAT_INT, RS, 1, 0);
+	a = status_as(g_base, MMAPQ_ROLE_OBSERVER, false);
+	b = status_as(other, MMAPQ_ROLE_OBSERVER, false);
+	assert_false(zero_id(a.id));
+	assert_false(zero_id(b.id));
+	assert_memory_not_equal(a.id, b.id, MMAPQ_ID_SIZE);
+	assert_memory_equal(a.id, g_bytes + 3584, MMAPQ_ID_SIZE);
+	/* the roles see the same id, and attaching does not change it */
+	c = status_as(g_base, MMAPQ_ROLE_CONSUMER, false);
+	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
+
+	/* a file without one */
+	bytes = malloc(g_len);
+	assert_non_null(bytes);
+	memcpy(bytes, g_bytes, g_len);
+	memset(bytes + HOFF(id), 0, MMAPQ_ID_SIZE);
+	put_file(g_case, bytes, g_len);
+	free(bytes);
+	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_PRODUCER, true); /* migrate: read only */
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_CONSUMER, false);
+	assert_false(zero_id(a.id));
+	bytes = slurp(g_case, &len);
+	assert_memory_equal(bytes + HOFF(id), a.id, MMAPQ_ID_SIZE); /* in the file */
+	free(bytes);
+	b = status_as(g_case, MMAPQ_ROLE_PRODUCER, false);
+	c = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_memory_equal(a.id, b.id, MMAPQ_ID_SIZE);
+	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
+
+	/* version 2 has none; upgraded in place, it gets one */
+	put_file(g_case, g_bytes, g_len);
+	assert_int_equal(tu_queue_to_version2(g_case), 0);
+	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_int_equal(a.version, 2);
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_PRODUCER, false);
+	assert_int_equal(a.version, 3);
+	assert_false(zero_id(a.id));
+	free(other);
+}
+
 /* Fields that may hold anything: the file must open (and is not refused). */
 static void test_header_free_fields(void **state)
 {
@@ -489,15 +578,19 @@ static void test_header_free_fields(void **state)
 		uint64_t value;
 	} cases[] = {
 		{"created_usec", HOFF(created_usec), 8, 0x0123456789abcdefu},
-		{"mutex lock word", HOFF(lock), 4, 0x7fffff00u},
-		{"not_empty.seq", HOFF(not_empty.seq), 4, 0xffffffffu},
-		{"not_empty.waiting", HOFF(not_empty.waiting), 4, 1},
-		{"not_full.waiting", HOFF(not_full.waiting), 4, 7},
-		{"producer.dropped", PROD(dropped), 8, 99},
-		{"consumer.attaches", CONS(attaches), 8, UINT64_MAX},
-		{"producer.pid 1", PROD(pid), 4, 1},
 		{"id[0..7]", HOFF(id), 8, 0x0123456789abcdefu},
 		{"id[8..15]", HOFF(id) + 8, 8, UINT64_MAX},
+		{"mutex lock word", HOFF(lock), 4, 0x7fffff00u},
+		{"not_empty.seq", CONS(0, not_empty.seq), 4, 0xffffffffu},
+		{"not_empty.waiting", CONS(0, not_empty.waiting), 4, 1},
+		{"not_full.waiting", HOFF(not_full.waiting), 4, 7},
+		{"producer.dropped", PROD(dropped), 8, 99},
+		{"consumer.attaches", CONS(0, attaches), 8, UINT64_MAX},
+		{"consumer.registered_usec", CONS(0, registered_usec), 8, 1},
+		/* a free entry may hold what a registration killed midway left */
+		{"free entry's name", CONS(4, name), 8, 0x4141414141414141u},
+		{"free entry's position", CONS(7, position), 8, 12345},
+		{"producer.pid 1", PROD(pid), 4, 1},
 	};
 	int problems = 0;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -772,14 +865,111 @@ static void test_version1(void **state)
 	b = slurp(g_case, &len);
 	assert_int_equal(len, g_llen);
 	assert_int_equal(((struct mmapq_header *)b)->version, 1);
-	assert_true(zero_id(b + HOFF(id))); /* from before ids */
-	assert_memory_equal(b + 12, g_lbytes + 12, HOFF(id) - 12);
-	assert_memory_equal(b + HOFF(id) + MMAPQ_ID_SIZE, g_lbytes + HOFF(id) + MMAPQ_ID_SIZE,
-	                    g_llen - HOFF(id) - MMAPQ_ID_SIZE);
+	assert_memory_equal(b + MMAPQ_HEADER_SIZE, g_lbytes + MMAPQ_HEADER_SIZE, g_llen - MMAPQ_HEADER_SIZE);
 	problems += check_open_all("version 1 line", g_case, &lx, nd, true);
 	free(b);
 	if (problems)
 		fail_msg("%d problem(s) with version-1 files (see above)", problems);
+}
+
+/* ---- version 2 files ----------------------------------------------------------- */
+
+/* A version-2 file: refused by a producer or consumer while another process
+ * is attached (an older daemon: the attach lock held shared), untouched,
+ * naming both ways out; read by an observer (its one consumer listed as
+ * "default"); upgraded in place by the first role that attaches alone: its
+ * consumer becomes the registered consumer "default" at its head, the
+ * slots stay as they were, and its records are read on. */
+static void test_version2(void **state)
+{
+	const struct expect x = {-EPROTO, -EPROTO, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
+	const char *nd[] = {"format version 2", "in use by another process", "upgrades it to version 3",
+	                    "mmapqctl recreate", "left untouched", NULL};
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	char *lock_path = tu_xasprintf("%s" MMAPQ_LOCK_SUFFIX, g_case);
+	struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	struct mmapq_record rec[CAP];
+	struct mmapq *c, *o;
+	struct mmapq_status st;
+	uint8_t *b, *after;
+	size_t len, alen;
+	int64_t v;
+	uint32_t n;
+	int fd, problems = 0;
+
+	(void)state;
+	put_file(g_case, g_bytes, g_len);
+	assert_int_equal(tu_queue_to_version2(g_case), 0);
+	b = slurp(g_case, &len);
+	assert_int_equal(((struct mmapq_header *)b)->version, 2);
+
+	/* an older daemon attached: the attach lock held shared */
+	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	problems += check_open_all("version 2 in use", g_case, &x, nd, true);
+
+	o = open_in(g_case, MMAPQ_ROLE_OBSERVER, 0, 0, false);
+	assert_int_equal(mmapq_status(o, &st), 0);
+	assert_int_equal(st.version, 2);
+	assert_int_equal(st.head, 3);
+	assert_int_equal(st.tail, 5);
+	assert_int_equal(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), 1);
+	assert_string_equal(cs[0].name, "default");
+	assert_int_equal(cs[0].position, 3);
+	mmapq_close(o);
+	close(fd); /* the older daemon is gone */
+
+	/* alone: upgraded by the consumer that attaches, records read on */
+	c = open_in(g_case, MMAPQ_ROLE_CONSUMER, RS, MMAPQ_FORMAT_INT, false);
+	assert_int_equal(mmapq_status(c, &st), 0);
+	assert_int_equal(st.version, 3);
+	assert_int_equal(st.max_consumers, MMAPQ_CONSUMERS_DEFAULT);
+	assert_int_equal(mmapq_consumers(c, cs, MMAPQ_CONSUMERS_MAX), 1);
+	assert_string_equal(cs[0].name, "default");
+	assert_int_equal(cs[0].position, 3);
+	assert_int_equal(mmapq_available(c, 0, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(mmapq_get_many(c, 0, CAP, rec), 2);
+	memcpy(&v, rec[1].data, sizeof(v));
+	assert_int_equal(rec[1].seq, 4);
+	assert_int_equal(v, 4);
+	mmapq_close(c);
+	after = slurp(g_case, &alen);
+	assert_int_equal(alen, len);
+	assert_memory_equal(after + MMAPQ_HEADER_SIZE, b + MMAPQ_HEADER_SIZE, len - MMAPQ_HEADER_SIZE);
+	free(after);
+	/* now an ordinary version-3 file to every role */
+	problems += check_open_all("version 2 upgraded", g_case, &X_ALL_OK, NULL, false);
+	/* with max_consumers 8 (the default), which is geometry */
+	{
+		struct mmapq_params p = {.path = g_case, .role = MMAPQ_ROLE_PRODUCER, .capacity = CAP,
+		                         .record_size = RS, .format = MMAPQ_FORMAT_INT, .max_consumers = 4};
+		struct mmapq_error e;
+		assert_int_equal(mmapq_open(&p, &o, &e), -EPROTO);
+		assert_non_null(strstr(e.msg, "max_consumers is 8 in the file but 4"));
+	}
+
+	/* a crash in the middle of an upgrade (the table written, the version
+	 * not yet): still a version 2, upgraded again */
+	put_file(g_case, g_bytes, g_len);
+	assert_int_equal(tu_queue_to_version2(g_case), 0);
+	free(b);
+	b = slurp(g_case, &len);
+	memcpy(b + offsetof(struct mmapq_header, consumers), g_bytes + offsetof(struct mmapq_header, consumers),
+	       sizeof(((struct mmapq_header *)0)->consumers));
+	memcpy(b + offsetof(struct mmapq_header, max_consumers),
+	       g_bytes + offsetof(struct mmapq_header, max_consumers), 4);
+	put_file(g_case, b, len);
+	c = open_in(g_case, MMAPQ_ROLE_PRODUCER, RS, MMAPQ_FORMAT_INT, false);
+	assert_int_equal(mmapq_status(c, &st), 0);
+	assert_int_equal(st.version, 3);
+	assert_int_equal(st.consumers, 1);
+	mmapq_close(c);
+	free(b);
+	free(lock_path);
+	if (problems)
+		fail_msg("%d problem(s) with version-2 files (see above)", problems);
 }
 
 /* ---- mmapq_put_many and mmapq_get_many at their edges ------------------------- */
@@ -981,98 +1171,65 @@ static void test_special_files(void **state)
 	free(target);
 }
 
-/* ---- the queue id ------------------------------------------------------------ */
-
-static struct mmapq_status status_as(const char *path, enum mmapq_role role, bool migrate)
-{
-	struct mmapq_params p = {.path = path, .role = role, .migrate = migrate};
-	struct mmapq_status st;
-	struct mmapq_error e;
-	struct mmapq *q = NULL;
-
-	if (mmapq_open(&p, &q, &e) < 0)
-		fail_msg("%s: open as %s: %s", path, role_str(role), e.msg);
-	assert_int_equal(mmapq_status(q, &st), 0);
-	mmapq_close(q);
-	return st;
-}
-
-/* Every new file has an id of its own; a file from before ids (all zero)
- * gets one from the first producer or consumer, on disk at once, and keeps
- * it; observers and migrate (recreate) only read. */
-static void test_queue_id(void **state)
-{
-	char *other = tu_path(g_dir, "other.q");
-	struct mmapq_status a, b, c;
-	uint8_t *bytes;
-	size_t len;
-
-	make_queue(other, MMAPQ_FORMAT_INT, RS, 1, 0);
-	a = status_as(g_base, MMAPQ_ROLE_OBSERVER, false);
-	b = status_as(other, MMAPQ_ROLE_OBSERVER, false);
-	assert_false(zero_id(a.id));
-	assert_false(zero_id(b.id));
-	assert_memory_not_equal(a.id, b.id, MMAPQ_ID_SIZE);
-	assert_memory_equal(a.id, g_bytes + HOFF(id), MMAPQ_ID_SIZE);
-	/* the roles see the same id, and attaching does not change it */
-	c = status_as(g_base, MMAPQ_ROLE_CONSUMER, false);
-	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
-
-	/* a file from before ids */
-	bytes = malloc(g_len);
-	assert_non_null(bytes);
-	memcpy(bytes, g_bytes, g_len);
-	memset(bytes + HOFF(id), 0, MMAPQ_ID_SIZE);
-	put_file(g_case, bytes, g_len);
-	free(bytes);
-	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
-	assert_true(zero_id(a.id));
-	a = status_as(g_case, MMAPQ_ROLE_PRODUCER, true); /* migrate: read only */
-	assert_true(zero_id(a.id));
-	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
-	assert_true(zero_id(a.id));
-	a = status_as(g_case, MMAPQ_ROLE_CONSUMER, false);
-	assert_false(zero_id(a.id));
-	bytes = slurp(g_case, &len);
-	assert_memory_equal(bytes + HOFF(id), a.id, MMAPQ_ID_SIZE); /* in the file */
-	free(bytes);
-	b = status_as(g_case, MMAPQ_ROLE_PRODUCER, false);
-	c = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
-	assert_memory_equal(a.id, b.id, MMAPQ_ID_SIZE);
-	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
-	free(other);
-}
-
 /* ---- every used header byte flipped in turn ---------------------------------- */
 
+/* Would the pid at off (4 bytes) be negative with byte i flipped? */
+static int flip_pid(size_t i, size_t off, const uint8_t *b)
+{
+	int32_t pid;
+	uint8_t tmp[4];
+
+	memcpy(tmp, b + off, 4);
+	tmp[i - off] ^= 0xff;
+	memcpy(&pid, tmp, 4);
+	return pid >= 0 ? 1 : 0;
+}
+
+/* The same for a byte of consumer entry e (at byte o of it); entry 0 is
+ * registered, the others are free. */
+static int flip_consumer(size_t e, size_t o, const uint8_t *b)
+{
+	const size_t base = HOFF(consumers) + e * sizeof(struct mmapq_consumer);
+	const bool reg = e == 0;
+
+	if (e >= 8)
+		return 0; /* past max_consumers: reserved */
+	if (o >= offsetof(struct mmapq_consumer, pid) && o < offsetof(struct mmapq_consumer, pid) + 4)
+		return flip_pid(base + o, base + offsetof(struct mmapq_consumer, pid), b);
+	if (o >= offsetof(struct mmapq_consumer, start_usec) && o < offsetof(struct mmapq_consumer, reserved0))
+		return 1;
+	if (o >= offsetof(struct mmapq_consumer, not_empty) && o < offsetof(struct mmapq_consumer, not_empty) + 8)
+		return 1;
+	/* a free entry's position and name mean nothing */
+	if (!reg && o < offsetof(struct mmapq_consumer, state))
+		return 1;
+	if (!reg && o >= offsetof(struct mmapq_consumer, name) && o < offsetof(struct mmapq_consumer, not_empty))
+		return 1;
+	return 0;
+}
+
 /* May a flip of header byte i open successfully?  Only the bytes with no
- * meaning to validation: created_usec, the queue id, the mutex
- * (re-initialised by whoever attaches alone), the cond seq/waiting words,
- * the side counters, pids and start times.  (A pid flip may also be
- * refused: negative.) */
+ * meaning to validation: created_usec, the queue id, the mutex (re-initialised by whoever
+ * attaches alone), the cond seq/waiting words, the counters, pids and
+ * start times, a free consumer entry's position and name.  (A pid flip may
+ * also be refused: negative.) */
 static int flip_expect(size_t i, const uint8_t *b)
 {
-	const size_t sides[2] = {HOFF(producer), HOFF(consumer)};
 	if (i >= HOFF(created_usec) && i < HOFF(created_usec) + 8)
-		return 1;
-	if (i >= HOFF(id) && i < HOFF(id) + MMAPQ_ID_SIZE)
 		return 1;
 	if (i >= HOFF(lock) && i < HOFF(lock) + 64)
 		return 1;
-	if ((i >= HOFF(not_empty) && i < HOFF(not_empty) + 8) || (i >= HOFF(not_full) && i < HOFF(not_full) + 8))
+	if (i >= HOFF(not_full) && i < HOFF(not_full) + 8)
 		return 1;
-	for (int s = 0; s < 2; s++) {
-		size_t o = i - sides[s];
-		if (i < sides[s] || o >= sizeof(struct mmapq_side))
-			continue;
-		if (o >= offsetof(struct mmapq_side, pid) && o < offsetof(struct mmapq_side, pid) + 4) {
-			int32_t pid;
-			uint8_t tmp[4];
-			memcpy(tmp, b + sides[s] + offsetof(struct mmapq_side, pid), 4);
-			tmp[o - offsetof(struct mmapq_side, pid)] ^= 0xff;
-			memcpy(&pid, tmp, 4);
-			return pid >= 0 ? 1 : 0;
-		}
+	if (i >= HOFF(id) && i < HOFF(id) + MMAPQ_ID_SIZE)
+		return 1;
+	if (i >= HOFF(consumers) && i < HOFF(id))
+		return flip_consumer((i - HOFF(consumers)) / sizeof(struct mmapq_consumer),
+		                     (i - HOFF(consumers)) % sizeof(struct mmapq_consumer), b);
+	if (i >= HOFF(producer) && i < HOFF(producer) + sizeof(struct mmapq_side)) {
+		size_t o = i - HOFF(producer);
+		if (o >= offsetof(struct mmapq_side, pid) && o < offsetof(struct mmapq_side, pid) + 4)
+			return flip_pid(i, PROD(pid), b);
 		if (o >= offsetof(struct mmapq_side, start_usec) && o < offsetof(struct mmapq_side, attaches) + 8)
 			return 1;
 	}
@@ -1173,15 +1330,16 @@ int main(void)
 		cmocka_unit_test(test_base_valid),
 		cmocka_unit_test(test_header_fields),
 		cmocka_unit_test(test_header_free_fields),
-		cmocka_unit_test(test_queue_id),
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_config_mismatch),
 		cmocka_unit_test(test_version1),
+		cmocka_unit_test(test_version2),
 		cmocka_unit_test(test_bulk_edges),
 		cmocka_unit_test(test_special_files),
 		cmocka_unit_test(test_flip_every_header_byte),
+		cmocka_unit_test(test_queue_id),
 		cmocka_unit_test(test_random_header_damage),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

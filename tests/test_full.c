@@ -67,7 +67,7 @@ static void dump(const char *why)
 		const struct mmapq_header *h = (const void *)b;
 		fprintf(stderr, "     lockword 0x%08" PRIx32 " not_empty(seq %" PRIu32 " waiting %" PRIu32
 		        ") not_full(seq %" PRIu32 " waiting %" PRIu32 ")\n",
-		        *(const uint32_t *)h->lock.bytes, h->not_empty.seq, h->not_empty.waiting,
+		        *(const uint32_t *)h->lock.bytes, h->consumers[0].not_empty.seq, h->consumers[0].not_empty.waiting,
 		        h->not_full.seq, h->not_full.waiting);
 	}
 	free(b);
@@ -363,7 +363,7 @@ static void test_waiting_consumer_wakes_on_publish(void **state)
 
 	CHECK(h != NULL, "cannot map the header");
 	CHECK(pipe2(go, O_CLOEXEC) == 0, "pipe2");
-	seq_before = load32(&h->not_empty.seq);
+	seq_before = load32(&h->consumers[0].not_empty.seq);
 	pid = fork();
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
@@ -372,7 +372,7 @@ static void test_waiting_consumer_wakes_on_publish(void **state)
 		close(go[1]);
 		p = open_or_die(MMAPQ_ROLE_PRODUCER, true);
 		CCHECK(wait_eof(go[0], CHILD_TIMEOUT_MS), "no go from the parent");
-		CCHECK(spin_until(&h->not_empty.waiting, 1, 5000),
+		CCHECK(spin_until(&h->consumers[0].not_empty.waiting, 1, 5000),
 		       "the consumer never registered as waiting on not_empty");
 		CCHECK(mmapq_reserve(p, 0, &nfree) == 0 && nfree == CAP, "reserve");
 		for (int64_t v = 0; v < 3; v++)
@@ -388,7 +388,7 @@ static void test_waiting_consumer_wakes_on_publish(void **state)
 		kill(pid, SIGKILL);
 	CHECK(r == 0, "blocking available returned %d (%s)", r, mmapq_strerror(r));
 	CHECK(n > 0, "blocking available returned 0 with nothing available");
-	CHECK(load32(&h->not_empty.seq) != seq_before, "available returned but nobody signalled not_empty");
+	CHECK(load32(&h->consumers[0].not_empty.seq) != seq_before, "available returned but nobody signalled not_empty");
 	child_done(pid, "producer");
 	for (uint32_t i = 0; i < n; i++) {
 		struct mmapq_record rec;

@@ -494,7 +494,7 @@ static void positions_of_fd(int fd, uint64_t *head, uint64_t *tail)
 	const struct mmapq_header *h = mmap(NULL, sizeof(*h), PROT_READ, MAP_SHARED, fd, 0);
 
 	CHECK(h != MAP_FAILED, "mmap the old queue file: %s", strerror(errno));
-	*head = __atomic_load_n(&h->consumer.position, __ATOMIC_ACQUIRE);
+	*head = __atomic_load_n(&h->floor.floor, __ATOMIC_ACQUIRE);
 	*tail = __atomic_load_n(&h->producer.position, __ATOMIC_ACQUIRE);
 	munmap((void *)h, sizeof(*h));
 }

@@ -9,7 +9,8 @@
  *
  * Cases (test_nats, label fast):
  *   forward          20,000 records while the producer fills the queue
- *                    (--output nats over a file that says output = null)
+ *                    (the consumer named nats, --output nats over a file
+ *                    that says output = null)
  *   absent_at_start  no server at start: records wait, STATUS/log say so,
  *                    the server comes, every record arrives
  *   no_stream        create_stream = no and no stream: exit 76, the message
@@ -134,7 +135,7 @@ static pid_t start_consumer(struct fx *f, const char *env, int64_t count)
 	struct tu_child ch = TU_CHILD_INIT;
 	char cnt[32];
 	char *envv[] = {(char *)env, NULL};
-	char *argv[] = {tu_bin("mmapq-consumer"), "--config", f->ini, "--count", cnt, NULL};
+	char *argv[] = {tu_bin("mmapq-consumer"), "--config", f->ini, "--count", cnt, NULL, NULL, NULL};
 	int fd = open(f->clog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	pid_t pid;
 
@@ -144,9 +145,12 @@ static pid_t start_consumer(struct fx *f, const char *env, int64_t count)
 	if (!count)
 		argv[3] = NULL;
 	if (f->output_option) {
-		/* [consumer] output of the file is overridden */
+		/* [consumer] output of the file is overridden, for the consumer
+		 * named nats (as mmapq-consumer-nats.service runs it) */
 		argv[3] = "--output";
 		argv[4] = (char *)f->output_option;
+		argv[5] = "--name";
+		argv[6] = "nats";
 	}
 	ch.stdio[2] = fd;
 	ch.env_extra = env ? envv : NULL;

@@ -189,7 +189,7 @@ int main(void)
 	       tu_now_ms() - t0 < MAX_MS) {
 		/* head and tail straight from the header (mmapq_status takes two
 		 * fcntl calls: the peeks would be a small part of the loop) */
-		uint64_t head = __atomic_load_n(&hdr->consumer.position, __ATOMIC_ACQUIRE);
+		uint64_t head = __atomic_load_n(&hdr->floor.floor, __ATOMIC_ACQUIRE);
 		uint64_t tail = __atomic_load_n(&hdr->producer.position, __ATOMIC_ACQUIRE);
 		for (uint64_t seq = head; seq < tail && seq < head + CAP; seq++) {
 			int r;

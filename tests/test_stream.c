@@ -84,7 +84,7 @@ static void dump(const char *path, const char *why)
 		const struct mmapq_header *h = (const void *)b;
 		fprintf(stderr, "     lockword 0x%08" PRIx32 " not_empty(seq %" PRIu32 " waiting %" PRIu32
 		        ") not_full(seq %" PRIu32 " waiting %" PRIu32 ")\n",
-		        *(const uint32_t *)h->lock.bytes, h->not_empty.seq, h->not_empty.waiting,
+		        *(const uint32_t *)h->lock.bytes, h->consumers[0].not_empty.seq, h->consumers[0].not_empty.waiting,
 		        h->not_full.seq, h->not_full.waiting);
 	}
 	free(b);

@@ -330,9 +330,11 @@ static void alias_mappings(struct mmapq *prod, struct mmapq *cons)
 	cons->h = prod->h;
 	cons->map_size = prod->map_size;
 	cons->slots = prod->slots;
-	cons->self = &prod->h->consumer;
-	cons->wait_on = &prod->h->not_empty;
-	cons->notify = &prod->h->not_full;
+	cons->h2 = prod->h2;
+	/* the consumer's own entry of the table, in the producer's mapping */
+	cons->me = &prod->h->consumers[cons->index];
+	cons->cursor = &cons->me->position;
+	cons->wait_on = &cons->me->not_empty;
 }
 #endif
 

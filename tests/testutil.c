@@ -420,6 +420,54 @@ int tu_write_file(const char *path, const void *buf, size_t len)
 	return r;
 }
 
+/* The header of a version-3 queue as version 2 had it: its first
+ * registered consumer (the table's first entry in use) as the one
+ * consumer, at floor. */
+static void header_to_version2(const struct mmapq_header *h3, struct mmapq_header *out)
+{
+	struct mmapq_header_v2 h2;
+	const struct mmapq_consumer *c = NULL;
+
+	for (uint32_t i = 0; i < h3->max_consumers && i < MMAPQ_CONSUMERS_MAX && !c; i++)
+		if (h3->consumers[i].state == MMAPQ_CONSUMER_REGISTERED)
+			c = &h3->consumers[i];
+	memset(&h2, 0, sizeof(h2));
+	memcpy(h2.identity, h3, sizeof(h2.identity));
+	memcpy(h2.lock, &h3->lock, sizeof(h2.lock));
+	h2.producer = h3->producer;
+	h2.consumer.position = h3->floor.floor;
+	if (c) {
+		h2.consumer.pid = c->pid;
+		h2.consumer.start_usec = c->start_usec;
+		h2.consumer.recoveries = c->recoveries;
+		h2.consumer.attaches = c->attaches;
+	}
+	h2.not_full = h3->not_full;
+	memcpy(out, &h2, sizeof(h2));
+	out->version = MMAPQ_VERSION_2;
+	out->max_consumers = 0;
+}
+
+int tu_queue_to_version2(const char *path)
+{
+	size_t len = 0;
+	uint8_t *b = (uint8_t *)tu_read_file(path, &len);
+	struct mmapq_header h;
+	int r;
+
+	if (!b)
+		return -errno;
+	if (len < sizeof(h)) {
+		free(b);
+		return -EINVAL;
+	}
+	header_to_version2((const struct mmapq_header *)b, &h);
+	memcpy(b, &h, sizeof(h));
+	r = tu_write_file(path, b, len);
+	free(b);
+	return r;
+}
+
 int tu_queue_to_version1(const char *path)
 {
 	size_t len = 0, nlen;
@@ -434,7 +482,7 @@ int tu_queue_to_version1(const char *path)
 		free(b);
 		return -EINVAL;
 	}
-	memcpy(&h, b, sizeof(h));
+	header_to_version2((const struct mmapq_header *)b, &h);
 	h.version = MMAPQ_VERSION_1;
 	memset(h.id, 0, sizeof(h.id)); /* from before queue ids */
 	ss = mmapq_slot_size_v(MMAPQ_VERSION_1, h.format, h.record_size);
@@ -490,10 +538,17 @@ void tu_dump_queue(const char *path, const char *why)
 		        " recoveries %" PRIu64 " attaches %" PRIu64 "\n",
 		        st.producer.pid, st.producer.attached, st.producer.dropped, st.producer.bad_input,
 		        st.producer.recoveries, st.producer.attaches);
-		fprintf(stderr,
-		        "     consumer pid %d attached %d recoveries %" PRIu64 " attaches %" PRIu64 "\n",
-		        st.consumer.pid, st.consumer.attached, st.consumer.recoveries,
-		        st.consumer.attaches);
+		struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+		int n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+
+		if (n < 0)
+			fprintf(stderr, "     consumer table: %s\n", mmapq_strerror(n));
+		for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
+			fprintf(stderr,
+			        "     consumer '%s' (entry %" PRIu32 ") at %" PRIu64 " lag %" PRIu64
+			        " pid %d attached %d recoveries %" PRIu64 " attaches %" PRIu64 "\n",
+			        cs[i].name, cs[i].index, cs[i].position, cs[i].lag, cs[i].pid,
+			        cs[i].attached, cs[i].recoveries, cs[i].attaches);
 	}
 	mmapq_close(q);
 }

@@ -119,10 +119,13 @@ int tu_write_file(const char *path, const void *buf, size_t len);
 char *tu_write_in(const char *dir, const char *name, const char *text);
 
 /* Rewrite the queue file at path (made by this library, nobody attached)
- * as format version 1 wrote the same queue: the version, no queue id and,
- * for format int, the slot size, the file size and every slot (seq, len
- * 8, reserved 0, value).  0 or -errno. */
+ * as format version 1 wrote the same queue: the header as version 2 (its
+ * first registered consumer as the one consumer, at the oldest record
+ * kept), the version and, for format int, the slot size, the file size
+ * and every slot (seq, len 8, reserved 0, value).  0 or -errno. */
 int tu_queue_to_version1(const char *path);
+/* The same as format version 2 wrote it: only the header changes. */
+int tu_queue_to_version2(const char *path);
 
 /* Print the queue's header state (head, tail, pids, counters, wait flags)
  * to stderr, prefixed with why; used on every failure. */

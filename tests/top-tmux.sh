@@ -28,7 +28,11 @@ failed() { echo "top-tmux: FAIL: $*"; fail=1; }
 
 cfg=$work/mmapq.ini
 printf '[queue]\npath = %s/queue\ncapacity = 64\n[consumer]\noutput = null\n' "$work" >"$cfg"
+# a named consumer that registers (and consumes nothing) before the records
+"$bin/mmapq-consumer" --config "$cfg" --name audit --count 1 </dev/null >/dev/null &
+audit=$!
 seq 1 10 | "$bin/mmapq-producer" --config "$cfg" || { echo "top-tmux: producer failed"; exit 1; }
+wait $audit || { echo "top-tmux: consumer audit failed"; exit 1; }
 
 # start_top KEYNAME: mmapqctl top in a fresh 80x24 session, its output
 # streamed into $work/pane.fifo (read through $pane), "done-KEYNAME"
@@ -70,16 +74,18 @@ if frame_with 10 '^published +10 '; then
 else
 	failed "no frame with 'published 10':"; cat "$work/screen.txt"
 fi
-grep -Eq '^depth +10 +of 64 ' "$work/screen.txt" && grep -q '^mmapq top ' "$work/screen.txt" &&
+grep -Eq '^depth +9 +of 64 ' "$work/screen.txt" && grep -q '^mmapq top ' "$work/screen.txt" &&
 	grep -Eq '^producer +[0-9]+ +no ' "$work/screen.txt" && grep -q '^q: quit' "$work/screen.txt" &&
-	pass "depth 10 of 64, the producer not attached, the whole frame on the 80x24 screen" ||
+	pass "depth 9 of 64 (audit took 1), the producer not attached, the whole frame on the 80x24 screen" ||
 	{ failed "the frame is incomplete:"; cat "$work/screen.txt"; }
 awk 'length($0) > 80 { exit 1 }' "$work/screen.txt" && [ "$(wc -l <"$work/screen.txt")" -le 24 ] ||
 	failed "the frame does not fit 80x24"
-"$bin/mmapq-consumer" --config "$cfg" --count 10 || failed "consumer"
-frame_with 10 '^consumed +10 ' && grep -Eq '^depth +0 +of 64 ' "$work/screen.txt" &&
-	pass "it follows the queue: consumed 10, depth 0" ||
-	{ failed "the screen did not follow the consumer:"; cat "$work/screen.txt"; }
+# the consumer default registers at the oldest record kept: 2 (audit took 1)
+"$bin/mmapq-consumer" --config "$cfg" --count 9 || failed "consumer"
+frame_with 10 '^default +[0-9]+ +no +0 ' && grep -Eq '^audit +[0-9]+ +no +9 ' "$work/screen.txt" &&
+	grep -Eq '^depth +9 +of 64 ' "$work/screen.txt" &&
+	pass "it follows the queue: consumer default at lag 0, audit (1 consumed) at lag 9, depth 9" ||
+	{ failed "the screen did not follow the consumers:"; cat "$work/screen.txt"; }
 tm send-keys -t $session q
 if ended 10; then
 	[ "$(cat "$work/$session.code")" = 0 ] && pass "q ends it, exit 0" || failed "q: exit $(cat "$work/$session.code")"

@@ -76,6 +76,9 @@ static const struct cfg_name input_names[] = {
 static const struct cfg_name on_full_names[] = {
 	{ "block", MMAPQ_ON_FULL_BLOCK }, { "drop", MMAPQ_ON_FULL_DROP }, { NULL, 0 },
 };
+static const struct cfg_name start_names[] = {
+	{ "oldest", MMAPQ_START_OLDEST }, { "newest", MMAPQ_START_NEWEST }, { NULL, 0 },
+};
 static const struct cfg_name bool_names[] = {
 	{ "no", 0 }, { "yes", 1 }, { NULL, 0 },
 };
@@ -98,6 +101,8 @@ static const struct cfg_name log_level_names[] = {
  * (mmapq_config_defaults_for).
  * Sections appear in the order of their first key; keep the order of
  * config/mmapq.ini.
+ * A section [consumer:NAME] takes the keys of [consumer] and, for the
+ * consumer NAME only, overrides them (CFG_NAMED_SECTION below).
  */
 #define MMAPQ_CONFIG_KEYS(X)                                                             \
 	X("queue",    "path",           CFG_PATH,   "/var/lib/mmapq/queue",              \
@@ -110,6 +115,8 @@ static const struct cfg_name log_level_names[] = {
 	X("queue",    "sync",           CFG_ENUM,   "never",  0, 0, sync, sync_names, 0, 0) \
 	X("queue",    "mode",           CFG_MODE,   "0660",   0, 0777, mode, NULL, 1, 0) \
 	X("queue",    "spin_us",        CFG_U32,    "0",      0, 10000, spin_us, NULL, 0, 0) \
+	X("queue",    "max_consumers",  CFG_U32,    "8",                                 \
+	  MMAPQ_CONSUMERS_MIN, MMAPQ_CONSUMERS_MAX, max_consumers, NULL, 1, 0)           \
 	X("producer", "input",          CFG_WORD,   "stdin",  0, 0, input, input_names, 1, 0) \
 	X("producer", "socket",         CFG_PATH,   "/run/mmapq/producer.sock",          \
 	  1, MMAPQ_SOCKET_PATH_MAX - 1, socket_path, NULL, 1, 1)                         \
@@ -119,6 +126,7 @@ static const struct cfg_name log_level_names[] = {
 	X("producer", "ack_interval",   CFG_U32,    "1000",   0, 3600000, ack_interval, NULL, 0, 0) \
 	X("producer", "ack_records",    CFG_U32,    "0",      0, 4294967295u, ack_records, NULL, 0, 0) \
 	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0, 0)  \
+	X("consumer", "start",          CFG_ENUM,   "oldest", 0, 0, start, start_names, 1, 0) \
 	X("consumer", "journal_identifier", CFG_NAME, "mmapq-records",                   \
 	  1, 64, journal_identifier, NULL, 0, 0)                                         \
 	X("consumer", "journal_namespace", CFG_NAME, "default",                          \
@@ -650,6 +658,16 @@ int mmapq_config_defaults_for(struct mmapq_config *c, const char *instance)
 
 /* ---- loading ---- */
 
+/* [consumer:NAME]: the keys of this section, for consumer NAME only. */
+#define CFG_NAMED_SECTION "consumer"
+
+/* A [consumer:NAME] section seen in the file being read: where each of its
+ * keys was set (duplicates within the file are errors, as elsewhere). */
+struct cfg_named {
+	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
+	unsigned first_line[CFG_NKEYS];
+};
+
 struct cfg_parse {
 	/* the whole load: a file and its drop-ins */
 	mmapq_config_error_fn on_error;
@@ -660,6 +678,10 @@ struct cfg_parse {
 	const char *set_path[CFG_NKEYS];
 	unsigned set_line[CFG_NKEYS];
 	struct mmapq_config cfg;        /* the result, copied out only if no errors */
+	const char *consumer;           /* whose [consumer:NAME] applies, or NULL */
+	bool specific[CFG_NKEYS];       /* set by the applying [consumer:NAME]: [consumer] no
+	                                   longer overrides it */
+	struct mmapq_config scratch;    /* where keys that do not apply are checked */
 
 	/* the file being read */
 	FILE *f;
@@ -671,8 +693,11 @@ struct cfg_parse {
 
 	const char *section;    /* current section (table spelling); NULL if none */
 	bool skip_section;      /* in an unknown or malformed section: ignore keys */
+	int named;              /* in [consumer:NAME]: its index in named[], else -1 */
 
 	unsigned first_line[CFG_NKEYS]; /* where each key was set in this file, 0 = not yet */
+	struct cfg_named *named_v;      /* the [consumer:NAME] sections of this file */
+	size_t named_n;
 };
 
 static void cfg_error(struct cfg_parse *p, unsigned line, const char *fmt, ...)
@@ -731,6 +756,42 @@ static bool cfg_inline_comment(const char *line, const char *s)
 	return *s == ';' && s > line && cfg_isspace(s[-1]);
 }
 
+/* [consumer:NAME] (name is NAME): the keys of [consumer], for consumer
+ * NAME.  The same section may appear again in the file; its keys are
+ * still set once. */
+static void cfg_named_section(struct cfg_parse *p, const char *name)
+{
+	char q[512];
+	size_t i;
+
+	p->section = NULL;
+	p->skip_section = true;
+	if (!mmapq_consumer_name_valid(name)) {
+		cfg_error(p, p->lineno, "[" CFG_NAMED_SECTION ":%s]: '%s' is not a consumer name"
+		          " (1 to %d letters, digits and '_.@-')", cfg_quote(name, q, sizeof(q)),
+		          cfg_quote(name, q, sizeof(q)), MMAPQ_CONSUMER_NAME_MAX);
+		return;
+	}
+	for (i = 0; i < p->named_n; i++)
+		if (!strcmp(p->named_v[i].name, name))
+			break;
+	if (i == p->named_n) {
+		struct cfg_named *v = realloc(p->named_v, (p->named_n + 1) * sizeof(*v));
+
+		if (!v) {
+			p->read_err = -ENOMEM;
+			return;
+		}
+		p->named_v = v;
+		memset(&v[i], 0, sizeof(v[i]));
+		strcpy(v[i].name, name);
+		p->named_n++;
+	}
+	p->section = cfg_find_section(CFG_NAMED_SECTION);
+	p->skip_section = false;
+	p->named = (int)i;
+}
+
 /*
  * "[name]" with nothing after it but blanks or a comment.  Sets the current
  * section (or skip_section after an error).
@@ -755,6 +816,11 @@ static void cfg_section_line(struct cfg_parse *p, char *line)
 		cfg_error(p, p->lineno, "unexpected text after section header [%s]: '%s'",
 		          cfg_quote(line + 1, q, sizeof(q)), cfg_quote(rest, q2, sizeof(q2)));
 
+	p->named = -1;
+	if (!strncmp(line + 1, CFG_NAMED_SECTION ":", sizeof(CFG_NAMED_SECTION))) {
+		cfg_named_section(p, line + 1 + sizeof(CFG_NAMED_SECTION));
+		return;
+	}
 	p->section = cfg_find_section(line + 1);
 	p->skip_section = !p->section;
 	if (!p->section) {
@@ -882,8 +948,9 @@ static char *cfg_reader(char *str, int num, void *stream)
 /* inih's handler, for the key line the reader just handed over. */
 static int cfg_handler(void *user, const char *section, const char *name, const char *value)
 {
-	char q[512], allowed[256], known[256];
+	char q[512], allowed[256], known[256], sec[16 + MMAPQ_CONSUMER_NAME_MAX];
 	struct cfg_parse *p = user;
+	struct mmapq_config *target = &p->cfg;
 	const struct cfg_key *k;
 	const char *why;
 	size_t i;
@@ -903,34 +970,51 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 			          cfg_quote(name, q, sizeof(q)));
 		return 1;
 	}
+	/* the section as the file names it: [consumer:NAME] too */
+	if (p->named >= 0)
+		snprintf(sec, sizeof(sec), "%s:%s", p->section, p->named_v[p->named].name);
+	else
+		snprintf(sec, sizeof(sec), "%s", p->section);
 	k = cfg_find(p->section, name);
 	if (!k) {
 		cfg_list(p->section, known, sizeof(known));
 		cfg_error(p, p->lineno, "unknown key '%s' in [%s] (known keys: %s)",
-		          cfg_quote(name, q, sizeof(q)), p->section, known);
+		          cfg_quote(name, q, sizeof(q)), sec, known);
 		return 1;
 	}
 	i = (size_t)(k - cfg_keys);
-	if (p->first_line[i]) {
-		cfg_error(p, p->lineno, "duplicate key '%s' in [%s] (first set on line %u)",
-		          k->key, k->section, p->first_line[i]);
-		return 1;
+	{
+		unsigned *first = p->named >= 0 ? &p->named_v[p->named].first_line[i] : &p->first_line[i];
+		if (*first) {
+			cfg_error(p, p->lineno, "duplicate key '%s' in [%s] (first set on line %u)",
+			          k->key, sec, *first);
+			return 1;
+		}
+		*first = p->lineno;
 	}
-	p->first_line[i] = p->lineno;
-	/* A later file overrides an earlier one: the last place counts. */
-	p->set_file[i] = p->nfiles;
-	p->set_path[i] = p->path;
-	p->set_line[i] = p->lineno;
+	/* [consumer:NAME] overrides [consumer] for consumer NAME, in any file
+	 * and on any line; for other consumers (or none) it is only checked.
+	 * Otherwise a later file overrides an earlier one: the last place
+	 * counts. */
+	if (p->named >= 0 ? !p->consumer || strcmp(p->named_v[p->named].name, p->consumer)
+	                  : p->specific[i])
+		target = &p->scratch;
+	if (target == &p->cfg) {
+		p->specific[i] |= p->named >= 0;
+		p->set_file[i] = p->nfiles;
+		p->set_path[i] = p->path;
+		p->set_line[i] = p->lineno;
+	}
 
 	cfg_allowed(k, allowed, sizeof(allowed));
 	if (!*value && k->type != CFG_FILE) {
 		cfg_error(p, p->lineno, "[%s] %s: empty value (allowed: %s)",
-		          k->section, k->key, allowed);
+		          sec, k->key, allowed);
 		return 1;
 	}
-	why = cfg_parse_value(k, value, &p->cfg);
+	why = cfg_parse_value(k, value, target);
 	if (why)
-		cfg_error(p, p->lineno, "[%s] %s: '%s' %s (allowed: %s)", k->section, k->key,
+		cfg_error(p, p->lineno, "[%s] %s: '%s' %s (allowed: %s)", sec, k->key,
 		          cfg_quote(value, q, sizeof(q)), why, allowed);
 	return 1;
 }
@@ -1057,7 +1141,11 @@ static int cfg_read_file(struct cfg_parse *p, const char *path, bool report_miss
 	p->read_err = 0;
 	p->section = NULL;
 	p->skip_section = false;
+	p->named = -1;
 	memset(p->first_line, 0, sizeof(p->first_line));
+	free(p->named_v);
+	p->named_v = NULL;
+	p->named_n = 0;
 
 	r = ini_parse_stream(cfg_reader, p, cfg_handler, p);
 	if (r > 0) {
@@ -1072,6 +1160,9 @@ static int cfg_read_file(struct cfg_parse *p, const char *path, bool report_miss
 		r = cfg_fail(p->on_error, p->ctx, path, r == -2 ? -ENOMEM : -EIO, NULL);
 	fclose(p->f);
 	p->f = NULL;
+	free(p->named_v);
+	p->named_v = NULL;
+	p->named_n = 0;
 	return r;
 }
 
@@ -1161,6 +1252,13 @@ int mmapq_config_read(struct mmapq_config *c, const char *path,
 		p->cfg = *o->base;
 	else
 		mmapq_config_defaults(&p->cfg);
+	if (o->consumer && !mmapq_consumer_name_valid(o->consumer)) {
+		free(p);
+		return cfg_fail(o->on_error, o->ctx, path, -EINVAL, "not a consumer name");
+	}
+	p->consumer = o->consumer;
+	snprintf(p->cfg.consumer, sizeof(p->cfg.consumer), "%s", o->consumer ? o->consumer : "");
+	p->scratch = p->cfg;
 
 	r = cfg_read_file(p, path, false);
 	missing = r == -ENOENT;

@@ -36,6 +36,7 @@ struct mmapq_config {
 	enum mmapq_sync sync;                  /* [queue] sync        */
 	uint32_t mode;                         /* [queue] mode (octal) */
 	uint32_t spin_us;                      /* [queue] spin_us, 0 = sleep at once */
+	uint32_t max_consumers;                /* [queue] max_consumers (geometry) */
 	char input[MMAPQ_CONFIG_STR_MAX];      /* [producer] input: stdin | socket | generate */
 	char socket_path[MMAPQ_CONFIG_STR_MAX]; /* [producer] socket  */
 	uint32_t generate_rate;                /* [producer] generate_rate, records/s, 0 = unlimited */
@@ -44,6 +45,7 @@ struct mmapq_config {
 	uint32_t ack_interval;                 /* [producer] ack_interval, ms between ACK lines, 0 = none */
 	uint32_t ack_records;                  /* [producer] ack_records, an ACK line per N published, 0 = none */
 	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output: auto | journal | stdout | null | file:PATH | nats */
+	uint32_t start;                        /* [consumer] start: enum mmapq_start */
 	char journal_identifier[MMAPQ_CONFIG_STR_MAX]; /* [consumer] journal_identifier: records' SYSLOG_IDENTIFIER */
 	char journal_namespace[MMAPQ_CONFIG_STR_MAX];  /* [consumer] journal_namespace: "default" or a namespace */
 	uint32_t seq_prefix;                   /* [consumer] seq_prefix: 1 = "SEQ<TAB>" before each line */
@@ -66,6 +68,10 @@ struct mmapq_config {
 	uint32_t nats_reconnect_max_wait;      /* seconds, the longest pause between reconnects */
 	enum mmapq_log_level log_level;        /* [log] level         */
 	uint32_t stats_interval;               /* [log] stats_interval, seconds, 0 = off */
+	/* Not a key: the consumer this configuration was read for (its
+	 * [consumer:NAME] section applied over [consumer]), "" if none
+	 * (mmapq_config_read_opts.consumer). */
+	char consumer[MMAPQ_CONSUMER_NAME_MAX + 1];
 };
 
 typedef void (*mmapq_config_error_fn)(void *ctx, const char *file, unsigned line, const char *msg);
@@ -107,6 +113,11 @@ struct mmapq_config_read_opts {
 	bool missing_ok;                  /* F missing reads as an empty F (drop-ins still count) */
 	mmapq_config_error_fn on_error;   /* each error as (file, line, message); may be NULL */
 	void (*on_file)(void *ctx, const char *file); /* on success: each file read, in order */
+	/* The consumer whose section [consumer:NAME] applies: its keys
+	 * override [consumer]'s, whichever file or line sets them.  Every
+	 * [consumer:NAME] section is checked (name, keys, values) either way.
+	 * NULL: none applies (the producer, mmapqctl).  Stored in c->consumer. */
+	const char *consumer;
 	void *ctx;                        /* for both callbacks */
 };
 /* 0; 1 (F missing, missing_ok: base and the drop-ins); -ENOENT (F missing,

@@ -18,14 +18,24 @@
  *            recovery (or the 0.5 s wait slice) makes up for.
  *   release  (consumer):  records are read (mmapq_get, mmapq_get_many:
  *            loads only) and written out OUTSIDE the mutex, then under it:
- *            store-release head, signal not_full.
- *            Killed before the head store: the batch is consumed again by
- *            the next consumer (at-least-once: the documented replay window
- *            is the one batch being written out).  After it: done.
+ *            store-release of its cursor; if it was the slowest, floor
+ *            recomputed and stored (release), signal not_full.
+ *            Killed before the cursor store: the batch is consumed again
+ *            by that consumer's next process (at-least-once: the documented
+ *            replay window is the one batch being written out; the other
+ *            consumers are not affected).  Killed between the cursor and
+ *            the floor store: floor is lower than it could be, which only
+ *            holds the producer back until the repair recomputes it.
+ *   register / remove (consumer table, mutex held): a registration fills
+ *            the zeroed entry, then stores state = REGISTERED (release):
+ *            killed before that, the entry is still free.  A removal
+ *            stores state = FREE first, then floor: killed between them,
+ *            floor is too low, repaired as above.
  *   wait:    a waiter leaves at most waiting = 1 behind (one spare wake-up).
- * So the repair on EOWNERDEAD is: check head <= tail <= head + capacity
- * (any other state is corruption, not a crash, and is refused), mark the
- * mutex consistent, count the recovery, wake both sides once.
+ * So the repair on EOWNERDEAD is: check floor <= tail <= floor + capacity
+ * and floor <= cursor <= tail for every registered consumer (any other
+ * state is corruption, not a crash, and is refused), mark the mutex
+ * consistent, recompute floor, count the recovery, wake every side once.
  */
 #include "mmapq.h"
 
@@ -64,14 +74,26 @@ struct mmapq {
 	enum mmapq_role role;
 	enum mmapq_sync sync;
 	struct mmapq_header *h;
+	struct mmapq_header_v2 *h2; /* the same mapping, for a version-1/2 file */
 	uint8_t *slots;
 	size_t map_size;
 	uint32_t capacity, mask, record_size, slot_size, format;
 	uint32_t version;           /* the file's: MMAPQ_VERSION, or MMAPQ_VERSION_1 (read only) */
-	bool int_slots;             /* struct mmapq_int_slot (format int, version 2) */
-	struct mmapq_side *self;   /* our role's side, NULL for the observer */
+	bool int_slots;             /* struct mmapq_int_slot (format int, version >= 2) */
+	bool legacy;                /* a version-1/2 file, read as it is (migrate, observer) */
+	uint32_t max_consumers;     /* the consumer table's size (version 3) */
+	/* Our role's state: the producer's side (or a legacy file's consumer
+	 * side), or our entry of the consumer table (version 3). */
+	struct mmapq_side *self;    /* producer; legacy consumer; NULL otherwise */
+	struct mmapq_consumer *me;  /* consumer of a version-3 file */
+	uint64_t *cursor;           /* consumer: &me->position, or the legacy head */
 	struct mmapq_cond *wait_on; /* the cond we sleep on */
-	struct mmapq_cond *notify;  /* the cond the peer sleeps on */
+	/* consumer (version 3): who we are and how we register */
+	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
+	uint32_t index;             /* our entry */
+	enum mmapq_start start;
+	bool no_register;           /* mmapq_consumer_remove: find the entry, never add one */
+	uint32_t early_recoveries;  /* consumer: repairs made before our entry was known */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
 	bool (*interrupted)(void *ctx); /* mmapq_params.interrupted, may be NULL */
 	void *interrupted_ctx;
@@ -192,6 +214,21 @@ static bool is_pow2(uint32_t v)
 	return v && !(v & (v - 1));
 }
 
+bool mmapq_consumer_name_valid(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	return len >= 1 && len <= MMAPQ_CONSUMER_NAME_MAX &&
+	       strspn(name, MMAPQ_CONSUMER_NAME_CHARS) == len;
+}
+
+/* Our recoveries (like our pid, attaches and start time) live in our side
+ * (producer, legacy consumer) or in our table entry (version-3 consumer). */
+static uint64_t *recoveries_word(const struct mmapq *q)
+{
+	return q->me ? &q->me->recoveries : q->self ? &q->self->recoveries : NULL;
+}
+
 static struct mmapq_slot *slot_at(const struct mmapq *q, uint64_t seq)
 {
 	return (struct mmapq_slot *)(q->slots + (size_t)(seq & q->mask) * q->slot_size);
@@ -271,10 +308,14 @@ static int sync_slots(const struct mmapq *q, uint64_t from, uint64_t to)
 
 /* ---- mutex and recovery ---------------------------------------------------- */
 
-static uint64_t load_head(const struct mmapq *q)
+/* The oldest record kept: version 3's floor, version 1 and 2's head (the
+ * same offset). */
+static uint64_t load_floor(const struct mmapq *q)
 {
-	/* acquire: pairs with the consumer's release store of head */
-	return __atomic_load_n(&q->h->consumer.position, __ATOMIC_ACQUIRE);
+	/* acquire: pairs with the store-release of floor (a consumer's
+	 * release or registration, a removal, a repair), which comes after the
+	 * slowest consumer's reads of the slots below it */
+	return __atomic_load_n(&q->h->floor.floor, __ATOMIC_ACQUIRE);
 }
 
 static uint64_t load_tail(const struct mmapq *q)
@@ -293,7 +334,7 @@ static uint64_t load_tail(const struct mmapq *q)
 static int snapshot_positions(const struct mmapq *q, uint64_t *head, uint64_t *tail)
 {
 	for (int i = 0; i < 1000; i++) {
-		uint64_t h1 = load_head(q), t = load_tail(q), h2 = load_head(q);
+		uint64_t h1 = load_floor(q), t = load_tail(q), h2 = load_floor(q);
 		if (h1 != h2)
 			continue;
 		if (h1 > t || t - h1 > q->capacity)
@@ -311,13 +352,106 @@ static void count(uint64_t *field, uint64_t n)
 	__atomic_fetch_add(field, n, __ATOMIC_RELAXED);
 }
 
+static bool registered(const struct mmapq_consumer *c)
+{
+	/* relaxed under the mutex (every store of state is made under it);
+	 * acquire for observers: pairs with the store-release of state */
+	return __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == MMAPQ_CONSUMER_REGISTERED;
+}
+
+/*
+ * Mutex held, version 3: floor raised to the lowest cursor of the
+ * registered consumers, if that is higher (never lowered: a cursor below
+ * floor is corruption).  With nobody registered floor stays (the records
+ * wait for the next consumer).  true if it moved: the producer may have
+ * room now.  The cursors are read relaxed: each was stored under the mutex
+ * we hold.  The release store pairs with the producer's acquire of floor
+ * (refresh_limit): the consumers' reads of the slots below the new floor
+ * happened before their unlock, our lock, and this store.
+ */
+static bool floor_update_locked(struct mmapq *q)
+{
+	uint64_t min = UINT64_MAX, floor = __atomic_load_n(&q->h->floor.floor, __ATOMIC_RELAXED);
+
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		uint64_t pos;
+
+		if (!registered(c))
+			continue;
+		pos = __atomic_load_n(&c->position, __ATOMIC_RELAXED);
+		if (pos < min)
+			min = pos;
+	}
+	if (min == UINT64_MAX || min <= floor)
+		return false;
+	__atomic_store_n(&q->h->floor.floor, min, __ATOMIC_RELEASE);
+	return true;
+}
+
+/* Mutex held: wake every registered consumer that waits (only those: a
+ * free entry's flag is cleared when it is removed). */
+static void signal_consumers_locked(struct mmapq *q, bool always)
+{
+	if (q->legacy) {
+		struct mmapq_cond *c = &q->h2->not_empty;
+		always ? mmapq_cond_broadcast(c) : mmapq_cond_signal(c);
+		return;
+	}
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		struct mmapq_consumer *c = &q->h->consumers[i];
+
+		/* the wait flag first: the producer reads the line a consumer
+		 * writes only when it goes to sleep, not its busy line 0 */
+		if (!always && !__atomic_load_n(&c->not_empty.waiting, __ATOMIC_RELAXED))
+			continue;
+		if (!registered(c))
+			continue;
+		always ? mmapq_cond_broadcast(&c->not_empty) : mmapq_cond_signal(&c->not_empty);
+	}
+}
+
+/* Positions a crash can leave (see "Crash analysis"): floor <= tail <=
+ * floor + capacity, and floor <= cursor <= tail for every registered
+ * consumer. */
+static bool positions_sane(const struct mmapq *q)
+{
+	uint64_t floor = load_floor(q), tail = load_tail(q);
+
+	if (floor > tail || tail - floor > q->capacity)
+		return false;
+	for (uint32_t i = 0; !q->legacy && i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		uint64_t pos = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
+		if (registered(c) && (pos < floor || pos > tail))
+			return false;
+	}
+	return true;
+}
+
+/* A repair made by us, counted in our side or entry.  A consumer that is
+ * still attaching (mutex held, or alone) finds its entry by name; one not
+ * registered yet counts it once it is (early_recoveries). */
+static void count_recovery_locked(struct mmapq *q)
+{
+	uint64_t *rec = recoveries_word(q);
+
+	for (uint32_t i = 0; !rec && q->role == MMAPQ_ROLE_CONSUMER && !q->legacy &&
+	                     i < q->max_consumers; i++)
+		if (registered(&q->h->consumers[i]) &&
+		    !strncmp(q->h->consumers[i].name, q->name, sizeof(q->name)))
+			rec = &q->h->consumers[i].recoveries;
+	if (rec)
+		count(rec, 1);
+	else if (q->role == MMAPQ_ROLE_CONSUMER)
+		q->early_recoveries++;
+}
+
 /* Called with the mutex held after EOWNERDEAD; see "Crash analysis". */
 static int recover_locked(struct mmapq *q)
 {
-	uint64_t head = load_head(q), tail = load_tail(q);
-
 	mmapq_fault("recover.locked");
-	if (head > tail || tail - head > q->capacity) {
+	if (!positions_sane(q)) {
 		/* Not a state a crash can leave: unlocking without
 		 * pthread_mutex_consistent makes the mutex ENOTRECOVERABLE for
 		 * everyone, which is what a corrupt file deserves. */
@@ -325,10 +459,12 @@ static int recover_locked(struct mmapq *q)
 		return -ENOTRECOVERABLE;
 	}
 	pthread_mutex_consistent(&q->h->lock.mutex);
-	if (q->self)
-		count(&q->self->recoveries, 1);
-	/* The dead owner may have stored an index without waking its peer. */
-	mmapq_cond_broadcast(&q->h->not_empty);
+	count_recovery_locked(q);
+	/* The dead owner may have stored a cursor without floor, or a
+	 * position without waking the side that waits for it. */
+	if (!q->legacy)
+		(void)floor_update_locked(q);
+	signal_consumers_locked(q, true);
 	mmapq_cond_broadcast(&q->h->not_full);
 	return 0;
 }
@@ -415,8 +551,11 @@ static int reinit_sync_alone(struct mmapq *q)
 
 	memcpy(&word, &q->h->lock, sizeof(word));
 	if (word != 0)
-		count(&q->self->recoveries, 1);
-	mmapq_cond_reset(&q->h->not_empty);
+		count_recovery_locked(q); /* alone: as good as the mutex */
+	if (q->legacy)
+		mmapq_cond_reset(&q->h2->not_empty);
+	for (uint32_t i = 0; !q->legacy && i < q->max_consumers; i++)
+		mmapq_cond_reset(&q->h->consumers[i].not_empty);
 	mmapq_cond_reset(&q->h->not_full);
 	return init_mutex(q->h);
 }
@@ -425,24 +564,74 @@ static int reinit_sync_alone(struct mmapq *q)
 
 /* Offset of the first non-zero reserved header byte, or 0 if there is none
  * (offset 0 is the magic, never reserved). */
-static size_t first_reserved_nonzero(const struct mmapq_header *h)
-{
-#define RSV(f) {offsetof(struct mmapq_header, f), sizeof(((struct mmapq_header *)0)->f)}
-	static const struct {
-		size_t off, len;
-	} rsv[] = {
-		RSV(reserved0), RSV(reserved1), RSV(producer.reserved0), RSV(producer.reserved),
-		RSV(consumer.reserved0), RSV(consumer.reserved), RSV(not_empty.reserved),
-		RSV(not_full.reserved), RSV(reserved2), RSV(reserved),
-	};
-#undef RSV
-	const uint8_t *b = (const uint8_t *)h;
+struct rsv_range {
+	size_t off, len;
+};
 
-	for (size_t i = 0; i < sizeof(rsv) / sizeof(rsv[0]); i++)
+static size_t first_nonzero_in(const uint8_t *b, const struct rsv_range *rsv, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < rsv[i].len; j++)
 			if (b[rsv[i].off + j])
 				return rsv[i].off + j;
 	return 0;
+}
+
+/*
+ * Version 1 and 2: their reserved fields, except max_consumers (offset 36)
+ * and everything from offset 512 on, which an upgrade to version 3 writes
+ * first (upgrade_v2_alone): a crash in the middle of it leaves a file that
+ * is still a valid version 2, upgraded again by the next process alone.
+ */
+static size_t first_reserved_nonzero_v2(const struct mmapq_header_v2 *h)
+{
+#define RSV(f) {offsetof(struct mmapq_header_v2, f), sizeof(((struct mmapq_header_v2 *)0)->f)}
+	static const struct rsv_range rsv[] = {
+		{offsetof(struct mmapq_header, reserved1), sizeof(((struct mmapq_header *)0)->reserved1)},
+		RSV(producer.reserved0), RSV(producer.reserved), RSV(consumer.reserved0),
+		RSV(consumer.reserved), RSV(not_empty.reserved), RSV(not_full.reserved),
+	};
+#undef RSV
+	return first_nonzero_in((const uint8_t *)h, rsv, sizeof(rsv) / sizeof(rsv[0]));
+}
+
+/* Offset of the first non-zero reserved header byte, or 0 if there is none
+ * (offset 0 is the magic, never reserved).  The consumer table's entries
+ * past max_consumers are reserved whole. */
+static size_t first_reserved_nonzero(const struct mmapq_header *h, uint32_t max_consumers)
+{
+#define RSV(f) {offsetof(struct mmapq_header, f), sizeof(((struct mmapq_header *)0)->f)}
+	static const struct rsv_range rsv[] = {
+		RSV(reserved1), RSV(producer.reserved0), RSV(producer.reserved), RSV(floor.reserved),
+		RSV(reserved2), RSV(not_full.reserved), RSV(reserved),
+	};
+#undef RSV
+	const uint8_t *b = (const uint8_t *)h;
+	size_t bad = first_nonzero_in(b, rsv, sizeof(rsv) / sizeof(rsv[0]));
+
+	for (uint32_t i = 0; !bad && i < MMAPQ_CONSUMERS_MAX; i++) {
+		const struct mmapq_consumer *c = &h->consumers[i];
+		const struct rsv_range in_use[] = {
+			{offsetof(struct mmapq_consumer, reserved0), sizeof(c->reserved0)},
+			{offsetof(struct mmapq_consumer, not_empty.reserved), sizeof(c->not_empty.reserved)},
+		};
+		size_t o = 0;
+
+		if (i < max_consumers) {
+			o = first_nonzero_in((const uint8_t *)c, in_use, 2);
+		} else {
+			/* a whole entry past max_consumers: unused */
+			for (size_t j = 0; !o && j < sizeof(*c); j++)
+				if (((const uint8_t *)c)[j])
+					o = j + 1;
+			o = o ? o - 1 : 0;
+			if (!o && ((const uint8_t *)c)[0])
+				bad = (size_t)((const uint8_t *)c - b);
+		}
+		if (o)
+			bad = (size_t)((const uint8_t *)c - b) + o;
+	}
+	return bad;
 }
 
 /* The fields written once at creation, against the file's real size and
@@ -466,10 +655,11 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 		        path, h->byte_order, MMAPQ_BYTE_ORDER);
 		return -EBADMSG;
 	}
-	if (h->version != MMAPQ_VERSION && h->version != MMAPQ_VERSION_1) {
+	if (h->version != MMAPQ_VERSION && h->version != MMAPQ_VERSION_1 &&
+	    h->version != MMAPQ_VERSION_2) {
 		set_err(err, "%s: format version is %" PRIu32 ", this program reads version %" PRIu32
-		        " (and version %" PRIu32 " to migrate it)", path, h->version, MMAPQ_VERSION,
-		        MMAPQ_VERSION_1);
+		        " (and versions %" PRIu32 " and %" PRIu32 " to migrate them)", path, h->version,
+		        MMAPQ_VERSION, MMAPQ_VERSION_1, MMAPQ_VERSION_2);
 		return -EBADMSG;
 	}
 	if (h->header_size != MMAPQ_HEADER_SIZE) {
@@ -509,16 +699,31 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 		        " (truncated or extended)", path, real_size, want);
 		return -EBADMSG;
 	}
-	bad = first_reserved_nonzero(h);
+	if (h->version == MMAPQ_VERSION &&
+	    (h->max_consumers < MMAPQ_CONSUMERS_MIN || h->max_consumers > MMAPQ_CONSUMERS_MAX)) {
+		set_err(err, "%s: max_consumers %" PRIu32 " is outside %" PRIu32 "..%" PRIu32, path,
+		        h->max_consumers, MMAPQ_CONSUMERS_MIN, MMAPQ_CONSUMERS_MAX);
+		return -EBADMSG;
+	}
+	bad = h->version == MMAPQ_VERSION ? first_reserved_nonzero(h, h->max_consumers) :
+	      first_reserved_nonzero_v2((const struct mmapq_header_v2 *)h);
 	if (bad) {
 		set_err(err, "%s: reserved header byte at offset %zu is 0x%02x, not zero (corrupt, or a"
 		        " newer format)", path, bad, ((const uint8_t *)h)[bad]);
 		return -EBADMSG;
 	}
-	if (h->producer.pid < 0 || h->consumer.pid < 0) {
+	if (h->producer.pid < 0 ||
+	    (h->version < MMAPQ_VERSION && ((const struct mmapq_header_v2 *)h)->consumer.pid < 0)) {
 		set_err(err, "%s: negative pid in header (%" PRId32 ", %" PRId32 ")", path, h->producer.pid,
-		        h->consumer.pid);
+		        h->version < MMAPQ_VERSION ? ((const struct mmapq_header_v2 *)h)->consumer.pid : 0);
 		return -EBADMSG;
+	}
+	for (uint32_t i = 0; h->version == MMAPQ_VERSION && i < h->max_consumers; i++) {
+		if (h->consumers[i].pid < 0) {
+			set_err(err, "%s: negative pid %" PRId32 " in consumer entry %" PRIu32, path,
+			        h->consumers[i].pid, i);
+			return -EBADMSG;
+		}
 	}
 	/* A version-1 file is only read (see "Versions" in mmapq_format.h). */
 	if (h->version == MMAPQ_VERSION_1 && p->role != MMAPQ_ROLE_OBSERVER && !p->migrate) {
@@ -546,20 +751,80 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 		        mmapq_format_name(p->format));
 		return -EPROTO;
 	}
+	/* A version-2 file has one consumer; an upgrade makes it a table of
+	 * the configured size (or the default), so there is nothing to
+	 * compare yet. */
+	if (p->max_consumers && h->version == MMAPQ_VERSION && p->max_consumers != h->max_consumers) {
+		set_err(err, "%s: max_consumers is %" PRIu32 " in the file but %" PRIu32
+		        " in the configuration (the file is left untouched)", path, h->max_consumers,
+		        p->max_consumers);
+		return -EPROTO;
+	}
 	return 0;
 }
 
-/* head, tail and every unconsumed slot.  Caller makes them stable (the
- * mutex, or being alone). */
+/* Version 3's consumer table: states, names (valid, unique) and cursors
+ * of the registered entries.  Free entries may hold anything a crash in
+ * the middle of a registration left (they are zeroed before reuse). */
+static int validate_table(struct mmapq *q, uint64_t floor, uint64_t tail, struct mmapq_error *err)
+{
+	for (uint32_t i = 0; !q->legacy && i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		uint32_t state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+		uint64_t pos = __atomic_load_n(&c->position, __ATOMIC_RELAXED);
+		char name[sizeof(c->name)];
+
+		if (state != MMAPQ_CONSUMER_FREE && state != MMAPQ_CONSUMER_REGISTERED) {
+			set_err(err, "%s: consumer entry %" PRIu32 " has state %" PRIu32
+			        " (0 = free, 1 = registered)", q->path, i, state);
+			return -EBADMSG;
+		}
+		if (state == MMAPQ_CONSUMER_FREE)
+			continue;
+		memcpy(name, c->name, sizeof(name));
+		if (name[sizeof(name) - 1] || !mmapq_consumer_name_valid(name)) {
+			set_err(err, "%s: consumer entry %" PRIu32 " has no valid name", q->path, i);
+			return -EBADMSG;
+		}
+		for (size_t j = strlen(name); j < sizeof(name); j++) {
+			if (name[j]) {
+				set_err(err, "%s: consumer entry %" PRIu32 " has bytes after its name",
+				        q->path, i);
+				return -EBADMSG;
+			}
+		}
+		for (uint32_t k = 0; k < i; k++) {
+			if (registered(&q->h->consumers[k]) &&
+			    !strncmp(q->h->consumers[k].name, name, sizeof(name))) {
+				set_err(err, "%s: consumer '%s' is registered twice (entries %" PRIu32
+				        " and %" PRIu32 ")", q->path, name, k, i);
+				return -EBADMSG;
+			}
+		}
+		if (pos < floor || pos > tail) {
+			set_err(err, "%s: consumer '%s' is at %" PRIu64 ", outside the queue [%" PRIu64
+			        ", %" PRIu64 "]", q->path, name, pos, floor, tail);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/* floor, tail, the consumer table and every slot kept.  Caller makes them
+ * stable (the mutex, or being alone). */
 static int validate_dynamic(struct mmapq *q, struct mmapq_error *err)
 {
-	uint64_t head = load_head(q), tail = load_tail(q);
+	uint64_t head = load_floor(q), tail = load_tail(q);
+	int r;
 
 	if (head > tail || tail - head > q->capacity) {
 		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
 		        ", capacity %" PRIu32, q->path, head, tail, q->capacity);
 		return -EBADMSG;
 	}
+	r = validate_table(q, head, tail, err);
+	if (r < 0)
+		return r;
 	for (uint64_t s = head; q->int_slots && s < tail; s++) {
 		uint64_t seq = int_slot_at(q, s)->seq;
 		if (seq != s) {
@@ -613,20 +878,20 @@ static int new_id(uint8_t id[MMAPQ_ID_SIZE])
 }
 
 /*
- * A file made before queues had ids (all zero): give it one.  The mutex is
- * held, so of a producer and a consumer attaching at the same time one
- * writes it and the other sees it; nobody else writes these bytes, and
- * readers without the mutex (observers) may only see it half written.
- * Returns 1 if we wrote it (the caller syncs the header page), 0 if it had
- * one, or -errno.
+ * A file without an id (all zero: made before ids, or upgraded in place
+ * from version 2): give it one.  The mutex is held, so of a producer and
+ * consumers attaching at the same time one writes it and the others see
+ * it; nobody else writes these bytes, and readers without the mutex
+ * (observers) may only see it half written.  Returns 1 if we wrote it (the
+ * caller syncs the header page), 0 if it had one, or -errno.
  */
 static int assign_id_locked(struct mmapq *q, const struct mmapq_params *p)
 {
 	uint8_t id[MMAPQ_ID_SIZE];
 	int r;
 
-	if (p->migrate || q->version != MMAPQ_VERSION || !id_is_zero(q->h->id))
-		return 0; /* only read: a version-1 file, or one being recreated */
+	if (p->migrate || q->legacy || q->version != MMAPQ_VERSION || !id_is_zero(q->h->id))
+		return 0; /* only read: an older file, or one being recreated */
 	r = new_id(id);
 	if (r < 0)
 		return r;
@@ -652,6 +917,22 @@ static int params_check(const struct mmapq_params *p, struct mmapq_error *err)
 	if (p->role != MMAPQ_ROLE_PRODUCER && p->role != MMAPQ_ROLE_CONSUMER &&
 	    p->role != MMAPQ_ROLE_OBSERVER) {
 		set_err(err, "%s: unknown role %d", p->path, (int)p->role);
+		return -EINVAL;
+	}
+	if (p->max_consumers &&
+	    (p->max_consumers < MMAPQ_CONSUMERS_MIN || p->max_consumers > MMAPQ_CONSUMERS_MAX)) {
+		set_err(err, "%s: max_consumers %" PRIu32 " is outside %" PRIu32 "..%" PRIu32, p->path,
+		        p->max_consumers, MMAPQ_CONSUMERS_MIN, MMAPQ_CONSUMERS_MAX);
+		return -EINVAL;
+	}
+	if (p->role == MMAPQ_ROLE_CONSUMER && p->consumer && *p->consumer &&
+	    !mmapq_consumer_name_valid(p->consumer)) {
+		set_err(err, "%s: '%s' is not a consumer name (1 to %d letters, digits and '_.@-')",
+		        p->path, p->consumer, MMAPQ_CONSUMER_NAME_MAX);
+		return -EINVAL;
+	}
+	if (p->start != MMAPQ_START_OLDEST && p->start != MMAPQ_START_NEWEST) {
+		set_err(err, "%s: unknown start %d", p->path, (int)p->start);
 		return -EINVAL;
 	}
 	if (p->role == MMAPQ_ROLE_OBSERVER || params_join(p))
@@ -756,6 +1037,7 @@ static int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 	h->capacity = p->capacity;
 	h->record_size = p->record_size;
 	h->slot_size = slot_size;
+	h->max_consumers = p->max_consumers ? p->max_consumers : MMAPQ_CONSUMERS_DEFAULT;
 	h->file_size = size;
 	h->created_usec = realtime_usec();
 	r = new_id(h->id);
@@ -917,6 +1199,9 @@ static int map_validated(struct mmapq *q, const struct mmapq_params *p, struct m
 	q->version = q->h->version;
 	q->int_slots = q->version >= 2 && q->format == MMAPQ_FORMAT_INT;
 	q->slots = (uint8_t *)q->h + q->h->header_size;
+	q->h2 = (struct mmapq_header_v2 *)q->h;
+	q->legacy = q->version < MMAPQ_VERSION;
+	q->max_consumers = q->legacy ? 1 : q->h->max_consumers;
 	return 0;
 }
 
@@ -1017,43 +1302,229 @@ static void open_lock_file_observer(struct mmapq *q)
 
 /* The holder names itself right after taking the role lock (see attach):
  * give it that moment rather than report nobody, or its dead predecessor. */
-static int32_t role_holder_pid(const struct mmapq *q)
+static int32_t role_holder_pid(const int32_t *word)
 {
 	uint64_t end = mmapq_now_ns() + 100000000u; /* 0.1 s */
 	int32_t pid;
 
 	for (;;) {
-		pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
+		pid = __atomic_load_n(word, __ATOMIC_RELAXED);
 		if ((pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) || mmapq_now_ns() >= end)
 			return pid;
 		sched_yield();
 	}
 }
 
-static int take_role(struct mmapq *q, struct mmapq_error *err)
+/* What a role is called in messages: "producer", "consumer 'NAME'". */
+static const char *role_label(const struct mmapq *q, char *buf, size_t size)
 {
-	off_t byte = q->role == MMAPQ_ROLE_PRODUCER ? MMAPQ_LOCK_PRODUCER : MMAPQ_LOCK_CONSUMER;
-	int r = ofd_lock(q, F_OFD_SETLK, F_WRLCK, byte);
+	if (q->role == MMAPQ_ROLE_CONSUMER && !q->legacy && q->name[0])
+		snprintf(buf, size, "consumer '%s'", q->name);
+	else
+		snprintf(buf, size, "%s", role_name(q->role));
+	return buf;
+}
 
+/* The role's lock bytes [byte, byte + len), exclusively, without waiting:
+ * -EBUSY (err names the holder's pid, read from pid) if held. */
+static int take_role_bytes(struct mmapq *q, off_t byte, off_t len, const int32_t *pid,
+                           struct mmapq_error *err)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = len};
+	char label[MMAPQ_CONSUMER_NAME_MAX + 16];
+	int r = 0;
+
+	while (fcntl(q->lock_fd, F_OFD_SETLK, &fl) < 0) {
+		r = neg_errno();
+		if (r != -EINTR)
+			break;
+		r = 0;
+	}
+	role_label(q, label, sizeof(label));
 	if (r == -EAGAIN || r == -EACCES) {
-		int32_t pid = role_holder_pid(q);
-		if (pid > 0)
-			set_err(err, "%s: the %s role is already held by pid %" PRId32, q->path,
-			        role_name(q->role), pid);
+		int32_t holder = pid ? role_holder_pid(pid) : 0;
+		if (holder > 0)
+			set_err(err, "%s: the %s role is already held by pid %" PRId32, q->path, label,
+			        holder);
 		else
-			set_err(err, "%s: the %s role is already held by another process", q->path,
-			        role_name(q->role));
+			set_err(err, "%s: the %s role is already held by another process", q->path, label);
 		return -EBUSY;
 	}
 	if (r < 0)
-		set_err(err, "%s: cannot lock the %s role: %s", q->path, role_name(q->role), strerror(-r));
+		set_err(err, "%s: cannot lock the %s role: %s", q->path, label, strerror(-r));
 	return r;
+}
+
+static void drop_role_bytes(struct mmapq *q, off_t byte, off_t len)
+{
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = len};
+
+	(void)fcntl(q->lock_fd, F_OFD_SETLK, &fl);
+}
+
+/*
+ * A version-2 file, and nobody else attached (the attach lock is ours
+ * exclusively): make it version 3 in place.  Its one consumer becomes the
+ * registered consumer MMAPQ_CONSUMER_DEFAULT at its head (which stays
+ * where it is, as floor); no slot moves.  The stores are ordered so that a
+ * crash at any point leaves either a valid version 2 (upgraded again by
+ * the next process alone: version 2 does not look at offset 36 nor past
+ * 512, see first_reserved_nonzero_v2) or the version 3: the table first,
+ * then version 2's consumer fields cleared (still a valid version 2), then
+ * the version.  The whole header is synced before and after the version.
+ */
+static int upgrade_v2_alone(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+{
+	struct mmapq_header *h = q->h;
+	struct mmapq_header_v2 *h2 = q->h2;
+	struct mmapq_consumer c = {0};
+	uint32_t max = p->max_consumers ? p->max_consumers : MMAPQ_CONSUMERS_DEFAULT;
+	uint64_t head = h2->consumer.position, tail = h2->producer.position;
+
+	if (head > tail || tail - head > q->capacity) {
+		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
+		        ", capacity %" PRIu32, q->path, head, tail, q->capacity);
+		return -EBADMSG;
+	}
+	c.position = head;
+	c.state = MMAPQ_CONSUMER_REGISTERED;
+	c.pid = h2->consumer.pid;
+	c.start_usec = h2->consumer.start_usec;
+	c.attach_position = head;
+	c.registered_usec = h->created_usec;
+	c.recoveries = h2->consumer.recoveries;
+	c.attaches = h2->consumer.attaches;
+	strcpy(c.name, MMAPQ_CONSUMER_DEFAULT);
+	/* the table, the id (none yet: attach gives it one) and the tail */
+	memset(h->consumers, 0, MMAPQ_HEADER_SIZE - offsetof(struct mmapq_header, consumers));
+	h->consumers[0] = c;
+	h->max_consumers = max;
+	if (sync_bytes(h, sizeof(*h)) < 0)
+		goto io;
+	mmapq_fault("upgrade.table");
+	/* version 2's consumer side but its head (= floor), and its not_empty */
+	memset(&h2->consumer.pid, 0, sizeof(h2->consumer) - offsetof(struct mmapq_side, pid));
+	memset(&h2->not_empty, 0, sizeof(h2->not_empty));
+	__atomic_store_n(&h->version, MMAPQ_VERSION, __ATOMIC_RELEASE);
+	if (sync_bytes(h, sizeof(*h)) < 0)
+		goto io;
+	q->version = MMAPQ_VERSION;
+	q->legacy = false;
+	q->max_consumers = max;
+	return 0;
+io:
+	{
+		int r = neg_errno();
+		set_err(err, "%s: cannot upgrade it to format version %" PRIu32 ": %s", q->path,
+		        MMAPQ_VERSION, strerror(-r));
+		return r;
+	}
+}
+
+/* Mutex held, version 3: our entry by name (q->index), registering it if
+ * it is not there (unless q->no_register): -ENOENT, -ENOSPC (table full). */
+static int find_or_register_locked(struct mmapq *q, struct mmapq_error *err)
+{
+	uint32_t free_idx = UINT32_MAX;
+
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		struct mmapq_consumer *c = &q->h->consumers[i];
+		if (!registered(c)) {
+			if (free_idx == UINT32_MAX)
+				free_idx = i;
+			continue;
+		}
+		if (!strncmp(c->name, q->name, sizeof(c->name))) {
+			q->index = i;
+			return 0;
+		}
+	}
+	if (q->no_register) {
+		set_err(err, "%s: no consumer named '%s' is registered", q->path, q->name);
+		return -ENOENT;
+	}
+	if (free_idx == UINT32_MAX) {
+		set_err(err, "%s: cannot register consumer '%s': all %" PRIu32 " entries of the consumer"
+		        " table (max_consumers) are taken; remove one (`mmapqctl consumer remove NAME`)"
+		        " or recreate the queue with a larger max_consumers", q->path, q->name,
+		        q->max_consumers);
+		return -ENOSPC;
+	}
+	{
+		struct mmapq_consumer *c = &q->h->consumers[free_idx];
+		uint64_t pos = q->start == MMAPQ_START_NEWEST ? load_tail(q) : load_floor(q);
+
+		/* A crash before the state store leaves a free entry. */
+		memset(c, 0, offsetof(struct mmapq_consumer, not_empty));
+		memcpy(c->name, q->name, strlen(q->name));
+		__atomic_store_n(&c->position, pos, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->registered_usec, realtime_usec(), __ATOMIC_RELAXED);
+		mmapq_fault("register.filled");
+		/* release: an observer that sees REGISTERED sees the name and
+		 * position (under the mutex everyone sees them anyway) */
+		__atomic_store_n(&c->state, MMAPQ_CONSUMER_REGISTERED, __ATOMIC_RELEASE);
+		/* newest, or the first consumer: floor may move up */
+		(void)floor_update_locked(q);
+		q->index = free_idx;
+	}
+	return 0;
+}
+
+/*
+ * A version-3 consumer (not migrating): find or register our entry, take
+ * its role byte, and make sure, under the mutex, that the entry is still
+ * ours (a `consumer remove` may have come between): then q->me is set and
+ * the mutex is held (0).  < 0: not held, no byte held.
+ */
+static int join_consumer(struct mmapq *q, struct mmapq_error *err)
+{
+	for (int round = 0; round < 16; round++) {
+		struct mmapq_consumer *c;
+		uint32_t idx;
+		int r = lock(q);
+
+		if (r < 0)
+			return r;
+		r = find_or_register_locked(q, err);
+		unlock(q);
+		if (r < 0)
+			return r;
+		idx = q->index;
+		c = &q->h->consumers[idx];
+		r = take_role_bytes(q, MMAPQ_LOCK_CONSUMER + idx, 1, &c->pid, err);
+		if (r < 0 && r != -EBUSY)
+			return r;
+		{
+			int rl = lock(q);
+			if (rl < 0) {
+				if (r == 0)
+					drop_role_bytes(q, MMAPQ_LOCK_CONSUMER + idx, 1);
+				return rl;
+			}
+		}
+		if (registered(c) && !strncmp(c->name, q->name, sizeof(c->name))) {
+			if (r < 0) {
+				unlock(q);
+				return r; /* held by a live consumer of that name */
+			}
+			q->me = c;
+			q->cursor = &c->position;
+			q->wait_on = &c->not_empty;
+			return 0;
+		}
+		/* removed (or removed and reused) meanwhile: start over */
+		unlock(q);
+		if (r == 0)
+			drop_role_bytes(q, MMAPQ_LOCK_CONSUMER + idx, 1);
+	}
+	set_err(err, "%s: consumer '%s' keeps being removed while it attaches", q->path, q->name);
+	return -EAGAIN;
 }
 
 static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	bool alone = false;
-	int32_t old_pid;
+	bool alone = false, named = false;
+	int32_t old_pid = 0;
 	int r, id_written;
 
 	r = open_lock_file(q, err);
@@ -1084,16 +1555,51 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	r = map_validated(q, p, err);
 	if (r < 0)
 		return r;
-	q->self = q->role == MMAPQ_ROLE_PRODUCER ? &q->h->producer : &q->h->consumer;
-	q->wait_on = q->role == MMAPQ_ROLE_PRODUCER ? &q->h->not_full : &q->h->not_empty;
-	q->notify = q->role == MMAPQ_ROLE_PRODUCER ? &q->h->not_empty : &q->h->not_full;
-	r = take_role(q, err);
+	if (q->version == MMAPQ_VERSION_2 && !p->migrate) {
+		if (!alone) {
+			set_err(err, "%s: format version %" PRIu32 " (an older mmapq's), and in use by"
+			        " another process: stop every process attached to it; the first daemon"
+			        " started alone then upgrades it to version %" PRIu32 " in place, or"
+			        " `mmapqctl recreate` carries the records over into a new file (the file"
+			        " is left untouched)", q->path, q->version, MMAPQ_VERSION);
+			return -EPROTO;
+		}
+		/* a file refused stays as it is: check its positions and
+		 * slots as version 2 before anything is written */
+		r = validate_dynamic(q, err);
+		if (r == 0)
+			r = upgrade_v2_alone(q, p, err);
+		if (r < 0)
+			return r;
+	}
+	if (q->role == MMAPQ_ROLE_PRODUCER) {
+		q->self = &q->h->producer;
+		q->wait_on = &q->h->not_full;
+		r = take_role_bytes(q, MMAPQ_LOCK_PRODUCER, 1, &q->self->pid, err);
+	} else if (q->legacy || p->migrate) {
+		/* every consumer's byte: none can attach while we read the file
+		 * out (`mmapqctl recreate`) */
+		if (q->legacy) {
+			q->self = &q->h2->consumer;
+			q->cursor = &q->h2->consumer.position;
+			q->wait_on = &q->h2->not_empty;
+		} else {
+			q->cursor = &q->h->floor.floor;
+			q->wait_on = &q->h->consumers[0].not_empty; /* never waited on: migrate */
+		}
+		r = take_role_bytes(q, MMAPQ_LOCK_CONSUMER, MMAPQ_CONSUMERS_MAX, q->self ? &q->self->pid :
+		                    NULL, err);
+	} else {
+		named = true; /* the byte comes with the entry, under the mutex below */
+	}
 	if (r < 0)
 		return r;
 	/* Name ourselves at once: whoever is refused the role from now on
 	 * reports this pid.  Put back if we fail: a refused file stays as is. */
-	old_pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
-	__atomic_store_n(&q->self->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+	if (q->self) {
+		old_pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->self->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+	}
 
 	if (alone) {
 		r = validate_dynamic(q, err);
@@ -1104,6 +1610,11 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 			set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
 			goto fail;
 		}
+		/* a consumer killed between storing its cursor and floor left
+		 * floor low: raise it, as the repair after EOWNERDEAD would (the
+		 * lock word reset above replaces that repair) */
+		if (!q->legacy)
+			(void)floor_update_locked(q);
 		mmapq_fault("attach.alone"); /* the attach lock held exclusively */
 		/* From here on others may attach; they find a fresh mutex. */
 		r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
@@ -1113,14 +1624,15 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 		}
 	}
 
-	r = lock(q);
+	r = named ? join_consumer(q, err) : lock(q);
 	if (r == -EINTR) {
 		set_err(err, "%s: interrupted while waiting for the queue mutex (another process"
 		        " holds it)", q->path);
 		goto fail;
 	}
 	if (r < 0) {
-		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
+		if (!named || (r != -EBUSY && r != -ENOENT && r != -ENOSPC && r != -EAGAIN))
+			set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
 		goto fail;
 	}
 	if (!alone) {
@@ -1140,13 +1652,23 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	q->head = q->seen_tail = 0;
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
 		q->published = q->tail = load_tail(q);
-		q->limit = load_head(q) + q->capacity;
+		q->limit = load_floor(q) + q->capacity;
 	} else {
-		q->head = load_head(q);
+		q->head = __atomic_load_n(q->cursor, __ATOMIC_RELAXED);
 		q->seen_tail = load_tail(q);
 	}
-	__atomic_store_n(&q->self->start_usec, realtime_usec(), __ATOMIC_RELAXED);
-	count(&q->self->attaches, 1);
+	if (q->me && !q->no_register) {
+		old_pid = __atomic_load_n(&q->me->pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->me->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+		__atomic_store_n(&q->me->attach_position, q->head, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->me->start_usec, realtime_usec(), __ATOMIC_RELAXED);
+		count(&q->me->attaches, 1);
+		if (q->early_recoveries)
+			count(&q->me->recoveries, q->early_recoveries);
+	} else if (q->self) {
+		__atomic_store_n(&q->self->start_usec, realtime_usec(), __ATOMIC_RELAXED);
+		count(&q->self->attaches, 1);
+	}
 	unlock(q);
 	/* A new id is on disk before anyone uses it: whatever carried it
 	 * (a Nats-Msg-Id) must never be made again with another one. */
@@ -1165,7 +1687,10 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	}
 	return 0;
 fail:
-	__atomic_store_n(&q->self->pid, old_pid, __ATOMIC_RELAXED);
+	if (q->self)
+		__atomic_store_n(&q->self->pid, old_pid, __ATOMIC_RELAXED);
+	else if (q->me && !q->no_register && old_pid)
+		__atomic_store_n(&q->me->pid, old_pid, __ATOMIC_RELAXED);
 	return r;
 }
 
@@ -1179,13 +1704,14 @@ static int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_e
 	r = snapshot_positions(q, &head, &tail);
 	if (r == -EBADMSG)
 		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
-		        ", capacity %" PRIu32, q->path, load_head(q), load_tail(q), q->capacity);
+		        ", capacity %" PRIu32, q->path, load_floor(q), load_tail(q), q->capacity);
 	else if (r < 0)
 		set_err(err, "%s: positions keep changing; try again", q->path);
 	return r;
 }
 
-int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err)
+static int open_handle(const struct mmapq_params *p, bool no_register, struct mmapq **ret,
+                       struct mmapq_error *err)
 {
 	struct mmapq *q;
 	int r;
@@ -1206,6 +1732,11 @@ int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_er
 	}
 	q->fd = q->lock_fd = -1;
 	q->role = p->role;
+	q->start = p->start;
+	q->no_register = no_register;
+	if (p->role == MMAPQ_ROLE_CONSUMER && !p->migrate)
+		snprintf(q->name, sizeof(q->name), "%s",
+		         p->consumer && *p->consumer ? p->consumer : MMAPQ_CONSUMER_DEFAULT);
 	q->sync = p->sync;
 	q->interrupted = p->interrupted;
 	q->interrupted_ctx = p->interrupted_ctx;
@@ -1222,6 +1753,107 @@ int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_er
 	}
 	*ret = q;
 	return 0;
+}
+
+/*
+ * Symbol versions (libmmapq.map).  Two structs of mmapq.h grew in 1.1 (named
+ * consumers): struct mmapq_params (consumer, start, max_consumers) and
+ * struct mmapq_status (max_consumers, consumers).  A program built against
+ * 1.0's mmapq.h links mmapq_open@LIBMMAPQ_1 and mmapq_status@LIBMMAPQ_1,
+ * which read and write only 1.0's part of its structs; a program built now
+ * links the default versions, @@LIBMMAPQ_1.1.  Only the shared library has
+ * versions; the static test library (mmapq_faults) has the new ones alone.
+ */
+#ifdef MMAPQ_SHARED_LIBRARY
+#define OPEN_FN   mmapq_open_v1_1
+#define STATUS_FN mmapq_status_v1_1
+MMAPQ_API int mmapq_open_v1_1(const struct mmapq_params *p, struct mmapq **ret,
+                              struct mmapq_error *err);
+MMAPQ_API int mmapq_status_v1_1(struct mmapq *q, struct mmapq_status *st);
+__asm__(".symver mmapq_open_v1_1, mmapq_open@@LIBMMAPQ_1.1");
+__asm__(".symver mmapq_status_v1_1, mmapq_status@@LIBMMAPQ_1.1");
+#else
+#define OPEN_FN   mmapq_open
+#define STATUS_FN mmapq_status
+#endif
+/* 1.0's structs ended where these fields begin */
+#define PARAMS_V1_SIZE offsetof(struct mmapq_params, consumer)
+#define STATUS_V1_SIZE offsetof(struct mmapq_status, max_consumers)
+
+int OPEN_FN(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err)
+{
+	return open_handle(p, false, ret, err);
+}
+
+#ifdef MMAPQ_SHARED_LIBRARY
+/* 1.0's mmapq_open: its caller's struct has no consumer fields, which are
+ * the default consumer, starting at the oldest record, any table size. */
+MMAPQ_API int mmapq_open_v1(const void *p, struct mmapq **ret, struct mmapq_error *err);
+__asm__(".symver mmapq_open_v1, mmapq_open@LIBMMAPQ_1");
+MMAPQ_API int mmapq_open_v1(const void *p, struct mmapq **ret, struct mmapq_error *err)
+{
+	struct mmapq_params now = {0};
+
+	if (!p)
+		return OPEN_FN(NULL, ret, err);
+	memcpy(&now, p, PARAMS_V1_SIZE);
+	return OPEN_FN(&now, ret, err);
+}
+#endif
+
+int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
+{
+	struct mmapq_params rp;
+	struct mmapq *q = NULL;
+	uint64_t pos, tail;
+	int r;
+
+	if (err)
+		err->msg[0] = '\0';
+	if (!p || !p->consumer || !mmapq_consumer_name_valid(p->consumer)) {
+		set_err(err, "%s: '%s' is not a consumer name (1 to %d letters, digits and '_.@-')",
+		        p && p->path ? p->path : "", p && p->consumer ? p->consumer : "",
+		        MMAPQ_CONSUMER_NAME_MAX);
+		return -EINVAL;
+	}
+	/* our own handle in that consumer's role (its byte held: it is not
+	 * attached, and cannot attach until we are done), never registering */
+	rp = *p;
+	rp.role = MMAPQ_ROLE_CONSUMER;
+	rp.capacity = rp.record_size = rp.format = rp.max_consumers = 0;
+	rp.migrate = false;
+	rp.start = MMAPQ_START_OLDEST;
+	r = open_handle(&rp, true, &q, err);
+	if (r < 0)
+		return r;
+	r = lock(q);
+	if (r < 0) {
+		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
+		mmapq_close(q);
+		return r;
+	}
+	pos = __atomic_load_n(&q->me->position, __ATOMIC_RELAXED);
+	tail = load_tail(q);
+	/* release, as a registration: state first (a crash after it leaves
+	 * floor too low, which the repair raises), then floor */
+	__atomic_store_n(&q->me->state, MMAPQ_CONSUMER_FREE, __ATOMIC_RELEASE);
+	mmapq_fault("remove.freed");
+	mmapq_cond_reset(&q->me->not_empty);
+	memset(q->me, 0, offsetof(struct mmapq_consumer, not_empty));
+	if (!floor_update_locked(q)) {
+		bool any = false;
+		for (uint32_t i = 0; i < q->max_consumers; i++)
+			any |= registered(&q->h->consumers[i]);
+		/* the last one: nobody wants the records kept any more */
+		if (!any && load_floor(q) != tail)
+			__atomic_store_n(&q->h->floor.floor, tail, __ATOMIC_RELEASE);
+	}
+	mmapq_cond_signal(&q->h->not_full);
+	unlock(q);
+	q->me = NULL; /* not ours any more: close touches nothing */
+	r = q->sync != MMAPQ_SYNC_NEVER ? sync_bytes(q->h, sizeof(*q->h)) : 0;
+	mmapq_close(q);
+	return r < 0 ? r : (int)(tail - pos);
 }
 
 void mmapq_close(struct mmapq *q)
@@ -1243,16 +1875,17 @@ void mmapq_close(struct mmapq *q)
 
 /* ---- producer ---------------------------------------------------------- */
 
-/* What the consumer has released bounds what we may fill: head read with
- * load-acquire (load_head; pairs with the consumer's store-release of head,
- * so its reads of the slots up to it are done before we overwrite them).
- * Called with the mutex held, or without it only when nothing is
- * unpublished (published == tail: it publishes nothing and wakes no one,
- * the mutex-guarded protocol is untouched).  A head behind or too far ahead
- * of what we published is corruption, not a crash. */
+/* What the slowest registered consumer has released bounds what we may
+ * fill: floor read with load-acquire (load_floor; pairs with the
+ * store-release of floor, so the consumers' reads of the slots below it
+ * are done before we overwrite them).  Called with the mutex held, or
+ * without it only when nothing is unpublished (published == tail: it
+ * publishes nothing and wakes no one, the mutex-guarded protocol is
+ * untouched).  A floor behind or too far ahead of what we published is
+ * corruption, not a crash. */
 static int refresh_limit(struct mmapq *q)
 {
-	uint64_t head = load_head(q);
+	uint64_t head = load_floor(q);
 
 	if (head > q->published || q->published - head > q->capacity)
 		return -EBADMSG;
@@ -1260,18 +1893,18 @@ static int refresh_limit(struct mmapq *q)
 	return 0;
 }
 
-/* Mutex held: make [published, tail) visible and wake the consumer if it
- * sleeps. */
+/* Mutex held: make [published, tail) visible and wake every registered
+ * consumer that sleeps. */
 static void publish_locked(struct mmapq *q)
 {
 	if (q->tail == q->published)
 		return;
 	mmapq_fault("publish.locked");
 	/* release: the slot contents written before become visible to the
-	 * consumer's acquire load of tail */
+	 * consumers' acquire loads of tail */
 	__atomic_store_n(&q->h->producer.position, q->tail, __ATOMIC_RELEASE);
 	mmapq_fault("publish.stored");
-	mmapq_cond_signal(&q->h->not_empty);
+	signal_consumers_locked(q, false);
 }
 
 int mmapq_publish(struct mmapq *q)
@@ -1322,12 +1955,12 @@ static int reserve_wait(struct mmapq *q, uint64_t deadline_ns)
 			break;
 		}
 		if (q->spin_us && !spun) {
-			/* spin_us: watch head for a moment, without the mutex,
-			 * before registering as a waiter; then re-check under
-			 * the mutex as before. */
+			/* spin_us: watch floor for a moment, without the
+			 * mutex, before registering as a waiter; then re-check
+			 * under the mutex as before. */
 			spun = true;
 			unlock(q);
-			mmapq_spin_while_equal(&q->h->consumer.position, q->tail - q->capacity,
+			mmapq_spin_while_equal(&q->h->floor.floor, q->tail - q->capacity,
 			                       (uint64_t)q->spin_us * 1000u, deadline_ns);
 			r = refresh_limit(q);
 			if (r < 0 || q->limit != q->tail)
@@ -1699,11 +2332,16 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 	if (r < 0)
 		return r;
 	mmapq_fault("release.locked");
-	/* release: our reads of these slots happen before the producer may
-	 * reuse them (it acquires head) */
-	__atomic_store_n(&q->h->consumer.position, head, __ATOMIC_RELEASE);
+	/* release: our reads of these slots happen before anyone who sees
+	 * the new cursor (the consumer that raises floor from it, under the
+	 * mutex; an observer's acquire) */
+	__atomic_store_n(q->cursor, head, __ATOMIC_RELEASE);
 	mmapq_fault("release.stored");
-	mmapq_cond_signal(&q->h->not_full);
+	/* Only the slowest consumer (cursor was at floor) can move floor: the
+	 * others leave the producer alone.  A legacy file's cursor is floor. */
+	if (q->legacy || (q->me && q->head == __atomic_load_n(&q->h->floor.floor, __ATOMIC_RELAXED) &&
+	                  floor_update_locked(q)))
+		mmapq_cond_signal(&q->h->not_full);
 	/* Refresh what is available while we hold the lock anyway: when busy,
 	 * this is the only lock round-trip per batch. */
 	tail = load_tail(q);
@@ -1737,17 +2375,75 @@ static void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t
 	o->attached = q->lock_fd < 0 ? o->pid > 0 && (kill(o->pid, 0) == 0 || errno == EPERM) :
 	              ofd_locked_by_other(q->lock_fd, byte) ||
 	              (q->role == MMAPQ_ROLE_PRODUCER && byte == MMAPQ_LOCK_PRODUCER) ||
-	              (q->role == MMAPQ_ROLE_CONSUMER && byte == MMAPQ_LOCK_CONSUMER);
+	              (q->role == MMAPQ_ROLE_CONSUMER && q->legacy && byte == MMAPQ_LOCK_CONSUMER);
 }
 
-/* In the shared library the function of this name is the default
- * version of mmapq_status (see mmapq_status_v1 below). */
-#ifdef MMAPQ_SHARED_LIBRARY
-#define STATUS_FN mmapq_status_v1_1
-MMAPQ_API int mmapq_status_v1_1(struct mmapq *q, struct mmapq_status *st);
-#else
-#define STATUS_FN mmapq_status
-#endif
+/* Entry i as an observer reads it (no locks). */
+static void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail,
+                            struct mmapq_consumer_status *o)
+{
+	const struct mmapq_consumer *c = &q->h->consumers[i];
+
+	memset(o, 0, sizeof(*o));
+	memcpy(o->name, c->name, sizeof(o->name) - 1);
+	o->index = i;
+	/* acquire: pairs with the consumer's store-release of its cursor */
+	o->position = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
+	o->lag = tail > o->position ? tail - o->position : 0;
+	o->pid = __atomic_load_n(&c->pid, __ATOMIC_RELAXED);
+	o->start_usec = __atomic_load_n(&c->start_usec, __ATOMIC_RELAXED);
+	o->attach_position = __atomic_load_n(&c->attach_position, __ATOMIC_RELAXED);
+	o->registered_usec = __atomic_load_n(&c->registered_usec, __ATOMIC_RELAXED);
+	o->recoveries = __atomic_load_n(&c->recoveries, __ATOMIC_RELAXED);
+	o->attaches = __atomic_load_n(&c->attaches, __ATOMIC_RELAXED);
+	o->attached = q->lock_fd < 0 ? o->pid > 0 && (kill(o->pid, 0) == 0 || errno == EPERM) :
+	              ofd_locked_by_other(q->lock_fd, MMAPQ_LOCK_CONSUMER + (off_t)i) ||
+	              (q->me == c && !q->no_register);
+}
+
+/* A legacy file's one consumer, as version 3 would list it. */
+static void legacy_consumer_status(const struct mmapq *q, uint64_t tail,
+                                   struct mmapq_consumer_status *o)
+{
+	struct mmapq_side_status s;
+
+	side_status(q, &q->h2->consumer, MMAPQ_LOCK_CONSUMER, &s);
+	memset(o, 0, sizeof(*o));
+	strcpy(o->name, MMAPQ_CONSUMER_DEFAULT);
+	o->position = load_floor(q);
+	o->lag = tail > o->position ? tail - o->position : 0;
+	o->pid = s.pid;
+	o->attached = s.attached;
+	o->start_usec = s.start_usec;
+	o->attach_position = o->position;
+	o->registered_usec = q->h->created_usec;
+	o->recoveries = s.recoveries;
+	o->attaches = s.attaches;
+}
+
+int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n)
+{
+	uint64_t tail = load_tail(q);
+	uint32_t k = 0;
+
+	if (q->legacy) {
+		if (n)
+			legacy_consumer_status(q, tail, &out[0]);
+		return 1;
+	}
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		if (!registered(c))
+			continue;
+		if (c->name[MMAPQ_CONSUMER_NAME_MAX] || !mmapq_consumer_name_valid(c->name))
+			return -EBADMSG;
+		if (k < n)
+			consumer_status(q, i, tail, &out[k]);
+		k++;
+	}
+	return (int)k;
+}
+
 int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
 {
 	struct mmapq_status s = {0};
@@ -1765,33 +2461,54 @@ int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
 	if (r < 0)
 		return r;
 	side_status(q, &q->h->producer, MMAPQ_LOCK_PRODUCER, &s.producer);
-	side_status(q, &q->h->consumer, MMAPQ_LOCK_CONSUMER, &s.consumer);
+	s.max_consumers = q->max_consumers;
+	if (q->legacy) {
+		side_status(q, &q->h2->consumer, MMAPQ_LOCK_CONSUMER, &s.consumer);
+		s.consumers = 1;
+	} else {
+		/* the consumer "default" if registered, else the first one */
+		struct mmapq_consumer_status c, pick;
+		bool have = false;
+
+		memset(&pick, 0, sizeof(pick));
+		for (uint32_t i = 0; i < q->max_consumers; i++) {
+			if (!registered(&q->h->consumers[i]))
+				continue;
+			s.consumers++;
+			consumer_status(q, i, s.tail, &c);
+			if (!have || (strcmp(pick.name, MMAPQ_CONSUMER_DEFAULT) &&
+			              !strcmp(c.name, MMAPQ_CONSUMER_DEFAULT)))
+				pick = c;
+			have = true;
+		}
+		if (have)
+			s.consumer = (struct mmapq_side_status){
+				.pid = pick.pid, .attached = pick.attached, .start_usec = pick.start_usec,
+				.recoveries = pick.recoveries, .attaches = pick.attaches,
+			};
+	}
 	s.attached_by_pid = q->lock_fd < 0;
 	/* written once (under the mutex, which an observer does not take: it
-	 * may see an id being given to an old file half written) */
-	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
-		s.id[i] = __atomic_load_n(&q->h->id[i], __ATOMIC_RELAXED);
+	 * may see an id being given to a file half written); older versions
+	 * have none */
+	if (!q->legacy && q->version == MMAPQ_VERSION)
+		for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+			s.id[i] = __atomic_load_n(&q->h->id[i], __ATOMIC_RELAXED);
 	*st = s;
 	return 0;
 }
 
-/*
- * mmapq_status as LIBMMAPQ_1 had it, for programs built against an mmapq.h
- * whose struct mmapq_status ended before id: the same fields, id left out
- * (their struct has no room for it).  New programs link mmapq_status@@
- * LIBMMAPQ_1.1 (libmmapq.map).  Only the shared library has versions.
- */
 #ifdef MMAPQ_SHARED_LIBRARY
-__asm__(".symver mmapq_status_v1_1, mmapq_status@@LIBMMAPQ_1.1");
+/* 1.0's mmapq_status: its caller's struct ends before max_consumers. */
 MMAPQ_API int mmapq_status_v1(struct mmapq *q, void *st);
 __asm__(".symver mmapq_status_v1, mmapq_status@LIBMMAPQ_1");
 MMAPQ_API int mmapq_status_v1(struct mmapq *q, void *st)
 {
-	struct mmapq_status s;
-	int r = STATUS_FN(q, &s);
+	struct mmapq_status now;
+	int r = STATUS_FN(q, &now);
 
 	if (r == 0)
-		memcpy(st, &s, offsetof(struct mmapq_status, id));
+		memcpy(st, &now, STATUS_V1_SIZE);
 	return r;
 }
 #endif
@@ -1828,7 +2545,7 @@ int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct m
 	ret = check_slot(q, seq, &s, &len);
 	if (ret < 0)
 		/* the consumer may have moved on and the producer reused it */
-		return load_head(q) > seq ? -ENOENT : ret;
+		return load_floor(q) > seq ? -ENOENT : ret;
 	memcpy(buf, s, len); /* may race with an overwrite: checked below */
 	/* acquire fence: the copy's loads stay before the load of head below
 	 * (pairs with the consumer's release store of head, as seen by the
@@ -1843,7 +2560,7 @@ int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct m
 #if defined(__SANITIZE_THREAD__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
-	if (__atomic_load_n(&q->h->consumer.position, __ATOMIC_RELAXED) > seq)
+	if (__atomic_load_n(&q->h->floor.floor, __ATOMIC_RELAXED) > seq)
 		return -ENOENT; /* consumed meanwhile: the slot may have been reused */
 	r->seq = seq;
 	r->len = len;

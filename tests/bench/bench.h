@@ -16,7 +16,8 @@
  *   e2e.c                the daemons end to end against the pipe job, and
  *                        the full backlog
  *   alone.c              the parser and the formatter alone
- *   idle.c               an idle daemon pair
+ *   fanout.c             fan-out: one producer, 1, 2 and 4 named consumers
+ *   idle.c               an idle daemon pair, and the idle fan-out daemons
  *   report.c             targets, the text tables, JSON
  *   plot.c               --plot: gnuplot data, script and charts
  *
@@ -49,11 +50,13 @@ extern const uint32_t sizes[NSIZES]; /* 8, 64, 1024, 16384 */
 #define FAR_NS (60ull * 1000000000ull) /* deadline of a wait; a healthy one is microseconds */
 #define LAT_SIZE 64u
 #define PIPE_CHUNK 65536 /* what the end-to-end jobs read and write at a time */
+#define FANOUT_MAX 4      /* the most named consumers of the fan-out section */
+#define FANOUT_MAX_S "4"  /* the same, as text */
 
 /* ---- options (main.c) ------------------------------------------------------ */
 
 struct opts {
-	bool quick, json, e2e, idle, tput, lat;
+	bool quick, json, e2e, idle, tput, lat, fanout;
 	int runs;
 	double seconds;
 	const char *bin_dir;
@@ -114,7 +117,7 @@ struct load_section {
 	char name[24];
 	double wall_s, others_pct, steal_pct;
 };
-extern struct load_section loads[8];
+extern struct load_section loads[12];
 extern int nloads;
 
 void load_mark(struct load_mark *m);
@@ -158,16 +161,23 @@ static inline uint64_t rec_index(const void *src)
 
 struct ctl {
 	uint32_t ready;                 /* start barrier */
-	uint8_t pad0[60];
+	uint32_t parties;               /* children that meet at it */
+	uint8_t pad0[56];
 	uint64_t t_start, t_end;        /* producer's first record, consumer's last check */
 	uint64_t verified;              /* records the consumer checked */
 	uint64_t p50_ns, p99_ns, p999_ns, max_ns; /* latency: one-way */
 	long nvcsw[2], nivcsw[2];       /* context switches of the two children */
+	/* fan-out: each named consumer's check of the last record, and its count */
+	uint64_t fan_end[FANOUT_MAX], fan_verified[FANOUT_MAX];
+	double cpu_s[1 + FANOUT_MAX];   /* CPU time from the barrier to the end: producer, consumers */
 };
 extern struct ctl *ctl;
 
-void barrier(void);              /* both children are ready */
+void barrier(void);              /* every child (ctl->parties) is ready */
 void record_rusage(int side);    /* 0 producer, 1 consumer */
+/* The CPU time of this process from the barrier (end false, right after
+ * it) to its end (end true) into ctl->cpu_s[slot]. */
+void cpu_window(int slot, bool end);
 
 /* ---- a cell: one transport, one size, one run ----------------------------------- */
 
@@ -178,6 +188,9 @@ struct cell {
 	const struct transport *tr;
 	uint32_t size, cap, batch, slot_size, spin_us;
 	bool per_record;        /* mmapq used one record per call (the textbook row) */
+	const char *consumer;   /* mmapq: a named consumer (fan-out), NULL: the default one */
+	int cons_ix;            /* ... which one: its ctl->fan_end and fan_verified */
+	uint32_t max_consumers; /* mmapq: the consumer table (0: the library's default) */
 	uint32_t stdio_buf;     /* the stdio pipes' buffer */
 	uint64_t n;
 	int fd[4];
@@ -245,9 +258,17 @@ pid_t fork_pinned(int cpu);
 /* Run two children (a on cpu_a, b on cpu_b) to completion; 0 if both
  * exited 0. */
 int run_pair(child_fn a, child_fn b, struct cell *c, char *why, size_t whylen);
-/* Wait for both, at most timeout_ms in all; the other is killed as soon as
- * one fails.  st[i]: the wait status, or -ETIMEDOUT (then killed). */
-void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, struct child_use use[2]);
+/* Run n children to completion, child i fn[i](cell[i]) pinned to cpu[i]
+ * (-1: not pinned), meeting at the start barrier; 0 if all exited 0. */
+int run_group(int n, const child_fn fn[], struct cell *const cell[], const int cpu[], char *why,
+              size_t whylen);
+/* Wait for n children, at most timeout_ms in all; the others are killed as
+ * soon as one fails.  st[i]: the wait status, or -ETIMEDOUT (then killed). */
+void wait_all(int n, const pid_t pid[], int st[], int timeout_ms, struct child_use use[]);
+static inline void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, struct child_use use[2])
+{
+	wait_all(2, pid, st, timeout_ms, use);
+}
 /* Wait for pid (at most timeout_ms, then kill it): its exit code, or -1. */
 int wait_one(pid_t pid, int timeout_ms, struct child_use *use);
 /* exec argv with these descriptors (in_fd -1: inherited), pinned to cpu. */
@@ -287,6 +308,10 @@ struct tput_result {
 extern struct tput_result tput[NTRANSPORTS][NSIZES];
 
 uint32_t ring_cap(uint32_t size);
+uint64_t quick_n(uint32_t size); /* --quick: records that wrap the ring of this size 3 times */
+/* Records for one run of about --seconds: once(n, arg) runs n records and
+ * returns its seconds, or < 0 (then returned as is, *n_out 0). */
+double calibrate(double (*once)(uint64_t n, void *arg), void *arg, uint64_t *n_out);
 uint32_t ring_batch(uint32_t cap, uint32_t b);
 void run_throughput(void);
 void tput_check_all_ran(void); /* every transport asked for ran (mq where possible) */
@@ -377,20 +402,54 @@ extern bool codec_ran;
 
 void run_codec(void);
 
+/* ---- fan-out (fanout.c) ---------------------------------------------------------- */
+
+#define NFAN 3
+extern const int fan_consumers[NFAN]; /* 1, 2, 4 named consumers */
+
+struct fanout_result {
+	bool ran, failed;
+	char why[160];
+	uint32_t size, cap, batch;
+	uint64_t n;                            /* records per run */
+	int ncpus;                             /* CPUs the benchmark may use */
+	int cpu[NFAN][1 + FANOUT_MAX];         /* where each ran: producer, consumers (-1: unpinned) */
+	int nruns[NFAN];
+	double rps[NFAN][FANOUT_MAX][MAX_RUNS]; /* each consumer's records/s, per run */
+	double med_rps[NFAN][FANOUT_MAX];
+	double busy[NFAN];      /* median CPUs busy (all their CPU time / the time), of ncpus */
+	double ceiling[NFAN];   /* the ratio the CPUs allow at that CPU time per record (fanout.c) */
+};
+extern struct fanout_result fanout;
+
+void run_fanout(void);
+/* Consumer c of the k-th case (fan_consumers[k] of them) / the single consumer; 0 if not measured. */
+double fanout_ratio(int k, int c);
+/* The slowest consumer of the k-th case / the single consumer. */
+double fanout_min_ratio(int k);
+
 /* ---- idle (idle.c) ------------------------------------------------------------------ */
+
+#define IDLE_PROCS (1 + FANOUT_MAX)
 
 struct idle_result {
 	bool ran, failed;
 	char why[256];
 	double seconds;
-	long ticks[2];          /* utime+stime delta, clock ticks: producer, consumer */
-	uint64_t run_ns[2];     /* /proc/PID/schedstat run time delta, ns (-1: n/a) */
-	uint64_t wakeups[2];    /* voluntary context switches delta */
-	double cpu_pct[2];
+	int nprocs;                    /* the producer, then the consumers */
+	long ticks[IDLE_PROCS];        /* utime+stime delta, clock ticks */
+	uint64_t run_ns[IDLE_PROCS];   /* /proc/PID/schedstat run time delta, ns (-1: n/a) */
+	uint64_t wakeups[IDLE_PROCS];  /* voluntary context switches delta */
+	double cpu_pct[IDLE_PROCS];
 };
-extern struct idle_result idle;
+/* idle: the pair (the default consumer); fanout_idle: the producer and
+ * FANOUT_MAX named consumers, all attached */
+extern struct idle_result idle, fanout_idle;
 
 void run_idle(void);
+void run_fanout_idle(void);
+/* "mmapq-producer", "mmapq-consumer" or "consumer fo1" etc. of process i */
+const char *idle_proc_label(const struct idle_result *r, int i);
 
 /* ---- report (report.c) and charts (plot.c) ---------------------------------------- */
 

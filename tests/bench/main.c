@@ -3,7 +3,8 @@
  * mmapq_bench -- mmapq against pipes, AF_UNIX sockets, POSIX message queues,
  * a per-record mutex+condvar ring and a lock-free SPSC ring, in one run;
  * with --e2e the daemons end to end against the same job over a pipe, and
- * their memory with a full backlog; with --idle an idle daemon pair.
+ * their memory with a full backlog; with --idle an idle daemon pair; with
+ * --fanout 1, 2 and 4 named consumers on one queue, and idle.
  *
  * Every measurement is two processes (fork) pinned to two different CPUs
  * (unpinned, and said so, if only one is available).  Each section also
@@ -45,6 +46,8 @@ static void usage(FILE *f)
 	        "  --json             JSON on stdout instead of the tables\n"
 	        "  --e2e              also the end-to-end daemon job against a pipe job\n"
 	        "  --idle             also the CPU use of an idle daemon pair\n"
+	        "  --fanout           also fan-out: 1, 2 and 4 named consumers on one queue (64 B),\n"
+	        "                     and the CPU use of the idle daemons, producer and 4 consumers\n"
 	        "  --no-throughput    skip the throughput table\n"
 	        "  --no-latency       skip the latency table\n"
 	        "  --runs N           runs per cell, median reported (default 3)\n"
@@ -174,6 +177,7 @@ static const struct opt_def opt_defs[] = {
 	{"--json", OPT_ON, &opt.json, NULL},
 	{"--e2e", OPT_ON, &opt.e2e, NULL},
 	{"--idle", OPT_ON, &opt.idle, NULL},
+	{"--fanout", OPT_ON, &opt.fanout, NULL},
 	{"--no-throughput", OPT_OFF, &opt.tput, NULL},
 	{"--no-latency", OPT_OFF, &opt.lat, NULL},
 	{"--runs", OPT_INT, &opt.runs, &runs_set},
@@ -315,7 +319,7 @@ int main(int argc, char **argv)
 	bin_dir = opt.bin_dir ? strdup(opt.bin_dir) :
 	          getenv("MMAPQ_BIN_DIR") && *getenv("MMAPQ_BIN_DIR") ? strdup(getenv("MMAPQ_BIN_DIR")) :
 	          default_bin_dir();
-	if (opt.e2e || opt.idle) {
+	if (opt.e2e || opt.idle || opt.fanout) {
 		char *p = tu_path(bin_dir, "mmapq-producer"), *c = tu_path(bin_dir, "mmapq-consumer");
 		if (access(p, X_OK) || access(c, X_OK)) {
 			note("%s or %s not found: give --bin-dir or MMAPQ_BIN_DIR", p, c);
@@ -331,6 +335,8 @@ int main(int argc, char **argv)
 		run_throughput();
 	if (opt.lat)
 		run_latency();
+	if (opt.fanout)
+		run_fanout();
 	if (opt.e2e) {
 		struct load_mark m;
 		load_mark(&m);
@@ -349,6 +355,12 @@ int main(int argc, char **argv)
 		load_mark(&m);
 		run_idle();
 		load_section_end("idle", &m);
+	}
+	if (opt.fanout) {
+		struct load_mark m;
+		load_mark(&m);
+		run_fanout_idle();
+		load_section_end("fan-out idle", &m);
 	}
 	if (opt.tput)
 		tput_check_all_ran();

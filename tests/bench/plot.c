@@ -12,6 +12,9 @@
  *   latency      one-way p50 and p99 per transport (log scale)
  *   e2e          end to end: the median time of each job per input and
  *                output, with the pipe job's time / the job's above it
+ *   fanout       each of 1, 2 and 4 named consumers' throughput / the
+ *                single consumer's, the target (0.7x) and what the CPUs
+ *                allow
  *
  * A chart is made only of the sections that ran.  The script can be run
  * again by hand (cd DIR && gnuplot mmapq_bench.gp) to restyle the charts
@@ -350,6 +353,71 @@ static int plot_e2e(const char *dir, FILE *g)
 	return 1;
 }
 
+/* ---- fan-out ------------------------------------------------------------------------------ */
+
+static int plot_fanout(const char *dir, FILE *g)
+{
+	FILE *f = open_in(dir, "fanout.dat");
+	static const char *const color[FANOUT_MAX] = {"#d62728", "#ff7f0e", "#2ca02c", "#1f77b4"};
+	double top = 1;
+
+	if (!f)
+		return -1;
+	fprintf(f, "# mmapq_bench: fan-out, %u B records: each named consumer's throughput / the single\n"
+	        "# consumer's, same run; allows: the most the CPUs allow at that CPU time per record; NaN: none\n"
+	        "# index\tconsumers", fanout.size);
+	for (int i = 0; i < FANOUT_MAX; i++)
+		fprintf(f, "\tfo%d", i);
+	fputs("\tallows\trecords_per_s_single\n", f);
+	for (int k = 0; k < NFAN; k++) {
+		fprintf(f, "%d\t%d", k, fan_consumers[k]);
+		for (int i = 0; i < FANOUT_MAX; i++) {
+			put_value(f, fanout_ratio(k, i));
+			if (fanout_ratio(k, i) > top)
+				top = fanout_ratio(k, i);
+		}
+		put_value(f, fanout.ceiling[k]);
+		put_value(f, fanout.med_rps[0][0]);
+		/* an "allows" far above the bars would squash them: drawn at the top, its value said */
+		if (fanout.ceiling[k] > top)
+			top = fanout.ceiling[k] < 1.6 ? fanout.ceiling[k] : 1.6;
+		fputc('\n', f);
+	}
+	if (!close_ok(f, dir, "fanout.dat"))
+		return -1;
+	if (fanout_ratio(0, 0) <= 0)
+		return 0;
+
+	{
+		char title[256];
+		snprintf(title, sizeof(title), "Fan-out: 1, 2 and 4 named consumers on one queue, %u B records,"
+		         " every consumer checks every record\\neach consumer's records/s ÷ the single"
+		         " consumer's (%.1fM/s), same run", fanout.size, fanout.med_rps[0][0] / 1e6);
+		gp_begin(g, "fanout", 540, title, "fan-out");
+	}
+	fprintf(g, "set style data histograms\nset style histogram clustered gap 1\n"
+	        "set style fill solid 0.85 border -1\nset yrange [0:%.3g]\nset xrange [-0.6:%d.7]\n"
+	        "set ylabel \"x the single consumer\"\nset xlabel \"named consumers on the queue\"\n"
+	        "set key outside below center horizontal\nplot \\\n", top * 1.25, NFAN - 1);
+	for (int i = 0; i < FANOUT_MAX; i++)
+		fprintf(g, "  \"%s\" using %d%s lc rgb \"%s\" title \"fo%d\", \\\n", i ? "" : "fanout.dat",
+		        3 + i, i ? "" : ":xtic(2)", color[i], i);
+	/* clustered, FANOUT_MAX bars and a gap of 1: a bar is 1/(FANOUT_MAX+1) wide */
+	for (int i = 0; i < FANOUT_MAX; i++)
+		fprintf(g, "  \"\" using ($1%+.2f):%d:(sprintf(\"%%.2fx\", $%d)) with labels offset 0,0.7"
+		        " font \",9\" notitle, \\\n", (i - (FANOUT_MAX - 1) / 2.0) / (FANOUT_MAX + 1), 3 + i, 3 + i);
+	/* right of the last bar of its group: bar i of a group at (i - (FANOUT_MAX-1)/2) / (FANOUT_MAX+1) */
+	fprintf(g, "  \"\" using ($1+($2-%.1f)/%d):($%d > %.3g ? %.3g : $%d) with points pt 9 ps 2 lc rgb \"black\" title"
+	        " \"the most %d CPUs allow at the CPU time per record\", \\\n"
+	        "  \"\" using ($1+($2-%.1f)/%d):($%d > %.3g ? %.3g : $%d):(sprintf(\"%%.2fx\", $%d)) with labels offset 0,1.2"
+	        " font \",9\" notitle, \\\n"
+	        "  0.7 with lines dt 2 lc rgb \"black\" title \"target: 0.7x\"\n",
+	        (FANOUT_MAX - 1) / 2.0, FANOUT_MAX + 1, 3 + FANOUT_MAX, top * 1.2, top * 1.2, 3 + FANOUT_MAX,
+	        fanout.ncpus, (FANOUT_MAX - 1) / 2.0, FANOUT_MAX + 1, 3 + FANOUT_MAX, top * 1.2, top * 1.2,
+	        3 + FANOUT_MAX, 3 + FANOUT_MAX);
+	return 1;
+}
+
 /* ---- the script, and gnuplot ----------------------------------------------------------------- */
 
 /* gnuplot's path in PATH, malloc'd, or NULL. */
@@ -442,6 +510,7 @@ bool write_plot(const char *dir)
 		{"ratio", opt.tput, plot_ratio},
 		{"latency", opt.lat, plot_latency},
 		{"e2e", opt.e2e, plot_e2e},
+		{"fanout", opt.fanout, plot_fanout},
 	};
 	const char *charts[sizeof(parts) / sizeof(parts[0])];
 	int n = 0;

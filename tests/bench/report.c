@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * report.c -- what a run prints: the targets of issues 5 and 9 judged from
- * the measurements, the text tables (throughput, the ratio tables,
+ * report.c -- what a run prints: the targets of issues 5, 9 and 12 judged
+ * from the measurements, the text tables (throughput, the ratio tables,
  * latency, the parser and formatter alone, end to end, the full backlog,
- * idle, interference, targets) and the same as JSON (--json).
+ * fan-out, idle, interference, targets) and the same as JSON (--json).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -57,6 +57,29 @@ static void add_target(int met, const char *value, const char *fmt, ...)
 	va_end(ap);
 	snprintf(t->value, sizeof(t->value), "%s", value);
 	t->met = met;
+}
+
+/* The idle target of r: every daemon used no CPU tick over --idle-seconds. */
+static void idle_target(const struct idle_result *r, const char *what)
+{
+	char v[64];
+	long ticks = 0;
+	double pct = 0;
+
+	if (!r->ran || r->failed) {
+		add_target(-1, "not measured", "%s: 0%% CPU over %.0f s", what, opt.idle_seconds);
+		return;
+	}
+	for (int i = 0; i < r->nprocs; i++) {
+		ticks += r->ticks[i];
+		pct += r->cpu_pct[i];
+	}
+	if (r->nprocs == 2)
+		snprintf(v, sizeof(v), "%ld + %ld ticks, %.4f%% + %.4f%% CPU", r->ticks[0], r->ticks[1],
+		         r->cpu_pct[0], r->cpu_pct[1]);
+	else
+		snprintf(v, sizeof(v), "%ld ticks, %.4f%% CPU in all", ticks, pct);
+	add_target(ticks == 0, v, "%s: 0%% CPU over %.0f s", what, opt.idle_seconds);
 }
 
 void eval_targets(void)
@@ -122,15 +145,7 @@ void eval_targets(void)
 			           " pipe job", out_key[out], ring);
 		}
 	}
-	if (idle.ran && !idle.failed) {
-		snprintf(v, sizeof(v), "%ld + %ld ticks, %.4f%% + %.4f%% CPU", idle.ticks[0], idle.ticks[1],
-		         idle.cpu_pct[0], idle.cpu_pct[1]);
-		add_target(idle.ticks[0] == 0 && idle.ticks[1] == 0, v, "idle pair: 0%% CPU over %.0f s",
-		           opt.idle_seconds);
-	} else {
-		add_target(-1, "not measured", "idle pair: 0%% CPU over %.0f s", opt.idle_seconds);
-	}
-
+	idle_target(&idle, "idle pair");
 	cur_issue = 9;
 	{
 		double r = e2e_speedup(IN_SEQ, J_DAEMONS, J_PIPE, OUT_FILE_);
@@ -164,6 +179,21 @@ void eval_targets(void)
 		           " >= %.0fx the stdio-buffered pipe", size_label(sizes[si]),
 		           ring_batch(ring_cap(sizes[si]), opt.batch), goal);
 	}
+
+	cur_issue = 12;
+	for (int k = 1; k < NFAN; k++) {
+		double r = fanout_min_ratio(k);
+		if (r > 0) {
+			snprintf(v, sizeof(v), "%.2fx (the slowest; %d CPUs allow %.2fx)", r, fanout.ncpus,
+			         fanout.ceiling[k]);
+			add_target(r >= 0.7, v, "throughput 64 B: each of %d consumers >= 0.7x a single consumer",
+			           fan_consumers[k]);
+		} else {
+			add_target(-1, "not measured", "throughput 64 B: each of %d consumers >= 0.7x a single"
+			           " consumer", fan_consumers[k]);
+		}
+	}
+	idle_target(&fanout_idle, "idle, producer + " FANOUT_MAX_S " named consumers");
 }
 
 static void print_machine(FILE *f)
@@ -185,6 +215,52 @@ static void print_machine(FILE *f)
 		fprintf(f, "pinning: producer side on CPU %d, consumer side on CPU %d\n", cpu_a, cpu_b);
 	else
 		fprintf(f, "pinning: NONE (only one CPU available): both processes share it\n");
+}
+
+static void print_idle(const char *title, const struct idle_result *r)
+{
+	printf("\n%s, %.1f s\n", title, opt.idle_seconds);
+	if (r->failed) {
+		printf("FAILED: %s\n", r->why);
+		return;
+	}
+	for (int i = 0; i < r->nprocs; i++)
+		printf("%-18s utime+stime %ld ticks, run time %.3f ms (%.4f%% CPU), %" PRIu64 " wake-ups\n",
+		       idle_proc_label(r, i), r->ticks[i], r->run_ns[i] == UINT64_MAX ? -1.0 :
+		       (double)r->run_ns[i] / 1e6, r->cpu_pct[i], r->wakeups[i]);
+}
+
+static void print_fanout(void)
+{
+	char b[64];
+
+	printf("\nFan-out: one producer, 1, 2 and 4 named consumers on one queue, %u B records, %u/batch,\n"
+	       "%u slots; every consumer checks every record; records/s of each consumer (x the single\n"
+	       "consumer's, same run)\n", fanout.size, fanout.batch, fanout.cap);
+	if (fanout.failed) {
+		printf("FAILED: %s\n", fanout.why);
+		return;
+	}
+	printf("%-10s %-56s %10s %8s  %s\n", "consumers", "records/s of each (x single)", "CPUs busy", "allows",
+	       "CPUs: producer, consumers");
+	for (int k = 0; k < NFAN; k++) {
+		char each[160] = "", cpus[48] = "";
+		int len = 0, cl = 0;
+		for (int i = 0; i < fan_consumers[k] && (size_t)len < sizeof(each); i++) {
+			fmt_rate(b, sizeof(b), fanout.med_rps[k][i]);
+			len += snprintf(each + len, sizeof(each) - (size_t)len, "%s%s (%.2fx)", i ? " " : "", b,
+			                fanout_ratio(k, i));
+		}
+		for (int i = 0; i <= fan_consumers[k] && (size_t)cl < sizeof(cpus); i++)
+			cl += snprintf(cpus + cl, sizeof(cpus) - (size_t)cl, i ? ",%d" : "%d", fanout.cpu[k][i]);
+		printf("%-10d %-56s %5.2f of %d %7.2fx  %s\n", fan_consumers[k], each, fanout.busy[k], fanout.ncpus,
+		       fanout.ceiling[k], cpus);
+	}
+	printf("CPUs busy: the CPU time of all of them / the slowest consumer's time; allows: the most\n"
+	       "%d CPUs allow at the CPU time per record measured in that case (no process faster than\n"
+	       "one CPU, those on one CPU not faster than it, all not faster than %d), / the single\n"
+	       "consumer's rate; a ratio near it: bound by the CPUs.  CPU -1: unpinned\n",
+	       fanout.ncpus, fanout.ncpus);
 }
 
 void print_tables(void)
@@ -369,25 +445,19 @@ void print_tables(void)
 			       backlog.use[0].cpu_s, backlog.use[1].cpu_s);
 		}
 	}
-	if (opt.idle) {
-		printf("\nIdle pair (real daemons, empty queue, producer on an open empty pipe), %.1f s\n",
-		       opt.idle_seconds);
-		if (idle.failed) {
-			printf("FAILED: %s\n", idle.why);
-		} else {
-			for (int i = 0; i < 2; i++)
-				printf("%-16s utime+stime %ld ticks, run time %.3f ms (%.4f%% CPU), %" PRIu64
-				       " wake-ups\n", i ? "mmapq-consumer" : "mmapq-producer", idle.ticks[i],
-				       idle.run_ns[i] == UINT64_MAX ? -1.0 : (double)idle.run_ns[i] / 1e6,
-				       idle.cpu_pct[i], idle.wakeups[i]);
-		}
-	}
+	if (opt.fanout)
+		print_fanout();
+	if (opt.idle)
+		print_idle("Idle pair (real daemons, empty queue, producer on an open empty pipe)", &idle);
+	if (opt.fanout)
+		print_idle("Idle fan-out (real daemons, empty queue, producer on an open empty pipe, "
+		           FANOUT_MAX_S " named consumers attached)", &fanout_idle);
 	printf("\nInterference (CPU time of other processes, and steal, as a share of all CPUs)\n");
 	for (int i = 0; i < nloads; i++)
 		printf("  %-12s %7.1f s: other processes %5.1f%%, steal %5.1f%%%s\n", loads[i].name,
 		       loads[i].wall_s, loads[i].others_pct, loads[i].steal_pct,
 		       loads[i].others_pct > 5 || loads[i].steal_pct > 5 ? "  (disturbed)" : "");
-	printf("\nTargets (issues 5 and 9)\n");
+	printf("\nTargets (issues 5, 9 and 12)\n");
 	for (int i = 0; i < ntargets; i++)
 		printf("  #%d %-8s %-74s %s\n", targets[i].issue, targets[i].met > 0 ? "met" :
 		       targets[i].met == 0 ? "NOT MET" : "-", targets[i].what, targets[i].value);
@@ -406,6 +476,20 @@ static void json_str(const char *s)
 			putchar(*s);
 	}
 	putchar('"');
+}
+
+static void json_idle(const char *key, const struct idle_result *r)
+{
+	if (!r->ran)
+		return;
+	printf("  \"%s\": {\"seconds\": %.1f, \"failed\": %s", key, r->seconds, r->failed ? "true" : "false");
+	if (!r->failed)
+		for (int i = 0; i < r->nprocs; i++)
+			printf(", \"%s\": {\"ticks\": %ld, \"run_ns\": %" PRIu64 ", \"cpu_percent\": %.5f,"
+			       " \"wakeups\": %" PRIu64 "}", i == 0 ? "producer" : r == &idle ? "consumer" :
+			       idle_proc_label(r, i), r->ticks[i], r->run_ns[i] == UINT64_MAX ? 0 : r->run_ns[i],
+			       r->cpu_pct[i], r->wakeups[i]);
+	printf("},\n");
 }
 
 void print_json(void)
@@ -522,14 +606,32 @@ void print_json(void)
 			       backlog.use[1].cpu_s);
 		printf("},\n");
 	}
-	if (idle.ran) {
-		printf("  \"idle\": {\"seconds\": %.1f, \"failed\": %s", idle.seconds, idle.failed ? "true" : "false");
-		if (!idle.failed)
-			for (int i = 0; i < 2; i++)
-				printf(", \"%s\": {\"ticks\": %ld, \"run_ns\": %" PRIu64 ", \"cpu_percent\": %.5f,"
-				       " \"wakeups\": %" PRIu64 "}", i ? "consumer" : "producer", idle.ticks[i],
-				       idle.run_ns[i] == UINT64_MAX ? 0 : idle.run_ns[i], idle.cpu_pct[i],
-				       idle.wakeups[i]);
+	json_idle("idle", &idle);
+	json_idle("fanout_idle", &fanout_idle);
+	if (fanout.ran) {
+		printf("  \"fanout\": {\"size\": %u, \"capacity\": %u, \"batch\": %u, \"records\": %" PRIu64
+		       ", \"cpus\": %d, \"failed\": %s", fanout.size, fanout.cap, fanout.batch, fanout.n, fanout.ncpus,
+		       fanout.failed ? "true" : "false");
+		if (fanout.failed) {
+			printf(", \"why\": ");
+			json_str(fanout.why);
+		} else {
+			printf(", \"cases\": [");
+			for (int k = 0; k < NFAN; k++) {
+				printf("%s\n    {\"consumers\": %d, \"cpus_busy\": %.3f, \"machine_allows\": %.3f,"
+				       " \"records_per_s\": [", k ? "," : "", fan_consumers[k], fanout.busy[k], fanout.ceiling[k]);
+				for (int i = 0; i < fan_consumers[k]; i++)
+					printf("%s%.0f", i ? ", " : "", fanout.med_rps[k][i]);
+				printf("], \"over_single\": [");
+				for (int i = 0; i < fan_consumers[k]; i++)
+					printf("%s%.3f", i ? ", " : "", fanout_ratio(k, i));
+				printf("], \"cpu\": [");
+				for (int i = 0; i <= fan_consumers[k]; i++)
+					printf("%s%d", i ? ", " : "", fanout.cpu[k][i]);
+				printf("]}");
+			}
+			printf("\n  ]");
+		}
 		printf("},\n");
 	}
 	printf("  \"interference\": [");

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # smoke.sh MMAPQ_BENCH -- the benchmark's correctness smoke (ctest
-# mmapq_bench_smoke, label fast): mmapq_bench --quick --e2e --idle --plot DIR
-# (tiny counts, one run, every record verified, every transport must run:
+# mmapq_bench_smoke, label fast): mmapq_bench --quick --e2e --idle --fanout --plot
+# DIR (tiny counts, one run, every record verified, every transport must run:
 # it exits non-zero otherwise), then what --plot wrote: the data files and
 # the gnuplot script, and every chart as an SVG that is well-formed XML whose
 # root element is <svg> (xmllint), and a PNG, none empty.  No timing is
@@ -15,21 +15,21 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mmapq-bench-smoke.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 plot=$work/plot
 
-"$bench" --quick --e2e --idle --plot "$plot"
+"$bench" --quick --e2e --idle --fanout --plot "$plot"
 rc=$?
 if [ "$rc" -ne 0 ]; then
-	echo "smoke: FAIL: mmapq_bench --quick --e2e --idle --plot exited $rc"
+	echo "smoke: FAIL: mmapq_bench --quick --e2e --idle --fanout --plot exited $rc"
 	exit 1
 fi
 fail=0
-for f in throughput.dat ratio.dat latency.dat e2e.dat mmapq_bench.gp; do
+for f in throughput.dat ratio.dat latency.dat e2e.dat fanout.dat mmapq_bench.gp; do
 	[ -s "$plot/$f" ] || { echo "smoke: FAIL: --plot did not write $f"; fail=1; }
 done
 if ! command -v gnuplot >/dev/null 2>&1 || ! command -v xmllint >/dev/null 2>&1; then
 	echo "smoke: SKIP: the charts are not checked (no gnuplot or no xmllint: tests/deps.sh)"
 	exit "$fail"
 fi
-for c in throughput ratio latency e2e; do
+for c in throughput ratio latency e2e fanout; do
 	svg=$plot/$c.svg
 	if [ ! -s "$svg" ]; then
 		echo "smoke: FAIL: $c.svg missing or empty"
@@ -45,5 +45,5 @@ for c in throughput ratio latency e2e; do
 	fi
 	[ -s "$plot/$c.png" ] || { echo "smoke: FAIL: $c.png missing or empty"; fail=1; }
 done
-[ "$fail" -eq 0 ] && echo "smoke: PASS: every record verified; 4 charts, valid SVG"
+[ "$fail" -eq 0 ] && echo "smoke: PASS: every record verified; 5 charts, valid SVG"
 exit "$fail"

@@ -88,7 +88,7 @@ static double tput_once(enum transport_row t, uint32_t size, uint64_t n, struct 
 	return (double)(ctl->t_end - ctl->t_start) / 1e9;
 }
 
-static uint64_t quick_n(uint32_t size)
+uint64_t quick_n(uint32_t size)
 {
 	uint64_t n = 3 * (uint64_t)ring_cap(size) + 7; /* wraps the ring */
 	return n < 1000 ? 1000 : n > 120000 ? 120000 : n;
@@ -107,30 +107,55 @@ static void tput_fail(enum transport_row t, int si, double el)
 	note("%-28s %6" PRIu32 " B: FAILED: %s", tdefs[t].label, sizes[si], res->why);
 }
 
-/* Records for one run of about --seconds (the calibration runs double as
- * warm-up); 0 if the transport failed or is not possible. */
-static uint64_t tput_calibrate(enum transport_row t, int si)
+/* Records for one run of about --seconds: once(n, arg) runs n records and
+ * returns the seconds it took, or < 0 (failed: that is returned, *n_out
+ * 0).  The calibration runs double as warm-up. */
+double calibrate(double (*once)(uint64_t n, void *arg), void *arg, uint64_t *n_out)
 {
-	struct tput_result *res = &tput[t][si];
 	uint64_t n = 2000;
 	double el;
 
-	res->ran = true;
-	if (opt.quick)
-		return quick_n(sizes[si]);
+	*n_out = 0;
 	for (;;) {
-		el = tput_once(t, sizes[si], n, res);
-		if (el < 0) {
-			tput_fail(t, si, el);
-			return 0;
-		}
+		el = once(n, arg);
+		if (el < 0)
+			return el;
 		if (el >= opt.seconds / 8 || n >= (1ull << 34))
 			break;
 		double f = opt.seconds / 4 / (el > 1e-6 ? el : 1e-6);
 		n = (uint64_t)((double)n * (f < 2 ? 2 : f > 64 ? 64 : f));
 	}
 	n = (uint64_t)((double)n / el * opt.seconds);
-	return n < 1000 ? 1000 : n;
+	*n_out = n < 1000 ? 1000 : n;
+	return el;
+}
+
+struct tput_arg {
+	enum transport_row t;
+	int si;
+};
+
+static double tput_once_arg(uint64_t n, void *arg)
+{
+	const struct tput_arg *a = arg;
+	return tput_once(a->t, sizes[a->si], n, &tput[a->t][a->si]);
+}
+
+/* Records for one run of about --seconds; 0 if the transport failed or is
+ * not possible. */
+static uint64_t tput_calibrate(enum transport_row t, int si)
+{
+	struct tput_arg a = {t, si};
+	uint64_t n;
+	double el;
+
+	tput[t][si].ran = true;
+	if (opt.quick)
+		return quick_n(sizes[si]);
+	el = calibrate(tput_once_arg, &a, &n);
+	if (el < 0)
+		tput_fail(t, si, el);
+	return n;
 }
 
 /* One size: calibrate every transport, then --runs rounds in which every

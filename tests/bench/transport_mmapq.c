@@ -12,6 +12,9 @@
  * available, get, release(1) for each record (a lock round-trip and a
  * signal check per record and side).
  *
+ * Fan-out (fanout.c): the same producer and consumer, the consumer named
+ * c->consumer, one of several on the queue, each checking every record.
+ *
  * Ping-pong: one queue each way; a record is released once it is dealt
  * with: after the reply is sent, or the clock read (the API's
  * at-least-once order).  c->spin_us is mmapq_params.spin_us.
@@ -26,13 +29,14 @@
 
 #define MMAPQ_STAGE_BYTES 16384u /* the producer's records before mmapq_put_many */
 
-static struct mmapq *q_open(const char *path, enum mmapq_role role, uint32_t size, uint32_t cap,
-                            uint32_t spin_us)
+static struct mmapq *q_open_as(const char *path, enum mmapq_role role, uint32_t size, uint32_t cap,
+                               uint32_t spin_us, const struct cell *c)
 {
 	struct mmapq_params p = {
 		.path = path, .role = role, .capacity = cap, .record_size = size,
 		.format = MMAPQ_FORMAT_LINE, .sync = MMAPQ_SYNC_NEVER, .file_mode = 0600,
-		.spin_us = spin_us,
+		.spin_us = spin_us, .consumer = c ? c->consumer : NULL,
+		.max_consumers = c ? c->max_consumers : 0,
 	};
 	struct mmapq_error e;
 	struct mmapq *q = NULL;
@@ -42,6 +46,12 @@ static struct mmapq *q_open(const char *path, enum mmapq_role role, uint32_t siz
 		return NULL;
 	}
 	return q;
+}
+
+static struct mmapq *q_open(const char *path, enum mmapq_role role, uint32_t size, uint32_t cap,
+                            uint32_t spin_us)
+{
+	return q_open_as(path, role, size, cap, spin_us, NULL);
 }
 
 static int mmapq_setup(struct cell *c, char *why, size_t whylen)
@@ -55,7 +65,7 @@ static int mmapq_setup(struct cell *c, char *why, size_t whylen)
 
 static int mmapq_prod(struct cell *c)
 {
-	struct mmapq *q = q_open(c->path[0], MMAPQ_ROLE_PRODUCER, c->size, c->cap, 0);
+	struct mmapq *q = q_open_as(c->path[0], MMAPQ_ROLE_PRODUCER, c->size, c->cap, 0, c);
 	uint32_t batch = c->per_record ? 1 : c->batch;
 	/* records are made in a staging buffer of at most 16 KiB (or one
 	 * record), so that they are still in the cache when put */
@@ -67,6 +77,7 @@ static int mmapq_prod(struct cell *c)
 	if (!q)
 		return EXIT_FAIL;
 	barrier();
+	cpu_window(0, false);
 	ctl->t_start = now_ns();
 	deadline = ctl->t_start + FAR_NS;
 	while (seq < c->n) {
@@ -100,6 +111,7 @@ static int mmapq_prod(struct cell *c)
 		if (r < 0)
 			return child_fail("mmapq_publish at record %" PRIu64 ": %s", seq, mmapq_strerror(r));
 	}
+	cpu_window(0, true);
 	record_rusage(0);
 	mmapq_close(q);
 	free(buf);
@@ -108,7 +120,7 @@ static int mmapq_prod(struct cell *c)
 
 static int mmapq_cons(struct cell *c)
 {
-	struct mmapq *q = q_open(c->path[0], MMAPQ_ROLE_CONSUMER, c->size, c->cap, 0);
+	struct mmapq *q = q_open_as(c->path[0], MMAPQ_ROLE_CONSUMER, c->size, c->cap, 0, c);
 	uint64_t exp = 0, deadline;
 	uint32_t batch = c->per_record ? 1 : c->batch;
 	uint32_t stage = c->size >= MMAPQ_STAGE_BYTES ? 1 : MMAPQ_STAGE_BYTES / c->size;
@@ -118,6 +130,7 @@ static int mmapq_cons(struct cell *c)
 	if (!q)
 		return EXIT_FAIL;
 	barrier();
+	cpu_window(1 + c->cons_ix, false);
 	deadline = now_ns() + FAR_NS;
 	while (exp < c->n) {
 		uint32_t n = 0, k;
@@ -149,9 +162,15 @@ static int mmapq_cons(struct cell *c)
 		if (r < 0)
 			return child_fail("mmapq_release at record %" PRIu64 ": %s", exp, mmapq_strerror(r));
 	}
-	ctl->t_end = now_ns();
-	ctl->verified = exp;
-	record_rusage(1);
+	cpu_window(1 + c->cons_ix, true);
+	if (c->consumer) { /* one of several (fan-out) */
+		ctl->fan_end[c->cons_ix] = now_ns();
+		ctl->fan_verified[c->cons_ix] = exp;
+	} else {
+		ctl->t_end = now_ns();
+		ctl->verified = exp;
+		record_rusage(1);
+	}
 	mmapq_close(q);
 	free(recs);
 	return 0;

@@ -120,7 +120,7 @@ double median(const double *v, int n)
  * CPU time used by processes other than this benchmark and its children
  * (all CPUs' busy time in /proc/stat minus our own rusage), and the time
  * the hypervisor stole (steal), both as a share of the machine's CPUs. */
-struct load_section loads[8];
+struct load_section loads[12];
 int nloads;
 
 void load_mark(struct load_mark *m)
@@ -175,7 +175,7 @@ void load_section_end(const char *name, const struct load_mark *a)
 void barrier(void)
 {
 	__atomic_fetch_add(&ctl->ready, 1, __ATOMIC_ACQ_REL);
-	while (__atomic_load_n(&ctl->ready, __ATOMIC_ACQUIRE) < 2)
+	while (__atomic_load_n(&ctl->ready, __ATOMIC_ACQUIRE) < ctl->parties)
 		sched_yield();
 }
 
@@ -186,6 +186,16 @@ void record_rusage(int side)
 		ctl->nvcsw[side] = ru.ru_nvcsw;
 		ctl->nivcsw[side] = ru.ru_nivcsw;
 	}
+}
+
+void cpu_window(int slot, bool end)
+{
+	struct timespec ts;
+	double t;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	ctl->cpu_s[slot] = end ? ctl->cpu_s[slot] + t : -t;
 }
 
 /* ---- a cell's resources ---------------------------------------------------------- */
@@ -258,21 +268,24 @@ static struct child_use rusage_use(const struct rusage *ru)
 }
 
 /* A consumer that found a bad record leaves its producer blocked on a full
- * queue (or spinning): hence the kill of the other as soon as one fails. */
-void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, struct child_use use[2])
+ * queue (or spinning): hence the kill of the others as soon as one fails. */
+void wait_all(int n, const pid_t pid[], int st[], int timeout_ms, struct child_use use[])
 {
 	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
-	int fd[2];
-	bool done[2] = {false, false};
+	int fd[1 + FANOUT_MAX];
+	bool done[1 + FANOUT_MAX], pidfds = true;
+	int left = n;
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < n; i++) {
 		fd[i] = (int)syscall(SYS_pidfd_open, pid[i], 0);
+		pidfds = pidfds && fd[i] >= 0;
+		done[i] = false;
 		if (use)
 			use[i] = (struct child_use){-1, 0};
 	}
-	if (fd[0] < 0 || fd[1] < 0) {
+	if (!pidfds) {
 		/* no pidfds: one after the other */
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < n; i++) {
 			uint64_t now = tu_now_ms();
 			st[i] = tu_wait(pid[i], now < end ? (int)(end - now) : 1);
 			if (st[i] == -ETIMEDOUT)
@@ -282,29 +295,29 @@ void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, struct child_use u
 		}
 		return;
 	}
-	while (!done[0] || !done[1]) {
-		struct pollfd pf[2];
-		int idx[2], n = 0;
+	while (left > 0) {
+		struct pollfd pf[1 + FANOUT_MAX];
+		int idx[1 + FANOUT_MAX], m = 0;
 		uint64_t now = tu_now_ms();
 
-		for (int i = 0; i < 2; i++)
+		for (int i = 0; i < n; i++)
 			if (!done[i]) {
-				pf[n] = (struct pollfd){.fd = fd[i], .events = POLLIN};
-				idx[n++] = i;
+				pf[m] = (struct pollfd){.fd = fd[i], .events = POLLIN};
+				idx[m++] = i;
 			}
 		if (now >= end) {
-			for (int k = 0; k < n; k++) {
+			for (int k = 0; k < m; k++) {
 				tu_kill(pid[idx[k]]);
 				st[idx[k]] = -ETIMEDOUT;
 				done[idx[k]] = true;
 			}
 			break;
 		}
-		if (poll(pf, (nfds_t)n, (int)(end - now)) < 0 && errno != EINTR)
+		if (poll(pf, (nfds_t)m, (int)(end - now)) < 0 && errno != EINTR)
 			break;
-		for (int k = 0; k < n; k++) {
+		for (int k = 0; k < m; k++) {
 			int i = idx[k];
-			if (!(pf[k].revents & (POLLIN | POLLHUP)))
+			if (done[i] || !(pf[k].revents & (POLLIN | POLLHUP)))
 				continue;
 			struct rusage ru;
 			while (wait4(pid[i], &st[i], 0, &ru) < 0 && errno == EINTR)
@@ -312,43 +325,65 @@ void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, struct child_use u
 			if (use)
 				use[i] = rusage_use(&ru);
 			done[i] = true;
-			if (tu_exit_code(st[i]) != 0 && !done[!i]) {
-				tu_kill(pid[!i]);
-				st[!i] = W_EXITCODE(0, SIGKILL);
-				done[!i] = true;
-			}
+			left--;
+			if (tu_exit_code(st[i]) == 0)
+				continue;
+			for (int o = 0; o < n; o++)
+				if (!done[o]) {
+					tu_kill(pid[o]);
+					st[o] = W_EXITCODE(0, SIGKILL);
+					done[o] = true;
+					left--;
+				}
 		}
 	}
-	close(fd[0]);
-	close(fd[1]);
+	for (int i = 0; i < n; i++)
+		close(fd[i]);
+}
+
+int run_group(int n, const child_fn fn[], struct cell *const cell[], const int cpu[], char *why,
+              size_t whylen)
+{
+	pid_t pid[1 + FANOUT_MAX] = {0};
+	int st[1 + FANOUT_MAX] = {0}, started = 0;
+
+	memset(ctl, 0, sizeof(*ctl));
+	ctl->parties = (uint32_t)n;
+	while (started < n && (pid[started] = fork_child(fn[started], cell[started], cpu[started])) > 0)
+		started++;
+	for (int i = 0; i < n; i++)
+		cell_parent_close(cell[i]);
+	if (started < n) {
+		snprintf(why, whylen, "fork: %s", strerror(errno));
+		for (int i = 0; i < started; i++)
+			tu_kill(pid[i]);
+		return -1;
+	}
+	wait_all(n, pid, st, CHILD_TIMEOUT_MS, NULL);
+	for (int i = 0; i < n; i++)
+		if (st[i] == -ETIMEDOUT) {
+			snprintf(why, whylen, "timed out after %d s", CHILD_TIMEOUT_MS / 1000);
+			return -1;
+		}
+	for (int i = 0; i < n; i++)
+		if (tu_exit_code(st[i]) != 0) {
+			int k = snprintf(why, whylen, "children exited");
+			for (int j = 0; j < n && k > 0 && (size_t)k < whylen; j++)
+				k += snprintf(why + k, whylen - (size_t)k, " %d", tu_exit_code(st[j]));
+			if (k > 0 && (size_t)k < whylen)
+				snprintf(why + k, whylen - (size_t)k, " (128+9: killed when another failed)");
+			return -1;
+		}
+	return 0;
 }
 
 int run_pair(child_fn a, child_fn b, struct cell *c, char *why, size_t whylen)
 {
-	pid_t pid[2];
-	int st[2];
+	const child_fn fn[2] = {a, b};
+	struct cell *const cell[2] = {c, c};
+	const int cpu[2] = {cpu_a, cpu_b};
 
-	memset(ctl, 0, sizeof(*ctl));
-	pid[0] = fork_child(a, c, cpu_a);
-	pid[1] = pid[0] > 0 ? fork_child(b, c, cpu_b) : -1;
-	cell_parent_close(c);
-	if (pid[0] < 0 || pid[1] < 0) {
-		snprintf(why, whylen, "fork: %s", strerror(errno));
-		if (pid[0] > 0)
-			tu_kill(pid[0]);
-		return -1;
-	}
-	wait_pair(pid, st, CHILD_TIMEOUT_MS, NULL);
-	if (st[0] == -ETIMEDOUT || st[1] == -ETIMEDOUT) {
-		snprintf(why, whylen, "timed out after %d s", CHILD_TIMEOUT_MS / 1000);
-		return -1;
-	}
-	if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0) {
-		snprintf(why, whylen, "children exited %d and %d (128+9: killed when the other failed)",
-		         tu_exit_code(st[0]), tu_exit_code(st[1]));
-		return -1;
-	}
-	return 0;
+	return run_group(2, fn, cell, cpu, why, whylen);
 }
 
 int wait_one(pid_t pid, int timeout_ms, struct child_use *use)

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -136,17 +137,36 @@ static inline size_t fuzz_read_file(const char *path, void *buf, size_t cap)
 	return done;
 }
 
-/* The lowest free descriptor: constant from one input to the next unless
- * something leaks a descriptor. */
-static inline int fuzz_lowest_free_fd(void)
+/* A descriptor of this process open on a file under dir (the library's:
+ * the queue file, its lock file), or -1 if none is: whatever the library
+ * opened for one input must be closed before the next.  Descriptors of the
+ * sanitizer runtime (the pipes to llvm-symbolizer, started the first time
+ * libFuzzer prints a NEW_FUNC line) are not the library's and do not count. */
+static inline int fuzz_fd_open_under(const char *dir, char *what, size_t size)
 {
-	int fd = dup(0);
+	DIR *d = opendir("/proc/self/fd");
+	size_t dlen = strlen(dir);
+	struct dirent *e;
+	int found = -1;
 
-	if (fd < 0)
-		fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		close(fd);
-	return fd;
+	if (!d)
+		return -1;
+	while (found < 0 && (e = readdir(d))) {
+		char link[sizeof("/proc/self/fd/") + sizeof(e->d_name)];
+		ssize_t k;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
+			continue;
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		k = readlink(link, what, size - 1);
+		if (k <= 0)
+			continue;
+		what[k] = '\0';
+		if (!strncmp(what, dir, dlen) && what[dlen] == '/')
+			found = atoi(e->d_name);
+	}
+	closedir(d);
+	return found;
 }
 
 #endif /* MMAPQ_FUZZ_COMMON_H */

@@ -111,7 +111,17 @@ int __wrap_munmap(void *addr, size_t len)
 
 #define OFF(f) offsetof(struct mmapq_header, f)
 #define SIDE_P OFF(producer)
-#define SIDE_C OFF(consumer)
+#define SIDE_C offsetof(struct mmapq_header_v2, consumer) /* version 2's one consumer */
+#define FLOOR OFF(floor.floor)                          /* = version 2's head */
+#define TABLE OFF(consumers)
+#define ENTRY_SIZE sizeof(struct mmapq_consumer)
+#define ENTRY(i) (TABLE + (size_t)(i) * ENTRY_SIZE)
+#define E_POS offsetof(struct mmapq_consumer, position)
+#define E_STATE offsetof(struct mmapq_consumer, state)
+#define E_PID offsetof(struct mmapq_consumer, pid)
+#define E_ATTACHES offsetof(struct mmapq_consumer, attaches)
+#define E_NAME offsetof(struct mmapq_consumer, name)
+#define E_COND offsetof(struct mmapq_consumer, not_empty)
 
 static uint32_t rd32(const uint8_t *b, size_t off)
 {
@@ -141,28 +151,117 @@ struct model {
 	bool hdr_ok;    /* static header fields valid, file exactly the size they give */
 	bool pos_ok;    /* head <= tail <= head + capacity */
 	bool slots_ok;  /* every slot in [head, tail): seq, len, reserved */
+	bool table_ok;  /* version 3: the registered consumers' states, names, cursors */
 	const char *why;
-	uint32_t ver, fmt, cap, rs, ss;
+	uint32_t ver, fmt, cap, rs, ss, maxc;
 	bool ints;      /* int slots of version 2: seq and value, no length */
 	size_t poff;    /* payload offset in a slot */
 	uint64_t head, tail;
+	uint64_t head_eff;  /* floor as a role that attaches alone leaves it: raised to
+	                       the lowest registered cursor */
+	int nreg;           /* registered consumers */
+	int def;            /* the entry of the consumer "default", -1 if none */
 };
 
-/* Reserved header ranges that must be zero (mmapq_format.h). */
-static const struct {
+/* Reserved header ranges that must be zero (mmapq_format.h): version 1
+ * and 2 (not offset 36 nor from 512 on: an interrupted upgrade writes
+ * there first), version 3 (the entries past max_consumers apart). */
+struct rsv {
 	size_t off, len;
-} reserved_ranges[] = {
-	{OFF(reserved0), 4},
+};
+static const struct rsv reserved_v2[] = {
 	{OFF(reserved1), 8},
 	{SIDE_P + offsetof(struct mmapq_side, reserved0), 4},
 	{SIDE_P + offsetof(struct mmapq_side, reserved), sizeof(((struct mmapq_side *)0)->reserved)},
 	{SIDE_C + offsetof(struct mmapq_side, reserved0), 4},
 	{SIDE_C + offsetof(struct mmapq_side, reserved), sizeof(((struct mmapq_side *)0)->reserved)},
-	{OFF(not_empty) + offsetof(struct mmapq_cond, reserved), sizeof(((struct mmapq_cond *)0)->reserved)},
-	{OFF(not_full) + offsetof(struct mmapq_cond, reserved), sizeof(((struct mmapq_cond *)0)->reserved)},
-	{OFF(reserved2), sizeof(((struct mmapq_header *)0)->reserved2)},
+	{offsetof(struct mmapq_header_v2, not_empty) + offsetof(struct mmapq_cond, reserved), 56},
+	{OFF(not_full) + offsetof(struct mmapq_cond, reserved), 56},
+};
+static const struct rsv reserved_v3[] = {
+	{OFF(reserved1), 8},
+	{SIDE_P + offsetof(struct mmapq_side, reserved0), 4},
+	{SIDE_P + offsetof(struct mmapq_side, reserved), sizeof(((struct mmapq_side *)0)->reserved)},
+	{OFF(floor.reserved), 120},
+	{OFF(reserved2), 64},
+	{OFF(not_full) + offsetof(struct mmapq_cond, reserved), 56},
 	{OFF(reserved), sizeof(((struct mmapq_header *)0)->reserved)},
 };
+
+static bool all_zero(const uint8_t *f, const struct rsv *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < r[i].len; j++)
+			if (f[r[i].off + j])
+				return false;
+	return true;
+}
+
+/* Version 3: the entries' reserved bytes, the entries past max_consumers,
+ * the pids of those in use. */
+static bool table_static_ok(const uint8_t *f, uint32_t maxc)
+{
+	for (uint32_t i = 0; i < MMAPQ_CONSUMERS_MAX; i++) {
+		const struct rsv in_use[] = {
+			{ENTRY(i) + offsetof(struct mmapq_consumer, reserved0), 8},
+			{ENTRY(i) + E_COND + offsetof(struct mmapq_cond, reserved), 56},
+		};
+		const struct rsv unused[] = {{ENTRY(i), ENTRY_SIZE}};
+		if (i < maxc ? !all_zero(f, in_use, 2) || (int32_t)rd32(f, ENTRY(i) + E_PID) < 0 :
+		               !all_zero(f, unused, 1))
+			return false;
+	}
+	return true;
+}
+
+/* A name as the library requires it: 1..63 of the allowed characters,
+ * NUL-padded to 64 bytes. */
+static bool name_ok(const uint8_t *f, size_t off)
+{
+	size_t len = strnlen((const char *)f + off, 64);
+
+	if (len == 0 || len == 64)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!strchr(MMAPQ_CONSUMER_NAME_CHARS, f[off + i]))
+			return false;
+	for (size_t i = len; i < 64; i++)
+		if (f[off + i])
+			return false;
+	return true;
+}
+
+/* Version 3's table as the roles check it (floor, tail valid). */
+static void model_table(const uint8_t *f, struct model *m)
+{
+	uint64_t min = UINT64_MAX;
+
+	m->def = -1;
+	m->why = "consumer table";
+	for (uint32_t i = 0; i < m->maxc; i++) {
+		uint32_t state = rd32(f, ENTRY(i) + E_STATE);
+		uint64_t pos = rd64(f, ENTRY(i) + E_POS);
+
+		if (state > 1)
+			return;
+		if (!state)
+			continue;
+		if (!name_ok(f, ENTRY(i) + E_NAME) || pos < m->head || pos > m->tail)
+			return;
+		for (uint32_t k = 0; k < i; k++)
+			if (rd32(f, ENTRY(k) + E_STATE) == 1 &&
+			    !memcmp(f + ENTRY(k) + E_NAME, f + ENTRY(i) + E_NAME, 64))
+				return;
+		if (!strcmp((const char *)f + ENTRY(i) + E_NAME, MMAPQ_CONSUMER_DEFAULT))
+			m->def = (int)i;
+		m->nreg++;
+		if (pos < min)
+			min = pos;
+	}
+	if (m->nreg && min > m->head)
+		m->head_eff = min;
+	m->table_ok = true;
+}
 
 static size_t slot_off(const struct model *m, uint64_t seq)
 {
@@ -193,6 +292,7 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	uint64_t want;
 
 	memset(m, 0, sizeof(*m));
+	m->def = -1;
 	m->why = "too small";
 	if (n < MMAPQ_HEADER_SIZE)
 		return;
@@ -201,7 +301,7 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 		return;
 	m->why = "version";
 	m->ver = rd32(f, OFF(version));
-	if (m->ver != 1 && m->ver != 2)
+	if (m->ver != 1 && m->ver != 2 && m->ver != 3)
 		return;
 	m->why = "header_size";
 	if (rd32(f, OFF(header_size)) != MMAPQ_HEADER_SIZE)
@@ -225,7 +325,7 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	m->why = "slot_size";
 	/* version 2 stores an int record as seq and value; every other slot
 	 * is a 16-byte header and record_size bytes rounded up to 8 */
-	m->ints = m->ver == 2 && m->fmt == MMAPQ_FORMAT_INT;
+	m->ints = m->ver >= 2 && m->fmt == MMAPQ_FORMAT_INT;
 	m->poff = m->ints ? 8 : 16;
 	if (m->ss != (m->ints ? 16 : 16 + ((m->rs + 7) / 8) * 8))
 		return;
@@ -236,21 +336,33 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	m->why = "real size";
 	if ((uint64_t)n != want)
 		return;
+	m->maxc = m->ver == 3 ? rd32(f, OFF(max_consumers)) : 1;
+	m->why = "max_consumers";
+	if (m->maxc < 1 || m->maxc > MMAPQ_CONSUMERS_MAX)
+		return;
 	m->why = "reserved";
-	for (size_t i = 0; i < sizeof(reserved_ranges) / sizeof(reserved_ranges[0]); i++)
-		for (size_t j = 0; j < reserved_ranges[i].len; j++)
-			if (f[reserved_ranges[i].off + j])
-				return;
+	if (m->ver == 3 ? !all_zero(f, reserved_v3, sizeof(reserved_v3) / sizeof(reserved_v3[0])) ||
+	                  !table_static_ok(f, m->maxc) :
+	                  !all_zero(f, reserved_v2, sizeof(reserved_v2) / sizeof(reserved_v2[0])))
+		return;
 	m->why = "pid";
-	if ((int32_t)rd32(f, SIDE_P + 8) < 0 || (int32_t)rd32(f, SIDE_C + 8) < 0)
+	if ((int32_t)rd32(f, SIDE_P + 8) < 0 || (m->ver < 3 && (int32_t)rd32(f, SIDE_C + 8) < 0))
 		return;
 	m->hdr_ok = true;
-	m->head = rd64(f, SIDE_C);
+	m->head = m->head_eff = rd64(f, FLOOR);
 	m->tail = rd64(f, SIDE_P);
 	m->why = "positions";
 	if (m->head > m->tail || m->tail - m->head > m->cap)
 		return;
 	m->pos_ok = true;
+	if (m->ver == 3) {
+		model_table(f, m);
+		if (!m->table_ok)
+			return;
+	} else {
+		m->table_ok = true; /* an upgrade makes "default" the one consumer, at head */
+		m->def = -1;
+	}
 	m->why = "slots";
 	for (uint64_t s = m->head; s < m->tail; s++) {
 		if (!slot_readable(m, f, s) || (!m->ints && rd32(f, slot_off(m, s) + 12) != 0))
@@ -330,6 +442,22 @@ static struct mmapq *open_role(enum mmapq_role role, uint32_t cap, uint32_t rs, 
 	return q;
 }
 
+/* A file without a queue id (all zero) gets one from either role: its 16
+ * bytes may change then (*r), to anything but zero (check_id_given).  (A
+ * version-2 file being upgraded: within the header's tail, already free.) */
+static bool id_zero(const uint8_t *id)
+{
+	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+		if (id[i])
+			return false;
+	return true;
+}
+
+static bool id_missing(const uint8_t *f)
+{
+	return id_zero(f + OFF(id));
+}
+
 static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 {
 	struct mmapq_error err;
@@ -354,10 +482,11 @@ static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 	           st.capacity == m->cap && st.record_size == m->rs && st.slot_size == m->ss &&
 	           st.format == m->fmt && st.file_size == n && st.head == m->head && st.tail == m->tail &&
 	           st.created_usec == rd64(f, OFF(created_usec)) &&
-	           !memcmp(st.id, f + OFF(id), MMAPQ_ID_SIZE),
+	           (m->ver == 3 ? !memcmp(st.id, f + OFF(id), MMAPQ_ID_SIZE) : id_zero(st.id)),
 	           "observer: status differs from the header");
 	check_side(f, SIDE_P, &st.producer);
-	check_side(f, SIDE_C, &st.consumer);
+	if (m->ver < 3)
+		check_side(f, SIDE_C, &st.consumer);
 
 	/* as mmapqctl dump does: copies into a buffer of record_size bytes,
 	 * one byte less is refused */
@@ -425,31 +554,29 @@ static int attach_expect(const struct model *m, const struct geom *g)
 		return -EPROTO; /* the daemons refuse it, naming mmapqctl recreate */
 	if (g->cap != m->cap || g->rs != m->rs || g->fmt != m->fmt)
 		return -EPROTO;
-	return m->pos_ok && m->slots_ok ? 0 : -EBADMSG;
+	return m->pos_ok && m->slots_ok && m->table_ok ? 0 : -EBADMSG;
 }
 
-static void check_refused_unchanged(const uint8_t *f, size_t n, const char *role)
+/* Header bytes a role may change besides its own side: the mutex, the
+ * wait words, floor (raised by whoever attaches alone), the consumer
+ * table's wait words (reset alone); a version-2 file is upgraded: its
+ * version, max_consumers, the consumer side and all from 256 on. */
+static size_t shared_ranges(const struct model *m, struct range *r)
 {
-	size_t n2 = fuzz_read_file(g_path, g_after, sizeof(g_after));
+	size_t n = 0;
 
-	FUZZ_CHECK(n2 == n && !memcmp(f, g_after, n), "%s: a refused file was changed", role);
-}
-
-static void side_ranges(size_t side, struct range *r)
-{
-	r[0] = (struct range){side, side + 12};       /* position, pid */
-	r[1] = (struct range){side + 16, side + 24};  /* start_usec */
-	r[2] = (struct range){side + 40, side + 56};  /* recoveries, attaches */
-}
-
-/* A file without a queue id (all zero) gets one from either role: its 16
- * bytes may change then (*r), to anything but zero (check_id_given). */
-static bool id_missing(const uint8_t *f)
-{
-	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
-		if (f[OFF(id) + i])
-			return false;
-	return true;
+	r[n++] = (struct range){OFF(lock), OFF(lock) + 64};
+	r[n++] = (struct range){OFF(not_full), OFF(not_full) + 8};
+	r[n++] = (struct range){FLOOR, FLOOR + 8};
+	if (m->ver == 2) {
+		r[n++] = (struct range){OFF(version), OFF(version) + 4};
+		r[n++] = (struct range){OFF(max_consumers), OFF(max_consumers) + 4};
+		r[n++] = (struct range){FLOOR + 8, MMAPQ_HEADER_SIZE};
+	} else {
+		for (uint32_t i = 0; i < m->maxc; i++)
+			r[n++] = (struct range){ENTRY(i) + E_COND, ENTRY(i) + E_COND + 8};
+	}
+	return n;
 }
 
 static size_t id_range(const uint8_t *f, struct range *r)
@@ -465,6 +592,23 @@ static void check_id_given(const uint8_t *after, const char *role)
 	FUZZ_CHECK(!id_missing(after), "%s: the queue still has no id", role);
 }
 
+static void check_refused_unchanged(const uint8_t *f, size_t n, const char *role)
+{
+	size_t n2 = fuzz_read_file(g_path, g_after, sizeof(g_after)), at = 0;
+
+	while (n2 == n && at < n && f[at] == g_after[at])
+		at++;
+	FUZZ_CHECK(n2 == n && at == n, "%s: a refused file was changed (size %zu -> %zu, first byte"
+	           " changed at offset %zu)", role, n, n2, at);
+}
+
+static void side_ranges(size_t side, struct range *r)
+{
+	r[0] = (struct range){side, side + 12};       /* position, pid */
+	r[1] = (struct range){side + 16, side + 24};  /* start_usec */
+	r[2] = (struct range){side + 40, side + 56};  /* recoveries, attaches */
+}
+
 static void check_sched(const char *role)
 {
 	struct sched_param sp;
@@ -478,12 +622,23 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 {
 	struct mmapq_error err;
 	struct mmapq_record rec;
-	struct range ok[8];
+	struct range ok[MMAPQ_CONSUMERS_MAX + 8];
 	struct model m2;
 	struct mmapq *q;
 	uint32_t navail = 0;
-	size_t n2;
+	size_t n2, nok;
 	int r, want = attach_expect(m, g);
+	/* where "default" starts: its cursor, or (registering) the oldest
+	 * record kept; a full table has no room for it */
+	uint64_t start = m->def >= 0 ? rd64(f, ENTRY(m->def) + E_POS) : m->head_eff;
+	/* (a file too short for a header has no counters to read) */
+	uint64_t attaches = m->def >= 0 ? rd64(f, ENTRY(m->def) + E_ATTACHES) :
+	                    m->hdr_ok && m->ver < 3 ? rd64(f, SIDE_C + 48) : 0;
+
+	if (want == 0 && m->ver == 3 && m->def < 0 && m->nreg == (int)m->maxc)
+		want = -ENOSPC;
+	if (m->def < 0)
+		start = m->head; /* registers at floor (a raised floor stays at the lowest cursor) */
 
 	fuzz_write_file(g_path, f, n);
 	q = open_role(MMAPQ_ROLE_CONSUMER, g->cap, g->rs, g->fmt, &err, &r);
@@ -492,19 +647,20 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 	           r ? err.msg : "accepted", want, m->why ? m->why : "valid");
 	if (r < 0) {
 		check_err_msg(&err, r, "consumer");
-		check_refused_unchanged(f, n, "consumer");
+		if (r != -ENOSPC) /* refused after attaching alone (the mutex reset) */
+			check_refused_unchanged(f, n, "consumer");
 		return;
 	}
 	r = mmapq_available(q, 0, &navail);
-	if (m->head == m->tail) {
+	if (start == m->tail) {
 		FUZZ_CHECK(r == -EAGAIN, "consumer: available %d on an empty queue", r);
 	} else {
-		FUZZ_CHECK(r == 0 && navail == m->tail - m->head, "consumer: available %d, %" PRIu32, r,
+		FUZZ_CHECK(r == 0 && navail == m->tail - start, "consumer: available %d, %" PRIu32, r,
 		           navail);
 		for (uint32_t i = 0; i < navail; i++) {
 			r = mmapq_get(q, i, &rec);
 			FUZZ_CHECK(r == 0, "consumer: get(%" PRIu32 ") %d", i, r);
-			check_record(m, f, m->head + i, &rec, NULL, "consumer get");
+			check_record(m, f, start + i, &rec, NULL, "consumer get");
 		}
 		FUZZ_CHECK(mmapq_get(q, navail, &rec) == -ENOENT, "consumer: get past the end");
 		/* the same records in one call, from every start */
@@ -513,7 +669,7 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 			r = mmapq_get_many(q, i, navail + 1, many);
 			FUZZ_CHECK(r == (int)(navail - i), "consumer: get_many(%" PRIu32 ") %d", i, r);
 			for (uint32_t j = 0; j < navail - i; j++)
-				check_record(m, f, m->head + i + j, &many[j], NULL, "consumer get_many");
+				check_record(m, f, start + i + j, &many[j], NULL, "consumer get_many");
 		}
 		FUZZ_CHECK(mmapq_get_many(q, navail, 1, &rec) == -ENOENT, "consumer: get_many past the end");
 		/* int: the values alone, from every start */
@@ -522,7 +678,7 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 			r = mmapq_copy_many(q, i, navail + 1, vals, sizeof(vals[0]));
 			FUZZ_CHECK(r == (int)(navail - i), "consumer: copy_many(%" PRIu32 ") %d", i, r);
 			for (uint32_t j = 0; j < navail - i; j++)
-				FUZZ_CHECK(!memcmp(&vals[j], f + slot_off(m, m->head + i + j) + m->poff, 8),
+				FUZZ_CHECK(!memcmp(&vals[j], f + slot_off(m, start + i + j) + m->poff, 8),
 				           "consumer: copy_many value %" PRIu32, j);
 		}
 		FUZZ_CHECK(mmapq_release(q, navail + 1) == -EINVAL, "consumer: release too many");
@@ -534,24 +690,28 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 
 	n2 = fuzz_read_file(g_path, g_after, sizeof(g_after));
 	FUZZ_CHECK(n2 == n, "consumer: file size changed");
-	ok[0] = (struct range){OFF(lock), OFF(lock) + 64};
-	ok[1] = (struct range){OFF(not_empty), OFF(not_empty) + 8};
-	ok[2] = (struct range){OFF(not_full), OFF(not_full) + 8};
-	side_ranges(SIDE_C, ok + 3);
-	check_only_changed(f, g_after, n, ok, 6 + id_range(f, ok + 6), "consumer");
-	check_id_given(g_after, "consumer");
+	/* its own entry (registered, or found) is its to change */
+	nok = shared_ranges(m, ok);
 	model_file(g_after, n2, &m2);
-	FUZZ_CHECK(m2.slots_ok && m2.head == m->tail && m2.tail == m->tail,
-	           "consumer: left a file the model refuses (%s) or positions %" PRIu64 "/%" PRIu64,
-	           m2.why ? m2.why : "ok", m2.head, m2.tail);
-	FUZZ_CHECK((int32_t)rd32(g_after, SIDE_C + 8) == getpid(), "consumer: pid not ours");
-	FUZZ_CHECK(rd64(g_after, SIDE_C + 48) == rd64(f, SIDE_C + 48) + 1, "consumer: attaches");
+	FUZZ_CHECK(m2.ver == 3 && m2.slots_ok && m2.def >= 0 && m2.tail == m->tail &&
+	           rd64(g_after, ENTRY(m2.def) + E_POS) == m->tail,
+	           "consumer: left a file the model refuses (%s), or \"default\" not at the tail %" PRIu64,
+	           m2.why ? m2.why : "ok", m->tail);
+	ok[nok++] = (struct range){ENTRY(m2.def), ENTRY(m2.def) + E_COND};
+	nok += id_range(f, ok + nok);
+	check_only_changed(f, g_after, n, ok, nok, "consumer");
+	check_id_given(g_after, "consumer");
+	FUZZ_CHECK((int32_t)rd32(g_after, ENTRY(m2.def) + E_PID) == getpid(), "consumer: pid not ours");
+	FUZZ_CHECK(rd64(g_after, ENTRY(m2.def) + E_ATTACHES) == attaches + 1, "consumer: attaches");
+	/* floor: the lowest cursor of those registered */
+	FUZZ_CHECK(m2.head == m2.head_eff, "consumer: floor %" PRIu64 " below the lowest cursor %" PRIu64,
+	           m2.head, m2.head_eff);
 }
 
 static void check_producer(const uint8_t *f, size_t n, const struct model *m, const struct geom *g)
 {
 	struct mmapq_error err;
-	struct range ok[16];
+	struct range ok[MMAPQ_CONSUMERS_MAX + 16];
 	struct model m2;
 	struct mmapq *q;
 	uint8_t payload[2 * 64 + 1];
@@ -571,10 +731,10 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	}
 	FUZZ_CHECK(mmapq_next_seq(q) == m->tail, "producer: next seq");
 	r = mmapq_reserve(q, 0, &nfree);
-	if (m->tail - m->head == m->cap) {
+	if (m->tail - m->head_eff == m->cap) {
 		FUZZ_CHECK(r == -EAGAIN, "producer: reserve %d on a full queue", r);
 	} else {
-		FUZZ_CHECK(r == 0 && nfree == m->head + m->cap - m->tail, "producer: reserve %d, %" PRIu32,
+		FUZZ_CHECK(r == 0 && nfree == m->head_eff + m->cap - m->tail, "producer: reserve %d, %" PRIu32,
 		           r, nfree);
 		/* too long for the format: refused, nothing written */
 		FUZZ_CHECK(mmapq_put(q, payload, m->fmt == MMAPQ_FORMAT_INT ? 7 : m->rs + 1) == -EMSGSIZE,
@@ -608,20 +768,18 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 
 	n2 = fuzz_read_file(g_path, g_after, sizeof(g_after));
 	FUZZ_CHECK(n2 == n, "producer: file size changed");
-	ok[nok++] = (struct range){OFF(lock), OFF(lock) + 64};
-	ok[nok++] = (struct range){OFF(not_empty), OFF(not_empty) + 8};
-	ok[nok++] = (struct range){OFF(not_full), OFF(not_full) + 8};
+	nok = shared_ranges(m, ok);
 	side_ranges(SIDE_P, ok + nok);
 	nok += 3;
-	nok += id_range(f, ok + nok);
 	for (uint32_t i = 0; i < k; i++) {
 		size_t o = slot_off(m, m->tail + i);
 		ok[nok++] = (struct range){o, o + m->poff + lens[i]};
 	}
+	nok += id_range(f, ok + nok);
 	check_only_changed(f, g_after, n, ok, nok, "producer");
 	check_id_given(g_after, "producer");
 	model_file(g_after, n2, &m2);
-	FUZZ_CHECK(m2.slots_ok && m2.head == m->head && m2.tail == m->tail + k,
+	FUZZ_CHECK(m2.slots_ok && m2.head == m->head_eff && m2.tail == m->tail + k,
 	           "producer: left a file the model refuses (%s) or positions %" PRIu64 "/%" PRIu64,
 	           m2.why ? m2.why : "ok", m2.head, m2.tail);
 	for (uint32_t i = 0; i < k; i++) {
@@ -861,7 +1019,6 @@ static size_t apply_ops(const struct tmpl *t, bool v1, const uint8_t *d, size_t 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int g_free_fd = -1;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -914,9 +1071,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_consumer(f, n, &m, &g);
 	check_producer(f, n, &m, &g);
 
-	fd = fuzz_lowest_free_fd();
-	if (g_free_fd < 0)
-		g_free_fd = fd;
-	FUZZ_CHECK(fd == g_free_fd, "a descriptor leaked (lowest free %d, was %d)", fd, g_free_fd);
+	{
+		char what[PATH_MAX];
+
+		fd = fuzz_fd_open_under(g_dir, what, sizeof(what));
+		FUZZ_CHECK(fd < 0, "a descriptor leaked: %d, open on %s", fd, what);
+	}
 	return 0;
 }

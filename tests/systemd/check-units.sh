@@ -51,11 +51,14 @@ exposure() {
 
 single="mmapq-producer.service mmapq-consumer.service mmapq-producer.socket mmapq.target"
 templates="mmapq-producer@.service mmapq-consumer@.service mmapq-producer@.socket mmapq@.target"
-# the consumer forwarding to NATS JetStream (--output nats), of either kind
+# named consumers (fan-out): the instance is NAME or QUEUE:NAME
+named="mmapq-consumer-named@.service"
+# the consumer named nats forwarding to NATS JetStream (--output nats), of
+# the single queue and of queue instances
 nats="mmapq-consumer-nats.service mmapq-consumer-nats@.service"
 # the metrics endpoint: a socket with Accept=yes and its per-connection template
 metrics="mmapq-metrics.socket mmapq-metrics@.service"
-for u in $single $templates $metrics $nats; do
+for u in $single $templates $named $metrics $nats; do
 	[ -f "$units/$u" ] || failed "$u was not installed into $MMAPQ_UNITDIR"
 done
 [ $fail = 0 ] || exit 1
@@ -70,7 +73,7 @@ grep -q '@[a-z_]*@' "$units"/mmapq* && failed "unfilled @template@ variables: $(
 v=$work/verify
 mkdir -p "$v"
 for u in $single; do cp "$units/$u" "$v/$u"; done
-for u in $templates; do cp "$units/$u" "$v/${u/@./@check.}"; done
+for u in $templates $named; do cp "$units/$u" "$v/${u/@./@check.}"; done
 # Accept=yes needs the template itself beside its socket; verified as an
 # instance too
 for u in $metrics; do cp "$units/$u" "$v/$u"; done
@@ -86,8 +89,10 @@ else
 	failed "systemd-analyze verify (exit $rc):"; echo "$out"
 fi
 
-for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@check.service mmapq-consumer@check.service; do
+for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@check.service \
+	mmapq-consumer@check.service mmapq-consumer-named@check.service; do
 	case $u in
+		*-named@check.*) target='' config='--named-instance %i' ;;
 		*@check.*) target='mmapq@%i.target' config='--instance %i' ;;
 		*) target='mmapq.target' config='--config [^ ]*/mmapq/mmapq.ini' ;;
 	esac
@@ -96,7 +101,7 @@ for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@check.serv
 	for want in 'Type=notify' 'User=mmapq' 'Group=mmapq' 'StateDirectory=mmapq' \
 		'Restart=on-failure' 'RestartPreventExitStatus=.*\b65\b.*\b78\b' 'WatchdogSec=' \
 		'SystemCallErrorNumber=EPERM' 'RestrictAddressFamilies=.*\bAF_UNIX\b' \
-		"PartOf=$target" 'ExecReload=.*--check-config' 'ExecReload=.*kill -HUP \$MAINPID' \
+		"${target:+PartOf=$target}" 'ExecReload=.*--check-config' 'ExecReload=.*kill -HUP \$MAINPID' \
 		"ExecStart=[^ ]* $config\$" "ExecReload=[^ ]* $config --check-config\$"; do
 		grep -Eq "^$want" "$v/$u" || failed "$u: no line matching '^$want'"
 	done
@@ -116,6 +121,12 @@ for want in 'Wants=mmapq-producer.socket mmapq-producer.service mmapq-consumer.s
 	want=${want//.s/@%i.s}
 	grep -qx "$want" "$v/mmapq@check.target" || failed "mmapq@.target: no $want"
 done
+# A named consumer is enabled on its own and part of no target (its
+# QUEUE:NAME instance cannot name its queue's target).
+grep -qx 'WantedBy=multi-user.target' "$v/mmapq-consumer-named@check.service" ||
+	failed "mmapq-consumer-named@.service: no WantedBy=multi-user.target"
+grep -q '^PartOf=' "$v/mmapq-consumer-named@check.service" &&
+	failed "mmapq-consumer-named@.service: PartOf= (a QUEUE:NAME instance is of another queue's target)"
 # The producer of the template follows its own socket.
 for want in 'Wants=mmapq-producer@%i.socket' 'After=mmapq-producer@%i.socket'; do
 	grep -qx "$want" "$v/mmapq-producer@check.service" || failed "mmapq-producer@.service: no $want"
@@ -129,14 +140,16 @@ grep -q '^ProtectSystem=strict' "$units/mmapq-metrics@.service" && grep -q -- 'm
 	failed "mmapq-metrics@.service: not read-only or not 'metrics --http'"
 # The NATS forwarding consumer: as hardened as the others but for the
 # network (AF_INET, AF_INET6, after network-online.target), and the only
-# unit with either; --output nats; replaces the plain consumer.
-for u in mmapq-consumer-nats.service:mmapq.target:mmapq-consumer.service \
-	mmapq-consumer-nats@check.service:mmapq@%i.target:mmapq-consumer@%i.service; do
-	IFS=: read -r u target plain <<<"$u"
+# unit with either; the consumer named nats with --output nats, part of and
+# wanted by its queue's target.
+for u in mmapq-consumer-nats.service:mmapq.target mmapq-consumer-nats@check.service:mmapq@%i.target; do
+	IFS=: read -r u target <<<"$u"
 	exposure "$v/$u" "$u"
 	for want in 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' 'After=network-online.target' \
-		'Wants=network-online.target' "Conflicts=$plain" "PartOf=$target" "WantedBy=$target" \
-		'ExecStart=[^ ]*/mmapq-consumer .* --output nats' 'RestartPreventExitStatus=.*\b76\b' \
+		'Wants=network-online.target' "PartOf=$target" "WantedBy=$target" \
+		'ExecStart=[^ ]*/mmapq-consumer .* --name nats --output nats$' \
+		'ExecReload=[^ ]*/mmapq-consumer .* --name nats --output nats --check-config$' \
+		'RestartPreventExitStatus=.*\b76\b' \
 		'Type=notify' 'User=mmapq' 'WatchdogSec=' 'SystemCallFilter=@system-service' \
 		'ProtectSystem=strict' 'PrivateUsers=yes' 'CapabilityBoundingSet=$'; do
 		grep -Eq "^$want" "$v/$u" || failed "$u: no line matching '^$want'"

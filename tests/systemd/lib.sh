@@ -3,7 +3,7 @@
 # lib.sh -- helpers for the scenarios that run INSIDE the test container as
 # mmapq-test.service (sourced, not run).  Nothing here waits by sleeping:
 # every wait follows the journal (`journalctl -f`) until a matching entry
-# appears, under `timeout`.
+# appears, or a file (`tail -F`, fwait) until a line does, under `timeout`.
 #
 # From mmapq-test.env (written at configure time): MMAPQ_BINDIR, MMAPQ_CONFIG.
 # From the test unit: RESULTDIR.
@@ -84,7 +84,7 @@ diagnose() {
 	echo "##### systemctl status"
 	systemctl status --no-pager -l -n 0 mmapq.target mmapq-producer.socket \
 		mmapq-producer.service mmapq-consumer.service 'mmapq@*.target' 'mmapq-producer@*' \
-		'mmapq-consumer@*'
+		'mmapq-consumer@*' 'mmapq-consumer-named@*'
 	echo "##### systemctl show (selected)"
 	for u in mmapq-producer.service mmapq-consumer.service; do
 		systemctl show -p Id,ActiveState,SubState,MainPID,NRestarts,Result,ExecMainStatus,StatusText,WatchdogUSec "$u"
@@ -92,6 +92,8 @@ diagnose() {
 	done
 	echo "##### mmapqctl status"
 	"$CTL" status 2>&1
+	echo "##### mmapqctl consumers"
+	"$CTL" consumers 2>&1
 	echo "##### journalctl -u mmapq-producer.socket -u mmapq-producer (last 60)"
 	journalctl --no-pager -u mmapq-producer.socket -u mmapq-producer.service -n 60 -o short-monotonic
 	echo "##### journalctl -u mmapq-consumer without the records (last 60)"
@@ -122,20 +124,37 @@ cursor() {
 		sed -n 's/^__CURSOR=//p'
 }
 
+# follow SECONDS GREP_OPTION PATTERN COMMAND...: runs COMMAND, which follows
+# something (journalctl -f, tail -F), under `timeout SECONDS`, until a line
+# of its output (and errors) matches PATTERN (grep GREP_OPTION PATTERN);
+# prints that line.  Returns 0 when found, 1 at the deadline.
+follow() {
+	local secs=$1 opt=$2 re=$3 fd pid rc
+	shift 3
+	exec {fd}< <(exec timeout "$secs" "$@" 2>&1)
+	pid=$!
+	grep -m 1 "$opt" -- "$re" <&"$fd"
+	rc=$?
+	kill "$pid" 2>/dev/null
+	exec {fd}<&-
+	return $rc
+}
+
 # jwait SECONDS CURSOR REGEX [JOURNALCTL ARGS...]
 # Follows the journal from CURSOR on (with the given matches/options,
 # default output -o cat) until a line matches REGEX; prints that line.
 # Returns 0 when found, 1 at the deadline.
 jwait() {
-	local secs=$1 cur=$2 re=$3 fd pid rc
+	local secs=$1 cur=$2 re=$3
 	shift 3
-	exec {fd}< <(exec timeout "$secs" journalctl --no-pager -f -n all --cursor="$cur" -o cat "$@" 2>&1)
-	pid=$!
-	grep -m 1 -E -- "$re" <&"$fd"
-	rc=$?
-	kill "$pid" 2>/dev/null
-	exec {fd}<&-
-	return $rc
+	follow "$secs" -E "$re" journalctl --no-pager -f -n all --cursor="$cur" -o cat "$@"
+}
+
+# fwait SECONDS FILE LINE: follows FILE from its start (tail -F: inotify;
+# the file may not exist yet) until a line equal to LINE appears.  Returns
+# 0 when found, 1 at the deadline.
+fwait() {
+	follow "$1" -xF "$3" tail -n +1 -F "$2" >/dev/null
 }
 
 prop() { systemctl show -P "$2" "$1"; }

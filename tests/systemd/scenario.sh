@@ -40,9 +40,9 @@
 #   metrics    mmapq-metrics.socket: GET /metrics on 127.0.0.1:9741 answers
 #              with the queue's counters (promtool-clean), one short-lived
 #              service per connection
-#   nats       mmapq-consumer-nats.service (the plain consumer masked, as the
-#              README says) forwarding to a nats-server of the container on
-#              127.0.0.1: the only unit with AF_INET; 1000 records in the
+#   nats       mmapq-consumer-nats.service (the consumer named nats, beside
+#              the default one) forwarding to a nats-server of the container
+#              on 127.0.0.1: the only unit with AF_INET; 1000 records in the
 #              stream; the server stopped: the records wait, STATUS= and the
 #              journal (once) say so, the unit stays active; the server back:
 #              all 1100 arrive, the queue empties
@@ -52,6 +52,16 @@
 #              mmapqctl --instance NAME send reaches exactly its own consumer
 #              (each journal gets its own records and no other's); reload of
 #              one instance; enable; stop, the single queue untouched
+#   fanout     a named consumer under systemd: [consumer:audit] gives it a
+#              file of its own; systemctl enable --now
+#              mmapq-consumer-named@audit; records sent reach the default
+#              consumer's journal and audit's file, all, in order; audit
+#              stopped: sends below capacity still go through, the default
+#              consumer gets them, mmapqctl consumers shows audit's lag;
+#              started again: it catches up, in order; mmapqctl consumer
+#              remove audit refused (69) while it runs, done after
+#              systemctl disable --now; the same for the instance form
+#              mmapq-consumer-named@fo:audit on the queue instance fo
 #   enable     systemctl enable --now mmapq.target (the README's way)
 #   stop       systemctl stop mmapq.target stops everything in < 10 s, idle
 #              and with a producer generating into a full queue
@@ -81,11 +91,14 @@ CONFDIR=$(dirname "$MMAPQ_CONFIG")
 # ours, no instances, everything running.
 reset_state() {
 	restore_config
-	rm -rf "$MMAPQ_CONFIG.d" "$CONFDIR"/b.ini "$CONFDIR"/b.ini.d
-	systemctl stop 'mmapq@*.target' 'mmapq-producer@*' 'mmapq-consumer@*' 2>/dev/null
-	systemctl disable mmapq@a.target 2>/dev/null
+	rm -rf "$MMAPQ_CONFIG.d" "$CONFDIR"/b.ini "$CONFDIR"/b.ini.d "$CONFDIR"/fo.ini
+	systemctl stop 'mmapq@*.target' 'mmapq-producer@*' 'mmapq-consumer@*' 'mmapq-consumer-named@*' 2>/dev/null
+	systemctl disable mmapq@a.target mmapq-consumer-named@audit.service 2>/dev/null
+	# a named consumer left registered would hold the producer back
+	"$CTL" consumer remove audit >/dev/null 2>&1
+	rm -f /var/lib/mmapq/audit.out /var/lib/mmapq/fo.audit.out
 	systemctl stop mmapq-consumer-nats.service mmapq-test-nats.service 2>/dev/null
-	systemctl unmask mmapq-consumer.service 2>/dev/null
+	"$CTL" consumer remove nats >/dev/null 2>&1
 	rm -rf /run/systemd/system/mmapq-consumer.service.d /run/systemd/system/mmapq-producer.service.d
 	rm -rf /run/systemd/system/mmapq-producer.socket.d
 	rm -f /run/mmapq-test.fault
@@ -478,7 +491,8 @@ step_geometry() {
 	check "the producer's journal names mmapqctl recreate: $out" test -n "$out"
 	out=$("$CTL" recreate 2>&1)
 	info "$out"
-	check "mmapqctl recreate: the 3 records carried over" grep -q "; 3 records carried over" <<<"$out"
+	check "mmapqctl recreate: the 3 records and the default consumer carried over" \
+		grep -qF "; 3 records and 1 consumer(s) carried over" <<<"$out"
 	check "the new queue file belongs to mmapq" test "$(stat -c '%U %G' /var/lib/mmapq/queue)" = "mmapq mmapq"
 	systemctl reset-failed mmapq-producer.service mmapq-consumer.service
 	cur=$(cursor)
@@ -713,6 +727,138 @@ step_instances() {
 }
 
 # ---------------------------------------------------------------------------
+# consumer_line NAME [MMAPQCTL OPTION...]: NAME's line of `mmapqctl consumers`
+# ("name cursor lag pid attached rate/s"), empty if it is not registered.
+consumer_line() {
+	local name=$1
+	shift
+	"$CTL" "$@" consumers 2>/dev/null | awk -v n="$name" '$1 == n'
+}
+
+# lag_is NAME LAG SECONDS [MMAPQCTL OPTION...]: until `mmapqctl consumers`
+# shows LAG for NAME (a consumer acknowledges a batch just after writing it
+# out), at most SECONDS.
+lag_is() {
+	local name=$1 want=$2 end=$(($(now_ms) + $3 * 1000))
+	shift 3
+	until [ "$(consumer_line "$name" "$@" | awk '{ print $3 }')" = "$want" ]; do
+		[ "$(now_ms)" -lt "$end" ] || return 1
+	done
+}
+
+# file_values FILE: its lines, space-separated
+file_values() { tr '\n' ' ' <"$1" 2>/dev/null; }
+
+step_fanout() {
+	step_begin fanout "mmapq-consumer-named@audit: enable --now, its own output, stopped, caught up, removed"
+	local cur out pid vals want line rc u=mmapq-consumer-named@audit.service
+	local aout=/var/lib/mmapq/audit.out bout=/var/lib/mmapq/fo.audit.out
+	local m=1000 first=2001 last=3000 bu=mmapq-consumer-named@fo:audit.service
+	systemctl start mmapq.target
+	rm -f "$aout" "$bout"
+	printf '\n; written by the test\n[consumer:audit]\noutput = file:%s\n' "$aout" >>"$MMAPQ_CONFIG"
+	check "systemctl enable --now $u" systemctl enable --now "$u"
+	check "$u is active" test "$(prop "$u" ActiveState)" = active
+	check "$u is enabled: wanted by multi-user.target" \
+		test "$(systemctl is-enabled "$u")" = enabled -a -L "/etc/systemd/system/multi-user.target.wants/$u"
+	pid=$(prop "$u" MainPID)
+	check "$u runs as mmapq" test "$(ps -o user= -p "$pid")" = mmapq
+	line=$(consumer_line audit)
+	info "mmapqctl consumers: $line"
+	check "mmapqctl consumers: audit registered, attached, pid $pid" \
+		awk -v p="$pid" '{ exit !($4 == p && $5 != "no") }' <<<"$line"
+
+	# Both consumers get every record, in order.
+	cur=$(cursor)
+	check "mmapqctl send 1001..1020" timeout 30 "$CTL" send $(seq 1001 1020)
+	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=1020 >/dev/null ||
+		fail "1020 did not reach the default consumer's journal within 20 s"
+	fwait 20 "$aout" 1020 || fail "1020 did not reach $aout within 20 s"
+	want="$(seq 1001 1020 | tr '\n' ' ')"
+	vals=$(records "$cur" | awk '{ print $2 }' | tr '\n' ' ')
+	check "the default consumer's journal: 1001..1020 in order (got '$vals')" test "$vals" = "$want"
+	vals=$(file_values "$aout")
+	check "audit's file $aout: 1001..1020 in order (got '$vals')" test "$vals" = "$want"
+
+	# Stopped, it stays registered: the producer keeps its records, and
+	# goes on taking records until the queue is full.
+	check "systemctl stop $u" systemctl stop "$u"
+	check "$u is inactive" test "$(prop "$u" ActiveState)" = inactive
+	cur=$(cursor)
+	seq $first $last | timeout 30 "$CTL" send >/run/fanout.send.out 2>&1
+	rc=$?
+	check "with audit stopped, mmapqctl send of $m records ($first..$last, capacity $CAPACITY) goes through (exit $rc)" \
+		test $rc = 0 || sed 's/^/      send: /' /run/fanout.send.out | tail -3
+	jwait 30 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=$last >/dev/null ||
+		fail "$last did not reach the default consumer's journal within 30 s"
+	vals=$(records "$cur" | awk -v f=$first -v l=$last '$2 != f + NR - 1 { bad++ } END { print NR, bad + 0 }')
+	check "the default consumer's journal: $first..$last, all in order ('records, out of place': $vals)" \
+		test "$vals" = "$m 0"
+	line=$(consumer_line audit)
+	info "mmapqctl consumers: $line"
+	check "mmapqctl consumers: audit not attached, lag $m" awk -v m=$m '{ exit !($3 == m && $5 == "no") }' <<<"$line"
+	out=$("$CTL" consumers | tail -n 1)
+	info "mmapqctl consumers: $out"
+	check "the queue keeps the $m records for audit (tail - oldest kept = $m)" \
+		awk -v m=$m '{ t = $(NF - 3); h = $NF; sub(/,/, "", t); exit !(t - h == m) }' <<<"$out"
+	check "the producer is still active" test "$(prop mmapq-producer.service ActiveState)" = active
+
+	# Started again, it catches up from its own cursor.
+	check "systemctl start $u" systemctl start "$u"
+	fwait 60 "$aout" $last || fail "$last did not reach $aout within 60 s"
+	want="$(seq 1001 1020 | tr '\n' ' ')$(seq $first $last | tr '\n' ' ')"
+	vals=$(file_values "$aout")
+	check "audit's file: 1001..1020 then $first..$last, in order, nothing twice" test "$vals" = "$want" ||
+		info "got $(wc -l <"$aout") lines: $(head -c 200 <<<"$vals")..."
+	check "mmapqctl consumers: audit's lag back to 0" lag_is audit 0 20
+	info "mmapqctl consumers: $(consumer_line audit)"
+
+	# Removal: refused while it runs, done once it is disabled and stopped.
+	out=$("$CTL" consumer remove audit 2>&1)
+	rc=$?
+	info "mmapqctl consumer remove audit (running): $out"
+	check "mmapqctl consumer remove audit while it runs: refused, exit 69 (got $rc)" test $rc = 69
+	check "audit is still registered" test -n "$(consumer_line audit)"
+	check "systemctl disable --now $u" systemctl disable --now "$u"
+	check "$u is inactive and disabled" \
+		test "$(prop "$u" ActiveState)" = inactive -a "$(systemctl is-enabled "$u")" = disabled
+	out=$("$CTL" consumer remove audit 2>&1)
+	rc=$?
+	info "mmapqctl consumer remove audit: $out"
+	check "mmapqctl consumer remove audit once stopped: exit 0 (got $rc)" test $rc = 0
+	check "mmapqctl consumers no longer lists audit" test -z "$(consumer_line audit)"
+	restore_config
+
+	# The instance form QUEUE:NAME: audit of the queue instance fo (a queue
+	# of its own: the instances step leaves b's, of another capacity).
+	printf '; queue fo\n[consumer:audit]\noutput = file:%s\n' "$bout" >"$CONFDIR/fo.ini"
+	check "systemctl start mmapq@fo.target $bu" systemctl start mmapq@fo.target "$bu"
+	check "$bu is active" test "$(prop "$bu" ActiveState)" = active
+	pid=$(prop "$bu" MainPID)
+	check "mmapqctl --instance fo consumers: audit attached, pid $pid" \
+		awk -v p="$pid" '{ exit !($4 == p && $5 != "no") }' <<<"$(consumer_line audit --instance fo)"
+	check "the single queue has no consumer audit" test -z "$(consumer_line audit)"
+	cur=$(cursor)
+	check "mmapqctl --instance fo send 501 502 503" timeout 30 "$CTL" --instance fo send 501 502 503
+	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer@fo.service MESSAGE=503 >/dev/null ||
+		fail "503 did not reach mmapq-consumer@fo within 20 s"
+	fwait 20 "$bout" 503 || fail "503 did not reach $bout within 20 s"
+	vals=$(records "$cur" mmapq-consumer@fo.service | awk '{ print $2 }' | tr '\n' ' ')
+	check "mmapq-consumer@fo's journal: 501 502 503 (got '$vals')" test "$vals" = "501 502 503 "
+	vals=$(file_values "$bout")
+	check "$bu's file $bout: 501 502 503 (got '$vals')" test "$vals" = "501 502 503 "
+	"$CTL" --instance fo consumer remove audit >/dev/null 2>&1
+	check "mmapqctl --instance fo consumer remove audit while it runs: exit 69" test $? = 69
+	check "systemctl stop $bu" systemctl stop "$bu"
+	check "mmapqctl --instance fo consumer remove audit once stopped: exit 0" \
+		"$CTL" --instance fo consumer remove audit
+	# shellcheck disable=SC2046
+	systemctl stop mmapq@fo.target $(instance_units fo)
+	rm -f "$CONFDIR/fo.ini" "$aout" "$bout" /run/fanout.send.out
+	step_end
+}
+
+# ---------------------------------------------------------------------------
 socket_off() {
 	# Socket activation overrides [producer] input: take the socket away.
 	# (Not `systemctl mask --runtime`: a unit file in /etc, where the
@@ -859,8 +1005,7 @@ step_nats() {
 	printf '[nats]\nservers = nats://127.0.0.1:%s\nsubject = mmapq.records\nstream = MMAPQ\ncreate_stream = yes\nreconnect_max_wait = 1\n' \
 		"$NATS_PORT" >"$MMAPQ_CONFIG.d/50-nats.ini"
 	systemctl start mmapq.target
-	# as the README says: it takes the plain consumer's place
-	check "systemctl mask --now mmapq-consumer.service" systemctl mask --now mmapq-consumer.service
+	# the consumer named nats, beside the queue's default consumer
 	cur=$(cursor)
 	check "systemctl start mmapq-consumer-nats.service" systemctl start mmapq-consumer-nats.service
 	check "mmapq-consumer-nats.service is active" test "$(prop mmapq-consumer-nats.service ActiveState)" = active
@@ -871,6 +1016,10 @@ step_nats() {
 	check "it runs as mmapq" test "$(ps -o user= -p "$(prop mmapq-consumer-nats.service MainPID)")" = mmapq
 	check "mmapqctl send 1..1000" bash -c "seq 1 1000 | timeout 30 '$CTL' send >/dev/null"
 	check "the stream holds the 1000 records" until_stream_has 1000 30
+	out=$(jwait 10 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=1000)
+	check "the default consumer got them too (record 1000 in its journal)" test -n "$out"
+	out=$("$CTL" consumers 2>&1)
+	check "mmapqctl consumers lists nats" grep -q '^ *nats ' <<<"$out" || info "$out"
 	out=$(jwait 10 "$cur" 'created stream MMAPQ' _SYSTEMD_UNIT=mmapq-consumer-nats.service)
 	check "the journal says it created the stream" test -n "$out"
 	check "STATUS= names the stream and what it acknowledged" \
@@ -894,7 +1043,8 @@ step_nats() {
 	check "nothing left in the queue" test "$("$CTL" --json status | sed -n 's/.*"depth":\([0-9]*\).*/\1/p')" = 0
 
 	systemctl stop mmapq-consumer-nats.service mmapq-test-nats.service
-	systemctl unmask mmapq-consumer.service
+	# registered and stopped, it would hold the producer back
+	check "mmapqctl consumer remove nats" "$CTL" consumer remove nats
 	rm -rf "$MMAPQ_CONFIG.d" "$NATS_DIR"
 	systemctl start mmapq.target
 	step_end
@@ -902,7 +1052,7 @@ step_nats() {
 
 # ---------------------------------------------------------------------------
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry metrics nats instances enable stop)
+[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry metrics instances fanout nats enable stop)
 say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
 for s in "${steps[@]}"; do
 	case "$s" in
@@ -912,6 +1062,7 @@ for s in "${steps[@]}"; do
 		reload) step_reload ;;
 		dropin) step_dropin ;;
 		instances) step_instances ;;
+		fanout) step_fanout ;;
 		kill-consumer) step_kill_consumer ;;
 		kill-producer) step_kill_producer ;;
 		watchdog) step_watchdog ;;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mmapq.h -- libmmapq: a crash-safe, bounded, single-producer
- * single-consumer queue in a memory-mapped file, shared by two processes
- * (or threads).  This header is all an application needs (pkg-config
+ * mmapq.h -- libmmapq: a crash-safe, bounded, single-producer queue in a
+ * memory-mapped file, read by one or more named consumers (fan-out), each
+ * at its own pace with its own durable cursor, shared by processes (or
+ * threads).  This header is all an application needs (pkg-config
  * mmapq, or find_package(mmapq) in CMake); the file's layout is private to
  * the library.  Man pages: mmapq(3) and the pages it names.
  *
@@ -73,9 +74,10 @@ extern "C" {
 
 struct mmapq;
 
-/* The queue file format this library writes; it reads version 1 only to
- * migrate it (mmapq_params.migrate). */
-#define MMAPQ_FILE_VERSION      UINT32_C(2)
+/* The queue file format this library writes.  It reads versions 1 and 2
+ * to migrate them (mmapq_params.migrate), and upgrades a version-2 file in
+ * place when a producer or consumer opens it with nobody else attached. */
+#define MMAPQ_FILE_VERSION      UINT32_C(3)
 
 enum mmapq_record_format {
 	MMAPQ_FORMAT_INT  = 1, /* payload: one int64_t, 8 bytes, host byte order */
@@ -89,8 +91,26 @@ enum mmapq_record_format {
 #define MMAPQ_RECORD_SIZE_MAX   (UINT32_C(1) << 20)
 #define MMAPQ_FILE_SIZE_MAX     (UINT64_C(1) << 36)  /* 64 GiB, the whole file */
 
+/* Consumers.  A queue has a table of max_consumers entries (geometry: set
+ * when the file is created), each a registered consumer with its own
+ * cursor.  A consumer is named by 1 to MMAPQ_CONSUMER_NAME_MAX characters
+ * of MMAPQ_CONSUMER_NAME_CHARS; a consumer that gives no name is
+ * MMAPQ_CONSUMER_DEFAULT. */
+#define MMAPQ_CONSUMERS_MIN     UINT32_C(1)
+#define MMAPQ_CONSUMERS_MAX     UINT32_C(16)
 /* Bytes of a queue's id (struct mmapq_status.id). */
 #define MMAPQ_ID_SIZE           16
+#define MMAPQ_CONSUMERS_DEFAULT UINT32_C(8)
+#define MMAPQ_CONSUMER_NAME_MAX 63
+#define MMAPQ_CONSUMER_NAME_CHARS \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-"
+#define MMAPQ_CONSUMER_DEFAULT  "default"
+
+/* Where a consumer that registers (its first attach) starts. */
+enum mmapq_start {
+	MMAPQ_START_OLDEST = 0, /* the oldest record still kept (floor) */
+	MMAPQ_START_NEWEST = 1, /* the next record published (tail) */
+};
 
 /* Beside the queue file PATH the library keeps PATH MMAPQ_LOCK_SUFFIX, the
  * lock file whose byte-range locks say who is attached. */
@@ -142,6 +162,18 @@ struct mmapq_params {
 	 * -EROFS.  Without it the roles refuse a version-1 file with -EPROTO
 	 * (err names `mmapqctl recreate`); observers always accept it. */
 	bool migrate;
+	/* Consumers (fan-out).  consumer: the name of this consumer (NULL or
+	 * "": MMAPQ_CONSUMER_DEFAULT); its first attach registers it, durably:
+	 * from then on the producer keeps every record it has not consumed,
+	 * whether it runs or not, until it is removed
+	 * (mmapq_consumer_remove).  start: where a consumer that registers
+	 * now starts (ignored for one already registered).  max_consumers:
+	 * geometry, the size of the consumer table of a new file
+	 * (MMAPQ_CONSUMERS_MIN..MMAPQ_CONSUMERS_MAX; 0: MMAPQ_CONSUMERS_DEFAULT);
+	 * an existing file's must be equal unless it is 0 (any). */
+	const char *consumer;
+	enum mmapq_start start;
+	uint32_t max_consumers;
 };
 
 /* Human-readable detail for a failed mmapq_open: what and where, naming the
@@ -175,7 +207,7 @@ struct mmapq_status {
 	uint32_t format;
 	uint64_t file_size;
 	uint64_t created_usec;
-	uint64_t head;         /* next to consume == records consumed so far */
+	uint64_t head;         /* oldest record kept: next to consume by the slowest consumer */
 	uint64_t tail;         /* next to publish == records published so far */
 	struct mmapq_side_status producer;
 	struct mmapq_side_status consumer;
@@ -185,14 +217,35 @@ struct mmapq_status {
 	 * read-only file system), so a role counts as attached when its pid is
 	 * alive: a guess, a reused pid looks attached. */
 	bool attached_by_pid;
+	/* Version 3: head is the oldest record kept (floor: the slowest
+	 * registered consumer's cursor); consumer is the consumer named
+	 * MMAPQ_CONSUMER_DEFAULT if it is registered, else the first one in
+	 * the table (all zero if none is); mmapq_consumers() lists them all. */
+	uint32_t max_consumers; /* the consumer table's size (1 for versions 1 and 2) */
+	uint32_t consumers;     /* registered consumers */
 	/* The queue's id: 16 random bytes given when the file was created,
 	 * the same for as long as the file lives, different for every file
-	 * (so across hosts too); a file made by an mmapq from before ids
-	 * gets one the first time a producer or consumer attaches to it.
-	 * All zero: none yet (only an observer of such a file sees that).
-	 * (Added in 1.1: a program built against the older mmapq.h gets the
-	 * status without it.) */
+	 * (so across hosts too); a file without one (made before ids, or a
+	 * version-2 file upgraded in place) gets one the first time a
+	 * producer or consumer attaches to it.  All zero: none yet (only an
+	 * observer of such a file sees that). */
 	uint8_t id[MMAPQ_ID_SIZE];
+};
+
+/* One registered consumer, as mmapq_consumers() reports it. */
+struct mmapq_consumer_status {
+	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
+	uint32_t index;           /* its entry in the table (its lock byte) */
+	uint64_t position;        /* next sequence number it consumes (= consumed so far) */
+	uint64_t lag;             /* tail - position: published, not yet consumed by it */
+	int32_t pid;              /* last pid to hold it, 0 if never */
+	bool attached;            /* as mmapq_side_status.attached */
+	uint64_t start_usec;      /* when the last holder attached */
+	uint64_t attach_position; /* position then: (position - attach_position) /
+	                             (now - start) is its rate since */
+	uint64_t registered_usec;
+	uint64_t recoveries;
+	uint64_t attaches;
 };
 
 /* Open (creating if missing) and attach in a role.  See mmapq_format.h for
@@ -288,8 +341,23 @@ MMAPQ_API int mmapq_release(struct mmapq *q, uint32_t n);
 
 /* ---- any role ---- */
 MMAPQ_API int mmapq_status(struct mmapq *q, struct mmapq_status *st);
-/* Copy of the unconsumed record with sequence number seq (head <= seq <
- * tail), read without locks and without writing anything, like a seqlock
+/* The registered consumers, in table order, read without locks: up to n
+ * into out (out may be NULL if n is 0).  Returns how many are registered
+ * (more than n: only n were filled in), or -EBADMSG (a corrupt table:
+ * a cursor outside [floor, tail] or a name that is not one). */
+MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n);
+/* Unregister the consumer p->consumer of the queue file p->path (p->role
+ * is ignored; no geometry needed): its records are no longer kept for it,
+ * which releases a producer it held back.  If it was the last consumer,
+ * the records nobody has consumed are let go too (floor moves to tail).
+ * Returns how many records it had not consumed, or -ENOENT (no such
+ * consumer, or no such file), -EBUSY (it is attached: err names the pid),
+ * -EINVAL (not a valid name), or another error of mmapq_open. */
+MMAPQ_API int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err);
+/* Whether name is a valid consumer name (MMAPQ_CONSUMER_NAME_CHARS). */
+MMAPQ_API bool mmapq_consumer_name_valid(const char *name);
+/* Copy of the record with sequence number seq, if the queue still keeps
+ * it (head <= seq < tail: head is the oldest record kept, mmapq_status), read without locks and without writing anything, like a seqlock
  * reader: the payload is copied into buf (size must be at least
  * mmapq_record_size(q), else -EMSGSIZE), then head is read again, and if
  * the record was consumed meanwhile (its slot may have been reused during

@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_fanout -- several named consumers on one queue (issue 12), with the
+ * real daemons:
+ *   three_speeds      three consumers, one slowed by an output nobody reads
+ *                     for a while: each gets every record in order, and the
+ *                     producer is held back by the slowest alone (the fast
+ *                     ones are at the tail while it waits)
+ *   down_blocks       a registered consumer that is down holds the producer
+ *                     at capacity; `consumer remove` is refused while a
+ *                     consumer is attached and releases the producer
+ *   down_drops        the same with on_full = drop: the producer drops (and
+ *                     counts) instead of blocking
+ *   named_config      [consumer:NAME] overrides [consumer] (output, start =
+ *                     newest), --named-instance QUEUE:NAME (as the template
+ *                     unit runs it), a full table refused
+ * Nothing sleeps: every wait is on a process, a pipe or the queue's state,
+ * with a deadline.  On failure the queue's state is printed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mmapq.h"
+#include "testutil.h"
+
+#define DEADLINE_MS (20000 * (int)tu_time_factor())
+
+static char *dir, *qpath, *cfg;
+
+#define EXPECT(cond, ...) TU_EXPECT(qpath, cond, __VA_ARGS__)
+
+static void setup(const char *extra)
+{
+	char *text;
+
+	dir = tu_mkdtemp("fanout");
+	qpath = tu_path(dir, "queue");
+	cfg = tu_path(dir, "mmapq.ini");
+	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 256\n[log]\nlevel = warning\n%s", qpath,
+	                    extra);
+	if (tu_write_file(cfg, text, strlen(text)) < 0)
+		tu_die("write config");
+	free(text);
+}
+
+/* The consumer NAME as the queue's table has it; false if not registered. */
+static bool consumer_of(const char *name, struct mmapq_consumer_status *out)
+{
+	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq *q;
+	bool found = false;
+	int n;
+
+	if (mmapq_open(&p, &q, NULL) < 0)
+		return false;
+	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
+		if (!strcmp(cs[i].name, name)) {
+			*out = cs[i];
+			found = true;
+		}
+	mmapq_close(q);
+	return found;
+}
+
+/* Start a program with arguments (NULL-terminated), stdin/stdout piped as
+ * asked. */
+static struct tu_proc spawn(bool in, bool out, const char *prog, ...)
+{
+	char *argv[16];
+	struct tu_proc p;
+	va_list ap;
+	int i = 0;
+
+	argv[i++] = tu_bin(prog);
+	argv[i++] = "--config";
+	argv[i++] = cfg;
+	va_start(ap, prog);
+	while (i < 15 && (argv[i] = va_arg(ap, char *)))
+		i++;
+	va_end(ap);
+	argv[i] = NULL;
+	if (tu_spawn(&p, argv, NULL, in, out, false) < 0)
+		tu_die("spawn");
+	tu_track(p.pid);
+	free(argv[0]);
+	return p;
+}
+
+static int finish(pid_t pid)
+{
+	int st = tu_wait(pid, DEADLINE_MS);
+
+	EXPECT(st >= 0, "pid %d did not exit within %d ms", (int)pid, DEADLINE_MS);
+	tu_untrack(pid);
+	return tu_exit_code(st);
+}
+
+/* Records "first".."last" into fd (a producer's stdin), then closed; by a
+ * child of ours, so that a producer held at capacity (which stops reading)
+ * cannot block the test. */
+static void feed_range(int fd, unsigned first, unsigned last)
+{
+	pid_t pid = tu_fork();
+
+	if (pid == 0) {
+		char buf[16];
+
+		for (unsigned v = first; v <= last; v++) {
+			int len = snprintf(buf, sizeof(buf), "%u\n", v);
+			if (tu_write_all(fd, buf, (size_t)len) < 0)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	tu_track(pid); /* reaped by tu_kill_tracked if the case ends early */
+	close(fd);
+}
+
+static void feed(int fd, unsigned n)
+{
+	feed_range(fd, 1, n);
+}
+
+/* The text holds exactly "1\n".."n\n". */
+static void expect_sequence(const char *who, const char *text, unsigned n)
+{
+	const char *s = text;
+
+	for (unsigned v = 1; v <= n; v++) {
+		char *end;
+		unsigned long got = strtoul(s, &end, 10);
+		EXPECT(end != s && *end == '\n' && got == v, "%s: record %u is '%.20s', expected %u", who, v,
+		       s, v);
+		s = end + 1;
+	}
+	EXPECT(!*s, "%s: more than %u records: '%.20s'", who, n, s);
+}
+
+/* Run a program to its end; its exit code, its stdout in *out if asked. */
+static int run_ctl(char **out, const char *arg1, const char *arg2, const char *arg3)
+{
+	struct tu_proc p = spawn(false, true, "mmapqctl", arg1, arg2, arg3, NULL);
+	char *text = tu_read_all(p.out_fd, DEADLINE_MS, NULL);
+
+	close(p.out_fd);
+	EXPECT(text, "mmapqctl %s: no end of output", arg1);
+	if (out)
+		*out = text;
+	else
+		free(text);
+	return finish(p.pid);
+}
+
+/* ---- three_speeds ---------------------------------------------------------- */
+
+static void three_speeds(void)
+{
+	enum { N = 60000 };
+	const char *files[2] = {"fast1.out", "fast2.out"};
+	char *paths[2], *text, count[16];
+	struct tu_proc prod, fast[2], slow;
+	struct mmapq_consumer_status cs;
+	uint64_t end;
+	bool held = false;
+
+	setup("[consumer]\noutput = stdout\n");
+	snprintf(count, sizeof(count), "%d", N);
+	for (int i = 0; i < 2; i++) {
+		char *name = tu_xasprintf("fast%d", i + 1);
+		paths[i] = tu_path(dir, files[i]);
+		/* each its own output by its own section */
+		text = tu_xasprintf("[consumer:%s]\noutput = file:%s\n", name, paths[i]);
+		{
+			char *d = tu_xasprintf("%s.d", cfg), *f = tu_xasprintf("%s/%s.ini", d, name);
+			if (mkdir(d, 0700) < 0 && errno != EEXIST)
+				tu_die("mkdir");
+			if (tu_write_file(f, text, strlen(text)) < 0)
+				tu_die("write drop-in");
+			free(d);
+			free(f);
+		}
+		free(text);
+		fast[i] = spawn(false, false, "mmapq-consumer", "--name", name, "--count", count, NULL);
+		free(name);
+	}
+	/* slow: its stdout is a pipe this test leaves unread at first */
+	slow = spawn(false, true, "mmapq-consumer", "--name", "slow", "--count", count, NULL);
+	for (int i = 0; i < 3; i++) {
+		const char *name = i == 0 ? "fast1" : i == 1 ? "fast2" : "slow";
+		end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+		while (!consumer_of(name, &cs) && tu_now_ms() < end)
+			sched_yield();
+		EXPECT(consumer_of(name, &cs), "consumer %s never registered", name);
+	}
+	prod = spawn(true, false, "mmapq-producer", NULL);
+	feed(prod.in_fd, N);
+
+	/* The slow consumer blocks in write(): the producer fills the queue
+	 * up to it (capacity records ahead) and waits, while both fast ones
+	 * have consumed everything published. */
+	end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+	while (!held && tu_now_ms() < end) {
+		struct mmapq_status st = tu_queue_status(qpath);
+		struct mmapq_consumer_status s, f1, f2;
+
+		held = consumer_of("slow", &s) && consumer_of("fast1", &f1) && consumer_of("fast2", &f2) &&
+		       st.tail - st.head == st.capacity && s.position == st.head &&
+		       f1.position == st.tail && f2.position == st.tail && st.tail < N;
+		if (!held)
+			sched_yield();
+	}
+	EXPECT(held, "the producer was not held at capacity by the slow consumer alone, with the"
+	       " fast ones at the tail");
+
+	/* now read the slow output: everything flows to the end */
+	text = tu_read_all(slow.out_fd, DEADLINE_MS, NULL);
+	EXPECT(text, "slow consumer: no end of its output");
+	close(slow.out_fd);
+	expect_sequence("slow", text, N);
+	free(text);
+	EXPECT(finish(slow.pid) == 0, "slow consumer failed");
+	EXPECT(finish(prod.pid) == 0, "producer failed");
+	for (int i = 0; i < 2; i++) {
+		EXPECT(finish(fast[i].pid) == 0, "fast consumer %d failed", i + 1);
+		text = tu_read_file(paths[i], NULL);
+		EXPECT(text, "%s: %s", paths[i], strerror(errno));
+		expect_sequence(files[i], text, N);
+		free(text);
+		free(paths[i]);
+	}
+}
+
+/* ---- down_blocks / down_drops --------------------------------------------- */
+
+/* A consumer "down" registered (it ran once and is gone), "live" running
+ * to the end: the producer is held by "down" (drop: drops instead), and
+ * removing "down" releases it. */
+static void down(bool drop)
+{
+	enum { N = 1000 };
+	struct tu_proc prod, live;
+	struct mmapq_consumer_status cs;
+	char count[16], *out;
+	uint64_t end;
+	bool held = false;
+	int code;
+
+	setup(drop ? "[producer]\non_full = drop\n[consumer]\noutput = stdout\n" :
+	             "[consumer]\noutput = stdout\n");
+	/* "down" registers, at the oldest record (0), and stops */
+	{
+		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_CONSUMER, .capacity = 256,
+		                         .record_size = 64, .format = MMAPQ_FORMAT_INT,
+		                         .consumer = "down", .file_mode = 0660};
+		struct mmapq_error err;
+		struct mmapq *q;
+		EXPECT(mmapq_open(&p, &q, &err) == 0, "register down: %s", err.msg);
+		mmapq_close(q);
+	}
+	/* one more with drop: still attached when we try to remove it */
+	snprintf(count, sizeof(count), "%d", drop ? 257 : N);
+	live = spawn(false, true, "mmapq-consumer", "--name", "live", "--count", count, NULL);
+	end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+	while (!(consumer_of("live", &cs) && cs.attached) && tu_now_ms() < end)
+		sched_yield();
+	prod = spawn(true, false, "mmapq-producer", NULL);
+	feed(prod.in_fd, N);
+	if (drop) {
+		/* full at capacity (down holds it): the rest is dropped, counted */
+		EXPECT(finish(prod.pid) == 0, "producer with on_full = drop failed");
+		struct mmapq_status st = tu_queue_status(qpath);
+		EXPECT(st.tail == 256 && st.producer.dropped == N - 256,
+		       "tail %" PRIu64 " dropped %" PRIu64 ", want 256 and %d", st.tail,
+		       st.producer.dropped, N - 256);
+		end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+		while (!(consumer_of("live", &cs) && cs.position == 256) && tu_now_ms() < end)
+			sched_yield();
+	} else {
+		/* held at capacity by down, live at the tail */
+		end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+		while (!held && tu_now_ms() < end) {
+			struct mmapq_status st = tu_queue_status(qpath);
+			held = st.tail == 256 && st.head == 0 && st.producer.attached &&
+			       consumer_of("live", &cs) && cs.position == 256;
+			if (!held)
+				sched_yield();
+		}
+		EXPECT(held, "the producer was not held at capacity by the consumer that is down");
+		EXPECT(tu_wait(prod.pid, 0) == -ETIMEDOUT, "the producer ended while held");
+	}
+	/* live is attached: not removable */
+	code = run_ctl(NULL, "consumer", "remove", "live");
+	EXPECT(code == 69, "consumer remove live (attached): exit %d, want 69", code);
+	code = run_ctl(NULL, "consumer", "remove", "nobody");
+	EXPECT(code == 67, "consumer remove nobody: exit %d, want 67", code);
+	/* down is not: removing it releases the producer */
+	code = run_ctl(&out, "consumer", "remove", "down");
+	EXPECT(code == 0 && strstr(out, "consumer 'down' removed"), "consumer remove down: exit %d, '%s'",
+	       code, out);
+	free(out);
+	EXPECT(!consumer_of("down", &cs), "down is still registered");
+	if (!drop) {
+		EXPECT(finish(prod.pid) == 0, "the producer did not finish once down was removed");
+	} else {
+		/* room again: the next record is published, not dropped */
+		prod = spawn(true, false, "mmapq-producer", NULL);
+		feed_range(prod.in_fd, 257, 257);
+		EXPECT(finish(prod.pid) == 0, "producer of record 257");
+		EXPECT(tu_queue_status(qpath).producer.dropped == N - 256, "record 257 dropped");
+	}
+	out = tu_read_all(live.out_fd, DEADLINE_MS, NULL);
+	close(live.out_fd);
+	EXPECT(out, "live: no end of output");
+	expect_sequence("live", out, drop ? 257 : N);
+	free(out);
+	EXPECT(finish(live.pid) == 0, "live consumer failed");
+	code = run_ctl(&out, "consumers", NULL, NULL);
+	EXPECT(code == 0 && strstr(out, "live") && !strstr(out, "down") &&
+	       strstr(out, "1 of 8 consumers registered"), "consumers: exit %d, '%s'", code, out);
+	free(out);
+}
+
+static void down_blocks(void)
+{
+	down(false);
+}
+
+static void down_drops(void)
+{
+	down(true);
+}
+
+/* ---- named_config ---------------------------------------------------------- */
+
+static void named_config(void)
+{
+	struct tu_proc prod, late, early;
+	char *out, *late_out, *ini;
+	int code;
+
+	setup("[queue]\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
+	late_out = tu_path(dir, "late.out");
+	/* late's own section, in a drop-in; it runs as the template unit runs
+	 * it, --named-instance QUEUE:NAME (the queue's path is in the file
+	 * given with --config, as an instance's NAME.ini may say) */
+	ini = tu_xasprintf("[consumer:late]\noutput = file:%s\nstart = newest\n", late_out);
+	{
+		char *d = tu_xasprintf("%s.d", cfg), *f = tu_xasprintf("%s/late.ini", d);
+		if (mkdir(d, 0700) < 0 && errno != EEXIST)
+			tu_die("mkdir");
+		if (tu_write_file(f, ini, strlen(ini)) < 0)
+			tu_die("write drop-in");
+		free(d);
+		free(f);
+	}
+	free(ini);
+	/* early: registered first, oldest; ten records before late comes */
+	early = spawn(false, true, "mmapq-consumer", "--name", "early", "--count", "20", NULL);
+	prod = spawn(true, false, "mmapq-producer", NULL);
+	feed(prod.in_fd, 10);
+	EXPECT(finish(prod.pid) == 0, "producer 1..10");
+	late = spawn(false, false, "mmapq-consumer", "--named-instance", "q1:late", "--count", "10", NULL);
+	{
+		struct mmapq_consumer_status cs;
+		uint64_t end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+		while (!(consumer_of("late", &cs) && cs.attached) && tu_now_ms() < end)
+			sched_yield();
+		EXPECT(consumer_of("late", &cs) && cs.position == 10,
+		       "late (start = newest) did not register at the tail, 10");
+	}
+	/* the table holds 2: a third consumer is refused, naming the way out */
+	{
+		struct tu_proc third = spawn(false, false, "mmapq-consumer", "--name", "third",
+		                             "--count", "1", NULL);
+		code = finish(third.pid);
+		EXPECT(code == 73, "a third consumer with max_consumers = 2: exit %d, want 73", code);
+	}
+	prod = spawn(true, false, "mmapq-producer", NULL);
+	feed(prod.in_fd, 10); /* the values 1..10 again, sequence numbers 10..19 */
+	EXPECT(finish(prod.pid) == 0, "producer, second run");
+	EXPECT(finish(late.pid) == 0, "late consumer failed");
+	out = tu_read_file(late_out, NULL);
+	EXPECT(out, "%s: %s", late_out, strerror(errno));
+	expect_sequence("late (newest)", out, 10);
+	free(out);
+	out = tu_read_all(early.out_fd, DEADLINE_MS, NULL);
+	close(early.out_fd);
+	EXPECT(out, "early: no end of output");
+	/* 1..10 twice */
+	EXPECT(!strncmp(out, "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n1\n2\n", 24), "early got '%.40s'", out);
+	free(out);
+	EXPECT(finish(early.pid) == 0, "early consumer failed");
+	free(late_out);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct tu_case cases[] = {
+		{"three_speeds", three_speeds},
+		{"down_blocks", down_blocks},
+		{"down_drops", down_drops},
+		{"named_config", named_config},
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
+}
