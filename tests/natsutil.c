@@ -368,6 +368,31 @@ int nu_stream_leader(struct nu_cluster *c, const char *stream)
 	return leader;
 }
 
+bool nu_make_leader(struct nu_cluster *c, const char *stream, int i, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	char *subj = tu_xasprintf("$JS.API.STREAM.LEADER.STEPDOWN.%s", stream);
+	natsConnection *nc;
+	jsCtx *js;
+	int leader;
+
+	if (!nu_connect(c, &nc, &js)) {
+		free(subj);
+		return false;
+	}
+	/* each look at the leader is a request that waits for an answer (or
+	 * for the election to end): no busy loop */
+	while ((leader = nu_stream_leader(c, stream)) != i && tu_now_ms() < end) {
+		natsMsg *reply = NULL;
+
+		if (leader >= 0 && natsConnection_Request(&reply, nc, subj, "", 0, 5000) == NATS_OK)
+			natsMsg_Destroy(reply);
+	}
+	nu_disconnect(nc, js);
+	free(subj);
+	return leader == i;
+}
+
 /* The body of GET path from the node's monitoring port (malloc'd), or NULL. */
 static char *http_get(int port, const char *path)
 {
@@ -431,18 +456,25 @@ int64_t nu_read_back(struct nu_cluster *c, const char *stream, const char *subje
 	so.Config.AckPolicy = js_AckNone;
 	so.Config.DeliverPolicy = js_DeliverAll;
 	so.Config.MaxRequestBatch = 4096;
-	s = js_PullSubscribe(&sub, js, subject, NULL, NULL, &so, &jerr);
-	if (s != NATS_OK) {
-		fprintf(stderr, "read back: pull subscription: %s (%s)\n", natsStatus_GetText(s),
-		        nats_GetLastError(NULL));
-		nu_disconnect(nc, js);
-		return -1;
+	/* a cluster that just lost a node may take a while to place a consumer */
+	for (uint64_t end = tu_now_ms() + 30000;;) {
+		s = js_PullSubscribe(&sub, js, subject, NULL, NULL, &so, &jerr);
+		if (s == NATS_OK)
+			break;
+		if (tu_now_ms() >= end) {
+			fprintf(stderr, "read back: pull subscription: %s (%s)\n", natsStatus_GetText(s),
+			        nats_GetLastError(NULL));
+			nu_disconnect(nc, js);
+			return -1;
+		}
 	}
 	while (got < total) {
 		natsMsgList list = {0};
 		int want = total - got > 4096 ? 4096 : (int)(total - got);
 
 		s = natsSubscription_Fetch(&list, sub, want, 5000, &jerr);
+		for (int tries = 1; s == NATS_TIMEOUT && tries < 6; tries++)
+			s = natsSubscription_Fetch(&list, sub, want, 5000, &jerr);
 		if (s != NATS_OK) {
 			fprintf(stderr, "read back: fetch after %" PRId64 " of %" PRId64 ": %s\n", got, total,
 			        natsStatus_GetText(s));

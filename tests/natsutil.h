@@ -73,6 +73,9 @@ int64_t nu_stream_msgs(jsCtx *js, const char *stream);
 int64_t nu_wait_msgs(struct nu_cluster *c, const char *stream, int64_t n, int timeout_ms);
 /* The index of the node that leads the stream, or -1. */
 int nu_stream_leader(struct nu_cluster *c, const char *stream);
+/* Until node i leads the stream: its leader is asked to step down (the
+ * JetStream API) until the election picks node i.  false at the deadline. */
+bool nu_make_leader(struct nu_cluster *c, const char *stream, int i, int timeout_ms);
 /* The index of the node a client named client_name is connected to (the
  * servers' /connz), or -1. */
 int nu_client_node(struct nu_cluster *c, const char *client_name);
