@@ -140,13 +140,13 @@ grep -q '^ProtectSystem=strict' "$units/mmapq-metrics@.service" && grep -q -- 'm
 	failed "mmapq-metrics@.service: not read-only or not 'metrics --http'"
 # The NATS forwarding consumer: as hardened as the others but for the
 # network (AF_INET, AF_INET6, after network-online.target), and the only
-# unit with either; the consumer named nats with --output nats, part of and
-# wanted by its queue's target.
+# unit with either; the consumer named nats with --output nats, part of its
+# queue's target, and no [Install] section (a package must not enable it).
 for u in mmapq-consumer-nats.service:mmapq.target mmapq-consumer-nats@check.service:mmapq@%i.target; do
 	IFS=: read -r u target <<<"$u"
 	exposure "$v/$u" "$u"
 	for want in 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' 'After=network-online.target' \
-		'Wants=network-online.target' "PartOf=$target" "WantedBy=$target" \
+		'Wants=network-online.target' "PartOf=$target" \
 		'ExecStart=[^ ]*/mmapq-consumer .* --name nats --output nats$' \
 		'ExecReload=[^ ]*/mmapq-consumer .* --name nats --output nats --check-config$' \
 		'RestartPreventExitStatus=.*\b76\b' \
@@ -154,6 +154,7 @@ for u in mmapq-consumer-nats.service:mmapq.target mmapq-consumer-nats@check.serv
 		'ProtectSystem=strict' 'PrivateUsers=yes' 'CapabilityBoundingSet=$'; do
 		grep -Eq "^$want" "$v/$u" || failed "$u: no line matching '^$want'"
 	done
+	grep -q '^\[Install\]' "$v/$u" && failed "$u: an [Install] section (a package would enable it)"
 done
 for u in "$v"/*; do
 	case $u in */mmapq-consumer-nats*) continue ;; esac

@@ -98,6 +98,7 @@ reset_state() {
 	"$CTL" consumer remove audit >/dev/null 2>&1
 	rm -f /var/lib/mmapq/audit.out /var/lib/mmapq/fo.audit.out
 	systemctl stop mmapq-consumer-nats.service mmapq-test-nats.service 2>/dev/null
+	rm -f /etc/systemd/system/mmapq.target.wants/mmapq-consumer-nats.service
 	"$CTL" consumer remove nats >/dev/null 2>&1
 	rm -rf /run/systemd/system/mmapq-consumer.service.d /run/systemd/system/mmapq-producer.service.d
 	rm -rf /run/systemd/system/mmapq-producer.socket.d
@@ -1004,10 +1005,12 @@ step_nats() {
 	mkdir -p "$MMAPQ_CONFIG.d"
 	printf '[nats]\nservers = nats://127.0.0.1:%s\nsubject = mmapq.records\nstream = MMAPQ\ncreate_stream = yes\nreconnect_max_wait = 1\n' \
 		"$NATS_PORT" >"$MMAPQ_CONFIG.d/50-nats.ini"
-	systemctl start mmapq.target
-	# the consumer named nats, beside the queue's default consumer
+	# the consumer named nats, beside the queue's default consumer, added to
+	# the queue's target as the README says
+	check "systemctl add-wants mmapq.target mmapq-consumer-nats.service" \
+		systemctl add-wants mmapq.target mmapq-consumer-nats.service
 	cur=$(cursor)
-	check "systemctl start mmapq-consumer-nats.service" systemctl start mmapq-consumer-nats.service
+	check "systemctl restart mmapq.target (it starts with the queue)" systemctl restart mmapq.target
 	check "mmapq-consumer-nats.service is active" test "$(prop mmapq-consumer-nats.service ActiveState)" = active
 	out=$(prop mmapq-consumer-nats.service RestrictAddressFamilies)
 	check "it may use AF_INET and AF_INET6 ($out)" grep -q 'AF_INET6' <<<"$out"
@@ -1043,6 +1046,8 @@ step_nats() {
 	check "nothing left in the queue" test "$("$CTL" --json status | sed -n 's/.*"depth":\([0-9]*\).*/\1/p')" = 0
 
 	systemctl stop mmapq-consumer-nats.service mmapq-test-nats.service
+	rm -f /etc/systemd/system/mmapq.target.wants/mmapq-consumer-nats.service
+	systemctl daemon-reload
 	# registered and stopped, it would hold the producer back
 	check "mmapqctl consumer remove nats" "$CTL" consumer remove nats
 	rm -rf "$MMAPQ_CONFIG.d" "$NATS_DIR"
