@@ -144,11 +144,11 @@ static size_t make_queue(uint32_t fmt, uint32_t cap, uint32_t rs, uint32_t base,
 	wr64(OFF(created_usec), UINT64_C(1700000000000000));
 	for (int i = 0; i < MMAPQ_ID_SIZE; i++) /* the random id, made the same every time */
 		g_file[OFF(id) + (size_t)i] = (uint8_t)(0x11 * (i + 1));
-	for (int s = 0; s < 2; s++) {
-		size_t side = s ? OFF(consumer) : OFF(producer);
-		wr32(side + 8, 4242u + (uint32_t)s);
-		wr64(side + 16, UINT64_C(1700000000000000));
-	}
+	/* the producer's side and the consumer "default" (entry 0: it attached) */
+	wr32(OFF(producer) + offsetof(struct mmapq_side, pid), 4242u);
+	wr64(OFF(producer) + offsetof(struct mmapq_side, start_usec), UINT64_C(1700000000000000));
+	wr32(OFF(consumers) + offsetof(struct mmapq_consumer, pid), 4243u);
+	wr64(OFF(consumers) + offsetof(struct mmapq_consumer, start_usec), UINT64_C(1700000000000000));
 	fresh_mutex();
 	return n;
 }
