@@ -81,6 +81,8 @@ static void usage(const struct cli *c, bool want_count, bool ctl)
 		printf("      --count N       exit after N records\n"
 		       "  -n, --name NAME     this consumer's name (default: %s); its\n"
 		       "                      [consumer:NAME] section overrides [consumer]\n"
+		       "      --output SPEC   overrides [consumer] output (mmapq-consumer-nats.service:\n"
+		       "                      nats)\n"
 		       "      --named-instance [QUEUE:]NAME\n"
 		       "                      as the unit mmapq-consumer-named@[QUEUE:]NAME.service\n"
 		       "                      runs it: --name NAME, and --instance QUEUE if given\n",
@@ -156,13 +158,15 @@ static unsigned parse_seconds(const struct cli *c, const char *opt, const char *
 
 void cli_parse(struct cli *c, int argc, char **argv, bool want_count, bool ctl)
 {
-	enum { OPT_CHECK = 256, OPT_COUNT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT, OPT_HTTP, OPT_NAMED };
+	enum { OPT_CHECK = 256, OPT_COUNT, OPT_OUTPUT, OPT_JSON, OPT_SOCKET, OPT_TIMEOUT, OPT_HTTP,
+	       OPT_NAMED };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"instance", required_argument, NULL, 'i'},
 		{"queue", required_argument, NULL, 'q'},
 		{"check-config", no_argument, NULL, OPT_CHECK},
 		{"count", required_argument, NULL, OPT_COUNT},
+		{"output", required_argument, NULL, OPT_OUTPUT},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"socket", required_argument, NULL, OPT_SOCKET},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -236,6 +240,20 @@ void cli_parse(struct cli *c, int argc, char **argv, bool want_count, bool ctl)
 				goto bad;
 			c->count = parse_number(c, "--count", optarg, 1, "a positive integer");
 			break;
+		case OPT_OUTPUT: {
+			struct mmapq_config probe;
+			const char *why;
+
+			if (!want_count)
+				goto bad;
+			mmapq_config_defaults(&probe);
+			why = mmapq_config_set(&probe, "consumer", "output", optarg);
+			if (why)
+				cli_usage_error(c, "--output: '%s' %s (allowed: auto, journal, stdout, null,"
+				                " file:PATH, nats)", optarg, why);
+			c->output = optarg;
+			break;
+		}
 		case OPT_JSON:
 			if (!ctl)
 				goto bad;
@@ -362,6 +380,8 @@ int cli_load_config(struct cli *c, struct mmapq_config *cfg)
 		}
 		strcpy(cfg->queue_path, c->queue_path);
 	}
+	if (c->output)
+		mmapq_config_set(cfg, "consumer", "output", c->output); /* checked by cli_parse */
 	log_set_level(cfg->log_level);
 	if (!c->ctl && !c->check_config && loaded.n > !c->config_missing) {
 		for (size_t i = !c->config_missing; i < loaded.n; i++)
@@ -439,6 +459,8 @@ int cli_exit_code_for_run(int r)
 		return EXIT_BADQUEUE;
 	case ESTALE:
 		return EXIT_STALE;
+	case EREMOTEIO:
+		return EXIT_PROTOCOL; /* output = nats: refused for good */
 	default:
 		return EXIT_IOERR;    /* reading, writing, msync */
 	}

@@ -27,6 +27,8 @@ enum {
 	EXIT_CANTCREATE = 73,  /* the queue file cannot be created or opened */
 	EXIT_IOERR = 74,       /* reading input or writing output failed */
 	EXIT_TEMPFAIL = 75,    /* mmapqctl send: records dropped (queue full, on_full = drop) */
+	EXIT_PROTOCOL = 76,    /* output = nats: the server refuses what retrying cannot change
+	                          (no stream, permission, a record too large): not restarted */
 	EXIT_STALE = 75,       /* the queue file was deleted or replaced while in use (all it
 	                          held written out): a restart attaches to the new one */
 	EXIT_NOPERM = 77,      /* mmapqctl send: no permission to connect to the socket */
@@ -74,6 +76,7 @@ struct cli {
 	bool check_config;
 	bool json;
 	uint64_t count;           /* consumer --count N; 0 = forever */
+	const char *output;       /* consumer --output SPEC: overrides [consumer] output */
 	const char *name;         /* consumer --name NAME (or --named-instance [QUEUE:]NAME);
 	                             NULL: the consumer "default" */
 	char named_instance[MMAPQ_INSTANCE_NAME_MAX + MMAPQ_CONSUMER_NAME_MAX + 2];
@@ -118,7 +121,8 @@ bool cli_daemon_start(struct cli *c, int argc, char **argv, const char *role, bo
  * cli_exit_code_for_open: for an error of mmapq_open or of opening a file
  * at start (-EINVAL there is the configuration's).  cli_exit_code_for_run:
  * for what ends a running daemon (0 and -EINTR, a stop: EXIT_OK; a corrupt
- * or replaced queue; anything else is an I/O error). */
+ * or replaced queue; -EREMOTEIO, the NATS server's refusal; anything else
+ * is an I/O error). */
 int cli_exit_code_for_open(int r);
 int cli_exit_code_for_run(int r);
 

@@ -35,19 +35,21 @@
 #include "journal.h"
 #include "log.h"
 #include "mmapq.h"
+#include "nats.h"
 #include "service.h"
 
 #define BATCH_BYTES (1024u * 1024u) /* output formatted per batch, at most (+ one record) */
 #define WRITE_CHUNK (64u * 1024u)   /* one write(), then a watchdog ping */
 #define GET_MANY    256u            /* records per mmapq_get_many */
 
-enum output_kind { OUT_STDOUT, OUT_NULL, OUT_FILE, OUT_JOURNAL };
+enum output_kind { OUT_STDOUT, OUT_NULL, OUT_FILE, OUT_JOURNAL, OUT_NATS };
 
 struct output {
 	enum output_kind kind;
 	int fd;
 	const char *name;    /* points into the config's output string (file:) */
 	struct journal journal;
+	struct nats_out *nats; /* OUT_NATS: records stay held until the broker acks them */
 	char namespace[MMAPQ_CONFIG_STR_MAX]; /* the journal's namespace ("default") */
 };
 
@@ -121,7 +123,7 @@ static int open_output(const struct consumer *c, const char *spec, struct output
 		char path[MMAPQ_CONFIG_STR_MAX + 32];
 		int r;
 
-		*o = (struct output){OUT_JOURNAL, -1, "journal", {.fd = -1}, ""};
+		*o = (struct output){OUT_JOURNAL, -1, "journal", {.fd = -1}, NULL, ""};
 		if (own_ns)
 			snprintf(path, sizeof(path), JOURNAL_NAMESPACE_SOCKET_FMT, ns);
 		else
@@ -140,9 +142,9 @@ static int open_output(const struct consumer *c, const char *spec, struct output
 			          " nothing consumed", spec);
 			return -EBADF;
 		}
-		*o = (struct output){OUT_STDOUT, STDOUT_FILENO, "stdout", {.fd = -1}, ""};
+		*o = (struct output){OUT_STDOUT, STDOUT_FILENO, "stdout", {.fd = -1}, NULL, ""};
 	} else if (!strcmp(spec, "null")) {
-		*o = (struct output){OUT_NULL, -1, "null", {.fd = -1}, ""};
+		*o = (struct output){OUT_NULL, -1, "null", {.fd = -1}, NULL, ""};
 	} else if (!strncmp(spec, "file:", 5)) {
 		const char *path = spec + 5;
 		/* O_NOFOLLOW, as for the queue file: a symbolic link planted at
@@ -167,7 +169,16 @@ static int open_output(const struct consumer *c, const char *spec, struct output
 				return r;
 			}
 		}
-		*o = (struct output){OUT_FILE, fd, path, {.fd = -1}, ""};
+		*o = (struct output){OUT_FILE, fd, path, {.fd = -1}, NULL, ""};
+	} else if (!strcmp(spec, "nats")) {
+		struct mmapq_status st;
+		int r = mmapq_status(c->q, &st);
+
+		*o = (struct output){OUT_NATS, -1, "nats", {.fd = -1}, NULL, ""};
+		if (r == 0)
+			r = nats_out_open(&o->nats, &c->cfg, st.id);
+		if (r < 0)
+			return r;
 	} else {
 		log_error("output '%s' is not supported by this build", spec);
 		return -EINVAL;
@@ -385,7 +396,8 @@ static void stats(struct consumer *c, int force)
 	char rate[32];
 	service_status("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %s, output %s", pos,
 	               st.tail - pos, st.capacity,
-	               rate_meter_update(&c->status_rate, pos, rate, sizeof(rate)), c->out.name);
+	               rate_meter_update(&c->status_rate, pos, rate, sizeof(rate)),
+	               c->out.kind == OUT_NATS ? nats_out_describe(c->out.nats) : c->out.name);
 	c->next_status_ns = now + 1000000000u;
 	if (!log_due)
 		return;
@@ -402,7 +414,25 @@ static void close_output(struct output *o)
 		close(o->fd);
 	if (o->kind == OUT_JOURNAL)
 		journal_close(&o->journal);
+	if (o->kind == OUT_NATS)
+		nats_out_close(o->nats);
+	o->nats = NULL;
 	o->fd = -1;
+}
+
+static int release(struct consumer *c, uint32_t n);
+
+/* NATS: what the broker acknowledged of what is in flight, within about
+ * a second, is released; the rest stays in the queue (published again by
+ * the next consumer, or output, and dropped by the stream's duplicate
+ * window if it had it).  Before a stop or a switch to another output. */
+static void nats_drain(struct consumer *c)
+{
+	uint32_t acked = nats_out_drain(c->out.nats, mmapq_now_ns() + 1000000000u);
+
+	if (acked && release(c, acked) == 0)
+		nats_out_released(c->out.nats, acked);
+	log_notice("NATS: %u acknowledged records released before leaving", acked);
 }
 
 static void set_ident(struct consumer *c)
@@ -425,7 +455,7 @@ static void apply_reload(struct consumer *c)
 	if (!strcmp(old_output, c->cfg.output) &&
 	    (c->out.kind != OUT_JOURNAL || !strcmp(c->out.namespace, c->cfg.journal_namespace)))
 		return;
-	/* between batches: nothing is buffered */
+	/* between batches: nothing is buffered (but what NATS holds) */
 	if (open_output(c, c->cfg.output, &next) != 0) {
 		memcpy(c->cfg.output, old_output, sizeof(old_output)); /* c->out.name is valid again */
 		if (c->out.kind == OUT_JOURNAL)
@@ -433,6 +463,8 @@ static void apply_reload(struct consumer *c)
 		log_error("reload: keeping output %s", c->out.name);
 		return;
 	}
+	if (c->out.kind == OUT_NATS)
+		nats_drain(c);
 	close_output(&c->out);
 	c->out = next;
 }
@@ -456,6 +488,28 @@ static int release(struct consumer *c, uint32_t n)
 }
 
 /*
+ * NATS: the n available records handed to the broker (those not yet in
+ * flight), and the ones it acknowledged, in order, released.  0, or
+ * -errno (said).
+ */
+static int forward_nats(struct consumer *c, uint32_t n)
+{
+	uint32_t acked = 0;
+	int r = nats_out_forward(c->out.nats, c->q, n, &acked);
+
+	if (acked) {
+		int rr;
+
+		mmapq_fault("nats.acked"); /* acknowledged, not yet released */
+		rr = release(c, acked);
+		if (rr < 0)
+			return rr;
+		nats_out_released(c->out.nats, acked);
+	}
+	return r;
+}
+
+/*
  * Up to n available records, at most BATCH_BYTES of output: formatted,
  * written out, released.  0 to go on; -EINTR if asked to stop (what is
  * not released stays in the queue and is written again); -errno (said).
@@ -465,6 +519,8 @@ static int consume_batch(struct consumer *c, uint32_t n)
 	uint32_t i = 0;
 	int r = 0;
 
+	if (c->out.kind == OUT_NATS)
+		return forward_nats(c, n);
 	while (c->out.kind != OUT_JOURNAL && i < n && c->len < BATCH_BYTES) {
 		r = fill_buffer(c, i, n - i);
 		if (r < 0)
@@ -536,15 +592,29 @@ static int run(struct consumer *c, uint64_t count)
 		service_loop_tick();
 		if (cli_reload)
 			apply_reload(c);
-		if (cli_stop)
+		if (cli_stop) {
+			if (c->out.kind == OUT_NATS)
+				nats_drain(c);
 			return 0;
+		}
 		stats(c, 0);
 		if (c->corrupt)
 			return -EBADMSG;
 		deadline = mmapq_now_ns() + service_max_wait_ns();
 		if (c->cfg.stats_interval && c->next_stats_ns < deadline)
 			deadline = c->next_stats_ns;
-		r = mmapq_available(c->q, c->stale ? 0 : deadline, &n);
+		if (c->out.kind == OUT_NATS && nats_out_busy(c->out.nats)) {
+			/* records in flight, or a broker that cannot take any now:
+			 * wait for it, then take what the queue has without waiting */
+			nats_out_wait(c->out.nats, deadline);
+			r = mmapq_available(c->q, 0, &n);
+			if (r == -EAGAIN) {
+				n = 0;
+				r = 0;
+			}
+		} else {
+			r = mmapq_available(c->q, c->stale ? 0 : deadline, &n);
+		}
 		if (r == -EAGAIN && c->stale) {
 			/* The file is gone from its path, but a producer still
 			 * attached to it may publish until it notices: stop only
@@ -581,6 +651,8 @@ static int output_exit_code(int r)
 	case EBADF:
 	case ENOMEM:
 		return EXIT_IOERR;      /* journald, a closed stdout, the file's tail */
+	case EREMOTEIO:
+		return EXIT_PROTOCOL;   /* the NATS server refuses for good */
 	default:
 		return EXIT_CANTCREATE; /* the file: directory, permission, symlink, ... */
 	}

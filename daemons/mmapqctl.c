@@ -153,6 +153,19 @@ static void side_json(const char *name, const struct mmapq_side_status *s, const
 	printf(",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64 "}", s->recoveries, s->attaches);
 }
 
+/* The queue id as 32 hex digits, or "" if it has none yet. */
+static void id_hex(const struct mmapq_status *st, char out[2 * MMAPQ_ID_SIZE + 1])
+{
+	bool zero = true;
+
+	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++) {
+		snprintf(out + 2 * i, 3, "%02x", st->id[i]);
+		zero = zero && !st->id[i];
+	}
+	if (zero)
+		out[0] = '\0';
+}
+
 /* Records per second of a consumer since its holder attached, or < 0 if
  * it is not attached (or has not run long enough to say). */
 static double consumer_rate(const struct mmapq_consumer_status *c)
@@ -271,12 +284,14 @@ static int status(struct mmapq *q, bool json)
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
 	const char *path = mmapq_path(q);
+	char id[2 * MMAPQ_ID_SIZE + 1];
 	int r = mmapq_status(q, &st), n;
 
 	if (r < 0) {
 		log_error("%s: %s", path, mmapq_strerror(r));
 		return EXIT_BADQUEUE;
 	}
+	id_hex(&st, id);
 	n = list_consumers(q, cs);
 	if (n < 0)
 		return EXIT_BADQUEUE;
@@ -286,6 +301,7 @@ static int status(struct mmapq *q, bool json)
 		bool text = utf8_valid(path, strlen(path));
 		printf("{\"%s\":", text ? "path" : "path_hex");
 		(text ? json_string : json_hex)(stdout, path, strlen(path));
+		printf(*id ? ",\"id\":\"%s\"" : ",\"id\":null", id);
 		printf(",\"version\":%" PRIu32 ",\"format\":\"%s\",\"capacity\":%" PRIu32
 		       ",\"record_size\":%" PRIu32 ",\"slot_size\":%" PRIu32 ",\"file_size\":%" PRIu64
 		       ",\"created_usec\":%" PRIu64 ",\"head\":%" PRIu64 ",\"tail\":%" PRIu64
@@ -302,6 +318,7 @@ static int status(struct mmapq *q, bool json)
 		char when[32];
 		iso_time(when, sizeof(when), st.created_usec);
 		printf("%-10s %s\n", "queue", path);
+		printf("%-10s %s\n", "id", *id ? id : "none yet (given when a producer or consumer attaches)");
 		printf("%-10s version %" PRIu32 ", format %s, record_size %" PRIu32 ", capacity %" PRIu32
 		       ", file %" PRIu64 " bytes, created %s\n",
 		       "format", st.version, mmapq_format_name(st.format), st.record_size, st.capacity,

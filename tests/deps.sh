@@ -16,6 +16,10 @@ pkgs="$pkgs libfuse3-dev"
 # gnuplot-nox: a headless gnuplot (svg and pngcairo terminals) for mmapq_bench
 # --plot; libxml2-utils: xmllint, which checks its SVG (tests/bench/smoke.sh)
 pkgs="$pkgs gnuplot-nox libxml2-utils"
+# libnats-dev: the NATS C client, for [consumer] output = nats; nats-server:
+# the real JetStream server the NATS tests start on 127.0.0.1 (its package
+# ships a service: the policy below keeps it from starting on this machine)
+pkgs="$pkgs libnats-dev nats-server"
 # dpkg-dev, debhelper, lintian: the Debian packages (debian/) built and
 # checked; mmdebstrap: the Debian root they are installed into under
 # systemd (tests/systemd/deb-container.sh; skipped without them)
@@ -34,7 +38,7 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-# Packages with a service (prometheus) must not start it on this machine:
+# Packages with a service (prometheus, nats-server) must not start it on this machine:
 # the tests start what they need themselves, on ports of their own.  A
 # policy-rc.d that denies every start, unless the machine has one already.
 policy=/usr/sbin/policy-rc.d

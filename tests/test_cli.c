@@ -13,6 +13,7 @@
  *   a pid after "pid " or "\"pid\":"   -> PID   (0 stays 0)
  *   ISO timestamps 2026-01-02T03:04:05Z -> TIME
  *   the digits after _usec":          -> 0
+ *   a queue id (32 hex digits)         -> ID
  * Exit codes are also checked one by one, so a wrong code fails with a
  * pointed message even before the transcript is compared.
  *
@@ -143,6 +144,24 @@ static bool starts(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+static bool is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f');
+}
+
+/* Exactly 32 lowercase hex digits at s (of the text that starts at in)? */
+static bool is_queue_id(const char *s, const char *in)
+{
+	size_t i;
+
+	if (s > in && is_hex(s[-1]))
+		return false;
+	for (i = 0; i < 2 * MMAPQ_ID_SIZE; i++)
+		if (!is_hex(s[i]))
+			return false;
+	return !is_hex(s[i]);
+}
+
 /* The variable parts of a program's output, replaced (see the top). */
 static char *normalise(const char *in)
 {
@@ -172,6 +191,9 @@ static char *normalise(const char *in)
 		} else if (is_iso_time(s)) {
 			sb_str(&b, "TIME");
 			s += 20;
+		} else if (is_queue_id(s, in)) {
+			sb_str(&b, "ID");
+			s += 2 * MMAPQ_ID_SIZE;
 		} else if (starts(s, "_usec\":") && is_digit(s[7])) {
 			sb_str(&b, "_usec\":0");
 			s += 7;

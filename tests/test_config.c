@@ -153,6 +153,23 @@ static const struct {
 	{ "consumer", "journal_identifier", "mmapq-records", "audit@host:1_a.b-c", 0 },
 	{ "consumer", "journal_namespace",  "default", "records",     0 },
 	{ "consumer", "seq_prefix",     "no",     "yes",             0 },
+	{ "nats",     "servers",        "nats://127.0.0.1:4222",
+	  "tls://nats-1.example.com:4443, nats://[::1]:4222,10.0.0.3", 1 },
+	{ "nats",     "subject",        "mmapq",  "orders.host-1",   1 },
+	{ "nats",     "stream",         "MMAPQ",  "ORDERS_1",        1 },
+	{ "nats",     "create_stream",  "no",     "yes",             1 },
+	{ "nats",     "replicas",       "1",      "3",               1 },
+	{ "nats",     "storage",        "file",   "memory",          1 },
+	{ "nats",     "duplicate_window", "120",  "600",             1 },
+	{ "nats",     "ordered",        "yes",    "no",              1 },
+	{ "nats",     "credentials",    "",       "/etc/mmapq/nats.creds", 1 },
+	{ "nats",     "tls_ca",         "",       "/etc/mmapq/ca.pem", 1 },
+	{ "nats",     "tls_cert",       "",       "/etc/mmapq/client.pem", 1 },
+	{ "nats",     "tls_key",        "",       "/etc/mmapq/client.key", 1 },
+	{ "nats",     "max_pending",    "4096",   "65536",           1 },
+	{ "nats",     "connect_timeout", "5",     "300",             1 },
+	{ "nats",     "ack_timeout",    "5",      "1",               1 },
+	{ "nats",     "reconnect_max_wait", "10", "300",             1 },
 	{ "log",      "level",          "info",   "debug",           0 },
 	{ "log",      "stats_interval", "0",      "86400",           0 },
 };
@@ -195,6 +212,22 @@ static void assert_defaults(const struct mmapq_config *c)
 	assert_int_equal(c->on_full, MMAPQ_ON_FULL_BLOCK);
 	assert_int_equal(c->client_timeout, 60);
 	assert_string_equal(c->output, "auto");
+	assert_string_equal(c->nats_servers, "nats://127.0.0.1:4222");
+	assert_string_equal(c->nats_subject, "mmapq");
+	assert_string_equal(c->nats_stream, "MMAPQ");
+	assert_int_equal(c->nats_create_stream, 0);
+	assert_int_equal(c->nats_replicas, 1);
+	assert_int_equal(c->nats_storage, MMAPQ_NATS_FILE);
+	assert_int_equal(c->nats_duplicate_window, 120);
+	assert_int_equal(c->nats_ordered, 1);
+	assert_string_equal(c->nats_credentials, "");
+	assert_string_equal(c->nats_tls_ca, "");
+	assert_string_equal(c->nats_tls_cert, "");
+	assert_string_equal(c->nats_tls_key, "");
+	assert_int_equal(c->nats_max_pending, 4096);
+	assert_int_equal(c->nats_connect_timeout, 5);
+	assert_int_equal(c->nats_ack_timeout, 5);
+	assert_int_equal(c->nats_reconnect_max_wait, 10);
 	assert_int_equal(c->log_level, MMAPQ_LOG_INFO);
 	assert_int_equal(c->stats_interval, 0);
 }
@@ -316,6 +349,22 @@ static void test_nondefault(void **state)
 	assert_int_equal(c.on_full, MMAPQ_ON_FULL_DROP);
 	assert_int_equal(c.client_timeout, 0);
 	assert_string_equal(c.output, "file:/var/log/mmapq.out");
+	assert_string_equal(c.nats_servers, "tls://nats-1.example.com:4443, nats://[::1]:4222,10.0.0.3");
+	assert_string_equal(c.nats_subject, "orders.host-1");
+	assert_string_equal(c.nats_stream, "ORDERS_1");
+	assert_int_equal(c.nats_create_stream, 1);
+	assert_int_equal(c.nats_replicas, 3);
+	assert_int_equal(c.nats_storage, MMAPQ_NATS_MEMORY);
+	assert_int_equal(c.nats_duplicate_window, 600);
+	assert_int_equal(c.nats_ordered, 0);
+	assert_string_equal(c.nats_credentials, "/etc/mmapq/nats.creds");
+	assert_string_equal(c.nats_tls_ca, "/etc/mmapq/ca.pem");
+	assert_string_equal(c.nats_tls_cert, "/etc/mmapq/client.pem");
+	assert_string_equal(c.nats_tls_key, "/etc/mmapq/client.key");
+	assert_int_equal(c.nats_max_pending, 65536);
+	assert_int_equal(c.nats_connect_timeout, 300);
+	assert_int_equal(c.nats_ack_timeout, 1);
+	assert_int_equal(c.nats_reconnect_max_wait, 300);
 	assert_int_equal(c.log_level, MMAPQ_LOG_DEBUG);
 	assert_int_equal(c.stats_interval, 86400);
 
@@ -447,6 +496,97 @@ static void test_invalid_values(void **state)
 		errs_free(&e);
 		free(want);
 		free(text);
+	}
+}
+
+/* [nats]: server lists, subjects and stream names, good and bad, with the
+ * exact message; a file key set to nothing; the TLS pair. */
+static void test_nats_values(void **state)
+{
+	static const struct {
+		const char *line, *msg; /* msg NULL: valid */
+	} cases[] = {
+		{ "servers = nats://a:1", NULL },
+		{ "servers = a, b:4222 ,tls://c.d-e_f:65535,[fe80::1]:1,nats://[::1]", NULL },
+		{ "servers = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16", NULL },
+		{ "servers = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17",
+		  "'1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17' names too many servers" },
+		{ "servers = a,,b", "'a,,b' has an empty entry" },
+		{ "servers = a,", "'a,' has an empty entry" },
+		{ "servers = http://a:1", "'http://a:1' has a scheme other than nats:// or tls://" },
+		{ "servers = nats://u:pw@a:1",
+		  "'nats://u:pw@a:1' has a user or password in it (use [nats] credentials)" },
+		{ "servers = nats://:4222", "'nats://:4222' has no host" },
+		{ "servers = a b", "'a b' has a bad host name" },
+		{ "servers = a:0", "'a:0' has a port outside 1..65535" },
+		{ "servers = a:65536", "'a:65536' has a port outside 1..65535" },
+		{ "servers = a:", "'a:' has a bad port" },
+		{ "servers = a:42x", "'a:42x' has a bad port" },
+		{ "servers = [::1", "'[::1' has a bad [IPv6] address" },
+		{ "servers = [::g]:1", "'[::g]:1' has a bad [IPv6] address" },
+		{ "servers = [::1]x", "'[::1]x' has something after the ]" },
+		{ "subject = a.b-c_d.$e", NULL },
+		{ "subject = a..b", "'a..b' has an empty token (\"..\", or a dot at an end)" },
+		{ "subject = .a", "'.a' has an empty token (\"..\", or a dot at an end)" },
+		{ "subject = a.", "'a.' has an empty token (\"..\", or a dot at an end)" },
+		{ "subject = a.*", "'a.*' has a wildcard (records are published to one subject)" },
+		{ "subject = a.>", "'a.>' has a wildcard (records are published to one subject)" },
+		{ "subject = a b", "'a b' has a blank or a byte outside visible ASCII" },
+		{ "stream = ORDERS-2_x", NULL },
+		{ "stream = A.B", "'A.B' has a character other than a letter, a digit, '_' or '-'" },
+		{ "stream = 01234567890123456789012345678901234567890123456789012345678901234",
+		  "'0123456789012345678901234567890123456789012345678901234567890123...' is too long" },
+		{ "credentials =", NULL },
+		{ "credentials = ; none", NULL },
+		{ "tls_ca = /etc/ssl/certs/ca-certificates.crt", NULL },
+		{ "replicas = 6", "'6' is out of range" },
+		{ "max_pending = 0", "'0' is out of range" },
+		{ "ordered = true", "'true' is not valid" },
+		{ "storage = disk", "'disk' is not valid" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *text = tu_xasprintf("[nats]\n%s\n", cases[i].line);
+		char key[32];
+		struct mmapq_config c;
+		struct errs e;
+		const char *got;
+
+		sscanf(cases[i].line, "%31s", key);
+		errs_init(&e);
+		assert_int_equal(load_str("nats.ini", text, &c, &e), cases[i].msg ? -EINVAL : 0);
+		got = errs_text(&e);
+		if (cases[i].msg) {
+			char *want = tu_xasprintf("nats.ini:2: [nats] %s: %s (allowed: ", key, cases[i].msg);
+			if (strncmp(got, want, strlen(want)))
+				print_error("case '%s': got %s", cases[i].line, got);
+			assert_true(!strncmp(got, want, strlen(want)));
+			free(want);
+		} else {
+			assert_string_equal(got, "");
+		}
+		errs_free(&e);
+		free(text);
+	}
+
+	/* a client certificate needs its key, and the other way round */
+	static const struct {
+		const char *text, *want;
+	} tls[] = {
+		{ "[nats]\ntls_cert = /c.pem\n", "tls.ini:2: [nats] tls_cert is set but tls_key is not:"
+		  " a client certificate needs its key (set both, or neither)\n" },
+		{ "[nats]\n; x\ntls_key = /k.pem\n", "tls.ini:3: [nats] tls_key is set but tls_cert is"
+		  " not: a client certificate needs its key (set both, or neither)\n" },
+		{ "[nats]\ntls_key = /k.pem\ntls_cert = /c.pem\n", "" },
+	};
+	for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++) {
+		struct mmapq_config c;
+		struct errs e;
+
+		errs_init(&e);
+		assert_int_equal(load_str("tls.ini", tls[i].text, &c, &e), tls[i].want[0] ? -EINVAL : 0);
+		assert_string_equal(errs_text(&e), tls[i].want);
+		errs_free(&e);
 	}
 }
 
@@ -782,7 +922,7 @@ static void test_bom_crlf(void **state)
 	                    "crlf-bad.ini:2: [queue] sync: 'bogus' is not valid "
 	                    "(allowed: never, batch, always)\n"
 	                    "crlf-bad.ini:3: unknown section [x] "
-	                    "(known sections: queue, producer, consumer, log)\n");
+	                    "(known sections: queue, producer, consumer, nats, log)\n");
 	errs_free(&e);
 }
 
@@ -960,7 +1100,7 @@ static void test_consumer_sections(void **state)
 	                    "60-bad.ini:1: [consumer:a/b]: 'a/b' is not a consumer name (1 to 63 letters,"
 	                    " digits and '_.@-')\n"
 	                    "60-bad.ini:4: [consumer:x] output: 'nowhere' is not valid (allowed: auto, journal,"
-	                    " stdout, null, file:PATH)\n"
+	                    " stdout, null, file:PATH, nats)\n"
 	                    "60-bad.ini:6: duplicate key 'start' in [consumer:x] (first set on line 5)\n"
 	                    "60-bad.ini:8: unknown key 'capacity' in [consumer:x] (known keys: output, start,"
 	                    " journal_identifier, journal_namespace, seq_prefix)\n"
@@ -1022,7 +1162,7 @@ static void test_dropins_errors(void **state)
 	                    "20-b.ini:2: [log] level: 'loud' is not valid "
 	                    "(allowed: error, warning, notice, info, debug)\n"
 	                    "20-b.ini:3: unknown section [nosuch] "
-	                    "(known sections: queue, producer, consumer, log)\n");
+	                    "(known sections: queue, producer, consumer, nats, log)\n");
 	assert_string_equal(rd.f.list, ""); /* on_file only on success */
 	assert_memory_equal(&c, &before, sizeof(c));
 	errs_free(&rd.e);
@@ -1258,7 +1398,7 @@ struct change {
 };
 
 struct changes {
-	struct change c[32];
+	struct change c[64];
 	unsigned n;
 };
 
@@ -1268,7 +1408,7 @@ static void on_change(void *ctx, const char *section, const char *key,
 	struct changes *ch = ctx;
 	struct change *c;
 
-	assert_true(ch->n < 32);
+	assert_true(ch->n < 64);
 	c = &ch->c[ch->n++];
 	snprintf(c->section, sizeof(c->section), "%s", section);
 	snprintf(c->key, sizeof(c->key), "%s", key);
@@ -1369,7 +1509,10 @@ static void test_format_value_round_trip(void **state)
 
 		assert_int_equal(mmapq_config_format_value(&c, keys[i].section, keys[i].key,
 		                                           buf, sizeof(buf)), 0);
-		text = tu_xasprintf("[%s]\n%s = %s\n", keys[i].section, keys[i].key, buf);
+		/* (a TLS client certificate comes with its key) */
+		text = tu_xasprintf("[%s]\n%s = %s\n%s", keys[i].section, keys[i].key, buf,
+		                    !strcmp(keys[i].key, "tls_cert") ? "tls_key = /k\n" :
+		                    !strcmp(keys[i].key, "tls_key") ? "tls_cert = /c\n" : "");
 		errs_init(&e);
 		assert_int_equal(load_str("round.ini", text, &d, &e), 0);
 		assert_int_equal(mmapq_config_format_value(&d, keys[i].section, keys[i].key,
@@ -1446,6 +1589,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_shipped_ini),
+		cmocka_unit_test(test_nats_values),
 		cmocka_unit_test(test_nondefault),
 		cmocka_unit_test(test_valid_values),
 		cmocka_unit_test(test_invalid_values),

@@ -437,8 +437,8 @@ static void test_header_fields(void **state)
 		/* entries past max_consumers (8) are reserved whole */
 		{"consumer 8 state", CONS(8, state), 4, 1, 0, {"reserved", "offset 2056", NULL}},
 		{"consumer 15 name[63]", CONS(15, name) + 63, 1, 'x', 0, {"reserved", "offset 3519", NULL}},
-		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 3584", NULL}},
-		{"reserved[511]", HOFF(reserved) + 511, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
+		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 3600", NULL}},
+		{"reserved[495]", HOFF(reserved) + 495, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
 		{"producer.pid -1", PROD(pid), 4, 0xffffffffu, 0, {"-1", "pid", NULL}},
 		{"producer.pid INT_MIN", PROD(pid), 4, 0x80000000u, 0, {"-2147483648", NULL}},
 		{"consumer 0 pid -7", CONS(0, pid), 4, (uint32_t)-7, 0, {"-7", "consumer entry 0", NULL}},
@@ -489,6 +489,86 @@ static void test_header_fields(void **state)
 		fail_msg("%d problem(s) with damaged header fields (see above)", problems);
 }
 
+/* ---- the queue id ------------------------------------------------------------ */
+
+static bool zero_id(const uint8_t *id)
+{
+	static const uint8_t zero[MMAPQ_ID_SIZE];
+	return !memcmp(id, zero, MMAPQ_ID_SIZE);
+}
+
+static struct mmapq_status status_as(const char *path, enum mmapq_role role, bool migrate)
+{
+	struct mmapq_params p = {.path = path, .role = role, .migrate = migrate};
+	struct mmapq_status st;
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+
+	if (mmapq_open(&p, &q, &e) < 0)
+		fail_msg("%s: open as %s: %s", path, role_str(role), e.msg);
+	assert_int_equal(mmapq_status(q, &st), 0);
+	mmapq_close(q);
+	return st;
+}
+
+/* Every new file has an id of its own, at offset 3584; a file without one
+ * (all zero: made before ids, or a version-2 file upgraded in place) gets
+ * one from the first producer or consumer, on disk at once, and keeps it;
+ * observers and migrate (recreate) only read; a version-2 file has none. */
+static void test_queue_id(void **state)
+{
+	char *other = tu_path(g_dir, "other.q");
+	struct mmapq_status a, b, c;
+	uint8_t *bytes;
+	size_t len;
+
+	(void)state;
+	make_queue(other, MMAPQ_FORMAT_INT, RS, 1, 0);
+	a = status_as(g_base, MMAPQ_ROLE_OBSERVER, false);
+	b = status_as(other, MMAPQ_ROLE_OBSERVER, false);
+	assert_false(zero_id(a.id));
+	assert_false(zero_id(b.id));
+	assert_memory_not_equal(a.id, b.id, MMAPQ_ID_SIZE);
+	assert_memory_equal(a.id, g_bytes + 3584, MMAPQ_ID_SIZE);
+	/* the roles see the same id, and attaching does not change it */
+	c = status_as(g_base, MMAPQ_ROLE_CONSUMER, false);
+	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
+
+	/* a file without one */
+	bytes = malloc(g_len);
+	assert_non_null(bytes);
+	memcpy(bytes, g_bytes, g_len);
+	memset(bytes + HOFF(id), 0, MMAPQ_ID_SIZE);
+	put_file(g_case, bytes, g_len);
+	free(bytes);
+	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_PRODUCER, true); /* migrate: read only */
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_CONSUMER, false);
+	assert_false(zero_id(a.id));
+	bytes = slurp(g_case, &len);
+	assert_memory_equal(bytes + HOFF(id), a.id, MMAPQ_ID_SIZE); /* in the file */
+	free(bytes);
+	b = status_as(g_case, MMAPQ_ROLE_PRODUCER, false);
+	c = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_memory_equal(a.id, b.id, MMAPQ_ID_SIZE);
+	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
+
+	/* version 2 has none; upgraded in place, it gets one */
+	put_file(g_case, g_bytes, g_len);
+	assert_int_equal(tu_queue_to_version2(g_case), 0);
+	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
+	assert_int_equal(a.version, 2);
+	assert_true(zero_id(a.id));
+	a = status_as(g_case, MMAPQ_ROLE_PRODUCER, false);
+	assert_int_equal(a.version, 3);
+	assert_false(zero_id(a.id));
+	free(other);
+}
+
 /* Fields that may hold anything: the file must open (and is not refused). */
 static void test_header_free_fields(void **state)
 {
@@ -498,6 +578,8 @@ static void test_header_free_fields(void **state)
 		uint64_t value;
 	} cases[] = {
 		{"created_usec", HOFF(created_usec), 8, 0x0123456789abcdefu},
+		{"id[0..7]", HOFF(id), 8, 0x0123456789abcdefu},
+		{"id[8..15]", HOFF(id) + 8, 8, UINT64_MAX},
 		{"mutex lock word", HOFF(lock), 4, 0x7fffff00u},
 		{"not_empty.seq", CONS(0, not_empty.seq), 4, 0xffffffffu},
 		{"not_empty.waiting", CONS(0, not_empty.waiting), 4, 1},
@@ -1127,7 +1209,7 @@ static int flip_consumer(size_t e, size_t o, const uint8_t *b)
 }
 
 /* May a flip of header byte i open successfully?  Only the bytes with no
- * meaning to validation: created_usec, the mutex (re-initialised by whoever
+ * meaning to validation: created_usec, the queue id, the mutex (re-initialised by whoever
  * attaches alone), the cond seq/waiting words, the counters, pids and
  * start times, a free consumer entry's position and name.  (A pid flip may
  * also be refused: negative.) */
@@ -1139,7 +1221,9 @@ static int flip_expect(size_t i, const uint8_t *b)
 		return 1;
 	if (i >= HOFF(not_full) && i < HOFF(not_full) + 8)
 		return 1;
-	if (i >= HOFF(consumers) && i < HOFF(reserved))
+	if (i >= HOFF(id) && i < HOFF(id) + MMAPQ_ID_SIZE)
+		return 1;
+	if (i >= HOFF(consumers) && i < HOFF(id))
 		return flip_consumer((i - HOFF(consumers)) / sizeof(struct mmapq_consumer),
 		                     (i - HOFF(consumers)) % sizeof(struct mmapq_consumer), b);
 	if (i >= HOFF(producer) && i < HOFF(producer) + sizeof(struct mmapq_side)) {
@@ -1255,6 +1339,7 @@ int main(void)
 		cmocka_unit_test(test_bulk_edges),
 		cmocka_unit_test(test_special_files),
 		cmocka_unit_test(test_flip_every_header_byte),
+		cmocka_unit_test(test_queue_id),
 		cmocka_unit_test(test_random_header_damage),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

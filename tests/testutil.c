@@ -484,6 +484,7 @@ int tu_queue_to_version1(const char *path)
 	}
 	header_to_version2((const struct mmapq_header *)b, &h);
 	h.version = MMAPQ_VERSION_1;
+	memset(h.id, 0, sizeof(h.id)); /* from before queue ids */
 	ss = mmapq_slot_size_v(MMAPQ_VERSION_1, h.format, h.record_size);
 	nlen = MMAPQ_HEADER_SIZE + (size_t)h.capacity * ss;
 	o = calloc(1, nlen);

@@ -48,6 +48,10 @@ enum cfg_type {
 	CFG_POW2,    /* strict decimal, min..max, a power of two            */
 	CFG_ENUM,    /* one of names[], stored as its uint32_t value        */
 	CFG_MODE,    /* octal file mode, min..max, must include CFG_MODE_RW */
+	CFG_FILE,    /* string: a path, or empty for none, < MMAPQ_CONFIG_STR_MAX bytes */
+	CFG_SERVERS, /* string: NATS server URLs, comma-separated (cfg_check_servers) */
+	CFG_SUBJECT, /* string: a NATS subject to publish to (no wildcards) */
+	CFG_STREAM,  /* string: a JetStream stream name */
 };
 
 /* A queue file its owner cannot read and write is useless. */
@@ -77,6 +81,9 @@ static const struct cfg_name start_names[] = {
 };
 static const struct cfg_name bool_names[] = {
 	{ "no", 0 }, { "yes", 1 }, { NULL, 0 },
+};
+static const struct cfg_name storage_names[] = {
+	{ "file", MMAPQ_NATS_FILE }, { "memory", MMAPQ_NATS_MEMORY }, { NULL, 0 },
 };
 static const struct cfg_name log_level_names[] = {
 	{ "error", MMAPQ_LOG_ERR }, { "warning", MMAPQ_LOG_WARNING },
@@ -125,6 +132,27 @@ static const struct cfg_name log_level_names[] = {
 	X("consumer", "journal_namespace", CFG_NAME, "default",                          \
 	  1, 64, journal_namespace, NULL, 0, 0)                                          \
 	X("consumer", "seq_prefix",     CFG_ENUM,   "no",     0, 0, seq_prefix, bool_names, 0, 0) \
+	X("nats",     "servers",        CFG_SERVERS, "nats://127.0.0.1:4222",            \
+	  1, MMAPQ_CONFIG_STR_MAX - 1, nats_servers, NULL, 1, 0)                         \
+	X("nats",     "subject",        CFG_SUBJECT, "mmapq", 1, 255, nats_subject, NULL, 1, 0) \
+	X("nats",     "stream",         CFG_STREAM, "MMAPQ",  1, 64, nats_stream, NULL, 1, 0) \
+	X("nats",     "create_stream",  CFG_ENUM,   "no",     0, 0, nats_create_stream, bool_names, 1, 0) \
+	X("nats",     "replicas",       CFG_U32,    "1",      1, 5, nats_replicas, NULL, 1, 0) \
+	X("nats",     "storage",        CFG_ENUM,   "file",   0, 0, nats_storage, storage_names, 1, 0) \
+	X("nats",     "duplicate_window", CFG_U32,  "120",    1, 86400, nats_duplicate_window, NULL, 1, 0) \
+	X("nats",     "ordered",        CFG_ENUM,   "yes",    0, 0, nats_ordered, bool_names, 1, 0) \
+	X("nats",     "credentials",    CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
+	  nats_credentials, NULL, 1, 0)                                                  \
+	X("nats",     "tls_ca",         CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
+	  nats_tls_ca, NULL, 1, 0)                                                       \
+	X("nats",     "tls_cert",       CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
+	  nats_tls_cert, NULL, 1, 0)                                                     \
+	X("nats",     "tls_key",        CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
+	  nats_tls_key, NULL, 1, 0)                                                      \
+	X("nats",     "max_pending",    CFG_U32,    "4096",   1, 65536, nats_max_pending, NULL, 1, 0) \
+	X("nats",     "connect_timeout", CFG_U32,   "5",      1, 300, nats_connect_timeout, NULL, 1, 0) \
+	X("nats",     "ack_timeout",    CFG_U32,    "5",      1, 300, nats_ack_timeout, NULL, 1, 0) \
+	X("nats",     "reconnect_max_wait", CFG_U32, "10",    1, 300, nats_reconnect_max_wait, NULL, 1, 0) \
 	X("log",      "level",          CFG_ENUM,   "info",   0, 0, log_level, log_level_names, 0, 0) \
 	X("log",      "stats_interval", CFG_U32,    "0",      0, 86400, stats_interval, NULL, 0, 0)
 
@@ -140,8 +168,9 @@ struct cfg_key {
 	int per_instance;
 };
 
-#define CFG_IS_STRING(type) \
-	((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT || (type) == CFG_NAME)
+#define CFG_IS_STRING(type)                                                                 \
+	((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT || (type) == CFG_NAME || \
+	 (type) == CFG_FILE || (type) == CFG_SERVERS || (type) == CFG_SUBJECT || (type) == CFG_STREAM)
 
 /* String fields are whole char[MMAPQ_CONFIG_STR_MAX] arrays; every other
  * field (enums included) is stored and read as a uint32_t with memcpy. */
@@ -203,6 +232,12 @@ static const struct cfg_name *cfg_name_by_value(const struct cfg_name *n, uint32
 	return NULL;
 }
 
+/* A blank around a comma of a list value. */
+static bool cfg_isspace_c(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
 /* Digits only, in the given base: no sign, no blanks, no prefix, nothing
  * after, no overflow past UINT32_MAX.  -ERANGE on overflow. */
 static int cfg_parse_uint(const char *s, unsigned base, uint32_t *ret)
@@ -232,6 +267,111 @@ static int cfg_parse_uint(const char *s, unsigned base, uint32_t *ret)
 	return 0;
 }
 
+/* One server of [nats] servers, s[0..len): [nats:// | tls://] HOST [:PORT],
+ * HOST a name, an IPv4 address or an [IPv6] address.  NULL or why not. */
+static const char *cfg_check_server(const char *s, size_t len)
+{
+	static const char name_chars[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
+	const char *end = s + len, *host, *colon;
+
+	if (len > 7 && !strncmp(s, "nats://", 7))
+		s += 7;
+	else if (len > 6 && !strncmp(s, "tls://", 6))
+		s += 6;
+	else if (memmem(s, len, "://", 3))
+		return "has a scheme other than nats:// or tls://";
+	if (memchr(s, '@', (size_t)(end - s)))
+		return "has a user or password in it (use [nats] credentials)";
+	host = s;
+	if (*s == '[') {
+		const char *close = memchr(s, ']', (size_t)(end - s));
+		if (!close || close == s + 1)
+			return "has a bad [IPv6] address";
+		for (const char *p = s + 1; p < close; p++)
+			if (!strchr("0123456789abcdefABCDEF:.", *p))
+				return "has a bad [IPv6] address";
+		s = close + 1;
+		if (s < end && *s != ':')
+			return "has something after the ]";
+	} else {
+		size_t hlen;
+
+		colon = memchr(s, ':', (size_t)(end - s));
+		hlen = (size_t)((colon ? colon : end) - host);
+		s = host + hlen;
+		if (!hlen)
+			return "has no host";
+		for (size_t i = 0; i < hlen; i++)
+			if (!strchr(name_chars, host[i]))
+				return "has a bad host name";
+	}
+	if (s < end) {
+		unsigned long port = 0;
+
+		s++; /* the ':' */
+		if (s == end || end - s > 5)
+			return "has a bad port";
+		for (; s < end; s++) {
+			if (*s < '0' || *s > '9')
+				return "has a bad port";
+			port = port * 10 + (unsigned long)(*s - '0');
+		}
+		if (port < 1 || port > 65535)
+			return "has a port outside 1..65535";
+	}
+	return NULL;
+}
+
+/* [nats] servers: 1 to MMAPQ_NATS_SERVERS_MAX of cfg_check_server, comma-
+ * separated, blanks around the commas allowed.  NULL or why not. */
+static const char *cfg_check_servers(const char *v)
+{
+	unsigned n = 0;
+
+	for (;;) {
+		const char *comma = strchr(v, ','), *end = comma ? comma : v + strlen(v);
+		const char *why;
+
+		while (v < end && cfg_isspace_c(*v))
+			v++;
+		while (end > v && cfg_isspace_c(end[-1]))
+			end--;
+		if (v == end)
+			return "has an empty entry";
+		if (++n > MMAPQ_NATS_SERVERS_MAX)
+			return "names too many servers";
+		why = cfg_check_server(v, (size_t)(end - v));
+		if (why)
+			return why;
+		if (!comma)
+			return NULL;
+		v = comma + 1;
+	}
+}
+
+/* A subject to publish to: dot-separated tokens of visible ASCII, none
+ * empty, no wildcards ('*', '>').  NULL or why not. */
+static const char *cfg_check_subject(const char *v)
+{
+	bool token_empty = true;
+
+	for (; *v; v++) {
+		if (*v == '.') {
+			if (token_empty)
+				return "has an empty token (\"..\", or a dot at an end)";
+			token_empty = true;
+			continue;
+		}
+		if (*v == '*' || *v == '>')
+			return "has a wildcard (records are published to one subject)";
+		if ((unsigned char)*v <= 0x20 || (unsigned char)*v >= 0x7f)
+			return "has a blank or a byte outside visible ASCII";
+		token_empty = false;
+	}
+	return token_empty ? "has an empty token (\"..\", or a dot at an end)" : NULL;
+}
+
 /*
  * Parse value (non-empty) into c's field for k.  Returns NULL on success or
  * the reason it is invalid, to follow the quoted value in the message.
@@ -242,23 +382,41 @@ static const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 {
 	const struct cfg_name *n;
 	size_t len = strlen(value);
+	const char *why;
 	uint32_t v;
 	int r;
 
-	switch (k->type) {
-	case CFG_PATH:
+	/* the strings with a length from min to max bytes */
+	if (k->type == CFG_PATH || k->type == CFG_FILE || k->type == CFG_SERVERS ||
+	    k->type == CFG_SUBJECT || k->type == CFG_STREAM) {
 		if (len < k->min)
 			return "is too short";
 		if (len > k->max)
 			return "is too long";
+	}
+	switch (k->type) {
+	case CFG_PATH:
+	case CFG_FILE:
 		break;
 	case CFG_WORD:
 		if (!cfg_name_by_name(k->names, value))
 			return "is not valid";
 		break;
+	case CFG_SERVERS:
+		if ((why = cfg_check_servers(value)))
+			return why;
+		break;
+	case CFG_SUBJECT:
+		if ((why = cfg_check_subject(value)))
+			return why;
+		break;
+	case CFG_STREAM:
+		if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len)
+			return "has a character other than a letter, a digit, '_' or '-'";
+		break;
 	case CFG_OUTPUT:
 		if (!strcmp(value, "auto") || !strcmp(value, "journal") ||
-		    !strcmp(value, "stdout") || !strcmp(value, "null"))
+		    !strcmp(value, "stdout") || !strcmp(value, "null") || !strcmp(value, "nats"))
 			break;
 		if (strncmp(value, "file:", 5))
 			return "is not valid";
@@ -315,7 +473,21 @@ static void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 		snprintf(buf, size, "a path of %u to %u bytes", k->min, k->max);
 		return;
 	case CFG_OUTPUT:
-		snprintf(buf, size, "auto, journal, stdout, null, file:PATH");
+		snprintf(buf, size, "auto, journal, stdout, null, file:PATH, nats");
+		return;
+	case CFG_FILE:
+		snprintf(buf, size, "a path of at most %u bytes, or nothing for none", k->max);
+		return;
+	case CFG_SERVERS:
+		snprintf(buf, size, "1 to %d of nats://HOST:PORT or tls://HOST:PORT, comma-separated",
+		         MMAPQ_NATS_SERVERS_MAX);
+		return;
+	case CFG_SUBJECT:
+		snprintf(buf, size, "a subject of %u to %u bytes: tokens of visible ASCII separated by"
+		         " dots, no wildcards", k->min, k->max);
+		return;
+	case CFG_STREAM:
+		snprintf(buf, size, "%u to %u letters, digits, '_' and '-'", k->min, k->max);
 		return;
 	case CFG_NAME:
 		snprintf(buf, size, "%u to %u letters, digits and '%s'", k->min, k->max,
@@ -358,6 +530,10 @@ static int cfg_format(const struct mmapq_config *c, const struct cfg_key *k,
 	case CFG_PATH:
 	case CFG_WORD:
 	case CFG_OUTPUT:
+	case CFG_FILE:
+	case CFG_SERVERS:
+	case CFG_SUBJECT:
+	case CFG_STREAM:
 	case CFG_NAME:
 		w = snprintf(buf, size, "%.*s", MMAPQ_CONFIG_STR_MAX - 1, cfg_cstr(c, k));
 		break;
@@ -388,6 +564,14 @@ static const struct cfg_key *cfg_find(const char *section, const char *key)
 		if (!strcmp(cfg_keys[i].section, section) && !strcmp(cfg_keys[i].key, key))
 			return &cfg_keys[i];
 	return NULL;
+}
+
+const char *mmapq_config_set(struct mmapq_config *c, const char *section, const char *key,
+                             const char *value)
+{
+	const struct cfg_key *k = cfg_find(section, key);
+
+	return k ? cfg_parse_value(k, value, c) : "is not a known key";
 }
 
 /* The table's own spelling of section, or NULL if no key lives there. */
@@ -823,7 +1007,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	}
 
 	cfg_allowed(k, allowed, sizeof(allowed));
-	if (!*value) {
+	if (!*value && k->type != CFG_FILE) {
 		cfg_error(p, p->lineno, "[%s] %s: empty value (allowed: %s)",
 		          sec, k->key, allowed);
 		return 1;
@@ -893,6 +1077,26 @@ static void cfg_check_geometry(struct cfg_parse *p)
 	          " over the limit of %llu bytes (64 GiB); lower one of them",
 	          capacity, cap_at, record_size, rs_at, (unsigned long long)size,
 	          (unsigned long long)MMAPQ_FILE_SIZE_MAX);
+}
+
+/*
+ * [nats] tls_cert and tls_key: a client certificate needs its key and a
+ * key its certificate.  Blamed on the one that is set (the later of the
+ * files, or further down the same file).
+ */
+static void cfg_check_tls(struct cfg_parse *p)
+{
+	size_t cert = (size_t)(cfg_find("nats", "tls_cert") - cfg_keys);
+	size_t key = (size_t)(cfg_find("nats", "tls_key") - cfg_keys);
+	bool has_cert = p->cfg.nats_tls_cert[0], has_key = p->cfg.nats_tls_key[0];
+	size_t set = has_cert ? cert : key;
+
+	if (has_cert == has_key)
+		return;
+	p->path = p->set_path[set];
+	cfg_error(p, p->set_line[set], "[nats] %s is set but %s is not: a client certificate"
+	          " needs its key (set both, or neither)", has_cert ? "tls_cert" : "tls_key",
+	          has_cert ? "tls_key" : "tls_cert");
 }
 
 /*
@@ -1067,8 +1271,10 @@ int mmapq_config_read(struct mmapq_config *c, const char *path,
 	 * reported), a path that cannot be read at all does. */
 	if (!hard)
 		hard = cfg_read_dropins(p, path, &dropins, &ndropins);
-	if (!hard)
+	if (!hard) {
 		cfg_check_geometry(p);
+		cfg_check_tls(p);
+	}
 
 	if (hard) {
 		r = hard;

@@ -17,6 +17,10 @@
 #define MMAPQ_SOCKET_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
 enum mmapq_on_full { MMAPQ_ON_FULL_BLOCK = 0, MMAPQ_ON_FULL_DROP = 1 };
+enum mmapq_nats_storage { MMAPQ_NATS_FILE = 0, MMAPQ_NATS_MEMORY = 1 };
+
+/* [nats] servers: at most this many, comma-separated */
+#define MMAPQ_NATS_SERVERS_MAX 16
 
 /* syslog priorities, as sd-journal uses them */
 enum mmapq_log_level {
@@ -40,11 +44,28 @@ struct mmapq_config {
 	uint32_t client_timeout;               /* [producer] client_timeout, seconds, 0 = never */
 	uint32_t ack_interval;                 /* [producer] ack_interval, ms between ACK lines, 0 = none */
 	uint32_t ack_records;                  /* [producer] ack_records, an ACK line per N published, 0 = none */
-	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output: auto | journal | stdout | null | file:PATH */
+	char output[MMAPQ_CONFIG_STR_MAX];     /* [consumer] output: auto | journal | stdout | null | file:PATH | nats */
 	uint32_t start;                        /* [consumer] start: enum mmapq_start */
 	char journal_identifier[MMAPQ_CONFIG_STR_MAX]; /* [consumer] journal_identifier: records' SYSLOG_IDENTIFIER */
 	char journal_namespace[MMAPQ_CONFIG_STR_MAX];  /* [consumer] journal_namespace: "default" or a namespace */
 	uint32_t seq_prefix;                   /* [consumer] seq_prefix: 1 = "SEQ<TAB>" before each line */
+	/* [nats]: output = nats (daemons/nats.h) */
+	char nats_servers[MMAPQ_CONFIG_STR_MAX]; /* URLs, comma-separated: nats://HOST:PORT, tls://... */
+	char nats_subject[MMAPQ_CONFIG_STR_MAX]; /* subject of every record */
+	char nats_stream[MMAPQ_CONFIG_STR_MAX];  /* the stream that must capture it */
+	uint32_t nats_create_stream;           /* 1: create the stream if it is missing */
+	uint32_t nats_replicas;                /* of a stream we create */
+	uint32_t nats_storage;                 /* of a stream we create: enum mmapq_nats_storage */
+	uint32_t nats_duplicate_window;        /* of a stream we create, seconds */
+	uint32_t nats_ordered;                 /* 1: Nats-Expected-Last-Msg-Id on every record */
+	char nats_credentials[MMAPQ_CONFIG_STR_MAX]; /* .creds file, "" = none */
+	char nats_tls_ca[MMAPQ_CONFIG_STR_MAX];      /* "" = the system's */
+	char nats_tls_cert[MMAPQ_CONFIG_STR_MAX];    /* client certificate, "" = none */
+	char nats_tls_key[MMAPQ_CONFIG_STR_MAX];     /* its key */
+	uint32_t nats_max_pending;             /* records published and not yet acknowledged, at most */
+	uint32_t nats_connect_timeout;         /* seconds */
+	uint32_t nats_ack_timeout;             /* seconds before a record is published again */
+	uint32_t nats_reconnect_max_wait;      /* seconds, the longest pause between reconnects */
 	enum mmapq_log_level log_level;        /* [log] level         */
 	uint32_t stats_interval;               /* [log] stats_interval, seconds, 0 = off */
 	/* Not a key: the consumer this configuration was read for (its
@@ -121,6 +142,11 @@ void mmapq_config_apply_live(struct mmapq_config *running, const struct mmapq_co
  * 0, -ENOENT (no such key), -ENOBUFS (does not fit) or -EINVAL. */
 int mmapq_config_format_value(const struct mmapq_config *c, const char *section,
                               const char *key, char *buf, size_t size);
+/* Set [section] key from its text, as a line of mmapq.ini would (a command
+ * line option overriding a key).  NULL, or why the value is refused ("is
+ * not valid"; "is not a known key"); *c is untouched then. */
+const char *mmapq_config_set(struct mmapq_config *c, const char *section, const char *key,
+                             const char *value);
 /* "error" ... "debug"; NULL for a value that is not a level. */
 const char *mmapq_log_level_name(enum mmapq_log_level l);
 

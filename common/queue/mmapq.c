@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -848,6 +849,56 @@ static int validate_dynamic(struct mmapq *q, struct mmapq_error *err)
 	return 0;
 }
 
+/* ---- the queue id --------------------------------------------------------- */
+
+static bool id_is_zero(const uint8_t *id)
+{
+	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+		if (id[i])
+			return false;
+	return true;
+}
+
+/* 16 random bytes, never all zero (zero means "no id"). */
+static int new_id(uint8_t id[MMAPQ_ID_SIZE])
+{
+	size_t got = 0;
+
+	while (got < MMAPQ_ID_SIZE) {
+		ssize_t n = getrandom(id + got, MMAPQ_ID_SIZE - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return neg_errno();
+		got += (size_t)n;
+	}
+	if (id_is_zero(id))
+		id[0] = 1; /* one chance in 2^128 */
+	return 0;
+}
+
+/*
+ * A file without an id (all zero: made before ids, or upgraded in place
+ * from version 2): give it one.  The mutex is held, so of a producer and
+ * consumers attaching at the same time one writes it and the others see
+ * it; nobody else writes these bytes, and readers without the mutex
+ * (observers) may only see it half written.  Returns 1 if we wrote it (the
+ * caller syncs the header page), 0 if it had one, or -errno.
+ */
+static int assign_id_locked(struct mmapq *q, const struct mmapq_params *p)
+{
+	uint8_t id[MMAPQ_ID_SIZE];
+	int r;
+
+	if (p->migrate || q->legacy || q->version != MMAPQ_VERSION || !id_is_zero(q->h->id))
+		return 0; /* only read: an older file, or one being recreated */
+	r = new_id(id);
+	if (r < 0)
+		return r;
+	memcpy(q->h->id, id, sizeof(id));
+	return 1;
+}
+
 /* ---- create ---------------------------------------------------------------- */
 
 /* No geometry at all: join an existing file, whatever its geometry; there is
@@ -989,7 +1040,9 @@ static int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 	h->max_consumers = p->max_consumers ? p->max_consumers : MMAPQ_CONSUMERS_DEFAULT;
 	h->file_size = size;
 	h->created_usec = realtime_usec();
-	r = init_mutex(h);
+	r = new_id(h->id);
+	if (r == 0)
+		r = init_mutex(h);
 	if (r == 0 && msync(h, MMAPQ_HEADER_SIZE, MS_SYNC) < 0)
 		r = neg_errno();
 	munmap(h, MMAPQ_HEADER_SIZE);
@@ -1342,7 +1395,8 @@ static int upgrade_v2_alone(struct mmapq *q, const struct mmapq_params *p, struc
 	c.recoveries = h2->consumer.recoveries;
 	c.attaches = h2->consumer.attaches;
 	strcpy(c.name, MMAPQ_CONSUMER_DEFAULT);
-	memset(h->consumers, 0, sizeof(h->consumers) + sizeof(h->reserved));
+	/* the table, the id (none yet: attach gives it one) and the tail */
+	memset(h->consumers, 0, MMAPQ_HEADER_SIZE - offsetof(struct mmapq_header, consumers));
 	h->consumers[0] = c;
 	h->max_consumers = max;
 	if (sync_bytes(h, sizeof(*h)) < 0)
@@ -1471,7 +1525,7 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 {
 	bool alone = false, named = false;
 	int32_t old_pid = 0;
-	int r;
+	int r, id_written;
 
 	r = open_lock_file(q, err);
 	if (r < 0)
@@ -1588,6 +1642,13 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 			goto fail;
 		}
 	}
+	id_written = assign_id_locked(q, p);
+	if (id_written < 0) {
+		unlock(q);
+		r = id_written;
+		set_err(err, "%s: cannot make a queue id: %s", q->path, strerror(-r));
+		goto fail;
+	}
 	q->head = q->seen_tail = 0;
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
 		q->published = q->tail = load_tail(q);
@@ -1609,6 +1670,13 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 		count(&q->self->attaches, 1);
 	}
 	unlock(q);
+	/* A new id is on disk before anyone uses it: whatever carried it
+	 * (a Nats-Msg-Id) must never be made again with another one. */
+	if (id_written && (r = sync_bytes(q->h, MMAPQ_HEADER_SIZE)) < 0 &&
+	    q->sync != MMAPQ_SYNC_NEVER) {
+		set_err(err, "%s: cannot write its new queue id to disk: %s", q->path, strerror(-r));
+		goto fail;
+	}
 
 	/* The consumer never writes a slot: make that a hardware guarantee. */
 	if (q->role == MMAPQ_ROLE_CONSUMER && MMAPQ_HEADER_SIZE % sysconf(_SC_PAGESIZE) == 0 &&
@@ -2420,6 +2488,12 @@ int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
 			};
 	}
 	s.attached_by_pid = q->lock_fd < 0;
+	/* written once (under the mutex, which an observer does not take: it
+	 * may see an id being given to a file half written); older versions
+	 * have none */
+	if (!q->legacy && q->version == MMAPQ_VERSION)
+		for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+			s.id[i] = __atomic_load_n(&q->h->id[i], __ATOMIC_RELAXED);
 	*st = s;
 	return 0;
 }

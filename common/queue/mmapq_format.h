@@ -35,6 +35,18 @@
  * attached (an older daemon) it refuses (-EPROTO, naming both ways out).
  * Version 1 is refused (-EPROTO, naming `mmapqctl recreate`).
  *
+ * Queue id.  16 random bytes (getrandom) at offset 3584, the start of the
+ * reserved tail, so that records of different queues (on one host or many)
+ * can be told apart: the NATS output's Nats-Msg-Id is "<id in hex>:<seq>",
+ * which JetStream's duplicate window uses to drop a record forwarded twice.
+ * A file is given one when it is created; a file without one (all zero: a
+ * version-3 file made before ids, or one upgraded in place from version 2,
+ * whose tail was reserved and zero) gets one from the first producer or
+ * consumer that attaches to it, under the mutex, written through to disk
+ * at once.  Observers report all zero as "no id yet".  A file made anew
+ * (mmapqctl recreate) has a new id, as its sequence numbers start again
+ * at 0.
+ *
  * All integers are in the byte order of the machine that created the file;
  * byte_order tells a reader on another machine that it cannot use the file.
  *
@@ -281,7 +293,12 @@ struct mmapq_header {
 	struct mmapq_cond not_full;   /* producer waits, the consumer that moves floor signals */
 	struct mmapq_consumer consumers[MMAPQ_CONSUMERS_MAX]; /* [max_consumers..] zero */
 
-	uint8_t  reserved[512];       /* must be zero */
+	/* The queue's identity (see "Queue id" above): 16 random bytes,
+	 * written at creation, or, in a file without one (all zero), once by
+	 * the first producer or consumer to attach, under the mutex.  Never
+	 * changed after that. */
+	uint8_t  id[MMAPQ_ID_SIZE];
+	uint8_t  reserved[496];       /* must be zero */
 } __attribute__((aligned(64)));
 
 /*
@@ -346,7 +363,9 @@ _Static_assert(offsetof(struct mmapq_header, floor) == 256, "floor where version
 _Static_assert(offsetof(struct mmapq_header, reserved2) == 384, "version 2's not_empty, unused");
 _Static_assert(offsetof(struct mmapq_header, not_full) == 448, "not_full cache line");
 _Static_assert(offsetof(struct mmapq_header, consumers) == 512, "consumer table");
-_Static_assert(offsetof(struct mmapq_header, reserved) == 512 + MMAPQ_CONSUMERS_MAX * 192, "reserved tail");
+_Static_assert(offsetof(struct mmapq_header, id) == 512 + MMAPQ_CONSUMERS_MAX * 192, "queue id");
+_Static_assert(offsetof(struct mmapq_header, id) == 3584, "queue id at the start of the tail");
+_Static_assert(offsetof(struct mmapq_header, reserved) == 3600, "reserved tail after the id");
 _Static_assert(sizeof(struct mmapq_consumer) == 192, "a consumer is three cache lines");
 _Static_assert(sizeof(struct mmapq_floor) == 128, "floor has two cache lines of its own");
 _Static_assert(offsetof(struct mmapq_consumer, position) == 0, "consumer.position offset");

@@ -61,8 +61,12 @@ static const struct {
 	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
 	{"producer", "client_timeout"}, {"producer", "ack_interval"}, {"producer", "ack_records"},
 	{"consumer", "output"}, {"consumer", "start"}, {"consumer", "journal_identifier"},
-	{"consumer", "journal_namespace"}, {"consumer", "seq_prefix"}, {"log", "level"},
-	{"log", "stats_interval"},
+	{"consumer", "journal_namespace"}, {"consumer", "seq_prefix"}, {"nats", "servers"},
+	{"nats", "subject"}, {"nats", "stream"}, {"nats", "create_stream"}, {"nats", "replicas"},
+	{"nats", "storage"}, {"nats", "duplicate_window"}, {"nats", "ordered"},
+	{"nats", "credentials"}, {"nats", "tls_ca"}, {"nats", "tls_cert"}, {"nats", "tls_key"},
+	{"nats", "max_pending"}, {"nats", "connect_timeout"}, {"nats", "ack_timeout"},
+	{"nats", "reconnect_max_wait"}, {"log", "level"}, {"log", "stats_interval"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -80,6 +84,10 @@ static void check_key_list(void)
 	b.socket_path[sizeof(b.socket_path) - 1] = b.output[sizeof(b.output) - 1] = '\0';
 	b.journal_identifier[sizeof(b.journal_identifier) - 1] = '\0';
 	b.journal_namespace[sizeof(b.journal_namespace) - 1] = '\0';
+	b.nats_servers[MMAPQ_CONFIG_STR_MAX - 1] = b.nats_subject[MMAPQ_CONFIG_STR_MAX - 1] = '\0';
+	b.nats_stream[MMAPQ_CONFIG_STR_MAX - 1] = b.nats_credentials[MMAPQ_CONFIG_STR_MAX - 1] = '\0';
+	b.nats_tls_ca[MMAPQ_CONFIG_STR_MAX - 1] = b.nats_tls_cert[MMAPQ_CONFIG_STR_MAX - 1] = '\0';
+	b.nats_tls_key[MMAPQ_CONFIG_STR_MAX - 1] = '\0';
 	FUZZ_CHECK(mmapq_config_diff(&a, &b, NULL, NULL) == (int)NKEYS,
 	           "config.c has %d keys, fuzz_config.c's keys[] %zu", mmapq_config_diff(&a, &b, NULL, NULL),
 	           NKEYS);
@@ -96,7 +104,7 @@ static bool one_of(const char *s, const char *const *names)
 static void check_ranges(const struct mmapq_config *c)
 {
 	static const char *const inputs[] = {"stdin", "socket", "generate", NULL};
-	static const char *const outputs[] = {"auto", "journal", "stdout", "null", NULL};
+	static const char *const outputs[] = {"auto", "journal", "stdout", "null", "nats", NULL};
 	size_t len;
 
 	len = strnlen(c->queue_path, sizeof(c->queue_path));
@@ -131,6 +139,30 @@ static void check_ranges(const struct mmapq_config *c)
 	FUZZ_CHECK(len >= 1 && len <= 64 && strspn(c->journal_namespace, MMAPQ_NAME_CHARS) == len,
 	           "journal_namespace '%.80s'", c->journal_namespace);
 	FUZZ_CHECK(c->seq_prefix <= 1, "seq_prefix %" PRIu32, c->seq_prefix);
+	/* [nats]: the strings are checked by the loader's own rules; here what
+	 * every one of them promises */
+	len = strnlen(c->nats_servers, sizeof(c->nats_servers));
+	FUZZ_CHECK(len >= 1 && len < sizeof(c->nats_servers) && !strstr(c->nats_servers, ",,") &&
+	           !strchr(c->nats_servers, '@'), "servers '%.64s'", c->nats_servers);
+	len = strnlen(c->nats_subject, sizeof(c->nats_subject));
+	FUZZ_CHECK(len >= 1 && len <= 255 && !strpbrk(c->nats_subject, "*> \t") &&
+	           c->nats_subject[0] != '.' && c->nats_subject[len - 1] != '.' &&
+	           !strstr(c->nats_subject, ".."), "subject '%.64s'", c->nats_subject);
+	len = strnlen(c->nats_stream, sizeof(c->nats_stream));
+	FUZZ_CHECK(len >= 1 && len <= 64 &&
+	           strspn(c->nats_stream, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                  "0123456789_-") == len, "stream '%.64s'", c->nats_stream);
+	FUZZ_CHECK(c->nats_create_stream <= 1 && c->nats_ordered <= 1 &&
+	           (c->nats_storage == MMAPQ_NATS_FILE || c->nats_storage == MMAPQ_NATS_MEMORY),
+	           "[nats] create_stream %" PRIu32 ", ordered %" PRIu32 ", storage %" PRIu32,
+	           c->nats_create_stream, c->nats_ordered, c->nats_storage);
+	FUZZ_CHECK(c->nats_replicas >= 1 && c->nats_replicas <= 5 && c->nats_duplicate_window >= 1 &&
+	           c->nats_duplicate_window <= 86400 && c->nats_max_pending >= 1 &&
+	           c->nats_max_pending <= 65536 && c->nats_connect_timeout >= 1 &&
+	           c->nats_connect_timeout <= 300 && c->nats_ack_timeout >= 1 &&
+	           c->nats_ack_timeout <= 300 && c->nats_reconnect_max_wait >= 1 &&
+	           c->nats_reconnect_max_wait <= 300, "[nats] a number out of range");
+	FUZZ_CHECK(!c->nats_tls_cert[0] == !c->nats_tls_key[0], "[nats] tls_cert without tls_key");
 	FUZZ_CHECK(c->log_level >= MMAPQ_LOG_ERR && c->log_level <= MMAPQ_LOG_DEBUG, "log level %d",
 	           (int)c->log_level);
 	FUZZ_CHECK(mmapq_log_level_name(c->log_level) != NULL, "log level without a name");
@@ -225,6 +257,10 @@ static void check_lines(const uint8_t *data, size_t size, const struct mmapq_con
 			was_space = isspace((unsigned char)*v);
 		}
 		value = trim(value, v);
+		/* [consumer:NAME] applies only to a read for that consumer (this
+		 * one is for none): checked, not loaded */
+		if (!strncmp(section, "consumer:", 9))
+			continue;
 		r = mmapq_config_format_value(c, section, key, val, sizeof(val));
 		FUZZ_CHECK(r == 0, "accepted line %u sets [%.64s] '%.64s', which the loader does not know (%d)",
 		           lineno, section, key, r);

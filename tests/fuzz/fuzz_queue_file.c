@@ -442,6 +442,22 @@ static struct mmapq *open_role(enum mmapq_role role, uint32_t cap, uint32_t rs, 
 	return q;
 }
 
+/* A file without a queue id (all zero) gets one from either role: its 16
+ * bytes may change then (*r), to anything but zero (check_id_given).  (A
+ * version-2 file being upgraded: within the header's tail, already free.) */
+static bool id_zero(const uint8_t *id)
+{
+	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+		if (id[i])
+			return false;
+	return true;
+}
+
+static bool id_missing(const uint8_t *f)
+{
+	return id_zero(f + OFF(id));
+}
+
 static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 {
 	struct mmapq_error err;
@@ -465,7 +481,8 @@ static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 	FUZZ_CHECK(st.version == m->ver && st.header_size == MMAPQ_HEADER_SIZE &&
 	           st.capacity == m->cap && st.record_size == m->rs && st.slot_size == m->ss &&
 	           st.format == m->fmt && st.file_size == n && st.head == m->head && st.tail == m->tail &&
-	           st.created_usec == rd64(f, OFF(created_usec)),
+	           st.created_usec == rd64(f, OFF(created_usec)) &&
+	           (m->ver == 3 ? !memcmp(st.id, f + OFF(id), MMAPQ_ID_SIZE) : id_zero(st.id)),
 	           "observer: status differs from the header");
 	check_side(f, SIDE_P, &st.producer);
 	if (m->ver < 3)
@@ -560,6 +577,19 @@ static size_t shared_ranges(const struct model *m, struct range *r)
 			r[n++] = (struct range){ENTRY(i) + E_COND, ENTRY(i) + E_COND + 8};
 	}
 	return n;
+}
+
+static size_t id_range(const uint8_t *f, struct range *r)
+{
+	if (!id_missing(f))
+		return 0;
+	*r = (struct range){OFF(id), OFF(id) + MMAPQ_ID_SIZE};
+	return 1;
+}
+
+static void check_id_given(const uint8_t *after, const char *role)
+{
+	FUZZ_CHECK(!id_missing(after), "%s: the queue still has no id", role);
 }
 
 static void check_refused_unchanged(const uint8_t *f, size_t n, const char *role)
@@ -668,7 +698,9 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 	           "consumer: left a file the model refuses (%s), or \"default\" not at the tail %" PRIu64,
 	           m2.why ? m2.why : "ok", m->tail);
 	ok[nok++] = (struct range){ENTRY(m2.def), ENTRY(m2.def) + E_COND};
+	nok += id_range(f, ok + nok);
 	check_only_changed(f, g_after, n, ok, nok, "consumer");
+	check_id_given(g_after, "consumer");
 	FUZZ_CHECK((int32_t)rd32(g_after, ENTRY(m2.def) + E_PID) == getpid(), "consumer: pid not ours");
 	FUZZ_CHECK(rd64(g_after, ENTRY(m2.def) + E_ATTACHES) == attaches + 1, "consumer: attaches");
 	/* floor: the lowest cursor of those registered */
@@ -743,7 +775,9 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 		size_t o = slot_off(m, m->tail + i);
 		ok[nok++] = (struct range){o, o + m->poff + lens[i]};
 	}
+	nok += id_range(f, ok + nok);
 	check_only_changed(f, g_after, n, ok, nok, "producer");
+	check_id_given(g_after, "producer");
 	model_file(g_after, n2, &m2);
 	FUZZ_CHECK(m2.slots_ok && m2.head == m->head_eff && m2.tail == m->tail + k,
 	           "producer: left a file the model refuses (%s) or positions %" PRIu64 "/%" PRIu64,

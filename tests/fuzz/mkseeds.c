@@ -30,7 +30,7 @@
 #define S(name, lit) {name, sizeof(lit) - 1, lit}
 
 static const char *g_out; /* tests/fuzz/corpus */
-static char g_tmp[512];
+static char g_tmp[512], g_tmp_lock[520];
 
 static void die(const char *what, int r, const struct mmapq_error *err)
 {
@@ -140,12 +140,15 @@ static size_t make_queue(uint32_t fmt, uint32_t cap, uint32_t rs, uint32_t base,
 	n = fread(g_file, 1, sizeof(g_file), f);
 	fclose(f);
 	unlink(g_tmp);
+	unlink(g_tmp_lock); /* the library's lock file beside it */
 	wr64(OFF(created_usec), UINT64_C(1700000000000000));
-	for (int s = 0; s < 2; s++) {
-		size_t side = s ? OFF(consumer) : OFF(producer);
-		wr32(side + 8, 4242u + (uint32_t)s);
-		wr64(side + 16, UINT64_C(1700000000000000));
-	}
+	for (int i = 0; i < MMAPQ_ID_SIZE; i++) /* the random id, made the same every time */
+		g_file[OFF(id) + (size_t)i] = (uint8_t)(0x11 * (i + 1));
+	/* the producer's side and the consumer "default" (entry 0: it attached) */
+	wr32(OFF(producer) + offsetof(struct mmapq_side, pid), 4242u);
+	wr64(OFF(producer) + offsetof(struct mmapq_side, start_usec), UINT64_C(1700000000000000));
+	wr32(OFF(consumers) + offsetof(struct mmapq_consumer, pid), 4243u);
+	wr64(OFF(consumers) + offsetof(struct mmapq_consumer, start_usec), UINT64_C(1700000000000000));
 	fresh_mutex();
 	return n;
 }
@@ -160,6 +163,8 @@ static void queue_seeds(void)
 	put_file(T, "raw-int-cap2-empty", g_file, n);
 	n = make_queue(MMAPQ_FORMAT_INT, 4, 8, 0, 3, 1);
 	put_file(T, "raw-int-cap4-h1-t3", g_file, n);
+	memset(g_file + OFF(id), 0, MMAPQ_ID_SIZE); /* made before queue ids: given one on attach */
+	put_file(T, "raw-int-cap4-no-id", g_file, n);
 	n = make_queue(MMAPQ_FORMAT_INT, 8, 8, 13, 6, 0);
 	put_file(T, "raw-int-cap8-wrapped", g_file, n);
 	n = make_queue(MMAPQ_FORMAT_LINE, 4, 16, 2, 3, 0);
@@ -296,6 +301,15 @@ static void config_seeds(void)
 		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"},
 		{"control-bytes", "[queue]\npath = /tmp/a\x1b[31mred\nformat = \x7f\n[log\x01]\n"},
+		{"nats",
+		 "[consumer]\noutput = nats\n[nats]\nservers = nats://127.0.0.1:4222, tls://[::1]:4443,b\n"
+		 "subject = mmapq.host-1\nstream = MMAPQ_1\ncreate_stream = yes\nreplicas = 3\n"
+		 "storage = memory\nduplicate_window = 600\nordered = no\ncredentials =\n"
+		 "tls_ca = /etc/ca.pem\ntls_cert = /c.pem\ntls_key = /k.pem\nmax_pending = 65536\n"
+		 "connect_timeout = 300\nack_timeout = 1\nreconnect_max_wait = 300\n"},
+		{"nats-bad",
+		 "[nats]\nservers = a,,http://b,nats://u:p@c,[::1,d:0\nsubject = a..b.*\n"
+		 "stream = A.B\ntls_cert = /c.pem\nreplicas = 6\n"},
 		{"socket-too-long",
 		 "[producer]\ninput = socket\nsocket = /run/mmapq/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 		 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.sock\n"},
@@ -315,6 +329,7 @@ int main(int argc, char **argv)
 	}
 	g_out = argv[1];
 	snprintf(g_tmp, sizeof(g_tmp), "%s/mkseeds-queue", argv[2]);
+	snprintf(g_tmp_lock, sizeof(g_tmp_lock), "%s%s", g_tmp, MMAPQ_LOCK_SUFFIX);
 	queue_seeds();
 	parse_seeds();
 	config_seeds();

@@ -33,13 +33,32 @@ fail=0
 pass() { echo "check-units: PASS: $*"; }
 failed() { echo "check-units: FAIL: $*"; fail=1; }
 
+# exposure UNIT_FILE NAME: systemd-analyze security's overall exposure of
+# the unit at most max_exposure (the settings it counts against printed)
+exposure() {
+	local out level
+	out=$(systemd-analyze security --offline=yes --no-pager "$1" 2>&1)
+	level=$(echo "$out" | sed -n 's/^.*Overall exposure level for [^:]*: \([0-9.]*\).*$/\1/p')
+	if [ -z "$level" ]; then
+		failed "$2: no exposure level in systemd-analyze security output:"; echo "$out"
+	elif awk -v l="$level" -v m="$max_exposure" 'BEGIN { exit !(l <= m) }'; then
+		pass "$2: exposure $level <= $max_exposure"
+		echo "$out" | grep '^✗' | sed 's/^/    /'
+	else
+		failed "$2: exposure $level > $max_exposure"; echo "$out"
+	fi
+}
+
 single="mmapq-producer.service mmapq-consumer.service mmapq-producer.socket mmapq.target"
 templates="mmapq-producer@.service mmapq-consumer@.service mmapq-producer@.socket mmapq@.target"
 # named consumers (fan-out): the instance is NAME or QUEUE:NAME
 named="mmapq-consumer-named@.service"
+# the consumer named nats forwarding to NATS JetStream (--output nats), of
+# the single queue and of queue instances
+nats="mmapq-consumer-nats.service mmapq-consumer-nats@.service"
 # the metrics endpoint: a socket with Accept=yes and its per-connection template
 metrics="mmapq-metrics.socket mmapq-metrics@.service"
-for u in $single $templates $named $metrics; do
+for u in $single $templates $named $metrics $nats; do
 	[ -f "$units/$u" ] || failed "$u was not installed into $MMAPQ_UNITDIR"
 done
 [ $fail = 0 ] || exit 1
@@ -59,6 +78,8 @@ for u in $templates $named; do cp "$units/$u" "$v/${u/@./@check.}"; done
 # instance too
 for u in $metrics; do cp "$units/$u" "$v/$u"; done
 cp "$units/mmapq-metrics@.service" "$v/mmapq-metrics@check.service"
+cp "$units/mmapq-consumer-nats.service" "$v/mmapq-consumer-nats.service"
+cp "$units/mmapq-consumer-nats@.service" "$v/mmapq-consumer-nats@check.service"
 sed -i "s#^\(Exec[A-Za-z]*=[-@:+!]*\)$MMAPQ_BINDIR/#\1$stage$MMAPQ_BINDIR/#" "$v/"*.service
 out=$(cd "$v" && systemd-analyze verify --man=no ./*.service ./*.socket ./*.target 2>&1)
 rc=$?
@@ -75,16 +96,7 @@ for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@check.serv
 		*@check.*) target='mmapq@%i.target' config='--instance %i' ;;
 		*) target='mmapq.target' config='--config [^ ]*/mmapq/mmapq.ini' ;;
 	esac
-	out=$(systemd-analyze security --offline=yes --no-pager "$v/$u" 2>&1)
-	level=$(echo "$out" | sed -n 's/^.*Overall exposure level for [^:]*: \([0-9.]*\).*$/\1/p')
-	if [ -z "$level" ]; then
-		failed "$u: no exposure level in systemd-analyze security output:"; echo "$out"
-	elif awk -v l="$level" -v m="$max_exposure" 'BEGIN { exit !(l <= m) }'; then
-		pass "$u: exposure $level <= $max_exposure"
-		echo "$out" | grep '^✗' | sed 's/^/    /'
-	else
-		failed "$u: exposure $level > $max_exposure"; echo "$out"
-	fi
+	exposure "$v/$u" "$u"
 	# What the issue asks for, literally.
 	for want in 'Type=notify' 'User=mmapq' 'Group=mmapq' 'StateDirectory=mmapq' \
 		'Restart=on-failure' 'RestartPreventExitStatus=.*\b65\b.*\b78\b' 'WatchdogSec=' \
@@ -120,17 +132,34 @@ for want in 'Wants=mmapq-producer@%i.socket' 'After=mmapq-producer@%i.socket'; d
 	grep -qx "$want" "$v/mmapq-producer@check.service" || failed "mmapq-producer@.service: no $want"
 done
 # the metrics scrape: as hardened (its own exposure bound), read-only
-out=$(systemd-analyze security --offline=yes --no-pager "$v/mmapq-metrics@check.service" 2>&1)
-level=$(echo "$out" | sed -n 's/^.*Overall exposure level for [^:]*: \([0-9.]*\).*$/\1/p')
-if [ -n "$level" ] && awk -v l="$level" -v m="$max_exposure" 'BEGIN { exit !(l <= m) }'; then
-	pass "mmapq-metrics@.service: exposure $level <= $max_exposure"
-else
-	failed "mmapq-metrics@.service: exposure '$level' > $max_exposure"; echo "$out"
-fi
+exposure "$v/mmapq-metrics@check.service" mmapq-metrics@.service
 for want in 'ListenStream=127.0.0.1:' 'Accept=yes' 'IPAddressDeny=any' 'MaxConnections='; do
 	grep -q "^$want" "$units/mmapq-metrics.socket" || failed "mmapq-metrics.socket: no $want"
 done
 grep -q '^ProtectSystem=strict' "$units/mmapq-metrics@.service" && grep -q -- 'metrics --http' "$units/mmapq-metrics@.service" ||
 	failed "mmapq-metrics@.service: not read-only or not 'metrics --http'"
+# The NATS forwarding consumer: as hardened as the others but for the
+# network (AF_INET, AF_INET6, after network-online.target), and the only
+# unit with either; the consumer named nats with --output nats, part of its
+# queue's target, and no [Install] section (a package must not enable it).
+for u in mmapq-consumer-nats.service:mmapq.target mmapq-consumer-nats@check.service:mmapq@%i.target; do
+	IFS=: read -r u target <<<"$u"
+	exposure "$v/$u" "$u"
+	for want in 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' 'After=network-online.target' \
+		'Wants=network-online.target' "PartOf=$target" \
+		'ExecStart=[^ ]*/mmapq-consumer .* --name nats --output nats$' \
+		'ExecReload=[^ ]*/mmapq-consumer .* --name nats --output nats --check-config$' \
+		'RestartPreventExitStatus=.*\b76\b' \
+		'Type=notify' 'User=mmapq' 'WatchdogSec=' 'SystemCallFilter=@system-service' \
+		'ProtectSystem=strict' 'PrivateUsers=yes' 'CapabilityBoundingSet=$'; do
+		grep -Eq "^$want" "$v/$u" || failed "$u: no line matching '^$want'"
+	done
+	grep -q '^\[Install\]' "$v/$u" && failed "$u: an [Install] section (a package would enable it)"
+done
+for u in "$v"/*; do
+	case $u in */mmapq-consumer-nats*) continue ;; esac
+	grep -Eq '^RestrictAddressFamilies=.*AF_INET|network-online' "$u" &&
+		failed "$(basename "$u"): network access (only the NATS consumer may have it)"
+done
 if [ $fail = 0 ]; then pass "units"; else echo "check-units: FAILED"; fi
 exit $fail

@@ -40,6 +40,12 @@
 #   metrics    mmapq-metrics.socket: GET /metrics on 127.0.0.1:9741 answers
 #              with the queue's counters (promtool-clean), one short-lived
 #              service per connection
+#   nats       mmapq-consumer-nats.service (the consumer named nats, beside
+#              the default one) forwarding to a nats-server of the container
+#              on 127.0.0.1: the only unit with AF_INET; 1000 records in the
+#              stream; the server stopped: the records wait, STATUS= and the
+#              journal (once) say so, the unit stays active; the server back:
+#              all 1100 arrive, the queue empties
 #   instances  two more queues at once beside the single one: mmapq@a.target
 #              (no a.ini at all) and mmapq@b.target (b.ini and a drop-in set
 #              other keys, not the paths): each its own queue file and socket;
@@ -91,6 +97,9 @@ reset_state() {
 	# a named consumer left registered would hold the producer back
 	"$CTL" consumer remove audit >/dev/null 2>&1
 	rm -f /var/lib/mmapq/audit.out /var/lib/mmapq/fo.audit.out
+	systemctl stop mmapq-consumer-nats.service mmapq-test-nats.service 2>/dev/null
+	rm -f /etc/systemd/system/mmapq.target.wants/mmapq-consumer-nats.service
+	"$CTL" consumer remove nats >/dev/null 2>&1
 	rm -rf /run/systemd/system/mmapq-consumer.service.d /run/systemd/system/mmapq-producer.service.d
 	rm -rf /run/systemd/system/mmapq-producer.socket.d
 	rm -f /run/mmapq-test.fault
@@ -935,8 +944,120 @@ step_stop() {
 }
 
 # ---------------------------------------------------------------------------
+# The NATS step: nats-server (the host's, from /usr) as a transient unit of
+# this container on 127.0.0.1.
+NATS_DIR=/run/mmapq-test-nats
+
+# nats_start [PORT HTTP]: start it (random ports, or these) and wait for
+# "Server is ready" in its journal.
+nats_start() {
+	local cur args=(-a 127.0.0.1 -p "${1:--1}" -m "${2:--1}" -js -sd "$NATS_DIR/store"
+		--ports_file_dir "$NATS_DIR")
+	cur=$(cursor)
+	rm -f "$NATS_DIR"/*.ports
+	systemctl reset-failed mmapq-test-nats.service 2>/dev/null
+	check "nats-server ${args[*]} (systemd-run)" \
+		systemd-run --quiet --unit=mmapq-test-nats --property=Type=exec "$(command -v nats-server)" "${args[@]}" &&
+		jwait 20 "$cur" 'Server is ready' _SYSTEMD_UNIT=mmapq-test-nats.service >/dev/null
+}
+
+# jsz_msgs: messages in the server's streams (its monitoring endpoint).
+jsz_msgs() {
+	curl -sS "http://127.0.0.1:$NATS_HTTP/jsz" 2>/dev/null | sed -n 's/^ *"messages": *\([0-9]*\),*$/\1/p' | head -n 1
+}
+
+# until_stream_has N SECONDS: until the server's streams hold N messages.
+until_stream_has() {
+	local end=$(($(date +%s) + $2)) n
+	while :; do
+		n=$(jsz_msgs)
+		[ "${n:-0}" -ge "$1" ] && { info "the stream holds $n messages"; return 0; }
+		[ "$(date +%s)" -ge "$end" ] && { info "the stream holds ${n:-?} messages, not $1"; return 1; }
+	done
+}
+
+# until_status UNIT REGEX SECONDS: until UNIT's STATUS= (refreshed once a
+# second) matches REGEX; prints it.
+until_status() {
+	local end=$(($(date +%s) + $3)) st
+	while :; do
+		st=$(prop "$1" StatusText)
+		grep -Eq -- "$2" <<<"$st" && { info "STATUS=$st"; return 0; }
+		[ "$(date +%s)" -ge "$end" ] && { info "STATUS=$st"; return 1; }
+	done
+}
+
+step_nats() {
+	step_begin nats "mmapq-consumer-nats.service forwarding to a local nats-server; the server gone and back"
+	local cur out ports
+	if ! command -v nats-server >/dev/null; then
+		info "no nats-server in the host's /usr (package nats-server): step skipped"
+		step_end
+		return
+	fi
+	rm -rf "$NATS_DIR"
+	mkdir -p "$NATS_DIR"
+	nats_start || { step_end; return; }
+	ports=$(cat "$NATS_DIR"/*.ports)
+	NATS_PORT=$(sed -n 's#.*"nats://127.0.0.1:\([0-9]*\)".*#\1#p' <<<"$ports" | head -n 1)
+	NATS_HTTP=$(sed -n 's#.*"http://127.0.0.1:\([0-9]*\)".*#\1#p' <<<"$ports" | head -n 1)
+	info "nats-server: clients on $NATS_PORT, monitoring on $NATS_HTTP"
+	mkdir -p "$MMAPQ_CONFIG.d"
+	printf '[nats]\nservers = nats://127.0.0.1:%s\nsubject = mmapq.records\nstream = MMAPQ\ncreate_stream = yes\nreconnect_max_wait = 1\n' \
+		"$NATS_PORT" >"$MMAPQ_CONFIG.d/50-nats.ini"
+	# the consumer named nats, beside the queue's default consumer, added to
+	# the queue's target as the README says
+	check "systemctl add-wants mmapq.target mmapq-consumer-nats.service" \
+		systemctl add-wants mmapq.target mmapq-consumer-nats.service
+	cur=$(cursor)
+	check "systemctl restart mmapq.target (it starts with the queue)" systemctl restart mmapq.target
+	check "mmapq-consumer-nats.service is active" test "$(prop mmapq-consumer-nats.service ActiveState)" = active
+	out=$(prop mmapq-consumer-nats.service RestrictAddressFamilies)
+	check "it may use AF_INET and AF_INET6 ($out)" grep -q 'AF_INET6' <<<"$out"
+	out=$(prop mmapq-producer.service RestrictAddressFamilies)
+	check "the producer may not ($out)" test "$out" = AF_UNIX
+	check "it runs as mmapq" test "$(ps -o user= -p "$(prop mmapq-consumer-nats.service MainPID)")" = mmapq
+	check "mmapqctl send 1..1000" bash -c "seq 1 1000 | timeout 30 '$CTL' send >/dev/null"
+	check "the stream holds the 1000 records" until_stream_has 1000 30
+	out=$(jwait 10 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=1000)
+	check "the default consumer got them too (record 1000 in its journal)" test -n "$out"
+	out=$("$CTL" consumers 2>&1)
+	check "mmapqctl consumers lists nats" grep -q '^ *nats ' <<<"$out" || info "$out"
+	out=$(jwait 10 "$cur" 'created stream MMAPQ' _SYSTEMD_UNIT=mmapq-consumer-nats.service)
+	check "the journal says it created the stream" test -n "$out"
+	check "STATUS= names the stream and what it acknowledged" \
+		until_status mmapq-consumer-nats.service 'nats stream MMAPQ: acked 1000,' 10
+
+	# the server gone: records wait in the queue, the consumer says so and stays
+	cur=$(cursor)
+	check "nats-server stopped" systemctl stop mmapq-test-nats.service
+	out=$(jwait 20 "$cur" 'lost the connection' _SYSTEMD_UNIT=mmapq-consumer-nats.service)
+	check "the journal says the connection is lost" test -n "$out"
+	check "mmapqctl send 1001..1100 while it is gone" bash -c "seq 1001 1100 | timeout 30 '$CTL' send >/dev/null"
+	check "STATUS= says the records wait" \
+		until_status mmapq-consumer-nats.service 'disconnected.*records wait in the queue' 10
+	check "still active" test "$(prop mmapq-consumer-nats.service ActiveState)" = active
+	nats_start "$NATS_PORT" "$NATS_HTTP"
+	check "back: the stream holds all 1100" until_stream_has 1100 60
+	out=$(jwait 20 "$cur" 'forwarding to .* again' _SYSTEMD_UNIT=mmapq-consumer-nats.service)
+	check "the journal says forwarding resumed" test -n "$out"
+	out=$(journalctl --no-pager --cursor="$cur" _SYSTEMD_UNIT=mmapq-consumer-nats.service -o cat | grep -c 'lost the connection')
+	check "the trouble logged once ($out)" test "$out" = 1
+	check "nothing left in the queue" test "$("$CTL" --json status | sed -n 's/.*"depth":\([0-9]*\).*/\1/p')" = 0
+
+	systemctl stop mmapq-consumer-nats.service mmapq-test-nats.service
+	rm -f /etc/systemd/system/mmapq.target.wants/mmapq-consumer-nats.service
+	systemctl daemon-reload
+	# registered and stopped, it would hold the producer back
+	check "mmapqctl consumer remove nats" "$CTL" consumer remove nats
+	rm -rf "$MMAPQ_CONFIG.d" "$NATS_DIR"
+	systemctl start mmapq.target
+	step_end
+}
+
+# ---------------------------------------------------------------------------
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry metrics instances fanout enable stop)
+[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry metrics instances fanout nats enable stop)
 say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
 for s in "${steps[@]}"; do
 	case "$s" in
@@ -952,6 +1073,7 @@ for s in "${steps[@]}"; do
 		watchdog) step_watchdog ;;
 		geometry) step_geometry ;;
 		metrics) step_metrics ;;
+		nats) step_nats ;;
 		enable) step_enable ;;
 		stop) step_stop ;;
 		*) fail "unknown step '$s'"; step_end; continue ;;

@@ -98,6 +98,8 @@ enum mmapq_record_format {
  * MMAPQ_CONSUMER_DEFAULT. */
 #define MMAPQ_CONSUMERS_MIN     UINT32_C(1)
 #define MMAPQ_CONSUMERS_MAX     UINT32_C(16)
+/* Bytes of a queue's id (struct mmapq_status.id). */
+#define MMAPQ_ID_SIZE           16
 #define MMAPQ_CONSUMERS_DEFAULT UINT32_C(8)
 #define MMAPQ_CONSUMER_NAME_MAX 63
 #define MMAPQ_CONSUMER_NAME_CHARS \
@@ -221,6 +223,13 @@ struct mmapq_status {
 	 * the table (all zero if none is); mmapq_consumers() lists them all. */
 	uint32_t max_consumers; /* the consumer table's size (1 for versions 1 and 2) */
 	uint32_t consumers;     /* registered consumers */
+	/* The queue's id: 16 random bytes given when the file was created,
+	 * the same for as long as the file lives, different for every file
+	 * (so across hosts too); a file without one (made before ids, or a
+	 * version-2 file upgraded in place) gets one the first time a
+	 * producer or consumer attaches to it.  All zero: none yet (only an
+	 * observer of such a file sees that). */
+	uint8_t id[MMAPQ_ID_SIZE];
 };
 
 /* One registered consumer, as mmapq_consumers() reports it. */

@@ -1,0 +1,1147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nats.c -- [consumer] output = nats (see nats.h for what it promises).
+ *
+ * Threads.  The consumer's thread publishes (js_PublishMsgAsync) and
+ * releases; libnats calls on_ack from the thread of its reply
+ * subscription and the connection callbacks from its own.  Those only
+ * mark what happened under o->mu and wake the consumer if it waits; all
+ * decisions, logging and libnats calls other than publishing stay in the
+ * consumer's thread.  libnats's threads are started with SIGTERM, SIGINT
+ * and SIGHUP blocked, so the consumer's thread gets them (and its waits
+ * end at once, as without NATS).
+ *
+ * The window.  Records index 0 .. sent-1 of the available ones (sequence
+ * numbers base .. base+sent-1) have been published and not released; each
+ * has a slot in a ring of max_pending (rounded up to a power of two),
+ * indexed by sequence number: SENT (in flight: its natsMsg is noted, as
+ * the identity of this attempt), ACKED, FAILED, or FREE (taken back, to be
+ * published again).  A positive ack is a fact whatever attempt it answers
+ * (the record is in the stream); a negative one counts only for the
+ * attempt still in flight.  The acked prefix (ACKED from index 0) is what
+ * the consumer may release.
+ *
+ * A run.  After a failure (a negative ack, a timeout, a lost connection, a
+ * publish that libnats refused) every record not acknowledged is taken
+ * back (js_PublishAsyncGetPendingList: late acks of those are dropped by
+ * libnats), and publishing starts again at the oldest of them after a
+ * pause; its first record is published without Nats-Expected-Last-Msg-Id
+ * (the stream may have stored it or not: the duplicate window tells),
+ * every later one with its predecessor's id.  A run also starts when the
+ * consumer starts.
+ */
+#include "nats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "cli.h"
+#include "fault.h"
+#include "fmt.h"
+#include "log.h"
+#include "service.h"
+
+#define PUB_BATCH      64u          /* records made into messages, then published */
+#define BACKOFF_MIN_NS 100000000u   /* 0.1 s: the first pause after a failure */
+#define API_WAIT_MS    4000         /* JetStream API requests: within half the watchdog */
+#define ID_HEX         (2 * MMAPQ_ID_SIZE)
+#define MSG_ID_MAX     (ID_HEX + 1 + 20 + 1) /* "<id>:<seq>" */
+
+enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_ACKED, SLOT_FAILED };
+
+struct slot {
+	natsMsg *msg;       /* the attempt in flight (identity only: libnats owns it) */
+	uint64_t sent_ns;
+	uint8_t state;
+};
+
+/* What went wrong with a record (from on_ack). */
+struct failure {
+	uint64_t seq;
+	natsStatus status;
+	jsErrCode code;     /* JetStream's err_code (status.h), 0 if none */
+	char text[200];
+};
+
+struct nats_out {
+	/* settings (copied: the configuration may be reloaded) */
+	char *servers_text, *subject, *stream, *credentials;
+	char **servers;
+	int nservers;
+	char id_hex[ID_HEX + 1];
+	bool ordered, create_stream, tls;
+	uint32_t format, replicas, storage, duplicate_window, reconnect_max_s;
+	uint32_t window, mask;
+	uint64_t ack_timeout_ns;
+
+	natsOptions *opts;
+	natsConnection *nc;
+	jsCtx *js;
+	sigset_t ours;              /* the signals libnats threads must not take */
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	/* under mu: the window (written by both threads) ... */
+	struct slot *ring;
+	uint64_t base;              /* sequence number of record index 0 */
+	uint32_t sent;              /* records published (and not released) */
+	uint32_t inflight;          /* of those, SENT */
+	uint32_t acked_new;         /* acks since the consumer last looked */
+	uint32_t wake_after;        /* acks that make it worth waking the consumer */
+	bool waiting;               /* the consumer sleeps in nats_out_wait */
+	bool failed;                /* a record of this run failed: fail says which */
+	struct failure fail;
+	/* ... and what libnats's threads saw */
+	bool connected, closed;
+	unsigned disconnects, connects;
+	natsStatus async_status;    /* an asynchronous error (permissions) */
+	char async_text[256];
+	uint64_t next_reconnect_ns;
+	uint64_t jitter;            /* state of the reconnect pauses' jitter */
+
+	/* the consumer's thread only */
+	unsigned seen_disconnects, seen_connects;
+	bool ever_connected, verified, run_first, threads_ready, shutting_down;
+	uint64_t retry_at_ns, backoff_ns, trouble_since_ns;
+	char trouble[256];          /* "" when all is well */
+	uint64_t acked_total, published_total, republished_total;
+	uint64_t dup_window_ns;
+	struct log_limit lim;
+	char status[512];
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	return mmapq_now_ns();
+}
+
+static struct timespec abs_monotonic(uint64_t ns)
+{
+	return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+}
+
+static struct slot *slot_of(struct nats_out *o, uint64_t seq)
+{
+	return &o->ring[seq & o->mask];
+}
+
+/* libnats's own words for its last error in this thread. */
+static const char *nats_text(natsStatus s)
+{
+	const char *t = nats_GetLastError(NULL);
+
+	return t && *t ? t : natsStatus_GetText(s);
+}
+
+static void msg_id(const struct nats_out *o, uint64_t seq, char out[MSG_ID_MAX])
+{
+	snprintf(out, MSG_ID_MAX, "%s:%" PRIu64, o->id_hex, seq);
+}
+
+/* "SUBJECT" matches FILTER (NATS wildcards: '*' one token, '>' the rest)? */
+static bool subject_matches(const char *filter, const char *subject)
+{
+	for (;;) {
+		size_t fl = strcspn(filter, "."), sl = strcspn(subject, ".");
+
+		if (fl == 1 && filter[0] == '>')
+			return sl > 0;
+		if (!(fl == 1 && filter[0] == '*') && (fl != sl || memcmp(filter, subject, fl)))
+			return false;
+		filter += fl;
+		subject += sl;
+		if (!*filter || !*subject)
+			return !*filter && !*subject;
+		filter++;
+		subject++;
+	}
+}
+
+/* ---- libnats's threads: mark, and wake the consumer ---------------------- */
+
+static void wake_locked(struct nats_out *o)
+{
+	if (o->waiting)
+		pthread_cond_signal(&o->cond);
+}
+
+/* (the signature is libnats's jsPubAckHandler) */
+// cppcheck-suppress constParameter
+static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	struct nats_out *o = closure;
+	const char *v = NULL;
+	uint64_t seq;
+
+	(void)js;
+	if (natsMsgHeader_Get(m, "Mmapq-Seq", &v) != NATS_OK || !v) {
+		natsMsg_Destroy(m);
+		return;
+	}
+	seq = strtoull(v, NULL, 10);
+	pthread_mutex_lock(&o->mu);
+	if (seq >= o->base && seq - o->base < o->sent) {
+		struct slot *s = slot_of(o, seq);
+
+		if (pa && s->state != SLOT_ACKED) {
+			/* in the stream, whichever attempt this answers */
+			if (s->state == SLOT_SENT)
+				o->inflight--;
+			s->state = SLOT_ACKED;
+			o->acked_new++;
+		} else if (pae && s->state == SLOT_SENT && s->msg == m) {
+			s->state = SLOT_FAILED;
+			o->inflight--;
+			if (!o->failed || seq < o->fail.seq) {
+				o->failed = true;
+				o->fail.seq = seq;
+				o->fail.status = pae->Err;
+				o->fail.code = pae->ErrCode;
+				snprintf(o->fail.text, sizeof(o->fail.text), "%s",
+				         pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err));
+			}
+		}
+		if (o->failed || o->inflight == 0 || o->acked_new >= o->wake_after)
+			wake_locked(o);
+	}
+	pthread_mutex_unlock(&o->mu);
+	natsMsg_Destroy(m);
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+	struct nats_out *o = closure;
+
+	(void)nc;
+	pthread_mutex_lock(&o->mu);
+	o->connected = true;
+	o->connects++;
+	wake_locked(o);
+	pthread_mutex_unlock(&o->mu);
+}
+
+static void on_disconnected(natsConnection *nc, void *closure)
+{
+	struct nats_out *o = closure;
+
+	(void)nc;
+	pthread_mutex_lock(&o->mu);
+	o->connected = false;
+	o->disconnects++;
+	wake_locked(o);
+	pthread_mutex_unlock(&o->mu);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+	struct nats_out *o = closure;
+
+	(void)nc;
+	pthread_mutex_lock(&o->mu);
+	o->connected = false;
+	o->closed = true;
+	wake_locked(o);
+	pthread_mutex_unlock(&o->mu);
+}
+
+/* Asynchronous errors: a permissions violation (the server drops what it
+ * refused: the acks would just never come), a slow consumer. */
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+	struct nats_out *o = closure;
+	const char *text = NULL;
+
+	(void)sub;
+	if (natsConnection_GetLastError(nc, &text) == NATS_OK || !text)
+		text = natsStatus_GetText(err);
+	pthread_mutex_lock(&o->mu);
+	if (!o->async_status || err == NATS_NOT_PERMITTED) {
+		o->async_status = err;
+		snprintf(o->async_text, sizeof(o->async_text), "%s", text);
+	}
+	wake_locked(o);
+	pthread_mutex_unlock(&o->mu);
+}
+
+/* Pauses between rounds of the servers: 0.1 s doubling up to
+ * reconnect_max_wait, with up to a tenth more at random so that many
+ * consumers do not come back in step. */
+static int64_t reconnect_delay(natsConnection *nc, int attempts, void *closure)
+{
+	struct nats_out *o = closure;
+	int64_t ms = 100, max = (int64_t)o->reconnect_max_s * 1000;
+
+	(void)nc;
+	for (int i = 1; i < attempts && ms < max; i++)
+		ms *= 2;
+	if (ms > max)
+		ms = max;
+	pthread_mutex_lock(&o->mu);
+	/* a 64-bit LCG (Knuth's MMIX constants) for the jitter: no security
+	 * meaning, and rand() is one shared state for every thread */
+	o->jitter = o->jitter * 6364136223846793005u + 1442695040888963407u;
+	ms += (int64_t)((o->jitter >> 33) % (uint64_t)(ms / 10 + 1));
+	o->next_reconnect_ns = now_ns() + (uint64_t)ms * 1000000u;
+	pthread_mutex_unlock(&o->mu);
+	return ms;
+}
+
+/* ---- setting up ---------------------------------------------------------- */
+
+/* A file a setting names must be readable: say so here, in our words. */
+static int check_file(const char *key, const char *path)
+{
+	int fd;
+
+	if (!*path)
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int r = -errno;
+		log_error("[nats] %s = %s: cannot read it: %s", key, path, strerror(-r));
+		return r;
+	}
+	close(fd);
+	return 0;
+}
+
+static int set_failed(const char *what, natsStatus s)
+{
+	log_error("%s: %s", what, nats_text(s));
+	return s == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
+}
+
+/* [nats] servers, split at the commas, blanks dropped, "nats://" put
+ * before a bare HOST:PORT (the configuration checked the syntax). */
+static int split_servers(struct nats_out *o)
+{
+	char *save = NULL;
+
+	o->servers = calloc(MMAPQ_NATS_SERVERS_MAX, sizeof(*o->servers));
+	if (!o->servers)
+		return -ENOMEM;
+	for (char *t = strtok_r(o->servers_text, ",", &save); t && o->nservers < MMAPQ_NATS_SERVERS_MAX;
+	     t = strtok_r(NULL, ",", &save)) {
+		char *end = t + strlen(t);
+
+		while (*t == ' ' || *t == '\t')
+			t++;
+		while (end > t && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (!strncmp(t, "tls://", 6))
+			o->tls = true;
+		if (strstr(t, "://") ? !(o->servers[o->nservers] = strdup(t)) :
+		    asprintf(&o->servers[o->nservers], "nats://%s", t) < 0)
+			return -ENOMEM;
+		o->nservers++;
+	}
+	return 0;
+}
+
+static int make_options(struct nats_out *o, const struct mmapq_config *cfg)
+{
+	natsOptions *op = NULL;
+	natsStatus s;
+	int r;
+
+	r = split_servers(o);
+	if (r < 0)
+		return r;
+	if ((r = check_file("credentials", cfg->nats_credentials)) < 0 ||
+	    (r = check_file("tls_ca", cfg->nats_tls_ca)) < 0 ||
+	    (r = check_file("tls_cert", cfg->nats_tls_cert)) < 0 ||
+	    (r = check_file("tls_key", cfg->nats_tls_key)) < 0)
+		return r;
+	s = natsOptions_Create(&op);
+	if (s != NATS_OK)
+		return set_failed("NATS options", s);
+	o->opts = op;
+	s = natsOptions_SetServers(op, (const char **)o->servers, o->nservers);
+	if (s != NATS_OK)
+		return set_failed("[nats] servers", s);
+	if (*cfg->nats_credentials &&
+	    (s = natsOptions_SetUserCredentialsFromFiles(op, cfg->nats_credentials, NULL)) != NATS_OK)
+		return set_failed("[nats] credentials", s);
+	o->tls = o->tls || *cfg->nats_tls_ca || *cfg->nats_tls_cert;
+	if (o->tls && (s = natsOptions_SetSecure(op, true)) != NATS_OK)
+		return set_failed("[nats] TLS", s);
+	if (*cfg->nats_tls_ca && (s = natsOptions_LoadCATrustedCertificates(op, cfg->nats_tls_ca)) != NATS_OK)
+		return set_failed("[nats] tls_ca", s);
+	if (*cfg->nats_tls_cert &&
+	    (s = natsOptions_LoadCertificatesChain(op, cfg->nats_tls_cert, cfg->nats_tls_key)) != NATS_OK)
+		return set_failed("[nats] tls_cert, tls_key", s);
+	s = natsOptions_SetName(op, "mmapq-consumer");
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(op, (int64_t)cfg->nats_connect_timeout * 1000);
+	/* never give up: the records wait in the queue meanwhile */
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(op, -1);
+	if (s == NATS_OK)
+		s = natsOptions_SetCustomReconnectDelay(op, reconnect_delay, o);
+	if (s == NATS_OK)
+		s = natsOptions_SetRetryOnFailedConnect(op, true, on_connected, o);
+	if (s == NATS_OK)
+		s = natsOptions_SetDisconnectedCB(op, on_disconnected, o);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectedCB(op, on_connected, o);
+	if (s == NATS_OK)
+		s = natsOptions_SetClosedCB(op, on_closed, o);
+	if (s == NATS_OK)
+		s = natsOptions_SetErrorHandler(op, on_error, o);
+	/* a connection that went silent (no RST: a partition) is found within
+	 * about two ack timeouts, not libnats's two minutes */
+	if (s == NATS_OK)
+		s = natsOptions_SetPingInterval(op, (int64_t)cfg->nats_ack_timeout * 1000);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxPingsOut(op, 2);
+	if (s == NATS_OK)
+		s = natsOptions_SetFailRequestsOnDisconnect(op, true);
+	return s == NATS_OK ? 0 : set_failed("NATS options", s);
+}
+
+/* libnats starts threads in connect and in the first asynchronous publish
+ * (its reply subscription): with our signals blocked, so that they come to
+ * the consumer's thread. */
+static void block_ours(const struct nats_out *o, sigset_t *old)
+{
+	pthread_sigmask(SIG_BLOCK, &o->ours, old);
+}
+
+static void unblock_ours(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
+                  const uint8_t id[MMAPQ_ID_SIZE])
+{
+	struct nats_out *o = calloc(1, sizeof(*o));
+	pthread_condattr_t ca;
+	jsOptions jo;
+	sigset_t old;
+	natsStatus s, cs;
+	uint32_t w = 1;
+	int r;
+
+	if (!o)
+		return -ENOMEM;
+	while (w < cfg->nats_max_pending)
+		w <<= 1;
+	o->window = cfg->nats_max_pending;
+	o->mask = w - 1;
+	o->ring = calloc(w, sizeof(*o->ring));
+	o->servers_text = strdup(cfg->nats_servers);
+	o->subject = strdup(cfg->nats_subject);
+	o->stream = strdup(cfg->nats_stream);
+	o->credentials = strdup(cfg->nats_credentials);
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&o->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!o->ring || !o->servers_text || !o->subject || !o->stream || !o->credentials) {
+		nats_out_close(o);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+		snprintf(o->id_hex + 2 * i, 3, "%02x", id[i]);
+	o->format = cfg->format;
+	o->ordered = cfg->nats_ordered;
+	o->create_stream = cfg->nats_create_stream;
+	o->replicas = cfg->nats_replicas;
+	o->storage = cfg->nats_storage;
+	o->duplicate_window = cfg->nats_duplicate_window;
+	o->reconnect_max_s = cfg->nats_reconnect_max_wait;
+	o->ack_timeout_ns = (uint64_t)cfg->nats_ack_timeout * 1000000000u;
+	o->run_first = true;
+	o->wake_after = 1;
+	o->lim = (struct log_limit)LOG_LIMIT_INIT("NATS: records published again", 60, 3);
+	cli_signal_set(&o->ours);
+	o->jitter = (uint64_t)getpid() ^ now_ns();
+
+	r = make_options(o, cfg);
+	if (r < 0) {
+		nats_out_close(o);
+		return r;
+	}
+	block_ours(o, &old);
+	cs = natsConnection_Connect(&o->nc, o->opts);
+	unblock_ours(&old);
+	if (cs != NATS_OK && cs != NATS_NOT_YET_CONNECTED) {
+		log_error("[nats] servers = %s: %s", cfg->nats_servers, nats_text(cs));
+		nats_out_close(o);
+		return cs == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
+	}
+	if (cs == NATS_OK) {
+		pthread_mutex_lock(&o->mu);
+		o->connected = true;
+		pthread_mutex_unlock(&o->mu);
+	}
+	jsOptions_Init(&jo);
+	jo.Wait = API_WAIT_MS;
+	jo.PublishAsync.AckHandler = on_ack;
+	jo.PublishAsync.AckHandlerClosure = o;
+	/* no stall in libnats: the window is ours (max_pending) */
+	jo.PublishAsync.MaxPending = 0;
+	s = natsConnection_JetStream(&o->js, o->nc, &jo);
+	if (s != NATS_OK) {
+		r = set_failed("NATS JetStream context", s);
+		nats_out_close(o);
+		return r;
+	}
+	o->ever_connected = cs == NATS_OK;
+	if (!o->ever_connected) {
+		o->trouble_since_ns = now_ns();
+		snprintf(o->trouble, sizeof(o->trouble), "no server answers yet");
+		log_warning("NATS: no server of [nats] servers = %s answers yet; records wait in the"
+		            " queue while it keeps trying (pauses of up to %u s)", cfg->nats_servers,
+		            o->reconnect_max_s);
+	}
+	*ret = o;
+	return 0;
+}
+
+void nats_out_close(struct nats_out *o)
+{
+	if (!o)
+		return;
+	o->shutting_down = true;
+	if (o->js)
+		jsCtx_Destroy(o->js);
+	if (o->nc)
+		natsConnection_Destroy(o->nc);
+	if (o->opts)
+		natsOptions_Destroy(o->opts);
+	/* libnats's threads may still call us: only once they are gone */
+	if (nats_CloseAndWait(5000) != NATS_OK) {
+		log_warning("NATS: libnats did not stop within 5 s");
+		return; /* o leaks: better than a callback into freed memory */
+	}
+	for (int i = 0; o->servers && i < o->nservers; i++)
+		free(o->servers[i]);
+	free(o->servers);
+	free(o->servers_text);
+	free(o->subject);
+	free(o->stream);
+	free(o->credentials);
+	free(o->ring);
+	pthread_cond_destroy(&o->cond);
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+/* ---- the stream ---------------------------------------------------------- */
+
+/* The error a refusal retrying cannot fix ends with. */
+static int refused(void)
+{
+	return -EREMOTEIO;
+}
+
+static void storage_name(jsStorageType t, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s", t == js_MemoryStorage ? "memory" : "file");
+}
+
+/* Create [nats] stream (create_stream = yes).  0, 1 (try again later:
+ * why says what happened) or refused(). */
+static int create_stream(struct nats_out *o, char *why, size_t size)
+{
+	const char *subjects[1] = {o->subject};
+	jsStreamConfig sc;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	jsStreamConfig_Init(&sc);
+	sc.Name = o->stream;
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Storage = o->storage == MMAPQ_NATS_MEMORY ? js_MemoryStorage : js_FileStorage;
+	sc.Replicas = o->replicas;
+	sc.Duplicates = (int64_t)o->duplicate_window * 1000000000;
+	s = js_AddStream(&si, o->js, &sc, NULL, &jerr);
+	if (s == NATS_OK) {
+		log_notice("NATS: created stream %s (subject %s, %" PRIu32 " replica%s, %s storage,"
+		           " duplicate window %" PRIu32 " s): [nats] create_stream = yes", o->stream,
+		           o->subject, o->replicas, o->replicas == 1 ? "" : "s",
+		           o->storage == MMAPQ_NATS_MEMORY ? "memory" : "file", o->duplicate_window);
+		jsStreamInfo_Destroy(si);
+		return 0;
+	}
+	if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || s == NATS_CONNECTION_DISCONNECTED) {
+		snprintf(why, size, "creating stream %s: %s", o->stream, nats_text(s));
+		return 1;
+	}
+	if (jerr == JSStreamSubjectOverlapErr)
+		log_error("[nats] create_stream = yes: stream %s cannot be created with [nats] subject = %s:"
+		          " another stream already captures it (%s); set [nats] stream to that one",
+		          o->stream, o->subject, nats_text(s));
+	else
+		log_error("[nats] create_stream = yes: stream %s (subject %s, [nats] replicas = %" PRIu32
+		          ", storage = %s, duplicate_window = %" PRIu32 "): the server refuses it: %s",
+		          o->stream, o->subject, o->replicas,
+		          o->storage == MMAPQ_NATS_MEMORY ? "memory" : "file", o->duplicate_window,
+		          nats_text(s));
+	return refused();
+}
+
+/*
+ * [nats] stream exists (or is created) and captures [nats] subject.  0;
+ * 1: JetStream does not answer now (why says so): try again; refused().
+ * Logs the stream's duplicate window the first time.
+ */
+static int verify_stream(struct nats_out *o, char *why, size_t size)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+	bool captured = false, only_ours = true;
+	char stor[16];
+
+	service_loop_tick();
+	s = js_GetStreamInfo(&si, o->js, o->stream, NULL, &jerr);
+	service_loop_tick();
+	if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+		if (o->create_stream)
+			return create_stream(o, why, size);
+		log_error("[nats] stream = %s: no such stream on the server; create it (capturing [nats]"
+		          " subject = %s), or set [nats] create_stream = yes", o->stream, o->subject);
+		return refused();
+	}
+	if (jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr) {
+		log_error("[nats] servers = %s: JetStream is not enabled there (for this account): %s",
+		          o->servers_text, nats_text(s));
+		return refused();
+	}
+	if (s != NATS_OK) {
+		snprintf(why, size, "JetStream does not answer about stream %s (%s): not enabled, or no"
+		         " leader yet", o->stream, nats_text(s));
+		return 1;
+	}
+	for (int i = 0; si->Config && i < si->Config->SubjectsLen; i++) {
+		if (subject_matches(si->Config->Subjects[i], o->subject))
+			captured = true;
+		if (strcmp(si->Config->Subjects[i], o->subject))
+			only_ours = false;
+	}
+	if (!captured) {
+		char list[512] = "";
+		size_t off = 0;
+
+		for (int i = 0; si->Config && i < si->Config->SubjectsLen && off < sizeof(list); i++)
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "",
+			                        si->Config->Subjects[i]);
+		log_error("[nats] subject = %s is not captured by [nats] stream = %s (its subjects: %s);"
+		          " change one of them, or add the subject to the stream", o->subject, o->stream,
+		          *list ? list : "none");
+		jsStreamInfo_Destroy(si);
+		return refused();
+	}
+	if (!o->verified) {
+		o->dup_window_ns = (uint64_t)si->Config->Duplicates;
+		storage_name(si->Config->Storage, stor, sizeof(stor));
+		log_info("NATS: stream %s (%" PRId64 " replica%s, %s storage) captures %s; duplicate window"
+		         " %.0f s: a record published again within it (a restart after a crash) is"
+		         " dropped by the server", o->stream, si->Config->Replicas,
+		         si->Config->Replicas == 1 ? "" : "s", stor, o->subject,
+		         (double)o->dup_window_ns / 1e9);
+		if (o->ordered && !only_ours)
+			log_notice("NATS: stream %s captures more than %s: with [nats] ordered = yes, nothing"
+			           " but this queue may publish into it", o->stream, o->subject);
+	}
+	jsStreamInfo_Destroy(si);
+	o->verified = true;
+	return 0;
+}
+
+/* ---- a run ---------------------------------------------------------------- */
+
+/* Takes back every record not acknowledged: they are published again from
+ * the oldest, starting a new run, once retry_at_ns has come. */
+static void abandon_run(struct nats_out *o, uint64_t pause_ns)
+{
+	natsMsgList pending = {0};
+	uint32_t back = 0;
+
+	if (js_PublishAsyncGetPendingList(&pending, o->js) == NATS_OK)
+		natsMsgList_Destroy(&pending); /* their late acks are dropped by libnats */
+	pthread_mutex_lock(&o->mu);
+	for (uint32_t i = 0; i < o->sent; i++) {
+		struct slot *s = slot_of(o, o->base + i);
+		if (s->state == SLOT_SENT || s->state == SLOT_FAILED) {
+			s->state = SLOT_FREE;
+			s->msg = NULL;
+		}
+	}
+	/* publishing starts again after the acked prefix */
+	while (back < o->sent && slot_of(o, o->base + back)->state == SLOT_ACKED)
+		back++;
+	for (uint32_t i = back; i < o->sent; i++)
+		slot_of(o, o->base + i)->state = SLOT_FREE;
+	o->republished_total += o->sent - back;
+	o->sent = back;
+	o->inflight = 0;
+	o->failed = false;
+	pthread_mutex_unlock(&o->mu);
+	o->run_first = true;
+	o->retry_at_ns = now_ns() + pause_ns;
+}
+
+/* The next pause after a failure: 0.1 s, doubling up to reconnect_max_wait. */
+static uint64_t next_backoff(struct nats_out *o)
+{
+	uint64_t max = (uint64_t)o->reconnect_max_s * 1000000000u;
+
+	o->backoff_ns = o->backoff_ns ? o->backoff_ns * 2 : BACKOFF_MIN_NS;
+	if (o->backoff_ns > max)
+		o->backoff_ns = max;
+	return o->backoff_ns;
+}
+
+static void set_trouble(struct nats_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_trouble(struct nats_out *o, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!*o->trouble)
+		o->trouble_since_ns = now_ns();
+	va_start(ap, fmt);
+	vsnprintf(o->trouble, sizeof(o->trouble), fmt, ap);
+	va_end(ap);
+}
+
+static void clear_trouble(struct nats_out *o)
+{
+	char url[256] = "";
+
+	natsConnection_GetConnectedUrl(o->nc, url, sizeof(url));
+	log_notice("NATS: forwarding to %s again, after %.1f s (%s)", url,
+	           (double)(now_ns() - o->trouble_since_ns) / 1e9, o->trouble);
+	o->trouble[0] = '\0';
+	o->backoff_ns = 0;
+}
+
+/* A record failed (negative ack, or none in time).  0, or refused(). */
+static int record_failed(struct nats_out *o, const struct failure *f)
+{
+	uint64_t pause = 0;
+
+	if (f->code == JSStreamMessageExceedsMaximumErr) {
+		log_error("NATS: record %" PRIu64 " is larger than [nats] stream = %s accepts (its"
+		          " max_msg_size): %s; it stays in the queue; raise the stream's limit", f->seq,
+		          o->stream, f->text);
+		return refused();
+	}
+	if (f->code == JSStreamWrongLastMsgIDErr) {
+		/* the chain of [nats] ordered = yes broke: after a record that was
+		 * lost (then this is only its consequence, and the lost one was
+		 * reported), or because someone else published into the stream */
+		if (log_limit_pass(&o->lim))
+			log_warning("NATS: record %" PRIu64 ": %s: publishing again from it; if this goes on,"
+			            " something else publishes into stream %s ([nats] ordered = yes needs a"
+			            " stream of its own)", f->seq, f->text, o->stream);
+	} else {
+		pause = next_backoff(o);
+		if (f->status == NATS_NO_RESPONDERS)
+			o->verified = false; /* look at the stream again: gone, or no leader? */
+		set_trouble(o, "record %" PRIu64 ": %s; publishing again in %.1f s", f->seq, f->text,
+		            (double)pause / 1e9);
+		if (log_limit_pass(&o->lim))
+			log_warning("NATS: record %" PRIu64 ": %s; it and the records after it stay in the"
+			            " queue and are published again in %.1f s (what the stream already has"
+			            " is dropped as a duplicate)", f->seq, f->text, (double)pause / 1e9);
+	}
+	abandon_run(o, pause);
+	return 0;
+}
+
+/* What libnats's threads saw about the connection since last time.  0, or
+ * refused(). */
+static int take_events(struct nats_out *o)
+{
+	unsigned disc, conn;
+	bool connected, closed;
+	natsStatus async;
+	char async_text[256];
+
+	pthread_mutex_lock(&o->mu);
+	disc = o->disconnects;
+	conn = o->connects;
+	connected = o->connected;
+	closed = o->closed;
+	async = o->async_status;
+	memcpy(async_text, o->async_text, sizeof(async_text));
+	o->async_status = NATS_OK;
+	pthread_mutex_unlock(&o->mu);
+
+	if (async == NATS_NOT_PERMITTED) {
+		log_error("NATS: permission denied: %s; the user of [nats] credentials may not publish to"
+		          " [nats] subject = %s (or use JetStream's API or its inbox)", async_text,
+		          o->subject);
+		return refused();
+	}
+	if (async != NATS_OK)
+		log_warning("NATS: %s", async_text);
+	if (closed && !o->shutting_down) {
+		const char *text = NULL;
+		natsStatus s = natsConnection_GetLastError(o->nc, &text);
+
+		if (s == NATS_CONNECTION_AUTH_FAILED || (text && strstr(text, "uthorization")))
+			log_error("NATS: the servers refuse the credentials ([nats] credentials = %s): %s",
+			          *o->credentials ? o->credentials : "none", text ? text : "");
+		else
+			log_error("NATS: the connection was closed for good: %s", text ? text : "");
+		return refused();
+	}
+	if (disc != o->seen_disconnects) {
+		o->seen_disconnects = disc;
+		if (!connected) {
+			set_trouble(o, "disconnected, reconnecting");
+			log_warning("NATS: lost the connection to the server; records stay in the queue"
+			            " (those in flight are published again); reconnecting, pauses of up"
+			            " to %u s", o->reconnect_max_s);
+		}
+		if (o->sent)
+			abandon_run(o, 0);
+	}
+	if (conn != o->seen_connects) {
+		o->seen_connects = conn;
+		if (connected) {
+			char url[256] = "";
+
+			natsConnection_GetConnectedUrl(o->nc, url, sizeof(url));
+			if (!o->ever_connected)
+				log_notice("NATS: connected to %s after %.1f s", url,
+				           (double)(now_ns() - o->trouble_since_ns) / 1e9);
+			o->ever_connected = true;
+			o->retry_at_ns = 0;
+			snprintf(o->trouble, sizeof(o->trouble), "reconnected to %s", url);
+		}
+	}
+	if (!connected && !*o->trouble)
+		set_trouble(o, "disconnected, reconnecting");
+	return 0;
+}
+
+/* ---- publishing ------------------------------------------------------------ */
+
+/* One record as a message: the payload as the consumer prints it (no line
+ * end), Nats-Msg-Id, Mmapq-Seq and (ordered, not the first of a run)
+ * Nats-Expected-Last-Msg-Id. */
+static natsStatus make_msg(struct nats_out *o, const struct mmapq_record *rec, uint32_t format,
+                           bool first, natsMsg **m)
+{
+	char data[MMAPQ_FMT_INT_MAX], id[MSG_ID_MAX], seq[24];
+	const char *payload = rec->data;
+	int len = (int)rec->len;
+	natsStatus s;
+
+	if (format == MMAPQ_FORMAT_INT) {
+		int64_t v;
+
+		memcpy(&v, rec->data, sizeof(v));
+		len = (int)mmapq_fmt_int(data, v) - 1;
+		payload = data;
+	}
+	s = natsMsg_Create(m, o->subject, NULL, payload, len);
+	msg_id(o, rec->seq, id);
+	snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*m, "Nats-Msg-Id", id);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*m, "Mmapq-Seq", seq);
+	if (s == NATS_OK && o->ordered && !first) {
+		msg_id(o, rec->seq - 1, id);
+		s = natsMsgHeader_Set(*m, "Nats-Expected-Last-Msg-Id", id);
+	}
+	return s;
+}
+
+/* Publish records index o->sent .. navail-1, as far as the window goes.
+ * 0, 1 (a publish failed: the run was taken back), refused() or the
+ * queue's -errno (said). */
+static int publish(struct nats_out *o, struct mmapq *q, uint32_t navail)
+{
+	natsMsg *msgs[PUB_BATCH];
+	uint64_t seqs[PUB_BATCH];
+
+	for (;;) {
+		uint32_t from, k = 0;
+		sigset_t old;
+		int r = 0;
+
+		pthread_mutex_lock(&o->mu);
+		from = o->sent;
+		pthread_mutex_unlock(&o->mu);
+		if (from >= navail || from >= o->window)
+			return 0;
+		/* build a batch, outside the lock */
+		for (; k < PUB_BATCH && from + k < navail && from + k < o->window; k++) {
+			struct mmapq_record rec;
+			natsStatus s;
+
+			r = mmapq_get(q, from + k, &rec);
+			if (r < 0) {
+				log_error("%s: record %" PRIu32 " of the batch: %s", mmapq_path(q), from + k,
+				          mmapq_strerror(r));
+				break;
+			}
+			msgs[k] = NULL;
+			s = make_msg(o, &rec, o->format, o->run_first && k == 0, &msgs[k]);
+			if (s != NATS_OK) {
+				natsMsg_Destroy(msgs[k]);
+				log_error("NATS: record %" PRIu64 ": %s", rec.seq, nats_text(s));
+				r = -ENOMEM;
+				break;
+			}
+			seqs[k] = rec.seq;
+		}
+		if (k == 0)
+			return r;
+		pthread_mutex_lock(&o->mu);
+		for (uint32_t i = 0; i < k; i++) {
+			struct slot *s = slot_of(o, seqs[i]);
+			s->state = SLOT_SENT;
+			s->msg = msgs[i];
+			s->sent_ns = now_ns();
+		}
+		o->sent += k;
+		o->inflight += k;
+		pthread_mutex_unlock(&o->mu);
+		o->run_first = false;
+
+		if (!o->threads_ready)
+			block_ours(o, &old);
+		for (uint32_t i = 0; i < k; i++) {
+			natsStatus s = js_PublishMsgAsync(o->js, &msgs[i], NULL);
+
+			if (s == NATS_OK) {
+				o->published_total++;
+				continue;
+			}
+			/* not published: this and the rest of the batch */
+			for (uint32_t j = i; j < k; j++)
+				natsMsg_Destroy(msgs[j]);
+			if (!o->threads_ready)
+				unblock_ours(&old);
+			if (s == NATS_MAX_PAYLOAD) {
+				log_error("NATS: record %" PRIu64 " is larger than the server's max_payload"
+				          " (%" PRId64 " bytes with its headers); it stays in the queue; raise"
+				          " max_payload in the server's configuration", seqs[i],
+				          natsConnection_GetMaxPayload(o->nc));
+				return refused();
+			}
+			set_trouble(o, "record %" PRIu64 ": %s", seqs[i], nats_text(s));
+			abandon_run(o, next_backoff(o));
+			return 1;
+		}
+		if (!o->threads_ready) {
+			unblock_ours(&old);
+			o->threads_ready = true;
+		}
+		mmapq_fault("nats.published"); /* in flight, no ack taken in yet */
+		if (r < 0)
+			return r;
+	}
+}
+
+/* ---- the consumer's calls ------------------------------------------------- */
+
+/* The broker cannot take records now (the consumer waits here). */
+static bool cannot_publish(struct nats_out *o, bool connected)
+{
+	return !connected || !o->verified || now_ns() < o->retry_at_ns;
+}
+
+bool nats_out_busy(struct nats_out *o)
+{
+	bool connected, held;
+
+	pthread_mutex_lock(&o->mu);
+	connected = o->connected;
+	held = o->sent > 0;
+	pthread_mutex_unlock(&o->mu);
+	return held || cannot_publish(o, connected);
+}
+
+/* Something for the consumer to do (o->mu held). */
+static bool due_locked(struct nats_out *o, uint64_t now)
+{
+	struct slot *first = slot_of(o, o->base);
+
+	if (o->failed || o->closed || o->async_status != NATS_OK ||
+	    o->disconnects != o->seen_disconnects || o->connects != o->seen_connects)
+		return true;
+	if (o->sent && first->state == SLOT_ACKED && (o->acked_new >= o->wake_after || !o->inflight))
+		return true;
+	if (o->inflight && first->state == SLOT_SENT && now >= first->sent_ns + o->ack_timeout_ns)
+		return true; /* the oldest timed out */
+	if (o->connected && !o->verified && now >= o->retry_at_ns)
+		return true; /* the stream is to be looked at */
+	return o->retry_at_ns && now >= o->retry_at_ns && !o->sent;
+}
+
+void nats_out_wait(struct nats_out *o, uint64_t deadline_ns)
+{
+	pthread_mutex_lock(&o->mu);
+	for (;;) {
+		uint64_t now = now_ns(), until = deadline_ns;
+		struct slot *first = slot_of(o, o->base);
+		struct timespec ts;
+
+		if (now >= deadline_ns || due_locked(o, now) || cli_stop || cli_reload)
+			break;
+		if (o->inflight && first->state == SLOT_SENT && first->sent_ns + o->ack_timeout_ns < until)
+			until = first->sent_ns + o->ack_timeout_ns;
+		if (o->retry_at_ns > now && o->retry_at_ns < until)
+			until = o->retry_at_ns;
+		/* wake for a batch of acks, not for each: an eighth of what is in flight */
+		o->acked_new = 0;
+		o->wake_after = o->inflight / 8 > 1 ? o->inflight / 8 : 1;
+		o->waiting = true;
+		ts = abs_monotonic(until);
+		pthread_cond_timedwait(&o->cond, &o->mu, &ts);
+		o->waiting = false;
+	}
+	pthread_mutex_unlock(&o->mu);
+}
+
+int nats_out_forward(struct nats_out *o, struct mmapq *q, uint32_t navail, uint32_t *acked)
+{
+	struct failure f = {0};
+	bool failed, timed_out = false, connected;
+	uint64_t now;
+	uint32_t prefix = 0;
+	int r;
+
+	*acked = 0;
+	log_limit_flush(&o->lim, 0);
+	r = take_events(o);
+	if (r < 0)
+		return r;
+
+	now = now_ns();
+	pthread_mutex_lock(&o->mu);
+	if (o->sent == 0 && navail > 0) {
+		struct mmapq_record rec;
+		if (mmapq_get(q, 0, &rec) == 0)
+			o->base = rec.seq; /* where the window starts (after a release, or at start) */
+	}
+	failed = o->failed;
+	f = o->fail;
+	connected = o->connected;
+	{
+		const struct slot *first;
+
+		while (prefix < o->sent && slot_of(o, o->base + prefix)->state == SLOT_ACKED)
+			prefix++;
+		first = slot_of(o, o->base + prefix);
+		if (!failed && prefix < o->sent && first->state == SLOT_SENT &&
+		    now >= first->sent_ns + o->ack_timeout_ns) {
+			timed_out = true;
+			f.seq = o->base + prefix;
+			f.status = NATS_TIMEOUT;
+			f.code = 0;
+			snprintf(f.text, sizeof(f.text), "no ack within [nats] ack_timeout (%.0f s)",
+			         (double)o->ack_timeout_ns / 1e9);
+		}
+	}
+	o->acked_new = 0;
+	pthread_mutex_unlock(&o->mu);
+	if (prefix) {
+		o->acked_total += prefix;
+		if (*o->trouble && connected && o->verified && !failed && !timed_out)
+			clear_trouble(o);
+		o->backoff_ns = 0;
+	}
+	*acked = prefix;
+	if (failed || timed_out) {
+		r = record_failed(o, &f);
+		if (r < 0)
+			return r;
+	}
+	if (connected && !o->verified && now >= o->retry_at_ns) {
+		char why[256];
+
+		r = verify_stream(o, why, sizeof(why));
+		if (r < 0)
+			return r;
+		if (r > 0) {
+			set_trouble(o, "%s", why);
+			o->retry_at_ns = now_ns() + next_backoff(o);
+			return 0;
+		}
+		if (!o->sent && *o->trouble)
+			clear_trouble(o);
+	}
+	if (cannot_publish(o, connected))
+		return 0;
+	r = publish(o, q, navail);
+	return r < 0 ? r : 0;
+}
+
+void nats_out_released(struct nats_out *o, uint32_t n)
+{
+	pthread_mutex_lock(&o->mu);
+	for (uint32_t i = 0; i < n; i++) {
+		struct slot *s = slot_of(o, o->base + i);
+		s->state = SLOT_FREE;
+		s->msg = NULL;
+	}
+	o->base += n;
+	o->sent -= n;
+	pthread_mutex_unlock(&o->mu);
+}
+
+uint32_t nats_out_drain(struct nats_out *o, uint64_t deadline_ns)
+{
+	uint32_t prefix = 0;
+
+	pthread_mutex_lock(&o->mu);
+	while (o->inflight && !o->failed && o->connected) {
+		struct timespec ts = abs_monotonic(deadline_ns);
+
+		if (now_ns() >= deadline_ns)
+			break;
+		o->wake_after = UINT32_MAX; /* only when none is left in flight */
+		o->waiting = true;
+		pthread_cond_timedwait(&o->cond, &o->mu, &ts);
+		o->waiting = false;
+	}
+	while (prefix < o->sent && slot_of(o, o->base + prefix)->state == SLOT_ACKED)
+		prefix++;
+	pthread_mutex_unlock(&o->mu);
+	return prefix;
+}
+
+const char *nats_out_describe(struct nats_out *o)
+{
+	uint32_t sent, inflight;
+
+	pthread_mutex_lock(&o->mu);
+	sent = o->sent;
+	inflight = o->inflight;
+	pthread_mutex_unlock(&o->mu);
+	if (*o->trouble)
+		snprintf(o->status, sizeof(o->status), "nats: %s (since %.0f s ago); records wait in"
+		         " the queue", o->trouble, (double)(now_ns() - o->trouble_since_ns) / 1e9);
+	else
+		snprintf(o->status, sizeof(o->status), "nats stream %s: acked %" PRIu64 ", in flight %"
+		         PRIu32 ", held %" PRIu32 ", published again %" PRIu64, o->stream, o->acked_total,
+		         inflight, sent, o->republished_total);
+	return o->status;
+}

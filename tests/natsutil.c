@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+/* natsutil.c -- see natsutil.h. */
+#include "natsutil.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define NU_API_WAIT_MS 2000
+
+const char *nu_server_path(void)
+{
+	static const char *const where[] = {"/usr/sbin/nats-server", "/usr/bin/nats-server",
+	                                    "/usr/local/bin/nats-server"};
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++)
+		if (access(where[i], X_OK) == 0)
+			return where[i];
+	return NULL;
+}
+
+/* n free TCP ports on 127.0.0.1, all bound at once so that they differ;
+ * released just before the servers take them. */
+static void free_ports(int *ports, int n)
+{
+	int fds[3 * NU_MAX_NODES];
+
+	for (int i = 0; i < n; i++) {
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t len = sizeof(a);
+
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&a, sizeof(a)) < 0 ||
+		    getsockname(fds[i], (struct sockaddr *)&a, &len) < 0)
+			tu_die("a free port on 127.0.0.1");
+		ports[i] = ntohs(a.sin_port);
+	}
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+void nu_init(struct nu_cluster *c, const char *dir, int n)
+{
+	int ports[3 * NU_MAX_NODES];
+	size_t off = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->n = n;
+	c->dir = strdup(dir);
+	free_ports(ports, 3 * n);
+	for (int i = 0; i < n; i++) {
+		struct nu_node *nd = &c->node[i];
+
+		snprintf(nd->name, sizeof(nd->name), "n%d", i + 1);
+		nd->port = ports[3 * i];
+		nd->cluster_port = ports[3 * i + 1];
+		nd->http_port = ports[3 * i + 2];
+		nd->store = tu_xasprintf("%s/store-%s", dir, nd->name);
+		off += (size_t)snprintf(c->urls + off, sizeof(c->urls) - off, "%snats://127.0.0.1:%d",
+		                        i ? "," : "", nd->port);
+	}
+	for (int i = 0; i < n; i++) {
+		struct nu_node *nd = &c->node[i];
+		char routes[256] = "";
+		size_t ro = 0;
+		char *text, *cluster = NULL;
+
+		for (int j = 0; j < n; j++)
+			if (j != i)
+				ro += (size_t)snprintf(routes + ro, sizeof(routes) - ro,
+				                       "%snats-route://127.0.0.1:%d", ro ? ", " : "",
+				                       c->node[j].cluster_port);
+		if (n > 1)
+			cluster = tu_xasprintf("cluster {\n  name: mmapq\n  listen: 127.0.0.1:%d\n"
+			                       "  routes: [%s]\n}\n", nd->cluster_port, routes);
+		text = tu_xasprintf("server_name: %s\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n"
+		                    "jetstream {\n  store_dir: \"%s\"\n  max_memory_store: 256MB\n"
+		                    "  max_file_store: 4GB\n}\n%s",
+		                    nd->name, nd->port, nd->http_port, nd->store, cluster ? cluster : "");
+		{
+			char *name = tu_xasprintf("%s.conf", nd->name);
+
+			nd->conf = tu_write_in(dir, name, text);
+			free(name);
+		}
+		free(text);
+		free(cluster);
+	}
+}
+
+void nu_append_conf(struct nu_cluster *c, const char *text)
+{
+	for (int i = 0; i < c->n; i++) {
+		FILE *f = fopen(c->node[i].conf, "a");
+
+		if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+			tu_die(c->node[i].conf);
+	}
+}
+
+static bool port_accepts(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	                        .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+bool nu_start(struct nu_cluster *c, int i, int timeout_ms)
+{
+	struct nu_node *nd = &c->node[i];
+	char *log = tu_xasprintf("%s/%s.log", c->dir, nd->name);
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	pid_t pid;
+
+	pid = tu_fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		/* gone with the test, even when ctest kills it at its timeout */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execl(nu_server_path(), "nats-server", "-c", nd->conf, (char *)NULL);
+		_exit(127);
+	}
+	tu_track(pid);
+	nd->pid = pid;
+	free(log);
+	for (;;) {
+		int st;
+
+		if (port_accepts(nd->port))
+			return true;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			tu_untrack(pid);
+			nd->pid = 0;
+			fprintf(stderr, "nats-server %s exited (%d) at start: see %s/%s.log\n", nd->name,
+			        tu_exit_code(st), c->dir, nd->name);
+			return false;
+		}
+		if (tu_now_ms() >= end) {
+			fprintf(stderr, "nats-server %s: port %d does not accept within %d ms\n", nd->name,
+			        nd->port, timeout_ms);
+			return false;
+		}
+		sched_yield();
+	}
+}
+
+void nu_kill(struct nu_cluster *c, int i)
+{
+	struct nu_node *nd = &c->node[i];
+
+	if (nd->pid > 0) {
+		tu_kill(nd->pid);
+		tu_untrack(nd->pid);
+	}
+	nd->pid = 0;
+}
+
+void nu_stop_all(struct nu_cluster *c)
+{
+	for (int i = 0; i < c->n; i++)
+		nu_kill(c, i);
+}
+
+void nu_free(struct nu_cluster *c)
+{
+	nu_stop_all(c);
+	for (int i = 0; i < c->n; i++) {
+		free(c->node[i].conf);
+		free(c->node[i].store);
+	}
+	free(c->dir);
+	c->dir = NULL;
+	c->n = 0;
+	nats_CloseAndWait(5000);
+}
+
+bool nu_connect(struct nu_cluster *c, natsConnection **nc, jsCtx **js)
+{
+	natsOptions *o = NULL;
+	jsOptions jo;
+	natsStatus s;
+
+	*nc = NULL;
+	*js = NULL;
+	const char *servers[NU_MAX_NODES];
+	char urls[NU_MAX_NODES][64];
+
+	for (int i = 0; i < c->n; i++) {
+		snprintf(urls[i], sizeof(urls[i]), "nats://127.0.0.1:%d", c->node[i].port);
+		servers[i] = urls[i];
+	}
+	s = natsOptions_Create(&o);
+	if (s == NATS_OK)
+		s = natsOptions_SetServers(o, servers, c->n);
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(o, 2000);
+	if (s == NATS_OK)
+		s = natsOptions_SetMaxReconnect(o, 60);
+	if (s == NATS_OK)
+		s = natsOptions_SetReconnectWait(o, 100);
+	if (s == NATS_OK)
+		s = natsOptions_SetName(o, "mmapq-test");
+	if (s == NATS_OK)
+		s = natsConnection_Connect(nc, o);
+	natsOptions_Destroy(o);
+	if (s != NATS_OK) {
+		fprintf(stderr, "connect to %s: %s\n", c->urls, natsStatus_GetText(s));
+		return false;
+	}
+	jsOptions_Init(&jo);
+	jo.Wait = NU_API_WAIT_MS;
+	s = natsConnection_JetStream(js, *nc, &jo);
+	if (s != NATS_OK) {
+		fprintf(stderr, "JetStream context: %s\n", natsStatus_GetText(s));
+		natsConnection_Destroy(*nc);
+		*nc = NULL;
+		return false;
+	}
+	return true;
+}
+
+void nu_disconnect(natsConnection *nc, jsCtx *js)
+{
+	if (js)
+		jsCtx_Destroy(js);
+	if (nc)
+		natsConnection_Destroy(nc);
+}
+
+bool nu_wait_jetstream(struct nu_cluster *c, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	natsConnection *nc;
+	jsCtx *js;
+	bool ok = false;
+
+	if (!nu_connect(c, &nc, &js))
+		return false;
+	while (!ok) {
+		jsAccountInfo *ai = NULL;
+		natsStatus s = js_GetAccountInfo(&ai, js, NULL, NULL);
+
+		if (s == NATS_OK) {
+			jsAccountInfo_Destroy(ai);
+			ok = true;
+		} else if (tu_now_ms() >= end) {
+			fprintf(stderr, "JetStream does not answer within %d ms: %s\n", timeout_ms,
+			        natsStatus_GetText(s));
+			break;
+		} else {
+			sched_yield();
+		}
+	}
+	nu_disconnect(nc, js);
+	return ok;
+}
+
+bool nu_add_stream(jsCtx *js, const char *stream, const char *subject, int replicas,
+                   int dup_window_s)
+{
+	return nu_add_stream_limited(js, stream, subject, replicas, dup_window_s, -1);
+}
+
+bool nu_add_stream_limited(jsCtx *js, const char *stream, const char *subject, int replicas,
+                           int dup_window_s, int32_t max_msg_size)
+{
+	const char *subjects[1] = {subject};
+	jsStreamConfig sc;
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus s;
+
+	jsStreamConfig_Init(&sc);
+	sc.Name = stream;
+	sc.Subjects = subjects;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	sc.Replicas = replicas;
+	sc.Duplicates = (int64_t)dup_window_s * 1000000000;
+	sc.MaxMsgSize = max_msg_size;
+	s = js_AddStream(&si, js, &sc, NULL, &jerr);
+	if (s != NATS_OK) {
+		fprintf(stderr, "add stream %s: %s (%s, err_code %d)\n", stream, natsStatus_GetText(s),
+		        nats_GetLastError(NULL), (int)jerr);
+		return false;
+	}
+	jsStreamInfo_Destroy(si);
+	return true;
+}
+
+int64_t nu_stream_msgs(jsCtx *js, const char *stream)
+{
+	jsStreamInfo *si = NULL;
+	int64_t n;
+
+	if (js_GetStreamInfo(&si, js, stream, NULL, NULL) != NATS_OK)
+		return -1;
+	n = (int64_t)si->State.Msgs;
+	jsStreamInfo_Destroy(si);
+	return n;
+}
+
+int64_t nu_wait_msgs(struct nu_cluster *c, const char *stream, int64_t n, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	natsConnection *nc;
+	jsCtx *js;
+	int64_t have = -1;
+
+	if (!nu_connect(c, &nc, &js))
+		return -1;
+	for (;;) {
+		int64_t m = nu_stream_msgs(js, stream);
+
+		if (m >= 0)
+			have = m;
+		if (have >= n || tu_now_ms() >= end)
+			break;
+		sched_yield();
+	}
+	nu_disconnect(nc, js);
+	return have;
+}
+
+int nu_stream_leader(struct nu_cluster *c, const char *stream)
+{
+	natsConnection *nc;
+	jsCtx *js;
+	jsStreamInfo *si = NULL;
+	int leader = -1;
+
+	if (!nu_connect(c, &nc, &js))
+		return -1;
+	if (js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK) {
+		for (int i = 0; si->Cluster && si->Cluster->Leader && i < c->n; i++)
+			if (!strcmp(si->Cluster->Leader, c->node[i].name))
+				leader = i;
+		jsStreamInfo_Destroy(si);
+	}
+	nu_disconnect(nc, js);
+	return leader;
+}
+
+bool nu_make_leader(struct nu_cluster *c, const char *stream, int i, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	char *subj = tu_xasprintf("$JS.API.STREAM.LEADER.STEPDOWN.%s", stream);
+	natsConnection *nc;
+	jsCtx *js;
+	int leader;
+
+	if (!nu_connect(c, &nc, &js)) {
+		free(subj);
+		return false;
+	}
+	/* each look at the leader is a request that waits for an answer (or
+	 * for the election to end): no busy loop */
+	while ((leader = nu_stream_leader(c, stream)) != i && tu_now_ms() < end) {
+		natsMsg *reply = NULL;
+
+		if (leader >= 0 && natsConnection_Request(&reply, nc, subj, "", 0, 5000) == NATS_OK)
+			natsMsg_Destroy(reply);
+	}
+	nu_disconnect(nc, js);
+	free(subj);
+	return leader == i;
+}
+
+/* The body of GET path from the node's monitoring port (malloc'd), or NULL. */
+static char *http_get(int port, const char *path)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	                        .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char *req, *resp = NULL;
+
+	if (fd < 0)
+		return NULL;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+		req = tu_xasprintf("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+		if (tu_write_all(fd, req, strlen(req)) == 0)
+			resp = tu_read_all(fd, 5000, NULL);
+		free(req);
+	}
+	close(fd);
+	return resp;
+}
+
+int nu_client_node(struct nu_cluster *c, const char *client_name)
+{
+	char *needle = tu_xasprintf("\"name\": \"%s\"", client_name);
+	int found = -1;
+
+	for (int i = 0; i < c->n && found < 0; i++) {
+		char *body;
+
+		if (c->node[i].pid <= 0)
+			continue;
+		body = http_get(c->node[i].http_port, "/connz?limit=1024");
+		if (body && strstr(body, needle))
+			found = i;
+		free(body);
+	}
+	free(needle);
+	return found;
+}
+
+int64_t nu_read_back(struct nu_cluster *c, const char *stream, const char *subject,
+                     const char *id_hex, uint64_t first_seq, int64_t value_base)
+{
+	natsConnection *nc;
+	jsCtx *js;
+	natsSubscription *sub = NULL;
+	jsSubOptions so;
+	jsErrCode jerr = 0;
+	int64_t total, got = 0;
+	natsStatus s;
+
+	if (!nu_connect(c, &nc, &js))
+		return -1;
+	total = nu_stream_msgs(js, stream);
+	if (total < 0) {
+		fprintf(stderr, "read back: stream %s does not answer\n", stream);
+		nu_disconnect(nc, js);
+		return -1;
+	}
+	jsSubOptions_Init(&so);
+	so.Stream = stream;
+	so.Config.AckPolicy = js_AckNone;
+	so.Config.DeliverPolicy = js_DeliverAll;
+	so.Config.MaxRequestBatch = 4096;
+	/* a cluster that just lost a node may take a while to place a consumer */
+	for (uint64_t end = tu_now_ms() + 30000;;) {
+		s = js_PullSubscribe(&sub, js, subject, NULL, NULL, &so, &jerr);
+		if (s == NATS_OK)
+			break;
+		if (tu_now_ms() >= end) {
+			fprintf(stderr, "read back: pull subscription: %s (%s)\n", natsStatus_GetText(s),
+			        nats_GetLastError(NULL));
+			nu_disconnect(nc, js);
+			return -1;
+		}
+	}
+	while (got < total) {
+		natsMsgList list = {0};
+		int want = total - got > 4096 ? 4096 : (int)(total - got);
+
+		s = natsSubscription_Fetch(&list, sub, want, 5000, &jerr);
+		for (int tries = 1; s == NATS_TIMEOUT && tries < 6; tries++)
+			s = natsSubscription_Fetch(&list, sub, want, 5000, &jerr);
+		if (s != NATS_OK) {
+			fprintf(stderr, "read back: fetch after %" PRId64 " of %" PRId64 ": %s\n", got, total,
+			        natsStatus_GetText(s));
+			got = -1;
+			break;
+		}
+		for (int i = 0; i < list.Count && got >= 0; i++, got++) {
+			natsMsg *m = list.Msgs[i];
+			uint64_t seq = first_seq + (uint64_t)got;
+			const char *hid = NULL, *hseq = NULL;
+			char want_id[128], want_seq[24], want_val[24];
+			int len = natsMsg_GetDataLength(m);
+
+			snprintf(want_id, sizeof(want_id), "%s:%" PRIu64, id_hex, seq);
+			snprintf(want_seq, sizeof(want_seq), "%" PRIu64, seq);
+			snprintf(want_val, sizeof(want_val), "%" PRId64, value_base + (int64_t)seq);
+			natsMsgHeader_Get(m, "Nats-Msg-Id", &hid);
+			natsMsgHeader_Get(m, "Mmapq-Seq", &hseq);
+			if (!hid || strcmp(hid, want_id) || !hseq || strcmp(hseq, want_seq) ||
+			    len != (int)strlen(want_val) || memcmp(natsMsg_GetData(m), want_val, (size_t)len)) {
+				fprintf(stderr, "read back: message %" PRId64 " of %" PRId64 " is Nats-Msg-Id %s,"
+				        " Mmapq-Seq %s, payload '%.*s'; expected %s, %s, '%s' (every record once,"
+				        " in order)\n", got, total, hid ? hid : "(none)", hseq ? hseq : "(none)",
+				        len, natsMsg_GetData(m), want_id, want_seq, want_val);
+				{
+					jsMsgMetaData *md = NULL;
+
+					if (natsMsg_GetMetaData(&md, m) == NATS_OK) {
+						fprintf(stderr, "read back: it is the stream's message %" PRIu64
+						        " (delivery %" PRIu64 ")\n", md->Sequence.Stream,
+						        md->NumDelivered);
+						jsMsgMetaData_Destroy(md);
+					}
+				}
+				got = -2;
+			}
+		}
+		natsMsgList_Destroy(&list);
+		if (got < 0)
+			break;
+	}
+	natsSubscription_Unsubscribe(sub);
+	natsSubscription_Destroy(sub);
+	nu_disconnect(nc, js);
+	return got < 0 ? -1 : got;
+}
