@@ -490,9 +490,10 @@ static void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 		snprintf(buf, size, "%u to %u letters, digits, '_' and '-'", k->min, k->max);
 		return;
 	case CFG_NAME:
+		/* the characters after the letters and digits: the punctuation */
 		snprintf(buf, size, "%u to %u letters, digits and '%s'", k->min, k->max,
-		         MMAPQ_NAME_CHARS + strspn(MMAPQ_NAME_CHARS,
-		                                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"));
+		         &MMAPQ_NAME_CHARS[strspn(MMAPQ_NAME_CHARS, "abcdefghijklmnopqrstuvwxyz"
+		                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")]);
 		return;
 	case CFG_U32:
 		snprintf(buf, size, "%u to %u", k->min, k->max);
