@@ -76,7 +76,7 @@ struct failure {
 
 struct nats_out {
 	/* settings (copied: the configuration may be reloaded) */
-	char *servers_text, *subject, *stream, *credentials;
+	char *servers_text, *subject, *stream, *credentials, *tls_ca, *tls_cert;
 	char **servers;
 	int nservers;
 	char id_hex[ID_HEX + 1];
@@ -447,12 +447,15 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 	o->subject = strdup(cfg->nats_subject);
 	o->stream = strdup(cfg->nats_stream);
 	o->credentials = strdup(cfg->nats_credentials);
+	o->tls_ca = strdup(cfg->nats_tls_ca);
+	o->tls_cert = strdup(cfg->nats_tls_cert);
 	pthread_mutex_init(&o->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&o->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (!o->ring || !o->servers_text || !o->subject || !o->stream || !o->credentials) {
+	if (!o->ring || !o->servers_text || !o->subject || !o->stream || !o->credentials || !o->tls_ca ||
+	    !o->tls_cert) {
 		nats_out_close(o);
 		return -ENOMEM;
 	}
@@ -525,8 +528,9 @@ void nats_out_close(struct nats_out *o)
 		natsConnection_Destroy(o->nc);
 	if (o->opts)
 		natsOptions_Destroy(o->opts);
-	/* libnats's threads may still call us: only once they are gone */
-	if (nats_CloseAndWait(5000) != NATS_OK) {
+	/* libnats's threads may still call us: only once they are gone (if
+	 * it was started at all: not when a file of a setting was missing) */
+	if (o->opts && nats_CloseAndWait(5000) != NATS_OK) {
 		log_warning("NATS: libnats did not stop within 5 s");
 		return; /* o leaks: better than a callback into freed memory */
 	}
@@ -537,6 +541,8 @@ void nats_out_close(struct nats_out *o)
 	free(o->subject);
 	free(o->stream);
 	free(o->credentials);
+	free(o->tls_ca);
+	free(o->tls_cert);
 	free(o->ring);
 	pthread_cond_destroy(&o->cond);
 	pthread_mutex_destroy(&o->mu);
@@ -803,6 +809,15 @@ static int take_events(struct nats_out *o)
 		if (s == NATS_CONNECTION_AUTH_FAILED || (text && strstr(text, "uthorization")))
 			log_error("NATS: the servers refuse the credentials ([nats] credentials = %s): %s",
 			          *o->credentials ? o->credentials : "none", text ? text : "");
+		else if (o->tls && (s == NATS_SSL_ERROR || s == NATS_NO_SERVER))
+			/* libnats gives up on a server whose TLS handshake failed
+			 * (it does not retry it): the certificates do not match */
+			log_error("NATS: the TLS handshake with the servers failed (%s): their"
+			          " certificate is not signed by a CA of [nats] tls_ca = %s, or is not for"
+			          " the host name, or they refuse the client certificate of [nats]"
+			          " tls_cert = %s", text ? text : nats_text(s),
+			          *o->tls_ca ? o->tls_ca : "(the system's CAs)",
+			          *o->tls_cert ? o->tls_cert : "(none)");
 		else
 			log_error("NATS: the connection was closed for good: %s", text ? text : "");
 		return refused();

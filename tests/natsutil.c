@@ -103,6 +103,69 @@ void nu_init(struct nu_cluster *c, const char *dir, int n)
 	}
 }
 
+bool nu_make_certs(const char *dir, int timeout_ms)
+{
+	/* P-256 keys: made in milliseconds, where RSA takes a while */
+	static const char script[] =
+		"set -e; cd \"$1\"\n"
+		"ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
+		"for ca in ca ca2; do\n"
+		"  openssl req -x509 $ec -keyout $ca.key -out $ca.pem -days 2 -subj /CN=mmapq-test-$ca\n"
+		"done\n"
+		"echo subjectAltName=IP:127.0.0.1 > server.ext\n"
+		"echo extendedKeyUsage=clientAuth > client.ext\n"
+		"n=1\n"
+		"for c in server client; do\n"
+		"  openssl req $ec -keyout $c.key -out $c.csr -subj /CN=mmapq-test-$c\n"
+		"  openssl x509 -req -in $c.csr -CA ca.pem -CAkey ca.key -set_serial $n -days 2 \\\n"
+		"    -extfile $c.ext -out $c.pem\n"
+		"  n=2\n"
+		"done\n";
+	char *argv[] = {"/bin/sh", "-c", (char *)script, "sh", (char *)dir, NULL};
+	char *log = tu_xasprintf("%s/openssl.log", dir);
+	struct tu_child ch = TU_CHILD_INIT;
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	pid_t pid;
+	int st;
+
+	if (fd < 0)
+		tu_die(log);
+	ch.stdio[1] = fd;
+	ch.stdio[2] = fd;
+	pid = tu_start(argv, &ch);
+	close(fd);
+	st = tu_wait(pid, timeout_ms);
+	if (st == -ETIMEDOUT)
+		tu_kill(pid);
+	if (st == -ETIMEDOUT || tu_exit_code(st) != 0) {
+		char *text = tu_read_file(log, NULL);
+
+		fprintf(stderr, "openssl: the certificates were not made (%s):\n%s\n",
+		        st == -ETIMEDOUT ? "timed out" : "failed", text ? text : "");
+		free(text);
+		free(log);
+		return false;
+	}
+	free(log);
+	return true;
+}
+
+void nu_tls(struct nu_cluster *c, const char *dir)
+{
+	char *text = tu_xasprintf("tls {\n  cert_file: \"%s/server.pem\"\n  key_file: \"%s/server.key\"\n"
+	                          "  ca_file: \"%s/ca.pem\"\n  verify: true\n}\n", dir, dir, dir);
+	size_t off = 0;
+
+	nu_append_conf(c, text);
+	free(text);
+	c->tls_ca = tu_path(dir, "ca.pem");
+	c->tls_cert = tu_path(dir, "client.pem");
+	c->tls_key = tu_path(dir, "client.key");
+	for (int i = 0; i < c->n; i++)
+		off += (size_t)snprintf(c->urls + off, sizeof(c->urls) - off, "%stls://127.0.0.1:%d",
+		                        i ? "," : "", c->node[i].port);
+}
+
 void nu_append_conf(struct nu_cluster *c, const char *text)
 {
 	for (int i = 0; i < c->n; i++) {
@@ -196,7 +259,10 @@ void nu_free(struct nu_cluster *c)
 		free(c->node[i].store);
 	}
 	free(c->dir);
-	c->dir = NULL;
+	free(c->tls_ca);
+	free(c->tls_cert);
+	free(c->tls_key);
+	c->dir = c->tls_ca = c->tls_cert = c->tls_key = NULL;
 	c->n = 0;
 	nats_CloseAndWait(5000);
 }
@@ -213,7 +279,8 @@ bool nu_connect(struct nu_cluster *c, natsConnection **nc, jsCtx **js)
 	char urls[NU_MAX_NODES][64];
 
 	for (int i = 0; i < c->n; i++) {
-		snprintf(urls[i], sizeof(urls[i]), "nats://127.0.0.1:%d", c->node[i].port);
+		snprintf(urls[i], sizeof(urls[i]), "%s://127.0.0.1:%d", c->tls_ca ? "tls" : "nats",
+		         c->node[i].port);
 		servers[i] = urls[i];
 	}
 	s = natsOptions_Create(&o);
@@ -227,6 +294,12 @@ bool nu_connect(struct nu_cluster *c, natsConnection **nc, jsCtx **js)
 		s = natsOptions_SetReconnectWait(o, 100);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(o, "mmapq-test");
+	if (s == NATS_OK && c->tls_ca)
+		s = natsOptions_SetSecure(o, true);
+	if (s == NATS_OK && c->tls_ca)
+		s = natsOptions_LoadCATrustedCertificates(o, c->tls_ca);
+	if (s == NATS_OK && c->tls_ca)
+		s = natsOptions_LoadCertificatesChain(o, c->tls_cert, c->tls_key);
 	if (s == NATS_OK)
 		s = natsConnection_Connect(nc, o);
 	natsOptions_Destroy(o);
@@ -413,23 +486,54 @@ static char *http_get(int port, const char *path)
 	return resp;
 }
 
-int nu_client_node(struct nu_cluster *c, const char *client_name)
+/* The node a client named client_name is connected to (or -1), and
+ * whether that connection is TLS (its /connz entry has a tls_version). */
+static int connz_client(struct nu_cluster *c, const char *client_name, bool *tls)
 {
 	char *needle = tu_xasprintf("\"name\": \"%s\"", client_name);
 	int found = -1;
 
+	*tls = false;
 	for (int i = 0; i < c->n && found < 0; i++) {
-		char *body;
+		char *body, *at;
 
 		if (c->node[i].pid <= 0)
 			continue;
 		body = http_get(c->node[i].http_port, "/connz?limit=1024");
-		if (body && strstr(body, needle))
+		at = body ? strstr(body, needle) : NULL;
+		if (at) {
+			/* its connection's object: from the { before to the } after */
+			char *from = at, *to = strchr(at, '}');
+
+			while (from > body && *from != '{')
+				from--;
+			if (to)
+				*to = '\0';
+			*tls = strstr(from, "\"tls_version\"") != NULL;
 			found = i;
+		}
 		free(body);
 	}
 	free(needle);
 	return found;
+}
+
+int nu_client_node(struct nu_cluster *c, const char *client_name)
+{
+	bool tls;
+
+	return connz_client(c, client_name, &tls);
+}
+
+bool nu_client_tls(struct nu_cluster *c, const char *client_name, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	bool tls = false;
+
+	/* each look is an HTTP request the server answers: no busy loop */
+	while (connz_client(c, client_name, &tls) < 0 && tu_now_ms() < end)
+		;
+	return tls;
 }
 
 int64_t nu_read_back(struct nu_cluster *c, const char *stream, const char *subject,
