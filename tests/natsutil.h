@@ -32,6 +32,8 @@ struct nu_cluster {
 	char urls[256]; /* "nats://127.0.0.1:P1,nats://127.0.0.1:P2,..." */
 	/* after nu_tls: the test's own client connects with these */
 	char *tls_ca, *tls_cert, *tls_key;
+	/* after nu_operator: the credentials file they connect with */
+	char *creds;
 };
 
 /* Certificates made with the openssl program in dir: ca.pem (a CA),
@@ -43,6 +45,13 @@ bool nu_make_certs(const char *dir, int timeout_ms);
  * nu_make_certs in dir, verify: true; c->urls become tls://, and the test's
  * own connections use ca.pem and the client certificate. */
 void nu_tls(struct nu_cluster *c, const char *dir);
+/* Operator mode on every node of c (before nu_start), made here without
+ * nsc: ed25519 keys from openssl in dir, as nkeys; the JWTs of an operator,
+ * of an account with JetStream (preloaded: resolver MEMORY) and of a user
+ * of it, signed with nats_Sign.  dir/user.creds is that user's credentials
+ * file (the test's own connections use it); dir/stranger.creds one of a
+ * user of an account the servers do not know.  false and why on stderr. */
+bool nu_operator(struct nu_cluster *c, const char *dir, int timeout_ms);
 
 /* The nats-server program, or NULL if there is none (then skip). */
 const char *nu_server_path(void);

@@ -24,6 +24,10 @@
  *   tls_refused      tls_ca a CA that did not sign the server's certificate:
  *                    exit 76 naming [nats] tls_ca, nothing released; a
  *                    missing tls_key file: exit 73 naming the key and file
+ *   credentials      a server in operator mode (operator, account and user
+ *                    JWTs made by the test): a user of an unknown account
+ *                    exits 76 naming [nats] credentials, nothing released;
+ *                    the account's user forwards every record
  * Cases (test_nats_stress, label stress):
  *   million          1,000,000 records end to end
  *   kill_consumer    the consumer SIGKILLed 100 times mid-stream: at the
@@ -340,8 +344,11 @@ static void absent_at_start(void)
 /* The producer puts every record of the input in the queue and exits. */
 static void fill(struct fx *f)
 {
+	int rc;
+
 	start_producer(f);
-	TU_EXPECT(f->qpath, wait_exit(f->producer, 30000) == 0, "producer");
+	rc = wait_exit(f->producer, 30000);
+	TU_EXPECT(f->qpath, rc == 0, "producer exit %d", rc);
 	f->producer = 0;
 }
 
@@ -444,7 +451,7 @@ static void tls_refused(void)
 	start_servers(&f);
 	fill(&f);
 	want = tu_xasprintf("[nats] tls_ca = %s/ca2.pem", f.dir);
-	expect_refused(&f, "NATS: the TLS handshake with the servers failed", want);
+	expect_refused(&f, "NATS: the TLS handshake with the servers failed (SSL handshake error", want);
 	free(want);
 	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).tail == (uint64_t)f.n,
 	          "the queue does not hold the %" PRId64 " records", f.n);
@@ -473,6 +480,40 @@ static void tls_refused(void)
 	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).head == 0, "records released");
 	free(want);
 	free(log);
+	teardown(&f);
+}
+
+/* A server in operator mode (JWTs made by the test: nu_operator): the
+ * consumer with credentials of a user of an account the server does not
+ * know exits 76 naming [nats] credentials, nothing released; with the
+ * credentials of the account's user it forwards every record. */
+static void credentials(void)
+{
+	struct fx f;
+	char *extra, *want;
+
+	setup_dir(&f, "nats-creds", 1, 2000);
+	TU_EXPECT(f.dir, nu_operator(&f.c, f.dir, 30000 * (int)tu_time_factor()),
+	          "no operator, account and user made (package openssl)");
+	extra = tu_xasprintf("create_stream = yes\ncredentials = %s/stranger.creds\n", f.dir);
+	write_ini(&f, 4096, extra);
+	free(extra);
+	start_servers(&f);
+	fill(&f);
+	queue_id(&f);
+	want = tu_xasprintf("the servers refuse the credentials ([nats] credentials = %s/stranger.creds)",
+	                    f.dir);
+	/* the server's reason, which libnats keeps to itself (daemons/nats.c
+	 * connects once more to learn it) */
+	expect_refused(&f, want, "Authorization Violation");
+	free(want);
+
+	free(f.ini);
+	extra = tu_xasprintf("create_stream = yes\ncredentials = %s/user.creds\n", f.dir);
+	write_ini(&f, 4096, extra);
+	free(extra);
+	f.consumer = start_consumer(&f, NULL, 0);
+	expect_all(&f, 60000);
 	teardown(&f);
 }
 
@@ -608,12 +649,12 @@ int main(int argc, char **argv)
 		{"million", million}, {"kill_consumer", kill_consumer}, {"cluster", cluster},
 	};
 	(void)forward, (void)absent_at_start, (void)no_stream, (void)refused, (void)kill_server;
-	(void)tls, (void)tls_refused;
+	(void)tls, (void)tls_refused, (void)credentials;
 #else
 	static const struct tu_case cases[] = {
 		{"forward", forward}, {"absent_at_start", absent_at_start}, {"no_stream", no_stream},
 		{"refused", refused}, {"kill_server", kill_server}, {"tls", tls},
-		{"tls_refused", tls_refused},
+		{"tls_refused", tls_refused}, {"credentials", credentials},
 	};
 	(void)million, (void)kill_consumer, (void)cluster;
 #endif
