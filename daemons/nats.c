@@ -76,7 +76,7 @@ struct failure {
 
 struct nats_out {
 	/* settings (copied: the configuration may be reloaded) */
-	char *servers_text, *subject, *stream, *credentials;
+	char *servers_text, *subject, *stream, *credentials, *tls_ca, *tls_cert, *tls_key;
 	char **servers;
 	int nservers;
 	char id_hex[ID_HEX + 1];
@@ -84,6 +84,7 @@ struct nats_out {
 	uint32_t format, replicas, storage, duplicate_window, reconnect_max_s;
 	uint32_t window, mask;
 	uint64_t ack_timeout_ns;
+	int64_t connect_timeout_ms;
 
 	natsOptions *opts;
 	natsConnection *nc;
@@ -351,6 +352,27 @@ static int split_servers(struct nats_out *o)
 	return 0;
 }
 
+/* Whom to connect to and how to prove who we are: servers, credentials,
+ * TLS (the files were checked).  0 or -errno (said). */
+static int secure_options(const struct nats_out *o, natsOptions *op)
+{
+	natsStatus s = natsOptions_SetServers(op, (const char **)o->servers, o->nservers);
+
+	if (s != NATS_OK)
+		return set_failed("[nats] servers", s);
+	if (*o->credentials &&
+	    (s = natsOptions_SetUserCredentialsFromFiles(op, o->credentials, NULL)) != NATS_OK)
+		return set_failed("[nats] credentials", s);
+	if (o->tls && (s = natsOptions_SetSecure(op, true)) != NATS_OK)
+		return set_failed("[nats] TLS", s);
+	if (*o->tls_ca && (s = natsOptions_LoadCATrustedCertificates(op, o->tls_ca)) != NATS_OK)
+		return set_failed("[nats] tls_ca", s);
+	if (*o->tls_cert &&
+	    (s = natsOptions_LoadCertificatesChain(op, o->tls_cert, o->tls_key)) != NATS_OK)
+		return set_failed("[nats] tls_cert, tls_key", s);
+	return 0;
+}
+
 static int make_options(struct nats_out *o, const struct mmapq_config *cfg)
 {
 	natsOptions *op = NULL;
@@ -369,20 +391,10 @@ static int make_options(struct nats_out *o, const struct mmapq_config *cfg)
 	if (s != NATS_OK)
 		return set_failed("NATS options", s);
 	o->opts = op;
-	s = natsOptions_SetServers(op, (const char **)o->servers, o->nservers);
-	if (s != NATS_OK)
-		return set_failed("[nats] servers", s);
-	if (*cfg->nats_credentials &&
-	    (s = natsOptions_SetUserCredentialsFromFiles(op, cfg->nats_credentials, NULL)) != NATS_OK)
-		return set_failed("[nats] credentials", s);
 	o->tls = o->tls || *cfg->nats_tls_ca || *cfg->nats_tls_cert;
-	if (o->tls && (s = natsOptions_SetSecure(op, true)) != NATS_OK)
-		return set_failed("[nats] TLS", s);
-	if (*cfg->nats_tls_ca && (s = natsOptions_LoadCATrustedCertificates(op, cfg->nats_tls_ca)) != NATS_OK)
-		return set_failed("[nats] tls_ca", s);
-	if (*cfg->nats_tls_cert &&
-	    (s = natsOptions_LoadCertificatesChain(op, cfg->nats_tls_cert, cfg->nats_tls_key)) != NATS_OK)
-		return set_failed("[nats] tls_cert, tls_key", s);
+	r = secure_options(o, op);
+	if (r < 0)
+		return r;
 	s = natsOptions_SetName(op, "mmapq-consumer");
 	if (s == NATS_OK)
 		s = natsOptions_SetTimeout(op, (int64_t)cfg->nats_connect_timeout * 1000);
@@ -447,12 +459,16 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 	o->subject = strdup(cfg->nats_subject);
 	o->stream = strdup(cfg->nats_stream);
 	o->credentials = strdup(cfg->nats_credentials);
+	o->tls_ca = strdup(cfg->nats_tls_ca);
+	o->tls_cert = strdup(cfg->nats_tls_cert);
+	o->tls_key = strdup(cfg->nats_tls_key);
 	pthread_mutex_init(&o->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&o->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (!o->ring || !o->servers_text || !o->subject || !o->stream || !o->credentials) {
+	if (!o->ring || !o->servers_text || !o->subject || !o->stream || !o->credentials || !o->tls_ca ||
+	    !o->tls_cert || !o->tls_key) {
 		nats_out_close(o);
 		return -ENOMEM;
 	}
@@ -466,6 +482,7 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 	o->duplicate_window = cfg->nats_duplicate_window;
 	o->reconnect_max_s = cfg->nats_reconnect_max_wait;
 	o->ack_timeout_ns = (uint64_t)cfg->nats_ack_timeout * 1000000000u;
+	o->connect_timeout_ms = (int64_t)cfg->nats_connect_timeout * 1000;
 	o->run_first = true;
 	o->wake_after = 1;
 	o->lim = (struct log_limit)LOG_LIMIT_INIT("NATS: records published again", 60, 3);
@@ -525,8 +542,9 @@ void nats_out_close(struct nats_out *o)
 		natsConnection_Destroy(o->nc);
 	if (o->opts)
 		natsOptions_Destroy(o->opts);
-	/* libnats's threads may still call us: only once they are gone */
-	if (nats_CloseAndWait(5000) != NATS_OK) {
+	/* libnats's threads may still call us: only once they are gone (if
+	 * it was started at all: not when a file of a setting was missing) */
+	if (o->opts && nats_CloseAndWait(5000) != NATS_OK) {
 		log_warning("NATS: libnats did not stop within 5 s");
 		return; /* o leaks: better than a callback into freed memory */
 	}
@@ -537,6 +555,9 @@ void nats_out_close(struct nats_out *o)
 	free(o->subject);
 	free(o->stream);
 	free(o->credentials);
+	free(o->tls_ca);
+	free(o->tls_cert);
+	free(o->tls_key);
 	free(o->ring);
 	pthread_cond_destroy(&o->cond);
 	pthread_mutex_destroy(&o->mu);
@@ -769,6 +790,41 @@ static int record_failed(struct nats_out *o, const struct failure *f)
 	return 0;
 }
 
+/* libnats closes a connection that never got through once a server refused
+ * it for good (a TLS handshake that failed, credentials refused), saying
+ * only "No server available for connection": connect once more, without
+ * retrying, to learn why.  Its status, and what libnats said in text. */
+static natsStatus why_refused(struct nats_out *o, char *text, size_t size)
+{
+	natsOptions *op = NULL;
+	natsConnection *nc = NULL;
+	natsStatus s = natsOptions_Create(&op);
+	sigset_t old;
+
+	if (s == NATS_OK && secure_options(o, op) < 0)
+		s = NATS_ERR;
+	if (s == NATS_OK)
+		s = natsOptions_SetTimeout(op, o->connect_timeout_ms);
+	if (s == NATS_OK)
+		s = natsOptions_SetAllowReconnect(op, false);
+	if (s == NATS_OK) {
+		block_ours(o, &old);
+		s = natsConnection_Connect(&nc, op);
+		unblock_ours(&old);
+	}
+	if (s != NATS_OK) {
+		const char *last = nats_GetLastError(NULL), *at;
+
+		/* without libnats's "(conn.c:733): " before it */
+		if (last && *last == '(' && (at = strstr(last, "): ")))
+			last = at + 3;
+		snprintf(text, size, "%s", last && *last ? last : natsStatus_GetText(s));
+	}
+	natsConnection_Destroy(nc);
+	natsOptions_Destroy(op);
+	return s;
+}
+
 /* What libnats's threads saw about the connection since last time.  0, or
  * refused(). */
 static int take_events(struct nats_out *o)
@@ -799,10 +855,26 @@ static int take_events(struct nats_out *o)
 	if (closed && !o->shutting_down) {
 		const char *text = NULL;
 		natsStatus s = natsConnection_GetLastError(o->nc, &text);
+		char why[256];
 
+		if (!o->ever_connected && s == NATS_NO_SERVER) {
+			natsStatus w = why_refused(o, why, sizeof(why));
+
+			if (w != NATS_OK) {
+				s = w;
+				text = why;
+			}
+		}
 		if (s == NATS_CONNECTION_AUTH_FAILED || (text && strstr(text, "uthorization")))
 			log_error("NATS: the servers refuse the credentials ([nats] credentials = %s): %s",
 			          *o->credentials ? o->credentials : "none", text ? text : "");
+		else if (o->tls && (s == NATS_SSL_ERROR || (text && strstr(text, "SSL"))))
+			log_error("NATS: the TLS handshake with the servers failed (%s): their"
+			          " certificate is not signed by a CA of [nats] tls_ca = %s, or is not for"
+			          " the host name, or they refuse the client certificate of [nats]"
+			          " tls_cert = %s", text ? text : nats_text(s),
+			          *o->tls_ca ? o->tls_ca : "(the system's CAs)",
+			          *o->tls_cert ? o->tls_cert : "(none)");
 		else
 			log_error("NATS: the connection was closed for good: %s", text ? text : "");
 		return refused();

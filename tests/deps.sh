@@ -28,6 +28,9 @@ pkgs="$pkgs dpkg-dev debhelper lintian mmdebstrap"
 # its documented schema (tests/json-schema.sh); bash-completion: its helpers,
 # which the completion is loaded with (tests/completion.sh)
 pkgs="$pkgs groff-base jq bash-completion"
+# openssl: the CA and certificates test_nats makes for its TLS cases, and the
+# ed25519 keys of its operator-mode (credentials) case
+pkgs="$pkgs openssl"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

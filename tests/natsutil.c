@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -101,6 +102,290 @@ void nu_init(struct nu_cluster *c, const char *dir, int n)
 		free(text);
 		free(cluster);
 	}
+}
+
+/* sh -c script with $1 = dir, its output in dir/openssl.log; false (and
+ * why, with that output, on stderr) if it failed or took over timeout_ms. */
+static bool run_script(const char *dir, const char *script, const char *what, int timeout_ms)
+{
+	char *argv[] = {"/bin/sh", "-c", (char *)script, "sh", (char *)dir, NULL};
+	char *log = tu_xasprintf("%s/openssl.log", dir);
+	struct tu_child ch = TU_CHILD_INIT;
+	int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	pid_t pid;
+	int st;
+
+	if (fd < 0)
+		tu_die(log);
+	ch.stdio[1] = fd;
+	ch.stdio[2] = fd;
+	pid = tu_start(argv, &ch);
+	close(fd);
+	st = tu_wait(pid, timeout_ms);
+	if (st == -ETIMEDOUT)
+		tu_kill(pid);
+	if (st == -ETIMEDOUT || tu_exit_code(st) != 0) {
+		char *text = tu_read_file(log, NULL);
+
+		fprintf(stderr, "openssl: the %s were not made (%s):\n%s\n", what,
+		        st == -ETIMEDOUT ? "timed out" : "failed", text ? text : "");
+		free(text);
+		free(log);
+		return false;
+	}
+	free(log);
+	return true;
+}
+
+bool nu_make_certs(const char *dir, int timeout_ms)
+{
+	/* P-256 keys: made in milliseconds, where RSA takes a while */
+	static const char script[] =
+		"set -e; cd \"$1\"\n"
+		"ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
+		"for ca in ca ca2; do\n"
+		"  openssl req -x509 $ec -keyout $ca.key -out $ca.pem -days 2 -subj /CN=mmapq-test-$ca\n"
+		"done\n"
+		"echo subjectAltName=IP:127.0.0.1 > server.ext\n"
+		"echo extendedKeyUsage=clientAuth > client.ext\n"
+		"n=1\n"
+		"for c in server client; do\n"
+		"  openssl req $ec -keyout $c.key -out $c.csr -subj /CN=mmapq-test-$c\n"
+		"  openssl x509 -req -in $c.csr -CA ca.pem -CAkey ca.key -set_serial $n -days 2 \\\n"
+		"    -extfile $c.ext -out $c.pem\n"
+		"  n=2\n"
+		"done\n";
+	return run_script(dir, script, "certificates", timeout_ms);
+}
+
+void nu_tls(struct nu_cluster *c, const char *dir)
+{
+	char *text = tu_xasprintf("tls {\n  cert_file: \"%s/server.pem\"\n  key_file: \"%s/server.key\"\n"
+	                          "  ca_file: \"%s/ca.pem\"\n  verify: true\n}\n", dir, dir, dir);
+	size_t off = 0;
+
+	nu_append_conf(c, text);
+	free(text);
+	c->tls_ca = tu_path(dir, "ca.pem");
+	c->tls_cert = tu_path(dir, "client.pem");
+	c->tls_key = tu_path(dir, "client.key");
+	for (int i = 0; i < c->n; i++)
+		off += (size_t)snprintf(c->urls + off, sizeof(c->urls) - off, "%stls://127.0.0.1:%d",
+		                        i ? "," : "", c->node[i].port);
+}
+
+/* ---- operator mode: nkeys and JWTs ------------------------------------ */
+
+/* The nkeys prefixes (github.com/nats-io/nkeys): the first byte of a
+ * public key says what it is; a seed starts with S and the same. */
+#define NK_SEED     (18 << 3)
+#define NK_OPERATOR (14 << 3)
+#define NK_ACCOUNT  0
+#define NK_USER     (20 << 3)
+
+struct nkey {
+	char seed[64];    /* "SO...", "SA...", "SU..." */
+	char pub[64];     /* "O...", "A...", "U..." */
+	char as_user[64]; /* the same private key as a user's seed: nats_Sign
+	                   * takes no other, and the prefix is only a label */
+};
+
+/* RFC 4648 base32, no padding. */
+static void base32(const uint8_t *in, size_t n, char *out)
+{
+	static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+	unsigned buf = 0;
+	int bits = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		buf = (buf << 8) | in[i];
+		for (bits += 8; bits >= 5; bits -= 5)
+			*out++ = alpha[(buf >> (bits - 5)) & 31];
+	}
+	if (bits > 0)
+		*out++ = alpha[(buf << (5 - bits)) & 31];
+	*out = '\0';
+}
+
+/* CRC-16/XMODEM of what precedes it, little-endian after it; then base32. */
+static void nkey_encode(uint8_t *raw, size_t n, char *out)
+{
+	uint16_t crc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		crc ^= (uint16_t)(raw[i] << 8);
+		for (int b = 0; b < 8; b++)
+			crc = crc & 0x8000 ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+	}
+	raw[n] = (uint8_t)crc;
+	raw[n + 1] = (uint8_t)(crc >> 8);
+	base32(raw, n + 2, out);
+}
+
+/* The last 32 bytes of a DER file openssl wrote (an ed25519 key: the raw
+ * private key of its PKCS#8, the raw public key of its SPKI). */
+static bool der_tail(const char *dir, const char *name, uint8_t out[32])
+{
+	char *path = tu_path(dir, name);
+	size_t len = 0;
+	char *der = tu_read_file(path, &len);
+	bool ok = der && len >= 32;
+
+	if (ok)
+		memcpy(out, der + len - 32, 32);
+	else
+		fprintf(stderr, "%s: no ed25519 key\n", path);
+	free(der);
+	free(path);
+	return ok;
+}
+
+/* The nkey of type made from NAME.der / NAME.pub.der. */
+static bool nkey_load(const char *dir, const char *name, uint8_t type, struct nkey *k)
+{
+	uint8_t raw[36];
+	char *priv = tu_xasprintf("%s.der", name), *pub = tu_xasprintf("%s.pub.der", name);
+	bool ok = der_tail(dir, priv, raw + 2);
+
+	if (ok) {
+		raw[0] = (uint8_t)(NK_SEED | type >> 5);
+		raw[1] = (uint8_t)((type & 31) << 3);
+		nkey_encode(raw, 34, k->seed);
+		raw[0] = (uint8_t)(NK_SEED | NK_USER >> 5);
+		raw[1] = (uint8_t)((NK_USER & 31) << 3);
+		nkey_encode(raw, 34, k->as_user);
+		ok = der_tail(dir, pub, raw + 1);
+	}
+	if (ok) {
+		raw[0] = type;
+		nkey_encode(raw, 33, k->pub);
+	}
+	free(priv);
+	free(pub);
+	return ok;
+}
+
+/* base64url without padding (a JWT's parts). */
+static char *base64url(const uint8_t *in, size_t n)
+{
+	static const char alpha[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	char *out = malloc(n / 3 * 4 + 5), *o = out;
+	unsigned buf = 0;
+	int bits = 0;
+
+	if (!out)
+		tu_die("malloc");
+	for (size_t i = 0; i < n; i++) {
+		buf = (buf << 8) | in[i];
+		for (bits += 8; bits >= 6; bits -= 6)
+			*o++ = alpha[(buf >> (bits - 6)) & 63];
+	}
+	if (bits > 0)
+		*o++ = alpha[(buf << (6 - bits)) & 63];
+	*o = '\0';
+	return out;
+}
+
+/* A JWT: claims about sub, with nats (the claims' "nats" object), issued
+ * and signed by iss (ed25519-nkey, as nsc makes them). */
+static char *jwt(const struct nkey *iss, const struct nkey *sub, const char *name,
+                 const char *nats)
+{
+	static const char header[] = "{\"typ\":\"JWT\",\"alg\":\"ed25519-nkey\"}";
+	static unsigned serial;
+	char *claims = tu_xasprintf("{\"jti\":\"MMAPQTEST%u%d\",\"iat\":%lld,\"iss\":\"%s\","
+	                            "\"name\":\"%s\",\"sub\":\"%s\",\"nats\":%s}", ++serial,
+	                            (int)getpid(), (long long)time(NULL), iss->pub, name, sub->pub,
+	                            nats);
+	char *h = base64url((const uint8_t *)header, strlen(header));
+	char *cl = base64url((const uint8_t *)claims, strlen(claims));
+	char *input = tu_xasprintf("%s.%s", h, cl), *sig64, *out;
+	unsigned char *sig = NULL;
+	int siglen = 0;
+
+	natsStatus st = nats_Sign(iss->as_user, input, &sig, &siglen);
+
+	if (st != NATS_OK) {
+		fprintf(stderr, "nats_Sign with %s: %s (%s)\n", iss->pub, natsStatus_GetText(st),
+		        nats_GetLastError(NULL));
+		exit(1);
+	}
+	sig64 = base64url(sig, (size_t)siglen);
+	out = tu_xasprintf("%s.%s", input, sig64);
+	free(sig);
+	free(sig64);
+	free(input);
+	free(h);
+	free(cl);
+	free(claims);
+	return out;
+}
+
+static void write_creds(const char *dir, const char *name, const char *user_jwt,
+                        const struct nkey *user)
+{
+	char *text = tu_xasprintf("-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n"
+	                          "-----BEGIN USER NKEY SEED-----\n%s\n------END USER NKEY SEED------\n",
+	                          user_jwt, user->seed);
+
+	free(tu_write_in(dir, name, text));
+	free(text);
+}
+
+bool nu_operator(struct nu_cluster *c, const char *dir, int timeout_ms)
+{
+	static const char script[] =
+		"set -e; cd \"$1\"\n"
+		"for k in operator system account user account2 user2; do\n"
+		"  openssl genpkey -algorithm ed25519 -outform DER -out $k.der\n"
+		"  openssl pkey -inform DER -in $k.der -pubout -outform DER -out $k.pub.der\n"
+		"done\n";
+	static const char user_nats[] =
+		"{\"pub\":{},\"sub\":{},\"subs\":-1,\"data\":-1,\"payload\":-1,\"type\":\"user\","
+		"\"version\":2}";
+	struct nkey op, sys, acc, user, acc2, user2;
+	char *op_jwt, *sys_jwt, *acc_jwt, *user_jwt, *user2_jwt, *conf, *text;
+
+	/* nats_Sign needs the library's tables (nu_free closes it) */
+	if (nats_Open(-1) != NATS_OK || !run_script(dir, script, "ed25519 keys", timeout_ms) ||
+	    !nkey_load(dir, "operator", NK_OPERATOR, &op) ||
+	    !nkey_load(dir, "system", NK_ACCOUNT, &sys) ||
+	    !nkey_load(dir, "account", NK_ACCOUNT, &acc) || !nkey_load(dir, "user", NK_USER, &user) ||
+	    !nkey_load(dir, "account2", NK_ACCOUNT, &acc2) ||
+	    !nkey_load(dir, "user2", NK_USER, &user2))
+		return false;
+	/* JetStream needs a system account */
+	text = tu_xasprintf("{\"system_account\":\"%s\",\"type\":\"operator\",\"version\":2}",
+	                    sys.pub);
+	op_jwt = jwt(&op, &op, "mmapq-test", text);
+	free(text);
+	sys_jwt = jwt(&op, &sys, "SYS", "{\"limits\":{\"subs\":-1,\"data\":-1,\"payload\":-1,"
+	              "\"imports\":-1,\"exports\":-1,\"wildcards\":true,\"conn\":-1,\"leaf\":-1},"
+	              "\"type\":\"account\",\"version\":2}");
+	/* JetStream for the account: storage limits other than 0 */
+	acc_jwt = jwt(&op, &acc, "mmapq", "{\"limits\":{\"subs\":-1,\"data\":-1,\"payload\":-1,"
+	              "\"imports\":-1,\"exports\":-1,\"wildcards\":true,\"conn\":-1,\"leaf\":-1,"
+	              "\"mem_storage\":-1,\"disk_storage\":-1,\"streams\":-1,\"consumer\":-1},"
+	              "\"default_permissions\":{\"pub\":{},\"sub\":{}},\"type\":\"account\","
+	              "\"version\":2}");
+	user_jwt = jwt(&acc, &user, "mmapq-consumer", user_nats);
+	/* a user of an account the servers do not know */
+	user2_jwt = jwt(&acc2, &user2, "stranger", user_nats);
+	write_creds(dir, "user.creds", user_jwt, &user);
+	write_creds(dir, "stranger.creds", user2_jwt, &user2);
+	conf = tu_xasprintf("operator: %s\nsystem_account: %s\nresolver: MEMORY\n"
+	                    "resolver_preload: {\n  %s: %s\n  %s: %s\n}\n", op_jwt, sys.pub, sys.pub,
+	                    sys_jwt, acc.pub, acc_jwt);
+	nu_append_conf(c, conf);
+	c->creds = tu_path(dir, "user.creds");
+	free(conf);
+	free(op_jwt);
+	free(sys_jwt);
+	free(acc_jwt);
+	free(user_jwt);
+	free(user2_jwt);
+	return true;
 }
 
 void nu_append_conf(struct nu_cluster *c, const char *text)
@@ -196,7 +481,11 @@ void nu_free(struct nu_cluster *c)
 		free(c->node[i].store);
 	}
 	free(c->dir);
-	c->dir = NULL;
+	free(c->tls_ca);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->creds);
+	c->dir = c->tls_ca = c->tls_cert = c->tls_key = c->creds = NULL;
 	c->n = 0;
 	nats_CloseAndWait(5000);
 }
@@ -213,7 +502,8 @@ bool nu_connect(struct nu_cluster *c, natsConnection **nc, jsCtx **js)
 	char urls[NU_MAX_NODES][64];
 
 	for (int i = 0; i < c->n; i++) {
-		snprintf(urls[i], sizeof(urls[i]), "nats://127.0.0.1:%d", c->node[i].port);
+		snprintf(urls[i], sizeof(urls[i]), "%s://127.0.0.1:%d", c->tls_ca ? "tls" : "nats",
+		         c->node[i].port);
 		servers[i] = urls[i];
 	}
 	s = natsOptions_Create(&o);
@@ -227,6 +517,14 @@ bool nu_connect(struct nu_cluster *c, natsConnection **nc, jsCtx **js)
 		s = natsOptions_SetReconnectWait(o, 100);
 	if (s == NATS_OK)
 		s = natsOptions_SetName(o, "mmapq-test");
+	if (s == NATS_OK && c->creds)
+		s = natsOptions_SetUserCredentialsFromFiles(o, c->creds, NULL);
+	if (s == NATS_OK && c->tls_ca)
+		s = natsOptions_SetSecure(o, true);
+	if (s == NATS_OK && c->tls_ca)
+		s = natsOptions_LoadCATrustedCertificates(o, c->tls_ca);
+	if (s == NATS_OK && c->tls_ca)
+		s = natsOptions_LoadCertificatesChain(o, c->tls_cert, c->tls_key);
 	if (s == NATS_OK)
 		s = natsConnection_Connect(nc, o);
 	natsOptions_Destroy(o);
@@ -413,23 +711,54 @@ static char *http_get(int port, const char *path)
 	return resp;
 }
 
-int nu_client_node(struct nu_cluster *c, const char *client_name)
+/* The node a client named client_name is connected to (or -1), and
+ * whether that connection is TLS (its /connz entry has a tls_version). */
+static int connz_client(struct nu_cluster *c, const char *client_name, bool *tls)
 {
 	char *needle = tu_xasprintf("\"name\": \"%s\"", client_name);
 	int found = -1;
 
+	*tls = false;
 	for (int i = 0; i < c->n && found < 0; i++) {
-		char *body;
+		char *body, *at;
 
 		if (c->node[i].pid <= 0)
 			continue;
 		body = http_get(c->node[i].http_port, "/connz?limit=1024");
-		if (body && strstr(body, needle))
+		at = body ? strstr(body, needle) : NULL;
+		if (at) {
+			/* its connection's object: from the { before to the } after */
+			char *from = at, *to = strchr(at, '}');
+
+			while (from > body && *from != '{')
+				from--;
+			if (to)
+				*to = '\0';
+			*tls = strstr(from, "\"tls_version\"") != NULL;
 			found = i;
+		}
 		free(body);
 	}
 	free(needle);
 	return found;
+}
+
+int nu_client_node(struct nu_cluster *c, const char *client_name)
+{
+	bool tls;
+
+	return connz_client(c, client_name, &tls);
+}
+
+bool nu_client_tls(struct nu_cluster *c, const char *client_name, int timeout_ms)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
+	bool tls = false;
+
+	/* each look is an HTTP request the server answers: no busy loop */
+	while (connz_client(c, client_name, &tls) < 0 && tu_now_ms() < end)
+		;
+	return tls;
 }
 
 int64_t nu_read_back(struct nu_cluster *c, const char *stream, const char *subject,

@@ -30,7 +30,28 @@ struct nu_cluster {
 	char *dir;
 	struct nu_node node[NU_MAX_NODES];
 	char urls[256]; /* "nats://127.0.0.1:P1,nats://127.0.0.1:P2,..." */
+	/* after nu_tls: the test's own client connects with these */
+	char *tls_ca, *tls_cert, *tls_key;
+	/* after nu_operator: the credentials file they connect with */
+	char *creds;
 };
+
+/* Certificates made with the openssl program in dir: ca.pem (a CA),
+ * server.pem/server.key (for IP 127.0.0.1, signed by ca), client.pem/
+ * client.key (signed by ca) and ca2.pem (another CA, which signed none of
+ * them).  false (and why on stderr) if openssl failed or is missing. */
+bool nu_make_certs(const char *dir, int timeout_ms);
+/* Mutual TLS on every node of c (before nu_start): the certificates of
+ * nu_make_certs in dir, verify: true; c->urls become tls://, and the test's
+ * own connections use ca.pem and the client certificate. */
+void nu_tls(struct nu_cluster *c, const char *dir);
+/* Operator mode on every node of c (before nu_start), made here without
+ * nsc: ed25519 keys from openssl in dir, as nkeys; the JWTs of an operator,
+ * of an account with JetStream (preloaded: resolver MEMORY) and of a user
+ * of it, signed with nats_Sign.  dir/user.creds is that user's credentials
+ * file (the test's own connections use it); dir/stranger.creds one of a
+ * user of an account the servers do not know.  false and why on stderr. */
+bool nu_operator(struct nu_cluster *c, const char *dir, int timeout_ms);
 
 /* The nats-server program, or NULL if there is none (then skip). */
 const char *nu_server_path(void);
@@ -79,6 +100,9 @@ bool nu_make_leader(struct nu_cluster *c, const char *stream, int i, int timeout
 /* The index of the node a client named client_name is connected to (the
  * servers' /connz), or -1. */
 int nu_client_node(struct nu_cluster *c, const char *client_name);
+/* Until a client named client_name is connected to a node (at most
+ * timeout_ms): whether its connection is TLS (the server's /connz). */
+bool nu_client_tls(struct nu_cluster *c, const char *client_name, int timeout_ms);
 
 /*
  * Read the whole stream back with an ephemeral pull consumer of our own and

@@ -19,6 +19,15 @@
  *                    permission to publish to the subject: exit 76 each,
  *                    the setting named, nothing released
  *   kill_server      nats-server SIGKILLed mid-stream and restarted
+ *   tls              mutual TLS (a CA, server and client certificates made
+ *                    with openssl): every record arrives, read back over TLS
+ *   tls_refused      tls_ca a CA that did not sign the server's certificate:
+ *                    exit 76 naming [nats] tls_ca, nothing released; a
+ *                    missing tls_key file: exit 73 naming the key and file
+ *   credentials      a server in operator mode (operator, account and user
+ *                    JWTs made by the test): a user of an unknown account
+ *                    exits 76 naming [nats] credentials, nothing released;
+ *                    the account's user forwards every record
  * Cases (test_nats_stress, label stress):
  *   million          1,000,000 records end to end
  *   kill_consumer    the consumer SIGKILLed 100 times mid-stream: at the
@@ -64,12 +73,10 @@ static void need_server(void)
 }
 
 /* A scratch directory, nodes servers (not started), n records 0..n-1 in a
- * file for the producer, and the configuration. */
-static void setup(struct fx *f, const char *tag, int nodes, int64_t n, uint32_t capacity,
-                  const char *extra)
+ * file for the producer; no configuration yet (write_ini). */
+static void setup_dir(struct fx *f, const char *tag, int nodes, int64_t n)
 {
 	FILE *in;
-	char *text;
 
 	need_server();
 	memset(f, 0, sizeof(*f));
@@ -86,12 +93,46 @@ static void setup(struct fx *f, const char *tag, int nodes, int64_t n, uint32_t 
 		fprintf(in, "%" PRId64 "\n", i);
 	if (fclose(in) != 0)
 		tu_die(f->input);
+}
+
+/* The configuration (mmapq.ini in the scratch directory). */
+static void write_ini(struct fx *f, uint32_t capacity, const char *extra)
+{
+	char *text;
+
 	text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\n[consumer]\noutput = nats\n"
 	                    "[nats]\nservers = %s\nsubject = " SUBJECT "\nstream = " STREAM "\n"
 	                    "connect_timeout = 2\nack_timeout = 2\nreconnect_max_wait = 1\n%s",
 	                    f->qpath, capacity, f->c.urls, extra ? extra : "");
 	f->ini = tu_write_in(f->dir, "mmapq.ini", text);
 	free(text);
+}
+
+/* A scratch directory, nodes servers (not started), n records 0..n-1 in a
+ * file for the producer, and the configuration. */
+static void setup(struct fx *f, const char *tag, int nodes, int64_t n, uint32_t capacity,
+                  const char *extra)
+{
+	setup_dir(f, tag, nodes, n);
+	write_ini(f, capacity, extra);
+}
+
+/* A single server requiring mutual TLS (certificates made by openssl in
+ * the scratch directory: nu_make_certs), and a consumer with servers =
+ * tls://..., tls_ca = the CA file named ca (ca.pem signed the server's
+ * certificate, ca2.pem did not), its client certificate and key = key. */
+static void setup_tls(struct fx *f, const char *tag, int64_t n, const char *ca, const char *key)
+{
+	char *extra;
+
+	setup_dir(f, tag, 1, n);
+	TU_EXPECT(f->dir, nu_make_certs(f->dir, 30000 * (int)tu_time_factor()),
+	          "openssl did not make the certificates (package openssl)");
+	nu_tls(&f->c, f->dir);
+	extra = tu_xasprintf("create_stream = yes\ntls_ca = %s/%s\ntls_cert = %s/client.pem\n"
+	                     "tls_key = %s/%s\n", f->dir, ca, f->dir, f->dir, key);
+	write_ini(f, 4096, extra);
+	free(extra);
 }
 
 static void start_servers(struct fx *f)
@@ -303,8 +344,11 @@ static void absent_at_start(void)
 /* The producer puts every record of the input in the queue and exits. */
 static void fill(struct fx *f)
 {
+	int rc;
+
 	start_producer(f);
-	TU_EXPECT(f->qpath, wait_exit(f->producer, 30000) == 0, "producer");
+	rc = wait_exit(f->producer, 30000);
+	TU_EXPECT(f->qpath, rc == 0, "producer exit %d", rc);
 	f->producer = 0;
 }
 
@@ -371,6 +415,105 @@ static void refused(void)
 		tu_die(f.clog);
 	expect_refused(&f, "permission denied", "[nats] subject = mmapq.denied");
 	free(text);
+	teardown(&f);
+}
+
+/* Mutual TLS: the consumer verifies the server's certificate with tls_ca
+ * and shows its own; every record arrives (read back over TLS too). */
+static void tls(void)
+{
+	struct fx f;
+	char *log;
+
+	setup_tls(&f, "nats-tls", 2000, "ca.pem", "client.key");
+	start_servers(&f);
+	start_producer(&f);
+	queue_id(&f);
+	f.consumer = start_consumer(&f, NULL, 0);
+	TU_EXPECT(f.qpath, nu_client_tls(&f.c, "mmapq-consumer", 30000 * (int)tu_time_factor()),
+	          "the server has no TLS connection of mmapq-consumer; its log:\n%s",
+	          (log = consumer_log(&f)));
+	expect_all(&f, 60000);
+	teardown(&f);
+}
+
+/* A server whose certificate the CA of tls_ca did not sign: libnats gives
+ * up on it at once, and the consumer exits 76 naming [nats] tls_ca, nothing
+ * released.  A tls_key file that does not exist: 73 (as for a queue file
+ * it cannot open), the key and the file named. */
+static void tls_refused(void)
+{
+	struct fx f;
+	char *want, *log, *ini2;
+	int rc;
+
+	setup_tls(&f, "nats-tlsrefused", 50, "ca2.pem", "client.key");
+	start_servers(&f);
+	fill(&f);
+	want = tu_xasprintf("[nats] tls_ca = %s/ca2.pem", f.dir);
+	expect_refused(&f, "NATS: the TLS handshake with the servers failed (SSL handshake error", want);
+	free(want);
+	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).tail == (uint64_t)f.n,
+	          "the queue does not hold the %" PRId64 " records", f.n);
+
+	/* the right CA, a key file that is not there */
+	ini2 = f.ini;
+	f.ini = NULL;
+	{
+		char *extra = tu_xasprintf("create_stream = yes\ntls_ca = %s/ca.pem\n"
+		                           "tls_cert = %s/client.pem\ntls_key = %s/missing.key\n",
+		                           f.dir, f.dir, f.dir);
+
+		write_ini(&f, 4096, extra);
+		free(extra);
+	}
+	free(ini2);
+	if (truncate(f.clog, 0) < 0)
+		tu_die(f.clog);
+	rc = wait_exit(start_consumer(&f, NULL, 0), 30000);
+	log = consumer_log(&f);
+	want = tu_xasprintf("[nats] tls_key = %s/missing.key: cannot read it: No such file", f.dir);
+	TU_EXPECT(f.qpath, rc == 73, "consumer exit %d, not 73; log:\n%s", rc, log);
+	TU_EXPECT(f.qpath, strstr(log, want) != NULL, "the message does not name the key and"
+	          " its file (%s):\n%s", want, log);
+	TU_EXPECT(f.qpath, !strstr(log, "did not stop"), "a bogus warning:\n%s", log);
+	TU_EXPECT(f.qpath, tu_queue_status(f.qpath).head == 0, "records released");
+	free(want);
+	free(log);
+	teardown(&f);
+}
+
+/* A server in operator mode (JWTs made by the test: nu_operator): the
+ * consumer with credentials of a user of an account the server does not
+ * know exits 76 naming [nats] credentials, nothing released; with the
+ * credentials of the account's user it forwards every record. */
+static void credentials(void)
+{
+	struct fx f;
+	char *extra, *want;
+
+	setup_dir(&f, "nats-creds", 1, 2000);
+	TU_EXPECT(f.dir, nu_operator(&f.c, f.dir, 30000 * (int)tu_time_factor()),
+	          "no operator, account and user made (package openssl)");
+	extra = tu_xasprintf("create_stream = yes\ncredentials = %s/stranger.creds\n", f.dir);
+	write_ini(&f, 4096, extra);
+	free(extra);
+	start_servers(&f);
+	fill(&f);
+	queue_id(&f);
+	want = tu_xasprintf("the servers refuse the credentials ([nats] credentials = %s/stranger.creds)",
+	                    f.dir);
+	/* the server's reason, which libnats keeps to itself (daemons/nats.c
+	 * connects once more to learn it) */
+	expect_refused(&f, want, "Authorization Violation");
+	free(want);
+
+	free(f.ini);
+	extra = tu_xasprintf("create_stream = yes\ncredentials = %s/user.creds\n", f.dir);
+	write_ini(&f, 4096, extra);
+	free(extra);
+	f.consumer = start_consumer(&f, NULL, 0);
+	expect_all(&f, 60000);
 	teardown(&f);
 }
 
@@ -506,10 +649,12 @@ int main(int argc, char **argv)
 		{"million", million}, {"kill_consumer", kill_consumer}, {"cluster", cluster},
 	};
 	(void)forward, (void)absent_at_start, (void)no_stream, (void)refused, (void)kill_server;
+	(void)tls, (void)tls_refused, (void)credentials;
 #else
 	static const struct tu_case cases[] = {
 		{"forward", forward}, {"absent_at_start", absent_at_start}, {"no_stream", no_stream},
-		{"refused", refused}, {"kill_server", kill_server},
+		{"refused", refused}, {"kill_server", kill_server}, {"tls", tls},
+		{"tls_refused", tls_refused}, {"credentials", credentials},
 	};
 	(void)million, (void)kill_consumer, (void)cluster;
 #endif
