@@ -329,12 +329,16 @@ static int set_failed(const char *what, natsStatus s)
  * before a bare HOST:PORT (the configuration checked the syntax). */
 static int split_servers(struct nats_out *o)
 {
-	char *save = NULL;
+	/* a copy to cut up: servers_text stays whole for the messages */
+	char *save = NULL, *text = strdup(o->servers_text);
+	int r = 0;
 
 	o->servers = calloc(MMAPQ_NATS_SERVERS_MAX, sizeof(*o->servers));
-	if (!o->servers)
+	if (!o->servers || !text) {
+		free(text);
 		return -ENOMEM;
-	for (char *t = strtok_r(o->servers_text, ",", &save); t && o->nservers < MMAPQ_NATS_SERVERS_MAX;
+	}
+	for (char *t = strtok_r(text, ",", &save); t && o->nservers < MMAPQ_NATS_SERVERS_MAX;
 	     t = strtok_r(NULL, ",", &save)) {
 		char *end = t + strlen(t);
 
@@ -345,11 +349,15 @@ static int split_servers(struct nats_out *o)
 		if (!strncmp(t, "tls://", 6))
 			o->tls = true;
 		if (strstr(t, "://") ? !(o->servers[o->nservers] = strdup(t)) :
-		    asprintf(&o->servers[o->nservers], "nats://%s", t) < 0)
-			return -ENOMEM;
+		    asprintf(&o->servers[o->nservers], "nats://%s", t) < 0) {
+			o->servers[o->nservers] = NULL;
+			r = -ENOMEM;
+			break;
+		}
 		o->nservers++;
 	}
-	return 0;
+	free(text);
+	return r;
 }
 
 /* Whom to connect to and how to prove who we are: servers, credentials,
