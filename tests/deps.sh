@@ -31,6 +31,9 @@ pkgs="$pkgs groff-base jq bash-completion"
 # openssl: the CA and certificates test_nats makes for its TLS cases, and the
 # ed25519 keys of its operator-mode (credentials) case
 pkgs="$pkgs openssl"
+# valgrind, cppcheck, clang-tidy: the analysers of tests/analyze.sh (the
+# ctest test analyze; skipped without them)
+pkgs="$pkgs valgrind cppcheck clang-tidy"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
