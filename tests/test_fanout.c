@@ -76,6 +76,29 @@ static bool consumer_of(const char *name, struct mmapq_consumer_status *out)
 	return found;
 }
 
+/* The configuration's drop-in NAME.ini (CFG.d/NAME.ini) holding text. */
+static void write_dropin(const char *name, const char *text)
+{
+	char *d = tu_xasprintf("%s.d", cfg), *f = tu_xasprintf("%s.ini", name);
+
+	if (mkdir(d, 0700) < 0 && errno != EEXIST)
+		tu_die("mkdir");
+	free(tu_write_in(d, f, text));
+	free(d);
+	free(f);
+}
+
+/* Waits (a deadline) until the consumer name is registered and a live
+ * process is attached as it; *cs is its last state seen. */
+static bool wait_attached(const char *name, struct mmapq_consumer_status *cs)
+{
+	uint64_t end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+
+	while (!(consumer_of(name, cs) && cs->attached) && tu_now_ms() < end)
+		sched_yield();
+	return consumer_of(name, cs) && cs->attached;
+}
+
 /* Start a program with arguments (NULL-terminated), stdin/stdout piped as
  * asked. */
 static struct tu_proc spawn(bool in, bool out, const char *prog, ...)
@@ -184,15 +207,7 @@ static void three_speeds(void)
 		paths[i] = tu_path(dir, files[i]);
 		/* each its own output by its own section */
 		text = tu_xasprintf("[consumer:%s]\noutput = file:%s\n", name, paths[i]);
-		{
-			char *d = tu_xasprintf("%s.d", cfg), *f = tu_xasprintf("%s/%s.ini", d, name);
-			if (mkdir(d, 0700) < 0 && errno != EEXIST)
-				tu_die("mkdir");
-			if (tu_write_file(f, text, strlen(text)) < 0)
-				tu_die("write drop-in");
-			free(d);
-			free(f);
-		}
+		write_dropin(name, text);
 		free(text);
 		fast[i] = spawn(false, false, "mmapq-consumer", "--name", name, "--count", count, NULL);
 		free(name);
@@ -274,9 +289,7 @@ static void down(bool drop)
 	/* one more with drop: still attached when we try to remove it */
 	snprintf(count, sizeof(count), "%d", drop ? 257 : N);
 	live = spawn(false, true, "mmapq-consumer", "--name", "live", "--count", count, NULL);
-	end = tu_now_ms() + (uint64_t)DEADLINE_MS;
-	while (!(consumer_of("live", &cs) && cs.attached) && tu_now_ms() < end)
-		sched_yield();
+	(void)wait_attached("live", &cs);
 	prod = spawn(true, false, "mmapq-producer", NULL);
 	feed(prod.in_fd, N);
 	if (drop) {
@@ -349,6 +362,7 @@ static void down_drops(void)
 static void named_config(void)
 {
 	struct tu_proc prod, late, early;
+	struct mmapq_consumer_status cs;
 	char *out, *late_out, *ini;
 	int code;
 
@@ -358,39 +372,20 @@ static void named_config(void)
 	 * it, --named-instance QUEUE:NAME (the queue's path is in the file
 	 * given with --config, as an instance's NAME.ini may say) */
 	ini = tu_xasprintf("[consumer:late]\noutput = file:%s\nstart = newest\n", late_out);
-	{
-		char *d = tu_xasprintf("%s.d", cfg), *f = tu_xasprintf("%s/late.ini", d);
-		if (mkdir(d, 0700) < 0 && errno != EEXIST)
-			tu_die("mkdir");
-		if (tu_write_file(f, ini, strlen(ini)) < 0)
-			tu_die("write drop-in");
-		free(d);
-		free(f);
-	}
+	write_dropin("late", ini);
 	free(ini);
 	/* early: registered first, oldest; ten records before late comes */
 	early = spawn(false, true, "mmapq-consumer", "--name", "early", "--count", "20", NULL);
 	/* early registered before anything else: else late (newest), alone in
 	 * the table, would let records 1..10 go before early registers */
-	{
-		struct mmapq_consumer_status cs;
-		uint64_t end = tu_now_ms() + (uint64_t)DEADLINE_MS;
-		while (!(consumer_of("early", &cs) && cs.attached) && tu_now_ms() < end)
-			sched_yield();
-		EXPECT(consumer_of("early", &cs) && cs.attached, "early did not attach");
-	}
+	EXPECT(wait_attached("early", &cs), "early did not attach");
 	prod = spawn(true, false, "mmapq-producer", NULL);
 	feed(prod.in_fd, 10);
 	EXPECT(finish(prod.pid) == 0, "producer 1..10");
 	late = spawn(false, false, "mmapq-consumer", "--named-instance", "q1:late", "--count", "10", NULL);
-	{
-		struct mmapq_consumer_status cs;
-		uint64_t end = tu_now_ms() + (uint64_t)DEADLINE_MS;
-		while (!(consumer_of("late", &cs) && cs.attached) && tu_now_ms() < end)
-			sched_yield();
-		EXPECT(consumer_of("late", &cs) && cs.position == 10,
-		       "late (start = newest) did not register at the tail, 10");
-	}
+	(void)wait_attached("late", &cs);
+	EXPECT(consumer_of("late", &cs) && cs.position == 10,
+	       "late (start = newest) did not register at the tail, 10");
 	/* the table holds 2: a third consumer is refused, naming the way out */
 	{
 		struct tu_proc third = spawn(false, false, "mmapq-consumer", "--name", "third",
