@@ -33,10 +33,12 @@
  * 'excerpt'"; after the client shuts down its sending side and all its
  * records are published, "OK published=N dropped=D rejected=R last_seq=S"
  * (S is "-" if N is 0); if the producer stops first, "FAIL stopping
- * published=N ..."; a client idle for [producer] client_timeout, or closed
- * to make room, "FAIL idle published=N ...".  Every rejected record gets
- * its ERR line: while a client's unread replies exceed OUT_MAX we stop
- * reading its records (so a client must read replies while it sends).
+ * published=N ..."; a client that completed no record for [producer]
+ * client_timeout, or closed to make room, "FAIL idle published=N ...".
+ * Every rejected record gets its ERR line: while a client's unread replies
+ * exceed OUT_MAX we stop reading its records (so a client must read
+ * replies while it sends); a client that can no longer read (it hung up)
+ * has its replies dropped instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,9 +65,9 @@
 #define READ_CHUNK      (64u * 1024u)
 #define MAX_CLIENTS     64
 #define MAX_LISTEN      8
-#define OUT_MAX         (64u * 1024u) /* a client's unread replies before we stop reading it */
-#define REPLY_GROWTH    64u           /* most reply bytes one input byte can cause (ERR lines) */
-#define EVICT_IDLE_NS   1000000000u   /* idle this long: closed when a new client needs the place */
+#define OUT_MAX         (256u * 1024u) /* a client's unread replies before we stop reading it */
+#define REPLY_LINE_MAX  256u          /* a reply line's bytes, at most (reply()) */
+#define EVICT_MIN_NS    1000000000u   /* connected this long: may be closed to make room */
 #define STOP_FINISH_NS  2000000000u   /* a stop waits this long for the rest of a started record */
 #define BACKOFF_MIN_NS  100000000u    /* accept() failing (EMFILE...): pause, doubling, */
 #define BACKOFF_MAX_NS  1000000000u   /* up to this */
@@ -88,10 +90,12 @@ struct source {
 	int fd;
 	enum src_kind kind;
 	int tee[2];      /* SRC_PIPE: the private pipe tee() copies into; -1 until used */
-	char name[32];
+	char name[48];
 	struct mmapq_parser *parser;
 	uint64_t partial;   /* bytes of an unfinished record at the end of what was parsed */
-	uint64_t active_ns; /* last time it made progress or waited for us (client_timeout) */
+	uint64_t since_ns;  /* when it connected */
+	uint64_t progress_ns; /* last time it completed a record, finished, or waited for
+	                         room in the queue (client_timeout; eviction) */
 	uint64_t published, dropped, rejected, last_seq;
 	uint64_t pending;   /* of published: put, but not yet published (mmapq_pending) */
 	uint64_t ack_published, ack_dropped, ack_rejected; /* what the last ACK line said */
@@ -99,8 +103,9 @@ struct source {
 	bool eof;        /* nothing more to read; parser not finished yet */
 	bool finished;   /* parser finished: ack once published */
 	bool acked;
+	bool gone;       /* a client whose connection failed: closed at the next ack_sources */
 	char *out;       /* replies not yet sent */
-	size_t out_len;
+	size_t out_len, out_cap;
 };
 
 struct producer {
@@ -111,12 +116,13 @@ struct producer {
 	enum input_kind input;
 	uint32_t nfree;            /* slots reserved and not yet filled */
 	int error;                 /* the first fatal error (-errno; 0: none), from a callback too */
-	struct log_limit bad_limit, drop_limit, accept_limit;
+	struct log_limit bad_limit, drop_limit, accept_limit, gone_limit;
 	int listen_fd[MAX_LISTEN];
 	unsigned n_listen;
 	bool own_socket;           /* we created cfg.socket_path ourselves */
 	uint64_t accept_resume_ns; /* not accepting before this (fds exhausted, all places busy) */
 	uint64_t accept_backoff_ns;
+	uint64_t n_accepted;       /* clients accepted so far: their names */
 	struct source *src[MAX_CLIENTS + 1];
 	unsigned n_src;
 	uint64_t gen_start_ns, gen_done;
@@ -132,7 +138,8 @@ static bool blocking(const struct producer *p)
 
 /* Queue a reply line.  Every line is kept (each rejected record is
  * reported): the buffer is bounded by no longer reading a client whose
- * unread replies exceed OUT_MAX (see wait_events, client_read_size). */
+ * unread replies exceed OUT_MAX, and by parsing what it sent in pieces
+ * that cannot add more than OUT_MAX (read_client). */
 static void reply(struct source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply(struct source *s, const char *fmt, ...)
 {
@@ -151,11 +158,18 @@ static void reply(struct source *s, const char *fmt, ...)
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
-	char *o = realloc(s->out, s->out_len + (size_t)n);
-	if (!o)
-		return;
-	memcpy(o + s->out_len, line, (size_t)n);
-	s->out = o;
+	if (s->out_cap - s->out_len < (size_t)n) {
+		size_t cap = s->out_cap ? 2 * s->out_cap : 4096;
+		char *o;
+		while (cap - s->out_len < (size_t)n)
+			cap *= 2;
+		o = realloc(s->out, cap);
+		if (!o)
+			return;
+		s->out = o;
+		s->out_cap = cap;
+	}
+	memcpy(s->out + s->out_len, line, (size_t)n);
 	s->out_len += (size_t)n;
 }
 
@@ -174,7 +188,12 @@ static void flush_replies(struct source *s)
 		}
 		memmove(s->out, s->out + k, s->out_len - (size_t)k);
 		s->out_len -= (size_t)k;
-		s->active_ns = mmapq_now_ns(); /* it reads its replies: not idle */
+	}
+	if (s->out_cap > READ_CHUNK) {
+		/* a burst of ERR lines is over: give its memory back */
+		free(s->out);
+		s->out = NULL;
+		s->out_cap = 0;
 	}
 }
 
@@ -334,7 +353,7 @@ static struct source *source_new(struct producer *p, int fd, const char *name)
 	s->fd = fd;
 	s->kind = src_kind_of(fd);
 	s->tee[0] = s->tee[1] = -1;
-	s->active_ns = mmapq_now_ns();
+	s->since_ns = s->progress_ns = mmapq_now_ns();
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	if (mmapq_parser_new(p->cfg.format, p->cfg.record_size, on_record, on_parse_error, s,
 	                     &s->parser) < 0) {
@@ -476,14 +495,15 @@ static ssize_t read_exactly(int fd, char *buf, size_t n)
 }
 
 /*
- * Read into p->buf at most want bytes that complete at most max records
+ * Read into p->buf at most READ_CHUNK bytes that complete at most max records
  * (UINT32_MAX: any number), leaving what follows in the input.  Returns
  * the bytes read, 0 at end of input, -EAGAIN if nothing is there yet, or
  * another -errno.
  */
-static ssize_t read_records(struct producer *p, struct source *s, size_t want, uint32_t max)
+static ssize_t read_records(struct producer *p, struct source *s, uint32_t max)
 {
 	char *buf = p->buf;
+	size_t want = READ_CHUNK;
 	ssize_t k;
 	size_t cut;
 
@@ -533,14 +553,14 @@ blind:
 }
 
 /* Parse bytes just read; keeps s->partial up to date. */
-static int feed(struct producer *p, struct source *s, size_t n)
+static int feed(struct producer *p, struct source *s, const char *data, size_t n)
 {
 	size_t k = n;
 
-	while (k && !is_boundary(p, (unsigned char)p->buf[k - 1]))
+	while (k && !is_boundary(p, (unsigned char)data[k - 1]))
 		k--;
 	s->partial = k ? n - k : s->partial + n;
-	return mmapq_parser_feed(s->parser, p->buf, n);
+	return mmapq_parser_feed(s->parser, data, n);
 }
 
 /* At end of input, told without taking a byte (the queue is full and may
@@ -669,50 +689,64 @@ static void drop_client(struct producer *p, unsigned i, const char *verdict)
 	p->src[i] = p->src[--p->n_src];
 }
 
-/* The client idle the longest, if idle for at least min_ns; -1 if none. */
-static int idlest_client(const struct producer *p, uint64_t now, uint64_t min_ns)
+/*
+ * The least useful client: of those connected for at least min_age_ns,
+ * the one whose last completed record lies furthest back (a client that
+ * trickles bytes completes none); -1 if none.  With idle_ns, only one that
+ * completed none for that long.
+ */
+static int least_useful_client(const struct producer *p, uint64_t now, uint64_t min_age_ns,
+                               uint64_t idle_ns)
 {
 	int best = -1;
 
 	for (unsigned i = 0; i < p->n_src; i++) {
 		const struct source *s = p->src[i];
-		if (s->fd == STDIN_FILENO || now - s->active_ns < min_ns)
+		if (s->fd == STDIN_FILENO || s->gone || now - s->since_ns < min_age_ns ||
+		    now - s->progress_ns < idle_ns)
 			continue;
-		if (best < 0 || s->active_ns < p->src[best]->active_ns)
+		if (best < 0 || s->progress_ns < p->src[best]->progress_ns)
 			best = (int)i;
 	}
 	return best;
 }
 
-/* [producer] client_timeout: a client that neither sends nor reads. */
+/* [producer] client_timeout: a record deadline.  A client that completed
+ * no record for that long is closed, however many bytes it sends or reads:
+ * a byte at a time keeps no place. */
 static void expire_clients(struct producer *p)
 {
 	uint64_t now = mmapq_now_ns(), limit = (uint64_t)p->cfg.client_timeout * 1000000000u;
 	int i;
 
-	while (limit && (i = idlest_client(p, now, limit)) >= 0)
+	while (limit && (i = least_useful_client(p, now, 0, limit)) >= 0)
 		drop_client(p, (unsigned)i, "FAIL idle");
 }
 
 /*
- * Take the connections waiting on lfd.  Idle connections never starve new
- * ones: with every place taken, the client idle the longest (at least
- * EVICT_IDLE_NS) is closed to make room; with none idle, accepting pauses
- * until one could be.  accept() failing for want of descriptors or memory
+ * Take the connections waiting on lfd.  Connected clients never starve new
+ * ones: with every place taken, the least useful client connected for at
+ * least EVICT_MIN_NS is closed to make room; with none that old, accepting
+ * pauses until one is.  accept() failing for want of descriptors or memory
  * pauses it too, doubling up to BACKOFF_MAX_NS, logged once per burst.
  */
 static void accept_clients(struct producer *p, int lfd)
 {
 	for (;;) {
 		uint64_t now = mmapq_now_ns();
-		char name[32];
+		struct ucred cred;
+		socklen_t cred_len = sizeof(cred);
+		char name[sizeof(((struct source *)NULL)->name)];
 		int i, fd;
 
 		if (p->n_src >= MAX_CLIENTS) {
-			i = idlest_client(p, now, EVICT_IDLE_NS);
+			i = least_useful_client(p, now, EVICT_MIN_NS, 0);
 			if (i < 0) {
-				i = idlest_client(p, now, 0);
-				p->accept_resume_ns = (i >= 0 ? p->src[i]->active_ns : now) + EVICT_IDLE_NS;
+				uint64_t oldest = now;
+				for (unsigned k = 0; k < p->n_src; k++)
+					if (p->src[k]->since_ns < oldest)
+						oldest = p->src[k]->since_ns;
+				p->accept_resume_ns = oldest + EVICT_MIN_NS;
 				return;
 			}
 			drop_client(p, (unsigned)i, "FAIL idle");
@@ -724,8 +758,9 @@ static void accept_clients(struct producer *p, int lfd)
 			continue;
 		if (fd < 0) {
 			int e = errno;
-			/* out of descriptors: an idle client can give one back */
-			if ((e == EMFILE || e == ENFILE) && (i = idlest_client(p, now, EVICT_IDLE_NS)) >= 0) {
+			/* out of descriptors: a client can give one back */
+			if ((e == EMFILE || e == ENFILE) &&
+			    (i = least_useful_client(p, now, EVICT_MIN_NS, 0)) >= 0) {
 				drop_client(p, (unsigned)i, "FAIL idle");
 				continue;
 			}
@@ -739,7 +774,12 @@ static void accept_clients(struct producer *p, int lfd)
 			return;
 		}
 		p->accept_backoff_ns = 0;
-		snprintf(name, sizeof(name), "client%d", fd);
+		p->n_accepted++;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0 && cred.pid > 0)
+			snprintf(name, sizeof(name), "client%" PRIu64 "[%d]", p->n_accepted,
+			         (int)cred.pid);
+		else
+			snprintf(name, sizeof(name), "client%" PRIu64, p->n_accepted);
 		struct source *s = source_new(p, fd, name);
 		if (!s) {
 			log_error("out of memory: refusing a client");
@@ -761,6 +801,7 @@ static void stats(struct producer *p, int force)
 	log_limit_flush(&p->bad_limit, 0);
 	log_limit_flush(&p->drop_limit, 0);
 	log_limit_flush(&p->accept_limit, 0);
+	log_limit_flush(&p->gone_limit, 0);
 	if (!force && now < p->next_status_ns && now < p->next_stats_ns)
 		return;
 	if (mmapq_status(p->q, &st) < 0)
@@ -838,14 +879,69 @@ static uint64_t generate_wait(const struct producer *p)
 	return next_ns > now ? next_ns - now : 0;
 }
 
-/* How much a client may send before we look at its replies again: its
- * ERR lines must stay near OUT_MAX (a client with no rejected record yet
- * reads whole chunks). */
-static size_t client_read_size(const struct source *s)
+/* A client's records completed so far, whatever became of them. */
+static uint64_t completed(const struct source *s)
 {
-	if (s->fd == STDIN_FILENO || !s->rejected)
-		return READ_CHUNK;
-	return (OUT_MAX - s->out_len) / REPLY_GROWTH + 1;
+	return s->published + s->rejected + s->dropped;
+}
+
+/* The client's connection failed (reset, an error): it can take no reply
+ * and its unread bytes are lost with it; what it sent before is published
+ * as usual.  Closed by ack_sources, outside the loops over the clients. */
+static void client_gone(struct producer *p, struct source *s, int err)
+{
+	if (log_limit_pass(&p->gone_limit))
+		log_warning("%s: %s: closed (%" PRIu64 " published, %" PRIu64 " rejected)", s->name,
+		            strerror(err), s->published, s->rejected);
+	s->gone = true;
+	s->eof = true;
+	s->out_len = 0;
+}
+
+/*
+ * A socket client: look at what it sent (at most the records that fit in
+ * max free slots), parse it in pieces while its unread replies stay under
+ * OUT_MAX, then take from the socket exactly the bytes parsed.  A piece of
+ * k bytes holds at most k records, each with at most one reply line of
+ * REPLY_LINE_MAX bytes, so the replies never exceed 2 * OUT_MAX plus the
+ * ACK and final lines, however many bad records a chunk holds.  0 at its
+ * end of input, -EAGAIN if nothing is there (or it may not be read now).
+ */
+static ssize_t read_client(struct producer *p, struct source *s, uint32_t max)
+{
+	uint64_t before = completed(s);
+	ssize_t k;
+	size_t n, fed = 0, taken = 0;
+	int r = 0;
+
+	if (s->out_len >= OUT_MAX)
+		return -EAGAIN;
+	k = recv(s->fd, p->buf, READ_CHUNK, MSG_PEEK | MSG_DONTWAIT);
+	if (k <= 0)
+		return k < 0 ? -errno : 0;
+	n = max == UINT32_MAX ? (size_t)k : cut_records(p, s, p->buf, (size_t)k, max);
+	while (fed < n && s->out_len < OUT_MAX && r >= 0) {
+		size_t piece = (OUT_MAX - s->out_len) / REPLY_LINE_MAX + 1;
+		if (piece > n - fed)
+			piece = n - fed;
+		r = feed(p, s, p->buf + fed, piece);
+		fed += piece;
+	}
+	/* the same bytes, now taken: they are in the socket, only we read it */
+	while (taken < fed) {
+		k = recv(s->fd, p->buf, fed - taken, MSG_DONTWAIT);
+		if (k < 0 && (errno == EINTR || errno == ECONNRESET))
+			continue; /* a reset is told once; the bytes are still there */
+		if (k <= 0) {
+			/* parsed but not taken: never parse them twice */
+			client_gone(p, s, k < 0 ? errno : EPIPE);
+			break;
+		}
+		taken += (size_t)k;
+	}
+	if (completed(s) != before)
+		s->progress_ns = mmapq_now_ns();
+	return r < 0 ? r : (ssize_t)fed;
 }
 
 /* Read what is there (at most what fits) and parse it. */
@@ -854,26 +950,33 @@ static int read_source(struct producer *p, struct source *s)
 	uint32_t max = blocking(p) ? p->nfree : UINT32_MAX;
 	ssize_t n;
 
-	if (!max)
+	if (!max || s->gone)
 		return 0;
-	n = read_records(p, s, client_read_size(s), max);
+	if (s->fd != STDIN_FILENO) {
+		n = read_client(p, s, max);
+		if (n == -EINTR || n == -EAGAIN || n == -EWOULDBLOCK)
+			return 0;
+		if (n < 0 && p->error)
+			return (int)n;
+		if (n < 0)
+			client_gone(p, s, (int)-n);
+		else if (n == 0)
+			s->eof = true;
+		return 0;
+	}
+	n = read_records(p, s, max);
 	if (n == -EINTR || n == -EAGAIN || n == -EWOULDBLOCK)
 		return 0;
 	if (n < 0) {
-		if (s->fd == STDIN_FILENO) {
-			log_error("%s: read: %s", s->name, strerror((int)-n));
-			p->error = (int)n;
-			return (int)n;
-		}
-		log_warning("%s: read: %s", s->name, strerror((int)-n));
-		n = 0; /* treat like a hang-up */
+		log_error("%s: read: %s", s->name, strerror((int)-n));
+		p->error = (int)n;
+		return (int)n;
 	}
 	if (n == 0) {
 		s->eof = true;
 		return 0;
 	}
-	s->active_ns = mmapq_now_ns();
-	return feed(p, s, (size_t)n);
+	return feed(p, s, p->buf, (size_t)n);
 }
 
 /*
@@ -903,7 +1006,7 @@ static void finish_record_on_stop(struct producer *p, struct source *s)
 			break;
 		if (poll(&pf, 1, (int)((deadline - now + 999999) / 1000000)) <= 0)
 			continue; /* timed out (the loop ends) or interrupted */
-		n = read_records(p, s, READ_CHUNK, 1);
+		n = read_records(p, s, 1);
 		if (n == -EINTR || n == -EAGAIN)
 			continue;
 		if (n <= 0) {
@@ -913,7 +1016,7 @@ static void finish_record_on_stop(struct producer *p, struct source *s)
 			s->partial = 0;
 			break;
 		}
-		if (feed(p, s, (size_t)n) < 0)
+		if (feed(p, s, p->buf, (size_t)n) < 0)
 			return;
 	}
 	if (s->partial)
@@ -941,12 +1044,14 @@ static void finish_sources(struct producer *p)
 {
 	for (unsigned i = 0; i < p->n_src; i++) {
 		struct source *s = p->src[i];
-		/* an unfinished final record needs a slot */
-		if (!s->eof || s->finished || (blocking(p) && !p->nfree && s->partial))
+		/* an unfinished final record needs a slot; a connection that
+		 * failed has no final record, only a cut one */
+		if (!s->eof || s->finished || s->gone || (blocking(p) && !p->nfree && s->partial))
 			continue;
 		if (mmapq_parser_finish(s->parser) < 0 && p->error)
 			return;
 		s->finished = true;
+		s->progress_ns = mmapq_now_ns(); /* from now on it only reads its replies */
 	}
 }
 
@@ -1016,6 +1121,11 @@ static void ack_sources(struct producer *p, const char *verdict)
 		struct source *s = p->src[i];
 		if (s->fd == STDIN_FILENO)
 			continue;
+		if (s->gone) {
+			source_free(s);
+			p->src[i--] = p->src[--p->n_src];
+			continue;
+		}
 		if ((s->finished || verdict) && !s->acked)
 			reply_final(s, verdict ? verdict : "OK");
 		else if (!verdict)
@@ -1028,6 +1138,35 @@ static void ack_sources(struct producer *p, const char *verdict)
 			p->src[i--] = p->src[--p->n_src];
 		}
 	}
+}
+
+/*
+ * Full, about to wait for room: what the clients are owed does not wait.
+ * Everything read is published; a client whose input ended at a record
+ * boundary (it sent exactly as many records as there were free slots) gets
+ * its OK now, and replies are sent as far as the clients take them.  While
+ * we wait, no client is late: its record deadline counts from now.
+ */
+static int serve_clients_while_full(struct producer *p)
+{
+	uint64_t now = mmapq_now_ns();
+	int r;
+
+	if (p->input != IN_SOCKET)
+		return 0;
+	r = mmapq_publish(p->q);
+	if (r < 0)
+		return r;
+	published(p);
+	for (unsigned i = 0; i < p->n_src; i++) {
+		struct source *s = p->src[i];
+		if (!s->eof && !s->partial && input_ended(s))
+			s->eof = true;
+		s->progress_ns = now;
+	}
+	finish_sources(p);
+	ack_sources(p, NULL);
+	return p->error;
 }
 
 static int wait_events(struct producer *p, const sigset_t *unblocked, uint64_t max_ns)
@@ -1053,7 +1192,7 @@ static int wait_events(struct producer *p, const sigset_t *unblocked, uint64_t m
 		if (!s->eof && room && s->out_len < OUT_MAX)
 			ev |= POLLIN;
 		else if (!room)
-			s->active_ns = now; /* it waits for the queue, not we for it */
+			s->progress_ns = now; /* it waits for the queue, not we for it */
 		if (s->out_len)
 			ev |= POLLOUT;
 		pf[n++] = (struct pollfd){.fd = s->fd, .events = ev};
@@ -1073,6 +1212,12 @@ static int wait_events(struct producer *p, const sigset_t *unblocked, uint64_t m
 		struct source *s = p->src[i];
 		if (pf[j].revents & POLLOUT)
 			flush_replies(s);
+		/* A client's socket hangs up when the client can neither send
+		 * nor read any more, and errs when it closed with replies
+		 * unread: its replies can never be delivered.  Drop them, so
+		 * that what it sent before is read (and published). */
+		if (s->fd != STDIN_FILENO && (pf[j].revents & (POLLHUP | POLLERR)))
+			s->out_len = 0;
 		if (pf[j].revents & (POLLIN | POLLHUP | POLLERR)) {
 			r = read_source(p, s);
 			if (r < 0)
@@ -1132,6 +1277,11 @@ static int run(struct producer *p, const sigset_t *unblocked)
 			 * a slice that ends looks at stdin's end again above */
 			sigset_t blocked;
 
+			if (blocking(p)) {
+				r = serve_clients_while_full(p);
+				if (r < 0)
+					return p->error ? p->error : fatal(p, r);
+			}
 			sigprocmask(SIG_SETMASK, unblocked, &blocked);
 			r = refill(p, blocking(p) ? mmapq_now_ns() + service_max_wait_ns() : 0);
 			sigprocmask(SIG_SETMASK, &blocked, NULL);
@@ -1206,6 +1356,7 @@ int main(int argc, char **argv)
 		.bad_limit = LOG_LIMIT_INIT("bad input", 10, 20),
 		.drop_limit = LOG_LIMIT_INIT("records dropped", 10, 1),
 		.accept_limit = LOG_LIMIT_INIT("accept failures", 10, 1),
+		.gone_limit = LOG_LIMIT_INIT("client connections failed", 10, 5),
 	};
 	struct cli c;
 	sigset_t sigs, unblocked;
@@ -1271,6 +1422,7 @@ int main(int argc, char **argv)
 	log_limit_flush(&p.bad_limit, 1);
 	log_limit_flush(&p.drop_limit, 1);
 	log_limit_flush(&p.accept_limit, 1);
+	log_limit_flush(&p.gone_limit, 1);
 out:
 	for (unsigned i = 0; i < p.n_src; i++)
 		source_free(p.src[i]);
