@@ -92,7 +92,7 @@ out=$(stat -c '%F %a' "$stage$MMAPQ_CONFIG.d" 2>&1)
 if [ "$out" = "directory 755" ] && [ -z "$(ls -A "$stage$MMAPQ_CONFIG.d")" ]; then
 	pass "$MMAPQ_CONFIG.d: an empty directory, 0755"
 else
-	failed "$MMAPQ_CONFIG.d: '$out' $(ls -A "$stage$MMAPQ_CONFIG.d" 2>/dev/null | tr '\n' ' ')"
+	failed "$MMAPQ_CONFIG.d: '$out' $(find "$stage$MMAPQ_CONFIG.d" -mindepth 1 -printf '%f ' 2>/dev/null)"
 fi
 # the completion: one file, the daemons' names links to it, each found by
 # bash-completion's loader where the prefix's directory is searched
