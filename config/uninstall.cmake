@@ -4,8 +4,8 @@
 # (written at configure time by mmapq_install() in CMakeLists.txt); each is
 # removed, below $ENV{DESTDIR} as the install put it there.  CONFIG (the
 # installed mmapq.ini) is removed only if it is still the same as SHIPPED
-# (config/mmapq.ini): an edited one stays, and so do drop-ins (CONFIG.d)
-# and its directory while anything is left in it.
+# (config/mmapq.ini): an edited one stays, and so do drop-ins (CONFIG.d/*),
+# CONFIG.d and the configuration directory while anything is left in them.
 foreach(v INSTALLED CONFIG SHIPPED)
   if(NOT ${v})
     message(FATAL_ERROR "uninstall.cmake: -D${v}= is missing")
@@ -31,14 +31,16 @@ if(EXISTS "${ini}")
     message(STATUS "Keeping: ${ini} (edited; remove it by hand if it is no longer wanted)")
   endif()
 endif()
-# The configuration directory, only if nothing is left in it (rmdir refuses
-# otherwise).
+# The drop-in directory (installed empty), then the configuration directory,
+# each only if nothing is left in it (rmdir refuses otherwise).
 get_filename_component(confdir "${ini}" DIRECTORY)
-if(IS_DIRECTORY "${confdir}")
-  execute_process(COMMAND rmdir "${confdir}" RESULT_VARIABLE kept ERROR_QUIET)
-  if(kept EQUAL 0)
-    message(STATUS "Removing: ${confdir}/ (empty)")
-  else()
-    message(STATUS "Keeping: ${confdir}/ (not empty)")
+foreach(dir "${ini}.d" "${confdir}")
+  if(IS_DIRECTORY "${dir}")
+    execute_process(COMMAND rmdir "${dir}" RESULT_VARIABLE kept ERROR_QUIET)
+    if(kept EQUAL 0)
+      message(STATUS "Removing: ${dir}/ (empty)")
+    else()
+      message(STATUS "Keeping: ${dir}/ (not empty)")
+    endif()
   endif()
-endif()
+endforeach()

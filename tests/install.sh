@@ -6,12 +6,13 @@
 #      252 looks for it for the build's prefix: the units (single queue and
 #      templates) in PREFIX/lib/systemd/system, sysusers.d and tmpfiles.d in
 #      PREFIX/lib/... (for the prefix /usr: where `pkg-config systemd` says,
-#      as Debian wants), the configuration in SYSCONFDIR/mmapq/mmapq.ini;
+#      as Debian wants), the configuration in SYSCONFDIR/mmapq/mmapq.ini and
+#      its drop-in directory mmapq.ini.d/, empty;
 #   2. `uninstall` (same DESTDIR) after mmapq.ini was edited and a drop-in
-#      added: every installed file is gone, the edited mmapq.ini and the
-#      drop-in stay;
+#      written into that directory (as the README does: no mkdir): every
+#      installed file is gone, the edited mmapq.ini and the drop-in stay;
 #   3. install and `uninstall` again with mmapq.ini as shipped: nothing is
-#      left, not even /etc/mmapq;
+#      left, not even /etc/mmapq (nor mmapq.ini.d in it);
 #   4. configure-only: prefix /usr gets pkg-config's directories and
 #      /etc/mmapq; /usr/local gets /usr/local/lib/... and /usr/local/etc/mmapq;
 #      /opt/mmapq (which systemd does not search) is warned about; the bash
@@ -85,6 +86,13 @@ if diff -u "$work/expected" "$work/installed" >"$work/diff"; then
 	pass "prefix $MMAPQ_PREFIX: exactly the ${#expected[@]} expected files (units in $unitdir, $sysusersdir, $tmpfilesdir)"
 else
 	failed "prefix $MMAPQ_PREFIX: installed files differ from the expected ones:"; cat "$work/diff"
+fi
+# the drop-in directory, empty, beside mmapq.ini (the README writes into it)
+out=$(stat -c '%F %a' "$stage$MMAPQ_CONFIG.d" 2>&1)
+if [ "$out" = "directory 755" ] && [ -z "$(ls -A "$stage$MMAPQ_CONFIG.d")" ]; then
+	pass "$MMAPQ_CONFIG.d: an empty directory, 0755"
+else
+	failed "$MMAPQ_CONFIG.d: '$out' $(find "$stage$MMAPQ_CONFIG.d" -mindepth 1 -printf '%f ' 2>/dev/null)"
 fi
 # the completion: one file, the daemons' names links to it, each found by
 # bash-completion's loader where the prefix's directory is searched
@@ -167,8 +175,7 @@ fi
 # ---- 2. uninstall keeps an edited mmapq.ini and the drop-ins -------------------
 ini=$stage$MMAPQ_CONFIG
 echo "; edited by the administrator" >>"$ini"
-mkdir -p "$ini.d"
-printf '[log]\nlevel = debug\n' >"$ini.d/50-local.ini"
+printf '[log]\nlevel = debug\n' >"$ini.d/50-local.ini" || failed "no $MMAPQ_CONFIG.d to write a drop-in into"
 cp "$ini" "$work/edited.ini"
 DESTDIR=$stage cmake --build "$build" --target uninstall >"$work/uninstall.log" 2>&1 ||
 	{ cat "$work/uninstall.log"; failed "cmake --build --target uninstall"; }
@@ -192,7 +199,7 @@ DESTDIR=$stage cmake --build "$build" --target uninstall >"$work/uninstall.log" 
 	{ cat "$work/uninstall.log"; failed "uninstall (unedited)"; }
 left=$(cd "$stage" && find . \( -type f -o -type l \) | tr '\n' ' ')
 if [ -z "$left" ] && [ ! -e "$stage$(dirname "$MMAPQ_CONFIG")" ]; then
-	pass "uninstall of an unedited install: no file left, $(dirname "$MMAPQ_CONFIG") removed"
+	pass "uninstall of an unedited install: no file left, $(dirname "$MMAPQ_CONFIG") (and its mmapq.ini.d) removed"
 else
 	failed "uninstall of an unedited install left: '$left' $(ls -d "$stage$(dirname "$MMAPQ_CONFIG")" 2>/dev/null)"
 fi

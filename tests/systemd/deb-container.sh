@@ -13,9 +13,11 @@
 #      a single warning;
 #   2. lintian on the .changes: no error (E:) and no warning (W:); the info
 #      (I:) and pedantic (P:) tags are printed;
-#   3. the packages as files: /etc/mmapq/mmapq.ini a conffile, no RPATH or
-#      RUNPATH in the programs, no fault points, the postinst running
-#      systemd-sysusers before systemd-tmpfiles before starting the units;
+#   3. the packages as files: /etc/mmapq/mmapq.ini a conffile and the
+#      directory /etc/mmapq/mmapq.ini.d, no RPATH or RUNPATH in the
+#      programs, no fault points, the postinst running systemd-sysusers
+#      before systemd-tmpfiles before starting the units, the prerm stopping
+#      every unit file of the package (a template: all its instances);
 #   4. a Debian 12 root made by mmdebstrap from Debian's packages (systemd,
 #      the packages' dependencies, a compiler and pkg-config), cached in
 #      MMAPQ_ROOT_CACHE (default /var/cache/mmapq-test) under a key made of
@@ -24,8 +26,9 @@
 #      --volatile=overlay: the cache is never written) with systemd as PID 1,
 #      in a cgroup sandbox of its own (sandbox.sh, as run-in-container.sh),
 #      running deb-scenario.sh: apt install, mmapq.target running, records
-#      in the journal, libmmapq-dev and a program built against it, apt
-#      remove, apt purge.
+#      in the journal, libmmapq-dev and a program built against it, the
+#      README's fan-out example, apt remove and apt purge with every unit
+#      and an instance of every template running.
 #
 # Results in BUILD_DIR/deb-results (env MMAPQ_RESULTDIR), emptied first: the
 # build and lintian logs, mmdebstrap's log, the scenario's output and
@@ -158,6 +161,34 @@ order=$(grep -n -o -E 'systemd-sysusers|systemd-tmpfiles|deb-systemd-invoke' "$w
 if [ "$order" = "systemd-sysusers systemd-tmpfiles deb-systemd-invoke " ]; then
 	pass "postinst: $order(in this order)"
 else failed "postinst runs: '$order'"; fi
+
+# On removal the prerm stops every unit file of the package: each unit, and
+# for a template NAME@.TYPE every instance ('NAME@*.TYPE'); the one
+# dh_installsystemd adds stops only the units that are not templates.
+# (its commands with continuation lines joined)
+stop=$(sed -e ':a' -e '/\\$/{N;s/\\\n//;ba' -e '}' "$work/control-mmapq/prerm" |
+	grep -E '^[[:space:]]*deb-systemd-invoke stop ' | tr -s '[:space:]' ' ')
+n=0
+missing=""
+for f in "$x"/lib/systemd/system/* "$x"/usr/lib/systemd/system/*; do
+	[ -f "$f" ] || continue
+	n=$((n + 1))
+	u=$(basename "$f")
+	u="'${u/@./@*.}'"
+	[[ "$stop" == *" $u"* ]] || missing="$missing $u"
+done
+if [ $n -gt 0 ] && [ -z "$missing" ]; then
+	pass "prerm: stops every one of the $n unit files of mmapq (templates as NAME@*.TYPE)"
+else
+	failed "prerm: not stopped ($n unit files):${missing:- no unit file in the package}"
+	grep -n 'deb-systemd-invoke' "$work/control-mmapq/prerm"
+fi
+# The drop-in directory of the README's and mmapq-consumer(8)'s examples
+if dpkg-deb -c "$debs/mmapq_${version}_$arch.deb" | grep -E '^d.* \./etc/mmapq/mmapq\.ini\.d/$' >/dev/null; then
+	pass "mmapq has the directory /etc/mmapq/mmapq.ini.d"
+else
+	failed "mmapq has no directory /etc/mmapq/mmapq.ini.d"
+fi
 
 # ---- 4. the Debian root, cached ------------------------------------------------
 # Its packages: systemd (PID 1, journald, sysusers, tmpfiles), gcc,

@@ -18,11 +18,24 @@
 #             built with `pkg-config mmapq`; with mmapq-producer stopped it
 #             publishes as the user mmapq, and mmapq-consumer's journal shows
 #             its records; mmapq.target started again
-#   remove    with an instance mmapq@a.target running, an edited mmapq.ini
-#             and a drop-in: apt remove mmapq stops every unit (inactive, no
-#             mmapq process left) and keeps the state and the configuration
-#   purge     apt purge mmapq: /var/lib/mmapq and /etc/mmapq gone, no file
-#             owned by mmapq left, the units' enablement links gone
+#   fanout    the README's fan-out example as /usr/share/doc/mmapq/README.md.gz
+#             has it, run as written: its drop-in written into the shipped
+#             /etc/mmapq/mmapq.ini.d (no mkdir), mmapq-consumer-named@audit
+#             enabled and started, 1 2 3 in its audit.log
+#   remove    with every unit of the package running, and an instance of
+#             every template (mmapq@a.target and its units, the named
+#             consumer audit, the NATS forwarders of both queues retrying
+#             with no server, a metrics scrape), an edited mmapq.ini and a
+#             drop-in: apt remove mmapq stops each of them (a stop job, not
+#             a death of its own), no unit of mmapq active, no mmapq process
+#             left and none running a deleted program; the state and the
+#             configuration kept
+#   purge     apt install mmapq again (the edited mmapq.ini kept, the named
+#             consumer still enabled), everything running again, then apt
+#             purge mmapq: every unit stopped as on removal, nothing left
+#             running; /var/lib/mmapq and /etc/mmapq gone, no file owned by
+#             mmapq left, no enablement link of mmapq's units left (the
+#             package's nor the administrator's)
 #
 # Exit 0 only if every step passed.
 set -u
@@ -35,7 +48,6 @@ DEBS=$here/debs
 # where the example producer is built: a directory the user mmapq may
 # execute from (the overlay's /usr/local, gone with the container)
 EXAMPLE=/usr/local/bin/example-producer
-SINGLE_UNITS="mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service"
 
 # apt_run LOG ARGS...: apt with ARGS, its output in RESULTDIR/LOG (and here
 # when it fails).
@@ -49,17 +61,124 @@ apt_run() {
 	return 1
 }
 
-# mmapq_procs: "PID COMM" of every process of the daemons or run as mmapq
+# mmapq_procs: "PID COMM" of every process of mmapq's programs or run as
+# mmapq
 mmapq_procs() {
 	local uid p comm
 	uid=$(id -u mmapq 2>/dev/null || echo none)
 	for p in /proc/[0-9]*; do
 		comm=$(cat "$p/comm" 2>/dev/null) || continue
-		if [[ "$comm" == mmapq-* ]] ||
+		if [[ "$comm" == mmapq* ]] ||
 			[ "$(awk '/^Uid:/ { print $2 }' "$p/status" 2>/dev/null)" = "$uid" ]; then
 			echo "${p#/proc/} $comm"
 		fi
 	done
+}
+
+# deleted_exes: "PID PROGRAM" of every process that runs a program whose
+# file is gone (removed or replaced by dpkg)
+deleted_exes() {
+	local p exe
+	for p in /proc/[0-9]*; do
+		exe=$(readlink "$p/exe" 2>/dev/null) || continue
+		if [[ "$exe" == *" (deleted)" ]]; then
+			echo "${p#/proc/} $exe"
+		fi
+	done
+}
+
+# shipped_units: the unit files the installed package mmapq has, one a line
+shipped_units() { dpkg-query -L mmapq | sed -n 's#^.*/systemd/system/\([^/][^/]*\)$#\1#p' | sort; }
+
+# not_running: those of the shipped units of which nothing is active: the
+# unit, or for a template NAME@.TYPE any instance NAME@*.TYPE
+not_running() {
+	local u
+	for u in $(shipped_units); do
+		case $u in
+			*@.*) [ -n "$(systemctl list-units --no-legend --plain --state=active "${u/@./@*.}")" ] ;;
+			*) systemctl --quiet is-active "$u" ;;
+		esac || echo "$u"
+	done
+}
+
+# running_services: the services of mmapq with processes (not the test's)
+running_services() {
+	systemctl list-units --no-legend --plain --type=service --state=running 'mmapq*' |
+		awk '$1 !~ /^mmapq-test\./ { print $1 }'
+}
+
+# METRICS_FD: a connection to mmapq-metrics.socket that sends nothing, so
+# that its per-connection mmapq-metrics@ instance runs, waiting for the
+# request (for up to 5 s: the removal must come before that).
+METRICS_FD=""
+
+# start_every_unit: every unit of the package running, and an instance of
+# each template, for a removal to stop: the single queue's units (the
+# postinst started them), mmapq@a.target and its units, the named consumer
+# audit (the fanout step configured it), the consumer named nats of both
+# queues (no NATS server here: alive, trying to connect), and last, as it
+# ends by itself after 5 s, a scrape of the metrics socket.  Fails the step
+# if a unit file of the package has nothing running, so that a unit added
+# to the package is added here too.
+start_every_unit() {
+	local cur u out nats="mmapq-consumer-nats.service mmapq-consumer-nats@a.service"
+	local units="mmapq@a.target mmapq-producer@a.socket mmapq-producer@a.service mmapq-consumer@a.service"
+	units="$units mmapq-consumer-named@audit.service $nats"
+	cur=$(cursor)
+	# Type=notify: systemctl start returns once each service said READY=1.
+	# shellcheck disable=SC2086 # one unit a word
+	check "systemctl start $units" systemctl start $units || return 1
+	for u in $units; do
+		check "$u: $(prop "$u" ActiveState)" test "$(prop "$u" ActiveState)" = active
+	done
+	for u in $nats; do
+		check "$u keeps trying with no NATS server" \
+			jseen 20 "$cur" 'no server of \[nats\] servers = .* answers yet' "_SYSTEMD_UNIT=$u"
+	done
+	cur=$(cursor)
+	if exec {METRICS_FD}<>/dev/tcp/127.0.0.1/9741; then
+		pass "a connection to mmapq-metrics.socket (127.0.0.1:9741) that sends nothing"
+	else
+		fail "no connection to mmapq-metrics.socket (127.0.0.1:9741)"
+	fi
+	check "its mmapq-metrics@ instance started" \
+		jseen 20 "$cur" 'mmapq metrics for one scrape' _PID=1 "MESSAGE_ID=$MSGID_STARTED"
+	out=$(not_running | tr '\n' ' ')
+	check "every unit file of the package has its unit or an instance running ($(shipped_units | wc -l) files)" \
+		test -z "$out" || info "nothing running of: $out(start_every_unit must start one)"
+}
+
+# stopped_by_systemd CURSOR UNIT: UNIT is inactive, and systemd began to
+# stop it after CURSOR (its "Stopping UNIT...": a stop job, not an exit of
+# its own)
+stopped_by_systemd() {
+	[ "$(prop "$2" ActiveState)" = inactive ] &&
+		jseen 10 "$1" . _PID=1 "UNIT=$2" "MESSAGE_ID=$MSGID_STOPPING"
+}
+
+# check_all_stopped CURSOR SERVICE...: after CURSOR systemd stopped each
+# SERVICE, no unit of mmapq is left active, and no process of mmapq nor one
+# running a deleted program is left.
+check_all_stopped() {
+	local cur=$1 u out
+	shift
+	for u in "$@"; do
+		check "$u: stopped by systemd (inactive, 'Stopping' logged)" stopped_by_systemd "$cur" "$u" ||
+			info "$u: $(prop "$u" ActiveState)"
+	done
+	out=$(systemctl list-units --no-legend --plain --all --type=service,socket,target 'mmapq*' |
+		awk '$1 !~ /^mmapq-test\./ && $3 != "inactive" { printf "%s (%s) ", $1, $3 }')
+	check "no unit of mmapq is active, activating or failed" test -z "$out" || info "$out"
+	out=$(mmapq_procs)
+	check "no mmapq process left (nothing named mmapq*, nothing running as mmapq)" test -z "$out" ||
+		info "left: $out"
+	out=$(deleted_exes)
+	check "no process runs a deleted program" test -z "$out" || info "$out"
+	if [ -n "$METRICS_FD" ]; then
+		exec {METRICS_FD}>&-
+		METRICS_FD=""
+	fi
 }
 
 # uid_of PID: the real uid of a process
@@ -108,6 +227,9 @@ step_install() {
 	out=$(ldd /usr/bin/mmapq-consumer | grep libmmapq)
 	check "mmapq-consumer finds libmmapq in the system's library directory: $out" \
 		grep -q -E '=> /(usr/)?lib/[^ ]*-linux-gnu/libmmapq\.so\.1 ' <<<"$out"
+	out=$(dpkg-query -S "$MMAPQ_CONFIG.d" 2>&1)
+	check "$MMAPQ_CONFIG.d is a directory of the package: $out" \
+		test -d "$MMAPQ_CONFIG.d" -a "$out" = "mmapq: $MMAPQ_CONFIG.d"
 	out=$(dpkg-query -W -f='${Conffiles}' mmapq)
 	check "/etc/mmapq/mmapq.ini is a conffile" grep -q '^ /etc/mmapq/mmapq.ini ' <<<"$out" ||
 		info "conffiles: $out"
@@ -163,52 +285,91 @@ step_dev() {
 	step_end
 }
 
-step_remove() {
-	step_begin remove "apt remove mmapq stops every unit, keeps state and configuration"
-	local cur u st out
+step_fanout() {
+	step_begin fanout "the README's fan-out example as written: a drop-in in the shipped mmapq.ini.d, mmapq-consumer-named@audit"
+	local cur script out got log=/var/lib/mmapq/audit.log
+	# From the README the package installs, the lines an administrator types
+	# up to `mmapqctl consumers` (the rest disables the consumer again).
+	script=$(zcat /usr/share/doc/mmapq/README.md.gz | awk '
+		/^cat >\/etc\/mmapq\/mmapq\.ini\.d\/50-audit\.ini / && !done { on = 1 }
+		on { print }
+		on && /^mmapqctl consumers/ { on = 0; done = 1 }')
+	printf '%s\n' "$script" >"$RESULTDIR/readme-fanout.sh"
+	check "the README's example (readme-fanout.sh): $(wc -l <<<"$script") lines, the drop-in written into $MMAPQ_CONFIG.d, no mkdir" \
+		grep -q -x 'systemctl enable --now mmapq-consumer-named@audit' <<<"$script" ||
+		{ step_end; return; }
+	grep -q mkdir <<<"$script" && fail "the README's example makes a directory"
 	cur=$(cursor)
-	# An instance of the templates, which dh_installsystemd does not know:
-	# the prerm stops it too.
-	check "systemctl start mmapq@a.target" systemctl start mmapq@a.target
-	check "mmapq-consumer@a.service started" wait_started mmapq-consumer@a.service "$cur" 30
-	check "mmapq-producer@a.service started" wait_started mmapq-producer@a.service "$cur" 30
+	bash -e -x "$RESULTDIR/readme-fanout.sh" >"$RESULTDIR/readme-fanout.log" 2>&1
+	check "it runs (bash -e; readme-fanout.log)" test $? = 0 ||
+		{ sed 's/^/    | /' "$RESULTDIR/readme-fanout.log"; step_end; return; }
+	check "$MMAPQ_CONFIG.d/50-audit.ini written" test -f "$MMAPQ_CONFIG.d/50-audit.ini"
+	out=$(systemctl is-enabled mmapq-consumer-named@audit.service)/$(prop mmapq-consumer-named@audit.service ActiveState)
+	check "mmapq-consumer-named@audit is enabled and active: $out" test "$out" = enabled/active
+	check "the consumer audit wrote the last record (3) to $log" fwait 20 "$log" 3
+	got=$(paste -sd ' ' "$log")
+	check "$log holds exactly 1 2 3: '$got'" test "$got" = "1 2 3"
+	check "the default consumer logged it too" \
+		jseen 20 "$cur" '^3$' _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=3
+	out=$(mmapqctl consumers 2>&1)
+	check "mmapqctl consumers lists audit" grep -q '^ *audit ' <<<"$out" || info "$out"
+	step_end
+}
+
+step_remove() {
+	step_begin remove "apt remove mmapq stops every unit and every instance, keeps state and configuration"
+	local cur out running
 	echo "; edited by the administrator" >>"$MMAPQ_CONFIG"
 	cp "$MMAPQ_CONFIG" /run/edited.ini
-	mkdir -p "$MMAPQ_CONFIG.d"
 	printf '[log]\nlevel = info\n' >"$MMAPQ_CONFIG.d/50-local.ini"
-	info "running before: $(mmapq_procs | tr '\n' ' ')"
+	start_every_unit || { step_end; return; }
+	running=$(running_services)
+	info "running before: ${running//$'\n'/ }"
+	cur=$(cursor)
 	apt_run apt-remove.log remove -y mmapq
 	check "apt remove -y mmapq" test $? = 0 || { step_end; return; }
-	for u in $SINGLE_UNITS mmapq-metrics.socket mmapq@a.target mmapq-producer@a.socket \
-		mmapq-producer@a.service mmapq-consumer@a.service; do
-		st=$(systemctl show -P ActiveState "$u")
-		check "$u: $st" test "$st" = inactive
-	done
-	out=$(mmapq_procs)
-	check "no mmapq process left (nothing named mmapq-*, nothing running as mmapq)" test -z "$out" ||
-		info "left: $out"
+	# shellcheck disable=SC2086 # one unit a word
+	check_all_stopped "$cur" $running
 	check "the programs are gone" test ! -e /usr/bin/mmapq-producer -a ! -e /usr/bin/mmapqctl ||
 		info "left: $(ls /usr/bin/mmapq*)"
 	out=$(dpkg-query -W -f='${db:Status-Abbrev}' mmapq)
 	check "dpkg: mmapq removed, its configuration kept: '$out' (rc)" test "$out" = "rc "
 	check "the queue files stay in /var/lib/mmapq: $(find /var/lib/mmapq -mindepth 1 -printf '%f ')" \
-		test -f /var/lib/mmapq/queue -a -f /var/lib/mmapq/a.queue
+		test -f /var/lib/mmapq/queue -a -f /var/lib/mmapq/a.queue -a -f /var/lib/mmapq/audit.log
 	check "the edited $MMAPQ_CONFIG stays as edited" cmp -s "$MMAPQ_CONFIG" /run/edited.ini
-	check "its drop-in stays" test -f "$MMAPQ_CONFIG.d/50-local.ini"
+	check "its drop-ins stay" test -f "$MMAPQ_CONFIG.d/50-local.ini" -a -f "$MMAPQ_CONFIG.d/50-audit.ini"
 	step_end
 }
 
 step_purge() {
-	step_begin purge "apt purge mmapq removes the state and the configuration"
-	local uid out
+	step_begin purge "apt install mmapq again, everything running, apt purge: all stopped, state and configuration gone"
+	local cur uid out running u
+	cur=$(cursor)
+	(cd "$DEBS" && apt_run apt-reinstall.log install -y ./mmapq_*.deb)
+	check "apt install ./mmapq_*.deb (again)" test $? = 0 || { step_end; return; }
+	check "the edited $MMAPQ_CONFIG is kept" cmp -s "$MMAPQ_CONFIG" /run/edited.ini
+	for u in mmapq-producer.service mmapq-consumer.service; do
+		check "$u started by the postinst" wait_started "$u" "$cur" 30
+	done
+	check "mmapq-consumer-named@audit is still enabled" \
+		systemctl --quiet is-enabled mmapq-consumer-named@audit.service
+	start_every_unit || { step_end; return; }
+	running=$(running_services)
+	info "running before: ${running//$'\n'/ }"
 	uid=$(id -u mmapq)
+	cur=$(cursor)
 	apt_run apt-purge.log purge -y mmapq
 	check "apt purge -y mmapq" test $? = 0 || { step_end; return; }
+	# shellcheck disable=SC2086 # one unit a word
+	check_all_stopped "$cur" $running
 	check "/var/lib/mmapq is gone" test ! -e /var/lib/mmapq || info "left: $(ls -la /var/lib/mmapq)"
-	check "/etc/mmapq is gone (conffile, edits, drop-in)" test ! -e /etc/mmapq ||
+	check "/etc/mmapq is gone (conffile, edits, drop-ins)" test ! -e /etc/mmapq ||
 		info "left: $(find /etc/mmapq)"
 	out=$(find / /run /tmp -xdev -uid "$uid" 2>/dev/null | head)
 	check "no file owned by mmapq (uid $uid) is left" test -z "$out" || info "left: $out"
+	# the package's (mmapq.target, mmapq-metrics.socket) and the
+	# administrator's (mmapq-consumer-named@audit, enabled by the README's
+	# example)
 	out=$(find /etc/systemd/system -name 'mmapq*' ! -name 'mmapq-test.*' 2>/dev/null)
 	check "no enablement link of mmapq units is left" test -z "$out" || info "left: $out"
 	out=$(dpkg-query -W -f='${db:Status-Abbrev}' mmapq 2>/dev/null)
@@ -219,11 +380,11 @@ step_purge() {
 	step_end
 }
 
-for s in install send dev remove purge; do
+for s in install send dev fanout remove purge; do
 	"step_$s"
 	# each step builds on the one before
 	[ "$STEP_FAILED" = 0 ] || break
 done
 echo
 say "passed: ${PASSED_STEPS[*]:-none}; failed: ${FAILED_STEPS[*]:-none}"
-[ ${#FAILED_STEPS[@]} = 0 ] && [ ${#PASSED_STEPS[@]} = 5 ]
+[ ${#FAILED_STEPS[@]} = 0 ] && [ ${#PASSED_STEPS[@]} = 6 ]

@@ -16,8 +16,11 @@ STEP=""
 STEP_FAILED=0
 FAILED_STEPS=()
 PASSED_STEPS=()
-# systemd's "Started UNIT" job-done message (SD_MESSAGE_UNIT_STARTED)
+# systemd's "Started UNIT" job-done message (SD_MESSAGE_UNIT_STARTED), and
+# its "Stopping UNIT..." of a stop job begun (SD_MESSAGE_UNIT_STOPPING)
 MSGID_STARTED=39f53479d3a045ac8e11786248231fbf
+# shellcheck disable=SC2034 # deb-scenario.sh's
+MSGID_STOPPING=de5b426a63be47a7b6ac3eaac82e2f6f
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 T_START=$(now_ms)
