@@ -664,6 +664,8 @@ static int run(struct consumer *c, uint64_t count)
 		if (count && n > count - c->consumed)
 			n = (uint32_t)(count - c->consumed);
 		r = consume_batch(c, n);
+		if (r == -EREMOTEIO && c->out.kind == OUT_NATS)
+			nats_drain(c); /* refused for good: what the stream has is not published again */
 		if (r < 0)
 			return r == -EINTR ? 0 : r;
 		if (count && c->consumed >= count)
