@@ -523,17 +523,34 @@ void cli_sigbus_guard(const char *queue_path)
 	sigaction(SIGBUS, &sa, NULL);
 }
 
-static void log_change(void *ctx, const char *section, const char *key, const char *old_value,
-                       const char *new_value, int needs_restart)
+void cli_log_reload(const char *section, const char *key, const char *old_value,
+                    const char *new_value, const char *why_not)
 {
-	if (needs_restart)
-		log_warning("reload: [%s] %s: %s -> %s needs a restart, not applied", section, key,
-		            old_value, new_value);
+	if (why_not)
+		log_error("reload: [%s] %s: %s -> %s not applied: %s", section, key, old_value,
+		          new_value, why_not);
 	else
 		log_notice("reload: [%s] %s: %s -> %s (applied)", section, key, old_value, new_value);
 }
 
-int cli_reload_config(struct cli *c, struct mmapq_config *running)
+/* mmapq_config_change_fn; ctx: the daemon's own keys (cli_reload_config). */
+static void log_change(void *ctx, const char *section, const char *key, const char *old_value,
+                       const char *new_value, int needs_restart)
+{
+	const struct cli_key *own = ctx;
+
+	if (needs_restart) {
+		log_warning("reload: [%s] %s: %s -> %s needs a restart, not applied", section, key,
+		            old_value, new_value);
+		return;
+	}
+	for (; own && own->section; own++)
+		if (!strcmp(own->section, section) && !strcmp(own->key, key))
+			return; /* the daemon says what became of it */
+	cli_log_reload(section, key, old_value, new_value, NULL);
+}
+
+int cli_reload_config(struct cli *c, struct mmapq_config *running, const struct cli_key *own)
 {
 	struct mmapq_config next;
 	int changed, live;
@@ -546,7 +563,7 @@ int cli_reload_config(struct cli *c, struct mmapq_config *running)
 		service_ready("reload failed: configuration has errors, old one kept");
 		return -1;
 	}
-	changed = mmapq_config_diff(running, &next, log_change, NULL);
+	changed = mmapq_config_diff(running, &next, log_change, (void *)own);
 	live = changed > 0 ? mmapq_config_diff(running, &next, NULL, NULL) : 0;
 	mmapq_config_apply_live(running, &next);
 	live -= mmapq_config_diff(running, &next, NULL, NULL); /* what remains needs a restart */

@@ -140,12 +140,24 @@ void cli_signal_set(sigset_t *set);
  * is) never lets a blocked signal in by itself. */
 void cli_take_signals(const sigset_t *unblocked);
 
+/* A key by its section and name. */
+struct cli_key {
+	const char *section, *key;
+};
+
 /* Re-read the configuration (RELOADING=1 ... READY=1 around it).  Keys
- * that can change live are copied into *running and logged; keys that need
- * a restart are logged and left as they are.  A broken file logs every
- * FILE:LINE error and changes nothing.  Returns 1 if anything live changed,
- * 0 if not, -1 if the file was rejected. */
-int cli_reload_config(struct cli *c, struct mmapq_config *running);
+ * that can change live are copied into *running and logged as applied,
+ * but those of own (ended by {NULL, NULL}; own may be NULL): the daemon
+ * applies them itself, which may fail, and says what became of each with
+ * cli_log_reload.  Keys that need a restart are logged and left as they
+ * are.  A broken file logs every FILE:LINE error and changes nothing.
+ * Returns 1 if anything live changed, 0 if not, -1 if the file was
+ * rejected. */
+int cli_reload_config(struct cli *c, struct mmapq_config *running, const struct cli_key *own);
+/* "reload: [section] key: old -> new (applied)", or with why_not:
+ * "... not applied: why_not". */
+void cli_log_reload(const char *section, const char *key, const char *old_value,
+                    const char *new_value, const char *why_not);
 
 /* A queue file truncated under our mapping turns the next access into
  * SIGBUS: make that a clear fatal error naming the file and exit 65

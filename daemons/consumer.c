@@ -440,29 +440,59 @@ static void set_ident(struct consumer *c)
 	snprintf(c->ident, sizeof(c->ident), "SYSLOG_IDENTIFIER=%s", c->cfg.journal_identifier);
 }
 
+/* The keys that choose the output: applied by apply_reload, if the new
+ * output opens, and logged by it. */
+static const struct cli_key output_keys[] = {
+	{"consumer", "output"},
+	{"consumer", "journal_namespace"},
+	{NULL, NULL},
+};
+
+/* Says what became of the output keys that changed (why_not: NULL if
+ * applied). */
+static void log_output_keys(const char *old_output, const char *old_ns, const char *new_output,
+                            const char *new_ns, const char *why_not)
+{
+	if (strcmp(old_output, new_output))
+		cli_log_reload("consumer", "output", old_output, new_output, why_not);
+	if (strcmp(old_ns, new_ns))
+		cli_log_reload("consumer", "journal_namespace", old_ns, new_ns, why_not);
+}
+
 static void apply_reload(struct consumer *c)
 {
-	char old_output[MMAPQ_CONFIG_STR_MAX];
+	char old_output[sizeof(c->cfg.output)], old_ns[sizeof(c->cfg.journal_namespace)];
+	char new_output[sizeof(old_output)], new_ns[sizeof(old_ns)], why[sizeof(old_output) + 64];
 	struct output next;
 
 	memcpy(old_output, c->cfg.output, sizeof(old_output));
-	if (cli_reload_config(c->cli, &c->cfg) <= 0)
+	memcpy(old_ns, c->cfg.journal_namespace, sizeof(old_ns));
+	if (cli_reload_config(c->cli, &c->cfg, output_keys) <= 0)
 		return;
 	mmapq_set_sync(c->q, c->cfg.sync);
 	mmapq_set_spin(c->q, c->cfg.spin_us);
 	set_ident(c);
 	c->next_stats_ns = mmapq_now_ns();
 	if (!strcmp(old_output, c->cfg.output) &&
-	    (c->out.kind != OUT_JOURNAL || !strcmp(c->out.namespace, c->cfg.journal_namespace)))
-		return;
-	/* between batches: nothing is buffered (but what NATS holds) */
-	if (open_output(c, c->cfg.output, &next) != 0) {
-		memcpy(c->cfg.output, old_output, sizeof(old_output)); /* c->out.name is valid again */
-		if (c->out.kind == OUT_JOURNAL)
-			memcpy(c->cfg.journal_namespace, c->out.namespace, sizeof(c->out.namespace));
-		log_error("reload: keeping output %s", c->out.name);
+	    (c->out.kind != OUT_JOURNAL || !strcmp(old_ns, c->cfg.journal_namespace))) {
+		/* the output stays; a namespace is kept for a later journal */
+		log_output_keys(old_output, old_ns, c->cfg.output, c->cfg.journal_namespace, NULL);
 		return;
 	}
+	/* between batches: nothing is buffered (but what NATS holds) */
+	if (open_output(c, c->cfg.output, &next) != 0) {
+		/* open_output said why; the running values come back (c->out.name
+		 * points into c->cfg.output: valid again) */
+		memcpy(new_output, c->cfg.output, sizeof(new_output));
+		memcpy(new_ns, c->cfg.journal_namespace, sizeof(new_ns));
+		memcpy(c->cfg.output, old_output, sizeof(old_output));
+		memcpy(c->cfg.journal_namespace, old_ns, sizeof(old_ns));
+		snprintf(why, sizeof(why), "the new output cannot be opened; keeping output %s",
+		         c->out.name);
+		log_output_keys(old_output, old_ns, new_output, new_ns, why);
+		return;
+	}
+	log_output_keys(old_output, old_ns, c->cfg.output, c->cfg.journal_namespace, NULL);
 	if (c->out.kind == OUT_NATS)
 		nats_drain(c);
 	close_output(&c->out);
@@ -634,6 +664,8 @@ static int run(struct consumer *c, uint64_t count)
 		if (count && n > count - c->consumed)
 			n = (uint32_t)(count - c->consumed);
 		r = consume_batch(c, n);
+		if (r == -EREMOTEIO && c->out.kind == OUT_NATS)
+			nats_drain(c); /* refused for good: what the stream has is not published again */
 		if (r < 0)
 			return r == -EINTR ? 0 : r;
 		if (count && c->consumed >= count)

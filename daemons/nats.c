@@ -951,6 +951,21 @@ static natsStatus make_msg(struct nats_out *o, const struct mmapq_record *rec, u
 	return s;
 }
 
+/* The last n records noted as sent were not published after all: they are
+ * not in flight (and their messages are gone). */
+static void unsend(struct nats_out *o, uint32_t n)
+{
+	pthread_mutex_lock(&o->mu);
+	for (uint32_t i = 0; i < n; i++) {
+		struct slot *s = slot_of(o, o->base + o->sent - 1 - i);
+		s->state = SLOT_FREE;
+		s->msg = NULL;
+	}
+	o->sent -= n;
+	o->inflight -= n;
+	pthread_mutex_unlock(&o->mu);
+}
+
 /* Publish records index o->sent .. navail-1, as far as the window goes.
  * 0, 1 (a publish failed: the run was taken back), refused() or the
  * queue's -errno (said). */
@@ -1013,9 +1028,12 @@ static int publish(struct nats_out *o, struct mmapq *q, uint32_t navail)
 				o->published_total++;
 				continue;
 			}
-			/* not published: this and the rest of the batch */
+			/* not published: this and the rest of the batch (those
+			 * before it are in flight: a refusal leaves them to
+			 * nats_out_drain) */
 			for (uint32_t j = i; j < k; j++)
 				natsMsg_Destroy(msgs[j]);
+			unsend(o, k - i);
 			if (!o->threads_ready)
 				unblock_ours(&old);
 			if (s == NATS_MAX_PAYLOAD) {

@@ -54,7 +54,11 @@
  * systemd), after a message that names the setting: no such stream (and
  * create_stream = no), a stream that does not capture the subject, the
  * credentials refused, permission denied for the subject, a record larger
- * than the stream or the server accepts, JetStream not enabled.
+ * than the stream or the server accepts, JetStream not enabled.  Before it
+ * exits, the consumer waits (about a second, nats_out_drain) for the acks
+ * of what is still in flight and releases what the stream acknowledged
+ * before the refused record, in order: a successor started later than
+ * the duplicate window does not publish those again.
  */
 #ifndef MMAPQ_NATS_H
 #define MMAPQ_NATS_H
@@ -100,7 +104,8 @@ void nats_out_wait(struct nats_out *o, uint64_t deadline_ns);
 int nats_out_forward(struct nats_out *o, struct mmapq *q, uint32_t navail, uint32_t *acked);
 void nats_out_released(struct nats_out *o, uint32_t n);
 /* Waits for the acks of what is in flight, until deadline_ns; returns how
- * many of the oldest are then acknowledged (for a stop: release them). */
+ * many of the oldest are then acknowledged (for a stop, or after
+ * -EREMOTEIO: release them). */
 uint32_t nats_out_drain(struct nats_out *o, uint64_t deadline_ns);
 
 /* For STATUS=: the server, the stream and how it goes ("acked 10, in

@@ -1235,7 +1235,7 @@ static void apply_reload(struct producer *p)
 {
 	enum mmapq_on_full old_on_full = p->cfg.on_full;
 
-	if (cli_reload_config(p->cli, &p->cfg) <= 0)
+	if (cli_reload_config(p->cli, &p->cfg, NULL) <= 0)
 		return;
 	mmapq_set_sync(p->q, p->cfg.sync);
 	mmapq_set_spin(p->q, p->cfg.spin_us);

@@ -15,9 +15,12 @@
  *                    the server comes, every record arrives
  *   no_stream        create_stream = no and no stream: exit 76, the message
  *                    names [nats] stream, nothing released
- *   refused          a record larger than the stream's max_msg_size, no
- *                    permission to publish to the subject: exit 76 each,
- *                    the setting named, nothing released
+ *   refused          a record larger than the stream's max_msg_size, one
+ *                    larger than the server's max_payload, no permission
+ *                    to publish to the subject: exit 76 each, the setting
+ *                    named; the records before the refused one, which the
+ *                    stream holds, released (the consumer's cursor), no
+ *                    other
  *   kill_server      nats-server SIGKILLed mid-stream and restarted
  *   tls              mutual TLS (a CA, server and client certificates made
  *                    with openssl): every record arrives, read back over TLS
@@ -352,18 +355,46 @@ static void fill(struct fx *f)
 	f->producer = 0;
 }
 
+/* The cursor of the consumer default (the one the tests start). */
+static uint64_t cursor(const struct fx *f)
+{
+	struct mmapq_params p = {.path = f->qpath, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq *q;
+	int n;
+
+	TU_EXPECT(f->qpath, mmapq_open(&p, &q, NULL) == 0, "cannot open the queue");
+	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+	mmapq_close(q);
+	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
+		if (!strcmp(cs[i].name, MMAPQ_CONSUMER_DEFAULT))
+			return cs[i].position;
+	TU_EXPECT(f->qpath, false, "no consumer " MMAPQ_CONSUMER_DEFAULT " registered");
+	return 0;
+}
+
 /* A consumer refused for good: exit 76, a message containing want (and
- * want2 if not NULL), nothing released. */
-static void expect_refused(struct fx *f, const char *want, const char *want2)
+ * want2 if not NULL), the first released records released (those the
+ * stream acknowledged before the refusal), no other. */
+static void expect_refused_after(struct fx *f, const char *want, const char *want2,
+                                 uint64_t released)
 {
 	int rc = wait_exit(start_consumer(f, NULL, 0), 30000);
 	char *log = consumer_log(f);
+	uint64_t at = cursor(f);
 
 	TU_EXPECT(f->qpath, rc == 76, "consumer exit %d, not 76; log:\n%s", rc, log);
 	TU_EXPECT(f->qpath, strstr(log, want) && (!want2 || strstr(log, want2)),
 	          "the message does not name the setting (%s):\n%s", want, log);
-	TU_EXPECT(f->qpath, tu_queue_status(f->qpath).head == 0, "records released");
+	TU_EXPECT(f->qpath, at == released, "the consumer's cursor is %" PRIu64 " after exit 76, not"
+	          " %" PRIu64 " (the records the stream acknowledged before the refused one)"
+	          "; log:\n%s", at, released, log);
 	free(log);
+}
+
+static void expect_refused(struct fx *f, const char *want, const char *want2)
+{
+	expect_refused_after(f, want, want2, 0);
 }
 
 static void no_stream(void)
@@ -377,32 +408,40 @@ static void no_stream(void)
 	teardown(&f);
 }
 
-/* What retrying cannot fix: a record larger than the stream accepts, and
- * no permission to publish to the subject: exit 76, the setting named,
- * nothing released. */
+/* What retrying cannot fix: a record larger than the stream accepts, one
+ * larger than the server accepts, and no permission to publish to the
+ * subject: exit 76, the setting named; what the stream holds of the
+ * records before the refused one released, nothing else. */
 static void refused(void)
 {
 	struct fx f;
 	natsConnection *nc;
 	jsCtx *js;
-	char *text, *ini2;
+	char *text, *ini2, *big;
+	int64_t have;
 
-	setup(&f, "nats-refused", 1, 3, 1024, "create_stream = no\n");
+	/* ordered = no: every record has the headers of the first of a run */
+	setup(&f, "nats-refused", 1, 3, 1024, "create_stream = no\nordered = no\n");
 	/* clients without credentials are the user anon, who may do anything
-	 * but publish to mmapq.denied */
+	 * but publish to mmapq.denied; nobody may publish more than 4 KiB */
 	nu_append_conf(&f.c, "authorization {\n  users: [ { user: anon, password: anon,\n"
 	               "    permissions: { publish: { deny: [\"mmapq.denied\"] } } } ]\n}\n"
-	               "no_auth_user: anon\n");
+	               "no_auth_user: anon\nmax_payload: 4096\n");
 	start_servers(&f);
 	TU_EXPECT(f.qpath, nu_connect(&f.c, &nc, &js), "connect");
-	/* 90 bytes with the headers: the first record of a run (75 bytes of
-	 * headers) fits with 15 bytes of payload, not with 19 */
+	/* 90 bytes with the headers: a record (75 bytes of headers, with a
+	 * sequence number of one digit) fits with 15 bytes of payload, not
+	 * with 19 */
 	TU_EXPECT(f.qpath, nu_add_stream_limited(js, STREAM, SUBJECT, 1, 120, 90), "add stream");
 	TU_EXPECT(f.qpath, nu_add_stream(js, "DENIED", "mmapq.denied", 1, 120), "add stream");
+	TU_EXPECT(f.qpath, nu_add_stream(js, "BIG", "mmapq.big", 1, 120), "add stream");
 	nu_disconnect(nc, js);
-	free(tu_write_in(f.dir, "input", "1000000000000000000\n1\n2\n"));
+	/* records 0 and 1 go into the stream; 2 is refused */
+	free(tu_write_in(f.dir, "input", "1\n2\n1000000000000000000\n"));
 	fill(&f);
-	expect_refused(&f, "record 0 is larger than [nats] stream = " STREAM " accepts", NULL);
+	expect_refused_after(&f, "record 2 is larger than [nats] stream = " STREAM " accepts", NULL, 2);
+	have = nu_wait_msgs(&f.c, STREAM, 2, 10000 * (int)tu_time_factor());
+	TU_EXPECT(f.qpath, have == 2, "the stream has %" PRId64 " messages, not 2", have);
 
 	/* the same queue, to the subject anon may not publish to */
 	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 1024\n[consumer]\noutput = nats\n"
@@ -413,8 +452,36 @@ static void refused(void)
 	f.ini = ini2;
 	if (truncate(f.clog, 0) < 0)
 		tu_die(f.clog);
-	expect_refused(&f, "permission denied", "[nats] subject = mmapq.denied");
+	/* nothing more released */
+	expect_refused_after(&f, "permission denied", "[nats] subject = mmapq.denied", 2);
 	free(text);
+
+	/* a queue of lines, the third one larger than the server's
+	 * max_payload: refused by libnats before it is sent, while the two
+	 * before it are still in flight (published in the same batch) */
+	free(f.qpath);
+	f.qpath = tu_path(f.dir, "lines.queue");
+	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 16\nformat = line\nrecord_size = 8192\n"
+	                    "[consumer]\noutput = nats\n[nats]\nservers = %s\nsubject = mmapq.big\n"
+	                    "stream = BIG\nack_timeout = 2\n", f.qpath, f.c.urls);
+	ini2 = tu_write_in(f.dir, "lines.ini", text);
+	free(text);
+	free(f.ini);
+	f.ini = ini2;
+	big = calloc(1, 5001);
+	if (!big)
+		tu_die("calloc");
+	memset(big, 'x', 5000);
+	text = tu_xasprintf("a\nb\n%s\n", big);
+	free(tu_write_in(f.dir, "input", text));
+	free(text);
+	free(big);
+	if (truncate(f.clog, 0) < 0)
+		tu_die(f.clog);
+	fill(&f);
+	expect_refused_after(&f, "record 2 is larger than the server's max_payload", NULL, 2);
+	have = nu_wait_msgs(&f.c, "BIG", 2, 10000 * (int)tu_time_factor());
+	TU_EXPECT(f.qpath, have == 2, "stream BIG has %" PRId64 " messages, not 2", have);
 	teardown(&f);
 }
 

@@ -19,7 +19,10 @@
  *   output_switch  the consumer's output changed from stdout to file:PATH
  *                  while records flow: the records after the reload are in
  *                  the file, none lost or doubled across the two outputs; the
- *                  consumer's STATUS= (NOTIFY_SOCKET) names the new output
+ *                  consumer's STATUS= (NOTIFY_SOCKET) names the new output.
+ *                  A switch to a file that cannot be opened: the open error,
+ *                  then that change "not applied", once, and never
+ *                  "(applied)"; the file stays the output
  *   dropin         a drop-in (mmapq.ini.d/50-test.ini) written, broken and
  *                  removed between SIGHUPs: applied and logged, rejected
  *                  with its own FILE:LINE (also by --check-config), undone
@@ -480,6 +483,16 @@ static bool until_line(struct tp_out *t, const char *needle, int timeout_ms)
 	return true;
 }
 
+/* How many times needle occurs in s. */
+static int occurrences(const char *s, const char *needle)
+{
+	int n = 0;
+
+	for (const char *at = strstr(s, needle); at; at = strstr(at + 1, needle))
+		n++;
+	return n;
+}
+
 /* Every datagram waiting on the notify socket, one per line. */
 static void drain_notify(int fd, char **acc)
 {
@@ -507,7 +520,7 @@ static void test_output_switch(void **state)
 	char *env_notify = tu_xasprintf("NOTIFY_SOCKET=%s", notify);
 	char *const env[] = {env_notify, NULL};
 	char count[32], mark[32], *phase1, *phase2, *all, *file, *both, *status = strdup("");
-	char *bad_output, *keeping;
+	char *bad_output, *not_applied, *bad_applied, *open_error;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct tp_feed f;
 	struct tp_kid p, c;
@@ -545,20 +558,33 @@ static void test_output_switch(void **state)
 	tp_feeding = NULL;
 	CHECK(hup_sent && f.off == f.len, "records 2..%d: %zu of %zu bytes written, SIGHUP %s; consumer "
 	      "stderr:\n%s", N1, f.off, f.len, hup_sent ? "sent" : "not sent", tp_str(c.err));
-	CHECK(tp_until(c.err, applied, DEADLINE_MS), "consumer: no '%s'; stderr:\n%s", applied,
+	CHECK(until_line(c.err, applied, DEADLINE_MS), "consumer: no '%s'; stderr:\n%s", applied,
 	      tp_str(c.err));
+	CHECK(occurrences(tp_str(c.err), applied) == 1, "consumer: '%s' not once; stderr:\n%s",
+	      applied, tp_str(c.err));
 
 	/* a second switch, to a file that cannot be opened, is refused: the
-	 * consumer keeps writing to (and naming) the file it has open */
+	 * consumer says why and that it was not applied, once each, never that
+	 * it was applied, and keeps writing to (and naming) the file it has
+	 * open */
 	bad_output = tu_xasprintf("file:%s/no-such-dir/out", dir);
-	keeping = tu_xasprintf("reload: keeping output %s\n", outfile);
+	not_applied = tu_xasprintf("reload: [consumer] output: %s -> %s not applied: the new output"
+	                           " cannot be opened; keeping output %s\n", output, bad_output,
+	                           outfile);
+	bad_applied = tu_xasprintf("reload: [consumer] output: %s -> %s (applied)", output, bad_output);
+	open_error = tu_xasprintf("%s: cannot open output: %s\n", bad_output + 5, strerror(ENOENT));
 	write_cfg((struct rcfg){.output = bad_output});
 	hup(&c);
-	CHECK(until_line(c.err, "reload: keeping output ", DEADLINE_MS),
-	      "consumer: no 'reload: keeping output' after a switch to '%s'; stderr:\n%s",
-	      bad_output, tp_str(c.err));
-	CHECK(strstr(tp_str(c.err), keeping), "consumer: want '%.*s' (the output still open); "
-	      "stderr:\n%s", (int)strlen(keeping) - 1, keeping, tp_str(c.err));
+	CHECK(until_line(c.err, " not applied: ", DEADLINE_MS),
+	      "consumer: no 'not applied' after a switch to '%s'; stderr:\n%s", bad_output,
+	      tp_str(c.err));
+	CHECK(occurrences(tp_str(c.err), not_applied) == 1 && occurrences(tp_str(c.err), " -> ") == 2,
+	      "consumer: want '%.*s' once (and no other change logged); stderr:\n%s",
+	      (int)strlen(not_applied) - 1, not_applied, tp_str(c.err));
+	CHECK(occurrences(tp_str(c.err), open_error) == 1, "consumer: want '%.*s' once; stderr:\n%s",
+	      (int)strlen(open_error) - 1, open_error, tp_str(c.err));
+	CHECK(!strstr(tp_str(c.err), bad_applied), "consumer: says '%s', which it was not; stderr:\n%s",
+	      bad_applied, tp_str(c.err));
 
 	/* these are written after the switch: they must all go to the file */
 	phase2 = tp_seq_lines(N1 + 1, N1 + N2);
@@ -622,7 +648,9 @@ static void test_output_switch(void **state)
 	free(env_notify);
 	free(notify);
 	free(bad_output);
-	free(keeping);
+	free(not_applied);
+	free(bad_applied);
+	free(open_error);
 	free(applied);
 	free(output);
 	free(outfile);

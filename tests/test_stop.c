@@ -15,6 +15,17 @@
  *   attach_lock_held           a producer frozen while it holds the attach
  *                              lock; a consumer waiting for it gets SIGTERM:
  *                              exit 0
+ *   remove_in_progress         `mmapqctl consumer remove default` frozen once
+ *                              it holds the entry's lock byte; a consumer of
+ *                              that name starting meanwhile waits for it
+ *                              (instead of exit 69, role taken) and, given
+ *                              SIGTERM there, exits 0
+ *   remove_then_attach         the same, but the remove carries on: it
+ *                              exits 0, the waiting consumer then registers
+ *                              anew and attaches; then rounds of a remove
+ *                              and a restart started together, the consumer
+ *                              stopped at once or once attached: exit 0
+ *                              every time, never 69
  *
  * "Within a second": each stopped daemon must be gone 3 s after the
  * signal (the checks are at most every 250 ms; the slack is for loaded
@@ -32,6 +43,8 @@
 #include <string.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -60,15 +73,19 @@ static void setup(void)
 	free(text);
 }
 
-/* prog --config cfg [extra], stdin = in (-1: /dev/null), stderr to *err. */
-static pid_t start(const char *prog, const char *fault, int in, int *err)
+/* prog --config cfg [arg1 arg2 arg3], stdin = in (-1: /dev/null), stderr
+ * to *err. */
+static pid_t start_args(const char *prog, const char *fault, int in, int *err,
+                        const char *const args[3])
 {
-	char *argv[] = {tu_bin(prog), "--config", cfg, NULL};
+	char *argv[] = {tu_bin(prog), "--config", cfg, NULL, NULL, NULL, NULL};
 	char *env[] = {NULL, NULL};
 	struct tu_child c = TU_CHILD_INIT;
 	int efd[2];
 	pid_t pid;
 
+	for (int i = 0; args && i < 3; i++)
+		argv[3 + i] = (char *)args[i];
 	tu_pipe(efd);
 	if (fault)
 		env[0] = tu_xasprintf("MMAPQ_FAULT=%s", fault);
@@ -81,6 +98,19 @@ static pid_t start(const char *prog, const char *fault, int in, int *err)
 	free(argv[0]);
 	free(env[0]);
 	return pid;
+}
+
+static pid_t start(const char *prog, const char *fault, int in, int *err)
+{
+	return start_args(prog, fault, in, err, NULL);
+}
+
+/* `mmapqctl consumer remove default` */
+static pid_t start_remove(const char *fault, int *err)
+{
+	static const char *const args[3] = {"consumer", "remove", "default"};
+
+	return start_args("mmapqctl", fault, -1, err, args);
 }
 
 /* A line of /proc/PID/status, e.g. "State" -> "T (stopped)". */
@@ -171,6 +201,100 @@ static int stop_within(pid_t pid, int errfd, char **err)
 	return st == -ETIMEDOUT ? -1 : tu_exit_code(st);
 }
 
+/* Until pid has its SIGTERM handler (before, SIGTERM kills it), or has
+ * exited. */
+static void wait_handlers(pid_t pid)
+{
+	char *path = tu_xasprintf("/proc/%d/status", (int)pid);
+	uint64_t end = tu_now_ms() + EXIT_MS;
+
+	for (;;) {
+		char *st = tu_read_file(path, NULL), *at = st ? strstr(st, "\nSigCgt:\t") : NULL;
+		unsigned long long mask = at ? strtoull(at + 9, NULL, 16) : 0;
+
+		free(st);
+		if (mask & (1ull << (SIGTERM - 1)) || status_has(pid, "State", "Z"))
+			break; /* (an exit is for the caller to report) */
+		EXPECT(tu_now_ms() < end, "pid %d did not install its SIGTERM handler", (int)pid);
+		sched_yield();
+	}
+	free(path);
+}
+
+/* Whether /proc/locks shows someone waiting for a shared OFD lock on
+ * byte of the file path (OFD locks name no pid: the caller knows who). */
+static bool shared_lock_awaited(const char *path, long long byte)
+{
+	char *locks = tu_read_file("/proc/locks", NULL), *save = NULL;
+	struct stat st;
+	bool yes = false;
+
+	if (!locks || stat(path, &st) < 0) {
+		free(locks);
+		return false;
+	}
+	for (char *line = strtok_r(locks, "\n", &save); line && !yes;
+	     line = strtok_r(NULL, "\n", &save)) {
+		const char *rd = strstr(line, " READ ");
+		unsigned maj, min;
+		unsigned long ino;
+		long long from, to;
+		int pid;
+
+		yes = strstr(line, "-> OFDLCK") && rd &&
+		      sscanf(rd + 6, "%d %x:%x:%lu %lld %lld", &pid, &maj, &min, &ino, &from, &to) == 6 &&
+		      maj == major(st.st_dev) && min == minor(st.st_dev) && ino == st.st_ino &&
+		      from == byte && to == byte;
+	}
+	free(locks);
+	return yes;
+}
+
+/* Until the consumer c waits for the remove in progress: it sleeps in
+ * fcntl(F_OFD_SETLKW), and the lock file's byte MMAPQ_LOCK_REMOVE has a
+ * shared lock waiting.  A consumer that exits instead fails the check,
+ * with its exit code and what it said. */
+static void wait_for_remove(pid_t c, int cerr)
+{
+	char *sys = tu_xasprintf("/proc/%d/syscall", (int)c), *lock = tu_xasprintf("%s.lock", qpath);
+	uint64_t end = tu_now_ms() + EXIT_MS;
+
+	for (;;) {
+		char *sc = tu_read_file(sys, NULL);
+		long n = -1;
+		bool there = sc && sscanf(sc, "%ld", &n) == 1 && n == SYS_fcntl &&
+		             shared_lock_awaited(lock, MMAPQ_LOCK_REMOVE);
+
+		free(sc);
+		if (there)
+			break;
+		if (status_has(c, "State", "Z")) {
+			int code = tu_exit_code(tu_wait(c, EXIT_MS));
+			char *err = tu_read_all(cerr, EXIT_MS, NULL);
+
+			EXPECT(false, "the consumer did not wait for the remove in progress: exit %d,"
+			       " stderr '%s'", code, err ? err : "");
+		}
+		EXPECT(tu_now_ms() < end, "the consumer does not wait for the remove in progress");
+		sched_yield();
+	}
+	free(lock);
+	free(sys);
+}
+
+/* The consumer default registered, not attached. */
+static void register_default(void)
+{
+	int cerr, code;
+	pid_t c = start("mmapq-consumer", NULL, -1, &cerr);
+	char *err;
+
+	EXPECT(tu_wait_role(qpath, c, false, EXIT_MS), "the consumer did not attach");
+	code = stop_within(c, cerr, &err);
+	EXPECT(code == 0, "consumer stopped once attached: exit %d, stderr '%s'", code, err);
+	free(err);
+}
+
 static void unfreeze(void)
 {
 	if (frozen > 0)
@@ -247,12 +371,88 @@ static void attach_lock_held(void)
 	close(perr);
 }
 
+/* A remove frozen holding the entry's byte (not the mutex), and a
+ * consumer of that name that waits for it: its pid, stderr in *cerr. */
+static pid_t consumer_behind_remove(int *rerr, int *cerr)
+{
+	pid_t r, c;
+
+	setup();
+	register_default();
+	r = start_remove("remove.attached:stop", rerr);
+	wait_frozen(r);
+	c = start("mmapq-consumer", NULL, -1, cerr);
+	wait_for_remove(c, *cerr);
+	return c;
+}
+
+static void remove_in_progress(void)
+{
+	int rerr, cerr, code;
+	pid_t c = consumer_behind_remove(&rerr, &cerr);
+	char *err;
+
+	code = stop_within(c, cerr, &err);
+	EXPECT(code == 0 && strstr(err, "consumer remove` to finish; stopping as asked"),
+	       "consumer stopped while it waits for a frozen `consumer remove` of its name: exit %d"
+	       " (want 0 within %d ms, saying what it waited for), stderr '%s'", code, STOP_MS, err);
+	free(err);
+	unfreeze();
+	close(rerr);
+}
+
+static void remove_then_attach(void)
+{
+	enum { ROUNDS = 40 };
+	int rerr, cerr, code;
+	pid_t c = consumer_behind_remove(&rerr, &cerr), r = frozen;
+	char *err;
+
+	kill(r, SIGCONT);
+	code = tu_exit_code(tu_wait(r, EXIT_MS));
+	frozen = 0;
+	err = tu_read_all(rerr, EXIT_MS, NULL);
+	EXPECT(code == 0, "consumer remove, let go on: exit %d (want 0), stderr '%s'", code, err);
+	free(err);
+	close(rerr);
+	EXPECT(tu_wait_role(qpath, c, false, EXIT_MS), "the consumer did not attach once the remove"
+	       " was done");
+	code = stop_within(c, cerr, &err);
+	EXPECT(code == 0, "consumer attached after the remove, stopped: exit %d, stderr '%s'", code,
+	       err);
+	free(err);
+
+	/* the race as it comes: a remove and a restart at the same time */
+	for (int i = 0; i < ROUNDS; i++) {
+		r = start_remove(NULL, &rerr);
+		c = start("mmapq-consumer", NULL, -1, &cerr);
+		code = tu_exit_code(tu_wait(r, EXIT_MS));
+		err = tu_read_all(rerr, EXIT_MS, NULL);
+		close(rerr);
+		/* 69: the consumer was attached first, and is not removed; 67:
+		 * the last round's consumer was stopped before it registered */
+		EXPECT(code == 0 || code == 67 || code == 69, "round %d: consumer remove: exit %d,"
+		       " stderr '%s'", i, code, err);
+		free(err);
+		wait_handlers(c);
+		if (i % 2)
+			EXPECT(tu_wait_role(qpath, c, false, EXIT_MS), "round %d: the consumer did not"
+			       " attach", i);
+		code = stop_within(c, cerr, &err);
+		EXPECT(code == 0, "round %d: consumer stopped %s: exit %d (want 0), stderr '%s'", i,
+		       i % 2 ? "once attached" : "while it may still be starting", code, err);
+		free(err);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
 		{"producer_peer_holds_mutex", producer_peer_holds_mutex},
 		{"consumer_peer_holds_mutex", consumer_peer_holds_mutex},
 		{"attach_lock_held", attach_lock_held},
+		{"remove_in_progress", remove_in_progress},
+		{"remove_then_attach", remove_then_attach},
 	};
 
 	atexit(unfreeze); /* also when a check fails: no frozen process stays */

@@ -1470,6 +1470,25 @@ static int find_or_register_locked(struct mmapq *q, struct mmapq_error *err)
 	return 0;
 }
 
+/* What a failed lock() says, while attaching. */
+static void lock_failed(const struct mmapq *q, int r, struct mmapq_error *err)
+{
+	if (r == -EINTR)
+		set_err(err, "%s: interrupted while waiting for the queue mutex (another process"
+		        " holds it)", q->path);
+	else
+		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
+}
+
+static int lock_said(struct mmapq *q, struct mmapq_error *err)
+{
+	int r = lock(q);
+
+	if (r < 0)
+		lock_failed(q, r, err);
+	return r;
+}
+
 /*
  * A version-3 consumer (not migrating): find or register our entry, take
  * its role byte, and make sure, under the mutex, that the entry is still
@@ -1481,7 +1500,7 @@ static int join_consumer(struct mmapq *q, struct mmapq_error *err)
 	for (int round = 0; round < 16; round++) {
 		struct mmapq_consumer *c;
 		uint32_t idx;
-		int r = lock(q);
+		int r = lock_said(q, err);
 
 		if (r < 0)
 			return r;
@@ -1495,7 +1514,7 @@ static int join_consumer(struct mmapq *q, struct mmapq_error *err)
 		if (r < 0 && r != -EBUSY)
 			return r;
 		{
-			int rl = lock(q);
+			int rl = lock_said(q, err);
 			if (rl < 0) {
 				if (r == 0)
 					drop_role_bytes(q, MMAPQ_LOCK_CONSUMER + idx, 1);
@@ -1519,6 +1538,31 @@ static int join_consumer(struct mmapq *q, struct mmapq_error *err)
 	}
 	set_err(err, "%s: consumer '%s' keeps being removed while it attaches", q->path, q->name);
 	return -EAGAIN;
+}
+
+/*
+ * join_consumer, between the removes (see MMAPQ_LOCK_REMOVE): a consumer
+ * waits for one in progress and keeps new ones out while it takes its
+ * entry's byte; `consumer remove` (no_register) keeps everyone out until
+ * it is closed.  -EINTR (said) if asked to stop while waiting.
+ */
+static int join_named(struct mmapq *q, struct mmapq_error *err)
+{
+	int r = ofd_lock(q, F_OFD_SETLKW, q->no_register ? F_WRLCK : F_RDLCK, MMAPQ_LOCK_REMOVE);
+
+	if (r == -EINTR) {
+		set_err(err, "%s: interrupted while waiting for `mmapqctl consumer remove` to finish",
+		        q->path);
+		return r;
+	}
+	if (r < 0) {
+		set_err(err, "%s: cannot lock: %s", q->lock_path, strerror(-r));
+		return r;
+	}
+	r = join_consumer(q, err);
+	if (!q->no_register)
+		(void)ofd_lock(q, F_OFD_SETLK, F_UNLCK, MMAPQ_LOCK_REMOVE);
+	return r;
 }
 
 static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
@@ -1624,17 +1668,9 @@ static int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 		}
 	}
 
-	r = named ? join_consumer(q, err) : lock(q);
-	if (r == -EINTR) {
-		set_err(err, "%s: interrupted while waiting for the queue mutex (another process"
-		        " holds it)", q->path);
+	r = named ? join_named(q, err) : lock_said(q, err);
+	if (r < 0)
 		goto fail;
-	}
-	if (r < 0) {
-		if (!named || (r != -EBUSY && r != -ENOENT && r != -ENOSPC && r != -EAGAIN))
-			set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
-		goto fail;
-	}
 	if (!alone) {
 		r = validate_dynamic(q, err);
 		if (r < 0) {
@@ -1826,6 +1862,7 @@ int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
 	r = open_handle(&rp, true, &q, err);
 	if (r < 0)
 		return r;
+	mmapq_fault("remove.attached"); /* the entry's byte held, the mutex not */
 	r = lock(q);
 	if (r < 0) {
 		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));

@@ -135,6 +135,16 @@
  *                             it too, so a consumer is never removed while
  *                             attached; `mmapqctl recreate` (migrate) takes
  *                             all of them at once.
+ *   byte MMAPQ_LOCK_REMOVE    exclusive while `mmapqctl consumer remove`
+ *                             runs, from before it takes the entry's byte
+ *                             until it is done; shared while a consumer
+ *                             takes its own entry's byte (waiting for a
+ *                             remove in progress, as long as it takes, and
+ *                             until asked to stop).  So a consumer that
+ *                             finds its entry's byte held knows it is held
+ *                             by a live consumer of that name, never by a
+ *                             remove of that name, or of the entry it just
+ *                             registered into, that is about to let it go.
  * A consumer registers (or finds its name) under the mutex, then takes its
  * entry's byte, then checks under the mutex that the entry is still its
  * own (a remove may have come in between: then it starts over).
@@ -171,6 +181,7 @@
 #define MMAPQ_LOCK_ATTACH       0
 #define MMAPQ_LOCK_PRODUCER     1
 #define MMAPQ_LOCK_CONSUMER     2 /* + the consumer's index in the table */
+#define MMAPQ_LOCK_REMOVE       (MMAPQ_LOCK_CONSUMER + MMAPQ_CONSUMERS_MAX)
 
 /* struct mmapq_consumer.state */
 #define MMAPQ_CONSUMER_FREE       UINT32_C(0)
