@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -136,12 +137,48 @@ void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
 
 #define HEAD_MAX 8192
 
-static int write_all(int fd, const char *p, size_t len)
+/* ms left until deadline (mmapq_now_ns clock), 0 once it passed. */
+static int ms_left(uint64_t deadline_ns)
+{
+	uint64_t now = mmapq_now_ns();
+
+	return now >= deadline_ns ? 0 : (int)((deadline_ns - now + 999999) / 1000000);
+}
+
+/* Until fd is ready for events, at most until deadline: 0, -ETIMEDOUT or
+ * -errno. */
+static int wait_fd(int fd, short events, uint64_t deadline_ns)
+{
+	for (;;) {
+		struct pollfd pf = {.fd = fd, .events = events};
+		int ms = ms_left(deadline_ns), r;
+
+		if (!ms)
+			return -ETIMEDOUT;
+		r = poll(&pf, 1, ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r > 0)
+			return 0;
+	}
+}
+
+/* All of p to fd (non-blocking: a client that does not read cannot hold
+ * us past the deadline). */
+static int write_all(int fd, const char *p, size_t len, uint64_t deadline_ns)
 {
 	while (len) {
 		ssize_t k = write(fd, p, len);
 		if (k < 0 && errno == EINTR)
 			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int r = wait_fd(fd, POLLOUT, deadline_ns);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (k < 0)
 			return -errno;
 		p += k;
@@ -150,24 +187,20 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* The request head (up to the empty line) into buf, NUL-terminated. */
-static int read_head(int in, char *buf, size_t size, int timeout_ms)
+/* The request head (up to the empty line) into buf, NUL-terminated, by
+ * the deadline: the whole head, however slowly its bytes come. */
+static int read_head(int in, char *buf, size_t size, uint64_t deadline_ns)
 {
 	size_t len = 0;
 
 	for (;;) {
-		struct pollfd pf = {.fd = in, .events = POLLIN};
-		int r = poll(&pf, 1, timeout_ms);
+		int r = wait_fd(in, POLLIN, deadline_ns);
 		ssize_t k;
 
-		if (r < 0 && errno == EINTR)
-			continue;
 		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -ETIMEDOUT;
+			return r;
 		k = read(in, buf + len, size - 1 - len);
-		if (k < 0 && errno == EINTR)
+		if (k < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 			continue;
 		if (k < 0)
 			return -errno;
@@ -182,8 +215,8 @@ static int read_head(int in, char *buf, size_t size, int timeout_ms)
 	}
 }
 
-static int respond(int out, int code, const char *reason, const char *extra, const char *body,
-                   size_t len, bool head_only)
+static int respond(int out, uint64_t deadline_ns, int code, const char *reason, const char *extra,
+                   const char *body, size_t len, bool head_only)
 {
 	char hdr[512];
 	int n = snprintf(hdr, sizeof(hdr),
@@ -195,33 +228,46 @@ static int respond(int out, int code, const char *reason, const char *extra, con
 	                 code, reason,
 	                 code == 200 ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain; charset=utf-8",
 	                 len, extra ? extra : "");
-	int r = write_all(out, hdr, (size_t)n);
+	int r = write_all(out, hdr, (size_t)n, deadline_ns);
 
-	return r == 0 && !head_only ? write_all(out, body, len) : r;
+	return r == 0 && !head_only ? write_all(out, body, len, deadline_ns) : r;
 }
 
 int metrics_http(int in, int out, int timeout_ms,
                  int (*body)(void *ctx, FILE *f, const char **why), void *ctx)
 {
+	uint64_t deadline = mmapq_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	char head[HEAD_MAX], method[16], target[256], version[16], *text = NULL;
 	size_t len = 0;
 	const char *why = "";
-	int r = read_head(in, head, sizeof(head), timeout_ms), code;
+	int r, code;
 	bool head_only;
 	FILE *f;
 
+	/* the whole exchange has one deadline: no request (a byte now and
+	 * then) nor reader (a window now and then) can stretch it */
+	if (fcntl(in, F_SETFL, fcntl(in, F_GETFL) | O_NONBLOCK) < 0 ||
+	    fcntl(out, F_SETFL, fcntl(out, F_GETFL) | O_NONBLOCK) < 0)
+		return -errno;
+	r = read_head(in, head, sizeof(head), deadline);
+	if (r == -ETIMEDOUT) {
+		/* say so if the client can take it at once; it may not */
+		(void)respond(out, mmapq_now_ns(), 408, "Request Timeout", NULL, "request not complete in time\n",
+		              29, false);
+		return r;
+	}
 	if (r == -EMSGSIZE)
-		return respond(out, 431, "Request Header Fields Too Large", NULL, "request too large\n", 18, false);
+		return respond(out, deadline, 431, "Request Header Fields Too Large", NULL, "request too large\n", 18, false);
 	if (r < 0)
 		return r;
 	if (sscanf(head, "%15s %255s %15s", method, target, version) != 3 || strncmp(version, "HTTP/1.", 7))
-		return respond(out, 400, "Bad Request", NULL, "bad request\n", 12, false);
+		return respond(out, deadline, 400, "Bad Request", NULL, "bad request\n", 12, false);
 	head_only = !strcmp(method, "HEAD");
 	if (strcmp(method, "GET") && !head_only)
-		return respond(out, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", "use GET\n", 8, false);
+		return respond(out, deadline, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", "use GET\n", 8, false);
 	target[strcspn(target, "?")] = '\0';
 	if (strcmp(target, "/metrics"))
-		return respond(out, 404, "Not Found", NULL, "the metrics are at /metrics\n", 28, head_only);
+		return respond(out, deadline, 404, "Not Found", NULL, "the metrics are at /metrics\n", 28, head_only);
 	f = open_memstream(&text, &len);
 	if (!f)
 		return -errno;
@@ -231,9 +277,9 @@ int metrics_http(int in, int out, int timeout_ms,
 		return -ENOMEM;
 	}
 	if (code)
-		r = respond(out, code, "Service Unavailable", NULL, why, strlen(why), head_only);
+		r = respond(out, deadline, code, "Service Unavailable", NULL, why, strlen(why), head_only);
 	else
-		r = respond(out, 200, "OK", NULL, text, len, head_only);
+		r = respond(out, deadline, 200, "OK", NULL, text, len, head_only);
 	free(text);
 	return r;
 }

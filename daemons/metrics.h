@@ -19,7 +19,9 @@ void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
 /*
  * One HTTP/1.x exchange on in/out (an accepted connection: systemd's
  * Accept=yes hands it over as stdin and stdout): read the request (at most
- * 8 KiB of head, within timeout_ms), answer GET /metrics with 200 and the
+ * 8 KiB of head; the whole exchange, reading and writing, within timeout_ms:
+ * a request that has not come by then is answered 408 if the client takes
+ * it at once), answer GET /metrics with 200 and the
  * body made by body(), anything else with 404/405/400, then close.  Returns
  * 0 if a response was sent, -errno if the request could not be read or the
  * answer not written.  body() returns 0, or an HTTP status (503) for a
