@@ -33,6 +33,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mmapq.h"
+#include "producer/protocol.h"
 #include "top.h"
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0. */
@@ -404,33 +405,6 @@ static int dump(struct mmapq *q, bool json)
 	return EXIT_OK;
 }
 
-static int ack_field(const char **s, const char *name, unsigned long long *v)
-{
-	size_t n = strlen(name);
-	char *end;
-
-	if (strncmp(*s, name, n))
-		return -EINVAL;
-	errno = 0;
-	*v = strtoull(*s + n, &end, 10);
-	if (errno || end == *s + n || *end != ' ')
-		return -EINVAL;
-	*s = end + 1;
-	return 0;
-}
-
-/* "published=N dropped=D rejected=R last_seq=S", S a number or "-" */
-static int parse_ack(const char *s, unsigned long long *published, unsigned long long *dropped,
-                     unsigned long long *rejected, char *last_seq, size_t size)
-{
-	if (ack_field(&s, "published=", published) || ack_field(&s, "dropped=", dropped) ||
-	    ack_field(&s, "rejected=", rejected) || strncmp(s, "last_seq=", 9) ||
-	    strlen(s + 9) >= size || !s[9] || strspn(s + 9, "0123456789-") != strlen(s + 9))
-		return -EINVAL;
-	strcpy(last_seq, s + 9);
-	return 0;
-}
-
 /* One send: records out and replies in at the same time. */
 struct sender {
 	const char *path;
@@ -446,36 +420,39 @@ struct sender {
 	bool peer_eof;
 	bool acked;               /* an OK line came */
 	bool failed;              /* a FAIL line came */
-	unsigned long long published, dropped, rejected;
-	char last_seq[32];
+	struct protocol_counts counts; /* the last ACK, OK or FAIL line's */
 };
 
 /* A reply line (mmapq-protocol(7)): ERR (one rejected record), ACK (what
  * is published so far), OK or FAIL (the last one); a line of another kind
  * is from a newer producer and is ignored. */
-static void sender_line(struct sender *sd, char *line)
+static void sender_line(struct sender *sd, const char *line)
 {
-	if (!strncmp(line, "ERR ", 4)) {
-		log_error("%s: rejected: %s", sd->path, line + 4);
-	} else if (!strncmp(line, "ACK ", 4)) {
-		if (parse_ack(line + 4, &sd->published, &sd->dropped, &sd->rejected, sd->last_seq,
-		              sizeof(sd->last_seq)) < 0)
-			log_error("%s: producer: malformed line: %s", sd->path, line);
-	} else if (!strncmp(line, "OK ", 3) &&
-	           parse_ack(line + 3, &sd->published, &sd->dropped, &sd->rejected, sd->last_seq,
-	                     sizeof(sd->last_seq)) == 0) {
-		sd->acked = true;
-	} else if (!strncmp(line, "FAIL ", 5)) {
-		const char *counts = strstr(line, " published=");
-		log_error("%s: the producer gave up on this connection: %s", sd->path, line + 5);
-		if (counts)
-			(void)parse_ack(counts + 1, &sd->published, &sd->dropped, &sd->rejected,
-			                sd->last_seq, sizeof(sd->last_seq));
-		sd->failed = true;
-	} else if (!strncmp(line, "OK ", 3)) {
+	struct protocol_reply r;
+
+	if (protocol_parse(line, &r) < 0) {
 		log_error("%s: producer: malformed line: %s", sd->path, line);
-	} else {
+		return;
+	}
+	switch (r.kind) {
+	case PROTOCOL_ERR:
+		log_error("%s: rejected: %s", sd->path, r.text);
+		break;
+	case PROTOCOL_ACK:
+		sd->counts = r.counts;
+		break;
+	case PROTOCOL_OK:
+		sd->counts = r.counts;
+		sd->acked = true;
+		break;
+	case PROTOCOL_FAIL:
+		log_error("%s: the producer gave up on this connection: %s", sd->path, r.text);
+		sd->counts = r.counts;
+		sd->failed = true;
+		break;
+	case PROTOCOL_OTHER:
 		log_debug("%s: producer: ignoring '%s' (a newer protocol?)", sd->path, line);
+		break;
 	}
 }
 
@@ -550,10 +527,10 @@ static int send_records(const char *path, int nvalues, char **values, unsigned t
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct sender sd = {.path = path, .fd = -1, .values = values, .nvalues = nvalues};
+	char last_seq[24] = "-";
 	uint64_t last_progress = mmapq_now_ns();
 	int code;
 
-	strcpy(sd.last_seq, "-");
 	if (!nvalues && stdin_closed) {
 		log_error("no VALUE arguments and standard input is closed: nothing to send");
 		return EXIT_IOERR;
@@ -655,20 +632,22 @@ static int send_records(const char *path, int nvalues, char **values, unsigned t
 	}
 	close(sd.fd);
 	free(sd.in);
+	if (sd.counts.published)
+		snprintf(last_seq, sizeof(last_seq), "%" PRIu64, sd.counts.last_seq);
 	if (!sd.acked) {
 		if (sd.failed)
-			log_error("%s: %llu records published (last seq %s), the rest not", path,
-			          sd.published, sd.last_seq);
+			log_error("%s: %" PRIu64 " records published (last seq %s), the rest not", path,
+			          sd.counts.published, last_seq);
 		else
 			log_error("%s: the producer closed the connection without acknowledging"
 			          " (some records may have been published)", path);
 		return EXIT_IOERR;
 	}
-	printf("published %llu, last seq %s", sd.published, sd.last_seq);
-	if (sd.rejected || sd.dropped)
-		printf(", rejected %llu, dropped %llu", sd.rejected, sd.dropped);
+	printf("published %" PRIu64 ", last seq %s", sd.counts.published, last_seq);
+	if (sd.counts.rejected || sd.counts.dropped)
+		printf(", rejected %" PRIu64 ", dropped %" PRIu64, sd.counts.rejected, sd.counts.dropped);
 	putchar('\n');
-	return sd.rejected ? EXIT_DATAERR : sd.dropped ? EXIT_TEMPFAIL : EXIT_OK;
+	return sd.counts.rejected ? EXIT_DATAERR : sd.counts.dropped ? EXIT_TEMPFAIL : EXIT_OK;
 }
 
 /* ---- recreate --------------------------------------------------------------- */
