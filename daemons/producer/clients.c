@@ -185,7 +185,7 @@ static ssize_t read_client(struct producer *p, struct source *s, uint32_t max)
 		taken += (size_t)k;
 	}
 	if (completed(s) != before)
-		s->progress_ns = producer_now(p);
+		client_progress(p, s);
 	return r < 0 ? r : (ssize_t)fed;
 }
 
@@ -196,8 +196,13 @@ static int read_source(struct producer *p, struct source *s)
 	uint32_t max = producer_blocking(p) ? p->nfree : UINT32_MAX;
 	ssize_t n;
 
-	if (!max || s->gone)
+	if (s->gone)
 		return 0;
+	if (!max) {
+		/* the others took the room this turn: it waits for us */
+		client_progress(p, s);
+		return 0;
+	}
 	n = read_client(p, s, max);
 	if (n == -EINTR || n == -EAGAIN || n == -EWOULDBLOCK)
 		return 0;
@@ -212,6 +217,27 @@ static int read_source(struct producer *p, struct source *s)
 
 /* ---- places: the record deadline, eviction, accepting ---------------------- */
 
+/* Time the queue was full (block mode) until now: no client's deadline
+ * runs while it waits for us. */
+static uint64_t full_ns(const struct producer *p, uint64_t now)
+{
+	return p->full_ns + (p->full_since ? now - p->full_since : 0);
+}
+
+void client_progress(struct producer *p, struct source *s)
+{
+	uint64_t now = producer_now(p);
+
+	s->progress_ns = now;
+	s->full_at_progress = full_ns(p, now);
+}
+
+/* How long the client has completed no record while the queue had room. */
+static uint64_t idle_ns(const struct producer *p, const struct source *s, uint64_t now)
+{
+	return now - s->progress_ns - (full_ns(p, now) - s->full_at_progress);
+}
+
 /*
  * The least useful client: of those connected for at least min_age_ns,
  * the one whose last completed record lies furthest back (a client that
@@ -219,16 +245,20 @@ static int read_source(struct producer *p, struct source *s)
  * completed none for that long.
  */
 static int least_useful_client(const struct producer *p, uint64_t now, uint64_t min_age_ns,
-                               uint64_t idle_ns)
+                               uint64_t min_idle_ns)
 {
+	uint64_t best_idle = 0;
 	int best = -1;
 
 	for (unsigned i = 0; i < p->n_src; i++) {
 		const struct source *s = p->src[i];
-		if (s->gone || now - s->since_ns < min_age_ns || now - s->progress_ns < idle_ns)
+		uint64_t idle = idle_ns(p, s, now);
+		if (s->gone || now - s->since_ns < min_age_ns || idle < min_idle_ns)
 			continue;
-		if (best < 0 || s->progress_ns < p->src[best]->progress_ns)
+		if (best < 0 || idle > best_idle) {
 			best = (int)i;
+			best_idle = idle;
+		}
 	}
 	return best;
 }
@@ -265,7 +295,8 @@ bool clients_add(struct producer *p, int fd)
 		close(fd);
 		return false;
 	}
-	s->since_ns = s->progress_ns = producer_now(p);
+	s->since_ns = producer_now(p);
+	client_progress(p, s);
 	p->src[p->n_src++] = s;
 	log_debug("%s connected", name);
 	return true;
@@ -466,21 +497,29 @@ void clients_ack(struct producer *p, const char *fail_reason)
 
 int clients_serve_while_full(struct producer *p)
 {
-	uint64_t now = producer_now(p);
 	int r = mmapq_publish(p->q);
 
 	if (r < 0)
 		return r;
+	if (!p->full_since)
+		p->full_since = producer_now(p);
 	producer_published(p);
 	for (unsigned i = 0; i < p->n_src; i++) {
 		struct source *s = p->src[i];
 		if (!s->eof && !s->partial && input_ended(s))
 			s->eof = true;
-		s->progress_ns = now;
 	}
 	sources_finish(p);
 	clients_ack(p, NULL);
 	return p->error;
+}
+
+void clients_room(struct producer *p)
+{
+	if (!p->full_since)
+		return;
+	p->full_ns = full_ns(p, producer_now(p));
+	p->full_since = 0;
 }
 
 /* ---- set-up and shutdown ----------------------------------------------------- */

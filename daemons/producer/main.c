@@ -230,8 +230,6 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 		if (cli_stop)
 			return 0;
 		stats(d, 0);
-		if (p->input == IN_SOCKET)
-			clients_expire(p);
 		if (p->error)
 			return p->error;
 		if (!p->nfree && producer_blocking(p)) {
@@ -247,6 +245,8 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 				return r;
 			if (!p->nfree)
 				continue; /* a slice ended: stdin's end and a stop looked at again */
+			if (p->input == IN_SOCKET)
+				clients_room(p);
 		} else if (!p->nfree) {
 			r = producer_refill(p, 0);
 			if (r < 0)
@@ -277,6 +277,10 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 		sources_finish(p);
 		if (p->error)
 			return p->error;
+		/* Record deadlines, once what the clients sent is read: with
+		 * room left, none of them waits for us. */
+		if (p->input == IN_SOCKET && (p->nfree || !producer_blocking(p)))
+			clients_expire(p);
 		r = mmapq_publish(p->q);
 		if (r >= 0)
 			r = producer_refill(p, 0); /* publishing saw the consumer's progress */

@@ -60,8 +60,9 @@ struct source {
 	bool finished;        /* parser finished: acknowledged once published */
 	/* clients only (clients.c) */
 	uint64_t since_ns;    /* when it connected */
-	uint64_t progress_ns; /* last time it completed a record, finished, or waited for
-	                         room in the queue: its record deadline counts from here */
+	uint64_t progress_ns; /* last time it completed a record or finished: its record
+	                         deadline counts from here, less the time the queue was full */
+	uint64_t full_at_progress; /* producer.full_ns (clients_full_ns) at progress_ns */
 	uint64_t ack_published, ack_dropped, ack_rejected; /* what its last ACK line said */
 	uint64_t next_ack_ns; /* no ACK line before this ([producer] ack_interval) */
 	bool acked;           /* its last line (OK or FAIL) is queued */
@@ -83,6 +84,8 @@ struct producer {
 	uint64_t accept_resume_ns; /* not accepting before this (fds exhausted, all places busy) */
 	uint64_t accept_backoff_ns;
 	uint64_t n_accepted;       /* clients accepted so far: their names */
+	uint64_t full_ns;          /* time the queue was full (block mode), in all ... */
+	uint64_t full_since;       /* ... and since when it is now (0: it is not) */
 	struct source *src[MAX_CLIENTS + 1];
 	unsigned n_src;
 	char *buf;                 /* READ_CHUNK bytes: what a read takes */
@@ -167,6 +170,9 @@ uint64_t clients_poll_wait(const struct producer *p);
 int clients_poll_done(struct producer *p, const struct pollfd *pf);
 /* Clients that completed no record for [producer] client_timeout: closed. */
 void clients_expire(struct producer *p);
+/* Client s completed a record, or finished: its record deadline starts
+ * again. */
+void client_progress(struct producer *p, struct source *s);
 /* A reply line (n bytes, from protocol.h) for client s: every line is
  * kept (see OUT_MAX in clients.c). */
 void client_reply(struct source *s, const char *line, size_t n);
@@ -178,8 +184,11 @@ void clients_ack(struct producer *p, const char *verdict);
 /* ns until an ACK line falls due (UINT64_MAX: none). */
 uint64_t clients_ack_wait(const struct producer *p);
 /* The queue is full and we are about to wait for room: everything read is
- * published, clients whose input ended get their OK, replies go out, and
- * no client's record deadline runs while it waits for us.  0, or -errno. */
+ * published, clients whose input ended get their OK, replies go out; the
+ * clients' record deadlines stand still until clients_room.  0, or
+ * -errno. */
 int clients_serve_while_full(struct producer *p);
+/* There is room again: the record deadlines run on. */
+void clients_room(struct producer *p);
 
 #endif

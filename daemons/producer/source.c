@@ -212,6 +212,7 @@ void sources_finish(struct producer *p)
 		if (mmapq_parser_finish(s->parser) < 0 && p->error)
 			return;
 		s->finished = true;
-		s->progress_ns = producer_now(p); /* from now on it only reads its replies */
+		if (s->fd != STDIN_FILENO)
+			client_progress(p, s); /* from now on it only reads its replies */
 	}
 }

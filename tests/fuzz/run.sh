@@ -61,7 +61,7 @@ done
 case "$fuzz_time" in
 ''|*[!0-9]*) echo "run.sh: --time/--long needs a number of seconds" >&2; exit 2 ;;
 esac
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_queue_file fuzz_parse fuzz_config)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_queue_file fuzz_parse fuzz_config fuzz_clients)
 for t in "${targets[@]}"; do
 	[ -f "$here/$t.c" ] || { echo "run.sh: no target '$t'" >&2; exit 2; }
 done
@@ -112,13 +112,22 @@ libsrc=(queue/mmapq.c queue/shmcond.c queue/fault.c records/parse.c config/confi
 extra_ldflags() {
 	case "$1" in
 	fuzz_queue_file) echo "-Wl,--wrap=mmap -Wl,--wrap=munmap" ;;
+	fuzz_clients) echo "-lsystemd" ;;
+	esac
+}
+# fuzz_clients drives the producer's socket server: its sources, paths
+# below daemons/
+daemon_src=(producer/clients.c producer/source.c producer/input.c producer/protocol.c log.c service.c)
+extra_sources() {
+	case "$1" in
+	fuzz_clients) printf '%s\n' "${daemon_src[@]/#/$src/daemons/}" ;;
 	esac
 }
 
 # out of date: missing, or older than any source, header or this script
 stale() {
 	[ ! -e "$1" ] && return 0
-	[ -n "$(find "$src/common" "$here" -maxdepth 3 \( -name '*.[ch]' -o -name run.sh \) \
+	[ -n "$(find "$src/common" "$src/daemons" "$here" -maxdepth 3 \( -name '*.[ch]' -o -name run.sh \) \
 		-newer "$1" -print -quit)" ]
 }
 
@@ -138,7 +147,7 @@ for t in "${targets[@]}"; do
 	b="$out/bin/$t"
 	if stale "$b"; then
 		# shellcheck disable=SC2046 # word splitting intended
-		"$cc" "${cflags[@]}" $san "$here/$t.c" "${objs[@]}" $(extra_ldflags "$t") \
+		"$cc" "${cflags[@]}" -I"$src/daemons" $san "$here/$t.c" $(extra_sources "$t") "${objs[@]}" $(extra_ldflags "$t") \
 			"${inih_libs[@]}" -lpthread -o "$b" &
 		pids+=($!)
 	fi
@@ -178,9 +187,10 @@ if [ "$coverage" -eq 1 ]; then
 	for t in "${targets[@]}"; do
 		b="$out/cov/$t"
 		# shellcheck disable=SC2046 # word splitting intended
-		"$cc" -std=gnu11 -O1 -D_GNU_SOURCE "${incdirs[@]}" "${inih_cflags[@]}" -fsanitize=fuzzer \
-			-fprofile-instr-generate -fcoverage-mapping "$here/$t.c" \
-			"${libsrc[@]/#/$src/common/}" $(extra_ldflags "$t") "${inih_libs[@]}" -lpthread -o "$b"
+		"$cc" -std=gnu11 -O1 -D_GNU_SOURCE "${incdirs[@]}" -I"$src/daemons" "${inih_cflags[@]}" \
+			-fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping "$here/$t.c" \
+			$(extra_sources "$t") "${libsrc[@]/#/$src/common/}" $(extra_ldflags "$t") \
+			"${inih_libs[@]}" -lpthread -o "$b"
 		dirs=("$here/corpus/$t")
 		for d in "$out/corpus/$t" "$out/long-corpus/$t"; do [ -d "$d" ] && dirs+=("$d"); done
 		rm -f "$out/cov/$t".*.profraw
@@ -188,12 +198,13 @@ if [ "$coverage" -eq 1 ]; then
 			>"$out/logs/$t.cov.log" 2>&1 || { echo "run.sh: $t: coverage run failed" >&2; exit 1; }
 		"$profdata" merge -o "$out/cov/$t.profdata" "$out/cov/$t".*.profraw
 		case "$t" in
-		fuzz_queue_file) files=(mmapq.c) ;;
-		fuzz_parse) files=(parse.c) ;;
-		fuzz_config) files=(config.c) ;;
+		fuzz_queue_file) files=("$src/common/queue/mmapq.c") ;;
+		fuzz_parse) files=("$src/common/records/parse.c") ;;
+		fuzz_config) files=("$src/common/config/config.c") ;;
+		fuzz_clients) files=("$src/daemons/producer/clients.c" "$src/daemons/producer/source.c") ;;
 		esac
 		echo "== $t: inputs from ${dirs[*]}"
-		"$llvmcov" report "$b" -instr-profile="$out/cov/$t.profdata" "${files[@]/#/$src/common/}" \
+		"$llvmcov" report "$b" -instr-profile="$out/cov/$t.profdata" "${files[@]}" \
 			| tee "$out/cov/$t.txt"
 	done
 	exit 0
