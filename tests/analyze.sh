@@ -16,8 +16,9 @@
 #             test_threads.c), as release builds compile it (no fault points)
 #             and as the fault-injection builds do (MMAPQ_FAULT_INJECTION); plus a control run with a
 #             deliberate race that TSan must report, and mutation controls:
-#             each acquire/release on head and tail weakened in turn
-#             (reported; TSan caught all four when this was written)
+#             each acquire/release on tail and floor weakened in turn, which
+#             TSan must report too (a pattern that no longer matches, a
+#             mutant that does not build or is not caught fails the step)
 #   cppcheck  common/ daemons/ and this suite's own tests
 #   tidy      clang-tidy, a curated check set, on common/ and daemons/ (and
 #             this suite's own two test programs)
@@ -198,32 +199,50 @@ step_tsan() {
 		echo "tsan: control: the deliberate race was NOT reported (exit $crc): TSan is blind here"
 		cat "$b/control.log"; rc=1
 	fi
-	# Mutation controls (reported, not fatal): the library with one of its
-	# acquire/release orders weakened to relaxed must make TSan report a race,
-	# or this step would not be checking the memory ordering at all.  A
-	# pattern that no longer matches the source is reported and skipped.
+	# Mutation controls: the library with one of its acquire/release orders
+	# weakened to relaxed must make TSan report a data race, or this step
+	# would not be checking that order at all.  Each line: name|text|
+	# replacement; the text must occur on exactly one line of mmapq.c (a
+	# pattern that matches nothing after a change of the code would
+	# otherwise check nothing), the mutant must build and TSan must
+	# report.  tail: the producer's release store in publish_locked, the
+	# consumers' acquire load in load_tail.  floor: a consumer's release
+	# store in floor_update_locked (the slowest cursor, after its reads of
+	# the slots below it), the producer's acquire load in load_floor
+	# (refresh_limit: the room it may fill); test_threads' handover pass
+	# makes the producer take that lock-free look every round.  Not here:
+	# the release store of a consumer's own cursor in mmapq_release, whose
+	# reads floor's store-release in the same critical section already
+	# orders (the producer reads floor, never a cursor), so no race can
+	# show when it alone is weakened.
 	mkdir -p "$b/mut"
-	local m from to
+	local m from to n text
+	text=$(<"$SRC/common/queue/mmapq.c")
 	while IFS='|' read -r m from to; do
-		sed "s/$from/$to/" "$SRC/common/queue/mmapq.c" >"$b/mut/mmapq.c"
-		if cmp -s "$SRC/common/queue/mmapq.c" "$b/mut/mmapq.c"; then
-			echo "tsan: mutation '$m': pattern not found in common/queue/mmapq.c, skipped"
-			continue
+		n=$(grep -cF -- "$from" "$SRC/common/queue/mmapq.c")
+		if [ "$n" -ne 1 ]; then
+			echo "tsan: mutation '$m': '$from' is on $n lines of common/queue/mmapq.c, not exactly one:"
+			echo "      update the pattern to the code"
+			rc=1; continue
 		fi
+		printf '%s\n' "${text/"$from"/"$to"}" >"$b/mut/mmapq.c"
 		# -I mut first: test_threads.c's #include "mmapq.c" must find the copy
-		if ! "${cc[0]}" -I"$b/mut" "${cc[@]:1}" "${srcs[@]}" -lpthread -o "$b/mut/test_threads" 2>"$b/mut/build.log"; then
-			echo "tsan: mutation '$m': does not build"; cat "$b/mut/build.log"; continue
+		if ! "${cc[0]}" -I"$b/mut" "${cc[@]:1}" "${srcs[@]}" -lpthread -o "$b/mut/$m" 2>"$b/mut/$m.build.log"; then
+			echo "tsan: mutation '$m': does not build:"; cat "$b/mut/$m.build.log"; rc=1; continue
 		fi
-		if timeout 300 "$b/mut/test_threads" >"$b/mut/$m.log" 2>&1; then
-			echo "tsan: mutation '$m': WARNING: not caught"
-		else
+		timeout 300 "$b/mut/$m" >"$b/mut/$m.log" 2>&1
+		local mrc=$?
+		if [ $mrc -eq 66 ] && grep -q 'WARNING: ThreadSanitizer: data race' "$b/mut/$m.log"; then
 			echo "tsan: mutation '$m': caught ($(grep -m1 SUMMARY "$b/mut/$m.log"))"
+		else
+			echo "tsan: mutation '$m': NOT caught (exit $mrc; TSan must report a data race):"
+			tail -20 "$b/mut/$m.log"; rc=1
 		fi
 	done <<'MUTATIONS'
 tail-store-relaxed|producer.position, q->tail, __ATOMIC_RELEASE|producer.position, q->tail, __ATOMIC_RELAXED
 tail-load-relaxed|producer.position, __ATOMIC_ACQUIRE|producer.position, __ATOMIC_RELAXED
-head-store-relaxed|consumer.position, head, __ATOMIC_RELEASE|consumer.position, head, __ATOMIC_RELAXED
-head-load-relaxed|consumer.position, __ATOMIC_ACQUIRE|consumer.position, __ATOMIC_RELAXED
+floor-store-relaxed|floor.floor, min, __ATOMIC_RELEASE|floor.floor, min, __ATOMIC_RELAXED
+floor-load-relaxed|floor.floor, __ATOMIC_ACQUIRE|floor.floor, __ATOMIC_RELAXED
 MUTATIONS
 	return $rc
 }

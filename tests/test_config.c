@@ -30,6 +30,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "cmockautil.h"
 #include "testutil.h"
 
 /* ---- helpers ---- */
@@ -821,25 +822,6 @@ static void test_missing(void **state)
 	free(path);
 }
 
-static void test_unreadable(void **state)
-{
-	char *path = tu_xasprintf("%s/unreadable.ini", tmpdir);
-	struct mmapq_config c;
-	struct errs e;
-
-	write_file(path, "", 0);
-	chmod(path, 0);
-	if (access(path, R_OK) == 0) {
-		free(path);
-		skip();     /* root reads anything */
-	}
-	errs_init(&e);
-	assert_int_equal(mmapq_config_load(&c, path, on_error, &e), -EACCES);
-	assert_string_equal(errs_text(&e), "unreadable.ini:0: Permission denied\n");
-	errs_free(&e);
-	free(path);
-}
-
 /* Whatever was in the struct, load starts from the defaults. */
 static void test_empty_and_partial(void **state)
 {
@@ -1197,33 +1179,70 @@ static void test_dropins_geometry(void **state)
 	tree_free(&t);
 }
 
-/* mmapq_config_read(path) by a process that cannot read everything (as
- * root: a child as nobody): want_r and exactly want_err, or -1. */
-static int read_unprivileged(const char *path, int want_r, const char *want_err)
-{
-	pid_t pid = fork();
-	int status;
+/*
+ * A read that permissions must refuse: path read whole (mmapq_config_read,
+ * drop-ins and all) or alone (mmapq_config_load); target is what may not
+ * be read, by its own mode: the reader must be able to look it up (its
+ * directory reachable), or the refusal would prove nothing about the mode.
+ */
+struct denied {
+	const char *path, *target;
+	bool alone;
+	int want_r;
+	const char *want_err;
+};
 
-	if (pid < 0)
-		tu_die("fork");
+/* d's read by a process that root's privilege does not let through: a
+ * child running as nobody when we are root, else as ourselves.  0 if it
+ * got want_r and exactly want_err; TEST_SKIP if it cannot be nobody, or may
+ * read target all the same (it says which); 1 otherwise. */
+static int read_denied(const struct denied *d)
+{
+	pid_t pid = tu_fork();
+	int st;
+
 	if (pid == 0) {
 		struct mmapq_config c;
 		struct reader rd;
+		struct stat sb;
 		int r;
 
-		if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0))
-			_exit(3);
-		r = read_cfg(&c, path, NULL, false, &rd);
-		if (r != want_r || strcmp(errs_text(&rd.e), want_err)) {
-			fprintf(stderr, "as uid %u: %d, want %d; errors:\n%s", (unsigned)geteuid(), r, want_r,
-			        errs_text(&rd.e));
+		if (geteuid() == 0 && (r = tu_become_nobody()) < 0) {
+			fprintf(stderr, "test_config: SKIP: cannot become nobody: %s\n", strerror(-r));
+			_exit(TEST_SKIP);
+		}
+		if (stat(d->target, &sb) < 0) {
+			fprintf(stderr, "test_config: uid %u cannot look %s up (%s): its directory is out of"
+			        " reach, so a refusal would say nothing of its mode\n", (unsigned)geteuid(),
+			        d->target, strerror(errno));
+			_exit(1);
+		}
+		if (access(d->target, R_OK) == 0) {
+			fprintf(stderr, "test_config: SKIP: uid %u may read %s (mode 0) all the same\n",
+			        (unsigned)geteuid(), d->target);
+			_exit(TEST_SKIP);
+		}
+		if (d->alone) {
+			errs_init(&rd.e);
+			r = mmapq_config_load(&c, d->path, on_error, &rd.e);
+		} else {
+			r = read_cfg(&c, d->path, NULL, false, &rd);
+		}
+		if (r != d->want_r || strcmp(errs_text(&rd.e), d->want_err)) {
+			fprintf(stderr, "test_config: %s unreadable, as uid %u: %d, want %d; errors:\n%s"
+			        "want:\n%s", d->target, (unsigned)geteuid(), r, d->want_r, errs_text(&rd.e),
+			        d->want_err);
 			_exit(1);
 		}
 		_exit(0);
 	}
-	if (waitpid(pid, &status, 0) != pid)
-		tu_die("waitpid");
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+	st = tu_wait(pid, 10000);
+	if (st < 0) {
+		fprintf(stderr, "test_config: the reader of %s did not finish in 10 s\n", d->path);
+		tu_kill(pid);
+		return 1;
+	}
+	return tu_exit_code(st);
 }
 
 /* F.d missing is fine; not a directory, or a drop-in that is not a
@@ -1235,7 +1254,6 @@ static void test_dropins_bad_entries(void **state)
 	char *sub = tu_path(d, "20-dir.ini"), *link = tu_path(d, "30-dangling.ini");
 	struct mmapq_config c, before;
 	struct reader rd;
-	char *want;
 
 	/* no b.ini.d at all */
 	assert_int_equal(rmdir(d), 0);
@@ -1270,27 +1288,52 @@ static void test_dropins_bad_entries(void **state)
 	assert_int_equal(rmdir(sub), 0);
 	assert_int_equal(unlink(link), 0);
 
-	/* unreadable: a drop-in, then the directory (as nobody when root,
-	 * who reads anything) */
+	/* a drop-in whose read fails (40-good.ini good again first); a
+	 * drop-in or drop-in directory that may not be read: test_unreadable */
 	free(put(d, "40-good.ini", "[queue]\nformat = line\n"));
-	want = tu_path(d, "40-good.ini");
-	assert_int_equal(chmod(dir, 0755), 0);
-	assert_int_equal(chmod(want, 0), 0);
-	assert_int_equal(read_unprivileged(ini, -EACCES, "40-good.ini:0: Permission denied\n"), 0);
-	assert_int_equal(chmod(want, 0644), 0);
-	assert_int_equal(chmod(d, 0), 0);
-	assert_int_equal(read_unprivileged(ini, -EACCES,
-	                                   "b.ini.d:0: drop-in directory: Permission denied\n"), 0);
-	assert_int_equal(chmod(d, 0755), 0);
-	/* a drop-in whose read fails */
 	assert_int_equal(symlink("/proc/self/mem", link), 0);
 	assert_int_equal(read_cfg(&c, ini, NULL, false, &rd), -EIO);
 	assert_string_equal(errs_text(&rd.e), "30-dangling.ini:0: read error: Input/output error\n");
 	errs_free(&rd.e);
-	free(want);
 	tree_free(&t);
 	free(sub);
 	free(link);
+}
+
+/*
+ * Files that may not be read, each refused with its name and errno: the
+ * main file (alone, and with its drop-ins), a drop-in, the drop-in
+ * directory.  Root reads anything: as root the reads are made by a child
+ * running as nobody, the tree's directories reachable by it and only the
+ * mode of the file in question in the way.  A ctest entry of its own
+ * (test_config.test_unreadable): it skips if it cannot be nobody.
+ */
+static void test_unreadable(void **state)
+{
+	struct tree t = tree_new("u.ini", "[queue]\ncapacity = 8\n");
+	char *dropin = put(t.d, "40-good.ini", "[queue]\nformat = line\n");
+	const struct denied cases[] = {
+		{t.ini, t.ini, true, -EACCES, "u.ini:0: Permission denied\n"},
+		{t.ini, t.ini, false, -EACCES, "u.ini:0: Permission denied\n"},
+		{t.ini, dropin, false, -EACCES, "40-good.ini:0: Permission denied\n"},
+		{t.ini, t.d, false, -EACCES, "u.ini.d:0: drop-in directory: Permission denied\n"},
+	};
+	int code = 0;
+
+	assert_int_equal(chmod(t.dir, 0755), 0); /* tu_mkdtemp made it 0700 */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]) && !code; i++) {
+		struct stat sb;
+
+		assert_int_equal(stat(cases[i].target, &sb), 0);
+		assert_int_equal(chmod(cases[i].target, 0), 0);
+		code = read_denied(&cases[i]);
+		assert_int_equal(chmod(cases[i].target, sb.st_mode & 07777), 0);
+	}
+	free(dropin);
+	tree_free(&t);
+	if (code == TEST_SKIP)
+		skip();
+	assert_int_equal(code, 0);
 }
 
 /* missing_ok: F missing reads as empty, its drop-ins still count (1);
@@ -1584,7 +1627,7 @@ static int teardown(void **state)
 	return rmdir(tmpdir) == 0 ? 0 : -1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
@@ -1618,5 +1661,5 @@ int main(void)
 	};
 
 	tu_source_dir();
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return tu_cmocka_run(argc, argv, tests, setup, teardown);
 }

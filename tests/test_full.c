@@ -31,6 +31,7 @@
 
 #include "mmapq.h"
 #include "mmapq_format.h"
+#include "cmockautil.h"
 #include "testutil.h"
 
 #define CAP 8u
@@ -619,7 +620,7 @@ static void test_close_publishes(void **state)
 	mmapq_close(c);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reserve_on_full, setup, teardown),
@@ -632,5 +633,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_positions_persist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_publishes, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_cmocka_run(argc, argv, tests, NULL, NULL);
 }

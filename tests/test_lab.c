@@ -41,6 +41,7 @@
 #include <cmocka.h>
 
 #include "mmapq.h"
+#include "cmockautil.h"
 #include "testutil.h"
 
 #define DEADLINE_MS 5000 /* generous: every step here takes milliseconds */
@@ -710,7 +711,7 @@ static void test_sigterm_producer_full(void **state)
 	free(cfg);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_consumer_first, setup, teardown),
@@ -724,5 +725,5 @@ int main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* a dead child's stdin is an EPIPE error, not our death */
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_cmocka_run(argc, argv, tests, NULL, NULL);
 }

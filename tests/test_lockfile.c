@@ -34,7 +34,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -49,7 +48,6 @@
 #include "mmapq_format.h"
 #include "testutil.h"
 
-#define NOBODY  65534
 #define HANG_MS 5000u
 
 static const char *g_case;
@@ -94,8 +92,10 @@ static struct mmapq *must_open(enum mmapq_role role, uint32_t mode, const char *
 
 static void become_nobody(void)
 {
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0) {
-		fprintf(stderr, "cannot become nobody: %s\n", strerror(errno));
+	int r = tu_become_nobody();
+
+	if (r < 0) {
+		fprintf(stderr, "cannot become nobody: %s\n", strerror(-r));
 		_exit(TEST_SKIP);
 	}
 }
@@ -302,7 +302,7 @@ static void case_lock_file_mode(void)
 		make_queue(modes[i].queue);
 		unlink(g_lock); /* made by the creator: make it again from the final mode */
 		/* owned by nobody:nogroup, as a queue made by the service user */
-		if (chown(g_q, NOBODY, NOBODY) < 0)
+		if (chown(g_q, TU_NOBODY, TU_NOBODY) < 0)
 			FAIL("chown: %s", strerror(errno));
 		umask(0); /* the mode must not depend on it */
 		c = must_open(MMAPQ_ROLE_CONSUMER, 0, "consumer");
@@ -313,10 +313,10 @@ static void case_lock_file_mode(void)
 			continue;
 		}
 		if ((st.st_mode & 07777) != modes[i].lock || !S_ISREG(st.st_mode) ||
-		    st.st_uid != NOBODY || st.st_gid != NOBODY)
+		    st.st_uid != TU_NOBODY || st.st_gid != TU_NOBODY)
 			FAIL("queue %04o: lock file %06o owned %d:%d; want %04o and %d:%d", modes[i].queue,
-			     (unsigned)st.st_mode, (int)st.st_uid, (int)st.st_gid, modes[i].lock, NOBODY,
-			     NOBODY);
+			     (unsigned)st.st_mode, (int)st.st_uid, (int)st.st_gid, modes[i].lock, TU_NOBODY,
+			     TU_NOBODY);
 	}
 }
 

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmockautil.h"
 #include "fmt.h"
 #include "mmapq_format.h"
 #include "parse.h"
@@ -1136,7 +1137,7 @@ static void test_batch_errors(void **state)
 	free(in);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lab_input),
@@ -1170,5 +1171,5 @@ int main(void)
 		cmocka_unit_test(test_batch_errors),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_cmocka_run(argc, argv, tests, NULL, NULL);
 }

@@ -58,6 +58,7 @@
 
 #include "mmapq.h"
 #include "testproc.h"
+#include "cmockautil.h"
 #include "testutil.h"
 
 #define DEADLINE_MS 10000 /* per step; every step normally takes milliseconds */
@@ -697,7 +698,7 @@ static void test_check_config(void **state)
 	free(ok);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_live, setup, teardown),
@@ -709,5 +710,5 @@ int main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* a dead child's stdin is an EPIPE error, not our death */
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_cmocka_run(argc, argv, tests, NULL, NULL);
 }

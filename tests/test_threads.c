@@ -8,8 +8,9 @@
  * sides block on full and on empty thousands of times), twice: with
  * spin_us 0 and 50 (the lock-free look at the peer's position before a
  * sleep); then a third time as int records in 16-byte int slots, put with
- * mmapq_put_many and read with mmapq_get_many or mmapq_copy_many.  Every record is
- * checked: sequence number, length and every payload byte, in order.
+ * mmapq_put_many and read with mmapq_get_many or mmapq_copy_many; then a
+ * fourth time as whole-ring handovers (below).  Every record is checked:
+ * sequence number, length and every payload byte, in order.
  *
  * Why threads: ThreadSanitizer understands C11/GCC atomics and pthread
  * mutexes within one process; it does not understand synchronisation
@@ -17,7 +18,21 @@
  * our futex condition variable nor the atomics' ordering).  So the TSan
  * build of this test (tests/analyze.sh) is what checks the library's memory
  * ordering: slot writes before the release store of tail, slot reads after
- * the acquire load, slot reuse after the consumer's release of head.
+ * the acquire load, slot reuse after the release store of floor (the
+ * slowest consumer's cursor, stored by that consumer) and the producer's
+ * acquire load of it.
+ *
+ * The handover pass makes the last of these certain to be exercised.  In
+ * the other passes the producer mostly learns of released room under the
+ * mutex (whose unlock/lock orders the consumer's slot reads before the
+ * producer's writes, whatever floor's own order), and reads floor without
+ * the mutex only when a release happens to land between its publish and
+ * its next reserve.  In the handover pass it fills the whole ring, waits
+ * (a relaxed look at floor in the TSan build: no happens-before edge from
+ * the consumer) until the consumer has released all of it, and reserves
+ * again: mmapq_reserve then reads floor without the mutex, every time, and
+ * its load-acquire is all that orders the consumer's reads of the 64 slots
+ * before the producer's writes to them.
  *
  * One catch: TSan keeps its shadow state per VIRTUAL address.  Two
  * mmapq_open calls map the file twice, at two addresses, and TSan would see
@@ -45,6 +60,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -74,6 +90,7 @@ static pthread_barrier_t g_attached; /* both opened; main may alias; go */
 static struct mmapq *g_q[2];         /* [0] producer, [1] consumer */
 static uint32_t g_spin_us;           /* mmapq_params.spin_us of this pass */
 static bool g_ints;                  /* this pass: format int, mmapq_put_many/mmapq_get_many */
+static bool g_handover;              /* this pass: whole rings, each released before the next */
 
 static void thread_fail(int who, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void thread_fail(int who, const char *fmt, ...)
@@ -146,6 +163,44 @@ static struct mmapq *open_role(int who, enum mmapq_role role)
 	return q;
 }
 
+/*
+ * Handover pass, producer: wait until the consumer has released every
+ * record up to seq, without the mutex and, in the TSan build, without an
+ * acquire (so TSan sees no ordering from the consumer here: the next
+ * mmapq_reserve's look at floor must provide it).  0, or -1 after
+ * STALL_WAITS waits or once the other thread failed.
+ */
+static int wait_released(uint64_t seq)
+{
+	uint64_t give_up = mmapq_now_ns() + STALL_WAITS * WAIT_NS;
+
+	for (;;) {
+		uint64_t floor;
+#ifdef MMAPQ_THREADS_SHARED_MAPPING
+		floor = __atomic_load_n(&g_q[0]->h->floor.floor, __ATOMIC_RELAXED);
+#else
+		struct mmapq_status st;
+		int r = mmapq_status(g_q[0], &st);
+
+		if (r < 0) {
+			thread_fail(0, "producer: mmapq_status: %s", mmapq_strerror(r));
+			return -1;
+		}
+		floor = st.head;
+#endif
+		if (floor == seq)
+			return 0;
+		if (failed())
+			return -1;
+		if (mmapq_now_ns() >= give_up) {
+			thread_fail(0, "producer: the consumer released up to %" PRIu64 " of %" PRIu64
+			            " in %d s", floor, seq, STALL_WAITS);
+			return -1;
+		}
+		sched_yield();
+	}
+}
+
 static void *producer(void *arg)
 {
 	uint64_t rnd = 0x9e3779b97f4a7c15ull, seq = 0;
@@ -161,7 +216,11 @@ static void *producer(void *arg)
 		return NULL;
 	while (seq < N_RECORDS && !failed()) {
 		uint32_t nfree, batch;
-		int r = mmapq_reserve(g_q[0], mmapq_now_ns() + WAIT_NS, &nfree);
+		int r;
+
+		if (g_handover && wait_released(seq) < 0)
+			break;
+		r = mmapq_reserve(g_q[0], mmapq_now_ns() + WAIT_NS, &nfree);
 
 		if (r == -ETIMEDOUT) {
 			if (++idle >= STALL_WAITS)
@@ -177,8 +236,14 @@ static void *producer(void *arg)
 			thread_fail(0, "producer: mmapq_reserve returned 0 free slots");
 			break;
 		}
-		/* a batch of 1..nfree: sometimes one record, sometimes the whole ring */
-		batch = 1u + (uint32_t)(rnd_next(&rnd) % nfree);
+		if (g_handover && nfree != CAPACITY) {
+			thread_fail(0, "producer: %" PRIu32 " free slots after the consumer released all"
+			            " %u at seq %" PRIu64, nfree, CAPACITY, seq);
+			break;
+		}
+		/* a batch of 1..nfree: sometimes one record, sometimes the whole
+		 * ring; the whole ring always in the handover pass */
+		batch = g_handover ? nfree : 1u + (uint32_t)(rnd_next(&rnd) % nfree);
 		if (batch > N_RECORDS - seq)
 			batch = (uint32_t)(N_RECORDS - seq);
 		if (g_ints) {
@@ -360,7 +425,7 @@ static int check_ofd_exclusion(void)
 }
 
 /* One run: both threads attach, N_RECORDS go through, both close. */
-static int run_pass(const char *dir, uint32_t spin_us, bool ints)
+static int run_pass(const char *dir, uint32_t spin_us, bool ints, bool handover)
 {
 	pthread_t t[2];
 	struct timespec until;
@@ -369,10 +434,12 @@ static int run_pass(const char *dir, uint32_t spin_us, bool ints)
 	uint64_t t0 = tu_now_ms();
 	int code = 0;
 
-	snprintf(name, sizeof(name), "threads-spin%u%s.q", spin_us, ints ? "-int" : "");
+	snprintf(name, sizeof(name), "threads-spin%u%s%s.q", spin_us, ints ? "-int" : "",
+	         handover ? "-handover" : "");
 	g_path = tu_path(dir, name);
 	g_spin_us = spin_us;
 	g_ints = ints;
+	g_handover = handover;
 	g_failed = 0;
 	memset(g_why, 0, sizeof(g_why));
 	g_q[0] = g_q[1] = NULL;
@@ -406,8 +473,9 @@ static int run_pass(const char *dir, uint32_t spin_us, bool ints)
 	}
 	for (int i = 0; i < 2; i++)
 		if (g_why[i][0]) {
-			fprintf(stderr, "test_threads: FAIL: spin_us %u%s: %s\n", spin_us,
-			        ints ? ", int records in bulk" : "", g_why[i]);
+			fprintf(stderr, "test_threads: FAIL: spin_us %u%s%s: %s\n", spin_us,
+			        ints ? ", int records in bulk" : "", handover ? ", whole-ring handovers" : "",
+			        g_why[i]);
 			code = 1;
 		}
 	if (!code && g_q[1] && mmapq_status(g_q[1], &st) == 0 &&
@@ -427,7 +495,8 @@ static int run_pass(const char *dir, uint32_t spin_us, bool ints)
 	pthread_barrier_destroy(&g_attached);
 	if (!code)
 		fprintf(stderr, "test_threads: OK: %u %srecords through two threads (%s, spin_us %u) in %"
-		        PRIu64 " ms\n", N_RECORDS, ints ? "int records in bulk, " : "",
+		        PRIu64 " ms\n", N_RECORDS,
+		        ints ? "int records in bulk, " : handover ? "whole-ring handovers, " : "",
 #ifdef MMAPQ_THREADS_SHARED_MAPPING
 		        g_two_mappings ? (g_control ? "two mappings, with a deliberate race TSan cannot see"
 		                                    : "two mappings") :
@@ -467,8 +536,9 @@ int main(int argc, char **argv)
 #endif
 	dir = tu_mkdtemp("threads");
 	for (size_t i = 0; i < sizeof(spins) / sizeof(spins[0]); i++)
-		code |= run_pass(dir, spins[i], false);
-	code |= run_pass(dir, 0, true);
+		code |= run_pass(dir, spins[i], false, false);
+	code |= run_pass(dir, 0, true, false);
+	code |= run_pass(dir, 0, false, true);
 	tu_rmdir_r(dir);
 	free(dir);
 	return code;

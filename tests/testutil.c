@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
@@ -246,6 +247,13 @@ pid_t tu_fork(void)
 	if (pid < 0)
 		tu_die("fork");
 	return pid;
+}
+
+int tu_become_nobody(void)
+{
+	if (setgroups(0, NULL) < 0 || setgid(TU_NOBODY) < 0 || setuid(TU_NOBODY) < 0)
+		return -errno;
+	return 0;
 }
 
 bool tu_wanted(int argc, char **argv, const char *name)

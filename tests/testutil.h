@@ -89,6 +89,18 @@ void tu_case_fail(const char *test, const char *name, const char *qpath, int lin
 void tu_pipe(int fds[2]);
 /* fflush(NULL), then fork(); exits 99 if fork fails. */
 pid_t tu_fork(void);
+/* The uid and gid of nobody: the user that cases checking a permission run
+ * as when the suite runs as root (as CI does), whom no permission bit
+ * would stop. */
+#define TU_NOBODY 65534
+/* In a child process (there is no way back): no supplementary groups, then
+ * gid, then uid TU_NOBODY, in that order (each call needs the privilege
+ * the next one gives up).  0, or -errno: not root, or a user namespace
+ * without 65534 in it (the caller skips, 77). */
+int tu_become_nobody(void);
+/* The exit code of a child that was to run a program as nobody and could
+ * not become it (it says why on stderr); no program of ours exits with it. */
+#define TU_NOT_NOBODY 125
 /* Whether case name was asked for on the command line (argv[1..]; none:
  * every case). */
 bool tu_wanted(int argc, char **argv, const char *name);
