@@ -1019,9 +1019,9 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "consumer")) {
 		if (c.argi + 3 != argc || strcmp(argv[c.argi + 1], "remove"))
 			cli_usage_error(&c, "usage: consumer remove NAME");
-		if (!mmapq_consumer_name_valid(argv[c.argi + 2]))
-			cli_usage_error(&c, "consumer remove: '%s' is not a consumer name (1 to %d letters,"
-			                " digits and '_.@-')", argv[c.argi + 2], MMAPQ_CONSUMER_NAME_MAX);
+		/* the library checks the name (64): any a queue file may hold,
+		 * so that `consumer remove -- -x` removes a consumer an older
+		 * version let register under a name starting with '-' */
 		cli_sigbus_guard(cfg.queue_path);
 		code = consumer_remove(&cfg, argv[c.argi + 2]);
 		if (fflush(stdout) != 0 && code == EXIT_OK)

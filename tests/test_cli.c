@@ -25,7 +25,8 @@
  * (status/dump of a line queue with a tab, a backslash, quotes and
  * non-ASCII bytes), bad_input, bad_queue (65), role_taken (69),
  * cannot_create (73), io_error (74), recreate (65 after a geometry change),
- * recreate_v1 (a format version-1 file migrated).
+ * recreate_v1 (a format version-1 file migrated), dash_name (consumer
+ * names starting with '-').
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1338,6 +1339,59 @@ static void test_recreate_v1(void **state)
 	free(cfg);
 }
 
+/* ---- consumer names starting with '-' ---- */
+
+/* The consumers registered in the queue file path (observer), in table
+ * order: how many. */
+static int consumers_in(const char *path, struct mmapq_consumer_status *cs)
+{
+	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq *q;
+	int n;
+
+	CHECK(mmapq_open(&p, &q, NULL) == 0, "%s: cannot open as observer", path);
+	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+	mmapq_close(q);
+	CHECK(n >= 0 && n <= (int)MMAPQ_CONSUMERS_MAX, "%s: mmapq_consumers %d", path, n);
+	return n;
+}
+
+/*
+ * No consumer may take a name starting with '-' (--name, --named-instance,
+ * [consumer:NAME]); one an older version registered stays in the file,
+ * shown, and removable with `consumer remove -- NAME`.
+ */
+static void test_dash_name(void **state)
+{
+	struct transcript t = {.group = "dash_name"};
+	char *cfg = write_cfg("c.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	char *bad = write_cfg("bad.ini", "[queue]\ncapacity = 8\n[consumer:-x]\noutput = stdout\n");
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	int fd;
+
+	(void)state;
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--name", "-x", NULL);
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--named-instance", "q1:-x", NULL);
+	tr_run_free(&t, 78, NULL, C, "--config", bad, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--name", "zz", "--count", "1", NULL);
+	/* as an older version would have registered it: "zz" becomes "-x" */
+	CHECK(consumers_in(qpath, cs) == 1 && cs[0].index == 0, "zz is not entry 0");
+	fd = open(qpath, O_WRONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && pwrite(fd, "-x", 2, (off_t)offsetof(struct mmapq_header, consumers[0].name)) == 2,
+	      "cannot rename zz: %s", strerror(errno));
+	close(fd);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "consumers", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "consumer", "remove", "-x", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "consumer", "remove", "--", "-x", NULL);
+	tr_run_free(&t, 67, NULL, CTL, "--config", cfg, "--queue", qpath, "consumer", "remove", "--", "-x", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "consumer", "remove", "a/b", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "consumers", NULL);
+	tr_check(&t);
+	free(cfg);
+	free(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1359,6 +1413,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_io_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreate_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dash_name, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
