@@ -589,6 +589,10 @@ struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_
 		.start = (enum mmapq_start)cfg->start,
 		.max_consumers = cfg->max_consumers,
 	};
+	/* An observer shows the file whatever its geometry: the configured
+	 * one is what `mmapqctl recreate` would give it, not a condition. */
+	if (role == MMAPQ_ROLE_OBSERVER)
+		p.capacity = p.record_size = p.format = p.max_consumers = 0;
 	return p;
 }
 

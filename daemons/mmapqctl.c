@@ -932,7 +932,6 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 	struct mmapq *q;
 	int r, n = 0;
 
-	qp.capacity = qp.record_size = qp.format = 0; /* whatever is there */
 	r = mmapq_open(&qp, &q, &err);
 	if (r == 0) {
 		r = mmapq_status(q, &st);
@@ -1036,7 +1035,6 @@ int main(int argc, char **argv)
 		                c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
 	if (!strcmp(cmd, "top")) {
 		qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
-		qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */
 		cli_sigbus_guard(qp.path);
 		return top_run(&qp, 1000);
 	}
@@ -1055,7 +1053,6 @@ int main(int argc, char **argv)
 		return code;
 	}
 	qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
-	qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */
 	cli_sigbus_guard(qp.path);
 	r = mmapq_open(&qp, &q, &err);
 	if (r < 0) {

@@ -26,7 +26,8 @@
  * non-ASCII bytes), bad_input, bad_queue (65), role_taken (69),
  * cannot_create (73), io_error (74), recreate (65 after a geometry change),
  * recreate_v1 (a format version-1 file migrated), dash_name (consumer
- * names starting with '-').
+ * names starting with '-'), any_geometry (status, dump, consumers and
+ * metrics under another geometry).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1392,6 +1393,50 @@ static void test_dash_name(void **state)
 	free(bad);
 }
 
+/* ---- observers read any geometry ------------------------------------------ */
+
+/*
+ * A file made with capacity 8 and max_consumers 2, shown by status, dump,
+ * consumers and metrics under configurations of another max_consumers,
+ * and of another capacity, record_size and format: the observers take the
+ * file as it is.  The daemons still refuse it (65), naming recreate.
+ */
+static void test_any_geometry(void **state)
+{
+	struct transcript t = {.group = "any_geometry"};
+	char *c2 = write_cfg("c2.ini", "[queue]\ncapacity = 8\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
+	char *c4 = write_cfg("c4.ini", "[queue]\ncapacity = 8\nmax_consumers = 4\n");
+	char *other = write_cfg("other.ini", "[queue]\ncapacity = 16\nrecord_size = 32\nformat = line\n"
+	                        "max_consumers = 4\n");
+	char *cfgs[2] = {c4, other};
+
+	(void)state;
+	tr_run_free(&t, 0, "1 2 3\n", P, "--config", c2, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c2, "--queue", qpath, "--name", "a", "--count", "1", NULL);
+	for (int i = 0; i < 2; i++) {
+		struct res r;
+		char *want;
+
+		tr_run_free(&t, 0, NULL, CTL, "--config", cfgs[i], "--queue", qpath, "status", NULL);
+		tr_run_free(&t, 0, NULL, CTL, "--config", cfgs[i], "--queue", qpath, "dump", NULL);
+		tr_run_free(&t, 0, NULL, CTL, "--config", cfgs[i], "--queue", qpath, "--json", "consumers", NULL);
+		/* metrics: its timestamps vary, the table's size does not */
+		r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
+		           (char *[]){(char *)CTL, "--config", cfgs[i], "--queue", qpath, "metrics", NULL});
+		want = tu_xasprintf("mmapq_consumers_max{queue=\"%s\"} 2\n", qpath);
+		CHECK(r.code == 0 && strstr(r.out, want), "metrics under %s: exit %d, stderr '%s'", cfgs[i],
+		      r.code, r.err);
+		free(want);
+		res_free(&r);
+	}
+	tr_run_free(&t, 65, "4\n", P, "--config", c4, "--queue", qpath, NULL);
+	tr_run_free(&t, 65, NULL, C, "--config", other, "--queue", qpath, NULL);
+	tr_check(&t);
+	free(c2);
+	free(c4);
+	free(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1414,6 +1459,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recreate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreate_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dash_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_any_geometry, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
