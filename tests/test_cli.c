@@ -27,7 +27,8 @@
  * cannot_create (73), io_error (74), recreate (65 after a geometry change),
  * recreate_v1 (a format version-1 file migrated), dash_name (consumer
  * names starting with '-'), any_geometry (status, dump, consumers and
- * metrics under another geometry).
+ * metrics under another geometry), recreate_consumers (max_consumers
+ * changed, the consumers carried over or named).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1393,7 +1394,7 @@ static void test_dash_name(void **state)
 	free(bad);
 }
 
-/* ---- observers read any geometry ------------------------------------------ */
+/* ---- observers read any geometry; recreate changes any -------------------- */
 
 /*
  * A file made with capacity 8 and max_consumers 2, shown by status, dump,
@@ -1437,6 +1438,71 @@ static void test_any_geometry(void **state)
 	free(other);
 }
 
+/*
+ * max_consumers changes (4 -> 2 -> 8 -> 2) with consumers a, b, c
+ * registered at different places among 6 records: recreate refuses while
+ * they do not fit (65, naming them), else rebuilds the table at the new
+ * size with each consumer where it was among the records and its counters
+ * (pid, attaches, times, recoveries) as they were; b then goes on where it
+ * was.
+ */
+static void test_recreate_consumers(void **state)
+{
+	struct transcript t = {.group = "recreate_consumers"};
+	char *c4 = write_cfg("c4.ini", "[queue]\ncapacity = 8\nmax_consumers = 4\n[consumer]\noutput = stdout\n");
+	char *c2 = write_cfg("c2.ini", "[queue]\ncapacity = 8\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
+	char *c8 = write_cfg("c8.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	struct mmapq_consumer_status before[MMAPQ_CONSUMERS_MAX], after[MMAPQ_CONSUMERS_MAX];
+	char *bytes, *again;
+	size_t len, len2;
+	int n;
+
+	(void)state;
+	tr_run_free(&t, 0, "1 2 3 4 5 6\n", P, "--config", c4, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "a", "--count", "1", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "b", "--count", "2", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "b", "--count", "1", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "c", "--count", "2", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c4, "--queue", qpath, "--json", "consumers", NULL);
+	n = consumers_in(qpath, before);
+	CHECK(n == 3, "%d consumers registered, want 3", n);
+
+	/* three do not fit in two: named, the file untouched */
+	bytes = tu_read_file(qpath, &len);
+	tr_run_free(&t, 65, NULL, CTL, "--config", c2, "--queue", qpath, "recreate", NULL);
+	again = tu_read_file(qpath, &len2);
+	CHECK(bytes && again && len == len2 && !memcmp(bytes, again, len), "a refused recreate changed the file");
+	free(bytes);
+	free(again);
+
+	/* into eight: each where it was (the oldest record kept, 1, is 0
+	 * now), with its counters */
+	tr_run_free(&t, 0, NULL, CTL, "--config", c8, "--queue", qpath, "recreate", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c8, "--queue", qpath, "--json", "consumers", NULL);
+	CHECK(consumers_in(qpath, after) == n && tu_queue_status(qpath).max_consumers == 8,
+	      "the consumers were not carried over into a table of 8");
+	for (int i = 0; i < n; i++) {
+		CHECK(!strcmp(after[i].name, before[i].name) && after[i].position == before[i].position - 1 &&
+		      after[i].pid == before[i].pid && after[i].start_usec == before[i].start_usec &&
+		      after[i].registered_usec == before[i].registered_usec &&
+		      after[i].recoveries == before[i].recoveries && after[i].attaches == before[i].attaches,
+		      "consumer %d ('%s') not carried over as it was: position %" PRIu64 " (was %" PRIu64
+		      "), attaches %" PRIu64 " (was %" PRIu64 ")", i, before[i].name, after[i].position,
+		      before[i].position, after[i].attaches, before[i].attaches);
+	}
+	/* b goes on where it was: the records 5 and 6 */
+	tr_run_free(&t, 0, NULL, C, "--config", c8, "--queue", qpath, "--name", "b", "--count", "2", NULL);
+	/* without c, two fit in two */
+	tr_run_free(&t, 0, NULL, CTL, "--config", c8, "--queue", qpath, "consumer", "remove", "c", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c2, "--queue", qpath, "recreate", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c2, "--queue", qpath, "--json", "consumers", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c2, "--queue", qpath, "--name", "a", "--count", "5", NULL);
+	tr_check(&t);
+	free(c2);
+	free(c4);
+	free(c8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1460,6 +1526,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recreate_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dash_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_any_geometry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recreate_consumers, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
