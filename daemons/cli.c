@@ -138,12 +138,13 @@ static uint64_t parse_number(const struct cli *c, const char *opt, const char *s
 	return (uint64_t)v;
 }
 
-/* A consumer name (MMAPQ_CONSUMER_NAME_CHARS); exits 64 otherwise. */
+/* A name a consumer may take (mmapq_consumer_name_valid); exits 64
+ * otherwise. */
 static const char *parse_consumer_name(const struct cli *c, const char *opt, const char *s)
 {
 	if (!mmapq_consumer_name_valid(s))
-		cli_usage_error(c, "%s: '%s' is not a consumer name (1 to %d letters, digits and '_.@-')",
-		                opt, s, MMAPQ_CONSUMER_NAME_MAX);
+		cli_usage_error(c, "%s: '%s' is not a consumer name (1 to %d letters, digits and '_.@-',"
+		                " not starting with '-')", opt, s, MMAPQ_CONSUMER_NAME_MAX);
 	return s;
 }
 
@@ -605,6 +606,10 @@ struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_
 		.start = (enum mmapq_start)cfg->start,
 		.max_consumers = cfg->max_consumers,
 	};
+	/* An observer shows the file whatever its geometry: the configured
+	 * one is what `mmapqctl recreate` would give it, not a condition. */
+	if (role == MMAPQ_ROLE_OBSERVER)
+		p.capacity = p.record_size = p.format = p.max_consumers = 0;
 	return p;
 }
 

@@ -164,6 +164,8 @@ void cli_log_reload(const char *section, const char *key, const char *old_value,
  * instead of a core dump. */
 void cli_sigbus_guard(const char *queue_path);
 
+/* The queue's parameters from the configuration, for role; for the
+ * observer without any geometry (it accepts the file's, whatever it is). */
 struct mmapq_params cli_queue_params(const struct mmapq_config *cfg, enum mmapq_role role);
 
 /*

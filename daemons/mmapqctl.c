@@ -652,7 +652,9 @@ static int send_records(const char *path, int nvalues, char **values, unsigned t
 
 /* ---- recreate --------------------------------------------------------------- */
 
-/* Open the existing file at path in a role, with whatever geometry it has. */
+/* Open the queue file at path in a role: with the configured geometry, or
+ * (st) with the geometry st gives, to read that file out (one of format
+ * version 1 too). */
 static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st, enum mmapq_role role,
                    const char *path, struct mmapq **q)
 {
@@ -661,13 +663,11 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
 	int r;
 
 	qp.path = path;
-	if (role == MMAPQ_ROLE_OBSERVER)
-		qp.capacity = qp.record_size = qp.format = 0; /* whatever is there */
 	if (st) {
-		/* the old file, to read it out: a version-1 file too */
 		qp.capacity = st->capacity;
 		qp.record_size = st->record_size;
 		qp.format = st->format;
+		qp.max_consumers = st->max_consumers;
 		qp.migrate = true;
 	}
 	r = mmapq_open(&qp, q, &err);
@@ -676,70 +676,142 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
 	return r;
 }
 
-static int by_position(const void *a, const void *b)
+/*
+ * Whether what the old file holds (st, read through q; its ncons
+ * consumers cs) fits the configured geometry: 0, or EXIT_DATAERR (said,
+ * naming what does not fit), or EXIT_IOERR.  Only reads (the records with
+ * mmapq_peek), so a file refused is left as it was.
+ */
+static int check_fits(const struct mmapq_config *cfg, const char *path, const struct mmapq_status *st,
+                      struct mmapq *q, const struct mmapq_consumer_status *cs, int ncons)
 {
-	const struct mmapq_consumer_status *x = a, *y = b;
+	struct mmapq_record rec;
+	char *buf;
 
-	return x->position < y->position ? -1 : x->position > y->position;
+	if ((uint32_t)ncons > cfg->max_consumers) {
+		char names[MMAPQ_CONSUMERS_MAX * (MMAPQ_CONSUMER_NAME_MAX + 4) + 1];
+		size_t len = 0;
+
+		names[0] = '\0';
+		for (int i = 0; i < ncons && len < sizeof(names); i++)
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%s'", i ? ", " : "",
+			                        cs[i].name);
+		log_error("%s: %d consumers are registered (%s), more than the new max_consumers %" PRIu32
+		          "; remove %" PRIu32 " of them first (mmapqctl consumer remove NAME), or keep"
+		          " max_consumers at %d or more", path, ncons, names, cfg->max_consumers,
+		          (uint32_t)ncons - cfg->max_consumers, ncons);
+		return EXIT_DATAERR;
+	}
+	if (st->tail - st->head > cfg->capacity) {
+		log_error("%s: holds %" PRIu64 " records, more than the new capacity %" PRIu32
+		          "; consume some first", path, st->tail - st->head, cfg->capacity);
+		return EXIT_DATAERR;
+	}
+	if (st->format != cfg->format && st->tail != st->head) {
+		log_error("%s: holds %" PRIu64 " %s records, the configuration says format = %s;"
+		          " consume them first (with the old format)", path, st->tail - st->head,
+		          mmapq_format_name(st->format), mmapq_format_name(cfg->format));
+		return EXIT_DATAERR;
+	}
+	buf = malloc(mmapq_record_size(q));
+	if (!buf) {
+		log_error("%s: out of memory", path);
+		return EXIT_IOERR;
+	}
+	for (uint64_t seq = st->head; seq < st->tail; seq++) {
+		if (mmapq_peek(q, seq, buf, mmapq_record_size(q), &rec) == 0 &&
+		    rec.len > cfg->record_size) {
+			log_error("%s: record %" PRIu64 " has %" PRIu32 " bytes, more than the new"
+			          " record_size %" PRIu32, path, rec.seq, rec.len, cfg->record_size);
+			free(buf);
+			return EXIT_DATAERR;
+		}
+	}
+	free(buf);
+	return 0;
 }
 
 /*
- * The old file's consumers into the new one, each at the same distance
- * from the oldest record (old_floor is sequence number 0 of the new file):
- * registered in order of position, slowest first, each at the new file's
- * floor (start = oldest) and moved on by releasing what it had consumed,
- * so that floor follows the slowest.  0, or an exit code (said).
+ * What recreate finds before it touches anything (obs, an observer of the
+ * old file): its status and consumers into st, cs and *ncons.  EXIT_OK with
+ * *ncons < 0: nothing to do (said); else an exit code (said), EXIT_OK if it
+ * may go on: no daemon attached, and all it holds fits.
  */
-static int carry_consumers(const struct mmapq_config *cfg, const char *tmp,
-                           struct mmapq_consumer_status *cs, int n, uint64_t old_floor)
+static int recreate_precheck(const struct mmapq_config *cfg, struct mmapq *obs,
+                             struct mmapq_status *st, struct mmapq_consumer_status *cs, int *ncons)
 {
-	qsort(cs, (size_t)n, sizeof(*cs), by_position);
-	for (int i = 0; i < n; i++) {
-		struct mmapq_params qp = cli_queue_params(cfg, MMAPQ_ROLE_CONSUMER);
-		uint64_t want = cs[i].position - old_floor, at;
-		struct mmapq_status st;
-		struct mmapq_error err;
-		struct mmapq *q;
-		uint32_t avail = 0;
-		int r;
+	const char *path = cfg->queue_path;
+	int r = mmapq_status(obs, st);
 
-		qp.path = tmp;
-		qp.consumer = cs[i].name;
-		qp.start = MMAPQ_START_OLDEST;
-		r = mmapq_open(&qp, &q, &err);
-		if (r < 0) {
-			log_error("%s", err.msg);
-			return cli_exit_code_for_open(r);
+	*ncons = r < 0 ? r : list_consumers(obs, cs);
+	if (r < 0 || *ncons < 0) {
+		if (r < 0)
+			log_error("%s: %s", path, mmapq_strerror(r));
+		return EXIT_BADQUEUE;
+	}
+	if (st->version == MMAPQ_FILE_VERSION && st->capacity == cfg->capacity &&
+	    st->record_size == cfg->record_size && st->format == cfg->format &&
+	    st->max_consumers == cfg->max_consumers) {
+		printf("%s: already capacity %" PRIu32 ", record_size %" PRIu32 ", format %s,"
+		       " max_consumers %" PRIu32 "; nothing to do\n", path, st->capacity, st->record_size,
+		       mmapq_format_name(st->format), st->max_consumers);
+		*ncons = -1;
+		return EXIT_OK;
+	}
+	if (st->producer.attached) {
+		log_error("%s: the producer is attached (pid %" PRId32 "); stop every daemon first"
+		          " (systemctl stop mmapq.target)", path, st->producer.pid);
+		return EXIT_ROLE_TAKEN;
+	}
+	for (int i = 0; i < *ncons; i++) {
+		if (cs[i].attached) {
+			log_error("%s: consumer '%s' is attached (pid %" PRId32 "); stop every daemon first"
+			          " (systemctl stop mmapq.target, and each mmapq-consumer-named@ unit)",
+			          path, cs[i].name, cs[i].pid);
+			return EXIT_ROLE_TAKEN;
 		}
-		r = mmapq_status(q, &st);
-		at = st.head; /* where it registered: the new floor */
-		if (r == 0 && want > at) {
-			r = mmapq_available(q, 0, &avail);
-			if (r == 0 && avail < want - at)
-				r = -EBADMSG;
-			if (r == 0)
-				r = mmapq_release(q, (uint32_t)(want - at));
-		}
-		mmapq_close(q);
-		if (r < 0) {
-			log_error("%s: consumer '%s' at record %" PRIu64 ": %s", tmp, cs[i].name, want,
-			          mmapq_strerror(r));
-			return EXIT_IOERR;
-		}
+	}
+	return check_fits(cfg, path, st, obs, cs, *ncons);
+}
+
+/*
+ * The old file's consumers into the new one (next, its producer), each
+ * with its name, counters and place among the records: the old file's
+ * oldest record kept (old_floor) is sequence number 0 of the new one.
+ * 0, or an exit code (said).
+ */
+static int carry_consumers(struct mmapq *next, struct mmapq_consumer_status *cs, int n,
+                           uint64_t old_floor)
+{
+	int r;
+
+	for (int i = 0; i < n; i++) {
+		cs[i].position -= old_floor;
+		/* where it was when it last attached: only its rate since
+		 * then (shown while attached) uses it */
+		cs[i].attach_position = cs[i].attach_position > old_floor ?
+		                        cs[i].attach_position - old_floor : 0;
+	}
+	r = mmapq_consumers_restore(next, cs, (uint32_t)n);
+	if (r < 0) {
+		log_error("%s: carrying the consumers over: %s", mmapq_path(next), mmapq_strerror(r));
+		return EXIT_IOERR;
 	}
 	return 0;
 }
 
 /*
- * Give the queue file the configured geometry, keeping its records: the
- * way out of exit 65 after capacity, record_size or format changed in
- * mmapq.ini.  Both daemons must be stopped; we take both roles of the old
- * file (so none can attach meanwhile), build the new file beside it, copy
- * the unconsumed records in order, and rename it over the old one.  Until
- * the rename the old file is untouched, so a failure at any step loses
- * nothing.  Sequence numbers start again at 0 in the new file.  A file of
- * format version 1 (which the daemons refuse) is recreated in the current
- * version even with an unchanged geometry: that is how it is migrated.
+ * Give the queue file the configured geometry, keeping its records and
+ * its consumers: the way out of exit 65 after capacity, record_size,
+ * format or max_consumers changed in mmapq.ini.  Every daemon must be
+ * stopped; we take both roles of the old file (so none can attach
+ * meanwhile), build the new file beside it, copy the unconsumed records in
+ * order, register the consumers in its table (of the new size), and
+ * rename it over the old one.  Until the rename the old file is untouched,
+ * so a failure at any step loses nothing.  Sequence numbers start again at
+ * 0 in the new file.  A file of format version 1 (which the daemons
+ * refuse) is recreated in the current version even with an unchanged
+ * geometry: that is how it is migrated.
  */
 static int recreate(const struct mmapq_config *cfg)
 {
@@ -756,56 +828,22 @@ static int recreate(const struct mmapq_config *cfg)
 	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, path, &obs);
 	if (r < 0)
 		return cli_exit_code_for_open(r);
-	r = mmapq_status(obs, &st);
-	ncons = r < 0 ? r : list_consumers(obs, cs);
+	code = recreate_precheck(cfg, obs, &st, cs, &ncons);
 	mmapq_close(obs);
-	if (r < 0 || ncons < 0) {
-		if (r < 0)
-			log_error("%s: %s", path, mmapq_strerror(r));
-		return EXIT_BADQUEUE;
-	}
-	if (st.version == MMAPQ_FILE_VERSION && st.capacity == cfg->capacity &&
-	    st.record_size == cfg->record_size && st.format == cfg->format &&
-	    st.max_consumers == cfg->max_consumers) {
-		printf("%s: already capacity %" PRIu32 ", record_size %" PRIu32 ", format %s,"
-		       " max_consumers %" PRIu32 "; nothing to do\n", path, st.capacity, st.record_size,
-		       mmapq_format_name(st.format), st.max_consumers);
-		return EXIT_OK;
-	}
-	if (st.producer.attached) {
-		log_error("%s: the producer is attached (pid %" PRId32 "); stop every daemon first"
-		          " (systemctl stop mmapq.target)", path, st.producer.pid);
-		return EXIT_ROLE_TAKEN;
-	}
-	for (int i = 0; i < ncons; i++) {
-		if (cs[i].attached) {
-			log_error("%s: consumer '%s' is attached (pid %" PRId32 "); stop every daemon first"
-			          " (systemctl stop mmapq.target, and each mmapq-consumer-named@ unit)",
-			          path, cs[i].name, cs[i].pid);
-			return EXIT_ROLE_TAKEN;
-		}
-	}
-	if ((uint32_t)ncons > cfg->max_consumers) {
-		log_error("%s: %d consumers are registered, more than the new max_consumers %" PRIu32
-		          "; remove some first (mmapqctl consumer remove NAME)", path, ncons,
-		          cfg->max_consumers);
-		return EXIT_DATAERR;
-	}
-	if (st.tail - st.head > cfg->capacity) {
-		log_error("%s: holds %" PRIu64 " records, more than the new capacity %" PRIu32
-		          "; consume some first", path, st.tail - st.head, cfg->capacity);
-		return EXIT_DATAERR;
-	}
-	if (st.format != cfg->format && st.tail != st.head) {
-		log_error("%s: holds %" PRIu64 " %s records, the configuration says format = %s;"
-		          " consume them first (with the old format)", path, st.tail - st.head,
-		          mmapq_format_name(st.format), mmapq_format_name(cfg->format));
-		return EXIT_DATAERR;
-	}
-	/* both roles of the old file: from here on no daemon can attach */
+	if (code != EXIT_OK || ncons < 0)
+		return code;
+	/* both roles of the old file: from here on no daemon can attach, and
+	 * nothing in it moves */
 	r = open_as(cfg, &st, MMAPQ_ROLE_CONSUMER, path, &cons);
 	if (r == 0)
 		r = open_as(cfg, &st, MMAPQ_ROLE_PRODUCER, path, &prod);
+	if (r < 0) {
+		code = cli_exit_code_for_open(r);
+		goto out;
+	}
+	/* read again, now that nothing moves (a consumer may have run between
+	 * the look above and here), and checked again below */
+	r = mmapq_status(cons, &st);
 	if (r == 0)
 		r = mmapq_available(cons, 0, &n);
 	if (r == -EAGAIN) {
@@ -813,18 +851,14 @@ static int recreate(const struct mmapq_config *cfg)
 		r = 0;
 	}
 	if (r < 0) {
-		code = r == -EBUSY ? EXIT_ROLE_TAKEN : cli_exit_code_for_open(r);
+		log_error("%s: %s", path, mmapq_strerror(r));
+		code = cli_exit_code_for_open(r);
 		goto out;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		struct mmapq_record rec;
-		if (mmapq_get(cons, i, &rec) == 0 && rec.len > cfg->record_size) {
-			log_error("%s: record %" PRIu64 " has %" PRIu32 " bytes, more than the new"
-			          " record_size %" PRIu32, path, rec.seq, rec.len, cfg->record_size);
-			code = EXIT_DATAERR;
-			goto out;
-		}
-	}
+	ncons = list_consumers(cons, cs);
+	code = ncons < 0 ? EXIT_BADQUEUE : check_fits(cfg, path, &st, cons, cs, ncons);
+	if (code)
+		goto out;
 	if (asprintf(&tmp, "%s.recreate-%d", path, (int)getpid()) < 0)
 		tmp = NULL;
 	if (tmp && asprintf(&tmp_lock, "%s" MMAPQ_LOCK_SUFFIX, tmp) < 0)
@@ -858,11 +892,11 @@ static int recreate(const struct mmapq_config *cfg)
 			goto out;
 		}
 	}
-	mmapq_close(next);
-	next = NULL;
-	code = carry_consumers(cfg, tmp, cs, ncons, st.head);
+	code = carry_consumers(next, cs, ncons, st.head);
 	if (code)
 		goto out;
+	mmapq_close(next);
+	next = NULL;
 	/* the daemons' user must own the new file as it did the old one */
 	if ((geteuid() == 0 && chown(tmp, old.st_uid, old.st_gid) < 0) || rename(tmp, path) < 0) {
 		log_error("%s: cannot put the new file in place: %s", tmp, strerror(errno));
@@ -911,7 +945,6 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 	struct mmapq *q;
 	int r, n = 0;
 
-	qp.capacity = qp.record_size = qp.format = 0; /* whatever is there */
 	r = mmapq_open(&qp, &q, &err);
 	if (r == 0) {
 		r = mmapq_status(q, &st);
@@ -998,9 +1031,9 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "consumer")) {
 		if (c.argi + 3 != argc || strcmp(argv[c.argi + 1], "remove"))
 			cli_usage_error(&c, "usage: consumer remove NAME");
-		if (!mmapq_consumer_name_valid(argv[c.argi + 2]))
-			cli_usage_error(&c, "consumer remove: '%s' is not a consumer name (1 to %d letters,"
-			                " digits and '_.@-')", argv[c.argi + 2], MMAPQ_CONSUMER_NAME_MAX);
+		/* the library checks the name (64): any a queue file may hold,
+		 * so that `consumer remove -- -x` removes a consumer an older
+		 * version let register under a name starting with '-' */
 		cli_sigbus_guard(cfg.queue_path);
 		code = consumer_remove(&cfg, argv[c.argi + 2]);
 		if (fflush(stdout) != 0 && code == EXIT_OK)
@@ -1015,7 +1048,6 @@ int main(int argc, char **argv)
 		                c.argi + 1 != argc ? argv[c.argi + 1] : cmd);
 	if (!strcmp(cmd, "top")) {
 		qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
-		qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */
 		cli_sigbus_guard(qp.path);
 		return top_run(&qp, 1000);
 	}
@@ -1034,7 +1066,6 @@ int main(int argc, char **argv)
 		return code;
 	}
 	qp = cli_queue_params(&cfg, MMAPQ_ROLE_OBSERVER);
-	qp.capacity = qp.record_size = qp.format = 0; /* describe whatever is there */
 	cli_sigbus_guard(qp.path);
 	r = mmapq_open(&qp, &q, &err);
 	if (r < 0) {

@@ -25,7 +25,10 @@
  * (status/dump of a line queue with a tab, a backslash, quotes and
  * non-ASCII bytes), bad_input, bad_queue (65), role_taken (69),
  * cannot_create (73), io_error (74), recreate (65 after a geometry change),
- * recreate_v1 (a format version-1 file migrated).
+ * recreate_v1 (a format version-1 file migrated), dash_name (consumer
+ * names starting with '-'), any_geometry (status, dump, consumers and
+ * metrics under another geometry), recreate_consumers (max_consumers
+ * changed, the consumers carried over or named).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1383,6 +1386,168 @@ static void test_recreate_v1(void **state)
 	free(cfg);
 }
 
+/* ---- consumer names starting with '-' ---- */
+
+/* The consumers registered in the queue file path (observer), in table
+ * order: how many. */
+static int consumers_in(const char *path, struct mmapq_consumer_status *cs)
+{
+	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq *q;
+	int n;
+
+	CHECK(mmapq_open(&p, &q, NULL) == 0, "%s: cannot open as observer", path);
+	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+	mmapq_close(q);
+	CHECK(n >= 0 && n <= (int)MMAPQ_CONSUMERS_MAX, "%s: mmapq_consumers %d", path, n);
+	return n;
+}
+
+/*
+ * No consumer may take a name starting with '-' (--name, --named-instance,
+ * [consumer:NAME]); one an older version registered stays in the file,
+ * shown, and removable with `consumer remove -- NAME`.
+ */
+static void test_dash_name(void **state)
+{
+	struct transcript t = {.group = "dash_name"};
+	char *cfg = write_cfg("c.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	char *bad = write_cfg("bad.ini", "[queue]\ncapacity = 8\n[consumer:-x]\noutput = stdout\n");
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	int fd;
+
+	(void)state;
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--name", "-x", NULL);
+	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--named-instance", "q1:-x", NULL);
+	tr_run_free(&t, 78, NULL, C, "--config", bad, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--name", "zz", "--count", "1", NULL);
+	/* as an older version would have registered it: "zz" becomes "-x" */
+	CHECK(consumers_in(qpath, cs) == 1 && cs[0].index == 0, "zz is not entry 0");
+	fd = open(qpath, O_WRONLY | O_CLOEXEC);
+	CHECK(fd >= 0 && pwrite(fd, "-x", 2, (off_t)offsetof(struct mmapq_header, consumers[0].name)) == 2,
+	      "cannot rename zz: %s", strerror(errno));
+	close(fd);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "consumers", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "consumer", "remove", "-x", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "consumer", "remove", "--", "-x", NULL);
+	tr_run_free(&t, 67, NULL, CTL, "--config", cfg, "--queue", qpath, "consumer", "remove", "--", "-x", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "consumer", "remove", "a/b", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "consumers", NULL);
+	tr_check(&t);
+	free(cfg);
+	free(bad);
+}
+
+/* ---- observers read any geometry; recreate changes any -------------------- */
+
+/*
+ * A file made with capacity 8 and max_consumers 2, shown by status, dump,
+ * consumers and metrics under configurations of another max_consumers,
+ * and of another capacity, record_size and format: the observers take the
+ * file as it is.  The daemons still refuse it (65), naming recreate.
+ */
+static void test_any_geometry(void **state)
+{
+	struct transcript t = {.group = "any_geometry"};
+	char *c2 = write_cfg("c2.ini", "[queue]\ncapacity = 8\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
+	char *c4 = write_cfg("c4.ini", "[queue]\ncapacity = 8\nmax_consumers = 4\n");
+	char *other = write_cfg("other.ini", "[queue]\ncapacity = 16\nrecord_size = 32\nformat = line\n"
+	                        "max_consumers = 4\n");
+	char *cfgs[2] = {c4, other};
+
+	(void)state;
+	tr_run_free(&t, 0, "1 2 3\n", P, "--config", c2, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c2, "--queue", qpath, "--name", "a", "--count", "1", NULL);
+	for (int i = 0; i < 2; i++) {
+		struct res r;
+		char *want;
+
+		tr_run_free(&t, 0, NULL, CTL, "--config", cfgs[i], "--queue", qpath, "status", NULL);
+		tr_run_free(&t, 0, NULL, CTL, "--config", cfgs[i], "--queue", qpath, "dump", NULL);
+		tr_run_free(&t, 0, NULL, CTL, "--config", cfgs[i], "--queue", qpath, "--json", "consumers", NULL);
+		/* metrics: its timestamps vary, the table's size does not */
+		r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
+		           (char *[]){(char *)CTL, "--config", cfgs[i], "--queue", qpath, "metrics", NULL});
+		want = tu_xasprintf("mmapq_consumers_max{queue=\"%s\"} 2\n", qpath);
+		CHECK(r.code == 0 && strstr(r.out, want), "metrics under %s: exit %d, stderr '%s'", cfgs[i],
+		      r.code, r.err);
+		free(want);
+		res_free(&r);
+	}
+	tr_run_free(&t, 65, "4\n", P, "--config", c4, "--queue", qpath, NULL);
+	tr_run_free(&t, 65, NULL, C, "--config", other, "--queue", qpath, NULL);
+	tr_check(&t);
+	free(c2);
+	free(c4);
+	free(other);
+}
+
+/*
+ * max_consumers changes (4 -> 2 -> 8 -> 2) with consumers a, b, c
+ * registered at different places among 6 records: recreate refuses while
+ * they do not fit (65, naming them), else rebuilds the table at the new
+ * size with each consumer where it was among the records and its counters
+ * (pid, attaches, times, recoveries) as they were; b then goes on where it
+ * was.
+ */
+static void test_recreate_consumers(void **state)
+{
+	struct transcript t = {.group = "recreate_consumers"};
+	char *c4 = write_cfg("c4.ini", "[queue]\ncapacity = 8\nmax_consumers = 4\n[consumer]\noutput = stdout\n");
+	char *c2 = write_cfg("c2.ini", "[queue]\ncapacity = 8\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
+	char *c8 = write_cfg("c8.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	struct mmapq_consumer_status before[MMAPQ_CONSUMERS_MAX], after[MMAPQ_CONSUMERS_MAX];
+	char *bytes, *again;
+	size_t len, len2;
+	int n;
+
+	(void)state;
+	tr_run_free(&t, 0, "1 2 3 4 5 6\n", P, "--config", c4, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "a", "--count", "1", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "b", "--count", "2", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "b", "--count", "1", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "c", "--count", "2", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c4, "--queue", qpath, "--json", "consumers", NULL);
+	n = consumers_in(qpath, before);
+	CHECK(n == 3, "%d consumers registered, want 3", n);
+
+	/* three do not fit in two: named, the file untouched */
+	bytes = tu_read_file(qpath, &len);
+	tr_run_free(&t, 65, NULL, CTL, "--config", c2, "--queue", qpath, "recreate", NULL);
+	again = tu_read_file(qpath, &len2);
+	CHECK(bytes && again && len == len2 && !memcmp(bytes, again, len), "a refused recreate changed the file");
+	free(bytes);
+	free(again);
+
+	/* into eight: each where it was (the oldest record kept, 1, is 0
+	 * now), with its counters */
+	tr_run_free(&t, 0, NULL, CTL, "--config", c8, "--queue", qpath, "recreate", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c8, "--queue", qpath, "--json", "consumers", NULL);
+	CHECK(consumers_in(qpath, after) == n && tu_queue_status(qpath).max_consumers == 8,
+	      "the consumers were not carried over into a table of 8");
+	for (int i = 0; i < n; i++) {
+		CHECK(!strcmp(after[i].name, before[i].name) && after[i].position == before[i].position - 1 &&
+		      after[i].pid == before[i].pid && after[i].start_usec == before[i].start_usec &&
+		      after[i].registered_usec == before[i].registered_usec &&
+		      after[i].recoveries == before[i].recoveries && after[i].attaches == before[i].attaches,
+		      "consumer %d ('%s') not carried over as it was: position %" PRIu64 " (was %" PRIu64
+		      "), attaches %" PRIu64 " (was %" PRIu64 ")", i, before[i].name, after[i].position,
+		      before[i].position, after[i].attaches, before[i].attaches);
+	}
+	/* b goes on where it was: the records 5 and 6 */
+	tr_run_free(&t, 0, NULL, C, "--config", c8, "--queue", qpath, "--name", "b", "--count", "2", NULL);
+	/* without c, two fit in two */
+	tr_run_free(&t, 0, NULL, CTL, "--config", c8, "--queue", qpath, "consumer", "remove", "c", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c2, "--queue", qpath, "recreate", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", c2, "--queue", qpath, "--json", "consumers", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", c2, "--queue", qpath, "--name", "a", "--count", "5", NULL);
+	tr_check(&t);
+	free(c2);
+	free(c4);
+	free(c8);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1405,6 +1570,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_io_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recreate_v1, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dash_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_any_geometry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recreate_consumers, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

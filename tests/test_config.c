@@ -1073,21 +1073,32 @@ static void test_consumer_sections(void **state)
 	free(put(d, "60-bad.ini", "[consumer:a/b]\noutput = null\n"
 	                          "[consumer:x]\noutput = nowhere\nstart = oldest\nstart = newest\n"
 	                          "[consumer:x]\ncapacity = 2\n"
-	                          "[consumer:]\n"));
+	                          "[consumer:]\n"
+	                          "[consumer:-x]\noutput = null\n"));
 	memset(&rd.f, 0, sizeof(rd.f));
 	errs_init(&rd.e);
 	o.consumer = "audit";
 	assert_int_equal(mmapq_config_read(&c, ini, &o), -EINVAL);
 	assert_string_equal(errs_text(&rd.e),
 	                    "60-bad.ini:1: [consumer:a/b]: 'a/b' is not a consumer name (1 to 63 letters,"
-	                    " digits and '_.@-')\n"
+	                    " digits and '_.@-', not starting with '-')\n"
 	                    "60-bad.ini:4: [consumer:x] output: 'nowhere' is not valid (allowed: auto, journal,"
 	                    " stdout, null, file:PATH, nats)\n"
 	                    "60-bad.ini:6: duplicate key 'start' in [consumer:x] (first set on line 5)\n"
 	                    "60-bad.ini:8: unknown key 'capacity' in [consumer:x] (known keys: output, start,"
 	                    " journal_identifier, journal_namespace, seq_prefix)\n"
 	                    "60-bad.ini:9: [consumer:]: '' is not a consumer name (1 to 63 letters, digits"
-	                    " and '_.@-')\n");
+	                    " and '_.@-', not starting with '-')\n"
+	                    /* a command line would take it for an option */
+	                    "60-bad.ini:10: [consumer:-x]: '-x' is not a consumer name (1 to 63 letters,"
+	                    " digits and '_.@-', not starting with '-')\n");
+	errs_free(&rd.e);
+	/* the consumer whose configuration is read: a name it may take */
+	memset(&rd.f, 0, sizeof(rd.f));
+	errs_init(&rd.e);
+	o.consumer = "-x";
+	assert_int_equal(mmapq_config_read(&c, ini, &o), -EINVAL);
+	assert_non_null(strstr(errs_text(&rd.e), "not a consumer name"));
 	errs_free(&rd.e);
 	tree_free(&t);
 }

@@ -10,10 +10,11 @@
  * What each role checks (mmapq.c): the producer and the consumer validate
  * the static header (magic, byte order, version, header size, format,
  * capacity, record size, slot size, file size against the geometry and the
- * real size, reserved bytes, pids), the configuration, the positions and
- * every unconsumed slot.  The observer takes no locks: it validates the same
- * static fields and the positions, but not the slots (they may be rewritten
- * under it), and it accepts any geometry when its parameters are 0.
+ * real size, reserved bytes, pids), the configuration, the positions, the
+ * consumer table and every unconsumed slot.  The observer takes no locks: it
+ * validates the same static fields, the positions and the consumer table,
+ * but not the slots (they may be rewritten under it), and it accepts any
+ * geometry when its parameters are 0.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -447,15 +448,15 @@ static void test_header_fields(void **state)
 		/* positions: head (floor) 3, tail 5 in the base, consumer "default" at 3 */
 		{"head > tail", HOFF(floor.floor), 8, 6, 0, {"head 6", "tail 5", NULL}},
 		{"head huge", HOFF(floor.floor), 8, UINT64_MAX, 0, {"head 18446744073709551615", NULL}},
-		/* the consumer table: the roles check it, an observer reads around it */
-		{"cursor < floor", CONS(0, position), 8, 2, 1, {"'default' is at 2", "[3, 5]", NULL}},
-		{"cursor > tail", CONS(0, position), 8, 6, 1, {"'default' is at 6", NULL}},
-		{"state 2", CONS(0, state), 4, 2, 1, {"entry 0 has state 2", NULL}},
-		{"state of a free entry", CONS(6, state), 4, 0xff, 1, {"entry 6 has state 255", NULL}},
-		{"name empty", CONS(0, name), 1, 0, 1, {"entry 0 has no valid name", NULL}},
-		{"name with '/'", CONS(0, name) + 1, 1, '/', 1, {"entry 0 has no valid name", NULL}},
-		{"name unterminated", CONS(0, name) + 63, 1, 'x', 1, {"entry 0 has no valid name", NULL}},
-		{"bytes after the name", CONS(0, name) + 20, 1, 'x', 1, {"bytes after its name", NULL}},
+		/* the consumer table: every role checks it, the observer too */
+		{"cursor < floor", CONS(0, position), 8, 2, 0, {"'default' is at 2", "[3, 5]", NULL}},
+		{"cursor > tail", CONS(0, position), 8, 6, 0, {"'default' is at 6", NULL}},
+		{"state 2", CONS(0, state), 4, 2, 0, {"entry 0 has state 2", NULL}},
+		{"state of a free entry", CONS(6, state), 4, 0xff, 0, {"entry 6 has state 255", NULL}},
+		{"name empty", CONS(0, name), 1, 0, 0, {"entry 0 has no valid name", NULL}},
+		{"name with '/'", CONS(0, name) + 1, 1, '/', 0, {"entry 0 has no valid name", NULL}},
+		{"name unterminated", CONS(0, name) + 63, 1, 'x', 0, {"entry 0 has no valid name", NULL}},
+		{"bytes after the name", CONS(0, name) + 20, 1, 'x', 0, {"bytes after its name", NULL}},
 		{"tail < head", PROD(position), 8, 2, 0, {"head 3", "tail 2", NULL}},
 		{"tail - head > capacity", PROD(position), 8, 3 + CAP + 1, 0, {"tail 12", "capacity 8", NULL}},
 	};
@@ -1338,12 +1339,209 @@ static void test_random_header_damage(void **state)
 		fail_msg("%d problem(s) with random header damage (see above)", problems);
 }
 
+/* ---- the consumer table: names, and consumers carried over ----------------- */
+
+/* A copy of the base with entry e registered as name at pos. */
+static void put_with_entry(size_t e, const char *name, uint64_t pos, uint32_t state)
+{
+	struct mmapq_consumer c;
+	uint8_t *b = malloc(g_len);
+
+	assert_non_null(b);
+	memset(&c, 0, sizeof(c));
+	memcpy(b, g_bytes, g_len);
+	c.position = pos;
+	c.state = state;
+	snprintf(c.name, sizeof(c.name), "%s", name);
+	memcpy(b + CONS(e, position), &c, sizeof(c));
+	put_file(g_case, b, g_len);
+	free(b);
+}
+
+/*
+ * One name in two registered entries (a damaged file) is refused by every
+ * role, the observer too, naming the file, the name and both entries, and
+ * by mmapq_consumers of a handle opened before the damage; in a free entry
+ * it is nothing.  A name starting with '-', which an older version let
+ * register, stays valid in a file and removable, but no consumer may take
+ * it.
+ */
+static void test_consumer_names(void **state)
+{
+	const char *twice[] = {"consumer 'default' is registered twice", "entries 0 and 1", NULL};
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_params p = {.path = g_case, .role = MMAPQ_ROLE_CONSUMER, .consumer = "-x"};
+	struct mmapq_error e;
+	struct mmapq *o, *q = NULL;
+	int problems = 0, fd;
+
+	(void)state;
+	put_with_entry(1, "default", 4, MMAPQ_CONSUMER_REGISTERED);
+	problems += check_open_all("a name twice", g_case, &X_ALL_BAD, twice, true);
+	put_with_entry(1, "default", 4, MMAPQ_CONSUMER_FREE);
+	problems += check_open_all("a name twice, once free", g_case, &X_ALL_OK, NULL, false);
+	if (problems)
+		fail_msg("%d problem(s) with a name registered twice (see above)", problems);
+
+	/* damaged under a handle that is open: mmapq_consumers says so */
+	put_file(g_case, g_bytes, g_len);
+	o = open_in(g_case, MMAPQ_ROLE_OBSERVER, 0, 0, false);
+	assert_int_equal(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), 1);
+	fd = open(g_case, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	{
+		struct mmapq_consumer c;
+		memcpy(&c, g_bytes + CONS(0, position), sizeof(c));
+		c.position = 4;
+		assert_int_equal(pwrite(fd, &c, sizeof(c), (off_t)CONS(1, position)), (ssize_t)sizeof(c));
+	}
+	close(fd);
+	assert_int_equal(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), -EBADMSG);
+	mmapq_close(o);
+
+	/* '-x', registered by an older version */
+	assert_false(mmapq_consumer_name_valid("-x"));
+	assert_false(mmapq_consumer_name_valid("-"));
+	assert_true(mmapq_consumer_name_valid("x-"));
+	assert_true(mmapq_consumer_name_valid("a.b@c_d-e"));
+	put_with_entry(1, "-x", 4, MMAPQ_CONSUMER_REGISTERED);
+	problems += check_open_all("a name starting with '-'", g_case, &X_ALL_OK, NULL, false);
+	if (problems)
+		fail_msg("%d problem(s) with a name starting with '-' (see above)", problems);
+	o = open_in(g_case, MMAPQ_ROLE_OBSERVER, 0, 0, false);
+	assert_int_equal(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), 2);
+	assert_string_equal(cs[1].name, "-x");
+	assert_int_equal(cs[1].position, 4);
+	mmapq_close(o);
+	assert_int_equal(mmapq_open(&p, &q, &e), -EINVAL);
+	assert_null(q);
+	assert_non_null(strstr(e.msg, "'-x' is not a consumer name"));
+	assert_non_null(strstr(e.msg, "not starting with '-'"));
+	assert_int_equal(mmapq_consumer_remove(&p, &e), 1); /* tail 5, it was at 4 */
+	assert_int_equal(mmapq_consumer_remove(&p, &e), -ENOENT);
+	p.consumer = "a/b";
+	assert_int_equal(mmapq_consumer_remove(&p, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "'a/b' is not a consumer name"));
+	assert_int_equal(tu_queue_status(g_case).consumers, 1);
+}
+
+/* The registered consumers of q. */
+static int consumers_of(struct mmapq *q, struct mmapq_consumer_status *cs)
+{
+	return mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+}
+
+/*
+ * mmapq_consumers_restore (what `mmapqctl recreate` carries consumers
+ * over with): names, cursors and counters into the lowest free entries,
+ * floor raised to the slowest; all or nothing, every refusal leaving the
+ * table as it was; a restored consumer attaches where it was.
+ */
+static void test_consumers_restore(void **state)
+{
+	char *path = tu_path(g_dir, "restore.q");
+	struct mmapq_params pp = {.path = path, .role = MMAPQ_ROLE_PRODUCER, .capacity = CAP,
+	                          .record_size = RS, .format = MMAPQ_FORMAT_INT, .file_mode = 0600,
+	                          .max_consumers = 3};
+	struct mmapq_consumer_status in[4] = {
+		{.name = "b", .position = 3, .pid = 4242, .start_usec = 11, .attach_position = 2,
+		 .registered_usec = 22, .recoveries = 3, .attaches = 7, .index = 9, .lag = 99,
+		 .attached = true},
+		{.name = "-old", .position = 1, .pid = 0, .registered_usec = 33, .attaches = 1},
+		{.name = "c", .position = 4, .pid = 17, .attaches = 2},
+		{.name = "d", .position = 4},
+	}, bad, cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_error e;
+	struct mmapq_status st;
+	struct mmapq *q, *o, *c;
+	uint32_t n;
+
+	(void)state;
+	unlink(path);
+	assert_int_equal(mmapq_open(&pp, &q, &e), 0);
+	assert_int_equal(mmapq_reserve(q, 0, &n), 0);
+	for (int64_t v = 0; v < 4; v++)
+		assert_int_equal(mmapq_put(q, &v, sizeof(v)), 0);
+	assert_int_equal(mmapq_publish(q), 4);
+
+	/* refused, nothing registered */
+	o = open_in(path, MMAPQ_ROLE_OBSERVER, 0, 0, false);
+	assert_int_equal(mmapq_consumers_restore(o, in, 1), -EPERM);
+	bad = in[0];
+	snprintf(bad.name, sizeof(bad.name), "a/b");
+	assert_int_equal(mmapq_consumers_restore(q, &bad, 1), -EINVAL);
+	memset(bad.name, 'x', sizeof(bad.name)); /* no NUL */
+	assert_int_equal(mmapq_consumers_restore(q, &bad, 1), -EINVAL);
+	bad = in[0];
+	bad.pid = -1;
+	assert_int_equal(mmapq_consumers_restore(q, &bad, 1), -EINVAL);
+	{
+		struct mmapq_consumer_status two[2] = {in[0], in[0]};
+		two[1].position = 4;
+		assert_int_equal(mmapq_consumers_restore(q, two, 2), -EEXIST);
+	}
+	bad = in[0];
+	bad.position = 5; /* past the tail */
+	assert_int_equal(mmapq_consumers_restore(q, &bad, 1), -ERANGE);
+	assert_int_equal(mmapq_consumers_restore(q, in, 4), -ENOSPC); /* 4 into 3 */
+	assert_int_equal(consumers_of(o, cs), 0);
+	assert_int_equal(mmapq_status(o, &st), 0);
+	assert_int_equal(st.head, 0);
+
+	/* carried: in the order given, with their counters */
+	assert_int_equal(mmapq_consumers_restore(q, in, 3), 0);
+	assert_int_equal(consumers_of(o, cs), 3);
+	for (uint32_t i = 0; i < 3; i++) {
+		assert_string_equal(cs[i].name, in[i].name);
+		assert_int_equal(cs[i].index, i);
+		assert_int_equal(cs[i].position, in[i].position);
+		assert_int_equal(cs[i].lag, 4 - in[i].position);
+		assert_int_equal(cs[i].pid, in[i].pid);
+		assert_false(cs[i].attached);
+		assert_int_equal(cs[i].start_usec, in[i].start_usec);
+		assert_int_equal(cs[i].attach_position, in[i].attach_position);
+		assert_int_equal(cs[i].registered_usec, in[i].registered_usec);
+		assert_int_equal(cs[i].recoveries, in[i].recoveries);
+		assert_int_equal(cs[i].attaches, in[i].attaches);
+	}
+	assert_int_equal(mmapq_status(o, &st), 0);
+	assert_int_equal(st.head, 1); /* the slowest, "-old" */
+	/* the producer sees the room that made */
+	assert_int_equal(mmapq_reserve(q, 0, &n), 0);
+	assert_int_equal(n, CAP - 3);
+	assert_int_equal(mmapq_consumers_restore(q, &in[0], 1), -EEXIST);
+	assert_int_equal(mmapq_consumers_restore(q, &in[3], 1), -ENOSPC);
+	assert_int_equal(mmapq_consumers_restore(q, NULL, 0), 0);
+	mmapq_close(q);
+
+	/* "b" goes on from its cursor */
+	pp.role = MMAPQ_ROLE_CONSUMER;
+	pp.consumer = "b";
+	assert_int_equal(mmapq_open(&pp, &c, &e), 0);
+	assert_int_equal(mmapq_available(c, 0, &n), 0);
+	assert_int_equal(n, 1);
+	mmapq_close(c);
+	assert_int_equal(consumers_of(o, cs), 3);
+	assert_int_equal(cs[0].attaches, 8);
+	mmapq_close(o);
+
+	/* a file opened to migrate it is only read */
+	put_file(g_case, g_bytes, g_len);
+	assert_int_equal(tu_queue_to_version1(g_case), 0);
+	q = open_in(g_case, MMAPQ_ROLE_PRODUCER, RS, MMAPQ_FORMAT_INT, true);
+	assert_int_equal(mmapq_consumers_restore(q, &in[3], 1), -EROFS);
+	mmapq_close(q);
+	free(path);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_base_valid),
 		cmocka_unit_test(test_header_fields),
 		cmocka_unit_test(test_header_free_fields),
+		cmocka_unit_test(test_consumer_names),
+		cmocka_unit_test(test_consumers_restore),
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_garbage),

@@ -769,7 +769,8 @@ static void cfg_named_section(struct cfg_parse *p, const char *name)
 	p->skip_section = true;
 	if (!mmapq_consumer_name_valid(name)) {
 		cfg_error(p, p->lineno, "[" CFG_NAMED_SECTION ":%s]: '%s' is not a consumer name"
-		          " (1 to %d letters, digits and '_.@-')", cfg_quote(name, q, sizeof(q)),
+		          " (1 to %d letters, digits and '_.@-', not starting with '-')",
+		          cfg_quote(name, q, sizeof(q)),
 		          cfg_quote(name, q, sizeof(q)), MMAPQ_CONSUMER_NAME_MAX);
 		return;
 	}

@@ -214,12 +214,23 @@ static bool is_pow2(uint32_t v)
 	return v && !(v & (v - 1));
 }
 
-bool mmapq_consumer_name_valid(const char *name)
+/* A name a consumer table entry may hold: 1 to MMAPQ_CONSUMER_NAME_MAX
+ * characters of MMAPQ_CONSUMER_NAME_CHARS.  Older versions registered
+ * names starting with '-' too, so a file may hold one: it stays valid,
+ * and removable, though no new consumer may take such a name. */
+static bool name_in_table_valid(const char *name)
 {
 	size_t len = name ? strlen(name) : 0;
 
 	return len >= 1 && len <= MMAPQ_CONSUMER_NAME_MAX &&
 	       strspn(name, MMAPQ_CONSUMER_NAME_CHARS) == len;
+}
+
+/* A name a consumer may take: as above, and not starting with '-', which
+ * every command line would read as an option. */
+bool mmapq_consumer_name_valid(const char *name)
+{
+	return name_in_table_valid(name) && name[0] != '-';
 }
 
 /* Our recoveries (like our pid, attaches and start time) live in our side
@@ -763,30 +774,48 @@ static int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64
 	return 0;
 }
 
-/* Version 3's consumer table: states, names (valid, unique) and cursors
- * of the registered entries.  Free entries may hold anything a crash in
- * the middle of a registration left (they are zeroed before reuse). */
-static int validate_table(struct mmapq *q, uint64_t floor, uint64_t tail, struct mmapq_error *err)
-{
-	for (uint32_t i = 0; !q->legacy && i < q->max_consumers; i++) {
-		const struct mmapq_consumer *c = &q->h->consumers[i];
-		uint32_t state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-		uint64_t pos = __atomic_load_n(&c->position, __ATOMIC_RELAXED);
-		char name[sizeof(c->name)];
+/* A consumer table entry as it was read: what validation looks at. */
+struct entry_view {
+	uint32_t state;
+	uint64_t position;
+	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
+};
 
-		if (state != MMAPQ_CONSUMER_FREE && state != MMAPQ_CONSUMER_REGISTERED) {
+/* The first max_consumers entries into v.  Acquire: pairs with the
+ * store-release of state (a registration) and of a cursor. */
+static void table_read(const struct mmapq *q, struct entry_view *v)
+{
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+
+		v[i].state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+		v[i].position = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
+		memcpy(v[i].name, c->name, sizeof(v[i].name));
+	}
+}
+
+/* Version 3's consumer table as read into v: states, names (valid,
+ * unique) and cursors (in [floor, tail]) of the registered entries.  Free
+ * entries may hold anything a crash in the middle of a registration left
+ * (they are zeroed before reuse). */
+static int table_check(const struct mmapq *q, const struct entry_view *v, uint64_t floor,
+                       uint64_t tail, struct mmapq_error *err)
+{
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const char *name = v[i].name;
+
+		if (v[i].state != MMAPQ_CONSUMER_FREE && v[i].state != MMAPQ_CONSUMER_REGISTERED) {
 			set_err(err, "%s: consumer entry %" PRIu32 " has state %" PRIu32
-			        " (0 = free, 1 = registered)", q->path, i, state);
+			        " (0 = free, 1 = registered)", q->path, i, v[i].state);
 			return -EBADMSG;
 		}
-		if (state == MMAPQ_CONSUMER_FREE)
+		if (v[i].state == MMAPQ_CONSUMER_FREE)
 			continue;
-		memcpy(name, c->name, sizeof(name));
-		if (name[sizeof(name) - 1] || !mmapq_consumer_name_valid(name)) {
+		if (name[MMAPQ_CONSUMER_NAME_MAX] || !name_in_table_valid(name)) {
 			set_err(err, "%s: consumer entry %" PRIu32 " has no valid name", q->path, i);
 			return -EBADMSG;
 		}
-		for (size_t j = strlen(name); j < sizeof(name); j++) {
+		for (size_t j = strlen(name); j < sizeof(v[i].name); j++) {
 			if (name[j]) {
 				set_err(err, "%s: consumer entry %" PRIu32 " has bytes after its name",
 				        q->path, i);
@@ -794,20 +823,71 @@ static int validate_table(struct mmapq *q, uint64_t floor, uint64_t tail, struct
 			}
 		}
 		for (uint32_t k = 0; k < i; k++) {
-			if (registered(&q->h->consumers[k]) &&
-			    !strncmp(q->h->consumers[k].name, name, sizeof(name))) {
+			if (v[k].state == MMAPQ_CONSUMER_REGISTERED && !strcmp(v[k].name, name)) {
 				set_err(err, "%s: consumer '%s' is registered twice (entries %" PRIu32
 				        " and %" PRIu32 ")", q->path, name, k, i);
 				return -EBADMSG;
 			}
 		}
-		if (pos < floor || pos > tail) {
+		if (v[i].position < floor || v[i].position > tail) {
 			set_err(err, "%s: consumer '%s' is at %" PRIu64 ", outside the queue [%" PRIu64
-			        ", %" PRIu64 "]", q->path, name, pos, floor, tail);
+			        ", %" PRIu64 "]", q->path, name, v[i].position, floor, tail);
 			return -EBADMSG;
 		}
 	}
 	return 0;
+}
+
+/* The table of a file made stable by the caller (the mutex, or being
+ * alone). */
+static int validate_table(struct mmapq *q, uint64_t floor, uint64_t tail, struct mmapq_error *err)
+{
+	struct entry_view v[MMAPQ_CONSUMERS_MAX];
+
+	if (q->legacy)
+		return 0;
+	table_read(q, v);
+	return table_check(q, v, floor, tail, err);
+}
+
+/*
+ * The table as a reader without the mutex sees it (an observer; any role
+ * listing the consumers): registrations and removals may change it while
+ * it is read, so it is read twice, and only a pair that agrees on every
+ * entry's state and name counts (cursors move all the time: they are
+ * checked against floor read before and tail read after, which holds for
+ * a cursor read in between, floor and cursors only ever growing).  A
+ * change between two reads can make even an agreeing pair look wrong (a
+ * removal seen half done), so a file is refused only if several of them
+ * do; a corrupt table looks wrong every time.
+ */
+static int observe_table(const struct mmapq *q, struct mmapq_error *err)
+{
+	struct entry_view a[MMAPQ_CONSUMERS_MAX], b[MMAPQ_CONSUMERS_MAX];
+	int r = 0, wrong = 0;
+
+	if (q->legacy)
+		return 0;
+	for (int i = 0; i < 1000 && wrong < 3; i++) {
+		uint64_t floor = load_floor(q), tail;
+		bool agree = true;
+
+		table_read(q, a);
+		table_read(q, b);
+		tail = load_tail(q);
+		for (uint32_t k = 0; agree && k < q->max_consumers; k++)
+			agree = a[k].state == b[k].state && !memcmp(a[k].name, b[k].name, sizeof(a[k].name));
+		if (!agree)
+			continue;
+		r = table_check(q, a, floor, tail, err);
+		if (r == 0)
+			return 0;
+		wrong++;
+	}
+	if (wrong)
+		return r;
+	set_err(err, "%s: the consumer table keeps changing; try again", q->path);
+	return -EAGAIN;
 }
 
 /* floor, tail, the consumer table and every slot kept.  Caller makes them
@@ -908,7 +988,18 @@ static bool params_join(const struct mmapq_params *p)
 	return p->capacity == 0 && p->record_size == 0 && p->format == 0;
 }
 
-static int params_check(const struct mmapq_params *p, struct mmapq_error *err)
+/* -EINVAL for a name that is not a consumer's: one a consumer may take
+ * (mmapq_consumer_name_valid), or with in_table one a table may hold. */
+static int name_error(struct mmapq_error *err, const char *path, const char *name, bool in_table)
+{
+	set_err(err, "%s: '%s' is not a consumer name (1 to %d letters, digits and '_.@-'%s)", path,
+	        name, MMAPQ_CONSUMER_NAME_MAX, in_table ? "" : ", not starting with '-'");
+	return -EINVAL;
+}
+
+/* no_register: the consumer's name need only be one a table may hold
+ * (mmapq_consumer_remove of a name an older version registered). */
+static int params_check(const struct mmapq_params *p, bool no_register, struct mmapq_error *err)
 {
 	if (!p || !p->path || !*p->path) {
 		set_err(err, "no queue path given");
@@ -926,11 +1017,8 @@ static int params_check(const struct mmapq_params *p, struct mmapq_error *err)
 		return -EINVAL;
 	}
 	if (p->role == MMAPQ_ROLE_CONSUMER && p->consumer && *p->consumer &&
-	    !mmapq_consumer_name_valid(p->consumer)) {
-		set_err(err, "%s: '%s' is not a consumer name (1 to %d letters, digits and '_.@-')",
-		        p->path, p->consumer, MMAPQ_CONSUMER_NAME_MAX);
-		return -EINVAL;
-	}
+	    !(no_register ? name_in_table_valid : mmapq_consumer_name_valid)(p->consumer))
+		return name_error(err, p->path, p->consumer, no_register);
 	if (p->start != MMAPQ_START_OLDEST && p->start != MMAPQ_START_NEWEST) {
 		set_err(err, "%s: unknown start %d", p->path, (int)p->start);
 		return -EINVAL;
@@ -1743,6 +1831,8 @@ static int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_e
 		        ", capacity %" PRIu32, q->path, load_floor(q), load_tail(q), q->capacity);
 	else if (r < 0)
 		set_err(err, "%s: positions keep changing; try again", q->path);
+	if (r == 0)
+		r = observe_table(q, err);
 	return r;
 }
 
@@ -1754,7 +1844,7 @@ static int open_handle(const struct mmapq_params *p, bool no_register, struct mm
 
 	if (err)
 		err->msg[0] = '\0';
-	r = params_check(p, err);
+	r = params_check(p, no_register, err);
 	if (r < 0)
 		return r;
 	q = calloc(1, sizeof(*q));
@@ -1846,12 +1936,10 @@ int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
 
 	if (err)
 		err->msg[0] = '\0';
-	if (!p || !p->consumer || !mmapq_consumer_name_valid(p->consumer)) {
-		set_err(err, "%s: '%s' is not a consumer name (1 to %d letters, digits and '_.@-')",
-		        p && p->path ? p->path : "", p && p->consumer ? p->consumer : "",
-		        MMAPQ_CONSUMER_NAME_MAX);
-		return -EINVAL;
-	}
+	/* any name a table may hold (open_handle checks it), so that one an
+	 * older version registered can be removed */
+	if (!p || !p->consumer || !*p->consumer)
+		return name_error(err, p && p->path ? p->path : "", "", true);
 	/* our own handle in that consumer's role (its byte held: it is not
 	 * attached, and cannot attach until we are done), never registering */
 	rp = *p;
@@ -2147,6 +2235,80 @@ void mmapq_count_bad_input(struct mmapq *q, uint64_t n)
 {
 	if (q->self)
 		count(&q->self->bad_input, n);
+}
+
+/*
+ * The consumers cs[0..n) into q's table, as they were in another queue
+ * file (`mmapqctl recreate`): all or nothing, each checked before any is
+ * written, then registered as a registration is (the entry filled, then
+ * state stored with release), in the order given, into the lowest free
+ * entries.  The producer role is ours, so tail stands still: the cursors
+ * are checked against it and floor, and floor then rises to the lowest.
+ */
+int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status *cs, uint32_t n)
+{
+	uint32_t idx[MMAPQ_CONSUMERS_MAX], nfree = 0;
+	uint64_t floor, tail;
+	int r;
+
+	if (q->role != MMAPQ_ROLE_PRODUCER)
+		return -EPERM;
+	if (q->version != MMAPQ_VERSION)
+		return -EROFS; /* opened to migrate it */
+	if (n && !cs)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!memchr(cs[i].name, '\0', sizeof(cs[i].name)) || !name_in_table_valid(cs[i].name) ||
+		    cs[i].pid < 0)
+			return -EINVAL;
+		for (uint32_t k = 0; k < i; k++)
+			if (!strcmp(cs[k].name, cs[i].name))
+				return -EEXIST;
+	}
+	r = lock(q);
+	if (r < 0)
+		return r;
+	floor = load_floor(q);
+	tail = load_tail(q);
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+
+		if (!registered(c)) {
+			if (nfree < n)
+				idx[nfree++] = i;
+			continue;
+		}
+		for (uint32_t k = 0; k < n; k++)
+			if (!strncmp(c->name, cs[k].name, sizeof(c->name)))
+				r = -EEXIST;
+	}
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		if (cs[i].position < floor || cs[i].position > tail)
+			r = -ERANGE;
+	if (r == 0 && nfree < n)
+		r = -ENOSPC;
+	for (uint32_t i = 0; r == 0 && i < n; i++) {
+		struct mmapq_consumer *c = &q->h->consumers[idx[i]];
+
+		memset(c, 0, offsetof(struct mmapq_consumer, not_empty));
+		memcpy(c->name, cs[i].name, strlen(cs[i].name));
+		__atomic_store_n(&c->position, cs[i].position, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->pid, cs[i].pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->start_usec, cs[i].start_usec, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->attach_position, cs[i].attach_position, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->registered_usec, cs[i].registered_usec, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->recoveries, cs[i].recoveries, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->attaches, cs[i].attaches, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->state, MMAPQ_CONSUMER_REGISTERED, __ATOMIC_RELEASE);
+	}
+	if (r == 0) {
+		(void)floor_update_locked(q);
+		r = refresh_limit(q);
+	}
+	unlock(q);
+	if (r == 0 && n && q->sync != MMAPQ_SYNC_NEVER)
+		r = sync_bytes(q->h, sizeof(*q->h));
+	return r;
 }
 
 /* ---- consumer ---------------------------------------------------------- */
@@ -2462,18 +2624,20 @@ int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t
 {
 	uint64_t tail = load_tail(q);
 	uint32_t k = 0;
+	int r;
 
 	if (q->legacy) {
 		if (n)
 			legacy_consumer_status(q, tail, &out[0]);
 		return 1;
 	}
+	r = observe_table(q, NULL);
+	if (r < 0)
+		return r;
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		const struct mmapq_consumer *c = &q->h->consumers[i];
 		if (!registered(c))
 			continue;
-		if (c->name[MMAPQ_CONSUMER_NAME_MAX] || !mmapq_consumer_name_valid(c->name))
-			return -EBADMSG;
 		if (k < n)
 			consumer_status(q, i, tail, &out[k]);
 		k++;

@@ -252,8 +252,11 @@ struct mmapq_consumer {
 	uint64_t attaches;        /* times a process took this consumer's role */
 	uint64_t reserved0;
 	/* Line 1: the name, 1 to MMAPQ_CONSUMER_NAME_MAX bytes of
-	 * MMAPQ_CONSUMER_NAME_CHARS and NUL-padded; written with the mutex held
-	 * before state becomes REGISTERED, never changed while registered. */
+	 * MMAPQ_CONSUMER_NAME_CHARS and NUL-padded, unique among the registered
+	 * entries; written with the mutex held before state becomes
+	 * REGISTERED, never changed while registered.  One starting with '-'
+	 * is valid here (older versions registered such names), though no
+	 * consumer may take one now (mmapq_consumer_name_valid). */
 	char     name[64];
 	/* Line 2: this consumer waits on it, the producer signals it. */
 	struct mmapq_cond not_empty;

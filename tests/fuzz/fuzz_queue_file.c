@@ -465,7 +465,9 @@ static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 	struct mmapq_record rec;
 	struct mmapq *q;
 	uint8_t *buf;
-	int r, want = m->hdr_ok && m->pos_ok ? 0 : -EBADMSG;
+	/* the consumer table as the roles check it (a name registered twice,
+	 * a cursor outside the queue, ...), but not the slots */
+	int r, want = m->hdr_ok && m->pos_ok && m->table_ok ? 0 : -EBADMSG;
 
 	q = open_role(MMAPQ_ROLE_OBSERVER, 0, 0, 0, &err, &r);
 	FUZZ_CHECK(r == want, "observer: mmapq_open %d (%s), model expects %d (%s)", r,
@@ -629,7 +631,8 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 	size_t n2, nok;
 	int r, want = attach_expect(m, g);
 	/* where "default" starts: its cursor, or (registering) the oldest
-	 * record kept; a full table has no room for it */
+	 * record kept, floor as attaching alone raises it to the lowest
+	 * cursor first; a full table has no room for it */
 	uint64_t start = m->def >= 0 ? rd64(f, ENTRY(m->def) + E_POS) : m->head_eff;
 	/* (a file too short for a header has no counters to read) */
 	uint64_t attaches = m->def >= 0 ? rd64(f, ENTRY(m->def) + E_ATTACHES) :
@@ -637,8 +640,6 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 
 	if (want == 0 && m->ver == 3 && m->def < 0 && m->nreg == (int)m->maxc)
 		want = -ENOSPC;
-	if (m->def < 0)
-		start = m->head; /* registers at floor (a raised floor stays at the lowest cursor) */
 
 	fuzz_write_file(g_path, f, n);
 	q = open_role(MMAPQ_ROLE_CONSUMER, g->cap, g->rs, g->fmt, &err, &r);
@@ -890,13 +891,18 @@ static void build_template(uint32_t fmt, uint32_t cap, uint32_t rs, uint32_t bas
 		exit(2);
 	t->len = fuzz_read_file(path, t->bytes, 4096 + 16 * (16 + 64));
 	unlink(path);
-	/* constant identity and history */
+	/* constant identity and history: the producer's side and the
+	 * consumer's entry in the table (version 3; offset 256 is floor and
+	 * its reserved bytes, which version 2's consumer side was) */
 	wr64(t->bytes, OFF(created_usec), UINT64_C(1700000000000000));
-	for (int s = 0; s < 2; s++) {
-		size_t side = s ? SIDE_C : SIDE_P;
-		wr32(t->bytes, side + 8, 4242u + (uint32_t)s);
-		wr64(t->bytes, side + 16, UINT64_C(1700000000000000));
-	}
+	wr32(t->bytes, SIDE_P + 8, 4242u);
+	wr64(t->bytes, SIDE_P + 16, UINT64_C(1700000000000000));
+	wr32(t->bytes, ENTRY(0) + E_PID, 4243u);
+	wr64(t->bytes, ENTRY(0) + offsetof(struct mmapq_consumer, start_usec), UINT64_C(1700000000000000));
+	wr64(t->bytes, ENTRY(0) + offsetof(struct mmapq_consumer, registered_usec),
+	     UINT64_C(1700000000000000));
+	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
+		t->bytes[OFF(id) + i] = (uint8_t)(0xa0 + i);
 	memset(t->bytes + OFF(lock), 0, 64);
 	if (pthread_mutexattr_init(&a) || pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) ||
 	    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) ||

@@ -238,6 +238,14 @@ static void queue_seeds(void)
 			S("mut-mutex-pp", "\x02\x01\x00\x08\x50\x00\xd0\x00\x00\x00"),
 			S("mut-mutex-garbage", "\x02\x01\x00\x0c\x40\x00\x41\x41\x41\x41\x42\x42\x42\x42"),
 			S("mut-mutex-owner-dead", "\x02\x01\x00\x08\x40\x00\x39\x30\x00\x40"),
+			/* consumer entry 1 (offset 704) registered (state, 712) as
+			 * "default" (name, 768) at 0, which entry 0 is: a name
+			 * twice, refused by every role; and as "-x", a name an
+			 * older version let register: valid */
+			S("mut-name-twice", "\x00\x00\x00" "\x0c\x00\x03" "default" "\0"
+			  "\x08\xc8\x02" "\x01\x00\x00\x00"),
+			S("mut-name-dash", "\x00\x00\x00" "\x04\x00\x03" "-x" "\x08\xc8\x02"
+			  "\x01\x00\x00\x00"),
 		};
 		for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
 			put_file(T, m[i].name, m[i].bytes, m[i].len);

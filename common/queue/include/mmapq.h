@@ -94,8 +94,10 @@ enum mmapq_record_format {
 /* Consumers.  A queue has a table of max_consumers entries (geometry: set
  * when the file is created), each a registered consumer with its own
  * cursor.  A consumer is named by 1 to MMAPQ_CONSUMER_NAME_MAX characters
- * of MMAPQ_CONSUMER_NAME_CHARS; a consumer that gives no name is
- * MMAPQ_CONSUMER_DEFAULT. */
+ * of MMAPQ_CONSUMER_NAME_CHARS, not starting with '-' (a command line
+ * would take it for an option; a name an older version registered with
+ * one stays in its file, and can be removed); a consumer that gives no
+ * name is MMAPQ_CONSUMER_DEFAULT. */
 #define MMAPQ_CONSUMERS_MIN     UINT32_C(1)
 #define MMAPQ_CONSUMERS_MAX     UINT32_C(16)
 /* Bytes of a queue's id (struct mmapq_status.id). */
@@ -136,8 +138,10 @@ struct mmapq_params {
 	enum mmapq_role role;
 	/* Geometry used to create the file and required of an existing one.
 	 * The observer may leave any of them 0 to accept whatever the file
-	 * has; the producer and consumer all three or none (all three 0: join
-	 * an existing file of any geometry, -ENOENT if there is none). */
+	 * has (max_consumers too: mmapqctl's observers leave all four 0, and
+	 * show a file of any geometry); the producer and consumer all three
+	 * or none (all three 0: join an existing file of any geometry,
+	 * -ENOENT if there is none). */
 	uint32_t capacity;     /* slots, power of two */
 	uint32_t record_size;  /* payload bytes */
 	uint32_t format;       /* enum mmapq_record_format */
@@ -343,18 +347,44 @@ MMAPQ_API int mmapq_release(struct mmapq *q, uint32_t n);
 MMAPQ_API int mmapq_status(struct mmapq *q, struct mmapq_status *st);
 /* The registered consumers, in table order, read without locks: up to n
  * into out (out may be NULL if n is 0).  Returns how many are registered
- * (more than n: only n were filled in), or -EBADMSG (a corrupt table:
- * a cursor outside [floor, tail] or a name that is not one). */
+ * (more than n: only n were filled in), -EBADMSG (a corrupt table: a
+ * state that is neither free nor registered, a cursor outside [floor,
+ * tail], a name that is not one, a name registered twice; an observer's
+ * mmapq_open refuses such a file too, naming what is wrong), or -EAGAIN
+ * (the table kept changing while it was read: registrations and removals
+ * without end). */
 MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n);
+/* For `mmapqctl recreate`, which carries the consumers of a queue file
+ * over into a new one: registers the consumers cs[0..n), as
+ * mmapq_consumers() reported them (name, position, pid, start_usec,
+ * attach_position, registered_usec, recoveries and attaches are kept;
+ * index, lag and attached are ignored), into the lowest free entries of
+ * q's table, in that order.  q is a producer's handle (-EPERM otherwise)
+ * of a version-3 file (-EROFS: a file opened to migrate it); each position
+ * must be within [oldest record kept, tail] of q's queue (the caller
+ * renumbers them: sequence numbers of a new file start at 0).  Floor then
+ * rises to the lowest of the cursors, as after a registration.  All or
+ * nothing: -EINVAL (a name no table may hold, or a negative pid; a name
+ * starting with '-', which an older version registered, is carried),
+ * -EEXIST (a name given twice, or already registered), -ERANGE (a position
+ * outside the queue), -ENOSPC (fewer free entries than n); an error of
+ * taking the mutex; with sync batch or always, an msync error (then they
+ * are registered, but not known to be on disk). */
+MMAPQ_API int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status *cs,
+                                      uint32_t n);
 /* Unregister the consumer p->consumer of the queue file p->path (p->role
  * is ignored; no geometry needed): its records are no longer kept for it,
  * which releases a producer it held back.  If it was the last consumer,
  * the records nobody has consumed are let go too (floor moves to tail).
  * Returns how many records it had not consumed, or -ENOENT (no such
  * consumer, or no such file), -EBUSY (it is attached: err names the pid),
- * -EINVAL (not a valid name), or another error of mmapq_open. */
+ * -EINVAL (not a name a queue file can hold; one starting with '-', which
+ * mmapq_consumer_name_valid refuses, is accepted here, so that a consumer
+ * an older version registered under it can be removed), or another error
+ * of mmapq_open. */
 MMAPQ_API int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err);
-/* Whether name is a valid consumer name (MMAPQ_CONSUMER_NAME_CHARS). */
+/* Whether name is a name a consumer may take: 1 to MMAPQ_CONSUMER_NAME_MAX
+ * characters of MMAPQ_CONSUMER_NAME_CHARS, not starting with '-'. */
 MMAPQ_API bool mmapq_consumer_name_valid(const char *name);
 /* Copy of the record with sequence number seq, if the queue still keeps
  * it (head <= seq < tail: head is the oldest record kept, mmapq_status), read without locks and without writing anything, like a seqlock
