@@ -107,7 +107,8 @@ incdirs=(-I"$src/common/queue/include" -I"$src/common/queue" -I"$src/common/reco
 cflags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -D_GNU_SOURCE
 	-Wall -Wextra -Wno-unused-parameter "${incdirs[@]}" "${inih_cflags[@]}")
 # the library's layers (common/*/), paths below common/
-libsrc=(queue/mmapq.c queue/shmcond.c queue/fault.c records/parse.c config/config.c)
+libsrc=(queue/mmapq.c queue/shmcond.c queue/fault.c records/parse.c
+	config/config.c config/keys.c config/values.c config/reader.c config/dropins.c)
 # fuzz_queue_file watches the library's mapping of the file through these
 extra_ldflags() {
 	case "$1" in
@@ -200,7 +201,7 @@ if [ "$coverage" -eq 1 ]; then
 		case "$t" in
 		fuzz_queue_file) files=("$src/common/queue/mmapq.c") ;;
 		fuzz_parse) files=("$src/common/records/parse.c") ;;
-		fuzz_config) files=("$src/common/config/config.c") ;;
+		fuzz_config) files=("$src/common/config/"*.c) ;;
 		fuzz_clients) files=("$src/daemons/producer/clients.c" "$src/daemons/producer/source.c") ;;
 		esac
 		echo "== $t: inputs from ${dirs[*]}"

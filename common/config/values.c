@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * values.c -- one value of mmapq.ini by its type (enum cfg_type): parsed
+ * and checked from its text, described for an error message, formatted
+ * back to text.  Nothing here knows which keys there are.
+ */
+#include "config_keys.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct cfg_name *cfg_name_by_name(const struct cfg_name *n, const char *s)
+{
+	for (; n->name; n++)
+		if (!strcmp(n->name, s))
+			return n;
+	return NULL;
+}
+
+const struct cfg_name *cfg_name_by_value(const struct cfg_name *n, uint32_t v)
+{
+	for (; n->name; n++)
+		if (n->value == v)
+			return n;
+	return NULL;
+}
+
+/* A blank around a comma of a list value. */
+static bool cfg_isspace_c(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* Digits only, in the given base: no sign, no blanks, no prefix, nothing
+ * after, no overflow past UINT32_MAX.  -ERANGE on overflow. */
+static int cfg_parse_uint(const char *s, unsigned base, uint32_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		unsigned d;
+
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		d = (unsigned)(*s - '0');
+		if (d >= base)
+			return -EINVAL;
+		v = v * base + d;
+		if (v > UINT32_MAX) {
+			/* Keep going: "99999999999x" is not a number at all. */
+			for (s++; *s; s++)
+				if (*s < '0' || *s >= (char)('0' + base))
+					return -EINVAL;
+			return -ERANGE;
+		}
+	}
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+/* One server of [nats] servers, s[0..len): [nats:// | tls://] HOST [:PORT],
+ * HOST a name, an IPv4 address or an [IPv6] address.  NULL or why not. */
+static const char *cfg_check_server(const char *s, size_t len)
+{
+	static const char name_chars[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_";
+	const char *end = s + len, *host, *colon;
+
+	if (len > 7 && !strncmp(s, "nats://", 7))
+		s += 7;
+	else if (len > 6 && !strncmp(s, "tls://", 6))
+		s += 6;
+	else if (memmem(s, len, "://", 3))
+		return "has a scheme other than nats:// or tls://";
+	if (memchr(s, '@', (size_t)(end - s)))
+		return "has a user or password in it (use [nats] credentials)";
+	host = s;
+	if (*s == '[') {
+		const char *close = memchr(s, ']', (size_t)(end - s));
+		if (!close || close == s + 1)
+			return "has a bad [IPv6] address";
+		for (const char *p = s + 1; p < close; p++)
+			if (!strchr("0123456789abcdefABCDEF:.", *p))
+				return "has a bad [IPv6] address";
+		s = close + 1;
+		if (s < end && *s != ':')
+			return "has something after the ]";
+	} else {
+		size_t hlen;
+
+		colon = memchr(s, ':', (size_t)(end - s));
+		hlen = (size_t)((colon ? colon : end) - host);
+		s = host + hlen;
+		if (!hlen)
+			return "has no host";
+		for (size_t i = 0; i < hlen; i++)
+			if (!strchr(name_chars, host[i]))
+				return "has a bad host name";
+	}
+	if (s < end) {
+		unsigned long port = 0;
+
+		s++; /* the ':' */
+		if (s == end || end - s > 5)
+			return "has a bad port";
+		for (; s < end; s++) {
+			if (*s < '0' || *s > '9')
+				return "has a bad port";
+			port = port * 10 + (unsigned long)(*s - '0');
+		}
+		if (port < 1 || port > 65535)
+			return "has a port outside 1..65535";
+	}
+	return NULL;
+}
+
+/* [nats] servers: 1 to MMAPQ_NATS_SERVERS_MAX of cfg_check_server, comma-
+ * separated, blanks around the commas allowed.  NULL or why not. */
+static const char *cfg_check_servers(const char *v)
+{
+	unsigned n = 0;
+
+	for (;;) {
+		const char *comma = strchr(v, ','), *end = comma ? comma : v + strlen(v);
+		const char *why;
+
+		while (v < end && cfg_isspace_c(*v))
+			v++;
+		while (end > v && cfg_isspace_c(end[-1]))
+			end--;
+		if (v == end)
+			return "has an empty entry";
+		if (++n > MMAPQ_NATS_SERVERS_MAX)
+			return "names too many servers";
+		why = cfg_check_server(v, (size_t)(end - v));
+		if (why)
+			return why;
+		if (!comma)
+			return NULL;
+		v = comma + 1;
+	}
+}
+
+/* A subject to publish to: dot-separated tokens of visible ASCII, none
+ * empty, no wildcards ('*', '>').  NULL or why not. */
+static const char *cfg_check_subject(const char *v)
+{
+	bool token_empty = true;
+
+	for (; *v; v++) {
+		if (*v == '.') {
+			if (token_empty)
+				return "has an empty token (\"..\", or a dot at an end)";
+			token_empty = true;
+			continue;
+		}
+		if (*v == '*' || *v == '>')
+			return "has a wildcard (records are published to one subject)";
+		if ((unsigned char)*v <= 0x20 || (unsigned char)*v >= 0x7f)
+			return "has a blank or a byte outside visible ASCII";
+		token_empty = false;
+	}
+	return token_empty ? "has an empty token (\"..\", or a dot at an end)" : NULL;
+}
+
+/*
+ * Parse value (non-empty) into c's field for k.  Returns NULL on success or
+ * the reason it is invalid, to follow the quoted value in the message.
+ * Nothing is stored on failure.
+ */
+const char *cfg_parse_value(const struct cfg_key *k, const char *value,
+                            struct mmapq_config *c)
+{
+	const struct cfg_name *n;
+	size_t len = strlen(value);
+	const char *why;
+	uint32_t v;
+	int r;
+
+	/* the strings with a length from min to max bytes */
+	if (k->type == CFG_PATH || k->type == CFG_FILE || k->type == CFG_SERVERS ||
+	    k->type == CFG_SUBJECT || k->type == CFG_STREAM) {
+		if (len < k->min)
+			return "is too short";
+		if (len > k->max)
+			return "is too long";
+	}
+	switch (k->type) {
+	case CFG_PATH:
+	case CFG_FILE:
+		break;
+	case CFG_WORD:
+		if (!cfg_name_by_name(k->names, value))
+			return "is not valid";
+		break;
+	case CFG_SERVERS:
+		if ((why = cfg_check_servers(value)))
+			return why;
+		break;
+	case CFG_SUBJECT:
+		if ((why = cfg_check_subject(value)))
+			return why;
+		break;
+	case CFG_STREAM:
+		if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len)
+			return "has a character other than a letter, a digit, '_' or '-'";
+		break;
+	case CFG_OUTPUT:
+		if (!strcmp(value, "auto") || !strcmp(value, "journal") ||
+		    !strcmp(value, "stdout") || !strcmp(value, "null") || !strcmp(value, "nats"))
+			break;
+		if (strncmp(value, "file:", 5))
+			return "is not valid";
+		if (!value[5])
+			return "has an empty PATH";
+		if (len > MMAPQ_CONFIG_STR_MAX - 1)
+			return "is too long";
+		break;
+	case CFG_NAME:
+		if (len < k->min || len > k->max || strspn(value, MMAPQ_NAME_CHARS) != len)
+			return "is not a name";
+		break;
+	case CFG_U32:
+	case CFG_POW2:
+		r = cfg_parse_uint(value, 10, &v);
+		if (r == -EINVAL)
+			return "is not a decimal integer";
+		if (r < 0 || v < k->min || v > k->max)
+			return "is out of range";
+		if (k->type == CFG_POW2 && (v & (v - 1)))
+			return "is not a power of two";
+		cfg_set_u32(c, k, v);
+		return NULL;
+	case CFG_ENUM:
+		n = cfg_name_by_name(k->names, value);
+		if (!n)
+			return "is not valid";
+		cfg_set_u32(c, k, n->value);
+		return NULL;
+	case CFG_MODE:
+		r = cfg_parse_uint(value, 8, &v);
+		if (r == -EINVAL)
+			return "is not an octal number";
+		if (r < 0 || v < k->min || v > k->max)
+			return "is out of range";
+		if ((v & CFG_MODE_RW) != CFG_MODE_RW)
+			return "lacks owner read and write";
+		cfg_set_u32(c, k, v);
+		return NULL;
+	}
+	/* the string types */
+	memcpy(cfg_str(c, k), value, len + 1);
+	return NULL;
+}
+
+/* What the key accepts, for error messages. */
+void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
+{
+	const struct cfg_name *n;
+	size_t off = 0;
+
+	switch (k->type) {
+	case CFG_PATH:
+		snprintf(buf, size, "a path of %u to %u bytes", k->min, k->max);
+		return;
+	case CFG_OUTPUT:
+		snprintf(buf, size, "auto, journal, stdout, null, file:PATH, nats");
+		return;
+	case CFG_FILE:
+		snprintf(buf, size, "a path of at most %u bytes, or nothing for none", k->max);
+		return;
+	case CFG_SERVERS:
+		snprintf(buf, size, "1 to %d of nats://HOST:PORT or tls://HOST:PORT, comma-separated",
+		         MMAPQ_NATS_SERVERS_MAX);
+		return;
+	case CFG_SUBJECT:
+		snprintf(buf, size, "a subject of %u to %u bytes: tokens of visible ASCII separated by"
+		         " dots, no wildcards", k->min, k->max);
+		return;
+	case CFG_STREAM:
+		snprintf(buf, size, "%u to %u letters, digits, '_' and '-'", k->min, k->max);
+		return;
+	case CFG_NAME:
+		/* the characters after the letters and digits: the punctuation */
+		snprintf(buf, size, "%u to %u letters, digits and '%s'", k->min, k->max,
+		         &MMAPQ_NAME_CHARS[strspn(MMAPQ_NAME_CHARS, "abcdefghijklmnopqrstuvwxyz"
+		                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")]);
+		return;
+	case CFG_U32:
+		snprintf(buf, size, "%u to %u", k->min, k->max);
+		return;
+	case CFG_POW2:
+		snprintf(buf, size, "a power of two from %u to %u", k->min, k->max);
+		return;
+	case CFG_MODE:
+		snprintf(buf, size, "an octal mode from %04o to %04o that includes %04o",
+		         k->min | CFG_MODE_RW, k->max, CFG_MODE_RW);
+		return;
+	case CFG_WORD:
+	case CFG_ENUM:
+		buf[0] = '\0';
+		for (n = k->names; n->name && off < size; n++) {
+			int w = snprintf(buf + off, size - off, "%s%s",
+			                 n == k->names ? "" : ", ", n->name);
+			if (w < 0)
+				break;
+			off += (size_t)w;
+		}
+		return;
+	}
+}
+
+/* Returns 0, or -ENOBUFS if the text (and its NUL) does not fit. */
+int cfg_format(const struct mmapq_config *c, const struct cfg_key *k,
+               char *buf, size_t size)
+{
+	const struct cfg_name *n;
+	uint32_t v;
+	int w = -1;
+
+	switch (k->type) {
+	case CFG_PATH:
+	case CFG_WORD:
+	case CFG_OUTPUT:
+	case CFG_FILE:
+	case CFG_SERVERS:
+	case CFG_SUBJECT:
+	case CFG_STREAM:
+	case CFG_NAME:
+		w = snprintf(buf, size, "%.*s", MMAPQ_CONFIG_STR_MAX - 1, cfg_cstr(c, k));
+		break;
+	case CFG_MODE:
+		w = snprintf(buf, size, "%04o", cfg_get_u32(c, k));
+		break;
+	case CFG_ENUM:
+		v = cfg_get_u32(c, k);
+		n = cfg_name_by_value(k->names, v);
+		/* A value no name maps to cannot come from a file; show it anyway. */
+		w = n ? snprintf(buf, size, "%s", n->name) : snprintf(buf, size, "%u", v);
+		break;
+	case CFG_U32:
+	case CFG_POW2:
+		w = snprintf(buf, size, "%u", cfg_get_u32(c, k));
+		break;
+	}
+	if (w < 0 || (size_t)w >= size)
+		return -ENOBUFS;
+	return 0;
+}
