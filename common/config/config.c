@@ -6,7 +6,8 @@
  *
  * The layer, file by file:
  *   config.h         the public interface
- *   config_keys.h    the key table (MMAPQ_CONFIG_KEYS), private
+ *   keys.def         the key table, every key once (an X-macro list)
+ *   config_keys.h    the types of the table and of a value, private
  *   keys.c           the table and what works on every key: defaults,
  *                    instance defaults, set, diff, apply_live, format_value
  *   values.c         one value by its type: parse, check, describe, format
@@ -47,8 +48,8 @@ static void cfg_set_at(const struct cfg_parse *p, size_t i, unsigned blamed_file
  */
 static void cfg_check_geometry(struct cfg_parse *p)
 {
-	size_t cap = (size_t)(cfg_find("queue", "capacity") - cfg_keys);
-	size_t rs = (size_t)(cfg_find("queue", "record_size") - cfg_keys);
+	size_t cap = CFG_KEY_capacity;
+	size_t rs = CFG_KEY_record_size;
 	uint32_t capacity = p->cfg.capacity, record_size = p->cfg.record_size;
 	uint64_t size = mmapq_file_size(p->cfg.format, capacity, record_size);
 	char cap_at[MMAPQ_CONFIG_STR_MAX + 32], rs_at[MMAPQ_CONFIG_STR_MAX + 32];
@@ -75,8 +76,8 @@ static void cfg_check_geometry(struct cfg_parse *p)
  */
 static void cfg_check_tls(struct cfg_parse *p)
 {
-	size_t cert = (size_t)(cfg_find("nats", "tls_cert") - cfg_keys);
-	size_t key = (size_t)(cfg_find("nats", "tls_key") - cfg_keys);
+	size_t cert = CFG_KEY_nats_tls_cert;
+	size_t key = CFG_KEY_nats_tls_key;
 	bool has_cert = p->cfg.nats_tls_cert[0], has_key = p->cfg.nats_tls_key[0];
 	size_t set = has_cert ? cert : key;
 

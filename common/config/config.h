@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config.h -- mmapq.ini: every key defined once, in MMAPQ_CONFIG_KEYS.
+ * config.h -- mmapq.ini: every key defined once, in keys.def.
  * Loading never logs: each error goes to the caller's callback as
  * (file, line, message), and every error in the files is reported, not
  * just the first.

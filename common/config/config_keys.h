@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * config_keys.h -- private to common/config: the key table and one value by
- * its type.
+ * config_keys.h -- private to common/config: the types of the key table
+ * and of one value.
  *
- * Every key is described once, in MMAPQ_CONFIG_KEYS below; defaults,
- * loading, validation, formatting and diffing are all driven by that table,
- * and the default values are strings parsed by the same code as the file, so
- * a default can never bypass validation.
+ * Every key is described once, in keys.def; defaults, loading, validation,
+ * formatting and diffing are all driven by that table, and the default
+ * values are strings parsed by the same code as the file, so a default can
+ * never bypass validation.
  *
  * keys.c holds the table itself (cfg_keys[]) and what works on every key
  * (defaults, diff, apply_live, lookup by name); values.c parses, checks and
@@ -44,70 +44,12 @@ struct cfg_name {
 	uint32_t value;
 };
 
-/*
- * X(section, key, type, default, min, max, field, names, needs_restart, per_instance)
- *
- * needs_restart = 1: the running daemons keep the old value until they are
- * restarted (queue geometry, file identity); 0: applied on reload.
- * per_instance = 1: a path that several queues on one host must not share;
- * the default of instance NAME has "NAME." before its file name
- * (mmapq_config_defaults_for).
- * Sections appear in the order of their first key; keep the order of
- * config/mmapq.ini.
- * A section [consumer:NAME] takes the keys of [consumer] and, for the
- * consumer NAME only, overrides them (CFG_NAMED_SECTION below).
- */
-#define MMAPQ_CONFIG_KEYS(X)                                                             \
-	X("queue",    "path",           CFG_PATH,   "/var/lib/mmapq/queue",              \
-	  1, MMAPQ_CONFIG_STR_MAX - 1, queue_path, NULL, 1, 1)                           \
-	X("queue",    "capacity",       CFG_POW2,   "65536",                             \
-	  MMAPQ_CAPACITY_MIN, MMAPQ_CAPACITY_MAX, capacity, NULL, 1, 0)                  \
-	X("queue",    "record_size",    CFG_U32,    "64",                                \
-	  MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX, record_size, NULL, 1, 0)         \
-	X("queue",    "format",         CFG_ENUM,   "int",    0, 0, format, format_names, 1, 0) \
-	X("queue",    "sync",           CFG_ENUM,   "never",  0, 0, sync, sync_names, 0, 0) \
-	X("queue",    "mode",           CFG_MODE,   "0660",   0, 0777, mode, NULL, 1, 0) \
-	X("queue",    "spin_us",        CFG_U32,    "0",      0, 10000, spin_us, NULL, 0, 0) \
-	X("queue",    "max_consumers",  CFG_U32,    "8",                                 \
-	  MMAPQ_CONSUMERS_MIN, MMAPQ_CONSUMERS_MAX, max_consumers, NULL, 1, 0)           \
-	X("producer", "input",          CFG_WORD,   "stdin",  0, 0, input, input_names, 1, 0) \
-	X("producer", "socket",         CFG_PATH,   "/run/mmapq/producer.sock",          \
-	  1, MMAPQ_SOCKET_PATH_MAX - 1, socket_path, NULL, 1, 1)                         \
-	X("producer", "generate_rate",  CFG_U32,    "1000",   0, 100000000, generate_rate, NULL, 0, 0) \
-	X("producer", "on_full",        CFG_ENUM,   "block",  0, 0, on_full, on_full_names, 0, 0) \
-	X("producer", "client_timeout", CFG_U32,    "60",     0, 86400, client_timeout, NULL, 0, 0) \
-	X("producer", "ack_interval",   CFG_U32,    "1000",   0, 3600000, ack_interval, NULL, 0, 0) \
-	X("producer", "ack_records",    CFG_U32,    "0",      0, 4294967295u, ack_records, NULL, 0, 0) \
-	X("consumer", "output",         CFG_OUTPUT, "auto",   0, 0, output, NULL, 0, 0)  \
-	X("consumer", "start",          CFG_ENUM,   "oldest", 0, 0, start, start_names, 1, 0) \
-	X("consumer", "journal_identifier", CFG_NAME, "mmapq-records",                   \
-	  1, 64, journal_identifier, NULL, 0, 0)                                         \
-	X("consumer", "journal_namespace", CFG_NAME, "default",                          \
-	  1, 64, journal_namespace, NULL, 0, 0)                                          \
-	X("consumer", "seq_prefix",     CFG_ENUM,   "no",     0, 0, seq_prefix, bool_names, 0, 0) \
-	X("nats",     "servers",        CFG_SERVERS, "nats://127.0.0.1:4222",            \
-	  1, MMAPQ_CONFIG_STR_MAX - 1, nats_servers, NULL, 1, 0)                         \
-	X("nats",     "subject",        CFG_SUBJECT, "mmapq", 1, 255, nats_subject, NULL, 1, 0) \
-	X("nats",     "stream",         CFG_STREAM, "MMAPQ",  1, 64, nats_stream, NULL, 1, 0) \
-	X("nats",     "create_stream",  CFG_ENUM,   "no",     0, 0, nats_create_stream, bool_names, 1, 0) \
-	X("nats",     "replicas",       CFG_U32,    "1",      1, 5, nats_replicas, NULL, 1, 0) \
-	X("nats",     "storage",        CFG_ENUM,   "file",   0, 0, nats_storage, storage_names, 1, 0) \
-	X("nats",     "duplicate_window", CFG_U32,  "120",    1, 86400, nats_duplicate_window, NULL, 1, 0) \
-	X("nats",     "ordered",        CFG_ENUM,   "yes",    0, 0, nats_ordered, bool_names, 1, 0) \
-	X("nats",     "credentials",    CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
-	  nats_credentials, NULL, 1, 0)                                                  \
-	X("nats",     "tls_ca",         CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
-	  nats_tls_ca, NULL, 1, 0)                                                       \
-	X("nats",     "tls_cert",       CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
-	  nats_tls_cert, NULL, 1, 0)                                                     \
-	X("nats",     "tls_key",        CFG_FILE,   "",       0, MMAPQ_CONFIG_STR_MAX - 1, \
-	  nats_tls_key, NULL, 1, 0)                                                      \
-	X("nats",     "max_pending",    CFG_U32,    "4096",   1, 65536, nats_max_pending, NULL, 1, 0) \
-	X("nats",     "connect_timeout", CFG_U32,   "5",      1, 300, nats_connect_timeout, NULL, 1, 0) \
-	X("nats",     "ack_timeout",    CFG_U32,    "5",      1, 300, nats_ack_timeout, NULL, 1, 0) \
-	X("nats",     "reconnect_max_wait", CFG_U32, "10",    1, 300, nats_reconnect_max_wait, NULL, 1, 0) \
-	X("log",      "level",          CFG_ENUM,   "info",   0, 0, log_level, log_level_names, 0, 0) \
-	X("log",      "stats_interval", CFG_U32,    "0",      0, 86400, stats_interval, NULL, 0, 0)
+/* The index of each key in cfg_keys[]: CFG_KEY_<field>. */
+enum cfg_key_index {
+#define X(section, key, type, def, min, max, field, names, restart, inst) CFG_KEY_##field,
+#include "keys.def"
+	CFG_NKEYS
+};
 
 struct cfg_key {
 	const char *section;
@@ -125,8 +67,6 @@ struct cfg_key {
 	((type) == CFG_PATH || (type) == CFG_WORD || (type) == CFG_OUTPUT || (type) == CFG_NAME || \
 	 (type) == CFG_FILE || (type) == CFG_SERVERS || (type) == CFG_SUBJECT || (type) == CFG_STREAM)
 
-#define CFG_COUNT(...) +1
-#define CFG_NKEYS ((size_t)(0 MMAPQ_CONFIG_KEYS(CFG_COUNT)))
 extern const struct cfg_key cfg_keys[CFG_NKEYS];
 
 static inline char *cfg_str(struct mmapq_config *c, const struct cfg_key *k)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * keys.c -- the key table of mmapq.ini (MMAPQ_CONFIG_KEYS, config_keys.h)
+ * keys.c -- the key table of mmapq.ini (keys.def, as cfg_keys[])
  * and what works on every key: lookup by name, defaults (an instance's
  * too), set, diff and apply_live for a reload, format_value.
  */
@@ -9,8 +9,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct cfg_name format_names[] = {
 	{ "int", MMAPQ_FORMAT_INT }, { "line", MMAPQ_FORMAT_LINE }, { NULL, 0 },
@@ -43,7 +41,7 @@ static const struct cfg_name log_level_names[] = {
 
 /* String fields are whole char[MMAPQ_CONFIG_STR_MAX] arrays; every other
  * field (enums included) is stored and read as a uint32_t with memcpy. */
-#define CFG_CHECK_FIELD(section, key, type, def, min, max, field, names, restart, inst)    \
+#define X(section, key, type, def, min, max, field, names, restart, inst)                   \
 	_Static_assert(CFG_IS_STRING(type) ?                                                  \
 	               sizeof(((struct mmapq_config *)0)->field) == MMAPQ_CONFIG_STR_MAX :    \
 	               sizeof(((struct mmapq_config *)0)->field) == sizeof(uint32_t),         \
@@ -51,13 +49,15 @@ static const struct cfg_name log_level_names[] = {
 	_Static_assert(!(inst) || ((type) == CFG_PATH &&                                      \
 	               sizeof(def) + MMAPQ_INSTANCE_NAME_MAX + 1 <= (max) + 1),               \
 	               "[" section "] " key ": an instance's default must fit");
-MMAPQ_CONFIG_KEYS(CFG_CHECK_FIELD)
+#include "keys.def"
 
-#define CFG_ENTRY(section, key, type, def, min, max, field, names, restart, inst)           \
-	{ section, key, type, def, min, max, offsetof(struct mmapq_config, field), names,      \
-	  restart, inst },
-const struct cfg_key cfg_keys[] = { MMAPQ_CONFIG_KEYS(CFG_ENTRY) };
-_Static_assert(ARRAY_SIZE(cfg_keys) == CFG_NKEYS, "CFG_NKEYS counts the table");
+/* Each entry at its CFG_KEY_<field> index. */
+const struct cfg_key cfg_keys[CFG_NKEYS] = {
+#define X(section, key, type, def, min, max, field, names, restart, inst)                   \
+	[CFG_KEY_##field] = { section, key, type, def, min, max,                             \
+	                      offsetof(struct mmapq_config, field), names, restart, inst },
+#include "keys.def"
+};
 
 const struct cfg_key *cfg_find(const char *section, const char *key)
 {

@@ -70,7 +70,7 @@ static const struct {
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-/* keys[] is every key of config.c's table: two configurations that differ
+/* keys[] is every key of keys.def: two configurations that differ
  * in every byte differ in every key, and diff counts them all.  (A key
  * missing here is not written back by the round trip, which then fails on
  * any input that sets it.) */
@@ -89,7 +89,7 @@ static void check_key_list(void)
 	b.nats_tls_ca[MMAPQ_CONFIG_STR_MAX - 1] = b.nats_tls_cert[MMAPQ_CONFIG_STR_MAX - 1] = '\0';
 	b.nats_tls_key[MMAPQ_CONFIG_STR_MAX - 1] = '\0';
 	FUZZ_CHECK(mmapq_config_diff(&a, &b, NULL, NULL) == (int)NKEYS,
-	           "config.c has %d keys, fuzz_config.c's keys[] %zu", mmapq_config_diff(&a, &b, NULL, NULL),
+	           "keys.def has %d keys, fuzz_config.c's keys[] %zu", mmapq_config_diff(&a, &b, NULL, NULL),
 	           NKEYS);
 }
 

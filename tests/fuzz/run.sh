@@ -128,7 +128,7 @@ extra_sources() {
 # out of date: missing, or older than any source, header or this script
 stale() {
 	[ ! -e "$1" ] && return 0
-	[ -n "$(find "$src/common" "$src/daemons" "$here" -maxdepth 3 \( -name '*.[ch]' -o -name run.sh \) \
+	[ -n "$(find "$src/common" "$src/daemons" "$here" -maxdepth 3 \( -name '*.[ch]' -o -name '*.def' -o -name run.sh \) \
 		-newer "$1" -print -quit)" ]
 }
 
