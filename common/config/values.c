@@ -167,20 +167,9 @@ static const char *cfg_check_subject(const char *v)
 	return token_empty ? "has an empty token (\"..\", or a dot at an end)" : NULL;
 }
 
-/*
- * Parse value (non-empty) into c's field for k.  Returns NULL on success or
- * the reason it is invalid, to follow the quoted value in the message.
- * Nothing is stored on failure.
- */
-const char *cfg_parse_value(const struct cfg_key *k, const char *value,
-                            struct mmapq_config *c)
+/* A value of a string type (CFG_IS_STRING): NULL, or why it is refused. */
+static const char *cfg_check_string(const struct cfg_key *k, const char *value, size_t len)
 {
-	const struct cfg_name *n;
-	size_t len = strlen(value);
-	const char *why;
-	uint32_t v;
-	int r;
-
 	/* the strings with a length from min to max bytes */
 	if (k->type == CFG_PATH || k->type == CFG_FILE || k->type == CFG_SERVERS ||
 	    k->type == CFG_SUBJECT || k->type == CFG_STREAM) {
@@ -198,13 +187,9 @@ const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 			return "is not valid";
 		break;
 	case CFG_SERVERS:
-		if ((why = cfg_check_servers(value)))
-			return why;
-		break;
+		return cfg_check_servers(value);
 	case CFG_SUBJECT:
-		if ((why = cfg_check_subject(value)))
-			return why;
-		break;
+		return cfg_check_subject(value);
 	case CFG_STREAM:
 		if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len)
 			return "has a character other than a letter, a digit, '_' or '-'";
@@ -226,35 +211,69 @@ const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 		break;
 	case CFG_U32:
 	case CFG_POW2:
-		r = cfg_parse_uint(value, 10, &v);
-		if (r == -EINVAL)
-			return "is not a decimal integer";
-		if (r < 0 || v < k->min || v > k->max)
-			return "is out of range";
-		if (k->type == CFG_POW2 && (v & (v - 1)))
-			return "is not a power of two";
-		cfg_set_u32(c, k, v);
-		return NULL;
 	case CFG_ENUM:
+	case CFG_MODE:
+		break; /* not strings: cfg_parse_number */
+	}
+	return NULL;
+}
+
+/* A value of a type stored as a uint32_t (CFG_U32, CFG_POW2, CFG_ENUM,
+ * CFG_MODE) into *v: NULL, or why it is refused. */
+static const char *cfg_parse_number(const struct cfg_key *k, const char *value, uint32_t *v)
+{
+	const struct cfg_name *n;
+	int r;
+
+	if (k->type == CFG_ENUM) {
 		n = cfg_name_by_name(k->names, value);
 		if (!n)
 			return "is not valid";
-		cfg_set_u32(c, k, n->value);
-		return NULL;
-	case CFG_MODE:
-		r = cfg_parse_uint(value, 8, &v);
-		if (r == -EINVAL)
-			return "is not an octal number";
-		if (r < 0 || v < k->min || v > k->max)
-			return "is out of range";
-		if ((v & CFG_MODE_RW) != CFG_MODE_RW)
-			return "lacks owner read and write";
-		cfg_set_u32(c, k, v);
+		*v = n->value;
 		return NULL;
 	}
-	/* the string types */
-	memcpy(cfg_str(c, k), value, len + 1);
+	if (k->type == CFG_MODE) {
+		r = cfg_parse_uint(value, 8, v);
+		if (r == -EINVAL)
+			return "is not an octal number";
+		if (r < 0 || *v < k->min || *v > k->max)
+			return "is out of range";
+		if ((*v & CFG_MODE_RW) != CFG_MODE_RW)
+			return "lacks owner read and write";
+		return NULL;
+	}
+	r = cfg_parse_uint(value, 10, v);
+	if (r == -EINVAL)
+		return "is not a decimal integer";
+	if (r < 0 || *v < k->min || *v > k->max)
+		return "is out of range";
+	if (k->type == CFG_POW2 && (*v & (*v - 1)))
+		return "is not a power of two";
 	return NULL;
+}
+
+/*
+ * Parse value (non-empty) into c's field for k.  Returns NULL on success or
+ * the reason it is invalid, to follow the quoted value in the message.
+ * Nothing is stored on failure.
+ */
+const char *cfg_parse_value(const struct cfg_key *k, const char *value,
+                            struct mmapq_config *c)
+{
+	size_t len = strlen(value);
+	const char *why;
+	uint32_t v;
+
+	if (CFG_IS_STRING(k->type)) {
+		why = cfg_check_string(k, value, len);
+		if (!why)
+			memcpy(cfg_str(c, k), value, len + 1);
+		return why;
+	}
+	why = cfg_parse_number(k, value, &v);
+	if (!why)
+		cfg_set_u32(c, k, v);
+	return why;
 }
 
 /* What the key accepts, for error messages. */
