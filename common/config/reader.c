@@ -183,27 +183,21 @@ static bool cfg_key_line_ok(struct cfg_parse *p, const char *line)
 	return true;
 }
 
+/* UTF-8's byte order mark, which the first line may start with. */
+static const char cfg_bom[] = "\xef\xbb\xbf";
+
 /*
- * The ini_reader: one whole physical line per call, checked, and either
- * handed on as it is or replaced by a comment line.  str has num bytes;
- * inih needs room for the '\n' and the NUL, so lines of up to num - 2
- * bytes (without the line end) get through unsplit.
+ * The next physical line of the file, whole, without its line end (LF or
+ * CRLF) and, on line 1, without a byte order mark; *lenp is its length (a
+ * NUL byte in it counts).  NULL at the end of the file or when reading
+ * fails (p->read_err).
  */
-static char *cfg_reader(char *str, int num, void *stream)
+static char *cfg_next_line(struct cfg_parse *p, size_t *lenp)
 {
-	static const char bom[] = "\xef\xbb\xbf";
-	struct cfg_parse *p = stream;
-	size_t len, max;
-	const char *nul;
 	char *line;
+	size_t len;
 	ssize_t n;
 
-	if (num < 3) {
-		/* Not the inih we know: no room even for a comment line. */
-		p->read_err = -ENOBUFS;
-		return NULL;
-	}
-	max = (size_t)num - 2;
 	errno = 0;
 	n = getline(&p->buf, &p->bufsize, p->f);
 	if (n < 0) {
@@ -221,34 +215,45 @@ static char *cfg_reader(char *str, int num, void *stream)
 	if (len && line[len - 1] == '\r')
 		len--;
 	line[len] = '\0';
-	if (p->lineno == 1 && len >= 3 && !memcmp(line, bom, 3)) {
+	if (p->lineno == 1 && len >= 3 && !memcmp(line, cfg_bom, 3)) {
 		line += 3;
 		len -= 3;
 	}
+	*lenp = len;
+	return line;
+}
 
-	strcpy(str, ";\n"); /* whatever is not a good key line */
+/*
+ * Whether line (len bytes; inih takes at most max) is a key line to hand
+ * to inih as it is.  Everything else reads as a comment: blank lines,
+ * comments, section headers (which set the current section here) and
+ * lines with an error (reported).
+ */
+static bool cfg_check_line(struct cfg_parse *p, char *line, size_t len, size_t max)
+{
+	const char *nul;
 
 	/* inih strips a byte order mark from its first line as well: after
 	 * ours, a second one would make it parse another line than the one
 	 * checked here (found by tests/fuzz/fuzz_config: "<BOM><BOM>[queue]x=1"
 	 * was silently ignored). */
-	if (p->lineno == 1 && len >= 3 && !memcmp(line, bom, 3)) {
+	if (p->lineno == 1 && len >= 3 && !memcmp(line, cfg_bom, 3)) {
 		cfg_error(p, p->lineno, "a second byte order mark at the start of the file");
-		return str;
+		return false;
 	}
 
 	nul = memchr(line, '\0', len);
 	if (nul) {
 		cfg_error(p, p->lineno, "NUL byte at column %zu", (size_t)(nul - line) + 1);
-		return str;
+		return false;
 	}
 	if (len > max) {
 		cfg_error(p, p->lineno, "line too long (%zu bytes, at most %zu)", len, max);
-		return str;
+		return false;
 	}
 
 	if (!*line || *line == ';' || *line == '#')
-		return str;
+		return false;
 	if (cfg_isspace(*line)) {
 		const char *s = line;
 
@@ -258,15 +263,39 @@ static char *cfg_reader(char *str, int num, void *stream)
 			cfg_error(p, p->lineno,
 			          "indented line: continuation lines are not supported "
 			          "(remove the leading blanks)");
-		return str;
+		return false;
 	}
 	if (*line == '[') {
 		cfg_section_line(p, line);
+		return false;
+	}
+	return cfg_key_line_ok(p, line);
+}
+
+/*
+ * The ini_reader: one whole physical line per call, checked, and either
+ * handed on as it is or replaced by a comment line.  str has num bytes;
+ * inih needs room for the '\n' and the NUL, so lines of up to num - 2
+ * bytes (without the line end) get through unsplit.
+ */
+static char *cfg_reader(char *str, int num, void *stream)
+{
+	struct cfg_parse *p = stream;
+	size_t len;
+	char *line;
+
+	if (num < 3) {
+		/* Not the inih we know: no room even for a comment line. */
+		p->read_err = -ENOBUFS;
+		return NULL;
+	}
+	line = cfg_next_line(p, &len);
+	if (!line)
+		return NULL;
+	if (!cfg_check_line(p, line, len, (size_t)num - 2)) {
+		strcpy(str, ";\n");
 		return str;
 	}
-	if (!cfg_key_line_ok(p, line))
-		return str;
-
 	memcpy(str, line, len);
 	memcpy(str + len, "\n", 2);
 	return str;
