@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * dropins.c -- FILE.d/NAME.ini: finding the drop-ins of a configuration
- * file and reading each, in order, over what came before.
+ * file and reading each, in order, over what came before; and which of
+ * the lines that set a key counts ([consumer:NAME] over [consumer], a
+ * later file over an earlier one).
  */
 #include "config_load.h"
 
@@ -10,6 +12,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * Where the value of key i on the current line goes.  [consumer:NAME]
+ * overrides [consumer] for consumer NAME, in any file and on any line; for
+ * other consumers (or none) it is only checked, in p->scratch.  Otherwise
+ * a later file overrides an earlier one: the last place counts, and is
+ * recorded for the checks across keys (cfg_check_geometry).
+ */
+struct mmapq_config *cfg_merge_target(struct cfg_parse *p, size_t i)
+{
+	if (p->named >= 0 ? !p->consumer || strcmp(p->named_v[p->named].name, p->consumer)
+	                  : p->specific[i])
+		return &p->scratch;
+	p->specific[i] |= p->named >= 0;
+	p->set_file[i] = p->nfiles;
+	p->set_path[i] = p->path;
+	p->set_line[i] = p->lineno;
+	return &p->cfg;
+}
 
 /* scandir: the drop-ins are NAME.ini; hidden files are not (as systemd). */
 static int cfg_is_dropin(const struct dirent *d)

@@ -301,12 +301,29 @@ static char *cfg_reader(char *str, int num, void *stream)
 	return str;
 }
 
+/* A key line before any section header. */
+static void cfg_key_outside_section(struct cfg_parse *p, const char *name)
+{
+	char q[512];
+	size_t i;
+
+	for (i = 0; i < CFG_NKEYS; i++)
+		if (!strcmp(cfg_keys[i].key, name))
+			break;
+	if (i < CFG_NKEYS)
+		cfg_error(p, p->lineno, "key '%s' outside any section (it belongs in [%s])",
+		          name, cfg_keys[i].section);
+	else
+		cfg_error(p, p->lineno, "key '%s' outside any section",
+		          cfg_quote(name, q, sizeof(q)));
+}
+
 /* inih's handler, for the key line the reader just handed over. */
 static int cfg_handler(void *user, const char *section, const char *name, const char *value)
 {
 	char q[512], allowed[256], known[256], sec[16 + MMAPQ_CONSUMER_NAME_MAX];
 	struct cfg_parse *p = user;
-	struct mmapq_config *target = &p->cfg;
+	struct mmapq_config *target;
 	const struct cfg_key *k;
 	const char *why;
 	size_t i;
@@ -315,15 +332,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	if (p->skip_section)
 		return 1;       /* already reported at the section header */
 	if (!p->section) {
-		for (i = 0; i < CFG_NKEYS; i++)
-			if (!strcmp(cfg_keys[i].key, name))
-				break;
-		if (i < CFG_NKEYS)
-			cfg_error(p, p->lineno, "key '%s' outside any section (it belongs in [%s])",
-			          name, cfg_keys[i].section);
-		else
-			cfg_error(p, p->lineno, "key '%s' outside any section",
-			          cfg_quote(name, q, sizeof(q)));
+		cfg_key_outside_section(p, name);
 		return 1;
 	}
 	/* the section as the file names it: [consumer:NAME] too */
@@ -348,19 +357,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 		}
 		*first = p->lineno;
 	}
-	/* [consumer:NAME] overrides [consumer] for consumer NAME, in any file
-	 * and on any line; for other consumers (or none) it is only checked.
-	 * Otherwise a later file overrides an earlier one: the last place
-	 * counts. */
-	if (p->named >= 0 ? !p->consumer || strcmp(p->named_v[p->named].name, p->consumer)
-	                  : p->specific[i])
-		target = &p->scratch;
-	if (target == &p->cfg) {
-		p->specific[i] |= p->named >= 0;
-		p->set_file[i] = p->nfiles;
-		p->set_path[i] = p->path;
-		p->set_line[i] = p->lineno;
-	}
+	target = cfg_merge_target(p, i);
 
 	cfg_allowed(k, allowed, sizeof(allowed));
 	if (!*value && k->type != CFG_FILE) {
