@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_config -- common/config/config.c: defaults, the shipped config/mmapq.ini,
+ * test_config -- common/config/: defaults, the shipped config/mmapq.ini,
  * every error kind (golden files tests/config/bad-*.ini, whose exact output
  * is tests/config/bad-*.expected), lines inih would split, NUL bytes, BOM,
  * CRLF, drop-ins (FILE.d/NAME.ini: order, override, errors per file),

@@ -54,11 +54,14 @@ struct cfg_parse {
 	size_t named_n;
 };
 
+/* reader.c */
 void cfg_error(struct cfg_parse *p, unsigned line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int cfg_fail(mmapq_config_error_fn on_error, void *ctx, const char *path,
              int r, const char *what);
 int cfg_read_file(struct cfg_parse *p, const char *path, bool report_missing);
+
+/* dropins.c */
 struct mmapq_config *cfg_merge_target(struct cfg_parse *p, size_t i);
 int cfg_read_dropins(struct cfg_parse *p, const char *path, char ***paths, size_t *npaths);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_config -- libFuzzer target: the config loader (common/config/config.c, on
+ * fuzz_config -- libFuzzer target: the config loader (common/config/, on
  * top of inih).  The input is the text of mmapq.ini, written to a file and
  * loaded with mmapq_config_load.
  *
@@ -15,7 +15,7 @@
  *     its message is one line of printable text (file text is quoted and
  *     escaped: no log injection); the caller's struct is untouched;
  *   - inih never reports a syntax error of its own (the reader hands it
- *     only lines it parses cleanly: config.c says this cannot happen);
+ *     only lines it parses cleanly: reader.c says this cannot happen);
  *   - the same result without an error callback;
  *   - no crash, no out-of-bounds access, no leak.
  */
