@@ -259,7 +259,7 @@ step_cppcheck() {
 		--inline-suppr --quiet --suppress=missingIncludeSystem --suppress=variableScope \
 		--cppcheck-build-dir="$b" -j"$JOBS" -D_GNU_SOURCE -DMMAPQ_FAULT_INJECTION=1 \
 		-I"$SRC/common/queue/include" -I"$SRC/common/queue" -I"$SRC/common/config" \
-		-I"$SRC/common/records" -I"$SRC/daemons" -I"$SRC/tests" \
+		-I"$SRC/common/records" -I"$SRC/daemons" -I"$SRC/daemons/runtime" -I"$SRC/tests" \
 		"$SRC/common" "$SRC/daemons" "$SRC/tests/test_hostile.c" "$SRC/tests/test_threads.c" \
 		2>&1 | sed "s|$SRC/||"
 }
@@ -291,7 +291,7 @@ step_tidy() {
 		tail -40 "$b.build.log"
 		return 1
 	fi
-	for f in "$SRC"/common/*/*.c "$SRC"/daemons/*.c "$SRC"/daemons/*/*.c "$SRC"/tests/test_hostile.c "$SRC"/tests/test_threads.c; do
+	for f in "$SRC"/common/*/*.c "$SRC"/daemons/*/*.c "$SRC"/tests/test_hostile.c "$SRC"/tests/test_threads.c; do
 		# signal handlers: write(2) and _exit(2) are async-signal-safe (POSIX)
 		clang-tidy -p "$b" --quiet --checks="$TIDY_CHECKS" --warnings-as-errors='*' \
 			--config="{CheckOptions: [{key: bugprone-signal-handler.AsyncSafeFunctionSet, value: POSIX}]}" \

@@ -36,7 +36,7 @@
  * deadline, every case runs in a child of its own (its own process group,
  * killed as a whole afterwards) with a deadline too.  Nothing sleeps.
  *
- * SIGBUS: the daemons install cli_sigbus_guard, which turns the fault on a
+ * SIGBUS: the daemons install attach_sigbus_guard, which turns the fault on a
  * truncated mapping into "fatal: FILE was truncated or removed while mapped
  * (SIGBUS)" and _exit(65).
  *

@@ -570,7 +570,7 @@ static void credentials(void)
 	queue_id(&f);
 	want = tu_xasprintf("the servers refuse the credentials ([nats] credentials = %s/stranger.creds)",
 	                    f.dir);
-	/* the server's reason, which libnats keeps to itself (daemons/nats.c
+	/* the server's reason, which libnats keeps to itself (daemons/consumer/nats.c
 	 * connects once more to learn it) */
 	expect_refused(&f, want, "Authorization Violation");
 	free(want);

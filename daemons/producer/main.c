@@ -15,8 +15,8 @@
  *
  * The loop: wait for room (block mode) or for input, read (at most what
  * fits), publish everything read, acknowledge, and again.  Signals are
- * blocked outside the waits, so none is lost between a look at cli_stop
- * and a wait.
+ * blocked outside the waits, so none is lost between a look at
+ * signals_stop() and a wait.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -27,16 +27,20 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "attach.h"
+#include "exit.h"
 #include "fault.h"
 #include "producer.h"
 #include "protocol.h"
+#include "signals.h"
+#include "start.h"
 
 /* The daemon around the producer: what only main.c needs. */
 struct daemon {
 	struct producer p;
-	struct cli *cli;
-	unsigned closed_std;       /* standard descriptors closed at start (cli_start) */
+	struct options opt;
+	struct settings settings;
+	unsigned closed_std;       /* standard descriptors closed at start (start_stdio) */
 	uint64_t gen_start_ns, gen_done;
 	uint64_t next_stats_ns, last_stats_tail, next_status_ns;
 	struct rate_meter status_rate;
@@ -159,7 +163,7 @@ static int wait_events(struct daemon *d, const sigset_t *unblocked, uint64_t max
 	}
 	ts = (struct timespec){.tv_sec = (time_t)(max_ns / 1000000000u),
 	                       .tv_nsec = (long)(max_ns % 1000000000u)};
-	if (cli_stop || cli_reload)
+	if (signals_stop() || signals_reload())
 		return 0;
 	r = ppoll(pf, n, &ts, unblocked);
 	if (r < 0)
@@ -167,8 +171,8 @@ static int wait_events(struct daemon *d, const sigset_t *unblocked, uint64_t max
 	if (r == 0)
 		return 0;
 	/* ready at once (a regular file always is): ppoll let no signal in */
-	cli_take_signals(unblocked);
-	if (cli_stop || cli_reload)
+	signals_take(unblocked);
+	if (signals_stop() || signals_reload())
 		return 0;
 	if (p->input == IN_SOCKET)
 		return clients_poll_done(p, pf);
@@ -182,7 +186,8 @@ static void apply_reload(struct daemon *d)
 	struct producer *p = &d->p;
 	enum mmapq_on_full old_on_full = p->cfg.on_full;
 
-	if (cli_reload_config(d->cli, &p->cfg, NULL) <= 0)
+	signals_reload_taken();
+	if (settings_reload(&d->settings, &p->cfg, NULL) <= 0)
 		return;
 	mmapq_set_sync(p->q, p->cfg.sync);
 	mmapq_set_spin(p->q, p->cfg.spin_us);
@@ -225,9 +230,9 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 
 		mmapq_fault("producer.loop");
 		service_loop_tick();
-		if (cli_reload)
+		if (signals_reload())
 			apply_reload(d);
-		if (cli_stop)
+		if (signals_stop())
 			return 0;
 		stats(d, 0);
 		if (p->error)
@@ -284,7 +289,7 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 		r = mmapq_publish(p->q);
 		if (r >= 0)
 			r = producer_refill(p, 0); /* publishing saw the consumer's progress */
-		if (r == -EINTR && cli_stop)
+		if (r == -EINTR && signals_stop())
 			return 0; /* the mutex is not to be had: see the shutdown */
 		if (r < 0)
 			return producer_fatal(p, r);
@@ -321,7 +326,7 @@ static int setup_input(struct daemon *d)
 		d->gen_start_ns = mmapq_now_ns();
 		return 0;
 	}
-	if (CLI_CLOSED(d->closed_std, STDIN_FILENO)) {
+	if (START_CLOSED(d->closed_std, STDIN_FILENO)) {
 		log_error("input = stdin: standard input was closed when the producer started");
 		return -EBADF;
 	}
@@ -361,7 +366,7 @@ static int shutdown_publish(struct daemon *d, int code)
 	struct producer *p = &d->p;
 	int r;
 
-	if (cli_stop && p->input == IN_STDIN)
+	if (signals_stop() && p->input == IN_STDIN)
 		input_finish_on_stop(p, p->src[0]);
 	r = mmapq_publish(p->q);
 	if (r == -EINTR) {
@@ -374,17 +379,17 @@ static int shutdown_publish(struct daemon *d, int code)
 			p->src[i]->published -= p->src[i]->pending;
 		code = EXIT_IOERR;
 	} else if (r < 0 && code == EXIT_OK) {
-		code = cli_exit_code_for_run(producer_fatal(p, r));
+		code = exit_code_for_run(producer_fatal(p, r));
 	}
 	if (p->input == IN_STDIN && (p->src[0]->rejected || p->src[0]->dropped))
 		log_notice("%" PRIu64 " records published, %" PRIu64 " bad input skipped, %" PRIu64
 		           " dropped", p->src[0]->published, p->src[0]->rejected, p->src[0]->dropped);
 	if (p->input == IN_SOCKET)
-		clients_ack(p, cli_stop || code ? PROTOCOL_FAIL_STOPPING : NULL);
+		clients_ack(p, signals_stop() || code ? PROTOCOL_FAIL_STOPPING : NULL);
 	return code;
 }
 
-CLI_DEFINE_BUILD;
+BUILD_DEFINE;
 
 int main(int argc, char **argv)
 {
@@ -398,26 +403,25 @@ int main(int argc, char **argv)
 		},
 	};
 	struct producer *p = &d.p;
-	struct cli c;
 	sigset_t sigs, unblocked;
 	int r, code;
 
 	/* 1. standard descriptors, options and configuration */
-	if (!cli_daemon_start(&c, argc, argv, "producer", false, &p->cfg, &d.closed_std, &code))
-		return code;
-	d.cli = &c;
+	if (!start_daemon(&d.opt, &d.settings, PROG_PRODUCER, argc, argv, NULL, NULL, &p->cfg,
+	                  &d.closed_std, &code))
+		goto out_settings;
 
 	/* 2. signals: blocked except while waiting (ppoll, the queue's waits),
 	 * so none is lost; not yet while attaching, where a stop must be able
 	 * to interrupt the wait for the attach lock */
-	cli_signals();
-	cli_signal_set(&sigs);
+	signals_install();
+	signals_set(&sigs);
 	sigprocmask(SIG_SETMASK, NULL, &unblocked);
 
 	/* 3. the queue */
-	code = cli_attach(&p->cfg, MMAPQ_ROLE_PRODUCER, &unblocked, &p->q);
+	code = attach_queue(&p->cfg, MMAPQ_ROLE_PRODUCER, &unblocked, &p->q);
 	if (code || !p->q)
-		return code;
+		goto out_settings;
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 
 	/* 4. the input */
@@ -434,7 +438,7 @@ int main(int argc, char **argv)
 	log_debug("attached to %s as producer, input %s", p->cfg.queue_path,
 	          p->input == IN_STDIN ? "stdin" : p->input == IN_GENERATE ? "generate" : "socket");
 	service_ready("running");
-	code = cli_exit_code_for_run(run(&d, &unblocked));
+	code = exit_code_for_run(run(&d, &unblocked));
 
 	/* shutdown, in reverse */
 	service_stopping();
@@ -447,5 +451,7 @@ out:
 		source_free(p->src[0]);
 	free(p->buf);
 	mmapq_close(p->q);
+out_settings:
+	settings_free(&d.settings);
 	return code;
 }

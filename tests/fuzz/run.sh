@@ -118,7 +118,7 @@ extra_ldflags() {
 }
 # fuzz_clients drives the producer's socket server: its sources, paths
 # below daemons/
-daemon_src=(producer/clients.c producer/source.c producer/input.c producer/protocol.c log.c service.c)
+daemon_src=(producer/clients.c producer/source.c producer/input.c producer/protocol.c runtime/log.c runtime/service.c)
 extra_sources() {
 	case "$1" in
 	fuzz_clients) printf '%s\n' "${daemon_src[@]/#/$src/daemons/}" ;;
@@ -148,7 +148,7 @@ for t in "${targets[@]}"; do
 	b="$out/bin/$t"
 	if stale "$b"; then
 		# shellcheck disable=SC2046 # word splitting intended
-		"$cc" "${cflags[@]}" -I"$src/daemons" $san "$here/$t.c" $(extra_sources "$t") "${objs[@]}" $(extra_ldflags "$t") \
+		"$cc" "${cflags[@]}" -I"$src/daemons" -I"$src/daemons/runtime" $san "$here/$t.c" $(extra_sources "$t") "${objs[@]}" $(extra_ldflags "$t") \
 			"${inih_libs[@]}" -lpthread -o "$b" &
 		pids+=($!)
 	fi
@@ -188,7 +188,7 @@ if [ "$coverage" -eq 1 ]; then
 	for t in "${targets[@]}"; do
 		b="$out/cov/$t"
 		# shellcheck disable=SC2046 # word splitting intended
-		"$cc" -std=gnu11 -O1 -D_GNU_SOURCE "${incdirs[@]}" -I"$src/daemons" "${inih_cflags[@]}" \
+		"$cc" -std=gnu11 -O1 -D_GNU_SOURCE "${incdirs[@]}" -I"$src/daemons" -I"$src/daemons/runtime" "${inih_cflags[@]}" \
 			-fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping "$here/$t.c" \
 			$(extra_sources "$t") "${libsrc[@]/#/$src/common/}" $(extra_ldflags "$t") \
 			"${inih_libs[@]}" -lpthread -o "$b"

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-#include "top.h"
+/*
+ * top.c -- `mmapqctl top`: a live view of one queue, refreshed in place
+ * every interval (depth, rates, every consumer's lag and rate, who is
+ * attached), fitting an 80x24 terminal; q, Ctrl-C or Ctrl-D end it.
+ */
+#include "ctl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "exit.h"
 #include "log.h"
 
 /* A count per second as text: "0", "812", "10.8k", "3.2M". */
@@ -128,23 +133,23 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 
 /* Until the next frame is due: true if the user asked to quit (q, Ctrl-C,
  * Ctrl-D, end of input). */
-static bool wait_key(int ms, bool keys)
+static bool wait_key(int ms, bool keys, bool (*stop)(void))
 {
 	struct pollfd pf = {.fd = STDIN_FILENO, .events = POLLIN};
 	char c;
 	int r;
 
-	if (cli_stop)
+	if (stop())
 		return true;
 	r = poll(&pf, keys ? 1 : 0, ms);
 	if (r <= 0)
-		return cli_stop; /* the interval passed, or a signal (Ctrl-C: SIGINT) */
+		return stop(); /* the interval passed, or a signal (Ctrl-C: SIGINT) */
 	if (read(STDIN_FILENO, &c, 1) != 1)
 		return true; /* end of input */
 	return c == 'q' || c == 'Q' || c == 3 || c == 4;
 }
 
-int top_run(const struct mmapq_params *observer, unsigned interval_ms)
+int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*stop)(void))
 {
 	bool tty = isatty(STDOUT_FILENO), keys = isatty(STDIN_FILENO);
 	struct mmapq_status st = {0}, prev = {0};
@@ -160,7 +165,6 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms)
 		log_error("top: standard output is not a terminal (mmapqctl status is for scripts)");
 		return EXIT_USAGE;
 	}
-	cli_signals(); /* SIGINT/SIGTERM end it cleanly (terminal restored) */
 	if (keys && tcgetattr(STDIN_FILENO, &saved) == 0) {
 		/* keys without Enter, no echo; Ctrl-C still sends SIGINT */
 		raw = saved;
@@ -192,7 +196,7 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms)
 		if (r < 0) {
 			fputs("\033[H\033[2J", stdout);
 			log_error("%s", q ? mmapq_strerror(r) : err.msg);
-			code = cli_exit_code_for_open(r);
+			code = exit_code_for_open(r);
 			break;
 		}
 		frame(mmapq_path(q), &st, have_prev ? &prev : NULL, &cs, &cprev,
@@ -201,7 +205,7 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms)
 		cprev = cs;
 		t_prev = now;
 		have_prev = true;
-		if (wait_key((int)interval_ms, keys))
+		if (wait_key((int)interval_ms, keys, stop))
 			break;
 	}
 	fputs("\033[?25h\n", stdout); /* the cursor back */

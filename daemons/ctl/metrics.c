@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-#include "metrics.h"
+/*
+ * metrics.c -- `metrics`: a queue's state as Prometheus metrics (text
+ * exposition format 0.0.4), printed, or (--http) as the answer to one HTTP
+ * request: the socket-activated endpoint mmapq-metrics.socket.
+ */
+#include "ctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "attach.h"
+#include "exit.h"
+#include "log.h"
 
 /* A label value: backslash, double quote and newline escaped. */
 static void label_value(FILE *f, const char *s)
@@ -75,7 +84,9 @@ static double c_attached(const struct mmapq_consumer_status *c) { return c->atta
 static double c_recoveries(const struct mmapq_consumer_status *c) { return (double)c->recoveries; }
 static double c_attaches(const struct mmapq_consumer_status *c) { return (double)c->attaches; }
 
-void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
+/* The metrics of st (the queue at path) and of its n registered
+ * consumers cs (mmapq_consumers) on f. */
+static void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
                    const struct mmapq_consumer_status *cs, int n)
 {
 	const struct mmapq_side_status *p = &st->producer, *c = &st->consumer;
@@ -233,7 +244,18 @@ static int respond(int out, uint64_t deadline_ns, int code, const char *reason, 
 	return r == 0 && !head_only ? write_all(out, body, len, deadline_ns) : r;
 }
 
-int metrics_http(int in, int out, int timeout_ms,
+/*
+ * One HTTP/1.x exchange on in/out (an accepted connection: systemd's
+ * Accept=yes hands it over as stdin and stdout): read the request (at most
+ * 8 KiB of head; the whole exchange, reading and writing, within timeout_ms:
+ * a request that has not come by then is answered 408 if the client takes
+ * it at once), answer GET /metrics with 200 and the
+ * body made by body(), anything else with 404/405/400, then close.  Returns
+ * 0 if a response was sent, -errno if the request could not be read or the
+ * answer not written.  body() returns 0, or an HTTP status (503) for a
+ * queue that cannot be read, with a one-line reason in *why.
+ */
+static int metrics_http(int in, int out, int timeout_ms,
                  int (*body)(void *ctx, FILE *f, const char **why), void *ctx)
 {
 	uint64_t deadline = mmapq_now_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -282,4 +304,68 @@ int metrics_http(int in, int out, int timeout_ms,
 		r = respond(out, deadline, 200, "OK", NULL, text, len, head_only);
 	free(text);
 	return r;
+}
+
+/* ---- the verb ------------------------------------------------------------------- */
+
+struct metrics_req {
+	const struct mmapq_config *cfg;
+	int code;          /* exit code of a queue that cannot be read */
+	char why[600];
+};
+
+/* The metrics of the configured queue on f; an HTTP status if it cannot
+ * be read (the reason in *why). */
+static int metrics_body(void *ctx, FILE *f, const char **why)
+{
+	struct metrics_req *m = ctx;
+	struct mmapq_params qp = attach_params(m->cfg, MMAPQ_ROLE_OBSERVER);
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_status st;
+	struct mmapq_error err;
+	struct mmapq *q;
+	int r, n = 0;
+
+	r = mmapq_open(&qp, &q, &err);
+	if (r == 0) {
+		r = mmapq_status(q, &st);
+		if (r == 0)
+			r = n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+		if (r >= 0) {
+			metrics_write(f, mmapq_path(q), &st, cs, n < (int)MMAPQ_CONSUMERS_MAX ? n :
+			              (int)MMAPQ_CONSUMERS_MAX);
+			r = 0;
+		} else {
+			snprintf(err.msg, sizeof(err.msg), "%s: %s", mmapq_path(q), mmapq_strerror(r));
+		}
+		mmapq_close(q);
+	}
+	if (r == 0)
+		return 0;
+	m->code = exit_code_for_open(r);
+	snprintf(m->why, sizeof(m->why), "%s\n", err.msg);
+	*why = m->why;
+	return 503;
+}
+
+int metrics(const struct mmapq_config *cfg, bool http)
+{
+	struct metrics_req m = {.cfg = cfg};
+	const char *why;
+	int r;
+
+	if (http) {
+		r = metrics_http(STDIN_FILENO, STDOUT_FILENO, 5000, metrics_body, &m);
+		if (r < 0)
+			log_error("metrics --http: %s", strerror(-r));
+		else if (m.code)
+			log_error("metrics --http: answered 503: %s", m.why);
+		return r < 0 ? EXIT_IOERR : EXIT_OK;
+	}
+	if (metrics_body(&m, stdout, &why)) {
+		m.why[strcspn(m.why, "\n")] = '\0';
+		log_error("%s", m.why);
+		return m.code;
+	}
+	return EXIT_OK;
 }

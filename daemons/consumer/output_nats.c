@@ -1,6 +1,64 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nats.c -- [consumer] output = nats (see nats.h for what it promises).
+ * output_nats.c -- output nats: every record becomes one message of a NATS
+ * JetStream stream, and leaves the queue only once the broker has
+ * acknowledged it.
+ *
+ * The loop's part (main.c) is the same as for any output (output.h): while
+ * this output holds records (published, not yet released) the loop waits
+ * here instead of on the queue (busy, wait); it hands the records that
+ * follow the held ones to deliver, which publishes them as far as the
+ * window goes, and complete says how many of the oldest the broker has
+ * acknowledged, in order: exactly those are released.
+ *
+ * What is sent, per record: the payload as the consumer prints it (an int
+ * in decimal, a line as it is; no line end), and the headers
+ *   Nats-Msg-Id: <queue id, 32 hex digits>:<seq>
+ *   Mmapq-Seq: <seq>
+ *   Nats-Expected-Last-Msg-Id: <queue id>:<seq - 1>   ([nats] ordered = yes)
+ * The queue id (mmapq_status.id) is random per queue file, so the ids of
+ * two queues, on one host or many, never collide.
+ *
+ * Exactly once in the stream.  Records are published asynchronously, at
+ * most [nats] max_pending of them not yet released; each ack (a libnats
+ * thread) marks its record, and the consumer releases the longest run of
+ * acknowledged records from the oldest.  A consumer killed at any instant
+ * has released only acknowledged records, so its successor publishes
+ * again only records the stream may or may not have (from the stored
+ * head), under the same Nats-Msg-Id: JetStream's duplicate window drops
+ * those it has, and acknowledges them as duplicates.  This holds while the
+ * successor comes within the stream's duplicate window of the first
+ * publication (2 minutes by default); later, a record the stream stored
+ * but had not acknowledged can be stored twice.
+ *
+ * Order in the stream.  A failure in the middle of the window (a leader
+ * election, a lost connection, a timeout) may lose record N while N+1 is
+ * stored; publishing N again would put it after N+1.  With [nats] ordered
+ * = yes every record but the first of a run carries
+ * Nats-Expected-Last-Msg-Id of its predecessor: the server stores it only
+ * right after that one, so nothing after a lost record is ever stored;
+ * after any failure the output takes back every unacknowledged record
+ * (js_PublishAsyncGetPendingList) and publishes them again from the oldest,
+ * which starts a new run.  The stream must then hold this queue's records
+ * only.  With ordered = no, records of several queues may share a stream,
+ * and a failure in the middle of the window may store some out of order
+ * (never lost, never twice).
+ *
+ * Broker trouble is not an error: a lost connection, a server or stream
+ * leader that does not answer, slow or missing acks keep the records in
+ * the queue (the producer fills it meanwhile), libnats reconnects with
+ * pauses from 0.1 s doubling to [nats] reconnect_max_wait, failed records
+ * are published again after a pause that doubles the same way; STATUS=
+ * says what is going on, the log says it once (collapsed).  What retrying
+ * cannot fix ends the consumer with -EREMOTEIO (exit 76, not restarted by
+ * systemd), after a message that names the setting: no such stream (and
+ * create_stream = no), a stream that does not capture the subject, the
+ * credentials refused, permission denied for the subject, a record larger
+ * than the stream or the server accepts, JetStream not enabled.  Before it
+ * exits, the consumer waits (about a second, drain) for the acks
+ * of what is still in flight and releases what the stream acknowledged
+ * before the refused record, in order: a successor started later than
+ * the duplicate window does not publish those again.
  *
  * Threads.  The consumer's thread publishes (js_PublishMsgAsync) and
  * releases; libnats calls on_ack from the thread of its reply
@@ -30,7 +88,7 @@
  * every later one with its predecessor's id.  A run also starts when the
  * consumer starts.
  */
-#include "nats.h"
+#include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,11 +104,11 @@
 
 #include <nats/nats.h>
 
-#include "cli.h"
 #include "fault.h"
 #include "fmt.h"
 #include "log.h"
-#include "service.h"
+#include "output.h"
+#include "signals.h"
 
 #define PUB_BATCH      64u          /* records made into messages, then published */
 #define BACKOFF_MIN_NS 100000000u   /* 0.1 s: the first pause after a failure */
@@ -75,6 +133,7 @@ struct failure {
 };
 
 struct nats_out {
+	struct output out;      /* first: the output it is */
 	/* settings (copied: the configuration may be reloaded) */
 	char *servers_text, *subject, *stream, *credentials, *tls_ca, *tls_cert, *tls_key;
 	char **servers;
@@ -100,7 +159,7 @@ struct nats_out {
 	uint32_t inflight;          /* of those, SENT */
 	uint32_t acked_new;         /* acks since the consumer last looked */
 	uint32_t wake_after;        /* acks that make it worth waking the consumer */
-	bool waiting;               /* the consumer sleeps in nats_out_wait */
+	bool waiting;               /* the consumer sleeps in nats_wait */
 	bool failed;                /* a record of this run failed: fail says which */
 	struct failure fail;
 	/* ... and what libnats's threads saw */
@@ -445,9 +504,21 @@ static void unblock_ours(const sigset_t *old)
 	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
-int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
-                  const uint8_t id[MMAPQ_ID_SIZE])
+static const struct output_ops nats_ops;
+
+static void nats_close(struct nats_out *o);
+
+/*
+ * Starts connecting to [nats] servers (in the background if none answers
+ * yet: records wait in the queue until one does) with the queue's id.  0,
+ * or -errno, said: -EINVAL (a setting libnats refuses: a TLS or
+ * credentials file that is not one), what open() said for such a file
+ * that cannot be read, -ENOMEM.
+ */
+int output_nats_open(const struct output_env *env, const char *spec, struct output **ret)
 {
+	const struct mmapq_config *cfg = env->cfg;
+	const uint8_t *id = env->queue_id;
 	struct nats_out *o = calloc(1, sizeof(*o));
 	pthread_condattr_t ca;
 	jsOptions jo;
@@ -456,8 +527,10 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 	uint32_t w = 1;
 	int r;
 
+	(void)spec;
 	if (!o)
 		return -ENOMEM;
+	o->out = (struct output){&nats_ops, env};
 	while (w < cfg->nats_max_pending)
 		w <<= 1;
 	o->window = cfg->nats_max_pending;
@@ -477,7 +550,7 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 	pthread_condattr_destroy(&ca);
 	if (!o->ring || !o->servers_text || !o->subject || !o->stream || !o->credentials || !o->tls_ca ||
 	    !o->tls_cert || !o->tls_key) {
-		nats_out_close(o);
+		nats_close(o);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
@@ -494,12 +567,12 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 	o->run_first = true;
 	o->wake_after = 1;
 	o->lim = (struct log_limit)LOG_LIMIT_INIT("NATS: records published again", 60, 3);
-	cli_signal_set(&o->ours);
+	signals_set(&o->ours);
 	o->jitter = (uint64_t)getpid() ^ now_ns();
 
 	r = make_options(o, cfg);
 	if (r < 0) {
-		nats_out_close(o);
+		nats_close(o);
 		return r;
 	}
 	block_ours(o, &old);
@@ -507,7 +580,7 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 	unblock_ours(&old);
 	if (cs != NATS_OK && cs != NATS_NOT_YET_CONNECTED) {
 		log_error("[nats] servers = %s: %s", cfg->nats_servers, nats_text(cs));
-		nats_out_close(o);
+		nats_close(o);
 		return cs == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
 	}
 	if (cs == NATS_OK) {
@@ -524,7 +597,7 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 	s = natsConnection_JetStream(&o->js, o->nc, &jo);
 	if (s != NATS_OK) {
 		r = set_failed("NATS JetStream context", s);
-		nats_out_close(o);
+		nats_close(o);
 		return r;
 	}
 	o->ever_connected = cs == NATS_OK;
@@ -535,14 +608,14 @@ int nats_out_open(struct nats_out **ret, const struct mmapq_config *cfg,
 		            " queue while it keeps trying (pauses of up to %u s)", cfg->nats_servers,
 		            o->reconnect_max_s);
 	}
-	*ret = o;
+	*ret = &o->out;
 	return 0;
 }
 
-void nats_out_close(struct nats_out *o)
+/* Closes the connection; what it holds is released by no one (it stays in
+ * the queue). */
+static void nats_close(struct nats_out *o)
 {
-	if (!o)
-		return;
 	o->shutting_down = true;
 	if (o->js)
 		jsCtx_Destroy(o->js);
@@ -641,9 +714,9 @@ static int verify_stream(struct nats_out *o, char *why, size_t size)
 	bool captured = false, only_ours = true;
 	char stor[16];
 
-	service_loop_tick();
+	o->out.env->progress();
 	s = js_GetStreamInfo(&si, o->js, o->stream, NULL, &jerr);
-	service_loop_tick();
+	o->out.env->progress();
 	if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
 		if (o->create_stream)
 			return create_stream(o, why, size);
@@ -966,11 +1039,14 @@ static void unsend(struct nats_out *o, uint32_t n)
 	pthread_mutex_unlock(&o->mu);
 }
 
-/* Publish records index o->sent .. navail-1, as far as the window goes.
- * 0, 1 (a publish failed: the run was taken back), refused() or the
- * queue's -errno (said). */
-static int publish(struct nats_out *o, struct mmapq *q, uint32_t navail)
+/* Publish recs[0..n) (records index o->sent..), as far as the window
+ * goes; *taken: how many.  0, 1 (a publish failed: the run was taken back),
+ * refused() or -ENOMEM (said). */
+static int publish(struct nats_out *o, const struct mmapq_record *recs, uint32_t n,
+                   uint32_t *taken)
 {
+	uint32_t first = o->sent;
+
 	natsMsg *msgs[PUB_BATCH];
 	uint64_t seqs[PUB_BATCH];
 
@@ -982,28 +1058,23 @@ static int publish(struct nats_out *o, struct mmapq *q, uint32_t navail)
 		pthread_mutex_lock(&o->mu);
 		from = o->sent;
 		pthread_mutex_unlock(&o->mu);
-		if (from >= navail || from >= o->window)
+		*taken = from - first;
+		if (from - first >= n || from >= o->window)
 			return 0;
 		/* build a batch, outside the lock */
-		for (; k < PUB_BATCH && from + k < navail && from + k < o->window; k++) {
-			struct mmapq_record rec;
+		for (; k < PUB_BATCH && from - first + k < n && from + k < o->window; k++) {
+			const struct mmapq_record *rec = &recs[from - first + k];
 			natsStatus s;
 
-			r = mmapq_get(q, from + k, &rec);
-			if (r < 0) {
-				log_error("%s: record %" PRIu32 " of the batch: %s", mmapq_path(q), from + k,
-				          mmapq_strerror(r));
-				break;
-			}
 			msgs[k] = NULL;
-			s = make_msg(o, &rec, o->format, o->run_first && k == 0, &msgs[k]);
+			s = make_msg(o, rec, o->format, o->run_first && k == 0, &msgs[k]);
 			if (s != NATS_OK) {
 				natsMsg_Destroy(msgs[k]);
-				log_error("NATS: record %" PRIu64 ": %s", rec.seq, nats_text(s));
+				log_error("NATS: record %" PRIu64 ": %s", rec->seq, nats_text(s));
 				r = -ENOMEM;
 				break;
 			}
-			seqs[k] = rec.seq;
+			seqs[k] = rec->seq;
 		}
 		if (k == 0)
 			return r;
@@ -1029,11 +1100,11 @@ static int publish(struct nats_out *o, struct mmapq *q, uint32_t navail)
 				continue;
 			}
 			/* not published: this and the rest of the batch (those
-			 * before it are in flight: a refusal leaves them to
-			 * nats_out_drain) */
+			 * before it are in flight: a refusal leaves them to drain) */
 			for (uint32_t j = i; j < k; j++)
 				natsMsg_Destroy(msgs[j]);
 			unsend(o, k - i);
+			*taken = o->sent - first;
 			if (!o->threads_ready)
 				unblock_ours(&old);
 			if (s == NATS_MAX_PAYLOAD) {
@@ -1051,13 +1122,14 @@ static int publish(struct nats_out *o, struct mmapq *q, uint32_t navail)
 			unblock_ours(&old);
 			o->threads_ready = true;
 		}
+		*taken = o->sent - first;
 		mmapq_fault("nats.published"); /* in flight, no ack taken in yet */
 		if (r < 0)
 			return r;
 	}
 }
 
-/* ---- the consumer's calls ------------------------------------------------- */
+/* ---- the output's operations ------------------------------------------------ */
 
 /* The broker cannot take records now (the consumer waits here). */
 static bool cannot_publish(struct nats_out *o, bool connected)
@@ -1065,8 +1137,9 @@ static bool cannot_publish(struct nats_out *o, bool connected)
 	return !connected || !o->verified || now_ns() < o->retry_at_ns;
 }
 
-bool nats_out_busy(struct nats_out *o)
+static bool nats_busy(struct output *out)
 {
+	struct nats_out *o = (struct nats_out *)out;
 	bool connected, held;
 
 	pthread_mutex_lock(&o->mu);
@@ -1093,15 +1166,19 @@ static bool due_locked(struct nats_out *o, uint64_t now)
 	return o->retry_at_ns && now >= o->retry_at_ns && !o->sent;
 }
 
-void nats_out_wait(struct nats_out *o, uint64_t deadline_ns)
+/* Until acks, a failure, a change of the connection or a retry is due, or
+ * deadline_ns (CLOCK_MONOTONIC), or the loop is wanted (a stop, a reload). */
+static void nats_wait(struct output *out, uint64_t deadline_ns)
 {
+	struct nats_out *o = (struct nats_out *)out;
+
 	pthread_mutex_lock(&o->mu);
 	for (;;) {
 		uint64_t now = now_ns(), until = deadline_ns;
 		struct slot *first = slot_of(o, o->base);
 		struct timespec ts;
 
-		if (now >= deadline_ns || due_locked(o, now) || cli_stop || cli_reload)
+		if (now >= deadline_ns || due_locked(o, now) || o->out.env->interrupt())
 			break;
 		if (o->inflight && first->state == SLOT_SENT && first->sent_ns + o->ack_timeout_ns < until)
 			until = first->sent_ns + o->ack_timeout_ns;
@@ -1118,27 +1195,45 @@ void nats_out_wait(struct nats_out *o, uint64_t deadline_ns)
 	pthread_mutex_unlock(&o->mu);
 }
 
-int nats_out_forward(struct nats_out *o, struct mmapq *q, uint32_t navail, uint32_t *acked)
+/* Publishes what follows the held records, as far as the window and the
+ * broker allow. */
+static int nats_deliver(struct output *out, const struct mmapq_record *recs, uint32_t n,
+                        uint32_t *taken)
 {
+	struct nats_out *o = (struct nats_out *)out;
+	bool connected;
+	int r;
+
+	*taken = 0;
+	pthread_mutex_lock(&o->mu);
+	if (o->sent == 0 && n > 0)
+		o->base = recs[0].seq; /* where the window starts (after a release, or at start) */
+	connected = o->connected;
+	pthread_mutex_unlock(&o->mu);
+	if (cannot_publish(o, connected))
+		return 0;
+	r = publish(o, recs, n, taken);
+	return r < 0 ? r : 0;
+}
+
+/* Takes in what happened since (acks, failures, the connection, the
+ * stream); *done: how many of the oldest are acknowledged, in order (set
+ * even when it returns refused()). */
+static int nats_complete(struct output *out, uint32_t *done)
+{
+	struct nats_out *o = (struct nats_out *)out;
 	struct failure f = {0};
 	bool failed, timed_out = false, connected;
 	uint64_t now;
 	uint32_t prefix = 0;
 	int r;
 
-	*acked = 0;
+	*done = 0;
 	log_limit_flush(&o->lim, 0);
 	r = take_events(o);
-	if (r < 0)
-		return r;
 
 	now = now_ns();
 	pthread_mutex_lock(&o->mu);
-	if (o->sent == 0 && navail > 0) {
-		struct mmapq_record rec;
-		if (mmapq_get(q, 0, &rec) == 0)
-			o->base = rec.seq; /* where the window starts (after a release, or at start) */
-	}
 	failed = o->failed;
 	f = o->fail;
 	connected = o->connected;
@@ -1161,12 +1256,15 @@ int nats_out_forward(struct nats_out *o, struct mmapq *q, uint32_t navail, uint3
 	o->acked_new = 0;
 	pthread_mutex_unlock(&o->mu);
 	if (prefix) {
+		mmapq_fault("nats.acked"); /* acknowledged, not yet released */
 		o->acked_total += prefix;
-		if (*o->trouble && connected && o->verified && !failed && !timed_out)
+		if (*o->trouble && connected && o->verified && !failed && !timed_out && r == 0)
 			clear_trouble(o);
 		o->backoff_ns = 0;
 	}
-	*acked = prefix;
+	*done = prefix;
+	if (r < 0)
+		return r;
 	if (failed || timed_out) {
 		r = record_failed(o, &f);
 		if (r < 0)
@@ -1186,14 +1284,13 @@ int nats_out_forward(struct nats_out *o, struct mmapq *q, uint32_t navail, uint3
 		if (!o->sent && *o->trouble)
 			clear_trouble(o);
 	}
-	if (cannot_publish(o, connected))
-		return 0;
-	r = publish(o, q, navail);
-	return r < 0 ? r : 0;
+	return 0;
 }
 
-void nats_out_released(struct nats_out *o, uint32_t n)
+static void nats_released(struct output *out, uint32_t n)
 {
+	struct nats_out *o = (struct nats_out *)out;
+
 	pthread_mutex_lock(&o->mu);
 	for (uint32_t i = 0; i < n; i++) {
 		struct slot *s = slot_of(o, o->base + i);
@@ -1205,9 +1302,22 @@ void nats_out_released(struct nats_out *o, uint32_t n)
 	pthread_mutex_unlock(&o->mu);
 }
 
-uint32_t nats_out_drain(struct nats_out *o, uint64_t deadline_ns)
+static uint32_t nats_held(const struct output *out)
 {
-	uint32_t prefix = 0;
+	struct nats_out *o = (struct nats_out *)out;
+	uint32_t sent;
+
+	pthread_mutex_lock(&o->mu);
+	sent = o->sent;
+	pthread_mutex_unlock(&o->mu);
+	return sent;
+}
+
+/* Waits for the acks of what is in flight, until deadline_ns (for a stop,
+ * or after refused(): complete then says what to release). */
+static void nats_drain(struct output *out, uint64_t deadline_ns)
+{
+	struct nats_out *o = (struct nats_out *)out;
 
 	pthread_mutex_lock(&o->mu);
 	while (o->inflight && !o->failed && o->connected) {
@@ -1220,14 +1330,14 @@ uint32_t nats_out_drain(struct nats_out *o, uint64_t deadline_ns)
 		pthread_cond_timedwait(&o->cond, &o->mu, &ts);
 		o->waiting = false;
 	}
-	while (prefix < o->sent && slot_of(o, o->base + prefix)->state == SLOT_ACKED)
-		prefix++;
 	pthread_mutex_unlock(&o->mu);
-	return prefix;
 }
 
-const char *nats_out_describe(struct nats_out *o)
+/* The server, the stream and how it goes ("acked 10, in flight 5" or what
+ * the trouble is). */
+static const char *nats_describe(struct output *out)
 {
+	struct nats_out *o = (struct nats_out *)out;
 	uint32_t sent, inflight;
 
 	pthread_mutex_lock(&o->mu);
@@ -1243,3 +1353,20 @@ const char *nats_out_describe(struct nats_out *o)
 		         inflight, sent, o->republished_total);
 	return o->status;
 }
+
+static void nats_out_close(struct output *out)
+{
+	nats_close((struct nats_out *)out);
+}
+
+static const struct output_ops nats_ops = {
+	.deliver = nats_deliver,
+	.complete = nats_complete,
+	.released = nats_released,
+	.held = nats_held,
+	.busy = nats_busy,
+	.wait = nats_wait,
+	.drain = nats_drain,
+	.describe = nats_describe,
+	.close = nats_out_close,
+};

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * output.h -- where a consumer's records go: one interface, one file per
+ * kind, one line per kind in output.c's table.
+ *
+ *   output_stream.c   stdout, file:PATH, null: text lines, in batches
+ *   output_journal.c  journal: one journald entry per record
+ *   output_nats.c     nats: one JetStream message per record, released once
+ *                     the broker acknowledged it
+ *
+ * The loop (main.c) hands an output the available records in order, each
+ * time those that follow what it already holds (output_held), and releases
+ * from the queue exactly what the output reports delivered (done): a
+ * record leaves the queue only once it is safely out (written, and with
+ * sync != never on a file fdatasync'ed; in the journal; acknowledged by
+ * the broker).  A crash in between repeats what was held, never skips it.
+ *
+ * An output never touches the queue, the watchdog or the signals: it gets
+ * records (valid during the call: it copies what it keeps), a stop
+ * predicate, a progress callback for long deliveries, and the
+ * configuration.  It says its own errors (log.h) and returns -errno.
+ */
+#ifndef MMAPQ_OUTPUT_H
+#define MMAPQ_OUTPUT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "mmapq.h"
+
+/* What an output may use of the daemon. */
+struct output_env {
+	const struct mmapq_config *cfg; /* the running configuration (a reload changes it) */
+	unsigned closed_std;            /* the standard descriptors closed at start (start.h) */
+	uint8_t queue_id[MMAPQ_ID_SIZE];
+	bool (*stop)(void);             /* a stop was asked for: a long write gives up */
+	bool (*interrupt)(void);        /* a stop or a reload was asked for: a wait ends */
+	void (*progress)(void);         /* a long delivery moves on (the watchdog) */
+};
+
+struct output;
+
+struct output_ops {
+	/* Takes recs[0..n) (they follow what the output holds), as many as it
+	 * can now (*taken, always set).  0, or -errno (said); the records
+	 * taken before an error count as held. */
+	int (*deliver)(struct output *o, const struct mmapq_record *recs, uint32_t n,
+	               uint32_t *taken);
+	/* Completes what it holds as far as it can: *done (always set), how
+	 * many of the oldest held records are now delivered for good; the
+	 * loop releases exactly those, then calls released.  A synchronous
+	 * output writes everything it took; -EINTR if stop() ended a write. */
+	int (*complete)(struct output *o, uint32_t *done);
+	void (*released)(struct output *o, uint32_t n);
+	/* Records taken and not yet reported done. */
+	uint32_t (*held)(const struct output *o);
+	/* Asynchronous outputs (NULL for the others): true while the loop
+	 * should wait here (wait) rather than on the queue; drain waits, until
+	 * deadline_ns, for what is in flight (before a stop or a switch). */
+	bool (*busy)(struct output *o);
+	void (*wait)(struct output *o, uint64_t deadline_ns);
+	void (*drain)(struct output *o, uint64_t deadline_ns);
+	/* For STATUS=: what it is and how it goes.  Valid until the next call. */
+	const char *(*describe)(struct output *o);
+	void (*close)(struct output *o); /* what it holds stays in the queue */
+};
+
+/* Every output starts with this. */
+struct output {
+	const struct output_ops *ops;
+	const struct output_env *env;
+};
+
+/* The output [consumer] output names (spec: "auto", "journal", "stdout",
+ * "null", "file:PATH", "nats").  0, or -errno (said): -EINVAL for an output
+ * this build does not have, -EIO for journald unreachable or a damaged
+ * output file, -EBADF for a closed stdout, -EREMOTEIO for a NATS refusal,
+ * what open() said for a file. */
+int output_open(const struct output_env *env, const char *spec, struct output **ret);
+/* NULL is fine. */
+void output_close(struct output *o);
+
+static inline uint32_t output_held(const struct output *o)
+{
+	return o->ops->held(o);
+}
+static inline bool output_busy(struct output *o)
+{
+	return o->ops->busy && o->ops->busy(o);
+}
+
+/* ---- the kinds (output.c's table) ---- */
+int output_stream_open(const struct output_env *env, const char *spec, struct output **ret);
+int output_journal_open(const struct output_env *env, const char *spec, struct output **ret);
+int output_nats_open(const struct output_env *env, const char *spec, struct output **ret);
+
+#endif

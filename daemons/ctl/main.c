@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmapqctl -- inspect, feed and manage a queue: one verb per command, in
+ * the table below (its --help lists them in that order).  ctl.h says
+ * where each verb lives.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attach.h"
+#include "ctl.h"
+#include "exit.h"
+#include "log.h"
+#include "options.h"
+#include "settings.h"
+#include "signals.h"
+#include "start.h"
+
+/* mmapqctl's own options. */
+struct ctl_options {
+	bool json;               /* --json: status, dump, consumers */
+	const char *socket_path; /* --socket PATH: send */
+	unsigned timeout_s;      /* --timeout S: send, 0 = none */
+	bool http;               /* --http: metrics */
+};
+
+struct ctl {
+	struct options opt;
+	struct ctl_options own;
+	struct settings settings;
+	struct mmapq_config cfg;
+	unsigned closed_std;     /* standard descriptors closed at start */
+};
+
+enum verb_flags {
+	VERB_OBSERVE = 1,   /* runs on the queue opened as an observer */
+	VERB_NO_STDOUT = 2, /* needs no standard output (send) */
+};
+
+struct verb {
+	const char *name;
+	const char *help;   /* its lines in --help's "Commands:" */
+	int nargs;          /* arguments after the verb; -1: any number */
+	unsigned flags;
+	int (*run)(struct ctl *c, char **args, int nargs);
+	int (*observe)(struct mmapq *q, bool json); /* VERB_OBSERVE */
+};
+
+static int run_top(struct ctl *c, char **args, int nargs)
+{
+	struct mmapq_params qp = attach_params(&c->cfg, MMAPQ_ROLE_OBSERVER);
+
+	(void)args, (void)nargs;
+	attach_sigbus_guard(qp.path);
+	signals_install(); /* SIGINT/SIGTERM end it cleanly (terminal restored) */
+	return top_run(&qp, 1000, signals_stop);
+}
+
+static int run_send(struct ctl *c, char **args, int nargs)
+{
+	return send_records(c->own.socket_path ? c->own.socket_path : c->cfg.socket_path, nargs, args,
+	                    c->own.timeout_s, START_CLOSED(c->closed_std, STDIN_FILENO));
+}
+
+static int run_metrics(struct ctl *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	attach_sigbus_guard(c->cfg.queue_path);
+	return metrics(&c->cfg, c->own.http);
+}
+
+static int run_consumer(struct ctl *c, char **args, int nargs)
+{
+	if (nargs != 2 || strcmp(args[0], "remove"))
+		options_usage_error(&c->opt, "usage: consumer remove NAME");
+	/* the library checks the name (64): any a queue file may hold, so
+	 * that `consumer remove -- -x` removes a consumer an older version
+	 * let register under a name starting with '-' */
+	attach_sigbus_guard(c->cfg.queue_path);
+	return consumer_remove(&c->cfg, args[1]);
+}
+
+static int run_recreate(struct ctl *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	attach_sigbus_guard(c->cfg.queue_path);
+	return recreate(&c->cfg);
+}
+
+static const struct verb verbs[] = {
+	{"status", "  status [--json]     positions, counters and pids of the queue\n",
+	 0, VERB_OBSERVE, NULL, status},
+	{"dump", "  dump [--json]       the records in the queue, oldest first\n",
+	 0, VERB_OBSERVE, NULL, dump},
+	{"top", "  top                 a live view of the queue (q or Ctrl-C leaves)\n",
+	 0, 0, run_top, NULL},
+	{"send", "  send [VALUE]...     send records to the producer's socket (standard input\n"
+	         "                      if no VALUE); exit 0 once all are published\n",
+	 -1, VERB_NO_STDOUT, run_send, NULL},
+	{"metrics", "  metrics [--http]    the queue's state as Prometheus text\n",
+	 0, 0, run_metrics, NULL},
+	{"consumers", "  consumers [--json]  the registered consumers: name, cursor, lag, pid, rate\n",
+	 0, VERB_OBSERVE, NULL, consumers},
+	{"consumer", "  consumer remove NAME\n"
+	             "                      unregister a consumer that is not attached (its records\n"
+	             "                      no longer hold the producer back)\n",
+	 -1, 0, run_consumer, NULL},
+	{"recreate", "  recreate            rebuild the queue file with the configuration's geometry,\n"
+	             "                      carrying its records and consumers over (daemons stopped)\n",
+	 0, 0, run_recreate, NULL},
+};
+#define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+/* "status, dump, ... or recreate" */
+static const char *verb_list(void)
+{
+	static char list[256];
+	size_t n = 0;
+
+	for (size_t i = 0; i < N_VERBS && n < sizeof(list); i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s",
+		                      i == 0 ? "" : i + 1 == N_VERBS ? " or " : ", ", verbs[i].name);
+	return list;
+}
+
+static void own_option(void *ctx, struct options *o, int id, char *arg)
+{
+	struct ctl_options *own = ctx;
+
+	switch (id) {
+	case OPT_JSON:
+		own->json = true;
+		break;
+	case OPT_SOCKET:
+		if (!*arg)
+			options_usage_error(o, "--socket: empty path");
+		own->socket_path = arg;
+		break;
+	case OPT_TIMEOUT:
+		own->timeout_s = options_seconds(o, "--timeout", arg);
+		break;
+	case OPT_HTTP:
+		own->http = true;
+		break;
+	}
+}
+
+/* A verb on the queue opened as an observer. */
+static int observe(struct ctl *c, const struct verb *v)
+{
+	struct mmapq_params qp = attach_params(&c->cfg, MMAPQ_ROLE_OBSERVER);
+	struct mmapq_error err;
+	struct mmapq *q;
+	int r, code;
+
+	attach_sigbus_guard(qp.path);
+	r = mmapq_open(&qp, &q, &err);
+	if (r < 0) {
+		log_error("%s", err.msg);
+		return exit_code_for_open(r);
+	}
+	code = v->observe(q, c->own.json);
+	mmapq_close(q);
+	return code;
+}
+
+BUILD_DEFINE;
+
+int main(int argc, char **argv)
+{
+	static struct ctl c = {.own = {.timeout_s = OPTIONS_SEND_TIMEOUT_S}};
+	char commands[2048] = "";
+	const struct verb *v = NULL;
+	int code, nargs;
+
+	c.closed_std = start_stdio();
+	log_init("mmapqctl");
+	for (size_t i = 0; i < N_VERBS; i++)
+		strncat(commands, verbs[i].help, sizeof(commands) - strlen(commands) - 1);
+	options_parse(&c.opt, PROG_CTL, argc, argv, own_option, &c.own, commands);
+	c.settings.opt = &c.opt;
+	if (c.opt.argi < argc)
+		for (size_t i = 0; i < N_VERBS && !v; i++)
+			if (!strcmp(argv[c.opt.argi], verbs[i].name))
+				v = &verbs[i];
+	nargs = argc - c.opt.argi - 1;
+	/* send --socket needs nothing from the configuration */
+	if (v && v->run == run_send && c.own.socket_path && !c.opt.check_config)
+		return run_send(&c, argv + c.opt.argi + 1, nargs);
+	code = settings_load(&c.settings, &c.cfg);
+	if (!code && c.opt.check_config)
+		code = settings_check_result(&c.settings, &c.cfg);
+	if (code || c.opt.check_config)
+		goto out;
+	if (c.opt.argi >= argc)
+		options_usage_error(&c.opt, "missing command: %s", verb_list());
+	if (!v || (v->nargs >= 0 && nargs != v->nargs))
+		options_usage_error(&c.opt, "unknown command or extra argument: '%s' (%s)",
+		                    v ? argv[c.opt.argi + 1] : argv[c.opt.argi], verb_list());
+	if (!(v->flags & VERB_NO_STDOUT) && START_CLOSED(c.closed_std, STDOUT_FILENO)) {
+		log_error("%s: standard output is closed: nowhere to print", v->name);
+		code = EXIT_IOERR;
+		goto out;
+	}
+	code = v->flags & VERB_OBSERVE ? observe(&c, v) : v->run(&c, argv + c.opt.argi + 1, nargs);
+	if (fflush(stdout) != 0 && code == EXIT_OK) {
+		log_error("stdout: %s", strerror(errno));
+		code = EXIT_IOERR;
+	}
+out:
+	settings_free(&c.settings);
+	return code;
+}

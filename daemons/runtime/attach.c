@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+#include "attach.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "exit.h"
+#include "log.h"
+#include "service.h"
+#include "signals.h"
+
+struct mmapq_params attach_params(const struct mmapq_config *cfg, enum mmapq_role role)
+{
+	struct mmapq_params p = {
+		.path = cfg->queue_path,
+		.role = role,
+		.capacity = cfg->capacity,
+		.record_size = cfg->record_size,
+		.format = cfg->format,
+		.sync = cfg->sync,
+		.file_mode = cfg->mode,
+		.spin_us = cfg->spin_us,
+		.consumer = cfg->consumer[0] ? cfg->consumer : NULL,
+		.start = (enum mmapq_start)cfg->start,
+		.max_consumers = cfg->max_consumers,
+	};
+	if (role == MMAPQ_ROLE_OBSERVER)
+		p.capacity = p.record_size = p.format = p.max_consumers = 0;
+	return p;
+}
+
+static char sigbus_msg[512];
+static size_t sigbus_len;
+
+static void on_sigbus(int sig)
+{
+	/* async-signal-safe: a preformatted message and _exit */
+	(void)sig;
+	if (write(STDERR_FILENO, sigbus_msg, sigbus_len) < 0) {
+		/* nothing more can be done */
+	}
+	_exit(EXIT_BADQUEUE);
+}
+
+void attach_sigbus_guard(const char *queue_path)
+{
+	struct sigaction sa;
+	int n = snprintf(sigbus_msg, sizeof(sigbus_msg),
+	                 "%s: fatal: %s was truncated or removed while mapped (SIGBUS)\n",
+	                 log_ident(), queue_path);
+
+	sigbus_len = n < 0 ? 0 : (size_t)n < sizeof(sigbus_msg) ? (size_t)n : sizeof(sigbus_msg) - 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigbus;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+/* SIGALRM while attaching: nothing to do but interrupt a kernel wait
+ * (installed without SA_RESTART). */
+static void on_tick(int sig)
+{
+	(void)sig;
+}
+
+/* mmapq_params.interrupted: a stop was requested.  With the signals
+ * blocked, a pending one is let in (its handler runs) first. */
+static bool stop_requested(void *ctx)
+{
+	if (ctx && !signals_stop())
+		signals_take(ctx);
+	return signals_stop();
+}
+
+int attach_queue(const struct mmapq_config *cfg, enum mmapq_role role, const sigset_t *unblocked,
+                 struct mmapq **q)
+{
+	struct mmapq_params qp = attach_params(cfg, role);
+	const struct itimerval tick = {{0, 250000}, {0, 250000}};
+	struct sigaction old_alarm;
+	struct mmapq_error err;
+	int r, code;
+
+	qp.interrupted = stop_requested;
+	qp.interrupted_ctx = (void *)unblocked;
+	attach_sigbus_guard(qp.path);
+	/* The wait for the attach lock is a kernel wait (F_OFD_SETLKW) that
+	 * only a signal handler interrupts, and a stop request that comes
+	 * just before it starts would be noticed only at the next signal: a
+	 * timer makes sure there is one every 250 ms while we attach. */
+	sigaction(SIGALRM, &(struct sigaction){.sa_handler = on_tick}, &old_alarm);
+	setitimer(ITIMER_REAL, &tick, NULL);
+	r = mmapq_open(&qp, q, &err);
+	setitimer(ITIMER_REAL, &(struct itimerval){0}, NULL);
+	sigaction(SIGALRM, &old_alarm, NULL);
+	if (r == 0)
+		return 0;
+	if (r == -EINTR && signals_stop()) {
+		log_notice("%s; stopping as asked", err.msg);
+		return EXIT_OK;
+	}
+	log_error("%s", err.msg);
+	if (r == -EPROTO && !strstr(err.msg, "mmapqctl recreate")) /* not said yet (version 1) */
+		log_notice("to keep its records under the new geometry, stop both daemons and run"
+		           " `mmapqctl recreate` (mmapqctl(1)); or restore the old values");
+	code = exit_code_for_open(r);
+	service_failed(code, err.msg);
+	return code;
+}
