@@ -121,7 +121,7 @@ static int release(struct consumer *c, uint32_t n)
 		log_error("%s: %s", mmapq_path(c->q), mmapq_strerror(r));
 		return r;
 	}
-	c->out->ops->released(c->out, n);
+	output_released(c->out, n);
 	c->consumed += n;
 	return 0;
 }

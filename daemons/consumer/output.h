@@ -52,9 +52,11 @@ struct output_ops {
 	 * loop releases exactly those, then calls released.  A synchronous
 	 * output writes everything it took; -EINTR if stop() ended a write. */
 	int (*complete)(struct output *o, uint32_t *done);
-	void (*released)(struct output *o, uint32_t n);
-	/* Records taken and not yet reported done. */
+	/* Records taken and not yet reported done, and the loop's word that
+	 * n of them left the queue; NULL for an output whose held records are
+	 * struct output's held (the loop then takes n from it). */
 	uint32_t (*held)(const struct output *o);
+	void (*released)(struct output *o, uint32_t n);
 	/* Asynchronous outputs (NULL for the others): true while the loop
 	 * should wait here (wait) rather than on the queue; drain waits, until
 	 * deadline_ns, for what is in flight (before a stop or a switch). */
@@ -70,6 +72,7 @@ struct output_ops {
 struct output {
 	const struct output_ops *ops;
 	const struct output_env *env;
+	uint32_t held;  /* ops->held NULL: taken (the output adds), not yet released (the loop takes) */
 };
 
 /* The output [consumer] output names (spec: "auto", "journal", "stdout",
@@ -83,7 +86,15 @@ void output_close(struct output *o);
 
 static inline uint32_t output_held(const struct output *o)
 {
-	return o->ops->held(o);
+	return o->ops->held ? o->ops->held(o) : o->held;
+}
+
+static inline void output_released(struct output *o, uint32_t n)
+{
+	if (o->ops->released)
+		o->ops->released(o, n);
+	else
+		o->held -= n;
 }
 static inline bool output_busy(struct output *o)
 {

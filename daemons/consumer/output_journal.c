@@ -23,8 +23,7 @@
 struct journal_out {
 	struct output base;
 	struct journal journal;
-	char *buf;         /* MESSAGE= and one record */
-	uint32_t held;     /* sent, not yet reported done */
+	char *buf;         /* MESSAGE= and one record; base.held: sent, not yet released */
 	char ident[MMAPQ_CONFIG_STR_MAX + 24]; /* SYSLOG_IDENTIFIER=... */
 	char queue[MMAPQ_CONFIG_STR_MAX + 16]; /* MMAPQ_QUEUE=... */
 	char namespace[MMAPQ_CONFIG_STR_MAX];
@@ -84,31 +83,21 @@ static int journal_deliver(struct output *o, const struct mmapq_record *recs, ui
 			break;
 		}
 	}
-	j->held += i;
+	j->base.held += i;
 	*taken = i;
 	if (r == -EINTR)
 		log_notice("stopping: %u records delivered to the journal, the rest stays in the"
-		           " queue", j->held);
+		           " queue", j->base.held);
 	else if (r < 0)
 		log_error("journal: record %" PRIu64 ": %s (%u records delivered before it, the rest"
-		          " stays in the queue)", recs[i].seq, strerror(-r), j->held);
+		          " stays in the queue)", recs[i].seq, strerror(-r), j->base.held);
 	return r;
 }
 
 static int journal_complete(struct output *o, uint32_t *done)
 {
-	*done = ((struct journal_out *)o)->held;
+	*done = o->held;
 	return 0;
-}
-
-static void journal_released(struct output *o, uint32_t n)
-{
-	((struct journal_out *)o)->held -= n;
-}
-
-static uint32_t journal_held(const struct output *o)
-{
-	return ((const struct journal_out *)o)->held;
 }
 
 static const char *journal_describe(struct output *o)
@@ -134,8 +123,6 @@ static void journal_out_close(struct output *o)
 static const struct output_ops journal_ops = {
 	.deliver = journal_deliver,
 	.complete = journal_complete,
-	.released = journal_released,
-	.held = journal_held,
 	.describe = journal_describe,
 	.close = journal_out_close,
 };
@@ -151,7 +138,7 @@ int output_journal_open(const struct output_env *env, const char *spec, struct o
 	(void)spec;
 	if (!j)
 		return -ENOMEM;
-	j->base = (struct output){&journal_ops, env};
+	j->base = (struct output){.ops = &journal_ops, .env = env};
 	j->journal.fd = -1;
 	j->buf = malloc(sizeof("MESSAGE=") + env->cfg->record_size + MMAPQ_FMT_INT_MAX);
 	if (!j->buf) {

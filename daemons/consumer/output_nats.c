@@ -281,16 +281,22 @@ static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *
 	natsMsg_Destroy(m);
 }
 
+/* What libnats's thread saw of the connection, noted for the consumer. */
+static void note_connection(struct nats_out *o, bool connected, unsigned *counter)
+{
+	pthread_mutex_lock(&o->mu);
+	o->connected = connected;
+	(*counter)++;
+	wake_locked(o);
+	pthread_mutex_unlock(&o->mu);
+}
+
 static void on_connected(natsConnection *nc, void *closure)
 {
 	struct nats_out *o = closure;
 
 	(void)nc;
-	pthread_mutex_lock(&o->mu);
-	o->connected = true;
-	o->connects++;
-	wake_locked(o);
-	pthread_mutex_unlock(&o->mu);
+	note_connection(o, true, &o->connects);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -298,11 +304,7 @@ static void on_disconnected(natsConnection *nc, void *closure)
 	struct nats_out *o = closure;
 
 	(void)nc;
-	pthread_mutex_lock(&o->mu);
-	o->connected = false;
-	o->disconnects++;
-	wake_locked(o);
-	pthread_mutex_unlock(&o->mu);
+	note_connection(o, false, &o->disconnects);
 }
 
 static void on_closed(natsConnection *nc, void *closure)
@@ -530,7 +532,7 @@ int output_nats_open(const struct output_env *env, const char *spec, struct outp
 	(void)spec;
 	if (!o)
 		return -ENOMEM;
-	o->out = (struct output){&nats_ops, env};
+	o->out = (struct output){.ops = &nats_ops, .env = env};
 	while (w < cfg->nats_max_pending)
 		w <<= 1;
 	o->window = cfg->nats_max_pending;

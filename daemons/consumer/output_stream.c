@@ -37,8 +37,7 @@ struct stream {
 	int fd;
 	char name[MMAPQ_CONFIG_STR_MAX]; /* "stdout", "null", or the file's path */
 	char *buf;                       /* BATCH_BYTES + one record + a line end */
-	size_t cap, len;
-	uint32_t held;                   /* records in buf, not yet written */
+	size_t cap, len;                 /* base.held: the records in buf, or written but not released */
 };
 
 /*
@@ -144,7 +143,7 @@ static int stream_deliver(struct output *o, const struct mmapq_record *recs, uin
 		for (; i < n && s->len < BATCH_BYTES; i++)
 			s->len += format(s, s->buf + s->len, &recs[i]);
 	}
-	s->held += i;
+	s->base.held += i;
 	*taken = i;
 	return 0;
 }
@@ -202,26 +201,16 @@ static int stream_complete(struct output *o, uint32_t *done)
 	*done = 0;
 	if (r == -EINTR) {
 		log_notice("stopping while writing: %u records not acknowledged, they will be"
-		           " written again by the next consumer", s->held);
+		           " written again by the next consumer", s->base.held);
 		return r;
 	}
 	if (r < 0) {
 		log_error("%s: write: %s (%u records not acknowledged, kept in the queue)", s->name,
-		          strerror(-r), s->held);
+		          strerror(-r), s->base.held);
 		return r;
 	}
-	*done = s->held;
+	*done = s->base.held;
 	return 0;
-}
-
-static void stream_released(struct output *o, uint32_t n)
-{
-	((struct stream *)o)->held -= n;
-}
-
-static uint32_t stream_held(const struct output *o)
-{
-	return ((const struct stream *)o)->held;
 }
 
 static const char *stream_describe(struct output *o)
@@ -242,8 +231,6 @@ static void stream_close(struct output *o)
 static const struct output_ops stream_ops = {
 	.deliver = stream_deliver,
 	.complete = stream_complete,
-	.released = stream_released,
-	.held = stream_held,
 	.describe = stream_describe,
 	.close = stream_close,
 };
@@ -254,7 +241,7 @@ int output_stream_open(const struct output_env *env, const char *spec, struct ou
 
 	if (!s)
 		return -ENOMEM;
-	s->base = (struct output){&stream_ops, env};
+	s->base = (struct output){.ops = &stream_ops, .env = env};
 	s->fd = -1;
 	/* + one record, its line end, its sequence number and a tab */
 	s->cap = BATCH_BYTES + env->cfg->record_size + 32 + MMAPQ_FMT_INT_MAX;

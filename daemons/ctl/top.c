@@ -19,18 +19,7 @@
 
 #include "exit.h"
 #include "log.h"
-
-/* A count per second as text: "0", "812", "10.8k", "3.2M". */
-static const char *per_second(char *buf, size_t size, double v)
-{
-	if (v >= 1e6)
-		snprintf(buf, size, "%.1fM", v / 1e6);
-	else if (v >= 1e4)
-		snprintf(buf, size, "%.1fk", v / 1e3);
-	else
-		snprintf(buf, size, "%.0f", v);
-	return buf;
-}
+#include "service.h"
 
 static void since(char *buf, size_t size, uint64_t usec)
 {
@@ -74,7 +63,7 @@ static void consumer_lines(const struct consumers *cs, const struct consumers *p
 
 		for (int j = 0; prev && secs > 0 && j < prev->n; j++)
 			if (!strcmp(prev->c[j].name, c->name) && c->position >= prev->c[j].position)
-				per_second(rate, sizeof(rate), (double)(c->position - prev->c[j].position) / secs);
+				format_per_second(rate, sizeof(rate), (double)(c->position - prev->c[j].position) / secs);
 		printf("%-16.16s %8" PRId32 "  %-8s %12" PRIu64 " %12s %10" PRIu64 "\033[K\n", c->name,
 		       c->pid, c->attached ? "yes" : "no", c->lag, rate, c->recoveries);
 	}
@@ -100,8 +89,8 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 	memset(bar + fill, '.', 40 - fill);
 	bar[40] = '\0';
 	if (prev && secs > 0) {
-		per_second(pr, sizeof(pr), (double)(st->tail - prev->tail) / secs);
-		per_second(cr, sizeof(cr), (double)(st->head - prev->head) / secs);
+		format_per_second(pr, sizeof(pr), (double)(st->tail - prev->tail) / secs);
+		format_per_second(cr, sizeof(cr), (double)(st->head - prev->head) / secs);
 	} else {
 		strcpy(pr, "-");
 		strcpy(cr, "-");

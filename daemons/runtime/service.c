@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -103,6 +104,17 @@ void service_failed(int exit_code, const char *reason)
 	sd_notifyf(0, "STATUS=failed: %s\nEXIT_STATUS=%d", reason, exit_code);
 }
 
+const char *format_per_second(char *buf, size_t size, double v)
+{
+	if (v >= 1e6)
+		snprintf(buf, size, "%.1fM", v / 1e6);
+	else if (v >= 1e3)
+		snprintf(buf, size, "%.1fk", v / 1e3);
+	else
+		snprintf(buf, size, "%.0f", v);
+	return buf;
+}
+
 const char *rate_meter_update(struct rate_meter *m, uint64_t count, char *buf, size_t size)
 {
 	uint64_t now = mmapq_now_ns();
@@ -112,11 +124,7 @@ const char *rate_meter_update(struct rate_meter *m, uint64_t count, char *buf, s
 		rate = (double)(count - m->last_count) * 1e9 / (double)(now - m->last_ns);
 	m->last_ns = now;
 	m->last_count = count;
-	if (rate >= 1e6)
-		snprintf(buf, size, "%.1fM rec/s", rate / 1e6);
-	else if (rate >= 1e3)
-		snprintf(buf, size, "%.1fk rec/s", rate / 1e3);
-	else
-		snprintf(buf, size, "%.0f rec/s", rate);
+	format_per_second(buf, size, rate);
+	snprintf(buf + strlen(buf), size - strlen(buf), " rec/s");
 	return buf;
 }

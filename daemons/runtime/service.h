@@ -28,6 +28,8 @@ void service_stopping(void);
 /* A failed start: STATUS= with the reason (and ERRNO=) before exiting. */
 void service_failed(int exit_code, const char *reason);
 
+/* A count per second as text: "0", "812", "5.2k", "3.2M". */
+const char *format_per_second(char *buf, size_t size, double v);
 /* Records per second between two calls, as text: "812 rec/s", "5.2k rec/s". */
 struct rate_meter {
 	uint64_t last_ns, last_count;
