@@ -93,6 +93,9 @@ void mmapq_config_defaults(struct mmapq_config *c);
 #define MMAPQ_NAME_CHARS \
 	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.@-"
 bool mmapq_config_instance_valid(const char *name);
+/* [consumer] output's values, as shown to users: "auto, journal, ...,
+ * file:PATH, nats" (common/config/outputs.def). */
+const char *mmapq_config_outputs(void);
 /* The defaults of instance (NULL: the single queue's, mmapq_config_defaults):
  * the paths that must differ per queue ([queue] path, [producer] socket)
  * have "NAME." before their file name: /var/lib/mmapq/NAME.queue,

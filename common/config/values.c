@@ -167,6 +167,49 @@ static const char *cfg_check_subject(const char *v)
 	return token_empty ? "has an empty token (\"..\", or a dot at an end)" : NULL;
 }
 
+/* [consumer] output's values (outputs.def). */
+static const struct {
+	const char *name, *arg;
+} outputs[] = {
+#define OUTPUT(name, arg, impl) {#name, arg},
+#include "outputs.def"
+#undef OUTPUT
+};
+
+const char *mmapq_config_outputs(void)
+{
+	static char text[256];
+
+	if (!text[0]) {
+		size_t n = (size_t)snprintf(text, sizeof(text), "auto");
+		for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]) && n < sizeof(text); i++)
+			n += (size_t)snprintf(text + n, sizeof(text) - n, ", %s%s%s", outputs[i].name,
+			                      outputs[i].arg ? ":" : "", outputs[i].arg ? outputs[i].arg : "");
+	}
+	return text;
+}
+
+/* [consumer] output: NULL, or why it is refused. */
+static const char *check_output(const char *value, size_t len)
+{
+	if (!strcmp(value, "auto"))
+		return NULL;
+	for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++) {
+		size_t n = strlen(outputs[i].name);
+
+		if (strncmp(value, outputs[i].name, n))
+			continue;
+		if (!outputs[i].arg && !value[n])
+			return NULL;
+		if (outputs[i].arg && value[n] == ':') {
+			if (!value[n + 1])
+				return outputs[i].arg[0] == 'P' ? "has an empty PATH" : "has an empty argument";
+			return len > MMAPQ_CONFIG_STR_MAX - 1 ? "is too long" : NULL;
+		}
+	}
+	return "is not valid";
+}
+
 /* A value of a string type (CFG_IS_STRING): NULL, or why it is refused. */
 static const char *cfg_check_string(const struct cfg_key *k, const char *value, size_t len)
 {
@@ -195,16 +238,7 @@ static const char *cfg_check_string(const struct cfg_key *k, const char *value, 
 			return "has a character other than a letter, a digit, '_' or '-'";
 		break;
 	case CFG_OUTPUT:
-		if (!strcmp(value, "auto") || !strcmp(value, "journal") ||
-		    !strcmp(value, "stdout") || !strcmp(value, "null") || !strcmp(value, "nats"))
-			break;
-		if (strncmp(value, "file:", 5))
-			return "is not valid";
-		if (!value[5])
-			return "has an empty PATH";
-		if (len > MMAPQ_CONFIG_STR_MAX - 1)
-			return "is too long";
-		break;
+		return check_output(value, len);
 	case CFG_NAME:
 		if (len < k->min || len > k->max || strspn(value, MMAPQ_NAME_CHARS) != len)
 			return "is not a name";
@@ -287,7 +321,7 @@ void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 		snprintf(buf, size, "a path of %u to %u bytes", k->min, k->max);
 		return;
 	case CFG_OUTPUT:
-		snprintf(buf, size, "auto, journal, stdout, null, file:PATH, nats");
+		snprintf(buf, size, "%s", mmapq_config_outputs());
 		return;
 	case CFG_FILE:
 		snprintf(buf, size, "a path of at most %u bytes, or nothing for none", k->max);

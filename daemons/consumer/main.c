@@ -93,8 +93,8 @@ static void own_option(void *ctx, struct options *o, int id, char *arg)
 		mmapq_config_defaults(&probe);
 		why = mmapq_config_set(&probe, "consumer", "output", arg);
 		if (why)
-			options_usage_error(o, "--output: '%s' %s (allowed: auto, journal, stdout, null,"
-			                    " file:PATH, nats)", arg, why);
+			options_usage_error(o, "--output: '%s' %s (allowed: %s)", arg, why,
+			                    mmapq_config_outputs());
 		c->settings.output = arg;
 		break;
 	}

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * output.c -- the outputs by name: a new kind is a file of its own and one
- * line in this table (and its name among [consumer] output's values in
- * common/config).
+ * output.c -- the outputs by name: the table is common/config/outputs.def,
+ * which the configuration checks [consumer] output against, so a new kind
+ * is one line there and a file of its own here.
  */
 #include "output.h"
 
@@ -18,11 +18,9 @@ static const struct {
 	bool arg;           /* "NAME:ARG" */
 	int (*open)(const struct output_env *env, const char *spec, struct output **ret);
 } kinds[] = {
-	{"stdout", false, output_stream_open},
-	{"null", false, output_stream_open},
-	{"file", true, output_stream_open},
-	{"journal", false, output_journal_open},
-	{"nats", false, output_nats_open},
+#define OUTPUT(name, arg, impl) {#name, (arg) != NULL, output_##impl##_open},
+#include "outputs.def"
+#undef OUTPUT
 };
 
 int output_open(const struct output_env *env, const char *spec, struct output **ret)

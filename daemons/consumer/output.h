@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * output.h -- where a consumer's records go: one interface, one file per
- * kind, one line per kind in output.c's table.
+ * kind, one line per kind in common/config/outputs.def.
  *
  *   output_stream.c   stdout, file:PATH, null: text lines, in batches
  *   output_journal.c  journal: one journald entry per record
@@ -101,9 +101,10 @@ static inline bool output_busy(struct output *o)
 	return o->ops->busy && o->ops->busy(o);
 }
 
-/* ---- the kinds (output.c's table) ---- */
-int output_stream_open(const struct output_env *env, const char *spec, struct output **ret);
-int output_journal_open(const struct output_env *env, const char *spec, struct output **ret);
-int output_nats_open(const struct output_env *env, const char *spec, struct output **ret);
+/* ---- the kinds (common/config/outputs.def): output_IMPL_open ---- */
+#define OUTPUT(name, arg, impl) \
+	int output_##impl##_open(const struct output_env *env, const char *spec, struct output **ret);
+#include "outputs.def"
+#undef OUTPUT
 
 #endif
