@@ -510,29 +510,13 @@ static const struct output_ops nats_ops;
 
 static void nats_close(struct nats_out *o);
 
-/*
- * Starts connecting to [nats] servers (in the background if none answers
- * yet: records wait in the queue until one does) with the queue's id.  0,
- * or -errno, said: -EINVAL (a setting libnats refuses: a TLS or
- * credentials file that is not one), what open() said for such a file
- * that cannot be read, -ENOMEM.
- */
-int output_nats_open(const struct output_env *env, const char *spec, struct output **ret)
+/* The settings, copied (a reload may change the configuration), and the
+ * window.  0, or -ENOMEM. */
+static int take_settings(struct nats_out *o, const struct mmapq_config *cfg, const uint8_t *id)
 {
-	const struct mmapq_config *cfg = env->cfg;
-	const uint8_t *id = env->queue_id;
-	struct nats_out *o = calloc(1, sizeof(*o));
 	pthread_condattr_t ca;
-	jsOptions jo;
-	sigset_t old;
-	natsStatus s, cs;
 	uint32_t w = 1;
-	int r;
 
-	(void)spec;
-	if (!o)
-		return -ENOMEM;
-	o->out = (struct output){.ops = &nats_ops, .env = env};
 	while (w < cfg->nats_max_pending)
 		w <<= 1;
 	o->window = cfg->nats_max_pending;
@@ -551,10 +535,8 @@ int output_nats_open(const struct output_env *env, const char *spec, struct outp
 	pthread_cond_init(&o->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (!o->ring || !o->servers_text || !o->subject || !o->stream || !o->credentials || !o->tls_ca ||
-	    !o->tls_cert || !o->tls_key) {
-		nats_close(o);
+	    !o->tls_cert || !o->tls_key)
 		return -ENOMEM;
-	}
 	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
 		snprintf(o->id_hex + 2 * i, 3, "%02x", id[i]);
 	o->format = cfg->format;
@@ -571,18 +553,22 @@ int output_nats_open(const struct output_env *env, const char *spec, struct outp
 	o->lim = (struct log_limit)LOG_LIMIT_INIT("NATS: records published again", 60, 3);
 	signals_set(&o->ours);
 	o->jitter = (uint64_t)getpid() ^ now_ns();
+	return 0;
+}
 
-	r = make_options(o, cfg);
-	if (r < 0) {
-		nats_close(o);
-		return r;
-	}
+/* Connects (in the background if no server answers yet) and makes the
+ * JetStream context.  0, or -errno (said). */
+static int connect_servers(struct nats_out *o, const struct mmapq_config *cfg)
+{
+	jsOptions jo;
+	sigset_t old;
+	natsStatus s, cs;
+
 	block_ours(o, &old);
 	cs = natsConnection_Connect(&o->nc, o->opts);
 	unblock_ours(&old);
 	if (cs != NATS_OK && cs != NATS_NOT_YET_CONNECTED) {
 		log_error("[nats] servers = %s: %s", cfg->nats_servers, nats_text(cs));
-		nats_close(o);
 		return cs == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
 	}
 	if (cs == NATS_OK) {
@@ -597,11 +583,8 @@ int output_nats_open(const struct output_env *env, const char *spec, struct outp
 	/* no stall in libnats: the window is ours (max_pending) */
 	jo.PublishAsync.MaxPending = 0;
 	s = natsConnection_JetStream(&o->js, o->nc, &jo);
-	if (s != NATS_OK) {
-		r = set_failed("NATS JetStream context", s);
-		nats_close(o);
-		return r;
-	}
+	if (s != NATS_OK)
+		return set_failed("NATS JetStream context", s);
 	o->ever_connected = cs == NATS_OK;
 	if (!o->ever_connected) {
 		o->trouble_since_ns = now_ns();
@@ -609,6 +592,34 @@ int output_nats_open(const struct output_env *env, const char *spec, struct outp
 		log_warning("NATS: no server of [nats] servers = %s answers yet; records wait in the"
 		            " queue while it keeps trying (pauses of up to %u s)", cfg->nats_servers,
 		            o->reconnect_max_s);
+	}
+	return 0;
+}
+
+/*
+ * Starts connecting to [nats] servers (in the background if none answers
+ * yet: records wait in the queue until one does) with the queue's id.  0,
+ * or -errno, said: -EINVAL (a setting libnats refuses: a TLS or
+ * credentials file that is not one), what open() said for such a file
+ * that cannot be read, -ENOMEM.
+ */
+int output_nats_open(const struct output_env *env, const char *spec, struct output **ret)
+{
+	struct nats_out *o = calloc(1, sizeof(*o));
+	int r;
+
+	(void)spec;
+	if (!o)
+		return -ENOMEM;
+	o->out = (struct output){.ops = &nats_ops, .env = env};
+	r = take_settings(o, env->cfg, env->queue_id);
+	if (r == 0)
+		r = make_options(o, env->cfg);
+	if (r == 0)
+		r = connect_servers(o, env->cfg);
+	if (r < 0) {
+		nats_close(o);
+		return r;
 	}
 	*ret = &o->out;
 	return 0;
@@ -1041,6 +1052,84 @@ static void unsend(struct nats_out *o, uint32_t n)
 	pthread_mutex_unlock(&o->mu);
 }
 
+/* Messages for recs[0..n), at most PUB_BATCH, into msgs and their sequence
+ * numbers into seqs, noted as sent (in flight).  How many, or -ENOMEM
+ * (said). */
+static int make_batch(struct nats_out *o, const struct mmapq_record *recs, uint32_t n,
+                      natsMsg **msgs, uint64_t *seqs)
+{
+	uint32_t k = 0;
+	int r = 0;
+
+	for (; k < PUB_BATCH && k < n; k++) {
+		natsStatus s;
+
+		msgs[k] = NULL;
+		s = make_msg(o, &recs[k], o->format, o->run_first && k == 0, &msgs[k]);
+		if (s != NATS_OK) {
+			natsMsg_Destroy(msgs[k]);
+			log_error("NATS: record %" PRIu64 ": %s", recs[k].seq, nats_text(s));
+			r = -ENOMEM;
+			break;
+		}
+		seqs[k] = recs[k].seq;
+	}
+	pthread_mutex_lock(&o->mu);
+	for (uint32_t i = 0; i < k; i++) {
+		struct slot *s = slot_of(o, seqs[i]);
+		s->state = SLOT_SENT;
+		s->msg = msgs[i];
+		s->sent_ns = now_ns();
+	}
+	o->sent += k;
+	o->inflight += k;
+	pthread_mutex_unlock(&o->mu);
+	if (k)
+		o->run_first = false;
+	return k ? (int)k : r;
+}
+
+/* js_PublishMsgAsync for each of the k messages made.  0, 1 (one was
+ * refused: it and those after it taken back, and the run with them), or
+ * refused() (a record larger than the server takes). */
+static int send_batch(struct nats_out *o, natsMsg **msgs, const uint64_t *seqs, uint32_t k)
+{
+	sigset_t old;
+
+	if (!o->threads_ready)
+		block_ours(o, &old);
+	for (uint32_t i = 0; i < k; i++) {
+		natsStatus s = js_PublishMsgAsync(o->js, &msgs[i], NULL);
+
+		if (s == NATS_OK) {
+			o->published_total++;
+			continue;
+		}
+		/* not published: this and the rest of the batch (those before it
+		 * are in flight: a refusal leaves them to drain) */
+		for (uint32_t j = i; j < k; j++)
+			natsMsg_Destroy(msgs[j]);
+		unsend(o, k - i);
+		if (!o->threads_ready)
+			unblock_ours(&old);
+		if (s == NATS_MAX_PAYLOAD) {
+			log_error("NATS: record %" PRIu64 " is larger than the server's max_payload"
+			          " (%" PRId64 " bytes with its headers); it stays in the queue; raise"
+			          " max_payload in the server's configuration", seqs[i],
+			          natsConnection_GetMaxPayload(o->nc));
+			return refused();
+		}
+		set_trouble(o, "record %" PRIu64 ": %s", seqs[i], nats_text(s));
+		abandon_run(o, next_backoff(o));
+		return 1;
+	}
+	if (!o->threads_ready) {
+		unblock_ours(&old);
+		o->threads_ready = true;
+	}
+	return 0;
+}
+
 /* Publish recs[0..n) (records index o->sent..), as far as the window
  * goes; *taken: how many.  0, 1 (a publish failed: the run was taken back),
  * refused() or -ENOMEM (said). */
@@ -1049,13 +1138,11 @@ static int publish(struct nats_out *o, const struct mmapq_record *recs, uint32_t
 {
 	uint32_t first = o->sent;
 
-	natsMsg *msgs[PUB_BATCH];
-	uint64_t seqs[PUB_BATCH];
-
 	for (;;) {
-		uint32_t from, k = 0;
-		sigset_t old;
-		int r = 0;
+		natsMsg *msgs[PUB_BATCH];
+		uint64_t seqs[PUB_BATCH];
+		uint32_t from, room;
+		int k, r;
 
 		pthread_mutex_lock(&o->mu);
 		from = o->sent;
@@ -1063,71 +1150,16 @@ static int publish(struct nats_out *o, const struct mmapq_record *recs, uint32_t
 		*taken = from - first;
 		if (from - first >= n || from >= o->window)
 			return 0;
+		room = o->window - from < n - (from - first) ? o->window - from : n - (from - first);
 		/* build a batch, outside the lock */
-		for (; k < PUB_BATCH && from - first + k < n && from + k < o->window; k++) {
-			const struct mmapq_record *rec = &recs[from - first + k];
-			natsStatus s;
-
-			msgs[k] = NULL;
-			s = make_msg(o, rec, o->format, o->run_first && k == 0, &msgs[k]);
-			if (s != NATS_OK) {
-				natsMsg_Destroy(msgs[k]);
-				log_error("NATS: record %" PRIu64 ": %s", rec->seq, nats_text(s));
-				r = -ENOMEM;
-				break;
-			}
-			seqs[k] = rec->seq;
-		}
-		if (k == 0)
-			return r;
-		pthread_mutex_lock(&o->mu);
-		for (uint32_t i = 0; i < k; i++) {
-			struct slot *s = slot_of(o, seqs[i]);
-			s->state = SLOT_SENT;
-			s->msg = msgs[i];
-			s->sent_ns = now_ns();
-		}
-		o->sent += k;
-		o->inflight += k;
-		pthread_mutex_unlock(&o->mu);
-		o->run_first = false;
-
-		if (!o->threads_ready)
-			block_ours(o, &old);
-		for (uint32_t i = 0; i < k; i++) {
-			natsStatus s = js_PublishMsgAsync(o->js, &msgs[i], NULL);
-
-			if (s == NATS_OK) {
-				o->published_total++;
-				continue;
-			}
-			/* not published: this and the rest of the batch (those
-			 * before it are in flight: a refusal leaves them to drain) */
-			for (uint32_t j = i; j < k; j++)
-				natsMsg_Destroy(msgs[j]);
-			unsend(o, k - i);
-			*taken = o->sent - first;
-			if (!o->threads_ready)
-				unblock_ours(&old);
-			if (s == NATS_MAX_PAYLOAD) {
-				log_error("NATS: record %" PRIu64 " is larger than the server's max_payload"
-				          " (%" PRId64 " bytes with its headers); it stays in the queue; raise"
-				          " max_payload in the server's configuration", seqs[i],
-				          natsConnection_GetMaxPayload(o->nc));
-				return refused();
-			}
-			set_trouble(o, "record %" PRIu64 ": %s", seqs[i], nats_text(s));
-			abandon_run(o, next_backoff(o));
-			return 1;
-		}
-		if (!o->threads_ready) {
-			unblock_ours(&old);
-			o->threads_ready = true;
-		}
+		k = make_batch(o, recs + (from - first), room, msgs, seqs);
+		if (k <= 0)
+			return k;
+		r = send_batch(o, msgs, seqs, (uint32_t)k);
 		*taken = o->sent - first;
-		mmapq_fault("nats.published"); /* in flight, no ack taken in yet */
-		if (r < 0)
+		if (r)
 			return r;
+		mmapq_fault("nats.published"); /* in flight, no ack taken in yet */
 	}
 }
 

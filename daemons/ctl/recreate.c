@@ -179,6 +179,62 @@ static int carry_consumers(struct mmapq *next, struct mmapq_consumer_status *cs,
  * refuse) is recreated in the current version even with an unchanged
  * geometry: that is how it is migrated.
  */
+/*
+ * Both roles of the old file: from here on no daemon can attach, and
+ * nothing in it moves.  *st read again (a consumer may have run since the
+ * first look), *n the records it keeps.  0, or an exit code (said).
+ */
+static int hold_roles(const struct mmapq_config *cfg, const char *path, struct mmapq_status *st,
+                      struct mmapq **cons, struct mmapq **prod, uint32_t *n)
+{
+	int r = open_as(cfg, st, MMAPQ_ROLE_CONSUMER, path, cons);
+
+	if (r == 0)
+		r = open_as(cfg, st, MMAPQ_ROLE_PRODUCER, path, prod);
+	if (r < 0)
+		return exit_code_for_open(r);
+	r = mmapq_status(*cons, st);
+	if (r == 0)
+		r = mmapq_available(*cons, 0, n);
+	if (r == -EAGAIN) {
+		*n = 0;
+		r = 0;
+	}
+	if (r < 0) {
+		log_error("%s: %s", path, mmapq_strerror(r));
+		return exit_code_for_open(r);
+	}
+	return 0;
+}
+
+/* The n records the old file keeps, in order, into the new one (tmp).  0,
+ * or EXIT_IOERR (said). */
+static int copy_records(struct mmapq *cons, struct mmapq *next, uint32_t n, const char *tmp)
+{
+	uint32_t copied = 0;
+	int r = 0;
+
+	while (copied < n) {
+		uint32_t room;
+		r = mmapq_reserve(next, 0, &room);
+		for (; r == 0 && room && copied < n; room--, copied++) {
+			struct mmapq_record rec;
+			r = mmapq_get(cons, copied, &rec);
+			if (r == 0)
+				r = mmapq_put(next, rec.data, rec.len);
+		}
+		if (r == 0) {
+			int k = mmapq_publish(next);
+			r = k < 0 ? k : 0;
+		}
+		if (r < 0) {
+			log_error("%s: copying record %" PRIu32 ": %s", tmp, copied, mmapq_strerror(r));
+			return EXIT_IOERR;
+		}
+	}
+	return 0;
+}
+
 int recreate(const struct mmapq_config *cfg)
 {
 	const char *path = cfg->queue_path;
@@ -198,29 +254,9 @@ int recreate(const struct mmapq_config *cfg)
 	mmapq_close(obs);
 	if (code != EXIT_OK || ncons < 0)
 		return code;
-	/* both roles of the old file: from here on no daemon can attach, and
-	 * nothing in it moves */
-	r = open_as(cfg, &st, MMAPQ_ROLE_CONSUMER, path, &cons);
-	if (r == 0)
-		r = open_as(cfg, &st, MMAPQ_ROLE_PRODUCER, path, &prod);
-	if (r < 0) {
-		code = exit_code_for_open(r);
+	code = hold_roles(cfg, path, &st, &cons, &prod, &n);
+	if (code)
 		goto out;
-	}
-	/* read again, now that nothing moves (a consumer may have run between
-	 * the look above and here), and checked again below */
-	r = mmapq_status(cons, &st);
-	if (r == 0)
-		r = mmapq_available(cons, 0, &n);
-	if (r == -EAGAIN) {
-		n = 0;
-		r = 0;
-	}
-	if (r < 0) {
-		log_error("%s: %s", path, mmapq_strerror(r));
-		code = exit_code_for_open(r);
-		goto out;
-	}
 	ncons = list_consumers(cons, cs);
 	code = ncons < 0 ? EXIT_BADQUEUE : check_fits(cfg, path, &st, cons, cs, ncons);
 	if (code)
@@ -239,25 +275,10 @@ int recreate(const struct mmapq_config *cfg)
 		code = exit_code_for_open(r);
 		goto out;
 	}
-	while (copied < n) {
-		uint32_t room;
-		r = mmapq_reserve(next, 0, &room);
-		for (; r == 0 && room && copied < n; room--, copied++) {
-			struct mmapq_record rec;
-			r = mmapq_get(cons, copied, &rec);
-			if (r == 0)
-				r = mmapq_put(next, rec.data, rec.len);
-		}
-		if (r == 0) {
-			int k = mmapq_publish(next);
-			r = k < 0 ? k : 0;
-		}
-		if (r < 0) {
-			log_error("%s: copying record %" PRIu32 ": %s", tmp, copied, mmapq_strerror(r));
-			code = EXIT_IOERR;
-			goto out;
-		}
-	}
+	code = copy_records(cons, next, n, tmp);
+	if (code)
+		goto out;
+	copied = n;
 	code = carry_consumers(next, cs, ncons, st.head);
 	if (code)
 		goto out;

@@ -127,69 +127,107 @@ static void sender_fill_values(struct sender *sd)
 	sd->in_eof = true;
 }
 
+/* A connection to the producer's socket at path: the fd, or -(exit code)
+ * (said). */
+static int connect_producer(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, e;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		log_error("%s: socket path too long", path);
+		return -EXIT_USAGE;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		return fd;
+	}
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (e == EACCES || e == EPERM) {
+		log_error("%s: permission denied: only root and members of the socket's group may"
+		          " send (usermod -aG mmapq USER)", path);
+		return -EXIT_NOPERM;
+	}
+	log_error("%s: cannot connect to the producer: %s (is it running with input ="
+	          " socket?)", path, strerror(e));
+	return -EXIT_UNAVAILABLE;
+}
+
+/* What poll said of our stdin: a chunk of records to send, or its end.
+ * 0, or EXIT_IOERR (said). */
+static int sender_stdin(struct sender *sd)
+{
+	ssize_t k = read(STDIN_FILENO, sd->out, sizeof(sd->out));
+
+	if (k < 0 && errno != EINTR && errno != EAGAIN) {
+		log_error("stdin: %s", strerror(errno));
+		return EXIT_IOERR;
+	}
+	if (k == 0)
+		sd->in_eof = true;
+	if (k > 0) {
+		sd->out_len = (size_t)k;
+		sd->out_off = 0;
+	}
+	return 0;
+}
+
+/* The socket takes more of what we send: true if it took a byte. */
+static bool sender_write(struct sender *sd)
+{
+	ssize_t k = send(sd->fd, sd->out + sd->out_off, sd->out_len - sd->out_off, MSG_NOSIGNAL);
+	bool moved = k > 0;
+
+	if (k > 0) {
+		sd->out_off += (size_t)k;
+	} else if (k < 0 && errno != EINTR && errno != EAGAIN) {
+		/* the producer closed us: its last line says why */
+		log_error("%s: send: %s", sd->path, strerror(errno));
+		sd->out_off = sd->out_len = 0;
+		sd->in_eof = sd->shut = true;
+	}
+	if (sd->out_off == sd->out_len) {
+		sd->out_off = sd->out_len = 0;
+		if (sd->nvalues)
+			sender_fill_values(sd);
+	}
+	return moved;
+}
+
 /*
- * Send the records (the arguments, else stdin) while reading the replies:
+ * Records out and replies in until the producer closes the connection:
  * the producer reports each rejected record with an ERR line and stops
  * reading a client whose replies pile up, so both directions must flow.
  * After our last record, shut down our side and wait for the final line.
  * timeout_s: give up when the producer has neither taken a byte nor
  * answered for that long (0: never), e.g. a producer that does not serve
- * its socket (input = generate) or a queue that stays full.
+ * its socket (input = generate) or a queue that stays full.  0, or an exit
+ * code (said).
  */
-int send_records(const char *path, int nvalues, char **values, unsigned timeout_s,
-                        bool stdin_closed)
+static int sender_run(struct sender *sd, unsigned timeout_s)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct sender sd = {.path = path, .fd = -1, .values = values, .nvalues = nvalues};
-	char last_seq[24] = "-";
 	uint64_t last_progress = mmapq_now_ns();
-	int code;
 
-	if (!nvalues && stdin_closed) {
-		log_error("no VALUE arguments and standard input is closed: nothing to send");
-		return EXIT_IOERR;
-	}
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("%s: socket path too long", path);
-		return EXIT_USAGE;
-	}
-	strcpy(sa.sun_path, path);
-	sd.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (sd.fd < 0 || connect(sd.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-		if (e == EACCES || e == EPERM) {
-			log_error("%s: permission denied: only root and members of the socket's group may"
-			          " send (usermod -aG mmapq USER)", path);
-			code = EXIT_NOPERM;
-		} else {
-			log_error("%s: cannot connect to the producer: %s (is it running with input ="
-			          " socket?)", path, strerror(e));
-			code = EXIT_UNAVAILABLE;
-		}
-		if (sd.fd >= 0)
-			close(sd.fd);
-		return code;
-	}
-	fcntl(sd.fd, F_SETFL, fcntl(sd.fd, F_GETFL) | O_NONBLOCK);
-	if (nvalues)
-		sender_fill_values(&sd);
-
-	while (!sd.peer_eof) {
-		struct pollfd pf[2] = {{.fd = sd.fd, .events = POLLIN}, {.fd = -1}};
-		bool pending = sd.out_off < sd.out_len;
+	while (!sd->peer_eof) {
+		struct pollfd pf[2] = {{.fd = sd->fd, .events = POLLIN}, {.fd = -1}};
+		bool pending = sd->out_off < sd->out_len;
 		uint64_t now = mmapq_now_ns();
 		int timeout_ms = -1, r;
 
-		if (!pending && sd.in_eof && !sd.shut) {
-			shutdown(sd.fd, SHUT_WR); /* end of our records: the producer acknowledges */
-			sd.shut = true;
+		if (!pending && sd->in_eof && !sd->shut) {
+			shutdown(sd->fd, SHUT_WR); /* end of our records: the producer acknowledges */
+			sd->shut = true;
 		}
 		if (pending)
 			pf[0].events |= POLLOUT;
-		else if (!sd.in_eof)
+		else if (!sd->in_eof)
 			pf[1] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
 		/* waiting for our own stdin is not the producer's fault */
-		if (timeout_s && (pending || sd.shut)) {
+		if (timeout_s && (pending || sd->shut)) {
 			uint64_t end = last_progress + (uint64_t)timeout_s * 1000000000u;
 			timeout_ms = end > now ? (int)((end - now + 999999) / 1000000) : 0;
 		}
@@ -198,54 +236,46 @@ int send_records(const char *path, int nvalues, char **values, unsigned timeout_
 			continue;
 		if (r < 0) {
 			log_error("poll: %s", strerror(errno));
-			break;
+			return 0; /* what came so far decides */
 		}
 		if (r == 0) {
 			log_error("%s: no progress for %u s: the producer neither took records nor"
 			          " answered (is it serving its socket? is the queue full?); %s",
-			          path, timeout_s, sd.out_off || sd.shut ?
+			          sd->path, timeout_s, sd->out_off || sd->shut ?
 			          "some records may have been published" : "nothing was published");
-			close(sd.fd);
-			free(sd.in);
 			return EXIT_UNAVAILABLE;
 		}
-		if (pf[1].revents) {
-			ssize_t k = read(STDIN_FILENO, sd.out, sizeof(sd.out));
-			if (k < 0 && errno != EINTR && errno != EAGAIN) {
-				log_error("stdin: %s", strerror(errno));
-				close(sd.fd);
-				free(sd.in);
-				return EXIT_IOERR;
-			}
-			if (k == 0)
-				sd.in_eof = true;
-			if (k > 0) {
-				sd.out_len = (size_t)k;
-				sd.out_off = 0;
-			}
-		}
-		if (pf[0].revents & POLLOUT) {
-			ssize_t k = send(sd.fd, sd.out + sd.out_off, sd.out_len - sd.out_off, MSG_NOSIGNAL);
-			if (k > 0) {
-				sd.out_off += (size_t)k;
-				last_progress = mmapq_now_ns();
-			} else if (k < 0 && errno != EINTR && errno != EAGAIN) {
-				/* the producer closed us: its last line says why */
-				log_error("%s: send: %s", path, strerror(errno));
-				sd.out_off = sd.out_len = 0;
-				sd.in_eof = sd.shut = true;
-			}
-			if (sd.out_off == sd.out_len) {
-				sd.out_off = sd.out_len = 0;
-				if (nvalues)
-					sender_fill_values(&sd);
-			}
-		}
-		if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR)) && sender_read(&sd))
+		if (pf[1].revents && sender_stdin(sd))
+			return EXIT_IOERR;
+		if ((pf[0].revents & POLLOUT) && sender_write(sd))
+			last_progress = mmapq_now_ns();
+		if ((pf[0].revents & (POLLIN | POLLHUP | POLLERR)) && sender_read(sd))
 			last_progress = mmapq_now_ns();
 	}
+	return 0;
+}
+
+int send_records(const char *path, int nvalues, char **values, unsigned timeout_s,
+                 bool stdin_closed)
+{
+	struct sender sd = {.path = path, .fd = -1, .values = values, .nvalues = nvalues};
+	char last_seq[24] = "-";
+	int code;
+
+	if (!nvalues && stdin_closed) {
+		log_error("no VALUE arguments and standard input is closed: nothing to send");
+		return EXIT_IOERR;
+	}
+	sd.fd = connect_producer(path);
+	if (sd.fd < 0)
+		return -sd.fd;
+	if (nvalues)
+		sender_fill_values(&sd);
+	code = sender_run(&sd, timeout_s);
 	close(sd.fd);
 	free(sd.in);
+	if (code)
+		return code;
 	if (sd.counts.published)
 		snprintf(last_seq, sizeof(last_seq), "%" PRIu64, sd.counts.last_seq);
 	if (!sd.acked) {
