@@ -27,7 +27,7 @@
 #      in a cgroup sandbox of its own (sandbox.sh, as run-in-container.sh),
 #      running deb-scenario.sh: apt install, mmapq.target running, records
 #      in the journal, libmmapq-dev and a program built against it, the
-#      README's fan-out example, apt remove and apt purge with every unit
+#      operations guide's fan-out example, apt remove and apt purge with every unit
 #      and an instance of every template running.
 #
 # Results in BUILD_DIR/deb-results (env MMAPQ_RESULTDIR), emptied first: the
@@ -183,7 +183,7 @@ else
 	failed "prerm: not stopped ($n unit files):${missing:- no unit file in the package}"
 	grep -n 'deb-systemd-invoke' "$work/control-mmapq/prerm"
 fi
-# The drop-in directory of the README's and mmapq-consumer(8)'s examples
+# The drop-in directory of the operations guide's and mmapq-consumer(8)'s examples
 if dpkg-deb -c "$debs/mmapq_${version}_$arch.deb" | grep -E '^d.* \./etc/mmapq/mmapq\.ini\.d/$' >/dev/null; then
 	pass "mmapq has the directory /etc/mmapq/mmapq.ini.d"
 else

@@ -18,10 +18,12 @@
 #             built with `pkg-config mmapq`; with mmapq-producer stopped it
 #             publishes as the user mmapq, and mmapq-consumer's journal shows
 #             its records; mmapq.target started again
-#   fanout    the README's fan-out example as /usr/share/doc/mmapq/README.md.gz
-#             has it, run as written: its drop-in written into the shipped
-#             /etc/mmapq/mmapq.ini.d (no mkdir), mmapq-consumer-named@audit
-#             enabled and started, 1 2 3 in its audit.log
+#   fanout    the fan-out example as the operations guide the package
+#             installs (/usr/share/doc/mmapq/OPERATIONS.md, from
+#             systemd/OPERATIONS.md) has it, run as written: its drop-in
+#             written into the shipped /etc/mmapq/mmapq.ini.d (no mkdir),
+#             mmapq-consumer-named@audit enabled and started, 1 2 3 in its
+#             audit.log
 #   remove    with every unit of the package running, and an instance of
 #             every template (mmapq@a.target and its units, the named
 #             consumer audit, the NATS forwarders of both queues retrying
@@ -286,19 +288,26 @@ step_dev() {
 }
 
 step_fanout() {
-	step_begin fanout "the README's fan-out example as written: a drop-in in the shipped mmapq.ini.d, mmapq-consumer-named@audit"
-	local cur script out got log=/var/lib/mmapq/audit.log
-	# From the README the package installs, the lines an administrator types
-	# up to `mmapqctl consumers` (the rest disables the consumer again).
-	script=$(zcat /usr/share/doc/mmapq/README.md.gz | awk '
+	step_begin fanout "the operations guide's fan-out example as written: a drop-in in the shipped mmapq.ini.d, mmapq-consumer-named@audit"
+	local cur script out got doc f log=/var/lib/mmapq/audit.log
+	# From the operations guide the package installs (dh_compress gzips
+	# it), the lines an administrator types up to `mmapqctl consumers` (the
+	# rest disables the consumer again).
+	doc=
+	for f in /usr/share/doc/mmapq/OPERATIONS.md.gz /usr/share/doc/mmapq/OPERATIONS.md; do
+		[ -f "$f" ] && { doc=$f; break; }
+	done
+	check "the package installs the operations guide: ${doc:-no /usr/share/doc/mmapq/OPERATIONS.md*}" \
+		test -n "$doc" || { step_end; return; }
+	script=$(zcat -f "$doc" | awk '
 		/^cat >\/etc\/mmapq\/mmapq\.ini\.d\/50-audit\.ini / && !done { on = 1 }
 		on { print }
 		on && /^mmapqctl consumers/ { on = 0; done = 1 }')
 	printf '%s\n' "$script" >"$RESULTDIR/readme-fanout.sh"
-	check "the README's example (readme-fanout.sh): $(wc -l <<<"$script") lines, the drop-in written into $MMAPQ_CONFIG.d, no mkdir" \
+	check "the guide's example (readme-fanout.sh): $(wc -l <<<"$script") lines, the drop-in written into $MMAPQ_CONFIG.d, no mkdir" \
 		grep -q -x 'systemctl enable --now mmapq-consumer-named@audit' <<<"$script" ||
 		{ step_end; return; }
-	grep -q mkdir <<<"$script" && fail "the README's example makes a directory"
+	grep -q mkdir <<<"$script" && fail "the guide's example makes a directory"
 	cur=$(cursor)
 	bash -e -x "$RESULTDIR/readme-fanout.sh" >"$RESULTDIR/readme-fanout.log" 2>&1
 	check "it runs (bash -e; readme-fanout.log)" test $? = 0 ||
@@ -368,8 +377,8 @@ step_purge() {
 	out=$(find / /run /tmp -xdev -uid "$uid" 2>/dev/null | head)
 	check "no file owned by mmapq (uid $uid) is left" test -z "$out" || info "left: $out"
 	# the package's (mmapq.target, mmapq-metrics.socket) and the
-	# administrator's (mmapq-consumer-named@audit, enabled by the README's
-	# example)
+	# administrator's (mmapq-consumer-named@audit, enabled by the
+	# operations guide's example)
 	out=$(find /etc/systemd/system -name 'mmapq*' ! -name 'mmapq-test.*' 2>/dev/null)
 	check "no enablement link of mmapq units is left" test -z "$out" || info "left: $out"
 	out=$(dpkg-query -W -f='${db:Status-Abbrev}' mmapq 2>/dev/null)
