@@ -9,7 +9,7 @@
 #      as Debian wants), the configuration in SYSCONFDIR/mmapq/mmapq.ini and
 #      its drop-in directory mmapq.ini.d/, empty;
 #   2. `uninstall` (same DESTDIR) after mmapq.ini was edited and a drop-in
-#      written into that directory (as the README does: no mkdir): every
+#      written into that directory (as OPERATIONS.md does: no mkdir): every
 #      installed file is gone, the edited mmapq.ini and the drop-in stay;
 #   3. install and `uninstall` again with mmapq.ini as shipped: nothing is
 #      left, not even /etc/mmapq (nor mmapq.ini.d in it);
@@ -87,7 +87,7 @@ if diff -u "$work/expected" "$work/installed" >"$work/diff"; then
 else
 	failed "prefix $MMAPQ_PREFIX: installed files differ from the expected ones:"; cat "$work/diff"
 fi
-# the drop-in directory, empty, beside mmapq.ini (the README writes into it)
+# the drop-in directory, empty, beside mmapq.ini (OPERATIONS.md writes into it)
 out=$(stat -c '%F %a' "$stage$MMAPQ_CONFIG.d" 2>&1)
 if [ "$out" = "directory 755" ] && [ -z "$(ls -A "$stage$MMAPQ_CONFIG.d")" ]; then
 	pass "$MMAPQ_CONFIG.d: an empty directory, 0755"

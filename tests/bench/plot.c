@@ -313,7 +313,7 @@ static int plot_e2e(const char *dir, FILE *g)
 	for (int j = 0; j < NJOBS; j++)
 		fprintf(f, "\t%s_s\t%s_x_pipe", job_key[j], job_key[j]);
 	fputc('\n', f);
-	for (int in = NINPUTS - 1; in >= 0; in--) /* seq first, as the README */
+	for (int in = NINPUTS - 1; in >= 0; in--) /* seq first, as README-bench.md */
 		for (int out = NOUTS - 1; out >= 0; out--) {
 			fprintf(f, "%d\t%s\t%s", x++, in_key[in], out_key[out]);
 			for (int j = 0; j < NJOBS; j++) {

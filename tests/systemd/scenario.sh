@@ -6,7 +6,7 @@
 # against the staged install.  Steps (default: all, in this order):
 #
 #   setup      systemd-sysusers, systemd-tmpfiles --create, daemon-reload (as
-#              the README says), each finding its files where the install
+#              OPERATIONS.md says), each finding its files where the install
 #              put them (PREFIX/lib/systemd/system, PREFIX/lib/sysusers.d,
 #              PREFIX/lib/tmpfiles.d); units (single queue and templates)
 #              verified and analysed as loaded
@@ -62,7 +62,7 @@
 #              remove audit refused (69) while it runs, done after
 #              systemctl disable --now; the same for the instance form
 #              mmapq-consumer-named@fo:audit on the queue instance fo
-#   enable     systemctl enable --now mmapq.target (the README's way)
+#   enable     systemctl enable --now mmapq.target (OPERATIONS.md's way)
 #   stop       systemctl stop mmapq.target stops everything in < 10 s, idle
 #              and with a producer generating into a full queue
 #
@@ -133,7 +133,7 @@ still_delivers() {
 
 # ---------------------------------------------------------------------------
 step_setup() {
-	step_begin setup "install as the README says: sysusers, tmpfiles, daemon-reload"
+	step_begin setup "install as OPERATIONS.md says: sysusers, tmpfiles, daemon-reload"
 	check "systemd-sysusers" systemd-sysusers
 	check "user and group mmapq exist" getent passwd mmapq >/dev/null
 	getent group mmapq >/dev/null || fail "no group mmapq"
@@ -551,7 +551,7 @@ step_records() {
 		test "$out" = 0
 
 	# Records into a journal namespace of their own: journald@NS, its own
-	# files, limits and retention (README: "Records apart from logs").
+	# files, limits and retention (OPERATIONS.md: "Records in the journal").
 	mkdir -p /run/systemd/system/mmapq-consumer.service.d
 	printf '[Unit]\nWants=systemd-journald@%s.socket\nAfter=systemd-journald@%s.socket\n' "$ns" "$ns" \
 		>/run/systemd/system/mmapq-consumer.service.d/namespace.conf
@@ -906,7 +906,7 @@ stop_target() {
 }
 
 step_enable() {
-	step_begin enable "systemctl enable --now mmapq.target (as the README says)"
+	step_begin enable "systemctl enable --now mmapq.target (as OPERATIONS.md says)"
 	systemctl stop mmapq.target
 	check "systemctl enable --now mmapq.target" systemctl enable --now mmapq.target
 	check "systemctl is-enabled mmapq.target: enabled" test "$(systemctl is-enabled mmapq.target)" = enabled
@@ -1006,7 +1006,7 @@ step_nats() {
 	printf '[nats]\nservers = nats://127.0.0.1:%s\nsubject = mmapq.records\nstream = MMAPQ\ncreate_stream = yes\nreconnect_max_wait = 1\n' \
 		"$NATS_PORT" >"$MMAPQ_CONFIG.d/50-nats.ini"
 	# the consumer named nats, beside the queue's default consumer, added to
-	# the queue's target as the README says
+	# the queue's target as OPERATIONS.md says
 	check "systemctl add-wants mmapq.target mmapq-consumer-nats.service" \
 		systemctl add-wants mmapq.target mmapq-consumer-nats.service
 	cur=$(cursor)
