@@ -268,12 +268,12 @@ static void open_lock_file_observer(struct mmapq *q)
  * give it that moment rather than report nobody, or its dead predecessor. */
 static int32_t role_holder_pid(const int32_t *word)
 {
-	uint64_t end = mmapq_now_ns() + 100000000u; /* 0.1 s */
+	uint64_t end = monotonic_ns() + 100000000u; /* 0.1 s */
 	int32_t pid;
 
 	for (;;) {
 		pid = __atomic_load_n(word, __ATOMIC_RELAXED);
-		if ((pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) || mmapq_now_ns() >= end)
+		if ((pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) || monotonic_ns() >= end)
 			return pid;
 		sched_yield();
 	}

@@ -17,6 +17,7 @@
  *   ring.c       the ring: produce, consume, peek (the hot paths)
  *   consumers.c  the consumer table: names, register, remove, restore, list
  *   compat.c     format versions 1 and 2
+ *   clock.h      the clocks (inline: shmcond.c reads them too)
  *   shmcond.c    the condition variable (shmcond.h)
  *   fault.c      fault points, test builds only (fault.h)
  *
@@ -34,8 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <time.h>
 
+#include "clock.h"
 #include "mmapq.h"
 #include "mmapq_format.h"
 #include "shmcond.h"
@@ -141,13 +142,6 @@ void legacy_consumer_status(const struct mmapq *q, uint64_t tail,
 static inline int neg_errno(void)
 {
 	return errno > 0 ? -errno : -EIO;
-}
-
-static inline uint64_t realtime_usec(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static inline bool is_pow2(uint32_t v)
