@@ -167,7 +167,11 @@ static int map_validated(struct mmapq *q, const struct mmapq_params *p, struct m
 	q->slots = (uint8_t *)q->h + q->h->header_size;
 	q->h2 = (struct mmapq_header_v2 *)q->h;
 	q->legacy = q->version < MMAPQ_VERSION;
-	q->max_consumers = q->legacy ? 1 : q->h->max_consumers;
+	/* A version-1/2 file has no consumer table (its one consumer is a
+	 * side of struct mmapq_header_v2): no entries, so that every walk of
+	 * the table (floor, wake-ups, the repair, the checks) is empty for
+	 * it without asking which version it is. */
+	q->max_consumers = q->legacy ? 0 : q->h->max_consumers;
 	return 0;
 }
 
@@ -282,7 +286,7 @@ static int32_t role_holder_pid(const int32_t *word)
 /* What a role is called in messages: "producer", "consumer 'NAME'". */
 static const char *role_label(const struct mmapq *q, char *buf, size_t size)
 {
-	if (q->role == MMAPQ_ROLE_CONSUMER && !q->legacy && q->name[0])
+	if (q->role == MMAPQ_ROLE_CONSUMER && q->name[0])
 		snprintf(buf, size, "consumer '%s'", q->name);
 	else
 		snprintf(buf, size, "%s", role_name(q->role));
@@ -455,23 +459,9 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 	r = map_validated(q, p, err);
 	if (r < 0)
 		return r;
-	if (q->version == MMAPQ_VERSION_2 && !p->migrate) {
-		if (!alone) {
-			set_err(err, "%s: format version %" PRIu32 " (an older mmapq's), and in use by"
-			        " another process: stop every process attached to it; the first daemon"
-			        " started alone then upgrades it to version %" PRIu32 " in place, or"
-			        " `mmapqctl recreate` carries the records over into a new file (the file"
-			        " is left untouched)", q->path, q->version, MMAPQ_VERSION);
-			return -EPROTO;
-		}
-		/* a file refused stays as it is: check its positions and
-		 * slots as version 2 before anything is written */
-		r = validate_dynamic(q, err);
-		if (r == 0)
-			r = upgrade_v2_alone(q, p, err);
-		if (r < 0)
-			return r;
-	}
+	/* a version-1 file without migrate was refused (validate_static) */
+	if (q->legacy && !p->migrate && (r = upgrade_v2(q, p, alone, err)) < 0)
+		return r;
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
 		q->self = &q->h->producer;
 		q->wait_on = &q->h->not_full;
@@ -480,9 +470,7 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		/* every consumer's byte: none can attach while we read the file
 		 * out (`mmapqctl recreate`) */
 		if (q->legacy) {
-			q->self = &q->h2->consumer;
-			q->cursor = &q->h2->consumer.position;
-			q->wait_on = &q->h2->not_empty;
+			legacy_take_consumer(q);
 		} else {
 			q->cursor = &q->h->floor.floor;
 			q->wait_on = &q->h->consumers[0].not_empty; /* never waited on: migrate */
@@ -513,8 +501,7 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		/* a consumer killed between storing its cursor and floor left
 		 * floor low: raise it, as the repair after EOWNERDEAD would (the
 		 * lock word reset above replaces that repair) */
-		if (!q->legacy)
-			(void)floor_update_locked(q);
+		(void)floor_update_locked(q);
 		mmapq_fault("attach.alone"); /* the attach lock held exclusively */
 		/* From here on others may attach; they find a fresh mutex. */
 		r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);

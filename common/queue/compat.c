@@ -43,7 +43,7 @@ size_t first_reserved_nonzero_v2(const struct mmapq_header_v2 *h)
  * then version 2's consumer fields cleared (still a valid version 2), then
  * the version.  The whole header is synced before and after the version.
  */
-int upgrade_v2_alone(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+static int upgrade_v2_alone(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
 	struct mmapq_header *h = q->h;
 	struct mmapq_header_v2 *h2 = q->h2;
@@ -89,6 +89,61 @@ io:
 		        MMAPQ_VERSION, strerror(-r));
 		return r;
 	}
+}
+
+/*
+ * A version-2 file opened by a producer or a consumer (not to migrate it):
+ * upgraded in place by a process alone, refused with anyone else attached
+ * (an older daemon, which knows nothing of version 3).
+ */
+int upgrade_v2(struct mmapq *q, const struct mmapq_params *p, bool alone, struct mmapq_error *err)
+{
+	int r;
+
+	if (!alone) {
+		set_err(err, "%s: format version %" PRIu32 " (an older mmapq's), and in use by"
+		        " another process: stop every process attached to it; the first daemon"
+		        " started alone then upgrades it to version %" PRIu32 " in place, or"
+		        " `mmapqctl recreate` carries the records over into a new file (the file"
+		        " is left untouched)", q->path, q->version, MMAPQ_VERSION);
+		return -EPROTO;
+	}
+	/* a file refused stays as it is: check its positions and slots as
+	 * version 2 before anything is written */
+	r = validate_dynamic(q, err);
+	return r < 0 ? r : upgrade_v2_alone(q, p, err);
+}
+
+/* The consumer role of a version-1/2 file, taken to migrate it: its side
+ * of the header is ours (the recoveries, pid and counters go there), its
+ * head is our cursor, its not_empty what we wait on. */
+void legacy_take_consumer(struct mmapq *q)
+{
+	q->self = &q->h2->consumer;
+	q->cursor = &q->h2->consumer.position;
+	q->wait_on = &q->h2->not_empty;
+}
+
+/* Mutex held (a repair): the one consumer's wake-up, as every registered
+ * consumer of version 3 gets. */
+void legacy_wake_consumer(struct mmapq *q)
+{
+	mmapq_cond_broadcast(&q->h2->not_empty);
+}
+
+/* Alone: the one consumer's wait flag, as every entry's of version 3. */
+void legacy_reset_consumer(struct mmapq *q)
+{
+	mmapq_cond_reset(&q->h2->not_empty);
+}
+
+/* A version-1/2 file's consumer side in the status: it has one consumer,
+ * in a table of one as version 3 would count it. */
+void legacy_status(const struct mmapq *q, struct mmapq_status *s)
+{
+	side_status(q, &q->h2->consumer, MMAPQ_LOCK_CONSUMER, &s->consumer);
+	s->consumers = 1;
+	s->max_consumers = 1;
 }
 
 /* A legacy file's one consumer, as version 3 would list it. */

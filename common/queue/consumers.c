@@ -151,10 +151,8 @@ int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status 
 	uint64_t floor, tail;
 	int r;
 
-	if (q->role != MMAPQ_ROLE_PRODUCER)
-		return -EPERM;
-	if (q->version != MMAPQ_VERSION)
-		return -EROFS; /* opened to migrate it */
+	if (q->put_refused)
+		return q->put_refused;
 	if (n && !cs)
 		return -EINVAL;
 	for (uint32_t i = 0; i < n; i++) {

@@ -58,7 +58,7 @@ int assign_id_locked(struct mmapq *q, const struct mmapq_params *p)
 	uint8_t id[MMAPQ_ID_SIZE];
 	int r;
 
-	if (p->migrate || q->legacy || q->version != MMAPQ_VERSION || !id_is_zero(q->h->id))
+	if (p->migrate || q->version != MMAPQ_VERSION || !id_is_zero(q->h->id))
 		return 0; /* only read: an older file, or one being recreated */
 	r = new_id(id);
 	if (r < 0)

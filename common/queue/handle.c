@@ -215,6 +215,9 @@ int open_handle(const struct mmapq_params *p, bool no_register, struct mmapq **r
 		mmapq_close(q);
 		return r;
 	}
+	/* the file's version is final now (a version-2 file was upgraded) */
+	q->put_refused = q->role != MMAPQ_ROLE_PRODUCER ? -EPERM :
+	                 q->version != MMAPQ_VERSION ? -EROFS : 0; /* opened to migrate it */
 	*ret = q;
 	return 0;
 }
@@ -292,6 +295,8 @@ void mmapq_set_spin(struct mmapq *q, uint32_t spin_us)
 	q->spin_us = q->lock_spins ? spin_us : 0; /* lock_spins is 0 with one CPU */
 }
 
+/* A side of the header (the producer's; a version-1/2 file's one
+ * consumer's) as anyone reads it, without locks; byte is its role's. */
 void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t byte,
                  struct mmapq_side_status *o)
 {
@@ -302,11 +307,13 @@ void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t byte,
 	o->recoveries = __atomic_load_n(&s->recoveries, __ATOMIC_RELAXED);
 	o->attaches = __atomic_load_n(&s->attaches, __ATOMIC_RELAXED);
 	/* without the lock file (the observer may not open it): whether the
-	 * pid is alive, a guess (a reused pid looks attached) */
+	 * pid is alive, a guess (a reused pid looks attached); with it, the
+	 * role byte held by another, or by us (F_OFD_GETLK does not report
+	 * our own locks) */
 	o->attached = q->lock_fd < 0 ? o->pid > 0 && (kill(o->pid, 0) == 0 || errno == EPERM) :
 	              ofd_locked_by_other(q->lock_fd, byte) ||
 	              (q->role == MMAPQ_ROLE_PRODUCER && byte == MMAPQ_LOCK_PRODUCER) ||
-	              (q->role == MMAPQ_ROLE_CONSUMER && q->legacy && byte == MMAPQ_LOCK_CONSUMER);
+	              (q->role == MMAPQ_ROLE_CONSUMER && byte == MMAPQ_LOCK_CONSUMER);
 }
 
 int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
@@ -328,8 +335,7 @@ int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
 	side_status(q, &q->h->producer, MMAPQ_LOCK_PRODUCER, &s.producer);
 	s.max_consumers = q->max_consumers;
 	if (q->legacy) {
-		side_status(q, &q->h2->consumer, MMAPQ_LOCK_CONSUMER, &s.consumer);
-		s.consumers = 1;
+		legacy_status(q, &s);
 	} else {
 		/* the consumer "default" if registered, else the first one */
 		struct mmapq_consumer_status c, pick;
@@ -356,7 +362,7 @@ int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
 	/* written once (under the mutex, which an observer does not take: it
 	 * may see an id being given to a file half written); older versions
 	 * have none */
-	if (!q->legacy && q->version == MMAPQ_VERSION)
+	if (q->version == MMAPQ_VERSION)
 		for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
 			s.id[i] = __atomic_load_n(&q->h->id[i], __ATOMIC_RELAXED);
 	*st = s;

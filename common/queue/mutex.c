@@ -53,7 +53,7 @@ static bool positions_sane(const struct mmapq *q)
 
 	if (floor > tail || tail - floor > q->capacity)
 		return false;
-	for (uint32_t i = 0; !q->legacy && i < q->max_consumers; i++) {
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		const struct mmapq_consumer *c = &q->h->consumers[i];
 		uint64_t pos = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
 		if (registered(c) && (pos < floor || pos > tail))
@@ -76,8 +76,7 @@ static void count_recovery_locked(struct mmapq *q)
 {
 	uint64_t *rec = recoveries_word(q);
 
-	for (uint32_t i = 0; !rec && q->role == MMAPQ_ROLE_CONSUMER && !q->legacy &&
-	                     i < q->max_consumers; i++)
+	for (uint32_t i = 0; !rec && q->role == MMAPQ_ROLE_CONSUMER && i < q->max_consumers; i++)
 		if (registered(&q->h->consumers[i]) &&
 		    !strncmp(q->h->consumers[i].name, q->name, sizeof(q->name)))
 			rec = &q->h->consumers[i].recoveries;
@@ -102,9 +101,10 @@ int recover_locked(struct mmapq *q)
 	count_recovery_locked(q);
 	/* The dead owner may have stored a cursor without floor, or a
 	 * position without waking the side that waits for it. */
-	if (!q->legacy)
-		(void)floor_update_locked(q);
+	(void)floor_update_locked(q);
 	signal_consumers_locked(q, true);
+	if (q->legacy)
+		legacy_wake_consumer(q);
 	mmapq_cond_broadcast(&q->h->not_full);
 	return 0;
 }
@@ -165,8 +165,8 @@ int reinit_sync_alone(struct mmapq *q)
 	if (word != 0)
 		count_recovery_locked(q); /* alone: as good as the mutex */
 	if (q->legacy)
-		mmapq_cond_reset(&q->h2->not_empty);
-	for (uint32_t i = 0; !q->legacy && i < q->max_consumers; i++)
+		legacy_reset_consumer(q);
+	for (uint32_t i = 0; i < q->max_consumers; i++)
 		mmapq_cond_reset(&q->h->consumers[i].not_empty);
 	mmapq_cond_reset(&q->h->not_full);
 	return init_mutex(q->h);

@@ -56,6 +56,11 @@ struct mmapq {
 	uint32_t version;           /* the file's: MMAPQ_VERSION, or MMAPQ_VERSION_1 (read only) */
 	bool int_slots;             /* struct mmapq_int_slot (format int, version >= 2) */
 	bool legacy;                /* a version-1/2 file, read as it is (migrate, observer) */
+	/* What a call that writes records or consumers into the file says,
+	 * decided once at open so that mmapq_put_many asks one question: 0,
+	 * -EPERM (not the producer) or -EROFS (a version-1/2 file, opened to
+	 * migrate it, is never written). */
+	int put_refused;
 	uint32_t max_consumers;     /* the consumer table's size (version 3) */
 	/* Our role's state: the producer's side (or a legacy file's consumer
 	 * side), or our entry of the consumer table (version 3). */
@@ -134,7 +139,11 @@ void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail,
 
 /* compat.c */
 size_t first_reserved_nonzero_v2(const struct mmapq_header_v2 *h);
-int upgrade_v2_alone(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err);
+int upgrade_v2(struct mmapq *q, const struct mmapq_params *p, bool alone, struct mmapq_error *err);
+void legacy_take_consumer(struct mmapq *q);
+void legacy_wake_consumer(struct mmapq *q);
+void legacy_reset_consumer(struct mmapq *q);
+void legacy_status(const struct mmapq *q, struct mmapq_status *s);
 void legacy_consumer_status(const struct mmapq *q, uint64_t tail,
                             struct mmapq_consumer_status *o);
 

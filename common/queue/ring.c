@@ -105,11 +105,6 @@ bool floor_update_locked(struct mmapq *q)
  * free entry's flag is cleared when it is removed). */
 void signal_consumers_locked(struct mmapq *q, bool always)
 {
-	if (q->legacy) {
-		struct mmapq_cond *c = &q->h2->not_empty;
-		always ? mmapq_cond_broadcast(c) : mmapq_cond_signal(c);
-		return;
-	}
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		struct mmapq_consumer *c = &q->h->consumers[i];
 
@@ -296,10 +291,8 @@ int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
 	uint64_t tail = q->tail;
 	uint32_t k, done = 0;
 
-	if (q->role != MMAPQ_ROLE_PRODUCER)
-		return -EPERM;
-	if (q->version != MMAPQ_VERSION)
-		return -EROFS; /* opened to migrate it */
+	if (q->put_refused)
+		return q->put_refused;
 	if (len > q->record_size || (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t)))
 		return -EMSGSIZE;
 	if (n == 0)
@@ -574,9 +567,10 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 	__atomic_store_n(q->cursor, head, __ATOMIC_RELEASE);
 	mmapq_fault("release.stored");
 	/* Only the slowest consumer (cursor was at floor) can move floor: the
-	 * others leave the producer alone.  A legacy file's cursor is floor. */
-	if (q->legacy || (q->me && q->head == __atomic_load_n(&q->h->floor.floor, __ATOMIC_RELAXED) &&
-	                  floor_update_locked(q)))
+	 * others leave the producer alone.  A consumer without an entry of
+	 * its own (a file opened to migrate it) has floor itself as cursor. */
+	if (!q->me || (q->head == __atomic_load_n(&q->h->floor.floor, __ATOMIC_RELAXED) &&
+	               floor_update_locked(q)))
 		mmapq_cond_signal(&q->h->not_full);
 	/* Refresh what is available while we hold the lock anyway: when busy,
 	 * this is the only lock round-trip per batch. */

@@ -266,8 +266,6 @@ static int validate_table(struct mmapq *q, uint64_t floor, uint64_t tail, struct
 {
 	struct entry_view v[MMAPQ_CONSUMERS_MAX];
 
-	if (q->legacy)
-		return 0;
 	table_read(q, v);
 	return table_check(q, v, floor, tail, err);
 }
@@ -288,8 +286,6 @@ int observe_table(const struct mmapq *q, struct mmapq_error *err)
 	struct entry_view a[MMAPQ_CONSUMERS_MAX], b[MMAPQ_CONSUMERS_MAX];
 	int r = 0, wrong = 0;
 
-	if (q->legacy)
-		return 0;
 	for (int i = 0; i < 1000 && wrong < 3; i++) {
 		uint64_t floor = load_floor(q), tail;
 		bool agree = true;
