@@ -425,27 +425,24 @@ static int join_named(struct mmapq *q, struct mmapq_error *err)
 	return r;
 }
 
-int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+/*
+ * The attach byte: exclusively if nobody else is attached (*alone), else
+ * shared, waiting if needed only for another process's brief
+ * validate-and-reinit.
+ */
+static int take_attach_lock(struct mmapq *q, bool *alone, struct mmapq_error *err)
 {
-	bool alone = false, named = false;
-	int32_t old_pid = 0;
-	int r, id_written;
+	int r = ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
 
-	r = open_lock_file(q, err);
-	if (r < 0)
-		return r;
-	/* Exclusive if nobody else is attached, else shared (waiting, if
-	 * needed, only for another process's brief validate-and-reinit). */
-	r = ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
 	if (r == -EAGAIN || r == -EACCES) {
 		r = ofd_lock(q, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
 		/* Whoever held it exclusively may have given up (a bad config)
 		 * and left: try to upgrade, or we would trust a lock word nobody
 		 * re-initialised.  A failed upgrade keeps our shared lock. */
 		if (r == 0 && ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) == 0)
-			alone = true;
+			*alone = true;
 	} else {
-		alone = r == 0;
+		*alone = r == 0;
 	}
 	if (r == -EINTR) {
 		set_err(err, "%s: interrupted while waiting for the attach lock (another process holds"
@@ -456,12 +453,22 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		set_err(err, "%s: cannot lock: %s", q->lock_path, strerror(-r));
 		return r;
 	}
-	r = map_validated(q, p, err);
-	if (r < 0)
-		return r;
-	/* a version-1 file without migrate was refused (validate_static) */
-	if (q->legacy && !p->migrate && (r = upgrade_v2(q, p, alone, err)) < 0)
-		return r;
+	return 0;
+}
+
+/*
+ * Our role's place in the header and its lock bytes: the producer's; all
+ * the consumers' for a consumer that migrates the file; a named consumer's
+ * (*named) come with its entry, under the mutex (join_named).  Then we
+ * name ourselves in our side at once: whoever is refused the role from now
+ * on reports this pid (*old_pid: the one to put back if we fail, so that
+ * a refused file stays as it was).
+ */
+static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named, int32_t *old_pid,
+                     struct mmapq_error *err)
+{
+	int r;
+
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
 		q->self = &q->h->producer;
 		q->wait_on = &q->h->not_full;
@@ -478,56 +485,54 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		r = take_role_bytes(q, MMAPQ_LOCK_CONSUMER, MMAPQ_CONSUMERS_MAX, q->self ? &q->self->pid :
 		                    NULL, err);
 	} else {
-		named = true; /* the byte comes with the entry, under the mutex below */
+		*named = true;
+		return 0;
 	}
 	if (r < 0)
 		return r;
-	/* Name ourselves at once: whoever is refused the role from now on
-	 * reports this pid.  Put back if we fail: a refused file stays as is. */
 	if (q->self) {
-		old_pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
+		*old_pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->self->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
 	}
+	return 0;
+}
 
-	if (alone) {
-		r = validate_dynamic(q, err);
-		if (r < 0)
-			goto fail;
-		r = reinit_sync_alone(q);
-		if (r < 0) {
-			set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
-			goto fail;
-		}
-		/* a consumer killed between storing its cursor and floor left
-		 * floor low: raise it, as the repair after EOWNERDEAD would (the
-		 * lock word reset above replaces that repair) */
-		(void)floor_update_locked(q);
-		mmapq_fault("attach.alone"); /* the attach lock held exclusively */
-		/* From here on others may attach; they find a fresh mutex. */
-		r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
-		if (r < 0) {
-			set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
-			goto fail;
-		}
-	}
+/*
+ * Alone (the attach byte ours exclusively): the file is checked whole, the
+ * mutex and the wait flags, left over from processes that are gone, are
+ * made fresh, and the attach byte is downgraded to shared: from then on
+ * others may attach, and they find a fresh mutex.
+ */
+static int init_alone(struct mmapq *q, struct mmapq_error *err)
+{
+	int r = validate_dynamic(q, err);
 
-	r = named ? join_named(q, err) : lock_said(q, err);
 	if (r < 0)
-		goto fail;
-	if (!alone) {
-		r = validate_dynamic(q, err);
-		if (r < 0) {
-			unlock(q);
-			goto fail;
-		}
+		return r;
+	r = reinit_sync_alone(q);
+	if (r < 0) {
+		set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
+		return r;
 	}
-	id_written = assign_id_locked(q, p);
-	if (id_written < 0) {
-		unlock(q);
-		r = id_written;
-		set_err(err, "%s: cannot make a queue id: %s", q->path, strerror(-r));
-		goto fail;
-	}
+	/* a consumer killed between storing its cursor and floor left floor
+	 * low: raise it, as the repair after EOWNERDEAD would (the lock word
+	 * reset above replaces that repair) */
+	(void)floor_update_locked(q);
+	mmapq_fault("attach.alone"); /* the attach lock held exclusively */
+	r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
+	if (r < 0)
+		set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
+	return r;
+}
+
+/*
+ * Mutex held, the file valid: where we start (the producer at tail with the
+ * room floor leaves it, a consumer at its cursor with what is published),
+ * and the attach counted in our side or entry (a named consumer's pid goes
+ * there only now: *old_pid is the one it held).
+ */
+static void start_locked(struct mmapq *q, int32_t *old_pid)
+{
 	q->head = q->seen_tail = 0;
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
 		q->published = q->tail = load_tail(q);
@@ -537,7 +542,7 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		q->seen_tail = load_tail(q);
 	}
 	if (q->me && !q->no_register) {
-		old_pid = __atomic_load_n(&q->me->pid, __ATOMIC_RELAXED);
+		*old_pid = __atomic_load_n(&q->me->pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->attach_position, q->head, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->start_usec, realtime_usec(), __ATOMIC_RELAXED);
@@ -548,6 +553,52 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		__atomic_store_n(&q->self->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 		count(&q->self->attaches, 1);
 	}
+}
+
+/*
+ * A producer's or consumer's attach ("Attach protocol" in mmapq_format.h):
+ * the attach byte, the file mapped and checked, a version-2 file upgraded,
+ * the role taken, the mutex made fresh by whoever is alone, our entry
+ * joined (a named consumer) or the mutex taken, the positions checked
+ * under it, and our start recorded.  On failure the pid we wrote is put
+ * back; close releases the rest.
+ */
+int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+{
+	bool alone = false, named = false;
+	int32_t old_pid = 0;
+	int r, id_written;
+
+	r = open_lock_file(q, err);
+	if (r == 0)
+		r = take_attach_lock(q, &alone, err);
+	if (r == 0)
+		r = map_validated(q, p, err);
+	/* a version-1 file without migrate was refused (validate_static) */
+	if (r == 0 && q->legacy && !p->migrate)
+		r = upgrade_v2(q, p, alone, err);
+	if (r == 0)
+		r = take_role(q, p, &named, &old_pid, err);
+	if (r < 0)
+		return r;
+	if (alone && (r = init_alone(q, err)) < 0)
+		goto fail;
+	r = named ? join_named(q, err) : lock_said(q, err);
+	if (r < 0)
+		goto fail;
+	/* not alone, the file is stable only now, under the mutex */
+	if (!alone && (r = validate_dynamic(q, err)) < 0) {
+		unlock(q);
+		goto fail;
+	}
+	id_written = assign_id_locked(q, p);
+	if (id_written < 0) {
+		unlock(q);
+		r = id_written;
+		set_err(err, "%s: cannot make a queue id: %s", q->path, strerror(-r));
+		goto fail;
+	}
+	start_locked(q, &old_pid);
 	unlock(q);
 	/* A new id is on disk before anyone uses it: whatever carried it
 	 * (a Nats-Msg-Id) must never be made again with another one. */
