@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * compat.c -- format versions 1 and 2 ("Versions" in mmapq_format.h): what
- * exists only to read such a file (to migrate it, or for an observer) and
- * to upgrade a version-2 file in place.  Nothing on the ring's paths needs
- * it: a version-2 file is upgraded before a producer or consumer uses it,
- * and an older file opened to migrate it is never written.
+ * exists only to read such a file (its header's checks, its one
+ * consumer's side; to migrate it, or for an observer) and to upgrade a
+ * version-2 file in place.  Nothing on the ring's paths needs it: a
+ * version-2 file is upgraded before a producer or consumer uses it, and an
+ * older file opened to migrate it is never written.
  */
 #include "queue.h"
 
@@ -20,7 +21,7 @@
  * first (upgrade_v2_alone): a crash in the middle of it leaves a file that
  * is still a valid version 2, upgraded again by the next process alone.
  */
-size_t first_reserved_nonzero_v2(const struct mmapq_header_v2 *h)
+static size_t first_reserved_nonzero_v2(const struct mmapq_header_v2 *h)
 {
 #define RSV(f) {offsetof(struct mmapq_header_v2, f), sizeof(((struct mmapq_header_v2 *)0)->f)}
 	static const struct rsv_range rsv[] = {
@@ -30,6 +31,33 @@ size_t first_reserved_nonzero_v2(const struct mmapq_header_v2 *h)
 	};
 #undef RSV
 	return first_nonzero_in((const uint8_t *)h, rsv, sizeof(rsv) / sizeof(rsv[0]));
+}
+
+/* The rest of a version-1/2 header (version 3: check_fields in
+ * validate.c): its reserved bytes and pids.  And a version-1 file is only
+ * read ("Versions" in mmapq_format.h): a producer or consumer opens one
+ * only to migrate it. */
+int legacy_check_fields(const struct mmapq_header *h, const struct mmapq_params *p,
+                        const char *path, struct mmapq_error *err)
+{
+	const struct mmapq_header_v2 *h2 = (const struct mmapq_header_v2 *)h;
+	size_t bad = first_reserved_nonzero_v2(h2);
+
+	if (bad)
+		return reserved_error(h, path, bad, err);
+	if (h->producer.pid < 0 || h2->consumer.pid < 0) {
+		set_err(err, "%s: negative pid in header (%" PRId32 ", %" PRId32 ")", path, h->producer.pid,
+		        h2->consumer.pid);
+		return -EBADMSG;
+	}
+	if (h->version == MMAPQ_VERSION_1 && p->role != MMAPQ_ROLE_OBSERVER && !p->migrate) {
+		set_err(err, "%s: format version %" PRIu32 " (an older mmapq's); this program uses version"
+		        " %" PRIu32 ": stop both daemons and run `mmapqctl recreate`, which carries the"
+		        " records over into a version-%" PRIu32 " file (the file is left untouched)", path,
+		        h->version, MMAPQ_VERSION, MMAPQ_VERSION);
+		return -EPROTO;
+	}
+	return 0;
 }
 
 /*

@@ -112,6 +112,8 @@ int create_file(const struct mmapq_params *p, struct mmapq_error *err);
 
 /* validate.c */
 size_t first_nonzero_in(const uint8_t *b, const struct rsv_range *rsv, size_t n);
+int reserved_error(const struct mmapq_header *h, const char *path, size_t bad,
+                   struct mmapq_error *err);
 int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real_size,
                     struct mmapq_error *err);
 int observe_table(const struct mmapq *q, struct mmapq_error *err);
@@ -138,7 +140,8 @@ void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail,
                      struct mmapq_consumer_status *o);
 
 /* compat.c */
-size_t first_reserved_nonzero_v2(const struct mmapq_header_v2 *h);
+int legacy_check_fields(const struct mmapq_header *h, const struct mmapq_params *p,
+                        const char *path, struct mmapq_error *err);
 int upgrade_v2(struct mmapq *q, const struct mmapq_params *p, bool alone, struct mmapq_error *err);
 void legacy_take_consumer(struct mmapq *q);
 void legacy_wake_consumer(struct mmapq *q);

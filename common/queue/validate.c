@@ -67,15 +67,22 @@ static size_t first_reserved_nonzero(const struct mmapq_header *h, uint32_t max_
 	return bad;
 }
 
-/* The fields written once at creation, against the file's real size and
- * what the caller expects. */
-int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real_size,
-                    struct mmapq_error *err)
+/* -EBADMSG for the reserved header byte at offset bad, not zero. */
+int reserved_error(const struct mmapq_header *h, const char *path, size_t bad,
+                   struct mmapq_error *err)
 {
-	const struct mmapq_header *h = q->h;
-	const char *path = q->path;
+	set_err(err, "%s: reserved header byte at offset %zu is 0x%02x, not zero (corrupt, or a"
+	        " newer format)", path, bad, ((const uint8_t *)h)[bad]);
+	return -EBADMSG;
+}
+
+/* The identity and the geometry, in every version: what a reader needs
+ * to find anything in the file, each field within its limits and all of
+ * them against the file's real size. */
+static int check_geometry(const struct mmapq_header *h, const char *path, uint64_t real_size,
+                          struct mmapq_error *err)
+{
 	uint64_t want;
-	size_t bad;
 
 	/* h is set: map_file() returned 0 (the analyser does not follow it) */
 	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) != 0) { // NOLINT(clang-analyzer-core.NonNullParamChecker)
@@ -132,41 +139,43 @@ int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real
 		        " (truncated or extended)", path, real_size, want);
 		return -EBADMSG;
 	}
-	if (h->version == MMAPQ_VERSION &&
-	    (h->max_consumers < MMAPQ_CONSUMERS_MIN || h->max_consumers > MMAPQ_CONSUMERS_MAX)) {
+	return 0;
+}
+
+/* The rest of a version-3 header: the table's size, the reserved bytes
+ * (the entries past the table's size among them), the pids.  Version 1
+ * and 2: legacy_check_fields. */
+static int check_fields(const struct mmapq_header *h, const char *path, struct mmapq_error *err)
+{
+	size_t bad;
+
+	if (h->max_consumers < MMAPQ_CONSUMERS_MIN || h->max_consumers > MMAPQ_CONSUMERS_MAX) {
 		set_err(err, "%s: max_consumers %" PRIu32 " is outside %" PRIu32 "..%" PRIu32, path,
 		        h->max_consumers, MMAPQ_CONSUMERS_MIN, MMAPQ_CONSUMERS_MAX);
 		return -EBADMSG;
 	}
-	bad = h->version == MMAPQ_VERSION ? first_reserved_nonzero(h, h->max_consumers) :
-	      first_reserved_nonzero_v2((const struct mmapq_header_v2 *)h);
-	if (bad) {
-		set_err(err, "%s: reserved header byte at offset %zu is 0x%02x, not zero (corrupt, or a"
-		        " newer format)", path, bad, ((const uint8_t *)h)[bad]);
+	bad = first_reserved_nonzero(h, h->max_consumers);
+	if (bad)
+		return reserved_error(h, path, bad, err);
+	if (h->producer.pid < 0) {
+		set_err(err, "%s: negative pid in header (%" PRId32 ", 0)", path, h->producer.pid);
 		return -EBADMSG;
 	}
-	if (h->producer.pid < 0 ||
-	    (h->version < MMAPQ_VERSION && ((const struct mmapq_header_v2 *)h)->consumer.pid < 0)) {
-		set_err(err, "%s: negative pid in header (%" PRId32 ", %" PRId32 ")", path, h->producer.pid,
-		        h->version < MMAPQ_VERSION ? ((const struct mmapq_header_v2 *)h)->consumer.pid : 0);
-		return -EBADMSG;
-	}
-	for (uint32_t i = 0; h->version == MMAPQ_VERSION && i < h->max_consumers; i++) {
+	for (uint32_t i = 0; i < h->max_consumers; i++) {
 		if (h->consumers[i].pid < 0) {
 			set_err(err, "%s: negative pid %" PRId32 " in consumer entry %" PRIu32, path,
 			        h->consumers[i].pid, i);
 			return -EBADMSG;
 		}
 	}
-	/* A version-1 file is only read (see "Versions" in mmapq_format.h). */
-	if (h->version == MMAPQ_VERSION_1 && p->role != MMAPQ_ROLE_OBSERVER && !p->migrate) {
-		set_err(err, "%s: format version %" PRIu32 " (an older mmapq's); this program uses version"
-		        " %" PRIu32 ": stop both daemons and run `mmapqctl recreate`, which carries the"
-		        " records over into a version-%" PRIu32 " file (the file is left untouched)", path,
-		        h->version, MMAPQ_VERSION, MMAPQ_VERSION);
-		return -EPROTO;
-	}
-	/* Against the configuration (the observer accepts any geometry). */
+	return 0;
+}
+
+/* The geometry against the configuration: a mismatch is -EPROTO, and the
+ * file is left as it is (the observer gives none: it accepts any). */
+static int check_config(const struct mmapq_header *h, const struct mmapq_params *p,
+                        const char *path, struct mmapq_error *err)
+{
 	if (p->capacity && p->capacity != h->capacity) {
 		set_err(err, "%s: capacity is %" PRIu32 " in the file but %" PRIu32
 		        " in the configuration (the file is left untouched)", path, h->capacity, p->capacity);
@@ -194,6 +203,20 @@ int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real
 		return -EPROTO;
 	}
 	return 0;
+}
+
+/* The fields written once at creation, against the file's real size and
+ * what the caller expects. */
+int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real_size,
+                    struct mmapq_error *err)
+{
+	const struct mmapq_header *h = q->h;
+	int r = check_geometry(h, q->path, real_size, err);
+
+	if (r == 0)
+		r = h->version == MMAPQ_VERSION ? check_fields(h, q->path, err) :
+		    legacy_check_fields(h, p, q->path, err);
+	return r < 0 ? r : check_config(h, p, q->path, err);
 }
 
 /* A consumer table entry as it was read: what validation looks at. */
