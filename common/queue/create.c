@@ -89,6 +89,41 @@ static void fsync_parent_dir(const char *path)
 	free(dir);
 }
 
+/* The header of a new file of size bytes, through a mapping of its first
+ * page: identity and geometry, a new id, a fresh mutex, synced. */
+static int write_header(int fd, const struct mmapq_params *p, uint64_t size,
+                        struct mmapq_error *err)
+{
+	struct mmapq_header *h = mmap(NULL, MMAPQ_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int r;
+
+	if (h == MAP_FAILED) {
+		r = neg_errno();
+		set_err(err, "%s: cannot map the new file: %s", p->path, strerror(-r));
+		return r;
+	}
+	memcpy(h->magic, MMAPQ_MAGIC, sizeof(h->magic));
+	h->version = MMAPQ_VERSION;
+	h->header_size = MMAPQ_HEADER_SIZE;
+	h->byte_order = MMAPQ_BYTE_ORDER;
+	h->format = p->format;
+	h->capacity = p->capacity;
+	h->record_size = p->record_size;
+	h->slot_size = mmapq_slot_size(p->format, p->record_size);
+	h->max_consumers = p->max_consumers ? p->max_consumers : MMAPQ_CONSUMERS_DEFAULT;
+	h->file_size = size;
+	h->created_usec = realtime_usec();
+	r = new_id(h->id);
+	if (r == 0)
+		r = init_mutex(h);
+	if (r == 0 && msync(h, MMAPQ_HEADER_SIZE, MS_SYNC) < 0)
+		r = neg_errno();
+	munmap(h, MMAPQ_HEADER_SIZE);
+	if (r < 0)
+		set_err(err, "%s: cannot initialise the new file: %s", p->path, strerror(-r));
+	return r;
+}
+
 /*
  * Build the whole file under a temporary name in the same directory, then
  * link() it into place: nobody can ever see a half-initialised header, and
@@ -98,9 +133,8 @@ static void fsync_parent_dir(const char *path)
  */
 int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 {
-	uint32_t slot_size = mmapq_slot_size(p->format, p->record_size);
-	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)p->capacity * slot_size;
-	struct mmapq_header *h;
+	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE +
+	                (uint64_t)p->capacity * mmapq_slot_size(p->format, p->record_size);
 	char *tmp;
 	int fd, r;
 
@@ -130,33 +164,9 @@ int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 		set_err(err, "%s: cannot allocate %" PRIu64 " bytes: %s", p->path, size, strerror(-r));
 		goto fail;
 	}
-	h = mmap(NULL, MMAPQ_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (h == MAP_FAILED) {
-		r = neg_errno();
-		set_err(err, "%s: cannot map the new file: %s", p->path, strerror(-r));
+	r = write_header(fd, p, size, err);
+	if (r < 0)
 		goto fail;
-	}
-	memcpy(h->magic, MMAPQ_MAGIC, sizeof(h->magic));
-	h->version = MMAPQ_VERSION;
-	h->header_size = MMAPQ_HEADER_SIZE;
-	h->byte_order = MMAPQ_BYTE_ORDER;
-	h->format = p->format;
-	h->capacity = p->capacity;
-	h->record_size = p->record_size;
-	h->slot_size = slot_size;
-	h->max_consumers = p->max_consumers ? p->max_consumers : MMAPQ_CONSUMERS_DEFAULT;
-	h->file_size = size;
-	h->created_usec = realtime_usec();
-	r = new_id(h->id);
-	if (r == 0)
-		r = init_mutex(h);
-	if (r == 0 && msync(h, MMAPQ_HEADER_SIZE, MS_SYNC) < 0)
-		r = neg_errno();
-	munmap(h, MMAPQ_HEADER_SIZE);
-	if (r < 0) {
-		set_err(err, "%s: cannot initialise the new file: %s", p->path, strerror(-r));
-		goto fail;
-	}
 	if (fsync(fd) < 0) {
 		r = neg_errno();
 		set_err(err, "%s: cannot write the new file: %s", p->path, strerror(-r));
