@@ -22,6 +22,8 @@
 
 #include "fault.h"
 
+/* ---- OFD locks ---------------------------------------------------------- */
+
 static const char *role_name(enum mmapq_role r)
 {
 	return r == MMAPQ_ROLE_PRODUCER ? "producer" : r == MMAPQ_ROLE_CONSUMER ? "consumer" : "observer";
@@ -59,6 +61,8 @@ bool ofd_locked_by_other(int fd, off_t byte)
 		return false;
 	return fl.l_type != F_UNLCK;
 }
+
+/* ---- open and map ------------------------------------------------------- */
 
 int open_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
@@ -174,6 +178,8 @@ static int map_validated(struct mmapq *q, const struct mmapq_params *p, struct m
 	q->max_consumers = q->legacy ? 0 : q->h->max_consumers;
 	return 0;
 }
+
+/* ---- the lock file and the role bytes ----------------------------------- */
 
 /* Read and write for each class that may write the queue file, nothing for
  * the others: whoever may only read the queue cannot open the lock file at
@@ -330,6 +336,8 @@ static void drop_role_bytes(struct mmapq *q, off_t byte, off_t len)
 	(void)fcntl(q->lock_fd, F_OFD_SETLK, &fl);
 }
 
+/* ---- a named consumer joins --------------------------------------------- */
+
 /* What a failed lock() says, while attaching. */
 static void lock_failed(const struct mmapq *q, int r, struct mmapq_error *err)
 {
@@ -424,6 +432,8 @@ static int join_named(struct mmapq *q, struct mmapq_error *err)
 		(void)ofd_lock(q, F_OFD_SETLK, F_UNLCK, MMAPQ_LOCK_REMOVE);
 	return r;
 }
+
+/* ---- attach ------------------------------------------------------------- */
 
 /*
  * The attach byte: exclusively if nobody else is attached (*alone), else

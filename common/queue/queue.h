@@ -41,6 +41,7 @@
 #include "mmapq_format.h"
 #include "shmcond.h"
 
+/* A handle: one process's role (or observer) on one queue file. */
 struct mmapq {
 	char *path;
 	int fd;
@@ -53,7 +54,7 @@ struct mmapq {
 	uint8_t *slots;
 	size_t map_size;
 	uint32_t capacity, mask, record_size, slot_size, format;
-	uint32_t version;           /* the file's: MMAPQ_VERSION, or MMAPQ_VERSION_1 (read only) */
+	uint32_t version;           /* the file's: MMAPQ_VERSION, or 1 or 2 (only read) */
 	bool int_slots;             /* struct mmapq_int_slot (format int, version >= 2) */
 	bool legacy;                /* a version-1/2 file, read as it is (migrate, observer) */
 	/* What a call that writes records or consumers into the file says,
@@ -61,7 +62,7 @@ struct mmapq {
 	 * -EPERM (not the producer) or -EROFS (a version-1/2 file, opened to
 	 * migrate it, is never written). */
 	int put_refused;
-	uint32_t max_consumers;     /* the consumer table's size (version 3) */
+	uint32_t max_consumers;     /* the consumer table's size; 0: a version-1/2 file has none */
 	/* Our role's state: the producer's side (or a legacy file's consumer
 	 * side), or our entry of the consumer table (version 3). */
 	struct mmapq_side *self;    /* producer; legacy consumer; NULL otherwise */
@@ -149,6 +150,12 @@ void legacy_reset_consumer(struct mmapq *q);
 void legacy_status(const struct mmapq *q, struct mmapq_status *s);
 void legacy_consumer_status(const struct mmapq *q, uint64_t tail,
                             struct mmapq_consumer_status *o);
+
+/*
+ * Inline, in every file that includes this: the ring's paths call these
+ * per record or per batch, where a call into another file each time would
+ * cost what splitting the library must not.
+ */
 
 /* -errno after a failed call; never 0, whatever the call did to errno */
 static inline int neg_errno(void)

@@ -17,6 +17,8 @@
 
 #include "fault.h"
 
+/* ---- msync -------------------------------------------------------------- */
+
 /* msync(MS_SYNC) of the pages holding [p, p + len): 0 or -errno (EIO: the
  * file system could not write them back, ENOSPC, ...). */
 int sync_bytes(const void *p, size_t len)
@@ -49,6 +51,8 @@ static int sync_slots(const struct mmapq *q, uint64_t from, uint64_t to)
 	}
 	return sync_bytes(q->h, sizeof(*q->h));
 }
+
+/* ---- positions, floor, wake-ups: both sides ----------------------------- */
 
 /*
  * head and tail as one consistent pair without the mutex (observer): tail
@@ -117,6 +121,8 @@ void signal_consumers_locked(struct mmapq *q, bool always)
 		always ? mmapq_cond_broadcast(&c->not_empty) : mmapq_cond_signal(&c->not_empty);
 	}
 }
+
+/* ---- producer ----------------------------------------------------------- */
 
 /* What the slowest registered consumer has released bounds what we may
  * fill: floor read with load-acquire (load_floor; pairs with the
@@ -342,6 +348,8 @@ void mmapq_count_bad_input(struct mmapq *q, uint64_t n)
 	if (q->self)
 		count(&q->self->bad_input, n);
 }
+
+/* ---- consumer ----------------------------------------------------------- */
 
 static int check_tail(struct mmapq *q, uint64_t tail)
 {
@@ -588,6 +596,8 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 		q->seen_tail = tail;
 	return 0;
 }
+
+/* ---- observer ----------------------------------------------------------- */
 
 /*
  * Seqlock style: the slot is checked, its payload copied out, and only then
