@@ -54,12 +54,29 @@ static int ofd_lock(const struct mmapq *q, int cmd, short type, off_t byte)
 	return 0;
 }
 
-bool ofd_locked_by_other(int fd, off_t byte)
+static bool ofd_locked_by_other(int fd, off_t byte)
 {
 	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
 	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
 		return false;
 	return fl.l_type != F_UNLCK;
+}
+
+static bool pid_alive(int32_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/*
+ * Whether another process holds a role (its pid, its lock byte): the byte
+ * locked in the lock file; without the lock file (the observer may not
+ * open it), whether the pid is alive, a guess (a reused pid looks
+ * attached).  F_OFD_GETLK does not report our own locks: the caller knows
+ * which roles are ours.
+ */
+bool held_by_other(const struct mmapq *q, int32_t pid, off_t byte)
+{
+	return q->lock_fd < 0 ? pid_alive(pid) : ofd_locked_by_other(q->lock_fd, byte);
 }
 
 /* ---- open and map ------------------------------------------------------- */
@@ -283,7 +300,7 @@ static int32_t role_holder_pid(const int32_t *word)
 
 	for (;;) {
 		pid = __atomic_load_n(word, __ATOMIC_RELAXED);
-		if ((pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)) || monotonic_ns() >= end)
+		if (pid_alive(pid) || monotonic_ns() >= end)
 			return pid;
 		sched_yield();
 	}

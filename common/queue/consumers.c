@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <string.h>
 
 #include "fault.h"
@@ -227,8 +226,8 @@ void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail,
 	o->registered_usec = __atomic_load_n(&c->registered_usec, __ATOMIC_RELAXED);
 	o->recoveries = __atomic_load_n(&c->recoveries, __ATOMIC_RELAXED);
 	o->attaches = __atomic_load_n(&c->attaches, __ATOMIC_RELAXED);
-	o->attached = q->lock_fd < 0 ? o->pid > 0 && (kill(o->pid, 0) == 0 || errno == EPERM) :
-	              ofd_locked_by_other(q->lock_fd, MMAPQ_LOCK_CONSUMER + (off_t)i) ||
+	/* held by another, or by us: our own entry (a remove's is not) */
+	o->attached = held_by_other(q, o->pid, MMAPQ_LOCK_CONSUMER + (off_t)i) ||
 	              (q->me == c && !q->no_register);
 }
 

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,12 +305,9 @@ void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t byte,
 	o->bad_input = __atomic_load_n(&s->bad_input, __ATOMIC_RELAXED);
 	o->recoveries = __atomic_load_n(&s->recoveries, __ATOMIC_RELAXED);
 	o->attaches = __atomic_load_n(&s->attaches, __ATOMIC_RELAXED);
-	/* without the lock file (the observer may not open it): whether the
-	 * pid is alive, a guess (a reused pid looks attached); with it, the
-	 * role byte held by another, or by us (F_OFD_GETLK does not report
-	 * our own locks) */
-	o->attached = q->lock_fd < 0 ? o->pid > 0 && (kill(o->pid, 0) == 0 || errno == EPERM) :
-	              ofd_locked_by_other(q->lock_fd, byte) ||
+	/* held by another, or by us: our role's byte (a consumer's here is a
+	 * version-1/2 file's, taken to migrate it; only roles have any) */
+	o->attached = held_by_other(q, o->pid, byte) ||
 	              (q->role == MMAPQ_ROLE_PRODUCER && byte == MMAPQ_LOCK_PRODUCER) ||
 	              (q->role == MMAPQ_ROLE_CONSUMER && byte == MMAPQ_LOCK_CONSUMER);
 }

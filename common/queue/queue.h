@@ -102,7 +102,7 @@ void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t byte,
                  struct mmapq_side_status *o);
 
 /* attach.c */
-bool ofd_locked_by_other(int fd, off_t byte);
+bool held_by_other(const struct mmapq *q, int32_t pid, off_t byte);
 int open_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err);
 int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err);
 int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err);
