@@ -165,9 +165,10 @@ step_tsan() {
 	          -Wno-unused-parameter -I"$SRC/common/queue/include" -I"$SRC/common/queue"
 	          -I"$SRC/common/config" -I"$SRC/common/records" -I"$SRC/tests"
 	          -DMMAPQ_THREADS_SHARED_MAPPING)
-	# test_threads.c includes mmapq.c; fault.c is empty unless MMAPQ_FAULT_INJECTION
-	local srcs=("$SRC/tests/test_threads.c" "$SRC/common/queue/shmcond.c" "$SRC/common/queue/fault.c"
-	            "$SRC/tests/testutil.c")
+	# test_threads.c reaches into the library's handle (queue.h) and is
+	# compiled with the library's sources: every .c of common/queue (fault.c
+	# is empty unless MMAPQ_FAULT_INJECTION)
+	local srcs=("$SRC/tests/test_threads.c" "$SRC"/common/queue/*.c "$SRC/tests/testutil.c")
 	"${cc[@]}" "${srcs[@]}" -lpthread -o "$b/test_threads_tsan" || return 1
 	"${cc[@]}" -DMMAPQ_FAULT_INJECTION=1 "${srcs[@]}" -lpthread -o "$b/test_threads_tsan_testing" || return 1
 	export TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
@@ -202,32 +203,37 @@ step_tsan() {
 	# Mutation controls: the library with one of its acquire/release orders
 	# weakened to relaxed must make TSan report a data race, or this step
 	# would not be checking that order at all.  Each line: name|text|
-	# replacement; the text must occur on exactly one line of mmapq.c (a
-	# pattern that matches nothing after a change of the code would
-	# otherwise check nothing), the mutant must build and TSan must
-	# report.  tail: the producer's release store in publish_locked, the
-	# consumers' acquire load in load_tail.  floor: a consumer's release
-	# store in floor_update_locked (the slowest cursor, after its reads of
-	# the slots below it), the producer's acquire load in load_floor
-	# (refresh_limit: the room it may fill); test_threads' handover pass
+	# replacement; the text must occur on exactly one line of the
+	# library's sources, common/queue/*.[ch] (a pattern that matches
+	# nothing after a change of the code would otherwise check nothing),
+	# the mutant (a copy of those sources with that line changed) must
+	# build and TSan must report.  tail: the producer's release store in
+	# publish_locked (ring.c), the consumers' acquire load in load_tail
+	# (queue.h).  floor: a consumer's release store in floor_update_locked
+	# (ring.c: the slowest cursor, after its reads of the slots below it),
+	# the producer's acquire load in load_floor (queue.h; refresh_limit:
+	# the room it may fill); test_threads' handover pass
 	# makes the producer take that lock-free look every round.  Not here:
 	# the release store of a consumer's own cursor in mmapq_release, whose
 	# reads floor's store-release in the same critical section already
 	# orders (the producer reads floor, never a cursor), so no race can
 	# show when it alone is weakened.
-	mkdir -p "$b/mut"
-	local m from to n text
-	text=$(<"$SRC/common/queue/mmapq.c")
+	local m from to n file text mut=$b/mut/queue
 	while IFS='|' read -r m from to; do
-		n=$(grep -cF -- "$from" "$SRC/common/queue/mmapq.c")
+		n=$(cat "$SRC"/common/queue/*.[ch] | grep -cF -- "$from")
 		if [ "$n" -ne 1 ]; then
-			echo "tsan: mutation '$m': '$from' is on $n lines of common/queue/mmapq.c, not exactly one:"
+			echo "tsan: mutation '$m': '$from' is on $n lines of common/queue/*.[ch], not exactly one:"
 			echo "      update the pattern to the code"
 			rc=1; continue
 		fi
-		printf '%s\n' "${text/"$from"/"$to"}" >"$b/mut/mmapq.c"
-		# -I mut first: test_threads.c's #include "mmapq.c" must find the copy
-		if ! "${cc[0]}" -I"$b/mut" "${cc[@]:1}" "${srcs[@]}" -lpthread -o "$b/mut/$m" 2>"$b/mut/$m.build.log"; then
+		file=$(grep -lF -- "$from" "$SRC"/common/queue/*.[ch])
+		rm -rf "$mut" && mkdir -p "$mut" && cp "$SRC"/common/queue/*.[ch] "$mut/"
+		text=$(<"$file")
+		printf '%s\n' "${text/"$from"/"$to"}" >"$mut/${file##*/}"
+		# -I of the copy first: test_threads.c's #include "queue.h" must
+		# find the copy's (the copy's own .c files find it beside them)
+		if ! "${cc[0]}" -I"$mut" "${cc[@]:1}" "$SRC/tests/test_threads.c" "$mut"/*.c \
+		     "$SRC/tests/testutil.c" -lpthread -o "$b/mut/$m" 2>"$b/mut/$m.build.log"; then
 			echo "tsan: mutation '$m': does not build:"; cat "$b/mut/$m.build.log"; rc=1; continue
 		fi
 		timeout 300 "$b/mut/$m" >"$b/mut/$m.log" 2>&1

@@ -7,7 +7,7 @@
  * down.  For every refused file the bytes on disk must be exactly what they
  * were before: validation never "repairs" anything.
  *
- * What each role checks (mmapq.c): the producer and the consumer validate
+ * What each role checks (validate.c): the producer and the consumer validate
  * the static header (magic, byte order, version, header size, format,
  * capacity, record size, slot size, file size against the geometry and the
  * real size, reserved bytes, pids), the configuration, the positions, the

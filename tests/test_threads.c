@@ -38,10 +38,11 @@
  * mmapq_open calls map the file twice, at two addresses, and TSan would see
  * two unrelated memory ranges: no race could ever be reported, and no
  * synchronisation seen.  So the TSan build defines
- * MMAPQ_THREADS_SHARED_MAPPING: this file then compiles the library in
- * (#include "mmapq.c") and, once both threads have attached normally, points
- * the consumer's handle at the producer's mapping (the same file pages, now
- * at one address).  Everything after that -- every slot access, the
+ * MMAPQ_THREADS_SHARED_MAPPING: this file is then compiled with the
+ * library's sources, includes its private header (queue.h: the handle) and,
+ * once both threads have attached normally, points the consumer's handle at
+ * the producer's mapping (the same file pages, now at one address).
+ * Everything after that -- every slot access, the
  * positions, the mutex -- is visible to TSan on the addresses both threads
  * really use.  With --control the producer also rewrites a byte of each
  * record after publishing it (a real data race, with the same value so the
@@ -54,7 +55,9 @@
  * a deadline too; a stall prints the queue state.
  */
 #ifdef MMAPQ_THREADS_SHARED_MAPPING
-#include "mmapq.c" /* the library itself, for the shared-mapping (TSan) build */
+#include <sys/mman.h>
+
+#include "queue.h" /* the library's handle, for the shared-mapping (TSan) build */
 #endif
 
 #include <errno.h>

@@ -30,7 +30,7 @@
  * without writing a slot (what `mmapqctl recreate` does to carry its
  * records over into a new file).  A producer or consumer that finds a
  * version-2 file and nobody else attached upgrades it in place
- * (upgrade_v2_alone in mmapq.c: its consumer becomes the registered
+ * (upgrade_v2_alone in compat.c: its consumer becomes the registered
  * consumer "default" at the same position; no slot moves); with anyone
  * attached (an older daemon) it refuses (-EPROTO, naming both ways out).
  * Version 1 is refused (-EPROTO, naming `mmapqctl recreate`).

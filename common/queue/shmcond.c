@@ -8,8 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fault.h"
-#include "mmapq.h"
 
 static inline void cpu_relax(void)
 {
@@ -83,7 +83,7 @@ int mmapq_mutex_lock(const struct mmapq_lock *l)
 uint64_t mmapq_spin_while_equal(const uint64_t *word, uint64_t old, uint64_t spin_ns,
                                 uint64_t deadline_ns)
 {
-	uint64_t end = mmapq_now_ns() + spin_ns, v;
+	uint64_t end = monotonic_ns() + spin_ns, v;
 
 	if (end > deadline_ns)
 		end = deadline_ns;
@@ -95,7 +95,7 @@ uint64_t mmapq_spin_while_equal(const uint64_t *word, uint64_t old, uint64_t spi
 		if (v != old)
 			return v;
 		cpu_relax();
-		if (i % 64 == 0 && mmapq_now_ns() >= end)
+		if (i % 64 == 0 && monotonic_ns() >= end)
 			return v;
 	}
 }
@@ -114,7 +114,7 @@ void mmapq_cond_reset(struct mmapq_cond *c)
 int mmapq_cond_wait(struct mmapq_cond *c, const struct mmapq_lock *l, uint64_t deadline_ns)
 {
 	pthread_mutex_t *m = l->mutex;
-	uint64_t now = mmapq_now_ns(), slice;
+	uint64_t now = monotonic_ns(), slice;
 	struct timespec rel;
 	uint32_t seen;
 	int err = 0, r;
@@ -144,7 +144,7 @@ int mmapq_cond_wait(struct mmapq_cond *c, const struct mmapq_lock *l, uint64_t d
 	 * one spare FUTEX_WAKE. */
 	if (err == EINTR || lock_interrupted(l))
 		return -EINTR;
-	if (err == ETIMEDOUT && mmapq_now_ns() >= deadline_ns)
+	if (err == ETIMEDOUT && monotonic_ns() >= deadline_ns)
 		return -ETIMEDOUT;
 	r = mmapq_mutex_lock(l);
 	if (r < 0 && r != -EOWNERDEAD)

@@ -106,8 +106,10 @@ fi
 incdirs=(-I"$src/common/queue/include" -I"$src/common/queue" -I"$src/common/records" -I"$src/common/config")
 cflags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=all -D_GNU_SOURCE
 	-Wall -Wextra -Wno-unused-parameter "${incdirs[@]}" "${inih_cflags[@]}")
-# the library's layers (common/*/), paths below common/
-libsrc=(queue/mmapq.c queue/shmcond.c queue/fault.c records/parse.c
+# the library's layers (common/*/), paths below common/: the queue is every
+# .c of common/queue
+libsrc=("$src"/common/queue/*.c)
+libsrc=("${libsrc[@]#"$src/common/"}" records/parse.c
 	config/config.c config/keys.c config/values.c config/reader.c config/dropins.c)
 # fuzz_queue_file watches the library's mapping of the file through these
 extra_ldflags() {
@@ -199,7 +201,7 @@ if [ "$coverage" -eq 1 ]; then
 			>"$out/logs/$t.cov.log" 2>&1 || { echo "run.sh: $t: coverage run failed" >&2; exit 1; }
 		"$profdata" merge -o "$out/cov/$t.profdata" "$out/cov/$t".*.profraw
 		case "$t" in
-		fuzz_queue_file) files=("$src/common/queue/mmapq.c") ;;
+		fuzz_queue_file) files=("$src"/common/queue/*.c) ;;
 		fuzz_parse) files=("$src/common/records/parse.c") ;;
 		fuzz_config) files=("$src/common/config/"*.c) ;;
 		fuzz_clients) files=("$src/daemons/producer/clients.c" "$src/daemons/producer/source.c") ;;

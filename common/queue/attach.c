@@ -1,0 +1,670 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * attach.c -- taking a role in a queue file: the file opened (or created)
+ * and mapped, the lock file and its OFD locks (the attach byte, the role
+ * bytes: "Attach protocol" in mmapq_format.h), a consumer joining under
+ * its name, the re-initialisation by whoever is alone, and the observer's
+ * look, which takes no lock at all.
+ */
+#include "queue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fault.h"
+
+/* ---- OFD locks ---------------------------------------------------------- */
+
+static const char *role_name(enum mmapq_role r)
+{
+	return r == MMAPQ_ROLE_PRODUCER ? "producer" : r == MMAPQ_ROLE_CONSUMER ? "consumer" : "observer";
+}
+
+static bool interrupted(const struct mmapq *q)
+{
+	return q->interrupted && q->interrupted(q->interrupted_ctx);
+}
+
+/* F_OFD_SETLK or F_OFD_SETLKW on a byte of the lock file.  A signal
+ * handler interrupts the waiting one (EINTR, if it was installed without
+ * SA_RESTART): then the caller's interrupted callback decides between
+ * -EINTR and waiting on. */
+static int ofd_lock(const struct mmapq *q, int cmd, short type, off_t byte)
+{
+	int fd = q->lock_fd;
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+
+	if (cmd == F_OFD_SETLKW && interrupted(q))
+		return -EINTR;
+	while (fcntl(fd, cmd, &fl) < 0) {
+		if (errno != EINTR)
+			return neg_errno();
+		if (cmd == F_OFD_SETLKW && interrupted(q))
+			return -EINTR;
+	}
+	return 0;
+}
+
+static bool ofd_locked_by_other(int fd, off_t byte)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return false;
+	return fl.l_type != F_UNLCK;
+}
+
+static bool pid_alive(int32_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/*
+ * Whether another process holds a role (its pid, its lock byte): the byte
+ * locked in the lock file; without the lock file (the observer may not
+ * open it), whether the pid is alive, a guess (a reused pid looks
+ * attached).  F_OFD_GETLK does not report our own locks: the caller knows
+ * which roles are ours.
+ */
+bool held_by_other(const struct mmapq *q, int32_t pid, off_t byte)
+{
+	return q->lock_fd < 0 ? pid_alive(pid) : ofd_locked_by_other(q->lock_fd, byte);
+}
+
+/* ---- open and map ------------------------------------------------------- */
+
+int open_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+{
+	int flags = O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+	flags |= p->role == MMAPQ_ROLE_OBSERVER ? O_RDONLY : O_RDWR;
+
+	/* A few rounds: a racing creator can make our create lose (EEXIST). */
+	for (int round = 0; round < 8; round++) {
+		int fd = open(p->path, flags), r;
+		if (fd >= 0) {
+			/* O_NONBLOCK only so that a FIFO at the path cannot hang us */
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			q->fd = fd;
+			return 0;
+		}
+		r = neg_errno();
+		if (r == -ENOENT && p->role != MMAPQ_ROLE_OBSERVER && params_join(p)) {
+			set_err(err, "%s: does not exist (no capacity, record_size and format were"
+			        " given to create it)", p->path);
+			return r;
+		}
+		if (r == -ENOENT && p->role != MMAPQ_ROLE_OBSERVER) {
+			r = create_file(p, err);
+			if (r == 0 || r == -EEXIST)
+				continue;
+			return r;
+		}
+		if (r == -ENXIO) {
+			/* open() of a Unix socket: not a queue file */
+			set_err(err, "%s: is a socket, not a queue file", p->path);
+			return -EBADMSG;
+		}
+		if (r == -ELOOP)
+			set_err(err, "%s: is a symbolic link; refusing to follow it", p->path);
+		else if (r == -EISDIR)
+			set_err(err, "%s: is a directory, not a queue file", p->path);
+		else if (r == -ENOENT)
+			set_err(err, "%s: does not exist", p->path);
+		else
+			set_err(err, "%s: cannot open: %s", p->path, strerror(-r));
+		return r;
+	}
+	set_err(err, "%s: keeps disappearing while being created", p->path);
+	return -EAGAIN;
+}
+
+static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err,
+                    uint64_t *real_size)
+{
+	struct stat st;
+	int prot = p->role == MMAPQ_ROLE_OBSERVER ? PROT_READ : PROT_READ | PROT_WRITE;
+
+	if (fstat(q->fd, &st) < 0) {
+		int r = neg_errno();
+		set_err(err, "%s: cannot stat: %s", q->path, strerror(-r));
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_err(err, "%s: is not a regular file (a %s)", q->path,
+		        S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO" :
+		        S_ISSOCK(st.st_mode) ? "socket" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ?
+		        "device" : "special file");
+		return -EBADMSG;
+	}
+	if ((uint64_t)st.st_size < MMAPQ_HEADER_SIZE) {
+		set_err(err, "%s: file is %" PRIu64 " bytes, smaller than a queue header (%" PRIu32 ")",
+		        q->path, (uint64_t)st.st_size, MMAPQ_HEADER_SIZE);
+		return -EBADMSG;
+	}
+	if ((uint64_t)st.st_size > MMAPQ_FILE_SIZE_MAX) {
+		set_err(err, "%s: file is %" PRIu64 " bytes, larger than any queue file", q->path,
+		        (uint64_t)st.st_size);
+		return -EBADMSG;
+	}
+	q->map_size = (size_t)st.st_size;
+	q->h = mmap(NULL, q->map_size, prot, MAP_SHARED, q->fd, 0);
+	if (q->h == MAP_FAILED) {
+		int r = neg_errno();
+		q->h = NULL;
+		set_err(err, "%s: cannot map: %s", q->path, strerror(-r));
+		return r;
+	}
+	*real_size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* Map the file, check its header against the parameters, take its
+ * geometry: every role's first steps. */
+static int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+{
+	uint64_t real_size = 0;
+	int r = map_file(q, p, err, &real_size);
+
+	if (r < 0)
+		return r;
+	r = validate_static(q, p, real_size, err);
+	if (r < 0)
+		return r;
+	q->capacity = q->h->capacity;
+	q->mask = q->capacity - 1;
+	q->record_size = q->h->record_size;
+	q->slot_size = q->h->slot_size;
+	q->format = q->h->format;
+	q->version = q->h->version;
+	q->int_slots = q->version >= 2 && q->format == MMAPQ_FORMAT_INT;
+	q->slots = (uint8_t *)q->h + q->h->header_size;
+	q->h2 = (struct mmapq_header_v2 *)q->h;
+	q->legacy = q->version < MMAPQ_VERSION;
+	/* A version-1/2 file has no consumer table (its one consumer is a
+	 * side of struct mmapq_header_v2): no entries, so that every walk of
+	 * the table (floor, wake-ups, the repair, the checks) is empty for
+	 * it without asking which version it is. */
+	q->max_consumers = q->legacy ? 0 : q->h->max_consumers;
+	return 0;
+}
+
+/* ---- the lock file and the role bytes ----------------------------------- */
+
+/* Read and write for each class that may write the queue file, nothing for
+ * the others: whoever may only read the queue cannot open the lock file at
+ * all, so cannot take (even shared) locks that would lock the roles out. */
+static mode_t lock_file_mode(mode_t queue_mode)
+{
+	mode_t m = 0;
+
+	if (queue_mode & S_IWUSR)
+		m |= S_IRUSR | S_IWUSR;
+	if (queue_mode & S_IWGRP)
+		m |= S_IRGRP | S_IWGRP;
+	if (queue_mode & S_IWOTH)
+		m |= S_IROTH | S_IWOTH;
+	return m;
+}
+
+static int lock_file_error(struct mmapq *q, const char *what, int r, struct mmapq_error *err)
+{
+	if (r == -ELOOP)
+		set_err(err, "%s: is a symbolic link; refusing to follow it", q->lock_path);
+	else
+		set_err(err, "%s: %s the lock file beside the queue: %s", q->lock_path, what,
+		        strerror(-r));
+	return r;
+}
+
+/*
+ * The daemons' lock file, PATH.lock: opened read-write, created if missing
+ * (exclusively, so that we know whether it is ours to set up: the mode
+ * derived from the queue file's, and the queue file's owner (as root) and
+ * group where we may).  An existing one is used as it is.
+ */
+static int open_lock_file(struct mmapq *q, struct mmapq_error *err)
+{
+	const int flags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+	struct stat qs, ls;
+	mode_t mode;
+	int fd = -1, r;
+
+	if (fstat(q->fd, &qs) < 0)
+		return lock_file_error(q, "cannot create", neg_errno(), err);
+	mode = lock_file_mode(qs.st_mode);
+	/* a few rounds: someone may remove it between our two opens */
+	for (int round = 0; fd < 0 && round < 8; round++) {
+		fd = open(q->lock_path, flags | O_CREAT | O_EXCL, mode);
+		if (fd >= 0) {
+			/* errors ignored: the mode and owner are the best we can do */
+			if (fchown(fd, geteuid() == 0 ? qs.st_uid : (uid_t)-1, qs.st_gid) < 0) {
+				/* not a member of the queue's group: ours stays */
+			}
+			if (fchmod(fd, mode) < 0) {
+				/* cannot happen to the owner; the umask'ed mode stays */
+			}
+			break;
+		}
+		if (errno != EEXIST)
+			return lock_file_error(q, "cannot create", neg_errno(), err);
+		fd = open(q->lock_path, flags);
+		if (fd < 0 && errno != ENOENT)
+			return lock_file_error(q, "cannot open", neg_errno(), err);
+	}
+	if (fd < 0)
+		return lock_file_error(q, "cannot create", -EAGAIN, err);
+	r = fstat(fd, &ls) < 0 ? neg_errno() : S_ISREG(ls.st_mode) ? 0 : -EBADMSG;
+	if (r < 0) {
+		close(fd);
+		if (r == -EBADMSG)
+			set_err(err, "%s: the lock file is not a regular file", q->lock_path);
+		else
+			lock_file_error(q, "cannot open", r, err);
+		return r;
+	}
+	/* O_NONBLOCK only so that a FIFO at the path cannot hang us */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	q->lock_fd = fd;
+	return 0;
+}
+
+/* The observer only reads the lock file, and does without it if it cannot
+ * open it (no permission: it may only read the queue; absent: no daemon
+ * has run, or a read-only file system): mmapq_status then says so. */
+static void open_lock_file_observer(struct mmapq *q)
+{
+	struct stat st;
+	int fd = open(q->lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+	}
+	q->lock_fd = fd;
+}
+
+/* The holder names itself right after taking the role lock (see attach):
+ * give it that moment rather than report nobody, or its dead predecessor. */
+static int32_t role_holder_pid(const int32_t *word)
+{
+	uint64_t end = monotonic_ns() + 100000000u; /* 0.1 s */
+	int32_t pid;
+
+	for (;;) {
+		pid = __atomic_load_n(word, __ATOMIC_RELAXED);
+		if (pid_alive(pid) || monotonic_ns() >= end)
+			return pid;
+		sched_yield();
+	}
+}
+
+/* What a role is called in messages: "producer", "consumer 'NAME'". */
+static const char *role_label(const struct mmapq *q, char *buf, size_t size)
+{
+	if (q->role == MMAPQ_ROLE_CONSUMER && q->name[0])
+		snprintf(buf, size, "consumer '%s'", q->name);
+	else
+		snprintf(buf, size, "%s", role_name(q->role));
+	return buf;
+}
+
+/* The role's lock bytes [byte, byte + len), exclusively, without waiting:
+ * -EBUSY (err names the holder's pid, read from pid) if held. */
+static int take_role_bytes(struct mmapq *q, off_t byte, off_t len, const int32_t *pid,
+                           struct mmapq_error *err)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = len};
+	char label[MMAPQ_CONSUMER_NAME_MAX + 16];
+	int r = 0;
+
+	while (fcntl(q->lock_fd, F_OFD_SETLK, &fl) < 0) {
+		r = neg_errno();
+		if (r != -EINTR)
+			break;
+		r = 0;
+	}
+	role_label(q, label, sizeof(label));
+	if (r == -EAGAIN || r == -EACCES) {
+		int32_t holder = pid ? role_holder_pid(pid) : 0;
+		if (holder > 0)
+			set_err(err, "%s: the %s role is already held by pid %" PRId32, q->path, label,
+			        holder);
+		else
+			set_err(err, "%s: the %s role is already held by another process", q->path, label);
+		return -EBUSY;
+	}
+	if (r < 0)
+		set_err(err, "%s: cannot lock the %s role: %s", q->path, label, strerror(-r));
+	return r;
+}
+
+static void drop_role_bytes(struct mmapq *q, off_t byte, off_t len)
+{
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = len};
+
+	(void)fcntl(q->lock_fd, F_OFD_SETLK, &fl);
+}
+
+/* ---- a named consumer joins --------------------------------------------- */
+
+/* What a failed lock() says, while attaching. */
+static void lock_failed(const struct mmapq *q, int r, struct mmapq_error *err)
+{
+	if (r == -EINTR)
+		set_err(err, "%s: interrupted while waiting for the queue mutex (another process"
+		        " holds it)", q->path);
+	else
+		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
+}
+
+static int lock_said(struct mmapq *q, struct mmapq_error *err)
+{
+	int r = lock(q);
+
+	if (r < 0)
+		lock_failed(q, r, err);
+	return r;
+}
+
+/*
+ * A version-3 consumer (not migrating): find or register our entry, take
+ * its role byte, and make sure, under the mutex, that the entry is still
+ * ours (a `consumer remove` may have come between): then q->me is set and
+ * the mutex is held (0).  < 0: not held, no byte held.
+ */
+static int join_consumer(struct mmapq *q, struct mmapq_error *err)
+{
+	for (int round = 0; round < 16; round++) {
+		struct mmapq_consumer *c;
+		uint32_t idx;
+		int r = lock_said(q, err);
+
+		if (r < 0)
+			return r;
+		r = find_or_register_locked(q, err);
+		unlock(q);
+		if (r < 0)
+			return r;
+		idx = q->index;
+		c = &q->h->consumers[idx];
+		r = take_role_bytes(q, MMAPQ_LOCK_CONSUMER + idx, 1, &c->pid, err);
+		if (r < 0 && r != -EBUSY)
+			return r;
+		{
+			int rl = lock_said(q, err);
+			if (rl < 0) {
+				if (r == 0)
+					drop_role_bytes(q, MMAPQ_LOCK_CONSUMER + idx, 1);
+				return rl;
+			}
+		}
+		if (registered(c) && !strncmp(c->name, q->name, sizeof(c->name))) {
+			if (r < 0) {
+				unlock(q);
+				return r; /* held by a live consumer of that name */
+			}
+			q->me = c;
+			q->cursor = &c->position;
+			q->wait_on = &c->not_empty;
+			return 0;
+		}
+		/* removed (or removed and reused) meanwhile: start over */
+		unlock(q);
+		if (r == 0)
+			drop_role_bytes(q, MMAPQ_LOCK_CONSUMER + idx, 1);
+	}
+	set_err(err, "%s: consumer '%s' keeps being removed while it attaches", q->path, q->name);
+	return -EAGAIN;
+}
+
+/*
+ * join_consumer, between the removes (see MMAPQ_LOCK_REMOVE): a consumer
+ * waits for one in progress and keeps new ones out while it takes its
+ * entry's byte; `consumer remove` (no_register) keeps everyone out until
+ * it is closed.  -EINTR (said) if asked to stop while waiting.
+ */
+static int join_named(struct mmapq *q, struct mmapq_error *err)
+{
+	int r = ofd_lock(q, F_OFD_SETLKW, q->no_register ? F_WRLCK : F_RDLCK, MMAPQ_LOCK_REMOVE);
+
+	if (r == -EINTR) {
+		set_err(err, "%s: interrupted while waiting for `mmapqctl consumer remove` to finish",
+		        q->path);
+		return r;
+	}
+	if (r < 0) {
+		set_err(err, "%s: cannot lock: %s", q->lock_path, strerror(-r));
+		return r;
+	}
+	r = join_consumer(q, err);
+	if (!q->no_register)
+		(void)ofd_lock(q, F_OFD_SETLK, F_UNLCK, MMAPQ_LOCK_REMOVE);
+	return r;
+}
+
+/* ---- attach ------------------------------------------------------------- */
+
+/*
+ * The attach byte: exclusively if nobody else is attached (*alone), else
+ * shared, waiting if needed only for another process's brief
+ * validate-and-reinit.
+ */
+static int take_attach_lock(struct mmapq *q, bool *alone, struct mmapq_error *err)
+{
+	int r = ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH);
+
+	if (r == -EAGAIN || r == -EACCES) {
+		r = ofd_lock(q, F_OFD_SETLKW, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		/* Whoever held it exclusively may have given up (a bad config)
+		 * and left: try to upgrade, or we would trust a lock word nobody
+		 * re-initialised.  A failed upgrade keeps our shared lock. */
+		if (r == 0 && ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) == 0)
+			*alone = true;
+	} else {
+		*alone = r == 0;
+	}
+	if (r == -EINTR) {
+		set_err(err, "%s: interrupted while waiting for the attach lock (another process holds"
+		        " it exclusively while it validates the file alone)", q->path);
+		return r;
+	}
+	if (r < 0) {
+		set_err(err, "%s: cannot lock: %s", q->lock_path, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/*
+ * Our role's place in the header and its lock bytes: the producer's; all
+ * the consumers' for a consumer that migrates the file; a named consumer's
+ * (*named) come with its entry, under the mutex (join_named).  Then we
+ * name ourselves in our side at once: whoever is refused the role from now
+ * on reports this pid (*old_pid: the one to put back if we fail, so that
+ * a refused file stays as it was).
+ */
+static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named, int32_t *old_pid,
+                     struct mmapq_error *err)
+{
+	int r;
+
+	if (q->role == MMAPQ_ROLE_PRODUCER) {
+		q->self = &q->h->producer;
+		q->wait_on = &q->h->not_full;
+		r = take_role_bytes(q, MMAPQ_LOCK_PRODUCER, 1, &q->self->pid, err);
+	} else if (q->legacy || p->migrate) {
+		/* every consumer's byte: none can attach while we read the file
+		 * out (`mmapqctl recreate`) */
+		if (q->legacy) {
+			legacy_take_consumer(q);
+		} else {
+			q->cursor = &q->h->floor.floor;
+			q->wait_on = &q->h->consumers[0].not_empty; /* never waited on: migrate */
+		}
+		r = take_role_bytes(q, MMAPQ_LOCK_CONSUMER, MMAPQ_CONSUMERS_MAX, q->self ? &q->self->pid :
+		                    NULL, err);
+	} else {
+		*named = true;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (q->self) {
+		*old_pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->self->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+/*
+ * Alone (the attach byte ours exclusively): the file is checked whole, the
+ * mutex and the wait flags, left over from processes that are gone, are
+ * made fresh, and the attach byte is downgraded to shared: from then on
+ * others may attach, and they find a fresh mutex.
+ */
+static int init_alone(struct mmapq *q, struct mmapq_error *err)
+{
+	int r = validate_dynamic(q, err);
+
+	if (r < 0)
+		return r;
+	r = reinit_sync_alone(q);
+	if (r < 0) {
+		set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
+		return r;
+	}
+	/* a consumer killed between storing its cursor and floor left floor
+	 * low: raise it, as the repair after EOWNERDEAD would (the lock word
+	 * reset above replaces that repair) */
+	(void)floor_update_locked(q);
+	mmapq_fault("attach.alone"); /* the attach lock held exclusively */
+	r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
+	if (r < 0)
+		set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
+	return r;
+}
+
+/*
+ * Mutex held, the file valid: where we start (the producer at tail with the
+ * room floor leaves it, a consumer at its cursor with what is published),
+ * and the attach counted in our side or entry (a named consumer's pid goes
+ * there only now: *old_pid is the one it held).
+ */
+static void start_locked(struct mmapq *q, int32_t *old_pid)
+{
+	q->head = q->seen_tail = 0;
+	if (q->role == MMAPQ_ROLE_PRODUCER) {
+		q->published = q->tail = load_tail(q);
+		q->limit = load_floor(q) + q->capacity;
+	} else {
+		q->head = __atomic_load_n(q->cursor, __ATOMIC_RELAXED);
+		q->seen_tail = load_tail(q);
+	}
+	if (q->me && !q->no_register) {
+		*old_pid = __atomic_load_n(&q->me->pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->me->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+		__atomic_store_n(&q->me->attach_position, q->head, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->me->start_usec, realtime_usec(), __ATOMIC_RELAXED);
+		count(&q->me->attaches, 1);
+		if (q->early_recoveries)
+			count(&q->me->recoveries, q->early_recoveries);
+	} else if (q->self) {
+		__atomic_store_n(&q->self->start_usec, realtime_usec(), __ATOMIC_RELAXED);
+		count(&q->self->attaches, 1);
+	}
+}
+
+/*
+ * A producer's or consumer's attach ("Attach protocol" in mmapq_format.h):
+ * the attach byte, the file mapped and checked, a version-2 file upgraded,
+ * the role taken, the mutex made fresh by whoever is alone, our entry
+ * joined (a named consumer) or the mutex taken, the positions checked
+ * under it, and our start recorded.  On failure the pid we wrote is put
+ * back; close releases the rest.
+ */
+int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+{
+	bool alone = false, named = false;
+	int32_t old_pid = 0;
+	int r, id_written;
+
+	r = open_lock_file(q, err);
+	if (r == 0)
+		r = take_attach_lock(q, &alone, err);
+	if (r == 0)
+		r = map_validated(q, p, err);
+	/* a version-1 file without migrate was refused (validate_static) */
+	if (r == 0 && q->legacy && !p->migrate)
+		r = upgrade_v2(q, p, alone, err);
+	if (r == 0)
+		r = take_role(q, p, &named, &old_pid, err);
+	if (r < 0)
+		return r;
+	if (alone && (r = init_alone(q, err)) < 0)
+		goto fail;
+	r = named ? join_named(q, err) : lock_said(q, err);
+	if (r < 0)
+		goto fail;
+	/* not alone, the file is stable only now, under the mutex */
+	if (!alone && (r = validate_dynamic(q, err)) < 0) {
+		unlock(q);
+		goto fail;
+	}
+	id_written = assign_id_locked(q, p);
+	if (id_written < 0) {
+		unlock(q);
+		r = id_written;
+		set_err(err, "%s: cannot make a queue id: %s", q->path, strerror(-r));
+		goto fail;
+	}
+	start_locked(q, &old_pid);
+	unlock(q);
+	/* A new id is on disk before anyone uses it: whatever carried it
+	 * (a Nats-Msg-Id) must never be made again with another one. */
+	if (id_written && (r = sync_bytes(q->h, MMAPQ_HEADER_SIZE)) < 0 &&
+	    q->sync != MMAPQ_SYNC_NEVER) {
+		set_err(err, "%s: cannot write its new queue id to disk: %s", q->path, strerror(-r));
+		goto fail;
+	}
+
+	/* The consumer never writes a slot: make that a hardware guarantee. */
+	if (q->role == MMAPQ_ROLE_CONSUMER && MMAPQ_HEADER_SIZE % sysconf(_SC_PAGESIZE) == 0 &&
+	    mprotect(q->slots, q->map_size - MMAPQ_HEADER_SIZE, PROT_READ) < 0) {
+		r = neg_errno();
+		set_err(err, "%s: cannot protect the slots: %s", q->path, strerror(-r));
+		goto fail;
+	}
+	return 0;
+fail:
+	if (q->self)
+		__atomic_store_n(&q->self->pid, old_pid, __ATOMIC_RELAXED);
+	else if (q->me && !q->no_register && old_pid)
+		__atomic_store_n(&q->me->pid, old_pid, __ATOMIC_RELAXED);
+	return r;
+}
+
+int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+{
+	uint64_t head, tail;
+	int r = map_validated(q, p, err);
+	if (r < 0)
+		return r;
+	open_lock_file_observer(q);
+	r = snapshot_positions(q, &head, &tail);
+	if (r == -EBADMSG)
+		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
+		        ", capacity %" PRIu32, q->path, load_floor(q), load_tail(q), q->capacity);
+	else if (r < 0)
+		set_err(err, "%s: positions keep changing; try again", q->path);
+	if (r == 0)
+		r = observe_table(q, err);
+	return r;
+}

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * consumers.c -- the consumer table of a version-3 file (fan-out): names,
+ * registering a consumer at its first attach, removing one (`mmapqctl
+ * consumer remove`), restoring a table into a new file (`mmapqctl
+ * recreate`), and listing it.  Every change is made under the mutex, in
+ * an order a crash can stop at any point (mutex.c, "Crash analysis").
+ */
+#include "queue.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "fault.h"
+
+/* A name a consumer table entry may hold: 1 to MMAPQ_CONSUMER_NAME_MAX
+ * characters of MMAPQ_CONSUMER_NAME_CHARS.  Older versions registered
+ * names starting with '-' too, so a file may hold one: it stays valid,
+ * and removable, though no new consumer may take such a name. */
+bool name_in_table_valid(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+
+	return len >= 1 && len <= MMAPQ_CONSUMER_NAME_MAX &&
+	       strspn(name, MMAPQ_CONSUMER_NAME_CHARS) == len;
+}
+
+/* A name a consumer may take: as above, and not starting with '-', which
+ * every command line would read as an option. */
+bool mmapq_consumer_name_valid(const char *name)
+{
+	return name_in_table_valid(name) && name[0] != '-';
+}
+
+/* Mutex held, version 3: our entry by name (q->index), registering it if
+ * it is not there (unless q->no_register): -ENOENT, -ENOSPC (table full). */
+int find_or_register_locked(struct mmapq *q, struct mmapq_error *err)
+{
+	uint32_t free_idx = UINT32_MAX;
+
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		struct mmapq_consumer *c = &q->h->consumers[i];
+		if (!registered(c)) {
+			if (free_idx == UINT32_MAX)
+				free_idx = i;
+			continue;
+		}
+		if (!strncmp(c->name, q->name, sizeof(c->name))) {
+			q->index = i;
+			return 0;
+		}
+	}
+	if (q->no_register) {
+		set_err(err, "%s: no consumer named '%s' is registered", q->path, q->name);
+		return -ENOENT;
+	}
+	if (free_idx == UINT32_MAX) {
+		set_err(err, "%s: cannot register consumer '%s': all %" PRIu32 " entries of the consumer"
+		        " table (max_consumers) are taken; remove one (`mmapqctl consumer remove NAME`)"
+		        " or recreate the queue with a larger max_consumers", q->path, q->name,
+		        q->max_consumers);
+		return -ENOSPC;
+	}
+	{
+		struct mmapq_consumer *c = &q->h->consumers[free_idx];
+		uint64_t pos = q->start == MMAPQ_START_NEWEST ? load_tail(q) : load_floor(q);
+
+		/* A crash before the state store leaves a free entry. */
+		memset(c, 0, offsetof(struct mmapq_consumer, not_empty));
+		memcpy(c->name, q->name, strlen(q->name));
+		__atomic_store_n(&c->position, pos, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->registered_usec, realtime_usec(), __ATOMIC_RELAXED);
+		mmapq_fault("register.filled");
+		/* release: an observer that sees REGISTERED sees the name and
+		 * position (under the mutex everyone sees them anyway) */
+		__atomic_store_n(&c->state, MMAPQ_CONSUMER_REGISTERED, __ATOMIC_RELEASE);
+		/* newest, or the first consumer: floor may move up */
+		(void)floor_update_locked(q);
+		q->index = free_idx;
+	}
+	return 0;
+}
+
+int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
+{
+	struct mmapq_params rp;
+	struct mmapq *q = NULL;
+	uint64_t pos, tail;
+	int r;
+
+	if (err)
+		err->msg[0] = '\0';
+	/* any name a table may hold (open_handle checks it), so that one an
+	 * older version registered can be removed */
+	if (!p || !p->consumer || !*p->consumer)
+		return name_error(err, p && p->path ? p->path : "", "", true);
+	/* our own handle in that consumer's role (its byte held: it is not
+	 * attached, and cannot attach until we are done), never registering */
+	rp = *p;
+	rp.role = MMAPQ_ROLE_CONSUMER;
+	rp.capacity = rp.record_size = rp.format = rp.max_consumers = 0;
+	rp.migrate = false;
+	rp.start = MMAPQ_START_OLDEST;
+	r = open_handle(&rp, true, &q, err);
+	if (r < 0)
+		return r;
+	mmapq_fault("remove.attached"); /* the entry's byte held, the mutex not */
+	r = lock(q);
+	if (r < 0) {
+		set_err(err, "%s: cannot lock the queue mutex: %s", q->path, mmapq_strerror(r));
+		mmapq_close(q);
+		return r;
+	}
+	pos = __atomic_load_n(&q->me->position, __ATOMIC_RELAXED);
+	tail = load_tail(q);
+	/* release, as a registration: state first (a crash after it leaves
+	 * floor too low, which the repair raises), then floor */
+	__atomic_store_n(&q->me->state, MMAPQ_CONSUMER_FREE, __ATOMIC_RELEASE);
+	mmapq_fault("remove.freed");
+	mmapq_cond_reset(&q->me->not_empty);
+	memset(q->me, 0, offsetof(struct mmapq_consumer, not_empty));
+	if (!floor_update_locked(q)) {
+		bool any = false;
+		for (uint32_t i = 0; i < q->max_consumers; i++)
+			any |= registered(&q->h->consumers[i]);
+		/* the last one: nobody wants the records kept any more */
+		if (!any && load_floor(q) != tail)
+			__atomic_store_n(&q->h->floor.floor, tail, __ATOMIC_RELEASE);
+	}
+	mmapq_cond_signal(&q->h->not_full);
+	unlock(q);
+	q->me = NULL; /* not ours any more: close touches nothing */
+	r = q->sync != MMAPQ_SYNC_NEVER ? sync_bytes(q->h, sizeof(*q->h)) : 0;
+	mmapq_close(q);
+	return r < 0 ? r : (int)(tail - pos);
+}
+
+/*
+ * The consumers cs[0..n) into q's table, as they were in another queue
+ * file (`mmapqctl recreate`): all or nothing, each checked before any is
+ * written, then registered as a registration is (the entry filled, then
+ * state stored with release), in the order given, into the lowest free
+ * entries.  The producer role is ours, so tail stands still: the cursors
+ * are checked against it and floor, and floor then rises to the lowest.
+ */
+int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status *cs, uint32_t n)
+{
+	uint32_t idx[MMAPQ_CONSUMERS_MAX], nfree = 0;
+	uint64_t floor, tail;
+	int r;
+
+	if (q->put_refused)
+		return q->put_refused;
+	if (n && !cs)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (!memchr(cs[i].name, '\0', sizeof(cs[i].name)) || !name_in_table_valid(cs[i].name) ||
+		    cs[i].pid < 0)
+			return -EINVAL;
+		for (uint32_t k = 0; k < i; k++)
+			if (!strcmp(cs[k].name, cs[i].name))
+				return -EEXIST;
+	}
+	r = lock(q);
+	if (r < 0)
+		return r;
+	floor = load_floor(q);
+	tail = load_tail(q);
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+
+		if (!registered(c)) {
+			if (nfree < n)
+				idx[nfree++] = i;
+			continue;
+		}
+		for (uint32_t k = 0; k < n; k++)
+			if (!strncmp(c->name, cs[k].name, sizeof(c->name)))
+				r = -EEXIST;
+	}
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		if (cs[i].position < floor || cs[i].position > tail)
+			r = -ERANGE;
+	if (r == 0 && nfree < n)
+		r = -ENOSPC;
+	for (uint32_t i = 0; r == 0 && i < n; i++) {
+		struct mmapq_consumer *c = &q->h->consumers[idx[i]];
+
+		memset(c, 0, offsetof(struct mmapq_consumer, not_empty));
+		memcpy(c->name, cs[i].name, strlen(cs[i].name));
+		__atomic_store_n(&c->position, cs[i].position, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->pid, cs[i].pid, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->start_usec, cs[i].start_usec, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->attach_position, cs[i].attach_position, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->registered_usec, cs[i].registered_usec, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->recoveries, cs[i].recoveries, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->attaches, cs[i].attaches, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->state, MMAPQ_CONSUMER_REGISTERED, __ATOMIC_RELEASE);
+	}
+	if (r == 0) {
+		(void)floor_update_locked(q);
+		r = refresh_limit(q);
+	}
+	unlock(q);
+	if (r == 0 && n && q->sync != MMAPQ_SYNC_NEVER)
+		r = sync_bytes(q->h, sizeof(*q->h));
+	return r;
+}
+
+/* Entry i as an observer reads it (no locks). */
+void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail,
+                     struct mmapq_consumer_status *o)
+{
+	const struct mmapq_consumer *c = &q->h->consumers[i];
+
+	memset(o, 0, sizeof(*o));
+	memcpy(o->name, c->name, sizeof(o->name) - 1);
+	o->index = i;
+	/* acquire: pairs with the consumer's store-release of its cursor */
+	o->position = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
+	o->lag = tail > o->position ? tail - o->position : 0;
+	o->pid = __atomic_load_n(&c->pid, __ATOMIC_RELAXED);
+	o->start_usec = __atomic_load_n(&c->start_usec, __ATOMIC_RELAXED);
+	o->attach_position = __atomic_load_n(&c->attach_position, __ATOMIC_RELAXED);
+	o->registered_usec = __atomic_load_n(&c->registered_usec, __ATOMIC_RELAXED);
+	o->recoveries = __atomic_load_n(&c->recoveries, __ATOMIC_RELAXED);
+	o->attaches = __atomic_load_n(&c->attaches, __ATOMIC_RELAXED);
+	/* held by another, or by us: our own entry (a remove's is not) */
+	o->attached = held_by_other(q, o->pid, MMAPQ_LOCK_CONSUMER + (off_t)i) ||
+	              (q->me == c && !q->no_register);
+}
+
+int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n)
+{
+	uint64_t tail = load_tail(q);
+	uint32_t k = 0;
+	int r;
+
+	if (q->legacy) {
+		if (n)
+			legacy_consumer_status(q, tail, &out[0]);
+		return 1;
+	}
+	r = observe_table(q, NULL);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		if (!registered(c))
+			continue;
+		if (k < n)
+			consumer_status(q, i, tail, &out[k]);
+		k++;
+	}
+	return (int)k;
+}
