@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_hostile -- the real daemons and mmapqctl against a queue file that
- * is attacked while they use it, and against hostile file systems.
+ * test_attach -- how the programs open the queue and hold it mapped
+ * (daemons/runtime/attach.c: the attach, the SIGBUS guard): the real daemons
+ * and mmapqctl against a queue file that is attacked while they use it, and
+ * against hostile file systems.
  *
- * Cases (run one with: test_hostile CASE; list them with --list):
+ * Cases (run one with: test_attach CASE; list them with --list):
  *   sigbus_consumer_waiting   file truncated to 0 while the consumer waits
  *   sigbus_producer_attached  file truncated to 0 while the producer is attached
  *   sigbus_producer_slots     truncated to the header: the producer's next
@@ -90,7 +92,7 @@ static char *g_cfg;        /* stdout output, debug logging (attach is announced)
 
 static void die(const char *what)
 {
-	fprintf(stderr, "test_hostile: [%s] %s: %s\n", g_case ? g_case : "-", what, strerror(errno));
+	fprintf(stderr, "test_attach: [%s] %s: %s\n", g_case ? g_case : "-", what, strerror(errno));
 	exit(99);
 }
 
@@ -107,7 +109,7 @@ static void fail_exit(void)
 #define CHECK(cond, ...)                                                                      \
 	do {                                                                                  \
 		if (!(cond)) {                                                                \
-			fprintf(stderr, "test_hostile: [%s] CHECK failed at %s:%d: %s\n    ",  \
+			fprintf(stderr, "test_attach: [%s] CHECK failed at %s:%d: %s\n    ",  \
 			        g_case, __FILE__, __LINE__, #cond);                           \
 			fprintf(stderr, __VA_ARGS__);                                         \
 			fputc('\n', stderr);                                                  \
@@ -121,7 +123,7 @@ static void note(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "test_hostile: [%s] ", g_case);
+	fprintf(stderr, "test_attach: [%s] ", g_case);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -133,7 +135,7 @@ static void skip(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "test_hostile: [%s] SKIP: ", g_case);
+	fprintf(stderr, "test_attach: [%s] SKIP: ", g_case);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -850,7 +852,7 @@ static bool zeroed_round(int round, const char *cfg4)
 			CHECK(rfd >= 0, "open: %s", strerror(errno));
 			positions_of_fd(rfd, &head, &tail);
 			close(rfd);
-			fprintf(stderr, "test_hostile: [%s] round %d: after the header was zeroed"
+			fprintf(stderr, "test_attach: [%s] round %d: after the header was zeroed"
 			        " the stream stalled for 2 s at %zu output bytes (head %" PRIu64 ", tail %"
 			        PRIu64 ", producer %s).  A zero pthread_mutex_t is process-private: the"
 			        " other process's unlock cannot wake a waiter.\n", g_case, round, c.o.len,
@@ -1218,7 +1220,7 @@ static void chmod_tree(const char *dir)
 static int run_case(int i)
 {
 	uint64_t t0 = tu_now_ms();
-	char *dir = tu_mkdtemp("hostile");
+	char *dir = tu_mkdtemp("attach");
 	char *q = tu_path(dir, "queue");
 	pid_t pid;
 	int st, code;
@@ -1242,7 +1244,7 @@ static int run_case(int i)
 	setpgid(pid, pid);
 	st = tu_wait(pid, CASE_TIMEOUT_MS);
 	if (st == -ETIMEDOUT) {
-		fprintf(stderr, "test_hostile: [%s] FAIL: the case did not finish within %d ms\n",
+		fprintf(stderr, "test_attach: [%s] FAIL: the case did not finish within %d ms\n",
 		        cases[i].name, CASE_TIMEOUT_MS);
 		tu_dump_queue(q, "case hung");
 		kill(-pid, SIGKILL);
@@ -1259,7 +1261,7 @@ static int run_case(int i)
 	tu_rmdir_r(dir);
 	free(dir);
 	free(q);
-	fprintf(stderr, "test_hostile: [%s] %s (%" PRIu64 " ms)\n", cases[i].name,
+	fprintf(stderr, "test_attach: [%s] %s (%" PRIu64 " ms)\n", cases[i].name,
 	        code == 0 ? "PASS" : code == TEST_SKIP ? "SKIP" : "FAIL", tu_now_ms() - t0);
 	return code;
 }
@@ -1289,10 +1291,10 @@ int main(int argc, char **argv)
 			failed++;
 	}
 	if (!ran) {
-		fprintf(stderr, "test_hostile: no such case (try --list)\n");
+		fprintf(stderr, "test_attach: no such case (try --list)\n");
 		return 64;
 	}
-	fprintf(stderr, "test_hostile: %d case(s): %d passed, %d failed, %d skipped\n", ran,
+	fprintf(stderr, "test_attach: %d case(s): %d passed, %d failed, %d skipped\n", ran,
 	        ran - failed - skipped, failed, skipped);
 	if (failed)
 		return 1;

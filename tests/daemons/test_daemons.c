@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_lab -- the lab end to end with the real binaries: mmapq-producer,
- * mmapq-consumer and mmapqctl started as child processes on a queue file in
- * a fresh temporary directory.
+ * test_daemons -- the producer and the consumer end to end with the real
+ * binaries: mmapq-producer, mmapq-consumer and mmapqctl started as child
+ * processes on a queue file in a fresh temporary directory.
  *
  *   consumer_first     consumer waits on an empty queue, producer fills it
  *   producer_first     producer publishes and exits, records stay in the file
@@ -61,7 +61,7 @@ static char *outer_dir, *outer_qpath; /* while a test works in a subdirectory */
 static int setup(void **state)
 {
 	(void)state;
-	dir = tu_mkdtemp("lab");
+	dir = tu_mkdtemp("daemons");
 	qpath = tu_path(dir, "queue");
 	return 0;
 }
@@ -209,7 +209,7 @@ static int wait_exit(struct kid *k, int timeout_ms)
 	int st = tu_wait(k->pid, timeout_ms);
 
 	if (st == -ETIMEDOUT) {
-		fprintf(stderr, "test_lab: pid %d did not exit within %d ms\n", (int)k->pid, timeout_ms);
+		fprintf(stderr, "test_daemons: pid %d did not exit within %d ms\n", (int)k->pid, timeout_ms);
 		tu_dump_queue(qpath, "child did not exit");
 		tu_kill(k->pid);
 		tu_untrack(k->pid);
@@ -694,7 +694,7 @@ static void test_sigterm_producer_full(void **state)
 	/* (wait_exit SIGKILLs it on timeout, so the rest runs either way) */
 	st = tu_queue_status(qpath);
 	if (code != 0)
-		fprintf(stderr, "test_lab: producer blocked on a full queue: SIGTERM -> exit %d after %" PRIu64
+		fprintf(stderr, "test_daemons: producer blocked on a full queue: SIGTERM -> exit %d after %" PRIu64
 		        " ms (want 0 within 2000 ms)\n", code, tu_now_ms() - t0);
 	close_fd(&p.in);
 	kid_close(&p);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_full -- the edges of the queue: full and empty, waits with and
+ * test_ring -- the edges of the ring: full and empty, waits with and
  * without deadlines, wake-ups across processes, the dropped counter, role
  * exclusivity, the consumer's read-only slots, positions across reopen.
  *
@@ -43,7 +43,7 @@ static char *g_path;
 
 static int setup(void **state)
 {
-	g_dir = tu_mkdtemp("full");
+	g_dir = tu_mkdtemp("ring");
 	g_path = tu_path(g_dir, "full.q");
 	return 0;
 }
