@@ -42,9 +42,9 @@
  * truncated mapping into "fatal: FILE was truncated or removed while mapped
  * (SIGBUS)" and _exit(65).
  *
- * Three cases reproduce defects this test found (records published into a
- * deleted file after the consumer left, a stall on a zeroed header, a
- * socket at the path reported as an I/O error); they guard the fixes.
+ * Three cases hold the programs to what a naive version gets wrong:
+ * records published into a deleted file after the consumer left, a stall
+ * on a zeroed header, a socket at the path reported as an I/O error.
  *
  * Cases that need root powers (unshare(CLONE_NEWNS) + mount for a tiny or
  * read-only tmpfs, setuid(65534) for EACCES, mknod) skip (77) if they are
@@ -796,9 +796,9 @@ static int case_stale_publish_after_drain(void)
  * conv=notrunc` of the wrong file, or a restore over the live file).  An
  * all-zero pthread_mutex_t is a valid but *process-private*, non-robust
  * mutex: an unlock in one process wakes a private futex key of its own,
- * never the other process sleeping on the lock, which used to sleep there
- * indefinitely.  Now a lock attempt re-checks the header after a second,
- * and the daemons' once-a-second mmapq_check() notices it too.  It is a
+ * never the other process sleeping on the lock, which would sleep there
+ * indefinitely.  A lock attempt re-checks the header after a second, and
+ * the daemons' once-a-second mmapq_check() notices it too.  It is a
  * race, made likely by a ring of 4 slots and up to ROUNDS attempts.
  * Acceptable outcomes: everything delivered, or exit 65 naming the file;
  * never 2 s without progress.
@@ -1143,7 +1143,7 @@ static int case_special_files_ctl(void)
 /*
  * open(2) of a Unix socket fails with ENXIO before map_file's "is not a
  * regular file" check: the programs must still say it is a socket and exit
- * 65, like for a FIFO or a device (they used to exit 74, "I/O error").
+ * 65, like for a FIFO or a device (not 74, "I/O error").
  */
 static int case_socket_at_path(void)
 {

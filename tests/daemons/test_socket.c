@@ -967,8 +967,8 @@ static uint64_t cpu_ticks(pid_t pid)
 
 /*
  * The producer limited to 16 descriptors, 40 clients connecting: accept()
- * fails with EMFILE.  It must not spin (it used to, at 100% CPU, logging
- * 235 MB in 5 s): it backs off, says so once, and gets the clients in as
+ * fails with EMFILE.  It must not spin (100% CPU, a log line for every failed
+ * accept()): it backs off, says so once, and gets the clients in as
  * idle ones are closed.  Then a sender still gets through.
  */
 static void test_accept_exhausted(void **state)
