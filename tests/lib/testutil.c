@@ -93,6 +93,44 @@ void tu_check_failed(const char *qpath, const char *file, int line, const char *
 	va_end(ap);
 }
 
+void tu_expect_int(const char *qpath, const char *file, int line, const char *cond, uint64_t a,
+                   uint64_t b)
+{
+	if (a == b)
+		return;
+	tu_check_failed(qpath, file, line, cond, "%" PRId64 " != %" PRId64 " (0x%" PRIx64 " != 0x%" PRIx64 ")",
+	                (int64_t)a, (int64_t)b, a, b);
+	exit(1);
+}
+
+void tu_expect_str(const char *qpath, const char *file, int line, const char *cond, const char *a,
+                   const char *b)
+{
+	if (a && b ? !strcmp(a, b) : a == b)
+		return;
+	if (!a || !b)
+		tu_check_failed(qpath, file, line, cond, "%s%s%s != %s%s%s", a ? "\"" : "", a ? a : "NULL",
+		                a ? "\"" : "", b ? "\"" : "", b ? b : "NULL", b ? "\"" : "");
+	else
+		tu_check_failed(qpath, file, line, cond, "\"%s\" != \"%s\"", a, b);
+	exit(1);
+}
+
+void tu_expect_mem(const char *qpath, const char *file, int line, const char *cond, const void *a,
+                   const void *b, size_t n)
+{
+	const unsigned char *x = a, *y = b;
+	size_t i = 0;
+
+	while (i < n && x[i] == y[i])
+		i++;
+	if (i == n)
+		return;
+	tu_check_failed(qpath, file, line, cond, "%zu bytes differ from byte %zu on: 0x%02x != 0x%02x", n,
+	                i, x[i], y[i]);
+	exit(1);
+}
+
 void tu_rmdir_r(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -266,9 +304,14 @@ bool tu_wanted(int argc, char **argv, const char *name)
 
 static pid_t tracked[64];
 static int n_tracked;
+static pid_t tracker; /* the process whose children they are */
 
 void tu_track(pid_t pid)
 {
+	if (tracker != getpid()) {
+		tracker = getpid();
+		n_tracked = 0;
+	}
 	if (n_tracked < (int)(sizeof(tracked) / sizeof(tracked[0])))
 		tracked[n_tracked++] = pid;
 }
@@ -284,6 +327,8 @@ void tu_untrack(pid_t pid)
 
 void tu_kill_tracked(void)
 {
+	if (tracker != getpid())
+		return; /* a child of the test's (atexit runs there too): not its own */
 	while (n_tracked > 0) {
 		pid_t pid = tracked[--n_tracked];
 		fprintf(stderr, "%s: killing leftover child %d\n", program_invocation_short_name, (int)pid);
@@ -586,6 +631,16 @@ void tu_skip(const char *fmt, ...)
 	exit(TEST_SKIP);
 }
 
+/* One case in this process: it returns only if it passed, and then its
+ * scratch directories go. */
+static int run_case(const struct tu_case *c)
+{
+	c->run();
+	while (n_scratch)
+		tu_rmdir_r(scratch[--n_scratch]);
+	return 0;
+}
+
 int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 {
 	unsigned failed = 0, skipped = 0;
@@ -597,12 +652,8 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 	}
 	if (argc == 2) {
 		for (size_t i = 0; i < n; i++)
-			if (!strcmp(argv[1], cases[i].name)) {
-				cases[i].run();
-				while (n_scratch)
-					tu_rmdir_r(scratch[--n_scratch]);
-				return 0;
-			}
+			if (!strcmp(argv[1], cases[i].name))
+				return run_case(&cases[i]);
 		fprintf(stderr, "%s: no case '%s' (--list lists them)\n", argv[0], argv[1]);
 		return 2;
 	}
@@ -618,10 +669,8 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 		pid = fork();
 		if (pid < 0)
 			tu_die("fork");
-		if (pid == 0) {
-			cases[i].run();
-			exit(0);
-		}
+		if (pid == 0)
+			exit(run_case(&cases[i]));
 		while (waitpid(pid, &st, 0) < 0)
 			if (errno != EINTR)
 				tu_die("waitpid");

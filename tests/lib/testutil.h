@@ -106,8 +106,10 @@ int tu_become_nobody(void);
 bool tu_wanted(int argc, char **argv, const char *name);
 
 /* Children a test ends with, if it ends early: tu_track each one started,
- * tu_untrack it once reaped; tu_kill_tracked (between tests) SIGKILLs and
- * reaps the rest, naming them. */
+ * tu_untrack it once reaped; tu_kill_tracked (atexit, so that a case that
+ * fails leaves nothing running) SIGKILLs and reaps the rest, naming them.
+ * It does nothing in another process than the one that tracked them (a
+ * forked child that exits). */
 void tu_track(pid_t pid);
 void tu_untrack(pid_t pid);
 void tu_kill_tracked(void);
@@ -169,8 +171,8 @@ int tu_exit_code(int status); /* exit code, or 128+signal, or -1 */
 uint64_t tu_now_ms(void);
 
 /*
- * A test program made of named cases, each its own ctest entry
- * (mmapq_add_case_test in tests/CMakeLists.txt), so that a skip is
+ * A test program made of named cases, each its own ctest entry PROG.CASE
+ * (mmapq_add_test ... CASES in tests/CMakeLists.txt), so that a skip is
  * reported as a skip:
  *   prog --list   the case names
  *   prog CASE     that case, in this process: exit 0 passed, 77 skipped,
@@ -178,7 +180,8 @@ uint64_t tu_now_ms(void);
  *   prog          every case, each in a child of its own; exit 0 if none
  *                 failed
  * A case fails through TU_EXPECT (which prints the queue state) or any
- * non-zero exit, skips with tu_skip().
+ * non-zero exit, skips with tu_skip().  The scratch directories it made
+ * (tu_mkdtemp) are removed if it passed, kept if it failed.
  */
 struct tu_case {
 	const char *name;
@@ -188,7 +191,7 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n);
 void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* For case programs: on failure say what and where, print the queue state
- * at qpath, exit 1. */
+ * at qpath (NULL: a test of something that has no queue), exit 1. */
 #define TU_EXPECT(qpath, cond, ...)                                                  \
 	do {                                                                         \
 		if (!(cond)) {                                                       \
@@ -196,5 +199,21 @@ void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn
 			exit(1);                                                     \
 		}                                                                    \
 	} while (0)
+
+/* TU_EXPECT of an equality that says both sides when they differ: integers
+ * (any integer types, compared as 64-bit words), strings (NULL equals only
+ * NULL) and n bytes of memory (where they first differ). */
+#define TU_EXPECT_INT(qpath, a, b)                                                   \
+	tu_expect_int((qpath), __FILE__, __LINE__, #a " == " #b, (uint64_t)(a), (uint64_t)(b))
+#define TU_EXPECT_STR(qpath, a, b)                                                   \
+	tu_expect_str((qpath), __FILE__, __LINE__, #a " == " #b, (a), (b))
+#define TU_EXPECT_MEM(qpath, a, b, n)                                                \
+	tu_expect_mem((qpath), __FILE__, __LINE__, #a " == " #b, (a), (b), (n))
+void tu_expect_int(const char *qpath, const char *file, int line, const char *cond, uint64_t a,
+                   uint64_t b);
+void tu_expect_str(const char *qpath, const char *file, int line, const char *cond, const char *a,
+                   const char *b);
+void tu_expect_mem(const char *qpath, const char *file, int line, const char *cond, const void *a,
+                   const void *b, size_t n);
 
 #endif
