@@ -567,6 +567,32 @@ int tu_queue_to_version1(const char *path)
 	return r;
 }
 
+/* The words a wait sleeps on, raw from the file: the mutex's lock word, and
+ * for not_full and each consumer's not_empty the futex word and whether its
+ * waiter is registered. */
+static void dump_wait_words(const char *path, const struct mmapq_consumer_status *cs, int n)
+{
+	struct mmapq_header h;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h);
+	uint32_t lock;
+
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return;
+	memcpy(&lock, h.lock.bytes, sizeof(lock));
+	fprintf(stderr, "     lock word 0x%08" PRIx32 " not_full (seq %" PRIu32 " waiting %" PRIu32 ")",
+	        lock, h.not_full.seq, h.not_full.waiting);
+	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++) {
+		const struct mmapq_cond *c = &h.consumers[cs[i].index % MMAPQ_CONSUMERS_MAX].not_empty;
+
+		fprintf(stderr, " not_empty[%" PRIu32 "] (seq %" PRIu32 " waiting %" PRIu32 ")", cs[i].index,
+		        c->seq, c->waiting);
+	}
+	fputc('\n', stderr);
+}
+
 void tu_dump_queue(const char *path, const char *why)
 {
 	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
@@ -604,6 +630,7 @@ void tu_dump_queue(const char *path, const char *why)
 			        " pid %d attached %d recoveries %" PRIu64 " attaches %" PRIu64 "\n",
 			        cs[i].name, cs[i].index, cs[i].position, cs[i].lag, cs[i].pid,
 			        cs[i].attached, cs[i].recoveries, cs[i].attaches);
+		dump_wait_words(path, cs, n);
 	}
 	mmapq_close(q);
 }

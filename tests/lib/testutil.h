@@ -141,8 +141,8 @@ int tu_queue_to_version1(const char *path);
 /* The same as format version 2 wrote it: only the header changes. */
 int tu_queue_to_version2(const char *path);
 
-/* Print the queue's header state (head, tail, pids, counters, wait flags)
- * to stderr, prefixed with why; used on every failure. */
+/* Print the queue's header state (head, tail, pids, counters, the wait
+ * words) to stderr, prefixed with why; used on every failure. */
 void tu_dump_queue(const char *path, const char *why);
 
 /* Until pid holds the producer (or consumer) role of the queue at path,
