@@ -660,8 +660,10 @@ void tu_skip(const char *fmt, ...)
 
 /* One case in this process: it returns only if it passed, and then its
  * scratch directories go. */
-static int run_case(const struct tu_case *c)
+static int run_case(const struct tu_case *c, void (*setup)(void))
 {
+	if (setup)
+		setup();
 	c->run();
 	while (n_scratch)
 		tu_rmdir_r(scratch[--n_scratch]);
@@ -669,6 +671,12 @@ static int run_case(const struct tu_case *c)
 }
 
 int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
+{
+	return tu_main_cases_setup(argc, argv, cases, n, NULL);
+}
+
+int tu_main_cases_setup(int argc, char **argv, const struct tu_case *cases, size_t n,
+                        void (*setup)(void))
 {
 	unsigned failed = 0, skipped = 0;
 
@@ -680,7 +688,7 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 	if (argc == 2) {
 		for (size_t i = 0; i < n; i++)
 			if (!strcmp(argv[1], cases[i].name))
-				return run_case(&cases[i]);
+				return run_case(&cases[i], setup);
 		fprintf(stderr, "%s: no case '%s' (--list lists them)\n", argv[0], argv[1]);
 		return 2;
 	}
@@ -697,7 +705,7 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 		if (pid < 0)
 			tu_die("fork");
 		if (pid == 0)
-			exit(run_case(&cases[i]));
+			exit(run_case(&cases[i], setup));
 		while (waitpid(pid, &st, 0) < 0)
 			if (errno != EINTR)
 				tu_die("waitpid");

@@ -188,6 +188,10 @@ struct tu_case {
 	void (*run)(void);
 };
 int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n);
+/* The same, with setup called first in each case's process: what every case
+ * of the program starts from (a scratch directory, say). */
+int tu_main_cases_setup(int argc, char **argv, const struct tu_case *cases, size_t n,
+                        void (*setup)(void));
 void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* For case programs: on failure say what and where, print the queue state
