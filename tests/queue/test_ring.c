@@ -15,7 +15,6 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,11 +26,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 
 #include "mmapq.h"
 #include "mmapq_format.h"
-#include "cmockautil.h"
 #include "testutil.h"
 
 #define CAP 8u
@@ -41,62 +38,16 @@
 static char *g_dir;
 static char *g_path;
 
-static int setup(void **state)
+#define EXPECT(cond, ...) TU_EXPECT(g_path, cond, __VA_ARGS__)
+
+/* Each case: a directory of its own, the queue file in it not made yet. */
+static void setup(void)
 {
 	g_dir = tu_mkdtemp("ring");
 	g_path = tu_path(g_dir, "full.q");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tu_rmdir_r(g_dir);
-	free(g_dir);
-	free(g_path);
-	return 0;
 }
 
 /* ---- helpers --------------------------------------------------------------- */
-
-/* The queue state plus the raw wait words, on every failure. */
-static void dump(const char *why)
-{
-	size_t len = 0;
-	char *b = tu_read_file(g_path, &len);
-	tu_dump_queue(g_path, why);
-	if (b && len >= sizeof(struct mmapq_header)) {
-		const struct mmapq_header *h = (const void *)b;
-		fprintf(stderr, "     lockword 0x%08" PRIx32 " not_empty(seq %" PRIu32 " waiting %" PRIu32
-		        ") not_full(seq %" PRIu32 " waiting %" PRIu32 ")\n",
-		        *(const uint32_t *)h->lock.bytes, h->consumers[0].not_empty.seq, h->consumers[0].not_empty.waiting,
-		        h->not_full.seq, h->not_full.waiting);
-	}
-	free(b);
-}
-
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                                  \
-		if (!(cond)) {                                                                    \
-			fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);    \
-			fprintf(stderr, __VA_ARGS__);                                                 \
-			fprintf(stderr, "\n");                                                        \
-			dump("check failed");                                                         \
-			fail();                                                                       \
-		}                                                                                 \
-	} while (0)
-
-/* In a child: report and exit non-zero (no cmocka there). */
-#define CCHECK(cond, ...)                                                                 \
-	do {                                                                                  \
-		if (!(cond)) {                                                                    \
-			fprintf(stderr, "%s:%d: child %d: check failed: %s: ", __FILE__, __LINE__,   \
-			        (int)getpid(), #cond);                                               \
-			fprintf(stderr, __VA_ARGS__);                                                 \
-			fprintf(stderr, "\n");                                                        \
-			dump("child check failed");                                                   \
-			_exit(1);                                                                     \
-		}                                                                                 \
-	} while (0)
 
 static int try_open(enum mmapq_role role, struct mmapq **q, struct mmapq_error *e)
 {
@@ -107,18 +58,13 @@ static int try_open(enum mmapq_role role, struct mmapq **q, struct mmapq_error *
 	return mmapq_open(&p, q, e);
 }
 
-static struct mmapq *open_or_die(enum mmapq_role role, bool in_child)
+static struct mmapq *open_or_die(enum mmapq_role role)
 {
 	struct mmapq_error e;
 	struct mmapq *q;
 	int r = try_open(role, &q, &e);
-	if (r < 0) {
-		fprintf(stderr, "open as %d: %s (%s)\n", (int)role, e.msg, mmapq_strerror(r));
-		dump("open failed");
-		if (in_child)
-			_exit(1);
-		fail();
-	}
+
+	EXPECT(r == 0, "open as %d: %s (%s)", (int)role, e.msg, mmapq_strerror(r));
 	return q;
 }
 
@@ -126,14 +72,14 @@ static void produce(struct mmapq *q, int64_t from, uint32_t n)
 {
 	uint32_t nfree;
 	int r = mmapq_reserve(q, 0, &nfree);
-	CHECK(r == 0 && nfree >= n, "reserve: %d, nfree %u, need %u", r, nfree, n);
+	EXPECT(r == 0 && nfree >= n, "reserve: %d, nfree %u, need %u", r, nfree, n);
 	for (uint32_t i = 0; i < n; i++) {
 		int64_t v = from + i;
 		r = mmapq_put(q, &v, sizeof(v));
-		CHECK(r == 0, "put %" PRId64 ": %s", v, mmapq_strerror(r));
+		EXPECT(r == 0, "put %" PRId64 ": %s", v, mmapq_strerror(r));
 	}
 	r = mmapq_publish(q);
-	CHECK(r == (int)n, "publish returned %d, expected %u", r, n);
+	EXPECT(r == (int)n, "publish returned %d, expected %u", r, n);
 }
 
 /* A read-only view of the header, independent of any queue handle. */
@@ -185,59 +131,59 @@ static void child_done(pid_t pid, const char *what)
 	int st = tu_wait(pid, CHILD_TIMEOUT_MS);
 	if (st == -ETIMEDOUT) {
 		tu_kill(pid);
-		CHECK(false, "%s child %d did not finish within %d ms", what, pid, CHILD_TIMEOUT_MS);
+		EXPECT(false, "%s child %d did not finish within %d ms", what, pid, CHILD_TIMEOUT_MS);
 	}
-	CHECK(tu_exit_code(st) == 0, "%s child %d ended with %d", what, pid, tu_exit_code(st));
+	EXPECT(tu_exit_code(st) == 0, "%s child %d ended with %d", what, pid, tu_exit_code(st));
 }
 
 /* ---- full ---------------------------------------------------------------- */
 
-static void test_reserve_on_full(void **state)
+static void test_reserve_on_full(void)
 {
-	struct mmapq *q = open_or_die(MMAPQ_ROLE_PRODUCER, false);
+	struct mmapq *q = open_or_die(MMAPQ_ROLE_PRODUCER);
 	uint32_t nfree = 12345;
 	uint64_t t0, dl;
 	int64_t v = 99;
 	int r;
 
 	r = mmapq_reserve(q, 0, &nfree);
-	CHECK(r == 0 && nfree == CAP, "fresh queue: reserve %d nfree %u", r, nfree);
+	EXPECT(r == 0 && nfree == CAP, "fresh queue: reserve %d nfree %u", r, nfree);
 	produce(q, 0, CAP);
-	CHECK(mmapq_pending(q) == 0, "pending %u after publish", mmapq_pending(q));
+	EXPECT(mmapq_pending(q) == 0, "pending %u after publish", mmapq_pending(q));
 	r = mmapq_put(q, &v, sizeof(v));
-	CHECK(r == -ENOBUFS, "put on a full queue: %d (%s)", r, mmapq_strerror(r));
+	EXPECT(r == -ENOBUFS, "put on a full queue: %d (%s)", r, mmapq_strerror(r));
 
 	nfree = 12345;
 	r = mmapq_reserve(q, 0, &nfree);
-	CHECK(r == -EAGAIN, "reserve(deadline 0) on full: %d (%s)", r, mmapq_strerror(r));
-	CHECK(nfree == 12345, "nfree written on failure: %u", nfree);
+	EXPECT(r == -EAGAIN, "reserve(deadline 0) on full: %d (%s)", r, mmapq_strerror(r));
+	EXPECT(nfree == 12345, "nfree written on failure: %u", nfree);
 
 	t0 = mmapq_now_ns();
 	dl = t0 + 50 * MS;
 	r = mmapq_reserve(q, dl, &nfree);
-	CHECK(r == -ETIMEDOUT, "reserve(now + 50 ms) on full: %d (%s)", r, mmapq_strerror(r));
-	CHECK(mmapq_now_ns() >= dl, "returned %" PRIu64 " ns before its deadline", dl - mmapq_now_ns());
+	EXPECT(r == -ETIMEDOUT, "reserve(now + 50 ms) on full: %d (%s)", r, mmapq_strerror(r));
+	EXPECT(mmapq_now_ns() >= dl, "returned %" PRIu64 " ns before its deadline", dl - mmapq_now_ns());
 
 	/* a deadline in the past is the same as no wait... but says so */
 	r = mmapq_reserve(q, 1, &nfree);
-	CHECK(r == -ETIMEDOUT || r == -EAGAIN, "reserve(past deadline): %d", r);
+	EXPECT(r == -ETIMEDOUT || r == -EAGAIN, "reserve(past deadline): %d", r);
 
 	/* a consumer's release makes room that reserve sees */
 	{
-		struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER, false);
+		struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER);
 		uint32_t n;
-		CHECK(mmapq_available(c, 0, &n) == 0 && n == CAP, "available %u", n);
-		CHECK(mmapq_release(c, 2) == 0, "release");
+		EXPECT(mmapq_available(c, 0, &n) == 0 && n == CAP, "available %u", n);
+		EXPECT(mmapq_release(c, 2) == 0, "release");
 		r = mmapq_reserve(q, 0, &nfree);
-		CHECK(r == 0 && nfree == 2, "after release(2): reserve %d nfree %u", r, nfree);
+		EXPECT(r == 0 && nfree == 2, "after release(2): reserve %d nfree %u", r, nfree);
 		mmapq_close(c);
 	}
 	mmapq_close(q);
 }
 
-static void test_blocking_reserve_wakes_on_release(void **state)
+static void test_blocking_reserve_wakes_on_release(void)
 {
-	struct mmapq *q = open_or_die(MMAPQ_ROLE_PRODUCER, false);
+	struct mmapq *q = open_or_die(MMAPQ_ROLE_PRODUCER);
 	const struct mmapq_header *h;
 	int go[2];
 	uint32_t seq_before, nfree = 0;
@@ -246,30 +192,29 @@ static void test_blocking_reserve_wakes_on_release(void **state)
 
 	produce(q, 100, CAP);
 	h = map_header();
-	CHECK(h != NULL, "cannot map the header");
-	CHECK(pipe2(go, O_CLOEXEC) == 0, "pipe2");
+	EXPECT(h != NULL, "cannot map the header");
+	EXPECT(pipe2(go, O_CLOEXEC) == 0, "pipe2");
 	seq_before = load32(&h->not_full.seq);
-	pid = fork();
-	CHECK(pid >= 0, "fork");
+	pid = tu_fork();
 	if (pid == 0) {
 		struct mmapq *c;
 		uint32_t n = 0;
 		close(go[1]);
-		c = open_or_die(MMAPQ_ROLE_CONSUMER, true);
-		CCHECK(wait_eof(go[0], CHILD_TIMEOUT_MS), "no go from the parent");
+		c = open_or_die(MMAPQ_ROLE_CONSUMER);
+		EXPECT(wait_eof(go[0], CHILD_TIMEOUT_MS), "no go from the parent");
 		/* consume only once the producer really waits for room */
-		CCHECK(spin_until(&h->not_full.waiting, 1, 5000),
+		EXPECT(spin_until(&h->not_full.waiting, 1, 5000),
 		       "the producer never registered as waiting on not_full");
-		CCHECK(mmapq_available(c, 0, &n) == 0 && n == CAP, "available: n = %u", n);
+		EXPECT(mmapq_available(c, 0, &n) == 0 && n == CAP, "available: n = %u", n);
 		for (uint32_t i = 0; i < 3; i++) {
 			struct mmapq_record rec;
 			int64_t v;
-			CCHECK(mmapq_get(c, i, &rec) == 0, "get %u", i);
+			EXPECT(mmapq_get(c, i, &rec) == 0, "get %u", i);
 			memcpy(&v, rec.data, sizeof(v));
-			CCHECK(v == 100 + (int64_t)i && rec.seq == i, "record %u: seq %" PRIu64 " value %" PRId64,
+			EXPECT(v == 100 + (int64_t)i && rec.seq == i, "record %u: seq %" PRIu64 " value %" PRId64,
 			       i, rec.seq, v);
 		}
-		CCHECK(mmapq_release(c, 3) == 0, "release");
+		EXPECT(mmapq_release(c, 3) == 0, "release");
 		mmapq_close(c);
 		_exit(0);
 	}
@@ -278,107 +223,106 @@ static void test_blocking_reserve_wakes_on_release(void **state)
 	r = mmapq_reserve(q, mmapq_now_ns() + 10000 * MS, &nfree);
 	if (r != 0 || nfree == 0)
 		kill(pid, SIGKILL);
-	CHECK(r == 0, "blocking reserve returned %d (%s)", r, mmapq_strerror(r));
-	CHECK(nfree > 0, "blocking reserve returned 0 with nfree 0");
-	CHECK(nfree == 3, "nfree %u after the consumer released 3", nfree);
-	CHECK(load32(&h->not_full.seq) != seq_before, "reserve returned but nobody signalled not_full");
+	EXPECT(r == 0, "blocking reserve returned %d (%s)", r, mmapq_strerror(r));
+	EXPECT(nfree > 0, "blocking reserve returned 0 with nfree 0");
+	EXPECT(nfree == 3, "nfree %u after the consumer released 3", nfree);
+	EXPECT(load32(&h->not_full.seq) != seq_before, "reserve returned but nobody signalled not_full");
 	child_done(pid, "consumer");
 	produce(q, 108, 3);
 	munmap((void *)h, sizeof(*h));
 	mmapq_close(q);
 }
 
-static void test_count_dropped(void **state)
+static void test_count_dropped(void)
 {
-	struct mmapq *q = open_or_die(MMAPQ_ROLE_PRODUCER, false);
+	struct mmapq *q = open_or_die(MMAPQ_ROLE_PRODUCER);
 	struct mmapq_params op = {.path = g_path, .role = MMAPQ_ROLE_OBSERVER};
 	struct mmapq_error e;
 	struct mmapq_status st;
 	struct mmapq *o = NULL;
 
-	CHECK(mmapq_status(q, &st) == 0 && st.producer.dropped == 0, "dropped %" PRIu64, st.producer.dropped);
+	EXPECT(mmapq_status(q, &st) == 0 && st.producer.dropped == 0, "dropped %" PRIu64, st.producer.dropped);
 	mmapq_count_dropped(q, 5);
 	mmapq_count_dropped(q, 2);
 	mmapq_count_bad_input(q, 3);
-	CHECK(mmapq_status(q, &st) == 0 && st.producer.dropped == 7 && st.producer.bad_input == 3,
-	      "dropped %" PRIu64 " bad_input %" PRIu64, st.producer.dropped, st.producer.bad_input);
+	EXPECT(mmapq_status(q, &st) == 0 && st.producer.dropped == 7 && st.producer.bad_input == 3,
+	       "dropped %" PRIu64 " bad_input %" PRIu64, st.producer.dropped, st.producer.bad_input);
 	/* another process's view */
-	CHECK(mmapq_open(&op, &o, &e) == 0, "observer: %s", e.msg);
-	CHECK(mmapq_status(o, &st) == 0 && st.producer.dropped == 7 && st.producer.attached &&
-	      st.producer.pid == getpid(), "observer sees dropped %" PRIu64 " attached %d pid %d",
-	      st.producer.dropped, st.producer.attached, st.producer.pid);
+	EXPECT(mmapq_open(&op, &o, &e) == 0, "observer: %s", e.msg);
+	EXPECT(mmapq_status(o, &st) == 0 && st.producer.dropped == 7 && st.producer.attached &&
+	       st.producer.pid == getpid(), "observer sees dropped %" PRIu64 " attached %d pid %d",
+	       st.producer.dropped, st.producer.attached, st.producer.pid);
 	mmapq_close(q);
 	/* persistent in the file */
-	CHECK(mmapq_status(o, &st) == 0 && st.producer.dropped == 7 && !st.producer.attached,
-	      "after close: dropped %" PRIu64 " attached %d", st.producer.dropped, st.producer.attached);
+	EXPECT(mmapq_status(o, &st) == 0 && st.producer.dropped == 7 && !st.producer.attached,
+	       "after close: dropped %" PRIu64 " attached %d", st.producer.dropped, st.producer.attached);
 	mmapq_close(o);
 	/* a consumer cannot count drops */
-	q = open_or_die(MMAPQ_ROLE_CONSUMER, false);
+	q = open_or_die(MMAPQ_ROLE_CONSUMER);
 	mmapq_count_dropped(q, 100);
-	CHECK(mmapq_status(q, &st) == 0 && st.producer.dropped == 7 && st.consumer.dropped == 0,
-	      "consumer's count_dropped changed something: %" PRIu64 "/%" PRIu64, st.producer.dropped,
-	      st.consumer.dropped);
+	EXPECT(mmapq_status(q, &st) == 0 && st.producer.dropped == 7 && st.consumer.dropped == 0,
+	       "consumer's count_dropped changed something: %" PRIu64 "/%" PRIu64, st.producer.dropped,
+	       st.consumer.dropped);
 	mmapq_close(q);
 }
 
 /* ---- empty ------------------------------------------------------------- */
 
-static void test_available_on_empty(void **state)
+static void test_available_on_empty(void)
 {
-	struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER, false);
+	struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER);
 	uint32_t n = 777;
 	uint64_t dl;
 	struct mmapq_record rec;
 	int r;
 
 	r = mmapq_available(c, 0, &n);
-	CHECK(r == -EAGAIN, "available(deadline 0) on empty: %d (%s)", r, mmapq_strerror(r));
-	CHECK(n == 777, "navail written on failure: %u", n);
+	EXPECT(r == -EAGAIN, "available(deadline 0) on empty: %d (%s)", r, mmapq_strerror(r));
+	EXPECT(n == 777, "navail written on failure: %u", n);
 	dl = mmapq_now_ns() + 50 * MS;
 	r = mmapq_available(c, dl, &n);
-	CHECK(r == -ETIMEDOUT, "available(now + 50 ms) on empty: %d (%s)", r, mmapq_strerror(r));
-	CHECK(mmapq_now_ns() >= dl, "returned before its deadline");
-	CHECK(mmapq_get(c, 0, &rec) == -ENOENT, "get on empty");
-	CHECK(mmapq_release(c, 1) == -EINVAL, "release(1) on empty");
-	CHECK(mmapq_release(c, 0) == 0, "release(0)");
+	EXPECT(r == -ETIMEDOUT, "available(now + 50 ms) on empty: %d (%s)", r, mmapq_strerror(r));
+	EXPECT(mmapq_now_ns() >= dl, "returned before its deadline");
+	EXPECT(mmapq_get(c, 0, &rec) == -ENOENT, "get on empty");
+	EXPECT(mmapq_release(c, 1) == -EINVAL, "release(1) on empty");
+	EXPECT(mmapq_release(c, 0) == 0, "release(0)");
 	/* the wrong role's calls */
-	CHECK(mmapq_put(c, &n, 8) == -EPERM, "consumer put");
-	CHECK(mmapq_reserve(c, 0, &n) == -EPERM, "consumer reserve");
-	CHECK(mmapq_publish(c) == -EPERM, "consumer publish");
+	EXPECT(mmapq_put(c, &n, 8) == -EPERM, "consumer put");
+	EXPECT(mmapq_reserve(c, 0, &n) == -EPERM, "consumer reserve");
+	EXPECT(mmapq_publish(c) == -EPERM, "consumer publish");
 	mmapq_close(c);
-	c = open_or_die(MMAPQ_ROLE_PRODUCER, false);
-	CHECK(mmapq_available(c, 0, &n) == -EPERM, "producer available");
-	CHECK(mmapq_release(c, 0) == -EPERM, "producer release");
-	CHECK(mmapq_get(c, 0, &rec) == -EPERM, "producer get");
+	c = open_or_die(MMAPQ_ROLE_PRODUCER);
+	EXPECT(mmapq_available(c, 0, &n) == -EPERM, "producer available");
+	EXPECT(mmapq_release(c, 0) == -EPERM, "producer release");
+	EXPECT(mmapq_get(c, 0, &rec) == -EPERM, "producer get");
 	mmapq_close(c);
 }
 
-static void test_waiting_consumer_wakes_on_publish(void **state)
+static void test_waiting_consumer_wakes_on_publish(void)
 {
-	struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER, false);
+	struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER);
 	const struct mmapq_header *h = map_header();
 	uint32_t seq_before, n = 0;
 	int go[2];
 	pid_t pid;
 	int r;
 
-	CHECK(h != NULL, "cannot map the header");
-	CHECK(pipe2(go, O_CLOEXEC) == 0, "pipe2");
+	EXPECT(h != NULL, "cannot map the header");
+	EXPECT(pipe2(go, O_CLOEXEC) == 0, "pipe2");
 	seq_before = load32(&h->consumers[0].not_empty.seq);
-	pid = fork();
-	CHECK(pid >= 0, "fork");
+	pid = tu_fork();
 	if (pid == 0) {
 		struct mmapq *p;
 		uint32_t nfree;
 		close(go[1]);
-		p = open_or_die(MMAPQ_ROLE_PRODUCER, true);
-		CCHECK(wait_eof(go[0], CHILD_TIMEOUT_MS), "no go from the parent");
-		CCHECK(spin_until(&h->consumers[0].not_empty.waiting, 1, 5000),
+		p = open_or_die(MMAPQ_ROLE_PRODUCER);
+		EXPECT(wait_eof(go[0], CHILD_TIMEOUT_MS), "no go from the parent");
+		EXPECT(spin_until(&h->consumers[0].not_empty.waiting, 1, 5000),
 		       "the consumer never registered as waiting on not_empty");
-		CCHECK(mmapq_reserve(p, 0, &nfree) == 0 && nfree == CAP, "reserve");
+		EXPECT(mmapq_reserve(p, 0, &nfree) == 0 && nfree == CAP, "reserve");
 		for (int64_t v = 0; v < 3; v++)
-			CCHECK(mmapq_put(p, &v, sizeof(v)) == 0, "put");
-		CCHECK(mmapq_publish(p) == 3, "publish");
+			EXPECT(mmapq_put(p, &v, sizeof(v)) == 0, "put");
+		EXPECT(mmapq_publish(p) == 3, "publish");
 		mmapq_close(p);
 		_exit(0);
 	}
@@ -387,18 +331,18 @@ static void test_waiting_consumer_wakes_on_publish(void **state)
 	r = mmapq_available(c, mmapq_now_ns() + 10000 * MS, &n);
 	if (r != 0 || n == 0)
 		kill(pid, SIGKILL);
-	CHECK(r == 0, "blocking available returned %d (%s)", r, mmapq_strerror(r));
-	CHECK(n > 0, "blocking available returned 0 with nothing available");
-	CHECK(load32(&h->consumers[0].not_empty.seq) != seq_before, "available returned but nobody signalled not_empty");
+	EXPECT(r == 0, "blocking available returned %d (%s)", r, mmapq_strerror(r));
+	EXPECT(n > 0, "blocking available returned 0 with nothing available");
+	EXPECT(load32(&h->consumers[0].not_empty.seq) != seq_before, "available returned but nobody signalled not_empty");
 	child_done(pid, "producer");
 	for (uint32_t i = 0; i < n; i++) {
 		struct mmapq_record rec;
 		int64_t v;
-		CHECK(mmapq_get(c, i, &rec) == 0, "get %u", i);
+		EXPECT(mmapq_get(c, i, &rec) == 0, "get %u", i);
 		memcpy(&v, rec.data, sizeof(v));
-		CHECK(rec.seq == i && v == (int64_t)i, "record %u: seq %" PRIu64 " value %" PRId64, i, rec.seq, v);
+		EXPECT(rec.seq == i && v == (int64_t)i, "record %u: seq %" PRIu64 " value %" PRId64, i, rec.seq, v);
 	}
-	CHECK(mmapq_release(c, n) == 0, "release");
+	EXPECT(mmapq_release(c, n) == 0, "release");
 	munmap((void *)h, sizeof(*h));
 	mmapq_close(c);
 }
@@ -412,16 +356,15 @@ static pid_t holder(enum mmapq_role role, int *hold_w)
 	char c;
 	pid_t pid;
 
-	CHECK(pipe2(ready, O_CLOEXEC) == 0 && pipe2(hold, O_CLOEXEC) == 0, "pipe2");
-	pid = fork();
-	CHECK(pid >= 0, "fork");
+	EXPECT(pipe2(ready, O_CLOEXEC) == 0 && pipe2(hold, O_CLOEXEC) == 0, "pipe2");
+	pid = tu_fork();
 	if (pid == 0) {
 		struct mmapq *q;
 		close(ready[0]);
 		close(hold[1]);
-		q = open_or_die(role, true);
-		CCHECK(write(ready[1], "R", 1) == 1, "write");
-		CCHECK(wait_eof(hold[0], CHILD_TIMEOUT_MS), "never released");
+		q = open_or_die(role);
+		EXPECT(write(ready[1], "R", 1) == 1, "write");
+		EXPECT(wait_eof(hold[0], CHILD_TIMEOUT_MS), "never released");
 		mmapq_close(q);
 		_exit(0);
 	}
@@ -429,8 +372,8 @@ static pid_t holder(enum mmapq_role role, int *hold_w)
 	close(hold[0]);
 	{
 		struct pollfd pf = {.fd = ready[0], .events = POLLIN};
-		CHECK(poll(&pf, 1, CHILD_TIMEOUT_MS) == 1 && read(ready[0], &c, 1) == 1 && c == 'R',
-		      "holder child %d did not attach", pid);
+		EXPECT(poll(&pf, 1, CHILD_TIMEOUT_MS) == 1 && read(ready[0], &c, 1) == 1 && c == 'R',
+		       "holder child %d did not attach", pid);
 	}
 	close(ready[0]);
 	*hold_w = hold[1];
@@ -446,13 +389,13 @@ static void expect_busy(enum mmapq_role role, pid_t holder_pid)
 	if (r == 0)
 		mmapq_close(q);
 	snprintf(want, sizeof(want), "pid %d", (int)holder_pid);
-	CHECK(r == -EBUSY, "second %s: %d (%s) \"%s\"", role == MMAPQ_ROLE_PRODUCER ? "producer" : "consumer",
-	      r, mmapq_strerror(r), e.msg);
-	CHECK(strstr(e.msg, want) && strstr(e.msg, g_path), "-EBUSY message does not name \"%s\" and the file: \"%s\"",
-	      want, e.msg);
+	EXPECT(r == -EBUSY, "second %s: %d (%s) \"%s\"", role == MMAPQ_ROLE_PRODUCER ? "producer" : "consumer",
+	       r, mmapq_strerror(r), e.msg);
+	EXPECT(strstr(e.msg, want) && strstr(e.msg, g_path), "-EBUSY message does not name \"%s\" and the file: \"%s\"",
+	       want, e.msg);
 }
 
-static void test_roles_are_exclusive(void **state)
+static void test_roles_are_exclusive(void)
 {
 	int hold_w;
 	struct mmapq *q;
@@ -467,20 +410,20 @@ static void test_roles_are_exclusive(void **state)
 		struct mmapq_params op = {.path = g_path, .role = MMAPQ_ROLE_OBSERVER};
 		struct mmapq_error e;
 		struct mmapq *o;
-		CHECK(mmapq_open(&op, &o, &e) == 0, "observer: %s", e.msg);
-		CHECK(mmapq_status(o, &st) == 0 && st.producer.attached && st.producer.pid == pid &&
-		      !st.consumer.attached, "status: producer attached %d pid %d", st.producer.attached,
-		      st.producer.pid);
+		EXPECT(mmapq_open(&op, &o, &e) == 0, "observer: %s", e.msg);
+		EXPECT(mmapq_status(o, &st) == 0 && st.producer.attached && st.producer.pid == pid &&
+		       !st.consumer.attached, "status: producer attached %d pid %d", st.producer.attached,
+		       st.producer.pid);
 		mmapq_close(o);
 	}
 	/* the other role is free */
-	q = open_or_die(MMAPQ_ROLE_CONSUMER, false);
+	q = open_or_die(MMAPQ_ROLE_CONSUMER);
 	mmapq_close(q);
 	/* after a clean close the role is free */
 	close(hold_w);
 	child_done(pid, "producer holder");
-	q = open_or_die(MMAPQ_ROLE_PRODUCER, false);
-	CHECK(mmapq_status(q, &st) == 0 && st.producer.pid == getpid(), "pid %d", st.producer.pid);
+	q = open_or_die(MMAPQ_ROLE_PRODUCER);
+	EXPECT(mmapq_status(q, &st) == 0 && st.producer.pid == getpid(), "pid %d", st.producer.pid);
 	mmapq_close(q);
 
 	/* after SIGKILL too (the kernel drops the dead process's locks) */
@@ -488,7 +431,7 @@ static void test_roles_are_exclusive(void **state)
 	expect_busy(MMAPQ_ROLE_PRODUCER, pid);
 	tu_kill(pid);
 	close(hold_w);
-	q = open_or_die(MMAPQ_ROLE_PRODUCER, false);
+	q = open_or_die(MMAPQ_ROLE_PRODUCER);
 	mmapq_close(q);
 
 	/* the same for the consumer role */
@@ -496,7 +439,7 @@ static void test_roles_are_exclusive(void **state)
 	expect_busy(MMAPQ_ROLE_CONSUMER, pid);
 	tu_kill(pid);
 	close(hold_w);
-	q = open_or_die(MMAPQ_ROLE_CONSUMER, false);
+	q = open_or_die(MMAPQ_ROLE_CONSUMER);
 	/* and a second consumer in the same process is refused as well */
 	expect_busy(MMAPQ_ROLE_CONSUMER, getpid());
 	mmapq_close(q);
@@ -504,22 +447,21 @@ static void test_roles_are_exclusive(void **state)
 
 /* ---- the consumer cannot write slots ------------------------------------------ */
 
-static void test_consumer_slots_read_only(void **state)
+static void test_consumer_slots_read_only(void)
 {
-	struct mmapq *q = open_or_die(MMAPQ_ROLE_PRODUCER, false);
+	struct mmapq *q = open_or_die(MMAPQ_ROLE_PRODUCER);
 	pid_t pid;
 	int st;
 
 	produce(q, 42, 1);
 	mmapq_close(q);
-	pid = fork();
-	CHECK(pid >= 0, "fork");
+	pid = tu_fork();
 	if (pid == 0) {
-		struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER, true);
+		struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER);
 		struct mmapq_record rec;
 		uint32_t n;
-		CCHECK(mmapq_available(c, 0, &n) == 0 && n == 1, "available");
-		CCHECK(mmapq_get(c, 0, &rec) == 0, "get");
+		EXPECT(mmapq_available(c, 0, &n) == 0 && n == 1, "available");
+		EXPECT(mmapq_get(c, 0, &rec) == 0, "get");
 		signal(SIGSEGV, SIG_DFL); /* no sanitizer report: just die */
 		*(volatile char *)(uintptr_t)rec.data = 'X';
 		_exit(0); /* the write went through: wrong */
@@ -527,111 +469,112 @@ static void test_consumer_slots_read_only(void **state)
 	st = tu_wait(pid, CHILD_TIMEOUT_MS);
 	if (st == -ETIMEDOUT)
 		tu_kill(pid);
-	CHECK(st != -ETIMEDOUT && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
-	      "a consumer writing a slot should die of SIGSEGV; wait status 0x%x (exit code %d)", st,
-	      tu_exit_code(st));
+	EXPECT(st != -ETIMEDOUT && WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
+	       "a consumer writing a slot should die of SIGSEGV; wait status 0x%x (exit code %d)", st,
+	       tu_exit_code(st));
 	/* and the record is intact */
 	{
-		struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER, false);
+		struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER);
 		struct mmapq_record rec;
 		uint32_t n;
 		int64_t v;
-		CHECK(mmapq_available(c, 0, &n) == 0 && n == 1, "available");
-		CHECK(mmapq_get(c, 0, &rec) == 0, "get");
+		EXPECT(mmapq_available(c, 0, &n) == 0 && n == 1, "available");
+		EXPECT(mmapq_get(c, 0, &rec) == 0, "get");
 		memcpy(&v, rec.data, sizeof(v));
-		CHECK(v == 42, "value %" PRId64, v);
+		EXPECT(v == 42, "value %" PRId64, v);
 		mmapq_close(c);
 	}
 }
 
 /* ---- positions survive close and reopen ------------------------------------- */
 
-static void test_positions_persist(void **state)
+static void test_positions_persist(void)
 {
-	struct mmapq *p = open_or_die(MMAPQ_ROLE_PRODUCER, false);
-	struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER, false);
+	struct mmapq *p = open_or_die(MMAPQ_ROLE_PRODUCER);
+	struct mmapq *c = open_or_die(MMAPQ_ROLE_CONSUMER);
 	struct mmapq_status st;
 	uint32_t n;
 
 	produce(p, 0, 5);
 	produce(p, 5, 3);
-	CHECK(mmapq_available(c, 0, &n) == 0 && n == 8, "available %u", n);
-	CHECK(mmapq_release(c, 4) == 0, "release 4");
+	EXPECT(mmapq_available(c, 0, &n) == 0 && n == 8, "available %u", n);
+	EXPECT(mmapq_release(c, 4) == 0, "release 4");
 	{
 		uint32_t nfree;
-		CHECK(mmapq_reserve(p, 0, &nfree) == 0, "reserve");
+		EXPECT(mmapq_reserve(p, 0, &nfree) == 0, "reserve");
 		int64_t v;
 		for (v = 8; v < 10; v++)
-			CHECK(mmapq_put(p, &v, sizeof(v)) == 0, "put %" PRId64, v);
-		CHECK(mmapq_publish(p) == 2, "publish");
+			EXPECT(mmapq_put(p, &v, sizeof(v)) == 0, "put %" PRId64, v);
+		EXPECT(mmapq_publish(p) == 2, "publish");
 	}
 	mmapq_close(c);
 	mmapq_close(p);
 
-	c = open_or_die(MMAPQ_ROLE_CONSUMER, false);
-	CHECK(mmapq_status(c, &st) == 0 && st.head == 4 && st.tail == 10, "head %" PRIu64 " tail %" PRIu64,
-	      st.head, st.tail);
-	CHECK(mmapq_available(c, 0, &n) == 0 && n == 6, "after reopen: available %u, want 6", n);
+	c = open_or_die(MMAPQ_ROLE_CONSUMER);
+	EXPECT(mmapq_status(c, &st) == 0 && st.head == 4 && st.tail == 10, "head %" PRIu64 " tail %" PRIu64,
+	       st.head, st.tail);
+	EXPECT(mmapq_available(c, 0, &n) == 0 && n == 6, "after reopen: available %u, want 6", n);
 	for (uint32_t i = 0; i < n; i++) {
 		struct mmapq_record rec;
 		int64_t v;
-		CHECK(mmapq_get(c, i, &rec) == 0, "get %u", i);
+		EXPECT(mmapq_get(c, i, &rec) == 0, "get %u", i);
 		memcpy(&v, rec.data, sizeof(v));
-		CHECK(rec.seq == 4 + i && v == 4 + (int64_t)i, "record %u: seq %" PRIu64 " value %" PRId64, i,
-		      rec.seq, v);
+		EXPECT(rec.seq == 4 + i && v == 4 + (int64_t)i, "record %u: seq %" PRIu64 " value %" PRId64, i,
+		       rec.seq, v);
 	}
 	/* released nothing: reopening again gives the same records */
 	mmapq_close(c);
-	c = open_or_die(MMAPQ_ROLE_CONSUMER, false);
-	CHECK(mmapq_available(c, 0, &n) == 0 && n == 6, "second reopen: available %u", n);
-	CHECK(mmapq_release(c, 6) == 0, "release 6");
+	c = open_or_die(MMAPQ_ROLE_CONSUMER);
+	EXPECT(mmapq_available(c, 0, &n) == 0 && n == 6, "second reopen: available %u", n);
+	EXPECT(mmapq_release(c, 6) == 0, "release 6");
 	mmapq_close(c);
 	/* and the producer carries on at 10 */
-	p = open_or_die(MMAPQ_ROLE_PRODUCER, false);
+	p = open_or_die(MMAPQ_ROLE_PRODUCER);
 	produce(p, 10, 1);
 	mmapq_close(p);
-	c = open_or_die(MMAPQ_ROLE_CONSUMER, false);
+	c = open_or_die(MMAPQ_ROLE_CONSUMER);
 	{
 		struct mmapq_record rec;
 		int64_t v;
-		CHECK(mmapq_available(c, 0, &n) == 0 && n == 1, "available %u", n);
-		CHECK(mmapq_get(c, 0, &rec) == 0, "get");
+		EXPECT(mmapq_available(c, 0, &n) == 0 && n == 1, "available %u", n);
+		EXPECT(mmapq_get(c, 0, &rec) == 0, "get");
 		memcpy(&v, rec.data, sizeof(v));
-		CHECK(rec.seq == 10 && v == 10, "seq %" PRIu64 " value %" PRId64, rec.seq, v);
+		EXPECT(rec.seq == 10 && v == 10, "seq %" PRIu64 " value %" PRId64, rec.seq, v);
 	}
-	CHECK(mmapq_status(c, &st) == 0 && st.producer.attaches == 2 && st.consumer.attaches == 4,
-	      "attaches %" PRIu64 "/%" PRIu64, st.producer.attaches, st.consumer.attaches);
+	EXPECT(mmapq_status(c, &st) == 0 && st.producer.attaches == 2 && st.consumer.attaches == 4,
+	       "attaches %" PRIu64 "/%" PRIu64, st.producer.attaches, st.consumer.attaches);
 	mmapq_close(c);
 }
 
 /* Unpublished records are published by close. */
-static void test_close_publishes(void **state)
+static void test_close_publishes(void)
 {
-	struct mmapq *p = open_or_die(MMAPQ_ROLE_PRODUCER, false);
+	struct mmapq *p = open_or_die(MMAPQ_ROLE_PRODUCER);
 	struct mmapq *c;
 	uint32_t nfree, n;
 	int64_t v = 5;
 
-	CHECK(mmapq_reserve(p, 0, &nfree) == 0, "reserve");
-	CHECK(mmapq_put(p, &v, sizeof(v)) == 0 && mmapq_pending(p) == 1, "put");
+	EXPECT(mmapq_reserve(p, 0, &nfree) == 0, "reserve");
+	EXPECT(mmapq_put(p, &v, sizeof(v)) == 0 && mmapq_pending(p) == 1, "put");
 	mmapq_close(p);
-	c = open_or_die(MMAPQ_ROLE_CONSUMER, false);
-	CHECK(mmapq_available(c, 0, &n) == 0 && n == 1, "available %u after close with 1 pending", n);
+	c = open_or_die(MMAPQ_ROLE_CONSUMER);
+	EXPECT(mmapq_available(c, 0, &n) == 0 && n == 1, "available %u after close with 1 pending", n);
 	mmapq_close(c);
 }
 
 int main(int argc, char **argv)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_reserve_on_full, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_blocking_reserve_wakes_on_release, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_count_dropped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_available_on_empty, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_waiting_consumer_wakes_on_publish, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_roles_are_exclusive, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_consumer_slots_read_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_positions_persist, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_close_publishes, setup, teardown),
+	static const struct tu_case cases[] = {
+		{"reserve_on_full", test_reserve_on_full},
+		{"blocking_reserve_wakes_on_release", test_blocking_reserve_wakes_on_release},
+		{"count_dropped", test_count_dropped},
+		{"available_on_empty", test_available_on_empty},
+		{"waiting_consumer_wakes_on_publish", test_waiting_consumer_wakes_on_publish},
+		{"roles_are_exclusive", test_roles_are_exclusive},
+		{"consumer_slots_read_only", test_consumer_slots_read_only},
+		{"positions_persist", test_positions_persist},
+		{"close_publishes", test_close_publishes},
 	};
-	return tu_cmocka_run(argc, argv, tests, NULL, NULL);
+
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
 }
