@@ -55,9 +55,19 @@ uint64_t tu_now_ms(void)
 	return mmapq_now_ns() / 1000000u;
 }
 
-/* Made by tu_mkdtemp: tu_main_cases removes them after a case that passed. */
+/* Made by tu_mkdtemp: removed after a case that passed or skipped, by the
+ * process that made them (not by a child of its that ends). */
 static char *scratch[16];
 static size_t n_scratch;
+static pid_t scratch_owner;
+
+static void remove_scratch(void)
+{
+	if (scratch_owner != getpid())
+		return;
+	while (n_scratch)
+		tu_rmdir_r(scratch[--n_scratch]);
+}
 
 char *tu_mkdtemp(const char *tag)
 {
@@ -69,6 +79,10 @@ char *tu_mkdtemp(const char *tag)
 		tu_die("asprintf");
 	if (!mkdtemp(d))
 		tu_die("mkdtemp");
+	if (scratch_owner != getpid()) {
+		scratch_owner = getpid();
+		n_scratch = 0;
+	}
 	if (n_scratch < sizeof(scratch) / sizeof(scratch[0]))
 		scratch[n_scratch++] = d;
 	return d;
@@ -655,6 +669,7 @@ void tu_skip(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	remove_scratch();
 	exit(TEST_SKIP);
 }
 
@@ -665,8 +680,7 @@ static int run_case(const struct tu_case *c, void (*setup)(void))
 	if (setup)
 		setup();
 	c->run();
-	while (n_scratch)
-		tu_rmdir_r(scratch[--n_scratch]);
+	remove_scratch();
 	return 0;
 }
 

@@ -15,9 +15,9 @@
 #define TEST_SKIP 77
 
 /* A fresh directory under $TMPDIR (or /tmp), removed with its files by
- * tu_rmdir_r() (tu_main_cases removes those of a case that passed, and
- * keeps those of one that failed, for the post-mortem). Aborts the test on
- * failure. */
+ * tu_rmdir_r() (tu_main_cases removes those of a case that passed or
+ * skipped, and keeps those of one that failed, for the post-mortem; only
+ * the process that made them does).  Aborts the test on failure. */
 char *tu_mkdtemp(const char *tag);
 void tu_rmdir_r(const char *dir);
 char *tu_path(const char *dir, const char *name); /* malloc'd dir/name */
@@ -181,7 +181,7 @@ uint64_t tu_now_ms(void);
  *                 failed
  * A case fails through TU_EXPECT (which prints the queue state) or any
  * non-zero exit, skips with tu_skip().  The scratch directories it made
- * (tu_mkdtemp) are removed if it passed, kept if it failed.
+ * (tu_mkdtemp) are removed if it passed or skipped, kept if it failed.
  */
 struct tu_case {
 	const char *name;
