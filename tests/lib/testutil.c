@@ -273,17 +273,6 @@ pid_t tu_start(char *const argv[], const struct tu_child *c)
 	_exit(127);
 }
 
-void tu_case_fail(const char *test, const char *name, const char *qpath, int line,
-                  const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: [%s] FAIL at line %d: ", test, name, line);
-	va_start(ap, fmt);
-	report_failure(qpath, fmt, ap);
-	va_end(ap);
-}
-
 void tu_pipe(int fds[2])
 {
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -306,14 +295,6 @@ int tu_become_nobody(void)
 	if (setgroups(0, NULL) < 0 || setgid(TU_NOBODY) < 0 || setuid(TU_NOBODY) < 0)
 		return -errno;
 	return 0;
-}
-
-bool tu_wanted(int argc, char **argv, const char *name)
-{
-	for (int a = 1; a < argc; a++)
-		if (!strcmp(argv[a], name))
-			return true;
-	return argc < 2;
 }
 
 static pid_t tracked[64];

@@ -40,16 +40,6 @@ const char *tu_source_dir(void);
 void tu_check_failed(const char *qpath, const char *file, int line, const char *cond,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* For cmocka tests: on failure say what and where, print the queue state at
- * qpath, then fail the test. */
-#define TU_CHECK(qpath, cond, ...)                                                   \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			tu_check_failed((qpath), __FILE__, __LINE__, #cond, __VA_ARGS__); \
-			fail();                                                      \
-		}                                                                    \
-	} while (0)
-
 /* Path of a built program: $MMAPQ_BIN_DIR/name (set by ctest). */
 char *tu_bin(const char *name);
 
@@ -81,10 +71,6 @@ struct tu_child {
 #define TU_CHILD_INIT {.stdio = {-1, -1, -1}, .rlimit_resource = -1}
 pid_t tu_start(char *const argv[], const struct tu_child *c);
 
-/* For programs of named cases: "TEST: [CASE] FAIL at line N: message" on
- * stderr, then the queue state at qpath. */
-void tu_case_fail(const char *test, const char *name, const char *qpath, int line,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* pipe2(fds, O_CLOEXEC); exits 99 if it fails. */
 void tu_pipe(int fds[2]);
 /* fflush(NULL), then fork(); exits 99 if fork fails. */
@@ -101,9 +87,6 @@ int tu_become_nobody(void);
 /* The exit code of a child that was to run a program as nobody and could
  * not become it (it says why on stderr); no program of ours exits with it. */
 #define TU_NOT_NOBODY 125
-/* Whether case name was asked for on the command line (argv[1..]; none:
- * every case). */
-bool tu_wanted(int argc, char **argv, const char *name);
 
 /* Children a test ends with, if it ends early: tu_track each one started,
  * tu_untrack it once reaped; tu_kill_tracked (atexit, so that a case that
