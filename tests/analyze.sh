@@ -11,7 +11,7 @@
 #             producer "1 2 ... 10", both under valgrind at once (the
 #             consumer's exit is the condition waited for); then mmapqctl
 #             status/dump and a few error paths
-#   tsan      tests/test_threads.c with -fsanitize=thread, the library compiled
+#   tsan      tests/queue/test_threads.c with -fsanitize=thread, the library compiled
 #             in with one mapping shared by both threads (why: see the top of
 #             test_threads.c), as release builds compile it (no fault points)
 #             and as the fault-injection builds do (MMAPQ_FAULT_INJECTION); plus a control run with a
@@ -163,12 +163,12 @@ step_tsan() {
 	mkdir -p "$b"
 	local cc=(gcc -std=gnu11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Wall -Wextra -Werror
 	          -Wno-unused-parameter -I"$SRC/common/queue/include" -I"$SRC/common/queue"
-	          -I"$SRC/common/config" -I"$SRC/common/records" -I"$SRC/tests"
+	          -I"$SRC/common/config" -I"$SRC/common/records" -I"$SRC/tests/lib"
 	          -DMMAPQ_THREADS_SHARED_MAPPING)
 	# test_threads.c reaches into the library's handle (queue.h) and is
 	# compiled with the library's sources: every .c of common/queue (fault.c
 	# is empty unless MMAPQ_FAULT_INJECTION)
-	local srcs=("$SRC/tests/test_threads.c" "$SRC"/common/queue/*.c "$SRC/tests/testutil.c")
+	local srcs=("$SRC/tests/queue/test_threads.c" "$SRC"/common/queue/*.c "$SRC/tests/lib/testutil.c")
 	"${cc[@]}" "${srcs[@]}" -lpthread -o "$b/test_threads_tsan" || return 1
 	"${cc[@]}" -DMMAPQ_FAULT_INJECTION=1 "${srcs[@]}" -lpthread -o "$b/test_threads_tsan_testing" || return 1
 	export TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
@@ -232,8 +232,8 @@ step_tsan() {
 		printf '%s\n' "${text/"$from"/"$to"}" >"$mut/${file##*/}"
 		# -I of the copy first: test_threads.c's #include "queue.h" must
 		# find the copy's (the copy's own .c files find it beside them)
-		if ! "${cc[0]}" -I"$mut" "${cc[@]:1}" "$SRC/tests/test_threads.c" "$mut"/*.c \
-		     "$SRC/tests/testutil.c" -lpthread -o "$b/mut/$m" 2>"$b/mut/$m.build.log"; then
+		if ! "${cc[0]}" -I"$mut" "${cc[@]:1}" "$SRC/tests/queue/test_threads.c" "$mut"/*.c \
+		     "$SRC/tests/lib/testutil.c" -lpthread -o "$b/mut/$m" 2>"$b/mut/$m.build.log"; then
 			echo "tsan: mutation '$m': does not build:"; cat "$b/mut/$m.build.log"; rc=1; continue
 		fi
 		timeout 300 "$b/mut/$m" >"$b/mut/$m.log" 2>&1
@@ -265,8 +265,8 @@ step_cppcheck() {
 		--inline-suppr --quiet --suppress=missingIncludeSystem --suppress=variableScope \
 		--cppcheck-build-dir="$b" -j"$JOBS" -D_GNU_SOURCE -DMMAPQ_FAULT_INJECTION=1 \
 		-I"$SRC/common/queue/include" -I"$SRC/common/queue" -I"$SRC/common/config" \
-		-I"$SRC/common/records" -I"$SRC/daemons" -I"$SRC/daemons/runtime" -I"$SRC/tests" \
-		"$SRC/common" "$SRC/daemons" "$SRC/tests/test_hostile.c" "$SRC/tests/test_threads.c" \
+		-I"$SRC/common/records" -I"$SRC/daemons" -I"$SRC/daemons/runtime" -I"$SRC/tests/lib" \
+		"$SRC/common" "$SRC/daemons" "$SRC/tests/daemons/test_attach.c" "$SRC/tests/queue/test_threads.c" \
 		2>&1 | sed "s|$SRC/||"
 }
 
@@ -297,7 +297,7 @@ step_tidy() {
 		tail -40 "$b.build.log"
 		return 1
 	fi
-	for f in "$SRC"/common/*/*.c "$SRC"/daemons/*/*.c "$SRC"/tests/test_hostile.c "$SRC"/tests/test_threads.c; do
+	for f in "$SRC"/common/*/*.c "$SRC"/daemons/*/*.c "$SRC"/tests/daemons/test_attach.c "$SRC"/tests/queue/test_threads.c; do
 		# signal handlers: write(2) and _exit(2) are async-signal-safe (POSIX)
 		clang-tidy -p "$b" --quiet --checks="$TIDY_CHECKS" --warnings-as-errors='*' \
 			--config="{CheckOptions: [{key: bugprone-signal-handler.AsyncSafeFunctionSet, value: POSIX}]}" \

@@ -5,7 +5,7 @@ set -eu
 # systemd-container: systemd-nspawn, for the tests under a real systemd
 # (tests/systemd/run-in-container.sh; skipped without it)
 # clang, libclang-rt-14-dev: the libFuzzer targets (tests/fuzz/)
-pkgs="cmake make gcc g++ pkg-config libinih-dev libcmocka-dev libsystemd-dev systemd-container"
+pkgs="cmake make gcc g++ pkg-config libinih-dev libsystemd-dev systemd-container"
 pkgs="$pkgs clang libclang-rt-14-dev"
 # prometheus (prometheus, promtool), curl: the metrics endpoint scraped for real
 pkgs="$pkgs prometheus curl"

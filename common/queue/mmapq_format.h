@@ -84,7 +84,7 @@
  *                           relock (robustly), waiting = 0, caller rechecks
  *   A dead process leaves nothing behind in it: at worst a stale waiting = 1,
  *   which costs one unneeded FUTEX_WAKE.  The layout does not depend on the C
- *   library.  tests/test_crash.c SIGKILLs waiters, signalers and mutex
+ *   library.  tests/queue/test_crash.c SIGKILLs waiters, signalers and mutex
  *   holders at random instants and at every fault point to show it.
  *   Fast paths: mmapq_available first looks at tail, and mmapq_reserve at
  *   floor, with load-acquire, without the mutex (pairing with the

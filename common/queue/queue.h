@@ -23,7 +23,7 @@
  *
  * Nothing here is exported: the shared library is built with hidden
  * visibility, and its version script (libmmapq.map) lists mmapq.h's
- * functions only.  The TSan build of tests/test_threads.c includes this
+ * functions only.  The TSan build of tests/queue/test_threads.c includes this
  * header to reach into the handle.
  */
 #ifndef MMAPQ_QUEUE_H

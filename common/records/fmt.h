@@ -12,7 +12,7 @@
  * end (the consumer's sequence-number prefix: "SEQ\t").
  *
  * It is the inverse of the int parser (parse.c): parsing the output gives
- * v back (tests/test_parse.c checks both ways, and against snprintf).
+ * v back (tests/records/test_parse.c checks both ways, and against snprintf).
  *
  * How: a value below 10^8 is turned into its 8 digits in one 64-bit word,
  * without a division loop or a digit-pair table: split into two 4-digit

@@ -9,8 +9,8 @@
 #   - `systemd-analyze verify` reports nothing (the ExecStart=/ExecReload=
 #     binaries are checked in the staged install);
 #   - `systemd-analyze security --offline=yes`: overall exposure of every
-#     service at most 2.0 (MMAPQ_MAX_EXPOSURE), and the settings the issue
-#     asks for are there;
+#     service at most 2.0 (MMAPQ_MAX_EXPOSURE), and the settings every
+#     service must have are there;
 #   - the templates run the instance (--instance %i, PartOf=mmapq@%i.target,
 #     its own socket /run/mmapq/%i.producer.sock).
 # Exit 0 pass, 1 fail, 77 skip (systemd-analyze or cmake missing).
@@ -97,7 +97,7 @@ for u in mmapq-producer.service mmapq-consumer.service mmapq-producer@check.serv
 		*) target='mmapq.target' config='--config [^ ]*/mmapq/mmapq.ini' ;;
 	esac
 	exposure "$v/$u" "$u"
-	# What the issue asks for, literally.
+	# The settings every service must have, literally.
 	for want in 'Type=notify' 'User=mmapq' 'Group=mmapq' 'StateDirectory=mmapq' \
 		'Restart=on-failure' 'RestartPreventExitStatus=.*\b65\b.*\b78\b' 'WatchdogSec=' \
 		'SystemCallErrorNumber=EPERM' 'RestrictAddressFamilies=.*\bAF_UNIX\b' \

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_fanout -- several named consumers on one queue (issue 12), with the
- * real daemons:
+ * test_fanout -- several named consumers on one queue, with the real
+ * daemons:
  *   three_speeds      three consumers, one slowed by an output nobody reads
  *                     for a while: each gets every record in order, and the
  *                     producer is held back by the slowest alone (the fast

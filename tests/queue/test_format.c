@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,16 +30,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 
 #include "mmapq.h"
 #include "mmapq_format.h"
-#include "cmockautil.h"
 #include "testutil.h"
 
 #define CAP 8u
 #define RS 8u
 #define OPEN_TIMEOUT_MS 5000
+
+/* A failure shows no queue state: the files here are damaged on purpose,
+ * and only forked children open them. */
+#define EXPECT(cond, ...) TU_EXPECT(NULL, cond, __VA_ARGS__)
+#define EXPECT_INT(a, b) TU_EXPECT_INT(NULL, a, b)
+#define EXPECT_STR(a, b) TU_EXPECT_STR(NULL, a, b)
+#define EXPECT_MEM(a, b, n) TU_EXPECT_MEM(NULL, a, b, n)
 
 static char *g_dir;       /* scratch directory */
 static char *g_base;      /* a valid INT queue: head 3, tail 5 */
@@ -75,11 +79,8 @@ static bool open_forked(const char *path, enum mmapq_role role, uint32_t cap, ui
 	int st;
 
 	memset(out, 0, sizeof(*out));
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		fail_msg("pipe2: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0)
-		fail_msg("fork: %s", strerror(errno));
+	tu_pipe(pfd);
+	pid = tu_fork();
 	if (pid == 0) {
 		struct mmapq_params p = {.path = path, .role = role, .capacity = cap,
 		                         .record_size = rs, .format = fmt, .file_mode = 0600};
@@ -122,8 +123,7 @@ static bool open_forked(const char *path, enum mmapq_role role, uint32_t cap, ui
 static uint8_t *slurp(const char *path, size_t *len)
 {
 	char *b = tu_read_file(path, len);
-	if (!b)
-		fail_msg("cannot read %s: %s", path, strerror(errno));
+	EXPECT(b, "cannot read %s: %s", path, strerror(errno));
 	return (uint8_t *)b;
 }
 
@@ -132,8 +132,7 @@ static void put_file(const char *path, const void *b, size_t len)
 	int r;
 	unlink(path);
 	r = tu_write_file(path, b, len);
-	if (r < 0)
-		fail_msg("cannot write %s: %s", path, strerror(-r));
+	EXPECT(r == 0, "cannot write %s: %s", path, strerror(-r));
 }
 
 /* First differing offset, or -1. */
@@ -284,33 +283,32 @@ static void make_queue(const char *path, uint32_t fmt, uint32_t rs, uint32_t npu
 	int r;
 
 	r = mmapq_open(&p, &q, &e);
-	if (r < 0)
-		fail_msg("create %s: %s", path, e.msg);
-	assert_int_equal(mmapq_reserve(q, 0, &n), 0);
-	assert_true(n >= nput);
+	EXPECT(r == 0, "create %s: %s", path, e.msg);
+	EXPECT_INT(mmapq_reserve(q, 0, &n), 0);
+	EXPECT(n >= nput, "%u free, %u to put", n, nput);
 	for (uint32_t i = 0; i < nput; i++) {
 		int64_t v = (int64_t)i;
 		char line[16];
 		memset(line, 'a' + (int)i, sizeof(line));
 		if (fmt == MMAPQ_FORMAT_INT)
-			assert_int_equal(mmapq_put(q, &v, sizeof(v)), 0);
+			EXPECT_INT(mmapq_put(q, &v, sizeof(v)), 0);
 		else
-			assert_int_equal(mmapq_put(q, line, 1 + i % rs), 0);
+			EXPECT_INT(mmapq_put(q, line, 1 + i % rs), 0);
 	}
-	assert_int_equal(mmapq_publish(q), (int)nput);
+	EXPECT_INT(mmapq_publish(q), (int)nput);
 	mmapq_close(q);
 
 	p.role = MMAPQ_ROLE_CONSUMER;
 	r = mmapq_open(&p, &q, &e);
-	if (r < 0)
-		fail_msg("consumer %s: %s", path, e.msg);
-	assert_int_equal(mmapq_available(q, 0, &n), 0);
-	assert_int_equal(n, nput);
-	assert_int_equal(mmapq_release(q, nrel), 0);
+	EXPECT(r == 0, "consumer %s: %s", path, e.msg);
+	EXPECT_INT(mmapq_available(q, 0, &n), 0);
+	EXPECT_INT(n, nput);
+	EXPECT_INT(mmapq_release(q, nrel), 0);
 	mmapq_close(q);
 }
 
-static int group_setup(void **state)
+/* Each case: the valid files it damages copies of. */
+static void setup(void)
 {
 	g_dir = tu_mkdtemp("format");
 	g_base = tu_path(g_dir, "base.q");
@@ -320,29 +318,17 @@ static int group_setup(void **state)
 	make_queue(g_lbase, MMAPQ_FORMAT_LINE, 16, 3, 1);
 	g_bytes = slurp(g_base, &g_len);
 	g_lbytes = slurp(g_lbase, &g_llen);
-	if (g_len != MMAPQ_HEADER_SIZE + CAP * mmapq_slot_size(MMAPQ_FORMAT_INT, RS) ||
-	    g_len != MMAPQ_HEADER_SIZE + CAP * sizeof(struct mmapq_int_slot))
-		fail_msg("base file is %zu bytes", g_len);
-	return 0;
-}
-
-static int group_teardown(void **state)
-{
-	tu_rmdir_r(g_dir);
-	free(g_dir);
-	free(g_base);
-	free(g_lbase);
-	free(g_case);
-	free(g_bytes);
-	free(g_lbytes);
-	return 0;
+	EXPECT(g_len == MMAPQ_HEADER_SIZE + CAP * mmapq_slot_size(MMAPQ_FORMAT_INT, RS) &&
+	       g_len == MMAPQ_HEADER_SIZE + CAP * sizeof(struct mmapq_int_slot),
+	       "base file is %zu bytes", g_len);
 }
 
 /* A copy of the base with width bytes at off replaced by value. */
 static void write_case(const uint8_t *base, size_t len, size_t off, size_t width, uint64_t value)
 {
 	uint8_t *b = malloc(len);
-	assert_non_null(b);
+	if (!b)
+		tu_die("malloc");
 	memcpy(b, base, len);
 	memcpy(b + off, &value, width); /* little-endian host: low bytes first */
 	put_file(g_case, b, len);
@@ -351,7 +337,7 @@ static void write_case(const uint8_t *base, size_t len, size_t off, size_t width
 
 /* ---- the base files are valid ------------------------------------------ */
 
-static void test_base_valid(void **state)
+static void test_base_valid(void)
 {
 	int problems = check_open_all("base INT", g_base, &X_ALL_OK, NULL, false);
 	struct expect lx = {0, 0, 0, CAP, 16, MMAPQ_FORMAT_LINE, 0, 0, 0};
@@ -361,7 +347,7 @@ static void test_base_valid(void **state)
 	free(g_lbytes);
 	g_bytes = slurp(g_base, &g_len);
 	g_lbytes = slurp(g_lbase, &g_llen);
-	assert_int_equal(problems, 0);
+	EXPECT_INT(problems, 0);
 }
 
 /* ---- every header field -------------------------------------------------- */
@@ -381,7 +367,7 @@ struct field_case {
 #define CONS(i, f) (HOFF(consumers) + (i) * sizeof(struct mmapq_consumer) + \
                     offsetof(struct mmapq_consumer, f))
 
-static void test_header_fields(void **state)
+static void test_header_fields(void)
 {
 	char bo[32];
 	const uint64_t good_size = g_len;
@@ -480,15 +466,15 @@ static void test_header_fields(void **state)
 	{
 		const char *nd[] = {"magic", NULL};
 		uint8_t *b = malloc(g_len);
-		assert_non_null(b);
+		if (!b)
+			tu_die("malloc");
 		memcpy(b, g_bytes, 6);
 		memcpy(b + 6, g_bytes + 7, g_len - 7);
 		put_file(g_case, b, g_len - 1);
 		free(b);
 		problems += check_open_all("text-mode copy", g_case, &X_ALL_BAD, nd, true);
 	}
-	if (problems)
-		fail_msg("%d problem(s) with damaged header fields (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with damaged header fields (see above)", problems);
 }
 
 /* ---- the queue id ------------------------------------------------------------ */
@@ -506,9 +492,8 @@ static struct mmapq_status status_as(const char *path, enum mmapq_role role, boo
 	struct mmapq_error e;
 	struct mmapq *q = NULL;
 
-	if (mmapq_open(&p, &q, &e) < 0)
-		fail_msg("%s: open as %s: %s", path, role_str(role), e.msg);
-	assert_int_equal(mmapq_status(q, &st), 0);
+	EXPECT(mmapq_open(&p, &q, &e) == 0, "%s: open as %s: %s", path, role_str(role), e.msg);
+	EXPECT_INT(mmapq_status(q, &st), 0);
 	mmapq_close(q);
 	return st;
 }
@@ -517,62 +502,62 @@ static struct mmapq_status status_as(const char *path, enum mmapq_role role, boo
  * (all zero: made before ids, or a version-2 file upgraded in place) gets
  * one from the first producer or consumer, on disk at once, and keeps it;
  * observers and migrate (recreate) only read; a version-2 file has none. */
-static void test_queue_id(void **state)
+static void test_queue_id(void)
 {
 	char *other = tu_path(g_dir, "other.q");
 	struct mmapq_status a, b, c;
 	uint8_t *bytes;
 	size_t len;
 
-	(void)state;
 	make_queue(other, MMAPQ_FORMAT_INT, RS, 1, 0);
 	a = status_as(g_base, MMAPQ_ROLE_OBSERVER, false);
 	b = status_as(other, MMAPQ_ROLE_OBSERVER, false);
-	assert_false(zero_id(a.id));
-	assert_false(zero_id(b.id));
-	assert_memory_not_equal(a.id, b.id, MMAPQ_ID_SIZE);
-	assert_memory_equal(a.id, g_bytes + 3584, MMAPQ_ID_SIZE);
+	EXPECT(!zero_id(a.id), "%s: no queue id", g_base);
+	EXPECT(!zero_id(b.id), "%s: no queue id", other);
+	EXPECT(memcmp(a.id, b.id, MMAPQ_ID_SIZE), "two queues, one id");
+	EXPECT_MEM(a.id, g_bytes + 3584, MMAPQ_ID_SIZE);
 	/* the roles see the same id, and attaching does not change it */
 	c = status_as(g_base, MMAPQ_ROLE_CONSUMER, false);
-	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
+	EXPECT_MEM(a.id, c.id, MMAPQ_ID_SIZE);
 
 	/* a file without one */
 	bytes = malloc(g_len);
-	assert_non_null(bytes);
+	if (!bytes)
+		tu_die("malloc");
 	memcpy(bytes, g_bytes, g_len);
 	memset(bytes + HOFF(id), 0, MMAPQ_ID_SIZE);
 	put_file(g_case, bytes, g_len);
 	free(bytes);
 	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
-	assert_true(zero_id(a.id));
+	EXPECT(zero_id(a.id), "an observer's view has an id");
 	a = status_as(g_case, MMAPQ_ROLE_PRODUCER, true); /* migrate: read only */
-	assert_true(zero_id(a.id));
+	EXPECT(zero_id(a.id), "a producer's migrating attach gave it an id");
 	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
-	assert_true(zero_id(a.id));
+	EXPECT(zero_id(a.id), "an id after the producer's attach");
 	a = status_as(g_case, MMAPQ_ROLE_CONSUMER, false);
-	assert_false(zero_id(a.id));
+	EXPECT(!zero_id(a.id), "no id after the consumer's attach");
 	bytes = slurp(g_case, &len);
-	assert_memory_equal(bytes + HOFF(id), a.id, MMAPQ_ID_SIZE); /* in the file */
+	EXPECT_MEM(bytes + HOFF(id), a.id, MMAPQ_ID_SIZE); /* in the file */
 	free(bytes);
 	b = status_as(g_case, MMAPQ_ROLE_PRODUCER, false);
 	c = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
-	assert_memory_equal(a.id, b.id, MMAPQ_ID_SIZE);
-	assert_memory_equal(a.id, c.id, MMAPQ_ID_SIZE);
+	EXPECT_MEM(a.id, b.id, MMAPQ_ID_SIZE);
+	EXPECT_MEM(a.id, c.id, MMAPQ_ID_SIZE);
 
 	/* version 2 has none; upgraded in place, it gets one */
 	put_file(g_case, g_bytes, g_len);
-	assert_int_equal(tu_queue_to_version2(g_case), 0);
+	EXPECT_INT(tu_queue_to_version2(g_case), 0);
 	a = status_as(g_case, MMAPQ_ROLE_OBSERVER, false);
-	assert_int_equal(a.version, 2);
-	assert_true(zero_id(a.id));
+	EXPECT_INT(a.version, 2);
+	EXPECT(zero_id(a.id), "a version-2 file has an id");
 	a = status_as(g_case, MMAPQ_ROLE_PRODUCER, false);
-	assert_int_equal(a.version, 3);
-	assert_false(zero_id(a.id));
+	EXPECT_INT(a.version, 3);
+	EXPECT(!zero_id(a.id), "no id after the upgrade to version 3");
 	free(other);
 }
 
 /* Fields that may hold anything: the file must open (and is not refused). */
-static void test_header_free_fields(void **state)
+static void test_header_free_fields(void)
 {
 	const struct {
 		const char *name;
@@ -599,8 +584,7 @@ static void test_header_free_fields(void **state)
 		write_case(g_bytes, g_len, cases[i].off, cases[i].width, cases[i].value);
 		problems += check_open_all(cases[i].name, g_case, &X_ALL_OK, NULL, false);
 	}
-	if (problems)
-		fail_msg("%d problem(s) (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) (see above)", problems);
 }
 
 /* ---- slots ------------------------------------------------------------- */
@@ -610,7 +594,7 @@ static size_t slot_off(uint32_t fmt, uint32_t rs, uint64_t seq)
 	return MMAPQ_HEADER_SIZE + (size_t)(seq % CAP) * mmapq_slot_size(fmt, rs);
 }
 
-static void test_slots(void **state)
+static void test_slots(void)
 {
 	int problems = 0;
 	const struct expect lx = {-EBADMSG, -EBADMSG, 0, CAP, 16, MMAPQ_FORMAT_LINE, 0, 0, 0};
@@ -658,13 +642,12 @@ static void test_slots(void **state)
 			                           lc[i].ok ? NULL : lc[i].needle, !lc[i].ok);
 		}
 	}
-	if (problems)
-		fail_msg("%d problem(s) with damaged slots (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with damaged slots (see above)", problems);
 }
 
 /* ---- sizes ------------------------------------------------------------- */
 
-static void test_sizes(void **state)
+static void test_sizes(void)
 {
 	char gs[32], s[5][32];
 	const size_t lens[5] = {0, 100, MMAPQ_HEADER_SIZE, g_len - 1, g_len + 1};
@@ -673,7 +656,8 @@ static void test_sizes(void **state)
 	uint8_t *b = calloc(1, g_len + 1);
 	int problems = 0;
 
-	assert_non_null(b);
+	if (!b)
+		tu_die("malloc");
 	memcpy(b, g_bytes, g_len);
 	snprintf(gs, sizeof(gs), "%zu", g_len);
 	for (int i = 0; i < 5; i++) {
@@ -685,18 +669,18 @@ static void test_sizes(void **state)
 		problems += check_open_all(names[i], g_case, &X_ALL_BAD, nd, true);
 	}
 	free(b);
-	if (problems)
-		fail_msg("%d problem(s) with truncated/extended files (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with truncated/extended files (see above)", problems);
 }
 
-static void test_garbage(void **state)
+static void test_garbage(void)
 {
 	size_t len = g_len * 2;
 	uint8_t *b = malloc(len);
 	int problems = 0;
 	const char *nd[] = {"magic", NULL};
 
-	assert_non_null(b);
+	if (!b)
+		tu_die("malloc");
 	srandom(12345);
 	for (size_t i = 0; i < len; i++)
 		b[i] = (uint8_t)random();
@@ -713,13 +697,12 @@ static void test_garbage(void **state)
 	put_file(g_case, b, g_len);
 	problems += check_open_all("zeros", g_case, &X_ALL_BAD, nd, true);
 	free(b);
-	if (problems)
-		fail_msg("%d problem(s) with garbage files (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with garbage files (see above)", problems);
 }
 
 /* ---- configuration mismatch ---------------------------------------------------- */
 
-static void test_config_mismatch(void **state)
+static void test_config_mismatch(void)
 {
 	int problems = 0;
 	put_file(g_case, g_bytes, g_len);
@@ -780,8 +763,7 @@ static void test_config_mismatch(void **state)
 		}
 		free(none);
 	}
-	if (problems)
-		fail_msg("%d problem(s) with configuration mismatches (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with configuration mismatches (see above)", problems);
 }
 
 /* ---- version 1 files ---------------------------------------------------------- */
@@ -795,15 +777,14 @@ static struct mmapq *open_in(const char *path, enum mmapq_role role, uint32_t rs
 	struct mmapq *q = NULL;
 	int r = mmapq_open(&p, &q, &e);
 
-	if (r < 0)
-		fail_msg("open %s (migrate %d): %s (%s)", path, migrate, e.msg, mmapq_strerror(r));
+	EXPECT(r == 0, "open %s (migrate %d): %s (%s)", path, migrate, e.msg, mmapq_strerror(r));
 	return q;
 }
 
 /* A version-1 file: the daemons' roles refuse it naming `mmapqctl recreate`,
  * untouched; an observer reads it; with migrate both roles attach, read its
  * records (v1 int slots) and never write a slot. */
-static void test_version1(void **state)
+static void test_version1(void)
 {
 	const struct expect x = {-EPROTO, -EPROTO, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 	const struct expect lx = {-EPROTO, -EPROTO, 0, CAP, 16, MMAPQ_FORMAT_LINE, 0, 0, 0};
@@ -818,60 +799,59 @@ static void test_version1(void **state)
 	int problems = 0;
 
 	put_file(g_case, g_bytes, g_len);
-	assert_int_equal(tu_queue_to_version1(g_case), 0);
+	EXPECT_INT(tu_queue_to_version1(g_case), 0);
 	b = slurp(g_case, &len);
-	assert_int_equal(len, MMAPQ_HEADER_SIZE + CAP * 24);
+	EXPECT_INT(len, MMAPQ_HEADER_SIZE + CAP * 24);
 	problems += check_open_all("version 1 int", g_case, &x, nd, true);
 
 	o = open_in(g_case, MMAPQ_ROLE_OBSERVER, 0, 0, true);
-	assert_int_equal(mmapq_status(o, &st), 0);
-	assert_int_equal(st.version, 1);
-	assert_int_equal(st.slot_size, 24);
-	assert_int_equal(st.head, 3);
-	assert_int_equal(st.tail, 5);
-	assert_int_equal(mmapq_peek(o, 4, buf, sizeof(buf), &rec[0]), 0);
-	assert_int_equal(rec[0].len, 8);
+	EXPECT_INT(mmapq_status(o, &st), 0);
+	EXPECT_INT(st.version, 1);
+	EXPECT_INT(st.slot_size, 24);
+	EXPECT_INT(st.head, 3);
+	EXPECT_INT(st.tail, 5);
+	EXPECT_INT(mmapq_peek(o, 4, buf, sizeof(buf), &rec[0]), 0);
+	EXPECT_INT(rec[0].len, 8);
 	memcpy(&v, rec[0].data, sizeof(v));
-	assert_int_equal(v, 4);
+	EXPECT_INT(v, 4);
 	mmapq_close(o);
 
 	c = open_in(g_case, MMAPQ_ROLE_CONSUMER, RS, MMAPQ_FORMAT_INT, true);
 	p = open_in(g_case, MMAPQ_ROLE_PRODUCER, RS, MMAPQ_FORMAT_INT, true);
-	assert_int_equal(mmapq_available(c, 0, &n), 0);
-	assert_int_equal(n, 2);
-	assert_int_equal(mmapq_get_many(c, 0, CAP, rec), 2);
+	EXPECT_INT(mmapq_available(c, 0, &n), 0);
+	EXPECT_INT(n, 2);
+	EXPECT_INT(mmapq_get_many(c, 0, CAP, rec), 2);
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(rec[i].seq, 3 + i);
-		assert_int_equal(rec[i].len, 8);
+		EXPECT_INT(rec[i].seq, 3 + i);
+		EXPECT_INT(rec[i].len, 8);
 		memcpy(&v, rec[i].data, sizeof(v));
-		assert_int_equal(v, 3 + i);
+		EXPECT_INT(v, 3 + i);
 	}
-	assert_int_equal(mmapq_get(c, 1, &rec[0]), 0);
-	assert_int_equal(rec[0].seq, 4);
-	assert_int_equal(mmapq_reserve(p, 0, &n), 0);
-	assert_int_equal(mmapq_put(p, &v, sizeof(v)), -EROFS);
-	assert_int_equal(mmapq_put_many(p, &v, sizeof(v), 1), -EROFS);
-	assert_int_equal(mmapq_pending(p), 0);
+	EXPECT_INT(mmapq_get(c, 1, &rec[0]), 0);
+	EXPECT_INT(rec[0].seq, 4);
+	EXPECT_INT(mmapq_reserve(p, 0, &n), 0);
+	EXPECT_INT(mmapq_put(p, &v, sizeof(v)), -EROFS);
+	EXPECT_INT(mmapq_put_many(p, &v, sizeof(v), 1), -EROFS);
+	EXPECT_INT(mmapq_pending(p), 0);
 	mmapq_close(p);
 	mmapq_close(c);
 	/* not a slot written: the slots are as they were */
 	after = slurp(g_case, &alen);
-	assert_int_equal(alen, len);
-	assert_memory_equal(after + MMAPQ_HEADER_SIZE, b + MMAPQ_HEADER_SIZE, len - MMAPQ_HEADER_SIZE);
+	EXPECT_INT(alen, len);
+	EXPECT_MEM(after + MMAPQ_HEADER_SIZE, b + MMAPQ_HEADER_SIZE, len - MMAPQ_HEADER_SIZE);
 	free(after);
 	free(b);
 
 	/* a version-1 line file: the same layout, refused all the same */
 	put_file(g_case, g_lbytes, g_llen);
-	assert_int_equal(tu_queue_to_version1(g_case), 0);
+	EXPECT_INT(tu_queue_to_version1(g_case), 0);
 	b = slurp(g_case, &len);
-	assert_int_equal(len, g_llen);
-	assert_int_equal(((struct mmapq_header *)b)->version, 1);
-	assert_memory_equal(b + MMAPQ_HEADER_SIZE, g_lbytes + MMAPQ_HEADER_SIZE, g_llen - MMAPQ_HEADER_SIZE);
+	EXPECT_INT(len, g_llen);
+	EXPECT_INT(((struct mmapq_header *)b)->version, 1);
+	EXPECT_MEM(b + MMAPQ_HEADER_SIZE, g_lbytes + MMAPQ_HEADER_SIZE, g_llen - MMAPQ_HEADER_SIZE);
 	problems += check_open_all("version 1 line", g_case, &lx, nd, true);
 	free(b);
-	if (problems)
-		fail_msg("%d problem(s) with version-1 files (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with version-1 files (see above)", problems);
 }
 
 /* ---- version 2 files ----------------------------------------------------------- */
@@ -882,7 +862,7 @@ static void test_version1(void **state)
  * "default"); upgraded in place by the first role that attaches alone: its
  * consumer becomes the registered consumer "default" at its head, the
  * slots stay as they were, and its records are read on. */
-static void test_version2(void **state)
+static void test_version2(void)
 {
 	const struct expect x = {-EPROTO, -EPROTO, 0, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 	const char *nd[] = {"format version 2", "in use by another process", "upgrades it to version 3",
@@ -899,47 +879,46 @@ static void test_version2(void **state)
 	uint32_t n;
 	int fd, problems = 0;
 
-	(void)state;
 	put_file(g_case, g_bytes, g_len);
-	assert_int_equal(tu_queue_to_version2(g_case), 0);
+	EXPECT_INT(tu_queue_to_version2(g_case), 0);
 	b = slurp(g_case, &len);
-	assert_int_equal(((struct mmapq_header *)b)->version, 2);
+	EXPECT_INT(((struct mmapq_header *)b)->version, 2);
 
 	/* an older daemon attached: the attach lock held shared */
 	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	EXPECT(fd >= 0, "%s: %s", lock_path, strerror(errno));
+	EXPECT_INT(fcntl(fd, F_OFD_SETLK, &fl), 0);
 	problems += check_open_all("version 2 in use", g_case, &x, nd, true);
 
 	o = open_in(g_case, MMAPQ_ROLE_OBSERVER, 0, 0, false);
-	assert_int_equal(mmapq_status(o, &st), 0);
-	assert_int_equal(st.version, 2);
-	assert_int_equal(st.head, 3);
-	assert_int_equal(st.tail, 5);
-	assert_int_equal(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), 1);
-	assert_string_equal(cs[0].name, "default");
-	assert_int_equal(cs[0].position, 3);
+	EXPECT_INT(mmapq_status(o, &st), 0);
+	EXPECT_INT(st.version, 2);
+	EXPECT_INT(st.head, 3);
+	EXPECT_INT(st.tail, 5);
+	EXPECT_INT(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), 1);
+	EXPECT_STR(cs[0].name, "default");
+	EXPECT_INT(cs[0].position, 3);
 	mmapq_close(o);
 	close(fd); /* the older daemon is gone */
 
 	/* alone: upgraded by the consumer that attaches, records read on */
 	c = open_in(g_case, MMAPQ_ROLE_CONSUMER, RS, MMAPQ_FORMAT_INT, false);
-	assert_int_equal(mmapq_status(c, &st), 0);
-	assert_int_equal(st.version, 3);
-	assert_int_equal(st.max_consumers, MMAPQ_CONSUMERS_DEFAULT);
-	assert_int_equal(mmapq_consumers(c, cs, MMAPQ_CONSUMERS_MAX), 1);
-	assert_string_equal(cs[0].name, "default");
-	assert_int_equal(cs[0].position, 3);
-	assert_int_equal(mmapq_available(c, 0, &n), 0);
-	assert_int_equal(n, 2);
-	assert_int_equal(mmapq_get_many(c, 0, CAP, rec), 2);
+	EXPECT_INT(mmapq_status(c, &st), 0);
+	EXPECT_INT(st.version, 3);
+	EXPECT_INT(st.max_consumers, MMAPQ_CONSUMERS_DEFAULT);
+	EXPECT_INT(mmapq_consumers(c, cs, MMAPQ_CONSUMERS_MAX), 1);
+	EXPECT_STR(cs[0].name, "default");
+	EXPECT_INT(cs[0].position, 3);
+	EXPECT_INT(mmapq_available(c, 0, &n), 0);
+	EXPECT_INT(n, 2);
+	EXPECT_INT(mmapq_get_many(c, 0, CAP, rec), 2);
 	memcpy(&v, rec[1].data, sizeof(v));
-	assert_int_equal(rec[1].seq, 4);
-	assert_int_equal(v, 4);
+	EXPECT_INT(rec[1].seq, 4);
+	EXPECT_INT(v, 4);
 	mmapq_close(c);
 	after = slurp(g_case, &alen);
-	assert_int_equal(alen, len);
-	assert_memory_equal(after + MMAPQ_HEADER_SIZE, b + MMAPQ_HEADER_SIZE, len - MMAPQ_HEADER_SIZE);
+	EXPECT_INT(alen, len);
+	EXPECT_MEM(after + MMAPQ_HEADER_SIZE, b + MMAPQ_HEADER_SIZE, len - MMAPQ_HEADER_SIZE);
 	free(after);
 	/* now an ordinary version-3 file to every role */
 	problems += check_open_all("version 2 upgraded", g_case, &X_ALL_OK, NULL, false);
@@ -948,14 +927,14 @@ static void test_version2(void **state)
 		struct mmapq_params p = {.path = g_case, .role = MMAPQ_ROLE_PRODUCER, .capacity = CAP,
 		                         .record_size = RS, .format = MMAPQ_FORMAT_INT, .max_consumers = 4};
 		struct mmapq_error e;
-		assert_int_equal(mmapq_open(&p, &o, &e), -EPROTO);
-		assert_non_null(strstr(e.msg, "max_consumers is 8 in the file but 4"));
+		EXPECT_INT(mmapq_open(&p, &o, &e), -EPROTO);
+		EXPECT(strstr(e.msg, "max_consumers is 8 in the file but 4"), "'%s'", e.msg);
 	}
 
 	/* a crash in the middle of an upgrade (the table written, the version
 	 * not yet): still a version 2, upgraded again */
 	put_file(g_case, g_bytes, g_len);
-	assert_int_equal(tu_queue_to_version2(g_case), 0);
+	EXPECT_INT(tu_queue_to_version2(g_case), 0);
 	free(b);
 	b = slurp(g_case, &len);
 	memcpy(b + offsetof(struct mmapq_header, consumers), g_bytes + offsetof(struct mmapq_header, consumers),
@@ -964,21 +943,20 @@ static void test_version2(void **state)
 	       g_bytes + offsetof(struct mmapq_header, max_consumers), 4);
 	put_file(g_case, b, len);
 	c = open_in(g_case, MMAPQ_ROLE_PRODUCER, RS, MMAPQ_FORMAT_INT, false);
-	assert_int_equal(mmapq_status(c, &st), 0);
-	assert_int_equal(st.version, 3);
-	assert_int_equal(st.consumers, 1);
+	EXPECT_INT(mmapq_status(c, &st), 0);
+	EXPECT_INT(st.version, 3);
+	EXPECT_INT(st.consumers, 1);
 	mmapq_close(c);
 	free(b);
 	free(lock_path);
-	if (problems)
-		fail_msg("%d problem(s) with version-2 files (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with version-2 files (see above)", problems);
 }
 
 /* ---- mmapq_put_many and mmapq_get_many at their edges ------------------------- */
 
 /* Room, lengths, roles, the wrap of the ring, and a corrupt slot in the
  * middle of a get_many (the records before it, then -EBADMSG). */
-static void test_bulk_edges(void **state)
+static void test_bulk_edges(void)
 {
 	char *path = tu_path(g_dir, "bulk.q");
 	int64_t v[4 * CAP], got[2 * CAP], gkeep;
@@ -992,96 +970,96 @@ static void test_bulk_edges(void **state)
 	unlink(path);
 	p = open_in(path, MMAPQ_ROLE_PRODUCER, RS, MMAPQ_FORMAT_INT, false);
 	c = open_in(path, MMAPQ_ROLE_CONSUMER, RS, MMAPQ_FORMAT_INT, false);
-	assert_int_equal(mmapq_put_many(c, v, 8, 1), -EPERM);
-	assert_int_equal(mmapq_get_many(p, 0, 1, r), -EPERM);
-	assert_int_equal(mmapq_copy_many(p, 0, 1, got, 8), -EPERM);
-	assert_int_equal(mmapq_reserve(p, 0, &n), 0);
-	assert_int_equal(n, CAP);
-	assert_int_equal(mmapq_put_many(p, v, 7, 1), -EMSGSIZE);
-	assert_int_equal(mmapq_put_many(p, v, 16, 1), -EMSGSIZE);
-	assert_int_equal(mmapq_put_many(p, v, 8, 0), 0);
+	EXPECT_INT(mmapq_put_many(c, v, 8, 1), -EPERM);
+	EXPECT_INT(mmapq_get_many(p, 0, 1, r), -EPERM);
+	EXPECT_INT(mmapq_copy_many(p, 0, 1, got, 8), -EPERM);
+	EXPECT_INT(mmapq_reserve(p, 0, &n), 0);
+	EXPECT_INT(n, CAP);
+	EXPECT_INT(mmapq_put_many(p, v, 7, 1), -EMSGSIZE);
+	EXPECT_INT(mmapq_put_many(p, v, 16, 1), -EMSGSIZE);
+	EXPECT_INT(mmapq_put_many(p, v, 8, 0), 0);
 	/* 5 of the 8 slots, then more than the 3 left: 3 are put */
-	assert_int_equal(mmapq_put_many(p, v, 8, 5), 5);
-	assert_int_equal(mmapq_next_seq(p), 5);
-	assert_int_equal(mmapq_put_many(p, v + 5, 8, 10), 3);
-	assert_int_equal(mmapq_put_many(p, v, 8, 1), -ENOBUFS);
-	assert_int_equal(mmapq_pending(p), CAP);
-	assert_int_equal(mmapq_publish(p), (int)CAP);
+	EXPECT_INT(mmapq_put_many(p, v, 8, 5), 5);
+	EXPECT_INT(mmapq_next_seq(p), 5);
+	EXPECT_INT(mmapq_put_many(p, v + 5, 8, 10), 3);
+	EXPECT_INT(mmapq_put_many(p, v, 8, 1), -ENOBUFS);
+	EXPECT_INT(mmapq_pending(p), CAP);
+	EXPECT_INT(mmapq_publish(p), (int)CAP);
 
-	assert_int_equal(mmapq_available(c, 0, &n), 0);
-	assert_int_equal(n, CAP);
-	assert_int_equal(mmapq_get_many(c, CAP, 1, r), -ENOENT);
-	assert_int_equal(mmapq_get_many(c, 0, 0, r), 0);
-	assert_int_equal(mmapq_get_many(c, 6, 100, r), 2);
-	assert_int_equal(r[0].seq, 6);
-	assert_int_equal(*(const int64_t *)r[1].data, 1007);
-	assert_int_equal(mmapq_copy_many(c, CAP, 1, got, 8), -ENOENT);
-	assert_int_equal(mmapq_copy_many(c, 0, 0, got, 8), 0);
-	assert_int_equal(mmapq_copy_many(c, 1, 100, got, 8), (int)CAP - 1);
+	EXPECT_INT(mmapq_available(c, 0, &n), 0);
+	EXPECT_INT(n, CAP);
+	EXPECT_INT(mmapq_get_many(c, CAP, 1, r), -ENOENT);
+	EXPECT_INT(mmapq_get_many(c, 0, 0, r), 0);
+	EXPECT_INT(mmapq_get_many(c, 6, 100, r), 2);
+	EXPECT_INT(r[0].seq, 6);
+	EXPECT_INT(*(const int64_t *)r[1].data, 1007);
+	EXPECT_INT(mmapq_copy_many(c, CAP, 1, got, 8), -ENOENT);
+	EXPECT_INT(mmapq_copy_many(c, 0, 0, got, 8), 0);
+	EXPECT_INT(mmapq_copy_many(c, 1, 100, got, 8), (int)CAP - 1);
 	for (int i = 0; i < (int)CAP - 1; i++)
-		assert_int_equal(got[i], 1001 + i);
+		EXPECT_INT(got[i], 1001 + i);
 	/* an int record is 8 bytes: asked for 4, none is copied */
-	assert_int_equal(mmapq_copy_many(c, 0, 1, got, 4), -EMSGSIZE);
-	assert_int_equal(mmapq_release(c, CAP), 0);
+	EXPECT_INT(mmapq_copy_many(c, 0, 1, got, 4), -EMSGSIZE);
+	EXPECT_INT(mmapq_release(c, CAP), 0);
 
 	/* across the end of the ring: seq 8..13 in slots 0..5, 6 consumed;
 	 * seq 14 in slot 6; then seq 15..21 in slots 7, 0..5 in one call,
 	 * and seq 14..21 read in one call */
-	assert_int_equal(mmapq_reserve(p, 0, &n), 0);
-	assert_int_equal(n, CAP);
-	assert_int_equal(mmapq_put_many(p, v + 8, 8, 6), 6);
-	assert_int_equal(mmapq_publish(p), 6);
-	assert_int_equal(mmapq_available(c, 0, &n), 0);
-	assert_int_equal(n, 6);
-	assert_int_equal(mmapq_release(c, 6), 0);
-	assert_int_equal(mmapq_put_many(p, v + 14, 8, 1), 1);
-	assert_int_equal(mmapq_publish(p), 1);
-	assert_int_equal(mmapq_reserve(p, 0, &n), 0);
-	assert_int_equal(n, 7);
-	assert_int_equal(mmapq_put_many(p, v + 15, 8, 7), 7);
-	assert_int_equal(mmapq_publish(p), 7);
-	assert_int_equal(mmapq_available(c, 0, &n), 0);
-	assert_int_equal(n, CAP);
-	assert_int_equal(mmapq_get_many(c, 0, 2 * CAP, r), (int)CAP);
+	EXPECT_INT(mmapq_reserve(p, 0, &n), 0);
+	EXPECT_INT(n, CAP);
+	EXPECT_INT(mmapq_put_many(p, v + 8, 8, 6), 6);
+	EXPECT_INT(mmapq_publish(p), 6);
+	EXPECT_INT(mmapq_available(c, 0, &n), 0);
+	EXPECT_INT(n, 6);
+	EXPECT_INT(mmapq_release(c, 6), 0);
+	EXPECT_INT(mmapq_put_many(p, v + 14, 8, 1), 1);
+	EXPECT_INT(mmapq_publish(p), 1);
+	EXPECT_INT(mmapq_reserve(p, 0, &n), 0);
+	EXPECT_INT(n, 7);
+	EXPECT_INT(mmapq_put_many(p, v + 15, 8, 7), 7);
+	EXPECT_INT(mmapq_publish(p), 7);
+	EXPECT_INT(mmapq_available(c, 0, &n), 0);
+	EXPECT_INT(n, CAP);
+	EXPECT_INT(mmapq_get_many(c, 0, 2 * CAP, r), (int)CAP);
 	for (int i = 0; i < (int)CAP; i++) {
-		assert_int_equal(r[i].seq, 14 + i);
-		assert_int_equal(r[i].len, 8);
-		assert_int_equal(*(const int64_t *)r[i].data, 1014 + i);
+		EXPECT_INT(r[i].seq, 14 + i);
+		EXPECT_INT(r[i].len, 8);
+		EXPECT_INT(*(const int64_t *)r[i].data, 1014 + i);
 	}
 	/* the same values by copy, from every start (the four-at-a-time loop
 	 * and the one-by-one rest, across the end of the ring) */
 	for (uint32_t at = 0; at < CAP; at++) {
 		memset(got, 0, sizeof(got));
-		assert_int_equal(mmapq_copy_many(c, at, 2 * CAP, got, 8), (int)(CAP - at));
+		EXPECT_INT(mmapq_copy_many(c, at, 2 * CAP, got, 8), (int)(CAP - at));
 		for (uint32_t i = 0; i < CAP - at; i++)
-			assert_int_equal(got[i], 1014 + at + i);
+			EXPECT_INT(got[i], 1014 + at + i);
 	}
 
 	/* record 19 (slot 3) corrupt: get_many stops before it; at it,
 	 * -EBADMSG with r untouched */
 	fd = open(path, O_RDWR | O_CLOEXEC);
-	assert_true(fd >= 0);
+	EXPECT(fd >= 0, "%s: %s", path, strerror(errno));
 	{
 		uint64_t bad = 77;
-		assert_int_equal(pwrite(fd, &bad, sizeof(bad),
-		                        MMAPQ_HEADER_SIZE + 3 * sizeof(struct mmapq_int_slot)), 8);
+		EXPECT_INT(pwrite(fd, &bad, sizeof(bad),
+		                  MMAPQ_HEADER_SIZE + 3 * sizeof(struct mmapq_int_slot)), 8);
 	}
 	close(fd);
-	assert_int_equal(mmapq_get_many(c, 0, CAP, r), 5);
+	EXPECT_INT(mmapq_get_many(c, 0, CAP, r), 5);
 	keep = r[0];
-	assert_int_equal(mmapq_get_many(c, 5, 2, r), -EBADMSG);
-	assert_memory_equal(&keep, &r[0], sizeof(keep));
-	assert_int_equal(mmapq_get(c, 5, &r[0]), -EBADMSG);
-	assert_int_equal(mmapq_get_many(c, 6, CAP, r), 2);
-	assert_int_equal(r[1].seq, 21);
+	EXPECT_INT(mmapq_get_many(c, 5, 2, r), -EBADMSG);
+	EXPECT_MEM(&keep, &r[0], sizeof(keep));
+	EXPECT_INT(mmapq_get(c, 5, &r[0]), -EBADMSG);
+	EXPECT_INT(mmapq_get_many(c, 6, CAP, r), 2);
+	EXPECT_INT(r[1].seq, 21);
 	/* copies stop at the same place, wherever it falls in a group of four */
 	for (uint32_t at = 0; at < 5; at++)
-		assert_int_equal(mmapq_copy_many(c, at, CAP, got, 8), (int)(5 - at));
+		EXPECT_INT(mmapq_copy_many(c, at, CAP, got, 8), (int)(5 - at));
 	gkeep = got[0];
-	assert_int_equal(mmapq_copy_many(c, 5, CAP, got, 8), -EBADMSG);
-	assert_int_equal(got[0], gkeep);
-	assert_int_equal(mmapq_copy_many(c, 6, CAP, got, 8), 2);
-	assert_int_equal(got[1], 1021);
+	EXPECT_INT(mmapq_copy_many(c, 5, CAP, got, 8), -EBADMSG);
+	EXPECT_INT(got[0], gkeep);
+	EXPECT_INT(mmapq_copy_many(c, 6, CAP, got, 8), 2);
+	EXPECT_INT(got[1], 1021);
 	mmapq_close(c);
 	mmapq_close(p);
 	unlink(path);
@@ -1090,7 +1068,7 @@ static void test_bulk_edges(void **state)
 
 /* ---- not a queue file at all ----------------------------------------------- */
 
-static void test_special_files(void **state)
+static void test_special_files(void)
 {
 	int problems = 0;
 	char *d = tu_path(g_dir, "adir");
@@ -1099,19 +1077,19 @@ static void test_special_files(void **state)
 	char *m = tu_path(g_dir, "missing");
 	char *target = tu_path(g_dir, "target.q");
 
-	assert_int_equal(mkdir(d, 0700), 0);
+	EXPECT_INT(mkdir(d, 0700), 0);
 	{
 		const struct expect x = {-EISDIR, -EISDIR, -EBADMSG, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 		const char *nd[] = {"directory", NULL};
 		problems += check_open_all("directory", d, &x, nd, false);
 	}
-	assert_int_equal(mkfifo(f, 0600), 0);
+	EXPECT_INT(mkfifo(f, 0600), 0);
 	{
 		const char *nd[] = {"FIFO", NULL};
 		problems += check_open_all("FIFO", f, &X_ALL_BAD, nd, false);
 	}
 	put_file(target, g_bytes, g_len);
-	assert_int_equal(symlink(target, l), 0);
+	EXPECT_INT(symlink(target, l), 0);
 	{
 		const struct expect x = {-ELOOP, -ELOOP, -ELOOP, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 		const char *nd[] = {"symbolic link", NULL};
@@ -1132,7 +1110,7 @@ static void test_special_files(void **state)
 		const struct expect x = {-ELOOP, -ELOOP, -ELOOP, CAP, RS, MMAPQ_FORMAT_INT, 0, 0, 0};
 		const char *nd[] = {"symbolic link", NULL};
 		char *nowhere = tu_path(g_dir, "nowhere.q");
-		assert_int_equal(symlink(nowhere, dl), 0);
+		EXPECT_INT(symlink(nowhere, dl), 0);
 		problems += check_open_all("dangling symlink", dl, &x, nd, false);
 		if (stat(nowhere, &st) == 0) {
 			fprintf(stderr, "FAIL [dangling symlink]: a file was created through the link\n");
@@ -1156,8 +1134,7 @@ static void test_special_files(void **state)
 			problems++;
 		}
 	}
-	if (problems)
-		fail_msg("%d problem(s) with special files (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with special files (see above)", problems);
 	free(d);
 	free(f);
 	free(l);
@@ -1166,24 +1143,19 @@ static void test_special_files(void **state)
 }
 
 /* A character device (/dev/null's numbers, at a path of ours): refused by
- * every role, naming it.  mknod needs root (CAP_MKNOD): a ctest entry of
- * its own (test_format.test_char_device), skipped without it. */
-static void test_char_device(void **state)
+ * every role, naming it.  mknod needs root (CAP_MKNOD): skipped without it. */
+static void test_char_device(void)
 {
 	char *c = tu_path(g_dir, "achar");
 	const char *nd[] = {"device", NULL};
 	int problems;
 
-	if (mknod(c, S_IFCHR | 0600, makedev(1, 3)) < 0) {
-		fprintf(stderr, "test_format: SKIP: mknod %s: %s\n", c, strerror(errno));
-		free(c);
-		skip();
-	}
+	if (mknod(c, S_IFCHR | 0600, makedev(1, 3)) < 0)
+		tu_skip("mknod %s: %s", c, strerror(errno));
 	problems = check_open_all("char device", c, &X_ALL_BAD, nd, false);
 	unlink(c);
 	free(c);
-	if (problems)
-		fail_msg("%d problem(s) with a character device (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with a character device (see above)", problems);
 }
 
 /* ---- every used header byte flipped in turn ---------------------------------- */
@@ -1251,12 +1223,13 @@ static int flip_expect(size_t i, const uint8_t *b)
 	return 0;
 }
 
-static void test_flip_every_header_byte(void **state)
+static void test_flip_every_header_byte(void)
 {
 	int problems = 0, opened = 0, refused = 0;
 	uint8_t *b = malloc(g_len);
 
-	assert_non_null(b);
+	if (!b)
+		tu_die("malloc");
 	for (size_t i = 0; i < HOFF(reserved); i++) {
 		struct res r;
 		char why[256];
@@ -1302,17 +1275,17 @@ static void test_flip_every_header_byte(void **state)
 	}
 	free(b);
 	printf("flip sweep: %d bytes opened, %d refused, %d problems\n", opened, refused, problems);
-	if (problems)
-		fail_msg("%d problem(s) in the header byte sweep (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) in the header byte sweep (see above)", problems);
 }
 
 /* Random damage to several header bytes at once: never a crash or a hang. */
-static void test_random_header_damage(void **state)
+static void test_random_header_damage(void)
 {
 	int problems = 0;
 	uint8_t *b = malloc(g_len);
 
-	assert_non_null(b);
+	if (!b)
+		tu_die("malloc");
 	srandom(777);
 	for (int round = 0; round < 150; round++) {
 		struct res r;
@@ -1335,8 +1308,7 @@ static void test_random_header_damage(void **state)
 		}
 	}
 	free(b);
-	if (problems)
-		fail_msg("%d problem(s) with random header damage (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with random header damage (see above)", problems);
 }
 
 /* ---- the consumer table: names, and consumers carried over ----------------- */
@@ -1347,7 +1319,8 @@ static void put_with_entry(size_t e, const char *name, uint64_t pos, uint32_t st
 	struct mmapq_consumer c;
 	uint8_t *b = malloc(g_len);
 
-	assert_non_null(b);
+	if (!b)
+		tu_die("malloc");
 	memset(&c, 0, sizeof(c));
 	memcpy(b, g_bytes, g_len);
 	c.position = pos;
@@ -1366,7 +1339,7 @@ static void put_with_entry(size_t e, const char *name, uint64_t pos, uint32_t st
  * register, stays valid in a file and removable, but no consumer may take
  * it.
  */
-static void test_consumer_names(void **state)
+static void test_consumer_names(void)
 {
 	const char *twice[] = {"consumer 'default' is registered twice", "entries 0 and 1", NULL};
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
@@ -1375,54 +1348,51 @@ static void test_consumer_names(void **state)
 	struct mmapq *o, *q = NULL;
 	int problems = 0, fd;
 
-	(void)state;
 	put_with_entry(1, "default", 4, MMAPQ_CONSUMER_REGISTERED);
 	problems += check_open_all("a name twice", g_case, &X_ALL_BAD, twice, true);
 	put_with_entry(1, "default", 4, MMAPQ_CONSUMER_FREE);
 	problems += check_open_all("a name twice, once free", g_case, &X_ALL_OK, NULL, false);
-	if (problems)
-		fail_msg("%d problem(s) with a name registered twice (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with a name registered twice (see above)", problems);
 
 	/* damaged under a handle that is open: mmapq_consumers says so */
 	put_file(g_case, g_bytes, g_len);
 	o = open_in(g_case, MMAPQ_ROLE_OBSERVER, 0, 0, false);
-	assert_int_equal(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), 1);
+	EXPECT_INT(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), 1);
 	fd = open(g_case, O_WRONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
+	EXPECT(fd >= 0, "%s: %s", g_case, strerror(errno));
 	{
 		struct mmapq_consumer c;
 		memcpy(&c, g_bytes + CONS(0, position), sizeof(c));
 		c.position = 4;
-		assert_int_equal(pwrite(fd, &c, sizeof(c), (off_t)CONS(1, position)), (ssize_t)sizeof(c));
+		EXPECT_INT(pwrite(fd, &c, sizeof(c), (off_t)CONS(1, position)), (ssize_t)sizeof(c));
 	}
 	close(fd);
-	assert_int_equal(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), -EBADMSG);
+	EXPECT_INT(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), -EBADMSG);
 	mmapq_close(o);
 
 	/* '-x', registered by an older version */
-	assert_false(mmapq_consumer_name_valid("-x"));
-	assert_false(mmapq_consumer_name_valid("-"));
-	assert_true(mmapq_consumer_name_valid("x-"));
-	assert_true(mmapq_consumer_name_valid("a.b@c_d-e"));
+	EXPECT(!mmapq_consumer_name_valid("-x"), "'-x' valid");
+	EXPECT(!mmapq_consumer_name_valid("-"), "'-' valid");
+	EXPECT(mmapq_consumer_name_valid("x-"), "'x-' not valid");
+	EXPECT(mmapq_consumer_name_valid("a.b@c_d-e"), "'a.b@c_d-e' not valid");
 	put_with_entry(1, "-x", 4, MMAPQ_CONSUMER_REGISTERED);
 	problems += check_open_all("a name starting with '-'", g_case, &X_ALL_OK, NULL, false);
-	if (problems)
-		fail_msg("%d problem(s) with a name starting with '-' (see above)", problems);
+	EXPECT(problems == 0, "%d problem(s) with a name starting with '-' (see above)", problems);
 	o = open_in(g_case, MMAPQ_ROLE_OBSERVER, 0, 0, false);
-	assert_int_equal(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), 2);
-	assert_string_equal(cs[1].name, "-x");
-	assert_int_equal(cs[1].position, 4);
+	EXPECT_INT(mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX), 2);
+	EXPECT_STR(cs[1].name, "-x");
+	EXPECT_INT(cs[1].position, 4);
 	mmapq_close(o);
-	assert_int_equal(mmapq_open(&p, &q, &e), -EINVAL);
-	assert_null(q);
-	assert_non_null(strstr(e.msg, "'-x' is not a consumer name"));
-	assert_non_null(strstr(e.msg, "not starting with '-'"));
-	assert_int_equal(mmapq_consumer_remove(&p, &e), 1); /* tail 5, it was at 4 */
-	assert_int_equal(mmapq_consumer_remove(&p, &e), -ENOENT);
+	EXPECT_INT(mmapq_open(&p, &q, &e), -EINVAL);
+	EXPECT(!q, "a handle after a failed open");
+	EXPECT(strstr(e.msg, "'-x' is not a consumer name"), "'%s'", e.msg);
+	EXPECT(strstr(e.msg, "not starting with '-'"), "'%s'", e.msg);
+	EXPECT_INT(mmapq_consumer_remove(&p, &e), 1); /* tail 5, it was at 4 */
+	EXPECT_INT(mmapq_consumer_remove(&p, &e), -ENOENT);
 	p.consumer = "a/b";
-	assert_int_equal(mmapq_consumer_remove(&p, &e), -EINVAL);
-	assert_non_null(strstr(e.msg, "'a/b' is not a consumer name"));
-	assert_int_equal(tu_queue_status(g_case).consumers, 1);
+	EXPECT_INT(mmapq_consumer_remove(&p, &e), -EINVAL);
+	EXPECT(strstr(e.msg, "'a/b' is not a consumer name"), "'%s'", e.msg);
+	EXPECT_INT(tu_queue_status(g_case).consumers, 1);
 }
 
 /* The registered consumers of q. */
@@ -1437,7 +1407,7 @@ static int consumers_of(struct mmapq *q, struct mmapq_consumer_status *cs)
  * floor raised to the slowest; all or nothing, every refusal leaving the
  * table as it was; a restored consumer attaches where it was.
  */
-static void test_consumers_restore(void **state)
+static void test_consumers_restore(void)
 {
 	char *path = tu_path(g_dir, "restore.q");
 	struct mmapq_params pp = {.path = path, .role = MMAPQ_ROLE_PRODUCER, .capacity = CAP,
@@ -1456,104 +1426,104 @@ static void test_consumers_restore(void **state)
 	struct mmapq *q, *o, *c;
 	uint32_t n;
 
-	(void)state;
 	unlink(path);
-	assert_int_equal(mmapq_open(&pp, &q, &e), 0);
-	assert_int_equal(mmapq_reserve(q, 0, &n), 0);
+	EXPECT_INT(mmapq_open(&pp, &q, &e), 0);
+	EXPECT_INT(mmapq_reserve(q, 0, &n), 0);
 	for (int64_t v = 0; v < 4; v++)
-		assert_int_equal(mmapq_put(q, &v, sizeof(v)), 0);
-	assert_int_equal(mmapq_publish(q), 4);
+		EXPECT_INT(mmapq_put(q, &v, sizeof(v)), 0);
+	EXPECT_INT(mmapq_publish(q), 4);
 
 	/* refused, nothing registered */
 	o = open_in(path, MMAPQ_ROLE_OBSERVER, 0, 0, false);
-	assert_int_equal(mmapq_consumers_restore(o, in, 1), -EPERM);
+	EXPECT_INT(mmapq_consumers_restore(o, in, 1), -EPERM);
 	bad = in[0];
 	snprintf(bad.name, sizeof(bad.name), "a/b");
-	assert_int_equal(mmapq_consumers_restore(q, &bad, 1), -EINVAL);
+	EXPECT_INT(mmapq_consumers_restore(q, &bad, 1), -EINVAL);
 	memset(bad.name, 'x', sizeof(bad.name)); /* no NUL */
-	assert_int_equal(mmapq_consumers_restore(q, &bad, 1), -EINVAL);
+	EXPECT_INT(mmapq_consumers_restore(q, &bad, 1), -EINVAL);
 	bad = in[0];
 	bad.pid = -1;
-	assert_int_equal(mmapq_consumers_restore(q, &bad, 1), -EINVAL);
+	EXPECT_INT(mmapq_consumers_restore(q, &bad, 1), -EINVAL);
 	{
 		struct mmapq_consumer_status two[2] = {in[0], in[0]};
 		two[1].position = 4;
-		assert_int_equal(mmapq_consumers_restore(q, two, 2), -EEXIST);
+		EXPECT_INT(mmapq_consumers_restore(q, two, 2), -EEXIST);
 	}
 	bad = in[0];
 	bad.position = 5; /* past the tail */
-	assert_int_equal(mmapq_consumers_restore(q, &bad, 1), -ERANGE);
-	assert_int_equal(mmapq_consumers_restore(q, in, 4), -ENOSPC); /* 4 into 3 */
-	assert_int_equal(consumers_of(o, cs), 0);
-	assert_int_equal(mmapq_status(o, &st), 0);
-	assert_int_equal(st.head, 0);
+	EXPECT_INT(mmapq_consumers_restore(q, &bad, 1), -ERANGE);
+	EXPECT_INT(mmapq_consumers_restore(q, in, 4), -ENOSPC); /* 4 into 3 */
+	EXPECT_INT(consumers_of(o, cs), 0);
+	EXPECT_INT(mmapq_status(o, &st), 0);
+	EXPECT_INT(st.head, 0);
 
 	/* carried: in the order given, with their counters */
-	assert_int_equal(mmapq_consumers_restore(q, in, 3), 0);
-	assert_int_equal(consumers_of(o, cs), 3);
+	EXPECT_INT(mmapq_consumers_restore(q, in, 3), 0);
+	EXPECT_INT(consumers_of(o, cs), 3);
 	for (uint32_t i = 0; i < 3; i++) {
-		assert_string_equal(cs[i].name, in[i].name);
-		assert_int_equal(cs[i].index, i);
-		assert_int_equal(cs[i].position, in[i].position);
-		assert_int_equal(cs[i].lag, 4 - in[i].position);
-		assert_int_equal(cs[i].pid, in[i].pid);
-		assert_false(cs[i].attached);
-		assert_int_equal(cs[i].start_usec, in[i].start_usec);
-		assert_int_equal(cs[i].attach_position, in[i].attach_position);
-		assert_int_equal(cs[i].registered_usec, in[i].registered_usec);
-		assert_int_equal(cs[i].recoveries, in[i].recoveries);
-		assert_int_equal(cs[i].attaches, in[i].attaches);
+		EXPECT_STR(cs[i].name, in[i].name);
+		EXPECT_INT(cs[i].index, i);
+		EXPECT_INT(cs[i].position, in[i].position);
+		EXPECT_INT(cs[i].lag, 4 - in[i].position);
+		EXPECT_INT(cs[i].pid, in[i].pid);
+		EXPECT(!cs[i].attached, "%s attached", cs[i].name);
+		EXPECT_INT(cs[i].start_usec, in[i].start_usec);
+		EXPECT_INT(cs[i].attach_position, in[i].attach_position);
+		EXPECT_INT(cs[i].registered_usec, in[i].registered_usec);
+		EXPECT_INT(cs[i].recoveries, in[i].recoveries);
+		EXPECT_INT(cs[i].attaches, in[i].attaches);
 	}
-	assert_int_equal(mmapq_status(o, &st), 0);
-	assert_int_equal(st.head, 1); /* the slowest, "-old" */
+	EXPECT_INT(mmapq_status(o, &st), 0);
+	EXPECT_INT(st.head, 1); /* the slowest, "-old" */
 	/* the producer sees the room that made */
-	assert_int_equal(mmapq_reserve(q, 0, &n), 0);
-	assert_int_equal(n, CAP - 3);
-	assert_int_equal(mmapq_consumers_restore(q, &in[0], 1), -EEXIST);
-	assert_int_equal(mmapq_consumers_restore(q, &in[3], 1), -ENOSPC);
-	assert_int_equal(mmapq_consumers_restore(q, NULL, 0), 0);
+	EXPECT_INT(mmapq_reserve(q, 0, &n), 0);
+	EXPECT_INT(n, CAP - 3);
+	EXPECT_INT(mmapq_consumers_restore(q, &in[0], 1), -EEXIST);
+	EXPECT_INT(mmapq_consumers_restore(q, &in[3], 1), -ENOSPC);
+	EXPECT_INT(mmapq_consumers_restore(q, NULL, 0), 0);
 	mmapq_close(q);
 
 	/* "b" goes on from its cursor */
 	pp.role = MMAPQ_ROLE_CONSUMER;
 	pp.consumer = "b";
-	assert_int_equal(mmapq_open(&pp, &c, &e), 0);
-	assert_int_equal(mmapq_available(c, 0, &n), 0);
-	assert_int_equal(n, 1);
+	EXPECT_INT(mmapq_open(&pp, &c, &e), 0);
+	EXPECT_INT(mmapq_available(c, 0, &n), 0);
+	EXPECT_INT(n, 1);
 	mmapq_close(c);
-	assert_int_equal(consumers_of(o, cs), 3);
-	assert_int_equal(cs[0].attaches, 8);
+	EXPECT_INT(consumers_of(o, cs), 3);
+	EXPECT_INT(cs[0].attaches, 8);
 	mmapq_close(o);
 
 	/* a file opened to migrate it is only read */
 	put_file(g_case, g_bytes, g_len);
-	assert_int_equal(tu_queue_to_version1(g_case), 0);
+	EXPECT_INT(tu_queue_to_version1(g_case), 0);
 	q = open_in(g_case, MMAPQ_ROLE_PRODUCER, RS, MMAPQ_FORMAT_INT, true);
-	assert_int_equal(mmapq_consumers_restore(q, &in[3], 1), -EROFS);
+	EXPECT_INT(mmapq_consumers_restore(q, &in[3], 1), -EROFS);
 	mmapq_close(q);
 	free(path);
 }
 
 int main(int argc, char **argv)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_base_valid),
-		cmocka_unit_test(test_header_fields),
-		cmocka_unit_test(test_header_free_fields),
-		cmocka_unit_test(test_consumer_names),
-		cmocka_unit_test(test_consumers_restore),
-		cmocka_unit_test(test_slots),
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_config_mismatch),
-		cmocka_unit_test(test_version1),
-		cmocka_unit_test(test_version2),
-		cmocka_unit_test(test_bulk_edges),
-		cmocka_unit_test(test_special_files),
-		cmocka_unit_test(test_char_device),
-		cmocka_unit_test(test_flip_every_header_byte),
-		cmocka_unit_test(test_queue_id),
-		cmocka_unit_test(test_random_header_damage),
+	static const struct tu_case cases[] = {
+		{"base_valid", test_base_valid},
+		{"header_fields", test_header_fields},
+		{"header_free_fields", test_header_free_fields},
+		{"consumer_names", test_consumer_names},
+		{"consumers_restore", test_consumers_restore},
+		{"slots", test_slots},
+		{"sizes", test_sizes},
+		{"garbage", test_garbage},
+		{"config_mismatch", test_config_mismatch},
+		{"version1", test_version1},
+		{"version2", test_version2},
+		{"bulk_edges", test_bulk_edges},
+		{"special_files", test_special_files},
+		{"char_device", test_char_device},
+		{"flip_every_header_byte", test_flip_every_header_byte},
+		{"queue_id", test_queue_id},
+		{"random_header_damage", test_random_header_damage},
 	};
-	return tu_cmocka_run(argc, argv, tests, group_setup, group_teardown);
+
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
 }

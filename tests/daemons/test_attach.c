@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_hostile -- the real daemons and mmapqctl against a queue file that
- * is attacked while they use it, and against hostile file systems.
+ * test_attach -- how the programs open the queue and hold it mapped
+ * (daemons/runtime/attach.c: the attach, the SIGBUS guard): the real daemons
+ * and mmapqctl against a queue file that is attacked while they use it, and
+ * against hostile file systems.
  *
- * Cases (run one with: test_hostile CASE; list them with --list):
+ * Cases:
  *   sigbus_consumer_waiting   file truncated to 0 while the consumer waits
  *   sigbus_producer_attached  file truncated to 0 while the producer is attached
  *   sigbus_producer_slots     truncated to the header: the producer's next
@@ -34,15 +36,15 @@
  * file, 73 cannot create or open), a message on stderr naming the file, no
  * death by a signal and so no core dump, and no hang: every wait has a
  * deadline, every case runs in a child of its own (its own process group,
- * killed as a whole afterwards) with a deadline too.  Nothing sleeps.
+ * killed as a whole afterwards: setup) with a deadline too.  Nothing sleeps.
  *
  * SIGBUS: the daemons install attach_sigbus_guard, which turns the fault on a
  * truncated mapping into "fatal: FILE was truncated or removed while mapped
  * (SIGBUS)" and _exit(65).
  *
- * Three cases reproduce defects this test found (records published into a
- * deleted file after the consumer left, a stall on a zeroed header, a
- * socket at the path reported as an I/O error); they guard the fixes.
+ * Three cases hold the programs to what a naive version gets wrong:
+ * records published into a deleted file after the consumer left, a stall
+ * on a zeroed header, a socket at the path reported as an I/O error.
  *
  * Cases that need root powers (unshare(CLONE_NEWNS) + mount for a tiny or
  * read-only tmpfs, setuid(65534) for EACCES, mknod) skip (77) if they are
@@ -83,63 +85,22 @@
 
 extern char **environ;
 
-static const char *g_case; /* the case running in this child */
-static char *g_dir;        /* its scratch directory (0755: nobody must reach it) */
+static char *g_dir;        /* the case's scratch directory (0755: nobody must reach it) */
 static char *g_q;          /* the queue file the case is about (dumped on failure) */
 static char *g_cfg;        /* stdout output, debug logging (attach is announced) */
 
-static void die(const char *what)
-{
-	fprintf(stderr, "test_hostile: [%s] %s: %s\n", g_case ? g_case : "-", what, strerror(errno));
-	exit(99);
-}
-
-/* A failed check ends the case's child at once: _exit, so that the buffers
- * a failing path still holds are not reported by LeakSanitizer as well. */
-static void fail_exit(void) __attribute__((noreturn));
-static void fail_exit(void)
-{
-	fflush(stdout);
-	fflush(stderr);
-	_exit(1);
-}
-
-#define CHECK(cond, ...)                                                                      \
-	do {                                                                                  \
-		if (!(cond)) {                                                                \
-			fprintf(stderr, "test_hostile: [%s] CHECK failed at %s:%d: %s\n    ",  \
-			        g_case, __FILE__, __LINE__, #cond);                           \
-			fprintf(stderr, __VA_ARGS__);                                         \
-			fputc('\n', stderr);                                                  \
-			tu_dump_queue(g_q, "failure");                                        \
-			fail_exit();                                                          \
-		}                                                                             \
-	} while (0)
+#define EXPECT(cond, ...) TU_EXPECT(g_q, cond, __VA_ARGS__)
 
 static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void note(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "test_hostile: [%s] ", g_case);
+	fputs("test_attach: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-}
-
-static void skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void skip(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "test_hostile: [%s] SKIP: ", g_case);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	fflush(stderr);
-	_exit(TEST_SKIP);
 }
 
 static char *write_cfg(const char *name, const char *text)
@@ -147,7 +108,7 @@ static char *write_cfg(const char *name, const char *text)
 	char *p = tu_write_in(g_dir, name, text);
 
 	if (chmod(p, 0644) < 0) /* readable by the other user of permission_denied */
-		die("chmod config");
+		tu_die("chmod config");
 	return p;
 }
 
@@ -158,7 +119,7 @@ static char *numbers(unsigned from, unsigned to, char sep)
 	char *s = malloc(cap);
 
 	if (!s)
-		die("malloc");
+		tu_die("malloc");
 	for (unsigned i = from; i <= to; i++)
 		len += (size_t)snprintf(s + len, cap - len, "%u%c", i, sep);
 	s[len] = '\0';
@@ -178,7 +139,7 @@ static void sb_add(struct sbuf *b, const char *p, size_t n)
 		b->cap = (b->len + n + 1) * 2;
 		b->s = realloc(b->s, b->cap);
 		if (!b->s)
-			die("realloc");
+			tu_die("realloc");
 	}
 	memcpy(b->s + b->len, p, n);
 	b->len += n;
@@ -227,10 +188,10 @@ static struct prog start_v(bool as_nobody, bool pipe_in, const char *name, char 
 		int in[2] = {-1, -1}, out[2], err[2];
 		if ((pipe_in && pipe2(in, O_CLOEXEC) < 0) || pipe2(out, O_CLOEXEC) < 0 ||
 		    pipe2(err, O_CLOEXEC) < 0)
-			die("pipe2");
+			tu_die("pipe2");
 		p.pid = fork();
 		if (p.pid < 0)
-			die("fork");
+			tu_die("fork");
 		if (p.pid == 0) {
 			int r;
 
@@ -259,7 +220,7 @@ static struct prog start_v(bool as_nobody, bool pipe_in, const char *name, char 
 	free(argv[0]);
 	p.pidfd = (int)syscall(SYS_pidfd_open, p.pid, 0);
 	if (p.pidfd < 0)
-		die("pidfd_open");
+		tu_die("pidfd_open");
 	return p;
 }
 
@@ -314,7 +275,7 @@ static bool pump(struct prog *p, int timeout_ms, const char *out_needle, const c
 		if (poll(pf, 3, (int)(deadline - now)) < 0) {
 			if (errno == EINTR)
 				continue;
-			die("poll");
+			tu_die("poll");
 		}
 		for (int i = 0; i < 2; i++) {
 			int *fd = i ? &p->err : &p->out;
@@ -387,19 +348,19 @@ static void expect_exit(struct prog *p, int timeout_ms, int code, ...)
 	va_list ap;
 	const char *needle;
 
-	CHECK(pump(p, timeout_ms, NULL, NULL), "%s (pid %d) did not exit within %d ms; stderr so far: %s",
-	      p->name, (int)p->pid, timeout_ms, err_text(p));
+	EXPECT(pump(p, timeout_ms, NULL, NULL), "%s (pid %d) did not exit within %d ms; stderr so far: %s",
+	       p->name, (int)p->pid, timeout_ms, err_text(p));
 	if (p->status >= 0 && WIFEXITED(p->status) &&
 	    (WEXITSTATUS(p->status) == DROP_FAILED || WEXITSTATUS(p->status) == DROP_NOEXEC) &&
 	    strstr(err_text(p), "privdrop:"))
-		skip("cannot run as uid %d: %s", TU_NOBODY, err_text(p));
-	CHECK(!WIFSIGNALED(p->status), "%s crashed: %s; stderr: %s", p->name, describe(p), err_text(p));
-	CHECK(WIFEXITED(p->status) && WEXITSTATUS(p->status) == code,
-	      "%s: %s, expected exit %d; stderr: %s", p->name, describe(p), code, err_text(p));
+		tu_skip("cannot run as uid %d: %s", TU_NOBODY, err_text(p));
+	EXPECT(!WIFSIGNALED(p->status), "%s crashed: %s; stderr: %s", p->name, describe(p), err_text(p));
+	EXPECT(WIFEXITED(p->status) && WEXITSTATUS(p->status) == code,
+	       "%s: %s, expected exit %d; stderr: %s", p->name, describe(p), code, err_text(p));
 	va_start(ap, code);
 	while ((needle = va_arg(ap, const char *)))
-		CHECK(strstr(err_text(p), needle), "%s (exit %d): stderr does not mention '%s': %s", p->name,
-		      code, needle, err_text(p));
+		EXPECT(strstr(err_text(p), needle), "%s (exit %d): stderr does not mention '%s': %s", p->name,
+		       code, needle, err_text(p));
 	va_end(ap);
 }
 
@@ -419,7 +380,7 @@ static void feed_async(struct prog *p, const char *text)
 	pid_t pid = fork();
 
 	if (pid < 0)
-		die("fork");
+		tu_die("fork");
 	if (pid == 0) {
 		_exit(tu_write_all(p->in, text, strlen(text)) == 0 ? 0 : 1);
 	}
@@ -440,16 +401,16 @@ static struct prog start_consumer(const char *q, const char *count)
 	                              "--count", count, END)
 	                      : start(false, false, "mmapq-consumer", "--config", g_cfg, "--queue", q,
 	                              END);
-	CHECK(pump(&c, EXIT_MS, NULL, "as consumer"), "the consumer did not attach (%s): %s",
-	      describe(&c), err_text(&c));
+	EXPECT(pump(&c, EXIT_MS, NULL, "as consumer"), "the consumer did not attach (%s): %s",
+	       describe(&c), err_text(&c));
 	return c;
 }
 
 static struct prog start_producer(const char *q)
 {
 	struct prog p = start(false, true, "mmapq-producer", "--config", g_cfg, "--queue", q, END);
-	CHECK(pump(&p, EXIT_MS, NULL, "as producer"), "the producer did not attach (%s): %s",
-	      describe(&p), err_text(&p));
+	EXPECT(pump(&p, EXIT_MS, NULL, "as producer"), "the producer did not attach (%s): %s",
+	       describe(&p), err_text(&p));
 	return p;
 }
 
@@ -475,16 +436,16 @@ static void stop_prog(struct prog *p)
 {
 	int st;
 
-	CHECK(kill(p->pid, SIGSTOP) == 0, "SIGSTOP %s: %s", p->name, strerror(errno));
-	CHECK(waitpid(p->pid, &st, WUNTRACED) == p->pid && WIFSTOPPED(st),
-	      "%s did not stop: %s", p->name, strerror(errno));
+	EXPECT(kill(p->pid, SIGSTOP) == 0, "SIGSTOP %s: %s", p->name, strerror(errno));
+	EXPECT(waitpid(p->pid, &st, WUNTRACED) == p->pid && WIFSTOPPED(st),
+	       "%s did not stop: %s", p->name, strerror(errno));
 }
 
 static uint64_t file_size(const char *path)
 {
 	struct stat st;
 
-	CHECK(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
+	EXPECT(stat(path, &st) == 0, "stat %s: %s", path, strerror(errno));
 	return (uint64_t)st.st_size;
 }
 
@@ -494,7 +455,7 @@ static void positions_of_fd(int fd, uint64_t *head, uint64_t *tail)
 {
 	const struct mmapq_header *h = mmap(NULL, sizeof(*h), PROT_READ, MAP_SHARED, fd, 0);
 
-	CHECK(h != MAP_FAILED, "mmap the old queue file: %s", strerror(errno));
+	EXPECT(h != MAP_FAILED, "mmap the old queue file: %s", strerror(errno));
 	*head = __atomic_load_n(&h->floor.floor, __ATOMIC_ACQUIRE);
 	*tail = __atomic_load_n(&h->producer.position, __ATOMIC_ACQUIRE);
 	munmap((void *)h, sizeof(*h));
@@ -507,7 +468,7 @@ static char *dir_entries(const char *dir)
 	DIR *d = opendir(dir);
 	struct dirent *e;
 
-	CHECK(d != NULL, "opendir %s: %s", dir, strerror(errno));
+	EXPECT(d != NULL, "opendir %s: %s", dir, strerror(errno));
 	sb_add(&b, "", 0);
 	while ((e = readdir(d)))
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
@@ -522,7 +483,7 @@ static char *slurp(const char *path, size_t *len)
 {
 	char *s = tu_read_file(path, len);
 
-	CHECK(s != NULL, "cannot read %s: %s", path, strerror(errno));
+	EXPECT(s != NULL, "cannot read %s: %s", path, strerror(errno));
 	return s;
 }
 
@@ -531,30 +492,29 @@ static char *slurp(const char *path, size_t *len)
 static void expect_sigbus_exit(struct prog *p, const char *what)
 {
 	expect_exit(p, EXIT_MS, 65, g_q, END);
-	CHECK(strstr(err_text(p), "SIGBUS") || strstr(err_text(p), "truncated"),
-	      "%s: the message does not say SIGBUS or truncated: %s", what, err_text(p));
+	EXPECT(strstr(err_text(p), "SIGBUS") || strstr(err_text(p), "truncated"),
+	       "%s: the message does not say SIGBUS or truncated: %s", what, err_text(p));
 }
 
-static int case_sigbus_consumer_waiting(void)
+static void case_sigbus_consumer_waiting(void)
 {
 	struct prog c = start_consumer(g_q, END);
 	uint64_t t0;
 
 	/* it waits on the empty queue (futex, 0.5 s slices); cut the file */
-	CHECK(truncate(g_q, 0) == 0, "truncate: %s", strerror(errno));
+	EXPECT(truncate(g_q, 0) == 0, "truncate: %s", strerror(errno));
 	t0 = tu_now_ms();
 	expect_sigbus_exit(&c, "consumer waiting");
 	note("consumer waiting: exit 65 %" PRIu64 " ms after the truncation", c.exit_ms - t0);
 	prog_free(&c);
-	return 0;
 }
 
-static int case_sigbus_producer_attached(void)
+static void case_sigbus_producer_attached(void)
 {
 	struct prog p = start_producer(g_q);
 	uint64_t t0;
 
-	CHECK(truncate(g_q, 0) == 0, "truncate: %s", strerror(errno));
+	EXPECT(truncate(g_q, 0) == 0, "truncate: %s", strerror(errno));
 	t0 = tu_now_ms();
 	/* idle, it would find out within a second (status refresh); a record
 	 * makes it touch the mapping at once */
@@ -562,35 +522,33 @@ static int case_sigbus_producer_attached(void)
 	expect_sigbus_exit(&p, "producer attached");
 	note("producer attached: exit 65 %" PRIu64 " ms after the truncation", p.exit_ms - t0);
 	prog_free(&p);
-	return 0;
 }
 
-static int case_sigbus_producer_slots(void)
+static void case_sigbus_producer_slots(void)
 {
 	struct prog c = start_consumer(g_q, END), p = start_producer(g_q);
 	struct prog ctl;
 
 	/* the header survives, the slots are gone */
-	CHECK(truncate(g_q, MMAPQ_HEADER_SIZE) == 0, "truncate: %s", strerror(errno));
+	EXPECT(truncate(g_q, MMAPQ_HEADER_SIZE) == 0, "truncate: %s", strerror(errno));
 	feed(&p, "1 2 3\n", false);
 	expect_sigbus_exit(&p, "producer writing a slot");
 	/* the consumer sleeps on the header, which is still there: it is not
 	 * hurt, it just never gets a record; it stops cleanly on SIGTERM */
-	CHECK(still_running(&c), "the consumer died although its header is intact: %s; stderr: %s",
-	      describe(&c), err_text(&c));
-	CHECK(kill(c.pid, SIGTERM) == 0, "kill: %s", strerror(errno));
+	EXPECT(still_running(&c), "the consumer died although its header is intact: %s; stderr: %s",
+	       describe(&c), err_text(&c));
+	EXPECT(kill(c.pid, SIGTERM) == 0, "kill: %s", strerror(errno));
 	expect_exit(&c, EXIT_MS, 0, END);
-	CHECK(c.o.len == 0, "the consumer printed records that were never published: '%s'", out_text(&c));
+	EXPECT(c.o.len == 0, "the consumer printed records that were never published: '%s'", out_text(&c));
 	/* whoever opens it now is told */
 	ctl = RUN(false, NULL, "mmapqctl", "--queue", g_q, "status");
 	expect_exit(&ctl, EXIT_MS, 65, g_q, "truncated", END);
 	prog_free(&ctl);
 	prog_free(&c);
 	prog_free(&p);
-	return 0;
 }
 
-static int case_sigbus_consumer_reading(void)
+static void case_sigbus_consumer_reading(void)
 {
 	struct prog c = start_consumer(g_q, "100");
 	char *in = numbers(1, 50, ' ');
@@ -598,16 +556,15 @@ static int case_sigbus_consumer_reading(void)
 	/* stopped before anything is published; 50 records wait for it */
 	stop_prog(&c);
 	publish(g_q, in);
-	CHECK(truncate(g_q, MMAPQ_HEADER_SIZE) == 0, "truncate: %s", strerror(errno));
-	CHECK(kill(c.pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
+	EXPECT(truncate(g_q, MMAPQ_HEADER_SIZE) == 0, "truncate: %s", strerror(errno));
+	EXPECT(kill(c.pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
 	expect_sigbus_exit(&c, "consumer reading a slot");
-	CHECK(c.o.len == 0, "the consumer printed '%s' from slots that are gone", out_text(&c));
+	EXPECT(c.o.len == 0, "the consumer printed '%s' from slots that are gone", out_text(&c));
 	free(in);
 	prog_free(&c);
-	return 0;
 }
 
-static int case_ctl_truncated_extended(void)
+static void case_ctl_truncated_extended(void)
 {
 	uint64_t size;
 	struct {
@@ -627,23 +584,22 @@ static int case_ctl_truncated_extended(void)
 		char lenstr[32];
 
 		snprintf(lenstr, sizeof(lenstr), "is %" PRIu64 " bytes", len);
-		CHECK(truncate(g_q, (off_t)len) == 0, "truncate: %s", strerror(errno));
+		EXPECT(truncate(g_q, (off_t)len) == 0, "truncate: %s", strerror(errno));
 		for (int j = 0; j < 3; j++) {
 			struct prog ctl = j == 0 ? RUN(false, NULL, "mmapqctl", "--queue", g_q, "status")
 			                : j == 1 ? RUN(false, NULL, "mmapqctl", "--queue", g_q, "dump")
 			                         : RUN(false, NULL, "mmapqctl", "--queue", g_q, "--json", "dump");
 			expect_exit(&ctl, EXIT_MS, 65, g_q, sizes[i].needle, lenstr, END);
-			CHECK(ctl.o.len == 0, "%s: mmapqctl printed '%s' for a broken file", sizes[i].what,
-			      out_text(&ctl));
+			EXPECT(ctl.o.len == 0, "%s: mmapqctl printed '%s' for a broken file", sizes[i].what,
+			       out_text(&ctl));
 			prog_free(&ctl);
 		}
 	}
-	return 0;
 }
 
 /* ---- extended while mapped -------------------------------------------------- */
 
-static int case_extended_while_mapped(void)
+static void case_extended_while_mapped(void)
 {
 	struct prog c = start_consumer(g_q, END), p = start_producer(g_q), x;
 	static const char zeros[4096];
@@ -651,11 +607,11 @@ static int case_extended_while_mapped(void)
 	int fd;
 
 	feed(&p, "1 2 3\n", false);
-	CHECK(pump(&c, EXIT_MS, "3\n", NULL), "the consumer did not print 1..3: '%s'", out_text(&c));
+	EXPECT(pump(&c, EXIT_MS, "3\n", NULL), "the consumer did not print 1..3: '%s'", out_text(&c));
 	before = file_size(g_q);
 	fd = open(g_q, O_WRONLY | O_APPEND | O_CLOEXEC);
-	CHECK(fd >= 0 && write(fd, zeros, sizeof(zeros)) == (ssize_t)sizeof(zeros), "append: %s",
-	      strerror(errno));
+	EXPECT(fd >= 0 && write(fd, zeros, sizeof(zeros)) == (ssize_t)sizeof(zeros), "append: %s",
+	       strerror(errno));
 	close(fd);
 
 	/* every new open is refused: the size no longer matches the header */
@@ -671,23 +627,22 @@ static int case_extended_while_mapped(void)
 
 	/* the running pair maps only the original size: it keeps working */
 	feed(&p, "4 5 6\n", true);
-	CHECK(pump(&c, EXIT_MS, "6\n", NULL), "after the extension the consumer printed only '%s'",
-	      out_text(&c));
+	EXPECT(pump(&c, EXIT_MS, "6\n", NULL), "after the extension the consumer printed only '%s'",
+	       out_text(&c));
 	expect_exit(&p, EXIT_MS, 0, END);
-	CHECK(kill(c.pid, SIGTERM) == 0, "kill: %s", strerror(errno));
+	EXPECT(kill(c.pid, SIGTERM) == 0, "kill: %s", strerror(errno));
 	expect_exit(&c, EXIT_MS, 0, END);
-	CHECK(strcmp(out_text(&c), "1\n2\n3\n4\n5\n6\n") == 0, "consumer output '%s'", out_text(&c));
-	CHECK(file_size(g_q) == before + sizeof(zeros), "the file size changed again");
+	EXPECT(strcmp(out_text(&c), "1\n2\n3\n4\n5\n6\n") == 0, "consumer output '%s'", out_text(&c));
+	EXPECT(file_size(g_q) == before + sizeof(zeros), "the file size changed again");
 	note("running daemons kept working after the file grew by %zu bytes; new opens get 65",
 	     sizeof(zeros));
 	prog_free(&c);
 	prog_free(&p);
-	return 0;
 }
 
 /* ---- deleted or replaced while attached --------------------------------------- */
 
-static int deleted_or_replaced(bool replace)
+static void deleted_or_replaced(bool replace)
 {
 	struct prog c = start_consumer(g_q, END), p;
 	char *first = numbers(1, 500, ' '), *second = numbers(501, 1000, ' ');
@@ -698,54 +653,53 @@ static int deleted_or_replaced(bool replace)
 	/* 1..500 delivered; 501..1000 published while the consumer is stopped,
 	 * so they are still in the file when it goes */
 	publish(g_q, first);
-	CHECK(pump(&c, EXIT_MS, "\n500\n", NULL), "the consumer did not print 1..500");
+	EXPECT(pump(&c, EXIT_MS, "\n500\n", NULL), "the consumer did not print 1..500");
 	stop_prog(&c);
 	publish(g_q, second);
 	p = start_producer(g_q);
 	oldfd = open(g_q, O_RDONLY | O_CLOEXEC);
-	CHECK(oldfd >= 0, "open: %s", strerror(errno));
+	EXPECT(oldfd >= 0, "open: %s", strerror(errno));
 	if (replace) {
 		/* a perfectly valid, empty queue of the same geometry */
 		char *other = tu_path(g_dir, "other");
 		publish(other, "");
-		CHECK(rename(other, g_q) == 0, "rename: %s", strerror(errno));
+		EXPECT(rename(other, g_q) == 0, "rename: %s", strerror(errno));
 		free(other);
 	} else {
-		CHECK(unlink(g_q) == 0, "unlink: %s", strerror(errno));
+		EXPECT(unlink(g_q) == 0, "unlink: %s", strerror(errno));
 	}
 	t0 = tu_now_ms();
-	CHECK(kill(c.pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
+	EXPECT(kill(c.pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
 
 	expect_exit(&p, EXIT_MS, 75, g_q, "deleted or replaced", END);
 	note("producer: exit 75 %" PRIu64 " ms after the file was %s", p.exit_ms - t0,
 	     replace ? "replaced" : "deleted");
-	CHECK(p.exit_ms - t0 <= 2500, "the producer took %" PRIu64 " ms to notice", p.exit_ms - t0);
+	EXPECT(p.exit_ms - t0 <= 2500, "the producer took %" PRIu64 " ms to notice", p.exit_ms - t0);
 	expect_exit(&c, EXIT_MS, 75, g_q, "deleted or replaced", END);
 	note("consumer: exit 75 %" PRIu64 " ms after, having written out %zu bytes", c.exit_ms - t0,
 	     c.o.len);
-	CHECK(strcmp(out_text(&c), want) == 0,
-	      "records published before the %s were not all written out, in order, once: got %zu bytes,"
-	      " want %zu", replace ? "replacement" : "deletion", c.o.len, strlen(want));
+	EXPECT(strcmp(out_text(&c), want) == 0,
+	       "records published before the %s were not all written out, in order, once: got %zu bytes,"
+	       " want %zu", replace ? "replacement" : "deletion", c.o.len, strlen(want));
 	positions_of_fd(oldfd, &head, &tail);
-	CHECK(head == 1000 && tail == 1000, "the old file ends with head %" PRIu64 " tail %" PRIu64
-	      ", expected both 1000", head, tail);
+	EXPECT(head == 1000 && tail == 1000, "the old file ends with head %" PRIu64 " tail %" PRIu64
+	       ", expected both 1000", head, tail);
 	close(oldfd);
 	free(first);
 	free(second);
 	free(want);
 	prog_free(&c);
 	prog_free(&p);
-	return 0;
 }
 
-static int case_deleted_while_attached(void)
+static void case_deleted_while_attached(void)
 {
-	return deleted_or_replaced(false);
+	deleted_or_replaced(false);
 }
 
-static int case_replaced_while_attached(void)
+static void case_replaced_while_attached(void)
 {
-	return deleted_or_replaced(true);
+	deleted_or_replaced(true);
 }
 
 /*
@@ -755,7 +709,7 @@ static int case_replaced_while_attached(void)
  * producer has left and drains what it published.  Made deterministic here
  * by stopping the producer across the consumer's check.
  */
-static int case_stale_publish_after_drain(void)
+static void case_stale_publish_after_drain(void)
 {
 	struct prog c = start_consumer(g_q, NULL), p = start_producer(g_q);
 	uint64_t head, tail;
@@ -763,30 +717,29 @@ static int case_stale_publish_after_drain(void)
 	int oldfd;
 
 	feed(&p, "1 2 3\n", false);
-	CHECK(pump(&c, EXIT_MS, "3\n", NULL), "the consumer did not print 1..3: '%s'", out_text(&c));
+	EXPECT(pump(&c, EXIT_MS, "3\n", NULL), "the consumer did not print 1..3: '%s'", out_text(&c));
 	oldfd = open(g_q, O_RDONLY | O_CLOEXEC);
-	CHECK(oldfd >= 0, "open: %s", strerror(errno));
+	EXPECT(oldfd >= 0, "open: %s", strerror(errno));
 	stop_prog(&p);
-	CHECK(unlink(g_q) == 0, "unlink: %s", strerror(errno));
+	EXPECT(unlink(g_q) == 0, "unlink: %s", strerror(errno));
 	/* today the consumer drains and exits about a second later; a consumer
 	 * that waits for the producer to leave is fine too (deadline, no check) */
 	pump(&c, 3000, NULL, NULL);
 	/* input the producer reads after that */
 	feed(&p, "4 5 6\n", false);
-	CHECK(kill(p.pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
+	EXPECT(kill(p.pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
 	expect_exit(&p, EXIT_MS, 75, "deleted or replaced", END);
 	expect_exit(&c, EXIT_MS, 75, "deleted or replaced", END);
 	positions_of_fd(oldfd, &head, &tail);
 	close(oldfd);
 	want = numbers(1, (unsigned)tail, '\n');
-	CHECK(head == tail && !strcmp(out_text(&c), want),
-	      "the producer published %" PRIu64 " record(s) into the deleted file after the"
-	      " consumer had drained it and exited (head %" PRIu64 ", tail %" PRIu64 "): accepted and"
-	      " lost.  Consumer output: '%s'", tail - head, head, tail, out_text(&c));
+	EXPECT(head == tail && !strcmp(out_text(&c), want),
+	       "the producer published %" PRIu64 " record(s) into the deleted file after the"
+	       " consumer had drained it and exited (head %" PRIu64 ", tail %" PRIu64 "): accepted and"
+	       " lost.  Consumer output: '%s'", tail - head, head, tail, out_text(&c));
 	free(want);
 	prog_free(&c);
 	prog_free(&p);
-	return 0;
 }
 
 /*
@@ -794,9 +747,9 @@ static int case_stale_publish_after_drain(void)
  * conv=notrunc` of the wrong file, or a restore over the live file).  An
  * all-zero pthread_mutex_t is a valid but *process-private*, non-robust
  * mutex: an unlock in one process wakes a private futex key of its own,
- * never the other process sleeping on the lock, which used to sleep there
- * indefinitely.  Now a lock attempt re-checks the header after a second,
- * and the daemons' once-a-second mmapq_check() notices it too.  It is a
+ * never the other process sleeping on the lock, which would sleep there
+ * indefinitely.  A lock attempt re-checks the header after a second, and
+ * the daemons' once-a-second mmapq_check() notices it too.  It is a
  * race, made likely by a ring of 4 slots and up to ROUNDS attempts.
  * Acceptable outcomes: everything delivered, or exit 65 naming the file;
  * never 2 s without progress.
@@ -821,10 +774,10 @@ static bool zeroed_round(int round, const char *cfg4)
 	c = start_consumer(g_q, END);
 	p = start_producer(g_q);
 	feed(&p, "1 2 3\n", false);
-	CHECK(pump(&c, EXIT_MS, "3\n", NULL), "the consumer did not print 1..3: '%s'", out_text(&c));
+	EXPECT(pump(&c, EXIT_MS, "3\n", NULL), "the consumer did not print 1..3: '%s'", out_text(&c));
 	fd = open(g_q, O_WRONLY | O_CLOEXEC);
-	CHECK(fd >= 0 && pwrite(fd, zero, sizeof(zero), 0) == (ssize_t)sizeof(zero),
-	      "zero the header: %s", strerror(errno));
+	EXPECT(fd >= 0 && pwrite(fd, zero, sizeof(zero), 0) == (ssize_t)sizeof(zero),
+	       "zero the header: %s", strerror(errno));
 	close(fd);
 	feed_async(&p, more);
 	snprintf(last, sizeof(last), "\n%u\n", ZERO_N);
@@ -839,26 +792,26 @@ static bool zeroed_round(int round, const char *cfg4)
 			/* it stopped by itself: it must have said why */
 			expect_exit(&c, EXIT_MS, 65, g_q, END);
 			kill(p.pid, SIGTERM);
-			CHECK(pump(&p, 3000, NULL, NULL), "the producer did not stop on SIGTERM");
-			CHECK(!WIFSIGNALED(p.status), "producer: %s", describe(&p));
+			EXPECT(pump(&p, 3000, NULL, NULL), "the producer did not stop on SIGTERM");
+			EXPECT(!WIFSIGNALED(p.status), "producer: %s", describe(&p));
 			note("round %d: consumer exit 65 after %zu output bytes", round, c.o.len);
 			break;
 		}
 		if (c.o.len == before) {
 			uint64_t head, tail;
 			int rfd = open(g_q, O_RDONLY | O_CLOEXEC);
-			CHECK(rfd >= 0, "open: %s", strerror(errno));
+			EXPECT(rfd >= 0, "open: %s", strerror(errno));
 			positions_of_fd(rfd, &head, &tail);
 			close(rfd);
-			fprintf(stderr, "test_hostile: [%s] round %d: after the header was zeroed"
+			fprintf(stderr, "test_attach: round %d: after the header was zeroed"
 			        " the stream stalled for 2 s at %zu output bytes (head %" PRIu64 ", tail %"
 			        PRIu64 ", producer %s).  A zero pthread_mutex_t is process-private: the"
-			        " other process's unlock cannot wake a waiter.\n", g_case, round, c.o.len,
+			        " other process's unlock cannot wake a waiter.\n", round, c.o.len,
 			        head, tail, still_running(&p) ? "running" : describe(&p));
 			kill(p.pid, SIGTERM);
 			kill(c.pid, SIGTERM);
-			CHECK(pump(&p, 3000, NULL, NULL) && pump(&c, 3000, NULL, NULL),
-			      "the stalled daemons did not even stop on SIGTERM");
+			EXPECT(pump(&p, 3000, NULL, NULL) && pump(&c, 3000, NULL, NULL),
+			       "the stalled daemons did not even stop on SIGTERM");
 			ok = false;
 			break;
 		}
@@ -869,21 +822,20 @@ static bool zeroed_round(int round, const char *cfg4)
 	return ok;
 }
 
-static int case_header_zeroed_while_mapped(void)
+static void case_header_zeroed_while_mapped(void)
 {
 	char *cfg4 = write_cfg("cap4.ini", "[queue]\ncapacity = 4\n[consumer]\noutput = stdout\n"
 	                                   "[log]\nlevel = debug\n");
 
 	for (int round = 1; round <= ZERO_ROUNDS; round++)
-		CHECK(zeroed_round(round, cfg4), "a queue header zeroed under running daemons"
-		      " stalls them (see above)");
+		EXPECT(zeroed_round(round, cfg4), "a queue header zeroed under running daemons"
+		       " stalls them (see above)");
 	free(cfg4);
-	return 0;
 }
 
 /* ---- permissions --------------------------------------------------------------- */
 
-static int case_permission_denied(void)
+static void case_permission_denied(void)
 {
 	char *ro = tu_path(g_dir, "rodir"), *roq = tu_path(g_dir, "rodir/queue");
 	char *before, *after, *left;
@@ -896,7 +848,7 @@ static int case_permission_denied(void)
 	prog_free(&x);
 
 	publish(g_q, "1 2 3\n");
-	CHECK(chmod(g_q, 0600) == 0, "chmod: %s", strerror(errno));
+	EXPECT(chmod(g_q, 0600) == 0, "chmod: %s", strerror(errno));
 	before = slurp(g_q, &blen);
 
 	/* root's 0600 file: nobody can neither attach nor observe */
@@ -912,7 +864,7 @@ static int case_permission_denied(void)
 
 	/* 0644: the daemons need write access and are refused; the read-only
 	 * observer works */
-	CHECK(chmod(g_q, 0644) == 0, "chmod: %s", strerror(errno));
+	EXPECT(chmod(g_q, 0644) == 0, "chmod: %s", strerror(errno));
 	x = RUN(true, NULL, "mmapq-consumer", "--config", g_cfg, "--queue", g_q);
 	expect_exit(&x, EXIT_MS, 73, g_q, "Permission denied", END);
 	prog_free(&x);
@@ -921,14 +873,14 @@ static int case_permission_denied(void)
 	prog_free(&x);
 	x = RUN(true, NULL, "mmapqctl", "--queue", g_q, "dump");
 	expect_exit(&x, EXIT_MS, 0, END);
-	CHECK(strcmp(out_text(&x), "0\t1\n1\t2\n2\t3\n") == 0, "mmapqctl dump as nobody: '%s'",
-	      out_text(&x));
+	EXPECT(strcmp(out_text(&x), "0\t1\n1\t2\n2\t3\n") == 0, "mmapqctl dump as nobody: '%s'",
+	       out_text(&x));
 	prog_free(&x);
 	after = slurp(g_q, &alen);
-	CHECK(alen == blen && memcmp(before, after, blen) == 0, "the refused opens modified %s", g_q);
+	EXPECT(alen == blen && memcmp(before, after, blen) == 0, "the refused opens modified %s", g_q);
 
 	/* a new queue in a directory nobody may not write */
-	CHECK(mkdir(ro, 0755) == 0, "mkdir: %s", strerror(errno));
+	EXPECT(mkdir(ro, 0755) == 0, "mkdir: %s", strerror(errno));
 	free(g_q);
 	g_q = strdup(roq);
 	x = RUN(true, "1\n", "mmapq-producer", "--config", g_cfg, "--queue", roq);
@@ -938,13 +890,12 @@ static int case_permission_denied(void)
 	expect_exit(&x, EXIT_MS, 73, roq, "Permission denied", END);
 	prog_free(&x);
 	left = dir_entries(ro);
-	CHECK(!*left, "files left in %s: %s", ro, left);
+	EXPECT(!*left, "files left in %s: %s", ro, left);
 	free(left);
 	free(before);
 	free(after);
 	free(ro);
 	free(roq);
-	return 0;
 }
 
 /* ---- file systems: a private mount namespace with a tmpfs ------------------------- */
@@ -954,29 +905,29 @@ static char *private_tmpfs(const char *name, const char *opts)
 	char *mnt = tu_path(g_dir, name);
 
 	if (mkdir(mnt, 0755) < 0)
-		die("mkdir");
+		tu_die("mkdir");
 	if (mount("tmpfs", mnt, "tmpfs", 0, opts) < 0)
-		skip("cannot mount a tmpfs (%s): %s", opts, strerror(errno));
+		tu_skip("cannot mount a tmpfs (%s): %s", opts, strerror(errno));
 	return mnt;
 }
 
 static void private_namespace(void)
 {
 	if (unshare(CLONE_NEWNS) < 0)
-		skip("unshare(CLONE_NEWNS): %s", strerror(errno));
+		tu_skip("unshare(CLONE_NEWNS): %s", strerror(errno));
 	/* nothing we mount may propagate back to the host */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		skip("making / private: %s", strerror(errno));
+		tu_skip("making / private: %s", strerror(errno));
 }
 
 static void remount_ro(const char *mnt)
 {
 	if (mount(NULL, mnt, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0 &&
 	    mount("tmpfs", mnt, "tmpfs", MS_REMOUNT | MS_RDONLY, NULL) < 0)
-		skip("remount %s read-only: %s", mnt, strerror(errno));
+		tu_skip("remount %s read-only: %s", mnt, strerror(errno));
 }
 
-static int case_enospc(void)
+static void case_enospc(void)
 {
 	char *mnt, *small, *big, *left;
 	struct prog x;
@@ -995,7 +946,7 @@ static int case_enospc(void)
 	prog_free(&x);
 	free(big);
 	left = dir_entries(mnt);
-	CHECK(!*left, "left behind on the full file system: %s", left);
+	EXPECT(!*left, "left behind on the full file system: %s", left);
 	free(left);
 
 	/* control: the same file system takes a queue that fits */
@@ -1005,18 +956,17 @@ static int case_enospc(void)
 	prog_free(&x);
 	x = RUN(false, NULL, "mmapq-consumer", "--config", small, "--queue", g_q, "--count", "3");
 	expect_exit(&x, EXIT_MS, 0, END);
-	CHECK(strcmp(out_text(&x), "1\n2\n3\n") == 0, "consumer printed '%s'", out_text(&x));
+	EXPECT(strcmp(out_text(&x), "1\n2\n3\n") == 0, "consumer printed '%s'", out_text(&x));
 	prog_free(&x);
 	left = dir_entries(mnt);
-	CHECK(!strcmp(left, "queue queue.lock ") || !strcmp(left, "queue.lock queue "),
-	      "in %s after the control: '%s' (want the queue and its lock file)", mnt, left);
+	EXPECT(!strcmp(left, "queue queue.lock ") || !strcmp(left, "queue.lock queue "),
+	       "in %s after the control: '%s' (want the queue and its lock file)", mnt, left);
 	free(left);
 	free(small);
 	free(mnt);
-	return 0;
 }
 
-static int case_read_only_fs(void)
+static void case_read_only_fs(void)
 {
 	char *empty, *full, *left, *q_empty, *before, *after, *lock;
 	size_t blen, alen;
@@ -1032,7 +982,7 @@ static int case_read_only_fs(void)
 	/* as if the file had been copied there: no lock file, and none can
 	 * be made */
 	lock = tu_xasprintf("%s%s", g_q, MMAPQ_LOCK_SUFFIX);
-	CHECK(unlink(lock) == 0, "unlink %s: %s", lock, strerror(errno));
+	EXPECT(unlink(lock) == 0, "unlink %s: %s", lock, strerror(errno));
 	before = slurp(g_q, &blen);
 	remount_ro(empty);
 	remount_ro(full);
@@ -1045,7 +995,7 @@ static int case_read_only_fs(void)
 	expect_exit(&x, EXIT_MS, 73, q_empty, "Read-only file system", END);
 	prog_free(&x);
 	left = dir_entries(empty);
-	CHECK(!*left, "something appeared on a read-only file system: %s", left);
+	EXPECT(!*left, "something appeared on a read-only file system: %s", left);
 	free(left);
 
 	/* a valid queue: the daemons need it read-write */
@@ -1059,28 +1009,27 @@ static int case_read_only_fs(void)
 	 * judged by the pid */
 	x = RUN(false, NULL, "mmapqctl", "--queue", g_q, "status");
 	expect_exit(&x, EXIT_MS, 0, END);
-	CHECK(strstr(out_text(&x), "head 0, tail 3, depth 3/1024") &&
-	      strstr(out_text(&x), "pid not running, lock file not readable"), "mmapqctl status: '%s'",
-	      out_text(&x));
+	EXPECT(strstr(out_text(&x), "head 0, tail 3, depth 3/1024") &&
+	       strstr(out_text(&x), "pid not running, lock file not readable"), "mmapqctl status: '%s'",
+	       out_text(&x));
 	prog_free(&x);
 	x = RUN(false, NULL, "mmapqctl", "--queue", g_q, "dump");
 	expect_exit(&x, EXIT_MS, 0, END);
-	CHECK(strcmp(out_text(&x), "0\t1\n1\t2\n2\t3\n") == 0, "mmapqctl dump: '%s'", out_text(&x));
+	EXPECT(strcmp(out_text(&x), "0\t1\n1\t2\n2\t3\n") == 0, "mmapqctl dump: '%s'", out_text(&x));
 	prog_free(&x);
 	after = slurp(g_q, &alen);
-	CHECK(alen == blen && memcmp(before, after, blen) == 0, "%s changed", g_q);
+	EXPECT(alen == blen && memcmp(before, after, blen) == 0, "%s changed", g_q);
 	free(before);
 	free(after);
 	free(q_empty);
 	free(empty);
 	free(full);
 	free(lock);
-	return 0;
 }
 
 /* ---- things that are not queue files, for mmapqctl ----------------------------- */
 
-static int case_special_files_ctl(void)
+static void case_special_files_ctl(void)
 {
 	char *fifo = tu_path(g_dir, "fifo"), *sub = tu_path(g_dir, "subdir");
 	char *dev = tu_path(g_dir, "nulldev"), *dangling = tu_path(g_dir, "dangling");
@@ -1094,17 +1043,17 @@ static int case_special_files_ctl(void)
 
 	publish(g_q, "1 2 3\n");
 	before = slurp(g_q, &blen);
-	CHECK(mkfifo(fifo, 0600) == 0, "mkfifo: %s", strerror(errno));
+	EXPECT(mkfifo(fifo, 0600) == 0, "mkfifo: %s", strerror(errno));
 	sp[n++] = (struct special){fifo, "FIFO"};
-	CHECK(mkdir(sub, 0700) == 0, "mkdir: %s", strerror(errno));
+	EXPECT(mkdir(sub, 0700) == 0, "mkdir: %s", strerror(errno));
 	sp[n++] = (struct special){sub, "directory"};
 	if (mknod(dev, S_IFCHR | 0600, makedev(1, 3)) == 0) /* /dev/null's numbers */
 		sp[n++] = (struct special){dev, "device"};
 	else
 		mknod_errno = errno; /* the others first, then skip */
-	CHECK(symlink(nowhere, dangling) == 0, "symlink: %s", strerror(errno));
+	EXPECT(symlink(nowhere, dangling) == 0, "symlink: %s", strerror(errno));
 	sp[n++] = (struct special){dangling, "symbolic link"};
-	CHECK(symlink(g_q, link) == 0, "symlink: %s", strerror(errno));
+	EXPECT(symlink(g_q, link) == 0, "symlink: %s", strerror(errno));
 	sp[n++] = (struct special){link, "symbolic link"};
 
 	for (int i = 0; i < n; i++) {
@@ -1117,13 +1066,13 @@ static int case_special_files_ctl(void)
 			/* a FIFO with no writer would block a blocking open: the
 			 * deadline catches a hang */
 			expect_exit(&x, EXIT_MS, 65, path, sp[i].needle, END);
-			CHECK(x.o.len == 0, "mmapqctl printed '%s' for %s", out_text(&x), path);
+			EXPECT(x.o.len == 0, "mmapqctl printed '%s' for %s", out_text(&x), path);
 			prog_free(&x);
 		}
 	}
-	CHECK(access(nowhere, F_OK) < 0, "%s was created through the dangling link", nowhere);
+	EXPECT(access(nowhere, F_OK) < 0, "%s was created through the dangling link", nowhere);
 	after = slurp(g_q, &alen);
-	CHECK(alen == blen && memcmp(before, after, blen) == 0, "the link's target %s changed", g_q);
+	EXPECT(alen == blen && memcmp(before, after, blen) == 0, "the link's target %s changed", g_q);
 	free(before);
 	free(after);
 	free(fifo);
@@ -1133,64 +1082,41 @@ static int case_special_files_ctl(void)
 	free(nowhere);
 	free(link);
 	if (mknod_errno)
-		skip("mknod refused (%s): the device could not be checked (the FIFO, directory and"
-		     " links were)", strerror(mknod_errno));
-	return 0;
+		tu_skip("mknod refused (%s): the device could not be checked (the FIFO, directory and"
+		        " links were)", strerror(mknod_errno));
 }
 
 /*
  * open(2) of a Unix socket fails with ENXIO before map_file's "is not a
  * regular file" check: the programs must still say it is a socket and exit
- * 65, like for a FIFO or a device (they used to exit 74, "I/O error").
+ * 65, like for a FIFO or a device (not 74, "I/O error").
  */
-static int case_socket_at_path(void)
+static void case_socket_at_path(void)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char *sock = tu_path(g_dir, "sock");
 	struct prog x;
 
-	CHECK(fd >= 0 && strlen(sock) < sizeof(sa.sun_path), "socket: %s", strerror(errno));
+	EXPECT(fd >= 0 && strlen(sock) < sizeof(sa.sun_path), "socket: %s", strerror(errno));
 	strcpy(sa.sun_path, sock);
-	CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
+	EXPECT(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind: %s", strerror(errno));
 	for (int j = 0; j < 3; j++) {
 		x = j == 0 ? RUN(false, "1\n", "mmapq-producer", "--config", g_cfg, "--queue", sock)
 		  : j == 1 ? RUN(false, NULL, "mmapq-consumer", "--config", g_cfg, "--queue", sock)
 		           : RUN(false, NULL, "mmapqctl", "--queue", sock, "status");
-		CHECK(pump(&x, EXIT_MS, NULL, NULL), "%s hangs on a socket", x.name);
-		CHECK(!WIFSIGNALED(x.status), "%s crashed: %s", x.name, describe(&x));
-		CHECK(WIFEXITED(x.status) && WEXITSTATUS(x.status) == 65 && strstr(err_text(&x), "socket"),
-		      "%s with a Unix socket at the queue path: %s, expected exit 65 and a message"
-		      " saying it is a socket; stderr: %s", x.name, describe(&x), err_text(&x));
+		EXPECT(pump(&x, EXIT_MS, NULL, NULL), "%s hangs on a socket", x.name);
+		EXPECT(!WIFSIGNALED(x.status), "%s crashed: %s", x.name, describe(&x));
+		EXPECT(WIFEXITED(x.status) && WEXITSTATUS(x.status) == 65 && strstr(err_text(&x), "socket"),
+		       "%s with a Unix socket at the queue path: %s, expected exit 65 and a message"
+		       " saying it is a socket; stderr: %s", x.name, describe(&x), err_text(&x));
 		prog_free(&x);
 	}
 	close(fd);
 	free(sock);
-	return 0;
 }
 
 /* ---- runner ---------------------------------------------------------------------- */
-
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} cases[] = {
-	{"sigbus_consumer_waiting", case_sigbus_consumer_waiting},
-	{"sigbus_producer_attached", case_sigbus_producer_attached},
-	{"sigbus_producer_slots", case_sigbus_producer_slots},
-	{"sigbus_consumer_reading", case_sigbus_consumer_reading},
-	{"ctl_truncated_extended", case_ctl_truncated_extended},
-	{"extended_while_mapped", case_extended_while_mapped},
-	{"deleted_while_attached", case_deleted_while_attached},
-	{"replaced_while_attached", case_replaced_while_attached},
-	{"stale_publish_after_drain", case_stale_publish_after_drain},
-	{"header_zeroed_while_mapped", case_header_zeroed_while_mapped},
-	{"permission_denied", case_permission_denied},
-	{"enospc", case_enospc},
-	{"read_only_fs", case_read_only_fs},
-	{"special_files_ctl", case_special_files_ctl},
-	{"socket_at_path", case_socket_at_path},
-};
 
 /* Make every directory under dir removable again. */
 static void chmod_tree(const char *dir)
@@ -1214,37 +1140,37 @@ static void chmod_tree(const char *dir)
 	closedir(d);
 }
 
-/* Run one case in a child of its own, in a process group of its own. */
-static int run_case(int i)
+/*
+ * Each case in a child of its own, in a process group of its own, with a
+ * deadline: setup returns in the child, which runs the case; this process
+ * waits for it, kills whatever it left running (its process group), makes
+ * its directory removable (and removes it if it passed) and exits as the
+ * case did.
+ */
+static void setup(void)
 {
 	uint64_t t0 = tu_now_ms();
-	char *dir = tu_mkdtemp("hostile");
-	char *q = tu_path(dir, "queue");
 	pid_t pid;
 	int st, code;
 
-	if (chmod(dir, 0755) < 0)
-		die("chmod");
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0)
-		die("fork");
+	g_dir = tu_mkdtemp("attach");
+	g_q = tu_path(g_dir, "queue");
+	if (chmod(g_dir, 0755) < 0)
+		tu_die("chmod");
+	pid = tu_fork();
 	if (pid == 0) {
 		setpgid(0, 0);
-		g_case = cases[i].name;
-		g_dir = dir;
-		g_q = q;
 		g_cfg = write_cfg("test.ini", "[queue]\ncapacity = 1024\n[consumer]\noutput = stdout\n"
 		                  "[log]\nlevel = debug\n");
 		signal(SIGPIPE, SIG_IGN);
-		exit(cases[i].fn());
+		return;
 	}
 	setpgid(pid, pid);
 	st = tu_wait(pid, CASE_TIMEOUT_MS);
 	if (st == -ETIMEDOUT) {
-		fprintf(stderr, "test_hostile: [%s] FAIL: the case did not finish within %d ms\n",
-		        cases[i].name, CASE_TIMEOUT_MS);
-		tu_dump_queue(q, "case hung");
+		fprintf(stderr, "test_attach: FAIL: the case did not finish within %d ms\n",
+		        CASE_TIMEOUT_MS);
+		tu_dump_queue(g_q, "case hung");
 		kill(-pid, SIGKILL);
 		tu_kill(pid);
 		code = 1;
@@ -1255,46 +1181,35 @@ static int run_case(int i)
 	kill(-pid, SIGKILL);
 	while (waitpid(-pid, &st, 0) > 0 || errno == EINTR)
 		;
-	chmod_tree(dir);
-	tu_rmdir_r(dir);
-	free(dir);
-	free(q);
-	fprintf(stderr, "test_hostile: [%s] %s (%" PRIu64 " ms)\n", cases[i].name,
+	chmod_tree(g_dir);
+	if (code == 0 || code == TEST_SKIP)
+		tu_rmdir_r(g_dir);
+	fprintf(stderr, "test_attach: %s (%" PRIu64 " ms)\n",
 	        code == 0 ? "PASS" : code == TEST_SKIP ? "SKIP" : "FAIL", tu_now_ms() - t0);
-	return code;
+	exit(code);
 }
 
 int main(int argc, char **argv)
 {
-	int failed = 0, skipped = 0, ran = 0;
-	const int n = (int)(sizeof(cases) / sizeof(cases[0]));
+	static const struct tu_case cases[] = {
+		{"sigbus_consumer_waiting", case_sigbus_consumer_waiting},
+		{"sigbus_producer_attached", case_sigbus_producer_attached},
+		{"sigbus_producer_slots", case_sigbus_producer_slots},
+		{"sigbus_consumer_reading", case_sigbus_consumer_reading},
+		{"ctl_truncated_extended", case_ctl_truncated_extended},
+		{"extended_while_mapped", case_extended_while_mapped},
+		{"deleted_while_attached", case_deleted_while_attached},
+		{"replaced_while_attached", case_replaced_while_attached},
+		{"stale_publish_after_drain", case_stale_publish_after_drain},
+		{"header_zeroed_while_mapped", case_header_zeroed_while_mapped},
+		{"permission_denied", case_permission_denied},
+		{"enospc", case_enospc},
+		{"read_only_fs", case_read_only_fs},
+		{"special_files_ctl", case_special_files_ctl},
+		{"socket_at_path", case_socket_at_path},
+	};
 
-	if (argc > 1 && !strcmp(argv[1], "--list")) {
-		for (int i = 0; i < n; i++)
-			printf("%s\n", cases[i].name);
-		return 0;
-	}
 	/* orphans of a failed case come back to us, so they can be reaped */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	for (int i = 0; i < n; i++) {
-		int code;
-
-		if (!tu_wanted(argc, argv, cases[i].name))
-			continue;
-		ran++;
-		code = run_case(i);
-		if (code == TEST_SKIP)
-			skipped++;
-		else if (code != 0)
-			failed++;
-	}
-	if (!ran) {
-		fprintf(stderr, "test_hostile: no such case (try --list)\n");
-		return 64;
-	}
-	fprintf(stderr, "test_hostile: %d case(s): %d passed, %d failed, %d skipped\n", ran,
-	        ran - failed - skipped, failed, skipped);
-	if (failed)
-		return 1;
-	return skipped == ran ? TEST_SKIP : 0;
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
 }

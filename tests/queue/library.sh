@@ -18,7 +18,7 @@
 # Exit 0 pass, 1 fail, 77 skip (no C++ compiler: tests/deps.sh installs g++).
 set -u
 build=$(cd "${1:?usage: library.sh BUILD_DIR}" && pwd) || exit 1
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
 command -v c++ >/dev/null || { echo "library: SKIP: no C++ compiler" >&2; exit 77; }
 # shellcheck source=/dev/null
 . "$build/systemd/mmapq-test.env"

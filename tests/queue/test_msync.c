@@ -17,7 +17,8 @@
  *   producer_batch  mmapq-producer, sync = batch: the same
  *   consumer_batch  mmapq-consumer, sync = batch: the same
  *   daemons_never   both with sync = never: every record through, exit 0
- * Needs root for the mount namespace and /dev/fuse; exits 77 without them.
+ * Needs root for the mount namespace and /dev/fuse; each case exits 77
+ * without them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,11 +38,9 @@
 
 #define EXIT_MS 10000
 
-static const char *g_case;
 static char *g_tmp, *g_mnt, *g_q;
-static int g_failures;
 
-#define FAIL(...) (g_failures++, tu_case_fail("test_msync", g_case, g_q, __LINE__, __VA_ARGS__))
+#define EXPECT(cond, ...) TU_EXPECT(g_q, cond, __VA_ARGS__)
 
 static struct mmapq *open_role(enum mmapq_role role, enum mmapq_sync sync)
 {
@@ -52,10 +51,7 @@ static struct mmapq *open_role(enum mmapq_role role, enum mmapq_sync sync)
 	struct mmapq *q = NULL;
 	int r = mmapq_open(&p, &q, &e);
 
-	if (r < 0) {
-		FAIL("open: %s", e.msg);
-		return NULL;
-	}
+	EXPECT(r == 0, "open: %s", e.msg);
 	return q;
 }
 
@@ -80,8 +76,7 @@ static bool try_positions(uint64_t *head, uint64_t *tail)
 static void positions(uint64_t *head, uint64_t *tail)
 {
 	*head = *tail = UINT64_MAX;
-	if (!try_positions(head, tail))
-		FAIL("an observer cannot read the queue");
+	EXPECT(try_positions(head, tail), "an observer cannot read the queue");
 }
 
 static int put(struct mmapq *q)
@@ -99,19 +94,14 @@ static void case_put_always(void)
 	uint32_t n;
 	int r = 0;
 
-	if (!q)
-		return;
-	if (mmapq_reserve(q, 0, &n) != 0 || (r = put(q)) != 0) {
-		FAIL("a put before the failure: %s", mmapq_strerror(r));
-		goto out;
-	}
+	EXPECT(mmapq_reserve(q, 0, &n) == 0 && (r = put(q)) == 0, "a put before the failure: %s",
+	       mmapq_strerror(r));
 	failfs_set_fail(true);
 	r = put(q);
-	if (r != -EIO || mmapq_pending(q) != 1 || mmapq_next_seq(q) != 1)
-		FAIL("put with write-back failing: %d (%s), %u pending, next seq %" PRIu64
-		     "; want -EIO, 1, 1 (not put)", r, mmapq_strerror(r), mmapq_pending(q),
-		     mmapq_next_seq(q));
-out:
+	EXPECT(r == -EIO && mmapq_pending(q) == 1 && mmapq_next_seq(q) == 1,
+	       "put with write-back failing: %d (%s), %u pending, next seq %" PRIu64
+	       "; want -EIO, 1, 1 (not put)", r, mmapq_strerror(r), mmapq_pending(q),
+	       mmapq_next_seq(q));
 	failfs_set_fail(false);
 	mmapq_close(q);
 }
@@ -123,19 +113,13 @@ static void case_publish_batch(void)
 	uint32_t n;
 	int r;
 
-	if (!q)
-		return;
-	if (mmapq_reserve(q, 0, &n) != 0 || put(q) != 0 || put(q) != 0) {
-		FAIL("put");
-		goto out;
-	}
+	EXPECT(mmapq_reserve(q, 0, &n) == 0 && put(q) == 0 && put(q) == 0, "put");
 	failfs_set_fail(true);
 	r = mmapq_publish(q);
 	positions(&head, &tail);
-	if (r != -EIO || tail != 2 || mmapq_pending(q) != 0)
-		FAIL("publish with write-back failing: %d (%s), tail %" PRIu64 ", %u pending; want -EIO,"
-		     " 2, 0 (published, not durable)", r, mmapq_strerror(r), tail, mmapq_pending(q));
-out:
+	EXPECT(r == -EIO && tail == 2 && mmapq_pending(q) == 0, "publish with write-back failing: %d"
+	       " (%s), tail %" PRIu64 ", %u pending; want -EIO, 2, 0 (published, not durable)", r,
+	       mmapq_strerror(r), tail, mmapq_pending(q));
 	failfs_set_fail(false);
 	mmapq_close(q);
 }
@@ -147,25 +131,18 @@ static void case_reserve_batch(void)
 	uint32_t n = 12345;
 	int r;
 
-	if (!q)
-		return;
-	if (mmapq_reserve(q, 0, &n) != 0 || n != 4) {
-		FAIL("reserve on a new queue");
-		goto out;
-	}
+	EXPECT(mmapq_reserve(q, 0, &n) == 0 && n == 4, "reserve on a new queue");
 	for (int i = 0; i < 4; i++)
-		if (put(q) != 0)
-			FAIL("put");
+		EXPECT(put(q) == 0, "put %d", i);
 	failfs_set_fail(true);
 	n = 12345;
 	/* full and nothing published: reserve publishes the four, then finds
 	 * no room (-EAGAIN), but the failed msync is what it reports */
 	r = mmapq_reserve(q, 0, &n);
 	positions(&head, &tail);
-	if (r != -EIO || tail != 4 || mmapq_pending(q) != 0 || n != 12345)
-		FAIL("reserve with write-back failing: %d (%s), tail %" PRIu64 ", %u pending, nfree %u;"
-		     " want -EIO, 4, 0, untouched", r, mmapq_strerror(r), tail, mmapq_pending(q), n);
-out:
+	EXPECT(r == -EIO && tail == 4 && mmapq_pending(q) == 0 && n == 12345,
+	       "reserve with write-back failing: %d (%s), tail %" PRIu64 ", %u pending, nfree %u;"
+	       " want -EIO, 4, 0, untouched", r, mmapq_strerror(r), tail, mmapq_pending(q), n);
 	failfs_set_fail(false);
 	mmapq_close(q);
 }
@@ -178,20 +155,13 @@ static void case_release_batch(void)
 	uint32_t n;
 	int r;
 
-	if (!p || !c)
-		goto out;
-	if (mmapq_reserve(p, 0, &n) != 0 || put(p) != 0 || mmapq_publish(p) != 1 ||
-	    mmapq_available(c, 0, &n) != 0 || n != 1) {
-		FAIL("one record through");
-		goto out;
-	}
+	EXPECT(mmapq_reserve(p, 0, &n) == 0 && put(p) == 0 && mmapq_publish(p) == 1 &&
+	       mmapq_available(c, 0, &n) == 0 && n == 1, "one record through");
 	failfs_set_fail(true);
 	r = mmapq_release(c, 1);
 	positions(&head, &tail);
-	if (r != -EIO || head != 1)
-		FAIL("release with write-back failing: %d (%s), head %" PRIu64 "; want -EIO, 1 (released,"
-		     " not durable)", r, mmapq_strerror(r), head);
-out:
+	EXPECT(r == -EIO && head == 1, "release with write-back failing: %d (%s), head %" PRIu64
+	       "; want -EIO, 1 (released, not durable)", r, mmapq_strerror(r), head);
 	failfs_set_fail(false);
 	mmapq_close(c);
 	mmapq_close(p);
@@ -204,18 +174,14 @@ static void case_never(void)
 	uint32_t n;
 	int r = 0;
 
-	if (!p || !c)
-		goto out;
 	failfs_set_fail(true);
 	for (int round = 0; round < 3 && r == 0; round++) {
 		if ((r = mmapq_reserve(p, 0, &n)) == 0 && (r = put(p)) == 0 &&
 		    (r = mmapq_publish(p)) == 1 && (r = mmapq_available(c, 0, &n)) == 0)
 			r = mmapq_release(c, n);
 	}
-	if (r != 0)
-		FAIL("sync = never with write-back failing: %d (%s); want no error (no msync)", r,
-		     mmapq_strerror(r));
-out:
+	EXPECT(r == 0, "sync = never with write-back failing: %d (%s); want no error (no msync)", r,
+	       mmapq_strerror(r));
 	failfs_set_fail(false);
 	mmapq_close(c);
 	mmapq_close(p);
@@ -245,6 +211,7 @@ static struct tu_proc daemon_start(const char *name, const char *cfg, const char
 	struct tu_proc p;
 
 	tu_spawn(&p, argv, NULL, !strcmp(name, "mmapq-producer"), true, true);
+	tu_track(p.pid);
 	free(bin);
 	return p;
 }
@@ -256,6 +223,7 @@ static int daemon_end(struct tu_proc *p, char **out, char **err)
 
 	if (st == -ETIMEDOUT)
 		tu_kill(p->pid);
+	tu_untrack(p->pid);
 	if (p->in_fd >= 0)
 		close(p->in_fd);
 	*out = tu_read_all(p->out_fd, 1000, NULL);
@@ -280,9 +248,9 @@ static bool wait_tail(uint64_t want)
 
 static void expect_io_error(const char *who, int code, const char *err)
 {
-	if (code != 74 || !err || !strstr(err, g_q) || !strstr(err, "Input/output error"))
-		FAIL("%s with write-back failing: exit %d, stderr '%s'; want 74 and a message naming %s",
-		     who, code, err ? err : "", g_q);
+	EXPECT(code == 74 && err && strstr(err, g_q) && strstr(err, "Input/output error"),
+	       "%s with write-back failing: exit %d, stderr '%s'; want 74 and a message naming %s", who,
+	       code, err ? err : "", g_q);
 }
 
 static void producer_case(const char *sync)
@@ -292,11 +260,10 @@ static void producer_case(const char *sync)
 	int code;
 
 	/* one record through while the file system works */
-	if (tu_write_all(p.in_fd, "1\n", 2) < 0 || !wait_tail(1))
-		FAIL("the producer did not publish its first record");
+	EXPECT(tu_write_all(p.in_fd, "1\n", 2) == 0 && wait_tail(1),
+	       "the producer did not publish its first record");
 	failfs_set_fail(true);
-	if (tu_write_all(p.in_fd, "2\n", 2) < 0)
-		FAIL("write to the producer");
+	EXPECT(tu_write_all(p.in_fd, "2\n", 2) == 0, "write to the producer");
 	code = daemon_end(&p, &out, &err);
 	failfs_set_fail(false);
 	expect_io_error("mmapq-producer", code, err);
@@ -321,9 +288,8 @@ static void publish_three(void)
 	struct mmapq *p = open_role(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_NEVER);
 	uint32_t n;
 
-	if (!p || mmapq_reserve(p, 0, &n) != 0 || put(p) != 0 || put(p) != 0 || put(p) != 0 ||
-	    mmapq_publish(p) != 3)
-		FAIL("publishing three records");
+	EXPECT(mmapq_reserve(p, 0, &n) == 0 && put(p) == 0 && put(p) == 0 && put(p) == 0 &&
+	       mmapq_publish(p) == 3, "publishing three records");
 	mmapq_close(p);
 }
 
@@ -354,17 +320,16 @@ static void case_daemons_never(void)
 	failfs_set_fail(true);
 	c = daemon_start("mmapq-consumer", cfg, "6");
 	p = daemon_start("mmapq-producer", cfg, NULL);
-	if (tu_write_all(p.in_fd, "3 4 5\n", 6) < 0)
-		FAIL("write to the producer");
+	EXPECT(tu_write_all(p.in_fd, "3 4 5\n", 6) == 0, "write to the producer");
 	close(p.in_fd);
 	p.in_fd = -1;
 	pcode = daemon_end(&p, &pout, &perr);
 	ccode = daemon_end(&c, &out, &err);
 	failfs_set_fail(false);
-	if (pcode != 0 || ccode != 0 || !out || strcmp(out, "0\n1\n2\n3\n4\n5\n") != 0)
-		FAIL("sync = never with write-back failing: producer exit %d (%s), consumer exit %d (%s),"
-		     " output '%s'; want 0, 0 and 0..5", pcode, perr ? perr : "", ccode, err ? err : "",
-		     out ? out : "");
+	EXPECT(pcode == 0 && ccode == 0 && out && strcmp(out, "0\n1\n2\n3\n4\n5\n") == 0,
+	       "sync = never with write-back failing: producer exit %d (%s), consumer exit %d (%s),"
+	       " output '%s'; want 0, 0 and 0..5", pcode, perr ? perr : "", ccode, err ? err : "",
+	       out ? out : "");
 	free(out);
 	free(err);
 	free(pout);
@@ -372,65 +337,54 @@ static void case_daemons_never(void)
 	free(cfg);
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
-	{"put_always", case_put_always},         {"publish_batch", case_publish_batch},
-	{"reserve_batch", case_reserve_batch},   {"release_batch", case_release_batch},
-	{"never", case_never},                   {"producer_always", case_producer_always},
-	{"producer_batch", case_producer_batch}, {"consumer_batch", case_consumer_batch},
-	{"daemons_never", case_daemons_never},
-};
+/* At exit, whether the case passed or not: a daemon the case left SIGKILLed
+ * first, then failfs unmounted. */
+static void unmount_failfs(void)
+{
+	tu_kill_tracked();
+	printf("test_msync: %" PRIu64 " writes refused\n", failfs_refused());
+	failfs_stop();
+	rmdir(g_mnt);
+}
+
+/* Each case: a private mount namespace with failfs mounted, the queue's path
+ * in it.  The mount point is beside the case's scratch directory, not in
+ * it: that goes when the case passed, failfs still mounted. */
+static void setup(void)
+{
+	int r;
+
+	if (geteuid() != 0)
+		tu_skip("needs root (a mount namespace, /dev/fuse)");
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		tu_skip("private mount namespace: %s", strerror(errno));
+	g_tmp = tu_mkdtemp("msync");
+	g_mnt = tu_xasprintf("%s.failfs", g_tmp);
+	if (mkdir(g_mnt, 0755) < 0)
+		tu_die(g_mnt);
+	r = failfs_start(g_mnt);
+	if (r < 0) {
+		rmdir(g_mnt);
+		tu_skip("cannot mount a FUSE file system: %s", strerror(-r));
+	}
+	atexit(unmount_failfs);
+	g_q = tu_path(g_mnt, "queue");
+}
 
 int main(int argc, char **argv)
 {
-	int ran = 0, r;
+	static const struct tu_case cases[] = {
+		{"put_always", case_put_always},
+		{"publish_batch", case_publish_batch},
+		{"reserve_batch", case_reserve_batch},
+		{"release_batch", case_release_batch},
+		{"never", case_never},
+		{"producer_always", case_producer_always},
+		{"producer_batch", case_producer_batch},
+		{"consumer_batch", case_consumer_batch},
+		{"daemons_never", case_daemons_never},
+	};
 
 	unsetenv("MMAPQ_FAULT");
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_msync: SKIP: needs root (a mount namespace, /dev/fuse)\n");
-		return TEST_SKIP;
-	}
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		fprintf(stderr, "test_msync: SKIP: private mount namespace: %s\n", strerror(errno));
-		return TEST_SKIP;
-	}
-	g_tmp = tu_mkdtemp("msync");
-	g_mnt = tu_path(g_tmp, "failfs");
-	if (mkdir(g_mnt, 0755) < 0) {
-		perror(g_mnt);
-		return 99;
-	}
-	r = failfs_start(g_mnt);
-	if (r < 0) {
-		fprintf(stderr, "test_msync: SKIP: cannot mount a FUSE file system: %s\n", strerror(-r));
-		tu_rmdir_r(g_tmp);
-		return TEST_SKIP;
-	}
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int f0 = g_failures;
-		uint64_t refused = failfs_refused();
-		if (!tu_wanted(argc, argv, cases[i].name))
-			continue;
-		ran++;
-		g_case = cases[i].name;
-		g_q = tu_path(g_mnt, cases[i].name);
-		cases[i].fn();
-		printf("test_msync: [%s] %s (%" PRIu64 " writes refused)\n", g_case,
-		       g_failures > f0 ? "FAILED" : "ok", failfs_refused() - refused);
-		fflush(stdout);
-		free(g_q);
-		g_q = NULL;
-	}
-	failfs_stop();
-	tu_rmdir_r(g_tmp);
-	free(g_mnt);
-	free(g_tmp);
-	if (!ran) {
-		fprintf(stderr, "test_msync: no such case\n");
-		return 64;
-	}
-	printf("test_msync: %s\n", g_failures ? "FAILED" : "ok");
-	return g_failures ? 1 : 0;
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
 }

@@ -17,23 +17,26 @@
  * compares the two on random input made of every kind of token, whole and
  * cut at every position.
  */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmockautil.h"
 #include "fmt.h"
 #include "mmapq_format.h"
 #include "parse.h"
+#include "testutil.h"
+
+/* nothing here has a queue to show on a failure */
+#define EXPECT(cond, ...) TU_EXPECT(NULL, cond, __VA_ARGS__)
+#define EXPECT_INT(a, b) TU_EXPECT_INT(NULL, a, b)
+#define EXPECT_STR(a, b) TU_EXPECT_STR(NULL, a, b)
+#define EXPECT_MEM(a, b, n) TU_EXPECT_MEM(NULL, a, b, n)
 
 /* ---- growable string ---- */
 
@@ -50,7 +53,8 @@ static void sb_add(struct sbuf *b, const void *d, size_t n)
 		while (cap < b->len + n + 1)
 			cap *= 2;
 		b->p = realloc(b->p, cap);
-		assert_non_null(b->p);
+		if (!b->p)
+			tu_die("realloc");
 		b->cap = cap;
 	}
 	memcpy(b->p + b->len, d, n);
@@ -73,7 +77,8 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vasprintf(&tmp, fmt, ap);
 	va_end(ap);
-	assert_true(n >= 0);
+	if (n < 0)
+		tu_die("vasprintf");
 	sb_add(b, tmp, (size_t)n);
 	free(tmp);
 }
@@ -82,7 +87,8 @@ static char *sb_take(struct sbuf *b)
 {
 	char *s = b->p ? b->p : strdup("");
 
-	assert_non_null(s);
+	if (!s)
+		tu_die("strdup");
 	b->p = NULL;
 	b->len = b->cap = 0;
 	return s;
@@ -117,7 +123,7 @@ static int on_record(void *ctx, const void *data, uint32_t len)
 	if (c->format == MMAPQ_FORMAT_INT) {
 		int64_t v;
 
-		assert_int_equal(len, sizeof(v));
+		EXPECT_INT(len, sizeof(v));
 		memcpy(&v, data, sizeof(v));
 		sb_printf(&c->log, "R %" PRId64 "\n", v);
 		return 0;
@@ -141,7 +147,7 @@ static int on_ints(void *ctx, const int64_t *v, size_t n)
 {
 	struct coll *c = ctx;
 
-	assert_true(n >= 1 && n <= MMAPQ_PARSE_BATCH);
+	EXPECT(n >= 1 && n <= MMAPQ_PARSE_BATCH, "a batch of %zu values", n);
 	c->nbatches++;
 	if (c->log_batches)
 		sb_printf(&c->log, "B %zu\n", n);
@@ -158,10 +164,12 @@ static void on_error(void *ctx, const struct mmapq_parse_error *e)
 	struct coll *c = ctx;
 
 	c->nerr++;
-	assert_non_null(e->what);
-	assert_non_null(memchr(e->excerpt, '\0', sizeof(e->excerpt)));
+	EXPECT(e->what, "an error at %" PRIu64 ":%" PRIu64 " says nothing", e->line, e->column);
+	EXPECT(memchr(e->excerpt, '\0', sizeof(e->excerpt)), "the excerpt of the error at %" PRIu64
+	       ":%" PRIu64 " does not end", e->line, e->column);
 	for (const char *s = e->excerpt; *s; s++)
-		assert_true(*s >= 0x20 && *s < 0x7f);
+		EXPECT(*s >= 0x20 && *s < 0x7f, "excerpt '%s': byte 0x%02x", e->excerpt,
+		       (unsigned)(unsigned char)*s);
 	sb_printf(&c->log, "E %" PRIu64 ":%" PRIu64 " %s [%s]\n", e->line, e->column, e->what,
 		  e->excerpt);
 }
@@ -182,30 +190,31 @@ static char *run_cuts(uint32_t fmt, uint32_t rs, const char *in, size_t len,
 	struct coll c = { .format = fmt };
 	size_t at = 0;
 
-	assert_int_equal(mmapq_parser_new(fmt, rs, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_new(fmt, rs, on_record, on_error, &c, &p), 0);
 	mmapq_parser_set_fast_path(p, fast_path);
 	if (batched && fmt == MMAPQ_FORMAT_INT)
-		assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
+		EXPECT_INT(mmapq_parser_set_int_batch(p, on_ints), 0);
 	for (size_t k = 0; k <= ncuts; k++) {
 		size_t end = k < ncuts ? cuts[k] : len;
 		size_t n = end - at;
 		char *chunk;
 
-		assert_true(end >= at && end <= len);
+		EXPECT(end >= at && end <= len, "cut %zu at %zu, after %zu, in %zu bytes", k, end, at, len);
 		if (n == 0)
 			continue;
 		chunk = malloc(n);
-		assert_non_null(chunk);
+		if (!chunk)
+			tu_die("malloc");
 		memcpy(chunk, in + at, n);
-		assert_int_equal(mmapq_parser_feed(p, chunk, n), 0);
+		EXPECT_INT(mmapq_parser_feed(p, chunk, n), 0);
 		/* batched or not, all of it is handed over when feed returns */
-		assert_int_equal(mmapq_parser_records(p), c.nrec);
+		EXPECT_INT(mmapq_parser_records(p), c.nrec);
 		free(chunk);
 		at = end;
 	}
-	assert_int_equal(mmapq_parser_finish(p), 0);
-	assert_int_equal(mmapq_parser_records(p), c.nrec);
-	assert_int_equal(mmapq_parser_errors(p), c.nerr);
+	EXPECT_INT(mmapq_parser_finish(p), 0);
+	EXPECT_INT(mmapq_parser_records(p), c.nrec);
+	EXPECT_INT(mmapq_parser_errors(p), c.nerr);
 	mmapq_parser_free(p);
 	return sb_take(&c.log);
 }
@@ -221,7 +230,8 @@ static char *run_step(uint32_t fmt, uint32_t rs, const char *in, size_t len, siz
 	size_t n = len / step, *cuts = calloc(n + 1, sizeof(*cuts));
 	char *log;
 
-	assert_non_null(cuts);
+	if (!cuts)
+		tu_die("calloc");
 	for (size_t k = 0; k < n; k++)
 		cuts[k] = (k + 1) * step;
 	log = run_cuts(fmt, rs, in, len, cuts, n);
@@ -237,8 +247,8 @@ static void check_steps(uint32_t fmt, uint32_t rs, const char *in, size_t len, c
 		char *got = steps[k] ? run_step(fmt, rs, in, len, steps[k]) : run_whole(fmt, rs, in, len);
 
 		if (strcmp(got, want) != 0)
-			print_error("chunks of %zu bytes (0: whole)\n", steps[k]);
-		assert_string_equal(got, want);
+			fprintf(stderr, "chunks of %zu bytes (0: whole)\n", steps[k]);
+		EXPECT_STR(got, want);
 		free(got);
 	}
 }
@@ -251,7 +261,8 @@ static char *padded(const char *in, size_t len)
 {
 	char *s = malloc(len + PAD);
 
-	assert_non_null(s);
+	if (!s)
+		tu_die("malloc");
 	memcpy(s, in, len);
 	memset(s + len, ' ', PAD);
 	return s;
@@ -267,16 +278,16 @@ static void check_log(uint32_t fmt, uint32_t rs, const char *in, size_t len, con
 		if (batched && fmt != MMAPQ_FORMAT_INT)
 			continue;
 		got = run_whole(fmt, rs, in, len);
-		assert_string_equal(got, want);
+		EXPECT_STR(got, want);
 		free(got);
 		got = run_step(fmt, rs, in, len, 1);
-		assert_string_equal(got, want);
+		EXPECT_STR(got, want);
 		free(got);
 		if (fmt != MMAPQ_FORMAT_INT)
 			continue;
 		pad = padded(in, len);
 		got = run_whole(fmt, rs, pad, len + PAD);
-		assert_string_equal(got, want);
+		EXPECT_STR(got, want);
 		free(got);
 		free(pad);
 	}
@@ -289,13 +300,13 @@ static void check_log(uint32_t fmt, uint32_t rs, const char *in, size_t len, con
 
 /* ---- format int ---- */
 
-static void test_lab_input(void **state)
+static void test_int_basic(void)
 {
 	CHECK_INT("1 2 3 4 5 6 7 8 9 10\n",
 		  "R 1\nR 2\nR 3\nR 4\nR 5\nR 6\nR 7\nR 8\nR 9\nR 10\n");
 }
 
-static void test_int_bad_tokens(void **state)
+static void test_int_bad_tokens(void)
 {
 	/* cols:   1   5     11  15     */
 	CHECK_INT("abc 12abc --1 +\n  1.5\t0x10 - 42\n7",
@@ -322,7 +333,7 @@ static void test_int_bad_tokens(void **state)
 	CHECK_INT("a\\x00b 1", "E 1:1 not a decimal integer [a\\\\x00b]\nR 1\n");
 }
 
-static void test_int_nul_bytes(void **state)
+static void test_int_nul_bytes(void)
 {
 	/* NUL is not whitespace: it glues onto its neighbours */
 	CHECK_INT("1\0002 3\n\0\n4\0",
@@ -332,7 +343,7 @@ static void test_int_nul_bytes(void **state)
 		  "E 3:1 not a decimal integer [4\\x00]\n");
 }
 
-static void test_int_non_ascii(void **state)
+static void test_int_non_ascii(void)
 {
 	/* é (valid UTF-8), €, invalid UTF-8, and a UTF-8 no-break space, which
 	 * is not C-locale whitespace and so joins "1" and "2" into one token */
@@ -345,7 +356,7 @@ static void test_int_non_ascii(void **state)
 		  "R 5\n");
 }
 
-static void test_int_bom(void **state)
+static void test_int_bom(void)
 {
 	/* A UTF-8 BOM is not whitespace: it makes the first token bad at 1:1
 	 * (the first number is lost, the rest parse). */
@@ -362,13 +373,14 @@ static char *repeat(char ch, size_t n)
 {
 	char *s = malloc(n + 1);
 
-	assert_non_null(s);
+	if (!s)
+		tu_die("malloc");
 	memset(s, ch, n);
 	s[n] = '\0';
 	return s;
 }
 
-static void test_int_long_tokens(void **state)
+static void test_int_long_tokens(void)
 {
 	struct sbuf in = { 0 }, want = { 0 };
 	char *a32 = repeat('a', 32), *d1000 = repeat('9', 1000), *z1000 = repeat('0', 1000);
@@ -408,7 +420,7 @@ static void test_int_long_tokens(void **state)
 }
 
 /* Escaping fills excerpt[] exactly, never more. */
-static void test_excerpt_bounds(void **state)
+static void test_excerpt_bounds(void)
 {
 	char *bs32 = repeat('\\', 32), *esc18 = repeat('\\', 36);	/* 18 escaped */
 	char *in, *want;
@@ -423,20 +435,20 @@ static void test_excerpt_bounds(void **state)
 		  "[\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01...]\nR 1\n");
 
 	/* a backslash takes two characters: 32 of them show as 18 + "..." */
-	assert_true(asprintf(&in, "%s 2", bs32) > 0);
-	assert_true(asprintf(&want, "E 1:1 not a decimal integer [%s...]\nR 2\n", esc18) > 0);
+	in = tu_xasprintf("%s 2", bs32);
+	want = tu_xasprintf("E 1:1 not a decimal integer [%s...]\nR 2\n", esc18);
 	check_log(MMAPQ_FORMAT_INT, 8, in, strlen(in), want);
 	free(in);
 	free(want);
 	/* format line, record_size 8: the first 9 bytes, all shown */
-	assert_true(asprintf(&in, "%s\n", bs32) > 0);
-	assert_true(asprintf(&want, "E 1:1 line too long [%.*s...]\n", 18, esc18) > 0);
+	in = tu_xasprintf("%s\n", bs32);
+	want = tu_xasprintf("E 1:1 line too long [%.*s...]\n", 18, esc18);
 	check_log(MMAPQ_FORMAT_LINE, 8, in, strlen(in), want);
 	free(in);
 	free(want);
 	/* record_size 32: 18 of the 33 bytes fit */
-	assert_true(asprintf(&in, "%s\\\n", bs32) > 0);
-	assert_true(asprintf(&want, "E 1:1 line too long [%s...]\n", esc18) > 0);
+	in = tu_xasprintf("%s\\\n", bs32);
+	want = tu_xasprintf("E 1:1 line too long [%s...]\n", esc18);
 	check_log(MMAPQ_FORMAT_LINE, 32, in, strlen(in), want);
 	free(in);
 	free(want);
@@ -444,7 +456,7 @@ static void test_excerpt_bounds(void **state)
 	free(esc18);
 }
 
-static void test_int64_limits(void **state)
+static void test_int64_limits(void)
 {
 	CHECK_INT("9223372036854775807 -9223372036854775808 9223372036854775808 "
 		  "-9223372036854775809\n"
@@ -471,7 +483,7 @@ static void test_int64_limits(void **state)
 		  "E 5:48 out of range for a 64-bit integer [09223372036854775808]\n");
 }
 
-static void test_int_crlf(void **state)
+static void test_int_crlf(void)
 {
 	CHECK_INT("1\r\n2\r\nx\r\n\r\n  y\r\n", "R 1\nR 2\nE 3:1 not a decimal integer [x]\n"
 		  "E 5:3 not a decimal integer [y]\n");
@@ -479,7 +491,7 @@ static void test_int_crlf(void **state)
 	CHECK_INT("1\r2\rz", "R 1\nR 2\nE 1:5 not a decimal integer [z]\n");
 }
 
-static void test_int_whitespace(void **state)
+static void test_int_whitespace(void)
 {
 	CHECK_INT("1\t2\v3\f4\r5 \t 6\n\t\tx\v\fy",
 		  "R 1\nR 2\nR 3\nR 4\nR 5\nR 6\n"
@@ -487,22 +499,22 @@ static void test_int_whitespace(void **state)
 		  "E 2:6 not a decimal integer [y]\n");
 }
 
-static void test_int_no_trailing_newline(void **state)
+static void test_int_no_trailing_newline(void)
 {
 	struct mmapq_parser *p = NULL;
 	struct coll c = { .format = MMAPQ_FORMAT_INT };
 
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
-	assert_int_equal(mmapq_parser_feed(p, "1 2 3", 5), 0);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_feed(p, "1 2 3", 5), 0);
 	/* "3" might continue in the next chunk */
-	assert_int_equal(mmapq_parser_records(p), 2);
-	assert_int_equal(mmapq_parser_feed(p, "4 x", 3), 0);
-	assert_int_equal(mmapq_parser_records(p), 3);
-	assert_int_equal(mmapq_parser_errors(p), 0);
-	assert_int_equal(mmapq_parser_finish(p), 0);
-	assert_int_equal(mmapq_parser_records(p), 3);
-	assert_int_equal(mmapq_parser_errors(p), 1);
-	assert_string_equal(c.log.p, "R 1\nR 2\nR 34\nE 1:8 not a decimal integer [x]\n");
+	EXPECT_INT(mmapq_parser_records(p), 2);
+	EXPECT_INT(mmapq_parser_feed(p, "4 x", 3), 0);
+	EXPECT_INT(mmapq_parser_records(p), 3);
+	EXPECT_INT(mmapq_parser_errors(p), 0);
+	EXPECT_INT(mmapq_parser_finish(p), 0);
+	EXPECT_INT(mmapq_parser_records(p), 3);
+	EXPECT_INT(mmapq_parser_errors(p), 1);
+	EXPECT_STR(c.log.p, "R 1\nR 2\nR 34\nE 1:8 not a decimal integer [x]\n");
 	mmapq_parser_free(p);
 	free(c.log.p);
 
@@ -510,7 +522,7 @@ static void test_int_no_trailing_newline(void **state)
 	CHECK_INT("\n\n  -12", "R -12\n");
 }
 
-static void test_empty_input(void **state)
+static void test_empty_input(void)
 {
 	CHECK_INT("", "");
 	CHECK_INT(" \t\n\v\f\r\n  ", "");
@@ -519,7 +531,7 @@ static void test_empty_input(void **state)
 
 /* ---- format line ---- */
 
-static void test_line_basic(void **state)
+static void test_line_basic(void)
 {
 	CHECK_LINE(16, "hello\nworld\n\n\\x\n", "R 5 [hello]\nR 5 [world]\nR 0 []\nR 2 [\\\\x]\n");
 	/* the final line without '\n' comes from finish() */
@@ -528,7 +540,7 @@ static void test_line_basic(void **state)
 	CHECK_LINE(16, "  a b\t\n", "R 6 [  a b\\x09]\n");
 }
 
-static void test_line_crlf(void **state)
+static void test_line_crlf(void)
 {
 	CHECK_LINE(16, "a\r\nb\r\n\r\n", "R 1 [a]\nR 1 [b]\nR 0 []\n");
 	/* only one CR, and only right before the LF, is removed */
@@ -544,7 +556,7 @@ static void test_line_crlf(void **state)
 		   "E 5:1 line too long [12345678\\x0d...]\n");
 }
 
-static void test_line_nul(void **state)
+static void test_line_nul(void)
 {
 	CHECK_LINE(16, "ab\0cd\nok\n\0\n\0", "E 1:3 NUL byte in line [ab\\x00]\nR 2 [ok]\n"
 		   "E 3:1 NUL byte in line [\\x00]\nE 4:1 NUL byte in line [\\x00]\n");
@@ -556,20 +568,20 @@ static void test_line_nul(void **state)
 		   "R 2 [ok]\n");
 }
 
-static void test_line_invalid_utf8(void **state)
+static void test_line_invalid_utf8(void)
 {
 	/* records are bytes: anything but NUL passes through */
 	CHECK_LINE(16, "\xff\xfe\xc3(\n\xc3\xa9\xe2\x82\xac\n\x01\x7f\n",
 		   "R 4 [\\xff\\xfe\\xc3(]\nR 5 [\\xc3\\xa9\\xe2\\x82\\xac]\nR 2 [\\x01\\x7f]\n");
 }
 
-static void test_line_bom(void **state)
+static void test_line_bom(void)
 {
 	/* format line keeps a BOM: it is part of the first line's bytes */
 	CHECK_LINE(16, "\xef\xbb\xbfhello\nx\n", "R 8 [\\xef\\xbb\\xbfhello]\nR 1 [x]\n");
 }
 
-static void test_line_1mb(void **state)
+static void test_line_1mb(void)
 {
 	const size_t big = 1u << 20;
 	struct sbuf in = { 0 };
@@ -590,7 +602,7 @@ static void test_line_1mb(void **state)
 }
 
 /* The largest record_size: a line of exactly that many bytes is a record. */
-static void test_line_max_record(void **state)
+static void test_line_max_record(void)
 {
 	const size_t max = MMAPQ_RECORD_SIZE_MAX;
 	struct sbuf in = { 0 }, want = { 0 };
@@ -615,35 +627,38 @@ static void test_line_max_record(void **state)
 	sb_str(&want, "]\n");
 
 	got = run_whole(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, in.p, in.len);
-	assert_true(strcmp(got, want.p) == 0);
+	EXPECT(strcmp(got, want.p) == 0, "whole: a log of %zu bytes, not the %zu expected", strlen(got),
+	       want.len);
 	free(got);
 	got = run_step(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, in.p, in.len, 100003);
-	assert_true(strcmp(got, want.p) == 0);
+	EXPECT(strcmp(got, want.p) == 0, "in chunks: a log of %zu bytes, not the %zu expected",
+	       strlen(got), want.len);
 	free(got);
 	free(in.p);
 	free(want.p);
 	free(x);
 }
 
-static void test_line_zero_copy(void **state)
+static void test_line_zero_copy(void)
 {
 	static const char in[] = "aaa\nbbb\r\nccc";
 	struct mmapq_parser *p = NULL;
 	struct coll c = { .format = MMAPQ_FORMAT_LINE };
 	char *buf = malloc(sizeof(in) - 1);
 
-	assert_non_null(buf);
+	if (!buf)
+		tu_die("malloc");
 	memcpy(buf, in, sizeof(in) - 1);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, 16, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, 16, on_record, on_error, &c, &p), 0);
 	c.chunk = buf;
 	c.chunk_len = sizeof(in) - 1;
-	assert_int_equal(mmapq_parser_feed(p, buf, sizeof(in) - 1), 0);
-	assert_int_equal(c.nrec, 2);
-	assert_int_equal(c.in_chunk, 2);	/* both came straight from buf */
+	EXPECT_INT(mmapq_parser_feed(p, buf, sizeof(in) - 1), 0);
+	EXPECT_INT(c.nrec, 2);
+	EXPECT_INT(c.in_chunk, 2);	/* both came straight from buf */
 	c.chunk = NULL;
 	free(buf);				/* "ccc" must have been copied */
-	assert_int_equal(mmapq_parser_finish(p), 0);
-	assert_string_equal(c.log.p, "R 3 [aaa]\nR 3 [bbb]\nR 3 [ccc]\n");
+	EXPECT_INT(mmapq_parser_finish(p), 0);
+	EXPECT_STR(c.log.p, "R 3 [aaa]\nR 3 [bbb]\nR 3 [ccc]\n");
 	mmapq_parser_free(p);
 	free(c.log.p);
 }
@@ -683,19 +698,19 @@ static const struct sample samples[] = {
 };
 
 /* Every 2-way split, every 3-way split and 1-byte chunks equal the whole. */
-static void test_split_invariance(void **state)
+static void test_split_invariance(void)
 {
 	for (size_t s = 0; s < sizeof(samples) / sizeof(samples[0]); s++) {
 		const struct sample *sm = &samples[s];
 		char *whole = run_whole(sm->format, sm->record_size, sm->in, sm->len);
 		char *got;
 
-		assert_true(strlen(whole) > 0);
+		EXPECT(strlen(whole) > 0, "sample %zu: nothing logged", s);
 		for (size_t i = 0; i <= sm->len; i++) {
 			got = run_cuts(sm->format, sm->record_size, sm->in, sm->len, &i, 1);
 			if (strcmp(got, whole) != 0)
-				print_error("sample %zu split at %zu\n", s, i);
-			assert_string_equal(got, whole);
+				fprintf(stderr, "sample %zu split at %zu\n", s, i);
+			EXPECT_STR(got, whole);
 			free(got);
 			for (size_t j = i; j <= sm->len; j++) {
 				size_t cuts[2] = { i, j };
@@ -703,13 +718,13 @@ static void test_split_invariance(void **state)
 				got = run_cuts(sm->format, sm->record_size, sm->in, sm->len,
 					       cuts, 2);
 				if (strcmp(got, whole) != 0)
-					print_error("sample %zu split at %zu, %zu\n", s, i, j);
-				assert_string_equal(got, whole);
+					fprintf(stderr, "sample %zu split at %zu, %zu\n", s, i, j);
+				EXPECT_STR(got, whole);
 				free(got);
 			}
 		}
 		got = run_step(sm->format, sm->record_size, sm->in, sm->len, 1);
-		assert_string_equal(got, whole);
+		EXPECT_STR(got, whole);
 		free(got);
 		free(whole);
 	}
@@ -745,7 +760,7 @@ static int64_t random_value(void)
 	}
 }
 
-static void test_roundtrip_random(void **state)
+static void test_roundtrip_random(void)
 {
 	static const char *const ws[] = {
 		" ", "\t", "\n", "\v", "\f", "\r", "\r\n", "  ", " \n\t",
@@ -763,7 +778,7 @@ static void test_roundtrip_random(void **state)
 		const char *digits = num + (v < 0);
 		size_t zeros = rng() % 4 == 0 ? rng() % 8 : 0;
 
-		assert_true(n > 0);
+		EXPECT(n > 0, "snprintf of %" PRId64 ": %d", v, n);
 		if (rng() % 3 == 0)
 			sb_str(&in, ws[rng() % (sizeof(ws) / sizeof(ws[0]))]);
 		if (v < 0)
@@ -778,18 +793,19 @@ static void test_roundtrip_random(void **state)
 	}
 
 	cuts = calloc(in.len, sizeof(*cuts));
-	assert_non_null(cuts);
+	if (!cuts)
+		tu_die("calloc");
 	for (size_t at = rng() % 300; at < in.len; at += 1 + rng() % 300)
 		cuts[ncuts++] = at;
 	got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, cuts, ncuts);
-	assert_string_equal(got, want.p);
+	EXPECT_STR(got, want.p);
 	free(got);
 	got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
-	assert_string_equal(got, want.p);
+	EXPECT_STR(got, want.p);
 	free(got);
 	batched = true;
 	got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, cuts, ncuts);
-	assert_string_equal(got, want.p);
+	EXPECT_STR(got, want.p);
 	free(got);
 	batched = false;
 	free(cuts);
@@ -843,7 +859,7 @@ static void random_token(struct sbuf *b)
  * every position, chunks of 1 to 40 bytes) gives exactly the records and
  * errors (positions, messages, excerpts) of the byte-at-a-time machine.
  */
-static void test_fast_path_differential(void **state)
+static void test_fast_path_differential(void)
 {
 	rng_state = UINT64_C(0x243f6a8885a308d3);	/* fixed seed: reproducible */
 	for (int round = 0; round < 8; round++) {
@@ -861,20 +877,20 @@ static void test_fast_path_differential(void **state)
 		for (int b = 0; b < 2; b++) {
 			batched = b;
 			got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
-			assert_string_equal(got, want);
+			EXPECT_STR(got, want);
 			free(got);
 			for (size_t i = 0; i <= in.len; i++) {
 				got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, &i, 1);
 				if (strcmp(got, want) != 0)
-					print_error("round %d split at %zu (batched %d)\n", round, i, b);
-				assert_string_equal(got, want);
+					fprintf(stderr, "round %d split at %zu (batched %d)\n", round, i, b);
+				EXPECT_STR(got, want);
 				free(got);
 			}
 			for (size_t step = 1; step <= 40; step++) {
 				got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, step);
 				if (strcmp(got, want) != 0)
-					print_error("round %d chunks of %zu (batched %d)\n", round, step, b);
-				assert_string_equal(got, want);
+					fprintf(stderr, "round %d chunks of %zu (batched %d)\n", round, step, b);
+				EXPECT_STR(got, want);
 				free(got);
 			}
 		}
@@ -894,14 +910,14 @@ static void check_fmt(int64_t v)
 
 	memset(got, 0x55, sizeof(got));
 	len = mmapq_fmt_int(got, v);
-	assert_int_equal(len, n);
-	assert_memory_equal(got, want, len);
+	EXPECT_INT(len, n);
+	EXPECT_MEM(got, want, len);
 	/* nothing written past the room it asks for */
 	for (size_t k = MMAPQ_FMT_INT_MAX; k < sizeof(got); k++)
-		assert_int_equal(got[k], 0x55);
+		EXPECT_INT(got[k], 0x55);
 }
 
-static void test_fmt_int(void **state)
+static void test_fmt_int(void)
 {
 	uint64_t p = 1;
 
@@ -925,7 +941,7 @@ static void test_fmt_int(void **state)
 }
 
 /* What the formatter writes, the parser reads back as the same values. */
-static void test_fmt_parse_roundtrip(void **state)
+static void test_fmt_parse_roundtrip(void)
 {
 	const size_t count = 50000;
 	struct sbuf in = { 0 }, want = { 0 };
@@ -945,51 +961,51 @@ static void test_fmt_parse_roundtrip(void **state)
 
 /* ---- API ---- */
 
-static void test_api_validation(void **state)
+static void test_api_validation(void)
 {
 	struct mmapq_parser *sentinel = (struct mmapq_parser *)&rng_state, *p = sentinel;
 	struct coll c = { .format = MMAPQ_FORMAT_INT };
 
-	assert_int_equal(mmapq_parser_new(0, 8, on_record, on_error, &c, &p), -EINVAL);
-	assert_int_equal(mmapq_parser_new(3, 8, on_record, on_error, &c, &p), -EINVAL);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 7, on_record, on_error, &c, &p),
-			 -EINVAL);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 0, on_record, on_error, &c, &p),
-			 -EINVAL);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MIN - 1,
-					  on_record, on_error, &c, &p), -EINVAL);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX + 1,
-					  on_record, on_error, &c, &p), -EINVAL);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, UINT32_MAX, on_record, on_error,
-					  &c, &p), -EINVAL);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, NULL, on_error, &c, &p), -EINVAL);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, NULL, &c, &p), -EINVAL);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, NULL),
-			 -EINVAL);
-	assert_ptr_equal(p, sentinel);		/* untouched on failure */
+	EXPECT_INT(mmapq_parser_new(0, 8, on_record, on_error, &c, &p), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(3, 8, on_record, on_error, &c, &p), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 7, on_record, on_error, &c, &p),
+		   -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 0, on_record, on_error, &c, &p),
+		   -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MIN - 1,
+				    on_record, on_error, &c, &p), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX + 1,
+				    on_record, on_error, &c, &p), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, UINT32_MAX, on_record, on_error,
+				    &c, &p), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, NULL, on_error, &c, &p), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, NULL, &c, &p), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, NULL),
+		   -EINVAL);
+	EXPECT(p == sentinel, "a failed mmapq_parser_new wrote its result");
 	mmapq_parser_free(NULL);
 
 	/* the limits themselves are fine; ctx may be NULL */
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, on_record,
-					  on_error, NULL, &p), 0);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, on_record,
+				    on_error, NULL, &p), 0);
 	mmapq_parser_free(p);
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, MMAPQ_RECORD_SIZE_MIN, on_record,
-					  on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, MMAPQ_RECORD_SIZE_MIN, on_record,
+				    on_error, &c, &p), 0);
 
 	/* empty feeds are no-ops, even with a NULL buffer; NULL with a length is not */
-	assert_int_equal(mmapq_parser_feed(p, NULL, 0), 0);
-	assert_int_equal(mmapq_parser_feed(p, "", 0), 0);
-	assert_int_equal(mmapq_parser_feed(p, NULL, 1), -EINVAL);
-	assert_int_equal(mmapq_parser_feed(NULL, "1", 1), -EINVAL);
-	assert_int_equal(mmapq_parser_finish(NULL), -EINVAL);
-	assert_int_equal(mmapq_parser_feed(p, "5", 1), 0);
-	assert_int_equal(mmapq_parser_finish(p), 0);
-	assert_int_equal(mmapq_parser_records(p), 1);
+	EXPECT_INT(mmapq_parser_feed(p, NULL, 0), 0);
+	EXPECT_INT(mmapq_parser_feed(p, "", 0), 0);
+	EXPECT_INT(mmapq_parser_feed(p, NULL, 1), -EINVAL);
+	EXPECT_INT(mmapq_parser_feed(NULL, "1", 1), -EINVAL);
+	EXPECT_INT(mmapq_parser_finish(NULL), -EINVAL);
+	EXPECT_INT(mmapq_parser_feed(p, "5", 1), 0);
+	EXPECT_INT(mmapq_parser_finish(p), 0);
+	EXPECT_INT(mmapq_parser_records(p), 1);
 	/* after finish: no more input, no second finish */
-	assert_int_equal(mmapq_parser_feed(p, "6\n", 2), -EINVAL);
-	assert_int_equal(mmapq_parser_finish(p), -EINVAL);
-	assert_int_equal(mmapq_parser_records(p), 1);
-	assert_int_equal(mmapq_parser_errors(p), 0);
+	EXPECT_INT(mmapq_parser_feed(p, "6\n", 2), -EINVAL);
+	EXPECT_INT(mmapq_parser_finish(p), -EINVAL);
+	EXPECT_INT(mmapq_parser_records(p), 1);
+	EXPECT_INT(mmapq_parser_errors(p), 0);
 	mmapq_parser_free(p);
 	free(c.log.p);
 }
@@ -1000,22 +1016,22 @@ static void record_error_case(uint32_t fmt, const char *in, uint64_t fail_at, in
 	struct mmapq_parser *p = NULL;
 	struct coll c = { .format = fmt, .fail_at = fail_at, .fail_err = -ENOSPC };
 
-	assert_int_equal(mmapq_parser_new(fmt, 8, on_record, on_error, &c, &p), 0);
-	assert_int_equal(mmapq_parser_feed(p, in, strlen(in)), feed_rc);
-	assert_int_equal(mmapq_parser_records(p), c.nrec);
+	EXPECT_INT(mmapq_parser_new(fmt, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_feed(p, in, strlen(in)), feed_rc);
+	EXPECT_INT(mmapq_parser_records(p), c.nrec);
 	if (feed_rc == 0)
-		assert_int_equal(mmapq_parser_finish(p), finish_rc);
-	assert_int_equal(mmapq_parser_records(p), c.nrec);
-	assert_int_equal(mmapq_parser_records(p), fail_at - 1);
+		EXPECT_INT(mmapq_parser_finish(p), finish_rc);
+	EXPECT_INT(mmapq_parser_records(p), c.nrec);
+	EXPECT_INT(mmapq_parser_records(p), fail_at - 1);
 	/* the parser is dead now: only free() is meaningful */
-	assert_int_equal(mmapq_parser_feed(p, "1\n", 2), -EINVAL);
-	assert_int_equal(mmapq_parser_finish(p), -EINVAL);
-	assert_string_equal(c.log.p ? c.log.p : "", want);
+	EXPECT_INT(mmapq_parser_feed(p, "1\n", 2), -EINVAL);
+	EXPECT_INT(mmapq_parser_finish(p), -EINVAL);
+	EXPECT_STR(c.log.p ? c.log.p : "", want);
 	mmapq_parser_free(p);
 	free(c.log.p);
 }
 
-static void test_record_error_stops(void **state)
+static void test_record_error_stops(void)
 {
 	record_error_case(MMAPQ_FORMAT_INT, "1 x 2 3 4\n", 3, -ENOSPC, 0,
 			  "R 1\nE 1:3 not a decimal integer [x]\nR 2\n");
@@ -1042,7 +1058,7 @@ static char *numbers_text(int n, int bad)
 
 /* Where batches end: when full, before an error, at the end of each feed;
  * never empty. */
-static void test_batch_boundaries(void **state)
+static void test_batch_boundaries(void)
 {
 	struct {
 		int n, bad;
@@ -1065,22 +1081,22 @@ static void test_batch_boundaries(void **state)
 		struct mmapq_parser *p = NULL;
 		char *log, *line;
 
-		assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
-		assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
-		assert_int_equal(mmapq_parser_feed(p, in, cut), 0);
+		EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+		EXPECT_INT(mmapq_parser_set_int_batch(p, on_ints), 0);
+		EXPECT_INT(mmapq_parser_feed(p, in, cut), 0);
 		if (cut < len)
-			assert_int_equal(mmapq_parser_feed(p, in + cut, len - cut), 0);
-		assert_int_equal(mmapq_parser_finish(p), 0);
-		assert_int_equal(mmapq_parser_records(p), cases[k].n);
-		assert_int_equal(c.nrec, cases[k].n);
+			EXPECT_INT(mmapq_parser_feed(p, in + cut, len - cut), 0);
+		EXPECT_INT(mmapq_parser_finish(p), 0);
+		EXPECT_INT(mmapq_parser_records(p), cases[k].n);
+		EXPECT_INT(c.nrec, cases[k].n);
 		mmapq_parser_free(p);
 		log = sb_take(&c.log);
 		for (line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
 			if (line[0] == 'B' || line[0] == 'E')
 				sb_printf(&shape, "%s,", line[0] == 'E' ? "E" : line);
 		if (strcmp(shape.p, cases[k].batches) != 0)
-			print_error("case %zu\n", k);
-		assert_string_equal(shape.p, cases[k].batches);
+			fprintf(stderr, "case %zu\n", k);
+		EXPECT_STR(shape.p, cases[k].batches);
 		free(shape.p);
 		free(log);
 		free(in);
@@ -1089,87 +1105,87 @@ static void test_batch_boundaries(void **state)
 
 /* A failing on_ints stops the parse: its batch is not counted, the parser
  * is dead; NULL goes back to on_record; format line has no batches. */
-static void test_batch_errors(void **state)
+static void test_batch_errors(void)
 {
 	char *in = numbers_text(600, 0);
 	struct coll c = { .format = MMAPQ_FORMAT_INT, .fail_at = 300, .fail_err = -ENOSPC };
 	struct mmapq_parser *p = NULL;
 
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
-	assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
-	assert_int_equal(mmapq_parser_feed(p, in, strlen(in)), -ENOSPC);
-	assert_int_equal(mmapq_parser_records(p), 256);	/* the first batch only */
-	assert_int_equal(c.nrec, 299);
-	assert_int_equal(mmapq_parser_feed(p, "1\n", 2), -EINVAL);
-	assert_int_equal(mmapq_parser_finish(p), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_int_batch(p, on_ints), 0);
+	EXPECT_INT(mmapq_parser_feed(p, in, strlen(in)), -ENOSPC);
+	EXPECT_INT(mmapq_parser_records(p), 256);	/* the first batch only */
+	EXPECT_INT(c.nrec, 299);
+	EXPECT_INT(mmapq_parser_feed(p, "1\n", 2), -EINVAL);
+	EXPECT_INT(mmapq_parser_finish(p), -EINVAL);
 	mmapq_parser_free(p);
 	free(c.log.p);
 
 	/* at finish: the last token, completed there */
 	c = (struct coll){ .format = MMAPQ_FORMAT_INT, .fail_at = 3, .fail_err = -EIO };
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
-	assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
-	assert_int_equal(mmapq_parser_feed(p, "1 2 3", 5), 0);
-	assert_int_equal(mmapq_parser_records(p), 2);
-	assert_int_equal(mmapq_parser_finish(p), -EIO);
-	assert_int_equal(mmapq_parser_records(p), 2);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_int_batch(p, on_ints), 0);
+	EXPECT_INT(mmapq_parser_feed(p, "1 2 3", 5), 0);
+	EXPECT_INT(mmapq_parser_records(p), 2);
+	EXPECT_INT(mmapq_parser_finish(p), -EIO);
+	EXPECT_INT(mmapq_parser_records(p), 2);
 	mmapq_parser_free(p);
 	free(c.log.p);
 
 	/* back to on_record between feeds */
 	c = (struct coll){ .format = MMAPQ_FORMAT_INT };
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
-	assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), 0);
-	assert_int_equal(mmapq_parser_feed(p, "1 2 ", 4), 0);
-	assert_int_equal(mmapq_parser_set_int_batch(p, NULL), 0);
-	assert_int_equal(mmapq_parser_feed(p, "3 4", 3), 0);
-	assert_int_equal(mmapq_parser_finish(p), 0);
-	assert_int_equal(c.nbatches, 1);
-	assert_string_equal(c.log.p, "R 1\nR 2\nR 3\nR 4\n");
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_int_batch(p, on_ints), 0);
+	EXPECT_INT(mmapq_parser_feed(p, "1 2 ", 4), 0);
+	EXPECT_INT(mmapq_parser_set_int_batch(p, NULL), 0);
+	EXPECT_INT(mmapq_parser_feed(p, "3 4", 3), 0);
+	EXPECT_INT(mmapq_parser_finish(p), 0);
+	EXPECT_INT(c.nbatches, 1);
+	EXPECT_STR(c.log.p, "R 1\nR 2\nR 3\nR 4\n");
 	mmapq_parser_free(p);
 	free(c.log.p);
 
 	c = (struct coll){ .format = MMAPQ_FORMAT_LINE };
-	assert_int_equal(mmapq_parser_new(MMAPQ_FORMAT_LINE, 8, on_record, on_error, &c, &p), 0);
-	assert_int_equal(mmapq_parser_set_int_batch(p, on_ints), -EINVAL);
-	assert_int_equal(mmapq_parser_set_int_batch(NULL, on_ints), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_int_batch(p, on_ints), -EINVAL);
+	EXPECT_INT(mmapq_parser_set_int_batch(NULL, on_ints), -EINVAL);
 	mmapq_parser_free(p);
 	free(in);
 }
 
 int main(int argc, char **argv)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lab_input),
-		cmocka_unit_test(test_int_bad_tokens),
-		cmocka_unit_test(test_int_nul_bytes),
-		cmocka_unit_test(test_int_non_ascii),
-		cmocka_unit_test(test_int_bom),
-		cmocka_unit_test(test_int_long_tokens),
-		cmocka_unit_test(test_excerpt_bounds),
-		cmocka_unit_test(test_int64_limits),
-		cmocka_unit_test(test_int_crlf),
-		cmocka_unit_test(test_int_whitespace),
-		cmocka_unit_test(test_int_no_trailing_newline),
-		cmocka_unit_test(test_empty_input),
-		cmocka_unit_test(test_line_basic),
-		cmocka_unit_test(test_line_crlf),
-		cmocka_unit_test(test_line_nul),
-		cmocka_unit_test(test_line_invalid_utf8),
-		cmocka_unit_test(test_line_bom),
-		cmocka_unit_test(test_line_1mb),
-		cmocka_unit_test(test_line_max_record),
-		cmocka_unit_test(test_line_zero_copy),
-		cmocka_unit_test(test_split_invariance),
-		cmocka_unit_test(test_roundtrip_random),
-		cmocka_unit_test(test_fast_path_differential),
-		cmocka_unit_test(test_fmt_int),
-		cmocka_unit_test(test_fmt_parse_roundtrip),
-		cmocka_unit_test(test_api_validation),
-		cmocka_unit_test(test_record_error_stops),
-		cmocka_unit_test(test_batch_boundaries),
-		cmocka_unit_test(test_batch_errors),
+	static const struct tu_case cases[] = {
+		{"int_basic", test_int_basic},
+		{"int_bad_tokens", test_int_bad_tokens},
+		{"int_nul_bytes", test_int_nul_bytes},
+		{"int_non_ascii", test_int_non_ascii},
+		{"int_bom", test_int_bom},
+		{"int_long_tokens", test_int_long_tokens},
+		{"excerpt_bounds", test_excerpt_bounds},
+		{"int64_limits", test_int64_limits},
+		{"int_crlf", test_int_crlf},
+		{"int_whitespace", test_int_whitespace},
+		{"int_no_trailing_newline", test_int_no_trailing_newline},
+		{"empty_input", test_empty_input},
+		{"line_basic", test_line_basic},
+		{"line_crlf", test_line_crlf},
+		{"line_nul", test_line_nul},
+		{"line_invalid_utf8", test_line_invalid_utf8},
+		{"line_bom", test_line_bom},
+		{"line_1mb", test_line_1mb},
+		{"line_max_record", test_line_max_record},
+		{"line_zero_copy", test_line_zero_copy},
+		{"split_invariance", test_split_invariance},
+		{"roundtrip_random", test_roundtrip_random},
+		{"fast_path_differential", test_fast_path_differential},
+		{"fmt_int", test_fmt_int},
+		{"fmt_parse_roundtrip", test_fmt_parse_roundtrip},
+		{"api_validation", test_api_validation},
+		{"record_error_stops", test_record_error_stops},
+		{"batch_boundaries", test_batch_boundaries},
+		{"batch_errors", test_batch_errors},
 	};
 
-	return tu_cmocka_run(argc, argv, tests, NULL, NULL);
+	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_lab -- the lab end to end with the real binaries: mmapq-producer,
- * mmapq-consumer and mmapqctl started as child processes on a queue file in
- * a fresh temporary directory.
+ * test_daemons -- the producer and the consumer end to end with the real
+ * binaries: mmapq-producer, mmapq-consumer and mmapqctl started as child
+ * processes on a queue file in a fresh temporary directory.
  *
  *   consumer_first     consumer waits on an empty queue, producer fills it
  *   producer_first     producer publishes and exits, records stay in the file
@@ -13,9 +13,10 @@
  *   line_format        [queue] format = line; an over-long line is reported
  *                      and skipped, the others delivered
  *   output_file_null   [consumer] output = file:PATH and output = null
- *   sigterm_blocked    SIGTERM ends a consumer blocked on an empty queue and
- *                      a producer blocked on a full one promptly, and nothing
- *                      published is lost
+ *   sigterm_consumer_empty  SIGTERM ends a consumer blocked on an empty
+ *                      queue promptly
+ *   sigterm_producer_full   SIGTERM ends a producer blocked on a full queue
+ *                      promptly, and nothing published is lost
  *
  * Nothing waits by sleeping: every wait is on a pipe, a pidfd or a child's
  * output, with a deadline.  On failure the queue state is printed.
@@ -24,7 +25,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,10 +38,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "mmapq.h"
-#include "cmockautil.h"
 #include "testutil.h"
 
 #define DEADLINE_MS 5000 /* generous: every step here takes milliseconds */
@@ -52,36 +49,13 @@ extern char **environ;
 
 static char *dir;    /* fresh temporary directory */
 static char *qpath;  /* dir/queue */
-static char *outer_dir, *outer_qpath; /* while a test works in a subdirectory */
 
+#define EXPECT(cond, ...) TU_EXPECT(qpath, cond, __VA_ARGS__)
 
-#define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
-
-
-static int setup(void **state)
+static void setup(void)
 {
-	(void)state;
-	dir = tu_mkdtemp("lab");
+	dir = tu_mkdtemp("daemons");
 	qpath = tu_path(dir, "queue");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tu_kill_tracked();
-	if (outer_dir) {
-		free(dir);
-		free(qpath);
-		dir = outer_dir;
-		qpath = outer_qpath;
-		outer_dir = outer_qpath = NULL;
-	}
-	tu_rmdir_r(dir);
-	free(dir);
-	free(qpath);
-	dir = qpath = NULL;
-	return 0;
 }
 
 /* dir/name with the given contents; returns the malloc'd path */
@@ -209,7 +183,7 @@ static int wait_exit(struct kid *k, int timeout_ms)
 	int st = tu_wait(k->pid, timeout_ms);
 
 	if (st == -ETIMEDOUT) {
-		fprintf(stderr, "test_lab: pid %d did not exit within %d ms\n", (int)k->pid, timeout_ms);
+		fprintf(stderr, "test_daemons: pid %d did not exit within %d ms\n", (int)k->pid, timeout_ms);
 		tu_dump_queue(qpath, "child did not exit");
 		tu_kill(k->pid);
 		tu_untrack(k->pid);
@@ -338,10 +312,10 @@ static char *consume(const char *cfg, int n)
 
 	snprintf(count, sizeof(count), "%d", n);
 	c = spawn("mmapq-consumer", cfg, "--count", count, false, true, false);
-	CHECK(buf_eof(&out, c.out, DEADLINE_MS), "consumer --count %d: no end of output, got '%s'",
-	      n, str(&out));
+	EXPECT(buf_eof(&out, c.out, DEADLINE_MS), "consumer --count %d: no end of output, got '%s'",
+	       n, str(&out));
 	code = wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer --count %d exited %d", n, code);
+	EXPECT(code == 0, "consumer --count %d exited %d", n, code);
 	kid_close(&c);
 	return out.s;
 }
@@ -354,18 +328,18 @@ static char *produce(const char *cfg, const char *input)
 	int code;
 
 	p = spawn("mmapq-producer", cfg, NULL, NULL, true, false, true);
-	CHECK(tu_write_all(p.in, input, strlen(input)) == 0, "write to producer: %s", strerror(errno));
+	EXPECT(tu_write_all(p.in, input, strlen(input)) == 0, "write to producer: %s", strerror(errno));
 	close_fd(&p.in);
-	CHECK(buf_eof(&err, p.err, DEADLINE_MS), "producer stderr: no EOF");
+	EXPECT(buf_eof(&err, p.err, DEADLINE_MS), "producer stderr: no EOF");
 	code = wait_exit(&p, DEADLINE_MS);
-	CHECK(code == 0, "producer exited %d; stderr: %s", code, str(&err));
+	EXPECT(code == 0, "producer exited %d; stderr: %s", code, str(&err));
 	kid_close(&p);
 	return err.s;
 }
 
 /* ---- (a) consumer first ---- */
 
-static void test_consumer_first(void **state)
+static void test_consumer_first(void)
 {
 	char *cfg = write_cfg("debug.ini", "[consumer]\noutput = stdout\n[log]\nlevel = debug\n");
 	char *want = seq_lines(1, 10);
@@ -374,27 +348,26 @@ static void test_consumer_first(void **state)
 	int code;
 	struct mmapq_status st;
 
-	(void)state;
 	c = spawn("mmapq-consumer", cfg, "--count", "10", false, true, true);
 	/* the consumer says when it is attached; it then waits on the empty queue */
-	CHECK(buf_until(&err, c.err, "as consumer", DEADLINE_MS),
-	      "consumer did not report being attached; stderr: '%s'", str(&err));
-	CHECK(is_alive(c.pid), "consumer exited on an empty queue");
+	EXPECT(buf_until(&err, c.err, "as consumer", DEADLINE_MS),
+	       "consumer did not report being attached; stderr: '%s'", str(&err));
+	EXPECT(is_alive(c.pid), "consumer exited on an empty queue");
 
 	p = spawn("mmapq-producer", cfg, NULL, NULL, true, false, false);
-	CHECK(tu_write_all(p.in, "1 2 3 4 5 6 7 8 9 10\n", 21) == 0, "write to producer");
+	EXPECT(tu_write_all(p.in, "1 2 3 4 5 6 7 8 9 10\n", 21) == 0, "write to producer");
 	close_fd(&p.in);
 	code = wait_exit(&p, DEADLINE_MS);
-	CHECK(code == 0, "producer exited %d", code);
+	EXPECT(code == 0, "producer exited %d", code);
 
-	CHECK(buf_eof(&out, c.out, DEADLINE_MS), "consumer output did not end; got '%s'", str(&out));
-	CHECK(strcmp(out.s, want) == 0, "consumer printed '%s', want '%s'", out.s, want);
+	EXPECT(buf_eof(&out, c.out, DEADLINE_MS), "consumer output did not end; got '%s'", str(&out));
+	EXPECT(strcmp(out.s, want) == 0, "consumer printed '%s', want '%s'", out.s, want);
 	code = wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer exited %d; stderr: %s", code, str(&err));
+	EXPECT(code == 0, "consumer exited %d; stderr: %s", code, str(&err));
 
 	st = tu_queue_status(qpath);
-	CHECK(st.head == 10 && st.tail == 10, "head %" PRIu64 " tail %" PRIu64 ", want 10 10",
-	      st.head, st.tail);
+	EXPECT(st.head == 10 && st.tail == 10, "head %" PRIu64 " tail %" PRIu64 ", want 10 10",
+	       st.head, st.tail);
 	kid_close(&c);
 	kid_close(&p);
 	buf_free(&out);
@@ -405,24 +378,23 @@ static void test_consumer_first(void **state)
 
 /* ---- (b) producer first ---- */
 
-static void test_producer_first(void **state)
+static void test_producer_first(void)
 {
 	char *cfg = write_cfg("empty.ini", "");
 	char *want = seq_lines(1, 10);
 	char *err, *out;
 	struct mmapq_status st;
 
-	(void)state;
 	err = produce(cfg, "1 2 3 4 5 6 7 8 9 10\n");
-	CHECK(strcmp(err, "") == 0, "producer said '%s'", err);
+	EXPECT(strcmp(err, "") == 0, "producer said '%s'", err);
 	st = tu_queue_status(qpath);
-	CHECK(st.head == 0 && st.tail == 10 && !st.producer.attached,
-	      "after the producer: head %" PRIu64 " tail %" PRIu64 " attached %d", st.head, st.tail,
-	      st.producer.attached);
+	EXPECT(st.head == 0 && st.tail == 10 && !st.producer.attached,
+	       "after the producer: head %" PRIu64 " tail %" PRIu64 " attached %d", st.head, st.tail,
+	       st.producer.attached);
 	out = consume(cfg, 10);
-	CHECK(strcmp(out, want) == 0, "consumer printed '%s', want '%s'", out, want);
+	EXPECT(strcmp(out, want) == 0, "consumer printed '%s', want '%s'", out, want);
 	st = tu_queue_status(qpath);
-	CHECK(st.head == 10 && st.tail == 10, "head %" PRIu64 " tail %" PRIu64, st.head, st.tail);
+	EXPECT(st.head == 10 && st.tail == 10, "head %" PRIu64 " tail %" PRIu64, st.head, st.tail);
 	free(err);
 	free(out);
 	free(want);
@@ -431,7 +403,7 @@ static void test_producer_first(void **state)
 
 /* ---- (c) interactive: the wake-up is immediate ---- */
 
-static void test_interactive(void **state)
+static void test_interactive(void)
 {
 	char *cfg = write_cfg("stdout.ini", "[consumer]\noutput = stdout\n");
 	char *want = seq_lines(1, 10);
@@ -439,27 +411,26 @@ static void test_interactive(void **state)
 	struct kid c, p;
 	int code;
 
-	(void)state;
 	c = spawn("mmapq-consumer", cfg, "--count", "10", false, true, false);
 	p = spawn("mmapq-producer", cfg, NULL, NULL, true, false, false);
-	CHECK(tu_write_all(p.in, "1 2 3\n", 6) == 0, "write to producer");
+	EXPECT(tu_write_all(p.in, "1 2 3\n", 6) == 0, "write to producer");
 	/* the producer's stdin stays open: the records must arrive now */
-	CHECK(buf_until(&out, c.out, "3\n", DEADLINE_MS),
-	      "records 1..3 not delivered while the producer's stdin is open; got '%s'", str(&out));
-	CHECK(strcmp(out.s, "1\n2\n3\n") == 0, "got '%s', want 1..3", out.s);
-	CHECK(is_alive(p.pid), "the producer exited although its stdin is open");
-	CHECK(tu_write_all(p.in, "4 5 6", 5) == 0, "write to producer");
+	EXPECT(buf_until(&out, c.out, "3\n", DEADLINE_MS),
+	       "records 1..3 not delivered while the producer's stdin is open; got '%s'", str(&out));
+	EXPECT(strcmp(out.s, "1\n2\n3\n") == 0, "got '%s', want 1..3", out.s);
+	EXPECT(is_alive(p.pid), "the producer exited although its stdin is open");
+	EXPECT(tu_write_all(p.in, "4 5 6", 5) == 0, "write to producer");
 	/* 6 is not complete until a separator follows */
-	CHECK(buf_until(&out, c.out, "5\n", DEADLINE_MS), "records 4..5 not delivered; got '%s'",
-	      str(&out));
-	CHECK(tu_write_all(p.in, " 7 8 9 10\n", 10) == 0, "write to producer");
+	EXPECT(buf_until(&out, c.out, "5\n", DEADLINE_MS), "records 4..5 not delivered; got '%s'",
+	       str(&out));
+	EXPECT(tu_write_all(p.in, " 7 8 9 10\n", 10) == 0, "write to producer");
 	close_fd(&p.in);
 	code = wait_exit(&p, DEADLINE_MS);
-	CHECK(code == 0, "producer exited %d", code);
-	CHECK(buf_eof(&out, c.out, DEADLINE_MS), "consumer output did not end; got '%s'", str(&out));
-	CHECK(strcmp(out.s, want) == 0, "consumer printed '%s', want '%s'", out.s, want);
+	EXPECT(code == 0, "producer exited %d", code);
+	EXPECT(buf_eof(&out, c.out, DEADLINE_MS), "consumer output did not end; got '%s'", str(&out));
+	EXPECT(strcmp(out.s, want) == 0, "consumer printed '%s', want '%s'", out.s, want);
 	code = wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer exited %d", code);
+	EXPECT(code == 0, "consumer exited %d", code);
 	kid_close(&c);
 	kid_close(&p);
 	buf_free(&out);
@@ -491,14 +462,11 @@ static int count_dir_entries(const char *d, char *names, size_t size)
 	return n;
 }
 
-static void test_simultaneous(void **state)
+static void test_simultaneous(void)
 {
-	char *want = seq_lines(1, 10);
+	char *want = seq_lines(1, 10), *top = dir; /* each run in a directory of its own in it */
 
-	(void)state;
-	outer_dir = dir;
-	outer_qpath = qpath;
-	dir = qpath = NULL;
+	free(qpath);
 	for (int i = 0; i < 20; i++) {
 		char sub[32], names[512], *cfg;
 		int gate[2], code, n;
@@ -506,7 +474,7 @@ static void test_simultaneous(void **state)
 		struct kid c, p;
 
 		snprintf(sub, sizeof(sub), "run%02d", i);
-		dir = tu_path(outer_dir, sub);
+		dir = tu_path(top, sub);
 		if (mkdir(dir, 0700) < 0)
 			tu_die("mkdir");
 		qpath = tu_path(dir, "queue");
@@ -516,23 +484,23 @@ static void test_simultaneous(void **state)
 		c = spawn_gated("mmapq-consumer", cfg, "--count", "10", gate[0], gate[1], false, true);
 		p = spawn_gated("mmapq-producer", cfg, NULL, NULL, gate[0], gate[1], true, false);
 		/* the input waits in the pipe; then both are released at once */
-		CHECK(tu_write_all(p.in, "1 2 3 4 5 6 7 8 9 10\n", 21) == 0, "write to producer");
+		EXPECT(tu_write_all(p.in, "1 2 3 4 5 6 7 8 9 10\n", 21) == 0, "write to producer");
 		close_fd(&p.in);
 		close(gate[0]);
 		close(gate[1]);
 
-		CHECK(buf_eof(&out, c.out, DEADLINE_MS), "run %d: consumer output did not end; got '%s'",
-		      i, str(&out));
+		EXPECT(buf_eof(&out, c.out, DEADLINE_MS), "run %d: consumer output did not end; got '%s'",
+		       i, str(&out));
 		code = wait_exit(&p, DEADLINE_MS);
-		CHECK(code == 0, "run %d: producer exited %d", i, code);
+		EXPECT(code == 0, "run %d: producer exited %d", i, code);
 		code = wait_exit(&c, DEADLINE_MS);
-		CHECK(code == 0, "run %d: consumer exited %d", i, code);
-		CHECK(strcmp(out.s, want) == 0, "run %d: consumer printed '%s'", i, out.s);
+		EXPECT(code == 0, "run %d: consumer exited %d", i, code);
+		EXPECT(strcmp(out.s, want) == 0, "run %d: consumer printed '%s'", i, out.s);
 		/* the losing creator removed its temporary file; the daemons'
 		 * lock file stays */
 		n = count_dir_entries(dir, names, sizeof(names));
-		CHECK(n == 3, "run %d: directory holds %d entries: %s(want: stdout.ini queue queue.lock)",
-		      i, n, names);
+		EXPECT(n == 3, "run %d: directory holds %d entries: %s(want: stdout.ini queue queue.lock)",
+		       i, n, names);
 		kid_close(&c);
 		kid_close(&p);
 		buf_free(&out);
@@ -541,15 +509,13 @@ static void test_simultaneous(void **state)
 		free(dir);
 		dir = qpath = NULL;
 	}
-	dir = outer_dir;
-	qpath = outer_qpath;
-	outer_dir = outer_qpath = NULL;
+	dir = top;
 	free(want);
 }
 
 /* ---- (e) line format ---- */
 
-static void test_line_format(void **state)
+static void test_line_format(void)
 {
 	char *cfg = write_cfg("line.ini", "[queue]\nformat = line\nrecord_size = 32\n"
 	                                  "[consumer]\noutput = stdout\n");
@@ -570,17 +536,16 @@ static void test_line_format(void **state)
 	char *err, *out;
 	struct mmapq_status st;
 
-	(void)state;
 	err = produce(cfg, in);
 	/* the excerpt is the line's beginning, then "..." */
-	CHECK(strncmp(err, msg, strlen(msg)) == 0 &&
-	      strstr(err, "...' (skipped)\n") && !strstr(err, "stdin:1:") && !strstr(err, "stdin:4:"),
-	      "producer stderr is not (only) the line-too-long message for line 3: '%s'", err);
+	EXPECT(strncmp(err, msg, strlen(msg)) == 0 &&
+	       strstr(err, "...' (skipped)\n") && !strstr(err, "stdin:1:") && !strstr(err, "stdin:4:"),
+	       "producer stderr is not (only) the line-too-long message for line 3: '%s'", err);
 	st = tu_queue_status(qpath);
-	CHECK(st.tail == 6 && st.producer.bad_input == 1,
-	      "tail %" PRIu64 " bad_input %" PRIu64 ", want 6 and 1", st.tail, st.producer.bad_input);
+	EXPECT(st.tail == 6 && st.producer.bad_input == 1,
+	       "tail %" PRIu64 " bad_input %" PRIu64 ", want 6 and 1", st.tail, st.producer.bad_input);
 	out = consume(cfg, 6);
-	CHECK(strcmp(out, want) == 0, "consumer printed '%s', want '%s'", out, want);
+	EXPECT(strcmp(out, want) == 0, "consumer printed '%s', want '%s'", out, want);
 	free(err);
 	free(out);
 	free(cfg);
@@ -588,7 +553,7 @@ static void test_line_format(void **state)
 
 /* ---- (f) output = file:PATH and output = null ---- */
 
-static void test_output_file_null(void **state)
+static void test_output_file_null(void)
 {
 	char *outpath = tu_path(dir, "out.txt");
 	char *text = tu_xasprintf("[consumer]\noutput = file:%s\n", outpath);
@@ -598,15 +563,14 @@ static void test_output_file_null(void **state)
 	char *err, *out, *file;
 	struct mmapq_status st;
 
-	(void)state;
 	err = produce(fcfg, "1 2 3 4 5 6 7 8 9 10\n");
 	free(err);
 	out = consume(fcfg, 10);
-	CHECK(strcmp(out, "") == 0, "output = file: but stdout got '%s'", out);
+	EXPECT(strcmp(out, "") == 0, "output = file: but stdout got '%s'", out);
 	free(out);
 	file = tu_read_file(outpath, NULL);
-	CHECK(file && strcmp(file, want) == 0, "%s holds '%s', want '%s'", outpath,
-	      file ? file : "(missing)", want);
+	EXPECT(file && strcmp(file, want) == 0, "%s holds '%s', want '%s'", outpath,
+	       file ? file : "(missing)", want);
 	free(file);
 
 	/* appended, not truncated, by the next run */
@@ -615,20 +579,20 @@ static void test_output_file_null(void **state)
 	out = consume(fcfg, 5);
 	free(out);
 	file = tu_read_file(outpath, NULL);
-	CHECK(file && strcmp(file, want2) == 0, "%s holds '%s', want '%s'", outpath,
-	      file ? file : "(missing)", want2);
+	EXPECT(file && strcmp(file, want2) == 0, "%s holds '%s', want '%s'", outpath,
+	       file ? file : "(missing)", want2);
 	free(file);
 
 	err = produce(ncfg, "16 17 18\n");
 	free(err);
 	out = consume(ncfg, 3);
-	CHECK(strcmp(out, "") == 0, "output = null but stdout got '%s'", out);
+	EXPECT(strcmp(out, "") == 0, "output = null but stdout got '%s'", out);
 	free(out);
 	st = tu_queue_status(qpath);
-	CHECK(st.head == 18 && st.tail == 18, "head %" PRIu64 " tail %" PRIu64 ", want 18 18", st.head,
-	      st.tail);
+	EXPECT(st.head == 18 && st.tail == 18, "head %" PRIu64 " tail %" PRIu64 ", want 18 18", st.head,
+	       st.tail);
 	file = tu_read_file(outpath, NULL);
-	CHECK(file && strcmp(file, want2) == 0, "output = null wrote to %s: '%s'", outpath, file ? file : "(none)");
+	EXPECT(file && strcmp(file, want2) == 0, "output = null wrote to %s: '%s'", outpath, file ? file : "(none)");
 	free(file);
 	free(want);
 	free(want2);
@@ -640,7 +604,7 @@ static void test_output_file_null(void **state)
 
 /* ---- (g) SIGTERM while blocked ---- */
 
-static void test_sigterm_consumer_empty(void **state)
+static void test_sigterm_consumer_empty(void)
 {
 	char *cfg = write_cfg("debug.ini", "[consumer]\noutput = stdout\n[log]\nlevel = debug\n");
 	struct buf err = {0};
@@ -649,28 +613,27 @@ static void test_sigterm_consumer_empty(void **state)
 	int code;
 	char *out;
 
-	(void)state;
 	c = spawn("mmapq-consumer", cfg, NULL, NULL, false, true, true);
-	CHECK(buf_until(&err, c.err, "as consumer", DEADLINE_MS),
-	      "consumer did not report being attached; stderr: '%s'", str(&err));
-	CHECK(is_alive(c.pid), "consumer exited on an empty queue");
+	EXPECT(buf_until(&err, c.err, "as consumer", DEADLINE_MS),
+	       "consumer did not report being attached; stderr: '%s'", str(&err));
+	EXPECT(is_alive(c.pid), "consumer exited on an empty queue");
 	t0 = tu_now_ms();
 	kill(c.pid, SIGTERM);
 	code = wait_exit(&c, 2000);
-	CHECK(code == 0, "consumer blocked on an empty queue: SIGTERM -> exit %d after %" PRIu64
-	      " ms (want 0 within 2000 ms)", code, tu_now_ms() - t0);
+	EXPECT(code == 0, "consumer blocked on an empty queue: SIGTERM -> exit %d after %" PRIu64
+	       " ms (want 0 within 2000 ms)", code, tu_now_ms() - t0);
 	kid_close(&c);
 	buf_free(&err);
 
 	/* the next consumer still gets everything */
 	free(produce(cfg, "7 8 9\n"));
 	out = consume(cfg, 3);
-	CHECK(strcmp(out, "7\n8\n9\n") == 0, "consumer printed '%s'", out);
+	EXPECT(strcmp(out, "7\n8\n9\n") == 0, "consumer printed '%s'", out);
 	free(out);
 	free(cfg);
 }
 
-static void test_sigterm_producer_full(void **state)
+static void test_sigterm_producer_full(void)
 {
 	/* stats every second: the line "depth 2/2" is the sign that the
 	 * producer has filled the queue and is blocked on it */
@@ -683,47 +646,47 @@ static void test_sigterm_producer_full(void **state)
 	int code;
 	char *out;
 
-	(void)state;
 	p = spawn("mmapq-producer", cfg, NULL, NULL, true, false, true);
-	CHECK(tu_write_all(p.in, "1 2 3 4 5\n", 10) == 0, "write to producer");
-	CHECK(buf_until(&err, p.err, "depth 2/2", DEADLINE_MS),
-	      "producer did not report a full queue; stderr: '%s'", str(&err));
+	EXPECT(tu_write_all(p.in, "1 2 3 4 5\n", 10) == 0, "write to producer");
+	EXPECT(buf_until(&err, p.err, "depth 2/2", DEADLINE_MS),
+	       "producer did not report a full queue; stderr: '%s'", str(&err));
 	t0 = tu_now_ms();
 	kill(p.pid, SIGTERM);
 	code = wait_exit(&p, 2000);
 	/* (wait_exit SIGKILLs it on timeout, so the rest runs either way) */
 	st = tu_queue_status(qpath);
 	if (code != 0)
-		fprintf(stderr, "test_lab: producer blocked on a full queue: SIGTERM -> exit %d after %" PRIu64
+		fprintf(stderr, "test_daemons: producer blocked on a full queue: SIGTERM -> exit %d after %" PRIu64
 		        " ms (want 0 within 2000 ms)\n", code, tu_now_ms() - t0);
 	close_fd(&p.in);
 	kid_close(&p);
 
 	/* nothing accepted is lost: both published records are there */
-	CHECK(st.tail == 2 && st.head == 0, "after SIGTERM: head %" PRIu64 " tail %" PRIu64 ", want 0 2",
-	      st.head, st.tail);
+	EXPECT(st.tail == 2 && st.head == 0, "after SIGTERM: head %" PRIu64 " tail %" PRIu64 ", want 0 2",
+	       st.head, st.tail);
 	out = consume(cfg, 2);
-	CHECK(strcmp(out, "1\n2\n") == 0, "consumer printed '%s', want 1 2", out);
+	EXPECT(strcmp(out, "1\n2\n") == 0, "consumer printed '%s', want 1 2", out);
 	free(out);
-	CHECK(code == 0, "producer blocked on a full queue did not exit 0 promptly on SIGTERM "
-	      "(exit %d; -1 = still running at the deadline)", code);
+	EXPECT(code == 0, "producer blocked on a full queue did not exit 0 promptly on SIGTERM "
+	       "(exit %d; -1 = still running at the deadline)", code);
 	buf_free(&err);
 	free(cfg);
 }
 
 int main(int argc, char **argv)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_consumer_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_producer_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_interactive, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_simultaneous, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_line_format, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_output_file_null, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sigterm_consumer_empty, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sigterm_producer_full, setup, teardown),
+	static const struct tu_case cases[] = {
+		{"consumer_first", test_consumer_first},
+		{"producer_first", test_producer_first},
+		{"interactive", test_interactive},
+		{"simultaneous", test_simultaneous},
+		{"line_format", test_line_format},
+		{"output_file_null", test_output_file_null},
+		{"sigterm_consumer_empty", test_sigterm_consumer_empty},
+		{"sigterm_producer_full", test_sigterm_producer_full},
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* a dead child's stdin is an EPIPE error, not our death */
-	return tu_cmocka_run(argc, argv, tests, NULL, NULL);
+	atexit(tu_kill_tracked);  /* a case that fails leaves no daemon behind */
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
 }

@@ -15,9 +15,9 @@
 #define TEST_SKIP 77
 
 /* A fresh directory under $TMPDIR (or /tmp), removed with its files by
- * tu_rmdir_r() (tu_main_cases removes those of a case that passed, and
- * keeps those of one that failed, for the post-mortem). Aborts the test on
- * failure. */
+ * tu_rmdir_r() (tu_main_cases removes those of a case that passed or
+ * skipped, and keeps those of one that failed, for the post-mortem; only
+ * the process that made them does).  Aborts the test on failure. */
 char *tu_mkdtemp(const char *tag);
 void tu_rmdir_r(const char *dir);
 char *tu_path(const char *dir, const char *name); /* malloc'd dir/name */
@@ -39,16 +39,6 @@ const char *tu_source_dir(void);
  * queue state at qpath. */
 void tu_check_failed(const char *qpath, const char *file, int line, const char *cond,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-/* For cmocka tests: on failure say what and where, print the queue state at
- * qpath, then fail the test. */
-#define TU_CHECK(qpath, cond, ...)                                                   \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			tu_check_failed((qpath), __FILE__, __LINE__, #cond, __VA_ARGS__); \
-			fail();                                                      \
-		}                                                                    \
-	} while (0)
 
 /* Path of a built program: $MMAPQ_BIN_DIR/name (set by ctest). */
 char *tu_bin(const char *name);
@@ -81,10 +71,6 @@ struct tu_child {
 #define TU_CHILD_INIT {.stdio = {-1, -1, -1}, .rlimit_resource = -1}
 pid_t tu_start(char *const argv[], const struct tu_child *c);
 
-/* For programs of named cases: "TEST: [CASE] FAIL at line N: message" on
- * stderr, then the queue state at qpath. */
-void tu_case_fail(const char *test, const char *name, const char *qpath, int line,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* pipe2(fds, O_CLOEXEC); exits 99 if it fails. */
 void tu_pipe(int fds[2]);
 /* fflush(NULL), then fork(); exits 99 if fork fails. */
@@ -101,13 +87,12 @@ int tu_become_nobody(void);
 /* The exit code of a child that was to run a program as nobody and could
  * not become it (it says why on stderr); no program of ours exits with it. */
 #define TU_NOT_NOBODY 125
-/* Whether case name was asked for on the command line (argv[1..]; none:
- * every case). */
-bool tu_wanted(int argc, char **argv, const char *name);
 
 /* Children a test ends with, if it ends early: tu_track each one started,
- * tu_untrack it once reaped; tu_kill_tracked (between tests) SIGKILLs and
- * reaps the rest, naming them. */
+ * tu_untrack it once reaped; tu_kill_tracked (atexit, so that a case that
+ * fails leaves nothing running) SIGKILLs and reaps the rest, naming them.
+ * It does nothing in another process than the one that tracked them (a
+ * forked child that exits). */
 void tu_track(pid_t pid);
 void tu_untrack(pid_t pid);
 void tu_kill_tracked(void);
@@ -139,8 +124,8 @@ int tu_queue_to_version1(const char *path);
 /* The same as format version 2 wrote it: only the header changes. */
 int tu_queue_to_version2(const char *path);
 
-/* Print the queue's header state (head, tail, pids, counters, wait flags)
- * to stderr, prefixed with why; used on every failure. */
+/* Print the queue's header state (head, tail, pids, counters, the wait
+ * words) to stderr, prefixed with why; used on every failure. */
 void tu_dump_queue(const char *path, const char *why);
 
 /* Until pid holds the producer (or consumer) role of the queue at path,
@@ -169,8 +154,8 @@ int tu_exit_code(int status); /* exit code, or 128+signal, or -1 */
 uint64_t tu_now_ms(void);
 
 /*
- * A test program made of named cases, each its own ctest entry
- * (mmapq_add_case_test in tests/CMakeLists.txt), so that a skip is
+ * A test program made of named cases, each its own ctest entry PROG.CASE
+ * (mmapq_add_test ... CASES in tests/CMakeLists.txt), so that a skip is
  * reported as a skip:
  *   prog --list   the case names
  *   prog CASE     that case, in this process: exit 0 passed, 77 skipped,
@@ -178,17 +163,22 @@ uint64_t tu_now_ms(void);
  *   prog          every case, each in a child of its own; exit 0 if none
  *                 failed
  * A case fails through TU_EXPECT (which prints the queue state) or any
- * non-zero exit, skips with tu_skip().
+ * non-zero exit, skips with tu_skip().  The scratch directories it made
+ * (tu_mkdtemp) are removed if it passed or skipped, kept if it failed.
  */
 struct tu_case {
 	const char *name;
 	void (*run)(void);
 };
 int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n);
+/* The same, with setup called first in each case's process: what every case
+ * of the program starts from (a scratch directory, say). */
+int tu_main_cases_setup(int argc, char **argv, const struct tu_case *cases, size_t n,
+                        void (*setup)(void));
 void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* For case programs: on failure say what and where, print the queue state
- * at qpath, exit 1. */
+ * at qpath (NULL: a test of something that has no queue), exit 1. */
 #define TU_EXPECT(qpath, cond, ...)                                                  \
 	do {                                                                         \
 		if (!(cond)) {                                                       \
@@ -196,5 +186,21 @@ void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn
 			exit(1);                                                     \
 		}                                                                    \
 	} while (0)
+
+/* TU_EXPECT of an equality that says both sides when they differ: integers
+ * (any integer types, compared as 64-bit words), strings (NULL equals only
+ * NULL) and n bytes of memory (where they first differ). */
+#define TU_EXPECT_INT(qpath, a, b)                                                   \
+	tu_expect_int((qpath), __FILE__, __LINE__, #a " == " #b, (uint64_t)(a), (uint64_t)(b))
+#define TU_EXPECT_STR(qpath, a, b)                                                   \
+	tu_expect_str((qpath), __FILE__, __LINE__, #a " == " #b, (a), (b))
+#define TU_EXPECT_MEM(qpath, a, b, n)                                                \
+	tu_expect_mem((qpath), __FILE__, __LINE__, #a " == " #b, (a), (b), (n))
+void tu_expect_int(const char *qpath, const char *file, int line, const char *cond, uint64_t a,
+                   uint64_t b);
+void tu_expect_str(const char *qpath, const char *file, int line, const char *cond, const char *a,
+                   const char *b);
+void tu_expect_mem(const char *qpath, const char *file, int line, const char *cond, const void *a,
+                   const void *b, size_t n);
 
 #endif

@@ -3,7 +3,7 @@
  * test_lockfile -- a user who may only read the queue file cannot block the
  * roles, and the lock file (PATH.lock) that makes it so.
  *
- * Cases (one with: test_lockfile CASE):
+ * Cases:
  *   readers_hold_locks  a process running as nobody, with read access to
  *                       the queue file only, holds shared OFD and POSIX
  *                       locks on bytes 0, 1, 2 and the whole of every file
@@ -29,7 +29,7 @@
  *                       symbolic link at PATH.lock is refused.
  * Every attach runs with an interrupted callback that turns true after
  * HANG_MS, so a hang is reported as one instead of stalling the test.
- * Needs root (to become nobody); exits 77 without it.
+ * Needs root (to become nobody); each case exits 77 without it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -50,11 +50,9 @@
 
 #define HANG_MS 5000u
 
-static const char *g_case;
 static char *g_dir, *g_q, *g_lock;
-static int g_failures;
 
-#define FAIL(...) (g_failures++, tu_case_fail("test_lockfile", g_case, g_q, __LINE__, __VA_ARGS__))
+#define EXPECT(cond, ...) TU_EXPECT(g_q, cond, __VA_ARGS__)
 
 static uint64_t g_give_up_ns;
 static off_t g_reader_last = 2; /* the reader locks bytes 0..this */
@@ -82,11 +80,7 @@ static struct mmapq *must_open(enum mmapq_role role, uint32_t mode, const char *
 	struct mmapq *q = NULL;
 	int r = open_role(role, mode, &q, &e);
 
-	if (r < 0) {
-		FAIL("%s: %s (%s)%s", what, e.msg, mmapq_strerror(r),
-		     r == -EINTR ? ": it hung" : "");
-		return NULL;
-	}
+	EXPECT(r == 0, "%s: %s (%s)%s", what, e.msg, mmapq_strerror(r), r == -EINTR ? ": it hung" : "");
 	return q;
 }
 
@@ -106,8 +100,7 @@ static void make_queue(uint32_t mode)
 	struct mmapq *q = must_open(MMAPQ_ROLE_PRODUCER, mode, "create");
 
 	mmapq_close(q);
-	if (chmod(g_q, mode) < 0)
-		FAIL("chmod: %s", strerror(errno));
+	EXPECT(chmod(g_q, mode) == 0, "chmod: %s", strerror(errno));
 }
 
 /* ---- the reader ------------------------------------------------------------- */
@@ -159,7 +152,8 @@ static void reader(int out, int in)
 	_exit(0);
 }
 
-/* Start the reader; returns its pid, or -1 (and a failure). */
+/* Start the reader (SIGKILLed at exit if the case fails); returns its
+ * pid. */
 static pid_t start_reader(int *release_fd)
 {
 	int up[2], down[2];
@@ -167,7 +161,8 @@ static pid_t start_reader(int *release_fd)
 	struct pollfd pf;
 	pid_t pid;
 	ssize_t k;
-	int files = 0, lock_errno = 0;
+	int files = 0, lock_errno = 0, code = 0;
+	bool reported;
 
 	tu_pipe(up);
 	tu_pipe(down);
@@ -177,6 +172,7 @@ static pid_t start_reader(int *release_fd)
 		close(down[1]);
 		reader(up[1], down[0]);
 	}
+	tu_track(pid);
 	close(up[1]);
 	close(down[0]);
 	pf = (struct pollfd){.fd = up[0], .events = POLLIN};
@@ -184,22 +180,17 @@ static pid_t start_reader(int *release_fd)
 	close(up[0]);
 	if (k > 0)
 		buf[k] = '\0';
-	if (k <= 0 || sscanf(buf, "R%d %d", &files, &lock_errno) != 2) {
-		int st = tu_wait(pid, 5000);
-		if (tu_exit_code(st) == TEST_SKIP) {
-			fprintf(stderr, "test_lockfile: [%s] SKIP: cannot become nobody\n", g_case);
-			exit(TEST_SKIP);
-		}
-		FAIL("the reader never reported (exit %d)", tu_exit_code(st));
-		close(down[1]);
-		return -1;
+	reported = k > 0 && sscanf(buf, "R%d %d", &files, &lock_errno) == 2;
+	if (!reported) {
+		code = tu_exit_code(tu_wait(pid, 5000));
+		if (code == TEST_SKIP)
+			tu_skip("cannot become nobody");
 	}
-	printf("test_lockfile: [%s] the reader (nobody) read-locks %d file(s); the lock file: %s\n",
-	       g_case, files, lock_errno ? strerror(lock_errno) : "opened");
-	if (files < 1)
-		FAIL("the reader could not open even the queue file");
-	if (!lock_errno)
-		FAIL("the reader, who may only read the queue, could open %s", g_lock);
+	EXPECT(reported, "the reader never reported (exit %d)", code);
+	printf("test_lockfile: the reader (nobody) read-locks %d file(s); the lock file: %s\n", files,
+	       lock_errno ? strerror(lock_errno) : "opened");
+	EXPECT(files >= 1, "the reader could not open even the queue file");
+	EXPECT(lock_errno, "the reader, who may only read the queue, could open %s", g_lock);
 	*release_fd = down[1];
 	return pid;
 }
@@ -209,6 +200,7 @@ static void stop_reader(pid_t pid, int release_fd)
 	close(release_fd);
 	if (tu_wait(pid, 5000) < 0)
 		tu_kill(pid);
+	tu_untrack(pid);
 }
 
 /* ---- cases ------------------------------------------------------------------------ */
@@ -223,28 +215,22 @@ static void case_readers_hold_locks(void)
 
 	make_queue(0644);
 	rd = start_reader(&rel);
-	if (rd < 0)
-		return;
 	p = must_open(MMAPQ_ROLE_PRODUCER, 0644, "the producer, readers holding locks");
 	c = must_open(MMAPQ_ROLE_CONSUMER, 0644, "the consumer, readers holding locks");
 	/* the roles still exclude each other: a second producer is refused */
 	r = open_role(MMAPQ_ROLE_PRODUCER, 0644, &p2, &e);
 	snprintf(want, sizeof(want), "held by pid %d", (int)getpid());
-	if (r != -EBUSY || !strstr(e.msg, want))
-		FAIL("a second producer: %d (%s) \"%s\"; want -EBUSY naming \"%s\"", r, mmapq_strerror(r),
-		     e.msg, want);
-	if (r == 0)
-		mmapq_close(p2);
+	EXPECT(r == -EBUSY && strstr(e.msg, want), "a second producer: %d (%s) \"%s\"; want -EBUSY"
+	       " naming \"%s\"", r, mmapq_strerror(r), e.msg, want);
 	/* and they work */
-	if (p && c) {
+	{
 		uint32_t n;
 		int64_t v = 42;
 		struct mmapq_record rec;
-		if (mmapq_reserve(p, 0, &n) != 0 || mmapq_put(p, &v, sizeof(v)) != 0 ||
-		    mmapq_publish(p) != 1 || mmapq_available(c, 0, &n) != 0 || n != 1 ||
-		    mmapq_get(c, 0, &rec) != 0 || memcmp(rec.data, &v, sizeof(v)) ||
-		    mmapq_release(c, 1) != 0)
-			FAIL("a record did not go through");
+		EXPECT(mmapq_reserve(p, 0, &n) == 0 && mmapq_put(p, &v, sizeof(v)) == 0 &&
+		       mmapq_publish(p) == 1 && mmapq_available(c, 0, &n) == 0 && n == 1 &&
+		       mmapq_get(c, 0, &rec) == 0 && !memcmp(rec.data, &v, sizeof(v)) &&
+		       mmapq_release(c, 1) == 0, "a record did not go through");
 	}
 	mmapq_close(c);
 	mmapq_close(p);
@@ -263,23 +249,17 @@ static void case_readers_stale_mutex(void)
 
 	make_queue(0644);
 	fd = open(g_q, O_RDWR | O_CLOEXEC);
-	if (fd < 0 || pwrite(fd, &stale, sizeof(stale), offsetof(struct mmapq_header, lock)) != 4) {
-		FAIL("cannot write the lock word: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
+	EXPECT(fd >= 0 && pwrite(fd, &stale, sizeof(stale), offsetof(struct mmapq_header, lock)) == 4,
+	       "cannot write the lock word: %s", strerror(errno));
 	close(fd);
 	g_reader_last = 0; /* the attach byte only: the roles are free */
 	rd = start_reader(&rel);
 	g_reader_last = 2;
-	if (rd < 0)
-		return;
 	p = must_open(MMAPQ_ROLE_PRODUCER, 0644, "the producer, a stale lock word, readers holding locks");
 	c = must_open(MMAPQ_ROLE_CONSUMER, 0644, "the consumer after it");
-	if (p && (mmapq_status(p, &st) != 0 || st.producer.recoveries != 1))
-		FAIL("producer recoveries %" PRIu64 ", want 1 (the stale lock word reset)",
-		     st.producer.recoveries);
+	EXPECT(mmapq_status(p, &st) == 0 && st.producer.recoveries == 1,
+	       "producer recoveries %" PRIu64 ", want 1 (the stale lock word reset)",
+	       st.producer.recoveries);
 	mmapq_close(c);
 	mmapq_close(p);
 	stop_reader(rd, rel);
@@ -302,21 +282,18 @@ static void case_lock_file_mode(void)
 		make_queue(modes[i].queue);
 		unlink(g_lock); /* made by the creator: make it again from the final mode */
 		/* owned by nobody:nogroup, as a queue made by the service user */
-		if (chown(g_q, TU_NOBODY, TU_NOBODY) < 0)
-			FAIL("chown: %s", strerror(errno));
+		EXPECT(chown(g_q, TU_NOBODY, TU_NOBODY) == 0, "chown: %s", strerror(errno));
 		umask(0); /* the mode must not depend on it */
 		c = must_open(MMAPQ_ROLE_CONSUMER, 0, "consumer");
 		umask(022);
 		mmapq_close(c);
-		if (lstat(g_lock, &st) < 0) {
-			FAIL("no lock file: %s", strerror(errno));
-			continue;
-		}
-		if ((st.st_mode & 07777) != modes[i].lock || !S_ISREG(st.st_mode) ||
-		    st.st_uid != TU_NOBODY || st.st_gid != TU_NOBODY)
-			FAIL("queue %04o: lock file %06o owned %d:%d; want %04o and %d:%d", modes[i].queue,
-			     (unsigned)st.st_mode, (int)st.st_uid, (int)st.st_gid, modes[i].lock, TU_NOBODY,
-			     TU_NOBODY);
+		EXPECT(lstat(g_lock, &st) == 0, "queue %04o: no lock file: %s", modes[i].queue,
+		       strerror(errno));
+		EXPECT((st.st_mode & 07777) == modes[i].lock && S_ISREG(st.st_mode) &&
+		       st.st_uid == TU_NOBODY && st.st_gid == TU_NOBODY,
+		       "queue %04o: lock file %06o owned %d:%d; want %04o and %d:%d", modes[i].queue,
+		       (unsigned)st.st_mode, (int)st.st_uid, (int)st.st_gid, modes[i].lock, TU_NOBODY,
+		       TU_NOBODY);
 	}
 }
 
@@ -364,16 +341,15 @@ static void case_observer_fallback(void)
 
 	make_queue(0644);
 	p = must_open(MMAPQ_ROLE_PRODUCER, 0644, "producer");
-	if (observe(false, &attached, &by_pid) < 0 || !attached || by_pid)
-		FAIL("root's observer: attached %d by_pid %d; want 1 0 (from the lock file)", attached,
-		     by_pid);
-	if (observe(true, &attached, &by_pid) < 0 || !attached || !by_pid)
-		FAIL("nobody's observer: attached %d by_pid %d; want 1 1 (the pid is alive, and it says"
-		     " it guessed)", attached, by_pid);
+	EXPECT(observe(false, &attached, &by_pid) == 0 && attached && !by_pid,
+	       "root's observer: attached %d by_pid %d; want 1 0 (from the lock file)", attached, by_pid);
+	EXPECT(observe(true, &attached, &by_pid) == 0 && attached && by_pid,
+	       "nobody's observer: attached %d by_pid %d; want 1 1 (the pid is alive, and it says it"
+	       " guessed)", attached, by_pid);
 	mmapq_close(p);
-	if (observe(false, &attached, &by_pid) < 0 || attached || by_pid)
-		FAIL("root's observer after the producer left: attached %d by_pid %d; want 0 0",
-		     attached, by_pid);
+	EXPECT(observe(false, &attached, &by_pid) == 0 && !attached && !by_pid,
+	       "root's observer after the producer left: attached %d by_pid %d; want 0 0", attached,
+	       by_pid);
 }
 
 /* As nobody: open the producer role; the code and message on the pipe. */
@@ -417,74 +393,49 @@ static void case_lock_file_refused(void)
 	unlink(g_lock);
 	/* the directory (root's, 0755) does not let nobody create it */
 	r = attach_as_nobody(msg, sizeof(msg));
-	if (r != -EACCES || !strstr(msg, g_lock))
-		FAIL("nobody, writable queue, no lock file, directory not writable: %d \"%s\"; want"
-		     " -EACCES naming %s", r, msg, g_lock);
+	EXPECT(r == -EACCES && strstr(msg, g_lock), "nobody, writable queue, no lock file, directory"
+	       " not writable: %d \"%s\"; want -EACCES naming %s", r, msg, g_lock);
 	/* root's daemon makes it (0666, from the queue's mode): then nobody's works */
 	mmapq_close(must_open(MMAPQ_ROLE_CONSUMER, 0, "root's consumer"));
 	r = attach_as_nobody(msg, sizeof(msg));
-	if (r != 0)
-		FAIL("nobody, with the lock file made by root: %d \"%s\"; want 0", r, msg);
+	EXPECT(r == 0, "nobody, with the lock file made by root: %d \"%s\"; want 0", r, msg);
 	/* a symbolic link at the lock file's path is not followed */
 	unlink(g_lock);
-	if (symlink(g_q, g_lock) < 0)
-		FAIL("symlink: %s", strerror(errno));
+	EXPECT(symlink(g_q, g_lock) == 0, "symlink: %s", strerror(errno));
 	{
 		struct mmapq_error e;
 		struct mmapq *q = NULL;
 		r = open_role(MMAPQ_ROLE_CONSUMER, 0, &q, &e);
-		if (r != -ELOOP || !strstr(e.msg, g_lock))
-			FAIL("a symlink at %s: %d \"%s\"; want -ELOOP naming it", g_lock, r, e.msg);
+		EXPECT(r == -ELOOP && strstr(e.msg, g_lock), "a symlink at %s: %d \"%s\"; want -ELOOP"
+		       " naming it", g_lock, r, e.msg);
 		mmapq_close(q);
 	}
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
-	{"readers_hold_locks", case_readers_hold_locks},
-	{"readers_stale_mutex", case_readers_stale_mutex},
-	{"lock_file_mode", case_lock_file_mode},
-	{"observer_fallback", case_observer_fallback},
-	{"lock_file_refused", case_lock_file_refused},
-};
+/* Each case: a directory of its own that nobody may reach, the queue's
+ * path in it. */
+static void setup(void)
+{
+	if (geteuid() != 0)
+		tu_skip("needs root (to become nobody)");
+	g_dir = tu_mkdtemp("lockfile");
+	if (chmod(g_dir, 0755) < 0) /* nobody must reach the files */
+		tu_die("chmod");
+	g_q = tu_path(g_dir, "queue");
+	g_lock = tu_xasprintf("%s%s", g_q, MMAPQ_LOCK_SUFFIX);
+}
 
 int main(int argc, char **argv)
 {
-	int ran = 0;
+	static const struct tu_case cases[] = {
+		{"readers_hold_locks", case_readers_hold_locks},
+		{"readers_stale_mutex", case_readers_stale_mutex},
+		{"lock_file_mode", case_lock_file_mode},
+		{"observer_fallback", case_observer_fallback},
+		{"lock_file_refused", case_lock_file_refused},
+	};
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_lockfile: SKIP: needs root (to become nobody)\n");
-		return TEST_SKIP;
-	}
 	unsetenv("MMAPQ_FAULT");
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int f0 = g_failures;
-		if (!tu_wanted(argc, argv, cases[i].name))
-			continue;
-		ran++;
-		g_case = cases[i].name;
-		g_dir = tu_mkdtemp("lockfile");
-		if (chmod(g_dir, 0755) < 0) /* nobody must reach the files */
-			return 99;
-		g_q = tu_path(g_dir, "queue");
-		g_lock = tu_xasprintf("%s%s", g_q, MMAPQ_LOCK_SUFFIX);
-		cases[i].fn();
-		printf("test_lockfile: [%s] %s\n", g_case, g_failures > f0 ? "FAILED" : "ok");
-		fflush(stdout);
-		if (g_failures > f0)
-			fprintf(stderr, "test_lockfile: [%s] files kept in %s\n", g_case, g_dir);
-		else
-			tu_rmdir_r(g_dir);
-		free(g_q);
-		free(g_lock);
-		free(g_dir);
-	}
-	if (!ran) {
-		fprintf(stderr, "test_lockfile: no such case\n");
-		return 64;
-	}
-	printf("test_lockfile: %s\n", g_failures ? "FAILED" : "ok");
-	return g_failures ? 1 : 0;
+	atexit(tu_kill_tracked); /* a case that fails leaves no reader behind */
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
 }

@@ -2,8 +2,8 @@
 /*
  * testproc.h -- driving the daemons from a test: children with piped
  * streams, every open stream drained while the test waits on one of them
- * (so no child ever blocks on a full pipe), all with deadlines.  Used by
- * test_socket and test_reload.
+ * (so no child ever blocks on a full pipe), all with deadlines (the
+ * library mmapq_testproc).
  */
 #ifndef MMAPQ_TESTPROC_H
 #define MMAPQ_TESTPROC_H

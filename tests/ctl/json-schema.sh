@@ -19,7 +19,7 @@
 # Exit 0 pass, 1 fail, 77 skip (no jq: tests/deps.sh installs it).
 set -u
 build=$(cd "${1:?usage: json-schema.sh BUILD_DIR}" && pwd) || exit 1
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
 page=$src/daemons/man/mmapqctl.1
 bin=$build/daemons
 command -v jq >/dev/null || { echo "json_schema: SKIP: no jq (package jq)" >&2; exit 77; }

@@ -15,7 +15,7 @@
  * main thread is asleep inside the call (/proc/self/task/TID/stat), then
  * sets the flag the callback returns (and, for the attach lock, whose kernel
  * wait only a signal ends, sends SIGUSR1 to a handler without SA_RESTART).
- * Cases (one with: test_interrupt CASE):
+ * Cases:
  *   available_mutex  mmapq_available, the producer frozen at publish.locked
  *   available_wait   mmapq_available waiting on an empty queue
  *   release_mutex    mmapq_release, the producer frozen at publish.locked
@@ -57,8 +57,8 @@
 #define CAP          4u
 
 static char *g_dir, *g_path;
-static int g_failures;
-static const char *g_case;
+
+#define EXPECT(cond, ...) TU_EXPECT(g_path, cond, __VA_ARGS__)
 
 /* ---- the callback and its flag ------------------------------------------ */
 
@@ -84,8 +84,6 @@ static struct mmapq_params params(enum mmapq_role role)
 	                             .interrupted = interrupted};
 }
 
-#define FAIL(...) (g_failures++, tu_case_fail("test_interrupt", g_case, g_path, __LINE__, __VA_ARGS__))
-
 static struct mmapq *open_role(enum mmapq_role role)
 {
 	struct mmapq_params p = params(role);
@@ -94,7 +92,7 @@ static struct mmapq *open_role(enum mmapq_role role)
 	int r = mmapq_open(&p, &q, &e);
 
 	if (r < 0) {
-		fprintf(stderr, "test_interrupt: [%s] open: %s\n", g_case, e.msg);
+		fprintf(stderr, "test_interrupt: open: %s\n", e.msg);
 		exit(99);
 	}
 	return q;
@@ -167,7 +165,8 @@ static int child_main(const char *role, const char *path)
 }
 
 /* Start a child role with MMAPQ_FAULT=fault; wait until it is stopped at
- * the fault point (state 'T'). */
+ * the fault point (state 'T').  It is SIGKILLed at exit if the case fails
+ * (tu_kill_tracked), else by kill_peer. */
 static pid_t start_frozen(const char *role, const char *fault)
 {
 	char stat_path[64];
@@ -181,13 +180,17 @@ static pid_t start_frozen(const char *role, const char *fault)
 		perror("exec /proc/self/exe");
 		_exit(127);
 	}
+	tu_track(pid);
 	snprintf(stat_path, sizeof(stat_path), "/proc/%d/stat", (int)pid);
-	if (!wait_state(stat_path, 'T', SETTLE_MS)) {
-		FAIL("the %s never stopped at %s (state %c)", role, fault, proc_state(stat_path));
-		tu_kill(pid);
-		return -1;
-	}
+	EXPECT(wait_state(stat_path, 'T', SETTLE_MS), "the %s never stopped at %s (state %c)", role, fault,
+	       proc_state(stat_path));
 	return pid;
+}
+
+static void kill_peer(pid_t pid)
+{
+	tu_kill(pid);
+	tu_untrack(pid);
 }
 
 /* ---- the helper thread ---------------------------------------------------------- */
@@ -267,22 +270,18 @@ static void trigger_check(struct trigger *t, pthread_t th, const char *call, int
 
 	__atomic_store_n(&t->returned, true, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
-	if (!t->asleep)
-		FAIL("%s returned %d (%s) before it ever blocked", call, r, mmapq_strerror(r));
-	else if (!t->flag_ns)
-		FAIL("%s returned %d (%s) on a signal while the flag was still false", call, r,
-		     mmapq_strerror(r));
-	else if (r != -EINTR || t->rescued)
-		FAIL("%s returned %d (%s) %" PRIu64 " ms after the flag%s; want -EINTR within %u ms",
-		     call, r, mmapq_strerror(r), (now - t->flag_ns) / 1000000u,
-		     t->rescued ? ", and only once the stopped peer was killed" : "", LIMIT_MS);
-	else if (now - t->flag_ns > LIMIT_MS * 1000000ull)
-		FAIL("%s returned -EINTR %" PRIu64 " ms after the flag; want within %u ms", call,
-		     (now - t->flag_ns) / 1000000u, LIMIT_MS);
-	else
-		printf("test_interrupt: [%s] %s: -EINTR %" PRIu64 " ms after the flag (%u looks)\n",
-		       g_case, call, (now - t->flag_ns) / 1000000u,
-		       __atomic_load_n(&g_calls, __ATOMIC_RELAXED));
+	EXPECT(t->asleep, "%s returned %d (%s) before it ever blocked", call, r, mmapq_strerror(r));
+	EXPECT(t->flag_ns, "%s returned %d (%s) on a signal while the flag was still false", call, r,
+	       mmapq_strerror(r));
+	EXPECT(r == -EINTR && !t->rescued,
+	       "%s returned %d (%s) %" PRIu64 " ms after the flag%s; want -EINTR within %u ms", call, r,
+	       mmapq_strerror(r), (now - t->flag_ns) / 1000000u,
+	       t->rescued ? ", and only once the stopped peer was killed" : "", LIMIT_MS);
+	EXPECT(now - t->flag_ns <= LIMIT_MS * 1000000ull,
+	       "%s returned -EINTR %" PRIu64 " ms after the flag; want within %u ms", call,
+	       (now - t->flag_ns) / 1000000u, LIMIT_MS);
+	printf("test_interrupt: %s: -EINTR %" PRIu64 " ms after the flag (%u looks)\n", call,
+	       (now - t->flag_ns) / 1000000u, __atomic_load_n(&g_calls, __ATOMIC_RELAXED));
 	__atomic_store_n(&g_flag, false, __ATOMIC_RELEASE);
 }
 
@@ -294,17 +293,11 @@ static void check_mutex_not_ours(const char *call)
 	int fd = open(g_path, O_RDONLY | O_CLOEXEC);
 	uint32_t word;
 
-	if (fd < 0 || pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
-		FAIL("cannot read %s", g_path);
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
+	EXPECT(fd >= 0 && pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h), "cannot read %s", g_path);
 	close(fd);
 	memcpy(&word, h.lock.bytes, sizeof(word));
-	if ((word & FUTEX_TID_MASK) == (uint32_t)syscall(SYS_gettid))
-		FAIL("after %s the queue mutex is held by this thread (lock word 0x%08" PRIx32 ")", call,
-		     word);
+	EXPECT((word & FUTEX_TID_MASK) != (uint32_t)syscall(SYS_gettid),
+	       "after %s the queue mutex is held by this thread (lock word 0x%08" PRIx32 ")", call, word);
 }
 
 static uint64_t positions(uint64_t *head)
@@ -314,8 +307,7 @@ static uint64_t positions(uint64_t *head)
 	struct mmapq_status st = {0};
 	struct mmapq *q = NULL;
 
-	if (mmapq_open(&p, &q, &e) < 0 || mmapq_status(q, &st) < 0)
-		FAIL("observer: %s", e.msg);
+	EXPECT(mmapq_open(&p, &q, &e) == 0 && mmapq_status(q, &st) == 0, "observer: %s", e.msg);
 	mmapq_close(q);
 	*head = st.head;
 	return st.tail;
@@ -332,16 +324,12 @@ static void case_available_mutex(void)
 	uint32_t n = 12345;
 	int r;
 
-	if (pid < 0)
-		goto out;
 	trigger_start(&t, &th, pid, false, false);
 	r = mmapq_available(q, mmapq_now_ns() + FAR_NS, &n);
 	trigger_check(&t, th, "mmapq_available", r);
 	check_mutex_not_ours("mmapq_available");
-	if (n != 12345)
-		FAIL("mmapq_available set *navail to %u on failure", n);
-	tu_kill(pid);
-out:
+	EXPECT(n == 12345, "mmapq_available set *navail to %u on failure", n);
+	kill_peer(pid);
 	mmapq_close(q);
 }
 
@@ -371,33 +359,25 @@ static void case_release_mutex(void)
 	uint32_t n = 0;
 	int r;
 
-	if (pid < 0)
-		goto out;
 	/* record 0 is published: seen without the mutex */
 	r = mmapq_available(q, mmapq_now_ns() + 5000000000ull, &n);
-	if (r != 0 || n != 1) {
-		FAIL("mmapq_available: %d (%s), %u records; want the one published", r, mmapq_strerror(r), n);
-		tu_kill(pid);
-		goto out;
-	}
+	EXPECT(r == 0 && n == 1, "mmapq_available: %d (%s), %u records; want the one published", r,
+	       mmapq_strerror(r), n);
 	trigger_start(&t, &th, pid, false, false);
 	r = mmapq_release(q, 1);
 	trigger_check(&t, th, "mmapq_release", r);
 	check_mutex_not_ours("mmapq_release");
 	tail = positions(&head);
-	if (head != 0 || tail != 1)
-		FAIL("after the interrupted release: head %" PRIu64 " tail %" PRIu64 ", want 0 and 1 (nothing"
-		     " released)", head, tail);
-	tu_kill(pid);
+	EXPECT(head == 0 && tail == 1, "after the interrupted release: head %" PRIu64 " tail %" PRIu64
+	       ", want 0 and 1 (nothing released)", head, tail);
+	kill_peer(pid);
 	/* the record is still ours to release, now that the mutex is free
 	 * (its dead holder's EOWNERDEAD repaired) */
 	r = mmapq_available(q, 0, &n);
-	if (r != 0 || n != 1 || (r = mmapq_release(q, 1)) != 0)
-		FAIL("after the holder's death: available/release: %d (%s), n %u", r, mmapq_strerror(r), n);
+	EXPECT(r == 0 && n == 1 && (r = mmapq_release(q, 1)) == 0,
+	       "after the holder's death: available/release: %d (%s), n %u", r, mmapq_strerror(r), n);
 	tail = positions(&head);
-	if (head != 1)
-		FAIL("released again, head is %" PRIu64 ", want 1", head);
-out:
+	EXPECT(head == 1, "released again, head is %" PRIu64 ", want 1", head);
 	mmapq_close(q);
 }
 
@@ -408,19 +388,13 @@ static struct mmapq *producer_with_frozen_consumer(unsigned records, pid_t *pid)
 	struct mmapq *q = open_role(MMAPQ_ROLE_PRODUCER);
 	uint32_t nfree;
 
-	if (mmapq_reserve(q, 0, &nfree) != 0 || nfree < records) {
-		FAIL("reserve on a new queue: %u free", nfree);
-		exit(1);
-	}
+	EXPECT(mmapq_reserve(q, 0, &nfree) == 0 && nfree >= records, "reserve on a new queue: %u free",
+	       nfree);
 	for (unsigned i = 0; i < records; i++) {
 		int64_t v = (int64_t)mmapq_next_seq(q);
-		if (mmapq_put(q, &v, sizeof(v)) != 0)
-			exit(1);
+		EXPECT(mmapq_put(q, &v, sizeof(v)) == 0, "put of record %u", i);
 	}
-	if (mmapq_publish(q) != (int)records) {
-		FAIL("publish of %u records", records);
-		exit(1);
-	}
+	EXPECT(mmapq_publish(q) == (int)records, "publish of %u records", records);
 	*pid = start_frozen("consumer", "release.locked:stop");
 	return q;
 }
@@ -435,29 +409,20 @@ static void case_publish_mutex(void)
 	int64_t v = 2;
 	int r;
 
-	if (pid < 0)
-		goto out;
-	if (mmapq_put(q, &v, sizeof(v)) != 0) {
-		FAIL("put");
-		tu_kill(pid);
-		goto out;
-	}
+	EXPECT(mmapq_put(q, &v, sizeof(v)) == 0, "put");
 	trigger_start(&t, &th, pid, false, false);
 	r = mmapq_publish(q);
 	trigger_check(&t, th, "mmapq_publish", r);
 	check_mutex_not_ours("mmapq_publish");
 	tail = positions(&head);
-	if (tail != 2 || mmapq_pending(q) != 1)
-		FAIL("after the interrupted publish: tail %" PRIu64 ", %u pending; want tail 2 and 1 pending"
-		     " (nothing published)", tail, mmapq_pending(q));
-	tu_kill(pid);
+	EXPECT(tail == 2 && mmapq_pending(q) == 1, "after the interrupted publish: tail %" PRIu64
+	       ", %u pending; want tail 2 and 1 pending (nothing published)", tail, mmapq_pending(q));
+	kill_peer(pid);
 	/* published by the next publish, once the mutex is free */
 	r = mmapq_publish(q);
 	tail = positions(&head);
-	if (r != 1 || tail != 3 || mmapq_pending(q) != 0)
-		FAIL("after the holder's death: publish %d (%s), tail %" PRIu64 ", %u pending; want 1, 3, 0",
-		     r, mmapq_strerror(r), tail, mmapq_pending(q));
-out:
+	EXPECT(r == 1 && tail == 3 && mmapq_pending(q) == 0, "after the holder's death: publish %d (%s),"
+	       " tail %" PRIu64 ", %u pending; want 1, 3, 0", r, mmapq_strerror(r), tail, mmapq_pending(q));
 	mmapq_close(q);
 }
 
@@ -470,16 +435,12 @@ static void case_reserve_mutex(void)
 	uint32_t nfree = 12345;
 	int r;
 
-	if (pid < 0)
-		goto out;
 	trigger_start(&t, &th, pid, false, false);
 	r = mmapq_reserve(q, mmapq_now_ns() + FAR_NS, &nfree);
 	trigger_check(&t, th, "mmapq_reserve", r);
 	check_mutex_not_ours("mmapq_reserve");
-	if (nfree != 12345)
-		FAIL("mmapq_reserve set *nfree to %u on failure", nfree);
-	tu_kill(pid);
-out:
+	EXPECT(nfree == 12345, "mmapq_reserve set *nfree to %u on failure", nfree);
+	kill_peer(pid);
 	mmapq_close(q);
 }
 
@@ -493,15 +454,15 @@ static void case_reserve_wait(void)
 
 	for (unsigned i = 0; i < CAP; i++) {
 		int64_t v = i;
-		if (mmapq_reserve(q, 0, &nfree) != 0 || mmapq_put(q, &v, sizeof(v)) != 0)
-			exit(1);
+		EXPECT(mmapq_reserve(q, 0, &nfree) == 0 && mmapq_put(q, &v, sizeof(v)) == 0,
+		       "reserve and put of record %u", i);
 	}
 	trigger_start(&t, &th, 0, false, false);
 	r = mmapq_reserve(q, mmapq_now_ns() + 4 * 1000000000ull, &nfree);
 	trigger_check(&t, th, "mmapq_reserve (waiting)", r);
 	check_mutex_not_ours("mmapq_reserve");
-	if (mmapq_pending(q) != 0)
-		FAIL("mmapq_reserve left %u pending: it publishes before it waits", mmapq_pending(q));
+	EXPECT(mmapq_pending(q) == 0, "mmapq_reserve left %u pending: it publishes before it waits",
+	       mmapq_pending(q));
 	mmapq_close(q);
 }
 
@@ -515,21 +476,18 @@ static void open_blocked(const char *fault, bool sig, const char *want_msg)
 	pthread_t th;
 	int r;
 
-	if (pid < 0)
-		return;
 	trigger_start(&t, &th, pid, sig, sig);
 	r = mmapq_open(&p, &q, &e);
 	trigger_check(&t, th, "mmapq_open", r);
 	if (r == 0) {
 		mmapq_close(q);
 	} else {
-		if (q != (struct mmapq *)&e)
-			FAIL("mmapq_open changed *ret on failure");
-		if (!strstr(e.msg, want_msg) || !strstr(e.msg, g_path))
-			FAIL("mmapq_open said \"%s\"; want \"%s\" and the path", e.msg, want_msg);
+		EXPECT(q == (struct mmapq *)&e, "mmapq_open changed *ret on failure");
+		EXPECT(strstr(e.msg, want_msg) && strstr(e.msg, g_path),
+		       "mmapq_open said \"%s\"; want \"%s\" and the path", e.msg, want_msg);
 	}
 	check_mutex_not_ours("mmapq_open");
-	tu_kill(pid);
+	kill_peer(pid);
 	/* nothing of ours is left: the role can be taken at once */
 	q = open_role(MMAPQ_ROLE_CONSUMER);
 	mmapq_close(q);
@@ -547,21 +505,27 @@ static void case_open_attach(void)
 	open_blocked("attach.alone:stop", true, "interrupted while waiting for the attach lock");
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} cases[] = {
-	{"available_mutex", case_available_mutex}, {"available_wait", case_available_wait},
-	{"release_mutex", case_release_mutex},     {"publish_mutex", case_publish_mutex},
-	{"reserve_mutex", case_reserve_mutex},     {"reserve_wait", case_reserve_wait},
-	{"open_mutex", case_open_mutex},           {"open_attach", case_open_attach},
-};
+/* Each case: a queue of its own (made by the case). */
+static void setup(void)
+{
+	tu_need_faults(); /* every case freezes a process at a fault point */
+	g_dir = tu_mkdtemp("interrupt");
+	g_path = tu_path(g_dir, "queue");
+}
 
 int main(int argc, char **argv)
 {
-	tu_need_faults(); /* every case kills or freezes a process at a fault point */
+	static const struct tu_case cases[] = {
+		{"available_mutex", case_available_mutex},
+		{"available_wait", case_available_wait},
+		{"release_mutex", case_release_mutex},
+		{"publish_mutex", case_publish_mutex},
+		{"reserve_mutex", case_reserve_mutex},
+		{"reserve_wait", case_reserve_wait},
+		{"open_mutex", case_open_mutex},
+		{"open_attach", case_open_attach},
+	};
 	struct sigaction sa;
-	int ran = 0;
 
 	if (argc == 4 && !strcmp(argv[1], "--child"))
 		return child_main(argv[2], argv[3]);
@@ -570,29 +534,6 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
 	unsetenv("MMAPQ_FAULT");
-	g_dir = tu_mkdtemp("interrupt");
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int f0 = g_failures;
-		if (!tu_wanted(argc, argv, cases[i].name))
-			continue;
-		ran++;
-		g_case = cases[i].name;
-		g_path = tu_path(g_dir, cases[i].name);
-		cases[i].fn();
-		printf("test_interrupt: [%s] %s\n", g_case, g_failures > f0 ? "FAILED" : "ok");
-		fflush(stdout);
-		free(g_path);
-		g_path = NULL;
-	}
-	if (!ran) {
-		fprintf(stderr, "test_interrupt: no such case\n");
-		return 64;
-	}
-	if (g_failures)
-		fprintf(stderr, "test_interrupt: files kept in %s\n", g_dir);
-	else
-		tu_rmdir_r(g_dir);
-	free(g_dir);
-	printf("test_interrupt: %s\n", g_failures ? "FAILED" : "ok");
-	return g_failures ? 1 : 0;
+	atexit(tu_kill_tracked); /* a case that fails leaves no frozen peer behind */
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
 }

@@ -39,7 +39,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -54,11 +53,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "mmapq.h"
 #include "testproc.h"
-#include "cmockautil.h"
 #include "testutil.h"
 
 #define DEADLINE_MS 10000 /* per step; every step normally takes milliseconds */
@@ -68,30 +64,16 @@ static char *qpath; /* dir/queue */
 static char *cfg;   /* dir/mmapq.ini */
 
 
-#define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
+#define EXPECT(cond, ...) TU_EXPECT(qpath, cond, __VA_ARGS__)
 
 /* ---- per-test state ---- */
 
-static int setup(void **state)
+static void setup(void)
 {
-	(void)state;
 	dir = tu_mkdtemp("reload");
 	qpath = tu_path(dir, "queue");
 	cfg = tu_path(dir, "mmapq.ini");
 	tp_set_queue(qpath);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tp_cleanup();
-	tu_rmdir_r(dir);
-	free(dir);
-	free(qpath);
-	free(cfg);
-	dir = qpath = cfg = NULL;
-	return 0;
 }
 
 /* Replace dir/mmapq.ini as an editor would: a new file renamed over it. */
@@ -181,8 +163,8 @@ static struct tp_kid start_consumer(char *const env[], const char *count)
 
 static void put(struct tp_kid *p, const char *records)
 {
-	CHECK(tu_write_all(p->in, records, strlen(records)) == 0, "write to the producer: %s",
-	      strerror(errno));
+	EXPECT(tu_write_all(p->in, records, strlen(records)) == 0, "write to the producer: %s",
+	       strerror(errno));
 }
 
 /* Both daemons, and record 1 through both: their signal handlers are set. */
@@ -191,22 +173,22 @@ static void start_both(struct tp_kid *p, struct tp_kid *c, char *const env[], co
 	*c = start_consumer(env, count);
 	*p = start_producer();
 	put(p, "1\n");
-	CHECK(tp_until(c->out, "1\n", DEADLINE_MS),
-	      "record 1 did not reach the consumer; consumer stdout '%s' stderr '%s', producer "
-	      "stderr '%s'", tp_str(c->out), tp_str(c->err), tp_str(p->err));
+	EXPECT(tp_until(c->out, "1\n", DEADLINE_MS),
+	       "record 1 did not reach the consumer; consumer stdout '%s' stderr '%s', producer "
+	       "stderr '%s'", tp_str(c->out), tp_str(c->err), tp_str(p->err));
 }
 
 static void hup(struct tp_kid *k)
 {
-	CHECK(kill(k->pid, SIGHUP) == 0, "kill SIGHUP %d: %s", (int)k->pid, strerror(errno));
+	EXPECT(kill(k->pid, SIGHUP) == 0, "kill SIGHUP %d: %s", (int)k->pid, strerror(errno));
 }
 
 /* The daemon's stderr shows every line in want[] (NULL-terminated). */
 static void expect_lines(const char *who, struct tp_kid *k, const char *const want[])
 {
 	for (int i = 0; want[i]; i++)
-		CHECK(tp_until(k->err, want[i], DEADLINE_MS), "%s: no '%s' on stderr; it says:\n%s", who,
-		      want[i], tp_str(k->err));
+		EXPECT(tp_until(k->err, want[i], DEADLINE_MS), "%s: no '%s' on stderr; it says:\n%s", who,
+		       want[i], tp_str(k->err));
 }
 
 /* SIGTERM (consumer) or end of input (producer): exit 0 within the deadline */
@@ -217,20 +199,20 @@ static void finish(struct tp_kid *p, struct tp_kid *c)
 	if (c && c->pid > 0) {
 		kill(c->pid, SIGTERM);
 		code = tp_wait_exit(c, DEADLINE_MS);
-		CHECK(code == 0, "consumer exited %d on SIGTERM; stderr:\n%s", code, tp_str(c->err));
+		EXPECT(code == 0, "consumer exited %d on SIGTERM; stderr:\n%s", code, tp_str(c->err));
 		tp_kid_close(c);
 	}
 	if (p && p->pid > 0) {
 		tp_close_fd(&p->in);
 		code = tp_wait_exit(p, DEADLINE_MS);
-		CHECK(code == 0, "producer exited %d at end of input; stderr:\n%s", code, tp_str(p->err));
+		EXPECT(code == 0, "producer exited %d at end of input; stderr:\n%s", code, tp_str(p->err));
 		tp_kid_close(p);
 	}
 }
 
 /* ---- live ---- */
 
-static void test_live(void **state)
+static void test_live(void)
 {
 	static const char *const want[] = {
 		"reload: [log] level: info -> debug (applied)",
@@ -243,11 +225,10 @@ static void test_live(void **state)
 	char *recs, *unchanged;
 	int code;
 
-	(void)state;
 	write_cfg((struct rcfg){0});
 	start_both(&p, &c, NULL, NULL);
-	CHECK(!strstr(tp_str(p.err), "rec/s") && !strstr(tp_str(c.err), "rec/s"),
-	      "statistics logged with stats_interval = 0");
+	EXPECT(!strstr(tp_str(p.err), "rec/s") && !strstr(tp_str(c.err), "rec/s"),
+	       "statistics logged with stats_interval = 0");
 
 	write_cfg((struct rcfg){.level = "debug", .stats = 1, .on_full = "drop"});
 	hup(&p);
@@ -255,31 +236,31 @@ static void test_live(void **state)
 	hup(&c);
 	expect_lines("consumer", &c, want);
 	/* stats_interval applied: each logs a statistics line now */
-	CHECK(tp_until(p.err, " rec/s, dropped 0, bad input 0", DEADLINE_MS),
-	      "producer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", tp_str(p.err));
-	CHECK(tp_until(c.err, "consumed 1, depth 0/1024, ", DEADLINE_MS),
-	      "consumer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", tp_str(c.err));
+	EXPECT(tp_until(p.err, " rec/s, dropped 0, bad input 0", DEADLINE_MS),
+	       "producer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", tp_str(p.err));
+	EXPECT(tp_until(c.err, "consumed 1, depth 0/1024, ", DEADLINE_MS),
+	       "consumer: no statistics line after stats_interval 0 -> 1; stderr:\n%s", tp_str(c.err));
 	/* nothing changed: said so */
 	unchanged = tu_xasprintf("reload: %s unchanged", cfg);
 	hup(&p);
-	CHECK(tp_until(p.err, unchanged, DEADLINE_MS), "producer: no '%s'; stderr:\n%s", unchanged,
-	      tp_str(p.err));
+	EXPECT(tp_until(p.err, unchanged, DEADLINE_MS), "producer: no '%s'; stderr:\n%s", unchanged,
+	       tp_str(p.err));
 
 	/* on_full = drop applied: without a consumer, 1100 records into the 1024
 	 * free slots publish 1024 and drop 76 (block mode would wait instead) */
 	kill(c.pid, SIGTERM);
 	code = tp_wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer exited %d on SIGTERM", code);
+	EXPECT(code == 0, "consumer exited %d on SIGTERM", code);
 	recs = tp_seq_lines(2, 1101);
 	put(&p, recs);
-	CHECK(tp_until(p.err, "queue full: record dropped (on_full = drop)", DEADLINE_MS),
-	      "producer: nothing dropped after on_full block -> drop; stderr:\n%s", tp_str(p.err));
-	CHECK(tp_until(p.err, "dropped 76, bad input 0", DEADLINE_MS),
-	      "producer: statistics never showed 76 dropped; stderr:\n%s", tp_str(p.err));
+	EXPECT(tp_until(p.err, "queue full: record dropped (on_full = drop)", DEADLINE_MS),
+	       "producer: nothing dropped after on_full block -> drop; stderr:\n%s", tp_str(p.err));
+	EXPECT(tp_until(p.err, "dropped 76, bad input 0", DEADLINE_MS),
+	       "producer: statistics never showed 76 dropped; stderr:\n%s", tp_str(p.err));
 	st = tu_queue_status(qpath);
-	CHECK(st.tail == 1025 && st.head == 1 && st.producer.dropped == 76,
-	      "tail %" PRIu64 " head %" PRIu64 " dropped %" PRIu64 ", want 1025 1 76", st.tail,
-	      st.head, st.producer.dropped);
+	EXPECT(st.tail == 1025 && st.head == 1 && st.producer.dropped == 76,
+	       "tail %" PRIu64 " head %" PRIu64 " dropped %" PRIu64 ", want 1025 1 76", st.tail,
+	       st.head, st.producer.dropped);
 	finish(&p, NULL);
 	tp_kid_close(&c);
 	free(recs);
@@ -288,7 +269,7 @@ static void test_live(void **state)
 
 /* ---- restart_key ---- */
 
-static void test_restart_key(void **state)
+static void test_restart_key(void)
 {
 	static const char *const want[] = {
 		"reload: [queue] capacity: 1024 -> 2048 needs a restart, not applied", NULL};
@@ -298,7 +279,6 @@ static void test_restart_key(void **state)
 	struct tp_kid p, c;
 	struct mmapq_status st;
 
-	(void)state;
 	write_cfg((struct rcfg){.capacity = 1024});
 	start_both(&p, &c, NULL, NULL);
 
@@ -307,15 +287,15 @@ static void test_restart_key(void **state)
 	expect_lines("producer", &p, want);
 	hup(&c);
 	expect_lines("consumer", &c, want);
-	CHECK(!strstr(tp_str(p.err), "(applied)") && !strstr(tp_str(c.err), "(applied)"),
-	      "something was applied although only a restart key changed:\n%s\n%s", tp_str(p.err),
-	      tp_str(c.err));
+	EXPECT(!strstr(tp_str(p.err), "(applied)") && !strstr(tp_str(c.err), "(applied)"),
+	       "something was applied although only a restart key changed:\n%s\n%s", tp_str(p.err),
+	       tp_str(c.err));
 	/* still working */
 	put(&p, "2 3 4\n");
-	CHECK(tp_until(c.out, "4\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n4\n") == 0,
-	      "after the reload the consumer printed '%s', want 1..4", tp_str(c.out));
+	EXPECT(tp_until(c.out, "4\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n4\n") == 0,
+	       "after the reload the consumer printed '%s', want 1..4", tp_str(c.out));
 	st = tu_queue_status(qpath);
-	CHECK(st.capacity == 1024, "capacity %" PRIu32 " after the reload, want 1024", st.capacity);
+	EXPECT(st.capacity == 1024, "capacity %" PRIu32 " after the reload, want 1024", st.capacity);
 
 	/* a live key changed along with it is applied; capacity still is not */
 	write_cfg((struct rcfg){.capacity = 2048, .on_full = "drop"});
@@ -326,14 +306,14 @@ static void test_restart_key(void **state)
 	hup(&c);
 	expect_lines("consumer", &c, want2);
 	put(&p, "5 6\n");
-	CHECK(tp_until(c.out, "6\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n4\n5\n6\n") == 0,
-	      "after the second reload the consumer printed '%s', want 1..6", tp_str(c.out));
+	EXPECT(tp_until(c.out, "6\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n4\n5\n6\n") == 0,
+	       "after the second reload the consumer printed '%s', want 1..6", tp_str(c.out));
 	finish(&p, &c);
 }
 
 /* ---- broken ---- */
 
-static void test_broken(void **state)
+static void test_broken(void)
 {
 	char *e1 = broken_err1(), *e2 = broken_err2();
 	char *keep = tu_xasprintf("reload: %s has errors; keeping the running configuration", cfg);
@@ -343,7 +323,6 @@ static void test_broken(void **state)
 	char *want_out;
 	int code;
 
-	(void)state;
 	/* capacity 16, block, statistics every second */
 	write_cfg((struct rcfg){.capacity = 16, .stats = 1});
 	start_both(&p, &c, NULL, NULL);
@@ -353,34 +332,34 @@ static void test_broken(void **state)
 	expect_lines("producer", &p, want);
 	hup(&c);
 	expect_lines("consumer", &c, want);
-	CHECK(!strstr(tp_str(p.err), "(applied)") && !strstr(tp_str(c.err), "(applied)"),
-	      "a rejected file applied something:\n%s\n%s", tp_str(p.err), tp_str(c.err));
+	EXPECT(!strstr(tp_str(p.err), "(applied)") && !strstr(tp_str(c.err), "(applied)"),
+	       "a rejected file applied something:\n%s\n%s", tp_str(p.err), tp_str(c.err));
 
 	/* records still flow */
 	put(&p, "2 3 4\n");
-	CHECK(tp_until(c.out, "4\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n4\n") == 0,
-	      "after the rejected reload the consumer printed '%s', want 1..4", tp_str(c.out));
+	EXPECT(tp_until(c.out, "4\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n4\n") == 0,
+	       "after the rejected reload the consumer printed '%s', want 1..4", tp_str(c.out));
 
 	/* the old on_full = block still applies: without a consumer 20 records
 	 * fill the 16 slots and the producer waits, dropping nothing */
 	kill(c.pid, SIGTERM);
 	code = tp_wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer exited %d on SIGTERM", code);
+	EXPECT(code == 0, "consumer exited %d on SIGTERM", code);
 	want_out = tp_seq_lines(5, 24);
 	put(&p, want_out);
-	CHECK(tp_until(p.err, "depth 16/16", DEADLINE_MS),
-	      "producer: statistics never showed a full queue; stderr:\n%s", tp_str(p.err));
+	EXPECT(tp_until(p.err, "depth 16/16", DEADLINE_MS),
+	       "producer: statistics never showed a full queue; stderr:\n%s", tp_str(p.err));
 	st = tu_queue_status(qpath);
-	CHECK(st.producer.dropped == 0 && !strstr(tp_str(p.err), "record dropped"),
-	      "records dropped (%" PRIu64 ") although the running on_full is block; stderr:\n%s",
-	      st.producer.dropped, tp_str(p.err));
+	EXPECT(st.producer.dropped == 0 && !strstr(tp_str(p.err), "record dropped"),
+	       "records dropped (%" PRIu64 ") although the running on_full is block; stderr:\n%s",
+	       st.producer.dropped, tp_str(p.err));
 	/* a new consumer needs a valid file (the producer is not signalled again) */
 	write_cfg((struct rcfg){.capacity = 16, .stats = 1});
 	c2 = start_consumer(NULL, "20");
-	CHECK(tp_until(c2.out, NULL, DEADLINE_MS) && strcmp(tp_str(c2.out), want_out) == 0,
-	      "the next consumer printed '%s', want 5..24; stderr '%s'", tp_str(c2.out), tp_str(c2.err));
+	EXPECT(tp_until(c2.out, NULL, DEADLINE_MS) && strcmp(tp_str(c2.out), want_out) == 0,
+	       "the next consumer printed '%s', want 5..24; stderr '%s'", tp_str(c2.out), tp_str(c2.err));
 	code = tp_wait_exit(&c2, DEADLINE_MS);
-	CHECK(code == 0, "consumer --count 20 exited %d", code);
+	EXPECT(code == 0, "consumer --count 20 exited %d", code);
 	finish(&p, NULL);
 	tp_kid_close(&c);
 	tp_kid_close(&c2);
@@ -402,7 +381,7 @@ static void write_dropin(const char *path, const char *text)
  * SIGHUP re-reads mmapq.ini.d/ too; a broken drop-in is named with its line
  * and changes nothing; --check-config (what ExecReload= runs first) says
  * the same. */
-static void test_dropin(void **state)
+static void test_dropin(void)
 {
 	char *d = tu_path(dir, "mmapq.ini.d"), *dropin = tu_path(d, "50-test.ini");
 	char *read_line = tu_xasprintf("configuration: drop-in %s", dropin);
@@ -417,9 +396,8 @@ static void test_dropin(void **state)
 	struct tp_kid p, c, k;
 	int code;
 
-	(void)state;
 	write_cfg((struct rcfg){0});
-	CHECK(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));
+	EXPECT(mkdir(d, 0755) == 0, "mkdir %s: %s", d, strerror(errno));
 	start_both(&p, &c, NULL, NULL);
 
 	write_dropin(dropin, "[log]\nstats_interval = 1\n[producer]\non_full = drop\n");
@@ -427,35 +405,35 @@ static void test_dropin(void **state)
 	expect_lines("producer", &p, applied);
 	hup(&c);
 	expect_lines("consumer", &c, applied);
-	CHECK(tp_until(c.err, "consumed 1, depth 0/1024, ", DEADLINE_MS),
-	      "consumer: no statistics line after the drop-in set stats_interval = 1; stderr:\n%s",
-	      tp_str(c.err));
+	EXPECT(tp_until(c.err, "consumed 1, depth 0/1024, ", DEADLINE_MS),
+	       "consumer: no statistics line after the drop-in set stats_interval = 1; stderr:\n%s",
+	       tp_str(c.err));
 
 	/* broken: named with its own line, nothing applied, the daemon goes on */
 	write_dropin(dropin, "[log]\nstats_interval = 0\non_full = never\n");
 	p.err->len = 0, p.err->s[0] = '\0';
 	hup(&p);
 	expect_lines("producer", &p, broken);
-	CHECK(!strstr(tp_str(p.err), "(applied)"), "a broken drop-in applied something:\n%s",
-	      tp_str(p.err));
+	EXPECT(!strstr(tp_str(p.err), "(applied)"), "a broken drop-in applied something:\n%s",
+	       tp_str(p.err));
 	argv = tp_av("mmapq-producer", "--config", cfg, "--check-config", (char *)NULL);
 	k = tp_spawn(argv, false, true, true);
 	tp_av_free(argv);
-	CHECK(tp_until(k.err, NULL, DEADLINE_MS), "--check-config: stderr did not end");
+	EXPECT(tp_until(k.err, NULL, DEADLINE_MS), "--check-config: stderr did not end");
 	code = tp_wait_exit(&k, DEADLINE_MS);
-	CHECK(code == 78 && strstr(tp_str(k.err), bad_line),
-	      "--check-config with the broken drop-in: exit %d, stderr '%s'", code, tp_str(k.err));
+	EXPECT(code == 78 && strstr(tp_str(k.err), bad_line),
+	       "--check-config with the broken drop-in: exit %d, stderr '%s'", code, tp_str(k.err));
 	tp_kid_close(&k);
 
 	/* removed: back to mmapq.ini alone */
-	CHECK(unlink(dropin) == 0, "unlink %s: %s", dropin, strerror(errno));
+	EXPECT(unlink(dropin) == 0, "unlink %s: %s", dropin, strerror(errno));
 	hup(&p);
 	expect_lines("producer", &p, removed);
 	hup(&c);
 	expect_lines("consumer", &c, removed);
 	put(&p, "2 3\n");
-	CHECK(tp_until(c.out, "3\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n") == 0,
-	      "after the reloads the consumer printed '%s', want 1..3", tp_str(c.out));
+	EXPECT(tp_until(c.out, "3\n", DEADLINE_MS) && strcmp(tp_str(c.out), "1\n2\n3\n") == 0,
+	       "after the reloads the consumer printed '%s', want 1..3", tp_str(c.out));
 	finish(&p, &c);
 	free(keep);
 	free(bad_line);
@@ -511,7 +489,7 @@ static void drain_notify(int fd, char **acc)
 	}
 }
 
-static void test_output_switch(void **state)
+static void test_output_switch(void)
 {
 	enum { N1 = 20000, N2 = 1000, HUP_AT = 5000 };
 	char *outfile = tu_path(dir, "out");
@@ -530,11 +508,10 @@ static void test_output_switch(void **state)
 	uint64_t deadline;
 	int nfd, code;
 
-	(void)state;
 	nfd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	strcpy(sa.sun_path, notify);
-	CHECK(nfd >= 0 && bind(nfd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind %s: %s", notify,
-	      strerror(errno));
+	EXPECT(nfd >= 0 && bind(nfd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "bind %s: %s", notify,
+	       strerror(errno));
 	snprintf(count, sizeof(count), "%d", N1 + N2);
 	snprintf(mark, sizeof(mark), "\n%d\n", HUP_AT);
 	write_cfg((struct rcfg){0});
@@ -557,12 +534,12 @@ static void test_output_switch(void **state)
 			break;
 	}
 	tp_feeding = NULL;
-	CHECK(hup_sent && f.off == f.len, "records 2..%d: %zu of %zu bytes written, SIGHUP %s; consumer "
-	      "stderr:\n%s", N1, f.off, f.len, hup_sent ? "sent" : "not sent", tp_str(c.err));
-	CHECK(until_line(c.err, applied, DEADLINE_MS), "consumer: no '%s'; stderr:\n%s", applied,
-	      tp_str(c.err));
-	CHECK(occurrences(tp_str(c.err), applied) == 1, "consumer: '%s' not once; stderr:\n%s",
-	      applied, tp_str(c.err));
+	EXPECT(hup_sent && f.off == f.len, "records 2..%d: %zu of %zu bytes written, SIGHUP %s; consumer "
+	       "stderr:\n%s", N1, f.off, f.len, hup_sent ? "sent" : "not sent", tp_str(c.err));
+	EXPECT(until_line(c.err, applied, DEADLINE_MS), "consumer: no '%s'; stderr:\n%s", applied,
+	       tp_str(c.err));
+	EXPECT(occurrences(tp_str(c.err), applied) == 1, "consumer: '%s' not once; stderr:\n%s",
+	       applied, tp_str(c.err));
 
 	/* a second switch, to a file that cannot be opened, is refused: the
 	 * consumer says why and that it was not applied, once each, never that
@@ -576,35 +553,35 @@ static void test_output_switch(void **state)
 	open_error = tu_xasprintf("%s: cannot open output: %s\n", bad_output + 5, strerror(ENOENT));
 	write_cfg((struct rcfg){.output = bad_output});
 	hup(&c);
-	CHECK(until_line(c.err, " not applied: ", DEADLINE_MS),
-	      "consumer: no 'not applied' after a switch to '%s'; stderr:\n%s", bad_output,
-	      tp_str(c.err));
-	CHECK(occurrences(tp_str(c.err), not_applied) == 1 && occurrences(tp_str(c.err), " -> ") == 2,
-	      "consumer: want '%.*s' once (and no other change logged); stderr:\n%s",
-	      (int)strlen(not_applied) - 1, not_applied, tp_str(c.err));
-	CHECK(occurrences(tp_str(c.err), open_error) == 1, "consumer: want '%.*s' once; stderr:\n%s",
-	      (int)strlen(open_error) - 1, open_error, tp_str(c.err));
-	CHECK(!strstr(tp_str(c.err), bad_applied), "consumer: says '%s', which it was not; stderr:\n%s",
-	      bad_applied, tp_str(c.err));
+	EXPECT(until_line(c.err, " not applied: ", DEADLINE_MS),
+	       "consumer: no 'not applied' after a switch to '%s'; stderr:\n%s", bad_output,
+	       tp_str(c.err));
+	EXPECT(occurrences(tp_str(c.err), not_applied) == 1 && occurrences(tp_str(c.err), " -> ") == 2,
+	       "consumer: want '%.*s' once (and no other change logged); stderr:\n%s",
+	       (int)strlen(not_applied) - 1, not_applied, tp_str(c.err));
+	EXPECT(occurrences(tp_str(c.err), open_error) == 1, "consumer: want '%.*s' once; stderr:\n%s",
+	       (int)strlen(open_error) - 1, open_error, tp_str(c.err));
+	EXPECT(!strstr(tp_str(c.err), bad_applied), "consumer: says '%s', which it was not; stderr:\n%s",
+	       bad_applied, tp_str(c.err));
 
 	/* these are written after the switch: they must all go to the file */
 	phase2 = tp_seq_lines(N1 + 1, N1 + N2);
 	f = (struct tp_feed){.fd = p.in, .data = phase2, .len = strlen(phase2)};
-	CHECK(tp_feed_all(&f, DEADLINE_MS), "records %d..%d: %zu of %zu bytes written", N1 + 1, N1 + N2,
-	      f.off, f.len);
-	CHECK(tp_until(c.out, NULL, DEADLINE_MS), "consumer --count %s did not finish", count);
+	EXPECT(tp_feed_all(&f, DEADLINE_MS), "records %d..%d: %zu of %zu bytes written", N1 + 1, N1 + N2,
+	       f.off, f.len);
+	EXPECT(tp_until(c.out, NULL, DEADLINE_MS), "consumer --count %s did not finish", count);
 	code = tp_wait_exit(&c, DEADLINE_MS);
-	CHECK(code == 0, "consumer exited %d; stderr:\n%s", code, tp_str(c.err));
+	EXPECT(code == 0, "consumer exited %d; stderr:\n%s", code, tp_str(c.err));
 
 	file = tu_read_file(outfile, NULL);
-	CHECK(file, "%s: %s", outfile, strerror(errno));
+	EXPECT(file, "%s: %s", outfile, strerror(errno));
 	all = tp_seq_lines(1, N1 + N2);
 	both = tu_xasprintf("%s%s", tp_str(c.out), file);
 	split = c.out->len;
-	CHECK(strcmp(both, all) == 0,
-	      "stdout (%zu bytes, ends '%s') followed by the file (%zu bytes, starts '%.20s') is not "
-	      "1..%d: records lost or doubled across the switch", split,
-	      split > 20 ? tp_str(c.out) + split - 20 : tp_str(c.out), strlen(file), file, N1 + N2);
+	EXPECT(strcmp(both, all) == 0,
+	       "stdout (%zu bytes, ends '%s') followed by the file (%zu bytes, starts '%.20s') is not "
+	       "1..%d: records lost or doubled across the switch", split,
+	       split > 20 ? tp_str(c.out) + split - 20 : tp_str(c.out), strlen(file), file, N1 + N2);
 	{
 		const char *last = split > 1 ? tp_str(c.out) + split - 2 : tp_str(c.out);
 		while (last > tp_str(c.out) && last[-1] != '\n')
@@ -612,9 +589,9 @@ static void test_output_switch(void **state)
 		fprintf(stderr, "test_reload: output switched after record %ld of %d\n",
 		        split ? strtol(last, NULL, 10) : 0L, N1 + N2);
 	}
-	CHECK(strlen(file) >= strlen(phase2) && split >= strlen(mark),
-	      "stdout has %zu bytes, the file %zu: the switch was not between record %d and %d",
-	      split, strlen(file), HUP_AT, N1 + 1);
+	EXPECT(strlen(file) >= strlen(phase2) && split >= strlen(mark),
+	       "stdout has %zu bytes, the file %zu: the switch was not between record %d and %d",
+	       split, strlen(file), HUP_AT, N1 + 1);
 
 	/* STATUS= after the reload names the new output */
 	drain_notify(nfd, &status);
@@ -624,17 +601,17 @@ static void test_output_switch(void **state)
 		const char *line;
 		int n = 0;
 
-		CHECK(r, "no STATUS=reloaded from the consumer; it sent:\n%s", status);
+		EXPECT(r, "no STATUS=reloaded from the consumer; it sent:\n%s", status);
 		for (line = strstr(r, "STATUS=consumed "); line; line = strstr(line + 1, "STATUS=consumed ")) {
 			const char *eol = strchr(line, '\n');
 			size_t wl = strlen(want);
-			CHECK(eol && (size_t)(eol - line) + 1 >= wl &&
-			      strncmp(eol + 1 - wl, want, wl) == 0,
-			      "STATUS after the switch does not end with '%.*s': '%.*s'", (int)wl - 1, want,
-			      eol ? (int)(eol - line) : 200, line);
+			EXPECT(eol && (size_t)(eol - line) + 1 >= wl &&
+			       strncmp(eol + 1 - wl, want, wl) == 0,
+			       "STATUS after the switch does not end with '%.*s': '%.*s'", (int)wl - 1, want,
+			       eol ? (int)(eol - line) : 200, line);
 			n++;
 		}
-		CHECK(n > 0, "no STATUS=consumed after the reload; the consumer sent:\n%s", status);
+		EXPECT(n > 0, "no STATUS=consumed after the reload; the consumer sent:\n%s", status);
 		free(want);
 	}
 	finish(&p, NULL);
@@ -659,13 +636,12 @@ static void test_output_switch(void **state)
 
 /* ---- check_config ---- */
 
-static void test_check_config(void **state)
+static void test_check_config(void)
 {
 	static const char *const progs[] = {"mmapq-producer", "mmapq-consumer", "mmapqctl"};
 	char *e1 = broken_err1(), *e2 = broken_err2();
 	char *ok = tu_xasprintf("%s: configuration OK\n", cfg);
 
-	(void)state;
 	for (int good = 0; good < 2; good++) {
 		if (good)
 			write_cfg((struct rcfg){0});
@@ -677,19 +653,19 @@ static void test_check_config(void **state)
 			int code;
 
 			tp_av_free(argv);
-			CHECK(tp_until(k.out, NULL, DEADLINE_MS) && tp_until(k.err, NULL, DEADLINE_MS),
-			      "%s --check-config: output did not end", progs[i]);
+			EXPECT(tp_until(k.out, NULL, DEADLINE_MS) && tp_until(k.err, NULL, DEADLINE_MS),
+			       "%s --check-config: output did not end", progs[i]);
 			code = tp_wait_exit(&k, DEADLINE_MS);
 			if (good)
-				CHECK(code == 0 && strcmp(tp_str(k.out), ok) == 0 && !*tp_str(k.err),
-				      "%s --check-config on a good file: exit %d, stdout '%s', stderr '%s'",
-				      progs[i], code, tp_str(k.out), tp_str(k.err));
+				EXPECT(code == 0 && strcmp(tp_str(k.out), ok) == 0 && !*tp_str(k.err),
+				       "%s --check-config on a good file: exit %d, stdout '%s', stderr '%s'",
+				       progs[i], code, tp_str(k.out), tp_str(k.err));
 			else
-				CHECK(code == 78 && strstr(tp_str(k.err), e1) && strstr(tp_str(k.err), e2) &&
-				      !*tp_str(k.out),
-				      "%s --check-config on the broken file: exit %d (want 78), stdout '%s', "
-				      "stderr '%s' (want '%s...' and '%s...')",
-				      progs[i], code, tp_str(k.out), tp_str(k.err), e1, e2);
+				EXPECT(code == 78 && strstr(tp_str(k.err), e1) && strstr(tp_str(k.err), e2) &&
+				       !*tp_str(k.out),
+				       "%s --check-config on the broken file: exit %d (want 78), stdout '%s', "
+				       "stderr '%s' (want '%s...' and '%s...')",
+				       progs[i], code, tp_str(k.out), tp_str(k.err), e1, e2);
 			tp_kid_close(&k);
 		}
 	}
@@ -700,15 +676,16 @@ static void test_check_config(void **state)
 
 int main(int argc, char **argv)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_live, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_broken, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_output_switch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dropin, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_check_config, setup, teardown),
+	static const struct tu_case cases[] = {
+		{"live", test_live},
+		{"restart_key", test_restart_key},
+		{"broken", test_broken},
+		{"output_switch", test_output_switch},
+		{"dropin", test_dropin},
+		{"check_config", test_check_config},
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* a dead child's stdin is an EPIPE error, not our death */
-	return tu_cmocka_run(argc, argv, tests, NULL, NULL);
+	atexit(tp_cleanup); /* a case that fails leaves no daemon behind */
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
 }

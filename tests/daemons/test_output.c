@@ -12,8 +12,8 @@
  *   refused_consumer    a second consumer, refused the role (69), leaves
  *                       the live consumer's output file exactly as it is
  *   bounded_batch       a backlog of 128 x 1 MiB records under a 48 MiB
- *                       data limit: consumed in bounded batches (it used to
- *                       buffer the whole backlog and fail)
+ *                       data limit: consumed in bounded batches (not the
+ *                       whole backlog buffered, and a failure)
  *   watchdog_long_batch a 2 MB backlog to a slow reader: WATCHDOG=1 keeps
  *                       coming while the batch is written
  *   file_size_limit     RLIMIT_FSIZE on the output file: exit 74 with "File
@@ -473,8 +473,8 @@ static void bounded_batch(void)
 
 /*
  * The backlog (2,000 lines of 1,000 bytes) goes to a pipe we read at about
- * 400 KB/s: five seconds for what used to be one write() of the whole
- * backlog, with no WATCHDOG=1 in between.  WatchdogSec is 0.6 s here: the
+ * 400 KB/s: five seconds that one write() of the whole backlog would spend
+ * with no WATCHDOG=1 in between.  WatchdogSec is 0.6 s here: the
  * pings must keep coming at least that often while the output moves.
  */
 static void watchdog_long_batch(void)

@@ -14,7 +14,7 @@
  *   stop_unfinished        the writer never finishes the record: the stop
  *                          still ends within its bound, saying so
  *   full_then_eof_pipe     exactly capacity records and end of input, no
- *                          consumer: exit 0 (it used to wait for room forever)
+ *                          consumer: exit 0 (not a wait for room forever)
  *   full_then_eof_file     the same from a regular file
  *   full_then_eof_line     the same with line records
  *   large_records          64 lines of 256 KiB through capacity 4: read in
@@ -289,7 +289,7 @@ static void stop_mid_record_file(void)
 }
 
 /*
- * The issue's reproduction: 20,000 x "1234567" through one pipe in pieces
+ * Stops mid-record, many: 20,000 x "1234567" through one pipe in pieces
  * of 1 to 97 bytes, the producer stopped and restarted 25 times while the
  * pieces flow.  Every record must be 1234567, exactly 20,000 of them.
  */
@@ -456,10 +456,9 @@ static uint64_t syscr(pid_t pid)
 
 /*
  * 64 lines of 256 KiB through capacity 4 (16 MiB): the producer is near
- * full all the time.  It used to read at most one byte per free slot, a few
- * bytes per read(); now it reads up to the end of the last record that
- * fits.  Counted, not timed: fewer than 5,000 read calls for 16 MiB (it
- * was over a million).
+ * full all the time.  It reads up to the end of the last record that fits,
+ * not one byte per free slot (a few bytes per read(), over a million calls).
+ * Counted, not timed: fewer than 5,000 read calls for 16 MiB.
  */
 static void large_records(void)
 {

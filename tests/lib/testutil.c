@@ -55,9 +55,19 @@ uint64_t tu_now_ms(void)
 	return mmapq_now_ns() / 1000000u;
 }
 
-/* Made by tu_mkdtemp: tu_main_cases removes them after a case that passed. */
+/* Made by tu_mkdtemp: removed after a case that passed or skipped, by the
+ * process that made them (not by a child of its that ends). */
 static char *scratch[16];
 static size_t n_scratch;
+static pid_t scratch_owner;
+
+static void remove_scratch(void)
+{
+	if (scratch_owner != getpid())
+		return;
+	while (n_scratch)
+		tu_rmdir_r(scratch[--n_scratch]);
+}
 
 char *tu_mkdtemp(const char *tag)
 {
@@ -69,6 +79,10 @@ char *tu_mkdtemp(const char *tag)
 		tu_die("asprintf");
 	if (!mkdtemp(d))
 		tu_die("mkdtemp");
+	if (scratch_owner != getpid()) {
+		scratch_owner = getpid();
+		n_scratch = 0;
+	}
 	if (n_scratch < sizeof(scratch) / sizeof(scratch[0]))
 		scratch[n_scratch++] = d;
 	return d;
@@ -91,6 +105,44 @@ void tu_check_failed(const char *qpath, const char *file, int line, const char *
 	va_start(ap, fmt);
 	report_failure(qpath, fmt, ap);
 	va_end(ap);
+}
+
+void tu_expect_int(const char *qpath, const char *file, int line, const char *cond, uint64_t a,
+                   uint64_t b)
+{
+	if (a == b)
+		return;
+	tu_check_failed(qpath, file, line, cond, "%" PRId64 " != %" PRId64 " (0x%" PRIx64 " != 0x%" PRIx64 ")",
+	                (int64_t)a, (int64_t)b, a, b);
+	exit(1);
+}
+
+void tu_expect_str(const char *qpath, const char *file, int line, const char *cond, const char *a,
+                   const char *b)
+{
+	if (a && b ? !strcmp(a, b) : a == b)
+		return;
+	if (!a || !b)
+		tu_check_failed(qpath, file, line, cond, "%s%s%s != %s%s%s", a ? "\"" : "", a ? a : "NULL",
+		                a ? "\"" : "", b ? "\"" : "", b ? b : "NULL", b ? "\"" : "");
+	else
+		tu_check_failed(qpath, file, line, cond, "\"%s\" != \"%s\"", a, b);
+	exit(1);
+}
+
+void tu_expect_mem(const char *qpath, const char *file, int line, const char *cond, const void *a,
+                   const void *b, size_t n)
+{
+	const unsigned char *x = a, *y = b;
+	size_t i = 0;
+
+	while (i < n && x[i] == y[i])
+		i++;
+	if (i == n)
+		return;
+	tu_check_failed(qpath, file, line, cond, "%zu bytes differ from byte %zu on: 0x%02x != 0x%02x", n,
+	                i, x[i], y[i]);
+	exit(1);
 }
 
 void tu_rmdir_r(const char *dir)
@@ -221,17 +273,6 @@ pid_t tu_start(char *const argv[], const struct tu_child *c)
 	_exit(127);
 }
 
-void tu_case_fail(const char *test, const char *name, const char *qpath, int line,
-                  const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: [%s] FAIL at line %d: ", test, name, line);
-	va_start(ap, fmt);
-	report_failure(qpath, fmt, ap);
-	va_end(ap);
-}
-
 void tu_pipe(int fds[2])
 {
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -256,19 +297,16 @@ int tu_become_nobody(void)
 	return 0;
 }
 
-bool tu_wanted(int argc, char **argv, const char *name)
-{
-	for (int a = 1; a < argc; a++)
-		if (!strcmp(argv[a], name))
-			return true;
-	return argc < 2;
-}
-
 static pid_t tracked[64];
 static int n_tracked;
+static pid_t tracker; /* the process whose children they are */
 
 void tu_track(pid_t pid)
 {
+	if (tracker != getpid()) {
+		tracker = getpid();
+		n_tracked = 0;
+	}
 	if (n_tracked < (int)(sizeof(tracked) / sizeof(tracked[0])))
 		tracked[n_tracked++] = pid;
 }
@@ -284,6 +322,8 @@ void tu_untrack(pid_t pid)
 
 void tu_kill_tracked(void)
 {
+	if (tracker != getpid())
+		return; /* a child of the test's (atexit runs there too): not its own */
 	while (n_tracked > 0) {
 		pid_t pid = tracked[--n_tracked];
 		fprintf(stderr, "%s: killing leftover child %d\n", program_invocation_short_name, (int)pid);
@@ -522,6 +562,32 @@ int tu_queue_to_version1(const char *path)
 	return r;
 }
 
+/* The words a wait sleeps on, raw from the file: the mutex's lock word, and
+ * for not_full and each consumer's not_empty the futex word and whether its
+ * waiter is registered. */
+static void dump_wait_words(const char *path, const struct mmapq_consumer_status *cs, int n)
+{
+	struct mmapq_header h;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h);
+	uint32_t lock;
+
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return;
+	memcpy(&lock, h.lock.bytes, sizeof(lock));
+	fprintf(stderr, "     lock word 0x%08" PRIx32 " not_full (seq %" PRIu32 " waiting %" PRIu32 ")",
+	        lock, h.not_full.seq, h.not_full.waiting);
+	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++) {
+		const struct mmapq_cond *c = &h.consumers[cs[i].index % MMAPQ_CONSUMERS_MAX].not_empty;
+
+		fprintf(stderr, " not_empty[%" PRIu32 "] (seq %" PRIu32 " waiting %" PRIu32 ")", cs[i].index,
+		        c->seq, c->waiting);
+	}
+	fputc('\n', stderr);
+}
+
 void tu_dump_queue(const char *path, const char *why)
 {
 	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
@@ -559,6 +625,7 @@ void tu_dump_queue(const char *path, const char *why)
 			        " pid %d attached %d recoveries %" PRIu64 " attaches %" PRIu64 "\n",
 			        cs[i].name, cs[i].index, cs[i].position, cs[i].lag, cs[i].pid,
 			        cs[i].attached, cs[i].recoveries, cs[i].attaches);
+		dump_wait_words(path, cs, n);
 	}
 	mmapq_close(q);
 }
@@ -583,10 +650,28 @@ void tu_skip(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	remove_scratch();
 	exit(TEST_SKIP);
 }
 
+/* One case in this process: it returns only if it passed, and then its
+ * scratch directories go. */
+static int run_case(const struct tu_case *c, void (*setup)(void))
+{
+	if (setup)
+		setup();
+	c->run();
+	remove_scratch();
+	return 0;
+}
+
 int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
+{
+	return tu_main_cases_setup(argc, argv, cases, n, NULL);
+}
+
+int tu_main_cases_setup(int argc, char **argv, const struct tu_case *cases, size_t n,
+                        void (*setup)(void))
 {
 	unsigned failed = 0, skipped = 0;
 
@@ -597,12 +682,8 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 	}
 	if (argc == 2) {
 		for (size_t i = 0; i < n; i++)
-			if (!strcmp(argv[1], cases[i].name)) {
-				cases[i].run();
-				while (n_scratch)
-					tu_rmdir_r(scratch[--n_scratch]);
-				return 0;
-			}
+			if (!strcmp(argv[1], cases[i].name))
+				return run_case(&cases[i], setup);
 		fprintf(stderr, "%s: no case '%s' (--list lists them)\n", argv[0], argv[1]);
 		return 2;
 	}
@@ -618,10 +699,8 @@ int tu_main_cases(int argc, char **argv, const struct tu_case *cases, size_t n)
 		pid = fork();
 		if (pid < 0)
 			tu_die("fork");
-		if (pid == 0) {
-			cases[i].run();
-			exit(0);
-		}
+		if (pid == 0)
+			exit(run_case(&cases[i], setup));
 		while (waitpid(pid, &st, 0) < 0)
 			if (errno != EINTR)
 				tu_die("waitpid");

@@ -35,7 +35,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -48,12 +47,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cmocka.h>
-
 #include "config.h"
 #include "mmapq.h"
 #include "mmapq_format.h"
-#include "cmockautil.h"
 #include "testutil.h"
 
 #ifndef MMAPQ_DEFAULT_CONFIG
@@ -71,27 +67,12 @@ static char *dir;    /* fresh per test */
 static char *qpath;  /* dir/queue */
 
 
-#define CHECK(cond, ...) TU_CHECK(qpath, cond, __VA_ARGS__)
+#define EXPECT(cond, ...) TU_EXPECT(qpath, cond, __VA_ARGS__)
 
-static int setup(void **state)
+static void setup(void)
 {
-	(void)state;
 	dir = tu_mkdtemp("cli");
 	qpath = tu_path(dir, "queue");
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	tu_kill_tracked();
-	/* a read-only directory made by a test must be removable */
-	chmod(dir, 0700);
-	tu_rmdir_r(dir);
-	free(dir);
-	free(qpath);
-	dir = qpath = NULL;
-	return 0;
 }
 
 
@@ -481,7 +462,7 @@ static void tr_check(struct transcript *t)
 	char *want;
 
 	if (getenv("MMAPQ_UPDATE_GOLDEN")) {
-		CHECK(tu_write_file(golden, t->text.s, t->text.len) == 0, "cannot write %s", golden);
+		EXPECT(tu_write_file(golden, t->text.s, t->text.len) == 0, "cannot write %s", golden);
 		fprintf(stderr, "test_cli: rewrote %s\n", golden);
 	} else {
 		want = tu_read_file(golden, NULL);
@@ -497,7 +478,7 @@ static void tr_check(struct transcript *t)
 			free(actual);
 			free(apath);
 		}
-		CHECK(want && strcmp(want, t->text.s) == 0, "golden file %s does not match", golden);
+		EXPECT(want && strcmp(want, t->text.s) == 0, "golden file %s does not match", golden);
 		free(want);
 	}
 	free(golden);
@@ -529,7 +510,7 @@ static struct res tr_run(struct transcript *t, int want_code, const char *in, ..
 			fprintf(stderr, " %s", argv[i]);
 		fprintf(stderr, "\nstdout: %s\nstderr: %s\n", r.out, r.err);
 	}
-	CHECK(r.code == want_code, "%s exited %d, want %d", argv[0], r.code, want_code);
+	EXPECT(r.code == want_code, "%s exited %d, want %d", argv[0], r.code, want_code);
 	return r;
 }
 
@@ -545,11 +526,10 @@ static const char *P = "mmapq-producer", *C = "mmapq-consumer", *CTL = "mmapqctl
 
 /* ---- help and version ---- */
 
-static void test_help(void **state)
+static void test_help(void)
 {
 	struct transcript t = {.group = "help"};
 
-	(void)state;
 	tr_run_free(&t, 0, NULL, P, "--help", NULL);
 	tr_run_free(&t, 0, NULL, C, "--help", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--help", NULL);
@@ -557,7 +537,7 @@ static void test_help(void **state)
 	tr_check(&t);
 }
 
-static void test_version(void **state)
+static void test_version(void)
 {
 	const char *progs[] = {P, C, CTL};
 	/* the suite is built as the programs are: a sanitized build says so */
@@ -567,7 +547,6 @@ static void test_version(void **state)
 	const char *sanitized = "";
 #endif
 
-	(void)state;
 	for (int i = 0; i < 3; i++) {
 		for (int j = 0; j < 2; j++) {
 			char *argv[] = {(char *)progs[i], j ? "-V" : "--version", NULL};
@@ -581,9 +560,9 @@ static void test_version(void **state)
 			                                                 : "release, no fault points",
 			                          sanitized);
 
-			CHECK(r.code == 0, "%s %s exited %d", progs[i], argv[1], r.code);
-			CHECK(strcmp(r.out, want) == 0 && !*r.err, "%s %s printed '%s' / '%s', want '%s'",
-			      progs[i], argv[1], r.out, r.err, want);
+			EXPECT(r.code == 0, "%s %s exited %d", progs[i], argv[1], r.code);
+			EXPECT(strcmp(r.out, want) == 0 && !*r.err, "%s %s printed '%s' / '%s', want '%s'",
+			       progs[i], argv[1], r.out, r.err, want);
 			free(want);
 			res_free(&r);
 		}
@@ -592,12 +571,11 @@ static void test_version(void **state)
 
 /* ---- usage errors: exit 64 and a message ---- */
 
-static void test_usage(void **state)
+static void test_usage(void)
 {
 	struct transcript t = {.group = "usage"};
 	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
 
-	(void)state;
 	tr_run_free(&t, 64, NULL, P, "--bogus", NULL);
 	tr_run_free(&t, 64, NULL, P, "-n", "x", NULL); /* the consumer's option */
 	tr_run_free(&t, 64, NULL, C, "--bogus", NULL);
@@ -618,40 +596,38 @@ static void test_usage(void **state)
 	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "status", "extra", NULL);
 	tr_check(&t);
 	/* nothing was created by a usage error */
-	CHECK(access(qpath, F_OK) < 0, "a usage error created %s", qpath);
+	EXPECT(access(qpath, F_OK) < 0, "a usage error created %s", qpath);
 	free(cfg);
 }
 
 /* An option the program does not take is named in the message, not its
  * argument. */
-static void test_usage_names_option(void **state)
+static void test_usage_names_option(void)
 {
 	char *argv1[] = {(char *)P, "--count", "5", NULL};
 	char *argv2[] = {(char *)P, "--json", NULL};
 	struct res r;
 
-	(void)state;
 	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv1);
-	CHECK(r.code == 64, "mmapq-producer --count 5 exited %d", r.code);
-	CHECK(strstr(r.err, "--count") != NULL,
-	      "mmapq-producer --count 5: the message does not name --count: '%s'", r.err);
+	EXPECT(r.code == 64, "mmapq-producer --count 5 exited %d", r.code);
+	EXPECT(strstr(r.err, "--count") != NULL,
+	       "mmapq-producer --count 5: the message does not name --count: '%s'", r.err);
 	res_free(&r);
 	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv2);
-	CHECK(r.code == 64 && strstr(r.err, "--json"), "mmapq-producer --json: exit %d, '%s'", r.code,
-	      r.err);
+	EXPECT(r.code == 64 && strstr(r.err, "--json"), "mmapq-producer --json: exit %d, '%s'", r.code,
+	       r.err);
 	res_free(&r);
 }
 
 /* ---- configuration: exit 78, every error as FILE:LINE: message ---- */
 
-static void test_config(void **state)
+static void test_config(void)
 {
 	struct transcript t = {.group = "config"};
 	char *bad = tu_xasprintf("%s/tests/golden/bad-config.ini", tu_source_dir());
 	char *good = write_cfg("good.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
 	char *missing = tu_path(dir, "missing.ini");
 
-	(void)state;
 	tr_run_free(&t, 78, NULL, P, "--config", bad, "--check-config", NULL);
 	tr_run_free(&t, 78, NULL, C, "--config", bad, "--check-config", NULL);
 	tr_run_free(&t, 78, NULL, CTL, "--config", bad, "--check-config", NULL);
@@ -659,7 +635,7 @@ static void test_config(void **state)
 	tr_run_free(&t, 78, "1 2 3\n", P, "--config", bad, "--queue", qpath, NULL);
 	tr_run_free(&t, 78, NULL, C, "--config", bad, "--queue", qpath, "--count", "1", NULL);
 	tr_run_free(&t, 78, NULL, CTL, "--config", bad, "--queue", qpath, "status", NULL);
-	CHECK(access(qpath, F_OK) < 0, "a bad configuration still created %s", qpath);
+	EXPECT(access(qpath, F_OK) < 0, "a bad configuration still created %s", qpath);
 	/* a missing explicit file is an error */
 	tr_run_free(&t, 78, NULL, P, "--config", missing, "--check-config", NULL);
 	tr_run_free(&t, 78, NULL, C, "--config", missing, "--queue", qpath, NULL);
@@ -677,22 +653,18 @@ static void test_config(void **state)
 }
 
 /* A missing default configuration means the built-in defaults. */
-static void test_default_config_missing(void **state)
+static void test_default_config_missing(void)
 {
 	const char *progs[] = {P, C, CTL};
 
-	(void)state;
-	if (access(MMAPQ_DEFAULT_CONFIG, F_OK) == 0) {
-		/* it exists on this machine: nothing to test */
-		fprintf(stderr, "test_cli: SKIP: %s exists\n", MMAPQ_DEFAULT_CONFIG);
-		skip();
-	}
+	if (access(MMAPQ_DEFAULT_CONFIG, F_OK) == 0) /* on this machine: nothing to test */
+		tu_skip("%s exists", MMAPQ_DEFAULT_CONFIG);
 	for (int i = 0; i < 3; i++) {
 		char *argv[] = {(char *)progs[i], "--check-config", NULL};
 		struct res r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv);
 
-		CHECK(r.code == 0, "%s --check-config without %s exited %d: %s", progs[i],
-		      MMAPQ_DEFAULT_CONFIG, r.code, r.err);
+		EXPECT(r.code == 0, "%s --check-config without %s exited %d: %s", progs[i],
+		       MMAPQ_DEFAULT_CONFIG, r.code, r.err);
 		res_free(&r);
 	}
 }
@@ -710,7 +682,7 @@ static char *mkdir_in(const char *name)
 
 /* FILE.d/NAME.ini after FILE, in byte order, later files override; the
  * daemons run on the result; every error names its own FILE:LINE. */
-static void test_dropins(void **state)
+static void test_dropins(void)
 {
 	struct transcript t = {.group = "dropins"};
 	char *cfg = write_cfg("m.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
@@ -719,12 +691,11 @@ static void test_dropins(void **state)
 	char *ignored = write_cfg("m.ini.d/50-lines.ini~", "an editor's backup is ignored\n");
 	char *bad;
 
-	(void)state;
 	tr_run_free(&t, 0, NULL, P, "--config", cfg, "--check-config", NULL);
 	tr_run_free(&t, 0, "a b\nc\n", P, "--config", cfg, "--queue", qpath, NULL);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "2", NULL);
-	CHECK(tu_queue_status(qpath).format == MMAPQ_FORMAT_LINE && tu_queue_status(qpath).capacity == 8,
-	      "the queue was not made with the drop-in's format and the file's capacity");
+	EXPECT(tu_queue_status(qpath).format == MMAPQ_FORMAT_LINE && tu_queue_status(qpath).capacity == 8,
+	       "the queue was not made with the drop-in's format and the file's capacity");
 	/* errors in the file and in a drop-in, each where it is */
 	bad = write_cfg("m.ini.d/60-bad.ini", "[queue]\ncapacity = 8\ncapacity = 16\n[log]\nlevel = loud\n");
 	free(write_cfg("m.ini", "[queue]\ncapacity = 7\n"));
@@ -750,7 +721,7 @@ static void test_dropins(void **state)
  * NAME.producer.sock beside the single queue's, NAME.ini (if it sets
  * them) wins; the default configuration is NAME.ini beside the default
  * one, missing like it; a bad name is a usage error. */
-static void test_instance(void **state)
+static void test_instance(void)
 {
 	struct transcript t = {.group = "instance"};
 	char *none = write_cfg("none.ini", "; sets nothing\n");
@@ -768,7 +739,6 @@ static void test_instance(void **state)
 	                          name, name, name);
 	struct res r;
 
-	(void)state;
 	memset(longest, 'n', sizeof(longest));
 	longest[MMAPQ_INSTANCE_NAME_MAX] = '\0';
 	tr_run_free(&t, 0, NULL, P, "--instance", "a", "--config", none, "--check-config", NULL);
@@ -786,8 +756,8 @@ static void test_instance(void **state)
 	/* the default configuration of an instance: DIR/NAME.ini, may be missing */
 	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
 	           (char *[]){(char *)P, "--instance", name, "--check-config", NULL});
-	CHECK(r.code == 0 && !strcmp(r.out, want), "--instance %s --check-config: exit %d, printed\n%s\n"
-	      "want\n%s\nstderr: %s", name, r.code, r.out, want, r.err);
+	EXPECT(r.code == 0 && !strcmp(r.out, want), "--instance %s --check-config: exit %d, printed\n%s\n"
+	       "want\n%s\nstderr: %s", name, r.code, r.out, want, r.err);
 	res_free(&r);
 	free(want);
 	free(name);
@@ -800,13 +770,12 @@ static void test_instance(void **state)
 
 /* ---- status and dump ---- */
 
-static void test_int_queue(void **state)
+static void test_int_queue(void)
 {
 	struct transcript t = {.group = "int"};
 	char *cfg = write_cfg("int.ini", "[queue]\ncapacity = 16\n[consumer]\noutput = stdout\n");
 	struct mmapq_status st;
 
-	(void)state;
 	tr_run_free(&t, 0, "1 -2 3\n9223372036854775807 -9223372036854775808 +42 007\n", P,
 	            "--config", cfg, "--queue", qpath, NULL);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "2", NULL);
@@ -817,8 +786,8 @@ static void test_int_queue(void **state)
 	/* --json after the command works too */
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "dump", "--json", NULL);
 	st = tu_queue_status(qpath);
-	CHECK(st.head == 2 && st.tail == 7, "head %" PRIu64 " tail %" PRIu64 ", want 2 7", st.head,
-	      st.tail);
+	EXPECT(st.head == 2 && st.tail == 7, "head %" PRIu64 " tail %" PRIu64 ", want 2 7", st.head,
+	       st.tail);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "5", NULL);
 	/* an empty queue */
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "dump", NULL);
@@ -827,7 +796,7 @@ static void test_int_queue(void **state)
 	free(cfg);
 }
 
-static void test_line_queue(void **state)
+static void test_line_queue(void)
 {
 	struct transcript t = {.group = "line"};
 	char *cfg = write_cfg("line.ini", "[queue]\nformat = line\nrecord_size = 40\ncapacity = 16\n"
@@ -843,7 +812,6 @@ static void test_line_queue(void **state)
 	                 "crlf\r\n"
 	                 "no newline at the end";
 
-	(void)state;
 	tr_run_free(&t, 0, in, P, "--config", cfg, "--queue", qpath, NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "status", NULL);
@@ -935,7 +903,7 @@ static char *json_decode(const char *s, const char **end)
 /* What a JSON reader gets from `mmapqctl --json dump` is the record: for
  * text that is valid UTF-8 (the JSON text encoding), the decoded string
  * must be the very bytes that were put in. */
-static void test_json_utf8_roundtrip(void **state)
+static void test_json_utf8_roundtrip(void)
 {
 	static const char *const lines[] = {
 		"ascii only",
@@ -952,17 +920,16 @@ static void test_json_utf8_roundtrip(void **state)
 	struct res r;
 	size_t i = 0;
 
-	(void)state;
 	sb_add(&in, "", 0);
 	for (size_t k = 0; k < sizeof(lines) / sizeof(lines[0]); k++) {
 		sb_str(&in, lines[k]);
 		sb_str(&in, "\n");
 	}
 	r = run_io(OUT_CAPTURE, in.s, in.len, DEADLINE_MS, argv_p);
-	CHECK(r.code == 0, "producer exited %d: %s", r.code, r.err);
+	EXPECT(r.code == 0, "producer exited %d: %s", r.code, r.err);
 	res_free(&r);
 	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS, argv_d);
-	CHECK(r.code == 0, "mmapqctl --json dump exited %d: %s", r.code, r.err);
+	EXPECT(r.code == 0, "mmapqctl --json dump exited %d: %s", r.code, r.err);
 	s = r.out;
 	while ((s = strstr(s, "\"line\":\""))) {
 		const char *end = s;
@@ -970,17 +937,17 @@ static void test_json_utf8_roundtrip(void **state)
 
 		const char *want = i < sizeof(lines) / sizeof(lines[0]) ? lines[i] : NULL;
 
-		CHECK(got != NULL, "malformed JSON string in: %s", r.out);
-		CHECK(want != NULL, "more records than put in: %s", r.out);
-		CHECK(strcmp(got, want) == 0,
-		      "record %zu: a JSON reader decodes '%s' (%zu bytes), but '%s' (%zu bytes) was put "
-		      "in; the output was: %.*s", i, got, strlen(got), want, strlen(want),
-		      (int)(end - s), s);
+		EXPECT(got != NULL, "malformed JSON string in: %s", r.out);
+		EXPECT(want != NULL, "more records than put in: %s", r.out);
+		EXPECT(strcmp(got, want) == 0,
+		       "record %zu: a JSON reader decodes '%s' (%zu bytes), but '%s' (%zu bytes) was put "
+		       "in; the output was: %.*s", i, got, strlen(got), want, strlen(want),
+		       (int)(end - s), s);
 		free(got);
 		s = end;
 		i++;
 	}
-	CHECK(i == sizeof(lines) / sizeof(lines[0]), "%zu records in the JSON dump: %s", i, r.out);
+	EXPECT(i == sizeof(lines) / sizeof(lines[0]), "%zu records in the JSON dump: %s", i, r.out);
 	res_free(&r);
 	free(in.s);
 	free(cfg);
@@ -988,32 +955,31 @@ static void test_json_utf8_roundtrip(void **state)
 
 /* ---- bad input: reported, counted, skipped; exit 0 ---- */
 
-static void test_bad_input(void **state)
+static void test_bad_input(void)
 {
 	struct transcript t = {.group = "bad_input"};
 	char *cfg = write_cfg("int.ini", "[consumer]\noutput = stdout\n");
 	struct mmapq_status st;
 	struct res r;
 
-	(void)state;
 	r = tr_run(&t, 0, "1 x 2 99999999999999999999 3\n", P, "--config", cfg, "--queue", qpath,
 	           NULL);
-	CHECK(strstr(r.err, "mmapq-producer: error: stdin:1:3: not a decimal integer: 'x'"
-	             " (skipped)\n") == r.err,
-	      "producer stderr: '%s'", r.err);
+	EXPECT(strstr(r.err, "mmapq-producer: error: stdin:1:3: not a decimal integer: 'x'"
+	              " (skipped)\n") == r.err,
+	       "producer stderr: '%s'", r.err);
 	res_free(&r);
 	st = tu_queue_status(qpath);
-	CHECK(st.tail == 3 && st.producer.bad_input == 2,
-	      "tail %" PRIu64 " bad_input %" PRIu64 ", want 3 and 2", st.tail, st.producer.bad_input);
+	EXPECT(st.tail == 3 && st.producer.bad_input == 2,
+	       "tail %" PRIu64 " bad_input %" PRIu64 ", want 3 and 2", st.tail, st.producer.bad_input);
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
 	r = tr_run(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "3", NULL);
-	CHECK(strcmp(r.out, "1\n2\n3\n") == 0, "consumer printed '%s'", r.out);
+	EXPECT(strcmp(r.out, "1\n2\n3\n") == 0, "consumer printed '%s'", r.out);
 	res_free(&r);
 	/* a second run adds to the counter */
 	tr_run_free(&t, 0, "-\n+\n--1 0x10 1e3 4\n", P, "--config", cfg, "--queue", qpath, NULL);
 	st = tu_queue_status(qpath);
-	CHECK(st.tail == 4 && st.producer.bad_input == 7,
-	      "tail %" PRIu64 " bad_input %" PRIu64 ", want 4 and 7", st.tail, st.producer.bad_input);
+	EXPECT(st.tail == 4 && st.producer.bad_input == 7,
+	       "tail %" PRIu64 " bad_input %" PRIu64 ", want 4 and 7", st.tail, st.producer.bad_input);
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "status", NULL);
 	tr_check(&t);
 	free(cfg);
@@ -1024,11 +990,11 @@ static void test_bad_input(void **state)
 static char *file_or_die(const char *path, size_t *len)
 {
 	char *s = tu_read_file(path, len);
-	CHECK(s != NULL, "cannot read %s", path);
+	EXPECT(s != NULL, "cannot read %s", path);
 	return s;
 }
 
-static void test_bad_queue(void **state)
+static void test_bad_queue(void)
 {
 	struct transcript t = {.group = "bad_queue"};
 	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
@@ -1041,18 +1007,17 @@ static void test_bad_queue(void **state)
 	char *before, *after;
 	size_t blen, alen;
 
-	(void)state;
 	/* garbage: not a queue file, left as it was */
 	for (size_t i = 0; i < sizeof(gbuf); i++)
 		gbuf[i] = (char)("garbage\n"[i % 8]);
-	CHECK(tu_write_file(garbage, gbuf, sizeof(gbuf)) == 0, "write %s", garbage);
+	EXPECT(tu_write_file(garbage, gbuf, sizeof(gbuf)) == 0, "write %s", garbage);
 	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", garbage, NULL);
 	tr_run_free(&t, 65, NULL, C, "--config", cfg, "--queue", garbage, NULL);
 	tr_run_free(&t, 65, NULL, CTL, "--queue", garbage, "status", NULL);
 	after = file_or_die(garbage, &alen);
-	CHECK(alen == sizeof(gbuf) && memcmp(after, gbuf, alen) == 0, "%s was modified", garbage);
+	EXPECT(alen == sizeof(gbuf) && memcmp(after, gbuf, alen) == 0, "%s was modified", garbage);
 	free(after);
-	CHECK(tu_write_file(shortf, gbuf, 100) == 0, "write %s", shortf);
+	EXPECT(tu_write_file(shortf, gbuf, 100) == 0, "write %s", shortf);
 	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", shortf, NULL);
 	tr_run_free(&t, 65, NULL, CTL, "--queue", shortf, "dump", NULL);
 
@@ -1065,23 +1030,23 @@ static void test_bad_queue(void **state)
 	tr_run_free(&t, 65, "4\n", P, "--config", rs128, "--queue", qpath, NULL);
 	tr_run_free(&t, 65, "4\n", P, "--config", line, "--queue", qpath, NULL);
 	after = file_or_die(qpath, &alen);
-	CHECK(alen == blen && memcmp(before, after, blen) == 0,
-	      "a mismatched open modified %s (%zu -> %zu bytes)", qpath, blen, alen);
+	EXPECT(alen == blen && memcmp(before, after, blen) == 0,
+	       "a mismatched open modified %s (%zu -> %zu bytes)", qpath, blen, alen);
 	free(before);
 	free(after);
 	/* mmapqctl describes whatever is there, whatever the configuration */
 	tr_run_free(&t, 0, NULL, CTL, "--config", c2048, "--queue", qpath, "dump", NULL);
 
 	/* a FIFO, a directory, a symbolic link: refused at once, no hang */
-	CHECK(mkfifo(fifo, 0600) == 0, "mkfifo: %s", strerror(errno));
+	EXPECT(mkfifo(fifo, 0600) == 0, "mkfifo: %s", strerror(errno));
 	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", fifo, NULL);
 	tr_run_free(&t, 65, NULL, C, "--config", cfg, "--queue", fifo, NULL);
 	tr_run_free(&t, 65, NULL, CTL, "--queue", fifo, "status", NULL);
-	CHECK(mkdir(sub, 0700) == 0, "mkdir: %s", strerror(errno));
+	EXPECT(mkdir(sub, 0700) == 0, "mkdir: %s", strerror(errno));
 	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", sub, NULL);
 	tr_run_free(&t, 65, NULL, C, "--config", cfg, "--queue", sub, NULL);
 	tr_run_free(&t, 65, NULL, CTL, "--queue", sub, "status", NULL);
-	CHECK(symlink("queue", link) == 0, "symlink: %s", strerror(errno));
+	EXPECT(symlink("queue", link) == 0, "symlink: %s", strerror(errno));
 	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", link, NULL);
 	tr_run_free(&t, 65, NULL, CTL, "--queue", link, "status", NULL);
 	tr_check(&t);
@@ -1098,7 +1063,7 @@ static void test_bad_queue(void **state)
 
 /* ---- 69: the role is taken ---- */
 
-static void test_role_taken(void **state)
+static void test_role_taken(void)
 {
 	struct transcript t = {.group = "role_taken"};
 	char *cfg = write_cfg("debug.ini", "[consumer]\noutput = stdout\n[log]\nlevel = debug\n");
@@ -1110,20 +1075,19 @@ static void test_role_taken(void **state)
 	size_t n = 0;
 	int st;
 
-	(void)state;
 	/* the first producer waits on its open stdin */
 	argv_p[0] = tu_bin("mmapq-producer");
 	tu_spawn(&first, argv_p, NULL, true, false, true);
 	tu_track(first.pid);
 	{
 		char *s = tu_read_until(first.err_fd, "as producer", DEADLINE_MS, &n);
-		CHECK(s != NULL, "the first producer did not attach");
+		EXPECT(s != NULL, "the first producer did not attach");
 		free(s);
 	}
 	snprintf(pidstr, sizeof(pidstr), "pid %d", (int)first.pid);
 	r = tr_run(&t, 69, "1\n", P, "--config", cfg, "--queue", qpath, NULL);
-	CHECK(strstr(r.err, pidstr) != NULL, "the message does not name the first producer (%s): '%s'",
-	      pidstr, r.err);
+	EXPECT(strstr(r.err, pidstr) != NULL, "the message does not name the first producer (%s): '%s'",
+	       pidstr, r.err);
 	res_free(&r);
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
 
@@ -1133,31 +1097,31 @@ static void test_role_taken(void **state)
 	tu_track(firstc.pid);
 	{
 		char *s = tu_read_until(firstc.err_fd, "as consumer", DEADLINE_MS, &n);
-		CHECK(s != NULL, "the first consumer did not attach");
+		EXPECT(s != NULL, "the first consumer did not attach");
 		free(s);
 	}
 	snprintf(pidstr, sizeof(pidstr), "pid %d", (int)firstc.pid);
 	r = tr_run(&t, 69, NULL, C, "--config", cfg, "--queue", qpath, "--count", "1", NULL);
-	CHECK(strstr(r.err, pidstr) != NULL, "the message does not name the first consumer (%s): '%s'",
-	      pidstr, r.err);
+	EXPECT(strstr(r.err, pidstr) != NULL, "the message does not name the first consumer (%s): '%s'",
+	       pidstr, r.err);
 	res_free(&r);
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "status", NULL);
 	tr_check(&t);
 
 	/* both first ones are unharmed: one record goes through, then stop */
-	CHECK(tu_write_all(first.in_fd, "5\n", 2) == 0, "write to the first producer");
+	EXPECT(tu_write_all(first.in_fd, "5\n", 2) == 0, "write to the first producer");
 	close(first.in_fd);
 	st = tu_wait(first.pid, DEADLINE_MS);
-	CHECK(tu_exit_code(st) == 0, "the first producer exited %d", tu_exit_code(st));
+	EXPECT(tu_exit_code(st) == 0, "the first producer exited %d", tu_exit_code(st));
 	tu_untrack(first.pid);
 	{
 		char *s = tu_read_until(firstc.out_fd, "5\n", DEADLINE_MS, &n);
-		CHECK(s && strcmp(s, "5\n") == 0, "the first consumer printed '%s'", s ? s : "(nothing)");
+		EXPECT(s && strcmp(s, "5\n") == 0, "the first consumer printed '%s'", s ? s : "(nothing)");
 		free(s);
 	}
 	kill(firstc.pid, SIGTERM);
 	st = tu_wait(firstc.pid, DEADLINE_MS);
-	CHECK(tu_exit_code(st) == 0, "the first consumer exited %d on SIGTERM", tu_exit_code(st));
+	EXPECT(tu_exit_code(st) == 0, "the first consumer exited %d on SIGTERM", tu_exit_code(st));
 	tu_untrack(firstc.pid);
 	close(first.err_fd);
 	close(firstc.out_fd);
@@ -1169,19 +1133,18 @@ static void test_role_taken(void **state)
 
 /* ---- 73: cannot create ---- */
 
-static void test_cannot_create(void **state)
+static void test_cannot_create(void)
 {
 	struct transcript t = {.group = "cannot_create"};
 	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
 	char *nodir = tu_path(dir, "no/such/dir/queue");
 
-	(void)state;
 	tr_run_free(&t, 73, "1\n", P, "--config", cfg, "--queue", nodir, NULL);
 	tr_run_free(&t, 73, NULL, C, "--config", cfg, "--queue", nodir, NULL);
 	tr_run_free(&t, 73, NULL, CTL, "--queue", nodir, "status", NULL);
 	/* mmapqctl never creates: a missing file is 73, and stays missing */
 	tr_run_free(&t, 73, NULL, CTL, "--queue", qpath, "status", NULL);
-	CHECK(access(qpath, F_OK) < 0, "mmapqctl created %s", qpath);
+	EXPECT(access(qpath, F_OK) < 0, "mmapqctl created %s", qpath);
 	tr_check(&t);
 	free(cfg);
 	free(nodir);
@@ -1192,11 +1155,10 @@ static void test_cannot_create(void **state)
  * Root writes anywhere, so as root the programs run as nobody, in a
  * directory nobody owns, mode 0500, inside the test's own made reachable
  * (0755): only the directory's mode is in the way, which mmapqctl shows
- * first (the path is looked up and found missing, not refused).  Its own
- * ctest entry (test_cli.test_read_only_dir): it skips if it cannot be
- * nobody.
+ * first (the path is looked up and found missing, not refused).  It skips
+ * if it cannot be nobody.
  */
-static void test_read_only_dir(void **state)
+static void test_read_only_dir(void)
 {
 	char ro[PATH_MAX], roq[PATH_MAX], *cfg;
 	char *look[] = {"mmapqctl", "--queue", roq, "status", NULL};
@@ -1204,40 +1166,37 @@ static void test_read_only_dir(void **state)
 	bool root = geteuid() == 0;
 	struct res r;
 
-	(void)state;
-	CHECK((size_t)snprintf(ro, sizeof(ro), "%s/readonly", dir) < sizeof(ro) &&
-	      (size_t)snprintf(roq, sizeof(roq), "%s/queue", ro) < sizeof(roq), "%s: too long", dir);
-	CHECK(mkdir(ro, 0500) == 0, "mkdir: %s", strerror(errno));
+	EXPECT((size_t)snprintf(ro, sizeof(ro), "%s/readonly", dir) < sizeof(ro) &&
+	       (size_t)snprintf(roq, sizeof(roq), "%s/queue", ro) < sizeof(roq), "%s: too long", dir);
+	EXPECT(mkdir(ro, 0500) == 0, "mkdir: %s", strerror(errno));
 	if (root && chown(ro, TU_NOBODY, TU_NOBODY) < 0) {
 		/* EINVAL: a user namespace without uid 65534 */
-		CHECK(errno == EINVAL, "chown: %s", strerror(errno));
-		fprintf(stderr, "test_cli: SKIP: no uid %u here (chown: %s)\n", TU_NOBODY, strerror(errno));
-		skip();
+		EXPECT(errno == EINVAL, "chown: %s", strerror(errno));
+		tu_skip("no uid %u here (chown: %s)", TU_NOBODY, strerror(errno));
 	}
-	CHECK(!root || chmod(dir, 0755) == 0, "chmod: %s", strerror(errno));
+	EXPECT(!root || chmod(dir, 0755) == 0, "chmod: %s", strerror(errno));
 	r = run_io_as(root, OUT_CAPTURE, NULL, 0, DEADLINE_MS, look);
 	if (r.code == TU_NOT_NOBODY) {
-		fprintf(stderr, "test_cli: SKIP: %s", r.err);
-		res_free(&r);
-		skip();
+		r.err[strcspn(r.err, "\n")] = '\0';
+		tu_skip("%s", r.err);
 	}
-	CHECK(r.code == 73 && strstr(r.err, "does not exist"),
-	      "mmapqctl status of %s as uid %u: exit %d, '%s' (want 73, does not exist: the directory"
-	      " within reach)", roq, root ? TU_NOBODY : (unsigned)geteuid(), r.code, r.err);
+	EXPECT(r.code == 73 && strstr(r.err, "does not exist"),
+	       "mmapqctl status of %s as uid %u: exit %d, '%s' (want 73, does not exist: the directory"
+	       " within reach)", roq, root ? TU_NOBODY : (unsigned)geteuid(), r.code, r.err);
 	res_free(&r);
 	cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
 	argv[2] = cfg;
 	r = run_io_as(root, OUT_CAPTURE, "1\n", 2, DEADLINE_MS, argv);
-	CHECK(r.code == 73 && strstr(r.err, roq) && strstr(r.err, "Permission denied"),
-	      "read-only directory: exit %d, '%s' (want 73, %s: Permission denied)", r.code, r.err, roq);
+	EXPECT(r.code == 73 && strstr(r.err, roq) && strstr(r.err, "Permission denied"),
+	       "read-only directory: exit %d, '%s' (want 73, %s: Permission denied)", r.code, r.err, roq);
 	res_free(&r);
-	CHECK(access(roq, F_OK) < 0, "%s was created all the same", roq);
+	EXPECT(access(roq, F_OK) < 0, "%s was created all the same", roq);
 	free(cfg);
 }
 
 /* ---- 74: I/O error; nothing unwritten is acknowledged ---- */
 
-static void test_io_error(void **state)
+static void test_io_error(void)
 {
 	struct transcript t = {.group = "io_error"};
 	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
@@ -1246,30 +1205,29 @@ static void test_io_error(void **state)
 	struct mmapq_status st;
 	struct res r;
 
-	(void)state;
 	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
 
 	/* stdout is a pipe nobody reads any more */
 	r = run_io(OUT_BROKEN_PIPE, NULL, 0, DEADLINE_MS, argv);
 	tr_add(&t, argv, NULL, "(a pipe whose read end is closed)", &r);
-	CHECK(r.code == 74, "consumer writing to a closed pipe exited %d, want 74: %s", r.code, r.err);
+	EXPECT(r.code == 74, "consumer writing to a closed pipe exited %d, want 74: %s", r.code, r.err);
 	res_free(&r);
 	st = tu_queue_status(qpath);
-	CHECK(st.head == 0 && st.tail == 3,
-	      "records acknowledged although not written: head %" PRIu64 " tail %" PRIu64, st.head,
-	      st.tail);
+	EXPECT(st.head == 0 && st.tail == 3,
+	       "records acknowledged although not written: head %" PRIu64 " tail %" PRIu64, st.head,
+	       st.tail);
 	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
 
 	/* a file on a full device (Linux always has one) */
-	CHECK(access("/dev/full", W_OK) == 0, "/dev/full: %s", strerror(errno));
+	EXPECT(access("/dev/full", W_OK) == 0, "/dev/full: %s", strerror(errno));
 	tr_run_free(&t, 74, NULL, C, "--config", full, "--queue", qpath, "--count", "3", NULL);
 	st = tu_queue_status(qpath);
-	CHECK(st.head == 0 && st.tail == 3,
-	      "records acknowledged although not written: head %" PRIu64 " tail %" PRIu64,
-	      st.head, st.tail);
+	EXPECT(st.head == 0 && st.tail == 3,
+	       "records acknowledged although not written: head %" PRIu64 " tail %" PRIu64,
+	       st.head, st.tail);
 	/* and they are all still delivered */
 	r = tr_run(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "3", NULL);
-	CHECK(strcmp(r.out, "1\n2\n3\n") == 0, "consumer printed '%s'", r.out);
+	EXPECT(strcmp(r.out, "1\n2\n3\n") == 0, "consumer printed '%s'", r.out);
 	res_free(&r);
 	tr_check(&t);
 	free(cfg);
@@ -1284,7 +1242,7 @@ static void test_io_error(void **state)
  * daemon is attached (69) and when the records do not fit (65), then
  * carries them over; the consumer under the new configuration gets them.
  */
-static void test_recreate(void **state)
+static void test_recreate(void)
 {
 	struct transcript t = {.group = "recreate"};
 	char *c8 = write_cfg("c8.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n[log]\nlevel = debug\n");
@@ -1296,33 +1254,32 @@ static void test_recreate(void **state)
 	size_t n;
 	int st;
 
-	(void)state;
 	tr_run_free(&t, 0, "1 2 3 4 5\n", P, "--config", c8, "--queue", qpath, NULL);
 	tr_run_free(&t, 65, "6\n", P, "--config", c16, "--queue", qpath, NULL);
 	tr_run_free(&t, 65, NULL, C, "--config", c16, "--queue", qpath, NULL);
-	CHECK(tu_queue_status(qpath).capacity == 8 && tu_queue_status(qpath).tail == 5, "the refused daemons changed the file");
+	EXPECT(tu_queue_status(qpath).capacity == 8 && tu_queue_status(qpath).tail == 5, "the refused daemons changed the file");
 
 	/* a consumer of the old geometry is attached (it would take 6) */
 	tu_spawn(&live, argv_c, NULL, false, true, true);
 	tu_track(live.pid);
 	{
 		char *s = tu_read_until(live.err_fd, "as consumer", DEADLINE_MS, &n);
-		CHECK(s != NULL, "the consumer did not attach");
+		EXPECT(s != NULL, "the consumer did not attach");
 		free(s);
 	}
 	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
 	           (char *[]){(char *)CTL, "--config", c16, "--queue", qpath, "recreate", NULL});
-	CHECK(r.code == 69 && strstr(r.err, "consumer 'default' is attached") && tu_queue_status(qpath).capacity == 8,
-	      "recreate with a consumer attached: exit %d, stderr '%s'", r.code, r.err);
+	EXPECT(r.code == 69 && strstr(r.err, "consumer 'default' is attached") && tu_queue_status(qpath).capacity == 8,
+	       "recreate with a consumer attached: exit %d, stderr '%s'", r.code, r.err);
 	res_free(&r);
 	kill(live.pid, SIGTERM);
 	st = tu_wait(live.pid, DEADLINE_MS);
 	tu_untrack(live.pid);
-	CHECK(tu_exit_code(st) == 0, "the live consumer exited %d", tu_exit_code(st));
+	EXPECT(tu_exit_code(st) == 0, "the live consumer exited %d", tu_exit_code(st));
 	{
 		/* it consumed the 5 records before it was stopped */
 		char *s = tu_read_all(live.out_fd, DEADLINE_MS, &n);
-		CHECK(s && !strcmp(s, "1\n2\n3\n4\n5\n"), "the live consumer printed '%s'", s ? s : "");
+		EXPECT(s && !strcmp(s, "1\n2\n3\n4\n5\n"), "the live consumer printed '%s'", s ? s : "");
 		free(s);
 	}
 	close(live.out_fd);
@@ -1335,7 +1292,7 @@ static void test_recreate(void **state)
 		DIR *d = opendir(dir);
 		struct dirent *e;
 		while (d && (e = readdir(d)))
-			CHECK(!strstr(e->d_name, ".recreate-"), "recreate left %s behind", e->d_name);
+			EXPECT(!strstr(e->d_name, ".recreate-"), "recreate left %s behind", e->d_name);
 		if (d)
 			closedir(d);
 	}
@@ -1357,29 +1314,28 @@ static void test_recreate(void **state)
  * status and dump read it; recreate, with the geometry unchanged, carries
  * the records over into a version-2 file; the consumer then gets them.
  */
-static void test_recreate_v1(void **state)
+static void test_recreate_v1(void)
 {
 	struct transcript t = {.group = "recreate_v1"};
 	char *cfg = write_cfg("c.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
 	char *before, *after;
 	size_t blen, alen;
 
-	(void)state;
 	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
-	CHECK(tu_queue_to_version1(qpath) == 0, "cannot rewrite the file as version 1");
+	EXPECT(tu_queue_to_version1(qpath) == 0, "cannot rewrite the file as version 1");
 	before = tu_read_file(qpath, &blen);
 	tr_run_free(&t, 65, "4\n", P, "--config", cfg, "--queue", qpath, NULL);
 	tr_run_free(&t, 65, NULL, C, "--config", cfg, "--queue", qpath, NULL);
 	after = tu_read_file(qpath, &alen);
-	CHECK(before && after && blen == alen && !memcmp(before, after, blen),
-	      "a refused daemon changed the version-1 file");
+	EXPECT(before && after && blen == alen && !memcmp(before, after, blen),
+	       "a refused daemon changed the version-1 file");
 	free(before);
 	free(after);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "dump", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "recreate", NULL);
-	CHECK(tu_queue_status(qpath).version == MMAPQ_FILE_VERSION && tu_queue_status(qpath).slot_size == 16, "recreate left version %u",
-	      (unsigned)tu_queue_status(qpath).version);
+	EXPECT(tu_queue_status(qpath).version == MMAPQ_FILE_VERSION && tu_queue_status(qpath).slot_size == 16, "recreate left version %u",
+	       (unsigned)tu_queue_status(qpath).version);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "3", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
 	tr_check(&t);
@@ -1396,10 +1352,10 @@ static int consumers_in(const char *path, struct mmapq_consumer_status *cs)
 	struct mmapq *q;
 	int n;
 
-	CHECK(mmapq_open(&p, &q, NULL) == 0, "%s: cannot open as observer", path);
+	EXPECT(mmapq_open(&p, &q, NULL) == 0, "%s: cannot open as observer", path);
 	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
 	mmapq_close(q);
-	CHECK(n >= 0 && n <= (int)MMAPQ_CONSUMERS_MAX, "%s: mmapq_consumers %d", path, n);
+	EXPECT(n >= 0 && n <= (int)MMAPQ_CONSUMERS_MAX, "%s: mmapq_consumers %d", path, n);
 	return n;
 }
 
@@ -1408,7 +1364,7 @@ static int consumers_in(const char *path, struct mmapq_consumer_status *cs)
  * [consumer:NAME]); one an older version registered stays in the file,
  * shown, and removable with `consumer remove -- NAME`.
  */
-static void test_dash_name(void **state)
+static void test_dash_name(void)
 {
 	struct transcript t = {.group = "dash_name"};
 	char *cfg = write_cfg("c.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
@@ -1416,17 +1372,16 @@ static void test_dash_name(void **state)
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	int fd;
 
-	(void)state;
 	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--name", "-x", NULL);
 	tr_run_free(&t, 64, NULL, C, "--config", cfg, "--queue", qpath, "--named-instance", "q1:-x", NULL);
 	tr_run_free(&t, 78, NULL, C, "--config", bad, "--queue", qpath, NULL);
 	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--name", "zz", "--count", "1", NULL);
 	/* as an older version would have registered it: "zz" becomes "-x" */
-	CHECK(consumers_in(qpath, cs) == 1 && cs[0].index == 0, "zz is not entry 0");
+	EXPECT(consumers_in(qpath, cs) == 1 && cs[0].index == 0, "zz is not entry 0");
 	fd = open(qpath, O_WRONLY | O_CLOEXEC);
-	CHECK(fd >= 0 && pwrite(fd, "-x", 2, (off_t)offsetof(struct mmapq_header, consumers[0].name)) == 2,
-	      "cannot rename zz: %s", strerror(errno));
+	EXPECT(fd >= 0 && pwrite(fd, "-x", 2, (off_t)offsetof(struct mmapq_header, consumers[0].name)) == 2,
+	       "cannot rename zz: %s", strerror(errno));
 	close(fd);
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "consumers", NULL);
 	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "consumer", "remove", "-x", NULL);
@@ -1447,7 +1402,7 @@ static void test_dash_name(void **state)
  * and of another capacity, record_size and format: the observers take the
  * file as it is.  The daemons still refuse it (65), naming recreate.
  */
-static void test_any_geometry(void **state)
+static void test_any_geometry(void)
 {
 	struct transcript t = {.group = "any_geometry"};
 	char *c2 = write_cfg("c2.ini", "[queue]\ncapacity = 8\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
@@ -1456,7 +1411,6 @@ static void test_any_geometry(void **state)
 	                        "max_consumers = 4\n");
 	char *cfgs[2] = {c4, other};
 
-	(void)state;
 	tr_run_free(&t, 0, "1 2 3\n", P, "--config", c2, "--queue", qpath, NULL);
 	tr_run_free(&t, 0, NULL, C, "--config", c2, "--queue", qpath, "--name", "a", "--count", "1", NULL);
 	for (int i = 0; i < 2; i++) {
@@ -1470,8 +1424,8 @@ static void test_any_geometry(void **state)
 		r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
 		           (char *[]){(char *)CTL, "--config", cfgs[i], "--queue", qpath, "metrics", NULL});
 		want = tu_xasprintf("mmapq_consumers_max{queue=\"%s\"} 2\n", qpath);
-		CHECK(r.code == 0 && strstr(r.out, want), "metrics under %s: exit %d, stderr '%s'", cfgs[i],
-		      r.code, r.err);
+		EXPECT(r.code == 0 && strstr(r.out, want), "metrics under %s: exit %d, stderr '%s'", cfgs[i],
+		       r.code, r.err);
 		free(want);
 		res_free(&r);
 	}
@@ -1491,7 +1445,7 @@ static void test_any_geometry(void **state)
  * (pid, attaches, times, recoveries) as they were; b then goes on where it
  * was.
  */
-static void test_recreate_consumers(void **state)
+static void test_recreate_consumers(void)
 {
 	struct transcript t = {.group = "recreate_consumers"};
 	char *c4 = write_cfg("c4.ini", "[queue]\ncapacity = 8\nmax_consumers = 4\n[consumer]\noutput = stdout\n");
@@ -1502,7 +1456,6 @@ static void test_recreate_consumers(void **state)
 	size_t len, len2;
 	int n;
 
-	(void)state;
 	tr_run_free(&t, 0, "1 2 3 4 5 6\n", P, "--config", c4, "--queue", qpath, NULL);
 	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "a", "--count", "1", NULL);
 	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "b", "--count", "2", NULL);
@@ -1510,13 +1463,13 @@ static void test_recreate_consumers(void **state)
 	tr_run_free(&t, 0, NULL, C, "--config", c4, "--queue", qpath, "--name", "c", "--count", "2", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", c4, "--queue", qpath, "--json", "consumers", NULL);
 	n = consumers_in(qpath, before);
-	CHECK(n == 3, "%d consumers registered, want 3", n);
+	EXPECT(n == 3, "%d consumers registered, want 3", n);
 
 	/* three do not fit in two: named, the file untouched */
 	bytes = tu_read_file(qpath, &len);
 	tr_run_free(&t, 65, NULL, CTL, "--config", c2, "--queue", qpath, "recreate", NULL);
 	again = tu_read_file(qpath, &len2);
-	CHECK(bytes && again && len == len2 && !memcmp(bytes, again, len), "a refused recreate changed the file");
+	EXPECT(bytes && again && len == len2 && !memcmp(bytes, again, len), "a refused recreate changed the file");
 	free(bytes);
 	free(again);
 
@@ -1524,16 +1477,16 @@ static void test_recreate_consumers(void **state)
 	 * now), with its counters */
 	tr_run_free(&t, 0, NULL, CTL, "--config", c8, "--queue", qpath, "recreate", NULL);
 	tr_run_free(&t, 0, NULL, CTL, "--config", c8, "--queue", qpath, "--json", "consumers", NULL);
-	CHECK(consumers_in(qpath, after) == n && tu_queue_status(qpath).max_consumers == 8,
-	      "the consumers were not carried over into a table of 8");
+	EXPECT(consumers_in(qpath, after) == n && tu_queue_status(qpath).max_consumers == 8,
+	       "the consumers were not carried over into a table of 8");
 	for (int i = 0; i < n; i++) {
-		CHECK(!strcmp(after[i].name, before[i].name) && after[i].position == before[i].position - 1 &&
-		      after[i].pid == before[i].pid && after[i].start_usec == before[i].start_usec &&
-		      after[i].registered_usec == before[i].registered_usec &&
-		      after[i].recoveries == before[i].recoveries && after[i].attaches == before[i].attaches,
-		      "consumer %d ('%s') not carried over as it was: position %" PRIu64 " (was %" PRIu64
-		      "), attaches %" PRIu64 " (was %" PRIu64 ")", i, before[i].name, after[i].position,
-		      before[i].position, after[i].attaches, before[i].attaches);
+		EXPECT(!strcmp(after[i].name, before[i].name) && after[i].position == before[i].position - 1 &&
+		       after[i].pid == before[i].pid && after[i].start_usec == before[i].start_usec &&
+		       after[i].registered_usec == before[i].registered_usec &&
+		       after[i].recoveries == before[i].recoveries && after[i].attaches == before[i].attaches,
+		       "consumer %d ('%s') not carried over as it was: position %" PRIu64 " (was %" PRIu64
+		       "), attaches %" PRIu64 " (was %" PRIu64 ")", i, before[i].name, after[i].position,
+		       before[i].position, after[i].attaches, before[i].attaches);
 	}
 	/* b goes on where it was: the records 5 and 6 */
 	tr_run_free(&t, 0, NULL, C, "--config", c8, "--queue", qpath, "--name", "b", "--count", "2", NULL);
@@ -1550,31 +1503,32 @@ static void test_recreate_consumers(void **state)
 
 int main(int argc, char **argv)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_help, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_version, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_usage_names_option, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_config, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_default_config_missing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dropins, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_instance, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_int_queue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_line_queue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_json_utf8_roundtrip, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_queue, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_role_taken, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cannot_create, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_read_only_dir, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_io_error, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recreate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recreate_v1, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dash_name, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_any_geometry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_recreate_consumers, setup, teardown),
+	static const struct tu_case cases[] = {
+		{"help", test_help},
+		{"version", test_version},
+		{"usage", test_usage},
+		{"usage_names_option", test_usage_names_option},
+		{"config", test_config},
+		{"default_config_missing", test_default_config_missing},
+		{"dropins", test_dropins},
+		{"instance", test_instance},
+		{"int_queue", test_int_queue},
+		{"line_queue", test_line_queue},
+		{"json_utf8_roundtrip", test_json_utf8_roundtrip},
+		{"bad_input", test_bad_input},
+		{"bad_queue", test_bad_queue},
+		{"role_taken", test_role_taken},
+		{"cannot_create", test_cannot_create},
+		{"read_only_dir", test_read_only_dir},
+		{"io_error", test_io_error},
+		{"recreate", test_recreate},
+		{"recreate_v1", test_recreate_v1},
+		{"dash_name", test_dash_name},
+		{"any_geometry", test_any_geometry},
+		{"recreate_consumers", test_recreate_consumers},
 	};
 
 	signal(SIGPIPE, SIG_IGN);
-	return tu_cmocka_run(argc, argv, tests, NULL, NULL);
+	atexit(tu_kill_tracked); /* a case that fails leaves no daemon behind */
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
 }

@@ -14,7 +14,7 @@
 # Exit 0 pass, 1 fail.
 set -u
 build=$(cd "${1:?usage: man-examples.sh BUILD_DIR}" && pwd) || exit 1
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
 man=$src/common/queue/man
 # shellcheck source=/dev/null
 . "$build/systemd/mmapq-test.env"

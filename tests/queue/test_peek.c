@@ -8,8 +8,8 @@
  * observer, peeks at [head, tail) over and over while they move RECORDS
  * records, all three on one CPU (see main).  Every
  * successful peek must hold value == seq: a slot checked before its payload
- * was copied (and printed later from the live mapping, as mmapqctl dump did)
- * shows the value of a newer record under the old number.  The children
+ * is copied (the payload then read from the live mapping) shows the value of
+ * a newer record under the old number.  The children
  * stop when the parent says so through a flag in a shared anonymous mapping
  * (checked once per batch), or after MAX_S seconds.
  */

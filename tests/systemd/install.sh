@@ -23,7 +23,7 @@
 # Exit 0 pass, 1 fail.
 set -u
 build=$(cd "${1:?usage: install.sh BUILD_DIR}" && pwd) || exit 1
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
 fail=0
 pass() { echo "install: PASS: $*"; }
 failed() { echo "install: FAIL: $*"; fail=1; }
