@@ -382,6 +382,15 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
 	return ino_of(path, fi) < 0 ? -ENOENT : 0;
 }
 
+/* As if there were no poll operation (the kernel then says a file is always
+ * ready), but without libfuse's leak of the poll handle in that case. */
+static int fs_poll(const char *path, struct fuse_file_info *fi, struct fuse_pollhandle *ph,
+                   unsigned *revents)
+{
+	fuse_pollhandle_destroy(ph);
+	return -ENOSYS;
+}
+
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	/* no caching of names or attributes: every change is seen at once */
@@ -420,6 +429,7 @@ static const struct fuse_operations ops = {
 	.rename = fs_rename,
 	.fsync = fs_fsync,
 	.utimens = fs_utimens,
+	.poll = fs_poll,
 };
 
 /* fuse_session_loop, but each request read and served (answer included)
