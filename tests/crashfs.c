@@ -134,9 +134,10 @@ static int resize(struct inode *in, size_t size)
 	p = realloc(in->data, size ? size : 1);
 	if (!p)
 		return -ENOMEM;
-	if (size > in->size)
+	if (size > in->size) { /* the zeros are new content; a cut only ends short */
 		memset(p + in->size, 0, size - in->size);
-	touch(in, size < in->size ? size : in->size, size < in->size ? in->size : size);
+		touch(in, in->size, size);
+	}
 	in->data = p;
 	in->size = size;
 	return 0;
@@ -591,7 +592,7 @@ static int marked_gone(void)
 }
 
 /* Stop serving (the caller holds g_lock, with g_cut set), abort the
- * connection, detach the mount and end the thread (whose read of
+ * connection, detach the mount and end the thread (whose poll of
  * /dev/fuse the abort, or else the unmount, ends). */
 static int teardown(void)
 {
@@ -656,7 +657,6 @@ static int survive(struct inode *in, enum crashfs_cut mode, uint64_t *rng, doubl
 	free(in->data);
 	in->data = p;
 	in->size = size;
-	in->open = 0;
 	return sync_inode(in);
 }
 
