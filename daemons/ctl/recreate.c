@@ -212,11 +212,10 @@ static int hold_roles(const struct mmapq_config *cfg, const char *path, struct m
 static int copy_records(struct mmapq *cons, struct mmapq *next, uint32_t n, const char *tmp)
 {
 	uint32_t copied = 0;
-	int r = 0;
 
 	while (copied < n) {
 		uint32_t room;
-		r = mmapq_reserve(next, 0, &room);
+		int r = mmapq_reserve(next, 0, &room);
 		for (; r == 0 && room && copied < n; room--, copied++) {
 			struct mmapq_record rec;
 			r = mmapq_get(cons, copied, &rec);
