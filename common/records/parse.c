@@ -63,10 +63,20 @@
  * A NUL that comes after the line is already known to be too long is not
  * reported separately.
  *
+ * format binary.  Each record is a 4-byte big-endian length and that many
+ * bytes, any bytes.  Positions: the "line" is the record's number (1-based,
+ * refused ones counted), the "column" the byte (1-based) of the stream where
+ * its length prefix starts.  One error per bad record, at its prefix
+ * (excerpt: the prefix's bytes, \xNN):
+ *   a length over record_size                "record longer than max_record";
+ *                                            that many bytes are skipped
+ *   the input ends inside a record           "input ends inside a record"
+ *                                            (at finish)
+ *
  * Records.  int: 8 bytes, an int64_t in host order, pointing at the parser's
- * stack.  line: a pointer into the caller's chunk when the whole line is in
- * it, else into the parser's buffer.  Either way the pointer is valid only
- * during the on_record call.
+ * stack.  line, binary: a pointer into the caller's chunk when the whole
+ * record is in it, else into the parser's buffer.  Either way the pointer is
+ * valid only during the on_record call.
  *
  * on_record failure.  A negative return stops parsing at once and is
  * returned by feed() / finish(); that record is not counted.  The parser is
@@ -134,10 +144,21 @@ struct mmapq_parser {
 	int64_t batch[MMAPQ_PARSE_BATCH];
 
 	/* format line: the part of the current line seen in earlier chunks
-	 * (record_size bytes, plus room for the '\r' of a CRLF split from its
-	 * '\n'); nothing is kept for a line being skipped */
-	size_t lb_len;
-	unsigned char lb[];
+	 * (at most record_size bytes, plus the '\r' of a CRLF split from its
+	 * '\n'); nothing is kept for a line being skipped.  format binary: the
+	 * part of the current record's payload seen in earlier chunks.  Grown
+	 * as a record needs it, up to record_size + 1: a parser costs nothing
+	 * per byte of record_size until a long record comes. */
+	size_t lb_len, lb_cap;
+	unsigned char *lb;
+
+	/* format binary */
+	uint64_t offset;	/* the stream's bytes so far: where the next one is */
+	uint64_t rec_start;	/* where the current record's length prefix starts */
+	unsigned char prefix[4];/* its length prefix, big-endian, as far as seen */
+	size_t prefix_len;
+	uint32_t rec_len;	/* its payload bytes (prefix_len == 4) */
+	uint32_t skip;		/* payload bytes of a refused record still to skip */
 };
 
 static const char WHAT_NOT_INT[] = "not a decimal integer";
@@ -145,6 +166,38 @@ static const char WHAT_RANGE[] = "out of range for a 64-bit integer";
 static const char WHAT_TOKEN_LONG[] = "token too long";
 static const char WHAT_LINE_LONG[] = "line too long";
 static const char WHAT_NUL[] = "NUL byte in line";
+static const char WHAT_RECORD_LONG[] = "record longer than max_record";
+static const char WHAT_RECORD_CUT[] = "input ends inside a record";
+
+/* Room for n bytes in the record buffer (lb).  0, or -ENOMEM. */
+static int lb_reserve(struct mmapq_parser *p, size_t n)
+{
+	size_t cap = p->lb_cap ? p->lb_cap : 256;
+	unsigned char *b;
+
+	if (n <= p->lb_cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	if (cap > (size_t)p->record_size + 1)
+		cap = (size_t)p->record_size + 1;
+	b = realloc(p->lb, cap);
+	if (!b)
+		return -ENOMEM;
+	p->lb = b;
+	p->lb_cap = cap;
+	return 0;
+}
+
+/* After a long record: give back what an ordinary one does not need. */
+static void lb_shrink(struct mmapq_parser *p)
+{
+	if (p->lb_cap > 65536 && !p->lb_len) {
+		free(p->lb);
+		p->lb = NULL;
+		p->lb_cap = 0;
+	}
+}
 
 /* isspace() in the C locale, without a locale-dependent call per byte. */
 static const bool is_ws[256] = {
@@ -677,6 +730,10 @@ static int feed_line(struct mmapq_parser *p, const unsigned char *b, size_t len)
 			}
 		}
 		if (!nl) {
+			if (lb_reserve(p, p->lb_len + n) < 0) {
+				p->state = ST_FAILED;
+				return -ENOMEM;
+			}
 			memcpy(p->lb + p->lb_len, s, n);
 			p->lb_len += n;
 			return 0;
@@ -685,6 +742,10 @@ static int feed_line(struct mmapq_parser *p, const unsigned char *b, size_t len)
 			data = s;
 			rlen = n;
 		} else {
+			if (lb_reserve(p, p->lb_len + n) < 0) {
+				p->state = ST_FAILED;
+				return -ENOMEM;
+			}
 			memcpy(p->lb + p->lb_len, s, n);
 			data = p->lb;
 			rlen = p->lb_len + n;
@@ -700,7 +761,86 @@ static int feed_line(struct mmapq_parser *p, const unsigned char *b, size_t len)
 			return err;
 		}
 		p->records++;
+		lb_shrink(p);
 	}
+	return 0;
+}
+
+/* format binary: the current record refused (its prefix shown). */
+static void binary_report(struct mmapq_parser *p, const char *what)
+{
+	report(p, p->records + p->errors + 1, p->rec_start + 1, what, p->prefix, p->prefix_len, NULL,
+	       0, false);
+}
+
+/*
+ * format binary: each record is a 4-byte big-endian length and that many
+ * bytes.  A record wholly inside the chunk goes to on_record straight from
+ * the caller's buffer; only one cut by the end of the chunk is copied.  A
+ * record longer than record_size is reported at its prefix and its bytes
+ * are skipped (the length says how many), so the records after it are
+ * read as sent.
+ */
+static int feed_binary(struct mmapq_parser *p, const unsigned char *b, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		size_t n;
+		int err;
+
+		if (p->skip) {
+			n = len - pos < p->skip ? len - pos : p->skip;
+			p->skip -= (uint32_t)n;
+			pos += n;
+			if (!p->skip)
+				p->prefix_len = 0;
+			continue;
+		}
+		if (p->prefix_len < 4) {
+			if (!p->prefix_len)
+				p->rec_start = p->offset + pos;
+			p->prefix[p->prefix_len++] = b[pos++];
+			if (p->prefix_len < 4)
+				continue;
+			p->rec_len = (uint32_t)p->prefix[0] << 24 | (uint32_t)p->prefix[1] << 16 |
+			             (uint32_t)p->prefix[2] << 8 | p->prefix[3];
+			if (p->rec_len > p->record_size) {
+				binary_report(p, WHAT_RECORD_LONG);
+				p->skip = p->rec_len;
+				if (!p->skip)
+					p->prefix_len = 0;
+				continue;
+			}
+		}
+		/* the payload: rec_len - lb_len bytes still to come */
+		n = p->rec_len - p->lb_len;
+		if (n > len - pos) {
+			if (lb_reserve(p, p->rec_len) < 0) {
+				p->state = ST_FAILED;
+				return -ENOMEM;
+			}
+			memcpy(p->lb + p->lb_len, b + pos, len - pos);
+			p->lb_len += len - pos;
+			break;
+		}
+		if (p->lb_len) {
+			memcpy(p->lb + p->lb_len, b + pos, n);
+			err = p->on_record(p->ctx, p->lb, p->rec_len);
+		} else {
+			err = p->on_record(p->ctx, b + pos, p->rec_len);
+		}
+		pos += n;
+		p->lb_len = 0;
+		p->prefix_len = 0;
+		if (err < 0) {
+			p->state = ST_FAILED;
+			return err;
+		}
+		p->records++;
+		lb_shrink(p);
+	}
+	p->offset += len;
 	return 0;
 }
 
@@ -708,7 +848,6 @@ int mmapq_parser_new(uint32_t format, uint32_t record_size, mmapq_record_fn on_r
 		     mmapq_parse_error_fn on_error, void *ctx, struct mmapq_parser **ret)
 {
 	struct mmapq_parser *p;
-	size_t extra = 0;
 
 	if (!on_record || !on_error || !ret)
 		return -EINVAL;
@@ -720,12 +859,12 @@ int mmapq_parser_new(uint32_t format, uint32_t record_size, mmapq_record_fn on_r
 			return -EINVAL;
 		break;
 	case MMAPQ_FORMAT_LINE:
-		extra = (size_t)record_size + 1;
+	case MMAPQ_FORMAT_BINARY:
 		break;
 	default:
 		return -EINVAL;
 	}
-	p = calloc(1, sizeof(*p) + extra);
+	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->format = format;
@@ -749,6 +888,8 @@ int mmapq_parser_feed(struct mmapq_parser *p, const char *buf, size_t len)
 		return 0;
 	if (p->format == MMAPQ_FORMAT_INT)
 		return feed_int(p, (const unsigned char *)buf, len);
+	if (p->format == MMAPQ_FORMAT_BINARY)
+		return feed_binary(p, (const unsigned char *)buf, len);
 	return feed_line(p, (const unsigned char *)buf, len);
 }
 
@@ -763,6 +904,10 @@ int mmapq_parser_finish(struct mmapq_parser *p)
 			err = int_end(p, &p->itok, NULL, 0);
 		if (err >= 0)
 			err = flush_batch(p);
+	} else if (p->format == MMAPQ_FORMAT_BINARY) {
+		if (p->prefix_len && !p->skip)
+			binary_report(p, WHAT_RECORD_CUT); /* a prefix or a payload cut short */
+		p->lb_len = 0;
 	} else if (p->state == ST_START && p->lb_len > 0) {
 		/* only a CR at byte record_size + 1 can have been kept past
 		 * record_size, and without its LF it is part of the line */
@@ -809,5 +954,7 @@ uint64_t mmapq_parser_errors(const struct mmapq_parser *p)
 
 void mmapq_parser_free(struct mmapq_parser *p)
 {
+	if (p)
+		free(p->lb);
 	free(p);
 }

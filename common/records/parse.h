@@ -5,8 +5,9 @@
  * Input arrives in chunks of any size (a token or a line may be split across
  * chunks).  Every complete record is handed to on_record; every bad token or
  * line is reported to on_error with its exact 1-based line and column,
- * counted and skipped.  Memory is bounded: at most record_size bytes (line)
- * or MMAPQ_PARSE_TOKEN_MAX bytes (int) are buffered, however long the input.
+ * counted and skipped.  Memory is bounded: at most record_size bytes (line,
+ * binary: allocated as a record needs them) or MMAPQ_PARSE_TOKEN_MAX bytes
+ * (int) are buffered, however long the input.
  * Never logs.
  *
  * format int:  whitespace-separated (isspace in the C locale, as scanf's %d)
@@ -15,6 +16,8 @@
  * format line: each '\n'-terminated line is one record of 0..record_size
  *              bytes (the '\n' and one '\r' before it are not part of it);
  *              a final line without '\n' is a record at finish.
+ * format binary: each record is a 4-byte big-endian length, then that many
+ *              bytes (0..record_size), any bytes.
  */
 #ifndef MMAPQ_PARSE_H
 #define MMAPQ_PARSE_H

@@ -82,6 +82,7 @@ struct mmapq;
 enum mmapq_record_format {
 	MMAPQ_FORMAT_INT  = 1, /* payload: one int64_t, 8 bytes, host byte order */
 	MMAPQ_FORMAT_LINE = 2, /* payload: 0..record_size bytes of one line, no '\n' */
+	MMAPQ_FORMAT_BINARY = 3, /* payload: 0..record_size bytes, any bytes */
 };
 
 /* Limits, enforced when a queue file is created and whenever one is opened. */
