@@ -37,36 +37,36 @@ static void cfg_set_at(const struct cfg_parse *p, size_t i, unsigned blamed_file
 }
 
 /*
- * Keys that are valid one by one but not together: the queue file
- * (mmapq_file_size: a 4 KiB header, then capacity slots of, for format
- * line, record_size rounded up to 8 plus a 16-byte slot header, for format
- * int 16 bytes whatever record_size says) must stay within
- * MMAPQ_FILE_SIZE_MAX, the limit every daemon enforces when it creates or
- * attaches.  Blamed on whichever of the two keys is set last (in the later
- * file, or further down the same file; a default cannot be wrong on its
- * own).
+ * Keys that are valid one by one but not together: max_record bounds one
+ * record, whose frame (mmapq_frame_size: 8 bytes and the payload rounded
+ * up to 8) may take at most a quarter of the ring (size), so that the
+ * ring always holds several of the largest records and keeps flowing
+ * (mmapq_max_record_limit).  Blamed on whichever of the two keys is set
+ * last (in the later file, or further down the same file; a default cannot
+ * be wrong on its own).
  */
 static void cfg_check_geometry(struct cfg_parse *p)
 {
-	size_t cap = CFG_KEY_capacity;
-	size_t rs = CFG_KEY_record_size;
-	uint32_t capacity = p->cfg.capacity, record_size = p->cfg.record_size;
-	uint64_t size = mmapq_file_size(p->cfg.format, capacity, record_size);
-	char cap_at[MMAPQ_CONFIG_STR_MAX + 32], rs_at[MMAPQ_CONFIG_STR_MAX + 32];
+	size_t sz = CFG_KEY_size;
+	size_t mr = CFG_KEY_max_record;
+	uint32_t limit = mmapq_max_record_limit(p->cfg.size);
+	char sz_at[MMAPQ_CONFIG_STR_MAX + 32], mr_at[MMAPQ_CONFIG_STR_MAX + 32];
+	char sz_v[32], mr_v[32];
 	size_t last;
 
-	if (size <= MMAPQ_FILE_SIZE_MAX || (!p->set_file[cap] && !p->set_file[rs]))
+	if (p->cfg.max_record <= limit || (!p->set_file[sz] && !p->set_file[mr]))
 		return;
-	last = p->set_file[cap] > p->set_file[rs] ||
-	       (p->set_file[cap] == p->set_file[rs] && p->set_line[cap] > p->set_line[rs]) ? cap : rs;
-	cfg_set_at(p, cap, p->set_file[last], cap_at, sizeof(cap_at));
-	cfg_set_at(p, rs, p->set_file[last], rs_at, sizeof(rs_at));
+	last = p->set_file[sz] > p->set_file[mr] ||
+	       (p->set_file[sz] == p->set_file[mr] && p->set_line[sz] > p->set_line[mr]) ? sz : mr;
+	cfg_set_at(p, sz, p->set_file[last], sz_at, sizeof(sz_at));
+	cfg_set_at(p, mr, p->set_file[last], mr_at, sizeof(mr_at));
+	(void)cfg_format(&p->cfg, &cfg_keys[sz], sz_v, sizeof(sz_v));
+	(void)cfg_format(&p->cfg, &cfg_keys[mr], mr_v, sizeof(mr_v));
 	p->path = p->set_path[last];
 	cfg_error(p, p->set_line[last],
-	          "[queue] capacity %u (%s) x record_size %u (%s) needs a %llu-byte queue file,"
-	          " over the limit of %llu bytes (64 GiB); lower one of them",
-	          capacity, cap_at, record_size, rs_at, (unsigned long long)size,
-	          (unsigned long long)MMAPQ_FILE_SIZE_MAX);
+	          "[queue] max_record %s (%s) is more than a ring of size %s (%s) takes: a record's"
+	          " frame may fill at most a quarter of it, so max_record may be at most %u;"
+	          " raise size or lower max_record", mr_v, mr_at, sz_v, sz_at, limit);
 }
 
 /*

@@ -30,8 +30,8 @@ enum mmapq_log_level {
 
 struct mmapq_config {
 	char queue_path[MMAPQ_CONFIG_STR_MAX]; /* [queue] path        */
-	uint32_t capacity;                     /* [queue] capacity    */
-	uint32_t record_size;                  /* [queue] record_size */
+	uint64_t size;                         /* [queue] size: ring bytes */
+	uint32_t max_record;                   /* [queue] max_record: largest record, bytes */
 	uint32_t format;                       /* [queue] format: enum mmapq_record_format */
 	enum mmapq_sync sync;                  /* [queue] sync        */
 	uint32_t mode;                         /* [queue] mode (octal) */

@@ -34,6 +34,8 @@ enum cfg_type {
 	CFG_SERVERS, /* string: NATS server URLs, comma-separated (cfg_check_servers) */
 	CFG_SUBJECT, /* string: a NATS subject to publish to (no wildcards) */
 	CFG_STREAM,  /* string: a JetStream stream name */
+	CFG_BYTES,   /* bytes, min..max: decimal with an optional K, M or G (x 1024^n) */
+	CFG_SIZE,    /* as CFG_BYTES, a power of two, stored as a uint64_t */
 };
 
 /* A queue file its owner cannot read and write is useless. */
@@ -56,7 +58,7 @@ struct cfg_key {
 	const char *key;
 	enum cfg_type type;
 	const char *def;
-	uint32_t min, max;
+	uint64_t min, max;
 	size_t offset;
 	const struct cfg_name *names;
 	int needs_restart;
@@ -90,6 +92,25 @@ static inline uint32_t cfg_get_u32(const struct mmapq_config *c, const struct cf
 
 	memcpy(&v, (const char *)c + k->offset, sizeof(v));
 	return v;
+}
+
+/* A number of any type, CFG_SIZE's uint64_t or another's uint32_t. */
+static inline uint64_t cfg_get_num(const struct mmapq_config *c, const struct cfg_key *k)
+{
+	uint64_t v;
+
+	if (k->type != CFG_SIZE)
+		return cfg_get_u32(c, k);
+	memcpy(&v, (const char *)c + k->offset, sizeof(v));
+	return v;
+}
+
+static inline void cfg_set_num(struct mmapq_config *c, const struct cfg_key *k, uint64_t v)
+{
+	if (k->type == CFG_SIZE)
+		memcpy((char *)c + k->offset, &v, sizeof(v));
+	else
+		cfg_set_u32(c, k, (uint32_t)v);
 }
 
 /* values.c */

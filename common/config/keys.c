@@ -11,7 +11,8 @@
 #include <string.h>
 
 static const struct cfg_name format_names[] = {
-	{ "int", MMAPQ_FORMAT_INT }, { "line", MMAPQ_FORMAT_LINE }, { NULL, 0 },
+	{ "int", MMAPQ_FORMAT_INT }, { "line", MMAPQ_FORMAT_LINE },
+	{ "binary", MMAPQ_FORMAT_BINARY }, { NULL, 0 },
 };
 static const struct cfg_name sync_names[] = {
 	{ "never", MMAPQ_SYNC_NEVER }, { "batch", MMAPQ_SYNC_BATCH },
@@ -39,11 +40,14 @@ static const struct cfg_name log_level_names[] = {
 	{ "debug", MMAPQ_LOG_DEBUG }, { NULL, 0 },
 };
 
-/* String fields are whole char[MMAPQ_CONFIG_STR_MAX] arrays; every other
- * field (enums included) is stored and read as a uint32_t with memcpy. */
+/* String fields are whole char[MMAPQ_CONFIG_STR_MAX] arrays, CFG_SIZE
+ * fields uint64_t; every other field (enums included) is stored and read
+ * as a uint32_t with memcpy. */
 #define X(section, key, type, def, min, max, field, names, restart, inst)                   \
 	_Static_assert(CFG_IS_STRING(type) ?                                                  \
 	               sizeof(((struct mmapq_config *)0)->field) == MMAPQ_CONFIG_STR_MAX :    \
+	               (type) == CFG_SIZE ?                                                   \
+	               sizeof(((struct mmapq_config *)0)->field) == sizeof(uint64_t) :        \
 	               sizeof(((struct mmapq_config *)0)->field) == sizeof(uint32_t),         \
 	               "field type of [" section "] " key);                                  \
 	_Static_assert(!(inst) || ((type) == CFG_PATH &&                                      \
@@ -190,7 +194,8 @@ void mmapq_config_apply_live(struct mmapq_config *running, const struct mmapq_co
 {
 	for (size_t i = 0; i < CFG_NKEYS; i++) {
 		const struct cfg_key *k = &cfg_keys[i];
-		size_t size = CFG_IS_STRING(k->type) ? MMAPQ_CONFIG_STR_MAX : sizeof(uint32_t);
+		size_t size = CFG_IS_STRING(k->type) ? MMAPQ_CONFIG_STR_MAX :
+		              k->type == CFG_SIZE ? sizeof(uint64_t) : sizeof(uint32_t);
 
 		if (!k->needs_restart)
 			memcpy((char *)running + k->offset, (const char *)new_cfg + k->offset, size);

@@ -318,6 +318,29 @@ static void cfg_key_outside_section(struct cfg_parse *p, const char *name)
 		          cfg_quote(name, q, sizeof(q)));
 }
 
+/* Keys an older mmapq read, with what took their place: an error that
+ * says so rather than "unknown key". */
+static const struct {
+	const char *section, *key, *instead;
+} cfg_retired_keys[] = {
+	{ "queue", "capacity", "the queue is sized in bytes now: size (a power of two, for example"
+	  " 4M) holds records at their real length" },
+	{ "queue", "record_size", "max_record bounds one record now (bytes, for example 64K)" },
+};
+
+/* true (and said) if [section] key is a retired key */
+static bool cfg_retired(struct cfg_parse *p, const char *section, const char *key)
+{
+	for (size_t i = 0; i < sizeof(cfg_retired_keys) / sizeof(cfg_retired_keys[0]); i++) {
+		if (strcmp(cfg_retired_keys[i].section, section) || strcmp(cfg_retired_keys[i].key, key))
+			continue;
+		cfg_error(p, p->lineno, "[%s] %s is no longer a key: %s (mmapq.ini(5))", section, key,
+		          cfg_retired_keys[i].instead);
+		return true;
+	}
+	return false;
+}
+
 /* inih's handler, for the key line the reader just handed over. */
 static int cfg_handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -341,6 +364,8 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	else
 		snprintf(sec, sizeof(sec), "%s", p->section);
 	k = cfg_find(p->section, name);
+	if (!k && cfg_retired(p, p->section, name))
+		return 1;
 	if (!k) {
 		cfg_list(p->section, known, sizeof(known));
 		cfg_error(p, p->lineno, "unknown key '%s' in [%s] (known keys: %s)",

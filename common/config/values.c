@@ -7,6 +7,7 @@
 #include "config_keys.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,10 +35,11 @@ static bool cfg_isspace_c(char ch)
 }
 
 /* Digits only, in the given base: no sign, no blanks, no prefix, nothing
- * after, no overflow past UINT32_MAX.  -ERANGE on overflow. */
-static int cfg_parse_uint(const char *s, unsigned base, uint32_t *ret)
+ * after, no overflow past UINT64_MAX.  -ERANGE on overflow. */
+static int cfg_parse_uint(const char *s, unsigned base, uint64_t *ret)
 {
 	uint64_t v = 0;
+	bool over = false;
 
 	if (!*s)
 		return -EINVAL;
@@ -49,17 +51,56 @@ static int cfg_parse_uint(const char *s, unsigned base, uint32_t *ret)
 		d = (unsigned)(*s - '0');
 		if (d >= base)
 			return -EINVAL;
+		/* keep going past an overflow: "99999999999999999999x" is not a
+		 * number at all */
+		if (v > (UINT64_MAX - d) / base)
+			over = true;
 		v = v * base + d;
-		if (v > UINT32_MAX) {
-			/* Keep going: "99999999999x" is not a number at all. */
-			for (s++; *s; s++)
-				if (*s < '0' || *s >= (char)('0' + base))
-					return -EINVAL;
-			return -ERANGE;
-		}
 	}
-	*ret = (uint32_t)v;
+	if (over)
+		return -ERANGE;
+	*ret = v;
 	return 0;
+}
+
+/* Bytes: decimal digits and an optional K, M or G (1024, 1024^2, 1024^3;
+ * no other suffix, no blank between). */
+static int cfg_parse_bytes(const char *s, uint64_t *ret)
+{
+	static const char units[] = "KMG";
+	char digits[32];
+	size_t len = strlen(s);
+	const char *u = len ? strchr(units, s[len - 1]) : NULL;
+	unsigned shift = u && *u ? 10u * (unsigned)(u - units + 1) : 0;
+	uint64_t v;
+	int r;
+
+	if (shift)
+		len--;
+	if (len >= sizeof(digits))
+		return -ERANGE;
+	memcpy(digits, s, len);
+	digits[len] = '\0';
+	r = cfg_parse_uint(digits, 10, &v);
+	if (r < 0)
+		return r;
+	if (shift && v > UINT64_MAX >> shift)
+		return -ERANGE;
+	*ret = v << shift;
+	return 0;
+}
+
+/* n bytes as the shortest exact text: "4M", "65536", "64K" */
+static int cfg_format_bytes(uint64_t n, char *buf, size_t size)
+{
+	static const char units[] = "GMK";
+
+	for (unsigned i = 0; n && i < 3; i++) {
+		unsigned shift = 10u * (3 - i);
+		if (n % (UINT64_C(1) << shift) == 0)
+			return snprintf(buf, size, "%" PRIu64 "%c", n >> shift, units[i]);
+	}
+	return snprintf(buf, size, "%" PRIu64, n);
 }
 
 /* One server of [nats] servers, s[0..len): [nats:// | tls://] HOST [:PORT],
@@ -247,26 +288,28 @@ static const char *cfg_check_string(const struct cfg_key *k, const char *value, 
 	case CFG_POW2:
 	case CFG_ENUM:
 	case CFG_MODE:
+	case CFG_BYTES:
+	case CFG_SIZE:
 		break; /* not strings: cfg_parse_number */
 	}
 	return NULL;
 }
 
-/* A value of a type stored as a uint32_t (CFG_U32, CFG_POW2, CFG_ENUM,
- * CFG_MODE) into *v: NULL, or why it is refused. */
-static const char *cfg_parse_number(const struct cfg_key *k, const char *value, uint32_t *v)
+/* A value of a number type (CFG_U32, CFG_POW2, CFG_ENUM, CFG_MODE,
+ * CFG_BYTES, CFG_SIZE) into *v: NULL, or why it is refused. */
+static const char *cfg_parse_number(const struct cfg_key *k, const char *value, uint64_t *v)
 {
 	const struct cfg_name *n;
 	int r;
 
-	if (k->type == CFG_ENUM) {
+	switch (k->type) {
+	case CFG_ENUM:
 		n = cfg_name_by_name(k->names, value);
 		if (!n)
 			return "is not valid";
 		*v = n->value;
 		return NULL;
-	}
-	if (k->type == CFG_MODE) {
+	case CFG_MODE:
 		r = cfg_parse_uint(value, 8, v);
 		if (r == -EINVAL)
 			return "is not an octal number";
@@ -275,13 +318,21 @@ static const char *cfg_parse_number(const struct cfg_key *k, const char *value, 
 		if ((*v & CFG_MODE_RW) != CFG_MODE_RW)
 			return "lacks owner read and write";
 		return NULL;
+	case CFG_BYTES:
+	case CFG_SIZE:
+		r = cfg_parse_bytes(value, v);
+		if (r == -EINVAL)
+			return "is not a number of bytes (digits, then K, M or G if you like)";
+		break;
+	default:
+		r = cfg_parse_uint(value, 10, v);
+		if (r == -EINVAL)
+			return "is not a decimal integer";
+		break;
 	}
-	r = cfg_parse_uint(value, 10, v);
-	if (r == -EINVAL)
-		return "is not a decimal integer";
 	if (r < 0 || *v < k->min || *v > k->max)
 		return "is out of range";
-	if (k->type == CFG_POW2 && (*v & (*v - 1)))
+	if ((k->type == CFG_POW2 || k->type == CFG_SIZE) && (*v & (*v - 1)))
 		return "is not a power of two";
 	return NULL;
 }
@@ -296,7 +347,7 @@ const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 {
 	size_t len = strlen(value);
 	const char *why;
-	uint32_t v;
+	uint64_t v;
 
 	if (CFG_IS_STRING(k->type)) {
 		why = cfg_check_string(k, value, len);
@@ -306,7 +357,7 @@ const char *cfg_parse_value(const struct cfg_key *k, const char *value,
 	}
 	why = cfg_parse_number(k, value, &v);
 	if (!why)
-		cfg_set_u32(c, k, v);
+		cfg_set_num(c, k, v);
 	return why;
 }
 
@@ -318,40 +369,50 @@ void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 
 	switch (k->type) {
 	case CFG_PATH:
-		snprintf(buf, size, "a path of %u to %u bytes", k->min, k->max);
+		snprintf(buf, size, "a path of %" PRIu64 " to %" PRIu64 " bytes", k->min, k->max);
 		return;
 	case CFG_OUTPUT:
 		snprintf(buf, size, "%s", mmapq_config_outputs());
 		return;
 	case CFG_FILE:
-		snprintf(buf, size, "a path of at most %u bytes, or nothing for none", k->max);
+		snprintf(buf, size, "a path of at most %" PRIu64 " bytes, or nothing for none", k->max);
 		return;
 	case CFG_SERVERS:
 		snprintf(buf, size, "1 to %d of nats://HOST:PORT or tls://HOST:PORT, comma-separated",
 		         MMAPQ_NATS_SERVERS_MAX);
 		return;
 	case CFG_SUBJECT:
-		snprintf(buf, size, "a subject of %u to %u bytes: tokens of visible ASCII separated by"
-		         " dots, no wildcards", k->min, k->max);
+		snprintf(buf, size, "a subject of %" PRIu64 " to %" PRIu64 " bytes: tokens of visible"
+		         " ASCII separated by dots, no wildcards", k->min, k->max);
 		return;
 	case CFG_STREAM:
-		snprintf(buf, size, "%u to %u letters, digits, '_' and '-'", k->min, k->max);
+		snprintf(buf, size, "%" PRIu64 " to %" PRIu64 " letters, digits, '_' and '-'", k->min,
+		         k->max);
 		return;
 	case CFG_NAME:
 		/* the characters after the letters and digits: the punctuation */
-		snprintf(buf, size, "%u to %u letters, digits and '%s'", k->min, k->max,
+		snprintf(buf, size, "%" PRIu64 " to %" PRIu64 " letters, digits and '%s'", k->min, k->max,
 		         &MMAPQ_NAME_CHARS[strspn(MMAPQ_NAME_CHARS, "abcdefghijklmnopqrstuvwxyz"
 		                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")]);
 		return;
 	case CFG_U32:
-		snprintf(buf, size, "%u to %u", k->min, k->max);
+		snprintf(buf, size, "%" PRIu64 " to %" PRIu64, k->min, k->max);
 		return;
 	case CFG_POW2:
-		snprintf(buf, size, "a power of two from %u to %u", k->min, k->max);
+		snprintf(buf, size, "a power of two from %" PRIu64 " to %" PRIu64, k->min, k->max);
 		return;
+	case CFG_BYTES:
+	case CFG_SIZE: {
+		char lo[32], hi[32];
+		cfg_format_bytes(k->min, lo, sizeof(lo));
+		cfg_format_bytes(k->max, hi, sizeof(hi));
+		snprintf(buf, size, "%sbytes from %s to %s (K, M, G: 1024, 1024^2, 1024^3)",
+		         k->type == CFG_SIZE ? "a power of two of " : "", lo, hi);
+		return;
+	}
 	case CFG_MODE:
 		snprintf(buf, size, "an octal mode from %04o to %04o that includes %04o",
-		         k->min | CFG_MODE_RW, k->max, CFG_MODE_RW);
+		         (unsigned)k->min | CFG_MODE_RW, (unsigned)k->max, CFG_MODE_RW);
 		return;
 	case CFG_WORD:
 	case CFG_ENUM:
@@ -398,6 +459,10 @@ int cfg_format(const struct mmapq_config *c, const struct cfg_key *k,
 	case CFG_U32:
 	case CFG_POW2:
 		w = snprintf(buf, size, "%u", cfg_get_u32(c, k));
+		break;
+	case CFG_BYTES:
+	case CFG_SIZE:
+		w = cfg_format_bytes(cfg_get_num(c, k), buf, size);
 		break;
 	}
 	if (w < 0 || (size_t)w >= size)

@@ -97,7 +97,7 @@ int open_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error 
 		}
 		r = neg_errno();
 		if (r == -ENOENT && p->role != MMAPQ_ROLE_OBSERVER && params_join(p)) {
-			set_err(err, "%s: does not exist (no capacity, record_size and format were"
+			set_err(err, "%s: does not exist (no size, max_record and format were"
 			        " given to create it)", p->path);
 			return r;
 		}
@@ -149,7 +149,7 @@ static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_
 		        q->path, (uint64_t)st.st_size, MMAPQ_HEADER_SIZE);
 		return -EBADMSG;
 	}
-	if ((uint64_t)st.st_size > MMAPQ_FILE_SIZE_MAX) {
+	if ((uint64_t)st.st_size > MMAPQ_HEADER_SIZE + MMAPQ_SIZE_MAX) {
 		set_err(err, "%s: file is %" PRIu64 " bytes, larger than any queue file", q->path,
 		        (uint64_t)st.st_size);
 		return -EBADMSG;
@@ -168,7 +168,7 @@ static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_
 
 /* Map the file, check its header against the parameters, take its
  * geometry: every role's first steps. */
-static int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
+int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
 	uint64_t real_size = 0;
 	int r = map_file(q, p, err, &real_size);
@@ -178,21 +178,17 @@ static int map_validated(struct mmapq *q, const struct mmapq_params *p, struct m
 	r = validate_static(q, p, real_size, err);
 	if (r < 0)
 		return r;
-	q->capacity = q->h->capacity;
-	q->mask = q->capacity - 1;
-	q->record_size = q->h->record_size;
-	q->slot_size = q->h->slot_size;
-	q->format = q->h->format;
 	q->version = q->h->version;
-	q->int_slots = q->version >= 2 && q->format == MMAPQ_FORMAT_INT;
-	q->slots = (uint8_t *)q->h + q->h->header_size;
-	q->h2 = (struct mmapq_header_v2 *)q->h;
-	q->legacy = q->version < MMAPQ_VERSION;
-	/* A version-1/2 file has no consumer table (its one consumer is a
-	 * side of struct mmapq_header_v2): no entries, so that every walk of
-	 * the table (floor, wake-ups, the repair, the checks) is empty for
-	 * it without asking which version it is. */
-	q->max_consumers = q->legacy ? 0 : q->h->max_consumers;
+	q->ring = (uint8_t *)q->h + MMAPQ_HEADER_SIZE;
+	if (q->version != MMAPQ_VERSION) {
+		legacy_setup(q);
+		return 0;
+	}
+	q->size = q->h->size;
+	q->mask = q->size - 1;
+	q->max_record = q->h->max_record;
+	q->format = q->h->format;
+	q->max_consumers = q->h->max_consumers;
 	return 0;
 }
 
@@ -412,7 +408,6 @@ static int join_consumer(struct mmapq *q, struct mmapq_error *err)
 				return r; /* held by a live consumer of that name */
 			}
 			q->me = c;
-			q->cursor = &c->position;
 			q->wait_on = &c->not_empty;
 			return 0;
 		}
@@ -485,55 +480,57 @@ static int take_attach_lock(struct mmapq *q, bool *alone, struct mmapq_error *er
 
 /*
  * Our role's place in the header and its lock bytes: the producer's; all
- * the consumers' for a consumer that migrates the file; a named consumer's
- * (*named) come with its entry, under the mutex (join_named).  Then we
- * name ourselves in our side at once: whoever is refused the role from now
- * on reports this pid (*old_pid: the one to put back if we fail, so that
- * a refused file stays as it was).
+ * the consumers' for a consumer that migrates the file (and for a repair,
+ * both); a named consumer's (*named) come with its entry, under the mutex
+ * (join_named).  Then the producer names itself at once: whoever is
+ * refused the role from now on reports this pid (*old_pid: the one to put
+ * back if we fail, so that a refused file stays as it was).  Nothing is
+ * written into a version-1 to 3 file.
  */
 static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named, int32_t *old_pid,
                      struct mmapq_error *err)
 {
-	int r;
+	int r = 0;
 
-	if (q->role == MMAPQ_ROLE_PRODUCER) {
-		q->self = &q->h->producer;
-		q->wait_on = &q->h->not_full;
-		r = take_role_bytes(q, MMAPQ_LOCK_PRODUCER, 1, &q->self->pid, err);
-	} else if (q->legacy || p->migrate) {
-		/* every consumer's byte: none can attach while we read the file
-		 * out (`mmapqctl recreate`) */
-		if (q->legacy) {
-			legacy_take_consumer(q);
-		} else {
-			q->cursor = &q->h->floor.floor;
-			q->wait_on = &q->h->consumers[0].not_empty; /* never waited on: migrate */
+	if (q->role == MMAPQ_ROLE_PRODUCER || q->repair) {
+		r = take_role_bytes(q, MMAPQ_LOCK_PRODUCER, 1, q->legacy ? NULL : &q->h->producer.pid, err);
+		if (r == 0 && !q->legacy && !q->repair) {
+			q->prod = &q->h->producer;
+			q->wait_on = &q->h->not_full;
+			*old_pid = __atomic_load_n(&q->prod->pid, __ATOMIC_RELAXED);
+			__atomic_store_n(&q->prod->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
 		}
-		r = take_role_bytes(q, MMAPQ_LOCK_CONSUMER, MMAPQ_CONSUMERS_MAX, q->self ? &q->self->pid :
-		                    NULL, err);
-	} else {
-		*named = true;
-		return 0;
 	}
-	if (r < 0)
-		return r;
-	if (q->self) {
-		*old_pid = __atomic_load_n(&q->self->pid, __ATOMIC_RELAXED);
-		__atomic_store_n(&q->self->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+	if (r == 0 && (q->role == MMAPQ_ROLE_CONSUMER || q->repair)) {
+		if (q->legacy || p->migrate || q->repair)
+			/* every consumer's byte: none can attach while we read the
+			 * file out (`mmapqctl recreate`) or repair it */
+			r = take_role_bytes(q, MMAPQ_LOCK_CONSUMER, MMAPQ_CONSUMERS_MAX, NULL, err);
+		else
+			*named = true;
 	}
-	return 0;
+	return r;
 }
 
 /*
- * Alone (the attach byte ours exclusively): the file is checked whole, the
- * mutex and the wait flags, left over from processes that are gone, are
- * made fresh, and the attach byte is downgraded to shared: from then on
- * others may attach, and they find a fresh mutex.
+ * Alone (the attach byte ours exclusively): the file is checked whole (a
+ * file not closed cleanly, or any file for a repair, frame by frame,
+ * salvaged if damaged: salvage.c), the mutex and the wait flags, left over
+ * from processes that are gone, are made fresh, and the attach byte is
+ * downgraded to shared: from then on others may attach, and they find a
+ * fresh mutex.
  */
 static int init_alone(struct mmapq *q, struct mmapq_error *err)
 {
-	int r = validate_dynamic(q, err);
+	int r = validate_dynamic(q, false, err);
 
+	if (r < 0)
+		return r;
+	r = salvage_alone(q, q->repair, NULL, err);
+	if (r < 0)
+		return r;
+	q->salvaged = (uint64_t)r;
+	r = validate_dynamic(q, true, err);
 	if (r < 0)
 		return r;
 	r = reinit_sync_alone(q);
@@ -546,6 +543,8 @@ static int init_alone(struct mmapq *q, struct mmapq_error *err)
 	 * reset above replaces that repair) */
 	(void)floor_update_locked(q);
 	mmapq_fault("attach.alone"); /* the attach lock held exclusively */
+	if (q->repair)
+		return 0; /* stays alone until it closes */
 	r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
 	if (r < 0)
 		set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
@@ -560,111 +559,136 @@ static int init_alone(struct mmapq *q, struct mmapq_error *err)
  */
 static void start_locked(struct mmapq *q, int32_t *old_pid)
 {
-	q->head = q->seen_tail = 0;
+	struct pos tail = {load_tail(q), load_tail_byte(q)};
+
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
-		q->published = q->tail = load_tail(q);
-		q->limit = load_floor(q) + q->capacity;
+		q->published = q->tail = tail;
+		q->limit = floor_locked(q).byte + q->size;
 	} else {
-		q->head = __atomic_load_n(q->cursor, __ATOMIC_RELAXED);
-		q->seen_tail = load_tail(q);
+		q->head = q->me ? (struct pos){q->me->position, q->me->position_byte} : floor_locked(q);
+		q->walk = q->head;
+		q->checked = q->head.seq;
+		q->seen_tail = tail.seq;
+		q->seen_tail_byte = tail.byte;
 	}
 	if (q->me && !q->no_register) {
 		*old_pid = __atomic_load_n(&q->me->pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
-		__atomic_store_n(&q->me->attach_position, q->head, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->me->attach_position, q->head.seq, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 		count(&q->me->attaches, 1);
 		if (q->early_recoveries)
 			count(&q->me->recoveries, q->early_recoveries);
-	} else if (q->self) {
-		__atomic_store_n(&q->self->start_usec, realtime_usec(), __ATOMIC_RELAXED);
-		count(&q->self->attaches, 1);
+	} else if (q->prod) {
+		__atomic_store_n(&q->prod->start_usec, realtime_usec(), __ATOMIC_RELAXED);
+		count(&q->prod->attaches, 1);
 	}
 }
 
 /*
  * A producer's or consumer's attach ("Attach protocol" in mmapq_format.h):
- * the attach byte, the file mapped and checked, a version-2 file upgraded,
- * the role taken, the mutex made fresh by whoever is alone, our entry
+ * the attach byte, the file mapped and checked, the role taken, the file
+ * checked whole and the mutex made fresh by whoever is alone, our entry
  * joined (a named consumer) or the mutex taken, the positions checked
- * under it, and our start recorded.  On failure the pid we wrote is put
- * back; close releases the rest.
+ * under it, and our start recorded.  A version-1 to 3 file (opened to
+ * migrate it) only has its roles taken and its records checked.  On
+ * failure the pid we wrote is put back; close releases the rest.
  */
 int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
 	bool alone = false, named = false;
 	int32_t old_pid = 0;
-	int r, id_written;
+	int r;
 
 	r = open_lock_file(q, err);
 	if (r == 0)
 		r = take_attach_lock(q, &alone, err);
+	if (r == 0 && q->repair && !alone) {
+		set_err(err, "%s: in use (a producer, consumer or mmapqctl is attached); stop them"
+		        " first", q->path);
+		r = -EBUSY;
+	}
 	if (r == 0)
 		r = map_validated(q, p, err);
-	/* a version-1 file without migrate was refused (validate_static) */
-	if (r == 0 && q->legacy && !p->migrate)
-		r = upgrade_v2(q, p, alone, err);
 	if (r == 0)
 		r = take_role(q, p, &named, &old_pid, err);
+	if (r == 0 && q->legacy)
+		return legacy_attach(q, err);
 	if (r < 0)
-		return r;
+		goto fail;
 	if (alone && (r = init_alone(q, err)) < 0)
 		goto fail;
 	r = named ? join_named(q, err) : lock_said(q, err);
 	if (r < 0)
 		goto fail;
 	/* not alone, the file is stable only now, under the mutex */
-	if (!alone && (r = validate_dynamic(q, err)) < 0) {
+	if (!alone && (r = validate_dynamic(q, true, err)) < 0) {
 		unlock(q);
-		goto fail;
-	}
-	id_written = assign_id_locked(q, p);
-	if (id_written < 0) {
-		unlock(q);
-		r = id_written;
-		set_err(err, "%s: cannot make a queue id: %s", q->path, strerror(-r));
 		goto fail;
 	}
 	start_locked(q, &old_pid);
 	unlock(q);
-	/* A new id is on disk before anyone uses it: whatever carried it
-	 * (a Nats-Msg-Id) must never be made again with another one. */
-	if (id_written && (r = sync_bytes(q->h, MMAPQ_HEADER_SIZE)) < 0 &&
-	    q->sync != MMAPQ_SYNC_NEVER) {
-		set_err(err, "%s: cannot write its new queue id to disk: %s", q->path, strerror(-r));
-		goto fail;
-	}
 
-	/* The consumer never writes a slot: make that a hardware guarantee. */
+	/* The consumer never writes into the ring: make that a hardware
+	 * guarantee. */
 	if (q->role == MMAPQ_ROLE_CONSUMER && MMAPQ_HEADER_SIZE % sysconf(_SC_PAGESIZE) == 0 &&
-	    mprotect(q->slots, q->map_size - MMAPQ_HEADER_SIZE, PROT_READ) < 0) {
+	    mprotect(q->ring, q->map_size - MMAPQ_HEADER_SIZE, PROT_READ) < 0) {
 		r = neg_errno();
-		set_err(err, "%s: cannot protect the slots: %s", q->path, strerror(-r));
+		set_err(err, "%s: cannot protect the ring: %s", q->path, strerror(-r));
 		goto fail;
 	}
 	return 0;
 fail:
-	if (q->self)
-		__atomic_store_n(&q->self->pid, old_pid, __ATOMIC_RELAXED);
+	if (q->prod)
+		__atomic_store_n(&q->prod->pid, old_pid, __ATOMIC_RELAXED);
 	else if (q->me && !q->no_register && old_pid)
 		__atomic_store_n(&q->me->pid, old_pid, __ATOMIC_RELAXED);
 	return r;
 }
 
+/*
+ * A producer's or consumer's close of a version-4 file: if nobody else is
+ * attached (the attach byte ours exclusively, without waiting), everything
+ * is written to disk and the file marked clean (mmapq_format.h, "Clean
+ * close, and salvage"), so that the next process alone need not walk it.
+ * Otherwise the last one to leave does it.
+ */
+void detach(struct mmapq *q)
+{
+	if (q->legacy || q->lock_fd < 0 || !q->h || (!q->prod && !q->me && !q->repair) ||
+	    ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) < 0)
+		return;
+	if (sync_bytes(q->h, q->map_size) < 0)
+		return; /* not on disk: the next process walks the file */
+	q->h->state.clean = 1;
+	(void)sync_header(q);
+}
+
 int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	uint64_t head, tail;
+	struct pos floor;
+	uint64_t tail, tail_byte;
 	int r = map_validated(q, p, err);
+
 	if (r < 0)
 		return r;
 	open_lock_file_observer(q);
-	r = snapshot_positions(q, &head, &tail);
-	if (r == -EBADMSG)
-		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
-		        ", capacity %" PRIu32, q->path, load_floor(q), load_tail(q), q->capacity);
-	else if (r < 0)
+	if (q->legacy)
+		return legacy_observe(q, err);
+	q->prev.seq = UINT64_MAX;
+	r = snapshot_floor(q, &floor);
+	if (r < 0) {
 		set_err(err, "%s: positions keep changing; try again", q->path);
-	if (r == 0)
-		r = observe_table(q, err);
-	return r;
+		return r;
+	}
+	tail = load_tail(q);
+	tail_byte = load_tail_byte(q);
+	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||
+	    floor.byte % MMAPQ_FRAME_ALIGN || tail_byte % MMAPQ_FRAME_ALIGN) {
+		set_err(err, "%s: positions out of bounds: oldest record %" PRIu64 " at byte %" PRIu64
+		        ", tail %" PRIu64 " at byte %" PRIu64 ", ring %" PRIu64 " bytes", q->path,
+		        floor.seq, floor.byte, tail, tail_byte, q->size);
+		return -EBADMSG;
+	}
+	return observe_table(q, err);
 }

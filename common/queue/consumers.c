@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * consumers.c -- the consumer table of a version-3 file (fan-out): names,
+ * consumers.c -- the consumer table (fan-out): names,
  * registering a consumer at its first attach, removing one (`mmapqctl
  * consumer remove`), restoring a table into a new file (`mmapqctl
  * recreate`), and listing it.  Every change is made under the mutex, in
@@ -33,7 +33,7 @@ bool mmapq_consumer_name_valid(const char *name)
 	return name_in_table_valid(name) && name[0] != '-';
 }
 
-/* Mutex held, version 3: our entry by name (q->index), registering it if
+/* Mutex held: our entry by name (q->index), registering it if
  * it is not there (unless q->no_register): -ENOENT, -ENOSPC (table full). */
 int find_or_register_locked(struct mmapq *q, struct mmapq_error *err)
 {
@@ -64,12 +64,17 @@ int find_or_register_locked(struct mmapq *q, struct mmapq_error *err)
 	}
 	{
 		struct mmapq_consumer *c = &q->h->consumers[free_idx];
-		uint64_t pos = q->start == MMAPQ_START_NEWEST ? load_tail(q) : load_floor(q);
+		struct pos pos = q->start == MMAPQ_START_NEWEST ?
+		                 (struct pos){load_tail(q), load_tail_byte(q)} : floor_locked(q);
 
 		/* A crash before the state store leaves a free entry. */
 		memset(c, 0, offsetof(struct mmapq_consumer, not_empty));
+		memset(&c->recoveries, 0, sizeof(*c) - offsetof(struct mmapq_consumer, recoveries));
 		memcpy(c->name, q->name, strlen(q->name));
-		__atomic_store_n(&c->position, pos, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->position, pos.seq, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->position_byte, pos.byte, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->synced, pos.seq, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->synced_byte, pos.byte, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->registered_usec, realtime_usec(), __ATOMIC_RELAXED);
 		mmapq_fault("register.filled");
 		/* release: an observer that sees REGISTERED sees the name and
@@ -86,7 +91,7 @@ int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
 {
 	struct mmapq_params rp;
 	struct mmapq *q = NULL;
-	uint64_t pos, tail;
+	uint64_t pos, tail, tail_byte;
 	int r;
 
 	if (err)
@@ -99,7 +104,8 @@ int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
 	 * attached, and cannot attach until we are done), never registering */
 	rp = *p;
 	rp.role = MMAPQ_ROLE_CONSUMER;
-	rp.capacity = rp.record_size = rp.format = rp.max_consumers = 0;
+	rp.size = 0;
+	rp.max_record = rp.format = rp.max_consumers = 0;
 	rp.migrate = false;
 	rp.start = MMAPQ_START_OLDEST;
 	r = open_handle(&rp, true, &q, err);
@@ -114,6 +120,7 @@ int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
 	}
 	pos = __atomic_load_n(&q->me->position, __ATOMIC_RELAXED);
 	tail = load_tail(q);
+	tail_byte = load_tail_byte(q);
 	/* release, as a registration: state first (a crash after it leaves
 	 * floor too low, which the repair raises), then floor */
 	__atomic_store_n(&q->me->state, MMAPQ_CONSUMER_FREE, __ATOMIC_RELEASE);
@@ -125,13 +132,13 @@ int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
 		for (uint32_t i = 0; i < q->max_consumers; i++)
 			any |= registered(&q->h->consumers[i]);
 		/* the last one: nobody wants the records kept any more */
-		if (!any && load_floor(q) != tail)
-			__atomic_store_n(&q->h->floor.floor, tail, __ATOMIC_RELEASE);
+		if (!any && floor_locked(q).seq != tail)
+			store_floor_locked(q, (struct pos){tail, tail_byte});
 	}
 	mmapq_cond_signal(&q->h->not_full);
 	unlock(q);
 	q->me = NULL; /* not ours any more: close touches nothing */
-	r = q->sync != MMAPQ_SYNC_NEVER ? sync_bytes(q->h, sizeof(*q->h)) : 0;
+	r = q->sync != MMAPQ_SYNC_NEVER ? sync_header(q) : 0;
 	mmapq_close(q);
 	return r < 0 ? r : (int)(tail - pos);
 }
@@ -142,18 +149,22 @@ int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
  * written, then registered as a registration is (the entry filled, then
  * state stored with release), in the order given, into the lowest free
  * entries.  The producer role is ours, so tail stands still: the cursors
- * are checked against it and floor, and floor then rises to the lowest.
+ * are checked against it and floor, each found in the ring (its byte), and
+ * floor then rises to the lowest.
  */
 int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status *cs, uint32_t n)
 {
 	uint32_t idx[MMAPQ_CONSUMERS_MAX], nfree = 0;
-	uint64_t floor, tail;
+	uint64_t byte[MMAPQ_CONSUMERS_MAX];
+	struct pos floor, tail;
 	int r;
 
 	if (q->put_refused)
 		return q->put_refused;
 	if (n && !cs)
 		return -EINVAL;
+	if (n > MMAPQ_CONSUMERS_MAX)
+		return -ENOSPC;
 	for (uint32_t i = 0; i < n; i++) {
 		if (!memchr(cs[i].name, '\0', sizeof(cs[i].name)) || !name_in_table_valid(cs[i].name) ||
 		    cs[i].pid < 0)
@@ -165,8 +176,8 @@ int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status 
 	r = lock(q);
 	if (r < 0)
 		return r;
-	floor = load_floor(q);
-	tail = load_tail(q);
+	floor = floor_locked(q);
+	tail = (struct pos){load_tail(q), load_tail_byte(q)};
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		const struct mmapq_consumer *c = &q->h->consumers[i];
 
@@ -180,16 +191,22 @@ int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status 
 				r = -EEXIST;
 	}
 	for (uint32_t i = 0; r == 0 && i < n; i++)
-		if (cs[i].position < floor || cs[i].position > tail)
+		if (cs[i].position < floor.seq || cs[i].position > tail.seq)
 			r = -ERANGE;
 	if (r == 0 && nfree < n)
 		r = -ENOSPC;
+	for (uint32_t i = 0; r == 0 && i < n; i++)
+		r = find_record(q, floor, cs[i].position, tail.byte, &byte[i]);
 	for (uint32_t i = 0; r == 0 && i < n; i++) {
 		struct mmapq_consumer *c = &q->h->consumers[idx[i]];
 
 		memset(c, 0, offsetof(struct mmapq_consumer, not_empty));
+		memset(&c->recoveries, 0, sizeof(*c) - offsetof(struct mmapq_consumer, recoveries));
 		memcpy(c->name, cs[i].name, strlen(cs[i].name));
 		__atomic_store_n(&c->position, cs[i].position, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->position_byte, byte[i], __ATOMIC_RELAXED);
+		__atomic_store_n(&c->synced, cs[i].position, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->synced_byte, byte[i], __ATOMIC_RELAXED);
 		__atomic_store_n(&c->pid, cs[i].pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->start_usec, cs[i].start_usec, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->attach_position, cs[i].attach_position, __ATOMIC_RELAXED);
@@ -204,22 +221,25 @@ int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status 
 	}
 	unlock(q);
 	if (r == 0 && n && q->sync != MMAPQ_SYNC_NEVER)
-		r = sync_bytes(q->h, sizeof(*q->h));
+		r = sync_header(q);
 	return r;
 }
 
 /* Entry i as an observer reads it (no locks). */
-void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail,
+void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail, uint64_t tail_byte,
                      struct mmapq_consumer_status *o)
 {
 	const struct mmapq_consumer *c = &q->h->consumers[i];
+	uint64_t byte;
 
 	memset(o, 0, sizeof(*o));
 	memcpy(o->name, c->name, sizeof(o->name) - 1);
 	o->index = i;
 	/* acquire: pairs with the consumer's store-release of its cursor */
 	o->position = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
+	byte = __atomic_load_n(&c->position_byte, __ATOMIC_RELAXED);
 	o->lag = tail > o->position ? tail - o->position : 0;
+	o->lag_bytes = tail_byte > byte ? tail_byte - byte : 0;
 	o->pid = __atomic_load_n(&c->pid, __ATOMIC_RELAXED);
 	o->start_usec = __atomic_load_n(&c->start_usec, __ATOMIC_RELAXED);
 	o->attach_position = __atomic_load_n(&c->attach_position, __ATOMIC_RELAXED);
@@ -233,24 +253,23 @@ void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail,
 
 int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n)
 {
-	uint64_t tail = load_tail(q);
+	uint64_t tail, tail_byte;
 	uint32_t k = 0;
 	int r;
 
-	if (q->legacy) {
-		if (n)
-			legacy_consumer_status(q, tail, &out[0]);
-		return 1;
-	}
+	if (q->legacy)
+		return legacy_consumers(q, out, n);
 	r = observe_table(q, NULL);
 	if (r < 0)
 		return r;
+	tail = load_tail(q);
+	tail_byte = load_tail_byte(q);
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		const struct mmapq_consumer *c = &q->h->consumers[i];
 		if (!registered(c))
 			continue;
 		if (k < n)
-			consumer_status(q, i, tail, &out[k]);
+			consumer_status(q, i, tail, tail_byte, &out[k]);
 		k++;
 	}
 	return (int)k;

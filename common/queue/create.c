@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * create.c -- a new queue file, built whole under a temporary name and
- * linked into place, so that nobody ever sees half of one; and the queue
- * id, given at creation or, to a file without one, at the first attach.
+ * linked into place, so that nobody ever sees half of one, with its queue
+ * id.
  */
 #include "queue.h"
 
@@ -45,28 +45,6 @@ static int new_id(uint8_t id[MMAPQ_ID_SIZE])
 	return 0;
 }
 
-/*
- * A file without an id (all zero: made before ids, or upgraded in place
- * from version 2): give it one.  The mutex is held, so of a producer and
- * consumers attaching at the same time one writes it and the others see
- * it; nobody else writes these bytes, and readers without the mutex
- * (observers) may only see it half written.  Returns 1 if we wrote it (the
- * caller syncs the header page), 0 if it had one, or -errno.
- */
-int assign_id_locked(struct mmapq *q, const struct mmapq_params *p)
-{
-	uint8_t id[MMAPQ_ID_SIZE];
-	int r;
-
-	if (p->migrate || q->version != MMAPQ_VERSION || !id_is_zero(q->h->id))
-		return 0; /* only read: an older file, or one being recreated */
-	r = new_id(id);
-	if (r < 0)
-		return r;
-	memcpy(q->h->id, id, sizeof(id));
-	return 1;
-}
-
 static void fsync_parent_dir(const char *path)
 {
 	char *dir = strdup(path), *slash;
@@ -107,12 +85,12 @@ static int write_header(int fd, const struct mmapq_params *p, uint64_t size,
 	h->header_size = MMAPQ_HEADER_SIZE;
 	h->byte_order = MMAPQ_BYTE_ORDER;
 	h->format = p->format;
-	h->capacity = p->capacity;
-	h->record_size = p->record_size;
-	h->slot_size = mmapq_slot_size(p->format, p->record_size);
+	h->max_record = p->max_record;
+	h->size = p->size;
 	h->max_consumers = p->max_consumers ? p->max_consumers : MMAPQ_CONSUMERS_DEFAULT;
 	h->file_size = size;
 	h->created_usec = realtime_usec();
+	h->state.clean = 1; /* empty, and on disk before it is linked into place */
 	r = new_id(h->id);
 	if (r == 0)
 		r = init_mutex(h);
@@ -133,8 +111,7 @@ static int write_header(int fd, const struct mmapq_params *p, uint64_t size,
  */
 int create_file(const struct mmapq_params *p, struct mmapq_error *err)
 {
-	uint64_t size = (uint64_t)MMAPQ_HEADER_SIZE +
-	                (uint64_t)p->capacity * mmapq_slot_size(p->format, p->record_size);
+	uint64_t size = mmapq_file_size(p->size);
 	char *tmp;
 	int fd, r;
 

@@ -2,8 +2,8 @@
 /*
  * handle.c -- a queue handle: open (any role) and close, what any role may
  * ask about the queue (status, its path, whether the file is still the
- * one at the path), errors' names, the clock, and the symbol versions of
- * the calls whose structs grew.  The layout and the synchronisation design
+ * one at the path), the geometry's arithmetic, errors' names, the clock,
+ * and the repair of a damaged file.  The layout and the synchronisation design
  * are in mmapq_format.h; the API contract in mmapq.h; what the files of
  * the library share in queue.h.
  */
@@ -69,18 +69,34 @@ const char *mmapq_format_name(uint32_t format)
 		return "int";
 	case MMAPQ_FORMAT_LINE:
 		return "line";
+	case MMAPQ_FORMAT_BINARY:
+		return "binary";
 	default:
 		return "unknown";
 	}
 }
 
-uint64_t mmapq_file_size(uint32_t format, uint32_t capacity, uint32_t record_size)
+uint64_t mmapq_frame_size(uint32_t len)
 {
-	if ((format != MMAPQ_FORMAT_INT && format != MMAPQ_FORMAT_LINE) || !is_pow2(capacity) ||
-	    capacity < MMAPQ_CAPACITY_MIN || capacity > MMAPQ_CAPACITY_MAX ||
-	    record_size < MMAPQ_RECORD_SIZE_MIN || record_size > MMAPQ_RECORD_SIZE_MAX)
+	return mmapq_frame_bytes(len);
+}
+
+uint64_t mmapq_file_size(uint64_t size)
+{
+	if (!is_pow2(size) || size < MMAPQ_SIZE_MIN || size > MMAPQ_SIZE_MAX)
 		return 0;
-	return (uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)capacity * mmapq_slot_size(format, record_size);
+	return (uint64_t)MMAPQ_HEADER_SIZE + size;
+}
+
+uint32_t mmapq_max_record_limit(uint64_t size)
+{
+	uint64_t most;
+
+	if (!mmapq_file_size(size))
+		return 0;
+	/* the largest len with mmapq_frame_bytes(len) <= size / 4 */
+	most = size / 4 - sizeof(struct mmapq_frame);
+	return most > MMAPQ_MAX_RECORD_MAX ? MMAPQ_MAX_RECORD_MAX : (uint32_t)most;
 }
 
 const char *mmapq_path(const struct mmapq *q)
@@ -110,7 +126,7 @@ uint64_t mmapq_now_ns(void)
  * nothing to create one with. */
 bool params_join(const struct mmapq_params *p)
 {
-	return p->capacity == 0 && p->record_size == 0 && p->format == 0;
+	return p->size == 0 && p->max_record == 0 && p->format == 0;
 }
 
 /* -EINVAL for a name that is not a consumer's: one a consumer may take
@@ -150,31 +166,29 @@ static int params_check(const struct mmapq_params *p, bool no_register, struct m
 	}
 	if (p->role == MMAPQ_ROLE_OBSERVER || params_join(p))
 		return 0;
-	if (!is_pow2(p->capacity) || p->capacity < MMAPQ_CAPACITY_MIN || p->capacity > MMAPQ_CAPACITY_MAX) {
-		set_err(err, "%s: capacity %" PRIu32 " is not a power of two in %" PRIu32 "..%" PRIu32,
-		        p->path, p->capacity, MMAPQ_CAPACITY_MIN, MMAPQ_CAPACITY_MAX);
+	if (!mmapq_file_size(p->size)) {
+		set_err(err, "%s: size %" PRIu64 " is not a power of two in %" PRIu64 "..%" PRIu64,
+		        p->path, p->size, MMAPQ_SIZE_MIN, MMAPQ_SIZE_MAX);
 		return -EINVAL;
 	}
-	if (p->record_size < MMAPQ_RECORD_SIZE_MIN || p->record_size > MMAPQ_RECORD_SIZE_MAX) {
-		set_err(err, "%s: record size %" PRIu32 " is outside %" PRIu32 "..%" PRIu32, p->path,
-		        p->record_size, MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX);
+	if (p->max_record < MMAPQ_MAX_RECORD_MIN || p->max_record > mmapq_max_record_limit(p->size)) {
+		set_err(err, "%s: max_record %" PRIu32 " is outside %" PRIu32 "..%" PRIu32
+		        " (what a ring of %" PRIu64 " bytes allows)", p->path, p->max_record,
+		        MMAPQ_MAX_RECORD_MIN, mmapq_max_record_limit(p->size), p->size);
 		return -EINVAL;
 	}
-	if (p->format != MMAPQ_FORMAT_INT && p->format != MMAPQ_FORMAT_LINE) {
+	if (p->format != MMAPQ_FORMAT_INT && p->format != MMAPQ_FORMAT_LINE &&
+	    p->format != MMAPQ_FORMAT_BINARY) {
 		set_err(err, "%s: unknown record format %" PRIu32, p->path, p->format);
-		return -EINVAL;
-	}
-	if ((uint64_t)MMAPQ_HEADER_SIZE + (uint64_t)p->capacity * mmapq_slot_size(p->format, p->record_size) >
-	    MMAPQ_FILE_SIZE_MAX) {
-		set_err(err, "%s: capacity %" PRIu32 " x record size %" PRIu32 " exceeds the %" PRIu64
-		        "-byte file size limit", p->path, p->capacity, p->record_size, MMAPQ_FILE_SIZE_MAX);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-int open_handle(const struct mmapq_params *p, bool no_register, struct mmapq **ret,
-                struct mmapq_error *err)
+/* A handle opened as p says; no_register: mmapq_consumer_remove's; repair:
+ * mmapq_repair's. */
+static int open_as(const struct mmapq_params *p, bool no_register, bool repair,
+                   struct mmapq **ret, struct mmapq_error *err)
 {
 	struct mmapq *q;
 	int r;
@@ -195,6 +209,8 @@ int open_handle(const struct mmapq_params *p, bool no_register, struct mmapq **r
 	}
 	q->fd = q->lock_fd = -1;
 	q->role = p->role;
+	q->repair = repair;
+	q->prev.seq = UINT64_MAX;
 	q->start = p->start;
 	q->no_register = no_register;
 	if (p->role == MMAPQ_ROLE_CONSUMER && !p->migrate)
@@ -214,65 +230,67 @@ int open_handle(const struct mmapq_params *p, bool no_register, struct mmapq **r
 		mmapq_close(q);
 		return r;
 	}
-	/* the file's version is final now (a version-2 file was upgraded) */
-	q->put_refused = q->role != MMAPQ_ROLE_PRODUCER ? -EPERM :
-	                 q->version != MMAPQ_VERSION ? -EROFS : 0; /* opened to migrate it */
+	q->put_refused = q->role != MMAPQ_ROLE_PRODUCER || repair ? -EPERM :
+	                 q->legacy ? -EROFS : 0; /* opened to migrate it */
 	*ret = q;
 	return 0;
 }
 
-/*
- * Symbol versions (libmmapq.map).  Two structs of mmapq.h grew in 1.1 (named
- * consumers): struct mmapq_params (consumer, start, max_consumers) and
- * struct mmapq_status (max_consumers, consumers).  A program built against
- * 1.0's mmapq.h links mmapq_open@LIBMMAPQ_1 and mmapq_status@LIBMMAPQ_1,
- * which read and write only 1.0's part of its structs; a program built now
- * links the default versions, @@LIBMMAPQ_1.1.  Only the shared library has
- * versions; the static test library (mmapq_faults) has the new ones alone.
- */
-#ifdef MMAPQ_SHARED_LIBRARY
-#define OPEN_FN   mmapq_open_v1_1
-#define STATUS_FN mmapq_status_v1_1
-MMAPQ_API int mmapq_open_v1_1(const struct mmapq_params *p, struct mmapq **ret,
-                              struct mmapq_error *err);
-MMAPQ_API int mmapq_status_v1_1(struct mmapq *q, struct mmapq_status *st);
-__asm__(".symver mmapq_open_v1_1, mmapq_open@@LIBMMAPQ_1.1");
-__asm__(".symver mmapq_status_v1_1, mmapq_status@@LIBMMAPQ_1.1");
-#else
-#define OPEN_FN   mmapq_open
-#define STATUS_FN mmapq_status
-#endif
-/* 1.0's structs ended where these fields begin */
-#define PARAMS_V1_SIZE offsetof(struct mmapq_params, consumer)
-#define STATUS_V1_SIZE offsetof(struct mmapq_status, max_consumers)
-
-int OPEN_FN(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err)
+int open_handle(const struct mmapq_params *p, bool no_register, struct mmapq **ret,
+                struct mmapq_error *err)
 {
-	return open_handle(p, false, ret, err);
+	return open_as(p, no_register, false, ret, err);
 }
 
-#ifdef MMAPQ_SHARED_LIBRARY
-/* 1.0's mmapq_open: its caller's struct has no consumer fields, which are
- * the default consumer, starting at the oldest record, any table size. */
-MMAPQ_API int mmapq_open_v1(const void *p, struct mmapq **ret, struct mmapq_error *err);
-__asm__(".symver mmapq_open_v1, mmapq_open@LIBMMAPQ_1");
-MMAPQ_API int mmapq_open_v1(const void *p, struct mmapq **ret, struct mmapq_error *err)
+int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err)
 {
-	struct mmapq_params now = {0};
-
-	if (!p)
-		return OPEN_FN(NULL, ret, err);
-	memcpy(&now, p, PARAMS_V1_SIZE);
-	return OPEN_FN(&now, ret, err);
+	return open_as(p, false, false, ret, err);
 }
-#endif
+
+int64_t mmapq_repair(const struct mmapq_params *p, struct mmapq_salvage *report,
+                     struct mmapq_error *err)
+{
+	struct mmapq_params rp;
+	struct mmapq_salvage s = {0};
+	struct mmapq *q = NULL;
+	int64_t r;
+
+	if (!p) {
+		set_err(err, "no queue path given");
+		return -EINVAL;
+	}
+	rp = (struct mmapq_params){.path = p->path, .role = MMAPQ_ROLE_PRODUCER, .sync = p->sync};
+	r = open_as(&rp, false, true, &q, err);
+	if (r < 0)
+		return r;
+	if (q->legacy) {
+		set_err(err, "%s: format version %" PRIu32 " (fixed-size slots): `mmapqctl recreate`"
+		        " carries it over into a version-%" PRIu32 " file", q->path, q->version,
+		        MMAPQ_VERSION);
+		mmapq_close(q);
+		return -EPROTO;
+	}
+	r = (int64_t)q->salvaged;
+	if (r > 0) {
+		const struct mmapq_state *st = &q->h->state;
+		s = (struct mmapq_salvage){st->salvages, st->salvage_usec, st->below_from, st->below_to,
+		                           st->above_from, st->above_to, st->dropped_bytes};
+	} else {
+		s.count = q->h->state.salvages;
+	}
+	mmapq_close(q);
+	if (report)
+		*report = s;
+	return r;
+}
 
 void mmapq_close(struct mmapq *q)
 {
 	if (!q)
 		return;
-	if (q->role == MMAPQ_ROLE_PRODUCER && q->h && q->self && q->tail != q->published)
+	if (q->prod && q->tail.seq != q->published.seq)
 		(void)mmapq_publish(q);
+	detach(q);
 	if (q->h)
 		munmap(q->h, q->map_size);
 	if (q->lock_fd >= 0)
@@ -294,45 +312,58 @@ void mmapq_set_spin(struct mmapq *q, uint32_t spin_us)
 	q->spin_us = q->lock_spins ? spin_us : 0; /* lock_spins is 0 with one CPU */
 }
 
-/* A side of the header (the producer's; a version-1/2 file's one
- * consumer's) as anyone reads it, without locks; byte is its role's. */
-void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t byte,
-                 struct mmapq_side_status *o)
+/* The producer's side as anyone reads it, without locks. */
+static void producer_status(const struct mmapq *q, struct mmapq_side_status *o)
 {
+	const struct mmapq_producer *s = &q->h->producer;
+
 	o->pid = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
 	o->start_usec = __atomic_load_n(&s->start_usec, __ATOMIC_RELAXED);
 	o->dropped = __atomic_load_n(&s->dropped, __ATOMIC_RELAXED);
 	o->bad_input = __atomic_load_n(&s->bad_input, __ATOMIC_RELAXED);
 	o->recoveries = __atomic_load_n(&s->recoveries, __ATOMIC_RELAXED);
 	o->attaches = __atomic_load_n(&s->attaches, __ATOMIC_RELAXED);
-	/* held by another, or by us: our role's byte (a consumer's here is a
-	 * version-1/2 file's, taken to migrate it; only roles have any) */
-	o->attached = held_by_other(q, o->pid, byte) ||
-	              (q->role == MMAPQ_ROLE_PRODUCER && byte == MMAPQ_LOCK_PRODUCER) ||
-	              (q->role == MMAPQ_ROLE_CONSUMER && byte == MMAPQ_LOCK_CONSUMER);
+	/* held by another, or by us */
+	o->attached = held_by_other(q, o->pid, MMAPQ_LOCK_PRODUCER) || q->prod;
 }
 
-int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
+int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 {
 	struct mmapq_status s = {0};
+	struct pos floor;
+	uint64_t tail_byte;
+	int r;
 
-	s.version = q->h->version;
-	s.header_size = q->h->header_size;
-	s.capacity = q->capacity;
-	s.record_size = q->record_size;
-	s.slot_size = q->slot_size;
+	s.version = q->version;
+	s.header_size = MMAPQ_HEADER_SIZE;
 	s.format = q->format;
+	s.max_record = q->max_record;
+	s.size = q->size;
 	s.file_size = q->h->file_size;
 	s.created_usec = q->h->created_usec;
-	int r = snapshot_positions(q, &s.head, &s.tail);
-
+	s.attached_by_pid = q->lock_fd < 0;
+	s.salvaged = q->salvaged;
+	if (q->legacy) {
+		s.file_size = ((const struct mmapq_identity_v3 *)q->h)->file_size;
+		s.created_usec = ((const struct mmapq_identity_v3 *)q->h)->created_usec;
+		r = legacy_status(q, &s);
+		if (r < 0)
+			return r;
+		*st = s;
+		return 0;
+	}
+	r = snapshot_floor(q, &floor);
 	if (r < 0)
 		return r;
-	side_status(q, &q->h->producer, MMAPQ_LOCK_PRODUCER, &s.producer);
+	s.head = floor.seq;
+	s.tail = load_tail(q);
+	tail_byte = load_tail_byte(q);
+	if (s.tail < s.head || tail_byte < floor.byte)
+		return -EBADMSG;
+	s.used_bytes = tail_byte - floor.byte;
+	producer_status(q, &s.producer);
 	s.max_consumers = q->max_consumers;
-	if (q->legacy) {
-		legacy_status(q, &s);
-	} else {
+	{
 		/* the consumer "default" if registered, else the first one */
 		struct mmapq_consumer_status c, pick;
 		bool have = false;
@@ -342,7 +373,7 @@ int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
 			if (!registered(&q->h->consumers[i]))
 				continue;
 			s.consumers++;
-			consumer_status(q, i, s.tail, &c);
+			consumer_status(q, i, s.tail, tail_byte, &c);
 			if (!have || (strcmp(pick.name, MMAPQ_CONSUMER_DEFAULT) &&
 			              !strcmp(c.name, MMAPQ_CONSUMER_DEFAULT)))
 				pick = c;
@@ -354,28 +385,15 @@ int STATUS_FN(struct mmapq *q, struct mmapq_status *st)
 				.recoveries = pick.recoveries, .attaches = pick.attaches,
 			};
 	}
-	s.attached_by_pid = q->lock_fd < 0;
-	/* written once (under the mutex, which an observer does not take: it
-	 * may see an id being given to a file half written); older versions
-	 * have none */
-	if (q->version == MMAPQ_VERSION)
-		for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
-			s.id[i] = __atomic_load_n(&q->h->id[i], __ATOMIC_RELAXED);
+	/* written once, at creation */
+	memcpy(s.id, q->h->id, sizeof(s.id));
+	s.clean = __atomic_load_n(&q->h->state.clean, __ATOMIC_RELAXED) == 1;
+	{
+		const struct mmapq_state *h = &q->h->state;
+		s.salvage = (struct mmapq_salvage){h->salvages, h->salvage_usec, h->below_from,
+		                                   h->below_to, h->above_from, h->above_to,
+		                                   h->dropped_bytes};
+	}
 	*st = s;
 	return 0;
 }
-
-#ifdef MMAPQ_SHARED_LIBRARY
-/* 1.0's mmapq_status: its caller's struct ends before max_consumers. */
-MMAPQ_API int mmapq_status_v1(struct mmapq *q, void *st);
-__asm__(".symver mmapq_status_v1, mmapq_status@LIBMMAPQ_1");
-MMAPQ_API int mmapq_status_v1(struct mmapq *q, void *st)
-{
-	struct mmapq_status now;
-	int r = STATUS_FN(q, &now);
-
-	if (r == 0)
-		memcpy(st, &now, STATUS_V1_SIZE);
-	return r;
-}
-#endif

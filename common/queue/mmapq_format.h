@@ -1,81 +1,106 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mmapq_format.h -- the layout of an mmapq queue file, version 3.
+ * mmapq_format.h -- the layout of an mmapq queue file, version 4.
  *
  * This header is the file format: fixed-width fields, no pointers, every
  * size and offset frozen by _Static_assert below.  The API lives in mmapq.h;
  * nothing but the library and its tests should include this file.
  *
  *   offset 0            struct mmapq_header   (MMAPQ_HEADER_SIZE bytes, one page)
- *   offset header_size  capacity slots of slot_size bytes each
- *                       (mmapq_slot_size(format, record_size)):
- *                         format line: struct mmapq_slot (16 bytes) +
- *                           payload (record_size, rounded up to 8);
- *                         format int:  struct mmapq_int_slot (16 bytes:
- *                           sequence number and value), whatever
- *                           record_size says
- *   file size           header_size + capacity * slot_size, exactly
+ *   offset header_size  the ring: size bytes (a power of two) of frames
+ *   file size           header_size + size, exactly
  *
- * Versions.  1: every slot was a struct mmapq_slot + record_size payload
- * bytes, int records too (an int record took 16 + 8 bytes at least, 80
- * with the shipped record_size 64).  2: int slots are struct
- * mmapq_int_slot, 16 bytes; one consumer, its side at offset 256 (struct
- * mmapq_header_v2).  3 (this one): several named consumers (fan-out), each
- * with its own cursor, pid, counters and wait object in the consumer table
- * at offset 512; the oldest record still kept (floor) where version 2 had
- * its consumer's head; max_consumers in the identity (geometry).  Slots are
- * as in version 2.
- * This library opens a version-1 or version-2 file only to read it: as an
- * observer (status, dump) and, with mmapq_params.migrate, in both roles
- * without writing a slot (what `mmapqctl recreate` does to carry its
- * records over into a new file).  A producer or consumer that finds a
- * version-2 file and nobody else attached upgrades it in place
- * (upgrade_v2_alone in compat.c: its consumer becomes the registered
- * consumer "default" at the same position; no slot moves); with anyone
- * attached (an older daemon) it refuses (-EPROTO, naming both ways out).
- * Version 1 is refused (-EPROTO, naming `mmapqctl recreate`).
+ * Frames.  Every record is a frame at its real size: struct mmapq_frame (8
+ * bytes: its length and a checksum) and the payload, padded to a multiple
+ * of 8 (mmapq_frame_bytes): 8 to 15 bytes more than the payload, an int
+ * record 16 bytes in all.  Frames never wrap: where a record does not fit
+ * before the ring's end, a padding frame (len MMAPQ_FRAME_PAD) says that
+ * the bytes from there to the end are unused, and the record starts at
+ * offset 0.  Padding takes no sequence number.  max_record bounds a
+ * payload, and mmapq_frame_bytes(max_record) <= size / 4, so that at least
+ * four of the largest records fit and the ring keeps flowing.
+ *
+ * Checksums.  crc is CRC-32C (crc32c.h) of the record's sequence number (8
+ * bytes), len (4 bytes) and the payload, in the file's byte order.  The
+ * sequence number is not stored: a frame is where its predecessor ends, so
+ * it is implied, and bound into the checksum, so that a frame of an earlier
+ * lap at the same bytes, one written half (a power cut), or one read at the
+ * wrong place never passes for the record expected there.  Every record is
+ * checked before it is handed out; a padding frame's crc covers the
+ * sequence number of the record after it and MMAPQ_FRAME_PAD.
+ *
+ * Positions.  Free-running 64-bit sequence numbers and byte positions:
+ * the frame at byte position b lives at ring offset b & (size - 1).  tail
+ * {seq, byte}: where the producer publishes next (tail.seq counts every
+ * record ever published).  Each registered consumer has its own cursor
+ * {seq, byte} (struct mmapq_consumer): the next record it consumes.  floor
+ * {seq, byte}: the oldest record still kept, the lowest cursor of the
+ * registered consumers (or, with none registered, where the last one left
+ * off: records wait for the next consumer).  Invariants: floor <= cursor <=
+ * tail for every registered consumer (both members), tail.byte - floor.byte
+ * <= size, every byte position a multiple of 8, and each cursor's byte
+ * where its seq's frame starts.  The producer may write a byte only below
+ * floor.byte + size, so the slowest registered consumer holds it back, and a
+ * registered consumer that is down keeps its records (a durable
+ * subscription) until it comes back or is removed (`mmapqctl consumer
+ * remove`).  Room: of F = floor.byte + size - tail.byte free bytes, a
+ * padding frame may take what lies between tail and the ring's end (less
+ * than one frame of max_record), so records whose frames add up to
+ * F - min(that, mmapq_frame_bytes(max_record)) always fit (mmapq_reserve).
+ *
+ * Write order (sync = batch or always; never: none, which survives a
+ * process crash, by the publish order below, but not a power cut).
+ *   publish: the frames are written, then msync'ed, then tail is stored,
+ *   then the header page is msync'ed: a tail on disk never covers a frame
+ *   that is not.  release: a consumer stores its cursor (position), msyncs
+ *   the header page, and only then stores it again as synced, the cursor
+ *   that floor is computed from, which lets the producer reuse the bytes:
+ *   a frame is overwritten only after the cursor that freed it is on disk.
+ *   With never, synced is stored with position.  With always, every record
+ *   is synced as it is put, and published at once by the daemons.
+ *
+ * Clean close, and salvage.  state.clean is 1 once the last process
+ * detached (set and msync'ed by whoever closes holding the attach byte
+ * exclusively), 0 while anyone is attached (cleared and msync'ed by the
+ * first to attach).  A producer or consumer that attaches alone to a file
+ * that is not clean (a crash, a power cut) walks its frames from floor to
+ * tail, checking each one's length and crc and that they end exactly at
+ * tail; at the first bad frame it salvages: of the runs of good frames
+ * that start at floor or at a consumer's cursor, the one that reaches
+ * furthest is kept, tail goes back to its end and floor up to its start,
+ * cursors are clamped into it, and what was dropped (the records below and
+ * above it: state) is counted and reported (mmapq_status).  A clean file is
+ * not walked: attaching costs nothing per record kept.  `mmapqctl repair`
+ * walks on demand, whatever the flag says.
+ *
+ * Versions.  1, 2 and 3 were rings of fixed-size slots (a record took a
+ * whole slot of record_size bytes); 2 and 3 had 16-byte int slots, 3 added
+ * the consumer table.  This library reads them only to migrate them
+ * (mmapq_params.migrate: `mmapqctl recreate` carries their records and
+ * consumers over into a version-4 file) and to show them (observers); a
+ * producer or consumer refuses them (-EPROTO, naming `mmapqctl recreate`).
+ * Their layouts are at the end of this file.
  *
  * Queue id.  16 random bytes (getrandom) at offset 3584, the start of the
  * reserved tail, so that records of different queues (on one host or many)
  * can be told apart: the NATS output's Nats-Msg-Id is "<id in hex>:<seq>",
  * which JetStream's duplicate window uses to drop a record forwarded twice.
- * A file is given one when it is created; a file without one (all zero: a
- * version-3 file made before ids, or one upgraded in place from version 2,
- * whose tail was reserved and zero) gets one from the first producer or
- * consumer that attaches to it, under the mutex, written through to disk
- * at once.  Observers report all zero as "no id yet".  A file made anew
- * (mmapqctl recreate) has a new id, as its sequence numbers start again
- * at 0.
+ * A file is given one when it is created.  A file made anew (mmapqctl
+ * recreate) has a new id, as its sequence numbers start again at 0.
  *
  * All integers are in the byte order of the machine that created the file;
  * byte_order tells a reader on another machine that it cannot use the file.
  *
- * Positions.  All positions are free-running 64-bit sequence numbers: the
- * record with sequence number s lives in slot (s & (capacity - 1)).  tail is
- * the next sequence number the producer will publish (so it also counts every
- * record ever published).  Each registered consumer has its own cursor
- * (struct mmapq_consumer.position): the next sequence number it will
- * consume.  floor is the oldest record still kept: the lowest cursor of the
- * registered consumers (or, with none registered, where the last one left
- * off: records wait for the next consumer, as in version 2).  Invariants:
- * floor <= cursor <= tail for every registered consumer, tail <= floor +
- * capacity.  The records with floor <= seq < tail are in the ring; the
- * producer may overwrite a slot only below floor (its bound is floor +
- * capacity), so the slowest registered consumer holds it back, and a
- * registered consumer that is down keeps its records (a durable
- * subscription) until it comes back or is removed (`mmapqctl consumer
- * remove`).
- *
  * Synchronisation, and why it is not pthread_cond_t.
  *   A robust (PTHREAD_MUTEX_ROBUST), process-shared pthread mutex guards
- *   tail, floor, every cursor, the consumer table and the wait flags.  The
+ *   tail, floor, the synced cursors, the consumer table and the wait flags.  The
  *   condition variables (one not_empty per consumer: that consumer waits,
  *   the producer signals; not_full: the producer waits, a consumer that
  *   moves floor signals) are NOT glibc's pthread_cond_t, because glibc's
  *   process-shared condvar keeps state for every waiter and signaler
  *   inside the object, and a process SIGKILLed at the wrong instant leaves
  *   that state behind: a later signal, broadcast or destroy can block
- *   forever (README, "Synchronisation", has the measurements; glibc BZ
+ *   forever (DESIGN.md, "Synchronisation", has the measurements; glibc BZ
  *   25847, 21422).
  *   Instead each wait object is a futex sequence counter (struct mmapq_cond):
  *     signal (mutex held):  if waiting: waiting = 0, seq++, FUTEX_WAKE(all)
@@ -94,11 +119,12 @@
  *   and block at most 250 ms at a time, asking the caller's interrupted
  *   callback (a stopped holder must not keep a SIGTERMed waiter) and
  *   re-checking the header in between.
- *   Observers (mmapq_peek) read a slot like a seqlock reader: check the
- *   slot, copy the payload out, acquire fence, read floor again; floor >
- *   seq means the slot may have been reused during the copy (the producer
- *   overwrites it only after its acquire load of a floor > seq, which a
- *   consumer stored with release): the copy is discarded.
+ *   Observers (mmapq_peek) read frames like a seqlock reader: walk from
+ *   floor to the record, copy it out, check its crc, acquire fence, read
+ *   floor again; floor past the record means its bytes may have been reused
+ *   during the copy (the producer overwrites bytes only after its acquire
+ *   load of a floor.byte beyond them, which a consumer stored with
+ *   release): the copy is discarded.
  *   Rules it relies on: every wait has a deadline (at most 0.5 s); wake only
  *   under the mutex and only a waiter that registered (a registered
  *   consumer whose waiting is 1, the producer when floor moved and it
@@ -129,9 +155,7 @@
  *                             lock), then downgrades to shared.
  *   byte MMAPQ_LOCK_PRODUCER  exclusive while a producer is attached.
  *   byte MMAPQ_LOCK_CONSUMER + i  exclusive while the consumer of table
- *                             entry i is attached (i < MMAPQ_CONSUMERS_MAX;
- *                             byte MMAPQ_LOCK_CONSUMER was version 2's one
- *                             consumer).  `mmapqctl consumer remove` takes
+ *                             entry i is attached (i < MMAPQ_CONSUMERS_MAX).  `mmapqctl consumer remove` takes
  *                             it too, so a consumer is never removed while
  *                             attached; `mmapqctl recreate` (migrate) takes
  *                             all of them at once.
@@ -167,14 +191,13 @@
 #define MMAPQ_MAGIC             "MMAPQ\0\r\n" /* 8 bytes; \r\n catches text-mode copies */
 #define MMAPQ_VERSION           MMAPQ_FILE_VERSION
 #define MMAPQ_VERSION_1         UINT32_C(1) /* read only, to migrate (see "Versions") */
-#define MMAPQ_VERSION_2         UINT32_C(2) /* read only, to migrate; upgraded in place alone */
+#define MMAPQ_VERSION_2         UINT32_C(2)
+#define MMAPQ_VERSION_3         UINT32_C(3)
 #define MMAPQ_BYTE_ORDER        UINT32_C(0x01020304)
 #define MMAPQ_HEADER_SIZE       UINT32_C(4096)
-#define MMAPQ_SLOT_HEADER_SIZE  UINT32_C(16) /* line slots (and every version-1 slot) */
-#define MMAPQ_INT_SLOT_SIZE     UINT32_C(16) /* int slots, version 2 */
 
-/* The limits enforced on creation and on every attach (MMAPQ_CAPACITY_MIN
- * ... MMAPQ_FILE_SIZE_MAX), the record formats (enum mmapq_record_format)
+/* The limits enforced on creation and on every attach (MMAPQ_SIZE_MIN ...
+ * MMAPQ_MAX_RECORD_MAX), the record formats (enum mmapq_record_format)
  * and the lock file's name (MMAPQ_LOCK_SUFFIX) are in mmapq.h. */
 
 /* The OFD lock bytes of the lock file (see "Attach protocol" above). */
@@ -187,6 +210,23 @@
 #define MMAPQ_CONSUMER_FREE       UINT32_C(0)
 #define MMAPQ_CONSUMER_REGISTERED UINT32_C(1)
 
+/* struct mmapq_frame.len of a padding frame: the rest of the ring is unused */
+#define MMAPQ_FRAME_PAD         UINT32_MAX
+#define MMAPQ_FRAME_ALIGN       UINT32_C(8)
+
+/*
+ * A frame's header; the payload follows, then zero bytes up to a multiple
+ * of MMAPQ_FRAME_ALIGN.  Written by the producer beyond the published tail
+ * (nobody reads there), before its release store of tail.seq; read by
+ * consumers after their acquire load of tail.seq, and by observers, who
+ * check floor after reading (see "Synchronisation").  Consumers map the
+ * ring read-only.
+ */
+struct mmapq_frame {
+	uint32_t len;  /* payload bytes (<= max_record), or MMAPQ_FRAME_PAD */
+	uint32_t crc;  /* CRC-32C of the sequence number, len and payload   */
+};
+
 /*
  * One wake-up channel.  seq is the futex word.  Both fields are written
  * only with the queue mutex held: waiting = 1 by the waiter before it
@@ -198,59 +238,101 @@
 struct mmapq_cond {
 	uint32_t seq;      /* futex word; relaxed atomics, changed under the mutex */
 	uint32_t waiting;  /* 1 while the (single) waiter is registered          */
-	uint8_t  reserved[56];
 };
 
 /*
- * The producer's state (and, in version 2, the one consumer's: struct
- * mmapq_header_v2), on its own cache lines.  Every field is written only by
- * the process holding that role (single writer, relaxed atomic stores)
- * except position, which is also written under the mutex.
+ * The producer's state, on its own cache lines.  Every field is written
+ * only by the process holding the producer role (relaxed atomic stores,
+ * single writer), tail and tail_byte with the mutex held.
  */
-struct mmapq_side {
-	/* Producer: tail.  Consumer: head.  Written by the owner with the mutex
-	 * held (store-release); read by the other side under the mutex or with
-	 * load-acquire.  The producer's release store of tail publishes the slot
-	 * contents it wrote before; the consumer's release store of head hands
-	 * the slots it read back to the producer. */
-	uint64_t position;
+struct mmapq_producer {
+	/* Where the next record goes: tail (its sequence number, also the
+	 * count of records ever published) and tail_byte.  Stored with the
+	 * mutex held, tail_byte first (relaxed), then tail (store-release: it
+	 * publishes the frames written before it, and tail_byte); read by
+	 * consumers with load-acquire of tail, then tail_byte (which may be a
+	 * newer one, never an older one), by observers the same way. */
+	uint64_t tail;
+	uint64_t tail_byte;
 	int32_t  pid;          /* owner's pid, set after taking the role lock */
 	uint32_t reserved0;
 	uint64_t start_usec;   /* CLOCK_REALTIME when the owner attached       */
-	uint64_t dropped;      /* producer: records dropped by on_full = drop  */
-	uint64_t bad_input;    /* producer: rejected tokens and lines          */
+	uint64_t dropped;      /* records dropped by on_full = drop            */
+	uint64_t bad_input;    /* rejected tokens and lines                    */
 	uint64_t recoveries;   /* EOWNERDEAD repairs and stale-lock resets done
-	                          by this role                                  */
-	uint64_t attaches;     /* times a process took this role               */
-	uint8_t  reserved[72];
+	                          by the producer                              */
+	uint64_t attaches;     /* times a process took the role                */
+	uint8_t  reserved[64];
 };
 
 /*
- * One registered consumer (version 3): an entry of the consumer table,
- * three cache lines, so that no two consumers (and no consumer and the
- * producer) write the same line.
+ * The oldest record still kept: the lowest synced cursor of the registered
+ * consumers.  Written with the mutex held by a consumer whose sync or
+ * registration moved the lowest cursor, by `consumer remove`, by the
+ * repair after EOWNERDEAD and by a salvage, as a seqlock: gen + 1 (odd),
+ * seq, byte (store-release), gen + 1 (even, store-release).  The producer
+ * reads byte alone, with load-acquire (its bound: byte + size; the acquire
+ * pairs with the store-release of byte, which comes after the slowest
+ * consumer's reads of the frames below it, ordered through the mutex);
+ * consumers read the pair under the mutex; observers read gen, the pair and
+ * gen again, and take the pair only if gen was even and did not change.
+ */
+struct mmapq_floor {
+	uint64_t seq;
+	uint64_t byte;
+	uint64_t gen;
+	uint8_t  reserved[104];
+};
+
+/*
+ * Clean close and salvage (see "Clean close, and salvage"): written only by
+ * a process alone (the attach byte held exclusively): clean at the first
+ * attach and the last close, the rest by a salvage.  Observers read them
+ * relaxed.
+ */
+struct mmapq_state {
+	uint32_t clean;             /* 1: the last process detached cleanly    */
+	uint32_t reserved0;
+	uint64_t salvages;          /* salvages that dropped anything          */
+	uint64_t salvage_usec;      /* CLOCK_REALTIME of the last one          */
+	/* The records the last salvage dropped: [below_from, below_to) under
+	 * the run it kept, [above_from, above_to) past it (sequence numbers as
+	 * the file said them), and the bytes of their frames. */
+	uint64_t below_from, below_to;
+	uint64_t above_from, above_to;
+	uint64_t dropped_bytes;
+};
+
+/*
+ * One registered consumer: an entry of the consumer table, three cache
+ * lines, so that no two consumers (and no consumer and the producer) write
+ * the same line.
  */
 struct mmapq_consumer {
-	/* Line 0: the consumer's own.  position is written by the process
-	 * holding this entry's role byte, with the mutex held (store-release:
-	 * its reads of the slots below it come first); read under the mutex
-	 * by the consumer that recomputes floor, by the repair after
-	 * EOWNERDEAD, and with load-acquire by observers.  state is written
-	 * with the mutex held (store-release) by whoever registers (a
-	 * consumer's first attach) or removes (`mmapqctl consumer remove`,
-	 * holding the role byte); read under the mutex, observers acquire.
-	 * The others are written by the role holder alone (relaxed atomic
-	 * stores), read by observers (relaxed). */
-	uint64_t position;        /* next sequence number it consumes        */
+	/* Line 0: the consumer's own.
+	 * position, position_byte: its cursor, the next record it consumes;
+	 * stored by the process holding this entry's role byte as it releases
+	 * records, byte first (relaxed), then seq (store-release: its reads of
+	 * the frames below come first).  Read by the repair after EOWNERDEAD
+	 * (under the mutex) and by observers (acquire); what survives a crash.
+	 * synced, synced_byte: the cursor known to be on disk (sync batch and
+	 * always: stored after the msync that wrote position; never: with
+	 * position), stored under the mutex by the holder, read under it by
+	 * whoever recomputes floor, which is the lowest of them.
+	 * state: written with the mutex held (store-release) by whoever
+	 * registers (a consumer's first attach) or removes (`mmapqctl consumer
+	 * remove`, holding the role byte); read under the mutex, observers
+	 * acquire.  The others are written by the role holder alone (relaxed
+	 * atomic stores), read by observers (relaxed). */
+	uint64_t position;        /* next sequence number it consumes         */
+	uint64_t position_byte;   /* where that record's frame (or padding) is */
+	uint64_t synced;          /* position as it is known to be on disk    */
+	uint64_t synced_byte;
 	uint32_t state;           /* MMAPQ_CONSUMER_FREE / _REGISTERED        */
 	int32_t  pid;             /* last holder's pid, set after the role lock */
 	uint64_t start_usec;      /* CLOCK_REALTIME when the holder attached  */
 	uint64_t attach_position; /* position when the holder attached (rate) */
 	uint64_t registered_usec; /* CLOCK_REALTIME of the registration       */
-	uint64_t recoveries;      /* EOWNERDEAD repairs and stale-lock resets
-	                             done by this consumer                    */
-	uint64_t attaches;        /* times a process took this consumer's role */
-	uint64_t reserved0;
 	/* Line 1: the name, 1 to MMAPQ_CONSUMER_NAME_MAX bytes of
 	 * MMAPQ_CONSUMER_NAME_CHARS and NUL-padded, unique among the registered
 	 * entries; written with the mutex held before state becomes
@@ -258,40 +340,30 @@ struct mmapq_consumer {
 	 * is valid here (older versions registered such names), though no
 	 * consumer may take one now (mmapq_consumer_name_valid). */
 	char     name[64];
-	/* Line 2: this consumer waits on it, the producer signals it. */
+	/* Line 2: this consumer waits on not_empty, the producer signals it;
+	 * the counters are the role holder's (relaxed), written at attach and
+	 * at a repair. */
 	struct mmapq_cond not_empty;
-};
-
-/* The oldest record still kept.  floor is written with the mutex held
- * (store-release) by a consumer whose release or registration moved the
- * lowest cursor, by `consumer remove`, and by the repair after EOWNERDEAD;
- * read by the producer with load-acquire (its bound: floor + capacity;
- * the acquire pairs with that store-release, which comes after the
- * slowest consumer's reads of the slots below it, ordered through the
- * mutex), by consumers under the mutex, by observers with load-acquire.
- * At the offset of version 2's consumer head, which meant the same. */
-struct mmapq_floor {
-	uint64_t floor;
-	uint8_t  reserved[120];
+	uint64_t recoveries;      /* EOWNERDEAD repairs and stale-lock resets
+	                             done by this consumer                    */
+	uint64_t attaches;        /* times a process took this consumer's role */
+	uint8_t  reserved[40];
 };
 
 struct mmapq_header {
 	/* Identity and geometry: written once at creation (before the file is
-	 * linked into place, so nobody sees it half-written), read-only after
-	 * (an in-place upgrade from version 2 writes max_consumers and then
-	 * version, alone). */
+	 * linked into place, so nobody sees it half-written), read-only after. */
 	uint8_t  magic[8];
 	uint32_t version;
-	uint32_t header_size;  /* MMAPQ_HEADER_SIZE; the slots start here     */
-	uint32_t byte_order;   /* MMAPQ_BYTE_ORDER as written by the creator  */
-	uint32_t format;       /* enum mmapq_record_format                    */
-	uint32_t capacity;     /* number of slots, a power of two             */
-	uint32_t record_size;  /* maximum payload bytes per record            */
-	uint32_t slot_size;    /* mmapq_slot_size_v(version, format, record_size) */
-	uint32_t max_consumers; /* entries of the table in use, 1..MMAPQ_CONSUMERS_MAX
-	                          (version 2: reserved, zero)                  */
-	uint64_t file_size;    /* header_size + capacity * slot_size          */
-	uint64_t created_usec; /* CLOCK_REALTIME at creation                  */
+	uint32_t header_size;   /* MMAPQ_HEADER_SIZE; the ring starts here      */
+	uint32_t byte_order;    /* MMAPQ_BYTE_ORDER as written by the creator   */
+	uint32_t format;        /* enum mmapq_record_format                     */
+	uint32_t max_record;    /* largest payload; mmapq_frame_size(max_record)
+	                           <= size / 4                                  */
+	uint32_t max_consumers; /* entries of the table in use, 1..MMAPQ_CONSUMERS_MAX */
+	uint64_t size;          /* ring bytes, a power of two                   */
+	uint64_t file_size;     /* header_size + size                          */
+	uint64_t created_usec;  /* CLOCK_REALTIME at creation                  */
 	uint8_t  reserved1[8];
 
 	/* The robust, process-shared mutex.  Initialised at creation and again
@@ -301,134 +373,208 @@ struct mmapq_header {
 		uint8_t bytes[64];
 	} lock;
 
-	struct mmapq_side producer;   /* written by the producer */
-	struct mmapq_floor floor;     /* the oldest record kept (see above) */
-	uint8_t  reserved2[64];       /* version 2's not_empty; zero */
-	struct mmapq_cond not_full;   /* producer waits, the consumer that moves floor signals */
+	struct mmapq_producer producer; /* written by the producer */
+	struct mmapq_floor floor;       /* the oldest record kept (see above) */
+	struct mmapq_state state;       /* clean close, salvage (see above) */
+	struct mmapq_cond not_full;     /* producer waits, the consumer that moves floor signals */
+	uint8_t  not_full_reserved[56];
 	struct mmapq_consumer consumers[MMAPQ_CONSUMERS_MAX]; /* [max_consumers..] zero */
 
 	/* The queue's identity (see "Queue id" above): 16 random bytes,
-	 * written at creation, or, in a file without one (all zero), once by
-	 * the first producer or consumer to attach, under the mutex.  Never
-	 * changed after that. */
+	 * written at creation, never changed. */
 	uint8_t  id[MMAPQ_ID_SIZE];
 	uint8_t  reserved[496];       /* must be zero */
 } __attribute__((aligned(64)));
 
-/*
- * Version 2's header (read to migrate or upgrade it; never created): the
- * identity, mutex and producer as in version 3, one consumer.
- */
-struct mmapq_header_v2 {
-	uint8_t  identity[64];        /* as version 3's, max_consumers zero */
-	uint8_t  lock[64];
-	struct mmapq_side producer;
-	struct mmapq_side consumer;   /* position: head, where version 3 has floor */
-	struct mmapq_cond not_empty;  /* consumer waits, producer signals */
-	struct mmapq_cond not_full;   /* producer waits, consumer signals */
-	uint8_t  reserved[3584];      /* must be zero */
-} __attribute__((aligned(64)));
-
-/*
- * Slot header of format line (and of every slot of a version-1 file).
- * Written by the producer before it publishes the slot (the release store
- * of tail); read by the consumer after its acquire of tail.  The consumer
- * never writes slots (it maps them PROT_READ).
- */
-struct mmapq_slot {
-	uint64_t seq;       /* sequence number of the record in this slot */
-	uint32_t len;       /* payload bytes, <= record_size              */
-	uint32_t reserved;  /* zero                                        */
-	/* payload follows */
-};
-
-/*
- * A slot of format int (version 2): the record's length is always 8, so it
- * is not stored.  Written and read like struct mmapq_slot: by the producer
- * before its release store of tail, by the consumer after its acquire load
- * of tail.
- */
-struct mmapq_int_slot {
-	uint64_t seq;       /* sequence number of the record in this slot */
-	int64_t  value;     /* the record: one int64_t, host byte order    */
-};
-
 /* Frozen layout. */
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "pthread_mutex_t does not fit its 64 bytes");
-_Static_assert(sizeof(struct mmapq_cond) == 64, "mmapq_cond is one cache line");
-_Static_assert(sizeof(struct mmapq_side) == 128, "mmapq_side is two cache lines");
-_Static_assert(sizeof(struct mmapq_slot) == MMAPQ_SLOT_HEADER_SIZE, "slot header size");
+_Static_assert(sizeof(struct mmapq_frame) == MMAPQ_FRAME_ALIGN, "a frame header is 8 bytes");
+_Static_assert(offsetof(struct mmapq_frame, len) == 0, "frame.len offset");
+_Static_assert(offsetof(struct mmapq_frame, crc) == 4, "frame.crc offset");
+_Static_assert(sizeof(struct mmapq_cond) == 8, "mmapq_cond is two words");
+_Static_assert(offsetof(struct mmapq_cond, seq) == 0, "cond.seq offset");
+_Static_assert(offsetof(struct mmapq_cond, waiting) == 4, "cond.waiting offset");
+_Static_assert(sizeof(struct mmapq_producer) == 128, "the producer has two cache lines");
+_Static_assert(offsetof(struct mmapq_producer, tail) == 0, "producer.tail offset");
+_Static_assert(offsetof(struct mmapq_producer, tail_byte) == 8, "producer.tail_byte offset");
+_Static_assert(offsetof(struct mmapq_producer, pid) == 16, "producer.pid offset");
+_Static_assert(offsetof(struct mmapq_producer, start_usec) == 24, "producer.start_usec offset");
+_Static_assert(offsetof(struct mmapq_producer, dropped) == 32, "producer.dropped offset");
+_Static_assert(offsetof(struct mmapq_producer, bad_input) == 40, "producer.bad_input offset");
+_Static_assert(offsetof(struct mmapq_producer, recoveries) == 48, "producer.recoveries offset");
+_Static_assert(offsetof(struct mmapq_producer, attaches) == 56, "producer.attaches offset");
+_Static_assert(sizeof(struct mmapq_floor) == 128, "floor has two cache lines of its own");
+_Static_assert(offsetof(struct mmapq_floor, byte) == 8, "floor.byte offset");
+_Static_assert(offsetof(struct mmapq_floor, gen) == 16, "floor.gen offset");
+_Static_assert(sizeof(struct mmapq_state) == 64, "state is one cache line");
+_Static_assert(offsetof(struct mmapq_state, salvages) == 8, "state.salvages offset");
+_Static_assert(offsetof(struct mmapq_state, below_from) == 24, "state.below_from offset");
+_Static_assert(offsetof(struct mmapq_state, dropped_bytes) == 56, "state.dropped_bytes offset");
+_Static_assert(sizeof(struct mmapq_consumer) == 192, "a consumer is three cache lines");
+_Static_assert(offsetof(struct mmapq_consumer, position) == 0, "consumer.position offset");
+_Static_assert(offsetof(struct mmapq_consumer, position_byte) == 8, "consumer.position_byte offset");
+_Static_assert(offsetof(struct mmapq_consumer, synced) == 16, "consumer.synced offset");
+_Static_assert(offsetof(struct mmapq_consumer, synced_byte) == 24, "consumer.synced_byte offset");
+_Static_assert(offsetof(struct mmapq_consumer, state) == 32, "consumer.state offset");
+_Static_assert(offsetof(struct mmapq_consumer, pid) == 36, "consumer.pid offset");
+_Static_assert(offsetof(struct mmapq_consumer, start_usec) == 40, "consumer.start_usec offset");
+_Static_assert(offsetof(struct mmapq_consumer, attach_position) == 48, "consumer.attach_position offset");
+_Static_assert(offsetof(struct mmapq_consumer, registered_usec) == 56, "consumer.registered_usec offset");
+_Static_assert(offsetof(struct mmapq_consumer, name) == 64, "consumer name on its own cache line");
+_Static_assert(offsetof(struct mmapq_consumer, not_empty) == 128, "consumer wait object on its own cache line");
+_Static_assert(offsetof(struct mmapq_consumer, recoveries) == 136, "consumer.recoveries offset");
+_Static_assert(offsetof(struct mmapq_consumer, attaches) == 144, "consumer.attaches offset");
+_Static_assert(offsetof(struct mmapq_consumer, reserved) == 152, "consumer.reserved offset");
+_Static_assert(sizeof(((struct mmapq_consumer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "name and its NUL");
 _Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is one page");
 _Static_assert(offsetof(struct mmapq_header, magic) == 0, "magic offset");
 _Static_assert(offsetof(struct mmapq_header, version) == 8, "version offset");
 _Static_assert(offsetof(struct mmapq_header, header_size) == 12, "header_size offset");
 _Static_assert(offsetof(struct mmapq_header, byte_order) == 16, "byte_order offset");
 _Static_assert(offsetof(struct mmapq_header, format) == 20, "format offset");
-_Static_assert(offsetof(struct mmapq_header, capacity) == 24, "capacity offset");
-_Static_assert(offsetof(struct mmapq_header, record_size) == 28, "record_size offset");
-_Static_assert(offsetof(struct mmapq_header, slot_size) == 32, "slot_size offset");
+_Static_assert(offsetof(struct mmapq_header, max_record) == 24, "max_record offset");
+_Static_assert(offsetof(struct mmapq_header, max_consumers) == 28, "max_consumers offset");
+_Static_assert(offsetof(struct mmapq_header, size) == 32, "size offset");
 _Static_assert(offsetof(struct mmapq_header, file_size) == 40, "file_size offset");
 _Static_assert(offsetof(struct mmapq_header, created_usec) == 48, "created_usec offset");
-_Static_assert(offsetof(struct mmapq_header, max_consumers) == 36, "max_consumers offset");
 _Static_assert(offsetof(struct mmapq_header, reserved1) == 56, "reserved1 offset");
 _Static_assert(offsetof(struct mmapq_header, lock) == 64, "mutex on its own cache line");
 _Static_assert(offsetof(struct mmapq_header, producer) == 128, "producer cache lines");
-_Static_assert(offsetof(struct mmapq_header, floor) == 256, "floor where version 2 had its head");
-_Static_assert(offsetof(struct mmapq_header, reserved2) == 384, "version 2's not_empty, unused");
+_Static_assert(offsetof(struct mmapq_header, floor) == 256, "floor cache lines");
+_Static_assert(offsetof(struct mmapq_header, state) == 384, "state cache line");
 _Static_assert(offsetof(struct mmapq_header, not_full) == 448, "not_full cache line");
 _Static_assert(offsetof(struct mmapq_header, consumers) == 512, "consumer table");
 _Static_assert(offsetof(struct mmapq_header, id) == 512 + MMAPQ_CONSUMERS_MAX * 192, "queue id");
 _Static_assert(offsetof(struct mmapq_header, id) == 3584, "queue id at the start of the tail");
 _Static_assert(offsetof(struct mmapq_header, reserved) == 3600, "reserved tail after the id");
-_Static_assert(sizeof(struct mmapq_consumer) == 192, "a consumer is three cache lines");
-_Static_assert(sizeof(struct mmapq_floor) == 128, "floor has two cache lines of its own");
-_Static_assert(offsetof(struct mmapq_consumer, position) == 0, "consumer.position offset");
-_Static_assert(offsetof(struct mmapq_consumer, state) == 8, "consumer.state offset");
-_Static_assert(offsetof(struct mmapq_consumer, pid) == 12, "consumer.pid offset");
-_Static_assert(offsetof(struct mmapq_consumer, start_usec) == 16, "consumer.start_usec offset");
-_Static_assert(offsetof(struct mmapq_consumer, attach_position) == 24, "consumer.attach_position offset");
-_Static_assert(offsetof(struct mmapq_consumer, registered_usec) == 32, "consumer.registered_usec offset");
-_Static_assert(offsetof(struct mmapq_consumer, recoveries) == 40, "consumer.recoveries offset");
-_Static_assert(offsetof(struct mmapq_consumer, attaches) == 48, "consumer.attaches offset");
-_Static_assert(offsetof(struct mmapq_consumer, name) == 64, "consumer name on its own cache line");
-_Static_assert(offsetof(struct mmapq_consumer, not_empty) == 128, "consumer wait object on its own cache line");
-_Static_assert(sizeof(((struct mmapq_consumer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "name and its NUL");
-_Static_assert(sizeof(struct mmapq_header_v2) == MMAPQ_HEADER_SIZE, "version 2 header is one page");
-_Static_assert(offsetof(struct mmapq_header_v2, producer) == offsetof(struct mmapq_header, producer),
-               "version 2 and 3 share the producer");
-_Static_assert(offsetof(struct mmapq_header_v2, consumer.position) == offsetof(struct mmapq_header, floor.floor),
-               "version 2's head is version 3's floor");
-_Static_assert(offsetof(struct mmapq_header_v2, not_empty) == 384, "version 2 not_empty");
-_Static_assert(offsetof(struct mmapq_header_v2, not_full) == offsetof(struct mmapq_header, not_full),
-               "version 2 and 3 share not_full");
-_Static_assert(offsetof(struct mmapq_header_v2, reserved) == 512, "version 2 reserved tail");
-_Static_assert(offsetof(struct mmapq_side, position) == 0, "side.position offset");
-_Static_assert(offsetof(struct mmapq_side, pid) == 8, "side.pid offset");
-_Static_assert(offsetof(struct mmapq_side, start_usec) == 16, "side.start_usec offset");
-_Static_assert(offsetof(struct mmapq_side, dropped) == 24, "side.dropped offset");
-_Static_assert(offsetof(struct mmapq_side, bad_input) == 32, "side.bad_input offset");
-_Static_assert(offsetof(struct mmapq_side, recoveries) == 40, "side.recoveries offset");
-_Static_assert(offsetof(struct mmapq_side, attaches) == 48, "side.attaches offset");
-_Static_assert(offsetof(struct mmapq_cond, seq) == 0, "cond.seq offset");
-_Static_assert(offsetof(struct mmapq_cond, waiting) == 4, "cond.waiting offset");
-_Static_assert(offsetof(struct mmapq_slot, seq) == 0, "slot.seq offset");
-_Static_assert(offsetof(struct mmapq_slot, len) == 8, "slot.len offset");
-_Static_assert(sizeof(struct mmapq_int_slot) == MMAPQ_INT_SLOT_SIZE, "int slot size");
-_Static_assert(offsetof(struct mmapq_int_slot, seq) == 0, "int_slot.seq offset");
-_Static_assert(offsetof(struct mmapq_int_slot, value) == 8, "int_slot.value offset");
 
-/* Bytes per slot of a file of that version, format and record size. */
-static inline uint32_t mmapq_slot_size_v(uint32_t version, uint32_t format, uint32_t record_size)
+/* Bytes a record of len payload bytes takes in the ring: its frame. */
+static inline uint64_t mmapq_frame_bytes(uint32_t len)
 {
-	if (version >= 2 && format == MMAPQ_FORMAT_INT)
-		return MMAPQ_INT_SLOT_SIZE;
-	return MMAPQ_SLOT_HEADER_SIZE + ((record_size + 7u) & ~7u);
+	return sizeof(struct mmapq_frame) + (((uint64_t)len + MMAPQ_FRAME_ALIGN - 1) & ~(uint64_t)(MMAPQ_FRAME_ALIGN - 1));
 }
 
-/* The same for a file of this version (what mmapq_open creates). */
-static inline uint32_t mmapq_slot_size(uint32_t format, uint32_t record_size)
+/* ---- versions 1 to 3: rings of fixed-size slots, read to migrate them ----
+ *
+ * The identity of versions 1 to 3: capacity slots of slot_size bytes after
+ * the header, file_size = header_size + capacity * slot_size.  Version 1:
+ * every slot a struct mmapq_slot_v3 + record_size payload bytes (int
+ * records too).  2: int slots are struct mmapq_int_slot_v3 (16 bytes); one
+ * consumer, its side at offset 256 (struct mmapq_header_v2).  3: the
+ * consumer table at offset 512 (struct mmapq_header_v3), floor at 256.
+ * In all three a record's slot is (seq & (capacity - 1)), and records
+ * [floor, tail) are kept (version 1 and 2 call floor the consumer's head).
+ */
+#define MMAPQ_SLOT_HEADER_SIZE_V3 UINT32_C(16)
+#define MMAPQ_INT_SLOT_SIZE_V3    UINT32_C(16)
+#define MMAPQ_CAPACITY_MAX_V3     (UINT32_C(1) << 24)
+#define MMAPQ_RECORD_SIZE_MAX_V3  (UINT32_C(1) << 20)
+
+struct mmapq_identity_v3 {
+	uint8_t  magic[8];
+	uint32_t version;
+	uint32_t header_size;
+	uint32_t byte_order;
+	uint32_t format;        /* int or line */
+	uint32_t capacity;      /* slots, a power of two */
+	uint32_t record_size;   /* largest payload */
+	uint32_t slot_size;     /* mmapq_slot_size_v3(version, format, record_size) */
+	uint32_t max_consumers; /* version 3: the table's size; 1 and 2: zero */
+	uint64_t file_size;
+	uint64_t created_usec;
+	uint8_t  reserved1[8];
+};
+
+struct mmapq_side_v3 {          /* the producer's (and version 2's consumer's) */
+	uint64_t position;      /* tail (version 2's consumer: head) */
+	int32_t  pid;
+	uint32_t reserved0;
+	uint64_t start_usec;
+	uint64_t dropped;
+	uint64_t bad_input;
+	uint64_t recoveries;
+	uint64_t attaches;
+	uint8_t  reserved[72];
+};
+
+struct mmapq_consumer_v3 {
+	uint64_t position;
+	uint32_t state;
+	int32_t  pid;
+	uint64_t start_usec;
+	uint64_t attach_position;
+	uint64_t registered_usec;
+	uint64_t recoveries;
+	uint64_t attaches;
+	uint64_t reserved0;
+	char     name[64];
+	uint8_t  not_empty[64];
+};
+
+struct mmapq_header_v3 {
+	struct mmapq_identity_v3 id;
+	uint8_t  lock[64];
+	struct mmapq_side_v3 producer;
+	uint64_t floor;               /* version 1 and 2: the consumer's head */
+	uint8_t  floor_reserved[120];
+	uint8_t  reserved2[64];
+	uint8_t  not_full[64];
+	struct mmapq_consumer_v3 consumers[MMAPQ_CONSUMERS_MAX];
+	uint8_t  queue_id[MMAPQ_ID_SIZE];
+	uint8_t  reserved[496];
+} __attribute__((aligned(64)));
+
+/* Version 1 and 2's header: the identity, mutex and producer as version
+ * 3's, one consumer. */
+struct mmapq_header_v2 {
+	struct mmapq_identity_v3 id;
+	uint8_t  lock[64];
+	struct mmapq_side_v3 producer;
+	struct mmapq_side_v3 consumer; /* position: head, where version 3 has floor */
+	uint8_t  not_empty[64];
+	uint8_t  not_full[64];
+	uint8_t  reserved[3584];
+} __attribute__((aligned(64)));
+
+struct mmapq_slot_v3 {          /* line slots, and every slot of version 1 */
+	uint64_t seq;
+	uint32_t len;
+	uint32_t reserved;
+	/* payload follows */
+};
+
+struct mmapq_int_slot_v3 {      /* int slots of versions 2 and 3 */
+	uint64_t seq;
+	int64_t  value;
+};
+
+_Static_assert(sizeof(struct mmapq_identity_v3) == 64, "version 3 identity");
+_Static_assert(offsetof(struct mmapq_identity_v3, capacity) == 24, "v3 capacity offset");
+_Static_assert(offsetof(struct mmapq_identity_v3, record_size) == 28, "v3 record_size offset");
+_Static_assert(offsetof(struct mmapq_identity_v3, slot_size) == 32, "v3 slot_size offset");
+_Static_assert(offsetof(struct mmapq_identity_v3, max_consumers) == 36, "v3 max_consumers offset");
+_Static_assert(offsetof(struct mmapq_identity_v3, file_size) == 40, "v3 file_size offset");
+_Static_assert(sizeof(struct mmapq_side_v3) == 128, "v3 side");
+_Static_assert(sizeof(struct mmapq_consumer_v3) == 192, "v3 consumer");
+_Static_assert(offsetof(struct mmapq_consumer_v3, name) == 64, "v3 consumer name");
+_Static_assert(sizeof(struct mmapq_header_v3) == MMAPQ_HEADER_SIZE, "v3 header");
+_Static_assert(offsetof(struct mmapq_header_v3, producer) == 128, "v3 producer");
+_Static_assert(offsetof(struct mmapq_header_v3, floor) == 256, "v3 floor");
+_Static_assert(offsetof(struct mmapq_header_v3, not_full) == 448, "v3 not_full");
+_Static_assert(offsetof(struct mmapq_header_v3, consumers) == 512, "v3 consumers");
+_Static_assert(offsetof(struct mmapq_header_v3, queue_id) == 3584, "v3 queue id");
+_Static_assert(sizeof(struct mmapq_header_v2) == MMAPQ_HEADER_SIZE, "v2 header");
+_Static_assert(offsetof(struct mmapq_header_v2, consumer.position) == 256, "v2 head is v3 floor");
+_Static_assert(offsetof(struct mmapq_header_v2, reserved) == 512, "v2 reserved tail");
+_Static_assert(sizeof(struct mmapq_slot_v3) == MMAPQ_SLOT_HEADER_SIZE_V3, "v3 slot header");
+_Static_assert(sizeof(struct mmapq_int_slot_v3) == MMAPQ_INT_SLOT_SIZE_V3, "v3 int slot");
+
+/* Bytes per slot of a version-1 to 3 file. */
+static inline uint32_t mmapq_slot_size_v3(uint32_t version, uint32_t format, uint32_t record_size)
 {
-	return mmapq_slot_size_v(MMAPQ_VERSION, format, record_size);
+	if (version >= 2 && format == MMAPQ_FORMAT_INT)
+		return MMAPQ_INT_SLOT_SIZE_V3;
+	return MMAPQ_SLOT_HEADER_SIZE_V3 + ((record_size + 7u) & ~7u);
 }
 
 #endif /* MMAPQ_FORMAT_H */

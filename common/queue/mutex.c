@@ -6,36 +6,45 @@
  *
  * Crash analysis.  Every critical section changes shared state with single
  * aligned 64-bit stores, so a SIGKILL can stop it only between two of them:
- *   publish  (producer):  slot contents are written OUTSIDE the mutex
- *            (mmapq_put, mmapq_put_many: plain stores into slots beyond the
- *            published tail, which no reader looks at), then under it:
- *            store-release tail, signal not_empty.  Killed before
- *            the tail store: the batch was never published; the next
- *            producer starts at the stored tail and overwrites those slots
- *            (rolled back; the records were never acknowledged to anyone).
- *            Killed after it: the batch is published and complete; only the
- *            wake-up may be missing, which the unconditional wake after
- *            recovery (or the 0.5 s wait slice) makes up for.
+ *   publish  (producer):  frames are written OUTSIDE the mutex (mmapq_put,
+ *            mmapq_commit, mmapq_put_many: plain stores beyond the
+ *            published tail, padding included, which no reader looks at),
+ *            then under it: tail_byte, store-release tail, signal not_empty.
+ *            Killed before the tail store: the batch was never published;
+ *            the next producer starts at the stored tail and overwrites
+ *            those frames (rolled back; the records were never acknowledged
+ *            to anyone).  Killed between tail_byte and tail: tail_byte is
+ *            ahead of tail; both still bound what consumers read, and the
+ *            next producer starts from the pair, the byte as the frames
+ *            below tail end (the repair puts it back there).  Killed after
+ *            tail: the batch is published and complete; only the wake-up
+ *            may be missing, which the unconditional wake after recovery (or
+ *            the 0.5 s wait slice) makes up for.
  *   release  (consumer):  records are read (mmapq_get, mmapq_get_many:
- *            loads only) and written out OUTSIDE the mutex, then under it:
- *            store-release of its cursor; if it was the slowest, floor
- *            recomputed and stored (release), signal not_full.
- *            Killed before the cursor store: the batch is consumed again
- *            by that consumer's next process (at-least-once: the documented
+ *            loads only) and written out OUTSIDE the mutex, then its cursor
+ *            stored (position_byte, store-release position), still outside,
+ *            and (sync batch, always) the header msync'ed; then under the
+ *            mutex: synced stored; if it was the slowest, floor recomputed
+ *            and stored (the seqlock of struct mmapq_floor), signal not_full.
+ *            Killed before the cursor store: the batch is consumed again by
+ *            that consumer's next process (at-least-once: the documented
  *            replay window is the one batch being written out; the other
- *            consumers are not affected).  Killed between the cursor and
- *            the floor store: floor is lower than it could be, which only
- *            holds the producer back until the repair recomputes it.
+ *            consumers are not affected).  Killed after it: position is
+ *            ahead of synced or floor, which only holds the producer back
+ *            until the repair (or the next release) moves them.  Killed in
+ *            the middle of floor's seqlock: gen is odd, which the repair
+ *            makes even again.
  *   register / remove (consumer table, mutex held): a registration fills
  *            the zeroed entry, then stores state = REGISTERED (release):
  *            killed before that, the entry is still free.  A removal
  *            stores state = FREE first, then floor: killed between them,
  *            floor is too low, repaired as above.
  *   wait:    a waiter leaves at most waiting = 1 behind (one spare wake-up).
- * So the repair on EOWNERDEAD is: check floor <= tail <= floor + capacity
- * and floor <= cursor <= tail for every registered consumer (any other
- * state is corruption, not a crash, and is refused), mark the mutex
- * consistent, recompute floor, count the recovery, wake every side once.
+ * So the repair on EOWNERDEAD is: check floor <= tail <= floor + size and
+ * floor <= synced <= position <= tail for every registered consumer (any
+ * other state is corruption, not a crash, and is refused), put tail_byte
+ * back where tail's frames end if it ran ahead, mark the mutex consistent,
+ * recompute floor, count the recovery, wake every side once.
  */
 #include "queue.h"
 
@@ -44,29 +53,40 @@
 
 #include "fault.h"
 
-/* Positions a crash can leave (see "Crash analysis"): floor <= tail <=
- * floor + capacity, and floor <= cursor <= tail for every registered
- * consumer. */
-static bool positions_sane(const struct mmapq *q)
+/* Positions a crash can leave (see "Crash analysis"), with tail_byte put
+ * back where the frames of the records below tail end if a producer died
+ * between storing it and tail. */
+static bool positions_sane(struct mmapq *q)
 {
-	uint64_t floor = load_floor(q), tail = load_tail(q);
+	struct mmapq_floor *f = &q->h->floor;
+	struct pos floor = floor_locked(q);
+	uint64_t tail = __atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED);
+	uint64_t tail_byte = __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED);
+	uint64_t end;
 
-	if (floor > tail || tail - floor > q->capacity)
+	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||
+	    find_record(q, floor, tail, tail_byte, &end) < 0)
 		return false;
+	if (end != tail_byte)
+		__atomic_store_n(&q->h->producer.tail_byte, end, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&f->gen, __ATOMIC_RELAXED) & 1)
+		__atomic_store_n(&f->gen, __atomic_load_n(&f->gen, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		const struct mmapq_consumer *c = &q->h->consumers[i];
+		uint64_t synced = __atomic_load_n(&c->synced, __ATOMIC_RELAXED);
 		uint64_t pos = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
-		if (registered(c) && (pos < floor || pos > tail))
+
+		if (registered(c) && (synced < floor.seq || pos < synced || pos > tail))
 			return false;
 	}
 	return true;
 }
 
-/* Our recoveries (like our pid, attaches and start time) live in our side
- * (producer, legacy consumer) or in our table entry (version-3 consumer). */
+/* Our recoveries (like our pid, attaches and start time) live in the
+ * producer's side or in our table entry. */
 static uint64_t *recoveries_word(const struct mmapq *q)
 {
-	return q->me ? &q->me->recoveries : q->self ? &q->self->recoveries : NULL;
+	return q->me ? &q->me->recoveries : q->prod ? &q->prod->recoveries : NULL;
 }
 
 /* A repair made by us, counted in our side or entry.  A consumer that is
@@ -103,8 +123,6 @@ int recover_locked(struct mmapq *q)
 	 * position without waking the side that waits for it. */
 	(void)floor_update_locked(q);
 	signal_consumers_locked(q, true);
-	if (q->legacy)
-		legacy_wake_consumer(q);
 	mmapq_cond_broadcast(&q->h->not_full);
 	return 0;
 }
@@ -140,8 +158,8 @@ int init_mutex(struct mmapq_header *h)
 
 /*
  * Nobody else is attached (we hold the attach lock exclusively): whatever
- * the lock word and wait flags say is left over from processes that are
- * gone.  A lock word that is not 0 was held by one of them, whether the
+ * the lock word, the wait flags and the synced cursors say is left over
+ * from processes that are gone.  A lock word that is not 0 was held by one of them, whether the
  * kernel saw it die (FUTEX_OWNER_DIED) or not (reboot, power cut, a copied
  * file): a recovery.  Then start from a fresh mutex either way.
  *
@@ -164,10 +182,14 @@ int reinit_sync_alone(struct mmapq *q)
 	memcpy(&word, &q->h->lock, sizeof(word));
 	if (word != 0)
 		count_recovery_locked(q); /* alone: as good as the mutex */
-	if (q->legacy)
-		legacy_reset_consumer(q);
-	for (uint32_t i = 0; i < q->max_consumers; i++)
-		mmapq_cond_reset(&q->h->consumers[i].not_empty);
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		struct mmapq_consumer *c = &q->h->consumers[i];
+
+		mmapq_cond_reset(&c->not_empty);
+		/* the cursors are on disk (salvage_alone synced the header) */
+		c->synced = c->position;
+		c->synced_byte = c->position_byte;
+	}
 	mmapq_cond_reset(&q->h->not_full);
 	return init_mutex(q->h);
 }

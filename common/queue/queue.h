@@ -14,9 +14,11 @@
  *   validate.c   what a file must be before it is trusted
  *   mutex.c      the robust mutex: waits, the repair after a holder died
  *                (the crash analysis), the re-initialisation when alone
- *   ring.c       the ring: produce, consume, peek (the hot paths)
+ *   ring.c       the ring of frames: produce, consume, peek (the hot paths)
+ *   salvage.c    walking every frame kept, and salvaging a damaged file
+ *   crc32c.c     the frames' checksum (crc32c.h)
  *   consumers.c  the consumer table: names, register, remove, restore, list
- *   compat.c     format versions 1 and 2
+ *   compat.c     format versions 1 to 3, read to migrate them
  *   clock.h      the clocks (inline: shmcond.c reads them too)
  *   shmcond.c    the condition variable (shmcond.h)
  *   fault.c      fault points, test builds only (fault.h)
@@ -37,9 +39,16 @@
 #include <sys/types.h>
 
 #include "clock.h"
+#include "crc32c.h"
 #include "mmapq.h"
 #include "mmapq_format.h"
 #include "shmcond.h"
+
+/* A position in the ring: a record's sequence number and the byte position
+ * of its frame (or of the padding before it). */
+struct pos {
+	uint64_t seq, byte;
+};
 
 /* A handle: one process's role (or observer) on one queue file. */
 struct mmapq {
@@ -50,41 +59,55 @@ struct mmapq {
 	enum mmapq_role role;
 	enum mmapq_sync sync;
 	struct mmapq_header *h;
-	struct mmapq_header_v2 *h2; /* the same mapping, for a version-1/2 file */
-	uint8_t *slots;
+	uint8_t *ring;              /* the ring (a version-1 to 3 file: its slots) */
 	size_t map_size;
-	uint32_t capacity, mask, record_size, slot_size, format;
-	uint32_t version;           /* the file's: MMAPQ_VERSION, or 1 or 2 (only read) */
-	bool int_slots;             /* struct mmapq_int_slot (format int, version >= 2) */
-	bool legacy;                /* a version-1/2 file, read as it is (migrate, observer) */
+	uint64_t size, mask;        /* ring bytes, size - 1 */
+	uint32_t max_record, format;
+	uint32_t version;           /* the file's: MMAPQ_VERSION, or 1 to 3 (only read) */
+	bool legacy;                /* a version-1 to 3 file, read as it is (migrate, observer) */
+	uint32_t capacity, slot_size; /* legacy: slots, bytes per slot */
+	bool int_slots;             /* legacy: struct mmapq_int_slot_v3 */
 	/* What a call that writes records or consumers into the file says,
 	 * decided once at open so that mmapq_put_many asks one question: 0,
-	 * -EPERM (not the producer) or -EROFS (a version-1/2 file, opened to
-	 * migrate it, is never written). */
+	 * -EPERM (not the producer) or -EROFS (a version-1 to 3 file, opened
+	 * to migrate it, is never written). */
 	int put_refused;
-	uint32_t max_consumers;     /* the consumer table's size; 0: a version-1/2 file has none */
-	/* Our role's state: the producer's side (or a legacy file's consumer
-	 * side), or our entry of the consumer table (version 3). */
-	struct mmapq_side *self;    /* producer; legacy consumer; NULL otherwise */
-	struct mmapq_consumer *me;  /* consumer of a version-3 file */
-	uint64_t *cursor;           /* consumer: &me->position, or the legacy head */
+	uint32_t max_consumers;     /* the consumer table's size */
+	/* Our role's state: the producer's, or our entry of the consumer table. */
+	struct mmapq_producer *prod; /* producer (version 4) */
+	struct mmapq_consumer *me;  /* consumer (version 4) */
 	struct mmapq_cond *wait_on; /* the cond we sleep on */
-	/* consumer (version 3): who we are and how we register */
+	/* consumer: who we are and how we register */
 	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
 	uint32_t index;             /* our entry */
 	enum mmapq_start start;
 	bool no_register;           /* mmapq_consumer_remove: find the entry, never add one */
+	bool repair;                /* mmapq_repair: alone, every role, walk whatever */
+	uint64_t salvaged;          /* records a salvage at our open dropped */
 	uint32_t early_recoveries;  /* consumer: repairs made before our entry was known */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
 	bool (*interrupted)(void *ctx); /* mmapq_params.interrupted, may be NULL */
 	void *interrupted_ctx;
 	unsigned lock_spins;        /* trylocks before blocking on the mutex */
 
-	/* producer: slots [published, tail) are written but not yet published;
-	 * we may fill up to limit (= a head we have seen + capacity) unlocked. */
-	uint64_t published, tail, limit;
-	/* consumer: [head, seen_tail) are available to read unlocked. */
-	uint64_t head, seen_tail;
+	/* producer: frames [published, tail) are written but not yet
+	 * published; we may write below limit (= a floor.byte we have seen +
+	 * size) unlocked.  claim: a record made room for by mmapq_claim, its
+	 * frame at claim.byte (padding first at claim_pad if that is lower),
+	 * claim_len bytes at most. */
+	struct pos published, tail;
+	uint64_t limit;
+	bool claimed;
+	uint64_t claim_pad, claim_byte;
+	uint32_t claim_len;
+	/* consumer: head is our cursor; records [head.seq, seen_tail) are
+	 * available, their frames below seen_tail_byte.  walk is where record
+	 * walk.seq is (the next one read in order), prev the one read last
+	 * (prev.seq == UINT64_MAX: none); the checksums of the records below
+	 * checked are verified.  A legacy file's consumer uses head.seq.
+	 * observer: walk and prev serve mmapq_peek the same way. */
+	struct pos head, walk, prev;
+	uint64_t seen_tail, seen_tail_byte, checked;
 };
 
 /* Reserved header bytes [off, off + len) (validate.c, compat.c). */
@@ -98,28 +121,31 @@ bool params_join(const struct mmapq_params *p);
 int name_error(struct mmapq_error *err, const char *path, const char *name, bool in_table);
 int open_handle(const struct mmapq_params *p, bool no_register, struct mmapq **ret,
                 struct mmapq_error *err);
-void side_status(const struct mmapq *q, const struct mmapq_side *s, off_t byte,
-                 struct mmapq_side_status *o);
 
 /* attach.c */
 bool held_by_other(const struct mmapq *q, int32_t pid, off_t byte);
 int open_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err);
+int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err);
 int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err);
 int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err);
+void detach(struct mmapq *q);
 
 /* create.c */
-int assign_id_locked(struct mmapq *q, const struct mmapq_params *p);
 int create_file(const struct mmapq_params *p, struct mmapq_error *err);
 
 /* validate.c */
 size_t first_nonzero_in(const uint8_t *b, const struct rsv_range *rsv, size_t n);
-int reserved_error(const struct mmapq_header *h, const char *path, size_t bad,
-                   struct mmapq_error *err);
+int reserved_error(const void *h, const char *path, size_t bad, struct mmapq_error *err);
+int check_identity(const void *h, const char *path, uint64_t real_size, struct mmapq_error *err);
 int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real_size,
                     struct mmapq_error *err);
 int observe_table(const struct mmapq *q, struct mmapq_error *err);
-int validate_dynamic(struct mmapq *q, struct mmapq_error *err);
+int validate_dynamic(struct mmapq *q, bool cursors, struct mmapq_error *err);
 int header_check(void *ctx);
+
+/* salvage.c */
+int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
+                  struct mmapq_error *err);
 
 /* mutex.c */
 int recover_locked(struct mmapq *q);
@@ -129,27 +155,35 @@ int reinit_sync_alone(struct mmapq *q);
 
 /* ring.c */
 int sync_bytes(const void *p, size_t len);
-int snapshot_positions(const struct mmapq *q, uint64_t *head, uint64_t *tail);
+int sync_header(const struct mmapq *q);
+int sync_ring(const struct mmapq *q, uint64_t from, uint64_t to);
+int snapshot_floor(const struct mmapq *q, struct pos *floor);
+void store_floor_locked(struct mmapq *q, struct pos floor);
 bool floor_update_locked(struct mmapq *q);
 void signal_consumers_locked(struct mmapq *q, bool always);
 int refresh_limit(struct mmapq *q);
+int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte);
 
 /* consumers.c */
 bool name_in_table_valid(const char *name);
 int find_or_register_locked(struct mmapq *q, struct mmapq_error *err);
-void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail,
+void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail, uint64_t tail_byte,
                      struct mmapq_consumer_status *o);
 
-/* compat.c */
-int legacy_check_fields(const struct mmapq_header *h, const struct mmapq_params *p,
-                        const char *path, struct mmapq_error *err);
-int upgrade_v2(struct mmapq *q, const struct mmapq_params *p, bool alone, struct mmapq_error *err);
-void legacy_take_consumer(struct mmapq *q);
-void legacy_wake_consumer(struct mmapq *q);
-void legacy_reset_consumer(struct mmapq *q);
-void legacy_status(const struct mmapq *q, struct mmapq_status *s);
-void legacy_consumer_status(const struct mmapq *q, uint64_t tail,
-                            struct mmapq_consumer_status *o);
+/* compat.c: versions 1 to 3, read only */
+int legacy_check_identity(const void *h, const char *path, uint64_t real_size,
+                          struct mmapq_error *err);
+int legacy_check_fields(const struct mmapq *q, const struct mmapq_params *p,
+                        struct mmapq_error *err);
+void legacy_setup(struct mmapq *q);
+int legacy_attach(struct mmapq *q, struct mmapq_error *err);
+int legacy_observe(struct mmapq *q, struct mmapq_error *err);
+int legacy_status(const struct mmapq *q, struct mmapq_status *s);
+int legacy_consumers(const struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n);
+int legacy_available(struct mmapq *q, uint32_t *navail);
+int legacy_get(const struct mmapq *q, uint64_t seq, struct mmapq_record *r);
+int legacy_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r);
+int legacy_header_check(const struct mmapq *q);
 
 /*
  * Inline, in every file that includes this: the ring's paths call these
@@ -163,36 +197,101 @@ static inline int neg_errno(void)
 	return errno > 0 ? -errno : -EIO;
 }
 
-static inline bool is_pow2(uint32_t v)
+static inline bool is_pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));
 }
 
-static inline struct mmapq_slot *slot_at(const struct mmapq *q, uint64_t seq)
+static inline struct mmapq_frame *frame_at(const struct mmapq *q, uint64_t byte)
 {
-	return (struct mmapq_slot *)(q->slots + (size_t)(seq & q->mask) * q->slot_size);
+	return (struct mmapq_frame *)(q->ring + (byte & q->mask));
 }
 
-static inline struct mmapq_int_slot *int_slot_at(const struct mmapq *q, uint64_t seq)
+/* CRC-32C of a frame of record seq: seq, len, payload (mmapq_format.h) */
+static inline uint32_t frame_crc(uint64_t seq, uint32_t len, const void *payload)
 {
-	return (struct mmapq_int_slot *)q->slots + (seq & q->mask);
+	return mmapq_crc32c_frame(seq, len, payload, len == MMAPQ_FRAME_PAD ? 0 : len);
 }
 
-/* The oldest record kept: version 3's floor, version 1 and 2's head (the
- * same offset). */
-static inline uint64_t load_floor(const struct mmapq *q)
+/*
+ * The frame of record seq, which starts at *byte, or after a padding frame
+ * there: its length checked (<= max_record, 8 for format int; padding only
+ * past offset 0, never twice in a row), its bytes within the ring and below
+ * end, and with check its crc.  0: *data, *len and *byte (past the frame)
+ * set; -EBADMSG: nothing set.  Each shared field is read once.
+ */
+static inline int frame_next(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end,
+                             bool check, const uint8_t **data, uint32_t *len)
 {
-	/* acquire: pairs with the store-release of floor (a consumer's
-	 * release or registration, a removal, a repair), which comes after the
-	 * slowest consumer's reads of the slots below it */
-	return __atomic_load_n(&q->h->floor.floor, __ATOMIC_ACQUIRE);
+	uint64_t b = *byte, off = b & q->mask, fb;
+	const struct mmapq_frame *f = (const struct mmapq_frame *)(q->ring + off);
+	uint32_t l = __atomic_load_n(&f->len, __ATOMIC_RELAXED);
+
+	if (l == MMAPQ_FRAME_PAD) {
+		if (off == 0 ||
+		    (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != frame_crc(seq, l, NULL)))
+			return -EBADMSG;
+		b += q->size - off;
+		off = 0;
+		f = (const struct mmapq_frame *)q->ring;
+		l = __atomic_load_n(&f->len, __ATOMIC_RELAXED);
+	}
+	if (l > q->max_record || (q->format == MMAPQ_FORMAT_INT && l != sizeof(int64_t)))
+		return -EBADMSG;
+	fb = mmapq_frame_bytes(l);
+	if (off + fb > q->size || b + fb > end)
+		return -EBADMSG;
+	if (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != frame_crc(seq, l, f + 1))
+		return -EBADMSG;
+	*data = (const uint8_t *)(f + 1);
+	*len = l;
+	*byte = b + fb;
+	return 0;
+}
+
+/* An acquire fence (a seqlock reader's, mmapq_peek): the loads before it
+ * stay before the loads after it. */
+static inline void peek_fence(void)
+{
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+	/* gcc refuses fences under -fsanitize=thread (ThreadSanitizer does
+	 * not model them); the TSan build (tests/analyze.sh) never peeks */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+}
+
+/* The producer's bound: floor.byte, with load-acquire (pairs with the
+ * store-release of floor.byte in store_floor_locked, which comes after the
+ * slowest consumer's reads of the frames below it). */
+static inline uint64_t load_floor_byte(const struct mmapq *q)
+{
+	return __atomic_load_n(&q->h->floor.byte, __ATOMIC_ACQUIRE);
+}
+
+/* Mutex held (or alone): the floor pair, stable. */
+static inline struct pos floor_locked(const struct mmapq *q)
+{
+	return (struct pos){__atomic_load_n(&q->h->floor.seq, __ATOMIC_RELAXED),
+	                    __atomic_load_n(&q->h->floor.byte, __ATOMIC_RELAXED)};
 }
 
 static inline uint64_t load_tail(const struct mmapq *q)
 {
 	/* acquire: pairs with the producer's release store of tail, so the
-	 * slot contents written before it are visible */
-	return __atomic_load_n(&q->h->producer.position, __ATOMIC_ACQUIRE);
+	 * frames written before it, and tail_byte, are visible */
+	return __atomic_load_n(&q->h->producer.tail, __ATOMIC_ACQUIRE);
+}
+
+/* After load_tail: the end of the frames of the records below the tail
+ * just read (or of a few more: a later publish may have stored it). */
+static inline uint64_t load_tail_byte(const struct mmapq *q)
+{
+	return __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED);
 }
 
 static inline void count(uint64_t *field, uint64_t n)

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ring.c -- the ring: produce (reserve, put, publish) and consume
- * (available, get, copy, release), and the observer's peek.  These are the
- * hot paths: each call is a few loads and stores of the handle, and the
- * mutex once per batch at most; what makes each step safe against a
- * SIGKILL at any instant is in mutex.c ("Crash analysis"), and each acquire
- * and release below says what it pairs with.
+ * ring.c -- the ring of frames: produce (reserve, put, claim and commit,
+ * publish) and consume (available, get, copy, release), and the observer's
+ * peek.  These are the hot paths: each call is a few loads and stores of
+ * the handle and of the frames, and the mutex once per batch at most; what
+ * makes each step safe against a SIGKILL at any instant is in mutex.c
+ * ("Crash analysis"), what is on disk when in mmapq_format.h ("Write
+ * order"), and each acquire and release below says what it pairs with.
  */
 #include "queue.h"
 
@@ -33,75 +34,100 @@ int sync_bytes(const void *p, size_t len)
 	return msync((void *)start, end - start, MS_SYNC) < 0 ? neg_errno() : 0;
 }
 
-/* Slots for sequence numbers [from, to) and then the header; stops at the
- * first error. */
-static int sync_slots(const struct mmapq *q, uint64_t from, uint64_t to)
+int sync_header(const struct mmapq *q)
 {
-	int r;
-
-	while (from < to) {
-		uint64_t idx = from & q->mask;
-		uint64_t n = to - from;
-		if (n > q->capacity - idx)
-			n = q->capacity - idx;
-		r = sync_bytes(slot_at(q, from), (size_t)n * q->slot_size);
-		if (r < 0)
-			return r;
-		from += n;
-	}
-	return sync_bytes(q->h, sizeof(*q->h));
+	return sync_bytes(q->h, MMAPQ_HEADER_SIZE);
 }
 
-/* ---- positions, floor, wake-ups: both sides ----------------------------- */
-
-/*
- * head and tail as one consistent pair without the mutex (observer): tail
- * read between two equal reads of head was read while head stood still, so
- * head <= tail <= head + capacity holds for the pair unless the file is
- * corrupt.
- */
-int snapshot_positions(const struct mmapq *q, uint64_t *head, uint64_t *tail)
+/* The ring's bytes at positions [from, to): one piece, or two where they
+ * wrap. */
+int sync_ring(const struct mmapq *q, uint64_t from, uint64_t to)
 {
-	for (int i = 0; i < 1000; i++) {
-		uint64_t h1 = load_floor(q), t = load_tail(q), h2 = load_floor(q);
-		if (h1 != h2)
-			continue;
-		if (h1 > t || t - h1 > q->capacity)
-			return -EBADMSG;
-		*head = h1;
-		*tail = t;
+	uint64_t off = from & q->mask, n = to - from;
+	int r;
+
+	if (n == 0)
 		return 0;
+	if (n >= q->size)
+		return sync_bytes(q->ring, q->size);
+	if (off + n <= q->size)
+		return sync_bytes(q->ring + off, n);
+	r = sync_bytes(q->ring + off, q->size - off);
+	return r < 0 ? r : sync_bytes(q->ring, off + n - q->size);
+}
+
+/* ---- floor, wake-ups: both sides ---------------------------------------- */
+
+/* floor as one consistent pair without the mutex (observers): the seqlock
+ * of struct mmapq_floor. */
+int snapshot_floor(const struct mmapq *q, struct pos *floor)
+{
+	const struct mmapq_floor *f = &q->h->floor;
+
+	for (int i = 0; i < 10000; i++) {
+		/* acquire: pairs with the writer's final store-release of gen,
+		 * so the pair it wrote before is visible */
+		uint64_t g1 = __atomic_load_n(&f->gen, __ATOMIC_ACQUIRE), g2;
+		struct pos p;
+
+		if (g1 & 1)
+			continue;
+		p.seq = __atomic_load_n(&f->seq, __ATOMIC_RELAXED);
+		p.byte = __atomic_load_n(&f->byte, __ATOMIC_RELAXED);
+		/* the pair's loads stay before the second look at gen */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		g2 = __atomic_load_n(&f->gen, __ATOMIC_RELAXED);
+		if (g1 == g2) {
+			*floor = p;
+			return 0;
+		}
 	}
 	return -EAGAIN;
 }
 
+/* Mutex held (or alone): floor = p, as the seqlock writer of struct
+ * mmapq_floor. */
+void store_floor_locked(struct mmapq *q, struct pos p)
+{
+	struct mmapq_floor *f = &q->h->floor;
+	uint64_t g = __atomic_load_n(&f->gen, __ATOMIC_RELAXED);
+
+	__atomic_store_n(&f->gen, g + 1, __ATOMIC_RELAXED);
+	/* the odd gen is visible before any part of the new pair */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_store_n(&f->seq, p.seq, __ATOMIC_RELAXED);
+	/* release: the consumers' reads of the frames below byte (ordered
+	 * before this through the mutex) happen before the producer, whose
+	 * acquire load of byte sees this, overwrites them */
+	__atomic_store_n(&f->byte, p.byte, __ATOMIC_RELEASE);
+	__atomic_store_n(&f->gen, g + 2, __ATOMIC_RELEASE);
+}
+
 /*
- * Mutex held, version 3: floor raised to the lowest cursor of the
- * registered consumers, if that is higher (never lowered: a cursor below
- * floor is corruption).  With nobody registered floor stays (the records
- * wait for the next consumer).  true if it moved: the producer may have
- * room now.  The cursors are read relaxed: each was stored under the mutex
- * we hold.  The release store pairs with the producer's acquire of floor
- * (refresh_limit): the consumers' reads of the slots below the new floor
- * happened before their unlock, our lock, and this store.
+ * Mutex held: floor raised to the lowest synced cursor of the registered
+ * consumers, if that is higher (never lowered: a cursor below floor is
+ * corruption).  With nobody registered floor stays (the records wait for
+ * the next consumer).  true if it moved: the producer may have room now.
+ * The synced cursors are read relaxed: each was stored under the mutex we
+ * hold.
  */
 bool floor_update_locked(struct mmapq *q)
 {
-	uint64_t min = UINT64_MAX, floor = __atomic_load_n(&q->h->floor.floor, __ATOMIC_RELAXED);
+	struct pos min = {UINT64_MAX, 0}, floor = floor_locked(q);
 
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		const struct mmapq_consumer *c = &q->h->consumers[i];
-		uint64_t pos;
+		uint64_t s;
 
 		if (!registered(c))
 			continue;
-		pos = __atomic_load_n(&c->position, __ATOMIC_RELAXED);
-		if (pos < min)
-			min = pos;
+		s = __atomic_load_n(&c->synced, __ATOMIC_RELAXED);
+		if (s < min.seq)
+			min = (struct pos){s, __atomic_load_n(&c->synced_byte, __ATOMIC_RELAXED)};
 	}
-	if (min == UINT64_MAX || min <= floor)
+	if (min.seq == UINT64_MAX || min.seq <= floor.seq)
 		return false;
-	__atomic_store_n(&q->h->floor.floor, min, __ATOMIC_RELEASE);
+	store_floor_locked(q, min);
 	return true;
 }
 
@@ -122,23 +148,77 @@ void signal_consumers_locked(struct mmapq *q, bool always)
 	}
 }
 
+/*
+ * From record from.seq (its frame, or the padding before it, at from.byte)
+ * to record seq, by the frames' lengths, never past end: *byte is where
+ * record seq's frame (or padding) starts.  -EBADMSG if a frame on the way
+ * is not one.  Checksums are not looked at.
+ */
+int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte)
+{
+	while (from.seq < seq) {
+		const uint8_t *d;
+		uint32_t l;
+
+		if (frame_next(q, from.seq, &from.byte, end, false, &d, &l) < 0)
+			return -EBADMSG;
+		from.seq++;
+	}
+	*byte = from.byte;
+	return 0;
+}
+
 /* ---- producer ----------------------------------------------------------- */
 
-/* What the slowest registered consumer has released bounds what we may
- * fill: floor read with load-acquire (load_floor; pairs with the
- * store-release of floor, so the consumers' reads of the slots below it
- * are done before we overwrite them).  Called with the mutex held, or
- * without it only when nothing is unpublished (published == tail: it
- * publishes nothing and wakes no one, the mutex-guarded protocol is
- * untouched).  A floor behind or too far ahead of what we published is
+/* What the slowest registered consumer has synced bounds what we may
+ * write: floor.byte read with load-acquire (load_floor_byte; pairs with
+ * its store-release, so the consumers' reads of the frames below it are
+ * done before we overwrite them).  Safe with or without the mutex.  A
+ * floor behind what we published, or more than a ring behind it, is
  * corruption, not a crash. */
 int refresh_limit(struct mmapq *q)
 {
-	uint64_t head = load_floor(q);
+	uint64_t floor = load_floor_byte(q);
 
-	if (head > q->published || q->published - head > q->capacity)
+	if (floor > q->published.byte || q->published.byte - floor > q->size)
 		return -EBADMSG;
-	q->limit = head + q->capacity;
+	q->limit = floor + q->size;
+	return 0;
+}
+
+/* Bytes a record of len takes at tail: its frame, and the padding before
+ * it if it does not fit before the ring's end. */
+static inline uint64_t need_at_tail(const struct mmapq *q, uint32_t len)
+{
+	uint64_t end = q->size - (q->tail.byte & q->mask), fb = mmapq_frame_bytes(len);
+
+	return fb <= end ? fb : end + fb;
+}
+
+static inline bool fits(const struct mmapq *q, uint32_t len)
+{
+	return q->tail.byte + need_at_tail(q, len) <= q->limit;
+}
+
+/* Bytes that records may surely take, whatever their lengths (mmapq.h,
+ * mmapq_reserve): the free bytes, less what padding at the ring's end may
+ * waste, which is less than one frame of max_record. */
+static uint64_t sure_room(const struct mmapq *q)
+{
+	uint64_t free_b = q->limit - q->tail.byte, end = q->size - (q->tail.byte & q->mask);
+	uint64_t waste = mmapq_frame_bytes(q->max_record);
+
+	if (free_b <= end)
+		return free_b;
+	if (end < waste)
+		waste = end;
+	return free_b - waste;
+}
+
+static int check_len(const struct mmapq *q, uint32_t len)
+{
+	if (len > q->max_record || (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t)))
+		return -EMSGSIZE;
 	return 0;
 }
 
@@ -146,47 +226,60 @@ int refresh_limit(struct mmapq *q)
  * consumer that sleeps. */
 static void publish_locked(struct mmapq *q)
 {
-	if (q->tail == q->published)
+	if (q->tail.seq == q->published.seq)
 		return;
 	mmapq_fault("publish.locked");
-	/* release: the slot contents written before become visible to the
-	 * consumers' acquire loads of tail */
-	__atomic_store_n(&q->h->producer.position, q->tail, __ATOMIC_RELEASE);
+	__atomic_store_n(&q->h->producer.tail_byte, q->tail.byte, __ATOMIC_RELAXED);
+	/* release: the frames written before, and tail_byte, become visible
+	 * to the consumers' acquire loads of tail */
+	__atomic_store_n(&q->h->producer.tail, q->tail.seq, __ATOMIC_RELEASE);
 	mmapq_fault("publish.stored");
 	signal_consumers_locked(q, false);
+	q->published = q->tail;
+}
+
+/* Write order, before a publish (sync batch; always synced each record as
+ * it was put): the frames about to be published are on disk first. */
+static int sync_pending(const struct mmapq *q)
+{
+	if (q->sync != MMAPQ_SYNC_BATCH)
+		return 0;
+	return sync_ring(q, q->published.byte, q->tail.byte);
 }
 
 int mmapq_publish(struct mmapq *q)
 {
-	uint64_t from = q->published;
-	int r;
+	uint64_t from = q->published.seq;
+	int r, rs;
 
-	if (q->role != MMAPQ_ROLE_PRODUCER)
-		return -EPERM;
-	if (q->tail == q->published)
+	if (q->role != MMAPQ_ROLE_PRODUCER || !q->prod)
+		return q->put_refused ? q->put_refused : -EPERM;
+	q->claimed = false;
+	if (q->tail.seq == q->published.seq)
 		return 0;
+	rs = sync_pending(q);
 	r = lock(q);
 	if (r < 0)
 		return r;
 	publish_locked(q);
-	q->published = q->tail;
 	r = refresh_limit(q);
 	unlock(q);
 	if (r < 0)
 		return r;
 	/* published whatever happens now: an error says it is not durable */
-	if (q->sync != MMAPQ_SYNC_NEVER && (r = sync_slots(q, from, q->tail)) < 0)
-		return r;
-	return (int)(q->tail - from > INT_MAX ? INT_MAX : q->tail - from);
+	if (rs == 0 && q->sync != MMAPQ_SYNC_NEVER)
+		rs = sync_header(q);
+	if (rs < 0)
+		return rs;
+	return (int)(q->tail.seq - from > INT_MAX ? INT_MAX : q->tail.seq - from);
 }
 
-/* mmapq_reserve's slow path, the ring full as far as we know: publish
- * what is pending (a full ring of unpublished records would wait for a
- * consumer that cannot see them), then wait under the mutex until the
- * consumer releases a slot or the deadline.  0 with room (q->limit past
- * q->tail); -EAGAIN (deadline 0), -ETIMEDOUT, -EINTR or another error
- * without. */
-static int reserve_wait(struct mmapq *q, uint64_t deadline_ns)
+/* mmapq_reserve's slow path, the record not fitting as far as we know:
+ * publish what is pending (a full ring of unpublished records would wait
+ * for consumers that cannot see them), then wait under the mutex until a
+ * consumer moves floor far enough, or the deadline.  0 with room; -EAGAIN
+ * (deadline 0), -ETIMEDOUT, -EINTR or another error without. */
+static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 {
 	bool spun = false;
 	int r = lock(q);
@@ -194,10 +287,9 @@ static int reserve_wait(struct mmapq *q, uint64_t deadline_ns)
 	if (r < 0)
 		return r;
 	publish_locked(q);
-	q->published = q->tail;
 	for (;;) {
 		r = refresh_limit(q);
-		if (r < 0 || q->limit != q->tail)
+		if (r < 0 || fits(q, len))
 			break;
 		if (!deadline_ns) {
 			r = -EAGAIN;
@@ -209,10 +301,10 @@ static int reserve_wait(struct mmapq *q, uint64_t deadline_ns)
 			 * under the mutex as before. */
 			spun = true;
 			unlock(q);
-			mmapq_spin_while_equal(&q->h->floor.floor, q->tail - q->capacity,
+			mmapq_spin_while_equal(&q->h->floor.byte, q->limit - q->size,
 			                       (uint64_t)q->spin_us * 1000u, deadline_ns);
 			r = refresh_limit(q);
-			if (r < 0 || q->limit != q->tail)
+			if (r < 0 || fits(q, len))
 				return r;
 			r = lock(q);
 			if (r < 0)
@@ -227,161 +319,229 @@ static int reserve_wait(struct mmapq *q, uint64_t deadline_ns)
 	return r;
 }
 
-int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree)
+int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t *room)
 {
-	uint64_t from = q->published;
-	int r;
+	uint64_t from = q->published.seq, fb;
+	int r, rs = 0;
 
-	if (q->role != MMAPQ_ROLE_PRODUCER)
-		return -EPERM;
-	if (q->limit == q->tail && q->published == q->tail) {
-		/* Nothing to publish: first see whether the consumer released
-		 * room, without the mutex. */
+	if (q->role != MMAPQ_ROLE_PRODUCER || !q->prod)
+		return q->put_refused ? q->put_refused : -EPERM;
+	r = check_len(q, len);
+	if (r < 0)
+		return r;
+	if (!fits(q, len)) {
+		/* first see whether a consumer released room, without the mutex */
 		r = refresh_limit(q);
 		if (r < 0)
 			return r;
 	}
-	if (q->limit == q->tail) {
-		r = reserve_wait(q, deadline_ns);
+	if (!fits(q, len)) {
+		q->claimed = false;
+		rs = sync_pending(q);
+		r = reserve_wait(q, len, deadline_ns);
 		/* what was published, whatever else happened: an error says it
 		 * is not durable (and wins over -EAGAIN, -ETIMEDOUT, -EINTR) */
-		if (q->sync != MMAPQ_SYNC_NEVER && from != q->published) {
-			int rs = sync_slots(q, from, q->published);
-			if (rs < 0)
-				r = rs;
-		}
+		if (rs == 0 && q->sync != MMAPQ_SYNC_NEVER && from != q->published.seq)
+			rs = sync_header(q);
+		if (rs < 0)
+			return rs;
 		if (r < 0)
 			return r;
 	}
-	*nfree = (uint32_t)(q->limit - q->tail);
+	fb = mmapq_frame_bytes(len);
+	*room = sure_room(q) > fb ? sure_room(q) : fb;
+	return 0;
+}
+
+/* Room for a record of len at tail, refreshing floor once if it seems not
+ * to fit: where its frame goes (*pad: where padding goes first, or the
+ * frame itself if none is needed).  -ENOBUFS if it does not fit. */
+static int room_at_tail(struct mmapq *q, uint32_t len, uint64_t *pad, uint64_t *at)
+{
+	uint64_t end;
+
+	if (!fits(q, len)) {
+		int r = refresh_limit(q);
+		if (r < 0)
+			return r;
+		if (!fits(q, len))
+			return -ENOBUFS;
+	}
+	end = q->size - (q->tail.byte & q->mask);
+	*pad = q->tail.byte;
+	*at = mmapq_frame_bytes(len) <= end ? q->tail.byte : q->tail.byte + end;
+	return 0;
+}
+
+/* Beyond the published tail (nobody reads there): the padding frame at pad
+ * if the record's frame is elsewhere, then the frame of a record of len
+ * bytes whose payload is in place at at (zero bytes to the alignment). */
+static void write_frame(struct mmapq *q, uint64_t pad, uint64_t at, uint32_t len)
+{
+	struct mmapq_frame *f = frame_at(q, at);
+	uint8_t *payload = (uint8_t *)(f + 1);
+	uint32_t aligned = (uint32_t)(mmapq_frame_bytes(len) - sizeof(*f));
+
+	if (pad != at) {
+		struct mmapq_frame *p = frame_at(q, pad);
+		p->len = MMAPQ_FRAME_PAD;
+		p->crc = frame_crc(q->tail.seq, MMAPQ_FRAME_PAD, NULL);
+		mmapq_fault("put.padded");
+	}
+	if (aligned > len)
+		memset(payload + len, 0, aligned - len);
+	f->len = len;
+	f->crc = frame_crc(q->tail.seq, len, payload);
+}
+
+int mmapq_claim(struct mmapq *q, uint32_t len, void **buf)
+{
+	uint64_t pad, at;
+	int r;
+
+	if (q->put_refused)
+		return q->put_refused;
+	r = check_len(q, len);
+	if (r == 0)
+		r = room_at_tail(q, len, &pad, &at);
+	if (r < 0)
+		return r;
+	q->claimed = true;
+	q->claim_pad = pad;
+	q->claim_byte = at;
+	q->claim_len = len;
+	*buf = frame_at(q, at) + 1;
+	return 0;
+}
+
+int mmapq_commit(struct mmapq *q, uint32_t n)
+{
+	uint64_t end;
+
+	if (q->put_refused)
+		return q->put_refused;
+	if (!q->claimed || n > q->claim_len)
+		return -EINVAL;
+	if (check_len(q, n) < 0)
+		return -EMSGSIZE;
+	write_frame(q, q->claim_pad, q->claim_byte, n);
+	end = q->claim_byte + mmapq_frame_bytes(n);
+	mmapq_fault("put.written");
+	if (q->sync == MMAPQ_SYNC_ALWAYS) {
+		int r = sync_ring(q, q->claim_pad, end);
+		if (r < 0)
+			return r; /* not put: the claim stays, beyond tail */
+	}
+	q->claimed = false;
+	q->tail = (struct pos){q->tail.seq + 1, end};
 	return 0;
 }
 
 int mmapq_put(struct mmapq *q, const void *data, uint32_t len)
 {
-	int r = mmapq_put_many(q, data, len, 1);
+	void *buf = NULL;
+	int r = mmapq_claim(q, len, &buf);
 
-	return r < 0 ? r : 0;
-}
-
-/* Records [tail, tail + n) from src (len bytes each) into their slots;
- * the caller checked the room, the length and that they do not wrap. */
-static void fill_slots(struct mmapq *q, uint64_t tail, const uint8_t *src, uint32_t len, uint32_t n)
-{
-	if (q->int_slots) {
-		struct mmapq_int_slot *s = int_slot_at(q, tail);
-		for (uint32_t i = 0; i < n; i++) {
-			s[i].seq = tail + i;
-			memcpy(&s[i].value, src + 8 * (size_t)i, sizeof(s[i].value));
-			mmapq_fault("put.written");
-		}
-		return;
-	}
-	uint8_t *b = (uint8_t *)slot_at(q, tail);
-	for (uint32_t i = 0; i < n; i++, b += q->slot_size, src += len) {
-		struct mmapq_slot *s = (struct mmapq_slot *)b;
-		s->seq = tail + i;
-		s->len = len;
-		s->reserved = 0;
-		if (len == sizeof(uint64_t))
-			memcpy(s + 1, src, sizeof(uint64_t));
-		else
-			memcpy(s + 1, src, len);
-		mmapq_fault("put.written");
-	}
+	if (r < 0)
+		return r;
+	memcpy(buf, data, len);
+	return mmapq_commit(q, len);
 }
 
 int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
 {
 	const uint8_t *src = data;
-	uint64_t tail = q->tail;
-	uint32_t k, done = 0;
+	struct pos start = q->tail;
+	uint32_t done = 0;
+	int r;
 
 	if (q->put_refused)
 		return q->put_refused;
-	if (len > q->record_size || (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t)))
-		return -EMSGSIZE;
-	if (n == 0)
-		return 0;
-	if (tail == q->limit)
-		return -ENOBUFS;
-	k = q->limit - tail < n ? (uint32_t)(q->limit - tail) : n;
-	/* The slots are ours: the consumer reads only below the published
-	 * tail and we only write below a head it has released.  Slot order
-	 * wraps at the end of the ring: at most two runs. */
-	while (done < k) {
-		uint32_t idx = (uint32_t)(tail & q->mask), run = q->capacity - idx;
-		if (run > k - done)
-			run = k - done;
-		fill_slots(q, tail, src, len, run);
-		if (q->sync == MMAPQ_SYNC_ALWAYS) {
-			int r = sync_bytes(q->slots + (size_t)idx * q->slot_size, (size_t)run * q->slot_size);
-			if (r < 0)
-				return r; /* not put: the slots lie beyond tail, nobody reads them */
-		}
-		tail += run;
-		src += (size_t)run * len;
-		done += run;
+	r = check_len(q, len);
+	if (r < 0)
+		return r;
+	q->claimed = false;
+	for (; done < n; done++, src += len) {
+		uint64_t pad, at;
+		struct mmapq_frame *f;
+
+		if ((r = room_at_tail(q, len, &pad, &at)) < 0)
+			break;
+		f = frame_at(q, at);
+		memcpy(f + 1, src, len);
+		write_frame(q, pad, at, len);
+		mmapq_fault("put.written");
+		q->tail = (struct pos){q->tail.seq + 1, at + mmapq_frame_bytes(len)};
 	}
-	q->tail = tail;
-	return (int)k;
+	if (done == 0 && n)
+		return r;
+	if (q->sync == MMAPQ_SYNC_ALWAYS && (r = sync_ring(q, start.byte, q->tail.byte)) < 0) {
+		q->tail = start; /* not put: the frames lie beyond tail, nobody reads them */
+		return r;
+	}
+	return (int)done;
 }
 
 uint32_t mmapq_pending(const struct mmapq *q)
 {
-	return q->role == MMAPQ_ROLE_PRODUCER ? (uint32_t)(q->tail - q->published) : 0;
+	return q->role == MMAPQ_ROLE_PRODUCER ? (uint32_t)(q->tail.seq - q->published.seq) : 0;
 }
 
 uint64_t mmapq_next_seq(const struct mmapq *q)
 {
-	return q->tail;
+	return q->tail.seq;
 }
 
 void mmapq_count_dropped(struct mmapq *q, uint64_t n)
 {
-	if (q->role == MMAPQ_ROLE_PRODUCER)
-		count(&q->self->dropped, n);
+	if (q->prod)
+		count(&q->prod->dropped, n);
 }
 
 void mmapq_count_bad_input(struct mmapq *q, uint64_t n)
 {
-	if (q->self)
-		count(&q->self->bad_input, n);
+	if (q->prod)
+		count(&q->prod->bad_input, n);
 }
 
 /* ---- consumer ----------------------------------------------------------- */
 
-static int check_tail(struct mmapq *q, uint64_t tail)
+/* A tail (and its byte) that a crash cannot leave: at or past our cursor,
+ * at most a ring ahead, and at least 8 bytes per record in between. */
+static int check_tail(const struct mmapq *q, uint64_t tail, uint64_t tail_byte)
 {
-	if (tail < q->head || tail - q->head > q->capacity)
+	if (tail < q->head.seq || tail_byte < q->head.byte || tail_byte - q->head.byte > q->size ||
+	    (tail - q->head.seq) > (tail_byte - q->head.byte) / MMAPQ_FRAME_ALIGN)
 		return -EBADMSG;
 	return 0;
 }
 
 int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail)
 {
-	uint64_t tail;
+	uint64_t tail, n;
 	int r;
 
 	if (q->role != MMAPQ_ROLE_CONSUMER)
 		return -EPERM;
-	if (q->seen_tail == q->head) {
+	if (q->legacy)
+		return legacy_available(q, navail);
+	if (q->seen_tail == q->head.seq) {
 		/* First without the mutex: the acquire load of tail pairs with
-		 * the producer's store-release in publish_locked, so the slots
+		 * the producer's store-release in publish_locked, so the frames
 		 * below it are complete and visible.  Then, with spin_us, watch
 		 * it for a moment.  Only if nothing came: the mutex, and the
 		 * wait protocol exactly as before. */
 		tail = load_tail(q);
-		if (tail == q->head && q->spin_us && deadline_ns)
-			tail = mmapq_spin_while_equal(&q->h->producer.position, q->head,
+		if (tail == q->head.seq && q->spin_us && deadline_ns)
+			tail = mmapq_spin_while_equal(&q->h->producer.tail, q->head.seq,
 			                              (uint64_t)q->spin_us * 1000u, deadline_ns);
-		if (tail == q->head) {
+		if (tail == q->head.seq) {
 			r = lock(q);
 			if (r < 0)
 				return r;
 			for (;;) {
 				tail = load_tail(q);
-				if (tail != q->head)
+				if (tail != q->head.seq)
 					break;
 				if (!deadline_ns) {
 					unlock(q);
@@ -393,46 +553,57 @@ int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail)
 			}
 			unlock(q);
 		}
-		r = check_tail(q, tail);
+		r = check_tail(q, tail, load_tail_byte(q));
 		if (r < 0)
 			return r;
 		q->seen_tail = tail;
+		q->seen_tail_byte = load_tail_byte(q);
 	}
-	*navail = (uint32_t)(q->seen_tail - q->head);
+	n = q->seen_tail - q->head.seq;
+	*navail = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 	return 0;
 }
 
-/* The payload of record seq and its length, each field read once (the
- * file is shared, and we check what we use). */
-static int check_slot(const struct mmapq *q, uint64_t seq, const void **data, uint32_t *len)
+/* Where record seq (head.seq <= seq <= seen_tail) starts: from the record
+ * read last, the next one, or our cursor, whichever is nearest below it.
+ * Records passed on the way have their checksums checked once. */
+static int locate(struct mmapq *q, uint64_t seq, struct pos *at)
 {
-	if (q->int_slots) {
-		const struct mmapq_int_slot *s = int_slot_at(q, seq);
-		if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != seq)
+	struct pos p = seq == q->prev.seq ? q->prev : seq >= q->walk.seq ? q->walk : q->head;
+
+	while (p.seq < seq) {
+		const uint8_t *d;
+		uint32_t l;
+		bool check = p.seq >= q->checked;
+
+		if (frame_next(q, p.seq, &p.byte, q->seen_tail_byte, check, &d, &l) < 0)
 			return -EBADMSG;
-		*data = &s->value;
-		*len = sizeof(s->value);
-		return 0;
+		if (check)
+			q->checked = p.seq + 1;
+		p.seq++;
 	}
-	const struct mmapq_slot *s = slot_at(q, seq);
-	uint64_t sseq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
-	uint32_t l = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
-
-	if (sseq != seq || l > q->record_size || (q->format == MMAPQ_FORMAT_INT && l != sizeof(int64_t)))
-		return -EBADMSG;
-	*data = s + 1;
-	*len = l;
+	q->walk = p;
+	*at = p;
 	return 0;
 }
 
-static int read_slot(const struct mmapq *q, uint64_t seq, struct mmapq_record *r)
+/* Record seq (available), its checksum checked unless it was before. */
+static int read_record(struct mmapq *q, uint64_t seq, struct mmapq_record *r)
 {
-	const void *data;
+	struct pos at;
+	const uint8_t *data;
 	uint32_t len;
-	int ret = check_slot(q, seq, &data, &len);
+	bool check = seq >= q->checked;
+	int ret = locate(q, seq, &at);
 
 	if (ret < 0)
 		return ret;
+	q->prev = at;
+	if (frame_next(q, seq, &at.byte, q->seen_tail_byte, check, &data, &len) < 0)
+		return -EBADMSG;
+	if (check)
+		q->checked = seq + 1;
+	q->walk = (struct pos){seq + 1, at.byte};
 	r->seq = seq;
 	r->len = len;
 	r->data = data;
@@ -443,9 +614,11 @@ int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r)
 {
 	if (q->role != MMAPQ_ROLE_CONSUMER)
 		return -EPERM;
-	if ((uint64_t)index >= q->seen_tail - q->head)
+	if ((uint64_t)index >= q->seen_tail - q->head.seq)
 		return -ENOENT;
-	return read_slot(q, q->head + index, r);
+	if (q->legacy)
+		return legacy_get(q, q->head.seq + index, r);
+	return read_record(q, q->head.seq + index, r);
 }
 
 /* How many of n records from index on mmapq_get_many and mmapq_copy_many
@@ -454,7 +627,7 @@ int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r)
  * mmapq_release). */
 static int many_count(const struct mmapq *q, uint32_t index, uint32_t n, uint32_t *k)
 {
-	uint64_t avail = q->seen_tail - q->head;
+	uint64_t avail = q->seen_tail - q->head.seq;
 
 	if (q->role != MMAPQ_ROLE_CONSUMER)
 		return -EPERM;
@@ -466,195 +639,200 @@ static int many_count(const struct mmapq *q, uint32_t index, uint32_t n, uint32_
 
 int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r)
 {
-	uint64_t seq = q->head + index;
+	uint64_t seq = q->head.seq + index;
 	uint32_t k = 0, i = 0;
 	int ret = many_count(q, index, n, &k);
 
 	if (ret < 0)
 		return ret;
-	if (q->int_slots) {
-		/* a run of slots up to the end of the ring, then from its start */
-		while (i < k) {
-			const struct mmapq_int_slot *s = int_slot_at(q, seq);
-			uint32_t run = q->capacity - (uint32_t)(seq & q->mask), j;
-			if (run > k - i)
-				run = k - i;
-			for (j = 0; j < run; j++) {
-				if (__atomic_load_n(&s[j].seq, __ATOMIC_RELAXED) != seq + j)
-					break;
-				r[i + j] = (struct mmapq_record){seq + j, sizeof(s[j].value), &s[j].value};
-			}
-			i += j;
-			seq += j;
-			if (j < run)
-				break;
-		}
-	} else {
-		for (; i < k; i++, seq++)
-			if (read_slot(q, seq, &r[i]) < 0)
-				break;
+	for (; i < k; i++, seq++) {
+		ret = q->legacy ? legacy_get(q, seq, &r[i]) : read_record(q, seq, &r[i]);
+		if (ret < 0)
+			break;
 	}
-	return i == 0 && k ? -EBADMSG : (int)i;
+	return i == 0 && k ? ret : (int)i;
 }
 
 int mmapq_copy_many(struct mmapq *q, uint32_t index, uint32_t n, void *out, uint32_t len)
 {
 	uint8_t *o = out;
-	uint64_t seq = q->head + index;
+	uint64_t seq = q->head.seq + index;
 	uint32_t k = 0, i = 0;
 	int err = many_count(q, index, n, &k);
 
 	if (err < 0)
 		return err;
-	err = -EBADMSG;
-	if (q->int_slots && len == sizeof(int64_t)) {
-		while (i < k) {
-			const struct mmapq_int_slot *s = int_slot_at(q, seq);
-			uint32_t run = q->capacity - (uint32_t)(seq & q->mask), j = 0;
-			if (run > k - i)
-				run = k - i;
-			/* four at a time while all four are right, then one by one */
-			for (; j + 4 <= run; j += 4) {
-				const struct mmapq_int_slot *f = s + j;
-				uint64_t want = seq + j;
-				uint8_t *d = o + 8 * (size_t)(i + j);
-				if (((__atomic_load_n(&f[0].seq, __ATOMIC_RELAXED) ^ want) |
-				     (__atomic_load_n(&f[1].seq, __ATOMIC_RELAXED) ^ (want + 1)) |
-				     (__atomic_load_n(&f[2].seq, __ATOMIC_RELAXED) ^ (want + 2)) |
-				     (__atomic_load_n(&f[3].seq, __ATOMIC_RELAXED) ^ (want + 3))) != 0)
-					break;
-				memcpy(d, &f[0].value, 8);
-				memcpy(d + 8, &f[1].value, 8);
-				memcpy(d + 16, &f[2].value, 8);
-				memcpy(d + 24, &f[3].value, 8);
-			}
-			for (; j < run; j++) {
-				if (__atomic_load_n(&s[j].seq, __ATOMIC_RELAXED) != seq + j)
-					break;
-				memcpy(o + 8 * (size_t)(i + j), &s[j].value, sizeof(s[j].value));
-			}
-			i += j;
-			seq += j;
-			if (j < run)
-				break;
+	for (; i < k; i++, seq++) {
+		struct mmapq_record r;
+		if ((err = q->legacy ? legacy_get(q, seq, &r) : read_record(q, seq, &r)) < 0)
+			break;
+		if (r.len != len) {
+			err = -EMSGSIZE;
+			break;
 		}
-	} else {
-		for (; i < k; i++, seq++) {
-			struct mmapq_record r;
-			if ((err = read_slot(q, seq, &r)) < 0)
-				break;
-			if (r.len != len) {
-				err = -EMSGSIZE;
-				break;
-			}
-			memcpy(o + (size_t)i * len, r.data, len);
-		}
+		memcpy(o + (size_t)i * len, r.data, len);
 	}
 	return i == 0 && k ? err : (int)i;
 }
 
+/* Mutex held: our synced cursor (and floor, if we were the slowest) moves
+ * to at; true if floor moved (the producer may have room). */
+static bool sync_cursor_locked(struct mmapq *q, struct pos at)
+{
+	struct mmapq_consumer *c = q->me;
+	bool slowest;
+
+	if (!c) {
+		/* a file opened to migrate it: floor itself is the cursor */
+		store_floor_locked(q, at);
+		return true;
+	}
+	slowest = __atomic_load_n(&c->synced, __ATOMIC_RELAXED) == floor_locked(q).seq;
+	__atomic_store_n(&c->synced_byte, at.byte, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->synced, at.seq, __ATOMIC_RELAXED);
+	mmapq_fault("release.synced");
+	/* Only the slowest consumer can move floor: the others leave the
+	 * producer alone. */
+	return slowest && floor_update_locked(q);
+}
+
 int mmapq_release(struct mmapq *q, uint32_t n)
 {
-	uint64_t head, tail;
-	int r;
+	struct pos at;
+	uint64_t tail, tail_byte;
+	int r, rs = 0;
 
 	if (q->role != MMAPQ_ROLE_CONSUMER)
 		return -EPERM;
-	if ((uint64_t)n > q->seen_tail - q->head)
+	if (q->legacy)
+		return -EROFS;
+	if ((uint64_t)n > q->seen_tail - q->head.seq)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	head = q->head + n;
+	r = locate(q, q->head.seq + n, &at);
+	if (r < 0)
+		return r;
+	if (q->me) {
+		__atomic_store_n(&q->me->position_byte, at.byte, __ATOMIC_RELAXED);
+		/* release: our reads of these frames happen before anyone who
+		 * sees the new cursor (an observer's acquire) */
+		__atomic_store_n(&q->me->position, at.seq, __ATOMIC_RELEASE);
+		mmapq_fault("release.stored");
+		/* write order: the cursor is on disk before floor may pass it */
+		if (q->sync != MMAPQ_SYNC_NEVER)
+			rs = sync_header(q);
+	}
 	r = lock(q);
 	if (r < 0)
 		return r;
 	mmapq_fault("release.locked");
-	/* release: our reads of these slots happen before anyone who sees
-	 * the new cursor (the consumer that raises floor from it, under the
-	 * mutex; an observer's acquire) */
-	__atomic_store_n(q->cursor, head, __ATOMIC_RELEASE);
-	mmapq_fault("release.stored");
-	/* Only the slowest consumer (cursor was at floor) can move floor: the
-	 * others leave the producer alone.  A consumer without an entry of
-	 * its own (a file opened to migrate it) has floor itself as cursor. */
-	if (!q->me || (q->head == __atomic_load_n(&q->h->floor.floor, __ATOMIC_RELAXED) &&
-	               floor_update_locked(q)))
+	if (rs == 0 && sync_cursor_locked(q, at))
 		mmapq_cond_signal(&q->h->not_full);
 	/* Refresh what is available while we hold the lock anyway: when busy,
 	 * this is the only lock round-trip per batch. */
 	tail = load_tail(q);
+	tail_byte = load_tail_byte(q);
 	unlock(q);
-	q->head = head;
-	/* released whatever happens now: an error says the new head is not
-	 * durable */
-	if (q->sync != MMAPQ_SYNC_NEVER && (r = sync_bytes(q->h, sizeof(*q->h))) < 0)
-		return r;
-	r = check_tail(q, tail);
+	q->head = at;
+	q->prev.seq = UINT64_MAX;
+	/* released whatever happens now: an error says the new cursor is not
+	 * durable (and floor stays behind it until one is) */
+	if (rs < 0)
+		return rs;
+	r = check_tail(q, tail, tail_byte);
 	if (r < 0)
 		return r;
-	if (tail > q->seen_tail)
+	if (tail > q->seen_tail) {
 		q->seen_tail = tail;
+		q->seen_tail_byte = tail_byte;
+	}
 	return 0;
 }
 
 /* ---- observer ----------------------------------------------------------- */
 
 /*
- * Seqlock style: the slot is checked, its payload copied out, and only then
- * is head looked at again.  Why the second look suffices: the producer
- * overwrites the slot of seq (with seq + capacity) only after its
- * load-acquire of head has returned a value > seq (refresh_limit), which
- * reads the consumer's store-release of that head (mmapq_release); acquire
- * orders the producer's slot stores after that
- * load.  So if our copy saw any byte of the overwrite, the consumer's head
- * store was visible before it, and the acquire fence below, which keeps our
- * copy's loads before the following load of head, makes that load see it
- * too: head > seq, and the copy is thrown away.  head <= seq after the copy
- * means the slot still held record seq throughout (it was complete before
- * the copy: the load-acquire of tail in snapshot_positions pairs with the
- * producer's store-release of tail in publish_locked).
+ * One try of mmapq_peek from a floor read just now: walk to record seq
+ * (from the record peeked last if that is on the way), copy it, and only
+ * then look at floor again.  Why the second look suffices: the producer
+ * overwrites the bytes at position b (with those of b + size) only after
+ * its load-acquire of floor.byte has returned a value > b (refresh_limit),
+ * which reads a consumer's store-release (store_floor_locked).  So if our
+ * copy saw any byte of such an overwrite, that floor was visible before
+ * it, and the acquire fence below, which keeps the copy's loads before the
+ * following load of floor, makes that load see it too: floor.byte > b, and
+ * the copy is thrown away.  1: try again (floor moved past where the walk
+ * started).
  */
-int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r)
+static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t end, void *buf,
+                     struct mmapq_record *r)
 {
-	const void *s;
-	uint64_t head, tail;
-	uint32_t len;
-	int ret;
+	struct pos p = q->prev.seq <= seq && q->prev.seq >= floor.seq && q->prev.byte >= floor.byte ?
+	               q->prev : floor;
+	const uint8_t *data = NULL;
+	uint32_t len = 0, crc = 0;
+	uint64_t start, from;
+	int bad = 0;
 
-	if (size < q->record_size)
-		return -EMSGSIZE;
-	ret = snapshot_positions(q, &head, &tail);
-	if (ret < 0)
-		return ret;
-	if (seq < head || seq >= tail)
-		return -ENOENT;
-	ret = check_slot(q, seq, &s, &len);
-	if (ret < 0)
-		/* the consumer may have moved on and the producer reused it */
-		return load_floor(q) > seq ? -ENOENT : ret;
-	memcpy(buf, s, len); /* may race with an overwrite: checked below */
-	/* acquire fence: the copy's loads stay before the load of head below
-	 * (pairs with the consumer's release store of head, as seen by the
-	 * producer's acquire of it before it overwrites the slot) */
-#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
-	/* gcc refuses fences under -fsanitize=thread (ThreadSanitizer does
-	 * not model them); the TSan build (tests/analyze.sh) never peeks */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-	if (__atomic_load_n(&q->h->floor.floor, __ATOMIC_RELAXED) > seq)
-		return -ENOENT; /* consumed meanwhile: the slot may have been reused */
+	if (q->walk.seq <= seq && q->walk.seq > p.seq && q->walk.byte >= floor.byte)
+		p = q->walk;
+	from = p.byte;
+	while (!bad && p.seq < seq) {
+		bad = frame_next(q, p.seq, &p.byte, end, false, &data, &len);
+		p.seq++;
+	}
+	start = p.byte;
+	if (!bad)
+		bad = frame_next(q, seq, &p.byte, end, false, &data, &len);
+	if (!bad) {
+		crc = __atomic_load_n(&((const struct mmapq_frame *)data - 1)->crc, __ATOMIC_RELAXED);
+		memcpy(buf, data, len); /* may race with an overwrite: checked below */
+	}
+	/* the walk's and the copy's loads stay before the load of floor below
+	 * (pairs with the store-release of floor.byte, as seen by the
+	 * producer's acquire of it before it overwrites anything) */
+	peek_fence();
+	if (__atomic_load_n(&q->h->floor.byte, __ATOMIC_RELAXED) > from)
+		return 1; /* consumed meanwhile: what we walked may have been reused */
+	if (bad || crc != frame_crc(seq, len, buf))
+		return -EBADMSG;
+	q->prev = (struct pos){seq, start};
+	q->walk = p;
+	q->walk.seq = seq + 1;
 	r->seq = seq;
 	r->len = len;
 	r->data = buf;
 	return 0;
 }
 
-uint32_t mmapq_record_size(const struct mmapq *q)
+int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r)
 {
-	return q->record_size;
+	if (q->legacy)
+		return legacy_peek(q, seq, buf, size, r);
+	if (size < q->max_record)
+		return -EMSGSIZE;
+	for (int round = 0; round < 100; round++) {
+		struct pos floor;
+		uint64_t tail, end;
+		int ret = snapshot_floor(q, &floor);
+
+		if (ret < 0)
+			return ret;
+		tail = load_tail(q);
+		end = load_tail_byte(q);
+		if (seq < floor.seq || seq >= tail)
+			return -ENOENT;
+		if (end < floor.byte || end - floor.byte > q->size)
+			return -EBADMSG;
+		ret = peek_once(q, floor, seq, end, buf, r);
+		if (ret <= 0)
+			return ret;
+	}
+	return -EAGAIN;
+}
+
+uint32_t mmapq_max_record(const struct mmapq *q)
+{
+	return q->max_record;
 }

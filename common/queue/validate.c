@@ -2,11 +2,13 @@
 /*
  * validate.c -- what a queue file must be before anything in it is used:
  * its identity and geometry (written once, checked against the file's size
- * and the caller's configuration), its reserved bytes, its positions, its
- * consumer table and every slot kept.  The file is shared and may be
- * corrupt, hostile or overwritten: every field is checked before it is
- * trusted, and a refusal says what and where (tests/fuzz/fuzz_queue_file
- * holds these checks against an independent model of the format).
+ * and the caller's configuration), its reserved bytes, its positions and
+ * its consumer table.  The file is shared and may be damaged, hostile or
+ * overwritten: every field is checked before it is trusted, and a refusal
+ * says what and where (tests/fuzz/fuzz_queue_file holds these checks
+ * against an independent model of the format).  Frames are checked where
+ * they are read (frame_next in queue.h) and, after a crash, all of them
+ * (salvage.c).
  */
 #include "queue.h"
 
@@ -36,53 +38,77 @@ static size_t first_reserved_nonzero(const struct mmapq_header *h, uint32_t max_
 #define RSV(f) {offsetof(struct mmapq_header, f), sizeof(((struct mmapq_header *)0)->f)}
 	static const struct rsv_range rsv[] = {
 		RSV(reserved1), RSV(producer.reserved0), RSV(producer.reserved), RSV(floor.reserved),
-		RSV(reserved2), RSV(not_full.reserved), RSV(reserved),
+		RSV(state.reserved0), RSV(not_full_reserved), RSV(reserved),
 	};
 #undef RSV
 	const uint8_t *b = (const uint8_t *)h;
 	size_t bad = first_nonzero_in(b, rsv, sizeof(rsv) / sizeof(rsv[0]));
 
 	for (uint32_t i = 0; !bad && i < MMAPQ_CONSUMERS_MAX; i++) {
-		const struct mmapq_consumer *c = &h->consumers[i];
-		const struct rsv_range in_use[] = {
-			{offsetof(struct mmapq_consumer, reserved0), sizeof(c->reserved0)},
-			{offsetof(struct mmapq_consumer, not_empty.reserved), sizeof(c->not_empty.reserved)},
-		};
-		size_t o = 0;
+		/* an entry in use: its reserved bytes; one past the table's
+		 * size: all of it (offsets from the header's start, never 0) */
+		size_t off = offsetof(struct mmapq_header, consumers) + i * sizeof(struct mmapq_consumer);
+		struct rsv_range r = i < max_consumers ?
+		        (struct rsv_range){off + offsetof(struct mmapq_consumer, reserved),
+		                           sizeof(h->consumers[i].reserved)} :
+		        (struct rsv_range){off, sizeof(struct mmapq_consumer)};
 
-		if (i < max_consumers) {
-			o = first_nonzero_in((const uint8_t *)c, in_use, 2);
-		} else {
-			/* a whole entry past max_consumers: unused */
-			for (size_t j = 0; !o && j < sizeof(*c); j++)
-				if (((const uint8_t *)c)[j])
-					o = j + 1;
-			o = o ? o - 1 : 0;
-			if (!o && ((const uint8_t *)c)[0])
-				bad = (size_t)((const uint8_t *)c - b);
-		}
-		if (o)
-			bad = (size_t)((const uint8_t *)c - b) + o;
+		bad = first_nonzero_in(b, &r, 1);
 	}
 	return bad;
 }
 
 /* -EBADMSG for the reserved header byte at offset bad, not zero. */
-int reserved_error(const struct mmapq_header *h, const char *path, size_t bad,
-                   struct mmapq_error *err)
+int reserved_error(const void *h, const char *path, size_t bad, struct mmapq_error *err)
 {
-	set_err(err, "%s: reserved header byte at offset %zu is 0x%02x, not zero (corrupt, or a"
+	set_err(err, "%s: reserved header byte at offset %zu is 0x%02x, not zero (damaged, or a"
 	        " newer format)", path, bad, ((const uint8_t *)h)[bad]);
 	return -EBADMSG;
 }
 
-/* The identity and the geometry, in every version: what a reader needs
- * to find anything in the file, each field within its limits and all of
- * them against the file's real size. */
+/* The identity and the geometry of a version-4 file: each field within its
+ * limits and all of them against the file's real size. */
 static int check_geometry(const struct mmapq_header *h, const char *path, uint64_t real_size,
                           struct mmapq_error *err)
 {
-	uint64_t want;
+	uint32_t limit;
+
+	if (h->format != MMAPQ_FORMAT_INT && h->format != MMAPQ_FORMAT_LINE &&
+	    h->format != MMAPQ_FORMAT_BINARY) {
+		set_err(err, "%s: record format %" PRIu32 " is unknown (1 = int, 2 = line, 3 = binary)",
+		        path, h->format);
+		return -EBADMSG;
+	}
+	if (!is_pow2(h->size) || h->size < MMAPQ_SIZE_MIN || h->size > MMAPQ_SIZE_MAX) {
+		set_err(err, "%s: ring size %" PRIu64 " is not a power of two in %" PRIu64 "..%" PRIu64,
+		        path, h->size, MMAPQ_SIZE_MIN, MMAPQ_SIZE_MAX);
+		return -EBADMSG;
+	}
+	limit = mmapq_max_record_limit(h->size);
+	if (h->max_record < MMAPQ_MAX_RECORD_MIN || h->max_record > limit) {
+		set_err(err, "%s: max_record %" PRIu32 " is outside %" PRIu32 "..%" PRIu32
+		        " (what a ring of %" PRIu64 " bytes allows)", path, h->max_record,
+		        MMAPQ_MAX_RECORD_MIN, limit, h->size);
+		return -EBADMSG;
+	}
+	if (h->file_size != (uint64_t)MMAPQ_HEADER_SIZE + h->size) {
+		set_err(err, "%s: header says file size %" PRIu64 ", geometry gives %" PRIu64, path,
+		        h->file_size, (uint64_t)MMAPQ_HEADER_SIZE + h->size);
+		return -EBADMSG;
+	}
+	if (real_size != h->file_size) {
+		set_err(err, "%s: file is %" PRIu64 " bytes, its header describes %" PRIu64
+		        " (truncated or extended)", path, real_size, h->file_size);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* What every version shares (the magic, byte order, version, header
+ * size), then the geometry of the version found. */
+int check_identity(const void *hdr, const char *path, uint64_t real_size, struct mmapq_error *err)
+{
+	const struct mmapq_header *h = hdr;
 
 	/* h is set: map_file() returned 0 (the analyser does not follow it) */
 	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) != 0) { // NOLINT(clang-analyzer-core.NonNullParamChecker)
@@ -91,15 +117,13 @@ static int check_geometry(const struct mmapq_header *h, const char *path, uint64
 	}
 	if (h->byte_order != MMAPQ_BYTE_ORDER) {
 		set_err(err, "%s: byte order mark is 0x%08" PRIx32 ", expected 0x%08" PRIx32
-		        " (file made on a machine of another byte order, or corrupt)",
+		        " (file made on a machine of another byte order, or damaged)",
 		        path, h->byte_order, MMAPQ_BYTE_ORDER);
 		return -EBADMSG;
 	}
-	if (h->version != MMAPQ_VERSION && h->version != MMAPQ_VERSION_1 &&
-	    h->version != MMAPQ_VERSION_2) {
+	if (h->version < MMAPQ_VERSION_1 || h->version > MMAPQ_VERSION) {
 		set_err(err, "%s: format version is %" PRIu32 ", this program reads version %" PRIu32
-		        " (and versions %" PRIu32 " and %" PRIu32 " to migrate them)", path, h->version,
-		        MMAPQ_VERSION, MMAPQ_VERSION_1, MMAPQ_VERSION_2);
+		        " (and versions 1 to 3 to migrate them)", path, h->version, MMAPQ_VERSION);
 		return -EBADMSG;
 	}
 	if (h->header_size != MMAPQ_HEADER_SIZE) {
@@ -107,44 +131,13 @@ static int check_geometry(const struct mmapq_header *h, const char *path, uint64
 		        MMAPQ_HEADER_SIZE);
 		return -EBADMSG;
 	}
-	if (h->format != MMAPQ_FORMAT_INT && h->format != MMAPQ_FORMAT_LINE) {
-		set_err(err, "%s: record format %" PRIu32 " is unknown (1 = int, 2 = line)", path, h->format);
-		return -EBADMSG;
-	}
-	if (!is_pow2(h->capacity) || h->capacity < MMAPQ_CAPACITY_MIN || h->capacity > MMAPQ_CAPACITY_MAX) {
-		set_err(err, "%s: capacity %" PRIu32 " is not a power of two in %" PRIu32 "..%" PRIu32, path,
-		        h->capacity, MMAPQ_CAPACITY_MIN, MMAPQ_CAPACITY_MAX);
-		return -EBADMSG;
-	}
-	if (h->record_size < MMAPQ_RECORD_SIZE_MIN || h->record_size > MMAPQ_RECORD_SIZE_MAX) {
-		set_err(err, "%s: record size %" PRIu32 " is outside %" PRIu32 "..%" PRIu32, path,
-		        h->record_size, MMAPQ_RECORD_SIZE_MIN, MMAPQ_RECORD_SIZE_MAX);
-		return -EBADMSG;
-	}
-	if (h->slot_size != mmapq_slot_size_v(h->version, h->format, h->record_size)) {
-		set_err(err, "%s: slot size is %" PRIu32 ", expected %" PRIu32 " for record size %" PRIu32
-		        " (format %s, version %" PRIu32 ")", path, h->slot_size,
-		        mmapq_slot_size_v(h->version, h->format, h->record_size), h->record_size,
-		        mmapq_format_name(h->format), h->version);
-		return -EBADMSG;
-	}
-	want = (uint64_t)h->header_size + (uint64_t)h->capacity * h->slot_size;
-	if (h->file_size != want) {
-		set_err(err, "%s: header says file size %" PRIu64 ", geometry gives %" PRIu64, path,
-		        h->file_size, want);
-		return -EBADMSG;
-	}
-	if (real_size != want) {
-		set_err(err, "%s: file is %" PRIu64 " bytes, its header describes %" PRIu64
-		        " (truncated or extended)", path, real_size, want);
-		return -EBADMSG;
-	}
-	return 0;
+	return h->version == MMAPQ_VERSION ? check_geometry(h, path, real_size, err) :
+	       legacy_check_identity(hdr, path, real_size, err);
 }
 
-/* The rest of a version-3 header: the table's size, the reserved bytes
- * (the entries past the table's size among them), the pids.  Version 1
- * and 2: legacy_check_fields. */
+/* The rest of a version-4 header: the table's size, the reserved bytes
+ * (the entries past the table's size among them), the pids, the clean
+ * mark. */
 static int check_fields(const struct mmapq_header *h, const char *path, struct mmapq_error *err)
 {
 	size_t bad;
@@ -157,8 +150,12 @@ static int check_fields(const struct mmapq_header *h, const char *path, struct m
 	bad = first_reserved_nonzero(h, h->max_consumers);
 	if (bad)
 		return reserved_error(h, path, bad, err);
+	if (h->state.clean > 1) {
+		set_err(err, "%s: clean mark is %" PRIu32 " (0 or 1)", path, h->state.clean);
+		return -EBADMSG;
+	}
 	if (h->producer.pid < 0) {
-		set_err(err, "%s: negative pid in header (%" PRId32 ", 0)", path, h->producer.pid);
+		set_err(err, "%s: negative producer pid in header (%" PRId32 ")", path, h->producer.pid);
 		return -EBADMSG;
 	}
 	for (uint32_t i = 0; i < h->max_consumers; i++) {
@@ -176,15 +173,15 @@ static int check_fields(const struct mmapq_header *h, const char *path, struct m
 static int check_config(const struct mmapq_header *h, const struct mmapq_params *p,
                         const char *path, struct mmapq_error *err)
 {
-	if (p->capacity && p->capacity != h->capacity) {
-		set_err(err, "%s: capacity is %" PRIu32 " in the file but %" PRIu32
-		        " in the configuration (the file is left untouched)", path, h->capacity, p->capacity);
+	if (p->size && p->size != h->size) {
+		set_err(err, "%s: size is %" PRIu64 " in the file but %" PRIu64
+		        " in the configuration (the file is left untouched)", path, h->size, p->size);
 		return -EPROTO;
 	}
-	if (p->record_size && p->record_size != h->record_size) {
-		set_err(err, "%s: record_size is %" PRIu32 " in the file but %" PRIu32
-		        " in the configuration (the file is left untouched)", path, h->record_size,
-		        p->record_size);
+	if (p->max_record && p->max_record != h->max_record) {
+		set_err(err, "%s: max_record is %" PRIu32 " in the file but %" PRIu32
+		        " in the configuration (the file is left untouched)", path, h->max_record,
+		        p->max_record);
 		return -EPROTO;
 	}
 	if (p->format && p->format != h->format) {
@@ -193,10 +190,7 @@ static int check_config(const struct mmapq_header *h, const struct mmapq_params 
 		        mmapq_format_name(p->format));
 		return -EPROTO;
 	}
-	/* A version-2 file has one consumer; an upgrade makes it a table of
-	 * the configured size (or the default), so there is nothing to
-	 * compare yet. */
-	if (p->max_consumers && h->version == MMAPQ_VERSION && p->max_consumers != h->max_consumers) {
+	if (p->max_consumers && p->max_consumers != h->max_consumers) {
 		set_err(err, "%s: max_consumers is %" PRIu32 " in the file but %" PRIu32
 		        " in the configuration (the file is left untouched)", path, h->max_consumers,
 		        p->max_consumers);
@@ -211,40 +205,53 @@ int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real
                     struct mmapq_error *err)
 {
 	const struct mmapq_header *h = q->h;
-	int r = check_geometry(h, q->path, real_size, err);
+	int r = check_identity(h, q->path, real_size, err);
 
-	if (r == 0)
-		r = h->version == MMAPQ_VERSION ? check_fields(h, q->path, err) :
-		    legacy_check_fields(h, p, q->path, err);
+	if (r < 0)
+		return r;
+	if (h->version != MMAPQ_VERSION)
+		return legacy_check_fields(q, p, err);
+	r = check_fields(h, q->path, err);
 	return r < 0 ? r : check_config(h, p, q->path, err);
 }
 
 /* A consumer table entry as it was read: what validation looks at. */
 struct entry_view {
 	uint32_t state;
-	uint64_t position;
+	struct pos synced, position;
 	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
 };
 
 /* The first max_consumers entries into v.  Acquire: pairs with the
- * store-release of state (a registration) and of a cursor. */
+ * store-release of state (a registration) and of a cursor; synced before
+ * position, which is never behind it. */
 static void table_read(const struct mmapq *q, struct entry_view *v)
 {
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		const struct mmapq_consumer *c = &q->h->consumers[i];
 
 		v[i].state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
-		v[i].position = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
+		v[i].synced.seq = __atomic_load_n(&c->synced, __ATOMIC_ACQUIRE);
+		v[i].synced.byte = __atomic_load_n(&c->synced_byte, __ATOMIC_RELAXED);
+		v[i].position.seq = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
+		v[i].position.byte = __atomic_load_n(&c->position_byte, __ATOMIC_RELAXED);
 		memcpy(v[i].name, c->name, sizeof(v[i].name));
 	}
 }
 
-/* Version 3's consumer table as read into v: states, names (valid,
- * unique) and cursors (in [floor, tail]) of the registered entries.  Free
+/* lo <= p <= hi, both members, and p's byte a multiple of 8 */
+static bool between(struct pos lo, struct pos p, struct pos hi)
+{
+	return lo.seq <= p.seq && p.seq <= hi.seq && lo.byte <= p.byte && p.byte <= hi.byte &&
+	       p.byte % MMAPQ_FRAME_ALIGN == 0;
+}
+
+/* The consumer table as read into v: states, names (valid, unique) and,
+ * with cursors, where they are (floor <= synced <= position <= tail).  Free
  * entries may hold anything a crash in the middle of a registration left
  * (they are zeroed before reuse). */
-static int table_check(const struct mmapq *q, const struct entry_view *v, uint64_t floor,
-                       uint64_t tail, struct mmapq_error *err)
+static int table_check(const struct mmapq *q, const struct entry_view *v, bool cursors,
+                       struct pos floor, struct pos tail, struct mmapq_error *err)
 {
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		const char *name = v[i].name;
@@ -274,23 +281,17 @@ static int table_check(const struct mmapq *q, const struct entry_view *v, uint64
 				return -EBADMSG;
 			}
 		}
-		if (v[i].position < floor || v[i].position > tail) {
-			set_err(err, "%s: consumer '%s' is at %" PRIu64 ", outside the queue [%" PRIu64
-			        ", %" PRIu64 "]", q->path, name, v[i].position, floor, tail);
+		if (cursors && (!between(floor, v[i].synced, v[i].position) ||
+		                !between(v[i].synced, v[i].position, tail))) {
+			set_err(err, "%s: consumer '%s' is at record %" PRIu64 " byte %" PRIu64
+			        " (on disk: %" PRIu64 " byte %" PRIu64 "), outside the queue [%" PRIu64
+			        " byte %" PRIu64 ", %" PRIu64 " byte %" PRIu64 "]", q->path, name,
+			        v[i].position.seq, v[i].position.byte, v[i].synced.seq, v[i].synced.byte,
+			        floor.seq, floor.byte, tail.seq, tail.byte);
 			return -EBADMSG;
 		}
 	}
 	return 0;
-}
-
-/* The table of a file made stable by the caller (the mutex, or being
- * alone). */
-static int validate_table(struct mmapq *q, uint64_t floor, uint64_t tail, struct mmapq_error *err)
-{
-	struct entry_view v[MMAPQ_CONSUMERS_MAX];
-
-	table_read(q, v);
-	return table_check(q, v, floor, tail, err);
 }
 
 /*
@@ -302,7 +303,7 @@ static int validate_table(struct mmapq *q, uint64_t floor, uint64_t tail, struct
  * a cursor read in between, floor and cursors only ever growing).  A
  * change between two reads can make even an agreeing pair look wrong (a
  * removal seen half done), so a file is refused only if several of them
- * do; a corrupt table looks wrong every time.
+ * do; a damaged table looks wrong every time.
  */
 int observe_table(const struct mmapq *q, struct mmapq_error *err)
 {
@@ -310,17 +311,21 @@ int observe_table(const struct mmapq *q, struct mmapq_error *err)
 	int r = 0, wrong = 0;
 
 	for (int i = 0; i < 1000 && wrong < 3; i++) {
-		uint64_t floor = load_floor(q), tail;
+		struct pos floor, tail;
 		bool agree = true;
 
+		r = snapshot_floor(q, &floor);
+		if (r < 0)
+			continue;
 		table_read(q, a);
 		table_read(q, b);
-		tail = load_tail(q);
+		tail.seq = load_tail(q);
+		tail.byte = load_tail_byte(q);
 		for (uint32_t k = 0; agree && k < q->max_consumers; k++)
 			agree = a[k].state == b[k].state && !memcmp(a[k].name, b[k].name, sizeof(a[k].name));
 		if (!agree)
 			continue;
-		r = table_check(q, a, floor, tail, err);
+		r = table_check(q, a, true, floor, tail, err);
 		if (r == 0)
 			return 0;
 		wrong++;
@@ -331,43 +336,37 @@ int observe_table(const struct mmapq *q, struct mmapq_error *err)
 	return -EAGAIN;
 }
 
-/* floor, tail, the consumer table and every slot kept.  Caller makes them
- * stable (the mutex, or being alone). */
-int validate_dynamic(struct mmapq *q, struct mmapq_error *err)
+/* floor and tail as a crash leaves them (mmapq_format.h, "Positions"):
+ * floor <= tail, at most a ring apart, 8 bytes a record at least, bytes
+ * aligned.  Stable (the mutex, or alone). */
+static int check_positions(const struct mmapq *q, struct mmapq_error *err)
 {
-	uint64_t head = load_floor(q), tail = load_tail(q);
-	int r;
+	struct pos floor = floor_locked(q), tail = {q->h->producer.tail, q->h->producer.tail_byte};
 
-	if (head > tail || tail - head > q->capacity) {
-		set_err(err, "%s: positions out of bounds: head %" PRIu64 ", tail %" PRIu64
-		        ", capacity %" PRIu32, q->path, head, tail, q->capacity);
+	if (floor.seq > tail.seq || floor.byte > tail.byte || tail.byte - floor.byte > q->size ||
+	    tail.seq - floor.seq > (tail.byte - floor.byte) / MMAPQ_FRAME_ALIGN ||
+	    floor.byte % MMAPQ_FRAME_ALIGN || tail.byte % MMAPQ_FRAME_ALIGN) {
+		set_err(err, "%s: positions out of bounds: oldest record %" PRIu64 " at byte %" PRIu64
+		        ", tail %" PRIu64 " at byte %" PRIu64 ", ring %" PRIu64 " bytes", q->path,
+		        floor.seq, floor.byte, tail.seq, tail.byte, q->size);
 		return -EBADMSG;
 	}
-	r = validate_table(q, head, tail, err);
+	return 0;
+}
+
+/* floor, tail and the consumer table (with cursors: where every cursor
+ * is; without: only states and names, which a salvage does not repair).
+ * Caller makes them stable (the mutex, or being alone). */
+int validate_dynamic(struct mmapq *q, bool cursors, struct mmapq_error *err)
+{
+	struct entry_view v[MMAPQ_CONSUMERS_MAX];
+	struct pos floor = floor_locked(q), tail = {q->h->producer.tail, q->h->producer.tail_byte};
+	int r = cursors ? check_positions(q, err) : 0;
+
 	if (r < 0)
 		return r;
-	for (uint64_t s = head; q->int_slots && s < tail; s++) {
-		uint64_t seq = int_slot_at(q, s)->seq;
-		if (seq != s) {
-			set_err(err, "%s: slot %" PRIu64 " holds seq %" PRIu64 ", expected seq %" PRIu64,
-			        q->path, s & q->mask, seq, s);
-			return -EBADMSG;
-		}
-	}
-	for (uint64_t s = head; !q->int_slots && s < tail; s++) {
-		const struct mmapq_slot *sl = slot_at(q, s);
-		uint64_t seq = sl->seq;
-		uint32_t len = sl->len;
-		if (seq != s || len > q->record_size || sl->reserved ||
-		    (q->format == MMAPQ_FORMAT_INT && len != sizeof(int64_t))) {
-			set_err(err, "%s: slot %" PRIu64 " holds seq %" PRIu64 " length %" PRIu32
-			        " reserved %" PRIu32 ", expected seq %" PRIu64 ", length <= %" PRIu32
-			        " and reserved 0", q->path, s & q->mask, seq, len, sl->reserved, s,
-			        q->format == MMAPQ_FORMAT_INT ? 8u : q->record_size);
-			return -EBADMSG;
-		}
-	}
-	return 0;
+	table_read(q, v);
+	return table_check(q, v, cursors, floor, tail, err);
 }
 
 /*
@@ -381,9 +380,11 @@ int header_check(void *ctx)
 	const struct mmapq *q = ctx;
 	const struct mmapq_header *h = q->h;
 
+	if (q->legacy)
+		return legacy_header_check(q);
 	if (memcmp(h->magic, MMAPQ_MAGIC, sizeof(h->magic)) || h->version != q->version ||
-	    h->header_size != MMAPQ_HEADER_SIZE || h->capacity != q->capacity ||
-	    h->record_size != q->record_size || h->slot_size != q->slot_size || h->format != q->format)
+	    h->header_size != MMAPQ_HEADER_SIZE || h->size != q->size ||
+	    h->max_record != q->max_record || h->format != q->format)
 		return -EBADMSG;
 	return 0;
 }

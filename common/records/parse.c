@@ -57,7 +57,7 @@
  *   a NUL byte                               "NUL byte in line" at the NUL's
  *                                            column; excerpt: the line up to
  *                                            and including the NUL
- *   more than record_size bytes (after
+ *   more than max_record bytes (after
  *   dropping the CR of a CRLF)               "line too long" at column 1;
  *                                            excerpt: its beginning + "..."
  * A NUL that comes after the line is already known to be too long is not
@@ -68,7 +68,7 @@
  * refused ones counted), the "column" the byte (1-based) of the stream where
  * its length prefix starts.  One error per bad record, at its prefix
  * (excerpt: the prefix's bytes, \xNN):
- *   a length over record_size                "record longer than max_record";
+ *   a length over max_record                "record longer than max_record";
  *                                            that many bytes are skipped
  *   the input ends inside a record           "input ends inside a record"
  *                                            (at finish)
@@ -122,7 +122,7 @@ struct itok {
 
 struct mmapq_parser {
 	uint32_t format;
-	uint32_t record_size;
+	uint32_t max_record;
 	mmapq_record_fn on_record;
 	mmapq_parse_error_fn on_error;
 	mmapq_ints_fn on_ints;	/* batches (format int), or NULL: on_record */
@@ -144,11 +144,11 @@ struct mmapq_parser {
 	int64_t batch[MMAPQ_PARSE_BATCH];
 
 	/* format line: the part of the current line seen in earlier chunks
-	 * (at most record_size bytes, plus the '\r' of a CRLF split from its
+	 * (at most max_record bytes, plus the '\r' of a CRLF split from its
 	 * '\n'); nothing is kept for a line being skipped.  format binary: the
 	 * part of the current record's payload seen in earlier chunks.  Grown
-	 * as a record needs it, up to record_size + 1: a parser costs nothing
-	 * per byte of record_size until a long record comes. */
+	 * as a record needs it, up to max_record + 1: a parser costs nothing
+	 * per byte of max_record until a long record comes. */
 	size_t lb_len, lb_cap;
 	unsigned char *lb;
 
@@ -179,8 +179,8 @@ static int lb_reserve(struct mmapq_parser *p, size_t n)
 		return 0;
 	while (cap < n)
 		cap *= 2;
-	if (cap > (size_t)p->record_size + 1)
-		cap = (size_t)p->record_size + 1;
+	if (cap > (size_t)p->max_record + 1)
+		cap = (size_t)p->max_record + 1;
 	b = realloc(p->lb, cap);
 	if (!b)
 		return -ENOMEM;
@@ -650,7 +650,7 @@ static int feed_int(struct mmapq_parser *p, const unsigned char *b, size_t len)
 static const char *line_check(const struct mmapq_parser *p, const unsigned char *s, size_t n,
 			      size_t *idx)
 {
-	size_t have = p->lb_len, rs = p->record_size;
+	size_t have = p->lb_len, rs = p->max_record;
 	size_t ti = SIZE_MAX;	/* index in s of the byte that makes the line too long */
 	const unsigned char *z;
 
@@ -715,7 +715,7 @@ static int feed_line(struct mmapq_parser *p, const unsigned char *b, size_t len)
 			continue;
 		}
 		/* fast path: short line, all in this chunk, no NUL */
-		if (p->lb_len + n > p->record_size || memchr(s, '\0', n)) {
+		if (p->lb_len + n > p->max_record || memchr(s, '\0', n)) {
 			what = line_check(p, s, n, &idx);
 			if (what) {
 				line_report(p, what, s, idx);
@@ -777,7 +777,7 @@ static void binary_report(struct mmapq_parser *p, const char *what)
  * format binary: each record is a 4-byte big-endian length and that many
  * bytes.  A record wholly inside the chunk goes to on_record straight from
  * the caller's buffer; only one cut by the end of the chunk is copied.  A
- * record longer than record_size is reported at its prefix and its bytes
+ * record longer than max_record is reported at its prefix and its bytes
  * are skipped (the length says how many), so the records after it are
  * read as sent.
  */
@@ -805,7 +805,7 @@ static int feed_binary(struct mmapq_parser *p, const unsigned char *b, size_t le
 				continue;
 			p->rec_len = (uint32_t)p->prefix[0] << 24 | (uint32_t)p->prefix[1] << 16 |
 			             (uint32_t)p->prefix[2] << 8 | p->prefix[3];
-			if (p->rec_len > p->record_size) {
+			if (p->rec_len > p->max_record) {
 				binary_report(p, WHAT_RECORD_LONG);
 				p->skip = p->rec_len;
 				if (!p->skip)
@@ -844,18 +844,18 @@ static int feed_binary(struct mmapq_parser *p, const unsigned char *b, size_t le
 	return 0;
 }
 
-int mmapq_parser_new(uint32_t format, uint32_t record_size, mmapq_record_fn on_record,
+int mmapq_parser_new(uint32_t format, uint32_t max_record, mmapq_record_fn on_record,
 		     mmapq_parse_error_fn on_error, void *ctx, struct mmapq_parser **ret)
 {
 	struct mmapq_parser *p;
 
 	if (!on_record || !on_error || !ret)
 		return -EINVAL;
-	if (record_size < MMAPQ_RECORD_SIZE_MIN || record_size > MMAPQ_RECORD_SIZE_MAX)
+	if (max_record < MMAPQ_MAX_RECORD_MIN || max_record > MMAPQ_MAX_RECORD_MAX)
 		return -EINVAL;
 	switch (format) {
 	case MMAPQ_FORMAT_INT:
-		if (record_size < sizeof(int64_t))
+		if (max_record < sizeof(int64_t))
 			return -EINVAL;
 		break;
 	case MMAPQ_FORMAT_LINE:
@@ -868,7 +868,7 @@ int mmapq_parser_new(uint32_t format, uint32_t record_size, mmapq_record_fn on_r
 	if (!p)
 		return -ENOMEM;
 	p->format = format;
-	p->record_size = record_size;
+	p->max_record = max_record;
 	p->on_record = on_record;
 	p->on_error = on_error;
 	p->ctx = ctx;
@@ -909,9 +909,9 @@ int mmapq_parser_finish(struct mmapq_parser *p)
 			binary_report(p, WHAT_RECORD_CUT); /* a prefix or a payload cut short */
 		p->lb_len = 0;
 	} else if (p->state == ST_START && p->lb_len > 0) {
-		/* only a CR at byte record_size + 1 can have been kept past
-		 * record_size, and without its LF it is part of the line */
-		if (p->lb_len > p->record_size) {
+		/* only a CR at byte max_record + 1 can have been kept past
+		 * max_record, and without its LF it is part of the line */
+		if (p->lb_len > p->max_record) {
 			report(p, p->line, 1, WHAT_LINE_LONG, p->lb, p->lb_len, NULL, 0, true);
 		} else {
 			err = p->on_record(p->ctx, p->lb, (uint32_t)p->lb_len);

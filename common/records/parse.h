@@ -5,7 +5,7 @@
  * Input arrives in chunks of any size (a token or a line may be split across
  * chunks).  Every complete record is handed to on_record; every bad token or
  * line is reported to on_error with its exact 1-based line and column,
- * counted and skipped.  Memory is bounded: at most record_size bytes (line,
+ * counted and skipped.  Memory is bounded: at most max_record bytes (line,
  * binary: allocated as a record needs them) or MMAPQ_PARSE_TOKEN_MAX bytes
  * (int) are buffered, however long the input.
  * Never logs.
@@ -13,11 +13,11 @@
  * format int:  whitespace-separated (isspace in the C locale, as scanf's %d)
  *              decimal integers, optional sign, must fit int64_t; each
  *              becomes an 8-byte int64_t payload in host byte order.
- * format line: each '\n'-terminated line is one record of 0..record_size
+ * format line: each '\n'-terminated line is one record of 0..max_record
  *              bytes (the '\n' and one '\r' before it are not part of it);
  *              a final line without '\n' is a record at finish.
  * format binary: each record is a 4-byte big-endian length, then that many
- *              bytes (0..record_size), any bytes.
+ *              bytes (0..max_record), any bytes.
  */
 #ifndef MMAPQ_PARSE_H
 #define MMAPQ_PARSE_H
@@ -43,7 +43,7 @@ typedef void (*mmapq_parse_error_fn)(void *ctx, const struct mmapq_parse_error *
 
 struct mmapq_parser;
 
-int mmapq_parser_new(uint32_t format, uint32_t record_size, mmapq_record_fn on_record,
+int mmapq_parser_new(uint32_t format, uint32_t max_record, mmapq_record_fn on_record,
                      mmapq_parse_error_fn on_error, void *ctx, struct mmapq_parser **ret);
 int mmapq_parser_feed(struct mmapq_parser *p, const char *buf, size_t len);
 int mmapq_parser_finish(struct mmapq_parser *p);   /* end of input */

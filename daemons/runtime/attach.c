@@ -17,8 +17,8 @@ struct mmapq_params attach_params(const struct mmapq_config *cfg, enum mmapq_rol
 	struct mmapq_params p = {
 		.path = cfg->queue_path,
 		.role = role,
-		.capacity = cfg->capacity,
-		.record_size = cfg->record_size,
+		.size = cfg->size,
+		.max_record = cfg->max_record,
 		.format = cfg->format,
 		.sync = cfg->sync,
 		.file_mode = cfg->mode,
@@ -28,7 +28,7 @@ struct mmapq_params attach_params(const struct mmapq_config *cfg, enum mmapq_rol
 		.max_consumers = cfg->max_consumers,
 	};
 	if (role == MMAPQ_ROLE_OBSERVER)
-		p.capacity = p.record_size = p.format = p.max_consumers = 0;
+		p.size = p.max_record = p.format = p.max_consumers = 0;
 	return p;
 }
 

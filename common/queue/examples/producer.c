@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 		free(v);
 		return 1;
 	}
-	if (mmapq_record_size(q) < sizeof(*v) || mmapq_status(q, &st) < 0 ||
+	if (mmapq_status(q, &st) < 0 ||
 	    st.format != MMAPQ_FORMAT_INT) {
 		fprintf(stderr, "%s: not a queue of int records\n", p.path);
 		mmapq_close(q);
@@ -71,11 +71,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	while (done < n && r >= 0) {
-		uint32_t room;
+		uint64_t room;
 
-		/* room for more: at once, or wait (up to 10 s) for a consumer to
-		 * free some; then as many records as fit go into their slots */
-		r = mmapq_reserve(q, mmapq_now_ns() + 10000000000u, &room);
+		/* room for one more at least: at once, or wait (up to 10 s) for a
+		 * consumer to free some; then as many records as fit go into the
+		 * ring */
+		r = mmapq_reserve(q, sizeof(*v), mmapq_now_ns() + 10000000000u, &room);
 		if (r == 0)
 			r = mmapq_put_many(q, v + done, sizeof(*v), (uint32_t)(n - done));
 		if (r > 0)

@@ -18,7 +18,7 @@
  * parameters are untouched on failure; mmapq_close(NULL) is a no-op.  The
  * library never logs, never exits and never installs signal handlers.
  * Codes with a queue-specific meaning (mmapq_strerror() words them):
- *   -EBADMSG    the file is not a valid queue file, or is corrupt
+ *   -EBADMSG    the file is not a valid queue file, or is damaged
  *   -EPROTO     valid file, but its geometry or format differs from the
  *               parameters given
  *   -EBUSY      the role is already held by a live process
@@ -74,23 +74,31 @@ extern "C" {
 
 struct mmapq;
 
-/* The queue file format this library writes.  It reads versions 1 and 2
- * to migrate them (mmapq_params.migrate), and upgrades a version-2 file in
- * place when a producer or consumer opens it with nobody else attached. */
-#define MMAPQ_FILE_VERSION      UINT32_C(3)
+/* The queue file format this library writes.  It reads versions 1 to 3
+ * (rings of fixed-size slots) to migrate them (mmapq_params.migrate) and
+ * to show them (observers). */
+#define MMAPQ_FILE_VERSION      UINT32_C(4)
 
 enum mmapq_record_format {
 	MMAPQ_FORMAT_INT  = 1, /* payload: one int64_t, 8 bytes, host byte order */
-	MMAPQ_FORMAT_LINE = 2, /* payload: 0..record_size bytes of one line, no '\n' */
-	MMAPQ_FORMAT_BINARY = 3, /* payload: 0..record_size bytes, any bytes */
+	MMAPQ_FORMAT_LINE = 2, /* payload: 0..max_record bytes of one line, no '\n' */
+	MMAPQ_FORMAT_BINARY = 3, /* payload: 0..max_record bytes, any bytes */
 };
 
-/* Limits, enforced when a queue file is created and whenever one is opened. */
-#define MMAPQ_CAPACITY_MIN      UINT32_C(2)          /* slots, a power of two */
-#define MMAPQ_CAPACITY_MAX      (UINT32_C(1) << 24)
-#define MMAPQ_RECORD_SIZE_MIN   UINT32_C(8)          /* payload bytes */
-#define MMAPQ_RECORD_SIZE_MAX   (UINT32_C(1) << 20)
-#define MMAPQ_FILE_SIZE_MAX     (UINT64_C(1) << 36)  /* 64 GiB, the whole file */
+/*
+ * Geometry, enforced when a queue file is created and whenever one is
+ * opened.  A queue is a ring of size bytes (a power of two) after a
+ * one-page header; each record takes mmapq_frame_size(its length) bytes
+ * of it: an 8-byte frame header (length and CRC-32C) and the payload
+ * rounded up to 8.  max_record bounds one payload, and
+ * mmapq_frame_size(max_record) may be at most size / 4
+ * (mmapq_max_record_limit), so that the ring always holds several of the
+ * largest records.
+ */
+#define MMAPQ_SIZE_MIN          UINT64_C(64)          /* ring bytes, a power of two */
+#define MMAPQ_SIZE_MAX          (UINT64_C(1) << 36)   /* 64 GiB */
+#define MMAPQ_MAX_RECORD_MIN    UINT32_C(8)           /* payload bytes */
+#define MMAPQ_MAX_RECORD_MAX    (UINT32_C(1) << 26)   /* 64 MiB */
 
 /* Consumers.  A queue has a table of max_consumers entries (geometry: set
  * when the file is created), each a registered consumer with its own
@@ -125,13 +133,20 @@ enum mmapq_role {
 	MMAPQ_ROLE_OBSERVER = 3, /* read-only: status and dump; takes no locks */
 };
 
-/* With BATCH and ALWAYS a failed msync (EIO: the file system could not
- * write the pages back; ENOSPC, EDQUOT, ...) is returned by the call that
- * made it, as said at each call; with NEVER nothing is checked. */
+/*
+ * What is on disk when a call returns (a power cut, a kernel crash; a
+ * process crash loses nothing that was published, in any mode).  With
+ * BATCH and ALWAYS a failed msync (EIO: the file system could not write
+ * the pages back; ENOSPC, EDQUOT, ...) is returned by the call that made
+ * it, as said at each call; with NEVER nothing is checked.
+ */
 enum mmapq_sync {
 	MMAPQ_SYNC_NEVER  = 0, /* the kernel writes pages back when it likes     */
-	MMAPQ_SYNC_BATCH  = 1, /* msync(MS_SYNC) after every published/consumed batch */
-	MMAPQ_SYNC_ALWAYS = 2, /* msync(MS_SYNC) after every record, too           */
+	MMAPQ_SYNC_BATCH  = 1, /* mmapq_publish returns once the records and the
+	                          new tail are on disk; mmapq_release once the
+	                          new cursor is, and only then lets the producer
+	                          reuse the bytes it freed                        */
+	MMAPQ_SYNC_ALWAYS = 2, /* as BATCH, and each record is on disk as it is put */
 };
 
 struct mmapq_params {
@@ -139,12 +154,12 @@ struct mmapq_params {
 	enum mmapq_role role;
 	/* Geometry used to create the file and required of an existing one.
 	 * The observer may leave any of them 0 to accept whatever the file
-	 * has (max_consumers too: mmapqctl's observers leave all four 0, and
-	 * show a file of any geometry); the producer and consumer all three
-	 * or none (all three 0: join an existing file of any geometry,
-	 * -ENOENT if there is none). */
-	uint32_t capacity;     /* slots, power of two */
-	uint32_t record_size;  /* payload bytes */
+	 * has (max_consumers too: mmapqctl's observers leave all 0, and show a
+	 * file of any geometry); the producer and consumer all three or none
+	 * (all three 0: join an existing file of any geometry, -ENOENT if
+	 * there is none). */
+	uint64_t size;         /* ring bytes, a power of two */
+	uint32_t max_record;   /* largest payload in bytes */
 	uint32_t format;       /* enum mmapq_record_format */
 	enum mmapq_sync sync;
 	uint32_t file_mode;    /* for a new file, e.g. 0660 (umask applies) */
@@ -160,12 +175,12 @@ struct mmapq_params {
 	 * handler ends a condition wait early). */
 	bool (*interrupted)(void *ctx);
 	void *interrupted_ctx;
-	/* For `mmapqctl recreate` only: also accept a file of format version 1
-	 * (mmapq_format.h, "Versions") in the producer and consumer roles, to
-	 * hold both roles and read its records out.  Nothing is ever written
-	 * into such a file's slots: mmapq_put and mmapq_put_many return
-	 * -EROFS.  Without it the roles refuse a version-1 file with -EPROTO
-	 * (err names `mmapqctl recreate`); observers always accept it. */
+	/* For `mmapqctl recreate` only: also accept a file of format versions
+	 * 1 to 3 (rings of slots) in the producer and consumer roles, to hold
+	 * both roles and read its records out.  Such a file is never written:
+	 * mmapq_put and the like return -EROFS, mmapq_release -EROFS.  Without
+	 * it the roles refuse it with -EPROTO (err names `mmapqctl
+	 * recreate`); observers always accept it. */
 	bool migrate;
 	/* Consumers (fan-out).  consumer: the name of this consumer (NULL or
 	 * "": MMAPQ_CONSUMER_DEFAULT); its first attach registers it, durably:
@@ -190,7 +205,7 @@ struct mmapq_error {
 struct mmapq_record {
 	uint64_t seq;
 	uint32_t len;
-	const void *data;      /* valid until the record is released */
+	const void *data;      /* see mmapq_get for how long it stays valid */
 };
 
 struct mmapq_side_status {
@@ -203,17 +218,30 @@ struct mmapq_side_status {
 	uint64_t attaches;
 };
 
+/* What the last salvage of a damaged file dropped (mmapq_format.h,
+ * "Clean close, and salvage"): the records [below_from, below_to) under
+ * the run it kept and [above_from, above_to) past it, and their bytes. */
+struct mmapq_salvage {
+	uint64_t count;        /* salvages of this file that dropped anything */
+	uint64_t usec;         /* CLOCK_REALTIME of the last, 0 if never */
+	uint64_t below_from, below_to;
+	uint64_t above_from, above_to;
+	uint64_t dropped_bytes;
+};
+
 struct mmapq_status {
 	uint32_t version;
 	uint32_t header_size;
-	uint32_t capacity;
-	uint32_t record_size;
-	uint32_t slot_size;
 	uint32_t format;
+	uint32_t max_record;   /* largest payload (versions 1 to 3: record_size) */
+	uint64_t size;         /* ring bytes (versions 1 to 3: capacity * slot_size) */
+	uint32_t capacity;     /* versions 1 to 3: slots; 0 for version 4 */
+	uint32_t slot_size;    /* versions 1 to 3: bytes per slot; 0 for version 4 */
 	uint64_t file_size;
 	uint64_t created_usec;
 	uint64_t head;         /* oldest record kept: next to consume by the slowest consumer */
 	uint64_t tail;         /* next to publish == records published so far */
+	uint64_t used_bytes;   /* ring bytes the records [head, tail) take */
 	struct mmapq_side_status producer;
 	struct mmapq_side_status consumer;
 	/* How "attached" was found out.  false: from the role locks in the lock
@@ -222,19 +250,23 @@ struct mmapq_status {
 	 * read-only file system), so a role counts as attached when its pid is
 	 * alive: a guess, a reused pid looks attached. */
 	bool attached_by_pid;
-	/* Version 3: head is the oldest record kept (floor: the slowest
-	 * registered consumer's cursor); consumer is the consumer named
-	 * MMAPQ_CONSUMER_DEFAULT if it is registered, else the first one in
-	 * the table (all zero if none is); mmapq_consumers() lists them all. */
+	/* consumer is the consumer named MMAPQ_CONSUMER_DEFAULT if it is
+	 * registered, else the first one in the table (all zero if none is);
+	 * mmapq_consumers() lists them all. */
 	uint32_t max_consumers; /* the consumer table's size (1 for versions 1 and 2) */
 	uint32_t consumers;     /* registered consumers */
 	/* The queue's id: 16 random bytes given when the file was created,
 	 * the same for as long as the file lives, different for every file
-	 * (so across hosts too); a file without one (made before ids, or a
-	 * version-2 file upgraded in place) gets one the first time a
-	 * producer or consumer attaches to it.  All zero: none yet (only an
-	 * observer of such a file sees that). */
+	 * (so across hosts too).  All zero: none (a version-1 or 2 file, or a
+	 * version-3 one made before ids). */
 	uint8_t id[MMAPQ_ID_SIZE];
+	/* Whether the last process to close the file closed it cleanly
+	 * (always false while anyone is attached), and the salvages. */
+	bool clean;
+	struct mmapq_salvage salvage;
+	/* Records the salvage at this handle's mmapq_open dropped (0: none, or
+	 * no salvage was needed); salvage says which. */
+	uint64_t salvaged;
 };
 
 /* One registered consumer, as mmapq_consumers() reports it. */
@@ -243,6 +275,7 @@ struct mmapq_consumer_status {
 	uint32_t index;           /* its entry in the table (its lock byte) */
 	uint64_t position;        /* next sequence number it consumes (= consumed so far) */
 	uint64_t lag;             /* tail - position: published, not yet consumed by it */
+	uint64_t lag_bytes;       /* ring bytes those records take */
 	int32_t pid;              /* last pid to hold it, 0 if never */
 	bool attached;            /* as mmapq_side_status.attached */
 	uint64_t start_usec;      /* when the last holder attached */
@@ -254,9 +287,12 @@ struct mmapq_consumer_status {
 };
 
 /* Open (creating if missing) and attach in a role.  See mmapq_format.h for
- * the attach protocol.  -EINTR ("interrupted while waiting for the attach
- * lock" or "... for the queue mutex" in err): nothing is attached and no
- * role is held; a file this call created stays, valid and empty. */
+ * the attach protocol.  A producer or consumer that attaches alone to a
+ * file that was not closed cleanly (a crash, a power cut) checks every
+ * record kept and salvages a damaged file (mmapq_repair; what it dropped is
+ * in mmapq_status().salvage).  -EINTR ("interrupted while waiting for the
+ * attach lock" or "... for the queue mutex" in err): nothing is attached
+ * and no role is held; a file this call created stays, valid and empty. */
 MMAPQ_API int mmapq_open(const struct mmapq_params *p, struct mmapq **ret, struct mmapq_error *err);
 MMAPQ_API void mmapq_close(struct mmapq *q);
 
@@ -264,19 +300,28 @@ MMAPQ_API void mmapq_close(struct mmapq *q);
 MMAPQ_API const char *mmapq_strerror(int code);
 MMAPQ_API uint64_t mmapq_now_ns(void);
 MMAPQ_API const char *mmapq_format_name(uint32_t format);
-/* Size in bytes of a queue file of this geometry, whether or not it is
- * within MMAPQ_FILE_SIZE_MAX; 0 if an argument is out of its range (an
- * unknown format, a capacity that is not a power of two in range, ...). */
-MMAPQ_API uint64_t mmapq_file_size(uint32_t format, uint32_t capacity, uint32_t record_size);
+/* Bytes of the frame a record of len payload bytes takes in the ring. */
+MMAPQ_API uint64_t mmapq_frame_size(uint32_t len);
+/* Size in bytes of a queue file whose ring is size bytes; 0 if size is not
+ * a power of two in MMAPQ_SIZE_MIN..MMAPQ_SIZE_MAX. */
+MMAPQ_API uint64_t mmapq_file_size(uint64_t size);
+/* The largest max_record a ring of size bytes allows (at most
+ * MMAPQ_MAX_RECORD_MAX); 0 if size is not valid (see mmapq_file_size). */
+MMAPQ_API uint32_t mmapq_max_record_limit(uint64_t size);
 
 /* ---- producer ----
- * Reserve free slots (taking the lock only when the locally known free space
- * is used up; waits until at least one slot is free or the deadline), fill
- * them with mmapq_put, make them visible with mmapq_publish (one lock
- * round-trip for the whole batch; wakes the consumer only if it waits).
- *   mmapq_reserve -EINTR (or -ETIMEDOUT, -EAGAIN): no room was found and
- *     *nfree is untouched.  It publishes pending records before it waits, so
- *     they may or may not be published: mmapq_pending() says (0: all are).
+ * Reserve room (taking the lock only when the locally known free space is
+ * used up; waits until a record of len bytes fits, or the deadline), fill
+ * it with mmapq_put (or mmapq_claim and mmapq_commit), make the records
+ * visible with mmapq_publish (one lock round-trip for the whole batch;
+ * wakes the consumers only if they wait).
+ *   mmapq_reserve: *room is the ring bytes that are surely free: any
+ *     records whose frames (mmapq_frame_size) add up to at most *room fit,
+ *     padding at the ring's end included; it is at least
+ *     mmapq_frame_size(len).  -EMSGSIZE: len is over max_record.  -EINTR
+ *     (or -ETIMEDOUT, -EAGAIN): no room was found and *room is untouched.
+ *     It publishes pending records before it waits, so they may or may not
+ *     be published: mmapq_pending() says (0: all are).
  *   mmapq_publish -EINTR: published nothing; the records stay pending and
  *     the next mmapq_publish (or mmapq_reserve) publishes them.
  *   msync errors (sync = batch or always; -EIO etc.): mmapq_put did not put
@@ -288,17 +333,27 @@ MMAPQ_API uint64_t mmapq_file_size(uint32_t format, uint32_t capacity, uint32_t 
  *   mmapq_close publishes what is pending; if it has to wait for the mutex
  *     and is interrupted, it does not (the records are rolled back, as after
  *     a crash before publishing). */
-MMAPQ_API int mmapq_reserve(struct mmapq *q, uint64_t deadline_ns, uint32_t *nfree);
+MMAPQ_API int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t *room);
+/* A record of len bytes (0..max_record; format int: 8): 0, -ENOBUFS if it
+ * does not fit now (mmapq_reserve waits for room), -EMSGSIZE (bad len). */
 MMAPQ_API int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
 /* Put many records of the same length in one call: record i is the len
  * bytes at data + i * len.  As mmapq_put for each, but the checks are done
- * once and the slots filled in a tight loop (an int record costs a few
- * instructions).  Puts min(n, room) records, room being what the last
- * mmapq_reserve found less what was put since, and returns how many (0 if
- * n is 0); -ENOBUFS if there is no room at all, -EMSGSIZE for a bad len
- * (nothing put).  With sync = always the slots are synced once for the
- * call: on an msync error nothing was put (mmapq_pending() unchanged). */
+ * once and the frames filled in a tight loop (an int record costs a few
+ * instructions).  Puts as many as fit, at most n, and returns how many (0
+ * if n is 0); -ENOBUFS if none fits, -EMSGSIZE for a bad len (nothing
+ * put).  With sync = always the frames are synced once for the call: on an
+ * msync error nothing was put (mmapq_pending() unchanged). */
 MMAPQ_API int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n);
+/* Zero copy: mmapq_claim makes room for one record of up to len bytes and
+ * points *buf at its payload in the ring (-ENOBUFS if it does not fit now,
+ * -EMSGSIZE for a bad len; *buf untouched then); the caller writes it and
+ * mmapq_commit(q, n) puts it with its first n <= len bytes (-EINVAL if n is
+ * more, or nothing is claimed; format int: n must be 8, -EMSGSIZE).  A
+ * claim not committed is forgotten by the next claim, put or publish, and
+ * by mmapq_close; nothing of it is ever read. */
+MMAPQ_API int mmapq_claim(struct mmapq *q, uint32_t len, void **buf);
+MMAPQ_API int mmapq_commit(struct mmapq *q, uint32_t n);
 MMAPQ_API int mmapq_publish(struct mmapq *q);
 MMAPQ_API uint32_t mmapq_pending(const struct mmapq *q); /* put but not yet published */
 /* Sequence number the next mmapq_put will give its record. */
@@ -317,30 +372,36 @@ MMAPQ_API void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
  *   mmapq_release -EINTR: released nothing; the records stay available and
  *     may be released again.
  *   mmapq_release msync error (sync = batch or always; -EIO etc.): the
- *     records were released (head moved on, the producer may reuse their
- *     slots), but the new head is not known to be on disk: after a power
- *     cut they may be delivered again. */
+ *     records were released (the cursor moved on), but the new cursor is
+ *     not known to be on disk: after a power cut they may be delivered
+ *     again; the producer does not reuse their bytes until a later release
+ *     (or close) has written a cursor past them. */
 MMAPQ_API int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail);
+/* Record index (0: the oldest not yet released).  r->data points into the
+ * shared mapping (read-only), at r->len bytes: valid until those records
+ * are released or the handle closed; never written by anyone meanwhile.
+ * Its checksum was checked first: -EBADMSG if it does not hold (a damaged
+ * file: stop, and let `mmapqctl repair` salvage it).  -ENOENT if index is
+ * not below what mmapq_available said.  Reading in order (index 0, 1, ...)
+ * costs one frame each; any other order walks from the nearest record
+ * read before. */
 MMAPQ_API int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
-/* mmapq_get of records index, index + 1, ... into r[0..n): checks every
- * slot in one tight loop and returns how many records it filled in, at
- * most n and at most what mmapq_available said less index; fewer if a
- * later slot is corrupt (the next call, at that index, returns -EBADMSG).
- * -ENOENT if index is not below what is available, -EBADMSG if record
- * index itself is corrupt; r is untouched then.  The data pointers are
- * valid until the records are released. */
+/* mmapq_get of records index, index + 1, ... into r[0..n): returns how
+ * many records it filled in, at most n and at most what mmapq_available
+ * said less index; fewer if a later record is damaged (the next call, at
+ * that index, returns -EBADMSG).  -ENOENT if index is not below what is
+ * available, -EBADMSG if record index itself is damaged; r is untouched
+ * then. */
 MMAPQ_API int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r);
 /* Copies of the payloads of records index, index + 1, ... that are len
  * bytes long each (every int record is 8): record index + i is copied to
- * out + i * len, its sequence number being that of record index (the
- * oldest available one's, mmapq_get) + i.  The cheapest way to read
- * fixed-size records: no struct per record, the checks and the copy in one
- * tight loop (an int record costs a few instructions).  Returns how many,
- * at most n and at most what mmapq_available said less index; fewer before
- * a corrupt slot or a record of another length (the next call, at that
- * index, returns the error).  -ENOENT if index is not below what is
- * available, -EBADMSG if record index is corrupt, -EMSGSIZE if it is not
- * len bytes long; out is untouched then. */
+ * out + i * len.  The cheapest way to read fixed-size records: no struct
+ * per record, the checks and the copy in one tight loop.  Returns how
+ * many, at most n and at most what mmapq_available said less index; fewer
+ * before a damaged record or a record of another length (the next call,
+ * at that index, returns the error).  -ENOENT if index is not below what
+ * is available, -EBADMSG if record index is damaged, -EMSGSIZE if it is
+ * not len bytes long; out is untouched then. */
 MMAPQ_API int mmapq_copy_many(struct mmapq *q, uint32_t index, uint32_t n, void *out, uint32_t len);
 MMAPQ_API int mmapq_release(struct mmapq *q, uint32_t n);
 
@@ -359,18 +420,19 @@ MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out
  * over into a new one: registers the consumers cs[0..n), as
  * mmapq_consumers() reported them (name, position, pid, start_usec,
  * attach_position, registered_usec, recoveries and attaches are kept;
- * index, lag and attached are ignored), into the lowest free entries of
- * q's table, in that order.  q is a producer's handle (-EPERM otherwise)
- * of a version-3 file (-EROFS: a file opened to migrate it); each position
- * must be within [oldest record kept, tail] of q's queue (the caller
- * renumbers them: sequence numbers of a new file start at 0).  Floor then
- * rises to the lowest of the cursors, as after a registration.  All or
- * nothing: -EINVAL (a name no table may hold, or a negative pid; a name
- * starting with '-', which an older version registered, is carried),
+ * index, lag, lag_bytes and attached are ignored), into the lowest free
+ * entries of q's table, in that order.  q is a producer's handle (-EPERM
+ * otherwise) of a version-4 file (-EROFS: a file opened to migrate it);
+ * each position must be within [oldest record kept, tail] of q's queue
+ * (the caller renumbers them: sequence numbers of a new file start at 0).
+ * Floor then rises to the lowest of the cursors, as after a registration.
+ * All or nothing: -EINVAL (a name no table may hold, or a negative pid; a
+ * name starting with '-', which an older version registered, is carried),
  * -EEXIST (a name given twice, or already registered), -ERANGE (a position
- * outside the queue), -ENOSPC (fewer free entries than n); an error of
- * taking the mutex; with sync batch or always, an msync error (then they
- * are registered, but not known to be on disk). */
+ * outside the queue), -ENOSPC (fewer free entries than n), -EBADMSG (a
+ * damaged record on the way to a cursor); an error of taking the mutex;
+ * with sync batch or always, an msync error (then they are registered, but
+ * not known to be on disk). */
 MMAPQ_API int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status *cs,
                                       uint32_t n);
 /* Unregister the consumer p->consumer of the queue file p->path (p->role
@@ -387,19 +449,33 @@ MMAPQ_API int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_e
 /* Whether name is a name a consumer may take: 1 to MMAPQ_CONSUMER_NAME_MAX
  * characters of MMAPQ_CONSUMER_NAME_CHARS, not starting with '-'. */
 MMAPQ_API bool mmapq_consumer_name_valid(const char *name);
+/* Check every record kept in the queue file p->path and salvage it if it
+ * is damaged (what a producer or consumer does when it attaches alone to
+ * a file that was not closed cleanly; this does it whatever the file
+ * says): of the runs of intact records that start where the oldest record
+ * kept or a consumer's cursor is, the one that reaches furthest is kept,
+ * and the records below and past it are dropped (*report says which; it
+ * may be NULL).  Needs the file to itself (-EBUSY if anyone is attached:
+ * err names the role) and write access.  Returns the number of records
+ * dropped (0: the file was intact), or as mmapq_open (a file whose header
+ * is damaged, -EBADMSG, cannot be salvaged: err says what is wrong). */
+MMAPQ_API int64_t mmapq_repair(const struct mmapq_params *p, struct mmapq_salvage *report,
+                               struct mmapq_error *err);
 /* Copy of the record with sequence number seq, if the queue still keeps
- * it (head <= seq < tail: head is the oldest record kept, mmapq_status), read without locks and without writing anything, like a seqlock
- * reader: the payload is copied into buf (size must be at least
- * mmapq_record_size(q), else -EMSGSIZE), then head is read again, and if
- * the record was consumed meanwhile (its slot may have been reused during
- * the copy) the copy is discarded: -ENOENT, as when seq is outside the
- * queue.  On success r->data points into buf, never into the shared
+ * it (head <= seq < tail: head is the oldest record kept, mmapq_status),
+ * read without locks and without writing anything, like a seqlock reader:
+ * the payload is copied into buf (size must be at least mmapq_max_record(q),
+ * else -EMSGSIZE) and its checksum checked, then head is read again, and
+ * if the record was consumed meanwhile (its bytes may have been reused
+ * during the copy) the copy is discarded: -ENOENT, as when seq is outside
+ * the queue.  On success r->data points into buf, never into the shared
  * mapping, so what the caller prints is what was checked.  On failure *r is
- * untouched (buf may have been written).  -EBADMSG: the slot does not hold
- * record seq although the queue says it should (corrupt). */
+ * untouched (buf may have been written).  -EBADMSG: the record is damaged
+ * although the queue says it is kept.  Reading in order of seq costs one
+ * frame each; otherwise it walks from the oldest record kept. */
 MMAPQ_API int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r);
-/* The queue's maximum payload size (the buffer size mmapq_peek needs). */
-MMAPQ_API uint32_t mmapq_record_size(const struct mmapq *q);
+/* The queue's largest payload (the buffer size mmapq_peek needs). */
+MMAPQ_API uint32_t mmapq_max_record(const struct mmapq *q);
 MMAPQ_API const char *mmapq_path(const struct mmapq *q);
 /* Live change of mmapq_params.spin_us (producer or consumer). */
 MMAPQ_API void mmapq_set_spin(struct mmapq *q, uint32_t spin_us);
