@@ -10,7 +10,7 @@
 //   ./consumer /var/lib/mmapq/queue 3
 //
 // The queue must exist; given no geometry, the program joins it whatever
-// its capacity and record size.  Exit 0 after COUNT records; 1 if none
+// its size and max_record.  Exit 0 after COUNT records; 1 if none
 // comes for 10 s, or on an error; 2 for a bad argument.
 #include <cerrno>
 #include <cinttypes>
@@ -29,7 +29,7 @@ int main(int argc, char **argv)
 	mmapq_params p{};
 	p.path = argv[1];
 	p.role = MMAPQ_ROLE_CONSUMER;
-	// capacity, record_size, format 0: join the queue as it is
+	// size, max_record, format 0: join the queue as it is
 	mmapq_error err;
 	mmapq *q = nullptr;
 	char *end;
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
 		if (n > want - got)
 			n = static_cast<uint32_t>(want - got);
 		values.resize(n);
-		// the payloads copied out, every slot checked, in one call
+		// the payloads copied out, every checksum checked, in one call
 		r = mmapq_copy_many(q, 0, n, values.data(), sizeof(int64_t));
 		if (r < 0)
 			break;

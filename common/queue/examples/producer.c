@@ -9,8 +9,8 @@
  *   ./producer /var/lib/mmapq/queue 1 2 3
  *
  * The queue must exist (mmapq-producer or mmapq-consumer creates it at
- * start): given no geometry, the program joins it whatever its capacity
- * and record size, and refuses a queue of line records.  Exit 0 once
+ * start): given no geometry, the program joins it whatever its size and
+ * max_record, and refuses a queue of line or binary records.  Exit 0 once
  * every record is published, 2 for a bad argument (nothing published), 1
  * on an error.
  */
@@ -25,7 +25,7 @@ int main(int argc, char **argv)
 {
 	struct mmapq_params p = {
 		.role = MMAPQ_ROLE_PRODUCER,
-		/* capacity, record_size, format 0: join the queue as it is */
+		/* size, max_record, format 0: join the queue as it is */
 	};
 	struct mmapq_error err;
 	struct mmapq_status st;
