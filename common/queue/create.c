@@ -28,7 +28,7 @@ static bool id_is_zero(const uint8_t *id)
 }
 
 /* 16 random bytes, never all zero (zero means "no id"). */
-static int new_id(uint8_t id[MMAPQ_ID_SIZE])
+int new_id(uint8_t id[MMAPQ_ID_SIZE])
 {
 	size_t got = 0;
 

@@ -131,6 +131,7 @@ int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *e
 void detach(struct mmapq *q);
 
 /* create.c */
+int new_id(uint8_t id[MMAPQ_ID_SIZE]);
 int create_file(const struct mmapq_params *p, struct mmapq_error *err);
 
 /* validate.c */

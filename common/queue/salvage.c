@@ -129,6 +129,13 @@ static void keep_run(struct mmapq *q, const struct run *run, struct pos floor, s
 	q->h->producer.tail_byte = run->end.byte;
 	q->h->producer.tail = run->end.seq;
 	store_floor_locked(q, any ? low : run->start);
+	/* Records past the run are dropped and their sequence numbers given
+	 * out again: a record forwarded before (a Nats-Msg-Id "<id>:<seq>")
+	 * must not make its successor look like a duplicate, so the queue
+	 * gets a new id (its records forwarded again are duplicates under the
+	 * new one: at least once). */
+	if (tail.seq > run->end.seq)
+		(void)new_id(q->h->id);
 	if (!dropped)
 		return;
 	st->salvages++;

@@ -162,7 +162,7 @@ struct mmapq_params {
 	uint32_t max_record;   /* largest payload in bytes */
 	uint32_t format;       /* enum mmapq_record_format */
 	enum mmapq_sync sync;
-	uint32_t file_mode;    /* for a new file, e.g. 0660 (umask applies) */
+	uint32_t file_mode;    /* a new file's mode, exactly (no umask); 0: 0660 */
 	/* Before sleeping, watch the peer's position for up to this many
 	 * microseconds (0 = never spin, the default; ignored with a single
 	 * CPU).  Trades CPU while the peer is about to act for wake-up
@@ -350,8 +350,9 @@ MMAPQ_API int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, ui
  * -EMSGSIZE for a bad len; *buf untouched then); the caller writes it and
  * mmapq_commit(q, n) puts it with its first n <= len bytes (-EINVAL if n is
  * more, or nothing is claimed; format int: n must be 8, -EMSGSIZE).  A
- * claim not committed is forgotten by the next claim, put or publish, and
- * by mmapq_close; nothing of it is ever read. */
+ * claim not committed is forgotten by the next claim, put, publish, by an
+ * mmapq_reserve that waits, and by mmapq_close; nothing of it is ever
+ * read. */
 MMAPQ_API int mmapq_claim(struct mmapq *q, uint32_t len, void **buf);
 MMAPQ_API int mmapq_commit(struct mmapq *q, uint32_t n);
 MMAPQ_API int mmapq_publish(struct mmapq *q);
@@ -383,8 +384,7 @@ MMAPQ_API int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *n
  * Its checksum was checked first: -EBADMSG if it does not hold (a damaged
  * file: stop, and let `mmapqctl repair` salvage it).  -ENOENT if index is
  * not below what mmapq_available said.  Reading in order (index 0, 1, ...)
- * costs one frame each; any other order walks from the nearest record
- * read before. */
+ * costs one frame each; any other order walks from index 0. */
 MMAPQ_API int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r);
 /* mmapq_get of records index, index + 1, ... into r[0..n): returns how
  * many records it filled in, at most n and at most what mmapq_available
@@ -455,8 +455,8 @@ MMAPQ_API bool mmapq_consumer_name_valid(const char *name);
  * says): of the runs of intact records that start where the oldest record
  * kept or a consumer's cursor is, the one that reaches furthest is kept,
  * and the records below and past it are dropped (*report says which; it
- * may be NULL).  Needs the file to itself (-EBUSY if anyone is attached:
- * err names the role) and write access.  Returns the number of records
+ * may be NULL).  Needs the file to itself (-EBUSY if anyone is attached)
+ * and write access.  Returns the number of records
  * dropped (0: the file was intact), or as mmapq_open (a file whose header
  * is damaged, -EBADMSG, cannot be salvaged: err says what is wrong). */
 MMAPQ_API int64_t mmapq_repair(const struct mmapq_params *p, struct mmapq_salvage *report,
@@ -471,8 +471,9 @@ MMAPQ_API int64_t mmapq_repair(const struct mmapq_params *p, struct mmapq_salvag
  * the queue.  On success r->data points into buf, never into the shared
  * mapping, so what the caller prints is what was checked.  On failure *r is
  * untouched (buf may have been written).  -EBADMSG: the record is damaged
- * although the queue says it is kept.  Reading in order of seq costs one
- * frame each; otherwise it walks from the oldest record kept. */
+ * although the queue says it is kept; -EAGAIN: the consumers kept moving
+ * the oldest record past the walk (try again).  Reading in order of seq
+ * costs one frame each; otherwise it walks from the oldest record kept. */
 MMAPQ_API int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r);
 /* The queue's largest payload (the buffer size mmapq_peek needs). */
 MMAPQ_API uint32_t mmapq_max_record(const struct mmapq *q);
