@@ -958,3 +958,195 @@ void mmapq_parser_free(struct mmapq_parser *p)
 		free(p->lb);
 	free(p);
 }
+
+/* ---- how much input fits in the ring ------------------------------------ */
+
+#define ONES8 UINT64_C(0x0101010101010101)
+
+/* 0x80 in every byte of w that ends an int token when it follows one:
+ * ' ' or '\t'..'\r' (C-locale isspace), exactly, byte by byte (no carry
+ * crosses a byte: every sum stays below 0x100). */
+static inline uint64_t ws_bytes(uint64_t w)
+{
+	uint64_t y = w & (0x7f * ONES8), z = w ^ (0x20 * ONES8);
+	uint64_t ge9 = y + (0x80 - 0x09) * ONES8, gt13 = y + (0x80 - 0x0e) * ONES8;
+	uint64_t ne20 = (z & (0x7f * ONES8)) + 0x7f * ONES8;
+
+	return ((ge9 & ~gt13 & ~w) | ~(ne20 | z)) & (0x80 * ONES8);
+}
+
+static bool int_space(unsigned char ch)
+{
+	return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/*
+ * format int: the bytes of b[0..n) that end at most max tokens (a bad
+ * token counts as one: the bound is only ever too small).  8 bytes at a
+ * time, the token ends of a word (a whitespace byte after a non-whitespace
+ * one) counted with one multiplication; the word where the max-th one lies
+ * is gone through byte by byte.
+ */
+static size_t cut_int(const struct mmapq_parser *p, const unsigned char *b, size_t n, uint64_t max)
+{
+	bool in = p->state == ST_TOKEN || p->state == ST_SKIP;
+	uint64_t done = 0;
+	size_t i = 0;
+
+	if (!max)
+		return 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, ws, ends, k;
+
+		memcpy(&w, b + i, sizeof(w));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		w = __builtin_bswap64(w);
+#endif
+		ws = ws_bytes(w);
+		/* a byte ends a token if it is whitespace and the one before it
+		 * (the last of the previous word: in) is not */
+		ends = ws & ~((ws << 8) | (in ? 0 : 0x80));
+		/* one bit per byte at most: the sum of the bytes, in the top one
+		 * (no popcnt instruction in the baseline x86-64) */
+		k = ((ends >> 7) * ONES8) >> 56;
+		if (done + k >= max)
+			break; /* the max-th end is in this word */
+		done += k;
+		in = !(ws >> 63);
+	}
+	for (; i < n; i++) {
+		if (!int_space(b[i])) {
+			in = true;
+		} else if (in) {
+			in = false;
+			if (++done == max)
+				return i + 1;
+		}
+	}
+	return n;
+}
+
+/* The ring bytes a line of len bytes (its '\r' included) takes: its
+ * frame, or none if the parser will refuse it as too long. */
+static uint64_t line_frame(const struct mmapq_parser *p, uint64_t len)
+{
+	if (len > (uint64_t)p->max_record + 1)
+		return 0;
+	return mmapq_frame_size(len > p->max_record ? p->max_record : (uint32_t)len);
+}
+
+static size_t cut_line(const struct mmapq_parser *p, const unsigned char *b, size_t n,
+                       uint64_t room, uint64_t *need)
+{
+	const unsigned char *s = b, *end = b + n, *nl;
+	uint64_t used = 0, carried = p->state == ST_SKIP ? UINT64_MAX : p->lb_len;
+
+	while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+		uint64_t len = carried == UINT64_MAX ? UINT64_MAX : carried + (uint64_t)(nl - s);
+		uint64_t f = len == UINT64_MAX ? 0 : line_frame(p, len);
+
+		if (used + f > room) {
+			*need = f;
+			return (size_t)(s - b);
+		}
+		used += f;
+		carried = 0;
+		s = nl + 1;
+	}
+	return n;
+}
+
+static size_t cut_binary(const struct mmapq_parser *p, const unsigned char *b, size_t n,
+                         uint64_t room, uint64_t *need)
+{
+	unsigned char prefix[4];
+	size_t plen = p->prefix_len, pos = 0, start = 0;
+	uint64_t skip = p->skip, have = p->lb_len, used = 0;
+	uint32_t rlen = p->rec_len;
+
+	memcpy(prefix, p->prefix, sizeof(prefix));
+	while (pos < n) {
+		uint64_t left, f;
+
+		if (skip) {
+			left = n - pos < skip ? n - pos : skip;
+			skip -= left;
+			pos += (size_t)left;
+			if (!skip)
+				plen = 0;
+			continue;
+		}
+		if (plen < 4) {
+			if (!plen)
+				start = pos;
+			prefix[plen++] = b[pos++];
+			if (plen < 4)
+				continue;
+			rlen = (uint32_t)prefix[0] << 24 | (uint32_t)prefix[1] << 16 |
+			       (uint32_t)prefix[2] << 8 | prefix[3];
+			have = 0;
+			if (rlen > p->max_record) {
+				skip = rlen;
+				if (!skip)
+					plen = 0;
+				continue;
+			}
+		}
+		left = rlen - have;
+		if (left > n - pos)
+			return n; /* the record ends in a later chunk */
+		f = mmapq_frame_size(rlen);
+		if (used + f > room) {
+			*need = f;
+			return start;
+		}
+		used += f;
+		pos += (size_t)left;
+		have = 0;
+		plen = 0;
+		start = pos;
+	}
+	return n;
+}
+
+size_t mmapq_parser_cut(const struct mmapq_parser *p, const char *buf, size_t n, uint64_t room,
+                        uint64_t *need)
+{
+	const unsigned char *b = (const unsigned char *)buf;
+	size_t cut;
+
+	*need = 0;
+	if (p->format == MMAPQ_FORMAT_INT) {
+		cut = cut_int(p, b, n, room / mmapq_frame_size(sizeof(int64_t)));
+		if (cut < n)
+			*need = mmapq_frame_size(sizeof(int64_t));
+		return cut;
+	}
+	if (p->format == MMAPQ_FORMAT_BINARY)
+		return cut_binary(p, b, n, room, need);
+	return cut_line(p, b, n, room, need);
+}
+
+uint64_t mmapq_parser_blind_bound(const struct mmapq_parser *p, uint64_t room)
+{
+	uint64_t have = p->lb_len + 16;
+
+	switch (p->format) {
+	case MMAPQ_FORMAT_INT:
+		/* a token needs a separator in the chunk, and every one after
+		 * the first (which may have started in an earlier chunk) a digit
+		 * too: 2 bytes a record, 16 ring bytes each */
+		room /= mmapq_frame_size(sizeof(int64_t));
+		return room ? 2 * room - 1 : 0;
+	case MMAPQ_FORMAT_BINARY:
+		/* a record takes at least its 4-byte prefix, and its frame at
+		 * most its payload and 15 bytes: 5 ring bytes an input byte, and
+		 * the record begun earlier */
+		return room > have ? (room - have) / 5 : 0;
+	default:
+		/* a line takes at least its '\n', and its frame at most its
+		 * bytes and 15: 16 ring bytes an input byte, and the line begun
+		 * earlier */
+		return room > have ? (room - have) / 16 : 0;
+	}
+}

@@ -71,4 +71,22 @@ int mmapq_parser_set_int_batch(struct mmapq_parser *p, mmapq_ints_fn on_ints);
  * differential tests and the benchmark's old-parser peer.  Any time. */
 void mmapq_parser_set_fast_path(struct mmapq_parser *p, bool on);
 
+/*
+ * How much input fits in the ring, for a producer that must never read
+ * more than it can put (what is read and not put would be lost if it
+ * stopped): of the n bytes at buf, the first ones fed next complete
+ * records whose frames (mmapq_frame_size) take at most room ring bytes;
+ * mmapq_parser_cut returns how many, counting from the parser's state (a
+ * record begun in an earlier chunk).  A bad record that the parser will
+ * refuse takes nothing, one it may refuse (a line with a NUL) counts as
+ * taking its frame: the count is only ever too small.  Bytes of a record
+ * that ends after buf all fit (it is put when it ends).  *need: the frame
+ * bytes of the first record that does not fit, 0 if all do.
+ * mmapq_parser_blind_bound: the most bytes a read that cannot look first
+ * (a terminal) may take and complete only records that fit in room.
+ */
+size_t mmapq_parser_cut(const struct mmapq_parser *p, const char *buf, size_t n, uint64_t room,
+                        uint64_t *need);
+uint64_t mmapq_parser_blind_bound(const struct mmapq_parser *p, uint64_t room);
+
 #endif /* MMAPQ_PARSE_H */
