@@ -468,96 +468,69 @@ int tu_write_file(const char *path, const void *buf, size_t len)
 	return r;
 }
 
-/* The header of a version-3 queue as version 2 had it: its first
- * registered consumer (the table's first entry in use) as the one
- * consumer, at floor. */
-static void header_to_version2(const struct mmapq_header *h3, struct mmapq_header *out)
+int tu_write_legacy_queue(const char *path, uint32_t version, uint32_t format, uint32_t capacity,
+                          uint32_t record_size, uint64_t first, const struct mmapq_record *recs,
+                          uint32_t n, const struct tu_legacy_consumer *cs, uint32_t ncs,
+                          uint8_t id_byte)
 {
-	struct mmapq_header_v2 h2;
-	const struct mmapq_consumer *c = NULL;
-
-	for (uint32_t i = 0; i < h3->max_consumers && i < MMAPQ_CONSUMERS_MAX && !c; i++)
-		if (h3->consumers[i].state == MMAPQ_CONSUMER_REGISTERED)
-			c = &h3->consumers[i];
-	memset(&h2, 0, sizeof(h2));
-	memcpy(h2.identity, h3, sizeof(h2.identity));
-	memcpy(h2.lock, &h3->lock, sizeof(h2.lock));
-	h2.producer = h3->producer;
-	h2.consumer.position = h3->floor.floor;
-	if (c) {
-		h2.consumer.pid = c->pid;
-		h2.consumer.start_usec = c->start_usec;
-		h2.consumer.recoveries = c->recoveries;
-		h2.consumer.attaches = c->attaches;
-	}
-	h2.not_full = h3->not_full;
-	memcpy(out, &h2, sizeof(h2));
-	out->version = MMAPQ_VERSION_2;
-	out->max_consumers = 0;
-}
-
-int tu_queue_to_version2(const char *path)
-{
-	size_t len = 0;
-	uint8_t *b = (uint8_t *)tu_read_file(path, &len);
-	struct mmapq_header h;
+	uint32_t ss = mmapq_slot_size_v3(version, format, record_size);
+	size_t len = MMAPQ_HEADER_SIZE + (size_t)capacity * ss;
+	uint8_t *b = calloc(1, len), *slots = b + MMAPQ_HEADER_SIZE;
+	struct mmapq_header_v3 *h3 = (struct mmapq_header_v3 *)b;
+	struct mmapq_header_v2 *h2 = (struct mmapq_header_v2 *)b;
 	int r;
 
 	if (!b)
-		return -errno;
-	if (len < sizeof(h)) {
-		free(b);
-		return -EINVAL;
-	}
-	header_to_version2((const struct mmapq_header *)b, &h);
-	memcpy(b, &h, sizeof(h));
-	r = tu_write_file(path, b, len);
-	free(b);
-	return r;
-}
-
-int tu_queue_to_version1(const char *path)
-{
-	size_t len = 0, nlen;
-	uint8_t *b = (uint8_t *)tu_read_file(path, &len), *o;
-	struct mmapq_header h;
-	uint32_t ss;
-	int r;
-
-	if (!b)
-		return -errno;
-	if (len < sizeof(h)) {
-		free(b);
-		return -EINVAL;
-	}
-	header_to_version2((const struct mmapq_header *)b, &h);
-	h.version = MMAPQ_VERSION_1;
-	memset(h.id, 0, sizeof(h.id)); /* from before queue ids */
-	ss = mmapq_slot_size_v(MMAPQ_VERSION_1, h.format, h.record_size);
-	nlen = MMAPQ_HEADER_SIZE + (size_t)h.capacity * ss;
-	o = calloc(1, nlen);
-	if (!o) {
-		free(b);
 		return -ENOMEM;
+	if (n > capacity || version < 1 || version > 3) {
+		free(b);
+		return -EINVAL;
 	}
-	if (h.format == MMAPQ_FORMAT_INT) {
-		for (uint32_t i = 0; i < h.capacity; i++) {
-			struct mmapq_int_slot is;
-			struct mmapq_slot sl = {0};
-			memcpy(&is, b + MMAPQ_HEADER_SIZE + (size_t)i * sizeof(is), sizeof(is));
-			sl.seq = is.seq;
-			sl.len = sizeof(is.value);
-			memcpy(o + MMAPQ_HEADER_SIZE + (size_t)i * ss, &sl, sizeof(sl));
-			memcpy(o + MMAPQ_HEADER_SIZE + (size_t)i * ss + sizeof(sl), &is.value, sizeof(is.value));
+	memcpy(h3->id.magic, MMAPQ_MAGIC, sizeof(h3->id.magic));
+	h3->id.version = version;
+	h3->id.header_size = MMAPQ_HEADER_SIZE;
+	h3->id.byte_order = MMAPQ_BYTE_ORDER;
+	h3->id.format = format;
+	h3->id.capacity = capacity;
+	h3->id.record_size = record_size;
+	h3->id.slot_size = ss;
+	h3->id.file_size = len;
+	h3->id.created_usec = 1;
+	h3->producer.position = first + n;
+	h3->floor = first; /* versions 1 and 2: the consumer's head, the same offset */
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t seq = first + i;
+		uint8_t *slot = slots + (size_t)(seq & (capacity - 1)) * ss;
+
+		if (recs[i].len > record_size || (format == MMAPQ_FORMAT_INT && recs[i].len != 8)) {
+			free(b);
+			return -EINVAL;
 		}
-		h.slot_size = ss;
-		h.file_size = nlen;
-	} else {
-		memcpy(o, b, nlen < len ? nlen : len); /* the same slots */
+		if (version >= 2 && format == MMAPQ_FORMAT_INT) {
+			struct mmapq_int_slot_v3 is = {.seq = seq};
+			memcpy(&is.value, recs[i].data, 8);
+			memcpy(slot, &is, sizeof(is));
+		} else {
+			struct mmapq_slot_v3 sl = {.seq = seq, .len = recs[i].len};
+			memcpy(slot, &sl, sizeof(sl));
+			memcpy(slot + sizeof(sl), recs[i].data, recs[i].len);
+		}
 	}
-	memcpy(o, &h, sizeof(h));
-	r = tu_write_file(path, o, nlen);
-	free(o);
+	if (version == 3) {
+		h3->id.max_consumers = 8;
+		for (uint32_t i = 0; i < ncs && i < 8; i++) {
+			struct mmapq_consumer_v3 *c = &h3->consumers[i];
+			c->position = cs[i].position;
+			c->state = MMAPQ_CONSUMER_REGISTERED;
+			c->attach_position = cs[i].position;
+			c->registered_usec = 1;
+			snprintf(c->name, sizeof(c->name), "%s", cs[i].name);
+		}
+		memset(h3->queue_id, id_byte, sizeof(h3->queue_id));
+	} else if (ncs) {
+		h2->consumer.attaches = 1;
+	}
+	r = tu_write_file(path, b, len);
 	free(b);
 	return r;
 }
@@ -574,8 +547,8 @@ static void dump_wait_words(const char *path, const struct mmapq_consumer_status
 
 	if (fd >= 0)
 		close(fd);
-	if (!ok)
-		return;
+	if (!ok || h.version != MMAPQ_VERSION)
+		return; /* versions 1 to 3 are only read: nobody waits in them */
 	memcpy(&lock, h.lock.bytes, sizeof(lock));
 	fprintf(stderr, "     lock word 0x%08" PRIx32 " not_full (seq %" PRIu32 " waiting %" PRIu32 ")",
 	        lock, h.not_full.seq, h.not_full.waiting);
@@ -606,9 +579,10 @@ void tu_dump_queue(const char *path, const char *why)
 	}
 	if (mmapq_status(q, &st) == 0) {
 		fprintf(stderr,
-		        "     capacity %" PRIu32 " record_size %" PRIu32 " head %" PRIu64 " tail %" PRIu64
-		        " depth %" PRIu64 "\n",
-		        st.capacity, st.record_size, st.head, st.tail, st.tail - st.head);
+		        "     version %" PRIu32 " size %" PRIu64 " max_record %" PRIu32 " head %" PRIu64
+		        " tail %" PRIu64 " depth %" PRIu64 " used %" PRIu64 " bytes clean %d salvages %"
+		        PRIu64 "\n", st.version, st.size, st.max_record, st.head, st.tail, st.tail - st.head,
+		        st.used_bytes, st.clean, st.salvage.count);
 		fprintf(stderr,
 		        "     producer pid %d attached %d dropped %" PRIu64 " bad %" PRIu64
 		        " recoveries %" PRIu64 " attaches %" PRIu64 "\n",
@@ -622,8 +596,9 @@ void tu_dump_queue(const char *path, const char *why)
 		for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
 			fprintf(stderr,
 			        "     consumer '%s' (entry %" PRIu32 ") at %" PRIu64 " lag %" PRIu64
-			        " pid %d attached %d recoveries %" PRIu64 " attaches %" PRIu64 "\n",
-			        cs[i].name, cs[i].index, cs[i].position, cs[i].lag, cs[i].pid,
+			        " (%" PRIu64 " bytes) pid %d attached %d recoveries %" PRIu64 " attaches %"
+			        PRIu64 "\n", cs[i].name, cs[i].index, cs[i].position, cs[i].lag,
+			        cs[i].lag_bytes, cs[i].pid,
 			        cs[i].attached, cs[i].recoveries, cs[i].attaches);
 		dump_wait_words(path, cs, n);
 	}

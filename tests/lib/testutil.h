@@ -115,14 +115,26 @@ int tu_write_file(const char *path, const void *buf, size_t len);
  * (tu_die) if it cannot be written. */
 char *tu_write_in(const char *dir, const char *name, const char *text);
 
-/* Rewrite the queue file at path (made by this library, nobody attached)
- * as format version 1 wrote the same queue: the header as version 2 (its
- * first registered consumer as the one consumer, at the oldest record
- * kept), the version and, for format int, the slot size, the file size
- * and every slot (seq, len 8, reserved 0, value).  0 or -errno. */
-int tu_queue_to_version1(const char *path);
-/* The same as format version 2 wrote it: only the header changes. */
-int tu_queue_to_version2(const char *path);
+/*
+ * A queue file as an older mmapq wrote it (format version 1, 2 or 3: a
+ * ring of capacity fixed-size slots of record_size, mmapq_format.h,
+ * "versions 1 to 3"), written from scratch at path: the records recs[0..n)
+ * (for format int, each data an int64_t) at sequence numbers first,
+ * first + 1, ...: the oldest kept is first, the tail first + n; the
+ * consumers (position: a sequence number in [first, first + n]) in the
+ * table of version 3 (max_consumers 8), or for versions 1 and 2 the first
+ * of them as the one consumer, at first.  No id (version 3: made before
+ * ids unless id_byte, which fills its 16 bytes).  0 or -errno (-EINVAL:
+ * a record that does not fit, n over capacity).
+ */
+struct tu_legacy_consumer {
+	const char *name;
+	uint64_t position;
+};
+int tu_write_legacy_queue(const char *path, uint32_t version, uint32_t format, uint32_t capacity,
+                          uint32_t record_size, uint64_t first, const struct mmapq_record *recs,
+                          uint32_t n, const struct tu_legacy_consumer *cs, uint32_t ncs,
+                          uint8_t id_byte);
 
 /* Print the queue's header state (head, tail, pids, counters, the wait
  * words) to stderr, prefixed with why; used on every failure. */
