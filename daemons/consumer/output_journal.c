@@ -140,7 +140,7 @@ int output_journal_open(const struct output_env *env, const char *spec, struct o
 		return -ENOMEM;
 	j->base = (struct output){.ops = &journal_ops, .env = env};
 	j->journal.fd = -1;
-	j->buf = malloc(sizeof("MESSAGE=") + env->cfg->record_size + MMAPQ_FMT_INT_MAX);
+	j->buf = malloc(sizeof("MESSAGE=") + env->cfg->max_record + MMAPQ_FMT_INT_MAX);
 	if (!j->buf) {
 		free(j);
 		return -ENOMEM;

@@ -244,7 +244,7 @@ int output_stream_open(const struct output_env *env, const char *spec, struct ou
 	s->base = (struct output){.ops = &stream_ops, .env = env};
 	s->fd = -1;
 	/* + one record, its line end, its sequence number and a tab */
-	s->cap = BATCH_BYTES + env->cfg->record_size + 32 + MMAPQ_FMT_INT_MAX;
+	s->cap = BATCH_BYTES + env->cfg->max_record + 32 + MMAPQ_FMT_INT_MAX;
 	if (!strcmp(spec, "null")) {
 		s->kind = STREAM_NULL;
 	} else {

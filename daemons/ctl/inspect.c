@@ -86,7 +86,7 @@ int status(struct mmapq *q, bool json)
 		       ",\"record_size\":%" PRIu32 ",\"slot_size\":%" PRIu32 ",\"file_size\":%" PRIu64
 		       ",\"created_usec\":%" PRIu64 ",\"head\":%" PRIu64 ",\"tail\":%" PRIu64
 		       ",\"depth\":%" PRIu64 ",",
-		       st.version, mmapq_format_name(st.format), st.capacity, st.record_size,
+		       st.version, mmapq_format_name(st.format), st.capacity, st.max_record,
 		       st.slot_size, st.file_size, st.created_usec, st.head, st.tail, st.tail - st.head);
 		side_json("producer", &st.producer, "published", st.tail, true);
 		putchar(',');
@@ -101,7 +101,7 @@ int status(struct mmapq *q, bool json)
 		printf("%-10s %s\n", "id", *id ? id : "none yet (given when a producer or consumer attaches)");
 		printf("%-10s version %" PRIu32 ", format %s, record_size %" PRIu32 ", capacity %" PRIu32
 		       ", file %" PRIu64 " bytes, created %s\n",
-		       "format", st.version, mmapq_format_name(st.format), st.record_size, st.capacity,
+		       "format", st.version, mmapq_format_name(st.format), st.max_record, st.capacity,
 		       st.file_size, when);
 		printf("%-10s head %" PRIu64 ", tail %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 "\n",
 		       "positions", st.head, st.tail, st.tail - st.head, st.capacity);
@@ -135,7 +135,7 @@ int dump(struct mmapq *q, bool json)
 	}
 	/* each record is copied out and checked before it is printed: the
 	 * slots may be reused under us */
-	buf = malloc(mmapq_record_size(q));
+	buf = malloc(mmapq_max_record(q));
 	if (!buf) {
 		log_error("%s: out of memory", mmapq_path(q));
 		return EXIT_IOERR;
@@ -145,7 +145,7 @@ int dump(struct mmapq *q, bool json)
 	for (uint64_t seq = st.head; seq < st.tail; seq++) {
 		struct mmapq_record rec;
 
-		r = mmapq_peek(q, seq, buf, mmapq_record_size(q), &rec);
+		r = mmapq_peek(q, seq, buf, mmapq_max_record(q), &rec);
 		if (r == -ENOENT)
 			continue; /* consumed while we were reading */
 		if (r < 0) {

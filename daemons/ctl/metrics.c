@@ -96,9 +96,9 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	label_value(f, path);
 	fprintf(f, "\",version=\"%" PRIu32 "\",format=\"%s\"} 1\n", st->version,
 	        mmapq_format_name(st->format));
-	one(f, "mmapq_capacity_records", "gauge", "Slots in the ring: the most records the queue holds.",
-	    path, st->capacity);
-	one(f, "mmapq_record_size_bytes", "gauge", "Largest record payload.", path, st->record_size);
+	one(f, "mmapq_size_bytes", "gauge", "Bytes of the ring the records are kept in.", path,
+	    (double)st->size);
+	one(f, "mmapq_max_record_bytes", "gauge", "Largest record payload.", path, st->max_record);
 	one(f, "mmapq_file_size_bytes", "gauge", "Size of the queue file.", path, (double)st->file_size);
 	one(f, "mmapq_created_timestamp_seconds", "gauge", "When the queue file was created (Unix time).",
 	    path, (double)st->created_usec / 1e6);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * recreate.c -- `recreate`: the queue file rebuilt with the configuration's
- * geometry (capacity, record_size, format, max_consumers), carrying its
- * records and consumers over; also reads format version 1 out.  The
+ * geometry (size, max_record, format, max_consumers), carrying its records
+ * and consumers over; also reads files of format versions 1 to 3 (fixed
+ * slots) out.  The
  * daemons are stopped first (it takes both roles).
  */
 #include <errno.h>
@@ -30,8 +31,10 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
 
 	qp.path = path;
 	if (st) {
-		qp.capacity = st->capacity;
-		qp.record_size = st->record_size;
+		/* versions 1 to 3 have no size and max_record of this kind: 0
+		 * joins the file as it is */
+		qp.size = st->version == MMAPQ_FILE_VERSION ? st->size : 0;
+		qp.max_record = st->version == MMAPQ_FILE_VERSION ? st->max_record : 0;
 		qp.format = st->format;
 		qp.max_consumers = st->max_consumers;
 		qp.migrate = true;
@@ -52,6 +55,7 @@ static int check_fits(const struct mmapq_config *cfg, const char *path, const st
                       struct mmapq *q, const struct mmapq_consumer_status *cs, int ncons)
 {
 	struct mmapq_record rec;
+	uint64_t bytes = 0;
 	char *buf;
 
 	if ((uint32_t)ncons > cfg->max_consumers) {
@@ -68,32 +72,36 @@ static int check_fits(const struct mmapq_config *cfg, const char *path, const st
 		          (uint32_t)ncons - cfg->max_consumers, ncons);
 		return EXIT_DATAERR;
 	}
-	if (st->tail - st->head > cfg->capacity) {
-		log_error("%s: holds %" PRIu64 " records, more than the new capacity %" PRIu32
-		          "; consume some first", path, st->tail - st->head, cfg->capacity);
-		return EXIT_DATAERR;
-	}
 	if (st->format != cfg->format && st->tail != st->head) {
 		log_error("%s: holds %" PRIu64 " %s records, the configuration says format = %s;"
 		          " consume them first (with the old format)", path, st->tail - st->head,
 		          mmapq_format_name(st->format), mmapq_format_name(cfg->format));
 		return EXIT_DATAERR;
 	}
-	buf = malloc(mmapq_record_size(q));
+	buf = malloc(mmapq_max_record(q));
 	if (!buf) {
 		log_error("%s: out of memory", path);
 		return EXIT_IOERR;
 	}
 	for (uint64_t seq = st->head; seq < st->tail; seq++) {
-		if (mmapq_peek(q, seq, buf, mmapq_record_size(q), &rec) == 0 &&
-		    rec.len > cfg->record_size) {
+		if (mmapq_peek(q, seq, buf, mmapq_max_record(q), &rec) != 0)
+			continue;
+		if (rec.len > cfg->max_record) {
 			log_error("%s: record %" PRIu64 " has %" PRIu32 " bytes, more than the new"
-			          " record_size %" PRIu32, path, rec.seq, rec.len, cfg->record_size);
+			          " max_record %" PRIu32, path, rec.seq, rec.len, cfg->max_record);
 			free(buf);
 			return EXIT_DATAERR;
 		}
+		bytes += mmapq_frame_size(rec.len);
 	}
 	free(buf);
+	/* into an empty ring, from its start: no padding */
+	if (bytes > cfg->size) {
+		log_error("%s: holds %" PRIu64 " records taking %" PRIu64 " bytes of ring, more than"
+		          " the new size %" PRIu64 "; consume some first", path, st->tail - st->head,
+		          bytes, cfg->size);
+		return EXIT_DATAERR;
+	}
 	return 0;
 }
 
@@ -115,11 +123,11 @@ static int recreate_precheck(const struct mmapq_config *cfg, struct mmapq *obs,
 			log_error("%s: %s", path, mmapq_strerror(r));
 		return EXIT_BADQUEUE;
 	}
-	if (st->version == MMAPQ_FILE_VERSION && st->capacity == cfg->capacity &&
-	    st->record_size == cfg->record_size && st->format == cfg->format &&
+	if (st->version == MMAPQ_FILE_VERSION && st->size == cfg->size &&
+	    st->max_record == cfg->max_record && st->format == cfg->format &&
 	    st->max_consumers == cfg->max_consumers) {
-		printf("%s: already capacity %" PRIu32 ", record_size %" PRIu32 ", format %s,"
-		       " max_consumers %" PRIu32 "; nothing to do\n", path, st->capacity, st->record_size,
+		printf("%s: already size %" PRIu64 ", max_record %" PRIu32 ", format %s,"
+		       " max_consumers %" PRIu32 "; nothing to do\n", path, st->size, st->max_record,
 		       mmapq_format_name(st->format), st->max_consumers);
 		*ncons = -1;
 		return EXIT_OK;
@@ -168,8 +176,9 @@ static int carry_consumers(struct mmapq *next, struct mmapq_consumer_status *cs,
 
 /*
  * Give the queue file the configured geometry, keeping its records and
- * its consumers: the way out of exit 65 after capacity, record_size,
- * format or max_consumers changed in mmapq.ini.  Every daemon must be
+ * its consumers: the way out of exit 65 after size, max_record, format
+ * or max_consumers changed in mmapq.ini, or of a file an older mmapq made
+ * (format versions 1 to 3).  Every daemon must be
  * stopped; we take both roles of the old file (so none can attach
  * meanwhile), build the new file beside it, copy the unconsumed records in
  * order, register the consumers in its table (of the new size), and
@@ -214,15 +223,19 @@ static int copy_records(struct mmapq *cons, struct mmapq *next, uint32_t n, cons
 	uint32_t copied = 0;
 
 	while (copied < n) {
-		uint32_t room;
-		int r = mmapq_reserve(next, 0, &room);
-		for (; r == 0 && room && copied < n; room--, copied++) {
-			struct mmapq_record rec;
-			r = mmapq_get(cons, copied, &rec);
-			if (r == 0)
-				r = mmapq_put(next, rec.data, rec.len);
-		}
-		if (r == 0) {
+		struct mmapq_record rec;
+		uint64_t room;
+		int r = mmapq_get(cons, copied, &rec);
+
+		/* the new ring holds them all (check_fits): room, unless what
+		 * is put is not yet published */
+		if (r == 0)
+			r = mmapq_reserve(next, rec.len, 0, &room);
+		if (r == 0)
+			r = mmapq_put(next, rec.data, rec.len);
+		if (r == 0)
+			copied++;
+		if (r == 0 && (copied == n || mmapq_pending(next) >= 4096)) {
 			int k = mmapq_publish(next);
 			r = k < 0 ? k : 0;
 		}
@@ -291,11 +304,11 @@ int recreate(const struct mmapq_config *cfg)
 	}
 	free(tmp);
 	tmp = NULL;
-	printf("%s: recreated: format version %" PRIu32 " -> %" PRIu32 ", capacity %" PRIu32 " -> %" PRIu32
-	       ", record_size %" PRIu32 " -> %" PRIu32 ", format %s -> %s, max_consumers %" PRIu32
+	printf("%s: recreated: format version %" PRIu32 " -> %" PRIu32 ", size %" PRIu64 " -> %" PRIu64
+	       ", max_record %" PRIu32 " -> %" PRIu32 ", format %s -> %s, max_consumers %" PRIu32
 	       " -> %" PRIu32 "; %" PRIu32 " records and %d consumer(s) carried over (sequence numbers"
 	       " start again at 0)\n", path, st.version, MMAPQ_FILE_VERSION,
-	       st.capacity, cfg->capacity, st.record_size, cfg->record_size,
+	       st.size, cfg->size, st.max_record, cfg->max_record,
 	       mmapq_format_name(st.format), mmapq_format_name(cfg->format), st.max_consumers,
 	       cfg->max_consumers, copied, ncons);
 out:

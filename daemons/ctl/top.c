@@ -81,7 +81,7 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 	uint64_t depth = st->tail - st->head;
 	time_t now = time(NULL);
 	struct tm tm;
-	unsigned fill = st->capacity ? (unsigned)(depth * 40 / st->capacity) : 0;
+	unsigned fill = st->size ? (unsigned)(st->used_bytes * 40 / st->size) : 0;
 
 	if (!localtime_r(&now, &tm) || !strftime(clock, sizeof(clock), "%H:%M:%S", &tm))
 		clock[0] = '\0';
@@ -97,15 +97,16 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 	}
 	fputs("\033[H", stdout);
 	printf("mmapq top  %-.56s  %s\033[K\n", path, clock);
-	printf("format %s, version %" PRIu32 ", capacity %" PRIu32 ", record_size %" PRIu32
-	       ", file %.1f MiB\033[K\n", mmapq_format_name(st->format), st->version, st->capacity,
-	       st->record_size, (double)st->file_size / (1024.0 * 1024.0));
+	printf("format %s, version %" PRIu32 ", size %.1f MiB, max_record %" PRIu32
+	       ", file %.1f MiB\033[K\n", mmapq_format_name(st->format), st->version,
+	       (double)st->size / (1024.0 * 1024.0), st->max_record,
+	       (double)st->file_size / (1024.0 * 1024.0));
 	printf("\033[K\n");
 	printf("%-10s %20s %12s\033[K\n", "", "records", "per second");
 	printf("%-10s %20" PRIu64 " %12s\033[K\n", "published", st->tail, pr);
 	printf("%-10s %20" PRIu64 " %12s\033[K\n", "consumed", st->head, cr);
-	printf("%-10s %20" PRIu64 "   of %" PRIu32 " (%.1f%%)\033[K\n", "depth", depth, st->capacity,
-	       st->capacity ? 100.0 * (double)depth / st->capacity : 0.0);
+	printf("%-10s %20" PRIu64 "   %" PRIu64 " bytes (%.1f%%)\033[K\n", "depth", depth,
+	       st->used_bytes, st->size ? 100.0 * (double)st->used_bytes / (double)st->size : 0.0);
 	printf("%-10s [%s]\033[K\n", "", bar);
 	printf("%-10s %20" PRIu64 " %12s\033[K\n", "dropped", st->producer.dropped, "");
 	printf("%-10s %20" PRIu64 " %12s\033[K\n", "bad input", st->producer.bad_input, "");

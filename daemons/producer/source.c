@@ -16,13 +16,20 @@
 
 int producer_refill(struct producer *p, uint64_t deadline_ns)
 {
-	int r = mmapq_reserve(p->q, deadline_ns, &p->nfree);
+	/* room for records of the largest size (what any record fits in) */
+	uint32_t len = p->cfg.format == MMAPQ_FORMAT_INT ? sizeof(int64_t) : p->cfg.max_record;
+	uint64_t room, n;
+	int r = mmapq_reserve(p->q, len, deadline_ns, &room);
 
 	if (r == -EAGAIN || r == -ETIMEDOUT || r == -EINTR) {
 		p->nfree = 0;
 		return 0;
 	}
-	return r;
+	if (r < 0)
+		return r;
+	n = room / mmapq_frame_size(len);
+	p->nfree = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+	return 0;
 }
 
 int producer_fatal(struct producer *p, int r)
@@ -159,7 +166,7 @@ struct source *source_new(struct producer *p, int fd, const char *name)
 	s->kind = src_kind_of(fd);
 	s->tee[0] = s->tee[1] = -1;
 	snprintf(s->name, sizeof(s->name), "%s", name);
-	if (mmapq_parser_new(p->cfg.format, p->cfg.record_size, on_record, on_parse_error, s,
+	if (mmapq_parser_new(p->cfg.format, p->cfg.max_record, on_record, on_parse_error, s,
 	                     &s->parser) < 0) {
 		free(s);
 		return NULL;
