@@ -38,35 +38,45 @@ static void cfg_set_at(const struct cfg_parse *p, size_t i, unsigned blamed_file
 
 /*
  * Keys that are valid one by one but not together: max_record bounds one
- * record, whose frame (mmapq_frame_size: 8 bytes and the payload rounded
- * up to 8) may take at most a quarter of the ring (size), so that the
- * ring always holds several of the largest records and keeps flowing
+ * record, whose frame (mmapq_frame_size: 8 bytes and the record rounded up
+ * to 8) may take at most a quarter of the ring (size), so that the ring
+ * always holds several of the largest records and keeps flowing
  * (mmapq_max_record_limit).  Blamed on whichever of the two keys is set
  * last (in the later file, or further down the same file; a default cannot
- * be wrong on its own).
+ * be wrong on its own), naming where the other one comes from and the
+ * smallest size that takes this max_record.  Not judged when the value set
+ * for either was refused: the error about it is the one to fix.
  */
 static void cfg_check_geometry(struct cfg_parse *p)
 {
 	size_t sz = CFG_KEY_size;
 	size_t mr = CFG_KEY_max_record;
 	uint32_t limit = mmapq_max_record_limit(p->cfg.size);
+	struct mmapq_config fit = p->cfg;
 	char sz_at[MMAPQ_CONFIG_STR_MAX + 32], mr_at[MMAPQ_CONFIG_STR_MAX + 32];
-	char sz_v[32], mr_v[32];
+	char sz_v[32], mr_v[32], fit_v[32];
 	size_t last;
 
-	if (p->cfg.max_record <= limit || (!p->set_file[sz] && !p->set_file[mr]))
+	if (p->cfg.max_record <= limit || (!p->set_file[sz] && !p->set_file[mr]) ||
+	    p->bad[sz] || p->bad[mr])
 		return;
 	last = p->set_file[sz] > p->set_file[mr] ||
 	       (p->set_file[sz] == p->set_file[mr] && p->set_line[sz] > p->set_line[mr]) ? sz : mr;
 	cfg_set_at(p, sz, p->set_file[last], sz_at, sizeof(sz_at));
 	cfg_set_at(p, mr, p->set_file[last], mr_at, sizeof(mr_at));
+	/* max_record is at most MMAPQ_MAX_RECORD_MAX, whose ring is well
+	 * below MMAPQ_SIZE_MAX */
+	for (fit.size = MMAPQ_SIZE_MIN; mmapq_max_record_limit(fit.size) < p->cfg.max_record;)
+		fit.size *= 2;
 	(void)cfg_format(&p->cfg, &cfg_keys[sz], sz_v, sizeof(sz_v));
 	(void)cfg_format(&p->cfg, &cfg_keys[mr], mr_v, sizeof(mr_v));
+	(void)cfg_format(&fit, &cfg_keys[sz], fit_v, sizeof(fit_v));
 	p->path = p->set_path[last];
 	cfg_error(p, p->set_line[last],
-	          "[queue] max_record %s (%s) is more than a ring of size %s (%s) takes: a record's"
-	          " frame may fill at most a quarter of it, so max_record may be at most %u;"
-	          " raise size or lower max_record", mr_v, mr_at, sz_v, sz_at, limit);
+	          "[queue] max_record %s (%s) does not fit a ring of size %s (%s): a record's frame"
+	          " (8 bytes and the record rounded up to 8) may take at most a quarter of the ring,"
+	          " so size %s takes a max_record of at most %u; raise size to %s, or lower"
+	          " max_record", mr_v, mr_at, sz_v, sz_at, sz_v, limit, fit_v);
 }
 
 /*

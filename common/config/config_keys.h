@@ -27,7 +27,6 @@ enum cfg_type {
 	CFG_OUTPUT,  /* string: auto | journal | stdout | null | file:PATH  */
 	CFG_NAME,    /* string: min..max of MMAPQ_NAME_CHARS (a journal's names) */
 	CFG_U32,     /* strict decimal, min..max                            */
-	CFG_POW2,    /* strict decimal, min..max, a power of two            */
 	CFG_ENUM,    /* one of names[], stored as its uint32_t value        */
 	CFG_MODE,    /* octal file mode, min..max, must include CFG_MODE_RW */
 	CFG_FILE,    /* string: a path, or empty for none, < MMAPQ_CONFIG_STR_MAX bytes */

@@ -31,6 +31,8 @@ struct cfg_parse {
 	unsigned set_file[CFG_NKEYS];   /* which file set each key last (1 = the first), 0 = none */
 	const char *set_path[CFG_NKEYS];
 	unsigned set_line[CFG_NKEYS];
+	bool bad[CFG_NKEYS];            /* its value there was refused: a check across keys
+	                                   would judge a value the file does not hold */
 	struct mmapq_config cfg;        /* the result, copied out only if no errors */
 	const char *consumer;           /* whose [consumer:NAME] applies, or NULL */
 	bool specific[CFG_NKEYS];       /* set by the applying [consumer:NAME]: [consumer] no

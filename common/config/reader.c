@@ -323,9 +323,9 @@ static void cfg_key_outside_section(struct cfg_parse *p, const char *name)
 static const struct {
 	const char *section, *key, *instead;
 } cfg_retired_keys[] = {
-	{ "queue", "capacity", "the queue is sized in bytes now: size (a power of two, for example"
-	  " 4M) holds records at their real length" },
-	{ "queue", "record_size", "max_record bounds one record now (bytes, for example 64K)" },
+	{ "queue", "capacity", "the ring is sized in bytes by size (a power of two, such as 4M),"
+	  " and each record takes its real length in it" },
+	{ "queue", "record_size", "max_record bounds the length of one record (bytes, such as 64K)" },
 };
 
 /* true (and said) if [section] key is a retired key */
@@ -388,12 +388,17 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 	if (!*value && k->type != CFG_FILE) {
 		cfg_error(p, p->lineno, "[%s] %s: empty value (allowed: %s)",
 		          sec, k->key, allowed);
-		return 1;
+		why = "is empty";
+	} else {
+		why = cfg_parse_value(k, value, target);
+		if (why)
+			cfg_error(p, p->lineno, "[%s] %s: '%s' %s (allowed: %s)", sec, k->key,
+			          cfg_quote(value, q, sizeof(q)), why, allowed);
 	}
-	why = cfg_parse_value(k, value, target);
-	if (why)
-		cfg_error(p, p->lineno, "[%s] %s: '%s' %s (allowed: %s)", sec, k->key,
-		          cfg_quote(value, q, sizeof(q)), why, allowed);
+	/* what the checks across keys may judge: the last value set, if it
+	 * was taken */
+	if (target == &p->cfg)
+		p->bad[i] = why != NULL;
 	return 1;
 }
 

@@ -34,21 +34,22 @@ static bool cfg_isspace_c(char ch)
 	return ch == ' ' || ch == '\t';
 }
 
-/* Digits only, in the given base: no sign, no blanks, no prefix, nothing
- * after, no overflow past UINT64_MAX.  -ERANGE on overflow. */
-static int cfg_parse_uint(const char *s, unsigned base, uint64_t *ret)
+/* Digits only, the len bytes at s, in the given base: no sign, no blanks,
+ * no prefix, nothing after.  -EINVAL if that is not what they are (whatever
+ * their number), else -ERANGE past UINT64_MAX. */
+static int cfg_parse_uint(const char *s, size_t len, unsigned base, uint64_t *ret)
 {
 	uint64_t v = 0;
 	bool over = false;
 
-	if (!*s)
+	if (!len)
 		return -EINVAL;
-	for (; *s; s++) {
+	for (size_t i = 0; i < len; i++) {
 		unsigned d;
 
-		if (*s < '0' || *s > '9')
+		if (s[i] < '0' || s[i] > '9')
 			return -EINVAL;
-		d = (unsigned)(*s - '0');
+		d = (unsigned)(s[i] - '0');
 		if (d >= base)
 			return -EINVAL;
 		/* keep going past an overflow: "99999999999999999999x" is not a
@@ -63,42 +64,42 @@ static int cfg_parse_uint(const char *s, unsigned base, uint64_t *ret)
 	return 0;
 }
 
-/* Bytes: decimal digits and an optional K, M or G (1024, 1024^2, 1024^3;
- * no other suffix, no blank between). */
+/* The units of a number of bytes: K, M and G, powers of 1024 (as systemd's
+ * and Vector's sizes; upper case only, no "B", no blank). */
+static const char cfg_units[] = "KMG";
+
+/* Bytes: decimal digits and one unit if you like.  -EINVAL if it is not
+ * that, -ERANGE past UINT64_MAX. */
 static int cfg_parse_bytes(const char *s, uint64_t *ret)
 {
-	static const char units[] = "KMG";
-	char digits[32];
 	size_t len = strlen(s);
-	const char *u = len ? strchr(units, s[len - 1]) : NULL;
-	unsigned shift = u && *u ? 10u * (unsigned)(u - units + 1) : 0;
+	const char *u = len ? strchr(cfg_units, s[len - 1]) : NULL;
+	unsigned shift = 0;
 	uint64_t v;
 	int r;
 
-	if (shift)
+	if (u && *u) {
+		shift = 10u * (unsigned)(u - cfg_units + 1);
 		len--;
-	if (len >= sizeof(digits))
-		return -ERANGE;
-	memcpy(digits, s, len);
-	digits[len] = '\0';
-	r = cfg_parse_uint(digits, 10, &v);
+	}
+	r = cfg_parse_uint(s, len, 10, &v);
 	if (r < 0)
 		return r;
-	if (shift && v > UINT64_MAX >> shift)
+	if (v > UINT64_MAX >> shift)
 		return -ERANGE;
 	*ret = v << shift;
 	return 0;
 }
 
-/* n bytes as the shortest exact text: "4M", "65536", "64K" */
+/* n bytes as the shortest exact text in the largest unit: "4M", "64K",
+ * "65544" */
 static int cfg_format_bytes(uint64_t n, char *buf, size_t size)
 {
-	static const char units[] = "GMK";
+	for (unsigned i = sizeof(cfg_units) - 1; n && i > 0; i--) {
+		unsigned shift = 10u * i;
 
-	for (unsigned i = 0; n && i < 3; i++) {
-		unsigned shift = 10u * (3 - i);
 		if (n % (UINT64_C(1) << shift) == 0)
-			return snprintf(buf, size, "%" PRIu64 "%c", n >> shift, units[i]);
+			return snprintf(buf, size, "%" PRIu64 "%c", n >> shift, cfg_units[i - 1]);
 	}
 	return snprintf(buf, size, "%" PRIu64, n);
 }
@@ -285,7 +286,6 @@ static const char *cfg_check_string(const struct cfg_key *k, const char *value, 
 			return "is not a name";
 		break;
 	case CFG_U32:
-	case CFG_POW2:
 	case CFG_ENUM:
 	case CFG_MODE:
 	case CFG_BYTES:
@@ -295,8 +295,8 @@ static const char *cfg_check_string(const struct cfg_key *k, const char *value, 
 	return NULL;
 }
 
-/* A value of a number type (CFG_U32, CFG_POW2, CFG_ENUM, CFG_MODE,
- * CFG_BYTES, CFG_SIZE) into *v: NULL, or why it is refused. */
+/* A value of a number type (CFG_U32, CFG_ENUM, CFG_MODE, CFG_BYTES,
+ * CFG_SIZE) into *v: NULL, or why it is refused. */
 static const char *cfg_parse_number(const struct cfg_key *k, const char *value, uint64_t *v)
 {
 	const struct cfg_name *n;
@@ -310,7 +310,7 @@ static const char *cfg_parse_number(const struct cfg_key *k, const char *value, 
 		*v = n->value;
 		return NULL;
 	case CFG_MODE:
-		r = cfg_parse_uint(value, 8, v);
+		r = cfg_parse_uint(value, strlen(value), 8, v);
 		if (r == -EINVAL)
 			return "is not an octal number";
 		if (r < 0 || *v < k->min || *v > k->max)
@@ -322,17 +322,17 @@ static const char *cfg_parse_number(const struct cfg_key *k, const char *value, 
 	case CFG_SIZE:
 		r = cfg_parse_bytes(value, v);
 		if (r == -EINVAL)
-			return "is not a number of bytes (digits, then K, M or G if you like)";
+			return "is not a number of bytes (digits, and K, M or G after them if you like)";
 		break;
 	default:
-		r = cfg_parse_uint(value, 10, v);
+		r = cfg_parse_uint(value, strlen(value), 10, v);
 		if (r == -EINVAL)
 			return "is not a decimal integer";
 		break;
 	}
 	if (r < 0 || *v < k->min || *v > k->max)
 		return "is out of range";
-	if ((k->type == CFG_POW2 || k->type == CFG_SIZE) && (*v & (*v - 1)))
+	if (k->type == CFG_SIZE && (*v & (*v - 1)))
 		return "is not a power of two";
 	return NULL;
 }
@@ -398,16 +398,14 @@ void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 	case CFG_U32:
 		snprintf(buf, size, "%" PRIu64 " to %" PRIu64, k->min, k->max);
 		return;
-	case CFG_POW2:
-		snprintf(buf, size, "a power of two from %" PRIu64 " to %" PRIu64, k->min, k->max);
-		return;
 	case CFG_BYTES:
 	case CFG_SIZE: {
 		char lo[32], hi[32];
+
 		cfg_format_bytes(k->min, lo, sizeof(lo));
 		cfg_format_bytes(k->max, hi, sizeof(hi));
-		snprintf(buf, size, "%sbytes from %s to %s (K, M, G: 1024, 1024^2, 1024^3)",
-		         k->type == CFG_SIZE ? "a power of two of " : "", lo, hi);
+		snprintf(buf, size, "%s%s to %s bytes, K = 1024, M = 1024K, G = 1024M",
+		         k->type == CFG_SIZE ? "a power of two from " : "", lo, hi);
 		return;
 	}
 	case CFG_MODE:
@@ -457,7 +455,6 @@ int cfg_format(const struct mmapq_config *c, const struct cfg_key *k,
 		w = n ? snprintf(buf, size, "%s", n->name) : snprintf(buf, size, "%u", v);
 		break;
 	case CFG_U32:
-	case CFG_POW2:
 		w = snprintf(buf, size, "%u", cfg_get_u32(c, k));
 		break;
 	case CFG_BYTES:

@@ -137,9 +137,9 @@ static const struct {
 	int needs_restart;
 } keys[] = {
 	{ "queue",    "path",           "/var/lib/mmapq/queue", "/srv/mmapq test/q.dat", 1 },
-	{ "queue",    "capacity",       "65536",  "2",               1 },
-	{ "queue",    "record_size",    "64",     "65000",           1 },
-	{ "queue",    "format",         "int",    "line",            1 },
+	{ "queue",    "size",           "4M",     "64G",             1 },
+	{ "queue",    "max_record",     "64K",    "1000000",         1 },
+	{ "queue",    "format",         "int",    "binary",          1 },
 	{ "queue",    "sync",           "never",  "always",          0 },
 	{ "queue",    "mode",           "0660",   "0600",            1 },
 	{ "queue",    "spin_us",        "0",      "10000",           0 },
@@ -203,8 +203,8 @@ static const char *nondefault_ini(void)
 static void expect_defaults(const struct mmapq_config *c)
 {
 	EXPECT_STR(c->queue_path, "/var/lib/mmapq/queue");
-	EXPECT_INT(c->capacity, 65536);
-	EXPECT_INT(c->record_size, 64);
+	EXPECT_INT(c->size, 4 << 20);
+	EXPECT_INT(c->max_record, 64 << 10);
 	EXPECT_INT(c->format, MMAPQ_FORMAT_INT);
 	EXPECT_INT(c->sync, MMAPQ_SYNC_NEVER);
 	EXPECT_INT(c->mode, 0660);
@@ -340,9 +340,9 @@ static void test_nondefault(void)
 	EXPECT_STR(errs_text(&e), "");
 
 	EXPECT_STR(c.queue_path, "/srv/mmapq test/q.dat");
-	EXPECT_INT(c.capacity, 2);
-	EXPECT_INT(c.record_size, 65000);
-	EXPECT_INT(c.format, MMAPQ_FORMAT_LINE);
+	EXPECT_INT(c.size, UINT64_C(64) << 30);
+	EXPECT_INT(c.max_record, 1000000);
+	EXPECT_INT(c.format, MMAPQ_FORMAT_BINARY);
 	EXPECT_INT(c.sync, MMAPQ_SYNC_ALWAYS);
 	EXPECT_INT(c.mode, 0600);
 	EXPECT_INT(c.spin_us, 10000);
@@ -379,46 +379,76 @@ static void test_nondefault(void)
 	errs_free(&e);
 }
 
+/* The size of a field of struct mmapq_config, and where it is. */
+#define FIELD(f) offsetof(struct mmapq_config, f), sizeof(((struct mmapq_config *)0)->f)
+
 /* Other valid spellings and bounds. */
 static void test_valid_values(void)
 {
 	static const struct {
 		const char *text;
-		size_t offset;
-		uint32_t value;
+		size_t offset, width;
+		uint64_t value;
 	} cases[] = {
-		{ "[queue]\ncapacity = 2\n", offsetof(struct mmapq_config, capacity), 2 },
-		{ "[queue]\ncapacity = 0016\n", offsetof(struct mmapq_config, capacity), 16 },
-		{ "[queue]\nrecord_size = 8\n", offsetof(struct mmapq_config, record_size), 8 },
-		{ "[queue]\nrecord_size = 1000\n", offsetof(struct mmapq_config, record_size), 1000 },
-		{ "[queue]\nmode = 777\n", offsetof(struct mmapq_config, mode), 0777 },
-		{ "[queue]\nmode = 00600\n", offsetof(struct mmapq_config, mode), 0600 },
-		{ "[queue]\nmode = 0640 ; comment\n", offsetof(struct mmapq_config, mode), 0640 },
-		{ "[queue]\nsync = batch\n", offsetof(struct mmapq_config, sync), MMAPQ_SYNC_BATCH },
-		{ "[log]\nlevel = error\n", offsetof(struct mmapq_config, log_level), MMAPQ_LOG_ERR },
-		{ "[log]\nlevel = warning\n", offsetof(struct mmapq_config, log_level), MMAPQ_LOG_WARNING },
-		{ "[log]\nlevel = notice\n", offsetof(struct mmapq_config, log_level), MMAPQ_LOG_NOTICE },
-		{ "[log]\nlevel=debug\n", offsetof(struct mmapq_config, log_level), MMAPQ_LOG_DEBUG },
-		{ "[log]\nstats_interval = 1\n", offsetof(struct mmapq_config, stats_interval), 1 },
+		/* the smallest ring, with the one max_record it takes */
+		{ "[queue]\nsize = 64\nmax_record = 8\n", FIELD(size), 64 },
+		{ "[queue]\nsize = 64\nmax_record = 8\n", FIELD(max_record), 8 },
+		{ "[queue]\nsize = 4M\n", FIELD(size), UINT64_C(4) << 20 },
+		{ "[queue]\nsize = 524288\n", FIELD(size), UINT64_C(512) << 10 },
+		{ "[queue]\nsize = 0512K\n", FIELD(size), UINT64_C(512) << 10 },
+		{ "[queue]\nsize = 1024K\n", FIELD(size), UINT64_C(1) << 20 },
+		{ "[queue]\nsize = 1G ; a comment\n", FIELD(size), UINT64_C(1) << 30 },
+		{ "[queue]\nsize = 64G\n", FIELD(size), UINT64_C(64) << 30 },
+		{ "[queue]\nsize = 65536M\n", FIELD(size), UINT64_C(64) << 30 },
+		{ "[queue]\nmax_record = 1000\n", FIELD(max_record), 1000 },
+		{ "[queue]\nmax_record = 1K\n", FIELD(max_record), 1024 },
+		/* the largest record a ring of 4M takes: its frame is 1M */
+		{ "[queue]\nmax_record = 1048568\n", FIELD(max_record), 1048568 },
+		{ "[queue]\nsize = 128M\nmax_record = 16M\n", FIELD(max_record), UINT64_C(16) << 20 },
+		{ "[queue]\nsize = 1G\nmax_record = 64M\n", FIELD(max_record), UINT64_C(64) << 20 },
+		{ "[queue]\nformat = binary\n", FIELD(format), MMAPQ_FORMAT_BINARY },
+		{ "[queue]\nformat = line\n", FIELD(format), MMAPQ_FORMAT_LINE },
+		{ "[queue]\nmode = 777\n", FIELD(mode), 0777 },
+		{ "[queue]\nmode = 00600\n", FIELD(mode), 0600 },
+		{ "[queue]\nmode = 0640 ; comment\n", FIELD(mode), 0640 },
+		{ "[queue]\nsync = batch\n", FIELD(sync), MMAPQ_SYNC_BATCH },
+		{ "[log]\nlevel = error\n", FIELD(log_level), MMAPQ_LOG_ERR },
+		{ "[log]\nlevel = warning\n", FIELD(log_level), MMAPQ_LOG_WARNING },
+		{ "[log]\nlevel = notice\n", FIELD(log_level), MMAPQ_LOG_NOTICE },
+		{ "[log]\nlevel=debug\n", FIELD(log_level), MMAPQ_LOG_DEBUG },
+		{ "[log]\nstats_interval = 1\n", FIELD(stats_interval), 1 },
 		{ "[log] ; a comment after the header\nstats_interval = 2\n",
-		  offsetof(struct mmapq_config, stats_interval), 2 },
+		  FIELD(stats_interval), 2 },
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct mmapq_config c;
 		struct errs e;
-		uint32_t v;
+		uint64_t v;
 
 		errs_init(&e);
 		if (load_str("valid.ini", cases[i].text, &c, &e) != 0)
 			fprintf(stderr, "case %zu: %s", i, errs_text(&e));
 		EXPECT_STR(errs_text(&e), "");
-		memcpy(&v, (char *)&c + cases[i].offset, sizeof(v));
+		if (cases[i].width == sizeof(uint64_t)) {
+			memcpy(&v, (char *)&c + cases[i].offset, sizeof(v));
+		} else {
+			uint32_t v32;
+
+			memcpy(&v32, (char *)&c + cases[i].offset, sizeof(v32));
+			v = v32;
+		}
 		EXPECT_INT(v, cases[i].value);
 		errs_free(&e);
 	}
 }
+
+/* What the messages about a number of bytes say. */
+#define NOT_BYTES "is not a number of bytes (digits, and K, M or G after them if you like)"
+#define SIZE_ALLOWED \
+	"(allowed: a power of two from 64 to 64G bytes, K = 1024, M = 1024K, G = 1024M)"
+#define MAX_RECORD_ALLOWED "(allowed: 8 to 64M bytes, K = 1024, M = 1024K, G = 1024M)"
 
 /* One bad value per file: the exact message for each. */
 static void test_invalid_values(void)
@@ -426,46 +456,70 @@ static void test_invalid_values(void)
 	static const struct {
 		const char *line, *msg;
 	} cases[] = {
-		{ "capacity = +8", "[queue] capacity: '+8' is not a decimal integer "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = -8", "[queue] capacity: '-8' is not a decimal integer "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 0x10", "[queue] capacity: '0x10' is not a decimal integer "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 8x", "[queue] capacity: '8x' is not a decimal integer "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 1 024", "[queue] capacity: '1 024' is not a decimal integer "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 1e3", "[queue] capacity: '1e3' is not a decimal integer "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 0", "[queue] capacity: '0' is out of range "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 1", "[queue] capacity: '1' is out of range "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 33554432", "[queue] capacity: '33554432' is out of range "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 4294967296", "[queue] capacity: '4294967296' is out of range "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 99999999999999999999999", "[queue] capacity: "
-		  "'99999999999999999999999' is out of range "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 99999999999999999999999x", "[queue] capacity: "
-		  "'99999999999999999999999x' is not a decimal integer "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = 3", "[queue] capacity: '3' is not a power of two "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity =", "[queue] capacity: empty value "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "capacity = ; just a comment", "[queue] capacity: empty value "
-		  "(allowed: a power of two from 2 to 16777216)" },
-		{ "record_size = 7", "[queue] record_size: '7' is out of range "
-		  "(allowed: 8 to 1048576)" },
-		{ "record_size = 1048577", "[queue] record_size: '1048577' is out of range "
-		  "(allowed: 8 to 1048576)" },
-		{ "record_size = 64.0", "[queue] record_size: '64.0' is not a decimal integer "
-		  "(allowed: 8 to 1048576)" },
-		{ "format = INT", "[queue] format: 'INT' is not valid (allowed: int, line)" },
-		{ "format = \"int\"", "[queue] format: '\"int\"' is not valid (allowed: int, line)" },
+		{ "size = +4M", "[queue] size: '+4M' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = -4M", "[queue] size: '-4M' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 0x100", "[queue] size: '0x100' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 4m", "[queue] size: '4m' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 4k", "[queue] size: '4k' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 4MB", "[queue] size: '4MB' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 4Mi", "[queue] size: '4Mi' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 4 M", "[queue] size: '4 M' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = M", "[queue] size: 'M' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 4.5M", "[queue] size: '4.5M' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 1e6", "[queue] size: '1e6' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 4M4", "[queue] size: '4M4' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = K4", "[queue] size: 'K4' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 0", "[queue] size: '0' is out of range " SIZE_ALLOWED },
+		{ "size = 32", "[queue] size: '32' is out of range " SIZE_ALLOWED },
+		{ "size = 63", "[queue] size: '63' is out of range " SIZE_ALLOWED },
+		{ "size = 128G", "[queue] size: '128G' is out of range " SIZE_ALLOWED },
+		{ "size = 65G", "[queue] size: '65G' is out of range " SIZE_ALLOWED },
+		{ "size = 16777215G", "[queue] size: '16777215G' is out of range " SIZE_ALLOWED },
+		{ "size = 99999999999999999999999",
+		  "[queue] size: '99999999999999999999999' is out of range " SIZE_ALLOWED },
+		{ "size = 17179869184G",
+		  "[queue] size: '17179869184G' is out of range " SIZE_ALLOWED },
+		{ "size = 99999999999999999999999x",
+		  "[queue] size: '99999999999999999999999x' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		  "[queue] size: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' " NOT_BYTES " " SIZE_ALLOWED },
+		{ "size = 3M", "[queue] size: '3M' is not a power of two " SIZE_ALLOWED },
+		{ "size = 96", "[queue] size: '96' is not a power of two " SIZE_ALLOWED },
+		{ "size = 1000K", "[queue] size: '1000K' is not a power of two " SIZE_ALLOWED },
+		{ "size = 65535", "[queue] size: '65535' is not a power of two " SIZE_ALLOWED },
+		{ "max_record = 7", "[queue] max_record: '7' is out of range " MAX_RECORD_ALLOWED },
+		{ "max_record = 0K",
+		  "[queue] max_record: '0K' is out of range " MAX_RECORD_ALLOWED },
+		{ "max_record = 67108865",
+		  "[queue] max_record: '67108865' is out of range " MAX_RECORD_ALLOWED },
+		{ "max_record = 65M",
+		  "[queue] max_record: '65M' is out of range " MAX_RECORD_ALLOWED },
+		{ "max_record = 4G",
+		  "[queue] max_record: '4G' is out of range " MAX_RECORD_ALLOWED },
+		{ "max_record = 4294967296",
+		  "[queue] max_record: '4294967296' is out of range " MAX_RECORD_ALLOWED },
+		{ "max_record = 64.0K",
+		  "[queue] max_record: '64.0K' " NOT_BYTES " " MAX_RECORD_ALLOWED },
+		{ "max_record = 64kB",
+		  "[queue] max_record: '64kB' " NOT_BYTES " " MAX_RECORD_ALLOWED },
+		{ "size =", "[queue] size: empty value " SIZE_ALLOWED },
+		{ "max_record = ; just a comment",
+		  "[queue] max_record: empty value " MAX_RECORD_ALLOWED },
+		/* keys an older mmapq read: what replaced them */
+		{ "capacity = 65536",
+		  "[queue] capacity is no longer a key: the ring is sized in bytes by"
+		  " size (a power of two, such as 4M), and each record takes its real length in it"
+		  " (mmapq.ini(5))" },
+		{ "record_size = 64",
+		  "[queue] record_size is no longer a key: max_record bounds the length"
+		  " of one record (bytes, such as 64K) (mmapq.ini(5))" },
+		{ "record_size =",
+		  "[queue] record_size is no longer a key: max_record bounds the length"
+		  " of one record (bytes, such as 64K) (mmapq.ini(5))" },
+		{ "format = INT",
+		  "[queue] format: 'INT' is not valid (allowed: int, line, binary)" },
+		{ "format = \"int\"", "[queue] format: '\"int\"' is not valid (allowed: int, line,"
+		  " binary)" },
 		{ "mode = 0999", "[queue] mode: '0999' is not an octal number "
 		  "(allowed: an octal mode from 0600 to 0777 that includes 0600)" },
 		{ "mode = 0o660", "[queue] mode: '0o660' is not an octal number "
@@ -593,34 +647,59 @@ static void test_nats_values(void)
 	}
 }
 
-/* Keys valid one by one, too big together: the queue file would exceed the
- * 64 GiB limit the daemons enforce; blamed on the key set last, with both
- * lines named (a default is named as such).  Only format line: an int slot
- * is 16 bytes whatever record_size says. */
+/* The message of a max_record too large for size: what each is and where
+ * it comes from, the largest max_record the size takes, the smallest size
+ * that takes the max_record. */
+#define TOO_LARGE(mr, mr_at, size, size_at, limit, fit)                                    \
+	"[queue] max_record " mr " (" mr_at ") does not fit a ring of size " size " (" size_at \
+	"): a record's frame (8 bytes and the record rounded up to 8) may take at most a"      \
+	" quarter of the ring, so size " size " takes a max_record of at most " limit ";"      \
+	" raise size to " fit ", or lower max_record\n"
+
+/* Keys valid one by one, wrong together: a max_record whose frame is more
+ * than a quarter of the ring; blamed on the key set last, with both places
+ * named (a default as such); the bounds exactly; a value refused on its
+ * own is not judged again. */
 static void test_geometry_limit(void)
 {
 	static const struct {
 		const char *text, *want;
 	} cases[] = {
-		{ "[queue]\nformat = line\ncapacity = 16777216\n; x\nrecord_size = 1048576\n",
-		  "geo.ini:5: [queue] capacity 16777216 (line 3) x record_size 1048576 (line 5) needs a"
-		  " 17592454483968-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
-		  " lower one of them\n" },
-		{ "[queue]\nrecord_size = 1048576\ncapacity = 65536\nformat = line\n",
-		  "geo.ini:3: [queue] capacity 65536 (line 3) x record_size 1048576 (line 2) needs a"
-		  " 68720529408-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
-		  " lower one of them\n" },
-		/* the largest record_size: fine with few slots */
-		{ "[queue]\ncapacity = 2\nrecord_size = 1048576\nformat = line\n", "" },
-		/* format int: 16-byte slots whatever record_size says */
-		{ "[queue]\ncapacity = 16777216\nrecord_size = 1048576\n", "" },
-		/* with the default capacity (65536), too big: named as the default */
-		{ "[queue]\nrecord_size = 1048576\nformat = line\n",
-		  "geo.ini:2: [queue] capacity 65536 (default) x record_size 1048576 (line 2) needs a"
-		  " 68720529408-byte queue file, over the limit of 68719476736 bytes (64 GiB);"
-		  " lower one of them\n" },
-		/* the largest record_size that fits 65536 slots: accepted */
-		{ "[queue]\ncapacity = 65536\nrecord_size = 1048552\nformat = line\n", "" },
+		{ "[queue]\nsize = 4M\n; x\nmax_record = 2M\n",
+		  "geo.ini:4: " TOO_LARGE("2M", "line 4", "4M", "line 2", "1048568", "16M") },
+		{ "[queue]\nmax_record = 2M\nformat = line\nsize = 4M\n",
+		  "geo.ini:4: " TOO_LARGE("2M", "line 2", "4M", "line 4", "1048568", "16M") },
+		/* a default on the other side */
+		{ "[queue]\nmax_record = 1M\n",
+		  "geo.ini:2: " TOO_LARGE("1M", "line 2", "4M", "default", "1048568", "8M") },
+		{ "[queue]\nsize = 256K\n",
+		  "geo.ini:2: " TOO_LARGE("64K", "default", "256K", "line 2", "65528", "512K") },
+		{ "[queue]\nsize = 512K\n", "" },
+		/* the frame of the largest record is exactly a quarter */
+		{ "[queue]\nsize = 4M\nmax_record = 1048568\n", "" },
+		/* one byte more rounds up to 8 more */
+		{ "[queue]\nsize = 4M\nmax_record = 1048569\n",
+		  "geo.ini:3: " TOO_LARGE("1048569", "line 3", "4M", "line 2", "1048568", "8M") },
+		/* the smallest ring and record */
+		{ "[queue]\nsize = 64\nmax_record = 8\n", "" },
+		{ "[queue]\nsize = 64\nmax_record = 9\n",
+		  "geo.ini:3: " TOO_LARGE("9", "line 3", "64", "line 2", "8", "128") },
+		/* the largest record: its ring */
+		{ "[queue]\nmax_record = 64M\nsize = 64G\n", "" },
+		{ "[queue]\nmax_record = 64M\n",
+		  "geo.ini:2: " TOO_LARGE("64M", "line 2", "4M", "default", "1048568", "512M") },
+		{ "[queue]\nmax_record = 64M\nsize = 256M\n",
+		  "geo.ini:3: " TOO_LARGE("64M", "line 2", "256M", "line 3", "67108856", "512M") },
+		/* whatever the format: every record is a frame */
+		{ "[queue]\nformat = int\nsize = 64\n",
+		  "geo.ini:3: " TOO_LARGE("64K", "default", "64", "line 3", "8", "512K") },
+		/* a value refused on its own: only that error */
+		{ "[queue]\nsize = 3M\nmax_record = 2M\n",
+		  "geo.ini:2: [queue] size: '3M' is not a power of two " SIZE_ALLOWED "\n" },
+		{ "[queue]\nsize = 64K\nmax_record = 64k\n",
+		  "geo.ini:3: [queue] max_record: '64k' " NOT_BYTES " " MAX_RECORD_ALLOWED "\n" },
+		{ "[queue]\nsize = 64K\nmax_record =\n",
+		  "geo.ini:3: [queue] max_record: empty value " MAX_RECORD_ALLOWED "\n" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -629,6 +708,8 @@ static void test_geometry_limit(void)
 
 		errs_init(&e);
 		EXPECT_INT(load_str("geo.ini", cases[i].text, &c, &e), cases[i].want[0] ? -EINVAL : 0);
+		if (strcmp(errs_text(&e), cases[i].want))
+			fprintf(stderr, "case %zu: %s", i, cases[i].text);
 		EXPECT_STR(errs_text(&e), cases[i].want);
 		errs_free(&e);
 	}
@@ -695,10 +776,10 @@ static void test_long_lines(void)
 	p += sprintf(p, "[queue]\npath = /");
 	memset(p, 'x', 300);
 	p += 300;
-	p += sprintf(p, "\ncapacity = 8\n; ");
+	p += sprintf(p, "\nsize = 1M\n; ");
 	memset(p, 'c', big);
 	p += big;
-	p += sprintf(p, "\ncapacity = 16\npath = ");
+	p += sprintf(p, "\nsize = 2M\npath = ");
 	memset(p, 'p', big);
 	p += big;
 	p += sprintf(p, "\r\nsync = bogus\n");
@@ -708,7 +789,7 @@ static void test_long_lines(void)
 	EXPECT_INT(load_data("long.ini", text, (size_t)(p - text), &c, &e), -EINVAL);
 	want = tu_xasprintf("long.ini:2: line too long (308 bytes, at most 198)\n"
 	                 "long.ini:4: line too long (%zu bytes, at most 198)\n"
-	                 "long.ini:5: duplicate key 'capacity' in [queue] (first set on line 3)\n"
+	                 "long.ini:5: duplicate key 'size' in [queue] (first set on line 3)\n"
 	                 "long.ini:6: line too long (%zu bytes, at most 198)\n"
 	                 "long.ini:7: [queue] sync: 'bogus' is not valid "
 	                 "(allowed: never, batch, always)\n", big + 2, big + 7);
@@ -749,18 +830,17 @@ static void test_long_lines(void)
 
 static void test_nul_bytes(void)
 {
-	static const char text[] = "[queue]\ncapacity = 8\0 16\nsync = batch\n\0\n"
-	                           "record_size = 1\n[log]\nlevel\0= debug\n";
+	static const char text[] = "[queue]\nsize = 1M\0 16\nsync = batch\n\0\n"
+	                           "max_record = 1\n[log]\nlevel\0= debug\n";
 	struct mmapq_config c;
 	struct errs e;
 
 	errs_init(&e);
 	EXPECT_INT(load_data("nul.ini", text, sizeof(text) - 1, &c, &e), -EINVAL);
 	EXPECT_STR(errs_text(&e),
-	           "nul.ini:2: NUL byte at column 13\n"
+	           "nul.ini:2: NUL byte at column 10\n"
 	           "nul.ini:4: NUL byte at column 1\n"
-	           "nul.ini:5: [queue] record_size: '1' is out of range "
-	           "(allowed: 8 to 1048576)\n"
+	           "nul.ini:5: [queue] max_record: '1' is out of range " MAX_RECORD_ALLOWED "\n"
 	           "nul.ini:7: NUL byte at column 6\n");
 	errs_free(&e);
 }
@@ -848,10 +928,10 @@ static void test_empty_and_partial(void)
 
 	errs_init(&e);
 	fill_nondefault(&c);
-	EXPECT_INT(load_str("partial.ini", "[queue]\ncapacity = 8\n", &c, &e), 0);
+	EXPECT_INT(load_str("partial.ini", "[queue]\nsize = 1M\n", &c, &e), 0);
 	EXPECT_STR(errs_text(&e), "");
-	EXPECT_INT(c.capacity, 8);
-	d.capacity = 8;
+	EXPECT_INT(c.size, 1 << 20);
+	d.size = 1 << 20;
 	EXPECT_MEM(&c, &d, sizeof(c));
 	errs_free(&e);
 }
@@ -862,15 +942,15 @@ static void test_bom_crlf(void)
 	struct errs e;
 
 	errs_init(&e);
-	EXPECT_INT(load_str("bom.ini", "\xef\xbb\xbf[queue]\ncapacity = 8\n", &c, &e), 0);
+	EXPECT_INT(load_str("bom.ini", "\xef\xbb\xbf[queue]\nsize = 1M\n", &c, &e), 0);
 	EXPECT_STR(errs_text(&e), "");
-	EXPECT_INT(c.capacity, 8);
+	EXPECT_INT(c.size, 1 << 20);
 	errs_free(&e);
 
 	errs_init(&e);
-	EXPECT_INT(load_str("bomkey.ini", "\xef\xbb\xbf" "capacity = 8\n", &c, &e), -EINVAL);
+	EXPECT_INT(load_str("bomkey.ini", "\xef\xbb\xbf" "size = 1M\n", &c, &e), -EINVAL);
 	EXPECT_STR(errs_text(&e),
-	           "bomkey.ini:1: key 'capacity' outside any section (it belongs in [queue])\n");
+	           "bomkey.ini:1: key 'size' outside any section (it belongs in [queue])\n");
 	errs_free(&e);
 
 	/* Two marks: inih would strip the second one and parse another line
@@ -884,17 +964,17 @@ static void test_bom_crlf(void)
 
 	/* Only at the start of the file. */
 	errs_init(&e);
-	EXPECT_INT(load_str("bom2.ini", "[queue]\n\xef\xbb\xbf" "capacity = 8\n", &c, &e),
+	EXPECT_INT(load_str("bom2.ini", "[queue]\n\xef\xbb\xbf" "size = 1M\n", &c, &e),
 	           -EINVAL);
-	EXPECT_STR(errs_text(&e), "bom2.ini:2: unknown key '\xef\xbb\xbf" "capacity' in "
-	           "[queue] (known keys: path, capacity, record_size, format, sync, mode, spin_us, max_consumers)\n");
+	EXPECT_STR(errs_text(&e), "bom2.ini:2: unknown key '\xef\xbb\xbf" "size' in [queue] (known"
+	           " keys: path, size, max_record, format, sync, mode, spin_us, max_consumers)\n");
 	errs_free(&e);
 
 	errs_init(&e);
-	EXPECT_INT(load_str("crlf.ini", "\xef\xbb\xbf[queue]\r\ncapacity = 8\r\n"
+	EXPECT_INT(load_str("crlf.ini", "\xef\xbb\xbf[queue]\r\nsize = 1M\r\n"
 	                    "path = /q \r\n\r\n[log]\r\nlevel = debug\r\n", &c, &e), 0);
 	EXPECT_STR(errs_text(&e), "");
-	EXPECT_INT(c.capacity, 8);
+	EXPECT_INT(c.size, 1 << 20);
 	EXPECT_STR(c.queue_path, "/q");
 	EXPECT_INT(c.log_level, MMAPQ_LOG_DEBUG);
 	errs_free(&e);
@@ -1007,22 +1087,22 @@ static int read_cfg(struct mmapq_config *c, const char *path, const struct mmapq
  * file overrides what an earlier one set, keys set once stay. */
 static void test_dropins_order_override(void)
 {
-	struct tree t = tree_new("mmapq.ini", "[queue]\ncapacity = 8\nsync = batch\n[log]\nlevel = debug\n");
+	struct tree t = tree_new("mmapq.ini", "[queue]\nsize = 1M\nsync = batch\n[log]\nlevel = debug\n");
 	const char *d = t.d, *ini = t.ini;
 	struct mmapq_config c, want;
 	struct reader rd;
 
-	free(put(d, "10-a.ini", "[queue]\ncapacity = 16\n"));
-	free(put(d, "20-b.ini", "[queue]\ncapacity = 32\n[producer]\non_full = drop\n"));
-	free(put(d, "9-c.ini", "[queue]\ncapacity = 64\n"));
-	free(put(d, "05-d.ini", "[queue]\ncapacity = 4\nsync = always\n"));
+	free(put(d, "10-a.ini", "[queue]\nsize = 2M\n"));
+	free(put(d, "20-b.ini", "[queue]\nsize = 4M\n[producer]\non_full = drop\n"));
+	free(put(d, "9-c.ini", "[queue]\nsize = 8M\n"));
+	free(put(d, "05-d.ini", "[queue]\nsize = 16M\nsync = always\n"));
 
 	memset(&c, 0x5a, sizeof(c));
 	EXPECT_INT(read_cfg(&c, ini, NULL, false, &rd), 0);
 	EXPECT_STR(errs_text(&rd.e), "");
 	EXPECT_STR(rd.f.list, "mmapq.ini 05-d.ini 10-a.ini 20-b.ini 9-c.ini");
 	mmapq_config_defaults(&want);
-	want.capacity = 64;
+	want.size = 8 << 20;
 	want.sync = MMAPQ_SYNC_ALWAYS;
 	want.on_full = MMAPQ_ON_FULL_DROP;
 	want.log_level = MMAPQ_LOG_DEBUG;
@@ -1073,7 +1153,7 @@ static void test_consumer_sections(void)
 	/* errors, FILE:LINE, whoever reads it */
 	free(put(d, "60-bad.ini", "[consumer:a/b]\noutput = null\n"
 	                          "[consumer:x]\noutput = nowhere\nstart = oldest\nstart = newest\n"
-	                          "[consumer:x]\ncapacity = 2\n"
+	                          "[consumer:x]\nsize = 2M\n"
 	                          "[consumer:]\n"
 	                          "[consumer:-x]\noutput = null\n"));
 	memset(&rd.f, 0, sizeof(rd.f));
@@ -1086,7 +1166,7 @@ static void test_consumer_sections(void)
 	           "60-bad.ini:4: [consumer:x] output: 'nowhere' is not valid (allowed: auto, journal,"
 	           " stdout, null, file:PATH, nats)\n"
 	           "60-bad.ini:6: duplicate key 'start' in [consumer:x] (first set on line 5)\n"
-	           "60-bad.ini:8: unknown key 'capacity' in [consumer:x] (known keys: output, start,"
+	           "60-bad.ini:8: unknown key 'size' in [consumer:x] (known keys: output, start,"
 	           " journal_identifier, journal_namespace, seq_prefix)\n"
 	           "60-bad.ini:9: [consumer:]: '' is not a consumer name (1 to 63 letters, digits"
 	           " and '_.@-', not starting with '-')\n"
@@ -1113,21 +1193,21 @@ static void test_dropins_other_names_ignored(void)
 		"50-x.ini~", "50-x.ini.dpkg-old", "50-x.ini.bak", "50-x.conf", "README", ".50-x.ini",
 		".ini", "ini", "50-x.INI",
 	};
-	struct tree t = tree_new("q.ini", "[queue]\ncapacity = 8\n");
+	struct tree t = tree_new("q.ini", "[queue]\nsize = 1M\n");
 	const char *d = t.d, *ini = t.ini;
 	struct mmapq_config c, want;
 	struct reader rd;
 
 	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
-		free(put(d, ignored[i], "this is not a key value line\n[queue]\ncapacity = 3\n"));
-	free(put(d, "60-y.ini", "[queue]\nrecord_size = 128\n"));
+		free(put(d, ignored[i], "this is not a key value line\n[queue]\nsize = 3\n"));
+	free(put(d, "60-y.ini", "[queue]\nmax_record = 128\n"));
 
 	EXPECT_INT(read_cfg(&c, ini, NULL, false, &rd), 0);
 	EXPECT_STR(errs_text(&rd.e), "");
 	EXPECT_STR(rd.f.list, "q.ini 60-y.ini");
 	mmapq_config_defaults(&want);
-	want.capacity = 8;
-	want.record_size = 128;
+	want.size = 1 << 20;
+	want.max_record = 128;
 	EXPECT_MEM(&c, &want, sizeof(c));
 	errs_free(&rd.e);
 	tree_free(&t);
@@ -1138,21 +1218,21 @@ static void test_dropins_other_names_ignored(void)
  * are read, and nothing is applied. */
 static void test_dropins_errors(void)
 {
-	struct tree t = tree_new("m.ini", "[queue]\ncapacity = 8\nformat = csv\n");
+	struct tree t = tree_new("m.ini", "[queue]\nsize = 1M\nformat = csv\n");
 	const char *d = t.d, *ini = t.ini;
 	struct mmapq_config c, before;
 	struct reader rd;
 
-	free(put(d, "10-a.ini", "; a drop-in\n[queue]\ncapacity = 16\ncapacity = 32\n"));
+	free(put(d, "10-a.ini", "; a drop-in\n[queue]\nsize = 2M\nsize = 4M\n"));
 	free(put(d, "20-b.ini", "[log]\nlevel = loud\n[nosuch]\n"));
-	free(put(d, "30-c.ini", "[queue]\ncapacity = 64\n")); /* fine on its own */
+	free(put(d, "30-c.ini", "[queue]\nsize = 8M\n")); /* fine on its own */
 
 	fill_nondefault(&c);
 	before = c;
 	EXPECT_INT(read_cfg(&c, ini, NULL, false, &rd), -EINVAL);
 	EXPECT_STR(errs_text(&rd.e),
-	           "m.ini:3: [queue] format: 'csv' is not valid (allowed: int, line)\n"
-	           "10-a.ini:4: duplicate key 'capacity' in [queue] (first set on line 3)\n"
+	           "m.ini:3: [queue] format: 'csv' is not valid (allowed: int, line, binary)\n"
+	           "10-a.ini:4: duplicate key 'size' in [queue] (first set on line 3)\n"
 	           "20-b.ini:2: [log] level: 'loud' is not valid "
 	           "(allowed: error, warning, notice, info, debug)\n"
 	           "20-b.ini:3: unknown section [nosuch] "
@@ -1163,31 +1243,58 @@ static void test_dropins_errors(void)
 	tree_free(&t);
 }
 
-/* The pair too big together, set in two files: blamed on the later file,
- * the other one named with its file. */
+/* The pair wrong together, set in two files: blamed on the later file,
+ * the other one named with its file; a drop-in that sets size (and only
+ * that) makes it right again, or wrong; a drop-in whose size is refused
+ * on its own is not judged against max_record. */
 static void test_dropins_geometry(void)
 {
-	struct tree t = tree_new("g.ini", "[queue]\ncapacity = 16777216\nformat = line\n");
+	struct tree t = tree_new("g.ini", "[queue]\nsize = 1M\nformat = binary\n");
 	const char *d = t.d, *ini = t.ini;
-	char *want;
+	char *big = tu_path(d, "50-big.ini"), *want;
 	struct mmapq_config c;
 	struct reader rd;
 
-	free(put(d, "50-big.ini", "[queue]\n\nrecord_size = 1048576\n"));
+	free(put(d, "50-big.ini", "[queue]\n\nmax_record = 1M\n"));
 	EXPECT_INT(read_cfg(&c, ini, NULL, false, &rd), -EINVAL);
-	want = tu_xasprintf("50-big.ini:3: [queue] capacity 16777216 (%s:2) x record_size 1048576"
-	                    " (line 3) needs a 17592454483968-byte queue file, over the limit of"
-	                    " 68719476736 bytes (64 GiB); lower one of them\n", ini);
+	want = tu_xasprintf("50-big.ini:3: [queue] max_record 1M (line 3) does not fit a ring of size 1M"
+	                    " (%s:2): a record's frame (8 bytes and the record rounded up to 8) may"
+	                    " take at most a quarter of the ring, so size 1M takes a max_record of at"
+	                    " most 262136; raise size to 8M, or lower max_record\n", ini);
 	EXPECT_STR(errs_text(&rd.e), want);
 	errs_free(&rd.e);
 	free(want);
 
-	/* a later drop-in that lowers it again: fine */
-	free(put(d, "60-small.ini", "[queue]\ncapacity = 2\n"));
+	/* a later drop-in that raises size: fine */
+	free(put(d, "60-size.ini", "[queue]\nsize = 8M\n"));
 	EXPECT_INT(read_cfg(&c, ini, NULL, false, &rd), 0);
-	EXPECT_INT(c.capacity, 2);
-	EXPECT_INT(c.record_size, 1048576);
+	EXPECT_STR(errs_text(&rd.e), "");
+	EXPECT_STR(rd.f.list, "g.ini 50-big.ini 60-size.ini");
+	EXPECT_INT(c.size, 8 << 20);
+	EXPECT_INT(c.max_record, 1 << 20);
+	EXPECT_INT(c.format, MMAPQ_FORMAT_BINARY);
 	errs_free(&rd.e);
+
+	/* and one after it that lowers it again: blamed on that one */
+	free(put(d, "70-small.ini", "; too small\n[queue]\nsize = 2M\n"));
+	EXPECT_INT(read_cfg(&c, ini, NULL, false, &rd), -EINVAL);
+	want = tu_xasprintf("70-small.ini:3: [queue] max_record 1M (%s:3) does not fit a ring of size"
+	                    " 2M (line 3): a record's frame (8 bytes and the record rounded up to 8)"
+	                    " may take at most a quarter of the ring, so size 2M takes a max_record of"
+	                    " at most 524280; raise size to 8M, or lower max_record\n", big);
+	EXPECT_STR(errs_text(&rd.e), want);
+	errs_free(&rd.e);
+	free(want);
+
+	/* a size refused on its own: that is the error, not the pair (which
+	 * the size of g.ini would not fit) */
+	free(put(d, "60-size.ini", "[queue]\nsize = 2MB\n"));
+	free(put(d, "70-small.ini", "; nothing\n"));
+	EXPECT_INT(read_cfg(&c, ini, NULL, false, &rd), -EINVAL);
+	EXPECT_STR(errs_text(&rd.e), "60-size.ini:2: [queue] size: '2MB' " NOT_BYTES " "
+	           SIZE_ALLOWED "\n");
+	errs_free(&rd.e);
+	free(big);
 	tree_free(&t);
 }
 
@@ -1256,7 +1363,7 @@ static int read_denied(const struct denied *d)
  * readable regular file, is an error naming it. */
 static void test_dropins_bad_entries(void)
 {
-	struct tree t = tree_new("b.ini", "[queue]\ncapacity = 8\n");
+	struct tree t = tree_new("b.ini", "[queue]\nsize = 1M\n");
 	const char *dir = t.dir, *d = t.d, *ini = t.ini;
 	char *sub = tu_path(d, "20-dir.ini"), *link = tu_path(d, "30-dangling.ini");
 	struct mmapq_config c, before;
@@ -1266,11 +1373,11 @@ static void test_dropins_bad_entries(void)
 	EXPECT_INT(rmdir(d), 0);
 	EXPECT_INT(read_cfg(&c, ini, NULL, false, &rd), 0);
 	EXPECT_STR(rd.f.list, "b.ini");
-	EXPECT_INT(c.capacity, 8);
+	EXPECT_INT(c.size, 1 << 20);
 	errs_free(&rd.e);
 
 	/* b.ini.d a regular file */
-	free(put(dir, "b.ini.d", "[queue]\ncapacity = 16\n"));
+	free(put(dir, "b.ini.d", "[queue]\nsize = 2M\n"));
 	fill_nondefault(&c);
 	before = c;
 	EXPECT_INT(read_cfg(&c, ini, NULL, false, &rd), -ENOTDIR);
@@ -1289,7 +1396,7 @@ static void test_dropins_bad_entries(void)
 	EXPECT_STR(errs_text(&rd.e),
 	           "20-dir.ini:0: is a directory\n"
 	           "30-dangling.ini:0: No such file or directory\n"
-	           "40-good.ini:2: [queue] format: 'bogus' is not valid (allowed: int, line)\n");
+	           "40-good.ini:2: [queue] format: 'bogus' is not valid (allowed: int, line, binary)\n");
 	EXPECT_MEM(&c, &before, sizeof(c));
 	errs_free(&rd.e);
 	EXPECT_INT(rmdir(sub), 0);
@@ -1317,7 +1424,7 @@ static void test_dropins_bad_entries(void)
  */
 static void test_unreadable(void)
 {
-	struct tree t = tree_new("u.ini", "[queue]\ncapacity = 8\n");
+	struct tree t = tree_new("u.ini", "[queue]\nsize = 1M\n");
 	char *dropin = put(t.d, "40-good.ini", "[queue]\nformat = line\n");
 	const struct denied cases[] = {
 		{t.ini, t.ini, true, -EACCES, "u.ini:0: Permission denied\n"},
@@ -1427,12 +1534,12 @@ static void test_instance_defaults(void)
 	EXPECT(!mmapq_config_instance_valid(NULL), "NULL accepted");
 
 	/* as the base of a read: what the file does not set stays the instance's */
-	t = tree_new("a.ini", "[queue]\ncapacity = 8\n");
+	t = tree_new("a.ini", "[queue]\nsize = 1M\n");
 	EXPECT_INT(mmapq_config_defaults_for(&d, "a"), 0);
 	EXPECT_INT(read_cfg(&c, t.ini, &d, false, &rd), 0);
 	EXPECT_STR(c.queue_path, "/var/lib/mmapq/a.queue");
 	EXPECT_STR(c.socket_path, "/run/mmapq/a.producer.sock");
-	EXPECT_INT(c.capacity, 8);
+	EXPECT_INT(c.size, 1 << 20);
 	errs_free(&rd.e);
 	free(put(t.dir, "a.ini", "[queue]\npath = /srv/a/queue\n"));
 	EXPECT_INT(read_cfg(&c, t.ini, &d, false, &rd), 0);
@@ -1525,6 +1632,26 @@ static void test_diff(void)
 	EXPECT_STR(ch->c[1].new_value, "0640");
 	EXPECT_INT(ch->c[1].needs_restart, 1);
 
+	/* Sizes in their largest unit; both need a restart (the queue
+	 * file's geometry). */
+	memset(ch, 0, sizeof(*ch));
+	b = a;
+	b.size = 64 << 20;
+	b.max_record = 1536;
+	EXPECT_INT(mmapq_config_diff(&a, &b, on_change, ch), 2);
+	EXPECT_STR(ch->c[0].key, "size");
+	EXPECT_STR(ch->c[0].old_value, "4M");
+	EXPECT_STR(ch->c[0].new_value, "64M");
+	EXPECT_INT(ch->c[0].needs_restart, 1);
+	EXPECT_STR(ch->c[1].key, "max_record");
+	EXPECT_STR(ch->c[1].old_value, "64K");
+	EXPECT_STR(ch->c[1].new_value, "1536");
+	EXPECT_INT(ch->c[1].needs_restart, 1);
+	b.size = a.size;
+	b.max_record = a.max_record;
+	b.sync = MMAPQ_SYNC_BATCH;
+	b.mode = 0640;
+
 	/* A NULL callback just counts. */
 	EXPECT_INT(mmapq_config_diff(&a, &b, NULL, NULL), 2);
 	/* apply_live takes exactly the keys that need no restart. */
@@ -1574,6 +1701,54 @@ static void test_format_value_round_trip(void)
 	}
 }
 
+/* Numbers of bytes as text: exact, in the largest unit that divides
+ * them; each loads back to the same number. */
+static void test_format_bytes(void)
+{
+	static const struct {
+		uint64_t size;
+		uint32_t max_record;
+		const char *size_text, *max_record_text;
+	} cases[] = {
+		{ 64, 8, "64", "8" },
+		{ UINT64_C(1) << 10, 1000, "1K", "1000" },
+		{ UINT64_C(1) << 20, 1536, "1M", "1536" },
+		{ UINT64_C(512) << 20, 3 << 20, "512M", "3M" },
+		{ UINT64_C(1) << 31, 65544, "2G", "65544" },
+		{ UINT64_C(64) << 30, 64 << 20, "64G", "64M" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mmapq_config c, d;
+		char sz[32], mr[32], *text;
+		struct errs e;
+
+		mmapq_config_defaults(&c);
+		c.size = cases[i].size;
+		c.max_record = cases[i].max_record;
+		EXPECT_INT(mmapq_config_format_value(&c, "queue", "size", sz, sizeof(sz)), 0);
+		EXPECT_INT(mmapq_config_format_value(&c, "queue", "max_record", mr, sizeof(mr)), 0);
+		EXPECT_STR(sz, cases[i].size_text);
+		EXPECT_STR(mr, cases[i].max_record_text);
+		/* each with a partner that takes it: the smallest record, the
+		 * largest ring */
+		text = tu_xasprintf("[queue]\nsize = %s\nmax_record = 8\n", sz);
+		errs_init(&e);
+		EXPECT_INT(load_str("bytes.ini", text, &d, &e), 0);
+		EXPECT_STR(errs_text(&e), "");
+		EXPECT_INT(d.size, cases[i].size);
+		errs_free(&e);
+		free(text);
+		text = tu_xasprintf("[queue]\nsize = 64G\nmax_record = %s\n", mr);
+		errs_init(&e);
+		EXPECT_INT(load_str("bytes.ini", text, &d, &e), 0);
+		EXPECT_STR(errs_text(&e), "");
+		EXPECT_INT(d.max_record, cases[i].max_record);
+		errs_free(&e);
+		free(text);
+	}
+}
+
 static void test_format_value_errors(void)
 {
 	struct mmapq_config c;
@@ -1581,16 +1756,17 @@ static void test_format_value_errors(void)
 
 	mmapq_config_defaults(&c);
 	EXPECT_INT(mmapq_config_format_value(&c, "queue", "nosuch", buf, sizeof(buf)), -ENOENT);
-	EXPECT_INT(mmapq_config_format_value(&c, "log", "capacity", buf, sizeof(buf)), -ENOENT);
+	EXPECT_INT(mmapq_config_format_value(&c, "log", "size", buf, sizeof(buf)), -ENOENT);
+	EXPECT_INT(mmapq_config_format_value(&c, "queue", "capacity", buf, sizeof(buf)), -ENOENT);
 	EXPECT_INT(mmapq_config_format_value(&c, "nosuch", "path", buf, sizeof(buf)), -ENOENT);
 
 	/* "auto" needs 5 bytes with its NUL. */
 	EXPECT_INT(mmapq_config_format_value(&c, "consumer", "output", buf, 4), -ENOBUFS);
 	EXPECT_INT(mmapq_config_format_value(&c, "consumer", "output", buf, 5), 0);
 	EXPECT_STR(buf, "auto");
-	EXPECT_INT(mmapq_config_format_value(&c, "queue", "capacity", buf, 5), -ENOBUFS);
-	EXPECT_INT(mmapq_config_format_value(&c, "queue", "capacity", buf, 6), 0);
-	EXPECT_STR(buf, "65536");
+	EXPECT_INT(mmapq_config_format_value(&c, "queue", "size", buf, 2), -ENOBUFS);
+	EXPECT_INT(mmapq_config_format_value(&c, "queue", "size", buf, 3), 0);
+	EXPECT_STR(buf, "4M");
 	EXPECT_INT(mmapq_config_format_value(&c, "queue", "mode", buf, 0), -ENOBUFS);
 	EXPECT_INT(mmapq_config_format_value(&c, "queue", "path", buf, sizeof(buf)),
 	           -ENOBUFS);
@@ -1642,6 +1818,7 @@ int main(int argc, char **argv)
 		{"instance_defaults", test_instance_defaults},
 		{"diff", test_diff},
 		{"format_value_round_trip", test_format_value_round_trip},
+		{"format_bytes", test_format_bytes},
 		{"format_value_errors", test_format_value_errors},
 		{"log_level_name", test_log_level_name},
 	};

@@ -55,7 +55,7 @@ static void on_error(void *ctx, const char *file, unsigned line, const char *msg
 static const struct {
 	const char *section, *key;
 } keys[] = {
-	{"queue", "path"}, {"queue", "capacity"}, {"queue", "record_size"}, {"queue", "format"},
+	{"queue", "path"}, {"queue", "size"}, {"queue", "max_record"}, {"queue", "format"},
 	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"queue", "max_consumers"},
 	{"producer", "input"},
 	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
@@ -109,12 +109,14 @@ static void check_ranges(const struct mmapq_config *c)
 
 	len = strnlen(c->queue_path, sizeof(c->queue_path));
 	FUZZ_CHECK(len >= 1 && len < sizeof(c->queue_path), "queue path of %zu bytes", len);
-	FUZZ_CHECK(c->capacity >= MMAPQ_CAPACITY_MIN && c->capacity <= MMAPQ_CAPACITY_MAX &&
-	           !(c->capacity & (c->capacity - 1)), "capacity %" PRIu32, c->capacity);
-	FUZZ_CHECK(c->record_size >= MMAPQ_RECORD_SIZE_MIN && c->record_size <= MMAPQ_RECORD_SIZE_MAX,
-	           "record_size %" PRIu32, c->record_size);
-	FUZZ_CHECK(c->format == MMAPQ_FORMAT_INT || c->format == MMAPQ_FORMAT_LINE, "format %" PRIu32,
-	           c->format);
+	FUZZ_CHECK(c->size >= MMAPQ_SIZE_MIN && c->size <= MMAPQ_SIZE_MAX && !(c->size & (c->size - 1)),
+	           "size %" PRIu64, c->size);
+	/* what the daemons require of the pair, mmapq_open's check */
+	FUZZ_CHECK(c->max_record >= MMAPQ_MAX_RECORD_MIN &&
+	           c->max_record <= mmapq_max_record_limit(c->size),
+	           "max_record %" PRIu32 " with size %" PRIu64, c->max_record, c->size);
+	FUZZ_CHECK(c->format == MMAPQ_FORMAT_INT || c->format == MMAPQ_FORMAT_LINE ||
+	           c->format == MMAPQ_FORMAT_BINARY, "format %" PRIu32, c->format);
 	FUZZ_CHECK(c->sync == MMAPQ_SYNC_NEVER || c->sync == MMAPQ_SYNC_BATCH ||
 	           c->sync == MMAPQ_SYNC_ALWAYS, "sync %d", (int)c->sync);
 	FUZZ_CHECK(c->mode <= 0777 && (c->mode & 0600) == 0600, "mode %04" PRIo32, c->mode);
