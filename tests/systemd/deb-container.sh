@@ -9,12 +9,14 @@
 #   1. dpkg-buildpackage -us -uc -b in a clean copy of the source tree (the
 #      files git tracks and the untracked ones it does not ignore: no build
 #      directories; without git, the tree less build*/ and .git): the
-#      packages mmapq, libmmapq1 and libmmapq-dev, and a build log without
+#      packages mmapq, libmmapq2 and libmmapq-dev, and a build log without
 #      a single warning;
 #   2. lintian on the .changes: no error (E:) and no warning (W:); the info
 #      (I:) and pedantic (P:) tags are printed;
 #   3. the packages as files: /etc/mmapq/mmapq.ini a conffile and the
-#      directory /etc/mmapq/mmapq.ini.d, no RPATH or RUNPATH in the
+#      directory /etc/mmapq/mmapq.ini.d, libmmapq2's SONAME and symbols file
+#      (every function it exports, at 2.0.0) and the dependencies on it,
+#      NEWS.Debian for an upgrade from mmapq 0.x, no RPATH or RUNPATH in the
 #      programs, no fault points, the postinst running systemd-sysusers
 #      before systemd-tmpfiles before starting the units, the prerm stopping
 #      every unit file of the package (a template: all its instances);
@@ -105,7 +107,7 @@ fi
 debs=$work/debs
 mkdir -p "$debs"
 arch=$(dpkg --print-architecture)
-for p in mmapq libmmapq1 libmmapq-dev; do
+for p in mmapq libmmapq2 libmmapq-dev; do
 	f=$work/src/${p}_${version}_$arch.deb
 	[ -f "$f" ] || die "dpkg-buildpackage made no $f"
 	cp "$f" "$debs/"
@@ -131,7 +133,7 @@ fi
 
 # ---- 3. the packages as files --------------------------------------------------
 x=$work/extract
-for p in mmapq libmmapq1 libmmapq-dev; do
+for p in mmapq libmmapq2 libmmapq-dev; do
 	dpkg-deb -x "$debs/${p}_${version}_$arch.deb" "$x" || die "dpkg-deb -x $p"
 	dpkg-deb -e "$debs/${p}_${version}_$arch.deb" "$work/control-$p" || die "dpkg-deb -e $p"
 done
@@ -143,13 +145,13 @@ else failed "conffiles of mmapq: '$conffiles', want /etc/mmapq/mmapq.ini"; fi
 # custom-library-search-path), and the from-source install's $ORIGIN
 # RUNPATH must not leak into the package.
 bad=""
-for f in "$x"/usr/bin/* "$x"/usr/lib/*/libmmapq.so.1.*; do
+for f in "$x"/usr/bin/* "$x"/usr/lib/*/libmmapq.so.2.*; do
 	readelf -d "$f" | grep -q -E 'RPATH|RUNPATH' && bad="$bad ${f#"$x"}"
 done
 if [ -z "$bad" ]; then pass "no RPATH or RUNPATH in the packaged programs and libmmapq"
 else failed "RPATH/RUNPATH in:$bad"; fi
 bad=""
-for f in "$x"/usr/bin/* "$x"/usr/lib/*/libmmapq.so.1.*; do
+for f in "$x"/usr/bin/* "$x"/usr/lib/*/libmmapq.so.2.*; do
 	{ nm -D "$f" | grep -qw mmapq_fault || grep -q MMAPQ_FAULT "$f"; } && bad="$bad ${f#"$x"}"
 done
 if [ -z "$bad" ]; then pass "no fault points in the packaged programs and libmmapq (nm, strings)"
@@ -183,6 +185,40 @@ else
 	failed "prerm: not stopped ($n unit files):${missing:- no unit file in the package}"
 	grep -n 'deb-systemd-invoke' "$work/control-mmapq/prerm"
 fi
+# The library's ABI as the packages say it: the symbols file lists every
+# function at LIBMMAPQ_2 with the version that brought it (2.0.0 for all of
+# libmmapq 2.0), and a program built against it (mmapq's own) depends on
+# the libmmapq2 that has them.
+soname=$(readelf -d "$x"/usr/lib/*/libmmapq.so.2.* | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+exported=$(nm -D --defined-only "$x"/usr/lib/*/libmmapq.so.2.* | awk '$2 == "T" { print $3 }' | sed 's/@@/@/' | sort)
+listed=$(sed -n 's/^ \(mmapq_[^ ]*\) .*/\1/p' "$work/control-libmmapq2/symbols" 2>/dev/null | sort)
+if [ "$soname" = libmmapq.so.2 ] && [ -n "$exported" ] && [ "$exported" = "$listed" ] &&
+	! grep -E '^ mmapq_' "$work/control-libmmapq2/symbols" | grep -v -q ' 2\.0\.0$'; then
+	pass "libmmapq2: SONAME $soname, its symbols file lists the $(wc -l <<<"$exported") functions it exports, each at 2.0.0"
+else
+	failed "libmmapq2: SONAME '$soname'; exported and listed in its symbols file differ, or a version is not 2.0.0:"
+	diff <(echo "$exported") <(echo "$listed") | head -10
+	head -5 "$work/control-libmmapq2/symbols" 2>/dev/null
+fi
+dep=$(dpkg-deb -f "$debs/mmapq_${version}_$arch.deb" Depends)
+if grep -q -E '(^|, )libmmapq2 \(>= 2\.0\.0\)(,|$)' <<<"$dep"; then
+	pass "mmapq depends on libmmapq2 (>= 2.0.0)"
+else
+	failed "mmapq's Depends: '$dep', want libmmapq2 (>= 2.0.0)"
+fi
+dep=$(dpkg-deb -f "$debs/libmmapq-dev_${version}_$arch.deb" Depends)
+if grep -q -E "(^|, )libmmapq2 \\(= $version\\)(,|\$)" <<<"$dep"; then
+	pass "libmmapq-dev depends on libmmapq2 (= $version)"
+else
+	failed "libmmapq-dev's Depends: '$dep', want libmmapq2 (= $version)"
+fi
+# What an upgrade from mmapq 0.x asks of the administrator (the queue file
+# and the configuration keys), where apt-listchanges shows it
+if zcat -f "$x"/usr/share/doc/mmapq/NEWS.Debian* 2>/dev/null | grep -q 'mmapqctl recreate'; then
+	pass "mmapq has NEWS.Debian, naming mmapqctl recreate"
+else
+	failed "mmapq has no NEWS.Debian naming mmapqctl recreate"
+fi
 # The drop-in directory of the operations guide's and mmapq-consumer(8)'s examples
 if dpkg-deb -c "$debs/mmapq_${version}_$arch.deb" | grep -E '^d.* \./etc/mmapq/mmapq\.ini\.d/$' >/dev/null; then
 	pass "mmapq has the directory /etc/mmapq/mmapq.ini.d"
@@ -195,10 +231,10 @@ fi
 # libc6-dev and pkgconf for building against libmmapq-dev, and every
 # dependency of the three packages (first alternative, versions dropped),
 # so that the container installs them with no network at all.
-deps=$(for p in mmapq libmmapq1 libmmapq-dev; do
+deps=$(for p in mmapq libmmapq2 libmmapq-dev; do
 	dpkg-deb -f "$debs/${p}_${version}_$arch.deb" Depends | tr ',' '\n'
 done | sed -e 's/|.*//' -e 's/(.*)//' -e 's/:any//' -e 's/[[:space:]]//g' |
-	grep -v -x -E 'mmapq|libmmapq1|libmmapq-dev|' | sort -u)
+	grep -v -x -E 'mmapq|libmmapq2|libmmapq-dev|' | sort -u)
 # shellcheck disable=SC2086 # one package a word
 include=$(printf '%s\n' systemd gcc libc6-dev pkgconf $deps | sort -u | paste -sd, -)
 suite=bookworm

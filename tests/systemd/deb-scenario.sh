@@ -8,7 +8,7 @@
 # dependency already installed.  Steps, in this order (each needs the one
 # before):
 #
-#   install   apt install ./mmapq_*.deb ./libmmapq1_*.deb: the postinst made
+#   install   apt install ./mmapq_*.deb ./libmmapq2_*.deb: the postinst made
 #             the user mmapq, /var/lib/mmapq (0750 mmapq:mmapq), enabled
 #             mmapq.target and started it: producer socket, producer and
 #             consumer running as mmapq, libmmapq found without a RUNPATH
@@ -194,11 +194,11 @@ jseen() { jwait "$@" >/dev/null; }
 values_since() { records "$1" | awk '{ printf "%s%s", sep, $2; sep = " " }'; }
 
 step_install() {
-	step_begin install "apt install ./mmapq_*.deb ./libmmapq1_*.deb (offline)"
+	step_begin install "apt install ./mmapq_*.deb ./libmmapq2_*.deb (offline)"
 	local cur u pid want out st
 	cur=$(cursor)
-	(cd "$DEBS" && apt_run apt-install.log install -y ./mmapq_*.deb ./libmmapq1_*.deb)
-	check "apt install ./mmapq_*.deb ./libmmapq1_*.deb" test $? = 0 || { step_end; return; }
+	(cd "$DEBS" && apt_run apt-install.log install -y ./mmapq_*.deb ./libmmapq2_*.deb)
+	check "apt install ./mmapq_*.deb ./libmmapq2_*.deb" test $? = 0 || { step_end; return; }
 	check "the postinst made the user and group mmapq (systemd-sysusers)" getent passwd mmapq >/dev/null
 	info "$(getent passwd mmapq)"
 	out=$(stat -c '%a %U %G' /var/lib/mmapq 2>&1)
@@ -228,7 +228,7 @@ step_install() {
 	check "mmapq.target and mmapq-producer.socket are active: $out" test "$out" = "active active "
 	out=$(ldd /usr/bin/mmapq-consumer | grep libmmapq)
 	check "mmapq-consumer finds libmmapq in the system's library directory: $out" \
-		grep -q -E '=> /(usr/)?lib/[^ ]*-linux-gnu/libmmapq\.so\.1 ' <<<"$out"
+		grep -q -E '=> /(usr/)?lib/[^ ]*-linux-gnu/libmmapq\.so\.2 ' <<<"$out"
 	out=$(dpkg-query -S "$MMAPQ_CONFIG.d" 2>&1)
 	check "$MMAPQ_CONFIG.d is a directory of the package: $out" \
 		test -d "$MMAPQ_CONFIG.d" -a "$out" = "mmapq: $MMAPQ_CONFIG.d"

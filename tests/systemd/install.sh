@@ -58,6 +58,8 @@ want_completionsdir() { # PREFIX -> dir
 DESTDIR=$stage cmake --install "$build" >"$work/install.log" 2>&1 ||
 	{ cat "$work/install.log"; echo "install: FAIL: cmake --install"; exit 1; }
 read -r unitdir sysusersdir tmpfilesdir <<<"$(want_dirs "$MMAPQ_PREFIX")"
+# the SONAME's number: the library version's major (libmmapq.so.2)
+soversion=${MMAPQ_LIB_VERSION%%.*}
 compdir=$(want_completionsdir "$MMAPQ_PREFIX")
 expected=(
 	"$MMAPQ_BINDIR/mmapq-producer" "$MMAPQ_BINDIR/mmapq-consumer" "$MMAPQ_BINDIR/mmapqctl"
@@ -66,7 +68,7 @@ expected=(
 	"$MMAPQ_PREFIX/share/man/man7/mmapq-protocol.7"
 	"$compdir/mmapqctl" "$compdir/mmapq-producer" "$compdir/mmapq-consumer"
 	"$sysusersdir/mmapq.conf" "$tmpfilesdir/mmapq.conf" "$MMAPQ_CONFIG"
-	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.1" "$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION"
+	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.$soversion" "$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION"
 	"$MMAPQ_INCLUDEDIR/mmapq.h" "$MMAPQ_LIBDIR/pkgconfig/mmapq.pc"
 	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfig.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfigVersion.cmake"
 	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets-relwithdebinfo.cmake"
@@ -136,18 +138,22 @@ done
 # libmmapq exports exactly the functions mmapq.h declares
 want=$(sed -n 's/^MMAPQ_API [^(]*[ *]\(mmapq_[a-z_]*\)(.*/\1/p' "$stage$MMAPQ_INCLUDEDIR/mmapq.h" | sort | tr '\n' ' ')
 have=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort -u | tr '\n' ' ')
-# a program built against the 1.0 mmapq.h (smaller struct mmapq_params and
-# struct mmapq_status) still finds the functions it was linked with; new
-# ones get 1.1's
+# libmmapq 2: every function at LIBMMAPQ_2, its default version (a later
+# interface change adds a node; the symbols file of the Debian package,
+# debian/libmmapq2.symbols, lists exactly what the library exports)
 versions=$(nm -D --defined-only "$stage$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION" |
-	awk '$3 ~ /^mmapq_(open|status)@/ { print $3 }' | sort | tr '\n' ' ')
-want_versions="mmapq_open@@LIBMMAPQ_1.1 mmapq_open@LIBMMAPQ_1 mmapq_status@@LIBMMAPQ_1.1 mmapq_status@LIBMMAPQ_1 "
-[ "$versions" = "$want_versions" ] && pass "mmapq_open, mmapq_status: LIBMMAPQ_1.1 by default, LIBMMAPQ_1 kept" ||
-	failed "mmapq_open and mmapq_status versions: '$versions', want '$want_versions'"
+	awk '$2 == "T" && $3 !~ /@@LIBMMAPQ_2$/ { print $3 }' | sort | tr '\n' ' ')
+[ -z "$versions" ] && pass "every function at LIBMMAPQ_2" ||
+	failed "functions not at LIBMMAPQ_2: $versions"
+symbols=$(sed -n 's/^ \(mmapq_[a-z_]*\)@LIBMMAPQ_2 .*/\1/p' "$src/debian/libmmapq$soversion.symbols" 2>/dev/null |
+	sort | tr '\n' ' ')
+[ -n "$have" ] && [ "$symbols" = "$have" ] &&
+	pass "debian/libmmapq$soversion.symbols lists exactly what the library exports" ||
+	failed "debian/libmmapq$soversion.symbols lists '$symbols', the library exports '$have'"
 [ -n "$want" ] && [ "$want" = "$have" ] && pass "libmmapq exports exactly the $(wc -w <<<"$want") functions of mmapq.h" ||
 	failed "libmmapq exports '$have', mmapq.h declares '$want'"
 soname=$(readelf -d "$stage$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
-[ "$soname" = libmmapq.so.1 ] && pass "SONAME libmmapq.so.1" || failed "SONAME '$soname'"
+[ "$soname" = "libmmapq.so.$soversion" ] && pass "SONAME libmmapq.so.$soversion" || failed "SONAME '$soname'"
 # Below a prefix of their own the programs find libmmapq through a RUNPATH
 # relative to themselves (no ldconfig for /usr/local or /opt, and a staged
 # or moved tree still works); with the prefix /usr the library is in the
@@ -162,14 +168,16 @@ for p in mmapq-producer mmapq-consumer mmapqctl; do
 	runpath=$(readelf -d "$stage$MMAPQ_BINDIR/$p" | sed -n 's/.*Library r[un]*path: \[\(.*\)\]/\1/p')
 	[ "$runpath" = "$want" ] || failed "$p: RUNPATH '$runpath', want '$want'"
 done
-found=$(env -u LD_LIBRARY_PATH ldd "$stage$MMAPQ_BINDIR/mmapq-producer" | sed -n 's/.*libmmapq\.so\.1 => \([^ ]*\).*/\1/p')
-if [ -n "$want" ] && [ -n "$found" ] && [ "$(realpath "$found")" = "$(realpath "$stage$MMAPQ_LIBDIR/libmmapq.so.1")" ] &&
+found=$(env -u LD_LIBRARY_PATH ldd "$stage$MMAPQ_BINDIR/mmapq-producer" |
+	sed -n "s/.*libmmapq\\.so\\.$soversion => \\([^ ]*\\).*/\\1/p")
+if [ -n "$want" ] && [ -n "$found" ] &&
+	[ "$(realpath "$found")" = "$(realpath "$stage$MMAPQ_LIBDIR/libmmapq.so.$soversion")" ] &&
 	env -u LD_LIBRARY_PATH "$stage$MMAPQ_BINDIR/mmapq-producer" --version >/dev/null; then
 	pass "RUNPATH '$want': the staged programs run with the staged libmmapq ($found)"
 elif [ -z "$want" ]; then
 	pass "no RUNPATH with the prefix /usr"
 else
-	failed "the staged mmapq-producer resolves libmmapq.so.1 to '$found', want $stage$MMAPQ_LIBDIR/libmmapq.so.1"
+	failed "the staged mmapq-producer resolves libmmapq.so.$soversion to '$found', want $stage$MMAPQ_LIBDIR/libmmapq.so.$soversion"
 fi
 
 # ---- 2. uninstall keeps an edited mmapq.ini and the drop-ins -------------------

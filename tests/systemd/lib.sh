@@ -203,13 +203,13 @@ records() {
 		}'
 }
 
-# check_stream FILE FIRST LAST OFFSET CAPACITY MAXREPLAYS
+# check_stream FILE FIRST LAST OFFSET MAXBACK MAXREPLAYS
 # FILE holds "seq value pid" lines (records).  Checks exact at-least-once,
 # in-order delivery of the values FIRST..LAST: every record's value is
 # seq - OFFSET (so the sequence numbers identify the values); sequence numbers
 # advance by one, except that after a consumer restart (a new pid) the stream
-# may go back by at most CAPACITY records (the batch written but not yet
-# acknowledged is written again) and must then continue without a gap; at
+# may go back by fewer than MAXBACK records (the batch written but not yet
+# acknowledged is written again: at most what the ring holds) and must then continue without a gap; at
 # most MAXREPLAYS such replays; every value FIRST..LAST present; nothing
 # outside FIRST..LAST.  Prints a one-line summary; returns 0 if exact.
 check_stream() {

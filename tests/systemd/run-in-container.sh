@@ -138,6 +138,11 @@ done < <(find "$stage" \( -type f -o -type l \) -print0)
 # The test: a target that pulls in one oneshot service running the scenario.
 cp -a "$here"/. "$testdir"/
 cp "$build/systemd/mmapq-test.env" "$testdir/mmapq-test.env"
+# the scenario's helper of the upgrade step, built with the tests (the
+# step fails without it)
+if [ -x "$build/tests/systemd/legacy_queue" ]; then
+	cp "$build/tests/systemd/legacy_queue" "$testdir/"
+fi
 sandbox_test_units "$etc/systemd/system" "$scenario" "${scenario_args[@]}"
 
 # ---- run ------------------------------------------------------------------

@@ -34,9 +34,15 @@
 #   kill-producer   the same for a producer with input = generate
 #   watchdog   a consumer whose loop hangs (MMAPQ_FAULT) is killed by the
 #              watchdog and restarted
-#   geometry   capacity changed in mmapq.ini: both units fail with 65 and
-#              are not restarted; `mmapqctl recreate` carries the records
-#              over; restarted, the consumer gets them
+#   geometry   [queue] size changed in mmapq.ini: both units fail with 65
+#              and are not restarted; `mmapqctl recreate` carries the
+#              records over; restarted, the consumer gets them
+#   upgrade    a queue file of mmapq 0.x (format version 3, written by
+#              legacy_queue) with records and a consumer in it, as an
+#              upgraded package finds it: both units fail with 65 naming
+#              `mmapqctl recreate` and are not restarted; mmapqctl status
+#              shows the old file; recreate carries the records and the
+#              consumer over, and the consumer gets them
 #   metrics    mmapq-metrics.socket: GET /metrics on 127.0.0.1:9741 answers
 #              with the queue's counters (promtool-clean), one short-lived
 #              service per connection
@@ -56,7 +62,7 @@
 #              file of its own; systemctl enable --now
 #              mmapq-consumer-named@audit; records sent reach the default
 #              consumer's journal and audit's file, all, in order; audit
-#              stopped: sends below capacity still go through, the default
+#              stopped: sends that fit the ring still go through, the default
 #              consumer gets them, mmapqctl consumers shows audit's lag;
 #              started again: it catches up, in order; mmapqctl consumer
 #              remove audit refused (69) while it runs, done after
@@ -75,7 +81,9 @@ here=$(dirname "$0")
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-CAPACITY=65536     # [queue] capacity of the shipped configuration
+SIZE=4M            # [queue] size of the shipped configuration
+SIZE_BYTES=4194304
+RING_INTS=$((SIZE_BYTES / 16)) # int records (16-byte frames) a ring of SIZE holds
 STREAM_N=100000    # records streamed in the kill-consumer step
 
 : >"$SUMMARY"
@@ -243,13 +251,13 @@ step_reload() {
 	info "consumer SubState after reload: $out"
 
 	# A change that needs a restart is logged as such, not applied.
-	set_key queue capacity 2048
+	set_key queue size 8M
 	cur=$(cursor)
-	systemctl reload mmapq-consumer.service || fail "reload with a changed capacity failed"
-	out=$(jwait 10 "$cur" "capacity: $CAPACITY -> 2048.*restart" _SYSTEMD_UNIT=mmapq-consumer.service)
-	check "a restart-only change is logged: 'reload: [queue] capacity: $CAPACITY -> 2048 (needs a restart...)'" \
+	systemctl reload mmapq-consumer.service || fail "reload with a changed size failed"
+	out=$(jwait 10 "$cur" "size: $SIZE -> 8M.*restart" _SYSTEMD_UNIT=mmapq-consumer.service)
+	check "a restart-only change is logged: 'reload: [queue] size: $SIZE -> 8M needs a restart...'" \
 		test -n "$out" && info "$out"
-	set_key queue capacity $CAPACITY
+	set_key queue size $SIZE
 
 	# A broken config: systemctl reload fails, the daemon keeps running.
 	set_key log level loud
@@ -321,7 +329,7 @@ step_kill_consumer() {
 	records "$cur" >/run/stream.records
 	# value 0's sequence number: the offset between values and sequence numbers
 	off=$(awk '$2 == 0 { print $1; exit }' /run/stream.records)
-	out=$(check_stream /run/stream.records 0 $((STREAM_N - 1)) "${off:-0}" $CAPACITY 1)
+	out=$(check_stream /run/stream.records 0 $((STREAM_N - 1)) "${off:-0}" $RING_INTS 1)
 	check "every record 0..$((STREAM_N - 1)) arrived in order, at-least-once (repeats only as a replayed batch)" \
 		test $? = 0
 	echo "$out" | sed 's/^/      /'
@@ -336,9 +344,9 @@ step_kill_consumer() {
 	# Where the kill lands is chance: most often between two batches.  Make
 	# sure the other case is seen as well: a consumer that dies after writing
 	# a batch and before acknowledging it (MMAPQ_FAULT=release.locked@1: it
-	# SIGKILLs itself at its first release, holding the queue's mutex; with
-	# the shipped capacity of 65536 the 20,000 records may come in one or two
-	# batches, so only the first release is certain).  The fault is in a file
+	# SIGKILLs itself at its first release, holding the queue's mutex; the
+	# 20,000 records may come in one or two batches, so only the first
+	# release is certain).  The fault is in a file
 	# that only the next start reads (ExecStartPost= removes it), so exactly
 	# one instance crashes.
 	mkdir -p "$dropin"
@@ -370,7 +378,7 @@ step_kill_consumer() {
 	fi
 	records "$cur" >/run/stream.records
 	off=$(awk '$2 == 0 { print $1; exit }' /run/stream.records)
-	out=$(check_stream /run/stream.records 0 $((m - 1)) "${off:-0}" $CAPACITY 1)
+	out=$(check_stream /run/stream.records 0 $((m - 1)) "${off:-0}" $RING_INTS 1)
 	check "every record 0..$((m - 1)) arrived in order, the unacknowledged batch written again (same MMAPQ_SEQ)" \
 		test $? = 0
 	echo "$out" | sed 's/^/      /'
@@ -415,7 +423,7 @@ step_kill_producer() {
 		fail "the consumer did not reach seq $last within 30 s"
 	records "$cur" >/run/gen.records
 	# generated values are their sequence numbers: offset 0
-	out=$(check_stream /run/gen.records "$first" "$last" 0 $CAPACITY 0)
+	out=$(check_stream /run/gen.records "$first" "$last" 0 $RING_INTS 0)
 	check "gap-free, in-order sequence $first..$last across the producer's kill and restart (value == seq)" test $? = 0
 	echo "$out" | sed 's/^/      /'
 	restore_config
@@ -463,19 +471,18 @@ step_watchdog() {
 
 # ---------------------------------------------------------------------------
 step_geometry() {
-	step_begin geometry "a changed capacity: exit 65, not restarted; mmapqctl recreate carries the records over"
-	local cur out u cap vals
-	cap=$(sed -n 's/^capacity *= *//p' "$MMAPQ_CONFIG")
+	step_begin geometry "a changed size: exit 65, not restarted; mmapqctl recreate carries the records over"
+	local cur out u vals new=8M
 	systemctl start mmapq.target
 	check "systemctl stop mmapq-consumer" systemctl stop mmapq-consumer.service
 	check "mmapqctl send 11 12 13 (no consumer: they wait in the file)" timeout 30 "$CTL" send 11 12 13
 	check "systemctl stop mmapq.target" systemctl stop mmapq.target
-	set_key queue capacity $((cap * 2))
+	set_key queue size $new
 	cur=$(cursor)
 	systemctl start mmapq.target
 	for u in mmapq-producer.service mmapq-consumer.service; do
 		jwait 20 "$cur" "Failed with result" _PID=1 "UNIT=$u" >/dev/null ||
-			fail "$u did not fail with the file of the old capacity"
+			fail "$u did not fail with the file of the old size"
 		# a unit to be restarted would be activating/auto-restart now
 		check "$u: failed, not waiting to restart (exit $(prop $u ExecMainStatus), $(prop $u ActiveState)/$(prop $u SubState), NRestarts $(prop $u NRestarts))" \
 			test "$(prop $u ExecMainStatus)" = 65 -a "$(prop $u ActiveState)" = failed \
@@ -485,9 +492,9 @@ step_geometry() {
 	# _SYSTEMD_UNIT= to a message whose process is gone by the time it is
 	# read (the producer exits right after it), and it may store it after
 	# systemd's "Failed with result" above.
-	out=$(jwait 10 "$cur" "capacity is $cap in the file but $((cap * 2)) in the configuration" \
+	out=$(jwait 10 "$cur" "size is [^ ]+ in the file but [^ ]+ in the configuration" \
 		SYSLOG_IDENTIFIER=mmapq-producer MMAPQ_ROLE=producer)
-	check "the producer's journal names both capacities: $out" test -n "$out"
+	check "the producer's journal names both sizes: $out" test -n "$out"
 	out=$(jwait 10 "$cur" "mmapqctl recreate" SYSLOG_IDENTIFIER=mmapq-producer MMAPQ_ROLE=producer)
 	check "the producer's journal names mmapqctl recreate: $out" test -n "$out"
 	out=$("$CTL" recreate 2>&1)
@@ -497,7 +504,7 @@ step_geometry() {
 	check "the new queue file belongs to mmapq" test "$(stat -c '%U %G' /var/lib/mmapq/queue)" = "mmapq mmapq"
 	systemctl reset-failed mmapq-producer.service mmapq-consumer.service
 	cur=$(cursor)
-	check "systemctl start mmapq.target (capacity $((cap * 2)))" systemctl start mmapq.target
+	check "systemctl start mmapq.target (size $new)" systemctl start mmapq.target
 	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=13 >/dev/null ||
 		fail "record 13 did not reach the consumer's journal"
 	vals=$(records "$cur" | awk '{ print $2 }' | tr '\n' ' ')
@@ -505,8 +512,58 @@ step_geometry() {
 	# back to the shipped geometry, the same way
 	systemctl stop mmapq.target
 	restore_config
-	check "mmapqctl recreate (back to capacity $cap)" "$CTL" recreate
+	check "mmapqctl recreate (back to size $SIZE)" "$CTL" recreate
 	check "systemctl start mmapq.target" systemctl start mmapq.target
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+# What an upgrade from mmapq 0.x leaves: its queue file, of format version 3,
+# which the daemons of this version refuse until `mmapqctl recreate` made it
+# anew (OPERATIONS.md, "Upgrades").
+step_upgrade() {
+	step_begin upgrade "a queue file of mmapq 0.x: exit 65 naming mmapqctl recreate, not restarted; recreate carries records and consumer over"
+	local cur out u vals q=/var/lib/mmapq/queue legacy=$here/legacy_queue
+	check "the test's legacy_queue is there (built with the tests: tests/systemd/legacy_queue.c)" \
+		test -x "$legacy" || { step_end; return; }
+	check "systemctl stop mmapq.target" systemctl stop mmapq.target
+	check "legacy_queue $q 21 22 23: a version-3 file, the consumer default before 21" \
+		"$legacy" "$q" 21 22 23
+	chown mmapq:mmapq "$q" && chmod 0660 "$q"
+	out=$("$CTL" status 2>&1)
+	check "mmapqctl status shows the old file (version 3, 3 records)" \
+		grep -Eq 'version 3' <<<"$out" || info "$out"
+	cur=$(cursor)
+	systemctl start mmapq.target
+	for u in mmapq-producer.service mmapq-consumer.service; do
+		jwait 20 "$cur" "Failed with result" _PID=1 "UNIT=$u" >/dev/null ||
+			fail "$u did not fail with the version-3 file"
+		check "$u: failed with 65, not waiting to restart (exit $(prop $u ExecMainStatus), $(prop $u ActiveState)/$(prop $u SubState), NRestarts $(prop $u NRestarts))" \
+			test "$(prop $u ExecMainStatus)" = 65 -a "$(prop $u ActiveState)" = failed \
+			-a "$(prop $u SubState)" = failed -a "$(prop $u NRestarts)" = 0
+	done
+	for u in producer consumer; do
+		out=$(jwait 10 "$cur" "version 3.*mmapqctl recreate" SYSLOG_IDENTIFIER=mmapq-$u MMAPQ_ROLE=$u)
+		check "the $u's journal names the version and mmapqctl recreate: $out" test -n "$out"
+	done
+	out=$("$CTL" recreate 2>&1)
+	info "$out"
+	check "mmapqctl recreate: the 3 records and the consumer default carried over" \
+		grep -qF "3 records and 1 consumer(s) carried over" <<<"$out"
+	check "the new queue file belongs to mmapq" test "$(stat -c '%U %G' "$q")" = "mmapq mmapq"
+	out=$("$CTL" --json status 2>&1)
+	check "mmapqctl status: version 4, size $SIZE" \
+		grep -Eq "\"version\":4\\b.*\"file_size\":$((SIZE_BYTES + 4096))\\b" <<<"$out" || info "$out"
+	systemctl reset-failed mmapq-producer.service mmapq-consumer.service
+	cur=$(cursor)
+	check "systemctl start mmapq.target" systemctl start mmapq.target
+	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=23 >/dev/null ||
+		fail "record 23 did not reach the consumer's journal"
+	vals=$(records "$cur" | awk '{ print $2 }' | tr '\n' ' ')
+	check "the consumer got 21 22 23, carried over from the old file (got '$vals')" test "$vals" = "21 22 23 "
+	check "mmapqctl send 24 (the producer runs on the new file)" timeout 30 "$CTL" send 24
+	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=24 >/dev/null
+	check "the consumer got 24" test $? = 0
 	step_end
 }
 
@@ -654,7 +711,7 @@ step_instances() {
 	pid_c=$(prop mmapq-consumer.service MainPID)
 	# a: no a.ini at all.  b: b.ini and a drop-in, neither names a path.
 	rm -rf "$CONFDIR/a.ini" "$CONFDIR/a.ini.d"
-	printf '; queue b\n[queue]\ncapacity = 1024\n' >"$CONFDIR/b.ini"
+	printf '; queue b\n[queue]\nsize = 1M\n' >"$CONFDIR/b.ini"
 	mkdir -p "$CONFDIR/b.ini.d"
 	printf '[log]\nstats_interval = 0\n' >"$CONFDIR/b.ini.d/50-b.ini"
 	cur=$(cursor)
@@ -671,8 +728,9 @@ step_instances() {
 			test "$(ps -o user= -p "$(prop "mmapq-producer@$n.service" MainPID)")" = mmapq
 	done
 	out="$("$CTL" --instance b --json status 2>&1) $("$CTL" --json status 2>&1)"
-	check "mmapqctl --instance b status: capacity 1024 (b.ini); mmapqctl status: $CAPACITY" \
-		grep -Eq "\"capacity\":1024\\b.*\"capacity\":$CAPACITY\\b" <<<"$out" || info "$out"
+	check "mmapqctl --instance b status: size 1M (b.ini); mmapqctl status: $SIZE" \
+		grep -Eq "\"file_size\":$((1048576 + 4096))\\b.*\"file_size\":$((SIZE_BYTES + 4096))\\b" <<<"$out" ||
+		info "$out"
 	out=$("$CTL" --instance a --check-config)
 	check "mmapqctl --instance a --check-config: built-in defaults of instance a" \
 		grep -qx "instance a: queue file /var/lib/mmapq/a.queue, socket /run/mmapq/a.producer.sock" <<<"$out" ||
@@ -788,7 +846,7 @@ step_fanout() {
 	cur=$(cursor)
 	seq $first $last | timeout 30 "$CTL" send >/run/fanout.send.out 2>&1
 	rc=$?
-	check "with audit stopped, mmapqctl send of $m records ($first..$last, capacity $CAPACITY) goes through (exit $rc)" \
+	check "with audit stopped, mmapqctl send of $m records ($first..$last, a ring of $SIZE) goes through (exit $rc)" \
 		test $rc = 0 || sed 's/^/      send: /' /run/fanout.send.out | tail -3
 	jwait 30 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=$last >/dev/null ||
 		fail "$last did not reach the default consumer's journal within 30 s"
@@ -831,7 +889,7 @@ step_fanout() {
 	restore_config
 
 	# The instance form QUEUE:NAME: audit of the queue instance fo (a queue
-	# of its own: the instances step leaves b's, of another capacity).
+	# of its own: the instances step leaves b's, of another size).
 	printf '; queue fo\n[consumer:audit]\noutput = file:%s\n' "$bout" >"$CONFDIR/fo.ini"
 	check "systemctl start mmapq@fo.target $bu" systemctl start mmapq@fo.target "$bu"
 	check "$bu is active" test "$(prop "$bu" ActiveState)" = active
@@ -1057,7 +1115,7 @@ step_nats() {
 
 # ---------------------------------------------------------------------------
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry metrics instances fanout nats enable stop)
+[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry upgrade metrics instances fanout nats enable stop)
 say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
 for s in "${steps[@]}"; do
 	case "$s" in
@@ -1072,6 +1130,7 @@ for s in "${steps[@]}"; do
 		kill-producer) step_kill_producer ;;
 		watchdog) step_watchdog ;;
 		geometry) step_geometry ;;
+		upgrade) step_upgrade ;;
 		metrics) step_metrics ;;
 		nats) step_nats ;;
 		enable) step_enable ;;
