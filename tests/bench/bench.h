@@ -64,13 +64,13 @@ struct opts {
 	uint32_t batch;       /* records per publish/release: mmapq          */
 	uint32_t big_batch;   /* the same, for the "big batches" row         */
 	uint32_t spsc_batch;  /* records per index publication: spsc         */
-	uint32_t ring_kib;    /* ring bytes of mmapq, textbook and spsc      */
+	uint32_t ring_kib;    /* ring KiB of mmapq, textbook and spsc        */
 	uint32_t spin_us;     /* mmapq_params.spin_us of the "mmapq spin" latency row */
 	uint64_t e2e_count;
-	uint32_t e2e_capacity;
-	uint32_t e2e_record_size;
-	uint32_t e2e_big_capacity;
-	uint32_t backlog_capacity; /* slots of the full-backlog memory job */
+	uint64_t e2e_size;         /* the daemons' [queue] size, 0: as shipped */
+	uint64_t e2e_max_record;   /* their [queue] max_record, 0: as shipped */
+	uint64_t e2e_big_size;     /* the "big ring" daemons' size (max_record 8) */
+	uint64_t backlog_records;  /* int records of the full-backlog memory job: its ring */
 	double idle_seconds;
 	uint32_t only_mask;   /* transports to run (bit per enum transport) */
 	uint32_t size_mask;
@@ -186,7 +186,11 @@ struct transport;
 
 struct cell {
 	const struct transport *tr;
-	uint32_t size, cap, batch, slot_size, spin_us;
+	/* size: a record's bytes; frame: what it takes in a ring (mmapq's
+	 * frame, the spsc ring's slot); cap: records the ring holds;
+	 * ring_bytes: mmapq's [queue] size */
+	uint32_t size, cap, batch, frame, spin_us;
+	uint64_t ring_bytes;
 	bool per_record;        /* mmapq used one record per call (the textbook row) */
 	const char *consumer;   /* mmapq: a named consumer (fan-out), NULL: the default one */
 	int cons_ix;            /* ... which one: its ctl->fan_end and fan_verified */
@@ -302,11 +306,18 @@ struct tput_result {
 	double rps[MAX_RUNS];
 	double med_rps;
 	long depth;          /* mq */
-	uint32_t cap, batch; /* rings */
+	uint32_t cap, batch; /* rings: records it holds, per batch */
+	uint64_t ring_bytes; /* mmapq's ring */
 	long csw;            /* voluntary context switches, median run (both sides) */
 };
 extern struct tput_result tput[NTRANSPORTS][NSIZES];
 
+/* The rings of size-byte records (mmapq's, the spsc ring's): the bytes
+ * each record takes (mmapq_frame_size: 8 B and the record rounded up to
+ * 8), the ring's bytes (--ring-kib, at least 64 records), and the records
+ * it holds. */
+uint32_t ring_frame(uint32_t size);
+uint64_t ring_bytes(uint32_t size);
 uint32_t ring_cap(uint32_t size);
 uint64_t quick_n(uint32_t size); /* --quick: records that wrap the ring of this size 3 times */
 /* Records for one run of about --seconds: once(n, arg) runs n records and
@@ -366,7 +377,8 @@ struct e2e_result {
 	double med_cpu[2];
 };
 extern struct e2e_result e2e[NINPUTS][NJOBS][NOUTS];
-extern uint32_t shipped_capacity, shipped_record_size;
+extern uint64_t shipped_size;
+extern uint32_t shipped_max_record;
 extern long own_rss_kib; /* the benchmark's peak RSS after the jobs: what a forked child starts from */
 
 struct backlog_result {
@@ -384,8 +396,8 @@ void e2e_free(void);
 const char *job_label(enum e2e_job j);
 /* Time of job base over that of job j: > 1 is faster; 0 if either did not run. */
 double e2e_speedup(enum e2e_input in, enum e2e_job j, enum e2e_job base, int out);
-/* The daemons' configuration; cap 0: capacity and record_size as shipped. */
-char *write_config(const char *name, const char *output, uint32_t cap, uint32_t rsize);
+/* The daemons' configuration; size, max_record 0: as shipped. */
+char *write_config(const char *name, const char *output, uint64_t size, uint64_t max_record);
 
 /* ---- the parser and the formatter alone (alone.c) --------------------------------- */
 
@@ -411,6 +423,7 @@ struct fanout_result {
 	bool ran, failed;
 	char why[160];
 	uint32_t size, cap, batch;
+	uint64_t ring_bytes;
 	uint64_t n;                            /* records per run */
 	int ncpus;                             /* CPUs the benchmark may use */
 	int cpu[NFAN][1 + FANOUT_MAX];         /* where each ran: producer, consumers (-1: unpinned) */

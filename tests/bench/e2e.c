@@ -9,8 +9,9 @@
  * time of every process.  The daemons are the released ones (daemons-rel/
  * points to build/daemons: no fault points).
  *
- * Then the full backlog: the producer alone fills --backlog-capacity slots
- * and exits, the consumer alone drains them; peak RSS of both.
+ * Then the full backlog: the producer alone fills a ring of
+ * --backlog-records int records and exits, the consumer alone drains them;
+ * peak RSS of both.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,15 +37,16 @@ const char *const in_label[NINPUTS] = {
 char *input_path[NINPUTS];
 uint64_t input_bytes[NINPUTS];
 
-/* The jobs: the daemons as shipped (the built-in capacity and record_size,
- * or --e2e-capacity/--e2e-record-size), the daemons with a big ring, and the
+/* The jobs: the daemons as shipped (the built-in size and max_record, or
+ * --e2e-size/--e2e-max-record), the daemons with a big ring, and the
  * same work over a pipe, with the parser as it is and as it was (the fast
  * path off: byte by byte). */
 const char *const job_key[NJOBS] = {"daemons", "daemons_big", "pipe", "pipe_old_parser"};
 const char *const out_key[NOUTS] = {"null", "file"};
 
 struct e2e_result e2e[NINPUTS][NJOBS][NOUTS];
-uint32_t shipped_capacity, shipped_record_size;
+uint64_t shipped_size;
+uint32_t shipped_max_record;
 long own_rss_kib;
 
 static uint64_t rng_next(uint64_t *s)
@@ -153,9 +155,9 @@ out:
 	return ret;
 }
 
-/* The daemons' configuration; cap 0: capacity and record_size as shipped
- * (not set in the file). */
-char *write_config(const char *name, const char *output, uint32_t cap, uint32_t rsize)
+/* The daemons' configuration; size, max_record 0: as shipped (not set in
+ * the file). */
+char *write_config(const char *name, const char *output, uint64_t size, uint64_t max_record)
 {
 	char *path = tu_path(tmpdir, name);
 	FILE *f = fopen(path, "w");
@@ -164,15 +166,17 @@ char *write_config(const char *name, const char *output, uint32_t cap, uint32_t 
 		exit(EXIT_FAIL);
 	}
 	fprintf(f, "[queue]\npath = %s/%s.q\n", tmpdir, name);
-	if (cap)
-		fprintf(f, "capacity = %" PRIu32 "\nrecord_size = %" PRIu32 "\n", cap, rsize);
+	if (size)
+		fprintf(f, "size = %" PRIu64 "\n", size);
+	if (max_record)
+		fprintf(f, "max_record = %" PRIu64 "\n", max_record);
 	fprintf(f, "format = int\nsync = never\n[producer]\ninput = stdin\non_full = block\n"
 	        "[consumer]\noutput = %s\n[log]\nlevel = warning\nstats_interval = 0\n", output);
 	fclose(f);
 	return path;
 }
 
-static int daemon_job(enum e2e_input in, bool to_file, uint32_t cap, uint32_t rsize, char *why,
+static int daemon_job(enum e2e_input in, bool to_file, uint64_t size, uint64_t max_record, char *why,
                       size_t whylen, double *secs, struct child_use use[2])
 {
 	char *out = tu_path(tmpdir, "e2e-daemons.out");
@@ -184,7 +188,7 @@ static int daemon_job(enum e2e_input in, bool to_file, uint32_t cap, uint32_t rs
 	uint64_t t0, t1;
 
 	snprintf(output, sizeof(output), to_file ? "file:%s" : "null", out);
-	cfg = write_config("e2e.ini", output, cap, rsize);
+	cfg = write_config("e2e.ini", output, size, max_record);
 	qpath = tu_path(tmpdir, "e2e.ini.q");
 	unlink(qpath);
 	unlink(out);
@@ -438,13 +442,14 @@ const char *job_label(enum e2e_job j)
 	static char b[NJOBS][80];
 	switch (j) {
 	case J_DAEMONS:
-		snprintf(b[j], sizeof(b[j]), "daemons, %s (capacity %" PRIu32 ", record_size %" PRIu32 ")",
-		         opt.e2e_capacity ? "configured" : "as shipped",
-		         opt.e2e_capacity ? opt.e2e_capacity : shipped_capacity,
-		         opt.e2e_capacity ? opt.e2e_record_size : shipped_record_size);
+		snprintf(b[j], sizeof(b[j]), "daemons, %s (size %" PRIu64 " KiB, max_record %" PRIu64 ")",
+		         opt.e2e_size || opt.e2e_max_record ? "configured" : "as shipped",
+		         (opt.e2e_size ? opt.e2e_size : shipped_size) / 1024,
+		         opt.e2e_max_record ? opt.e2e_max_record : shipped_max_record);
 		break;
 	case J_DAEMONS_BIG:
-		snprintf(b[j], sizeof(b[j]), "daemons, capacity %" PRIu32 ", record_size 8", opt.e2e_big_capacity);
+		snprintf(b[j], sizeof(b[j]), "daemons, size %" PRIu64 " KiB, max_record 8",
+		         opt.e2e_big_size / 1024);
 		break;
 	case J_PIPE:
 		snprintf(b[j], sizeof(b[j]), "parser | pipe | printer");
@@ -464,11 +469,11 @@ static int e2e_once(enum e2e_input in, enum e2e_job j, int out, struct e2e_resul
 
 	switch (j) {
 	case J_DAEMONS:
-		r = daemon_job(in, out == OUT_FILE_, opt.e2e_capacity, opt.e2e_record_size, res->why,
+		r = daemon_job(in, out == OUT_FILE_, opt.e2e_size, opt.e2e_max_record, res->why,
 		               sizeof(res->why), s, use);
 		break;
 	case J_DAEMONS_BIG:
-		r = daemon_job(in, out == OUT_FILE_, opt.e2e_big_capacity, 8, res->why, sizeof(res->why), s, use);
+		r = daemon_job(in, out == OUT_FILE_, opt.e2e_big_size, 8, res->why, sizeof(res->why), s, use);
 		break;
 	default:
 		r = pipe_job(in, out == OUT_FILE_, j == J_PIPE_OLD, res->why, sizeof(res->why), s, use);
@@ -487,8 +492,8 @@ void run_e2e(void)
 	struct mmapq_config defaults;
 
 	mmapq_config_defaults(&defaults);
-	shipped_capacity = defaults.capacity;
-	shipped_record_size = defaults.record_size;
+	shipped_size = defaults.size;
+	shipped_max_record = defaults.max_record;
 	for (int in = 0; in < NINPUTS; in++) {
 		note("end to end: generating %" PRIu64 " integers (%s)...", opt.e2e_count, in_key[in]);
 		if (make_input((enum e2e_input)in, opt.e2e_count) < 0) {
@@ -564,9 +569,9 @@ void e2e_free(void)
 /* ---- a full backlog: the daemons' memory (--e2e) ---------------------------- */
 
 /*
- * The producer alone fills a queue of opt.backlog_capacity slots (record_size
- * as shipped) from a file of exactly that many integers and exits (full,
- * and its input ended); then the consumer alone drains it to a file, which
+ * The producer alone fills a ring of opt.backlog_records int records (16
+ * bytes each: size = 16 x that, max_record 8) from a file of exactly that
+ * many integers and exits (full, and its input ended); then the consumer alone drains it to a file, which
  * must equal the input.  Peak RSS (ru_maxrss) of each: the queue file's
  * pages that a daemon touched count in it (both touch all of them), the
  * rest is its own memory, which must not grow with the backlog.
@@ -585,13 +590,13 @@ void run_backlog(void)
 
 	b->ran = true;
 	snprintf(output, sizeof(output), "file:%s", out);
-	snprintf(count, sizeof(count), "%" PRIu32, opt.backlog_capacity);
-	cfg = write_config("backlog.ini", output, opt.backlog_capacity, shipped_record_size);
+	snprintf(count, sizeof(count), "%" PRIu64, opt.backlog_records);
+	cfg = write_config("backlog.ini", output, opt.backlog_records * mmapq_frame_size(8), 8);
 	qpath = tu_path(tmpdir, "backlog.ini.q");
 	unlink(qpath);
 	unlink(out);
-	note("backlog: generating %" PRIu32 " integers...", opt.backlog_capacity);
-	if (write_input(in, IN_SEQ, opt.backlog_capacity, &bytes) < 0) {
+	note("backlog: generating %" PRIu64 " integers...", opt.backlog_records);
+	if (write_input(in, IN_SEQ, opt.backlog_records, &bytes) < 0) {
 		snprintf(b->why, sizeof(b->why), "cannot write %s", in);
 		goto fail;
 	}
@@ -615,13 +620,13 @@ void run_backlog(void)
 			goto fail;
 		}
 		if (i == 0) {
-			/* full: every slot holds a record nobody has consumed */
+			/* full: every byte of the ring holds a record nobody has consumed */
 			struct mmapq_params qp = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
 			struct mmapq_status st;
 			struct mmapq_error err;
 			struct mmapq *q = NULL;
 			if (mmapq_open(&qp, &q, &err) < 0 || mmapq_status(q, &st) < 0 ||
-			    st.tail - st.head != opt.backlog_capacity) {
+			    st.tail - st.head != opt.backlog_records || st.used_bytes != st.size) {
 				snprintf(b->why, sizeof(b->why), "the queue is not full after the producer");
 				mmapq_close(q);
 				goto fail;
@@ -632,9 +637,9 @@ void run_backlog(void)
 	}
 	if (files_equal(in, out, b->why, sizeof(b->why)) < 0)
 		goto fail;
-	total_verified += opt.backlog_capacity;
-	note("backlog: %" PRIu32 " slots, peak RSS producer %ld KiB, consumer %ld KiB", opt.backlog_capacity,
-	     b->use[0].rss_kib, b->use[1].rss_kib);
+	total_verified += opt.backlog_records;
+	note("backlog: %" PRIu64 " records, peak RSS producer %ld KiB, consumer %ld KiB",
+	     opt.backlog_records, b->use[0].rss_kib, b->use[1].rss_kib);
 	goto out;
 fail:
 	b->failed = true;

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "mmapq_format.h"
+#include "mmapq.h"
 
 #define FAN_SIZE 64u
 
@@ -94,7 +94,8 @@ static double fan_once(int k, uint64_t n, int run)
 		cell_init(c);
 		c->tr = &tr_mmapq;
 		c->size = FAN_SIZE;
-		c->slot_size = mmapq_slot_size(MMAPQ_FORMAT_LINE, FAN_SIZE);
+		c->frame = ring_frame(FAN_SIZE);
+		c->ring_bytes = fanout.ring_bytes;
 		c->cap = fanout.cap;
 		c->batch = fanout.batch;
 		c->n = n;
@@ -156,6 +157,7 @@ void run_fanout(void)
 	load_mark(&m);
 	fanout.ran = true;
 	fanout.size = FAN_SIZE;
+	fanout.ring_bytes = ring_bytes(FAN_SIZE);
 	fanout.cap = ring_cap(FAN_SIZE);
 	fanout.batch = ring_batch(fanout.cap, opt.batch);
 	fanout.ncpus = fan_cpus();

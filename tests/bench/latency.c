@@ -9,7 +9,6 @@
 #include <stdlib.h>
 
 #include "bench.h"
-#include "mmapq_format.h"
 
 const struct lat_def ldefs[NLAT] = {
 	[L_MMAPQ] = {"mmapq", "mmapq, blocking", T_MMAPQ},
@@ -112,8 +111,11 @@ static void lat_cell(enum lat_kind k)
 		struct cell c = {.tr = tdefs[ldefs[k].row].tr, .iters = res->iters, .warm = res->iters / 10};
 		cell_init(&c);
 		c.size = LAT_SIZE;
-		c.cap = 64;
-		c.slot_size = mmapq_slot_size(MMAPQ_FORMAT_LINE, LAT_SIZE);
+		c.frame = ring_frame(LAT_SIZE);
+		/* a ring of 64 records (only one is ever in flight) */
+		for (c.ring_bytes = 64; c.ring_bytes < 64 * (uint64_t)c.frame;)
+			c.ring_bytes *= 2;
+		c.cap = (uint32_t)(c.ring_bytes / c.frame);
 		c.spin_us = k == L_MMAPQ_SPIN ? opt.spin_us : 0;
 		if (c.tr->lat_setup(&c, res->why, sizeof(res->why)) < 0 ||
 		    run_pair(ping, pong, &c, res->why, sizeof(res->why)) < 0) {

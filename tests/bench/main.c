@@ -25,14 +25,14 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "mmapq_format.h"
+#include "mmapq.h"
 #include "testutil.h"
 
 struct opts opt = {
 	.tput = true, .lat = true, .runs = 3, .seconds = 0.5,
 	.batch = 64, .big_batch = 1024, .spsc_batch = 64, .ring_kib = 4096, .spin_us = 50,
-	.e2e_count = 10000000, .e2e_capacity = 0, .e2e_record_size = 64, .e2e_big_capacity = 65536,
-	.backlog_capacity = 16777216,
+	.e2e_count = 10000000, .e2e_size = 0, .e2e_max_record = 0, .e2e_big_size = UINT64_C(16) << 20,
+	.backlog_records = 16777216,
 	.idle_seconds = 10, .only_mask = ~0u, .size_mask = ~0u,
 };
 
@@ -55,17 +55,19 @@ static void usage(FILE *f)
 	        "  --batch N          records per publish/release, mmapq (default 64)\n"
 	        "  --big-batch N      the same, for the 'big batches' mmapq row (default 1024)\n"
 	        "  --spsc-batch N     records per index publication, spsc ring (default 64)\n"
-	        "  --ring-kib N       ring bytes of mmapq/textbook/spsc (default 4096)\n"
+	        "  --ring-kib N       ring KiB of mmapq/textbook/spsc (default 4096; at least 64\n"
+	        "                     records of each size)\n"
 	        "  --spin-us N        spin_us of the 'mmapq, spin' latency row (default 50)\n"
 	        "  --only LIST        transports, comma-separated: mmapq,mmapq_big,textbook,spsc,pipe,\n"
 	        "                     unix,stdio4k,stdio64k,mq\n"
 	        "  --sizes LIST       record sizes, comma-separated, of 8,64,1024,16384\n"
 	        "  --e2e-count N      integers in the end-to-end job (default 10000000)\n"
-	        "  --e2e-capacity N   the daemons' [queue] capacity (default: as shipped, not set)\n"
-	        "  --e2e-record-size N  the daemons' [queue] record_size (default 64, as shipped)\n"
-	        "  --e2e-big-capacity N the 'big ring' daemons' capacity (default 65536; record_size 8)\n"
-	        "  --backlog-capacity N slots of the full-backlog memory job (--e2e; default\n"
-	        "                     16777216, --quick 4096)\n"
+	        "  --e2e-size B       the daemons' [queue] size in bytes, K, M or G (default: as\n"
+	        "                     shipped, not set)\n"
+	        "  --e2e-max-record B the daemons' [queue] max_record (default: as shipped, not set)\n"
+	        "  --e2e-big-size B   the 'big ring' daemons' size (default 16M; max_record 8)\n"
+	        "  --backlog-records N  int records of the full-backlog memory job, a power of two:\n"
+	        "                     its ring is N x 16 bytes (--e2e; default 16777216, --quick 4096)\n"
 	        "  --idle-seconds S   idle measurement (default 10)\n"
 	        "  --nice N           run at this nice value (e.g. -20 as root: other processes\n"
 	        "                     on the machine then disturb the measurement less)\n"
@@ -163,7 +165,10 @@ static char *default_bin_dir(void)
 /* Which defaults of --quick an option given overrides. */
 static bool runs_set, e2e_count_set, idle_secs_set, ring_set, backlog_set;
 
-enum opt_kind { OPT_ON, OPT_OFF, OPT_INT, OPT_U32, OPT_U64, OPT_DOUBLE, OPT_STR, OPT_TRANSPORTS, OPT_SIZES };
+enum opt_kind {
+	OPT_ON, OPT_OFF, OPT_INT, OPT_U32, OPT_U64, OPT_BYTES, OPT_DOUBLE, OPT_STR, OPT_TRANSPORTS,
+	OPT_SIZES
+};
 
 struct opt_def {
 	const char *name;
@@ -190,10 +195,10 @@ static const struct opt_def opt_defs[] = {
 	{"--only", OPT_TRANSPORTS, &opt.only_mask, NULL},
 	{"--sizes", OPT_SIZES, &opt.size_mask, NULL},
 	{"--e2e-count", OPT_U64, &opt.e2e_count, &e2e_count_set},
-	{"--e2e-capacity", OPT_U32, &opt.e2e_capacity, NULL},
-	{"--e2e-big-capacity", OPT_U32, &opt.e2e_big_capacity, NULL},
-	{"--backlog-capacity", OPT_U32, &opt.backlog_capacity, &backlog_set},
-	{"--e2e-record-size", OPT_U32, &opt.e2e_record_size, NULL},
+	{"--e2e-size", OPT_BYTES, &opt.e2e_size, NULL},
+	{"--e2e-max-record", OPT_BYTES, &opt.e2e_max_record, NULL},
+	{"--e2e-big-size", OPT_BYTES, &opt.e2e_big_size, NULL},
+	{"--backlog-records", OPT_U64, &opt.backlog_records, &backlog_set},
 	{"--idle-seconds", OPT_DOUBLE, &opt.idle_seconds, &idle_secs_set},
 	{"--nice", OPT_INT, &opt.nice, &opt.nice_set},
 	{"--bin-dir", OPT_STR, &opt.bin_dir, NULL},
@@ -225,6 +230,19 @@ static int set_option(const struct opt_def *d, int argc, char **argv, int *i)
 	case OPT_U64:
 		*(uint64_t *)d->val = strtoull(v, NULL, 10);
 		break;
+	case OPT_BYTES: {
+		/* as mmapq.ini writes them: digits, then K, M or G if you like */
+		char *end;
+		uint64_t n = strtoull(v, &end, 10);
+		const char *units = "KMG", *u = *end ? strchr(units, *end) : NULL;
+
+		if (end == v || (*end && (!u || end[1]))) {
+			fprintf(stderr, "mmapq_bench: %s: '%s' is not a number of bytes\n", d->name, v);
+			return EXIT_USAGE_;
+		}
+		*(uint64_t *)d->val = u ? n << (10 * (u - units + 1)) : n;
+		break;
+	}
 	case OPT_DOUBLE:
 		*(double *)d->val = atof(v);
 		break;
@@ -268,19 +286,23 @@ static int parse_options(int argc, char **argv, bool *help)
 		if (!e2e_count_set)
 			opt.e2e_count = 200000;
 		if (!backlog_set)
-			opt.backlog_capacity = 4096;
+			opt.backlog_records = 4096;
 		if (!idle_secs_set)
 			opt.idle_seconds = 1;
 		if (!ring_set)
 			opt.ring_kib = 64; /* so that the few records of the smoke wrap every ring */
 	}
-	if (opt.runs < 1 || opt.runs > MAX_RUNS || opt.seconds <= 0 || opt.batch < 1 || opt.big_batch < 1 || opt.spsc_batch < 1 || opt.ring_kib < 1 ||
-	    opt.e2e_count < 1 || opt.idle_seconds <= 0 || opt.e2e_capacity == 1 || opt.e2e_big_capacity < 2 ||
-	    opt.backlog_capacity < MMAPQ_CAPACITY_MIN || opt.backlog_capacity > MMAPQ_CAPACITY_MAX ||
-	    (opt.backlog_capacity & (opt.backlog_capacity - 1))) {
-		fprintf(stderr, "mmapq_bench: --runs 1..%d; --seconds, --batch, --ring-kib, --e2e-count and"
-		        " --idle-seconds positive; --e2e-capacity 0 (as shipped) or >= 2; --backlog-capacity"
-		        " a power of two, 2..16777216\n", MAX_RUNS);
+	if (opt.runs < 1 || opt.runs > MAX_RUNS || opt.seconds <= 0 || opt.batch < 1 || opt.big_batch < 1 ||
+	    opt.spsc_batch < 1 || opt.ring_kib < 1 || opt.ring_kib > 4194304 || opt.e2e_count < 1 ||
+	    opt.idle_seconds <= 0 || (opt.e2e_size && !mmapq_file_size(opt.e2e_size)) ||
+	    !mmapq_file_size(opt.e2e_big_size) || opt.backlog_records > MMAPQ_SIZE_MAX / 16 ||
+	    !mmapq_file_size(opt.backlog_records * 16) ||
+	    (opt.e2e_max_record && (opt.e2e_max_record < MMAPQ_MAX_RECORD_MIN ||
+	                            opt.e2e_max_record > MMAPQ_MAX_RECORD_MAX))) {
+		fprintf(stderr, "mmapq_bench: --runs 1..%d; --seconds, --batch, --e2e-count and --idle-seconds"
+		        " positive; --ring-kib 1..4194304; --e2e-size 0 (as shipped) or a ring size (a power of"
+		        " two, 64..64G), --e2e-big-size one; --e2e-max-record 0 (as shipped) or 8..64M;"
+		        " --backlog-records a power of two, 4..4294967296\n", MAX_RUNS);
 		return EXIT_USAGE_;
 	}
 	return 0;

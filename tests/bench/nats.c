@@ -161,13 +161,14 @@ static double bare_run(struct nu_cluster *c, jsCtx *js_admin, int run)
 
 /* ---- mmapq-consumer --output nats -------------------------------------------- */
 
+/* size: the ring's bytes; the records are ints (max_record 8) */
 static char *write_config(const char *dir, const char *tag, const struct nu_cluster *c,
-                          const char *stream, const char *subject, uint32_t capacity)
+                          const char *stream, const char *subject, uint64_t size)
 {
 	char *name = tu_xasprintf("%s.ini", tag);
-	char *text = tu_xasprintf("[queue]\npath = %s/%s.queue\ncapacity = %" PRIu32 "\n"
+	char *text = tu_xasprintf("[queue]\npath = %s/%s.queue\nsize = %" PRIu64 "\nmax_record = 8\n"
 	                          "[consumer]\noutput = nats\n[nats]\nservers = %s\nsubject = %s\n"
-	                          "stream = %s\nmax_pending = %d\n", dir, tag, capacity, c->urls,
+	                          "stream = %s\nmax_pending = %d\n", dir, tag, size, c->urls,
 	                          subject, stream, WINDOW);
 	char *path = tu_write_in(dir, name, text);
 
@@ -218,7 +219,7 @@ static double mmapq_run(struct nu_cluster *c, jsCtx *js_admin, const char *dir,
 {
 	char stream[32], subject[64], tag[32], count[32], id[MMAPQ_ID_SIZE * 2 + 1];
 	char *ini, *qpath;
-	uint32_t cap = 2;
+	uint64_t size = MMAPQ_SIZE_MIN;
 	uint64_t t0, t1;
 	int fd, rc;
 
@@ -226,11 +227,12 @@ static double mmapq_run(struct nu_cluster *c, jsCtx *js_admin, const char *dir,
 	snprintf(subject, sizeof(subject), "bench.fwd.%d", run);
 	snprintf(tag, sizeof(tag), "fwd%d", run);
 	snprintf(count, sizeof(count), "%" PRId64, records);
-	while (cap < records)
-		cap <<= 1;
+	/* a ring that holds every record (an int record's frame: 16 bytes) */
+	while (size < (uint64_t)records * mmapq_frame_size(8))
+		size <<= 1;
 	if (!nu_add_stream(js_admin, stream, subject, 1, 120))
 		fail("mmapq: add stream");
-	ini = write_config(dir, tag, c, stream, subject, cap);
+	ini = write_config(dir, tag, c, stream, subject, size);
 	qpath = tu_xasprintf("%s/%s.queue", dir, tag);
 	fd = open(input, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)

@@ -163,11 +163,11 @@ void eval_targets(void)
 		long d = backlog.use[1].rss_kib - backlog.use[0].rss_kib;
 		snprintf(v, sizeof(v), "%ld KiB / %ld KiB (%+ld KiB)", backlog.use[1].rss_kib,
 		         backlog.use[0].rss_kib, d);
-		add_target(d <= 16 * 1024, v, "peak RSS with a full %" PRIu32 "-slot backlog: consumer <="
-		           " producer + 16 MiB", opt.backlog_capacity);
+		add_target(d <= 16 * 1024, v, "peak RSS with a full %" PRIu64 "-record backlog: consumer <="
+		           " producer + 16 MiB", opt.backlog_records);
 	} else {
-		add_target(-1, "not measured", "peak RSS with a full %" PRIu32 "-slot backlog: consumer <="
-		           " producer + 16 MiB", opt.backlog_capacity);
+		add_target(-1, "not measured", "peak RSS with a full %" PRIu64 "-record backlog: consumer <="
+		           " producer + 16 MiB", opt.backlog_records);
 	}
 	for (int k = 0; k < 2; k++) {
 		int si = k ? 3 : 1;
@@ -235,8 +235,9 @@ static void print_fanout(void)
 	char b[64];
 
 	printf("\nFan-out: one producer, 1, 2 and 4 named consumers on one queue, %u B records, %u/batch,\n"
-	       "%u slots; every consumer checks every record; records/s of each consumer (x the single\n"
-	       "consumer's, same run)\n", fanout.size, fanout.batch, fanout.cap);
+	       "a ring of %" PRIu64 " KiB (%u records); every consumer checks every record; records/s of\n"
+	       "each consumer (x the single consumer's, same run)\n", fanout.size, fanout.batch,
+	       fanout.ring_bytes / 1024, fanout.cap);
 	if (fanout.failed) {
 		printf("FAILED: %s\n", fanout.why);
 		return;
@@ -354,14 +355,17 @@ void print_tables(void)
 			if (tput[T_MQ][si].nruns)
 				printf(" %s: %ld", size_label(sizes[si]), tput[T_MQ][si].depth);
 		printf(" (%s)\n", mq_limits_note[0] ? mq_limits_note : "limits as found");
-		printf("rings: mmapq, textbook and spsc have the same slots (16 B header + payload) and\n"
-		       "capacity; a batch is at most a quarter of it:");
+		printf("rings: mmapq and textbook a ring of that many bytes, each record a frame (8 B header +\n"
+		       "payload rounded up to 8); spsc slots of the same bytes, as many as a power of two\n"
+		       "allows in it; a batch is at most a quarter of a ring:");
 		for (int si = 0; si < NSIZES; si++) {
 			uint32_t cap = ring_cap(sizes[si]);
-			printf("%s %s: %u slots, batches %u/%u/%u", si ? "," : "", size_label(sizes[si]), cap,
-			       ring_batch(cap, opt.batch), ring_batch(cap, opt.big_batch), ring_batch(cap, opt.spsc_batch));
+			printf("%s %s: %" PRIu64 " KiB, %u/%u records, batches %u/%u/%u", si ? "," : "",
+			       size_label(sizes[si]), ring_bytes(sizes[si]) / 1024, cap, pow2_floor(cap),
+			       ring_batch(cap, opt.batch), ring_batch(cap, opt.big_batch),
+			       ring_batch(pow2_floor(cap), opt.spsc_batch));
 		}
-		printf(" (mmapq/big/spsc)\n");
+		printf(" (records: mmapq/spsc; batches: mmapq/big/spsc)\n");
 	}
 	if (opt.lat) {
 		printf("\nOne-way latency, 64 B records, ping-pong (round trip / 2)\n");
@@ -432,9 +436,9 @@ void print_tables(void)
 				}
 		}
 		printf("x pipe, x old: the pipe job's time (new, old parser) / this job's time\n");
-		printf("\nFull backlog: the producer alone fills %" PRIu32 " slots (record_size %" PRIu32
-		       ", format int) from a file, then the consumer alone drains them to a file\n",
-		       opt.backlog_capacity, shipped_record_size);
+		printf("\nFull backlog: the producer alone fills a ring of %" PRIu64 " int records (%" PRIu64
+		       " KiB) from a file, then the consumer alone drains them to a file\n",
+		       opt.backlog_records, opt.backlog_records * 16 / 1024);
 		if (backlog.failed) {
 			printf("FAILED: %s\n", backlog.why);
 		} else if (backlog.ran) {
@@ -526,7 +530,8 @@ void print_json(void)
 			if (t == T_MQ)
 				printf(", \"depth\": %ld", r->depth);
 			if (t == T_MMAPQ || t == T_MMAPQ_BIG || t == T_TEXTBOOK || t == T_SPSC)
-				printf(", \"capacity\": %u, \"batch\": %u", r->cap, r->batch);
+				printf(", \"ring_bytes\": %" PRIu64 ", \"ring_records\": %u, \"batch\": %u",
+				       r->ring_bytes, r->cap, r->batch);
 			printf("}");
 		}
 	printf("\n  ],\n  \"ratios\": [");
@@ -597,7 +602,7 @@ void print_json(void)
 			}
 	printf("\n  ],\n");
 	if (backlog.ran) {
-		printf("  \"backlog\": {\"capacity\": %" PRIu32 ", \"failed\": %s", opt.backlog_capacity,
+		printf("  \"backlog\": {\"records\": %" PRIu64 ", \"failed\": %s", opt.backlog_records,
 		       backlog.failed ? "true" : "false");
 		if (!backlog.failed)
 			printf(", \"file_bytes\": %" PRIu64 ", \"rss_kib\": [%ld, %ld], \"seconds\": [%.3f, %.3f],"
@@ -609,8 +614,9 @@ void print_json(void)
 	json_idle("idle", &idle);
 	json_idle("fanout_idle", &fanout_idle);
 	if (fanout.ran) {
-		printf("  \"fanout\": {\"size\": %u, \"capacity\": %u, \"batch\": %u, \"records\": %" PRIu64
-		       ", \"cpus\": %d, \"failed\": %s", fanout.size, fanout.cap, fanout.batch, fanout.n, fanout.ncpus,
+		printf("  \"fanout\": {\"size\": %u, \"ring_bytes\": %" PRIu64 ", \"ring_records\": %u,"
+		       " \"batch\": %u, \"records\": %" PRIu64 ", \"cpus\": %d, \"failed\": %s", fanout.size,
+		       fanout.ring_bytes, fanout.cap, fanout.batch, fanout.n, fanout.ncpus,
 		       fanout.failed ? "true" : "false");
 		if (fanout.failed) {
 			printf(", \"why\": ");

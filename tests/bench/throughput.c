@@ -13,7 +13,7 @@
 #include <inttypes.h>
 
 #include "bench.h"
-#include "mmapq_format.h"
+#include "mmapq.h"
 
 const uint32_t sizes[NSIZES] = {8, 64, 1024, 16384};
 
@@ -38,12 +38,29 @@ static bool is_peer(int t)
 	return t == T_PIPE || t == T_UNIX || t == T_STDIO4K || t == T_STDIO64K || t == T_MQ;
 }
 
-/* The rings (mmapq, textbook, spsc) hold --ring-kib of slots. */
+uint32_t ring_frame(uint32_t size)
+{
+	return (uint32_t)mmapq_frame_size(size);
+}
+
+/* The rings (mmapq, textbook, spsc) have --ring-kib bytes (a power of two:
+ * mmapq's size), or the least power of two that holds 64 records, which
+ * also lets max_record be the record's size (its frame at most a quarter
+ * of the ring). */
+uint64_t ring_bytes(uint32_t size)
+{
+	uint64_t want = 64 * (uint64_t)ring_frame(size), b = MMAPQ_SIZE_MIN;
+
+	while (b * 2 <= (uint64_t)opt.ring_kib * 1024u)
+		b *= 2;
+	while (b < want)
+		b *= 2;
+	return b;
+}
+
 uint32_t ring_cap(uint32_t size)
 {
-	uint32_t slot = mmapq_slot_size(MMAPQ_FORMAT_LINE, size);
-	uint32_t cap = pow2_floor((uint64_t)opt.ring_kib * 1024u / slot);
-	return cap < 64 ? 64 : cap;
+	return (uint32_t)(ring_bytes(size) / ring_frame(size));
 }
 
 /* A batch is at most a quarter of the ring. */
@@ -62,18 +79,21 @@ static double tput_once(enum transport_row t, uint32_t size, uint64_t n, struct 
 	int r;
 
 	cell_init(&c);
-	c.slot_size = mmapq_slot_size(MMAPQ_FORMAT_LINE, size);
+	c.frame = ring_frame(size);
 	c.per_record = t == T_TEXTBOOK;
 	c.stdio_buf = t == T_STDIO4K ? 4096 : 65536;
+	c.ring_bytes = ring_bytes(size);
 	c.cap = ring_cap(size);
-	c.batch = ring_batch(c.cap, t == T_SPSC ? opt.spsc_batch : t == T_MMAPQ_BIG ? opt.big_batch : opt.batch);
-	res->cap = c.cap;
+	c.batch = t == T_SPSC ? ring_batch(pow2_floor(c.cap), opt.spsc_batch) :
+	          ring_batch(c.cap, t == T_MMAPQ_BIG ? opt.big_batch : opt.batch);
 	res->batch = t == T_TEXTBOOK ? 1 : c.batch;
 	r = c.tr->setup(&c, res->why, sizeof(res->why));
 	if (r != 0) {
 		cell_teardown(&c);
 		return r > 0 ? -2 : -1;
 	}
+	res->cap = c.cap; /* the spsc ring's: a power of two */
+	res->ring_bytes = c.ring_bytes;
 	res->depth = c.mq_depth;
 	r = run_pair(c.tr->prod, c.tr->cons, &c, res->why, sizeof(res->why));
 	cell_teardown(&c);

@@ -2,10 +2,11 @@
 /*
  * transport_mmapq.c -- the library, as a user writes it.
  *
- * Throughput, batched (the mmapq rows): mmapq_reserve, then c->batch
- * records put with mmapq_put_many (as many per call as fit in a 16 KiB
- * staging buffer: all of a batch of small records, one 16 KiB record),
- * mmapq_publish; mmapq_available, then mmapq_get_many of up to c->batch
+ * Throughput, batched (the mmapq rows): mmapq_reserve of a record's
+ * length, which gives the ring bytes surely free, then as many records as
+ * fit in them, at most c->batch, put with mmapq_put_many (as many per call
+ * as fit in a 16 KiB staging buffer: all of a batch of small records, one
+ * 16 KiB record), mmapq_publish; mmapq_available, then mmapq_get_many of up to c->batch
  * records, each checked in place, mmapq_release of them (draining
  * everything available, a batch at a time).  Per record (c->per_record,
  * the "mutex+condvar" row): reserve, put, publish for each record;
@@ -18,6 +19,9 @@
  * Ping-pong: one queue each way; a record is released once it is dealt
  * with: after the reply is sent, or the clock read (the API's
  * at-least-once order).  c->spin_us is mmapq_params.spin_us.
+ *
+ * The queues: format line (records of any bytes, each checksummed), a ring
+ * of c->ring_bytes, max_record the record's size.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -25,15 +29,14 @@
 
 #include "bench.h"
 #include "mmapq.h"
-#include "mmapq_format.h"
 
 #define MMAPQ_STAGE_BYTES 16384u /* the producer's records before mmapq_put_many */
 
-static struct mmapq *q_open_as(const char *path, enum mmapq_role role, uint32_t size, uint32_t cap,
-                               uint32_t spin_us, const struct cell *c)
+static struct mmapq *q_open_as(const char *path, enum mmapq_role role, uint32_t size,
+                               uint64_t ring_bytes, uint32_t spin_us, const struct cell *c)
 {
 	struct mmapq_params p = {
-		.path = path, .role = role, .capacity = cap, .record_size = size,
+		.path = path, .role = role, .size = ring_bytes, .max_record = size,
 		.format = MMAPQ_FORMAT_LINE, .sync = MMAPQ_SYNC_NEVER, .file_mode = 0600,
 		.spin_us = spin_us, .consumer = c ? c->consumer : NULL,
 		.max_consumers = c ? c->max_consumers : 0,
@@ -48,10 +51,10 @@ static struct mmapq *q_open_as(const char *path, enum mmapq_role role, uint32_t 
 	return q;
 }
 
-static struct mmapq *q_open(const char *path, enum mmapq_role role, uint32_t size, uint32_t cap,
-                            uint32_t spin_us)
+static struct mmapq *q_open(const char *path, enum mmapq_role role, uint32_t size,
+                            uint64_t ring_bytes, uint32_t spin_us)
 {
-	return q_open_as(path, role, size, cap, spin_us, NULL);
+	return q_open_as(path, role, size, ring_bytes, spin_us, NULL);
 }
 
 static int mmapq_setup(struct cell *c, char *why, size_t whylen)
@@ -65,7 +68,7 @@ static int mmapq_setup(struct cell *c, char *why, size_t whylen)
 
 static int mmapq_prod(struct cell *c)
 {
-	struct mmapq *q = q_open_as(c->path[0], MMAPQ_ROLE_PRODUCER, c->size, c->cap, 0, c);
+	struct mmapq *q = q_open_as(c->path[0], MMAPQ_ROLE_PRODUCER, c->size, c->ring_bytes, 0, c);
 	uint32_t batch = c->per_record ? 1 : c->batch;
 	/* records are made in a staging buffer of at most 16 KiB (or one
 	 * record), so that they are still in the cache when put */
@@ -81,11 +84,14 @@ static int mmapq_prod(struct cell *c)
 	ctl->t_start = now_ns();
 	deadline = ctl->t_start + FAR_NS;
 	while (seq < c->n) {
-		uint32_t nfree = 0, k;
-		r = mmapq_reserve(q, deadline, &nfree);
+		uint64_t room = 0, fit;
+		uint32_t k;
+		r = mmapq_reserve(q, c->size, deadline, &room);
 		if (r < 0)
 			return child_fail("mmapq_reserve at record %" PRIu64 ": %s", seq, mmapq_strerror(r));
-		k = nfree < batch ? nfree : batch;
+		/* records whose frames add up to at most room fit: at least one */
+		fit = room / c->frame;
+		k = fit < batch ? (uint32_t)fit : batch;
 		if (k > c->n - seq)
 			k = (uint32_t)(c->n - seq);
 		if (c->per_record) {
@@ -120,7 +126,7 @@ static int mmapq_prod(struct cell *c)
 
 static int mmapq_cons(struct cell *c)
 {
-	struct mmapq *q = q_open_as(c->path[0], MMAPQ_ROLE_CONSUMER, c->size, c->cap, 0, c);
+	struct mmapq *q = q_open_as(c->path[0], MMAPQ_ROLE_CONSUMER, c->size, c->ring_bytes, 0, c);
 	uint64_t exp = 0, deadline;
 	uint32_t batch = c->per_record ? 1 : c->batch;
 	uint32_t stage = c->size >= MMAPQ_STAGE_BYTES ? 1 : MMAPQ_STAGE_BYTES / c->size;
@@ -192,22 +198,21 @@ static int mmapq_lat_setup(struct cell *c, char *why, size_t whylen)
 /* Queue 0 carries side 0 -> side 1, queue 1 the way back. */
 static int mmapq_ep_open(struct ep *e, struct cell *c, int side)
 {
-	e->tx = q_open(c->path[side], MMAPQ_ROLE_PRODUCER, LAT_SIZE, c->cap, c->spin_us);
-	e->rx = q_open(c->path[!side], MMAPQ_ROLE_CONSUMER, LAT_SIZE, c->cap, c->spin_us);
+	e->tx = q_open(c->path[side], MMAPQ_ROLE_PRODUCER, LAT_SIZE, c->ring_bytes, c->spin_us);
+	e->rx = q_open(c->path[!side], MMAPQ_ROLE_CONSUMER, LAT_SIZE, c->ring_bytes, c->spin_us);
 	return e->tx && e->rx ? 0 : EXIT_FAIL;
 }
 
 static int mmapq_send(struct ep *e, const void *buf, uint64_t i)
 {
-	uint32_t nfree = 0;
+	uint64_t room = 0;
 	int r;
 
 	(void)i;
-	while (nfree == 0) {
-		r = mmapq_reserve(e->tx, e->deadline, &nfree);
-		if (r < 0)
-			return child_fail("mmapq_reserve: %s", mmapq_strerror(r));
-	}
+	/* waits until the record fits */
+	r = mmapq_reserve(e->tx, LAT_SIZE, e->deadline, &room);
+	if (r < 0)
+		return child_fail("mmapq_reserve: %s", mmapq_strerror(r));
 	r = mmapq_put(e->tx, buf, LAT_SIZE);
 	if (r == 0)
 		r = mmapq_publish(e->tx);

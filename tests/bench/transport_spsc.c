@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * transport_spsc.c -- the near-physical reference: a minimal lock-free
- * single-producer single-consumer ring in a shared anonymous mapping, same
- * slot layout as mmapq (struct mmapq_slot + payload), head and tail on
- * cache lines of their own, each published every c->batch records; waits
- * spin (pause, then sched_yield).  Not crash-safe, not persistent; not a
+ * single-producer single-consumer ring in a shared anonymous mapping, each
+ * record in a slot of the bytes mmapq's frame of it takes (an 8-byte
+ * header, here its length and sequence number where mmapq has its length
+ * and checksum, then the record rounded up to 8), as many slots as a power
+ * of two allows in mmapq's ring bytes; head and tail on cache lines of
+ * their own, each published every c->batch records; waits spin (pause,
+ * then sched_yield).  Not crash-safe, not persistent, no checksum; not a
  * peer.  The ping-pong publishes every record.
  */
 #include <errno.h>
@@ -14,9 +17,14 @@
 #include <sys/mman.h>
 
 #include "bench.h"
-#include "mmapq_format.h"
 
-/* The ring's header, then cap slots laid out exactly like mmapq's. */
+/* A slot's header: what the consumer checks besides the record's bytes. */
+struct spsc_slot {
+	uint32_t len;
+	uint32_t seq; /* the record's sequence number, its low 32 bits */
+};
+
+/* The ring's header, then cap slots of c->frame bytes. */
 struct ring {
 	uint64_t tail;                  /* written by the producer (release) */
 	uint8_t pad0[56];
@@ -34,13 +42,16 @@ static void relax(unsigned *spins)
 
 static unsigned char *ring_slot(struct ring *rg, const struct cell *c, uint64_t seq)
 {
-	return (unsigned char *)(rg + 1) + (size_t)(seq & (c->cap - 1)) * c->slot_size;
+	return (unsigned char *)(rg + 1) + (size_t)(seq & (c->cap - 1)) * c->frame;
 }
 
-/* n rings of c->cap slots: one for throughput, one each way for latency */
+/* n rings: one for throughput, one each way for latency; of the records
+ * mmapq's ring holds (c->cap), as many as a power of two allows, so that a
+ * slot's index is a mask */
 static int rings_map(struct cell *c, int n, char *why, size_t whylen)
 {
-	c->ring_len = sizeof(struct ring) + (size_t)c->cap * c->slot_size;
+	c->cap = pow2_floor(c->cap);
+	c->ring_len = sizeof(struct ring) + (size_t)c->cap * c->frame;
 	for (int i = 0; i < n; i++) {
 		c->ring[i] = mmap(NULL, c->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		if (c->ring[i] == MAP_FAILED) {
@@ -78,11 +89,10 @@ static int spsc_prod(struct cell *c)
 				relax(&spins);
 		}
 		unsigned char *s = ring_slot(rg, c, tail);
-		struct mmapq_slot *h = (struct mmapq_slot *)s;
+		struct spsc_slot *h = (struct spsc_slot *)s;
 		rec_fill(buf, c->size, seq);
-		h->seq = tail;
+		h->seq = (uint32_t)tail;
 		h->len = c->size;
-		h->reserved = 0;
 		memcpy(s + sizeof(*h), buf, c->size);
 		tail++;
 		if (tail - pub >= c->batch) {
@@ -115,9 +125,9 @@ static int spsc_cons(struct cell *c)
 				relax(&spins);
 		}
 		const unsigned char *s = ring_slot(rg, c, head);
-		const struct mmapq_slot *h = (const struct mmapq_slot *)s;
-		if (h->seq != exp || h->len != c->size || !rec_ok(s + sizeof(*h), c->size, exp))
-			return child_fail("spsc record %" PRIu64 ": got seq %" PRIu64 " len %" PRIu32
+		const struct spsc_slot *h = (const struct spsc_slot *)s;
+		if (h->seq != (uint32_t)exp || h->len != c->size || !rec_ok(s + sizeof(*h), c->size, exp))
+			return child_fail("spsc record %" PRIu64 ": got seq %" PRIu32 " len %" PRIu32
 			                  " content of record %" PRIu64, exp, h->seq, h->len,
 			                  rec_index(s + sizeof(*h)));
 		head++;
@@ -156,8 +166,8 @@ static int spsc_send(struct ep *e, const void *buf, uint64_t i)
 	while (__atomic_load_n(&rg->head, __ATOMIC_ACQUIRE) + e->c->cap == e->tx_tail)
 		relax(&spins);
 	unsigned char *s = ring_slot(rg, e->c, e->tx_tail);
-	struct mmapq_slot *h = (struct mmapq_slot *)s;
-	h->seq = i;
+	struct spsc_slot *h = (struct spsc_slot *)s;
+	h->seq = (uint32_t)i;
 	h->len = LAT_SIZE;
 	memcpy(s + sizeof(*h), buf, LAT_SIZE);
 	/* release: the slot becomes visible to the reader's acquire of tail */
@@ -173,7 +183,7 @@ static int spsc_recv(struct ep *e, void *buf)
 	while (__atomic_load_n(&rg->tail, __ATOMIC_ACQUIRE) == e->rx_head)
 		relax(&spins);
 	unsigned char *s = ring_slot(rg, e->c, e->rx_head);
-	memcpy(buf, s + sizeof(struct mmapq_slot), LAT_SIZE);
+	memcpy(buf, s + sizeof(struct spsc_slot), LAT_SIZE);
 	/* release: our read of the slot happens before its reuse */
 	__atomic_store_n(&rg->head, ++e->rx_head, __ATOMIC_RELEASE);
 	return 0;
