@@ -470,9 +470,44 @@ step_watchdog() {
 }
 
 # ---------------------------------------------------------------------------
+# both_refused CURSOR WHAT: since CURSOR both daemons of the single queue
+# exited 65 on WHAT and systemd does not restart them (a unit to be
+# restarted would be activating/auto-restart now).
+both_refused() {
+	local u
+	for u in mmapq-producer.service mmapq-consumer.service; do
+		jwait 20 "$1" "Failed with result" _PID=1 "UNIT=$u" >/dev/null ||
+			fail "$u did not fail with $2"
+		check "$u: failed with 65, not waiting to restart (exit $(prop $u ExecMainStatus), $(prop $u ActiveState)/$(prop $u SubState), NRestarts $(prop $u NRestarts))" \
+			test "$(prop $u ExecMainStatus)" = 65 -a "$(prop $u ActiveState)" = failed \
+			-a "$(prop $u SubState)" = failed -a "$(prop $u NRestarts)" = 0
+	done
+}
+
+# recreate_delivers VALUE...: with both daemons refused (both_refused),
+# mmapqctl recreate carries the VALUEs (all the file holds) and the
+# consumer default over into a file of the configured geometry, owned by
+# mmapq; started again, the consumer delivers exactly the VALUEs.
+recreate_delivers() {
+	local cur out vals
+	out=$("$CTL" recreate 2>&1)
+	info "$out"
+	check "mmapqctl recreate: the $# records and the consumer default carried over" \
+		grep -qF "$# records and 1 consumer(s) carried over" <<<"$out"
+	check "the new queue file belongs to mmapq" \
+		test "$(stat -c '%U %G' /var/lib/mmapq/queue)" = "mmapq mmapq"
+	systemctl reset-failed mmapq-producer.service mmapq-consumer.service
+	cur=$(cursor)
+	check "systemctl start mmapq.target" systemctl start mmapq.target
+	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service "MESSAGE=${*: -1}" >/dev/null ||
+		fail "record ${*: -1} did not reach the consumer's journal"
+	vals=$(records "$cur" | awk '{ print $2 }' | tr '\n' ' ')
+	check "the consumer got $* from the recreated file (got '$vals')" test "$vals" = "$* "
+}
+
 step_geometry() {
 	step_begin geometry "a changed size: exit 65, not restarted; mmapqctl recreate carries the records over"
-	local cur out u vals new=8M
+	local cur out new=8M
 	systemctl start mmapq.target
 	check "systemctl stop mmapq-consumer" systemctl stop mmapq-consumer.service
 	check "mmapqctl send 11 12 13 (no consumer: they wait in the file)" timeout 30 "$CTL" send 11 12 13
@@ -480,14 +515,7 @@ step_geometry() {
 	set_key queue size $new
 	cur=$(cursor)
 	systemctl start mmapq.target
-	for u in mmapq-producer.service mmapq-consumer.service; do
-		jwait 20 "$cur" "Failed with result" _PID=1 "UNIT=$u" >/dev/null ||
-			fail "$u did not fail with the file of the old size"
-		# a unit to be restarted would be activating/auto-restart now
-		check "$u: failed, not waiting to restart (exit $(prop $u ExecMainStatus), $(prop $u ActiveState)/$(prop $u SubState), NRestarts $(prop $u NRestarts))" \
-			test "$(prop $u ExecMainStatus)" = 65 -a "$(prop $u ActiveState)" = failed \
-			-a "$(prop $u SubState)" = failed -a "$(prop $u NRestarts)" = 0
-	done
+	both_refused "$cur" "the file of the old size"
 	# By the fields the daemon sets itself: journald may not attribute
 	# _SYSTEMD_UNIT= to a message whose process is gone by the time it is
 	# read (the producer exits right after it), and it may store it after
@@ -497,18 +525,7 @@ step_geometry() {
 	check "the producer's journal names both sizes: $out" test -n "$out"
 	out=$(jwait 10 "$cur" "mmapqctl recreate" SYSLOG_IDENTIFIER=mmapq-producer MMAPQ_ROLE=producer)
 	check "the producer's journal names mmapqctl recreate: $out" test -n "$out"
-	out=$("$CTL" recreate 2>&1)
-	info "$out"
-	check "mmapqctl recreate: the 3 records and the default consumer carried over" \
-		grep -qF "; 3 records and 1 consumer(s) carried over" <<<"$out"
-	check "the new queue file belongs to mmapq" test "$(stat -c '%U %G' /var/lib/mmapq/queue)" = "mmapq mmapq"
-	systemctl reset-failed mmapq-producer.service mmapq-consumer.service
-	cur=$(cursor)
-	check "systemctl start mmapq.target (size $new)" systemctl start mmapq.target
-	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=13 >/dev/null ||
-		fail "record 13 did not reach the consumer's journal"
-	vals=$(records "$cur" | awk '{ print $2 }' | tr '\n' ' ')
-	check "the consumer got 11 12 13 from the recreated file (got '$vals')" test "$vals" = "11 12 13 "
+	recreate_delivers 11 12 13
 	# back to the shipped geometry, the same way
 	systemctl stop mmapq.target
 	restore_config
@@ -523,7 +540,7 @@ step_geometry() {
 # anew (OPERATIONS.md, "Upgrades").
 step_upgrade() {
 	step_begin upgrade "a queue file of mmapq 0.x: exit 65 naming mmapqctl recreate, not restarted; recreate carries records and consumer over"
-	local cur out u vals q=/var/lib/mmapq/queue legacy=$here/legacy_queue
+	local cur out u q=/var/lib/mmapq/queue legacy=$here/legacy_queue
 	check "the test's legacy_queue is there (built with the tests: tests/systemd/legacy_queue.c)" \
 		test -x "$legacy" || { step_end; return; }
 	check "systemctl stop mmapq.target" systemctl stop mmapq.target
@@ -535,32 +552,16 @@ step_upgrade() {
 		grep -Eq 'version 3' <<<"$out" || info "$out"
 	cur=$(cursor)
 	systemctl start mmapq.target
-	for u in mmapq-producer.service mmapq-consumer.service; do
-		jwait 20 "$cur" "Failed with result" _PID=1 "UNIT=$u" >/dev/null ||
-			fail "$u did not fail with the version-3 file"
-		check "$u: failed with 65, not waiting to restart (exit $(prop $u ExecMainStatus), $(prop $u ActiveState)/$(prop $u SubState), NRestarts $(prop $u NRestarts))" \
-			test "$(prop $u ExecMainStatus)" = 65 -a "$(prop $u ActiveState)" = failed \
-			-a "$(prop $u SubState)" = failed -a "$(prop $u NRestarts)" = 0
-	done
+	both_refused "$cur" "the version-3 file"
 	for u in producer consumer; do
 		out=$(jwait 10 "$cur" "version 3.*mmapqctl recreate" SYSLOG_IDENTIFIER=mmapq-$u MMAPQ_ROLE=$u)
 		check "the $u's journal names the version and mmapqctl recreate: $out" test -n "$out"
 	done
-	out=$("$CTL" recreate 2>&1)
-	info "$out"
-	check "mmapqctl recreate: the 3 records and the consumer default carried over" \
-		grep -qF "3 records and 1 consumer(s) carried over" <<<"$out"
-	check "the new queue file belongs to mmapq" test "$(stat -c '%U %G' "$q")" = "mmapq mmapq"
+	recreate_delivers 21 22 23
 	out=$("$CTL" --json status 2>&1)
 	check "mmapqctl status: version 4, size $SIZE" \
 		grep -Eq "\"version\":4\\b.*\"file_size\":$((SIZE_BYTES + 4096))\\b" <<<"$out" || info "$out"
-	systemctl reset-failed mmapq-producer.service mmapq-consumer.service
 	cur=$(cursor)
-	check "systemctl start mmapq.target" systemctl start mmapq.target
-	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=23 >/dev/null ||
-		fail "record 23 did not reach the consumer's journal"
-	vals=$(records "$cur" | awk '{ print $2 }' | tr '\n' ' ')
-	check "the consumer got 21 22 23, carried over from the old file (got '$vals')" test "$vals" = "21 22 23 "
 	check "mmapqctl send 24 (the producer runs on the new file)" timeout 30 "$CTL" send 24
 	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=24 >/dev/null
 	check "the consumer got 24" test $? = 0
