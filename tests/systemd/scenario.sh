@@ -343,22 +343,22 @@ step_kill_consumer() {
 	fi
 	# Where the kill lands is chance: most often between two batches.  Make
 	# sure the other case is seen as well: a consumer that dies after writing
-	# a batch and before acknowledging it (MMAPQ_FAULT=release.locked@1: it
-	# SIGKILLs itself at its first release, holding the queue's mutex; the
-	# 20,000 records may come in one or two batches, so only the first
-	# release is certain).  The fault is in a file
+	# a batch and before acknowledging it (MMAPQ_FAULT=consumer.written@1: it
+	# SIGKILLs itself when its output has delivered the first batch, before
+	# mmapq_release stores its cursor; the 20,000 records may come in one or
+	# two batches, so only the first release is certain).  The fault is in a file
 	# that only the next start reads (ExecStartPost= removes it), so exactly
 	# one instance crashes.
 	mkdir -p "$dropin"
 	printf '[Service]\nEnvironmentFile=-/run/mmapq-test.fault\nExecStartPost=+/bin/rm -f /run/mmapq-test.fault\n' \
 		>"$dropin/50-test-fault.conf"
 	systemctl daemon-reload
-	echo MMAPQ_FAULT=release.locked@1 >/run/mmapq-test.fault
-	check "systemctl restart mmapq-consumer (MMAPQ_FAULT=release.locked@1, once)" systemctl restart mmapq-consumer.service
+	echo MMAPQ_FAULT=consumer.written@1 >/run/mmapq-test.fault
+	check "systemctl restart mmapq-consumer (MMAPQ_FAULT=consumer.written@1, once)" systemctl restart mmapq-consumer.service
 	pid=$(prop mmapq-consumer.service MainPID)
 	n=$(prop mmapq-consumer.service NRestarts)
-	check "the consumer (pid $pid) runs with MMAPQ_FAULT=release.locked@1" \
-		grep -qz '^MMAPQ_FAULT=release.locked@1$' "/proc/$pid/environ"
+	check "the consumer (pid $pid) runs with MMAPQ_FAULT=consumer.written@1" \
+		grep -qz '^MMAPQ_FAULT=consumer.written@1$' "/proc/$pid/environ"
 	check "ExecStartPost= removed the fault file (only this instance crashes)" test ! -e /run/mmapq-test.fault
 	cur=$(cursor)
 	seq 0 $((m - 1)) | timeout 120 "$CTL" send >/run/stream.send.out 2>&1
@@ -565,6 +565,15 @@ step_upgrade() {
 	check "mmapqctl send 24 (the producer runs on the new file)" timeout 30 "$CTL" send 24
 	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=24 >/dev/null
 	check "the consumer got 24" test $? = 0
+	# whatever happened above: no queue file of mmapq 0.x is left for the
+	# steps after this one (the daemons make a new file)
+	if ! "$CTL" --json status 2>/dev/null | grep -q '"version":4\b'; then
+		info "the queue file is still not of version 4: removed, the daemons make a new one"
+		systemctl stop mmapq.target
+		rm -f "$q"
+		systemctl reset-failed mmapq-producer.service mmapq-consumer.service
+		systemctl start mmapq.target
+	fi
 	step_end
 }
 
