@@ -31,11 +31,13 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
 
 	qp.path = path;
 	if (st) {
-		/* versions 1 to 3 have no size and max_record of this kind: 0
-		 * joins the file as it is */
-		qp.size = st->version == MMAPQ_FILE_VERSION ? st->size : 0;
-		qp.max_record = st->version == MMAPQ_FILE_VERSION ? st->max_record : 0;
-		qp.format = st->format;
+		/* versions 1 to 3 have no size and max_record of this kind: all
+		 * three 0 join the file as it is */
+		bool v4 = st->version == MMAPQ_FILE_VERSION;
+
+		qp.size = v4 ? st->size : 0;
+		qp.max_record = v4 ? st->max_record : 0;
+		qp.format = v4 ? st->format : 0;
 		qp.max_consumers = st->max_consumers;
 		qp.migrate = true;
 	}
@@ -152,8 +154,8 @@ static int check_fits(const struct mmapq_config *cfg, const char *path, const st
 	free(buf);
 	/* into an empty ring, from its start: no padding */
 	if (bytes > cfg->size) {
-		log_error("%s: holds %" PRIu64 " records that take %" PRIu64 " bytes of ring (each 8"
-		          " bytes and its length rounded up to 8), more than the new size %" PRIu64
+		log_error("%s: holds %" PRIu64 " records that take %" PRIu64 " bytes of ring (a record"
+		          " takes 8 bytes more than its length rounded up to 8), more than the new size %" PRIu64
 		          " bytes; consume some first, or keep size at %" PRIu64 " bytes or more", path,
 		          st->tail - st->head, bytes, cfg->size, next_pow2(bytes));
 		return EXIT_DATAERR;
@@ -223,14 +225,17 @@ static int carry_consumers(struct mmapq *next, struct mmapq_consumer_status *cs,
 /*
  * Both roles of the old file: from here on no daemon can attach, and
  * nothing in it moves.  *st read again (a consumer may have run since the
- * first look), *n the records it keeps.  0, or an exit code (said).
+ * first look), *n the records it keeps.  0, or an exit code (said).  A
+ * file of versions 1 to 3 keeps the attach lock of the first open
+ * exclusive (no daemon attaches to it anyway): the consumer role is all
+ * that can be taken then, and all that is needed.
  */
 static int hold_roles(const struct mmapq_config *cfg, const char *path, struct mmapq_status *st,
                       struct mmapq **cons, struct mmapq **prod, uint32_t *n)
 {
 	int r = open_as(cfg, st, MMAPQ_ROLE_CONSUMER, path, cons);
 
-	if (r == 0)
+	if (r == 0 && st->version == MMAPQ_FILE_VERSION)
 		r = open_as(cfg, st, MMAPQ_ROLE_PRODUCER, path, prod);
 	if (r < 0)
 		return exit_code_for_open(r);
@@ -450,6 +455,15 @@ int repair(const struct mmapq_config *cfg)
 	mmapq_close(obs);
 	if (code)
 		return code;
+	/* said here, before the library opens it to write: a file of slots
+	 * has no frames to check */
+	if (st.version != MMAPQ_FILE_VERSION) {
+		log_error("%s: format version %" PRIu32 " (fixed-size slots, an older mmapq's): repair"
+		          " checks version-%" PRIu32 " files; mmapqctl recreate carries its records and"
+		          " consumers over into one (the file is left untouched)", cfg->queue_path,
+		          st.version, MMAPQ_FILE_VERSION);
+		return EXIT_BADQUEUE;
+	}
 	dropped = mmapq_repair(&qp, &report, &err);
 	if (dropped < 0) {
 		log_error("%s", err.msg);
