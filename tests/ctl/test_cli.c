@@ -6,8 +6,7 @@
  * A transcript lists, for every command run: the command line, its exit
  * code, its stdout and its stderr (each line prefixed with "| "; bytes
  * outside 0x20..0x7e other than tab are shown as <xx>, NUL too).  Before
- * comparing,
- * the variable parts are normalised:
+ * comparing, the variable parts are normalised:
  *   the test's temporary directory     -> Q
  *   the source directory               -> SRC
  *   the built-in default config path   -> DEFAULT_CONFIG
