@@ -12,12 +12,13 @@
  *                and salvaged (both with every daemon stopped)
  *   metrics.c    metrics, metrics --http (one HTTP exchange)
  *   top.c        top: a live view in a terminal
- *   text.c       how bytes are printed: as text, JSON strings, hex
+ *   text.c       how bytes are printed: as text, JSON strings, hex, framed
+ *                as the producer reads them; sizes for people
  *
  * Every verb returns an exit code (exit.h) and prints its errors itself.
- * The observers (status, dump, export, consumers, metrics, top) open the file
- * read-only, take no lock and write nothing: they can neither hang on a
- * stale mutex nor disturb the daemons.
+ * The observers (status, dump, export, consumers, metrics, top) open the
+ * file read-only, take no lock and write nothing: they can neither hang on
+ * a stale mutex nor disturb the daemons.
  */
 #ifndef MMAPQ_CTL_H
 #define MMAPQ_CTL_H

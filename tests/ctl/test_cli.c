@@ -1723,12 +1723,11 @@ static void test_send_records(void)
  * in the ring (mmapq_format.h: frames of 16 bytes from the ring's start,
  * the payload after the 8-byte frame header).  dump and export print what
  * comes before it and name record 5 and mmapqctl repair (65), a consumer b
- * gets 2 to 4 and stops there (65); repair refuses while the
- * producer is attached (69, naming it), then salvages: the records up to
- * the damage are kept, the rest reported (status, metrics), and consumer a
- * gets them; a repair of
- * the intact file finds it intact and changes nothing but the floor's
- * seqlock counter.
+ * gets 2 to 4 and stops there (65); repair refuses while the producer is
+ * attached (69, naming it), then salvages: the records up to the damage are
+ * kept, the rest reported (status, metrics), and consumer a gets them; a
+ * repair of the intact file finds it intact and changes nothing but the
+ * floor's seqlock counter.
  */
 static void test_repair(void)
 {
