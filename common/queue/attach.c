@@ -596,7 +596,7 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
  */
 int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	bool alone = false, named = false;
+	bool alone = false, named = false, behind;
 	int32_t old_pid = 0;
 	int r;
 
@@ -632,8 +632,16 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		goto fail;
 	}
 	start_locked(q, &old_pid);
+	behind = q->me && __atomic_load_n(&q->me->synced, __ATOMIC_RELAXED) != q->head.seq;
 	unlock(q);
 	q->attached = true;
+	/* Our predecessor died between storing its cursor and syncing it:
+	 * floor waits for it, and with a full ring so would the producer
+	 * (and we for it).  On disk first, whatever its sync mode was. */
+	if (behind && (r = consumer_catch_up(q)) < 0) {
+		set_err(err, "%s: cannot write the consumer's cursor: %s", q->path, mmapq_strerror(r));
+		goto fail;
+	}
 
 	/* The consumer never writes into the ring: make that a hardware
 	 * guarantee. */
