@@ -11,8 +11,9 @@
  * window goes, and complete says how many of the oldest the broker has
  * acknowledged, in order: exactly those are released.
  *
- * What is sent, per record: the payload as the consumer prints it (an int
- * in decimal, a line as it is; no line end), and the headers
+ * What is sent, per record: the payload, the record's bytes as they are
+ * (a line without a line end; a binary record, whatever its bytes, of any
+ * length up to max_record; an int in decimal), and the headers
  *   Nats-Msg-Id: <queue id, 32 hex digits>:<seq>
  *   Mmapq-Seq: <seq>
  *   Nats-Expected-Last-Msg-Id: <queue id>:<seq - 1>   ([nats] ordered = yes)
@@ -54,7 +55,10 @@
  * systemd), after a message that names the setting: no such stream (and
  * create_stream = no), a stream that does not capture the subject, the
  * credentials refused, permission denied for the subject, a record larger
- * than the stream or the server accepts, JetStream not enabled.  Before it
+ * than the stream or the server accepts (the server's max_payload is
+ * checked against max_record at every connection: a queue whose records
+ * could be larger is refused before any is sent), JetStream not enabled.
+ * Before it
  * exits, the consumer waits (about a second, drain) for the acks
  * of what is still in flight and releases what the stream acknowledged
  * before the refused record, in order: a successor started later than
@@ -115,6 +119,10 @@
 #define API_WAIT_MS    4000         /* JetStream API requests: within half the watchdog */
 #define ID_HEX         (2 * MMAPQ_ID_SIZE)
 #define MSG_ID_MAX     (ID_HEX + 1 + 20 + 1) /* "<id>:<seq>" */
+/* The most the headers of a message take of the server's max_payload:
+ * "NATS/1.0\r\n", "Nats-Msg-Id: <id>:<seq>\r\n" (68), "Mmapq-Seq: <seq>\r\n"
+ * (33), "Nats-Expected-Last-Msg-Id: <id>:<seq>\r\n" (82) and "\r\n": 195. */
+#define HEADERS_MAX    256
 
 enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_ACKED, SLOT_FAILED };
 
@@ -140,7 +148,7 @@ struct nats_out {
 	int nservers;
 	char id_hex[ID_HEX + 1];
 	bool ordered, create_stream, tls;
-	uint32_t format, replicas, storage, duplicate_window, reconnect_max_s;
+	uint32_t format, max_record, replicas, storage, duplicate_window, reconnect_max_s;
 	uint32_t window, mask;
 	uint64_t ack_timeout_ns;
 	int64_t connect_timeout_ms;
@@ -509,6 +517,7 @@ static void unblock_ours(const sigset_t *old)
 static const struct output_ops nats_ops;
 
 static void nats_close(struct nats_out *o);
+static int check_max_payload(struct nats_out *o);
 
 /* The settings, copied (a reload may change the configuration), and the
  * window.  0, or -ENOMEM. */
@@ -540,6 +549,7 @@ static int take_settings(struct nats_out *o, const struct mmapq_config *cfg, con
 	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
 		snprintf(o->id_hex + 2 * i, 3, "%02x", id[i]);
 	o->format = cfg->format;
+	o->max_record = cfg->max_record;
 	o->ordered = cfg->nats_ordered;
 	o->create_stream = cfg->nats_create_stream;
 	o->replicas = cfg->nats_replicas;
@@ -572,6 +582,10 @@ static int connect_servers(struct nats_out *o, const struct mmapq_config *cfg)
 		return cs == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
 	}
 	if (cs == NATS_OK) {
+		int r = check_max_payload(o);
+
+		if (r < 0)
+			return r;
 		pthread_mutex_lock(&o->mu);
 		o->connected = true;
 		pthread_mutex_unlock(&o->mu);
@@ -664,6 +678,33 @@ static void nats_close(struct nats_out *o)
 static int refused(void)
 {
 	return -EREMOTEIO;
+}
+
+/* The largest payload a record makes (format int: its decimal text). */
+static uint64_t payload_max(const struct nats_out *o)
+{
+	return o->format == MMAPQ_FORMAT_INT ? MMAPQ_FMT_INT_MAX : o->max_record;
+}
+
+/* Every record this queue may hold fits the max_payload of the server we
+ * are connected to, headers included: else no record of max_record could
+ * ever be published, and one that comes would end the consumer then.  0
+ * (or not connected: not known yet), or refused() (said). */
+static int check_max_payload(struct nats_out *o)
+{
+	int64_t limit = natsConnection_GetMaxPayload(o->nc);
+	char url[256] = "";
+
+	if (limit <= 0 || payload_max(o) + HEADERS_MAX <= (uint64_t)limit)
+		return 0;
+	natsConnection_GetConnectedUrl(o->nc, url, sizeof(url));
+	log_error("NATS: [queue] max_record = %" PRIu32 " bytes (and up to %d bytes of headers per"
+	          " message) is more than the max_payload of the server %s takes (%" PRId64 " bytes):"
+	          " a record of that length could never be published; raise max_payload in the"
+	          " server's configuration (to at least %" PRIu64 "), or use a queue with a smaller"
+	          " max_record", o->max_record, HEADERS_MAX, *url ? url : o->servers_text, limit,
+	          payload_max(o) + HEADERS_MAX);
+	return refused();
 }
 
 static void storage_name(jsStorageType t, char *buf, size_t size)
@@ -996,6 +1037,9 @@ static int take_events(struct nats_out *o)
 			o->ever_connected = true;
 			o->retry_at_ns = 0;
 			snprintf(o->trouble, sizeof(o->trouble), "reconnected to %s", url);
+			/* a server of its own, maybe with another max_payload */
+			if (check_max_payload(o) < 0)
+				return refused();
 		}
 	}
 	if (!connected && !*o->trouble)
@@ -1099,6 +1143,7 @@ static int send_batch(struct nats_out *o, natsMsg **msgs, const uint64_t *seqs, 
 	if (!o->threads_ready)
 		block_ours(o, &old);
 	for (uint32_t i = 0; i < k; i++) {
+		int len = natsMsg_GetDataLength(msgs[i]);
 		natsStatus s = js_PublishMsgAsync(o->js, &msgs[i], NULL);
 
 		if (s == NATS_OK) {
@@ -1113,10 +1158,13 @@ static int send_batch(struct nats_out *o, natsMsg **msgs, const uint64_t *seqs, 
 		if (!o->threads_ready)
 			unblock_ours(&old);
 		if (s == NATS_MAX_PAYLOAD) {
-			log_error("NATS: record %" PRIu64 " is larger than the server's max_payload"
-			          " (%" PRId64 " bytes with its headers); it stays in the queue; raise"
-			          " max_payload in the server's configuration", seqs[i],
-			          natsConnection_GetMaxPayload(o->nc));
+			/* (check_max_payload keeps this from happening, unless the
+			 * server changed between its look and this publish) */
+			log_error("NATS: record %" PRIu64 " (%d bytes, and its headers) is larger"
+			          " than the server's max_payload (%" PRId64 " bytes); [queue] max_record is"
+			          " %" PRIu32 " bytes; it stays in the queue; raise max_payload in the"
+			          " server's configuration", seqs[i], len,
+			          natsConnection_GetMaxPayload(o->nc), o->max_record);
 			return refused();
 		}
 		set_trouble(o, "record %" PRIu64 ": %s", seqs[i], nats_text(s));
