@@ -27,7 +27,7 @@
  *
  * Checked: every value 0..N-1 is printed; within one consumer run values are
  * consecutive; a restarted consumer starts at the stored head, which is never
- * past what was printed (nothing skipped) and at most `capacity` behind it
+ * past what was printed (nothing skipped) and at most a full ring behind it
  * (the replay is at most one batch); so after dropping those replays the
  * output is exactly 0..N-1.  Every child exits 0 or is SIGKILLed on plan,
  * and the whole run keeps making progress (watchdog).  A consumer killed in
@@ -65,7 +65,11 @@
 #include "mmapq_format.h" /* MMAPQ_FORMAT_INT, to create the queue */
 #include "testutil.h"
 
-#define CAPACITY 128
+/* The ring: 2 KiB of 16-byte int frames, 128 records at most */
+#define RING_BYTES 2048u
+#define RING_TEXT "2K"
+#define MAX_RECORD 8u
+#define CAPACITY (RING_BYTES / 16u)
 #define WATCHDOG_MS 10000   /* no progress at all for this long: a hang */
 #define SURVIVOR_MS 5000    /* the survivor must reach its goal in this time */
 #define TOTAL_MS 200000     /* the whole run (ctest TIMEOUT is 300 s) */
@@ -328,7 +332,7 @@ static void start(struct side *s)
 			     s->name, head, s->expect);
 		if (s->expect - head > CAPACITY)
 			fail("%s restart: replay of %" PRIu64 " records (head %" PRIu64
-			     ", printed up to %" PRIu64 ") exceeds the capacity %d",
+			     ", printed up to %" PRIu64 ") exceeds a full ring, %u",
 			     s->name, s->expect - head, head, s->expect, CAPACITY);
 		if (s->expect > head) {
 			s->replays++;
@@ -573,7 +577,7 @@ static bool survivor_done(struct side *s)
 	/* the producer filled the queue, held back by the dead consumer (or
 	 * one slower still) alone */
 	st = status();
-	return st.tail - st.head == CAPACITY || st.tail == N;
+	return st.size - st.used_bytes < 2 * mmapq_frame_size(st.max_record) || st.tail == N;
 }
 
 static bool all_done(void)
@@ -748,15 +752,15 @@ int main(void)
 	dir = tu_mkdtemp("crash");
 	qpath = tu_path(dir, "queue");
 	cfgpath = tu_path(dir, "crash.ini");
-	snprintf(cfg, sizeof(cfg), "[queue]\ncapacity = %d\n[consumer]\noutput = stdout\n"
-	         "[log]\nlevel = warning\n", CAPACITY);
+	snprintf(cfg, sizeof(cfg), "[queue]\nsize = " RING_TEXT "\nmax_record = %u\n[consumer]\n"
+	         "output = stdout\n[log]\nlevel = warning\n", MAX_RECORD);
 	if (tu_write_file(cfgpath, cfg, strlen(cfg)) < 0)
 		die("write config");
 
 	/* create the queue up front, so the observer can always open it */
 	{
 		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_PRODUCER,
-		                         .capacity = CAPACITY, .record_size = 64,
+		                         .size = RING_BYTES, .max_record = MAX_RECORD,
 		                         .format = MMAPQ_FORMAT_INT, .file_mode = 0600};
 		struct mmapq_error err;
 		struct mmapq *q;
@@ -813,7 +817,7 @@ int main(void)
 
 			report_side(c, cons_points);
 			fprintf(stderr, "           replays %" PRIu64 " (%" PRIu64 " records, longest %" PRIu64
-			        ", capacity %d), torn lines dropped %" PRIu64 "\n", c->replays,
+			        ", a full ring %u), torn lines dropped %" PRIu64 "\n", c->replays,
 			        c->replayed_records, c->max_replay, CAPACITY, c->torn_lines);
 		}
 		uint64_t recoveries = st.producer.recoveries;
