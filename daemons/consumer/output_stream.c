@@ -401,6 +401,8 @@ static int stream_complete(struct output *o, uint32_t *done)
 	int r = 0;
 
 	*done = 0;
+	if (!s->base.held)
+		return 0; /* nothing to write, nothing to sync */
 	if (s->kind != STREAM_NULL)
 		r = write_out(s);
 	/* with sync != never the file holds every record up to the cursor the
