@@ -73,7 +73,9 @@
  * and SIGHUP blocked, so the consumer's thread gets them (and its waits
  * end at once, as without NATS).
  *
- * The window.  Records index 0 .. sent-1 of the available ones (sequence
+ * The window.  At most max_pending records, and INFLIGHT_BYTES of their
+ * payloads in flight (a record larger than that alone).  Records index 0
+ * .. sent-1 of the available ones (sequence
  * numbers base .. base+sent-1) have been published and not released; each
  * has a slot in a ring of max_pending (rounded up to a power of two),
  * indexed by sequence number: SENT (in flight: its natsMsg is noted, as
@@ -115,6 +117,10 @@
 #include "signals.h"
 
 #define PUB_BATCH      64u          /* records made into messages, then published */
+/* Payload bytes in flight at most (but one record, whatever its size):
+ * libnats keeps a copy of each message until its ack, so the window is
+ * bounded in bytes too, not only by [nats] max_pending records. */
+#define INFLIGHT_BYTES (32u << 20)
 #define BACKOFF_MIN_NS 100000000u   /* 0.1 s: the first pause after a failure */
 #define API_WAIT_MS    4000         /* JetStream API requests: within half the watchdog */
 #define ID_HEX         (2 * MMAPQ_ID_SIZE)
@@ -129,6 +135,7 @@ enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_ACKED, SLOT_FAILED };
 struct slot {
 	natsMsg *msg;       /* the attempt in flight (identity only: libnats owns it) */
 	uint64_t sent_ns;
+	uint32_t len;       /* its payload's bytes, counted in inflight_bytes while SENT */
 	uint8_t state;
 };
 
@@ -165,6 +172,7 @@ struct nats_out {
 	uint64_t base;              /* sequence number of record index 0 */
 	uint32_t sent;              /* records published (and not released) */
 	uint32_t inflight;          /* of those, SENT */
+	uint64_t inflight_bytes;    /* their payloads' bytes: libnats holds a copy of each */
 	uint32_t acked_new;         /* acks since the consumer last looked */
 	uint32_t wake_after;        /* acks that make it worth waking the consumer */
 	bool waiting;               /* the consumer sleeps in nats_wait */
@@ -266,13 +274,16 @@ static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *
 
 		if (pa && s->state != SLOT_ACKED) {
 			/* in the stream, whichever attempt this answers */
-			if (s->state == SLOT_SENT)
+			if (s->state == SLOT_SENT) {
 				o->inflight--;
+				o->inflight_bytes -= s->len;
+			}
 			s->state = SLOT_ACKED;
 			o->acked_new++;
 		} else if (pae && s->state == SLOT_SENT && s->msg == m) {
 			s->state = SLOT_FAILED;
 			o->inflight--;
+			o->inflight_bytes -= s->len;
 			if (!o->failed || seq < o->fail.seq) {
 				o->failed = true;
 				o->fail.seq = seq;
@@ -851,6 +862,7 @@ static void abandon_run(struct nats_out *o, uint64_t pause_ns)
 	o->republished_total += o->sent - back;
 	o->sent = back;
 	o->inflight = 0;
+	o->inflight_bytes = 0;
 	o->failed = false;
 	pthread_mutex_unlock(&o->mu);
 	o->run_first = true;
@@ -1090,24 +1102,30 @@ static void unsend(struct nats_out *o, uint32_t n)
 		struct slot *s = slot_of(o, o->base + o->sent - 1 - i);
 		s->state = SLOT_FREE;
 		s->msg = NULL;
+		o->inflight_bytes -= s->len;
 	}
 	o->sent -= n;
 	o->inflight -= n;
 	pthread_mutex_unlock(&o->mu);
 }
 
-/* Messages for recs[0..n), at most PUB_BATCH, into msgs and their sequence
- * numbers into seqs, noted as sent (in flight).  How many, or -ENOMEM
- * (said). */
+/* Messages for recs[0..n), at most PUB_BATCH and budget payload bytes
+ * (the first one whatever its size if none is in flight: alone), into
+ * msgs and their sequence numbers into seqs, noted as sent (in flight).
+ * How many, or -ENOMEM (said). */
 static int make_batch(struct nats_out *o, const struct mmapq_record *recs, uint32_t n,
-                      natsMsg **msgs, uint64_t *seqs)
+                      uint64_t budget, bool alone, natsMsg **msgs, uint64_t *seqs)
 {
-	uint32_t k = 0;
+	uint32_t k = 0, lens[PUB_BATCH];
+	uint64_t bytes = 0;
 	int r = 0;
 
 	for (; k < PUB_BATCH && k < n; k++) {
 		natsStatus s;
 
+		lens[k] = o->format == MMAPQ_FORMAT_INT ? MMAPQ_FMT_INT_MAX : recs[k].len;
+		if (bytes + lens[k] > budget && (k || !alone))
+			break;
 		msgs[k] = NULL;
 		s = make_msg(o, &recs[k], o->format, o->run_first && k == 0, &msgs[k]);
 		if (s != NATS_OK) {
@@ -1117,6 +1135,7 @@ static int make_batch(struct nats_out *o, const struct mmapq_record *recs, uint3
 			break;
 		}
 		seqs[k] = recs[k].seq;
+		bytes += lens[k];
 	}
 	pthread_mutex_lock(&o->mu);
 	for (uint32_t i = 0; i < k; i++) {
@@ -1124,9 +1143,11 @@ static int make_batch(struct nats_out *o, const struct mmapq_record *recs, uint3
 		s->state = SLOT_SENT;
 		s->msg = msgs[i];
 		s->sent_ns = now_ns();
+		s->len = lens[i];
 	}
 	o->sent += k;
 	o->inflight += k;
+	o->inflight_bytes += bytes;
 	pthread_mutex_unlock(&o->mu);
 	if (k)
 		o->run_first = false;
@@ -1190,17 +1211,20 @@ static int publish(struct nats_out *o, const struct mmapq_record *recs, uint32_t
 		natsMsg *msgs[PUB_BATCH];
 		uint64_t seqs[PUB_BATCH];
 		uint32_t from, room;
+		uint64_t bytes;
 		int k, r;
 
 		pthread_mutex_lock(&o->mu);
 		from = o->sent;
+		bytes = o->inflight_bytes;
 		pthread_mutex_unlock(&o->mu);
 		*taken = from - first;
-		if (from - first >= n || from >= o->window)
+		if (from - first >= n || from >= o->window || bytes >= INFLIGHT_BYTES)
 			return 0;
 		room = o->window - from < n - (from - first) ? o->window - from : n - (from - first);
 		/* build a batch, outside the lock */
-		k = make_batch(o, recs + (from - first), room, msgs, seqs);
+		k = make_batch(o, recs + (from - first), room, INFLIGHT_BYTES - bytes, bytes == 0, msgs,
+		               seqs);
 		if (k <= 0)
 			return k;
 		r = send_batch(o, msgs, seqs, (uint32_t)k);
