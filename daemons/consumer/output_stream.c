@@ -309,8 +309,8 @@ static int stream_deliver(struct output *o, const struct mmapq_record *recs, uin
 	struct stream *s = (struct stream *)o;
 	uint32_t i = 0;
 
-	if (s->kind == STREAM_NULL) {
-		i = n; /* read and checked by mmapq_get_many: that is all */
+	if (!s->iov) {
+		i = n; /* null (no batch): read and checked by mmapq_get_many, that is all */
 	} else {
 		for (; i < n && batch_has_room(s); i++)
 			add_record(s, &recs[i]);
@@ -403,7 +403,7 @@ static int stream_complete(struct output *o, uint32_t *done)
 	*done = 0;
 	if (!s->base.held)
 		return 0; /* nothing to write, nothing to sync */
-	if (s->kind != STREAM_NULL)
+	if (s->iov) /* null has no batch */
 		r = write_out(s);
 	/* with sync != never the file holds every record up to the cursor the
 	 * release is about to store */
