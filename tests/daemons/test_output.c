@@ -11,9 +11,10 @@
  *                       journal's path): exit 74, the records not sent stay
  *   refused_consumer    a second consumer, refused the role (69), leaves
  *                       the live consumer's output file exactly as it is
- *   bounded_batch       a backlog of 128 x 1 MiB records under a 48 MiB
- *                       data limit: consumed in bounded batches (not the
- *                       whole backlog buffered, and a failure)
+ *   bounded_batch       binary records of max_record = 64 MiB (a 192 MiB
+ *                       backlog) to stdout under a 48 MiB data limit: every
+ *                       one whole, byte for byte, written from the mapping
+ *                       (no buffer of max_record, not the backlog buffered)
  *   watchdog_long_batch a 2 MB backlog to a slow reader: WATCHDOG=1 keeps
  *                       coming while the batch is written
  *   file_size_limit     RLIMIT_FSIZE on the output file: exit 74 with "File
