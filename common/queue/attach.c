@@ -175,10 +175,10 @@ int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 
 	if (r < 0)
 		return r;
+	q->version = q->h->version;
 	r = validate_static(q, p, real_size, err);
 	if (r < 0)
 		return r;
-	q->version = q->h->version;
 	q->ring = (uint8_t *)q->h + MMAPQ_HEADER_SIZE;
 	if (q->version != MMAPQ_VERSION) {
 		legacy_setup(q);
@@ -596,7 +596,7 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
  */
 int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	bool alone = false, named = false;
+	bool alone = false, named = false, behind;
 	int32_t old_pid = 0;
 	int r;
 
@@ -612,8 +612,13 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		r = map_validated(q, p, err);
 	if (r == 0)
 		r = take_role(q, p, &named, &old_pid, err);
-	if (r == 0 && q->legacy)
-		return legacy_attach(q, err);
+	if (r == 0 && q->legacy) {
+		/* read only, never re-initialised: others may attach (the other
+		 * role of a migration) at once */
+		if (alone)
+			r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
+		return r < 0 ? r : legacy_attach(q, err);
+	}
 	if (r < 0)
 		goto fail;
 	if (alone && (r = init_alone(q, err)) < 0)
@@ -627,7 +632,16 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		goto fail;
 	}
 	start_locked(q, &old_pid);
+	behind = q->me && __atomic_load_n(&q->me->synced, __ATOMIC_RELAXED) != q->head.seq;
 	unlock(q);
+	q->attached = true;
+	/* Our predecessor died between storing its cursor and syncing it:
+	 * floor waits for it, and with a full ring so would the producer
+	 * (and we for it).  On disk first, whatever its sync mode was. */
+	if (behind && (r = consumer_catch_up(q)) < 0) {
+		set_err(err, "%s: cannot write the consumer's cursor: %s", q->path, mmapq_strerror(r));
+		goto fail;
+	}
 
 	/* The consumer never writes into the ring: make that a hardware
 	 * guarantee. */
@@ -655,7 +669,7 @@ fail:
  */
 void detach(struct mmapq *q)
 {
-	if (q->legacy || q->lock_fd < 0 || !q->h || (!q->prod && !q->me && !q->repair) ||
+	if (!q->attached || q->lock_fd < 0 || (!q->prod && !q->me && !q->repair) ||
 	    ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) < 0)
 		return;
 	if (sync_bytes(q->h, q->map_size) < 0)

@@ -31,9 +31,10 @@
  *            replay window is the one batch being written out; the other
  *            consumers are not affected).  Killed after it: position is
  *            ahead of synced or floor, which only holds the producer back
- *            until that consumer's next process releases (or a process
- *            alone re-initialises): synced must not pass what may not be
- *            on disk.  Killed in
+ *            until that consumer's next process attaches (it writes the
+ *            header to disk, then catches synced up: consumer_catch_up)
+ *            or a process alone re-initialises: synced must not pass what
+ *            may not be on disk.  Killed in
  *            the middle of floor's seqlock: gen is odd, which the repair
  *            makes even again.
  *   register / remove (consumer table, mutex held): a registration fills

@@ -83,6 +83,7 @@ struct mmapq {
 	enum mmapq_start start;
 	bool no_register;           /* mmapq_consumer_remove: find the entry, never add one */
 	bool repair;                /* mmapq_repair: alone, every role, walk whatever */
+	bool attached;              /* a version-4 file, attached in full (detach marks it clean) */
 	uint64_t salvaged;          /* records a salvage at our open dropped */
 	uint32_t early_recoveries;  /* consumer: repairs made before our entry was known */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
@@ -164,6 +165,7 @@ bool floor_update_locked(struct mmapq *q);
 void signal_consumers_locked(struct mmapq *q, bool always);
 int refresh_limit(struct mmapq *q);
 int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte);
+int consumer_catch_up(struct mmapq *q);
 
 /* consumers.c */
 bool name_in_table_valid(const char *name);

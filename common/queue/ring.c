@@ -696,6 +696,24 @@ static bool sync_cursor_locked(struct mmapq *q, struct pos at)
 	return slowest && floor_update_locked(q);
 }
 
+/* A consumer whose synced cursor is behind its position (its last
+ * holder died between the two): the header on disk, then synced caught up
+ * and floor with it. */
+int consumer_catch_up(struct mmapq *q)
+{
+	int r = sync_header(q);
+
+	if (r < 0)
+		return r;
+	r = lock(q);
+	if (r < 0)
+		return r;
+	if (sync_cursor_locked(q, q->head))
+		mmapq_cond_signal(&q->h->not_full);
+	unlock(q);
+	return 0;
+}
+
 int mmapq_release(struct mmapq *q, uint32_t n)
 {
 	struct pos at;

@@ -14,6 +14,8 @@
 
 /* As sd-journal: a send buffer large enough for big entries in one datagram. */
 #define JOURNAL_SNDBUF (8 * 1024 * 1024)
+/* Pieces of a field in the protocol: at most name, '\n', length, value, '\n'. */
+#define FIELD_PIECES 5
 
 int journal_open(struct journal *j, const char *path)
 {
@@ -43,53 +45,57 @@ void journal_close(struct journal *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = -1;
-	free(j->buf);
-	j->buf = NULL;
-	j->cap = 0;
 }
 
-/* The native protocol: "NAME=value\n", or, for a value holding a newline,
- * "NAME\n" + its length as 64-bit little endian + the value + "\n". */
-static int serialise(struct journal *j, const struct iovec *fields, size_t n, size_t *len)
+/* The native protocol: "NAME=value\n", or, for a value holding a line
+ * end, "NAME\n", its length as 64-bit little endian, the value and "\n".
+ * The pieces into iov (their lengths into le); how many. */
+static size_t serialise(const struct journal_field *f, size_t n, struct iovec *iov, uint64_t *le)
 {
-	size_t need = 0, off = 0;
+	size_t k = 0;
 
-	for (size_t i = 0; i < n; i++)
-		need += fields[i].iov_len + 1 + 8 + 1;
-	if (need > j->cap) {
-		char *b = realloc(j->buf, need);
-		if (!b)
-			return -ENOMEM;
-		j->buf = b;
-		j->cap = need;
-	}
 	for (size_t i = 0; i < n; i++) {
-		const char *f = fields[i].iov_base, *eq = memchr(f, '=', fields[i].iov_len);
-		if (!eq || eq == f)
-			return -EINVAL;
-		size_t nl = (size_t)(eq - f), vl = fields[i].iov_len - nl - 1;
-		if (!memchr(eq + 1, '\n', vl)) {
-			memcpy(j->buf + off, f, fields[i].iov_len);
-			off += fields[i].iov_len;
+		iov[k++] = (struct iovec){(char *)f[i].name, strlen(f[i].name)};
+		if (!f[i].len || !memchr(f[i].value, '\n', f[i].len)) {
+			iov[k++] = (struct iovec){(char *)"=", 1};
 		} else {
-			uint64_t le = htole64((uint64_t)vl);
-			memcpy(j->buf + off, f, nl);
-			off += nl;
-			j->buf[off++] = '\n';
-			memcpy(j->buf + off, &le, sizeof(le));
-			off += sizeof(le);
-			memcpy(j->buf + off, eq + 1, vl);
-			off += vl;
+			le[i] = htole64((uint64_t)f[i].len);
+			iov[k++] = (struct iovec){(char *)"\n", 1};
+			iov[k++] = (struct iovec){&le[i], sizeof(le[i])};
 		}
-		j->buf[off++] = '\n';
+		if (f[i].len)
+			iov[k++] = (struct iovec){(void *)f[i].value, f[i].len};
+		iov[k++] = (struct iovec){(char *)"\n", 1};
 	}
-	*len = off;
+	return k;
+}
+
+/* All of iov[0..n) to fd (advancing over short writes: iov is used up). */
+static int write_all(int fd, struct iovec *iov, size_t n)
+{
+	while (n) {
+		ssize_t k = writev(fd, iov, (int)n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		while (n && (size_t)k >= iov->iov_len) {
+			k -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + k;
+			iov->iov_len -= (size_t)k;
+		}
+	}
 	return 0;
 }
 
 /* Too large for a datagram: the entry in a sealed memfd, passed as
  * SCM_RIGHTS in an empty datagram (journald reads and closes it). */
-static int send_memfd(struct journal *j, size_t len, bool (*stop)(void))
+static int send_memfd(struct journal *j, struct iovec *iov, size_t n, bool (*stop)(void))
 {
 	union {
 		struct cmsghdr h;
@@ -97,26 +103,17 @@ static int send_memfd(struct journal *j, size_t len, bool (*stop)(void))
 	} ctl;
 	struct msghdr mh = {.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
 	struct cmsghdr *cm;
-	size_t off = 0;
-	int fd, r = 0;
+	int fd, r;
 
 	fd = memfd_create("mmapq-journal", MFD_ALLOW_SEALING | MFD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	while (off < len) {
-		ssize_t k = write(fd, j->buf + off, len - off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			r = -errno;
-			goto out;
-		}
-		off += (size_t)k;
-	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+	r = write_all(fd, iov, n);
+	if (r == 0 &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
 		r = -errno;
+	if (r < 0)
 		goto out;
-	}
 	memset(&ctl, 0, sizeof(ctl));
 	cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
@@ -134,18 +131,21 @@ out:
 	return r;
 }
 
-int journal_send(struct journal *j, const struct iovec *fields, size_t n, bool (*stop)(void))
+int journal_send(struct journal *j, const struct journal_field *fields, size_t n,
+                 bool (*stop)(void))
 {
-	size_t len;
-	int r = serialise(j, fields, n, &len);
+	struct iovec iov[JOURNAL_FIELDS_MAX * FIELD_PIECES];
+	uint64_t le[JOURNAL_FIELDS_MAX];
+	struct msghdr mh = {.msg_iov = iov};
 
-	if (r < 0)
-		return r;
+	if (n > JOURNAL_FIELDS_MAX)
+		return -EINVAL;
+	mh.msg_iovlen = serialise(fields, n, iov, le);
 	for (;;) {
-		if (send(j->fd, j->buf, len, MSG_NOSIGNAL) >= 0)
+		if (sendmsg(j->fd, &mh, MSG_NOSIGNAL) >= 0)
 			return 0;
 		if (errno == EMSGSIZE || errno == ENOBUFS)
-			return send_memfd(j, len, stop);
+			return send_memfd(j, iov, mh.msg_iovlen, stop);
 		if (errno != EINTR || (stop && stop()))
 			return -errno;
 	}

@@ -110,6 +110,7 @@ static int release(struct consumer *c, uint32_t n)
 
 	if (!n)
 		return 0;
+	mmapq_fault("consumer.written"); /* delivered, not yet released */
 	r = mmapq_release(c->q, n);
 	if (r == -EINTR) {
 		log_notice("stopping: %u records delivered but not acknowledged (the queue's mutex is"
@@ -152,6 +153,38 @@ static void drain(struct consumer *c)
 	           c->out->ops->describe(c->out), before - output_held(c->out), before);
 }
 
+/* Our cursor and the ring bytes of what we have not consumed, from the
+ * consumer table (not found: the queue's head, and -1). */
+static uint64_t own_position(const struct consumer *c, uint64_t fallback, int64_t *lag_bytes)
+{
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	int n = mmapq_consumers(c->q, cs, MMAPQ_CONSUMERS_MAX);
+
+	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
+		if (!strcmp(cs[i].name, c->cfg.consumer)) {
+			if (lag_bytes)
+				*lag_bytes = (int64_t)cs[i].lag_bytes;
+			return cs[i].position;
+		}
+	if (lag_bytes)
+		*lag_bytes = -1;
+	return fallback;
+}
+
+/* Record idx of the available ones is damaged (its checksum does not
+ * hold): it is never delivered; say which, and the way out. */
+static void damaged(const struct consumer *c, uint32_t idx)
+{
+	/* idx counts from our cursor: nothing is released while a batch is read */
+	uint64_t seq = own_position(c, 0, NULL) + idx;
+
+	log_error("%s: record %" PRIu64 " is damaged (its checksum does not match its bytes): not"
+	          " delivered; consumer '%s' stops before it (the records before it are delivered);"
+	          " to salvage the queue, stop its daemons and run `mmapqctl repair` (mmapqctl(1)):"
+	          " it keeps the intact records and says which it drops",
+	          mmapq_path(c->q), seq, c->cfg.consumer);
+}
+
 /*
  * Up to avail available records: what the output already completed
  * released, those after what it holds read and handed to it as far as it
@@ -174,10 +207,14 @@ static int consume(struct consumer *c, uint32_t avail)
 		uint32_t k = avail - idx < GET_MANY ? avail - idx : GET_MANY, taken = 0;
 
 		r = mmapq_get_many(c->q, idx, k, recs);
+		if (r == -EBADMSG) {
+			damaged(c, idx);
+			break; /* those before it are delivered */
+		}
 		if (r < 0) {
 			log_error("%s: record %" PRIu32 " of the batch: %s", mmapq_path(c->q), idx,
 			          mmapq_strerror(r));
-			break; /* those before it are delivered */
+			break;
 		}
 		k = (uint32_t)r;
 		r = c->out->ops->deliver(c->out, recs, k, &taken);
@@ -190,24 +227,13 @@ static int consume(struct consumer *c, uint32_t avail)
 
 /* ---- the loop ------------------------------------------------------------------ */
 
-/* Our cursor, from the consumer table (fallback: the queue's head). */
-static uint64_t own_position(const struct consumer *c, uint64_t fallback)
-{
-	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
-	int n = mmapq_consumers(c->q, cs, MMAPQ_CONSUMERS_MAX);
-
-	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
-		if (!strcmp(cs[i].name, c->cfg.consumer))
-			return cs[i].position;
-	return fallback;
-}
-
 static void stats(struct consumer *c, int force)
 {
 	struct mmapq_status st;
 	uint64_t now = mmapq_now_ns(), pos;
+	int64_t lag_bytes;
 	bool log_due = c->cfg.stats_interval && (force || now >= c->next_stats_ns);
-	char rate[32];
+	char rate[32], depth[96];
 	int r;
 
 	if (!force && !log_due && now < c->next_status_ns)
@@ -225,16 +251,16 @@ static void stats(struct consumer *c, int force)
 	if (mmapq_status(c->q, &st) < 0)
 		return;
 	/* our own cursor: head is the slowest consumer's */
-	pos = own_position(c, st.head);
-	service_status("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %s, output %s", pos,
-	               st.tail - pos, st.capacity,
+	pos = own_position(c, st.head, &lag_bytes);
+	snprintf(depth, sizeof(depth), "depth %" PRIu64 " records (%" PRIu64 " of %" PRIu64 " bytes)",
+	         st.tail - pos, lag_bytes < 0 ? st.used_bytes : (uint64_t)lag_bytes, st.size);
+	service_status("consumed %" PRIu64 ", %s, %s, output %s", pos, depth,
 	               rate_meter_update(&c->status_rate, pos, rate, sizeof(rate)),
 	               c->out->ops->describe(c->out));
 	c->next_status_ns = now + 1000000000u;
 	if (!log_due)
 		return;
-	log_info("consumed %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %.1f rec/s", pos,
-	         st.tail - pos, st.capacity,
+	log_info("consumed %" PRIu64 ", %s, %.1f rec/s", pos, depth,
 	         (double)(c->consumed - c->stats_consumed) / c->cfg.stats_interval);
 	c->stats_consumed = c->consumed;
 	c->next_stats_ns = now + (uint64_t)c->cfg.stats_interval * 1000000000u;
@@ -245,8 +271,33 @@ static void stats(struct consumer *c, int force)
 static const struct settings_key output_keys[] = {
 	{"consumer", "output"},
 	{"consumer", "journal_namespace"},
+	{"consumer", "seq_prefix"},
 	{NULL, NULL},
 };
+
+/* Why seq_prefix = yes cannot apply to this queue's records, or NULL. */
+static const char *seq_prefix_refused(const struct mmapq_config *cfg)
+{
+	if (cfg->seq_prefix && cfg->format == MMAPQ_FORMAT_BINARY)
+		return "format = binary records are framed by their length, with no place for a"
+		       " sequence number (the journal and NATS outputs carry it in a field of their"
+		       " own)";
+	return NULL;
+}
+
+/* seq_prefix after a reload: applied, unless refused (then the running
+ * value stays). */
+static void reload_seq_prefix(struct consumer *c, uint32_t old)
+{
+	const char *why = seq_prefix_refused(&c->cfg);
+
+	if (old == c->cfg.seq_prefix)
+		return;
+	settings_log_change("consumer", "seq_prefix", old ? "yes" : "no",
+	                    c->cfg.seq_prefix ? "yes" : "no", why);
+	if (why)
+		c->cfg.seq_prefix = old;
+}
 
 /* Says what became of the output keys that changed (why_not: NULL if
  * applied). */
@@ -264,6 +315,7 @@ static void apply_reload(struct consumer *c)
 	char old_output[sizeof(c->cfg.output)], old_ns[sizeof(c->cfg.journal_namespace)];
 	char new_output[sizeof(old_output)], new_ns[sizeof(old_ns)], why[sizeof(old_output) + 64];
 	bool journal = !strncmp(c->out->ops->describe(c->out), "journal", 7);
+	uint32_t old_seq_prefix = c->cfg.seq_prefix;
 	struct output *next;
 
 	memcpy(old_output, c->cfg.output, sizeof(old_output));
@@ -271,6 +323,7 @@ static void apply_reload(struct consumer *c)
 	signals_reload_taken();
 	if (settings_reload(&c->settings, &c->cfg, output_keys) <= 0)
 		return;
+	reload_seq_prefix(c, old_seq_prefix);
 	mmapq_set_sync(c->q, c->cfg.sync);
 	mmapq_set_spin(c->q, c->cfg.spin_us);
 	c->next_stats_ns = mmapq_now_ns();
@@ -363,8 +416,8 @@ static int run(struct consumer *c)
 		if (c->own.count && n > c->own.count - c->consumed)
 			n = (uint32_t)(c->own.count - c->consumed);
 		r = consume(c, n);
-		if (r == -EREMOTEIO)
-			drain(c); /* refused for good: what the broker has is not delivered again */
+		if (r == -EREMOTEIO || r == -EBADMSG)
+			drain(c); /* stopping for good: what the broker has is not delivered again */
 		if (r < 0)
 			return r == -EINTR ? 0 : r;
 		if (c->own.count && c->consumed >= c->own.count)
@@ -403,6 +456,12 @@ int main(int argc, char **argv)
 	if (!start_daemon(&c.opt, &c.settings, PROG_CONSUMER, argc, argv, own_option, &c, &c.cfg,
 	                  &c.closed_std, &code))
 		goto out_settings;
+
+	if (seq_prefix_refused(&c.cfg)) {
+		log_error("[consumer] seq_prefix = yes: %s; set it to no", seq_prefix_refused(&c.cfg));
+		code = EXIT_CONFIG;
+		goto out_settings;
+	}
 
 	/* 2. signals (not blocked: SIGTERM interrupts a wait at once) */
 	signals_install();

@@ -3,7 +3,8 @@
  * output.h -- where a consumer's records go: one interface, one file per
  * kind, one line per kind in common/config/outputs.def.
  *
- *   output_stream.c   stdout, file:PATH, null: text lines, in batches
+ *   output_stream.c   stdout, file:PATH, null: records as mmapq-producer
+ *                     reads them (lines; binary: length and bytes), in batches
  *   output_journal.c  journal: one journald entry per record
  *   output_nats.c     nats: one JetStream message per record, released once
  *                     the broker acknowledged it
@@ -16,9 +17,17 @@
  * the broker).  A crash in between repeats what was held, never skips it.
  *
  * An output never touches the queue, the watchdog or the signals: it gets
- * records (valid during the call: it copies what it keeps), a stop
- * predicate, a progress callback for long deliveries, and the
- * configuration.  It says its own errors (log.h) and returns -errno.
+ * records, a stop predicate, a progress callback for long deliveries, and
+ * the configuration.  It says its own errors (log.h) and returns -errno.
+ *
+ * Records are bytes of any length up to max_record (format binary: any
+ * bytes; line: no '\n'; int: 8).  The array deliver gets is valid during
+ * the call; each record's data (mmapq_get: in the queue's mapping, never
+ * written meanwhile) until the loop releases that record, so an output may
+ * keep pointers to the data of the records it holds and write them from
+ * there (no copy, no buffer of max_record): a record stays held until the
+ * output reports it done, and the loop releases only then, or closes the
+ * output first (a switch), which drops what it held.
  */
 #ifndef MMAPQ_OUTPUT_H
 #define MMAPQ_OUTPUT_H

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * output_journal.c -- output journal: one journald entry per record,
- * MESSAGE= the record exactly as stdout shows it (binary-safe, without the
- * line end), MMAPQ_SEQ= its sequence number, MMAPQ_QUEUE=, MMAPQ_ROLE=,
- * and SYSLOG_IDENTIFIER= [consumer] journal_identifier, apart from the
- * daemon's own log lines.  [consumer] journal_namespace picks journald's
- * instance.  Each entry is delivered as it is sent (journal.c), so done is
- * what was sent.
+ * MESSAGE= the record: a line's bytes (without a line end), a binary
+ * record's bytes as they are, whatever they are (journald stores a value
+ * that is not UTF-8 text as binary: `journalctl -o export` shows its
+ * bytes), an int in decimal; MMAPQ_SEQ= its sequence number, MMAPQ_QUEUE=,
+ * MMAPQ_ROLE=, and SYSLOG_IDENTIFIER= [consumer] journal_identifier, apart
+ * from the daemon's own log lines.  Nothing is cut and nothing is copied
+ * but into the socket (journal.h: journald's limits).  [consumer]
+ * journal_namespace picks journald's instance.  Each entry is delivered as
+ * it is sent (journal.c), so done is what was sent.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,44 +26,35 @@
 struct journal_out {
 	struct output base;
 	struct journal journal;
-	char *buf;         /* MESSAGE= and one record; base.held: sent, not yet released */
-	char ident[MMAPQ_CONFIG_STR_MAX + 24]; /* SYSLOG_IDENTIFIER=... */
-	char queue[MMAPQ_CONFIG_STR_MAX + 16]; /* MMAPQ_QUEUE=... */
 	char namespace[MMAPQ_CONFIG_STR_MAX];
 	char describe[MMAPQ_CONFIG_STR_MAX + 32];
 };
 
+/* One entry: the record's bytes are its MESSAGE as they are, from the
+ * queue's mapping (format int: the number in decimal). */
 static int send_record(struct journal_out *j, const struct mmapq_record *rec)
 {
-	static const char msg[] = "MESSAGE=";
 	const struct mmapq_config *cfg = j->base.env->cfg;
-	const size_t mlen = sizeof(msg) - 1;
-	char seq[40];
-	struct iovec iov[6];
-	size_t len;
-	int n;
+	char number[MMAPQ_FMT_INT_MAX], seq[24];
+	struct journal_field f[6] = {
+		{"MESSAGE", rec->data, rec->len},
+		{"MMAPQ_SEQ", seq, (size_t)snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq)},
+		{"MMAPQ_QUEUE", cfg->queue_path, strlen(cfg->queue_path)},
+		{"PRIORITY", "6", 1},
+		/* records apart from the daemon's logs; it may change on reload */
+		{"SYSLOG_IDENTIFIER", cfg->journal_identifier, strlen(cfg->journal_identifier)},
+		{"MMAPQ_ROLE", "consumer", 8},
+	};
 
-	memcpy(j->buf, msg, mlen);
 	if (cfg->format == MMAPQ_FORMAT_INT) {
 		int64_t v;
+
 		memcpy(&v, rec->data, sizeof(v));
-		len = mmapq_fmt_int(j->buf + mlen, v) - 1; /* without its newline */
-	} else {
-		memcpy(j->buf + mlen, rec->data, rec->len);
-		len = rec->len;
+		f[0] = (struct journal_field){"MESSAGE", number, mmapq_fmt_int(number, v) - 1};
 	}
-	n = snprintf(seq, sizeof(seq), "MMAPQ_SEQ=%" PRIu64, rec->seq);
-	/* the identifier may change on reload */
-	snprintf(j->ident, sizeof(j->ident), "SYSLOG_IDENTIFIER=%s", cfg->journal_identifier);
-	iov[0] = (struct iovec){j->buf, mlen + len};
-	iov[1] = (struct iovec){seq, (size_t)n};
-	iov[2] = (struct iovec){j->queue, strlen(j->queue)};
-	iov[3] = (struct iovec){(char *)"PRIORITY=6", 10};
-	iov[4] = (struct iovec){j->ident, strlen(j->ident)}; /* records apart from the logs */
-	iov[5] = (struct iovec){(char *)"MMAPQ_ROLE=consumer", 19};
 	/* journald's socket may be full: a stop request ends the wait (the
 	 * record is then not acknowledged), other interruptions retry */
-	return journal_send(&j->journal, iov, 6, j->base.env->stop);
+	return journal_send(&j->journal, f, sizeof(f) / sizeof(f[0]), j->base.env->stop);
 }
 
 static int journal_deliver(struct output *o, const struct mmapq_record *recs, uint32_t n,
@@ -116,7 +110,6 @@ static void journal_out_close(struct output *o)
 	struct journal_out *j = (struct journal_out *)o;
 
 	journal_close(&j->journal);
-	free(j->buf);
 	free(j);
 }
 
@@ -140,13 +133,7 @@ int output_journal_open(const struct output_env *env, const char *spec, struct o
 		return -ENOMEM;
 	j->base = (struct output){.ops = &journal_ops, .env = env};
 	j->journal.fd = -1;
-	j->buf = malloc(sizeof("MESSAGE=") + env->cfg->max_record + MMAPQ_FMT_INT_MAX);
-	if (!j->buf) {
-		free(j);
-		return -ENOMEM;
-	}
 	snprintf(j->namespace, sizeof(j->namespace), "%s", ns);
-	snprintf(j->queue, sizeof(j->queue), "MMAPQ_QUEUE=%s", env->cfg->queue_path);
 	if (own_ns)
 		snprintf(path, sizeof(path), JOURNAL_NAMESPACE_SOCKET_FMT, ns);
 	else

@@ -11,8 +11,9 @@
  * window goes, and complete says how many of the oldest the broker has
  * acknowledged, in order: exactly those are released.
  *
- * What is sent, per record: the payload as the consumer prints it (an int
- * in decimal, a line as it is; no line end), and the headers
+ * What is sent, per record: the payload, the record's bytes as they are
+ * (a line without a line end; a binary record, whatever its bytes, of any
+ * length up to max_record; an int in decimal), and the headers
  *   Nats-Msg-Id: <queue id, 32 hex digits>:<seq>
  *   Mmapq-Seq: <seq>
  *   Nats-Expected-Last-Msg-Id: <queue id>:<seq - 1>   ([nats] ordered = yes)
@@ -54,7 +55,10 @@
  * systemd), after a message that names the setting: no such stream (and
  * create_stream = no), a stream that does not capture the subject, the
  * credentials refused, permission denied for the subject, a record larger
- * than the stream or the server accepts, JetStream not enabled.  Before it
+ * than the stream or the server accepts (the server's max_payload is
+ * checked against max_record at every connection: a queue whose records
+ * could be larger is refused before any is sent), JetStream not enabled.
+ * Before it
  * exits, the consumer waits (about a second, drain) for the acks
  * of what is still in flight and releases what the stream acknowledged
  * before the refused record, in order: a successor started later than
@@ -69,7 +73,9 @@
  * and SIGHUP blocked, so the consumer's thread gets them (and its waits
  * end at once, as without NATS).
  *
- * The window.  Records index 0 .. sent-1 of the available ones (sequence
+ * The window.  At most max_pending records, and INFLIGHT_BYTES of their
+ * payloads in flight (a record larger than that alone).  Records index 0
+ * .. sent-1 of the available ones (sequence
  * numbers base .. base+sent-1) have been published and not released; each
  * has a slot in a ring of max_pending (rounded up to a power of two),
  * indexed by sequence number: SENT (in flight: its natsMsg is noted, as
@@ -111,16 +117,25 @@
 #include "signals.h"
 
 #define PUB_BATCH      64u          /* records made into messages, then published */
+/* Payload bytes in flight at most (but one record, whatever its size):
+ * libnats keeps a copy of each message until its ack, so the window is
+ * bounded in bytes too, not only by [nats] max_pending records. */
+#define INFLIGHT_BYTES (32u << 20)
 #define BACKOFF_MIN_NS 100000000u   /* 0.1 s: the first pause after a failure */
 #define API_WAIT_MS    4000         /* JetStream API requests: within half the watchdog */
 #define ID_HEX         (2 * MMAPQ_ID_SIZE)
 #define MSG_ID_MAX     (ID_HEX + 1 + 20 + 1) /* "<id>:<seq>" */
+/* The most the headers of a message take of the server's max_payload:
+ * "NATS/1.0\r\n", "Nats-Msg-Id: <id>:<seq>\r\n" (68), "Mmapq-Seq: <seq>\r\n"
+ * (33), "Nats-Expected-Last-Msg-Id: <id>:<seq>\r\n" (82) and "\r\n": 195. */
+#define HEADERS_MAX    256
 
 enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_ACKED, SLOT_FAILED };
 
 struct slot {
 	natsMsg *msg;       /* the attempt in flight (identity only: libnats owns it) */
 	uint64_t sent_ns;
+	uint32_t len;       /* its payload's bytes, counted in inflight_bytes while SENT */
 	uint8_t state;
 };
 
@@ -140,7 +155,7 @@ struct nats_out {
 	int nservers;
 	char id_hex[ID_HEX + 1];
 	bool ordered, create_stream, tls;
-	uint32_t format, replicas, storage, duplicate_window, reconnect_max_s;
+	uint32_t format, max_record, replicas, storage, duplicate_window, reconnect_max_s;
 	uint32_t window, mask;
 	uint64_t ack_timeout_ns;
 	int64_t connect_timeout_ms;
@@ -157,6 +172,7 @@ struct nats_out {
 	uint64_t base;              /* sequence number of record index 0 */
 	uint32_t sent;              /* records published (and not released) */
 	uint32_t inflight;          /* of those, SENT */
+	uint64_t inflight_bytes;    /* their payloads' bytes: libnats holds a copy of each */
 	uint32_t acked_new;         /* acks since the consumer last looked */
 	uint32_t wake_after;        /* acks that make it worth waking the consumer */
 	bool waiting;               /* the consumer sleeps in nats_wait */
@@ -258,13 +274,16 @@ static void on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, void *
 
 		if (pa && s->state != SLOT_ACKED) {
 			/* in the stream, whichever attempt this answers */
-			if (s->state == SLOT_SENT)
+			if (s->state == SLOT_SENT) {
 				o->inflight--;
+				o->inflight_bytes -= s->len;
+			}
 			s->state = SLOT_ACKED;
 			o->acked_new++;
 		} else if (pae && s->state == SLOT_SENT && s->msg == m) {
 			s->state = SLOT_FAILED;
 			o->inflight--;
+			o->inflight_bytes -= s->len;
 			if (!o->failed || seq < o->fail.seq) {
 				o->failed = true;
 				o->fail.seq = seq;
@@ -509,6 +528,7 @@ static void unblock_ours(const sigset_t *old)
 static const struct output_ops nats_ops;
 
 static void nats_close(struct nats_out *o);
+static int check_max_payload(struct nats_out *o);
 
 /* The settings, copied (a reload may change the configuration), and the
  * window.  0, or -ENOMEM. */
@@ -540,6 +560,7 @@ static int take_settings(struct nats_out *o, const struct mmapq_config *cfg, con
 	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
 		snprintf(o->id_hex + 2 * i, 3, "%02x", id[i]);
 	o->format = cfg->format;
+	o->max_record = cfg->max_record;
 	o->ordered = cfg->nats_ordered;
 	o->create_stream = cfg->nats_create_stream;
 	o->replicas = cfg->nats_replicas;
@@ -572,6 +593,10 @@ static int connect_servers(struct nats_out *o, const struct mmapq_config *cfg)
 		return cs == NATS_NO_MEMORY ? -ENOMEM : -EINVAL;
 	}
 	if (cs == NATS_OK) {
+		int r = check_max_payload(o);
+
+		if (r < 0)
+			return r;
 		pthread_mutex_lock(&o->mu);
 		o->connected = true;
 		pthread_mutex_unlock(&o->mu);
@@ -664,6 +689,33 @@ static void nats_close(struct nats_out *o)
 static int refused(void)
 {
 	return -EREMOTEIO;
+}
+
+/* The largest payload a record makes (format int: its decimal text). */
+static uint64_t payload_max(const struct nats_out *o)
+{
+	return o->format == MMAPQ_FORMAT_INT ? MMAPQ_FMT_INT_MAX : o->max_record;
+}
+
+/* Every record this queue may hold fits the max_payload of the server we
+ * are connected to, headers included: else no record of max_record could
+ * ever be published, and one that comes would end the consumer then.  0
+ * (or not connected: not known yet), or refused() (said). */
+static int check_max_payload(struct nats_out *o)
+{
+	int64_t limit = natsConnection_GetMaxPayload(o->nc);
+	char url[256] = "";
+
+	if (limit <= 0 || payload_max(o) + HEADERS_MAX <= (uint64_t)limit)
+		return 0;
+	natsConnection_GetConnectedUrl(o->nc, url, sizeof(url));
+	log_error("NATS: [queue] max_record = %" PRIu32 " bytes (and up to %d bytes of headers per"
+	          " message) is more than the max_payload of the server %s takes (%" PRId64 " bytes):"
+	          " a record of that length could never be published; raise max_payload in the"
+	          " server's configuration (to at least %" PRIu64 "), or use a queue with a smaller"
+	          " max_record", o->max_record, HEADERS_MAX, *url ? url : o->servers_text, limit,
+	          payload_max(o) + HEADERS_MAX);
+	return refused();
 }
 
 static void storage_name(jsStorageType t, char *buf, size_t size)
@@ -810,6 +862,7 @@ static void abandon_run(struct nats_out *o, uint64_t pause_ns)
 	o->republished_total += o->sent - back;
 	o->sent = back;
 	o->inflight = 0;
+	o->inflight_bytes = 0;
 	o->failed = false;
 	pthread_mutex_unlock(&o->mu);
 	o->run_first = true;
@@ -996,6 +1049,9 @@ static int take_events(struct nats_out *o)
 			o->ever_connected = true;
 			o->retry_at_ns = 0;
 			snprintf(o->trouble, sizeof(o->trouble), "reconnected to %s", url);
+			/* a server of its own, maybe with another max_payload */
+			if (check_max_payload(o) < 0)
+				return refused();
 		}
 	}
 	if (!connected && !*o->trouble)
@@ -1046,24 +1102,30 @@ static void unsend(struct nats_out *o, uint32_t n)
 		struct slot *s = slot_of(o, o->base + o->sent - 1 - i);
 		s->state = SLOT_FREE;
 		s->msg = NULL;
+		o->inflight_bytes -= s->len;
 	}
 	o->sent -= n;
 	o->inflight -= n;
 	pthread_mutex_unlock(&o->mu);
 }
 
-/* Messages for recs[0..n), at most PUB_BATCH, into msgs and their sequence
- * numbers into seqs, noted as sent (in flight).  How many, or -ENOMEM
- * (said). */
+/* Messages for recs[0..n), at most PUB_BATCH and budget payload bytes
+ * (the first one whatever its size if none is in flight: alone), into
+ * msgs and their sequence numbers into seqs, noted as sent (in flight).
+ * How many, or -ENOMEM (said). */
 static int make_batch(struct nats_out *o, const struct mmapq_record *recs, uint32_t n,
-                      natsMsg **msgs, uint64_t *seqs)
+                      uint64_t budget, bool alone, natsMsg **msgs, uint64_t *seqs)
 {
-	uint32_t k = 0;
+	uint32_t k = 0, lens[PUB_BATCH];
+	uint64_t bytes = 0;
 	int r = 0;
 
 	for (; k < PUB_BATCH && k < n; k++) {
 		natsStatus s;
 
+		lens[k] = o->format == MMAPQ_FORMAT_INT ? MMAPQ_FMT_INT_MAX : recs[k].len;
+		if (bytes + lens[k] > budget && (k || !alone))
+			break;
 		msgs[k] = NULL;
 		s = make_msg(o, &recs[k], o->format, o->run_first && k == 0, &msgs[k]);
 		if (s != NATS_OK) {
@@ -1073,6 +1135,7 @@ static int make_batch(struct nats_out *o, const struct mmapq_record *recs, uint3
 			break;
 		}
 		seqs[k] = recs[k].seq;
+		bytes += lens[k];
 	}
 	pthread_mutex_lock(&o->mu);
 	for (uint32_t i = 0; i < k; i++) {
@@ -1080,9 +1143,11 @@ static int make_batch(struct nats_out *o, const struct mmapq_record *recs, uint3
 		s->state = SLOT_SENT;
 		s->msg = msgs[i];
 		s->sent_ns = now_ns();
+		s->len = lens[i];
 	}
 	o->sent += k;
 	o->inflight += k;
+	o->inflight_bytes += bytes;
 	pthread_mutex_unlock(&o->mu);
 	if (k)
 		o->run_first = false;
@@ -1099,6 +1164,7 @@ static int send_batch(struct nats_out *o, natsMsg **msgs, const uint64_t *seqs, 
 	if (!o->threads_ready)
 		block_ours(o, &old);
 	for (uint32_t i = 0; i < k; i++) {
+		int len = natsMsg_GetDataLength(msgs[i]);
 		natsStatus s = js_PublishMsgAsync(o->js, &msgs[i], NULL);
 
 		if (s == NATS_OK) {
@@ -1113,10 +1179,13 @@ static int send_batch(struct nats_out *o, natsMsg **msgs, const uint64_t *seqs, 
 		if (!o->threads_ready)
 			unblock_ours(&old);
 		if (s == NATS_MAX_PAYLOAD) {
-			log_error("NATS: record %" PRIu64 " is larger than the server's max_payload"
-			          " (%" PRId64 " bytes with its headers); it stays in the queue; raise"
-			          " max_payload in the server's configuration", seqs[i],
-			          natsConnection_GetMaxPayload(o->nc));
+			/* (check_max_payload keeps this from happening, unless the
+			 * server changed between its look and this publish) */
+			log_error("NATS: record %" PRIu64 " (%d bytes, and its headers) is larger"
+			          " than the server's max_payload (%" PRId64 " bytes); [queue] max_record is"
+			          " %" PRIu32 " bytes; it stays in the queue; raise max_payload in the"
+			          " server's configuration", seqs[i], len,
+			          natsConnection_GetMaxPayload(o->nc), o->max_record);
 			return refused();
 		}
 		set_trouble(o, "record %" PRIu64 ": %s", seqs[i], nats_text(s));
@@ -1142,17 +1211,20 @@ static int publish(struct nats_out *o, const struct mmapq_record *recs, uint32_t
 		natsMsg *msgs[PUB_BATCH];
 		uint64_t seqs[PUB_BATCH];
 		uint32_t from, room;
+		uint64_t bytes;
 		int k, r;
 
 		pthread_mutex_lock(&o->mu);
 		from = o->sent;
+		bytes = o->inflight_bytes;
 		pthread_mutex_unlock(&o->mu);
 		*taken = from - first;
-		if (from - first >= n || from >= o->window)
+		if (from - first >= n || from >= o->window || bytes >= INFLIGHT_BYTES)
 			return 0;
 		room = o->window - from < n - (from - first) ? o->window - from : n - (from - first);
 		/* build a batch, outside the lock */
-		k = make_batch(o, recs + (from - first), room, msgs, seqs);
+		k = make_batch(o, recs + (from - first), room, INFLIGHT_BYTES - bytes, bytes == 0, msgs,
+		               seqs);
 		if (k <= 0)
 			return k;
 		r = send_batch(o, msgs, seqs, (uint32_t)k);

@@ -1,24 +1,38 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * output_stream.c -- outputs stdout, file:PATH and null: each record as a
- * text line (an int in decimal, a line as it is; with [consumer]
- * seq_prefix = yes its sequence number and a tab before it), in batches.
+ * output_stream.c -- outputs stdout, file:PATH and null: each record as
+ * mmapq-producer takes it as input, so that `mmapq-consumer |
+ * mmapq-producer` carries a queue's records into another one.  Format int:
+ * the number in decimal and a line end; line: its bytes and a line end
+ * (with [consumer] seq_prefix = yes, the sequence number and a tab before
+ * either); binary: a 4-byte big-endian length, then the bytes (seq_prefix
+ * does not apply to it: main.c refuses the pair).
  *
  * A batch is at most BATCH_BYTES of output (or one record, if larger),
- * whatever the backlog, so memory does not grow with it.  It is written in
- * chunks that end at a record boundary, each followed by a progress call
- * (the watchdog), so a slow output that still moves is not mistaken for a
- * hang; a stop request ends the write.  Only a batch written completely
- * (and, with sync != never on a file, fdatasync'ed) is reported done.
+ * whatever the backlog, and its memory does not grow with max_record: the
+ * small pieces (sequence numbers, numbers, line ends, lengths, payloads of
+ * up to COPY_MAX bytes) are copied into a buffer of a fixed size, a larger
+ * payload is written straight from the queue's mapping (writev), where
+ * mmapq_get's pointer stays valid until the record is released, after the
+ * batch is written.  It is written at most WRITE_CHUNK bytes per call, each
+ * followed by a progress call (the watchdog), so a slow output that still
+ * moves is not mistaken for a hang; a stop request ends the write between
+ * chunks, which end where a record ends (a record larger than a chunk is a
+ * chunk of its own: within it only a signal interrupting a write stops
+ * it).  Only a batch written completely (and, with sync != never on a
+ * file, fdatasync'ed) is reported done.
  *
  * null reads and checks each record and writes nothing.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fmt.h"
@@ -26,57 +40,155 @@
 #include "output.h"
 #include "start.h"
 
-#define BATCH_BYTES (1024u * 1024u) /* output formatted per batch, at most (+ one record) */
-#define WRITE_CHUNK (64u * 1024u)   /* one write(), then a progress call */
+#define BATCH_BYTES (1024u * 1024u) /* output per batch, at most (+ one record) */
+#define WRITE_CHUNK (64u * 1024u)   /* at most one write() of this, then a progress call */
+#define COPY_MAX    4096u           /* a payload up to this is copied; a larger one is not */
+/* What one record takes of the buffer at most: its payload if copied, and
+ * room for a sequence number and a number (mmapq_fmt_* store 8 bytes at a
+ * time) or a length and a line end. */
+#define RECORD_ROOM (COPY_MAX + 2 * MMAPQ_FMT_INT_MAX)
+#define BUF_BYTES   (BATCH_BYTES + RECORD_ROOM)
+#define IOV_CAP     1024u           /* pieces of a batch (3 per record at most) */
+#define CUTS        64u             /* chunk ends of a batch (2 * BATCH_BYTES / WRITE_CHUNK + 2 at most) */
+#define WINDOW      128u            /* iovecs per writev */
+#define LENGTH_BYTES 4u             /* format binary: the big-endian length before each record */
+#define SEQ_MAX     21u             /* "SEQ\t": 20 digits and a tab */
 
 enum stream_kind { STREAM_STDOUT, STREAM_FILE, STREAM_NULL };
 
 struct stream {
-	struct output base;
+	struct output base;              /* base.held: the records of the batch, or written but not released */
 	enum stream_kind kind;
 	int fd;
 	char name[MMAPQ_CONFIG_STR_MAX]; /* "stdout", "null", or the file's path */
-	char *buf;                       /* BATCH_BYTES + one record + a line end */
-	size_t cap, len;                 /* base.held: the records in buf, or written but not released */
+	char *buf;                       /* BUF_BYTES: the pieces copied */
+	size_t len;                      /* of buf, used */
+	struct iovec *iov;               /* IOV_CAP: the batch, in order */
+	uint32_t niov;
+	size_t total;                    /* bytes in the batch */
+	size_t cut[CUTS];                /* where its chunks end: record ends */
+	uint32_t ncut;
+	size_t chunk_start;              /* where the chunk being filled starts */
 };
+
+/* ---- the file's tail ------------------------------------------------------ */
+
+/* The most a write cut short leaves of one record: all of it but its last
+ * byte (a sequence number always counted: seq_prefix may have been on). */
+static uint64_t fragment_max(const struct mmapq_config *cfg)
+{
+	if (cfg->format == MMAPQ_FORMAT_BINARY)
+		return LENGTH_BYTES + (uint64_t)MMAPQ_MAX_RECORD_MAX;
+	if (cfg->format == MMAPQ_FORMAT_INT)
+		return SEQ_MAX + MMAPQ_FMT_INT_MAX;
+	return SEQ_MAX + (uint64_t)cfg->max_record;
+}
+
+/* Format int and line: where the last line ends (0 if none does).  0, or
+ * -EIO (said) for a file whose tail after its last line end is longer
+ * than a record: not one this output wrote (another format), left alone. */
+static int text_end(int fd, const char *path, off_t end, uint64_t max, off_t *keep)
+{
+	char buf[65536];
+	off_t pos = end;
+
+	*keep = 0;
+	while (pos > 0 && (uint64_t)(end - pos) <= max) {
+		size_t n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
+		ssize_t k = pread(fd, buf, n, pos - (off_t)n);
+		const char *nl;
+
+		if (k != (ssize_t)n) {
+			log_error("%s: read: %s", path, k < 0 ? strerror(errno) : "short read");
+			return -EIO;
+		}
+		nl = memrchr(buf, '\n', n);
+		if (nl) {
+			*keep = pos - (off_t)n + (nl - buf) + 1;
+			break;
+		}
+		pos -= (off_t)n;
+	}
+	if ((uint64_t)(end - *keep) > max) {
+		log_error("%s: ends with more than %" PRIu64 " bytes without a line end, more than a"
+		          " write cut short leaves of a record: not a file of records one per line, as"
+		          " this output writes; not writing to it (move it away, or name another file"
+		          " in [consumer] output)", path, max);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Format binary: where the last whole record ends, walking the lengths
+ * from the start (a record's bytes cannot say where it ends).  0, or -EIO
+ * (said) for a length no record has: not a file of binary records. */
+static int binary_end(const struct output_env *env, int fd, const char *path, off_t end,
+                      off_t *keep)
+{
+	char buf[65536];
+	off_t p = 0, at = 0; /* buf holds the file's bytes [at, at + have) */
+	size_t have = 0;
+
+	while (end - p >= (off_t)LENGTH_BYTES) {
+		uint32_t be, len;
+
+		if (p + (off_t)LENGTH_BYTES > at + (off_t)have) {
+			size_t n = end - p < (off_t)sizeof(buf) ? (size_t)(end - p) : sizeof(buf);
+			ssize_t k = pread(fd, buf, n, p);
+
+			if (k != (ssize_t)n) {
+				log_error("%s: read: %s", path, k < 0 ? strerror(errno) : "short read");
+				return -EIO;
+			}
+			at = p;
+			have = n;
+			env->progress(); /* a long file is no hang */
+		}
+		memcpy(&be, buf + (p - at), sizeof(be));
+		len = be32toh(be);
+		if (len > MMAPQ_MAX_RECORD_MAX) {
+			log_error("%s: at byte %lld a record of %" PRIu32 " bytes, more than any record"
+			          " (%" PRIu32 "): not a file of binary records (a 4-byte big-endian length,"
+			          " then the bytes), as this output writes; not writing to it (move it"
+			          " away, or name another file in [consumer] output)", path, (long long)p,
+			          len, MMAPQ_MAX_RECORD_MAX);
+			return -EIO;
+		}
+		if ((uint64_t)(end - p) - LENGTH_BYTES < len)
+			break;
+		p += (off_t)(LENGTH_BYTES + len);
+	}
+	*keep = p;
+	return 0;
+}
 
 /*
  * A consumer that stopped in the middle of a write (killed, ENOSPC, a file
- * size limit) leaves an incomplete last line.  That record was never
+ * size limit) leaves an incomplete last record.  That record was never
  * released, so the queue still holds it and writes it again: cut the
  * fragment off instead of letting it become a record of its own ("29" of
- * "29841").  Everything up to the last newline stays.
+ * "29841", or a length without its bytes).  Everything up to the last whole
+ * record stays.
  */
 static int cut_partial_tail(const struct output_env *env, int fd, const char *path)
 {
-	char buf[4096];
-	off_t end = lseek(fd, 0, SEEK_END), pos = end, keep = 0;
+	const struct mmapq_config *cfg = env->cfg;
+	off_t end = lseek(fd, 0, SEEK_END), keep = 0;
+	int r;
 
 	if (end < 0) {
 		log_error("%s: lseek: %s", path, strerror(errno));
 		return -EIO;
 	}
-	while (pos > 0) {
-		size_t n = pos < (off_t)sizeof(buf) ? (size_t)pos : sizeof(buf);
-		ssize_t k = pread(fd, buf, n, pos - (off_t)n);
-		if (k != (ssize_t)n) {
-			log_error("%s: read: %s", path, k < 0 ? strerror(errno) : "short read");
-			return -EIO;
-		}
-		const char *nl = memrchr(buf, '\n', n);
-		if (nl) {
-			keep = pos - (off_t)n + (nl - buf) + 1;
-			break;
-		}
-		pos -= (off_t)n;
-	}
-	if (keep == end)
-		return 0;
-	if (ftruncate(fd, keep) < 0 || (env->cfg->sync != MMAPQ_SYNC_NEVER && fsync(fd) < 0)) {
-		log_error("%s: cannot cut its incomplete last line: %s", path, strerror(errno));
+	r = cfg->format == MMAPQ_FORMAT_BINARY ? binary_end(env, fd, path, end, &keep) :
+	                                         text_end(fd, path, end, fragment_max(cfg), &keep);
+	if (r < 0 || keep == end)
+		return r;
+	if (ftruncate(fd, keep) < 0 || (cfg->sync != MMAPQ_SYNC_NEVER && fsync(fd) < 0)) {
+		log_error("%s: cannot cut its incomplete last record: %s", path, strerror(errno));
 		return -EIO;
 	}
-	log_warning("%s: cut %lld bytes of an incomplete last line (a write that was interrupted);"
+	log_warning("%s: cut %lld bytes of an incomplete last record (a write that was interrupted);"
 	            " the queue still holds that record and writes it again",
 	            path, (long long)(end - keep));
 	return 0;
@@ -110,102 +222,203 @@ static int open_file(const struct output_env *env, const char *path)
 	return fd;
 }
 
-/* One record as a line at o, which has room for it: its length. */
-static size_t format(const struct stream *s, char *o, const struct mmapq_record *rec)
-{
-	char *start = o;
+/* ---- a batch ----------------------------------------------------------------- */
 
-	if (s->base.env->cfg->seq_prefix)
-		o += mmapq_fmt_u64(o, rec->seq, '\t');
-	if (s->base.env->cfg->format == MMAPQ_FORMAT_INT) {
-		int64_t v;
-		memcpy(&v, rec->data, sizeof(v));
-		o += mmapq_fmt_int(o, v);
-	} else {
-		memcpy(o, rec->data, rec->len);
-		o += rec->len;
-		*o++ = '\n';
-	}
-	return (size_t)(o - start);
+/* The n bytes just put at buf + len join the batch (the last piece grows
+ * if they follow it). */
+static void add_copied(struct stream *s, size_t n)
+{
+	char *at = s->buf + s->len;
+	struct iovec *last = s->niov ? &s->iov[s->niov - 1] : NULL;
+
+	if (!n)
+		return;
+	if (last && (char *)last->iov_base + last->iov_len == at)
+		last->iov_len += n;
+	else
+		s->iov[s->niov++] = (struct iovec){at, n};
+	s->len += n;
+	s->total += n;
 }
 
-/* As many records as start below BATCH_BYTES: the buffer has room for one
- * more past it (cap: BATCH_BYTES + record_size + 32 + MMAPQ_FMT_INT_MAX). */
+/* A payload written from where it is (the queue's mapping). */
+static void add_in_place(struct stream *s, const void *p, size_t n)
+{
+	if (!n)
+		return;
+	s->iov[s->niov++] = (struct iovec){(void *)p, n};
+	s->total += n;
+}
+
+/* One record into the batch, which has room for it (RECORD_ROOM in buf,
+ * 3 pieces, 2 cuts). */
+static void add_record(struct stream *s, const struct mmapq_record *rec)
+{
+	const struct mmapq_config *cfg = s->base.env->cfg;
+	size_t start = s->total, n = 0;
+	bool copy = rec->len <= COPY_MAX;
+	char *o = s->buf + s->len;
+
+	if (cfg->format == MMAPQ_FORMAT_BINARY) {
+		uint32_t be = htobe32(rec->len);
+
+		memcpy(o, &be, sizeof(be));
+		n = sizeof(be);
+	} else if (cfg->seq_prefix) {
+		n = mmapq_fmt_u64(o, rec->seq, '\t');
+	}
+	if (cfg->format == MMAPQ_FORMAT_INT) {
+		int64_t v;
+
+		memcpy(&v, rec->data, sizeof(v));
+		n += mmapq_fmt_int(o + n, v);
+		add_copied(s, n);
+	} else if (copy) {
+		memcpy(o + n, rec->data, rec->len);
+		n += rec->len;
+		if (cfg->format == MMAPQ_FORMAT_LINE)
+			o[n++] = '\n';
+		add_copied(s, n);
+	} else {
+		add_copied(s, n);
+		add_in_place(s, rec->data, rec->len);
+		if (cfg->format == MMAPQ_FORMAT_LINE) {
+			s->buf[s->len] = '\n';
+			add_copied(s, 1);
+		}
+	}
+	/* chunks of at most WRITE_CHUNK that end where a record does (one
+	 * record larger than that: a chunk of its own) */
+	if (s->total - s->chunk_start > WRITE_CHUNK) {
+		if (start > s->chunk_start)
+			s->cut[s->ncut++] = s->chunk_start = start;
+		if (s->total - s->chunk_start > WRITE_CHUNK)
+			s->cut[s->ncut++] = s->chunk_start = s->total;
+	}
+}
+
+static bool batch_has_room(const struct stream *s)
+{
+	return s->total < BATCH_BYTES && s->niov + 3 <= IOV_CAP && s->ncut + 2 < CUTS;
+}
+
+/* As many records as start below BATCH_BYTES. */
 static int stream_deliver(struct output *o, const struct mmapq_record *recs, uint32_t n,
                           uint32_t *taken)
 {
 	struct stream *s = (struct stream *)o;
 	uint32_t i = 0;
 
-	if (s->kind == STREAM_NULL) {
-		i = n; /* read and checked by mmapq_get_many: that is all */
+	if (!s->iov) {
+		i = n; /* null (no batch): read and checked by mmapq_get_many, that is all */
 	} else {
-		for (; i < n && s->len < BATCH_BYTES; i++)
-			s->len += format(s, s->buf + s->len, &recs[i]);
+		for (; i < n && batch_has_room(s); i++)
+			add_record(s, &recs[i]);
 	}
 	s->base.held += i;
 	*taken = i;
 	return 0;
 }
 
-/* Where the chunk starting at off ends: at most WRITE_CHUNK bytes, cut
- * after a line end (a record larger than that is one chunk). */
-static size_t chunk_end(const struct stream *s, size_t off)
-{
-	const char *nl;
+/* ---- writing it ------------------------------------------------------------------ */
 
-	if (s->len - off <= WRITE_CHUNK)
-		return s->len;
-	nl = memrchr(s->buf + off, '\n', WRITE_CHUNK);
-	if (!nl)
-		nl = memchr(s->buf + off + WRITE_CHUNK, '\n', s->len - off - WRITE_CHUNK);
-	return nl ? (size_t)(nl - s->buf) + 1 : s->len;
+/* Where the batch's writing stands: piece, offset in it, bytes written. */
+struct cursor {
+	uint32_t piece;
+	size_t off, pos;
+};
+
+/* One writev of the batch's bytes from c, at most max of them.  Bytes
+ * written (c moved on), or -errno. */
+static ssize_t write_some(const struct stream *s, struct cursor *c, size_t max)
+{
+	struct iovec w[WINDOW];
+	uint32_t nw = 0;
+	size_t sum = 0;
+	ssize_t k;
+
+	for (uint32_t i = c->piece; i < s->niov && nw < WINDOW && sum < max; i++) {
+		size_t skip = i == c->piece ? c->off : 0, n = s->iov[i].iov_len - skip;
+
+		if (n > max - sum)
+			n = max - sum;
+		w[nw++] = (struct iovec){(char *)s->iov[i].iov_base + skip, n};
+		sum += n;
+	}
+	k = writev(s->fd, w, (int)nw);
+	if (k < 0)
+		return -errno;
+	c->pos += (size_t)k;
+	for (size_t left = (size_t)k; left;) {
+		size_t n = s->iov[c->piece].iov_len - c->off;
+
+		if (left < n) {
+			c->off += left;
+			break;
+		}
+		left -= n;
+		c->piece++;
+		c->off = 0;
+	}
+	return k;
 }
 
 /* Everything, despite EINTR and short writes: the release depends on it.
  * -EINTR: asked to stop (a stalled output must not keep us from stopping);
- * what was written are whole lines, unless a write was cut short. */
+ * what was written are whole records, unless a write was cut short. */
 static int write_out(struct stream *s)
 {
 	const struct output_env *env = s->base.env;
-	size_t off = 0;
+	struct cursor c = {0};
 
-	while (off < s->len) {
-		size_t end = chunk_end(s, off);
+	if (!s->ncut || s->cut[s->ncut - 1] != s->total)
+		s->cut[s->ncut++] = s->total;
+	for (uint32_t i = 0; i < s->ncut; i++) {
+		while (c.pos < s->cut[i]) {
+			size_t max = s->cut[i] - c.pos < WRITE_CHUNK ? s->cut[i] - c.pos : WRITE_CHUNK;
+			ssize_t k = write_some(s, &c, max);
 
-		while (off < end) {
-			ssize_t k = write(s->fd, s->buf + off, end - off);
-			if (k < 0 && errno == EINTR && env->stop())
+			if (k == -EINTR && env->stop())
 				return -EINTR;
-			if (k < 0 && errno == EINTR)
+			if (k == -EINTR)
 				continue;
 			if (k < 0)
-				return -errno;
-			off += (size_t)k;
+				return (int)k;
+			env->progress(); /* a long batch to a slow output is no hang */
 		}
-		env->progress(); /* a long batch to a slow output is no hang */
-		if (env->stop() && off < s->len)
+		if (env->stop() && c.pos < s->total)
 			return -EINTR;
 	}
-	s->len = 0;
-	if (s->kind == STREAM_FILE && env->cfg->sync != MMAPQ_SYNC_NEVER && fdatasync(s->fd) < 0)
-		return -errno;
+	s->len = s->total = s->chunk_start = 0;
+	s->niov = s->ncut = 0;
 	return 0;
 }
 
 static int stream_complete(struct output *o, uint32_t *done)
 {
 	struct stream *s = (struct stream *)o;
-	int r = s->kind == STREAM_NULL ? 0 : write_out(s);
+	const char *what = "write";
+	int r = 0;
 
 	*done = 0;
+	if (!s->base.held)
+		return 0; /* nothing to write, nothing to sync */
+	if (s->iov) /* null has no batch */
+		r = write_out(s);
+	/* with sync != never the file holds every record up to the cursor the
+	 * release is about to store */
+	if (r == 0 && s->kind == STREAM_FILE && o->env->cfg->sync != MMAPQ_SYNC_NEVER &&
+	    fdatasync(s->fd) < 0) {
+		r = -errno;
+		what = "fdatasync";
+	}
 	if (r == -EINTR) {
 		log_notice("stopping while writing: %u records not acknowledged, they will be"
 		           " written again by the next consumer", s->base.held);
 		return r;
 	}
 	if (r < 0) {
-		log_error("%s: write: %s (%u records not acknowledged, kept in the queue)", s->name,
+		log_error("%s: %s: %s (%u records not acknowledged, kept in the queue)", s->name, what,
 		          strerror(-r), s->base.held);
 		return r;
 	}
@@ -225,6 +438,7 @@ static void stream_close(struct output *o)
 	if (s->kind == STREAM_FILE && s->fd >= 0)
 		close(s->fd);
 	free(s->buf);
+	free(s->iov);
 	free(s);
 }
 
@@ -243,14 +457,13 @@ int output_stream_open(const struct output_env *env, const char *spec, struct ou
 		return -ENOMEM;
 	s->base = (struct output){.ops = &stream_ops, .env = env};
 	s->fd = -1;
-	/* + one record, its line end, its sequence number and a tab */
-	s->cap = BATCH_BYTES + env->cfg->max_record + 32 + MMAPQ_FMT_INT_MAX;
 	if (!strcmp(spec, "null")) {
 		s->kind = STREAM_NULL;
 	} else {
-		s->buf = malloc(s->cap);
-		if (!s->buf) {
-			free(s);
+		s->buf = malloc(BUF_BYTES);
+		s->iov = calloc(IOV_CAP, sizeof(*s->iov));
+		if (!s->buf || !s->iov) {
+			stream_close(&s->base);
 			return -ENOMEM;
 		}
 	}

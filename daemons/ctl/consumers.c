@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * consumers.c -- `consumers` (the registered consumers: name, cursor, lag,
- * pid, attached, rate since attached) and `consumer remove NAME`.
+ * consumers.c -- `consumers` (the registered consumers: name, cursor, lag in
+ * records and bytes, pid, attached, rate since attached) and `consumer remove NAME`.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -50,10 +50,10 @@ void consumers_json(const struct mmapq_consumer_status *cs, int n, bool by_pid)
 		printf("%s{\"name\":", i ? "," : "");
 		json_string(stdout, c->name, strlen(c->name));
 		printf(",\"index\":%" PRIu32 ",\"position\":%" PRIu64 ",\"lag\":%" PRIu64
-		       ",\"pid\":%" PRId32 ",\"attached\":%s,\"attached_by\":\"%s\",\"start_usec\":%" PRIu64
+		       ",\"lag_bytes\":%" PRIu64 ",\"pid\":%" PRId32 ",\"attached\":%s,\"attached_by\":\"%s\",\"start_usec\":%" PRIu64
 		       ",\"registered_usec\":%" PRIu64 ",\"consumed\":%" PRIu64
 		       ",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64 ",\"rate\":",
-		       c->index, c->position, c->lag, c->pid, c->attached ? "true" : "false",
+		       c->index, c->position, c->lag, c->lag_bytes, c->pid, c->attached ? "true" : "false",
 		       by_pid ? "pid" : "lock", c->start_usec, c->registered_usec, c->position,
 		       c->recoveries, c->attaches);
 		if (rate < 0)
@@ -83,8 +83,8 @@ int consumers(struct mmapq *q, bool json)
 		putchar('\n');
 		return EXIT_OK;
 	}
-	printf("%-20s %20s %12s %8s %-8s %12s\n", "name", "cursor", "lag", "pid", "attached",
-	       "rate/s");
+	printf("%-20s %20s %12s %14s %8s %-8s %12s\n", "name", "cursor", "lag", "lag bytes", "pid",
+	       "attached", "rate/s");
 	for (int i = 0; i < n; i++) {
 		double rate = consumer_rate(&cs[i]);
 		char pid[16], rt[32];
@@ -94,13 +94,14 @@ int consumers(struct mmapq *q, bool json)
 			snprintf(rt, sizeof(rt), "-");
 		else
 			snprintf(rt, sizeof(rt), "%.1f", rate);
-		printf("%-20s %20" PRIu64 " %12" PRIu64 " %8s %-8s %12s\n", cs[i].name, cs[i].position,
-		       cs[i].lag, cs[i].pid ? pid : "-",
+		printf("%-20s %20" PRIu64 " %12" PRIu64 " %14" PRIu64 " %8s %-8s %12s\n", cs[i].name,
+		       cs[i].position, cs[i].lag, cs[i].lag_bytes, cs[i].pid ? pid : "-",
 		       st.attached_by_pid ? (cs[i].attached ? "pid" : "no") : cs[i].attached ? "yes" : "no",
 		       rt);
 	}
-	printf("%d of %" PRIu32 " consumers registered; tail %" PRIu64 ", oldest kept %" PRIu64 "\n", n,
-	       st.max_consumers, st.tail, st.head);
+	printf("%d of %" PRIu32 " consumers registered; tail %" PRIu64 ", oldest kept %" PRIu64
+	       ", %" PRIu64 " bytes kept (%.1f%% of size)\n", n, st.max_consumers, st.tail, st.head,
+	       st.used_bytes, used_percent(&st));
 	return EXIT_OK;
 }
 

@@ -38,6 +38,7 @@ struct ctl {
 enum verb_flags {
 	VERB_OBSERVE = 1,   /* runs on the queue opened as an observer */
 	VERB_NO_STDOUT = 2, /* needs no standard output (send) */
+	VERB_JSON = 4,      /* prints JSON with --json (others refuse it) */
 };
 
 struct verb {
@@ -59,10 +60,12 @@ static int run_top(struct ctl *c, char **args, int nargs)
 	return top_run(&qp, 1000, signals_stop);
 }
 
+/* With --socket the configuration is not read (main): the format is not
+ * known then (0), and the values go as lines. */
 static int run_send(struct ctl *c, char **args, int nargs)
 {
 	return send_records(c->own.socket_path ? c->own.socket_path : c->cfg.socket_path, nargs, args,
-	                    c->own.timeout_s, START_CLOSED(c->closed_std, STDIN_FILENO));
+	                    c->cfg.format, c->own.timeout_s, START_CLOSED(c->closed_std, STDIN_FILENO));
 }
 
 static int run_metrics(struct ctl *c, char **args, int nargs)
@@ -90,20 +93,32 @@ static int run_recreate(struct ctl *c, char **args, int nargs)
 	return recreate(&c->cfg);
 }
 
+static int run_repair(struct ctl *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	attach_sigbus_guard(c->cfg.queue_path);
+	return repair(&c->cfg);
+}
+
 static const struct verb verbs[] = {
-	{"status", "  status [--json]     positions, counters and pids of the queue\n",
-	 0, VERB_OBSERVE, NULL, status},
+	{"status", "  status [--json]     geometry, positions and depth in records and bytes, the\n"
+	           "                      clean mark, the last salvage, counters and pids\n",
+	 0, VERB_OBSERVE | VERB_JSON, NULL, status},
 	{"dump", "  dump [--json]       the records in the queue, oldest first\n",
-	 0, VERB_OBSERVE, NULL, dump},
+	 0, VERB_OBSERVE | VERB_JSON, NULL, dump},
+	{"export", "  export              the records in the queue, oldest first, framed as the\n"
+	           "                      producer reads them (to feed them back)\n",
+	 0, VERB_OBSERVE, NULL, export_records},
 	{"top", "  top                 a live view of the queue (q or Ctrl-C leaves)\n",
 	 0, 0, run_top, NULL},
-	{"send", "  send [VALUE]...     send records to the producer's socket (standard input\n"
-	         "                      if no VALUE); exit 0 once all are published\n",
+	{"send", "  send [VALUE]...     send records to the producer's socket: each VALUE one\n"
+	         "                      record, else standard input as the producer reads it;\n"
+	         "                      exit 0 once all are published\n",
 	 -1, VERB_NO_STDOUT, run_send, NULL},
 	{"metrics", "  metrics [--http]    the queue's state as Prometheus text\n",
 	 0, 0, run_metrics, NULL},
 	{"consumers", "  consumers [--json]  the registered consumers: name, cursor, lag, pid, rate\n",
-	 0, VERB_OBSERVE, NULL, consumers},
+	 0, VERB_OBSERVE | VERB_JSON, NULL, consumers},
 	{"consumer", "  consumer remove NAME\n"
 	             "                      unregister a consumer that is not attached (its records\n"
 	             "                      no longer hold the producer back)\n",
@@ -111,6 +126,9 @@ static const struct verb verbs[] = {
 	{"recreate", "  recreate            rebuild the queue file with the configuration's geometry,\n"
 	             "                      carrying its records and consumers over (daemons stopped)\n",
 	 0, 0, run_recreate, NULL},
+	{"repair", "  repair              check every record and salvage a damaged queue file,\n"
+	           "                      saying what it drops (daemons stopped)\n",
+	 0, 0, run_repair, NULL},
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
 
@@ -172,7 +190,7 @@ BUILD_DEFINE;
 int main(int argc, char **argv)
 {
 	static struct ctl c = {.own = {.timeout_s = OPTIONS_SEND_TIMEOUT_S}};
-	char commands[2048] = "";
+	char commands[4096] = "";
 	const struct verb *v = NULL;
 	int code, nargs;
 
@@ -187,6 +205,9 @@ int main(int argc, char **argv)
 			if (!strcmp(argv[c.opt.argi], verbs[i].name))
 				v = &verbs[i];
 	nargs = argc - c.opt.argi - 1;
+	if (v && c.own.json && !(v->flags & VERB_JSON))
+		options_usage_error(&c.opt, "--json: %s prints no JSON (status, dump and consumers do)",
+		                    v->name);
 	/* send --socket needs nothing from the configuration */
 	if (v && v->run == run_send && c.own.socket_path && !c.opt.check_config)
 		return run_send(&c, argv + c.opt.argi + 1, nargs);
@@ -200,6 +221,7 @@ int main(int argc, char **argv)
 	if (!v || (v->nargs >= 0 && nargs != v->nargs))
 		options_usage_error(&c.opt, "unknown command or extra argument: '%s' (%s)",
 		                    v ? argv[c.opt.argi + 1] : argv[c.opt.argi], verb_list());
+
 	if (!(v->flags & VERB_NO_STDOUT) && START_CLOSED(c.closed_std, STDOUT_FILENO)) {
 		log_error("%s: standard output is closed: nowhere to print", v->name);
 		code = EXIT_IOERR;

@@ -79,42 +79,70 @@ static void per_consumer(FILE *f, const char *name, const char *type, const char
 }
 
 static double c_lag(const struct mmapq_consumer_status *c) { return (double)c->lag; }
+static double c_lag_bytes(const struct mmapq_consumer_status *c) { return (double)c->lag_bytes; }
 static double c_consumed(const struct mmapq_consumer_status *c) { return (double)c->position; }
 static double c_attached(const struct mmapq_consumer_status *c) { return c->attached; }
 static double c_recoveries(const struct mmapq_consumer_status *c) { return (double)c->recoveries; }
 static double c_attaches(const struct mmapq_consumer_status *c) { return (double)c->attaches; }
 
 /* The metrics of st (the queue at path) and of its n registered
- * consumers cs (mmapq_consumers) on f. */
+ * consumers cs (mmapq_consumers) on f.  The names and what each means:
+ * mmapqctl(1), METRICS. */
 static void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
                    const struct mmapq_consumer_status *cs, int n)
 {
 	const struct mmapq_side_status *p = &st->producer, *c = &st->consumer;
+	bool legacy = st->version != MMAPQ_FILE_VERSION;
 
 	family(f, "mmapq_info", "gauge", "The queue file's format version and record format (always 1).");
 	fprintf(f, "mmapq_info{queue=\"");
 	label_value(f, path);
 	fprintf(f, "\",version=\"%" PRIu32 "\",format=\"%s\"} 1\n", st->version,
 	        mmapq_format_name(st->format));
-	one(f, "mmapq_size_bytes", "gauge", "Bytes of the ring the records are kept in.", path,
-	    (double)st->size);
+	one(f, "mmapq_size_bytes", "gauge",
+	    "Bytes of the ring the records are kept in (versions 1 to 3: capacity times slot size).",
+	    path, (double)st->size);
 	one(f, "mmapq_max_record_bytes", "gauge", "Largest record payload.", path, st->max_record);
+	if (legacy) {
+		one(f, "mmapq_capacity_records", "gauge",
+		    "Versions 1 to 3: slots in the ring, the most records the queue holds.", path,
+		    st->capacity);
+		one(f, "mmapq_slot_size_bytes", "gauge", "Versions 1 to 3: bytes of one slot.", path,
+		    st->slot_size);
+	}
 	one(f, "mmapq_file_size_bytes", "gauge", "Size of the queue file.", path, (double)st->file_size);
 	one(f, "mmapq_created_timestamp_seconds", "gauge", "When the queue file was created (Unix time).",
 	    path, (double)st->created_usec / 1e6);
 	one(f, "mmapq_depth_records", "gauge",
-	    "Records published and not yet consumed: how far the consumer lags behind.", path,
+	    "Records kept: published and not yet consumed by the slowest consumer.", path,
 	    (double)(st->tail - st->head));
+	one(f, "mmapq_depth_bytes", "gauge", "Bytes of the ring the records kept take.", path,
+	    (double)st->used_bytes);
+	one(f, "mmapq_used_ratio", "gauge", "How full the ring is: depth bytes over size (0 to 1).",
+	    path, used_percent(st) / 100.0);
 	one(f, "mmapq_published_records_total", "counter",
 	    "Records published since the queue file was created.", path, (double)st->tail);
 	one(f, "mmapq_consumed_records_total", "counter",
-	    "Records consumed (written out and acknowledged) since the queue file was created.", path,
+	    "Records every consumer has consumed, since the queue file was created.", path,
 	    (double)st->head);
 	one(f, "mmapq_dropped_records_total", "counter",
 	    "Records the producer dropped because the queue was full (on_full = drop).", path,
 	    (double)p->dropped);
-	one(f, "mmapq_bad_input_total", "counter", "Tokens and lines the producer rejected.", path,
-	    (double)p->bad_input);
+	one(f, "mmapq_bad_input_total", "counter", "Tokens, lines and records the producer rejected.",
+	    path, (double)p->bad_input);
+	if (!legacy)
+		one(f, "mmapq_clean", "gauge",
+		    "1 if the last process to close the file closed it cleanly (0 while one is attached).",
+		    path, st->clean);
+	one(f, "mmapq_salvages_total", "counter",
+	    "Salvages of a damaged file that dropped records (at an attach, or mmapqctl repair).", path,
+	    (double)st->salvage.count);
+	one(f, "mmapq_last_salvage_timestamp_seconds", "gauge",
+	    "When the last salvage was (Unix time; 0: never).", path, (double)st->salvage.usec / 1e6);
+	one(f, "mmapq_last_salvage_dropped_records", "gauge", "Records the last salvage dropped.", path,
+	    (double)salvage_dropped(&st->salvage));
+	one(f, "mmapq_last_salvage_dropped_bytes", "gauge", "Bytes of the records the last salvage dropped.",
+	    path, (double)st->salvage.dropped_bytes);
 	per_role(f, "mmapq_attached", "gauge", "1 while a live process holds the role.", path, p->attached,
 	         c->attached);
 	per_role(f, "mmapq_attaches_total", "counter", "Times a process took the role.", path,
@@ -132,6 +160,9 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	    path, st->consumers);
 	per_consumer(f, "mmapq_consumer_lag_records", "gauge",
 	             "Records published and not yet consumed by this consumer.", path, cs, n, c_lag);
+	per_consumer(f, "mmapq_consumer_lag_bytes", "gauge",
+	             "Bytes of the ring the records this consumer has not consumed take.", path, cs, n,
+	             c_lag_bytes);
 	per_consumer(f, "mmapq_consumer_consumed_records_total", "counter",
 	             "Records this consumer consumed (its position) since the queue file was created.",
 	             path, cs, n, c_consumed);

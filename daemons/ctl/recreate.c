@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * recreate.c -- `recreate`: the queue file rebuilt with the configuration's
+ * recreate.c -- the verbs that need the queue file to themselves (every
+ * daemon stopped): `recreate`, the file rebuilt with the configuration's
  * geometry (size, max_record, format, max_consumers), carrying its records
- * and consumers over; also reads files of format versions 1 to 3 (fixed
- * slots) out.  The
- * daemons are stopped first (it takes both roles).
+ * and consumers over, also out of a file of format versions 1 to 3 (fixed
+ * slots); and `repair`, every record checked and a damaged file salvaged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,11 +31,13 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
 
 	qp.path = path;
 	if (st) {
-		/* versions 1 to 3 have no size and max_record of this kind: 0
-		 * joins the file as it is */
-		qp.size = st->version == MMAPQ_FILE_VERSION ? st->size : 0;
-		qp.max_record = st->version == MMAPQ_FILE_VERSION ? st->max_record : 0;
-		qp.format = st->format;
+		/* versions 1 to 3 have no size and max_record of this kind: all
+		 * three 0 join the file as it is */
+		bool v4 = st->version == MMAPQ_FILE_VERSION;
+
+		qp.size = v4 ? st->size : 0;
+		qp.max_record = v4 ? st->max_record : 0;
+		qp.format = v4 ? st->format : 0;
 		qp.max_consumers = st->max_consumers;
 		qp.migrate = true;
 	}
@@ -43,6 +45,54 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
 	if (r < 0)
 		log_error("%s", err.msg);
 	return r;
+}
+
+/* The smallest power of two >= n (a ring size that holds n bytes). */
+static uint64_t next_pow2(uint64_t n)
+{
+	uint64_t p = MMAPQ_SIZE_MIN;
+
+	while (p < n && p < MMAPQ_SIZE_MAX)
+		p <<= 1;
+	return p;
+}
+
+/* Record seq could not be read (r): said; the exit code. */
+static int record_failed(const char *path, uint64_t seq, int r)
+{
+	if (r == -EBADMSG) {
+		log_error("%s: record %" PRIu64 " is damaged (its checksum does not hold): run mmapqctl"
+		          " repair first, which keeps the records before it and says what it drops", path,
+		          seq);
+		return EXIT_BADQUEUE;
+	}
+	log_error("%s: record %" PRIu64 ": %s", path, seq, mmapq_strerror(r));
+	return r == -EAGAIN ? EXIT_IOERR : exit_code_for_open(r);
+}
+
+/*
+ * The daemons must be stopped for what needs the file to itself (what:
+ * "recreate", "repair"): EXIT_ROLE_TAKEN (said, naming the role and its
+ * pid) if a producer or consumer (st, its n consumers cs) is attached,
+ * else 0.
+ */
+static int refuse_attached(const char *path, const char *what, const struct mmapq_status *st,
+                           const struct mmapq_consumer_status *cs, int n)
+{
+	if (st->producer.attached) {
+		log_error("%s: the producer is attached (pid %" PRId32 "); %s needs every daemon stopped"
+		          " (systemctl stop mmapq.target)", path, st->producer.pid, what);
+		return EXIT_ROLE_TAKEN;
+	}
+	for (int i = 0; i < n; i++) {
+		if (cs[i].attached) {
+			log_error("%s: consumer '%s' is attached (pid %" PRId32 "); %s needs every daemon"
+			          " stopped (systemctl stop mmapq.target, and each mmapq-consumer-named@ unit)",
+			          path, cs[i].name, cs[i].pid, what);
+			return EXIT_ROLE_TAKEN;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -78,17 +128,24 @@ static int check_fits(const struct mmapq_config *cfg, const char *path, const st
 		          mmapq_format_name(st->format), mmapq_format_name(cfg->format));
 		return EXIT_DATAERR;
 	}
-	buf = malloc(mmapq_max_record(q));
+	buf = malloc(mmapq_max_record(q) ? mmapq_max_record(q) : 1);
 	if (!buf) {
 		log_error("%s: out of memory", path);
 		return EXIT_IOERR;
 	}
 	for (uint64_t seq = st->head; seq < st->tail; seq++) {
-		if (mmapq_peek(q, seq, buf, mmapq_max_record(q), &rec) != 0)
-			continue;
+		int r = mmapq_peek(q, seq, buf, mmapq_max_record(q), &rec);
+
+		if (r == -ENOENT)
+			continue; /* consumed before the roles were taken */
+		if (r < 0) {
+			free(buf);
+			return record_failed(path, seq, r);
+		}
 		if (rec.len > cfg->max_record) {
 			log_error("%s: record %" PRIu64 " has %" PRIu32 " bytes, more than the new"
-			          " max_record %" PRIu32, path, rec.seq, rec.len, cfg->max_record);
+			          " max_record %" PRIu32 " bytes; consume it first, or keep max_record at %"
+			          PRIu32 " or more", path, rec.seq, rec.len, cfg->max_record, rec.len);
 			free(buf);
 			return EXIT_DATAERR;
 		}
@@ -97,9 +154,10 @@ static int check_fits(const struct mmapq_config *cfg, const char *path, const st
 	free(buf);
 	/* into an empty ring, from its start: no padding */
 	if (bytes > cfg->size) {
-		log_error("%s: holds %" PRIu64 " records taking %" PRIu64 " bytes of ring, more than"
-		          " the new size %" PRIu64 "; consume some first", path, st->tail - st->head,
-		          bytes, cfg->size);
+		log_error("%s: holds %" PRIu64 " records that take %" PRIu64 " bytes of ring (a record"
+		          " takes 8 bytes more than its length rounded up to 8), more than the new size %" PRIu64
+		          " bytes; consume some first, or keep size at %" PRIu64 " bytes or more", path,
+		          st->tail - st->head, bytes, cfg->size, next_pow2(bytes));
 		return EXIT_DATAERR;
 	}
 	return 0;
@@ -126,25 +184,15 @@ static int recreate_precheck(const struct mmapq_config *cfg, struct mmapq *obs,
 	if (st->version == MMAPQ_FILE_VERSION && st->size == cfg->size &&
 	    st->max_record == cfg->max_record && st->format == cfg->format &&
 	    st->max_consumers == cfg->max_consumers) {
-		printf("%s: already size %" PRIu64 ", max_record %" PRIu32 ", format %s,"
+		printf("%s: already size %" PRIu64 " bytes, max_record %" PRIu32 " bytes, format %s,"
 		       " max_consumers %" PRIu32 "; nothing to do\n", path, st->size, st->max_record,
 		       mmapq_format_name(st->format), st->max_consumers);
 		*ncons = -1;
 		return EXIT_OK;
 	}
-	if (st->producer.attached) {
-		log_error("%s: the producer is attached (pid %" PRId32 "); stop every daemon first"
-		          " (systemctl stop mmapq.target)", path, st->producer.pid);
-		return EXIT_ROLE_TAKEN;
-	}
-	for (int i = 0; i < *ncons; i++) {
-		if (cs[i].attached) {
-			log_error("%s: consumer '%s' is attached (pid %" PRId32 "); stop every daemon first"
-			          " (systemctl stop mmapq.target, and each mmapq-consumer-named@ unit)",
-			          path, cs[i].name, cs[i].pid);
-			return EXIT_ROLE_TAKEN;
-		}
-	}
+	r = refuse_attached(path, "recreate", st, cs, *ncons);
+	if (r)
+		return r;
 	return check_fits(cfg, path, st, obs, cs, *ncons);
 }
 
@@ -175,34 +223,31 @@ static int carry_consumers(struct mmapq *next, struct mmapq_consumer_status *cs,
 }
 
 /*
- * Give the queue file the configured geometry, keeping its records and
- * its consumers: the way out of exit 65 after size, max_record, format
- * or max_consumers changed in mmapq.ini, or of a file an older mmapq made
- * (format versions 1 to 3).  Every daemon must be
- * stopped; we take both roles of the old file (so none can attach
- * meanwhile), build the new file beside it, copy the unconsumed records in
- * order, register the consumers in its table (of the new size), and
- * rename it over the old one.  Until the rename the old file is untouched,
- * so a failure at any step loses nothing.  Sequence numbers start again at
- * 0 in the new file.  A file of format version 1 (which the daemons
- * refuse) is recreated in the current version even with an unchanged
- * geometry: that is how it is migrated.
- */
-/*
  * Both roles of the old file: from here on no daemon can attach, and
  * nothing in it moves.  *st read again (a consumer may have run since the
- * first look), *n the records it keeps.  0, or an exit code (said).
+ * first look), *n the records it keeps.  0, or an exit code (said).  A
+ * file of versions 1 to 3 keeps the attach lock of the first open
+ * exclusive (no daemon attaches to it anyway): the consumer role is all
+ * that can be taken then, and all that is needed.
  */
 static int hold_roles(const struct mmapq_config *cfg, const char *path, struct mmapq_status *st,
                       struct mmapq **cons, struct mmapq **prod, uint32_t *n)
 {
 	int r = open_as(cfg, st, MMAPQ_ROLE_CONSUMER, path, cons);
 
-	if (r == 0)
+	if (r == 0 && st->version == MMAPQ_FILE_VERSION)
 		r = open_as(cfg, st, MMAPQ_ROLE_PRODUCER, path, prod);
 	if (r < 0)
 		return exit_code_for_open(r);
 	r = mmapq_status(*cons, st);
+	if (r == 0 && st->salvaged) {
+		char ranges[160];
+
+		salvage_ranges(ranges, sizeof(ranges), &st->salvage);
+		log_warning("%s: was not closed cleanly and is damaged: the salvage as it was opened"
+		            " dropped %" PRIu64 " records (%" PRIu64 " bytes): %s", path, st->salvaged,
+		            st->salvage.dropped_bytes, ranges);
+	}
 	if (r == 0)
 		r = mmapq_available(*cons, 0, n);
 	if (r == -EAGAIN) {
@@ -216,9 +261,10 @@ static int hold_roles(const struct mmapq_config *cfg, const char *path, struct m
 	return 0;
 }
 
-/* The n records the old file keeps, in order, into the new one (tmp).  0,
- * or EXIT_IOERR (said). */
-static int copy_records(struct mmapq *cons, struct mmapq *next, uint32_t n, const char *tmp)
+/* The n records the old file keeps (from seq first), in order, into the
+ * new one (tmp).  0, or an exit code (said). */
+static int copy_records(struct mmapq *cons, struct mmapq *next, uint32_t n, uint64_t first,
+                        const char *tmp)
 {
 	uint32_t copied = 0;
 
@@ -227,10 +273,11 @@ static int copy_records(struct mmapq *cons, struct mmapq *next, uint32_t n, cons
 		uint64_t room;
 		int r = mmapq_get(cons, copied, &rec);
 
+		if (r < 0)
+			return record_failed(mmapq_path(cons), first + copied, r);
 		/* the new ring holds them all (check_fits): room, unless what
 		 * is put is not yet published */
-		if (r == 0)
-			r = mmapq_reserve(next, rec.len, 0, &room);
+		r = mmapq_reserve(next, rec.len, 0, &room);
 		if (r == 0)
 			r = mmapq_put(next, rec.data, rec.len);
 		if (r == 0)
@@ -247,16 +294,31 @@ static int copy_records(struct mmapq *cons, struct mmapq *next, uint32_t n, cons
 	return 0;
 }
 
+/*
+ * Give the queue file the configured geometry, keeping its records and
+ * its consumers: the way out of exit 65 after size, max_record, format
+ * or max_consumers changed in mmapq.ini, or of a file an older mmapq made
+ * (format versions 1 to 3, which the daemons refuse).  Every daemon must
+ * be stopped; we take both roles of the old file (so none can attach
+ * meanwhile), build the new file beside it, copy the unconsumed records in
+ * order, register the consumers in its table (of the new size), and
+ * rename it over the old one.  Until the rename the old file is untouched
+ * (but for the salvage of a damaged file that was not closed cleanly,
+ * which taking the roles does, and which is said), so a failure at any
+ * step loses nothing.  Sequence numbers start again at 0 in the new file.
+ * A file of versions 1 to 3 is recreated in the current version even with
+ * an unchanged geometry: that is how it is migrated.
+ */
 int recreate(const struct mmapq_config *cfg)
 {
 	const char *path = cfg->queue_path;
 	struct mmapq *obs = NULL, *cons = NULL, *prod = NULL, *next = NULL;
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
-	struct mmapq_status st;
+	struct mmapq_status st, now;
 	int ncons;
 	struct stat old;
 	char *tmp = NULL, *tmp_lock = NULL;
-	uint32_t n = 0, copied = 0;
+	uint32_t n = 0;
 	int r, code = EXIT_OK;
 
 	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, path, &obs);
@@ -287,13 +349,18 @@ int recreate(const struct mmapq_config *cfg)
 		code = exit_code_for_open(r);
 		goto out;
 	}
-	code = copy_records(cons, next, n, tmp);
+	code = copy_records(cons, next, n, st.head, tmp);
 	if (code)
 		goto out;
-	copied = n;
 	code = carry_consumers(next, cs, ncons, st.head);
 	if (code)
 		goto out;
+	r = mmapq_status(next, &now);
+	if (r < 0) {
+		log_error("%s: %s", tmp, mmapq_strerror(r));
+		code = EXIT_IOERR;
+		goto out;
+	}
 	mmapq_close(next);
 	next = NULL;
 	/* the daemons' user must own the new file as it did the old one */
@@ -304,13 +371,19 @@ int recreate(const struct mmapq_config *cfg)
 	}
 	free(tmp);
 	tmp = NULL;
-	printf("%s: recreated: format version %" PRIu32 " -> %" PRIu32 ", size %" PRIu64 " -> %" PRIu64
-	       ", max_record %" PRIu32 " -> %" PRIu32 ", format %s -> %s, max_consumers %" PRIu32
-	       " -> %" PRIu32 "; %" PRIu32 " records and %d consumer(s) carried over (sequence numbers"
-	       " start again at 0)\n", path, st.version, MMAPQ_FILE_VERSION,
-	       st.size, cfg->size, st.max_record, cfg->max_record,
-	       mmapq_format_name(st.format), mmapq_format_name(cfg->format), st.max_consumers,
-	       cfg->max_consumers, copied, ncons);
+	printf("%s: recreated: format version %" PRIu32 " -> %" PRIu32, path, st.version,
+	       MMAPQ_FILE_VERSION);
+	if (st.version != MMAPQ_FILE_VERSION)
+		printf(", capacity %" PRIu32 " slots of %" PRIu32 " bytes, record_size %" PRIu32
+		       " -> size %" PRIu64 " bytes, max_record %" PRIu32 " bytes", st.capacity,
+		       st.slot_size, st.max_record, cfg->size, cfg->max_record);
+	else
+		printf(", size %" PRIu64 " -> %" PRIu64 " bytes, max_record %" PRIu32 " -> %" PRIu32
+		       " bytes", st.size, cfg->size, st.max_record, cfg->max_record);
+	printf(", format %s -> %s, max_consumers %" PRIu32 " -> %" PRIu32 "; %" PRIu32 " records (%"
+	       PRIu64 " bytes of ring) and %d consumer(s) carried over (sequence numbers start again"
+	       " at 0)\n", mmapq_format_name(st.format), mmapq_format_name(cfg->format),
+	       st.max_consumers, cfg->max_consumers, n, now.used_bytes, ncons);
 out:
 	mmapq_close(next);
 	if (tmp)
@@ -322,4 +395,84 @@ out:
 	mmapq_close(prod);
 	mmapq_close(cons);
 	return code;
+}
+
+/* ---- repair ---- */
+
+/* What the repair found and did, from the file as it is after it (q). */
+static void repair_said(struct mmapq *q, int64_t dropped, const struct mmapq_salvage *report)
+{
+	struct mmapq_status st;
+	char ranges[160];
+
+	if (mmapq_status(q, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	if (!dropped) {
+		if (st.tail == st.head)
+			printf("%s: intact: no record kept, nothing dropped\n", mmapq_path(q));
+		else
+			printf("%s: intact: records %" PRIu64 " to %" PRIu64 " (%" PRIu64 " records, %" PRIu64
+			       " bytes) checked, nothing dropped\n", mmapq_path(q), st.head, st.tail - 1,
+			       st.tail - st.head, st.used_bytes);
+		return;
+	}
+	salvage_ranges(ranges, sizeof(ranges), report);
+	printf("%s: salvaged: dropped %" PRId64 " records (%" PRIu64 " bytes): %s; ", mmapq_path(q),
+	       dropped, report->dropped_bytes, ranges);
+	if (st.tail == st.head)
+		printf("no record kept\n");
+	else
+		printf("kept records %" PRIu64 " to %" PRIu64 " (%" PRIu64 " records, %" PRIu64 " bytes)\n",
+		       st.head, st.tail - 1, st.tail - st.head, st.used_bytes);
+}
+
+/*
+ * `repair`: mmapq_repair on the configured queue file, which every daemon
+ * must have let go (the roles held are named first, as an observer sees
+ * them; the library refuses what the observer could not see, a running
+ * mmapqctl recreate say).  It checks every record kept and salvages a
+ * damaged file whatever its clean mark says.
+ */
+int repair(const struct mmapq_config *cfg)
+{
+	struct mmapq_params qp = attach_params(cfg, MMAPQ_ROLE_PRODUCER);
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_salvage report = {0};
+	struct mmapq_status st;
+	struct mmapq_error err;
+	struct mmapq *obs;
+	int64_t dropped;
+	int r, n, code;
+
+	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, cfg->queue_path, &obs);
+	if (r < 0)
+		return exit_code_for_open(r);
+	r = mmapq_status(obs, &st);
+	n = r < 0 ? r : list_consumers(obs, cs);
+	if (r < 0)
+		log_error("%s: %s", cfg->queue_path, mmapq_strerror(r));
+	code = r < 0 || n < 0 ? EXIT_BADQUEUE : refuse_attached(cfg->queue_path, "repair", &st, cs, n);
+	mmapq_close(obs);
+	if (code)
+		return code;
+	/* said here, before the library opens it to write: a file of slots
+	 * has no frames to check */
+	if (st.version != MMAPQ_FILE_VERSION) {
+		log_error("%s: format version %" PRIu32 " (fixed-size slots, an older mmapq's): repair"
+		          " checks version-%" PRIu32 " files; mmapqctl recreate carries its records and"
+		          " consumers over into one (the file is left untouched)", cfg->queue_path,
+		          st.version, MMAPQ_FILE_VERSION);
+		return EXIT_BADQUEUE;
+	}
+	dropped = mmapq_repair(&qp, &report, &err);
+	if (dropped < 0) {
+		log_error("%s", err.msg);
+		return exit_code_for_open((int)dropped);
+	}
+	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, cfg->queue_path, &obs);
+	if (r < 0)
+		return exit_code_for_open(r);
+	repair_said(obs, dropped, &report);
+	mmapq_close(obs);
+	return EXIT_OK;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * send.c -- `send`: records (the arguments, else standard input) to the
+ * send.c -- `send`: records (the arguments, each one record, framed in the
+ * queue's format; else standard input, passed on as it is) to the
  * producer's socket; exits 0 only once the producer acknowledged them all
  * as published (mmapq-protocol(7); protocol.c parses the replies).
  */
@@ -25,6 +26,8 @@ struct sender {
 	int fd;
 	char **values;            /* the VALUE arguments, or NULL: stdin */
 	int nvalues, next_value;
+	size_t value_off;         /* bytes of values[next_value], framed, already in out */
+	uint32_t format;          /* how to frame them; 0: not known (as lines) */
 	bool in_eof;              /* no more records to send */
 	bool shut;                /* our sending side is shut down */
 	char out[65536];          /* records read, not yet sent */
@@ -107,24 +110,56 @@ static bool sender_read(struct sender *sd)
 	return true;
 }
 
-/* More records into out[] from the arguments (stdin is read by the loop). */
+/* More records into out[] from the arguments (stdin is read by the loop),
+ * each framed as the producer reads its input: as many bytes as fit, an
+ * argument of any length in as many rounds as it takes. */
 static void sender_fill_values(struct sender *sd)
 {
+	uint32_t format = sd->format ? sd->format : MMAPQ_FORMAT_LINE;
+
 	while (sd->next_value < sd->nvalues) {
 		const char *v = sd->values[sd->next_value];
-		size_t n = strlen(v);
-		if (sd->out_len && sd->out_len + n + 1 > sizeof(sd->out))
-			return;
-		if (n + 1 > sizeof(sd->out)) {
-			/* one huge argument: the producer rejects it as too long */
-			n = sizeof(sd->out) - 1;
+		size_t n = strlen(v), np, total;
+		unsigned char pre[4];
+		const char *suf;
+
+		np = frame_prefix(format, n, pre);
+		suf = frame_suffix(format, v, n);
+		total = np + n + strlen(suf);
+		while (sd->value_off < total && sd->out_len < sizeof(sd->out)) {
+			size_t off = sd->value_off, k, avail;
+			const char *src;
+
+			if (off < np)
+				src = (const char *)pre + off, avail = np - off;
+			else if (off < np + n)
+				src = v + (off - np), avail = np + n - off;
+			else
+				src = suf + (off - np - n), avail = total - off;
+			k = avail < sizeof(sd->out) - sd->out_len ? avail : sizeof(sd->out) - sd->out_len;
+			memcpy(sd->out + sd->out_len, src, k);
+			sd->out_len += k;
+			sd->value_off += k;
 		}
-		memcpy(sd->out + sd->out_len, v, n);
-		sd->out[sd->out_len + n] = '\n';
-		sd->out_len += n + 1;
+		if (sd->value_off < total)
+			return; /* out[] is full */
+		sd->value_off = 0;
 		sd->next_value++;
 	}
 	sd->in_eof = true;
+}
+
+/* Arguments that no record of the format can be: said; EXIT_USAGE, or 0. */
+static int check_values(int nvalues, char **values, uint32_t format)
+{
+	for (int i = 0; format == MMAPQ_FORMAT_LINE && i < nvalues; i++) {
+		if (strchr(values[i], '\n')) {
+			log_error("VALUE %d holds a newline, which ends a line record (format line): send"
+			          " such text as several records, or on standard input", i + 1);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
 }
 
 /* A connection to the producer's socket at path: the fd, or -(exit code)
@@ -255,10 +290,11 @@ static int sender_run(struct sender *sd, unsigned timeout_s)
 	return 0;
 }
 
-int send_records(const char *path, int nvalues, char **values, unsigned timeout_s,
-                 bool stdin_closed)
+int send_records(const char *path, int nvalues, char **values, uint32_t format,
+                 unsigned timeout_s, bool stdin_closed)
 {
-	struct sender sd = {.path = path, .fd = -1, .values = values, .nvalues = nvalues};
+	struct sender sd = {.path = path, .fd = -1, .values = values, .nvalues = nvalues,
+	                    .format = format};
 	char last_seq[24] = "-";
 	int code;
 
@@ -266,6 +302,9 @@ int send_records(const char *path, int nvalues, char **values, unsigned timeout_
 		log_error("no VALUE arguments and standard input is closed: nothing to send");
 		return EXIT_IOERR;
 	}
+	code = check_values(nvalues, values, format);
+	if (code)
+		return code;
 	sd.fd = connect_producer(path);
 	if (sd.fd < 0)
 		return -sd.fd;

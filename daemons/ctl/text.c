@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * text.c -- how mmapqctl prints bytes a queue holds: as text (control bytes
- * escaped), as JSON strings (only valid UTF-8), or as hex.
+ * and bytes that are not UTF-8 escaped), as JSON strings (only valid
+ * UTF-8), as hex, or framed as the producer reads its input; and sizes in
+ * bytes for people.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -74,15 +76,65 @@ void json_hex(FILE *f, const char *s, size_t len)
 
 void text_bytes(FILE *f, const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '\\')
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0, n; i < len; i += n) {
+		n = utf8_seq(p + i, len - i);
+		/* U+0080..U+009F: C1 controls, which some terminals obey */
+		if (n == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0)
+			n = 0;
+		if (n > 1) {
+			fwrite(p + i, 1, n, f);
+		} else if (n == 1 && p[i] == '\\') {
 			fputs("\\\\", f);
-		else if (ch < 0x20 || ch == 0x7f)
-			fprintf(f, "\\x%02x", ch);
-		else
-			fputc(ch, f);
+		} else if (n == 1 && p[i] >= 0x20 && p[i] != 0x7f) {
+			fputc(p[i], f);
+		} else {
+			fprintf(f, "\\x%02x", p[i]);
+			n = 1;
+		}
 	}
+}
+
+const char *human_bytes(char *buf, size_t size, uint64_t n)
+{
+	static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};
+	double v = (double)n;
+	int u = -1;
+
+	while (v >= 1024 && u < 3) {
+		v /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, size, "%" PRIu64 " B", n);
+	else if (v == (double)(uint64_t)v)
+		snprintf(buf, size, "%.0f %s", v, unit[u]);
+	else
+		snprintf(buf, size, "%.1f %s", v, unit[u]);
+	return buf;
+}
+
+size_t frame_prefix(uint32_t format, size_t len, unsigned char out[4])
+{
+	if (format != MMAPQ_FORMAT_BINARY)
+		return 0;
+	out[0] = (unsigned char)(len >> 24);
+	out[1] = (unsigned char)(len >> 16);
+	out[2] = (unsigned char)(len >> 8);
+	out[3] = (unsigned char)len;
+	return 4;
+}
+
+const char *frame_suffix(uint32_t format, const char *s, size_t len)
+{
+	if (format == MMAPQ_FORMAT_BINARY)
+		return "";
+	/* the parser drops one '\r' before a '\n' (CRLF): a line that ends in
+	 * one keeps it with a second */
+	if (format == MMAPQ_FORMAT_LINE && len && s[len - 1] == '\r')
+		return "\r\n";
+	return "\n";
 }
 
 void iso_time(char *buf, size_t size, uint64_t usec)

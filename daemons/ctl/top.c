@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * top.c -- `mmapqctl top`: a live view of one queue, refreshed in place
- * every interval (depth, rates, every consumer's lag and rate, who is
+ * every interval (geometry, the clean mark and the last salvage, depth in
+ * records and bytes, rates, every consumer's lag and rate, who is
  * attached), fitting an 80x24 terminal; q, Ctrl-C or Ctrl-D end it.
  */
 #include "ctl.h"
@@ -55,17 +56,18 @@ static void consumer_lines(const struct consumers *cs, const struct consumers *p
 {
 	int shown = cs->n <= TOP_CONSUMER_ROWS ? cs->n : TOP_CONSUMER_ROWS - 1;
 
-	printf("%-16s %8s  %-8s %12s %12s %10s\033[K\n", "consumer", "pid", "attached", "lag",
-	       "per second", "recoveries");
+	printf("%-16s %8s  %-8s %12s %10s %10s %6s\033[K\n", "consumer", "pid", "attached", "lag",
+	       "lag bytes", "per second", "recov.");
 	for (int i = 0; i < shown; i++) {
 		const struct mmapq_consumer_status *c = &cs->c[i];
-		char rate[16] = "-";
+		char rate[16] = "-", bytes[16];
 
 		for (int j = 0; prev && secs > 0 && j < prev->n; j++)
 			if (!strcmp(prev->c[j].name, c->name) && c->position >= prev->c[j].position)
 				format_per_second(rate, sizeof(rate), (double)(c->position - prev->c[j].position) / secs);
-		printf("%-16.16s %8" PRId32 "  %-8s %12" PRIu64 " %12s %10" PRIu64 "\033[K\n", c->name,
-		       c->pid, c->attached ? "yes" : "no", c->lag, rate, c->recoveries);
+		printf("%-16.16s %8" PRId32 "  %-8s %12" PRIu64 " %10s %10s %6" PRIu64 "\033[K\n", c->name,
+		       c->pid, c->attached ? "yes" : "no", c->lag,
+		       human_bytes(bytes, sizeof(bytes), c->lag_bytes), rate, c->recoveries);
 	}
 	if (shown < cs->n)
 		printf("... %d more (mmapqctl consumers)\033[K\n", cs->n - shown);
@@ -73,11 +75,54 @@ static void consumer_lines(const struct consumers *cs, const struct consumers *p
 		printf("(none registered)\033[K\n");
 }
 
+/* The geometry line. */
+static void geometry_line(const struct mmapq_status *st)
+{
+	char size[16], rec[16], file[16];
+
+	human_bytes(file, sizeof(file), st->file_size);
+	if (st->version != MMAPQ_FILE_VERSION) {
+		printf("format %s, version %" PRIu32 " (read only), %" PRIu32 " slots of %" PRIu32
+		       " bytes, file %s\033[K\n", mmapq_format_name(st->format), st->version, st->capacity,
+		       st->slot_size, file);
+		return;
+	}
+	printf("format %s, version %" PRIu32 ", size %s, max_record %s, file %s\033[K\n",
+	       mmapq_format_name(st->format), st->version, human_bytes(size, sizeof(size), st->size),
+	       human_bytes(rec, sizeof(rec), st->max_record), file);
+}
+
+/* The clean mark and the last salvage, cut to the 80 columns. */
+static void state_line(const struct mmapq_status *st, const struct consumers *cs)
+{
+	bool attached = st->producer.attached;
+	char line[160], when[32], bytes[16];
+	int n;
+
+	for (int i = 0; i < cs->n; i++)
+		attached = attached || cs->c[i].attached;
+	if (st->version != MMAPQ_FILE_VERSION) {
+		printf("mmapqctl recreate carries it over into a version-%" PRIu32 " file\033[K\n",
+		       MMAPQ_FILE_VERSION);
+		return;
+	}
+	n = snprintf(line, sizeof(line), "%s; ", st->clean ? "clean" : attached ? "in use" :
+	             "not clean (mmapqctl repair)");
+	since(when, sizeof(when), st->salvage.usec);
+	if (!st->salvage.count)
+		snprintf(line + n, sizeof(line) - (size_t)n, "no salvage");
+	else
+		snprintf(line + n, sizeof(line) - (size_t)n, "salvages %" PRIu64 ", the last %s dropped %"
+		         PRIu64 " (%s)", st->salvage.count, when, salvage_dropped(&st->salvage),
+		         human_bytes(bytes, sizeof(bytes), st->salvage.dropped_bytes));
+	printf("%.80s\033[K\n", line);
+}
+
 /* One frame, drawn over the previous one from the top left corner. */
 static void frame(const char *path, const struct mmapq_status *st, const struct mmapq_status *prev,
                   const struct consumers *cs, const struct consumers *cprev, double secs)
 {
-	char clock[16], pr[16], cr[16], bar[41];
+	char clock[16], pr[16], cr[16], bar[41], used[16];
 	uint64_t depth = st->tail - st->head;
 	time_t now = time(NULL);
 	struct tm tm;
@@ -97,19 +142,17 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 	}
 	fputs("\033[H", stdout);
 	printf("mmapq top  %-.56s  %s\033[K\n", path, clock);
-	printf("format %s, version %" PRIu32 ", size %.1f MiB, max_record %" PRIu32
-	       ", file %.1f MiB\033[K\n", mmapq_format_name(st->format), st->version,
-	       (double)st->size / (1024.0 * 1024.0), st->max_record,
-	       (double)st->file_size / (1024.0 * 1024.0));
+	geometry_line(st);
+	state_line(st, cs);
 	printf("\033[K\n");
 	printf("%-10s %20s %12s\033[K\n", "", "records", "per second");
 	printf("%-10s %20" PRIu64 " %12s\033[K\n", "published", st->tail, pr);
 	printf("%-10s %20" PRIu64 " %12s\033[K\n", "consumed", st->head, cr);
-	printf("%-10s %20" PRIu64 "   %" PRIu64 " bytes (%.1f%%)\033[K\n", "depth", depth,
-	       st->used_bytes, st->size ? 100.0 * (double)st->used_bytes / (double)st->size : 0.0);
+	printf("%-10s %20" PRIu64 "   %s of %" PRIu64 " bytes (%.1f%%)\033[K\n", "depth", depth,
+	       human_bytes(used, sizeof(used), st->used_bytes), st->size, used_percent(st));
 	printf("%-10s [%s]\033[K\n", "", bar);
-	printf("%-10s %20" PRIu64 " %12s\033[K\n", "dropped", st->producer.dropped, "");
-	printf("%-10s %20" PRIu64 " %12s\033[K\n", "bad input", st->producer.bad_input, "");
+	printf("%-10s %20" PRIu64 "   bad input %" PRIu64 "\033[K\n", "dropped", st->producer.dropped,
+	       st->producer.bad_input);
 	printf("\033[K\n");
 	printf("%-9s %8s  %-8s %-19s %10s %8s\033[K\n", "role", "pid", "attached", "since", "recoveries",
 	       "attaches");

@@ -137,6 +137,9 @@ expect "mmapqctl consumer " remove
 expect "mmapqctl consumer --js"
 expect "mmapq-consumer --na" --name --named-instance
 expect "mmapqctl send --j"
+expect "mmapqctl export --j"
+expect "mmapqctl repair --j"
+expect "mmapqctl re" recreate repair
 expect "mmapqctl metrics --h" --help --http
 expect "mmapqctl status --h" --help
 expect "mmapqctl send --t" --timeout
@@ -145,6 +148,8 @@ expect "mmapqctl status "
 expect "mmapqctl send "
 expect "mmapqctl send --timeout "
 expect "mmapqctl send --timeout 5 1 2 "
+expect "mmapqctl export "
+expect "mmapqctl repair "
 
 # ---- the daemons -----------------------------------------------------------
 for p in mmapq-producer mmapq-consumer; do

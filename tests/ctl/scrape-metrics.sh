@@ -8,8 +8,11 @@
 # prometheus scrapes it every second.
 #
 #   - `promtool check metrics` finds nothing wrong with the text;
+#   - the gauges in bytes (size, max_record, depth, each consumer's lag),
+#     the clean mark and the salvages are the queue's;
 #   - Prometheus reports the target up and stores the queue's counters:
-#     published 10, depth 10; 5 more records show up in a later scrape;
+#     published 10, depth 6, each consumer's lag; 5 more records show up in
+#     a later scrape;
 #   - anything but GET /metrics gets 404/405, and a queue that cannot be
 #     read a 503 naming it (never a half answer).
 #
@@ -62,10 +65,11 @@ next_line() {
 }
 
 cfg=$work/mmapq.ini
-printf '[queue]\npath = %s/queue\ncapacity = 64\n' "$work" >"$cfg"
+printf '[queue]\npath = %s/queue\nsize = 64K\nmax_record = 1K\n' "$work" >"$cfg"
 seq 1 10 | "$bin/mmapq-producer" --config "$cfg" || { echo "scrape-metrics: producer failed"; exit 1; }
 # two consumers: default has read 4 records, audit (registered at the
-# oldest kept, 4) the other 6: the queue keeps 6, default lags 6, audit 0
+# oldest kept, 4) the other 6: the queue keeps 6 (96 bytes: 16 each),
+# default lags 6, audit 0
 "$bin/mmapq-consumer" --config "$cfg" --count 4 >/dev/null || { echo "scrape-metrics: consumer failed"; exit 1; }
 "$bin/mmapq-consumer" --config "$cfg" --name audit --count 6 >/dev/null ||
 	{ echo "scrape-metrics: consumer audit failed"; exit 1; }
@@ -90,6 +94,16 @@ grep -qx "mmapq_published_records_total{queue=\"$work/queue\"} 10" "$work/metric
 	grep -qx "mmapq_consumer_consumed_records_total{queue=\"$work/queue\",consumer=\"audit\"} 10" "$work/metrics.txt" &&
 	pass "published 10, depth 6, no producer attached; consumers default (lag 6) and audit (lag 0)" ||
 	{ failed "the metrics do not say published 10, depth 6, lags 6 and 0:"; cat "$work/metrics.txt"; }
+grep -qx "mmapq_size_bytes{queue=\"$work/queue\"} 65536" "$work/metrics.txt" &&
+	grep -qx "mmapq_max_record_bytes{queue=\"$work/queue\"} 1024" "$work/metrics.txt" &&
+	grep -qx "mmapq_depth_bytes{queue=\"$work/queue\"} 96" "$work/metrics.txt" &&
+	grep -qx "mmapq_used_ratio{queue=\"$work/queue\"} 0.00146484375" "$work/metrics.txt" &&
+	grep -qx "mmapq_consumer_lag_bytes{queue=\"$work/queue\",consumer=\"default\"} 96" "$work/metrics.txt" &&
+	grep -qx "mmapq_consumer_lag_bytes{queue=\"$work/queue\",consumer=\"audit\"} 0" "$work/metrics.txt" &&
+	grep -qx "mmapq_clean{queue=\"$work/queue\"} 1" "$work/metrics.txt" &&
+	grep -qx "mmapq_salvages_total{queue=\"$work/queue\"} 0" "$work/metrics.txt" &&
+	pass "in bytes: size 65536, max_record 1024, depth 96 (0.15%), lags 96 and 0; clean, no salvage" ||
+	{ failed "the metrics in bytes, the clean mark or the salvages are not as the queue is:"; cat "$work/metrics.txt"; }
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")
 [ "$code" = 404 ] && pass "GET / -> 404" || failed "GET / -> $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/metrics")
@@ -143,7 +157,9 @@ until_value 'mmapq_depth_records{job="mmapq"}' 6 && pass "Prometheus stored mmap
 	failed "depth not stored"
 until_value 'mmapq_consumer_lag_records{job="mmapq",consumer="default"}' 6 &&
 	until_value 'mmapq_consumer_lag_records{job="mmapq",consumer="audit"}' 0 &&
-	pass "Prometheus stored each consumer's lag (default 6, audit 0)" || failed "consumer lags not stored"
+	until_value 'mmapq_consumer_lag_bytes{job="mmapq",consumer="default"}' 96 &&
+	pass "Prometheus stored each consumer's lag (default 6 records, 96 bytes; audit 0)" ||
+	failed "consumer lags not stored"
 seq 11 15 | "$bin/mmapq-producer" --config "$cfg" || failed "second producer"
 until_value 'mmapq_published_records_total{job="mmapq"}' 15 &&
 	until_value 'mmapq_consumer_lag_records{job="mmapq",consumer="audit"}' 5 &&

@@ -5,8 +5,8 @@
  *
  * A transcript lists, for every command run: the command line, its exit
  * code, its stdout and its stderr (each line prefixed with "| "; bytes
- * outside 0x20..0x7e other than tab are shown as <xx>).  Before comparing,
- * the variable parts are normalised:
+ * outside 0x20..0x7e other than tab are shown as <xx>, NUL too).  Before
+ * comparing, the variable parts are normalised:
  *   the test's temporary directory     -> Q
  *   the source directory               -> SRC
  *   the built-in default config path   -> DEFAULT_CONFIG
@@ -25,10 +25,15 @@
  * (status/dump of a line queue with a tab, a backslash, quotes and
  * non-ASCII bytes), bad_input, bad_queue (65), role_taken (69),
  * cannot_create (73), io_error (74), recreate (65 after a geometry change),
- * recreate_v1 (a format version-1 file migrated), dash_name (consumer
- * names starting with '-'), any_geometry (status, dump, consumers and
- * metrics under another geometry), recreate_consumers (max_consumers
- * changed, the consumers carried over or named).
+ * recreate_legacy (files of format versions 1 to 3 refused by the daemons
+ * and migrated), dash_name (consumer names starting with '-'),
+ * any_geometry (status, dump, consumers and metrics under another
+ * geometry), recreate_consumers (max_consumers changed, the consumers
+ * carried over or named), binary (status, dump and export of binary
+ * records, export of lines), send (send's VALUEs and standard input, format
+ * binary), repair (a damaged frame: dump, export and the consumer stop
+ * there, repair salvages).  Bytes outside 0x20..0x7e other than tab, in
+ * the streams and in the command line, are shown as <xx>.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -353,31 +358,38 @@ struct transcript {
 
 static void tr_stream(struct sbuf *t, const char *name, const char *data, size_t len)
 {
-	char *norm;
-	const char *p;
+	struct sbuf norm = {0};
+	const char *p, *end;
 	char tmp[8];
 
 	if (!len)
 		return;
-	/* normalise first, on the raw bytes: the paths are plain ASCII */
-	{
-		char *raw = malloc(len + 1);
-		if (!raw)
+	/* normalise first, on the raw bytes (the paths are plain ASCII), each
+	 * stretch between NUL bytes on its own; the NULs stay */
+	sb_add(&norm, "", 0);
+	for (size_t i = 0; i <= len;) {
+		size_t k = strnlen(data + i, len - i);
+		char *seg = malloc(k + 1), *n;
+
+		if (!seg)
 			tu_die("malloc");
-		memcpy(raw, data, len);
-		raw[len] = '\0';
-		for (size_t i = 0; i < len; i++)
-			if (!raw[i])
-				raw[i] = '\x01'; /* never expected; keeps the string whole */
-		norm = normalise(raw);
-		free(raw);
+		memcpy(seg, data + i, k);
+		seg[k] = '\0';
+		n = normalise(seg);
+		sb_str(&norm, n);
+		free(n);
+		free(seg);
+		i += k + 1;
+		if (i <= len)
+			sb_add(&norm, "", 1); /* the NUL */
 	}
 	sb_str(t, name);
 	sb_str(t, ":\n");
-	p = norm;
-	while (*p) {
+	p = norm.s;
+	end = norm.s + norm.len;
+	while (p < end) {
 		sb_str(t, "| ");
-		while (*p && *p != '\n') {
+		while (p < end && *p != '\n') {
 			unsigned char c = (unsigned char)*p;
 			if ((c >= 0x20 && c < 0x7f) || c == '\t') {
 				sb_add(t, p, 1);
@@ -387,20 +399,21 @@ static void tr_stream(struct sbuf *t, const char *name, const char *data, size_t
 			}
 			p++;
 		}
-		if (*p == '\n') {
+		if (p < end) {
 			sb_str(t, "\n");
 			p++;
 		} else {
 			sb_str(t, "\n(no newline at the end)\n");
 		}
 	}
-	free(norm);
+	free(norm.s);
 }
 
 /* Append one command and its results to the transcript.  in: what was on
- * its stdin (NULL: nothing); redirect: a note on its stdout, or NULL. */
-static void tr_add(struct transcript *t, char *const argv[], const char *in, const char *redirect,
-                   const struct res *r)
+ * its stdin, in_len bytes (NULL: nothing); redirect: a note on its stdout,
+ * or NULL. */
+static void tr_add(struct transcript *t, char *const argv[], const char *in, size_t in_len,
+                   const char *redirect, const struct res *r)
 {
 	char code[32];
 	char *line;
@@ -423,12 +436,21 @@ static void tr_add(struct transcript *t, char *const argv[], const char *in, con
 		sb_str(&cmd, redirect);
 	}
 	line = normalise(cmd.s);
-	sb_str(&t->text, line);
+	/* bytes of an argument shown as in the streams */
+	for (const char *c = line; *c; c++) {
+		if (((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f) || *c == '\t') {
+			sb_add(&t->text, c, 1);
+		} else {
+			char tmp[8];
+			snprintf(tmp, sizeof(tmp), "<%02x>", (unsigned char)*c);
+			sb_str(&t->text, tmp);
+		}
+	}
 	sb_str(&t->text, "\n");
 	free(line);
 	free(cmd.s);
 	if (in)
-		tr_stream(&t->text, "stdin", in, strlen(in));
+		tr_stream(&t->text, "stdin", in, in_len);
 	snprintf(code, sizeof(code), "exit %d\n", r->code);
 	sb_str(&t->text, code);
 	tr_stream(&t->text, "stdout", r->out, r->out_len);
@@ -486,24 +508,14 @@ static void tr_check(struct transcript *t)
 	t->text.s = NULL;
 }
 
-/*
- * Run a command, record it in the transcript and check its exit code.
- * in: stdin text or NULL; args: program name first, NULL-terminated.
- */
-static struct res tr_run(struct transcript *t, int want_code, const char *in, ...)
+/* tr_run's and tr_run_bin's: argv run with in_len bytes of in on its
+ * stdin, recorded, its exit code checked. */
+static struct res tr_runv(struct transcript *t, int want_code, const char *in, size_t in_len,
+                          char *argv[])
 {
-	char *argv[32];
-	va_list ap;
-	int n = 0;
-	struct res r;
+	struct res r = run_io(OUT_CAPTURE, in, in_len, DEADLINE_MS, argv);
 
-	va_start(ap, in);
-	while (n < 31 && (argv[n] = va_arg(ap, char *)))
-		n++;
-	va_end(ap);
-	argv[n] = NULL;
-	r = run_io(OUT_CAPTURE, in, in ? strlen(in) : 0, DEADLINE_MS, argv);
-	tr_add(t, argv, in, NULL, &r);
+	tr_add(t, argv, in, in_len, NULL, &r);
 	if (r.code != want_code) {
 		fprintf(stderr, "command:");
 		for (int i = 0; argv[i]; i++)
@@ -514,8 +526,43 @@ static struct res tr_run(struct transcript *t, int want_code, const char *in, ..
 	return r;
 }
 
+/* The arguments after `last` (program name first, NULL-terminated) into
+ * argv[32]. */
+#define ARGS_FROM(argv, last)                                        \
+	do {                                                         \
+		va_list ap;                                          \
+		int n_ = 0;                                          \
+		va_start(ap, last);                                  \
+		while (n_ < 31 && ((argv)[n_] = va_arg(ap, char *))) \
+			n_++;                                        \
+		va_end(ap);                                          \
+		(argv)[n_] = NULL;                                   \
+	} while (0)
+
+/*
+ * Run a command, record it in the transcript and check its exit code.
+ * in: stdin text or NULL; args: program name first, NULL-terminated.
+ */
+static struct res tr_run(struct transcript *t, int want_code, const char *in, ...)
+{
+	char *argv[32];
+
+	ARGS_FROM(argv, in);
+	return tr_runv(t, want_code, in, in ? strlen(in) : 0, argv);
+}
+
+/* The same with in_len bytes of in, of any value, on stdin. */
+static struct res tr_run_bin(struct transcript *t, int want_code, const char *in, size_t in_len, ...)
+{
+	char *argv[32];
+
+	ARGS_FROM(argv, in_len);
+	return tr_runv(t, want_code, in, in_len, argv);
+}
+
 /* The same, for a command whose output needs no further look. */
 #define tr_run_free(...) res_drop(tr_run(__VA_ARGS__))
+#define tr_run_free_bin(...) res_drop(tr_run_bin(__VA_ARGS__))
 static void res_drop(struct res r)
 {
 	res_free(&r);
@@ -625,7 +672,7 @@ static void test_config(void)
 {
 	struct transcript t = {.group = "config"};
 	char *bad = tu_xasprintf("%s/tests/golden/bad-config.ini", tu_source_dir());
-	char *good = write_cfg("good.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	char *good = write_cfg("good.ini", "[queue]\nsize = 64K\nmax_record = 1K\n[consumer]\noutput = stdout\n");
 	char *missing = tu_path(dir, "missing.ini");
 
 	tr_run_free(&t, 78, NULL, P, "--config", bad, "--check-config", NULL);
@@ -685,7 +732,7 @@ static char *mkdir_in(const char *name)
 static void test_dropins(void)
 {
 	struct transcript t = {.group = "dropins"};
-	char *cfg = write_cfg("m.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	char *cfg = write_cfg("m.ini", "[queue]\nsize = 64K\nmax_record = 1K\n[consumer]\noutput = stdout\n");
 	char *d = mkdir_in("m.ini.d");
 	char *lines = write_cfg("m.ini.d/50-lines.ini", "; records are lines\n[queue]\nformat = line\n");
 	char *ignored = write_cfg("m.ini.d/50-lines.ini~", "an editor's backup is ignored\n");
@@ -694,11 +741,11 @@ static void test_dropins(void)
 	tr_run_free(&t, 0, NULL, P, "--config", cfg, "--check-config", NULL);
 	tr_run_free(&t, 0, "a b\nc\n", P, "--config", cfg, "--queue", qpath, NULL);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "2", NULL);
-	EXPECT(tu_queue_status(qpath).format == MMAPQ_FORMAT_LINE && tu_queue_status(qpath).capacity == 8,
-	       "the queue was not made with the drop-in's format and the file's capacity");
+	EXPECT(tu_queue_status(qpath).format == MMAPQ_FORMAT_LINE && tu_queue_status(qpath).size == 65536,
+	       "the queue was not made with the drop-in's format and the file's size");
 	/* errors in the file and in a drop-in, each where it is */
-	bad = write_cfg("m.ini.d/60-bad.ini", "[queue]\ncapacity = 8\ncapacity = 16\n[log]\nlevel = loud\n");
-	free(write_cfg("m.ini", "[queue]\ncapacity = 7\n"));
+	bad = write_cfg("m.ini.d/60-bad.ini", "[queue]\nsize = 1M\nsize = 2M\n[log]\nlevel = loud\n");
+	free(write_cfg("m.ini", "[queue]\nsize = 7K\n"));
 	tr_run_free(&t, 78, NULL, C, "--config", cfg, "--check-config", NULL);
 	tr_run_free(&t, 78, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
 	unlink(bad);
@@ -706,8 +753,8 @@ static void test_dropins(void)
 	unlink(ignored);
 	rmdir(d);
 	/* FILE.d not a directory */
-	free(write_cfg("m.ini", "[queue]\ncapacity = 8\n"));
-	free(write_cfg("m.ini.d", "[queue]\ncapacity = 16\n"));
+	free(write_cfg("m.ini", "[queue]\nsize = 1M\n"));
+	free(write_cfg("m.ini.d", "[queue]\nsize = 2M\n"));
 	tr_run_free(&t, 78, NULL, P, "--config", cfg, "--check-config", NULL);
 	tr_check(&t);
 	free(bad);
@@ -727,7 +774,7 @@ static void test_instance(void)
 	char *none = write_cfg("none.ini", "; sets nothing\n");
 	char *own = write_cfg("own.ini", "[queue]\npath = /srv/queues/b\n[producer]\nsocket = /run/b.sock\n");
 	char *d = mkdir_in("none.ini.d");
-	char *cap = write_cfg("none.ini.d/10-capacity.ini", "[queue]\ncapacity = 16\n");
+	char *cap = write_cfg("none.ini.d/10-size.ini", "[queue]\nsize = 8M\n");
 	char *missing = tu_path(dir, "missing.ini");
 	char longest[MMAPQ_INSTANCE_NAME_MAX + 2];
 	const char *dir_end = strrchr(MMAPQ_DEFAULT_CONFIG, '/');
@@ -773,7 +820,7 @@ static void test_instance(void)
 static void test_int_queue(void)
 {
 	struct transcript t = {.group = "int"};
-	char *cfg = write_cfg("int.ini", "[queue]\ncapacity = 16\n[consumer]\noutput = stdout\n");
+	char *cfg = write_cfg("int.ini", "[queue]\nsize = 256\nmax_record = 8\n[consumer]\noutput = stdout\n");
 	struct mmapq_status st;
 
 	tr_run_free(&t, 0, "1 -2 3\n9223372036854775807 -9223372036854775808 +42 007\n", P,
@@ -799,7 +846,7 @@ static void test_int_queue(void)
 static void test_line_queue(void)
 {
 	struct transcript t = {.group = "line"};
-	char *cfg = write_cfg("line.ini", "[queue]\nformat = line\nrecord_size = 40\ncapacity = 16\n"
+	char *cfg = write_cfg("line.ini", "[queue]\nformat = line\nmax_record = 40\nsize = 4K\n"
 	                                  "[consumer]\noutput = stdout\n");
 	const char *in = "plain words\n"
 	                 "a\ttab\n"
@@ -998,8 +1045,8 @@ static void test_bad_queue(void)
 {
 	struct transcript t = {.group = "bad_queue"};
 	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
-	char *c2048 = write_cfg("cap2048.ini", "[queue]\ncapacity = 2048\n[consumer]\noutput = stdout\n");
-	char *rs128 = write_cfg("rs128.ini", "[queue]\nrecord_size = 128\n");
+	char *c2048 = write_cfg("size8m.ini", "[queue]\nsize = 8M\n[consumer]\noutput = stdout\n");
+	char *rs128 = write_cfg("mr128.ini", "[queue]\nmax_record = 128\n");
 	char *line = write_cfg("line.ini", "[queue]\nformat = line\n");
 	char *fifo = tu_path(dir, "fifo"), *sub = tu_path(dir, "subdir"), *link = tu_path(dir, "link");
 	char *garbage = tu_path(dir, "garbage"), *shortf = tu_path(dir, "short");
@@ -1021,7 +1068,7 @@ static void test_bad_queue(void)
 	tr_run_free(&t, 65, "1\n", P, "--config", cfg, "--queue", shortf, NULL);
 	tr_run_free(&t, 65, NULL, CTL, "--queue", shortf, "dump", NULL);
 
-	/* a queue made with the default capacity, opened with 2048 (and other
+	/* a queue made with the default size, opened with 8M (and other
 	 * geometry): refused, both values named, file byte-identical */
 	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
 	before = file_or_die(qpath, &blen);
@@ -1209,7 +1256,7 @@ static void test_io_error(void)
 
 	/* stdout is a pipe nobody reads any more */
 	r = run_io(OUT_BROKEN_PIPE, NULL, 0, DEADLINE_MS, argv);
-	tr_add(&t, argv, NULL, "(a pipe whose read end is closed)", &r);
+	tr_add(&t, argv, NULL, 0, "(a pipe whose read end is closed)", &r);
 	EXPECT(r.code == 74, "consumer writing to a closed pipe exited %d, want 74: %s", r.code, r.err);
 	res_free(&r);
 	st = tu_queue_status(qpath);
@@ -1237,17 +1284,18 @@ static void test_io_error(void)
 /* ---- 65 after a geometry change, and mmapqctl recreate ---- */
 
 /*
- * capacity changes from 8 to 16 in mmapq.ini with 5 records in the file:
- * both daemons refuse with 65 and say what to do; recreate refuses while a
- * daemon is attached (69) and when the records do not fit (65), then
- * carries them over; the consumer under the new configuration gets them.
+ * size changes from 128 to 256 bytes in mmapq.ini with 5 records in the
+ * file: both daemons refuse with 65 and say what to do; recreate refuses
+ * while a daemon is attached (69) and when the records do not fit a ring of
+ * 64 bytes (65, in bytes), then carries them over; the consumer under the
+ * new configuration gets them.
  */
 static void test_recreate(void)
 {
 	struct transcript t = {.group = "recreate"};
-	char *c8 = write_cfg("c8.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n[log]\nlevel = debug\n");
-	char *c16 = write_cfg("c16.ini", "[queue]\ncapacity = 16\n[consumer]\noutput = stdout\n");
-	char *c4 = write_cfg("c4.ini", "[queue]\ncapacity = 4\n");
+	char *c8 = write_cfg("c8.ini", "[queue]\nsize = 128\nmax_record = 8\n[consumer]\noutput = stdout\n[log]\nlevel = debug\n");
+	char *c16 = write_cfg("c16.ini", "[queue]\nsize = 256\nmax_record = 8\n[consumer]\noutput = stdout\n");
+	char *c4 = write_cfg("c4.ini", "[queue]\nsize = 64\nmax_record = 8\n");
 	char *argv_c[] = {tu_bin("mmapq-consumer"), "--config", c8, "--queue", qpath, "--count", "6", NULL};
 	struct tu_proc live;
 	struct res r;
@@ -1257,7 +1305,7 @@ static void test_recreate(void)
 	tr_run_free(&t, 0, "1 2 3 4 5\n", P, "--config", c8, "--queue", qpath, NULL);
 	tr_run_free(&t, 65, "6\n", P, "--config", c16, "--queue", qpath, NULL);
 	tr_run_free(&t, 65, NULL, C, "--config", c16, "--queue", qpath, NULL);
-	EXPECT(tu_queue_status(qpath).capacity == 8 && tu_queue_status(qpath).tail == 5, "the refused daemons changed the file");
+	EXPECT(tu_queue_status(qpath).size == 128 && tu_queue_status(qpath).tail == 5, "the refused daemons changed the file");
 
 	/* a consumer of the old geometry is attached (it would take 6) */
 	tu_spawn(&live, argv_c, NULL, false, true, true);
@@ -1269,7 +1317,7 @@ static void test_recreate(void)
 	}
 	r = run_io(OUT_CAPTURE, NULL, 0, DEADLINE_MS,
 	           (char *[]){(char *)CTL, "--config", c16, "--queue", qpath, "recreate", NULL});
-	EXPECT(r.code == 69 && strstr(r.err, "consumer 'default' is attached") && tu_queue_status(qpath).capacity == 8,
+	EXPECT(r.code == 69 && strstr(r.err, "consumer 'default' is attached") && tu_queue_status(qpath).size == 128,
 	       "recreate with a consumer attached: exit %d, stderr '%s'", r.code, r.err);
 	res_free(&r);
 	kill(live.pid, SIGTERM);
@@ -1306,39 +1354,478 @@ static void test_recreate(void)
 	free(c16);
 }
 
-/* ---- a version-1 file, and mmapqctl recreate migrating it ---- */
+/* ---- files of format versions 1 to 3, and mmapqctl recreate ---- */
+
+static int consumers_in(const char *path, struct mmapq_consumer_status *cs);
+
+/* Whether the file at path still holds the len bytes of before. */
+static bool file_same(const char *path, const char *before, size_t len)
+{
+	size_t n;
+	char *now = tu_read_file(path, &n);
+	bool same = now && n == len && !memcmp(now, before, len);
+
+	free(now);
+	return same;
+}
+
+/* Run argv (no transcript), its exit code checked: the result. */
+static struct res run_checked(int want_code, const char *in, size_t in_len, char *const argv[])
+{
+	struct res r = run_io(OUT_CAPTURE, in, in_len, DEADLINE_MS, argv);
+
+	EXPECT(r.code == want_code, "%s %s exited %d, want %d; stderr '%s'", argv[0],
+	       argv[1] ? argv[1] : "", r.code, want_code, r.err);
+	return r;
+}
 
 /*
- * A queue file as format version 1 wrote it (3 int records): both daemons
- * refuse it with 65 naming `mmapqctl recreate`, and leave it as it is;
- * status and dump read it; recreate, with the geometry unchanged, carries
- * the records over into a version-2 file; the consumer then gets them.
+ * Queue files as older mmapq versions wrote them (format versions 1 to 3,
+ * rings of fixed-size slots; tu_write_legacy_queue): version 3, int, 5
+ * records from seq 10, consumers a (at 12) and b (at 10); version 2, line;
+ * version 1, int.  Both daemons refuse each with 65, the library's message
+ * naming mmapqctl recreate, and leave it byte for byte; status, dump,
+ * export and metrics read it (capacity and slots as they were); recreate
+ * refuses, in bytes, records that do not fit the new size or max_record,
+ * and otherwise carries records and consumers into a version-4 file (the
+ * oldest record kept is seq 0 there, each consumer where it was among the
+ * records), which the daemons take: each consumer gets its records.
  */
-static void test_recreate_v1(void)
+static void test_recreate_legacy(void)
 {
-	struct transcript t = {.group = "recreate_v1"};
-	char *cfg = write_cfg("c.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
-	char *before, *after;
-	size_t blen, alen;
+	struct transcript t = {.group = "recreate_legacy"};
+	char *ci = write_cfg("int.ini", "[queue]\nsize = 256\nmax_record = 8\n[consumer]\noutput = stdout\n");
+	char *cl = write_cfg("line.ini", "[queue]\nformat = line\nsize = 4K\nmax_record = 512\n"
+	                     "[consumer]\noutput = stdout\n");
+	char *cl_short = write_cfg("short.ini", "[queue]\nformat = line\nsize = 4K\nmax_record = 16\n");
+	char *cl_small = write_cfg("small.ini", "[queue]\nformat = line\nsize = 256\nmax_record = 48\n");
+	int64_t v[5] = {1, 2, 3, 4, 5};
+	static const char *const lines[] = {"first line", "", "a line of forty bytes, more than sixteen"};
+	struct mmapq_record recs[8];
+	struct tu_legacy_consumer lc[2] = {{"a", 12}, {"b", 10}}, one = {"default", 0};
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_status st;
+	struct res r;
+	char *before, *want;
+	size_t blen;
 
-	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, NULL);
-	EXPECT(tu_queue_to_version1(qpath) == 0, "cannot rewrite the file as version 1");
-	before = tu_read_file(qpath, &blen);
-	tr_run_free(&t, 65, "4\n", P, "--config", cfg, "--queue", qpath, NULL);
-	tr_run_free(&t, 65, NULL, C, "--config", cfg, "--queue", qpath, NULL);
-	after = tu_read_file(qpath, &alen);
-	EXPECT(before && after && blen == alen && !memcmp(before, after, blen),
-	       "a refused daemon changed the version-1 file");
+	/* version 3 */
+	for (int i = 0; i < 5; i++)
+		recs[i] = (struct mmapq_record){.seq = 10 + (uint64_t)i, .len = 8, .data = &v[i]};
+	EXPECT(tu_write_legacy_queue(qpath, 3, MMAPQ_FORMAT_INT, 16, 64, 10, recs, 5, lc, 2, 0xab) == 0,
+	       "cannot write a version-3 file");
+	before = file_or_die(qpath, &blen);
+	r = tr_run(&t, 65, "6\n", P, "--config", ci, "--queue", qpath, NULL);
+	EXPECT(strstr(r.err, "mmapqctl recreate"), "the producer's refusal does not name mmapqctl recreate:"
+	       " '%s'", r.err);
+	res_free(&r);
+	r = tr_run(&t, 65, NULL, C, "--config", ci, "--queue", qpath, "--name", "a", NULL);
+	EXPECT(strstr(r.err, "mmapqctl recreate"), "the consumer's refusal does not name mmapqctl recreate:"
+	       " '%s'", r.err);
+	res_free(&r);
+	EXPECT(file_same(qpath, before, blen), "a refused daemon changed the version-3 file");
+	tr_run_free(&t, 0, NULL, CTL, "--config", ci, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", ci, "--queue", qpath, "--json", "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", ci, "--queue", qpath, "dump", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", ci, "--queue", qpath, "export", NULL);
+	r = run_checked(0, NULL, 0, (char *[]){(char *)CTL, "--queue", qpath, "metrics", NULL});
+	want = tu_xasprintf("mmapq_capacity_records{queue=\"%s\"} 16\n", qpath);
+	EXPECT(strstr(r.out, want) && strstr(r.out, "version=\"3\""), "metrics of a version-3 file: %s",
+	       r.out);
+	free(want);
+	res_free(&r);
+	/* repair refuses it, and names recreate */
+	tr_run_free(&t, 65, NULL, CTL, "--config", ci, "--queue", qpath, "repair", NULL);
+	EXPECT(file_same(qpath, before, blen), "mmapqctl status, dump, export or repair changed the file");
 	free(before);
-	free(after);
-	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
-	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "dump", NULL);
-	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "recreate", NULL);
-	EXPECT(tu_queue_status(qpath).version == MMAPQ_FILE_VERSION && tu_queue_status(qpath).slot_size == 16, "recreate left version %u",
-	       (unsigned)tu_queue_status(qpath).version);
-	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "3", NULL);
-	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", ci, "--queue", qpath, "recreate", NULL);
+	st = tu_queue_status(qpath);
+	EXPECT(st.version == MMAPQ_FILE_VERSION && st.head == 0 && st.tail == 5 && st.size == 256 &&
+	       st.used_bytes == 5 * 16, "recreate made version %u, head %" PRIu64 " tail %" PRIu64
+	       " size %" PRIu64 " used %" PRIu64, (unsigned)st.version, st.head, st.tail, st.size,
+	       st.used_bytes);
+	EXPECT(consumers_in(qpath, cs) == 2 && !strcmp(cs[0].name, "a") && cs[0].position == 2 &&
+	       !strcmp(cs[1].name, "b") && cs[1].position == 0, "the consumers were not carried over"
+	       " where they were");
+	r = tr_run(&t, 0, NULL, C, "--config", ci, "--queue", qpath, "--name", "a", "--count", "3", NULL);
+	EXPECT(!strcmp(r.out, "3\n4\n5\n"), "consumer a got '%s'", r.out);
+	res_free(&r);
+	r = tr_run(&t, 0, NULL, C, "--config", ci, "--queue", qpath, "--name", "b", "--count", "5", NULL);
+	EXPECT(!strcmp(r.out, "1\n2\n3\n4\n5\n"), "consumer b got '%s'", r.out);
+	res_free(&r);
+	tr_run_free(&t, 0, NULL, CTL, "--config", ci, "--queue", qpath, "status", NULL);
+
+	/* version 2, line: what does not fit is refused in bytes (the lines
+	 * take 24 + 8 + 6 * 48 = 320 bytes of ring) */
+	for (int i = 0; i < 8; i++)
+		recs[i] = (struct mmapq_record){.seq = 7 + (uint64_t)i,
+		                                .len = (uint32_t)strlen(lines[i < 2 ? i : 2]),
+		                                .data = lines[i < 2 ? i : 2]};
+	one.position = 7;
+	EXPECT(tu_write_legacy_queue(qpath, 2, MMAPQ_FORMAT_LINE, 8, 100, 7, recs, 8, &one, 1, 0) == 0,
+	       "cannot write a version-2 file");
+	before = file_or_die(qpath, &blen);
+	tr_run_free(&t, 65, NULL, C, "--config", cl, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cl, "--queue", qpath, "--json", "dump", NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--config", cl_short, "--queue", qpath, "recreate", NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--config", cl_small, "--queue", qpath, "recreate", NULL);
+	EXPECT(file_same(qpath, before, blen), "a refused recreate changed the version-2 file");
+	free(before);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cl, "--queue", qpath, "recreate", NULL);
+	r = tr_run(&t, 0, NULL, C, "--config", cl, "--queue", qpath, "--count", "3", NULL);
+	EXPECT(!strcmp(r.out, "first line\n\na line of forty bytes, more than sixteen\n"),
+	       "the consumer got '%s'", r.out);
+	res_free(&r);
+	st = tu_queue_status(qpath);
+	EXPECT(st.head == 3 && st.tail == 8 && st.used_bytes == 5 * 48, "after the line file: head %"
+	       PRIu64 " tail %" PRIu64 " used %" PRIu64, st.head, st.tail, st.used_bytes);
+
+	/* version 1, int, as it was (16 bytes of slot header in every slot) */
+	for (int i = 0; i < 3; i++)
+		recs[i] = (struct mmapq_record){.seq = (uint64_t)i, .len = 8, .data = &v[i]};
+	one.position = 0;
+	EXPECT(tu_write_legacy_queue(qpath, 1, MMAPQ_FORMAT_INT, 8, 64, 0, recs, 3, &one, 1, 0) == 0,
+	       "cannot write a version-1 file");
+	tr_run_free(&t, 0, NULL, CTL, "--config", ci, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", ci, "--queue", qpath, "recreate", NULL);
+	r = tr_run(&t, 0, NULL, C, "--config", ci, "--queue", qpath, "--count", "3", NULL);
+	EXPECT(!strcmp(r.out, "1\n2\n3\n"), "the consumer got '%s'", r.out);
+	res_free(&r);
 	tr_check(&t);
+	free(ci);
+	free(cl);
+	free(cl_short);
+	free(cl_small);
+}
+
+/* ---- binary records: status, dump, export ---- */
+
+/* A record of format binary into b: its length (4 bytes, big-endian) and
+ * its n bytes. */
+static void sb_binary(struct sbuf *b, const void *data, size_t n)
+{
+	unsigned char len[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+	                        (unsigned char)(n >> 8), (unsigned char)n};
+
+	sb_add(b, (const char *)len, 4);
+	sb_add(b, data, n);
+}
+
+/* The bytes of a JSON string of hex digits at s (after its quote): n of
+ * them, malloc'd; NULL if it is not one. */
+static char *hex_decode(const char *s, size_t *n)
+{
+	size_t len = strspn(s, "0123456789abcdef");
+	char *out;
+
+	if (s[len] != '"' || len % 2)
+		return NULL;
+	out = malloc(len / 2 + 1);
+	if (!out)
+		tu_die("malloc");
+	for (size_t i = 0; i < len / 2; i++) {
+		unsigned x;
+		sscanf(s + 2 * i, "%2x", &x);
+		out[i] = (char)x;
+	}
+	*n = len / 2;
+	return out;
+}
+
+/*
+ * Binary records (any bytes: NUL, control bytes, bytes that are not
+ * UTF-8, UTF-8, a C1 control, empty, up to max_record): status and dump
+ * (escaped as text, binary_hex in JSON: decoded, the very bytes), export
+ * (exactly the producer's input, byte for byte, for any length: fed to a
+ * producer of another queue, the same records); line records too, a line
+ * that ends in '\r' included.
+ */
+static void test_binary_queue(void)
+{
+	struct transcript t = {.group = "binary"};
+	char *cfg = write_cfg("bin.ini", "[queue]\nformat = binary\nsize = 64K\nmax_record = 4K\n");
+	char *lcfg = write_cfg("line.ini", "[queue]\nformat = line\nsize = 4K\nmax_record = 64\n");
+	char *q2 = tu_path(dir, "queue2");
+	static const char *const recs[] = {
+		"plain", "", "\x01\x7f", "tab\there \\ backslash", "caf\xc3\xa9", "latin-1 caf\xe9",
+		"\xc2\x85 is C1", "\xff\xfe",
+	};
+	const size_t nrecs = sizeof(recs) / sizeof(recs[0]);
+	struct sbuf in = {0}, all = {0};
+	char big[4096];
+	struct res r, r2;
+	const char *p;
+	size_t i = 0;
+
+	sb_add(&in, "", 0);
+	for (size_t k = 0; k < nrecs; k++)
+		sb_binary(&in, recs[k], strlen(recs[k]));
+	sb_binary(&in, "\0nul\0", 5);
+	tr_run_free_bin(&t, 0, in.s, in.len, P, "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "dump", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "dump", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "export", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--queue", qpath, "--json", "export", NULL);
+
+	/* the largest record, and one of every byte value */
+	for (size_t k = 0; k < sizeof(big); k++)
+		big[k] = (char)(k * 7 + k / 256);
+	sb_add(&all, in.s, in.len);
+	sb_binary(&all, big, sizeof(big));
+	sb_binary(&all, big, 256);
+	{
+		struct sbuf more = {0};
+		sb_binary(&more, big, sizeof(big));
+		sb_binary(&more, big, 256);
+		res_drop(run_checked(0, more.s, more.len,
+		                     (char *[]){(char *)P, "--config", cfg, "--queue", qpath, NULL}));
+		free(more.s);
+	}
+	r = run_checked(0, NULL, 0, (char *[]){(char *)CTL, "--queue", qpath, "export", NULL});
+	EXPECT(r.out_len == all.len && !memcmp(r.out, all.s, all.len),
+	       "export (%zu bytes) is not what the producer read (%zu bytes)", r.out_len, all.len);
+	/* fed back: the same records */
+	res_drop(run_checked(0, r.out, r.out_len,
+	                     (char *[]){(char *)P, "--config", cfg, "--queue", q2, NULL}));
+	res_free(&r);
+	r = run_checked(0, NULL, 0, (char *[]){(char *)CTL, "--queue", qpath, "dump", NULL});
+	r2 = run_checked(0, NULL, 0, (char *[]){(char *)CTL, "--queue", q2, "dump", NULL});
+	EXPECT(!strcmp(r.out, r2.out), "the records exported and fed back differ:\n%s\n%s", r.out,
+	       r2.out);
+	res_free(&r);
+	res_free(&r2);
+
+	/* what a JSON reader gets from binary_hex is the record */
+	r = run_checked(0, NULL, 0, (char *[]){(char *)CTL, "--queue", qpath, "--json", "dump", NULL});
+	for (p = r.out; (p = strstr(p, "\"binary_hex\":\"")); i++) {
+		size_t n;
+		char *got = hex_decode(p + 14, &n);
+		const char *want = i < nrecs ? recs[i] : i == nrecs ? "\0nul\0" : big;
+		size_t wlen = i < nrecs ? strlen(recs[i]) : i == nrecs ? 5 : i == nrecs + 1 ? sizeof(big) : 256;
+
+		EXPECT(got && n == wlen && !memcmp(got, want, n), "record %zu: binary_hex decodes to %zu"
+		       " bytes, not the %zu put in", i, got ? n : 0, wlen);
+		free(got);
+		p += 14;
+	}
+	EXPECT(i == nrecs + 3, "%zu records in the JSON dump, want %zu", i, nrecs + 3);
+	res_free(&r);
+
+	/* lines: exported as the producer reads them, a line that ends in
+	 * '\r' with another one (the producer drops one before '\n') */
+	unlink(q2);
+	tr_run_free(&t, 0, "one\ntwo cr\r\r\n\ncaf\xe9\nlast\r", P, "--config", lcfg, "--queue", q2, NULL);
+	r = tr_run(&t, 0, NULL, CTL, "--queue", q2, "export", NULL);
+	r2 = run_checked(0, r.out, r.out_len, (char *[]){(char *)P, "--config", lcfg, "--queue", q2, NULL});
+	res_free(&r2);
+	r2 = run_checked(0, NULL, 0, (char *[]){(char *)CTL, "--queue", q2, "export", NULL});
+	EXPECT(r2.out_len == 2 * r.out_len && !memcmp(r2.out, r.out, r.out_len) &&
+	       !memcmp(r2.out + r.out_len, r.out, r.out_len),
+	       "the lines exported and fed back differ: '%s' then '%s'", r.out, r2.out);
+	res_free(&r);
+	res_free(&r2);
+	tr_check(&t);
+	free(in.s);
+	free(all.s);
+	free(q2);
+	free(cfg);
+	free(lcfg);
+}
+
+/* ---- send: each VALUE one record, in the queue's format ---- */
+
+/*
+ * A producer serving its socket, format binary: send takes each VALUE as
+ * one record (any bytes an argument can hold, empty, as long as max_record
+ * and longer than the 64 KiB it sends at a time), standard input as the
+ * producer reads it (framed), and reports a record over max_record as
+ * rejected (65); format line
+ * refuses a VALUE holding a newline (64) before it connects.
+ */
+static void test_send_records(void)
+{
+	struct transcript t = {.group = "send"};
+	char *sock = tu_path(dir, "p.sock");
+	char *cfg = tu_xasprintf("[queue]\nformat = binary\nsize = 1M\nmax_record = 100000\n"
+	                         "[producer]\ninput = socket\nsocket = %s\n[log]\nlevel = debug\n", sock);
+	char *bin = write_cfg("bin.ini", cfg);
+	char *line = write_cfg("line.ini", "[queue]\nformat = line\n");
+	char *argv_p[] = {tu_bin("mmapq-producer"), "--config", bin, "--queue", qpath, NULL};
+	/* at most 128 KiB in one argument (MAX_ARG_STRLEN) */
+	char *long_value = malloc(100001), *over = malloc(100002);
+	struct sbuf want = {0};
+	struct tu_proc prod;
+	struct res r;
+	int st;
+
+	EXPECT(long_value && over, "malloc");
+	memset(long_value, 'v', 100000);
+	long_value[100000] = '\0';
+	memset(over, 'o', 100001);
+	over[100001] = '\0';
+	tu_spawn(&prod, argv_p, NULL, false, false, true);
+	tu_track(prod.pid);
+	{
+		size_t n;
+		char *s = tu_read_until(prod.err_fd, "as producer", DEADLINE_MS, &n);
+		EXPECT(s != NULL, "the producer did not attach");
+		free(s);
+	}
+	tr_run_free(&t, 0, NULL, CTL, "--config", bin, "send", "hello", "", "tab\there", "caf\xc3\xa9",
+	            "\x01\xff", NULL);
+	tr_run_free_bin(&t, 0, "\0\0\0\x02hi\0\0\0\0", 10, CTL, "--config", bin, "send", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", line, "send", "one", "two\nlines", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "dump", NULL);
+	tr_check(&t);
+	r = run_checked(0, NULL, 0, (char *[]){(char *)CTL, "--config", bin, "send", long_value, NULL});
+	EXPECT(!strcmp(r.out, "published 1, last seq 7\n"), "send of 100000 bytes: '%s'", r.out);
+	res_free(&r);
+	r = run_checked(65, NULL, 0, (char *[]){(char *)CTL, "--config", bin, "send", over, "x", NULL});
+	EXPECT(strstr(r.out, "published 1, last seq 8, rejected 1") && strstr(r.err, "max_record"),
+	       "send of a record over max_record: stdout '%s', stderr '%s'", r.out, r.err);
+	res_free(&r);
+	kill(prod.pid, SIGTERM);
+	st = tu_wait(prod.pid, DEADLINE_MS);
+	tu_untrack(prod.pid);
+	EXPECT(tu_exit_code(st) == 0, "the producer exited %d", tu_exit_code(st));
+	close(prod.err_fd);
+
+	/* every record as it was sent */
+	sb_add(&want, "", 0);
+	sb_binary(&want, "hello", 5);
+	sb_binary(&want, "", 0);
+	sb_binary(&want, "tab\there", 8);
+	sb_binary(&want, "caf\xc3\xa9", 5);
+	sb_binary(&want, "\x01\xff", 2);
+	sb_binary(&want, "hi", 2);
+	sb_binary(&want, "", 0);
+	sb_binary(&want, long_value, 100000);
+	sb_binary(&want, "x", 1);
+	r = run_checked(0, NULL, 0, (char *[]){(char *)CTL, "--queue", qpath, "export", NULL});
+	EXPECT(r.out_len == want.len && !memcmp(r.out, want.s, want.len),
+	       "the queue holds %zu bytes of records, not the %zu sent", r.out_len, want.len);
+	res_free(&r);
+	free(want.s);
+	free(argv_p[0]);
+	free(long_value);
+	free(over);
+	free(line);
+	free(bin);
+	free(cfg);
+	free(sock);
+}
+
+/* ---- repair: a damaged file salvaged ---- */
+
+/*
+ * Ten int records, consumer a at 2; a byte of record 5's payload flipped
+ * in the ring (mmapq_format.h: frames of 16 bytes from the ring's start,
+ * the payload after the 8-byte frame header).  dump and export print what
+ * comes before it and name record 5 and mmapqctl repair (65), a consumer b
+ * gets 2 to 4 and stops there (65); repair refuses while the producer is
+ * attached (69, naming it), then salvages: the records up to the damage are
+ * kept, the rest reported (status, metrics), and consumer a gets them; a
+ * repair of the intact file finds it intact and changes nothing but the
+ * floor's seqlock counter.
+ */
+static void test_repair(void)
+{
+	struct transcript t = {.group = "repair"};
+	char *cfg = write_cfg("c.ini", "[queue]\nsize = 4K\nmax_record = 64\n[consumer]\noutput = stdout\n");
+	/* the producer that holds the file says when it has attached */
+	char *debug = write_cfg("debug.ini", "[queue]\nsize = 4K\nmax_record = 64\n[log]\nlevel = debug\n");
+	char *argv_p[] = {tu_bin("mmapq-producer"), "--config", debug, "--queue", qpath, NULL};
+	off_t at = MMAPQ_HEADER_SIZE + 5 * 16 + 8;
+	struct tu_proc prod;
+	struct mmapq_status st;
+	struct res r;
+	char *before, *want, c;
+	size_t blen;
+	int fd, code;
+
+	tr_run_free(&t, 0, "0 1 2 3 4 5 6 7 8 9\n", P, "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--name", "a", "--count", "2", NULL);
+	fd = open(qpath, O_RDWR | O_CLOEXEC);
+	EXPECT(fd >= 0 && pread(fd, &c, 1, at) == 1, "cannot read %s: %s", qpath, strerror(errno));
+	EXPECT(c == 5, "byte %lld of %s is %d, not record 5's value", (long long)at, qpath, c);
+	c ^= 0x40;
+	EXPECT(pwrite(fd, &c, 1, at) == 1, "cannot damage %s: %s", qpath, strerror(errno));
+	close(fd);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", qpath, "dump", NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", qpath, "--json", "dump", NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", qpath, "export", NULL);
+	/* a consumer that registers now (at 2) gets the records before it,
+	 * and stops there */
+	r = run_checked(65, NULL, 0, (char *[]){(char *)C, "--config", cfg, "--queue", qpath, "--name",
+	                                        "b", "--count", "8", NULL});
+	EXPECT(!strcmp(r.out, "2\n3\n4\n"), "the consumer of the damaged file printed '%s', stderr '%s'",
+	       r.out, r.err);
+	res_free(&r);
+
+	/* the file in use: refused, the producer named */
+	tu_spawn(&prod, argv_p, NULL, true, false, true);
+	tu_track(prod.pid);
+	{
+		size_t n;
+		char *s = tu_read_until(prod.err_fd, "as producer", DEADLINE_MS, &n);
+		EXPECT(s != NULL, "the producer did not attach");
+		free(s);
+	}
+	before = file_or_die(qpath, &blen);
+	r = tr_run(&t, 69, NULL, CTL, "--config", cfg, "--queue", qpath, "repair", NULL);
+	want = tu_xasprintf("pid %d", (int)prod.pid);
+	EXPECT(strstr(r.err, want) && strstr(r.err, "producer"), "repair in use: '%s'", r.err);
+	free(want);
+	res_free(&r);
+	EXPECT(file_same(qpath, before, blen), "a refused repair changed the file");
+	free(before);
+	close(prod.in_fd);
+	code = tu_exit_code(tu_wait(prod.pid, DEADLINE_MS));
+	tu_untrack(prod.pid);
+	close(prod.err_fd);
+	EXPECT(code == 0, "the producer exited %d", code);
+
+	/* salvaged: 2..4 kept, 5..9 dropped */
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "repair", NULL);
+	st = tu_queue_status(qpath);
+	EXPECT(st.head == 2 && st.tail == 5 && st.salvage.count == 1 && st.salvage.above_from == 5 &&
+	       st.salvage.above_to == 10 && st.salvage.dropped_bytes == 5 * 16 && st.clean,
+	       "after the repair: head %" PRIu64 " tail %" PRIu64 " salvages %" PRIu64 " above [%" PRIu64
+	       ", %" PRIu64 ") bytes %" PRIu64, st.head, st.tail, st.salvage.count,
+	       st.salvage.above_from, st.salvage.above_to, st.salvage.dropped_bytes);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "status", NULL);
+	r = run_checked(0, NULL, 0, (char *[]){(char *)CTL, "--queue", qpath, "metrics", NULL});
+	want = tu_xasprintf("mmapq_salvages_total{queue=\"%s\"} 1\n", qpath);
+	EXPECT(strstr(r.out, want), "metrics after a salvage: %s", r.out);
+	free(want);
+	want = tu_xasprintf("mmapq_last_salvage_dropped_records{queue=\"%s\"} 5\n", qpath);
+	EXPECT(strstr(r.out, want), "metrics after a salvage: %s", r.out);
+	free(want);
+	res_free(&r);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--name", "a", "--count", "3", NULL);
+
+	/* intact: said, and nothing changed but the floor's seqlock counter */
+	tr_run_free(&t, 0, "10 11\n", P, "--config", cfg, "--queue", qpath, NULL);
+	before = file_or_die(qpath, &blen);
+	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "repair", NULL);
+	{
+		size_t n;
+		char *now = file_or_die(qpath, &n);
+		size_t gen = offsetof(struct mmapq_header, floor.gen);
+
+		EXPECT(n == blen && blen > gen + 8, "the file changed size");
+		memcpy(now + gen, before + gen, 8);
+		EXPECT(!memcmp(now, before, blen), "a repair of an intact file changed it");
+		free(now);
+	}
+	free(before);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "dump", NULL);
+	tr_check(&t);
+	free(argv_p[0]);
+	free(debug);
 	free(cfg);
 }
 
@@ -1367,8 +1854,8 @@ static int consumers_in(const char *path, struct mmapq_consumer_status *cs)
 static void test_dash_name(void)
 {
 	struct transcript t = {.group = "dash_name"};
-	char *cfg = write_cfg("c.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
-	char *bad = write_cfg("bad.ini", "[queue]\ncapacity = 8\n[consumer:-x]\noutput = stdout\n");
+	char *cfg = write_cfg("c.ini", "[queue]\nsize = 64K\nmax_record = 1K\n[consumer]\noutput = stdout\n");
+	char *bad = write_cfg("bad.ini", "[queue]\nsize = 64K\nmax_record = 1K\n[consumer:-x]\noutput = stdout\n");
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	int fd;
 
@@ -1397,17 +1884,17 @@ static void test_dash_name(void)
 /* ---- observers read any geometry; recreate changes any -------------------- */
 
 /*
- * A file made with capacity 8 and max_consumers 2, shown by status, dump,
+ * A file made with size 64K and max_consumers 2, shown by status, dump,
  * consumers and metrics under configurations of another max_consumers,
- * and of another capacity, record_size and format: the observers take the
+ * and of another size, max_record and format: the observers take the
  * file as it is.  The daemons still refuse it (65), naming recreate.
  */
 static void test_any_geometry(void)
 {
 	struct transcript t = {.group = "any_geometry"};
-	char *c2 = write_cfg("c2.ini", "[queue]\ncapacity = 8\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
-	char *c4 = write_cfg("c4.ini", "[queue]\ncapacity = 8\nmax_consumers = 4\n");
-	char *other = write_cfg("other.ini", "[queue]\ncapacity = 16\nrecord_size = 32\nformat = line\n"
+	char *c2 = write_cfg("c2.ini", "[queue]\nsize = 64K\nmax_record = 1K\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
+	char *c4 = write_cfg("c4.ini", "[queue]\nsize = 64K\nmax_record = 1K\nmax_consumers = 4\n");
+	char *other = write_cfg("other.ini", "[queue]\nsize = 128K\nmax_record = 32\nformat = line\n"
 	                        "max_consumers = 4\n");
 	char *cfgs[2] = {c4, other};
 
@@ -1448,9 +1935,9 @@ static void test_any_geometry(void)
 static void test_recreate_consumers(void)
 {
 	struct transcript t = {.group = "recreate_consumers"};
-	char *c4 = write_cfg("c4.ini", "[queue]\ncapacity = 8\nmax_consumers = 4\n[consumer]\noutput = stdout\n");
-	char *c2 = write_cfg("c2.ini", "[queue]\ncapacity = 8\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
-	char *c8 = write_cfg("c8.ini", "[queue]\ncapacity = 8\n[consumer]\noutput = stdout\n");
+	char *c4 = write_cfg("c4.ini", "[queue]\nsize = 64K\nmax_record = 1K\nmax_consumers = 4\n[consumer]\noutput = stdout\n");
+	char *c2 = write_cfg("c2.ini", "[queue]\nsize = 64K\nmax_record = 1K\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
+	char *c8 = write_cfg("c8.ini", "[queue]\nsize = 64K\nmax_record = 1K\n[consumer]\noutput = stdout\n");
 	struct mmapq_consumer_status before[MMAPQ_CONSUMERS_MAX], after[MMAPQ_CONSUMERS_MAX];
 	char *bytes, *again;
 	size_t len, len2;
@@ -1522,10 +2009,13 @@ int main(int argc, char **argv)
 		{"read_only_dir", test_read_only_dir},
 		{"io_error", test_io_error},
 		{"recreate", test_recreate},
-		{"recreate_v1", test_recreate_v1},
+		{"recreate_legacy", test_recreate_legacy},
 		{"dash_name", test_dash_name},
 		{"any_geometry", test_any_geometry},
 		{"recreate_consumers", test_recreate_consumers},
+		{"binary_queue", test_binary_queue},
+		{"send_records", test_send_records},
+		{"repair", test_repair},
 	};
 
 	signal(SIGPIPE, SIG_IGN);

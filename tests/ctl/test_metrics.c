@@ -49,13 +49,13 @@ static void setup(void)
 
 	dir = tu_mkdtemp("metrics");
 	qpath = tu_path(dir, "queue");
-	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 16\nmax_consumers = 16\n", qpath);
+	text = tu_xasprintf("[queue]\npath = %s\nsize = 64K\nmax_record = 1K\nmax_consumers = 16\n", qpath);
 	cfg = tu_write_in(dir, "mmapq.ini", text);
 	free(text);
 	for (int i = 0; i < 16; i++) {
 		char name[16];
-		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_CONSUMER, .capacity = 16,
-		                         .record_size = 64, .format = MMAPQ_FORMAT_INT,
+		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_CONSUMER, .size = 65536,
+		                         .max_record = 1024, .format = MMAPQ_FORMAT_INT,
 		                         .file_mode = 0600, .consumer = name, .max_consumers = 16};
 		struct mmapq_error err;
 		struct mmapq *q;

@@ -3,7 +3,9 @@
 #
 # top-tmux.sh BUILD_DIR -- `mmapqctl top` in a real terminal: tmux, 80x24,
 # a server of its own.  The screen (capture-pane) shows the queue's state
-# and follows it (records consumed while it runs); the whole frame fits 80
+# (geometry and depth in bytes, the clean mark, each consumer's lag in
+# records and bytes) and follows it (records consumed while it runs); the
+# whole frame fits 80
 # columns and 24 rows; q ends it, and so does Ctrl-C, each within 10 s;
 # with standard output not a terminal it refuses (64).
 #
@@ -27,7 +29,7 @@ pass() { echo "top-tmux: PASS: $*"; }
 failed() { echo "top-tmux: FAIL: $*"; fail=1; }
 
 cfg=$work/mmapq.ini
-printf '[queue]\npath = %s/queue\ncapacity = 64\n[consumer]\noutput = null\n' "$work" >"$cfg"
+printf '[queue]\npath = %s/queue\nsize = 64K\nmax_record = 1K\n[consumer]\noutput = null\n' "$work" >"$cfg"
 # a named consumer that registers (and consumes nothing) before the records
 "$bin/mmapq-consumer" --config "$cfg" --name audit --count 1 </dev/null >/dev/null &
 audit=$!
@@ -74,17 +76,19 @@ if frame_with 10 '^published +10 '; then
 else
 	failed "no frame with 'published 10':"; cat "$work/screen.txt"
 fi
-grep -Eq '^depth +9 +of 64 ' "$work/screen.txt" && grep -q '^mmapq top ' "$work/screen.txt" &&
+grep -Eq '^depth +9 +144 B of 65536 bytes \(0\.2%\)' "$work/screen.txt" && grep -q '^mmapq top ' "$work/screen.txt" &&
+	grep -q '^format int, version 4, size 64 KiB, max_record 1 KiB, file 68 KiB' "$work/screen.txt" &&
+	grep -q '^clean; no salvage' "$work/screen.txt" &&
 	grep -Eq '^producer +[0-9]+ +no ' "$work/screen.txt" && grep -q '^q: quit' "$work/screen.txt" &&
-	pass "depth 9 of 64 (audit took 1), the producer not attached, the whole frame on the 80x24 screen" ||
+	pass "depth 9 records, 144 bytes of 65536 (audit took 1), the geometry, clean, the producer not attached, the whole frame on the 80x24 screen" ||
 	{ failed "the frame is incomplete:"; cat "$work/screen.txt"; }
 awk 'length($0) > 80 { exit 1 }' "$work/screen.txt" && [ "$(wc -l <"$work/screen.txt")" -le 24 ] ||
 	failed "the frame does not fit 80x24"
 # the consumer default registers at the oldest record kept: 2 (audit took 1)
 "$bin/mmapq-consumer" --config "$cfg" --count 9 || failed "consumer"
-frame_with 10 '^default +[0-9]+ +no +0 ' && grep -Eq '^audit +[0-9]+ +no +9 ' "$work/screen.txt" &&
-	grep -Eq '^depth +9 +of 64 ' "$work/screen.txt" &&
-	pass "it follows the queue: consumer default at lag 0, audit (1 consumed) at lag 9, depth 9" ||
+frame_with 10 '^default +[0-9]+ +no +0 +0 B ' && grep -Eq '^audit +[0-9]+ +no +9 +144 B ' "$work/screen.txt" &&
+	grep -Eq '^depth +9 +144 B ' "$work/screen.txt" &&
+	pass "it follows the queue: consumer default at lag 0, audit (1 consumed) at lag 9 (144 bytes), depth 9" ||
 	{ failed "the screen did not follow the consumers:"; cat "$work/screen.txt"; }
 tm send-keys -t $session q
 if ended 10; then

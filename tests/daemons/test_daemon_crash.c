@@ -8,9 +8,11 @@
  * daemon is (re)started it gets a kill plan:
  *   - a fault point in its environment (MMAPQ_FAULT=point@K, K random): it
  *     SIGKILLs itself the K-th time it passes the point, e.g. holding the
- *     mutex (publish.locked, publish.stored, release.locked, release.stored,
+ *     mutex (publish.locked, publish.stored, release.locked,
  *     signal.incremented, recover.locked), between put and publish
- *     (put.written) or while blocked waiting (wait.unlocked);
+ *     (put.written), between storing its cursor and taking the mutex to
+ *     let the producer have the bytes (release.stored) or while blocked
+ *     waiting (wait.unlocked);
  *   - or an external SIGKILL once the parent has seen a random number of
  *     further output records;
  *   - a fault plan that has not fired after a few times the expected
@@ -27,7 +29,7 @@
  *
  * Checked: every value 0..N-1 is printed; within one consumer run values are
  * consecutive; a restarted consumer starts at the stored head, which is never
- * past what was printed (nothing skipped) and at most `capacity` behind it
+ * past what was printed (nothing skipped) and at most a full ring behind it
  * (the replay is at most one batch); so after dropping those replays the
  * output is exactly 0..N-1.  Every child exits 0 or is SIGKILLed on plan,
  * and the whole run keeps making progress (watchdog).  A consumer killed in
@@ -65,7 +67,12 @@
 #include "mmapq_format.h" /* MMAPQ_FORMAT_INT, to create the queue */
 #include "testutil.h"
 
-#define CAPACITY 128
+/* The ring: 2 KiB of int frames (mmapq_frame_size(8): 16 bytes), 128
+ * records at most */
+#define RING_BYTES 2048u
+#define RING_TEXT "2K"
+#define MAX_RECORD 8u
+#define CAPACITY ((uint64_t)RING_BYTES / mmapq_frame_size(sizeof(int64_t)))
 #define WATCHDOG_MS 10000   /* no progress at all for this long: a hang */
 #define SURVIVOR_MS 5000    /* the survivor must reach its goal in this time */
 #define TOTAL_MS 200000     /* the whole run (ctest TIMEOUT is 300 s) */
@@ -328,7 +335,7 @@ static void start(struct side *s)
 			     s->name, head, s->expect);
 		if (s->expect - head > CAPACITY)
 			fail("%s restart: replay of %" PRIu64 " records (head %" PRIu64
-			     ", printed up to %" PRIu64 ") exceeds the capacity %d",
+			     ", printed up to %" PRIu64 ") exceeds a full ring, %" PRIu64,
 			     s->name, s->expect - head, head, s->expect, CAPACITY);
 		if (s->expect > head) {
 			s->replays++;
@@ -573,7 +580,7 @@ static bool survivor_done(struct side *s)
 	/* the producer filled the queue, held back by the dead consumer (or
 	 * one slower still) alone */
 	st = status();
-	return st.tail - st.head == CAPACITY || st.tail == N;
+	return st.size - st.used_bytes < 2 * mmapq_frame_size(st.max_record) || st.tail == N;
 }
 
 static bool all_done(void)
@@ -748,15 +755,15 @@ int main(void)
 	dir = tu_mkdtemp("crash");
 	qpath = tu_path(dir, "queue");
 	cfgpath = tu_path(dir, "crash.ini");
-	snprintf(cfg, sizeof(cfg), "[queue]\ncapacity = %d\n[consumer]\noutput = stdout\n"
-	         "[log]\nlevel = warning\n", CAPACITY);
+	snprintf(cfg, sizeof(cfg), "[queue]\nsize = " RING_TEXT "\nmax_record = %u\n[consumer]\n"
+	         "output = stdout\n[log]\nlevel = warning\n", MAX_RECORD);
 	if (tu_write_file(cfgpath, cfg, strlen(cfg)) < 0)
 		die("write config");
 
 	/* create the queue up front, so the observer can always open it */
 	{
 		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_PRODUCER,
-		                         .capacity = CAPACITY, .record_size = 64,
+		                         .size = RING_BYTES, .max_record = MAX_RECORD,
 		                         .format = MMAPQ_FORMAT_INT, .file_mode = 0600};
 		struct mmapq_error err;
 		struct mmapq *q;
@@ -813,7 +820,7 @@ int main(void)
 
 			report_side(c, cons_points);
 			fprintf(stderr, "           replays %" PRIu64 " (%" PRIu64 " records, longest %" PRIu64
-			        ", capacity %d), torn lines dropped %" PRIu64 "\n", c->replays,
+			        ", a full ring %" PRIu64 "), torn lines dropped %" PRIu64 "\n", c->replays,
 			        c->replayed_records, c->max_replay, CAPACITY, c->torn_lines);
 		}
 		uint64_t recoveries = st.producer.recoveries;
@@ -831,6 +838,7 @@ int main(void)
 			const char **points = i < 0 ? prod_points : cons_points;
 			for (int k = 0; k < NPOINTS; k++)
 				if (strcmp(points[k], "put.written") && strcmp(points[k], "wait.unlocked") &&
+				    strcmp(points[k], "release.stored") && /* before the mutex */
 				    strcmp(points[k], "recover.locked")) /* its repair is redone, counted once */
 					in_mutex += x->fault_kills_by_point[k];
 		}

@@ -5,10 +5,10 @@
  *   three_speeds      three consumers, one slowed by an output nobody reads
  *                     for a while: each gets every record in order, and the
  *                     producer is held back by the slowest alone (the fast
- *                     ones are at the tail while it waits)
+ *                     ones are at the tail while it waits on a full ring)
  *   down_blocks       a registered consumer that is down holds the producer
- *                     at capacity; `consumer remove` is refused while a
- *                     consumer is attached and releases the producer
+ *                     when the ring is full; `consumer remove` is refused
+ *                     while a consumer is attached and releases the producer
  *   down_drops        the same with on_full = drop: the producer drops (and
  *                     counts) instead of blocking
  *   named_config      [consumer:NAME] overrides [consumer] (output, start =
@@ -33,9 +33,14 @@
 #include <unistd.h>
 
 #include "mmapq.h"
+#include "mmapq_format.h" /* the producer's wake-up word: offsetof(struct mmapq_header, not_full) */
 #include "testutil.h"
 
 #define DEADLINE_MS (20000 * (int)tu_time_factor())
+/* The ring: 4 KiB, 256 int records (16-byte frames) at most */
+#define RING_BYTES 4096u
+#define RING_TEXT "4K"
+#define MAX_RECORD 64u
 
 static char *dir, *qpath, *cfg;
 
@@ -48,8 +53,8 @@ static void setup(const char *extra)
 	dir = tu_mkdtemp("fanout");
 	qpath = tu_path(dir, "queue");
 	cfg = tu_path(dir, "mmapq.ini");
-	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 256\n[log]\nlevel = warning\n%s", qpath,
-	                    extra);
+	text = tu_xasprintf("[queue]\npath = %s\nsize = " RING_TEXT "\nmax_record = 64\n[log]\n"
+	                    "level = warning\n%s", qpath, extra);
 	if (tu_write_file(cfg, text, strlen(text)) < 0)
 		tu_die("write config");
 	free(text);
@@ -132,8 +137,17 @@ static int finish(pid_t pid)
 	return tu_exit_code(st);
 }
 
+/* The queue is full: less than two records of max_record fit (the
+ * producer may keep that much for a padding frame), and the producer
+ * waits on it (asleep on its wake-up word). */
+static bool held_full(const struct mmapq_status *st, pid_t producer)
+{
+	return st->size - st->used_bytes < 2 * mmapq_frame_size(st->max_record) &&
+	       tu_in_futex_on(producer, qpath, offsetof(struct mmapq_header, not_full));
+}
+
 /* Records "first".."last" into fd (a producer's stdin), then closed; by a
- * child of ours, so that a producer held at capacity (which stops reading)
+ * child of ours, so that a producer held by a full queue (which stops reading)
  * cannot block the test. */
 static void feed_range(int fd, unsigned first, unsigned last)
 {
@@ -224,21 +238,21 @@ static void three_speeds(void)
 	prod = spawn(true, false, "mmapq-producer", NULL);
 	feed(prod.in_fd, N);
 
-	/* The slow consumer blocks in write(): the producer fills the queue
-	 * up to it (capacity records ahead) and waits, while both fast ones
-	 * have consumed everything published. */
+	/* The slow consumer blocks in write(): the producer fills the ring up
+	 * to it and waits, while both fast ones have consumed everything
+	 * published. */
 	end = tu_now_ms() + (uint64_t)DEADLINE_MS;
 	while (!held && tu_now_ms() < end) {
 		struct mmapq_status st = tu_queue_status(qpath);
 		struct mmapq_consumer_status s, f1, f2;
 
 		held = consumer_of("slow", &s) && consumer_of("fast1", &f1) && consumer_of("fast2", &f2) &&
-		       st.tail - st.head == st.capacity && s.position == st.head &&
-		       f1.position == st.tail && f2.position == st.tail && st.tail < N;
+		       s.position == st.head && f1.position == st.tail && f2.position == st.tail &&
+		       st.tail < N && held_full(&st, prod.pid);
 		if (!held)
 			sched_yield();
 	}
-	EXPECT(held, "the producer was not held at capacity by the slow consumer alone, with the"
+	EXPECT(held, "the producer was not held by the slow consumer alone, the ring full, with the"
 	       " fast ones at the tail");
 
 	/* now read the slow output: everything flows to the end */
@@ -269,8 +283,9 @@ static void down(bool drop)
 	enum { N = 1000 };
 	struct tu_proc prod, live;
 	struct mmapq_consumer_status cs;
+	struct mmapq_status st;
 	char count[16], *out;
-	uint64_t end;
+	uint64_t end, kept;
 	bool held = false;
 	int code;
 
@@ -278,42 +293,48 @@ static void down(bool drop)
 	             "[consumer]\noutput = stdout\n");
 	/* "down" registers, at the oldest record (0), and stops */
 	{
-		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_CONSUMER, .capacity = 256,
-		                         .record_size = 64, .format = MMAPQ_FORMAT_INT,
+		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_CONSUMER, .size = RING_BYTES,
+		                         .max_record = MAX_RECORD, .format = MMAPQ_FORMAT_INT,
 		                         .consumer = "down", .file_mode = 0660};
 		struct mmapq_error err;
 		struct mmapq *q;
 		EXPECT(mmapq_open(&p, &q, &err) == 0, "register down: %s", err.msg);
 		mmapq_close(q);
 	}
-	/* one more with drop: still attached when we try to remove it */
-	snprintf(count, sizeof(count), "%d", drop ? 257 : N);
-	live = spawn(false, true, "mmapq-consumer", "--name", "live", "--count", count, NULL);
+	/* drop: to the end of what it is given (SIGTERM), still attached when
+	 * we try to remove it */
+	snprintf(count, sizeof(count), "%d", N);
+	live = drop ? spawn(false, true, "mmapq-consumer", "--name", "live", NULL)
+	            : spawn(false, true, "mmapq-consumer", "--name", "live", "--count", count, NULL);
 	(void)wait_attached("live", &cs);
 	prod = spawn(true, false, "mmapq-producer", NULL);
 	feed(prod.in_fd, N);
 	if (drop) {
-		/* full at capacity (down holds it): the rest is dropped, counted */
+		/* full (down holds it): the rest is dropped, counted */
 		EXPECT(finish(prod.pid) == 0, "producer with on_full = drop failed");
-		struct mmapq_status st = tu_queue_status(qpath);
-		EXPECT(st.tail == 256 && st.producer.dropped == N - 256,
-		       "tail %" PRIu64 " dropped %" PRIu64 ", want 256 and %d", st.tail,
-		       st.producer.dropped, N - 256);
+		st = tu_queue_status(qpath);
+		EXPECT(st.size - st.used_bytes < 2 * mmapq_frame_size(st.max_record) &&
+		       st.tail + st.producer.dropped == N && st.head == 0,
+		       "tail %" PRIu64 " dropped %" PRIu64 " used %" PRIu64 " of %" PRIu64 " bytes: not"
+		       " full, or records neither published nor dropped", st.tail, st.producer.dropped,
+		       st.used_bytes, st.size);
+		kept = st.tail;
 		end = tu_now_ms() + (uint64_t)DEADLINE_MS;
-		while (!(consumer_of("live", &cs) && cs.position == 256) && tu_now_ms() < end)
+		while (!(consumer_of("live", &cs) && cs.position == kept) && tu_now_ms() < end)
 			sched_yield();
 	} else {
-		/* held at capacity by down, live at the tail */
+		/* held by down, live at the tail */
 		end = tu_now_ms() + (uint64_t)DEADLINE_MS;
 		while (!held && tu_now_ms() < end) {
-			struct mmapq_status st = tu_queue_status(qpath);
-			held = st.tail == 256 && st.head == 0 && st.producer.attached &&
-			       consumer_of("live", &cs) && cs.position == 256;
+			st = tu_queue_status(qpath);
+			held = st.head == 0 && st.producer.attached && consumer_of("live", &cs) &&
+			       cs.position == st.tail && held_full(&st, prod.pid);
 			if (!held)
 				sched_yield();
 		}
-		EXPECT(held, "the producer was not held at capacity by the consumer that is down");
+		EXPECT(held, "the producer was not held by the consumer that is down, the queue full");
 		EXPECT(tu_wait(prod.pid, 0) == -ETIMEDOUT, "the producer ended while held");
+		kept = N;
 	}
 	/* live is attached: not removable */
 	code = run_ctl(NULL, "consumer", "remove", "live");
@@ -329,16 +350,24 @@ static void down(bool drop)
 	if (!drop) {
 		EXPECT(finish(prod.pid) == 0, "the producer did not finish once down was removed");
 	} else {
+		uint64_t dropped = tu_queue_status(qpath).producer.dropped;
+
 		/* room again: the next record is published, not dropped */
 		prod = spawn(true, false, "mmapq-producer", NULL);
-		feed_range(prod.in_fd, 257, 257);
-		EXPECT(finish(prod.pid) == 0, "producer of record 257");
-		EXPECT(tu_queue_status(qpath).producer.dropped == N - 256, "record 257 dropped");
+		feed_range(prod.in_fd, (unsigned)kept + 1, (unsigned)kept + 1);
+		EXPECT(finish(prod.pid) == 0, "producer of record %" PRIu64, kept + 1);
+		EXPECT(tu_queue_status(qpath).producer.dropped == dropped, "record %" PRIu64 " dropped",
+		       kept + 1);
+		kept++;
+		end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+		while (!(consumer_of("live", &cs) && cs.position == kept) && tu_now_ms() < end)
+			sched_yield();
+		kill(live.pid, SIGTERM);
 	}
 	out = tu_read_all(live.out_fd, DEADLINE_MS, NULL);
 	close(live.out_fd);
 	EXPECT(out, "live: no end of output");
-	expect_sequence("live", out, drop ? 257 : N);
+	expect_sequence("live", out, (unsigned)kept);
 	free(out);
 	EXPECT(finish(live.pid) == 0, "live consumer failed");
 	code = run_ctl(&out, "consumers", NULL, NULL);

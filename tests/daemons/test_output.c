@@ -11,9 +11,10 @@
  *                       journal's path): exit 74, the records not sent stay
  *   refused_consumer    a second consumer, refused the role (69), leaves
  *                       the live consumer's output file exactly as it is
- *   bounded_batch       a backlog of 128 x 1 MiB records under a 48 MiB
- *                       data limit: consumed in bounded batches (not the
- *                       whole backlog buffered, and a failure)
+ *   bounded_batch       binary records of max_record = 64 MiB (a 192 MiB
+ *                       backlog) to stdout under a 48 MiB data limit: every
+ *                       one whole, byte for byte, written from the mapping
+ *                       (no buffer of max_record, not the backlog buffered)
  *   watchdog_long_batch a 2 MB backlog to a slow reader: WATCHDOG=1 keeps
  *                       coming while the batch is written
  *   file_size_limit     RLIMIT_FSIZE on the output file: exit 74 with "File
@@ -27,7 +28,30 @@
  *                       namespace's journald only; without it, 74
  *   seq_prefix          "SEQ<TAB>record" lines; a batch replayed after a
  *                       kill between write and release has the same
- *                       prefixes, so a reader can drop the repeats
+ *                       prefixes, so a reader can drop the repeats;
+ *                       refused (78) with format binary
+ *   binary_stdout       binary records (all 256 byte values, each alone,
+ *                       zero-length, every padding, max_record) to stdout:
+ *                       each a 4-byte big-endian length and its bytes,
+ *                       byte for byte
+ *   binary_file         the same to file:, after an incomplete last record
+ *                       (cut); a file that is not binary records refused
+ *                       (74), untouched
+ *   binary_journal      the same to the journal (a stand-in journald that
+ *                       reads the native protocol, memfds too): MESSAGE=
+ *                       the record's bytes, records of 24 MiB whole
+ *   binary_chain        mmapq-consumer | mmapq-producer: the records in a
+ *                       second queue, byte for byte
+ *   long_lines          lines of 64 KiB with the shipped size and
+ *                       max_record, whole to stdout, a file and the journal
+ *                       (three named consumers of one queue)
+ *   damaged_record      a payload byte of record 5 flipped in the file: 0-4
+ *                       written, record 5 never, exit 65 naming it and
+ *                       `mmapqctl repair`, the cursor at 5
+ *   sync_file           sync = batch, output on crashfs cut at a random
+ *                       instant mid-stream: the file holds every record up
+ *                       to the consumer's cursor; with sync = never it does
+ *                       not (what the check would catch)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,11 +69,17 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mmapq.h"
+#include "testrecords.h"
 #include "testutil.h"
+#ifdef HAVE_CRASHFS
+#include "crashfs.h"
+#endif
 
 #define EXIT_MS 20000
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
@@ -127,11 +157,12 @@ static struct run start(const char *input, int resource, unsigned long long limi
 	return r;
 }
 
-/* Exit code, after draining stdout (returned, malloc'd, if want_out) and
- * stderr (into *err if not NULL). */
-static int finish(struct run *r, char **out, char **err)
+/* Exit code, after draining stdout (into *out, malloc'd, its length in
+ * *len if not NULL, if out is not NULL) and stderr (into *err if not NULL). */
+static int finish_out(struct run *r, char **out, size_t *len, char **err)
 {
-	char *o = tu_read_all(r->out, EXIT_MS, NULL), *e = tu_read_all(r->err, EXIT_MS, NULL);
+	size_t n = 0;
+	char *o = tu_read_all(r->out, EXIT_MS, &n), *e = tu_read_all(r->err, EXIT_MS, NULL);
 	int st = tu_wait(r->pid, EXIT_MS);
 
 	close(r->out);
@@ -140,6 +171,8 @@ static int finish(struct run *r, char **out, char **err)
 		tu_dump_queue(qpath, "did not exit");
 		tu_kill(r->pid);
 	}
+	if (len)
+		*len = o ? n : 0;
 	if (out)
 		*out = o ? o : calloc(1, 1);
 	else
@@ -149,6 +182,11 @@ static int finish(struct run *r, char **out, char **err)
 	else
 		free(e);
 	return st == -ETIMEDOUT ? -1 : tu_exit_code(st);
+}
+
+static int finish(struct run *r, char **out, char **err)
+{
+	return finish_out(r, out, NULL, err);
 }
 
 static void publish(const char *input)
@@ -176,7 +214,7 @@ static void partial_last_line(void)
 	struct run r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", "2", NULL);
 	int code = finish(&r, NULL, &err);
 	got = tu_read_file(out, NULL);
-	EXPECT(code == 0 && strstr(err, "cut 2 bytes of an incomplete last line"),
+	EXPECT(code == 0 && strstr(err, "cut 2 bytes of an incomplete last record"),
 	       "consumer: exit %d, stderr '%s'", code, err);
 	EXPECT(got && !strcmp(got, "1\n2\n29841\n7\n"), "output file is '%s', want 1 2 29841 7", got);
 	free(got);
@@ -213,7 +251,7 @@ static void journal_gone(void)
 	char buf[65536], *err;
 	int fd, got = 0, rcv = 4096;
 
-	setup("capacity = 32768\n[consumer]\noutput = journal\n");
+	setup("size = 512K\n[consumer]\noutput = journal\n");
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("tmpfs", "/run", "tmpfs", 0, "mode=0755") < 0)
 		tu_skip("no private mount namespace: %s", strerror(errno));
@@ -358,7 +396,7 @@ static void journal_namespace(void)
 /*
  * [consumer] seq_prefix = yes: "SEQ<TAB>record" on each line, for int and
  * line records.  A consumer killed after writing a batch but before
- * releasing it (fault point release.locked) writes that batch again when
+ * releasing it (fault point consumer.written) writes that batch again when
  * restarted; the prefixes let a reader drop the repeats and get every
  * record exactly once, in order.
  */
@@ -367,7 +405,8 @@ static void seq_prefix(void)
 	char *out, *err, *got;
 
 	dir = tu_mkdtemp("output");
-	setup("format = line\nrecord_size = 16\n[consumer]\noutput = stdout\nseq_prefix = yes\n");
+	setup("format = line\nsize = 64K\nmax_record = 1K\n[consumer]\noutput = stdout\n"
+	      "seq_prefix = yes\n");
 	publish("alpha\n\nbeta gamma\n");
 	struct run r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", "3", NULL);
 	int code = finish(&r, &got, &err);
@@ -376,15 +415,24 @@ static void seq_prefix(void)
 	free(got);
 	free(err);
 
+	/* binary records are framed by their length: no place for a prefix */
+	setup("format = binary\nsize = 64K\nmax_record = 1K\n[consumer]\noutput = stdout\n"
+	      "seq_prefix = yes\n");
+	r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", "1", NULL);
+	code = finish(&r, NULL, &err);
+	EXPECT(code == 78 && strstr(err, "seq_prefix = yes: format = binary"),
+	       "seq_prefix with format binary: exit %d (want 78), stderr '%s'", code, err);
+	free(err);
+
 	tu_need_faults();
 	dir = tu_mkdtemp("output");
 	out = tu_path(dir, "out.txt");
 	setup("[consumer]\noutput = file:%s\nseq_prefix = yes\n", out);
 	publish("-5 10 20 30\n");
-	char *env[] = {"MMAPQ_FAULT=release.locked@1", NULL};
+	char *env[] = {"MMAPQ_FAULT=consumer.written@1", NULL};
 	r = start(NULL, -1, 0, env, "mmapq-consumer", NULL);
 	code = finish(&r, NULL, &err);
-	EXPECT(code == -1 || code == 128 + SIGKILL, "the consumer was not killed at release.locked:"
+	EXPECT(code == -1 || code == 128 + SIGKILL, "the consumer was not killed at consumer.written:"
 	       " exit %d, stderr '%s'", code, err);
 	free(err);
 	EXPECT(tu_queue_status(qpath).head == 0, "the killed consumer released records");
@@ -446,29 +494,35 @@ static void refused_consumer(void)
 	free(out);
 }
 
+/*
+ * Records of max_record = 64 MiB, the largest there is: a backlog of three
+ * of them and the small records of tr_binary_set (192 MiB) to stdout under
+ * a 48 MiB data limit.  The output writes such a record from the queue's
+ * mapping: it neither allocates max_record for a batch nor buffers the
+ * backlog, and every record comes out whole.
+ */
 static void bounded_batch(void)
 {
 #if defined(__SANITIZE_ADDRESS__)
 	tu_skip("AddressSanitizer reserves more address space than the data limit allows");
 #endif
-	enum { N = 128, SIZE = 1024 * 1024 };
-	char *line = malloc((size_t)N * (SIZE + 1) + 1), *err;
+	struct tr_set set = tr_binary_set(MMAPQ_MAX_RECORD_MAX);
+	char *out, *err, *why, count[16];
+	size_t len;
 
-	setup("capacity = 128\nrecord_size = 1048576\nformat = line\n[consumer]\noutput = file:/dev/null\n");
-	EXPECT(line, "malloc");
-	for (int i = 0; i < N; i++) {
-		memset(line + (size_t)i * (SIZE + 1), 'a' + i % 26, SIZE);
-		line[(size_t)i * (SIZE + 1) + SIZE] = '\n';
-	}
-	line[(size_t)N * (SIZE + 1)] = '\0';
-	publish(line);
-	free(line);
-	EXPECT(tu_queue_status(qpath).tail == N, "backlog not published");
-	struct run r = start(NULL, RLIMIT_DATA, 48ull << 20, NULL, "mmapq-consumer", "--count", "128", NULL);
-	int code = finish(&r, NULL, &err);
-	EXPECT(code == 0 && tu_queue_status(qpath).head == N,
-	       "a 128 MiB backlog under a 48 MiB data limit: exit %d, stderr '%s'", code, err);
+	setup("size = 512M\nmax_record = 64M\nformat = binary\n[consumer]\noutput = stdout\n");
+	tr_put(qpath, UINT64_C(512) << 20, MMAPQ_MAX_RECORD_MAX, MMAPQ_FORMAT_BINARY, &set);
+	snprintf(count, sizeof(count), "%" PRIu32, set.n);
+	struct run r = start(NULL, RLIMIT_DATA, 48ull << 20, NULL, "mmapq-consumer", "--count", count,
+	                     NULL);
+	int code = finish_out(&r, &out, &len, &err);
+	EXPECT(code == 0 && tu_queue_status(qpath).head == set.n,
+	       "a backlog of 64 MiB records under a 48 MiB data limit: exit %d, stderr '%s'", code, err);
+	why = tr_check_binary((const uint8_t *)out, len, &set);
+	EXPECT(!why, "stdout (%zu bytes) is not the records: %s", len, why);
+	free(out);
 	free(err);
+	tr_free(&set);
 }
 
 /*
@@ -487,7 +541,7 @@ static void watchdog_long_batch(void)
 	char buf[16384];
 	int nfd, pings = 0;
 
-	setup("capacity = 4096\nrecord_size = 1024\nformat = line\n[consumer]\noutput = stdout\n");
+	setup("size = 4M\nmax_record = 1K\nformat = line\n[consumer]\noutput = stdout\n");
 	EXPECT(input, "malloc");
 	for (int i = 0; i < N; i++) {
 		memset(input + (size_t)i * (LEN + 1), 'x', LEN);
@@ -554,7 +608,7 @@ static void file_size_limit(void)
 
 	dir = tu_mkdtemp("output");
 	out = tu_path(dir, "out.txt");
-	setup("capacity = 2048\n[consumer]\noutput = file:%s\n", out);
+	setup("size = 64K\nmax_record = 1K\n[consumer]\noutput = file:%s\n", out);
 	for (int i = 0; i < N; i++)
 		len += (size_t)sprintf(in + len, "%d\n", 100000 + i);
 	publish(in);
@@ -614,6 +668,484 @@ static void symlink_output(void)
 	free(link);
 }
 
+/* ---- records of any bytes and length ------------------------------------------ */
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+/* The consumer (name NULL: the default one) to the end of n records: its
+ * exit code, stdout (malloc'd, its length in *len) and stderr. */
+static int consume_n(const char *name, uint32_t n, char **out, size_t *len, char **err)
+{
+	char count[16];
+	struct run r;
+
+	snprintf(count, sizeof(count), "%" PRIu32, n);
+	r = name ? start(NULL, -1, 0, NULL, "mmapq-consumer", "--name", name, "--count", count, NULL)
+	         : start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", count, NULL);
+	return finish_out(&r, out, len, err);
+}
+
+static void binary_stdout(void)
+{
+	struct tr_set set = tr_binary_set(64 * KIB);
+	char *out, *err, *why;
+	size_t len;
+
+	setup("size = 1M\nformat = binary\n[consumer]\noutput = stdout\n");
+	tr_put(qpath, MIB, 64 * KIB, MMAPQ_FORMAT_BINARY, &set);
+	int code = consume_n(NULL, set.n, &out, &len, &err);
+	EXPECT(code == 0, "consumer: exit %d, stderr '%s'", code, err);
+	why = tr_check_binary((const uint8_t *)out, len, &set);
+	EXPECT(!why, "stdout (%zu bytes) is not the %" PRIu32 " records: %s", len, set.n, why);
+	EXPECT(tu_queue_status(qpath).head == set.n, "not every record released");
+	free(out);
+	free(err);
+	tr_free(&set);
+}
+
+static void binary_file(void)
+{
+	/* what an earlier run left: a whole record "old", then one cut short
+	 * (its length, 100, and 10 of its bytes) */
+	static const uint8_t before[] = {0, 0, 0, 3, 'o', 'l', 'd', 0, 0, 0, 100,
+	                                 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+	struct tr_set set = tr_binary_set(64 * KIB);
+	char *out, *err, *why, *text;
+	size_t len;
+
+	dir = tu_mkdtemp("output");
+	out = tu_path(dir, "out.bin");
+	setup("size = 1M\nformat = binary\n[consumer]\noutput = file:%s\n", out);
+	tu_write_file(out, before, sizeof(before));
+	tr_put(qpath, MIB, 64 * KIB, MMAPQ_FORMAT_BINARY, &set);
+	int code = consume_n(NULL, set.n, NULL, NULL, &err);
+	EXPECT(code == 0 && strstr(err, "cut 14 bytes of an incomplete last record"),
+	       "consumer: exit %d, stderr '%s'", code, err);
+	free(err);
+	text = tu_read_file(out, &len);
+	EXPECT(text && len >= 7 && !memcmp(text, before, 7), "the whole record before is gone");
+	why = tr_check_binary((const uint8_t *)text + 7, len - 7, &set);
+	EXPECT(!why, "%s after its first record (%zu bytes) is not the records: %s", out, len - 7, why);
+	free(text);
+
+	/* a file of lines is no file of binary records: left alone */
+	tu_write_file(out, "1\n2\n", 4);
+	setup("size = 1M\nformat = binary\n[consumer]\noutput = file:%s\n", out);
+	code = consume_n(NULL, 1, NULL, NULL, &err);
+	text = tu_read_file(out, NULL);
+	EXPECT(code == 74 && strstr(err, "not a file of binary records"),
+	       "a file of lines as the binary output: exit %d (want 74), stderr '%s'", code, err);
+	EXPECT(text && !strcmp(text, "1\n2\n"), "the file of lines was changed: '%s'", text);
+	free(text);
+	free(err);
+	free(out);
+	tr_free(&set);
+}
+
+/* The next journal entry at fd: its bytes, from the datagram or from the
+ * memfd it carries (an entry too large for a datagram); *memfd says
+ * which.  Static: valid until the next call. */
+static const uint8_t *journal_entry_raw(int fd, size_t *len, bool *memfd)
+{
+	enum { BUF = 32 * MIB };
+	static uint8_t *buf;
+	union {
+		struct cmsghdr h;
+		char c[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.c,
+	                    .msg_controllen = sizeof(ctl.c)};
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	struct cmsghdr *cm;
+	ssize_t k;
+
+	if (!buf && !(buf = malloc(BUF)))
+		tu_die("malloc");
+	iov = (struct iovec){buf, BUF};
+	EXPECT(poll(&pf, 1, EXIT_MS) == 1, "no journal entry came");
+	k = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	EXPECT(k >= 0 && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)), "recvmsg: %s",
+	       k < 0 ? strerror(errno) : "truncated");
+	cm = CMSG_FIRSTHDR(&mh);
+	*memfd = cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS;
+	if (*memfd) {
+		struct stat st;
+		int mfd;
+
+		memcpy(&mfd, CMSG_DATA(cm), sizeof(mfd));
+		EXPECT(k == 0 && fstat(mfd, &st) == 0 && st.st_size <= BUF, "a memfd of %lld bytes"
+		       " with %zd bytes of datagram", (long long)st.st_size, k);
+		k = pread(mfd, buf, (size_t)st.st_size, 0);
+		EXPECT(k == st.st_size, "read the memfd: %s", strerror(errno));
+		close(mfd);
+	}
+	*len = (size_t)k;
+	return buf;
+}
+
+/* Field name of an entry in journald's native protocol ("NAME=value\n", or
+ * "NAME\n", a 64-bit little-endian length, the value, "\n"): its value and
+ * length, NULL if it has none.  A malformed entry fails the test. */
+static const uint8_t *journal_field(const uint8_t *e, size_t len, const char *name, size_t *vlen)
+{
+	size_t off = 0, nl = strlen(name);
+
+	while (off < len) {
+		const uint8_t *p = e + off, *eq = memchr(p, '=', len - off), *lf = memchr(p, '\n', len - off);
+		const uint8_t *v;
+		size_t n;
+
+		EXPECT(lf, "an entry's field without a line end at byte %zu", off);
+		if (eq && eq < lf) {
+			v = eq + 1;
+			n = (size_t)(lf - v);
+			off = (size_t)(lf - e) + 1;
+		} else {
+			uint64_t le;
+
+			EXPECT(len - (size_t)(lf + 1 - e) >= 8, "an entry's binary field without its length");
+			memcpy(&le, lf + 1, 8);
+			n = (size_t)le64toh(le);
+			v = lf + 9;
+			EXPECT(n <= len - (size_t)(v - e) && v[n] == '\n', "an entry's binary field of %zu"
+			       " bytes that is not followed by a line end", n);
+			off = (size_t)(v - e) + n + 1;
+		}
+		if ((size_t)((eq && eq < lf ? eq : lf) - p) == nl && !memcmp(p, name, nl)) {
+			*vlen = n;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+/* The next n entries at fd are the records of set from index first (their
+ * MESSAGE= and MMAPQ_SEQ= first + i); how many came in a memfd. */
+static unsigned expect_journal(int fd, const struct tr_set *set)
+{
+	unsigned memfds = 0;
+
+	for (uint32_t i = 0; i < set->n; i++) {
+		size_t len, mlen, slen;
+		bool memfd;
+		const uint8_t *e = journal_entry_raw(fd, &len, &memfd);
+		const uint8_t *msg = journal_field(e, len, "MESSAGE", &mlen);
+		const uint8_t *seq = journal_field(e, len, "MMAPQ_SEQ", &slen);
+		char want[24], *why;
+
+		memfds += memfd;
+		snprintf(want, sizeof(want), "%" PRIu32, i);
+		EXPECT(msg && seq && slen == strlen(want) && !memcmp(seq, want, slen),
+		       "entry %" PRIu32 ": MESSAGE %s, MMAPQ_SEQ '%.*s'", i, msg ? "there" : "missing",
+		       seq ? (int)slen : 0, seq ? (const char *)seq : "");
+		why = tr_differs(set, i, msg, mlen);
+		EXPECT(!why, "entry %" PRIu32 ": MESSAGE is not the record: %s", i, why);
+	}
+	return memfds;
+}
+
+/* Binary records to the journal, byte for byte; those of 24 MiB are larger
+ * than a datagram may be (8 MiB of send buffer) and go as a memfd. */
+static void binary_journal(void)
+{
+	struct tr_set set = tr_binary_set(24 * MIB);
+	int fd = fake_journal(JOURNAL_SOCKET);
+	char count[16], *err;
+	unsigned memfds;
+
+	setup("size = 128M\nmax_record = 24M\nformat = binary\n[consumer]\noutput = journal\n");
+	tr_put(qpath, 128 * MIB, 24 * MIB, MMAPQ_FORMAT_BINARY, &set);
+	snprintf(count, sizeof(count), "%" PRIu32, set.n);
+	struct run r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", count, NULL);
+	memfds = expect_journal(fd, &set);
+	int code = finish(&r, NULL, &err);
+	EXPECT(code == 0, "consumer: exit %d, stderr '%s'", code, err);
+	EXPECT(memfds >= 3, "%u entries came in a memfd, want the three of 24 MiB at least", memfds);
+	free(err);
+	close(fd);
+	tr_free(&set);
+}
+
+/* mmapq-consumer | mmapq-producer: what the one writes the other reads,
+ * into a second queue, every record as it was. */
+static void binary_chain(void)
+{
+	struct tr_set set = tr_binary_set(64 * KIB);
+	char *cfg2, *q2, count[16];
+	char *cargv[] = {tu_bin("mmapq-consumer"), "--config", NULL, "--count", count, NULL};
+	char *pargv[] = {tu_bin("mmapq-producer"), "--config", NULL, NULL};
+	struct tu_child cc = TU_CHILD_INIT, pc = TU_CHILD_INIT;
+	struct mmapq_params p = {.role = MMAPQ_ROLE_CONSUMER};
+	struct mmapq_error merr;
+	struct mmapq *q;
+	uint32_t avail = 0;
+	int pipefd[2], st;
+	pid_t cpid, ppid;
+
+	setup("size = 1M\nformat = binary\n[consumer]\noutput = stdout\n");
+	cargv[2] = cfg;
+	q2 = tu_path(dir, "queue2");
+	p.path = q2;
+	cfg2 = tu_xasprintf("[queue]\npath = %s\nsize = 1M\nformat = binary\n", q2);
+	pargv[2] = tu_write_in(dir, "second.ini", cfg2);
+	tr_put(qpath, MIB, 64 * KIB, MMAPQ_FORMAT_BINARY, &set);
+	snprintf(count, sizeof(count), "%" PRIu32, set.n);
+	tu_pipe(pipefd);
+	cc.stdio[1] = pipefd[1];
+	pc.stdio[0] = pipefd[0];
+	cpid = tu_start(cargv, &cc);
+	ppid = tu_start(pargv, &pc);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	st = tu_wait(cpid, EXIT_MS);
+	EXPECT(st >= 0 && tu_exit_code(st) == 0, "mmapq-consumer: status %d", st);
+	st = tu_wait(ppid, EXIT_MS);
+	EXPECT(st >= 0 && tu_exit_code(st) == 0, "mmapq-producer: status %d", st);
+	EXPECT(mmapq_open(&p, &q, &merr) == 0, "%s: %s", q2, merr.msg);
+	EXPECT(mmapq_available(q, 0, &avail) == 0 && avail == set.n,
+	       "the second queue holds %" PRIu32 " records, not %" PRIu32, avail, set.n);
+	for (uint32_t i = 0; i < set.n; i++) {
+		struct mmapq_record rec;
+		char *why;
+
+		EXPECT(mmapq_get(q, i, &rec) == 0, "get %" PRIu32, i);
+		why = tr_differs(&set, i, rec.data, rec.len);
+		EXPECT(!why, "the second queue: %s", why);
+	}
+	mmapq_close(q);
+	free(cargv[0]);
+	free(pargv[0]);
+	free(pargv[2]);
+	free(cfg2);
+	free(q2);
+	tr_free(&set);
+}
+
+/* Lines of 64 KiB with the shipped size (4M) and max_record (64K), whole
+ * to each output: three named consumers of one queue, registered before
+ * any record is consumed. */
+static void long_lines(void)
+{
+	static const char *const names[] = {"tostdout", "tofile", "tojournal"};
+	struct tr_set set = tr_lines(24, 64 * KIB);
+	char *file = NULL, *out, *err, *why;
+	int fd;
+	size_t len;
+
+	dir = tu_mkdtemp("output");
+	file = tu_path(dir, "lines.txt");
+	fd = fake_journal(JOURNAL_SOCKET);
+	/* the one line that max_record allows less one byte, and none */
+	tr_add_random(&set, 64 * KIB - 1, true);
+	tr_add(&set, 0);
+	setup("format = line\n[consumer]\noutput = stdout\n[consumer:tofile]\noutput = file:%s\n"
+	      "[consumer:tojournal]\noutput = journal\n", file);
+	tr_put(qpath, 4 * MIB, 64 * KIB, MMAPQ_FORMAT_LINE, &set);
+	for (int i = 0; i < 3; i++) {
+		struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_CONSUMER, .consumer = names[i]};
+		struct mmapq_error merr;
+		struct mmapq *q;
+
+		EXPECT(mmapq_open(&p, &q, &merr) == 0, "register %s: %s", names[i], merr.msg);
+		mmapq_close(q);
+	}
+	int code = consume_n("tostdout", set.n, &out, &len, &err);
+	EXPECT(code == 0, "consumer to stdout: exit %d, stderr '%s'", code, err);
+	why = tr_check_lines(out, len, &set);
+	EXPECT(!why, "stdout (%zu bytes): %s", len, why);
+	free(out);
+	free(err);
+
+	code = consume_n("tofile", set.n, NULL, NULL, &err);
+	EXPECT(code == 0, "consumer to a file: exit %d, stderr '%s'", code, err);
+	out = tu_read_file(file, &len);
+	why = out ? tr_check_lines(out, len, &set) : strdup("no file");
+	EXPECT(!why, "%s (%zu bytes): %s", file, len, why);
+	free(out);
+	free(err);
+
+	char count[16];
+	snprintf(count, sizeof(count), "%" PRIu32, set.n);
+	struct run r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--name", "tojournal", "--count",
+	                     count, NULL);
+	(void)expect_journal(fd, &set);
+	code = finish(&r, NULL, &err);
+	EXPECT(code == 0, "consumer to the journal: exit %d, stderr '%s'", code, err);
+	free(err);
+	close(fd);
+	free(file);
+	tr_free(&set);
+}
+
+/* A record whose checksum does not hold is never written: the consumer
+ * writes those before it, stops at it with 65, names it and the way out,
+ * and leaves its cursor there. */
+static void damaged_record(void)
+{
+	struct tr_set set = tr_lines(10, 100);
+	struct mmapq_status st;
+	uint64_t off = 0;
+	char *out, *err, *why;
+	size_t len;
+	uint8_t b;
+	int fd;
+
+	setup("format = line\nsize = 64K\nmax_record = 1K\n[consumer]\noutput = stdout\n");
+	tr_put(qpath, 64 * KIB, KIB, MMAPQ_FORMAT_LINE, &set);
+	/* record 5's frame: the ring starts after the header, the first frame
+	 * at its start (a new queue), each frame after the one before */
+	st = tu_queue_status(qpath);
+	for (uint32_t i = 0; i < 5; i++)
+		off += mmapq_frame_size(set.r[i].len);
+	off += st.header_size + 8 + 50; /* past its 8-byte header, into its payload */
+	fd = open(qpath, O_RDWR | O_CLOEXEC);
+	EXPECT(fd >= 0 && pread(fd, &b, 1, (off_t)off) == 1, "read the queue file");
+	EXPECT(b == set.r[5].data[50], "byte %" PRIu64 " of the file is not record 5's byte 50", off);
+	b ^= 0x20;
+	EXPECT(pwrite(fd, &b, 1, (off_t)off) == 1, "write the queue file: %s", strerror(errno));
+	close(fd);
+
+	int code = consume_n(NULL, set.n, &out, &len, &err);
+	EXPECT(code == 65 && strstr(err, "record 5 is damaged") && strstr(err, "mmapqctl repair"),
+	       "consumer on a damaged record: exit %d (want 65), stderr '%s'", code, err);
+	set.n = 5; /* those before it, and nothing else */
+	why = tr_check_lines(out, len, &set);
+	EXPECT(!why, "stdout: %s", why);
+	set.n = 10;
+	EXPECT(tu_queue_status(qpath).head == 5, "the cursor is at %" PRIu64 ", not 5",
+	       tu_queue_status(qpath).head);
+	free(out);
+	free(err);
+	tr_free(&set);
+}
+
+#ifdef HAVE_CRASHFS
+/* A producer of the int records 0..n-1 into the queue at path, in batches
+ * of 64, blocking while the ring is full: a child; its pid. */
+static pid_t int_producer(const char *path, uint64_t n)
+{
+	pid_t pid = tu_fork();
+
+	if (pid == 0) {
+		struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_PRODUCER};
+		struct mmapq *q;
+		int64_t v[64];
+
+		if (mmapq_open(&p, &q, NULL) < 0)
+			_exit(1);
+		for (uint64_t i = 0; i < n;) {
+			uint64_t room;
+			uint32_t k = n - i < 64 ? (uint32_t)(n - i) : 64;
+			int r;
+
+			for (uint32_t j = 0; j < k; j++)
+				v[j] = (int64_t)(i + j);
+			if (mmapq_reserve(q, 8, mmapq_now_ns() + 1000000000u, &room) < 0)
+				continue;
+			r = mmapq_put_many(q, v, 8, k);
+			if (r > 0)
+				i += (uint64_t)r;
+			if (mmapq_publish(q) < 0)
+				_exit(1);
+		}
+		mmapq_close(q);
+		_exit(0);
+	}
+	tu_track(pid);
+	return pid;
+}
+
+/* The records the file at path holds: its lines, which must be 0, 1, ...
+ * each whole (the last one too). */
+static uint64_t count_lines(const char *path)
+{
+	size_t len;
+	char *text = tu_read_file(path, &len), *p;
+	uint64_t n = 0;
+
+	EXPECT(text, "%s: %s", path, strerror(errno));
+	EXPECT(!len || text[len - 1] == '\n', "%s ends in the middle of a line", path);
+	for (p = text; p < text + len; n++) {
+		char *end;
+		unsigned long long v = strtoull(p, &end, 10);
+
+		EXPECT(end > p && *end == '\n' && v == n, "%s: line %" PRIu64 " is '%.20s'", path, n, p);
+		p = end + 1;
+	}
+	free(text);
+	return n;
+}
+#endif
+
+/*
+ * With sync = batch the file output is fdatasync'ed before each release:
+ * cut the power (crashfs) while records stream through a consumer whose
+ * output file is there, and the file holds every record up to the cursor
+ * the consumer stored.  With sync = never nothing is fdatasync'ed, and the
+ * same cut leaves the file behind its cursor: what the check would catch.
+ */
+static void sync_file(void)
+{
+#ifndef HAVE_CRASHFS
+	tu_skip("built without libfuse3 (tests/deps.sh): no crashfs");
+#else
+	static const char *const modes[] = {"batch", "never"};
+	char *mnt;
+	int r;
+
+	if (geteuid() != 0)
+		tu_skip("needs root (a mount namespace, /dev/fuse)");
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		tu_skip("no private mount namespace: %s", strerror(errno));
+	dir = tu_mkdtemp("output");
+	mnt = tu_path(dir, "mnt");
+	EXPECT(mkdir(mnt, 0755) == 0, "mkdir %s", mnt);
+	r = crashfs_start(mnt);
+	if (r < 0)
+		tu_skip("cannot mount crashfs: %s", strerror(-r));
+	for (int m = 0; m < 2; m++) {
+		char *out = tu_xasprintf("%s/out-%s.txt", mnt, modes[m]);
+		uint64_t head, n, want = 4000 + (uint64_t)(tu_now_ms() % 4000);
+		pid_t prod;
+
+		dir = tu_mkdtemp("output"); /* a queue of its own */
+		setup("size = 64K\nmax_record = 1K\nsync = %s\n[consumer]\noutput = file:%s\n",
+		      modes[m], out);
+		struct run c = start(NULL, -1, 0, NULL, "mmapq-consumer", NULL);
+		EXPECT(crashfs_mark(c.pid) == 0, "crashfs_mark");
+		EXPECT(tu_wait_role(qpath, c.pid, false, EXIT_MS), "the consumer did not attach");
+		prod = int_producer(qpath, 200000);
+		/* mid-stream: the consumer has released at least want records */
+		for (uint64_t end = tu_now_ms() + EXIT_MS; tu_queue_status(qpath).head < want;
+		     sched_yield())
+			EXPECT(tu_now_ms() < end, "the consumer did not get to %" PRIu64, want);
+		EXPECT(crashfs_power_cut(CRASHFS_CLEAN, 0, 0) == 0, "power cut");
+		EXPECT(tu_exit_code(tu_wait(c.pid, EXIT_MS)) == 128 + SIGKILL,
+		       "the consumer was not killed by the cut");
+		close(c.out);
+		close(c.err);
+		tu_kill(prod);
+		tu_untrack(prod);
+		EXPECT(crashfs_start(mnt) == 0, "mount crashfs again");
+		head = tu_queue_status(qpath).head;
+		n = count_lines(out);
+		fprintf(stderr, "test_output: sync = %s: cursor %" PRIu64 ", the file holds %" PRIu64
+		        " records after the cut\n", modes[m], head, n);
+		if (m == 0)
+			EXPECT(n >= head, "sync = batch: the file holds %" PRIu64 " records, the consumer's"
+			       " cursor is %" PRIu64 ": records released before they were on disk", n, head);
+		else
+			EXPECT(n < head, "sync = never: the file holds %" PRIu64 " of the %" PRIu64
+			       " records released: the cut lost nothing, so it shows nothing", n, head);
+		free(out);
+	}
+	crashfs_stop();
+	free(mnt);
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -628,6 +1160,13 @@ int main(int argc, char **argv)
 		{"journal_identity", journal_identity},
 		{"journal_namespace", journal_namespace},
 		{"seq_prefix", seq_prefix},
+		{"binary_stdout", binary_stdout},
+		{"binary_file", binary_file},
+		{"binary_journal", binary_journal},
+		{"binary_chain", binary_chain},
+		{"long_lines", long_lines},
+		{"damaged_record", damaged_record},
+		{"sync_file", sync_file},
 	};
 	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
 }

@@ -761,8 +761,26 @@ bool nu_client_tls(struct nu_cluster *c, const char *client_name, int timeout_ms
 	return tls;
 }
 
+/* The payload is the decimal number value_base + seq (nu_read_back). */
+static char *check_decimal(void *ctx, uint64_t seq, const void *data, int len)
+{
+	char want[24];
+
+	snprintf(want, sizeof(want), "%" PRId64, *(const int64_t *)ctx + (int64_t)seq);
+	if (len == (int)strlen(want) && !memcmp(data, want, (size_t)len))
+		return NULL;
+	return tu_xasprintf("payload '%.*s', expected '%s'", len > 64 ? 64 : len,
+	                    (const char *)data, want);
+}
+
 int64_t nu_read_back(struct nu_cluster *c, const char *stream, const char *subject,
                      const char *id_hex, uint64_t first_seq, int64_t value_base)
+{
+	return nu_read_back_check(c, stream, subject, id_hex, first_seq, check_decimal, &value_base);
+}
+
+int64_t nu_read_back_check(struct nu_cluster *c, const char *stream, const char *subject,
+                           const char *id_hex, uint64_t first_seq, nu_check_fn check, void *ctx)
 {
 	natsConnection *nc;
 	jsCtx *js;
@@ -814,20 +832,19 @@ int64_t nu_read_back(struct nu_cluster *c, const char *stream, const char *subje
 			natsMsg *m = list.Msgs[i];
 			uint64_t seq = first_seq + (uint64_t)got;
 			const char *hid = NULL, *hseq = NULL;
-			char want_id[128], want_seq[24], want_val[24];
-			int len = natsMsg_GetDataLength(m);
+			char want_id[128], want_seq[24], *why = NULL;
 
 			snprintf(want_id, sizeof(want_id), "%s:%" PRIu64, id_hex, seq);
 			snprintf(want_seq, sizeof(want_seq), "%" PRIu64, seq);
-			snprintf(want_val, sizeof(want_val), "%" PRId64, value_base + (int64_t)seq);
 			natsMsgHeader_Get(m, "Nats-Msg-Id", &hid);
 			natsMsgHeader_Get(m, "Mmapq-Seq", &hseq);
 			if (!hid || strcmp(hid, want_id) || !hseq || strcmp(hseq, want_seq) ||
-			    len != (int)strlen(want_val) || memcmp(natsMsg_GetData(m), want_val, (size_t)len)) {
+			    (why = check(ctx, seq, natsMsg_GetData(m), natsMsg_GetDataLength(m)))) {
 				fprintf(stderr, "read back: message %" PRId64 " of %" PRId64 " is Nats-Msg-Id %s,"
-				        " Mmapq-Seq %s, payload '%.*s'; expected %s, %s, '%s' (every record once,"
-				        " in order)\n", got, total, hid ? hid : "(none)", hseq ? hseq : "(none)",
-				        len, natsMsg_GetData(m), want_id, want_seq, want_val);
+				        " Mmapq-Seq %s; expected %s, %s; %s (every record once, in order)\n",
+				        got, total, hid ? hid : "(none)", hseq ? hseq : "(none)", want_id, want_seq,
+				        why ? why : "its payload is as expected");
+				free(why);
 				{
 					jsMsgMetaData *md = NULL;
 

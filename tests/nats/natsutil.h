@@ -115,5 +115,10 @@ bool nu_client_tls(struct nu_cluster *c, const char *client_name, int timeout_ms
  */
 int64_t nu_read_back(struct nu_cluster *c, const char *stream, const char *subject,
                      const char *id_hex, uint64_t first_seq, int64_t value_base);
+/* The same with the payload of the record seq checked by check: NULL if it
+ * is right, else a malloc'd text of what is wrong (said on stderr). */
+typedef char *(*nu_check_fn)(void *ctx, uint64_t seq, const void *data, int len);
+int64_t nu_read_back_check(struct nu_cluster *c, const char *stream, const char *subject,
+                           const char *id_hex, uint64_t first_seq, nu_check_fn check, void *ctx);
 
 #endif

@@ -15,18 +15,26 @@
  *                    the server comes, every record arrives
  *   no_stream        create_stream = no and no stream: exit 76, the message
  *                    names [nats] stream, nothing released
- *   refused          a record larger than the stream's max_msg_size, one
- *                    larger than the server's max_payload, no permission
- *                    to publish to the subject: exit 76 each, the setting
- *                    named; the records before the refused one, which the
- *                    stream holds, released (the consumer's cursor), no
- *                    other
+ *   refused          a record larger than the stream's max_msg_size, no
+ *                    permission to publish to the subject: exit 76 each,
+ *                    the setting named; the records before the refused
+ *                    one, which the stream holds, released (the consumer's
+ *                    cursor), no other; a queue whose max_record is more
+ *                    than the server's max_payload: 76 at the start, both
+ *                    limits named, nothing sent
  *   kill_server      nats-server SIGKILLed mid-stream and restarted
  *   tls              mutual TLS (a CA, server and client certificates made
  *                    with openssl): every record arrives, read back over TLS
  *   tls_refused      tls_ca a CA that did not sign the server's certificate:
  *                    exit 76 naming [nats] tls_ca, nothing released; a
  *                    missing tls_key file: exit 73 naming the key and file
+ *   binary           binary records (all 256 byte values, zero-length,
+ *                    max_record) are the payloads, byte for byte
+ *   long_lines       lines of 64 KiB with the shipped size and max_record,
+ *                    whole
+ *   max_payload      the server back with a max_payload smaller than
+ *                    max_record: 76 at the reconnection, both limits named,
+ *                    what was acknowledged before released
  *   credentials      a server in operator mode (operator, account and user
  *                    JWTs made by the test): a user of an unknown account
  *                    exits 76 naming [nats] credentials, nothing released;
@@ -35,7 +43,7 @@
  *   million          1,000,000 records end to end
  *   kill_consumer    the consumer SIGKILLed 100 times mid-stream: at the
  *                    fault points between publish and ack (nats.published),
- *                    between ack and release (nats.acked, release.locked)
+ *                    between ack and release (nats.acked, consumer.written)
  *                    and from outside once the stream grew
  *   cluster          a 3-node JetStream cluster, stream with 3 replicas: the
  *                    node the consumer is connected to, made the stream's
@@ -54,6 +62,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../daemons/testrecords.h"
 #include "natsutil.h"
 #include "testutil.h"
 
@@ -98,26 +107,30 @@ static void setup_dir(struct fx *f, const char *tag, int nodes, int64_t n)
 		tu_die(f->input);
 }
 
-/* The configuration (mmapq.ini in the scratch directory). */
-static void write_ini(struct fx *f, uint32_t capacity, const char *extra)
+/* [queue] keys of a ring of size bytes, for int records */
+#define RING(size) "size = " size "\nmax_record = 1K\n"
+
+/* The configuration (mmapq.ini in the scratch directory): queue, the
+ * [queue] keys but its path. */
+static void write_ini(struct fx *f, const char *queue, const char *extra)
 {
 	char *text;
 
-	text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\n[consumer]\noutput = nats\n"
+	text = tu_xasprintf("[queue]\npath = %s\n%s[consumer]\noutput = nats\n"
 	                    "[nats]\nservers = %s\nsubject = " SUBJECT "\nstream = " STREAM "\n"
 	                    "connect_timeout = 2\nack_timeout = 2\nreconnect_max_wait = 1\n%s",
-	                    f->qpath, capacity, f->c.urls, extra ? extra : "");
+	                    f->qpath, queue, f->c.urls, extra ? extra : "");
 	f->ini = tu_write_in(f->dir, "mmapq.ini", text);
 	free(text);
 }
 
 /* A scratch directory, nodes servers (not started), n records 0..n-1 in a
  * file for the producer, and the configuration. */
-static void setup(struct fx *f, const char *tag, int nodes, int64_t n, uint32_t capacity,
+static void setup(struct fx *f, const char *tag, int nodes, int64_t n, const char *queue,
                   const char *extra)
 {
 	setup_dir(f, tag, nodes, n);
-	write_ini(f, capacity, extra);
+	write_ini(f, queue, extra);
 }
 
 /* A single server requiring mutual TLS (certificates made by openssl in
@@ -134,7 +147,7 @@ static void setup_tls(struct fx *f, const char *tag, int64_t n, const char *ca, 
 	nu_tls(&f->c, f->dir);
 	extra = tu_xasprintf("create_stream = yes\ntls_ca = %s/%s\ntls_cert = %s/client.pem\n"
 	                     "tls_key = %s/%s\n", f->dir, ca, f->dir, f->dir, key);
-	write_ini(f, 4096, extra);
+	write_ini(f, RING("64K"), extra);
 	free(extra);
 }
 
@@ -291,7 +304,7 @@ static void forward(void)
 {
 	struct fx f;
 
-	setup(&f, "nats-forward", 1, 20000, 4096, "create_stream = yes\n");
+	setup(&f, "nats-forward", 1, 20000, RING("64K"), "create_stream = yes\n");
 	start_servers(&f);
 	start_producer(&f);
 	queue_id(&f);
@@ -318,7 +331,7 @@ static void absent_at_start(void)
 	struct fx f;
 	char *log;
 
-	setup(&f, "nats-absent", 1, 5000, 8192, "create_stream = yes\n");
+	setup(&f, "nats-absent", 1, 5000, RING("128K"), "create_stream = yes\n");
 	start_producer(&f);
 	queue_id(&f);
 	f.consumer = start_consumer(&f, NULL, 0);
@@ -401,7 +414,7 @@ static void no_stream(void)
 {
 	struct fx f;
 
-	setup(&f, "nats-nostream", 1, 100, 1024, "create_stream = no\n");
+	setup(&f, "nats-nostream", 1, 100, RING("16K"), "create_stream = no\n");
 	start_servers(&f);
 	fill(&f);
 	expect_refused(&f, "[nats] stream = " STREAM ": no such stream", NULL);
@@ -417,11 +430,11 @@ static void refused(void)
 	struct fx f;
 	natsConnection *nc;
 	jsCtx *js;
-	char *text, *ini2, *big;
+	char *text, *ini2;
 	int64_t have;
 
 	/* ordered = no: every record has the headers of the first of a run */
-	setup(&f, "nats-refused", 1, 3, 1024, "create_stream = no\nordered = no\n");
+	setup(&f, "nats-refused", 1, 3, RING("16K"), "create_stream = no\nordered = no\n");
 	/* clients without credentials are the user anon, who may do anything
 	 * but publish to mmapq.denied; nobody may publish more than 4 KiB */
 	nu_append_conf(&f.c, "authorization {\n  users: [ { user: anon, password: anon,\n"
@@ -444,7 +457,7 @@ static void refused(void)
 	TU_EXPECT(f.qpath, have == 2, "the stream has %" PRId64 " messages, not 2", have);
 
 	/* the same queue, to the subject anon may not publish to */
-	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 1024\n[consumer]\noutput = nats\n"
+	text = tu_xasprintf("[queue]\npath = %s\n" RING("16K") "[consumer]\noutput = nats\n"
 	                    "[nats]\nservers = %s\nsubject = mmapq.denied\nstream = DENIED\n",
 	                    f.qpath, f.c.urls);
 	ini2 = tu_write_in(f.dir, "denied.ini", text);
@@ -456,33 +469,132 @@ static void refused(void)
 	expect_refused_after(&f, "permission denied", "[nats] subject = mmapq.denied", 2);
 	free(text);
 
-	/* a queue of lines, the third one larger than the server's
-	 * max_payload: refused by libnats before it is sent, while the two
-	 * before it are still in flight (published in the same batch) */
+	/* a queue of lines up to 8 KiB, more than the server's max_payload:
+	 * refused before any record is sent, both limits named */
 	free(f.qpath);
 	f.qpath = tu_path(f.dir, "lines.queue");
-	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 16\nformat = line\nrecord_size = 8192\n"
+	text = tu_xasprintf("[queue]\npath = %s\nsize = 64K\nformat = line\nmax_record = 8K\n"
 	                    "[consumer]\noutput = nats\n[nats]\nservers = %s\nsubject = mmapq.big\n"
 	                    "stream = BIG\nack_timeout = 2\n", f.qpath, f.c.urls);
 	ini2 = tu_write_in(f.dir, "lines.ini", text);
 	free(text);
 	free(f.ini);
 	f.ini = ini2;
-	big = calloc(1, 5001);
-	if (!big)
-		tu_die("calloc");
-	memset(big, 'x', 5000);
-	text = tu_xasprintf("a\nb\n%s\n", big);
-	free(tu_write_in(f.dir, "input", text));
-	free(text);
-	free(big);
+	free(tu_write_in(f.dir, "input", "a\nb\n"));
 	if (truncate(f.clog, 0) < 0)
 		tu_die(f.clog);
 	fill(&f);
-	expect_refused_after(&f, "record 2 is larger than the server's max_payload", NULL, 2);
-	have = nu_wait_msgs(&f.c, "BIG", 2, 10000 * (int)tu_time_factor());
-	TU_EXPECT(f.qpath, have == 2, "stream BIG has %" PRId64 " messages, not 2", have);
+	expect_refused_after(&f, "[queue] max_record = 8192 bytes (and up to 256 bytes of headers",
+	                     "is more than the max_payload of the server", 0);
+	have = nu_wait_msgs(&f.c, "BIG", 0, 10000 * (int)tu_time_factor());
+	TU_EXPECT(f.qpath, have == 0, "stream BIG has %" PRId64 " messages, not 0", have);
 	teardown(&f);
+}
+
+/* A server that comes back with a smaller max_payload than the queue's
+ * records may need: refused at the reconnection (76), both limits named,
+ * before the next record is published; what the stream acknowledged
+ * before released, nothing after. */
+static void max_payload(void)
+{
+	struct tr_set set;
+	struct fx f;
+	int64_t have;
+	char *log;
+	int rc;
+
+	setup(&f, "nats-maxpayload", 1, 2, "size = 64K\nformat = line\nmax_record = 2K\n",
+	      "create_stream = yes\n");
+	start_servers(&f);
+	fill(&f);
+	queue_id(&f);
+	f.consumer = start_consumer(&f, NULL, 0);
+	TU_EXPECT(f.qpath, nu_wait_msgs(&f.c, STREAM, 2, 30000 * (int)tu_time_factor()) == 2,
+	          "the two records did not reach the stream");
+	for (uint64_t end = tu_now_ms() + 10000u * tu_time_factor(); cursor(&f) != 2;)
+		TU_EXPECT(f.qpath, tu_now_ms() < end, "the two records were not released");
+	nu_kill(&f.c, 0);
+	nu_append_conf(&f.c, "max_payload: 1024\n");
+	start_servers(&f);
+	/* a record of 1500 bytes: the consumer takes in the reconnection
+	 * before it publishes anything more */
+	set = tr_lines(1, 1500);
+	tr_put(f.qpath, 64 * 1024, 2048, MMAPQ_FORMAT_LINE, &set);
+	tr_free(&set);
+	rc = wait_exit(f.consumer, 30000);
+	f.consumer = 0;
+	log = consumer_log(&f);
+	TU_EXPECT(f.qpath, rc == 76, "consumer exit %d after the server came back with max_payload"
+	          " 1024, not 76; log:\n%s", rc, log);
+	TU_EXPECT(f.qpath, strstr(log, "[queue] max_record = 2048 bytes") &&
+	          strstr(log, "takes (1024 bytes)"), "the message does not name both limits:\n%s", log);
+	TU_EXPECT(f.qpath, cursor(&f) == 2, "the cursor moved to %" PRIu64, cursor(&f));
+	have = nu_wait_msgs(&f.c, STREAM, 2, 10000 * (int)tu_time_factor());
+	TU_EXPECT(f.qpath, have == 2, "the stream has %" PRId64 " messages, not 2", have);
+	free(log);
+	teardown(&f);
+}
+
+/* The payload of record seq is record seq of the set (first_seq 0). */
+static char *check_record(void *ctx, uint64_t seq, const void *data, int len)
+{
+	const struct tr_set *set = ctx;
+
+	if (seq >= set->n)
+		return tu_xasprintf("record %" PRIu64 ", past the %" PRIu32 " put", seq, set->n);
+	return tr_differs(set, (uint32_t)seq, data, (uint64_t)len);
+}
+
+/* Records put with the library (format, size, max_record) to the stream:
+ * every one read back, its payload byte for byte. */
+static void forward_set(const char *tag, const char *queue, uint32_t format, uint64_t size,
+                        uint32_t max_record, struct tr_set *set)
+{
+	struct fx f;
+	int64_t got;
+
+	setup_dir(&f, tag, 1, 0);
+	f.n = set->n;
+	write_ini(&f, queue, "create_stream = yes\n");
+	start_servers(&f);
+	tr_put(f.qpath, size, max_record, format, set);
+	queue_id(&f);
+	f.consumer = start_consumer(&f, NULL, 0);
+	TU_EXPECT(f.qpath, nu_wait_msgs(&f.c, STREAM, f.n, 60000 * (int)tu_time_factor()) == f.n,
+	          "the stream does not have the %" PRId64 " records; log:\n%s", f.n, consumer_log(&f));
+	got = nu_read_back_check(&f.c, STREAM, SUBJECT, f.id, 0, check_record, set);
+	TU_EXPECT(f.qpath, got == f.n, "read back %" PRId64 " of %" PRId64, got, f.n);
+	for (uint64_t end = tu_now_ms() + 10000u * tu_time_factor(); cursor(&f) != (uint64_t)f.n;)
+		TU_EXPECT(f.qpath, tu_now_ms() < end, "released %" PRIu64 " of %" PRId64, cursor(&f), f.n);
+	kill(f.consumer, SIGTERM);
+	TU_EXPECT(f.qpath, wait_exit(f.consumer, 10000) == 0, "consumer after SIGTERM; log:\n%s",
+	          consumer_log(&f));
+	f.consumer = 0;
+	teardown(&f);
+}
+
+/* Binary records (all 256 byte values, each alone, zero-length, every
+ * padding, max_record) are the messages' payloads, as they are. */
+static void binary(void)
+{
+	struct tr_set set = tr_binary_set(64 * 1024);
+
+	need_server();
+	forward_set("nats-binary", "size = 1M\nformat = binary\n", MMAPQ_FORMAT_BINARY, 1 << 20,
+	            64 * 1024, &set);
+	tr_free(&set);
+}
+
+/* Lines of 64 KiB with the shipped size (4M) and max_record (64K), whole. */
+static void long_lines(void)
+{
+	struct tr_set set = tr_lines(24, 64 * 1024);
+
+	need_server();
+	tr_add_random(&set, 64 * 1024 - 1, true);
+	tr_add(&set, 0);
+	forward_set("nats-longlines", "format = line\n", MMAPQ_FORMAT_LINE, 4 << 20, 64 * 1024, &set);
+	tr_free(&set);
 }
 
 /* Mutual TLS: the consumer verifies the server's certificate with tls_ca
@@ -531,7 +643,7 @@ static void tls_refused(void)
 		                           "tls_cert = %s/client.pem\ntls_key = %s/missing.key\n",
 		                           f.dir, f.dir, f.dir);
 
-		write_ini(&f, 4096, extra);
+		write_ini(&f, RING("64K"), extra);
 		free(extra);
 	}
 	free(ini2);
@@ -563,7 +675,7 @@ static void credentials(void)
 	TU_EXPECT(f.dir, nu_operator(&f.c, f.dir, 30000 * (int)tu_time_factor()),
 	          "no operator, account and user made (package openssl)");
 	extra = tu_xasprintf("create_stream = yes\ncredentials = %s/stranger.creds\n", f.dir);
-	write_ini(&f, 4096, extra);
+	write_ini(&f, RING("64K"), extra);
 	free(extra);
 	start_servers(&f);
 	fill(&f);
@@ -577,7 +689,7 @@ static void credentials(void)
 
 	free(f.ini);
 	extra = tu_xasprintf("create_stream = yes\ncredentials = %s/user.creds\n", f.dir);
-	write_ini(&f, 4096, extra);
+	write_ini(&f, RING("64K"), extra);
 	free(extra);
 	f.consumer = start_consumer(&f, NULL, 0);
 	expect_all(&f, 60000);
@@ -589,7 +701,7 @@ static void kill_server(void)
 	struct fx f;
 	int64_t have;
 
-	setup(&f, "nats-killserver", 1, 100000, 16384, "create_stream = yes\n");
+	setup(&f, "nats-killserver", 1, 100000, RING("256K"), "create_stream = yes\n");
 	start_servers(&f);
 	start_producer(&f);
 	queue_id(&f);
@@ -611,7 +723,7 @@ static void million(void)
 	struct fx f;
 	uint64_t t0;
 
-	setup(&f, "nats-million", 1, 1000000, 65536, "create_stream = yes\n");
+	setup(&f, "nats-million", 1, 1000000, RING("1M"), "create_stream = yes\n");
 	start_servers(&f);
 	t0 = tu_now_ms();
 	start_producer(&f);
@@ -625,13 +737,13 @@ static void million(void)
 
 static void kill_consumer(void)
 {
-	static const char *const points[] = {"nats.published", "nats.acked", "release.locked"};
+	static const char *const points[] = {"nats.published", "nats.acked", "consumer.written"};
 	unsigned by_kind[4] = {0};
 	struct fx f;
 	int kills = 0;
 
 	tu_need_faults();
-	setup(&f, "nats-killconsumer", 1, 400000, 65536, "create_stream = yes\n");
+	setup(&f, "nats-killconsumer", 1, 400000, RING("1M"), "create_stream = yes\n");
 	start_servers(&f);
 	start_producer(&f);
 	queue_id(&f);
@@ -668,7 +780,7 @@ static void kill_consumer(void)
 		          "everything forwarded after %d kills: not mid-stream", kills);
 	}
 	fprintf(stderr, "kill_consumer: 100 SIGKILLs: nats.published %u, nats.acked %u,"
-	        " release.locked %u, external %u; head %" PRIu64 " of %" PRId64 "\n", by_kind[0],
+	        " consumer.written %u, external %u; head %" PRIu64 " of %" PRId64 "\n", by_kind[0],
 	        by_kind[1], by_kind[2], by_kind[3], tu_queue_status(f.qpath).head, f.n);
 	f.consumer = start_consumer(&f, NULL, 0);
 	expect_all(&f, 120000);
@@ -681,7 +793,7 @@ static void cluster(void)
 	int64_t have;
 	int node;
 
-	setup(&f, "nats-cluster", 3, 300000, 65536, "");
+	setup(&f, "nats-cluster", 3, 300000, RING("1M"), "");
 	start_servers(&f);
 	add_stream(&f, 3);
 	start_producer(&f);
@@ -716,12 +828,14 @@ int main(int argc, char **argv)
 		{"million", million}, {"kill_consumer", kill_consumer}, {"cluster", cluster},
 	};
 	(void)forward, (void)absent_at_start, (void)no_stream, (void)refused, (void)kill_server;
-	(void)tls, (void)tls_refused, (void)credentials;
+	(void)tls, (void)tls_refused, (void)credentials, (void)binary, (void)long_lines;
+	(void)max_payload;
 #else
 	static const struct tu_case cases[] = {
 		{"forward", forward}, {"absent_at_start", absent_at_start}, {"no_stream", no_stream},
 		{"refused", refused}, {"kill_server", kill_server}, {"tls", tls},
-		{"tls_refused", tls_refused}, {"credentials", credentials},
+		{"tls_refused", tls_refused}, {"credentials", credentials}, {"binary", binary},
+		{"long_lines", long_lines}, {"max_payload", max_payload},
 	};
 	(void)million, (void)kill_consumer, (void)cluster;
 #endif
