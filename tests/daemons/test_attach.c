@@ -1140,6 +1140,19 @@ static struct mmapq_header *map_header(const char *path)
 	return h;
 }
 
+/* Both daemons refuse the file at g_q: exit 65, stderr naming the file,
+ * what is wrong (why, NULL: not checked) and what to do (advice). */
+static void both_refuse(const char *why, const char *advice)
+{
+	for (int i = 0; i < 2; i++) {
+		struct prog x = i ? RUN(false, NULL, "mmapq-consumer", "--config", g_cfg, "--queue", g_q)
+		                  : RUN(false, "4\n", "mmapq-producer", "--config", g_cfg, "--queue", g_q);
+
+		expect_exit(&x, EXIT_MS, 65, g_q, advice, why ? why : g_q, END);
+		prog_free(&x);
+	}
+}
+
 /*
  * A file marked clean (so nobody walks it) whose tail is no longer where a
  * frame can end: no daemon may use it, and each says what to do about it.
@@ -1147,19 +1160,13 @@ static struct mmapq_header *map_header(const char *path)
 static void case_damaged_names_repair(void)
 {
 	struct mmapq_header *h;
-	struct prog x;
 
 	publish(g_q, "1 2 3\n");
 	h = map_header(g_q);
 	EXPECT(h->state.clean == 1, "a queue closed by its last user is not marked clean");
 	h->producer.tail_byte += 4;
 	munmap(h, sizeof(*h));
-	x = RUN(false, "4\n", "mmapq-producer", "--config", g_cfg, "--queue", g_q);
-	expect_exit(&x, EXIT_MS, 65, g_q, "positions out of bounds", "`mmapqctl repair`", END);
-	prog_free(&x);
-	x = RUN(false, NULL, "mmapq-consumer", "--config", g_cfg, "--queue", g_q);
-	expect_exit(&x, EXIT_MS, 65, g_q, "positions out of bounds", "`mmapqctl repair`", END);
-	prog_free(&x);
+	both_refuse("positions out of bounds", "`mmapqctl repair`");
 }
 
 /* A file of format version 3 (fixed-size slots): the daemons refuse it,
@@ -1170,19 +1177,13 @@ static void case_legacy_names_recreate(void)
 	struct mmapq_record recs[3];
 	char *before, *after;
 	size_t blen, alen;
-	struct prog x;
 
 	for (int i = 0; i < 3; i++)
 		recs[i] = (struct mmapq_record){.seq = (uint64_t)i, .len = sizeof(v[i]), .data = &v[i]};
 	EXPECT(tu_write_legacy_queue(g_q, 3, MMAPQ_FORMAT_INT, 16, 64, 0, recs, 3, NULL, 0, 0) == 0,
 	       "write a version-3 file");
 	before = slurp(g_q, &blen);
-	x = RUN(false, "4\n", "mmapq-producer", "--config", g_cfg, "--queue", g_q);
-	expect_exit(&x, EXIT_MS, 65, g_q, "`mmapqctl recreate`", END);
-	prog_free(&x);
-	x = RUN(false, NULL, "mmapq-consumer", "--config", g_cfg, "--queue", g_q);
-	expect_exit(&x, EXIT_MS, 65, g_q, "`mmapqctl recreate`", END);
-	prog_free(&x);
+	both_refuse(NULL, "`mmapqctl recreate`");
 	after = slurp(g_q, &alen);
 	EXPECT(alen == blen && memcmp(before, after, blen) == 0, "the refused opens modified %s", g_q);
 	free(before);

@@ -331,6 +331,19 @@ static int in_pipe(int fd)
 
 /* ---- a stop in the middle of a record ---------------------------------- */
 
+/* The producer pid reading the pipe whose write end is wfd: give it
+ * before[0..blen), and once it took that, a stop; after it knows it stops,
+ * the rest, after[0..alen). */
+static void stop_while_reading(pid_t pid, int wfd, const char *before, size_t blen,
+                               const char *after, size_t alen)
+{
+	tu_write_all(wfd, before, blen);
+	EXPECT(drained(wfd, EXIT_MS), "the producer did not read its %zu bytes", blen);
+	kill(pid, SIGTERM);
+	wait_signal_taken(pid);
+	tu_write_all(wfd, after, alen);
+}
+
 static void stop_mid_record(void)
 {
 	int pfd[2];
@@ -342,11 +355,7 @@ static void stop_mid_record(void)
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		exit(99);
 	pid = producer(cfg, pfd[0], -1, -1, 0);
-	tu_write_all(pfd[1], "1234", 4);
-	EXPECT(drained(pfd[1], EXIT_MS), "the producer did not read '1234'");
-	kill(pid, SIGTERM);
-	wait_signal_taken(pid);
-	tu_write_all(pfd[1], "567 8 ", 6);
+	stop_while_reading(pid, pfd[1], "1234", 4, "567 8 ", 6);
 	code = exit_code(pid);
 	EXPECT(code == 0, "producer stopped mid-record: exit %d", code);
 	/* the next reader of the pipe starts right after "1234567" */
@@ -360,36 +369,21 @@ static void stop_mid_record(void)
 }
 
 /*
- * stdin a regular file shared by two producers (one open file
- * description, as in `{ mmapq-producer; mmapq-producer; } < in.txt`): the
- * first is frozen right after its first 64 KiB read, which ends inside a
- * record (65536 = 10922 x "12345 " + "1234"), and stopped there.  The
- * file is rewound to the start of that record, so the second producer reads
- * it whole.
+ * stdin the regular file in, opened once and shared (as in `{
+ * mmapq-producer; mmapq-producer; } < in`): a producer frozen right after
+ * its first read (the fault point producer.loop, at its second loop),
+ * which took 64 KiB, is stopped there.  Returns the descriptor, at where
+ * that producer left the file.
  */
-static void stop_mid_record_file(void)
+static int stopped_after_first_read(const char *cfg, const char *in)
 {
-	enum { N = 200000 };
-	char *in, *data = malloc(N * 6), *env[] = {"MMAPQ_FAULT=producer.loop@2:stop", NULL};
-	char *argv[4];
+	char *env[] = {"MMAPQ_FAULT=producer.loop@2:stop", NULL};
+	char *argv[] = {tu_bin("mmapq-producer"), "--config", (char *)cfg, NULL};
 	struct tu_child c = TU_CHILD_INIT;
-	int fd, code;
+	int fd = open(in, O_RDONLY | O_CLOEXEC);
 	pid_t pid;
-	tu_need_faults(); /* the producer stops itself at producer.loop */
 
-	setup();
-	in = tu_path(dir, "in.txt");
-	char *cfg = config(""); /* 4 MiB: room for a whole chunk, and for all of them */
-	EXPECT(data, "malloc");
-	for (int i = 0; i < N; i++)
-		memcpy(data + i * 6, "12345 ", 6);
-	tu_write_file(in, data, N * 6);
-	fd = open(in, O_RDONLY | O_CLOEXEC);
 	EXPECT(fd >= 0, "open %s", in);
-	argv[0] = tu_bin("mmapq-producer");
-	argv[1] = "--config";
-	argv[2] = cfg;
-	argv[3] = NULL;
 	c.stdio[0] = fd;
 	c.env_extra = env;
 	pid = tu_start(argv, &c);
@@ -407,8 +401,35 @@ static void stop_mid_record_file(void)
 	       (long long)lseek(fd, 0, SEEK_CUR));
 	kill(pid, SIGTERM);
 	kill(pid, SIGCONT);
-	code = exit_code(pid);
-	EXPECT(code == 0, "first producer: exit %d", code);
+	EXPECT_INT(exit_code(pid), 0);
+	free(argv[0]);
+	return fd;
+}
+
+/*
+ * stdin a regular file shared by two producers (one open file
+ * description, as in `{ mmapq-producer; mmapq-producer; } < in.txt`): the
+ * first is frozen right after its first 64 KiB read, which ends inside a
+ * record (65536 = 10922 x "12345 " + "1234"), and stopped there.  The
+ * file is rewound to the start of that record, so the second producer reads
+ * it whole.
+ */
+static void stop_mid_record_file(void)
+{
+	enum { N = 200000 };
+	char *in, *data = malloc(N * 6);
+	int fd, code;
+	pid_t pid;
+
+	tu_need_faults(); /* the producer stops itself at producer.loop */
+	setup();
+	in = tu_path(dir, "in.txt");
+	char *cfg = config(""); /* 4 MiB: room for a whole chunk, and for all of them */
+	EXPECT(data, "malloc");
+	for (int i = 0; i < N; i++)
+		memcpy(data + i * 6, "12345 ", 6);
+	tu_write_file(in, data, N * 6);
+	fd = stopped_after_first_read(cfg, in);
 	EXPECT(lseek(fd, 0, SEEK_CUR) == 65532, "after the stop the file is at %lld, want 65532 (the"
 	       " start of the unfinished record)", (long long)lseek(fd, 0, SEEK_CUR));
 	pid = producer(cfg, fd, -1, -1, 0);
@@ -416,7 +437,6 @@ static void stop_mid_record_file(void)
 	EXPECT(code == 0, "second producer: exit %d", code);
 	expect_all("12345", N);
 	close(fd);
-	free(argv[0]);
 	free(data);
 	free(cfg);
 	free(in);
@@ -544,19 +564,13 @@ static void stop_mid_binary(void)
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		exit(99);
 	pid = producer(cfg, pfd[0], -1, -1, 0);
-	tu_write_all(pfd[1], "\0\0", 2);
-	EXPECT(drained(pfd[1], EXIT_MS), "the first producer did not read half a prefix");
-	kill(pid, SIGTERM);
-	wait_signal_taken(pid);
-	tu_write_all(pfd[1], "\0\3abc\0\0\0\5de", 11);
+	stop_while_reading(pid, pfd[1], "\0\0", 2, "\0\3abc\0\0\0\5de", 11); /* half a prefix */
 	EXPECT_INT(exit_code(pid), 0);
 	EXPECT_INT(in_pipe(pfd[1]), 6); /* the next record is left whole */
 
 	pid = producer(cfg, pfd[0], -1, -1, 0);
-	EXPECT(drained(pfd[1], EXIT_MS), "the second producer did not read a record's beginning");
-	kill(pid, SIGTERM);
-	wait_signal_taken(pid);
-	tu_write_all(pfd[1], "fgh\0\0\0\1z", 8);
+	/* (what it reads first is there already) */
+	stop_while_reading(pid, pfd[1], "", 0, "fgh\0\0\0\1z", 8);
 	EXPECT_INT(exit_code(pid), 0);
 	EXPECT_INT(in_pipe(pfd[1]), 5);
 
@@ -588,12 +602,10 @@ static void binary_100(unsigned char *r, uint32_t i)
 static void stop_mid_binary_file(void)
 {
 	enum { N = 2000 };
-	char *in, *env[] = {"MMAPQ_FAULT=producer.loop@2:stop", NULL};
-	char *argv[4];
-	struct tu_child c = TU_CHILD_INIT;
 	struct buf data = {0};
 	struct want w = {0};
 	unsigned char r[100];
+	char *in;
 	int fd;
 	pid_t pid;
 
@@ -607,36 +619,13 @@ static void stop_mid_binary_file(void)
 		want_add(&w, r, sizeof(r));
 	}
 	tu_write_file(in, data.p, data.len);
-	fd = open(in, O_RDONLY | O_CLOEXEC);
-	EXPECT(fd >= 0, "open %s", in);
-	argv[0] = tu_bin("mmapq-producer");
-	argv[1] = "--config";
-	argv[2] = cfg;
-	argv[3] = NULL;
-	c.stdio[0] = fd;
-	c.env_extra = env;
-	pid = tu_start(argv, &c);
-	tu_track(pid);
-	for (uint64_t end = tu_now_ms() + EXIT_MS;; sched_yield()) {
-		char *path = tu_xasprintf("/proc/%d/status", (int)pid), *st = tu_read_file(path, NULL);
-		bool frozen = st && strstr(st, "\nState:\tT");
-		free(st);
-		free(path);
-		if (frozen)
-			break;
-		EXPECT(tu_now_ms() < end, "the producer did not stop at its second loop");
-	}
-	EXPECT_INT(lseek(fd, 0, SEEK_CUR), 65536);
-	kill(pid, SIGTERM);
-	kill(pid, SIGCONT);
-	EXPECT_INT(exit_code(pid), 0);
+	fd = stopped_after_first_read(cfg, in);
 	EXPECT(lseek(fd, 0, SEEK_CUR) == 630 * 104, "after the stop the file is at %lld, want %d (the"
 	       " start of the unfinished record)", (long long)lseek(fd, 0, SEEK_CUR), 630 * 104);
 	pid = producer(cfg, fd, -1, -1, 0);
 	EXPECT_INT(exit_code(pid), 0);
 	expect_queue(&w);
 	close(fd);
-	free(argv[0]);
 	free(data.p);
 	want_free(&w);
 	free(cfg);
