@@ -159,6 +159,8 @@ struct mmapq_parser {
 	size_t prefix_len;
 	uint32_t rec_len;	/* its payload bytes (prefix_len == 4) */
 	uint32_t skip;		/* payload bytes of a refused record still to skip */
+
+	uint64_t part;		/* input bytes of the record in progress (mmapq_parser_partial) */
 };
 
 static const char WHAT_NOT_INT[] = "not a decimal integer";
@@ -880,17 +882,46 @@ int mmapq_parser_new(uint32_t format, uint32_t max_record, mmapq_record_fn on_re
 	return 0;
 }
 
+/* After a feed of b[0..len): the bytes of the record in progress, from the
+ * last byte that ended one (int: whitespace; line: '\n'; binary: the
+ * parser knows where the record began). */
+static void track_part(struct mmapq_parser *p, const unsigned char *b, size_t len)
+{
+	size_t i = len;
+
+	if (p->format == MMAPQ_FORMAT_BINARY) {
+		p->part = p->prefix_len ? p->offset - p->rec_start : 0;
+		return;
+	}
+	if (p->format == MMAPQ_FORMAT_LINE) {
+		const unsigned char *nl = memrchr(b, '\n', len);
+		i = nl ? len - (size_t)(nl - b) - 1 : len;
+	} else {
+		while (i && !is_ws[b[i - 1]])
+			i--;
+		i = len - i;
+	}
+	p->part = i < len ? i : p->part + len;
+}
+
 int mmapq_parser_feed(struct mmapq_parser *p, const char *buf, size_t len)
 {
+	const unsigned char *b = (const unsigned char *)buf;
+	int r;
+
 	if (!p || (!buf && len) || p->state == ST_DONE || p->state == ST_FAILED)
 		return -EINVAL;
 	if (len == 0)
 		return 0;
 	if (p->format == MMAPQ_FORMAT_INT)
-		return feed_int(p, (const unsigned char *)buf, len);
-	if (p->format == MMAPQ_FORMAT_BINARY)
-		return feed_binary(p, (const unsigned char *)buf, len);
-	return feed_line(p, (const unsigned char *)buf, len);
+		r = feed_int(p, b, len);
+	else if (p->format == MMAPQ_FORMAT_BINARY)
+		r = feed_binary(p, b, len);
+	else
+		r = feed_line(p, b, len);
+	if (r == 0)
+		track_part(p, b, len);
+	return r;
 }
 
 int mmapq_parser_finish(struct mmapq_parser *p)
@@ -925,6 +956,7 @@ int mmapq_parser_finish(struct mmapq_parser *p)
 		return err;
 	}
 	p->state = ST_DONE;
+	p->part = 0;
 	return 0;
 }
 
@@ -961,7 +993,16 @@ void mmapq_parser_free(struct mmapq_parser *p)
 
 /* ---- how much input fits in the ring ------------------------------------ */
 
-#define ONES8 UINT64_C(0x0101010101010101)
+/*
+ * These only read the parser's state and the bytes they are given; they
+ * follow the machines above to the record: where each record ends, which
+ * ones the parser will refuse (they take no room), and the length of each
+ * one it will put, so that the count is exact (format int: a token that
+ * will be refused still counts as a record, the one way it is too small).
+ * A record ends in buf when the byte that ends it is in buf.
+ */
+
+#define FRAME_INT 16 /* mmapq_frame_size(sizeof(int64_t)) */
 
 /* 0x80 in every byte of w that ends an int token when it follows one:
  * ' ' or '\t'..'\r' (C-locale isspace), exactly, byte by byte (no carry
@@ -980,21 +1021,39 @@ static bool int_space(unsigned char ch)
 	return ch == ' ' || (ch >= '\t' && ch <= '\r');
 }
 
-/*
- * format int: the bytes of b[0..n) that end at most max tokens (a bad
- * token counts as one: the bound is only ever too small).  8 bytes at a
- * time, the token ends of a word (a whitespace byte after a non-whitespace
- * one) counted with one multiplication; the word where the max-th one lies
- * is gone through byte by byte.
- */
-static size_t cut_int(const struct mmapq_parser *p, const unsigned char *b, size_t n, uint64_t max)
+/* inside an int token (or the rest of one being skipped) */
+static bool int_in_token(const struct mmapq_parser *p)
 {
-	bool in = p->state == ST_TOKEN || p->state == ST_SKIP;
+	return p->state == ST_TOKEN || p->state == ST_SKIP;
+}
+
+/*
+ * format int: the bytes of b[0..n) that end at most max tokens, and the
+ * whitespace after the last of them (it completes nothing; a token the
+ * bytes leave unfinished counts, as it will take a record when it ends).
+ * 8 bytes at a time, the token ends of a word (a whitespace byte after a
+ * non-whitespace one) counted with one multiplication; the word where the
+ * max-th one lies is gone through byte by byte.  first: no further than
+ * the end of the first token.
+ */
+static size_t cut_int(const struct mmapq_parser *p, const unsigned char *b, size_t n, uint64_t max,
+                      bool first, uint64_t *need)
+{
+	bool in = int_in_token(p);
 	uint64_t done = 0;
 	size_t i = 0;
 
-	if (!max)
-		return 0;
+	if (first && max > 1)
+		max = 1;
+	if (!max) {
+		/* nothing may end, and nothing may begin: leading whitespace only */
+		if (!in)
+			while (i < n && int_space(b[i]))
+				i++;
+		if (i < n)
+			*need = FRAME_INT;
+		return i;
+	}
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w, ws, ends, k;
 
@@ -1019,66 +1078,100 @@ static size_t cut_int(const struct mmapq_parser *p, const unsigned char *b, size
 			in = true;
 		} else if (in) {
 			in = false;
-			if (++done == max)
-				return i + 1;
+			if (++done == max) {
+				if (first)
+					return i + 1;
+				while (++i < n && int_space(b[i]))
+					;
+				if (i < n)
+					*need = FRAME_INT; /* a token starts that does not fit */
+				return i;
+			}
 		}
 	}
+	/* fewer than max ended: one more, unfinished, still fits */
 	return n;
 }
 
-/* The ring bytes a line of len bytes (its '\r' included) takes: its
- * frame, or none if the parser will refuse it as too long. */
-static uint64_t line_frame(const struct mmapq_parser *p, uint64_t len)
+/* Ring bytes of a line record of len bytes (what the parser puts of a line
+ * of len bytes whose last one is last: a CR before the '\n' is dropped), or
+ * 0 if it will refuse it as too long. */
+static uint64_t line_frame(const struct mmapq_parser *p, uint64_t len, unsigned char last)
 {
-	if (len > (uint64_t)p->max_record + 1)
-		return 0;
-	return mmapq_frame_size(len > p->max_record ? p->max_record : (uint32_t)len);
+	if (len && last == '\r')
+		len--;
+	return len > p->max_record ? 0 : mmapq_frame_size((uint32_t)len);
 }
 
 static size_t cut_line(const struct mmapq_parser *p, const unsigned char *b, size_t n,
-                       uint64_t room, uint64_t *need)
+                       uint64_t room, unsigned flags, uint64_t *need)
 {
 	const unsigned char *s = b, *end = b + n, *nl;
-	uint64_t used = 0, carried = p->state == ST_SKIP ? UINT64_MAX : p->lb_len;
+	bool skip = p->state == ST_SKIP;
+	uint64_t used = 0, carried = skip ? 0 : p->lb_len;
+	uint64_t f, len;
 
 	while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
-		uint64_t len = carried == UINT64_MAX ? UINT64_MAX : carried + (uint64_t)(nl - s);
-		uint64_t f = len == UINT64_MAX ? 0 : line_frame(p, len);
+		/* the byte before the '\n': in buf, or the last one kept */
+		unsigned char last = nl > s ? nl[-1] : carried ? p->lb[carried - 1] : 0;
 
+		f = 0;
+		if (!skip && !memchr(s, '\0', (size_t)(nl - s)))
+			f = line_frame(p, carried + (uint64_t)(nl - s), last);
 		if (used + f > room) {
 			*need = f;
 			return (size_t)(s - b);
 		}
 		used += f;
+		skip = false;
 		carried = 0;
 		s = nl + 1;
+		if (flags & MMAPQ_CUT_FIRST)
+			return (size_t)(s - b);
+	}
+	if (!(flags & MMAPQ_CUT_WHOLE) || skip || (s == end && !carried))
+		return n;
+	/* a line left unfinished: at its largest, unless it is refused already
+	 * (too long: only a CR may follow its first max_record bytes, and only
+	 * as the last byte before the '\n') */
+	len = carried + (uint64_t)(end - s);
+	f = 0;
+	if ((len <= p->max_record ||
+	     (len == (uint64_t)p->max_record + 1 && (end > s ? end[-1] : p->lb[carried - 1]) == '\r')) &&
+	    !memchr(s, '\0', (size_t)(end - s)))
+		f = mmapq_frame_size(p->max_record);
+	if (used + f > room) {
+		*need = f;
+		return (size_t)(s - b);
 	}
 	return n;
 }
 
 static size_t cut_binary(const struct mmapq_parser *p, const unsigned char *b, size_t n,
-                         uint64_t room, uint64_t *need)
+                         uint64_t room, unsigned flags, uint64_t *need)
 {
 	unsigned char prefix[4];
 	size_t plen = p->prefix_len, pos = 0, start = 0;
-	uint64_t skip = p->skip, have = p->lb_len, used = 0;
+	uint64_t skip = p->skip, have = p->lb_len, used = 0, f;
 	uint32_t rlen = p->rec_len;
 
 	memcpy(prefix, p->prefix, sizeof(prefix));
 	while (pos < n) {
-		uint64_t left, f;
+		uint64_t left;
 
 		if (skip) {
 			left = n - pos < skip ? n - pos : skip;
 			skip -= left;
 			pos += (size_t)left;
-			if (!skip)
+			if (!skip) {
 				plen = 0;
+				start = pos;
+				if (flags & MMAPQ_CUT_FIRST)
+					return pos;
+			}
 			continue;
 		}
 		if (plen < 4) {
-			if (!plen)
-				start = pos;
 			prefix[plen++] = b[pos++];
 			if (plen < 4)
 				continue;
@@ -1086,15 +1179,13 @@ static size_t cut_binary(const struct mmapq_parser *p, const unsigned char *b, s
 			       (uint32_t)prefix[2] << 8 | prefix[3];
 			have = 0;
 			if (rlen > p->max_record) {
-				skip = rlen;
-				if (!skip)
-					plen = 0;
+				skip = rlen; /* refused: takes nothing */
 				continue;
 			}
 		}
 		left = rlen - have;
 		if (left > n - pos)
-			return n; /* the record ends in a later chunk */
+			break; /* the record ends in a later chunk */
 		f = mmapq_frame_size(rlen);
 		if (used + f > room) {
 			*need = f;
@@ -1105,48 +1196,115 @@ static size_t cut_binary(const struct mmapq_parser *p, const unsigned char *b, s
 		have = 0;
 		plen = 0;
 		start = pos;
+		if (flags & MMAPQ_CUT_FIRST)
+			return pos;
+	}
+	if (!(flags & MMAPQ_CUT_WHOLE) || skip || !plen)
+		return n;
+	/* a record left unfinished: its own frame once its length is known */
+	f = mmapq_frame_size(plen == 4 ? rlen : p->max_record);
+	if (used + f > room) {
+		*need = f;
+		return start;
 	}
 	return n;
 }
 
 size_t mmapq_parser_cut(const struct mmapq_parser *p, const char *buf, size_t n, uint64_t room,
-                        uint64_t *need)
+                        unsigned flags, uint64_t *need)
 {
 	const unsigned char *b = (const unsigned char *)buf;
-	size_t cut;
+
+	*need = 0;
+	if (p->format == MMAPQ_FORMAT_INT)
+		return cut_int(p, b, n, room / FRAME_INT, flags & MMAPQ_CUT_FIRST, need);
+	if (p->format == MMAPQ_FORMAT_BINARY)
+		return cut_binary(p, b, n, room, flags, need);
+	return cut_line(p, b, n, room, flags, need);
+}
+
+/*
+ * The bounds, from the least input a record takes and the most ring bytes
+ * it can take (a frame is at most its payload and 15 bytes):
+ *   int:    a token needs a separator in the read, and every one after the
+ *           first (which may have begun earlier) a digit too: k bytes end
+ *           at most (k + 1) / 2 tokens, and leave at most one unfinished
+ *           among k / 2 + 1; 16 ring bytes each.
+ *   line:   a line needs its '\n' in the read: the lines k bytes end take
+ *           at most their bytes, the kept ones of the first among them
+ *           (lb_len) and 14 per line: lb_len + 15 k.
+ *   binary: a record needs its 4-byte prefix in the read, but for the one
+ *           begun earlier (carried: the bytes of it seen): at most
+ *           k / 4 + 1 records, carried + k + 11 per record <= carried + 11
+ *           + 4 k.
+ * With MMAPQ_CUT_WHOLE a line or binary record left unfinished takes up to
+ * frame(max_record) more.  A read of one byte ends at most the record in
+ * progress (or an empty one): the room it needs is *need.
+ */
+uint64_t mmapq_parser_blind_bound(const struct mmapq_parser *p, uint64_t room, unsigned flags,
+                                  uint64_t *need)
+{
+	bool whole = flags & MMAPQ_CUT_WHOLE, first = flags & MMAPQ_CUT_FIRST;
+	uint64_t top = mmapq_frame_size(p->max_record), one, k, rest = 1;
 
 	*need = 0;
 	if (p->format == MMAPQ_FORMAT_INT) {
-		cut = cut_int(p, b, n, room / mmapq_frame_size(sizeof(int64_t)));
-		if (cut < n)
-			*need = mmapq_frame_size(sizeof(int64_t));
-		return cut;
+		one = FRAME_INT;
+		k = room / FRAME_INT ? 2 * (room / FRAME_INT) - 1 : 0;
+	} else if (p->format == MMAPQ_FORMAT_LINE) {
+		uint64_t kept = p->state == ST_SKIP ? 0 : p->lb_len;
+		uint64_t base = (whole ? top : 0) + kept;
+
+		one = whole ? top : mmapq_frame_size(kept < p->max_record ? (uint32_t)kept : p->max_record);
+		k = room >= base ? (room - base) / 15 : 0;
+	} else {
+		bool known = p->prefix_len == 4 && !p->skip;
+		uint64_t carried = p->skip ? 0 : p->prefix_len + p->lb_len;
+		uint64_t base = (whole ? top : 0) + carried + 11;
+
+		if (known)
+			one = mmapq_frame_size(p->rec_len);
+		else
+			one = whole && !p->skip ? top : mmapq_frame_size(0);
+		k = room >= base ? (room - base) / 4 : 0;
+		/* what is left of the record in progress: its prefix, its
+		 * payload, or the payload of a refused one */
+		rest = p->skip ? p->skip : p->prefix_len < 4 ? 4 - p->prefix_len : p->rec_len - p->lb_len;
 	}
-	if (p->format == MMAPQ_FORMAT_BINARY)
-		return cut_binary(p, b, n, room, need);
-	return cut_line(p, b, n, room, need);
+	if (room < one) {
+		*need = one;
+		return 0;
+	}
+	if (!k)
+		k = 1;
+	if (first && k > rest)
+		k = rest;
+	return k;
 }
 
-uint64_t mmapq_parser_blind_bound(const struct mmapq_parser *p, uint64_t room)
+uint64_t mmapq_parser_partial(const struct mmapq_parser *p)
 {
-	uint64_t have = p->lb_len + 16;
+	return p->part;
+}
+
+uint64_t mmapq_parser_final_frame(const struct mmapq_parser *p)
+{
+	const struct itok *t = &p->itok;
 
 	switch (p->format) {
 	case MMAPQ_FORMAT_INT:
-		/* a token needs a separator in the chunk, and every one after
-		 * the first (which may have started in an earlier chunk) a digit
-		 * too: 2 bytes a record, 16 ring bytes each */
-		room /= mmapq_frame_size(sizeof(int64_t));
-		return room ? 2 * room - 1 : 0;
-	case MMAPQ_FORMAT_BINARY:
-		/* a record takes at least its 4-byte prefix, and its frame at
-		 * most its payload and 15 bytes: 5 ring bytes an input byte, and
-		 * the record begun earlier */
-		return room > have ? (room - have) / 5 : 0;
+		/* as int_end decides: a token of at most MMAPQ_PARSE_TOKEN_MAX
+		 * bytes (a longer one is ST_SKIP) */
+		if (p->state != ST_TOKEN || t->bad || !t->digits || t->ovf ||
+		    t->acc > (uint64_t)INT64_MAX + t->neg)
+			return 0;
+		return FRAME_INT;
+	case MMAPQ_FORMAT_LINE:
+		/* as finish: a CR there is part of the line */
+		if (p->state != ST_START || !p->lb_len || p->lb_len > p->max_record)
+			return 0;
+		return mmapq_frame_size((uint32_t)p->lb_len);
 	default:
-		/* a line takes at least its '\n', and its frame at most its
-		 * bytes and 15: 16 ring bytes an input byte, and the line begun
-		 * earlier */
-		return room > have ? (room - have) / 16 : 0;
+		return 0; /* an unfinished binary record is refused */
 	}
 }

@@ -74,19 +74,54 @@ void mmapq_parser_set_fast_path(struct mmapq_parser *p, bool on);
 /*
  * How much input fits in the ring, for a producer that must never read
  * more than it can put (what is read and not put would be lost if it
- * stopped): of the n bytes at buf, the first ones fed next complete
- * records whose frames (mmapq_frame_size) take at most room ring bytes;
- * mmapq_parser_cut returns how many, counting from the parser's state (a
- * record begun in an earlier chunk).  A bad record that the parser will
- * refuse takes nothing, one it may refuse (a line with a NUL) counts as
- * taking its frame: the count is only ever too small.  Bytes of a record
- * that ends after buf all fit (it is put when it ends).  *need: the frame
- * bytes of the first record that does not fit, 0 if all do.
+ * stopped).  These read the parser's state (a record begun in an earlier
+ * chunk, a line or a binary record being skipped) and never change it.
+ *
+ * mmapq_parser_cut: of the n bytes at buf, how many the producer may feed
+ * next: the records they complete take, as frames (mmapq_frame_size), at
+ * most room ring bytes.  It is exact: every record the parser will put is
+ * counted at the length it will have (a line without the CR of a CRLF), a
+ * record it will refuse (a line too long or with a NUL, a binary record
+ * longer than max_record) takes nothing; only format int counts a token it
+ * will refuse as a record (the count is then too small, never too big).
+ * When a record does not fit the cut ends where that record begins (0 if
+ * it began in an earlier chunk) and *need is its frame's size; 0 if every
+ * record fits.  The bytes of a record the n bytes leave unfinished are
+ * taken (it is put when it ends, and a later cut counts it then), except:
+ *   MMAPQ_CUT_WHOLE  only if it fits too, at the largest it can become:
+ *                    frame(max_record) for a line or for a binary record
+ *                    whose length prefix is not complete yet, its own frame
+ *                    for a binary record whose length is known.  Then
+ *                    whatever is taken fits when it ends, and a producer
+ *                    that stops can always read on to the end of the record
+ *                    it is in.  (An int token left unfinished is always
+ *                    counted so, at 16 bytes.)
+ *   MMAPQ_CUT_FIRST  no further than the end of the first record that ends
+ *                    (put or refused): to read on to the end of a record,
+ *                    and no further.  *need is 0 if it fits.
+ * format int: the whitespace after the last token that fits is taken too.
+ *
  * mmapq_parser_blind_bound: the most bytes a read that cannot look first
- * (a terminal) may take and complete only records that fit in room.
+ * (a terminal) may take, with the same flags, so that the records it
+ * completes fit in room; at least 1 when room allows a read of one byte,
+ * else 0 and *need is the room that one byte needs (a frame's size, at
+ * most frame(max_record)).
+ *
+ * mmapq_parser_partial: the input bytes of the record in progress (fed,
+ * not yet ended), 0 at a record boundary: how far a producer that stops
+ * rewinds a regular file.
+ *
+ * mmapq_parser_final_frame: the ring bytes mmapq_parser_finish will put
+ * (the frame of a final line without '\n', or of a final int token), 0 if
+ * it puts nothing.
  */
+#define MMAPQ_CUT_WHOLE 1u
+#define MMAPQ_CUT_FIRST 2u
 size_t mmapq_parser_cut(const struct mmapq_parser *p, const char *buf, size_t n, uint64_t room,
-                        uint64_t *need);
-uint64_t mmapq_parser_blind_bound(const struct mmapq_parser *p, uint64_t room);
+                        unsigned flags, uint64_t *need);
+uint64_t mmapq_parser_blind_bound(const struct mmapq_parser *p, uint64_t room, unsigned flags,
+                                  uint64_t *need);
+uint64_t mmapq_parser_partial(const struct mmapq_parser *p);
+uint64_t mmapq_parser_final_frame(const struct mmapq_parser *p);
 
 #endif /* MMAPQ_PARSE_H */

@@ -143,16 +143,16 @@ static void client_gone(struct producer *p, struct source *s, int err)
 }
 
 /*
- * Look at what the client sent (at most the records that fit in max free
- * slots), parse it in pieces while its unread replies stay under OUT_MAX,
- * then take from the socket exactly the bytes parsed.  A piece of k bytes
+ * Look at what the client sent (at most the records that fit: source_cut),
+ * parse it in pieces while its unread replies stay under OUT_MAX, then
+ * take from the socket exactly the bytes parsed.  A piece of k bytes
  * holds at most k records, each with at most one reply line of
  * PROTOCOL_LINE_MAX bytes, so the replies never exceed 2 * OUT_MAX plus
  * the ACK and last lines, however many bad records a chunk holds.  The
  * bytes parsed, 0 at its end of input, -EAGAIN if nothing is there (or it
  * may not be read now), another -errno.
  */
-static ssize_t read_client(struct producer *p, struct source *s, uint32_t max)
+static ssize_t read_client(struct producer *p, struct source *s)
 {
 	uint64_t before = completed(s);
 	ssize_t k;
@@ -164,7 +164,9 @@ static ssize_t read_client(struct producer *p, struct source *s, uint32_t max)
 	k = recv(s->fd, p->buf, READ_CHUNK, MSG_PEEK | MSG_DONTWAIT);
 	if (k <= 0)
 		return k < 0 ? -errno : 0;
-	n = max == UINT32_MAX ? (size_t)k : input_cut(p, s, p->buf, (size_t)k, max);
+	n = source_cut(p, s, p->buf, (size_t)k, 0);
+	if (!n)
+		return -EAGAIN; /* its next record waits for room */
 	while (fed < n && s->out_len < OUT_MAX && r >= 0) {
 		size_t piece = (OUT_MAX - s->out_len) / PROTOCOL_LINE_MAX + 1;
 		if (piece > n - fed)
@@ -193,17 +195,16 @@ static ssize_t read_client(struct producer *p, struct source *s, uint32_t max)
  * queue's -errno. */
 static int read_source(struct producer *p, struct source *s)
 {
-	uint32_t max = producer_blocking(p) ? p->nfree : UINT32_MAX;
 	ssize_t n;
 
 	if (s->gone)
 		return 0;
-	if (!max) {
-		/* the others took the room this turn: it waits for us */
+	if (!producer_may_read(p)) {
+		/* a record (its own or another's) waits for room: it waits for us */
 		client_progress(p, s);
 		return 0;
 	}
-	n = read_client(p, s, max);
+	n = read_client(p, s);
 	if (n == -EINTR || n == -EAGAIN || n == -EWOULDBLOCK)
 		return 0;
 	if (n < 0 && p->error)

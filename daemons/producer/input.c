@@ -2,18 +2,23 @@
 /*
  * input.c -- standard input, read record-exactly.
  *
- * In block mode a read takes at most the bytes that complete as many
- * records as there are free slots.  Where the input lets us look before
+ * In block mode a read takes at most the bytes that complete records whose
+ * frames fit in the ring bytes known to be free (source_cut: the parser
+ * counts them, from its own state).  Where the input lets us look before
  * reading (a socket's MSG_PEEK, a pipe's tee(), a regular file's lseek
  * back) the read ends right after the last record that fits, however large
  * the records are; elsewhere (a terminal) it takes at most the bytes that
- * cannot complete more (blind_bound).  Only near a full queue does this
- * cost anything: with room for a whole chunk a read is a plain read().
+ * cannot complete more (source_blind_bound).  Only near a full queue does
+ * this cost anything: with room for a whole chunk a read is a plain
+ * read().  The first record that does not fit stays in the input, and the
+ * producer waits for room for exactly that record.
  *
  * A stop never splits a record: stdin in the middle of one is read on,
  * record-exactly, until it ends (at most STOP_FINISH_NS), so the next
  * reader of the same pipe starts at a record boundary; a regular file is
- * rewound to the start of the unfinished record instead.
+ * rewound to the start of the unfinished record instead.  Its room is
+ * there: stdin takes a record's first bytes only when the whole record,
+ * at the largest it can become, fits (MMAPQ_CUT_WHOLE).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,92 +32,6 @@
 #include "producer.h"
 
 #define STOP_FINISH_NS 2000000000u /* a stop waits this long for the rest of a started record */
-
-#define ONES8 UINT64_C(0x0101010101010101)
-
-/* 0x80 in every byte of w that ends an int token when it follows one:
- * ' ' or '\t'..'\r' (C-locale isspace), exactly, byte by byte (no carry
- * crosses a byte: every sum stays below 0x100). */
-static inline uint64_t ws_bytes(uint64_t w)
-{
-	uint64_t y = w & (0x7f * ONES8), z = w ^ (0x20 * ONES8);
-	uint64_t ge9 = y + (0x80 - 0x09) * ONES8, gt13 = y + (0x80 - 0x0e) * ONES8;
-	uint64_t ne20 = (z & (0x7f * ONES8)) + 0x7f * ONES8;
-
-	return ((ge9 & ~gt13 & ~w) | ~(ne20 | z)) & (0x80 * ONES8);
-}
-
-/*
- * A bad
- * token or line counts as a record here: the bound is only ever too small.
- * Lines: memchr from '\n' to '\n'.  Ints: 8 bytes at a time, the token
- * ends of a word (a whitespace byte after a non-whitespace one) counted
- * with one multiplication; the word where the max-th one lies is gone
- * through byte by byte as before.
- */
-size_t input_cut(const struct producer *p, const struct source *s, const char *buf, size_t n,
-                 uint32_t max)
-{
-	bool in = s->partial > 0;
-	uint32_t done = 0;
-	size_t i = 0;
-
-	if (!max)
-		return 0;
-	if (p->cfg.format == MMAPQ_FORMAT_LINE) {
-		const char *nl = buf, *end = buf + n;
-		while ((nl = memchr(nl, '\n', (size_t)(end - nl))) != NULL)
-			if (++done == max)
-				return (size_t)(nl - buf) + 1;
-			else
-				nl++;
-		return n;
-	}
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w, ws, ends;
-		uint32_t k;
-
-		memcpy(&w, buf + i, sizeof(w));
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-		w = __builtin_bswap64(w);
-#endif
-		ws = ws_bytes(w);
-		/* a byte ends a token if it is whitespace and the one before it
-		 * (the last of the previous word: in) is not */
-		ends = ws & ~((ws << 8) | (in ? 0 : 0x80));
-		/* one bit per byte at most: the sum of the bytes, in the top one
-		 * (no popcnt instruction in the baseline x86-64) */
-		k = (uint32_t)((((ends >> 7) * ONES8) >> 56));
-		if (done + k >= max)
-			break; /* the max-th end is in this word */
-		done += k;
-		in = !(ws >> 63);
-	}
-	for (; i < n; i++) {
-		if (!source_is_boundary(p, (unsigned char)buf[i])) {
-			in = true;
-		} else if (in) {
-			in = false;
-			if (++done == max)
-				return i + 1;
-		}
-	}
-	return n;
-}
-
-/*
- * The most bytes a blind read may take so that the records they complete
- * fit in max slots.  A line record needs its '\n' in the chunk: max bytes.
- * An int record needs a separator in the chunk, and every one after the
- * first (which may have started in an earlier chunk) a digit too: 2*max-1.
- * UINT32_MAX: no bound.
- */
-static size_t blind_bound(const struct producer *p, uint32_t max)
-{
-	if (max == UINT32_MAX)
-		return SIZE_MAX;
-	return p->cfg.format == MMAPQ_FORMAT_INT ? 2 * (size_t)max - 1 : max;
-}
 
 static ssize_t read_exactly(int fd, char *buf, size_t n)
 {
@@ -132,34 +51,38 @@ static ssize_t read_exactly(int fd, char *buf, size_t n)
 }
 
 /*
- * Read into p->buf at most READ_CHUNK bytes that complete at most max records
- * (UINT32_MAX: any number), leaving what follows in the input.  Returns
- * the bytes read, 0 at end of input, -EAGAIN if nothing is there yet, or
- * another -errno.
+ * Read into p->buf at most READ_CHUNK bytes that complete only records that
+ * fit (extra: MMAPQ_CUT_FIRST to end with the record in progress), leaving
+ * what follows in the input.  Returns the bytes read, 0 at end of input,
+ * -EAGAIN if nothing is there yet or the next record waits for room
+ * (producer_wait), or another -errno.
  */
-static ssize_t read_records(struct producer *p, struct source *s, uint32_t max)
+static ssize_t read_records(struct producer *p, struct source *s, unsigned extra)
 {
 	char *buf = p->buf;
-	size_t want = READ_CHUNK;
+	uint64_t need;
+	size_t want = source_blind_bound(p, s, READ_CHUNK, extra, &need);
 	ssize_t k;
 	size_t cut;
 
-	if (max == UINT32_MAX || blind_bound(p, max) >= want)
-		goto blind; /* a full chunk cannot complete more than fit */
+	if (want == READ_CHUNK)
+		goto blind; /* a full chunk cannot complete more than fits */
 	switch (s->kind) {
 	case SRC_FILE:
-		k = read(s->fd, buf, want);
+		k = read(s->fd, buf, READ_CHUNK);
 		if (k <= 0)
 			return k < 0 ? -errno : 0;
-		cut = input_cut(p, s, buf, (size_t)k, max);
+		cut = source_cut(p, s, buf, (size_t)k, extra);
 		if (cut < (size_t)k && lseek(s->fd, (off_t)cut - (off_t)k, SEEK_CUR) < 0)
 			return -errno; /* taken and cannot be put back: fail rather than lose it */
-		return (ssize_t)cut;
+		return cut ? (ssize_t)cut : -EAGAIN;
 	case SRC_SOCKET:
-		k = recv(s->fd, buf, want, MSG_PEEK | MSG_DONTWAIT);
+		k = recv(s->fd, buf, READ_CHUNK, MSG_PEEK | MSG_DONTWAIT);
 		if (k <= 0)
 			return k < 0 ? -errno : 0;
-		cut = input_cut(p, s, buf, (size_t)k, max);
+		cut = source_cut(p, s, buf, (size_t)k, extra);
+		if (!cut)
+			return -EAGAIN;
 		k = recv(s->fd, buf, cut, MSG_DONTWAIT); /* the same bytes, now taken */
 		return k < 0 ? -errno : k;
 	case SRC_PIPE:
@@ -167,7 +90,7 @@ static ssize_t read_records(struct producer *p, struct source *s, uint32_t max)
 			s->kind = SRC_OTHER;
 			goto blind;
 		}
-		k = tee(s->fd, s->tee[1], want, SPLICE_F_NONBLOCK);
+		k = tee(s->fd, s->tee[1], READ_CHUNK, SPLICE_F_NONBLOCK);
 		if (k < 0 && errno == EINVAL) {
 			s->kind = SRC_OTHER; /* not a pipe after all */
 			goto blind;
@@ -177,14 +100,18 @@ static ssize_t read_records(struct producer *p, struct source *s, uint32_t max)
 		k = read_exactly(s->tee[0], buf, (size_t)k);
 		if (k < 0)
 			return k;
-		cut = input_cut(p, s, buf, (size_t)k, max);
+		cut = source_cut(p, s, buf, (size_t)k, extra);
+		if (!cut)
+			return -EAGAIN;
 		return read_exactly(s->fd, buf, cut); /* the same bytes, now taken */
 	case SRC_OTHER:
 		break;
 	}
 blind:
-	if (want > blind_bound(p, max))
-		want = blind_bound(p, max);
+	if (!want) {
+		producer_wait(p, s, need); /* not even a byte fits */
+		return -EAGAIN;
+	}
 	k = read(s->fd, buf, want);
 	return k < 0 ? -errno : k;
 }
@@ -192,12 +119,11 @@ blind:
 /* Read what is there (at most what fits) and parse it. */
 int input_read(struct producer *p, struct source *s)
 {
-	uint32_t max = producer_blocking(p) ? p->nfree : UINT32_MAX;
 	ssize_t n;
 
-	if (!max)
+	if (!producer_may_read(p))
 		return 0;
-	n = read_records(p, s, max);
+	n = read_records(p, s, 0);
 	if (n == -EINTR || n == -EAGAIN || n == -EWOULDBLOCK)
 		return 0;
 	if (n < 0) {
@@ -239,8 +165,9 @@ bool input_ended(const struct source *s)
  * Stopping while stdin is in the middle of a record: a pipe's next reader
  * would take the rest as a record of its own.  Read on, record-exactly,
  * until that record ends (STOP_FINISH_NS at most); a regular file is
- * rewound to its start instead.  Block mode has a slot for it: a read never
- * leaves a record unfinished once it filled the last free slot.
+ * rewound to its start instead.  Block mode has room for it: stdin takes
+ * a record's first bytes only when it fits whole (MMAPQ_CUT_WHOLE).  A stop
+ * request makes the queue's waits give up, so none is made here.
  */
 void input_finish_on_stop(struct producer *p, struct source *s)
 {
@@ -253,7 +180,7 @@ void input_finish_on_stop(struct producer *p, struct source *s)
 		           s->partial, s->name);
 		return;
 	}
-	while (s->partial && !s->eof && !p->error) {
+	while (s->partial && !s->eof && !p->error && !p->need) {
 		uint64_t now = producer_now(p);
 		struct pollfd pf = {.fd = s->fd, .events = POLLIN};
 		ssize_t n;
@@ -262,7 +189,7 @@ void input_finish_on_stop(struct producer *p, struct source *s)
 			break;
 		if (poll(&pf, 1, (int)((deadline - now + 999999) / 1000000)) <= 0)
 			continue; /* timed out (the loop ends) or interrupted */
-		n = read_records(p, s, 1);
+		n = read_records(p, s, MMAPQ_CUT_FIRST);
 		if (n == -EINTR || n == -EAGAIN)
 			continue;
 		if (n <= 0) {
@@ -275,7 +202,11 @@ void input_finish_on_stop(struct producer *p, struct source *s)
 		if (source_feed(p, s, p->buf, (size_t)n) < 0)
 			return;
 	}
-	if (s->partial)
+	if (s->partial && p->need)
+		/* only a blind read (a terminal) can have taken more than fits */
+		log_warning("stopping: no room in the queue for the rest of the record %s is in: its"
+		            " first %" PRIu64 " bytes are dropped", s->name, s->partial);
+	else if (s->partial)
 		log_warning("stopping: %s stopped in the middle of a record and its writer did not"
 		            " finish it within %u s: its first %" PRIu64 " bytes are dropped",
 		            s->name, STOP_FINISH_NS / 1000000000u, s->partial);
@@ -283,13 +214,14 @@ void input_finish_on_stop(struct producer *p, struct source *s)
 		log_notice("stopping: read %s to the end of the record it was in", s->name);
 }
 
-/* Full, and the input may have ended meanwhile (exactly as many records as
- * free slots, and no consumer): tell, without reading, so that we can exit. */
+/* Waiting for room, and the input may have ended meanwhile (exactly as
+ * many records as fit, and no consumer): tell, without reading, so that we
+ * can exit.  Not while a last record waits to be put. */
 bool input_stdin_ended(struct producer *p)
 {
 	struct source *s = p->n_src ? p->src[0] : NULL;
 
-	if (p->input != IN_STDIN || !s || s->partial)
+	if (p->input != IN_STDIN || !s || (s->partial && mmapq_parser_final_frame(s->parser)))
 		return false;
 	if (!s->eof && input_ended(s))
 		s->eof = true;

@@ -71,17 +71,20 @@ static void stats(struct daemon *d, int force)
 			p->error = r;
 		}
 	}
+	/* depth: the ring bytes the records kept take, of the ring's size */
 	if (now >= d->next_status_ns || force) {
 		char rate[32];
-		service_status("published %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %s, dropped %" PRIu64
-		               ", bad input %" PRIu64, st.tail, st.tail - st.head, st.capacity,
+		service_status("published %" PRIu64 ", depth %" PRIu64 "/%" PRIu64 " bytes (%" PRIu64
+		               " records), %s, dropped %" PRIu64 ", bad input %" PRIu64, st.tail,
+		               st.used_bytes, st.size, st.tail - st.head,
 		               rate_meter_update(&d->status_rate, st.tail, rate, sizeof(rate)),
 		               st.producer.dropped, st.producer.bad_input);
 		d->next_status_ns = now + 1000000000u;
 	}
 	if (p->cfg.stats_interval && (now >= d->next_stats_ns || force)) {
-		log_info("published %" PRIu64 ", depth %" PRIu64 "/%" PRIu32 ", %.1f rec/s, dropped %" PRIu64
-		         ", bad input %" PRIu64, st.tail, st.tail - st.head, st.capacity,
+		log_info("published %" PRIu64 ", depth %" PRIu64 "/%" PRIu64 " bytes (%" PRIu64
+		         " records), %.1f rec/s, dropped %" PRIu64 ", bad input %" PRIu64, st.tail,
+		         st.used_bytes, st.size, st.tail - st.head,
 		         (double)(st.tail - d->last_stats_tail) / p->cfg.stats_interval,
 		         st.producer.dropped, st.producer.bad_input);
 		d->last_stats_tail = st.tail;
@@ -93,31 +96,38 @@ static void stats(struct daemon *d, int force)
 
 /* ---- input = generate ---------------------------------------------------- */
 
-/* Records due from the generator now (rate 0: as many as fit). */
+/* Records due from the generator now (rate 0: as many as fit, at least
+ * one), each as a frame of its own length: block mode puts none that does
+ * not fit, and waits for room for it. */
 static int generate(struct daemon *d)
 {
 	struct producer *p = &d->p;
-	uint64_t due;
+	uint64_t due = UINT64_MAX;
 
 	if (p->cfg.generate_rate) {
 		uint64_t elapsed = mmapq_now_ns() - d->gen_start_ns;
 		due = (uint64_t)((double)elapsed * p->cfg.generate_rate / 1e9) - d->gen_done;
-	} else {
-		due = p->nfree ? p->nfree : 1;
 	}
-	if (producer_blocking(p) && due > p->nfree)
-		due = p->nfree;
 	for (uint64_t i = 0; i < due; i++) {
 		int64_t v = (int64_t)mmapq_next_seq(p->q);
 		char text[24];
+		const void *rec = &v;
+		uint32_t len = sizeof(v);
 		int r;
 
-		if (p->cfg.format == MMAPQ_FORMAT_INT) {
-			r = producer_put(p, NULL, &v, sizeof(v));
-		} else {
-			int n = snprintf(text, sizeof(text), "%" PRId64, v);
-			r = producer_put(p, NULL, text, (uint32_t)n);
+		if (p->cfg.format != MMAPQ_FORMAT_INT) {
+			len = (uint32_t)snprintf(text, sizeof(text), "%" PRId64, v);
+			rec = text;
 		}
+		if (mmapq_frame_size(len) > p->room) {
+			if (producer_blocking(p)) {
+				producer_wait(p, NULL, mmapq_frame_size(len));
+				break;
+			}
+			if (!p->cfg.generate_rate && i)
+				break; /* as many as fit, and at least one (dropped) */
+		}
+		r = producer_put(p, NULL, rec, len);
 		if (r < 0)
 			return r;
 		d->gen_done++;
@@ -144,7 +154,7 @@ static int wait_events(struct daemon *d, const sigset_t *unblocked, uint64_t max
 {
 	struct producer *p = &d->p;
 	struct pollfd pf[MAX_LISTEN + MAX_CLIENTS];
-	bool room = p->nfree || !producer_blocking(p);
+	bool room = producer_may_read(p);
 	struct timespec ts;
 	unsigned n;
 	int r;
@@ -199,9 +209,10 @@ static void apply_reload(struct daemon *d)
 	d->next_stats_ns = mmapq_now_ns();
 }
 
-/* Full in block mode: wait for room, a slice at a time.  Signals are let
- * in while we wait: a stop interrupts it at once (-EINTR), or at worst at
- * the end of its slice; what the clients are owed does not wait. */
+/* A record waits for room in block mode: wait for room for it, a slice at
+ * a time.  Signals are let in while we wait: a stop interrupts it at once
+ * (-EINTR), or at worst at the end of its slice; what the clients are owed
+ * does not wait. */
 static int wait_for_room(struct daemon *d, const sigset_t *unblocked)
 {
 	struct producer *p = &d->p;
@@ -237,7 +248,7 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 		stats(d, 0);
 		if (p->error)
 			return p->error;
-		if (!p->nfree && producer_blocking(p)) {
+		if (!producer_may_read(p)) {
 			if (input_stdin_ended(p)) {
 				/* full, and nothing more will come: everything
 				 * read is published (the queue stays full for
@@ -248,14 +259,10 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 			r = wait_for_room(d, unblocked);
 			if (r < 0)
 				return r;
-			if (!p->nfree)
+			if (!producer_may_read(p))
 				continue; /* a slice ended: stdin's end and a stop looked at again */
 			if (p->input == IN_SOCKET)
 				clients_room(p);
-		} else if (!p->nfree) {
-			r = producer_refill(p, 0);
-			if (r < 0)
-				return producer_fatal(p, r);
 		}
 		sources_finish(p);
 		if (p->error)
@@ -284,7 +291,7 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 			return p->error;
 		/* Record deadlines, once what the clients sent is read: with
 		 * room left, none of them waits for us. */
-		if (p->input == IN_SOCKET && (p->nfree || !producer_blocking(p)))
+		if (p->input == IN_SOCKET && producer_may_read(p))
 			clients_expire(p);
 		r = mmapq_publish(p->q);
 		if (r >= 0)
@@ -430,6 +437,13 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		code = input_exit_code(r);
 		service_failed(code, "cannot set up the input");
+		goto out;
+	}
+
+	/* what the first read may take */
+	r = producer_refill(p, 0);
+	if (r < 0) {
+		code = exit_code_for_run(producer_fatal(p, r));
 		goto out;
 	}
 

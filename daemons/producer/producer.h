@@ -11,8 +11,10 @@
  *   protocol.c  every reply line (shared with `mmapqctl send`)
  *
  * Nothing read is ever left unpublished: in block mode a read takes at most
- * the bytes that complete as many records as there are free slots, and
- * everything read in one loop iteration is published before the next wait.
+ * the bytes that complete records whose frames fit in the ring bytes known
+ * to be free (producer.room), and everything read in one loop iteration is
+ * published before the next wait.  A record that does not fit is not read:
+ * the producer waits for room for exactly that record (producer.need).
  */
 #ifndef MMAPQ_PRODUCER_H
 #define MMAPQ_PRODUCER_H
@@ -53,6 +55,7 @@ struct source {
 	int tee[2];           /* SRC_PIPE: the private pipe tee() copies into; -1 until used */
 	char name[48];
 	struct mmapq_parser *parser;
+	unsigned cut_flags;   /* how its reads are cut (mmapq_parser_cut): stdin MMAPQ_CUT_WHOLE */
 	uint64_t partial;     /* bytes of an unfinished record at the end of what was parsed */
 	uint64_t published, dropped, rejected, last_seq;
 	uint64_t pending;     /* of published: put, but not yet published (mmapq_pending) */
@@ -75,7 +78,9 @@ struct producer {
 	struct mmapq *q;
 	struct mmapq_config cfg;
 	enum input_kind input;
-	uint32_t nfree;            /* slots reserved and not yet filled */
+	uint64_t room;             /* ring bytes surely free: mmapq_reserve's, less what was put since */
+	uint64_t need;             /* block mode: the frame of a record that waits for room (0: none) */
+	struct source *needy;      /* whose record that is (NULL: the generator's, or it is gone) */
 	int error;                 /* the first fatal error (-errno; 0: none), from a callback too */
 	struct log_limit bad_limit, drop_limit, accept_limit, gone_limit;
 	int listen_fd[MAX_LISTEN];
@@ -108,17 +113,34 @@ static inline uint64_t producer_now(const struct producer *p)
  * memory.  source_free(NULL) is a no-op; it closes fd unless it is stdin. */
 struct source *source_new(struct producer *p, int fd, const char *name);
 void source_free(struct source *s);
-/* Whether ch can end a record: whitespace (int) or '\n' (line). */
-bool source_is_boundary(const struct producer *p, unsigned char ch);
 /* Parse n bytes the source sent; keeps s->partial up to date.  0, or the
  * queue's -errno (p->error set, said). */
 int source_feed(struct producer *p, struct source *s, const char *data, size_t n);
+/* Of the n bytes at buf the source sent, how many it may take now
+ * (mmapq_parser_cut with p->room in block mode, with its flags and
+ * extra); a record that does not fit waits for room (producer_wait). */
+size_t source_cut(struct producer *p, struct source *s, const char *buf, size_t n, unsigned extra);
+/* The most bytes (up to want) a blind read of the source may take now
+ * (mmapq_parser_blind_bound, likewise); 0: not one, and *need is the room
+ * one byte needs. */
+size_t source_blind_bound(struct producer *p, struct source *s, size_t want, unsigned extra,
+                          uint64_t *need);
 /* Sources at their end of input: their last record (one without a final
  * separator) parsed, so they can be acknowledged once published. */
 void sources_finish(struct producer *p);
-/* Slots for what comes next (mmapq_reserve, deadline 0: only look).  0,
- * or the queue's -errno. */
+/* Room for what comes next (mmapq_reserve: for the record that waits, or
+ * the smallest one; deadline 0: only look), into p->room; a record that
+ * waits and now fits waits no more.  0, or the queue's -errno. */
 int producer_refill(struct producer *p, uint64_t deadline_ns);
+/* Block mode: a record of s (NULL: the generator's) needs a frame of need
+ * bytes that p->room does not have: nothing more is read until there is
+ * room for it (the first such record is the one waited for). */
+void producer_wait(struct producer *p, struct source *s, uint64_t need);
+/* Whether records may be read now: drop mode, or none waits for room. */
+static inline bool producer_may_read(const struct producer *p)
+{
+	return !p->need || !producer_blocking(p);
+}
 /* A queue error that ends the run: said once, kept in p->error. */
 int producer_fatal(struct producer *p, int r);
 /* One record into the queue (s: the source it came from, or NULL). */
@@ -129,16 +151,13 @@ void producer_published(struct producer *p);
 
 /* ---- input.c ---- */
 
-/* Length of the longest prefix of buf[0..n) that completes at most max
- * records, given s->partial bytes of an unfinished one before it. */
-size_t input_cut(const struct producer *p, const struct source *s, const char *buf, size_t n,
-                 uint32_t max);
 /* Read stdin (at most what fits) and parse it.  0, or -errno (said). */
 int input_read(struct producer *p, struct source *s);
 /* At end of input, told without taking a byte.  Only for inputs that can
  * look ahead; false for the others. */
 bool input_ended(const struct source *s);
-/* Full, and stdin may have ended at a record boundary: whether it has. */
+/* Waiting for room, and stdin may have ended with nothing left to put:
+ * whether it has. */
 bool input_stdin_ended(struct producer *p);
 /* A stop while stdin is in the middle of a record: read on, record-exactly,
  * to its end (bounded), or rewind a regular file to its start. */
@@ -159,7 +178,7 @@ void clients_close(struct producer *p);
 bool clients_add(struct producer *p, int fd);
 /* The poll entries for the listening sockets and the clients, in that
  * order, into pf (MAX_LISTEN + MAX_CLIENTS); how many.  room: records can
- * be taken now. */
+ * be taken now (producer_may_read). */
 unsigned clients_poll_set(struct producer *p, struct pollfd *pf, bool room);
 /* How long the loop may wait before accepting resumes (UINT64_MAX: it
  * is not paused). */

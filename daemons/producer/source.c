@@ -14,22 +14,44 @@
 #include "producer.h"
 #include "protocol.h"
 
+/* The smallest record of the format: what any read needs room for. */
+static uint32_t smallest(const struct producer *p)
+{
+	return p->cfg.format == MMAPQ_FORMAT_INT ? sizeof(int64_t) : 0;
+}
+
 int producer_refill(struct producer *p, uint64_t deadline_ns)
 {
-	/* room for records of the largest size (what any record fits in) */
-	uint32_t len = p->cfg.format == MMAPQ_FORMAT_INT ? sizeof(int64_t) : p->cfg.max_record;
-	uint64_t room, n;
-	int r = mmapq_reserve(p->q, len, deadline_ns, &room);
+	uint32_t len = smallest(p);
+	uint64_t room;
+	int r;
 
-	if (r == -EAGAIN || r == -ETIMEDOUT || r == -EINTR) {
-		p->nfree = 0;
-		return 0;
+	/* the record that waits, or one of its frame: its payload is the frame
+	 * less the header (padding included: at most max_record) */
+	if (p->need && p->cfg.format != MMAPQ_FORMAT_INT) {
+		uint64_t payload = p->need - mmapq_frame_size(0);
+		uint32_t max = mmapq_max_record(p->q);
+		len = payload < max ? (uint32_t)payload : max;
 	}
+	r = mmapq_reserve(p->q, len, deadline_ns, &room);
+	if (r == -EAGAIN || r == -ETIMEDOUT || r == -EINTR)
+		return 0; /* less than that frame: what we knew is still free */
 	if (r < 0)
 		return r;
-	n = room / mmapq_frame_size(len);
-	p->nfree = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+	p->room = room;
+	if (p->need && p->room >= p->need) {
+		p->need = 0;
+		p->needy = NULL;
+	}
 	return 0;
+}
+
+void producer_wait(struct producer *p, struct source *s, uint64_t need)
+{
+	if (!producer_blocking(p) || p->need)
+		return;
+	p->need = need;
+	p->needy = s;
 }
 
 int producer_fatal(struct producer *p, int r)
@@ -40,31 +62,43 @@ int producer_fatal(struct producer *p, int r)
 	return r;
 }
 
+/* A record that does not fit: counted as dropped (on_full = drop; block
+ * mode reads only what fits, so it never gets here but by a bug). */
+static void drop(struct producer *p, struct source *s, uint64_t n)
+{
+	if (s)
+		s->dropped += n;
+	mmapq_count_dropped(p->q, n);
+	if (!log_limit_pass(&p->drop_limit))
+		return;
+	if (producer_blocking(p))
+		log_error("queue full: record dropped although on_full = block (read more than"
+		          " fits: a bug)");
+	else
+		log_warning("queue full: record dropped (on_full = drop)");
+}
+
 int producer_put(struct producer *p, struct source *s, const void *data, uint32_t len)
 {
-	int r;
+	uint64_t seq = mmapq_next_seq(p->q);
+	int r = mmapq_put(p->q, data, len);
 
-	if (!p->nfree && !producer_blocking(p)) {
+	if (r == -ENOBUFS) {
+		/* publish what is pending and look again (a consumer may have
+		 * made room), once */
 		r = producer_refill(p, 0);
-		if (r < 0)
-			return producer_fatal(p, r);
+		if (r == 0)
+			r = mmapq_put(p->q, data, len);
+		if (r == -ENOBUFS) {
+			drop(p, s, 1);
+			return 0;
+		}
 	}
-	if (!p->nfree) {
-		/* drop mode only: block mode never reads more than fits */
-		if (s)
-			s->dropped++;
-		mmapq_count_dropped(p->q, 1);
-		if (log_limit_pass(&p->drop_limit))
-			log_warning("queue full: record dropped (on_full = drop)");
-		return 0;
-	}
-	if (s)
-		s->last_seq = mmapq_next_seq(p->q);
-	r = mmapq_put(p->q, data, len);
 	if (r < 0)
 		return producer_fatal(p, r);
-	p->nfree--;
+	p->room -= p->room < mmapq_frame_size(len) ? p->room : mmapq_frame_size(len);
 	if (s) {
+		s->last_seq = seq;
 		s->published++;
 		s->pending++;
 	}
@@ -72,20 +106,23 @@ int producer_put(struct producer *p, struct source *s, const void *data, uint32_
 }
 
 /*
- * A batch of int records from the parser (mmapq_parser_set_int_batch):
- * with room, as many as fit in one mmapq_put_many (a few instructions per
- * record), the source's counters and last_seq updated once for them; with
- * none (drop mode only: block mode never reads more than fits), one record
- * at a time through producer_put, which looks for room again and drops it
- * if there is still none.
+ * A batch of int records from the parser (mmapq_parser_set_int_batch): as
+ * many as fit in one mmapq_put_many (a few instructions per record), the
+ * source's counters and last_seq updated once for them; when none fits,
+ * one record through producer_put, which looks for room again and drops
+ * it if there is still none (on_full = drop: block mode reads only what
+ * fits).
  */
 static int put_ints(struct producer *p, struct source *s, const int64_t *v, size_t n)
 {
+	const uint64_t frame = mmapq_frame_size(sizeof(*v));
+
 	while (n) {
 		uint64_t first = mmapq_next_seq(p->q);
-		int r;
+		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
+		int r = mmapq_put_many(p->q, v, sizeof(*v), k);
 
-		if (!p->nfree) {
+		if (r == -ENOBUFS) {
 			r = producer_put(p, s, v, sizeof(*v));
 			if (r < 0)
 				return r;
@@ -93,10 +130,9 @@ static int put_ints(struct producer *p, struct source *s, const int64_t *v, size
 			n--;
 			continue;
 		}
-		r = mmapq_put_many(p->q, v, sizeof(*v), n < p->nfree ? (uint32_t)n : p->nfree);
 		if (r < 0)
 			return producer_fatal(p, r);
-		p->nfree -= (uint32_t)r;
+		p->room -= p->room < frame * (uint64_t)r ? p->room : frame * (uint64_t)r;
 		s->published += (uint64_t)r;
 		s->pending += (uint64_t)r;
 		s->last_seq = first + (uint64_t)r - 1;
@@ -165,6 +201,10 @@ struct source *source_new(struct producer *p, int fd, const char *name)
 	s->fd = fd;
 	s->kind = src_kind_of(fd);
 	s->tee[0] = s->tee[1] = -1;
+	/* stdin takes a record's first bytes only with room for all of it, so
+	 * that a stop can always read on to its end (input_finish_on_stop); a
+	 * client stopped in the middle of one is told what was published */
+	s->cut_flags = fd == STDIN_FILENO ? MMAPQ_CUT_WHOLE : 0;
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	if (mmapq_parser_new(p->cfg.format, p->cfg.max_record, on_record, on_parse_error, s,
 	                     &s->parser) < 0) {
@@ -181,6 +221,11 @@ void source_free(struct source *s)
 {
 	if (!s)
 		return;
+	if (s->p->needy == s) {
+		/* its record waits no more: neither does the producer */
+		s->p->need = 0;
+		s->p->needy = NULL;
+	}
 	if (s->fd > STDIN_FILENO)
 		close(s->fd);
 	for (int i = 0; i < 2; i++)
@@ -191,31 +236,56 @@ void source_free(struct source *s)
 	free(s);
 }
 
-bool source_is_boundary(const struct producer *p, unsigned char ch)
-{
-	if (p->cfg.format == MMAPQ_FORMAT_LINE)
-		return ch == '\n';
-	return ch == ' ' || (ch >= '\t' && ch <= '\r');
-}
-
 int source_feed(struct producer *p, struct source *s, const char *data, size_t n)
 {
-	size_t k = n;
+	int r = mmapq_parser_feed(s->parser, data, n);
 
-	while (k && !source_is_boundary(p, (unsigned char)data[k - 1]))
-		k--;
-	s->partial = k ? n - k : s->partial + n;
-	return mmapq_parser_feed(s->parser, data, n);
+	(void)p;
+	s->partial = mmapq_parser_partial(s->parser);
+	return r;
+}
+
+/* What the source's reads may count on: all in drop mode (what does not
+ * fit is dropped, counted). */
+static uint64_t read_room(const struct producer *p)
+{
+	return producer_blocking(p) ? p->room : UINT64_MAX;
+}
+
+size_t source_cut(struct producer *p, struct source *s, const char *buf, size_t n, unsigned extra)
+{
+	uint64_t need;
+	size_t cut = mmapq_parser_cut(s->parser, buf, n, read_room(p), s->cut_flags | extra, &need);
+
+	if (need)
+		producer_wait(p, s, need);
+	return cut;
+}
+
+size_t source_blind_bound(struct producer *p, struct source *s, size_t want, unsigned extra,
+                          uint64_t *need)
+{
+	uint64_t k = mmapq_parser_blind_bound(s->parser, read_room(p), s->cut_flags | extra, need);
+
+	return k < want ? (size_t)k : want;
 }
 
 void sources_finish(struct producer *p)
 {
 	for (unsigned i = 0; i < p->n_src; i++) {
 		struct source *s = p->src[i];
-		/* an unfinished final record needs a slot; a connection that
-		 * failed has no final record, only a cut one */
-		if (!s->eof || s->finished || s->gone || (producer_blocking(p) && !p->nfree && s->partial))
+		uint64_t frame;
+
+		/* a connection that failed has no final record, only a cut one */
+		if (!s->eof || s->finished || s->gone)
 			continue;
+		/* an unfinished final record (a line without '\n', the last
+		 * int token) needs room for its frame */
+		frame = mmapq_parser_final_frame(s->parser);
+		if (producer_blocking(p) && frame > p->room) {
+			producer_wait(p, s, frame);
+			continue;
+		}
 		if (mmapq_parser_finish(s->parser) < 0 && p->error)
 			return;
 		s->finished = true;

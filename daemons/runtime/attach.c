@@ -2,8 +2,10 @@
 #include "attach.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -75,6 +77,56 @@ static bool stop_requested(void *ctx)
 	return signals_stop();
 }
 
+/* "[a, b)" of sequence numbers into buf, or "" for an empty range */
+static const char *seq_range(char *buf, size_t size, const char *what, uint64_t from, uint64_t to)
+{
+	if (from >= to)
+		return "";
+	if (to - from == 1)
+		snprintf(buf, size, "%s seq %" PRIu64, what, from);
+	else
+		snprintf(buf, size, "%s seq %" PRIu64 "..%" PRIu64, what, from, to - 1);
+	return buf;
+}
+
+/* A file that was not closed cleanly was damaged (a power cut, a disk that
+ * lost writes): the salvage at this open kept the best intact run of
+ * records and dropped the others.  Said once, by whoever salvaged it. */
+static void log_salvage(struct mmapq *q)
+{
+	struct mmapq_status st;
+	char below[96], above[96], kept[64];
+	const char *b, *a;
+
+	if (mmapq_status(q, &st) < 0 || !st.salvaged)
+		return;
+	b = seq_range(below, sizeof(below), "below the records kept:", st.salvage.below_from,
+	              st.salvage.below_to);
+	a = seq_range(above, sizeof(above), "past them:", st.salvage.above_from, st.salvage.above_to);
+	if (st.head < st.tail)
+		snprintf(kept, sizeof(kept), "seq %" PRIu64 "..%" PRIu64, st.head, st.tail - 1);
+	else
+		snprintf(kept, sizeof(kept), "none");
+	log_warning("%s was not closed cleanly and is damaged: its salvage dropped %" PRIu64
+	            " records (%s%s%s; %" PRIu64 " bytes); the records kept: %s", mmapq_path(q),
+	            st.salvaged, b, *b && *a ? "; " : "", a, st.salvage.dropped_bytes, kept);
+}
+
+/* What to do about a queue file the library refused as invalid or damaged
+ * (-EBADMSG): `mmapqctl repair` salvages a damaged one; something that is
+ * no regular file at the path is not a queue file at all. */
+static void advise_damaged(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	log_notice("to keep the intact records of a damaged queue file, stop both daemons and run"
+	           " `mmapqctl repair` (mmapqctl(1)): it salvages every intact record it can and says"
+	           " what it drops; a file it cannot repair either (not a queue file, its header"
+	           " destroyed) must be moved away");
+}
+
 int attach_queue(const struct mmapq_config *cfg, enum mmapq_role role, const sigset_t *unblocked,
                  struct mmapq **q)
 {
@@ -96,16 +148,20 @@ int attach_queue(const struct mmapq_config *cfg, enum mmapq_role role, const sig
 	r = mmapq_open(&qp, q, &err);
 	setitimer(ITIMER_REAL, &(struct itimerval){0}, NULL);
 	sigaction(SIGALRM, &old_alarm, NULL);
-	if (r == 0)
+	if (r == 0) {
+		log_salvage(*q);
 		return 0;
+	}
 	if (r == -EINTR && signals_stop()) {
 		log_notice("%s; stopping as asked", err.msg);
 		return EXIT_OK;
 	}
 	log_error("%s", err.msg);
-	if (r == -EPROTO && !strstr(err.msg, "mmapqctl recreate")) /* not said yet (version 1) */
+	if (r == -EPROTO && !strstr(err.msg, "mmapqctl recreate")) /* a geometry that differs */
 		log_notice("to keep its records under the new geometry, stop both daemons and run"
 		           " `mmapqctl recreate` (mmapqctl(1)); or restore the old values");
+	if (r == -EBADMSG)
+		advise_damaged(qp.path);
 	code = exit_code_for_open(r);
 	service_failed(code, err.msg);
 	return code;

@@ -17,9 +17,10 @@
 #define EXIT_CODES(X)                                                                     \
 	X(EXIT_OK,          0,  "PCT") /* success; a stop request (SIGTERM) is a success */   \
 	X(EXIT_USAGE,       64, "PCT") /* bad command line */                                 \
-	X(EXIT_BADQUEUE,    65, "PCT") /* the queue file is invalid, corrupt or of another   \
-	                                  geometry: an operator must act (mmapqctl recreate), \
-	                                  so systemd does not restart */                      \
+	X(EXIT_BADQUEUE,    65, "PCT") /* the queue file is invalid, damaged, old or of      \
+	                                  another geometry: an operator must act (mmapqctl    \
+	                                  repair, mmapqctl recreate), so systemd does not     \
+	                                  restart */                                          \
 	X(EXIT_DATAERR,     65, "T")   /* mmapqctl send: the producer rejected records */    \
 	X(EXIT_NOCONSUMER,  67, "T")   /* mmapqctl consumer remove: no consumer of that name */ \
 	X(EXIT_ROLE_TAKEN,  69, "PCT") /* another live process holds the role */             \

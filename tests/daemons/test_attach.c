@@ -12,8 +12,8 @@
  *                             put faults; the consumer waiting on the header
  *                             is untouched and stops cleanly
  *   sigbus_consumer_reading   truncated to the header with records pending:
- *                             the consumer's read of a slot faults
- *   ctl_truncated_extended    mmapqctl status/dump on a file one slot short,
+ *                             the consumer's read of a frame faults
+ *   ctl_truncated_extended    mmapqctl status/dump on a file one frame short,
  *                             header only, one byte too long
  *   extended_while_mapped     bytes appended while both daemons run
  *   deleted_while_attached    the file unlinked with both daemons attached
@@ -31,6 +31,13 @@
  *   special_files_ctl         FIFO, directory, device, dangling symlink,
  *                             symlink to a valid queue: mmapqctl status/dump
  *   socket_at_path            a Unix socket at the path
+ *   damaged_names_repair      a file marked clean whose positions are wrong:
+ *                             both daemons exit 65 naming `mmapqctl repair`
+ *   legacy_names_recreate     a file of format version 3: both daemons exit
+ *                             65 naming `mmapqctl recreate`, the file untouched
+ *   salvage_logged            a file not closed cleanly with a damaged frame:
+ *                             the daemon that salvages it says which records
+ *                             it dropped and which it kept
  *
  * What "survives" means everywhere: a documented exit code (65 bad queue
  * file, 73 cannot create or open), a message on stderr naming the file, no
@@ -456,8 +463,8 @@ static void positions_of_fd(int fd, uint64_t *head, uint64_t *tail)
 	const struct mmapq_header *h = mmap(NULL, sizeof(*h), PROT_READ, MAP_SHARED, fd, 0);
 
 	EXPECT(h != MAP_FAILED, "mmap the old queue file: %s", strerror(errno));
-	*head = __atomic_load_n(&h->floor.floor, __ATOMIC_ACQUIRE);
-	*tail = __atomic_load_n(&h->producer.position, __ATOMIC_ACQUIRE);
+	*head = __atomic_load_n(&h->floor.seq, __ATOMIC_ACQUIRE);
+	*tail = __atomic_load_n(&h->producer.tail, __ATOMIC_ACQUIRE);
 	munmap((void *)h, sizeof(*h));
 }
 
@@ -529,10 +536,10 @@ static void case_sigbus_producer_slots(void)
 	struct prog c = start_consumer(g_q, END), p = start_producer(g_q);
 	struct prog ctl;
 
-	/* the header survives, the slots are gone */
+	/* the header survives, the ring is gone */
 	EXPECT(truncate(g_q, MMAPQ_HEADER_SIZE) == 0, "truncate: %s", strerror(errno));
 	feed(&p, "1 2 3\n", false);
-	expect_sigbus_exit(&p, "producer writing a slot");
+	expect_sigbus_exit(&p, "producer writing a frame");
 	/* the consumer sleeps on the header, which is still there: it is not
 	 * hurt, it just never gets a record; it stops cleanly on SIGTERM */
 	EXPECT(still_running(&c), "the consumer died although its header is intact: %s; stderr: %s",
@@ -558,8 +565,8 @@ static void case_sigbus_consumer_reading(void)
 	publish(g_q, in);
 	EXPECT(truncate(g_q, MMAPQ_HEADER_SIZE) == 0, "truncate: %s", strerror(errno));
 	EXPECT(kill(c.pid, SIGCONT) == 0, "SIGCONT: %s", strerror(errno));
-	expect_sigbus_exit(&c, "consumer reading a slot");
-	EXPECT(c.o.len == 0, "the consumer printed '%s' from slots that are gone", out_text(&c));
+	expect_sigbus_exit(&c, "consumer reading a frame");
+	EXPECT(c.o.len == 0, "the consumer printed '%s' from frames that are gone", out_text(&c));
 	free(in);
 	prog_free(&c);
 }
@@ -572,7 +579,7 @@ static void case_ctl_truncated_extended(void)
 		int64_t delta; /* from the right size; INT64_MIN: header only */
 		const char *needle;
 	} sizes[] = {
-		{"one slot short", -(int64_t)mmapq_slot_size(MMAPQ_FORMAT_INT, 64), "truncated"},
+		{"one frame short", -(int64_t)mmapq_frame_size(sizeof(int64_t)), "truncated"},
 		{"header only", INT64_MIN, "truncated"},
 		{"one byte extra", 1, "extended"},
 	};
@@ -750,7 +757,7 @@ static void case_stale_publish_after_drain(void)
  * never the other process sleeping on the lock, which would sleep there
  * indefinitely.  A lock attempt re-checks the header after a second, and
  * the daemons' once-a-second mmapq_check() notices it too.  It is a
- * race, made likely by a ring of 4 slots and up to ROUNDS attempts.
+ * race, made likely by a ring of 4 records and up to ROUNDS attempts.
  * Acceptable outcomes: everything delivered, or exit 65 naming the file;
  * never 2 s without progress.
  */
@@ -824,7 +831,7 @@ static bool zeroed_round(int round, const char *cfg4)
 
 static void case_header_zeroed_while_mapped(void)
 {
-	char *cfg4 = write_cfg("cap4.ini", "[queue]\ncapacity = 4\n[consumer]\noutput = stdout\n"
+	char *cfg4 = write_cfg("cap4.ini", "[queue]\nsize = 64\nmax_record = 8\n[consumer]\noutput = stdout\n"
 	                                   "[log]\nlevel = debug\n");
 
 	for (int round = 1; round <= ZERO_ROUNDS; round++)
@@ -936,8 +943,8 @@ static void case_enospc(void)
 	mnt = private_tmpfs("small", "size=64k,mode=0755");
 	free(g_q);
 	g_q = tu_path(mnt, "queue");
-	/* 4096 + 8192 x 16 = 135168 bytes */
-	big = write_cfg("big.ini", "[queue]\ncapacity = 8192\n[consumer]\noutput = stdout\n");
+	/* 4096 + 131072 = 135168 bytes */
+	big = write_cfg("big.ini", "[queue]\nsize = 128K\nmax_record = 1K\n[consumer]\noutput = stdout\n");
 	x = RUN(false, "1\n", "mmapq-producer", "--config", big, "--queue", g_q);
 	expect_exit(&x, EXIT_MS, 73, g_q, "No space left on device", END);
 	prog_free(&x);
@@ -950,7 +957,7 @@ static void case_enospc(void)
 	free(left);
 
 	/* control: the same file system takes a queue that fits */
-	small = write_cfg("small.ini", "[queue]\ncapacity = 16\n[consumer]\noutput = stdout\n");
+	small = write_cfg("small.ini", "[queue]\nsize = 256\nmax_record = 8\n[consumer]\noutput = stdout\n");
 	x = RUN(false, "1 2 3\n", "mmapq-producer", "--config", small, "--queue", g_q);
 	expect_exit(&x, EXIT_MS, 0, END);
 	prog_free(&x);
@@ -1009,7 +1016,7 @@ static void case_read_only_fs(void)
 	 * judged by the pid */
 	x = RUN(false, NULL, "mmapqctl", "--queue", g_q, "status");
 	expect_exit(&x, EXIT_MS, 0, END);
-	EXPECT(strstr(out_text(&x), "head 0, tail 3, depth 3/1024") &&
+	EXPECT(strstr(out_text(&x), "head 0, tail 3") &&
 	       strstr(out_text(&x), "pid not running, lock file not readable"), "mmapqctl status: '%s'",
 	       out_text(&x));
 	prog_free(&x);
@@ -1116,6 +1123,107 @@ static void case_socket_at_path(void)
 	free(sock);
 }
 
+
+/* ---- damaged and old files ------------------------------------------------------ */
+
+/* The header of the queue file at path, mapped read-write (MAP_SHARED), to
+ * damage it as a disk or a bug would; munmap it with sizeof(header). */
+static struct mmapq_header *map_header(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	struct mmapq_header *h;
+
+	EXPECT(fd >= 0, "open %s: %s", path, strerror(errno));
+	h = mmap(NULL, sizeof(*h), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	EXPECT(h != MAP_FAILED, "mmap %s: %s", path, strerror(errno));
+	close(fd);
+	return h;
+}
+
+/* Both daemons refuse the file at g_q: exit 65, stderr naming the file,
+ * what is wrong (why, NULL: not checked) and what to do (advice). */
+static void both_refuse(const char *why, const char *advice)
+{
+	for (int i = 0; i < 2; i++) {
+		struct prog x = i ? RUN(false, NULL, "mmapq-consumer", "--config", g_cfg, "--queue", g_q)
+		                  : RUN(false, "4\n", "mmapq-producer", "--config", g_cfg, "--queue", g_q);
+
+		expect_exit(&x, EXIT_MS, 65, g_q, advice, why ? why : g_q, END);
+		prog_free(&x);
+	}
+}
+
+/*
+ * A file marked clean (so nobody walks it) whose tail is no longer where a
+ * frame can end: no daemon may use it, and each says what to do about it.
+ */
+static void case_damaged_names_repair(void)
+{
+	struct mmapq_header *h;
+
+	publish(g_q, "1 2 3\n");
+	h = map_header(g_q);
+	EXPECT(h->state.clean == 1, "a queue closed by its last user is not marked clean");
+	h->producer.tail_byte += 4;
+	munmap(h, sizeof(*h));
+	both_refuse("positions out of bounds", "`mmapqctl repair`");
+}
+
+/* A file of format version 3 (fixed-size slots): the daemons refuse it,
+ * name the command that carries its records over, and leave it as it is. */
+static void case_legacy_names_recreate(void)
+{
+	int64_t v[3] = {7, 8, 9};
+	struct mmapq_record recs[3];
+	char *before, *after;
+	size_t blen, alen;
+
+	for (int i = 0; i < 3; i++)
+		recs[i] = (struct mmapq_record){.seq = (uint64_t)i, .len = sizeof(v[i]), .data = &v[i]};
+	EXPECT(tu_write_legacy_queue(g_q, 3, MMAPQ_FORMAT_INT, 16, 64, 0, recs, 3, NULL, 0, 0) == 0,
+	       "write a version-3 file");
+	before = slurp(g_q, &blen);
+	both_refuse(NULL, "`mmapqctl recreate`");
+	after = slurp(g_q, &alen);
+	EXPECT(alen == blen && memcmp(before, after, blen) == 0, "the refused opens modified %s", g_q);
+	free(before);
+	free(after);
+}
+
+/*
+ * Ten int records (frames of 16 bytes), the file left as a crash leaves it
+ * (not marked clean) with the checksum of record 5 no longer matching its
+ * payload: the producer that attaches alone salvages it, keeps records 0
+ * to 4, and says so.
+ */
+static void case_salvage_logged(void)
+{
+	struct mmapq_header *h;
+	struct prog x;
+	int fd;
+	unsigned char b;
+
+	publish(g_q, "0 1 2 3 4 5 6 7 8 9\n");
+	h = map_header(g_q);
+	h->state.clean = 0;
+	munmap(h, sizeof(*h));
+	fd = open(g_q, O_RDWR | O_CLOEXEC);
+	EXPECT(fd >= 0 && pread(fd, &b, 1, MMAPQ_HEADER_SIZE + 5 * 16 + 8) == 1, "read: %s",
+	       strerror(errno));
+	b ^= 0x40;
+	EXPECT(pwrite(fd, &b, 1, MMAPQ_HEADER_SIZE + 5 * 16 + 8) == 1, "write: %s", strerror(errno));
+	close(fd);
+	x = RUN(false, "", "mmapq-producer", "--config", g_cfg, "--queue", g_q);
+	expect_exit(&x, EXIT_MS, 0, g_q, "was not closed cleanly and is damaged: its salvage dropped 5"
+	            " records (past them: seq 5..9; 80 bytes); the records kept: seq 0..4", END);
+	prog_free(&x);
+	x = RUN(false, NULL, "mmapqctl", "--queue", g_q, "dump");
+	expect_exit(&x, EXIT_MS, 0, END);
+	EXPECT(!strcmp(out_text(&x), "0\t0\n1\t1\n2\t2\n3\t3\n4\t4\n"), "after the salvage: '%s'",
+	       out_text(&x));
+	prog_free(&x);
+}
+
 /* ---- runner ---------------------------------------------------------------------- */
 
 /* Make every directory under dir removable again. */
@@ -1160,7 +1268,7 @@ static void setup(void)
 	pid = tu_fork();
 	if (pid == 0) {
 		setpgid(0, 0);
-		g_cfg = write_cfg("test.ini", "[queue]\ncapacity = 1024\n[consumer]\noutput = stdout\n"
+		g_cfg = write_cfg("test.ini", "[queue]\nsize = 16K\nmax_record = 1K\n[consumer]\noutput = stdout\n"
 		                  "[log]\nlevel = debug\n");
 		signal(SIGPIPE, SIG_IGN);
 		return;
@@ -1207,6 +1315,9 @@ int main(int argc, char **argv)
 		{"read_only_fs", case_read_only_fs},
 		{"special_files_ctl", case_special_files_ctl},
 		{"socket_at_path", case_socket_at_path},
+		{"damaged_names_repair", case_damaged_names_repair},
+		{"legacy_names_recreate", case_legacy_names_recreate},
+		{"salvage_logged", case_salvage_logged},
 	};
 
 	/* orphans of a failed case come back to us, so they can be reaped */

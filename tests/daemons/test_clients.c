@@ -21,9 +21,11 @@
  *                     record ever completes) are closed with "FAIL idle"
  *                     although they never stop sending; a client that
  *                     completes a record every 0.6 s is not
- *   exact_capacity    capacity 16, no consumer: `mmapqctl send` of exactly
- *                     16 records gets its OK (and 15, 1); 17 do not fit
- *                     and time out
+ *   exact_capacity    a ring of 256 bytes (16 int records of 16), no
+ *                     consumer: `mmapqctl send` of exactly 16 records gets
+ *                     its OK (and 15, 1), and so do lines of mixed lengths
+ *                     whose frames fill it exactly; 17 int records do not
+ *                     fit and time out
  *
  * The pace of a trickle is the timeout of the wait for what the test waits
  * for (the sender's exit): a byte goes out each time that wait times out.
@@ -32,6 +34,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -51,6 +54,9 @@
 
 static char *dir, *qpath, *sock;
 
+/* [queue] geometry: a ring of 1024 int records (16 bytes each) */
+#define RING1024 "size = 16K\nmax_record = 1K\n"
+
 #define EXPECT(cond, ...) TU_EXPECT(qpath, cond, __VA_ARGS__)
 
 static void setup(void)
@@ -61,13 +67,14 @@ static void setup(void)
 	tp_set_queue(qpath);
 }
 
-/* The configuration: socket input, no consumer, [producer] extra lines. */
-static char *write_cfg(uint32_t capacity, const char *format, const char *producer_extra)
+/* The configuration: socket input, no consumer, [queue] geometry lines,
+ * [producer] extra lines. */
+static char *write_cfg(const char *geometry, const char *format, const char *producer_extra)
 {
-	char *text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\nformat = %s\n"
+	char *text = tu_xasprintf("[queue]\npath = %s\n%sformat = %s\n"
 	                          "[producer]\ninput = socket\nsocket = %s\n%s"
 	                          "[log]\nlevel = debug\n",
-	                          qpath, capacity, format, sock, producer_extra);
+	                          qpath, geometry, format, sock, producer_extra);
 	char *p = tu_write_in(dir, "mmapq.ini", text);
 
 	free(text);
@@ -186,14 +193,19 @@ static uint64_t ones_in(size_t n)
 	return n / 4 + (n % 4 >= 1);
 }
 
-/* Until the queue's tail is tail (the producer published that much). */
+/* Until the queue's tail is tail (the producer published that much).  The
+ * tail is looked at again after each look at the streams (drained, without
+ * waiting: the producer need not say anything once it has published). */
 static bool until_tail(uint64_t tail, int timeout_ms)
 {
 	uint64_t deadline = tu_now_ms() + (uint64_t)timeout_ms;
 
-	while (tu_queue_status(qpath).tail != tail)
-		if (!tp_pump(deadline))
+	while (tu_queue_status(qpath).tail != tail) {
+		if (tu_now_ms() >= deadline)
 			return false;
+		tp_pump(tu_now_ms() + 1);
+		sched_yield();
+	}
 	return true;
 }
 
@@ -222,7 +234,7 @@ static void case_unread_replies(void)
 	int code;
 
 	setup();
-	cfg = write_cfg(1u << 20, "int", "client_timeout = 60\n");
+	cfg = write_cfg("size = 16M\nmax_record = 1K\n", "int", "client_timeout = 60\n"); /* 1M int records */
 	p = start_producer(cfg);
 	memset(longline, 'y', sizeof(longline) - 2);
 	longline[sizeof(longline) - 2] = '\n';
@@ -252,12 +264,12 @@ static void case_unread_replies(void)
 		void *buf;
 
 		EXPECT(mmapq_open(&qp, &q, &err) == 0, "observer open: %s", err.msg);
-		buf = malloc(mmapq_record_size(q));
+		buf = malloc(mmapq_max_record(q));
 		EXPECT(buf, "malloc");
 		for (uint64_t seq = 0; seq < want; seq++) {
 			int64_t v = 0;
 			struct mmapq_record r;
-			int rc = mmapq_peek(q, seq, buf, mmapq_record_size(q), &r);
+			int rc = mmapq_peek(q, seq, buf, mmapq_max_record(q), &r);
 			if (rc == 0)
 				memcpy(&v, r.data, sizeof(v));
 			EXPECT(rc == 0 && r.len == sizeof(v) && v == 1,
@@ -347,7 +359,7 @@ static void case_trickling(void)
 	int code;
 
 	setup();
-	cfg = write_cfg(1024, "int", "client_timeout = 60\n");
+	cfg = write_cfg(RING1024, "int", "client_timeout = 60\n");
 	p = start_producer(cfg);
 	tricklers_start(t, 64);
 	/* every place taken, every client trickling, for a while */
@@ -384,7 +396,7 @@ static void case_record_deadline(void)
 	int open_digits;
 
 	setup();
-	cfg = write_cfg(1024, "int", "client_timeout = 2\n");
+	cfg = write_cfg(RING1024, "int", "client_timeout = 2\n");
 	p = start_producer(cfg);
 	tricklers_start(t, 8);
 	t0 = tu_now_ms();
@@ -429,7 +441,7 @@ static void case_exact_capacity(void)
 	char *cfg;
 
 	setup();
-	cfg = write_cfg(16, "int", "");
+	cfg = write_cfg("size = 256\nmax_record = 8\n", "int", ""); /* 16 int records */
 	for (size_t i = 0; i < sizeof(sends) / sizeof(sends[0]); i++) {
 		struct tp_kid p, s;
 		char want[64];
@@ -467,6 +479,32 @@ static void case_exact_capacity(void)
 		EXPECT(tu_queue_status(qpath).tail == 16, "tail %" PRIu64 ", want 16",
 		       tu_queue_status(qpath).tail);
 		stop_producer(&p);
+	}
+	/* (the configuration is rewritten: last) lines of 0 to 56 bytes whose frames (8 + the line rounded up to 8)
+	 * add up to the ring's 256 bytes exactly */
+	{
+		/* 8 + 16 + 16 + 24 + 64 + 56 + 64 + 8 */
+		static const char lines[] = "\n1234567\n12345678\r\n123456789\n"
+		                            "12345678901234567890123456789012345678901234567890123456\n"
+		                            "1234567890123456789012345678901234567890123\n"
+		                            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcd\n\n";
+		struct tp_kid p, s;
+		char *lcfg = write_cfg("size = 256\nmax_record = 56\n", "line", "");
+		int code;
+
+		unlink(qpath);
+		p = start_producer(lcfg);
+		s = start_send(lcfg, "3", lines);
+		EXPECT(tp_until(s.out, NULL, 5000) && tp_until(s.err, NULL, 5000),
+		       "send of lines that fill the ring exactly: no end");
+		code = tp_wait_exit(&s, DEADLINE_MS);
+		EXPECT(code == 0 && strstr(tp_str(s.out), "published 8"), "send of lines that fill the"
+		       " ring exactly: exit %d, stdout '%s', stderr '%s'", code, tp_str(s.out), tp_str(s.err));
+		tp_kid_close(&s);
+		EXPECT(tu_queue_status(qpath).used_bytes == 256, "%" PRIu64 " ring bytes used, want 256",
+		       tu_queue_status(qpath).used_bytes);
+		stop_producer(&p);
+		free(lcfg);
 	}
 	free(cfg);
 }

@@ -13,12 +13,17 @@
  *   malformed   counts that are missing, not numbers, signed, or whose
  *               last_seq disagrees with published: -EBADMSG, the reply
  *               untouched
+ *   binary_err  the ERR line of a binary record the parser refuses: its
+ *               record number, the byte where its length prefix starts,
+ *               the prefix escaped: one line of printable text that parses
+ *               back
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "producer/protocol.h"
 #include "testutil.h"
 
@@ -116,6 +121,62 @@ static void case_malformed(void)
 	}
 }
 
+
+/* The ERR lines a binary parse gives (as the producer formats them). */
+struct err_lines {
+	char text[4 * PROTOCOL_LINE_MAX];
+	size_t len;
+};
+
+static int ignore_record(void *ctx, const void *data, uint32_t len)
+{
+	(void)ctx;
+	(void)data;
+	(void)len;
+	return 0;
+}
+
+static void err_line(void *ctx, const struct mmapq_parse_error *e)
+{
+	struct err_lines *l = ctx;
+
+	EXPECT(l->len + PROTOCOL_LINE_MAX <= sizeof(l->text), "too many ERR lines");
+	l->len += protocol_format_err(l->text + l->len, e->line, e->column, e->what, e->excerpt);
+	l->text[l->len] = '\0';
+}
+
+static void case_binary_err(void)
+{
+	/* "ab", then a length of 1025 (max_record is 8), then one whose
+	 * prefix bytes are a quote, a backslash, LF and CR */
+	static const char in[] = "\0\0\0\2ab\0\0\x04\x01";
+	static const char in2[] = "\x27\x5c\x0a\x0d";
+	struct err_lines l = {{0}, 0};
+	struct mmapq_parser *p;
+	struct protocol_reply r;
+	char *nl;
+
+	EXPECT(mmapq_parser_new(MMAPQ_FORMAT_BINARY, 8, ignore_record, err_line, &l, &p) == 0, "parser");
+	EXPECT(mmapq_parser_feed(p, in, sizeof(in) - 1) == 0, "feed");
+	mmapq_parser_free(p);
+	EXPECT(!strcmp(l.text, "ERR 2:7: record longer than max_record: '\\x00\\x00\\x04\\x01'\n"),
+	       "ERR line '%s'", l.text);
+	l.len = 0;
+	EXPECT(mmapq_parser_new(MMAPQ_FORMAT_BINARY, 8, ignore_record, err_line, &l, &p) == 0, "parser");
+	EXPECT(mmapq_parser_feed(p, in2, sizeof(in2) - 1) == 0, "feed");
+	mmapq_parser_free(p);
+	EXPECT(!strcmp(l.text, "ERR 1:1: record longer than max_record: ''\\\\\\x0a\\x0d'\n"),
+	       "ERR line '%s'", l.text);
+	for (const char *c = l.text; *c; c++)
+		EXPECT((*c >= 0x20 && *c < 0x7f) || (*c == '\n' && !c[1]), "byte 0x%02x in '%s'",
+		       (unsigned)(unsigned char)*c, l.text);
+	nl = strchr(l.text, '\n');
+	*nl = '\0';
+	EXPECT(protocol_parse(l.text, &r) == 0 && r.kind == PROTOCOL_ERR &&
+	       !strcmp(r.text, "1:1: record longer than max_record: ''\\\\\\x0a\\x0d'"),
+	       "parsed back as '%s'", r.text);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -123,6 +184,7 @@ int main(int argc, char **argv)
 		{"cut", case_cut},
 		{"later", case_later},
 		{"malformed", case_malformed},
+		{"binary_err", case_binary_err},
 	};
 
 	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));

@@ -18,9 +18,10 @@
  *                      final OK line must still arrive
  *   no_producer        no socket file, a stale socket file: exit 69 with the
  *                      reason; a regular file at the path is not replaced
- *   drop_full          on_full = drop, capacity 2, no consumer: send of 10 exits
- *                      75 reporting 8 dropped; status shows dropped 8
- *   block_full         on_full = block, capacity 2, no consumer: a send of 10
+ *   drop_full          on_full = drop, a ring of 64 bytes (4 int records), no
+ *                      consumer: send of 10 exits 75 reporting 6 dropped;
+ *                      status shows dropped 6
+ *   block_full         on_full = block, the same ring, no consumer: a send of 10
  *                      stays blocked; a consumer started later lets it finish
  *                      with exit 0 and all 10 arrive
  *   sigterm_blocked    SIGTERM to the producer while a client is blocked: the
@@ -28,7 +29,7 @@
  *                      records are in the queue, the socket file is removed
  *   stale_after_kill   the socket file left by a SIGKILLed producer refuses
  *                      connections (69) and is replaced by the next producer
- *   generate           input = generate, rate 0, capacity 64: a consumer prints
+ *   generate           input = generate, rate 0, a ring of 64 int records: a consumer prints
  *                      0..9999; then the producer is SIGKILLed mid-stream five
  *                      times and restarted: values continue from the tail with
  *                      no gap and no repeat (consumer output and mmapqctl dump)
@@ -44,6 +45,12 @@
  *   send_timeout       a socket nobody serves: send gives up after --timeout
  *   send_eacces        as nobody, a 0600 root socket: exit 77 and "permission
  *                      denied" (root only: skipped otherwise)
+ *   binary_client      format binary from a client of its own: every byte
+ *                      value, empty records, one of max_record, small ones
+ *                      sent a byte at a time (each read ends there), one
+ *                      longer than max_record skipped with an ERR line that
+ *                      says its record number and byte; the queue holds
+ *                      every other record byte for byte, the OK line counts
  *
  * Nothing waits by sleeping: the producer is known to listen once it logged
  * (level debug) that it is attached, which it does after listen(); every other
@@ -62,6 +69,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -102,9 +112,13 @@ static void setup(void)
 	tp_set_queue(qpath);
 }
 
+/* [queue] geometry: 1024 int records (16 bytes each), or 4 */
+#define RING1024 "size = 16K\nmax_record = 1K\n"
+#define RING4    "size = 64\nmax_record = 8\n"
+
 struct cfgopt {
 	const char *input;   /* default socket */
-	uint32_t capacity;   /* default 1024 */
+	const char *queue;   /* more [queue] lines: default RING1024 */
 	const char *on_full; /* default block */
 	const char *output;  /* default stdout */
 	uint32_t rate;       /* generate_rate */
@@ -116,12 +130,12 @@ struct cfgopt {
 /* dir/name: the queue in dir, the socket dir/p.sock, level debug */
 static char *write_cfg(const char *name, struct cfgopt o)
 {
-	char *p, *text = tu_xasprintf("[queue]\npath = %s\ncapacity = %" PRIu32 "\n"
+	char *p, *text = tu_xasprintf("[queue]\npath = %s\n%s"
 	                          "[producer]\ninput = %s\nsocket = %s\ngenerate_rate = %" PRIu32
 	                          "\non_full = %s\nclient_timeout = %" PRIu32 "\n%s"
 	                          "[consumer]\noutput = %s\n"
 	                          "[log]\nlevel = debug\nstats_interval = %" PRIu32 "\n",
-	                          qpath, o.capacity ? o.capacity : 1024,
+	                          qpath, o.queue ? o.queue : RING1024,
 	                          o.input ? o.input : "socket", sock, o.rate,
 	                          o.on_full ? o.on_full : "block",
 	                          o.client_timeout ? o.client_timeout : 60,
@@ -595,7 +609,7 @@ static void test_no_producer(void)
 
 static void test_drop_full(void)
 {
-	char *cfg = write_cfg("c.ini", (struct cfgopt){.capacity = 2, .on_full = "drop"});
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.queue = RING4, .on_full = "drop"});
 	struct tp_kid p = start_producer(cfg);
 	char **argv = tp_av("mmapqctl", "--config", cfg, "send", "1", "2", "3", "4", "5", "6", "7", "8",
 	                 "9", "10", (char *)NULL);
@@ -604,19 +618,19 @@ static void test_drop_full(void)
 
 	EXPECT(r.code == 75, "send of 10 into a full queue (drop) exited %d (want 75); stdout '%s' "
 	       "stderr '%s'", r.code, r.out, r.err);
-	EXPECT(strcmp(r.out, "published 2, last seq 1, rejected 0, dropped 8\n") == 0,
-	       "stdout '%s', want 'published 2, last seq 1, rejected 0, dropped 8'", r.out);
+	EXPECT(strcmp(r.out, "published 4, last seq 3, rejected 0, dropped 6\n") == 0,
+	       "stdout '%s', want 'published 4, last seq 3, rejected 0, dropped 6'", r.out);
 	res_free(&r);
 	r = ctl(cfg, "status", NULL, NULL);
-	EXPECT(r.code == 0 && strstr(r.out, "dropped 8,"), "mmapqctl status: exit %d, '%s'", r.code,
+	EXPECT(r.code == 0 && strstr(r.out, "dropped 6,"), "mmapqctl status: exit %d, '%s'", r.code,
 	       r.out);
 	res_free(&r);
 	r = ctl(cfg, "--json", "status", NULL);
-	EXPECT(r.code == 0 && strstr(r.out, "\"dropped\":8,"), "mmapqctl --json status: exit %d, '%s'",
+	EXPECT(r.code == 0 && strstr(r.out, "\"dropped\":6,"), "mmapqctl --json status: exit %d, '%s'",
 	       r.code, r.out);
 	res_free(&r);
 	st = tu_queue_status(qpath);
-	EXPECT(st.tail == 2 && st.producer.dropped == 8, "tail %" PRIu64 " dropped %" PRIu64, st.tail,
+	EXPECT(st.tail == 4 && st.producer.dropped == 6, "tail %" PRIu64 " dropped %" PRIu64, st.tail,
 	       st.producer.dropped);
 	EXPECT(stop(&p) == 0, "producer did not exit 0");
 	tp_kid_close(&p);
@@ -626,8 +640,8 @@ static void test_drop_full(void)
 
 /* ---- block_full ---- */
 
-/* Capacity 2, block, stats every second: the producer's "depth 2/2" line
- * says it has filled the queue and waits for room. */
+/* 4 int records fill the ring, block, stats every second: the producer's
+ * "depth 64/64 bytes" line says it has filled the queue and waits for room. */
 static void start_blocked_send(const char *cfg, struct tp_kid *p, struct tp_kid *s)
 {
 	char **argv = tp_av("mmapqctl", "--config", cfg, "send", "1", "2", "3", "4", "5", "6", "7", "8",
@@ -636,7 +650,7 @@ static void start_blocked_send(const char *cfg, struct tp_kid *p, struct tp_kid 
 	*p = start_producer(cfg);
 	*s = tp_spawn(argv, false, true, true);
 	tp_av_free(argv);
-	EXPECT(tp_until(p->err, "depth 2/2", DEADLINE_MS),
+	EXPECT(tp_until(p->err, "depth 64/64 bytes (4 records)", DEADLINE_MS),
 	       "the producer did not report a full queue; stderr: '%s'", tp_str(p->err));
 	EXPECT(is_alive(s->pid) && !s->out->eof,
 	       "send returned while the queue is full (block): stdout '%s' stderr '%s'", tp_str(s->out),
@@ -645,7 +659,7 @@ static void start_blocked_send(const char *cfg, struct tp_kid *p, struct tp_kid 
 
 static void test_block_full(void)
 {
-	char *cfg = write_cfg("c.ini", (struct cfgopt){.capacity = 2, .stats = 1});
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.queue = RING4, .stats = 1});
 	struct tp_kid p, s, c;
 	char *want = tp_seq_lines(1, 10);
 	int code;
@@ -674,7 +688,7 @@ static void test_block_full(void)
 
 static void test_sigterm_blocked(void)
 {
-	char *cfg = write_cfg("c.ini", (struct cfgopt){.capacity = 2, .stats = 1});
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.queue = RING4, .stats = 1});
 	struct tp_kid p, s;
 	struct mmapq_status st;
 	unsigned long long n = 0;
@@ -699,7 +713,7 @@ static void test_sigterm_blocked(void)
 	       "send: exit %d (want 74), stdout '%s', stderr '%s' (want a FAIL stopping line, no OK)",
 	       code, tp_str(s.out), tp_str(s.err));
 	st = tu_queue_status(qpath);
-	EXPECT(n >= 2 && st.tail == n && st.head == 0,
+	EXPECT(n >= 4 && st.tail == n && st.head == 0,
 	       "FAIL said published=%llu; queue tail %" PRIu64 " head %" PRIu64, n, st.tail, st.head);
 	out = consume(cfg, (long)n);
 	want = tp_seq_lines(1, (long)n);
@@ -770,7 +784,8 @@ static bool consecutive(const char *s, long first, long last, long *bad_at)
 static void test_generate(void)
 {
 	enum { FIRST = 10000, KILLS = 5, STEP = 6000, TOTAL = FIRST + KILLS * STEP + 6000 };
-	char *cfg = write_cfg("c.ini", (struct cfgopt){.input = "generate", .capacity = 64});
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.input = "generate",
+	                                               .queue = "size = 1K\nmax_record = 8\n"});
 	struct tp_kid p = start_producer(cfg), c;
 	struct mmapq_status st;
 	struct res r;
@@ -829,7 +844,8 @@ static void test_generate(void)
 
 static void test_generate_rate(void)
 {
-	char *cfg = write_cfg("c.ini", (struct cfgopt){.input = "generate", .capacity = 64,
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.input = "generate",
+	                                               .queue = "size = 1K\nmax_record = 8\n",
 	                                               .rate = 200});
 	struct tp_kid p = start_producer(cfg);
 	char *out;
@@ -1160,6 +1176,153 @@ static void test_send_eacces(void)
 	free(err);
 }
 
+
+/* ---- binary_client ---- */
+
+/* Until the producer has read all this socket sent (nothing left unread:
+ * SIOCOUTQ), or the deadline. */
+static bool sent_taken(int fd)
+{
+	uint64_t end = tu_now_ms() + DEADLINE_MS;
+	int n;
+
+	while (ioctl(fd, SIOCOUTQ, &n) == 0 && n > 0) {
+		if (tu_now_ms() >= end)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
+struct stream {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static void put_bytes(struct stream *b, const void *d, size_t n)
+{
+	if (b->len + n > b->cap) {
+		b->cap = (b->len + n) * 2;
+		b->p = realloc(b->p, b->cap);
+		EXPECT(b->p, "realloc");
+	}
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+}
+
+/* A binary record on the wire (a 4-byte big-endian length, the bytes) into
+ * *wire, and the record alone into *recs (its length first, host order). */
+static void put_record(struct stream *wire, struct stream *recs, const void *d, uint32_t n)
+{
+	unsigned char pre[4] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16),
+	                        (unsigned char)(n >> 8), (unsigned char)n};
+
+	put_bytes(wire, pre, 4);
+	put_bytes(wire, d, n);
+	if (recs) {
+		put_bytes(recs, &n, sizeof(n));
+		put_bytes(recs, d, n);
+	}
+}
+
+/*
+ * A client of its own sends binary records: those of 0 to 20 bytes a byte
+ * at a time (so that every record is split at every offset between the
+ * producer's reads: each byte is taken before the next is sent), then
+ * every byte value, a record of max_record, one byte more (refused: an ERR
+ * line with its record number and where its length prefix starts), an
+ * empty one, one of newlines, a NUL and a backslash, in pieces.  The queue
+ * holds every record but the refused one, byte for byte (read with a
+ * consumer's handle), and the OK line counts them.
+ */
+static void test_binary_client(void)
+{
+	char *cfg = write_cfg("c.ini", (struct cfgopt){.queue = "format = binary\nsize = 64K\n"
+	                                                        "max_record = 1K\n"});
+	struct tp_kid p = start_producer(cfg);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stream wire = {0}, recs = {0};
+	struct mmapq_params cp = {.path = qpath, .role = MMAPQ_ROLE_CONSUMER};
+	struct mmapq_error err;
+	struct mmapq *q;
+	struct tp_out *reply;
+	unsigned char r[1025];
+	uint32_t nrec = 0, refused_no, avail;
+	size_t at = 0, refused_at, off = 0;
+	char want[160];
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, sock);
+	EXPECT(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s: %s", sock,
+	       strerror(errno));
+	for (uint32_t len = 0; len <= 20; len++, nrec++) {
+		for (uint32_t j = 0; j < len; j++)
+			r[j] = (unsigned char)(len * 17 + j * 29);
+		put_record(&wire, &recs, r, len);
+	}
+	for (; at < wire.len; at++) {
+		EXPECT(send(fd, wire.p + at, 1, MSG_NOSIGNAL) == 1, "send: %s", strerror(errno));
+		EXPECT(sent_taken(fd), "the producer did not read byte %zu", at);
+	}
+	for (uint32_t j = 0; j < 256; j++)
+		r[j] = (unsigned char)j;
+	put_record(&wire, &recs, r, 256);
+	for (uint32_t j = 0; j < 1025; j++)
+		r[j] = (unsigned char)(j * 7 + 3);
+	put_record(&wire, &recs, r, 1024);
+	nrec += 2;
+	refused_no = nrec + 1; /* refused records are numbered too */
+	refused_at = wire.len;
+	put_record(&wire, NULL, r, 1025);
+	put_record(&wire, &recs, "", 0);
+	put_record(&wire, &recs, "\n\r\n\0\\", 5);
+	nrec += 2;
+	/* the rest in pieces that end inside prefixes and payloads */
+	{
+		size_t cuts[] = {at + 2, at + 130, at + 260 + 3, at + 260 + 4, at + 260 + 600,
+		                 refused_at + 1, refused_at + 700, wire.len};
+		for (size_t k = 0; k < sizeof(cuts) / sizeof(cuts[0]); k++) {
+			EXPECT(send(fd, wire.p + at, cuts[k] - at, MSG_NOSIGNAL) == (ssize_t)(cuts[k] - at),
+			       "send: %s", strerror(errno));
+			EXPECT(sent_taken(fd), "the producer did not read up to %zu", cuts[k]);
+			at = cuts[k];
+		}
+	}
+	reply = tp_out_new(dup(fd));
+	shutdown(fd, SHUT_WR);
+	EXPECT(tp_until(reply, NULL, DEADLINE_MS), "the producer did not close the connection");
+	snprintf(want, sizeof(want), "ERR %" PRIu32 ":%zu: record longer than max_record:"
+	         " '\\x00\\x00\\x04\\x01'\n", refused_no, refused_at + 1);
+	EXPECT(strstr(tp_str(reply), want), "replies '%s', want '%s'", tp_str(reply), want);
+	snprintf(want, sizeof(want), "OK published=%" PRIu32 " dropped=0 rejected=1 last_seq=%" PRIu32
+	         "\n", nrec, nrec - 1);
+	EXPECT(strstr(tp_str(reply), want), "replies '%s', want '%s'", tp_str(reply), want);
+	tp_out_free(reply);
+	close(fd);
+
+	EXPECT(mmapq_open(&cp, &q, &err) == 0, "open as a consumer: %s", err.msg);
+	EXPECT(mmapq_available(q, 0, &avail) == 0 && avail == nrec, "available %" PRIu32 ", want %"
+	       PRIu32, avail, nrec);
+	for (uint32_t i = 0; i < avail; i++) {
+		struct mmapq_record rec;
+		uint32_t len;
+
+		memcpy(&len, recs.p + off, sizeof(len));
+		off += sizeof(len);
+		EXPECT(mmapq_get(q, i, &rec) == 0 && rec.len == len &&
+		       (!len || !memcmp(rec.data, recs.p + off, len)),
+		       "record %" PRIu32 " (%" PRIu32 " bytes, want %" PRIu32 ") differs", i, rec.len, len);
+		off += len;
+	}
+	mmapq_close(q);
+	EXPECT(stop(&p) == 0, "producer did not exit 0");
+	tp_kid_close(&p);
+	free(wire.p);
+	free(recs.p);
+	free(cfg);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -1181,6 +1344,7 @@ int main(int argc, char **argv)
 		{"accept_exhausted", test_accept_exhausted},
 		{"send_timeout", test_send_timeout},
 		{"send_eacces", test_send_eacces},
+		{"binary_client", test_binary_client},
 	};
 
 	signal(SIGPIPE, SIG_IGN); /* a dead child's stdin is an EPIPE error, not our death */

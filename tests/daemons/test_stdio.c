@@ -37,10 +37,10 @@ static void setup(void)
 	outfile = tu_path(dir, "out.txt");
 	cfg_stdout = tu_path(dir, "stdout.ini");
 	cfg_file = tu_path(dir, "file.ini");
-	char *text = tu_xasprintf("[queue]\npath = %s\ncapacity = 16\n[consumer]\noutput = stdout\n", qpath);
+	char *text = tu_xasprintf("[queue]\npath = %s\nsize = 256\nmax_record = 8\n[consumer]\noutput = stdout\n", qpath);
 	tu_write_file(cfg_stdout, text, strlen(text));
 	free(text);
-	text = tu_xasprintf("[queue]\npath = %s\ncapacity = 16\n[consumer]\noutput = file:%s\n", qpath,
+	text = tu_xasprintf("[queue]\npath = %s\nsize = 256\nmax_record = 8\n[consumer]\noutput = file:%s\n", qpath,
 	                    outfile);
 	tu_write_file(cfg_file, text, strlen(text));
 	free(text);

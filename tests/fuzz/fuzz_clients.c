@@ -10,7 +10,8 @@
  * accept_clients), a real queue file on tmpfs, a consumer in this process.
  *
  * Input:
- *   byte 0  capacity 2, 16 or 1024 (bits 0-1); on_full = drop (bit 2);
+ *   byte 0  a ring of 64, 256 or 16384 bytes, 4, 16 or 1024 int records
+ *           (bits 0-1); on_full = drop (bit 2);
  *           client_timeout 0..3 s (bits 3-4); ack_records 0..3 (bits 5-6);
  *           ack_interval 0 or 1000 ms (bit 7)
  *   rest    actions, each an opcode byte (client index in its high bits)
@@ -232,24 +233,24 @@ static void server_turn(void)
 	unsigned n;
 	int r;
 
-	if (!p->nfree && producer_blocking(p)) {
+	if (!producer_may_read(p)) {
 		FUZZ_CHECK(clients_serve_while_full(p) == 0, "serve while full: %s", strerror(-p->error));
 		FUZZ_CHECK(producer_refill(p, 0) == 0, "refill: %s", strerror(-p->error));
-		if (!p->nfree)
+		if (!producer_may_read(p))
 			return;
 		clients_room(p);
-	} else if (!p->nfree) {
-		FUZZ_CHECK(producer_refill(p, 0) == 0, "refill");
 	}
 	sources_finish(p);
-	n = clients_poll_set(p, pf, p->nfree || !producer_blocking(p));
+	n = clients_poll_set(p, pf, producer_may_read(p));
 	r = poll(pf, n, 0);
+	if (r < 0 && errno == EINTR)
+		r = 0; /* libFuzzer's timer (SIGALRM): as if nothing were ready */
 	FUZZ_CHECK(r >= 0, "poll: %s", strerror(errno));
 	if (r > 0)
 		FUZZ_CHECK(clients_poll_done(p, pf) == 0, "the server failed: %s", strerror(-p->error));
 	sources_finish(p);
 	FUZZ_CHECK(p->error == 0, "the server failed: %s", strerror(-p->error));
-	if (p->nfree || !producer_blocking(p))
+	if (producer_may_read(p))
 		clients_expire(p);
 	FUZZ_CHECK(mmapq_publish(p->q) >= 0, "publish");
 	FUZZ_CHECK(producer_refill(p, 0) == 0, "refill");
@@ -301,9 +302,9 @@ static uint32_t consume(uint32_t max)
 
 static void setup(uint8_t cfg)
 {
-	static const uint32_t caps[4] = {2, 16, 1024, 16};
+	static const uint64_t sizes[4] = {64, 256, 16384, 256};
 	struct producer *p = &F.p;
-	struct mmapq_params pp = {.role = MMAPQ_ROLE_PRODUCER, .record_size = 64,
+	struct mmapq_params pp = {.role = MMAPQ_ROLE_PRODUCER, .max_record = 8,
 	                          .format = MMAPQ_FORMAT_INT, .file_mode = 0600};
 	struct mmapq_params cp;
 	struct mmapq_error err;
@@ -313,14 +314,15 @@ static void setup(uint8_t cfg)
 	memset(&F, 0, sizeof(F));
 	snprintf(F.qpath, sizeof(F.qpath), "%s/q%u", fuzz_tmpdir(), serial);
 	pp.path = F.qpath;
-	pp.capacity = caps[cfg & 3];
+	pp.size = sizes[cfg & 3];
 	cp = pp;
 	cp.role = MMAPQ_ROLE_CONSUMER;
 	FUZZ_CHECK(mmapq_open(&pp, &p->q, &err) == 0, "producer open: %s", err.msg);
 	FUZZ_CHECK(mmapq_open(&cp, &F.cons, &err) == 0, "consumer open: %s", err.msg);
 	F.drop = cfg & 4;
 	p->cfg.format = MMAPQ_FORMAT_INT;
-	p->cfg.record_size = 64;
+	p->cfg.size = pp.size;
+	p->cfg.max_record = pp.max_record;
 	p->cfg.on_full = F.drop ? MMAPQ_ON_FULL_DROP : MMAPQ_ON_FULL_BLOCK;
 	p->cfg.client_timeout = (cfg >> 3) & 3;
 	p->cfg.ack_records = (cfg >> 5) & 3;

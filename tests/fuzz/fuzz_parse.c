@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_parse -- libFuzzer target: the producer's streaming record parser
- * (common/records/parse.c), both formats, input cut into chunks at points the
- * fuzzer chooses.
+ * (common/records/parse.c), every format, input cut into chunks at points
+ * the fuzzer chooses, and what it says of how much input fits in the ring
+ * (mmapq_parser_cut, mmapq_parser_blind_bound).
  *
  * Input:
- *   byte 0  bit 0: format (0 int, 1 line); bits 1-3: record_size
- *           8, 9, 10, 16, 17, 32, 64, MMAPQ_RECORD_SIZE_MAX (1 MiB)
+ *   byte 0  bit 0: format (0 int, 1 line), bit 4: format binary instead;
+ *           bits 1-3: max_record 8, 9, 10, 16, 17, 32, 64,
+ *           MMAPQ_MAX_RECORD_MAX (64 MiB); bits 5-7: the ring bytes the
+ *           chunked parse has at each chunk (a PRNG's, scaled)
  *   byte 1  chunking: 0 = the whole input in one feed, 1 = one byte per
  *           feed, else feeds of 1..byte bytes (lengths from a PRNG seeded by
  *           this byte and byte 2), with empty feeds mixed in
@@ -15,14 +18,24 @@
  *   rest    the input text
  *
  * Invariants:
- *   - every int record is 8 bytes; every line record is at most record_size
- *     bytes, without NUL or '\n';
+ *   - every int record is 8 bytes; every line record is at most max_record
+ *     bytes, without NUL or '\n'; every binary record at most max_record;
  *   - every error has line >= 1 and column >= 1 inside the input, a known
  *     message, and an excerpt that is printable ASCII, NUL-terminated, and
  *     (unescaped, less a final "...") the input's bytes from the start of
- *     the bad token or line;
+ *     the bad token or line (binary: the column is the byte where the
+ *     record's length prefix starts, the excerpt that prefix);
  *   - split invariance: the chunked parse produces exactly the records and
  *     errors (positions, messages and excerpts) of the whole-input parse;
+ *   - in the chunked parse each chunk is fed as a producer near a full ring
+ *     would: every other chunk cut by mmapq_parser_cut (the cut fed first,
+ *     then the rest) and the others by mmapq_parser_blind_bound (that many
+ *     bytes first): the records the cut or the bound lets in take at most
+ *     the room given (as frames, mmapq_frame_size); a cut that says a
+ *     record needs more room ends short of the chunk, with a need of at
+ *     most frame(max_record) that does not fit in what is left; a cut
+ *     without MMAPQ_CUT_FIRST that needs nothing takes the whole chunk;
+ *     mmapq_parser_partial is 0 exactly at the ends of records;
  *   - the whole-input parse agrees, record for record and error for error
  *     (line, column, message), with a plain reference parser written from
  *     the rules documented in parse.h and at the top of parse.c;
@@ -48,10 +61,10 @@
 
 #include "fmt.h"
 #include "fuzz_common.h"
-#include "mmapq_format.h"
+#include "mmapq.h"
 #include "parse.h"
 
-static const uint32_t rs_tab[8] = {8, 9, 10, 16, 17, 32, 64, MMAPQ_RECORD_SIZE_MAX};
+static const uint32_t rs_tab[8] = {8, 9, 10, 16, 17, 32, 64, MMAPQ_MAX_RECORD_MAX};
 
 /* what parse.c reports, in its words (checked by content, not by address) */
 #define W_NOT_INT "not a decimal integer"
@@ -59,6 +72,8 @@ static const uint32_t rs_tab[8] = {8, 9, 10, 16, 17, 32, 64, MMAPQ_RECORD_SIZE_M
 #define W_TOKEN_LONG "token too long"
 #define W_LINE_LONG "line too long"
 #define W_NUL "NUL byte in line"
+#define W_RECORD_LONG "record longer than max_record"
+#define W_RECORD_CUT "input ends inside a record"
 
 enum { EV_RECORD, EV_ERROR };
 
@@ -81,6 +96,8 @@ struct log {
 	uint64_t records_seen;
 	bool slow;            /* parse with the fast path off */
 	bool batched;         /* format int: records through on_ints */
+	uint64_t frames;      /* ring bytes of the records so far */
+	uint8_t room_mode;    /* chunked: cut each chunk to fit a room (1..7; 0: no) */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -144,11 +161,14 @@ static int on_record(void *ctx, const void *data, uint32_t len)
 		FUZZ_CHECK(k == (size_t)wl && !memcmp(got, want, k), "mmapq_fmt_int(%" PRId64 ") is '%.*s'",
 		           v, (int)k, got);
 	} else {
-		FUZZ_CHECK(len <= l->record_size, "line record of %" PRIu32 " bytes > record_size %" PRIu32,
+		FUZZ_CHECK(len <= l->record_size, "record of %" PRIu32 " bytes > max_record %" PRIu32,
 		           len, l->record_size);
-		FUZZ_CHECK(!memchr(d, '\0', len), "NUL in a line record");
-		FUZZ_CHECK(!memchr(d, '\n', len), "newline in a line record");
+		if (l->format == MMAPQ_FORMAT_LINE) {
+			FUZZ_CHECK(!memchr(d, '\0', len), "NUL in a line record");
+			FUZZ_CHECK(!memchr(d, '\n', len), "newline in a line record");
+		}
 	}
+	l->frames += mmapq_frame_size(len);
 	log_bytes(l, log_push(l), data, len);
 	return 0;
 }
@@ -304,13 +324,47 @@ static void ref_line(struct log *l, const uint8_t *d, size_t n)
 	}
 }
 
+/* Each record a 4-byte big-endian length, then the bytes; the error's line
+ * is the record's number, its column the byte where its prefix starts. */
+static void ref_binary(struct log *l, const uint8_t *d, size_t n)
+{
+	uint64_t recno = 1;
+	size_t pos = 0;
+
+	while (pos < n) {
+		uint64_t len;
+
+		if (n - pos < 4) {
+			ref_error(l, recno, pos + 1, W_RECORD_CUT);
+			return;
+		}
+		len = (uint64_t)d[pos] << 24 | (uint64_t)d[pos + 1] << 16 | (uint64_t)d[pos + 2] << 8 |
+		      d[pos + 3];
+		if (len > l->record_size) {
+			ref_error(l, recno++, pos + 1, W_RECORD_LONG);
+			if (len > n - pos - 4)
+				return; /* skipped to the end: nothing more to say */
+		} else if (len > n - pos - 4) {
+			ref_error(l, recno, pos + 1, W_RECORD_CUT);
+			return;
+		} else {
+			struct ev *e = log_push(l);
+			e->kind = EV_RECORD;
+			log_bytes(l, e, d + pos + 4, (uint32_t)len);
+			recno++;
+		}
+		pos += 4 + (size_t)len;
+	}
+}
+
 /* ---- checks ---------------------------------------------------------------- */
 
-enum { K_NOT_INT, K_RANGE, K_TOKEN_LONG, K_LINE_LONG, K_NUL, K_UNKNOWN };
+enum { K_NOT_INT, K_RANGE, K_TOKEN_LONG, K_LINE_LONG, K_NUL, K_RECORD_LONG, K_RECORD_CUT, K_UNKNOWN };
 
 static int what_kind(const char *w)
 {
-	static const char *const known[] = {W_NOT_INT, W_RANGE, W_TOKEN_LONG, W_LINE_LONG, W_NUL};
+	static const char *const known[] = {W_NOT_INT, W_RANGE, W_TOKEN_LONG, W_LINE_LONG, W_NUL,
+	                                    W_RECORD_LONG, W_RECORD_CUT};
 
 	for (int i = 0; i < K_UNKNOWN; i++)
 		if (!strcmp(w, known[i]))
@@ -382,8 +436,23 @@ static void check_error(const struct ev *e, const uint8_t *d, size_t n, uint32_t
 	bool ok;
 
 	FUZZ_CHECK(k != K_UNKNOWN, "unknown error message '%s'", e->what);
-	FUZZ_CHECK(format == MMAPQ_FORMAT_INT ? k <= K_TOKEN_LONG : k >= K_LINE_LONG,
+	FUZZ_CHECK(format == MMAPQ_FORMAT_INT ? k <= K_TOKEN_LONG :
+	           format == MMAPQ_FORMAT_LINE ? k == K_LINE_LONG || k == K_NUL : k >= K_RECORD_LONG,
 	           "message '%s' for the wrong format", e->what);
+	if (format == MMAPQ_FORMAT_BINARY) {
+		/* the column is the prefix's first byte, the excerpt the prefix */
+		FUZZ_CHECK(e->line >= 1 && e->col >= 1 && e->col <= n, "error at %" PRIu64 ":%" PRIu64
+		           " is outside the input", e->line, e->col);
+		at = (size_t)(e->col - 1);
+		for (size_t i = 0; i < xl; i++)
+			FUZZ_CHECK(e->excerpt[i] >= 0x20 && e->excerpt[i] < 0x7f,
+			           "unprintable excerpt byte 0x%02x", (unsigned char)e->excerpt[i]);
+		FUZZ_CHECK(unescape(e->excerpt, xl, un, &ul) && ul <= 4 && is_prefix_at(d, n, at, un, ul) &&
+		           (ul == 4 || at + ul == n),
+		           "excerpt '%s' of the '%s' error at byte %" PRIu64 " is not the record's prefix",
+		           e->excerpt, e->what, e->col);
+		return;
+	}
 	at = pos_offset(d, n, e->line, e->col);
 	FUZZ_CHECK(at != SIZE_MAX && at < n, "error at %" PRIu64 ":%" PRIu64 " is outside the input",
 	           e->line, e->col);
@@ -460,6 +529,63 @@ static size_t next_chunk(struct chunker *c, size_t left, bool *empty)
 	return 1 + c->state % c->mode;
 }
 
+static uint32_t xorshift(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* Feed chunk[0..k) as a producer near a full ring would (the invariants at
+ * the top): in two feeds, the first what the cut (even chunks) or the blind
+ * bound (odd chunks) lets in for a room from the PRNG at *rs. */
+static int feed_fitting(struct log *l, struct mmapq_parser *p, const char *chunk, size_t k,
+                        uint32_t *rnd, bool blind)
+{
+	static const uint64_t scale[8] = {0, 8, 16, 64, 256, 1024, 4096, 65536};
+	uint64_t top = l->format == MMAPQ_FORMAT_INT ? 16 : mmapq_frame_size(l->record_size);
+	uint64_t room = xorshift(rnd) % (scale[l->room_mode & 7] + 1), need, before = l->frames;
+	unsigned flags = (xorshift(rnd) & 1 ? MMAPQ_CUT_WHOLE : 0) |
+	                 (xorshift(rnd) % 4 == 0 ? MMAPQ_CUT_FIRST : 0);
+	size_t c;
+	int r;
+
+	if (blind) {
+		uint64_t bound = mmapq_parser_blind_bound(p, room, flags, &need);
+
+		if (!bound)
+			FUZZ_CHECK(need > room && need <= top, "blind bound 0 for room %" PRIu64 ", need %"
+			           PRIu64, room, need);
+		else
+			FUZZ_CHECK(need == 0, "blind bound %" PRIu64 " and need %" PRIu64, bound, need);
+		c = bound < k ? (size_t)bound : k;
+	} else {
+		c = mmapq_parser_cut(p, chunk, k, room, flags, &need);
+		FUZZ_CHECK(c <= k, "cut %zu of %zu bytes", c, k);
+		if (need)
+			FUZZ_CHECK(c < k && need <= top, "cut %zu of %zu, need %" PRIu64, c, k, need);
+		else if (!(flags & MMAPQ_CUT_FIRST))
+			FUZZ_CHECK(c == k, "cut %zu of %zu bytes, and nothing needs room", c, k);
+	}
+	if (c) {
+		r = mmapq_parser_feed(p, chunk, c);
+		if (r < 0)
+			return r;
+	}
+	FUZZ_CHECK(l->frames - before <= room, "%s of %zu bytes let in %zu: records of %" PRIu64
+	           " ring bytes for room %" PRIu64 " (flags %u)", blind ? "a blind read" : "a cut", k, c,
+	           l->frames - before, room, flags);
+	/* format int counts the tokens it refuses too: its need may fit */
+	if (!blind && need && l->format != MMAPQ_FORMAT_INT)
+		FUZZ_CHECK(l->frames - before + need > room, "a cut of %zu bytes stopped at %zu for a"
+		           " record of %" PRIu64 " that fits in room %" PRIu64, k, c, need, room);
+	if (!blind && !need && c < k)
+		FUZZ_CHECK(mmapq_parser_partial(p) == 0, "a first-record cut at %zu: %" PRIu64
+		           " bytes of a record in progress", c, mmapq_parser_partial(p));
+	return c < k ? mmapq_parser_feed(p, chunk + c, k - c) : 0;
+}
+
 /* Parse d[0..n) fed in chunks; returns the first error of feed/finish (0 if
  * none).  After an error, checks that the parser is dead. */
 static int run(struct log *l, const uint8_t *d, size_t n, uint8_t mode, uint8_t seed)
@@ -467,6 +593,8 @@ static int run(struct log *l, const uint8_t *d, size_t n, uint8_t mode, uint8_t 
 	struct mmapq_parser *p;
 	struct chunker c = {.state = 0x9e3779b9u ^ ((uint32_t)seed << 8) ^ mode, .mode = mode};
 	size_t pos = 0;
+	uint32_t rnd = c.state | 1;
+	bool blind = false;
 	int r;
 
 	r = mmapq_parser_new(l->format, l->record_size, on_record, on_error, l, &p);
@@ -486,7 +614,12 @@ static int run(struct log *l, const uint8_t *d, size_t n, uint8_t mode, uint8_t 
 			if (!chunk)
 				abort();
 			memcpy(chunk, d + pos, k);
-			r = mmapq_parser_feed(p, empty ? NULL : chunk, k);
+			if (l->room_mode && !empty && k) {
+				r = feed_fitting(l, p, chunk, k, &rnd, blind);
+				blind = !blind;
+			} else {
+				r = mmapq_parser_feed(p, empty ? NULL : chunk, k);
+			}
 			free(chunk);
 		}
 		pos += k;
@@ -529,7 +662,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
-	format = (data[0] & 1) ? MMAPQ_FORMAT_LINE : MMAPQ_FORMAT_INT;
+	format = (data[0] & 16) ? MMAPQ_FORMAT_BINARY : (data[0] & 1) ? MMAPQ_FORMAT_LINE : MMAPQ_FORMAT_INT;
 	rs = rs_tab[(data[0] >> 1) & 7];
 	mode = data[1];
 	seed = data[2];
@@ -543,6 +676,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	batched.format = format;
 	batched.record_size = rs;
 	batched.batched = true;
+	chunked.room_mode = data[0] >> 5;
 
 	r = run(&whole, d, n, 0, 0);
 	FUZZ_CHECK(r == 0, "whole parse failed: %d", r);
@@ -572,8 +706,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the documented semantics */
 	if (format == MMAPQ_FORMAT_INT)
 		ref_int(&ref, d, n);
-	else
+	else if (format == MMAPQ_FORMAT_LINE)
 		ref_line(&ref, d, n);
+	else
+		ref_binary(&ref, d, n);
 	FUZZ_CHECK(ref.n == whole.n, "reference: %zu events, parser: %zu", ref.n, whole.n);
 	compare(&ref, &whole, whole.n, false, "reference vs parser");
 

@@ -601,10 +601,11 @@ static void test_line_1mb(void)
 	free(x);
 }
 
-/* The largest record_size: a line of exactly that many bytes is a record. */
+/* A large max_record (1 MiB): a line of exactly that many bytes is a record. */
+#define BIG_RECORD (UINT32_C(1) << 20)
 static void test_line_max_record(void)
 {
-	const size_t max = MMAPQ_RECORD_SIZE_MAX;
+	const size_t max = BIG_RECORD;
 	struct sbuf in = { 0 }, want = { 0 };
 	char *x = repeat('y', max), *got;
 
@@ -626,11 +627,11 @@ static void test_line_max_record(void)
 	sb_add(&want, x, max);
 	sb_str(&want, "]\n");
 
-	got = run_whole(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, in.p, in.len);
+	got = run_whole(MMAPQ_FORMAT_LINE, BIG_RECORD, in.p, in.len);
 	EXPECT(strcmp(got, want.p) == 0, "whole: a log of %zu bytes, not the %zu expected", strlen(got),
 	       want.len);
 	free(got);
-	got = run_step(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, in.p, in.len, 100003);
+	got = run_step(MMAPQ_FORMAT_LINE, BIG_RECORD, in.p, in.len, 100003);
 	EXPECT(strcmp(got, want.p) == 0, "in chunks: a log of %zu bytes, not the %zu expected",
 	       strlen(got), want.len);
 	free(got);
@@ -695,6 +696,13 @@ static const struct sample samples[] = {
 	SAMPLE(MMAPQ_FORMAT_LINE, 8, "12345678\r"),
 	SAMPLE(MMAPQ_FORMAT_LINE, 8, "12345678\r\n\r\n1234\0" "5678\r\n123456789"),
 	SAMPLE(MMAPQ_FORMAT_LINE, 8, "\xef\xbb\xbfline one is long\n\\\\\n"),
+	/* binary: empty, short, max_record (NUL, CR, LF, a backslash, high
+	 * bytes), one too long (skipped), one whose length says 4 GiB, and
+	 * one cut short by the end of input */
+	SAMPLE(MMAPQ_FORMAT_BINARY, 8,
+	       "\0\0\0\0" "\0\0\0\3a\nb" "\0\0\0\x08\0\xff\r\n\\\x80\x7f " "\0\0\0\x09" "123456789"
+	       "\0\0\0\1\0" "\xff\xff\xff\xff" "abc"),
+	SAMPLE(MMAPQ_FORMAT_BINARY, 9, "\0\0\0\x0a" "0123456789\0\0\0\x02ok\0\0"),
 };
 
 /* Every 2-way split, every 3-way split and 1-byte chunks equal the whole. */
@@ -967,14 +975,14 @@ static void test_api_validation(void)
 	struct coll c = { .format = MMAPQ_FORMAT_INT };
 
 	EXPECT_INT(mmapq_parser_new(0, 8, on_record, on_error, &c, &p), -EINVAL);
-	EXPECT_INT(mmapq_parser_new(3, 8, on_record, on_error, &c, &p), -EINVAL);
+	EXPECT_INT(mmapq_parser_new(4, 8, on_record, on_error, &c, &p), -EINVAL);
 	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 7, on_record, on_error, &c, &p),
 		   -EINVAL);
 	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 0, on_record, on_error, &c, &p),
 		   -EINVAL);
-	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MIN - 1,
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_MAX_RECORD_MIN - 1,
 				    on_record, on_error, &c, &p), -EINVAL);
-	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX + 1,
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_MAX_RECORD_MAX + 1,
 				    on_record, on_error, &c, &p), -EINVAL);
 	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, UINT32_MAX, on_record, on_error,
 				    &c, &p), -EINVAL);
@@ -986,10 +994,10 @@ static void test_api_validation(void)
 	mmapq_parser_free(NULL);
 
 	/* the limits themselves are fine; ctx may be NULL */
-	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_RECORD_SIZE_MAX, on_record,
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, MMAPQ_MAX_RECORD_MAX, on_record,
 				    on_error, NULL, &p), 0);
 	mmapq_parser_free(p);
-	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, MMAPQ_RECORD_SIZE_MIN, on_record,
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, MMAPQ_MAX_RECORD_MIN, on_record,
 				    on_error, &c, &p), 0);
 
 	/* empty feeds are no-ops, even with a NULL buffer; NULL with a length is not */
@@ -1153,6 +1161,545 @@ static void test_batch_errors(void)
 	free(in);
 }
 
+/* ---- format binary ---- */
+
+/* b = a 4-byte big-endian length and then the bytes */
+static void put_binary(struct sbuf *b, const void *data, uint32_t len)
+{
+	unsigned char pre[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+	                        (unsigned char)(len >> 8), (unsigned char)len};
+
+	sb_add(b, pre, 4);
+	sb_add(b, data, len);
+}
+
+static void test_binary_basic(void)
+{
+	/* record numbers count refused records; columns are byte offsets + 1 */
+	static const char in[] = "\0\0\0\0" "\0\0\0\3a\nb" "\0\0\0\x09" "123456789"
+	                         "\0\0\0\x08" "12345678" "\0\0\0\1\\" "\0\0\1";
+	check_log(MMAPQ_FORMAT_BINARY, 8, in, sizeof(in) - 1,
+	          "R 0 []\n"
+	          "R 3 [a\\x0ab]\n"
+	          "E 3:12 record longer than max_record [\\x00\\x00\\x00\\x09]\n"
+	          "R 8 [12345678]\n"
+	          "R 1 [\\\\]\n"
+	          "E 6:42 input ends inside a record [\\x00\\x00\\x01]\n");
+	/* a payload cut short, and a length that says 4 GiB (skipped to the end) */
+	check_log(MMAPQ_FORMAT_BINARY, 8, "\0\0\0\x05" "abc", 7,
+	          "E 1:1 input ends inside a record [\\x00\\x00\\x00\\x05]\n");
+	check_log(MMAPQ_FORMAT_BINARY, 8, "\xff\xff\xff\xff" "abc", 7,
+	          "E 1:1 record longer than max_record [\\xff\\xff\\xff\\xff]\n");
+}
+
+/* Every byte value, records of every length up to max_record, fed whole and
+ * in chunks of every size up to 70: each record comes out byte for byte. */
+static void test_binary_all_bytes(void)
+{
+	const uint32_t max = 64;
+	struct sbuf in = { 0 }, want = { 0 };
+	unsigned char rec[64];
+	size_t steps[71];
+
+	for (uint32_t len = 0, v = 0; len <= max; len++) {
+		for (uint32_t i = 0; i < len; i++)
+			rec[i] = (unsigned char)(v++ * 7);
+		put_binary(&in, rec, len);
+		sb_printf(&want, "R %" PRIu32 " [", len);
+		for (uint32_t i = 0; i < len; i++) {
+			if (rec[i] == '\\')
+				sb_str(&want, "\\\\");
+			else if (rec[i] >= 0x20 && rec[i] < 0x7f)
+				sb_add(&want, &rec[i], 1);
+			else
+				sb_printf(&want, "\\x%02x", rec[i]);
+		}
+		sb_str(&want, "]\n");
+	}
+	for (size_t k = 0; k < 71; k++)
+		steps[k] = k;
+	check_steps(MMAPQ_FORMAT_BINARY, max, in.p, in.len, want.p, steps, 71);
+	free(in.p);
+	free(want.p);
+}
+
+/* ---- how much input fits: mmapq_parser_cut ---- */
+
+/* Frames of the records a parser puts, for the cut checks. */
+struct frames {
+	uint64_t bytes, records, errors;
+	uint32_t last_len;
+};
+
+static int frames_record(void *ctx, const void *data, uint32_t len)
+{
+	struct frames *f = ctx;
+
+	(void)data;
+	f->bytes += mmapq_frame_size(len);
+	f->records++;
+	f->last_len = len;
+	return 0;
+}
+
+static void frames_error(void *ctx, const struct mmapq_parse_error *e)
+{
+	struct frames *f = ctx;
+
+	(void)e;
+	f->errors++;
+}
+
+/* A parser that was fed pre[0..plen) (one feed: the state does not depend
+ * on the chunking), counting into *f. */
+static struct mmapq_parser *fed(uint32_t fmt, uint32_t rs, const char *pre, size_t plen,
+                                struct frames *f)
+{
+	struct mmapq_parser *p = NULL;
+
+	*f = (struct frames){ 0 };
+	EXPECT_INT(mmapq_parser_new(fmt, rs, frames_record, frames_error, f, &p), 0);
+	if (plen)
+		EXPECT_INT(mmapq_parser_feed(p, pre, plen), 0);
+	return p;
+}
+
+/* mmapq_parser_cut after pre, of buf: the cut is want and *need want_need. */
+static void check_cut(uint32_t fmt, uint32_t rs, const char *pre, size_t plen, const char *buf,
+                      size_t n, uint64_t room, unsigned flags, size_t want, uint64_t want_need)
+{
+	struct frames f;
+	struct mmapq_parser *p = fed(fmt, rs, pre, plen, &f);
+	uint64_t need = 12345;
+	size_t got = mmapq_parser_cut(p, buf, n, room, flags, &need);
+
+	if (got != want || need != want_need)
+		fprintf(stderr, "cut of %zu bytes after %zu, room %" PRIu64 ", flags %u\n", n, plen,
+		        room, flags);
+	EXPECT_INT(got, want);
+	EXPECT_INT(need, want_need);
+	mmapq_parser_free(p);
+}
+
+#define CUT(fmt, rs, pre, buf, room, flags, want, need)                                     \
+	check_cut(fmt, rs, pre, sizeof(pre) - 1, buf, sizeof(buf) - 1, room, flags, want, need)
+
+static void test_cut_line(void)
+{
+	const uint32_t L = MMAPQ_FORMAT_LINE;
+	const unsigned W = MMAPQ_CUT_WHOLE, F = MMAPQ_CUT_FIRST;
+
+	/* two lines of 16-byte frames: the second does not fit in 16 */
+	CUT(L, 16, "", "ab\ncd\nef", 16, 0, 3, 16);
+	/* both fit; the unfinished "ef" is taken unless it must fit too, at
+	 * the largest a line can be (frame(16) = 24) */
+	CUT(L, 16, "", "ab\ncd\nef", 32, 0, 8, 0);
+	CUT(L, 16, "", "ab\ncd\nef", 32, W, 6, 24);
+	CUT(L, 16, "", "ab\ncd\nef", 56, W, 8, 0);
+	/* CRLF: the CR is no part of the record (8 bytes: frame 16, not 24) */
+	CUT(L, 16, "", "abcdefgh\r\n", 16, 0, 10, 0);
+	CUT(L, 16, "", "abcdefgh\r\nx\n", 16, 0, 10, 16);
+	/* ... also when the CR came in the chunk before */
+	CUT(L, 16, "abcdefgh\r", "\n", 16, 0, 1, 0);
+	CUT(L, 16, "abcdefgh\r", "\n", 15, 0, 0, 16);
+	/* max_record bytes and a CR: a record; max_record + 1 bytes: refused,
+	 * takes nothing (also when the CR is not the last one) */
+	CUT(L, 8, "", "12345678\r\n", 16, 0, 10, 0);
+	CUT(L, 8, "", "123456789\nab\n", 16, 0, 13, 0);
+	CUT(L, 8, "", "1234567\r\r\nab\n", 16, 0, 10, 16);
+	CUT(L, 8, "", "12345678\r9\nab\n", 16, 0, 14, 0);
+	/* a line with a NUL is refused: nothing */
+	CUT(L, 16, "", "a\0b\nxy\n", 16, 0, 7, 0);
+	/* a line begun in an earlier chunk: 16 bytes in all, frame 24 */
+	CUT(L, 16, "abcdefghij", "klmnop\nq", 24, 0, 8, 0);
+	CUT(L, 16, "abcdefghij", "klmnop\nq", 23, 0, 0, 24);
+	CUT(L, 16, "abcdefghij", "klmnop\nq", 24, W, 7, 24);
+	CUT(L, 16, "abcdefghij", "klm", 23, W, 0, 24);
+	CUT(L, 16, "abcdefghij", "klm", 24, W, 3, 0);
+	/* ... one being skipped (too long already) takes nothing, finished or not */
+	CUT(L, 8, "123456789", "abc\nxy\n", 16, 0, 7, 0);
+	CUT(L, 8, "123456789", "abc", 0, W, 3, 0);
+	/* an unfinished line that is too long already, or has a NUL: nothing */
+	CUT(L, 8, "", "ab\n123456789", 16, W, 12, 0);
+	CUT(L, 8, "", "ab\n1\0", 16, W, 5, 0);
+	/* empty lines: 8 bytes each */
+	CUT(L, 8, "", "\n\n\n", 16, 0, 2, 8);
+	/* the first record only */
+	CUT(L, 16, "ab", "cd\nef\n", 100, F, 3, 0);
+	CUT(L, 16, "ab", "cd\nef\n", 15, F, 0, 16);
+	CUT(L, 16, "ab", "cd", 100, F | W, 2, 0);
+	CUT(L, 16, "ab", "cd", 23, F | W, 0, 24);
+	/* room 0: nothing but what completes nothing */
+	CUT(L, 16, "", "ab", 0, 0, 2, 0);
+	CUT(L, 16, "", "\n", 0, 0, 0, 8);
+}
+
+static void test_cut_binary(void)
+{
+	const uint32_t B = MMAPQ_FORMAT_BINARY;
+	const unsigned W = MMAPQ_CUT_WHOLE, F = MMAPQ_CUT_FIRST;
+	/* 3 bytes (frame 16), 0 bytes (8), 16 bytes (24) */
+	static const char three[] = "\0\0\0\3abc\0\0\0\0\0\0\0\x10" "0123456789abcdef";
+
+	CUT(B, 16, "", three, 24, 0, 11, 24);
+	CUT(B, 16, "", three, 47, 0, 11, 24);
+	CUT(B, 16, "", three, 48, 0, 31, 0);
+	CUT(B, 16, "", three, 15, 0, 0, 16);
+	/* a length prefix split across chunks */
+	CUT(B, 16, "\0\0", "\0\3abc\0", 16, 0, 6, 0);
+	CUT(B, 16, "\0\0", "\0\3abc\0", 16, W, 5, 24);
+	CUT(B, 16, "\0\0", "\0\3abc\0", 40, W, 6, 0);
+	CUT(B, 16, "\0\0\0", "\3abc", 15, 0, 0, 16);
+	/* an unfinished record whose length is known: its own frame */
+	CUT(B, 16, "", "\0\0\0\x10" "abcde", 16, 0, 9, 0);
+	CUT(B, 16, "", "\0\0\0\x10" "abcde", 23, W, 0, 24);
+	CUT(B, 16, "", "\0\0\0\x10" "abcde", 24, W, 9, 0);
+	CUT(B, 16, "\0\0\0\x03" "a", "bc\0\0\0\x09" "ab", 16, W, 2, 24);
+	CUT(B, 16, "\0\0\0\x03" "a", "bc\0\0\0\x09" "ab", 40, W, 8, 0);
+	CUT(B, 16, "\0\0\0\x03" "a", "bc\0\0\0\x09" "ab", 16 + 23, W, 2, 24);
+	/* a record longer than max_record is skipped, and takes nothing */
+	CUT(B, 16, "", "\0\0\0\x20" "0123456789abcdef0123456789abcdef\0\0\0\1x", 16, 0, 41, 0);
+	CUT(B, 16, "", "\0\0\0\x20" "0123456789abcdef0123456789abcdef\0\0\0\1x", 8, 0, 36, 16);
+	CUT(B, 16, "\0\0\0\x20" "0123456789", "abcdef0123456789abcdef\0\0\0\1x", 16, 0, 27, 0);
+	CUT(B, 16, "\0\0\0\x20" "0123456789", "abcdef0123456789abcdef\0\0\0\1x", 0, 0, 22, 16);
+	CUT(B, 16, "", "\xff\xff\xff\xff" "abc", 0, W, 7, 0);
+	/* the first record only: the rest of one, or of a skipped one */
+	CUT(B, 16, "\0\0\0\3a", "bc\0\0\0\1x", 100, F, 2, 0);
+	CUT(B, 16, "\0\0\0\x20" "0123456789", "abcdef0123456789abcdef\0\0\0\1x", 0, F, 22, 0);
+	CUT(B, 16, "\0", "\0\0\0\0\0\0\1x", 100, F, 3, 0);
+}
+
+static void test_cut_int(void)
+{
+	const uint32_t I = MMAPQ_FORMAT_INT;
+	const unsigned W = MMAPQ_CUT_WHOLE, F = MMAPQ_CUT_FIRST;
+
+	/* 16 ring bytes a record: two fit in 32; the third does not */
+	CUT(I, 8, "", "1 2 3 4 ", 32, 0, 4, 16);
+	/* whitespace after the last one that fits completes nothing: taken */
+	CUT(I, 8, "", "1 2  \n\t ", 32, 0, 8, 0);
+	CUT(I, 8, "", "   5", 0, 0, 3, 16);
+	CUT(I, 8, "", "    ", 0, 0, 4, 0);
+	/* a token begun earlier, ended here */
+	CUT(I, 8, "12", " 3", 0, 0, 0, 16);
+	CUT(I, 8, "12", "34 56", 16, 0, 3, 16);
+	CUT(I, 8, "12", "34 56", 32, 0, 5, 0);
+	CUT(I, 8, "12", "34 56", 32, W, 5, 0);
+	/* a token split across chunks at every byte of a long run of them */
+	CUT(I, 8, "-922337203685477", "5808 9223372036854775807 1", 48, 0, 26, 0);
+	CUT(I, 8, "-922337203685477", "5808 9223372036854775807 1", 47, 0, 25, 16);
+	/* a token the parser refuses still counts: too small, never too big */
+	CUT(I, 8, "", "x 1 ", 16, 0, 2, 16);
+	/* the first token only */
+	CUT(I, 8, "12", "3 4 5 ", 100, F, 2, 0);
+	CUT(I, 8, "12", "3 4 5 ", 15, F, 0, 16);
+}
+
+/* ---- how much input fits: the properties, over random input ---- */
+
+/* Random input of a format: records good and bad, of every kind each
+ * format has, as the cut cases above, many times over. */
+static void random_input(struct sbuf *b, uint32_t fmt, uint32_t rs, size_t n)
+{
+	static const char *const tokens[] = {
+		"0", "7", "-1", "+12", "9223372036854775807", "-9223372036854775808",
+		"9223372036854775808", "x", "1a", "--1", "-", "00000000000000000000000000000000000042",
+	};
+	static const char *const ws[] = { " ", "\n", "\t", "\r\n", "  ", " \n " };
+
+	while (b->len < n) {
+		if (rng() % 16 == 0) {
+			/* a run of the records that take the most ring bytes per
+			 * input byte: what a blind bound must allow for */
+			for (uint64_t k = 4 + rng() % 40; k; k--)
+				if (fmt == MMAPQ_FORMAT_INT)
+					sb_str(b, "1 ");
+				else if (fmt == MMAPQ_FORMAT_LINE)
+					sb_str(b, rng() % 2 ? "a\n" : "\n");
+				else
+					put_binary(b, "x", 1);
+			continue;
+		}
+		if (fmt == MMAPQ_FORMAT_INT) {
+			sb_str(b, tokens[rng() % (sizeof(tokens) / sizeof(tokens[0]))]);
+			sb_str(b, ws[rng() % (sizeof(ws) / sizeof(ws[0]))]);
+		} else if (fmt == MMAPQ_FORMAT_LINE) {
+			uint64_t len = rng() % 8 == 0 ? rs + rng() % 3 : rng() % (rs + 1);
+
+			for (uint64_t i = 0; i < len; i++) {
+				char c = (char)('a' + rng() % 26);
+				if (rng() % 97 == 0)
+					c = '\0';
+				else if (rng() % 31 == 0)
+					c = '\r';
+				sb_add(b, &c, 1);
+			}
+			sb_str(b, rng() % 4 == 0 ? "\r\n" : "\n");
+		} else {
+			unsigned char rec[256];
+			uint32_t len;
+
+			switch (rng() % 8) {
+			case 0:
+				len = 0;
+				break;
+			case 1:
+				len = rs + 1 + (uint32_t)(rng() % rs); /* refused */
+				break;
+			case 2:
+				len = rs;
+				break;
+			default:
+				len = (uint32_t)(rng() % (rs + 1));
+			}
+			for (uint32_t i = 0; i < len; i++)
+				rec[i] = (unsigned char)rng();
+			put_binary(b, rec, len);
+		}
+	}
+}
+
+static bool is_space(unsigned char c)
+{
+	return c && strchr(" \t\n\v\f\r", c);
+}
+
+/* The bytes of the record in progress after in[0..n): what
+ * mmapq_parser_partial must say, from the format's rules alone. */
+static uint64_t ref_partial(uint32_t fmt, const unsigned char *in, size_t n)
+{
+	size_t pos = 0;
+
+	if (fmt == MMAPQ_FORMAT_LINE) {
+		const unsigned char *nl = memrchr(in, '\n', n);
+		return nl ? n - (size_t)(nl - in) - 1 : n;
+	}
+	if (fmt == MMAPQ_FORMAT_INT) {
+		size_t i = n;
+		while (i && !is_space(in[i - 1]))
+			i--;
+		return n - i;
+	}
+	while (n - pos >= 4) {
+		uint64_t len = (uint64_t)in[pos] << 24 | (uint64_t)in[pos + 1] << 16 |
+		               (uint64_t)in[pos + 2] << 8 | in[pos + 3];
+		if (n - pos - 4 < len)
+			break;
+		pos += 4 + len;
+	}
+	return n - pos;
+}
+
+/* The int tokens that end in in[at..at+n) (a whitespace byte after one
+ * that is not). */
+static uint64_t int_ends(const unsigned char *in, size_t at, size_t n)
+{
+	uint64_t ends = 0;
+
+	for (size_t i = at; i < at + n; i++)
+		ends += is_space(in[i]) && i > 0 && !is_space(in[i - 1]);
+	return ends;
+}
+
+/* The largest frame a record left unfinished at in[0..n) may take. */
+static uint64_t ref_unfinished(uint32_t fmt, uint32_t rs, const unsigned char *in, size_t n)
+{
+	uint64_t part = ref_partial(fmt, in, n);
+
+	if (fmt == MMAPQ_FORMAT_INT)
+		return 16;
+	if (fmt == MMAPQ_FORMAT_BINARY && part >= 4) {
+		const unsigned char *s = in + n - part;
+		uint32_t len = (uint32_t)s[0] << 24 | (uint32_t)s[1] << 16 | (uint32_t)s[2] << 8 | s[3];
+		return mmapq_frame_size(len);
+	}
+	return mmapq_frame_size(rs);
+}
+
+/*
+ * One cut of in[at..at+n) with the parser fed in[0..at), checked against
+ * what feeding does (the cut is to say it without feeding):
+ *   - the records the cut completes fit in room;
+ *   - a cut short of n ends where a record begins that does not fit, and
+ *     *need is that record's frame: feeding on, the next thing the parser
+ *     does is to put it (or refuse it: an int token), or, with
+ *     MMAPQ_CUT_WHOLE (format int: always), it stays unfinished and *need
+ *     is its largest frame;
+ *   - without MMAPQ_CUT_FIRST, *need 0 means everything was taken;
+ *     with it, the cut ends where the first record ends, or takes all;
+ *   - mmapq_parser_partial says the bytes of the record in progress.
+ */
+static size_t check_cut_at(uint32_t fmt, uint32_t rs, const unsigned char *in, size_t at, size_t n,
+                           uint64_t room, unsigned flags)
+{
+	struct frames f;
+	struct mmapq_parser *p = fed(fmt, rs, (const char *)in, at, &f);
+	uint64_t need, before, part = mmapq_parser_partial(p);
+	size_t c = mmapq_parser_cut(p, (const char *)in + at, n, room, flags, &need);
+	size_t k;
+
+	EXPECT(part == ref_partial(fmt, in, at), "partial %" PRIu64 " after %zu bytes, want %" PRIu64,
+	       part, at, ref_partial(fmt, in, at));
+	EXPECT(c <= n, "cut %zu of %zu", c, n);
+	before = f.bytes;
+	if (c)
+		EXPECT_INT(mmapq_parser_feed(p, (const char *)in + at, c), 0);
+	EXPECT(f.bytes - before <= room, "at %zu, cut %zu of %zu (room %" PRIu64 ", flags %u): the"
+	       " records take %" PRIu64 " bytes", at, c, n, room, flags, f.bytes - before);
+	if (need) {
+		uint64_t used = f.bytes - before, recs = f.records, errs = f.errors;
+
+		EXPECT(c < n, "need %" PRIu64 " but all %zu bytes taken", need, n);
+		for (k = c; k < n && f.records == recs && f.errors == errs; k++)
+			EXPECT_INT(mmapq_parser_feed(p, (const char *)in + at + k, 1), 0);
+		if (f.records > recs) {
+			EXPECT(need == mmapq_frame_size(f.last_len), "at %zu, cut %zu: need %" PRIu64
+			       " for the next record of %" PRIu32 " bytes", at, c, need, f.last_len);
+		} else if (f.errors > errs) {
+			EXPECT(fmt == MMAPQ_FORMAT_INT && need == 16, "at %zu, cut %zu: need %" PRIu64
+			       " for a record the parser refuses", at, c, need);
+		} else {
+			/* format int counts a token left unfinished always */
+			EXPECT((flags & MMAPQ_CUT_WHOLE) || fmt == MMAPQ_FORMAT_INT, "at %zu, cut %zu"
+			       " of %zu: need %" PRIu64 " for no record", at, c, n, need);
+			EXPECT_INT(need, ref_unfinished(fmt, rs, in, at + n));
+		}
+		/* format int counts the tokens it will refuse too: every token
+		 * that ends in the cut */
+		if (fmt == MMAPQ_FORMAT_INT)
+			used = 16 * int_ends(in, at, c);
+		EXPECT(used + need > room, "at %zu, cut %zu: need %" PRIu64 " fits in room %" PRIu64
+		       " less %" PRIu64, at, c, need, room, used);
+	} else if (!(flags & MMAPQ_CUT_FIRST)) {
+		EXPECT(c == n, "at %zu: cut %zu of %zu, and nothing needs room", at, c, n);
+	} else {
+		/* (a record is in progress) where the first record ends, or all */
+		mmapq_parser_free(p);
+		p = fed(fmt, rs, (const char *)in, at, &f);
+		for (k = 0; k < n; k++) {
+			EXPECT_INT(mmapq_parser_feed(p, (const char *)in + at + k, 1), 0);
+			if (!mmapq_parser_partial(p))
+				break;
+		}
+		EXPECT(c == (k < n ? k + 1 : n), "at %zu: first-record cut %zu of %zu, the first"
+		       " record ends at %zu", at, c, n, k < n ? k + 1 : n);
+	}
+	mmapq_parser_free(p);
+	return c;
+}
+
+/* A blind read of the bound's bytes completes records that fit (the cut,
+ * exact, takes them all), and a bound of 0 says the room one byte needs. */
+static void check_blind_at(uint32_t fmt, uint32_t rs, const unsigned char *in, size_t at, size_t len,
+                           uint64_t room, unsigned flags)
+{
+	struct frames f;
+	struct mmapq_parser *p = fed(fmt, rs, (const char *)in, at, &f);
+	uint64_t need, need2, k = mmapq_parser_blind_bound(p, room, flags, &need);
+
+	if (!k) {
+		uint64_t top = fmt == MMAPQ_FORMAT_INT ? 16 : mmapq_frame_size(rs);
+
+		EXPECT(need > room && need <= top, "blind bound 0 at room %" PRIu64 ", need %" PRIu64,
+		       room, need);
+		EXPECT(mmapq_parser_blind_bound(p, need, flags, &need2) >= 1 && !need2,
+		       "blind bound 0 with room %" PRIu64 " as needed", need);
+	} else {
+		size_t m = k < len - at ? (size_t)k : len - at;
+
+		EXPECT_INT(need, 0);
+		if (flags & MMAPQ_CUT_FIRST)
+			EXPECT(k == 1 || fmt == MMAPQ_FORMAT_BINARY, "a first-record blind bound of %" PRIu64, k);
+		EXPECT(mmapq_parser_cut(p, (const char *)in + at, m, room, flags & ~MMAPQ_CUT_FIRST,
+		                        &need2) == m,
+		       "at %zu, room %" PRIu64 " (flags %u): a blind read of %zu bytes takes more than"
+		       " fits", at, room, flags, m);
+	}
+	mmapq_parser_free(p);
+}
+
+static uint64_t random_room(uint32_t rs)
+{
+	switch (rng() % 6) {
+	case 0:
+		return rng() % 24;
+	case 1:
+		return 16 * (rng() % 8);
+	case 2:
+		return mmapq_frame_size(rs) * (rng() % 4);
+	case 3:
+		return rng() % 1024;
+	case 4:
+		return UINT64_MAX;
+	default:
+		return rng() % (4 * mmapq_frame_size(rs) + 1);
+	}
+}
+
+/*
+ * Random input of each format and max_record, consumed as a producer
+ * would: chunks of random size, each cut with a random room and flags
+ * (first-record cuts while a record is in progress), the cut fed; a cut
+ * of 0 is followed by one with the room it said it needs.  Every cut and
+ * every blind bound checked as above; at the end, the frame
+ * mmapq_parser_final_frame announced is what finish puts.
+ */
+static void test_cut_random(void)
+{
+	static const uint32_t formats[] = { MMAPQ_FORMAT_INT, MMAPQ_FORMAT_LINE, MMAPQ_FORMAT_BINARY };
+	static const uint32_t sizes[] = { 8, 9, 16, 33 };
+
+	rng_state = 0x2545f4914f6cdd1dULL;
+	for (int round = 0; round < 120; round++) {
+		uint32_t fmt = formats[round % 3], rs = sizes[(round / 3) % 4];
+		struct sbuf b = { 0 };
+		const unsigned char *in;
+		uint64_t min_room = 0, ff;
+		size_t at = 0;
+		struct frames f;
+		struct mmapq_parser *p;
+
+		random_input(&b, fmt, rs, 600 + rng() % 600);
+		if (rng() % 2)
+			b.len -= rng() % 8; /* end inside a record */
+		in = (const unsigned char *)b.p;
+		while (at < b.len) {
+			size_t n = 1 + (size_t)(rng() % (b.len - at < 120 ? b.len - at : 120));
+			uint64_t room = random_room(rs);
+			unsigned flags = (unsigned)(rng() % 2) * MMAPQ_CUT_WHOLE;
+			struct frames g;
+			struct mmapq_parser *q = fed(fmt, rs, b.p, at, &g);
+
+			if (mmapq_parser_partial(q) && rng() % 4 == 0)
+				flags |= MMAPQ_CUT_FIRST;
+			mmapq_parser_free(q);
+			if (room < min_room)
+				room = min_room;
+			check_blind_at(fmt, rs, in, at, b.len, room, flags);
+			size_t c = check_cut_at(fmt, rs, in, at, n, room, flags);
+			if (c == 0) {
+				uint64_t need;
+				q = fed(fmt, rs, b.p, at, &g);
+				(void)mmapq_parser_cut(q, b.p + at, n, room, flags, &need);
+				mmapq_parser_free(q);
+				min_room = need;
+			} else {
+				min_room = 0;
+			}
+			at += c;
+		}
+		p = fed(fmt, rs, b.p, b.len, &f);
+		ff = mmapq_parser_final_frame(p);
+		uint64_t before = f.bytes;
+		EXPECT_INT(mmapq_parser_finish(p), 0);
+		EXPECT(f.bytes - before == ff, "round %d: final frame %" PRIu64 ", finish put %" PRIu64,
+		       round, ff, f.bytes - before);
+		EXPECT_INT(mmapq_parser_partial(p), 0);
+		mmapq_parser_free(p);
+		free(b.p);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -1185,6 +1732,12 @@ int main(int argc, char **argv)
 		{"record_error_stops", test_record_error_stops},
 		{"batch_boundaries", test_batch_boundaries},
 		{"batch_errors", test_batch_errors},
+		{"binary_basic", test_binary_basic},
+		{"binary_all_bytes", test_binary_all_bytes},
+		{"cut_line", test_cut_line},
+		{"cut_binary", test_cut_binary},
+		{"cut_int", test_cut_int},
+		{"cut_random", test_cut_random},
 	};
 
 	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));
