@@ -531,6 +531,8 @@ static int init_alone(struct mmapq *q, struct mmapq_error *err)
 		return r;
 	q->salvaged = (uint64_t)r;
 	r = validate_dynamic(q, true, err);
+	if (r == 0)
+		r = mark_in_use(q, err);
 	if (r < 0)
 		return r;
 	r = reinit_sync_alone(q);

@@ -148,6 +148,7 @@ int header_check(void *ctx);
 /* salvage.c */
 int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
                   struct mmapq_error *err);
+int mark_in_use(struct mmapq *q, struct mmapq_error *err);
 
 /* mutex.c */
 int recover_locked(struct mmapq *q);

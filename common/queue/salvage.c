@@ -151,9 +151,7 @@ static void keep_run(struct mmapq *q, const struct run *run, struct pos floor, s
 /*
  * Alone (the attach byte held exclusively, so nothing moves): if the file
  * was not closed cleanly, or always (mmapq_repair), walk it and keep its
- * best run.  Then mark it in use (clean = 0), on disk before anything else
- * is written, so that a clean mark is never older than what follows it.
- * Returns how many records were dropped, or -errno (err said).
+ * best run.  Returns how many records were dropped, or -errno (err said).
  */
 int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
                   struct mmapq_error *err)
@@ -161,10 +159,14 @@ int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
 	struct mmapq_header *h = q->h;
 	struct pos floor = floor_locked(q), tail = {h->producer.tail, h->producer.tail_byte};
 	uint64_t dropped = 0;
-	int r;
 
 	if (always || h->state.clean != 1) {
 		struct run run;
+		int r;
+
+		/* a repair writes into a file marked clean: in use first */
+		if ((r = mark_in_use(q, err)) < 0)
+			return r;
 
 		if (!aligned(floor.byte)) {
 			set_err(err, "%s: oldest record kept at byte %" PRIu64 ", not a multiple of %" PRIu32
@@ -187,11 +189,21 @@ int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
 		else if (report)
 			*report = (struct mmapq_salvage){.count = h->state.salvages};
 	}
-	h->state.clean = 0;
-	r = sync_header(q);
-	if (r < 0) {
-		set_err(err, "%s: cannot write its header: %s", q->path, strerror(-r));
-		return r;
-	}
 	return dropped > INT32_MAX ? INT32_MAX : (int)dropped;
+}
+
+/* Alone, the file checked: mark it in use (clean = 0), on disk before
+ * anything else is written, so that a clean mark is never older than what
+ * follows it.  A file refused keeps its mark, and is refused again. */
+int mark_in_use(struct mmapq *q, struct mmapq_error *err)
+{
+	int r;
+
+	if (q->h->state.clean == 0)
+		return 0;
+	q->h->state.clean = 0;
+	r = sync_header(q);
+	if (r < 0)
+		set_err(err, "%s: cannot write its header: %s", q->path, strerror(-r));
+	return r;
 }
