@@ -91,7 +91,7 @@ static void version(const struct options *o)
 	sanitized = true;
 #endif
 	printf("%s %s\n"
-	       "queue file format version %" PRIu32 " (mmapqctl recreate also reads version 1)\n"
+	       "queue file format version %" PRIu32 " (mmapqctl recreate also reads versions 1 to 3)\n"
 	       "build: %s%s\n",
 	       o->prog, MMAPQ_VERSION_STRING, MMAPQ_FILE_VERSION,
 	       build_fault_points ? "test-only, with fault points" : "release, no fault points",

@@ -601,7 +601,7 @@ static void test_version(void)
 			/* the program and its version, the file format it writes, the
 			 * build: a test build has fault points, an installed one not */
 			char *want = tu_xasprintf("%s %s\nqueue file format version %u (mmapqctl recreate"
-			                          " also reads version 1)\nbuild: %s%s\n", progs[i],
+			                          " also reads versions 1 to 3)\nbuild: %s%s\n", progs[i],
 			                          MMAPQ_VERSION_STRING, (unsigned)MMAPQ_FILE_VERSION,
 			                          getenv("MMAPQ_FAULTS") ? "test-only, with fault points"
 			                                                 : "release, no fault points",
