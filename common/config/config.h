@@ -34,6 +34,7 @@ struct mmapq_config {
 	uint32_t max_record;                   /* [queue] max_record: largest record, bytes */
 	uint32_t format;                       /* [queue] format: enum mmapq_record_format */
 	enum mmapq_sync sync;                  /* [queue] sync        */
+	uint32_t sync_interval;                /* [queue] sync_interval, ms between syncs (sync = interval) */
 	uint32_t mode;                         /* [queue] mode (octal) */
 	uint32_t spin_us;                      /* [queue] spin_us, 0 = sleep at once */
 	uint32_t max_consumers;                /* [queue] max_consumers (geometry) */

@@ -16,7 +16,7 @@ static const struct cfg_name format_names[] = {
 };
 static const struct cfg_name sync_names[] = {
 	{ "never", MMAPQ_SYNC_NEVER }, { "batch", MMAPQ_SYNC_BATCH },
-	{ "always", MMAPQ_SYNC_ALWAYS }, { NULL, 0 },
+	{ "always", MMAPQ_SYNC_ALWAYS }, { "interval", MMAPQ_SYNC_INTERVAL }, { NULL, 0 },
 };
 /* The value is kept as a string; the producer interprets it. */
 static const struct cfg_name input_names[] = {

@@ -565,6 +565,7 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
 		q->published = q->tail = tail;
+		q->durable = tail.byte;
 		q->limit = floor_locked(q).byte + q->size;
 	} else {
 		q->head = q->me ? (struct pos){q->me->position, q->me->position_byte} : floor_locked(q);

@@ -290,6 +290,8 @@ void mmapq_close(struct mmapq *q)
 		return;
 	if (q->prod && q->tail.seq != q->published.seq)
 		(void)mmapq_publish(q);
+	if (q->attached && q->sync == MMAPQ_SYNC_INTERVAL)
+		(void)mmapq_sync(q); /* a consumer's cursor lets floor go on */
 	detach(q);
 	if (q->h)
 		munmap(q->h, q->map_size);

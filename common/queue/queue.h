@@ -98,6 +98,7 @@ struct mmapq {
 	 * claim_len bytes at most. */
 	struct pos published, tail;
 	uint64_t limit;
+	uint64_t durable;           /* producer: frames below this byte are on disk (mmapq_sync) */
 	bool claimed;
 	uint64_t claim_pad, claim_byte;
 	uint32_t claim_len;
@@ -251,6 +252,13 @@ static inline int frame_next(const struct mmapq *q, uint64_t seq, uint64_t *byte
 	*len = l;
 	*byte = b + fb;
 	return 0;
+}
+
+/* Whether each publish and release is on disk before it returns (batch,
+ * always); never and interval leave that to the kernel or to mmapq_sync. */
+static inline bool sync_each(const struct mmapq *q)
+{
+	return q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_ALWAYS;
 }
 
 /* An acquire fence (a seqlock reader's, mmapq_peek): the loads before it

@@ -267,8 +267,11 @@ int mmapq_publish(struct mmapq *q)
 	if (r < 0)
 		return r;
 	/* published whatever happens now: an error says it is not durable */
-	if (rs == 0 && q->sync != MMAPQ_SYNC_NEVER)
+	if (rs == 0 && sync_each(q)) {
 		rs = sync_header(q);
+		if (rs == 0)
+			q->durable = q->published.byte;
+	}
 	if (rs < 0)
 		return rs;
 	return (int)(q->tail.seq - from > INT_MAX ? INT_MAX : q->tail.seq - from);
@@ -341,8 +344,11 @@ int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t 
 		r = reserve_wait(q, len, deadline_ns);
 		/* what was published, whatever else happened: an error says it
 		 * is not durable (and wins over -EAGAIN, -ETIMEDOUT, -EINTR) */
-		if (rs == 0 && q->sync != MMAPQ_SYNC_NEVER && from != q->published.seq)
+		if (rs == 0 && sync_each(q) && from != q->published.seq) {
 			rs = sync_header(q);
+			if (rs == 0)
+				q->durable = q->published.byte;
+		}
 		if (rs < 0)
 			return rs;
 		if (r < 0)
@@ -714,8 +720,35 @@ int consumer_catch_up(struct mmapq *q)
 	return 0;
 }
 
+int mmapq_sync(struct mmapq *q)
+{
+	int r;
+
+	if (q->legacy)
+		return -EROFS;
+	if (q->prod) {
+		uint64_t to = q->published.byte;
+		if (to == q->durable)
+			return 0;
+		r = sync_ring(q, q->durable, to);
+		if (r == 0)
+			r = sync_header(q);
+		if (r == 0)
+			q->durable = to;
+		return r;
+	}
+	if (q->role != MMAPQ_ROLE_CONSUMER)
+		return -EPERM;
+	if (q->me && __atomic_load_n(&q->me->synced, __ATOMIC_RELAXED) == q->head.seq)
+		return 0;
+	/* the cursor on disk, then synced (and floor) up to it */
+	return consumer_catch_up(q);
+}
+
 int mmapq_release(struct mmapq *q, uint32_t n)
 {
+	/* interval: floor waits for mmapq_sync to write the cursor */
+	bool defer = q->me && q->sync == MMAPQ_SYNC_INTERVAL;
 	struct pos at;
 	uint64_t tail, tail_byte;
 	int r, rs = 0;
@@ -738,14 +771,14 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 		__atomic_store_n(&q->me->position, at.seq, __ATOMIC_RELEASE);
 		mmapq_fault("release.stored");
 		/* write order: the cursor is on disk before floor may pass it */
-		if (q->sync != MMAPQ_SYNC_NEVER)
+		if (sync_each(q))
 			rs = sync_header(q);
 	}
 	r = lock(q);
 	if (r < 0)
 		return r;
 	mmapq_fault("release.locked");
-	if (rs == 0 && sync_cursor_locked(q, at))
+	if (rs == 0 && !defer && sync_cursor_locked(q, at))
 		mmapq_cond_signal(&q->h->not_full);
 	/* Refresh what is available while we hold the lock anyway: when busy,
 	 * this is the only lock round-trip per batch. */

@@ -49,6 +49,7 @@ struct consumer {
 	struct output_env env;
 	struct output *out;
 	uint64_t consumed, next_stats_ns, stats_consumed, next_status_ns;
+	struct sync_timer sync;          /* sync = interval: the cursor to disk */
 	bool stale;               /* the path no longer names our file: drain, then stop */
 	bool corrupt;             /* the header was overwritten: stop */
 	struct rate_meter status_rate;
@@ -122,6 +123,7 @@ static int release(struct consumer *c, uint32_t n)
 		log_error("%s: %s", mmapq_path(c->q), mmapq_strerror(r));
 		return r;
 	}
+	sync_timer_mark(&c->sync, &c->cfg);
 	output_released(c->out, n);
 	c->consumed += n;
 	return 0;
@@ -388,7 +390,7 @@ static int run(struct consumer *c)
 {
 	for (;;) {
 		uint32_t n;
-		uint64_t deadline;
+		uint64_t deadline, now;
 		int r;
 
 		mmapq_fault("consumer.loop");
@@ -402,9 +404,17 @@ static int run(struct consumer *c)
 		stats(c, 0);
 		if (c->corrupt)
 			return -EBADMSG;
-		deadline = mmapq_now_ns() + service_max_wait_ns();
+		r = sync_timer_due(&c->sync, c->q, &c->cfg);
+		if (r < 0) {
+			log_error("%s: %s", mmapq_path(c->q), mmapq_strerror(r));
+			return r;
+		}
+		now = mmapq_now_ns();
+		deadline = now + service_max_wait_ns();
 		if (c->cfg.stats_interval && c->next_stats_ns < deadline)
 			deadline = c->next_stats_ns;
+		if (sync_timer_wait(&c->sync) != UINT64_MAX && now + sync_timer_wait(&c->sync) < deadline)
+			deadline = now + sync_timer_wait(&c->sync);
 		r = available(c, deadline, &n);
 		if (r == -ETIMEDOUT || r == -EINTR)
 			continue;

@@ -80,6 +80,7 @@ struct producer {
 	enum input_kind input;
 	uint64_t room;             /* ring bytes surely free: mmapq_reserve's, less what was put since */
 	uint64_t need;             /* block mode: the frame of a record that waits for room (0: none) */
+	uint64_t grouped;          /* ring bytes put since the last publish (group commit) */
 	struct source *needy;      /* whose record that is (NULL: the generator's, or it is gone) */
 	int error;                 /* the first fatal error (-errno; 0: none), from a callback too */
 	struct log_limit bad_limit, drop_limit, accept_limit, gone_limit;

@@ -97,6 +97,7 @@ int producer_put(struct producer *p, struct source *s, const void *data, uint32_
 	if (r < 0)
 		return producer_fatal(p, r);
 	p->room -= p->room < mmapq_frame_size(len) ? p->room : mmapq_frame_size(len);
+	p->grouped += mmapq_frame_size(len);
 	if (s) {
 		s->last_seq = seq;
 		s->published++;
@@ -133,6 +134,7 @@ static int put_ints(struct producer *p, struct source *s, const int64_t *v, size
 		if (r < 0)
 			return producer_fatal(p, r);
 		p->room -= p->room < frame * (uint64_t)r ? p->room : frame * (uint64_t)r;
+		p->grouped += frame * (uint64_t)r;
 		s->published += (uint64_t)r;
 		s->pending += (uint64_t)r;
 		s->last_seq = first + (uint64_t)r - 1;

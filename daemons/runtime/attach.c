@@ -166,3 +166,29 @@ int attach_queue(const struct mmapq_config *cfg, enum mmapq_role role, const sig
 	service_failed(code, err.msg);
 	return code;
 }
+
+void sync_timer_mark(struct sync_timer *t, const struct mmapq_config *cfg)
+{
+	if (cfg->sync != MMAPQ_SYNC_INTERVAL || t->dirty)
+		return;
+	t->dirty = true;
+	t->due_ns = mmapq_now_ns() + (uint64_t)cfg->sync_interval * 1000000u;
+}
+
+int sync_timer_due(struct sync_timer *t, struct mmapq *q, const struct mmapq_config *cfg)
+{
+	if (!t->dirty || (cfg->sync == MMAPQ_SYNC_INTERVAL && mmapq_now_ns() < t->due_ns))
+		return 0;
+	t->dirty = false; /* and with another mode now (a reload): one last sync */
+	return mmapq_sync(q);
+}
+
+uint64_t sync_timer_wait(const struct sync_timer *t)
+{
+	uint64_t now;
+
+	if (!t->dirty)
+		return UINT64_MAX;
+	now = mmapq_now_ns();
+	return t->due_ns > now ? t->due_ns - now : 0;
+}

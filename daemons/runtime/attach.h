@@ -36,4 +36,21 @@ void attach_sigbus_guard(const char *queue_path);
 int attach_queue(const struct mmapq_config *cfg, enum mmapq_role role, const sigset_t *unblocked,
                  struct mmapq **q);
 
+/*
+ * sync = interval: what this daemon published or released is written to
+ * disk (mmapq_sync) sync_interval after the first of it: sync_timer_mark
+ * after each publish or release (starts the interval if none runs),
+ * sync_timer_due in the loop (0, or the msync's -errno, not said: the
+ * caller says it as it says a publish's), sync_timer_wait the longest the
+ * loop may sleep (UINT64_MAX: nothing waits to be synced, or another sync
+ * mode: an idle daemon does not wake for it).
+ */
+struct sync_timer {
+	uint64_t due_ns;
+	bool dirty;
+};
+void sync_timer_mark(struct sync_timer *t, const struct mmapq_config *cfg);
+int sync_timer_due(struct sync_timer *t, struct mmapq *q, const struct mmapq_config *cfg);
+uint64_t sync_timer_wait(const struct sync_timer *t);
+
 #endif

@@ -141,6 +141,7 @@ static const struct {
 	{ "queue",    "max_record",     "64K",    "1000000",         1 },
 	{ "queue",    "format",         "int",    "binary",          1 },
 	{ "queue",    "sync",           "never",  "always",          0 },
+	{ "queue",    "sync_interval",  "10",     "60000",           0 },
 	{ "queue",    "mode",           "0660",   "0600",            1 },
 	{ "queue",    "spin_us",        "0",      "10000",           0 },
 	{ "queue",    "max_consumers",  "8",      "16",              1 },
@@ -532,12 +533,12 @@ static void test_invalid_values(void)
 		  "(allowed: an octal mode from 0600 to 0777 that includes 0600)" },
 		{ "path = ;", "[queue] path: empty value (allowed: a path of 1 to 4095 bytes)" },
 		{ "sync = it's\\", "[queue] sync: 'it's\\x5c' is not valid "
-		  "(allowed: never, batch, always)" },
+		  "(allowed: never, batch, always, interval)" },
 		{ "sync = a\x01\x7f" "b", "[queue] sync: 'a\\x01\\x7fb' is not valid "
-		  "(allowed: never, batch, always)" },
+		  "(allowed: never, batch, always, interval)" },
 		{ "sync = 0123456789012345678901234567890123456789012345678901234567890123456789",
 		  "[queue] sync: '0123456789012345678901234567890123456789012345678901234567890123...'"
-		  " is not valid (allowed: never, batch, always)" },
+		  " is not valid (allowed: never, batch, always, interval)" },
 	};
 	size_t i;
 
@@ -792,7 +793,7 @@ static void test_long_lines(void)
 	                 "long.ini:5: duplicate key 'size' in [queue] (first set on line 3)\n"
 	                 "long.ini:6: line too long (%zu bytes, at most 198)\n"
 	                 "long.ini:7: [queue] sync: 'bogus' is not valid "
-	                 "(allowed: never, batch, always)\n", big + 2, big + 7);
+	                 "(allowed: never, batch, always, interval)\n", big + 2, big + 7);
 	EXPECT_STR(errs_text(&e), want);
 	free(want);
 	errs_free(&e);
@@ -967,7 +968,7 @@ static void test_bom_crlf(void)
 	EXPECT_INT(load_str("bom2.ini", "[queue]\n\xef\xbb\xbf" "size = 1M\n", &c, &e),
 	           -EINVAL);
 	EXPECT_STR(errs_text(&e), "bom2.ini:2: unknown key '\xef\xbb\xbf" "size' in [queue] (known"
-	           " keys: path, size, max_record, format, sync, mode, spin_us, max_consumers)\n");
+	           " keys: path, size, max_record, format, sync, sync_interval, mode, spin_us, max_consumers)\n");
 	errs_free(&e);
 
 	errs_init(&e);
@@ -985,7 +986,7 @@ static void test_bom_crlf(void)
 	           -EINVAL);
 	EXPECT_STR(errs_text(&e),
 	           "crlf-bad.ini:2: [queue] sync: 'bogus' is not valid "
-	           "(allowed: never, batch, always)\n"
+	           "(allowed: never, batch, always, interval)\n"
 	           "crlf-bad.ini:3: unknown section [x] "
 	           "(known sections: queue, producer, consumer, nats, log)\n");
 	errs_free(&e);

@@ -147,6 +147,13 @@ enum mmapq_sync {
 	                          new cursor is, and only then lets the producer
 	                          reuse the bytes it freed                        */
 	MMAPQ_SYNC_ALWAYS = 2, /* as BATCH, and each record is on disk as it is put */
+	MMAPQ_SYNC_INTERVAL = 3, /* nothing is synced as it happens: mmapq_sync,
+	                          which the caller makes every interval, writes
+	                          what was published (producer) or the cursor
+	                          (consumer) to disk; a consumer's released bytes
+	                          are reused only after its mmapq_sync, so a
+	                          consumer in this mode must call it (or the
+	                          producer runs out of room)                      */
 };
 
 struct mmapq_params {
@@ -360,6 +367,13 @@ MMAPQ_API uint32_t mmapq_pending(const struct mmapq *q); /* put but not yet publ
 /* Sequence number the next mmapq_put will give its record. */
 MMAPQ_API uint64_t mmapq_next_seq(const struct mmapq *q);
 MMAPQ_API void mmapq_set_sync(struct mmapq *q, enum mmapq_sync sync); /* live change */
+/* Write to disk what this handle has made visible: a producer's published
+ * records (their frames, then the header), a consumer's cursor (the
+ * header; then the bytes it released may be reused).  What sync =
+ * interval does every interval; in any mode a flush on demand.  0, -EPERM
+ * (an observer), -EINTR (taking the mutex; nothing lost: call again), or an
+ * msync error (-EIO ...: not known to be on disk). */
+MMAPQ_API int mmapq_sync(struct mmapq *q);
 MMAPQ_API void mmapq_count_dropped(struct mmapq *q, uint64_t n);
 MMAPQ_API void mmapq_count_bad_input(struct mmapq *q, uint64_t n);
 
