@@ -11,7 +11,7 @@ pkgs="$pkgs clang libclang-rt-14-dev"
 pkgs="$pkgs prometheus curl"
 # tmux: mmapqctl top driven in a real terminal (tests/top-tmux.sh)
 pkgs="$pkgs tmux"
-# libfuse3-dev: failfs, the failing FUSE file system of test_msync
+# libfuse3-dev: crashfs, the FUSE file system of the tests that fails and loses power
 pkgs="$pkgs libfuse3-dev"
 # gnuplot-nox: a headless gnuplot (svg and pngcairo terminals) for mmapq_bench
 # --plot; libxml2-utils: xmllint, which checks its SVG (tests/bench/smoke.sh)

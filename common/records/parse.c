@@ -419,6 +419,64 @@ static const uint64_t pow10_tab[9] = {
 };
 
 /*
+ * A short decimal token at b[i] (its sign, up to 19 digits), as the fast
+ * path takes it: *end is the byte after its digits, *val their value and
+ * *neg the sign.  false: not one the fast path takes (no digit after the
+ * sign, 20 digits or more, glued to a non-digit, out of range): the byte
+ * machine reports or takes it.  Reads up to FAST_MARGIN bytes from b[i].
+ */
+static inline __attribute__((always_inline)) bool
+fast_token(const unsigned char *b, size_t i, size_t *end, uint64_t *val, bool *neg)
+{
+	unsigned char c = b[i];
+	uint64_t w, v;
+	unsigned n;
+	size_t s, e;
+
+	{
+		/* the token with and without a sign, both loaded at once: the
+		 * next token's start then depends on one load, not two, and
+		 * no branch on the sign (random signs would mispredict it) */
+		uint64_t w0 = load8(b + i), w1 = load8(b + i + 1);
+		unsigned sign;
+
+		*neg = c == '-';
+		sign = *neg || c == '+';
+		w = sign ? w1 : w0;
+		s = i + sign;
+	}
+	n = digit_run(w);
+	if (n == 0)
+		return false;		/* no digit after the sign */
+	v = digits_value(w, n);
+	e = s + n;
+	if (n == 8) {
+		w = load8(b + s + 8);
+		n = digit_run(w);
+		if (n) {
+			v = v * pow10_tab[n] + digits_value(w, n);
+			e += n;
+		}
+		if (n == 8) {
+			w = load8(b + s + 16);
+			n = digit_run(w);
+			if (n > 3)
+				return false;	/* 20 digits or more: leading zeros or out of range */
+			if (n) {
+				v = v * pow10_tab[n] + digits_value(w, n);
+				e += n;
+			}
+		}
+	}
+	/* at most 19 digits: v < 10^19 < 2^64, no overflow so far */
+	if (!is_ws[b[e]] || v > (uint64_t)INT64_MAX + *neg)
+		return false;		/* glued to a non-digit, or out of range */
+	*end = e;
+	*val = v;
+	return true;
+}
+
+/*
  * Whitespace and short decimal tokens from b[*pi] on, while a token can
  * start FAST_MARGIN bytes before len; stops at the first token it does not
  * take (then b[*pi] is that token's first byte) or near the end.  *line and
@@ -438,10 +496,9 @@ feed_int_fast_as(struct mmapq_parser *p, const unsigned char *b, size_t len, siz
 	int err = 0;
 
 	while (i + FAST_MARGIN <= len) {
-		uint64_t w, val;
+		uint64_t val;
 		unsigned char c = b[i], t;
-		unsigned n;
-		size_t s, e;
+		size_t e;
 		int64_t v;
 		bool neg;
 
@@ -453,45 +510,9 @@ feed_int_fast_as(struct mmapq_parser *p, const unsigned char *b, size_t len, siz
 			i++;
 			continue;
 		}
-		{
-			/* the token with and without a sign, both loaded at once: the
-			 * next token's start then depends on one load, not two, and
-			 * no branch on the sign (random signs would mispredict it) */
-			uint64_t w0 = load8(b + i), w1 = load8(b + i + 1);
-			unsigned sign;
-
-			neg = c == '-';
-			sign = neg || c == '+';
-			w = sign ? w1 : w0;
-			s = i + sign;
-		}
-		n = digit_run(w);
-		if (n == 0)
-			break;			/* no digit after the sign: the machine reports it */
-		val = digits_value(w, n);
-		e = s + n;
-		if (n == 8) {
-			w = load8(b + s + 8);
-			n = digit_run(w);
-			if (n) {
-				val = val * pow10_tab[n] + digits_value(w, n);
-				e += n;
-			}
-			if (n == 8) {
-				w = load8(b + s + 16);
-				n = digit_run(w);
-				if (n > 3)
-					break;	/* 20 digits or more: leading zeros or out of range */
-				if (n) {
-					val = val * pow10_tab[n] + digits_value(w, n);
-					e += n;
-				}
-			}
-		}
-		/* at most 19 digits: val < 10^19 < 2^64, no overflow so far */
+		if (!fast_token(b, i, &e, &val, &neg))
+			break;
 		t = b[e];
-		if (!is_ws[t] || val > (uint64_t)INT64_MAX + neg)
-			break;			/* glued to a non-digit, or out of range */
 		/* the whitespace byte that ends the token is taken here too */
 		if (t == '\n') {
 			ln++;
@@ -533,6 +554,51 @@ static int feed_int_fast(struct mmapq_parser *p, const unsigned char *b, size_t 
 	if (p->on_ints)
 		return feed_int_fast_as(p, b, len, pi, line, cbase, true);
 	return feed_int_fast_as(p, b, len, pi, line, cbase, false);
+}
+
+/* A token's bytes from b[i] on, into *t: its digits (acc, overflow), or
+ * bad at the first byte that is neither a digit nor whitespace (then up to
+ * the whitespace that ends it).  Returns where it ends, or len. */
+static size_t int_token_scan(struct itok *t, const unsigned char *b, size_t i, size_t len)
+{
+	if (!t->bad) {
+		for (; i < len; i++) {
+			unsigned int d = (unsigned int)b[i] - '0';
+
+			if (d > 9)
+				break;
+			t->ovf |= __builtin_mul_overflow(t->acc, 10, &t->acc);
+			t->ovf |= __builtin_add_overflow(t->acc, d, &t->acc);
+			t->digits = true;
+		}
+		if (i < len && !is_ws[b[i]])
+			t->bad = true;
+	}
+	if (t->bad)
+		while (i < len && !is_ws[b[i]])
+			i++;
+	return i;
+}
+
+/* The chunk ends inside a token whose n bytes in it are s: kept in tok[]
+ * for the next chunk, or, if that makes it too long, reported now (the
+ * bytes past the bound are never kept) and the rest of it skipped
+ * (*st = ST_SKIP).  0, or the negative return of on_ints. */
+static int int_token_cut(struct mmapq_parser *p, const unsigned char *s, size_t n, int *st)
+{
+	int err;
+
+	if (p->tok_len + n <= MMAPQ_PARSE_TOKEN_MAX) {
+		memcpy(p->tok + p->tok_len, s, n);
+		p->tok_len += n;
+		return 0;
+	}
+	err = flush_batch(p);
+	if (err < 0)
+		return err;
+	report_tok(p, s, n, WHAT_TOKEN_LONG, true);
+	*st = ST_SKIP;
+	return 0;
 }
 
 /*
@@ -582,38 +648,12 @@ static int feed_int(struct mmapq_parser *p, const unsigned char *b, size_t len)
 			st = ST_TOKEN;
 		}
 		if (st == ST_TOKEN) {
-			if (!t.bad) {
-				for (; i < len; i++) {
-					unsigned int d = (unsigned int)b[i] - '0';
-
-					if (d > 9)
-						break;
-					t.ovf |= __builtin_mul_overflow(t.acc, 10, &t.acc);
-					t.ovf |= __builtin_add_overflow(t.acc, d, &t.acc);
-					t.digits = true;
-				}
-				if (i < len && !is_ws[b[i]])
-					t.bad = true;
-			}
-			if (t.bad)
-				while (i < len && !is_ws[b[i]])
-					i++;
+			i = int_token_scan(&t, b, i, len);
 			if (i == len) {
-				size_t n = len - ts;
-
-				/* Decide "too long" now rather than at the token's end:
-				 * the bytes past the bound are never kept. */
-				if (p->tok_len + n > MMAPQ_PARSE_TOKEN_MAX) {
-					err = flush_batch(p);
-					if (err < 0) {
-						p->state = ST_FAILED;
-						return err;
-					}
-					report_tok(p, b + ts, n, WHAT_TOKEN_LONG, true);
-					st = ST_SKIP;
-				} else {
-					memcpy(p->tok + p->tok_len, b + ts, n);
-					p->tok_len += n;
+				err = int_token_cut(p, b + ts, len - ts, &st);
+				if (err < 0) {
+					p->state = ST_FAILED;
+					return err;
 				}
 				break;
 			}

@@ -59,6 +59,18 @@ static unsigned g_conn;         /* the connection's number under FUSECTL */
 static int g_marked[CRASHFS_MARKED], g_nmarked;
 static bool g_ready;            /* dents initialized */
 static pid_t g_owner;           /* the process whose exit stops the server */
+static bool g_fail;             /* WRITE and FSYNC answer EIO (crashfs_set_fail) */
+static uint64_t g_refused;      /* requests refused so */
+
+/* A disk gone bad (crashfs_set_fail): the request is refused with EIO and
+ * counted. */
+static bool refused(void)
+{
+	if (!__atomic_load_n(&g_fail, __ATOMIC_RELAXED))
+		return false;
+	__atomic_fetch_add(&g_refused, 1, __ATOMIC_RELAXED);
+	return true;
+}
 
 static const char *base(const char *path)
 {
@@ -284,6 +296,8 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 {
 	struct inode *in = &inodes[fi->fh];
 
+	if (refused())
+		return -EIO;
 	if ((size_t)off + size > in->size) {
 		int r = resize(in, (size_t)off + size);
 		if (r < 0)
@@ -374,6 +388,8 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 
 static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
+	if (refused())
+		return -EIO;
 	g_stats.fsyncs++;
 	return sync_inode(&inodes[fi->fh]);
 }
@@ -406,7 +422,10 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	 * write-back cache it would be held dirty in the kernel as stores to
 	 * a mapping are */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	/* one page cache per file, as on a local file system (see failfs.c) */
+	/* one page cache per file, as on a local file system: not dropped
+	 * when someone opens the file (keep_cache in open and create) or its
+	 * mtime moves.  Dropped, it would take with it the pages whose write-
+	 * back failed, and every mapping would see the file's old contents. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	return NULL;
 }
@@ -519,6 +538,8 @@ int crashfs_start(const char *dir)
 		return -EPERM;
 	}
 	memset(&g_stats, 0, sizeof(g_stats));
+	__atomic_store_n(&g_refused, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&g_fail, false, __ATOMIC_RELAXED);
 	g_cut = false;
 	free(g_dir);
 	g_dir = strdup(dir);
@@ -717,4 +738,14 @@ void crashfs_stop(void)
 	}
 	free(g_dir);
 	g_dir = NULL;
+}
+
+void crashfs_set_fail(bool fail)
+{
+	__atomic_store_n(&g_fail, fail, __ATOMIC_RELAXED);
+}
+
+uint64_t crashfs_refused(void)
+{
+	return __atomic_load_n(&g_refused, __ATOMIC_RELAXED);
 }

@@ -2,7 +2,8 @@
 /*
  * crashfs.h -- a tiny in-memory FUSE file system that can lose power, for
  * tests of what survives a crash (as LazyFS, SQLite's crash tests and the
- * ALICE study do it).  Built as failfs is: one flat directory, at most
+ * ALICE study do it), and whose writes can be made to fail, for tests of
+ * write-back errors (crashfs_set_fail).  One flat directory, at most
  * CRASHFS_FILES names and inodes, files up to CRASHFS_MAX_SIZE bytes,
  * served from a thread of the calling process; mount it in a private mount
  * namespace (unshare(CLONE_NEWNS)), as root.
@@ -72,6 +73,7 @@
 #ifndef MMAPQ_CRASHFS_H
 #define MMAPQ_CRASHFS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -105,6 +107,12 @@ int crashfs_mark(pid_t pid);
  * mount is gone: 0, or -ETIMEDOUT if one of them outlived the deadline
  * (10 s), or -errno of the abort. */
 int crashfs_power_cut(enum crashfs_cut mode, uint64_t seed, double keep);
+/* From now on every WRITE (the kernel's write-back of a shared mapping's
+ * dirty pages included) and every FSYNC answers EIO and changes nothing,
+ * as a disk that went bad would (fail = true); or they work again. */
+void crashfs_set_fail(bool fail);
+/* Requests refused so since crashfs_start. */
+uint64_t crashfs_refused(void);
 /* The counters (frozen at a cut). */
 struct crashfs_stats crashfs_stats(void);
 /* Unmount (if mounted), stop the thread and forget every file. */

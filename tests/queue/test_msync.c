@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_msync -- write-back errors are reported, on a real file system that
- * fails: failfs (failfs.c), a FUSE file system in this process's private
- * mount namespace, answers EIO to every WRITE (the kernel's write-back of
- * the shared mapping's dirty pages, which msync(MS_SYNC) waits for) and
- * FSYNC once the test flips its switch.
+ * fails: crashfs (tests/lib/crashfs.c), a FUSE file system in this
+ * process's private mount namespace, answers EIO to every WRITE (the
+ * kernel's write-back of the shared mapping's dirty pages, which
+ * msync(MS_SYNC) waits for) and FSYNC once the test flips its switch
+ * (crashfs_set_fail).
  *
  * Library (the state each call leaves, as mmapq.h says):
  *   put_always      sync = always: mmapq_put fails with -EIO and puts nothing
@@ -31,7 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "failfs.h"
+#include "crashfs.h"
 #include "mmapq.h"
 #include "mmapq_format.h"
 #include "testutil.h"
@@ -96,13 +97,13 @@ static void case_put_always(void)
 
 	EXPECT(mmapq_reserve(q, 0, &n) == 0 && (r = put(q)) == 0, "a put before the failure: %s",
 	       mmapq_strerror(r));
-	failfs_set_fail(true);
+	crashfs_set_fail(true);
 	r = put(q);
 	EXPECT(r == -EIO && mmapq_pending(q) == 1 && mmapq_next_seq(q) == 1,
 	       "put with write-back failing: %d (%s), %u pending, next seq %" PRIu64
 	       "; want -EIO, 1, 1 (not put)", r, mmapq_strerror(r), mmapq_pending(q),
 	       mmapq_next_seq(q));
-	failfs_set_fail(false);
+	crashfs_set_fail(false);
 	mmapq_close(q);
 }
 
@@ -114,13 +115,13 @@ static void case_publish_batch(void)
 	int r;
 
 	EXPECT(mmapq_reserve(q, 0, &n) == 0 && put(q) == 0 && put(q) == 0, "put");
-	failfs_set_fail(true);
+	crashfs_set_fail(true);
 	r = mmapq_publish(q);
 	positions(&head, &tail);
 	EXPECT(r == -EIO && tail == 2 && mmapq_pending(q) == 0, "publish with write-back failing: %d"
 	       " (%s), tail %" PRIu64 ", %u pending; want -EIO, 2, 0 (published, not durable)", r,
 	       mmapq_strerror(r), tail, mmapq_pending(q));
-	failfs_set_fail(false);
+	crashfs_set_fail(false);
 	mmapq_close(q);
 }
 
@@ -134,7 +135,7 @@ static void case_reserve_batch(void)
 	EXPECT(mmapq_reserve(q, 0, &n) == 0 && n == 4, "reserve on a new queue");
 	for (int i = 0; i < 4; i++)
 		EXPECT(put(q) == 0, "put %d", i);
-	failfs_set_fail(true);
+	crashfs_set_fail(true);
 	n = 12345;
 	/* full and nothing published: reserve publishes the four, then finds
 	 * no room (-EAGAIN), but the failed msync is what it reports */
@@ -143,7 +144,7 @@ static void case_reserve_batch(void)
 	EXPECT(r == -EIO && tail == 4 && mmapq_pending(q) == 0 && n == 12345,
 	       "reserve with write-back failing: %d (%s), tail %" PRIu64 ", %u pending, nfree %u;"
 	       " want -EIO, 4, 0, untouched", r, mmapq_strerror(r), tail, mmapq_pending(q), n);
-	failfs_set_fail(false);
+	crashfs_set_fail(false);
 	mmapq_close(q);
 }
 
@@ -157,12 +158,12 @@ static void case_release_batch(void)
 
 	EXPECT(mmapq_reserve(p, 0, &n) == 0 && put(p) == 0 && mmapq_publish(p) == 1 &&
 	       mmapq_available(c, 0, &n) == 0 && n == 1, "one record through");
-	failfs_set_fail(true);
+	crashfs_set_fail(true);
 	r = mmapq_release(c, 1);
 	positions(&head, &tail);
 	EXPECT(r == -EIO && head == 1, "release with write-back failing: %d (%s), head %" PRIu64
 	       "; want -EIO, 1 (released, not durable)", r, mmapq_strerror(r), head);
-	failfs_set_fail(false);
+	crashfs_set_fail(false);
 	mmapq_close(c);
 	mmapq_close(p);
 }
@@ -174,7 +175,7 @@ static void case_never(void)
 	uint32_t n;
 	int r = 0;
 
-	failfs_set_fail(true);
+	crashfs_set_fail(true);
 	for (int round = 0; round < 3 && r == 0; round++) {
 		if ((r = mmapq_reserve(p, 0, &n)) == 0 && (r = put(p)) == 0 &&
 		    (r = mmapq_publish(p)) == 1 && (r = mmapq_available(c, 0, &n)) == 0)
@@ -182,7 +183,7 @@ static void case_never(void)
 	}
 	EXPECT(r == 0, "sync = never with write-back failing: %d (%s); want no error (no msync)", r,
 	       mmapq_strerror(r));
-	failfs_set_fail(false);
+	crashfs_set_fail(false);
 	mmapq_close(c);
 	mmapq_close(p);
 }
@@ -262,10 +263,10 @@ static void producer_case(const char *sync)
 	/* one record through while the file system works */
 	EXPECT(tu_write_all(p.in_fd, "1\n", 2) == 0 && wait_tail(1),
 	       "the producer did not publish its first record");
-	failfs_set_fail(true);
+	crashfs_set_fail(true);
 	EXPECT(tu_write_all(p.in_fd, "2\n", 2) == 0, "write to the producer");
 	code = daemon_end(&p, &out, &err);
-	failfs_set_fail(false);
+	crashfs_set_fail(false);
 	expect_io_error("mmapq-producer", code, err);
 	free(out);
 	free(err);
@@ -300,10 +301,10 @@ static void case_consumer_batch(void)
 	int code;
 
 	publish_three();
-	failfs_set_fail(true);
+	crashfs_set_fail(true);
 	c = daemon_start("mmapq-consumer", cfg, "3");
 	code = daemon_end(&c, &out, &err);
-	failfs_set_fail(false);
+	crashfs_set_fail(false);
 	expect_io_error("mmapq-consumer", code, err);
 	free(out);
 	free(err);
@@ -317,7 +318,7 @@ static void case_daemons_never(void)
 	int pcode, ccode;
 
 	publish_three(); /* the file exists before the switch is flipped */
-	failfs_set_fail(true);
+	crashfs_set_fail(true);
 	c = daemon_start("mmapq-consumer", cfg, "6");
 	p = daemon_start("mmapq-producer", cfg, NULL);
 	EXPECT(tu_write_all(p.in_fd, "3 4 5\n", 6) == 0, "write to the producer");
@@ -325,7 +326,7 @@ static void case_daemons_never(void)
 	p.in_fd = -1;
 	pcode = daemon_end(&p, &pout, &perr);
 	ccode = daemon_end(&c, &out, &err);
-	failfs_set_fail(false);
+	crashfs_set_fail(false);
 	EXPECT(pcode == 0 && ccode == 0 && out && strcmp(out, "0\n1\n2\n3\n4\n5\n") == 0,
 	       "sync = never with write-back failing: producer exit %d (%s), consumer exit %d (%s),"
 	       " output '%s'; want 0, 0 and 0..5", pcode, perr ? perr : "", ccode, err ? err : "",
@@ -338,18 +339,18 @@ static void case_daemons_never(void)
 }
 
 /* At exit, whether the case passed or not: a daemon the case left SIGKILLed
- * first, then failfs unmounted. */
-static void unmount_failfs(void)
+ * first, then crashfs unmounted. */
+static void unmount_fs(void)
 {
 	tu_kill_tracked();
-	printf("test_msync: %" PRIu64 " writes refused\n", failfs_refused());
-	failfs_stop();
+	printf("test_msync: %" PRIu64 " writes refused\n", crashfs_refused());
+	crashfs_stop();
 	rmdir(g_mnt);
 }
 
-/* Each case: a private mount namespace with failfs mounted, the queue's path
+/* Each case: a private mount namespace with crashfs mounted, the queue's path
  * in it.  The mount point is beside the case's scratch directory, not in
- * it: that goes when the case passed, failfs still mounted. */
+ * it: that goes when the case passed, crashfs still mounted. */
 static void setup(void)
 {
 	int r;
@@ -359,15 +360,15 @@ static void setup(void)
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		tu_skip("private mount namespace: %s", strerror(errno));
 	g_tmp = tu_mkdtemp("msync");
-	g_mnt = tu_xasprintf("%s.failfs", g_tmp);
+	g_mnt = tu_xasprintf("%s.crashfs", g_tmp);
 	if (mkdir(g_mnt, 0755) < 0)
 		tu_die(g_mnt);
-	r = failfs_start(g_mnt);
+	r = crashfs_start(g_mnt);
 	if (r < 0) {
 		rmdir(g_mnt);
 		tu_skip("cannot mount a FUSE file system: %s", strerror(-r));
 	}
-	atexit(unmount_failfs);
+	atexit(unmount_fs);
 	g_q = tu_path(g_mnt, "queue");
 }
 
