@@ -651,12 +651,18 @@ fail:
  * attached (the attach byte ours exclusively, without waiting), everything
  * is written to disk and the file marked clean (mmapq_format.h, "Clean
  * close, and salvage"), so that the next process alone need not walk it.
- * Otherwise the last one to leave does it.
+ * Otherwise the last one to leave does it.  Our shared lock goes first:
+ * of processes closing at the same instant, each asking for the byte
+ * while still holding its own share, none would get it and the file would
+ * stay unclean; dropped first, whoever asks last finds the others gone.
  */
 void detach(struct mmapq *q)
 {
-	if (q->legacy || q->lock_fd < 0 || !q->h || (!q->prod && !q->me && !q->repair) ||
-	    ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) < 0)
+	if (q->legacy || q->lock_fd < 0 || !q->h || (!q->prod && !q->me && !q->repair))
+		return;
+	if (!q->repair)
+		(void)ofd_lock(q, F_OFD_SETLK, F_UNLCK, MMAPQ_LOCK_ATTACH);
+	if (ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) < 0)
 		return;
 	if (sync_bytes(q->h, q->map_size) < 0)
 		return; /* not on disk: the next process walks the file */
