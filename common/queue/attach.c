@@ -672,7 +672,7 @@ void detach(struct mmapq *q)
 
 int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	struct pos floor;
+	struct pos floor, t;
 	uint64_t tail, tail_byte;
 	int r = map_validated(q, p, err);
 
@@ -682,13 +682,13 @@ int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *e
 	if (q->legacy)
 		return legacy_observe(q, err);
 	q->prev.seq = UINT64_MAX;
-	r = snapshot_floor(q, &floor);
+	r = snapshot_positions(q, &floor, &t);
 	if (r < 0) {
 		set_err(err, "%s: positions keep changing; try again", q->path);
 		return r;
 	}
-	tail = load_tail(q);
-	tail_byte = load_tail_byte(q);
+	tail = t.seq;
+	tail_byte = t.byte;
 	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||
 	    floor.byte % MMAPQ_FRAME_ALIGN || tail_byte % MMAPQ_FRAME_ALIGN) {
 		set_err(err, "%s: positions out of bounds: oldest record %" PRIu64 " at byte %" PRIu64

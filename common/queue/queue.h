@@ -159,6 +159,7 @@ int sync_bytes(const void *p, size_t len);
 int sync_header(const struct mmapq *q);
 int sync_ring(const struct mmapq *q, uint64_t from, uint64_t to);
 int snapshot_floor(const struct mmapq *q, struct pos *floor);
+int snapshot_positions(const struct mmapq *q, struct pos *floor, struct pos *tail);
 void store_floor_locked(struct mmapq *q, struct pos floor);
 bool floor_update_locked(struct mmapq *q);
 void signal_consumers_locked(struct mmapq *q, bool always);

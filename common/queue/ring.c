@@ -85,6 +85,28 @@ int snapshot_floor(const struct mmapq *q, struct pos *floor)
 	return -EAGAIN;
 }
 
+/* floor, then tail {seq, byte}, as one instant saw them, without the mutex
+ * (observers): floor read again after tail, and the three taken only if it
+ * stood still.  A floor read before a tail that is newer would not bound
+ * it: the producer may meanwhile have written up to a later floor + size,
+ * which would look like a tail more than a ring ahead (damage). */
+int snapshot_positions(const struct mmapq *q, struct pos *floor, struct pos *tail)
+{
+	for (int i = 0; i < 10000; i++) {
+		int r = snapshot_floor(q, floor);
+
+		if (r < 0)
+			return r;
+		tail->seq = load_tail(q);
+		tail->byte = load_tail_byte(q);
+		/* the loads of tail stay before the second look at floor */
+		peek_fence();
+		if (__atomic_load_n(&q->h->floor.byte, __ATOMIC_RELAXED) == floor->byte)
+			return 0;
+	}
+	return -EAGAIN;
+}
+
 /* Mutex held (or alone): floor = p, as the seqlock writer of struct
  * mmapq_floor. */
 void store_floor_locked(struct mmapq *q, struct pos p)
@@ -813,14 +835,14 @@ int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct m
 	if (size < q->max_record)
 		return -EMSGSIZE;
 	for (int round = 0; round < 100; round++) {
-		struct pos floor;
+		struct pos floor, t;
 		uint64_t tail, end;
-		int ret = snapshot_floor(q, &floor);
+		int ret = snapshot_positions(q, &floor, &t);
 
 		if (ret < 0)
 			return ret;
-		tail = load_tail(q);
-		end = load_tail_byte(q);
+		tail = t.seq;
+		end = t.byte;
 		if (seq < floor.seq || seq >= tail)
 			return -ENOENT;
 		if (end < floor.byte || end - floor.byte > q->size)
