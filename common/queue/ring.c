@@ -746,8 +746,17 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 			rs = sync_header(q);
 	}
 	r = lock(q);
-	if (r < 0)
+	if (r < 0) {
+		/* released nothing (mmapq.h): the cursor goes back, seq first,
+		 * so that a reader's pair is never a byte behind its seq */
+		if (q->me) {
+			__atomic_store_n(&q->me->position, q->head.seq, __ATOMIC_RELEASE);
+			__atomic_store_n(&q->me->position_byte, q->head.byte, __ATOMIC_RELAXED);
+			if (q->sync != MMAPQ_SYNC_NEVER)
+				(void)sync_header(q);
+		}
 		return r;
+	}
 	mmapq_fault("release.locked");
 	if (rs == 0 && sync_cursor_locked(q, at))
 		mmapq_cond_signal(&q->h->not_full);
