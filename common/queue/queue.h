@@ -251,20 +251,30 @@ static inline int frame_next(const struct mmapq *q, uint64_t seq, uint64_t *byte
 	return 0;
 }
 
-/* An acquire fence (a seqlock reader's, mmapq_peek): the loads before it
- * stay before the loads after it. */
-static inline void peek_fence(void)
+/* Fences, as the seqlocks use them (floor's writer, its readers,
+ * mmapq_peek): acquire_fence keeps the loads before it before the loads
+ * after it, release_fence the stores before it before the stores after
+ * it.  gcc refuses fences under -fsanitize=thread (ThreadSanitizer does not
+ * model them): the TSan build (tests/analyze.sh) compiles them anyway, and
+ * relies on the atomics around them, which it does model. */
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+#define FENCE(order)                                             \
+	_Pragma("GCC diagnostic push")                            \
+	_Pragma("GCC diagnostic ignored \"-Wtsan\"")              \
+	__atomic_thread_fence(order);                             \
+	_Pragma("GCC diagnostic pop")
+#else
+#define FENCE(order) __atomic_thread_fence(order)
+#endif
+
+static inline void acquire_fence(void)
 {
-#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
-	/* gcc refuses fences under -fsanitize=thread (ThreadSanitizer does
-	 * not model them); the TSan build (tests/analyze.sh) never peeks */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+	FENCE(__ATOMIC_ACQUIRE);
+}
+
+static inline void release_fence(void)
+{
+	FENCE(__ATOMIC_RELEASE);
 }
 
 /* The producer's bound: floor.byte, with load-acquire (pairs with the

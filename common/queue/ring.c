@@ -75,7 +75,7 @@ int snapshot_floor(const struct mmapq *q, struct pos *floor)
 		p.seq = __atomic_load_n(&f->seq, __ATOMIC_RELAXED);
 		p.byte = __atomic_load_n(&f->byte, __ATOMIC_RELAXED);
 		/* the pair's loads stay before the second look at gen */
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		acquire_fence();
 		g2 = __atomic_load_n(&f->gen, __ATOMIC_RELAXED);
 		if (g1 == g2) {
 			*floor = p;
@@ -100,7 +100,7 @@ int snapshot_positions(const struct mmapq *q, struct pos *floor, struct pos *tai
 		tail->seq = load_tail(q);
 		tail->byte = load_tail_byte(q);
 		/* the loads of tail stay before the second look at floor */
-		peek_fence();
+		acquire_fence();
 		if (__atomic_load_n(&q->h->floor.byte, __ATOMIC_RELAXED) == floor->byte)
 			return 0;
 	}
@@ -116,7 +116,7 @@ void store_floor_locked(struct mmapq *q, struct pos p)
 
 	__atomic_store_n(&f->gen, g + 1, __ATOMIC_RELAXED);
 	/* the odd gen is visible before any part of the new pair */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	release_fence();
 	__atomic_store_n(&f->seq, p.seq, __ATOMIC_RELAXED);
 	/* release: the consumers' reads of the frames below byte (ordered
 	 * before this through the mutex) happen before the producer, whose
@@ -823,7 +823,7 @@ static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t e
 	/* the walk's and the copy's loads stay before the load of floor below
 	 * (pairs with the store-release of floor.byte, as seen by the
 	 * producer's acquire of it before it overwrites anything) */
-	peek_fence();
+	acquire_fence();
 	if (__atomic_load_n(&q->h->floor.byte, __ATOMIC_RELAXED) > from)
 		return 1; /* consumed meanwhile: what we walked may have been reused */
 	if (bad || crc != frame_crc(seq, len, buf))
