@@ -175,10 +175,12 @@ int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 
 	if (r < 0)
 		return r;
+	/* the checks of versions 1 to 3 go by it (validate_static checks it
+	 * first) */
+	q->version = q->h->version;
 	r = validate_static(q, p, real_size, err);
 	if (r < 0)
 		return r;
-	q->version = q->h->version;
 	q->ring = (uint8_t *)q->h + MMAPQ_HEADER_SIZE;
 	if (q->version != MMAPQ_VERSION) {
 		legacy_setup(q);
