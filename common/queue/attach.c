@@ -524,7 +524,9 @@ static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named,
  */
 static int init_alone(struct mmapq *q, struct mmapq_error *err)
 {
-	int r = validate_dynamic(q, false, err);
+	/* positions and table as a crash leaves them, before anything is
+	 * written: a damaged header is refused untouched, never salvaged */
+	int r = validate_dynamic(q, true, err);
 
 	if (r < 0)
 		return r;
