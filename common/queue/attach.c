@@ -694,6 +694,7 @@ int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *e
 	tail = t.seq;
 	tail_byte = t.byte;
 	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||
+	    tail - floor.seq > (tail_byte - floor.byte) / MMAPQ_FRAME_ALIGN ||
 	    floor.byte % MMAPQ_FRAME_ALIGN || tail_byte % MMAPQ_FRAME_ALIGN) {
 		set_err(err, "%s: positions out of bounds: oldest record %" PRIu64 " at byte %" PRIu64
 		        ", tail %" PRIu64 " at byte %" PRIu64 ", ring %" PRIu64 " bytes", q->path,
