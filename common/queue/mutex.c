@@ -193,5 +193,10 @@ int reinit_sync_alone(struct mmapq *q)
 		c->synced_byte = c->position_byte;
 	}
 	mmapq_cond_reset(&q->h->not_full);
+	/* floor's seqlock left odd by a writer that died in it (the repair
+	 * after EOWNERDEAD, which would even it, replaced by this): readers
+	 * would wait for it for ever */
+	if (q->h->floor.gen & 1)
+		q->h->floor.gen++;
 	return init_mutex(q->h);
 }
