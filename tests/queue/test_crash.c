@@ -2,13 +2,19 @@
 /*
  * test_crash -- SIGKILL the producer or the consumer at the worst instants
  * and check that nothing is lost, reordered or replayed outside the
- * documented window, that the survivor never hangs, and that the mutex is
- * recovered (and counted) exactly when the dead process held it.
+ * documented window, that no garbage record is ever handed out, that the
+ * survivor never hangs, and that the mutex is recovered (and counted)
+ * exactly when the dead process held it.
  *
- * A numbered stream (record s carries the int64 value s) flows from a
- * producer child to a consumer child.  Both report to the parent through
- * their own pipe in fixed 24-byte messages, each write at most PIPE_BUF so a
- * kill never leaves half a message:
+ * A numbered stream of binary records of random length (0..max_record, so
+ * that frames, and the padding at the ring's end, land at every offset)
+ * flows from a producer child to a consumer child.  Record s has a length
+ * and bytes that are a function of s (its first 8 bytes are s itself when
+ * it has 8): the consumer checks each one against its sequence number, and
+ * a record that is not what its number says is garbage, which fails the
+ * test.  Both children report to the parent through their own pipe in
+ * fixed 24-byte messages, each write at most PIPE_BUF so a kill never
+ * leaves half a message:
  *   producer: START(tail at attach), PUB(batch, new tail) after each publish,
  *             DONE
  *   consumer: START(head at attach), VAL(value, seq) for a whole batch in one
@@ -23,20 +29,28 @@
  *   - a restarted producer starts at a tail >= the last tail it reported (a
  *     published record is never taken back);
  *   - no consumer wait (one mmapq_available call) took 2 s or more.
+ * The producer puts each batch within the room mmapq_reserve promised
+ * (mmapq_put, or now and then mmapq_claim and a shorter mmapq_commit); a
+ * put that fails there fails the test.
  *
  * Parts:
  *   a) fault points (MMAPQ_FAULT, set in the child before its first queue
  *      call: fault.c reads it once): the process kills itself at exactly
- *      that instant; it is restarted without the fault.  The recovery
+ *      that instant (put.padded: between writing a padding frame and
+ *      publishing; release.stored: between a consumer's cursor and its
+ *      synced cursor); it is restarted without the fault.  The recovery
  *      counters must go up by exactly one when the point is inside the mutex
  *      and not at all otherwise.
- *   b) 100 + 100 kills by the parent at random moments, alternating sides.
+ *   b) 100 + 100 kills by the parent at random moments, alternating sides,
+ *      through a 1 KiB ring and a 128-byte one (MMAPQ_CRASH_KILLS: the
+ *      stress label's 1000).
  *   c) kills of a waiter that is blocked in its wait (registered in the
  *      header, sleeping in the kernel), and at the fault point between
  *      registering and sleeping.
  *   d) a stale lock word: a copy of the file taken while a process holds the
  *      mutex (as after a power cut: no kernel marks the owner dead), and the
  *      original after the holder's death (EOWNERDEAD).
+ * The seed (printed first) repeats a run: test_crash SEED [PARTS].
  *
  * The parent never calls a queue function that passes a fault point (the
  * children create the files), so its cached fault state never leaks into a
@@ -63,7 +77,8 @@
 #include "mmapq_format.h"
 #include "testutil.h"
 
-#define CAP 16u
+#define RING 1024u                    /* ring bytes of parts a, c, d */
+#define MAXREC 200u                   /* frame 208 <= RING / 4 */
 #define WAIT_NS (5ull * 1000000000ull) /* a child's wait deadline */
 /* times tu_time_factor(): sanitizers and valgrind slow everything down */
 #define MAX_WAIT_OK_NS (2ull * 1000000000ull * tu_time_factor())
@@ -84,7 +99,8 @@ _Static_assert(sizeof(struct msg) == 24, "message size");
 
 static uint64_t g_seed;
 static int g_failures;
-static uint32_t g_capacity = CAP; /* of the queues made from now on */
+static uint64_t g_ring = RING;     /* of the queues made from now on */
+static uint32_t g_maxrec = MAXREC;
 
 static const char *side_name(int side)
 {
@@ -121,8 +137,8 @@ static bool read_raw(const char *path, struct raw *r)
 	r->ne_waiting = h.consumers[0].not_empty.waiting;
 	r->nf_seq = h.not_full.seq;
 	r->nf_waiting = h.not_full.waiting;
-	r->head = h.floor.floor;
-	r->tail = h.producer.position;
+	r->head = h.floor.seq;
+	r->tail = h.producer.tail;
 	r->recoveries[P] = h.producer.recoveries;
 	r->recoveries[C] = h.consumers[0].recoveries;
 	return true;
@@ -157,8 +173,8 @@ static void send(int fd, const struct msg *m, size_t n)
 
 static struct mmapq *child_open(const char *path, enum mmapq_role role)
 {
-	struct mmapq_params p = {.path = path, .role = role, .capacity = g_capacity, .record_size = 8,
-	                         .format = MMAPQ_FORMAT_INT, .file_mode = 0600};
+	struct mmapq_params p = {.path = path, .role = role, .size = g_ring, .max_record = g_maxrec,
+	                         .format = MMAPQ_FORMAT_BINARY, .file_mode = 0600};
 	struct mmapq_error e;
 	struct mmapq *q = NULL;
 	int r = mmapq_open(&p, &q, &e);
@@ -170,15 +186,57 @@ static struct mmapq *child_open(const char *path, enum mmapq_role role)
 	return q;
 }
 
+/* Where a side starts: the producer at tail; the consumer at its own
+ * cursor (the oldest record kept, status().head, is the lowest cursor
+ * known to be on disk, which may be behind it). */
 static uint64_t child_position(struct mmapq *q, int side)
 {
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
-	int r = mmapq_status(q, &st);
-	if (r < 0) {
+	int r = side == P ? mmapq_status(q, &st) : mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+
+	if (r < 0 || (side == C && (r != 1 || strcmp(cs[0].name, MMAPQ_CONSUMER_DEFAULT)))) {
 		fprintf(stderr, "%s %d: status: %s\n", side_name(side), (int)getpid(), mmapq_strerror(r));
 		_exit(1);
 	}
-	return side == P ? st.tail : st.head;
+	return side == P ? st.tail : cs[0].position;
+}
+
+/* Record seq: its length (0..max_record) and its bytes, the first 8 of
+ * them seq itself when there are 8. */
+static uint32_t rec_len(uint64_t seq)
+{
+	uint64_t h = seq * 0x9e3779b97f4a7c15ull;
+
+	return (uint32_t)((h >> 29) % (g_maxrec + 1));
+}
+
+static uint8_t rec_byte(uint64_t seq, uint32_t i)
+{
+	return i < 8 ? (uint8_t)(seq >> (8 * i)) : (uint8_t)(seq * 31 + i * 7 + 1);
+}
+
+static void rec_fill(uint64_t seq, uint8_t *b)
+{
+	for (uint32_t i = 0, n = rec_len(seq); i < n; i++)
+		b[i] = rec_byte(seq, i);
+}
+
+/* The value a record carries: seq (as its bytes say it, where it has 8),
+ * or ~0 if it is not record seq's length and bytes (garbage). */
+static uint64_t rec_value(const struct mmapq_record *r)
+{
+	const uint8_t *d = r->data;
+	uint64_t v = r->seq;
+
+	if (r->len >= 8)
+		memcpy(&v, d, 8);
+	if (r->len != rec_len(v))
+		return UINT64_MAX;
+	for (uint32_t i = 0; i < r->len; i++)
+		if (d[i] != rec_byte(v, i))
+			return UINT64_MAX;
+	return v;
 }
 
 static void producer_child(int fd, const char *path, uint64_t n, uint64_t seed)
@@ -186,31 +244,46 @@ static void producer_child(int fd, const char *path, uint64_t n, uint64_t seed)
 	struct mmapq *q = child_open(path, MMAPQ_ROLE_PRODUCER);
 	uint64_t seq = child_position(q, P), rng = seed;
 	struct msg m = {.type = P_START, .a = seq};
+	uint8_t *buf = malloc(g_maxrec + 1);
 	int r;
 
+	if (!buf)
+		_exit(1);
 	send(fd, &m, 1);
 	while (seq < n) {
-		uint32_t nfree = 0, batch;
-		r = mmapq_reserve(q, mmapq_now_ns() + WAIT_NS, &nfree);
+		uint64_t room = 0, used = 0;
+		uint32_t batch = 0, most = 1 + (uint32_t)(rng_next(&rng) % P_MAX_BATCH);
+
+		r = mmapq_reserve(q, rec_len(seq), mmapq_now_ns() + WAIT_NS, &room);
 		if (r < 0) {
 			fprintf(stderr, "producer %d: reserve at %" PRIu64 ": %s\n", (int)getpid(), seq,
 			        mmapq_strerror(r));
 			_exit(r == -ETIMEDOUT ? 4 : 1);
 		}
-		if (nfree == 0)
-			continue;
-		batch = 1 + (uint32_t)(rng_next(&rng) % P_MAX_BATCH);
-		if (batch > nfree)
-			batch = nfree;
-		if (batch > n - seq)
-			batch = (uint32_t)(n - seq);
-		for (uint32_t i = 0; i < batch; i++) {
-			int64_t v = (int64_t)(seq + i);
-			r = mmapq_put(q, &v, sizeof(v));
+		while (batch < most && seq + batch < n &&
+		       used + mmapq_frame_size(rec_len(seq + batch)) <= room) {
+			uint64_t s = seq + batch;
+			void *at = NULL;
+
+			used += mmapq_frame_size(rec_len(s));
+			if (rng_next(&rng) % 4 == 0 && used - mmapq_frame_size(rec_len(s)) +
+			                               mmapq_frame_size(g_maxrec) <= room) {
+				/* zero copy: claimed at the most, committed shorter */
+				r = mmapq_claim(q, g_maxrec, &at);
+				if (r == 0) {
+					rec_fill(s, at);
+					r = mmapq_commit(q, rec_len(s));
+				}
+			} else {
+				rec_fill(s, buf);
+				r = mmapq_put(q, buf, rec_len(s));
+			}
 			if (r < 0) {
-				fprintf(stderr, "producer %d: put %" PRId64 ": %s\n", (int)getpid(), v, mmapq_strerror(r));
+				fprintf(stderr, "producer %d: put %" PRIu64 " (%u bytes) within room %" PRIu64
+				        ": %s\n", (int)getpid(), s, rec_len(s), room, mmapq_strerror(r));
 				_exit(1);
 			}
+			batch++;
 		}
 		r = mmapq_publish(q);
 		if (r != (int)batch) {
@@ -225,6 +298,7 @@ static void producer_child(int fd, const char *path, uint64_t n, uint64_t seed)
 	m = (struct msg){.type = P_DONE, .a = seq};
 	send(fd, &m, 1);
 	mmapq_close(q);
+	free(buf);
 	_exit(0);
 }
 
@@ -254,18 +328,19 @@ static void consumer_child(int fd, const char *path, uint64_t n, uint64_t seed)
 		take = avail < C_MAX_BATCH ? avail : C_MAX_BATCH;
 		take = 1 + (uint32_t)(rng_next(&rng) % take);
 		for (uint32_t i = 0; i < take; i++) {
-			struct mmapq_record rec;
-			int64_t v = -1;
+			struct mmapq_record rec = {0};
+			uint64_t v;
+
 			r = mmapq_get(q, i, &rec);
-			if (r == 0 && rec.len == sizeof(v))
-				memcpy(&v, rec.data, sizeof(v));
-			if (r < 0 || rec.seq != head + i || rec.len != sizeof(v) || v != (int64_t)rec.seq) {
+			v = r == 0 ? rec_value(&rec) : UINT64_MAX;
+			if (r < 0 || rec.seq != head + i || v != rec.seq) {
 				fprintf(stderr, "consumer %d: record %" PRIu64 ": get %d (%s) seq %" PRIu64
-				        " len %u value %" PRId64 "\n", (int)getpid(), head + i, r,
-				        mmapq_strerror(r), r == 0 ? rec.seq : 0, r == 0 ? rec.len : 0, v);
+				        " len %u value %" PRIu64 "%s\n", (int)getpid(), head + i, r,
+				        mmapq_strerror(r), rec.seq, rec.len, v,
+				        r == 0 && v == UINT64_MAX ? ": GARBAGE" : "");
 				_exit(1);
 			}
-			m[i] = (struct msg){.type = C_VAL, .a = (uint64_t)v, .b = rec.seq};
+			m[i] = (struct msg){.type = C_VAL, .a = v, .b = rec.seq};
 		}
 		send(fd, m, take); /* written out ... */
 		r = mmapq_release(q, take); /* ... then released */
@@ -715,14 +790,11 @@ static void fault_point_run(const char *dir, const struct point *pt)
 	if (!w.failed && rec1 - rec0 != (pt->in_mutex ? 1u : 0u))
 		wfail(&w, "recoveries went from %" PRIu64 " to %" PRIu64 ", expected +%d (killed %s the mutex)",
 		      rec0, rec1, pt->in_mutex ? 1 : 0, pt->in_mutex ? "holding" : "not holding");
-	/* the replay window, point by point */
-	if (!w.failed && pt->side == C) {
-		bool before_store = strncmp(pt->fault, "release.locked", 14) == 0;
-		if (before_store && w.replays == 0)
-			wfail(&w, "killed before storing head, yet the new consumer replayed nothing");
-		if (!before_store && w.replays != 0)
-			wfail(&w, "%" PRIu64 " records replayed, none expected at %s", w.replays, pt->fault);
-	}
+	/* the replay window: every consumer point comes after its cursor is
+	 * stored (release.stored, .locked, .synced, the not_full signal) or
+	 * with nothing unreleased (wait.unlocked): nothing is read twice */
+	if (!w.failed && pt->side == C && w.replays != 0)
+		wfail(&w, "%" PRIu64 " records replayed, none expected at %s", w.replays, pt->fault);
 	if (!w.failed && pt->side == P) {
 		/* where the restarted producer began, against the last tail the
 		 * dead one reported: after the tail store the killed batch is
@@ -753,19 +825,22 @@ static void fault_point_run(const char *dir, const struct point *pt)
 static void part_a(const char *dir)
 {
 	/* each point at its 1st, 3rd and 9th passage (put.written: 1st, 20th
-	 * and 77th record) */
+	 * and 77th record; put.padded: the 1st, 3rd and 9th padding frame) */
 	const struct point pts[] = {
 		{P, "publish.locked@1", true},     {P, "publish.locked@3", true},
 		{P, "publish.locked@9", true},     {P, "publish.stored@1", true},
 		{P, "publish.stored@3", true},     {P, "publish.stored@9", true},
 		{P, "put.written@1", false},       {P, "put.written@20", false},
-		{P, "put.written@77", false},      {P, "signal.incremented@1", true},
-		{P, "signal.incremented@3", true}, {P, "signal.incremented@9", true},
-		{P, "wait.unlocked@1", false},     {P, "wait.unlocked@3", false},
-		{P, "wait.unlocked@9", false},     {C, "release.locked@1", true},
+		{P, "put.written@77", false},      {P, "put.padded@1", false},
+		{P, "put.padded@3", false},        {P, "put.padded@9", false},
+		{P, "signal.incremented@1", true}, {P, "signal.incremented@3", true},
+		{P, "signal.incremented@9", true}, {P, "wait.unlocked@1", false},
+		{P, "wait.unlocked@3", false},     {P, "wait.unlocked@9", false},
+		{C, "release.stored@1", false},    {C, "release.stored@3", false},
+		{C, "release.stored@9", false},    {C, "release.locked@1", true},
 		{C, "release.locked@3", true},     {C, "release.locked@9", true},
-		{C, "release.stored@1", true},     {C, "release.stored@3", true},
-		{C, "release.stored@9", true},     {C, "wait.unlocked@1", false},
+		{C, "release.synced@1", true},     {C, "release.synced@3", true},
+		{C, "release.synced@9", true},     {C, "wait.unlocked@1", false},
 		{C, "wait.unlocked@3", false},     {C, "wait.unlocked@9", false},
 		{C, "signal.incremented@1", true}, {C, "signal.incremented@3", true},
 		{C, "signal.incremented@9", true},
@@ -779,17 +854,19 @@ static void part_a(const char *dir)
 /* kills per side and run; MMAPQ_CRASH_KILLS overrides (the stress suite) */
 static int g_kills = 100;
 
-static void random_kills_run(const char *dir, uint32_t capacity)
+static void random_kills_run(const char *dir, uint64_t ring, uint32_t maxrec)
 {
-	char *path, name[64], file[64];
+	char *path, name[80], file[64];
 	struct world w;
 	uint64_t t0 = tu_now_ms(), rec;
 	int fails0 = g_failures;
 
-	snprintf(name, sizeof(name), "b) %d + %d random kills, %u slots", g_kills, g_kills, capacity);
-	snprintf(file, sizeof(file), "b-random-%u.q", capacity);
+	snprintf(name, sizeof(name), "b) %d + %d random kills, %" PRIu64 "-byte ring", g_kills, g_kills,
+	         ring);
+	snprintf(file, sizeof(file), "b-random-%" PRIu64 ".q", ring);
 	path = tu_path(dir, file);
-	g_capacity = capacity;
+	g_ring = ring;
+	g_maxrec = maxrec;
 	create_queue(path);
 	world_init(&w, name, path, 1500u * (uint64_t)g_kills);
 	w.random_kills = true;
@@ -811,16 +888,18 @@ static void random_kills_run(const char *dir, uint32_t capacity)
 	       w.name, g_failures > fails0 ? "FAILED" : "ok", w.pr[P].kills, w.pr[C].kills, w.replays,
 	       w.max_replay, rec, w.max_wait_ns / 1000000u, tu_now_ms() - t0);
 	fflush(stdout);
-	g_capacity = CAP;
+	g_ring = RING;
+	g_maxrec = MAXREC;
 	free(path);
 }
 
 static void part_b(const char *dir)
 {
-	random_kills_run(dir, CAP);
-	/* two slots: nearly every record is a wait and a wake-up, so many
-	 * kills land in a wait or a signal */
-	random_kills_run(dir, 2);
+	random_kills_run(dir, RING, MAXREC);
+	/* 128 bytes, records of up to 24: a handful of records in the ring,
+	 * nearly every one a wait and a wake-up, so many kills land in a wait
+	 * or a signal */
+	random_kills_run(dir, 128, 24);
 }
 
 /* ---- c) kill a blocked waiter ----------------------------------------------------- */
@@ -928,6 +1007,7 @@ static void part_d(const char *dir)
 	struct raw r;
 	char c;
 
+	g_maxrec = 24; /* the eight records below fit the ring whatever their lengths */
 	create_queue(path);
 	world_init(&w, "d) stale lock word", path, 10);
 	if (pipe2(sync_pipe, O_CLOEXEC) < 0) {
@@ -938,15 +1018,17 @@ static void part_d(const char *dir)
 	pid = fork();
 	if (pid == 0) {
 		struct mmapq *q;
-		uint32_t nfree;
+		uint64_t room;
+		uint8_t b[24];
 		close(sync_pipe[0]);
 		/* the second publish stops for good holding the mutex */
 		setenv("MMAPQ_FAULT", "publish.locked@2:hang", 1);
 		q = child_open(path, MMAPQ_ROLE_PRODUCER);
-		if (mmapq_reserve(q, 0, &nfree) < 0 || nfree < 8)
+		if (mmapq_reserve(q, 0, 0, &room) < 0 || room < 8 * mmapq_frame_size(24))
 			_exit(1);
-		for (int64_t v = 0; v < 8; v++) {
-			if (mmapq_put(q, &v, sizeof(v)) < 0)
+		for (uint64_t v = 0; v < 8; v++) {
+			rec_fill(v, b);
+			if (mmapq_put(q, b, rec_len(v)) < 0)
 				_exit(1);
 			if (v == 4 && mmapq_publish(q) != 5) /* 0..4 published */
 				_exit(1);
@@ -1021,6 +1103,7 @@ static void part_d(const char *dir)
 	printf("%-52s %s: %" PRIu64 " ms\n", "d) stale lock word", g_failures > fails0 ? "FAILED" : "ok",
 	       tu_now_ms() - t0);
 	fflush(stdout);
+	g_maxrec = MAXREC;
 	free(path);
 	free(copy);
 }
