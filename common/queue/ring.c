@@ -118,6 +118,7 @@ void store_floor_locked(struct mmapq *q, struct pos p)
 	/* the odd gen is visible before any part of the new pair */
 	release_fence();
 	__atomic_store_n(&f->seq, p.seq, __ATOMIC_RELAXED);
+	mmapq_fault("floor.seq"); /* the pair half stored */
 	/* release: the consumers' reads of the frames below byte (ordered
 	 * before this through the mutex) happen before the producer, whose
 	 * acquire load of byte sees this, overwrites them */
@@ -252,6 +253,7 @@ static void publish_locked(struct mmapq *q)
 		return;
 	mmapq_fault("publish.locked");
 	__atomic_store_n(&q->h->producer.tail_byte, q->tail.byte, __ATOMIC_RELAXED);
+	mmapq_fault("publish.tail_byte"); /* the pair half stored */
 	/* release: the frames written before, and tail_byte, become visible
 	 * to the consumers' acquire loads of tail */
 	__atomic_store_n(&q->h->producer.tail, q->tail.seq, __ATOMIC_RELEASE);
@@ -711,6 +713,7 @@ static bool sync_cursor_locked(struct mmapq *q, struct pos at)
 	}
 	slowest = __atomic_load_n(&c->synced, __ATOMIC_RELAXED) == floor_locked(q).seq;
 	__atomic_store_n(&c->synced_byte, at.byte, __ATOMIC_RELAXED);
+	mmapq_fault("release.synced_byte"); /* the pair half stored */
 	__atomic_store_n(&c->synced, at.seq, __ATOMIC_RELAXED);
 	mmapq_fault("release.synced");
 	/* Only the slowest consumer can move floor: the others leave the
@@ -737,6 +740,7 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 		return r;
 	if (q->me) {
 		__atomic_store_n(&q->me->position_byte, at.byte, __ATOMIC_RELAXED);
+		mmapq_fault("release.position_byte"); /* the pair half stored */
 		/* release: our reads of these frames happen before anyone who
 		 * sees the new cursor (an observer's acquire) */
 		__atomic_store_n(&q->me->position, at.seq, __ATOMIC_RELEASE);
