@@ -569,7 +569,17 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 		q->published = q->tail = tail;
 		q->limit = floor_locked(q).byte + q->size;
 	} else {
-		q->head = q->me ? (struct pos){q->me->position, q->me->position_byte} : floor_locked(q);
+		q->head = floor_locked(q);
+		if (q->me) {
+			/* our cursor, its byte found from our synced cursor (a pair
+			 * the mutex keeps whole): a process of ours killed between
+			 * storing the cursor's byte and its seq left a byte ahead */
+			q->head.seq = __atomic_load_n(&q->me->position, __ATOMIC_RELAXED);
+			q->head.byte = __atomic_load_n(&q->me->position_byte, __ATOMIC_RELAXED);
+			if (find_record(q, (struct pos){q->me->synced, q->me->synced_byte}, q->head.seq,
+			                tail.byte, &q->head.byte) == 0)
+				__atomic_store_n(&q->me->position_byte, q->head.byte, __ATOMIC_RELAXED);
+		}
 		q->walk = q->head;
 		q->checked = q->head.seq;
 		q->seen_tail = tail.seq;
