@@ -642,6 +642,13 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 	}
 	start_locked(q, &old_pid);
 	unlock(q);
+	if (q->me && !q->no_register && (r = catch_up_synced(q)) < 0) {
+		if (r == -EINTR)
+			lock_failed(q, r, err);
+		else
+			set_err(err, "%s: cannot write its header: %s", q->path, strerror(-r));
+		goto fail;
+	}
 
 	/* The consumer never writes into the ring: make that a hardware
 	 * guarantee. */

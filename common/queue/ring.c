@@ -721,6 +721,32 @@ static bool sync_cursor_locked(struct mmapq *q, struct pos at)
 	return slowest && floor_update_locked(q);
 }
 
+/*
+ * A consumer attaching: its synced cursor brought up to its cursor, as a
+ * release would (the cursor written to disk first).  A process of ours
+ * killed between storing the two left floor behind records it had
+ * consumed; were we to find nothing left to read, no release of ours
+ * would ever move floor, and a producer waiting for room would wait for
+ * good.  0, or an msync error (then the cursor is not known to be on disk
+ * and synced stays behind).
+ */
+int catch_up_synced(struct mmapq *q)
+{
+	int r;
+
+	if (__atomic_load_n(&q->me->synced, __ATOMIC_RELAXED) == q->head.seq)
+		return 0;
+	if (q->sync != MMAPQ_SYNC_NEVER && (r = sync_header(q)) < 0)
+		return r;
+	r = lock(q);
+	if (r < 0)
+		return r;
+	if (sync_cursor_locked(q, q->head))
+		mmapq_cond_signal(&q->h->not_full);
+	unlock(q);
+	return 0;
+}
+
 int mmapq_release(struct mmapq *q, uint32_t n)
 {
 	struct pos at;
