@@ -530,6 +530,7 @@ static int init_alone(struct mmapq *q, struct mmapq_error *err)
 
 	if (r < 0)
 		return r;
+	floor_whole_locked(q);
 	r = salvage_alone(q, q->repair, NULL, err);
 	if (r < 0)
 		return r;

@@ -55,31 +55,72 @@
 
 #include "fault.h"
 
-/* Positions a crash can leave (see "Crash analysis"), with tail_byte put
- * back where the frames of the records below tail end if a producer died
- * between storing it and tail. */
-static bool positions_sane(struct mmapq *q)
+/*
+ * Mutex held (or alone): floor made whole if a writer died inside its
+ * seqlock (gen odd: its seq may be the new floor's and its byte the old
+ * one's).  The floor it was storing is the lowest synced cursor of the
+ * registered consumers, or with none registered tail (the removal of the
+ * last consumer); the synced cursors and tail are whole then, being stored
+ * under the mutex too.  gen is made even.
+ */
+void floor_whole_locked(struct mmapq *q)
 {
 	struct mmapq_floor *f = &q->h->floor;
-	struct pos floor = floor_locked(q);
+	uint64_t g = __atomic_load_n(&f->gen, __ATOMIC_RELAXED);
+	struct pos low = {__atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED),
+	                  __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED)};
+	bool any = false;
+
+	if (!(g & 1))
+		return;
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		struct pos s = {__atomic_load_n(&c->synced, __ATOMIC_RELAXED),
+		                __atomic_load_n(&c->synced_byte, __ATOMIC_RELAXED)};
+
+		if (registered(c) && (!any || s.seq < low.seq))
+			low = s;
+		any |= registered(c);
+	}
+	__atomic_store_n(&f->seq, low.seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&f->byte, low.byte, __ATOMIC_RELEASE);
+	__atomic_store_n(&f->gen, g + 1, __ATOMIC_RELEASE);
+}
+
+/* Positions a crash can leave (see "Crash analysis"), each pair {seq,
+ * byte} the dead holder may have stored half of made whole: floor's
+ * (floor_whole_locked), tail_byte put back where the frames of the records
+ * below tail end if a producer died between storing it and tail, and each
+ * consumer's synced_byte where its synced record is if it died between
+ * storing them.  (A consumer's own cursor is stored outside the mutex, by
+ * a consumer that may be alive: its holder makes it whole as it attaches.) */
+static bool positions_sane(struct mmapq *q)
+{
+	struct pos floor;
 	uint64_t tail = __atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED);
 	uint64_t tail_byte = __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED);
 	uint64_t end;
 
+	floor_whole_locked(q);
+	floor = floor_locked(q);
 	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||
 	    find_record(q, floor, tail, tail_byte, &end) < 0)
 		return false;
 	if (end != tail_byte)
 		__atomic_store_n(&q->h->producer.tail_byte, end, __ATOMIC_RELAXED);
-	if (__atomic_load_n(&f->gen, __ATOMIC_RELAXED) & 1)
-		__atomic_store_n(&f->gen, __atomic_load_n(&f->gen, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
-		const struct mmapq_consumer *c = &q->h->consumers[i];
+		struct mmapq_consumer *c = &q->h->consumers[i];
 		uint64_t synced = __atomic_load_n(&c->synced, __ATOMIC_RELAXED);
 		uint64_t pos = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
+		uint64_t byte;
 
-		if (registered(c) && (synced < floor.seq || pos < synced || pos > tail))
+		if (!registered(c))
+			continue;
+		if (synced < floor.seq || pos < synced || pos > tail ||
+		    find_record(q, floor, synced, end, &byte) < 0)
 			return false;
+		if (byte != __atomic_load_n(&c->synced_byte, __ATOMIC_RELAXED))
+			__atomic_store_n(&c->synced_byte, byte, __ATOMIC_RELAXED);
 	}
 	return true;
 }

@@ -149,6 +149,7 @@ int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
                   struct mmapq_error *err);
 
 /* mutex.c */
+void floor_whole_locked(struct mmapq *q);
 int recover_locked(struct mmapq *q);
 int wait_locked(struct mmapq *q, uint64_t deadline_ns);
 int init_mutex(struct mmapq_header *h);
