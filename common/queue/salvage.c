@@ -148,10 +148,40 @@ static void keep_run(struct mmapq *q, const struct run *run, struct pos floor, s
 	                    (tail.byte > run->end.byte ? tail.byte - run->end.byte : 0);
 }
 
+/* Whether a process died in the middle of storing a pair {seq, byte}
+ * (so that the pair may be half stored), although the file was closed
+ * cleanly since (a last close does not look): the mutex held by the dead,
+ * or a cursor whose byte is not where its record is (the frame there not
+ * record seq's by its checksum; at the tail, not the tail's byte).  One
+ * frame per cursor, not a walk. */
+static bool pairs_suspect(const struct mmapq *q, struct pos tail)
+{
+	uint32_t word;
+
+	memcpy(&word, &q->h->lock, sizeof(word));
+	if (word != 0)
+		return true;
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		const struct pos at[2] = {{c->position, c->position_byte}, {c->synced, c->synced_byte}};
+
+		for (int k = 0; registered(c) && k < 2; k++) {
+			uint64_t b = at[k].byte;
+			const uint8_t *d;
+			uint32_t l;
+
+			if (at[k].seq == tail.seq ? at[k].byte != tail.byte :
+			    frame_next(q, at[k].seq, &b, tail.byte, true, &d, &l) < 0)
+				return true;
+		}
+	}
+	return false;
+}
+
 /*
  * Alone (the attach byte held exclusively, so nothing moves): if the file
- * was not closed cleanly, or always (mmapq_repair), walk it and keep its
- * best run.  Then mark it in use (clean = 0), on disk before anything else
+ * was not closed cleanly, or a pair may be half stored (pairs_suspect), or
+ * always (mmapq_repair), walk it and keep its best run.  Then mark it in use (clean = 0), on disk before anything else
  * is written, so that a clean mark is never older than what follows it.
  * Returns how many records were dropped, or -errno (err said).
  */
@@ -163,7 +193,7 @@ int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
 	uint64_t dropped = 0;
 	int r;
 
-	if (always || h->state.clean != 1) {
+	if (always || h->state.clean != 1 || pairs_suspect(q, tail)) {
 		struct run run;
 
 		if (!aligned(floor.byte)) {
