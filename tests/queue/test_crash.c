@@ -50,6 +50,12 @@
  *   d) a stale lock word: a copy of the file taken while a process holds the
  *      mutex (as after a power cut: no kernel marks the owner dead), and the
  *      original after the holder's death (EOWNERDEAD).
+ *   e) pairs {seq, byte} half stored (fault points between the two stores,
+ *      and between a cursor and its synced copy), made whole by whoever
+ *      comes next: a consumer that finds nothing left to read while the
+ *      producer waits for room, a consumer alone after a clean close, the
+ *      repair after EOWNERDEAD with two consumers; every record of [floor,
+ *      tail) read by an observer, nothing salvaged.
  * The seed (printed first) repeats a run: test_crash SEED [PARTS].
  *
  * The parent never calls a queue function that passes a fault point (the
@@ -118,7 +124,7 @@ static uint64_t rng_next(uint64_t *s)
 /* ---- the header, seen raw ------------------------------------------------ */
 
 struct raw {
-	uint32_t lockword;
+	uint32_t lockword, clean;
 	uint32_t ne_seq, ne_waiting, nf_seq, nf_waiting;
 	uint64_t head, tail, recoveries[2];
 };
@@ -133,6 +139,7 @@ static bool read_raw(const char *path, struct raw *r)
 	if (!ok)
 		return false;
 	r->lockword = *(uint32_t *)h.lock.bytes;
+	r->clean = h.state.clean;
 	r->ne_seq = h.consumers[0].not_empty.seq;
 	r->ne_waiting = h.consumers[0].not_empty.waiting;
 	r->nf_seq = h.not_full.seq;
@@ -790,11 +797,19 @@ static void fault_point_run(const char *dir, const struct point *pt)
 	if (!w.failed && rec1 - rec0 != (pt->in_mutex ? 1u : 0u))
 		wfail(&w, "recoveries went from %" PRIu64 " to %" PRIu64 ", expected +%d (killed %s the mutex)",
 		      rec0, rec1, pt->in_mutex ? 1 : 0, pt->in_mutex ? "holding" : "not holding");
-	/* the replay window: every consumer point comes after its cursor is
-	 * stored (release.stored, .locked, .synced, the not_full signal) or
+	/* the replay window: killed before its cursor's seq is stored
+	 * (release.position_byte: its byte only), the consumer reads its batch
+	 * again; every other consumer point comes after (release.stored,
+	 * .locked, .synced, .synced_byte, floor.seq, the not_full signal) or
 	 * with nothing unreleased (wait.unlocked): nothing is read twice */
-	if (!w.failed && pt->side == C && w.replays != 0)
-		wfail(&w, "%" PRIu64 " records replayed, none expected at %s", w.replays, pt->fault);
+	if (!w.failed && pt->side == C) {
+		bool before = !strncmp(pt->fault, "release.position_byte", 21);
+
+		if (before && w.replays == 0)
+			wfail(&w, "killed before storing its cursor, yet the new consumer replayed nothing");
+		if (!before && w.replays != 0)
+			wfail(&w, "%" PRIu64 " records replayed, none expected at %s", w.replays, pt->fault);
+	}
 	if (!w.failed && pt->side == P) {
 		/* where the restarted producer began, against the last tail the
 		 * dead one reported: after the tail store the killed batch is
@@ -844,6 +859,13 @@ static void part_a(const char *dir)
 		{C, "wait.unlocked@3", false},     {C, "wait.unlocked@9", false},
 		{C, "signal.incremented@1", true}, {C, "signal.incremented@3", true},
 		{C, "signal.incremented@9", true},
+		/* between the two stores of a pair {seq, byte} */
+		{P, "publish.tail_byte@1", true},  {P, "publish.tail_byte@3", true},
+		{P, "publish.tail_byte@9", true},  {C, "release.position_byte@1", false},
+		{C, "release.position_byte@3", false}, {C, "release.position_byte@9", false},
+		{C, "release.synced_byte@1", true}, {C, "release.synced_byte@3", true},
+		{C, "release.synced_byte@9", true}, {C, "floor.seq@1", true},
+		{C, "floor.seq@3", true},          {C, "floor.seq@9", true},
 	};
 	for (size_t i = 0; i < sizeof(pts) / sizeof(pts[0]); i++)
 		fault_point_run(dir, &pts[i]);
@@ -1108,12 +1130,416 @@ static void part_d(const char *dir)
 	free(copy);
 }
 
+/* ---- e) pairs half stored ------------------------------------------------------ */
+
+/*
+ * Each position is a pair {seq, byte} stored in two steps; a process killed
+ * between them (fault points release.position_byte, release.synced_byte,
+ * floor.seq, publish.tail_byte) or between a cursor and its synced copy
+ * (release.stored, .locked, .synced) leaves a state the next processes must
+ * make whole, whoever they are: one that finds the dead holder's mutex
+ * (EOWNERDEAD), one that attaches beside a live peer, or one alone after a
+ * peer closed the file cleanly (a last close does not look at the pairs).
+ * Small records here (max_record 24), so that a whole run fits the ring.
+ */
+
+/* A child for part e: fn(arg, to the parent, from the parent) with
+ * MMAPQ_FAULT=fault (NULL: none). */
+struct kid {
+	pid_t pid;
+	int out, cmd; /* the parent's ends: what the child says, what it is told */
+};
+
+static struct kid kid_start(void (*fn)(int out, int cmd, const char *arg), const char *arg,
+                            const char *fault)
+{
+	int o[2], c[2];
+	struct kid k;
+
+	tu_pipe(o);
+	tu_pipe(c);
+	k.pid = tu_fork();
+	if (k.pid == 0) {
+		/* only its own two ends: another child's, inherited, would keep
+		 * that child from seeing its EOF */
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != o[1] && fd != c[0])
+				close(fd);
+		if (fault)
+			setenv("MMAPQ_FAULT", fault, 1);
+		else
+			unsetenv("MMAPQ_FAULT");
+		fn(o[1], c[0], arg);
+		_exit(0);
+	}
+	close(o[1]);
+	close(c[0]);
+	tu_track(k.pid);
+	k.out = o[0];
+	k.cmd = c[1];
+	return k;
+}
+
+/* What a child said (8 bytes), within ms; false at the deadline or EOF. */
+static bool kid_said(struct kid *k, uint64_t *v, int ms)
+{
+	struct pollfd pf = {.fd = k->out, .events = POLLIN};
+
+	return poll(&pf, 1, ms * (int)tu_time_factor()) == 1 && read(k->out, v, 8) == 8;
+}
+
+static void kid_tell(struct kid *k, char c)
+{
+	if (write(k->cmd, &c, 1) != 1)
+		tu_die("write to a child");
+}
+
+/* Its wait status: -1 if it did not end within 10 s (then killed). */
+static int kid_end(struct kid *k)
+{
+	int st;
+
+	close(k->cmd); /* EOF: a child waiting to be told ends */
+	k->cmd = -1;
+	st = tu_wait(k->pid, 10000 * (int)tu_time_factor());
+
+	if (st == -ETIMEDOUT)
+		tu_kill(k->pid);
+	tu_untrack(k->pid);
+	close(k->out);
+	return st == -ETIMEDOUT ? -1 : st;
+}
+
+static void say(int fd, uint64_t v)
+{
+	if (write(fd, &v, 8) != 8)
+		_exit(5);
+}
+
+static char told(int fd)
+{
+	char c = 0;
+
+	if (read(fd, &c, 1) != 1)
+		return 0;
+	return c;
+}
+
+static struct mmapq *open_named(const char *path, enum mmapq_role role, const char *name)
+{
+	struct mmapq_params p = {.path = path, .role = role, .size = g_ring, .max_record = g_maxrec,
+	                         .format = MMAPQ_FORMAT_BINARY, .file_mode = 0600, .consumer = name};
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+	int r = mmapq_open(&p, &q, &e);
+
+	if (r < 0) {
+		fprintf(stderr, "%d: cannot open: %s\n", (int)getpid(), e.msg);
+		_exit(1);
+	}
+	return q;
+}
+
+/* Producer of part e: arg "fill" fills the ring and then waits (10 s) for
+ * room for one more, saying 0 or the error; else it publishes atoi(arg)
+ * records.  Says how many it published, then holds the role until told. */
+static void e_producer(int out, int cmd, const char *arg)
+{
+	struct mmapq *q = open_named(arg[0] == 'f' ? arg + 5 : strchr(arg, ':') + 1,
+	                             MMAPQ_ROLE_PRODUCER, NULL);
+	uint64_t n = arg[0] == 'f' ? UINT64_MAX : strtoull(arg, NULL, 10), seq = 0, room;
+	uint8_t b[256];
+	int r;
+
+	for (; seq < n; seq++) {
+		rec_fill(seq, b);
+		if (mmapq_put(q, b, rec_len(seq)) < 0)
+			break;
+	}
+	if (mmapq_publish(q) != (int)seq)
+		_exit(1);
+	say(out, seq);
+	if (n == UINT64_MAX) {
+		r = mmapq_reserve(q, rec_len(seq), mmapq_now_ns() + 10000000000ull * tu_time_factor(),
+		                  &room);
+		say(out, (uint64_t)(int64_t)r);
+	}
+	(void)told(cmd);
+	mmapq_close(q);
+}
+
+/* A consumer of part e (arg "NAME:PATH"): on 'r' + a count byte it reads
+ * and checks that many records and releases them, saying the first one's
+ * seq; on 'a' it says what is available (0: nothing); on EOF it closes. */
+static void e_consumer(int out, int cmd, const char *arg)
+{
+	char name[16];
+	const char *colon = strchr(arg, ':');
+	struct mmapq *q;
+	char c;
+
+	snprintf(name, sizeof(name), "%.*s", (int)(colon - arg), arg);
+	q = open_named(colon + 1, MMAPQ_ROLE_CONSUMER, name);
+	say(out, 0);
+	while ((c = told(cmd))) {
+		uint32_t n = 0, k = c == 'r' ? (uint8_t)told(cmd) : 0;
+		struct mmapq_record rec = {0};
+		int r = mmapq_available(q, 0, &n);
+
+		if (c == 'a') {
+			say(out, r == -EAGAIN ? 0 : r < 0 ? UINT64_MAX : n);
+			continue;
+		}
+		if (r < 0 || n < k)
+			_exit(2);
+		for (uint32_t i = 0; i < k; i++)
+			if (mmapq_get(q, i, &rec) < 0 || rec_value(&rec) != rec.seq) {
+				fprintf(stderr, "consumer %s: record %u: %s\n", name, i,
+				        rec.len ? "GARBAGE" : "unreadable");
+				_exit(3);
+			}
+		if (mmapq_get(q, 0, &rec) < 0)
+			_exit(3);
+		say(out, rec.seq);
+		if (mmapq_release(q, k) < 0)
+			_exit(4);
+		say(out, k);
+	}
+	mmapq_close(q);
+}
+
+/* Every record of [head, tail) peeked by an observer, each what its number
+ * says; nothing salvaged.  A failure said in *why. */
+static bool e_observe(const char *path, char *why, size_t size)
+{
+	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_status st;
+	struct mmapq_error e;
+	struct mmapq *q;
+	uint8_t buf[256];
+	int r = mmapq_open(&p, &q, &e);
+
+	if (r < 0) {
+		snprintf(why, size, "an observer cannot open it: %s", e.msg);
+		return false;
+	}
+	r = mmapq_status(q, &st);
+	for (uint64_t s = st.head; r == 0 && s < st.tail; s++) {
+		struct mmapq_record rec;
+
+		r = mmapq_peek(q, s, buf, sizeof(buf), &rec);
+		if (r == 0 && rec_value(&rec) != s)
+			r = -EILSEQ;
+		if (r < 0)
+			snprintf(why, size, "record %" PRIu64 " of [%" PRIu64 ", %" PRIu64 "): %s", s,
+			         st.head, st.tail, mmapq_strerror(r));
+	}
+	if (r == 0 && st.salvage.count) {
+		snprintf(why, size, "a salvage dropped records [%" PRIu64 ", %" PRIu64 ") and [%" PRIu64
+		         ", %" PRIu64 ")", st.salvage.below_from, st.salvage.below_to,
+		         st.salvage.above_from, st.salvage.above_to);
+		r = -EBADMSG;
+	}
+	mmapq_close(q);
+	return r == 0;
+}
+
+static bool killed_by(int st)
+{
+	return st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+
+/* e1: the consumer killed after its cursor but before floor moved, having
+ * consumed all there was: the next one finds nothing to read (so never
+ * releases), yet the producer, waiting for room, must get it. */
+static void e_nothing_left(const char *dir, const char *fault)
+{
+	char *path = tu_xasprintf("%s/e1-%s.q", dir, fault), *parg = tu_xasprintf("fill:%s", path);
+	char *carg = tu_xasprintf("default:%s", path), why[600] = "";
+	struct kid pr, c1, c2;
+	uint64_t n = 0, v = 0, room = 1;
+	bool ok = true;
+
+	create_queue(path);
+	pr = kid_start(e_producer, parg, NULL);
+	c1 = kid_start(e_consumer, carg, fault);
+	ok = kid_said(&pr, &n, 5000) && kid_said(&c1, &v, 5000) && n > 0 && n < 256;
+	if (ok) {
+		/* all n in one release: it dies in it */
+		kid_tell(&c1, 'r');
+		kid_tell(&c1, (char)n);
+		ok = killed_by(kid_end(&c1));
+		if (!ok)
+			snprintf(why, sizeof(why), "the consumer did not die at %s", fault);
+	} else {
+		kid_end(&c1);
+		snprintf(why, sizeof(why), "the producer did not fill the ring");
+	}
+	if (ok) {
+		c2 = kid_start(e_consumer, carg, NULL);
+		kid_tell(&c2, 'a');
+		ok = kid_said(&c2, &v, 5000) && kid_said(&c2, &v, 5000) && v == 0;
+		if (!ok)
+			snprintf(why, sizeof(why), "the new consumer finds %" PRIu64 " records, want none", v);
+		/* the producer gets room, now (it waits up to 10 s) */
+		if (ok && !(kid_said(&pr, &room, 5000) && room == 0)) {
+			ok = false;
+			snprintf(why, sizeof(why), "the producer found no room (%" PRId64 "): floor stays"
+			         " behind the records the dead consumer consumed", (int64_t)room);
+		}
+		kid_end(&c2);
+	}
+	kid_end(&pr);
+	if (!ok) {
+		fprintf(stderr, "FAIL [e) %s, nothing left to read] (seed %" PRIu64 "): %s\n", fault,
+		        g_seed, why);
+		dump(path, "e1");
+		g_failures++;
+	}
+	snprintf(why, sizeof(why), "e) killed at %s, nothing left", fault);
+	printf("%-52s %s\n", why, ok ? "ok" : "FAILED");
+	free(path);
+	free(parg);
+	free(carg);
+}
+
+/* e2: the consumer killed in its release of 8 of 20 records; the producer
+ * closes the file cleanly; a new consumer attaches alone.  Every record of
+ * [floor, tail) reads true to an observer, nothing was salvaged, and the
+ * consumer goes on from its cursor: record 8, or 0 again if the cursor's
+ * seq was not stored. */
+static void e_then_alone(const char *dir, const char *fault)
+{
+	char *path = tu_xasprintf("%s/e2-%s.q", dir, fault), *parg = tu_xasprintf("20:%s", path);
+	char *carg = tu_xasprintf("default:%s", path), why[600] = "";
+	uint64_t first = !strncmp(fault, "release.position_byte", 21) ? 0 : 8, n = 0, v = 0;
+	struct kid pr, c1, c2;
+	struct raw r;
+	bool ok;
+
+	create_queue(path);
+	pr = kid_start(e_producer, parg, NULL);
+	c1 = kid_start(e_consumer, carg, fault);
+	ok = kid_said(&pr, &n, 5000) && n == 20 && kid_said(&c1, &v, 5000);
+	if (ok) {
+		kid_tell(&c1, 'r');
+		kid_tell(&c1, 8);
+	}
+	ok = killed_by(kid_end(&c1)) && ok;
+	kid_tell(&pr, 'x');
+	ok = kid_end(&pr) == 0 && ok;
+	if (!ok)
+		snprintf(why, sizeof(why), "the consumer did not die at %s, or the producer failed", fault);
+	else if (!read_raw(path, &r) || !r.clean)
+		snprintf(why, sizeof(why), "the producer's close did not mark the file clean"), ok = false;
+	if (ok) {
+		c2 = kid_start(e_consumer, carg, NULL);
+		ok = kid_said(&c2, &v, 5000);
+		if (!ok)
+			snprintf(why, sizeof(why), "the new consumer could not attach alone");
+		if (ok && !e_observe(path, why, sizeof(why)))
+			ok = false;
+		if (ok) {
+			kid_tell(&c2, 'r');
+			kid_tell(&c2, (char)(20 - first));
+			ok = kid_said(&c2, &v, 5000) && v == first && kid_said(&c2, &n, 5000);
+			if (!ok)
+				snprintf(why, sizeof(why), "the new consumer went on from record %" PRIu64
+				         ", want %" PRIu64, v, first);
+		}
+		kid_end(&c2);
+	}
+	if (!ok) {
+		fprintf(stderr, "FAIL [e) %s, then alone] (seed %" PRIu64 "): %s\n", fault, g_seed, why);
+		dump(path, "e2");
+		g_failures++;
+	}
+	snprintf(why, sizeof(why), "e) killed at %s, clean close, alone", fault);
+	printf("%-52s %s\n", why, ok ? "ok" : "FAILED");
+	free(path);
+	free(parg);
+	free(carg);
+}
+
+/* e3: two consumers; "a" killed in its second release between storing its
+ * synced cursor's byte and seq while "b" is the slowest; "b" then releases
+ * past a's synced cursor, which makes it floor: floor must be whole (every
+ * record of [floor, tail) reads true). */
+static void e_synced_two(const char *dir)
+{
+	char *path = tu_xasprintf("%s/e3.q", dir), *parg = tu_xasprintf("20:%s", path);
+	char *aarg = tu_xasprintf("a:%s", path), *barg = tu_xasprintf("b:%s", path), why[600] = "";
+	struct kid pr, ka, kb;
+	uint64_t v = 0;
+	bool ok;
+
+	create_queue(path);
+	kb = kid_start(e_consumer, barg, NULL);
+	ka = kid_start(e_consumer, aarg, "release.synced_byte@2");
+	ok = kid_said(&kb, &v, 5000) && kid_said(&ka, &v, 5000);
+	pr = kid_start(e_producer, parg, NULL);
+	ok = kid_said(&pr, &v, 5000) && v == 20 && ok;
+	if (ok) {
+		/* a at 5, b at 2 (the slowest), a dies going to 10 */
+		kid_tell(&ka, 'r');
+		kid_tell(&ka, 5);
+		ok = kid_said(&ka, &v, 5000) && kid_said(&ka, &v, 5000);
+		kid_tell(&kb, 'r');
+		kid_tell(&kb, 2);
+		ok = ok && kid_said(&kb, &v, 5000) && kid_said(&kb, &v, 5000);
+		kid_tell(&ka, 'r');
+		kid_tell(&ka, 5);
+	}
+	ok = killed_by(kid_end(&ka)) && ok;
+	if (ok) {
+		/* b to 8: floor goes to a's synced cursor, 5 */
+		kid_tell(&kb, 'r');
+		kid_tell(&kb, 6);
+		ok = kid_said(&kb, &v, 5000) && kid_said(&kb, &v, 5000);
+	}
+	if (!ok)
+		snprintf(why, sizeof(why), "the consumers did not do as told");
+	if (ok && !e_observe(path, why, sizeof(why)))
+		ok = false;
+	kid_end(&kb);
+	kid_tell(&pr, 'x');
+	kid_end(&pr);
+	if (!ok) {
+		fprintf(stderr, "FAIL [e) a synced cursor half stored, two consumers] (seed %" PRIu64
+		        "): %s\n", g_seed, why);
+		dump(path, "e3");
+		g_failures++;
+	}
+	printf("%-52s %s\n", "e) a synced cursor half stored, two consumers", ok ? "ok" : "FAILED");
+	free(path);
+	free(parg);
+	free(aarg);
+	free(barg);
+}
+
+static void part_e(const char *dir)
+{
+	static const char *const stuck[] = {"release.stored@1", "release.locked@1",
+	                                    "release.synced_byte@1", "release.synced@1", "floor.seq@1"};
+	static const char *const alone[] = {"release.position_byte@1", "release.stored@1",
+	                                    "release.synced_byte@1", "floor.seq@1"};
+
+	g_maxrec = 24;
+	for (size_t i = 0; i < sizeof(stuck) / sizeof(stuck[0]); i++)
+		e_nothing_left(dir, stuck[i]);
+	for (size_t i = 0; i < sizeof(alone) / sizeof(alone[0]); i++)
+		e_then_alone(dir, alone[i]);
+	e_synced_two(dir);
+	g_maxrec = MAXREC;
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	tu_need_faults(); /* every case kills or freezes a process at a fault point */
 	char *dir = tu_mkdtemp("crash");
 	uint64_t t0 = tu_now_ms();
-	const char *only = argc > 2 ? argv[2] : "abcd";
+	const char *only = argc > 2 ? argv[2] : "abcde";
 
 	g_seed = argc > 1 && strcmp(argv[1], "-") ? strtoull(argv[1], NULL, 0)
 	                                         : (uint64_t)getpid() * 2654435761u + tu_now_ms();
@@ -1134,6 +1560,8 @@ int main(int argc, char **argv)
 		part_c(dir);
 	if (strchr(only, 'd'))
 		part_d(dir);
+	if (strchr(only, 'e'))
+		part_e(dir);
 	if (!g_failures)
 		tu_rmdir_r(dir);
 	else
