@@ -29,24 +29,28 @@
  *            Killed before the cursor store: the batch is consumed again by
  *            that consumer's next process (at-least-once: the documented
  *            replay window is the one batch being written out; the other
- *            consumers are not affected).  Killed after it: position is
- *            ahead of synced or floor, which only holds the producer back
- *            until that consumer's next process releases (or a process
- *            alone re-initialises): synced must not pass what may not be
- *            on disk.  Killed in
- *            the middle of floor's seqlock: gen is odd, which the repair
- *            makes even again.
+ *            consumers are not affected); killed between position_byte
+ *            and position, the byte is ahead, which that consumer's next
+ *            process finds again from its synced cursor.  Killed after
+ *            it: position is ahead of synced or floor, which only holds
+ *            the producer back until that consumer's next process
+ *            attaches (it writes the cursor to disk, then takes it as
+ *            synced: catch_up_synced) or a process alone re-initialises:
+ *            synced must not pass what may not be on disk.  Killed in
+ *            the middle of floor's seqlock (gen odd), or of synced's
+ *            pair: the pair is half stored, which the repair makes whole.
  *   register / remove (consumer table, mutex held): a registration fills
  *            the zeroed entry, then stores state = REGISTERED (release):
  *            killed before that, the entry is still free.  A removal
  *            stores state = FREE first, then floor: killed between them,
  *            floor is too low, repaired as above.
  *   wait:    a waiter leaves at most waiting = 1 behind (one spare wake-up).
- * So the repair on EOWNERDEAD is: check floor <= tail <= floor + size and
- * floor <= synced <= position <= tail for every registered consumer (any
- * other state is corruption, not a crash, and is refused), put tail_byte
- * back where tail's frames end if it ran ahead, mark the mutex consistent,
- * recompute floor, count the recovery, wake every side once.
+ * So the repair on EOWNERDEAD is: make floor whole if its gen is odd,
+ * check floor <= tail <= floor + size and floor <= synced <= position <=
+ * tail for every registered consumer (any other state is corruption, not a
+ * crash, and is refused), put tail_byte back where tail's frames end if it
+ * ran ahead and each synced byte where its record is, mark the mutex
+ * consistent, recompute floor, count the recovery, wake every side once.
  */
 #include "queue.h"
 
