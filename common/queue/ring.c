@@ -847,7 +847,14 @@ static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t e
 	if (!bad)
 		bad = frame_next(q, seq, &p.byte, end, false, &data, &len);
 	if (!bad) {
-		crc = __atomic_load_n(&((const struct mmapq_frame *)data - 1)->crc, __ATOMIC_RELAXED);
+		const struct mmapq_frame *f = (const struct mmapq_frame *)data - 1;
+
+		crc = __atomic_load_n(&f->crc, __ATOMIC_RELAXED);
+		/* a padding frame before it is checked as a consumer checks it */
+		if ((const uint8_t *)f != q->ring + (start & q->mask) &&
+		    __atomic_load_n(&frame_at(q, start)->crc, __ATOMIC_RELAXED) !=
+		    frame_crc(seq, MMAPQ_FRAME_PAD, NULL))
+			bad = -EBADMSG;
 		memcpy(buf, data, len); /* may race with an overwrite: checked below */
 	}
 	/* the walk's and the copy's loads stay before the load of floor below
