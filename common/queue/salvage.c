@@ -64,10 +64,25 @@ static bool candidate(const struct mmapq *q, struct pos p, struct pos floor)
 	       p.byte - floor.byte <= q->size;
 }
 
+/* Whether run r is better to keep than best: one that holds records over
+ * one that holds none (an empty run, a cursor at a damaged record, keeps
+ * nothing, however far up it starts), then the one that reaches furthest,
+ * then the one that starts lowest. */
+static bool better(const struct run *r, const struct run *best)
+{
+	bool r_holds = r->end.seq > r->start.seq, best_holds = best->end.seq > best->start.seq;
+
+	if (r_holds != best_holds)
+		return r_holds;
+	return r->end.seq > best->end.seq ||
+	       (r->end.seq == best->end.seq && r->start.seq < best->start.seq);
+}
+
 /*
  * The run to keep: of those that start at floor or at a registered
- * consumer's cursor, the one that reaches furthest (the newest records are
- * the ones nobody has yet), and of those the one that starts lowest.
+ * consumer's cursor and hold records, the one that reaches furthest (the
+ * newest records are the ones nobody has yet), and of those the one that
+ * starts lowest.
  */
 static struct run best_run(const struct mmapq *q, struct pos floor, struct pos tail)
 {
@@ -83,7 +98,7 @@ static struct run best_run(const struct mmapq *q, struct pos floor, struct pos t
 		if (at.seq >= best.start.seq && at.seq <= best.end.seq)
 			continue; /* on the run found, or a position that disagrees with it */
 		r = walk_run(q, at, tail);
-		if (r.end.seq > best.end.seq || (r.end.seq == best.end.seq && r.start.seq < best.start.seq))
+		if (better(&r, &best))
 			best = r;
 	}
 	return best;

@@ -453,7 +453,8 @@ MMAPQ_API bool mmapq_consumer_name_valid(const char *name);
  * is damaged (what a producer or consumer does when it attaches alone to
  * a file that was not closed cleanly; this does it whatever the file
  * says): of the runs of intact records that start where the oldest record
- * kept or a consumer's cursor is, the one that reaches furthest is kept,
+ * kept or a consumer's cursor is, the one that holds records and reaches
+ * furthest is kept,
  * and the records below and past it are dropped (*report says which; it
  * may be NULL).  Needs the file to itself (-EBUSY if anyone is attached)
  * and write access.  Returns the number of records
