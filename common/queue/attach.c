@@ -627,8 +627,15 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		r = map_validated(q, p, err);
 	if (r == 0)
 		r = take_role(q, p, &named, &old_pid, err);
-	if (r == 0 && q->legacy)
-		return legacy_attach(q, err);
+	if (r == 0 && q->legacy) {
+		r = legacy_attach(q, err);
+		/* a file that is only read has nothing to re-initialise: the
+		 * attach byte goes back to shared at once, or the other role
+		 * (`mmapqctl recreate` takes both) would wait for it for good */
+		if (r == 0 && alone && (r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH)) < 0)
+			set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
+		return r;
+	}
 	if (r < 0)
 		goto fail;
 	if (alone && (r = init_alone(q, err)) < 0)
