@@ -114,9 +114,29 @@ static struct pos on_run(struct mmapq *q, const struct run *run, uint64_t seq)
 	return (struct pos){seq, byte};
 }
 
+/* The oldest record a registered consumer still wants: the lowest cursor
+ * (on disk as a process alone finds it), or floor if none is registered or
+ * one is below it.  The records below it, between floor and it, were
+ * consumed by every consumer (floor had not caught up yet: a crash between
+ * a release's cursor and its synced copy): a run that starts above them
+ * drops nothing anyone wants. */
+static struct pos wanted_from(const struct mmapq *q, struct pos floor)
+{
+	struct pos low = {UINT64_MAX, 0};
+
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+
+		if (registered(c) && c->position < low.seq)
+			low = (struct pos){c->position, c->position_byte};
+	}
+	return low.seq == UINT64_MAX || low.seq <= floor.seq ? floor : low;
+}
+
 /* Alone: the header made to describe run, and what that dropped recorded
- * in it.  Every consumer's cursor is put on the run (clamped into it, its
- * byte where its record is); floor is the lowest of them. */
+ * in it (the records below the run from floor, the oldest one wanted, and
+ * those past it).  Every consumer's cursor is put on the run (clamped into
+ * it, its byte where its record is); floor is the lowest of them. */
 static void keep_run(struct mmapq *q, const struct run *run, struct pos floor, struct pos tail,
                      bool dropped)
 {
@@ -156,10 +176,10 @@ static void keep_run(struct mmapq *q, const struct run *run, struct pos floor, s
 	st->salvages++;
 	st->salvage_usec = realtime_usec();
 	st->below_from = floor.seq;
-	st->below_to = run->start.seq;
+	st->below_to = run->start.seq > floor.seq ? run->start.seq : floor.seq;
 	st->above_from = run->end.seq;
 	st->above_to = tail.seq > run->end.seq ? tail.seq : run->end.seq;
-	st->dropped_bytes = (run->start.byte - floor.byte) +
+	st->dropped_bytes = (run->start.seq > floor.seq ? run->start.byte - floor.byte : 0) +
 	                    (tail.byte > run->end.byte ? tail.byte - run->end.byte : 0);
 }
 
@@ -217,13 +237,16 @@ int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
 			        MMAPQ_FRAME_ALIGN);
 			return -EBADMSG;
 		}
+		struct pos from;
+
 		run = best_run(q, floor, tail);
-		if (run.start.seq > floor.seq)
-			dropped += run.start.seq - floor.seq;
+		from = wanted_from(q, floor);
+		if (run.start.seq > from.seq)
+			dropped += run.start.seq - from.seq;
 		if (tail.seq > run.end.seq)
 			dropped += tail.seq - run.end.seq;
 		mmapq_fault("salvage.walked");
-		keep_run(q, &run, floor, tail, dropped != 0);
+		keep_run(q, &run, from, tail, dropped != 0);
 		if (report && dropped)
 			*report = (struct mmapq_salvage){
 				h->state.salvages, h->state.salvage_usec, h->state.below_from,

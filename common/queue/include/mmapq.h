@@ -220,7 +220,8 @@ struct mmapq_side_status {
 
 /* What the last salvage of a damaged file dropped (mmapq_format.h,
  * "Clean close, and salvage"): the records [below_from, below_to) under
- * the run it kept and [above_from, above_to) past it, and their bytes. */
+ * the run it kept (that a consumer had not consumed) and [above_from,
+ * above_to) past it, and their bytes. */
 struct mmapq_salvage {
 	uint64_t count;        /* salvages of this file that dropped anything */
 	uint64_t usec;         /* CLOCK_REALTIME of the last, 0 if never */
