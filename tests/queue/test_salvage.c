@@ -22,6 +22,10 @@
  *                    cursor holds nothing, and the run from the oldest
  *                    record, which holds records but ends below that
  *                    cursor, is kept; that cursor is lowered onto it
+ *   consumed_below   the cursors on disk ahead of floor and of their synced
+ *                    copies (a cut before those were), the records between
+ *                    overwritten: kept from the cursors, nothing said
+ *                    dropped (everyone had consumed them)
  *   torn_tail        tail_byte from a later publish than tail (kept, put
  *                    back where the records end, nothing dropped); tail
  *                    from a later publish than tail_byte (the walk stops at
@@ -336,6 +340,36 @@ static void case_empty_run(void)
 	expect_records("b", 9, 9); /* lowered onto the run's end */
 }
 
+/* Both consumers' cursors at 9, on disk, floor and their synced copies
+ * still at FIRST (a power cut before those were), and record 6 overwritten
+ * (the producer reused the bytes once floor had moved in memory): the run
+ * from the cursors is kept, and the records below it, consumed by
+ * everyone, are not said dropped. */
+static void case_consumed_below(void)
+{
+	uint8_t *b = crashed();
+	struct mmapq_header *h = hdr(b);
+	uint64_t at[LAST + 1], from[LAST + 1];
+	struct mmapq_status st;
+	struct mmapq *p;
+
+	positions(g_base, at, from);
+	for (int i = 0; i < 2; i++) {
+		h->consumers[i].position = 9;
+		h->consumers[i].position_byte = from[9];
+	}
+	write_file(b, 6);
+	free(b);
+	p = open_as(MMAPQ_ROLE_PRODUCER, NULL);
+	st = status(p);
+	EXPECT(st.salvaged == 0 && st.salvage.count == 0 && st.head == 9 && st.tail == LAST,
+	       "salvaged %" PRIu64 " (count %" PRIu64 ", below [%" PRIu64 ", %" PRIu64 ")), head %"
+	       PRIu64 " tail %" PRIu64 "; want nothing dropped, 9, %u", st.salvaged,
+	       st.salvage.count, st.salvage.below_from, st.salvage.below_to, st.head, st.tail, LAST);
+	mmapq_close(p);
+	expect_records("a", 9, LAST);
+}
+
 static void case_torn_tail(void)
 {
 	uint64_t at[LAST + 1], from[LAST + 1];
@@ -488,6 +522,7 @@ int main(int argc, char **argv)
 		{"damaged_at", case_damaged_at},
 		{"runs_from_cursors", case_runs_from_cursors},
 		{"empty_run", case_empty_run},
+		{"consumed_below", case_consumed_below},
 		{"torn_tail", case_torn_tail},
 		{"clean_not_walked", case_clean_not_walked},
 		{"repair_busy", case_repair_busy},
