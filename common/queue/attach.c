@@ -666,6 +666,7 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		set_err(err, "%s: cannot protect the ring: %s", q->path, strerror(-r));
 		goto fail;
 	}
+	q->attached = true;
 	return 0;
 fail:
 	if (q->prod)
@@ -680,14 +681,16 @@ fail:
  * attached (the attach byte ours exclusively, without waiting), everything
  * is written to disk and the file marked clean (mmapq_format.h, "Clean
  * close, and salvage"), so that the next process alone need not walk it.
- * Otherwise the last one to leave does it.  Our shared lock goes first:
+ * Otherwise the last one to leave does it (and nobody whose attach was
+ * refused: the file stays as it was).  Our shared lock goes first:
  * of processes closing at the same instant, each asking for the byte
  * while still holding its own share, none would get it and the file would
  * stay unclean; dropped first, whoever asks last finds the others gone.
  */
 void detach(struct mmapq *q)
 {
-	if (q->legacy || q->lock_fd < 0 || !q->h || (!q->prod && !q->me && !q->repair))
+	/* not after a refused attach: a file refused is left as it was */
+	if (q->legacy || q->lock_fd < 0 || !q->h || !q->attached || (!q->prod && !q->me && !q->repair))
 		return;
 	if (!q->repair)
 		(void)ofd_lock(q, F_OFD_SETLK, F_UNLCK, MMAPQ_LOCK_ATTACH);

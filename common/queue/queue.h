@@ -83,6 +83,7 @@ struct mmapq {
 	enum mmapq_start start;
 	bool no_register;           /* mmapq_consumer_remove: find the entry, never add one */
 	bool repair;                /* mmapq_repair: alone, every role, walk whatever */
+	bool attached;              /* attach() succeeded: its close may mark the file clean */
 	uint64_t salvaged;          /* records a salvage at our open dropped */
 	uint32_t early_recoveries;  /* consumer: repairs made before our entry was known */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */

@@ -484,6 +484,29 @@ static void test_header_fields(void)
 		problems += check_open_all(c->name, g_case, c->kind == 2 ? &X_CONF_BAD : &X_ALL_BAD,
 		                           c->needle, true);
 	}
+	/* the same damage in a file not closed cleanly (a crash): refused all
+	 * the same, and still left as it was (not marked clean by the close of
+	 * the refused handle) */
+	{
+		uint8_t *b = malloc(g_len);
+
+		if (!b)
+			tu_die("malloc");
+		memcpy(b, g_bytes, g_len);
+		((struct mmapq_header *)(void *)b)->state.clean = 0;
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			const struct field_case *c = &cases[i];
+			char name[96];
+
+			if (c->off == HOFF(state.clean))
+				continue;
+			snprintf(name, sizeof(name), "%s, not clean", c->name);
+			write_case(b, g_len, c->off, c->width, c->value);
+			problems += check_open_all(name, g_case, c->kind == 2 ? &X_CONF_BAD : &X_ALL_BAD,
+			                           c->needle, true);
+		}
+		free(b);
+	}
 	/* each magic byte */
 	for (size_t i = 0; i < 8; i++) {
 		const char *nd[] = {"magic", NULL};
