@@ -95,7 +95,7 @@ static struct run best_run(const struct mmapq *q, struct pos floor, struct pos t
 
 		if (!registered(c) || !candidate(q, at, floor))
 			continue;
-		if (at.seq >= best.start.seq && at.seq <= best.end.seq)
+		if (best.end.seq > best.start.seq && at.seq >= best.start.seq && at.seq <= best.end.seq)
 			continue; /* on the run found, or a position that disagrees with it */
 		r = walk_run(q, at, tail);
 		if (better(&r, &best))
