@@ -26,6 +26,9 @@
  *                    copies (a cut before those were), the records between
  *                    overwritten: kept from the cursors, nothing said
  *                    dropped (everyone had consumed them)
+ *   floor_pair_torn  floor's byte an earlier one than its seq's (the run
+ *                    from it holds nothing), the cursors at its record
+ *                    whole: their run kept, nothing dropped
  *   torn_tail        tail_byte from a later publish than tail (kept, put
  *                    back where the records end, nothing dropped); tail
  *                    from a later publish than tail_byte (the walk stops at
@@ -370,6 +373,28 @@ static void case_consumed_below(void)
 	expect_records("a", 9, LAST);
 }
 
+/* Floor's pair torn (its byte an earlier one), the consumers' cursors at
+ * its record whole: the run from floor holds nothing, the one from the
+ * cursors everything; nothing is dropped. */
+static void case_floor_pair_torn(void)
+{
+	uint8_t *b = crashed();
+	struct mmapq_status st;
+	struct mmapq *p;
+
+	hdr(b)->floor.byte -= 16;
+	write_file(b, UINT64_MAX);
+	free(b);
+	p = open_as(MMAPQ_ROLE_PRODUCER, NULL);
+	st = status(p);
+	EXPECT(st.salvaged == 0 && st.salvage.count == 0 && st.head == FIRST && st.tail == LAST,
+	       "salvaged %" PRIu64 " (count %" PRIu64 "), head %" PRIu64 " tail %" PRIu64
+	       "; want nothing dropped, %u, %u", st.salvaged, st.salvage.count, st.head, st.tail,
+	       FIRST, LAST);
+	mmapq_close(p);
+	expect_records("a", FIRST, LAST);
+}
+
 static void case_torn_tail(void)
 {
 	uint64_t at[LAST + 1], from[LAST + 1];
@@ -523,6 +548,7 @@ int main(int argc, char **argv)
 		{"runs_from_cursors", case_runs_from_cursors},
 		{"empty_run", case_empty_run},
 		{"consumed_below", case_consumed_below},
+		{"floor_pair_torn", case_floor_pair_torn},
 		{"torn_tail", case_torn_tail},
 		{"clean_not_walked", case_clean_not_walked},
 		{"repair_busy", case_repair_busy},
