@@ -355,7 +355,7 @@ static void queue_seeds(void)
 	}
 }
 
-/* ---- parser inputs: [format|record_size] [chunking] [fail at] text ---------- */
+/* ---- parser inputs: [format|max_record|room] [chunking] [fail at] text -------- */
 
 static void parse_seeds(void)
 {
@@ -379,6 +379,21 @@ static void parse_seeds(void)
 		S("line-rs8-cr-split", "\x01\x09\x00" "12345678\r\n12345678\rx\n"),
 		S("line-rs1m", "\x0f\x07\x00" "a line\nanother line\r\nend"),
 		S("line-fail-at-1", "\x01\x00\x01" "a\nb\nc\n"),
+		/* int and line fed as a producer near a full ring feeds them
+		 * (bits 5-7 of byte 0: the room) */
+		S("int-room", "@\x04\x00" "1 2 3 -4 x 99999999999999999999 5\n6"),
+		S("line-room", "C\x05\x00" "ab\r\n\n123456789\r\nxy\x00z\nlast\r"),
+		/* binary (bit 4 of byte 0): 4-byte big-endian lengths, then the
+		 * bytes; an empty record, control and high bytes, one longer
+		 * than max_record (16), a length of 2^32 - 1 the input ends in */
+		S("binary-basic", "v\x07(\x00\x00\x00\x00\x00\x00\x00\x03" "abc\x00\x00\x00\x10\x00\x01\x02"
+		  "\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x00\x00\x00\x11xxxxxxxxxxxxxxxxx"
+		  "\x00\x00\x00\x05\n\r\\\x00\xff\xff\xff\xff\xff" "abc"),
+		/* binary, max_record 8, a room: a record longer than max_record
+		 * skipped, empty ones, one of exactly 8, the input ending inside
+		 * the last; on_record fails at the second */
+		S("binary-cut-short", "0\x03\x02\x00\x00\x00\taaaaaaaaa\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+		  "\x00\x00\x00\x00\x00\x00\x08" "bbbbbbbb\x00\x00\x00\x05" "ab"),
 		S("empty", "\x00\x00\x00"),
 	};
 
@@ -396,17 +411,20 @@ static void config_seeds(void)
 	} s[] = {
 		{"empty", ""},
 		{"limits",
-		 "[queue]\npath = /var/lib/mmapq/q\ncapacity = 16777216\nrecord_size = 1048576\n"
-		 "format = line\nsync = always\nmode = 0777\n[producer]\ninput = generate\n"
-		 "socket = /run/mmapq/p.sock\ngenerate_rate = 100000000\non_full = drop\n"
-		 "[consumer]\noutput = file:/tmp/out\n[log]\nlevel = debug\nstats_interval = 86400\n"},
-		{"bom-crlf", "\xef\xbb\xbf[queue]\r\ncapacity = 8\r\n; comment\r\n# comment\r\n"},
-		{"inline-comments", "[queue] ; q\ncapacity = 64 ; sixty-four\nformat=int\n[log]\nlevel=warning\n"},
+		 "[queue]\npath = /var/lib/mmapq/q\nsize = 64G\nmax_record = 64M\nformat = binary\n"
+		 "sync = always\nmode = 0777\n[producer]\ninput = generate\nsocket = /run/mmapq/p.sock\n"
+		 "generate_rate = 100000000\non_full = drop\n[consumer]\noutput = file:/tmp/out\n[log]\n"
+		 "level = debug\nstats_interval = 86400\n"},
+		/* the geometry's keys, and the retired ones that name them */
+		{"geometry", "[queue]\nsize = 256K\nmax_record = 64K\ncapacity = 65536\nrecord_size = 64\n"},
+		{"bom-crlf", "\xef\xbb\xbf[queue]\r\nsize = 1M\r\n; comment\r\n# comment\r\n"},
+		{"inline-comments", "[queue] ; q\nsize = 1M ; one M\nformat=int\n[log]\nlevel=warning\n"},
 		{"syntax", "key outside = 1\n[queue\n[queue] junk\n  indented = 1\n=nokey\nnoequals\n"
-		           "capacity : 8\n[nosuch]\nx = 1\n"},
-		{"duplicates", "[queue]\ncapacity = 8\ncapacity = 16\n[queue]\nformat = int\n"},
-		{"overflow", "[queue]\ncapacity = 99999999999999999999\nrecord_size = 4294967296\n"
-		             "mode = 07777777777777\n[log]\nstats_interval = -1\n"},
+		           "size : 8M\n[nosuch]\nx = 1\n"},
+		{"duplicates", "[queue]\nsize = 1M\nsize = 2M\n[queue]\nformat = int\n"},
+		{"overflow", "[queue]\nsize = 99999999999999999999\nmax_record = 4294967296\n"
+		             "mode = 07777777777777\n[queue]\nsize = 17179869184G\nmax_record = 4G\n[log]\n"
+		             "stats_interval = -1\n"},
 		{"long-line",
 		 "[queue]\npath = /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -429,7 +447,7 @@ static void config_seeds(void)
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
 		put_file("fuzz_config", s[i].name, s[i].text, strlen(s[i].text));
 	/* a NUL byte in the middle of a line */
-	put_file("fuzz_config", "nul-byte", "[queue]\ncapacity = 8\0 16\n", sizeof("[queue]\ncapacity = 8\0 16\n") - 1);
+	put_file("fuzz_config", "nul-byte", "[queue]\nsize = 1M\0 16\n", sizeof("[queue]\nsize = 1M\0 16\n") - 1);
 }
 
 int main(int argc, char **argv)
