@@ -1185,6 +1185,7 @@ static void test_claim_commit(void)
 	{
 		struct mmapq *q;
 
+		free(g_path);
 		g_path = tu_path(g_dir, "int.q");
 		q = open_or_die(MMAPQ_ROLE_PRODUCER);
 		EXPECT(mmapq_claim(q, 4, &buf) == -EMSGSIZE, "claim of 4 bytes in an int queue");
