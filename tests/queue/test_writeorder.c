@@ -363,6 +363,11 @@ static void run(const struct mode *m)
 	       " the cuts, %" PRIu64 " dropped by salvages; %" PRIu64 " pages unsynced at the cuts,"
 	       " %" PRIu64 " of them kept\n", cuts, g_seed, g_published, g_released, g_read,
 	       g_salvaged, g_unsynced, g_kept);
+	/* unmounted before the case's scratch directory is removed, so that
+	 * its removal does not read the mount: a directory closed there is
+	 * released asynchronously, and libfuse leaks the handle of one whose
+	 * release the unmount's abort of the connection drops */
+	crashfs_stop();
 	/* a run that streamed nothing, or (batch, always) lost nothing
 	 * unsynced, proves nothing; with never the kernel keeps every page
 	 * dirty until the cut (nothing reaches the file system unasked) */
