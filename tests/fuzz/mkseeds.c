@@ -186,6 +186,33 @@ static size_t make_queue(uint32_t fmt, uint64_t size, uint32_t max, uint32_t bas
 	return n;
 }
 
+/* The file offset of the frame of record seq in the queue in g_file (a
+ * ring of size bytes), found from floor by the frames' lengths; with pad,
+ * of the padding frame just before it.  Dies if there is none. */
+static size_t frame_of(uint64_t size, uint64_t seq, bool pad)
+{
+	uint64_t s = rd64(OFF(floor.seq)), b = rd64(OFF(floor.byte));
+
+	while (s <= seq && s < rd64(OFF(producer.tail))) {
+		size_t off = MMAPQ_HEADER_SIZE + b % size;
+		uint32_t len;
+
+		memcpy(&len, g_file + off, 4);
+		if (len == MMAPQ_FRAME_PAD) {
+			if (pad && s == seq)
+				return off;
+			b += size - b % size;
+			continue;
+		}
+		if (s == seq && !pad)
+			return off;
+		b += mmapq_frame_bytes(len);
+		s++;
+	}
+	die(pad ? "no padding frame before the record" : "no such record", -ENOENT, NULL);
+	return 0;
+}
+
 /* A file of format version ver (1 to 3: a ring of cap slots) as an older
  * mmapq wrote it: records [first, first + n), the consumer "default" at
  * first (version 3: and "b" at the tail). */
@@ -261,6 +288,17 @@ static void queue_seeds(void)
 	n = make_queue(MMAPQ_FORMAT_BINARY, 256, 28, 13, 9, 4, true);
 	wr64(OFF(floor.gen), rd64(OFF(floor.gen)) + 1);
 	put_file(T, "raw-binary-floor-odd", g_file, n);
+	/* the padding frame before record 19 with a wrong crc: that record is
+	 * damaged, the ones before it are not */
+	n = make_queue(MMAPQ_FORMAT_BINARY, 256, 28, 13, 9, 4, true);
+	g_file[frame_of(256, 19, true) + 4] ^= 0x01;
+	put_file(T, "raw-binary-pad-crc", g_file, n);
+	/* record 11 (9 bytes, max_record 13) said to be 14 bytes long: its
+	 * frame as long as before, so only the length check stops a walk
+	 * there, and the records after it are out of reach */
+	n = make_queue(MMAPQ_FORMAT_BINARY, 256, 13, 3, 12, 0, false);
+	wr32(frame_of(256, 11, false), 14);
+	put_file(T, "raw-binary-len-over-max", g_file, n);
 	n = make_queue(MMAPQ_FORMAT_INT, 128, 8, 13, 5, 2, false);
 	wr32(OFF(lock), 0x3ffffff0u);
 	put_file(T, "raw-int-stale-lock", g_file, n);
@@ -310,6 +348,11 @@ static void queue_seeds(void)
 			S("mut-max-record-0", "\x02\x02\x01\x08\x18\x00\x00\x00\x00\x00"),
 			/* 1 added to the tail (128): a record more than its bytes hold */
 			S("mut-tail-plus-1", "\x02\x04\x00\x0e\x80\x00\x01\x00\x00\x00\x00\x00\x00\x00"),
+			/* int, 3 records (48 bytes): 3 added to the tail, as many
+			 * records as 48 bytes can hold at 8 bytes each (valid, the
+			 * frames beyond tail's byte damaged), then 4 */
+			S("mut-tail-plus-3", "\x00\x03\x00\x0e\x80\x00\x03\x00\x00\x00\x00\x00\x00\x00"),
+			S("mut-tail-plus-4", "\x00\x03\x00\x0e\x80\x00\x04\x00\x00\x00\x00\x00\x00\x00"),
 			/* 8 added to the tail's byte (136) */
 			S("mut-tail-byte-plus-8", "\x02\x04\x00\x0e\x88\x00\x08\x00\x00\x00\x00\x00\x00\x00"),
 			/* floor (256) set beyond the tail */
