@@ -209,10 +209,11 @@ step_tsan() {
 	# the mutant (a copy of those sources with that line changed) must
 	# build and TSan must report.  tail: the producer's release store in
 	# publish_locked (ring.c), the consumers' acquire load in load_tail
-	# (queue.h).  floor: a consumer's release store in floor_update_locked
-	# (ring.c: the slowest cursor, after its reads of the slots below it),
-	# the producer's acquire load in load_floor (queue.h; refresh_limit:
-	# the room it may fill); test_threads' handover pass
+	# (queue.h).  floor: the release store of floor.byte in
+	# store_floor_locked (ring.c: the slowest synced cursor, after that
+	# consumer's reads of the frames below it), the producer's acquire load
+	# in load_floor_byte (queue.h; refresh_limit: the room it may fill);
+	# test_threads' handover pass
 	# makes the producer take that lock-free look every round.  Not here:
 	# the release store of a consumer's own cursor in mmapq_release, whose
 	# reads floor's store-release in the same critical section already
@@ -245,10 +246,10 @@ step_tsan() {
 			tail -20 "$b/mut/$m.log"; rc=1
 		fi
 	done <<'MUTATIONS'
-tail-store-relaxed|producer.position, q->tail, __ATOMIC_RELEASE|producer.position, q->tail, __ATOMIC_RELAXED
-tail-load-relaxed|producer.position, __ATOMIC_ACQUIRE|producer.position, __ATOMIC_RELAXED
-floor-store-relaxed|floor.floor, min, __ATOMIC_RELEASE|floor.floor, min, __ATOMIC_RELAXED
-floor-load-relaxed|floor.floor, __ATOMIC_ACQUIRE|floor.floor, __ATOMIC_RELAXED
+tail-store-relaxed|producer.tail, q->tail.seq, __ATOMIC_RELEASE|producer.tail, q->tail.seq, __ATOMIC_RELAXED
+tail-load-relaxed|producer.tail, __ATOMIC_ACQUIRE|producer.tail, __ATOMIC_RELAXED
+floor-store-relaxed|&f->byte, p.byte, __ATOMIC_RELEASE|&f->byte, p.byte, __ATOMIC_RELAXED
+floor-load-relaxed|floor.byte, __ATOMIC_ACQUIRE|floor.byte, __ATOMIC_RELAXED
 MUTATIONS
 	return $rc
 }

@@ -175,6 +175,8 @@ int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 
 	if (r < 0)
 		return r;
+	/* the checks of versions 1 to 3 go by it (validate_static checks it
+	 * first) */
 	q->version = q->h->version;
 	r = validate_static(q, p, real_size, err);
 	if (r < 0)
@@ -522,10 +524,13 @@ static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named,
  */
 static int init_alone(struct mmapq *q, struct mmapq_error *err)
 {
-	int r = validate_dynamic(q, false, err);
+	/* positions and table as a crash leaves them, before anything is
+	 * written: a damaged header is refused untouched, never salvaged */
+	int r = validate_dynamic(q, true, err);
 
 	if (r < 0)
 		return r;
+	floor_whole_locked(q);
 	r = salvage_alone(q, q->repair, NULL, err);
 	if (r < 0)
 		return r;
@@ -568,7 +573,17 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 		q->durable = tail.byte;
 		q->limit = floor_locked(q).byte + q->size;
 	} else {
-		q->head = q->me ? (struct pos){q->me->position, q->me->position_byte} : floor_locked(q);
+		q->head = floor_locked(q);
+		if (q->me) {
+			/* our cursor, its byte found from our synced cursor (a pair
+			 * the mutex keeps whole): a process of ours killed between
+			 * storing the cursor's byte and its seq left a byte ahead */
+			q->head.seq = __atomic_load_n(&q->me->position, __ATOMIC_RELAXED);
+			q->head.byte = __atomic_load_n(&q->me->position_byte, __ATOMIC_RELAXED);
+			if (find_record(q, (struct pos){q->me->synced, q->me->synced_byte}, q->head.seq,
+			                tail.byte, &q->head.byte) == 0)
+				__atomic_store_n(&q->me->position_byte, q->head.byte, __ATOMIC_RELAXED);
+		}
 		q->walk = q->head;
 		q->checked = q->head.seq;
 		q->seen_tail = tail.seq;
@@ -599,7 +614,7 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
  */
 int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	bool alone = false, named = false, behind;
+	bool alone = false, named = false;
 	int32_t old_pid = 0;
 	int r;
 
@@ -616,11 +631,13 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 	if (r == 0)
 		r = take_role(q, p, &named, &old_pid, err);
 	if (r == 0 && q->legacy) {
-		/* read only, never re-initialised: others may attach (the other
-		 * role of a migration) at once */
-		if (alone)
-			r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH);
-		return r < 0 ? r : legacy_attach(q, err);
+		r = legacy_attach(q, err);
+		/* a file that is only read has nothing to re-initialise: the
+		 * attach byte goes back to shared at once, or the other role
+		 * (`mmapqctl recreate` takes both) would wait for it for good */
+		if (r == 0 && alone && (r = ofd_lock(q, F_OFD_SETLK, F_RDLCK, MMAPQ_LOCK_ATTACH)) < 0)
+			set_err(err, "%s: cannot downgrade the attach lock: %s", q->path, strerror(-r));
+		return r;
 	}
 	if (r < 0)
 		goto fail;
@@ -635,14 +652,12 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		goto fail;
 	}
 	start_locked(q, &old_pid);
-	behind = q->me && __atomic_load_n(&q->me->synced, __ATOMIC_RELAXED) != q->head.seq;
 	unlock(q);
-	q->attached = true;
-	/* Our predecessor died between storing its cursor and syncing it:
-	 * floor waits for it, and with a full ring so would the producer
-	 * (and we for it).  On disk first, whatever its sync mode was. */
-	if (behind && (r = consumer_catch_up(q)) < 0) {
-		set_err(err, "%s: cannot write the consumer's cursor: %s", q->path, mmapq_strerror(r));
+	if (q->me && !q->no_register && (r = catch_up_synced(q)) < 0) {
+		if (r == -EINTR)
+			lock_failed(q, r, err);
+		else
+			set_err(err, "%s: cannot write its header: %s", q->path, strerror(-r));
 		goto fail;
 	}
 
@@ -654,6 +669,7 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 		set_err(err, "%s: cannot protect the ring: %s", q->path, strerror(-r));
 		goto fail;
 	}
+	q->attached = true;
 	return 0;
 fail:
 	if (q->prod)
@@ -668,12 +684,20 @@ fail:
  * attached (the attach byte ours exclusively, without waiting), everything
  * is written to disk and the file marked clean (mmapq_format.h, "Clean
  * close, and salvage"), so that the next process alone need not walk it.
- * Otherwise the last one to leave does it.
+ * Otherwise the last one to leave does it (and nobody whose attach was
+ * refused: the file stays as it was).  Our shared lock goes first:
+ * of processes closing at the same instant, each asking for the byte
+ * while still holding its own share, none would get it and the file would
+ * stay unclean; dropped first, whoever asks last finds the others gone.
  */
 void detach(struct mmapq *q)
 {
-	if (!q->attached || q->lock_fd < 0 || (!q->prod && !q->me && !q->repair) ||
-	    ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) < 0)
+	/* not after a refused attach: a file refused is left as it was */
+	if (q->legacy || q->lock_fd < 0 || !q->h || !q->attached || (!q->prod && !q->me && !q->repair))
+		return;
+	if (!q->repair)
+		(void)ofd_lock(q, F_OFD_SETLK, F_UNLCK, MMAPQ_LOCK_ATTACH);
+	if (ofd_lock(q, F_OFD_SETLK, F_WRLCK, MMAPQ_LOCK_ATTACH) < 0)
 		return;
 	if (sync_bytes(q->h, q->map_size) < 0)
 		return; /* not on disk: the next process walks the file */
@@ -683,7 +707,7 @@ void detach(struct mmapq *q)
 
 int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *err)
 {
-	struct pos floor;
+	struct pos floor, t;
 	uint64_t tail, tail_byte;
 	int r = map_validated(q, p, err);
 
@@ -693,14 +717,15 @@ int observe(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *e
 	if (q->legacy)
 		return legacy_observe(q, err);
 	q->prev.seq = UINT64_MAX;
-	r = snapshot_floor(q, &floor);
+	r = snapshot_positions(q, &floor, &t);
 	if (r < 0) {
 		set_err(err, "%s: positions keep changing; try again", q->path);
 		return r;
 	}
-	tail = load_tail(q);
-	tail_byte = load_tail_byte(q);
+	tail = t.seq;
+	tail_byte = t.byte;
 	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||
+	    tail - floor.seq > (tail_byte - floor.byte) / MMAPQ_FRAME_ALIGN ||
 	    floor.byte % MMAPQ_FRAME_ALIGN || tail_byte % MMAPQ_FRAME_ALIGN) {
 		set_err(err, "%s: positions out of bounds: oldest record %" PRIu64 " at byte %" PRIu64
 		        ", tail %" PRIu64 " at byte %" PRIu64 ", ring %" PRIu64 " bytes", q->path,

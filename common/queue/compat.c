@@ -395,7 +395,7 @@ int legacy_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct 
 	if (ret < 0)
 		return load_floor_v3(q) > seq ? -ENOENT : ret;
 	memcpy(buf, s, len);
-	peek_fence();
+	acquire_fence();
 	if (__atomic_load_n(&v3(q)->floor, __ATOMIC_RELAXED) > seq)
 		return -ENOENT;
 	r->seq = seq;

@@ -332,7 +332,7 @@ static void producer_status(const struct mmapq *q, struct mmapq_side_status *o)
 int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 {
 	struct mmapq_status s = {0};
-	struct pos floor;
+	struct pos floor, t;
 	uint64_t tail_byte;
 	int r;
 
@@ -354,12 +354,12 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 		*st = s;
 		return 0;
 	}
-	r = snapshot_floor(q, &floor);
+	r = snapshot_positions(q, &floor, &t);
 	if (r < 0)
 		return r;
 	s.head = floor.seq;
-	s.tail = load_tail(q);
-	tail_byte = load_tail_byte(q);
+	s.tail = t.seq;
+	tail_byte = t.byte;
 	if (s.tail < s.head || tail_byte < floor.byte)
 		return -EBADMSG;
 	s.used_bytes = tail_byte - floor.byte;

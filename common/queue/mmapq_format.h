@@ -63,11 +63,13 @@
  * detached (set and msync'ed by whoever closes holding the attach byte
  * exclusively), 0 while anyone is attached (cleared and msync'ed by the
  * first to attach).  A producer or consumer that attaches alone to a file
- * that is not clean (a crash, a power cut) walks its frames from floor to
+ * that is not clean (a crash, a power cut), or to a clean one where a
+ * position pair may be half stored (the mutex held by a process that died,
+ * or a cursor whose byte is not where its record is), walks its frames from floor to
  * tail, checking each one's length and crc and that they end exactly at
  * tail; at the first bad frame it salvages: of the runs of good frames
- * that start at floor or at a consumer's cursor, the one that reaches
- * furthest is kept, tail goes back to its end and floor up to its start,
+ * that start at floor or at a consumer's cursor, the one that holds
+ * records and reaches furthest is kept, tail goes back to its end and floor up to its start,
  * cursors are clamped into it, and what was dropped (the records below and
  * above it: state) is counted and reported (mmapq_status).  A clean file is
  * not walked: attaching costs nothing per record kept.  `mmapqctl repair`

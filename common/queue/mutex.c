@@ -29,25 +29,28 @@
  *            Killed before the cursor store: the batch is consumed again by
  *            that consumer's next process (at-least-once: the documented
  *            replay window is the one batch being written out; the other
- *            consumers are not affected).  Killed after it: position is
- *            ahead of synced or floor, which only holds the producer back
- *            until that consumer's next process attaches (it writes the
- *            header to disk, then catches synced up: consumer_catch_up)
- *            or a process alone re-initialises: synced must not pass what
- *            may not be on disk.  Killed in
- *            the middle of floor's seqlock: gen is odd, which the repair
- *            makes even again.
+ *            consumers are not affected); killed between position_byte
+ *            and position, the byte is ahead, which that consumer's next
+ *            process finds again from its synced cursor.  Killed after
+ *            it: position is ahead of synced or floor, which only holds
+ *            the producer back until that consumer's next process
+ *            attaches (it writes the cursor to disk, then takes it as
+ *            synced: catch_up_synced) or a process alone re-initialises:
+ *            synced must not pass what may not be on disk.  Killed in
+ *            the middle of floor's seqlock (gen odd), or of synced's
+ *            pair: the pair is half stored, which the repair makes whole.
  *   register / remove (consumer table, mutex held): a registration fills
  *            the zeroed entry, then stores state = REGISTERED (release):
  *            killed before that, the entry is still free.  A removal
  *            stores state = FREE first, then floor: killed between them,
  *            floor is too low, repaired as above.
  *   wait:    a waiter leaves at most waiting = 1 behind (one spare wake-up).
- * So the repair on EOWNERDEAD is: check floor <= tail <= floor + size and
- * floor <= synced <= position <= tail for every registered consumer (any
- * other state is corruption, not a crash, and is refused), put tail_byte
- * back where tail's frames end if it ran ahead, mark the mutex consistent,
- * recompute floor, count the recovery, wake every side once.
+ * So the repair on EOWNERDEAD is: make floor whole if its gen is odd,
+ * check floor <= tail <= floor + size and floor <= synced <= position <=
+ * tail for every registered consumer (any other state is corruption, not a
+ * crash, and is refused), put tail_byte back where tail's frames end if it
+ * ran ahead and each synced byte where its record is, mark the mutex
+ * consistent, recompute floor, count the recovery, wake every side once.
  */
 #include "queue.h"
 
@@ -56,31 +59,72 @@
 
 #include "fault.h"
 
-/* Positions a crash can leave (see "Crash analysis"), with tail_byte put
- * back where the frames of the records below tail end if a producer died
- * between storing it and tail. */
-static bool positions_sane(struct mmapq *q)
+/*
+ * Mutex held (or alone): floor made whole if a writer died inside its
+ * seqlock (gen odd: its seq may be the new floor's and its byte the old
+ * one's).  The floor it was storing is the lowest synced cursor of the
+ * registered consumers, or with none registered tail (the removal of the
+ * last consumer); the synced cursors and tail are whole then, being stored
+ * under the mutex too.  gen is made even.
+ */
+void floor_whole_locked(struct mmapq *q)
 {
 	struct mmapq_floor *f = &q->h->floor;
-	struct pos floor = floor_locked(q);
+	uint64_t g = __atomic_load_n(&f->gen, __ATOMIC_RELAXED);
+	struct pos low = {__atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED),
+	                  __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED)};
+	bool any = false;
+
+	if (!(g & 1))
+		return;
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		struct pos s = {__atomic_load_n(&c->synced, __ATOMIC_RELAXED),
+		                __atomic_load_n(&c->synced_byte, __ATOMIC_RELAXED)};
+
+		if (registered(c) && (!any || s.seq < low.seq))
+			low = s;
+		any |= registered(c);
+	}
+	__atomic_store_n(&f->seq, low.seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&f->byte, low.byte, __ATOMIC_RELEASE);
+	__atomic_store_n(&f->gen, g + 1, __ATOMIC_RELEASE);
+}
+
+/* Positions a crash can leave (see "Crash analysis"), each pair {seq,
+ * byte} the dead holder may have stored half of made whole: floor's
+ * (floor_whole_locked), tail_byte put back where the frames of the records
+ * below tail end if a producer died between storing it and tail, and each
+ * consumer's synced_byte where its synced record is if it died between
+ * storing them.  (A consumer's own cursor is stored outside the mutex, by
+ * a consumer that may be alive: its holder makes it whole as it attaches.) */
+static bool positions_sane(struct mmapq *q)
+{
+	struct pos floor;
 	uint64_t tail = __atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED);
 	uint64_t tail_byte = __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED);
 	uint64_t end;
 
+	floor_whole_locked(q);
+	floor = floor_locked(q);
 	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||
 	    find_record(q, floor, tail, tail_byte, &end) < 0)
 		return false;
 	if (end != tail_byte)
 		__atomic_store_n(&q->h->producer.tail_byte, end, __ATOMIC_RELAXED);
-	if (__atomic_load_n(&f->gen, __ATOMIC_RELAXED) & 1)
-		__atomic_store_n(&f->gen, __atomic_load_n(&f->gen, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
-		const struct mmapq_consumer *c = &q->h->consumers[i];
+		struct mmapq_consumer *c = &q->h->consumers[i];
 		uint64_t synced = __atomic_load_n(&c->synced, __ATOMIC_RELAXED);
 		uint64_t pos = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
+		uint64_t byte;
 
-		if (registered(c) && (synced < floor.seq || pos < synced || pos > tail))
+		if (!registered(c))
+			continue;
+		if (synced < floor.seq || pos < synced || pos > tail ||
+		    find_record(q, floor, synced, end, &byte) < 0)
 			return false;
+		if (byte != __atomic_load_n(&c->synced_byte, __ATOMIC_RELAXED))
+			__atomic_store_n(&c->synced_byte, byte, __ATOMIC_RELAXED);
 	}
 	return true;
 }
@@ -189,10 +233,15 @@ int reinit_sync_alone(struct mmapq *q)
 		struct mmapq_consumer *c = &q->h->consumers[i];
 
 		mmapq_cond_reset(&c->not_empty);
-		/* the cursors are on disk (salvage_alone synced the header) */
+		/* the cursors are on disk (mark_in_use wrote the header) */
 		c->synced = c->position;
 		c->synced_byte = c->position_byte;
 	}
 	mmapq_cond_reset(&q->h->not_full);
+	/* floor's seqlock left odd by a writer that died in it (the repair
+	 * after EOWNERDEAD, which would even it, replaced by this): readers
+	 * would wait for it for ever */
+	if (q->h->floor.gen & 1)
+		q->h->floor.gen++;
 	return init_mutex(q->h);
 }

@@ -83,7 +83,7 @@ struct mmapq {
 	enum mmapq_start start;
 	bool no_register;           /* mmapq_consumer_remove: find the entry, never add one */
 	bool repair;                /* mmapq_repair: alone, every role, walk whatever */
-	bool attached;              /* a version-4 file, attached in full (detach marks it clean) */
+	bool attached;              /* attach() succeeded: its close may mark the file clean */
 	uint64_t salvaged;          /* records a salvage at our open dropped */
 	uint32_t early_recoveries;  /* consumer: repairs made before our entry was known */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
@@ -152,6 +152,7 @@ int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
 int mark_in_use(struct mmapq *q, struct mmapq_error *err);
 
 /* mutex.c */
+void floor_whole_locked(struct mmapq *q);
 int recover_locked(struct mmapq *q);
 int wait_locked(struct mmapq *q, uint64_t deadline_ns);
 int init_mutex(struct mmapq_header *h);
@@ -162,12 +163,13 @@ int sync_bytes(const void *p, size_t len);
 int sync_header(const struct mmapq *q);
 int sync_ring(const struct mmapq *q, uint64_t from, uint64_t to);
 int snapshot_floor(const struct mmapq *q, struct pos *floor);
+int snapshot_positions(const struct mmapq *q, struct pos *floor, struct pos *tail);
 void store_floor_locked(struct mmapq *q, struct pos floor);
 bool floor_update_locked(struct mmapq *q);
 void signal_consumers_locked(struct mmapq *q, bool always);
 int refresh_limit(struct mmapq *q);
 int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte);
-int consumer_catch_up(struct mmapq *q);
+int catch_up_synced(struct mmapq *q);
 
 /* consumers.c */
 bool name_in_table_valid(const char *name);
@@ -261,20 +263,30 @@ static inline bool sync_each(const struct mmapq *q)
 	return q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_ALWAYS;
 }
 
-/* An acquire fence (a seqlock reader's, mmapq_peek): the loads before it
- * stay before the loads after it. */
-static inline void peek_fence(void)
+/* Fences, as the seqlocks use them (floor's writer, its readers,
+ * mmapq_peek): acquire_fence keeps the loads before it before the loads
+ * after it, release_fence the stores before it before the stores after
+ * it.  gcc refuses fences under -fsanitize=thread (ThreadSanitizer does not
+ * model them): the TSan build (tests/analyze.sh) compiles them anyway, and
+ * relies on the atomics around them, which it does model. */
+#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
+#define FENCE(order)                                             \
+	_Pragma("GCC diagnostic push")                            \
+	_Pragma("GCC diagnostic ignored \"-Wtsan\"")              \
+	__atomic_thread_fence(order);                             \
+	_Pragma("GCC diagnostic pop")
+#else
+#define FENCE(order) __atomic_thread_fence(order)
+#endif
+
+static inline void acquire_fence(void)
 {
-#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
-	/* gcc refuses fences under -fsanitize=thread (ThreadSanitizer does
-	 * not model them); the TSan build (tests/analyze.sh) never peeks */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-#if defined(__SANITIZE_THREAD__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+	FENCE(__ATOMIC_ACQUIRE);
+}
+
+static inline void release_fence(void)
+{
+	FENCE(__ATOMIC_RELEASE);
 }
 
 /* The producer's bound: floor.byte, with load-acquire (pairs with the

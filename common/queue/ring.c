@@ -75,12 +75,34 @@ int snapshot_floor(const struct mmapq *q, struct pos *floor)
 		p.seq = __atomic_load_n(&f->seq, __ATOMIC_RELAXED);
 		p.byte = __atomic_load_n(&f->byte, __ATOMIC_RELAXED);
 		/* the pair's loads stay before the second look at gen */
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		acquire_fence();
 		g2 = __atomic_load_n(&f->gen, __ATOMIC_RELAXED);
 		if (g1 == g2) {
 			*floor = p;
 			return 0;
 		}
+	}
+	return -EAGAIN;
+}
+
+/* floor, then tail {seq, byte}, as one instant saw them, without the mutex
+ * (observers): floor read again after tail, and the three taken only if it
+ * stood still.  A floor read before a tail that is newer would not bound
+ * it: the producer may meanwhile have written up to a later floor + size,
+ * which would look like a tail more than a ring ahead (damage). */
+int snapshot_positions(const struct mmapq *q, struct pos *floor, struct pos *tail)
+{
+	for (int i = 0; i < 10000; i++) {
+		int r = snapshot_floor(q, floor);
+
+		if (r < 0)
+			return r;
+		tail->seq = load_tail(q);
+		tail->byte = load_tail_byte(q);
+		/* the loads of tail stay before the second look at floor */
+		acquire_fence();
+		if (__atomic_load_n(&q->h->floor.byte, __ATOMIC_RELAXED) == floor->byte)
+			return 0;
 	}
 	return -EAGAIN;
 }
@@ -94,8 +116,9 @@ void store_floor_locked(struct mmapq *q, struct pos p)
 
 	__atomic_store_n(&f->gen, g + 1, __ATOMIC_RELAXED);
 	/* the odd gen is visible before any part of the new pair */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	release_fence();
 	__atomic_store_n(&f->seq, p.seq, __ATOMIC_RELAXED);
+	mmapq_fault("floor.seq"); /* the pair half stored */
 	/* release: the consumers' reads of the frames below byte (ordered
 	 * before this through the mutex) happen before the producer, whose
 	 * acquire load of byte sees this, overwrites them */
@@ -230,6 +253,7 @@ static void publish_locked(struct mmapq *q)
 		return;
 	mmapq_fault("publish.locked");
 	__atomic_store_n(&q->h->producer.tail_byte, q->tail.byte, __ATOMIC_RELAXED);
+	mmapq_fault("publish.tail_byte"); /* the pair half stored */
 	/* release: the frames written before, and tail_byte, become visible
 	 * to the consumers' acquire loads of tail */
 	__atomic_store_n(&q->h->producer.tail, q->tail.seq, __ATOMIC_RELEASE);
@@ -695,6 +719,7 @@ static bool sync_cursor_locked(struct mmapq *q, struct pos at)
 	}
 	slowest = __atomic_load_n(&c->synced, __ATOMIC_RELAXED) == floor_locked(q).seq;
 	__atomic_store_n(&c->synced_byte, at.byte, __ATOMIC_RELAXED);
+	mmapq_fault("release.synced_byte"); /* the pair half stored */
 	__atomic_store_n(&c->synced, at.seq, __ATOMIC_RELAXED);
 	mmapq_fault("release.synced");
 	/* Only the slowest consumer can move floor: the others leave the
@@ -702,14 +727,13 @@ static bool sync_cursor_locked(struct mmapq *q, struct pos at)
 	return slowest && floor_update_locked(q);
 }
 
-/* A consumer whose synced cursor is behind its position (its last
- * holder died between the two): the header on disk, then synced caught up
- * and floor with it. */
-int consumer_catch_up(struct mmapq *q)
+/* Our synced cursor (and floor, if we are the slowest) brought up to our
+ * cursor, the header with the cursor written to disk first (write). */
+static int catch_up(struct mmapq *q, bool write)
 {
-	int r = sync_header(q);
+	int r;
 
-	if (r < 0)
+	if (write && (r = sync_header(q)) < 0)
 		return r;
 	r = lock(q);
 	if (r < 0)
@@ -718,6 +742,22 @@ int consumer_catch_up(struct mmapq *q)
 		mmapq_cond_signal(&q->h->not_full);
 	unlock(q);
 	return 0;
+}
+
+/*
+ * A consumer attaching: its synced cursor brought up to its cursor, as a
+ * release would (the cursor written to disk first).  A process of ours
+ * killed between storing the two left floor behind records it had
+ * consumed; were we to find nothing left to read, no release of ours
+ * would ever move floor, and a producer waiting for room would wait for
+ * good.  0, or an msync error (then the cursor is not known to be on disk
+ * and synced stays behind).
+ */
+int catch_up_synced(struct mmapq *q)
+{
+	if (__atomic_load_n(&q->me->synced, __ATOMIC_RELAXED) == q->head.seq)
+		return 0;
+	return catch_up(q, q->sync != MMAPQ_SYNC_NEVER);
 }
 
 int mmapq_sync(struct mmapq *q)
@@ -742,7 +782,7 @@ int mmapq_sync(struct mmapq *q)
 	if (q->me && __atomic_load_n(&q->me->synced, __ATOMIC_RELAXED) == q->head.seq)
 		return 0;
 	/* the cursor on disk, then synced (and floor) up to it */
-	return consumer_catch_up(q);
+	return catch_up(q, true);
 }
 
 int mmapq_release(struct mmapq *q, uint32_t n)
@@ -766,6 +806,7 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 		return r;
 	if (q->me) {
 		__atomic_store_n(&q->me->position_byte, at.byte, __ATOMIC_RELAXED);
+		mmapq_fault("release.position_byte"); /* the pair half stored */
 		/* release: our reads of these frames happen before anyone who
 		 * sees the new cursor (an observer's acquire) */
 		__atomic_store_n(&q->me->position, at.seq, __ATOMIC_RELEASE);
@@ -775,8 +816,17 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 			rs = sync_header(q);
 	}
 	r = lock(q);
-	if (r < 0)
+	if (r < 0) {
+		/* released nothing (mmapq.h): the cursor goes back, seq first,
+		 * so that a reader's pair is never a byte behind its seq */
+		if (q->me) {
+			__atomic_store_n(&q->me->position, q->head.seq, __ATOMIC_RELEASE);
+			__atomic_store_n(&q->me->position_byte, q->head.byte, __ATOMIC_RELAXED);
+			if (q->sync != MMAPQ_SYNC_NEVER)
+				(void)sync_header(q);
+		}
 		return r;
+	}
 	mmapq_fault("release.locked");
 	if (rs == 0 && !defer && sync_cursor_locked(q, at))
 		mmapq_cond_signal(&q->h->not_full);
@@ -837,13 +887,20 @@ static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t e
 	if (!bad)
 		bad = frame_next(q, seq, &p.byte, end, false, &data, &len);
 	if (!bad) {
-		crc = __atomic_load_n(&((const struct mmapq_frame *)data - 1)->crc, __ATOMIC_RELAXED);
+		const struct mmapq_frame *f = (const struct mmapq_frame *)data - 1;
+
+		crc = __atomic_load_n(&f->crc, __ATOMIC_RELAXED);
+		/* a padding frame before it is checked as a consumer checks it */
+		if ((const uint8_t *)f != q->ring + (start & q->mask) &&
+		    __atomic_load_n(&frame_at(q, start)->crc, __ATOMIC_RELAXED) !=
+		    frame_crc(seq, MMAPQ_FRAME_PAD, NULL))
+			bad = -EBADMSG;
 		memcpy(buf, data, len); /* may race with an overwrite: checked below */
 	}
 	/* the walk's and the copy's loads stay before the load of floor below
 	 * (pairs with the store-release of floor.byte, as seen by the
 	 * producer's acquire of it before it overwrites anything) */
-	peek_fence();
+	acquire_fence();
 	if (__atomic_load_n(&q->h->floor.byte, __ATOMIC_RELAXED) > from)
 		return 1; /* consumed meanwhile: what we walked may have been reused */
 	if (bad || crc != frame_crc(seq, len, buf))
@@ -864,14 +921,14 @@ int mmapq_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct m
 	if (size < q->max_record)
 		return -EMSGSIZE;
 	for (int round = 0; round < 100; round++) {
-		struct pos floor;
+		struct pos floor, t;
 		uint64_t tail, end;
-		int ret = snapshot_floor(q, &floor);
+		int ret = snapshot_positions(q, &floor, &t);
 
 		if (ret < 0)
 			return ret;
-		tail = load_tail(q);
-		end = load_tail_byte(q);
+		tail = t.seq;
+		end = t.byte;
 		if (seq < floor.seq || seq >= tail)
 			return -ENOENT;
 		if (end < floor.byte || end - floor.byte > q->size)

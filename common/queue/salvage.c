@@ -64,10 +64,25 @@ static bool candidate(const struct mmapq *q, struct pos p, struct pos floor)
 	       p.byte - floor.byte <= q->size;
 }
 
+/* Whether run r is better to keep than best: one that holds records over
+ * one that holds none (an empty run, a cursor at a damaged record, keeps
+ * nothing, however far up it starts), then the one that reaches furthest,
+ * then the one that starts lowest. */
+static bool better(const struct run *r, const struct run *best)
+{
+	bool r_holds = r->end.seq > r->start.seq, best_holds = best->end.seq > best->start.seq;
+
+	if (r_holds != best_holds)
+		return r_holds;
+	return r->end.seq > best->end.seq ||
+	       (r->end.seq == best->end.seq && r->start.seq < best->start.seq);
+}
+
 /*
  * The run to keep: of those that start at floor or at a registered
- * consumer's cursor, the one that reaches furthest (the newest records are
- * the ones nobody has yet), and of those the one that starts lowest.
+ * consumer's cursor and hold records, the one that reaches furthest (the
+ * newest records are the ones nobody has yet), and of those the one that
+ * starts lowest.
  */
 static struct run best_run(const struct mmapq *q, struct pos floor, struct pos tail)
 {
@@ -80,10 +95,10 @@ static struct run best_run(const struct mmapq *q, struct pos floor, struct pos t
 
 		if (!registered(c) || !candidate(q, at, floor))
 			continue;
-		if (at.seq >= best.start.seq && at.seq <= best.end.seq)
+		if (best.end.seq > best.start.seq && at.seq >= best.start.seq && at.seq <= best.end.seq)
 			continue; /* on the run found, or a position that disagrees with it */
 		r = walk_run(q, at, tail);
-		if (r.end.seq > best.end.seq || (r.end.seq == best.end.seq && r.start.seq < best.start.seq))
+		if (better(&r, &best))
 			best = r;
 	}
 	return best;
@@ -99,9 +114,29 @@ static struct pos on_run(struct mmapq *q, const struct run *run, uint64_t seq)
 	return (struct pos){seq, byte};
 }
 
+/* The oldest record a registered consumer still wants: the lowest cursor
+ * (on disk as a process alone finds it), or floor if none is registered or
+ * one is below it.  The records below it, between floor and it, were
+ * consumed by every consumer (floor had not caught up yet: a crash between
+ * a release's cursor and its synced copy): a run that starts above them
+ * drops nothing anyone wants. */
+static struct pos wanted_from(const struct mmapq *q, struct pos floor)
+{
+	struct pos low = {UINT64_MAX, 0};
+
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+
+		if (registered(c) && c->position < low.seq)
+			low = (struct pos){c->position, c->position_byte};
+	}
+	return low.seq == UINT64_MAX || low.seq <= floor.seq ? floor : low;
+}
+
 /* Alone: the header made to describe run, and what that dropped recorded
- * in it.  Every consumer's cursor is put on the run (clamped into it, its
- * byte where its record is); floor is the lowest of them. */
+ * in it (the records below the run from floor, the oldest one wanted, and
+ * those past it).  Every consumer's cursor is put on the run (clamped into
+ * it, its byte where its record is); floor is the lowest of them. */
 static void keep_run(struct mmapq *q, const struct run *run, struct pos floor, struct pos tail,
                      bool dropped)
 {
@@ -141,17 +176,49 @@ static void keep_run(struct mmapq *q, const struct run *run, struct pos floor, s
 	st->salvages++;
 	st->salvage_usec = realtime_usec();
 	st->below_from = floor.seq;
-	st->below_to = run->start.seq;
+	st->below_to = run->start.seq > floor.seq ? run->start.seq : floor.seq;
 	st->above_from = run->end.seq;
 	st->above_to = tail.seq > run->end.seq ? tail.seq : run->end.seq;
-	st->dropped_bytes = (run->start.byte - floor.byte) +
+	st->dropped_bytes = (run->start.seq > floor.seq ? run->start.byte - floor.byte : 0) +
 	                    (tail.byte > run->end.byte ? tail.byte - run->end.byte : 0);
+}
+
+/* Whether a process died in the middle of storing a pair {seq, byte}
+ * (so that the pair may be half stored), although the file was closed
+ * cleanly since (a last close does not look): the mutex held by the dead,
+ * or a cursor whose byte is not where its record is (the frame there not
+ * record seq's by its checksum; at the tail, not the tail's byte).  One
+ * frame per cursor, not a walk. */
+static bool pairs_suspect(const struct mmapq *q, struct pos tail)
+{
+	uint32_t word;
+
+	memcpy(&word, &q->h->lock, sizeof(word));
+	if (word != 0)
+		return true;
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		const struct pos at[2] = {{c->position, c->position_byte}, {c->synced, c->synced_byte}};
+
+		for (int k = 0; registered(c) && k < 2; k++) {
+			uint64_t b = at[k].byte;
+			const uint8_t *d;
+			uint32_t l;
+
+			if (at[k].seq == tail.seq ? at[k].byte != tail.byte :
+			    frame_next(q, at[k].seq, &b, tail.byte, true, &d, &l) < 0)
+				return true;
+		}
+	}
+	return false;
 }
 
 /*
  * Alone (the attach byte held exclusively, so nothing moves): if the file
- * was not closed cleanly, or always (mmapq_repair), walk it and keep its
- * best run.  Returns how many records were dropped, or -errno (err said).
+ * was not closed cleanly, or a pair may be half stored (pairs_suspect), or
+ * always (mmapq_repair), walk it and keep its best run (marked in use
+ * first: mark_in_use).  Returns how many records were dropped, or -errno
+ * (err said).
  */
 int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
                   struct mmapq_error *err)
@@ -160,7 +227,7 @@ int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
 	struct pos floor = floor_locked(q), tail = {h->producer.tail, h->producer.tail_byte};
 	uint64_t dropped = 0;
 
-	if (always || h->state.clean != 1) {
+	if (always || h->state.clean != 1 || pairs_suspect(q, tail)) {
 		struct run run;
 		int r;
 
@@ -174,13 +241,16 @@ int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
 			        MMAPQ_FRAME_ALIGN);
 			return -EBADMSG;
 		}
+		struct pos from;
+
 		run = best_run(q, floor, tail);
-		if (run.start.seq > floor.seq)
-			dropped += run.start.seq - floor.seq;
+		from = wanted_from(q, floor);
+		if (run.start.seq > from.seq)
+			dropped += run.start.seq - from.seq;
 		if (tail.seq > run.end.seq)
 			dropped += tail.seq - run.end.seq;
 		mmapq_fault("salvage.walked");
-		keep_run(q, &run, floor, tail, dropped != 0);
+		keep_run(q, &run, from, tail, dropped != 0);
 		if (report && dropped)
 			*report = (struct mmapq_salvage){
 				h->state.salvages, h->state.salvage_usec, h->state.below_from,
@@ -192,15 +262,15 @@ int salvage_alone(struct mmapq *q, bool always, struct mmapq_salvage *report,
 	return dropped > INT32_MAX ? INT32_MAX : (int)dropped;
 }
 
-/* Alone, the file checked: mark it in use (clean = 0), on disk before
- * anything else is written, so that a clean mark is never older than what
- * follows it.  A file refused keeps its mark, and is refused again. */
+/* Alone, the file checked: mark it in use (clean = 0) and write the header
+ * to disk, before anything else is written, so that a clean mark is never
+ * older than what follows it; the cursors go to disk with it, which
+ * reinit_sync_alone relies on when it takes them as synced.  A file
+ * refused keeps its mark, and is refused again. */
 int mark_in_use(struct mmapq *q, struct mmapq_error *err)
 {
 	int r;
 
-	if (q->h->state.clean == 0)
-		return 0;
 	q->h->state.clean = 0;
 	r = sync_header(q);
 	if (r < 0)

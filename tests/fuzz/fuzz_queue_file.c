@@ -6,25 +6,30 @@
  *
  *   raw       The first byte is 'M' (as in the magic "MMAPQ\0\r\n"): the
  *             whole input is the file.  The committed seeds of this kind are
- *             real queue files made by the library.
- *   mutation  Any other first byte: a valid queue file is built with the
- *             library (and cached) from a template description, then edited
- *             by a list of operations, so the fuzzer starts past the magic
- *             and the geometry checks:
- *               byte 0  bit 0: format (0 int, 1 line); bits 1-2: capacity
- *                       2, 4, 8, 16; bits 3-4: record_size 8, 12, 17, 64;
- *                       bits 5-7: records put and consumed first (so that
- *                       head and tail have wrapped): 0, 1, cap-1, cap,
- *                       cap+1, 2cap+3, 1000, 4099
- *               byte 1  records then put: byte % (capacity + 1); if it is
- *                       0xf0 or more and its bit 2 is set, the file is
- *                       rewritten as format version 1 wrote it (int slots
- *                       of 16 + record_size bytes); if it is 0xf0 or more
- *                       and bit 2 is clear, the consumer and the producer
- *                       ask for another geometry (by its bits 0-1:
- *                       capacity x2, capacity /2, record_size + 1, the
- *                       other format)
- *               byte 2  of those, consumed: byte % (put + 1)
+ *             real queue files (version 4 made by the library, versions 1 to
+ *             3 as an older mmapq wrote them).
+ *   mutation  Any other first byte: a valid queue file is built (and cached)
+ *             from a template description, then edited by a list of
+ *             operations, so the fuzzer starts past the magic and the
+ *             geometry checks:
+ *               byte 0  bits 0-1: format (int, line, binary, binary);
+ *                       bits 2-3: ring 64, 128, 256, 1024 bytes; bits 4-5:
+ *                       max_record 8, 13, a half or all of what the ring
+ *                       allows; bits 6-7: records put and consumed first (so
+ *                       that the positions have wrapped): 0, 3, 13, 1000
+ *               byte 1  records then put: byte % 24, as many as fit; if it
+ *                       is 0xf0 or more and its bit 2 is set, the file is
+ *                       one of version 1 + (bits 0-1 % 3) (a ring of slots,
+ *                       capacity ring / 16, record_size 8, 12, 17 or 64 by
+ *                       the bits of max_record), made as an older mmapq made
+ *                       it; if 0xf0 or more and bit 2 is clear, the consumer
+ *                       and the producer ask for another geometry (bits 0-1:
+ *                       the ring x2, the ring / 2, max_record + 1, another
+ *                       format)
+ *               byte 2  bits 0-4: of those, consumed by "default" (% (put +
+ *                       1)); bit 5: a second consumer "b" registered (it
+ *                       consumes the first records, and half of the others);
+ *                       bit 6: the clean mark cleared, as a crash leaves it
  *               then operations, each [op] [offset: 2 bytes LE] [value]:
  *                 op bits 0-1  0 set, 1 xor, 2 add (little-endian), 3 resize
  *                 op bits 2-3  width 1, 2, 4, 8 bytes (the value's length)
@@ -32,32 +37,43 @@
  *                              16-bit change in file size; no value follows)
  *
  * Each file is then opened exactly as the programs open it:
- *   observer   (mmapqctl status / dump): mmapq_open, mmapq_status, and
- *              mmapq_peek over [head, tail) and just outside it;
+ *   observer   (mmapqctl status / dump): mmapq_open, mmapq_status,
+ *              mmapq_consumers, and mmapq_peek over [head, tail) and just
+ *              outside it;
  *   consumer   (mmapq-consumer) on a fresh copy: attach, read every record
- *              (mmapq_get, then mmapq_get_many, and for int records
- *              mmapq_copy_many), release them all, close;
- *   producer   (mmapq-producer) on a fresh copy: attach, put up to 3
- *              records (two with mmapq_put_many, one with mmapq_put),
- *              publish, close.
- * A version-1 file is accepted by the observer and refused by the roles
- * (-EPROTO), as the daemons open it.
+ *              from its cursor (mmapq_get, mmapq_get_many, and for int records
+ *              mmapq_copy_many), release what it could read, close;
+ *   producer   (mmapq-producer) on a fresh copy: attach, reserve, put records
+ *              of three lengths (mmapq_put_many, mmapq_put, mmapq_claim and a
+ *              shorter mmapq_commit), publish, close;
+ *   migrate    (mmapqctl recreate) a file of versions 1 to 3: both roles with
+ *              migrate, every record read out, nothing written.
  *
- * Invariants (any failure aborts, and libFuzzer keeps the input):
+ * Invariants (any failure aborts, and libFuzzer keeps the input), held
+ * against a model of the documented format (mmapq_format.h) written here,
+ * independently of the library (its own CRC-32C, bit by bit):
  *   - no crash, no out-of-bounds access (ASan, UBSan), no hang (-timeout);
- *   - the library accepts the file exactly when an independent model of the
- *     documented format (mmapq_format.h) does, with the documented codes
- *     (-EBADMSG for a bad file, -EPROTO for a geometry mismatch), and a
- *     refusal comes with a one-line message naming the file;
- *   - a refused file is left byte-for-byte as it was;
- *   - status reports exactly what the header holds; every record handed out
- *     (peek, get) is the right slot: its pointer lies inside the library's
- *     mapping of the file (seen through --wrap=mmap) at the slot's offset,
- *     and its bytes are the file's; a slot the model calls bad gives
- *     -EBADMSG, a good one gives the record;
- *   - consumer and producer write only their own fields, the mutex, the
- *     wait words and (producer) the slots they fill, and leave a file the
- *     model accepts with the positions moved as expected;
+ *   - each open accepts the file exactly when the model does, with the
+ *     documented code (-EBADMSG a bad file, -EPROTO a geometry mismatch or a
+ *     version-1 to 3 file without migrate, -EAGAIN an observer that finds
+ *     floor's seqlock held, -ENOSPC a full consumer table), and a refusal
+ *     comes with a one-line message naming the file;
+ *   - a refused file is left byte for byte as it was;
+ *   - status reports what the header holds; every record handed out is the
+ *     right one: mmapq_get's data points into the library's mapping of the
+ *     file (seen through --wrap=mmap) where the model finds the frame of
+ *     that sequence number, with the file's bytes; a record the model calls
+ *     damaged (its length, its crc, the padding before it, one on the way
+ *     for a consumer) gives -EBADMSG;
+ *   - a role that attaches alone does what the format says a process alone
+ *     does (floor made whole, the walk when the file is not clean or a pair
+ *     may be half stored, the salvage's run as the model picks it, the
+ *     cursors onto it, synced = cursor, floor raised), and what it reports
+ *     (mmapq_status().salvaged and .salvage) is what the model predicts;
+ *   - the consumer and the producer leave a file whose header holds what the
+ *     model predicts (positions, cursors, the clean mark, the salvage
+ *     record) and whose ring is the ring before with (producer) the frames
+ *     it put, padding included, each with the crc the model computes;
  *   - no descriptor leaks, no scheduling change (the mutex bytes are
  *     hostile: a priority-protect mutex could raise our priority), and
  *     LeakSanitizer for memory.
@@ -107,21 +123,23 @@ int __wrap_munmap(void *addr, size_t len)
 	return __real_munmap(addr, len);
 }
 
-/* ---- the model of the format ------------------------------------------------ */
+/* ---- bytes --------------------------------------------------------------------- */
 
 #define OFF(f) offsetof(struct mmapq_header, f)
-#define SIDE_P OFF(producer)
-#define SIDE_C offsetof(struct mmapq_header_v2, consumer) /* version 2's one consumer */
-#define FLOOR OFF(floor.floor)                          /* = version 2's head */
-#define TABLE OFF(consumers)
+#define P_TAIL OFF(producer.tail)
+#define P_TAILB OFF(producer.tail_byte)
+#define P_PID OFF(producer.pid)
+#define P_ATTACHES OFF(producer.attaches)
+#define F_SEQ OFF(floor.seq)
+#define F_BYTE OFF(floor.byte)
+#define F_GEN OFF(floor.gen)
+#define S_CLEAN OFF(state.clean)
 #define ENTRY_SIZE sizeof(struct mmapq_consumer)
-#define ENTRY(i) (TABLE + (size_t)(i) * ENTRY_SIZE)
-#define E_POS offsetof(struct mmapq_consumer, position)
-#define E_STATE offsetof(struct mmapq_consumer, state)
-#define E_PID offsetof(struct mmapq_consumer, pid)
-#define E_ATTACHES offsetof(struct mmapq_consumer, attaches)
-#define E_NAME offsetof(struct mmapq_consumer, name)
-#define E_COND offsetof(struct mmapq_consumer, not_empty)
+#define ENTRY(i) (OFF(consumers) + (size_t)(i) * ENTRY_SIZE)
+#define E(i, f) (ENTRY(i) + offsetof(struct mmapq_consumer, f))
+#define V3(f) offsetof(struct mmapq_header_v3, f)
+#define V2(f) offsetof(struct mmapq_header_v2, f)
+#define HDR MMAPQ_HEADER_SIZE
 
 static uint32_t rd32(const uint8_t *b, size_t off)
 {
@@ -137,85 +155,82 @@ static uint64_t rd64(const uint8_t *b, size_t off)
 	return v;
 }
 
-static void wr64(uint8_t *b, size_t off, uint64_t v)
-{
-	memcpy(b + off, &v, sizeof(v));
-}
-
 static void wr32(uint8_t *b, size_t off, uint32_t v)
 {
 	memcpy(b + off, &v, sizeof(v));
 }
 
-struct model {
-	bool hdr_ok;    /* static header fields valid, file exactly the size they give */
-	bool pos_ok;    /* head <= tail <= head + capacity */
-	bool slots_ok;  /* every slot in [head, tail): seq, len, reserved */
-	bool table_ok;  /* version 3: the registered consumers' states, names, cursors */
-	const char *why;
-	uint32_t ver, fmt, cap, rs, ss, maxc;
-	bool ints;      /* int slots of version 2: seq and value, no length */
-	size_t poff;    /* payload offset in a slot */
-	uint64_t head, tail;
-	uint64_t head_eff;  /* floor as a role that attaches alone leaves it: raised to
-	                       the lowest registered cursor */
-	int nreg;           /* registered consumers */
-	int def;            /* the entry of the consumer "default", -1 if none */
-};
-
-/* Reserved header ranges that must be zero (mmapq_format.h): version 1
- * and 2 (not offset 36 nor from 512 on: an interrupted upgrade writes
- * there first), version 3 (the entries past max_consumers apart). */
-struct rsv {
-	size_t off, len;
-};
-static const struct rsv reserved_v2[] = {
-	{OFF(reserved1), 8},
-	{SIDE_P + offsetof(struct mmapq_side, reserved0), 4},
-	{SIDE_P + offsetof(struct mmapq_side, reserved), sizeof(((struct mmapq_side *)0)->reserved)},
-	{SIDE_C + offsetof(struct mmapq_side, reserved0), 4},
-	{SIDE_C + offsetof(struct mmapq_side, reserved), sizeof(((struct mmapq_side *)0)->reserved)},
-	{offsetof(struct mmapq_header_v2, not_empty) + offsetof(struct mmapq_cond, reserved), 56},
-	{OFF(not_full) + offsetof(struct mmapq_cond, reserved), 56},
-};
-static const struct rsv reserved_v3[] = {
-	{OFF(reserved1), 8},
-	{SIDE_P + offsetof(struct mmapq_side, reserved0), 4},
-	{SIDE_P + offsetof(struct mmapq_side, reserved), sizeof(((struct mmapq_side *)0)->reserved)},
-	{OFF(floor.reserved), 120},
-	{OFF(reserved2), 64},
-	{OFF(not_full) + offsetof(struct mmapq_cond, reserved), 56},
-	{OFF(reserved), sizeof(((struct mmapq_header *)0)->reserved)},
-};
-
-static bool all_zero(const uint8_t *f, const struct rsv *r, size_t n)
+static void wr64(uint8_t *b, size_t off, uint64_t v)
 {
-	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < r[i].len; j++)
-			if (f[r[i].off + j])
-				return false;
-	return true;
+	memcpy(b + off, &v, sizeof(v));
 }
 
-/* Version 3: the entries' reserved bytes, the entries past max_consumers,
- * the pids of those in use. */
-static bool table_static_ok(const uint8_t *f, uint32_t maxc)
+/* CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), bit by bit: the
+ * model's own, nothing shared with the library's crc32c.c. */
+static uint32_t crc_bits(uint32_t crc, const uint8_t *p, size_t n)
 {
-	for (uint32_t i = 0; i < MMAPQ_CONSUMERS_MAX; i++) {
-		const struct rsv in_use[] = {
-			{ENTRY(i) + offsetof(struct mmapq_consumer, reserved0), 8},
-			{ENTRY(i) + E_COND + offsetof(struct mmapq_cond, reserved), 56},
-		};
-		const struct rsv unused[] = {{ENTRY(i), ENTRY_SIZE}};
-		if (i < maxc ? !all_zero(f, in_use, 2) || (int32_t)rd32(f, ENTRY(i) + E_PID) < 0 :
-		               !all_zero(f, unused, 1))
-			return false;
+	crc = ~crc;
+	while (n--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
 	}
+	return ~crc;
+}
+
+/* A frame's crc: of seq (8 bytes), len (4) and the payload, in this
+ * machine's byte order (mmapq_format.h, "Checksums"). */
+static uint32_t m_crc(uint64_t seq, uint32_t len, const uint8_t *payload, uint32_t n)
+{
+	uint8_t h[12];
+
+	memcpy(h, &seq, 8);
+	memcpy(h + 8, &len, 4);
+	return crc_bits(crc_bits(0, h, 12), payload, n);
+}
+
+static uint64_t fsize(uint32_t len)
+{
+	return 8 + (((uint64_t)len + 7) & ~UINT64_C(7));
+}
+
+static bool pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* ---- the model of the format ------------------------------------------------ */
+
+struct pair {
+	uint64_t seq, byte;
+};
+
+struct model {
+	const char *why;      /* why it is refused, NULL if it is not */
+	bool hdr_ok;          /* identity, geometry and the static fields valid */
+	uint32_t ver, fmt, maxc;
+	/* version 4 */
+	uint64_t size;
+	uint32_t max;
+	bool pos_ok;          /* positions and the consumer table (with cursors) valid */
+	/* versions 1 to 3 */
+	uint32_t cap, rs, ss, poff;
+	bool ints;
+	uint64_t head, tail;
+	bool slots_ok;        /* every slot of [head, tail) holds its record (migrate) */
+	bool table_ok;        /* version 3's table as a migrating process checks it */
+};
+
+static bool all_zero(const uint8_t *f, size_t off, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (f[off + i])
+			return false;
 	return true;
 }
 
-/* A name as the library requires it: 1..63 of the allowed characters,
- * NUL-padded to 64 bytes. */
+/* A name as a table may hold it: 1..63 of the allowed characters, NUL-padded
+ * to 64 bytes. */
 static bool name_ok(const uint8_t *f, size_t off)
 {
 	size_t len = strnlen((const char *)f + off, 64);
@@ -225,157 +240,493 @@ static bool name_ok(const uint8_t *f, size_t off)
 	for (size_t i = 0; i < len; i++)
 		if (!strchr(MMAPQ_CONSUMER_NAME_CHARS, f[off + i]))
 			return false;
-	for (size_t i = len; i < 64; i++)
-		if (f[off + i])
+	return all_zero(f, off + len, 64 - len);
+}
+
+/* A version-3 entry's name as a migrating process takes it: 1..63 of the
+ * allowed characters, then a NUL, and the 64th byte NUL (the others after
+ * the name are not looked at). */
+static bool name_ok_v3(const uint8_t *f, size_t off)
+{
+	size_t len = strnlen((const char *)f + off, 64);
+
+	if (len == 0 || len == 64 || f[off + 63])
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!strchr(MMAPQ_CONSUMER_NAME_CHARS, f[off + i]))
 			return false;
 	return true;
 }
 
-/* Version 3's table as the roles check it (floor, tail valid). */
-static void model_table(const uint8_t *f, struct model *m)
+static uint32_t limit_of(uint64_t size)
 {
-	uint64_t min = UINT64_MAX;
+	uint64_t most = size / 4 - 8;
 
-	m->def = -1;
-	m->why = "consumer table";
+	return most > MMAPQ_MAX_RECORD_MAX ? MMAPQ_MAX_RECORD_MAX : (uint32_t)most;
+}
+
+/* lo <= p <= hi, both members, and p's byte a multiple of 8 */
+static bool between(struct pair lo, struct pair p, struct pair hi)
+{
+	return lo.seq <= p.seq && p.seq <= hi.seq && lo.byte <= p.byte && p.byte <= hi.byte &&
+	       p.byte % 8 == 0;
+}
+
+static struct pair floor_of(const uint8_t *f)
+{
+	return (struct pair){rd64(f, F_SEQ), rd64(f, F_BYTE)};
+}
+
+static struct pair tail_of(const uint8_t *f)
+{
+	return (struct pair){rd64(f, P_TAIL), rd64(f, P_TAILB)};
+}
+
+/* Version 4's positions and consumer table, as a crash may leave them. */
+static const char *v4_positions(const uint8_t *f, const struct model *m)
+{
+	struct pair fl = floor_of(f), t = tail_of(f);
+
+	if (fl.seq > t.seq || fl.byte > t.byte || t.byte - fl.byte > m->size ||
+	    t.seq - fl.seq > (t.byte - fl.byte) / 8 || fl.byte % 8 || t.byte % 8)
+		return "positions";
 	for (uint32_t i = 0; i < m->maxc; i++) {
-		uint32_t state = rd32(f, ENTRY(i) + E_STATE);
-		uint64_t pos = rd64(f, ENTRY(i) + E_POS);
+		uint32_t state = rd32(f, E(i, state));
+		struct pair pos = {rd64(f, E(i, position)), rd64(f, E(i, position_byte))};
+		struct pair syn = {rd64(f, E(i, synced)), rd64(f, E(i, synced_byte))};
 
 		if (state > 1)
-			return;
+			return "consumer state";
 		if (!state)
 			continue;
-		if (!name_ok(f, ENTRY(i) + E_NAME) || pos < m->head || pos > m->tail)
-			return;
+		if (!name_ok(f, E(i, name)))
+			return "consumer name";
 		for (uint32_t k = 0; k < i; k++)
-			if (rd32(f, ENTRY(k) + E_STATE) == 1 &&
-			    !memcmp(f + ENTRY(k) + E_NAME, f + ENTRY(i) + E_NAME, 64))
-				return;
-		if (!strcmp((const char *)f + ENTRY(i) + E_NAME, MMAPQ_CONSUMER_DEFAULT))
-			m->def = (int)i;
-		m->nreg++;
-		if (pos < min)
-			min = pos;
+			if (rd32(f, E(k, state)) == 1 && !memcmp(f + E(k, name), f + E(i, name), 64))
+				return "consumer name twice";
+		if (!between(fl, syn, pos) || !between(syn, pos, t))
+			return "consumer cursor";
 	}
-	if (m->nreg && min > m->head)
-		m->head_eff = min;
-	m->table_ok = true;
+	return NULL;
 }
 
-static size_t slot_off(const struct model *m, uint64_t seq)
+/* The reserved bytes of a version-4 header (mmapq_format.h), the entries
+ * past max_consumers whole. */
+static bool v4_reserved_ok(const uint8_t *f, uint32_t maxc)
 {
-	return MMAPQ_HEADER_SIZE + (size_t)(seq & (m->cap - 1)) * m->ss;
+	if (!all_zero(f, OFF(reserved1), 8) || !all_zero(f, OFF(producer.reserved0), 4) ||
+	    !all_zero(f, OFF(producer.reserved), 64) || !all_zero(f, OFF(floor.reserved), 104) ||
+	    !all_zero(f, OFF(state.reserved0), 4) || !all_zero(f, OFF(not_full_reserved), 56) ||
+	    !all_zero(f, OFF(reserved), 496))
+		return false;
+	for (uint32_t i = 0; i < MMAPQ_CONSUMERS_MAX; i++)
+		if (i < maxc ? !all_zero(f, E(i, reserved), 40) : !all_zero(f, ENTRY(i), ENTRY_SIZE))
+			return false;
+	return true;
 }
 
-/* What the readers (peek, get) require of a slot: reserved is checked only
- * when attaching. */
-static bool slot_readable(const struct model *m, const uint8_t *f, uint64_t seq)
+static bool v3_reserved_ok(const uint8_t *f, uint32_t ver)
 {
-	size_t o = slot_off(m, seq);
-	uint32_t len;
-
-	if (m->ints)
-		return rd64(f, o) == seq;
-	len = rd32(f, o + 8);
-	return rd64(f, o) == seq && len <= m->rs && (m->fmt != MMAPQ_FORMAT_INT || len == 8);
+	if (ver < 3)
+		return all_zero(f, V2(id.reserved1), 8) && all_zero(f, V2(producer.reserved0), 4) &&
+		       all_zero(f, V2(producer.reserved), 72) && all_zero(f, V2(consumer.reserved0), 4) &&
+		       all_zero(f, V2(consumer.reserved), 72);
+	return all_zero(f, V3(id.reserved1), 8) && all_zero(f, V3(producer.reserved0), 4) &&
+	       all_zero(f, V3(producer.reserved), 72) && all_zero(f, V3(floor_reserved), 120) &&
+	       all_zero(f, V3(reserved2), 64) && all_zero(f, V3(reserved), 496);
 }
 
-/* The payload length of a readable slot. */
-static uint32_t slot_len(const struct model *m, const uint8_t *f, uint64_t seq)
+/* The slot of record seq (versions 1 to 3) holds it: 0, and its payload. */
+static bool slot_ok(const struct model *m, const uint8_t *f, uint64_t seq, uint32_t *len)
 {
-	return m->ints ? 8 : rd32(f, slot_off(m, seq) + 8);
+	size_t o = HDR + (size_t)(seq & (m->cap - 1)) * m->ss;
+
+	if (rd64(f, o) != seq)
+		return false;
+	*len = m->ints ? 8 : rd32(f, o + 8);
+	return *len <= m->rs && (m->fmt != MMAPQ_FORMAT_INT || *len == 8);
 }
 
-static void model_file(const uint8_t *f, size_t n, struct model *m)
+static void model_legacy(const uint8_t *f, size_t n, struct model *m)
 {
 	uint64_t want;
 
-	memset(m, 0, sizeof(*m));
-	m->def = -1;
-	m->why = "too small";
-	if (n < MMAPQ_HEADER_SIZE)
-		return;
-	m->why = "magic";
-	if (memcmp(f, MMAPQ_MAGIC, 8) != 0)
-		return;
-	m->why = "version";
-	m->ver = rd32(f, OFF(version));
-	if (m->ver != 1 && m->ver != 2 && m->ver != 3)
-		return;
-	m->why = "header_size";
-	if (rd32(f, OFF(header_size)) != MMAPQ_HEADER_SIZE)
-		return;
-	m->why = "byte_order";
-	if (rd32(f, OFF(byte_order)) != MMAPQ_BYTE_ORDER)
-		return;
-	m->fmt = rd32(f, OFF(format));
-	m->cap = rd32(f, OFF(capacity));
-	m->rs = rd32(f, OFF(record_size));
-	m->ss = rd32(f, OFF(slot_size));
+	m->fmt = rd32(f, V3(id.format));
+	m->cap = rd32(f, V3(id.capacity));
+	m->rs = rd32(f, V3(id.record_size));
+	m->ss = rd32(f, V3(id.slot_size));
 	m->why = "format";
 	if (m->fmt != MMAPQ_FORMAT_INT && m->fmt != MMAPQ_FORMAT_LINE)
 		return;
 	m->why = "capacity";
-	if (m->cap < 2 || m->cap > (1u << 24) || (m->cap & (m->cap - 1)))
+	if (m->cap < 2 || m->cap > (1u << 24) || !pow2(m->cap))
 		return;
-	m->why = "record_size";
+	m->why = "record size";
 	if (m->rs < 8 || m->rs > (1u << 20))
 		return;
-	m->why = "slot_size";
-	/* version 2 stores an int record as seq and value; every other slot
-	 * is a 16-byte header and record_size bytes rounded up to 8 */
 	m->ints = m->ver >= 2 && m->fmt == MMAPQ_FORMAT_INT;
 	m->poff = m->ints ? 8 : 16;
-	if (m->ss != (m->ints ? 16 : 16 + ((m->rs + 7) / 8) * 8))
+	m->why = "slot size";
+	if (m->ss != (m->ints ? 16 : 16 + ((m->rs + 7) & ~7u)))
 		return;
-	want = 4096 + (uint64_t)m->cap * m->ss;
-	m->why = "file_size field";
-	if (rd64(f, OFF(file_size)) != want)
+	want = HDR + (uint64_t)m->cap * m->ss;
+	m->why = "file size";
+	if (rd64(f, V3(id.file_size)) != want || n != want)
 		return;
-	m->why = "real size";
-	if ((uint64_t)n != want)
+	m->why = "reserved";
+	if (!v3_reserved_ok(f, m->ver))
 		return;
-	m->maxc = m->ver == 3 ? rd32(f, OFF(max_consumers)) : 1;
+	m->maxc = m->ver == 3 ? rd32(f, V3(id.max_consumers)) : 1;
+	m->why = "max_consumers";
+	if (m->maxc < 1 || m->maxc > MMAPQ_CONSUMERS_MAX)
+		return;
+	m->hdr_ok = true;
+	m->why = "positions";
+	m->head = rd64(f, V3(floor));
+	m->tail = rd64(f, V3(producer.position));
+	if (m->head > m->tail || m->tail - m->head > m->cap)
+		return;
+	m->pos_ok = true;
+	m->why = "slot";
+	for (uint64_t s = m->head; s < m->tail; s++) {
+		uint32_t len;
+		if (!slot_ok(m, f, s, &len))
+			return;
+	}
+	m->slots_ok = true;
+	m->why = "consumer table";
+	for (uint32_t i = 0; m->ver == 3 && i < m->maxc; i++) {
+		size_t e = V3(consumers) + (size_t)i * sizeof(struct mmapq_consumer_v3);
+		uint32_t state = rd32(f, e + offsetof(struct mmapq_consumer_v3, state));
+		uint64_t pos = rd64(f, e);
+
+		if (state == 0)
+			continue;
+		if (state != 1 || !name_ok_v3(f, e + offsetof(struct mmapq_consumer_v3, name)) ||
+		    pos < m->head || pos > m->tail)
+			return;
+	}
+	m->table_ok = true;
+	m->why = NULL;
+}
+
+static void model_file(const uint8_t *f, size_t n, struct model *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->why = "too small";
+	if (n < HDR)
+		return;
+	m->why = "magic";
+	if (memcmp(f, MMAPQ_MAGIC, 8))
+		return;
+	m->why = "byte order";
+	if (rd32(f, OFF(byte_order)) != MMAPQ_BYTE_ORDER)
+		return;
+	m->ver = rd32(f, OFF(version));
+	m->why = "version";
+	if (m->ver < 1 || m->ver > 4)
+		return;
+	m->why = "header size";
+	if (rd32(f, OFF(header_size)) != HDR)
+		return;
+	if (m->ver < 4) {
+		model_legacy(f, n, m);
+		return;
+	}
+	m->fmt = rd32(f, OFF(format));
+	m->size = rd64(f, OFF(size));
+	m->max = rd32(f, OFF(max_record));
+	m->why = "format";
+	if (m->fmt < MMAPQ_FORMAT_INT || m->fmt > MMAPQ_FORMAT_BINARY)
+		return;
+	m->why = "size";
+	if (!pow2(m->size) || m->size < 64 || m->size > (UINT64_C(1) << 36))
+		return;
+	m->why = "max_record";
+	if (m->max < 8 || m->max > limit_of(m->size))
+		return;
+	m->why = "file size";
+	if (rd64(f, OFF(file_size)) != HDR + m->size || n != HDR + m->size)
+		return;
+	m->maxc = rd32(f, OFF(max_consumers));
 	m->why = "max_consumers";
 	if (m->maxc < 1 || m->maxc > MMAPQ_CONSUMERS_MAX)
 		return;
 	m->why = "reserved";
-	if (m->ver == 3 ? !all_zero(f, reserved_v3, sizeof(reserved_v3) / sizeof(reserved_v3[0])) ||
-	                  !table_static_ok(f, m->maxc) :
-	                  !all_zero(f, reserved_v2, sizeof(reserved_v2) / sizeof(reserved_v2[0])))
+	if (!v4_reserved_ok(f, m->maxc))
+		return;
+	m->why = "clean";
+	if (rd32(f, S_CLEAN) > 1)
 		return;
 	m->why = "pid";
-	if ((int32_t)rd32(f, SIDE_P + 8) < 0 || (m->ver < 3 && (int32_t)rd32(f, SIDE_C + 8) < 0))
+	if ((int32_t)rd32(f, P_PID) < 0)
 		return;
+	for (uint32_t i = 0; i < m->maxc; i++)
+		if ((int32_t)rd32(f, E(i, pid)) < 0)
+			return;
 	m->hdr_ok = true;
-	m->head = m->head_eff = rd64(f, FLOOR);
-	m->tail = rd64(f, SIDE_P);
-	m->why = "positions";
-	if (m->head > m->tail || m->tail - m->head > m->cap)
-		return;
-	m->pos_ok = true;
-	if (m->ver == 3) {
-		model_table(f, m);
-		if (!m->table_ok)
-			return;
-	} else {
-		m->table_ok = true; /* an upgrade makes "default" the one consumer, at head */
-		m->def = -1;
-	}
-	m->why = "slots";
-	for (uint64_t s = m->head; s < m->tail; s++) {
-		if (!slot_readable(m, f, s) || (!m->ints && rd32(f, slot_off(m, s) + 12) != 0))
-			return;
-	}
-	m->slots_ok = true;
-	m->why = NULL;
+	m->why = v4_positions(f, m);
+	m->pos_ok = !m->why;
 }
 
-/* ---- checks ----------------------------------------------------------------- */
+/*
+ * The frame of record seq at byte position *b (or after a padding frame
+ * there), in file f of model m, below end: its length checked, and with
+ * check its crc and the padding's.  true: *len, *at (its payload's offset in
+ * the file) and *b (past it) set.
+ */
+static bool m_frame(const struct model *m, const uint8_t *f, uint64_t seq, uint64_t *b, uint64_t end,
+                    bool check, uint32_t *len, size_t *at)
+{
+	uint64_t off = *b % m->size, pos = *b;
+	uint32_t l = rd32(f, HDR + off);
+
+	if (l == MMAPQ_FRAME_PAD) {
+		if (off == 0 || (check && rd32(f, HDR + off + 4) != m_crc(seq, l, NULL, 0)))
+			return false;
+		pos += m->size - off;
+		off = 0;
+		l = rd32(f, HDR);
+	}
+	if (l > m->max || (m->fmt == MMAPQ_FORMAT_INT && l != 8))
+		return false;
+	if (off + fsize(l) > m->size || pos + fsize(l) > end)
+		return false;
+	if (check && rd32(f, HDR + off + 4) != m_crc(seq, l, f + HDR + off + 8, l))
+		return false;
+	*len = l;
+	*at = HDR + off + 8;
+	*b = pos + fsize(l);
+	return true;
+}
+
+/* From p, frame by frame with their checksums, until the first that is not
+ * intact or tail (its seq or its byte, whichever comes first; a ring past p
+ * if both lie behind it): the run's end. */
+static struct pair m_walk(const struct model *m, const uint8_t *f, struct pair p, struct pair t)
+{
+	uint64_t stop_seq = t.seq >= p.seq ? t.seq : UINT64_MAX;
+	uint64_t stop_byte = t.byte >= p.byte ? t.byte : p.byte + m->size;
+
+	if (stop_byte > p.byte + m->size)
+		stop_byte = p.byte + m->size;
+	while (p.seq < stop_seq && p.byte < stop_byte) {
+		uint64_t b = p.byte;
+		uint32_t l;
+		size_t at;
+
+		if (!m_frame(m, f, p.seq, &b, stop_byte, true, &l, &at))
+			break;
+		p = (struct pair){p.seq + 1, b};
+	}
+	return p;
+}
+
+/* From p to record seq by the frames' lengths alone: its position. */
+static bool m_find(const struct model *m, const uint8_t *f, struct pair p, uint64_t seq, uint64_t end,
+                   uint64_t *byte)
+{
+	while (p.seq < seq) {
+		uint32_t l;
+		size_t at;
+
+		if (!m_frame(m, f, p.seq, &p.byte, end, false, &l, &at))
+			return false;
+		p.seq++;
+	}
+	*byte = p.byte;
+	return true;
+}
+
+/* A pair as the frames say it: at the tail, the tail's byte; else the
+ * frame there is record seq's, checksum and all. */
+static bool m_pair_whole(const struct model *m, const uint8_t *f, struct pair p, struct pair t)
+{
+	uint64_t b = p.byte;
+	uint32_t l;
+	size_t at;
+
+	if (p.seq == t.seq)
+		return p.byte == t.byte;
+	return m_frame(m, f, p.seq, &b, t.byte, true, &l, &at);
+}
+
+/* What a process that attaches alone does to a version-4 file that passed
+ * validation (mmapq_format.h, "Clean close, and salvage", and the crash
+ * repair), applied to f: *dropped the records it reports dropped. */
+struct salvage_m {
+	bool walked, dropped_any, new_id;
+	uint64_t dropped;
+	uint64_t below_from, below_to, above_from, above_to, bytes;
+};
+
+static void m_floor_whole(const struct model *m, uint8_t *f)
+{
+	uint64_t gen = rd64(f, F_GEN);
+	struct pair low = tail_of(f);
+	bool any = false;
+
+	if (!(gen & 1))
+		return;
+	for (uint32_t i = 0; i < m->maxc; i++) {
+		struct pair s = {rd64(f, E(i, synced)), rd64(f, E(i, synced_byte))};
+
+		if (rd32(f, E(i, state)) != 1)
+			continue;
+		if (!any || s.seq < low.seq)
+			low = s;
+		any = true;
+	}
+	wr64(f, F_SEQ, low.seq);
+	wr64(f, F_BYTE, low.byte);
+	wr64(f, F_GEN, gen + 1);
+}
+
+static void m_alone(const struct model *m, uint8_t *f, struct salvage_m *s)
+{
+	struct pair fl, t = tail_of(f);
+	uint32_t word = rd32(f, OFF(lock));
+	bool suspect = word != 0;
+
+	memset(s, 0, sizeof(*s));
+	m_floor_whole(m, f);
+	fl = floor_of(f);
+	for (uint32_t i = 0; !suspect && i < m->maxc; i++) {
+		struct pair pos = {rd64(f, E(i, position)), rd64(f, E(i, position_byte))};
+		struct pair syn = {rd64(f, E(i, synced)), rd64(f, E(i, synced_byte))};
+
+		if (rd32(f, E(i, state)) == 1)
+			suspect = !m_pair_whole(m, f, pos, t) || !m_pair_whole(m, f, syn, t);
+	}
+	if (rd32(f, S_CLEAN) != 1 || suspect) {
+		/* the runs from floor and from every registered cursor that may
+		 * start one; the best holds records, reaches furthest, starts
+		 * lowest */
+		struct pair bs = fl, be = m_walk(m, f, fl, t), wanted = {UINT64_MAX, 0}, low;
+		bool any = false;
+		uint64_t dropped = 0;
+
+		s->walked = true;
+		for (uint32_t i = 0; i < m->maxc; i++) {
+			struct pair at = {rd64(f, E(i, position)), rd64(f, E(i, position_byte))}, e;
+			bool holds, best_holds;
+
+			if (rd32(f, E(i, state)) != 1)
+				continue;
+			if (at.seq < wanted.seq)
+				wanted = at;
+			if (at.byte % 8 || at.seq < fl.seq || at.byte < fl.byte || at.byte - fl.byte > m->size)
+				continue;
+			e = m_walk(m, f, at, t);
+			holds = e.seq > at.seq;
+			best_holds = be.seq > bs.seq;
+			if (holds != best_holds ? holds :
+			    e.seq > be.seq || (e.seq == be.seq && at.seq < bs.seq))
+				bs = at, be = e;
+		}
+		if (wanted.seq == UINT64_MAX || wanted.seq <= fl.seq)
+			wanted = fl;
+		if (bs.seq > wanted.seq)
+			dropped += bs.seq - wanted.seq;
+		if (t.seq > be.seq)
+			dropped += t.seq - be.seq;
+		/* the cursors onto the run, floor the lowest of them */
+		low = be;
+		for (uint32_t i = 0; i < m->maxc; i++) {
+			uint64_t seq = rd64(f, E(i, position)), byte = be.byte;
+
+			if (rd32(f, E(i, state)) != 1)
+				continue;
+			seq = seq < bs.seq ? bs.seq : seq > be.seq ? be.seq : seq;
+			if (seq < be.seq)
+				(void)m_find(m, f, bs, seq, be.byte, &byte);
+			wr64(f, E(i, position), seq);
+			wr64(f, E(i, synced), seq);
+			wr64(f, E(i, position_byte), byte);
+			wr64(f, E(i, synced_byte), byte);
+			if (rd64(f, E(i, attach_position)) > seq)
+				wr64(f, E(i, attach_position), seq);
+			if (!any || seq < low.seq)
+				low = (struct pair){seq, byte};
+			any = true;
+		}
+		wr64(f, P_TAILB, be.byte);
+		wr64(f, P_TAIL, be.seq);
+		if (!any)
+			low = bs;
+		wr64(f, F_SEQ, low.seq);
+		wr64(f, F_BYTE, low.byte);
+		wr64(f, F_GEN, rd64(f, F_GEN) + 2);
+		s->new_id = t.seq > be.seq;
+		s->dropped = dropped;
+		if (dropped) {
+			s->dropped_any = true;
+			s->below_from = wanted.seq;
+			s->below_to = bs.seq > wanted.seq ? bs.seq : wanted.seq;
+			s->above_from = be.seq;
+			s->above_to = t.seq > be.seq ? t.seq : be.seq;
+			s->bytes = (bs.seq > wanted.seq ? bs.byte - wanted.byte : 0) +
+			           (t.byte > be.byte ? t.byte - be.byte : 0);
+			wr64(f, OFF(state.salvages), rd64(f, OFF(state.salvages)) + 1);
+			wr64(f, OFF(state.below_from), s->below_from);
+			wr64(f, OFF(state.below_to), s->below_to);
+			wr64(f, OFF(state.above_from), s->above_from);
+			wr64(f, OFF(state.above_to), s->above_to);
+			wr64(f, OFF(state.dropped_bytes), s->bytes);
+		}
+	}
+	wr32(f, S_CLEAN, 0);
+	/* the re-initialisation: every cursor taken as synced (a free entry's
+	 * too: they mean nothing), floor even and raised to the lowest of the
+	 * registered ones */
+	{
+		struct pair low = {UINT64_MAX, 0};
+
+		for (uint32_t i = 0; i < m->maxc; i++) {
+			wr64(f, E(i, synced), rd64(f, E(i, position)));
+			wr64(f, E(i, synced_byte), rd64(f, E(i, position_byte)));
+			if (rd32(f, E(i, state)) != 1)
+				continue;
+			if (rd64(f, E(i, position)) < low.seq)
+				low = (struct pair){rd64(f, E(i, position)), rd64(f, E(i, position_byte))};
+		}
+		if (rd64(f, F_GEN) & 1)
+			wr64(f, F_GEN, rd64(f, F_GEN) + 1);
+		if (low.seq != UINT64_MAX && low.seq > rd64(f, F_SEQ)) {
+			wr64(f, F_SEQ, low.seq);
+			wr64(f, F_BYTE, low.byte);
+			wr64(f, F_GEN, rd64(f, F_GEN) + 2);
+		}
+	}
+}
+
+/* The room mmapq_reserve promises with floor fl and tail t: the free
+ * bytes, less what padding at the ring's end may take. */
+static uint64_t m_room(const struct model *m, struct pair fl, struct pair t, uint32_t len)
+{
+	uint64_t free_b = fl.byte + m->size - t.byte, end = m->size - t.byte % m->size;
+	uint64_t w = fsize(m->max), room = free_b <= end ? free_b : free_b - (end < w ? end : w);
+
+	return room > fsize(len) ? room : fsize(len);
+}
+
+/* Bytes a record of len takes at t (padding first if it does not fit before
+ * the ring's end), and where its frame goes. */
+static uint64_t m_need(const struct model *m, uint64_t t, uint32_t len, uint64_t *at)
+{
+	uint64_t end = m->size - t % m->size;
+
+	*at = fsize(len) <= end ? t : t + end;
+	return fsize(len) <= end ? fsize(len) : end + fsize(len);
+}
+
+/* ---- the files and the checks ------------------------------------------------ */
 
 static char g_path[512];
 static const char *g_dir;
+
+#define FILE_MAX (HDR + 1024 * 2 + 32768)
+static uint8_t g_after[1 << 17], g_pred[1 << 17];
 
 static void check_err_msg(const struct mmapq_error *err, int r, const char *role)
 {
@@ -389,211 +740,6 @@ static void check_err_msg(const struct mmapq_error *err, int r, const char *role
 		           "%s: control byte 0x%02x in the message", role, (unsigned char)err->msg[i]);
 }
 
-/* A record handed out for seq: the right slot of the current mapping, with
- * the file's bytes. */
-/* copy: where a copied record must be (mmapq_peek's buffer); NULL: in
- * place in the mapping (mmapq_get) */
-static void check_record(const struct model *m, const uint8_t *f, uint64_t seq,
-                         const struct mmapq_record *rec, const uint8_t *copy, const char *role)
-{
-	size_t o = slot_off(m, seq);
-	const uint8_t *d = rec->data;
-
-	FUZZ_CHECK(g_map, "%s: no mapping of the file was seen", role);
-	FUZZ_CHECK(rec->seq == seq, "%s: record seq %" PRIu64 " for %" PRIu64, role, rec->seq, seq);
-	FUZZ_CHECK(rec->len == slot_len(m, f, seq), "%s: record length %" PRIu32, role, rec->len);
-	FUZZ_CHECK(rec->len <= m->rs, "%s: record length %" PRIu32 " > record_size", role, rec->len);
-	FUZZ_CHECK(m->fmt != MMAPQ_FORMAT_INT || rec->len == 8, "%s: int record of %" PRIu32 " bytes",
-	           role, rec->len);
-	if (copy)
-		FUZZ_CHECK(d == copy, "%s: record %" PRIu64 " data not in the caller's buffer", role, seq);
-	else
-		FUZZ_CHECK(d == g_map + o + m->poff,
-		           "%s: record %" PRIu64 " data at map+%td, expected map+%zu", role, seq,
-		           d - g_map, o + m->poff);
-	FUZZ_CHECK(o + m->poff + rec->len <= g_map_len, "%s: record beyond the mapping", role);
-	FUZZ_CHECK(!memcmp(d, f + o + m->poff, rec->len), "%s: record bytes differ", role);
-}
-
-static void check_side(const uint8_t *f, size_t side, const struct mmapq_side_status *s)
-{
-	FUZZ_CHECK(s->pid == (int32_t)rd32(f, side + 8), "status pid");
-	FUZZ_CHECK(s->start_usec == rd64(f, side + 16), "status start_usec");
-	FUZZ_CHECK(s->dropped == rd64(f, side + 24), "status dropped");
-	FUZZ_CHECK(s->bad_input == rd64(f, side + 32), "status bad_input");
-	FUZZ_CHECK(s->recoveries == rd64(f, side + 40), "status recoveries");
-	FUZZ_CHECK(s->attaches == rd64(f, side + 48), "status attaches");
-	FUZZ_CHECK(!s->attached, "status: attached, but nobody is");
-}
-
-static struct mmapq *open_role(enum mmapq_role role, uint32_t cap, uint32_t rs, uint32_t fmt,
-                               struct mmapq_error *err, int *ret)
-{
-	struct mmapq_params p = {
-		.path = g_path, .role = role, .capacity = cap, .record_size = rs, .format = fmt,
-		.sync = MMAPQ_SYNC_NEVER, .file_mode = 0600,
-	};
-	struct mmapq *q = NULL;
-
-	memset(err, 0x55, sizeof(*err)); /* the message must be set, not left over */
-	*ret = mmapq_open(&p, &q, err);
-	FUZZ_CHECK(*ret <= 0, "mmapq_open returned %d", *ret);
-	FUZZ_CHECK((*ret == 0) == (q != NULL), "mmapq_open: code %d but queue %p", *ret, (void *)q);
-	return q;
-}
-
-/* A file without a queue id (all zero) gets one from either role: its 16
- * bytes may change then (*r), to anything but zero (check_id_given).  (A
- * version-2 file being upgraded: within the header's tail, already free.) */
-static bool id_zero(const uint8_t *id)
-{
-	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
-		if (id[i])
-			return false;
-	return true;
-}
-
-static bool id_missing(const uint8_t *f)
-{
-	return id_zero(f + OFF(id));
-}
-
-static void check_observer(const uint8_t *f, size_t n, const struct model *m)
-{
-	struct mmapq_error err;
-	struct mmapq_status st;
-	struct mmapq_record rec;
-	struct mmapq *q;
-	uint8_t *buf;
-	/* the consumer table as the roles check it (a name registered twice,
-	 * a cursor outside the queue, ...), but not the slots */
-	int r, want = m->hdr_ok && m->pos_ok && m->table_ok ? 0 : -EBADMSG;
-
-	q = open_role(MMAPQ_ROLE_OBSERVER, 0, 0, 0, &err, &r);
-	FUZZ_CHECK(r == want, "observer: mmapq_open %d (%s), model expects %d (%s)", r,
-	           r ? err.msg : "accepted", want, m->why ? m->why : "valid");
-	if (r < 0) {
-		check_err_msg(&err, r, "observer");
-		return;
-	}
-	FUZZ_CHECK(g_map && g_map_len == n, "observer: mapping of %zu bytes, file has %zu", g_map_len, n);
-
-	r = mmapq_status(q, &st);
-	FUZZ_CHECK(r == 0, "observer: mmapq_status %d", r);
-	FUZZ_CHECK(st.version == m->ver && st.header_size == MMAPQ_HEADER_SIZE &&
-	           st.capacity == m->cap && st.record_size == m->rs && st.slot_size == m->ss &&
-	           st.format == m->fmt && st.file_size == n && st.head == m->head && st.tail == m->tail &&
-	           st.created_usec == rd64(f, OFF(created_usec)) &&
-	           (m->ver == 3 ? !memcmp(st.id, f + OFF(id), MMAPQ_ID_SIZE) : id_zero(st.id)),
-	           "observer: status differs from the header");
-	check_side(f, SIDE_P, &st.producer);
-	if (m->ver < 3)
-		check_side(f, SIDE_C, &st.consumer);
-
-	/* as mmapqctl dump does: copies into a buffer of record_size bytes,
-	 * one byte less is refused */
-	buf = malloc(m->rs);
-	FUZZ_CHECK(buf && mmapq_record_size(q) == m->rs, "observer: record size");
-	if (st.tail > st.head)
-		FUZZ_CHECK(mmapq_peek(q, st.head, buf, m->rs - 1, &rec) == -EMSGSIZE,
-		           "observer: peek into a buffer one byte short");
-	for (uint64_t s = st.head; s < st.tail; s++) {
-		r = mmapq_peek(q, s, buf, m->rs, &rec);
-		if (slot_readable(m, f, s)) {
-			FUZZ_CHECK(r == 0, "observer: peek(%" PRIu64 ") %d on a good slot", s, r);
-			check_record(m, f, s, &rec, buf, "observer peek");
-		} else {
-			FUZZ_CHECK(r == -EBADMSG, "observer: peek(%" PRIu64 ") %d on a bad slot", s, r);
-		}
-	}
-	/* just outside the queue */
-	FUZZ_CHECK(mmapq_peek(q, st.tail, buf, m->rs, &rec) == -ENOENT, "observer: peek(tail)");
-	FUZZ_CHECK(mmapq_peek(q, st.tail + m->cap, buf, m->rs, &rec) == -ENOENT,
-	           "observer: peek(tail + cap)");
-	FUZZ_CHECK(mmapq_peek(q, UINT64_MAX, buf, m->rs, &rec) == -ENOENT || st.tail == UINT64_MAX,
-	           "observer: peek(UINT64_MAX)");
-	if (st.head > 0)
-		FUZZ_CHECK(mmapq_peek(q, st.head - 1, buf, m->rs, &rec) == -ENOENT,
-		           "observer: peek(head - 1)");
-	free(buf);
-	mmapq_close(q);
-	FUZZ_CHECK(!g_map, "observer: mapping not released");
-}
-
-/* Bytes [a, b) of the header that a role may change. */
-struct range {
-	size_t a, b;
-};
-
-static void check_only_changed(const uint8_t *before, const uint8_t *after, size_t n,
-                               const struct range *ok, size_t nok, const char *role)
-{
-	for (size_t i = 0; i < n; i++) {
-		bool allowed = false;
-
-		if (before[i] == after[i])
-			continue;
-		for (size_t k = 0; k < nok && !allowed; k++)
-			allowed = i >= ok[k].a && i < ok[k].b;
-		FUZZ_CHECK(allowed, "%s: changed byte %zu of the file (0x%02x -> 0x%02x)", role, i,
-		           before[i], after[i]);
-	}
-}
-
-static uint8_t g_after[1 << 17];
-
-/* Geometry to ask for: the template's in mutation mode, the header's
- * (when valid) in raw mode. */
-struct geom {
-	uint32_t cap, rs, fmt;
-};
-
-static int attach_expect(const struct model *m, const struct geom *g)
-{
-	if (!m->hdr_ok)
-		return -EBADMSG;
-	if (m->ver == 1)
-		return -EPROTO; /* the daemons refuse it, naming mmapqctl recreate */
-	if (g->cap != m->cap || g->rs != m->rs || g->fmt != m->fmt)
-		return -EPROTO;
-	return m->pos_ok && m->slots_ok && m->table_ok ? 0 : -EBADMSG;
-}
-
-/* Header bytes a role may change besides its own side: the mutex, the
- * wait words, floor (raised by whoever attaches alone), the consumer
- * table's wait words (reset alone); a version-2 file is upgraded: its
- * version, max_consumers, the consumer side and all from 256 on. */
-static size_t shared_ranges(const struct model *m, struct range *r)
-{
-	size_t n = 0;
-
-	r[n++] = (struct range){OFF(lock), OFF(lock) + 64};
-	r[n++] = (struct range){OFF(not_full), OFF(not_full) + 8};
-	r[n++] = (struct range){FLOOR, FLOOR + 8};
-	if (m->ver == 2) {
-		r[n++] = (struct range){OFF(version), OFF(version) + 4};
-		r[n++] = (struct range){OFF(max_consumers), OFF(max_consumers) + 4};
-		r[n++] = (struct range){FLOOR + 8, MMAPQ_HEADER_SIZE};
-	} else {
-		for (uint32_t i = 0; i < m->maxc; i++)
-			r[n++] = (struct range){ENTRY(i) + E_COND, ENTRY(i) + E_COND + 8};
-	}
-	return n;
-}
-
-static size_t id_range(const uint8_t *f, struct range *r)
-{
-	if (!id_missing(f))
-		return 0;
-	*r = (struct range){OFF(id), OFF(id) + MMAPQ_ID_SIZE};
-	return 1;
-}
-
-static void check_id_given(const uint8_t *after, const char *role)
-{
-	FUZZ_CHECK(!id_missing(after), "%s: the queue still has no id", role);
-}
-
 static void check_refused_unchanged(const uint8_t *f, size_t n, const char *role)
 {
 	size_t n2 = fuzz_read_file(g_path, g_after, sizeof(g_after)), at = 0;
@@ -602,13 +748,6 @@ static void check_refused_unchanged(const uint8_t *f, size_t n, const char *role
 		at++;
 	FUZZ_CHECK(n2 == n && at == n, "%s: a refused file was changed (size %zu -> %zu, first byte"
 	           " changed at offset %zu)", role, n, n2, at);
-}
-
-static void side_ranges(size_t side, struct range *r)
-{
-	r[0] = (struct range){side, side + 12};       /* position, pid */
-	r[1] = (struct range){side + 16, side + 24};  /* start_usec */
-	r[2] = (struct range){side + 40, side + 56};  /* recoveries, attaches */
 }
 
 static void check_sched(const char *role)
@@ -620,189 +759,613 @@ static void check_sched(const char *role)
 	           "%s: scheduling priority changed", role);
 }
 
-static void check_consumer(const uint8_t *f, size_t n, const struct model *m, const struct geom *g)
+/* Geometry to ask for: the template's in mutation mode, the header's (when
+ * valid) in raw mode. */
+struct geom {
+	uint64_t size;
+	uint32_t max, fmt;
+};
+
+static struct mmapq *open_role(enum mmapq_role role, const struct geom *g, bool migrate,
+                               struct mmapq_error *err, int *ret)
+{
+	struct mmapq_params p = {
+		.path = g_path, .role = role, .sync = MMAPQ_SYNC_NEVER, .file_mode = 0600,
+		.migrate = migrate,
+	};
+	struct mmapq *q = NULL;
+
+	if (g) {
+		p.size = g->size;
+		p.max_record = g->max;
+		p.format = g->fmt;
+	}
+	memset(err, 0x55, sizeof(*err)); /* the message must be set, not left over */
+	*ret = mmapq_open(&p, &q, err);
+	FUZZ_CHECK(*ret <= 0, "mmapq_open returned %d", *ret);
+	FUZZ_CHECK((*ret == 0) == (q != NULL), "mmapq_open: code %d but queue %p", *ret, (void *)q);
+	return q;
+}
+
+/* A record handed out for seq: its length and bytes those of the frame at
+ * payload offset at of file f; in place (mmapq_get: in the mapping) or in
+ * the caller's buffer copy (mmapq_peek). */
+static void check_record(const uint8_t *f, uint64_t seq, uint32_t len, size_t at,
+                         const struct mmapq_record *rec, const uint8_t *copy, const char *role)
+{
+	FUZZ_CHECK(rec->seq == seq, "%s: record seq %" PRIu64 " for %" PRIu64, role, rec->seq, seq);
+	FUZZ_CHECK(rec->len == len, "%s: record %" PRIu64 " of %" PRIu32 " bytes, the frame says %"
+	           PRIu32, role, seq, rec->len, len);
+	if (copy) {
+		FUZZ_CHECK(rec->data == copy, "%s: record %" PRIu64 " not in the caller's buffer", role, seq);
+	} else {
+		FUZZ_CHECK(g_map, "%s: no mapping of the file was seen", role);
+		FUZZ_CHECK((const uint8_t *)rec->data == g_map + at, "%s: record %" PRIu64 " at map+%td,"
+		           " the frame's payload at map+%zu", role, seq,
+		           (const uint8_t *)rec->data - g_map, at);
+		FUZZ_CHECK(at + len <= g_map_len, "%s: record beyond the mapping", role);
+	}
+	FUZZ_CHECK(!memcmp(rec->data, f + at, len), "%s: record %" PRIu64 "'s bytes differ", role, seq);
+}
+
+static void check_side(const uint8_t *f, const struct mmapq_side_status *s)
+{
+	FUZZ_CHECK(s->pid == (int32_t)rd32(f, P_PID) && s->start_usec == rd64(f, OFF(producer.start_usec)) &&
+	           s->dropped == rd64(f, OFF(producer.dropped)) &&
+	           s->bad_input == rd64(f, OFF(producer.bad_input)) &&
+	           s->recoveries == rd64(f, OFF(producer.recoveries)) &&
+	           s->attaches == rd64(f, P_ATTACHES) && !s->attached, "status: the producer's side");
+}
+
+/* ---- the observer ----------------------------------------------------------------- */
+
+static void observe_v4(struct mmapq *q, const uint8_t *f, const struct model *m)
+{
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct pair fl = floor_of(f), t = tail_of(f);
+	struct mmapq_status st;
+	struct mmapq_record rec;
+	uint8_t *buf;
+	uint64_t b;
+	int r, k = 0;
+	bool on = true; /* the walk by lengths from floor still finds frames */
+
+	r = mmapq_status(q, &st);
+	FUZZ_CHECK(r == 0, "observer: mmapq_status %d", r);
+	FUZZ_CHECK(st.version == 4 && st.format == m->fmt && st.size == m->size &&
+	           st.max_record == m->max && st.capacity == 0 && st.slot_size == 0 &&
+	           st.file_size == HDR + m->size && st.head == fl.seq && st.tail == t.seq &&
+	           st.used_bytes == t.byte - fl.byte && st.max_consumers == m->maxc &&
+	           st.clean == (rd32(f, S_CLEAN) == 1) && st.created_usec == rd64(f, OFF(created_usec)) &&
+	           !memcmp(st.id, f + OFF(id), MMAPQ_ID_SIZE) && st.salvaged == 0 &&
+	           st.salvage.count == rd64(f, OFF(state.salvages)) &&
+	           st.salvage.below_from == rd64(f, OFF(state.below_from)) &&
+	           st.salvage.above_to == rd64(f, OFF(state.above_to)) &&
+	           st.salvage.dropped_bytes == rd64(f, OFF(state.dropped_bytes)),
+	           "observer: status differs from the header");
+	check_side(f, &st.producer);
+	r = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+	for (uint32_t i = 0; i < m->maxc; i++) {
+		if (rd32(f, E(i, state)) != 1)
+			continue;
+		FUZZ_CHECK(k < r && cs[k].index == i && !strcmp(cs[k].name, (const char *)f + E(i, name)) &&
+		           cs[k].position == rd64(f, E(i, position)) &&
+		           cs[k].lag == t.seq - rd64(f, E(i, position)), "observer: consumer entry %" PRIu32,
+		           i);
+		k++;
+	}
+	FUZZ_CHECK(r == k, "observer: %d consumers listed, %d registered", r, k);
+
+	/* as mmapqctl dump does: copies into a buffer of max_record bytes, one
+	 * byte less refused; each record as the model finds it: the walk by the
+	 * frames' lengths from floor, the record's own crc and its padding's */
+	buf = malloc(m->max);
+	FUZZ_CHECK(buf && mmapq_max_record(q) == m->max, "observer: max_record");
+	if (t.seq > fl.seq)
+		FUZZ_CHECK(mmapq_peek(q, fl.seq, buf, m->max - 1, &rec) == -EMSGSIZE,
+		           "observer: peek into a buffer one byte short");
+	b = fl.byte;
+	for (uint64_t s = fl.seq; s < t.seq; s++) {
+		uint64_t nb = b, cb = b;
+		uint32_t len = 0, l2;
+		size_t at = 0, a2;
+		bool ok;
+
+		on = on && m_frame(m, f, s, &nb, t.byte, false, &len, &at);
+		ok = on && m_frame(m, f, s, &cb, t.byte, true, &l2, &a2);
+		r = mmapq_peek(q, s, buf, m->max, &rec);
+		FUZZ_CHECK(r == (ok ? 0 : -EBADMSG), "observer: peek(%" PRIu64 ") %d, the model says %s",
+		           s, r, ok ? "intact" : "damaged");
+		if (r == 0)
+			check_record(f, s, len, at, &rec, buf, "observer peek");
+		b = nb;
+	}
+	FUZZ_CHECK(mmapq_peek(q, t.seq, buf, m->max, &rec) == -ENOENT, "observer: peek(tail)");
+	FUZZ_CHECK(t.seq == UINT64_MAX || mmapq_peek(q, UINT64_MAX, buf, m->max, &rec) == -ENOENT,
+	           "observer: peek(UINT64_MAX)");
+	if (fl.seq > 0)
+		FUZZ_CHECK(mmapq_peek(q, fl.seq - 1, buf, m->max, &rec) == -ENOENT,
+		           "observer: peek(floor - 1)");
+	free(buf);
+}
+
+static void observe_legacy(struct mmapq *q, const uint8_t *f, const struct model *m)
+{
+	struct mmapq_status st;
+	struct mmapq_record rec;
+	uint8_t *buf;
+	int r = mmapq_status(q, &st);
+
+	FUZZ_CHECK(r == 0, "observer: mmapq_status %d", r);
+	FUZZ_CHECK(st.version == m->ver && st.format == m->fmt && st.capacity == m->cap &&
+	           st.slot_size == m->ss && st.size == (uint64_t)m->cap * m->ss && st.max_record == m->rs &&
+	           st.head == m->head && st.tail == m->tail &&
+	           st.used_bytes == (m->tail - m->head) * m->ss && !st.clean &&
+	           (m->ver == 3 ? !memcmp(st.id, f + V3(queue_id), MMAPQ_ID_SIZE) :
+	                          all_zero(st.id, 0, MMAPQ_ID_SIZE)),
+	           "observer: status differs from the version-%" PRIu32 " header", m->ver);
+	buf = malloc(m->rs);
+	FUZZ_CHECK(buf, "malloc");
+	for (uint64_t s = m->head; s < m->tail; s++) {
+		uint32_t len;
+		bool ok = slot_ok(m, f, s, &len);
+
+		r = mmapq_peek(q, s, buf, m->rs, &rec);
+		FUZZ_CHECK(r == (ok ? 0 : -EBADMSG), "observer: peek(%" PRIu64 ") %d of a version-%" PRIu32
+		           " slot the model calls %s", s, r, m->ver, ok ? "good" : "bad");
+		if (r == 0)
+			check_record(f, s, len, HDR + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, buf,
+			             "observer peek");
+	}
+	FUZZ_CHECK(mmapq_peek(q, m->tail, buf, m->rs, &rec) == -ENOENT, "observer: peek(tail)");
+	free(buf);
+}
+
+static void check_observer(const uint8_t *f, size_t n, const struct model *m)
 {
 	struct mmapq_error err;
-	struct mmapq_record rec;
-	struct range ok[MMAPQ_CONSUMERS_MAX + 8];
-	struct model m2;
 	struct mmapq *q;
-	uint32_t navail = 0;
-	size_t n2, nok;
-	int r, want = attach_expect(m, g);
-	/* where "default" starts: its cursor, or (registering) the oldest
-	 * record kept, floor as attaching alone raises it to the lowest
-	 * cursor first; a full table has no room for it */
-	uint64_t start = m->def >= 0 ? rd64(f, ENTRY(m->def) + E_POS) : m->head_eff;
-	/* (a file too short for a header has no counters to read) */
-	uint64_t attaches = m->def >= 0 ? rd64(f, ENTRY(m->def) + E_ATTACHES) :
-	                    m->hdr_ok && m->ver < 3 ? rd64(f, SIDE_C + 48) : 0;
+	int r, want;
 
-	if (want == 0 && m->ver == 3 && m->def < 0 && m->nreg == (int)m->maxc)
-		want = -ENOSPC;
+	want = !m->hdr_ok ? -EBADMSG :
+	       m->ver < 4 ? (m->pos_ok ? 0 : -EBADMSG) :
+	       rd64(f, F_GEN) & 1 ? -EAGAIN : m->pos_ok ? 0 : -EBADMSG;
+	q = open_role(MMAPQ_ROLE_OBSERVER, NULL, false, &err, &r);
+	FUZZ_CHECK(r == want, "observer: mmapq_open %d (%s), the model expects %d (%s)", r,
+	           r ? err.msg : "accepted", want, m->why ? m->why : "valid");
+	if (r < 0) {
+		check_err_msg(&err, r, "observer");
+		return;
+	}
+	FUZZ_CHECK(g_map && g_map_len == n, "observer: mapping of %zu bytes, file has %zu", g_map_len, n);
+	if (m->ver < 4)
+		observe_legacy(q, f, m);
+	else
+		observe_v4(q, f, m);
+	mmapq_close(q);
+	FUZZ_CHECK(!g_map, "observer: mapping not released");
+}
 
+/* ---- the roles ------------------------------------------------------------------- */
+
+/* What a producer or consumer's open returns, as the model says. */
+static int attach_expect(const struct model *m, const struct geom *g)
+{
+	/* parameters no file can have are refused before the file is read */
+	if (!pow2(g->size) || g->size < 64 || g->size > (UINT64_C(1) << 36) || g->max < 8 ||
+	    g->max > limit_of(g->size) || g->fmt < MMAPQ_FORMAT_INT || g->fmt > MMAPQ_FORMAT_BINARY)
+		return -EINVAL;
+	if (!m->hdr_ok)
+		return -EBADMSG;
+	if (m->ver < 4)
+		return -EPROTO; /* the daemons refuse it, naming mmapqctl recreate */
+	if (g->size != m->size || g->max != m->max || g->fmt != m->fmt)
+		return -EPROTO;
+	return m->pos_ok ? 0 : -EBADMSG;
+}
+
+/* The file after a role's close against the prediction p (its fields the
+ * model does not predict taken from the file first: take_unpredicted):
+ * every byte of the header and of the ring; floor's seqlock generation
+ * even (its count is the library's); the id new exactly when records past
+ * the salvage's run were dropped. */
+static void check_after(uint8_t *p, const uint8_t *a, const struct model *m,
+                        const struct salvage_m *s, const uint8_t *before, const char *role)
+{
+	size_t at = 0, n = HDR + m->size;
+
+	FUZZ_CHECK(rd64(a, F_GEN) % 2 == 0, "%s: floor's generation left odd", role);
+	wr64(p, F_GEN, rd64(a, F_GEN));
+	if (s->new_id)
+		FUZZ_CHECK(memcmp(before + OFF(id), a + OFF(id), MMAPQ_ID_SIZE) &&
+		           !all_zero(a, OFF(id), MMAPQ_ID_SIZE),
+		           "%s: records past the run were dropped, the queue kept its id", role);
+	else
+		FUZZ_CHECK(!memcmp(before + OFF(id), a + OFF(id), MMAPQ_ID_SIZE), "%s: the id changed", role);
+	if (s->dropped_any)
+		FUZZ_CHECK(rd64(a, OFF(state.salvage_usec)) > 0, "%s: a salvage without its time", role);
+	else
+		FUZZ_CHECK(rd64(a, OFF(state.salvage_usec)) == rd64(before, OFF(state.salvage_usec)),
+		           "%s: the salvage's time changed, nothing salvaged", role);
+	while (at < n && p[at] == a[at])
+		at++;
+	FUZZ_CHECK(at == n, "%s: byte %zu of the file is 0x%02x, the model predicts 0x%02x (%s: the"
+	           " word there %#" PRIx64 ", predicted %#" PRIx64 ", before %#" PRIx64 ")", role, at,
+	           at < n ? a[at] : 0, at < n ? p[at] : 0, at < HDR ? "the header" : "the ring",
+	           at < n ? rd64(a, at & ~(size_t)7) : 0, at < n ? rd64(p, at & ~(size_t)7) : 0,
+	           at < n ? rd64(before, at & ~(size_t)7) : 0);
+}
+
+static void check_status_salvage(struct mmapq *q, const struct salvage_m *s, const char *role)
+{
+	struct mmapq_status st;
+
+	FUZZ_CHECK(mmapq_status(q, &st) == 0, "%s: status", role);
+	FUZZ_CHECK(st.salvaged == s->dropped, "%s: %" PRIu64 " records salvaged away, the model says %"
+	           PRIu64, role, st.salvaged, s->dropped);
+	if (s->dropped_any)
+		FUZZ_CHECK(st.salvage.below_from == s->below_from && st.salvage.below_to == s->below_to &&
+		           st.salvage.above_from == s->above_from && st.salvage.above_to == s->above_to &&
+		           st.salvage.dropped_bytes == s->bytes,
+		           "%s: the salvage says [%" PRIu64 ", %" PRIu64 ") [%" PRIu64 ", %" PRIu64 ") %"
+		           PRIu64 " bytes, the model [%" PRIu64 ", %" PRIu64 ") [%" PRIu64 ", %" PRIu64
+		           ") %" PRIu64, role, st.salvage.below_from, st.salvage.below_to,
+		           st.salvage.above_from, st.salvage.above_to, st.salvage.dropped_bytes,
+		           s->below_from, s->below_to, s->above_from, s->above_to, s->bytes);
+}
+
+/* A tail a consumer at head takes: not behind it, at most a ring ahead,
+ * 8 bytes a record at least. */
+static bool tail_sane(const struct model *m, struct pair head, struct pair t)
+{
+	return t.seq >= head.seq && t.byte >= head.byte && t.byte - head.byte <= m->size &&
+	       t.seq - head.seq <= (t.byte - head.byte) / 8;
+}
+
+/* The consumer "default" in the predicted file p: its entry (registered
+ * now if it was not: at floor, in the lowest free entry), or -1 if the
+ * table is full. */
+static int m_default(const struct model *m, uint8_t *p)
+{
+	int free_i = -1;
+
+	for (uint32_t i = 0; i < m->maxc; i++) {
+		if (rd32(p, E(i, state)) != 1) {
+			if (free_i < 0)
+				free_i = (int)i;
+			continue;
+		}
+		if (!strcmp((const char *)p + E(i, name), MMAPQ_CONSUMER_DEFAULT))
+			return (int)i;
+	}
+	if (free_i >= 0) {
+		struct pair fl = floor_of(p);
+
+		memset(p + ENTRY(free_i), 0, offsetof(struct mmapq_consumer, not_empty));
+		memset(p + E(free_i, recoveries), 0, ENTRY_SIZE - offsetof(struct mmapq_consumer, recoveries));
+		memcpy(p + E(free_i, name), MMAPQ_CONSUMER_DEFAULT, strlen(MMAPQ_CONSUMER_DEFAULT));
+		wr64(p, E(free_i, position), fl.seq);
+		wr64(p, E(free_i, position_byte), fl.byte);
+		wr64(p, E(free_i, synced), fl.seq);
+		wr64(p, E(free_i, synced_byte), fl.byte);
+		wr32(p, E(free_i, state), 1);
+	}
+	return free_i;
+}
+
+/* The fields a role writes that the model does not predict (the mutex,
+ * pids, times, recoveries, the wait words, a new id, a salvage's time; the
+ * producer's attaches, checked apart): taken from the file into the
+ * prediction. */
+static void take_unpredicted(uint8_t *p, const uint8_t *a, const struct model *m)
+{
+	memcpy(p + OFF(lock), a + OFF(lock), 64);
+	memcpy(p + OFF(producer.pid), a + OFF(producer.pid), 4);
+	memcpy(p + OFF(producer.start_usec), a + OFF(producer.start_usec), 8);
+	memcpy(p + OFF(producer.recoveries), a + OFF(producer.recoveries), 16);
+	memcpy(p + OFF(not_full), a + OFF(not_full), 8);
+	memcpy(p + OFF(state.salvage_usec), a + OFF(state.salvage_usec), 8);
+	memcpy(p + OFF(id), a + OFF(id), MMAPQ_ID_SIZE);
+	for (uint32_t i = 0; i < m->maxc; i++) {
+		memcpy(p + E(i, pid), a + E(i, pid), 4);
+		memcpy(p + E(i, start_usec), a + E(i, start_usec), 24); /* with attach_position */
+		memcpy(p + E(i, not_empty), a + E(i, not_empty), 16);   /* and recoveries */
+	}
+}
+
+static void check_consumer(const uint8_t *f, size_t n, const struct model *m, const struct geom *g)
+{
+	struct salvage_m s = {0};
+	struct mmapq_error err;
+	struct mmapq_record rec;
+	struct mmapq *q;
+	uint32_t navail = 0, good = 0;
+	struct pair head, t;
+	int r, want = attach_expect(m, g), def = -1;
+
+	if (want == 0) {
+		memcpy(g_pred, f, n);
+		m_alone(m, g_pred, &s);
+		def = m_default(m, g_pred);
+		if (def < 0)
+			want = -ENOSPC;
+	}
 	fuzz_write_file(g_path, f, n);
-	q = open_role(MMAPQ_ROLE_CONSUMER, g->cap, g->rs, g->fmt, &err, &r);
+	q = open_role(MMAPQ_ROLE_CONSUMER, g, false, &err, &r);
 	check_sched("consumer");
-	FUZZ_CHECK(r == want, "consumer: mmapq_open %d (%s), model expects %d (%s)", r,
+	FUZZ_CHECK(r == want, "consumer: mmapq_open %d (%s), the model expects %d (%s)", r,
 	           r ? err.msg : "accepted", want, m->why ? m->why : "valid");
 	if (r < 0) {
 		check_err_msg(&err, r, "consumer");
-		if (r != -ENOSPC) /* refused after attaching alone (the mutex reset) */
-			check_refused_unchanged(f, n, "consumer");
+		if (r != -ENOSPC) /* refused after attaching alone (the file walked, the mutex reset) */
+			check_refused_unchanged(f, n, err.msg);
 		return;
 	}
+	check_status_salvage(q, &s, "consumer");
+	/* what it reads: from its cursor, each record and every one on the way
+	 * checked, up to the first the model calls damaged */
+	head = (struct pair){rd64(g_pred, E(def, position)), rd64(g_pred, E(def, position_byte))};
+	t = tail_of(g_pred);
+	{
+		uint64_t b = head.byte;
+		uint32_t len;
+		size_t at;
+
+		while (head.seq + good < t.seq && m_frame(m, g_pred, head.seq + good, &b, t.byte, true, &len,
+		                                          &at))
+			good++;
+	}
 	r = mmapq_available(q, 0, &navail);
-	if (start == m->tail) {
+	if (head.seq == t.seq) {
 		FUZZ_CHECK(r == -EAGAIN, "consumer: available %d on an empty queue", r);
 	} else {
-		FUZZ_CHECK(r == 0 && navail == m->tail - start, "consumer: available %d, %" PRIu32, r,
-		           navail);
+		uint64_t b = head.byte;
+
+		FUZZ_CHECK(r == 0 && navail == t.seq - head.seq, "consumer: available %d, %" PRIu32
+		           " records, want %" PRIu64, r, navail, t.seq - head.seq);
 		for (uint32_t i = 0; i < navail; i++) {
+			uint32_t len = 0;
+			size_t at = 0;
+
+			if (i < good)
+				(void)m_frame(m, g_pred, head.seq + i, &b, t.byte, true, &len, &at);
 			r = mmapq_get(q, i, &rec);
-			FUZZ_CHECK(r == 0, "consumer: get(%" PRIu32 ") %d", i, r);
-			check_record(m, f, start + i, &rec, NULL, "consumer get");
+			FUZZ_CHECK(r == (i < good ? 0 : -EBADMSG), "consumer: get(%" PRIu32 ") %d, the model"
+			           " reads %" PRIu32 " intact records", i, r, good);
+			if (r == 0)
+				check_record(g_pred, head.seq + i, len, at, &rec, NULL, "consumer get");
 		}
 		FUZZ_CHECK(mmapq_get(q, navail, &rec) == -ENOENT, "consumer: get past the end");
-		/* the same records in one call, from every start */
-		for (uint32_t i = 0; i < navail; i++) {
-			struct mmapq_record many[16 + 1];
-			r = mmapq_get_many(q, i, navail + 1, many);
-			FUZZ_CHECK(r == (int)(navail - i), "consumer: get_many(%" PRIu32 ") %d", i, r);
-			for (uint32_t j = 0; j < navail - i; j++)
-				check_record(m, f, start + i + j, &many[j], NULL, "consumer get_many");
+		for (uint32_t i = 0; i < navail && i <= good; i++) {
+			struct mmapq_record many[64];
+			uint32_t k = navail - i < 64 ? navail - i : 64;
+
+			r = mmapq_get_many(q, i, k, many);
+			FUZZ_CHECK(i == good ? r == -EBADMSG : r == (int)(good - i < k ? good - i : k),
+			           "consumer: get_many(%" PRIu32 ", %" PRIu32 ") %d, %" PRIu32 " intact", i,
+			           k, r, good);
+			for (int j = 0; j < r; j++)
+				FUZZ_CHECK(many[j].seq == head.seq + i + (uint64_t)j,
+				           "consumer: get_many's record %d", j);
 		}
-		FUZZ_CHECK(mmapq_get_many(q, navail, 1, &rec) == -ENOENT, "consumer: get_many past the end");
-		/* int: the values alone, from every start */
-		for (uint32_t i = 0; m->fmt == MMAPQ_FORMAT_INT && i < navail; i++) {
-			int64_t vals[16 + 1];
-			r = mmapq_copy_many(q, i, navail + 1, vals, sizeof(vals[0]));
-			FUZZ_CHECK(r == (int)(navail - i), "consumer: copy_many(%" PRIu32 ") %d", i, r);
-			for (uint32_t j = 0; j < navail - i; j++)
-				FUZZ_CHECK(!memcmp(&vals[j], f + slot_off(m, start + i + j) + m->poff, 8),
-				           "consumer: copy_many value %" PRIu32, j);
+		for (uint32_t i = 0; m->fmt == MMAPQ_FORMAT_INT && i < navail && i <= good; i++) {
+			int64_t vals[64];
+			uint32_t k = navail - i < 64 ? navail - i : 64;
+
+			r = mmapq_copy_many(q, i, k, vals, 8);
+			FUZZ_CHECK(i == good ? r == -EBADMSG : r == (int)(good - i < k ? good - i : k),
+			           "consumer: copy_many(%" PRIu32 ") %d, %" PRIu32 " intact", i, r, good);
 		}
 		FUZZ_CHECK(mmapq_release(q, navail + 1) == -EINVAL, "consumer: release too many");
-		r = mmapq_release(q, navail);
-		FUZZ_CHECK(r == 0, "consumer: release %d", r);
+		if (good) {
+			uint64_t b2 = head.byte;
+
+			(void)m_find(m, g_pred, head, head.seq + good, t.byte, &b2);
+			/* released, then the tail looked at again from there */
+			r = mmapq_release(q, good);
+			FUZZ_CHECK(r == (tail_sane(m, (struct pair){head.seq + good, b2}, t) ? 0 : -EBADMSG),
+			           "consumer: release(%" PRIu32 ") %d", good, r);
+		}
 	}
 	mmapq_close(q);
 	FUZZ_CHECK(!g_map, "consumer: mapping not released");
 
-	n2 = fuzz_read_file(g_path, g_after, sizeof(g_after));
-	FUZZ_CHECK(n2 == n, "consumer: file size changed");
-	/* its own entry (registered, or found) is its to change */
-	nok = shared_ranges(m, ok);
-	model_file(g_after, n2, &m2);
-	FUZZ_CHECK(m2.ver == 3 && m2.slots_ok && m2.def >= 0 && m2.tail == m->tail &&
-	           rd64(g_after, ENTRY(m2.def) + E_POS) == m->tail,
-	           "consumer: left a file the model refuses (%s), or \"default\" not at the tail %" PRIu64,
-	           m2.why ? m2.why : "ok", m->tail);
-	ok[nok++] = (struct range){ENTRY(m2.def), ENTRY(m2.def) + E_COND};
-	nok += id_range(f, ok + nok);
-	check_only_changed(f, g_after, n, ok, nok, "consumer");
-	check_id_given(g_after, "consumer");
-	FUZZ_CHECK((int32_t)rd32(g_after, ENTRY(m2.def) + E_PID) == getpid(), "consumer: pid not ours");
-	FUZZ_CHECK(rd64(g_after, ENTRY(m2.def) + E_ATTACHES) == attaches + 1, "consumer: attaches");
-	/* floor: the lowest cursor of those registered */
-	FUZZ_CHECK(m2.head == m2.head_eff, "consumer: floor %" PRIu64 " below the lowest cursor %" PRIu64,
-	           m2.head, m2.head_eff);
+	/* what it leaves: its cursor (and synced) past what it released, floor
+	 * the lowest cursor, the file clean */
+	if (good) {
+		uint64_t b = head.byte;
+
+		(void)m_find(m, g_pred, head, head.seq + good, t.byte, &b);
+		wr64(g_pred, E(def, position), head.seq + good);
+		wr64(g_pred, E(def, position_byte), b);
+		wr64(g_pred, E(def, synced), head.seq + good);
+		wr64(g_pred, E(def, synced_byte), b);
+		{
+			struct pair low = {UINT64_MAX, 0};
+
+			for (uint32_t i = 0; i < m->maxc; i++)
+				if (rd32(g_pred, E(i, state)) == 1 && rd64(g_pred, E(i, synced)) < low.seq)
+					low = (struct pair){rd64(g_pred, E(i, synced)), rd64(g_pred, E(i, synced_byte))};
+			if (low.seq > rd64(g_pred, F_SEQ)) {
+				wr64(g_pred, F_SEQ, low.seq);
+				wr64(g_pred, F_BYTE, low.byte);
+			}
+		}
+	}
+	wr32(g_pred, S_CLEAN, 1);
+	FUZZ_CHECK(fuzz_read_file(g_path, g_after, sizeof(g_after)) == n, "consumer: file size changed");
+	take_unpredicted(g_pred, g_after, m);
+	wr64(g_pred, E(def, attaches), rd64(g_pred, E(def, attaches)) + 1);
+	check_after(g_pred, g_after, m, &s, f, "consumer");
+	FUZZ_CHECK((int32_t)rd32(g_after, E(def, pid)) == getpid(), "consumer: pid not ours");
+	FUZZ_CHECK(!memcmp(g_pred + E(def, attaches), g_after + E(def, attaches), 8),
+	           "consumer: attaches");
 }
 
 static void check_producer(const uint8_t *f, size_t n, const struct model *m, const struct geom *g)
 {
+	struct salvage_m s = {0};
 	struct mmapq_error err;
-	struct range ok[MMAPQ_CONSUMERS_MAX + 16];
-	struct model m2;
 	struct mmapq *q;
-	uint8_t payload[2 * 64 + 1];
-	uint32_t nfree = 0, k = 0, lens[3];
-	size_t n2, nok = 0;
+	uint8_t payload[2 * 248 + 16];
+	struct pair fl, t;
 	int r, want = attach_expect(m, g);
 
+	if (want == 0) {
+		memcpy(g_pred, f, n);
+		m_alone(m, g_pred, &s);
+	}
 	fuzz_write_file(g_path, f, n);
-	q = open_role(MMAPQ_ROLE_PRODUCER, g->cap, g->rs, g->fmt, &err, &r);
+	q = open_role(MMAPQ_ROLE_PRODUCER, g, false, &err, &r);
 	check_sched("producer");
-	FUZZ_CHECK(r == want, "producer: mmapq_open %d (%s), model expects %d (%s)", r,
+	FUZZ_CHECK(r == want, "producer: mmapq_open %d (%s), the model expects %d (%s)", r,
 	           r ? err.msg : "accepted", want, m->why ? m->why : "valid");
 	if (r < 0) {
 		check_err_msg(&err, r, "producer");
-		check_refused_unchanged(f, n, "producer");
+		check_refused_unchanged(f, n, err.msg);
 		return;
 	}
-	FUZZ_CHECK(mmapq_next_seq(q) == m->tail, "producer: next seq");
-	r = mmapq_reserve(q, 0, &nfree);
-	if (m->tail - m->head_eff == m->cap) {
-		FUZZ_CHECK(r == -EAGAIN, "producer: reserve %d on a full queue", r);
-	} else {
-		FUZZ_CHECK(r == 0 && nfree == m->head_eff + m->cap - m->tail, "producer: reserve %d, %" PRIu32,
-		           r, nfree);
+	check_status_salvage(q, &s, "producer");
+	fl = floor_of(g_pred);
+	t = tail_of(g_pred);
+	FUZZ_CHECK(mmapq_next_seq(q) == t.seq, "producer: next seq %" PRIu64 ", the tail %" PRIu64,
+	           mmapq_next_seq(q), t.seq);
+	{
+		uint32_t small = m->fmt == MMAPQ_FORMAT_INT ? 8 : 0, big = m->fmt == MMAPQ_FORMAT_INT ? 8 : m->max;
+		uint32_t mid = m->fmt == MMAPQ_FORMAT_INT ? 8 : m->max / 2 + 3;
+		uint64_t room = 0, at, need;
+		bool fits = t.byte + m_need(m, t.byte, big, &at) <= fl.byte + m->size;
+		void *buf = NULL;
+		int k;
+
+		r = mmapq_reserve(q, big, 0, &room);
+		FUZZ_CHECK(fits ? r == 0 && room == m_room(m, fl, t, big) : r == -EAGAIN,
+		           "producer: reserve(%" PRIu32 ") %d, room %" PRIu64 "; the model: %s, %" PRIu64,
+		           big, r, room, fits ? "fits" : "full", fits ? m_room(m, fl, t, big) : 0);
 		/* too long for the format: refused, nothing written */
-		FUZZ_CHECK(mmapq_put(q, payload, m->fmt == MMAPQ_FORMAT_INT ? 7 : m->rs + 1) == -EMSGSIZE,
+		FUZZ_CHECK(mmapq_put(q, payload, m->fmt == MMAPQ_FORMAT_INT ? 7 : m->max + 1) == -EMSGSIZE,
 		           "producer: oversized put accepted");
-		FUZZ_CHECK(mmapq_put_many(q, payload, m->fmt == MMAPQ_FORMAT_INT ? 7 : m->rs + 1, 1) ==
-		           -EMSGSIZE, "producer: oversized put_many accepted");
-		FUZZ_CHECK(mmapq_put_many(q, payload, 8, 0) == 0, "producer: put_many of nothing");
-		/* records 0 and 1 in one call (as many as fit), 2 alone */
-		lens[0] = lens[1] = m->fmt == MMAPQ_FORMAT_INT ? 8 : 5;
-		memset(payload, 'a', lens[0]);
-		memset(payload + lens[0], 'b', lens[0]);
-		r = mmapq_put_many(q, payload, lens[0], 2);
-		FUZZ_CHECK(r == (int)(nfree < 2 ? nfree : 2), "producer: put_many %d, room %" PRIu32, r, nfree);
-		k = (uint32_t)r;
-		if (k < nfree) {
-			uint32_t len = m->fmt == MMAPQ_FORMAT_INT ? 8 : (2 * 5) % (m->rs + 1);
-			memset(payload, 'c', sizeof(payload));
-			lens[k] = len;
-			r = mmapq_put(q, payload, len);
-			FUZZ_CHECK(r == 0, "producer: put %d", r);
-			k++;
+		/* two small ones in one call, the largest, then a claim of the
+		 * largest committed at mid, each where the model says or
+		 * -ENOBUFS */
+		memset(payload, 'a', sizeof(payload));
+		k = mmapq_put_many(q, payload, small, 2);
+		{
+			int want_k = 0;
+
+			for (int i = 0; i < 2; i++) {
+				need = m_need(m, t.byte, small, &at);
+				if (t.byte + need > fl.byte + m->size)
+					break;
+				memset(g_pred + HDR + at % m->size + 8, 'a', small);
+				memset(g_pred + HDR + at % m->size + 8 + small, 0, fsize(small) - 8 - small);
+				if (at != t.byte) {
+					wr32(g_pred, HDR + t.byte % m->size, MMAPQ_FRAME_PAD);
+					wr32(g_pred, HDR + t.byte % m->size + 4, m_crc(t.seq, MMAPQ_FRAME_PAD, NULL, 0));
+				}
+				wr32(g_pred, HDR + at % m->size, small);
+				wr32(g_pred, HDR + at % m->size + 4, m_crc(t.seq, small, payload, small));
+				t = (struct pair){t.seq + 1, t.byte + need};
+				want_k++;
+			}
+			FUZZ_CHECK(k == (want_k ? want_k : -ENOBUFS), "producer: put_many %d, the model %d", k,
+			           want_k);
 		}
-		if (k == nfree)
-			FUZZ_CHECK(mmapq_put_many(q, payload, lens[0], 1) == -ENOBUFS &&
-			           mmapq_put(q, payload, lens[0]) == -ENOBUFS, "producer: put beyond the room");
+		for (int step = 0; step < 2; step++) {
+			uint32_t claim = big, len = step ? mid : big;
+			bool ok;
+
+			memset(payload, 'b' + step, sizeof(payload));
+			need = m_need(m, t.byte, claim, &at);
+			ok = t.byte + need <= fl.byte + m->size;
+			if (step == 0) {
+				r = mmapq_put(q, payload, len);
+			} else {
+				r = mmapq_claim(q, claim, &buf);
+				if (r == 0) {
+					memcpy(buf, payload, len);
+					r = mmapq_commit(q, len);
+				}
+			}
+			FUZZ_CHECK(r == (ok ? 0 : -ENOBUFS), "producer: %s of %" PRIu32 ": %d, the model says"
+			           " it %s", step ? "claim" : "put", claim, r, ok ? "fits" : "does not fit");
+			if (!ok)
+				continue;
+			if (at != t.byte) {
+				wr32(g_pred, HDR + t.byte % m->size, MMAPQ_FRAME_PAD);
+				wr32(g_pred, HDR + t.byte % m->size + 4, m_crc(t.seq, MMAPQ_FRAME_PAD, NULL, 0));
+			}
+			memcpy(g_pred + HDR + at % m->size + 8, payload, len);
+			memset(g_pred + HDR + at % m->size + 8 + len, 0, fsize(len) - 8 - len);
+			wr32(g_pred, HDR + at % m->size, len);
+			wr32(g_pred, HDR + at % m->size + 4, m_crc(t.seq, len, payload, len));
+			t = (struct pair){t.seq + 1, at + fsize(len)};
+		}
 		r = mmapq_publish(q);
-		FUZZ_CHECK(r == (int)k, "producer: publish %d, expected %" PRIu32, r, k);
+		FUZZ_CHECK(r == (int)(t.seq - rd64(g_pred, P_TAIL)), "producer: publish %d", r);
+		wr64(g_pred, P_TAIL, t.seq);
+		wr64(g_pred, P_TAILB, t.byte);
 	}
 	mmapq_close(q);
 	FUZZ_CHECK(!g_map, "producer: mapping not released");
-
-	n2 = fuzz_read_file(g_path, g_after, sizeof(g_after));
-	FUZZ_CHECK(n2 == n, "producer: file size changed");
-	nok = shared_ranges(m, ok);
-	side_ranges(SIDE_P, ok + nok);
-	nok += 3;
-	for (uint32_t i = 0; i < k; i++) {
-		size_t o = slot_off(m, m->tail + i);
-		ok[nok++] = (struct range){o, o + m->poff + lens[i]};
-	}
-	nok += id_range(f, ok + nok);
-	check_only_changed(f, g_after, n, ok, nok, "producer");
-	check_id_given(g_after, "producer");
-	model_file(g_after, n2, &m2);
-	FUZZ_CHECK(m2.slots_ok && m2.head == m->head_eff && m2.tail == m->tail + k,
-	           "producer: left a file the model refuses (%s) or positions %" PRIu64 "/%" PRIu64,
-	           m2.why ? m2.why : "ok", m2.head, m2.tail);
-	for (uint32_t i = 0; i < k; i++) {
-		size_t o = slot_off(&m2, m->tail + i);
-		FUZZ_CHECK(slot_len(&m2, g_after, m->tail + i) == lens[i], "producer: slot length");
-		for (uint32_t j = 0; j < lens[i]; j++)
-			FUZZ_CHECK(g_after[o + m2.poff + j] == 'a' + i, "producer: payload");
-	}
-	FUZZ_CHECK((int32_t)rd32(g_after, SIDE_P + 8) == getpid(), "producer: pid not ours");
-	FUZZ_CHECK(rd64(g_after, SIDE_P + 48) == rd64(f, SIDE_P + 48) + 1, "producer: attaches");
+	wr32(g_pred, S_CLEAN, 1);
+	FUZZ_CHECK(fuzz_read_file(g_path, g_after, sizeof(g_after)) == n, "producer: file size changed");
+	take_unpredicted(g_pred, g_after, m);
+	check_after(g_pred, g_after, m, &s, f, "producer");
+	FUZZ_CHECK((int32_t)rd32(g_after, P_PID) == getpid(), "producer: pid not ours");
+	FUZZ_CHECK(rd64(g_after, P_ATTACHES) == rd64(f, P_ATTACHES) + 1, "producer: attaches");
 }
 
-/* ---- templates: valid files made by the library ---------------------------- */
+/* A file of versions 1 to 3 read out as `mmapqctl recreate` does: both
+ * roles with migrate, every record, nothing written. */
+static void check_migrate(const uint8_t *f, size_t n, const struct model *m)
+{
+	struct mmapq_error err;
+	struct mmapq *c, *p;
+	uint32_t navail = 0;
+	int r, want = !m->hdr_ok ? -EBADMSG : m->pos_ok && m->slots_ok && m->table_ok ? 0 : -EBADMSG;
 
-static const uint32_t rs_tab[4] = {8, 12, 17, 64};
+	fuzz_write_file(g_path, f, n);
+	c = open_role(MMAPQ_ROLE_CONSUMER, NULL, true, &err, &r);
+	FUZZ_CHECK(r == want, "migrating consumer: mmapq_open %d (%s), the model expects %d (%s)", r,
+	           r ? err.msg : "accepted", want, m->why ? m->why : "valid");
+	if (r < 0) {
+		check_err_msg(&err, r, "migrating consumer");
+		check_refused_unchanged(f, n, "migrating consumer");
+		return;
+	}
+	r = mmapq_available(c, 0, &navail);
+	FUZZ_CHECK(r == 0 && navail == m->tail - m->head, "migrating consumer: available %d, %" PRIu32,
+	           r, navail);
+	for (uint32_t i = 0; i < navail; i++) {
+		struct mmapq_record rec;
+		uint64_t s = m->head + i;
+		uint32_t len = 0;
+
+		(void)slot_ok(m, f, s, &len);
+		FUZZ_CHECK(mmapq_get(c, i, &rec) == 0, "migrating consumer: get(%" PRIu32 ")", i);
+		check_record(f, s, len, HDR + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, NULL,
+		             "migrating consumer get");
+	}
+	FUZZ_CHECK(mmapq_release(c, navail) == -EROFS, "migrating consumer: release");
+	/* the other role beside it, as recreate holds both (its mapping is
+	 * the one watched from now on) */
+	p = open_role(MMAPQ_ROLE_PRODUCER, NULL, true, &err, &r);
+	FUZZ_CHECK(r == 0, "migrating producer beside the consumer: %d (%s)", r, err.msg);
+	FUZZ_CHECK(mmapq_put(p, "12345678", 8) == -EROFS, "migrating producer: put");
+	mmapq_close(p);
+	mmapq_close(c);
+	check_refused_unchanged(f, n, "migrate (nothing written)");
+}
+
+/* ---- templates: valid files ---------------------------------------------------- */
 
 struct tmpl {
 	uint8_t *bytes;
 	size_t len;
 };
 
-#define TMPL_KEYS (256 * 17 * 17)
+#define TMPL_KEYS (256 * 24 * 32 * 2)
 #define TMPL_CACHE_MAX 4096
 static struct tmpl *g_tmpl[TMPL_KEYS];
 static unsigned g_tmpl_cached;
@@ -815,94 +1378,103 @@ static void tmpl_fail(const char *what, int r, const struct mmapq_error *err)
 	exit(2);
 }
 
-/* A queue file made by the library: `base` records put and consumed, then
- * `put` more put and `rel` of them consumed.  Fields that depend on the
- * time, the pid or the mutex's history are made constant, so that an input
- * means the same file in every run. */
-static void build_template(uint32_t fmt, uint32_t cap, uint32_t rs, uint32_t base, uint32_t put,
-                           uint32_t rel, struct tmpl *t)
+static uint32_t tmpl_len(uint32_t fmt, uint32_t max, uint64_t seq)
+{
+	return fmt == MMAPQ_FORMAT_INT ? 8 : (uint32_t)((seq * 7 + seq / 5) % (max + 1));
+}
+
+/* put n records (as many as fit), the consumers releasing as asked:
+ * "default" rel_d of them, "b" rel_b */
+static void tmpl_put(struct mmapq *p, struct mmapq *c, struct mmapq *b, uint32_t fmt, uint32_t max,
+                     uint32_t n, uint32_t rel_d, uint32_t rel_b)
+{
+	uint32_t done = 0, navail;
+	int r;
+
+	while (done < n) {
+		uint64_t seq = mmapq_next_seq(p);
+		uint32_t len = tmpl_len(fmt, max, seq);
+		uint8_t buf[256];
+
+		for (uint32_t j = 0; j < sizeof(buf); j++)
+			buf[j] = (uint8_t)('a' + (seq + j) % 26);
+		if (fmt == MMAPQ_FORMAT_INT)
+			memcpy(buf, &seq, 8);
+		if (mmapq_put(p, buf, len) < 0)
+			break;
+		done++;
+	}
+	if ((r = mmapq_publish(p)) < 0)
+		tmpl_fail("publish", r, NULL);
+	if (rel_d > done)
+		rel_d = done;
+	if (rel_b > done)
+		rel_b = done;
+	if (rel_d && (mmapq_available(c, 0, &navail) < 0 || mmapq_release(c, rel_d) < 0))
+		tmpl_fail("release", -EIO, NULL);
+	if (b && rel_b && (mmapq_available(b, 0, &navail) < 0 || mmapq_release(b, rel_b) < 0))
+		tmpl_fail("release b", -EIO, NULL);
+}
+
+/* A queue file made by the library (base records put and consumed, then
+ * put more, rel of them consumed), its time-, pid- and mutex-dependent
+ * fields made constant so that an input means the same file in every run. */
+static void build_template(uint32_t fmt, uint64_t size, uint32_t max, uint32_t base, uint32_t put,
+                           uint32_t rel, bool two, bool crashed, struct tmpl *t)
 {
 	char path[600];
 	struct mmapq_params pp = {
-		.path = path, .role = MMAPQ_ROLE_PRODUCER, .capacity = cap, .record_size = rs,
+		.path = path, .role = MMAPQ_ROLE_PRODUCER, .size = size, .max_record = max,
 		.format = fmt, .sync = MMAPQ_SYNC_NEVER, .file_mode = 0600,
 	};
 	struct mmapq_params cp = pp;
 	struct mmapq_error err;
-	struct mmapq *p, *c;
-	uint64_t seq = 0;
+	struct mmapq *p, *c, *b = NULL;
 	pthread_mutexattr_t a;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/template", g_dir);
 	unlink(path);
 	cp.role = MMAPQ_ROLE_CONSUMER;
-	r = mmapq_open(&pp, &p, &err);
-	if (r < 0)
+	if ((r = mmapq_open(&pp, &p, &err)) < 0)
 		tmpl_fail("producer", r, &err);
-	r = mmapq_open(&cp, &c, &err);
-	if (r < 0)
+	if ((r = mmapq_open(&cp, &c, &err)) < 0)
 		tmpl_fail("consumer", r, &err);
-	for (int phase = 0; phase < 2; phase++) {
-		uint32_t todo = phase == 0 ? base : put;
-
-		while (todo > 0) {
-			uint32_t nfree, navail, batch;
-
-			r = mmapq_reserve(p, 0, &nfree);
-			if (r < 0)
-				tmpl_fail("reserve", r, NULL);
-			batch = todo < nfree ? todo : nfree;
-			for (uint32_t i = 0; i < batch; i++, seq++) {
-				uint8_t buf[64];
-				uint32_t len = fmt == MMAPQ_FORMAT_INT ? 8 : (uint32_t)(seq % (rs + 1));
-				uint64_t v = seq * UINT64_C(0x9E3779B97F4A7C15);
-
-				for (uint32_t j = 0; j < sizeof(buf); j++)
-					buf[j] = (uint8_t)('a' + (seq + j) % 26);
-				if (fmt == MMAPQ_FORMAT_INT)
-					memcpy(buf, &v, 8);
-				r = mmapq_put(p, buf, len);
-				if (r < 0)
-					tmpl_fail("put", r, NULL);
-			}
-			r = mmapq_publish(p);
-			if (r < 0)
-				tmpl_fail("publish", r, NULL);
-			todo -= batch;
-			if (phase == 0 || todo == 0) {
-				uint32_t want = phase == 0 ? batch : rel;
-				if (!want)
-					continue;
-				r = mmapq_available(c, 0, &navail);
-				if (r < 0 || navail < want)
-					tmpl_fail("available", r, NULL);
-				r = mmapq_release(c, want);
-				if (r < 0)
-					tmpl_fail("release", r, NULL);
-			}
-		}
+	if (two) {
+		cp.consumer = "b";
+		if ((r = mmapq_open(&cp, &b, &err)) < 0)
+			tmpl_fail("consumer b", r, &err);
 	}
+	while (base) {
+		uint32_t k = base < 4 ? base : 4;
+		tmpl_put(p, c, b, fmt, max, k, k, k);
+		base -= k;
+	}
+	tmpl_put(p, c, b, fmt, max, put, rel, rel / 2);
+	if (b)
+		mmapq_close(b);
 	mmapq_close(c);
 	mmapq_close(p);
 
-	t->bytes = malloc(4096 + 16 * (16 + 64));
+	t->bytes = malloc(HDR + size);
 	if (!t->bytes)
 		exit(2);
-	t->len = fuzz_read_file(path, t->bytes, 4096 + 16 * (16 + 64));
+	t->len = fuzz_read_file(path, t->bytes, HDR + size);
 	unlink(path);
-	/* constant identity and history: the producer's side and the
-	 * consumer's entry in the table (version 3; offset 256 is floor and
-	 * its reserved bytes, which version 2's consumer side was) */
 	wr64(t->bytes, OFF(created_usec), UINT64_C(1700000000000000));
-	wr32(t->bytes, SIDE_P + 8, 4242u);
-	wr64(t->bytes, SIDE_P + 16, UINT64_C(1700000000000000));
-	wr32(t->bytes, ENTRY(0) + E_PID, 4243u);
-	wr64(t->bytes, ENTRY(0) + offsetof(struct mmapq_consumer, start_usec), UINT64_C(1700000000000000));
-	wr64(t->bytes, ENTRY(0) + offsetof(struct mmapq_consumer, registered_usec),
-	     UINT64_C(1700000000000000));
+	wr32(t->bytes, P_PID, 4242u);
+	wr64(t->bytes, OFF(producer.start_usec), UINT64_C(1700000000000000));
+	for (uint32_t i = 0; i < MMAPQ_CONSUMERS_DEFAULT; i++) {
+		if (rd32(t->bytes, E(i, state)) != 1)
+			continue;
+		wr32(t->bytes, E(i, pid), 4243u + i);
+		wr64(t->bytes, E(i, start_usec), UINT64_C(1700000000000000));
+		wr64(t->bytes, E(i, registered_usec), UINT64_C(1700000000000000));
+	}
 	for (size_t i = 0; i < MMAPQ_ID_SIZE; i++)
 		t->bytes[OFF(id) + i] = (uint8_t)(0xa0 + i);
+	if (crashed)
+		wr32(t->bytes, S_CLEAN, 0);
 	memset(t->bytes + OFF(lock), 0, 64);
 	if (pthread_mutexattr_init(&a) || pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED) ||
 	    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST) ||
@@ -911,82 +1483,122 @@ static void build_template(uint32_t fmt, uint32_t cap, uint32_t rs, uint32_t bas
 	pthread_mutexattr_destroy(&a);
 }
 
+/* A file of version ver as an older mmapq wrote it: records [first, first
+ * + n) in a ring of cap slots, the consumer "default" at first (and, version
+ * 3, "b" at the tail). */
+static void build_legacy(uint32_t ver, uint32_t fmt, uint32_t cap, uint32_t rs, uint64_t first,
+                         uint32_t n, struct tmpl *t)
+{
+	uint32_t ss = ver >= 2 && fmt == MMAPQ_FORMAT_INT ? 16 : 16 + ((rs + 7) & ~7u);
+	uint8_t *b;
+
+	if (n > cap)
+		n = cap;
+	t->len = HDR + (size_t)cap * ss;
+	b = t->bytes = calloc(1, t->len);
+	if (!b)
+		exit(2);
+	memcpy(b, MMAPQ_MAGIC, 8);
+	wr32(b, V3(id.version), ver);
+	wr32(b, V3(id.header_size), HDR);
+	wr32(b, V3(id.byte_order), MMAPQ_BYTE_ORDER);
+	wr32(b, V3(id.format), fmt);
+	wr32(b, V3(id.capacity), cap);
+	wr32(b, V3(id.record_size), rs);
+	wr32(b, V3(id.slot_size), ss);
+	wr64(b, V3(id.file_size), t->len);
+	wr64(b, V3(id.created_usec), UINT64_C(1600000000000000));
+	wr64(b, V3(producer.position), first + n);
+	wr64(b, V3(floor), first);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t seq = first + i;
+		size_t o = HDR + (size_t)(seq & (cap - 1)) * ss;
+		uint32_t len = fmt == MMAPQ_FORMAT_INT ? 8 : (uint32_t)(seq % (rs + 1));
+
+		wr64(b, o, seq);
+		if (ver >= 2 && fmt == MMAPQ_FORMAT_INT) {
+			wr64(b, o + 8, seq * 1000 + 7);
+			continue;
+		}
+		wr32(b, o + 8, len);
+		for (uint32_t j = 0; j < len; j++)
+			b[o + 16 + j] = (uint8_t)('A' + (seq + j) % 26);
+	}
+	if (ver == 3) {
+		wr32(b, V3(id.max_consumers), 8);
+		for (uint32_t i = 0; i < 2; i++) {
+			size_t e = V3(consumers) + i * sizeof(struct mmapq_consumer_v3);
+			wr64(b, e, i ? first + n : first);
+			wr32(b, e + offsetof(struct mmapq_consumer_v3, state), 1);
+			strcpy((char *)b + e + offsetof(struct mmapq_consumer_v3, name), i ? "b" : "default");
+		}
+		memset(b + V3(queue_id), 0x5c, MMAPQ_ID_SIZE);
+	}
+}
+
 static const struct tmpl *get_template(uint8_t b0, uint8_t b1, uint8_t b2, struct geom *g)
 {
-	uint32_t fmt = (b0 & 1) ? MMAPQ_FORMAT_LINE : MMAPQ_FORMAT_INT;
-	uint32_t cap = 2u << ((b0 >> 1) & 3);
-	uint32_t rs = rs_tab[(b0 >> 3) & 3];
-	uint32_t bases[8] = {0, 1, cap - 1, cap, cap + 1, 2 * cap + 3, 1000, 4099};
-	uint32_t base = bases[(b0 >> 5) & 7];
-	uint32_t put = b1 % (cap + 1);
-	uint32_t rel = b2 % (put + 1);
-	size_t key = ((size_t)b0 * 17 + put) * 17 + rel;
+	static const uint32_t fmts[4] = {MMAPQ_FORMAT_INT, MMAPQ_FORMAT_LINE, MMAPQ_FORMAT_BINARY,
+	                                 MMAPQ_FORMAT_BINARY};
+	static const uint32_t bases[4] = {0, 3, 13, 1000};
+	static const uint32_t rs_tab[4] = {8, 12, 17, 64};
+	uint32_t fmt = fmts[b0 & 3];
+	static const uint64_t sizes[4] = {64, 128, 256, 1024};
+	uint64_t size = sizes[(b0 >> 2) & 3];
+	uint32_t lim = limit_of(size), maxes[4] = {8, 13, lim / 2, lim};
+	uint32_t max = fmt == MMAPQ_FORMAT_INT ? 8 : maxes[(b0 >> 4) & 3];
+	uint32_t base = bases[(b0 >> 6) & 3];
+	bool legacy = b1 >= 0xf0 && (b1 & 4);
+	uint32_t put = legacy ? 0 : b1 % 24, rel = (b2 & 31) % (put + 1);
+	bool two = b2 & 32, crashed = b2 & 64;
+	size_t key = (((size_t)b0 * 24 + put) * 32 + rel) * 2 + two;
 
-	g->cap = cap;
-	g->rs = rs;
+	if (max > lim)
+		max = lim;
+	if (max < 8)
+		max = 8;
+	g->size = size;
+	g->max = max;
 	g->fmt = fmt;
-	/* byte 1 >= 0xf0: the programs ask for another geometry (-EPROTO), or
-	 * (bit 2) the file is as version 1 wrote it (apply_ops) */
-	if (b1 >= 0xf0 && !(b1 & 4)) {
+	if (legacy) {
+		free(g_tmpl_scratch.bytes);
+		build_legacy(1 + (b1 & 3) % 3, fmt == MMAPQ_FORMAT_INT ? fmt : MMAPQ_FORMAT_LINE,
+		             (uint32_t)(size / 16), rs_tab[(b0 >> 4) & 3], base, b2 % 17,
+		             &g_tmpl_scratch);
+		return &g_tmpl_scratch;
+	}
+	/* byte 1 >= 0xf0: the programs ask for another geometry (-EPROTO) */
+	if (b1 >= 0xf0) {
 		switch (b1 & 3) {
-		case 0: g->cap = cap * 2; break;
-		case 1: g->cap = cap / 2 >= 2 ? cap / 2 : cap * 4; break;
-		case 2: g->rs = rs + 1; break;
+		case 0: g->size = size * 2; break;
+		case 1: g->size = size / 2 >= 64 ? size / 2 : size * 4; break;
+		case 2: g->max = max + 1; break;
 		default: g->fmt = fmt == MMAPQ_FORMAT_INT ? MMAPQ_FORMAT_LINE : MMAPQ_FORMAT_INT; break;
 		}
 	}
-	if (g_tmpl[key])
+	if (!crashed && g_tmpl[key])
 		return g_tmpl[key];
-	if (g_tmpl_cached < TMPL_CACHE_MAX) {
+	if (!crashed && g_tmpl_cached < TMPL_CACHE_MAX) {
 		struct tmpl *t = calloc(1, sizeof(*t));
 		if (!t)
 			exit(2);
-		build_template(fmt, cap, rs, base, put, rel, t);
+		build_template(fmt, size, max, base, put, rel, two, false, t);
 		g_tmpl[key] = t;
 		g_tmpl_cached++;
 		return t;
 	}
 	free(g_tmpl_scratch.bytes);
-	build_template(fmt, cap, rs, base, put, rel, &g_tmpl_scratch);
+	build_template(fmt, size, max, base, put, rel, two, crashed, &g_tmpl_scratch);
 	return &g_tmpl_scratch;
 }
 
-#define WORK_MAX (4096 + 16 * (16 + 64) + 32768)
-static uint8_t g_work[WORK_MAX];
+static uint8_t g_work[FILE_MAX];
 
-/* w[0..len) as format version 1 wrote the same queue: the version, and
- * for format int the slot size, the file size and every slot (seq, len 8,
- * reserved 0, value).  Returns the new length. */
-static size_t to_version1(uint8_t *w, size_t len)
-{
-	uint32_t fmt = rd32(w, OFF(format)), cap = rd32(w, OFF(capacity)), rs = rd32(w, OFF(record_size));
-	uint32_t ss = 16 + ((rs + 7) / 8) * 8;
-
-	wr32(w, OFF(version), 1);
-	if (fmt != MMAPQ_FORMAT_INT)
-		return len;
-	wr32(w, OFF(slot_size), ss);
-	wr64(w, OFF(file_size), 4096 + (uint64_t)cap * ss);
-	/* from the last slot down: a version-1 slot is never before its
-	 * version-2 one */
-	for (uint32_t i = cap; i-- > 0;) {
-		uint64_t seq = rd64(w, 4096 + (size_t)i * 16), v = rd64(w, 4096 + (size_t)i * 16 + 8);
-		size_t o = 4096 + (size_t)i * ss;
-		memset(w + o, 0, ss);
-		wr64(w, o, seq);
-		wr32(w, o + 8, 8);
-		wr64(w, o + 16, v);
-	}
-	return 4096 + (size_t)cap * ss;
-}
-
-static size_t apply_ops(const struct tmpl *t, bool v1, const uint8_t *d, size_t n)
+static size_t apply_ops(const struct tmpl *t, const uint8_t *d, size_t n)
 {
 	size_t len = t->len, i = 0;
 
 	memcpy(g_work, t->bytes, t->len);
-	if (v1)
-		len = to_version1(g_work, len);
 	while (i + 3 <= n) {
 		uint8_t op = d[i];
 		unsigned kind = op & 3, width = 1u << ((op >> 2) & 3);
@@ -999,8 +1611,8 @@ static size_t apply_ops(const struct tmpl *t, bool v1, const uint8_t *d, size_t 
 			long nl = (long)len + (int16_t)off16;
 			if (nl < 0)
 				nl = 0;
-			if (nl > WORK_MAX)
-				nl = WORK_MAX;
+			if (nl > FILE_MAX)
+				nl = FILE_MAX;
 			if ((size_t)nl > len)
 				memset(g_work + len, 0, (size_t)nl - len);
 			len = (size_t)nl;
@@ -1024,7 +1636,6 @@ static size_t apply_ops(const struct tmpl *t, bool v1, const uint8_t *d, size_t 
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -1058,24 +1669,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > sizeof(g_after) - 1)
 			return -1; /* larger than any file this target is meant for */
 		model_file(f, n, &m);
-		if (m.hdr_ok) {
-			g = (struct geom){m.cap, m.rs, m.fmt};
-		} else {
-			g = (struct geom){2, 8, MMAPQ_FORMAT_INT};
-		}
+		g = m.hdr_ok && m.ver == 4 ? (struct geom){m.size, m.max, m.fmt} :
+		                             (struct geom){64, 8, MMAPQ_FORMAT_INT};
 	} else {
-		const struct tmpl *t = get_template(data[0], size > 1 ? data[1] : 0,
-		                                    size > 2 ? data[2] : 0, &g);
-		n = apply_ops(t, size > 1 && data[1] >= 0xf0 && (data[1] & 4),
-		              size > 3 ? data + 3 : data, size > 3 ? size - 3 : 0);
+		const struct tmpl *t = get_template(data[0], size > 1 ? data[1] : 0, size > 2 ? data[2] : 0,
+		                                    &g);
+		n = apply_ops(t, size > 3 ? data + 3 : data, size > 3 ? size - 3 : 0);
 		f = g_work;
 		model_file(f, n, &m);
 	}
+	if (m.hdr_ok && m.ver == 4 && m.size > sizeof(g_pred) - HDR)
+		return -1; /* a ring larger than the model's buffers: not this target's */
 
 	fuzz_write_file(g_path, f, n);
 	check_observer(f, n, &m);
 	check_consumer(f, n, &m, &g);
 	check_producer(f, n, &m, &g);
+	if (m.hdr_ok && m.ver < 4)
+		check_migrate(f, n, &m);
 
 	{
 		char what[PATH_MAX];

@@ -5,16 +5,16 @@
 # staged `cmake --install` (DESTDIR), nothing from the build tree:
 #   1. mmapq.h alone compiles as C11 and as C++11 (-Wall -Wextra -pedantic
 #      -Werror): it is standalone;
-#   2. the examples (common/queue/examples/: a producer in C, a consumer in
+#   2. the library is libmmapq.so.2 (its SONAME, and what a program built
+#      against it needs), pkg-config mmapq says version 2.x, and its
+#      exported symbols are exactly the functions mmapq.h declares, each at
+#      LIBMMAPQ_2 (none of libmmapq 1's);
+#   3. the examples (common/queue/examples/: a producer in C, a consumer in
 #      C++) build with `pkg-config mmapq` and with CMake's
-#      find_package(mmapq);
-#   3. records an example publishes reach the installed mmapq-consumer, and
+#      find_package(mmapq 2), which a request for version 1 does not find;
+#   4. records an example publishes reach the installed mmapq-consumer, and
 #      records the installed mmapq-producer publishes reach the C++ example,
-#      for both builds of the examples;
-#   4. a program built against 1.0's mmapq.h (struct mmapq_params and
-#      struct mmapq_status without the consumer fields) still works through
-#      mmapq_open@LIBMMAPQ_1 and mmapq_status@LIBMMAPQ_1: nothing read or
-#      written past its structs, and it is the consumer "default".
+#      for both builds of the examples.
 # Exit 0 pass, 1 fail, 77 skip (no C++ compiler: tests/deps.sh installs g++).
 set -u
 build=$(cd "${1:?usage: library.sh BUILD_DIR}" && pwd) || exit 1
@@ -52,7 +52,29 @@ for lang in "cc c c11" "c++ c++ c++11"; do
 		pass "mmapq.h alone compiles as $std" || { failed "mmapq.h as $std"; cat "$work/h.err"; }
 done
 
-# ---- 2. the examples, with pkg-config and with CMake
+# ---- 2. libmmapq.so.2, its version and its symbols
+lib=$stage$MMAPQ_LIBDIR/libmmapq.so
+soname=$(readelf -d "$lib" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = libmmapq.so.2 ] && [ -e "$stage$MMAPQ_LIBDIR/libmmapq.so.2" ] &&
+	pass "SONAME $soname" || failed "SONAME '$soname', want libmmapq.so.2"
+version=$(pkg-config --modversion mmapq)
+[ "${version%%.*}" = 2 ] && pass "pkg-config mmapq: version $version" ||
+	failed "pkg-config mmapq says version '$version', want 2.x"
+# the functions mmapq.h declares (MMAPQ_API ... name(), over a line or two)
+sed -n '/^MMAPQ_API/{N;p}' "$stage$MMAPQ_PREFIX/include/mmapq.h" | tr '\n' ' ' |
+	grep -o 'mmapq_[a-z_]*(' | tr -d '(' | sort -u >"$work/declared"
+nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^LIBMMAPQ' | sort >"$work/exported"
+if [ -s "$work/declared" ] && cmp -s <(sed 's/@@LIBMMAPQ_2$//' "$work/exported") "$work/declared" &&
+   ! grep -qv '@@LIBMMAPQ_2$' "$work/exported"; then
+	pass "exported: exactly the $(wc -l <"$work/declared") functions of mmapq.h, each @@LIBMMAPQ_2"
+else
+	failed "the exported symbols are not mmapq.h's functions at LIBMMAPQ_2:"
+	diff <(sed 's/@@LIBMMAPQ_2$//' "$work/exported") "$work/declared"
+	grep -v '@@LIBMMAPQ_2$' "$work/exported"
+fi
+nm -D "$lib" | grep -q LIBMMAPQ_1 && failed "libmmapq 2 still has LIBMMAPQ_1 symbols"
+
+# ---- 3. the examples, with pkg-config and with CMake
 cc -std=c11 -Wall -Wextra -Werror "${san[@]}" "$ex/producer.c" "${flags[@]}" -o "$work/producer" &&
 	c++ -std=c++17 -Wall -Wextra -Werror "${san[@]}" "$ex/consumer.cpp" "${flags[@]}" -o "$work/consumer" &&
 	pass "the examples build with pkg-config mmapq (C and C++)" || failed "the examples do not build with pkg-config"
@@ -63,10 +85,19 @@ if cmake -S "$ex" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$stage$MMAPQ_PREFIX" \
 else
 	failed "the examples do not build with find_package(mmapq)"; tail -20 "$work/cmake.log"
 fi
+readelf -d "$work/producer" 2>/dev/null | grep -q 'NEEDED.*\[libmmapq\.so\.2\]' &&
+	pass "a program built against it needs libmmapq.so.2" ||
+	failed "the example producer does not need libmmapq.so.2"
+mkdir -p "$work/v1"
+printf 'cmake_minimum_required(VERSION 3.18)\nproject(v1 LANGUAGES C)\nfind_package(mmapq 1 REQUIRED)\n' \
+	>"$work/v1/CMakeLists.txt"
+cmake -S "$work/v1" -B "$work/v1/build" -DCMAKE_PREFIX_PATH="$stage$MMAPQ_PREFIX" \
+	>"$work/v1.log" 2>&1 && failed "find_package(mmapq 1) found libmmapq 2" ||
+	pass "find_package(mmapq 1) does not take libmmapq 2"
 
-# ---- 3. records between the examples and the installed daemons
+# ---- 4. records between the examples and the installed daemons
 cfg=$work/mmapq.ini
-printf '[queue]\npath = %s/queue\ncapacity = 256\nrecord_size = 32\n[consumer]\noutput = stdout\n' "$work" >"$cfg"
+printf '[queue]\npath = %s/queue\nsize = 4K\nmax_record = 32\n[consumer]\noutput = stdout\n' "$work" >"$cfg"
 daemons=$stage$MMAPQ_BINDIR
 # the examples join the queue the daemons create
 out=$("$work/producer" "$work/queue" 1 2>&1); rc=$?
@@ -93,81 +124,6 @@ left=$("$daemons/mmapqctl" --config "$cfg" status --json 2>&1 | sed -n 's/.*"dep
 	pass "the example producer refuses 'x8' (exit 2: $out), the queue still empty" ||
 	failed "the example producer with 'x8': exit $rc, '$out', depth '$left'"
 [ -x "$work/cmake/example_producer" ] && round "$work/cmake/example_producer" "$work/cmake/example_consumer" "CMake build"
-
-# ---- 4. a program built against the 1.0 mmapq.h
-cat >"$work/old.c" <<'EOF_C'
-#include <stddef.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-#include <mmapq.h>
-/* what a program built against 1.0's mmapq.h linked */
-int mmapq_open_1_0(const void *p, struct mmapq **q, struct mmapq_error *err);
-__asm__(".symver mmapq_open_1_0, mmapq_open@LIBMMAPQ_1");
-int mmapq_status_1_0(struct mmapq *q, void *st);
-__asm__(".symver mmapq_status_1_0, mmapq_status@LIBMMAPQ_1");
-/* 1.0's structs: the fields before the consumer ones, rounded up to their
- * alignment */
-#define OLD_PARAMS offsetof(struct mmapq_params, consumer)
-#define OLD_STATUS ((offsetof(struct mmapq_status, attached_by_pid) + 8) / 8 * 8)
-int main(int argc, char **argv)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	struct mmapq_params p = {.role = MMAPQ_ROLE_CONSUMER};
-	struct mmapq_consumer_status cs;
-	struct mmapq_status now;
-	struct mmapq_error err;
-	struct mmapq_record rec;
-	unsigned char st[OLD_STATUS + 64], *guard, *old;
-	struct mmapq *q;
-	uint32_t n = 0;
-	int64_t value;
-
-	if (argc != 2)
-		return 2;
-	p.path = argv[1];
-	/* the old params end where a page without access begins: reading
-	 * past them faults */
-	guard = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (guard == MAP_FAILED || mprotect(guard + pg, pg, PROT_NONE) < 0)
-		return 2;
-	old = guard + pg - OLD_PARAMS;
-	memcpy(old, &p, OLD_PARAMS);
-	if (mmapq_open_1_0(old, &q, &err) < 0) {
-		fprintf(stderr, "%s\n", err.msg);
-		return 3;
-	}
-	if (mmapq_available(q, 1000, &n) < 0 || n < 1 || mmapq_get(q, 0, &rec) < 0)
-		return 4;
-	value = *(const int64_t *)rec.data; /* before the release gives the slot back */
-	if (mmapq_release(q, 1) < 0)
-		return 4;
-	memset(st, 0xa5, sizeof(st));
-	if (mmapq_status_1_0(q, st) < 0 || mmapq_status(q, &now) < 0)
-		return 5;
-	for (size_t i = OLD_STATUS; i < sizeof(st); i++)
-		if (st[i] != 0xa5)
-			return 6; /* written past the 1.0 struct */
-	if (memcmp(st, &now, offsetof(struct mmapq_status, attached_by_pid) + 1))
-		return 7;
-	if (mmapq_consumers(q, &cs, 1) != 1 || strcmp(cs.name, MMAPQ_CONSUMER_DEFAULT))
-		return 8;
-	printf("%s %lld\n", cs.name, (long long)value);
-	mmapq_close(q);
-	return 0;
-}
-EOF_C
-if cc -std=gnu11 -Wall -Wextra -Werror "${san[@]}" "$work/old.c" "${flags[@]}" -o "$work/old" 2>"$work/old.err"; then
-	echo 42 | "$daemons/mmapq-producer" --config "$cfg" || failed "mmapq-producer (for the 1.0 program)"
-	out=$(timeout 20 "$work/old" "$work/queue" 2>&1); rc=$?
-	nm -D "$work/old" | grep -q 'mmapq_open@LIBMMAPQ_1$' && nm -D "$work/old" | grep -q 'mmapq_status@LIBMMAPQ_1$' &&
-		[ $rc = 0 ] && [ "$out" = "default 42" ] &&
-		pass "a program built for LIBMMAPQ_1 opens with 1.0's struct mmapq_params (nothing read past it), gets 1.0's struct mmapq_status (nothing written past it), as the consumer default ($out)" ||
-		failed "the LIBMMAPQ_1 program: exit $rc, '$out'"
-else
-	failed "the LIBMMAPQ_1 program does not build"; cat "$work/old.err"
-fi
 
 [ $fail = 0 ] && echo "library: PASS" || echo "library: FAILED"
 exit $fail

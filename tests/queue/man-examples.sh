@@ -6,11 +6,13 @@
 # (the .EX block with `#include <mmapq.h>`) is taken out of the page,
 # compiled as C11 with -Wall -Wextra -Werror against the built libmmapq, and
 # run as the page's transcript (the .EX block of `$ ./PROGRAM ...` lines
-# and their output) shows it, /tmp/q replaced by a queue of the test's own;
-# in the order the transcripts build on (make, wait on the empty queue,
-# publish, look, consume); then mmapq(3)'s transcript, which uses them all.
-# Also: publish and consume through a queue of 8 slots (publish waits for
-# room), and mkqueue refusing a queue of another geometry.
+# and their output) shows it, /tmp/q and /tmp/lines replaced by queues of the
+# test's own; in the order the transcripts build on (make, wait on the empty
+# queue, publish, look, consume, the consumers, claim and commit, repair);
+# then mmapq(3)'s transcript, which uses them all.  Also: publish and
+# consume through a ring of 8 int records (publish waits for room), mkqueue
+# refusing a queue of another geometry, and qrepair saying what a salvage
+# dropped from a damaged file and refusing a file in use (exit 2).
 # Exit 0 pass, 1 fail.
 set -u
 build=$(cd "${1:?usage: man-examples.sh BUILD_DIR}" && pwd) || exit 1
@@ -42,7 +44,8 @@ transcript() { blocks "$1" | awk '/^@@$/ { if (b ~ /^[$] /) printf "%s", b; b = 
 # stderr) compared with the lines after it
 run_transcript() {
 	local page=$1 line cmd want=""
-	transcript "$man/$page.3" | sed "s#/tmp/q#$work/q#g" >"$work/$page.transcript"
+	transcript "$man/$page.3" | sed -e "s#/tmp/q#$work/q#g" -e "s#/tmp/lines#$work/lines#g" \
+		>"$work/$page.transcript"
 	[ -s "$work/$page.transcript" ] || { failed "$page(3): no transcript in EXAMPLES"; return; }
 	# one command and its expected output at a time
 	while IFS= read -r line || [ -n "$line" ]; do
@@ -71,7 +74,9 @@ check_command() { # PAGE COMMAND EXPECTED-OUTPUT
 
 # ---- the programs, as the pages name them ------------------------------------
 declare -A prog
-for page in mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available mmapq_consumers; do
+pages="mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available mmapq_consumers
+	mmapq_claim mmapq_repair"
+for page in $pages; do
 	f=$man/$page.3
 	name=$(transcript "$f" | sed -n 's#^[$] [.]/\([a-z_]*\).*#\1#p' | head -1)
 	[ -n "$name" ] || { failed "$page(3): no '\$ ./PROGRAM' in its EXAMPLES"; continue; }
@@ -88,7 +93,7 @@ for page in mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available
 done
 
 # ---- their transcripts, in the order they build on one another ----------------
-for page in mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available mmapq_consumers; do
+for page in $pages; do
 	[ -x "$work/${prog[$page]-none}" ] && run_transcript "$page"
 done
 rm -f "$work/q" "$work/q.lock"
@@ -96,29 +101,51 @@ run_transcript mmapq
 
 # ---- beyond the transcripts ------------------------------------------------------
 # a full queue: publish waits for room while consume drains it
-printf '[queue]\npath = %s/q8\ncapacity = 8\n' "$work" >"$work/q8.ini"
-"$build/daemons/mmapq-producer" --config "$work/q8.ini" </dev/null || failed "mmapq-producer: a queue of 8 slots"
+printf '[queue]\npath = %s/q8\nsize = 128\nmax_record = 8\n' "$work" >"$work/q8.ini"
+"$build/daemons/mmapq-producer" --config "$work/q8.ini" </dev/null ||
+	failed "mmapq-producer: a ring of 8 int records"
 if [ -x "$work/publish" ] && [ -x "$work/consume" ]; then
 	"$work/consume" "$work/q8" 50 >"$work/consumed" &
 	consumer=$!
 	mapfile -t values < <(seq -25 24)
-	"$work/publish" "$work/q8" "${values[@]}" || failed "publish 50 records through 8 slots: exit $?"
+	"$work/publish" "$work/q8" "${values[@]}" || failed "publish 50 records through 8: exit $?"
 	wait $consumer || failed "consume 50 records: exit $?"
 	if [ "$(cat "$work/consumed")" = "$(seq -25 24)" ]; then
-		pass "publish and consume: 50 records through 8 slots, in order"
+		pass "publish and consume: 50 records through a ring of 8, in order"
 	else
-		failed "publish and consume through 8 slots: $(tr '\n' ' ' <"$work/consumed")"
+		failed "publish and consume through a ring of 8: $(tr '\n' ' ' <"$work/consumed")"
 	fi
 fi
 # mkqueue against a queue of another geometry: refused, both values named
 if [ -x "$work/mkqueue" ]; then
 	out=$("$work/mkqueue" "$work/q8" 2>&1)
 	rc=$?
-	if [ $rc = 1 ] && [[ $out == *8*65536* ]]; then
+	if [ $rc = 1 ] && [[ $out == *128*1048576* ]]; then
 		pass "mkqueue: a queue of another geometry refused: $out"
 	else
-		failed "mkqueue on a queue of 8 slots: exit $rc: $out"
+		failed "mkqueue on a ring of 128 bytes: exit $rc: $out"
 	fi
+fi
+# qrepair: a file in use refused (exit 2); a damaged one salvaged, said
+if [ -x "$work/qrepair" ] && [ -x "$work/publish" ]; then
+	"$work/publish" "$work/q8" 7 8 9 || failed "publish 7 8 9" # records 50, 51, 52
+	# a producer attached, until its stdin closes
+	coproc "$build/daemons/mmapq-producer" --config "$work/q8.ini"
+	until "$build/daemons/mmapqctl" --config "$work/q8.ini" status --json 2>/dev/null |
+	      grep -q "\"producer\":{\"pid\":$COPROC_PID,\"attached\":true"; do
+		[ $SECONDS -lt 60 ] || { failed "the producer never attached"; break; }
+	done
+	out=$("$work/qrepair" "$work/q8" 2>&1); rc=$?
+	[ $rc = 2 ] && [[ $out == *"in use"* ]] && pass "qrepair of a file in use: exit 2: $out" ||
+		failed "qrepair of a file in use: exit $rc: $out"
+	exec {COPROC[1]}>&-
+	wait "$COPROC_PID"
+	# record 51 (ring bytes 48..63, after the 50 of above) damaged: it and
+	# the one after it dropped
+	printf '\377' | dd of="$work/q8" bs=1 seek=$((4096 + 48 + 12)) conv=notrunc status=none
+	out=$("$work/qrepair" "$work/q8" 2>&1); rc=$?
+	[ $rc = 0 ] && [[ $out == *": 2 records dropped: [50, 50) and [51, 53), 32 bytes"* ]] &&
+		pass "qrepair of a damaged file: $out" || failed "qrepair of a damaged file: exit $rc: $out"
 fi
 
 if [ $fail = 0 ]; then echo "man_examples: PASS"; else echo "man_examples: FAILED"; fi

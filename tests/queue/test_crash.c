@@ -2,13 +2,19 @@
 /*
  * test_crash -- SIGKILL the producer or the consumer at the worst instants
  * and check that nothing is lost, reordered or replayed outside the
- * documented window, that the survivor never hangs, and that the mutex is
- * recovered (and counted) exactly when the dead process held it.
+ * documented window, that no garbage record is ever handed out, that the
+ * survivor never hangs, and that the mutex is recovered (and counted)
+ * exactly when the dead process held it.
  *
- * A numbered stream (record s carries the int64 value s) flows from a
- * producer child to a consumer child.  Both report to the parent through
- * their own pipe in fixed 24-byte messages, each write at most PIPE_BUF so a
- * kill never leaves half a message:
+ * A numbered stream of binary records of random length (0..max_record, so
+ * that frames, and the padding at the ring's end, land at every offset)
+ * flows from a producer child to a consumer child.  Record s has a length
+ * and bytes that are a function of s (its first 8 bytes are s itself when
+ * it has 8): the consumer checks each one against its sequence number, and
+ * a record that is not what its number says is garbage, which fails the
+ * test.  Both children report to the parent through their own pipe in
+ * fixed 24-byte messages, each write at most PIPE_BUF so a kill never
+ * leaves half a message:
  *   producer: START(tail at attach), PUB(batch, new tail) after each publish,
  *             DONE
  *   consumer: START(head at attach), VAL(value, seq) for a whole batch in one
@@ -23,20 +29,34 @@
  *   - a restarted producer starts at a tail >= the last tail it reported (a
  *     published record is never taken back);
  *   - no consumer wait (one mmapq_available call) took 2 s or more.
+ * The producer puts each batch within the room mmapq_reserve promised
+ * (mmapq_put, or now and then mmapq_claim and a shorter mmapq_commit); a
+ * put that fails there fails the test.
  *
  * Parts:
  *   a) fault points (MMAPQ_FAULT, set in the child before its first queue
  *      call: fault.c reads it once): the process kills itself at exactly
- *      that instant; it is restarted without the fault.  The recovery
+ *      that instant (put.padded: between writing a padding frame and
+ *      publishing; release.stored: between a consumer's cursor and its
+ *      synced cursor); it is restarted without the fault.  The recovery
  *      counters must go up by exactly one when the point is inside the mutex
  *      and not at all otherwise.
- *   b) 100 + 100 kills by the parent at random moments, alternating sides.
+ *   b) 100 + 100 kills by the parent at random moments, alternating sides,
+ *      through a 1 KiB ring and a 128-byte one (MMAPQ_CRASH_KILLS: the
+ *      stress label's 1000).
  *   c) kills of a waiter that is blocked in its wait (registered in the
  *      header, sleeping in the kernel), and at the fault point between
  *      registering and sleeping.
  *   d) a stale lock word: a copy of the file taken while a process holds the
  *      mutex (as after a power cut: no kernel marks the owner dead), and the
  *      original after the holder's death (EOWNERDEAD).
+ *   e) pairs {seq, byte} half stored (fault points between the two stores,
+ *      and between a cursor and its synced copy), made whole by whoever
+ *      comes next: a consumer that finds nothing left to read while the
+ *      producer waits for room, a consumer alone after a clean close, the
+ *      repair after EOWNERDEAD with two consumers; every record of [floor,
+ *      tail) read by an observer, nothing salvaged.
+ * The seed (printed first) repeats a run: test_crash SEED [PARTS].
  *
  * The parent never calls a queue function that passes a fault point (the
  * children create the files), so its cached fault state never leaks into a
@@ -63,7 +83,8 @@
 #include "mmapq_format.h"
 #include "testutil.h"
 
-#define CAP 16u
+#define RING 1024u                    /* ring bytes of parts a, c, d */
+#define MAXREC 200u                   /* frame 208 <= RING / 4 */
 #define WAIT_NS (5ull * 1000000000ull) /* a child's wait deadline */
 /* times tu_time_factor(): sanitizers and valgrind slow everything down */
 #define MAX_WAIT_OK_NS (2ull * 1000000000ull * tu_time_factor())
@@ -84,7 +105,8 @@ _Static_assert(sizeof(struct msg) == 24, "message size");
 
 static uint64_t g_seed;
 static int g_failures;
-static uint32_t g_capacity = CAP; /* of the queues made from now on */
+static uint64_t g_ring = RING;     /* of the queues made from now on */
+static uint32_t g_maxrec = MAXREC;
 
 static const char *side_name(int side)
 {
@@ -102,7 +124,7 @@ static uint64_t rng_next(uint64_t *s)
 /* ---- the header, seen raw ------------------------------------------------ */
 
 struct raw {
-	uint32_t lockword;
+	uint32_t lockword, clean;
 	uint32_t ne_seq, ne_waiting, nf_seq, nf_waiting;
 	uint64_t head, tail, recoveries[2];
 };
@@ -117,12 +139,13 @@ static bool read_raw(const char *path, struct raw *r)
 	if (!ok)
 		return false;
 	r->lockword = *(uint32_t *)h.lock.bytes;
+	r->clean = h.state.clean;
 	r->ne_seq = h.consumers[0].not_empty.seq;
 	r->ne_waiting = h.consumers[0].not_empty.waiting;
 	r->nf_seq = h.not_full.seq;
 	r->nf_waiting = h.not_full.waiting;
-	r->head = h.floor.floor;
-	r->tail = h.producer.position;
+	r->head = h.floor.seq;
+	r->tail = h.producer.tail;
 	r->recoveries[P] = h.producer.recoveries;
 	r->recoveries[C] = h.consumers[0].recoveries;
 	return true;
@@ -157,8 +180,8 @@ static void send(int fd, const struct msg *m, size_t n)
 
 static struct mmapq *child_open(const char *path, enum mmapq_role role)
 {
-	struct mmapq_params p = {.path = path, .role = role, .capacity = g_capacity, .record_size = 8,
-	                         .format = MMAPQ_FORMAT_INT, .file_mode = 0600};
+	struct mmapq_params p = {.path = path, .role = role, .size = g_ring, .max_record = g_maxrec,
+	                         .format = MMAPQ_FORMAT_BINARY, .file_mode = 0600};
 	struct mmapq_error e;
 	struct mmapq *q = NULL;
 	int r = mmapq_open(&p, &q, &e);
@@ -170,15 +193,57 @@ static struct mmapq *child_open(const char *path, enum mmapq_role role)
 	return q;
 }
 
+/* Where a side starts: the producer at tail; the consumer at its own
+ * cursor (the oldest record kept, status().head, is the lowest cursor
+ * known to be on disk, which may be behind it). */
 static uint64_t child_position(struct mmapq *q, int side)
 {
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
-	int r = mmapq_status(q, &st);
-	if (r < 0) {
+	int r = side == P ? mmapq_status(q, &st) : mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+
+	if (r < 0 || (side == C && (r != 1 || strcmp(cs[0].name, MMAPQ_CONSUMER_DEFAULT)))) {
 		fprintf(stderr, "%s %d: status: %s\n", side_name(side), (int)getpid(), mmapq_strerror(r));
 		_exit(1);
 	}
-	return side == P ? st.tail : st.head;
+	return side == P ? st.tail : cs[0].position;
+}
+
+/* Record seq: its length (0..max_record) and its bytes, the first 8 of
+ * them seq itself when there are 8. */
+static uint32_t rec_len(uint64_t seq)
+{
+	uint64_t h = seq * 0x9e3779b97f4a7c15ull;
+
+	return (uint32_t)((h >> 29) % (g_maxrec + 1));
+}
+
+static uint8_t rec_byte(uint64_t seq, uint32_t i)
+{
+	return i < 8 ? (uint8_t)(seq >> (8 * i)) : (uint8_t)(seq * 31 + i * 7 + 1);
+}
+
+static void rec_fill(uint64_t seq, uint8_t *b)
+{
+	for (uint32_t i = 0, n = rec_len(seq); i < n; i++)
+		b[i] = rec_byte(seq, i);
+}
+
+/* The value a record carries: seq (as its bytes say it, where it has 8),
+ * or ~0 if it is not record seq's length and bytes (garbage). */
+static uint64_t rec_value(const struct mmapq_record *r)
+{
+	const uint8_t *d = r->data;
+	uint64_t v = r->seq;
+
+	if (r->len >= 8)
+		memcpy(&v, d, 8);
+	if (r->len != rec_len(v))
+		return UINT64_MAX;
+	for (uint32_t i = 0; i < r->len; i++)
+		if (d[i] != rec_byte(v, i))
+			return UINT64_MAX;
+	return v;
 }
 
 static void producer_child(int fd, const char *path, uint64_t n, uint64_t seed)
@@ -186,31 +251,46 @@ static void producer_child(int fd, const char *path, uint64_t n, uint64_t seed)
 	struct mmapq *q = child_open(path, MMAPQ_ROLE_PRODUCER);
 	uint64_t seq = child_position(q, P), rng = seed;
 	struct msg m = {.type = P_START, .a = seq};
+	uint8_t *buf = malloc(g_maxrec + 1);
 	int r;
 
+	if (!buf)
+		_exit(1);
 	send(fd, &m, 1);
 	while (seq < n) {
-		uint32_t nfree = 0, batch;
-		r = mmapq_reserve(q, mmapq_now_ns() + WAIT_NS, &nfree);
+		uint64_t room = 0, used = 0;
+		uint32_t batch = 0, most = 1 + (uint32_t)(rng_next(&rng) % P_MAX_BATCH);
+
+		r = mmapq_reserve(q, rec_len(seq), mmapq_now_ns() + WAIT_NS, &room);
 		if (r < 0) {
 			fprintf(stderr, "producer %d: reserve at %" PRIu64 ": %s\n", (int)getpid(), seq,
 			        mmapq_strerror(r));
 			_exit(r == -ETIMEDOUT ? 4 : 1);
 		}
-		if (nfree == 0)
-			continue;
-		batch = 1 + (uint32_t)(rng_next(&rng) % P_MAX_BATCH);
-		if (batch > nfree)
-			batch = nfree;
-		if (batch > n - seq)
-			batch = (uint32_t)(n - seq);
-		for (uint32_t i = 0; i < batch; i++) {
-			int64_t v = (int64_t)(seq + i);
-			r = mmapq_put(q, &v, sizeof(v));
+		while (batch < most && seq + batch < n &&
+		       used + mmapq_frame_size(rec_len(seq + batch)) <= room) {
+			uint64_t s = seq + batch;
+			void *at = NULL;
+
+			used += mmapq_frame_size(rec_len(s));
+			if (rng_next(&rng) % 4 == 0 && used - mmapq_frame_size(rec_len(s)) +
+			                               mmapq_frame_size(g_maxrec) <= room) {
+				/* zero copy: claimed at the most, committed shorter */
+				r = mmapq_claim(q, g_maxrec, &at);
+				if (r == 0) {
+					rec_fill(s, at);
+					r = mmapq_commit(q, rec_len(s));
+				}
+			} else {
+				rec_fill(s, buf);
+				r = mmapq_put(q, buf, rec_len(s));
+			}
 			if (r < 0) {
-				fprintf(stderr, "producer %d: put %" PRId64 ": %s\n", (int)getpid(), v, mmapq_strerror(r));
+				fprintf(stderr, "producer %d: put %" PRIu64 " (%u bytes) within room %" PRIu64
+				        ": %s\n", (int)getpid(), s, rec_len(s), room, mmapq_strerror(r));
 				_exit(1);
 			}
+			batch++;
 		}
 		r = mmapq_publish(q);
 		if (r != (int)batch) {
@@ -225,6 +305,7 @@ static void producer_child(int fd, const char *path, uint64_t n, uint64_t seed)
 	m = (struct msg){.type = P_DONE, .a = seq};
 	send(fd, &m, 1);
 	mmapq_close(q);
+	free(buf);
 	_exit(0);
 }
 
@@ -254,18 +335,19 @@ static void consumer_child(int fd, const char *path, uint64_t n, uint64_t seed)
 		take = avail < C_MAX_BATCH ? avail : C_MAX_BATCH;
 		take = 1 + (uint32_t)(rng_next(&rng) % take);
 		for (uint32_t i = 0; i < take; i++) {
-			struct mmapq_record rec;
-			int64_t v = -1;
+			struct mmapq_record rec = {0};
+			uint64_t v;
+
 			r = mmapq_get(q, i, &rec);
-			if (r == 0 && rec.len == sizeof(v))
-				memcpy(&v, rec.data, sizeof(v));
-			if (r < 0 || rec.seq != head + i || rec.len != sizeof(v) || v != (int64_t)rec.seq) {
+			v = r == 0 ? rec_value(&rec) : UINT64_MAX;
+			if (r < 0 || rec.seq != head + i || v != rec.seq) {
 				fprintf(stderr, "consumer %d: record %" PRIu64 ": get %d (%s) seq %" PRIu64
-				        " len %u value %" PRId64 "\n", (int)getpid(), head + i, r,
-				        mmapq_strerror(r), r == 0 ? rec.seq : 0, r == 0 ? rec.len : 0, v);
+				        " len %u value %" PRIu64 "%s\n", (int)getpid(), head + i, r,
+				        mmapq_strerror(r), rec.seq, rec.len, v,
+				        r == 0 && v == UINT64_MAX ? ": GARBAGE" : "");
 				_exit(1);
 			}
-			m[i] = (struct msg){.type = C_VAL, .a = (uint64_t)v, .b = rec.seq};
+			m[i] = (struct msg){.type = C_VAL, .a = v, .b = rec.seq};
 		}
 		send(fd, m, take); /* written out ... */
 		r = mmapq_release(q, take); /* ... then released */
@@ -715,12 +797,17 @@ static void fault_point_run(const char *dir, const struct point *pt)
 	if (!w.failed && rec1 - rec0 != (pt->in_mutex ? 1u : 0u))
 		wfail(&w, "recoveries went from %" PRIu64 " to %" PRIu64 ", expected +%d (killed %s the mutex)",
 		      rec0, rec1, pt->in_mutex ? 1 : 0, pt->in_mutex ? "holding" : "not holding");
-	/* the replay window, point by point */
+	/* the replay window: killed before its cursor's seq is stored
+	 * (release.position_byte: its byte only), the consumer reads its batch
+	 * again; every other consumer point comes after (release.stored,
+	 * .locked, .synced, .synced_byte, floor.seq, the not_full signal) or
+	 * with nothing unreleased (wait.unlocked): nothing is read twice */
 	if (!w.failed && pt->side == C) {
-		bool before_store = strncmp(pt->fault, "release.locked", 14) == 0;
-		if (before_store && w.replays == 0)
-			wfail(&w, "killed before storing head, yet the new consumer replayed nothing");
-		if (!before_store && w.replays != 0)
+		bool before = !strncmp(pt->fault, "release.position_byte", 21);
+
+		if (before && w.replays == 0)
+			wfail(&w, "killed before storing its cursor, yet the new consumer replayed nothing");
+		if (!before && w.replays != 0)
 			wfail(&w, "%" PRIu64 " records replayed, none expected at %s", w.replays, pt->fault);
 	}
 	if (!w.failed && pt->side == P) {
@@ -753,22 +840,32 @@ static void fault_point_run(const char *dir, const struct point *pt)
 static void part_a(const char *dir)
 {
 	/* each point at its 1st, 3rd and 9th passage (put.written: 1st, 20th
-	 * and 77th record) */
+	 * and 77th record; put.padded: the 1st, 3rd and 9th padding frame) */
 	const struct point pts[] = {
 		{P, "publish.locked@1", true},     {P, "publish.locked@3", true},
 		{P, "publish.locked@9", true},     {P, "publish.stored@1", true},
 		{P, "publish.stored@3", true},     {P, "publish.stored@9", true},
 		{P, "put.written@1", false},       {P, "put.written@20", false},
-		{P, "put.written@77", false},      {P, "signal.incremented@1", true},
-		{P, "signal.incremented@3", true}, {P, "signal.incremented@9", true},
-		{P, "wait.unlocked@1", false},     {P, "wait.unlocked@3", false},
-		{P, "wait.unlocked@9", false},     {C, "release.locked@1", true},
+		{P, "put.written@77", false},      {P, "put.padded@1", false},
+		{P, "put.padded@3", false},        {P, "put.padded@9", false},
+		{P, "signal.incremented@1", true}, {P, "signal.incremented@3", true},
+		{P, "signal.incremented@9", true}, {P, "wait.unlocked@1", false},
+		{P, "wait.unlocked@3", false},     {P, "wait.unlocked@9", false},
+		{C, "release.stored@1", false},    {C, "release.stored@3", false},
+		{C, "release.stored@9", false},    {C, "release.locked@1", true},
 		{C, "release.locked@3", true},     {C, "release.locked@9", true},
-		{C, "release.stored@1", true},     {C, "release.stored@3", true},
-		{C, "release.stored@9", true},     {C, "wait.unlocked@1", false},
+		{C, "release.synced@1", true},     {C, "release.synced@3", true},
+		{C, "release.synced@9", true},     {C, "wait.unlocked@1", false},
 		{C, "wait.unlocked@3", false},     {C, "wait.unlocked@9", false},
 		{C, "signal.incremented@1", true}, {C, "signal.incremented@3", true},
 		{C, "signal.incremented@9", true},
+		/* between the two stores of a pair {seq, byte} */
+		{P, "publish.tail_byte@1", true},  {P, "publish.tail_byte@3", true},
+		{P, "publish.tail_byte@9", true},  {C, "release.position_byte@1", false},
+		{C, "release.position_byte@3", false}, {C, "release.position_byte@9", false},
+		{C, "release.synced_byte@1", true}, {C, "release.synced_byte@3", true},
+		{C, "release.synced_byte@9", true}, {C, "floor.seq@1", true},
+		{C, "floor.seq@3", true},          {C, "floor.seq@9", true},
 	};
 	for (size_t i = 0; i < sizeof(pts) / sizeof(pts[0]); i++)
 		fault_point_run(dir, &pts[i]);
@@ -779,17 +876,19 @@ static void part_a(const char *dir)
 /* kills per side and run; MMAPQ_CRASH_KILLS overrides (the stress suite) */
 static int g_kills = 100;
 
-static void random_kills_run(const char *dir, uint32_t capacity)
+static void random_kills_run(const char *dir, uint64_t ring, uint32_t maxrec)
 {
-	char *path, name[64], file[64];
+	char *path, name[80], file[64];
 	struct world w;
 	uint64_t t0 = tu_now_ms(), rec;
 	int fails0 = g_failures;
 
-	snprintf(name, sizeof(name), "b) %d + %d random kills, %u slots", g_kills, g_kills, capacity);
-	snprintf(file, sizeof(file), "b-random-%u.q", capacity);
+	snprintf(name, sizeof(name), "b) %d + %d random kills, %" PRIu64 "-byte ring", g_kills, g_kills,
+	         ring);
+	snprintf(file, sizeof(file), "b-random-%" PRIu64 ".q", ring);
 	path = tu_path(dir, file);
-	g_capacity = capacity;
+	g_ring = ring;
+	g_maxrec = maxrec;
 	create_queue(path);
 	world_init(&w, name, path, 1500u * (uint64_t)g_kills);
 	w.random_kills = true;
@@ -811,16 +910,18 @@ static void random_kills_run(const char *dir, uint32_t capacity)
 	       w.name, g_failures > fails0 ? "FAILED" : "ok", w.pr[P].kills, w.pr[C].kills, w.replays,
 	       w.max_replay, rec, w.max_wait_ns / 1000000u, tu_now_ms() - t0);
 	fflush(stdout);
-	g_capacity = CAP;
+	g_ring = RING;
+	g_maxrec = MAXREC;
 	free(path);
 }
 
 static void part_b(const char *dir)
 {
-	random_kills_run(dir, CAP);
-	/* two slots: nearly every record is a wait and a wake-up, so many
-	 * kills land in a wait or a signal */
-	random_kills_run(dir, 2);
+	random_kills_run(dir, RING, MAXREC);
+	/* 128 bytes, records of up to 24: a handful of records in the ring,
+	 * nearly every one a wait and a wake-up, so many kills land in a wait
+	 * or a signal */
+	random_kills_run(dir, 128, 24);
 }
 
 /* ---- c) kill a blocked waiter ----------------------------------------------------- */
@@ -928,6 +1029,7 @@ static void part_d(const char *dir)
 	struct raw r;
 	char c;
 
+	g_maxrec = 24; /* the eight records below fit the ring whatever their lengths */
 	create_queue(path);
 	world_init(&w, "d) stale lock word", path, 10);
 	if (pipe2(sync_pipe, O_CLOEXEC) < 0) {
@@ -938,15 +1040,17 @@ static void part_d(const char *dir)
 	pid = fork();
 	if (pid == 0) {
 		struct mmapq *q;
-		uint32_t nfree;
+		uint64_t room;
+		uint8_t b[24];
 		close(sync_pipe[0]);
 		/* the second publish stops for good holding the mutex */
 		setenv("MMAPQ_FAULT", "publish.locked@2:hang", 1);
 		q = child_open(path, MMAPQ_ROLE_PRODUCER);
-		if (mmapq_reserve(q, 0, &nfree) < 0 || nfree < 8)
+		if (mmapq_reserve(q, 0, 0, &room) < 0 || room < 8 * mmapq_frame_size(24))
 			_exit(1);
-		for (int64_t v = 0; v < 8; v++) {
-			if (mmapq_put(q, &v, sizeof(v)) < 0)
+		for (uint64_t v = 0; v < 8; v++) {
+			rec_fill(v, b);
+			if (mmapq_put(q, b, rec_len(v)) < 0)
 				_exit(1);
 			if (v == 4 && mmapq_publish(q) != 5) /* 0..4 published */
 				_exit(1);
@@ -1021,8 +1125,413 @@ static void part_d(const char *dir)
 	printf("%-52s %s: %" PRIu64 " ms\n", "d) stale lock word", g_failures > fails0 ? "FAILED" : "ok",
 	       tu_now_ms() - t0);
 	fflush(stdout);
+	g_maxrec = MAXREC;
 	free(path);
 	free(copy);
+}
+
+/* ---- e) pairs half stored ------------------------------------------------------ */
+
+/*
+ * Each position is a pair {seq, byte} stored in two steps; a process killed
+ * between them (fault points release.position_byte, release.synced_byte,
+ * floor.seq, publish.tail_byte) or between a cursor and its synced copy
+ * (release.stored, .locked, .synced) leaves a state the next processes must
+ * make whole, whoever they are: one that finds the dead holder's mutex
+ * (EOWNERDEAD), one that attaches beside a live peer, or one alone after a
+ * peer closed the file cleanly (a last close does not look at the pairs).
+ * Small records here (max_record 24), so that a whole run fits the ring.
+ */
+
+/* A child for part e: fn(arg, to the parent, from the parent) with
+ * MMAPQ_FAULT=fault (NULL: none). */
+struct kid {
+	pid_t pid;
+	int out, cmd; /* the parent's ends: what the child says, what it is told */
+};
+
+static struct kid kid_start(void (*fn)(int out, int cmd, const char *arg), const char *arg,
+                            const char *fault)
+{
+	int o[2], c[2];
+	struct kid k;
+
+	tu_pipe(o);
+	tu_pipe(c);
+	k.pid = tu_fork();
+	if (k.pid == 0) {
+		/* only its own two ends: another child's, inherited, would keep
+		 * that child from seeing its EOF */
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != o[1] && fd != c[0])
+				close(fd);
+		if (fault)
+			setenv("MMAPQ_FAULT", fault, 1);
+		else
+			unsetenv("MMAPQ_FAULT");
+		fn(o[1], c[0], arg);
+		_exit(0);
+	}
+	close(o[1]);
+	close(c[0]);
+	tu_track(k.pid);
+	k.out = o[0];
+	k.cmd = c[1];
+	return k;
+}
+
+/* What a child said (8 bytes), within ms; false at the deadline or EOF. */
+static bool kid_said(struct kid *k, uint64_t *v, int ms)
+{
+	struct pollfd pf = {.fd = k->out, .events = POLLIN};
+
+	return poll(&pf, 1, ms * (int)tu_time_factor()) == 1 && read(k->out, v, 8) == 8;
+}
+
+static void kid_tell(struct kid *k, char c)
+{
+	if (write(k->cmd, &c, 1) != 1)
+		tu_die("write to a child");
+}
+
+/* Its wait status: -1 if it did not end within 10 s (then killed). */
+static int kid_end(struct kid *k)
+{
+	int st;
+
+	close(k->cmd); /* EOF: a child waiting to be told ends */
+	k->cmd = -1;
+	st = tu_wait(k->pid, 10000 * (int)tu_time_factor());
+
+	if (st == -ETIMEDOUT)
+		tu_kill(k->pid);
+	tu_untrack(k->pid);
+	close(k->out);
+	return st == -ETIMEDOUT ? -1 : st;
+}
+
+static void say(int fd, uint64_t v)
+{
+	if (write(fd, &v, 8) != 8)
+		_exit(5);
+}
+
+static char told(int fd)
+{
+	char c = 0;
+
+	if (read(fd, &c, 1) != 1)
+		return 0;
+	return c;
+}
+
+static struct mmapq *open_named(const char *path, enum mmapq_role role, const char *name)
+{
+	struct mmapq_params p = {.path = path, .role = role, .size = g_ring, .max_record = g_maxrec,
+	                         .format = MMAPQ_FORMAT_BINARY, .file_mode = 0600, .consumer = name};
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+	int r = mmapq_open(&p, &q, &e);
+
+	if (r < 0) {
+		fprintf(stderr, "%d: cannot open: %s\n", (int)getpid(), e.msg);
+		_exit(1);
+	}
+	return q;
+}
+
+/* Producer of part e: arg "fill" fills the ring and then waits (10 s) for
+ * room for one more, saying 0 or the error; else it publishes atoi(arg)
+ * records.  Says how many it published, then holds the role until told. */
+static void e_producer(int out, int cmd, const char *arg)
+{
+	struct mmapq *q = open_named(arg[0] == 'f' ? arg + 5 : strchr(arg, ':') + 1,
+	                             MMAPQ_ROLE_PRODUCER, NULL);
+	uint64_t n = arg[0] == 'f' ? UINT64_MAX : strtoull(arg, NULL, 10), seq = 0, room;
+	uint8_t b[256];
+	int r;
+
+	for (; seq < n; seq++) {
+		rec_fill(seq, b);
+		if (mmapq_put(q, b, rec_len(seq)) < 0)
+			break;
+	}
+	if (mmapq_publish(q) != (int)seq)
+		_exit(1);
+	say(out, seq);
+	if (n == UINT64_MAX) {
+		r = mmapq_reserve(q, rec_len(seq), mmapq_now_ns() + 10000000000ull * tu_time_factor(),
+		                  &room);
+		say(out, (uint64_t)(int64_t)r);
+	}
+	(void)told(cmd);
+	mmapq_close(q);
+}
+
+/* A consumer of part e (arg "NAME:PATH"): on 'r' + a count byte it reads
+ * and checks that many records and releases them, saying the first one's
+ * seq; on 'a' it says what is available (0: nothing); on EOF it closes. */
+static void e_consumer(int out, int cmd, const char *arg)
+{
+	char name[16];
+	const char *colon = strchr(arg, ':');
+	struct mmapq *q;
+	char c;
+
+	snprintf(name, sizeof(name), "%.*s", (int)(colon - arg), arg);
+	q = open_named(colon + 1, MMAPQ_ROLE_CONSUMER, name);
+	say(out, 0);
+	while ((c = told(cmd))) {
+		uint32_t n = 0, k = c == 'r' ? (uint8_t)told(cmd) : 0;
+		struct mmapq_record rec = {0};
+		int r = mmapq_available(q, 0, &n);
+
+		if (c == 'a') {
+			say(out, r == -EAGAIN ? 0 : r < 0 ? UINT64_MAX : n);
+			continue;
+		}
+		if (r < 0 || n < k)
+			_exit(2);
+		for (uint32_t i = 0; i < k; i++)
+			if (mmapq_get(q, i, &rec) < 0 || rec_value(&rec) != rec.seq) {
+				fprintf(stderr, "consumer %s: record %u: %s\n", name, i,
+				        rec.len ? "GARBAGE" : "unreadable");
+				_exit(3);
+			}
+		if (mmapq_get(q, 0, &rec) < 0)
+			_exit(3);
+		say(out, rec.seq);
+		if (mmapq_release(q, k) < 0)
+			_exit(4);
+		say(out, k);
+	}
+	mmapq_close(q);
+}
+
+/* Every record of [head, tail) peeked by an observer, each what its number
+ * says; nothing salvaged.  A failure said in *why. */
+static bool e_observe(const char *path, char *why, size_t size)
+{
+	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_status st;
+	struct mmapq_error e;
+	struct mmapq *q;
+	uint8_t buf[256];
+	int r = mmapq_open(&p, &q, &e);
+
+	if (r < 0) {
+		snprintf(why, size, "an observer cannot open it: %s", e.msg);
+		return false;
+	}
+	r = mmapq_status(q, &st);
+	for (uint64_t s = st.head; r == 0 && s < st.tail; s++) {
+		struct mmapq_record rec;
+
+		r = mmapq_peek(q, s, buf, sizeof(buf), &rec);
+		if (r == 0 && rec_value(&rec) != s)
+			r = -EILSEQ;
+		if (r < 0)
+			snprintf(why, size, "record %" PRIu64 " of [%" PRIu64 ", %" PRIu64 "): %s", s,
+			         st.head, st.tail, mmapq_strerror(r));
+	}
+	if (r == 0 && st.salvage.count) {
+		snprintf(why, size, "a salvage dropped records [%" PRIu64 ", %" PRIu64 ") and [%" PRIu64
+		         ", %" PRIu64 ")", st.salvage.below_from, st.salvage.below_to,
+		         st.salvage.above_from, st.salvage.above_to);
+		r = -EBADMSG;
+	}
+	mmapq_close(q);
+	return r == 0;
+}
+
+static bool killed_by(int st)
+{
+	return st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+
+/* e1: the consumer killed after its cursor but before floor moved, having
+ * consumed all there was: the next one finds nothing to read (so never
+ * releases), yet the producer, waiting for room, must get it. */
+static void e_nothing_left(const char *dir, const char *fault)
+{
+	char *path = tu_xasprintf("%s/e1-%s.q", dir, fault), *parg = tu_xasprintf("fill:%s", path);
+	char *carg = tu_xasprintf("default:%s", path), why[600] = "";
+	struct kid pr, c1, c2;
+	uint64_t n = 0, v = 0, room = 1;
+	bool ok = true;
+
+	create_queue(path);
+	pr = kid_start(e_producer, parg, NULL);
+	c1 = kid_start(e_consumer, carg, fault);
+	ok = kid_said(&pr, &n, 5000) && kid_said(&c1, &v, 5000) && n > 0 && n < 256;
+	if (ok) {
+		/* all n in one release: it dies in it */
+		kid_tell(&c1, 'r');
+		kid_tell(&c1, (char)n);
+		ok = killed_by(kid_end(&c1));
+		if (!ok)
+			snprintf(why, sizeof(why), "the consumer did not die at %s", fault);
+	} else {
+		kid_end(&c1);
+		snprintf(why, sizeof(why), "the producer did not fill the ring");
+	}
+	if (ok) {
+		c2 = kid_start(e_consumer, carg, NULL);
+		kid_tell(&c2, 'a');
+		ok = kid_said(&c2, &v, 5000) && kid_said(&c2, &v, 5000) && v == 0;
+		if (!ok)
+			snprintf(why, sizeof(why), "the new consumer finds %" PRIu64 " records, want none", v);
+		/* the producer gets room, now (it waits up to 10 s) */
+		if (ok && !(kid_said(&pr, &room, 5000) && room == 0)) {
+			ok = false;
+			snprintf(why, sizeof(why), "the producer found no room (%" PRId64 "): floor stays"
+			         " behind the records the dead consumer consumed", (int64_t)room);
+		}
+		kid_end(&c2);
+	}
+	kid_end(&pr);
+	if (!ok) {
+		fprintf(stderr, "FAIL [e) %s, nothing left to read] (seed %" PRIu64 "): %s\n", fault,
+		        g_seed, why);
+		dump(path, "e1");
+		g_failures++;
+	}
+	snprintf(why, sizeof(why), "e) killed at %s, nothing left", fault);
+	printf("%-52s %s\n", why, ok ? "ok" : "FAILED");
+	free(path);
+	free(parg);
+	free(carg);
+}
+
+/* e2: the consumer killed in its release of 8 of 20 records; the producer
+ * closes the file cleanly; a new consumer attaches alone.  Every record of
+ * [floor, tail) reads true to an observer, nothing was salvaged, and the
+ * consumer goes on from its cursor: record 8, or 0 again if the cursor's
+ * seq was not stored. */
+static void e_then_alone(const char *dir, const char *fault)
+{
+	char *path = tu_xasprintf("%s/e2-%s.q", dir, fault), *parg = tu_xasprintf("20:%s", path);
+	char *carg = tu_xasprintf("default:%s", path), why[600] = "";
+	uint64_t first = !strncmp(fault, "release.position_byte", 21) ? 0 : 8, n = 0, v = 0;
+	struct kid pr, c1, c2;
+	struct raw r;
+	bool ok;
+
+	create_queue(path);
+	pr = kid_start(e_producer, parg, NULL);
+	c1 = kid_start(e_consumer, carg, fault);
+	ok = kid_said(&pr, &n, 5000) && n == 20 && kid_said(&c1, &v, 5000);
+	if (ok) {
+		kid_tell(&c1, 'r');
+		kid_tell(&c1, 8);
+	}
+	ok = killed_by(kid_end(&c1)) && ok;
+	kid_tell(&pr, 'x');
+	ok = kid_end(&pr) == 0 && ok;
+	if (!ok)
+		snprintf(why, sizeof(why), "the consumer did not die at %s, or the producer failed", fault);
+	else if (!read_raw(path, &r) || !r.clean)
+		snprintf(why, sizeof(why), "the producer's close did not mark the file clean"), ok = false;
+	if (ok) {
+		c2 = kid_start(e_consumer, carg, NULL);
+		ok = kid_said(&c2, &v, 5000);
+		if (!ok)
+			snprintf(why, sizeof(why), "the new consumer could not attach alone");
+		if (ok && !e_observe(path, why, sizeof(why)))
+			ok = false;
+		if (ok) {
+			kid_tell(&c2, 'r');
+			kid_tell(&c2, (char)(20 - first));
+			ok = kid_said(&c2, &v, 5000) && v == first && kid_said(&c2, &n, 5000);
+			if (!ok)
+				snprintf(why, sizeof(why), "the new consumer went on from record %" PRIu64
+				         ", want %" PRIu64, v, first);
+		}
+		kid_end(&c2);
+	}
+	if (!ok) {
+		fprintf(stderr, "FAIL [e) %s, then alone] (seed %" PRIu64 "): %s\n", fault, g_seed, why);
+		dump(path, "e2");
+		g_failures++;
+	}
+	snprintf(why, sizeof(why), "e) killed at %s, clean close, alone", fault);
+	printf("%-52s %s\n", why, ok ? "ok" : "FAILED");
+	free(path);
+	free(parg);
+	free(carg);
+}
+
+/* e3: two consumers; "a" killed in its second release between storing its
+ * synced cursor's byte and seq while "b" is the slowest; "b" then releases
+ * past a's synced cursor, which makes it floor: floor must be whole (every
+ * record of [floor, tail) reads true). */
+static void e_synced_two(const char *dir)
+{
+	char *path = tu_xasprintf("%s/e3.q", dir), *parg = tu_xasprintf("20:%s", path);
+	char *aarg = tu_xasprintf("a:%s", path), *barg = tu_xasprintf("b:%s", path), why[600] = "";
+	struct kid pr, ka, kb;
+	uint64_t v = 0;
+	bool ok;
+
+	create_queue(path);
+	kb = kid_start(e_consumer, barg, NULL);
+	ka = kid_start(e_consumer, aarg, "release.synced_byte@2");
+	ok = kid_said(&kb, &v, 5000) && kid_said(&ka, &v, 5000);
+	pr = kid_start(e_producer, parg, NULL);
+	ok = kid_said(&pr, &v, 5000) && v == 20 && ok;
+	if (ok) {
+		/* a at 5, b at 2 (the slowest), a dies going to 10 */
+		kid_tell(&ka, 'r');
+		kid_tell(&ka, 5);
+		ok = kid_said(&ka, &v, 5000) && kid_said(&ka, &v, 5000);
+		kid_tell(&kb, 'r');
+		kid_tell(&kb, 2);
+		ok = ok && kid_said(&kb, &v, 5000) && kid_said(&kb, &v, 5000);
+		kid_tell(&ka, 'r');
+		kid_tell(&ka, 5);
+	}
+	ok = killed_by(kid_end(&ka)) && ok;
+	if (ok) {
+		/* b to 8: floor goes to a's synced cursor, 5 */
+		kid_tell(&kb, 'r');
+		kid_tell(&kb, 6);
+		ok = kid_said(&kb, &v, 5000) && kid_said(&kb, &v, 5000);
+	}
+	if (!ok)
+		snprintf(why, sizeof(why), "the consumers did not do as told");
+	if (ok && !e_observe(path, why, sizeof(why)))
+		ok = false;
+	kid_end(&kb);
+	kid_tell(&pr, 'x');
+	kid_end(&pr);
+	if (!ok) {
+		fprintf(stderr, "FAIL [e) a synced cursor half stored, two consumers] (seed %" PRIu64
+		        "): %s\n", g_seed, why);
+		dump(path, "e3");
+		g_failures++;
+	}
+	printf("%-52s %s\n", "e) a synced cursor half stored, two consumers", ok ? "ok" : "FAILED");
+	free(path);
+	free(parg);
+	free(aarg);
+	free(barg);
+}
+
+static void part_e(const char *dir)
+{
+	static const char *const stuck[] = {"release.stored@1", "release.locked@1",
+	                                    "release.synced_byte@1", "release.synced@1", "floor.seq@1"};
+	static const char *const alone[] = {"release.position_byte@1", "release.stored@1",
+	                                    "release.synced_byte@1", "floor.seq@1"};
+
+	g_maxrec = 24;
+	for (size_t i = 0; i < sizeof(stuck) / sizeof(stuck[0]); i++)
+		e_nothing_left(dir, stuck[i]);
+	for (size_t i = 0; i < sizeof(alone) / sizeof(alone[0]); i++)
+		e_then_alone(dir, alone[i]);
+	e_synced_two(dir);
+	g_maxrec = MAXREC;
+	fflush(stdout);
 }
 
 int main(int argc, char **argv)
@@ -1030,7 +1539,7 @@ int main(int argc, char **argv)
 	tu_need_faults(); /* every case kills or freezes a process at a fault point */
 	char *dir = tu_mkdtemp("crash");
 	uint64_t t0 = tu_now_ms();
-	const char *only = argc > 2 ? argv[2] : "abcd";
+	const char *only = argc > 2 ? argv[2] : "abcde";
 
 	g_seed = argc > 1 && strcmp(argv[1], "-") ? strtoull(argv[1], NULL, 0)
 	                                         : (uint64_t)getpid() * 2654435761u + tu_now_ms();
@@ -1051,6 +1560,8 @@ int main(int argc, char **argv)
 		part_c(dir);
 	if (strchr(only, 'd'))
 		part_d(dir);
+	if (strchr(only, 'e'))
+		part_e(dir);
 	if (!g_failures)
 		tu_rmdir_r(dir);
 	else

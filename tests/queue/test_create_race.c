@@ -14,8 +14,8 @@
  * producer got -EBUSY with a message naming the winning producer's pid; no
  * open ever saw a half-built file (-EBADMSG) or failed otherwise; exactly
  * the file and its lock file (race.q.lock) are in the directory (no
- * "*.tmp.*" left behind); the file then opens cleanly, empty, with one
- * attach recorded per role.
+ * "*.tmp.*" left behind); the file then opens cleanly, empty, marked clean
+ * by the last to close, with one attach recorded per role.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -96,8 +96,8 @@ static void wait_eof(int fd)
 
 static void child(int idx, int role, const char *path, int go_fd, int res_fd, int hold_fd)
 {
-	struct mmapq_params p = {.path = path, .role = (enum mmapq_role)role, .capacity = 64,
-	                         .record_size = 64, .format = MMAPQ_FORMAT_LINE, .file_mode = 0600};
+	struct mmapq_params p = {.path = path, .role = (enum mmapq_role)role, .size = 1024,
+	                         .max_record = 64, .format = MMAPQ_FORMAT_LINE, .file_mode = 0600};
 	struct mmapq_error e;
 	struct mmapq *q = NULL;
 	struct report rep;
@@ -258,21 +258,21 @@ static void run_round(const char *dir, int n, int round)
 		if (r < 0) {
 			fail(dir, path, n, round, "observer cannot open the result: %s", e.msg);
 		} else {
-			if (mmapq_status(q, &st) < 0 || st.capacity != 64 || st.record_size != 64 ||
+			if (mmapq_status(q, &st) < 0 || st.size != 1024 || st.max_record != 64 || !st.clean ||
 			    st.head != 0 || st.tail != 0 || st.producer.attaches != 1 ||
 			    st.consumer.attaches != 1 || st.producer.attached || st.consumer.attached ||
 			    (producer_idx >= 0 && st.producer.pid != reps[producer_idx].pid))
 				fail(dir, path, n, round,
-				     "unexpected state: capacity %u head %" PRIu64 " tail %" PRIu64
+				     "unexpected state: size %" PRIu64 " max_record %u clean %d head %" PRIu64 " tail %" PRIu64
 				     " attaches %" PRIu64 "/%" PRIu64 " attached %d/%d producer pid %d",
-				     st.capacity, st.head, st.tail, st.producer.attaches, st.consumer.attaches,
+				     st.size, st.max_record, st.clean, st.head, st.tail, st.producer.attaches, st.consumer.attaches,
 				     st.producer.attached, st.consumer.attached, st.producer.pid);
 			mmapq_close(q);
 		}
 		/* and a writer validates the positions and slots too */
 		p.role = MMAPQ_ROLE_PRODUCER;
-		p.capacity = 64;
-		p.record_size = 64;
+		p.size = 1024;
+		p.max_record = 64;
 		p.format = MMAPQ_FORMAT_LINE;
 		r = mmapq_open(&p, &q, &e);
 		if (r < 0)

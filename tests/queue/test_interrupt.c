@@ -9,7 +9,8 @@
  * is read fresh) as a child role, frozen by a fault point with the :stop
  * action at exactly the instant it holds the lock:
  *   publish.locked  a producer holding the mutex, before it stores tail
- *   release.locked  a consumer holding the mutex, before it stores head
+ *   release.locked  a consumer holding the mutex, before it stores its
+ *                   synced cursor (and floor)
  *   attach.alone    an attaching process holding the attach lock exclusively
  * The blocked call runs in the main thread; a helper thread waits until the
  * main thread is asleep inside the call (/proc/self/task/TID/stat), then
@@ -54,7 +55,8 @@
 #define RESCUE_MS    (4000u * tu_time_factor())  /* flag to killing the frozen peer */
 #define SETTLE_MS    (10000u * tu_time_factor()) /* a child reaching its fault point, a thread falling asleep */
 #define FAR_NS       (6ull * 1000000000ull * tu_time_factor()) /* a deadline the flag must beat */
-#define CAP          4u
+#define CAP          4u                           /* int records in the ring */
+#define RING         (CAP * 16u)
 
 static char *g_dir, *g_path;
 
@@ -79,7 +81,7 @@ static void on_usr1(int sig)
 
 static struct mmapq_params params(enum mmapq_role role)
 {
-	return (struct mmapq_params){.path = g_path, .role = role, .capacity = CAP, .record_size = 8,
+	return (struct mmapq_params){.path = g_path, .role = role, .size = RING, .max_record = 8,
 	                             .format = MMAPQ_FORMAT_INT, .file_mode = 0600,
 	                             .interrupted = interrupted};
 }
@@ -134,10 +136,11 @@ static bool wait_state(const char *stat_path, char want, unsigned ms)
 /* Child roles, run as test_interrupt --child ROLE PATH (MMAPQ_FAULT set). */
 static int child_main(const char *role, const char *path)
 {
-	struct mmapq_params p = {.path = path, .capacity = CAP, .record_size = 8,
+	struct mmapq_params p = {.path = path, .size = RING, .max_record = 8,
 	                         .format = MMAPQ_FORMAT_INT, .file_mode = 0600};
 	struct mmapq_error e;
 	struct mmapq *q = NULL;
+	uint64_t room;
 	uint32_t n;
 	int r;
 
@@ -149,7 +152,7 @@ static int child_main(const char *role, const char *path)
 	}
 	if (p.role == MMAPQ_ROLE_PRODUCER) {
 		/* one record per publish, for as long as there is room */
-		while (mmapq_reserve(q, 0, &n) == 0) {
+		while (mmapq_reserve(q, 8, 0, &room) == 0) {
 			int64_t v = (int64_t)mmapq_next_seq(q);
 			if (mmapq_put(q, &v, sizeof(v)) < 0 || mmapq_publish(q) < 0)
 				return 1;
@@ -313,6 +316,21 @@ static uint64_t positions(uint64_t *head)
 	return st.tail;
 }
 
+/* The default consumer's cursor, as an observer reads it. */
+static uint64_t consumer_position(void)
+{
+	struct mmapq_params p = {.path = g_path, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+	int n = -1;
+
+	EXPECT(mmapq_open(&p, &q, &e) == 0 && (n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX)) == 1,
+	       "observer: %s, %d consumers", e.msg, n);
+	mmapq_close(q);
+	return cs[0].position;
+}
+
 /* ---- cases ------------------------------------------------------------------------ */
 
 static void case_available_mutex(void)
@@ -370,6 +388,9 @@ static void case_release_mutex(void)
 	tail = positions(&head);
 	EXPECT(head == 0 && tail == 1, "after the interrupted release: head %" PRIu64 " tail %" PRIu64
 	       ", want 0 and 1 (nothing released)", head, tail);
+	EXPECT(consumer_position() == 0, "after the interrupted release the consumer's cursor is %"
+	       PRIu64 ", want 0 (nothing released: a process that starts now reads record 0)",
+	       consumer_position());
 	kill_peer(pid);
 	/* the record is still ours to release, now that the mutex is free
 	 * (its dead holder's EOWNERDEAD repaired) */
@@ -386,10 +407,10 @@ static void case_release_mutex(void)
 static struct mmapq *producer_with_frozen_consumer(unsigned records, pid_t *pid)
 {
 	struct mmapq *q = open_role(MMAPQ_ROLE_PRODUCER);
-	uint32_t nfree;
+	uint64_t room;
 
-	EXPECT(mmapq_reserve(q, 0, &nfree) == 0 && nfree >= records, "reserve on a new queue: %u free",
-	       nfree);
+	EXPECT(mmapq_reserve(q, 8, 0, &room) == 0 && room >= records * 16u, "reserve on a new queue: %"
+	       PRIu64 " bytes free", room);
 	for (unsigned i = 0; i < records; i++) {
 		int64_t v = (int64_t)mmapq_next_seq(q);
 		EXPECT(mmapq_put(q, &v, sizeof(v)) == 0, "put of record %u", i);
@@ -432,14 +453,14 @@ static void case_reserve_mutex(void)
 	struct mmapq *q = producer_with_frozen_consumer(CAP, &pid);
 	struct trigger t;
 	pthread_t th;
-	uint32_t nfree = 12345;
+	uint64_t room = 12345;
 	int r;
 
 	trigger_start(&t, &th, pid, false, false);
-	r = mmapq_reserve(q, mmapq_now_ns() + FAR_NS, &nfree);
+	r = mmapq_reserve(q, 8, mmapq_now_ns() + FAR_NS, &room);
 	trigger_check(&t, th, "mmapq_reserve", r);
 	check_mutex_not_ours("mmapq_reserve");
-	EXPECT(nfree == 12345, "mmapq_reserve set *nfree to %u on failure", nfree);
+	EXPECT(room == 12345, "mmapq_reserve set *room to %" PRIu64 " on failure", room);
 	kill_peer(pid);
 	mmapq_close(q);
 }
@@ -449,16 +470,16 @@ static void case_reserve_wait(void)
 	struct mmapq *q = open_role(MMAPQ_ROLE_PRODUCER);
 	struct trigger t;
 	pthread_t th;
-	uint32_t nfree;
+	uint64_t room;
 	int r;
 
 	for (unsigned i = 0; i < CAP; i++) {
 		int64_t v = i;
-		EXPECT(mmapq_reserve(q, 0, &nfree) == 0 && mmapq_put(q, &v, sizeof(v)) == 0,
+		EXPECT(mmapq_reserve(q, 8, 0, &room) == 0 && mmapq_put(q, &v, sizeof(v)) == 0,
 		       "reserve and put of record %u", i);
 	}
 	trigger_start(&t, &th, 0, false, false);
-	r = mmapq_reserve(q, mmapq_now_ns() + 4 * 1000000000ull, &nfree);
+	r = mmapq_reserve(q, 8, mmapq_now_ns() + 4 * 1000000000ull, &room);
 	trigger_check(&t, th, "mmapq_reserve (waiting)", r);
 	check_mutex_not_ours("mmapq_reserve");
 	EXPECT(mmapq_pending(q) == 0, "mmapq_reserve left %u pending: it publishes before it waits",

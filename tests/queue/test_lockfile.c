@@ -65,7 +65,7 @@ static bool past_deadline(void *ctx)
 
 static int open_role(enum mmapq_role role, uint32_t mode, struct mmapq **q, struct mmapq_error *e)
 {
-	struct mmapq_params p = {.path = g_q, .role = role, .capacity = 16, .record_size = 8,
+	struct mmapq_params p = {.path = g_q, .role = role, .size = 256, .max_record = 8,
 	                         .format = MMAPQ_FORMAT_INT, .file_mode = mode,
 	                         .interrupted = past_deadline};
 
@@ -225,9 +225,10 @@ static void case_readers_hold_locks(void)
 	/* and they work */
 	{
 		uint32_t n;
+		uint64_t room;
 		int64_t v = 42;
 		struct mmapq_record rec;
-		EXPECT(mmapq_reserve(p, 0, &n) == 0 && mmapq_put(p, &v, sizeof(v)) == 0 &&
+		EXPECT(mmapq_reserve(p, sizeof(v), 0, &room) == 0 && mmapq_put(p, &v, sizeof(v)) == 0 &&
 		       mmapq_publish(p) == 1 && mmapq_available(c, 0, &n) == 0 && n == 1 &&
 		       mmapq_get(c, 0, &rec) == 0 && !memcmp(rec.data, &v, sizeof(v)) &&
 		       mmapq_release(c, 1) == 0, "a record did not go through");

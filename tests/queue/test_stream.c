@@ -2,23 +2,31 @@
 /*
  * test_stream -- a numbered stream through two forked processes.
  *
- * The producer child reserves, puts and publishes in batches of random size
- * (sometimes leaving a batch unpublished until the next reserve publishes
- * it); the consumer child waits with mmapq_available, reads with mmapq_get
- * and releases in random chunks.  Record s carries s: the int64 value s in
- * the int format, or in the line format a payload whose length and bytes
- * are a function of s.  The consumer checks every record in order: r.seq,
- * the length and every payload byte; the first mismatch is reported with
- * its index and the queue state.  At the end the queue must be empty with
- * head == tail == count and nothing dropped or recovered.
+ * The producer child reserves room for its next record (mmapq_reserve's
+ * *room: any records whose frames add up to at most room fit), puts a
+ * batch of random size within that room and publishes it (sometimes
+ * leaving it for the next reserve to publish); every put inside the room
+ * promised must succeed.  Records are put with mmapq_put or, now and then,
+ * with mmapq_claim of max_record bytes and mmapq_commit of the record's
+ * real length.  The consumer child waits with mmapq_available, reads with
+ * mmapq_get and releases in random chunks.  Record s carries s: the int64
+ * value s in the int format, or in the line and binary formats a payload
+ * whose length (0..max_record) and bytes are a function of s, so that the
+ * wrap point of the ring lands everywhere.  The consumer checks every
+ * record in order: r.seq, the length and every payload byte; the first
+ * mismatch is reported with its index and the queue state.  At the end the
+ * queue must be empty (head == tail == count, no bytes used), clean, and
+ * nothing dropped, salvaged or recovered.
  *
- * Variants: 1,000,000 int records through 1024 slots; 1,000,000 line
- * records of 0..100 bytes; 100,000 int records through 2 slots (a wake-up
- * for nearly every record); sync=batch and sync=always with smaller counts.
- * The "bulk" variants do the same with mmapq_put_many (runs of records of
- * one length: in the line format a length is kept for 64 records) and
- * mmapq_get_many or, for int records, mmapq_copy_many (up to 64 records
- * per call, from every index), so that calls straddle the end of the ring.
+ * Variants: 1,000,000 int records through a 16 KiB ring; 1,000,000 line
+ * records of 0..100 bytes; 100,000 int records through a 64-byte ring (4
+ * records: a wake-up for nearly every record); binary records up to the
+ * largest a ring allows (a quarter of it); sync=batch and sync=always with
+ * smaller counts.  The "bulk" variants do the same with mmapq_put_many
+ * (runs of records of one length: in the line format a length is kept for
+ * 64 records) and mmapq_get_many or, for int records, mmapq_copy_many (up
+ * to 64 records per call, from every index), so that calls straddle the
+ * end of the ring.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +48,8 @@
 
 struct variant {
 	const char *name;
-	uint32_t format, record_size, capacity;
+	uint32_t format, max_record;
+	uint64_t size;
 	enum mmapq_sync sync;
 	uint64_t count;
 	uint32_t max_batch;
@@ -59,20 +68,23 @@ static uint64_t rng_next(uint64_t *s)
 	return *s * 2685821657736338717ull;
 }
 
-static uint32_t line_len_of(uint64_t seq, uint32_t record_size)
+static uint32_t line_len_of(uint64_t seq, uint32_t max_record)
 {
-	return (uint32_t)((seq * 7 + seq / 3) % (record_size + 1));
+	return (uint32_t)((seq * 7 + seq / 3) % (max_record + 1));
 }
 
+/* The length of record seq: 8 (int), else 0..max_record */
 static uint32_t line_len(const struct variant *v, uint64_t seq)
 {
-	return line_len_of(v->bulk ? seq / BULK_RUN : seq, v->record_size);
+	if (v->format == MMAPQ_FORMAT_INT)
+		return 8;
+	return line_len_of(v->bulk ? seq / BULK_RUN : seq, v->max_record);
 }
 
-static uint8_t line_byte(uint64_t seq, uint32_t i)
+static uint8_t line_byte(const struct variant *v, uint64_t seq, uint32_t i)
 {
 	uint8_t b = (uint8_t)(seq * 131 + i * 7 + 1);
-	return b == '\n' ? 'x' : b;
+	return b == '\n' && v->format == MMAPQ_FORMAT_LINE ? 'x' : b;
 }
 
 static void dump(const char *path, const char *why)
@@ -92,8 +104,8 @@ static void dump(const char *path, const char *why)
 
 static struct mmapq *open_role(const struct variant *v, const char *path, enum mmapq_role role)
 {
-	struct mmapq_params p = {.path = path, .role = role, .capacity = v->capacity,
-	                         .record_size = v->record_size, .format = v->format, .sync = v->sync,
+	struct mmapq_params p = {.path = path, .role = role, .size = v->size,
+	                         .max_record = v->max_record, .format = v->format, .sync = v->sync,
 	                         .file_mode = 0600};
 	struct mmapq_error e;
 	struct mmapq *q = NULL;
@@ -106,71 +118,96 @@ static struct mmapq *open_role(const struct variant *v, const char *path, enum m
 	return q;
 }
 
+/* The payload of record seq into buf */
+static void fill(const struct variant *v, uint64_t seq, uint8_t *buf)
+{
+	if (v->format == MMAPQ_FORMAT_INT) {
+		int64_t val = (int64_t)seq;
+		memcpy(buf, &val, sizeof(val));
+		return;
+	}
+	for (uint32_t k = 0, len = line_len(v, seq); k < len; k++)
+		buf[k] = line_byte(v, seq, k);
+}
+
 static void producer(const struct variant *v, const char *path, uint64_t seed)
 {
 	struct mmapq *q = open_role(v, path, MMAPQ_ROLE_PRODUCER);
-	uint8_t *buf = malloc((size_t)(v->record_size + 8) * BULK_RUN);
+	uint8_t *buf = malloc((size_t)(v->max_record + 8) * BULK_RUN);
 	uint64_t seq = 0, rng = seed;
 	int r;
 
 	if (!buf)
 		_exit(1);
 	while (seq < v->count) {
-		uint32_t nfree = 0, batch;
-		r = mmapq_reserve(q, mmapq_now_ns() + WAIT_NS, &nfree);
+		uint64_t room = 0, used = 0;
+		uint32_t batch;
+
+		r = mmapq_reserve(q, line_len(v, seq), mmapq_now_ns() + WAIT_NS, &room);
 		if (r < 0) {
 			fprintf(stderr, "[%s] producer: reserve at record %" PRIu64 ": %s\n", v->name, seq,
 			        mmapq_strerror(r));
 			dump(path, "producer reserve failed");
 			_exit(1);
 		}
-		if (nfree == 0)
-			continue; /* a wait slice ended: ask again */
+		if (room < mmapq_frame_size(line_len(v, seq))) {
+			fprintf(stderr, "[%s] producer: reserve of record %" PRIu64 " (%u bytes) says room %"
+			        PRIu64 ", less than its frame\n", v->name, seq, line_len(v, seq), room);
+			_exit(1);
+		}
 		batch = 1 + (uint32_t)(rng_next(&rng) % v->max_batch);
-		if (batch > nfree)
-			batch = nfree;
 		if (batch > v->count - seq)
 			batch = (uint32_t)(v->count - seq);
 		for (uint32_t i = 0; v->bulk && i < batch;) {
-			/* a run of one length, at most BULK_RUN records */
-			uint32_t len = v->format == MMAPQ_FORMAT_INT ? 8 : line_len(v, seq);
-			uint32_t k = 0;
-			while (i + k < batch && k < BULK_RUN &&
-			       (v->format == MMAPQ_FORMAT_INT || line_len(v, seq + k) == len)) {
-				int64_t val = (int64_t)(seq + k);
-				if (v->format == MMAPQ_FORMAT_INT)
-					memcpy(buf + 8 * (size_t)k, &val, sizeof(val));
-				else
-					for (uint32_t b = 0; b < len; b++)
-						buf[(size_t)k * len + b] = line_byte(seq + k, b);
+			/* a run of one length, at most BULK_RUN records, within room */
+			uint32_t len = line_len(v, seq), k = 0;
+			uint64_t fb = mmapq_frame_size(len);
+
+			while (i + k < batch && k < BULK_RUN && line_len(v, seq + k) == len &&
+			       used + (k + 1) * fb <= room) {
+				fill(v, seq + k, buf + (size_t)k * len);
 				k++;
 			}
+			if (k == 0)
+				break;
 			r = mmapq_put_many(q, buf, len, k);
 			if (r != (int)k) {
-				fprintf(stderr, "[%s] producer: put_many of %u records at %" PRIu64 ": %d (%s)\n",
-				        v->name, k, seq, r, r < 0 ? mmapq_strerror(r) : "fewer");
+				fprintf(stderr, "[%s] producer: put_many of %u records at %" PRIu64 " within room %"
+				        PRIu64 " (%" PRIu64 " used): %d (%s)\n", v->name, k, seq, room, used, r,
+				        r < 0 ? mmapq_strerror(r) : "fewer");
 				dump(path, "producer put_many failed");
 				_exit(1);
 			}
 			i += k;
 			seq += k;
+			used += k * fb;
 		}
 		for (uint32_t i = 0; !v->bulk && i < batch; i++, seq++) {
-			if (v->format == MMAPQ_FORMAT_INT) {
-				int64_t val = (int64_t)seq;
-				r = mmapq_put(q, &val, sizeof(val));
+			uint32_t len = line_len(v, seq);
+			uint64_t fb = mmapq_frame_size(len);
+			void *at = NULL;
+
+			if (used + fb > room)
+				break;
+			if (rng_next(&rng) % 4 == 0 && used + mmapq_frame_size(v->max_record) <= room) {
+				/* zero copy: claim the most, commit what the record has */
+				r = mmapq_claim(q, v->max_record, &at);
+				if (r == 0) {
+					fill(v, seq, at);
+					r = mmapq_commit(q, len);
+				}
 			} else {
-				uint32_t len = line_len(v, seq);
-				for (uint32_t k = 0; k < len; k++)
-					buf[k] = line_byte(seq, k);
+				fill(v, seq, buf);
 				r = mmapq_put(q, buf, len);
 			}
 			if (r < 0) {
-				fprintf(stderr, "[%s] producer: put record %" PRIu64 ": %s\n", v->name, seq,
+				fprintf(stderr, "[%s] producer: put record %" PRIu64 " (%u bytes) within room %"
+				        PRIu64 " (%" PRIu64 " used): %s\n", v->name, seq, len, room, used,
 				        mmapq_strerror(r));
 				dump(path, "producer put failed");
 				_exit(1);
 			}
+			used += fb;
 		}
 		/* now and then leave the batch for the next reserve (or close) to
 		 * publish */
@@ -275,10 +312,10 @@ static void consumer(const struct variant *v, const char *path, uint64_t seed)
 				if (rec.len != line_len(v, expected))
 					bad_record(v, path, expected, &rec, "wrong length");
 				for (uint32_t k = 0; k < rec.len; k++)
-					if (d[k] != line_byte(expected, k)) {
+					if (d[k] != line_byte(v, expected, k)) {
 						char what[80];
 						snprintf(what, sizeof(what), "payload byte %u is 0x%02x, expected 0x%02x",
-						         k, d[k], line_byte(expected, k));
+						         k, d[k], line_byte(v, expected, k));
 						bad_record(v, path, expected, &rec, what);
 					}
 			}
@@ -377,20 +414,23 @@ static int run(const struct variant *v, uint64_t seed)
 		if (mmapq_open(&p, &q, &e) < 0 || mmapq_status(q, &st) < 0) {
 			fprintf(stderr, "[%s] FAIL: cannot inspect the queue afterwards: %s\n", v->name, e.msg);
 			fails++;
-		} else if (st.head != v->count || st.tail != v->count || st.producer.dropped ||
+		} else if (st.head != v->count || st.tail != v->count || st.used_bytes || !st.clean ||
+		           st.salvage.count || st.producer.dropped ||
 		           st.producer.recoveries || st.consumer.recoveries || st.producer.attaches != 1 ||
 		           st.consumer.attaches != 1) {
 			fprintf(stderr, "[%s] FAIL: final state head %" PRIu64 " tail %" PRIu64
-			        " (want %" PRIu64 "), dropped %" PRIu64 " recoveries %" PRIu64 "/%" PRIu64 "\n",
-			        v->name, st.head, st.tail, v->count, st.producer.dropped,
+			        " (want %" PRIu64 "), used %" PRIu64 " bytes, clean %d, salvages %" PRIu64
+			        ", dropped %" PRIu64 " recoveries %" PRIu64 "/%" PRIu64 "\n",
+			        v->name, st.head, st.tail, v->count, st.used_bytes, st.clean,
+			        st.salvage.count, st.producer.dropped,
 			        st.producer.recoveries, st.consumer.recoveries);
 			dump(path, "final state");
 			fails++;
 		}
 		mmapq_close(q);
 	}
-	printf("%-28s %8" PRIu64 " records, capacity %5u: %6" PRIu64 " ms  %s (seed %" PRIu64 ")\n",
-	       v->name, v->count, v->capacity, tu_now_ms() - t0, fails ? "FAILED" : "ok", seed);
+	printf("%-34s %8" PRIu64 " records, ring %6" PRIu64 " B: %6" PRIu64 " ms  %s (seed %" PRIu64 ")\n",
+	       v->name, v->count, v->size, tu_now_ms() - t0, fails ? "FAILED" : "ok", seed);
 	fflush(stdout);
 	tu_rmdir_r(dir);
 	free(path);
@@ -401,18 +441,22 @@ static int run(const struct variant *v, uint64_t seed)
 int main(int argc, char **argv)
 {
 	const struct variant vs[] = {
-		{"int, 1024 slots", MMAPQ_FORMAT_INT, 8, 1024, MMAPQ_SYNC_NEVER, 1000000, 300, 60000, false},
-		{"line 0..100 B, 1024 slots", MMAPQ_FORMAT_LINE, 100, 1024, MMAPQ_SYNC_NEVER, 1000000, 300, 60000, false},
-		{"int, 2 slots", MMAPQ_FORMAT_INT, 8, 2, MMAPQ_SYNC_NEVER, 100000, 2, 60000, false},
-		{"line, 4 slots, odd size", MMAPQ_FORMAT_LINE, 13, 4, MMAPQ_SYNC_NEVER, 50000, 5, 60000, false},
-		{"int, sync=batch", MMAPQ_FORMAT_INT, 8, 64, MMAPQ_SYNC_BATCH, 20000, 40, 60000, false},
-		{"line, sync=always", MMAPQ_FORMAT_LINE, 32, 16, MMAPQ_SYNC_ALWAYS, 2000, 8, 60000, false},
-		{"int bulk, 1024 slots", MMAPQ_FORMAT_INT, 8, 1024, MMAPQ_SYNC_NEVER, 1000000, 300, 60000, true},
-		{"line bulk 0..100 B, 1024 slots", MMAPQ_FORMAT_LINE, 100, 1024, MMAPQ_SYNC_NEVER, 300000, 300,
+		{"int, 16 KiB", MMAPQ_FORMAT_INT, 8, 16384, MMAPQ_SYNC_NEVER, 1000000, 300, 60000, false},
+		{"line 0..100 B, 32 KiB", MMAPQ_FORMAT_LINE, 100, 32768, MMAPQ_SYNC_NEVER, 1000000, 300, 60000, false},
+		{"int, 64 B (4 records)", MMAPQ_FORMAT_INT, 8, 64, MMAPQ_SYNC_NEVER, 100000, 2, 60000, false},
+		{"line 0..13 B, 128 B", MMAPQ_FORMAT_LINE, 13, 128, MMAPQ_SYNC_NEVER, 50000, 5, 60000, false},
+		{"binary 0..1016 B, 4 KiB", MMAPQ_FORMAT_BINARY, 1016, 4096, MMAPQ_SYNC_NEVER, 200000, 8, 60000, false},
+		{"binary 0..4088 B, 64 KiB", MMAPQ_FORMAT_BINARY, 4088, 65536, MMAPQ_SYNC_NEVER, 100000, 30, 60000, false},
+		{"int, sync=batch", MMAPQ_FORMAT_INT, 8, 1024, MMAPQ_SYNC_BATCH, 20000, 40, 60000, false},
+		{"line, sync=always", MMAPQ_FORMAT_LINE, 32, 512, MMAPQ_SYNC_ALWAYS, 2000, 8, 60000, false},
+		{"int bulk, 16 KiB", MMAPQ_FORMAT_INT, 8, 16384, MMAPQ_SYNC_NEVER, 1000000, 300, 60000, true},
+		{"line bulk 0..100 B, 32 KiB", MMAPQ_FORMAT_LINE, 100, 32768, MMAPQ_SYNC_NEVER, 300000, 300,
 		 60000, true},
-		{"int bulk, 2 slots", MMAPQ_FORMAT_INT, 8, 2, MMAPQ_SYNC_NEVER, 100000, 2, 60000, true},
-		{"line bulk, 4 slots, odd size", MMAPQ_FORMAT_LINE, 13, 4, MMAPQ_SYNC_NEVER, 50000, 5, 60000, true},
-		{"int bulk, sync=always", MMAPQ_FORMAT_INT, 8, 16, MMAPQ_SYNC_ALWAYS, 2000, 8, 60000, true},
+		{"int bulk, 64 B (4 records)", MMAPQ_FORMAT_INT, 8, 64, MMAPQ_SYNC_NEVER, 100000, 2, 60000, true},
+		{"line bulk 0..13 B, 128 B", MMAPQ_FORMAT_LINE, 13, 128, MMAPQ_SYNC_NEVER, 50000, 5, 60000, true},
+		{"binary bulk 0..1016 B, 4 KiB", MMAPQ_FORMAT_BINARY, 1016, 4096, MMAPQ_SYNC_NEVER, 200000, 8,
+		 60000, true},
+		{"int bulk, sync=always", MMAPQ_FORMAT_INT, 8, 256, MMAPQ_SYNC_ALWAYS, 2000, 8, 60000, true},
 	};
 	uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : (uint64_t)getpid() * 1000003u + tu_now_ms();
 	int fails = 0;

@@ -4,35 +4,38 @@
  * thread and a consumer thread each mmapq_open the same file (the role locks
  * are OFD locks, owned by the open file description, so two opens in one
  * process exclude each other exactly as two processes do) and pass 200,000
- * records of varying length through a small ring (capacity 64, so both
- * sides block on full and on empty thousands of times), twice: with
- * spin_us 0 and 50 (the lock-free look at the peer's position before a
- * sleep); then a third time as int records in 16-byte int slots, put with
- * mmapq_put_many and read with mmapq_get_many or mmapq_copy_many; then a
- * fourth time as whole-ring handovers (below).  Every record is checked:
- * sequence number, length and every payload byte, in order.
+ * binary records of varying length through a small ring (1 KiB, so both
+ * sides block on full and on empty thousands of times, and frames and
+ * padding land at every offset), twice: with spin_us 0 and 50 (the
+ * lock-free look at the peer's position before a sleep); then a third time
+ * as int records (16-byte frames), put with mmapq_put_many and read with
+ * mmapq_get_many or mmapq_copy_many; then a fourth time as whole-ring
+ * handovers (below).  The producer puts as much as mmapq_reserve's room
+ * promises, and every put within it must succeed.  Every record is
+ * checked: sequence number, length and every payload byte, in order.
  *
  * Why threads: ThreadSanitizer understands C11/GCC atomics and pthread
  * mutexes within one process; it does not understand synchronisation
  * between processes (and neither does helgrind, which also models neither
  * our futex condition variable nor the atomics' ordering).  So the TSan
  * build of this test (tests/analyze.sh) is what checks the library's memory
- * ordering: slot writes before the release store of tail, slot reads after
- * the acquire load, slot reuse after the release store of floor (the
- * slowest consumer's cursor, stored by that consumer) and the producer's
- * acquire load of it.
+ * ordering: frame writes before the release store of tail, frame reads
+ * after the acquire load, the reuse of a frame's bytes after the release
+ * store of floor.byte (the slowest consumer's synced cursor, stored by that
+ * consumer) and the producer's acquire load of it.
  *
  * The handover pass makes the last of these certain to be exercised.  In
  * the other passes the producer mostly learns of released room under the
- * mutex (whose unlock/lock orders the consumer's slot reads before the
+ * mutex (whose unlock/lock orders the consumer's frame reads before the
  * producer's writes, whatever floor's own order), and reads floor without
  * the mutex only when a release happens to land between its publish and
  * its next reserve.  In the handover pass it fills the whole ring, waits
  * (a relaxed look at floor in the TSan build: no happens-before edge from
  * the consumer) until the consumer has released all of it, and reserves
  * again: mmapq_reserve then reads floor without the mutex, every time, and
- * its load-acquire is all that orders the consumer's reads of the 64 slots
- * before the producer's writes to them.
+ * its load-acquire is all that orders the consumer's reads of the ring
+ * before the producer's writes to it (its room then is the whole ring, less
+ * what padding at the end may take, exactly).
  *
  * One catch: TSan keeps its shadow state per VIRTUAL address.  Two
  * mmapq_open calls map the file twice, at two addresses, and TSan would see
@@ -42,7 +45,7 @@
  * library's sources, includes its private header (queue.h: the handle) and,
  * once both threads have attached normally, points the consumer's handle at
  * the producer's mapping (the same file pages, now at one address).
- * Everything after that -- every slot access, the
+ * Everything after that -- every frame access, the
  * positions, the mutex -- is visible to TSan on the addresses both threads
  * really use.  With --control the producer also rewrites a byte of each
  * record after publishing it (a real data race, with the same value so the
@@ -78,8 +81,9 @@
 #include "testutil.h"
 
 #define N_RECORDS     200000u
-#define CAPACITY      64u
-#define RECORD_SIZE   40u
+#define RING          1024u
+#define RECORD_SIZE   40u                     /* max_record: frames of 16..48 bytes */
+#define MAX_BATCH     (RING / 16u)            /* records in a ring, at most */
 #define WAIT_NS       (1000ull * 1000 * 1000) /* one wait; a stop flag is checked after it */
 #define STALL_WAITS   10                       /* this many empty waits in a row: stalled */
 #define JOIN_TIMEOUT_S 50
@@ -147,9 +151,9 @@ static struct mmapq *open_role(int who, enum mmapq_role role)
 	struct mmapq_params p = {
 		.path = g_path,
 		.role = role,
-		.capacity = CAPACITY,
-		.record_size = RECORD_SIZE,
-		.format = g_ints ? MMAPQ_FORMAT_INT : MMAPQ_FORMAT_LINE,
+		.size = RING,
+		.max_record = g_ints ? 8 : RECORD_SIZE,
+		.format = g_ints ? MMAPQ_FORMAT_INT : MMAPQ_FORMAT_BINARY,
 		.sync = MMAPQ_SYNC_NEVER,
 		.file_mode = 0600,
 		.spin_us = g_spin_us,
@@ -168,19 +172,22 @@ static struct mmapq *open_role(int who, enum mmapq_role role)
 
 /*
  * Handover pass, producer: wait until the consumer has released every
- * record up to seq, without the mutex and, in the TSan build, without an
- * acquire (so TSan sees no ordering from the consumer here: the next
- * mmapq_reserve's look at floor must provide it).  0, or -1 after
- * STALL_WAITS waits or once the other thread failed.
+ * record up to seq, their frames ending at byte, without the mutex and, in
+ * the TSan build, without an acquire (so TSan sees no ordering from the
+ * consumer here: the next mmapq_reserve's look at floor must provide it;
+ * it reads floor.byte, which the consumer stores after floor.seq, so that
+ * is what is waited for).  0, or -1 after STALL_WAITS waits or once the
+ * other thread failed.
  */
-static int wait_released(uint64_t seq)
+static int wait_released(uint64_t seq, uint64_t byte)
 {
 	uint64_t give_up = mmapq_now_ns() + STALL_WAITS * WAIT_NS;
 
 	for (;;) {
-		uint64_t floor;
+		uint64_t floor, floor_byte;
 #ifdef MMAPQ_THREADS_SHARED_MAPPING
-		floor = __atomic_load_n(&g_q[0]->h->floor.floor, __ATOMIC_RELAXED);
+		floor = __atomic_load_n(&g_q[0]->h->floor.seq, __ATOMIC_RELAXED);
+		floor_byte = __atomic_load_n(&g_q[0]->h->floor.byte, __ATOMIC_RELAXED);
 #else
 		struct mmapq_status st;
 		int r = mmapq_status(g_q[0], &st);
@@ -190,8 +197,9 @@ static int wait_released(uint64_t seq)
 			return -1;
 		}
 		floor = st.head;
+		floor_byte = st.used_bytes == 0 ? byte : 0; /* the pair, as one */
 #endif
-		if (floor == seq)
+		if (floor == seq && floor_byte == byte)
 			return 0;
 		if (failed())
 			return -1;
@@ -204,11 +212,25 @@ static int wait_released(uint64_t seq)
 	}
 }
 
+/* Bytes a record of len takes at byte position tail: its frame, and the
+ * padding before it where it does not fit before the ring's end. */
+static uint64_t need_at(uint64_t tail, uint32_t len)
+{
+	uint64_t end = RING - tail % RING, fb = mmapq_frame_size(len);
+
+	return fb <= end ? fb : end + fb;
+}
+
+static uint32_t len_of(uint64_t seq)
+{
+	return g_ints ? 8u : rec_len(seq);
+}
+
 static void *producer(void *arg)
 {
-	uint64_t rnd = 0x9e3779b97f4a7c15ull, seq = 0;
+	uint64_t rnd = 0x9e3779b97f4a7c15ull, seq = 0, tail_byte = 0;
 	uint8_t buf[RECORD_SIZE];
-	int64_t vals[CAPACITY];
+	int64_t vals[MAX_BATCH];
 	int idle = 0;
 
 	(void)arg;
@@ -218,16 +240,17 @@ static void *producer(void *arg)
 	if (!g_q[0] || failed())
 		return NULL;
 	while (seq < N_RECORDS && !failed()) {
-		uint32_t nfree, batch;
+		uint64_t room = 0, used = 0;
+		uint32_t batch, most;
 		int r;
 
-		if (g_handover && wait_released(seq) < 0)
+		if (g_handover && wait_released(seq, tail_byte) < 0)
 			break;
-		r = mmapq_reserve(g_q[0], mmapq_now_ns() + WAIT_NS, &nfree);
+		r = mmapq_reserve(g_q[0], len_of(seq), mmapq_now_ns() + WAIT_NS, &room);
 
 		if (r == -ETIMEDOUT) {
 			if (++idle >= STALL_WAITS)
-				thread_fail(0, "producer: no free slot for %d s at seq %" PRIu64, idle, seq);
+				thread_fail(0, "producer: no room for %d s at seq %" PRIu64, idle, seq);
 			continue;
 		}
 		if (r < 0) {
@@ -235,28 +258,41 @@ static void *producer(void *arg)
 			break;
 		}
 		idle = 0;
-		if (!nfree) {
-			thread_fail(0, "producer: mmapq_reserve returned 0 free slots");
+		if (room < mmapq_frame_size(len_of(seq))) {
+			thread_fail(0, "producer: mmapq_reserve's room %" PRIu64 " is less than the frame"
+			            " of the record it was asked for", room);
 			break;
 		}
-		if (g_handover && nfree != CAPACITY) {
-			thread_fail(0, "producer: %" PRIu32 " free slots after the consumer released all"
-			            " %u at seq %" PRIu64, nfree, CAPACITY, seq);
-			break;
+		if (g_handover) {
+			/* the ring is empty: all of it free, less what padding
+			 * at its end may take */
+			uint64_t end = RING - tail_byte % RING, w = mmapq_frame_size(g_ints ? 8 : RECORD_SIZE);
+			uint64_t want = RING <= end ? RING : RING - (end < w ? end : w);
+
+			if (room != want) {
+				thread_fail(0, "producer: room %" PRIu64 " after the consumer released all at"
+				            " seq %" PRIu64 " (tail at ring offset %" PRIu64 "), want %" PRIu64,
+				            room, seq, tail_byte % RING, want);
+				break;
+			}
 		}
-		/* a batch of 1..nfree: sometimes one record, sometimes the whole
-		 * ring; the whole ring always in the handover pass */
-		batch = g_handover ? nfree : 1u + (uint32_t)(rnd_next(&rnd) % nfree);
-		if (batch > N_RECORDS - seq)
-			batch = (uint32_t)(N_RECORDS - seq);
+		/* how many the room surely holds; a batch of 1..that many:
+		 * sometimes one record, sometimes all of them (always all in the
+		 * handover pass) */
+		for (most = 0; most < MAX_BATCH && seq + most < N_RECORDS &&
+		     used + mmapq_frame_size(len_of(seq + most)) <= room; most++)
+			used += mmapq_frame_size(len_of(seq + most));
+		batch = g_handover ? most : 1u + (uint32_t)(rnd_next(&rnd) % most);
 		if (g_ints) {
 			/* the whole batch in one call */
-			for (uint32_t i = 0; i < batch; i++)
+			for (uint32_t i = 0; i < batch; i++) {
 				vals[i] = (int64_t)(seq + i);
+				tail_byte += need_at(tail_byte, 8);
+			}
 			r = mmapq_put_many(g_q[0], vals, sizeof(vals[0]), batch);
 			if (r != (int)batch) {
-				thread_fail(0, "producer: mmapq_put_many of %" PRIu32 " at seq %" PRIu64 ": %d",
-				            batch, seq, r);
+				thread_fail(0, "producer: mmapq_put_many of %" PRIu32 " at seq %" PRIu64
+				            " within room %" PRIu64 ": %d", batch, seq, room, r);
 				return NULL;
 			}
 			seq += batch;
@@ -270,9 +306,32 @@ static void *producer(void *arg)
 			rec_fill(seq, buf);
 			r = mmapq_put(g_q[0], buf, rec_len(seq));
 			if (r < 0) {
-				thread_fail(0, "producer: mmapq_put seq %" PRIu64 ": %s", seq, mmapq_strerror(r));
+				thread_fail(0, "producer: mmapq_put seq %" PRIu64 " within room %" PRIu64 ": %s",
+				            seq, room, mmapq_strerror(r));
 				return NULL;
 			}
+			tail_byte += need_at(tail_byte, rec_len(seq));
+		}
+		/* handover: then on until a put finds the ring full (it looks
+		 * at floor first), so that the next reserve, once the consumer
+		 * released it all, must look at floor to find any room */
+		while (g_handover && seq < N_RECORDS) {
+			int64_t v = (int64_t)seq;
+
+			if (!g_ints)
+				rec_fill(seq, buf);
+			r = g_ints ? mmapq_put_many(g_q[0], &v, sizeof(v), 1) :
+			             mmapq_put(g_q[0], buf, rec_len(seq));
+			if (r == -ENOBUFS)
+				break;
+			if (r < 0) {
+				thread_fail(0, "producer: put of seq %" PRIu64 " beyond the room: %s", seq,
+				            mmapq_strerror(r));
+				return NULL;
+			}
+			tail_byte += need_at(tail_byte, len_of(seq));
+			seq++;
+			batch++;
 		}
 		r = mmapq_publish(g_q[0]);
 		if (r != (int)batch) {
@@ -282,10 +341,11 @@ static void *producer(void *arg)
 #ifdef MMAPQ_THREADS_SHARED_MAPPING
 		if (g_control) {
 			/* Deliberate race (sensitivity check): rewrite, with the
-			 * same value, a payload byte of a record the consumer may
-			 * be reading right now (through our own mapping). */
-			volatile uint8_t *b = g_ints ? (volatile uint8_t *)&int_slot_at(g_q[0], seq - 1)->value :
-			                      (volatile uint8_t *)(slot_at(g_q[0], seq - 1) + 1);
+			 * same value, the first payload byte of the record just
+			 * published, which the consumer may be reading right now
+			 * (through our own mapping).  Its frame ends at the tail. */
+			volatile uint8_t *b = g_q[0]->ring +
+			        ((tail_byte - mmapq_frame_size(len_of(seq - 1))) & (RING - 1)) + 8;
 			b[0] = b[0];
 		}
 #endif
@@ -319,13 +379,14 @@ static void *consumer(void *arg)
 			break;
 		}
 		idle = 0;
-		if (!n || n > CAPACITY) {
-			thread_fail(1, "consumer: %" PRIu32 " records available (capacity %u)", n, CAPACITY);
+		if (!n || n > MAX_BATCH) {
+			thread_fail(1, "consumer: %" PRIu32 " records available (a ring holds %u at most)",
+			            n, MAX_BATCH);
 			break;
 		}
 		if (g_ints) {
-			struct mmapq_record recs[CAPACITY] = {{0}};
-			int64_t vals[CAPACITY];
+			struct mmapq_record recs[MAX_BATCH] = {{0}};
+			int64_t vals[MAX_BATCH];
 			/* every other round the values alone */
 			if (rnd_next(&rnd) & 1) {
 				r = mmapq_copy_many(g_q[1], 0, n, vals, sizeof(vals[0]));
@@ -397,11 +458,9 @@ static void alias_mappings(struct mmapq *prod, struct mmapq *cons)
 	munmap(cons->h, cons->map_size);
 	cons->h = prod->h;
 	cons->map_size = prod->map_size;
-	cons->slots = prod->slots;
-	cons->h2 = prod->h2;
+	cons->ring = prod->ring;
 	/* the consumer's own entry of the table, in the producer's mapping */
 	cons->me = &prod->h->consumers[cons->index];
-	cons->cursor = &cons->me->position;
 	cons->wait_on = &cons->me->not_empty;
 }
 #endif
@@ -410,8 +469,9 @@ static int check_ofd_exclusion(void)
 {
 	/* a second producer in the same process is refused like another process */
 	struct mmapq_params p = {
-		.path = g_path, .role = MMAPQ_ROLE_PRODUCER, .capacity = CAPACITY,
-		.record_size = RECORD_SIZE, .format = g_ints ? MMAPQ_FORMAT_INT : MMAPQ_FORMAT_LINE,
+		.path = g_path, .role = MMAPQ_ROLE_PRODUCER, .size = RING,
+		.max_record = g_ints ? 8 : RECORD_SIZE,
+		.format = g_ints ? MMAPQ_FORMAT_INT : MMAPQ_FORMAT_BINARY,
 		.file_mode = 0600,
 	};
 	struct mmapq_error err;

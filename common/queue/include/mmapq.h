@@ -227,7 +227,8 @@ struct mmapq_side_status {
 
 /* What the last salvage of a damaged file dropped (mmapq_format.h,
  * "Clean close, and salvage"): the records [below_from, below_to) under
- * the run it kept and [above_from, above_to) past it, and their bytes. */
+ * the run it kept (that a consumer had not consumed) and [above_from,
+ * above_to) past it, and their bytes. */
 struct mmapq_salvage {
 	uint64_t count;        /* salvages of this file that dropped anything */
 	uint64_t usec;         /* CLOCK_REALTIME of the last, 0 if never */
@@ -467,7 +468,8 @@ MMAPQ_API bool mmapq_consumer_name_valid(const char *name);
  * is damaged (what a producer or consumer does when it attaches alone to
  * a file that was not closed cleanly; this does it whatever the file
  * says): of the runs of intact records that start where the oldest record
- * kept or a consumer's cursor is, the one that reaches furthest is kept,
+ * kept or a consumer's cursor is, the one that holds records and reaches
+ * furthest is kept,
  * and the records below and past it are dropped (*report says which; it
  * may be NULL).  Needs the file to itself (-EBUSY if anyone is attached)
  * and write access.  Returns the number of records

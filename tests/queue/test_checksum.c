@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_checksum -- a record whose frame is damaged is never handed out.
+ *
+ * Every frame carries a CRC-32C of its record's sequence number, length and
+ * payload (mmapq_format.h, "Checksums").  The cases take a valid queue
+ * whose records [3, 9) lie across the ring's end, one after a padding
+ * frame, flip one byte of the published ring (every byte of every frame,
+ * with three patterns), and read:
+ *   get        a consumer attached before the damage: mmapq_get of every
+ *              record; those before the damaged one are exactly what was
+ *              put, the damaged one and those after it -EBADMSG (the frames
+ *              are found by walking, and a damaged one says nothing of
+ *              where the next is)
+ *   get_many   the same through mmapq_get_many: the records before it, then
+ *              -EBADMSG at it
+ *   copy_many  an int queue, mmapq_copy_many: the values before it, then
+ *              -EBADMSG
+ *   peek       an observer opened after the damage: mmapq_peek of every
+ *              record is -EBADMSG at the damaged one, and elsewhere the
+ *              right record or -EBADMSG, never another
+ * A byte a frame's checksum does not cover (the zeros that align a payload
+ * to 8, the unused end of the ring after a padding frame's header) leaves
+ * every record readable and right.
+ *   crc32c     every frame's crc is the CRC-32C of (seq, len, payload) as
+ *              an independent bitwise CRC-32C computes it (a padding
+ *              frame's: the next record's seq and 0xffffffff), and the
+ *              library's CRC-32C gives the standard check values.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "mmapq.h"
+#include "mmapq_format.h"
+#include "testutil.h"
+
+#define RING 256u
+#define MAXREC 56u
+#define FIRST 3u /* the oldest record kept */
+#define N 6u     /* records kept: FIRST .. FIRST + N */
+
+static char *g_dir, *g_base, *g_case;
+static uint8_t *g_bytes;
+static size_t g_len;
+
+#define EXPECT(cond, ...) TU_EXPECT(g_case, cond, __VA_ARGS__)
+#define EXPECT_INT(a, b) TU_EXPECT_INT(g_case, a, b)
+
+/* The records kept: their lengths (the layout below depends on them). */
+static const uint32_t lens[N] = {20, 40, 0, 9, 56, 8};
+
+/* Where each kept record's frame is (a byte position), and the padding
+ * frame before record FIRST + 1 (40 bytes do not fit the 32 left). */
+struct layout {
+	uint64_t at[N], pad;
+};
+
+static uint8_t pbyte(uint64_t seq, uint32_t i)
+{
+	return (uint8_t)(seq * 37 + i * 11 + 5);
+}
+
+static struct mmapq *open_as(const char *path, enum mmapq_role role, uint64_t size, uint32_t max,
+                             uint32_t format)
+{
+	struct mmapq_params p = {.path = path, .role = role, .size = size, .max_record = max,
+	                         .format = format, .file_mode = 0600};
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+	int r = mmapq_open(&p, &q, &e);
+
+	EXPECT(r == 0, "open %s: %s", path, e.msg);
+	return q;
+}
+
+static void put(struct mmapq *p, uint64_t seq, uint32_t len)
+{
+	uint8_t b[MAXREC];
+
+	for (uint32_t i = 0; i < len; i++)
+		b[i] = pbyte(seq, i);
+	EXPECT_INT(mmapq_put(p, b, len), 0);
+}
+
+/* The base: three records of 56 bytes consumed (floor at byte 192), then
+ * the six kept, the second after a padding frame at 224. */
+static void setup(void)
+{
+	struct mmapq *p, *c;
+	uint32_t n;
+
+	g_dir = tu_mkdtemp("checksum");
+	g_base = tu_path(g_dir, "base.q");
+	g_case = tu_path(g_dir, "case.q");
+	p = open_as(g_base, MMAPQ_ROLE_PRODUCER, RING, MAXREC, MMAPQ_FORMAT_BINARY);
+	c = open_as(g_base, MMAPQ_ROLE_CONSUMER, RING, MAXREC, MMAPQ_FORMAT_BINARY);
+	for (uint64_t s = 0; s < FIRST; s++)
+		put(p, s, 56);
+	EXPECT_INT(mmapq_publish(p), FIRST);
+	EXPECT(mmapq_available(c, 0, &n) == 0 && n == FIRST && mmapq_release(c, FIRST) == 0,
+	       "consume the first three");
+	for (uint64_t i = 0; i < N; i++)
+		put(p, FIRST + i, lens[i]);
+	EXPECT_INT(mmapq_publish(p), N);
+	mmapq_close(c);
+	mmapq_close(p);
+	g_bytes = (uint8_t *)tu_read_file(g_base, &g_len);
+	EXPECT(g_bytes && g_len == MMAPQ_HEADER_SIZE + RING, "read %s", g_base);
+}
+
+static struct layout layout(void)
+{
+	struct layout l = {.pad = 224};
+	uint64_t b = 192;
+
+	for (uint32_t i = 0; i < N; i++) {
+		uint64_t fb = mmapq_frame_size(lens[i]);
+
+		if (RING - b % RING < fb)
+			b += RING - b % RING; /* the padding frame takes the rest */
+		l.at[i] = b;
+		b += fb;
+	}
+	return l;
+}
+
+/* Which record a damaged ring byte (a byte position in [192, 448)) makes
+ * unreadable: its index, or N if the checksums do not cover it. */
+static uint32_t damaged(const struct layout *l, uint64_t pos)
+{
+	if (pos >= l->pad && pos < l->pad + 8)
+		return 1; /* the padding frame's header: the record after it */
+	for (uint32_t i = 0; i < N; i++)
+		if (pos >= l->at[i] && pos < l->at[i] + 8 + lens[i])
+			return i;
+	return N; /* alignment, or the rest of the ring after the padding frame's header */
+}
+
+/* Ring byte pos of the file at path (as the base has it) xor'ed with x,
+ * in place: under a handle that has it mapped. */
+static void flip_in_place(const char *path, const uint8_t *bytes, uint64_t pos, uint8_t x)
+{
+	uint8_t b = bytes[MMAPQ_HEADER_SIZE + pos % RING] ^ x;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+
+	EXPECT(fd >= 0 && pwrite(fd, &b, 1, (off_t)(MMAPQ_HEADER_SIZE + pos % RING)) == 1,
+	       "flip a byte of %s", path);
+	close(fd);
+}
+
+/* The case file: a fresh copy of the base. */
+static void write_base(void)
+{
+	unlink(g_case);
+	EXPECT(tu_write_file(g_case, g_bytes, g_len) == 0, "write %s", g_case);
+}
+
+/* A consumer attached to a fresh copy of the base, then ring byte pos
+ * xor'ed with x under it (a consumer attaching to a file whose frame at its
+ * cursor is damaged would walk it first: test_salvage). */
+static struct mmapq *consumer_then_flip(uint64_t pos, uint8_t x)
+{
+	struct mmapq *c;
+	uint32_t n;
+
+	write_base();
+	c = open_as(g_case, MMAPQ_ROLE_CONSUMER, RING, MAXREC, MMAPQ_FORMAT_BINARY);
+	flip_in_place(g_case, g_bytes, pos, x);
+	EXPECT(mmapq_available(c, 0, &n) == 0 && n == N, "available %u", n);
+	return c;
+}
+
+static void check_rec(const struct mmapq_record *r, uint64_t seq, const char *how, uint64_t pos)
+{
+	EXPECT(r->seq == seq && r->len == lens[seq - FIRST], "%s, byte %" PRIu64 " flipped: record %"
+	       PRIu64 " came back as seq %" PRIu64 " len %u", how, pos, seq, r->seq, r->len);
+	for (uint32_t i = 0; i < r->len; i++)
+		EXPECT(((const uint8_t *)r->data)[i] == pbyte(seq, i), "%s, byte %" PRIu64 " flipped:"
+		       " record %" PRIu64 " handed out with payload byte %u wrong", how, pos, seq, i);
+}
+
+static const uint8_t patterns[] = {0x01, 0x80, 0xff};
+
+/* Each byte of the published ring flipped (each pattern): fn(pos, the
+ * record it damages). */
+static void each_flip(void (*fn)(uint64_t pos, uint8_t x, uint32_t d, const struct layout *l))
+{
+	struct layout l = layout();
+	unsigned covered = 0, not = 0;
+
+	for (uint64_t pos = 192; pos < l.at[N - 1] + mmapq_frame_size(lens[N - 1]); pos++) {
+		uint32_t d = damaged(&l, pos);
+
+		covered += d < N;
+		not += d == N;
+		for (size_t k = 0; k < sizeof(patterns); k++)
+			fn(pos, patterns[k], d, &l);
+	}
+	EXPECT(covered > 150 && not > 20, "%u bytes covered, %u not: the layout is not the one meant",
+	       covered, not);
+}
+
+static void flip_get(uint64_t pos, uint8_t x, uint32_t d, const struct layout *l)
+{
+	struct mmapq *c = consumer_then_flip(pos, x);
+
+	(void)l;
+	for (uint32_t i = 0; i < N; i++) {
+		struct mmapq_record r;
+		int rc = mmapq_get(c, i, &r);
+
+		if (i < d)
+			EXPECT(rc == 0, "get(%u), byte %" PRIu64 " ^ 0x%02x (record %u damaged): %s", i, pos,
+			       x, d, mmapq_strerror(rc));
+		else
+			EXPECT(rc == -EBADMSG, "get(%u), byte %" PRIu64 " ^ 0x%02x of record %u: %d (%s),"
+			       " want -EBADMSG", i, pos, x, d, rc, mmapq_strerror(rc));
+		if (rc == 0)
+			check_rec(&r, FIRST + i, "get", pos);
+	}
+	mmapq_close(c);
+}
+
+static void case_get(void)
+{
+	each_flip(flip_get);
+}
+
+static void flip_get_many(uint64_t pos, uint8_t x, uint32_t d, const struct layout *l)
+{
+	struct mmapq_record r[N];
+	struct mmapq *c = consumer_then_flip(pos, x);
+	int rc;
+
+	(void)l;
+	rc = mmapq_get_many(c, 0, N, r);
+	EXPECT(rc == (d ? (int)d : -EBADMSG), "get_many, byte %" PRIu64 " ^ 0x%02x of record %u: %d,"
+	       " want %d", pos, x, d, rc, d ? (int)d : -EBADMSG);
+	for (int i = 0; i < rc; i++)
+		check_rec(&r[i], FIRST + (uint64_t)i, "get_many", pos);
+	if (d < N)
+		EXPECT_INT(mmapq_get_many(c, d, N, r), -EBADMSG);
+	mmapq_close(c);
+}
+
+static void case_get_many(void)
+{
+	each_flip(flip_get_many);
+}
+
+static void flip_peek(uint64_t pos, uint8_t x, uint32_t d, const struct layout *l)
+{
+	struct mmapq_params p = {.path = g_case, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_error e;
+	struct mmapq *o;
+	uint8_t buf[MAXREC];
+
+	(void)l;
+	write_base();
+	flip_in_place(g_case, g_bytes, pos, x);
+	EXPECT(mmapq_open(&p, &o, &e) == 0, "observer: %s", e.msg);
+	/* in order, then backwards (each a walk from floor) */
+	for (int pass = 0; pass < 2; pass++)
+		for (uint32_t k = 0; k < N; k++) {
+			uint32_t i = pass ? N - 1 - k : k;
+			struct mmapq_record r;
+			int rc = mmapq_peek(o, FIRST + i, buf, sizeof(buf), &r);
+
+			if (i == d || (i > d && rc != 0))
+				EXPECT(rc == -EBADMSG, "peek(%" PRIu64 "), byte %" PRIu64 " ^ 0x%02x of record"
+				       " %u: %d (%s), want -EBADMSG", FIRST + (uint64_t)i, pos, x, d, rc,
+				       mmapq_strerror(rc));
+			else
+				EXPECT(rc == 0, "peek(%" PRIu64 "), byte %" PRIu64 " ^ 0x%02x (record %u"
+				       " damaged): %s", FIRST + (uint64_t)i, pos, x, d, mmapq_strerror(rc));
+			if (rc == 0)
+				check_rec(&r, FIRST + i, "peek", pos);
+		}
+	mmapq_close(o);
+}
+
+static void case_peek(void)
+{
+	each_flip(flip_peek);
+}
+
+/* An int queue of 128 bytes, records 5..12 (12 at ring offsets 64..): each
+ * byte of each frame flipped, copy_many from 0. */
+static void case_copy_many(void)
+{
+	char *path = tu_path(g_dir, "int.q");
+	struct mmapq *p, *c;
+	uint8_t *bytes;
+	size_t len;
+	uint32_t n;
+
+	p = open_as(path, MMAPQ_ROLE_PRODUCER, 128, 8, MMAPQ_FORMAT_INT);
+	c = open_as(path, MMAPQ_ROLE_CONSUMER, 128, 8, MMAPQ_FORMAT_INT);
+	for (int64_t v = 0; v < 5; v++)
+		EXPECT_INT(mmapq_put(p, &v, 8), 0);
+	EXPECT_INT(mmapq_publish(p), 5);
+	EXPECT(mmapq_available(c, 0, &n) == 0 && mmapq_release(c, 5) == 0, "consume five");
+	for (int64_t v = 5; v < 13; v++)
+		EXPECT_INT(mmapq_put(p, &v, 8), 0);
+	EXPECT_INT(mmapq_publish(p), 8);
+	mmapq_close(c);
+	mmapq_close(p);
+	bytes = (uint8_t *)tu_read_file(path, &len);
+	EXPECT(bytes && len == MMAPQ_HEADER_SIZE + 128, "read %s", path);
+	for (uint32_t pos = 0; pos < 128; pos++) {
+		uint32_t d = ((pos + 128 - 80) % 128) / 16; /* record 5 at byte 80 */
+
+		for (size_t k = 0; k < sizeof(patterns); k++) {
+			int64_t out[8];
+			int rc;
+
+			unlink(g_case);
+			EXPECT(tu_write_file(g_case, bytes, len) == 0, "write");
+			c = open_as(g_case, MMAPQ_ROLE_CONSUMER, 128, 8, MMAPQ_FORMAT_INT);
+			flip_in_place(g_case, bytes, pos, patterns[k]);
+			EXPECT(mmapq_available(c, 0, &n) == 0 && n == 8, "available %u", n);
+			rc = mmapq_copy_many(c, 0, 8, out, 8);
+			EXPECT(rc == (d ? (int)d : -EBADMSG), "copy_many, byte %u ^ 0x%02x of record %u:"
+			       " %d, want %d", pos, patterns[k], d + 5, rc, d ? (int)d : -EBADMSG);
+			for (int i = 0; i < rc; i++)
+				EXPECT_INT(out[i], 5 + i);
+			mmapq_close(c);
+		}
+	}
+	free(bytes);
+	free(path);
+}
+
+/* CRC-32C, bit by bit (Castagnoli, reflected polynomial 0x82f63b78): an
+ * implementation that shares nothing with the library's. */
+static uint32_t crc_bits(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+	}
+	return ~crc;
+}
+
+static uint32_t frame_crc_bits(uint64_t seq, uint32_t len, const uint8_t *payload, uint32_t n)
+{
+	uint8_t h[12];
+
+	memcpy(h, &seq, 8);
+	memcpy(h + 8, &len, 4);
+	return crc_bits(crc_bits(0, h, 12), payload, n);
+}
+
+static void case_crc32c(void)
+{
+	static const char check[] = "123456789";
+	struct layout l = layout();
+	uint8_t big[1000];
+	struct mmapq_frame f;
+
+	/* the standard check value, and the library's agrees on pieces of
+	 * every length and alignment */
+	EXPECT_INT(crc_bits(0, (const uint8_t *)check, 9), 0xe3069283u);
+	EXPECT_INT(mmapq_crc32c(0, check, 9), 0xe3069283u);
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 7 + 3);
+	for (size_t off = 0; off < 9; off++)
+		for (size_t n = 0; n < 300; n++)
+			EXPECT(mmapq_crc32c(0, big + off, n) == crc_bits(0, big + off, n) &&
+			       mmapq_crc32c(mmapq_crc32c(0, big, off), big + off, n) == crc_bits(0, big, off + n),
+			       "CRC-32C of %zu bytes at offset %zu", n, off);
+	/* every frame of the base as the format says */
+	for (uint32_t i = 0; i < N; i++) {
+		const uint8_t *fr = g_bytes + MMAPQ_HEADER_SIZE + l.at[i] % RING;
+
+		memcpy(&f, fr, sizeof(f));
+		EXPECT_INT(f.len, lens[i]);
+		EXPECT_INT(f.crc, frame_crc_bits(FIRST + i, lens[i], fr + 8, lens[i]));
+	}
+	memcpy(&f, g_bytes + MMAPQ_HEADER_SIZE + l.pad, sizeof(f));
+	EXPECT_INT(f.len, MMAPQ_FRAME_PAD);
+	EXPECT_INT(f.crc, frame_crc_bits(FIRST + 1, MMAPQ_FRAME_PAD, NULL, 0));
+}
+
+int main(int argc, char **argv)
+{
+	static const struct tu_case cases[] = {
+		{"get", case_get},
+		{"get_many", case_get_many},
+		{"copy_many", case_copy_many},
+		{"peek", case_peek},
+		{"crc32c", case_crc32c},
+	};
+
+	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
+}
