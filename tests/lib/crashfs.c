@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* crashfs.c -- see crashfs.h.  The server thread runs its own loop, which
- * takes g_lock around each request, answer included: the power cut takes
- * the lock for good, so that no request is served after it, and the test
- * thread reads the state under it. */
+/* crashfs.c -- see crashfs.h.  The server is a child process of the test
+ * (forked by crashfs_start), never a thread of it: a process that unmaps a
+ * shared mapping of a FUSE file waits, inside munmap and holding its
+ * mm's lock, for the write-back of the file's dirty pages (fuse_vma_close),
+ * which a server thread of the same process may need that lock to serve
+ * (any heap growth does): the test would hang for good.  The state (names,
+ * inodes, contents, counters) lives in memory shared by the two processes;
+ * the server's loop takes g->lock around each request, answer included, and
+ * the power cut takes it to stop the serving, so that no request is served
+ * after it. */
 #define FUSE_USE_VERSION 31
 #include "crashfs.h"
 
@@ -17,11 +23,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,8 +46,7 @@ struct inode {
 	gid_t gid;
 	nlink_t nlink;
 	unsigned open;          /* open handles: an unlinked inode lives until closed */
-	char *data, *ddata;     /* current and durable content */
-	size_t size, dsize;
+	size_t size, dsize;     /* of the current and the durable content */
 	uint8_t dirty[PAGES / 8]; /* pages changed since the last FSYNC */
 };
 
@@ -47,28 +55,64 @@ struct dentry {
 	int ino;                /* index into inodes, -1 if the slot is free */
 };
 
-static struct inode inodes[CRASHFS_FILES];
-static struct dentry dents[CRASHFS_FILES];
-static struct crashfs_stats g_stats;
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool g_cut;              /* under g_lock: serve nothing more */
-static struct fuse *g_fuse;
-static pthread_t g_thread;
+/* Shared by the test and the server: written by the server under lock,
+ * while not cut; by the test when the server is gone (the cut, the stop,
+ * the start). */
+struct shared {
+	pthread_mutex_t lock;   /* process-shared, robust */
+	bool cut;               /* under lock: serve nothing more */
+	bool fail;              /* WRITE and FSYNC answer EIO (crashfs_set_fail) */
+	uint64_t refused;       /* requests refused so */
+	struct crashfs_stats stats;
+	struct inode inodes[CRASHFS_FILES];
+	struct dentry dents[CRASHFS_FILES];
+};
+
+static struct shared *g;
+/* The contents, shared too, reserved whole so that the server never
+ * allocates: inode i's current content at 2i, its durable one at 2i + 1,
+ * CRASHFS_MAX_SIZE bytes each (memory taken only where written). */
+static char *g_buf;
+#define inodes (g->inodes)
+#define dents (g->dents)
+#define g_stats (g->stats)
+
+/* the test process's own */
+static pid_t g_server;          /* the server process, 0 if none */
+static struct fuse *g_fuse;     /* the server's */
 static char *g_dir;
 static unsigned g_conn;         /* the connection's number under FUSECTL */
 static int g_marked[CRASHFS_MARKED], g_nmarked;
-static bool g_ready;            /* dents initialized */
 static pid_t g_owner;           /* the process whose exit stops the server */
-static bool g_fail;             /* WRITE and FSYNC answer EIO (crashfs_set_fail) */
-static uint64_t g_refused;      /* requests refused so */
+
+static char *data(const struct inode *in)
+{
+	return g_buf + (size_t)(in - inodes) * 2 * CRASHFS_MAX_SIZE;
+}
+
+static char *ddata(const struct inode *in)
+{
+	return data(in) + CRASHFS_MAX_SIZE;
+}
+
+static void lock(void)
+{
+	if (pthread_mutex_lock(&g->lock) == EOWNERDEAD)
+		pthread_mutex_consistent(&g->lock); /* a server killed serving */
+}
+
+static void unlock(void)
+{
+	pthread_mutex_unlock(&g->lock);
+}
 
 /* A disk gone bad (crashfs_set_fail): the request is refused with EIO and
  * counted. */
 static bool refused(void)
 {
-	if (!__atomic_load_n(&g_fail, __ATOMIC_RELAXED))
+	if (!__atomic_load_n(&g->fail, __ATOMIC_RELAXED))
 		return false;
-	__atomic_fetch_add(&g_refused, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&g->refused, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -91,11 +135,8 @@ static void put_inode(int ino)
 {
 	struct inode *in = &inodes[ino];
 
-	if (in->nlink == 0 && in->open == 0) {
-		free(in->data);
-		free(in->ddata);
+	if (in->nlink == 0 && in->open == 0)
 		memset(in, 0, sizeof(*in));
-	}
 }
 
 static int add_dentry(const char *path, int ino)
@@ -139,18 +180,12 @@ static bool dirty(const struct inode *in, size_t p)
 
 static int resize(struct inode *in, size_t size)
 {
-	char *p;
-
 	if (size > CRASHFS_MAX_SIZE)
 		return -EFBIG;
-	p = realloc(in->data, size ? size : 1);
-	if (!p)
-		return -ENOMEM;
 	if (size > in->size) { /* the zeros are new content; a cut only ends short */
-		memset(p + in->size, 0, size - in->size);
+		memset(data(in) + in->size, 0, size - in->size);
 		touch(in, in->size, size);
 	}
-	in->data = p;
 	in->size = size;
 	return 0;
 }
@@ -158,13 +193,7 @@ static int resize(struct inode *in, size_t size)
 /* The current content becomes the durable one. */
 static int sync_inode(struct inode *in)
 {
-	char *p = realloc(in->ddata, in->size ? in->size : 1);
-
-	if (!p)
-		return -ENOMEM;
-	if (in->size)
-		memcpy(p, in->data, in->size);
-	in->ddata = p;
+	memcpy(ddata(in), data(in), in->size);
 	in->dsize = in->size;
 	memset(in->dirty, 0, sizeof(in->dirty));
 	return 0;
@@ -287,7 +316,7 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 		return 0;
 	if (size > in->size - (size_t)off)
 		size = in->size - (size_t)off;
-	memcpy(buf, in->data + off, size);
+	memcpy(buf, data(in) + off, size);
 	return (int)size;
 }
 
@@ -303,7 +332,7 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 		if (r < 0)
 			return r;
 	}
-	memcpy(in->data + off, buf, size);
+	memcpy(data(in) + off, buf, size);
 	touch(in, (size_t)off, (size_t)off + size);
 	g_stats.writes++;
 	g_stats.written += size;
@@ -453,25 +482,24 @@ static const struct fuse_operations ops = {
 };
 
 /* fuse_session_loop, but each request read and served (answer included)
- * under g_lock, and none once the power is cut.  The device is read only
+ * under g->lock, and none once the power is cut.  The device is read only
  * when poll says a request is there, and without blocking: under the lock
  * the read must not wait, and after the cut nothing is read, not even the
  * abort's ECONNABORTED (which libfuse would print). */
-static void *loop(void *arg)
+static void loop(void)
 {
 	struct fuse_session *se = fuse_get_session(g_fuse);
 	struct pollfd p = {.fd = fuse_session_fd(se), .events = POLLIN};
 	struct fuse_buf buf = {.mem = NULL};
 	int r = 0;
 
-	(void)arg;
 	fcntl(p.fd, F_SETFL, fcntl(p.fd, F_GETFL) | O_NONBLOCK);
 	while (r == 0 || r == -EAGAIN || r == -EINTR) {
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			break;
-		pthread_mutex_lock(&g_lock);
-		if (g_cut || fuse_session_exited(se)) {
-			pthread_mutex_unlock(&g_lock);
+		lock();
+		if (g->cut || fuse_session_exited(se)) {
+			unlock();
 			break;
 		}
 		r = fuse_session_receive_buf(se, &buf);
@@ -481,10 +509,42 @@ static void *loop(void *arg)
 		} else if (r == 0) {
 			r = -ENODEV; /* the connection is gone */
 		}
-		pthread_mutex_unlock(&g_lock);
+		unlock();
 	}
 	free(buf.mem);
-	return NULL;
+}
+
+/* The server process: mount at dir, say so on ready (0 or an errno), serve
+ * until the cut or the stop, and exit, never through the test's exit
+ * handlers.  It dies with the test. */
+static void __attribute__((noreturn)) serve(int ready, const char *dir, pid_t parent)
+{
+	char *argv[] = {"crashfs", NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+	int err = 0;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(1);
+	/* none of the test's descriptors: a pipe's write end kept here would
+	 * keep its reader from ever seeing its end */
+	if (ready != 3) {
+		dup2(ready, 3);
+		ready = 3;
+	}
+	close_range(4, ~0u, 0);
+	g_fuse = fuse_new(&args, &ops, sizeof(ops), NULL);
+	fuse_opt_free_args(&args); /* fuse_new may have added to them */
+	if (!g_fuse)
+		err = ENOMEM;
+	else if (fuse_mount(g_fuse, dir) != 0)
+		err = EPERM;
+	if (write(ready, &err, sizeof(err)) != sizeof(err) || err)
+		_exit(1);
+	close(ready);
+	loop();
+	fuse_unmount(g_fuse); /* closes /dev/fuse; unmounts only if not aborted */
+	fuse_destroy(g_fuse);
+	_exit(0);
 }
 
 static int fusectl_mounted(void)
@@ -497,62 +557,92 @@ static int fusectl_mounted(void)
 }
 
 /* A process that exits with the file system mounted (a failed check) would
- * hang closing its descriptors and mappings on it: they send requests that
- * its own exiting server thread no longer serves.  So its exit stops the
- * server first (not a child's exit: the server is not the child's). */
+ * leave the server serving a mount nobody uses, and a daemon of its blocked
+ * on it: its exit stops the server first (not a child's exit: the server is
+ * not the child's). */
 static void stop_at_exit(void)
 {
 	if (getpid() == g_owner)
 		crashfs_stop();
 }
 
+/* The shared state, made once per process. */
+static int setup_shared(void)
+{
+	pthread_mutexattr_t a;
+
+	if (g)
+		return 0;
+	g = mmap(NULL, sizeof(*g), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (g == MAP_FAILED) {
+		g = NULL;
+		return -errno;
+	}
+	g_buf = mmap(NULL, (size_t)CRASHFS_FILES * 2 * CRASHFS_MAX_SIZE, PROT_READ | PROT_WRITE,
+	             MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (g_buf == MAP_FAILED) {
+		int r = -errno;
+		munmap(g, sizeof(*g));
+		g = NULL;
+		return r;
+	}
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	pthread_mutex_init(&g->lock, &a);
+	pthread_mutexattr_destroy(&a);
+	for (int i = 0; i < CRASHFS_FILES; i++)
+		dents[i].ino = -1; /* no files yet */
+	return 0;
+}
+
 int crashfs_start(const char *dir)
 {
-	char *argv[] = {"crashfs", NULL};
-	struct fuse_args args = FUSE_ARGS_INIT(1, argv);
 	struct stat st;
-	int r;
+	int r, p[2], err = 0;
+	pid_t parent = getpid();
 
-	if (g_fuse)
+	if (g_server)
 		return -EBUSY;
+	r = setup_shared();
+	if (r < 0)
+		return r;
 	if (!g_owner) {
-		g_owner = getpid();
+		g_owner = parent;
 		atexit(stop_at_exit);
 	}
-	if (!g_ready) /* no files yet */
-		for (int i = 0; i < CRASHFS_FILES; i++)
-			dents[i].ino = -1;
-	g_ready = true;
 	if (access("/dev/fuse", R_OK | W_OK) < 0)
 		return -errno;
 	r = fusectl_mounted();
 	if (r < 0)
 		return r;
-	g_fuse = fuse_new(&args, &ops, sizeof(ops), NULL);
-	fuse_opt_free_args(&args); /* fuse_new may have added to them */
-	if (!g_fuse)
-		return -ENOMEM;
-	if (fuse_mount(g_fuse, dir) != 0) {
-		fuse_destroy(g_fuse);
-		g_fuse = NULL;
-		return -EPERM;
-	}
 	memset(&g_stats, 0, sizeof(g_stats));
-	__atomic_store_n(&g_refused, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&g_fail, false, __ATOMIC_RELAXED);
-	g_cut = false;
+	g->refused = 0;
+	g->fail = false;
+	g->cut = false;
 	free(g_dir);
 	g_dir = strdup(dir);
 	g_conn = 0;
-	r = g_dir ? pthread_create(&g_thread, NULL, loop, NULL) : ENOMEM;
-	if (r) {
-		fuse_unmount(g_fuse);
-		fuse_destroy(g_fuse);
-		g_fuse = NULL;
-		return -r;
-	}
-	if (stat(dir, &st) < 0) { /* served by the thread: the mount works */
+	if (!g_dir || pipe2(p, O_CLOEXEC) < 0)
+		return -ENOMEM;
+	g_server = fork();
+	if (g_server < 0) {
 		r = -errno;
+		g_server = 0;
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (g_server == 0) {
+		close(p[0]);
+		serve(p[1], dir, parent);
+	}
+	close(p[1]);
+	r = read(p[0], &err, sizeof(err)) == sizeof(err) ? -err : -ECHILD;
+	close(p[0]);
+	if (r == 0 && stat(dir, &st) < 0) /* served by the server: the mount works */
+		r = -errno;
+	if (r < 0) {
 		crashfs_stop();
 		return r;
 	}
@@ -588,8 +678,18 @@ static int abort_connection(void)
 	return r;
 }
 
-/* Wait until each marked process is gone (its pidfd readable), then
- * forget them; -ETIMEDOUT if one is not gone within KILL_MS. */
+/* Wait until the process of pidfd fd is gone, at most ms; whether it is. */
+static bool gone(int fd, long ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	while (ms > 0 && poll(&p, 1, (int)ms) < 0 && errno == EINTR)
+		;
+	return p.revents & POLLIN;
+}
+
+/* Wait until each marked process is gone, then forget them; -ETIMEDOUT if
+ * one is not gone within KILL_MS. */
 static int marked_gone(void)
 {
 	struct timespec t0, t;
@@ -597,14 +697,11 @@ static int marked_gone(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < g_nmarked; i++) {
-		struct pollfd p = {.fd = g_marked[i], .events = POLLIN};
 		long ms;
 
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		ms = KILL_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-		while (ms > 0 && poll(&p, 1, (int)ms) < 0 && errno == EINTR)
-			;
-		if (!(p.revents & POLLIN))
+		if (!gone(g_marked[i], ms))
 			r = -ETIMEDOUT;
 		close(g_marked[i]);
 	}
@@ -612,22 +709,25 @@ static int marked_gone(void)
 	return r;
 }
 
-/* Stop serving (the caller holds g_lock, with g_cut set), abort the
- * connection, detach the mount and end the thread (whose poll of
- * /dev/fuse the abort, or else the unmount, ends). */
+/* Stop serving (the caller holds g->lock, with g->cut set): abort the
+ * connection (every request in flight fails, and the server's poll of
+ * /dev/fuse ends), detach the mount, and reap the server (killed if it
+ * does not end by itself). */
 static int teardown(void)
 {
-	int r = g_conn ? abort_connection() : -ENOTCONN;
+	int r = g_conn ? abort_connection() : -ENOTCONN, fd;
 
-	fuse_exit(g_fuse);
-	pthread_mutex_unlock(&g_lock);
-	/* closes /dev/fuse; unmounts (lazily) only if not aborted */
-	fuse_unmount(g_fuse);
+	unlock();
 	if (umount2(g_dir, MNT_DETACH) < 0 && errno != EINVAL && !r)
 		r = -errno;
-	pthread_join(g_thread, NULL);
-	fuse_destroy(g_fuse);
-	g_fuse = NULL;
+	fd = pidfd_open(g_server, 0);
+	if (fd < 0 || !gone(fd, KILL_MS))
+		kill(g_server, SIGKILL);
+	if (fd >= 0)
+		close(fd);
+	while (waitpid(g_server, NULL, 0) < 0 && errno == EINTR)
+		;
+	g_server = 0;
 	return r;
 }
 
@@ -645,38 +745,36 @@ static bool coin(uint64_t *s, double p)
 	return (double)(next(s) >> 11) * 0x1.0p-53 < p;
 }
 
-/* What survives of in: its durable content, and for TORN some of the rest.
- * It becomes both contents of the inode. */
+/* What survives of in (the server gone): its durable content, and for TORN
+ * some of the rest, made in place in its current content, which then
+ * becomes both. */
 static int survive(struct inode *in, enum crashfs_cut mode, uint64_t *rng, double keep)
 {
 	bool torn = mode == CRASHFS_TORN;
 	size_t size = torn && in->size != in->dsize && coin(rng, keep) ? in->size : in->dsize;
-	char *p = calloc(1, size ? size : 1);
+	char *cur = data(in);
+	const char *dur = ddata(in);
 
-	if (!p)
-		return -ENOMEM;
-	if (size && in->dsize)
-		memcpy(p, in->ddata, size < in->dsize ? size : in->dsize);
 	for (size_t pg = 0; pg < PAGES; pg++) {
-		size_t from = pg * CRASHFS_PAGE, to = from + CRASHFS_PAGE;
+		size_t from = pg * CRASHFS_PAGE, to = from + CRASHFS_PAGE, src;
+		bool kept = false;
 
-		if (!dirty(in, pg))
-			continue;
-		g_stats.unsynced++;
-		if (!torn || !coin(rng, keep))
-			continue;
-		g_stats.kept++;
-		/* the page whole as it is now: the current bytes, zeros past them */
-		to = to < size ? to : size;
-		if (from < to) {
-			size_t cur = in->size < to ? in->size : to;
-			memset(p + from, 0, to - from);
-			if (from < cur)
-				memcpy(p + from, in->data + from, cur - from);
+		if (dirty(in, pg)) {
+			g_stats.unsynced++;
+			kept = torn && coin(rng, keep);
+			g_stats.kept += kept;
 		}
+		to = to < size ? to : size;
+		if (from >= to)
+			continue;
+		/* kept: the page whole as it is now (the current bytes, zeros
+		 * past them); else as it is on disk (zeros past its end) */
+		src = kept ? in->size : in->dsize;
+		src = src < from ? from : src < to ? src : to;
+		if (!kept)
+			memcpy(cur + from, dur + from, src - from);
+		memset(cur + src, 0, to - src);
 	}
-	free(in->data);
-	in->data = p;
 	in->size = size;
 	return sync_inode(in);
 }
@@ -685,10 +783,10 @@ int crashfs_power_cut(enum crashfs_cut mode, uint64_t seed, double keep)
 {
 	int r, k;
 
-	if (!g_fuse)
+	if (!g_server)
 		return -ENOTCONN;
-	pthread_mutex_lock(&g_lock); /* the cut: nothing is served after this */
-	g_cut = true;
+	lock(); /* the cut: nothing is served after this */
+	g->cut = true;
 	for (int i = 0; i < g_nmarked; i++)
 		pidfd_send_signal(g_marked[i], SIGKILL, NULL, 0);
 	r = teardown();
@@ -712,40 +810,42 @@ int crashfs_power_cut(enum crashfs_cut mode, uint64_t seed, double keep)
 
 struct crashfs_stats crashfs_stats(void)
 {
-	struct crashfs_stats s;
+	struct crashfs_stats s = {0};
 
-	pthread_mutex_lock(&g_lock);
+	if (!g)
+		return s;
+	lock();
 	s = g_stats;
-	pthread_mutex_unlock(&g_lock);
+	unlock();
 	return s;
 }
 
 void crashfs_stop(void)
 {
-	if (g_fuse) {
-		pthread_mutex_lock(&g_lock);
-		g_cut = true;
+	if (g_server) {
+		lock();
+		g->cut = true;
 		teardown();
 	}
 	for (int i = 0; i < g_nmarked; i++)
 		close(g_marked[i]);
 	g_nmarked = 0;
-	for (int i = 0; i < CRASHFS_FILES; i++) {
-		free(inodes[i].data);
-		free(inodes[i].ddata);
-		memset(&inodes[i], 0, sizeof(inodes[i]));
-		dents[i].ino = -1;
-	}
+	if (g)
+		for (int i = 0; i < CRASHFS_FILES; i++) {
+			memset(&inodes[i], 0, sizeof(inodes[i]));
+			dents[i].ino = -1;
+		}
 	free(g_dir);
 	g_dir = NULL;
 }
 
 void crashfs_set_fail(bool fail)
 {
-	__atomic_store_n(&g_fail, fail, __ATOMIC_RELAXED);
+	if (g)
+		__atomic_store_n(&g->fail, fail, __ATOMIC_RELAXED);
 }
 
 uint64_t crashfs_refused(void)
 {
-	return __atomic_load_n(&g_refused, __ATOMIC_RELAXED);
+	return g ? __atomic_load_n(&g->refused, __ATOMIC_RELAXED) : 0;
 }

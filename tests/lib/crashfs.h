@@ -5,7 +5,8 @@
  * ALICE study do it), and whose writes can be made to fail, for tests of
  * write-back errors (crashfs_set_fail).  One flat directory, at most
  * CRASHFS_FILES names and inodes, files up to CRASHFS_MAX_SIZE bytes,
- * served from a thread of the calling process; mount it in a private mount
+ * served by a child process of the caller (the caller may map its files:
+ * crashfs.c says why the server is not a thread); mount it in a private mount
  * namespace (unshare(CLONE_NEWNS)), as root.
  *
  * Each file has two contents: the current one, which reads see, and the
@@ -94,7 +95,7 @@ struct crashfs_stats {
 	uint64_t unsynced, kept;
 };
 
-/* Mount at dir (an empty directory) and serve it from a new thread: the
+/* Mount at dir (an empty directory) and serve it from a new process: the
  * files that survived the last power cut, or none.  Mounts fusectl on
  * /sys/fs/fuse/connections if it is not there (the cut aborts through it).
  * 0, or -errno (e.g. -ENODEV without /dev/fuse). */
@@ -115,7 +116,7 @@ void crashfs_set_fail(bool fail);
 uint64_t crashfs_refused(void);
 /* The counters (frozen at a cut). */
 struct crashfs_stats crashfs_stats(void);
-/* Unmount (if mounted), stop the thread and forget every file. */
+/* Unmount (if mounted), stop the server and forget every file. */
 void crashfs_stop(void);
 
 #endif
