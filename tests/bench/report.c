@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * report.c -- what a run prints: the targets of issues 5, 9 and 12 judged
- * from the measurements, the text tables (throughput, the ratio tables,
- * latency, the parser and formatter alone, end to end, the full backlog,
- * fan-out, idle, interference, targets) and the same as JSON (--json).
+ * report.c -- what a run prints: the targets judged from the measurements,
+ * grouped by topic, the text tables (throughput, the ratio tables, the
+ * format-3 peer, latency, the parser and formatter alone, end to end, the
+ * full backlog, space, the corpus end to end, durability, fan-out, idle,
+ * interference, targets) and the same as JSON (--json).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -36,22 +37,33 @@ static void fmt_rate(char *out, size_t len, double v)
 		snprintf(out, len, "%.0f", v);
 }
 
+/* What a target is about; the report lists them in this order. */
+enum topic { TOPIC_THROUGHPUT, TOPIC_E2E, TOPIC_LATENCY, TOPIC_FANOUT, TOPIC_NATS, TOPIC_SPACE,
+	TOPIC_DURABILITY, TOPIC_IDLE, NTOPICS };
+static const char *const topic_name[NTOPICS] = {
+	"throughput", "end to end", "latency", "fan-out", "NATS", "space", "durability", "idle",
+};
+
 struct target {
-	int issue;
-	char what[96];
-	char value[64];
+	enum topic topic;
+	char what[112];
+	char value[96];
 	int met; /* 1 met, 0 not met, -1 not measured */
 };
-static struct target targets[40];
+static struct target targets[64];
 static int ntargets;
-static int cur_issue = 5; /* the issue the targets added next come from */
+static enum topic cur_topic; /* the topic of the targets added next */
 
 static void add_target(int met, const char *value, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void add_target(int met, const char *value, const char *fmt, ...)
 {
 	va_list ap;
-	struct target *t = &targets[ntargets++];
-	t->issue = cur_issue;
+	struct target *t;
+
+	if (ntargets == (int)(sizeof(targets) / sizeof(targets[0])))
+		return;
+	t = &targets[ntargets++];
+	t->topic = cur_topic;
 	va_start(ap, fmt);
 	vsnprintf(t->what, sizeof(t->what), fmt, ap);
 	va_end(ap);
@@ -82,11 +94,12 @@ static void idle_target(const struct idle_result *r, const char *what)
 	add_target(ticks == 0, v, "%s: 0%% CPU over %.0f s", what, opt.idle_seconds);
 }
 
-void eval_targets(void)
+static void throughput_targets(void)
 {
 	static const double pipe_goal[NSIZES] = {50, 50, 8, 3.5};
-	char v[64];
+	char v[96];
 
+	cur_topic = TOPIC_THROUGHPUT;
 	for (int si = 0; si < NSIZES; si++) {
 		double r = ratio_of(T_MMAPQ, T_PIPE, si);
 		snprintf(v, sizeof(v), "%.1fx", r);
@@ -111,25 +124,37 @@ void eval_targets(void)
 		           "throughput %s: mmapq (%u/batch) >= 0.8x lock-free SPSC ring", size_label(sizes[si]),
 		           ring_batch(cap, opt.big_batch));
 	}
-	if (lat[L_MMAPQ].nruns && lat[L_PIPE].nruns) {
-		double r50 = lat[L_MMAPQ].med_p50 / lat[L_PIPE].med_p50;
-		double r99 = lat[L_MMAPQ].med_p99 / lat[L_PIPE].med_p99;
-		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r50, lat[L_MMAPQ].med_p50 / 1e3,
-		         lat[L_PIPE].med_p50 / 1e3);
-		add_target(r50 <= 1.1, v, "blocking latency p50: mmapq <= 1.1x pipe");
-		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r99, lat[L_MMAPQ].med_p99 / 1e3,
-		         lat[L_PIPE].med_p99 / 1e3);
-		add_target(r99 <= 1.3, v, "blocking latency p99: mmapq <= 1.3x pipe");
-	} else {
-		add_target(-1, "not measured", "blocking latency p50: mmapq <= 1.1x pipe");
-		add_target(-1, "not measured", "blocking latency p99: mmapq <= 1.3x pipe");
+	for (int k = 0; k < 2; k++) {
+		int si = k ? 3 : 1;
+		double goal = k ? 3 : 10;
+		int pk = strongest_peer(si, true);
+		double r = pk >= 0 ? ratio_of(T_MMAPQ, (enum transport_row)pk, si) : 0;
+		snprintf(v, sizeof(v), "%.2fx (%s)", r, pk >= 0 ? tdefs[pk].key : "-");
+		add_target(r > 0 ? r >= goal : -1, r > 0 ? v : "not measured", "throughput %s: mmapq (%u/batch)"
+		           " >= %.0fx the stdio-buffered pipe", size_label(sizes[si]),
+		           ring_batch(ring_cap(sizes[si]), opt.batch), goal);
 	}
-	if (lat[L_MMAPQ_SPIN].nruns) {
-		snprintf(v, sizeof(v), "%.2f us (spin_us = %" PRIu32 ")", lat[L_MMAPQ_SPIN].med_p50 / 1e3, opt.spin_us);
-		add_target(lat[L_MMAPQ_SPIN].med_p50 < 1000, v, "latency p50 with spin_us: mmapq < 1 us");
-	} else {
-		add_target(-1, "not measured", "latency p50 with spin_us: mmapq < 1 us");
+	if (!format3.ran)
+		return;
+	if (!format3.measured || format3.failed) {
+		add_target(-1, format3.failed ? "FAILED" : "not measured", "throughput: the library no slower"
+		           " than on format 3 (within noise)");
+		return;
 	}
+	for (int k = 0; k < format3.nrows; k++) {
+		const struct f3_row *w = &format3.rows[k];
+		snprintf(v, sizeof(v), "%.3fx [%.3f-%.3f], slower in %d of %d rounds", w->med_ratio, w->lo_ratio,
+		         w->hi_ratio, w->slower, w->nruns);
+		add_target(w->verdict >= 0, v, "throughput %s: format 4 no slower than format 3 (sign test)",
+		           f3_row_label(w));
+	}
+}
+
+static void e2e_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_E2E;
 	for (int k = 0; k < 4; k++) {
 		enum e2e_job j = k < 2 ? J_DAEMONS : J_DAEMONS_BIG;
 		int out = k % 2 ? OUT_FILE_ : OUT_NULL_;
@@ -145,8 +170,6 @@ void eval_targets(void)
 			           " pipe job", out_key[out], ring);
 		}
 	}
-	idle_target(&idle, "idle pair");
-	cur_issue = 9;
 	{
 		double r = e2e_speedup(IN_SEQ, J_DAEMONS, J_PIPE, OUT_FILE_);
 		double ro = e2e_speedup(IN_SEQ, J_DAEMONS, J_PIPE_OLD, OUT_FILE_);
@@ -169,18 +192,46 @@ void eval_targets(void)
 		add_target(-1, "not measured", "peak RSS with a full %" PRIu64 "-record backlog: consumer <="
 		           " producer + 16 MiB", opt.backlog_records);
 	}
-	for (int k = 0; k < 2; k++) {
-		int si = k ? 3 : 1;
-		double goal = k ? 3 : 10;
-		int pk = strongest_peer(si, true);
-		double r = pk >= 0 ? ratio_of(T_MMAPQ, (enum transport_row)pk, si) : 0;
-		snprintf(v, sizeof(v), "%.2fx (%s)", r, pk >= 0 ? tdefs[pk].key : "-");
-		add_target(r > 0 ? r >= goal : -1, r > 0 ? v : "not measured", "throughput %s: mmapq (%u/batch)"
-		           " >= %.0fx the stdio-buffered pipe", size_label(sizes[si]),
-		           ring_batch(ring_cap(sizes[si]), opt.batch), goal);
+	if (opt.corpus) {
+		const struct e2e_result *d = &corpus_e2e[CJ_DAEMONS], *p = &corpus_e2e[CJ_PIPE];
+		double r = corpus_speedup();
+		snprintf(v, sizeof(v), "%.3f s vs %.3f s (%.2fx)", d->med_secs, p->med_secs, r);
+		add_target(r > 0 ? r >= 1 : -1, r > 0 ? v : "not measured", "end to end, %s, output file:"
+		           " daemons (format line) >= 1x a line reader | pipe | writer", corpus_label[CORPUS_ALL]);
 	}
+}
 
-	cur_issue = 12;
+static void latency_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_LATENCY;
+	if (lat[L_MMAPQ].nruns && lat[L_PIPE].nruns) {
+		double r50 = lat[L_MMAPQ].med_p50 / lat[L_PIPE].med_p50;
+		double r99 = lat[L_MMAPQ].med_p99 / lat[L_PIPE].med_p99;
+		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r50, lat[L_MMAPQ].med_p50 / 1e3,
+		         lat[L_PIPE].med_p50 / 1e3);
+		add_target(r50 <= 1.1, v, "blocking latency p50: mmapq <= 1.1x pipe");
+		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r99, lat[L_MMAPQ].med_p99 / 1e3,
+		         lat[L_PIPE].med_p99 / 1e3);
+		add_target(r99 <= 1.3, v, "blocking latency p99: mmapq <= 1.3x pipe");
+	} else {
+		add_target(-1, "not measured", "blocking latency p50: mmapq <= 1.1x pipe");
+		add_target(-1, "not measured", "blocking latency p99: mmapq <= 1.3x pipe");
+	}
+	if (lat[L_MMAPQ_SPIN].nruns) {
+		snprintf(v, sizeof(v), "%.2f us (spin_us = %" PRIu32 ")", lat[L_MMAPQ_SPIN].med_p50 / 1e3, opt.spin_us);
+		add_target(lat[L_MMAPQ_SPIN].med_p50 < 1000, v, "latency p50 with spin_us: mmapq < 1 us");
+	} else {
+		add_target(-1, "not measured", "latency p50 with spin_us: mmapq < 1 us");
+	}
+}
+
+static void fanout_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_FANOUT;
 	for (int k = 1; k < NFAN; k++) {
 		double r = fanout_min_ratio(k);
 		if (r > 0) {
@@ -193,6 +244,42 @@ void eval_targets(void)
 			           " consumer", fan_consumers[k]);
 		}
 	}
+}
+
+static void space_durability_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_SPACE;
+	for (int k = 0; k < NCORPUS && opt.space; k++) {
+		const struct space_result *s = &space[k];
+		double r = s->measured && s->capacity3 ? (double)s->records / (double)s->capacity3 : 0;
+		snprintf(v, sizeof(v), "%.1fx (%" PRIu64 " vs %" PRIu64 " records)", r, s->records, s->capacity3);
+		add_target(r > 0 ? r >= 10 : -1, r > 0 ? v : s->failed ? "FAILED" : "not measured",
+		           "space, %s, %" PRIu64 " MiB queue: format 4 holds >= 10x format 3's records",
+		           corpus_label[k], opt.space_size >> 20);
+	}
+	cur_topic = TOPIC_DURABILITY;
+	for (int in = 0; in < NDINPUTS && opt.durability; in++) {
+		double r = dur_ratio(in, DM_BATCH);
+		snprintf(v, sizeof(v), "%.2fx (%.0f vs %.0f records/s)", r, dur[in][DM_BATCH].med_rps,
+		         dur[in][DM_NEVER].med_rps);
+		add_target(r > 0 ? r >= 0.5 : -1, r > 0 ? v : "not measured", "end to end, %s to a file: sync ="
+		           " batch >= 0.5x sync = never", in == DIN_LINES ? "64 B lines" : "integers");
+	}
+}
+
+void eval_targets(void)
+{
+	throughput_targets();
+	e2e_targets();
+	latency_targets();
+	fanout_targets();
+	cur_topic = TOPIC_NATS;
+	add_target(-1, "mmapq_bench_nats", "NATS: mmapq-consumer --output nats >= 0.8x a bare libnats publisher");
+	space_durability_targets();
+	cur_topic = TOPIC_IDLE;
+	idle_target(&idle, "idle pair");
 	idle_target(&fanout_idle, "idle, producer + " FANOUT_MAX_S " named consumers");
 }
 
@@ -461,10 +548,17 @@ void print_tables(void)
 		printf("  %-12s %7.1f s: other processes %5.1f%%, steal %5.1f%%%s\n", loads[i].name,
 		       loads[i].wall_s, loads[i].others_pct, loads[i].steal_pct,
 		       loads[i].others_pct > 5 || loads[i].steal_pct > 5 ? "  (disturbed)" : "");
-	printf("\nTargets (issues 5, 9 and 12)\n");
-	for (int i = 0; i < ntargets; i++)
-		printf("  #%d %-8s %-74s %s\n", targets[i].issue, targets[i].met > 0 ? "met" :
-		       targets[i].met == 0 ? "NOT MET" : "-", targets[i].what, targets[i].value);
+	printf("\nTargets, by topic\n");
+	for (int t = 0; t < NTOPICS; t++)
+		for (int i = 0, first = 1; i < ntargets; i++) {
+			if (targets[i].topic != (enum topic)t)
+				continue;
+			if (first)
+				printf("  %s\n", topic_name[t]);
+			first = 0;
+			printf("    %-8s %-80s %s\n", targets[i].met > 0 ? "met" : targets[i].met == 0 ? "NOT MET" : "-",
+			       targets[i].what, targets[i].value);
+		}
 	printf("\n%s: %" PRIu64 " records verified\n", failed ? "FAILED" : "OK", total_verified);
 }
 
@@ -646,14 +740,25 @@ void print_json(void)
 		       " \"steal_percent\": %.1f}", i ? "," : "", loads[i].name, loads[i].wall_s,
 		       loads[i].others_pct, loads[i].steal_pct);
 	printf("\n  ],\n");
-	printf("  \"targets\": [");
-	for (int i = 0; i < ntargets; i++) {
-		printf("%s\n    {\"issue\": %d, \"target\": ", i ? "," : "", targets[i].issue);
-		json_str(targets[i].what);
-		printf(", \"met\": %s, \"value\": ", targets[i].met > 0 ? "true" : targets[i].met == 0 ? "false" : "null");
-		json_str(targets[i].value);
-		printf("}");
+	/* by topic: {"throughput": [...], "end to end": [...], ...} */
+	printf("  \"targets\": {");
+	for (int t = 0, nt = 0; t < NTOPICS; t++) {
+		int n = 0;
+		for (int i = 0; i < ntargets; i++) {
+			if (targets[i].topic != (enum topic)t)
+				continue;
+			if (n++ == 0)
+				printf("%s\n    \"%s\": [", nt++ ? "," : "", topic_name[t]);
+			printf("%s\n      {\"target\": ", n > 1 ? "," : "");
+			json_str(targets[i].what);
+			printf(", \"met\": %s, \"value\": ",
+			       targets[i].met > 0 ? "true" : targets[i].met == 0 ? "false" : "null");
+			json_str(targets[i].value);
+			printf("}");
+		}
+		if (n)
+			printf("\n    ]");
 	}
-	printf("\n  ],\n  \"records_verified\": %" PRIu64 ",\n  \"ok\": %s\n}\n", total_verified,
+	printf("\n  },\n  \"records_verified\": %" PRIu64 ",\n  \"ok\": %s\n}\n", total_verified,
 	       failed ? "false" : "true");
 }
