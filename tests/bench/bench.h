@@ -22,8 +22,9 @@
  *                        built and loaded while the benchmark runs
  *                        (format3_peer.c, with mmapq_ends.h: the library's
  *                        producer and consumer, written once for both APIs)
- *   corpus.c             the Debian changelogs: space in a 64 MiB queue,
- *                        and end to end against a line reader | pipe | writer
+ *   corpus.c             the changelogs of this machine: the queue bytes
+ *                        they need (format 4 against format 3), and end to
+ *                        end against cat | cat
  *   durability.c         the daemons with each sync mode, the disk's bound
  *   report.c             targets by topic, the text tables, JSON
  *   plot.c               --plot: gnuplot data, script and charts
@@ -65,7 +66,6 @@ extern const uint32_t sizes[NSIZES]; /* 8, 64, 1024, 16384 */
 struct opts {
 	bool quick, json, e2e, idle, tput, lat, fanout, format3, space, corpus, durability;
 	int f3_runs;          /* rounds of the format-3 comparison */
-	uint64_t space_size;  /* the queue of the space rows, bytes */
 	uint64_t corpus_lines; /* the first lines of each corpus only (0: all) */
 	uint64_t dur_lines, dur_ints; /* records of the durability inputs */
 	uint64_t dur_always_div;      /* sync = always carries 1/this of them */
@@ -119,6 +119,8 @@ void *xalloc(size_t n); /* zeroed, 64-byte aligned; exits on failure */
 uint32_t pow2_floor(uint64_t v);
 int cmp_u64(const void *a, const void *b);
 double median(const double *v, int n);
+/* the median (med NULL: not wanted), lowest and highest of v[0..n) */
+void spread(const double *v, int n, double *med, double *lo, double *hi);
 
 /* ---- interference: what else ran on the machine meanwhile (util.c) --------------- */
 
@@ -518,6 +520,7 @@ struct corpus {
 	char *path;              /* its lines, as the producer takes them (format line) */
 	uint32_t max_record;     /* the shipped max_record: longer lines are left out */
 	uint64_t files, lines, bytes, payload, longest; /* bytes: with the '\n's */
+	uint64_t frames;         /* format 4: the bytes of their frames */
 	uint64_t cr, nul_dropped, long_dropped, unterminated, unreadable;
 };
 extern struct corpus corpus[NCORPUS];
@@ -525,19 +528,22 @@ extern struct corpus corpus[NCORPUS];
 struct space_result {
 	bool ran, failed, measured;
 	char why[160];
-	uint32_t max_record;     /* of the format-4 queue */
-	uint64_t records, bytes; /* format 4: records put until full, their payload bytes */
-	uint64_t passes;         /* times the whole corpus went in before that */
-	uint64_t used, file4;    /* ring bytes they take; the queue file */
-	uint32_t record_size3;   /* format 3, computed */
-	uint64_t slot3, capacity3, file3;
+	const struct corpus *corpus;
+	uint32_t max_record;     /* format 4: the longest line (at least 8) */
+	uint64_t size4;          /* the least ring that held it all, measured */
+	uint64_t used4, file4;   /* the bytes its records took in it; the queue file */
+	uint32_t record_size3;   /* format 3, computed: the longest line */
+	uint64_t slot3, capacity3, ring3, file3;
+	bool fits3;              /* within format 3's limits (2^24 slots, 1 MiB records) */
 };
 extern struct space_result space[NCORPUS];
 
-enum corpus_job { CJ_DAEMONS, CJ_PIPE, NCJOBS };
+enum corpus_job { CJ_DAEMONS, CJ_CAT, NCJOBS };
 extern struct e2e_result corpus_e2e[NCJOBS];
 
 void run_space(void);
+/* format 3's bytes / format 4's: the rings, or (exact) without the powers of two */
+double space_ratio(const struct space_result *s, bool exact);
 void run_corpus_e2e(void);
 void corpus_free(void);
 const char *corpus_job_label(enum corpus_job j);
@@ -546,7 +552,8 @@ double corpus_speedup(void);
 
 /* ---- durable modes at speed (durability.c) ---------------------------------------- */
 
-enum dur_mode { DM_NEVER, DM_BATCH, DM_INTERVAL, DM_ALWAYS, NDMODES };
+/* the four sync modes, then the disk's own row */
+enum dur_mode { DM_NEVER, DM_BATCH, DM_INTERVAL, DM_ALWAYS, DM_DISK, NDMODES };
 enum dur_in { DIN_LINES, DIN_INTS, NDINPUTS };
 extern const char *const dur_mode_key[NDMODES];
 extern const char *const dur_in_key[NDINPUTS];
@@ -567,23 +574,22 @@ struct dur_result {
 	int nruns;
 	double secs[MAX_RUNS], rps[MAX_RUNS];
 	double med_secs, med_rps, lo_rps, hi_rps;
+	double med_ratio, lo_ratio, hi_ratio; /* rps / never's, round by round */
 };
 extern struct dur_result dur[NDINPUTS][NDMODES];
 
 struct disk_result {
-	bool ran;
 	int nruns;
-	double bps[MAX_RUNS], sync_s[MAX_RUNS];  /* streaming bytes/s; one 4 KiB write + fdatasync */
-	double med_bps, lo_bps, hi_bps, med_sync_s;
+	double sync_s[MAX_RUNS]; /* one 4 KiB write + fdatasync */
+	double med_sync_s;
 };
 extern struct disk_result disk;
 
 void run_durability(void);
 void dur_free(void);
-/* mode's records/s / never's, for that input; 0 if either did not run */
+/* the median of mode's records/s / never's, round by round; 0 if either did not run */
 double dur_ratio(int in, int mode);
-/* seconds the whole input's durable bytes take at the disk's speed (0: unknown) */
-double dur_disk_bound(int in);
+const char *dur_row_label(int mode);
 
 /* ---- the format-3 peer (format3.c) ------------------------------------------------ */
 

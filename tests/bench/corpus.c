@@ -15,24 +15,21 @@
  * counted as the benchmark runs.  --corpus-lines N takes the first N lines
  * of each (--quick: 20000).
  *
- * Space: how many of the corpus's records fit in a queue of --space-size
- * bytes (64 MiB).  Format 4, measured: a real queue (size that, max_record
- * as shipped, or the longest line if longer), filled with mmapq_put, the
- * lines in corpus order (from the start again at its end), until the next
- * line does not fit.  Format 3, computed from its layout (mmapq_format.h,
- * versions 1-3): record_size the corpus's longest line, a slot 16 bytes +
- * record_size rounded up to 8, the capacity the largest power of two whose
- * slots fit in the same bytes (the file: those and the 4 KiB header, as
- * format 4's).
+ * Space: the bytes of queue each format needs to hold the whole corpus.
+ * Format 4, measured: a real queue, max_record the longest line, its ring
+ * the least power of two at or above the corpus's frames (8 bytes + the
+ * line rounded up to 8, each) that max_record allows, every line put (a
+ * line refused: the next power of two).  Format 3, computed from its layout
+ * (mmapq_format.h, versions 1-3): record_size the longest line, a slot 16
+ * bytes + record_size rounded up to 8, the capacity the least power of two
+ * of slots at or above the lines.  The ratio of the two rings, and of the
+ * bytes without the powers of two (lines x slot over the frames).
  *
  * End to end: the corpus through the daemons (format line, the shipped
  * size and max_record, sync never, output file:, consumer --count lines)
- * against the same two-process job over a pipe: a line reader that reads
- * the corpus in 1 MiB blocks, finds every line (memchr) and writes the
- * complete lines of each block to the pipe in one write(), and a writer
- * that reads the pipe and writes the file in 1 MiB blocks; the pipe's
- * buffer raised to 1 MiB (F_SETPIPE_SZ, unprivileged).  Both outputs are
- * compared with the corpus.  The two take turns, --runs times.
+ * against cat < corpus | cat > file, each cat pinned to the CPU of the
+ * daemon it stands for.  Both outputs are compared with the corpus byte
+ * for byte.  The two take turns, --runs times.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +46,7 @@
 #include "mmapq_format.h"
 #include "testutil.h"
 
-#define CORPUS_BLOCK (1u << 20) /* the pipe job's reads and writes */
+#define CORPUS_BLOCK (1u << 20) /* the corpus file's writes */
 #define DOC_DIR "/usr/share/doc"
 
 const char *const corpus_label[NCORPUS] = {
@@ -100,6 +97,7 @@ static int out_line(struct corpus_out *o, const char *line, size_t len)
 	}
 	c->lines++;
 	c->payload += len;
+	c->frames += mmapq_frame_size(len);
 	c->bytes += len + 1;
 	if (len > c->longest)
 		c->longest = len;
@@ -226,9 +224,18 @@ static bool build_corpus(void)
 
 /* ---- space ---------------------------------------------------------------------- */
 
-/* Lines of the corpus put into a new queue of --space-size bytes until the
- * next does not fit (from the start again at the corpus's end). */
-static int fill_queue(const struct corpus *c, struct space_result *s)
+static uint64_t pow2_at_least(uint64_t v, uint64_t least)
+{
+	uint64_t p = least;
+	while (p < v)
+		p *= 2;
+	return p;
+}
+
+/* The corpus in a new format-4 queue of s->size4 bytes: every line put
+ * (none may be refused), then what the queue says it holds.  0, 1 (a line
+ * did not fit: try a bigger ring), or -1 (why says why). */
+static int hold_corpus(const struct corpus *c, struct space_result *s)
 {
 	char *path = tu_path(tmpdir, "space.q");
 	int fd = open(c->path, O_RDONLY | O_CLOEXEC), ret = -1;
@@ -239,12 +246,10 @@ static int fill_queue(const struct corpus *c, struct space_result *s)
 	uint64_t put = 0;
 
 	unlink(path);
-	s->max_record = c->longest > c->max_record ? (uint32_t)c->longest : c->max_record;
 	{
 		struct mmapq_params p = {
-			.path = path, .role = MMAPQ_ROLE_PRODUCER, .size = opt.space_size,
-			.max_record = s->max_record, .format = MMAPQ_FORMAT_LINE, .sync = MMAPQ_SYNC_NEVER,
-			.file_mode = 0600,
+			.path = path, .role = MMAPQ_ROLE_PRODUCER, .size = s->size4, .max_record = s->max_record,
+			.format = MMAPQ_FORMAT_LINE, .sync = MMAPQ_SYNC_NEVER, .file_mode = 0600,
 		};
 		int r = mmapq_open(&p, &q, &err);
 		if (r < 0) {
@@ -256,41 +261,25 @@ static int fill_queue(const struct corpus *c, struct space_result *s)
 		snprintf(s->why, sizeof(s->why), "%s: %s", c->path, strerror(errno));
 		goto out;
 	}
-	for (uint64_t off = 0;; s->passes += off == 0) {
+	for (uint64_t off = 0; off < c->bytes; put++) {
 		const char *line = text + off, *nl = memchr(line, '\n', c->bytes - off);
 		uint32_t len = (uint32_t)(nl - line);
 		int r = mmapq_put(q, line, len);
 		if (r == -ENOBUFS) {
-			/* what the producer knows of the room may be old: ask (no wait) */
-			uint64_t room;
-			r = mmapq_reserve(q, len, mmapq_now_ns(), &room);
-			if (r == -ETIMEDOUT || r == -EAGAIN)
-				break; /* full */
-			if (r == 0)
-				r = mmapq_put(q, line, len);
-			if (r == -ENOBUFS)
-				break;
-		}
-		if (r < 0) {
-			snprintf(s->why, sizeof(s->why), "mmapq_put of line %" PRIu64 ": %s", put, mmapq_strerror(r));
+			ret = 1;
 			goto out;
 		}
-		put++;
-		s->bytes += len;
-		if (put % 4096 == 0 && (r = mmapq_publish(q)) < 0) {
-			snprintf(s->why, sizeof(s->why), "mmapq_publish: %s", mmapq_strerror(r));
+		if (r < 0 || (put % 4096 == 4095 && (r = mmapq_publish(q)) < 0)) {
+			snprintf(s->why, sizeof(s->why), "line %" PRIu64 ": %s", put + 1, mmapq_strerror(r));
 			goto out;
 		}
 		off = (uint64_t)(nl + 1 - text);
-		if (off == c->bytes)
-			off = 0;
 	}
-	if (mmapq_publish(q) < 0 || mmapq_status(q, &st) < 0 || st.tail != put) {
-		snprintf(s->why, sizeof(s->why), "the queue does not hold the %" PRIu64 " records put", put);
+	if (mmapq_publish(q) < 0 || mmapq_status(q, &st) < 0 || st.tail != c->lines) {
+		snprintf(s->why, sizeof(s->why), "the queue does not hold the %" PRIu64 " lines put", put);
 		goto out;
 	}
-	s->records = put;
-	s->used = st.used_bytes;
+	s->used4 = st.used_bytes;
 	s->file4 = st.file_size;
 	ret = 0;
 out:
@@ -304,19 +293,43 @@ out:
 	return ret;
 }
 
-/* Format 3's capacity, computed from its layout: record_size the longest
- * line, slots of 16 bytes + record_size rounded up to 8, the largest
- * power of two of them in the same ring bytes. */
+/* Format 4, measured: the least ring (a power of two) that takes the whole
+ * corpus, max_record its longest line. */
+static int format4_space(const struct corpus *c, struct space_result *s)
+{
+	int r;
+
+	s->max_record = c->longest < MMAPQ_MAX_RECORD_MIN ? MMAPQ_MAX_RECORD_MIN : (uint32_t)c->longest;
+	s->size4 = pow2_at_least(c->frames, MMAPQ_SIZE_MIN);
+	while (mmapq_max_record_limit(s->size4) < s->max_record)
+		s->size4 *= 2;
+	while ((r = hold_corpus(c, s)) == 1 && s->size4 < MMAPQ_SIZE_MAX)
+		s->size4 *= 2;
+	if (r == 1)
+		snprintf(s->why, sizeof(s->why), "no ring up to %" PRIu64 " bytes holds it", (uint64_t)MMAPQ_SIZE_MAX);
+	return r == 0 ? 0 : -1;
+}
+
+/* Format 3, computed from its layout (mmapq_format.h, versions 1-3):
+ * record_size the longest line, a slot 16 bytes + record_size rounded up
+ * to 8, capacity the least power of two of slots that takes every line. */
 static void format3_space(const struct corpus *c, struct space_result *s)
 {
 	s->record_size3 = c->longest < MMAPQ_MAX_RECORD_MIN ? MMAPQ_MAX_RECORD_MIN : (uint32_t)c->longest;
-	s->capacity3 = 0;
-	if (c->longest > MMAPQ_RECORD_SIZE_MAX_V3)
-		return; /* format 3 cannot hold the longest line at all */
 	s->slot3 = mmapq_slot_size_v3(MMAPQ_VERSION_3, MMAPQ_FORMAT_LINE, s->record_size3);
-	for (uint64_t cap = 2; cap * s->slot3 <= opt.space_size && cap <= MMAPQ_CAPACITY_MAX_V3; cap *= 2)
-		s->capacity3 = cap;
-	s->file3 = MMAPQ_HEADER_SIZE + s->capacity3 * s->slot3;
+	s->capacity3 = pow2_at_least(c->lines, 2);
+	s->ring3 = s->capacity3 * s->slot3;
+	s->file3 = MMAPQ_HEADER_SIZE + s->ring3;
+	/* beyond what format 3 allowed: the bytes are what it would have taken */
+	s->fits3 = c->longest <= MMAPQ_RECORD_SIZE_MAX_V3 && s->capacity3 <= MMAPQ_CAPACITY_MAX_V3;
+}
+
+double space_ratio(const struct space_result *s, bool exact)
+{
+	if (!s->measured)
+		return 0;
+	return exact ? (double)(s->corpus->lines * s->slot3) / (double)s->corpus->frames :
+	       (double)s->ring3 / (double)s->size4;
 }
 
 void run_space(void)
@@ -327,6 +340,7 @@ void run_space(void)
 	for (int k = 0; k < NCORPUS; k++) {
 		struct space_result *s = &space[k];
 		s->ran = true;
+		s->corpus = &corpus[k];
 		if (!build_corpus()) {
 			snprintf(s->why, sizeof(s->why), "no corpus");
 			continue;
@@ -335,7 +349,7 @@ void run_space(void)
 			snprintf(s->why, sizeof(s->why), "no line in the corpus");
 			continue;
 		}
-		if (fill_queue(&corpus[k], s) < 0) {
+		if (format4_space(&corpus[k], s) < 0) {
 			s->failed = true;
 			failed = true;
 			note("space: %s: FAILED: %s", corpus_label[k], s->why);
@@ -343,115 +357,41 @@ void run_space(void)
 		}
 		format3_space(&corpus[k], s);
 		s->measured = true;
-		note("space: %s: %" PRIu64 " records in format 4, %" PRIu64 " in format 3 (record_size %" PRIu32
-		     "): %.1fx", corpus_label[k], s->records, s->capacity3, s->record_size3,
-		     s->capacity3 ? (double)s->records / (double)s->capacity3 : 0);
+		note("space: %s: format 4 a ring of %" PRIu64 " bytes, format 3 %" PRIu64 " slots of %" PRIu64
+		     " bytes: %.1fx (%.1fx without the powers of two)", corpus_label[k], s->size4, s->capacity3,
+		     s->slot3, space_ratio(s, false), space_ratio(s, true));
 	}
 	load_section_end("space", &m);
 }
 
-/* ---- end to end: the corpus through the daemons, and over a pipe -------------------- */
+/* ---- end to end: the corpus through the daemons, and cat | cat ------------------------ */
 
-/* The line reader: whole lines of each 1 MiB block, one write() each. */
-static int reader_child(const struct corpus *c, int out_fd)
+/* cat < corpus | cat > out, each cat pinned as the daemons are. */
+static int cat_job(const struct corpus *c, char *why, size_t whylen, double *secs, struct child_use use[2])
 {
-	char *buf = xalloc(CORPUS_BLOCK);
-	size_t have = 0;
-	uint64_t lines = 0;
-	int in_fd = open(c->path, O_RDONLY | O_CLOEXEC);
-
-	if (in_fd < 0)
-		return child_fail("%s: %s", c->path, strerror(errno));
-	for (;;) {
-		ssize_t k = read(in_fd, buf + have, CORPUS_BLOCK - have);
-		const char *p, *end;
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return child_fail("read %s: %s", c->path, strerror(errno));
-		if (k == 0)
-			break;
-		have += (size_t)k;
-		p = buf;
-		end = buf + have;
-		for (const char *nl; (nl = memchr(p, '\n', (size_t)(end - p))); p = nl + 1) {
-			if ((uint64_t)(nl - p) > c->max_record)
-				return child_fail("line %" PRIu64 " is longer than %" PRIu32 " bytes", lines + 1,
-				                  c->max_record);
-			lines++;
-		}
-		if (p == buf && have == CORPUS_BLOCK)
-			return child_fail("a line longer than the %u-byte block", CORPUS_BLOCK);
-		if (p > buf && tu_write_all(out_fd, buf, (size_t)(p - buf)) < 0)
-			return child_fail("write to pipe: %s", strerror(errno));
-		have = (size_t)(end - p);
-		memmove(buf, p, have);
-	}
-	if (have || lines != c->lines)
-		return child_fail("read %" PRIu64 " lines (+%zu bytes), expected %" PRIu64, lines, have, c->lines);
-	close(out_fd);
-	return 0;
-}
-
-/* The writer: the pipe into the file, in 1 MiB blocks. */
-static int writer_child(int in_fd, const char *out)
-{
-	char *buf = xalloc(CORPUS_BLOCK);
-	size_t have = 0;
-	int out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0640);
-
-	if (out_fd < 0)
-		return child_fail("%s: %s", out, strerror(errno));
-	for (;;) {
-		ssize_t k = read(in_fd, buf + have, CORPUS_BLOCK - have);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return child_fail("read pipe: %s", strerror(errno));
-		have += (size_t)k;
-		if ((k == 0 || have == CORPUS_BLOCK) && have) {
-			if (tu_write_all(out_fd, buf, have) < 0)
-				return child_fail("write %s: %s", out, strerror(errno));
-			have = 0;
-		}
-		if (k == 0)
-			break;
-	}
-	return close(out_fd) < 0 ? child_fail("close %s: %s", out, strerror(errno)) : 0;
-}
-
-static int pipe_line_job(const struct corpus *c, char *why, size_t whylen, double *secs,
-                         struct child_use use[2])
-{
-	char *out = tu_path(tmpdir, "corpus-pipe.out");
-	int pfd[2], st[2], ret = -1;
+	char *out = tu_path(tmpdir, "corpus-cat.out");
+	char *argv[] = {(char *)"cat", NULL};
+	int pfd[2] = {-1, -1}, in_fd = open(c->path, O_RDONLY | O_CLOEXEC), ret = -1;
+	int out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	pid_t pid[2];
+	int st[2];
 	uint64_t t0, t1;
 
-	unlink(out);
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		snprintf(why, whylen, "pipe: %s", strerror(errno));
-		free(out);
-		return -1;
+	if (in_fd < 0 || out_fd < 0 || null_fd < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(why, whylen, "open: %s", strerror(errno));
+		goto out;
 	}
-	(void)fcntl(pfd[1], F_SETPIPE_SZ, (int)CORPUS_BLOCK); /* as deep as an unprivileged one gets */
 	t0 = now_ns();
-	pid[0] = fork_pinned(cpu_a);
-	if (pid[0] == 0) {
-		close(pfd[0]);
-		_exit(reader_child(c, pfd[1]));
-	}
-	pid[1] = fork_pinned(cpu_b);
-	if (pid[1] == 0) {
-		close(pfd[1]);
-		_exit(writer_child(pfd[0], out));
-	}
+	pid[1] = spawn(argv, pfd[0], out_fd, null_fd, cpu_b);
+	pid[0] = spawn(argv, in_fd, pfd[1], null_fd, cpu_a);
 	close(pfd[0]);
 	close(pfd[1]);
+	pfd[0] = pfd[1] = -1;
 	wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
 	t1 = now_ns();
 	if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0) {
-		snprintf(why, whylen, "reader exited %d, writer %d", tu_exit_code(st[0]), tu_exit_code(st[1]));
+		snprintf(why, whylen, "cat | cat: %d, %d", tu_exit_code(st[0]), tu_exit_code(st[1]));
 		goto out;
 	}
 	if (files_equal(c->path, out, why, whylen) < 0)
@@ -459,6 +399,15 @@ static int pipe_line_job(const struct corpus *c, char *why, size_t whylen, doubl
 	*secs = (double)(t1 - t0) / 1e9;
 	ret = 0;
 out:
+	for (int i = 0; i < 2; i++)
+		if (pfd[i] >= 0)
+			close(pfd[i]);
+	if (in_fd >= 0)
+		close(in_fd);
+	if (out_fd >= 0)
+		close(out_fd);
+	if (null_fd >= 0)
+		close(null_fd);
 	unlink(out);
 	free(out);
 	return ret;
@@ -466,8 +415,7 @@ out:
 
 const char *corpus_job_label(enum corpus_job j)
 {
-	return j == CJ_DAEMONS ? "daemons, format line, as shipped, output file" :
-	       "line reader | pipe | writer, 1 MiB blocks";
+	return j == CJ_DAEMONS ? "daemons, format line, as shipped, output file" : "cat < corpus | cat > file";
 }
 
 void run_corpus_e2e(void)
@@ -499,7 +447,7 @@ void run_corpus_e2e(void)
 				};
 				r = run_daemons(&job, res->why, sizeof(res->why), &s, use);
 			} else {
-				r = pipe_line_job(c, res->why, sizeof(res->why), &s, use);
+				r = cat_job(c, res->why, sizeof(res->why), &s, use);
 			}
 			if (r < 0) {
 				res->failed = true;
@@ -541,7 +489,7 @@ void corpus_free(void)
 
 double corpus_speedup(void)
 {
-	const struct e2e_result *d = &corpus_e2e[CJ_DAEMONS], *p = &corpus_e2e[CJ_PIPE];
+	const struct e2e_result *d = &corpus_e2e[CJ_DAEMONS], *p = &corpus_e2e[CJ_CAT];
 	if (!d->nruns || d->failed || !p->nruns || p->failed || d->med_secs <= 0)
 		return 0;
 	return p->med_secs / d->med_secs;

@@ -14,12 +14,15 @@
  * is compared.  Every output file is compared with its input.  The modes
  * and inputs take turns, --runs times.
  *
- * The disk's own bound: what must reach the disk for a run to be durable
- * is at least every record's frame in the queue file and the output file;
- * those bytes at the disk's streaming speed (a 64 MiB file written in 1 MiB
- * writes, then fdatasync, on the same file system, in every round) is the
- * least time any durable mode can take.  And one 4 KiB write + fdatasync's
- * time (the same, 64 of them), the round trip that always pays per sync.
+ * The disk, a peer row for each input: the bytes a durable run of the
+ * whole input must at least write (every record's frame in the queue file,
+ * and the output file) written as dd would, 1 MiB write()s into a new file
+ * on the same file system, then one fdatasync; its "records/s" is the
+ * input's records over that time.  And one 4 KiB write + fdatasync's time
+ * (64 of them), the round trip that always pays per sync.
+ *
+ * Every row is also a ratio to sync = never round by round (the two ran
+ * minutes apart at most); the median of those ratios and their range.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,11 +35,10 @@
 #include "testutil.h"
 
 #define DUR_LINE 64u                      /* bytes of a line, without its '\n' */
-#define DISK_STREAM_BYTES (64u << 20)
 #define DISK_BLOCK (1u << 20)
 #define DISK_SYNCS 64
 
-const char *const dur_mode_key[NDMODES] = {"never", "batch", "interval", "always"};
+const char *const dur_mode_key[NDMODES] = {"never", "batch", "interval", "always", "disk"};
 const char *const dur_in_key[NDINPUTS] = {"lines", "ints"};
 struct dur_result dur[NDINPUTS][NDMODES];
 struct dur_input dur_input[NDINPUTS][2];
@@ -74,38 +76,53 @@ static int write_lines(const char *path, uint64_t count, uint64_t *bytes)
 	return r;
 }
 
-/* The disk: streaming write speed (bytes/s) and one 4 KiB write + fdatasync
- * (s), on tmpdir's file system. */
-static int disk_once(double *bps, double *sync_s)
+/* bytes (the frames and the output of input in) written to a new file in
+ * 1 MiB writes, then fdatasync: seconds, or < 0. */
+static double disk_write(uint64_t bytes)
 {
 	char *path = tu_path(tmpdir, "disk.bin"), *buf = xalloc(DISK_BLOCK);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r = -1;
-	uint32_t total = opt.quick ? DISK_STREAM_BYTES / 16 : DISK_STREAM_BYTES;
-	uint64_t t0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	double secs = -1;
+	uint64_t t0 = now_ns();
 
 	memset(buf, 0x5a, DISK_BLOCK);
 	if (fd < 0)
 		goto out;
-	t0 = now_ns();
-	for (uint32_t off = 0; off < total; off += DISK_BLOCK)
-		if (tu_write_all(fd, buf, DISK_BLOCK) < 0)
+	for (uint64_t off = 0; off < bytes; off += DISK_BLOCK)
+		if (tu_write_all(fd, buf, bytes - off < DISK_BLOCK ? bytes - off : DISK_BLOCK) < 0)
 			goto out;
 	if (fdatasync(fd) < 0)
 		goto out;
-	*bps = (double)total / ((double)(now_ns() - t0) / 1e9);
-	t0 = now_ns();
-	for (int i = 0; i < DISK_SYNCS; i++)
-		if (pwrite(fd, buf, 4096, (off_t)i * 4096) != 4096 || fdatasync(fd) < 0)
-			goto out;
-	*sync_s = (double)(now_ns() - t0) / 1e9 / DISK_SYNCS;
-	r = 0;
+	secs = (double)(now_ns() - t0) / 1e9;
 out:
 	if (fd >= 0)
 		close(fd);
 	unlink(path);
 	free(path);
 	free(buf);
-	return r;
+	return secs;
+}
+
+/* One 4 KiB write + fdatasync: seconds (the mean of DISK_SYNCS), or < 0. */
+static double disk_sync_once(void)
+{
+	char *path = tu_path(tmpdir, "disk-sync.bin"), buf[4096];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	double secs = -1;
+	uint64_t t0 = now_ns();
+
+	memset(buf, 0x5a, sizeof(buf));
+	for (int i = 0; fd >= 0 && i < DISK_SYNCS; i++)
+		if (pwrite(fd, buf, sizeof(buf), (off_t)i * 4096) != 4096 || fdatasync(fd) < 0)
+			goto out;
+	if (fd >= 0)
+		secs = (double)(now_ns() - t0) / 1e9 / DISK_SYNCS;
+out:
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	free(path);
+	return secs;
 }
 
 static bool make_inputs(void)
@@ -146,25 +163,25 @@ static void dur_once(int in, int mode)
 	res->records = src->records;
 	if (res->failed)
 		return;
-	if (run_daemons(&job, res->why, sizeof(res->why), &s, use) < 0) {
+	if (mode == DM_DISK) {
+		s = disk_write(dur_bytes[in]);
+		if (s <= 0) {
+			snprintf(res->why, sizeof(res->why), "writing %" PRIu64 " bytes to %s: %s", dur_bytes[in],
+			         tmpdir, strerror(errno));
+			res->failed = true;
+			failed = true;
+			return;
+		}
+	} else if (run_daemons(&job, res->why, sizeof(res->why), &s, use) < 0) {
 		res->failed = true;
 		failed = true;
 		note("durability: %s, sync %s: FAILED: %s", dur_in_key[in], dur_mode_key[mode], res->why);
 		return;
 	}
-	total_verified += src->records;
+	if (mode != DM_DISK)
+		total_verified += src->records;
 	res->secs[res->nruns] = s;
 	res->rps[res->nruns++] = (double)src->records / s;
-}
-
-static void spread(const double *v, int n, double *med, double *lo, double *hi)
-{
-	*med = median(v, n);
-	*lo = *hi = n ? v[0] : 0;
-	for (int i = 1; i < n; i++) {
-		*lo = v[i] < *lo ? v[i] : *lo;
-		*hi = v[i] > *hi ? v[i] : *hi;
-	}
 }
 
 void run_durability(void)
@@ -172,7 +189,6 @@ void run_durability(void)
 	struct load_mark m;
 
 	load_mark(&m);
-	disk.ran = true;
 	if (!make_inputs()) {
 		failed = true;
 		for (int in = 0; in < NDINPUTS; in++)
@@ -182,30 +198,38 @@ void run_durability(void)
 			}
 		goto out;
 	}
+	for (int in = 0; in < NDINPUTS; in++) {
+		/* each record's frame in the queue file, and the output file */
+		uint64_t frame = in == DIN_LINES ? mmapq_frame_size(DUR_LINE) : mmapq_frame_size(8);
+		dur_bytes[in] = dur_input[in][0].records * frame + dur_input[in][0].bytes;
+	}
 	for (int run = 0; run < opt.runs; run++) {
-		if (disk_once(&disk.bps[disk.nruns], &disk.sync_s[disk.nruns]) == 0)
-			disk.nruns++;
+		double sy = disk_sync_once();
+		if (sy > 0)
+			disk.sync_s[disk.nruns++] = sy;
 		for (int in = 0; in < NDINPUTS; in++)
 			for (int mode = 0; mode < NDMODES; mode++)
 				dur_once(in, mode);
 	}
-	if (disk.nruns) {
-		spread(disk.bps, disk.nruns, &disk.med_bps, &disk.lo_bps, &disk.hi_bps);
+	if (disk.nruns)
 		disk.med_sync_s = median(disk.sync_s, disk.nruns);
-	}
 	for (int in = 0; in < NDINPUTS; in++) {
-		const struct dur_input *src = &dur_input[in][0];
-		/* each record's frame in the queue file, and the output file */
-		uint64_t frame = in == DIN_LINES ? mmapq_frame_size(DUR_LINE) : mmapq_frame_size(8);
-		dur_bytes[in] = src->records * frame + src->bytes;
+		const struct dur_result *never = &dur[in][DM_NEVER];
 		for (int mode = 0; mode < NDMODES; mode++) {
 			struct dur_result *res = &dur[in][mode];
 			if (res->failed || !res->nruns)
 				continue;
 			spread(res->rps, res->nruns, &res->med_rps, &res->lo_rps, &res->hi_rps);
 			res->med_secs = median(res->secs, res->nruns);
-			note("durability: %-5s sync %-8s %7.3f s  %10.0f records/s  %.2fx never", dur_in_key[in],
-			     dur_mode_key[mode], res->med_secs, res->med_rps, dur_ratio(in, mode));
+			if (!never->failed && never->nruns == res->nruns) {
+				double ratio[MAX_RUNS];
+				for (int i = 0; i < res->nruns; i++)
+					ratio[i] = res->rps[i] / never->rps[i];
+				spread(ratio, res->nruns, &res->med_ratio, &res->lo_ratio, &res->hi_ratio);
+			}
+			note("durability: %-5s %-14s %7.3f s  %10.0f records/s  %.2fx never [%.2f-%.2f]",
+			     dur_in_key[in], dur_row_label(mode), res->med_secs, res->med_rps, res->med_ratio,
+			     res->lo_ratio, res->hi_ratio);
 		}
 	}
 out:
@@ -214,17 +238,16 @@ out:
 
 double dur_ratio(int in, int mode)
 {
-	const struct dur_result *a = &dur[in][mode], *b = &dur[in][DM_NEVER];
-	if (a->failed || !a->nruns || b->failed || !b->nruns || b->med_rps <= 0)
-		return 0;
-	return a->med_rps / b->med_rps;
+	const struct dur_result *a = &dur[in][mode];
+	return a->failed || !a->nruns ? 0 : a->med_ratio;
 }
 
-/* The least time the bytes a durable run must write take at the disk's
- * streaming speed, for the full input (0: the disk was not measured). */
-double dur_disk_bound(int in)
+const char *dur_row_label(int mode)
 {
-	return disk.med_bps > 0 ? (double)dur_bytes[in] / disk.med_bps : 0;
+	static const char *const label[NDMODES] = {
+		"sync = never", "sync = batch", "sync = interval", "sync = always", "disk (dd)",
+	};
+	return label[mode];
 }
 
 void dur_free(void)

@@ -374,22 +374,10 @@ static int sign_threshold(int n)
 	return 0;
 }
 
-static void lo_hi(const double *v, int n, double *lo, double *hi)
-{
-	*lo = *hi = n ? v[0] : 0;
-	for (int i = 1; i < n; i++) {
-		if (v[i] < *lo)
-			*lo = v[i];
-		if (v[i] > *hi)
-			*hi = v[i];
-	}
-}
-
 static void summarise(struct f3_row *w)
 {
 	for (int s = 0; s < 2; s++) {
-		w->med[s] = median(w->rps[s], w->nruns);
-		lo_hi(w->rps[s], w->nruns, &w->lo[s], &w->hi[s]);
+		spread(w->rps[s], w->nruns, &w->med[s], &w->lo[s], &w->hi[s]);
 	}
 	w->slower = w->faster = 0;
 	for (int i = 0; i < w->nruns; i++) {
@@ -397,8 +385,7 @@ static void summarise(struct f3_row *w)
 		w->slower += w->ratio[i] < 1;
 		w->faster += w->ratio[i] > 1;
 	}
-	w->med_ratio = median(w->ratio, w->nruns);
-	lo_hi(w->ratio, w->nruns, &w->lo_ratio, &w->hi_ratio);
+	spread(w->ratio, w->nruns, &w->med_ratio, &w->lo_ratio, &w->hi_ratio);
 	w->verdict = format3.sign_k && w->slower >= format3.sign_k ? -1 :
 	             format3.sign_k && w->faster >= format3.sign_k ? 1 : 0;
 }

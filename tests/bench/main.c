@@ -6,8 +6,8 @@
  * their memory with a full backlog; with --idle an idle daemon pair; with
  * --fanout 1, 2 and 4 named consumers on one queue, and idle; with
  * --format3 the throughput job on file format 3 (libmmapq 1 from git
- * history); with --space and --corpus the Debian changelogs of this
- * machine in a 64 MiB queue (format 4 against format 3) and end to end;
+ * history); with --space and --corpus the changelogs of this machine:
+ * the queue bytes they need (format 4 against format 3), end to end;
  * with --durability the daemons with each sync mode.
  *
  * Every measurement is two processes (fork) pinned to two different CPUs
@@ -38,7 +38,7 @@ struct opts opt = {
 	.e2e_count = 10000000, .e2e_size = 0, .e2e_max_record = 0, .e2e_big_size = UINT64_C(16) << 20,
 	.backlog_records = 16777216,
 	.idle_seconds = 10, .only_mask = ~0u, .size_mask = ~0u,
-	.f3_runs = 7, .space_size = UINT64_C(64) << 20, .corpus_lines = 0,
+	.f3_runs = 7, .corpus_lines = 0,
 	.dur_lines = 1000000, .dur_ints = 2000000, .dur_always_div = 100,
 };
 
@@ -60,12 +60,11 @@ static void usage(FILE *f)
 	        "  --format3-runs N   its rounds (default 7: a verdict needs 7 of 7)\n"
 	        "  --format3-rev REV  its commit (default: the parent of the one that made mmapq.h\n"
 	        "                     say MMAPQ_FILE_VERSION 4)\n"
-	        "  --space            also the space rows: records of the Debian changelogs on this\n"
-	        "                     machine that fit in a queue of --space-size, format 4 (filled)\n"
-	        "                     against format 3 (computed)\n"
-	        "  --space-size B     that queue's size (default 64M, --quick 1M)\n"
+	        "  --space            also the space rows: the queue bytes the changelogs of this\n"
+	        "                     machine need, format 4 (a queue filled) against format 3\n"
+	        "                     (computed)\n"
 	        "  --corpus           also those changelogs end to end: the daemons (format line,\n"
-	        "                     output file) against a line reader | pipe | writer\n"
+	        "                     output file) against cat | cat\n"
 	        "  --corpus-lines N   the first N lines of each corpus only (default all, --quick\n"
 	        "                     20000)\n"
 	        "  --durability       also the daemons end to end to a file with sync = never,\n"
@@ -188,7 +187,7 @@ static char *default_bin_dir(void)
 }
 
 /* Which defaults of --quick an option given overrides. */
-static bool runs_set, e2e_count_set, idle_secs_set, ring_set, backlog_set, space_size_set,
+static bool runs_set, e2e_count_set, idle_secs_set, ring_set, backlog_set,
 	corpus_lines_set, dur_lines_set, dur_ints_set, dur_div_set;
 
 enum opt_kind {
@@ -213,7 +212,6 @@ static const struct opt_def opt_defs[] = {
 	{"--format3-runs", OPT_INT, &opt.f3_runs, NULL},
 	{"--format3-rev", OPT_STR, &opt.f3_rev, NULL},
 	{"--space", OPT_ON, &opt.space, NULL},
-	{"--space-size", OPT_BYTES, &opt.space_size, &space_size_set},
 	{"--corpus", OPT_ON, &opt.corpus, NULL},
 	{"--corpus-lines", OPT_U64, &opt.corpus_lines, &corpus_lines_set},
 	{"--durability", OPT_ON, &opt.durability, NULL},
@@ -328,8 +326,6 @@ static int parse_options(int argc, char **argv, bool *help)
 			opt.idle_seconds = 1;
 		if (!ring_set)
 			opt.ring_kib = 64; /* so that the few records of the smoke wrap every ring */
-		if (!space_size_set)
-			opt.space_size = UINT64_C(1) << 20;
 		if (!corpus_lines_set)
 			opt.corpus_lines = 20000;
 		if (!dur_lines_set)
@@ -346,13 +342,13 @@ static int parse_options(int argc, char **argv, bool *help)
 	    !mmapq_file_size(opt.backlog_records * 16) ||
 	    (opt.e2e_max_record && (opt.e2e_max_record < MMAPQ_MAX_RECORD_MIN ||
 	                            opt.e2e_max_record > MMAPQ_MAX_RECORD_MAX)) ||
-	    opt.f3_runs < 1 || opt.f3_runs > MAX_RUNS || !mmapq_file_size(opt.space_size) ||
+	    opt.f3_runs < 1 || opt.f3_runs > MAX_RUNS ||
 	    opt.dur_lines < 1 || opt.dur_ints < 1 || opt.dur_always_div < 1) {
 		fprintf(stderr, "mmapq_bench: --runs 1..%d; --seconds, --batch, --e2e-count and --idle-seconds"
 		        " positive; --ring-kib 1..4194304; --e2e-size 0 (as shipped) or a ring size (a power of"
 		        " two, 64..64G), --e2e-big-size one; --e2e-max-record 0 (as shipped) or 8..64M;"
-		        " --backlog-records a power of two, 4..4294967296; --format3-runs 1..%d; --space-size a"
-		        " ring size; --dur-lines, --dur-ints and --dur-always-div positive\n", MAX_RUNS, MAX_RUNS);
+		        " --backlog-records a power of two, 4..4294967296; --format3-runs 1..%d;"
+		        " --dur-lines, --dur-ints and --dur-always-div positive\n", MAX_RUNS, MAX_RUNS);
 		return EXIT_USAGE_;
 	}
 	return 0;

@@ -114,6 +114,17 @@ double median(const double *v, int n)
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+void spread(const double *v, int n, double *med, double *lo, double *hi)
+{
+	if (med)
+		*med = median(v, n);
+	*lo = *hi = n ? v[0] : 0;
+	for (int i = 1; i < n; i++) {
+		*lo = v[i] < *lo ? v[i] : *lo;
+		*hi = v[i] > *hi ? v[i] : *hi;
+	}
+}
+
 /* ---- interference: what else ran on the machine meanwhile ------------------ */
 
 /* The numbers are only as good as the machine is quiet: per section, the
