@@ -615,7 +615,7 @@ struct f3_row {
 struct format3_result {
 	bool ran, failed, measured;   /* measured false: why says why (no git history...) */
 	char why[256];
-	char rev[160];                /* the commit, abbreviated, and its subject */
+	char rev[64];                 /* the commit, abbreviated, and its date */
 	char cflags[256];             /* what both libraries were compiled with */
 	int nrows;
 	int sign_k;                   /* rounds of nruns in which one side must win for a verdict (0: none possible) */

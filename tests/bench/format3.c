@@ -144,7 +144,7 @@ static bool find_rev(const char *src, char *rev, size_t revlen)
 	}
 	{
 		char *subject[] = {(char *)"git", (char *)"-C", (char *)src, (char *)"log", (char *)"-1",
-		                   (char *)"--format=%h %s", rev, NULL};
+		                   (char *)"--format=%h (%cs)", rev, NULL};
 		run_tool(subject, f3_log, format3.rev, sizeof(format3.rev));
 	}
 	return true;
