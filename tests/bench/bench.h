@@ -18,7 +18,15 @@
  *   alone.c              the parser and the formatter alone
  *   fanout.c             fan-out: one producer, 1, 2 and 4 named consumers
  *   idle.c               an idle daemon pair, and the idle fan-out daemons
- *   report.c             targets, the text tables, JSON
+ *   format3.c            the format-3 peer: libmmapq 1 from git history,
+ *                        built and loaded while the benchmark runs
+ *                        (format3_peer.c, with mmapq_ends.h: the library's
+ *                        producer and consumer, written once for both APIs)
+ *   corpus.c             the changelogs of this machine: the queue bytes
+ *                        they need (format 4 against format 3), and end to
+ *                        end against cat | cat
+ *   durability.c         the daemons with each sync mode, the disk's bound
+ *   report.c             targets by topic, the text tables, JSON
  *   plot.c               --plot: gnuplot data, script and charts
  *
  * What each measures and how: README-bench.md.
@@ -56,7 +64,12 @@ extern const uint32_t sizes[NSIZES]; /* 8, 64, 1024, 16384 */
 /* ---- options (main.c) ------------------------------------------------------ */
 
 struct opts {
-	bool quick, json, e2e, idle, tput, lat, fanout;
+	bool quick, json, e2e, idle, tput, lat, fanout, format3, space, corpus, durability;
+	int f3_runs;          /* rounds of the format-3 comparison */
+	uint64_t corpus_lines; /* the first lines of each corpus only (0: all) */
+	uint64_t dur_lines, dur_ints; /* records of the durability inputs */
+	uint64_t dur_always_div;      /* sync = always carries 1/this of them */
+	const char *f3_rev;   /* its commit (NULL: found in git history) */
 	int runs;
 	double seconds;
 	const char *bin_dir;
@@ -106,6 +119,8 @@ void *xalloc(size_t n); /* zeroed, 64-byte aligned; exits on failure */
 uint32_t pow2_floor(uint64_t v);
 int cmp_u64(const void *a, const void *b);
 double median(const double *v, int n);
+/* the median (med NULL: not wanted), lowest and highest of v[0..n) */
+void spread(const double *v, int n, double *med, double *lo, double *hi);
 
 /* ---- interference: what else ran on the machine meanwhile (util.c) --------------- */
 
@@ -192,6 +207,7 @@ struct cell {
 	uint32_t size, cap, batch, frame, spin_us;
 	uint64_t ring_bytes;
 	bool per_record;        /* mmapq used one record per call (the textbook row) */
+	uint32_t format;        /* mmapq: MMAPQ_FORMAT_INT (8-byte records) or 0, line */
 	const char *consumer;   /* mmapq: a named consumer (fan-out), NULL: the default one */
 	int cons_ix;            /* ... which one: its ctl->fan_end and fan_verified */
 	uint32_t max_consumers; /* mmapq: the consumer table (0: the library's default) */
@@ -275,8 +291,14 @@ static inline void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, stru
 }
 /* Wait for pid (at most timeout_ms, then kill it): its exit code, or -1. */
 int wait_one(pid_t pid, int timeout_ms, struct child_use *use);
-/* exec argv with these descriptors (in_fd -1: inherited), pinned to cpu. */
+/* exec argv with these descriptors (in_fd -1: inherited), pinned to cpu;
+ * argv[0] without a '/' is looked for in PATH. */
 pid_t spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int cpu);
+/* Run a tool (git, tar, the C compiler) to its end, unpinned, stdin
+ * /dev/null, its command line and stderr appended to log_path (NULL:
+ * nowhere); its stdout's first line into out (NULL: to the log).  Its exit
+ * code, or -1. */
+int run_tool(char *const argv[], const char *log_path, char *out, size_t outlen);
 
 /* ---- POSIX mq limits (transport_mq.c) --------------------------------------------- */
 
@@ -396,8 +418,32 @@ void e2e_free(void);
 const char *job_label(enum e2e_job j);
 /* Time of job base over that of job j: > 1 is faster; 0 if either did not run. */
 double e2e_speedup(enum e2e_input in, enum e2e_job j, enum e2e_job base, int out);
-/* The daemons' configuration; size, max_record 0: as shipped. */
-char *write_config(const char *name, const char *output, uint64_t size, uint64_t max_record);
+/* The daemons' queue: format, sync and geometry (NULL, 0: int, never; size
+ * and max_record as shipped, not set in the configuration). */
+struct daemon_cfg {
+	const char *format;        /* "int", "line" */
+	const char *sync;          /* "never", "batch", "interval", "always" */
+	uint32_t sync_interval;    /* ms (0: not set) */
+	uint64_t size, max_record;
+};
+/* Their configuration file tmpdir/name, the queue tmpdir/name.q. */
+char *write_config(const char *name, const char *output, const struct daemon_cfg *d);
+/* One run of the daemons: mmapq-producer < input, mmapq-consumer --count
+ * count to a file (compared with the input: every job's input is what its
+ * output must be) or null; the queue file made before the clock starts.
+ * 0, or -1 (why says why). */
+struct daemon_run {
+	struct daemon_cfg cfg;
+	const char *input;
+	uint64_t count;
+	bool to_file;
+};
+int run_daemons(const struct daemon_run *job, char *why, size_t whylen, double *secs,
+                struct child_use use[2]);
+/* count integers of kind in, one per line, canonical, into path. */
+int write_input(const char *path, enum e2e_input in, uint64_t count, uint64_t *bytes);
+/* 0 if file b holds the bytes of file a; -1 and why says where not. */
+int files_equal(const char *a, const char *b, char *why, size_t whylen);
 
 /* ---- the parser and the formatter alone (alone.c) --------------------------------- */
 
@@ -463,6 +509,122 @@ void run_idle(void);
 void run_fanout_idle(void);
 /* "mmapq-producer", "mmapq-consumer" or "consumer fo1" etc. of process i */
 const char *idle_proc_label(const struct idle_result *r, int i);
+
+/* ---- the corpus: space, end to end (corpus.c) ------------------------------------- */
+
+enum corpus_kind { CORPUS_ALL, CORPUS_DEBIAN, NCORPUS };
+extern const char *const corpus_label[NCORPUS];
+extern const char *const corpus_key[NCORPUS];
+
+struct corpus {
+	char *path;              /* its lines, as the producer takes them (format line) */
+	uint32_t max_record;     /* the shipped max_record: longer lines are left out */
+	uint64_t files, lines, bytes, payload, longest; /* bytes: with the '\n's */
+	uint64_t frames;         /* format 4: the bytes of their frames */
+	uint64_t cr, nul_dropped, long_dropped, unterminated, unreadable;
+};
+extern struct corpus corpus[NCORPUS];
+
+struct space_result {
+	bool ran, failed, measured;
+	char why[160];
+	const struct corpus *corpus;
+	uint32_t max_record;     /* format 4: the longest line (at least 8) */
+	uint64_t size4;          /* the least ring that held it all, measured */
+	uint64_t used4, file4;   /* the bytes its records took in it; the queue file */
+	uint32_t record_size3;   /* format 3, computed: the longest line */
+	uint64_t slot3, capacity3, ring3, file3;
+	bool fits3;              /* within format 3's limits (2^24 slots, 1 MiB records) */
+};
+extern struct space_result space[NCORPUS];
+
+enum corpus_job { CJ_DAEMONS, CJ_CAT, NCJOBS };
+extern struct e2e_result corpus_e2e[NCJOBS];
+
+void run_space(void);
+/* format 3's bytes / format 4's: the rings, or (exact) without the powers of two */
+double space_ratio(const struct space_result *s, bool exact);
+void run_corpus_e2e(void);
+void corpus_free(void);
+const char *corpus_job_label(enum corpus_job j);
+/* The pipe job's time / the daemons' (> 1: the daemons are faster); 0 if either did not run. */
+double corpus_speedup(void);
+
+/* ---- durable modes at speed (durability.c) ---------------------------------------- */
+
+/* the four sync modes, then the disk's own row */
+enum dur_mode { DM_NEVER, DM_BATCH, DM_INTERVAL, DM_ALWAYS, DM_DISK, NDMODES };
+enum dur_in { DIN_LINES, DIN_INTS, NDINPUTS };
+extern const char *const dur_mode_key[NDMODES];
+extern const char *const dur_in_key[NDINPUTS];
+
+struct dur_input {
+	char *path;
+	uint64_t records, bytes;
+};
+/* [input][0]: all of it; [input][1]: the part sync = always carries */
+extern struct dur_input dur_input[NDINPUTS][2];
+/* The bytes a durable run of the whole input must write: frames and output */
+extern uint64_t dur_bytes[NDINPUTS];
+
+struct dur_result {
+	bool ran, failed;
+	char why[256];
+	uint64_t records;
+	int nruns;
+	double secs[MAX_RUNS], rps[MAX_RUNS];
+	double med_secs, med_rps, lo_rps, hi_rps;
+	double med_ratio, lo_ratio, hi_ratio; /* rps / never's, round by round */
+};
+extern struct dur_result dur[NDINPUTS][NDMODES];
+
+struct disk_result {
+	int nruns;
+	double sync_s[MAX_RUNS]; /* one 4 KiB write + fdatasync */
+	double med_sync_s;
+};
+extern struct disk_result disk;
+
+void run_durability(void);
+void dur_free(void);
+/* the median of mode's records/s / never's, round by round; 0 if either did not run */
+double dur_ratio(int in, int mode);
+const char *dur_row_label(int mode);
+
+/* ---- the format-3 peer (format3.c) ------------------------------------------------ */
+
+/* The throughput job (int records; line records of each size), batched,
+ * on libmmapq 2 (format 4) and on libmmapq 1 (format 3) built from git
+ * history while the benchmark runs, taking turns. */
+#define NF3 (2 * (1 + NSIZES))
+
+struct f3_row {
+	uint32_t size, format, batch; /* format: MMAPQ_FORMAT_INT or line */
+	uint32_t cap[2];              /* records the ring holds: format 4, format 3 */
+	uint64_t ring[2];             /* its bytes (format 3: capacity x slot) */
+	uint64_t n;                   /* records per run */
+	int nruns;
+	double rps[2][MAX_RUNS];      /* records/s per run: format 4, format 3 */
+	double med[2], lo[2], hi[2];  /* median, lowest, highest */
+	double ratio[MAX_RUNS];       /* format 4 / format 3, round by round */
+	double med_ratio, lo_ratio, hi_ratio;
+	int slower, faster;           /* rounds in which format 4 was slower, faster */
+	int verdict;                  /* -1 slower, 1 faster (beyond noise: format3.c), 0 within noise */
+};
+
+struct format3_result {
+	bool ran, failed, measured;   /* measured false: why says why (no git history...) */
+	char why[256];
+	char rev[64];                 /* the commit, abbreviated, and its date */
+	char cflags[256];             /* what both libraries were compiled with */
+	int nrows;
+	int sign_k;                   /* rounds of nruns in which one side must win for a verdict (0: none possible) */
+	struct f3_row rows[NF3];
+};
+extern struct format3_result format3;
+
+void run_format3(void);
+const char *f3_row_label(const struct f3_row *w);
 
 /* ---- report (report.c) and charts (plot.c) ---------------------------------------- */
 

@@ -58,7 +58,7 @@ static uint64_t rng_next(uint64_t *s)
 }
 
 /* count integers of kind in, one per line, into path; *bytes: its size. */
-static int write_input(const char *path, enum e2e_input in, uint64_t count, uint64_t *bytes)
+int write_input(const char *path, enum e2e_input in, uint64_t count, uint64_t *bytes)
 {
 	char *buf = xalloc(1 << 20);
 	size_t len = 0;
@@ -110,7 +110,7 @@ static int make_input(enum e2e_input in, uint64_t count)
 }
 
 /* 0 if file b holds the bytes of file a; -1 and why says where not. */
-static int files_equal(const char *a, const char *b, char *why, size_t whylen)
+int files_equal(const char *a, const char *b, char *why, size_t whylen)
 {
 	FILE *fa = fopen(a, "re"), *fb = fopen(b, "re");
 	char *ba = xalloc(1 << 20), *bb = xalloc(1 << 20);
@@ -155,9 +155,9 @@ out:
 	return ret;
 }
 
-/* The daemons' configuration; size, max_record 0: as shipped (not set in
- * the file). */
-char *write_config(const char *name, const char *output, uint64_t size, uint64_t max_record)
+/* The daemons' configuration: format, sync and geometry as d says (NULL, 0:
+ * int, never; size and max_record as shipped, not set in the file). */
+char *write_config(const char *name, const char *output, const struct daemon_cfg *d)
 {
 	char *path = tu_path(tmpdir, name);
 	FILE *f = fopen(path, "w");
@@ -166,18 +166,21 @@ char *write_config(const char *name, const char *output, uint64_t size, uint64_t
 		exit(EXIT_FAIL);
 	}
 	fprintf(f, "[queue]\npath = %s/%s.q\n", tmpdir, name);
-	if (size)
-		fprintf(f, "size = %" PRIu64 "\n", size);
-	if (max_record)
-		fprintf(f, "max_record = %" PRIu64 "\n", max_record);
-	fprintf(f, "format = int\nsync = never\n[producer]\ninput = stdin\non_full = block\n"
+	if (d->size)
+		fprintf(f, "size = %" PRIu64 "\n", d->size);
+	if (d->max_record)
+		fprintf(f, "max_record = %" PRIu64 "\n", d->max_record);
+	fprintf(f, "format = %s\nsync = %s\n", d->format ? d->format : "int", d->sync ? d->sync : "never");
+	if (d->sync_interval)
+		fprintf(f, "sync_interval = %" PRIu32 "\n", d->sync_interval);
+	fprintf(f, "[producer]\ninput = stdin\non_full = block\n"
 	        "[consumer]\noutput = %s\n[log]\nlevel = warning\nstats_interval = 0\n", output);
 	fclose(f);
 	return path;
 }
 
-static int daemon_job(enum e2e_input in, bool to_file, uint64_t size, uint64_t max_record, char *why,
-                      size_t whylen, double *secs, struct child_use use[2])
+int run_daemons(const struct daemon_run *job, char *why, size_t whylen, double *secs,
+                struct child_use use[2])
 {
 	char *out = tu_path(tmpdir, "e2e-daemons.out");
 	char output[PATH_MAX + 8];
@@ -187,8 +190,8 @@ static int daemon_job(enum e2e_input in, bool to_file, uint64_t size, uint64_t m
 	int in_fd = -1, null_fd = -1, log_fd = -1, ret = -1;
 	uint64_t t0, t1;
 
-	snprintf(output, sizeof(output), to_file ? "file:%s" : "null", out);
-	cfg = write_config("e2e.ini", output, size, max_record);
+	snprintf(output, sizeof(output), job->to_file ? "file:%s" : "null", out);
+	cfg = write_config("e2e.ini", output, &job->cfg);
 	qpath = tu_path(tmpdir, "e2e.ini.q");
 	unlink(qpath);
 	unlink(out);
@@ -211,8 +214,8 @@ static int daemon_job(enum e2e_input in, bool to_file, uint64_t size, uint64_t m
 			goto out;
 		}
 	}
-	snprintf(count, sizeof(count), "%" PRIu64, opt.e2e_count);
-	in_fd = open(input_path[in], O_RDONLY | O_CLOEXEC);
+	snprintf(count, sizeof(count), "%" PRIu64, job->count);
+	in_fd = open(job->input, O_RDONLY | O_CLOEXEC);
 	null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	log_fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (in_fd < 0 || null_fd < 0 || log_fd < 0) {
@@ -236,7 +239,7 @@ static int daemon_job(enum e2e_input in, bool to_file, uint64_t size, uint64_t m
 			goto out;
 		}
 	}
-	if (to_file && files_equal(input_path[in], out, why, whylen) < 0)
+	if (job->to_file && files_equal(job->input, out, why, whylen) < 0)
 		goto out;
 	*secs = (double)(t1 - t0) / 1e9;
 	ret = 0;
@@ -256,6 +259,16 @@ out:
 	free(prod);
 	free(cons);
 	return ret;
+}
+
+static int daemon_job(enum e2e_input in, bool to_file, uint64_t size, uint64_t max_record, char *why,
+                      size_t whylen, double *secs, struct child_use use[2])
+{
+	struct daemon_run job = {
+		.cfg = {.size = size, .max_record = max_record},
+		.input = input_path[in], .count = opt.e2e_count, .to_file = to_file,
+	};
+	return run_daemons(&job, why, whylen, secs, use);
 }
 
 /* The pipe version: the parser process. */
@@ -591,7 +604,8 @@ void run_backlog(void)
 	b->ran = true;
 	snprintf(output, sizeof(output), "file:%s", out);
 	snprintf(count, sizeof(count), "%" PRIu64, opt.backlog_records);
-	cfg = write_config("backlog.ini", output, opt.backlog_records * mmapq_frame_size(8), 8);
+	cfg = write_config("backlog.ini", output,
+	                   &(struct daemon_cfg){.size = opt.backlog_records * mmapq_frame_size(8), .max_record = 8});
 	qpath = tu_path(tmpdir, "backlog.ini.q");
 	unlink(qpath);
 	unlink(out);

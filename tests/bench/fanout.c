@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fanout.c -- fan-out (--fanout, issue 12): one producer and 1, 2 or 4
+ * fanout.c -- fan-out (--fanout): one producer and 1, 2 or 4
  * named consumers on one queue, 64 B records, each consumer checking every
  * record (the mmapq transport's producer and consumer, batched, the
  * consumer named fo0, fo1, ...).  A consumer's throughput is the records

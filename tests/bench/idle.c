@@ -135,7 +135,7 @@ const char *idle_proc_label(const struct idle_result *r, int i)
  */
 static void idle_measure(struct idle_result *res, const char *name, int nc)
 {
-	char *cfg = write_config(name, "null", 0, 0);
+	char *cfg = write_config(name, "null", &(struct daemon_cfg){0});
 	char *qname = tu_xasprintf("%s.q", name), *lname = tu_xasprintf("%s.log", name);
 	char *qpath = tu_path(tmpdir, qname), *logp = tu_path(tmpdir, lname);
 	char *prod = tu_path(bin_dir, "mmapq-producer"), *cons = tu_path(bin_dir, "mmapq-consumer");

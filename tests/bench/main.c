@@ -4,7 +4,11 @@
  * a per-record mutex+condvar ring and a lock-free SPSC ring, in one run;
  * with --e2e the daemons end to end against the same job over a pipe, and
  * their memory with a full backlog; with --idle an idle daemon pair; with
- * --fanout 1, 2 and 4 named consumers on one queue, and idle.
+ * --fanout 1, 2 and 4 named consumers on one queue, and idle; with
+ * --format3 the throughput job on file format 3 (libmmapq 1 from git
+ * history); with --space and --corpus the changelogs of this machine:
+ * the queue bytes they need (format 4 against format 3), end to end;
+ * with --durability the daemons with each sync mode.
  *
  * Every measurement is two processes (fork) pinned to two different CPUs
  * (unpinned, and said so, if only one is available).  Each section also
@@ -34,6 +38,8 @@ struct opts opt = {
 	.e2e_count = 10000000, .e2e_size = 0, .e2e_max_record = 0, .e2e_big_size = UINT64_C(16) << 20,
 	.backlog_records = 16777216,
 	.idle_seconds = 10, .only_mask = ~0u, .size_mask = ~0u,
+	.f3_runs = 7, .corpus_lines = 0,
+	.dur_lines = 1000000, .dur_ints = 2000000, .dur_always_div = 100,
 };
 
 static void usage(FILE *f)
@@ -48,6 +54,24 @@ static void usage(FILE *f)
 	        "  --idle             also the CPU use of an idle daemon pair\n"
 	        "  --fanout           also fan-out: 1, 2 and 4 named consumers on one queue (64 B),\n"
 	        "                     and the CPU use of the idle daemons, producer and 4 consumers\n"
+	        "  --format3          also the format-3 peer: the throughput job (int records, line\n"
+	        "                     records of each size, batched) on libmmapq 1 built from git\n"
+	        "                     history, against this libmmapq, taking turns\n"
+	        "  --format3-runs N   its rounds (default 7: a verdict needs 7 of 7)\n"
+	        "  --format3-rev REV  its commit (default: the parent of the one that made mmapq.h\n"
+	        "                     say MMAPQ_FILE_VERSION 4)\n"
+	        "  --space            also the space rows: the queue bytes the changelogs of this\n"
+	        "                     machine need, format 4 (a queue filled) against format 3\n"
+	        "                     (computed)\n"
+	        "  --corpus           also those changelogs end to end: the daemons (format line,\n"
+	        "                     output file) against cat | cat\n"
+	        "  --corpus-lines N   the first N lines of each corpus only (default all, --quick\n"
+	        "                     20000)\n"
+	        "  --durability       also the daemons end to end to a file with sync = never,\n"
+	        "                     batch, interval and always, and the disk's own bound\n"
+	        "  --dur-lines N      its 64-byte lines (default 1000000, --quick 20000)\n"
+	        "  --dur-ints N       its integers (default 2000000, --quick 40000)\n"
+	        "  --dur-always-div N sync = always carries 1/N of each (default 100, --quick 20)\n"
 	        "  --no-throughput    skip the throughput table\n"
 	        "  --no-latency       skip the latency table\n"
 	        "  --runs N           runs per cell, median reported (default 3)\n"
@@ -163,7 +187,8 @@ static char *default_bin_dir(void)
 }
 
 /* Which defaults of --quick an option given overrides. */
-static bool runs_set, e2e_count_set, idle_secs_set, ring_set, backlog_set;
+static bool runs_set, e2e_count_set, idle_secs_set, ring_set, backlog_set,
+	corpus_lines_set, dur_lines_set, dur_ints_set, dur_div_set;
 
 enum opt_kind {
 	OPT_ON, OPT_OFF, OPT_INT, OPT_U32, OPT_U64, OPT_BYTES, OPT_DOUBLE, OPT_STR, OPT_TRANSPORTS,
@@ -183,6 +208,16 @@ static const struct opt_def opt_defs[] = {
 	{"--e2e", OPT_ON, &opt.e2e, NULL},
 	{"--idle", OPT_ON, &opt.idle, NULL},
 	{"--fanout", OPT_ON, &opt.fanout, NULL},
+	{"--format3", OPT_ON, &opt.format3, NULL},
+	{"--format3-runs", OPT_INT, &opt.f3_runs, NULL},
+	{"--format3-rev", OPT_STR, &opt.f3_rev, NULL},
+	{"--space", OPT_ON, &opt.space, NULL},
+	{"--corpus", OPT_ON, &opt.corpus, NULL},
+	{"--corpus-lines", OPT_U64, &opt.corpus_lines, &corpus_lines_set},
+	{"--durability", OPT_ON, &opt.durability, NULL},
+	{"--dur-lines", OPT_U64, &opt.dur_lines, &dur_lines_set},
+	{"--dur-ints", OPT_U64, &opt.dur_ints, &dur_ints_set},
+	{"--dur-always-div", OPT_U64, &opt.dur_always_div, &dur_div_set},
 	{"--no-throughput", OPT_OFF, &opt.tput, NULL},
 	{"--no-latency", OPT_OFF, &opt.lat, NULL},
 	{"--runs", OPT_INT, &opt.runs, &runs_set},
@@ -291,6 +326,14 @@ static int parse_options(int argc, char **argv, bool *help)
 			opt.idle_seconds = 1;
 		if (!ring_set)
 			opt.ring_kib = 64; /* so that the few records of the smoke wrap every ring */
+		if (!corpus_lines_set)
+			opt.corpus_lines = 20000;
+		if (!dur_lines_set)
+			opt.dur_lines = 20000;
+		if (!dur_ints_set)
+			opt.dur_ints = 40000;
+		if (!dur_div_set)
+			opt.dur_always_div = 20;
 	}
 	if (opt.runs < 1 || opt.runs > MAX_RUNS || opt.seconds <= 0 || opt.batch < 1 || opt.big_batch < 1 ||
 	    opt.spsc_batch < 1 || opt.ring_kib < 1 || opt.ring_kib > 4194304 || opt.e2e_count < 1 ||
@@ -298,11 +341,14 @@ static int parse_options(int argc, char **argv, bool *help)
 	    !mmapq_file_size(opt.e2e_big_size) || opt.backlog_records > MMAPQ_SIZE_MAX / 16 ||
 	    !mmapq_file_size(opt.backlog_records * 16) ||
 	    (opt.e2e_max_record && (opt.e2e_max_record < MMAPQ_MAX_RECORD_MIN ||
-	                            opt.e2e_max_record > MMAPQ_MAX_RECORD_MAX))) {
+	                            opt.e2e_max_record > MMAPQ_MAX_RECORD_MAX)) ||
+	    opt.f3_runs < 1 || opt.f3_runs > MAX_RUNS ||
+	    opt.dur_lines < 1 || opt.dur_ints < 1 || opt.dur_always_div < 1) {
 		fprintf(stderr, "mmapq_bench: --runs 1..%d; --seconds, --batch, --e2e-count and --idle-seconds"
 		        " positive; --ring-kib 1..4194304; --e2e-size 0 (as shipped) or a ring size (a power of"
 		        " two, 64..64G), --e2e-big-size one; --e2e-max-record 0 (as shipped) or 8..64M;"
-		        " --backlog-records a power of two, 4..4294967296\n", MAX_RUNS);
+		        " --backlog-records a power of two, 4..4294967296; --format3-runs 1..%d;"
+		        " --dur-lines, --dur-ints and --dur-always-div positive\n", MAX_RUNS, MAX_RUNS);
 		return EXIT_USAGE_;
 	}
 	return 0;
@@ -341,7 +387,7 @@ int main(int argc, char **argv)
 	bin_dir = opt.bin_dir ? strdup(opt.bin_dir) :
 	          getenv("MMAPQ_BIN_DIR") && *getenv("MMAPQ_BIN_DIR") ? strdup(getenv("MMAPQ_BIN_DIR")) :
 	          default_bin_dir();
-	if (opt.e2e || opt.idle || opt.fanout) {
+	if (opt.e2e || opt.idle || opt.fanout || opt.corpus || opt.durability) {
 		char *p = tu_path(bin_dir, "mmapq-producer"), *c = tu_path(bin_dir, "mmapq-consumer");
 		if (access(p, X_OK) || access(c, X_OK)) {
 			note("%s or %s not found: give --bin-dir or MMAPQ_BIN_DIR", p, c);
@@ -355,6 +401,8 @@ int main(int argc, char **argv)
 
 	if (opt.tput)
 		run_throughput();
+	if (opt.format3)
+		run_format3();
 	if (opt.lat)
 		run_latency();
 	if (opt.fanout)
@@ -372,6 +420,12 @@ int main(int argc, char **argv)
 			run_codec();
 		load_section_end("alone", &m);
 	}
+	if (opt.space)
+		run_space();
+	if (opt.corpus)
+		run_corpus_e2e();
+	if (opt.durability)
+		run_durability();
 	if (opt.idle) {
 		struct load_mark m;
 		load_mark(&m);
@@ -394,6 +448,8 @@ int main(int argc, char **argv)
 	else
 		print_tables();
 	e2e_free();
+	corpus_free();
+	dur_free();
 	free(bin_dir);
 	tu_rmdir_r(tmpdir);
 	free(tmpdir);

@@ -15,7 +15,7 @@
  *                 them, from its start to its exit (connecting, checking
  *                 the stream, publishing, every ack, every release);
  *               the two take turns, --runs times; the medians and their
- *               ratio (the issue's target: >= 0.8);
+ *               ratio (the target: >= 0.8);
  *   latency     producer -> queue -> consumer -> stream -> a JetStream
  *               subscriber of ours: one record at a time (the next is
  *               written once the previous arrived: nothing waits on a

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * report.c -- what a run prints: the targets of issues 5, 9 and 12 judged
- * from the measurements, the text tables (throughput, the ratio tables,
- * latency, the parser and formatter alone, end to end, the full backlog,
- * fan-out, idle, interference, targets) and the same as JSON (--json).
+ * report.c -- what a run prints: the targets judged from the measurements,
+ * grouped by topic, the text tables (throughput, the ratio tables, the
+ * format-3 peer, latency, the parser and formatter alone, end to end, the
+ * full backlog, space, the corpus end to end, durability, fan-out, idle,
+ * interference, targets) and the same as JSON (--json).
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -36,22 +37,33 @@ static void fmt_rate(char *out, size_t len, double v)
 		snprintf(out, len, "%.0f", v);
 }
 
+/* What a target is about; the report lists them in this order. */
+enum topic { TOPIC_THROUGHPUT, TOPIC_E2E, TOPIC_LATENCY, TOPIC_FANOUT, TOPIC_NATS, TOPIC_SPACE,
+	TOPIC_DURABILITY, TOPIC_IDLE, NTOPICS };
+static const char *const topic_name[NTOPICS] = {
+	"throughput", "end to end", "latency", "fan-out", "NATS", "space", "durability", "idle",
+};
+
 struct target {
-	int issue;
-	char what[96];
-	char value[64];
+	enum topic topic;
+	char what[112];
+	char value[96];
 	int met; /* 1 met, 0 not met, -1 not measured */
 };
-static struct target targets[40];
+static struct target targets[64];
 static int ntargets;
-static int cur_issue = 5; /* the issue the targets added next come from */
+static enum topic cur_topic; /* the topic of the targets added next */
 
 static void add_target(int met, const char *value, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void add_target(int met, const char *value, const char *fmt, ...)
 {
 	va_list ap;
-	struct target *t = &targets[ntargets++];
-	t->issue = cur_issue;
+	struct target *t;
+
+	if (ntargets == (int)(sizeof(targets) / sizeof(targets[0])))
+		return;
+	t = &targets[ntargets++];
+	t->topic = cur_topic;
 	va_start(ap, fmt);
 	vsnprintf(t->what, sizeof(t->what), fmt, ap);
 	va_end(ap);
@@ -82,11 +94,12 @@ static void idle_target(const struct idle_result *r, const char *what)
 	add_target(ticks == 0, v, "%s: 0%% CPU over %.0f s", what, opt.idle_seconds);
 }
 
-void eval_targets(void)
+static void throughput_targets(void)
 {
 	static const double pipe_goal[NSIZES] = {50, 50, 8, 3.5};
-	char v[64];
+	char v[96];
 
+	cur_topic = TOPIC_THROUGHPUT;
 	for (int si = 0; si < NSIZES; si++) {
 		double r = ratio_of(T_MMAPQ, T_PIPE, si);
 		snprintf(v, sizeof(v), "%.1fx", r);
@@ -111,25 +124,37 @@ void eval_targets(void)
 		           "throughput %s: mmapq (%u/batch) >= 0.8x lock-free SPSC ring", size_label(sizes[si]),
 		           ring_batch(cap, opt.big_batch));
 	}
-	if (lat[L_MMAPQ].nruns && lat[L_PIPE].nruns) {
-		double r50 = lat[L_MMAPQ].med_p50 / lat[L_PIPE].med_p50;
-		double r99 = lat[L_MMAPQ].med_p99 / lat[L_PIPE].med_p99;
-		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r50, lat[L_MMAPQ].med_p50 / 1e3,
-		         lat[L_PIPE].med_p50 / 1e3);
-		add_target(r50 <= 1.1, v, "blocking latency p50: mmapq <= 1.1x pipe");
-		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r99, lat[L_MMAPQ].med_p99 / 1e3,
-		         lat[L_PIPE].med_p99 / 1e3);
-		add_target(r99 <= 1.3, v, "blocking latency p99: mmapq <= 1.3x pipe");
-	} else {
-		add_target(-1, "not measured", "blocking latency p50: mmapq <= 1.1x pipe");
-		add_target(-1, "not measured", "blocking latency p99: mmapq <= 1.3x pipe");
+	for (int k = 0; k < 2; k++) {
+		int si = k ? 3 : 1;
+		double goal = k ? 3 : 10;
+		int pk = strongest_peer(si, true);
+		double r = pk >= 0 ? ratio_of(T_MMAPQ, (enum transport_row)pk, si) : 0;
+		snprintf(v, sizeof(v), "%.2fx (%s)", r, pk >= 0 ? tdefs[pk].key : "-");
+		add_target(r > 0 ? r >= goal : -1, r > 0 ? v : "not measured", "throughput %s: mmapq (%u/batch)"
+		           " >= %.0fx the stdio-buffered pipe", size_label(sizes[si]),
+		           ring_batch(ring_cap(sizes[si]), opt.batch), goal);
 	}
-	if (lat[L_MMAPQ_SPIN].nruns) {
-		snprintf(v, sizeof(v), "%.2f us (spin_us = %" PRIu32 ")", lat[L_MMAPQ_SPIN].med_p50 / 1e3, opt.spin_us);
-		add_target(lat[L_MMAPQ_SPIN].med_p50 < 1000, v, "latency p50 with spin_us: mmapq < 1 us");
-	} else {
-		add_target(-1, "not measured", "latency p50 with spin_us: mmapq < 1 us");
+	if (!format3.ran)
+		return;
+	if (!format3.measured || format3.failed) {
+		add_target(-1, format3.failed ? "FAILED" : "not measured", "throughput: the library no slower"
+		           " than on format 3 (within noise)");
+		return;
 	}
+	for (int k = 0; k < format3.nrows; k++) {
+		const struct f3_row *w = &format3.rows[k];
+		snprintf(v, sizeof(v), "%.3fx [%.3f-%.3f], slower in %d of %d rounds", w->med_ratio, w->lo_ratio,
+		         w->hi_ratio, w->slower, w->nruns);
+		add_target(w->verdict >= 0, v, "throughput %s: format 4 no slower than format 3 (sign test)",
+		           f3_row_label(w));
+	}
+}
+
+static void e2e_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_E2E;
 	for (int k = 0; k < 4; k++) {
 		enum e2e_job j = k < 2 ? J_DAEMONS : J_DAEMONS_BIG;
 		int out = k % 2 ? OUT_FILE_ : OUT_NULL_;
@@ -145,8 +170,6 @@ void eval_targets(void)
 			           " pipe job", out_key[out], ring);
 		}
 	}
-	idle_target(&idle, "idle pair");
-	cur_issue = 9;
 	{
 		double r = e2e_speedup(IN_SEQ, J_DAEMONS, J_PIPE, OUT_FILE_);
 		double ro = e2e_speedup(IN_SEQ, J_DAEMONS, J_PIPE_OLD, OUT_FILE_);
@@ -169,18 +192,39 @@ void eval_targets(void)
 		add_target(-1, "not measured", "peak RSS with a full %" PRIu64 "-record backlog: consumer <="
 		           " producer + 16 MiB", opt.backlog_records);
 	}
-	for (int k = 0; k < 2; k++) {
-		int si = k ? 3 : 1;
-		double goal = k ? 3 : 10;
-		int pk = strongest_peer(si, true);
-		double r = pk >= 0 ? ratio_of(T_MMAPQ, (enum transport_row)pk, si) : 0;
-		snprintf(v, sizeof(v), "%.2fx (%s)", r, pk >= 0 ? tdefs[pk].key : "-");
-		add_target(r > 0 ? r >= goal : -1, r > 0 ? v : "not measured", "throughput %s: mmapq (%u/batch)"
-		           " >= %.0fx the stdio-buffered pipe", size_label(sizes[si]),
-		           ring_batch(ring_cap(sizes[si]), opt.batch), goal);
-	}
+}
 
-	cur_issue = 12;
+static void latency_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_LATENCY;
+	if (lat[L_MMAPQ].nruns && lat[L_PIPE].nruns) {
+		double r50 = lat[L_MMAPQ].med_p50 / lat[L_PIPE].med_p50;
+		double r99 = lat[L_MMAPQ].med_p99 / lat[L_PIPE].med_p99;
+		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r50, lat[L_MMAPQ].med_p50 / 1e3,
+		         lat[L_PIPE].med_p50 / 1e3);
+		add_target(r50 <= 1.1, v, "blocking latency p50: mmapq <= 1.1x pipe");
+		snprintf(v, sizeof(v), "%.2fx (%.1f vs %.1f us)", r99, lat[L_MMAPQ].med_p99 / 1e3,
+		         lat[L_PIPE].med_p99 / 1e3);
+		add_target(r99 <= 1.3, v, "blocking latency p99: mmapq <= 1.3x pipe");
+	} else {
+		add_target(-1, "not measured", "blocking latency p50: mmapq <= 1.1x pipe");
+		add_target(-1, "not measured", "blocking latency p99: mmapq <= 1.3x pipe");
+	}
+	if (lat[L_MMAPQ_SPIN].nruns) {
+		snprintf(v, sizeof(v), "%.2f us (spin_us = %" PRIu32 ")", lat[L_MMAPQ_SPIN].med_p50 / 1e3, opt.spin_us);
+		add_target(lat[L_MMAPQ_SPIN].med_p50 < 1000, v, "latency p50 with spin_us: mmapq < 1 us");
+	} else {
+		add_target(-1, "not measured", "latency p50 with spin_us: mmapq < 1 us");
+	}
+}
+
+static void fanout_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_FANOUT;
 	for (int k = 1; k < NFAN; k++) {
 		double r = fanout_min_ratio(k);
 		if (r > 0) {
@@ -193,6 +237,41 @@ void eval_targets(void)
 			           " consumer", fan_consumers[k]);
 		}
 	}
+}
+
+static void space_durability_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_SPACE;
+	for (int k = 0; k < NCORPUS && opt.space; k++) {
+		const struct space_result *s = &space[k];
+		double r = space_ratio(s, false);
+		snprintf(v, sizeof(v), "%.1fx (%" PRIu64 " vs %" PRIu64 " ring bytes)", r, s->ring3, s->size4);
+		add_target(r > 0 ? r > 1 : -1, r > 0 ? v : s->failed ? "FAILED" : "not measured",
+		           "space, %s: format 4 needs less queue than format 3", corpus_label[k]);
+	}
+	cur_topic = TOPIC_DURABILITY;
+	for (int in = 0; in < NDINPUTS && opt.durability; in++) {
+		double r = dur_ratio(in, DM_BATCH);
+		snprintf(v, sizeof(v), "%.2fx [%.2f-%.2f] (%.0f vs %.0f records/s)", r, dur[in][DM_BATCH].lo_ratio,
+		         dur[in][DM_BATCH].hi_ratio, dur[in][DM_BATCH].med_rps, dur[in][DM_NEVER].med_rps);
+		add_target(r > 0 ? r >= 0.5 : -1, r > 0 ? v : "not measured", "end to end, %s to a file: sync ="
+		           " batch >= 0.5x sync = never", in == DIN_LINES ? "64 B lines" : "integers");
+	}
+}
+
+void eval_targets(void)
+{
+	throughput_targets();
+	e2e_targets();
+	latency_targets();
+	fanout_targets();
+	cur_topic = TOPIC_NATS;
+	add_target(-1, "measured by mmapq_bench_nats", "NATS: mmapq-consumer --output nats >= 0.8x a bare libnats publisher");
+	space_durability_targets();
+	cur_topic = TOPIC_IDLE;
+	idle_target(&idle, "idle pair");
 	idle_target(&fanout_idle, "idle, producer + " FANOUT_MAX_S " named consumers");
 }
 
@@ -262,6 +341,112 @@ static void print_fanout(void)
 	       "one CPU, those on one CPU not faster than it, all not faster than %d), / the single\n"
 	       "consumer's rate; a ratio near it: bound by the CPUs.  CPU -1: unpinned\n",
 	       fanout.ncpus, fanout.ncpus);
+}
+
+static void print_format3(void)
+{
+	printf("\nFormat 3: the throughput job on libmmapq 1 (file format 3, fixed slots) built from %s,\n"
+	       "against this libmmapq (format 4), taking turns; records/s, median of %d rounds [lowest-highest];\n"
+	       "format 4 / format 3 round by round\n", format3.measured ? format3.rev : "git history",
+	       format3.rows[0].nruns);
+	if (!format3.measured || format3.failed) {
+		printf("%s: %s\n", format3.failed ? "FAILED" : "not measured", format3.why);
+		return;
+	}
+	printf("%-24s %-30s %-30s %-28s %s\n", "records", "format 4", "format 3", "4 / 3", "verdict");
+	for (int k = 0; k < format3.nrows; k++) {
+		const struct f3_row *w = &format3.rows[k];
+		char c[2][64], r[64], lo[32], hi[32];
+		for (int sd = 0; sd < 2; sd++) {
+			fmt_rate(c[sd], sizeof(c[sd]), w->med[sd]);
+			fmt_rate(lo, sizeof(lo), w->lo[sd]);
+			fmt_rate(hi, sizeof(hi), w->hi[sd]);
+			snprintf(c[sd] + strlen(c[sd]), sizeof(c[sd]) - strlen(c[sd]), " [%s-%s]", lo, hi);
+		}
+		snprintf(r, sizeof(r), "%.3fx [%.3f-%.3f]", w->med_ratio, w->lo_ratio, w->hi_ratio);
+		printf("%-24s %-30s %-30s %-28s %s\n", f3_row_label(w), c[0], c[1], r,
+		       w->verdict < 0 ? "slower" : w->verdict > 0 ? "faster" : "within noise");
+	}
+	printf("verdict: slower (faster) only if format 4 lost (won) in at least %d of %d rounds (sign\n"
+	       "test, 5%%); both libraries compiled with %s\n", format3.sign_k, format3.rows[0].nruns,
+	       format3.cflags);
+}
+
+static void print_space(void)
+{
+	printf("\nSpace: the queue each format needs to hold a whole corpus (format 4 measured, format 3\n"
+	       "computed from its layout), max_record / record_size its longest line\n");
+	for (int k = 0; k < NCORPUS; k++) {
+		const struct space_result *s = &space[k];
+		const struct corpus *c = &corpus[k];
+		printf("%s: ", corpus_label[k]);
+		if (!s->measured) {
+			printf("%s: %s\n", s->failed ? "FAILED" : "not measured", s->why);
+			continue;
+		}
+		printf("%" PRIu64 " files, %" PRIu64 " lines, %" PRIu64 " bytes, longest %" PRIu64 " (left out: %"
+		       PRIu64 " over max_record %" PRIu32 ", %" PRIu64 " with a NUL; %" PRIu64 " CRs dropped)\n",
+		       c->files, c->lines, c->bytes, c->longest, c->long_dropped, c->max_record, c->nul_dropped, c->cr);
+		printf("  format 4: frames %" PRIu64 " bytes; ring %" PRIu64 " bytes (it held them: %" PRIu64
+		       " used), file %" PRIu64 "\n", c->frames, s->size4, s->used4, s->file4);
+		printf("  format 3: %" PRIu64 " slots of %" PRIu64 " bytes (record_size %" PRIu32 "): ring %" PRIu64
+		       " bytes, file %" PRIu64 "%s\n", s->capacity3, s->slot3, s->record_size3, s->ring3, s->file3,
+		       s->fits3 ? "" : " (beyond format 3's limits: it could not hold it at all)");
+		printf("  format 3 / format 4: %.1fx the ring; %.1fx without the powers of two (lines x slot /"
+		       " frames)\n", space_ratio(s, false), space_ratio(s, true));
+	}
+}
+
+static void print_corpus_e2e(void)
+{
+	const struct corpus *c = &corpus[CORPUS_ALL];
+
+	printf("\nEnd to end, %s (%" PRIu64 " lines, %" PRIu64 " bytes), to a file, outputs compared\n"
+	       "with the corpus byte for byte; median of the runs [lowest-highest]\n", corpus_label[CORPUS_ALL],
+	       c->lines, c->bytes);
+	for (int j = 0; j < NCJOBS; j++) {
+		const struct e2e_result *r = &corpus_e2e[j];
+		double lo = 0, hi = 0;
+		if (r->failed || !r->nruns) {
+			printf("%-48s %s: %s\n", corpus_job_label((enum corpus_job)j), r->failed ? "FAILED" :
+			       "not measured", r->why);
+			continue;
+		}
+		spread(r->secs, r->nruns, NULL, &lo, &hi);
+		printf("%-48s %7.3f s [%.3f-%.3f]  CPU s %.3f/%.3f\n", corpus_job_label((enum corpus_job)j),
+		       r->med_secs, lo, hi, r->med_cpu[0], r->med_cpu[1]);
+	}
+	if (corpus_speedup() > 0)
+		printf("cat | cat's time / the daemons': %.2fx\n", corpus_speedup());
+}
+
+static void print_durability(void)
+{
+	printf("\nDurability: the daemons end to end to a file with each sync mode; records/s, median of %d\n"
+	       "rounds [lowest-highest], and / sync = never's round by round; sync = always carries 1/%" PRIu64
+	       " of\nthe input; disk: the frames and output bytes of the whole input written and fdatasync'ed\n",
+	       opt.runs, opt.dur_always_div);
+	for (int in = 0; in < NDINPUTS; in++) {
+		printf("%s: %" PRIu64 " records, %" PRIu64 " bytes (durable bytes %" PRIu64 ")\n", in == DIN_LINES ?
+		       "64 B lines, format line" : "integers, format int", dur_input[in][0].records,
+		       dur_input[in][0].bytes, dur_bytes[in]);
+		for (int mode = 0; mode < NDMODES; mode++) {
+			const struct dur_result *r = &dur[in][mode];
+			char a[32], lo[32], hi[32];
+			if (r->failed || !r->nruns) {
+				printf("  %-16s %s: %s\n", dur_row_label(mode), r->failed ? "FAILED" : "not measured", r->why);
+				continue;
+			}
+			fmt_rate(a, sizeof(a), r->med_rps);
+			fmt_rate(lo, sizeof(lo), r->lo_rps);
+			fmt_rate(hi, sizeof(hi), r->hi_rps);
+			printf("  %-16s %8.3f s  %8s [%s-%s]  %.2fx never [%.2f-%.2f]\n", dur_row_label(mode),
+			       r->med_secs, a, lo, hi, r->med_ratio, r->lo_ratio, r->hi_ratio);
+		}
+	}
+	if (disk.nruns)
+		printf("one 4 KiB write + fdatasync: %.3f ms (median of %d rounds)\n", disk.med_sync_s * 1e3,
+		       disk.nruns);
 }
 
 void print_tables(void)
@@ -449,6 +634,14 @@ void print_tables(void)
 			       backlog.use[0].cpu_s, backlog.use[1].cpu_s);
 		}
 	}
+	if (opt.format3)
+		print_format3();
+	if (opt.space)
+		print_space();
+	if (opt.corpus)
+		print_corpus_e2e();
+	if (opt.durability)
+		print_durability();
 	if (opt.fanout)
 		print_fanout();
 	if (opt.idle)
@@ -461,10 +654,17 @@ void print_tables(void)
 		printf("  %-12s %7.1f s: other processes %5.1f%%, steal %5.1f%%%s\n", loads[i].name,
 		       loads[i].wall_s, loads[i].others_pct, loads[i].steal_pct,
 		       loads[i].others_pct > 5 || loads[i].steal_pct > 5 ? "  (disturbed)" : "");
-	printf("\nTargets (issues 5, 9 and 12)\n");
-	for (int i = 0; i < ntargets; i++)
-		printf("  #%d %-8s %-74s %s\n", targets[i].issue, targets[i].met > 0 ? "met" :
-		       targets[i].met == 0 ? "NOT MET" : "-", targets[i].what, targets[i].value);
+	printf("\nTargets, by topic\n");
+	for (int t = 0; t < NTOPICS; t++)
+		for (int i = 0, first = 1; i < ntargets; i++) {
+			if (targets[i].topic != (enum topic)t)
+				continue;
+			if (first)
+				printf("  %s\n", topic_name[t]);
+			first = 0;
+			printf("    %-8s %-80s %s\n", targets[i].met > 0 ? "met" : targets[i].met == 0 ? "NOT MET" : "-",
+			       targets[i].what, targets[i].value);
+		}
 	printf("\n%s: %" PRIu64 " records verified\n", failed ? "FAILED" : "OK", total_verified);
 }
 
@@ -611,6 +811,66 @@ void print_json(void)
 			       backlog.use[1].cpu_s);
 		printf("},\n");
 	}
+	if (format3.ran) {
+		printf("  \"format3\": {\"measured\": %s, \"failed\": %s, \"why\": ", format3.measured ? "true" : "false",
+		       format3.failed ? "true" : "false");
+		json_str(format3.why);
+		printf(", \"commit\": ");
+		json_str(format3.rev);
+		printf(", \"sign_k\": %d, \"rows\": [", format3.sign_k);
+		for (int k = 0; k < format3.nrows && format3.measured && !format3.failed; k++) {
+			const struct f3_row *w = &format3.rows[k];
+			printf("%s\n    {\"row\": ", k ? "," : "");
+			json_str(f3_row_label(w));
+			printf(", \"records_per_s\": [%.0f, %.0f], \"ratio\": %.4f, \"ratio_lo\": %.4f, \"ratio_hi\": %.4f,"
+			       " \"rounds\": %d, \"slower\": %d, \"faster\": %d}", w->med[0], w->med[1], w->med_ratio,
+			       w->lo_ratio, w->hi_ratio, w->nruns, w->slower, w->faster);
+		}
+		printf("]},\n");
+	}
+	if (opt.space) {
+		printf("  \"space\": [");
+		for (int k = 0; k < NCORPUS; k++) {
+			const struct space_result *s = &space[k];
+			const struct corpus *c = &corpus[k];
+			printf("%s\n    {\"corpus\": \"%s\", \"measured\": %s", k ? "," : "", corpus_key[k],
+			       s->measured ? "true" : "false");
+			if (s->measured)
+				printf(", \"lines\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"longest\": %" PRIu64 ", \"frames\": %"
+				       PRIu64 ", \"ring4\": %" PRIu64 ", \"slot3\": %" PRIu64 ", \"capacity3\": %" PRIu64
+				       ", \"ring3\": %" PRIu64 ", \"ratio\": %.3f, \"ratio_exact\": %.3f", c->lines, c->bytes,
+				       c->longest, c->frames, s->size4, s->slot3, s->capacity3, s->ring3,
+				       space_ratio(s, false), space_ratio(s, true));
+			printf("}");
+		}
+		printf("\n  ],\n");
+	}
+	if (opt.corpus) {
+		printf("  \"corpus_e2e\": {\"lines\": %" PRIu64 ", \"bytes\": %" PRIu64, corpus[CORPUS_ALL].lines,
+		       corpus[CORPUS_ALL].bytes);
+		for (int j = 0; j < NCJOBS; j++) {
+			const struct e2e_result *r = &corpus_e2e[j];
+			printf(", \"%s\": {\"failed\": %s, \"seconds\": [", j == CJ_DAEMONS ? "daemons" : "cat_cat",
+			       r->failed ? "true" : "false");
+			for (int i = 0; i < r->nruns; i++)
+				printf("%s%.4f", i ? ", " : "", r->secs[i]);
+			printf("]}");
+		}
+		printf(", \"cat_over_daemons\": %.3f},\n", corpus_speedup());
+	}
+	if (opt.durability) {
+		printf("  \"durability\": [");
+		for (int in = 0, n = 0; in < NDINPUTS; in++)
+			for (int mode = 0; mode < NDMODES; mode++) {
+				const struct dur_result *r = &dur[in][mode];
+				printf("%s\n    {\"input\": \"%s\", \"row\": \"%s\", \"records\": %" PRIu64 ", \"failed\": %s,"
+				       " \"records_per_s\": %.0f, \"over_never\": %.4f, \"over_never_lo\": %.4f,"
+				       " \"over_never_hi\": %.4f, \"runs\": %d}", n++ ? "," : "", dur_in_key[in],
+				       dur_mode_key[mode], r->records, r->failed ? "true" : "false", r->med_rps, r->med_ratio,
+				       r->lo_ratio, r->hi_ratio, r->nruns);
+			}
+		printf("\n  ],\n");
+	}
 	json_idle("idle", &idle);
 	json_idle("fanout_idle", &fanout_idle);
 	if (fanout.ran) {
@@ -646,14 +906,25 @@ void print_json(void)
 		       " \"steal_percent\": %.1f}", i ? "," : "", loads[i].name, loads[i].wall_s,
 		       loads[i].others_pct, loads[i].steal_pct);
 	printf("\n  ],\n");
-	printf("  \"targets\": [");
-	for (int i = 0; i < ntargets; i++) {
-		printf("%s\n    {\"issue\": %d, \"target\": ", i ? "," : "", targets[i].issue);
-		json_str(targets[i].what);
-		printf(", \"met\": %s, \"value\": ", targets[i].met > 0 ? "true" : targets[i].met == 0 ? "false" : "null");
-		json_str(targets[i].value);
-		printf("}");
+	/* by topic: {"throughput": [...], "end to end": [...], ...} */
+	printf("  \"targets\": {");
+	for (int t = 0, nt = 0; t < NTOPICS; t++) {
+		int n = 0;
+		for (int i = 0; i < ntargets; i++) {
+			if (targets[i].topic != (enum topic)t)
+				continue;
+			if (n++ == 0)
+				printf("%s\n    \"%s\": [", nt++ ? "," : "", topic_name[t]);
+			printf("%s\n      {\"target\": ", n > 1 ? "," : "");
+			json_str(targets[i].what);
+			printf(", \"met\": %s, \"value\": ",
+			       targets[i].met > 0 ? "true" : targets[i].met == 0 ? "false" : "null");
+			json_str(targets[i].value);
+			printf("}");
+		}
+		if (n)
+			printf("\n    ]");
 	}
-	printf("\n  ],\n  \"records_verified\": %" PRIu64 ",\n  \"ok\": %s\n}\n", total_verified,
+	printf("\n  },\n  \"records_verified\": %" PRIu64 ",\n  \"ok\": %s\n}\n", total_verified,
 	       failed ? "false" : "true");
 }

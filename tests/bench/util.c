@@ -114,6 +114,17 @@ double median(const double *v, int n)
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+void spread(const double *v, int n, double *med, double *lo, double *hi)
+{
+	if (med)
+		*med = median(v, n);
+	*lo = *hi = n ? v[0] : 0;
+	for (int i = 1; i < n; i++) {
+		*lo = v[i] < *lo ? v[i] : *lo;
+		*hi = v[i] > *hi ? v[i] : *hi;
+	}
+}
+
 /* ---- interference: what else ran on the machine meanwhile ------------------ */
 
 /* The numbers are only as good as the machine is quiet: per section, the
@@ -425,9 +436,53 @@ pid_t spawn(char *const argv[], int in_fd, int out_fd, int err_fd, int cpu)
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_PID");
 		unsetenv("MMAPQ_FAULT");
-		execv(argv[0], argv);
+		execvp(argv[0], argv); /* a path with a '/' as is, else looked for in PATH */
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	return pid;
+}
+
+int run_tool(char *const argv[], const char *log_path, char *out, size_t outlen)
+{
+	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int log_fd = log_path ? open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+	int pfd[2] = {-1, -1}, code = -1;
+	pid_t pid = -1;
+
+	if (null_fd < 0 || (out && pipe2(pfd, O_CLOEXEC) < 0))
+		goto out;
+	if (log_fd >= 0) {
+		/* what is run, before what it says */
+		for (int i = 0; argv[i]; i++)
+			dprintf(log_fd, "%s%s", i ? " " : "$ ", argv[i]);
+		dprintf(log_fd, "\n");
+	}
+	pid = spawn(argv, null_fd, out ? pfd[1] : log_fd >= 0 ? log_fd : null_fd,
+	            log_fd >= 0 ? log_fd : null_fd, -1);
+	if (pid < 0)
+		goto out;
+	if (out) {
+		size_t len = 0;
+		char *got;
+		close(pfd[1]);
+		pfd[1] = -1;
+		got = tu_read_all(pfd[0], CHILD_TIMEOUT_MS, &len);
+		snprintf(out, outlen, "%s", got ? got : "");
+		out[strcspn(out, "\n")] = '\0'; /* the first line */
+		free(got);
+	}
+	{
+		struct child_use use;
+		code = wait_one(pid, CHILD_TIMEOUT_MS, &use);
+	}
+out:
+	for (int i = 0; i < 2; i++)
+		if (pfd[i] >= 0)
+			close(pfd[i]);
+	if (null_fd >= 0)
+		close(null_fd);
+	if (log_fd >= 0)
+		close(log_fd);
+	return code;
 }
