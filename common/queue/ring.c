@@ -349,7 +349,7 @@ static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t *room)
 {
 	uint64_t from = q->published.seq, fb;
-	int r, rs = 0;
+	int r, rs;
 
 	if (q->role != MMAPQ_ROLE_PRODUCER || !q->prod)
 		return q->put_refused ? q->put_refused : -EPERM;

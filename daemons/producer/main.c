@@ -244,8 +244,10 @@ static int wait_for_room(struct daemon *d, const sigset_t *unblocked)
 
 static bool grouping(const struct producer *p)
 {
-	uint64_t most = p->cfg.size / 2 < GROUP_BYTES ? p->cfg.size / 2 : GROUP_BYTES;
+	uint64_t most = p->cfg.size / 2;
 
+	if (most > GROUP_BYTES)
+		most = GROUP_BYTES;
 	return p->cfg.sync == MMAPQ_SYNC_BATCH && mmapq_pending(p->q) && p->grouped < most &&
 	       producer_may_read(p) && !signals_stop();
 }
