@@ -156,7 +156,7 @@ static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_
 	}
 	q->map_size = (size_t)st.st_size;
 	q->h = mmap(NULL, q->map_size, prot, MAP_SHARED, q->fd, 0);
-	if (q->h == MAP_FAILED) {
+	if (q->h == MAP_FAILED || !q->h) { /* (never at 0 without MAP_FIXED) */
 		int r = neg_errno();
 		q->h = NULL;
 		set_err(err, "%s: cannot map: %s", q->path, strerror(-r));

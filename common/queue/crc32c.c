@@ -89,7 +89,7 @@ static void gf2_square(uint32_t *square, const uint32_t *mat)
  * byte by byte of the crc. */
 static void make_zeros(uint32_t zeros[4][256], size_t len)
 {
-	uint32_t odd[32], even[32], *op = even;
+	uint32_t odd[32], even[32], *op;
 
 	odd[0] = POLY; /* one zero bit */
 	for (int n = 1; n < 32; n++)

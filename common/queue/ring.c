@@ -472,7 +472,7 @@ int mmapq_put(struct mmapq *q, const void *data, uint32_t len)
 	void *buf = NULL;
 	int r = mmapq_claim(q, len, &buf);
 
-	if (r < 0)
+	if (r != 0)
 		return r;
 	memcpy(buf, data, len);
 	return mmapq_commit(q, len);

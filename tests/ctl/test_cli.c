@@ -1719,12 +1719,12 @@ static void test_send_records(void)
 /* ---- repair: a damaged file salvaged ---- */
 
 /*
- * Ten int records, consumer a at 2; a byte of record 5's payload flipped
- * in the ring (mmapq_format.h: frames of 16 bytes from the ring's start,
- * the payload after the 8-byte frame header).  dump and export print what
+ * Ten int records, consumer a at 2; repair refuses while the producer is
+ * attached (69, naming it).  Then a byte of record 5's payload flipped in
+ * the ring (mmapq_format.h: frames of 16 bytes from the ring's start, the
+ * payload after the 8-byte frame header).  dump and export print what
  * comes before it and name record 5 and mmapqctl repair (65), a consumer b
- * gets 2 to 4 and stops there (65); repair refuses while the producer is
- * attached (69, naming it), then salvages: the records up to the damage are
+ * gets 2 to 4 and stops there (65); repair salvages: the records up to the damage are
  * kept, the rest reported (status, metrics), and consumer a gets them; a
  * repair of the intact file finds it intact and changes nothing but the
  * floor's seqlock counter.
@@ -1746,25 +1746,9 @@ static void test_repair(void)
 
 	tr_run_free(&t, 0, "0 1 2 3 4 5 6 7 8 9\n", P, "--config", cfg, "--queue", qpath, NULL);
 	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--name", "a", "--count", "2", NULL);
-	fd = open(qpath, O_RDWR | O_CLOEXEC);
-	EXPECT(fd >= 0 && pread(fd, &c, 1, at) == 1, "cannot read %s: %s", qpath, strerror(errno));
-	EXPECT(c == 5, "byte %lld of %s is %d, not record 5's value", (long long)at, qpath, c);
-	c ^= 0x40;
-	EXPECT(pwrite(fd, &c, 1, at) == 1, "cannot damage %s: %s", qpath, strerror(errno));
-	close(fd);
-	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
-	tr_run_free(&t, 65, NULL, CTL, "--queue", qpath, "dump", NULL);
-	tr_run_free(&t, 65, NULL, CTL, "--queue", qpath, "--json", "dump", NULL);
-	tr_run_free(&t, 65, NULL, CTL, "--queue", qpath, "export", NULL);
-	/* a consumer that registers now (at 2) gets the records before it,
-	 * and stops there */
-	r = run_checked(65, NULL, 0, (char *[]){(char *)C, "--config", cfg, "--queue", qpath, "--name",
-	                                        "b", "--count", "8", NULL});
-	EXPECT(!strcmp(r.out, "2\n3\n4\n"), "the consumer of the damaged file printed '%s', stderr '%s'",
-	       r.out, r.err);
-	res_free(&r);
-
-	/* the file in use: refused, the producer named */
+	/* the file in use: refused, the producer named (before the damage:
+	 * the producer's attach, alone, would salvage the damaged file
+	 * itself, its consumer b's cursor on the damaged record) */
 	tu_spawn(&prod, argv_p, NULL, true, false, true);
 	tu_track(prod.pid);
 	{
@@ -1786,6 +1770,23 @@ static void test_repair(void)
 	tu_untrack(prod.pid);
 	close(prod.err_fd);
 	EXPECT(code == 0, "the producer exited %d", code);
+	fd = open(qpath, O_RDWR | O_CLOEXEC);
+	EXPECT(fd >= 0 && pread(fd, &c, 1, at) == 1, "cannot read %s: %s", qpath, strerror(errno));
+	EXPECT(c == 5, "byte %lld of %s is %d, not record 5's value", (long long)at, qpath, c);
+	c ^= 0x40;
+	EXPECT(pwrite(fd, &c, 1, at) == 1, "cannot damage %s: %s", qpath, strerror(errno));
+	close(fd);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", qpath, "dump", NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", qpath, "--json", "dump", NULL);
+	tr_run_free(&t, 65, NULL, CTL, "--queue", qpath, "export", NULL);
+	/* a consumer that registers now (at 2) gets the records before it,
+	 * and stops there */
+	r = run_checked(65, NULL, 0, (char *[]){(char *)C, "--config", cfg, "--queue", qpath, "--name",
+	                                        "b", "--count", "8", NULL});
+	EXPECT(!strcmp(r.out, "2\n3\n4\n"), "the consumer of the damaged file printed '%s', stderr '%s'",
+	       r.out, r.err);
+	res_free(&r);
 
 	/* salvaged: 2..4 kept, 5..9 dropped */
 	tr_run_free(&t, 0, NULL, CTL, "--config", cfg, "--queue", qpath, "repair", NULL);

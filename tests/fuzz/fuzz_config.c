@@ -56,7 +56,8 @@ static const struct {
 	const char *section, *key;
 } keys[] = {
 	{"queue", "path"}, {"queue", "size"}, {"queue", "max_record"}, {"queue", "format"},
-	{"queue", "sync"}, {"queue", "mode"}, {"queue", "spin_us"}, {"queue", "max_consumers"},
+	{"queue", "sync"}, {"queue", "sync_interval"}, {"queue", "mode"}, {"queue", "spin_us"},
+	{"queue", "max_consumers"},
 	{"producer", "input"},
 	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
 	{"producer", "client_timeout"}, {"producer", "ack_interval"}, {"producer", "ack_records"},
@@ -118,7 +119,10 @@ static void check_ranges(const struct mmapq_config *c)
 	FUZZ_CHECK(c->format == MMAPQ_FORMAT_INT || c->format == MMAPQ_FORMAT_LINE ||
 	           c->format == MMAPQ_FORMAT_BINARY, "format %" PRIu32, c->format);
 	FUZZ_CHECK(c->sync == MMAPQ_SYNC_NEVER || c->sync == MMAPQ_SYNC_BATCH ||
-	           c->sync == MMAPQ_SYNC_ALWAYS, "sync %d", (int)c->sync);
+	           c->sync == MMAPQ_SYNC_ALWAYS || c->sync == MMAPQ_SYNC_INTERVAL, "sync %d",
+	           (int)c->sync);
+	FUZZ_CHECK(c->sync_interval >= 1 && c->sync_interval <= 60000u, "sync_interval %" PRIu32,
+	           c->sync_interval);
 	FUZZ_CHECK(c->mode <= 0777 && (c->mode & 0600) == 0600, "mode %04" PRIo32, c->mode);
 	FUZZ_CHECK(c->spin_us <= 10000u, "spin_us %" PRIu32, c->spin_us);
 	FUZZ_CHECK(strnlen(c->input, sizeof(c->input)) < sizeof(c->input) && one_of(c->input, inputs),

@@ -282,6 +282,10 @@ static void *producer(void *arg)
 		for (most = 0; most < MAX_BATCH && seq + most < N_RECORDS &&
 		     used + mmapq_frame_size(len_of(seq + most)) <= room; most++)
 			used += mmapq_frame_size(len_of(seq + most));
+		if (most == 0) {
+			thread_fail(0, "producer: room %" PRIu64 " holds no record at seq %" PRIu64, room, seq);
+			break;
+		}
 		batch = g_handover ? most : 1u + (uint32_t)(rnd_next(&rnd) % most);
 		if (g_ints) {
 			/* the whole batch in one call */
