@@ -302,8 +302,8 @@ step_tidy() {
 		# signal handlers: write(2) and _exit(2) are async-signal-safe (POSIX)
 		clang-tidy -p "$b" --quiet --checks="$TIDY_CHECKS" --warnings-as-errors='*' \
 			--config="{CheckOptions: [{key: bugprone-signal-handler.AsyncSafeFunctionSet, value: POSIX}]}" \
-			--extra-arg=-Wno-unknown-warning-option "$f" >"$b/$(basename "$f").log" 2>&1 || rc=1
-		grep -E -A4 '(warning|error): ' "$b/$(basename "$f").log" | grep -v '^--$' | sed "s|$SRC/||"
+			--extra-arg=-Wno-unknown-warning-option "$f" >"$b/$(basename "$(dirname "$f")")-$(basename "$f").log" 2>&1 || rc=1
+		grep -E -A4 '(warning|error): ' "$b/$(basename "$(dirname "$f")")-$(basename "$f").log" | grep -v '^--$' | sed "s|$SRC/||"
 	done
 	return $rc
 }

@@ -156,7 +156,7 @@ static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_
 	}
 	q->map_size = (size_t)st.st_size;
 	q->h = mmap(NULL, q->map_size, prot, MAP_SHARED, q->fd, 0);
-	if (q->h == MAP_FAILED || !q->h) { /* (never at 0 without MAP_FIXED) */
+	if (q->h == MAP_FAILED) {
 		int r = neg_errno();
 		q->h = NULL;
 		set_err(err, "%s: cannot map: %s", q->path, strerror(-r));
@@ -176,8 +176,9 @@ int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	if (r < 0)
 		return r;
 	/* the checks of versions 1 to 3 go by it (validate_static checks it
-	 * first) */
-	q->version = q->h->version;
+	 * first); q->h is mapped: map_file returned 0 (the analyzer loses
+	 * neg_errno's sign across the call) */
+	q->version = q->h->version; // NOLINT(clang-analyzer-core.NullDereference)
 	r = validate_static(q, p, real_size, err);
 	if (r < 0)
 		return r;

@@ -201,7 +201,9 @@ int legacy_header_check(const struct mmapq *q);
 /* -errno after a failed call; never 0, whatever the call did to errno */
 static inline int neg_errno(void)
 {
-	return errno > 0 ? -errno : -EIO;
+	int e = errno; /* read once: negative for sure, as the analyzer sees it too */
+
+	return e > 0 ? -e : -EIO;
 }
 
 static inline bool is_pow2(uint64_t v)
