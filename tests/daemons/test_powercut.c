@@ -48,12 +48,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -660,34 +658,13 @@ static void case_never(void)
 	run_cuts(MMAPQ_SYNC_NEVER);
 }
 
-static void unmount_fs(void)
-{
-	tu_kill_tracked();
-	crashfs_stop();
-	rmdir(g_mnt);
-}
-
 static void setup(void)
 {
-	int r;
-
-	if (geteuid() != 0)
-		tu_skip("needs root (a mount namespace, /dev/fuse)");
 	/* a write to the socket of a producer the cut killed is an error, not
 	 * a signal */
 	signal(SIGPIPE, SIG_IGN);
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		tu_skip("private mount namespace: %s", strerror(errno));
+	g_mnt = crashfs_case_mount("powercut");
 	g_tmp = tu_mkdtemp("powercut");
-	g_mnt = tu_xasprintf("%s.crashfs", g_tmp);
-	if (mkdir(g_mnt, 0755) < 0)
-		tu_die(g_mnt);
-	r = crashfs_start(g_mnt);
-	if (r < 0) {
-		rmdir(g_mnt);
-		tu_skip("cannot mount a FUSE file system: %s", strerror(-r));
-	}
-	atexit(unmount_fs);
 	g_q = tu_path(g_mnt, "queue");
 	g_out = tu_path(g_mnt, "out");
 	g_sock = tu_path(g_tmp, "sock");

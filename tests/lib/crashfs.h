@@ -116,6 +116,12 @@ void crashfs_set_fail(bool fail);
 uint64_t crashfs_refused(void);
 /* The counters (frozen at a cut). */
 struct crashfs_stats crashfs_stats(void);
+/* For a test case (crashfs_case.c, with testutil.h): root, a private mount
+ * namespace and crashfs started at a new directory beside a scratch
+ * directory tu_mkdtemp(tag), or the case is skipped (tu_skip); at its exit
+ * the children it tracked are killed, then crashfs is stopped.  The mount
+ * point. */
+char *crashfs_case_mount(const char *tag);
 /* Unmount (if mounted), stop the server and forget every file. */
 void crashfs_stop(void);
 

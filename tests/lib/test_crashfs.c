@@ -34,13 +34,11 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,21 +54,7 @@ static char *g_mnt;
 
 static void setup(void)
 {
-	char *tmp;
-	int r;
-
-	if (geteuid() != 0)
-		tu_skip("needs root (a mount namespace, /dev/fuse)");
-	/* nothing mounted here (crashfs, fusectl) propagates to the host */
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		tu_skip("private mount namespace: %s", strerror(errno));
-	tmp = tu_mkdtemp("crashfs");
-	g_mnt = tu_path(tmp, "mnt");
-	if (mkdir(g_mnt, 0755) < 0)
-		tu_die(g_mnt);
-	r = crashfs_start(g_mnt);
-	if (r < 0)
-		tu_skip("cannot mount crashfs: %s", strerror(-r));
+	g_mnt = crashfs_case_mount("crashfs");
 }
 
 /* name in the mount; one of a few static buffers */

@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -518,37 +517,18 @@ static void case_daemons_never(void)
 	free(cfg);
 }
 
-/* At exit, whether the case passed or not: a daemon the case left SIGKILLed
- * first, then crashfs unmounted. */
-static void unmount_fs(void)
+static void print_refused(void)
 {
-	tu_kill_tracked();
 	printf("test_msync: %" PRIu64 " writes refused\n", crashfs_refused());
-	crashfs_stop();
-	rmdir(g_mnt);
 }
 
-/* Each case: a private mount namespace with crashfs mounted, the queue's path
- * in it.  The mount point is beside the case's scratch directory, not in
- * it: that goes when the case passed, crashfs still mounted. */
+/* Each case: crashfs of its own (crashfs_case_mount), the queue's path in
+ * it, and a scratch directory for the rest. */
 static void setup(void)
 {
-	int r;
-
-	if (geteuid() != 0)
-		tu_skip("needs root (a mount namespace, /dev/fuse)");
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		tu_skip("private mount namespace: %s", strerror(errno));
-	g_tmp = tu_mkdtemp("msync");
-	g_mnt = tu_xasprintf("%s.crashfs", g_tmp);
-	if (mkdir(g_mnt, 0755) < 0)
-		tu_die(g_mnt);
-	r = crashfs_start(g_mnt);
-	if (r < 0) {
-		rmdir(g_mnt);
-		tu_skip("cannot mount a FUSE file system: %s", strerror(-r));
-	}
-	atexit(unmount_fs);
+	g_mnt = crashfs_case_mount("msync");
+	atexit(print_refused);
+	g_tmp = tu_mkdtemp("msync-cfg");
 	g_q = tu_path(g_mnt, "queue");
 }
 

@@ -38,12 +38,10 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -401,30 +399,11 @@ static void case_never(void)
 	run(&(struct mode){MMAPQ_SYNC_NEVER, 4096, false});
 }
 
-static void unmount(void)
-{
-	tu_kill_tracked();
-	crashfs_stop();
-}
-
 static void setup(void)
 {
-	char *tmp;
 	const char *s = getenv("MMAPQ_POWERCUT_SEED");
-	int r;
 
-	if (geteuid() != 0)
-		tu_skip("needs root (a mount namespace, /dev/fuse)");
-	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		tu_skip("private mount namespace: %s", strerror(errno));
-	tmp = tu_mkdtemp("writeorder");
-	g_mnt = tu_path(tmp, "mnt");
-	if (mkdir(g_mnt, 0755) < 0)
-		tu_die(g_mnt);
-	r = crashfs_start(g_mnt);
-	if (r < 0)
-		tu_skip("cannot mount crashfs: %s", strerror(-r));
-	atexit(unmount);
+	g_mnt = crashfs_case_mount("writeorder");
 	g_q = tu_path(g_mnt, "q");
 	g_lock = tu_xasprintf("%s" MMAPQ_LOCK_SUFFIX, g_q);
 	g_seed = s ? strtoull(s, NULL, 0) : (uint64_t)getpid() * 2654435761u + tu_now_ms();
