@@ -538,7 +538,7 @@ struct space_result {
 };
 extern struct space_result space[NCORPUS];
 
-enum corpus_job { CJ_DAEMONS, CJ_CAT, NCJOBS };
+enum corpus_job { CJ_DAEMONS, CJ_LINES, CJ_CAT, NCJOBS };
 extern struct e2e_result corpus_e2e[NCJOBS];
 
 void run_space(void);
@@ -548,7 +548,8 @@ void run_corpus_e2e(void);
 void corpus_free(void);
 const char *corpus_job_label(enum corpus_job j);
 /* The pipe job's time / the daemons' (> 1: the daemons are faster); 0 if either did not run. */
-double corpus_speedup(void);
+/* a peer's median time over the daemons' (0: not measured) */
+double corpus_speedup(enum corpus_job peer);
 
 /* ---- durable modes at speed (durability.c) ---------------------------------------- */
 

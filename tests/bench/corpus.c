@@ -27,9 +27,13 @@
  *
  * End to end: the corpus through the daemons (format line, the shipped
  * size and max_record, sync never, output file:, consumer --count lines)
- * against cat < corpus | cat > file, each cat pinned to the CPU of the
- * daemon it stands for.  Both outputs are compared with the corpus byte
- * for byte.  The two take turns, --runs times.
+ * against two peers, each process pinned to the CPU of the daemon it
+ * stands for: the same job over a pipe (a line reader that finds each line
+ * and sends it as a record, a 4-byte length and its bytes, to a writer
+ * that writes each with its '\n': 64 KiB reads and writes on every side),
+ * and cat < corpus | cat > file (the same bytes, no lines found).  Every
+ * output is compared with the corpus byte for byte.  They take turns,
+ * --runs times.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -413,9 +417,155 @@ out:
 	return ret;
 }
 
+#define LJ_CHUNK (64u << 10)
+
+/* The line reader: each line of in_fd (at most max bytes) as a record (a
+ * 4-byte length, its bytes) to out_fd. */
+static int lines_reader(int in_fd, int out_fd, uint32_t max)
+{
+	size_t cap = LJ_CHUNK + max + 1, have = 0, olen = 0;
+	char *in = xalloc(cap), *out = xalloc(LJ_CHUNK + 4 + max);
+	int r;
+
+	for (;;) {
+		ssize_t k = read(in_fd, in + have, cap - have);
+		const char *p = in, *end, *nl;
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return child_fail("read corpus: %s", strerror(errno));
+		have += (size_t)k;
+		end = in + have;
+		for (; (nl = memchr(p, '\n', (size_t)(end - p))) || (k == 0 && p < end); p = nl + 1) {
+			uint32_t len = (uint32_t)((nl ? nl : end) - p);
+
+			if (!nl)
+				nl = end - 1; /* the last line, without its '\n' */
+			memcpy(out + olen, &len, 4);
+			memcpy(out + olen + 4, p, len);
+			olen += 4 + len;
+			if (olen >= LJ_CHUNK) {
+				if ((r = tu_write_all(out_fd, out, olen)) < 0)
+					return child_fail("write pipe: %s", strerror(-r));
+				olen = 0;
+			}
+		}
+		if (k == 0)
+			break;
+		have = (size_t)(end - p);
+		memmove(in, p, have);
+		if (have == cap)
+			return child_fail("a line longer than %" PRIu32 " bytes", max);
+	}
+	if (olen && (r = tu_write_all(out_fd, out, olen)) < 0)
+		return child_fail("write pipe: %s", strerror(-r));
+	return 0;
+}
+
+/* The line writer: each record of in_fd (at most max bytes) and a '\n' to
+ * out_fd; exactly expect of them. */
+static int lines_writer(int in_fd, int out_fd, uint64_t expect, uint32_t max)
+{
+	size_t cap = LJ_CHUNK + 4 + max, have = 0, olen = 0;
+	char *in = xalloc(cap), *out = xalloc(LJ_CHUNK + max + 1);
+	uint64_t count = 0;
+	int r;
+
+	for (;;) {
+		ssize_t k = read(in_fd, in + have, cap - have);
+		size_t off = 0;
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return child_fail("read pipe: %s", strerror(errno));
+		if (k == 0)
+			break;
+		have += (size_t)k;
+		for (;;) {
+			uint32_t len;
+
+			if (have - off < 4)
+				break;
+			memcpy(&len, in + off, 4);
+			if (have - off - 4 < len)
+				break;
+			memcpy(out + olen, in + off + 4, len);
+			out[olen + len] = '\n';
+			olen += len + 1;
+			off += 4 + len;
+			count++;
+			if (olen >= LJ_CHUNK) {
+				if ((r = tu_write_all(out_fd, out, olen)) < 0)
+					return child_fail("write output: %s", strerror(-r));
+				olen = 0;
+			}
+		}
+		memmove(in, in + off, have - off);
+		have -= off;
+	}
+	if (olen && (r = tu_write_all(out_fd, out, olen)) < 0)
+		return child_fail("write output: %s", strerror(-r));
+	if (have || count != expect)
+		return child_fail("wrote %" PRIu64 " lines (+%zu bytes), expected %" PRIu64, count, have, expect);
+	return 0;
+}
+
+/* line reader | line writer, pinned as the daemons are. */
+static int lines_job(const struct corpus *c, char *why, size_t whylen, double *secs,
+                     struct child_use use[2])
+{
+	char *out = tu_path(tmpdir, "corpus-lines.out");
+	int pfd[2], st[2], ret = -1;
+	pid_t pid[2];
+	uint64_t t0, t1;
+
+	unlink(out);
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(why, whylen, "pipe: %s", strerror(errno));
+		free(out);
+		return -1;
+	}
+	t0 = now_ns();
+	pid[0] = fork_pinned(cpu_a);
+	if (pid[0] == 0) {
+		int in_fd = open(c->path, O_RDONLY | O_CLOEXEC);
+
+		close(pfd[0]);
+		if (in_fd < 0)
+			_exit(child_fail("%s: %s", c->path, strerror(errno)));
+		_exit(lines_reader(in_fd, pfd[1], c->max_record));
+	}
+	pid[1] = fork_pinned(cpu_b);
+	if (pid[1] == 0) {
+		int out_fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+
+		close(pfd[1]);
+		if (out_fd < 0)
+			_exit(child_fail("%s: %s", out, strerror(errno)));
+		_exit(lines_writer(pfd[0], out_fd, c->lines, c->max_record));
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
+	t1 = now_ns();
+	if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0)
+		snprintf(why, whylen, "line reader exited %d, writer %d", tu_exit_code(st[0]),
+		         tu_exit_code(st[1]));
+	else if (files_equal(c->path, out, why, whylen) == 0)
+		ret = 0;
+	*secs = (double)(t1 - t0) / 1e9;
+	unlink(out);
+	free(out);
+	return ret;
+}
+
 const char *corpus_job_label(enum corpus_job j)
 {
-	return j == CJ_DAEMONS ? "daemons, format line, as shipped, output file" : "cat < corpus | cat > file";
+	return j == CJ_DAEMONS ? "daemons, format line, as shipped, output file" :
+	       j == CJ_LINES   ? "line reader | line writer (records over a pipe)" :
+	                         "cat < corpus | cat > file";
 }
 
 void run_corpus_e2e(void)
@@ -446,6 +596,8 @@ void run_corpus_e2e(void)
 					.cfg = {.format = "line"}, .input = c->path, .count = c->lines, .to_file = true,
 				};
 				r = run_daemons(&job, res->why, sizeof(res->why), &s, use);
+			} else if (j == CJ_LINES) {
+				r = lines_job(c, res->why, sizeof(res->why), &s, use);
 			} else {
 				r = cat_job(c, res->why, sizeof(res->why), &s, use);
 			}
@@ -487,9 +639,9 @@ void corpus_free(void)
 	}
 }
 
-double corpus_speedup(void)
+double corpus_speedup(enum corpus_job peer)
 {
-	const struct e2e_result *d = &corpus_e2e[CJ_DAEMONS], *p = &corpus_e2e[CJ_CAT];
+	const struct e2e_result *d = &corpus_e2e[CJ_DAEMONS], *p = &corpus_e2e[peer];
 	if (!d->nruns || d->failed || !p->nruns || p->failed || d->med_secs <= 0)
 		return 0;
 	return p->med_secs / d->med_secs;
