@@ -254,12 +254,7 @@ int legacy_observe(struct mmapq *q, struct mmapq_error *err)
 static void side_v3(const struct mmapq *q, const struct mmapq_side_v3 *s, off_t byte,
                     struct mmapq_side_status *o)
 {
-	o->pid = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
-	o->start_usec = __atomic_load_n(&s->start_usec, __ATOMIC_RELAXED);
-	o->dropped = __atomic_load_n(&s->dropped, __ATOMIC_RELAXED);
-	o->bad_input = __atomic_load_n(&s->bad_input, __ATOMIC_RELAXED);
-	o->recoveries = __atomic_load_n(&s->recoveries, __ATOMIC_RELAXED);
-	o->attaches = __atomic_load_n(&s->attaches, __ATOMIC_RELAXED);
+	LOAD_SIDE_COUNTERS(o, s);
 	o->attached = held_by_other(q, o->pid, byte) || (q->role == MMAPQ_ROLE_PRODUCER &&
 	                                                 byte == MMAPQ_LOCK_PRODUCER);
 }
@@ -289,12 +284,7 @@ static bool consumer_v3(const struct mmapq *q, uint32_t i, uint64_t tail,
 		memcpy(o->name, c->name, sizeof(o->name) - 1);
 		o->index = i;
 		o->position = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
-		o->pid = __atomic_load_n(&c->pid, __ATOMIC_RELAXED);
-		o->start_usec = __atomic_load_n(&c->start_usec, __ATOMIC_RELAXED);
-		o->attach_position = __atomic_load_n(&c->attach_position, __ATOMIC_RELAXED);
-		o->registered_usec = __atomic_load_n(&c->registered_usec, __ATOMIC_RELAXED);
-		o->recoveries = __atomic_load_n(&c->recoveries, __ATOMIC_RELAXED);
-		o->attaches = __atomic_load_n(&c->attaches, __ATOMIC_RELAXED);
+		LOAD_CONSUMER_COUNTERS(o, c);
 		o->attached = held_by_other(q, o->pid, MMAPQ_LOCK_CONSUMER + (off_t)i);
 	}
 	o->lag = tail > o->position ? tail - o->position : 0;

@@ -240,12 +240,7 @@ void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail, uint64_t 
 	byte = __atomic_load_n(&c->position_byte, __ATOMIC_RELAXED);
 	o->lag = tail > o->position ? tail - o->position : 0;
 	o->lag_bytes = tail_byte > byte ? tail_byte - byte : 0;
-	o->pid = __atomic_load_n(&c->pid, __ATOMIC_RELAXED);
-	o->start_usec = __atomic_load_n(&c->start_usec, __ATOMIC_RELAXED);
-	o->attach_position = __atomic_load_n(&c->attach_position, __ATOMIC_RELAXED);
-	o->registered_usec = __atomic_load_n(&c->registered_usec, __ATOMIC_RELAXED);
-	o->recoveries = __atomic_load_n(&c->recoveries, __ATOMIC_RELAXED);
-	o->attaches = __atomic_load_n(&c->attaches, __ATOMIC_RELAXED);
+	LOAD_CONSUMER_COUNTERS(o, c);
 	/* held by another, or by us: our own entry (a remove's is not) */
 	o->attached = held_by_other(q, o->pid, MMAPQ_LOCK_CONSUMER + (off_t)i) ||
 	              (q->me == c && !q->no_register);

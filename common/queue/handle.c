@@ -319,12 +319,7 @@ static void producer_status(const struct mmapq *q, struct mmapq_side_status *o)
 {
 	const struct mmapq_producer *s = &q->h->producer;
 
-	o->pid = __atomic_load_n(&s->pid, __ATOMIC_RELAXED);
-	o->start_usec = __atomic_load_n(&s->start_usec, __ATOMIC_RELAXED);
-	o->dropped = __atomic_load_n(&s->dropped, __ATOMIC_RELAXED);
-	o->bad_input = __atomic_load_n(&s->bad_input, __ATOMIC_RELAXED);
-	o->recoveries = __atomic_load_n(&s->recoveries, __ATOMIC_RELAXED);
-	o->attaches = __atomic_load_n(&s->attaches, __ATOMIC_RELAXED);
+	LOAD_SIDE_COUNTERS(o, s);
 	/* held by another, or by us */
 	o->attached = held_by_other(q, o->pid, MMAPQ_LOCK_PRODUCER) || q->prod;
 }

@@ -199,6 +199,30 @@ int legacy_header_check(const struct mmapq *q);
  */
 
 /* -errno after a failed call; never 0, whatever the call did to errno */
+/* The counters a producer's side (o: struct mmapq_side_status) and a
+ * consumer's entry (o: struct mmapq_consumer_status) have in every format
+ * version's layout, read as an observer reads them (relaxed: each on its
+ * own, no snapshot); s points to the version's struct, whose fields have
+ * these names. */
+#define LOAD_SIDE_COUNTERS(o, s)                                                    \
+	do {                                                                        \
+		(o)->pid = __atomic_load_n(&(s)->pid, __ATOMIC_RELAXED);             \
+		(o)->start_usec = __atomic_load_n(&(s)->start_usec, __ATOMIC_RELAXED); \
+		(o)->dropped = __atomic_load_n(&(s)->dropped, __ATOMIC_RELAXED);     \
+		(o)->bad_input = __atomic_load_n(&(s)->bad_input, __ATOMIC_RELAXED); \
+		(o)->recoveries = __atomic_load_n(&(s)->recoveries, __ATOMIC_RELAXED); \
+		(o)->attaches = __atomic_load_n(&(s)->attaches, __ATOMIC_RELAXED);  \
+	} while (0)
+#define LOAD_CONSUMER_COUNTERS(o, c)                                                \
+	do {                                                                        \
+		(o)->pid = __atomic_load_n(&(c)->pid, __ATOMIC_RELAXED);             \
+		(o)->start_usec = __atomic_load_n(&(c)->start_usec, __ATOMIC_RELAXED); \
+		(o)->attach_position = __atomic_load_n(&(c)->attach_position, __ATOMIC_RELAXED); \
+		(o)->registered_usec = __atomic_load_n(&(c)->registered_usec, __ATOMIC_RELAXED); \
+		(o)->recoveries = __atomic_load_n(&(c)->recoveries, __ATOMIC_RELAXED); \
+		(o)->attaches = __atomic_load_n(&(c)->attaches, __ATOMIC_RELAXED);  \
+	} while (0)
+
 static inline int neg_errno(void)
 {
 	int e = errno; /* read once: negative for sure, as the analyzer sees it too */
