@@ -530,7 +530,10 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
                                                          uint32_t len, uint32_t n,
                                                          mmapq_frame_crc_fn *crc)
 {
-	uint64_t fb = mmapq_frame_bytes(len), seq = q->tail.seq;
+	uint64_t fb = mmapq_frame_bytes(len), seq = q->tail.seq, mask = q->mask;
+	/* in locals: the handle's fields would be loaded again after each
+	 * store into the ring (bytes, which may alias anything) */
+	uint8_t *ring = q->ring;
 	uint32_t done = 0;
 	int r = 0;
 
@@ -545,7 +548,7 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
 		if (stop > q->limit)
 			stop = q->limit;
 		do {
-			struct mmapq_frame *f = frame_at(q, at);
+			struct mmapq_frame *f = (struct mmapq_frame *)(ring + (at & mask));
 			uint8_t *payload = (uint8_t *)(f + 1);
 
 			/* The alignment bytes are zeros: the payload's last
@@ -580,6 +583,10 @@ static int put_run_sw(struct mmapq *q, const uint8_t *src, uint32_t len, uint32_
 #if defined(__x86_64__)
 HW_TARGET static int put_run_hw(struct mmapq *q, const uint8_t *src, uint32_t len, uint32_t n)
 {
+	/* 8-byte records (every int record) apart: with the length a
+	 * constant, a frame is a few stores and three crc32 instructions */
+	if (len == sizeof(int64_t))
+		return put_run(q, src, sizeof(int64_t), n, mmapq_crc32c_frame_hw);
 	return put_run(q, src, len, n, mmapq_crc32c_frame_hw);
 }
 #endif
@@ -722,7 +729,7 @@ __attribute__((always_inline)) static inline int locate_with(struct mmapq *q, ui
 		uint32_t l;
 		bool check = p.seq >= q->checked;
 
-		if (frame_step(q, p.seq, &p.byte, q->seen_tail_byte, check, &d, &l, crc) < 0)
+		if (frame_step(q, p.seq, &p.byte, q->seen_tail_byte, check, &d, &l, crc, false) < 0)
 			return -EBADMSG;
 		if (check)
 			q->checked = p.seq + 1;
@@ -739,11 +746,13 @@ __attribute__((always_inline)) static inline int locate_with(struct mmapq *q, ui
  * each of copy_len bytes (-EMSGSIZE at one that is not), copied to copy +
  * i * copy_len.  How many were handed out, or -errno if none.  The
  * handle's positions (prev, walk, checked) are stored once, after the
- * loop: in it they live in registers.
+ * loop: in it they live in registers (restrict: what the loop stores into
+ * r and copy is never the handle, so its fields need not be loaded again
+ * after each store).  ints: as frame_step's.
  */
 __attribute__((always_inline)) static inline int
-read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *r, uint8_t *copy,
-         uint32_t copy_len, mmapq_frame_crc_fn *crc)
+read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restrict r,
+         uint8_t *restrict copy, uint32_t copy_len, mmapq_frame_crc_fn *crc, bool ints)
 {
 	struct pos p, last;
 	uint64_t checked, end = q->seen_tail_byte;
@@ -758,7 +767,7 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *r, uint
 		uint32_t len;
 		uint64_t b = p.byte;
 
-		if (frame_step(q, p.seq, &b, end, p.seq >= checked, &data, &len, crc) < 0) {
+		if (frame_step(q, p.seq, &b, end, p.seq >= checked, &data, &len, crc, ints) < 0) {
 			ret = -EBADMSG;
 			break;
 		}
@@ -788,14 +797,18 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *r, uint
 static int read_run_sw(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *r,
                        uint8_t *copy, uint32_t copy_len)
 {
-	return read_run(q, seq, k, r, copy, copy_len, mmapq_crc32c_frame);
+	return read_run(q, seq, k, r, copy, copy_len, mmapq_crc32c_frame, false);
 }
 
 #if defined(__x86_64__)
 HW_TARGET static int read_run_hw(struct mmapq *q, uint64_t seq, uint32_t k,
                                  struct mmapq_record *r, uint8_t *copy, uint32_t copy_len)
 {
-	return read_run(q, seq, k, r, copy, copy_len, mmapq_crc32c_frame_hw);
+	/* format int apart: each frame's checksum is then three crc32
+	 * instructions, no loop */
+	if (q->format == MMAPQ_FORMAT_INT)
+		return read_run(q, seq, k, r, copy, copy_len, mmapq_crc32c_frame_hw, true);
+	return read_run(q, seq, k, r, copy, copy_len, mmapq_crc32c_frame_hw, false);
 }
 #endif
 
