@@ -4,7 +4,9 @@
  * the checksum of every frame (mmapq_format.h), as iSCSI, ext4, Btrfs and
  * Kafka use it.  On x86-64 with SSE4.2 it is the crc32 instruction, eight
  * bytes a step (three streams side by side past 768 bytes); elsewhere eight
- * tables, eight bytes a step.  Chosen once, when the library is loaded.
+ * tables, eight bytes a step.  Chosen once, when the library is loaded;
+ * code compiled for SSE4.2 (ring.c's hot loops) may instead inline a short
+ * frame's with mmapq_crc32c_frame_hw where mmapq_crc32c_hw says so.
  *
  * crc32c(0, data, n) is the standard CRC-32C of data (initial value and
  * final xor included); crc32c(crc32c(0, a, n), b, m) is that of a then b.
