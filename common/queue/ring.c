@@ -446,6 +446,11 @@ __attribute__((always_inline)) static inline void write_frame(struct mmapq *q, u
 	f->crc = crc(q->tail.seq, len, payload, len);
 }
 
+/* How far ahead of the frame at hand the hot loops prefetch the ring
+ * (measured: 256 to 1024 bytes do as well, none 10-25% worse on 8- and
+ * 64-byte records) */
+#define PREFETCH_AHEAD 512u
+
 /*
  * The per-record loops of the producer (put_run) and of the consumer
  * (read_run) take the frame checksum as a parameter and are always
@@ -551,6 +556,9 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
 			struct mmapq_frame *f = (struct mmapq_frame *)(ring + (at & mask));
 			uint8_t *payload = (uint8_t *)(f + 1);
 
+			/* the lines ahead taken for writing before the
+			 * stores reach them (the consumer read them last) */
+			__builtin_prefetch(ring + ((at + PREFETCH_AHEAD) & mask), 1);
 			/* The alignment bytes are zeros: the payload's last
 			 * 8-byte word zeroed, then the payload copied over
 			 * it (one store instead of a memset call). */
@@ -767,6 +775,10 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restric
 		uint32_t len;
 		uint64_t b = p.byte;
 
+		/* the frames ahead asked for now: where the next one starts
+		 * depends on this one's length, a load that would otherwise
+		 * wait for each line to come from the producer's cache */
+		__builtin_prefetch(q->ring + ((b + PREFETCH_AHEAD) & q->mask));
 		if (frame_step(q, p.seq, &b, end, p.seq >= checked, &data, &len, crc, ints) < 0) {
 			ret = -EBADMSG;
 			break;
