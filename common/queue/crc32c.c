@@ -65,6 +65,7 @@ static uint32_t frame_tables(uint64_t seq, uint32_t len, const void *payload, si
  */
 #define LONG  8192u
 #define SHORT 256u
+_Static_assert(MMAPQ_CRC32C_STREAMS_MIN == 3 * SHORT, "the three streams start at 3 * SHORT");
 
 static uint32_t zeros_long[4][256], zeros_short[4][256];
 
@@ -160,27 +161,11 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const 
 {
 	uint64_t c = crc;
 
-	if (n >= 3 * SHORT) {
+	if (n >= MMAPQ_CRC32C_STREAMS_MIN) {
 		c = three_streams(c, &p, &n, LONG, (const uint32_t(*)[256])zeros_long);
 		c = three_streams(c, &p, &n, SHORT, (const uint32_t(*)[256])zeros_short);
 	}
-	for (; n >= 8; n -= 8, p += 8)
-		c = __builtin_ia32_crc32di(c, load64(p));
-	if (n & 4) {
-		uint32_t w;
-		memcpy(&w, p, 4);
-		c = __builtin_ia32_crc32si((uint32_t)c, w);
-		p += 4;
-	}
-	if (n & 2) {
-		uint16_t w;
-		memcpy(&w, p, 2);
-		c = __builtin_ia32_crc32hi((uint32_t)c, w);
-		p += 2;
-	}
-	if (n & 1)
-		c = __builtin_ia32_crc32qi((uint32_t)c, *p);
-	return (uint32_t)c;
+	return (uint32_t)mmapq_crc32c_hw_short(c, p, n);
 }
 
 __attribute__((target("sse4.2"))) static uint32_t frame_sse42(uint64_t seq, uint32_t len,
@@ -196,10 +181,11 @@ __attribute__((target("sse4.2"))) static uint32_t frame_sse42(uint64_t seq, uint
 /* ---- chosen once, when the library is loaded ------------------------------ */
 
 typedef uint32_t crc_fn(uint32_t crc, const unsigned char *p, size_t n);
-typedef uint32_t frame_fn(uint64_t seq, uint32_t len, const void *payload, size_t n);
+typedef mmapq_frame_crc_fn frame_fn;
 
 static crc_fn *chosen_crc;
 static frame_fn *chosen_frame;
+bool mmapq_crc32c_hw;
 
 __attribute__((constructor)) static void choose(void)
 {
@@ -210,6 +196,7 @@ __attribute__((constructor)) static void choose(void)
 		make_zeros(zeros_short, SHORT);
 		chosen_crc = crc_sse42;
 		chosen_frame = frame_sse42;
+		mmapq_crc32c_hw = true;
 		return;
 	}
 #endif

@@ -250,11 +250,16 @@ static inline uint32_t frame_crc(uint64_t seq, uint32_t len, const void *payload
  * The frame of record seq, which starts at *byte, or after a padding frame
  * there: its length checked (<= max_record, 8 for format int; padding only
  * past offset 0, never twice in a row), its bytes within the ring and below
- * end, and with check its crc.  0: *data, *len and *byte (past the frame)
- * set; -EBADMSG: nothing set.  Each shared field is read once.
+ * end, and with check its crc (by crc: mmapq_crc32c_frame, or in ring.c's
+ * hot paths the inline mmapq_crc32c_frame_hw).  ints: the caller knows
+ * the format is int, as a constant: the length is then 8 for the compiler
+ * too, and an int record's checks and checksum straight-line code.  0:
+ * *data, *len and *byte (past the frame) set; -EBADMSG: nothing set.  Each
+ * shared field is read once.
  */
-static inline int frame_next(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end,
-                             bool check, const uint8_t **data, uint32_t *len)
+__attribute__((always_inline)) static inline int
+frame_step(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end, bool check,
+           const uint8_t **data, uint32_t *len, mmapq_frame_crc_fn *crc, bool ints)
 {
 	uint64_t b = *byte, off = b & q->mask, fb;
 	const struct mmapq_frame *f = (const struct mmapq_frame *)(q->ring + off);
@@ -262,24 +267,31 @@ static inline int frame_next(const struct mmapq *q, uint64_t seq, uint64_t *byte
 
 	if (l == MMAPQ_FRAME_PAD) {
 		if (off == 0 ||
-		    (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != frame_crc(seq, l, NULL)))
+		    (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(seq, l, NULL, 0)))
 			return -EBADMSG;
 		b += q->size - off;
 		off = 0;
 		f = (const struct mmapq_frame *)q->ring;
 		l = __atomic_load_n(&f->len, __ATOMIC_RELAXED);
 	}
-	if (l > q->max_record || (q->format == MMAPQ_FORMAT_INT && l != sizeof(int64_t)))
+	if (l > q->max_record ||
+	    ((ints || q->format == MMAPQ_FORMAT_INT) && l != sizeof(int64_t)))
 		return -EBADMSG;
 	fb = mmapq_frame_bytes(l);
 	if (off + fb > q->size || b + fb > end)
 		return -EBADMSG;
-	if (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != frame_crc(seq, l, f + 1))
+	if (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(seq, l, f + 1, l))
 		return -EBADMSG;
 	*data = (const uint8_t *)(f + 1);
 	*len = l;
 	*byte = b + fb;
 	return 0;
+}
+
+static inline int frame_next(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end,
+                             bool check, const uint8_t **data, uint32_t *len)
+{
+	return frame_step(q, seq, byte, end, check, data, len, mmapq_crc32c_frame, false);
 }
 
 /* Whether each publish and release is on disk before it returns (batch,
