@@ -986,8 +986,12 @@ int mmapq_sync(struct mmapq *q)
 
 int mmapq_release(struct mmapq *q, uint32_t n)
 {
-	/* interval: floor waits for mmapq_sync to write the cursor */
-	bool defer = q->me && q->sync == MMAPQ_SYNC_INTERVAL;
+	/* interval: floor waits for mmapq_sync to write the cursor, unless the
+	 * producer waits for room now (a hint, read without the mutex): then
+	 * the cursor goes to disk at once, as with batch, and floor follows
+	 * it, or a full ring would wait up to an interval for each release */
+	bool interval = q->me && q->sync == MMAPQ_SYNC_INTERVAL;
+	bool defer = interval && !__atomic_load_n(&q->h->not_full.waiting, __ATOMIC_RELAXED);
 	struct pos at;
 	uint64_t tail, tail_byte;
 	int r, rs = 0;
@@ -1011,7 +1015,7 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 		__atomic_store_n(&q->me->position, at.seq, __ATOMIC_RELEASE);
 		mmapq_fault("release.stored");
 		/* write order: the cursor is on disk before floor may pass it */
-		if (sync_each(q))
+		if (sync_each(q) || (interval && !defer))
 			rs = sync_header(q);
 	}
 	r = lock(q);
