@@ -256,6 +256,7 @@ static void space_durability_targets(void)
 	if (opt.corpus) {
 		double r = corpus_speedup(CJ_LINES);
 
+		cur_topic = TOPIC_E2E;
 		snprintf(v, sizeof(v), "%.2fx", r);
 		add_target(r > 0 ? r >= 1 : -1, r > 0 ? v : "not measured", "end to end, %s: daemons >= 1x"
 		           " the line pipe job", corpus_label[CORPUS_ALL]);
