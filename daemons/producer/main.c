@@ -252,6 +252,36 @@ static bool grouping(const struct producer *p)
 	       producer_may_read(p) && !signals_stop();
 }
 
+/* How long the loop may wait for events (*wait_ns): until the watchdog's
+ * ping, the next ACK owed to a client, the next generated record, the
+ * next sync of sync = interval (made here when due), or not at all while
+ * a group is being gathered.  0, or -errno that ends the run. */
+static int next_wait(struct daemon *d, uint64_t *wait_ns)
+{
+	struct producer *p = &d->p;
+	uint64_t w = service_max_wait_ns(), x;
+	int r;
+
+	if (p->input == IN_SOCKET && (x = clients_ack_wait(p)) < w)
+		w = x;
+	if (p->input == IN_GENERATE) {
+		r = generate(d);
+		if (r < 0)
+			return p->error ? p->error : r;
+		if ((x = generate_wait(d)) < w)
+			w = x;
+	}
+	r = sync_timer_due(&d->sync, p->q, &p->cfg);
+	if (r < 0)
+		return producer_fatal(p, r);
+	if ((x = sync_timer_wait(&d->sync)) < w)
+		w = x;
+	if (grouping(p))
+		w = 0; /* only look: what is there joins the group */
+	*wait_ns = w;
+	return 0;
+}
+
 /* 0 at the end of input or on a stop; -errno of what ended it otherwise. */
 static int run(struct daemon *d, const sigset_t *unblocked)
 {
@@ -259,7 +289,7 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 	int r;
 
 	for (;;) {
-		uint64_t wait_ns;
+		uint64_t wait_ns = 0;
 		uint32_t pending;
 
 		mmapq_fault("producer.loop");
@@ -290,27 +320,9 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 		sources_finish(p);
 		if (p->error)
 			return p->error;
-		wait_ns = service_max_wait_ns();
-		if (p->input == IN_SOCKET) {
-			uint64_t a = clients_ack_wait(p);
-			if (a < wait_ns)
-				wait_ns = a;
-		}
-		if (p->input == IN_GENERATE) {
-			r = generate(d);
-			if (r < 0)
-				return p->error ? p->error : r;
-			uint64_t g = generate_wait(d);
-			if (g < wait_ns)
-				wait_ns = g;
-		}
-		r = sync_timer_due(&d->sync, p->q, &p->cfg);
+		r = next_wait(d, &wait_ns);
 		if (r < 0)
-			return producer_fatal(p, r);
-		if (sync_timer_wait(&d->sync) < wait_ns)
-			wait_ns = sync_timer_wait(&d->sync);
-		if (grouping(p))
-			wait_ns = 0; /* only look: what is there joins the group */
+			return r;
 		pending = mmapq_pending(p->q);
 		if (p->input != IN_GENERATE || wait_ns) {
 			r = wait_events(d, unblocked, wait_ns);
