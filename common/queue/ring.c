@@ -765,8 +765,11 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restric
 	struct pos p, last;
 	uint64_t checked, end = q->seen_tail_byte;
 	uint32_t i = 0;
-	int ret = locate_with(q, seq, &p, crc);
+	int ret;
 
+	if (!r && !copy)
+		return -EINVAL; /* nowhere to put them */
+	ret = locate_with(q, seq, &p, crc);
 	if (ret < 0)
 		return ret;
 	checked = q->checked;

@@ -405,8 +405,8 @@ MMAPQ_API int mmapq_get(struct mmapq *q, uint32_t index, struct mmapq_record *r)
  * many records it filled in, at most n and at most what mmapq_available
  * said less index; fewer if a later record is damaged (the next call, at
  * that index, returns -EBADMSG).  -ENOENT if index is not below what is
- * available, -EBADMSG if record index itself is damaged; r is untouched
- * then. */
+ * available, -EBADMSG if record index itself is damaged, -EINVAL if r is
+ * NULL; r is untouched then. */
 MMAPQ_API int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct mmapq_record *r);
 /* Copies of the payloads of records index, index + 1, ... that are len
  * bytes long each (every int record is 8): record index + i is copied to
@@ -416,7 +416,7 @@ MMAPQ_API int mmapq_get_many(struct mmapq *q, uint32_t index, uint32_t n, struct
  * before a damaged record or a record of another length (the next call,
  * at that index, returns the error).  -ENOENT if index is not below what
  * is available, -EBADMSG if record index is damaged, -EMSGSIZE if it is
- * not len bytes long; out is untouched then. */
+ * not len bytes long, -EINVAL if out is NULL; out is untouched then. */
 MMAPQ_API int mmapq_copy_many(struct mmapq *q, uint32_t index, uint32_t n, void *out, uint32_t len);
 MMAPQ_API int mmapq_release(struct mmapq *q, uint32_t n);
 
