@@ -289,6 +289,16 @@ static inline void wait_pair(const pid_t pid[2], int st[2], int timeout_ms, stru
 {
 	wait_all(2, pid, st, timeout_ms, use);
 }
+/* Two children pinned as the daemons are, joined by a pipe: on cpu_a
+ * left(ctx, the file at in, the pipe's write end), on cpu_b right(ctx, the
+ * pipe's read end, the file at out opened for appending, or -1 if out is
+ * NULL); each exits with what its function returns.  *secs: from before
+ * the first fork to after both are reaped.  0, or -1 with why (what each,
+ * named by names[0] and names[1], exited with). */
+typedef int pipe_end_fn(const void *ctx, int in_fd, int out_fd);
+int pipe_pair(const char *in, const char *out, pipe_end_fn *left, pipe_end_fn *right, const void *ctx,
+              const char *const names[2], double *secs, struct child_use use[2], char *why,
+              size_t whylen);
 /* Wait for pid (at most timeout_ms, then kill it): its exit code, or -1. */
 int wait_one(pid_t pid, int timeout_ms, struct child_use *use);
 /* exec argv with these descriptors (in_fd -1: inherited), pinned to cpu;

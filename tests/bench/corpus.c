@@ -512,50 +512,31 @@ static int lines_writer(int in_fd, int out_fd, uint64_t expect, uint32_t max)
 	return 0;
 }
 
+static int lines_reader_end(const void *ctx, int in_fd, int out_fd)
+{
+	return lines_reader(in_fd, out_fd, ((const struct corpus *)ctx)->max_record);
+}
+
+static int lines_writer_end(const void *ctx, int in_fd, int out_fd)
+{
+	const struct corpus *c = ctx;
+
+	return lines_writer(in_fd, out_fd, c->lines, c->max_record);
+}
+
 /* line reader | line writer, pinned as the daemons are. */
 static int lines_job(const struct corpus *c, char *why, size_t whylen, double *secs,
                      struct child_use use[2])
 {
+	static const char *const names[2] = {"line reader", "writer"};
 	char *out = tu_path(tmpdir, "corpus-lines.out");
-	int pfd[2], st[2], ret = -1;
-	pid_t pid[2];
-	uint64_t t0, t1;
+	int ret;
 
 	unlink(out);
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		snprintf(why, whylen, "pipe: %s", strerror(errno));
-		free(out);
-		return -1;
-	}
-	t0 = now_ns();
-	pid[0] = fork_pinned(cpu_a);
-	if (pid[0] == 0) {
-		int in_fd = open(c->path, O_RDONLY | O_CLOEXEC);
-
-		close(pfd[0]);
-		if (in_fd < 0)
-			_exit(child_fail("%s: %s", c->path, strerror(errno)));
-		_exit(lines_reader(in_fd, pfd[1], c->max_record));
-	}
-	pid[1] = fork_pinned(cpu_b);
-	if (pid[1] == 0) {
-		int out_fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-
-		close(pfd[1]);
-		if (out_fd < 0)
-			_exit(child_fail("%s: %s", out, strerror(errno)));
-		_exit(lines_writer(pfd[0], out_fd, c->lines, c->max_record));
-	}
-	close(pfd[0]);
-	close(pfd[1]);
-	wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
-	t1 = now_ns();
-	if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0)
-		snprintf(why, whylen, "line reader exited %d, writer %d", tu_exit_code(st[0]),
-		         tu_exit_code(st[1]));
-	else if (files_equal(c->path, out, why, whylen) == 0)
-		ret = 0;
-	*secs = (double)(t1 - t0) / 1e9;
+	ret = pipe_pair(c->path, out, lines_reader_end, lines_writer_end, c, names, secs, use, why,
+	                whylen);
+	if (ret == 0)
+		ret = files_equal(c->path, out, why, whylen) == 0 ? 0 : -1;
 	unlink(out);
 	free(out);
 	return ret;

@@ -399,52 +399,32 @@ static int e2e_print_child(int in_fd, int out_fd, uint64_t expect)
 	return 0;
 }
 
+static int parse_end(const void *ctx, int in_fd, int out_fd)
+{
+	return e2e_parse_child(in_fd, out_fd, *(const bool *)ctx);
+}
+
+static int print_end(const void *ctx, int in_fd, int out_fd)
+{
+	(void)ctx;
+	return e2e_print_child(in_fd, out_fd, opt.e2e_count);
+}
+
 static int pipe_job(enum e2e_input in, bool to_file, bool old_parser, char *why, size_t whylen,
                     double *secs, struct child_use use[2])
 {
+	static const char *const names[2] = {"parser", "printer"};
 	char *out = tu_path(tmpdir, "e2e-pipe.out");
-	int pfd[2], in_fd = -1, out_fd = -1, ret = -1, st[2];
-	pid_t pid[2];
-	uint64_t t0, t1;
+	double s = 0;
+	int ret;
 
 	unlink(out);
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		snprintf(why, whylen, "pipe: %s", strerror(errno));
-		free(out);
-		return -1;
-	}
-	t0 = now_ns();
-	pid[0] = fork_pinned(cpu_a);
-	if (pid[0] == 0) {
-		close(pfd[0]);
-		in_fd = open(input_path[in], O_RDONLY | O_CLOEXEC);
-		if (in_fd < 0)
-			_exit(child_fail("%s: %s", input_path[in], strerror(errno)));
-		_exit(e2e_parse_child(in_fd, pfd[1], old_parser));
-	}
-	pid[1] = fork_pinned(cpu_b);
-	if (pid[1] == 0) {
-		close(pfd[1]);
-		if (to_file) {
-			out_fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-			if (out_fd < 0)
-				_exit(child_fail("%s: %s", out, strerror(errno)));
-		}
-		_exit(e2e_print_child(pfd[0], out_fd, opt.e2e_count));
-	}
-	close(pfd[0]);
-	close(pfd[1]);
-	wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
-	t1 = now_ns();
-	if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0) {
-		snprintf(why, whylen, "parser exited %d, printer %d", tu_exit_code(st[0]), tu_exit_code(st[1]));
-		goto out;
-	}
-	if (to_file && files_equal(input_path[in], out, why, whylen) < 0)
-		goto out;
-	*secs = (double)(t1 - t0) / 1e9;
-	ret = 0;
-out:
+	ret = pipe_pair(input_path[in], to_file ? out : NULL, parse_end, print_end, &old_parser, names,
+	                &s, use, why, whylen);
+	if (ret == 0 && to_file && files_equal(input_path[in], out, why, whylen) < 0)
+		ret = -1;
+	if (ret == 0)
+		*secs = s;
 	unlink(out);
 	free(out);
 	return ret;

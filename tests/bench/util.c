@@ -397,6 +397,49 @@ int run_pair(child_fn a, child_fn b, struct cell *c, char *why, size_t whylen)
 	return run_group(2, fn, cell, cpu, why, whylen);
 }
 
+int pipe_pair(const char *in, const char *out, pipe_end_fn *left, pipe_end_fn *right, const void *ctx,
+              const char *const names[2], double *secs, struct child_use use[2], char *why,
+              size_t whylen)
+{
+	int pfd[2], st[2];
+	pid_t pid[2];
+	uint64_t t0;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(why, whylen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	t0 = now_ns();
+	pid[0] = fork_pinned(cpu_a);
+	if (pid[0] == 0) {
+		int in_fd = open(in, O_RDONLY | O_CLOEXEC);
+
+		close(pfd[0]);
+		if (in_fd < 0)
+			_exit(child_fail("%s: %s", in, strerror(errno)));
+		_exit(left(ctx, in_fd, pfd[1]));
+	}
+	pid[1] = fork_pinned(cpu_b);
+	if (pid[1] == 0) {
+		int out_fd = out ? open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640) : -1;
+
+		close(pfd[1]);
+		if (out && out_fd < 0)
+			_exit(child_fail("%s: %s", out, strerror(errno)));
+		_exit(right(ctx, pfd[0], out_fd));
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
+	*secs = (double)(now_ns() - t0) / 1e9;
+	if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0) {
+		snprintf(why, whylen, "%s exited %d, %s %d", names[0], tu_exit_code(st[0]), names[1],
+		         tu_exit_code(st[1]));
+		return -1;
+	}
+	return 0;
+}
+
 int wait_one(pid_t pid, int timeout_ms, struct child_use *use)
 {
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0), st = 0;
