@@ -186,13 +186,26 @@ static unsigned count_lines(const uint8_t *d, size_t n)
 	return lines;
 }
 
-static bool all_digits(const char *s)
+/* A number as the file may write it: digits in base, then, for a size in
+ * bytes, one of K, M, G (powers of 1024).  false if s is not that or too
+ * big to compare. */
+static bool number_value(const char *s, unsigned base, unsigned __int128 *ret)
 {
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
+	unsigned __int128 v = 0;
+	const char *p = s;
+
+	for (; *p >= '0' && *p < (char)('0' + base); p++) {
+		v = v * base + (unsigned)(*p - '0');
+		if (v >> 80)
 			return false;
+	}
+	if (p == s)
+		return false;
+	if (*p && p[1] == '\0' && strchr("KMG", *p))
+		v <<= 10u * (unsigned)(strchr("KMG", *p) - "KMG" + 1);
+	else if (*p)
+		return false;
+	*ret = v;
 	return true;
 }
 
@@ -270,14 +283,14 @@ static void check_lines(const uint8_t *data, size_t size, const struct mmapq_con
 		r = mmapq_config_format_value(c, section, key, val, sizeof(val));
 		FUZZ_CHECK(r == 0, "accepted line %u sets [%.64s] '%.64s', which the loader does not know (%d)",
 		           lineno, section, key, r);
-		if (all_digits(value) && all_digits(val)) {
+		if (strcmp(value, val)) {
+			/* a number may be written another way: "01M", "1024K" load as "1M" */
 			unsigned base = !strcmp(section, "queue") && !strcmp(key, "mode") ? 8 : 10;
-			FUZZ_CHECK(strtoull(value, NULL, (int)base) == strtoull(val, NULL, (int)base),
-			           "line %u: [%s] %s is '%s' in the file, '%s' loaded", lineno, section, key,
-			           value, val);
-		} else {
-			FUZZ_CHECK(!strcmp(value, val), "line %u: [%s] %s is '%.64s' in the file, '%.64s' loaded",
-			           lineno, section, key, value, val);
+			unsigned __int128 in, out;
+
+			FUZZ_CHECK(number_value(value, base, &in) && number_value(val, base, &out) && in == out,
+			           "line %u: [%s] %s is '%.64s' in the file, '%.64s' loaded", lineno, section,
+			           key, value, val);
 		}
 	}
 }
