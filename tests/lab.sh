@@ -20,6 +20,6 @@ expected=$(seq 1 10)
 [ "$(cat "$dir/out")" = "$expected" ] || { echo "lab: FAILED: output differs from 1..10" >&2; exit 1; }
 echo "== mmapqctl status"
 "$bin/mmapqctl" --queue "$q" status
-echo "== ls -l (the lab showed 40 bytes; this file has a header page and a ring of slots)"
+echo "== ls -l (the lab showed 40 bytes; this file has a header page and a byte ring of frames, 4 MiB as shipped)"
 ls -l "$q"
 echo "lab: OK"

@@ -95,6 +95,8 @@ struct sbuf {
 
 static void sb_add(struct sbuf *b, const char *s, size_t n)
 {
+	if (n > SIZE_MAX / 4 - b->len)
+		tu_die("sb_add: a buffer past SIZE_MAX / 4");
 	if (b->len + n + 1 > b->cap) {
 		while (b->len + n + 1 > b->cap)
 			b->cap = b->cap ? b->cap * 2 : 4096;
