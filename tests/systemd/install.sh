@@ -71,7 +71,7 @@ expected=(
 	"$MMAPQ_LIBDIR/libmmapq.so" "$MMAPQ_LIBDIR/libmmapq.so.$soversion" "$MMAPQ_LIBDIR/libmmapq.so.$MMAPQ_LIB_VERSION"
 	"$MMAPQ_INCLUDEDIR/mmapq.h" "$MMAPQ_LIBDIR/pkgconfig/mmapq.pc"
 	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfig.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqConfigVersion.cmake"
-	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets-relwithdebinfo.cmake"
+	"$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets.cmake" "$MMAPQ_LIBDIR/cmake/mmapq/mmapqTargets-$MMAPQ_BUILD_TYPE.cmake"
 )
 for m in "$src"/common/queue/man/*.3; do
 	expected+=("$MMAPQ_MANDIR/man3/$(basename "$m")")
