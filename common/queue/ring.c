@@ -557,8 +557,11 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
 			uint8_t *payload = (uint8_t *)(f + 1);
 
 			/* the lines ahead taken for writing before the
-			 * stores reach them (the consumer read them last) */
-			__builtin_prefetch(ring + ((at + PREFETCH_AHEAD) & mask), 1);
+			 * stores reach them (the consumer read them last):
+			 * once per line, by the frame that starts in its
+			 * first fb bytes */
+			if (fb >= 64 || (at & 63) < fb)
+				__builtin_prefetch(ring + ((at + PREFETCH_AHEAD) & mask), 1);
 			/* The alignment bytes are zeros: the payload's last
 			 * 8-byte word zeroed, then the payload copied over
 			 * it (one store instead of a memset call). */
@@ -567,11 +570,10 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
 				memcpy(payload + (len & ~UINT32_C(7)), &zero, sizeof(zero));
 			}
 			copy_payload(payload, src, len);
-			f->len = len;
-			/* from src, the same bytes: the ring's were just
-			 * stored, perhaps in pieces that a load of 8 bytes
-			 * would wait for */
-			f->crc = crc(seq, len, src, len);
+			/* the crc from src, the same bytes: the ring's were
+			 * just stored, perhaps in pieces that a load of 8
+			 * bytes would wait for.  len and crc as one store. */
+			memcpy(f, &(struct mmapq_frame){len, crc(seq, len, src, len)}, sizeof(*f));
 			mmapq_fault("put.written");
 			at += fb;
 			src += len;
@@ -773,6 +775,41 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restric
 	if (ret < 0)
 		return ret;
 	checked = q->checked;
+	if (ints && copy && copy_len == sizeof(int64_t)) {
+		/* int records copied out: the frames up to the ring's end or
+		 * end, whichever comes first, are 16 bytes each, back to back,
+		 * so their bounds are checked once here, and each frame's own
+		 * checks are its length and checksum.  The payload is loaded
+		 * once, checked and stored from the register.  A frame that
+		 * fails leaves the loop: frame_step below says what it is. */
+		uint64_t off = p.byte & q->mask, fb = mmapq_frame_bytes(sizeof(int64_t));
+		uint64_t whole = (q->size - off) / fb, below = (end - p.byte) / fb;
+		uint32_t m = k;
+		const uint8_t *f = q->ring + off;
+
+		if (m > whole)
+			m = (uint32_t)whole;
+		if (m > below)
+			m = (uint32_t)below;
+		for (; i < m; i++, f += fb) {
+			const struct mmapq_frame *h = (const struct mmapq_frame *)f;
+			uint64_t v, s = p.seq + i;
+
+			if (!((uintptr_t)f & 63))
+				__builtin_prefetch(f + PREFETCH_AHEAD);
+			if (__atomic_load_n(&h->len, __ATOMIC_RELAXED) != sizeof(v))
+				break;
+			memcpy(&v, h + 1, sizeof(v));
+			if (s >= checked && __atomic_load_n(&h->crc, __ATOMIC_RELAXED) !=
+			                        crc(s, sizeof(v), &v, sizeof(v)))
+				break;
+			memcpy(copy + (size_t)i * sizeof(v), &v, sizeof(v));
+		}
+		if (i > 0) {
+			p = (struct pos){p.seq + i, p.byte + i * fb};
+			last = (struct pos){p.seq - 1, p.byte - fb};
+		}
+	}
 	for (; i < k; i++) {
 		const uint8_t *data;
 		uint32_t len;
