@@ -99,6 +99,7 @@ struct mmapq {
 	struct pos published, tail;
 	uint64_t limit;
 	uint64_t durable;           /* producer: frames below this byte are on disk (mmapq_sync) */
+	uint64_t kicked;            /* producer: ring bytes below this handed to write-back */
 	bool claimed;
 	uint64_t claim_pad, claim_byte;
 	uint32_t claim_len;

@@ -11,6 +11,7 @@
 #include "queue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -20,16 +21,22 @@
 
 /* ---- msync -------------------------------------------------------------- */
 
+static uintptr_t page_size(void)
+{
+	static long pagesize;
+
+	if (!pagesize)
+		pagesize = sysconf(_SC_PAGESIZE);
+	return (uintptr_t)pagesize;
+}
+
 /* msync(MS_SYNC) of the pages holding [p, p + len): 0 or -errno (EIO: the
  * file system could not write them back, ENOSPC, ...). */
 int sync_bytes(const void *p, size_t len)
 {
-	static long pagesize;
 	uintptr_t start, end;
 
-	if (!pagesize)
-		pagesize = sysconf(_SC_PAGESIZE);
-	start = (uintptr_t)p & ~((uintptr_t)pagesize - 1);
+	start = (uintptr_t)p & ~(page_size() - 1);
 	end = (uintptr_t)p + len;
 	return msync((void *)start, end - start, MS_SYNC) < 0 ? neg_errno() : 0;
 }
@@ -264,6 +271,42 @@ static void publish_locked(struct mmapq *q)
 
 /* Write order, before a publish (sync batch; always synced each record as
  * it was put): the frames about to be published are on disk first. */
+/*
+ * batch and interval: once WRITEBACK_KICK bytes of whole pages of frames
+ * lie below the page that tail is in, they are handed to write-back
+ * (sync_file_range SYNC_FILE_RANGE_WRITE, which starts the I/O and does
+ * not wait), so that the disk writes them while the producer goes on; the
+ * msync that makes them durable (publish, mmapq_sync) then waits for I/O
+ * in flight instead of starting it all.  The pages are complete (the
+ * producer writes at tail and beyond) and lie beyond the tail on disk
+ * until that msync and the header's: the write order does not change.
+ * Write-back started early is a hint: an error here is found again by the
+ * msync, which reports it.
+ */
+#define WRITEBACK_KICK (256u << 10)
+
+static void kick_writeback(struct mmapq *q)
+{
+	uint64_t from = q->kicked > q->published.byte ? q->kicked : q->published.byte;
+	uint64_t to = q->tail.byte & ~(uint64_t)(page_size() - 1);
+	uint64_t base = (uint64_t)(q->ring - (uint8_t *)q->h), off, n;
+
+	if (to < from || to - from < WRITEBACK_KICK)
+		return;
+	if (to - from > q->size)
+		from = to - q->size;
+	off = from & q->mask;
+	n = to - from;
+	if (off + n > q->size) {
+		(void)sync_file_range(q->fd, (off64_t)(base + off), (off64_t)(q->size - off),
+		                      SYNC_FILE_RANGE_WRITE);
+		n -= q->size - off;
+		off = 0;
+	}
+	(void)sync_file_range(q->fd, (off64_t)(base + off), (off64_t)n, SYNC_FILE_RANGE_WRITE);
+	q->kicked = to;
+}
+
 static int sync_pending(const struct mmapq *q)
 {
 	if (q->sync != MMAPQ_SYNC_BATCH)
@@ -521,6 +564,8 @@ int mmapq_commit(struct mmapq *q, uint32_t n)
 	}
 	q->claimed = false;
 	q->tail = (struct pos){q->tail.seq + 1, end};
+	if (q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_INTERVAL)
+		kick_writeback(q);
 	return 0;
 }
 
@@ -619,6 +664,8 @@ static int put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
 	r = PICK(put_run_hw(q, data, len, n), put_run_sw(q, data, len, n));
 	if (r <= 0)
 		return r;
+	if (q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_INTERVAL)
+		kick_writeback(q);
 	if (q->sync == MMAPQ_SYNC_ALWAYS) {
 		int rs = sync_ring(q, start.byte, q->tail.byte);
 		if (rs < 0) {

@@ -69,6 +69,8 @@ struct stream {
 	size_t cut[CUTS];                /* where its chunks end: record ends */
 	uint32_t ncut;
 	size_t chunk_start;              /* where the chunk being filled starts */
+	size_t unkicked;                 /* file, sync != never: written since the last kick */
+	off_t kicked;                    /* the file's bytes below this handed to write-back */
 };
 
 /* ---- the file's tail ------------------------------------------------------ */
@@ -363,6 +365,33 @@ static ssize_t write_some(const struct stream *s, struct cursor *c, size_t max)
 	return k;
 }
 
+/*
+ * A file with sync != never: every KICK_BYTES written, the whole pages
+ * written since the last kick handed to write-back (sync_file_range
+ * SYNC_FILE_RANGE_WRITE starts the I/O, does not wait), so that the disk
+ * writes the batch while the rest of it is formatted and written; the
+ * fdatasync before the release then waits for less.  A hint: a failure
+ * here shows again in that fdatasync, which reports it.
+ */
+#define KICK_BYTES (256u * 1024u)
+
+static void kick_writeback(struct stream *s, size_t written)
+{
+	off_t end;
+
+	s->unkicked += written;
+	if (s->unkicked < KICK_BYTES)
+		return;
+	s->unkicked = 0;
+	end = lseek(s->fd, 0, SEEK_CUR); /* O_APPEND: the file's end */
+	if (end < 0)
+		return;
+	end &= ~(off_t)4095;
+	if (end > s->kicked)
+		(void)sync_file_range(s->fd, s->kicked, end - s->kicked, SYNC_FILE_RANGE_WRITE);
+	s->kicked = end;
+}
+
 /* Everything, despite EINTR and short writes: the release depends on it.
  * -EINTR: asked to stop (a stalled output must not keep us from stopping);
  * what was written are whole records, unless a write was cut short. */
@@ -384,6 +413,8 @@ static int write_out(struct stream *s)
 				continue;
 			if (k < 0)
 				return (int)k;
+			if (s->kind == STREAM_FILE && env->cfg->sync != MMAPQ_SYNC_NEVER)
+				kick_writeback(s, (size_t)k);
 			env->progress(); /* a long batch to a slow output is no hang */
 		}
 		if (env->stop() && c.pos < s->total)
