@@ -16,6 +16,8 @@ pkgs="$pkgs libfuse3-dev"
 # gnuplot-nox: a headless gnuplot (svg and pngcairo terminals) for mmapq_bench
 # --plot; libxml2-utils: xmllint, which checks its SVG (tests/bench/smoke.sh)
 pkgs="$pkgs gnuplot-nox libxml2-utils"
+# libzmq3-dev: ZeroMQ, a peer of mmapq_bench's throughput table (PUSH/PULL over ipc://)
+pkgs="$pkgs libzmq3-dev"
 # libnats-dev: the NATS C client, for [consumer] output = nats; nats-server:
 # the real JetStream server the NATS tests start on 127.0.0.1 (its package
 # ships a service: the policy below keeps it from starting on this machine)

@@ -257,7 +257,7 @@ struct transport {
 	void (*ep_close)(struct ep *e);
 };
 
-extern const struct transport tr_mmapq, tr_spsc, tr_pipe, tr_unix, tr_stdio, tr_mq;
+extern const struct transport tr_mmapq, tr_spsc, tr_pipe, tr_unix, tr_stdio, tr_mq, tr_zmq;
 
 void cell_init(struct cell *c);         /* no resources yet */
 void cell_parent_close(struct cell *c); /* after the forks: the parent's ends */
@@ -320,7 +320,7 @@ void mq_limits_read(void);  /* as they are */
 /* ---- throughput (throughput.c) ----------------------------------------------------- */
 
 enum transport_row {
-	T_MMAPQ, T_MMAPQ_BIG, T_TEXTBOOK, T_SPSC, T_PIPE, T_UNIX, T_STDIO4K, T_STDIO64K, T_MQ,
+	T_MMAPQ, T_MMAPQ_BIG, T_TEXTBOOK, T_SPSC, T_PIPE, T_UNIX, T_STDIO4K, T_STDIO64K, T_MQ, T_ZMQ,
 	NTRANSPORTS
 };
 

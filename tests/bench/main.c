@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mmapq_bench -- mmapq against pipes, AF_UNIX sockets, POSIX message queues,
- * a per-record mutex+condvar ring and a lock-free SPSC ring, in one run;
+ * ZeroMQ, a per-record mutex+condvar ring and a lock-free SPSC ring, in one run;
  * with --e2e the daemons end to end against the same job over a pipe, and
  * their memory with a full backlog; with --idle an idle daemon pair; with
  * --fanout 1, 2 and 4 named consumers on one queue, and idle; with
@@ -47,7 +47,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "Usage: mmapq_bench [OPTION]...\n"
 	        "Throughput and latency of mmapq against pipes, AF_UNIX sockets, POSIX message queues,\n"
-	        "a per-record mutex+condvar ring and a lock-free SPSC ring, in one run.\n\n"
+	        "ZeroMQ, a per-record mutex+condvar ring and a lock-free SPSC ring, in one run.\n\n"
 	        "  --quick            correctness smoke: tiny counts, 1 run (no meaningful timings)\n"
 	        "  --json             JSON on stdout instead of the tables\n"
 	        "  --e2e              also the end-to-end daemon job against a pipe job\n"
@@ -83,7 +83,7 @@ static void usage(FILE *f)
 	        "                     records of each size)\n"
 	        "  --spin-us N        spin_us of the 'mmapq, spin' latency row (default 50)\n"
 	        "  --only LIST        transports, comma-separated: mmapq,mmapq_big,textbook,spsc,pipe,\n"
-	        "                     unix,stdio4k,stdio64k,mq\n"
+	        "                     unix,stdio4k,stdio64k,mq,zmq\n"
 	        "  --sizes LIST       record sizes, comma-separated, of 8,64,1024,16384\n"
 	        "  --e2e-count N      integers in the end-to-end job (default 10000000)\n"
 	        "  --e2e-size B       the daemons' [queue] size in bytes, K, M or G (default: as\n"

@@ -108,7 +108,7 @@ static const struct row_style row_styles[NTRANSPORTS] = {
 	[T_TEXTBOOK] = {"#9467bd", 2, 1, 9},  [T_SPSC] = {"#555555", 2, 2, 13},
 	[T_PIPE] = {"#1f77b4", 2, 1, 4},      [T_UNIX] = {"#17becf", 2, 1, 6},
 	[T_STDIO4K] = {"#2ca02c", 2, 1, 8},   [T_STDIO64K] = {"#8c9e00", 2, 1, 10},
-	[T_MQ] = {"#8c564b", 2, 1, 12},
+	[T_MQ] = {"#8c564b", 2, 1, 12},      [T_ZMQ] = {"#e377c2", 2, 1, 14},
 };
 
 /* The rows as the text table names them, the batch sizes included. */

@@ -546,8 +546,8 @@ void print_tables(void)
 			}
 			printf("\n");
 		}
-		printf("strongest peer: the fastest of pipe, AF_UNIX, the stdio pipes and POSIX mq at that"
-		       " size\nPOSIX mq depth:");
+		printf("strongest peer: the fastest of pipe, AF_UNIX, the stdio pipes, POSIX mq and ZeroMQ at"
+		       " that size\nPOSIX mq depth:");
 		for (int si = 0; si < NSIZES; si++)
 			if (tput[T_MQ][si].nruns)
 				printf(" %s: %ld", size_label(sizes[si]), tput[T_MQ][si].depth);

@@ -8,7 +8,7 @@
  * that a slow spell of the machine hits all of them alike.
  *
  * "mmapq / strongest peer" divides by the fastest of pipe, unix, the stdio
- * pipes and mq at each size.
+ * pipes, mq and ZeroMQ at each size.
  */
 #include <inttypes.h>
 
@@ -27,6 +27,7 @@ const struct transport_def tdefs[NTRANSPORTS] = {
 	[T_STDIO4K] = {"stdio4k", "pipe, stdio 4 KiB buffers", &tr_stdio},
 	[T_STDIO64K] = {"stdio64k", "pipe, stdio 64 KiB buffers", &tr_stdio},
 	[T_MQ] = {"mq", "POSIX mq", &tr_mq},
+	[T_ZMQ] = {"zmq", "ZeroMQ PUSH/PULL, ipc://", &tr_zmq},
 };
 
 struct tput_result tput[NTRANSPORTS][NSIZES];
@@ -35,7 +36,8 @@ struct tput_result tput[NTRANSPORTS][NSIZES];
  * is a reference, nor the textbook use of mmapq itself). */
 static bool is_peer(int t)
 {
-	return t == T_PIPE || t == T_UNIX || t == T_STDIO4K || t == T_STDIO64K || t == T_MQ;
+	return t == T_PIPE || t == T_UNIX || t == T_STDIO4K || t == T_STDIO64K || t == T_MQ ||
+	       t == T_ZMQ;
 }
 
 uint32_t ring_frame(uint32_t size)
