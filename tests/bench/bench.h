@@ -299,6 +299,12 @@ typedef int pipe_end_fn(const void *ctx, int in_fd, int out_fd);
 int pipe_pair(const char *in, const char *out, pipe_end_fn *left, pipe_end_fn *right, const void *ctx,
               const char *const names[2], double *secs, struct child_use use[2], char *why,
               size_t whylen);
+/* cat < in | cat > a file in tmpdir (to_file) or /dev/null, each cat
+ * pinned as the daemons are: the same bytes moved, nothing looked at.
+ * With to_file the copy is compared with in, then removed.  0 and *secs
+ * (from the first fork to both reaped), or -1 with why. */
+int cat_pair(const char *in, bool to_file, char *why, size_t whylen, double *secs,
+             struct child_use use[2]);
 /* Wait for pid (at most timeout_ms, then kill it): its exit code, or -1. */
 int wait_one(pid_t pid, int timeout_ms, struct child_use *use);
 /* exec argv with these descriptors (in_fd -1: inherited), pinned to cpu;
@@ -393,7 +399,7 @@ extern const char *const in_label[NINPUTS];
 extern char *input_path[NINPUTS];
 extern uint64_t input_bytes[NINPUTS];
 
-enum e2e_job { J_DAEMONS, J_DAEMONS_BIG, J_PIPE, J_PIPE_OLD, NJOBS };
+enum e2e_job { J_DAEMONS, J_DAEMONS_BIG, J_PIPE, J_PIPE_OLD, J_CAT, NJOBS };
 extern const char *const job_key[NJOBS];
 enum { OUT_NULL_, OUT_FILE_, NOUTS };
 extern const char *const out_key[NOUTS];

@@ -370,53 +370,6 @@ void run_space(void)
 
 /* ---- end to end: the corpus through the daemons, and cat | cat ------------------------ */
 
-/* cat < corpus | cat > out, each cat pinned as the daemons are. */
-static int cat_job(const struct corpus *c, char *why, size_t whylen, double *secs, struct child_use use[2])
-{
-	char *out = tu_path(tmpdir, "corpus-cat.out");
-	char *argv[] = {(char *)"cat", NULL};
-	int pfd[2] = {-1, -1}, in_fd = open(c->path, O_RDONLY | O_CLOEXEC), ret = -1;
-	int out_fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	pid_t pid[2];
-	int st[2];
-	uint64_t t0, t1;
-
-	if (in_fd < 0 || out_fd < 0 || null_fd < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
-		snprintf(why, whylen, "open: %s", strerror(errno));
-		goto out;
-	}
-	t0 = now_ns();
-	pid[1] = spawn(argv, pfd[0], out_fd, null_fd, cpu_b);
-	pid[0] = spawn(argv, in_fd, pfd[1], null_fd, cpu_a);
-	close(pfd[0]);
-	close(pfd[1]);
-	pfd[0] = pfd[1] = -1;
-	wait_pair(pid, st, CHILD_TIMEOUT_MS, use);
-	t1 = now_ns();
-	if (tu_exit_code(st[0]) != 0 || tu_exit_code(st[1]) != 0) {
-		snprintf(why, whylen, "cat | cat: %d, %d", tu_exit_code(st[0]), tu_exit_code(st[1]));
-		goto out;
-	}
-	if (files_equal(c->path, out, why, whylen) < 0)
-		goto out;
-	*secs = (double)(t1 - t0) / 1e9;
-	ret = 0;
-out:
-	for (int i = 0; i < 2; i++)
-		if (pfd[i] >= 0)
-			close(pfd[i]);
-	if (in_fd >= 0)
-		close(in_fd);
-	if (out_fd >= 0)
-		close(out_fd);
-	if (null_fd >= 0)
-		close(null_fd);
-	unlink(out);
-	free(out);
-	return ret;
-}
-
 #define LJ_CHUNK (64u << 10)
 
 /* The line reader: each line of in_fd (at most max bytes) as a record (a
@@ -580,7 +533,7 @@ void run_corpus_e2e(void)
 			} else if (j == CJ_LINES) {
 				r = lines_job(c, res->why, sizeof(res->why), &s, use);
 			} else {
-				r = cat_job(c, res->why, sizeof(res->why), &s, use);
+				r = cat_pair(c->path, true, res->why, sizeof(res->why), &s, use);
 			}
 			if (r < 0) {
 				res->failed = true;

@@ -41,7 +41,7 @@ uint64_t input_bytes[NINPUTS];
  * --e2e-size/--e2e-max-record), the daemons with a big ring, and the
  * same work over a pipe, with the parser as it is and as it was (the fast
  * path off: byte by byte). */
-const char *const job_key[NJOBS] = {"daemons", "daemons_big", "pipe", "pipe_old_parser"};
+const char *const job_key[NJOBS] = {"daemons", "daemons_big", "pipe", "pipe_old_parser", "cat"};
 const char *const out_key[NOUTS] = {"null", "file"};
 
 struct e2e_result e2e[NINPUTS][NJOBS][NOUTS];
@@ -447,6 +447,9 @@ const char *job_label(enum e2e_job j)
 	case J_PIPE:
 		snprintf(b[j], sizeof(b[j]), "parser | pipe | printer");
 		break;
+	case J_CAT:
+		snprintf(b[j], sizeof(b[j]), "cat < input | cat (the same bytes, not parsed)");
+		break;
 	default:
 		snprintf(b[j], sizeof(b[j]), "the same, old parser (byte by byte)");
 		break;
@@ -467,6 +470,9 @@ static int e2e_once(enum e2e_input in, enum e2e_job j, int out, struct e2e_resul
 		break;
 	case J_DAEMONS_BIG:
 		r = daemon_job(in, out == OUT_FILE_, opt.e2e_big_size, 8, res->why, sizeof(res->why), s, use);
+		break;
+	case J_CAT:
+		r = cat_pair(input_path[in], out == OUT_FILE_, res->why, sizeof(res->why), s, use);
 		break;
 	default:
 		r = pipe_job(in, out == OUT_FILE_, j == J_PIPE_OLD, res->why, sizeof(res->why), s, use);

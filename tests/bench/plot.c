@@ -299,8 +299,9 @@ static int plot_e2e(const char *dir, FILE *g)
 	static const char *const job_title[NJOBS] = {
 		[J_DAEMONS] = "daemons, as shipped", [J_DAEMONS_BIG] = "daemons, big ring",
 		[J_PIPE] = "parser | pipe | printer", [J_PIPE_OLD] = "the same, old parser",
+		[J_CAT] = "cat | cat",
 	};
-	static const char *const job_color[NJOBS] = {"#d62728", "#ff7f0e", "#1f77b4", "#9ecae1"};
+	static const char *const job_color[NJOBS] = {"#d62728", "#ff7f0e", "#1f77b4", "#9ecae1", "#7f7f7f"};
 	FILE *f = open_in(dir, "e2e.dat");
 	double top = 0;
 	int x = 0;

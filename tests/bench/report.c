@@ -184,6 +184,19 @@ static void e2e_targets(void)
 			           " 1.2x the pipe job");
 		}
 	}
+	{
+		/* the daemons against cat | cat of the same bytes, seq input to a file */
+		const struct e2e_result *d = &e2e[IN_SEQ][J_DAEMONS][OUT_FILE_], *c = &e2e[IN_SEQ][J_CAT][OUT_FILE_];
+		double r = e2e_speedup(IN_SEQ, J_DAEMONS, J_CAT, OUT_FILE_);
+		if (r > 0) {
+			snprintf(v, sizeof(v), "%.3f s vs %.3f s (%.2fx)", d->med_secs, c->med_secs, r);
+			add_target(r >= 1, v, "end to end, seq input, output file: daemons as shipped >= 1x"
+			           " cat | cat");
+		} else {
+			add_target(-1, "not measured", "end to end, seq input, output file: daemons as shipped"
+			           " >= 1x cat | cat");
+		}
+	}
 	if (backlog.ran && !backlog.failed) {
 		long d = backlog.use[1].rss_kib - backlog.use[0].rss_kib;
 		snprintf(v, sizeof(v), "%ld KiB / %ld KiB (%+ld KiB)", backlog.use[1].rss_kib,
