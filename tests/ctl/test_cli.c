@@ -643,6 +643,12 @@ static void test_usage(void)
 	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, NULL);
 	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "frob", NULL);
 	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "status", "extra", NULL);
+	/* each command takes only its own options, before or after it */
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "status", "--http", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "top", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "dump", "--socket", qpath, NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "metrics", "--timeout", "5", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "send", "--http", "1", NULL);
 	tr_check(&t);
 	/* nothing was created by a usage error */
 	EXPECT(access(qpath, F_OK) < 0, "a usage error created %s", qpath);
