@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,6 +28,17 @@ double consumer_rate(const struct mmapq_consumer_status *c)
 	if (now <= c->start_usec)
 		return -1;
 	return (double)(c->position - c->attach_position) * 1e6 / (double)(now - c->start_usec);
+}
+
+const char *consumer_rate_text(char *buf, size_t size, const struct mmapq_consumer_status *c)
+{
+	double rate = consumer_rate(c);
+
+	if (rate < 0)
+		snprintf(buf, size, "-");
+	else
+		snprintf(buf, size, "%.1f", rate);
+	return buf;
 }
 
 /* The registered consumers (at most MMAPQ_CONSUMERS_MAX): how many, or
@@ -86,18 +98,13 @@ int consumers(struct mmapq *q, bool json)
 	printf("%-20s %20s %12s %14s %8s %-8s %12s\n", "name", "cursor", "lag", "lag bytes", "pid",
 	       "attached", "rate/s");
 	for (int i = 0; i < n; i++) {
-		double rate = consumer_rate(&cs[i]);
 		char pid[16], rt[32];
 
 		snprintf(pid, sizeof(pid), "%" PRId32, cs[i].pid);
-		if (rate < 0)
-			snprintf(rt, sizeof(rt), "-");
-		else
-			snprintf(rt, sizeof(rt), "%.1f", rate);
 		printf("%-20s %20" PRIu64 " %12" PRIu64 " %14" PRIu64 " %8s %-8s %12s\n", cs[i].name,
 		       cs[i].position, cs[i].lag, cs[i].lag_bytes, cs[i].pid ? pid : "-",
 		       st.attached_by_pid ? (cs[i].attached ? "pid" : "no") : cs[i].attached ? "yes" : "no",
-		       rt);
+		       consumer_rate_text(rt, sizeof(rt), &cs[i]));
 	}
 	printf("%d of %" PRIu32 " consumers registered; tail %" PRIu64 ", oldest kept %" PRIu64
 	       ", %" PRIu64 " bytes kept (%.1f%% of size)\n", n, st.max_consumers, st.tail, st.head,

@@ -70,6 +70,9 @@ void salvage_ranges(char *buf, size_t size, const struct mmapq_salvage *s);
 /* Records per second of a consumer since its holder attached, or < 0 if
  * it is not attached (or has not run long enough to say). */
 double consumer_rate(const struct mmapq_consumer_status *c);
+/* That rate as `consumers` and `top` print it ("12.5"), "-" if there is
+ * none: buf. */
+const char *consumer_rate_text(char *buf, size_t size, const struct mmapq_consumer_status *c);
 /* The registered consumers (at most MMAPQ_CONSUMERS_MAX): how many, or
  * -errno (said). */
 int list_consumers(struct mmapq *q, struct mmapq_consumer_status *cs);

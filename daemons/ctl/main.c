@@ -19,8 +19,24 @@
 #include "signals.h"
 #include "start.h"
 
+/* mmapqctl's own options, as bits: those given, those a command takes. */
+enum own_option {
+	OWN_JSON = 1,    /* --json */
+	OWN_SOCKET = 2,  /* --socket PATH */
+	OWN_TIMEOUT = 4, /* --timeout S */
+	OWN_HTTP = 8,    /* --http */
+};
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} own_names[] = {
+	{OWN_JSON, "--json"}, {OWN_SOCKET, "--socket"}, {OWN_TIMEOUT, "--timeout"}, {OWN_HTTP, "--http"},
+};
+
 /* mmapqctl's own options. */
 struct ctl_options {
+	unsigned given;          /* OWN_*: the ones on the command line */
 	bool json;               /* --json: status, dump, consumers */
 	const char *socket_path; /* --socket PATH: send */
 	unsigned timeout_s;      /* --timeout S: send, 0 = none */
@@ -38,7 +54,6 @@ struct ctl {
 enum verb_flags {
 	VERB_OBSERVE = 1,   /* runs on the queue opened as an observer */
 	VERB_NO_STDOUT = 2, /* needs no standard output (send) */
-	VERB_JSON = 4,      /* prints JSON with --json (others refuse it) */
 };
 
 struct verb {
@@ -46,6 +61,7 @@ struct verb {
 	const char *help;   /* its lines in --help's "Commands:" */
 	int nargs;          /* arguments after the verb; -1: any number */
 	unsigned flags;
+	unsigned options;   /* OWN_*: the own options it takes (others refuse them) */
 	int (*run)(struct ctl *c, char **args, int nargs);
 	int (*observe)(struct mmapq *q, bool json); /* VERB_OBSERVE */
 };
@@ -103,45 +119,64 @@ static int run_repair(struct ctl *c, char **args, int nargs)
 static const struct verb verbs[] = {
 	{"status", "  status [--json]     geometry, positions and depth in records and bytes, the\n"
 	           "                      clean mark, the last salvage, counters and pids\n",
-	 0, VERB_OBSERVE | VERB_JSON, NULL, status},
+	 0, VERB_OBSERVE, OWN_JSON, NULL, status},
 	{"dump", "  dump [--json]       the records in the queue, oldest first\n",
-	 0, VERB_OBSERVE | VERB_JSON, NULL, dump},
+	 0, VERB_OBSERVE, OWN_JSON, NULL, dump},
 	{"export", "  export              the records in the queue, oldest first, framed as the\n"
 	           "                      producer reads them (to feed them back)\n",
-	 0, VERB_OBSERVE, NULL, export_records},
+	 0, VERB_OBSERVE, 0, NULL, export_records},
 	{"top", "  top                 a live view of the queue (q or Ctrl-C leaves)\n",
-	 0, 0, run_top, NULL},
+	 0, 0, 0, run_top, NULL},
 	{"send", "  send [VALUE]...     send records to the producer's socket: each VALUE one\n"
 	         "                      record, else standard input as the producer reads it;\n"
 	         "                      exit 0 once all are published\n",
-	 -1, VERB_NO_STDOUT, run_send, NULL},
+	 -1, VERB_NO_STDOUT, OWN_SOCKET | OWN_TIMEOUT, run_send, NULL},
 	{"metrics", "  metrics [--http]    the queue's state as Prometheus text\n",
-	 0, 0, run_metrics, NULL},
+	 0, 0, OWN_HTTP, run_metrics, NULL},
 	{"consumers", "  consumers [--json]  the registered consumers: name, cursor, lag, pid, rate\n",
-	 0, VERB_OBSERVE | VERB_JSON, NULL, consumers},
+	 0, VERB_OBSERVE, OWN_JSON, NULL, consumers},
 	{"consumer", "  consumer remove NAME\n"
 	             "                      unregister a consumer that is not attached (its records\n"
 	             "                      no longer hold the producer back)\n",
-	 -1, 0, run_consumer, NULL},
+	 -1, 0, 0, run_consumer, NULL},
 	{"recreate", "  recreate            rebuild the queue file with the configuration's geometry,\n"
 	             "                      carrying its records and consumers over (daemons stopped)\n",
-	 0, 0, run_recreate, NULL},
+	 0, 0, 0, run_recreate, NULL},
 	{"repair", "  repair              check every record and salvage a damaged queue file,\n"
 	           "                      saying what it drops (daemons stopped)\n",
-	 0, 0, run_repair, NULL},
+	 0, 0, 0, run_repair, NULL},
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
 
-/* "status, dump, ... or recreate" */
-static const char *verb_list(void)
+/* The verbs that take the own options in mask (all for 0), joined as
+ * "status, dump or consumers" (last: " or ", " and "). */
+static const char *verb_list(unsigned mask, const char *last)
 {
 	static char list[256];
-	size_t n = 0;
+	size_t n = 0, k = 0, total = 0;
 
-	for (size_t i = 0; i < N_VERBS && n < sizeof(list); i++)
+	for (size_t i = 0; i < N_VERBS; i++)
+		total += !mask || (verbs[i].options & mask);
+	list[0] = '\0';
+	for (size_t i = 0; i < N_VERBS && n < sizeof(list); i++) {
+		if (mask && !(verbs[i].options & mask))
+			continue;
 		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s",
-		                      i == 0 ? "" : i + 1 == N_VERBS ? " or " : ", ", verbs[i].name);
+		                      k == 0 ? "" : k + 1 == total ? last : ", ", verbs[i].name);
+		k++;
+	}
 	return list;
+}
+
+/* Each command takes only its own options: another's is a usage error
+ * naming it and the commands that take it. */
+static void check_own_options(const struct ctl *c, const struct verb *v)
+{
+	for (size_t i = 0; i < sizeof(own_names) / sizeof(own_names[0]); i++)
+		if ((c->own.given & own_names[i].bit) && !(v->options & own_names[i].bit))
+			options_usage_error(&c->opt, "option %s is not accepted by %s %s (only by %s)",
+			                    own_names[i].name, c->opt.prog, v->name,
+			                    verb_list(own_names[i].bit, " and "));
 }
 
 static void own_option(void *ctx, struct options *o, int id, char *arg)
@@ -150,17 +185,21 @@ static void own_option(void *ctx, struct options *o, int id, char *arg)
 
 	switch (id) {
 	case OPT_JSON:
+		own->given |= OWN_JSON;
 		own->json = true;
 		break;
 	case OPT_SOCKET:
 		if (!*arg)
 			options_usage_error(o, "--socket: empty path");
+		own->given |= OWN_SOCKET;
 		own->socket_path = arg;
 		break;
 	case OPT_TIMEOUT:
+		own->given |= OWN_TIMEOUT;
 		own->timeout_s = options_seconds(o, "--timeout", arg);
 		break;
 	case OPT_HTTP:
+		own->given |= OWN_HTTP;
 		own->http = true;
 		break;
 	}
@@ -205,9 +244,8 @@ int main(int argc, char **argv)
 			if (!strcmp(argv[c.opt.argi], verbs[i].name))
 				v = &verbs[i];
 	nargs = argc - c.opt.argi - 1;
-	if (v && c.own.json && !(v->flags & VERB_JSON))
-		options_usage_error(&c.opt, "--json: %s prints no JSON (status, dump and consumers do)",
-		                    v->name);
+	if (v)
+		check_own_options(&c, v);
 	/* send --socket needs nothing from the configuration */
 	if (v && v->run == run_send && c.own.socket_path && !c.opt.check_config)
 		return run_send(&c, argv + c.opt.argi + 1, nargs);
@@ -217,10 +255,10 @@ int main(int argc, char **argv)
 	if (code || c.opt.check_config)
 		goto out;
 	if (c.opt.argi >= argc)
-		options_usage_error(&c.opt, "missing command: %s", verb_list());
+		options_usage_error(&c.opt, "missing command: %s", verb_list(0, " or "));
 	if (!v || (v->nargs >= 0 && nargs != v->nargs))
 		options_usage_error(&c.opt, "unknown command or extra argument: '%s' (%s)",
-		                    v ? argv[c.opt.argi + 1] : argv[c.opt.argi], verb_list());
+		                    v ? argv[c.opt.argi + 1] : argv[c.opt.argi], verb_list(0, " or "));
 
 	if (!(v->flags & VERB_NO_STDOUT) && START_CLOSED(c.closed_std, STDOUT_FILENO)) {
 		log_error("%s: standard output is closed: nowhere to print", v->name);

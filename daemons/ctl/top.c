@@ -3,7 +3,10 @@
  * top.c -- `mmapqctl top`: a live view of one queue, refreshed in place
  * every interval (geometry, the clean mark and the last salvage, depth in
  * records and bytes, rates, every consumer's lag and rate, who is
- * attached), fitting an 80x24 terminal; q, Ctrl-C or Ctrl-D end it.
+ * attached), fitting an 80x24 terminal; on a smaller one each line is cut
+ * at the width and the frame at the height, so that nothing wraps or
+ * scrolls.  q, Ctrl-C or Ctrl-D end it.  The terminal is taken over only
+ * once the queue could be read, and given back before an error is said.
  */
 #include "ctl.h"
 
@@ -11,9 +14,11 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,14 +36,60 @@ static void since(char *buf, size_t size, uint64_t usec)
 		snprintf(buf, size, "-");
 }
 
+/* The terminal's size (read again for every frame: it may change), and
+ * the lines of the frame drawn so far. */
+static struct {
+	int cols, rows, line;
+} scr;
+
+/* One line of the frame, cut at the terminal's width: a line that wrapped
+ * would push the rest of the frame down and off the screen.  Lines past
+ * the terminal's height are left out (the screen would scroll).  Each line
+ * but the first starts with the newline that ends the one before, so that
+ * the last row is never followed by one. */
+static void put_line(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	size_t n = 0;
+	int col = 0;
+
+	if (scr.line >= scr.rows)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	/* a column per character: the bytes that do not continue one */
+	for (; buf[n]; n++) {
+		if (((unsigned char)buf[n] & 0xc0) == 0x80)
+			continue;
+		if (col == scr.cols)
+			break;
+		col++;
+	}
+	if (scr.line++)
+		putchar('\n');
+	fwrite(buf, 1, n, stdout);
+	/* clear what an earlier frame left to the right; a line as wide as
+	 * the terminal has nothing there, and the cursor waits past its last
+	 * column, where erasing would take that column */
+	if (col < scr.cols)
+		fputs("\033[K", stdout);
+}
+
 static void side_line(const char *name, const struct mmapq_side_status *s)
 {
-	char when[32];
+	char when[32], attached[64];
 
 	since(when, sizeof(when), s->start_usec);
-	/* "\033[K": clear to the end of the line, whatever was there */
-	printf("%-9s %8" PRId32 "  %-8s %-19s %10" PRIu64 " %8" PRIu64 "\033[K\n", name, s->pid,
-	       s->attached ? "yes" : "no", when, s->recoveries, s->attaches);
+	if (s->attached)
+		snprintf(attached, sizeof(attached), "yes, since %s", when);
+	else if (s->start_usec)
+		snprintf(attached, sizeof(attached), "no, last attached %s", when);
+	else
+		snprintf(attached, sizeof(attached), "no, never attached");
+	put_line("%-9s %8" PRId32 "  %-37s %10" PRIu64 " %8" PRIu64, name, s->pid, attached,
+	         s->recoveries, s->attaches);
 }
 
 /* The registered consumers of a frame (mmapq_consumers). */
@@ -50,29 +101,26 @@ struct consumers {
 /* Rows for consumers: the frame has 17 other lines, 24 in all. */
 #define TOP_CONSUMER_ROWS 7
 
-/* One line per consumer (its rate from the previous frame's position of
- * the same name), as many as fit; then how many more there are. */
-static void consumer_lines(const struct consumers *cs, const struct consumers *prev, double secs)
+/* One line per consumer, as many as fit; then how many more there are.
+ * The rate is the one `mmapqctl consumers` prints: since it attached. */
+static void consumer_lines(const struct consumers *cs)
 {
 	int shown = cs->n <= TOP_CONSUMER_ROWS ? cs->n : TOP_CONSUMER_ROWS - 1;
 
-	printf("%-16s %8s  %-8s %12s %10s %10s %6s\033[K\n", "consumer", "pid", "attached", "lag",
-	       "lag bytes", "per second", "recov.");
+	put_line("%-16s %8s  %-8s %12s %10s %11s %6s", "consumer", "pid", "attached", "lag",
+	         "lag bytes", "rate/s", "recov.");
 	for (int i = 0; i < shown; i++) {
 		const struct mmapq_consumer_status *c = &cs->c[i];
-		char rate[16] = "-", bytes[16];
+		char rate[32], bytes[16];
 
-		for (int j = 0; prev && secs > 0 && j < prev->n; j++)
-			if (!strcmp(prev->c[j].name, c->name) && c->position >= prev->c[j].position)
-				format_per_second(rate, sizeof(rate), (double)(c->position - prev->c[j].position) / secs);
-		printf("%-16.16s %8" PRId32 "  %-8s %12" PRIu64 " %10s %10s %6" PRIu64 "\033[K\n", c->name,
-		       c->pid, c->attached ? "yes" : "no", c->lag,
-		       human_bytes(bytes, sizeof(bytes), c->lag_bytes), rate, c->recoveries);
+		put_line("%-16.16s %8" PRId32 "  %-8s %12" PRIu64 " %10s %11s %6" PRIu64, c->name, c->pid,
+		         c->attached ? "yes" : "no", c->lag, human_bytes(bytes, sizeof(bytes), c->lag_bytes),
+		         consumer_rate_text(rate, sizeof(rate), c), c->recoveries);
 	}
 	if (shown < cs->n)
-		printf("... %d more (mmapqctl consumers)\033[K\n", cs->n - shown);
+		put_line("... %d more (mmapqctl consumers)", cs->n - shown);
 	if (!cs->n)
-		printf("(none registered)\033[K\n");
+		put_line("(none registered)");
 }
 
 /* The geometry line. */
@@ -82,17 +130,17 @@ static void geometry_line(const struct mmapq_status *st)
 
 	human_bytes(file, sizeof(file), st->file_size);
 	if (st->version != MMAPQ_FILE_VERSION) {
-		printf("format %s, version %" PRIu32 " (read only), %" PRIu32 " slots of %" PRIu32
-		       " bytes, file %s\033[K\n", mmapq_format_name(st->format), st->version, st->capacity,
-		       st->slot_size, file);
+		put_line("format %s, version %" PRIu32 " (read only), %" PRIu32 " slots of %" PRIu32
+		         " bytes, file %s", mmapq_format_name(st->format), st->version, st->capacity,
+		         st->slot_size, file);
 		return;
 	}
-	printf("format %s, version %" PRIu32 ", size %s, max_record %s, file %s\033[K\n",
-	       mmapq_format_name(st->format), st->version, human_bytes(size, sizeof(size), st->size),
-	       human_bytes(rec, sizeof(rec), st->max_record), file);
+	put_line("format %s, version %" PRIu32 ", size %s, max_record %s, file %s",
+	         mmapq_format_name(st->format), st->version, human_bytes(size, sizeof(size), st->size),
+	         human_bytes(rec, sizeof(rec), st->max_record), file);
 }
 
-/* The clean mark and the last salvage, cut to the 80 columns. */
+/* The clean mark and the last salvage. */
 static void state_line(const struct mmapq_status *st, const struct consumers *cs)
 {
 	bool attached = st->producer.attached;
@@ -102,8 +150,8 @@ static void state_line(const struct mmapq_status *st, const struct consumers *cs
 	for (int i = 0; i < cs->n; i++)
 		attached = attached || cs->c[i].attached;
 	if (st->version != MMAPQ_FILE_VERSION) {
-		printf("mmapqctl recreate carries it over into a version-%" PRIu32 " file\033[K\n",
-		       MMAPQ_FILE_VERSION);
+		put_line("mmapqctl recreate carries it over into a version-%" PRIu32 " file",
+		         MMAPQ_FILE_VERSION);
 		return;
 	}
 	n = snprintf(line, sizeof(line), "%s; ", st->clean ? "clean" : attached ? "in use" :
@@ -115,12 +163,25 @@ static void state_line(const struct mmapq_status *st, const struct consumers *cs
 		snprintf(line + n, sizeof(line) - (size_t)n, "salvages %" PRIu64 ", the last %s dropped %"
 		         PRIu64 " (%s)", st->salvage.count, when, salvage_dropped(&st->salvage),
 		         human_bytes(bytes, sizeof(bytes), st->salvage.dropped_bytes));
-	printf("%.80s\033[K\n", line);
+	put_line("%s", line);
+}
+
+/* The terminal's size, 80x24 if it does not say. */
+static void screen_size(void)
+{
+	struct winsize ws;
+
+	scr.cols = 80;
+	scr.rows = 24;
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col && ws.ws_row) {
+		scr.cols = ws.ws_col;
+		scr.rows = ws.ws_row;
+	}
 }
 
 /* One frame, drawn over the previous one from the top left corner. */
 static void frame(const char *path, const struct mmapq_status *st, const struct mmapq_status *prev,
-                  const struct consumers *cs, const struct consumers *cprev, double secs)
+                  const struct consumers *cs, double secs)
 {
 	char clock[16], pr[16], cr[16], bar[41], used[16];
 	uint64_t depth = st->tail - st->head;
@@ -140,27 +201,32 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 		strcpy(pr, "-");
 		strcpy(cr, "-");
 	}
+	screen_size();
+	scr.line = 0;
 	fputs("\033[H", stdout);
-	printf("mmapq top  %-.56s  %s\033[K\n", path, clock);
+	put_line("mmapq top  %-.56s  %s", path, clock);
 	geometry_line(st);
 	state_line(st, cs);
-	printf("\033[K\n");
-	printf("%-10s %20s %12s\033[K\n", "", "records", "per second");
-	printf("%-10s %20" PRIu64 " %12s\033[K\n", "published", st->tail, pr);
-	printf("%-10s %20" PRIu64 " %12s\033[K\n", "consumed", st->head, cr);
-	printf("%-10s %20" PRIu64 "   %s of %" PRIu64 " bytes (%.1f%%)\033[K\n", "depth", depth,
-	       human_bytes(used, sizeof(used), st->used_bytes), st->size, used_percent(st));
-	printf("%-10s [%s]\033[K\n", "", bar);
-	printf("%-10s %20" PRIu64 "   bad input %" PRIu64 "\033[K\n", "dropped", st->producer.dropped,
-	       st->producer.bad_input);
-	printf("\033[K\n");
-	printf("%-9s %8s  %-8s %-19s %10s %8s\033[K\n", "role", "pid", "attached", "since", "recoveries",
-	       "attaches");
+	put_line("");
+	put_line("%-10s %20s %12s", "", "records", "per second");
+	put_line("%-10s %20" PRIu64 " %12s", "published", st->tail, pr);
+	put_line("%-10s %20" PRIu64 " %12s", "consumed", st->head, cr);
+	put_line("%-10s %20" PRIu64 "   %s of %" PRIu64 " bytes (%.1f%%)", "depth", depth,
+	         human_bytes(used, sizeof(used), st->used_bytes), st->size, used_percent(st));
+	put_line("%-10s [%s]", "", bar);
+	put_line("%-10s %20" PRIu64 "   bad input %" PRIu64, "dropped", st->producer.dropped,
+	         st->producer.bad_input);
+	put_line("");
+	put_line("%-9s %8s  %-37s %10s %8s", "role", "pid", "attached", "recoveries", "attaches");
 	side_line("producer", &st->producer);
-	printf("\033[K\n");
-	consumer_lines(cs, prev ? cprev : NULL, secs);
-	printf("\033[K\n");
-	printf("q: quit\033[K\033[J");
+	put_line("");
+	consumer_lines(cs);
+	put_line("");
+	put_line("q: quit");
+	/* what an earlier, longer frame left below: from the next line down
+	 * (a frame of the terminal's full height has nothing below) */
+	if (scr.line < scr.rows)
+		fputs("\n\033[J", stdout);
 	fflush(stdout);
 }
 
@@ -182,14 +248,46 @@ static bool wait_key(int ms, bool keys, bool (*stop)(void))
 	return c == 'q' || c == 'Q' || c == 3 || c == 4;
 }
 
+/* The terminal as top draws on it: keys without Enter and without echo
+ * (Ctrl-C still sends SIGINT), the cursor hidden, the screen cleared. */
+static bool take_terminal(bool keys, struct termios *saved)
+{
+	struct termios raw;
+
+	if (keys && tcgetattr(STDIN_FILENO, saved) == 0) {
+		raw = *saved;
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+		raw.c_cc[VMIN] = 1;
+		raw.c_cc[VTIME] = 0;
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	} else {
+		keys = false;
+	}
+	fputs("\033[?25l\033[H\033[2J", stdout);
+	return keys;
+}
+
+/* The terminal as it was: the cursor shown below the last frame, the
+ * keys as before. */
+static void give_terminal(bool keys, const struct termios *saved)
+{
+	if (scr.line >= scr.rows)
+		putchar('\n'); /* the frame filled the screen: a line of its own */
+	fputs("\033[?25h", stdout);
+	fflush(stdout);
+	if (keys)
+		tcsetattr(STDIN_FILENO, TCSANOW, saved);
+}
+
 int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*stop)(void))
 {
-	bool tty = isatty(STDOUT_FILENO), keys = isatty(STDIN_FILENO);
+	bool tty = isatty(STDOUT_FILENO), keys = isatty(STDIN_FILENO), drawing = false;
 	struct mmapq_status st = {0}, prev = {0};
-	static struct consumers cs, cprev;
-	struct termios saved, raw;
+	static struct consumers cs;
+	struct termios saved;
 	struct mmapq_error err;
 	struct mmapq *q = NULL;
+	char why[sizeof(err.msg) + 64] = "";
 	uint64_t t_prev = 0;
 	bool have_prev = false;
 	int code = EXIT_OK;
@@ -198,17 +296,6 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*st
 		log_error("top: standard output is not a terminal (mmapqctl status is for scripts)");
 		return EXIT_USAGE;
 	}
-	if (keys && tcgetattr(STDIN_FILENO, &saved) == 0) {
-		/* keys without Enter, no echo; Ctrl-C still sends SIGINT */
-		raw = saved;
-		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
-		raw.c_cc[VMIN] = 1;
-		raw.c_cc[VTIME] = 0;
-		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-	} else {
-		keys = false;
-	}
-	fputs("\033[?25l\033[H\033[2J", stdout); /* hide the cursor, clear */
 	for (;;) {
 		uint64_t now = mmapq_now_ns();
 		int r;
@@ -220,31 +307,34 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*st
 			have_prev = false;
 		}
 		r = q ? 0 : mmapq_open(observer, &q, &err);
-		if (r == 0)
-			r = mmapq_status(q, &st);
-		if (r == 0 && (r = mmapq_consumers(q, cs.c, MMAPQ_CONSUMERS_MAX)) >= 0) {
+		if (r < 0)
+			snprintf(why, sizeof(why), "%s", err.msg);
+		else if ((r = mmapq_status(q, &st)) == 0 &&
+		         (r = mmapq_consumers(q, cs.c, MMAPQ_CONSUMERS_MAX)) >= 0) {
 			cs.n = r < (int)MMAPQ_CONSUMERS_MAX ? r : (int)MMAPQ_CONSUMERS_MAX;
 			r = 0;
+		} else {
+			snprintf(why, sizeof(why), "%s: %s", mmapq_path(q), mmapq_strerror(r));
 		}
 		if (r < 0) {
-			fputs("\033[H\033[2J", stdout);
-			log_error("%s", q ? mmapq_strerror(r) : err.msg);
 			code = exit_code_for_open(r);
 			break;
 		}
-		frame(mmapq_path(q), &st, have_prev ? &prev : NULL, &cs, &cprev,
-		      (double)(now - t_prev) / 1e9);
+		if (!drawing)
+			keys = take_terminal(keys, &saved);
+		drawing = true;
+		frame(mmapq_path(q), &st, have_prev ? &prev : NULL, &cs, (double)(now - t_prev) / 1e9);
 		prev = st;
-		cprev = cs;
 		t_prev = now;
 		have_prev = true;
 		if (wait_key((int)interval_ms, keys, stop))
 			break;
 	}
-	fputs("\033[?25h\n", stdout); /* the cursor back */
-	if (keys)
-		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-	fflush(stdout);
+	/* the terminal back before anything is said, below the last frame */
+	if (drawing)
+		give_terminal(keys, &saved);
+	if (code != EXIT_OK)
+		log_error("%s", why);
 	mmapq_close(q);
 	return code;
 }

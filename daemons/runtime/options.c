@@ -58,8 +58,9 @@ static void usage(const struct options *o, const char *commands_help)
 		       o->program == PROG_CONSUMER ? "mmapq-consumer" : "mmapq-producer", o->prog);
 	printf("  -c, --config PATH   configuration file (default %s)\n"
 	       "  -i, --instance NAME one of several queues (mmapq@NAME.target): configuration\n"
-	       "                      NAME.ini beside the default one, queue file NAME.queue\n"
-	       "                      and socket NAME.producer.sock beside the default ones\n"
+	       "                      NAME.ini beside the default one (or beside --config's),\n"
+	       "                      queue file NAME.queue and socket NAME.producer.sock\n"
+	       "                      beside the default ones\n"
 	       "  -q, --queue PATH    queue file, overrides [queue] path\n"
 	       "      --check-config  validate the configuration (and its drop-ins) and exit\n",
 	       MMAPQ_DEFAULT_CONFIG);
@@ -214,13 +215,19 @@ void options_parse(struct options *o, enum program program, int argc, char **arg
 		}
 	}
 	o->argi = optind;
-	if (o->instance && !o->config_explicit) {
-		/* DIR/mmapq.ini -> DIR/NAME.ini */
-		const char *dir_end = strrchr(MMAPQ_DEFAULT_CONFIG, '/');
-		int dir_len = dir_end ? (int)(dir_end - MMAPQ_DEFAULT_CONFIG) + 1 : 0;
+	if (o->instance) {
+		/* DIR/x.ini -> DIR/NAME.ini: an instance's files are beside the
+		 * default configuration or the one --config names, never that
+		 * file itself (the single queue's, whose path the instance
+		 * would share) */
+		const char *dir_end = strrchr(o->config_path, '/');
+		int dir_len = dir_end ? (int)(dir_end - o->config_path) + 1 : 0;
 
-		snprintf(o->instance_config, sizeof(o->instance_config), "%.*s%s.ini", dir_len,
-		         MMAPQ_DEFAULT_CONFIG, o->instance);
+		if (o->config_explicit)
+			o->config_beside = o->config_path;
+		if (snprintf(o->instance_config, sizeof(o->instance_config), "%.*s%s.ini", dir_len,
+		             o->config_path, o->instance) >= (int)sizeof(o->instance_config))
+			options_usage_error(o, "--config: '%s' is too long", o->config_path);
 		o->config_path = o->instance_config;
 	}
 }

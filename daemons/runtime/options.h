@@ -32,10 +32,11 @@ enum option_id {
 struct options {
 	enum program program;
 	const char *prog;            /* the name it was run as (argv[0]'s last part) */
-	const char *config_path;     /* --config, or the default (of the instance) */
-	bool config_explicit;
+	const char *config_path;     /* --config, or the default; the instance's NAME.ini */
+	bool config_explicit;        /* --config given: its file must exist */
 	const char *instance;        /* --instance NAME: one of several queues on the host */
-	char instance_config[4096];  /* its default config_path: DIR/NAME.ini */
+	char instance_config[4096];  /* its config_path: NAME.ini beside the default or --config */
+	const char *config_beside;   /* with --instance: what --config named, NULL if not given */
 	const char *queue_path;      /* --queue, overrides [queue] path */
 	bool check_config;
 	int argi;                    /* first non-option argument */

@@ -69,7 +69,10 @@ int settings_load(struct settings *s, struct mmapq_config *cfg)
 
 	mmapq_config_defaults_for(&base, o->instance); /* the name was checked by options_parse */
 	r = mmapq_config_read(cfg, o->config_path, &ro);
-	if (r == -ENOENT)
+	if (r == -ENOENT && o->config_beside)
+		log_error("%s: no such configuration file (instance %s: its configuration beside"
+		          " --config %s)", o->config_path, o->instance, o->config_beside);
+	else if (r == -ENOENT)
 		log_error("%s: no such configuration file", o->config_path);
 	/* every other error went to print_config_error already */
 	if (r < 0) {

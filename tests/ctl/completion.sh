@@ -15,7 +15,7 @@
 #     nothing after --count, --timeout, or a command's arguments;
 #   * instance names after --instance/-i: the *.ini files of a temporary
 #     configuration directory but mmapq.ini, names with ':' as readline wants
-#     them.
+#     them; with --config FILE on the line, those beside FILE.
 # Exit 0 pass, 1 fail, 77 skip (bash-completion is not installed:
 # tests/deps.sh installs it).
 set -u
@@ -175,6 +175,13 @@ for p in mmapqctl mmapq-producer mmapq-consumer; do
 	expect "$p --instance x:" y
 done
 expect "mmapqctl status --instance " audit orders x:y
+# beside the file --config names, as the programs look there
+mkdir -p "$work/other"
+: >"$work/other/mmapq.ini"
+: >"$work/other/billing.ini"
+expect "mmapqctl --config $work/other/x.ini --instance " billing
+expect "mmapq-consumer --config=$work/other/x.ini -i " billing
+expect "mmapqctl -c $work/other/mmapq.ini status --instance b" billing
 e=$work/etc
 expect "mmapqctl --config $e/o" "$e/orders.ini" "$e/other.conf"
 expect "mmapqctl --config=$e/au" "$e/audit.ini"

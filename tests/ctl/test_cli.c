@@ -643,6 +643,12 @@ static void test_usage(void)
 	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, NULL);
 	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "frob", NULL);
 	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "status", "extra", NULL);
+	/* each command takes only its own options, before or after it */
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "status", "--http", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "--json", "top", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "dump", "--socket", qpath, NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "metrics", "--timeout", "5", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--config", cfg, "--queue", qpath, "send", "--http", "1", NULL);
 	tr_check(&t);
 	/* nothing was created by a usage error */
 	EXPECT(access(qpath, F_OK) < 0, "a usage error created %s", qpath);
@@ -768,17 +774,21 @@ static void test_dropins(void)
 
 /* --instance NAME: the queue file and socket default to NAME.queue and
  * NAME.producer.sock beside the single queue's, NAME.ini (if it sets
- * them) wins; the default configuration is NAME.ini beside the default
- * one, missing like it; a bad name is a usage error. */
+ * them) wins; the configuration is NAME.ini (and its drop-ins) beside the
+ * default one, missing like it, or beside the file --config names, which
+ * is not read (it is the single queue's) and must exist; a bad name is a
+ * usage error. */
 static void test_instance(void)
 {
 	struct transcript t = {.group = "instance"};
-	char *none = write_cfg("none.ini", "; sets nothing\n");
-	char *own = write_cfg("own.ini", "[queue]\npath = /srv/queues/b\n[producer]\nsocket = /run/b.sock\n");
-	char *d = mkdir_in("none.ini.d");
-	char *cap = write_cfg("none.ini.d/10-size.ini", "[queue]\nsize = 8M\n");
+	char *single = write_cfg("x.ini", "[queue]\npath = /srv/queues/single\n");
+	char *none = write_cfg("a.ini", "; sets nothing\n");
+	char *own = write_cfg("b-2:x_y.z@1.ini", "[queue]\npath = /srv/queues/b\n[producer]\nsocket = /run/b.sock\n");
+	char *orders = write_cfg("orders.ini", "[queue]\npath = /srv/queues/orders\n");
+	char *d = mkdir_in("a.ini.d");
+	char *cap = write_cfg("a.ini.d/10-size.ini", "[queue]\nsize = 8M\n");
 	char *missing = tu_path(dir, "missing.ini");
-	char longest[MMAPQ_INSTANCE_NAME_MAX + 2];
+	char longest[MMAPQ_INSTANCE_NAME_MAX + 2], *longest_ini;
 	const char *dir_end = strrchr(MMAPQ_DEFAULT_CONFIG, '/');
 	char *name = tu_xasprintf("zz-test-%d", (int)getpid());
 	char *want = tu_xasprintf("%.*s/%s.ini: not found; the built-in defaults are used and valid\n"
@@ -790,16 +800,21 @@ static void test_instance(void)
 
 	memset(longest, 'n', sizeof(longest));
 	longest[MMAPQ_INSTANCE_NAME_MAX] = '\0';
-	tr_run_free(&t, 0, NULL, P, "--instance", "a", "--config", none, "--check-config", NULL);
-	tr_run_free(&t, 0, NULL, C, "-i", "b-2:x_y.z@1", "--config", own, "--check-config", NULL);
-	tr_run_free(&t, 0, NULL, CTL, "--instance", longest, "--config", none, "--check-config", NULL);
+	longest_ini = tu_xasprintf("%s.ini", longest);
+	free(write_cfg(longest_ini, "; sets nothing\n"));
+	tr_run_free(&t, 0, NULL, P, "--instance", "a", "--config", single, "--check-config", NULL);
+	tr_run_free(&t, 0, NULL, C, "-i", "b-2:x_y.z@1", "--config", single, "--check-config", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", single, "--instance", "orders", "--check-config", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--instance", longest, "--config", single, "--check-config", NULL);
 	longest[MMAPQ_INSTANCE_NAME_MAX] = 'n';
 	longest[MMAPQ_INSTANCE_NAME_MAX + 1] = '\0';
-	tr_run_free(&t, 64, NULL, CTL, "--instance", longest, "--config", none, "--check-config", NULL);
+	tr_run_free(&t, 64, NULL, CTL, "--instance", longest, "--config", single, "--check-config", NULL);
 	tr_run_free(&t, 64, NULL, P, "--instance", "a/b", "--check-config", NULL);
 	tr_run_free(&t, 64, NULL, P, "--instance", "", "--check-config", NULL);
-	/* an explicit --config that is missing is still an error */
-	tr_run_free(&t, 78, NULL, P, "--instance", "a", "--config", missing, "--check-config", NULL);
+	/* beside an explicit --config, NAME.ini must exist; the --config file
+	 * need not (only its directory counts) */
+	tr_run_free(&t, 78, NULL, P, "--instance", "c", "--config", single, "--check-config", NULL);
+	tr_run_free(&t, 0, NULL, P, "--instance", "a", "--config", missing, "--check-config", NULL);
 	tr_check(&t);
 
 	/* the default configuration of an instance: DIR/NAME.ini, may be missing */
@@ -813,8 +828,11 @@ static void test_instance(void)
 	free(missing);
 	free(cap);
 	free(d);
+	free(orders);
 	free(own);
 	free(none);
+	free(single);
+	free(longest_ini);
 }
 
 /* ---- status and dump ---- */

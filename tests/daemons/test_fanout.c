@@ -93,6 +93,16 @@ static void write_dropin(const char *name, const char *text)
 	free(f);
 }
 
+/* dir/name, a symbolic link to target (beside it) */
+static void link_as(const char *target, const char *name)
+{
+	char *p = tu_path(dir, name);
+
+	if (symlink(target, p) < 0)
+		tu_die("symlink");
+	free(p);
+}
+
 /* Waits (a deadline) until the consumer name is registered and a live
  * process is attached as it; *cs is its last state seen. */
 static bool wait_attached(const char *name, struct mmapq_consumer_status *cs)
@@ -398,11 +408,14 @@ static void named_config(void)
 	setup("[queue]\nmax_consumers = 2\n[consumer]\noutput = stdout\n");
 	late_out = tu_path(dir, "late.out");
 	/* late's own section, in a drop-in; it runs as the template unit runs
-	 * it, --named-instance QUEUE:NAME (the queue's path is in the file
-	 * given with --config, as an instance's NAME.ini may say) */
+	 * it, --named-instance QUEUE:NAME: its configuration is q1.ini beside
+	 * the file --config names, here that file and its drop-ins under the
+	 * instance's name (links) */
 	ini = tu_xasprintf("[consumer:late]\noutput = file:%s\nstart = newest\n", late_out);
 	write_dropin("late", ini);
 	free(ini);
+	link_as("mmapq.ini", "q1.ini");
+	link_as("mmapq.ini.d", "q1.ini.d");
 	/* early: registered first, oldest; ten records before late comes */
 	early = spawn(false, true, "mmapq-consumer", "--name", "early", "--count", "20", NULL);
 	/* early registered before anything else: else late (newest), alone in

@@ -11,7 +11,8 @@
 #   install   apt install ./mmapq_*.deb ./libmmapq2_*.deb: the postinst made
 #             the user mmapq, /var/lib/mmapq (0750 mmapq:mmapq), enabled
 #             mmapq.target and started it: producer socket, producer and
-#             consumer running as mmapq, libmmapq found without a RUNPATH
+#             consumer running as mmapq, libmmapq found without a RUNPATH;
+#             not a word of deb-systemd-invoke about static units
 #   send      mmapqctl send 1 2 ... 10: journalctl -u mmapq-consumer shows
 #             1..10, one record each, in order
 #   dev       apt install ./libmmapq-dev_*.deb; common/queue/examples/producer.c
@@ -33,7 +34,8 @@
 #             left and none running a deleted program; the state and the
 #             configuration kept
 #   purge     apt install mmapq again (the edited mmapq.ini kept, the named
-#             consumer still enabled), everything running again, then apt
+#             consumer still enabled, nothing said of static units),
+#             everything running again, then apt
 #             purge mmapq: every unit stopped as on removal, nothing left
 #             running; /var/lib/mmapq and /etc/mmapq gone, no file owned by
 #             mmapq left, no enablement link of mmapq's units left (the
@@ -61,6 +63,17 @@ apt_run() {
 	fi
 	tail -n 30 "$log" | sed 's/^/    | /'
 	return 1
+}
+
+# no_static_noise LOG: the postinst asked deb-systemd-invoke to start only
+# units it starts (enabled ones), so that it said nothing of the static
+# ones (lines "UNIT is a disabled or a static unit[ not running], not
+# starting it.")
+no_static_noise() {
+	local out
+	out=$(grep 'is a disabled or a static unit' "$RESULTDIR/$1" | tr '\n' ' ')
+	check "the postinst starts only units it can start: no 'is a disabled or a static unit' in $1${out:+: $out}" \
+		test -z "$out"
 }
 
 # mmapq_procs: "PID COMM" of every process of mmapq's programs or run as
@@ -199,6 +212,7 @@ step_install() {
 	cur=$(cursor)
 	(cd "$DEBS" && apt_run apt-install.log install -y ./mmapq_*.deb ./libmmapq2_*.deb)
 	check "apt install ./mmapq_*.deb ./libmmapq2_*.deb" test $? = 0 || { step_end; return; }
+	no_static_noise apt-install.log
 	check "the postinst made the user and group mmapq (systemd-sysusers)" getent passwd mmapq >/dev/null
 	info "$(getent passwd mmapq)"
 	out=$(stat -c '%a %U %G' /var/lib/mmapq 2>&1)
@@ -356,6 +370,7 @@ step_purge() {
 	cur=$(cursor)
 	(cd "$DEBS" && apt_run apt-reinstall.log install -y ./mmapq_*.deb)
 	check "apt install ./mmapq_*.deb (again)" test $? = 0 || { step_end; return; }
+	no_static_noise apt-reinstall.log
 	check "the edited $MMAPQ_CONFIG is kept" cmp -s "$MMAPQ_CONFIG" /run/edited.ini
 	for u in mmapq-producer.service mmapq-consumer.service; do
 		check "$u started by the postinst" wait_started "$u" "$cur" 30
