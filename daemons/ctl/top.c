@@ -2,8 +2,9 @@
 /*
  * top.c -- `mmapqctl top`: a live view of one queue, refreshed in place
  * every interval (geometry, the clean mark and the last salvage, depth in
- * records and bytes, rates, every consumer's lag and rate, who is
- * attached), fitting an 80x24 terminal; q, Ctrl-C or Ctrl-D end it.
+ * records and bytes, rates, whether the producer waits for room and for
+ * which consumer, every consumer's lag and rate, who is attached), fitting
+ * an 80x24 terminal; q, Ctrl-C or Ctrl-D end it.
  */
 #include "ctl.h"
 
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blocked.h"
 #include "exit.h"
 #include "log.h"
 #include "service.h"
@@ -118,9 +120,30 @@ static void state_line(const struct mmapq_status *st, const struct consumers *cs
 	printf("%.80s\033[K\n", line);
 }
 
+/* The producer's wait for room: since when and for which consumer, or
+ * how long it waited in all; cut to the 80 columns. */
+static void blocked_line(const struct blocked_info *b)
+{
+	char line[160], when[32];
+	uint64_t now = wall_usec();
+
+	if (b->since_usec)
+		snprintf(line, sizeof(line), "%-10s waiting for room since %s (%.0f s) for %s%s%s", "blocked",
+		         blocked_clock(when, sizeof(when), b->since_usec),
+		         now > b->since_usec ? (double)(now - b->since_usec) / 1e6 : 0.0,
+		         b->have_holder ? "consumer " : "a consumer to register",
+		         b->have_holder ? b->holder.name : "",
+		         !b->have_holder ? "" : b->holder.attached ? " (attached)" : " (not attached)");
+	else
+		snprintf(line, sizeof(line), "%-10s no; waited %.1f s for room in all", "blocked",
+		         (double)b->total_usec / 1e6);
+	printf("%.80s\033[K\n", line);
+}
+
 /* One frame, drawn over the previous one from the top left corner. */
 static void frame(const char *path, const struct mmapq_status *st, const struct mmapq_status *prev,
-                  const struct consumers *cs, const struct consumers *cprev, double secs)
+                  const struct consumers *cs, const struct consumers *cprev, double secs,
+                  const struct blocked_info *b)
 {
 	char clock[16], pr[16], cr[16], bar[41], used[16];
 	uint64_t depth = st->tail - st->head;
@@ -153,7 +176,7 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 	printf("%-10s [%s]\033[K\n", "", bar);
 	printf("%-10s %20" PRIu64 "   bad input %" PRIu64 "\033[K\n", "dropped", st->producer.dropped,
 	       st->producer.bad_input);
-	printf("\033[K\n");
+	blocked_line(b);
 	printf("%-9s %8s  %-8s %-19s %10s %8s\033[K\n", "role", "pid", "attached", "since", "recoveries",
 	       "attaches");
 	side_line("producer", &st->producer);
@@ -187,6 +210,7 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*st
 	bool tty = isatty(STDOUT_FILENO), keys = isatty(STDIN_FILENO);
 	struct mmapq_status st = {0}, prev = {0};
 	static struct consumers cs, cprev;
+	struct blocked_info bl = {0};
 	struct termios saved, raw;
 	struct mmapq_error err;
 	struct mmapq *q = NULL;
@@ -226,6 +250,8 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*st
 			cs.n = r < (int)MMAPQ_CONSUMERS_MAX ? r : (int)MMAPQ_CONSUMERS_MAX;
 			r = 0;
 		}
+		if (r == 0)
+			r = blocked_read(q, &bl);
 		if (r < 0) {
 			fputs("\033[H\033[2J", stdout);
 			log_error("%s", q ? mmapq_strerror(r) : err.msg);
@@ -233,7 +259,7 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*st
 			break;
 		}
 		frame(mmapq_path(q), &st, have_prev ? &prev : NULL, &cs, &cprev,
-		      (double)(now - t_prev) / 1e9);
+		      (double)(now - t_prev) / 1e9, &bl);
 		prev = st;
 		cprev = cs;
 		t_prev = now;

@@ -3,10 +3,10 @@
 #
 # top-tmux.sh BUILD_DIR -- `mmapqctl top` in a real terminal: tmux, 80x24,
 # a server of its own.  The screen (capture-pane) shows the queue's state
-# (geometry and depth in bytes, the clean mark, each consumer's lag in
-# records and bytes) and follows it (records consumed while it runs); the
-# whole frame fits 80
-# columns and 24 rows; q ends it, and so does Ctrl-C, each within 10 s;
+# (geometry and depth in bytes, the clean mark, whether the producer waits
+# for room, each consumer's lag in records and bytes) and follows it
+# (records consumed while it runs); the whole frame fits 80 columns and 24
+# rows; q ends it, and so does Ctrl-C, each within 10 s;
 # with standard output not a terminal it refuses (64).
 #
 # Nothing sleeps: the pane's output is streamed (pipe-pane) into a FIFO and
@@ -79,8 +79,9 @@ fi
 grep -Eq '^depth +9 +144 B of 65536 bytes \(0\.2%\)' "$work/screen.txt" && grep -q '^mmapq top ' "$work/screen.txt" &&
 	grep -q '^format int, version 4, size 64 KiB, max_record 1 KiB, file 68 KiB' "$work/screen.txt" &&
 	grep -q '^clean; no salvage' "$work/screen.txt" &&
+	grep -Eq '^blocked +no; waited 0\.0 s for room in all' "$work/screen.txt" &&
 	grep -Eq '^producer +[0-9]+ +no ' "$work/screen.txt" && grep -q '^q: quit' "$work/screen.txt" &&
-	pass "depth 9 records, 144 bytes of 65536 (audit took 1), the geometry, clean, the producer not attached, the whole frame on the 80x24 screen" ||
+	pass "depth 9 records, 144 bytes of 65536 (audit took 1), the geometry, clean, the producer not waiting for room and not attached, the whole frame on the 80x24 screen" ||
 	{ failed "the frame is incomplete:"; cat "$work/screen.txt"; }
 awk 'length($0) > 80 { exit 1 }' "$work/screen.txt" && [ "$(wc -l <"$work/screen.txt")" -le 24 ] ||
 	failed "the frame does not fit 80x24"
