@@ -386,6 +386,8 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 			apply_reload(d);
 		if (signals_stop())
 			return 0;
+		if (d->wait_ns && producer_may_read(p))
+			wait_over(d, "no record waits any more (its client is gone)");
 		stats(d, 0);
 		if (p->error)
 			return p->error;
