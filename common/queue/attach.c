@@ -599,6 +599,8 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 		if (q->early_recoveries)
 			count(&q->me->recoveries, q->early_recoveries);
 	} else if (q->prod) {
+		/* a wait for room that a producer which died waiting left */
+		__atomic_store_n(&q->prod->blocked_usec, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->prod->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 		count(&q->prod->attaches, 1);
 	}

@@ -290,6 +290,7 @@ void mmapq_close(struct mmapq *q)
 		return;
 	if (q->prod && q->tail.seq != q->published.seq)
 		(void)mmapq_publish(q);
+	blocked_end(q); /* a producer that goes waits for nothing */
 	if (q->attached && q->sync == MMAPQ_SYNC_INTERVAL)
 		(void)mmapq_sync(q); /* a consumer's cursor lets floor go on */
 	detach(q);
@@ -322,6 +323,57 @@ static void producer_status(const struct mmapq *q, struct mmapq_side_status *o)
 	LOAD_SIDE_COUNTERS(o, s);
 	/* held by another, or by us */
 	o->attached = held_by_other(q, o->pid, MMAPQ_LOCK_PRODUCER) || q->prod;
+}
+
+/* The registered consumer that holds floor: the lowest synced cursor (what
+ * floor is computed from), of those the lowest position; -1 if none is
+ * registered.  Read without locks, each entry on its own: a consumer that
+ * moves meanwhile may make another one the answer, as it would a moment
+ * later. */
+static int32_t floor_holder(const struct mmapq *q)
+{
+	uint64_t best_synced = UINT64_MAX, best_pos = UINT64_MAX;
+	int32_t best = -1;
+
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		const struct mmapq_consumer *c = &q->h->consumers[i];
+		uint64_t synced, pos;
+
+		if (!registered(c))
+			continue;
+		synced = __atomic_load_n(&c->synced, __ATOMIC_RELAXED);
+		pos = __atomic_load_n(&c->position, __ATOMIC_RELAXED);
+		if (synced < best_synced || (synced == best_synced && pos < best_pos)) {
+			best_synced = synced;
+			best_pos = pos;
+			best = (int32_t)i;
+		}
+	}
+	return best;
+}
+
+int mmapq_blocked(struct mmapq *q, uint64_t *since_usec, uint64_t *total_usec, int32_t *consumer)
+{
+	const struct mmapq_producer *p = &q->h->producer;
+	uint64_t since = 0, total = 0;
+	int32_t holder = -1;
+
+	if (!q->legacy) { /* versions 1 to 3: no producer ever writes them */
+		since = __atomic_load_n(&p->blocked_usec, __ATOMIC_RELAXED);
+		total = __atomic_load_n(&p->blocked_total_usec, __ATOMIC_RELAXED);
+		/* a wait left behind by a producer that died waiting is none */
+		if (since && !q->prod &&
+		    !held_by_other(q, __atomic_load_n(&p->pid, __ATOMIC_RELAXED), MMAPQ_LOCK_PRODUCER))
+			since = 0;
+		holder = floor_holder(q);
+	}
+	if (since_usec)
+		*since_usec = since;
+	if (total_usec)
+		*total_usec = total;
+	if (consumer)
+		*consumer = holder;
+	return 0;
 }
 
 int mmapq_status(struct mmapq *q, struct mmapq_status *st)

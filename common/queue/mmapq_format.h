@@ -264,7 +264,22 @@ struct mmapq_producer {
 	uint64_t recoveries;   /* EOWNERDEAD repairs and stale-lock resets done
 	                          by the producer                              */
 	uint64_t attaches;     /* times a process took the role                */
-	uint8_t  reserved[64];
+	/* Waiting for room (mmapq_reserve; mmapq_blocked reads them).
+	 * blocked_usec: CLOCK_REALTIME when the current wait began, 0 while
+	 * the producer is not waiting.  Stored by the first mmapq_reserve that
+	 * has to wait; a reserve that gives up at its deadline leaves it, so
+	 * that a producer waiting a slice at a time is in one wait; cleared by
+	 * the next reserve or put that finds room, by mmapq_close, and by the
+	 * next producer's attach (one that died waiting leaves it behind).
+	 * blocked_total_usec: microseconds producers have waited for room
+	 * since the file was created, added to after every sleep of the wait
+	 * (at most 0.5 s) and when it ends, so it grows while a wait lasts.
+	 * Both written by the producer alone (relaxed atomic stores, the mutex
+	 * not needed), read by observers relaxed, each on its own (no pair
+	 * is read whole: the total is a counter of its own). */
+	uint64_t blocked_usec;
+	uint64_t blocked_total_usec;
+	uint8_t  reserved[48];
 };
 
 /*
@@ -405,6 +420,9 @@ _Static_assert(offsetof(struct mmapq_producer, dropped) == 32, "producer.dropped
 _Static_assert(offsetof(struct mmapq_producer, bad_input) == 40, "producer.bad_input offset");
 _Static_assert(offsetof(struct mmapq_producer, recoveries) == 48, "producer.recoveries offset");
 _Static_assert(offsetof(struct mmapq_producer, attaches) == 56, "producer.attaches offset");
+_Static_assert(offsetof(struct mmapq_producer, blocked_usec) == 64, "producer.blocked_usec offset");
+_Static_assert(offsetof(struct mmapq_producer, blocked_total_usec) == 72, "producer.blocked_total_usec offset");
+_Static_assert(offsetof(struct mmapq_producer, reserved) == 80, "producer.reserved offset");
 _Static_assert(sizeof(struct mmapq_floor) == 128, "floor has two cache lines of its own");
 _Static_assert(offsetof(struct mmapq_floor, byte) == 8, "floor.byte offset");
 _Static_assert(offsetof(struct mmapq_floor, gen) == 16, "floor.gen offset");

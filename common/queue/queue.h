@@ -100,6 +100,10 @@ struct mmapq {
 	uint64_t limit;
 	uint64_t durable;           /* producer: frames below this byte are on disk (mmapq_sync) */
 	uint64_t kicked;            /* producer: ring bytes below this handed to write-back */
+	/* producer: waiting for room (struct mmapq_producer.blocked_usec):
+	 * the CLOCK_REALTIME microsecond up to which the wait is counted in
+	 * blocked_total_usec; 0 while not waiting */
+	uint64_t blocked_mark;
 	bool claimed;
 	uint64_t claim_pad, claim_byte;
 	uint32_t claim_len;
@@ -160,6 +164,7 @@ int init_mutex(struct mmapq_header *h);
 int reinit_sync_alone(struct mmapq *q);
 
 /* ring.c */
+void blocked_end(struct mmapq *q);
 int sync_bytes(const void *p, size_t len);
 int sync_header(const struct mmapq *q);
 int sync_ring(const struct mmapq *q, uint64_t from, uint64_t to);

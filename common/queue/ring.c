@@ -344,6 +344,44 @@ int mmapq_publish(struct mmapq *q)
 	return (int)(q->tail.seq - from > INT_MAX ? INT_MAX : q->tail.seq - from);
 }
 
+/*
+ * Waiting for room, as observers see it (struct mmapq_producer: the
+ * producer alone writes these, relaxed).  A wait begins when a reserve has
+ * to sleep or spin, not when a look finds the ring full; a reserve that
+ * gives up at its deadline leaves it on (the caller waits again, a slice
+ * at a time); room found ends it.  The time is counted into the total as
+ * it passes, after every sleep (at most 0.5 s), so the total is a counter
+ * that grows while a wait lasts.  CLOCK_REALTIME, as the times people
+ * read: a step back counts nothing.
+ */
+static void blocked_count(struct mmapq *q)
+{
+	uint64_t now = realtime_usec();
+
+	if (now > q->blocked_mark)
+		count(&q->prod->blocked_total_usec, now - q->blocked_mark);
+	q->blocked_mark = now ? now : 1;
+}
+
+static void blocked_begin(struct mmapq *q)
+{
+	if (q->blocked_mark)
+		return; /* the wait a reserve that gave up left goes on */
+	q->blocked_mark = realtime_usec();
+	if (!q->blocked_mark)
+		q->blocked_mark = 1;
+	__atomic_store_n(&q->prod->blocked_usec, q->blocked_mark, __ATOMIC_RELAXED);
+}
+
+void blocked_end(struct mmapq *q)
+{
+	if (!q->blocked_mark || !q->prod)
+		return;
+	blocked_count(q);
+	q->blocked_mark = 0;
+	__atomic_store_n(&q->prod->blocked_usec, 0, __ATOMIC_RELAXED);
+}
+
 /* mmapq_reserve's slow path, the record not fitting as far as we know:
  * publish what is pending (a full ring of unpublished records would wait
  * for consumers that cannot see them), then wait under the mutex until a
@@ -365,6 +403,7 @@ static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 			r = -EAGAIN;
 			break;
 		}
+		blocked_begin(q);
 		if (q->spin_us && !spun) {
 			/* spin_us: watch floor for a moment, without the
 			 * mutex, before registering as a waiter; then re-check
@@ -382,6 +421,7 @@ static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 			continue;
 		}
 		r = wait_locked(q, deadline_ns);
+		blocked_count(q);
 		if (r < 0)
 			return r; /* wait_locked gave up the mutex */
 	}
@@ -421,6 +461,7 @@ int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t 
 		if (r < 0)
 			return r;
 	}
+	blocked_end(q);
 	fb = mmapq_frame_bytes(len);
 	*room = sure_room(q) > fb ? sure_room(q) : fb;
 	return 0;
@@ -451,6 +492,7 @@ static int room_at_tail(struct mmapq *q, uint32_t len, uint64_t *pad, uint64_t *
 			return r;
 		if (!fits(q, len))
 			return -ENOBUFS;
+		blocked_end(q); /* a wait a reserve gave up is over: there is room */
 	}
 	end = q->size - (q->tail.byte & q->mask);
 	*pad = q->tail.byte;

@@ -7,10 +7,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "ctl.h"
 #include "attach.h"
+#include "blocked.h"
 #include "exit.h"
 #include "log.h"
 
@@ -18,13 +18,11 @@
  * it is not attached (or has not run long enough to say). */
 double consumer_rate(const struct mmapq_consumer_status *c)
 {
-	struct timespec ts;
 	uint64_t now;
 
 	if (!c->attached || !c->start_usec || c->position < c->attach_position)
 		return -1;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	now = wall_usec();
 	if (now <= c->start_usec)
 		return -1;
 	return (double)(c->position - c->attach_position) * 1e6 / (double)(now - c->start_usec);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocked.h"
 #include "ctl.h"
 #include "exit.h"
 #include "log.h"
@@ -39,16 +40,52 @@ static void side_text(const char *name, const struct mmapq_side_status *s, const
 	printf(", recoveries %" PRIu64 ", attaches %" PRIu64 "\n", s->recoveries, s->attaches);
 }
 
-/* The producer's object has its dropped and bad_input counters, the
- * consumer's has neither (the schema: mmapqctl(1), JSON OUTPUT). */
+/* The producer's object (blocked: its wait for room) has its dropped and
+ * bad_input counters and its wait, the consumer's (blocked NULL) none of
+ * them (the schema: mmapqctl(1), JSON OUTPUT). */
 static void side_json(const char *name, const struct mmapq_side_status *s, const char *count_name,
-                      uint64_t count, bool producer)
+                      uint64_t count, const struct blocked_info *blocked)
 {
 	printf("\"%s\":{\"pid\":%" PRId32 ",\"attached\":%s,\"start_usec\":%" PRIu64 ",\"%s\":%" PRIu64,
 	       name, s->pid, s->attached ? "true" : "false", s->start_usec, count_name, count);
-	if (producer)
+	if (blocked)
 		printf(",\"dropped\":%" PRIu64 ",\"bad_input\":%" PRIu64, s->dropped, s->bad_input);
-	printf(",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64 "}", s->recoveries, s->attaches);
+	printf(",\"recoveries\":%" PRIu64 ",\"attaches\":%" PRIu64, s->recoveries, s->attaches);
+	if (blocked) {
+		printf(",\"blocked_since_usec\":%" PRIu64 ",\"blocked_usec\":%" PRIu64 ",\"blocked_by\":",
+		       blocked->since_usec, blocked->total_usec);
+		if (blocked->since_usec && blocked->have_holder)
+			json_string(stdout, blocked->holder.name, strlen(blocked->holder.name));
+		else
+			printf("null");
+	}
+	putchar('}');
+}
+
+/* The producer's wait for room, a line under its counters: while it
+ * waits, since when and for which consumer; else how long it waited in
+ * all, if at all. */
+static void blocked_text(const struct blocked_info *b)
+{
+	char when[32];
+
+	if (b->since_usec) {
+		const struct mmapq_consumer_status *c = &b->holder;
+		uint64_t now = wall_usec();
+
+		iso_time(when, sizeof(when), b->since_usec);
+		printf("%-10s waiting for room since %s (%.0f s), ", "", when,
+		       now > b->since_usec ? (double)(now - b->since_usec) / 1e6 : 0.0);
+		if (b->have_holder)
+			printf("for consumer %s (lag %" PRIu64 " records, %" PRIu64 " bytes; %s)", c->name,
+			       c->lag, c->lag_bytes, c->attached ? "attached" : "not attached");
+		else
+			printf("for a consumer to register");
+		printf("; %.1f s in all\n", (double)b->total_usec / 1e6);
+	} else if (b->total_usec) {
+		printf("%-10s not waiting for room; waited %.1f s in all\n", "",
+		       (double)b->total_usec / 1e6);
+	}
 }
 
 /* The queue id as 32 hex digits, or "" if it has none yet. */
@@ -113,7 +150,7 @@ static bool in_use(const struct mmapq_status *st, const struct mmapq_consumer_st
 }
 
 static void status_json(const char *path, const struct mmapq_status *st, const char *id,
-                        const struct mmapq_consumer_status *cs, int n)
+                        const struct mmapq_consumer_status *cs, int n, const struct blocked_info *b)
 {
 	bool legacy = st->version != MMAPQ_FILE_VERSION;
 	/* JSON strings are Unicode: a name that is not UTF-8 goes as hex,
@@ -140,16 +177,16 @@ static void status_json(const char *path, const struct mmapq_status *st, const c
 	       st->salvage.count, st->salvage.usec, salvage_dropped(&st->salvage),
 	       st->salvage.dropped_bytes, st->salvage.below_from, st->salvage.below_to,
 	       st->salvage.above_from, st->salvage.above_to);
-	side_json("producer", &st->producer, "published", st->tail, true);
+	side_json("producer", &st->producer, "published", st->tail, b);
 	putchar(',');
-	side_json("consumer", &st->consumer, "consumed", st->head, false);
+	side_json("consumer", &st->consumer, "consumed", st->head, NULL);
 	printf(",\"max_consumers\":%" PRIu32 ",\"consumers\":", st->max_consumers);
 	consumers_json(cs, n, st->attached_by_pid);
 	printf(",\"attached_by\":\"%s\"}\n", st->attached_by_pid ? "pid" : "lock");
 }
 
 static void status_text(const char *path, const struct mmapq_status *st, const char *id,
-                        const struct mmapq_consumer_status *cs, int n)
+                        const struct mmapq_consumer_status *cs, int n, const struct blocked_info *b)
 {
 	char when[32], h1[48], h2[48];
 
@@ -195,6 +232,7 @@ static void status_text(const char *path, const struct mmapq_status *st, const c
 		}
 	}
 	side_text("producer", &st->producer, "published", st->tail, NULL, st->attached_by_pid);
+	blocked_text(b);
 	for (int i = 0; i < n; i++) {
 		struct mmapq_side_status s = {
 			.pid = cs[i].pid, .attached = cs[i].attached, .start_usec = cs[i].start_usec,
@@ -213,10 +251,13 @@ int status(struct mmapq *q, bool json)
 {
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
+	struct blocked_info b = {0};
 	const char *path = mmapq_path(q);
 	char id[2 * MMAPQ_ID_SIZE + 1];
 	int r = mmapq_status(q, &st), n;
 
+	if (r == 0)
+		r = blocked_read(q, &b);
 	if (r < 0) {
 		log_error("%s: %s", path, mmapq_strerror(r));
 		return EXIT_BADQUEUE;
@@ -226,9 +267,9 @@ int status(struct mmapq *q, bool json)
 	if (n < 0)
 		return EXIT_BADQUEUE;
 	if (json)
-		status_json(path, &st, id, cs, n);
+		status_json(path, &st, id, cs, n, &b);
 	else
-		status_text(path, &st, id, cs, n);
+		status_text(path, &st, id, cs, n, &b);
 	return EXIT_OK;
 }
 

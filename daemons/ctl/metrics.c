@@ -175,6 +175,32 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	             "Times a process became this consumer.", path, cs, n, c_attaches);
 }
 
+/* The producer's wait for room (mmapq_blocked): the time waited, since when
+ * it waits, and which of the n consumers cs it waits for. */
+static void metrics_blocked(FILE *f, const char *path, struct mmapq *q,
+                            const struct mmapq_consumer_status *cs, int n)
+{
+	uint64_t since = 0, total = 0;
+	int32_t holder = -1;
+
+	(void)mmapq_blocked(q, &since, &total, &holder); /* 0, always */
+	one(f, "mmapq_producer_blocked_seconds_total", "counter",
+	    "Seconds the producer waited for room (the queue full), since the queue file was created.",
+	    path, (double)total / 1e6);
+	one(f, "mmapq_producer_blocked_since_timestamp_seconds", "gauge",
+	    "When the producer's wait for room began (Unix time); 0 while it does not wait.", path,
+	    (double)since / 1e6);
+	family(f, "mmapq_consumer_blocking_producer", "gauge",
+	       "1 for the consumer the producer waits for room for (it holds the oldest record kept).");
+	for (int i = 0; i < n; i++) {
+		fprintf(f, "mmapq_consumer_blocking_producer{queue=\"");
+		label_value(f, path);
+		fprintf(f, "\",consumer=\"");
+		label_value(f, cs[i].name);
+		fprintf(f, "\"} %d\n", since && holder >= 0 && cs[i].index == (uint32_t)holder);
+	}
+}
+
 /* ---- one HTTP exchange ------------------------------------------------------ */
 
 #define HEAD_MAX 8192
@@ -363,8 +389,9 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 		if (r == 0)
 			r = n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
 		if (r >= 0) {
-			metrics_write(f, mmapq_path(q), &st, cs, n < (int)MMAPQ_CONSUMERS_MAX ? n :
-			              (int)MMAPQ_CONSUMERS_MAX);
+			n = n < (int)MMAPQ_CONSUMERS_MAX ? n : (int)MMAPQ_CONSUMERS_MAX;
+			metrics_write(f, mmapq_path(q), &st, cs, n);
+			metrics_blocked(f, mmapq_path(q), q, cs, n);
 			r = 0;
 		} else {
 			snprintf(err.msg, sizeof(err.msg), "%s: %s", mmapq_path(q), mmapq_strerror(r));

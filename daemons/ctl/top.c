@@ -2,11 +2,12 @@
 /*
  * top.c -- `mmapqctl top`: a live view of one queue, refreshed in place
  * every interval (geometry, the clean mark and the last salvage, depth in
- * records and bytes, rates, every consumer's lag and rate, who is
- * attached), fitting an 80x24 terminal; on a smaller one each line is cut
- * at the width and the frame at the height, so that nothing wraps or
- * scrolls.  q, Ctrl-C or Ctrl-D end it.  The terminal is taken over only
- * once the queue could be read, and given back before an error is said.
+ * records and bytes, rates, whether the producer waits for room and for
+ * which consumer, every consumer's lag and rate, who is attached), fitting
+ * an 80x24 terminal; on a smaller one each line is cut at the width and the
+ * frame at the height, so that nothing wraps or scrolls.  q, Ctrl-C or
+ * Ctrl-D end it.  The terminal is taken over only once the queue could be
+ * read, and given back before an error is said.
  */
 #include "ctl.h"
 
@@ -23,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "blocked.h"
 #include "exit.h"
 #include "log.h"
 #include "service.h"
@@ -179,9 +181,29 @@ static void screen_size(void)
 	}
 }
 
+/* The producer's wait for room: since when and for which consumer, or
+ * how long it waited in all. */
+static void blocked_line(const struct blocked_info *b)
+{
+	char line[160], when[32];
+	uint64_t now = wall_usec();
+
+	if (b->since_usec)
+		snprintf(line, sizeof(line), "%-10s waiting for room since %s (%.0f s) for %s%s%s", "blocked",
+		         blocked_clock(when, sizeof(when), b->since_usec),
+		         now > b->since_usec ? (double)(now - b->since_usec) / 1e6 : 0.0,
+		         b->have_holder ? "consumer " : "a consumer to register",
+		         b->have_holder ? b->holder.name : "",
+		         !b->have_holder ? "" : b->holder.attached ? " (attached)" : " (not attached)");
+	else
+		snprintf(line, sizeof(line), "%-10s no; waited %.1f s for room in all", "blocked",
+		         (double)b->total_usec / 1e6);
+	put_line("%s", line);
+}
+
 /* One frame, drawn over the previous one from the top left corner. */
 static void frame(const char *path, const struct mmapq_status *st, const struct mmapq_status *prev,
-                  const struct consumers *cs, double secs)
+                  const struct consumers *cs, double secs, const struct blocked_info *b)
 {
 	char clock[16], pr[16], cr[16], bar[41], used[16];
 	uint64_t depth = st->tail - st->head;
@@ -216,7 +238,7 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 	put_line("%-10s [%s]", "", bar);
 	put_line("%-10s %20" PRIu64 "   bad input %" PRIu64, "dropped", st->producer.dropped,
 	         st->producer.bad_input);
-	put_line("");
+	blocked_line(b);
 	put_line("%-9s %8s  %-37s %10s %8s", "role", "pid", "attached", "recoveries", "attaches");
 	side_line("producer", &st->producer);
 	put_line("");
@@ -284,6 +306,7 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*st
 	bool tty = isatty(STDOUT_FILENO), keys = isatty(STDIN_FILENO), drawing = false;
 	struct mmapq_status st = {0}, prev = {0};
 	static struct consumers cs;
+	struct blocked_info bl = {0};
 	struct termios saved;
 	struct mmapq_error err;
 	struct mmapq *q = NULL;
@@ -316,6 +339,8 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*st
 		} else {
 			snprintf(why, sizeof(why), "%s: %s", mmapq_path(q), mmapq_strerror(r));
 		}
+		if (r == 0 && (r = blocked_read(q, &bl)) < 0)
+			snprintf(why, sizeof(why), "%s: %s", mmapq_path(q), mmapq_strerror(r));
 		if (r < 0) {
 			code = exit_code_for_open(r);
 			break;
@@ -323,7 +348,7 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*st
 		if (!drawing)
 			keys = take_terminal(keys, &saved);
 		drawing = true;
-		frame(mmapq_path(q), &st, have_prev ? &prev : NULL, &cs, (double)(now - t_prev) / 1e9);
+		frame(mmapq_path(q), &st, have_prev ? &prev : NULL, &cs, (double)(now - t_prev) / 1e9, &bl);
 		prev = st;
 		t_prev = now;
 		have_prev = true;

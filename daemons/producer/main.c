@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "attach.h"
+#include "blocked.h"
 #include "exit.h"
 #include "fault.h"
 #include "producer.h"
@@ -45,7 +46,80 @@ struct daemon {
 	uint64_t next_stats_ns, last_stats_tail, next_status_ns;
 	struct rate_meter status_rate;
 	struct sync_timer sync;    /* sync = interval */
+	/* block mode: the wait for room under way (wait_ns CLOCK_MONOTONIC,
+	 * wait_usec CLOCK_REALTIME, when it began; 0: none), and whether it is
+	 * said (it lasted WAIT_SAY_NS) */
+	uint64_t wait_ns, wait_usec;
+	bool wait_said;
 };
+
+/* ---- the wait for room, said -------------------------------------------- */
+
+/* A wait for room is said (a journal line, STATUS=) once it has lasted
+ * this long: a shorter one is the ring doing its job for a consumer slower
+ * than the input; one of a second means that the consumer holding the
+ * oldest record released nothing for a second. */
+#define WAIT_SAY_NS 1000000000ull
+
+/* When the wait began, and who holds it back, into buf ("since 12:03:11:
+ * consumer audit is ... behind, ..."): what the journal line and STATUS=
+ * say. */
+static const char *wait_text(struct daemon *d, char *buf, size_t size)
+{
+	struct blocked_info b = {0};
+	char who[256], when[32];
+	int r = blocked_read(d->p.q, &b);
+
+	if (r < 0)
+		snprintf(who, sizeof(who), "cannot tell which consumer holds it back: %s",
+		         mmapq_strerror(r));
+	else
+		blocked_holder_text(&b, who, sizeof(who));
+	/* the library's time when it has one: the one mmapqctl shows */
+	blocked_clock(when, sizeof(when), r == 0 && b.since_usec ? b.since_usec : d->wait_usec);
+	snprintf(buf, size, "since %s: %s", when, who);
+	return buf;
+}
+
+/* STATUS= while a wait that is said lasts; false if none does. */
+static bool wait_status(struct daemon *d)
+{
+	char text[400];
+
+	if (!d->wait_said)
+		return false;
+	service_status("waiting for room %s", wait_text(d, text, sizeof(text)));
+	return true;
+}
+
+/* After a slice of the wait: one that has lasted WAIT_SAY_NS is said, once. */
+static void wait_look(struct daemon *d)
+{
+	char text[400];
+
+	if (d->wait_said || !d->wait_ns || mmapq_now_ns() - d->wait_ns < WAIT_SAY_NS)
+		return;
+	d->wait_said = true;
+	log_warning("waiting for room (the queue is full) %s", wait_text(d, text, sizeof(text)));
+	wait_status(d);
+	d->next_status_ns = mmapq_now_ns() + 1000000000u;
+}
+
+/* The wait is over (how: "room again", "stopping"): the line that says so,
+ * with how long it lasted, if its start was said. */
+static void wait_over(struct daemon *d, const char *how)
+{
+	if (d->wait_said) {
+		char when[32];
+
+		log_notice("%s: waited %.1f s for room (since %s)", how,
+		           (double)(mmapq_now_ns() - d->wait_ns) / 1e9,
+		           blocked_clock(when, sizeof(when), d->wait_usec));
+		d->next_status_ns = 0; /* STATUS= says so at once */
+	}
+	d->wait_ns = d->wait_usec = 0;
+	d->wait_said = false;
+}
 
 static void stats(struct daemon *d, int force)
 {
@@ -73,7 +147,9 @@ static void stats(struct daemon *d, int force)
 		}
 	}
 	/* depth: the ring bytes the records kept take, of the ring's size */
-	if (now >= d->next_status_ns || force) {
+	if ((now >= d->next_status_ns || force) && wait_status(d)) {
+		d->next_status_ns = now + 1000000000u;
+	} else if (now >= d->next_status_ns || force) {
 		char rate[32];
 		service_status("published %" PRIu64 ", depth %" PRIu64 "/%" PRIu64 " bytes (%" PRIu64
 		               " records), %s, dropped %" PRIu64 ", bad input %" PRIu64, st.tail,
@@ -217,6 +293,7 @@ static void apply_reload(struct daemon *d)
 static int wait_for_room(struct daemon *d, const sigset_t *unblocked)
 {
 	struct producer *p = &d->p;
+	uint64_t now = mmapq_now_ns(), deadline = now + service_max_wait_ns();
 	sigset_t blocked;
 	int r;
 
@@ -225,10 +302,21 @@ static int wait_for_room(struct daemon *d, const sigset_t *unblocked)
 		if (r < 0)
 			return p->error ? p->error : producer_fatal(p, r);
 	}
+	if (!d->wait_ns) {
+		d->wait_ns = now;
+		d->wait_usec = wall_usec();
+	}
+	/* the slice ends when the wait is to be said, if it is not yet */
+	if (!d->wait_said && d->wait_ns + WAIT_SAY_NS < deadline)
+		deadline = d->wait_ns + WAIT_SAY_NS;
 	sigprocmask(SIG_SETMASK, unblocked, &blocked);
-	r = producer_refill(p, mmapq_now_ns() + service_max_wait_ns());
+	r = producer_refill(p, deadline);
 	sigprocmask(SIG_SETMASK, &blocked, NULL);
-	return r < 0 ? producer_fatal(p, r) : 0;
+	if (r < 0)
+		return producer_fatal(p, r);
+	if (!producer_may_read(p))
+		wait_look(d);
+	return 0;
 }
 
 /*
@@ -298,6 +386,8 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 			apply_reload(d);
 		if (signals_stop())
 			return 0;
+		if (d->wait_ns && producer_may_read(p))
+			wait_over(d, "no record waits any more (its client is gone)");
 		stats(d, 0);
 		if (p->error)
 			return p->error;
@@ -314,6 +404,7 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 				return r;
 			if (!producer_may_read(p))
 				continue; /* a slice ended: stdin's end and a stop looked at again */
+			wait_over(d, "room again");
 			if (p->input == IN_SOCKET)
 				clients_room(p);
 		}
@@ -501,6 +592,7 @@ int main(int argc, char **argv)
 	          p->input == IN_STDIN ? "stdin" : p->input == IN_GENERATE ? "generate" : "socket");
 	service_ready("running");
 	code = exit_code_for_run(run(&d, &unblocked));
+	wait_over(&d, "stopping");
 
 	/* shutdown, in reverse */
 	service_stopping();

@@ -3,15 +3,16 @@
 #
 # top-tmux.sh BUILD_DIR -- `mmapqctl top` in a real terminal: tmux, 80x24,
 # a server of its own.  The screen (capture-pane) shows the queue's state
-# (geometry and depth in bytes, the clean mark, each consumer's lag in
-# records and bytes, a detached producer's last attach) and follows it
-# (records consumed while it runs); a consumer's rate is the one `mmapqctl
-# consumers` gives; the whole frame fits 80 columns and 24 rows, and on 40
-# columns every line is cut, none wrapped; q ends it, and so does Ctrl-C,
-# each within 10 s; a queue that is missing at the start, or removed while
-# it runs, ends it with 73 and the error on the terminal given back (cursor
-# shown, what was there before kept); a 20 KiB file is said in KiB; with
-# standard output not a terminal it refuses (64).
+# (geometry and depth in bytes, the clean mark, whether the producer waits
+# for room, each consumer's lag in records and bytes, a detached producer's
+# last attach) and follows it (records consumed while it runs); a
+# consumer's rate is the one `mmapqctl consumers` gives; the whole frame
+# fits 80 columns and 24 rows, and on 40 columns every line is cut, none
+# wrapped; q ends it, and so does Ctrl-C, each within 10 s; a queue that is
+# missing at the start, or removed while it runs, ends it with 73 and the
+# error on the terminal given back (cursor shown, what was there before
+# kept); a 20 KiB file is said in KiB; with standard output not a terminal
+# it refuses (64).
 #
 # Nothing sleeps: the pane's output is streamed (pipe-pane) into a FIFO and
 # each frame drawn is an event to wait for (read -t); the end of the
@@ -103,9 +104,10 @@ fi
 grep -Eq '^depth +9 +144 B of 65536 bytes \(0\.2%\)' "$work/screen.txt" && grep -q '^mmapq top ' "$work/screen.txt" &&
 	grep -q '^format int, version 4, size 64 KiB, max_record 1 KiB, file 68 KiB' "$work/screen.txt" &&
 	grep -q '^clean; no salvage' "$work/screen.txt" &&
+	grep -Eq '^blocked +no; waited 0\.0 s for room in all' "$work/screen.txt" &&
 	grep -Eq '^producer +[0-9]+ +no, last attached [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +0 +1$' "$work/screen.txt" &&
 	grep -q '^q: quit' "$work/screen.txt" &&
-	pass "depth 9 records, 144 bytes of 65536 (audit took 1), the geometry, clean, the producer not attached and when it last attached, the whole frame on the 80x24 screen" ||
+	pass "depth 9 records, 144 bytes of 65536 (audit took 1), the geometry, clean, the producer not waiting for room, not attached and when it last attached, the whole frame on the 80x24 screen" ||
 	{ failed "the frame is incomplete:"; cat "$work/screen.txt"; }
 awk 'length($0) > 80 { exit 1 }' "$work/screen.txt" && [ "$(wc -l <"$work/screen.txt")" -le 24 ] ||
 	failed "the frame does not fit 80x24"

@@ -315,7 +315,7 @@ static const char *v4_positions(const uint8_t *f, const struct model *m)
 static bool v4_reserved_ok(const uint8_t *f, uint32_t maxc)
 {
 	if (!all_zero(f, OFF(reserved1), 8) || !all_zero(f, OFF(producer.reserved0), 4) ||
-	    !all_zero(f, OFF(producer.reserved), 64) || !all_zero(f, OFF(floor.reserved), 104) ||
+	    !all_zero(f, OFF(producer.reserved), 48) || !all_zero(f, OFF(floor.reserved), 104) ||
 	    !all_zero(f, OFF(state.reserved0), 4) || !all_zero(f, OFF(not_full_reserved), 56) ||
 	    !all_zero(f, OFF(reserved), 496))
 		return false;
@@ -1226,6 +1226,8 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 		return;
 	}
 	check_status_salvage(q, &s, "producer");
+	/* a wait for room left by a producer that died waiting is over */
+	wr64(g_pred, OFF(producer.blocked_usec), 0);
 	fl = floor_of(g_pred);
 	t = tail_of(g_pred);
 	FUZZ_CHECK(mmapq_next_seq(q) == t.seq, "producer: next seq %" PRIu64 ", the tail %" PRIu64,

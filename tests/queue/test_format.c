@@ -430,8 +430,8 @@ static void test_header_fields(void)
 		{"reserved1[0]", HOFF(reserved1), 1, 1, 0, {"reserved", "offset 56", NULL}},
 		{"reserved1[7]", HOFF(reserved1) + 7, 1, 0x80, 0, {"reserved", "offset 63", NULL}},
 		{"producer.reserved0", PROD(reserved0), 4, 5, 0, {"reserved", "offset 148", NULL}},
-		{"producer.reserved[0]", PROD(reserved), 1, 1, 0, {"reserved", "offset 192", NULL}},
-		{"producer.reserved[63]", PROD(reserved) + 63, 1, 1, 0, {"reserved", "offset 255", NULL}},
+		{"producer.reserved[0]", PROD(reserved), 1, 1, 0, {"reserved", "offset 208", NULL}},
+		{"producer.reserved[47]", PROD(reserved) + 47, 1, 1, 0, {"reserved", "offset 255", NULL}},
 		{"floor.reserved[0]", HOFF(floor.reserved), 1, 1, 0, {"reserved", "offset 280", NULL}},
 		{"floor.reserved[103]", HOFF(floor.reserved) + 103, 1, 0xff, 0, {"reserved", "offset 383", NULL}},
 		{"state.reserved0", HOFF(state.reserved0), 4, 1, 0, {"reserved", "offset 388", NULL}},
@@ -616,6 +616,9 @@ static void test_header_free_fields(void)
 		{"not_empty.waiting", CONS(0, not_empty.waiting), 4, 1},
 		{"not_full.waiting", HOFF(not_full.waiting), 4, 7},
 		{"producer.dropped", PROD(dropped), 8, 99},
+		/* a producer that died waiting for room leaves both */
+		{"producer.blocked_usec", PROD(blocked_usec), 8, 1700000000000000u},
+		{"producer.blocked_total_usec", PROD(blocked_total_usec), 8, UINT64_MAX},
 		/* a crash in the middle of floor's seqlock leaves gen odd */
 		{"floor.gen odd", HOFF(floor.gen), 8, 7},
 		{"clean 0", HOFF(state.clean), 4, 0},
@@ -1191,7 +1194,7 @@ static int flip_consumer(size_t e, size_t o, const uint8_t *b)
 /* May a flip of header byte i open successfully?  Only the bytes with no
  * meaning to validation: created_usec, the queue id, the mutex (re-initialised by whoever
  * attaches alone), floor's seqlock generation, the salvage record, the cond
- * seq/waiting words, the counters, pids and start times, a free consumer
+ * seq/waiting words, the counters, pids and start and wait times, a free consumer
  * entry's cursors and name.  (A pid flip may also be refused: negative.) */
 static int flip_expect(size_t i, const uint8_t *b)
 {
@@ -1215,7 +1218,7 @@ static int flip_expect(size_t i, const uint8_t *b)
 		if (o >= offsetof(struct mmapq_producer, pid) && o < offsetof(struct mmapq_producer, pid) + 4)
 			return flip_pid(i, PROD(pid), b);
 		if (o >= offsetof(struct mmapq_producer, start_usec) &&
-		    o < offsetof(struct mmapq_producer, attaches) + 8)
+		    o < offsetof(struct mmapq_producer, blocked_total_usec) + 8)
 			return 1;
 	}
 	return 0;

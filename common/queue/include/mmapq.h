@@ -329,7 +329,8 @@ MMAPQ_API uint32_t mmapq_max_record_limit(uint64_t size);
  *     mmapq_frame_size(len).  -EMSGSIZE: len is over max_record.  -EINTR
  *     (or -ETIMEDOUT, -EAGAIN): no room was found and *room is untouched.
  *     It publishes pending records before it waits, so they may or may not
- *     be published: mmapq_pending() says (0: all are).
+ *     be published: mmapq_pending() says (0: all are).  While it waits the
+ *     producer is blocked, in the file, for everyone to see (mmapq_blocked).
  *   mmapq_publish -EINTR: published nothing; the records stay pending and
  *     the next mmapq_publish (or mmapq_reserve) publishes them.
  *   msync errors (sync = batch or always; -EIO etc.): mmapq_put did not put
@@ -431,6 +432,27 @@ MMAPQ_API int mmapq_status(struct mmapq *q, struct mmapq_status *st);
  * (the table kept changing while it was read: registrations and removals
  * without end). */
 MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n);
+/* Whether the producer waits for room, and which consumer holds it back
+ * (any role, read without locks; each output may be NULL).
+ *   *since_usec: CLOCK_REALTIME (microseconds) when the producer's wait
+ *     for room began, 0 if it is not waiting (or no producer is attached).
+ *     A wait begins when mmapq_reserve has to wait (not when a look finds
+ *     the ring full: a reserve with deadline 0 never begins one) and lasts
+ *     until a reserve or put finds room, or the producer closes; a reserve
+ *     that gives up at its deadline (or is interrupted) leaves it on, so a
+ *     producer that waits a slice at a time is in one wait.
+ *   *total_usec: microseconds producers of this file have waited for room
+ *     since it was created: a counter, which grows while a wait lasts (in
+ *     steps of at most half a second).
+ *   *consumer: the table index (mmapq_consumer_status.index) of the
+ *     registered consumer that holds the oldest record kept: whose cursor
+ *     on disk is the lowest, so the producer may write no further than a
+ *     ring beyond it (the slowest of them if several are there); -1 if
+ *     none is registered (the records wait for the next consumer).
+ *     Whether or not the producer waits.
+ * A file of versions 1 to 3: 0, 0 and -1.  Returns 0. */
+MMAPQ_API int mmapq_blocked(struct mmapq *q, uint64_t *since_usec, uint64_t *total_usec,
+                            int32_t *consumer);
 /* For `mmapqctl recreate`, which carries the consumers of a queue file
  * over into a new one: registers the consumers cs[0..n), as
  * mmapq_consumers() reported them (name, position, pid, start_usec,
