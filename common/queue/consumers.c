@@ -225,6 +225,23 @@ int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status 
 	return r;
 }
 
+int mmapq_consumer_consumed(struct mmapq *q, uint32_t index, uint64_t *consumed)
+{
+	const struct mmapq_consumer *c;
+
+	if (q->legacy)
+		return -EPROTO;
+	if (index >= q->max_consumers)
+		return -ENOENT;
+	c = &q->h->consumers[index];
+	/* acquire: pairs with the store-release of a registration's state,
+	 * which comes after the counter was zeroed */
+	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != MMAPQ_CONSUMER_REGISTERED)
+		return -ENOENT;
+	*consumed = __atomic_load_n(&c->consumed, __ATOMIC_RELAXED);
+	return 0;
+}
+
 /* Entry i as an observer reads it (no locks). */
 void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail, uint64_t tail_byte,
                      struct mmapq_consumer_status *o)

@@ -349,7 +349,17 @@ struct mmapq_consumer {
 	uint64_t recoveries;      /* EOWNERDEAD repairs and stale-lock resets
 	                             done by this consumer                    */
 	uint64_t attaches;        /* times a process took this consumer's role */
-	uint8_t  reserved[40];
+	/* Records this consumer has released since it registered: the sum of
+	 * what its mmapq_release calls released (position, which starts where
+	 * it registered, is not what it consumed).  A counter that only grows:
+	 * written by the role holder alone, with the mutex held, after its
+	 * cursor (relaxed atomic store; a process killed in between leaves it
+	 * short of that one release); read by observers (relaxed).  Zeroed at
+	 * registration.  A libmmapq that does not know it takes these bytes
+	 * for reserved ones: it leaves them zero, and refuses a file where
+	 * they are not. */
+	uint64_t consumed;
+	uint8_t  reserved[32];
 };
 
 struct mmapq_header {
@@ -426,7 +436,8 @@ _Static_assert(offsetof(struct mmapq_consumer, name) == 64, "consumer name on it
 _Static_assert(offsetof(struct mmapq_consumer, not_empty) == 128, "consumer wait object on its own cache line");
 _Static_assert(offsetof(struct mmapq_consumer, recoveries) == 136, "consumer.recoveries offset");
 _Static_assert(offsetof(struct mmapq_consumer, attaches) == 144, "consumer.attaches offset");
-_Static_assert(offsetof(struct mmapq_consumer, reserved) == 152, "consumer.reserved offset");
+_Static_assert(offsetof(struct mmapq_consumer, consumed) == 152, "consumer.consumed offset");
+_Static_assert(offsetof(struct mmapq_consumer, reserved) == 160, "consumer.reserved offset");
 _Static_assert(sizeof(((struct mmapq_consumer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "name and its NUL");
 _Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is one page");
 _Static_assert(offsetof(struct mmapq_header, magic) == 0, "magic offset");

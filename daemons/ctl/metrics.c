@@ -18,6 +18,7 @@
 #include "attach.h"
 #include "exit.h"
 #include "log.h"
+#include "options.h"
 
 /* A label value: backslash, double quote and newline escaped. */
 static void label_value(FILE *f, const char *s)
@@ -54,13 +55,14 @@ static void one(FILE *f, const char *name, const char *type, const char *help, c
 	sample(f, name, path, NULL, v);
 }
 
-/* A family with one sample per role. */
-static void per_role(FILE *f, const char *name, const char *type, const char *help, const char *path,
-                     double producer, double consumer)
+/* A family of the producer's, labelled role="producer".  The consumers'
+ * are per consumer (per_consumer): a series for "the consumer" would
+ * change whose it is as consumers come and go. */
+static void producer_only(FILE *f, const char *name, const char *type, const char *help,
+                          const char *path, double producer)
 {
 	family(f, name, type, help);
 	sample(f, name, path, "producer", producer);
-	sample(f, name, path, "consumer", consumer);
 }
 
 /* A family with one sample per registered consumer (label consumer). */
@@ -80,20 +82,57 @@ static void per_consumer(FILE *f, const char *name, const char *type, const char
 
 static double c_lag(const struct mmapq_consumer_status *c) { return (double)c->lag; }
 static double c_lag_bytes(const struct mmapq_consumer_status *c) { return (double)c->lag_bytes; }
-static double c_consumed(const struct mmapq_consumer_status *c) { return (double)c->position; }
+static double c_position(const struct mmapq_consumer_status *c) { return (double)c->position; }
 static double c_attached(const struct mmapq_consumer_status *c) { return c->attached; }
 static double c_recoveries(const struct mmapq_consumer_status *c) { return (double)c->recoveries; }
 static double c_attaches(const struct mmapq_consumer_status *c) { return (double)c->attaches; }
+static double c_attach_time(const struct mmapq_consumer_status *c) { return (double)c->start_usec / 1e6; }
+
+/* What each registered consumer consumed (mmapq_consumer_consumed), beside
+ * its status; counted only by files of version 4. */
+struct consumed {
+	bool counted;                       /* false: a file of versions 1 to 3 */
+	bool known[MMAPQ_CONSUMERS_MAX];    /* false: removed while we read */
+	uint64_t n[MMAPQ_CONSUMERS_MAX];
+};
+
+/* mmapq_consumer_consumed_records_total: one sample per consumer whose
+ * count was read. */
+static void consumed_family(FILE *f, const char *path, const struct mmapq_consumer_status *cs, int n,
+                            const struct consumed *k)
+{
+	const char *name = "mmapq_consumer_consumed_records_total";
+
+	if (!k->counted)
+		return;
+	family(f, name, "counter", "Records this consumer consumed since it registered.");
+	for (int i = 0; i < n; i++) {
+		if (!k->known[i])
+			continue;
+		fprintf(f, "%s{queue=\"", name);
+		label_value(f, path);
+		fprintf(f, "\",consumer=\"");
+		label_value(f, cs[i].name);
+		fprintf(f, "\"} %" PRIu64 "\n", k->n[i]);
+	}
+}
 
 /* The metrics of st (the queue at path) and of its n registered
  * consumers cs (mmapq_consumers) on f.  The names and what each means:
  * mmapqctl(1), METRICS. */
 static void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
-                   const struct mmapq_consumer_status *cs, int n)
+                   const struct mmapq_consumer_status *cs, int n, const struct consumed *consumed)
 {
-	const struct mmapq_side_status *p = &st->producer, *c = &st->consumer;
+	const struct mmapq_side_status *p = &st->producer;
 	bool legacy = st->version != MMAPQ_FILE_VERSION;
 
+	/* the program's, not the queue's: no queue label.  file_format, as
+	 * format is the record format in mmapq_info */
+	family(f, "mmapq_build_info", "gauge",
+	       "The mmapqctl that answers: its version and the queue file format version it writes (always 1).");
+	fprintf(f, "mmapq_build_info{version=\"");
+	label_value(f, options_version);
+	fprintf(f, "\",file_format=\"%" PRIu32 "\"} 1\n", (uint32_t)MMAPQ_FILE_VERSION);
 	family(f, "mmapq_info", "gauge", "The queue file's format version and record format (always 1).");
 	fprintf(f, "mmapq_info{queue=\"");
 	label_value(f, path);
@@ -143,16 +182,16 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	    (double)salvage_dropped(&st->salvage));
 	one(f, "mmapq_last_salvage_dropped_bytes", "gauge", "Bytes of the records the last salvage dropped.",
 	    path, (double)st->salvage.dropped_bytes);
-	per_role(f, "mmapq_attached", "gauge", "1 while a live process holds the role.", path, p->attached,
-	         c->attached);
-	per_role(f, "mmapq_attaches_total", "counter", "Times a process took the role.", path,
-	         (double)p->attaches, (double)c->attaches);
-	per_role(f, "mmapq_recoveries_total", "counter",
-	         "Repairs after a process died holding the queue's mutex, done by the role.", path,
-	         (double)p->recoveries, (double)c->recoveries);
-	per_role(f, "mmapq_attach_timestamp_seconds", "gauge",
-	         "When the role was last taken (Unix time; 0: never).", path,
-	         (double)p->start_usec / 1e6, (double)c->start_usec / 1e6);
+	producer_only(f, "mmapq_attached", "gauge", "1 while a live process is the producer.", path,
+	              p->attached);
+	producer_only(f, "mmapq_attaches_total", "counter", "Times a process became the producer.", path,
+	              (double)p->attaches);
+	producer_only(f, "mmapq_recoveries_total", "counter",
+	              "Repairs after a process died holding the queue's mutex, done by the producer.",
+	              path, (double)p->recoveries);
+	producer_only(f, "mmapq_attach_timestamp_seconds", "gauge",
+	              "When a process last became the producer (Unix time; 0: never).", path,
+	              (double)p->start_usec / 1e6);
 	/* fan-out: every registered consumer */
 	one(f, "mmapq_consumers_max", "gauge", "Entries of the consumer table (max_consumers).", path,
 	    st->max_consumers);
@@ -163,9 +202,10 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	per_consumer(f, "mmapq_consumer_lag_bytes", "gauge",
 	             "Bytes of the ring the records this consumer has not consumed take.", path, cs, n,
 	             c_lag_bytes);
-	per_consumer(f, "mmapq_consumer_consumed_records_total", "counter",
-	             "Records this consumer consumed (its position) since the queue file was created.",
-	             path, cs, n, c_consumed);
+	consumed_family(f, path, cs, n, consumed);
+	per_consumer(f, "mmapq_consumer_position", "gauge",
+	             "Sequence number of the next record this consumer consumes (its cursor).", path, cs,
+	             n, c_position);
 	per_consumer(f, "mmapq_consumer_attached", "gauge",
 	             "1 while a live process is this consumer.", path, cs, n, c_attached);
 	per_consumer(f, "mmapq_consumer_recoveries_total", "counter",
@@ -173,6 +213,9 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	             path, cs, n, c_recoveries);
 	per_consumer(f, "mmapq_consumer_attaches_total", "counter",
 	             "Times a process became this consumer.", path, cs, n, c_attaches);
+	per_consumer(f, "mmapq_consumer_attach_timestamp_seconds", "gauge",
+	             "When a process last became this consumer (Unix time; 0: never).", path, cs, n,
+	             c_attach_time);
 }
 
 /* ---- one HTTP exchange ------------------------------------------------------ */
@@ -352,6 +395,7 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 	struct metrics_req *m = ctx;
 	struct mmapq_params qp = attach_params(m->cfg, MMAPQ_ROLE_OBSERVER);
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct consumed consumed = {0};
 	struct mmapq_status st;
 	struct mmapq_error err;
 	struct mmapq *q;
@@ -363,8 +407,13 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 		if (r == 0)
 			r = n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
 		if (r >= 0) {
-			metrics_write(f, mmapq_path(q), &st, cs, n < (int)MMAPQ_CONSUMERS_MAX ? n :
-			              (int)MMAPQ_CONSUMERS_MAX);
+			n = n < (int)MMAPQ_CONSUMERS_MAX ? n : (int)MMAPQ_CONSUMERS_MAX;
+			consumed.counted = st.version == MMAPQ_FILE_VERSION;
+			for (int i = 0; consumed.counted && i < n; i++) {
+				int k = mmapq_consumer_consumed(q, cs[i].index, &consumed.n[i]);
+				consumed.known[i] = k == 0;
+			}
+			metrics_write(f, mmapq_path(q), &st, cs, n, &consumed);
 			r = 0;
 		} else {
 			snprintf(err.msg, sizeof(err.msg), "%s: %s", mmapq_path(q), mmapq_strerror(r));

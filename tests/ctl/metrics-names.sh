@@ -10,7 +10,8 @@
 # version 4 (a producer and a named consumer attached once) prints every
 # family but those documented as "Versions 1 to 3 only" (test_cli's
 # recreate_legacy checks a version-3 file's).  Every family has a HELP
-# line, and at least one sample per label set the page describes.
+# line, and at least one sample per label set the page describes
+# (mmapq_build_info: version and file_format, no queue).
 # Exit 0 pass, 1 fail.
 set -u
 build=$(cd "${1:?usage: metrics-names.sh BUILD_DIR}" && pwd) || exit 1
@@ -58,6 +59,12 @@ else
 fi
 while read -r name _; do
 	grep -q "^# HELP $name " "$work/metrics.txt" || failed "$name has no HELP line"
+	# the program's, not the queue's
+	if [ "$name" = mmapq_build_info ]; then
+		grep -Eqx 'mmapq_build_info\{version="[0-9]+[.][0-9]+[.][0-9]+[^"]*",file_format="4"\} 1' \
+			"$work/metrics.txt" || failed "mmapq_build_info has no sample with version and file_format 4"
+		continue
+	fi
 	grep -Eq "^$name\{queue=\"$work/queue\"(,(role|consumer)=\"[a-z]+\")?(,version=\"4\",format=\"int\")?\} " \
 		"$work/metrics.txt" || failed "$name has no sample for the queue"
 done <<<"$printed"

@@ -431,6 +431,16 @@ MMAPQ_API int mmapq_status(struct mmapq *q, struct mmapq_status *st);
  * (the table kept changing while it was read: registrations and removals
  * without end). */
 MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n);
+/* How many records the consumer of table entry index (its
+ * mmapq_consumer_status.index) has consumed since it registered, into
+ * *consumed: the sum of what its mmapq_release calls released.  Unlike its
+ * position, which starts where it registered, it counts only what it
+ * released, and it never goes down while the consumer stays registered
+ * (mmapqctl recreate starts it again at 0, as sequence numbers).  Any
+ * role, read without locks.  0, -ENOENT (index is not a registered
+ * consumer's entry), -EPROTO (a file of versions 1 to 3, which does not
+ * count it). */
+MMAPQ_API int mmapq_consumer_consumed(struct mmapq *q, uint32_t index, uint64_t *consumed);
 /* For `mmapqctl recreate`, which carries the consumers of a queue file
  * over into a new one: registers the consumers cs[0..n), as
  * mmapq_consumers() reported them (name, position, pid, start_usec,
