@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metrics.c -- `metrics`: a queue's state as Prometheus metrics (text
- * exposition format 0.0.4), printed, or (--http) as the answer to one HTTP
- * request: the socket-activated endpoint mmapq-metrics.socket.
+ * exposition format 0.0.4), printed, or (--http) as the answer to HTTP
+ * requests: the socket-activated endpoints, mmapq-metrics.socket (one
+ * connection on stdin and stdout, Accept=yes) and mmapq-metrics@NAME.socket
+ * (its listening sockets passed, Accept=no: see serve_listening).
  */
 #include "ctl.h"
 
@@ -13,6 +15,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "attach.h"
@@ -428,12 +432,96 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 	return 503;
 }
 
+/* ---- listening sockets (Accept=no) ---------------------------------------------- */
+
+/* How long one start serves connections: those that came meanwhile, one
+ * after the other, each within its own 5 s; then it exits and systemd
+ * starts it again for what is left (RuntimeMaxSec= of the unit is above
+ * this plus one exchange). */
+#define SERVE_MS 8000
+
+/* The listening stream sockets systemd passed (sd_listen_fds), into fds:
+ * how many, 0 if none (a connection passed with Accept=yes is not one). */
+static int listening_fds(int *fds, int max)
+{
+	int n = sd_listen_fds(1), k = 0;
+
+	for (int i = 0; i < n && k < max; i++)
+		if (sd_is_socket(SD_LISTEN_FDS_START + i, AF_UNSPEC, SOCK_STREAM, 1) > 0)
+			fds[k++] = SD_LISTEN_FDS_START + i;
+	return n > 0 ? k : 0;
+}
+
+/*
+ * mmapq-metrics@NAME.socket: a template socket with Accept=yes would start
+ * instances of one service template whose instance names the connection,
+ * not the queue; with Accept=no its own mmapq-metrics-serve@NAME.service
+ * (mmapqctl --instance NAME) gets the listening sockets instead.  Serve
+ * every connection waiting (systemd started us for the first), one
+ * exchange each, then exit: no daemon stays behind.  A connection that
+ * cannot be served is logged and closed; only failing to poll or accept
+ * on the sockets themselves is an error (EXIT_IOERR).
+ */
+static int serve_listening(const int *fds, int n, struct metrics_req *m)
+{
+	uint64_t until = mmapq_now_ns() + (uint64_t)SERVE_MS * 1000000u;
+	struct pollfd pf[8];
+
+	for (int i = 0; i < n; i++) {
+		/* the listening sockets' file descriptions are ours alone to
+		 * accept on (systemd only polls them): a connection that is gone
+		 * by the time we accept must not block us */
+		if (fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) < 0) {
+			log_error("metrics --http: listening socket %d: %s", fds[i], strerror(errno));
+			return EXIT_IOERR;
+		}
+		pf[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+	}
+	while (mmapq_now_ns() < until) {
+		int ready = poll(pf, (nfds_t)n, 0), served = 0;
+
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready < 0) {
+			log_error("metrics --http: poll: %s", strerror(errno));
+			return EXIT_IOERR;
+		}
+		for (int i = 0; ready > 0 && i < n; i++) {
+			int c, r;
+
+			if (!(pf[i].revents & POLLIN))
+				continue;
+			c = accept4(pf[i].fd, NULL, NULL, SOCK_CLOEXEC);
+			if (c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			              errno == ECONNABORTED))
+				continue;
+			if (c < 0) {
+				log_error("metrics --http: accept: %s", strerror(errno));
+				return EXIT_IOERR;
+			}
+			m->code = 0;
+			r = metrics_http(c, c, 5000, metrics_body, m);
+			if (r < 0)
+				log_error("metrics --http: %s", strerror(-r));
+			else if (m->code)
+				log_error("metrics --http: answered 503: %s", m->why);
+			close(c);
+			served++;
+		}
+		if (!served)
+			break; /* none waiting: done */
+	}
+	return EXIT_OK;
+}
+
 int metrics(const struct mmapq_config *cfg, bool http)
 {
 	struct metrics_req m = {.cfg = cfg};
 	const char *why;
-	int r;
+	int r, fds[8], nfds;
 
+	if (http && (nfds = listening_fds(fds, 8)) > 0)
+		return serve_listening(fds, nfds, &m);
 	if (http) {
 		r = metrics_http(STDIN_FILENO, STDOUT_FILENO, 5000, metrics_body, &m);
 		if (r < 0)

@@ -27,7 +27,8 @@
 #   remove    with every unit of the package running, and an instance of
 #             every template (mmapq@a.target and its units, the named
 #             consumer audit, the NATS forwarders of both queues retrying
-#             with no server, a metrics scrape), an edited mmapq.ini and a
+#             with no server, a metrics scrape of the single queue and one of
+#             queue a), an edited mmapq.ini and a
 #             drop-in: apt remove mmapq stops each of them (a stop job, not
 #             a death of its own), no unit of mmapq active, no mmapq process
 #             left and none running a deleted program; the state and the
@@ -113,14 +114,18 @@ running_services() {
 # METRICS_FD: a connection to mmapq-metrics.socket that sends nothing, so
 # that its per-connection mmapq-metrics@ instance runs, waiting for the
 # request (for up to 5 s: the removal must come before that).
+# METRICS_A_FD: the same to mmapq-metrics@a.socket, for its
+# mmapq-metrics-serve@a.
 METRICS_FD=""
+METRICS_A_FD=""
 
 # start_every_unit: every unit of the package running, and an instance of
 # each template, for a removal to stop: the single queue's units (the
 # postinst started them), mmapq@a.target and its units, the named consumer
 # audit (the fanout step configured it), the consumer named nats of both
-# queues (no NATS server here: alive, trying to connect), and last, as it
-# ends by itself after 5 s, a scrape of the metrics socket.  Fails the step
+# queues (no NATS server here: alive, trying to connect), and last, as they
+# end by themselves after 5 s, a scrape of the metrics socket and one of
+# queue a's (mmapq-metrics@a.socket, its port from a runtime drop-in).  Fails the step
 # if a unit file of the package has nothing running, so that a unit added
 # to the package is added here too.
 start_every_unit() {
@@ -146,6 +151,18 @@ start_every_unit() {
 	fi
 	check "its mmapq-metrics@ instance started" \
 		jseen 20 "$cur" 'mmapq metrics for one scrape' _PID=1 "MESSAGE_ID=$MSGID_STARTED"
+	mkdir -p /run/systemd/system/mmapq-metrics@a.socket.d
+	printf '[Socket]\nListenStream=127.0.0.1:9742\n' >/run/systemd/system/mmapq-metrics@a.socket.d/port.conf
+	systemctl daemon-reload
+	check "systemctl start mmapq-metrics@a.socket" systemctl start mmapq-metrics@a.socket
+	cur=$(cursor)
+	if exec {METRICS_A_FD}<>/dev/tcp/127.0.0.1/9742; then
+		pass "a connection to mmapq-metrics@a.socket (127.0.0.1:9742) that sends nothing"
+	else
+		fail "no connection to mmapq-metrics@a.socket (127.0.0.1:9742)"
+	fi
+	check "mmapq-metrics-serve@a started" \
+		jseen 20 "$cur" . _PID=1 UNIT=mmapq-metrics-serve@a.service "MESSAGE_ID=$MSGID_STARTED"
 	out=$(not_running | tr '\n' ' ')
 	check "every unit file of the package has its unit or an instance running ($(shipped_units | wc -l) files)" \
 		test -z "$out" || info "nothing running of: $out(start_every_unit must start one)"
@@ -180,6 +197,10 @@ check_all_stopped() {
 	if [ -n "$METRICS_FD" ]; then
 		exec {METRICS_FD}>&-
 		METRICS_FD=""
+	fi
+	if [ -n "$METRICS_A_FD" ]; then
+		exec {METRICS_A_FD}>&-
+		METRICS_A_FD=""
 	fi
 }
 
