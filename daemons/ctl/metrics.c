@@ -100,6 +100,41 @@ struct consumed {
 	uint64_t n[MMAPQ_CONSUMERS_MAX];
 };
 
+/* The health of the consumers' NATS forwarders (mmapq_consumer_output):
+ * only consumers whose output reported it since they attached. */
+struct forwarders {
+	int n;                                        /* of them */
+	bool known[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_output_health h[MMAPQ_CONSUMERS_MAX];
+};
+
+static double h_connected(const struct mmapq_output_health *h) { return h->connected; }
+static double h_reconnects(const struct mmapq_output_health *h) { return (double)h->reconnects; }
+static double h_in_flight(const struct mmapq_output_health *h) { return h->in_flight; }
+static double h_acked(const struct mmapq_output_health *h) { return (double)h->acknowledged; }
+static double h_last_ack(const struct mmapq_output_health *h) { return (double)h->last_ack_usec / 1e6; }
+
+/* A family with one sample per consumer whose forwarder reported; none at
+ * all without one. */
+static void per_forwarder(FILE *f, const char *name, const char *type, const char *help,
+                          const char *path, const struct mmapq_consumer_status *cs, int n,
+                          const struct forwarders *fw,
+                          double (*value)(const struct mmapq_output_health *h))
+{
+	if (!fw->n)
+		return;
+	family(f, name, type, help);
+	for (int i = 0; i < n; i++) {
+		if (!fw->known[i])
+			continue;
+		fprintf(f, "%s{queue=\"", name);
+		label_value(f, path);
+		fprintf(f, "\",consumer=\"");
+		label_value(f, cs[i].name);
+		fprintf(f, "\"} %.17g\n", value(&fw->h[i]));
+	}
+}
+
 /* mmapq_consumer_consumed_records_total: one sample per consumer whose
  * count was read. */
 static void consumed_family(FILE *f, const char *path, const struct mmapq_consumer_status *cs, int n,
@@ -125,7 +160,8 @@ static void consumed_family(FILE *f, const char *path, const struct mmapq_consum
  * consumers cs (mmapq_consumers) on f.  The names and what each means:
  * mmapqctl(1), METRICS. */
 static void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
-                   const struct mmapq_consumer_status *cs, int n, const struct consumed *consumed)
+                   const struct mmapq_consumer_status *cs, int n, const struct consumed *consumed,
+                   const struct forwarders *fw)
 {
 	const struct mmapq_side_status *p = &st->producer;
 	bool legacy = st->version != MMAPQ_FILE_VERSION;
@@ -220,6 +256,23 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	per_consumer(f, "mmapq_consumer_attach_timestamp_seconds", "gauge",
 	             "When a process last became this consumer (Unix time; 0: never).", path, cs, n,
 	             c_attach_time);
+	/* NATS forwarders (output = nats): as they last reported, about a
+	 * second ago while attached */
+	per_forwarder(f, "mmapq_consumer_nats_connected", "gauge",
+	              "1 while this consumer's NATS forwarder is connected to a server.", path, cs, n,
+	              fw, h_connected);
+	per_forwarder(f, "mmapq_consumer_nats_reconnects_total", "counter",
+	              "Times this consumer's NATS forwarder connected again after losing the connection.",
+	              path, cs, n, fw, h_reconnects);
+	per_forwarder(f, "mmapq_consumer_nats_in_flight_records", "gauge",
+	              "Records this consumer's NATS forwarder published and JetStream has not acknowledged.",
+	              path, cs, n, fw, h_in_flight);
+	per_forwarder(f, "mmapq_consumer_nats_acknowledged_records_total", "counter",
+	              "Records JetStream acknowledged to this consumer's NATS forwarder.", path, cs, n, fw,
+	              h_acked);
+	per_forwarder(f, "mmapq_consumer_nats_last_ack_timestamp_seconds", "gauge",
+	              "When JetStream last acknowledged records of this consumer (Unix time; 0: never).",
+	              path, cs, n, fw, h_last_ack);
 }
 
 /* ---- one HTTP exchange ------------------------------------------------------ */
@@ -400,6 +453,7 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 	struct mmapq_params qp = attach_params(m->cfg, MMAPQ_ROLE_OBSERVER);
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
 	struct consumed consumed = {0};
+	struct forwarders fw = {0};
 	struct mmapq_status st;
 	struct mmapq_error err;
 	struct mmapq *q;
@@ -416,8 +470,10 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 			for (int i = 0; consumed.counted && i < n; i++) {
 				int k = mmapq_consumer_consumed(q, cs[i].index, &consumed.n[i]);
 				consumed.known[i] = k == 0;
+				fw.known[i] = mmapq_consumer_output(q, cs[i].index, &fw.h[i]) == 0;
+				fw.n += fw.known[i];
 			}
-			metrics_write(f, mmapq_path(q), &st, cs, n, &consumed);
+			metrics_write(f, mmapq_path(q), &st, cs, n, &consumed, &fw);
 			r = 0;
 		} else {
 			snprintf(err.msg, sizeof(err.msg), "%s: %s", mmapq_path(q), mmapq_strerror(r));

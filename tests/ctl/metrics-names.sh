@@ -26,13 +26,14 @@ failed() { echo "metrics_names: FAIL: $*"; fail=1; }
 
 # "NAME TYPE" of the entries under .SH METRICS, in order; with "legacy"
 # as $1, only those whose text starts "Versions 1 to 3 only", else the
-# others
+# others but those of NATS forwarders ("NATS forwarders only": test_nats's
+# health case checks them)
 documented() {
 	awk -v want="$1" '
 		/^[.]SH / { on = ($0 == ".SH METRICS"); next }
 		!on { prev = $0; next }
-		name != "" { legacy = ($0 ~ /^Versions 1 to 3 only/);
-		             if ((want == "legacy") == legacy) print name, type; name = "" }
+		name != "" { legacy = ($0 ~ /^Versions 1 to 3 only/); nats = ($0 ~ /^NATS forwarders only/);
+		             if (!nats && (want == "legacy") == legacy) print name, type; name = "" }
 		prev == ".TP" && match($0, /^[.]BR mmapq_[a-z_]+ " [(][a-z]+[)]"$/) {
 			split($0, f, " "); name = f[2]; type = substr($0, index($0, "(") + 1)
 			sub(/[)]"$/, "", type)

@@ -8,7 +8,8 @@
  * commit shorter than the claim, a claim forgotten), waits with and
  * without deadlines, wake-ups across processes, the dropped counter, role
  * exclusivity, the consumer's read-only ring, positions across reopen,
- * what a consumer consumed (released) against its position.
+ * what a consumer consumed (released) against its position, what it
+ * reports of its output's health.
  *
  * The byte-level cases hold the library against a model of the ring kept
  * by the test (model_put: where each frame goes, whether it fits, where
@@ -1270,6 +1271,45 @@ static void test_consumed_counter(void)
 	mmapq_close(p);
 }
 
+/* What a consumer reports of its output's health: the counters added up
+ * (never down), the gauges as they are; NULL and a new attach clear the
+ * report, not the totals; a producer may not report. */
+static void test_output_health(void)
+{
+	struct mmapq *p = open_or_die(MMAPQ_ROLE_PRODUCER), *a = open_named("a", MMAPQ_START_OLDEST), *o;
+	struct mmapq_output_health h = {.acknowledged = 5, .reconnects = 1, .last_ack_usec = 1000,
+	                                .in_flight = 3, .connected = true}, got;
+
+	EXPECT(mmapq_output_report(p, &h) == -EPERM, "a producer's report: not -EPERM");
+	o = open_or_die(MMAPQ_ROLE_OBSERVER);
+	EXPECT(mmapq_consumer_output(o, 0, &got) == -ENODATA, "before a report: not -ENODATA");
+	EXPECT(mmapq_output_report(a, &h) == 0, "report");
+	h = (struct mmapq_output_health){.acknowledged = 2, .in_flight = 0, .connected = false};
+	EXPECT(mmapq_output_report(a, &h) == 0, "second report");
+	EXPECT(mmapq_consumer_output(o, 0, &got) == 0 && got.acknowledged == 7 && got.reconnects == 1 &&
+	       got.last_ack_usec == 1000 && got.in_flight == 0 && !got.connected,
+	       "read: acknowledged %" PRIu64 " (want 7), reconnects %" PRIu64 " (1), last ack %" PRIu64
+	       " (1000), in flight %" PRIu32 " (0), connected %d (0)", got.acknowledged, got.reconnects,
+	       got.last_ack_usec, got.in_flight, got.connected);
+	EXPECT(mmapq_output_report(a, NULL) == 0 && mmapq_consumer_output(o, 0, &got) == -ENODATA,
+	       "after a NULL report: not -ENODATA");
+	/* a new holder starts with no report; the totals stay */
+	h = (struct mmapq_output_health){.acknowledged = 1, .connected = true};
+	EXPECT(mmapq_output_report(a, &h) == 0, "report");
+	mmapq_close(a);
+	a = open_named("a", MMAPQ_START_OLDEST);
+	EXPECT(mmapq_consumer_output(o, 0, &got) == -ENODATA, "after an attach: not -ENODATA");
+	h = (struct mmapq_output_health){.connected = true};
+	EXPECT(mmapq_output_report(a, &h) == 0 && mmapq_consumer_output(o, 0, &got) == 0 &&
+	       got.acknowledged == 8 && got.reconnects == 1,
+	       "totals after an attach: acknowledged %" PRIu64 " (want 8), reconnects %" PRIu64 " (1)",
+	       got.acknowledged, got.reconnects);
+	EXPECT(mmapq_consumer_output(o, 5, &got) == -ENOENT, "a free entry: not -ENOENT");
+	mmapq_close(o);
+	mmapq_close(a);
+	mmapq_close(p);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -1288,6 +1328,7 @@ int main(int argc, char **argv)
 		{"max_record", test_max_record},
 		{"claim_commit", test_claim_commit},
 		{"consumed_counter", test_consumed_counter},
+		{"output_health", test_output_health},
 	};
 
 	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
