@@ -225,21 +225,28 @@ int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status 
 	return r;
 }
 
-int mmapq_consumer_consumed(struct mmapq *q, uint32_t index, uint64_t *consumed)
+/* The entry of a registered consumer at index, for an observer's read of
+ * what it counts: 0, -EPROTO (versions 1 to 3 count none of it), -ENOENT. */
+static int registered_entry(const struct mmapq *q, uint32_t index, const struct mmapq_consumer **c)
 {
-	const struct mmapq_consumer *c;
-
 	if (q->legacy)
 		return -EPROTO;
 	if (index >= q->max_consumers)
 		return -ENOENT;
-	c = &q->h->consumers[index];
+	*c = &q->h->consumers[index];
 	/* acquire: pairs with the store-release of a registration's state,
-	 * which comes after the counter was zeroed */
-	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != MMAPQ_CONSUMER_REGISTERED)
-		return -ENOENT;
-	*consumed = __atomic_load_n(&c->consumed, __ATOMIC_RELAXED);
-	return 0;
+	 * which comes after the entry's counters were zeroed */
+	return __atomic_load_n(&(*c)->state, __ATOMIC_ACQUIRE) == MMAPQ_CONSUMER_REGISTERED ? 0 : -ENOENT;
+}
+
+int mmapq_consumer_consumed(struct mmapq *q, uint32_t index, uint64_t *consumed)
+{
+	const struct mmapq_consumer *c;
+	int r = registered_entry(q, index, &c);
+
+	if (r == 0)
+		*consumed = __atomic_load_n(&c->consumed, __ATOMIC_RELAXED);
+	return r;
 }
 
 int mmapq_output_report(struct mmapq *q, const struct mmapq_output_health *h)
@@ -270,14 +277,10 @@ int mmapq_consumer_output(struct mmapq *q, uint32_t index, struct mmapq_output_h
 {
 	const struct mmapq_consumer *c;
 	uint32_t state;
+	int r = registered_entry(q, index, &c);
 
-	if (q->legacy)
-		return -EPROTO;
-	if (index >= q->max_consumers)
-		return -ENOENT;
-	c = &q->h->consumers[index];
-	if (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != MMAPQ_CONSUMER_REGISTERED)
-		return -ENOENT;
+	if (r < 0)
+		return r;
 	state = __atomic_load_n(&c->out_state, __ATOMIC_RELAXED);
 	if (!(state & MMAPQ_OUTPUT_REPORTED))
 		return -ENODATA;

@@ -69,6 +69,16 @@ static void producer_only(FILE *f, const char *name, const char *type, const cha
 	sample(f, name, path, "producer", producer);
 }
 
+/* name{queue="path",consumer="consumer"} and a space: a sample's start */
+static void consumer_sample(FILE *f, const char *name, const char *path, const char *consumer)
+{
+	fprintf(f, "%s{queue=\"", name);
+	label_value(f, path);
+	fprintf(f, "\",consumer=\"");
+	label_value(f, consumer);
+	fputs("\"} ", f);
+}
+
 /* A family with one sample per registered consumer (label consumer). */
 static void per_consumer(FILE *f, const char *name, const char *type, const char *help,
                          const char *path, const struct mmapq_consumer_status *cs, int n,
@@ -76,11 +86,8 @@ static void per_consumer(FILE *f, const char *name, const char *type, const char
 {
 	family(f, name, type, help);
 	for (int i = 0; i < n; i++) {
-		fprintf(f, "%s{queue=\"", name);
-		label_value(f, path);
-		fprintf(f, "\",consumer=\"");
-		label_value(f, cs[i].name);
-		fprintf(f, "\"} %.17g\n", value(&cs[i]));
+		consumer_sample(f, name, path, cs[i].name);
+		fprintf(f, "%.17g\n", value(&cs[i]));
 	}
 }
 
@@ -127,11 +134,8 @@ static void per_forwarder(FILE *f, const char *name, const char *type, const cha
 	for (int i = 0; i < n; i++) {
 		if (!fw->known[i])
 			continue;
-		fprintf(f, "%s{queue=\"", name);
-		label_value(f, path);
-		fprintf(f, "\",consumer=\"");
-		label_value(f, cs[i].name);
-		fprintf(f, "\"} %.17g\n", value(&fw->h[i]));
+		consumer_sample(f, name, path, cs[i].name);
+		fprintf(f, "%.17g\n", value(&fw->h[i]));
 	}
 }
 
@@ -148,11 +152,8 @@ static void consumed_family(FILE *f, const char *path, const struct mmapq_consum
 	for (int i = 0; i < n; i++) {
 		if (!k->known[i])
 			continue;
-		fprintf(f, "%s{queue=\"", name);
-		label_value(f, path);
-		fprintf(f, "\",consumer=\"");
-		label_value(f, cs[i].name);
-		fprintf(f, "\"} %" PRIu64 "\n", k->n[i]);
+		consumer_sample(f, name, path, cs[i].name);
+		fprintf(f, "%" PRIu64 "\n", k->n[i]);
 	}
 }
 

@@ -320,7 +320,8 @@ static bool v4_reserved_ok(const uint8_t *f, uint32_t maxc)
 	    !all_zero(f, OFF(reserved), 496))
 		return false;
 	for (uint32_t i = 0; i < MMAPQ_CONSUMERS_MAX; i++)
-		if (i < maxc ? !all_zero(f, E(i, reserved), 40) : !all_zero(f, ENTRY(i), ENTRY_SIZE))
+		if (i < maxc ? !all_zero(f, E(i, reserved), sizeof(((struct mmapq_consumer *)0)->reserved)) :
+		              !all_zero(f, ENTRY(i), ENTRY_SIZE))
 			return false;
 	return true;
 }

@@ -111,13 +111,22 @@ running_services() {
 		awk '$1 !~ /^mmapq-test\./ { print $1 }'
 }
 
-# METRICS_FD: a connection to mmapq-metrics.socket that sends nothing, so
-# that its per-connection mmapq-metrics@ instance runs, waiting for the
-# request (for up to 5 s: the removal must come before that).
-# METRICS_A_FD: the same to mmapq-metrics@a.socket, for its
-# mmapq-metrics-serve@a.
-METRICS_FD=""
-METRICS_A_FD=""
+# METRICS_FDS: connections to the metrics sockets that send nothing, so
+# that the services they start run, waiting for the request (for up to
+# 5 s: the removal must come before that).
+METRICS_FDS=()
+
+# idle_connection PORT SOCKET: a connection to SOCKET (the unit) on
+# 127.0.0.1:PORT that sends nothing, kept in METRICS_FDS
+idle_connection() {
+	local fd
+	if exec {fd}<>"/dev/tcp/127.0.0.1/$1"; then
+		METRICS_FDS+=("$fd")
+		pass "a connection to $2 (127.0.0.1:$1) that sends nothing"
+	else
+		fail "no connection to $2 (127.0.0.1:$1)"
+	fi
+}
 
 # start_every_unit: every unit of the package running, and an instance of
 # each template, for a removal to stop: the single queue's units (the
@@ -144,11 +153,7 @@ start_every_unit() {
 			jseen 20 "$cur" 'no server of \[nats\] servers = .* answers yet' "_SYSTEMD_UNIT=$u"
 	done
 	cur=$(cursor)
-	if exec {METRICS_FD}<>/dev/tcp/127.0.0.1/9741; then
-		pass "a connection to mmapq-metrics.socket (127.0.0.1:9741) that sends nothing"
-	else
-		fail "no connection to mmapq-metrics.socket (127.0.0.1:9741)"
-	fi
+	idle_connection 9741 mmapq-metrics.socket
 	check "its mmapq-metrics@ instance started" \
 		jseen 20 "$cur" 'mmapq metrics for one scrape' _PID=1 "MESSAGE_ID=$MSGID_STARTED"
 	mkdir -p /run/systemd/system/mmapq-metrics@a.socket.d
@@ -156,11 +161,7 @@ start_every_unit() {
 	systemctl daemon-reload
 	check "systemctl start mmapq-metrics@a.socket" systemctl start mmapq-metrics@a.socket
 	cur=$(cursor)
-	if exec {METRICS_A_FD}<>/dev/tcp/127.0.0.1/9742; then
-		pass "a connection to mmapq-metrics@a.socket (127.0.0.1:9742) that sends nothing"
-	else
-		fail "no connection to mmapq-metrics@a.socket (127.0.0.1:9742)"
-	fi
+	idle_connection 9742 mmapq-metrics@a.socket
 	check "mmapq-metrics-serve@a started" \
 		jseen 20 "$cur" . _PID=1 UNIT=mmapq-metrics-serve@a.service "MESSAGE_ID=$MSGID_STARTED"
 	out=$(not_running | tr '\n' ' ')
@@ -180,7 +181,7 @@ stopped_by_systemd() {
 # SERVICE, no unit of mmapq is left active, and no process of mmapq nor one
 # running a deleted program is left.
 check_all_stopped() {
-	local cur=$1 u out
+	local cur=$1 u out fd
 	shift
 	for u in "$@"; do
 		check "$u: stopped by systemd (inactive, 'Stopping' logged)" stopped_by_systemd "$cur" "$u" ||
@@ -194,14 +195,10 @@ check_all_stopped() {
 		info "left: $out"
 	out=$(deleted_exes)
 	check "no process runs a deleted program" test -z "$out" || info "$out"
-	if [ -n "$METRICS_FD" ]; then
-		exec {METRICS_FD}>&-
-		METRICS_FD=""
-	fi
-	if [ -n "$METRICS_A_FD" ]; then
-		exec {METRICS_A_FD}>&-
-		METRICS_A_FD=""
-	fi
+	for fd in "${METRICS_FDS[@]}"; do
+		exec {fd}>&-
+	done
+	METRICS_FDS=()
 }
 
 # uid_of PID: the real uid of a process
