@@ -596,6 +596,9 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 		__atomic_store_n(&q->me->attach_position, q->head.seq, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 		count(&q->me->attaches, 1);
+		/* what a previous holder said of its output is not ours */
+		__atomic_store_n(&q->me->out_state, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->me->out_in_flight, 0, __ATOMIC_RELAXED);
 		if (q->early_recoveries)
 			count(&q->me->recoveries, q->early_recoveries);
 	} else if (q->prod) {

@@ -225,6 +225,75 @@ int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status 
 	return r;
 }
 
+/* The entry of a registered consumer at index, for an observer's read of
+ * what it counts: 0, -EPROTO (versions 1 to 3 count none of it), -ENOENT. */
+static int registered_entry(const struct mmapq *q, uint32_t index, const struct mmapq_consumer **c)
+{
+	if (q->legacy)
+		return -EPROTO;
+	if (index >= q->max_consumers)
+		return -ENOENT;
+	*c = &q->h->consumers[index];
+	/* acquire: pairs with the store-release of a registration's state,
+	 * which comes after the entry's counters were zeroed */
+	return __atomic_load_n(&(*c)->state, __ATOMIC_ACQUIRE) == MMAPQ_CONSUMER_REGISTERED ? 0 : -ENOENT;
+}
+
+int mmapq_consumer_consumed(struct mmapq *q, uint32_t index, uint64_t *consumed)
+{
+	const struct mmapq_consumer *c;
+	int r = registered_entry(q, index, &c);
+
+	if (r == 0)
+		*consumed = __atomic_load_n(&c->consumed, __ATOMIC_RELAXED);
+	return r;
+}
+
+int mmapq_output_report(struct mmapq *q, const struct mmapq_output_health *h)
+{
+	struct mmapq_consumer *c = q->me;
+
+	if (q->legacy)
+		return -EROFS;
+	if (q->role != MMAPQ_ROLE_CONSUMER || !c)
+		return -EPERM;
+	if (!h) {
+		__atomic_store_n(&c->out_state, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->out_in_flight, 0, __ATOMIC_RELAXED);
+		return 0;
+	}
+	count(&c->out_acked, h->acknowledged);
+	/* the file keeps 32 bits of them: a reconnection a second lasts 136 years */
+	__atomic_fetch_add(&c->out_reconnects, (uint32_t)h->reconnects, __ATOMIC_RELAXED);
+	if (h->last_ack_usec)
+		__atomic_store_n(&c->out_last_ack_usec, h->last_ack_usec, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->out_in_flight, h->in_flight, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->out_state, MMAPQ_OUTPUT_REPORTED | (h->connected ? MMAPQ_OUTPUT_CONNECTED : 0),
+	                 __ATOMIC_RELAXED);
+	return 0;
+}
+
+int mmapq_consumer_output(struct mmapq *q, uint32_t index, struct mmapq_output_health *h)
+{
+	const struct mmapq_consumer *c;
+	uint32_t state;
+	int r = registered_entry(q, index, &c);
+
+	if (r < 0)
+		return r;
+	state = __atomic_load_n(&c->out_state, __ATOMIC_RELAXED);
+	if (!(state & MMAPQ_OUTPUT_REPORTED))
+		return -ENODATA;
+	*h = (struct mmapq_output_health){
+		.acknowledged = __atomic_load_n(&c->out_acked, __ATOMIC_RELAXED),
+		.reconnects = __atomic_load_n(&c->out_reconnects, __ATOMIC_RELAXED),
+		.last_ack_usec = __atomic_load_n(&c->out_last_ack_usec, __ATOMIC_RELAXED),
+		.in_flight = __atomic_load_n(&c->out_in_flight, __ATOMIC_RELAXED),
+		.connected = state & MMAPQ_OUTPUT_CONNECTED,
+	};
+	return 0;
+}
+
 /* Entry i as an observer reads it (no locks). */
 void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail, uint64_t tail_byte,
                      struct mmapq_consumer_status *o)

@@ -208,6 +208,10 @@
 #define MMAPQ_LOCK_CONSUMER     2 /* + the consumer's index in the table */
 #define MMAPQ_LOCK_REMOVE       (MMAPQ_LOCK_CONSUMER + MMAPQ_CONSUMERS_MAX)
 
+/* struct mmapq_consumer.out_state, bits */
+#define MMAPQ_OUTPUT_REPORTED   UINT32_C(1)
+#define MMAPQ_OUTPUT_CONNECTED  UINT32_C(2)
+
 /* struct mmapq_consumer.state */
 #define MMAPQ_CONSUMER_FREE       UINT32_C(0)
 #define MMAPQ_CONSUMER_REGISTERED UINT32_C(1)
@@ -364,7 +368,31 @@ struct mmapq_consumer {
 	uint64_t recoveries;      /* EOWNERDEAD repairs and stale-lock resets
 	                             done by this consumer                    */
 	uint64_t attaches;        /* times a process took this consumer's role */
-	uint8_t  reserved[40];
+	/* Records this consumer has released since it registered: the sum of
+	 * what its mmapq_release calls released (position, which starts where
+	 * it registered, is not what it consumed).  A counter that only grows:
+	 * written by the role holder alone, with the mutex held, after its
+	 * cursor (relaxed atomic store; a process killed in between leaves it
+	 * short of that one release); read by observers (relaxed).  Zeroed at
+	 * registration.  A libmmapq that does not know it takes these bytes
+	 * for reserved ones: it leaves them zero, and refuses a file where
+	 * they are not. */
+	uint64_t consumed;
+	/* The health of the consumer's output, for outputs with a server
+	 * (NATS), as the consumer daemon reports it (mmapq_output_report):
+	 * out_state MMAPQ_OUTPUT_REPORTED once it reported since it attached
+	 * (the attach clears it), MMAPQ_OUTPUT_CONNECTED while connected;
+	 * out_in_flight records sent and not acknowledged; out_acked and
+	 * out_reconnects totals since the registration (counters: only added
+	 * to); out_last_ack_usec the CLOCK_REALTIME of the last acknowledgement.
+	 * Written by the role holder alone (relaxed atomic stores), read by
+	 * observers (relaxed; the fields are not read as one). */
+	uint64_t out_acked;
+	uint64_t out_last_ack_usec;
+	uint32_t out_reconnects;
+	uint32_t out_in_flight;
+	uint32_t out_state;
+	uint8_t  reserved[4];
 };
 
 struct mmapq_header {
@@ -444,7 +472,13 @@ _Static_assert(offsetof(struct mmapq_consumer, name) == 64, "consumer name on it
 _Static_assert(offsetof(struct mmapq_consumer, not_empty) == 128, "consumer wait object on its own cache line");
 _Static_assert(offsetof(struct mmapq_consumer, recoveries) == 136, "consumer.recoveries offset");
 _Static_assert(offsetof(struct mmapq_consumer, attaches) == 144, "consumer.attaches offset");
-_Static_assert(offsetof(struct mmapq_consumer, reserved) == 152, "consumer.reserved offset");
+_Static_assert(offsetof(struct mmapq_consumer, consumed) == 152, "consumer.consumed offset");
+_Static_assert(offsetof(struct mmapq_consumer, out_acked) == 160, "consumer.out_acked offset");
+_Static_assert(offsetof(struct mmapq_consumer, out_last_ack_usec) == 168, "consumer.out_last_ack_usec offset");
+_Static_assert(offsetof(struct mmapq_consumer, out_reconnects) == 176, "consumer.out_reconnects offset");
+_Static_assert(offsetof(struct mmapq_consumer, out_in_flight) == 180, "consumer.out_in_flight offset");
+_Static_assert(offsetof(struct mmapq_consumer, out_state) == 184, "consumer.out_state offset");
+_Static_assert(offsetof(struct mmapq_consumer, reserved) == 188, "consumer.reserved offset");
 _Static_assert(sizeof(((struct mmapq_consumer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "name and its NUL");
 _Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is one page");
 _Static_assert(offsetof(struct mmapq_header, magic) == 0, "magic offset");

@@ -1160,6 +1160,9 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 		return r;
 	}
 	mmapq_fault("release.locked");
+	/* released now whatever follows (the cursor stays): counted once */
+	if (q->me)
+		count(&q->me->consumed, n);
 	if (rs == 0 && !defer && sync_cursor_locked(q, at))
 		mmapq_cond_signal(&q->h->not_full);
 	/* Refresh what is available while we hold the lock anyway: when busy,

@@ -53,6 +53,7 @@ struct consumer {
 	bool stale;               /* the path no longer names our file: drain, then stop */
 	bool corrupt;             /* the header was overwritten: stop */
 	struct rate_meter status_rate;
+	bool health_reported;     /* the output's health is in our entry */
 };
 
 /* ---- options ---------------------------------------------------------------- */
@@ -252,6 +253,16 @@ static void stats(struct consumer *c, int force)
 	}
 	if (mmapq_status(c->q, &st) < 0)
 		return;
+	/* the output's health, for observers (mmapqctl metrics); an output
+	 * without a server (after a reload switched to one) says nothing */
+	if (c->out->ops->health) {
+		struct mmapq_output_health h;
+
+		c->out->ops->health(c->out, &h);
+		c->health_reported = mmapq_output_report(c->q, &h) == 0;
+	} else if (c->health_reported) {
+		c->health_reported = mmapq_output_report(c->q, NULL) != 0;
+	}
 	/* our own cursor: head is the slowest consumer's */
 	pos = own_position(c, st.head, &lag_bytes);
 	snprintf(depth, sizeof(depth), "depth %" PRIu64 " records (%" PRIu64 " of %" PRIu64 " bytes)",

@@ -72,6 +72,10 @@ struct output_ops {
 	bool (*busy)(struct output *o);
 	void (*wait)(struct output *o, uint64_t deadline_ns);
 	void (*drain)(struct output *o, uint64_t deadline_ns);
+	/* Outputs with a server (NULL for the others): how it goes, for
+	 * mmapq_output_report (acknowledged and reconnects: those since the
+	 * previous call, as that function adds them up). */
+	void (*health)(struct output *o, struct mmapq_output_health *h);
 	/* For STATUS=: what it is and how it goes.  Valid until the next call. */
 	const char *(*describe)(struct output *o);
 	void (*close)(struct output *o); /* what it holds stays in the queue */

@@ -192,6 +192,9 @@ struct nats_out {
 	uint64_t retry_at_ns, backoff_ns, trouble_since_ns;
 	char trouble[256];          /* "" when all is well */
 	uint64_t acked_total, published_total, republished_total;
+	uint64_t reconnects;        /* connections made again after one was lost */
+	uint64_t last_ack_usec;     /* CLOCK_REALTIME when an ack last released records */
+	uint64_t health_acked, health_reconnects; /* as nats_health last said them */
 	uint64_t dup_window_ns;
 	struct log_limit lim;
 	char status[512];
@@ -202,6 +205,15 @@ struct nats_out {
 static uint64_t now_ns(void)
 {
 	return mmapq_now_ns();
+}
+
+/* CLOCK_REALTIME in microseconds, as the queue file keeps times. */
+static uint64_t realtime_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static struct timespec abs_monotonic(uint64_t ns)
@@ -1038,6 +1050,8 @@ static int take_events(struct nats_out *o)
 			abandon_run(o, 0);
 	}
 	if (conn != o->seen_connects) {
+		/* the first connection is not made again */
+		o->reconnects += conn - o->seen_connects - (o->ever_connected ? 0u : 1u);
 		o->seen_connects = conn;
 		if (connected) {
 			char url[256] = "";
@@ -1364,6 +1378,7 @@ static int nats_complete(struct output *out, uint32_t *done)
 	if (prefix) {
 		mmapq_fault("nats.acked"); /* acknowledged, not yet released */
 		o->acked_total += prefix;
+		o->last_ack_usec = realtime_usec();
 		if (*o->trouble && connected && o->verified && !failed && !timed_out && r == 0)
 			clear_trouble(o);
 		o->backoff_ns = 0;
@@ -1460,6 +1475,21 @@ static const char *nats_describe(struct output *out)
 	return o->status;
 }
 
+static void nats_health(struct output *out, struct mmapq_output_health *h)
+{
+	struct nats_out *o = (struct nats_out *)out;
+
+	pthread_mutex_lock(&o->mu);
+	h->connected = o->connected;
+	h->in_flight = o->inflight;
+	pthread_mutex_unlock(&o->mu);
+	h->acknowledged = o->acked_total - o->health_acked;
+	h->reconnects = o->reconnects - o->health_reconnects;
+	h->last_ack_usec = o->last_ack_usec;
+	o->health_acked = o->acked_total;
+	o->health_reconnects = o->reconnects;
+}
+
 static void nats_out_close(struct output *out)
 {
 	nats_close((struct nats_out *)out);
@@ -1473,6 +1503,7 @@ static const struct output_ops nats_ops = {
 	.busy = nats_busy,
 	.wait = nats_wait,
 	.drain = nats_drain,
+	.health = nats_health,
 	.describe = nats_describe,
 	.close = nats_out_close,
 };

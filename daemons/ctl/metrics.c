@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metrics.c -- `metrics`: a queue's state as Prometheus metrics (text
- * exposition format 0.0.4), printed, or (--http) as the answer to one HTTP
- * request: the socket-activated endpoint mmapq-metrics.socket.
+ * exposition format 0.0.4), printed, or (--http) as the answer to HTTP
+ * requests: the socket-activated endpoints, mmapq-metrics.socket (one
+ * connection on stdin and stdout, Accept=yes) and mmapq-metrics@NAME.socket
+ * (its listening sockets passed, Accept=no: see serve_listening).
  */
 #include "ctl.h"
 
@@ -13,11 +15,14 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "attach.h"
 #include "exit.h"
 #include "log.h"
+#include "options.h"
 
 /* A label value: backslash, double quote and newline escaped. */
 static void label_value(FILE *f, const char *s)
@@ -54,13 +59,24 @@ static void one(FILE *f, const char *name, const char *type, const char *help, c
 	sample(f, name, path, NULL, v);
 }
 
-/* A family with one sample per role. */
-static void per_role(FILE *f, const char *name, const char *type, const char *help, const char *path,
-                     double producer, double consumer)
+/* A family of the producer's, labelled role="producer".  The consumers'
+ * are per consumer (per_consumer): a series for "the consumer" would
+ * change whose it is as consumers come and go. */
+static void producer_only(FILE *f, const char *name, const char *type, const char *help,
+                          const char *path, double producer)
 {
 	family(f, name, type, help);
 	sample(f, name, path, "producer", producer);
-	sample(f, name, path, "consumer", consumer);
+}
+
+/* name{queue="path",consumer="consumer"} and a space: a sample's start */
+static void consumer_sample(FILE *f, const char *name, const char *path, const char *consumer)
+{
+	fprintf(f, "%s{queue=\"", name);
+	label_value(f, path);
+	fprintf(f, "\",consumer=\"");
+	label_value(f, consumer);
+	fputs("\"} ", f);
 }
 
 /* A family with one sample per registered consumer (label consumer). */
@@ -70,30 +86,94 @@ static void per_consumer(FILE *f, const char *name, const char *type, const char
 {
 	family(f, name, type, help);
 	for (int i = 0; i < n; i++) {
-		fprintf(f, "%s{queue=\"", name);
-		label_value(f, path);
-		fprintf(f, "\",consumer=\"");
-		label_value(f, cs[i].name);
-		fprintf(f, "\"} %.17g\n", value(&cs[i]));
+		consumer_sample(f, name, path, cs[i].name);
+		fprintf(f, "%.17g\n", value(&cs[i]));
 	}
 }
 
 static double c_lag(const struct mmapq_consumer_status *c) { return (double)c->lag; }
 static double c_lag_bytes(const struct mmapq_consumer_status *c) { return (double)c->lag_bytes; }
-static double c_consumed(const struct mmapq_consumer_status *c) { return (double)c->position; }
+static double c_position(const struct mmapq_consumer_status *c) { return (double)c->position; }
 static double c_attached(const struct mmapq_consumer_status *c) { return c->attached; }
 static double c_recoveries(const struct mmapq_consumer_status *c) { return (double)c->recoveries; }
 static double c_attaches(const struct mmapq_consumer_status *c) { return (double)c->attaches; }
+static double c_attach_time(const struct mmapq_consumer_status *c) { return (double)c->start_usec / 1e6; }
+
+/* What each registered consumer consumed (mmapq_consumer_consumed), beside
+ * its status; counted only by files of version 4. */
+struct consumed {
+	bool counted;                       /* false: a file of versions 1 to 3 */
+	bool known[MMAPQ_CONSUMERS_MAX];    /* false: removed while we read */
+	uint64_t n[MMAPQ_CONSUMERS_MAX];
+};
+
+/* The health of the consumers' NATS forwarders (mmapq_consumer_output):
+ * only consumers whose output reported it since they attached. */
+struct forwarders {
+	int n;                                        /* of them */
+	bool known[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_output_health h[MMAPQ_CONSUMERS_MAX];
+};
+
+static double h_connected(const struct mmapq_output_health *h) { return h->connected; }
+static double h_reconnects(const struct mmapq_output_health *h) { return (double)h->reconnects; }
+static double h_in_flight(const struct mmapq_output_health *h) { return h->in_flight; }
+static double h_acked(const struct mmapq_output_health *h) { return (double)h->acknowledged; }
+static double h_last_ack(const struct mmapq_output_health *h) { return (double)h->last_ack_usec / 1e6; }
+
+/* A family with one sample per consumer whose forwarder reported; none at
+ * all without one. */
+static void per_forwarder(FILE *f, const char *name, const char *type, const char *help,
+                          const char *path, const struct mmapq_consumer_status *cs, int n,
+                          const struct forwarders *fw,
+                          double (*value)(const struct mmapq_output_health *h))
+{
+	if (!fw->n)
+		return;
+	family(f, name, type, help);
+	for (int i = 0; i < n; i++) {
+		if (!fw->known[i])
+			continue;
+		consumer_sample(f, name, path, cs[i].name);
+		fprintf(f, "%.17g\n", value(&fw->h[i]));
+	}
+}
+
+/* mmapq_consumer_consumed_records_total: one sample per consumer whose
+ * count was read. */
+static void consumed_family(FILE *f, const char *path, const struct mmapq_consumer_status *cs, int n,
+                            const struct consumed *k)
+{
+	const char *name = "mmapq_consumer_consumed_records_total";
+
+	if (!k->counted)
+		return;
+	family(f, name, "counter", "Records this consumer consumed since it registered.");
+	for (int i = 0; i < n; i++) {
+		if (!k->known[i])
+			continue;
+		consumer_sample(f, name, path, cs[i].name);
+		fprintf(f, "%" PRIu64 "\n", k->n[i]);
+	}
+}
 
 /* The metrics of st (the queue at path) and of its n registered
  * consumers cs (mmapq_consumers) on f.  The names and what each means:
  * mmapqctl(1), METRICS. */
 static void metrics_write(FILE *f, const char *path, const struct mmapq_status *st,
-                   const struct mmapq_consumer_status *cs, int n)
+                   const struct mmapq_consumer_status *cs, int n, const struct consumed *consumed,
+                   const struct forwarders *fw)
 {
-	const struct mmapq_side_status *p = &st->producer, *c = &st->consumer;
+	const struct mmapq_side_status *p = &st->producer;
 	bool legacy = st->version != MMAPQ_FILE_VERSION;
 
+	/* the program's, not the queue's: no queue label.  file_format, as
+	 * format is the record format in mmapq_info */
+	family(f, "mmapq_build_info", "gauge",
+	       "The mmapqctl that answers: its version and the queue file format version it writes (always 1).");
+	fprintf(f, "mmapq_build_info{version=\"");
+	label_value(f, options_version);
+	fprintf(f, "\",file_format=\"%" PRIu32 "\"} 1\n", (uint32_t)MMAPQ_FILE_VERSION);
 	family(f, "mmapq_info", "gauge", "The queue file's format version and record format (always 1).");
 	fprintf(f, "mmapq_info{queue=\"");
 	label_value(f, path);
@@ -143,16 +223,16 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	    (double)salvage_dropped(&st->salvage));
 	one(f, "mmapq_last_salvage_dropped_bytes", "gauge", "Bytes of the records the last salvage dropped.",
 	    path, (double)st->salvage.dropped_bytes);
-	per_role(f, "mmapq_attached", "gauge", "1 while a live process holds the role.", path, p->attached,
-	         c->attached);
-	per_role(f, "mmapq_attaches_total", "counter", "Times a process took the role.", path,
-	         (double)p->attaches, (double)c->attaches);
-	per_role(f, "mmapq_recoveries_total", "counter",
-	         "Repairs after a process died holding the queue's mutex, done by the role.", path,
-	         (double)p->recoveries, (double)c->recoveries);
-	per_role(f, "mmapq_attach_timestamp_seconds", "gauge",
-	         "When the role was last taken (Unix time; 0: never).", path,
-	         (double)p->start_usec / 1e6, (double)c->start_usec / 1e6);
+	producer_only(f, "mmapq_attached", "gauge", "1 while a live process is the producer.", path,
+	              p->attached);
+	producer_only(f, "mmapq_attaches_total", "counter", "Times a process became the producer.", path,
+	              (double)p->attaches);
+	producer_only(f, "mmapq_recoveries_total", "counter",
+	              "Repairs after a process died holding the queue's mutex, done by the producer.",
+	              path, (double)p->recoveries);
+	producer_only(f, "mmapq_attach_timestamp_seconds", "gauge",
+	              "When a process last became the producer (Unix time; 0: never).", path,
+	              (double)p->start_usec / 1e6);
 	/* fan-out: every registered consumer */
 	one(f, "mmapq_consumers_max", "gauge", "Entries of the consumer table (max_consumers).", path,
 	    st->max_consumers);
@@ -163,9 +243,10 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	per_consumer(f, "mmapq_consumer_lag_bytes", "gauge",
 	             "Bytes of the ring the records this consumer has not consumed take.", path, cs, n,
 	             c_lag_bytes);
-	per_consumer(f, "mmapq_consumer_consumed_records_total", "counter",
-	             "Records this consumer consumed (its position) since the queue file was created.",
-	             path, cs, n, c_consumed);
+	consumed_family(f, path, cs, n, consumed);
+	per_consumer(f, "mmapq_consumer_position", "gauge",
+	             "Sequence number of the next record this consumer consumes (its cursor).", path, cs,
+	             n, c_position);
 	per_consumer(f, "mmapq_consumer_attached", "gauge",
 	             "1 while a live process is this consumer.", path, cs, n, c_attached);
 	per_consumer(f, "mmapq_consumer_recoveries_total", "counter",
@@ -173,6 +254,26 @@ static void metrics_write(FILE *f, const char *path, const struct mmapq_status *
 	             path, cs, n, c_recoveries);
 	per_consumer(f, "mmapq_consumer_attaches_total", "counter",
 	             "Times a process became this consumer.", path, cs, n, c_attaches);
+	per_consumer(f, "mmapq_consumer_attach_timestamp_seconds", "gauge",
+	             "When a process last became this consumer (Unix time; 0: never).", path, cs, n,
+	             c_attach_time);
+	/* NATS forwarders (output = nats): as they last reported, about a
+	 * second ago while attached */
+	per_forwarder(f, "mmapq_consumer_nats_connected", "gauge",
+	              "1 while this consumer's NATS forwarder is connected to a server.", path, cs, n,
+	              fw, h_connected);
+	per_forwarder(f, "mmapq_consumer_nats_reconnects_total", "counter",
+	              "Times this consumer's NATS forwarder connected again after losing the connection.",
+	              path, cs, n, fw, h_reconnects);
+	per_forwarder(f, "mmapq_consumer_nats_in_flight_records", "gauge",
+	              "Records this consumer's NATS forwarder published and JetStream has not acknowledged.",
+	              path, cs, n, fw, h_in_flight);
+	per_forwarder(f, "mmapq_consumer_nats_acknowledged_records_total", "counter",
+	              "Records JetStream acknowledged to this consumer's NATS forwarder.", path, cs, n, fw,
+	              h_acked);
+	per_forwarder(f, "mmapq_consumer_nats_last_ack_timestamp_seconds", "gauge",
+	              "When JetStream last acknowledged records of this consumer (Unix time; 0: never).",
+	              path, cs, n, fw, h_last_ack);
 }
 
 /* The producer's wait for room (mmapq_blocked): the time waited, since when
@@ -378,6 +479,8 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 	struct metrics_req *m = ctx;
 	struct mmapq_params qp = attach_params(m->cfg, MMAPQ_ROLE_OBSERVER);
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct consumed consumed = {0};
+	struct forwarders fw = {0};
 	struct mmapq_status st;
 	struct mmapq_error err;
 	struct mmapq *q;
@@ -390,7 +493,14 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 			r = n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
 		if (r >= 0) {
 			n = n < (int)MMAPQ_CONSUMERS_MAX ? n : (int)MMAPQ_CONSUMERS_MAX;
-			metrics_write(f, mmapq_path(q), &st, cs, n);
+			consumed.counted = st.version == MMAPQ_FILE_VERSION;
+			for (int i = 0; consumed.counted && i < n; i++) {
+				int k = mmapq_consumer_consumed(q, cs[i].index, &consumed.n[i]);
+				consumed.known[i] = k == 0;
+				fw.known[i] = mmapq_consumer_output(q, cs[i].index, &fw.h[i]) == 0;
+				fw.n += fw.known[i];
+			}
+			metrics_write(f, mmapq_path(q), &st, cs, n, &consumed, &fw);
 			metrics_blocked(f, mmapq_path(q), q, cs, n);
 			r = 0;
 		} else {
@@ -406,12 +516,96 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 	return 503;
 }
 
+/* ---- listening sockets (Accept=no) ---------------------------------------------- */
+
+/* How long one start serves connections: those that came meanwhile, one
+ * after the other, each within its own 5 s; then it exits and systemd
+ * starts it again for what is left (RuntimeMaxSec= of the unit is above
+ * this plus one exchange). */
+#define SERVE_MS 8000
+
+/* The listening stream sockets systemd passed (sd_listen_fds), into fds:
+ * how many, 0 if none (a connection passed with Accept=yes is not one). */
+static int listening_fds(int *fds, int max)
+{
+	int n = sd_listen_fds(1), k = 0;
+
+	for (int i = 0; i < n && k < max; i++)
+		if (sd_is_socket(SD_LISTEN_FDS_START + i, AF_UNSPEC, SOCK_STREAM, 1) > 0)
+			fds[k++] = SD_LISTEN_FDS_START + i;
+	return n > 0 ? k : 0;
+}
+
+/*
+ * mmapq-metrics@NAME.socket: a template socket with Accept=yes would start
+ * instances of one service template whose instance names the connection,
+ * not the queue; with Accept=no its own mmapq-metrics-serve@NAME.service
+ * (mmapqctl --instance NAME) gets the listening sockets instead.  Serve
+ * every connection waiting (systemd started us for the first), one
+ * exchange each, then exit: no daemon stays behind.  A connection that
+ * cannot be served is logged and closed; only failing to poll or accept
+ * on the sockets themselves is an error (EXIT_IOERR).
+ */
+static int serve_listening(const int *fds, int n, struct metrics_req *m)
+{
+	uint64_t until = mmapq_now_ns() + (uint64_t)SERVE_MS * 1000000u;
+	struct pollfd pf[8];
+
+	for (int i = 0; i < n; i++) {
+		/* the listening sockets' file descriptions are ours alone to
+		 * accept on (systemd only polls them): a connection that is gone
+		 * by the time we accept must not block us */
+		if (fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK) < 0) {
+			log_error("metrics --http: listening socket %d: %s", fds[i], strerror(errno));
+			return EXIT_IOERR;
+		}
+		pf[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+	}
+	while (mmapq_now_ns() < until) {
+		int ready = poll(pf, (nfds_t)n, 0), served = 0;
+
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready < 0) {
+			log_error("metrics --http: poll: %s", strerror(errno));
+			return EXIT_IOERR;
+		}
+		for (int i = 0; ready > 0 && i < n; i++) {
+			int c, r;
+
+			if (!(pf[i].revents & POLLIN))
+				continue;
+			c = accept4(pf[i].fd, NULL, NULL, SOCK_CLOEXEC);
+			if (c < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+			              errno == ECONNABORTED))
+				continue;
+			if (c < 0) {
+				log_error("metrics --http: accept: %s", strerror(errno));
+				return EXIT_IOERR;
+			}
+			m->code = 0;
+			r = metrics_http(c, c, 5000, metrics_body, m);
+			if (r < 0)
+				log_error("metrics --http: %s", strerror(-r));
+			else if (m->code)
+				log_error("metrics --http: answered 503: %s", m->why);
+			close(c);
+			served++;
+		}
+		if (!served)
+			break; /* none waiting: done */
+	}
+	return EXIT_OK;
+}
+
 int metrics(const struct mmapq_config *cfg, bool http)
 {
 	struct metrics_req m = {.cfg = cfg};
 	const char *why;
-	int r;
+	int r, fds[8], nfds;
 
+	if (http && (nfds = listening_fds(fds, 8)) > 0)
+		return serve_listening(fds, nfds, &m);
 	if (http) {
 		r = metrics_http(STDIN_FILENO, STDOUT_FILENO, 5000, metrics_body, &m);
 		if (r < 0)

@@ -20,6 +20,8 @@
 #define MMAPQ_VERSION_STRING "unknown"
 #endif
 
+const char options_version[] = MMAPQ_VERSION_STRING;
+
 enum { OPT_CHECK = 300 };
 
 /* Every option of every program, and which programs take it. */

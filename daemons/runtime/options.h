@@ -68,6 +68,9 @@ unsigned options_seconds(const struct options *o, const char *opt, const char *s
  * otherwise. */
 const char *options_consumer_name(const struct options *o, const char *opt, const char *s);
 
+/* mmapq's version ("2.0.0"), as --version prints it. */
+extern const char options_version[];
+
 /* Which build the program is, for --version: each program's main file
  * says BUILD_DEFINE once (the mains are compiled for each build, the
  * test-only twins with MMAPQ_FAULT_INJECTION; this code only once). */

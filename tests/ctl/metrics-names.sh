@@ -10,7 +10,8 @@
 # version 4 (a producer and a named consumer attached once) prints every
 # family but those documented as "Versions 1 to 3 only" (test_cli's
 # recreate_legacy checks a version-3 file's).  Every family has a HELP
-# line, and at least one sample per label set the page describes.
+# line, and at least one sample per label set the page describes
+# (mmapq_build_info: version and file_format, no queue).
 # Exit 0 pass, 1 fail.
 set -u
 build=$(cd "${1:?usage: metrics-names.sh BUILD_DIR}" && pwd) || exit 1
@@ -25,13 +26,14 @@ failed() { echo "metrics_names: FAIL: $*"; fail=1; }
 
 # "NAME TYPE" of the entries under .SH METRICS, in order; with "legacy"
 # as $1, only those whose text starts "Versions 1 to 3 only", else the
-# others
+# others but those of NATS forwarders ("NATS forwarders only": test_nats's
+# health case checks them)
 documented() {
 	awk -v want="$1" '
 		/^[.]SH / { on = ($0 == ".SH METRICS"); next }
 		!on { prev = $0; next }
-		name != "" { legacy = ($0 ~ /^Versions 1 to 3 only/);
-		             if ((want == "legacy") == legacy) print name, type; name = "" }
+		name != "" { legacy = ($0 ~ /^Versions 1 to 3 only/); nats = ($0 ~ /^NATS forwarders only/);
+		             if (!nats && (want == "legacy") == legacy) print name, type; name = "" }
 		prev == ".TP" && match($0, /^[.]BR mmapq_[a-z_]+ " [(][a-z]+[)]"$/) {
 			split($0, f, " "); name = f[2]; type = substr($0, index($0, "(") + 1)
 			sub(/[)]"$/, "", type)
@@ -58,6 +60,12 @@ else
 fi
 while read -r name _; do
 	grep -q "^# HELP $name " "$work/metrics.txt" || failed "$name has no HELP line"
+	# the program's, not the queue's
+	if [ "$name" = mmapq_build_info ]; then
+		grep -Eqx 'mmapq_build_info\{version="[0-9]+[.][0-9]+[.][0-9]+[^"]*",file_format="4"\} 1' \
+			"$work/metrics.txt" || failed "mmapq_build_info has no sample with version and file_format 4"
+		continue
+	fi
 	grep -Eq "^$name\{queue=\"$work/queue\"(,(role|consumer)=\"[a-z]+\")?(,version=\"4\",format=\"int\")?\} " \
 		"$work/metrics.txt" || failed "$name has no sample for the queue"
 done <<<"$printed"

@@ -91,8 +91,9 @@ grep -qx "mmapq_published_records_total{queue=\"$work/queue\"} 10" "$work/metric
 	grep -qx "mmapq_consumers_registered{queue=\"$work/queue\"} 2" "$work/metrics.txt" &&
 	grep -qx "mmapq_consumer_lag_records{queue=\"$work/queue\",consumer=\"default\"} 6" "$work/metrics.txt" &&
 	grep -qx "mmapq_consumer_lag_records{queue=\"$work/queue\",consumer=\"audit\"} 0" "$work/metrics.txt" &&
-	grep -qx "mmapq_consumer_consumed_records_total{queue=\"$work/queue\",consumer=\"audit\"} 10" "$work/metrics.txt" &&
-	pass "published 10, depth 6, no producer attached; consumers default (lag 6) and audit (lag 0)" ||
+	grep -qx "mmapq_consumer_consumed_records_total{queue=\"$work/queue\",consumer=\"audit\"} 6" "$work/metrics.txt" &&
+	grep -qx "mmapq_consumer_position{queue=\"$work/queue\",consumer=\"audit\"} 10" "$work/metrics.txt" &&
+	pass "published 10, depth 6, no producer attached; consumers default (lag 6) and audit (lag 0, consumed 6, at 10)" ||
 	{ failed "the metrics do not say published 10, depth 6, lags 6 and 0:"; cat "$work/metrics.txt"; }
 grep -qx "mmapq_size_bytes{queue=\"$work/queue\"} 65536" "$work/metrics.txt" &&
 	grep -qx "mmapq_max_record_bytes{queue=\"$work/queue\"} 1024" "$work/metrics.txt" &&

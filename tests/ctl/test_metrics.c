@@ -13,6 +13,10 @@
  *                 within the deadline, exit 74
  *   prompt        the same request sent at once, read at once: 200 and the
  *                 metrics (the control: the deadline is not what ends it)
+ *   listening     as mmapq-metrics@NAME.socket runs it (Accept=no): the
+ *                 listening socket passed (LISTEN_FDS, fd 3), three
+ *                 connections waiting: each gets its 200, then the endpoint
+ *                 exits 0 by itself, as none is left waiting
  *
  * The pace of the trickle is the timeout of the wait for the endpoint's
  * exit: a byte goes out each time that wait times out.
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "mmapq.h"
@@ -173,12 +178,67 @@ static void case_prompt(void)
 	tp_kid_close(&k);
 }
 
+static void case_listening(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct tu_child c = TU_CHILD_INIT;
+	struct tp_kid k = {.in = -1};
+	char *bin, *sock;
+	int l, efd[2], fd[3];
+
+	setup();
+	sock = tu_path(dir, "metrics.sock");
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	EXPECT(l >= 0 && bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 8) == 0,
+	       "listening socket %s: %s", sock, strerror(errno));
+	/* three scrapes waiting before it starts, as systemd starts it for
+	 * the first */
+	for (int i = 0; i < 3; i++) {
+		fd[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		EXPECT(fd[i] >= 0 && connect(fd[i], (struct sockaddr *)&sa, sizeof(sa)) == 0,
+		       "connect %d: %s", i, strerror(errno));
+		EXPECT(write(fd[i], request, sizeof(request) - 1) == (ssize_t)sizeof(request) - 1,
+		       "write: %s", strerror(errno));
+	}
+	/* systemd's way: the socket as fd 3, LISTEN_FDS=1, LISTEN_PID its pid
+	 * (the shell's, which execs it) */
+	bin = tu_bin("mmapqctl");
+	tu_pipe(efd);
+	c.stdio[0] = l;
+	c.stdio[2] = efd[1];
+	k.pid = tu_start((char *[]){"/bin/sh", "-c",
+	                            "exec 3<&0 </dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" \"$@\"",
+	                            bin, "--config", cfg, "metrics", "--http", NULL},
+	                 &c);
+	tu_track(k.pid);
+	close(l);
+	close(efd[1]);
+	k.err = tp_out_new(efd[0]);
+	for (int i = 0; i < 3; i++) {
+		struct tp_out *answer = tp_out_new(fd[i]);
+
+		EXPECT(tp_until(answer, NULL, DEADLINE_MS), "connection %d: no end of the answer: '%s'", i,
+		       tp_str(answer));
+		EXPECT(!strncmp(tp_str(answer), "HTTP/1.1 200 ", 13) &&
+		       strstr(tp_str(answer), "consumer=\"consumer15\""),
+		       "connection %d: answer '%.200s', stderr '%s'", i, tp_str(answer), tp_str(k.err));
+		tp_out_free(answer);
+	}
+	EXPECT(tp_wait_exit(&k, DEADLINE_MS) == 0, "the endpoint did not exit 0 once none was waiting: stderr '%s'",
+	       tp_str(k.err));
+	tp_kid_close(&k);
+	free(bin);
+	free(sock);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
 		{"slow_request", case_slow_request},
 		{"slow_reader", case_slow_reader},
 		{"prompt", case_prompt},
+		{"listening", case_listening},
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -320,7 +320,8 @@ static bool v4_reserved_ok(const uint8_t *f, uint32_t maxc)
 	    !all_zero(f, OFF(reserved), 496))
 		return false;
 	for (uint32_t i = 0; i < MMAPQ_CONSUMERS_MAX; i++)
-		if (i < maxc ? !all_zero(f, E(i, reserved), 40) : !all_zero(f, ENTRY(i), ENTRY_SIZE))
+		if (i < maxc ? !all_zero(f, E(i, reserved), sizeof(((struct mmapq_consumer *)0)->reserved)) :
+		              !all_zero(f, ENTRY(i), ENTRY_SIZE))
 			return false;
 	return true;
 }
@@ -1180,6 +1181,8 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 		wr64(g_pred, E(def, position_byte), b);
 		wr64(g_pred, E(def, synced), head.seq + good);
 		wr64(g_pred, E(def, synced_byte), b);
+		/* counted as released */
+		wr64(g_pred, E(def, consumed), rd64(g_pred, E(def, consumed)) + good);
 		{
 			struct pair low = {UINT64_MAX, 0};
 
@@ -1196,6 +1199,9 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 	FUZZ_CHECK(fuzz_read_file(g_path, g_after, sizeof(g_after)) == n, "consumer: file size changed");
 	take_unpredicted(g_pred, g_after, m);
 	wr64(g_pred, E(def, attaches), rd64(g_pred, E(def, attaches)) + 1);
+	/* the attach clears a previous holder's report on its output */
+	wr32(g_pred, E(def, out_state), 0);
+	wr32(g_pred, E(def, out_in_flight), 0);
 	check_after(g_pred, g_after, m, &s, f, "consumer");
 	FUZZ_CHECK((int32_t)rd32(g_after, E(def, pid)) == getpid(), "consumer: pid not ours");
 	FUZZ_CHECK(!memcmp(g_pred + E(def, attaches), g_after + E(def, attaches), 8),

@@ -35,6 +35,11 @@
  *   max_payload      the server back with a max_payload smaller than
  *                    max_record: 76 at the reconnection, both limits named,
  *                    what was acknowledged before released
+ *   health           the forwarder's health in the queue file and in
+ *                    `mmapqctl metrics`: connected, every record
+ *                    acknowledged, none in flight, the last ack's time; the
+ *                    server killed: not connected; back: connected, one
+ *                    reconnection; promtool check metrics clean
  *   credentials      a server in operator mode (operator, account and user
  *                    JWTs made by the test): a user of an unknown account
  *                    exits 76 naming [nats] credentials, nothing released;
@@ -60,6 +65,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../daemons/testrecords.h"
@@ -716,6 +722,143 @@ static void kill_server(void)
 	teardown(&f);
 }
 
+/* The health the consumer's forwarder last reported (the first consumer
+ * whose output reports one); false if none did. */
+static bool health_of(struct fx *f, struct mmapq_output_health *h)
+{
+	struct mmapq_params p = {.path = f->qpath, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_error err;
+	struct mmapq *q;
+	bool found = false;
+	int n;
+
+	if (mmapq_open(&p, &q, &err) < 0)
+		return false;
+	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+	for (int i = 0; !found && i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
+		found = mmapq_consumer_output(q, cs[i].index, h) == 0;
+	mmapq_close(q);
+	return found;
+}
+
+/* Until the forwarder reports what ok() wants (it reports once a second),
+ * at most timeout_ms; the last report in *h. */
+static bool health_until(struct fx *f, struct mmapq_output_health *h, int timeout_ms,
+                         bool (*ok)(const struct fx *f, const struct mmapq_output_health *h))
+{
+	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms * tu_time_factor();
+
+	memset(h, 0, sizeof(*h));
+	do
+		if (health_of(f, h) && ok(f, h))
+			return true;
+	while (tu_now_ms() < end);
+	return false;
+}
+
+static bool all_acked(const struct fx *f, const struct mmapq_output_health *h)
+{
+	return h->connected && h->acknowledged == (uint64_t)f->n && h->in_flight == 0;
+}
+
+static bool disconnected(const struct fx *f, const struct mmapq_output_health *h)
+{
+	(void)f;
+	return !h->connected;
+}
+
+static bool reconnected(const struct fx *f, const struct mmapq_output_health *h)
+{
+	(void)f;
+	return h->connected && h->reconnects == 1;
+}
+
+/* PROGRAM ARG... run to its end with input on its stdin (NULL: none): its
+ * stdout; *code its exit code. */
+static char *run_out(const char *input, int *code, char *const argv[])
+{
+	struct tu_child ch = TU_CHILD_INIT;
+	int out[2], in[2] = {-1, -1};
+	pid_t pid;
+	char *text;
+
+	tu_pipe(out);
+	if (input)
+		tu_pipe(in);
+	ch.stdio[0] = in[0];
+	ch.stdio[1] = out[1];
+	pid = tu_start(argv, &ch);
+	tu_track(pid);
+	close(out[1]);
+	if (input) {
+		close(in[0]);
+		(void)tu_write_all(in[1], input, strlen(input));
+		close(in[1]);
+	}
+	text = tu_read_all(out[0], 10000 * (int)tu_time_factor(), NULL);
+	close(out[0]);
+	*code = wait_exit(pid, 10000);
+	return text ? text : strdup("");
+}
+
+static void health(void)
+{
+	struct fx f;
+	struct mmapq_output_health h;
+	uint64_t start_usec = (uint64_t)time(NULL) * 1000000u;
+	char *ctl = tu_bin("mmapqctl"), *text, *want, *out;
+	int code;
+
+	setup(&f, "nats-health", 1, 2000, RING("64K"), "create_stream = yes\n");
+	start_servers(&f);
+	start_producer(&f);
+	queue_id(&f);
+	f.consumer = start_consumer(&f, NULL, 0);
+	TU_EXPECT(f.qpath, health_until(&f, &h, 30000, all_acked),
+	          "the forwarder does not report %" PRId64 " records acknowledged, none in flight, connected:"
+	          " acknowledged %" PRIu64 ", in flight %" PRIu32 ", connected %d; log:\n%s", f.n,
+	          h.acknowledged, h.in_flight, h.connected, consumer_log(&f));
+	TU_EXPECT(f.qpath, h.reconnects == 0 && h.last_ack_usec >= start_usec &&
+	          h.last_ack_usec <= (uint64_t)(time(NULL) + 1) * 1000000u,
+	          "reconnects %" PRIu64 " (want 0), last ack at %" PRIu64 " (want since %" PRIu64 ")",
+	          h.reconnects, h.last_ack_usec, start_usec);
+	text = run_out(NULL, &code, (char *[]){ctl, "--config", f.ini, "metrics", NULL});
+	TU_EXPECT(f.qpath, code == 0, "mmapqctl metrics: exit %d", code);
+	want = tu_xasprintf("mmapq_consumer_nats_connected{queue=\"%s\",consumer=\"default\"} 1\n"
+	                    "# HELP", f.qpath);
+	TU_EXPECT(f.qpath, strstr(text, want), "metrics without '%s':\n%s", want, text);
+	free(want);
+	want = tu_xasprintf("mmapq_consumer_nats_acknowledged_records_total{queue=\"%s\",consumer="
+	                    "\"default\"} %" PRId64 "\n", f.qpath, f.n);
+	TU_EXPECT(f.qpath, strstr(text, want), "metrics without '%s':\n%s", want, text);
+	free(want);
+	want = tu_xasprintf("mmapq_consumer_nats_in_flight_records{queue=\"%s\",consumer=\"default\"} 0\n",
+	                    f.qpath);
+	TU_EXPECT(f.qpath, strstr(text, want) && strstr(text, "mmapq_consumer_nats_reconnects_total{") &&
+	          strstr(text, "mmapq_consumer_nats_last_ack_timestamp_seconds{"),
+	          "metrics without '%s' or the reconnects or the last ack:\n%s", want, text);
+	free(want);
+	out = run_out(text, &code, (char *[]){"/usr/bin/promtool", "check", "metrics", NULL});
+	TU_EXPECT(f.qpath, code == 0, "promtool check metrics: exit %d: %s", code, out);
+	free(out);
+	free(text);
+	/* the server gone: not connected; back: connected again, once */
+	nu_kill(&f.c, 0);
+	TU_EXPECT(f.qpath, health_until(&f, &h, 20000, disconnected),
+	          "still connected 20 s after the server was killed");
+	start_servers(&f);
+	TU_EXPECT(f.qpath, health_until(&f, &h, 30000, reconnected),
+	          "not connected again with one reconnection: connected %d, reconnects %" PRIu64 "; log:\n%s",
+	          h.connected, h.reconnects, consumer_log(&f));
+	kill(f.consumer, SIGTERM);
+	code = wait_exit(f.consumer, 10000);
+	TU_EXPECT(f.qpath, code == 0, "consumer exit %d after SIGTERM", code);
+	f.consumer = 0;
+	free(ctl);
+	teardown(&f);
+}
+
 /* ---- stress ------------------------------------------------------------- */
 
 static void million(void)
@@ -829,13 +972,13 @@ int main(int argc, char **argv)
 	};
 	(void)forward, (void)absent_at_start, (void)no_stream, (void)refused, (void)kill_server;
 	(void)tls, (void)tls_refused, (void)credentials, (void)binary, (void)long_lines;
-	(void)max_payload;
+	(void)max_payload, (void)health;
 #else
 	static const struct tu_case cases[] = {
 		{"forward", forward}, {"absent_at_start", absent_at_start}, {"no_stream", no_stream},
 		{"refused", refused}, {"kill_server", kill_server}, {"tls", tls},
 		{"tls_refused", tls_refused}, {"credentials", credentials}, {"binary", binary},
-		{"long_lines", long_lines}, {"max_payload", max_payload},
+		{"long_lines", long_lines}, {"max_payload", max_payload}, {"health", health},
 	};
 	(void)million, (void)kill_consumer, (void)cluster;
 #endif

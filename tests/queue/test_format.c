@@ -437,8 +437,8 @@ static void test_header_fields(void)
 		{"state.reserved0", HOFF(state.reserved0), 4, 1, 0, {"reserved", "offset 388", NULL}},
 		{"not_full_reserved[0]", HOFF(not_full_reserved), 1, 1, 0, {"reserved", "offset 456", NULL}},
 		{"not_full_reserved[55]", HOFF(not_full_reserved) + 55, 1, 1, 0, {"reserved", "offset 511", NULL}},
-		{"consumer 0 reserved[0]", CONS(0, reserved), 1, 1, 0, {"reserved", "offset 664", NULL}},
-		{"consumer 3 reserved[39]", CONS(3, reserved) + 39, 1, 1, 0, {"reserved", "offset 1279", NULL}},
+		{"consumer 0 reserved[0]", CONS(0, reserved), 1, 1, 0, {"reserved", "offset 700", NULL}},
+		{"consumer 3 reserved[3]", CONS(3, reserved) + 3, 1, 1, 0, {"reserved", "offset 1279", NULL}},
 		/* entries past max_consumers (8) are reserved whole */
 		{"consumer 8 state", CONS(8, state), 4, 1, 0, {"reserved", "offset 2080", NULL}},
 		{"consumer 15 name[63]", CONS(15, name) + 63, 1, 'x', 0, {"reserved", "offset 3519", NULL}},

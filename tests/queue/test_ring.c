@@ -7,7 +7,9 @@
  * fit), -ENOBUFS exactly when a record does not fit, claim and commit (a
  * commit shorter than the claim, a claim forgotten), waits with and
  * without deadlines, wake-ups across processes, the dropped counter, role
- * exclusivity, the consumer's read-only ring, positions across reopen.
+ * exclusivity, the consumer's read-only ring, positions across reopen,
+ * what a consumer consumed (released) against its position, what it
+ * reports of its output's health.
  *
  * The byte-level cases hold the library against a model of the ring kept
  * by the test (model_put: where each frame goes, whether it fits, where
@@ -1198,6 +1200,116 @@ static void test_claim_commit(void)
 	}
 }
 
+/* What a consumer consumed is what it released, not its position: b
+ * registers where a left off (4) and consumes 1 (position 5, consumed 1);
+ * the count survives a reopen, is the entry's (a free entry: -ENOENT), and
+ * starts at 0 again for a consumer removed and registered anew. */
+static struct mmapq *open_named(const char *name, enum mmapq_start start)
+{
+	struct mmapq_params p = {.path = g_path, .role = MMAPQ_ROLE_CONSUMER, .size = RING,
+	                         .max_record = 8, .format = MMAPQ_FORMAT_INT, .file_mode = 0600,
+	                         .consumer = name, .start = start};
+	struct mmapq_error e;
+	struct mmapq *q = NULL;
+	int r = mmapq_open(&p, &q, &e);
+
+	EXPECT(r == 0, "open consumer %s: %s (%s)", name, e.msg, mmapq_strerror(r));
+	return q;
+}
+
+/* Consumer name's index and consumed count, seen by an observer. */
+static uint64_t consumed_of(const char *name, uint64_t *position)
+{
+	struct mmapq *o = open_or_die(MMAPQ_ROLE_OBSERVER);
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	uint64_t k = UINT64_MAX;
+	int n = mmapq_consumers(o, cs, MMAPQ_CONSUMERS_MAX);
+
+	for (int i = 0; i < n; i++) {
+		if (strcmp(cs[i].name, name))
+			continue;
+		EXPECT(mmapq_consumer_consumed(o, cs[i].index, &k) == 0, "consumed of %s", name);
+		*position = cs[i].position;
+	}
+	EXPECT(k != UINT64_MAX, "consumer %s is not registered (%d consumers)", name, n);
+	mmapq_close(o);
+	return k;
+}
+
+static void test_consumed_counter(void)
+{
+	struct mmapq *p = open_or_die(MMAPQ_ROLE_PRODUCER), *a, *b, *o;
+	struct mmapq_params rp = {.path = g_path, .consumer = "a"};
+	struct mmapq_error e;
+	uint64_t pos = 0, k = 0;
+	uint32_t n;
+
+	produce(p, 0, 4);
+	a = open_named("a", MMAPQ_START_OLDEST);
+	EXPECT(mmapq_available(a, 0, &n) == 0 && n == 4, "a: available %u", n);
+	EXPECT(mmapq_release(a, 3) == 0 && mmapq_release(a, 1) == 0, "a: release 3, then 1");
+	k = consumed_of("a", &pos);
+	EXPECT(k == 4 && pos == 4, "a: consumed %" PRIu64 " at %" PRIu64 ", want 4 at 4", k, pos);
+	produce(p, 4, 1);
+	b = open_named("b", MMAPQ_START_OLDEST);
+	EXPECT(mmapq_available(b, 0, &n) == 0 && n == 1, "b: available %u, want 1", n);
+	EXPECT(mmapq_release(b, 1) == 0, "b: release 1");
+	mmapq_close(b);
+	k = consumed_of("b", &pos);
+	EXPECT(k == 1 && pos == 5, "b: consumed %" PRIu64 " at %" PRIu64 ", want 1 at 5", k, pos);
+	/* a free entry has no count */
+	o = open_or_die(MMAPQ_ROLE_OBSERVER);
+	EXPECT(mmapq_consumer_consumed(o, 7, &k) == -ENOENT, "entry 7 (free): not -ENOENT");
+	mmapq_close(o);
+	/* removed, registered anew: from 0 */
+	mmapq_close(a);
+	EXPECT(mmapq_consumer_remove(&rp, &e) == 1, "remove a: %s", e.msg);
+	a = open_named("a", MMAPQ_START_OLDEST);
+	k = consumed_of("a", &pos);
+	EXPECT(k == 0 && pos == 5, "a anew: consumed %" PRIu64 " at %" PRIu64 ", want 0 at 5", k, pos);
+	mmapq_close(a);
+	mmapq_close(p);
+}
+
+/* What a consumer reports of its output's health: the counters added up
+ * (never down), the gauges as they are; NULL and a new attach clear the
+ * report, not the totals; a producer may not report. */
+static void test_output_health(void)
+{
+	struct mmapq *p = open_or_die(MMAPQ_ROLE_PRODUCER), *a = open_named("a", MMAPQ_START_OLDEST), *o;
+	struct mmapq_output_health h = {.acknowledged = 5, .reconnects = 1, .last_ack_usec = 1000,
+	                                .in_flight = 3, .connected = true}, got;
+
+	EXPECT(mmapq_output_report(p, &h) == -EPERM, "a producer's report: not -EPERM");
+	o = open_or_die(MMAPQ_ROLE_OBSERVER);
+	EXPECT(mmapq_consumer_output(o, 0, &got) == -ENODATA, "before a report: not -ENODATA");
+	EXPECT(mmapq_output_report(a, &h) == 0, "report");
+	h = (struct mmapq_output_health){.acknowledged = 2, .in_flight = 0, .connected = false};
+	EXPECT(mmapq_output_report(a, &h) == 0, "second report");
+	EXPECT(mmapq_consumer_output(o, 0, &got) == 0 && got.acknowledged == 7 && got.reconnects == 1 &&
+	       got.last_ack_usec == 1000 && got.in_flight == 0 && !got.connected,
+	       "read: acknowledged %" PRIu64 " (want 7), reconnects %" PRIu64 " (1), last ack %" PRIu64
+	       " (1000), in flight %" PRIu32 " (0), connected %d (0)", got.acknowledged, got.reconnects,
+	       got.last_ack_usec, got.in_flight, got.connected);
+	EXPECT(mmapq_output_report(a, NULL) == 0 && mmapq_consumer_output(o, 0, &got) == -ENODATA,
+	       "after a NULL report: not -ENODATA");
+	/* a new holder starts with no report; the totals stay */
+	h = (struct mmapq_output_health){.acknowledged = 1, .connected = true};
+	EXPECT(mmapq_output_report(a, &h) == 0, "report");
+	mmapq_close(a);
+	a = open_named("a", MMAPQ_START_OLDEST);
+	EXPECT(mmapq_consumer_output(o, 0, &got) == -ENODATA, "after an attach: not -ENODATA");
+	h = (struct mmapq_output_health){.connected = true};
+	EXPECT(mmapq_output_report(a, &h) == 0 && mmapq_consumer_output(o, 0, &got) == 0 &&
+	       got.acknowledged == 8 && got.reconnects == 1,
+	       "totals after an attach: acknowledged %" PRIu64 " (want 8), reconnects %" PRIu64 " (1)",
+	       got.acknowledged, got.reconnects);
+	EXPECT(mmapq_consumer_output(o, 5, &got) == -ENOENT, "a free entry: not -ENOENT");
+	mmapq_close(o);
+	mmapq_close(a);
+	mmapq_close(p);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -1215,6 +1327,8 @@ int main(int argc, char **argv)
 		{"room_promise", test_room_promise},
 		{"max_record", test_max_record},
 		{"claim_commit", test_claim_commit},
+		{"consumed_counter", test_consumed_counter},
+		{"output_health", test_output_health},
 	};
 
 	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);

@@ -56,9 +56,11 @@ named="mmapq-consumer-named@.service"
 # the consumer named nats forwarding to NATS JetStream (--output nats), of
 # the single queue and of queue instances
 nats="mmapq-consumer-nats.service mmapq-consumer-nats@.service"
-# the metrics endpoint: a socket with Accept=yes and its per-connection template
+# the metrics endpoint: a socket with Accept=yes and its per-connection template;
+# a queue instance's: a template socket (Accept=no) and the service it starts
 metrics="mmapq-metrics.socket mmapq-metrics@.service"
-for u in $single $templates $named $metrics $nats; do
+metrics_inst="mmapq-metrics@.socket mmapq-metrics-serve@.service"
+for u in $single $templates $named $metrics $metrics_inst $nats; do
 	[ -f "$units/$u" ] || failed "$u was not installed into $MMAPQ_UNITDIR"
 done
 [ $fail = 0 ] || exit 1
@@ -78,6 +80,7 @@ for u in $templates $named; do cp "$units/$u" "$v/${u/@./@check.}"; done
 # instance too
 for u in $metrics; do cp "$units/$u" "$v/$u"; done
 cp "$units/mmapq-metrics@.service" "$v/mmapq-metrics@check.service"
+for u in $metrics_inst; do cp "$units/$u" "$v/${u/@./@check.}"; done
 cp "$units/mmapq-consumer-nats.service" "$v/mmapq-consumer-nats.service"
 cp "$units/mmapq-consumer-nats@.service" "$v/mmapq-consumer-nats@check.service"
 sed -i "s#^\(Exec[A-Za-z]*=[-@:+!]*\)$MMAPQ_BINDIR/#\1$stage$MMAPQ_BINDIR/#" "$v/"*.service
@@ -138,6 +141,16 @@ for want in 'ListenStream=127.0.0.1:' 'Accept=yes' 'IPAddressDeny=any' 'MaxConne
 done
 grep -q '^ProtectSystem=strict' "$units/mmapq-metrics@.service" && grep -q -- 'metrics --http' "$units/mmapq-metrics@.service" ||
 	failed "mmapq-metrics@.service: not read-only or not 'metrics --http'"
+# a queue instance's: its own service (Accept=no), as hardened, for its
+# instance's queue
+exposure "$v/mmapq-metrics-serve@check.service" mmapq-metrics-serve@.service
+for want in 'ListenStream=/run/mmapq/%i.metrics.sock' 'Accept=no' 'Service=mmapq-metrics-serve@%i.service' \
+	'IPAddressDeny=any'; do
+	grep -qx "$want" "$units/mmapq-metrics@.socket" || failed "mmapq-metrics@.socket: no $want"
+done
+grep -q '^ProtectSystem=strict' "$units/mmapq-metrics-serve@.service" &&
+	grep -qx -- "ExecStart=$MMAPQ_BINDIR/mmapqctl --instance %i metrics --http" "$units/mmapq-metrics-serve@.service" ||
+	failed "mmapq-metrics-serve@.service: not read-only or not 'mmapqctl --instance %i metrics --http'"
 # The NATS forwarding consumer: as hardened as the others but for the
 # network (AF_INET, AF_INET6, after network-online.target), and the only
 # unit with either; the consumer named nats with --output nats, part of its

@@ -28,7 +28,8 @@
 #   remove    with every unit of the package running, and an instance of
 #             every template (mmapq@a.target and its units, the named
 #             consumer audit, the NATS forwarders of both queues retrying
-#             with no server, a metrics scrape), an edited mmapq.ini and a
+#             with no server, a metrics scrape of the single queue and one of
+#             queue a), an edited mmapq.ini and a
 #             drop-in: apt remove mmapq stops each of them (a stop job, not
 #             a death of its own), no unit of mmapq active, no mmapq process
 #             left and none running a deleted program; the state and the
@@ -123,17 +124,30 @@ running_services() {
 		awk '$1 !~ /^mmapq-test\./ { print $1 }'
 }
 
-# METRICS_FD: a connection to mmapq-metrics.socket that sends nothing, so
-# that its per-connection mmapq-metrics@ instance runs, waiting for the
-# request (for up to 5 s: the removal must come before that).
-METRICS_FD=""
+# METRICS_FDS: connections to the metrics sockets that send nothing, so
+# that the services they start run, waiting for the request (for up to
+# 5 s: the removal must come before that).
+METRICS_FDS=()
+
+# idle_connection PORT SOCKET: a connection to SOCKET (the unit) on
+# 127.0.0.1:PORT that sends nothing, kept in METRICS_FDS
+idle_connection() {
+	local fd
+	if exec {fd}<>"/dev/tcp/127.0.0.1/$1"; then
+		METRICS_FDS+=("$fd")
+		pass "a connection to $2 (127.0.0.1:$1) that sends nothing"
+	else
+		fail "no connection to $2 (127.0.0.1:$1)"
+	fi
+}
 
 # start_every_unit: every unit of the package running, and an instance of
 # each template, for a removal to stop: the single queue's units (the
 # postinst started them), mmapq@a.target and its units, the named consumer
 # audit (the fanout step configured it), the consumer named nats of both
-# queues (no NATS server here: alive, trying to connect), and last, as it
-# ends by itself after 5 s, a scrape of the metrics socket.  Fails the step
+# queues (no NATS server here: alive, trying to connect), and last, as they
+# end by themselves after 5 s, a scrape of the metrics socket and one of
+# queue a's (mmapq-metrics@a.socket, its port from a runtime drop-in).  Fails the step
 # if a unit file of the package has nothing running, so that a unit added
 # to the package is added here too.
 start_every_unit() {
@@ -152,13 +166,17 @@ start_every_unit() {
 			jseen 20 "$cur" 'no server of \[nats\] servers = .* answers yet' "_SYSTEMD_UNIT=$u"
 	done
 	cur=$(cursor)
-	if exec {METRICS_FD}<>/dev/tcp/127.0.0.1/9741; then
-		pass "a connection to mmapq-metrics.socket (127.0.0.1:9741) that sends nothing"
-	else
-		fail "no connection to mmapq-metrics.socket (127.0.0.1:9741)"
-	fi
+	idle_connection 9741 mmapq-metrics.socket
 	check "its mmapq-metrics@ instance started" \
 		jseen 20 "$cur" 'mmapq metrics for one scrape' _PID=1 "MESSAGE_ID=$MSGID_STARTED"
+	mkdir -p /run/systemd/system/mmapq-metrics@a.socket.d
+	printf '[Socket]\nListenStream=127.0.0.1:9742\n' >/run/systemd/system/mmapq-metrics@a.socket.d/port.conf
+	systemctl daemon-reload
+	check "systemctl start mmapq-metrics@a.socket" systemctl start mmapq-metrics@a.socket
+	cur=$(cursor)
+	idle_connection 9742 mmapq-metrics@a.socket
+	check "mmapq-metrics-serve@a started" \
+		jseen 20 "$cur" . _PID=1 UNIT=mmapq-metrics-serve@a.service "MESSAGE_ID=$MSGID_STARTED"
 	out=$(not_running | tr '\n' ' ')
 	check "every unit file of the package has its unit or an instance running ($(shipped_units | wc -l) files)" \
 		test -z "$out" || info "nothing running of: $out(start_every_unit must start one)"
@@ -176,7 +194,7 @@ stopped_by_systemd() {
 # SERVICE, no unit of mmapq is left active, and no process of mmapq nor one
 # running a deleted program is left.
 check_all_stopped() {
-	local cur=$1 u out
+	local cur=$1 u out fd
 	shift
 	for u in "$@"; do
 		check "$u: stopped by systemd (inactive, 'Stopping' logged)" stopped_by_systemd "$cur" "$u" ||
@@ -190,10 +208,10 @@ check_all_stopped() {
 		info "left: $out"
 	out=$(deleted_exes)
 	check "no process runs a deleted program" test -z "$out" || info "$out"
-	if [ -n "$METRICS_FD" ]; then
-		exec {METRICS_FD}>&-
-		METRICS_FD=""
-	fi
+	for fd in "${METRICS_FDS[@]}"; do
+		exec {fd}>&-
+	done
+	METRICS_FDS=()
 }
 
 # uid_of PID: the real uid of a process

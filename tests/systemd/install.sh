@@ -78,7 +78,8 @@ for m in "$src"/common/queue/man/*.3; do
 done
 for u in mmapq.target mmapq-producer.socket mmapq-producer.service mmapq-consumer.service \
 	mmapq@.target mmapq-producer@.socket mmapq-producer@.service mmapq-consumer@.service \
-	mmapq-consumer-named@.service mmapq-metrics.socket mmapq-metrics@.service \
+	mmapq-consumer-named@.service mmapq-metrics.socket mmapq-metrics@.service mmapq-metrics@.socket \
+	mmapq-metrics-serve@.service \
 	mmapq-consumer-nats.service mmapq-consumer-nats@.service; do
 	expected+=("$unitdir/$u")
 done

@@ -58,6 +58,13 @@
 #              mmapqctl --instance NAME send reaches exactly its own consumer
 #              (each journal gets its own records and no other's); reload of
 #              one instance; enable; stop, the single queue untouched
+#   metrics-instances   mmapq-metrics@a.socket and mmapq-metrics@b.socket,
+#              each with a port of its own from a drop-in (OPERATIONS.md's
+#              way): /run/mmapq/NAME.metrics.sock and the port answer with
+#              that queue's metrics; a real Prometheus scrapes both every
+#              second: 12 starts of each mmapq-metrics-serve@NAME later, both
+#              targets up at every scrape, each with its own queue's counters,
+#              both sockets still listening
 #   fanout     a named consumer under systemd: [consumer:audit] gives it a
 #              file of its own; systemctl enable --now
 #              mmapq-consumer-named@audit; records sent reach the default
@@ -589,7 +596,8 @@ step_metrics() {
 	tail=$(queue_tail)
 	check "mmapq_published_records_total is the queue's tail ($tail)" \
 		grep -q "^mmapq_published_records_total{queue=\"/var/lib/mmapq/queue\"} $tail\$" <<<"$out"
-	check "both daemons attached" test "$(grep -c '^mmapq_attached{.*} 1$' <<<"$out")" = 2
+	check "the producer attached" grep -q '^mmapq_attached{.*,role="producer"} 1$' <<<"$out"
+	check "the consumer default attached" grep -q '^mmapq_consumer_attached{.*,consumer="default"} 1$' <<<"$out"
 	if command -v promtool >/dev/null; then
 		check "promtool check metrics: clean" test -z "$(sed '$d' <<<"$out" | promtool check metrics 2>&1)"
 	fi
@@ -792,6 +800,106 @@ step_instances() {
 	check "the single queue's consumer still runs (MainPID $pid_c)" \
 		test "$(prop mmapq-consumer.service ActiveState)" = active -a "$(prop mmapq-consumer.service MainPID)" = "$pid_c"
 	rm -rf "$CONFDIR/b.ini" "$CONFDIR/b.ini.d"
+	step_end
+}
+
+# ---------------------------------------------------------------------------
+# starts_seen N SECONDS CURSOR UNIT: until systemd logged N starts of UNIT
+# after CURSOR, at most SECONDS.
+starts_seen() {
+	local n=$1 secs=$2 cur=$3 u=$4 fd pid k
+	exec {fd}< <(exec timeout "$secs" journalctl --no-pager -f -n all --cursor="$cur" -o cat \
+		_PID=1 "UNIT=$u" "MESSAGE_ID=$MSGID_STARTED" 2>&1)
+	pid=$!
+	k=$(grep -m "$n" -c . <&"$fd")
+	kill "$pid" 2>/dev/null
+	exec {fd}<&-
+	[ "$k" -ge "$n" ]
+}
+
+# prom_query PORT EXPR: the value of the first series of an instant query
+# to the Prometheus on 127.0.0.1:PORT, empty if none
+prom_query() {
+	curl -sS -G "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2" 2>/dev/null |
+		jq -r '.data.result[0].value[1] // empty'
+}
+
+step_metrics_instances() {
+	step_begin metrics-instances "mmapq-metrics@NAME.socket: each queue instance's endpoint, scraped by Prometheus"
+	local n port q want out cur pport=19090 ppid dropins=/etc/systemd/system
+	if ! command -v prometheus >/dev/null; then
+		fail "no prometheus (tests/deps.sh installs it)"
+		step_end
+		return
+	fi
+	# queues of their own: not those an earlier step left (b's of another size)
+	# shellcheck disable=SC2046 # one unit a word
+	systemctl stop mmapq@a.target mmapq@b.target $(instance_units a) $(instance_units b)
+	# shellcheck disable=SC2046
+	systemctl reset-failed $(instance_units a) $(instance_units b) 2>/dev/null
+	rm -f /var/lib/mmapq/a.queue /var/lib/mmapq/a.queue.lock /var/lib/mmapq/b.queue /var/lib/mmapq/b.queue.lock
+	check "systemctl start mmapq@a.target mmapq@b.target" systemctl start mmapq@a.target mmapq@b.target
+	check "mmapqctl --instance a send 1 2 3" timeout 30 "$CTL" --instance a send 1 2 3
+	check "mmapqctl --instance b send 1 2 3 4 5" timeout 30 "$CTL" --instance b send 1 2 3 4 5
+	# each its port, by a drop-in (OPERATIONS.md, "Metrics")
+	for n in a:9742 b:9743; do
+		mkdir -p "$dropins/mmapq-metrics@${n%%:*}.socket.d"
+		printf '[Socket]\nListenStream=127.0.0.1:%s\n' "${n#*:}" \
+			>"$dropins/mmapq-metrics@${n%%:*}.socket.d/port.conf"
+	done
+	systemctl daemon-reload
+	check "systemctl start mmapq-metrics@a.socket mmapq-metrics@b.socket" \
+		systemctl start mmapq-metrics@a.socket mmapq-metrics@b.socket
+	for n in a:9742:3 b:9743:5; do
+		IFS=: read -r q port want <<<"$n"
+		check "/run/mmapq/$q.metrics.sock is a socket, 0666" \
+			test "$(stat -c '%a %F' "/run/mmapq/$q.metrics.sock" 2>/dev/null)" = "666 socket"
+		out=$(curl -sS --unix-socket "/run/mmapq/$q.metrics.sock" http://localhost/metrics 2>&1)
+		check "curl --unix-socket /run/mmapq/$q.metrics.sock: queue $q's, published $want" \
+			grep -qx "mmapq_published_records_total{queue=\"/var/lib/mmapq/$q.queue\"} $want" <<<"$out" ||
+			info "$out"
+		out=$(curl -sS "http://127.0.0.1:$port/metrics" 2>&1)
+		check "curl 127.0.0.1:$port (the drop-in's port): queue $q's, published $want" \
+			grep -qx "mmapq_published_records_total{queue=\"/var/lib/mmapq/$q.queue\"} $want" <<<"$out" ||
+			info "$out"
+		check "promtool check metrics ($q): clean" test -z "$(promtool check metrics <<<"$out" 2>&1)"
+	done
+
+	# a real Prometheus scraping both every second: more often than a
+	# service may start by default (5 starts in 10 s)
+	mkdir -p /tmp/prometheus
+	printf '%s\n' 'global:' '  scrape_interval: 1s' '  scrape_timeout: 1s' 'scrape_configs:' \
+		'  - job_name: mmapq' '    static_configs:' "      - targets: ['127.0.0.1:9742', '127.0.0.1:9743']" \
+		>/tmp/prometheus/prometheus.yml
+	cur=$(cursor)
+	prometheus --config.file=/tmp/prometheus/prometheus.yml --storage.tsdb.path=/tmp/prometheus/tsdb \
+		--web.listen-address="127.0.0.1:$pport" >"$RESULTDIR/prometheus.log" 2>&1 &
+	ppid=$!
+	for q in a b; do
+		check "12 scrapes of queue $q: mmapq-metrics-serve@$q started 12 times" \
+			starts_seen 12 90 "$cur" "mmapq-metrics-serve@$q.service"
+	done
+	for n in a:9742:3 b:9743:5; do
+		IFS=: read -r q port want <<<"$n"
+		out=$(prom_query "$pport" "min_over_time(up{instance=\"127.0.0.1:$port\"}[1m])")
+		check "Prometheus: 127.0.0.1:$port up at every scrape (lowest up: '$out')" test "$out" = 1
+		out=$(prom_query "$pport" "count_over_time(up{instance=\"127.0.0.1:$port\"}[1m])")
+		check "Prometheus: 127.0.0.1:$port scraped at least 10 times ('$out')" test "${out:-0}" -ge 10
+		out=$(prom_query "$pport" "mmapq_published_records_total{instance=\"127.0.0.1:$port\"}")
+		check "Prometheus: 127.0.0.1:$port's mmapq_published_records_total is queue $q's, $want ('$out')" \
+			test "$out" = "$want"
+		out=$(prom_query "$pport" "count(mmapq_consumer_consumed_records_total{instance=\"127.0.0.1:$port\",queue=\"/var/lib/mmapq/$q.queue\"})")
+		check "Prometheus: 127.0.0.1:$port's consumer series are queue $q's ('$out')" test "$out" = 1
+		check "mmapq-metrics@$q.socket still listening" test "$(prop "mmapq-metrics@$q.socket" ActiveState)" = active
+	done
+	kill "$ppid" 2>/dev/null
+	wait "$ppid" 2>/dev/null
+	# shellcheck disable=SC2046 # one unit a word
+	systemctl stop mmapq-metrics@a.socket mmapq-metrics@b.socket mmapq@a.target mmapq@b.target \
+		$(instance_units a) $(instance_units b)
+	check "/run/mmapq/a.metrics.sock removed" test ! -e /run/mmapq/a.metrics.sock
+	rm -rf "$dropins/mmapq-metrics@a.socket.d" "$dropins/mmapq-metrics@b.socket.d" /tmp/prometheus
+	systemctl daemon-reload
 	step_end
 }
 
@@ -1134,7 +1242,7 @@ step_nats() {
 
 # ---------------------------------------------------------------------------
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry upgrade metrics instances fanout nats enable stop)
+[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry upgrade metrics instances metrics-instances fanout nats enable stop)
 say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
 for s in "${steps[@]}"; do
 	case "$s" in
@@ -1144,6 +1252,7 @@ for s in "${steps[@]}"; do
 		reload) step_reload ;;
 		dropin) step_dropin ;;
 		instances) step_instances ;;
+		metrics-instances) step_metrics_instances ;;
 		fanout) step_fanout ;;
 		kill-consumer) step_kill_consumer ;;
 		kill-producer) step_kill_producer ;;

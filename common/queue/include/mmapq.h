@@ -453,6 +453,42 @@ MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out
  * A file of versions 1 to 3: 0, 0 and -1.  Returns 0. */
 MMAPQ_API int mmapq_blocked(struct mmapq *q, uint64_t *since_usec, uint64_t *total_usec,
                             int32_t *consumer);
+/* How many records the consumer of table entry index (its
+ * mmapq_consumer_status.index) has consumed since it registered, into
+ * *consumed: the sum of what its mmapq_release calls released.  Unlike its
+ * position, which starts where it registered, it counts only what it
+ * released, and it never goes down while the consumer stays registered
+ * (mmapqctl recreate starts it again at 0, as sequence numbers).  Any
+ * role, read without locks.  0, -ENOENT (index is not a registered
+ * consumer's entry), -EPROTO (a file of versions 1 to 3, which does not
+ * count it). */
+MMAPQ_API int mmapq_consumer_consumed(struct mmapq *q, uint32_t index, uint64_t *consumed);
+/* The health of a consumer's output, for outputs with a server (the NATS
+ * forwarder), kept in the consumer's entry so that observers see it
+ * (mmapqctl metrics).  Its fields are frozen: a later version adds a
+ * function, never a field. */
+struct mmapq_output_health {
+	uint64_t acknowledged;  /* records the server acknowledged */
+	uint64_t reconnects;    /* connections made again after one was lost */
+	uint64_t last_ack_usec; /* CLOCK_REALTIME of the last acknowledgement, 0: none */
+	uint32_t in_flight;     /* records sent, not yet acknowledged */
+	bool connected;         /* connected to a server now */
+};
+/* Consumer role: report h, the health of the output the consumer writes
+ * to: connected and in_flight as they are now; acknowledged and reconnects
+ * as what came since the previous report, added to the totals the entry
+ * keeps since the consumer registered; last_ack_usec kept unless 0.  h NULL:
+ * the output has no server to report on (the state an attach starts in).
+ * Cheap (a few stores, no lock): call it as often as the health changes or
+ * once a second.  0, -EPERM (not a consumer's handle), -EROFS (a file of
+ * versions 1 to 3). */
+MMAPQ_API int mmapq_output_report(struct mmapq *q, const struct mmapq_output_health *h);
+/* Any role, read without locks: into *h what the consumer of table entry
+ * index last reported (acknowledged and reconnects: the totals).  0;
+ * -ENODATA (it has reported nothing since it last attached, or reported
+ * that its output has no server); -ENOENT (index is not a registered
+ * consumer's entry); -EPROTO (a file of versions 1 to 3). */
+MMAPQ_API int mmapq_consumer_output(struct mmapq *q, uint32_t index, struct mmapq_output_health *h);
 /* For `mmapqctl recreate`, which carries the consumers of a queue file
  * over into a new one: registers the consumers cs[0..n), as
  * mmapq_consumers() reported them (name, position, pid, start_usec,
