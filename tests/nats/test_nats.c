@@ -81,7 +81,7 @@ struct fx {
 static void need_server(void)
 {
 	if (!nu_server_path())
-		tu_skip("no nats-server (package nats-server; tests/deps.sh installs it)");
+		tu_skip("no nats-server (package nats-server; tests/deps.sh --test installs it)");
 }
 
 /* A scratch directory, nodes servers (not started), n records 0..n-1 in a

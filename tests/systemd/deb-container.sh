@@ -36,7 +36,7 @@
 # build and lintian logs, mmdebstrap's log, the scenario's output and
 # diagnostics.  Exit status: 0 pass, 1 fail, 77 skipped (not root, or
 # systemd-nspawn, mmdebstrap, dpkg-buildpackage, debhelper or lintian
-# missing: tests/deps.sh installs them), 124 when the boot exceeded
+# missing: tests/deps.sh --test installs them), 124 when the boot exceeded
 # MMAPQ_CONTAINER_TIMEOUT seconds (default 600).  --keep leaves the work
 # directory (source copy, packages, unit files) in place.
 set -u
@@ -58,7 +58,7 @@ cache=${MMAPQ_ROOT_CACHE:-/var/cache/mmapq-test}
 [ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, cgroups, mmdebstrap)"
 for t in systemd-nspawn:systemd-container mmdebstrap:mmdebstrap dpkg-buildpackage:dpkg-dev \
 	dh:debhelper lintian:lintian; do
-	command -v "${t%%:*}" >/dev/null || skip "${t%%:*} is missing (Debian package ${t#*:}; tests/deps.sh installs it)"
+	command -v "${t%%:*}" >/dev/null || skip "${t%%:*} is missing (Debian package ${t#*:}; tests/deps.sh --test installs it)"
 done
 
 SANDBOX_LIMIT=$limit
