@@ -782,19 +782,9 @@ static char *nats_example(const char *servers)
 /* Whether the queue file's table has a consumer named name. */
 static bool registered(struct fx *f, const char *name)
 {
-	struct mmapq_params p = {.path = f->qpath, .role = MMAPQ_ROLE_OBSERVER};
-	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
-	struct mmapq *q;
-	bool found = false;
-	int n;
+	struct mmapq_consumer_status cs;
 
-	if (mmapq_open(&p, &q, NULL) < 0)
-		return false;
-	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
-	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
-		found = found || !strcmp(cs[i].name, name);
-	mmapq_close(q);
-	return found;
+	return tu_consumer_status(f->qpath, name, &cs);
 }
 
 static void example(void)
