@@ -19,11 +19,13 @@ for arg in "$@"; do
 done
 
 # ---- building and running ----
+# libc6-dev: the C library's headers and start files, which gcc only
+# recommends (and recommends are not installed here);
 # libinih-dev, libsystemd-dev: the configuration's parser and sd_notify and
 # the journal; libnats-dev: the NATS C client, for [consumer] output = nats
 # (built without it, the consumer refuses that output); systemd: the unit
 # directories (pkg-config systemd) and what the units run under
-build="cmake make gcc pkg-config libinih-dev libsystemd-dev libnats-dev systemd"
+build="cmake make gcc libc6-dev pkg-config libinih-dev libsystemd-dev libnats-dev systemd"
 
 # ---- the tests (--test) ----
 # g++: the library used from C++ (mmapq.h compiled as C++, the C++ example)
