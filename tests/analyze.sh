@@ -42,7 +42,7 @@ STEPS=${ANALYZE_STEPS:-asan valgrind tsan cppcheck tidy}
 
 for tool in cmake ctest gcc timeout valgrind cppcheck clang-tidy; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "analyze.sh: $tool is not installed: skipped (tests/deps.sh lists the packages)" >&2
+		echo "analyze.sh: $tool is not installed: skipped (tests/deps.sh --test installs it)" >&2
 		exit 77
 	fi
 done

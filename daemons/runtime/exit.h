@@ -2,8 +2,10 @@
 /*
  * exit.h -- the exit codes of mmapq-producer, mmapq-consumer and mmapqctl,
  * in one place (sysexits.h values).  Each program's man page has an EXIT
- * STATUS section listing the codes it uses; tests/exit-codes.sh checks
- * that those lists and this table agree.  Only main() turns a -errno into
+ * STATUS section listing the codes it uses; tests/daemons/exit-codes.sh
+ * checks that those lists agree with this table, and that the units'
+ * RestartPreventExitStatus= and every code the documentation names are
+ * codes of it.  Only main() turns a -errno into
  * an exit code (exit_code_for_open, exit_code_for_run); everything below
  * it returns -errno.
  *

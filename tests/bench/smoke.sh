@@ -8,7 +8,7 @@
 # input: it exits non-zero otherwise), then what --plot wrote: the data files and
 # the gnuplot script, and every chart as an SVG that is well-formed XML whose
 # root element is <svg> (xmllint), and a PNG, none empty.  No timing is
-# asserted.  Without gnuplot or xmllint (tests/deps.sh installs both) the
+# asserted.  Without gnuplot or xmllint (tests/deps.sh --test installs both) the
 # charts are not checked, and that is said.
 #
 # smoke.sh MMAPQ_BENCH format3 (ctest mmapq_bench_format3_smoke): the
@@ -48,7 +48,7 @@ for f in throughput.dat ratio.dat latency.dat e2e.dat fanout.dat mmapq_bench.gp;
 	[ -s "$plot/$f" ] || { echo "smoke: FAIL: --plot did not write $f"; fail=1; }
 done
 if ! command -v gnuplot >/dev/null 2>&1 || ! command -v xmllint >/dev/null 2>&1; then
-	echo "smoke: SKIP: the charts are not checked (no gnuplot or no xmllint: tests/deps.sh)"
+	echo "smoke: SKIP: the charts are not checked (no gnuplot or no xmllint: tests/deps.sh --test)"
 	exit "$fail"
 fi
 for c in throughput ratio latency e2e fanout; do

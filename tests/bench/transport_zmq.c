@@ -125,7 +125,7 @@ static int zmq_missing(struct cell *c, char *why, size_t whylen)
 {
 	(void)c;
 	snprintf(why, whylen, "this benchmark was built without libzmq (install libzmq3-dev:"
-	         " tests/deps.sh, then configure again)");
+	         " tests/deps.sh --test, then configure again)");
 	return -1;
 }
 

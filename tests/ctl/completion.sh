@@ -17,7 +17,7 @@
 #     configuration directory but mmapq.ini, names with ':' as readline wants
 #     them; with --config FILE on the line, those beside FILE.
 # Exit 0 pass, 1 fail, 77 skip (bash-completion is not installed:
-# tests/deps.sh installs it).
+# tests/deps.sh --test installs it).
 set -u
 build=$(cd "${1:?usage: completion.sh BUILD_DIR}" && pwd) || exit 1
 helpers=/usr/share/bash-completion/bash_completion

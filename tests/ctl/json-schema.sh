@@ -19,7 +19,7 @@
 #     used_percent of size, each consumer's lag_bytes, capacity and
 #     slot_size null, clean, no salvage, line_hex, binary_hex and a non-UTF-8
 #     path as path_hex.
-# Exit 0 pass, 1 fail, 77 skip (no jq: tests/deps.sh installs it).
+# Exit 0 pass, 1 fail, 77 skip (no jq: tests/deps.sh --test installs it).
 set -u
 build=$(cd "${1:?usage: json-schema.sh BUILD_DIR}" && pwd) || exit 1
 src=$(cd "$(dirname "$0")/../.." && pwd)

@@ -19,7 +19,7 @@
 # Nothing sleeps: each wait is for the next line of the endpoint's log (a
 # scrape answered), with a deadline.
 # Exit 0 pass, 1 fail, 77 skip (prometheus, promtool, curl or
-# systemd-socket-activate missing: tests/deps.sh installs them).
+# systemd-socket-activate missing: tests/deps.sh --test installs them).
 set -u
 build=${1:?usage: scrape-metrics.sh BUILD_DIR}
 bin=$build/daemons

@@ -17,7 +17,7 @@
 # Nothing sleeps: the pane's output is streamed (pipe-pane) into a FIFO and
 # each frame drawn is an event to wait for (read -t); the end of the
 # program is a tmux wait-for channel it signals.
-# Exit 0 pass, 1 fail, 77 skip (no tmux: tests/deps.sh installs it).
+# Exit 0 pass, 1 fail, 77 skip (no tmux: tests/deps.sh --test installs it).
 set -u
 build=${1:?usage: top-tmux.sh BUILD_DIR}
 bin=$build/daemons

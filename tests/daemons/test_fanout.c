@@ -63,22 +63,7 @@ static void setup(const char *extra)
 /* The consumer NAME as the queue's table has it; false if not registered. */
 static bool consumer_of(const char *name, struct mmapq_consumer_status *out)
 {
-	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
-	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
-	struct mmapq *q;
-	bool found = false;
-	int n;
-
-	if (mmapq_open(&p, &q, NULL) < 0)
-		return false;
-	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
-	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
-		if (!strcmp(cs[i].name, name)) {
-			*out = cs[i];
-			found = true;
-		}
-	mmapq_close(q);
-	return found;
+	return tu_consumer_status(qpath, name, out);
 }
 
 /* The configuration's drop-in NAME.ini (CFG.d/NAME.ini) holding text. */

@@ -1089,7 +1089,7 @@ static uint64_t count_lines(const char *path)
 static void sync_file(void)
 {
 #ifndef HAVE_CRASHFS
-	tu_skip("built without libfuse3 (tests/deps.sh): no crashfs");
+	tu_skip("built without libfuse3 (tests/deps.sh --test): no crashfs");
 #else
 	static const char *const modes[] = {"batch", "never"};
 	char *mnt;

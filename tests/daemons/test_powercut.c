@@ -317,20 +317,9 @@ static void show_all(const struct round *r)
 /* Whether consumer name is attached as pid (an observer's view). */
 static bool consumer_attached(const char *name, pid_t pid)
 {
-	struct mmapq_params p = {.path = g_q, .role = MMAPQ_ROLE_OBSERVER};
-	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
-	struct mmapq *q;
-	bool yes = false;
-	int n;
+	struct mmapq_consumer_status cs;
 
-	if (mmapq_open(&p, &q, NULL) < 0)
-		return false;
-	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
-	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
-		if (!strcmp(cs[i].name, name))
-			yes = cs[i].attached && cs[i].pid == pid;
-	mmapq_close(q);
-	return yes;
+	return tu_consumer_status(g_q, name, &cs) && cs.attached && cs.pid == pid;
 }
 
 /* Whether every consumer has consumed everything published. */

@@ -50,6 +50,26 @@ struct mmapq_status tu_queue_status(const char *path)
 	exit(1);
 }
 
+bool tu_consumer_status(const char *path, const char *name, struct mmapq_consumer_status *out)
+{
+	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq *q;
+	bool found = false;
+	int n;
+
+	if (mmapq_open(&p, &q, NULL) < 0)
+		return false;
+	n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++)
+		if (!strcmp(cs[i].name, name)) {
+			*out = cs[i];
+			found = true;
+		}
+	mmapq_close(q);
+	return found;
+}
+
 uint64_t tu_now_ms(void)
 {
 	return mmapq_now_ns() / 1000000u;

@@ -29,6 +29,9 @@ void tu_die(const char *what) __attribute__((noreturn));
 /* The state of the queue at path, read by an observer.  A queue that cannot
  * be read is a failure: the reason and exit 1. */
 struct mmapq_status tu_queue_status(const char *path);
+/* The consumer name as the queue at path has it (an observer's view) in
+ * *out; false if the queue cannot be read or has no consumer of that name. */
+bool tu_consumer_status(const char *path, const char *name, struct mmapq_consumer_status *out);
 
 /* asprintf that aborts the test on failure. */
 char *tu_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

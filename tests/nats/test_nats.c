@@ -44,6 +44,15 @@
  *                    JWTs made by the test): a user of an unknown account
  *                    exits 76 naming [nats] credentials, nothing released;
  *                    the account's user forwards every record
+ *   example          the 3-node example of daemons/consumer/NATS.md (its
+ *                    ini block after the test_nats.example marker) as
+ *                    written, but for servers (this cluster's) and without
+ *                    credentials and tls_ca (the cases above try those):
+ *                    the consumer nats, from its section alone, creates the
+ *                    stream the example names with the example's replicas,
+ *                    storage and duplicate window and forwards every
+ *                    record; the default consumer beside it prints every
+ *                    record (its output is not nats)
  * Cases (test_nats_stress, label stress):
  *   million          1,000,000 records end to end
  *   kill_consumer    the consumer SIGKILLed 100 times mid-stream: at the
@@ -59,6 +68,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +90,7 @@ struct fx {
 	struct nu_cluster c;
 	pid_t producer, consumer;
 	const char *output_option; /* --output (then no --count) */
+	const char *stream, *subject; /* NULL: STREAM, SUBJECT */
 	int64_t n;
 	char id[2 * MMAPQ_ID_SIZE + 1];
 };
@@ -87,7 +98,7 @@ struct fx {
 static void need_server(void)
 {
 	if (!nu_server_path())
-		tu_skip("no nats-server (package nats-server; tests/deps.sh installs it)");
+		tu_skip("no nats-server (package nats-server; tests/deps.sh --test installs it)");
 }
 
 /* A scratch directory, nodes servers (not started), n records 0..n-1 in a
@@ -265,6 +276,7 @@ static char *consumer_log(struct fx *f)
  * and the queue empty: everything forwarded was released. */
 static void expect_all(struct fx *f, int timeout_ms)
 {
+	const char *stream = f->stream ? f->stream : STREAM;
 	int64_t have, got;
 	struct mmapq_status st;
 
@@ -273,10 +285,10 @@ static void expect_all(struct fx *f, int timeout_ms)
 		TU_EXPECT(f->qpath, rc == 0, "producer exit %d", rc);
 		f->producer = 0;
 	}
-	have = nu_wait_msgs(&f->c, STREAM, f->n, timeout_ms * (int)tu_time_factor());
+	have = nu_wait_msgs(&f->c, stream, f->n, timeout_ms * (int)tu_time_factor());
 	TU_EXPECT(f->qpath, have == f->n, "the stream has %" PRId64 " messages, not %" PRId64
 	          "; consumer log:\n%s", have, f->n, consumer_log(f));
-	got = nu_read_back(&f->c, STREAM, SUBJECT, f->id, 0, 0);
+	got = nu_read_back(&f->c, stream, f->subject ? f->subject : SUBJECT, f->id, 0, 0);
 	TU_EXPECT(f->qpath, got == f->n, "read back %" PRId64 " of %" PRId64, got, f->n);
 	if (f->consumer) {
 		/* what the stream acknowledged is released: the queue empties */
@@ -859,6 +871,179 @@ static void health(void)
 	teardown(&f);
 }
 
+/* The value of key in an ini text (up to the line's end), malloc'd, or NULL. */
+static char *ini_value(const char *text, const char *key)
+{
+	size_t len = strlen(key);
+	const char *l = text;
+
+	while (l) {
+		if (!strncmp(l, key, len) && !strncmp(l + len, " = ", 3))
+			return strndup(l + len + 3, strcspn(l + len + 3, "\n"));
+		l = strchr(l, '\n');
+		if (l)
+			l++;
+	}
+	return NULL;
+}
+
+/* The ini block after the test_nats.example marker of NATS.md, with
+ * servers = servers and without credentials and tls_ca (malloc'd). */
+static char *nats_example(const char *servers)
+{
+	char *path = tu_xasprintf("%s/daemons/consumer/NATS.md", tu_source_dir());
+	char *doc = tu_read_file(path, NULL), *out, *p;
+	const char *block, *end;
+	size_t n = 0;
+
+	TU_EXPECT(path, doc, "cannot read it");
+	block = strstr(doc, "<!-- test_nats.example");
+	TU_EXPECT(path, block, "no test_nats.example marker");
+	block = strstr(block, "\n```ini\n");
+	TU_EXPECT(path, block, "no ```ini block after the test_nats.example marker");
+	block += strlen("\n```ini\n");
+	end = strstr(block, "\n```");
+	TU_EXPECT(path, end, "the example's ini block does not end");
+	out = p = malloc((size_t)(end - block) + strlen(servers) + 16);
+	if (!out)
+		tu_die("malloc");
+	for (const char *l = block; l <= end; l = strchr(l, '\n') + 1) {
+		size_t len = strcspn(l, "\n");
+
+		if (!strncmp(l, "servers = ", 10))
+			p += sprintf(p, "servers = %s\n", servers), n++;
+		else if (strncmp(l, "credentials = ", 14) && strncmp(l, "tls_ca = ", 9))
+			p += sprintf(p, "%.*s\n", (int)len, l);
+	}
+	*p = 0;
+	TU_EXPECT(path, n == 1, "the example sets servers %zu times", n);
+	free(doc);
+	free(path);
+	return out;
+}
+
+/* Whether the queue file's table has a consumer named name. */
+static bool registered(struct fx *f, const char *name)
+{
+	struct mmapq_consumer_status cs;
+
+	return tu_consumer_status(f->qpath, name, &cs);
+}
+
+static void example(void)
+{
+	struct tu_child ch = TU_CHILD_INIT;
+	struct fx f;
+	char *text, *ini, *stream, *subject, *replicas, *storage, *window, *out_path, *out;
+	const char *p;
+	int64_t i;
+	char *argv[] = {tu_bin("mmapq-consumer"), "--config", NULL, "--count", NULL, NULL};
+	char *nats_argv[] = {tu_bin("mmapq-consumer"), "--config", NULL, "--name", "nats", NULL};
+	natsConnection *nc;
+	jsCtx *js;
+	jsStreamInfo *si = NULL;
+	natsStatus ns;
+	pid_t dflt;
+	int fd, rc;
+
+	setup_dir(&f, "nats-example", 3, 2000);
+	ini = nats_example(f.c.urls);
+	stream = ini_value(ini, "stream");
+	subject = ini_value(ini, "subject");
+	replicas = ini_value(ini, "replicas");
+	storage = ini_value(ini, "storage");
+	window = ini_value(ini, "duplicate_window");
+	TU_EXPECT(f.qpath, stream && subject && replicas && storage && window,
+	          "the example sets no stream, subject, replicas, storage or duplicate_window:"
+	          "\n%s", ini);
+	fprintf(stderr, "example: the configuration, from NATS.md:\n%s", ini);
+	text = tu_xasprintf("[queue]\npath = %s\nmax_record = 1K\n%s", f.qpath, ini);
+	f.ini = tu_write_in(f.dir, "mmapq.ini", text);
+	f.stream = stream;
+	f.subject = subject;
+	start_servers(&f);
+
+	/* both consumers registered before the producer starts, so that each
+	 * gets every record (start = oldest is the oldest record the queue
+	 * still keeps: one coming after the other consumed them gets none);
+	 * the default consumer: whatever the example says of it, to a file */
+	out_path = tu_path(f.dir, "default.out");
+	fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		tu_die(out_path);
+	argv[2] = nats_argv[2] = f.ini;
+	argv[4] = tu_xasprintf("%" PRId64, f.n);
+	ch.stdio[1] = fd;
+	dflt = tu_start(argv, &ch);
+	tu_track(dflt);
+	close(fd);
+	/* the consumer nats as the example makes it: its section alone */
+	fd = open(f.clog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		tu_die(f.clog);
+	ch.stdio[1] = -1;
+	ch.stdio[2] = fd;
+	f.consumer = tu_start(nats_argv, &ch);
+	tu_track(f.consumer);
+	close(fd);
+	{
+		uint64_t end = tu_now_ms() + 30000 * tu_time_factor();
+
+		while (!(registered(&f, "default") && registered(&f, "nats")) && tu_now_ms() < end)
+			sched_yield();
+		TU_EXPECT(f.qpath, registered(&f, "default") && registered(&f, "nats"),
+		          "the consumers default and nats not registered after 30 s; log:\n%s",
+		          consumer_log(&f));
+	}
+	start_producer(&f);
+	queue_id(&f);
+
+	rc = wait_exit(dflt, 60000);
+	TU_EXPECT(f.qpath, rc == 0, "the default consumer: exit %d", rc);
+	/* it printed the records 0 .. n-1, one a line, and nothing else */
+	out = tu_read_file(out_path, NULL);
+	TU_EXPECT(out_path, out, "cannot read it");
+	for (p = out, i = 0; i < f.n; i++) {
+		char *e;
+
+		if (strtoll(p, &e, 10) != i || e == p || *e != '\n')
+			break;
+		p = e + 1;
+	}
+	TU_EXPECT(f.qpath, i == f.n && !*p, "the default consumer printed records 0 to %" PRId64
+	          " and then '%.20s', not the %" PRId64 " records", i - 1, p, f.n);
+	expect_all(&f, 60000);
+
+	TU_EXPECT(f.qpath, nu_connect(&f.c, &nc, &js), "connect");
+	ns = js_GetStreamInfo(&si, js, stream, NULL, NULL);
+	TU_EXPECT(f.qpath, ns == NATS_OK && si, "stream %s: %s", stream, natsStatus_GetText(ns));
+	TU_EXPECT(f.qpath, si->Config->Replicas == atoi(replicas), "stream %s: %" PRId64
+	          " replicas, the example says %s", stream, si->Config->Replicas, replicas);
+	TU_EXPECT(f.qpath, si->Config->Storage == (strcmp(storage, "memory") ? js_FileStorage
+	                                                                     : js_MemoryStorage),
+	          "stream %s: not the example's storage, %s", stream, storage);
+	TU_EXPECT(f.qpath, si->Config->Duplicates == atoi(window) * INT64_C(1000000000),
+	          "stream %s: duplicate window %" PRId64 " ns, the example says %s s", stream,
+	          si->Config->Duplicates, window);
+	jsStreamInfo_Destroy(si);
+	nu_disconnect(nc, js);
+	fprintf(stderr, "example: the default consumer printed %" PRId64 " records; stream %s (%s)"
+	        " holds them, %s replicas\n", f.n, stream, subject, replicas);
+	free(argv[0]);
+	free(argv[4]);
+	free(nats_argv[0]);
+	free(out);
+	free(out_path);
+	free(text);
+	free(ini);
+	free(replicas);
+	free(storage);
+	free(window);
+	teardown(&f);
+	free(stream);
+	free(subject);
+}
+
 /* ---- stress ------------------------------------------------------------- */
 
 static void million(void)
@@ -972,13 +1157,14 @@ int main(int argc, char **argv)
 	};
 	(void)forward, (void)absent_at_start, (void)no_stream, (void)refused, (void)kill_server;
 	(void)tls, (void)tls_refused, (void)credentials, (void)binary, (void)long_lines;
-	(void)max_payload, (void)health;
+	(void)max_payload, (void)health, (void)example;
 #else
 	static const struct tu_case cases[] = {
 		{"forward", forward}, {"absent_at_start", absent_at_start}, {"no_stream", no_stream},
 		{"refused", refused}, {"kill_server", kill_server}, {"tls", tls},
 		{"tls_refused", tls_refused}, {"credentials", credentials}, {"binary", binary},
 		{"long_lines", long_lines}, {"max_payload", max_payload}, {"health", health},
+		{"example", example},
 	};
 	(void)million, (void)kill_consumer, (void)cluster;
 #endif

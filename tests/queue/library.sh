@@ -15,7 +15,7 @@
 #   4. records an example publishes reach the installed mmapq-consumer, and
 #      records the installed mmapq-producer publishes reach the C++ example,
 #      for both builds of the examples.
-# Exit 0 pass, 1 fail, 77 skip (no C++ compiler: tests/deps.sh installs g++).
+# Exit 0 pass, 1 fail, 77 skip (no C++ compiler: tests/deps.sh --test installs g++).
 set -u
 build=$(cd "${1:?usage: library.sh BUILD_DIR}" && pwd) || exit 1
 src=$(cd "$(dirname "$0")/../.." && pwd)

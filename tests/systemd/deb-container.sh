@@ -12,7 +12,9 @@
 #      packages mmapq, libmmapq2 and libmmapq-dev, and a build log without
 #      a single warning;
 #   2. lintian on the .changes: no error (E:) and no warning (W:); the info
-#      (I:) and pedantic (P:) tags are printed;
+#      (I:) and pedantic (P:) tags are printed, and are exactly those
+#      systemd/OPERATIONS.md explains (its table of tags, for the unit
+#      files it names);
 #   3. the packages as files: /etc/mmapq/mmapq.ini a conffile and the
 #      directory /etc/mmapq/mmapq.ini.d, libmmapq2's SONAME and symbols file
 #      (every function it exports, at 2.0.0) and the dependencies on it,
@@ -36,7 +38,7 @@
 # build and lintian logs, mmdebstrap's log, the scenario's output and
 # diagnostics.  Exit status: 0 pass, 1 fail, 77 skipped (not root, or
 # systemd-nspawn, mmdebstrap, dpkg-buildpackage, debhelper or lintian
-# missing: tests/deps.sh installs them), 124 when the boot exceeded
+# missing: tests/deps.sh --test installs them), 124 when the boot exceeded
 # MMAPQ_CONTAINER_TIMEOUT seconds (default 600).  --keep leaves the work
 # directory (source copy, packages, unit files) in place.
 set -u
@@ -58,7 +60,7 @@ cache=${MMAPQ_ROOT_CACHE:-/var/cache/mmapq-test}
 [ "$(id -u)" -eq 0 ] || skip "needs root (systemd-nspawn, cgroups, mmdebstrap)"
 for t in systemd-nspawn:systemd-container mmdebstrap:mmdebstrap dpkg-buildpackage:dpkg-dev \
 	dh:debhelper lintian:lintian; do
-	command -v "${t%%:*}" >/dev/null || skip "${t%%:*} is missing (Debian package ${t#*:}; tests/deps.sh installs it)"
+	command -v "${t%%:*}" >/dev/null || skip "${t%%:*} is missing (Debian package ${t#*:}; tests/deps.sh --test installs it)"
 done
 
 SANDBOX_LIMIT=$limit
@@ -129,6 +131,23 @@ if [ $rc = 0 ] && ! grep -q -E '^[EW]: ' "$resultdir/lintian.log"; then
 	pass "lintian: no error, no warning ($(grep -c -E '^[IP]: ' "$resultdir/lintian.log") info/pedantic tags, above)"
 else
 	failed "lintian (exit $rc): errors or warnings, above"
+fi
+# The info and pedantic tags are exactly those systemd/OPERATIONS.md explains:
+# each tag of its table, for each unit file the paragraph above the table
+# names.  A new tag, or one gone, fails until the guide says so.
+doc=$src/systemd/OPERATIONS.md
+lintian_doc=$(awk '/^lintian \(/ { on = 1 } on && /^## / { exit } on' "$doc")
+tags_want=$(for t in $(sed -n 's/^| `\([a-z0-9.+-]*\)` |.*/\1/p' <<<"$lintian_doc"); do
+	for u in $(sed -n '/^|/q; p' <<<"$lintian_doc" | grep -o '`mmapq[a-z@-]*\.service`' | tr -d '`'); do
+		echo "mmapq: $t [lib/systemd/system/$u]"
+	done
+done | sort)
+tags_got=$(sed -n 's/^[IP]: //p' "$resultdir/lintian.log" | sort)
+if [ -n "$tags_want" ] && [ "$tags_want" = "$tags_got" ]; then
+	pass "lintian: the $(wc -l <<<"$tags_got") info tags are those systemd/OPERATIONS.md explains"
+else
+	failed "lintian's info and pedantic tags (+) are not those systemd/OPERATIONS.md explains (-):"
+	diff <(echo "$tags_want") <(echo "$tags_got")
 fi
 
 # ---- 3. the packages as files --------------------------------------------------
