@@ -46,6 +46,11 @@ tests="$tests libfuse3-dev"
 tests="$tests gnuplot-nox libxml2-utils"
 # libzmq3-dev: ZeroMQ, a peer of mmapq_bench's throughput table (PUSH/PULL over ipc://)
 tests="$tests libzmq3-dev"
+# redis-server, libhiredis-dev: Redis Streams, the peer of mmapq_bench --peers
+# that a user would run instead of the daemons (a redis-server of its own on a
+# unix socket, hiredis pipelining; its package ships a service: the policy
+# below keeps it from starting on this machine)
+tests="$tests redis-server libhiredis-dev"
 # nats-server: the real JetStream server the NATS tests start on 127.0.0.1
 # (its package ships a service: the policy below keeps it from starting on
 # this machine)
@@ -82,7 +87,7 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-# Packages with a service (prometheus, nats-server) must not start it on this machine:
+# Packages with a service (prometheus, nats-server, redis-server) must not start it on this machine:
 # the tests start what they need themselves, on ports of their own.  A
 # policy-rc.d that denies every start, unless the machine has one already.
 policy=/usr/sbin/policy-rc.d
