@@ -26,6 +26,8 @@
  *                        they need (format 4 against format 3), and end to
  *                        end against cat | cat
  *   durability.c         the daemons with each sync mode, the disk's bound
+ *   peers.c              the same inputs over POSIX mq, Redis Streams and
+ *                        NATS JetStream, against the daemons
  *   report.c             targets by topic, the text tables, JSON
  *   plot.c               --plot: gnuplot data, script and charts
  *
@@ -64,7 +66,7 @@ extern const uint32_t sizes[NSIZES]; /* 8, 64, 1024, 16384 */
 /* ---- options (main.c) ------------------------------------------------------ */
 
 struct opts {
-	bool quick, json, e2e, idle, tput, lat, fanout, format3, space, corpus, durability;
+	bool quick, json, e2e, idle, tput, lat, fanout, format3, space, corpus, durability, peers;
 	int f3_runs;          /* rounds of the format-3 comparison */
 	uint64_t corpus_lines; /* the first lines of each corpus only (0: all) */
 	uint64_t dur_lines, dur_ints; /* records of the durability inputs */
@@ -322,6 +324,13 @@ extern long msg_max, msgsize_max;
 extern char mq_limits_note[256];
 void mq_limits_raise(void); /* as far as we may, for the run; put back at exit */
 void mq_limits_read(void);  /* as they are */
+/* The deepest queue of messages of size bytes: the largest depth up to
+ * msg_max (itself raised as far as the kernel allows when we may: see
+ * mq_limits_raise), and at most 64 MiB of messages, that mq_open accepts,
+ * found by bisection (RLIMIT_MSGQUEUE refuses the deeper ones with
+ * EMFILE); created as name, open in *ret.  Its depth; -1 if msgsize_max
+ * forbids the size, -2 if even depth 1 fails. */
+long mq_open_deepest(const char *name, long size, mqd_t *ret);
 
 /* ---- throughput (throughput.c) ----------------------------------------------------- */
 
@@ -456,6 +465,11 @@ struct daemon_run {
 };
 int run_daemons(const struct daemon_run *job, char *why, size_t whylen, double *secs,
                 struct child_use use[2]);
+/* In a child: the file at in_fd into the parser, PIPE_CHUNK bytes at a time
+ * through buf, to its end.  0, or the child's exit code, having said what
+ * failed (what: the words for a failed feed, whose callbacks send). */
+struct mmapq_parser;
+int parser_feed_fd(struct mmapq_parser *p, int in_fd, char *buf, const char *what);
 /* count integers of kind in, one per line, canonical, into path. */
 int write_input(const char *path, enum e2e_input in, uint64_t count, uint64_t *bytes);
 /* 0 if file b holds the bytes of file a; -1 and why says where not. */
@@ -572,6 +586,7 @@ double corpus_speedup(enum corpus_job peer);
 /* the four sync modes, then the disk's own row */
 enum dur_mode { DM_NEVER, DM_BATCH, DM_INTERVAL, DM_ALWAYS, DM_DISK, NDMODES };
 enum dur_in { DIN_LINES, DIN_INTS, NDINPUTS };
+#define DUR_LINE 64u /* bytes of a line of the lines input, without its '\n' */
 extern const char *const dur_mode_key[NDMODES];
 extern const char *const dur_in_key[NDINPUTS];
 
@@ -607,6 +622,37 @@ void dur_free(void);
 /* the median of mode's records/s / never's, round by round; 0 if either did not run */
 double dur_ratio(int in, int mode);
 const char *dur_row_label(int mode);
+
+/* ---- what a user would run instead of the daemons (peers.c) ----------------------- */
+
+/* The durability inputs moved by a producer and a consumer process over
+ * each peer, every output compared with its input; in the rounds of the
+ * durability job, each time over the daemons' of the same round. */
+#define PEER_BATCH 1000  /* records per Redis flush, per read, per JetStream fetch */
+#define PEER_WINDOW 4096 /* JetStream publishes in flight */
+enum peer_kind { P_MQ, P_REDIS, P_REDIS_EVERYSEC, P_REDIS_ALWAYS, P_JETSTREAM, NPEERS };
+extern const char *const peer_key[NPEERS];
+/* the daemons' rows a peer is compared with: never, and the durable ones */
+#define NPEER_BASES 3
+extern const enum dur_mode peer_base[NPEER_BASES];
+
+struct peer_result {
+	bool ran, failed;
+	char why[256];
+	int nruns;
+	long depth;                 /* POSIX mq: the queue's depth */
+	double secs[MAX_RUNS], rps[MAX_RUNS];
+	double med_secs, med_rps, lo_rps, hi_rps;
+	/* its time / the daemons' with peer_base[b], round by round: median,
+	 * lowest, highest (0: not measured) */
+	double over[NPEER_BASES][3];
+};
+extern struct peer_result peers[NDINPUTS][NPEERS];
+
+void peer_once(int in, int p);  /* one round of peer p on input in */
+void peers_summarize(void);     /* after the rounds: medians and ratios */
+const char *peer_label(int p);
+bool peer_durable(int p);       /* compared with the durable sync modes too */
 
 /* ---- the format-3 peer (format3.c) ------------------------------------------------ */
 

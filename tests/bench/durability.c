@@ -23,6 +23,9 @@
  *
  * Every row is also a ratio to sync = never round by round (the two ran
  * minutes apart at most); the median of those ratios and their range.
+ *
+ * With --peers, each round also moves the two inputs over what a user
+ * would run instead of the daemons (peers.c), after the daemons.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +37,6 @@
 #include "mmapq.h"
 #include "testutil.h"
 
-#define DUR_LINE 64u                      /* bytes of a line, without its '\n' */
 #define DISK_BLOCK (1u << 20)
 #define DISK_SYNCS 64
 
@@ -196,6 +198,11 @@ void run_durability(void)
 				dur[in][mode].ran = dur[in][mode].failed = true;
 				snprintf(dur[in][mode].why, sizeof(dur[in][mode].why), "cannot write the input");
 			}
+		for (int in = 0; in < NDINPUTS && opt.peers; in++)
+			for (int p = 0; p < NPEERS; p++) {
+				peers[in][p].ran = peers[in][p].failed = true;
+				snprintf(peers[in][p].why, sizeof(peers[in][p].why), "cannot write the input");
+			}
 		goto out;
 	}
 	for (int in = 0; in < NDINPUTS; in++) {
@@ -207,9 +214,12 @@ void run_durability(void)
 		double sy = disk_sync_once();
 		if (sy > 0)
 			disk.sync_s[disk.nruns++] = sy;
-		for (int in = 0; in < NDINPUTS; in++)
+		for (int in = 0; in < NDINPUTS; in++) {
 			for (int mode = 0; mode < NDMODES; mode++)
 				dur_once(in, mode);
+			for (int p = 0; p < NPEERS && opt.peers; p++)
+				peer_once(in, p);
+		}
 	}
 	if (disk.nruns)
 		disk.med_sync_s = median(disk.sync_s, disk.nruns);
@@ -232,6 +242,8 @@ void run_durability(void)
 			     res->lo_ratio, res->hi_ratio);
 		}
 	}
+	if (opt.peers)
+		peers_summarize();
 out:
 	load_section_end("durability", &m);
 }

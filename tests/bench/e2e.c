@@ -321,6 +321,22 @@ static void pp_error(void *ctx, const struct mmapq_parse_error *e)
 	fprintf(stderr, "input:%" PRIu64 ":%" PRIu64 ": %s\n", e->line, e->column, e->what);
 }
 
+int parser_feed_fd(struct mmapq_parser *p, int in_fd, char *buf, const char *what)
+{
+	for (;;) {
+		ssize_t k = read(in_fd, buf, PIPE_CHUNK);
+		int r;
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return child_fail("read input: %s", strerror(errno));
+		if (k == 0)
+			return 0;
+		if ((r = mmapq_parser_feed(p, buf, (size_t)k)) < 0)
+			return child_fail("%s: %s", what, strerror(-r));
+	}
+}
+
 static int e2e_parse_child(int in_fd, int out_fd, bool old_parser)
 {
 	struct pipe_parser s = {.fd = out_fd, .buf = xalloc(PIPE_CHUNK)};
@@ -333,18 +349,8 @@ static int e2e_parse_child(int in_fd, int out_fd, bool old_parser)
 	mmapq_parser_set_fast_path(p, !old_parser);
 	if (!old_parser) /* the old parser had no batches either */
 		mmapq_parser_set_int_batch(p, pp_ints);
-	for (;;) {
-		ssize_t k = read(in_fd, in, PIPE_CHUNK);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return child_fail("read input: %s", strerror(errno));
-		if (k == 0)
-			break;
-		r = mmapq_parser_feed(p, in, (size_t)k);
-		if (r < 0)
-			return child_fail("write to pipe: %s", strerror(-r));
-	}
+	if ((r = parser_feed_fd(p, in_fd, in, "write to pipe")))
+		return r;
 	r = mmapq_parser_finish(p);
 	if (r == 0)
 		r = tu_write_all(out_fd, s.buf, s.n * sizeof(int64_t));

@@ -8,7 +8,8 @@
  * --format3 the throughput job on file format 3 (libmmapq 1 from git
  * history); with --space and --corpus the changelogs of this machine:
  * the queue bytes they need (format 4 against format 3), end to end;
- * with --durability the daemons with each sync mode.
+ * with --durability the daemons with each sync mode; with --peers the
+ * same inputs over POSIX mq, Redis Streams and NATS JetStream.
  *
  * Every measurement is two processes (fork) pinned to two different CPUs
  * (unpinned, and said so, if only one is available).  Each section also
@@ -72,6 +73,10 @@ static void usage(FILE *f)
 	        "  --dur-lines N      its 64-byte lines (default 1000000, --quick 20000)\n"
 	        "  --dur-ints N       its integers (default 2000000, --quick 40000)\n"
 	        "  --dur-always-div N sync = always carries 1/N of each (default 100, --quick 20)\n"
+	        "  --peers            also (with --durability's inputs and rounds, which it turns\n"
+	        "                     on) POSIX mq, Redis Streams (no persistence, AOF everysec,\n"
+	        "                     AOF always) and NATS JetStream (file store) end to end,\n"
+	        "                     against the daemons\n"
 	        "  --no-throughput    skip the throughput table\n"
 	        "  --no-latency       skip the latency table\n"
 	        "  --runs N           runs per cell, median reported (default 3)\n"
@@ -215,6 +220,7 @@ static const struct opt_def opt_defs[] = {
 	{"--corpus", OPT_ON, &opt.corpus, NULL},
 	{"--corpus-lines", OPT_U64, &opt.corpus_lines, &corpus_lines_set},
 	{"--durability", OPT_ON, &opt.durability, NULL},
+	{"--peers", OPT_ON, &opt.peers, NULL},
 	{"--dur-lines", OPT_U64, &opt.dur_lines, &dur_lines_set},
 	{"--dur-ints", OPT_U64, &opt.dur_ints, &dur_ints_set},
 	{"--dur-always-div", OPT_U64, &opt.dur_always_div, &dur_div_set},
@@ -315,6 +321,8 @@ static int parse_options(int argc, char **argv, bool *help)
 		if (set_option(&opt_defs[k], argc, argv, &i))
 			return EXIT_USAGE_;
 	}
+	if (opt.peers) /* its inputs, its rounds and the daemons it is compared with */
+		opt.durability = true;
 	if (opt.quick) {
 		if (!runs_set)
 			opt.runs = 1;
@@ -374,7 +382,7 @@ int main(int argc, char **argv)
 		note("--nice %d: %s (running at the default priority)", opt.nice, strerror(errno));
 		opt.nice_set = false;
 	}
-	if (opt.tput && (opt.only_mask & (1u << T_MQ)))
+	if ((opt.tput && (opt.only_mask & (1u << T_MQ))) || opt.peers)
 		mq_limits_raise();
 	else
 		mq_limits_read();

@@ -445,6 +445,29 @@ static void print_corpus_e2e(void)
 		printf("cat | cat's time / the daemons': %.2fx\n", corpus_speedup(CJ_CAT));
 }
 
+/* A peer's row: its time, records/s, and its time over the daemons'. */
+static void print_peer(int in, int p)
+{
+	const struct peer_result *r = &peers[in][p];
+	char a[32], lo[32], hi[32];
+
+	if (r->failed || !r->nruns) {
+		printf("  %-18s %s: %s\n", peer_label(p), r->failed ? "FAILED" : "not measured", r->why);
+		return;
+	}
+	fmt_rate(a, sizeof(a), r->med_rps);
+	fmt_rate(lo, sizeof(lo), r->lo_rps);
+	fmt_rate(hi, sizeof(hi), r->hi_rps);
+	printf("  %-18s %8.3f s  %8s [%s-%s]", peer_label(p), r->med_secs, a, lo, hi);
+	for (int b = 0; b < NPEER_BASES; b++)
+		if (r->over[b][0] > 0)
+			printf("%s%.1fx %s's time [%.1f-%.1f]", b ? ", " : "  ", r->over[b][0],
+			       dur_mode_key[peer_base[b]], r->over[b][1], r->over[b][2]);
+	if (p == P_MQ && r->depth > 0)
+		printf(" (%ld deep)", r->depth);
+	printf("\n");
+}
+
 static void print_durability(void)
 {
 	printf("\nDurability: the daemons end to end to a file with each sync mode; records/s, median of %d\n"
@@ -459,16 +482,25 @@ static void print_durability(void)
 			const struct dur_result *r = &dur[in][mode];
 			char a[32], lo[32], hi[32];
 			if (r->failed || !r->nruns) {
-				printf("  %-16s %s: %s\n", dur_row_label(mode), r->failed ? "FAILED" : "not measured", r->why);
+				printf("  %-18s %s: %s\n", dur_row_label(mode), r->failed ? "FAILED" : "not measured", r->why);
 				continue;
 			}
 			fmt_rate(a, sizeof(a), r->med_rps);
 			fmt_rate(lo, sizeof(lo), r->lo_rps);
 			fmt_rate(hi, sizeof(hi), r->hi_rps);
-			printf("  %-16s %8.3f s  %8s [%s-%s]  %.2fx never [%.2f-%.2f]\n", dur_row_label(mode),
+			printf("  %-18s %8.3f s  %8s [%s-%s]  %.2fx never [%.2f-%.2f]\n", dur_row_label(mode),
 			       r->med_secs, a, lo, hi, r->med_ratio, r->lo_ratio, r->hi_ratio);
 		}
+		for (int p = 0; p < NPEERS && opt.peers; p++)
+			print_peer(in, p);
 	}
+	if (opt.peers)
+		printf("peers (POSIX mq, Redis, JetStream): a producer process parsing the input and sending\n"
+		       "each record, a consumer process writing them to a file (checked against the input);\n"
+		       "their time over the daemons' of the same round, sync = never (the durable peers also\n"
+		       "batch and interval): Nx the time is N times slower; batches of %d (Redis: pipelined\n"
+		       "XADD, XREADGROUP COUNT and one XACK a batch; JetStream: async publish, %d in flight,\n"
+		       "pull fetch, ack all)\n", PEER_BATCH, PEER_WINDOW);
 	if (disk.nruns)
 		printf("one 4 KiB write + fdatasync: %.3f ms (median of %d rounds)\n", disk.med_sync_s * 1e3,
 		       disk.nruns);
@@ -895,6 +927,30 @@ void print_json(void)
 				       " \"over_never_hi\": %.4f, \"runs\": %d}", n++ ? "," : "", dur_in_key[in],
 				       dur_mode_key[mode], r->records, r->failed ? "true" : "false", r->med_rps, r->med_ratio,
 				       r->lo_ratio, r->hi_ratio, r->nruns);
+			}
+		printf("\n  ],\n");
+	}
+	if (opt.peers) {
+		printf("  \"peers\": [");
+		for (int in = 0, n = 0; in < NDINPUTS; in++)
+			for (int p = 0; p < NPEERS; p++) {
+				const struct peer_result *r = &peers[in][p];
+				printf("%s\n    {\"input\": \"%s\", \"peer\": \"%s\", \"records\": %" PRIu64
+				       ", \"failed\": %s", n++ ? "," : "", dur_in_key[in], peer_key[p],
+				       dur_input[in][0].records, r->failed ? "true" : "false");
+				if (r->failed) {
+					printf(", \"why\": ");
+					json_str(r->why);
+				}
+				if (p == P_MQ)
+					printf(", \"depth\": %ld", r->depth);
+				printf(", \"seconds\": %.4f, \"records_per_s\": %.0f", r->med_secs, r->med_rps);
+				for (int b = 0; b < NPEER_BASES; b++)
+					if (r->over[b][0] > 0)
+						printf(", \"over_%s\": %.4f, \"over_%s_lo\": %.4f, \"over_%s_hi\": %.4f",
+						       dur_mode_key[peer_base[b]], r->over[b][0], dur_mode_key[peer_base[b]],
+						       r->over[b][1], dur_mode_key[peer_base[b]], r->over[b][2]);
+				printf(", \"runs\": %d}", r->nruns);
 			}
 		printf("\n  ],\n");
 	}

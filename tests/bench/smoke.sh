@@ -16,8 +16,27 @@
 # on both libraries, every record verified; 77 (skipped) when there is no
 # such history to build it from (a tarball, a shallow clone), as the
 # benchmark says.
+#
+# smoke.sh MMAPQ_BENCH peers (ctest mmapq_bench_peers_smoke): mmapq_bench
+# --quick --peers, the durability inputs (20,000 lines, 40,000 integers)
+# over POSIX mq, Redis Streams (no persistence, AOF everysec, AOF always)
+# and NATS JetStream, each on a server it starts itself: every one of the
+# ten rows must be measured, every output equal to its input (a row that
+# could not run, its server missing, fails it, saying why).
 set -u
-bench=${1:?usage: smoke.sh MMAPQ_BENCH [format3]}
+bench=${1:?usage: smoke.sh MMAPQ_BENCH [format3|peers]}
+if [ "${2:-}" = peers ]; then
+	out=$("$bench" --quick --peers --no-throughput --no-latency 2>&1)
+	rc=$?
+	printf '%s\n' "$out"
+	rows=$(printf '%s\n' "$out" | grep -cE '^  (POSIX mq|Redis Streams|Redis AOF everysec|Redis AOF always|JetStream file) +[0-9.]+ s ')
+	if [ "$rc" -ne 0 ] || [ "$rows" -ne 10 ]; then
+		echo "smoke: FAIL: mmapq_bench --quick --peers exited $rc, $rows of the 10 peer rows measured"
+		exit 1
+	fi
+	echo "smoke: PASS: every peer ran on both inputs, every output equal to its input"
+	exit 0
+fi
 if [ "${2:-}" = format3 ]; then
 	out=$("$bench" --quick --format3 --no-throughput --no-latency 2>&1)
 	rc=$?

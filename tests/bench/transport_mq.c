@@ -10,7 +10,7 @@
  * SIGINT/SIGTERM/SIGHUP.  RLIMIT_MSGQUEUE (bytes of all of a user's queues)
  * is raised to its hard limit, and the hard limit too where the process may
  * (CAP_SYS_RESOURCE).  The depth used is the largest that opens
- * (mq_open_deep), and never more than MQ_BYTES_CAP bytes of messages;
+ * (mq_open_deepest), and never more than MQ_BYTES_CAP bytes of messages;
  * sizes above msgsize_max are not possible.  The ping-pong uses two queues
  * of at most 10 messages.
  */
@@ -115,29 +115,24 @@ static bool mq_depth_opens(const char *name, long depth, long size)
 	return true;
 }
 
-/* The deepest queue this size can have: the largest depth up to msg_max
- * (itself raised as far as the kernel allows when we may: see
- * mq_limits_raise) that mq_open accepts, found by bisection
- * (RLIMIT_MSGQUEUE refuses the deeper ones with EMFILE); -1 if msgsize_max
- * forbids the size, -2 if even depth 1 fails. */
-static long mq_open_deep(struct cell *c, const char *name, mqd_t *ret)
+long mq_open_deepest(const char *name, long size, mqd_t *ret)
 {
 	long lo = 0, hi = msg_max; /* depth lo opens (0: none known), hi + 1 does not */
 
-	if ((long)c->size > msgsize_max)
+	if (size > msgsize_max)
 		return -1;
-	if (hi > MQ_BYTES_CAP / (long)c->size)
-		hi = MQ_BYTES_CAP / (long)c->size;
+	if (hi > MQ_BYTES_CAP / size)
+		hi = MQ_BYTES_CAP / size;
 	mq_unlink(name);
 	while (lo < hi) {
 		long mid = lo + (hi - lo + 1) / 2;
-		if (mq_depth_opens(name, mid, c->size))
+		if (mq_depth_opens(name, mid, size))
 			lo = mid;
 		else
 			hi = mid - 1;
 	}
 	if (lo > 0) {
-		struct mq_attr a = {.mq_maxmsg = lo, .mq_msgsize = c->size};
+		struct mq_attr a = {.mq_maxmsg = lo, .mq_msgsize = size};
 		*ret = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
 		if (*ret != (mqd_t)-1)
 			return lo;
@@ -148,7 +143,7 @@ static long mq_open_deep(struct cell *c, const char *name, mqd_t *ret)
 static int mq_setup(struct cell *c, char *why, size_t whylen)
 {
 	snprintf(c->mq_name, sizeof(c->mq_name), "/mmapq-bench-%d", (int)getpid());
-	c->mq_depth = mq_open_deep(c, c->mq_name, &c->mq[0]);
+	c->mq_depth = mq_open_deepest(c->mq_name, (long)c->size, &c->mq[0]);
 	if (c->mq_depth == -1) {
 		snprintf(why, whylen, "not possible (msgsize_max %ld)", msgsize_max);
 		return 1;
