@@ -531,6 +531,13 @@ static int init_alone(struct mmapq *q, struct mmapq_error *err)
 
 	if (r < 0)
 		return r;
+	/* a skip a producer that died began: finished before anything is
+	 * walked, so that the cursor is where the skip put it */
+	if (!finish_skips_locked(q)) {
+		set_err(err, "%s: a consumer's skip stops at a record that is not in the queue"
+		        " (damaged)", q->path);
+		return -EBADMSG;
+	}
 	floor_whole_locked(q);
 	r = salvage_alone(q, q->repair, NULL, err);
 	if (r < 0)

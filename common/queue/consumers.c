@@ -269,3 +269,40 @@ int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t
 	}
 	return (int)k;
 }
+
+int mmapq_set_policy(struct mmapq *q, const struct mmapq_policy *p)
+{
+	int r;
+
+	if (q->role != MMAPQ_ROLE_CONSUMER || !q->me || q->no_register || q->legacy)
+		return -EPERM;
+	if (!p || (p->on_full != MMAPQ_POLICY_BLOCK && p->on_full != MMAPQ_POLICY_SKIP))
+		return -EINVAL;
+	r = lock(q);
+	if (r < 0)
+		return r;
+	__atomic_store_n(&q->me->policy, p->on_full == MMAPQ_POLICY_SKIP ? MMAPQ_ENTRY_SKIP : 0,
+	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&q->me->inactive_timeout, p->inactive_timeout_s, __ATOMIC_RELAXED);
+	unlock(q);
+	return sync_each(q) ? sync_header(q) : 0;
+}
+
+int mmapq_policy(struct mmapq *q, int32_t index, struct mmapq_policy *out)
+{
+	const struct mmapq_consumer *c;
+
+	if (q->legacy || !out)
+		return q->legacy ? -ENOENT : -EINVAL;
+	if (index < 0)
+		c = q->me && !q->no_register ? q->me : NULL;
+	else
+		c = (uint32_t)index < q->max_consumers ? &q->h->consumers[index] : NULL;
+	if (!c || !registered(c))
+		return -ENOENT;
+	out->on_full = __atomic_load_n(&c->policy, __ATOMIC_RELAXED) & MMAPQ_ENTRY_SKIP ?
+	               MMAPQ_POLICY_SKIP : MMAPQ_POLICY_BLOCK;
+	out->inactive_timeout_s = __atomic_load_n(&c->inactive_timeout, __ATOMIC_RELAXED);
+	out->skipped = __atomic_load_n(&c->skipped, __ATOMIC_RELAXED) & ~MMAPQ_SKIP_PENDING;
+	return 0;
+}

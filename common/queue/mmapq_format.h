@@ -75,6 +75,25 @@
  * not walked: attaching costs nothing per record kept.  `mmapqctl repair`
  * walks on demand, whatever the flag says.
  *
+ * Skipping.  A consumer whose entry has MMAPQ_ENTRY_SKIP is never waited
+ * for while it is detached (nobody holds its role byte): when a record
+ * does not fit and every registered consumer below the bytes it needs is
+ * such a one, the producer, holding the mutex, moves their cursors past
+ * the oldest whole records, just far enough, counts what each lost in its
+ * skipped, and raises floor.  A consumer that is attached is never
+ * skipped, whatever its policy: it may be reading those bytes (mmapq_get
+ * hands out pointers into the ring), so it is waited for as any other; a
+ * consumer attaching takes its role byte before it reads its cursor under
+ * the mutex, and so finds the cursor a skip moved.  Per consumer, in this
+ * order, each store one that a SIGKILL can stop after: skip_to = the new
+ * cursor's seq; skipped = the new count | MMAPQ_SKIP_PENDING; the cursor
+ * (position_byte, position, synced_byte, synced); skipped = the new count;
+ * then floor (its seqlock).  Whoever finds MMAPQ_SKIP_PENDING (the repair
+ * after EOWNERDEAD, a process attaching alone) stores the cursor again at
+ * skip_to, its byte found from floor (whole: floor is stored only after
+ * every pending bit is cleared), and clears the bit: the skip is done
+ * once, and counted once.
+ *
  * Versions.  1, 2 and 3 were rings of fixed-size slots (a record took a
  * whole slot of record_size bytes); 2 and 3 had 16-byte int slots, 3 added
  * the consumer table.  This library reads them only to migrate them
@@ -211,6 +230,12 @@
 /* struct mmapq_consumer.state */
 #define MMAPQ_CONSUMER_FREE       UINT32_C(0)
 #define MMAPQ_CONSUMER_REGISTERED UINT32_C(1)
+
+/* struct mmapq_consumer.policy: the bits defined (any other is damage) */
+#define MMAPQ_ENTRY_SKIP         UINT32_C(1) /* skipped past, never waited for, while detached */
+#define MMAPQ_ENTRY_POLICY_KNOWN MMAPQ_ENTRY_SKIP
+/* struct mmapq_consumer.skipped: a skip begun, perhaps half stored */
+#define MMAPQ_SKIP_PENDING      (UINT64_C(1) << 63)
 
 /* struct mmapq_frame.len of a padding frame: the rest of the ring is unused */
 #define MMAPQ_FRAME_PAD         UINT32_MAX
@@ -364,7 +389,25 @@ struct mmapq_consumer {
 	uint64_t recoveries;      /* EOWNERDEAD repairs and stale-lock resets
 	                             done by this consumer                    */
 	uint64_t attaches;        /* times a process took this consumer's role */
-	uint8_t  reserved[40];
+	/* What the producer does when this consumer holds floor and the ring
+	 * is full (mmapq_set_policy, mmapq_policy).  policy (MMAPQ_ENTRY_* bits,
+	 * no others) and inactive_timeout: written by the entry's role
+	 * holder with the mutex held, read under it by the producer, relaxed
+	 * by observers; zero (block, no timeout) in a new entry and in files
+	 * made before them.
+	 * skipped, skip_to: the skips (see "Skipping" above), written by the
+	 * producer with the mutex held and only while nobody holds this
+	 * entry's role byte, and by the repair (EOWNERDEAD, or alone).
+	 * skipped counts the records the consumer lost; its top bit
+	 * (MMAPQ_SKIP_PENDING) says that a skip to record skip_to was begun
+	 * and may be half stored: whoever finds it set finishes it.  skip_to
+	 * means something only while that bit is set. */
+	uint32_t policy;
+	uint32_t inactive_timeout; /* seconds not attached before the producer
+	                              removes it; 0: never                     */
+	uint64_t skipped;
+	uint64_t skip_to;
+	uint8_t  reserved[16];
 };
 
 struct mmapq_header {
@@ -444,7 +487,11 @@ _Static_assert(offsetof(struct mmapq_consumer, name) == 64, "consumer name on it
 _Static_assert(offsetof(struct mmapq_consumer, not_empty) == 128, "consumer wait object on its own cache line");
 _Static_assert(offsetof(struct mmapq_consumer, recoveries) == 136, "consumer.recoveries offset");
 _Static_assert(offsetof(struct mmapq_consumer, attaches) == 144, "consumer.attaches offset");
-_Static_assert(offsetof(struct mmapq_consumer, reserved) == 152, "consumer.reserved offset");
+_Static_assert(offsetof(struct mmapq_consumer, policy) == 152, "consumer.policy offset");
+_Static_assert(offsetof(struct mmapq_consumer, inactive_timeout) == 156, "consumer.inactive_timeout offset");
+_Static_assert(offsetof(struct mmapq_consumer, skipped) == 160, "consumer.skipped offset");
+_Static_assert(offsetof(struct mmapq_consumer, skip_to) == 168, "consumer.skip_to offset");
+_Static_assert(offsetof(struct mmapq_consumer, reserved) == 176, "consumer.reserved offset");
 _Static_assert(sizeof(((struct mmapq_consumer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "name and its NUL");
 _Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is one page");
 _Static_assert(offsetof(struct mmapq_header, magic) == 0, "magic offset");

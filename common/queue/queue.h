@@ -176,6 +176,7 @@ void signal_consumers_locked(struct mmapq *q, bool always);
 int refresh_limit(struct mmapq *q);
 int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte);
 int catch_up_synced(struct mmapq *q);
+bool finish_skips_locked(struct mmapq *q);
 
 /* consumers.c */
 bool name_in_table_valid(const char *name);

@@ -150,6 +150,16 @@ static int check_fields(const struct mmapq_header *h, const char *path, struct m
 	bad = first_reserved_nonzero(h, h->max_consumers);
 	if (bad)
 		return reserved_error(h, path, bad, err);
+	for (uint32_t i = 0; i < h->max_consumers; i++) {
+		uint32_t pol = h->consumers[i].policy;
+
+		if (pol & ~MMAPQ_ENTRY_POLICY_KNOWN) {
+			set_err(err, "%s: consumer table entry %" PRIu32 " has policy 0x%" PRIx32
+			        " (bits other than 0x%" PRIx32 " are not defined: damaged, or a newer"
+			        " version's)", path, i, pol, MMAPQ_ENTRY_POLICY_KNOWN);
+			return -EBADMSG;
+		}
+	}
 	if (h->state.clean > 1) {
 		set_err(err, "%s: clean mark is %" PRIu32 " (0 or 1)", path, h->state.clean);
 		return -EBADMSG;

@@ -453,6 +453,44 @@ MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out
  * A file of versions 1 to 3: 0, 0 and -1.  Returns 0. */
 MMAPQ_API int mmapq_blocked(struct mmapq *q, uint64_t *since_usec, uint64_t *total_usec,
                             int32_t *consumer);
+/* A consumer's policy for a full ring (mmapq_set_policy, mmapq_policy).
+ *   on_full: what the producer does when a record does not fit because of
+ *     this consumer's unconsumed records.  MMAPQ_POLICY_BLOCK (the
+ *     default of every new entry): it waits, as the records are kept until
+ *     consumed.  MMAPQ_POLICY_SKIP: while the consumer is detached (no
+ *     process holds it), the producer moves its cursor past its oldest
+ *     whole records, just far enough for the record, instead of waiting;
+ *     the consumer loses them (counted in skipped) and the other consumers
+ *     lose nothing.  An attached skip consumer is waited for as any other
+ *     (the records it is handed stay in the ring until it releases them).
+ *   inactive_timeout_s: seconds the consumer may stay detached before the
+ *     producer daemon removes it (mmapq_consumer_remove); 0: never.  The
+ *     library only stores it, for the producer to read.
+ *   skipped: records this consumer lost to skips since it was registered
+ *     (mmapq_policy fills it in; mmapq_set_policy ignores it). */
+enum mmapq_policy_on_full {
+	MMAPQ_POLICY_BLOCK = 0,
+	MMAPQ_POLICY_SKIP = 1,
+};
+
+struct mmapq_policy {
+	uint32_t on_full;            /* enum mmapq_policy_on_full */
+	uint32_t inactive_timeout_s; /* 0: never */
+	uint64_t skipped;
+};
+
+/* Store the policy of our own consumer entry (a consumer's handle of a
+ * version-4 file, else -EPERM; -EINVAL: an on_full that is not one), under
+ * the mutex; with sync batch or always, written to disk before it
+ * returns.  It stays in the file for as long as the consumer is registered,
+ * so that the producer keeps to it while the consumer is down. */
+MMAPQ_API int mmapq_set_policy(struct mmapq *q, const struct mmapq_policy *p);
+/* The policy and skip count of the consumer of table index index
+ * (mmapq_consumer_status.index), or with index -1 of our own entry (a
+ * consumer's handle), read without locks; any role.  -ENOENT: no consumer
+ * is registered there (or, -1, the handle is not a consumer's); a file of
+ * versions 1 to 3 has none either. */
+MMAPQ_API int mmapq_policy(struct mmapq *q, int32_t index, struct mmapq_policy *out);
 /* For `mmapqctl recreate`, which carries the consumers of a queue file
  * over into a new one: registers the consumers cs[0..n), as
  * mmapq_consumers() reported them (name, position, pid, start_usec,
