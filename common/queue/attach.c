@@ -601,6 +601,15 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 		*old_pid = __atomic_load_n(&q->me->pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->attach_position, q->head.seq, __ATOMIC_RELAXED);
+		{
+			/* no skip is pending under the mutex: the one who
+			 * took it after a producer died in one finished it */
+			uint64_t sk = __atomic_load_n(&q->me->skipped, __ATOMIC_RELAXED) &
+			              ~MMAPQ_SKIP_PENDING;
+
+			q->skipped_before = sk - __atomic_load_n(&q->me->skipped_seen, __ATOMIC_RELAXED);
+			__atomic_store_n(&q->me->skipped_seen, sk, __ATOMIC_RELAXED);
+		}
 		__atomic_store_n(&q->me->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 		count(&q->me->attaches, 1);
 		if (q->early_recoveries)

@@ -304,5 +304,7 @@ int mmapq_policy(struct mmapq *q, int32_t index, struct mmapq_policy *out)
 	               MMAPQ_POLICY_SKIP : MMAPQ_POLICY_BLOCK;
 	out->inactive_timeout_s = __atomic_load_n(&c->inactive_timeout, __ATOMIC_RELAXED);
 	out->skipped = __atomic_load_n(&c->skipped, __ATOMIC_RELAXED) & ~MMAPQ_SKIP_PENDING;
+	out->skipped_since_attach = c == q->me ? q->skipped_before :
+	                            out->skipped - __atomic_load_n(&c->skipped_seen, __ATOMIC_RELAXED);
 	return 0;
 }

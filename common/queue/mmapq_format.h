@@ -407,7 +407,12 @@ struct mmapq_consumer {
 	                              removes it; 0: never                     */
 	uint64_t skipped;
 	uint64_t skip_to;
-	uint8_t  reserved[16];
+	/* skipped as it was when the consumer last attached (stored then by
+	 * the role holder, mutex held): skips happen only while it is
+	 * detached, so skipped - skipped_seen is what it lost since it last
+	 * ran, and what it is told when it attaches again. */
+	uint64_t skipped_seen;
+	uint8_t  reserved[8];
 };
 
 struct mmapq_header {
@@ -491,7 +496,8 @@ _Static_assert(offsetof(struct mmapq_consumer, policy) == 152, "consumer.policy 
 _Static_assert(offsetof(struct mmapq_consumer, inactive_timeout) == 156, "consumer.inactive_timeout offset");
 _Static_assert(offsetof(struct mmapq_consumer, skipped) == 160, "consumer.skipped offset");
 _Static_assert(offsetof(struct mmapq_consumer, skip_to) == 168, "consumer.skip_to offset");
-_Static_assert(offsetof(struct mmapq_consumer, reserved) == 176, "consumer.reserved offset");
+_Static_assert(offsetof(struct mmapq_consumer, skipped_seen) == 176, "consumer.skipped_seen offset");
+_Static_assert(offsetof(struct mmapq_consumer, reserved) == 184, "consumer.reserved offset");
 _Static_assert(sizeof(((struct mmapq_consumer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "name and its NUL");
 _Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is one page");
 _Static_assert(offsetof(struct mmapq_header, magic) == 0, "magic offset");

@@ -153,7 +153,8 @@ static int check_fields(const struct mmapq_header *h, const char *path, struct m
 	for (uint32_t i = 0; i < h->max_consumers; i++) {
 		uint32_t pol = h->consumers[i].policy;
 
-		if (pol & ~MMAPQ_ENTRY_POLICY_KNOWN) {
+		/* a free entry's policy means nothing (a registration zeroes it) */
+		if (h->consumers[i].state == MMAPQ_CONSUMER_REGISTERED && (pol & ~MMAPQ_ENTRY_POLICY_KNOWN)) {
 			set_err(err, "%s: consumer table entry %" PRIu32 " has policy 0x%" PRIx32
 			        " (bits other than 0x%" PRIx32 " are not defined: damaged, or a newer"
 			        " version's)", path, i, pol, MMAPQ_ENTRY_POLICY_KNOWN);
@@ -229,6 +230,7 @@ int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real
 struct entry_view {
 	uint32_t state;
 	struct pos synced, position;
+	uint64_t skipped, skip_to;
 	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
 };
 
@@ -245,6 +247,8 @@ static void table_read(const struct mmapq *q, struct entry_view *v)
 		v[i].synced.byte = __atomic_load_n(&c->synced_byte, __ATOMIC_RELAXED);
 		v[i].position.seq = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
 		v[i].position.byte = __atomic_load_n(&c->position_byte, __ATOMIC_RELAXED);
+		v[i].skipped = __atomic_load_n(&c->skipped, __ATOMIC_RELAXED);
+		v[i].skip_to = __atomic_load_n(&c->skip_to, __ATOMIC_RELAXED);
 		memcpy(v[i].name, c->name, sizeof(v[i].name));
 	}
 }
@@ -298,6 +302,14 @@ static int table_check(const struct mmapq *q, const struct entry_view *v, bool c
 			        " byte %" PRIu64 ", %" PRIu64 " byte %" PRIu64 "]", q->path, name,
 			        v[i].position.seq, v[i].position.byte, v[i].synced.seq, v[i].synced.byte,
 			        floor.seq, floor.byte, tail.seq, tail.byte);
+			return -EBADMSG;
+		}
+		/* a skip a producer died in: finished at a record of the queue */
+		if (cursors && (v[i].skipped & MMAPQ_SKIP_PENDING) &&
+		    (v[i].skip_to < floor.seq || v[i].skip_to > tail.seq)) {
+			set_err(err, "%s: consumer '%s' has a skip pending to record %" PRIu64
+			        ", outside the queue [%" PRIu64 ", %" PRIu64 "]", q->path, name,
+			        v[i].skip_to, floor.seq, tail.seq);
 			return -EBADMSG;
 		}
 	}

@@ -437,8 +437,11 @@ static void test_header_fields(void)
 		{"state.reserved0", HOFF(state.reserved0), 4, 1, 0, {"reserved", "offset 388", NULL}},
 		{"not_full_reserved[0]", HOFF(not_full_reserved), 1, 1, 0, {"reserved", "offset 456", NULL}},
 		{"not_full_reserved[55]", HOFF(not_full_reserved) + 55, 1, 1, 0, {"reserved", "offset 511", NULL}},
-		{"consumer 0 reserved[0]", CONS(0, reserved), 1, 1, 0, {"reserved", "offset 664", NULL}},
-		{"consumer 3 reserved[39]", CONS(3, reserved) + 39, 1, 1, 0, {"reserved", "offset 1279", NULL}},
+		{"consumer 0 reserved[0]", CONS(0, reserved), 1, 1, 0, {"reserved", "offset 696", NULL}},
+		{"consumer 3 reserved[7]", CONS(3, reserved) + 7, 1, 1, 0, {"reserved", "offset 1279", NULL}},
+		{"consumer 0 policy 0x2", CONS(0, policy), 4, 2, 0, {"entry 0", "policy 0x2", NULL}},
+		{"consumer 0 skip pending below floor", CONS(0, skipped), 8, UINT64_C(1) << 63, 0,
+		 {"consumer 'default' has a skip pending to record 0, outside the queue [3, 5]", NULL}},
 		/* entries past max_consumers (8) are reserved whole */
 		{"consumer 8 state", CONS(8, state), 4, 1, 0, {"reserved", "offset 2080", NULL}},
 		{"consumer 15 name[63]", CONS(15, name) + 63, 1, 'x', 0, {"reserved", "offset 3519", NULL}},
@@ -1181,7 +1184,16 @@ static int flip_consumer(size_t e, size_t o, const uint8_t *b)
 		return flip_pid(base + o, base + offsetof(struct mmapq_consumer, pid), b);
 	if (o >= offsetof(struct mmapq_consumer, start_usec) && o < offsetof(struct mmapq_consumer, name))
 		return 1;
-	if (o >= offsetof(struct mmapq_consumer, not_empty) && o < offsetof(struct mmapq_consumer, reserved))
+	if (o >= offsetof(struct mmapq_consumer, not_empty) && o < offsetof(struct mmapq_consumer, policy))
+		return 1;
+	/* the policy: only the defined bits; the pending bit of skipped (its
+	 * top byte) asks for a skip to skip_to, 0 here, below floor */
+	if (o >= offsetof(struct mmapq_consumer, inactive_timeout) &&
+	    o < offsetof(struct mmapq_consumer, reserved) &&
+	    o != offsetof(struct mmapq_consumer, skipped) + 7)
+		return 1;
+	if (!reg && o >= offsetof(struct mmapq_consumer, policy) &&
+	    o < offsetof(struct mmapq_consumer, reserved))
 		return 1;
 	/* a free entry's cursors and name mean nothing */
 	if (!reg && o < offsetof(struct mmapq_consumer, state))

@@ -60,7 +60,7 @@ static void register_as(const char *name, uint32_t on_full)
 {
 	struct mmapq *c = open_as(MMAPQ_ROLE_CONSUMER, name);
 	struct mmapq_policy pol = {.on_full = on_full, .inactive_timeout_s = 7};
-	struct mmapq_policy got = {9, 9, 9};
+	struct mmapq_policy got = {9, 9, 9, 9};
 	int r = mmapq_set_policy(c, &pol);
 
 	EXPECT(r == 0, "set_policy %s: %s", name, mmapq_strerror(r));
@@ -161,12 +161,23 @@ static void test_skip_detached(void)
 	       "audit skipped %" PRIu64 " of %" PRIu64, pol.skipped, total);
 	/* back: its cursor where the skips left it, the records from there
 	 * in order, none lost uncounted */
+	EXPECT(pol.skipped_since_attach == pol.skipped, "lost since audit last ran: %" PRIu64
+	       " of %" PRIu64, pol.skipped_since_attach, pol.skipped);
 	a = open_as(MMAPQ_ROLE_CONSUMER, "audit");
 	EXPECT(mmapq_policy(a, -1, &pol) == 0, "own policy");
+	EXPECT(pol.skipped_since_attach == pol.skipped, "audit told %" PRIu64 " lost while down, of %"
+	       PRIu64, pol.skipped_since_attach, pol.skipped);
 	anext = pol.skipped;
 	got = drain(a, &anext);
 	EXPECT(pol.skipped + got == total, "audit: skipped %" PRIu64 " + got %u, %" PRIu64 " published",
 	       pol.skipped, got, total);
+	mmapq_close(a);
+	/* down again, nothing lost meanwhile: told 0 next time */
+	EXPECT(policy_of("audit").skipped_since_attach == 0, "lost since audit last ran");
+	a = open_as(MMAPQ_ROLE_CONSUMER, "audit");
+	EXPECT(mmapq_policy(a, -1, &pol) == 0 && pol.skipped_since_attach == 0 &&
+	       pol.skipped + got == total, "told %" PRIu64 " (0), total %" PRIu64,
+	       pol.skipped_since_attach, pol.skipped);
 	mmapq_close(a);
 	mmapq_close(p);
 	mmapq_close(m);

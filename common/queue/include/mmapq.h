@@ -466,8 +466,12 @@ MMAPQ_API int mmapq_blocked(struct mmapq *q, uint64_t *since_usec, uint64_t *tot
  *   inactive_timeout_s: seconds the consumer may stay detached before the
  *     producer daemon removes it (mmapq_consumer_remove); 0: never.  The
  *     library only stores it, for the producer to read.
- *   skipped: records this consumer lost to skips since it was registered
- *     (mmapq_policy fills it in; mmapq_set_policy ignores it). */
+ *   skipped: records this consumer lost to skips since it was registered;
+ *   skipped_since_attach: of those, the ones lost since it last attached:
+ *     for a consumer that is down, what it lost since it last ran; with
+ *     index -1 (our own handle), what it lost while it was down before
+ *     this attach (mmapq_policy fills both in; mmapq_set_policy ignores
+ *     them). */
 enum mmapq_policy_on_full {
 	MMAPQ_POLICY_BLOCK = 0,
 	MMAPQ_POLICY_SKIP = 1,
@@ -477,6 +481,7 @@ struct mmapq_policy {
 	uint32_t on_full;            /* enum mmapq_policy_on_full */
 	uint32_t inactive_timeout_s; /* 0: never */
 	uint64_t skipped;
+	uint64_t skipped_since_attach;
 };
 
 /* Store the policy of our own consumer entry (a consumer's handle of a
