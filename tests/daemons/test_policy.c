@@ -6,7 +6,9 @@
  *                     holds the producer: a block consumer gets every
  *                     record in order, the producer ends; the skip one,
  *                     back, says how many it lost (its journal line), and
- *                     what it writes is exactly the records after those
+ *                     what it writes is exactly the records after those;
+ *                     mmapqctl consumers --json, status and metrics show
+ *                     its policy and count
  *   inactive_timeout  a consumer with inactive_timeout that ran and exited
  *                     is removed by the producer once it has been gone that
  *                     long, not before, and that is said; one attached all
@@ -159,6 +161,17 @@ static void expect_range(const char *who, const char *text, unsigned first, unsi
 	EXPECT(!*s, "%s: more than records %u..%u: '%.20s'", who, first, last, s);
 }
 
+/* mmapqctl CMD [ARG]: its standard output (it must succeed). */
+static char *ctl_output(const char *cmd, const char *arg)
+{
+	struct tu_proc p = spawn(false, true, false, "mmapqctl", cmd, arg, NULL);
+	char *text = tu_read_all(p.out_fd, DEADLINE_MS, NULL);
+
+	close(p.out_fd);
+	EXPECT(text && finish(p.pid) == 0, "mmapqctl %s failed", cmd);
+	return text;
+}
+
 /* ---- skip_down ----------------------------------------------------------------- */
 
 static void skip_down(void)
@@ -192,6 +205,20 @@ static void skip_down(void)
 	       pol.skipped_since_attach == pol.skipped && cs.position == pol.skipped,
 	       "audit: skipped %" PRIu64 " (%" PRIu64 " since it ran), at %" PRIu64, pol.skipped,
 	       pol.skipped_since_attach, cs.position);
+	/* mmapqctl shows it: consumers --json, status, metrics */
+	snprintf(want, sizeof(want), "\"on_full\":\"skip\",\"skipped\":%" PRIu64 "}", pol.skipped);
+	out = ctl_output("consumers", "--json");
+	EXPECT(strstr(out, want), "consumers --json lacks '%s': %s", want, out);
+	free(out);
+	snprintf(want, sizeof(want), "on_full = skip: %" PRIu64 " records lost to skips", pol.skipped);
+	out = ctl_output("status", NULL);
+	EXPECT(strstr(out, want), "status lacks '%s': %s", want, out);
+	free(out);
+	snprintf(want, sizeof(want), "mmapq_consumer_skipped_records_total{queue=\"%s\",consumer="
+	         "\"audit\"} %" PRIu64 "\n", qpath, pol.skipped);
+	out = ctl_output("metrics", NULL);
+	EXPECT(strstr(out, want), "metrics lack '%s'", want);
+	free(out);
 	/* back: it says what it lost, and writes the records after them */
 	audit = spawn(false, true, true, "mmapq-consumer", "--name", "audit", NULL);
 	snprintf(want, sizeof(want), "lost %" PRIu64 " records to on_full = skip since it last ran",
