@@ -102,6 +102,16 @@ static int put_one(struct mmapq *p)
 	return 0;
 }
 
+/* A producer attached, the ring filled (CAP records) by it. */
+static struct mmapq *full_producer(void)
+{
+	struct mmapq *p = open_as(MMAPQ_ROLE_PRODUCER, NULL);
+
+	for (uint32_t i = 0; i < CAP; i++)
+		EXPECT(put_one(p) == 0, "put %u", i);
+	return p;
+}
+
 /* Everything available to c, checked in order from *next (each record its
  * own sequence number), released; how many. */
 static uint32_t drain(struct mmapq *c, uint64_t *next)
@@ -192,9 +202,7 @@ static void test_attached_waited(void)
 
 	register_as("audit", MMAPQ_POLICY_SKIP);
 	a = open_as(MMAPQ_ROLE_CONSUMER, "audit");
-	p = open_as(MMAPQ_ROLE_PRODUCER, NULL);
-	for (uint32_t i = 0; i < CAP; i++)
-		EXPECT(put_one(p) == 0, "put %u", i);
+	p = full_producer();
 	r = put_one(p);
 	EXPECT(r == -EAGAIN, "a full ring, audit attached: %d", r);
 	EXPECT(policy_of("audit").skipped == 0, "audit skipped while attached");
@@ -215,9 +223,7 @@ static void test_block_waited(void)
 
 	register_as("audit", MMAPQ_POLICY_SKIP);
 	register_as("main", MMAPQ_POLICY_BLOCK);
-	p = open_as(MMAPQ_ROLE_PRODUCER, NULL);
-	for (uint32_t i = 0; i < CAP; i++)
-		EXPECT(put_one(p) == 0, "put %u", i);
+	p = full_producer();
 	r = put_one(p);
 	EXPECT(r == -EAGAIN, "main (block) holds the ring: %d", r);
 	EXPECT(policy_of("audit").skipped == 0 && policy_of("main").skipped == 0, "skipped");
@@ -257,9 +263,7 @@ static void crash_at(const char *point, bool main_attached)
 
 	register_as("audit", MMAPQ_POLICY_SKIP);
 	m = open_as(MMAPQ_ROLE_CONSUMER, "main");
-	p = open_as(MMAPQ_ROLE_PRODUCER, NULL);
-	for (uint32_t i = 0; i < CAP; i++)
-		EXPECT(put_one(p) == 0, "put %u", i);
+	p = full_producer();
 	mmapq_close(p);
 	EXPECT(drain(m, &next) == CAP, "main drained");
 	if (!main_attached) {
