@@ -300,7 +300,7 @@ int mmapq_policy(struct mmapq *q, int32_t index, struct mmapq_policy *out)
 		c = (uint32_t)index < q->max_consumers ? &q->h->consumers[index] : NULL;
 	if (!c || !registered(c))
 		return -ENOENT;
-	out->on_full = __atomic_load_n(&c->policy, __ATOMIC_RELAXED) & MMAPQ_ENTRY_SKIP ?
+	out->on_full = (__atomic_load_n(&c->policy, __ATOMIC_RELAXED) & MMAPQ_ENTRY_SKIP) ?
 	               MMAPQ_POLICY_SKIP : MMAPQ_POLICY_BLOCK;
 	out->inactive_timeout_s = __atomic_load_n(&c->inactive_timeout, __ATOMIC_RELAXED);
 	out->skipped = __atomic_load_n(&c->skipped, __ATOMIC_RELAXED) & ~MMAPQ_SKIP_PENDING;
