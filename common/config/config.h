@@ -50,6 +50,8 @@ struct mmapq_config {
 	char journal_identifier[MMAPQ_CONFIG_STR_MAX]; /* [consumer] journal_identifier: records' SYSLOG_IDENTIFIER */
 	char journal_namespace[MMAPQ_CONFIG_STR_MAX];  /* [consumer] journal_namespace: "default" or a namespace */
 	uint32_t seq_prefix;                   /* [consumer] seq_prefix: 1 = "SEQ<TAB>" before each line */
+	uint32_t consumer_on_full;             /* [consumer] on_full: enum mmapq_policy_on_full */
+	uint32_t inactive_timeout;             /* [consumer] inactive_timeout, seconds, 0 = never */
 	/* [nats]: output = nats (daemons/consumer/nats.h) */
 	char nats_servers[MMAPQ_CONFIG_STR_MAX]; /* URLs, comma-separated: nats://HOST:PORT, tls://... */
 	char nats_subject[MMAPQ_CONFIG_STR_MAX]; /* subject of every record */

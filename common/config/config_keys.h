@@ -35,6 +35,7 @@ enum cfg_type {
 	CFG_STREAM,  /* string: a JetStream stream name */
 	CFG_BYTES,   /* bytes, min..max: decimal with an optional K, M or G (x 1024^n) */
 	CFG_SIZE,    /* as CFG_BYTES, a power of two, stored as a uint64_t */
+	CFG_DURATION, /* seconds, min..max: decimal with an optional s, m, h or d */
 };
 
 /* A queue file its owner cannot read and write is useless. */

@@ -25,6 +25,9 @@ static const struct cfg_name input_names[] = {
 static const struct cfg_name on_full_names[] = {
 	{ "block", MMAPQ_ON_FULL_BLOCK }, { "drop", MMAPQ_ON_FULL_DROP }, { NULL, 0 },
 };
+static const struct cfg_name consumer_on_full_names[] = {
+	{ "block", MMAPQ_POLICY_BLOCK }, { "skip", MMAPQ_POLICY_SKIP }, { NULL, 0 },
+};
 static const struct cfg_name start_names[] = {
 	{ "oldest", MMAPQ_START_OLDEST }, { "newest", MMAPQ_START_NEWEST }, { NULL, 0 },
 };

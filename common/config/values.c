@@ -104,6 +104,47 @@ static int cfg_format_bytes(uint64_t n, char *buf, size_t size)
 	return snprintf(buf, size, "%" PRIu64, n);
 }
 
+/* The units of a duration in seconds: s, m, h and d (as systemd's, one
+ * unit, no blank). */
+static const struct {
+	char unit;
+	uint32_t seconds;
+} cfg_time_units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+
+/* Seconds: decimal digits and one unit if you like (none: seconds).
+ * -EINVAL if it is not that, -ERANGE past UINT64_MAX. */
+static int cfg_parse_duration(const char *s, uint64_t *ret)
+{
+	size_t len = strlen(s);
+	uint64_t v, mul = 1;
+	int r;
+
+	for (size_t i = 0; len && i < sizeof(cfg_time_units) / sizeof(cfg_time_units[0]); i++)
+		if (s[len - 1] == cfg_time_units[i].unit) {
+			mul = cfg_time_units[i].seconds;
+			len--;
+			break;
+		}
+	r = cfg_parse_uint(s, len, 10, &v);
+	if (r < 0)
+		return r;
+	if (v > UINT64_MAX / mul)
+		return -ERANGE;
+	*ret = v * mul;
+	return 0;
+}
+
+/* n seconds as the shortest exact text in the largest unit: "1h", "90s",
+ * "0" */
+static int cfg_format_duration(uint64_t n, char *buf, size_t size)
+{
+	for (size_t i = 0; n && i < sizeof(cfg_time_units) / sizeof(cfg_time_units[0]); i++)
+		if (n % cfg_time_units[i].seconds == 0)
+			return snprintf(buf, size, "%" PRIu64 "%c", n / cfg_time_units[i].seconds,
+			                cfg_time_units[i].unit);
+	return snprintf(buf, size, "%" PRIu64, n);
+}
+
 /* One server of [nats] servers, s[0..len): [nats:// | tls://] HOST [:PORT],
  * HOST a name, an IPv4 address or an [IPv6] address.  NULL or why not. */
 static const char *cfg_check_server(const char *s, size_t len)
@@ -290,6 +331,7 @@ static const char *cfg_check_string(const struct cfg_key *k, const char *value, 
 	case CFG_MODE:
 	case CFG_BYTES:
 	case CFG_SIZE:
+	case CFG_DURATION:
 		break; /* not strings: cfg_parse_number */
 	}
 	return NULL;
@@ -323,6 +365,11 @@ static const char *cfg_parse_number(const struct cfg_key *k, const char *value, 
 		r = cfg_parse_bytes(value, v);
 		if (r == -EINVAL)
 			return "is not a number of bytes (digits, and K, M or G after them if you like)";
+		break;
+	case CFG_DURATION:
+		r = cfg_parse_duration(value, v);
+		if (r == -EINVAL)
+			return "is not a duration (digits, and s, m, h or d after them if you like)";
 		break;
 	default:
 		r = cfg_parse_uint(value, strlen(value), 10, v);
@@ -408,6 +455,14 @@ void cfg_allowed(const struct cfg_key *k, char *buf, size_t size)
 		         k->type == CFG_SIZE ? "a power of two from " : "", lo, hi);
 		return;
 	}
+	case CFG_DURATION: {
+		char lo[32], hi[32];
+
+		cfg_format_duration(k->min, lo, sizeof(lo));
+		cfg_format_duration(k->max, hi, sizeof(hi));
+		snprintf(buf, size, "%s to %s: seconds, or with s, m, h or d after them", lo, hi);
+		return;
+	}
 	case CFG_MODE:
 		snprintf(buf, size, "an octal mode from %04o to %04o that includes %04o",
 		         (unsigned)k->min | CFG_MODE_RW, (unsigned)k->max, CFG_MODE_RW);
@@ -460,6 +515,9 @@ int cfg_format(const struct mmapq_config *c, const struct cfg_key *k,
 	case CFG_BYTES:
 	case CFG_SIZE:
 		w = cfg_format_bytes(cfg_get_num(c, k), buf, size);
+		break;
+	case CFG_DURATION:
+		w = cfg_format_duration(cfg_get_u32(c, k), buf, size);
 		break;
 	}
 	if (w < 0 || (size_t)w >= size)

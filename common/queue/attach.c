@@ -531,6 +531,13 @@ static int init_alone(struct mmapq *q, struct mmapq_error *err)
 
 	if (r < 0)
 		return r;
+	/* a skip a producer that died began: finished before anything is
+	 * walked, so that the cursor is where the skip put it */
+	if (!finish_skips_locked(q)) {
+		set_err(err, "%s: a consumer's skip stops at a record that is not in the queue"
+		        " (damaged)", q->path);
+		return -EBADMSG;
+	}
 	floor_whole_locked(q);
 	r = salvage_alone(q, q->repair, NULL, err);
 	if (r < 0)
@@ -594,11 +601,19 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 		*old_pid = __atomic_load_n(&q->me->pid, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
 		__atomic_store_n(&q->me->attach_position, q->head.seq, __ATOMIC_RELAXED);
+		{
+			/* no skip is pending under the mutex: the one who
+			 * took it after a producer died in one finished it */
+			uint64_t sk = __atomic_load_n(&q->me->skipped, __ATOMIC_RELAXED) &
+			              ~MMAPQ_SKIP_PENDING;
+
+			q->skipped_before = sk - __atomic_load_n(&q->me->skipped_seen, __ATOMIC_RELAXED);
+			__atomic_store_n(&q->me->skipped_seen, sk, __ATOMIC_RELAXED);
+		}
 		__atomic_store_n(&q->me->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 		count(&q->me->attaches, 1);
 		/* what a previous holder said of its output is not ours */
-		__atomic_store_n(&q->me->out_state, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&q->me->out_in_flight, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->h->outputs[q->index].state, 0, __ATOMIC_RELAXED);
 		if (q->early_recoveries)
 			count(&q->me->recoveries, q->early_recoveries);
 	} else if (q->prod) {

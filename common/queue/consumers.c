@@ -70,6 +70,7 @@ int find_or_register_locked(struct mmapq *q, struct mmapq_error *err)
 		/* A crash before the state store leaves a free entry. */
 		memset(c, 0, offsetof(struct mmapq_consumer, not_empty));
 		memset(&c->recoveries, 0, sizeof(*c) - offsetof(struct mmapq_consumer, recoveries));
+		memset(&q->h->outputs[free_idx], 0, sizeof(q->h->outputs[free_idx]));
 		memcpy(c->name, q->name, strlen(q->name));
 		__atomic_store_n(&c->position, pos.seq, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->position_byte, pos.byte, __ATOMIC_RELAXED);
@@ -202,6 +203,7 @@ int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status 
 
 		memset(c, 0, offsetof(struct mmapq_consumer, not_empty));
 		memset(&c->recoveries, 0, sizeof(*c) - offsetof(struct mmapq_consumer, recoveries));
+		memset(&q->h->outputs[idx[i]], 0, sizeof(q->h->outputs[idx[i]]));
 		memcpy(c->name, cs[i].name, strlen(cs[i].name));
 		__atomic_store_n(&c->position, cs[i].position, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->position_byte, byte[i], __ATOMIC_RELAXED);
@@ -252,43 +254,49 @@ int mmapq_consumer_consumed(struct mmapq *q, uint32_t index, uint64_t *consumed)
 int mmapq_output_report(struct mmapq *q, const struct mmapq_output_health *h)
 {
 	struct mmapq_consumer *c = q->me;
+	struct mmapq_output *o;
+	uint32_t in_flight;
 
 	if (q->legacy)
 		return -EROFS;
 	if (q->role != MMAPQ_ROLE_CONSUMER || !c)
 		return -EPERM;
+	o = &q->h->outputs[q->index];
 	if (!h) {
-		__atomic_store_n(&c->out_state, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&c->out_in_flight, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&o->state, 0, __ATOMIC_RELAXED);
 		return 0;
 	}
-	count(&c->out_acked, h->acknowledged);
+	count(&o->acked, h->acknowledged);
 	/* the file keeps 32 bits of them: a reconnection a second lasts 136 years */
-	__atomic_fetch_add(&c->out_reconnects, (uint32_t)h->reconnects, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&o->reconnects, (uint32_t)h->reconnects, __ATOMIC_RELAXED);
 	if (h->last_ack_usec)
-		__atomic_store_n(&c->out_last_ack_usec, h->last_ack_usec, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->out_in_flight, h->in_flight, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->out_state, MMAPQ_OUTPUT_REPORTED | (h->connected ? MMAPQ_OUTPUT_CONNECTED : 0),
-	                 __ATOMIC_RELAXED);
+		__atomic_store_n(&o->last_ack_usec, h->last_ack_usec, __ATOMIC_RELAXED);
+	/* in flight in the state word's upper bits, at most what they hold
+	 * (the forwarder keeps far fewer in flight) */
+	in_flight = h->in_flight < MMAPQ_OUTPUT_IN_FLIGHT_MAX ? h->in_flight : MMAPQ_OUTPUT_IN_FLIGHT_MAX;
+	__atomic_store_n(&o->state, in_flight << MMAPQ_OUTPUT_IN_FLIGHT_SHIFT | MMAPQ_OUTPUT_REPORTED |
+	                            (h->connected ? MMAPQ_OUTPUT_CONNECTED : 0), __ATOMIC_RELAXED);
 	return 0;
 }
 
 int mmapq_consumer_output(struct mmapq *q, uint32_t index, struct mmapq_output_health *h)
 {
 	const struct mmapq_consumer *c;
+	const struct mmapq_output *o;
 	uint32_t state;
 	int r = registered_entry(q, index, &c);
 
 	if (r < 0)
 		return r;
-	state = __atomic_load_n(&c->out_state, __ATOMIC_RELAXED);
+	o = &q->h->outputs[index];
+	state = __atomic_load_n(&o->state, __ATOMIC_RELAXED);
 	if (!(state & MMAPQ_OUTPUT_REPORTED))
 		return -ENODATA;
 	*h = (struct mmapq_output_health){
-		.acknowledged = __atomic_load_n(&c->out_acked, __ATOMIC_RELAXED),
-		.reconnects = __atomic_load_n(&c->out_reconnects, __ATOMIC_RELAXED),
-		.last_ack_usec = __atomic_load_n(&c->out_last_ack_usec, __ATOMIC_RELAXED),
-		.in_flight = __atomic_load_n(&c->out_in_flight, __ATOMIC_RELAXED),
+		.acknowledged = __atomic_load_n(&o->acked, __ATOMIC_RELAXED),
+		.reconnects = __atomic_load_n(&o->reconnects, __ATOMIC_RELAXED),
+		.last_ack_usec = __atomic_load_n(&o->last_ack_usec, __ATOMIC_RELAXED),
+		.in_flight = state >> MMAPQ_OUTPUT_IN_FLIGHT_SHIFT,
 		.connected = state & MMAPQ_OUTPUT_CONNECTED,
 	};
 	return 0;
@@ -337,4 +345,43 @@ int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t
 		k++;
 	}
 	return (int)k;
+}
+
+int mmapq_set_policy(struct mmapq *q, const struct mmapq_policy *p)
+{
+	int r;
+
+	if (q->role != MMAPQ_ROLE_CONSUMER || !q->me || q->no_register || q->legacy)
+		return -EPERM;
+	if (!p || (p->on_full != MMAPQ_POLICY_BLOCK && p->on_full != MMAPQ_POLICY_SKIP))
+		return -EINVAL;
+	r = lock(q);
+	if (r < 0)
+		return r;
+	__atomic_store_n(&q->me->policy, p->on_full == MMAPQ_POLICY_SKIP ? MMAPQ_ENTRY_SKIP : 0,
+	                 __ATOMIC_RELAXED);
+	__atomic_store_n(&q->me->inactive_timeout, p->inactive_timeout_s, __ATOMIC_RELAXED);
+	unlock(q);
+	return sync_each(q) ? sync_header(q) : 0;
+}
+
+int mmapq_policy(struct mmapq *q, int32_t index, struct mmapq_policy *out)
+{
+	const struct mmapq_consumer *c;
+
+	if (q->legacy || !out)
+		return q->legacy ? -ENOENT : -EINVAL;
+	if (index < 0)
+		c = q->me && !q->no_register ? q->me : NULL;
+	else
+		c = (uint32_t)index < q->max_consumers ? &q->h->consumers[index] : NULL;
+	if (!c || !registered(c))
+		return -ENOENT;
+	out->on_full = (__atomic_load_n(&c->policy, __ATOMIC_RELAXED) & MMAPQ_ENTRY_SKIP) ?
+	               MMAPQ_POLICY_SKIP : MMAPQ_POLICY_BLOCK;
+	out->inactive_timeout_s = __atomic_load_n(&c->inactive_timeout, __ATOMIC_RELAXED);
+	out->skipped = __atomic_load_n(&c->skipped, __ATOMIC_RELAXED) & ~MMAPQ_SKIP_PENDING;
+	out->skipped_since_attach = c == q->me ? q->skipped_before :
+	                            out->skipped - __atomic_load_n(&c->skipped_seen, __ATOMIC_RELAXED);
+	return 0;
 }

@@ -75,6 +75,25 @@
  * not walked: attaching costs nothing per record kept.  `mmapqctl repair`
  * walks on demand, whatever the flag says.
  *
+ * Skipping.  A consumer whose entry has MMAPQ_ENTRY_SKIP is never waited
+ * for while it is detached (nobody holds its role byte): when a record
+ * does not fit and every registered consumer below the bytes it needs is
+ * such a one, the producer, holding the mutex, moves their cursors past
+ * the oldest whole records, just far enough, counts what each lost in its
+ * skipped, and raises floor.  A consumer that is attached is never
+ * skipped, whatever its policy: it may be reading those bytes (mmapq_get
+ * hands out pointers into the ring), so it is waited for as any other; a
+ * consumer attaching takes its role byte before it reads its cursor under
+ * the mutex, and so finds the cursor a skip moved.  Per consumer, in this
+ * order, each store one that a SIGKILL can stop after: skip_to = the new
+ * cursor's seq; skipped = the new count | MMAPQ_SKIP_PENDING; the cursor
+ * (position_byte, position, synced_byte, synced); skipped = the new count;
+ * then floor (its seqlock).  Whoever finds MMAPQ_SKIP_PENDING (the repair
+ * after EOWNERDEAD, a process attaching alone) stores the cursor again at
+ * skip_to, its byte found from floor (whole: floor is stored only after
+ * every pending bit is cleared), and clears the bit: the skip is done
+ * once, and counted once.
+ *
  * Versions.  1, 2 and 3 were rings of fixed-size slots (a record took a
  * whole slot of record_size bytes); 2 and 3 had 16-byte int slots, 3 added
  * the consumer table.  This library reads them only to migrate them
@@ -84,7 +103,7 @@
  * Their layouts are at the end of this file.
  *
  * Queue id.  16 random bytes (getrandom) at offset 3584, the start of the
- * reserved tail, so that records of different queues (on one host or many)
+ * header's tail, so that records of different queues (on one host or many)
  * can be told apart: the NATS output's Nats-Msg-Id is "<id in hex>:<seq>",
  * which JetStream's duplicate window uses to drop a record forwarded twice.
  * A file is given one when it is created.  A file made anew (mmapqctl
@@ -208,13 +227,21 @@
 #define MMAPQ_LOCK_CONSUMER     2 /* + the consumer's index in the table */
 #define MMAPQ_LOCK_REMOVE       (MMAPQ_LOCK_CONSUMER + MMAPQ_CONSUMERS_MAX)
 
-/* struct mmapq_consumer.out_state, bits */
+/* struct mmapq_output.state: two flags, then the records in flight */
 #define MMAPQ_OUTPUT_REPORTED   UINT32_C(1)
 #define MMAPQ_OUTPUT_CONNECTED  UINT32_C(2)
+#define MMAPQ_OUTPUT_IN_FLIGHT_SHIFT 2
+#define MMAPQ_OUTPUT_IN_FLIGHT_MAX  (UINT32_MAX >> MMAPQ_OUTPUT_IN_FLIGHT_SHIFT)
 
 /* struct mmapq_consumer.state */
 #define MMAPQ_CONSUMER_FREE       UINT32_C(0)
 #define MMAPQ_CONSUMER_REGISTERED UINT32_C(1)
+
+/* struct mmapq_consumer.policy: the bits defined (any other is damage) */
+#define MMAPQ_ENTRY_SKIP         UINT32_C(1) /* skipped past, never waited for, while detached */
+#define MMAPQ_ENTRY_POLICY_KNOWN MMAPQ_ENTRY_SKIP
+/* struct mmapq_consumer.skipped: a skip begun, perhaps half stored */
+#define MMAPQ_SKIP_PENDING      (UINT64_C(1) << 63)
 
 /* struct mmapq_frame.len of a padding frame: the rest of the ring is unused */
 #define MMAPQ_FRAME_PAD         UINT32_MAX
@@ -368,31 +395,57 @@ struct mmapq_consumer {
 	uint64_t recoveries;      /* EOWNERDEAD repairs and stale-lock resets
 	                             done by this consumer                    */
 	uint64_t attaches;        /* times a process took this consumer's role */
+	/* What the producer does when this consumer holds floor and the ring
+	 * is full (mmapq_set_policy, mmapq_policy).  policy (MMAPQ_ENTRY_* bits,
+	 * no others) and inactive_timeout: written by the entry's role
+	 * holder with the mutex held, read under it by the producer, relaxed
+	 * by observers; zero (block, no timeout) in a new entry and in files
+	 * made before them.
+	 * skipped, skip_to: the skips (see "Skipping" above), written by the
+	 * producer with the mutex held and only while nobody holds this
+	 * entry's role byte, and by the repair (EOWNERDEAD, or alone).
+	 * skipped counts the records the consumer lost; its top bit
+	 * (MMAPQ_SKIP_PENDING) says that a skip to record skip_to was begun
+	 * and may be half stored: whoever finds it set finishes it.  skip_to
+	 * means something only while that bit is set. */
+	uint32_t policy;
+	uint32_t inactive_timeout; /* seconds not attached before the producer
+	                              removes it; 0: never                     */
+	uint64_t skipped;
+	uint64_t skip_to;
+	/* skipped as it was when the consumer last attached (stored then by
+	 * the role holder, mutex held): skips happen only while it is
+	 * detached, so skipped - skipped_seen is what it lost since it last
+	 * ran, and what it is told when it attaches again. */
+	uint64_t skipped_seen;
 	/* Records this consumer has released since it registered: the sum of
 	 * what its mmapq_release calls released (position, which starts where
 	 * it registered, is not what it consumed).  A counter that only grows:
 	 * written by the role holder alone, with the mutex held, after its
 	 * cursor (relaxed atomic store; a process killed in between leaves it
 	 * short of that one release); read by observers (relaxed).  Zeroed at
-	 * registration.  A libmmapq that does not know it takes these bytes
-	 * for reserved ones: it leaves them zero, and refuses a file where
-	 * they are not. */
+	 * registration.  The entry has no reserved bytes left: what a consumer
+	 * reports of its output is in the header's outputs[], same index. */
 	uint64_t consumed;
-	/* The health of the consumer's output, for outputs with a server
-	 * (NATS), as the consumer daemon reports it (mmapq_output_report):
-	 * out_state MMAPQ_OUTPUT_REPORTED once it reported since it attached
-	 * (the attach clears it), MMAPQ_OUTPUT_CONNECTED while connected;
-	 * out_in_flight records sent and not acknowledged; out_acked and
-	 * out_reconnects totals since the registration (counters: only added
-	 * to); out_last_ack_usec the CLOCK_REALTIME of the last acknowledgement.
-	 * Written by the role holder alone (relaxed atomic stores), read by
-	 * observers (relaxed; the fields are not read as one). */
-	uint64_t out_acked;
-	uint64_t out_last_ack_usec;
-	uint32_t out_reconnects;
-	uint32_t out_in_flight;
-	uint32_t out_state;
-	uint8_t  reserved[4];
+};
+
+/*
+ * What a consumer reports of its output, for outputs with a server (the
+ * NATS forwarder: mmapq_output_report), outputs[i] for the consumer of
+ * table entry i: acked and reconnects, totals since the registration
+ * (counters: only added to); last_ack_usec, the CLOCK_REALTIME of the last
+ * acknowledgement; state: MMAPQ_OUTPUT_REPORTED once it reported since it
+ * attached (the attach clears it), MMAPQ_OUTPUT_CONNECTED while connected,
+ * and in its bits from MMAPQ_OUTPUT_IN_FLIGHT_SHIFT up the records sent
+ * and not acknowledged.  Written by the entry's role holder alone (relaxed
+ * atomic stores), zeroed with the entry at its registration and removal;
+ * read by observers (relaxed; the fields are not read as one).
+ */
+struct mmapq_output {
+	uint64_t acked;
+	uint64_t last_ack_usec;
+	uint32_t reconnects;
+	uint32_t state;
 };
 
 struct mmapq_header {
@@ -428,7 +481,8 @@ struct mmapq_header {
 	/* The queue's identity (see "Queue id" above): 16 random bytes,
 	 * written at creation, never changed. */
 	uint8_t  id[MMAPQ_ID_SIZE];
-	uint8_t  reserved[496];       /* must be zero */
+	struct mmapq_output outputs[MMAPQ_CONSUMERS_MAX]; /* [max_consumers..] zero */
+	uint8_t  reserved[112];       /* must be zero */
 } __attribute__((aligned(64)));
 
 /* Frozen layout. */
@@ -472,13 +526,17 @@ _Static_assert(offsetof(struct mmapq_consumer, name) == 64, "consumer name on it
 _Static_assert(offsetof(struct mmapq_consumer, not_empty) == 128, "consumer wait object on its own cache line");
 _Static_assert(offsetof(struct mmapq_consumer, recoveries) == 136, "consumer.recoveries offset");
 _Static_assert(offsetof(struct mmapq_consumer, attaches) == 144, "consumer.attaches offset");
-_Static_assert(offsetof(struct mmapq_consumer, consumed) == 152, "consumer.consumed offset");
-_Static_assert(offsetof(struct mmapq_consumer, out_acked) == 160, "consumer.out_acked offset");
-_Static_assert(offsetof(struct mmapq_consumer, out_last_ack_usec) == 168, "consumer.out_last_ack_usec offset");
-_Static_assert(offsetof(struct mmapq_consumer, out_reconnects) == 176, "consumer.out_reconnects offset");
-_Static_assert(offsetof(struct mmapq_consumer, out_in_flight) == 180, "consumer.out_in_flight offset");
-_Static_assert(offsetof(struct mmapq_consumer, out_state) == 184, "consumer.out_state offset");
-_Static_assert(offsetof(struct mmapq_consumer, reserved) == 188, "consumer.reserved offset");
+_Static_assert(offsetof(struct mmapq_consumer, policy) == 152, "consumer.policy offset");
+_Static_assert(offsetof(struct mmapq_consumer, inactive_timeout) == 156, "consumer.inactive_timeout offset");
+_Static_assert(offsetof(struct mmapq_consumer, skipped) == 160, "consumer.skipped offset");
+_Static_assert(offsetof(struct mmapq_consumer, skip_to) == 168, "consumer.skip_to offset");
+_Static_assert(offsetof(struct mmapq_consumer, skipped_seen) == 176, "consumer.skipped_seen offset");
+_Static_assert(offsetof(struct mmapq_consumer, consumed) == 184, "consumer.consumed offset");
+_Static_assert(sizeof(struct mmapq_output) == 24, "an output report is 24 bytes");
+_Static_assert(offsetof(struct mmapq_output, acked) == 0, "output.acked offset");
+_Static_assert(offsetof(struct mmapq_output, last_ack_usec) == 8, "output.last_ack_usec offset");
+_Static_assert(offsetof(struct mmapq_output, reconnects) == 16, "output.reconnects offset");
+_Static_assert(offsetof(struct mmapq_output, state) == 20, "output.state offset");
 _Static_assert(sizeof(((struct mmapq_consumer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "name and its NUL");
 _Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is one page");
 _Static_assert(offsetof(struct mmapq_header, magic) == 0, "magic offset");
@@ -500,7 +558,8 @@ _Static_assert(offsetof(struct mmapq_header, not_full) == 448, "not_full cache l
 _Static_assert(offsetof(struct mmapq_header, consumers) == 512, "consumer table");
 _Static_assert(offsetof(struct mmapq_header, id) == 512 + MMAPQ_CONSUMERS_MAX * 192, "queue id");
 _Static_assert(offsetof(struct mmapq_header, id) == 3584, "queue id at the start of the tail");
-_Static_assert(offsetof(struct mmapq_header, reserved) == 3600, "reserved tail after the id");
+_Static_assert(offsetof(struct mmapq_header, outputs) == 3600, "the outputs' reports after the id");
+_Static_assert(offsetof(struct mmapq_header, reserved) == 3600 + MMAPQ_CONSUMERS_MAX * 24, "reserved tail");
 
 /* Bytes a record of len payload bytes takes in the ring: its frame. */
 static inline uint64_t mmapq_frame_bytes(uint32_t len)

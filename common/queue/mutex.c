@@ -49,7 +49,8 @@
  * check floor <= tail <= floor + size and floor <= synced <= position <=
  * tail for every registered consumer (any other state is corruption, not a
  * crash, and is refused), put tail_byte back where tail's frames end if it
- * ran ahead and each synced byte where its record is, mark the mutex
+ * ran ahead and each synced byte where its record is, finish a skip the
+ * producer began (mmapq_format.h, "Skipping"), mark the mutex
  * consistent, recompute floor, count the recovery, wake every side once.
  */
 #include "queue.h"
@@ -105,6 +106,8 @@ static bool positions_sane(struct mmapq *q)
 	uint64_t tail_byte = __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED);
 	uint64_t end;
 
+	if (!finish_skips_locked(q))
+		return false;
 	floor_whole_locked(q);
 	floor = floor_locked(q);
 	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||

@@ -85,6 +85,8 @@ struct mmapq {
 	bool repair;                /* mmapq_repair: alone, every role, walk whatever */
 	bool attached;              /* attach() succeeded: its close may mark the file clean */
 	uint64_t salvaged;          /* records a salvage at our open dropped */
+	uint64_t skipped_before;    /* consumer: records lost to skips between its
+	                               last detach and this attach */
 	uint32_t early_recoveries;  /* consumer: repairs made before our entry was known */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
 	bool (*interrupted)(void *ctx); /* mmapq_params.interrupted, may be NULL */
@@ -176,6 +178,7 @@ void signal_consumers_locked(struct mmapq *q, bool always);
 int refresh_limit(struct mmapq *q);
 int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte);
 int catch_up_synced(struct mmapq *q);
+bool finish_skips_locked(struct mmapq *q);
 
 /* consumers.c */
 bool name_in_table_valid(const char *name);

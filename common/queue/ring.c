@@ -382,6 +382,117 @@ void blocked_end(struct mmapq *q)
 	__atomic_store_n(&q->prod->blocked_usec, 0, __ATOMIC_RELAXED);
 }
 
+/* Mutex held: consumer c's cursor (and synced cursor) stored at to, in
+ * the order a crash can stop anywhere ("Skipping" in mmapq_format.h): the
+ * caller stored skip_to and the pending count first, and clears the bit
+ * after.  Moves only forward: a cursor already past to keeps its place. */
+static void skip_store_locked(struct mmapq_consumer *c, struct pos to)
+{
+	if (__atomic_load_n(&c->position, __ATOMIC_RELAXED) < to.seq) {
+		__atomic_store_n(&c->position_byte, to.byte, __ATOMIC_RELAXED);
+		mmapq_fault("skip.position_byte"); /* the pair half stored */
+		__atomic_store_n(&c->position, to.seq, __ATOMIC_RELEASE);
+	}
+	if (__atomic_load_n(&c->synced, __ATOMIC_RELAXED) < to.seq) {
+		__atomic_store_n(&c->synced_byte, to.byte, __ATOMIC_RELAXED);
+		mmapq_fault("skip.synced_byte");
+		__atomic_store_n(&c->synced, to.seq, __ATOMIC_RELAXED);
+	}
+}
+
+/* Mutex held, alone or after EOWNERDEAD: every skip a producer that died
+ * began is finished (its cursor stored at skip_to, found from floor, the
+ * pending bit cleared).  false if one cannot be: skip_to outside [floor,
+ * tail] or no record there, which no crash leaves. */
+bool finish_skips_locked(struct mmapq *q)
+{
+	struct pos floor = floor_locked(q);
+	uint64_t tail = __atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED);
+	uint64_t tail_byte = __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED);
+
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		struct mmapq_consumer *c = &q->h->consumers[i];
+		uint64_t sk = __atomic_load_n(&c->skipped, __ATOMIC_RELAXED);
+		struct pos to;
+
+		if (!(sk & MMAPQ_SKIP_PENDING) || !registered(c))
+			continue;
+		to.seq = __atomic_load_n(&c->skip_to, __ATOMIC_RELAXED);
+		/* floor is whole: it is stored only once no bit is pending */
+		if ((__atomic_load_n(&q->h->floor.gen, __ATOMIC_RELAXED) & 1) || to.seq < floor.seq ||
+		    to.seq > tail || find_record(q, floor, to.seq, tail_byte, &to.byte) < 0)
+			return false;
+		skip_store_locked(c, to);
+		__atomic_store_n(&c->skipped, sk & ~MMAPQ_SKIP_PENDING, __ATOMIC_RELAXED);
+	}
+	return true;
+}
+
+/*
+ * Mutex held, published == tail: make room for a record of len by skipping
+ * the consumers that may be skipped ("Skipping" in mmapq_format.h): from
+ * floor, whole records up to the first record boundary from which the
+ * record fits; if every registered consumer below it has the skip policy
+ * and is detached, each is moved there and what it lost counted, and floor
+ * rises.  true if it did (the caller refreshes its limit); false if a
+ * consumer must be waited for (or there is nothing to skip).
+ */
+static int skip_locked(struct mmapq *q, uint32_t len)
+{
+	struct pos floor = floor_locked(q), to = floor;
+	uint64_t need = q->tail.byte + need_at_tail(q, len);
+	bool any = false;
+
+	if (need <= floor.byte + q->size)
+		return 0;
+	/* no consumer with the skip policy (the usual case): nothing to walk */
+	for (uint32_t i = 0; i < q->max_consumers && !any; i++)
+		any = registered(&q->h->consumers[i]) &&
+		      (__atomic_load_n(&q->h->consumers[i].policy, __ATOMIC_RELAXED) & MMAPQ_ENTRY_SKIP);
+	if (!any)
+		return 0;
+	any = false;
+	while (to.byte + q->size < need && to.seq < q->tail.seq) {
+		const uint8_t *d;
+		uint32_t l;
+
+		if (frame_next(q, to.seq, &to.byte, q->tail.byte, false, &d, &l) < 0)
+			return -EBADMSG;
+		to.seq++;
+	}
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		struct mmapq_consumer *c = &q->h->consumers[i];
+
+		if (!registered(c) || __atomic_load_n(&c->synced, __ATOMIC_RELAXED) >= to.seq)
+			continue;
+		/* attached (its role byte held: by the consumer, or by a
+		 * `consumer remove`), or not to be skipped: wait for it */
+		if (!(__atomic_load_n(&c->policy, __ATOMIC_RELAXED) & MMAPQ_ENTRY_SKIP) ||
+		    held_by_other(q, __atomic_load_n(&c->pid, __ATOMIC_RELAXED),
+		                  MMAPQ_LOCK_CONSUMER + (off_t)i))
+			return 0;
+		any = true;
+	}
+	if (!any)
+		return 0;
+	for (uint32_t i = 0; i < q->max_consumers; i++) {
+		struct mmapq_consumer *c = &q->h->consumers[i];
+		uint64_t pos = __atomic_load_n(&c->position, __ATOMIC_RELAXED), sk;
+
+		if (!registered(c) || __atomic_load_n(&c->synced, __ATOMIC_RELAXED) >= to.seq)
+			continue;
+		sk = __atomic_load_n(&c->skipped, __ATOMIC_RELAXED) + (pos < to.seq ? to.seq - pos : 0);
+		__atomic_store_n(&c->skip_to, to.seq, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->skipped, sk | MMAPQ_SKIP_PENDING, __ATOMIC_RELAXED);
+		mmapq_fault("skip.begun");
+		skip_store_locked(c, to);
+		mmapq_fault("skip.stored");
+		__atomic_store_n(&c->skipped, sk, __ATOMIC_RELAXED);
+	}
+	(void)floor_update_locked(q);
+	return 1;
+}
+
 /* mmapq_reserve's slow path, the record not fitting as far as we know:
  * publish what is pending (a full ring of unpublished records would wait
  * for consumers that cannot see them), then wait under the mutex until a
@@ -389,7 +500,7 @@ void blocked_end(struct mmapq *q)
  * (deadline 0), -ETIMEDOUT, -EINTR or another error without. */
 static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 {
-	bool spun = false;
+	bool spun = false, skipped = false;
 	int r = lock(q);
 
 	if (r < 0)
@@ -399,6 +510,13 @@ static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 		r = refresh_limit(q);
 		if (r < 0 || fits(q, len))
 			break;
+		r = skip_locked(q, len);
+		if (r < 0)
+			break;
+		if (r > 0) {
+			skipped = true;
+			continue; /* floor rose: fits now, unless a consumer is left to wait for */
+		}
 		if (!deadline_ns) {
 			r = -EAGAIN;
 			break;
@@ -414,7 +532,7 @@ static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 			                       (uint64_t)q->spin_us * 1000u, deadline_ns);
 			r = refresh_limit(q);
 			if (r < 0 || fits(q, len))
-				return r;
+				return r == 0 && skipped && sync_each(q) ? sync_header(q) : r;
 			r = lock(q);
 			if (r < 0)
 				return r;
@@ -426,6 +544,10 @@ static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 			return r; /* wait_locked gave up the mutex */
 	}
 	unlock(q);
+	/* write order: the cursors a skip moved are on disk before the bytes
+	 * they freed are overwritten, as a consumer's own are */
+	if (r == 0 && skipped && sync_each(q))
+		r = sync_header(q);
 	return r;
 }
 

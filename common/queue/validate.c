@@ -44,16 +44,18 @@ static size_t first_reserved_nonzero(const struct mmapq_header *h, uint32_t max_
 	const uint8_t *b = (const uint8_t *)h;
 	size_t bad = first_nonzero_in(b, rsv, sizeof(rsv) / sizeof(rsv[0]));
 
-	for (uint32_t i = 0; !bad && i < MMAPQ_CONSUMERS_MAX; i++) {
-		/* an entry in use: its reserved bytes; one past the table's
-		 * size: all of it (offsets from the header's start, never 0) */
-		size_t off = offsetof(struct mmapq_header, consumers) + i * sizeof(struct mmapq_consumer);
-		struct rsv_range r = i < max_consumers ?
-		        (struct rsv_range){off + offsetof(struct mmapq_consumer, reserved),
-		                           sizeof(h->consumers[i].reserved)} :
-		        (struct rsv_range){off, sizeof(struct mmapq_consumer)};
+	/* the consumer table's entries past max_consumers, and their
+	 * outputs[], are reserved whole (an entry in use has no reserved
+	 * bytes left); offsets from the header's start, never 0 */
+	for (uint32_t i = max_consumers; !bad && i < MMAPQ_CONSUMERS_MAX; i++) {
+		struct rsv_range r[2] = {
+			{offsetof(struct mmapq_header, consumers) + i * sizeof(struct mmapq_consumer),
+			 sizeof(struct mmapq_consumer)},
+			{offsetof(struct mmapq_header, outputs) + i * sizeof(struct mmapq_output),
+			 sizeof(struct mmapq_output)},
+		};
 
-		bad = first_nonzero_in(b, &r, 1);
+		bad = first_nonzero_in(b, r, 2);
 	}
 	return bad;
 }
@@ -150,6 +152,17 @@ static int check_fields(const struct mmapq_header *h, const char *path, struct m
 	bad = first_reserved_nonzero(h, h->max_consumers);
 	if (bad)
 		return reserved_error(h, path, bad, err);
+	for (uint32_t i = 0; i < h->max_consumers; i++) {
+		uint32_t pol = h->consumers[i].policy;
+
+		/* a free entry's policy means nothing (a registration zeroes it) */
+		if (h->consumers[i].state == MMAPQ_CONSUMER_REGISTERED && (pol & ~MMAPQ_ENTRY_POLICY_KNOWN)) {
+			set_err(err, "%s: consumer table entry %" PRIu32 " has policy 0x%" PRIx32
+			        " (bits other than 0x%" PRIx32 " are not defined: damaged, or a newer"
+			        " version's)", path, i, pol, MMAPQ_ENTRY_POLICY_KNOWN);
+			return -EBADMSG;
+		}
+	}
 	if (h->state.clean > 1) {
 		set_err(err, "%s: clean mark is %" PRIu32 " (0 or 1)", path, h->state.clean);
 		return -EBADMSG;
@@ -219,6 +232,7 @@ int validate_static(struct mmapq *q, const struct mmapq_params *p, uint64_t real
 struct entry_view {
 	uint32_t state;
 	struct pos synced, position;
+	uint64_t skipped, skip_to;
 	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
 };
 
@@ -235,6 +249,8 @@ static void table_read(const struct mmapq *q, struct entry_view *v)
 		v[i].synced.byte = __atomic_load_n(&c->synced_byte, __ATOMIC_RELAXED);
 		v[i].position.seq = __atomic_load_n(&c->position, __ATOMIC_ACQUIRE);
 		v[i].position.byte = __atomic_load_n(&c->position_byte, __ATOMIC_RELAXED);
+		v[i].skipped = __atomic_load_n(&c->skipped, __ATOMIC_RELAXED);
+		v[i].skip_to = __atomic_load_n(&c->skip_to, __ATOMIC_RELAXED);
 		memcpy(v[i].name, c->name, sizeof(v[i].name));
 	}
 }
@@ -288,6 +304,14 @@ static int table_check(const struct mmapq *q, const struct entry_view *v, bool c
 			        " byte %" PRIu64 ", %" PRIu64 " byte %" PRIu64 "]", q->path, name,
 			        v[i].position.seq, v[i].position.byte, v[i].synced.seq, v[i].synced.byte,
 			        floor.seq, floor.byte, tail.seq, tail.byte);
+			return -EBADMSG;
+		}
+		/* a skip a producer died in: finished at a record of the queue */
+		if (cursors && (v[i].skipped & MMAPQ_SKIP_PENDING) &&
+		    (v[i].skip_to < floor.seq || v[i].skip_to > tail.seq)) {
+			set_err(err, "%s: consumer '%s' has a skip pending to record %" PRIu64
+			        ", outside the queue [%" PRIu64 ", %" PRIu64 "]", q->path, name,
+			        v[i].skip_to, floor.seq, tail.seq);
 			return -EBADMSG;
 		}
 	}

@@ -13,7 +13,8 @@
  * A crash between delivering and releasing repeats what was held after
  * restart (at-least-once; with output = journal each entry carries
  * MMAPQ_SEQ=, with seq_prefix = yes each line its sequence number, which
- * identify the repeats); nothing is ever skipped.
+ * identify the repeats); nothing is skipped, unless on_full = skip and the
+ * producer needed the room while this consumer was down (said at start).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -323,6 +324,35 @@ static void log_output_keys(const char *old_output, const char *old_ns, const ch
 		settings_log_change("consumer", "journal_namespace", old_ns, new_ns, why_not);
 }
 
+/* [consumer] on_full and inactive_timeout into our entry of the consumer
+ * table, where the producer reads them while we are down too. */
+static void store_policy(struct consumer *c)
+{
+	struct mmapq_policy p = {.on_full = c->cfg.consumer_on_full,
+	                         .inactive_timeout_s = c->cfg.inactive_timeout};
+	int r = mmapq_set_policy(c->q, &p);
+
+	if (r < 0)
+		log_warning("cannot store on_full and inactive_timeout in the queue file (the producer"
+		            " may not keep to them): %s", mmapq_strerror(r));
+}
+
+/* At start: what the skips of on_full = skip cost us while we were down. */
+static void say_skipped(struct consumer *c)
+{
+	struct mmapq_policy p;
+
+	if (mmapq_policy(c->q, -1, &p) < 0 || (!p.skipped && !c->cfg.consumer_on_full))
+		return;
+	if (p.skipped_since_attach)
+		log_warning("lost %" PRIu64 " records to on_full = skip since it last ran (the producer"
+		            " needed their room while it was down; %" PRIu64 " since it was registered)",
+		            p.skipped_since_attach, p.skipped);
+	else
+		log_info("lost no records to on_full = skip since it last ran (%" PRIu64 " since it was"
+		         " registered)", p.skipped);
+}
+
 static void apply_reload(struct consumer *c)
 {
 	char old_output[sizeof(c->cfg.output)], old_ns[sizeof(c->cfg.journal_namespace)];
@@ -337,6 +367,7 @@ static void apply_reload(struct consumer *c)
 	if (settings_reload(&c->settings, &c->cfg, output_keys) <= 0)
 		return;
 	reload_seq_prefix(c, old_seq_prefix);
+	store_policy(c);
 	mmapq_set_sync(c->q, c->cfg.sync);
 	mmapq_set_spin(c->q, c->cfg.spin_us);
 	c->next_stats_ns = mmapq_now_ns();
@@ -491,6 +522,8 @@ int main(int argc, char **argv)
 	code = attach_queue(&c.cfg, MMAPQ_ROLE_CONSUMER, NULL, &c.q);
 	if (code || !c.q)
 		goto out_settings;
+	store_policy(&c);
+	say_skipped(&c);
 	c.env = (struct output_env){
 		.cfg = &c.cfg,
 		.closed_std = c.closed_std,

@@ -39,18 +39,25 @@ const char *consumer_rate_text(char *buf, size_t size, const struct mmapq_consum
 	return buf;
 }
 
-/* The registered consumers (at most MMAPQ_CONSUMERS_MAX): how many, or
- * -errno (said). */
-int list_consumers(struct mmapq *q, struct mmapq_consumer_status *cs)
+/* The registered consumers (at most MMAPQ_CONSUMERS_MAX), and each one's
+ * policy into pol unless it is NULL (one removed meanwhile, or of a file of
+ * versions 1 to 3: block, nothing skipped): how many, or -errno (said). */
+int list_consumers(struct mmapq *q, struct mmapq_consumer_status *cs, struct mmapq_policy *pol)
 {
 	int n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
 
 	if (n < 0)
 		log_error("%s: consumer table: %s", mmapq_path(q), mmapq_strerror(n));
-	return n < 0 ? n : n > (int)MMAPQ_CONSUMERS_MAX ? (int)MMAPQ_CONSUMERS_MAX : n;
+	if (n > (int)MMAPQ_CONSUMERS_MAX)
+		n = (int)MMAPQ_CONSUMERS_MAX;
+	for (int i = 0; pol && i < n; i++)
+		if (mmapq_policy(q, (int32_t)cs[i].index, &pol[i]) < 0)
+			pol[i] = (struct mmapq_policy){0};
+	return n;
 }
 
-void consumers_json(const struct mmapq_consumer_status *cs, int n, bool by_pid)
+void consumers_json(const struct mmapq_consumer_status *cs, const struct mmapq_policy *pol, int n,
+                    bool by_pid)
 {
 	putchar('[');
 	for (int i = 0; i < n; i++) {
@@ -67,9 +74,11 @@ void consumers_json(const struct mmapq_consumer_status *cs, int n, bool by_pid)
 		       by_pid ? "pid" : "lock", c->start_usec, c->registered_usec, c->position,
 		       c->recoveries, c->attaches);
 		if (rate < 0)
-			printf("null}");
+			printf("null");
 		else
-			printf("%.1f}", rate);
+			printf("%.1f", rate);
+		printf(",\"on_full\":\"%s\",\"skipped\":%" PRIu64 "}",
+		       pol[i].on_full == MMAPQ_POLICY_SKIP ? "skip" : "block", pol[i].skipped);
 	}
 	putchar(']');
 }
@@ -78,6 +87,7 @@ void consumers_json(const struct mmapq_consumer_status *cs, int n, bool by_pid)
 int consumers(struct mmapq *q, bool json)
 {
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_policy pol[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
 	int r = mmapq_status(q, &st), n;
 
@@ -85,11 +95,11 @@ int consumers(struct mmapq *q, bool json)
 		log_error("%s: %s", mmapq_path(q), mmapq_strerror(r));
 		return EXIT_BADQUEUE;
 	}
-	n = list_consumers(q, cs);
+	n = list_consumers(q, cs, pol);
 	if (n < 0)
 		return EXIT_BADQUEUE;
 	if (json) {
-		consumers_json(cs, n, st.attached_by_pid);
+		consumers_json(cs, pol, n, st.attached_by_pid);
 		putchar('\n');
 		return EXIT_OK;
 	}

@@ -73,10 +73,11 @@ double consumer_rate(const struct mmapq_consumer_status *c);
 /* That rate as `consumers` and `top` print it ("12.5"), "-" if there is
  * none: buf. */
 const char *consumer_rate_text(char *buf, size_t size, const struct mmapq_consumer_status *c);
-/* The registered consumers (at most MMAPQ_CONSUMERS_MAX): how many, or
- * -errno (said). */
-int list_consumers(struct mmapq *q, struct mmapq_consumer_status *cs);
-void consumers_json(const struct mmapq_consumer_status *cs, int n, bool by_pid);
+/* The registered consumers (at most MMAPQ_CONSUMERS_MAX), each one's
+ * policy in pol (NULL: not asked): how many, or -errno (said). */
+int list_consumers(struct mmapq *q, struct mmapq_consumer_status *cs, struct mmapq_policy *pol);
+void consumers_json(const struct mmapq_consumer_status *cs, const struct mmapq_policy *pol, int n,
+                    bool by_pid);
 int consumers(struct mmapq *q, bool json);
 int consumer_remove(const struct mmapq_config *cfg, const char *name);
 

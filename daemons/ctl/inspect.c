@@ -150,7 +150,8 @@ static bool in_use(const struct mmapq_status *st, const struct mmapq_consumer_st
 }
 
 static void status_json(const char *path, const struct mmapq_status *st, const char *id,
-                        const struct mmapq_consumer_status *cs, int n, const struct blocked_info *b)
+                        const struct mmapq_consumer_status *cs, const struct mmapq_policy *pol,
+                        int n, const struct blocked_info *b)
 {
 	bool legacy = st->version != MMAPQ_FILE_VERSION;
 	/* JSON strings are Unicode: a name that is not UTF-8 goes as hex,
@@ -181,12 +182,13 @@ static void status_json(const char *path, const struct mmapq_status *st, const c
 	putchar(',');
 	side_json("consumer", &st->consumer, "consumed", st->head, NULL);
 	printf(",\"max_consumers\":%" PRIu32 ",\"consumers\":", st->max_consumers);
-	consumers_json(cs, n, st->attached_by_pid);
+	consumers_json(cs, pol, n, st->attached_by_pid);
 	printf(",\"attached_by\":\"%s\"}\n", st->attached_by_pid ? "pid" : "lock");
 }
 
 static void status_text(const char *path, const struct mmapq_status *st, const char *id,
-                        const struct mmapq_consumer_status *cs, int n, const struct blocked_info *b)
+                        const struct mmapq_consumer_status *cs, const struct mmapq_policy *pol,
+                        int n, const struct blocked_info *b)
 {
 	char when[32], h1[48], h2[48];
 
@@ -242,6 +244,13 @@ static void status_text(const char *path, const struct mmapq_status *st, const c
 
 		snprintf(label, sizeof(label), "consumer %.*s", MMAPQ_CONSUMER_NAME_MAX, cs[i].name);
 		side_text(label, &s, "consumed", cs[i].position, &cs[i], st->attached_by_pid);
+		if (pol[i].on_full == MMAPQ_POLICY_SKIP || pol[i].skipped)
+			printf("%-10s on_full = %s: %" PRIu64 " records lost to skips (%" PRIu64 " since it"
+			       " last attached)\n", "", pol[i].on_full == MMAPQ_POLICY_SKIP ? "skip" : "block",
+			       pol[i].skipped, pol[i].skipped_since_attach);
+		if (pol[i].inactive_timeout_s)
+			printf("%-10s inactive_timeout = %" PRIu32 " s: removed by the producer once not"
+			       " attached that long\n", "", pol[i].inactive_timeout_s);
 	}
 	if (!n)
 		printf("%-10s none registered (of %" PRIu32 ")\n", "consumers", st->max_consumers);
@@ -250,6 +259,7 @@ static void status_text(const char *path, const struct mmapq_status *st, const c
 int status(struct mmapq *q, bool json)
 {
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_policy pol[MMAPQ_CONSUMERS_MAX];
 	struct mmapq_status st;
 	struct blocked_info b = {0};
 	const char *path = mmapq_path(q);
@@ -263,13 +273,13 @@ int status(struct mmapq *q, bool json)
 		return EXIT_BADQUEUE;
 	}
 	id_hex(&st, id);
-	n = list_consumers(q, cs);
+	n = list_consumers(q, cs, pol);
 	if (n < 0)
 		return EXIT_BADQUEUE;
 	if (json)
-		status_json(path, &st, id, cs, n, &b);
+		status_json(path, &st, id, cs, pol, n, &b);
 	else
-		status_text(path, &st, id, cs, n, &b);
+		status_text(path, &st, id, cs, pol, n, &b);
 	return EXIT_OK;
 }
 

@@ -302,6 +302,27 @@ static void metrics_blocked(FILE *f, const char *path, struct mmapq *q,
 	}
 }
 
+/* The records each of the n consumers cs lost to on_full = skip
+ * (mmapq_policy). */
+static void metrics_skipped(FILE *f, const char *path, struct mmapq *q,
+                            const struct mmapq_consumer_status *cs, int n)
+{
+	family(f, "mmapq_consumer_skipped_records_total", "counter",
+	       "Records this consumer lost to on_full = skip (the producer moved its cursor past them"
+	       " while it was down), since it was registered.");
+	for (int i = 0; i < n; i++) {
+		struct mmapq_policy pol = {0};
+
+		if (mmapq_policy(q, (int32_t)cs[i].index, &pol) < 0)
+			continue; /* removed meanwhile, or a file of versions 1 to 3 */
+		fprintf(f, "mmapq_consumer_skipped_records_total{queue=\"");
+		label_value(f, path);
+		fprintf(f, "\",consumer=\"");
+		label_value(f, cs[i].name);
+		fprintf(f, "\"} %" PRIu64 "\n", pol.skipped);
+	}
+}
+
 /* ---- one HTTP exchange ------------------------------------------------------ */
 
 #define HEAD_MAX 8192
@@ -502,6 +523,7 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 			}
 			metrics_write(f, mmapq_path(q), &st, cs, n, &consumed, &fw);
 			metrics_blocked(f, mmapq_path(q), q, cs, n);
+			metrics_skipped(f, mmapq_path(q), q, cs, n);
 			r = 0;
 		} else {
 			snprintf(err.msg, sizeof(err.msg), "%s: %s", mmapq_path(q), mmapq_strerror(r));

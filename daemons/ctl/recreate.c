@@ -175,7 +175,7 @@ static int recreate_precheck(const struct mmapq_config *cfg, struct mmapq *obs,
 	const char *path = cfg->queue_path;
 	int r = mmapq_status(obs, st);
 
-	*ncons = r < 0 ? r : list_consumers(obs, cs);
+	*ncons = r < 0 ? r : list_consumers(obs, cs, NULL);
 	if (r < 0 || *ncons < 0) {
 		if (r < 0)
 			log_error("%s: %s", path, mmapq_strerror(r));
@@ -331,7 +331,7 @@ int recreate(const struct mmapq_config *cfg)
 	code = hold_roles(cfg, path, &st, &cons, &prod, &n);
 	if (code)
 		goto out;
-	ncons = list_consumers(cons, cs);
+	ncons = list_consumers(cons, cs, NULL);
 	code = ncons < 0 ? EXIT_BADQUEUE : check_fits(cfg, path, &st, cons, cs, ncons);
 	if (code)
 		goto out;
@@ -448,7 +448,7 @@ int repair(const struct mmapq_config *cfg)
 	if (r < 0)
 		return exit_code_for_open(r);
 	r = mmapq_status(obs, &st);
-	n = r < 0 ? r : list_consumers(obs, cs);
+	n = r < 0 ? r : list_consumers(obs, cs, NULL);
 	if (r < 0)
 		log_error("%s: %s", cfg->queue_path, mmapq_strerror(r));
 	code = r < 0 || n < 0 ? EXIT_BADQUEUE : refuse_attached(cfg->queue_path, "repair", &st, cs, n);

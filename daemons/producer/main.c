@@ -51,7 +51,76 @@ struct daemon {
 	 * said (it lasted WAIT_SAY_NS) */
 	uint64_t wait_ns, wait_usec;
 	bool wait_said;
+	/* inactive_timeout: when the table is looked at next, and since when
+	 * (CLOCK_MONOTONIC) each entry's consumer, of that name, has been seen
+	 * detached (0: attached, or not looked at yet) */
+	uint64_t idle_look_ns;
+	uint64_t idle_since_ns[MMAPQ_CONSUMERS_MAX];
+	char idle_name[MMAPQ_CONSUMERS_MAX][MMAPQ_CONSUMER_NAME_MAX + 1];
 };
+
+/* ---- consumers not attached for their inactive_timeout ------------------- */
+
+/* How often the table is looked at for consumers detached too long. */
+#define IDLE_LOOK_NS 1000000000ull
+
+/*
+ * A registered consumer whose entry has an inactive_timeout (its [consumer:
+ * NAME] inactive_timeout, which the consumer stores there when it attaches)
+ * and that has not been attached for that long is removed, as `mmapqctl
+ * consumer remove` does (which refuses one that attaches meanwhile), and
+ * that is said.  The time counts from when this producer first saw it
+ * detached: the file says when a consumer attached, not when it left, so a
+ * consumer down when the producer starts gets its whole timeout again.
+ * Looked at about once a second, from the loop (which comes round at least
+ * that often, waiting for room or not).
+ */
+static void remove_idle_consumers(struct daemon *d)
+{
+	struct producer *p = &d->p;
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	uint64_t now = mmapq_now_ns();
+	bool seen[MMAPQ_CONSUMERS_MAX] = {false};
+	int n;
+
+	if (now < d->idle_look_ns)
+		return;
+	d->idle_look_ns = now + IDLE_LOOK_NS;
+	n = mmapq_consumers(p->q, cs, MMAPQ_CONSUMERS_MAX);
+	for (int i = 0; i < n && i < (int)MMAPQ_CONSUMERS_MAX; i++) {
+		uint32_t k = cs[i].index;
+		struct mmapq_policy pol;
+
+		if (k >= MMAPQ_CONSUMERS_MAX || cs[i].attached ||
+		    mmapq_policy(p->q, (int32_t)k, &pol) < 0 || !pol.inactive_timeout_s)
+			continue;
+		seen[k] = true;
+		if (!d->idle_since_ns[k] || strcmp(d->idle_name[k], cs[i].name)) {
+			d->idle_since_ns[k] = now;
+			memcpy(d->idle_name[k], cs[i].name, sizeof(d->idle_name[k]));
+		}
+		if (now - d->idle_since_ns[k] >= (uint64_t)pol.inactive_timeout_s * 1000000000u) {
+			struct mmapq_params qp = attach_params(&p->cfg, MMAPQ_ROLE_CONSUMER);
+			struct mmapq_error err;
+			int r;
+
+			qp.consumer = cs[i].name;
+			r = mmapq_consumer_remove(&qp, &err);
+			if (r >= 0)
+				log_notice("consumer '%s' removed: not attached for its inactive_timeout of %"
+				           PRIu32 " s; the %d records it had not consumed are no longer kept"
+				           " for it", cs[i].name, pol.inactive_timeout_s, r);
+			else if (r != -EBUSY && r != -ENOENT)
+				log_warning("cannot remove consumer '%s', not attached for its"
+				            " inactive_timeout of %" PRIu32 " s: %s", cs[i].name,
+				            pol.inactive_timeout_s, err.msg);
+			seen[k] = false; /* removed, attached meanwhile, or tried: counted afresh */
+		}
+	}
+	for (uint32_t k = 0; k < MMAPQ_CONSUMERS_MAX; k++)
+		if (!seen[k])
+			d->idle_since_ns[k] = 0;
+}
 
 /* ---- the wait for room, said -------------------------------------------- */
 
@@ -388,6 +457,7 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 			return 0;
 		if (d->wait_ns && producer_may_read(p))
 			wait_over(d, "no record waits any more (its client is gone)");
+		remove_idle_consumers(d);
 		stats(d, 0);
 		if (p->error)
 			return p->error;

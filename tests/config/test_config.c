@@ -157,6 +157,8 @@ static const struct {
 	{ "consumer", "journal_identifier", "mmapq-records", "audit@host:1_a.b-c", 0 },
 	{ "consumer", "journal_namespace",  "default", "records",     0 },
 	{ "consumer", "seq_prefix",     "no",     "yes",             0 },
+	{ "consumer", "on_full",        "block",  "skip",            0 },
+	{ "consumer", "inactive_timeout", "0",    "7d",              0 },
 	{ "nats",     "servers",        "nats://127.0.0.1:4222",
 	  "tls://nats-1.example.com:4443, nats://[::1]:4222,10.0.0.3", 1 },
 	{ "nats",     "subject",        "mmapq",  "orders.host-1",   1 },
@@ -1168,7 +1170,7 @@ static void test_consumer_sections(void)
 	           " stdout, null, file:PATH, nats)\n"
 	           "60-bad.ini:6: duplicate key 'start' in [consumer:x] (first set on line 5)\n"
 	           "60-bad.ini:8: unknown key 'size' in [consumer:x] (known keys: output, start,"
-	           " journal_identifier, journal_namespace, seq_prefix)\n"
+	           " journal_identifier, journal_namespace, seq_prefix, on_full, inactive_timeout)\n"
 	           "60-bad.ini:9: [consumer:]: '' is not a consumer name (1 to 63 letters, digits"
 	           " and '_.@-', not starting with '-')\n"
 	           /* a command line would take it for an option */

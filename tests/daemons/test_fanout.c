@@ -14,6 +14,13 @@
  *   named_config      [consumer:NAME] overrides [consumer] (output, start =
  *                     newest), --named-instance QUEUE:NAME (as the template
  *                     unit runs it), a full table refused
+ *   skip_down         [consumer:audit] on_full = skip, audit down: it never
+ *                     holds the producer, the block consumer gets every
+ *                     record; mmapqctl shows audit's count; back, audit says
+ *                     how many it lost and writes exactly the records after
+ *   inactive_timeout  a consumer gone for its inactive_timeout is removed by
+ *                     the producer, on time, and that is said; one attached
+ *                     all along, and one without a timeout, stay
  * Nothing sleeps: every wait is on a process, a pipe or the queue's state,
  * with a deadline.  On failure the queue's state is printed.
  */
@@ -46,7 +53,8 @@ static char *dir, *qpath, *cfg;
 
 #define EXPECT(cond, ...) TU_EXPECT(qpath, cond, __VA_ARGS__)
 
-static void setup(const char *extra)
+/* The configuration: the ring, the daemons' log level, then extra. */
+static void setup_level(const char *level, const char *extra)
 {
 	char *text;
 
@@ -54,10 +62,15 @@ static void setup(const char *extra)
 	qpath = tu_path(dir, "queue");
 	cfg = tu_path(dir, "mmapq.ini");
 	text = tu_xasprintf("[queue]\npath = %s\nsize = " RING_TEXT "\nmax_record = 64\n[log]\n"
-	                    "level = warning\n%s", qpath, extra);
+	                    "level = %s\n%s", qpath, level, extra);
 	if (tu_write_file(cfg, text, strlen(text)) < 0)
 		tu_die("write config");
 	free(text);
+}
+
+static void setup(const char *extra)
+{
+	setup_level("warning", extra);
 }
 
 /* The consumer NAME as the queue's table has it; false if not registered. */
@@ -99,27 +112,49 @@ static bool wait_attached(const char *name, struct mmapq_consumer_status *cs)
 	return consumer_of(name, cs) && cs->attached;
 }
 
-/* Start a program with arguments (NULL-terminated), stdin/stdout piped as
- * asked. */
-static struct tu_proc spawn(bool in, bool out, const char *prog, ...)
+/* Start a program with arguments (ap, NULL-terminated), stdin, stdout and
+ * stderr piped as asked. */
+static struct tu_proc spawn_v(bool in, bool out, bool err, const char *prog, va_list ap)
 {
 	char *argv[16];
 	struct tu_proc p;
-	va_list ap;
 	int i = 0;
 
 	argv[i++] = tu_bin(prog);
 	argv[i++] = "--config";
 	argv[i++] = cfg;
-	va_start(ap, prog);
 	while (i < 15 && (argv[i] = va_arg(ap, char *)))
 		i++;
-	va_end(ap);
 	argv[i] = NULL;
-	if (tu_spawn(&p, argv, NULL, in, out, false) < 0)
+	if (tu_spawn(&p, argv, NULL, in, out, err) < 0)
 		tu_die("spawn");
 	tu_track(p.pid);
 	free(argv[0]);
+	return p;
+}
+
+/* Start a program with arguments (NULL-terminated), stdin/stdout piped as
+ * asked. */
+static struct tu_proc spawn(bool in, bool out, const char *prog, ...)
+{
+	struct tu_proc p;
+	va_list ap;
+
+	va_start(ap, prog);
+	p = spawn_v(in, out, false, prog, ap);
+	va_end(ap);
+	return p;
+}
+
+/* The same, stderr piped too (the daemons' log lines). */
+static struct tu_proc spawn_logged(bool in, bool out, const char *prog, ...)
+{
+	struct tu_proc p;
+	va_list ap;
+
+	va_start(ap, prog);
+	p = spawn_v(in, out, true, prog, ap);
+	va_end(ap);
 	return p;
 }
 
@@ -167,19 +202,25 @@ static void feed(int fd, unsigned n)
 	feed_range(fd, 1, n);
 }
 
-/* The text holds exactly "1\n".."n\n". */
-static void expect_sequence(const char *who, const char *text, unsigned n)
+/* The text holds exactly "first\n".."last\n". */
+static void expect_range(const char *who, const char *text, unsigned first, unsigned last)
 {
 	const char *s = text;
 
-	for (unsigned v = 1; v <= n; v++) {
+	for (unsigned v = first; v <= last; v++) {
 		char *end;
 		unsigned long got = strtoul(s, &end, 10);
 		EXPECT(end != s && *end == '\n' && got == v, "%s: record %u is '%.20s', expected %u", who, v,
 		       s, v);
 		s = end + 1;
 	}
-	EXPECT(!*s, "%s: more than %u records: '%.20s'", who, n, s);
+	EXPECT(!*s, "%s: more than records %u..%u: '%.20s'", who, first, last, s);
+}
+
+/* The text holds exactly "1\n".."n\n". */
+static void expect_sequence(const char *who, const char *text, unsigned n)
+{
+	expect_range(who, text, 1, n);
 }
 
 /* Run a program to its end; its exit code, its stdout in *out if asked. */
@@ -438,6 +479,158 @@ static void named_config(void)
 	free(late_out);
 }
 
+/* ---- skip_down, inactive_timeout ------------------------------------------ */
+
+/* The policy of the registered consumer name (mmapq_policy), as an
+ * observer reads it; false if it is not registered. */
+static bool policy_of(const char *name, struct mmapq_policy *pol)
+{
+	struct mmapq_params p = {.path = qpath, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq_consumer_status cs;
+	struct mmapq *q;
+	bool found;
+
+	if (!consumer_of(name, &cs) || mmapq_open(&p, &q, NULL) < 0)
+		return false;
+	found = mmapq_policy(q, (int32_t)cs.index, pol) == 0;
+	mmapq_close(q);
+	return found;
+}
+
+/* A consumer daemon that registers as name (storing its policy), then
+ * stops (SIGTERM) once attached. */
+static void run_once(const char *name)
+{
+	struct tu_proc c = spawn(false, false, "mmapq-consumer", "--name", name, NULL);
+	struct mmapq_consumer_status cs;
+
+	EXPECT(wait_attached(name, &cs), "%s never attached", name);
+	kill(c.pid, SIGTERM);
+	EXPECT(finish(c.pid) == 0, "%s did not stop cleanly", name);
+}
+
+/* audit (on_full = skip) ran once and is down, live (block) reads
+ * everything: the producer gets through far more records than the ring
+ * holds, live gets every one in order; mmapqctl shows what audit lost; back,
+ * audit says how many and writes exactly the records after them. */
+static void skip_down(void)
+{
+	enum { N = 3000 }; /* the ring holds 256 */
+	struct mmapq_consumer_status cs;
+	struct mmapq_policy pol = {0};
+	struct tu_proc prod, live, audit;
+	char count[16], *out, *err, want[160];
+	uint64_t end;
+
+	setup_level("info", "[consumer]\noutput = stdout\n[consumer:audit]\non_full = skip\n");
+	run_once("audit");
+	EXPECT(policy_of("audit", &pol) && pol.on_full == MMAPQ_POLICY_SKIP,
+	       "audit's entry says on_full %u", pol.on_full);
+	snprintf(count, sizeof(count), "%d", N);
+	live = spawn(false, true, "mmapq-consumer", "--name", "live", "--count", count, NULL);
+	EXPECT(wait_attached("live", &cs), "live never attached");
+	prod = spawn(true, false, "mmapq-producer", NULL);
+	feed(prod.in_fd, N);
+	EXPECT(finish(prod.pid) == 0, "the producer did not get through %d records", N);
+	out = tu_read_all(live.out_fd, DEADLINE_MS, NULL);
+	close(live.out_fd);
+	EXPECT(out, "live: no end of output");
+	expect_sequence("live", out, N);
+	free(out);
+	EXPECT(finish(live.pid) == 0, "live failed");
+	EXPECT(policy_of("audit", &pol) && consumer_of("audit", &cs) && pol.skipped > 0 &&
+	       pol.skipped < N && pol.skipped_since_attach == pol.skipped && cs.position == pol.skipped,
+	       "audit: skipped %" PRIu64 " (%" PRIu64 " since it ran), at %" PRIu64, pol.skipped,
+	       pol.skipped_since_attach, cs.position);
+	/* mmapqctl shows it: consumers --json, status, metrics */
+	snprintf(want, sizeof(want), "\"on_full\":\"skip\",\"skipped\":%" PRIu64 "}", pol.skipped);
+	EXPECT(run_ctl(&out, "consumers", "--json", NULL) == 0 && strstr(out, want),
+	       "consumers --json lacks '%s': %s", want, out);
+	free(out);
+	snprintf(want, sizeof(want), "on_full = skip: %" PRIu64 " records lost to skips", pol.skipped);
+	EXPECT(run_ctl(&out, "status", NULL, NULL) == 0 && strstr(out, want), "status lacks '%s': %s",
+	       want, out);
+	free(out);
+	snprintf(want, sizeof(want), "mmapq_consumer_skipped_records_total{queue=\"%s\",consumer="
+	         "\"audit\"} %" PRIu64 "\n", qpath, pol.skipped);
+	EXPECT(run_ctl(&out, "metrics", NULL, NULL) == 0 && strstr(out, want), "metrics lack '%s'",
+	       want);
+	free(out);
+	/* back: it says what it lost, and writes the records after them */
+	audit = spawn_logged(false, true, "mmapq-consumer", "--name", "audit", NULL);
+	snprintf(want, sizeof(want), "lost %" PRIu64 " records to on_full = skip since it last ran",
+	         pol.skipped);
+	err = tu_read_until(audit.err_fd, want, DEADLINE_MS, NULL);
+	EXPECT(err && strstr(err, want), "audit's start did not say '%s': '%s'", want,
+	       err ? err : "(nothing)");
+	free(err);
+	end = tu_now_ms() + (uint64_t)DEADLINE_MS;
+	while (!(consumer_of("audit", &cs) && cs.position == N) && tu_now_ms() < end)
+		sched_yield();
+	kill(audit.pid, SIGTERM);
+	out = tu_read_all(audit.out_fd, DEADLINE_MS, NULL);
+	close(audit.out_fd);
+	close(audit.err_fd);
+	EXPECT(out, "audit: no end of output");
+	expect_range("audit", out, (unsigned)pol.skipped + 1, N);
+	free(out);
+	EXPECT(finish(audit.pid) == 0, "audit failed");
+	/* the next start lost nothing meanwhile, and says so */
+	audit = spawn_logged(false, false, "mmapq-consumer", "--name", "audit", NULL);
+	err = tu_read_until(audit.err_fd, "lost no records to on_full = skip since it last ran",
+	                    DEADLINE_MS, NULL);
+	EXPECT(err && strstr(err, "lost no records"), "audit's second start: '%s'",
+	       err ? err : "(nothing)");
+	free(err);
+	kill(audit.pid, SIGTERM);
+	close(audit.err_fd);
+	EXPECT(finish(audit.pid) == 0, "audit failed");
+}
+
+/* gone (inactive_timeout = 2s) runs and exits while the producer runs: the
+ * producer removes it once it has been gone that long, not before, a look
+ * (a second) or so after, and says so; stays (a timeout, attached all
+ * along) and down (no timeout) stay registered. */
+static void inactive_timeout(void)
+{
+	const unsigned timeout_s = 2;
+	struct mmapq_consumer_status cs;
+	struct mmapq_policy pol = {0};
+	struct tu_proc prod, stays;
+	char *ini, *err;
+	uint64_t gone_ms, took_ms;
+
+	ini = tu_xasprintf("[consumer]\noutput = null\n[consumer:gone]\ninactive_timeout = %us\n"
+	                   "[consumer:stays]\ninactive_timeout = 1s\n", timeout_s);
+	setup_level("notice", ini);
+	free(ini);
+	run_once("down");
+	stays = spawn(false, false, "mmapq-consumer", "--name", "stays", NULL);
+	EXPECT(wait_attached("stays", &cs), "stays never attached");
+	prod = spawn_logged(true, false, "mmapq-producer", NULL);
+	run_once("gone");
+	gone_ms = tu_now_ms();
+	EXPECT(policy_of("gone", &pol) && pol.inactive_timeout_s == timeout_s,
+	       "gone's entry says inactive_timeout %u", pol.inactive_timeout_s);
+	err = tu_read_until(prod.err_fd, "consumer 'gone' removed", DEADLINE_MS, NULL);
+	took_ms = tu_now_ms() - gone_ms;
+	EXPECT(err && strstr(err, "consumer 'gone' removed: not attached for its inactive_timeout of"
+	                          " 2 s"), "the producer said: '%s'", err ? err : "(nothing)");
+	EXPECT(!strstr(err, "'stays'") && !strstr(err, "'down'"), "removed another: '%s'", err);
+	free(err);
+	EXPECT(took_ms >= timeout_s * 1000u && took_ms <= (timeout_s + 3) * 1000u * tu_time_factor(),
+	       "gone removed %" PRIu64 " ms after it exited (inactive_timeout %u s)", took_ms,
+	       timeout_s);
+	EXPECT(!consumer_of("gone", &cs), "gone is still registered");
+	EXPECT(consumer_of("stays", &cs) && consumer_of("down", &cs),
+	       "stays (attached) or down (no timeout) was removed");
+	close(prod.in_fd);
+	EXPECT(finish(prod.pid) == 0, "the producer failed");
+	close(prod.err_fd);
+	kill(stays.pid, SIGTERM);
+	EXPECT(finish(stays.pid) == 0, "stays failed");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -445,6 +638,8 @@ int main(int argc, char **argv)
 		{"down_blocks", down_blocks},
 		{"down_drops", down_drops},
 		{"named_config", named_config},
+		{"skip_down", skip_down},
+		{"inactive_timeout", inactive_timeout},
 	};
 
 	signal(SIGPIPE, SIG_IGN);

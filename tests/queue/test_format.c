@@ -437,13 +437,17 @@ static void test_header_fields(void)
 		{"state.reserved0", HOFF(state.reserved0), 4, 1, 0, {"reserved", "offset 388", NULL}},
 		{"not_full_reserved[0]", HOFF(not_full_reserved), 1, 1, 0, {"reserved", "offset 456", NULL}},
 		{"not_full_reserved[55]", HOFF(not_full_reserved) + 55, 1, 1, 0, {"reserved", "offset 511", NULL}},
-		{"consumer 0 reserved[0]", CONS(0, reserved), 1, 1, 0, {"reserved", "offset 700", NULL}},
-		{"consumer 3 reserved[3]", CONS(3, reserved) + 3, 1, 1, 0, {"reserved", "offset 1279", NULL}},
+		{"consumer 0 policy 0x2", CONS(0, policy), 4, 2, 0, {"entry 0", "policy 0x2", NULL}},
+		{"consumer 0 skip pending below floor", CONS(0, skipped), 8, UINT64_C(1) << 63, 0,
+		 {"consumer 'default' has a skip pending to record 0, outside the queue [3, 5]", NULL}},
+		/* the outputs' reports past max_consumers (8) are reserved whole */
+		{"outputs[8].acked", HOFF(outputs) + 8 * 24, 1, 1, 0, {"reserved", "offset 3792", NULL}},
+		{"outputs[15].state", HOFF(outputs) + 15 * 24 + 23, 1, 1, 0, {"reserved", "offset 3983", NULL}},
 		/* entries past max_consumers (8) are reserved whole */
 		{"consumer 8 state", CONS(8, state), 4, 1, 0, {"reserved", "offset 2080", NULL}},
 		{"consumer 15 name[63]", CONS(15, name) + 63, 1, 'x', 0, {"reserved", "offset 3519", NULL}},
-		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 3600", NULL}},
-		{"reserved[495]", HOFF(reserved) + 495, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
+		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 3984", NULL}},
+		{"reserved[111]", HOFF(reserved) + 111, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
 		{"clean 2", HOFF(state.clean), 4, 2, 0, {"clean mark is 2", NULL}},
 		{"producer.pid -1", PROD(pid), 4, 0xffffffffu, 0, {"-1", "pid", NULL}},
 		{"producer.pid INT_MIN", PROD(pid), 4, 0x80000000u, 0, {"-2147483648", NULL}},
@@ -1181,7 +1185,19 @@ static int flip_consumer(size_t e, size_t o, const uint8_t *b)
 		return flip_pid(base + o, base + offsetof(struct mmapq_consumer, pid), b);
 	if (o >= offsetof(struct mmapq_consumer, start_usec) && o < offsetof(struct mmapq_consumer, name))
 		return 1;
-	if (o >= offsetof(struct mmapq_consumer, not_empty) && o < offsetof(struct mmapq_consumer, reserved))
+	if (o >= offsetof(struct mmapq_consumer, not_empty) && o < offsetof(struct mmapq_consumer, policy))
+		return 1;
+	/* the policy: only the defined bits; the pending bit of skipped (its
+	 * top byte) asks for a skip to skip_to, 0 here, below floor */
+	if (o >= offsetof(struct mmapq_consumer, inactive_timeout) &&
+	    o < offsetof(struct mmapq_consumer, consumed) &&
+	    o != offsetof(struct mmapq_consumer, skipped) + 7)
+		return 1;
+	if (!reg && o >= offsetof(struct mmapq_consumer, policy) &&
+	    o < offsetof(struct mmapq_consumer, consumed))
+		return 1;
+	/* what it consumed: a counter, checked by nobody */
+	if (o >= offsetof(struct mmapq_consumer, consumed))
 		return 1;
 	/* a free entry's cursors and name mean nothing */
 	if (!reg && o < offsetof(struct mmapq_consumer, state))
@@ -1210,6 +1226,10 @@ static int flip_expect(size_t i, const uint8_t *b)
 		return 1;
 	if (i >= HOFF(id) && i < HOFF(id) + MMAPQ_ID_SIZE)
 		return 1;
+	/* what an entry's output reported: anything, past max_consumers (8)
+	 * reserved */
+	if (i >= HOFF(outputs) && i < HOFF(reserved))
+		return (i - HOFF(outputs)) / sizeof(struct mmapq_output) < 8;
 	if (i >= HOFF(consumers) && i < HOFF(id))
 		return flip_consumer((i - HOFF(consumers)) / sizeof(struct mmapq_consumer),
 		                     (i - HOFF(consumers)) % sizeof(struct mmapq_consumer), b);

@@ -75,6 +75,13 @@
 #              remove audit refused (69) while it runs, done after
 #              systemctl disable --now; the same for the instance form
 #              mmapq-consumer-named@fo:audit on the queue instance fo
+#   policy     mmapq-consumer-named@sk:audit with on_full = skip on a queue
+#              instance of 4096 int records: stopped, it never holds the
+#              producer (10,000 records sent go through, the default
+#              consumer gets all, in order); mmapqctl shows what it lost;
+#              started, its journal says how many and its file holds the
+#              rest, in order; with inactive_timeout = 3s, stopped, the
+#              producer removes it 3 to 6 s later and says so
 #   enable     systemctl enable --now mmapq.target (OPERATIONS.md's way)
 #   stop       systemctl stop mmapq.target stops everything in < 10 s, idle
 #              and with a producer generating into a full queue
@@ -1045,6 +1052,74 @@ step_fanout() {
 }
 
 # ---------------------------------------------------------------------------
+step_policy() {
+	step_begin policy "[consumer:audit] on_full = skip and inactive_timeout (queue instance sk)"
+	local u=mmapq-consumer-named@sk:audit.service out=/var/lib/mmapq/sk.out
+	local aout=/var/lib/mmapq/sk.audit.out n=10000 cur lost line vals t0 t1 ts frac
+	rm -f "$out" "$aout"
+	# a ring of 4096 int records; audit lets go of what it cannot keep
+	printf '; queue sk\n[queue]\nsize = 64K\nmax_record = 1K\n[consumer]\noutput = file:%s\n[consumer:audit]\noutput = file:%s\non_full = skip\n' \
+		"$out" "$aout" >"$CONFDIR/sk.ini"
+	if ! check "systemctl start mmapq@sk.target $u" systemctl start mmapq@sk.target "$u"; then
+		rm -f "$CONFDIR/sk.ini"
+		step_end
+		return
+	fi
+	check "$u is active" test "$(prop "$u" ActiveState)" = active
+	check "mmapqctl --instance sk consumers --json: audit on_full skip" \
+		test "$(consumer_get audit on_full --instance sk)" = skip
+	check "systemctl stop $u" systemctl stop "$u"
+
+	# Down, audit never holds the producer: the default consumer gets everything.
+	seq 1 $n | timeout 60 "$CTL" --instance sk send >/run/policy.send.out 2>&1
+	check "with audit (skip) stopped, mmapqctl send of $n records through a ring of 4096 goes through" \
+		test $? = 0 || sed 's/^/      send: /' /run/policy.send.out | tail -3
+	fwait 60 "$out" $n || fail "$n did not reach $out within 60 s"
+	vals=$(awk '$1 != NR { bad++ } END { print NR, bad + 0 }' "$out")
+	check "the default consumer of sk: 1..$n, all in order ('records, out of place': $vals)" \
+		test "$vals" = "$n 0"
+	lost=$(consumer_get audit skipped --instance sk)
+	info "mmapqctl --instance sk consumers: $(consumer_line audit --instance sk); skipped $lost"
+	check "audit lost records to skips (skipped $lost)" test "${lost:-0}" -gt 0 -a "${lost:-0}" -lt $n
+	check "mmapqctl metrics: mmapq_consumer_skipped_records_total of audit is $lost" \
+		bash -c "'$CTL' --instance sk metrics | grep -q 'mmapq_consumer_skipped_records_total{.*consumer=\"audit\"} $lost\$'"
+
+	# Back, it says how many it lost, and writes the records after them.
+	cur=$(cursor)
+	check "systemctl start $u" systemctl start "$u"
+	line=$(jwait 20 "$cur" "lost $lost records to on_full = skip since it last ran" _SYSTEMD_UNIT="$u")
+	check "audit's journal: '$line'" test -n "$line"
+	fwait 60 "$aout" $n || fail "$n did not reach $aout within 60 s"
+	vals=$(awk -v f=$((lost + 1)) '$1 != f + NR - 1 { bad++ } END { print NR, bad + 0 }' "$aout")
+	check "audit's file: $((lost + 1))..$n, all in order ('records, out of place': $vals)" \
+		test "$vals" = "$((n - lost)) 0"
+
+	# inactive_timeout: once it has been down 3 s, the producer removes it.
+	printf 'inactive_timeout = 3s\n' >>"$CONFDIR/sk.ini"
+	check "systemctl reload $u (stores inactive_timeout)" systemctl reload "$u"
+	jwait 10 "$cur" "inactive_timeout" _SYSTEMD_UNIT="$u" >/dev/null
+	cur=$(cursor)
+	check "systemctl stop $u" systemctl stop "$u"
+	t0=$(now_ms)
+	line=$(jwait 15 "$cur" "consumer 'audit' removed" -o short-unix _SYSTEMD_UNIT=mmapq-producer@sk.service)
+	check "the producer of sk says: '${line#* }'" \
+		grep -q "consumer 'audit' removed: not attached for its inactive_timeout of 3 s" <<<"$line"
+	# the line's time (short-unix: SECONDS.MICROSECONDS) in ms
+	ts=${line%% *}
+	[[ $ts =~ ^[0-9]+\.[0-9]{3} ]] || ts=0.000
+	frac=${ts#*.}
+	t1=$((${ts%.*} * 1000 + 10#${frac:0:3}))
+	check "removed $((t1 - t0)) ms after audit stopped (3000 to 6000, a look a second)" \
+		test $((t1 - t0)) -ge 2900 -a $((t1 - t0)) -le 6000
+	check "mmapqctl --instance sk consumers no longer lists audit" \
+		test -z "$(consumer_line audit --instance sk)"
+	# shellcheck disable=SC2046
+	systemctl stop mmapq@sk.target $(instance_units sk)
+	rm -f "$CONFDIR/sk.ini" "$out" "$aout" /run/policy.send.out
+	step_end
+}
+
+# ---------------------------------------------------------------------------
 socket_off() {
 	# Socket activation overrides [producer] input: take the socket away.
 	# (Not `systemctl mask --runtime`: a unit file in /etc, where the
@@ -1242,7 +1317,7 @@ step_nats() {
 
 # ---------------------------------------------------------------------------
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry upgrade metrics instances metrics-instances fanout nats enable stop)
+[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry upgrade metrics instances metrics-instances fanout policy nats enable stop)
 say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
 for s in "${steps[@]}"; do
 	case "$s" in
@@ -1254,6 +1329,7 @@ for s in "${steps[@]}"; do
 		instances) step_instances ;;
 		metrics-instances) step_metrics_instances ;;
 		fanout) step_fanout ;;
+		policy) step_policy ;;
 		kill-consumer) step_kill_consumer ;;
 		kill-producer) step_kill_producer ;;
 		watchdog) step_watchdog ;;

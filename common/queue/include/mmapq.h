@@ -464,8 +464,8 @@ MMAPQ_API int mmapq_blocked(struct mmapq *q, uint64_t *since_usec, uint64_t *tot
  * count it). */
 MMAPQ_API int mmapq_consumer_consumed(struct mmapq *q, uint32_t index, uint64_t *consumed);
 /* The health of a consumer's output, for outputs with a server (the NATS
- * forwarder), kept in the consumer's entry so that observers see it
- * (mmapqctl metrics).  Its fields are frozen: a later version adds a
+ * forwarder), kept in the queue file beside the consumer's entry so that
+ * observers see it (mmapqctl metrics).  Its fields are frozen: a later version adds a
  * function, never a field. */
 struct mmapq_output_health {
 	uint64_t acknowledged;  /* records the server acknowledged */
@@ -475,7 +475,7 @@ struct mmapq_output_health {
 	bool connected;         /* connected to a server now */
 };
 /* Consumer role: report h, the health of the output the consumer writes
- * to: connected and in_flight as they are now; acknowledged and reconnects
+ * to: connected and in_flight (kept up to 2^30 - 1) as they are now; acknowledged and reconnects
  * as what came since the previous report, added to the totals the entry
  * keeps since the consumer registered; last_ack_usec kept unless 0.  h NULL:
  * the output has no server to report on (the state an attach starts in).
@@ -489,6 +489,49 @@ MMAPQ_API int mmapq_output_report(struct mmapq *q, const struct mmapq_output_hea
  * that its output has no server); -ENOENT (index is not a registered
  * consumer's entry); -EPROTO (a file of versions 1 to 3). */
 MMAPQ_API int mmapq_consumer_output(struct mmapq *q, uint32_t index, struct mmapq_output_health *h);
+/* A consumer's policy for a full ring (mmapq_set_policy, mmapq_policy).
+ *   on_full: what the producer does when a record does not fit because of
+ *     this consumer's unconsumed records.  MMAPQ_POLICY_BLOCK (the
+ *     default of every new entry): it waits, as the records are kept until
+ *     consumed.  MMAPQ_POLICY_SKIP: while the consumer is detached (no
+ *     process holds it), the producer moves its cursor past its oldest
+ *     whole records, just far enough for the record, instead of waiting;
+ *     the consumer loses them (counted in skipped) and the other consumers
+ *     lose nothing.  An attached skip consumer is waited for as any other
+ *     (the records it is handed stay in the ring until it releases them).
+ *   inactive_timeout_s: seconds the consumer may stay detached before the
+ *     producer daemon removes it (mmapq_consumer_remove); 0: never.  The
+ *     library only stores it, for the producer to read.
+ *   skipped: records this consumer lost to skips since it was registered;
+ *   skipped_since_attach: of those, the ones lost since it last attached:
+ *     for a consumer that is down, what it lost since it last ran; with
+ *     index -1 (our own handle), what it lost while it was down before
+ *     this attach (mmapq_policy fills both in; mmapq_set_policy ignores
+ *     them). */
+enum mmapq_policy_on_full {
+	MMAPQ_POLICY_BLOCK = 0,
+	MMAPQ_POLICY_SKIP = 1,
+};
+
+struct mmapq_policy {
+	uint32_t on_full;            /* enum mmapq_policy_on_full */
+	uint32_t inactive_timeout_s; /* 0: never */
+	uint64_t skipped;
+	uint64_t skipped_since_attach;
+};
+
+/* Store the policy of our own consumer entry (a consumer's handle of a
+ * version-4 file, else -EPERM; -EINVAL: an on_full that is not one), under
+ * the mutex; with sync batch or always, written to disk before it
+ * returns.  It stays in the file for as long as the consumer is registered,
+ * so that the producer keeps to it while the consumer is down. */
+MMAPQ_API int mmapq_set_policy(struct mmapq *q, const struct mmapq_policy *p);
+/* The policy and skip count of the consumer of table index index
+ * (mmapq_consumer_status.index), or with index -1 of our own entry (a
+ * consumer's handle), read without locks; any role.  -ENOENT: no consumer
+ * is registered there (or, -1, the handle is not a consumer's); a file of
+ * versions 1 to 3 has none either. */
+MMAPQ_API int mmapq_policy(struct mmapq *q, int32_t index, struct mmapq_policy *out);
 /* For `mmapqctl recreate`, which carries the consumers of a queue file
  * over into a new one: registers the consumers cs[0..n), as
  * mmapq_consumers() reported them (name, position, pid, start_usec,
