@@ -62,7 +62,8 @@ static const struct {
 	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
 	{"producer", "client_timeout"}, {"producer", "ack_interval"}, {"producer", "ack_records"},
 	{"consumer", "output"}, {"consumer", "start"}, {"consumer", "journal_identifier"},
-	{"consumer", "journal_namespace"}, {"consumer", "seq_prefix"}, {"nats", "servers"},
+	{"consumer", "journal_namespace"}, {"consumer", "seq_prefix"}, {"consumer", "on_full"},
+	{"consumer", "inactive_timeout"}, {"nats", "servers"},
 	{"nats", "subject"}, {"nats", "stream"}, {"nats", "create_stream"}, {"nats", "replicas"},
 	{"nats", "storage"}, {"nats", "duplicate_window"}, {"nats", "ordered"},
 	{"nats", "credentials"}, {"nats", "tls_ca"}, {"nats", "tls_cert"}, {"nats", "tls_key"},
@@ -145,6 +146,8 @@ static void check_ranges(const struct mmapq_config *c)
 	FUZZ_CHECK(len >= 1 && len <= 64 && strspn(c->journal_namespace, MMAPQ_NAME_CHARS) == len,
 	           "journal_namespace '%.80s'", c->journal_namespace);
 	FUZZ_CHECK(c->seq_prefix <= 1, "seq_prefix %" PRIu32, c->seq_prefix);
+	FUZZ_CHECK(c->consumer_on_full <= 1, "[consumer] on_full %" PRIu32, c->consumer_on_full);
+	FUZZ_CHECK(c->inactive_timeout <= 365u * 86400u, "inactive_timeout %" PRIu32, c->inactive_timeout);
 	/* [nats]: the strings are checked by the loader's own rules; here what
 	 * every one of them promises */
 	len = strnlen(c->nats_servers, sizeof(c->nats_servers));
@@ -187,8 +190,8 @@ static unsigned count_lines(const uint8_t *d, size_t n)
 }
 
 /* A number as the file may write it: digits in base, then, for a size in
- * bytes, one of K, M, G (powers of 1024).  false if s is not that or too
- * big to compare. */
+ * bytes, one of K, M, G (powers of 1024), for a duration one of s, m, h,
+ * d.  false if s is not that or too big to compare. */
 static bool number_value(const char *s, unsigned base, unsigned __int128 *ret)
 {
 	unsigned __int128 v = 0;
@@ -203,6 +206,8 @@ static bool number_value(const char *s, unsigned base, unsigned __int128 *ret)
 		return false;
 	if (*p && p[1] == '\0' && strchr("KMG", *p))
 		v <<= 10u * (unsigned)(strchr("KMG", *p) - "KMG" + 1);
+	else if (*p && p[1] == '\0' && strchr("smhd", *p))
+		v *= *p == 's' ? 1u : *p == 'm' ? 60u : *p == 'h' ? 3600u : 86400u;
 	else if (*p)
 		return false;
 	*ret = v;
