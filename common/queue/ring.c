@@ -441,17 +441,16 @@ static int skip_locked(struct mmapq *q, uint32_t len)
 {
 	struct pos floor = floor_locked(q), to = floor;
 	uint64_t need = q->tail.byte + need_at_tail(q, len);
-	bool any = false;
+	bool skippers = false, any = false;
 
 	if (need <= floor.byte + q->size)
 		return 0;
 	/* no consumer with the skip policy (the usual case): nothing to walk */
-	for (uint32_t i = 0; i < q->max_consumers && !any; i++)
-		any = registered(&q->h->consumers[i]) &&
-		      (__atomic_load_n(&q->h->consumers[i].policy, __ATOMIC_RELAXED) & MMAPQ_ENTRY_SKIP);
-	if (!any)
+	for (uint32_t i = 0; i < q->max_consumers && !skippers; i++)
+		skippers = registered(&q->h->consumers[i]) &&
+		           (__atomic_load_n(&q->h->consumers[i].policy, __ATOMIC_RELAXED) & MMAPQ_ENTRY_SKIP);
+	if (!skippers)
 		return 0;
-	any = false;
 	while (to.byte + q->size < need && to.seq < q->tail.seq) {
 		const uint8_t *d;
 		uint32_t l;
