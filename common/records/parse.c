@@ -792,7 +792,7 @@ static int lb_keep(struct mmapq_parser *p, const unsigned char *s, size_t n)
 {
 	int err = flush_records(p);
 
-	if (err < 0)
+	if (err < 0 || !n)
 		return err;
 	if (lb_reserve(p, p->lb_len + n) < 0)
 		return -ENOMEM;
@@ -801,11 +801,13 @@ static int lb_keep(struct mmapq_parser *p, const unsigned char *s, size_t n)
 	return 0;
 }
 
+#if !defined(__SSE2__)
 /* 0x80 in every byte of w that is 0, exactly (no carry crosses a byte). */
 static inline uint64_t zero_bytes(uint64_t w)
 {
 	return ~(((w & (0x7f * ONES8)) + 0x7f * ONES8) | w) & (0x80 * ONES8);
 }
+#endif
 
 /*
  * The first '\n' or NUL of s[0..n), or n: both looked for in one pass, 16
