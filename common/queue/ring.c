@@ -809,6 +809,25 @@ HW_TARGET static int put_run_hw(struct mmapq *q, const uint8_t *src, uint32_t le
 }
 #endif
 
+/* After a run of frames put from start on (r of them, or -errno if none):
+ * write-back started, or with sync = always the frames synced once (on an
+ * error nothing is put). */
+static int put_done(struct mmapq *q, struct pos start, int r)
+{
+	if (r <= 0)
+		return r;
+	if (q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_INTERVAL)
+		kick_writeback(q);
+	if (q->sync == MMAPQ_SYNC_ALWAYS) {
+		int rs = sync_ring(q, start.byte, q->tail.byte);
+		if (rs < 0) {
+			q->tail = start; /* not put: the frames lie beyond tail, nobody reads them */
+			return rs;
+		}
+	}
+	return r;
+}
+
 /* mmapq_put_many, called by mmapq_put too without going through the PLT
  * (an exported function may be interposed, so a call to it by name does) */
 static int put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
@@ -824,19 +843,7 @@ static int put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
 	q->claimed = false;
 	if (n == 0)
 		return 0;
-	r = PICK(put_run_hw(q, data, len, n), put_run_sw(q, data, len, n));
-	if (r <= 0)
-		return r;
-	if (q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_INTERVAL)
-		kick_writeback(q);
-	if (q->sync == MMAPQ_SYNC_ALWAYS) {
-		int rs = sync_ring(q, start.byte, q->tail.byte);
-		if (rs < 0) {
-			q->tail = start; /* not put: the frames lie beyond tail, nobody reads them */
-			return rs;
-		}
-	}
-	return r;
+	return put_done(q, start, PICK(put_run_hw(q, data, len, n), put_run_sw(q, data, len, n)));
 }
 
 int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
@@ -938,19 +945,7 @@ int mmapq_put_records(struct mmapq *q, const struct mmapq_iovec *rec, uint32_t n
 	q->claimed = false;
 	if (n == 0)
 		return 0;
-	r = PICK(put_recs_hw(q, rec, n), put_recs_sw(q, rec, n));
-	if (r <= 0)
-		return r;
-	if (q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_INTERVAL)
-		kick_writeback(q);
-	if (q->sync == MMAPQ_SYNC_ALWAYS) {
-		int rs = sync_ring(q, start.byte, q->tail.byte);
-		if (rs < 0) {
-			q->tail = start; /* not put: the frames lie beyond tail, nobody reads them */
-			return rs;
-		}
-	}
-	return r;
+	return put_done(q, start, PICK(put_recs_hw(q, rec, n), put_recs_sw(q, rec, n)));
 }
 
 uint32_t mmapq_pending(const struct mmapq *q)
