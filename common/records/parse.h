@@ -81,9 +81,11 @@ typedef int (*mmapq_records_fn)(void *ctx, const struct mmapq_iovec *r, size_t n
 int mmapq_parser_set_record_batch(struct mmapq_parser *p, mmapq_records_fn on_records);
 
 /* format int reads short decimal tokens through a fast path (on by default)
- * and everything else byte by byte; both give the same callbacks (parse.c).
- * Off: byte by byte only, as the parser did before the fast path; for the
- * differential tests and the benchmark's old-parser peer.  Any time. */
+ * and everything else byte by byte; format line looks for line ends with
+ * AVX2 where the CPU has it; both give the same callbacks (parse.c).
+ * Off: byte by byte only (int), as the parser did before the fast path, or
+ * the baseline SSE2 scan (line); for the differential tests and the
+ * benchmark's old-parser peer.  Any time. */
 void mmapq_parser_set_fast_path(struct mmapq_parser *p, bool on);
 
 /*

@@ -1912,15 +1912,18 @@ static void test_record_batch_zero_copy(void)
 }
 
 /*
- * Random lines (long ones, over the 16-byte blocks line_stop reads, NULs
- * and CRs anywhere, too long ones) and binary records: in batches exactly
- * the records and errors of the one-by-one callbacks, byte for byte, the
- * input whole, cut at every offset, and in chunks of 1 to 40 bytes.
+ * Random lines (long ones, over the 16- and 64-byte blocks the scans read,
+ * NULs and CRs anywhere, too long ones) and binary records: in batches
+ * exactly the records and errors of the one-by-one callbacks, byte for
+ * byte, the input whole, cut at every offset, and in chunks of 1 to 40
+ * bytes; and the same with the fast path (format line: the AVX2 scan where
+ * the CPU has it) on as with it off.
  */
 static void test_record_batch_differential(void)
 {
 	static const struct { uint32_t fmt, rs; } kinds[] = {
 		{ MMAPQ_FORMAT_LINE, 8 }, { MMAPQ_FORMAT_LINE, 40 }, { MMAPQ_FORMAT_LINE, 100 },
+		{ MMAPQ_FORMAT_LINE, 300 },
 		{ MMAPQ_FORMAT_BINARY, 8 }, { MMAPQ_FORMAT_BINARY, 100 },
 	};
 
@@ -1931,30 +1934,37 @@ static void test_record_batch_differential(void)
 			struct sbuf in = { 0 };
 			char *want, *got;
 
-			random_input(&in, fmt, rs, 900);
+			random_input(&in, fmt, rs, 900 + 8 * (size_t)rs);
 			if (round == 1)			/* ends inside a record */
 				sb_str(&in, fmt == MMAPQ_FORMAT_LINE ? "abc\r" : "\0\0\0\x05" "ab");
 			batched = false;
+			fast_path = false;
 			want = run_whole(fmt, rs, in.p, in.len);
-			batched = true;
-			got = run_whole(fmt, rs, in.p, in.len);
-			EXPECT_STR(got, want);
-			free(got);
-			for (size_t i = 0; i <= in.len; i++) {
-				got = run_cuts(fmt, rs, in.p, in.len, &i, 1);
-				if (strcmp(got, want) != 0)
-					fprintf(stderr, "kind %zu round %d split at %zu\n", k, round, i);
+			for (int mode = 1; mode < 4; mode++) {
+				fast_path = mode & 1;
+				batched = mode & 2;
+				got = run_whole(fmt, rs, in.p, in.len);
 				EXPECT_STR(got, want);
 				free(got);
-			}
-			for (size_t step = 1; step <= 40; step++) {
-				got = run_step(fmt, rs, in.p, in.len, step);
-				if (strcmp(got, want) != 0)
-					fprintf(stderr, "kind %zu round %d chunks of %zu\n", k, round, step);
-				EXPECT_STR(got, want);
-				free(got);
+				for (size_t i = 0; i <= in.len; i++) {
+					got = run_cuts(fmt, rs, in.p, in.len, &i, 1);
+					if (strcmp(got, want) != 0)
+						fprintf(stderr, "kind %zu round %d mode %d split at %zu\n", k,
+						        round, mode, i);
+					EXPECT_STR(got, want);
+					free(got);
+				}
+				for (size_t step = 1; step <= 40; step++) {
+					got = run_step(fmt, rs, in.p, in.len, step);
+					if (strcmp(got, want) != 0)
+						fprintf(stderr, "kind %zu round %d mode %d chunks of %zu\n", k,
+						        round, mode, step);
+					EXPECT_STR(got, want);
+					free(got);
+				}
 			}
 			batched = false;
+			fast_path = true;
 			free(want);
 			free(in.p);
 		}
