@@ -320,18 +320,61 @@ static bool batch_has_room(const struct stream *s)
 	return s->total < BATCH_BYTES && s->niov + 3 <= IOV_CAP && s->ncut + 2 < CUTS;
 }
 
+/*
+ * Lines shorter than IN_PLACE_MIN without seq_prefix (the commonest
+ * records), from recs[0] on while the batch has room, as add_record adds
+ * them: each copied with its '\n' to the end of the buffer, all one piece
+ * (the batch's last one grows if they follow it), the chunk ends where a
+ * record ends; the batch's state in locals meanwhile (the bytes copied may
+ * alias anything).  How many.
+ */
+static uint32_t add_short_lines(struct stream *s, const struct mmapq_record *recs, uint32_t n)
+{
+	char *const from = s->buf + s->len;
+	char *o = from;
+	size_t total = s->total, chunk_start = s->chunk_start;
+	uint32_t i = 0, ncut = s->ncut;
+
+	for (; i < n && recs[i].len < IN_PLACE_MIN && total < BATCH_BYTES && ncut + 2 < CUTS; i++) {
+		size_t start = total;
+
+		memcpy(o, recs[i].data, recs[i].len);
+		o += recs[i].len;
+		*o++ = '\n';
+		total += recs[i].len + 1;
+		if (total - chunk_start > WRITE_CHUNK) {
+			if (start > chunk_start)
+				s->cut[ncut++] = chunk_start = start;
+			if (total - chunk_start > WRITE_CHUNK)
+				s->cut[ncut++] = chunk_start = total;
+		}
+	}
+	s->ncut = ncut;
+	s->chunk_start = chunk_start;
+	add_copied(s, (size_t)(o - from));
+	return i;
+}
+
 /* As many records as start below BATCH_BYTES. */
 static int stream_deliver(struct output *o, const struct mmapq_record *recs, uint32_t n,
                           uint32_t *taken)
 {
+	const struct mmapq_config *cfg = o->env->cfg;
+	bool lines = cfg->format == MMAPQ_FORMAT_LINE && !cfg->seq_prefix;
 	struct stream *s = (struct stream *)o;
 	uint32_t i = 0;
 
 	if (!s->iov) {
 		i = n; /* null (no batch): read and checked by mmapq_get_many, that is all */
 	} else {
-		for (; i < n && batch_has_room(s); i++)
-			add_record(s, &recs[i]);
+		while (i < n && batch_has_room(s)) {
+			uint32_t k = lines ? add_short_lines(s, recs + i, n - i) : 0;
+
+			if (k)
+				i += k;
+			else
+				add_record(s, &recs[i++]);
+		}
 	}
 	s->base.held += i;
 	*taken = i;
