@@ -368,7 +368,10 @@ static int stream_deliver(struct output *o, const struct mmapq_record *recs, uin
 		i = n; /* null (no batch): read and checked by mmapq_get_many, that is all */
 	} else {
 		while (i < n && batch_has_room(s)) {
-			uint32_t k = lines ? add_short_lines(s, recs + i, n - i) : 0;
+			uint32_t k = 0;
+
+			if (lines && recs[i].len < IN_PLACE_MIN)
+				k = add_short_lines(s, recs + i, n - i);
 
 			if (k)
 				i += k;
