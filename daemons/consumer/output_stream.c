@@ -336,12 +336,16 @@ static uint32_t add_short_lines(struct stream *s, const struct mmapq_record *rec
 	uint32_t i = 0, ncut = s->ncut;
 
 	for (; i < n && recs[i].len < IN_PLACE_MIN && total < BATCH_BYTES && ncut + 2 < CUTS; i++) {
-		size_t start = total;
+		size_t start = total, len = recs[i].len;
 
-		memcpy(o, recs[i].data, recs[i].len);
-		o += recs[i].len;
+		/* GCC, knowing len < IN_PLACE_MIN, would copy with rep movsq,
+		 * which is slow on short lines (measured: twice the consumer's
+		 * user time on 64-byte lines): the C library's memcpy is not */
+		__asm__("" : "+r"(len));
+		memcpy(o, recs[i].data, len);
+		o += len;
 		*o++ = '\n';
-		total += recs[i].len + 1;
+		total += len + 1;
 		if (total - chunk_start > WRITE_CHUNK) {
 			if (start > chunk_start)
 				s->cut[ncut++] = chunk_start = start;
