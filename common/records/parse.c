@@ -1036,11 +1036,20 @@ static int feed_binary_run(struct mmapq_parser *p, const unsigned char *b, size_
 			continue;
 		}
 		if (p->prefix_len < 4) {
-			if (!p->prefix_len)
+			if (!p->prefix_len) {
 				p->rec_start = p->offset + pos;
-			p->prefix[p->prefix_len++] = b[pos++];
-			if (p->prefix_len < 4)
-				continue;
+				if (len - pos >= 4) {
+					/* the whole prefix in the chunk: at once */
+					memcpy(p->prefix, b + pos, 4);
+					p->prefix_len = 4;
+					pos += 4;
+				}
+			}
+			if (p->prefix_len < 4) {
+				p->prefix[p->prefix_len++] = b[pos++];
+				if (p->prefix_len < 4)
+					continue;
+			}
 			p->rec_len = (uint32_t)p->prefix[0] << 24 | (uint32_t)p->prefix[1] << 16 |
 			             (uint32_t)p->prefix[2] << 8 | p->prefix[3];
 			if (p->rec_len > p->max_record) {
