@@ -102,7 +102,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__) && defined(__x86_64__)
+/* The fast path compares bytes with SSE2 on x86-64 (its baseline), with
+ * SWAR masks elsewhere, or with MMAPQ_PARSE_NO_SSE2 (the tests build the
+ * parser so too: test_parse_swar). */
+#if defined(__SSE2__) && defined(__x86_64__) && !defined(MMAPQ_PARSE_NO_SSE2)
+#define PARSE_SSE2 1
 #include <emmintrin.h>
 #endif
 
@@ -384,21 +388,6 @@ static inline uint64_t load8(const unsigned char *s)
 }
 
 /*
- * w is 8 input bytes, t = w - ZEROS8 (a digit's byte is its value 0..9).
- * 0x80 in the lowest byte of w that is not '0'..'9', and 0 in every byte
- * below it; the bytes above it may hold anything.  Per byte, with no carry
- * or borrow from below (all the bytes below are digits): w - '0' has its
- * top bit set for w < 0x30 or w >= 0xb0, w + 0x46 for 0x3a <= w < 0xba;
- * only a byte that is not a digit can carry or borrow into the next.  So
- * it is exact for what the fast path asks: is the first byte a digit, are
- * all 8, and how many digits (ctz) come first.
- */
-static inline uint64_t nondigits(uint64_t w, uint64_t t)
-{
-	return ((w + 0x46 * ONES8) | t) & (0x80 * ONES8);
-}
-
-/*
  * The value of n (1..8) digit values (0..9) in the low n bytes of t, the
  * first (most significant) one lowest.  t is shifted up so that they end
  * at the top byte (which drops the bytes after them; the zero bytes
@@ -437,7 +426,7 @@ static inline uint64_t digits_value(uint64_t t, size_t n)
 	return ((t & UINT64_C(0x0000ffff0000ffff)) * ((UINT64_C(10000) << 32) + 1)) >> 32;
 }
 
-#if defined(__SSE2__) && defined(__x86_64__)
+#ifdef PARSE_SSE2
 /* One mask bit per byte of x that is a digit: x + 0x50 takes '0'..'9' to
  * -128..-119 as signed bytes, every other byte above that. */
 static inline unsigned digit_mask(__m128i x)
@@ -447,10 +436,27 @@ static inline unsigned digit_mask(__m128i x)
 }
 #endif
 
+#ifndef PARSE_SSE2
+/*
+ * w is 8 input bytes, t = w - ZEROS8 (a digit's byte is its value 0..9).
+ * 0x80 in the lowest byte of w that is not '0'..'9', and 0 in every byte
+ * below it; the bytes above it may hold anything.  Per byte, with no carry
+ * or borrow from below (all the bytes below are digits): w - '0' has its
+ * top bit set for w < 0x30 or w >= 0xb0, w + 0x46 for 0x3a <= w < 0xba;
+ * only a byte that is not a digit can carry or borrow into the next.  So
+ * it is exact for what the fast path asks: is the first byte a digit, are
+ * all 8, and how many digits (ctz) come first.
+ */
+static inline uint64_t nondigits(uint64_t w, uint64_t t)
+{
+	return ((w + 0x46 * ONES8) | t) & (0x80 * ONES8);
+}
+#endif
+
 /* How many of the 8 bytes at s are digits, from the first: 0..8. */
 static inline size_t digit_run8(const unsigned char *s)
 {
-#if defined(__SSE2__) && defined(__x86_64__)
+#ifdef PARSE_SSE2
 	/* the load zeroes the upper 8 bytes: not digits, bit 8 of ~mask is set */
 	return (unsigned)__builtin_ctz(~digit_mask(_mm_loadl_epi64((const __m128i *)(const void *)s)));
 #else
@@ -463,7 +469,7 @@ static inline size_t digit_run8(const unsigned char *s)
 /* How many of the 16 bytes at s are digits, from the first: 0..16. */
 static inline size_t digit_run16(const unsigned char *s)
 {
-#if defined(__SSE2__) && defined(__x86_64__)
+#ifdef PARSE_SSE2
 	/* bit 16 of ~mask is set */
 	return (unsigned)__builtin_ctz(~digit_mask(_mm_loadu_si128((const __m128i *)(const void *)s)));
 #else
@@ -625,7 +631,7 @@ static void count_lines(const unsigned char *b, size_t from, size_t to, uint64_t
 	uint64_t n = 0;
 	size_t i = from;
 
-#if defined(__SSE2__) && defined(__x86_64__)
+#ifdef PARSE_SSE2
 	const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
 
 	while (to - i >= 64) {
