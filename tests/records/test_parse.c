@@ -1073,6 +1073,29 @@ static void int_edge_input(struct sbuf *b, int round)
 #undef SEP
 }
 
+/* in[0..len), format int, as fast_path and batched are set: whole, cut at
+ * every position and in chunks of 1 to 40 bytes, the log is want. */
+static void check_int_cuts(const char *in, size_t len, const char *want, int round)
+{
+	char *got = run_whole(MMAPQ_FORMAT_INT, 8, in, len);
+
+	EXPECT_STR(got, want);
+	free(got);
+	for (size_t i = 0; i <= len; i++) {
+		got = run_cuts(MMAPQ_FORMAT_INT, 8, in, len, &i, 1);
+		if (strcmp(got, want) != 0)
+			fprintf(stderr, "round %d split at %zu (fast path %d, batched %d)\n", round, i,
+				fast_path, batched);
+		EXPECT_STR(got, want);
+		free(got);
+	}
+	for (size_t step = 1; step <= 40; step++) {
+		got = run_step(MMAPQ_FORMAT_INT, 8, in, len, step);
+		EXPECT_STR(got, want);
+		free(got);
+	}
+}
+
 /*
  * Those tokens: the fast path (whole input, cut at every position, chunks
  * of 1 to 40 bytes, records one by one and in batches), the byte machine
@@ -1083,31 +1106,14 @@ static void test_int_fast_edges(void)
 	rng_state = UINT64_C(0x452821e638d01377);	/* fixed seed: reproducible */
 	for (int round = 0; round < 3; round++) {
 		struct sbuf in = { 0 };
-		char *want, *got;
+		char *want;
 
 		int_edge_input(&in, round);
 		want = ref_int_log(in.p, in.len);
 		for (int mode = 0; mode < 4; mode++) {
 			fast_path = mode & 1;
 			batched = mode & 2;
-			got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
-			EXPECT_STR(got, want);
-			free(got);
-			if (!fast_path)
-				continue;
-			for (size_t i = 0; i <= in.len; i++) {
-				got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, &i, 1);
-				if (strcmp(got, want) != 0)
-					fprintf(stderr, "round %d split at %zu (batched %d)\n", round, i,
-						batched);
-				EXPECT_STR(got, want);
-				free(got);
-			}
-			for (size_t step = 1; step <= 40; step++) {
-				got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, step);
-				EXPECT_STR(got, want);
-				free(got);
-			}
+			check_int_cuts(in.p, in.len, want, round);
 		}
 		fast_path = true;
 		batched = false;
@@ -1138,7 +1144,7 @@ static void test_int_guard_page(void)
 	rng_state = UINT64_C(0xa4093822299f31d0);	/* fixed seed: reproducible */
 	for (int round = 0; round < 5; round++) {
 		struct sbuf in = { 0 };
-		char *want, *got;
+		char *want;
 
 		if (round < 3) {
 			int_edge_input(&in, round);
@@ -1153,19 +1159,7 @@ static void test_int_guard_page(void)
 		fast_path = true;
 		for (int b = 0; b < 2; b++) {
 			batched = b;
-			got = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
-			EXPECT_STR(got, want);
-			free(got);
-			for (size_t i = 0; i <= in.len; i++) {
-				got = run_cuts(MMAPQ_FORMAT_INT, 8, in.p, in.len, &i, 1);
-				EXPECT_STR(got, want);
-				free(got);
-			}
-			for (size_t step = 1; step <= 40; step++) {
-				got = run_step(MMAPQ_FORMAT_INT, 8, in.p, in.len, step);
-				EXPECT_STR(got, want);
-				free(got);
-			}
+			check_int_cuts(in.p, in.len, want, round);
 		}
 		batched = false;
 		free(want);
@@ -1177,19 +1171,27 @@ static void test_int_guard_page(void)
 
 /* ---- the formatter (common/records/fmt.h) ---- */
 
-static void check_fmt(int64_t v)
+/* bits as int64_t through mmapq_fmt_int, or (u64) as uint64_t through
+ * mmapq_fmt_u64 with a tab after it: the bytes of snprintf, and nothing
+ * written past the room it asks for */
+static void check_fmt_as(uint64_t bits, bool u64)
 {
 	char want[32], got[64];
-	int n = snprintf(want, sizeof(want), "%" PRId64 "\n", v);
+	int n = u64 ? snprintf(want, sizeof(want), "%" PRIu64 "\t", bits)
+		    : snprintf(want, sizeof(want), "%" PRId64 "\n", (int64_t)bits);
 	size_t len;
 
 	memset(got, 0x55, sizeof(got));
-	len = mmapq_fmt_int(got, v);
+	len = u64 ? mmapq_fmt_u64(got, bits, '\t') : mmapq_fmt_int(got, (int64_t)bits);
 	EXPECT_INT(len, n);
 	EXPECT_MEM(got, want, len);
-	/* nothing written past the room it asks for */
 	for (size_t k = MMAPQ_FMT_INT_MAX; k < sizeof(got); k++)
 		EXPECT_INT(got[k], 0x55);
+}
+
+static void check_fmt(int64_t v)
+{
+	check_fmt_as((uint64_t)v, false);
 }
 
 static void test_fmt_int(void)
@@ -1258,16 +1260,7 @@ static void test_fmt_head_all(void)
  * byte it is given. */
 static void check_fmt_u64(uint64_t u)
 {
-	char want[32], got[64];
-	int n = snprintf(want, sizeof(want), "%" PRIu64 "\t", u);
-	size_t len;
-
-	memset(got, 0x55, sizeof(got));
-	len = mmapq_fmt_u64(got, u, '\t');
-	EXPECT_INT(len, n);
-	EXPECT_MEM(got, want, len);
-	for (size_t k = MMAPQ_FMT_INT_MAX; k < sizeof(got); k++)
-		EXPECT_INT(got[k], 0x55);
+	check_fmt_as(u, true);
 }
 
 static void test_fmt_u64(void)
