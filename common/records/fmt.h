@@ -4,9 +4,9 @@
  *
  * mmapq_fmt_int(out, v) writes v in decimal ("%" PRId64: a '-' for a
  * negative value, no '+', no leading zeros) followed by '\n' and returns the
- * bytes written, 2 to 21 (INT64_MIN is "-9223372036854775808\n").  out
- * must have MMAPQ_FMT_INT_MAX bytes of room (a '-' is stored whatever the
- * sign, and overwritten for a value that has none).
+ * bytes written, 2 to 21 (INT64_MIN is "-9223372036854775808\n").  The
+ * digits are stored 8 at a time, so out must have MMAPQ_FMT_INT_MAX bytes of
+ * room: up to that many may be written, whatever the returned length.
  *
  * mmapq_fmt_u64(out, u, end) is the same for an unsigned value followed by
  * end (the consumer's sequence-number prefix: "SEQ\t").
@@ -14,14 +14,20 @@
  * It is the inverse of the int parser (parse.c): parsing the output gives
  * v back (tests/records/test_parse.c checks both ways, and against snprintf).
  *
- * How (mmapq_fmt_head): a value below 10^8 is, after three compares that
- * find its digit count, a fixed-point fraction whose integer part is its
- * first pair of digits; each multiplication of the fraction by 100 brings
- * the next pair up, stored from a table of the 100 pairs: no division and
- * no loop.  Larger values are one such head and one or two 8-digit blocks
- * (leading zeros kept: mmapq_fmt_block8, all 8 digits at once on lanes of
- * one 64-bit word), split off by multiplications by the inverse of 10^8
- * (the compiler's for a division by a constant).
+ * How, without a division, a loop or a branch on the digit count: a
+ * value below 10^8 becomes its 8 digits in one 64-bit word
+ * (mmapq_fmt_digits8: split into two 4-digit halves, each half into two
+ * pairs, each pair into two digits, every split done on all lanes at once
+ * by a multiply-shift that equals division by 10^4, 100 or 10 in the range
+ * used, and one multiplication and subtraction for the remainders).  The
+ * leading zero digits are the low zero bytes of that word (count trailing
+ * zeros), and the word is stored shifted past them, 8 bytes at once.
+ * Larger values are one such head and one or two full 8-digit blocks.
+ * (Digit pairs from a table after a few compares that find the digit
+ * count, as jeaiii's itoa does, take fewer instructions, but their
+ * branches mispredict on values of random lengths: 1.5 times slower there,
+ * tests/bench/README-bench.md.)  tests/records/test_parse.c checks every
+ * value below 10^8 (fmt_head_all) and snprintf's bytes for the rest.
  */
 #ifndef MMAPQ_FMT_H
 #define MMAPQ_FMT_H
@@ -32,101 +38,15 @@
 
 #define MMAPQ_FMT_INT_MAX 24   /* room mmapq_fmt_int and mmapq_fmt_u64 need at out */
 
-/* "00" to "99" */
-static const char mmapq_fmt_pairs[201] =
-	"0001020304050607080910111213141516171819"
-	"2021222324252627282930313233343536373839"
-	"4041424344454647484950515253545556575859"
-	"6061626364656667686970717273747576777879"
-	"8081828384858687888990919293949596979899";
-
-/* The pair of digits of i (< 100) at o. */
-static inline void mmapq_fmt_pair(char *o, uint64_t i)
-{
-	memcpy(o, mmapq_fmt_pairs + 2 * i, 2);
-}
-
 /*
- * u (< 10^8) without leading zeros at o; returns the digits written (1..8),
- * and writes nothing else.  A few compares find the digit count; then t is
- * u / 10^N as a fixed-point number with 32 bits of fraction (N: the digits
- * after the first pair), so that its integer part is the first pair, and
- * each multiplication of the fraction by 100 (by 10 for a last odd digit)
- * brings the next one into the integer part: a multiplication, a shift
- * and a table load per pair, no division.  The constants (a multiplier
- * rounded up, and for 7 and 8 digits more bits of precision, shifted away
- * afterwards) are those of James Edward Anhalt III's itoa (jeaiii);
- * tests/records/test_parse.c (fmt_head_all) checks every u below 10^8.
+ * The 8 decimal digits of u (< 10^8) as byte values 0..9, the first (most
+ * significant) in the lowest byte; branch-free: u split into two 4-digit
+ * lanes, each into two pairs, each pair into two digits, every split done
+ * on all lanes at once.  A split of v into (v / m, v % m) in lanes of half
+ * the width is (v << k) - q ((m << k) - 1), q = v / m by a multiply-shift
+ * exact in the range used: that is (v - q m) << k, plus q.
  */
-static inline unsigned mmapq_fmt_head(char *o, uint32_t u)
-{
-	uint64_t t;
-
-#define MMAPQ_FMT_NEXT(k) (t = (uint64_t)(uint32_t)t * 100, mmapq_fmt_pair(o + (k), t >> 32))
-#define MMAPQ_FMT_LAST(k) (o[k] = (char)('0' + (((uint64_t)(uint32_t)t * 10) >> 32)))
-	/* the digit count in three compares, whatever it is */
-	if (u < 10000) {
-		if (u < 100) {
-			if (u < 10) {
-				o[0] = (char)('0' + u);
-				return 1;
-			}
-			mmapq_fmt_pair(o, u);
-			return 2;
-		}
-		if (u < 1000) {
-			t = (uint64_t)u * 429496730;			/* 2^32 / 10, up */
-			mmapq_fmt_pair(o, t >> 32);
-			MMAPQ_FMT_LAST(2);
-			return 3;
-		}
-		t = (uint64_t)u * 42949673;				/* 2^32 / 10^2, up */
-		mmapq_fmt_pair(o, t >> 32);
-		MMAPQ_FMT_NEXT(2);
-		return 4;
-	}
-	if (u < 1000000) {
-		if (u < 100000) {
-			t = (uint64_t)u * 4294968;			/* 2^32 / 10^3, up */
-			mmapq_fmt_pair(o, t >> 32);
-			MMAPQ_FMT_NEXT(2);
-			MMAPQ_FMT_LAST(4);
-			return 5;
-		}
-		t = (uint64_t)u * 429497;				/* 2^32 / 10^4, up */
-		mmapq_fmt_pair(o, t >> 32);
-		MMAPQ_FMT_NEXT(2);
-		MMAPQ_FMT_NEXT(4);
-		return 6;
-	}
-	if (u < 10000000) {
-		t = ((uint64_t)u * UINT64_C(2814749768)) >> 16;		/* 2^48 / 10^5, up */
-		mmapq_fmt_pair(o, t >> 32);
-		MMAPQ_FMT_NEXT(2);
-		MMAPQ_FMT_NEXT(4);
-		MMAPQ_FMT_LAST(6);
-		return 7;
-	}
-	t = (((uint64_t)u * UINT64_C(2251799815)) >> 19) + 4;	/* 2^51 / 10^6, up, + 1 */
-	mmapq_fmt_pair(o, t >> 32);
-	MMAPQ_FMT_NEXT(2);
-	MMAPQ_FMT_NEXT(4);
-	MMAPQ_FMT_NEXT(6);
-	return 8;
-#undef MMAPQ_FMT_NEXT
-#undef MMAPQ_FMT_LAST
-}
-
-/*
- * u (< 10^8) as exactly 8 digits, leading zeros included, at o; branch-free.
- * All 8 digits in one 64-bit word, the first (most significant) in the
- * lowest byte: u split into two 4-digit lanes, each into two pairs, each
- * pair into two digits, every split done on all lanes at once.  A split of
- * v into (v / m, v % m) in lanes of half the width is (v << k) - q ((m <<
- * k) - 1), q = v / m by a multiply-shift exact in the range used: that is
- * (v - q m) << k, plus q.
- */
-static inline void mmapq_fmt_block8(char *o, uint32_t u)
+static inline uint64_t mmapq_fmt_digits8(uint32_t u)
 {
 	/* u / 10^4 for u < 10^8: the error of 2^40 / 10^4 rounded up stays
 	 * below the 10^-4 a fraction can be short of the next integer */
@@ -138,11 +58,30 @@ static inline void mmapq_fmt_block8(char *o, uint32_t u)
 	x = (x << 16) - q * ((100 << 16) - 1);					/* 16-bit lanes, < 100 */
 	/* per lane v < 100: v / 10 == (v * 103) >> 10 */
 	q = ((x * 103) >> 10) & UINT64_C(0x000f000f000f000f);
-	x = ((x << 8) - q * ((10 << 8) - 1)) | UINT64_C(0x3030303030303030);	/* bytes, ASCII */
+	return (x << 8) - q * ((10 << 8) - 1);					/* bytes, < 10 */
+}
+
+/* A mmapq_fmt_digits8 word shifted right by zbits, as ASCII at o (8 bytes). */
+static inline void mmapq_fmt_store8(char *o, uint64_t d, unsigned zbits)
+{
+	d = (d | UINT64_C(0x3030303030303030)) >> zbits;
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-	x = __builtin_bswap64(x);
+	d = __builtin_bswap64(d);
 #endif
-	memcpy(o, &x, sizeof(x));
+	memcpy(o, &d, sizeof(d));
+}
+
+/* u (< 10^8) without leading zeros at o; returns the digits written (1..8),
+ * writes 8 bytes.  The leading zero digits are the zero bytes from the
+ * lowest up: their bits, rounded down to whole bytes, are shifted out (the
+ * top digit always stays: 0 shows as "0"). */
+static inline unsigned mmapq_fmt_head(char *o, uint32_t u)
+{
+	uint64_t d = mmapq_fmt_digits8(u);
+	unsigned zbits = (unsigned)__builtin_ctzll(d | (UINT64_C(1) << 56)) & 56;
+
+	mmapq_fmt_store8(o, d, zbits);
+	return 8 - (zbits >> 3);
 }
 
 /* u in decimal, then end (a line end, a tab): at most 21 bytes at out. */
@@ -161,10 +100,10 @@ static inline size_t mmapq_fmt_u64(char *out, uint64_t u, char end)
 		} else {
 			/* u >= 10^16: hi / 10^8 < 1845 */
 			o += mmapq_fmt_head(o, (uint32_t)(hi / 100000000));
-			mmapq_fmt_block8(o, (uint32_t)(hi % 100000000));
+			mmapq_fmt_store8(o, mmapq_fmt_digits8((uint32_t)(hi % 100000000)), 0);
 			o += 8;
 		}
-		mmapq_fmt_block8(o, lo);
+		mmapq_fmt_store8(o, mmapq_fmt_digits8(lo), 0);
 		o += 8;
 	}
 	*o++ = end;

@@ -9,14 +9,13 @@
  *
  * format int has a fast path in front of that machine (feed_int_fast): for a
  * token that starts at least FAST_MARGIN bytes before the end of the chunk
- * it reads the token 8 or 16 bytes at a time (digits found with one SSE2
- * compare, or SWAR masks, and one ctz; converted with SWAR: three
- * multiplications per 8 digits), and when the token is an optional sign, 1
- * to 19 digits, a whitespace byte and in range it emits the record itself;
- * the '\n' bytes of what it took are counted afterwards, 64 bytes at a
- * time.  Anything else (a bad, over-long or
- * out-of-range token, one near the end of the chunk, a token continued from
- * the previous chunk) goes to the state machine from the token's first
+ * it reads the token 8 bytes at a time (digits found with SWAR masks and
+ * one ctz, converted with SWAR: three multiplications per 8 digits), and
+ * when the token is an optional sign, 1 to 19 digits, a whitespace byte and
+ * in range it emits the record itself; the '\n' bytes of what it took are
+ * counted afterwards, 64 bytes at a time.  Anything else (a bad, over-long
+ * or out-of-range token, one near the end of the chunk, a token continued
+ * from the previous chunk) goes to the state machine from the token's first
  * byte, so every error, and every token split across chunks, is decided by
  * the machine exactly as before.  The fast path only reads inside the chunk
  * and keeps no state of its own: it cannot change what is reported, only
@@ -102,9 +101,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-/* The fast path compares bytes with SSE2 on x86-64 (its baseline), with
- * SWAR masks elsewhere, or with MMAPQ_PARSE_NO_SSE2 (the tests build the
- * parser so too: test_parse_swar). */
+/* count_lines compares 16 bytes at once with SSE2 on x86-64 (its
+ * baseline), and byte by byte elsewhere or with MMAPQ_PARSE_NO_SSE2 (the
+ * tests build the parser so too: test_parse_swar). */
 #if defined(__SSE2__) && defined(__x86_64__) && !defined(MMAPQ_PARSE_NO_SSE2)
 #define PARSE_SSE2 1
 #include <emmintrin.h>
@@ -367,8 +366,8 @@ static int int_end(struct mmapq_parser *p, const struct itok *t, const unsigned 
 
 /*
  * A token is tried by the fast path only if it starts at least FAST_MARGIN
- * bytes before the end of the chunk: what it reads of a token (a sign, then
- * at most 24 bytes: 8, and 16 after them) lies inside the chunk.
+ * bytes before the end of the chunk: what it reads of a token (8 bytes
+ * from its first, and a sign and 24 bytes after it) lies inside the chunk.
  */
 #define FAST_MARGIN 32
 
@@ -404,39 +403,42 @@ static inline uint64_t load8(const unsigned char *s)
  * them from one register. */
 static const struct {
 	uint64_t pairs_mul[9];
-	/* per first byte of a token: the length of its sign (1 for '+' and
-	 * '-'), and all ones for '-': (v ^ m) - m is then -v, branch-free
-	 * (random signs would mispredict a branch) */
-	unsigned char sign_len[256];
-	signed char sign_mask[256];
 	bool ws[256];		/* is_ws */
 } fast_tab = {
 	.pairs_mul = { 0, PAIRS_MUL(1), PAIRS_MUL(2), PAIRS_MUL(3), PAIRS_MUL(4),
 		       PAIRS_MUL(5), PAIRS_MUL(6), PAIRS_MUL(7), PAIRS_MUL(8) },
-	.sign_len = { ['+'] = 1, ['-'] = 1 },
-	.sign_mask = { ['-'] = -1 },
 	.ws = { [' '] = true, ['\t'] = true, ['\n'] = true, ['\v'] = true, ['\f'] = true,
 		['\r'] = true },
 };
 
-static inline uint64_t digits_value(uint64_t t, size_t n)
+/* The fast path's 64-bit constants, as fast_consts makes them. */
+struct fast_k {
+	uint64_t zeros, add46, top, pairs, quads, octet;
+};
+
+/* The constants, opaque to the optimiser (an empty asm that may change
+ * them): it then keeps them in registers (or on the stack, as operands)
+ * across the loop, instead of building each one again per token with a
+ * 10-byte move. */
+static inline struct fast_k fast_consts(void)
 {
-	t = (t * fast_tab.pairs_mul[n]) >> 8;						/* pairs, 0..99 */
-	t = ((t & UINT64_C(0x00ff00ff00ff00ff)) * ((100 << 16) + 1)) >> 16;	/* quads */
-	return ((t & UINT64_C(0x0000ffff0000ffff)) * ((UINT64_C(10000) << 32) + 1)) >> 32;
+	struct fast_k k = {
+		ZEROS8, 0x46 * ONES8, 0x80 * ONES8, UINT64_C(0x00ff00ff00ff00ff),
+		UINT64_C(0x0000ffff0000ffff), (UINT64_C(10000) << 32) + 1,
+	};
+
+	__asm__("" : "+r"(k.zeros), "+r"(k.add46), "+r"(k.top), "+r"(k.pairs), "+r"(k.quads),
+		"+r"(k.octet));
+	return k;
 }
 
-#ifdef PARSE_SSE2
-/* One mask bit per byte of x that is a digit: x + 0x50 takes '0'..'9' to
- * -128..-119 as signed bytes, every other byte above that. */
-static inline unsigned digit_mask(__m128i x)
+static inline uint64_t digits_value(uint64_t t, size_t n, const struct fast_k *k)
 {
-	return (unsigned)_mm_movemask_epi8(_mm_cmpgt_epi8(_mm_set1_epi8(-118),
-							  _mm_add_epi8(x, _mm_set1_epi8(0x50))));
+	t = (t * fast_tab.pairs_mul[n]) >> 8;			/* pairs, 0..99 */
+	t = ((t & k->pairs) * ((100 << 16) + 1)) >> 16;		/* quads */
+	return ((t & k->quads) * k->octet) >> 32;
 }
-#endif
 
-#ifndef PARSE_SSE2
 /*
  * w is 8 input bytes, t = w - ZEROS8 (a digit's byte is its value 0..9).
  * 0x80 in the lowest byte of w that is not '0'..'9', and 0 in every byte
@@ -447,36 +449,9 @@ static inline unsigned digit_mask(__m128i x)
  * it is exact for what the fast path asks: is the first byte a digit, are
  * all 8, and how many digits (ctz) come first.
  */
-static inline uint64_t nondigits(uint64_t w, uint64_t t)
+static inline uint64_t nondigits(uint64_t w, uint64_t t, const struct fast_k *k)
 {
-	return ((w + 0x46 * ONES8) | t) & (0x80 * ONES8);
-}
-#endif
-
-/* How many of the 8 bytes at s are digits, from the first: 0..8. */
-static inline size_t digit_run8(const unsigned char *s)
-{
-#ifdef PARSE_SSE2
-	/* the load zeroes the upper 8 bytes: not digits, bit 8 of ~mask is set */
-	return (unsigned)__builtin_ctz(~digit_mask(_mm_loadl_epi64((const __m128i *)(const void *)s)));
-#else
-	uint64_t w = load8(s), nd = nondigits(w, w - ZEROS8);
-
-	return nd ? (unsigned)__builtin_ctzll(nd) >> 3 : 8;
-#endif
-}
-
-/* How many of the 16 bytes at s are digits, from the first: 0..16. */
-static inline size_t digit_run16(const unsigned char *s)
-{
-#ifdef PARSE_SSE2
-	/* bit 16 of ~mask is set */
-	return (unsigned)__builtin_ctz(~digit_mask(_mm_loadu_si128((const __m128i *)(const void *)s)));
-#else
-	size_t n = digit_run8(s);
-
-	return n < 8 ? n : 8 + digit_run8(s + 8);
-#endif
+	return ((w + k->add46) | t) & k->top;
 }
 
 static const uint64_t pow10_tab[9] = {
@@ -485,34 +460,38 @@ static const uint64_t pow10_tab[9] = {
 
 /*
  * The rest of a token whose first 8 bytes at b[s] are digits (t: them -
- * '0'): 8 to 19 digits in all, in two or three words, the 16 bytes after
- * the first 8 looked at with one digit_run16.  *end is the byte after its
- * digits, *val their magnitude.  false: 20 digits or more, or out of range
- * (negm: all ones for a '-'): the byte machine decides it.
+ * '0'): 8 to 19 digits in all, in two or three words.  *end is the byte
+ * after its digits, *val their magnitude.  false: 20 digits or more, or out
+ * of range (neg: after a '-'): the byte machine decides it.
  */
-static inline bool long_token(const unsigned char *b, size_t s, uint64_t t, uint64_t negm,
-			      size_t *end, uint64_t *val)
+static inline bool long_token(const unsigned char *b, size_t s, uint64_t t, bool neg,
+			      const struct fast_k *k, size_t *end, uint64_t *val)
 {
-	uint64_t v = digits_value(t, 8);
-	size_t n = digit_run16(b + s + 8);	/* digits after the first 8 */
+	uint64_t v = digits_value(t, 8, k), w = load8(b + s + 8), nd;
+	size_t n;
 
-	t = load8(b + s + 8) - ZEROS8;
-	if (n < 8) {
+	/* the next two words are loaded and looked at independently of each other */
+	t = w - k->zeros;
+	nd = nondigits(w, t, k);
+	if (nd) {
+		n = (unsigned)__builtin_ctzll(nd) >> 3;
 		if (n)
-			v = v * pow10_tab[n] + digits_value(t, n);
+			v = v * pow10_tab[n] + digits_value(t, n, k);
 		*end = s + 8 + n;
 		*val = v;
 		return true;	/* at most 15 digits: in range */
 	}
-	if (n > 11)
+	v = v * 100000000 + digits_value(t, 8, k);
+	w = load8(b + s + 16);
+	t = w - k->zeros;
+	nd = nondigits(w, t, k);
+	n = nd ? (unsigned)__builtin_ctzll(nd) >> 3 : 8;
+	if (n > 3)
 		return false;	/* 20 digits or more: leading zeros or out of range */
-	v = v * 100000000 + digits_value(t, 8);
-	n -= 8;
-	t = load8(b + s + 16) - ZEROS8;
 	if (n)
-		v = v * pow10_tab[n] + digits_value(t, n);
+		v = v * pow10_tab[n] + digits_value(t, n, k);
 	/* at most 19 digits: v < 10^19 < 2^64; the bound is 2^63 - 1, or 2^63 for a '-' */
-	if (v > (uint64_t)INT64_MAX - negm)
+	if (v > (uint64_t)INT64_MAX + neg)
 		return false;
 	*end = s + 16 + n;
 	*val = v;
@@ -523,12 +502,11 @@ static inline bool long_token(const unsigned char *b, size_t s, uint64_t t, uint
  * Whitespace and decimal tokens of up to 19 digits from b[*pi] on, while a
  * token can start FAST_MARGIN bytes before len; stops at the first token it
  * does not take (then b[*pi] is that token's first byte) or near the end.
- * A token of up to 7 digits is one 8-byte load after its sign: the sign
- * found by table, the digits counted by digit_run8 (a compare of the 8
- * bytes at once and one ctz), the byte after them checked for whitespace
- * by table, the value by digits_value; longer ones take two loads more
- * (long_token).  Lines are not followed here:
- * count_lines counts the '\n' bytes of what it took afterwards.  Returns 0,
+ * A token of up to 7 digits is one 8-byte load after its sign: the digits
+ * counted by nondigits and one ctz, the byte after them checked for
+ * whitespace by table, the value by digits_value; longer ones take two
+ * loads more (long_token).  Lines are not followed here: count_lines
+ * counts the '\n' bytes of what it took afterwards.  Returns 0,
  * or the negative return of on_record or on_ints (then *pi is past the
  * token whose record failed).
  */
@@ -542,6 +520,7 @@ feed_int_fast_as(struct mmapq_parser *p, const unsigned char *b, size_t len, siz
 	/* batches: the next free place */
 	int64_t *out = p->batch + p->nbatch;
 	size_t i = *pi, last = len - FAST_MARGIN, lim;
+	const struct fast_k kv = fast_consts(), *const k = &kv;
 	int err = 0;
 
 	if (len < FAST_MARGIN)
@@ -558,23 +537,33 @@ feed_int_fast_as(struct mmapq_parser *p, const unsigned char *b, size_t len, siz
 				lim = i + 2 * (room - 1);
 		}
 		while (i <= lim) {
-			unsigned c = b[i];
-			size_t s = i + fast_tab.sign_len[c], e;
-			uint64_t negm = (uint64_t)(int64_t)fast_tab.sign_mask[c];
-			uint64_t t = load8(b + s) - ZEROS8, val;
-			size_t n = digit_run8(b + s);
+			/* the token with and without a sign, both loaded at once:
+			 * the next token's start then waits for one load and a
+			 * compare, not for two loads one after the other (tokens
+			 * are decided one after another: the time per token is
+			 * that chain), and no branch on the sign (random signs
+			 * would mispredict it) */
+			uint64_t w0 = load8(b + i), w1 = load8(b + i + 1);
+			unsigned c = (unsigned char)w0;
+			unsigned sign = (c == '-') | (c == '+');
+			bool neg = c == '-';
+			uint64_t w = sign ? w1 : w0, t = w - k->zeros, nd = nondigits(w, t, k), val;
+			size_t s = i + sign, e;
 			int64_t v;
 
-			if (__builtin_expect(n - 1 < 7, 1)) {
-				e = s + n;	/* 1 to 7 digits */
-				val = digits_value(t, n);
-			} else if (n == 0) {
+			if (nd & 0x80) {
 				/* no digit at b[s]: whitespace, or a token for the machine */
 				if (!fast_tab.ws[c])
 					goto out;
 				i++;
 				continue;
-			} else if (!long_token(b, s, t, negm, &e, &val)) {
+			}
+			if (__builtin_expect(nd != 0, 1)) {
+				size_t n = (unsigned)__builtin_ctzll(nd) >> 3;
+
+				e = s + n;	/* 1 to 7 digits */
+				val = digits_value(t, n, k);
+			} else if (!long_token(b, s, t, neg, k, &e, &val)) {
 				goto out;
 			}
 			if (!fast_tab.ws[b[e]])
@@ -582,7 +571,7 @@ feed_int_fast_as(struct mmapq_parser *p, const unsigned char *b, size_t len, siz
 			/* the whitespace byte that ends the token is taken here too */
 			i = e + 1;
 			/* two's complement (GCC: modulo 2^64), INT64_MIN included */
-			v = (int64_t)((val ^ negm) - negm);
+			v = (int64_t)(neg ? 0 - val : val);
 			if (batched) {
 				*out++ = v;	/* counted when handed over (flush_batch) */
 				continue;

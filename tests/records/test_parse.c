@@ -1218,10 +1218,11 @@ static void test_fmt_int(void)
 }
 
 /*
- * Every value below 10^8 (every case of mmapq_fmt_head, whose fixed-point
- * constants hold only where checked) and every 8-digit block below 10^8
- * behind a head of 1 (the blocks of mmapq_fmt_block8, leading zeros
- * included), against a decimal counter kept as text.
+ * Every value below 10^8 (the head, mmapq_fmt_head: its multiply-shift
+ * divisions are exact only in the range used, and its leading zeros are
+ * cut by ctz) and every 8-digit block below 10^8 behind a head of 1 (the
+ * blocks of larger values, leading zeros included), against a decimal
+ * counter kept as text.
  */
 static void test_fmt_head_all(void)
 {
