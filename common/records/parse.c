@@ -518,75 +518,64 @@ feed_int_fast_as(struct mmapq_parser *p, const unsigned char *b, size_t len, siz
 	void *ctx = p->ctx;
 	uint64_t records = 0;
 	/* batches: the next free place */
-	int64_t *out = p->batch + p->nbatch;
-	size_t i = *pi, last = len - FAST_MARGIN, lim;
+	int64_t *out = p->batch + p->nbatch, *const end = p->batch + MMAPQ_PARSE_BATCH;
+	size_t i = *pi, last = len - FAST_MARGIN;
 	const struct fast_k kv = fast_consts(), *const k = &kv;
 	int err = 0;
 
 	if (len < FAST_MARGIN)
 		return 0;	/* no token starts far enough from the end */
 	while (i <= last) {
-		lim = last;
+		/* the token with and without a sign, both loaded at once:
+		 * the next token's start then waits for one load and a
+		 * compare, not for two loads one after the other (tokens
+		 * are decided one after another: the time per token is
+		 * that chain), and no branch on the sign (random signs
+		 * would mispredict it) */
+		uint64_t w0 = load8(b + i), w1 = load8(b + i + 1);
+		unsigned c = (unsigned char)w0;
+		unsigned sign = (c == '-') | (c == '+');
+		bool neg = c == '-';
+		uint64_t w = sign ? w1 : w0, t = w - k->zeros, nd = nondigits(w, t, k), val;
+		size_t s = i + sign, e;
+		int64_t v;
+
+		if (nd & 0x80) {
+			/* no digit at b[s]: whitespace, or a token for the machine */
+			if (!fast_tab.ws[c])
+				goto out;
+			i++;
+			continue;
+		}
+		if (__builtin_expect(nd != 0, 1)) {
+			size_t n = (unsigned)__builtin_ctzll(nd) >> 3;
+
+			e = s + n;	/* 1 to 7 digits */
+			val = digits_value(t, n, k);
+		} else if (!long_token(b, s, t, neg, k, &e, &val)) {
+			goto out;
+		}
+		if (!fast_tab.ws[b[e]])
+			goto out;	/* glued to a non-digit */
+		/* the whitespace byte that ends the token is taken here too */
+		i = e + 1;
+		/* two's complement (GCC: modulo 2^64), INT64_MIN included */
+		v = (int64_t)(neg ? 0 - val : val);
 		if (batched) {
-			/* a token takes 2 bytes at least (a digit, whitespace):
-			 * tokens that start at b[i..lim] fill batch[] at most,
-			 * so the loop below need not look at out */
-			size_t room = MMAPQ_PARSE_BATCH - (size_t)(out - p->batch);
-
-			if (lim - i > 2 * (room - 1))
-				lim = i + 2 * (room - 1);
-		}
-		while (i <= lim) {
-			/* the token with and without a sign, both loaded at once:
-			 * the next token's start then waits for one load and a
-			 * compare, not for two loads one after the other (tokens
-			 * are decided one after another: the time per token is
-			 * that chain), and no branch on the sign (random signs
-			 * would mispredict it) */
-			uint64_t w0 = load8(b + i), w1 = load8(b + i + 1);
-			unsigned c = (unsigned char)w0;
-			unsigned sign = (c == '-') | (c == '+');
-			bool neg = c == '-';
-			uint64_t w = sign ? w1 : w0, t = w - k->zeros, nd = nondigits(w, t, k), val;
-			size_t s = i + sign, e;
-			int64_t v;
-
-			if (nd & 0x80) {
-				/* no digit at b[s]: whitespace, or a token for the machine */
-				if (!fast_tab.ws[c])
+			/* counted when handed over (flush_batch) */
+			*out++ = v;
+			if (out == end) {
+				p->nbatch = MMAPQ_PARSE_BATCH;
+				out = p->batch;
+				if ((err = flush_batch(p)) < 0)
 					goto out;
-				i++;
-				continue;
 			}
-			if (__builtin_expect(nd != 0, 1)) {
-				size_t n = (unsigned)__builtin_ctzll(nd) >> 3;
-
-				e = s + n;	/* 1 to 7 digits */
-				val = digits_value(t, n, k);
-			} else if (!long_token(b, s, t, neg, k, &e, &val)) {
-				goto out;
-			}
-			if (!fast_tab.ws[b[e]])
-				goto out;	/* glued to a non-digit */
-			/* the whitespace byte that ends the token is taken here too */
-			i = e + 1;
-			/* two's complement (GCC: modulo 2^64), INT64_MIN included */
-			v = (int64_t)(neg ? 0 - val : val);
-			if (batched) {
-				*out++ = v;	/* counted when handed over (flush_batch) */
-				continue;
-			}
-			err = on_record(ctx, &v, sizeof(v));
-			if (err < 0)
-				goto out;
-			records++;
+			continue;
 		}
-		if (batched && out == p->batch + MMAPQ_PARSE_BATCH) {
-			p->nbatch = MMAPQ_PARSE_BATCH;
-			out = p->batch;
-			if ((err = flush_batch(p)) < 0)
-				break;
-		}
+		err = on_record(ctx, &v, sizeof(v));
+		if (err < 0)
+			goto out;
+		records++;
 	}
 out:
 	p->records += records;
