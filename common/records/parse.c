@@ -547,7 +547,7 @@ feed_int_fast_as(struct mmapq_parser *p, const unsigned char *b, size_t len, siz
 			i++;
 			continue;
 		}
-		if (__builtin_expect(nd != 0, 1)) {
+		if (nd) {
 			size_t n = (unsigned)__builtin_ctzll(nd) >> 3;
 
 			e = s + n;	/* 1 to 7 digits */
