@@ -667,8 +667,19 @@ int output_nats_open(const struct output_env *env, const char *spec, struct outp
 static void nats_close(struct nats_out *o)
 {
 	o->shutting_down = true;
-	if (o->js)
+	if (o->js) {
+		/* attempts still waiting for an ack (a record published again
+		 * after a timeout whose first attempt was acked: the stop does
+		 * not wait for them) are ours again; jsCtx_Destroy would leave
+		 * them allocated.  (libnats makes its table of them at the first
+		 * publish: asked before that, libnats 3.4 dereferences NULL.) */
+		natsMsgList pending = {0};
+
+		if (o->published_total &&
+		    js_PublishAsyncGetPendingList(&pending, o->js) == NATS_OK)
+			natsMsgList_Destroy(&pending);
 		jsCtx_Destroy(o->js);
+	}
 	if (o->nc)
 		natsConnection_Destroy(o->nc);
 	if (o->opts)

@@ -78,14 +78,14 @@ struct stream {
 	char name[MMAPQ_CONFIG_STR_MAX]; /* "stdout", "null", or the file's path */
 	char *buf;                       /* BUF_BYTES: the pieces copied */
 	size_t len;                      /* of buf, used */
-	struct iovec *iov;               /* IOV_CAP: the batch, in order */
-	uint32_t niov;
+	uint32_t niov;                   /* of iov, used */
 	size_t total;                    /* bytes in the batch */
 	size_t cut[CUTS];                /* where its chunks end: record ends */
 	uint32_t ncut;
 	size_t chunk_start;              /* where the chunk being filled starts */
 	size_t unkicked;                 /* file, sync != never: written since the last kick */
 	off_t kicked;                    /* the file's bytes below this handed to write-back */
+	struct iovec iov[];              /* IOV_CAP (none for null): the batch, in order */
 };
 
 /* ---- the file's tail ------------------------------------------------------ */
@@ -368,8 +368,8 @@ static int stream_deliver(struct output *o, const struct mmapq_record *recs, uin
 	struct stream *s = (struct stream *)o;
 	uint32_t i = 0;
 
-	if (!s->iov) {
-		i = n; /* null (no batch): read and checked by mmapq_get_many, that is all */
+	if (s->kind == STREAM_NULL) {
+		i = n; /* no batch: read and checked by mmapq_get_many, that is all */
 	} else {
 		while (i < n && batch_has_room(s)) {
 			uint32_t k = 0;
@@ -500,7 +500,7 @@ static int stream_complete(struct output *o, uint32_t *done)
 	*done = 0;
 	if (!s->base.held)
 		return 0; /* nothing to write, nothing to sync */
-	if (s->iov) /* null has no batch */
+	if (s->kind != STREAM_NULL) /* null has no batch */
 		r = write_out(s);
 	/* with sync != never the file holds every record up to the cursor the
 	 * release is about to store */
@@ -535,7 +535,6 @@ static void stream_close(struct output *o)
 	if (s->kind == STREAM_FILE && s->fd >= 0)
 		close(s->fd);
 	free(s->buf);
-	free(s->iov);
 	free(s);
 }
 
@@ -548,18 +547,18 @@ static const struct output_ops stream_ops = {
 
 int output_stream_open(const struct output_env *env, const char *spec, struct output **ret)
 {
-	struct stream *s = calloc(1, sizeof(*s));
+	bool null = !strcmp(spec, "null");
+	struct stream *s = calloc(1, sizeof(*s) + (null ? 0 : IOV_CAP * sizeof(s->iov[0])));
 
 	if (!s)
 		return -ENOMEM;
 	s->base = (struct output){.ops = &stream_ops, .env = env};
 	s->fd = -1;
-	if (!strcmp(spec, "null")) {
+	if (null) {
 		s->kind = STREAM_NULL;
 	} else {
 		s->buf = malloc(BUF_BYTES);
-		s->iov = calloc(IOV_CAP, sizeof(*s->iov));
-		if (!s->buf || !s->iov) {
+		if (!s->buf) {
 			stream_close(&s->base);
 			return -ENOMEM;
 		}
