@@ -20,14 +20,22 @@
  * payload, and mmapq_frame_bytes(max_record) <= size / 4, so that at least
  * four of the largest records fit and the ring keeps flowing.
  *
- * Checksums.  crc is CRC-32C (crc32c.h) of the record's sequence number (8
- * bytes), len (4 bytes) and the payload, in the file's byte order.  The
- * sequence number is not stored: a frame is where its predecessor ends, so
- * it is implied, and bound into the checksum, so that a frame of an earlier
- * lap at the same bytes, one written half (a power cut), or one read at the
- * wrong place never passes for the record expected there.  Every record is
- * checked before it is handed out; a padding frame's crc covers the
- * sequence number of the record after it and MMAPQ_FRAME_PAD.
+ * Checksums.  crc is CRC-32C (crc32c.h) of the frame's free-running byte
+ * position (8 bytes), len (4 bytes) and the payload, in the file's byte
+ * order: a frame of an earlier lap at the same offset has another byte
+ * position, so it, one written half (a power cut), or one read at the
+ * wrong place never passes for the frame expected there.  The position,
+ * not the record's sequence number, so that a frame can be written before
+ * its number is known.  The sequence number is not stored: a frame is
+ * where its predecessor ends, so its number is the count of frames from a
+ * position whose pair {seq, byte} is whole (floor, a synced cursor), and
+ * every walk that hands out or numbers records checks each frame on its
+ * way (a damaged length would otherwise lead to an intact frame of another
+ * record).  A cursor's pair stored half (its byte without its seq) passes
+ * the checksum of the frame there; a process alone finds it by counting
+ * from that consumer's synced cursor (salvage.c, pairs_suspect).  Every
+ * record is checked before it is handed out; a padding frame's crc covers
+ * its own byte position and MMAPQ_FRAME_PAD.
  *
  * Positions.  Free-running 64-bit sequence numbers and byte positions:
  * the frame at byte position b lives at ring offset b & (size - 1).  tail
@@ -257,7 +265,7 @@
  */
 struct mmapq_frame {
 	uint32_t len;  /* payload bytes (<= max_record), or MMAPQ_FRAME_PAD */
-	uint32_t crc;  /* CRC-32C of the sequence number, len and payload   */
+	uint32_t crc;  /* CRC-32C of its byte position, len and payload     */
 };
 
 /*

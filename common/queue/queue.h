@@ -249,15 +249,15 @@ static inline struct mmapq_frame *frame_at(const struct mmapq *q, uint64_t byte)
 	return (struct mmapq_frame *)(q->ring + (byte & q->mask));
 }
 
-/* CRC-32C of a frame of record seq: seq, len, payload (mmapq_format.h) */
-static inline uint32_t frame_crc(uint64_t seq, uint32_t len, const void *payload)
+/* CRC-32C of the frame at byte position byte: byte, len, payload
+ * (mmapq_format.h) */
+static inline uint32_t frame_crc(uint64_t byte, uint32_t len, const void *payload)
 {
-	return mmapq_crc32c_frame(seq, len, payload, len == MMAPQ_FRAME_PAD ? 0 : len);
+	return mmapq_crc32c_frame(byte, len, payload, len == MMAPQ_FRAME_PAD ? 0 : len);
 }
 
 /*
- * The frame of record seq, which starts at *byte, or after a padding frame
- * there: its length checked (<= max_record, 8 for format int; padding only
+ * The frame of the record at *byte, or after a padding frame there: its length checked (<= max_record, 8 for format int; padding only
  * past offset 0, never twice in a row), its bytes within the ring and below
  * end, and with check its crc (by crc: mmapq_crc32c_frame, or in ring.c's
  * hot paths the inline mmapq_crc32c_frame_hw).  ints: the caller knows
@@ -267,7 +267,7 @@ static inline uint32_t frame_crc(uint64_t seq, uint32_t len, const void *payload
  * shared field is read once.
  */
 __attribute__((always_inline)) static inline int
-frame_step(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end, bool check,
+frame_step(const struct mmapq *q, uint64_t *byte, uint64_t end, bool check,
            const uint8_t **data, uint32_t *len, mmapq_frame_crc_fn *crc, bool ints)
 {
 	uint64_t b = *byte, off = b & q->mask, fb;
@@ -276,7 +276,7 @@ frame_step(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end, bo
 
 	if (l == MMAPQ_FRAME_PAD) {
 		if (off == 0 ||
-		    (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(seq, l, NULL, 0)))
+		    (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(b, l, NULL, 0)))
 			return -EBADMSG;
 		b += q->size - off;
 		off = 0;
@@ -289,7 +289,7 @@ frame_step(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end, bo
 	fb = mmapq_frame_bytes(l);
 	if (off + fb > q->size || b + fb > end)
 		return -EBADMSG;
-	if (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(seq, l, f + 1, l))
+	if (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(b, l, f + 1, l))
 		return -EBADMSG;
 	*data = (const uint8_t *)(f + 1);
 	*len = l;
@@ -297,10 +297,10 @@ frame_step(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end, bo
 	return 0;
 }
 
-static inline int frame_next(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end,
-                             bool check, const uint8_t **data, uint32_t *len)
+static inline int frame_next(const struct mmapq *q, uint64_t *byte, uint64_t end, bool check,
+                             const uint8_t **data, uint32_t *len)
 {
-	return frame_step(q, seq, byte, end, check, data, len, mmapq_crc32c_frame, false);
+	return frame_step(q, byte, end, check, data, len, mmapq_crc32c_frame, false);
 }
 
 /* Whether each publish and release is on disk before it returns (batch,

@@ -190,7 +190,7 @@ int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, ui
 		const uint8_t *d;
 		uint32_t l;
 
-		if (frame_next(q, from.seq, &from.byte, end, false, &d, &l) < 0)
+		if (frame_next(q, &from.byte, end, false, &d, &l) < 0)
 			return -EBADMSG;
 		from.seq++;
 	}
@@ -455,7 +455,7 @@ static int skip_locked(struct mmapq *q, uint32_t len)
 		const uint8_t *d;
 		uint32_t l;
 
-		if (frame_next(q, to.seq, &to.byte, q->tail.byte, false, &d, &l) < 0)
+		if (frame_next(q, &to.byte, q->tail.byte, false, &d, &l) < 0)
 			return -EBADMSG;
 		to.seq++;
 	}
@@ -621,19 +621,19 @@ static int room_at_tail(struct mmapq *q, uint32_t len, uint64_t *pad, uint64_t *
 	return 0;
 }
 
-/* Beyond the published tail (nobody reads there): a padding frame of
- * record seq at pad, with its crc. */
-__attribute__((always_inline)) static inline void write_pad(struct mmapq *q, uint64_t seq,
-                                                            uint64_t pad, mmapq_frame_crc_fn *crc)
+/* Beyond the published tail (nobody reads there): a padding frame at
+ * byte position pad, with its crc. */
+__attribute__((always_inline)) static inline void write_pad(struct mmapq *q, uint64_t pad,
+                                                            mmapq_frame_crc_fn *crc)
 {
 	struct mmapq_frame *p = frame_at(q, pad);
 
 	p->len = MMAPQ_FRAME_PAD;
-	p->crc = crc(seq, MMAPQ_FRAME_PAD, NULL, 0);
+	p->crc = crc(pad, MMAPQ_FRAME_PAD, NULL, 0);
 	mmapq_fault("put.padded");
 }
 
-/* Beyond the published tail: the frame of record tail.seq, of len bytes
+/* Beyond the published tail: the frame at byte position at, of len bytes
  * whose payload is in place at at (the padding frame at pad first if the
  * record's frame is elsewhere; zero bytes to the alignment). */
 __attribute__((always_inline)) static inline void write_frame(struct mmapq *q, uint64_t pad,
@@ -645,11 +645,11 @@ __attribute__((always_inline)) static inline void write_frame(struct mmapq *q, u
 	uint32_t aligned = (uint32_t)(mmapq_frame_bytes(len) - sizeof(*f));
 
 	if (pad != at)
-		write_pad(q, q->tail.seq, pad, crc);
+		write_pad(q, pad, crc);
 	if (aligned > len)
 		memset(payload + len, 0, aligned - len);
 	f->len = len;
-	f->crc = crc(q->tail.seq, len, payload, len);
+	f->crc = crc(at, len, payload, len);
 }
 
 /* How far ahead of the frame at hand the hot loops prefetch the ring
@@ -756,7 +756,7 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
 		if ((r = room_at_tail(q, len, &pad, &at)) < 0)
 			break;
 		if (pad != at)
-			write_pad(q, seq, pad, crc);
+			write_pad(q, pad, crc);
 		stop = at + (q->size - (at & q->mask));
 		if (stop > q->limit)
 			stop = q->limit;
@@ -781,7 +781,7 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
 			/* the crc from src, the same bytes: the ring's were
 			 * just stored, perhaps in pieces that a load of 8
 			 * bytes would wait for.  len and crc as one store. */
-			memcpy(f, &(struct mmapq_frame){len, crc(seq, len, src, len)}, sizeof(*f));
+			memcpy(f, &(struct mmapq_frame){len, crc(at, len, src, len)}, sizeof(*f));
 			mmapq_fault("put.written");
 			at += fb;
 			src += len;
@@ -949,7 +949,7 @@ __attribute__((always_inline)) static inline int locate_with(struct mmapq *q, ui
 		uint32_t l;
 		bool check = p.seq >= q->checked;
 
-		if (frame_step(q, p.seq, &p.byte, q->seen_tail_byte, check, &d, &l, crc, false) < 0)
+		if (frame_step(q, &p.byte, q->seen_tail_byte, check, &d, &l, crc, false) < 0)
 			return -EBADMSG;
 		if (check)
 			q->checked = p.seq + 1;
@@ -1001,7 +1001,9 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restric
 			m = (uint32_t)whole;
 		if (m > below)
 			m = (uint32_t)below;
-		for (; i < m; i++, f += fb) {
+		uint64_t b = p.byte;
+
+		for (; i < m; i++, f += fb, b += fb) {
 			const struct mmapq_frame *h = (const struct mmapq_frame *)f;
 			uint64_t v, s = p.seq + i;
 
@@ -1011,7 +1013,7 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restric
 				break;
 			memcpy(&v, h + 1, sizeof(v));
 			if (s >= checked && __atomic_load_n(&h->crc, __ATOMIC_RELAXED) !=
-			                        crc(s, sizeof(v), &v, sizeof(v)))
+			                        crc(b, sizeof(v), &v, sizeof(v)))
 				break;
 			memcpy(copy + (size_t)i * sizeof(v), &v, sizeof(v));
 		}
@@ -1029,7 +1031,7 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restric
 		 * depends on this one's length, a load that would otherwise
 		 * wait for each line to come from the producer's cache */
 		__builtin_prefetch(q->ring + ((b + PREFETCH_AHEAD) & q->mask));
-		if (frame_step(q, p.seq, &b, end, p.seq >= checked, &data, &len, crc, ints) < 0) {
+		if (frame_step(q, &b, end, p.seq >= checked, &data, &len, crc, ints) < 0) {
 			ret = -EBADMSG;
 			break;
 		}
@@ -1335,13 +1337,16 @@ static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t e
 	if (q->walk.seq <= seq && q->walk.seq > p.seq && q->walk.byte >= floor.byte)
 		p = q->walk;
 	from = p.byte;
+	/* the frames on the way checked too: a checksum binds a frame's byte
+	 * position, not its record's number, so a length damaged on the way
+	 * would lead to an intact frame of another record */
 	while (!bad && p.seq < seq) {
-		bad = frame_next(q, p.seq, &p.byte, end, false, &data, &len);
+		bad = frame_next(q, &p.byte, end, true, &data, &len);
 		p.seq++;
 	}
 	start = p.byte;
 	if (!bad)
-		bad = frame_next(q, seq, &p.byte, end, false, &data, &len);
+		bad = frame_next(q, &p.byte, end, false, &data, &len);
 	if (!bad) {
 		const struct mmapq_frame *f = (const struct mmapq_frame *)data - 1;
 
@@ -1349,7 +1354,7 @@ static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t e
 		/* a padding frame before it is checked as a consumer checks it */
 		if ((const uint8_t *)f != q->ring + (start & q->mask) &&
 		    __atomic_load_n(&frame_at(q, start)->crc, __ATOMIC_RELAXED) !=
-		    frame_crc(seq, MMAPQ_FRAME_PAD, NULL))
+		    frame_crc(start, MMAPQ_FRAME_PAD, NULL))
 			bad = -EBADMSG;
 		memcpy(buf, data, len); /* may race with an overwrite: checked below */
 	}
@@ -1359,7 +1364,7 @@ static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t e
 	acquire_fence();
 	if (__atomic_load_n(&q->h->floor.byte, __ATOMIC_RELAXED) > from)
 		return 1; /* consumed meanwhile: what we walked may have been reused */
-	if (bad || crc != frame_crc(seq, len, buf))
+	if (bad || crc != frame_crc(p.byte - mmapq_frame_bytes(len), len, buf))
 		return -EBADMSG;
 	q->prev = (struct pos){seq, start};
 	q->walk = p;

@@ -64,7 +64,7 @@
  *     file (seen through --wrap=mmap) where the model finds the frame of
  *     that sequence number, with the file's bytes; a record the model calls
  *     damaged (its length, its crc, the padding before it, one on the way
- *     for a consumer) gives -EBADMSG;
+ *     for a consumer or an observer) gives -EBADMSG;
  *   - a role that attaches alone does what the format says a process alone
  *     does (floor made whole, the walk when the file is not clean or a pair
  *     may be half stored, the salvage's run as the model picks it, the
@@ -178,13 +178,13 @@ static uint32_t crc_bits(uint32_t crc, const uint8_t *p, size_t n)
 	return ~crc;
 }
 
-/* A frame's crc: of seq (8 bytes), len (4) and the payload, in this
- * machine's byte order (mmapq_format.h, "Checksums"). */
-static uint32_t m_crc(uint64_t seq, uint32_t len, const uint8_t *payload, uint32_t n)
+/* A frame's crc: of its byte position (8 bytes), len (4) and the payload,
+ * in this machine's byte order (mmapq_format.h, "Checksums"). */
+static uint32_t m_crc(uint64_t byte, uint32_t len, const uint8_t *payload, uint32_t n)
 {
 	uint8_t h[12];
 
-	memcpy(h, &seq, 8);
+	memcpy(h, &byte, 8);
 	memcpy(h + 8, &len, 4);
 	return crc_bits(crc_bits(0, h, 12), payload, n);
 }
@@ -473,19 +473,19 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 }
 
 /*
- * The frame of record seq at byte position *b (or after a padding frame
+ * The frame of the record at byte position *b (or after a padding frame
  * there), in file f of model m, below end: its length checked, and with
  * check its crc and the padding's.  true: *len, *at (its payload's offset in
  * the file) and *b (past it) set.
  */
-static bool m_frame(const struct model *m, const uint8_t *f, uint64_t seq, uint64_t *b, uint64_t end,
-                    bool check, uint32_t *len, size_t *at)
+static bool m_frame(const struct model *m, const uint8_t *f, uint64_t *b, uint64_t end, bool check,
+                    uint32_t *len, size_t *at)
 {
 	uint64_t off = *b % m->size, pos = *b;
 	uint32_t l = rd32(f, HDR + off);
 
 	if (l == MMAPQ_FRAME_PAD) {
-		if (off == 0 || (check && rd32(f, HDR + off + 4) != m_crc(seq, l, NULL, 0)))
+		if (off == 0 || (check && rd32(f, HDR + off + 4) != m_crc(pos, l, NULL, 0)))
 			return false;
 		pos += m->size - off;
 		off = 0;
@@ -495,7 +495,7 @@ static bool m_frame(const struct model *m, const uint8_t *f, uint64_t seq, uint6
 		return false;
 	if (off + fsize(l) > m->size || pos + fsize(l) > end)
 		return false;
-	if (check && rd32(f, HDR + off + 4) != m_crc(seq, l, f + HDR + off + 8, l))
+	if (check && rd32(f, HDR + off + 4) != m_crc(pos, l, f + HDR + off + 8, l))
 		return false;
 	*len = l;
 	*at = HDR + off + 8;
@@ -518,7 +518,7 @@ static struct pair m_walk(const struct model *m, const uint8_t *f, struct pair p
 		uint32_t l;
 		size_t at;
 
-		if (!m_frame(m, f, p.seq, &b, stop_byte, true, &l, &at))
+		if (!m_frame(m, f, &b, stop_byte, true, &l, &at))
 			break;
 		p = (struct pair){p.seq + 1, b};
 	}
@@ -533,7 +533,7 @@ static bool m_find(const struct model *m, const uint8_t *f, struct pair p, uint6
 		uint32_t l;
 		size_t at;
 
-		if (!m_frame(m, f, p.seq, &p.byte, end, false, &l, &at))
+		if (!m_frame(m, f, &p.byte, end, false, &l, &at))
 			return false;
 		p.seq++;
 	}
@@ -551,7 +551,7 @@ static bool m_pair_whole(const struct model *m, const uint8_t *f, struct pair p,
 
 	if (p.seq == t.seq)
 		return p.byte == t.byte;
-	return m_frame(m, f, p.seq, &b, t.byte, true, &l, &at);
+	return m_frame(m, f, &b, t.byte, true, &l, &at);
 }
 
 /* What a process that attaches alone does to a version-4 file that passed
@@ -585,6 +585,21 @@ static void m_floor_whole(const struct model *m, uint8_t *f)
 	wr64(f, F_GEN, gen + 1);
 }
 
+/* Consumer entry i's cursor as a run may start from it: its byte where the
+ * frames' lengths from its synced cursor put its record, if that walk
+ * holds (a checksum binds a frame's byte position, not its record's seq,
+ * so only the count from a whole pair numbers the frames). */
+static struct pair m_cursor(const struct model *m, const uint8_t *f, uint32_t i, uint64_t end)
+{
+	struct pair pos = {rd64(f, E(i, position)), rd64(f, E(i, position_byte))};
+	struct pair syn = {rd64(f, E(i, synced)), rd64(f, E(i, synced_byte))};
+	uint64_t b;
+
+	if (syn.seq <= pos.seq && m_find(m, f, syn, pos.seq, end, &b))
+		pos.byte = b;
+	return pos;
+}
+
 static void m_alone(const struct model *m, uint8_t *f, struct salvage_m *s)
 {
 	struct pair fl, t = tail_of(f);
@@ -599,7 +614,8 @@ static void m_alone(const struct model *m, uint8_t *f, struct salvage_m *s)
 		struct pair syn = {rd64(f, E(i, synced)), rd64(f, E(i, synced_byte))};
 
 		if (rd32(f, E(i, state)) == 1)
-			suspect = !m_pair_whole(m, f, pos, t) || !m_pair_whole(m, f, syn, t);
+			suspect = !m_pair_whole(m, f, pos, t) || !m_pair_whole(m, f, syn, t) ||
+			          m_cursor(m, f, i, t.byte).byte != pos.byte;
 	}
 	if (rd32(f, S_CLEAN) != 1 || suspect) {
 		/* the runs from floor and from every registered cursor that may
@@ -618,7 +634,13 @@ static void m_alone(const struct model *m, uint8_t *f, struct salvage_m *s)
 				continue;
 			if (at.seq < wanted.seq)
 				wanted = at;
+			at = m_cursor(m, f, i, t.byte);
 			if (at.byte % 8 || at.seq < fl.seq || at.byte < fl.byte || at.byte - fl.byte > m->size)
+				continue;
+			/* a cursor numbered on the run found: its frames are that
+			 * run's, or (another byte) they disagree with it, and a
+			 * walk from there would number them otherwise */
+			if (be.seq > bs.seq && at.seq >= bs.seq && at.seq <= be.seq)
 				continue;
 			e = m_walk(m, f, at, t);
 			holds = e.seq > at.seq;
@@ -874,8 +896,11 @@ static void observe_v4(struct mmapq *q, const uint8_t *f, const struct model *m)
 		size_t at = 0, a2;
 		bool ok;
 
-		on = on && m_frame(m, f, s, &nb, t.byte, false, &len, &at);
-		ok = on && m_frame(m, f, s, &cb, t.byte, true, &l2, &a2);
+		/* the walk checks every frame on the way: once one fails, so
+		 * does every peek past it */
+		on = on && m_frame(m, f, &nb, t.byte, false, &len, &at);
+		ok = on && m_frame(m, f, &cb, t.byte, true, &l2, &a2);
+		on = ok;
 		r = mmapq_peek(q, s, buf, m->max, &rec);
 		FUZZ_CHECK(r == (ok ? 0 : -EBADMSG), "observer: peek(%" PRIu64 ") %d, the model says %s",
 		           s, r, ok ? "intact" : "damaged");
@@ -1114,8 +1139,7 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 		uint32_t len;
 		size_t at;
 
-		while (head.seq + good < t.seq && m_frame(m, g_pred, head.seq + good, &b, t.byte, true, &len,
-		                                          &at))
+		while (head.seq + good < t.seq && m_frame(m, g_pred, &b, t.byte, true, &len, &at))
 			good++;
 	}
 	r = mmapq_available(q, 0, &navail);
@@ -1131,7 +1155,7 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 			size_t at = 0;
 
 			if (i < good)
-				(void)m_frame(m, g_pred, head.seq + i, &b, t.byte, true, &len, &at);
+				(void)m_frame(m, g_pred, &b, t.byte, true, &len, &at);
 			r = mmapq_get(q, i, &rec);
 			FUZZ_CHECK(r == (i < good ? 0 : -EBADMSG), "consumer: get(%" PRIu32 ") %d, the model"
 			           " reads %" PRIu32 " intact records", i, r, good);
@@ -1271,10 +1295,10 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 				memset(g_pred + HDR + at % m->size + 8 + small, 0, fsize(small) - 8 - small);
 				if (at != t.byte) {
 					wr32(g_pred, HDR + t.byte % m->size, MMAPQ_FRAME_PAD);
-					wr32(g_pred, HDR + t.byte % m->size + 4, m_crc(t.seq, MMAPQ_FRAME_PAD, NULL, 0));
+					wr32(g_pred, HDR + t.byte % m->size + 4, m_crc(t.byte, MMAPQ_FRAME_PAD, NULL, 0));
 				}
 				wr32(g_pred, HDR + at % m->size, small);
-				wr32(g_pred, HDR + at % m->size + 4, m_crc(t.seq, small, payload, small));
+				wr32(g_pred, HDR + at % m->size + 4, m_crc(at, small, payload, small));
 				t = (struct pair){t.seq + 1, t.byte + need};
 				want_k++;
 			}
@@ -1303,12 +1327,12 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 				continue;
 			if (at != t.byte) {
 				wr32(g_pred, HDR + t.byte % m->size, MMAPQ_FRAME_PAD);
-				wr32(g_pred, HDR + t.byte % m->size + 4, m_crc(t.seq, MMAPQ_FRAME_PAD, NULL, 0));
+				wr32(g_pred, HDR + t.byte % m->size + 4, m_crc(t.byte, MMAPQ_FRAME_PAD, NULL, 0));
 			}
 			memcpy(g_pred + HDR + at % m->size + 8, payload, len);
 			memset(g_pred + HDR + at % m->size + 8 + len, 0, fsize(len) - 8 - len);
 			wr32(g_pred, HDR + at % m->size, len);
-			wr32(g_pred, HDR + at % m->size + 4, m_crc(t.seq, len, payload, len));
+			wr32(g_pred, HDR + at % m->size + 4, m_crc(at, len, payload, len));
 			t = (struct pair){t.seq + 1, at + fsize(len)};
 		}
 		r = mmapq_publish(q);

@@ -2,8 +2,8 @@
 /*
  * test_checksum -- a record whose frame is damaged is never handed out.
  *
- * Every frame carries a CRC-32C of its record's sequence number, length and
- * payload (mmapq_format.h, "Checksums").  The cases take a valid queue
+ * Every frame carries a CRC-32C of its byte position, length and payload
+ * (mmapq_format.h, "Checksums").  The cases take a valid queue
  * whose records [3, 9) lie across the ring's end, one after a padding
  * frame, flip one byte of the published ring (every byte of every frame,
  * with three patterns), and read:
@@ -25,10 +25,10 @@
  *   any_machine  get, get_many and copy_many again on the instance of the
  *              library's hot paths that machines without SSE4.2 run (each
  *              loop is compiled twice, ring.c), picked here by hand
- *   crc32c     every frame's crc is the CRC-32C of (seq, len, payload) as
- *              an independent bitwise CRC-32C computes it (a padding
- *              frame's: the next record's seq and 0xffffffff), and the
- *              library's CRC-32C gives the standard check values.
+ *   crc32c     every frame's crc is the CRC-32C of (its byte position,
+ *              len, payload) as an independent bitwise CRC-32C computes it
+ *              (a padding frame's: its own byte position and 0xffffffff),
+ *              and the library's CRC-32C gives the standard check values.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -372,11 +372,11 @@ static uint32_t crc_bits(uint32_t crc, const uint8_t *p, size_t n)
 	return ~crc;
 }
 
-static uint32_t frame_crc_bits(uint64_t seq, uint32_t len, const uint8_t *payload, uint32_t n)
+static uint32_t frame_crc_bits(uint64_t byte, uint32_t len, const uint8_t *payload, uint32_t n)
 {
 	uint8_t h[12];
 
-	memcpy(h, &seq, 8);
+	memcpy(h, &byte, 8);
 	memcpy(h + 8, &len, 4);
 	return crc_bits(crc_bits(0, h, 12), payload, n);
 }
@@ -405,11 +405,11 @@ static void case_crc32c(void)
 
 		memcpy(&f, fr, sizeof(f));
 		EXPECT_INT(f.len, lens[i]);
-		EXPECT_INT(f.crc, frame_crc_bits(FIRST + i, lens[i], fr + 8, lens[i]));
+		EXPECT_INT(f.crc, frame_crc_bits(l.at[i], lens[i], fr + 8, lens[i]));
 	}
 	memcpy(&f, g_bytes + MMAPQ_HEADER_SIZE + l.pad, sizeof(f));
 	EXPECT_INT(f.len, MMAPQ_FRAME_PAD);
-	EXPECT_INT(f.crc, frame_crc_bits(FIRST + 1, MMAPQ_FRAME_PAD, NULL, 0));
+	EXPECT_INT(f.crc, frame_crc_bits(l.pad, MMAPQ_FRAME_PAD, NULL, 0));
 }
 
 int main(int argc, char **argv)
