@@ -16,7 +16,12 @@
  * record 16 bytes in all.  Frames never wrap: where a record does not fit
  * before the ring's end, a padding frame (len MMAPQ_FRAME_PAD) says that
  * the bytes from there to the end are unused, and the record starts at
- * offset 0.  Padding takes no sequence number.  max_record bounds a
+ * offset 0.  Padding takes no sequence number.  Nor does a fill frame (len
+ * MMAPQ_FRAME_FILL_BIT | n): n bytes after its header that nobody uses, n
+ * a multiple of 8 (at most MMAPQ_FRAME_FILL_MAX: more bytes take several),
+ * the frame inside one lap; readers pass it as they pass padding, any
+ * number of them and of padding frames (one a lap) before a record, and
+ * after the last record published, up to tail_byte.  max_record bounds a
  * payload, and mmapq_frame_bytes(max_record) <= size / 4, so that at least
  * four of the largest records fit and the ring keeps flowing.
  *
@@ -35,7 +40,8 @@
  * the checksum of the frame there; a process alone finds it by counting
  * from that consumer's synced cursor (salvage.c, pairs_suspect).  Every
  * record is checked before it is handed out; a padding frame's crc covers
- * its own byte position and MMAPQ_FRAME_PAD.
+ * its own byte position and MMAPQ_FRAME_PAD, a fill frame's its byte
+ * position and its len.
  *
  * Positions.  Free-running 64-bit sequence numbers and byte positions:
  * the frame at byte position b lives at ring offset b & (size - 1).  tail
@@ -253,6 +259,11 @@
 
 /* struct mmapq_frame.len of a padding frame: the rest of the ring is unused */
 #define MMAPQ_FRAME_PAD         UINT32_MAX
+/* struct mmapq_frame.len of a fill frame: this bit | n, n the bytes after
+ * its header (a multiple of 8, the frame inside one lap of the ring):
+ * bytes nobody uses (see "Frames") */
+#define MMAPQ_FRAME_FILL_BIT    UINT32_C(0x80000000)
+#define MMAPQ_FRAME_FILL_MAX    (UINT32_C(0x7ffffff8)) /* n of one fill frame at most */
 #define MMAPQ_FRAME_ALIGN       UINT32_C(8)
 
 /*
@@ -264,7 +275,8 @@
  * ring read-only.
  */
 struct mmapq_frame {
-	uint32_t len;  /* payload bytes (<= max_record), or MMAPQ_FRAME_PAD */
+	uint32_t len;  /* payload bytes (<= max_record), MMAPQ_FRAME_PAD, or
+	                  MMAPQ_FRAME_FILL_BIT | the bytes after the header  */
 	uint32_t crc;  /* CRC-32C of its byte position, len and payload     */
 };
 
@@ -381,7 +393,7 @@ struct mmapq_consumer {
 	 * acquire.  The others are written by the role holder alone (relaxed
 	 * atomic stores), read by observers (relaxed). */
 	uint64_t position;        /* next sequence number it consumes         */
-	uint64_t position_byte;   /* where that record's frame (or padding) is */
+	uint64_t position_byte;   /* where its frame (or padding, fills) starts */
 	uint64_t synced;          /* position as it is known to be on disk    */
 	uint64_t synced_byte;
 	uint32_t state;           /* MMAPQ_CONSUMER_FREE / _REGISTERED        */
@@ -496,6 +508,7 @@ struct mmapq_header {
 /* Frozen layout. */
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "pthread_mutex_t does not fit its 64 bytes");
 _Static_assert(sizeof(struct mmapq_frame) == MMAPQ_FRAME_ALIGN, "a frame header is 8 bytes");
+_Static_assert(MMAPQ_MAX_RECORD_MAX < MMAPQ_FRAME_FILL_BIT, "a record's len never looks like a fill");
 _Static_assert(offsetof(struct mmapq_frame, len) == 0, "frame.len offset");
 _Static_assert(offsetof(struct mmapq_frame, crc) == 4, "frame.crc offset");
 _Static_assert(sizeof(struct mmapq_cond) == 8, "mmapq_cond is two words");

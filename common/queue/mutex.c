@@ -113,7 +113,9 @@ static bool positions_sane(struct mmapq *q)
 	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||
 	    find_record(q, floor, tail, tail_byte, &end) < 0)
 		return false;
-	if (end != tail_byte)
+	/* padding and fill frames after the last record up to tail_byte are
+	 * the end of a reservation, not a byte stored ahead */
+	if (end != tail_byte && fills_end(q, end, tail_byte) != tail_byte)
 		__atomic_store_n(&q->h->producer.tail_byte, end, __ATOMIC_RELAXED);
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		struct mmapq_consumer *c = &q->h->consumers[i];

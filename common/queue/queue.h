@@ -166,6 +166,8 @@ int init_mutex(struct mmapq_header *h);
 int reinit_sync_alone(struct mmapq *q);
 
 /* ring.c */
+int frames_skip(const struct mmapq *q, uint64_t *byte, uint32_t *len, uint64_t end, bool check);
+uint64_t fills_end(const struct mmapq *q, uint64_t byte, uint64_t end);
 void blocked_end(struct mmapq *q);
 int sync_bytes(const void *p, size_t len);
 int sync_header(const struct mmapq *q);
@@ -250,17 +252,18 @@ static inline struct mmapq_frame *frame_at(const struct mmapq *q, uint64_t byte)
 }
 
 /* CRC-32C of the frame at byte position byte: byte, len, payload
- * (mmapq_format.h) */
+ * (mmapq_format.h); a padding or fill frame's covers no payload */
 static inline uint32_t frame_crc(uint64_t byte, uint32_t len, const void *payload)
 {
-	return mmapq_crc32c_frame(byte, len, payload, len == MMAPQ_FRAME_PAD ? 0 : len);
+	return mmapq_crc32c_frame(byte, len, payload, len & MMAPQ_FRAME_FILL_BIT ? 0 : len);
 }
 
 /*
- * The frame of the record at *byte, or after a padding frame there: its length checked (<= max_record, 8 for format int; padding only
- * past offset 0, never twice in a row), its bytes within the ring and below
- * end, and with check its crc (by crc: mmapq_crc32c_frame, or in ring.c's
- * hot paths the inline mmapq_crc32c_frame_hw).  ints: the caller knows
+ * The frame of the record at *byte, or after the padding and fill frames
+ * there (frames_skip): its length checked (<= max_record, 8 for format
+ * int), its bytes within the ring and below end, and with check its crc
+ * (by crc: mmapq_crc32c_frame, or in ring.c's hot paths the inline
+ * mmapq_crc32c_frame_hw).  ints: the caller knows
  * the format is int, as a constant: the length is then 8 for the compiler
  * too, and an int record's checks and checksum straight-line code.  0:
  * *data, *len and *byte (past the frame) set; -EBADMSG: nothing set.  Each
@@ -274,14 +277,12 @@ frame_step(const struct mmapq *q, uint64_t *byte, uint64_t end, bool check,
 	const struct mmapq_frame *f = (const struct mmapq_frame *)(q->ring + off);
 	uint32_t l = __atomic_load_n(&f->len, __ATOMIC_RELAXED);
 
-	if (l == MMAPQ_FRAME_PAD) {
-		if (off == 0 ||
-		    (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(b, l, NULL, 0)))
+	if (l & MMAPQ_FRAME_FILL_BIT) {
+		/* padding or fill: the slow path, out of line */
+		if (frames_skip(q, &b, &l, end, check) < 0)
 			return -EBADMSG;
-		b += q->size - off;
-		off = 0;
-		f = (const struct mmapq_frame *)q->ring;
-		l = __atomic_load_n(&f->len, __ATOMIC_RELAXED);
+		off = b & q->mask;
+		f = (const struct mmapq_frame *)(q->ring + off);
 	}
 	if (l > q->max_record ||
 	    ((ints || q->format == MMAPQ_FORMAT_INT) && l != sizeof(int64_t)))

@@ -179,10 +179,77 @@ void signal_consumers_locked(struct mmapq *q, bool always)
 }
 
 /*
- * From record from.seq (its frame, or the padding before it, at from.byte)
- * to record seq, by the frames' lengths, never past end: *byte is where
- * record seq's frame (or padding) starts.  -EBADMSG if a frame on the way
- * is not one.  Checksums are not looked at.
+ * frame_step's slow path (queue.h): from the padding or fill frame at
+ * *byte whose len is *len, past every padding and fill frame that follows,
+ * to the frame of a record: 0 with *byte and *len its; -EBADMSG if one of
+ * them is not what it says (padding at offset 0, a fill not a multiple of
+ * 8 or past the ring's end) or none is left below end.  With check each
+ * one's crc (its byte position and len).  Each step moves at least 8
+ * bytes, so a ring of garbage ends the loop at end.
+ */
+int frames_skip(const struct mmapq *q, uint64_t *byte, uint32_t *len, uint64_t end, bool check)
+{
+	uint64_t b = *byte;
+	uint32_t l = *len;
+
+	while (l & MMAPQ_FRAME_FILL_BIT) {
+		uint64_t off = b & q->mask, n;
+		const struct mmapq_frame *f = frame_at(q, b);
+
+		if (l == MMAPQ_FRAME_PAD) {
+			if (off == 0)
+				return -EBADMSG;
+			n = q->size - off;
+		} else {
+			n = sizeof(*f) + (l & ~MMAPQ_FRAME_FILL_BIT);
+			if (n % MMAPQ_FRAME_ALIGN || off + n > q->size)
+				return -EBADMSG;
+		}
+		if (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != frame_crc(b, l, NULL))
+			return -EBADMSG;
+		b += n;
+		if (b >= end)
+			return -EBADMSG;
+		l = __atomic_load_n(&frame_at(q, b)->len, __ATOMIC_RELAXED);
+	}
+	*byte = b;
+	*len = l;
+	return 0;
+}
+
+/*
+ * Where the padding and fill frames from byte end, walking no further than
+ * end (their crcs checked): end itself if they fill [byte, end) exactly,
+ * else less.  A tail_byte past the frame of the last record published may
+ * be right: a reservation's unused end, or the padding it needed, lies
+ * before the next one.
+ */
+uint64_t fills_end(const struct mmapq *q, uint64_t byte, uint64_t end)
+{
+	while (byte < end) {
+		const struct mmapq_frame *f = frame_at(q, byte);
+		uint32_t l = __atomic_load_n(&f->len, __ATOMIC_RELAXED);
+		uint64_t off = byte & q->mask, n;
+
+		if (!(l & MMAPQ_FRAME_FILL_BIT))
+			break;
+		if (l == MMAPQ_FRAME_PAD)
+			n = off ? q->size - off : 0;
+		else
+			n = sizeof(*f) + (l & ~MMAPQ_FRAME_FILL_BIT);
+		if (n == 0 || n % MMAPQ_FRAME_ALIGN || off + n > q->size || byte + n > end ||
+		    __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != frame_crc(byte, l, NULL))
+			break;
+		byte += n;
+	}
+	return byte;
+}
+
+/*
+ * From record from.seq (its frame, or the padding and fills before it, at
+ * from.byte) to record seq, by the frames' lengths, never past end: *byte
+ * is where record seq's frame (or padding, fills) starts.  -EBADMSG if a
+ * frame on the way is not one.  Checksums are not looked at.
  */
 int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte)
 {
@@ -1351,11 +1418,14 @@ static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t e
 		const struct mmapq_frame *f = (const struct mmapq_frame *)data - 1;
 
 		crc = __atomic_load_n(&f->crc, __ATOMIC_RELAXED);
-		/* a padding frame before it is checked as a consumer checks it */
-		if ((const uint8_t *)f != q->ring + (start & q->mask) &&
-		    __atomic_load_n(&frame_at(q, start)->crc, __ATOMIC_RELAXED) !=
-		    frame_crc(start, MMAPQ_FRAME_PAD, NULL))
-			bad = -EBADMSG;
+		/* the padding and fill frames before it are checked as a
+		 * consumer checks them */
+		if ((const uint8_t *)f != q->ring + (start & q->mask)) {
+			uint64_t sb = start;
+			uint32_t sl = __atomic_load_n(&frame_at(q, start)->len, __ATOMIC_RELAXED);
+
+			bad = frames_skip(q, &sb, &sl, end, true);
+		}
 		memcpy(buf, data, len); /* may race with an overwrite: checked below */
 	}
 	/* the walk's and the copy's loads stay before the load of floor below

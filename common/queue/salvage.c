@@ -209,7 +209,7 @@ static void keep_run(struct mmapq *q, const struct run *run, struct pos floor, s
  * (so that the pair may be half stored), although the file was closed
  * cleanly since (a last close does not look): the mutex held by the dead,
  * or a cursor whose byte is not where its record is: at the tail, not the
- * tail's byte; else the frame there not intact, or (a cursor, stored
+ * tail's byte (or padding and fill frames up to it); else the frame there not intact, or (a cursor, stored
  * outside the mutex) not where the frames' lengths from its synced
  * cursor put record seq.  The synced pair is stored under the mutex, whose
  * word says whether its writer died.  One frame per cursor and the
@@ -231,7 +231,8 @@ static bool pairs_suspect(struct mmapq *q, struct pos tail)
 			const uint8_t *d;
 			uint32_t l;
 
-			if (at[k].seq == tail.seq ? at[k].byte != tail.byte :
+			if (at[k].seq == tail.seq ?
+			    fills_end(q, at[k].byte, tail.byte) != tail.byte :
 			    frame_next(q, &b, tail.byte, true, &d, &l) < 0)
 				return true;
 			if (k == 0 && cursor_of(q, c, tail.byte).byte != at[0].byte)

@@ -473,9 +473,11 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 }
 
 /*
- * The frame of the record at byte position *b (or after a padding frame
- * there), in file f of model m, below end: its length checked, and with
- * check its crc and the padding's.  true: *len, *at (its payload's offset in
+ * The frame of the record at byte position *b (or after the padding and
+ * fill frames there: a fill's len is MMAPQ_FRAME_FILL_BIT | n, n bytes
+ * after its header, a multiple of 8, inside one lap), in file f of model
+ * m, below end: its length checked, and with check its crc and those of
+ * the padding and fills.  true: *len, *at (its payload's offset in
  * the file) and *b (past it) set.
  */
 static bool m_frame(const struct model *m, const uint8_t *f, uint64_t *b, uint64_t end, bool check,
@@ -484,12 +486,17 @@ static bool m_frame(const struct model *m, const uint8_t *f, uint64_t *b, uint64
 	uint64_t off = *b % m->size, pos = *b;
 	uint32_t l = rd32(f, HDR + off);
 
-	if (l == MMAPQ_FRAME_PAD) {
-		if (off == 0 || (check && rd32(f, HDR + off + 4) != m_crc(pos, l, NULL, 0)))
+	while (l & MMAPQ_FRAME_FILL_BIT) {
+		uint64_t n = l == MMAPQ_FRAME_PAD ? m->size - off : 8 + (l & ~MMAPQ_FRAME_FILL_BIT);
+
+		if ((l == MMAPQ_FRAME_PAD && off == 0) || n % 8 || off + n > m->size ||
+		    (check && rd32(f, HDR + off + 4) != m_crc(pos, l, NULL, 0)))
 			return false;
-		pos += m->size - off;
-		off = 0;
-		l = rd32(f, HDR);
+		pos += n;
+		if (pos >= end)
+			return false;
+		off = pos % m->size;
+		l = rd32(f, HDR + off);
 	}
 	if (l > m->max || (m->fmt == MMAPQ_FORMAT_INT && l != 8))
 		return false;
@@ -541,8 +548,25 @@ static bool m_find(const struct model *m, const uint8_t *f, struct pair p, uint6
 	return true;
 }
 
-/* A pair as the frames say it: at the tail, the tail's byte; else the
- * frame there is record seq's, checksum and all. */
+/* Whether the padding and fill frames from b fill [b, end) exactly, their
+ * crcs checked. */
+static bool m_fills_to(const struct model *m, const uint8_t *f, uint64_t b, uint64_t end)
+{
+	while (b < end) {
+		uint64_t off = b % m->size;
+		uint32_t l = rd32(f, HDR + off);
+		uint64_t n = l == MMAPQ_FRAME_PAD ? (off ? m->size - off : 0) : 8 + (l & ~MMAPQ_FRAME_FILL_BIT);
+
+		if (!(l & MMAPQ_FRAME_FILL_BIT) || n == 0 || n % 8 || off + n > m->size || b + n > end ||
+		    rd32(f, HDR + off + 4) != m_crc(b, l, NULL, 0))
+			return false;
+		b += n;
+	}
+	return b == end;
+}
+
+/* A pair as the frames say it: at the tail, the tail's byte (or padding
+ * and fills up to it); else the frame there is intact. */
 static bool m_pair_whole(const struct model *m, const uint8_t *f, struct pair p, struct pair t)
 {
 	uint64_t b = p.byte;
@@ -550,7 +574,7 @@ static bool m_pair_whole(const struct model *m, const uint8_t *f, struct pair p,
 	size_t at;
 
 	if (p.seq == t.seq)
-		return p.byte == t.byte;
+		return p.byte == t.byte || (p.byte < t.byte && m_fills_to(m, f, p.byte, t.byte));
 	return m_frame(m, f, &b, t.byte, true, &l, &at);
 }
 
