@@ -6,7 +6,8 @@
  * size and offset frozen by _Static_assert below.  The API lives in mmapq.h;
  * nothing but the library and its tests should include this file.
  *
- *   offset 0            struct mmapq_header   (MMAPQ_HEADER_SIZE bytes, one page)
+ *   offset 0            struct mmapq_header   (MMAPQ_HEADER_SIZE bytes, two
+ *                       pages: the second holds the producer table)
  *   offset header_size  the ring: size bytes (a power of two) of frames
  *   file size           header_size + size, exactly
  *
@@ -188,7 +189,17 @@
  *                             without a kernel to mark it, e.g. a reboot or
  *                             a copied file, would otherwise hang the next
  *                             lock), then downgrades to shared.
- *   byte MMAPQ_LOCK_PRODUCER  exclusive while a producer is attached.
+ *   byte MMAPQ_LOCK_WRITER    exclusive while a producer is attached: one
+ *                             at a time writes records.  Taken after the
+ *                             producer's own byte below, so whoever is
+ *                             refused it finds the holder's pid in its
+ *                             entry.
+ *   byte MMAPQ_LOCK_PRODUCER + i  exclusive while the producer of table
+ *                             entry i is attached (i < MMAPQ_PRODUCERS_MAX),
+ *                             taken after the entry is found or registered
+ *                             under the mutex; the holder writes its pid
+ *                             into the entry at once.  `mmapqctl recreate`
+ *                             and mmapq_repair take all of them.
  *   byte MMAPQ_LOCK_CONSUMER + i  exclusive while the consumer of table
  *                             entry i is attached (i < MMAPQ_CONSUMERS_MAX).  `mmapqctl consumer remove` takes
  *                             it too, so a consumer is never removed while
@@ -229,7 +240,8 @@
 #define MMAPQ_VERSION_2         UINT32_C(2)
 #define MMAPQ_VERSION_3         UINT32_C(3)
 #define MMAPQ_BYTE_ORDER        UINT32_C(0x01020304)
-#define MMAPQ_HEADER_SIZE       UINT32_C(4096)
+#define MMAPQ_HEADER_SIZE       UINT32_C(8192)
+#define MMAPQ_HEADER_SIZE_V3    UINT32_C(4096) /* versions 1 to 3: one page */
 
 /* The limits enforced on creation and on every attach (MMAPQ_SIZE_MIN ...
  * MMAPQ_MAX_RECORD_MAX), the record formats (enum mmapq_record_format)
@@ -237,9 +249,10 @@
 
 /* The OFD lock bytes of the lock file (see "Attach protocol" above). */
 #define MMAPQ_LOCK_ATTACH       0
-#define MMAPQ_LOCK_PRODUCER     1
+#define MMAPQ_LOCK_WRITER       1 /* one producer at a time writes records */
 #define MMAPQ_LOCK_CONSUMER     2 /* + the consumer's index in the table */
 #define MMAPQ_LOCK_REMOVE       (MMAPQ_LOCK_CONSUMER + MMAPQ_CONSUMERS_MAX)
+#define MMAPQ_LOCK_PRODUCER     32 /* + the producer's index in its table */
 
 /* struct mmapq_output.state: two flags, then the records in flight */
 #define MMAPQ_OUTPUT_REPORTED   UINT32_C(1)
@@ -294,11 +307,11 @@ struct mmapq_cond {
 };
 
 /*
- * The producer's state, on its own cache lines.  Every field is written
- * only by the process holding the producer role (relaxed atomic stores,
- * single writer), tail and tail_byte with the mutex held.
+ * The queue-wide producer block, on its own cache lines: where records are
+ * published.  Written with the mutex held by the producer that publishes
+ * (and by the repair after EOWNERDEAD, a salvage).
  */
-struct mmapq_producer {
+struct mmapq_tail {
 	/* Where the next record goes: tail (its sequence number, also the
 	 * count of records ever published) and tail_byte.  Stored with the
 	 * mutex held, tail_byte first (relaxed), then tail (store-release: it
@@ -307,30 +320,58 @@ struct mmapq_producer {
 	 * newer one, never an older one), by observers the same way. */
 	uint64_t tail;
 	uint64_t tail_byte;
+	uint8_t  reserved[112];
+};
+
+/* struct mmapq_producer.state */
+#define MMAPQ_PRODUCER_FREE       UINT32_C(0)
+#define MMAPQ_PRODUCER_REGISTERED UINT32_C(1)
+
+/*
+ * One registered producer: an entry of the producer table (the header's
+ * second page), three cache lines, registered by name like a consumer, at
+ * its first attach, and kept (its counters with it) across restarts of
+ * that name.  The process that holds the entry's role byte
+ * (MMAPQ_LOCK_PRODUCER + i) owns it.
+ */
+struct mmapq_producer {
+	/* Line 0: the owner's.  state: written with the mutex held
+	 * (store-release) by whoever registers it (a producer's first attach
+	 * by that name); never freed.  The others: written by the owner alone
+	 * (relaxed atomic stores), read by observers (relaxed). */
+	uint32_t state;        /* MMAPQ_PRODUCER_FREE / _REGISTERED            */
 	int32_t  pid;          /* owner's pid, set after taking the role lock */
-	uint32_t reserved0;
 	uint64_t start_usec;   /* CLOCK_REALTIME when the owner attached       */
+	uint64_t published;    /* records this producer published (counted
+	                          after each publish stored tail)            */
 	uint64_t dropped;      /* records dropped by on_full = drop            */
 	uint64_t bad_input;    /* rejected tokens and lines                    */
 	uint64_t recoveries;   /* EOWNERDEAD repairs and stale-lock resets done
-	                          by the producer                              */
-	uint64_t attaches;     /* times a process took the role                */
+	                          by this producer                            */
+	uint64_t attaches;     /* times a process took this entry             */
 	/* Waiting for room (mmapq_reserve; mmapq_blocked reads them).
 	 * blocked_usec: CLOCK_REALTIME when the current wait began, 0 while
 	 * the producer is not waiting.  Stored by the first mmapq_reserve that
 	 * has to wait; a reserve that gives up at its deadline leaves it, so
 	 * that a producer waiting a slice at a time is in one wait; cleared by
 	 * the next reserve or put that finds room, by mmapq_close, and by the
-	 * next producer's attach (one that died waiting leaves it behind).
-	 * blocked_total_usec: microseconds producers have waited for room
-	 * since the file was created, added to after every sleep of the wait
-	 * (at most 0.5 s) and when it ends, so it grows while a wait lasts.
-	 * Both written by the producer alone (relaxed atomic stores, the mutex
-	 * not needed), read by observers relaxed, each on its own (no pair
-	 * is read whole: the total is a counter of its own). */
+	 * next attach of this entry (one that died waiting leaves it behind).
+	 * blocked_total_usec (line 2): microseconds this producer has waited
+	 * for room, added to after every sleep of the wait (at most 0.5 s) and
+	 * when it ends, so it grows while a wait lasts.  Both written by the
+	 * owner alone (relaxed atomic stores, the mutex not needed), read by
+	 * observers relaxed, each on its own. */
 	uint64_t blocked_usec;
+	/* Line 1: the name, 1 to MMAPQ_CONSUMER_NAME_MAX bytes of
+	 * MMAPQ_CONSUMER_NAME_CHARS, NUL-padded, unique among the registered
+	 * entries; written with the mutex held before state becomes
+	 * REGISTERED, never changed after. */
+	char     name[64];
+	/* Line 2. */
 	uint64_t blocked_total_usec;
-	uint8_t  reserved[48];
+	uint64_t registered_usec; /* CLOCK_REALTIME of the registration (with
+	                             the name)                               */
+	uint8_t  reserved[48];    /* must be zero */
 };
 
 /*
@@ -482,7 +523,9 @@ struct mmapq_header {
 	uint64_t size;          /* ring bytes, a power of two                   */
 	uint64_t file_size;     /* header_size + size                          */
 	uint64_t created_usec;  /* CLOCK_REALTIME at creation                  */
-	uint8_t  reserved1[8];
+	uint32_t max_producers; /* entries of the producer table in use,
+	                           1..MMAPQ_PRODUCERS_MAX                      */
+	uint8_t  reserved1[4];
 
 	/* The robust, process-shared mutex.  Initialised at creation and again
 	 * by whoever attaches alone; otherwise touched only by pthread calls. */
@@ -491,7 +534,7 @@ struct mmapq_header {
 		uint8_t bytes[64];
 	} lock;
 
-	struct mmapq_producer producer; /* written by the producer */
+	struct mmapq_tail producer;     /* where records are published (above) */
 	struct mmapq_floor floor;       /* the oldest record kept (see above) */
 	struct mmapq_state state;       /* clean close, salvage (see above) */
 	struct mmapq_cond not_full;     /* producer waits, the consumer that moves floor signals */
@@ -503,6 +546,10 @@ struct mmapq_header {
 	uint8_t  id[MMAPQ_ID_SIZE];
 	struct mmapq_output outputs[MMAPQ_CONSUMERS_MAX]; /* [max_consumers..] zero */
 	uint8_t  reserved[112];       /* must be zero */
+
+	/* The second page: the producer table. */
+	struct mmapq_producer producers[MMAPQ_PRODUCERS_MAX]; /* [max_producers..] zero */
+	uint8_t  reserved2[1024];     /* must be zero */
 } __attribute__((aligned(64)));
 
 /* Frozen layout. */
@@ -514,18 +561,24 @@ _Static_assert(offsetof(struct mmapq_frame, crc) == 4, "frame.crc offset");
 _Static_assert(sizeof(struct mmapq_cond) == 8, "mmapq_cond is two words");
 _Static_assert(offsetof(struct mmapq_cond, seq) == 0, "cond.seq offset");
 _Static_assert(offsetof(struct mmapq_cond, waiting) == 4, "cond.waiting offset");
-_Static_assert(sizeof(struct mmapq_producer) == 128, "the producer has two cache lines");
-_Static_assert(offsetof(struct mmapq_producer, tail) == 0, "producer.tail offset");
-_Static_assert(offsetof(struct mmapq_producer, tail_byte) == 8, "producer.tail_byte offset");
-_Static_assert(offsetof(struct mmapq_producer, pid) == 16, "producer.pid offset");
-_Static_assert(offsetof(struct mmapq_producer, start_usec) == 24, "producer.start_usec offset");
-_Static_assert(offsetof(struct mmapq_producer, dropped) == 32, "producer.dropped offset");
-_Static_assert(offsetof(struct mmapq_producer, bad_input) == 40, "producer.bad_input offset");
-_Static_assert(offsetof(struct mmapq_producer, recoveries) == 48, "producer.recoveries offset");
-_Static_assert(offsetof(struct mmapq_producer, attaches) == 56, "producer.attaches offset");
-_Static_assert(offsetof(struct mmapq_producer, blocked_usec) == 64, "producer.blocked_usec offset");
-_Static_assert(offsetof(struct mmapq_producer, blocked_total_usec) == 72, "producer.blocked_total_usec offset");
-_Static_assert(offsetof(struct mmapq_producer, reserved) == 80, "producer.reserved offset");
+_Static_assert(sizeof(struct mmapq_tail) == 128, "the producer block has two cache lines");
+_Static_assert(offsetof(struct mmapq_tail, tail) == 0, "producer.tail offset");
+_Static_assert(offsetof(struct mmapq_tail, tail_byte) == 8, "producer.tail_byte offset");
+_Static_assert(sizeof(struct mmapq_producer) == 192, "a producer is three cache lines");
+_Static_assert(offsetof(struct mmapq_producer, state) == 0, "producer entry state offset");
+_Static_assert(offsetof(struct mmapq_producer, pid) == 4, "producer entry pid offset");
+_Static_assert(offsetof(struct mmapq_producer, start_usec) == 8, "producer entry start_usec offset");
+_Static_assert(offsetof(struct mmapq_producer, published) == 16, "producer entry published offset");
+_Static_assert(offsetof(struct mmapq_producer, dropped) == 24, "producer entry dropped offset");
+_Static_assert(offsetof(struct mmapq_producer, bad_input) == 32, "producer entry bad_input offset");
+_Static_assert(offsetof(struct mmapq_producer, recoveries) == 40, "producer entry recoveries offset");
+_Static_assert(offsetof(struct mmapq_producer, attaches) == 48, "producer entry attaches offset");
+_Static_assert(offsetof(struct mmapq_producer, blocked_usec) == 56, "producer entry blocked_usec offset");
+_Static_assert(offsetof(struct mmapq_producer, name) == 64, "producer name on its own cache line");
+_Static_assert(offsetof(struct mmapq_producer, blocked_total_usec) == 128, "producer entry line 2");
+_Static_assert(offsetof(struct mmapq_producer, registered_usec) == 136, "producer entry registered_usec");
+_Static_assert(offsetof(struct mmapq_producer, reserved) == 144, "producer entry reserved offset");
+_Static_assert(sizeof(((struct mmapq_producer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "producer name and its NUL");
 _Static_assert(sizeof(struct mmapq_floor) == 128, "floor has two cache lines of its own");
 _Static_assert(offsetof(struct mmapq_floor, byte) == 8, "floor.byte offset");
 _Static_assert(offsetof(struct mmapq_floor, gen) == 16, "floor.gen offset");
@@ -559,7 +612,7 @@ _Static_assert(offsetof(struct mmapq_output, last_ack_usec) == 8, "output.last_a
 _Static_assert(offsetof(struct mmapq_output, reconnects) == 16, "output.reconnects offset");
 _Static_assert(offsetof(struct mmapq_output, state) == 20, "output.state offset");
 _Static_assert(sizeof(((struct mmapq_consumer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "name and its NUL");
-_Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is one page");
+_Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is two pages");
 _Static_assert(offsetof(struct mmapq_header, magic) == 0, "magic offset");
 _Static_assert(offsetof(struct mmapq_header, version) == 8, "version offset");
 _Static_assert(offsetof(struct mmapq_header, header_size) == 12, "header_size offset");
@@ -570,7 +623,8 @@ _Static_assert(offsetof(struct mmapq_header, max_consumers) == 28, "max_consumer
 _Static_assert(offsetof(struct mmapq_header, size) == 32, "size offset");
 _Static_assert(offsetof(struct mmapq_header, file_size) == 40, "file_size offset");
 _Static_assert(offsetof(struct mmapq_header, created_usec) == 48, "created_usec offset");
-_Static_assert(offsetof(struct mmapq_header, reserved1) == 56, "reserved1 offset");
+_Static_assert(offsetof(struct mmapq_header, max_producers) == 56, "max_producers offset");
+_Static_assert(offsetof(struct mmapq_header, reserved1) == 60, "reserved1 offset");
 _Static_assert(offsetof(struct mmapq_header, lock) == 64, "mutex on its own cache line");
 _Static_assert(offsetof(struct mmapq_header, producer) == 128, "producer cache lines");
 _Static_assert(offsetof(struct mmapq_header, floor) == 256, "floor cache lines");
@@ -581,6 +635,8 @@ _Static_assert(offsetof(struct mmapq_header, id) == 512 + MMAPQ_CONSUMERS_MAX * 
 _Static_assert(offsetof(struct mmapq_header, id) == 3584, "queue id at the start of the tail");
 _Static_assert(offsetof(struct mmapq_header, outputs) == 3600, "the outputs' reports after the id");
 _Static_assert(offsetof(struct mmapq_header, reserved) == 3600 + MMAPQ_CONSUMERS_MAX * 24, "reserved tail");
+_Static_assert(offsetof(struct mmapq_header, producers) == 4096, "the producer table on the second page");
+_Static_assert(offsetof(struct mmapq_header, reserved2) == 4096 + MMAPQ_PRODUCERS_MAX * 192, "reserved end");
 
 /* Bytes a record of len payload bytes takes in the ring: its frame. */
 static inline uint64_t mmapq_frame_bytes(uint32_t len)
@@ -691,13 +747,13 @@ _Static_assert(offsetof(struct mmapq_identity_v3, file_size) == 40, "v3 file_siz
 _Static_assert(sizeof(struct mmapq_side_v3) == 128, "v3 side");
 _Static_assert(sizeof(struct mmapq_consumer_v3) == 192, "v3 consumer");
 _Static_assert(offsetof(struct mmapq_consumer_v3, name) == 64, "v3 consumer name");
-_Static_assert(sizeof(struct mmapq_header_v3) == MMAPQ_HEADER_SIZE, "v3 header");
+_Static_assert(sizeof(struct mmapq_header_v3) == MMAPQ_HEADER_SIZE_V3, "v3 header");
 _Static_assert(offsetof(struct mmapq_header_v3, producer) == 128, "v3 producer");
 _Static_assert(offsetof(struct mmapq_header_v3, floor) == 256, "v3 floor");
 _Static_assert(offsetof(struct mmapq_header_v3, not_full) == 448, "v3 not_full");
 _Static_assert(offsetof(struct mmapq_header_v3, consumers) == 512, "v3 consumers");
 _Static_assert(offsetof(struct mmapq_header_v3, queue_id) == 3584, "v3 queue id");
-_Static_assert(sizeof(struct mmapq_header_v2) == MMAPQ_HEADER_SIZE, "v2 header");
+_Static_assert(sizeof(struct mmapq_header_v2) == MMAPQ_HEADER_SIZE_V3, "v2 header");
 _Static_assert(offsetof(struct mmapq_header_v2, consumer.position) == 256, "v2 head is v3 floor");
 _Static_assert(offsetof(struct mmapq_header_v2, reserved) == 512, "v2 reserved tail");
 _Static_assert(sizeof(struct mmapq_slot_v3) == MMAPQ_SLOT_HEADER_SIZE_V3, "v3 slot header");

@@ -134,16 +134,17 @@ static bool positions_sane(struct mmapq *q)
 	return true;
 }
 
-/* Our recoveries (like our pid, attaches and start time) live in the
- * producer's side or in our table entry. */
+/* Our recoveries (like our pid, attaches and start time) live in our
+ * entry of the producer or the consumer table. */
 static uint64_t *recoveries_word(const struct mmapq *q)
 {
 	return q->me ? &q->me->recoveries : q->prod ? &q->prod->recoveries : NULL;
 }
 
-/* A repair made by us, counted in our side or entry.  A consumer that is
- * still attaching (mutex held, or alone) finds its entry by name; one not
- * registered yet counts it once it is (early_recoveries). */
+/* A repair made by us, counted in our entry.  A consumer that is still
+ * attaching (mutex held, or alone) finds its entry by name; one not
+ * registered yet, and a producer before it joins its entry, count it once
+ * they have one (early_recoveries). */
 static void count_recovery_locked(struct mmapq *q)
 {
 	uint64_t *rec = recoveries_word(q);
@@ -154,7 +155,7 @@ static void count_recovery_locked(struct mmapq *q)
 			rec = &q->h->consumers[i].recoveries;
 	if (rec)
 		count(rec, 1);
-	else if (q->role == MMAPQ_ROLE_CONSUMER)
+	else if (q->role == MMAPQ_ROLE_CONSUMER || q->role == MMAPQ_ROLE_PRODUCER)
 		q->early_recoveries++;
 }
 

@@ -18,6 +18,7 @@
  *   salvage.c    walking every frame kept, and salvaging a damaged file
  *   crc32c.c     the frames' checksum (crc32c.h)
  *   consumers.c  the consumer table: names, register, remove, restore, list
+ *   producers.c  the producer table: register, who holds an entry
  *   compat.c     format versions 1 to 3, read to migrate them
  *   clock.h      the clocks (inline: shmcond.c reads them too)
  *   shmcond.c    the condition variable (shmcond.h)
@@ -73,13 +74,14 @@ struct mmapq {
 	 * to migrate it, is never written). */
 	int put_refused;
 	uint32_t max_consumers;     /* the consumer table's size */
-	/* Our role's state: the producer's, or our entry of the consumer table. */
+	uint32_t max_producers;     /* the producer table's size */
+	/* Our role's state: our entry of the producer or the consumer table. */
 	struct mmapq_producer *prod; /* producer (version 4) */
 	struct mmapq_consumer *me;  /* consumer (version 4) */
 	struct mmapq_cond *wait_on; /* the cond we sleep on */
-	/* consumer: who we are and how we register */
+	/* producer, consumer: who we are (our entry's name) and how we register */
 	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
-	uint32_t index;             /* our entry */
+	uint32_t index;             /* our entry (of our role's table) */
 	enum mmapq_start start;
 	bool no_register;           /* mmapq_consumer_remove: find the entry, never add one */
 	bool repair;                /* mmapq_repair: alone, every role, walk whatever */
@@ -87,7 +89,7 @@ struct mmapq {
 	uint64_t salvaged;          /* records a salvage at our open dropped */
 	uint64_t skipped_before;    /* consumer: records lost to skips between its
 	                               last detach and this attach */
-	uint32_t early_recoveries;  /* consumer: repairs made before our entry was known */
+	uint32_t early_recoveries;  /* repairs made before our entry was known */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
 	bool (*interrupted)(void *ctx); /* mmapq_params.interrupted, may be NULL */
 	void *interrupted_ctx;
@@ -187,6 +189,12 @@ bool name_in_table_valid(const char *name);
 int find_or_register_locked(struct mmapq *q, struct mmapq_error *err);
 void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail, uint64_t tail_byte,
                      struct mmapq_consumer_status *o);
+
+/* producers.c */
+int find_or_register_producer_locked(struct mmapq *q, struct mmapq_error *err);
+bool producer_registered(const struct mmapq *q, uint32_t i);
+bool producer_attached(const struct mmapq *q, uint32_t i);
+int32_t attached_producer_pid(const struct mmapq *q);
 
 /* compat.c: versions 1 to 3, read only */
 int legacy_check_identity(const void *h, const char *path, uint64_t real_size,

@@ -333,6 +333,7 @@ static void publish_locked(struct mmapq *q)
 	__atomic_store_n(&q->h->producer.tail, q->tail.seq, __ATOMIC_RELEASE);
 	mmapq_fault("publish.stored");
 	signal_consumers_locked(q, false);
+	count(&q->prod->published, q->tail.seq - q->published.seq);
 	q->published = q->tail;
 }
 

@@ -128,8 +128,8 @@ int __wrap_munmap(void *addr, size_t len)
 #define OFF(f) offsetof(struct mmapq_header, f)
 #define P_TAIL OFF(producer.tail)
 #define P_TAILB OFF(producer.tail_byte)
-#define P_PID OFF(producer.pid)
-#define P_ATTACHES OFF(producer.attaches)
+#define PENTRY(i) (OFF(producers) + (size_t)(i) * sizeof(struct mmapq_producer))
+#define PE(i, f) (PENTRY(i) + offsetof(struct mmapq_producer, f))
 #define F_SEQ OFF(floor.seq)
 #define F_BYTE OFF(floor.byte)
 #define F_GEN OFF(floor.gen)
@@ -140,6 +140,7 @@ int __wrap_munmap(void *addr, size_t len)
 #define V3(f) offsetof(struct mmapq_header_v3, f)
 #define V2(f) offsetof(struct mmapq_header_v2, f)
 #define HDR MMAPQ_HEADER_SIZE
+#define HDR3 MMAPQ_HEADER_SIZE_V3 /* versions 1 to 3 */
 
 static uint32_t rd32(const uint8_t *b, size_t off)
 {
@@ -210,6 +211,7 @@ struct model {
 	bool hdr_ok;          /* identity, geometry and the static fields valid */
 	uint32_t ver, fmt, maxc;
 	/* version 4 */
+	uint32_t maxp;        /* the producer table's size */
 	uint64_t size;
 	uint32_t max;
 	bool pos_ok;          /* positions and the consumer table (with cursors) valid */
@@ -311,14 +313,19 @@ static const char *v4_positions(const uint8_t *f, const struct model *m)
 }
 
 /* The reserved bytes of a version-4 header (mmapq_format.h), the entries
- * past max_consumers whole. */
-static bool v4_reserved_ok(const uint8_t *f, uint32_t maxc)
+ * past max_consumers and max_producers whole. */
+static bool v4_reserved_ok(const uint8_t *f, uint32_t maxc, uint32_t maxp)
 {
-	if (!all_zero(f, OFF(reserved1), 8) || !all_zero(f, OFF(producer.reserved0), 4) ||
-	    !all_zero(f, OFF(producer.reserved), 48) || !all_zero(f, OFF(floor.reserved), 104) ||
-	    !all_zero(f, OFF(state.reserved0), 4) || !all_zero(f, OFF(not_full_reserved), 56) ||
-	    !all_zero(f, OFF(reserved), sizeof(((struct mmapq_header *)0)->reserved)))
+	if (!all_zero(f, OFF(reserved1), 4) || !all_zero(f, OFF(producer.reserved), 112) ||
+	    !all_zero(f, OFF(floor.reserved), 104) || !all_zero(f, OFF(state.reserved0), 4) ||
+	    !all_zero(f, OFF(not_full_reserved), 56) ||
+	    !all_zero(f, OFF(reserved), sizeof(((struct mmapq_header *)0)->reserved)) ||
+	    !all_zero(f, OFF(reserved2), sizeof(((struct mmapq_header *)0)->reserved2)))
 		return false;
+	for (uint32_t i = 0; i < MMAPQ_PRODUCERS_MAX; i++)
+		if (i < maxp ? !all_zero(f, PE(i, reserved), 48) :
+		               !all_zero(f, PENTRY(i), sizeof(struct mmapq_producer)))
+			return false;
 	/* an entry in use has no reserved bytes; past max_consumers the entry
 	 * and its output report are reserved whole */
 	for (uint32_t i = maxc; i < MMAPQ_CONSUMERS_MAX; i++)
@@ -342,7 +349,7 @@ static bool v3_reserved_ok(const uint8_t *f, uint32_t ver)
 /* The slot of record seq (versions 1 to 3) holds it: 0, and its payload. */
 static bool slot_ok(const struct model *m, const uint8_t *f, uint64_t seq, uint32_t *len)
 {
-	size_t o = HDR + (size_t)(seq & (m->cap - 1)) * m->ss;
+	size_t o = HDR3 + (size_t)(seq & (m->cap - 1)) * m->ss;
 
 	if (rd64(f, o) != seq)
 		return false;
@@ -372,7 +379,7 @@ static void model_legacy(const uint8_t *f, size_t n, struct model *m)
 	m->why = "slot size";
 	if (m->ss != (m->ints ? 16 : 16 + ((m->rs + 7) & ~7u)))
 		return;
-	want = HDR + (uint64_t)m->cap * m->ss;
+	want = HDR3 + (uint64_t)m->cap * m->ss;
 	m->why = "file size";
 	if (rd64(f, V3(id.file_size)) != want || n != want)
 		return;
@@ -417,7 +424,7 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->why = "too small";
-	if (n < HDR)
+	if (n < HDR3)
 		return;
 	m->why = "magic";
 	if (memcmp(f, MMAPQ_MAGIC, 8))
@@ -430,7 +437,7 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	if (m->ver < 1 || m->ver > 4)
 		return;
 	m->why = "header size";
-	if (rd32(f, OFF(header_size)) != HDR)
+	if (rd32(f, OFF(header_size)) != (m->ver == 4 ? HDR : HDR3))
 		return;
 	if (m->ver < 4) {
 		model_legacy(f, n, m);
@@ -455,18 +462,39 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	m->why = "max_consumers";
 	if (m->maxc < 1 || m->maxc > MMAPQ_CONSUMERS_MAX)
 		return;
+	m->maxp = rd32(f, OFF(max_producers));
+	m->why = "max_producers";
+	if (m->maxp < 1 || m->maxp > MMAPQ_PRODUCERS_MAX)
+		return;
 	m->why = "reserved";
-	if (!v4_reserved_ok(f, m->maxc))
+	if (!v4_reserved_ok(f, m->maxc, m->maxp))
 		return;
 	m->why = "clean";
 	if (rd32(f, S_CLEAN) > 1)
 		return;
 	m->why = "pid";
-	if ((int32_t)rd32(f, P_PID) < 0)
-		return;
+	for (uint32_t i = 0; i < m->maxp; i++)
+		if ((int32_t)rd32(f, PE(i, pid)) < 0)
+			return;
 	for (uint32_t i = 0; i < m->maxc; i++)
 		if ((int32_t)rd32(f, E(i, pid)) < 0)
 			return;
+	/* the producer table: a state of 0 or 1, a registered entry's name one
+	 * a producer may take (not starting with '-'), once */
+	m->why = "producer table";
+	for (uint32_t i = 0; i < m->maxp; i++) {
+		uint32_t state = rd32(f, PE(i, state));
+
+		if (state > 1)
+			return;
+		if (state == 0)
+			continue;
+		if (!name_ok(f, PE(i, name)) || f[PE(i, name)] == '-')
+			return;
+		for (uint32_t k = 0; k < i; k++)
+			if (rd32(f, PE(k, state)) == 1 && !memcmp(f + PE(k, name), f + PE(i, name), 64))
+				return;
+	}
 	m->hdr_ok = true;
 	m->why = v4_positions(f, m);
 	m->pos_ok = !m->why;
@@ -857,13 +885,36 @@ static void check_record(const uint8_t *f, uint64_t seq, uint32_t len, size_t at
 	FUZZ_CHECK(!memcmp(rec->data, f + at, len), "%s: record %" PRIu64 "'s bytes differ", role, seq);
 }
 
-static void check_side(const uint8_t *f, const struct mmapq_side_status *s)
+/* The producer status shows: the entry "default" if registered, else the
+ * first registered one; -1 if none is. */
+static int m_producer_shown(const struct model *m, const uint8_t *f)
 {
-	FUZZ_CHECK(s->pid == (int32_t)rd32(f, P_PID) && s->start_usec == rd64(f, OFF(producer.start_usec)) &&
-	           s->dropped == rd64(f, OFF(producer.dropped)) &&
-	           s->bad_input == rd64(f, OFF(producer.bad_input)) &&
-	           s->recoveries == rd64(f, OFF(producer.recoveries)) &&
-	           s->attaches == rd64(f, P_ATTACHES) && !s->attached, "status: the producer's side");
+	int pick = -1;
+
+	for (uint32_t i = 0; i < m->maxp; i++) {
+		if (rd32(f, PE(i, state)) != 1)
+			continue;
+		if (!strcmp((const char *)f + PE(i, name), MMAPQ_PRODUCER_DEFAULT))
+			return (int)i;
+		if (pick < 0)
+			pick = (int)i;
+	}
+	return pick;
+}
+
+static void check_side(const struct model *m, const uint8_t *f, const struct mmapq_side_status *s)
+{
+	int i = m_producer_shown(m, f);
+
+	if (i < 0) {
+		FUZZ_CHECK(!s->pid && !s->start_usec && !s->dropped && !s->bad_input && !s->recoveries &&
+		           !s->attaches && !s->attached, "status: a producer's side with none registered");
+		return;
+	}
+	FUZZ_CHECK(s->pid == (int32_t)rd32(f, PE(i, pid)) && s->start_usec == rd64(f, PE(i, start_usec)) &&
+	           s->dropped == rd64(f, PE(i, dropped)) && s->bad_input == rd64(f, PE(i, bad_input)) &&
+	           s->recoveries == rd64(f, PE(i, recoveries)) && s->attaches == rd64(f, PE(i, attaches)) &&
+	           !s->attached, "status: the producer's side (entry %d)", i);
 }
 
 /* ---- the observer ----------------------------------------------------------------- */
@@ -892,7 +943,16 @@ static void observe_v4(struct mmapq *q, const uint8_t *f, const struct model *m)
 	           st.salvage.above_to == rd64(f, OFF(state.above_to)) &&
 	           st.salvage.dropped_bytes == rd64(f, OFF(state.dropped_bytes)),
 	           "observer: status differs from the header");
-	check_side(f, &st.producer);
+	check_side(m, f, &st.producer);
+	{
+		uint32_t np = 0;
+
+		for (uint32_t i = 0; i < m->maxp; i++)
+			np += rd32(f, PE(i, state)) == 1;
+		FUZZ_CHECK(st.max_producers == m->maxp && st.producers == np,
+		           "observer: %" PRIu32 " of %" PRIu32 " producers, the model %" PRIu32 " of %" PRIu32,
+		           st.producers, st.max_producers, np, m->maxp);
+	}
 	r = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
 	for (uint32_t i = 0; i < m->maxc; i++) {
 		if (rd32(f, E(i, state)) != 1)
@@ -966,7 +1026,7 @@ static void observe_legacy(struct mmapq *q, const uint8_t *f, const struct model
 		FUZZ_CHECK(r == (ok ? 0 : -EBADMSG), "observer: peek(%" PRIu64 ") %d of a version-%" PRIu32
 		           " slot the model calls %s", s, r, m->ver, ok ? "good" : "bad");
 		if (r == 0)
-			check_record(f, s, len, HDR + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, buf,
+			check_record(f, s, len, HDR3 + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, buf,
 			             "observer peek");
 	}
 	FUZZ_CHECK(mmapq_peek(q, m->tail, buf, m->rs, &rec) == -ENOENT, "observer: peek(tail)");
@@ -1112,9 +1172,12 @@ static int m_default(const struct model *m, uint8_t *p)
 static void take_unpredicted(uint8_t *p, const uint8_t *a, const struct model *m)
 {
 	memcpy(p + OFF(lock), a + OFF(lock), 64);
-	memcpy(p + OFF(producer.pid), a + OFF(producer.pid), 4);
-	memcpy(p + OFF(producer.start_usec), a + OFF(producer.start_usec), 8);
-	memcpy(p + OFF(producer.recoveries), a + OFF(producer.recoveries), 16);
+	for (uint32_t i = 0; i < m->maxp; i++) {
+		memcpy(p + PE(i, pid), a + PE(i, pid), 4);
+		memcpy(p + PE(i, start_usec), a + PE(i, start_usec), 8);
+		memcpy(p + PE(i, recoveries), a + PE(i, recoveries), 8);
+		memcpy(p + PE(i, registered_usec), a + PE(i, registered_usec), 8);
+	}
 	memcpy(p + OFF(not_full), a + OFF(not_full), 8);
 	memcpy(p + OFF(state.salvage_usec), a + OFF(state.salvage_usec), 8);
 	memcpy(p + OFF(id), a + OFF(id), MMAPQ_ID_SIZE);
@@ -1258,6 +1321,30 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 	           "consumer: attaches");
 }
 
+/* The producer "default" in the predicted file p: its entry (registered
+ * now if it was not, in the lowest free entry), or -1 if the table is
+ * full. */
+static int m_default_producer(const struct model *m, uint8_t *p)
+{
+	int free_i = -1;
+
+	for (uint32_t i = 0; i < m->maxp; i++) {
+		if (rd32(p, PE(i, state)) != 1) {
+			if (free_i < 0)
+				free_i = (int)i;
+			continue;
+		}
+		if (!strcmp((const char *)p + PE(i, name), MMAPQ_PRODUCER_DEFAULT))
+			return (int)i;
+	}
+	if (free_i >= 0) {
+		memset(p + PENTRY(free_i), 0, sizeof(struct mmapq_producer));
+		memcpy(p + PE(free_i, name), MMAPQ_PRODUCER_DEFAULT, strlen(MMAPQ_PRODUCER_DEFAULT));
+		wr32(p, PE(free_i, state), 1);
+	}
+	return free_i;
+}
+
 static void check_producer(const uint8_t *f, size_t n, const struct model *m, const struct geom *g)
 {
 	struct salvage_m s = {0};
@@ -1265,11 +1352,17 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	struct mmapq *q;
 	uint8_t payload[2 * 248 + 16];
 	struct pair fl, t;
-	int r, want = attach_expect(m, g);
+	int r, want = attach_expect(m, g), def = -1;
+	uint64_t attaches = 0;
 
 	if (want == 0) {
 		memcpy(g_pred, f, n);
 		m_alone(m, g_pred, &s);
+		def = m_default_producer(m, g_pred);
+		if (def < 0)
+			want = -ENOSPC;
+		else
+			attaches = rd64(g_pred, PE(def, attaches));
 	}
 	fuzz_write_file(g_path, f, n);
 	q = open_role(MMAPQ_ROLE_PRODUCER, g, false, &err, &r);
@@ -1278,12 +1371,13 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	           r ? err.msg : "accepted", want, m->why ? m->why : "valid");
 	if (r < 0) {
 		check_err_msg(&err, r, "producer");
-		check_refused_unchanged(f, n, err.msg);
+		if (r != -ENOSPC) /* refused after attaching alone (the file walked, the mutex reset) */
+			check_refused_unchanged(f, n, err.msg);
 		return;
 	}
 	check_status_salvage(q, &s, "producer");
 	/* a wait for room left by a producer that died waiting is over */
-	wr64(g_pred, OFF(producer.blocked_usec), 0);
+	wr64(g_pred, PE(def, blocked_usec), 0);
 	fl = floor_of(g_pred);
 	t = tail_of(g_pred);
 	FUZZ_CHECK(mmapq_next_seq(q) == t.seq, "producer: next seq %" PRIu64 ", the tail %" PRIu64,
@@ -1361,6 +1455,8 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 		}
 		r = mmapq_publish(q);
 		FUZZ_CHECK(r == (int)(t.seq - rd64(g_pred, P_TAIL)), "producer: publish %d", r);
+		/* counted in its entry */
+		wr64(g_pred, PE(def, published), rd64(g_pred, PE(def, published)) + t.seq - rd64(g_pred, P_TAIL));
 		wr64(g_pred, P_TAIL, t.seq);
 		wr64(g_pred, P_TAILB, t.byte);
 	}
@@ -1369,9 +1465,9 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	wr32(g_pred, S_CLEAN, 1);
 	FUZZ_CHECK(fuzz_read_file(g_path, g_after, sizeof(g_after)) == n, "producer: file size changed");
 	take_unpredicted(g_pred, g_after, m);
+	wr64(g_pred, PE(def, attaches), attaches + 1);
 	check_after(g_pred, g_after, m, &s, f, "producer");
-	FUZZ_CHECK((int32_t)rd32(g_after, P_PID) == getpid(), "producer: pid not ours");
-	FUZZ_CHECK(rd64(g_after, P_ATTACHES) == rd64(f, P_ATTACHES) + 1, "producer: attaches");
+	FUZZ_CHECK((int32_t)rd32(g_after, PE(def, pid)) == getpid(), "producer: pid not ours");
 }
 
 /* A file of versions 1 to 3 read out as `mmapqctl recreate` does: both
@@ -1402,7 +1498,7 @@ static void check_migrate(const uint8_t *f, size_t n, const struct model *m)
 
 		(void)slot_ok(m, f, s, &len);
 		FUZZ_CHECK(mmapq_get(c, i, &rec) == 0, "migrating consumer: get(%" PRIu32 ")", i);
-		check_record(f, s, len, HDR + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, NULL,
+		check_record(f, s, len, HDR3 + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, NULL,
 		             "migrating consumer get");
 	}
 	FUZZ_CHECK(mmapq_release(c, navail) == -EROFS, "migrating consumer: release");
@@ -1520,8 +1616,9 @@ static void build_template(uint32_t fmt, uint64_t size, uint32_t max, uint32_t b
 	t->len = fuzz_read_file(path, t->bytes, HDR + size);
 	unlink(path);
 	wr64(t->bytes, OFF(created_usec), UINT64_C(1700000000000000));
-	wr32(t->bytes, P_PID, 4242u);
-	wr64(t->bytes, OFF(producer.start_usec), UINT64_C(1700000000000000));
+	wr32(t->bytes, PE(0, pid), 4242u);
+	wr64(t->bytes, PE(0, start_usec), UINT64_C(1700000000000000));
+	wr64(t->bytes, PE(0, registered_usec), UINT64_C(1700000000000000));
 	for (uint32_t i = 0; i < MMAPQ_CONSUMERS_DEFAULT; i++) {
 		if (rd32(t->bytes, E(i, state)) != 1)
 			continue;
@@ -1552,13 +1649,13 @@ static void build_legacy(uint32_t ver, uint32_t fmt, uint32_t cap, uint32_t rs, 
 
 	if (n > cap)
 		n = cap;
-	t->len = HDR + (size_t)cap * ss;
+	t->len = HDR3 + (size_t)cap * ss;
 	b = t->bytes = calloc(1, t->len);
 	if (!b)
 		exit(2);
 	memcpy(b, MMAPQ_MAGIC, 8);
 	wr32(b, V3(id.version), ver);
-	wr32(b, V3(id.header_size), HDR);
+	wr32(b, V3(id.header_size), HDR3);
 	wr32(b, V3(id.byte_order), MMAPQ_BYTE_ORDER);
 	wr32(b, V3(id.format), fmt);
 	wr32(b, V3(id.capacity), cap);
@@ -1570,7 +1667,7 @@ static void build_legacy(uint32_t ver, uint32_t fmt, uint32_t cap, uint32_t rs, 
 	wr64(b, V3(floor), first);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t seq = first + i;
-		size_t o = HDR + (size_t)(seq & (cap - 1)) * ss;
+		size_t o = HDR3 + (size_t)(seq & (cap - 1)) * ss;
 		uint32_t len = fmt == MMAPQ_FORMAT_INT ? 8 : (uint32_t)(seq % (rs + 1));
 
 		wr64(b, o, seq);

@@ -146,7 +146,7 @@ static bool read_raw(const char *path, struct raw *r)
 	r->nf_waiting = h.not_full.waiting;
 	r->head = h.floor.seq;
 	r->tail = h.producer.tail;
-	r->recoveries[P] = h.producer.recoveries;
+	r->recoveries[P] = h.producers[0].recoveries;
 	r->recoveries[C] = h.consumers[0].recoveries;
 	return true;
 }

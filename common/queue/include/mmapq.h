@@ -88,7 +88,7 @@ enum mmapq_record_format {
 /*
  * Geometry, enforced when a queue file is created and whenever one is
  * opened.  A queue is a ring of size bytes (a power of two) after a
- * one-page header; each record takes mmapq_frame_size(its length) bytes
+ * two-page header; each record takes mmapq_frame_size(its length) bytes
  * of it: an 8-byte frame header (length and CRC-32C) and the payload
  * rounded up to 8.  max_record bounds one payload, and
  * mmapq_frame_size(max_record) may be at most size / 4
@@ -116,6 +116,15 @@ enum mmapq_record_format {
 #define MMAPQ_CONSUMER_NAME_CHARS \
 	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-"
 #define MMAPQ_CONSUMER_DEFAULT  "default"
+
+/* Producers.  A queue has a table of max_producers entries (geometry, as
+ * max_consumers), one per producer name: a producer is named as a
+ * consumer is (mmapq_consumer_name_valid), MMAPQ_PRODUCER_DEFAULT if it
+ * gives no name, and its entry keeps its counters across its restarts. */
+#define MMAPQ_PRODUCERS_MIN     UINT32_C(1)
+#define MMAPQ_PRODUCERS_MAX     UINT32_C(16)
+#define MMAPQ_PRODUCERS_DEFAULT UINT32_C(4)
+#define MMAPQ_PRODUCER_DEFAULT  "default"
 
 /* Where a consumer that registers (its first attach) starts. */
 enum mmapq_start {
@@ -201,6 +210,17 @@ struct mmapq_params {
 	const char *consumer;
 	enum mmapq_start start;
 	uint32_t max_consumers;
+	/* Producers.  producer: the name of this producer (NULL or "":
+	 * MMAPQ_PRODUCER_DEFAULT); its first attach registers it, and a
+	 * later one of the same name takes the same entry (its counters
+	 * go on); one of a name that is attached is refused (-EBUSY), one
+	 * that finds the table full too (-ENOSPC).  max_producers:
+	 * geometry, the size of the producer table of a new file
+	 * (MMAPQ_PRODUCERS_MIN..MMAPQ_PRODUCERS_MAX; 0:
+	 * MMAPQ_PRODUCERS_DEFAULT); an existing file's must be equal unless
+	 * it is 0 (any). */
+	const char *producer;
+	uint32_t max_producers;
 };
 
 /* Human-readable detail for a failed mmapq_open: what and where, naming the
@@ -275,6 +295,10 @@ struct mmapq_status {
 	/* Records the salvage at this handle's mmapq_open dropped (0: none, or
 	 * no salvage was needed); salvage says which. */
 	uint64_t salvaged;
+	/* producer is the producer named MMAPQ_PRODUCER_DEFAULT if it is
+	 * registered, else the first one in the table (all zero if none is). */
+	uint32_t max_producers; /* the producer table's size (0 for versions 1 to 3) */
+	uint32_t producers;     /* registered producers */
 };
 
 /* One registered consumer, as mmapq_consumers() reports it. */
