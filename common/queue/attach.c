@@ -338,13 +338,10 @@ static int take_role_bytes(struct mmapq *q, off_t byte, off_t len, const int32_t
 			break;
 		r = 0;
 	}
-	if (byte == MMAPQ_LOCK_WRITER)
-		snprintf(label, sizeof(label), "producer"); /* held by another name's */
-	else
-		role_label(q, label, sizeof(label));
+	role_label(q, label, sizeof(label));
 	if (r == -EAGAIN || r == -EACCES) {
-		int32_t holder = pid ? role_holder_pid(pid) :
-		                 byte == MMAPQ_LOCK_WRITER && !q->legacy ? attached_producer_pid(q) : 0;
+		int32_t holder = len > 1 && byte == MMAPQ_LOCK_PRODUCER && !q->legacy ?
+		                 attached_producer_pid(q) : pid ? role_holder_pid(pid) : 0;
 		if (holder > 0)
 			set_err(err, "%s: the %s role is already held by pid %" PRId32, q->path, label,
 			        holder);
@@ -507,12 +504,10 @@ static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named,
 	int r = 0;
 
 	if (q->repair || (q->role == MMAPQ_ROLE_PRODUCER && p->migrate)) {
-		/* the writer's and every producer's byte: none can attach while
-		 * we read the file out or repair it (a producer's own come with
-		 * its entry: join_producer) */
-		r = take_role_bytes(q, MMAPQ_LOCK_WRITER, 1, NULL, err);
-		if (r == 0)
-			r = take_role_bytes(q, MMAPQ_LOCK_PRODUCER, MMAPQ_PRODUCERS_MAX, NULL, err);
+		/* every producer's byte: none can attach while we read the file
+		 * out or repair it (a producer's own comes with its entry:
+		 * join_producer) */
+		r = take_role_bytes(q, MMAPQ_LOCK_PRODUCER, MMAPQ_PRODUCERS_MAX, NULL, err);
 	}
 	if (r == 0 && (q->role == MMAPQ_ROLE_CONSUMER || q->repair)) {
 		if (q->legacy || p->migrate || q->repair)
@@ -529,12 +524,11 @@ static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named,
  * A version-4 producer: find or register our entry by name (under the
  * mutex), take its role byte (-EBUSY naming its holder if a producer of
  * our name is attached) and name ourselves in it at once (*old_pid: the pid
- * to put back if we fail); then the writer's byte, one producer at a time
- * (-EBUSY naming the producer attached, which named itself in its entry
- * before it took that byte).  Then the mutex is held (0).  Entries are
- * never freed, so the one found stays ours.  A process alone
- * (mmapq_repair) or reading the file out (migrate) holds every entry's
- * byte and joins none.
+ * to put back if we fail).  Then, the mutex held (0), what a process of
+ * our name that died left in the entry is dealt with: a reservation it
+ * had not committed is abandoned (reap_locked).  Entries are never freed,
+ * so the one found stays ours.  A process alone (mmapq_repair) or reading
+ * the file out (migrate) holds every entry's byte and joins none.
  */
 static int join_producer(struct mmapq *q, int32_t *old_pid, struct mmapq_error *err)
 {
@@ -551,11 +545,20 @@ static int join_producer(struct mmapq *q, int32_t *old_pid, struct mmapq_error *
 	if (r < 0)
 		return r;
 	q->prod = &q->h->producers[q->index];
-	q->wait_on = &q->h->not_full;
+	q->wait_on = &q->prod->room;
 	*old_pid = __atomic_load_n(&q->prod->pid, __ATOMIC_RELAXED);
 	__atomic_store_n(&q->prod->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
-	r = take_role_bytes(q, MMAPQ_LOCK_WRITER, 1, NULL, err);
-	return r < 0 ? r : lock_said(q, err);
+	r = lock_said(q, err);
+	if (r == 0 && (r = reap_locked(q)) < 0) {
+		unlock(q);
+		set_err(err, "%s: cannot write its header: %s", q->path, strerror(-r));
+	}
+	/* a reservation a process of our name committed (or left open, and
+	 * the reap filled) and tail has not passed yet: ours to wait for
+	 * (publish) before we take another into the entry */
+	if (r == 0 && __atomic_load_n(&q->prod->rsv_state, __ATOMIC_ACQUIRE) == MMAPQ_RSV_COMMITTED)
+		q->rsv_committed = true;
+	return r;
 }
 
 /*
@@ -591,6 +594,9 @@ static int init_alone(struct mmapq *q, struct mmapq_error *err)
 		r = mark_in_use(q, err);
 	if (r < 0)
 		return r;
+	/* the reservations of producers that are gone: what they had not
+	 * published is not promised (their publish had not returned) */
+	drop_reservations_alone(q);
 	r = reinit_sync_alone(q);
 	if (r < 0) {
 		set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
@@ -620,9 +626,10 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 	struct pos tail = {load_tail(q), load_tail_byte(q)};
 
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
+		/* no reservation yet: the first put takes one (limit == tail) */
 		q->published = q->tail = tail;
 		q->durable = tail.byte;
-		q->limit = floor_locked(q).byte + q->size;
+		q->limit = tail.byte;
 	} else {
 		q->head = floor_locked(q);
 		if (q->me) {
@@ -707,8 +714,10 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 	}
 	if (r < 0)
 		goto fail;
+	q->alone = alone;
 	if (alone && (r = init_alone(q, err)) < 0)
 		goto fail;
+	q->alone = false;
 	if (named)
 		r = join_named(q, err);
 	else if (q->role == MMAPQ_ROLE_PRODUCER && !q->repair && !p->migrate)

@@ -303,8 +303,7 @@ void mmapq_close(struct mmapq *q)
 {
 	if (!q)
 		return;
-	if (q->prod && q->tail.seq != q->published.seq)
-		(void)mmapq_publish(q);
+	release_producer(q); /* what we put published, our reservation let go */
 	blocked_end(q); /* a producer that goes waits for nothing */
 	if (q->attached && q->sync == MMAPQ_SYNC_INTERVAL)
 		(void)mmapq_sync(q); /* a consumer's cursor lets floor go on */

@@ -109,6 +109,38 @@
  * every pending bit is cleared), and clears the bit: the skip is done
  * once, and counted once.
  *
+ * Fan-in.  Several producers (one per name of the producer table) write at
+ * once, each into a reservation of its own: [rsv_from, rsv_to) of its
+ * entry, free-running byte positions, the reservations back to back from
+ * tail_byte to claim_byte.  A producer's first put after a publish takes
+ * one under the mutex at claim_byte (up to an eighth of the ring, more for
+ * a record that needs it, never past floor.byte + size; it grows while it
+ * is the last one), fills it with frames outside the mutex, and
+ * mmapq_publish commits it under the mutex: its records counted, its
+ * unused end given back if it is the last one (claim_byte back), else
+ * covered by fill frames (on disk first with batch and always).  Then the
+ * advance: while the lowest reservation is committed, tail_byte = its end,
+ * tail += its records (release), it is cleared, its owner signalled on its
+ * turn word; so sequence numbers are given at the advance, in the order
+ * of the bytes, and the frames carry none (their crc binds their byte
+ * position).  A publish whose reservation is not the lowest waits (turn,
+ * slices of at most 0.5 s) until tail passed it.  A producer that was the
+ * lowest and the last takes its next batch's reservation at once, IDLE: its
+ * next put makes it OPEN with a compare-and-swap, no mutex; anyone who
+ * needs tail past it takes it back (IDLE -> TAKEN, under the mutex) and
+ * fills it.  An OPEN (or IDLE) reservation whose owner's role byte is free
+ * is abandoned: whoever finds it (a producer's wait slice, a producer's
+ * join) fills it and commits it with no records; a TAKEN one (its taker
+ * died) likewise.  A process alone drops every reservation (claim_byte =
+ * tail_byte): records of a publish that had not returned are not
+ * promised.  Orders of the stores (each one a SIGKILL may stop after; the
+ * repair after EOWNERDEAD makes them whole, reservations_whole_locked):
+ * take: rsv_from, rsv_to, rsv_records, claim_byte, rsv_state = OPEN;
+ * extend: rsv_to, claim_byte; commit: (give back: claim_byte, rsv_to),
+ * rsv_records, rsv_state = COMMITTED; advance: tail_byte, tail (release),
+ * rsv_state = NONE; fill: (last: claim_byte = rsv_from, rsv_state = NONE;
+ * else the fill frames, rsv_records = 0, rsv_state = COMMITTED).
+ *
  * Versions.  1, 2 and 3 were rings of fixed-size slots (a record took a
  * whole slot of record_size bytes); 2 and 3 had 16-byte int slots, 3 added
  * the consumer table.  This library reads them only to migrate them
@@ -189,17 +221,17 @@
  *                             without a kernel to mark it, e.g. a reboot or
  *                             a copied file, would otherwise hang the next
  *                             lock), then downgrades to shared.
- *   byte MMAPQ_LOCK_WRITER    exclusive while a producer is attached: one
- *                             at a time writes records.  Taken after the
- *                             producer's own byte below, so whoever is
- *                             refused it finds the holder's pid in its
- *                             entry.
  *   byte MMAPQ_LOCK_PRODUCER + i  exclusive while the producer of table
  *                             entry i is attached (i < MMAPQ_PRODUCERS_MAX),
  *                             taken after the entry is found or registered
  *                             under the mutex; the holder writes its pid
  *                             into the entry at once.  `mmapqctl recreate`
- *                             and mmapq_repair take all of them.
+ *                             and mmapq_repair take all of them.  Whoever
+ *                             finds it free while the entry holds an open
+ *                             reservation knows its owner died (the kernel
+ *                             drops a dead process's OFD locks): the
+ *                             reservation is abandoned ("Fan-in").  Byte 1
+ *                             is not used.
  *   byte MMAPQ_LOCK_CONSUMER + i  exclusive while the consumer of table
  *                             entry i is attached (i < MMAPQ_CONSUMERS_MAX).  `mmapqctl consumer remove` takes
  *                             it too, so a consumer is never removed while
@@ -249,7 +281,6 @@
 
 /* The OFD lock bytes of the lock file (see "Attach protocol" above). */
 #define MMAPQ_LOCK_ATTACH       0
-#define MMAPQ_LOCK_WRITER       1 /* one producer at a time writes records */
 #define MMAPQ_LOCK_CONSUMER     2 /* + the consumer's index in the table */
 #define MMAPQ_LOCK_REMOVE       (MMAPQ_LOCK_CONSUMER + MMAPQ_CONSUMERS_MAX)
 #define MMAPQ_LOCK_PRODUCER     32 /* + the producer's index in its table */
@@ -320,8 +351,31 @@ struct mmapq_tail {
 	 * newer one, never an older one), by observers the same way. */
 	uint64_t tail;
 	uint64_t tail_byte;
-	uint8_t  reserved[112];
+	/* The frontier of reserved bytes (see "Fan-in"): the producers'
+	 * reservations lie between tail_byte and it, back to back, the lowest
+	 * starting at tail_byte: tail_byte <= claim_byte <= floor.byte + size.
+	 * Written with the mutex held by a producer that takes, extends or
+	 * gives back a reservation, by whoever takes back an idle or abandoned
+	 * one, by a process alone (= tail_byte: every reservation dropped);
+	 * read under the mutex. */
+	uint64_t claim_byte;
+	uint8_t  reserved[104];
 };
+
+/* struct mmapq_producer.rsv_state */
+#define MMAPQ_RSV_NONE          UINT32_C(0) /* no reservation */
+#define MMAPQ_RSV_OPEN          UINT32_C(1) /* its owner writes frames into it */
+#define MMAPQ_RSV_COMMITTED     UINT32_C(2) /* its frames whole: rsv_records
+                                               records, then fills, to rsv_to */
+#define MMAPQ_RSV_IDLE          UINT32_C(3) /* taken at a publish, nothing
+                                               written yet: its owner makes it
+                                               OPEN (compare-and-swap) before
+                                               it writes, anyone else may take
+                                               it back under the mutex */
+#define MMAPQ_RSV_TAKEN         UINT32_C(4) /* being filled by another, under
+                                               the mutex: seen only after that
+                                               one died there */
+#define MMAPQ_RSV_STATE_MAX     MMAPQ_RSV_TAKEN
 
 /* struct mmapq_producer.state */
 #define MMAPQ_PRODUCER_FREE       UINT32_C(0)
@@ -371,7 +425,26 @@ struct mmapq_producer {
 	uint64_t blocked_total_usec;
 	uint64_t registered_usec; /* CLOCK_REALTIME of the registration (with
 	                             the name)                               */
-	uint8_t  reserved[48];    /* must be zero */
+	/* Its reservation (see "Fan-in"): the ring's bytes [rsv_from, rsv_to),
+	 * free-running positions, that it fills with frames, rsv_records
+	 * records of them once committed.  Written with the mutex held (by
+	 * the owner as it takes, extends, commits or gives it back; by the
+	 * advance, which clears it once tail passed it; by whoever takes back
+	 * an idle or abandoned one), in the orders of "Fan-in"; rsv_state
+	 * also by the owner alone, outside the mutex, with a compare-and-swap
+	 * IDLE -> OPEN (acquire-release) before it writes into it.  Read
+	 * under the mutex; observers relaxed. */
+	uint32_t rsv_state;       /* MMAPQ_RSV_*                              */
+	uint32_t rsv_reserved0;   /* must be zero                             */
+	uint64_t rsv_from, rsv_to;
+	uint64_t rsv_records;
+	/* Its two wait words: turn, for the reservations before its own to be
+	 * committed (mmapq_publish: the advancer signals it when tail passed
+	 * its own); room, for floor to move (mmapq_reserve: a consumer that
+	 * moves floor signals it, when the header's not_full says a producer
+	 * waits). */
+	struct mmapq_cond turn;
+	struct mmapq_cond room;
 };
 
 /*
@@ -564,6 +637,7 @@ _Static_assert(offsetof(struct mmapq_cond, waiting) == 4, "cond.waiting offset")
 _Static_assert(sizeof(struct mmapq_tail) == 128, "the producer block has two cache lines");
 _Static_assert(offsetof(struct mmapq_tail, tail) == 0, "producer.tail offset");
 _Static_assert(offsetof(struct mmapq_tail, tail_byte) == 8, "producer.tail_byte offset");
+_Static_assert(offsetof(struct mmapq_tail, claim_byte) == 16, "producer.claim_byte offset");
 _Static_assert(sizeof(struct mmapq_producer) == 192, "a producer is three cache lines");
 _Static_assert(offsetof(struct mmapq_producer, state) == 0, "producer entry state offset");
 _Static_assert(offsetof(struct mmapq_producer, pid) == 4, "producer entry pid offset");
@@ -577,7 +651,12 @@ _Static_assert(offsetof(struct mmapq_producer, blocked_usec) == 56, "producer en
 _Static_assert(offsetof(struct mmapq_producer, name) == 64, "producer name on its own cache line");
 _Static_assert(offsetof(struct mmapq_producer, blocked_total_usec) == 128, "producer entry line 2");
 _Static_assert(offsetof(struct mmapq_producer, registered_usec) == 136, "producer entry registered_usec");
-_Static_assert(offsetof(struct mmapq_producer, reserved) == 144, "producer entry reserved offset");
+_Static_assert(offsetof(struct mmapq_producer, rsv_state) == 144, "producer entry rsv_state offset");
+_Static_assert(offsetof(struct mmapq_producer, rsv_from) == 152, "producer entry rsv_from offset");
+_Static_assert(offsetof(struct mmapq_producer, rsv_to) == 160, "producer entry rsv_to offset");
+_Static_assert(offsetof(struct mmapq_producer, rsv_records) == 168, "producer entry rsv_records offset");
+_Static_assert(offsetof(struct mmapq_producer, turn) == 176, "producer entry turn offset");
+_Static_assert(offsetof(struct mmapq_producer, room) == 184, "producer entry room offset");
 _Static_assert(sizeof(((struct mmapq_producer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "producer name and its NUL");
 _Static_assert(sizeof(struct mmapq_floor) == 128, "floor has two cache lines of its own");
 _Static_assert(offsetof(struct mmapq_floor, byte) == 8, "floor.byte offset");

@@ -85,6 +85,7 @@ struct mmapq {
 	enum mmapq_start start;
 	bool no_register;           /* mmapq_consumer_remove: find the entry, never add one */
 	bool repair;                /* mmapq_repair: alone, every role, walk whatever */
+	bool alone;                 /* attaching alone: the reservations are dropped */
 	bool attached;              /* attach() succeeded: its close may mark the file clean */
 	uint64_t salvaged;          /* records a salvage at our open dropped */
 	uint64_t skipped_before;    /* consumer: records lost to skips between its
@@ -95,13 +96,16 @@ struct mmapq {
 	void *interrupted_ctx;
 	unsigned lock_spins;        /* trylocks before blocking on the mutex */
 
-	/* producer: frames [published, tail) are written but not yet
-	 * published; we may write below limit (= a floor.byte we have seen +
-	 * size) unlocked.  claim: a record made room for by mmapq_claim, its
-	 * frame at claim.byte (padding first at claim_pad if that is lower),
+	/* producer: frames [published, tail) are written into our
+	 * reservation but not yet published; we may write below limit, its
+	 * end, unlocked (ring.c, "Fan-in").  rsv_open, rsv_idle (then it ends
+	 * at idle_to), rsv_committed: our entry's reservation's state as we
+	 * left it.  claim: a record made room for by mmapq_claim, its frame
+	 * at claim.byte (padding first at claim_pad if that is lower),
 	 * claim_len bytes at most. */
 	struct pos published, tail;
-	uint64_t limit;
+	uint64_t limit, idle_to;
+	bool rsv_open, rsv_idle, rsv_committed;
 	uint64_t durable;           /* producer: frames below this byte are on disk (mmapq_sync) */
 	uint64_t kicked;            /* producer: ring bytes below this handed to write-back */
 	/* producer: waiting for room (struct mmapq_producer.blocked_usec):
@@ -164,6 +168,7 @@ int mark_in_use(struct mmapq *q, struct mmapq_error *err);
 void floor_whole_locked(struct mmapq *q);
 int recover_locked(struct mmapq *q);
 int wait_locked(struct mmapq *q, uint64_t deadline_ns);
+int wait_on_locked(struct mmapq *q, struct mmapq_cond *c, uint64_t deadline_ns);
 int init_mutex(struct mmapq_header *h);
 int reinit_sync_alone(struct mmapq *q);
 
@@ -179,7 +184,13 @@ int snapshot_positions(const struct mmapq *q, struct pos *floor, struct pos *tai
 void store_floor_locked(struct mmapq *q, struct pos floor);
 bool floor_update_locked(struct mmapq *q);
 void signal_consumers_locked(struct mmapq *q, bool always);
-int refresh_limit(struct mmapq *q);
+void signal_producers_locked(struct mmapq *q, bool always);
+int check_floor(const struct mmapq *q);
+bool advance_locked(struct mmapq *q);
+int reap_locked(struct mmapq *q);
+bool reservations_whole_locked(struct mmapq *q);
+void drop_reservations_alone(struct mmapq *q);
+void release_producer(struct mmapq *q);
 int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte);
 int catch_up_synced(struct mmapq *q);
 bool finish_skips_locked(struct mmapq *q);

@@ -59,12 +59,11 @@ static size_t first_reserved_nonzero(const struct mmapq_header *h, uint32_t max_
 		bad = first_nonzero_in(b, r, 2);
 	}
 	/* the producer table's entries past max_producers, and the reserved
-	 * end of every entry */
+	 * word of every entry */
 	for (uint32_t i = 0; !bad && i < MMAPQ_PRODUCERS_MAX; i++) {
 		size_t at = offsetof(struct mmapq_header, producers) + i * sizeof(struct mmapq_producer);
 		struct rsv_range r = i < max_producers ?
-		        (struct rsv_range){at + offsetof(struct mmapq_producer, reserved),
-		                           sizeof(((struct mmapq_producer *)0)->reserved)} :
+		        (struct rsv_range){at + offsetof(struct mmapq_producer, rsv_reserved0), 4} :
 		        (struct rsv_range){at, sizeof(struct mmapq_producer)};
 
 		bad = first_nonzero_in(b, &r, 1);
@@ -446,15 +445,52 @@ static int check_positions(const struct mmapq *q, struct mmapq_error *err)
 	return 0;
 }
 
-/* floor, tail and the consumer table (with cursors: where every cursor
- * is; without: only states and names, which a salvage does not repair).
- * Caller makes them stable (the mutex, or being alone). */
+/* The producers' reservations as a crash leaves them ("Fan-in" in
+ * DESIGN.md): claim_byte from tail_byte to floor.byte + size, each
+ * reservation's state known and its bytes aligned, at most a ring, from
+ * floor up.  Where exactly they lie (back to back from tail_byte) is what
+ * the repair restores (reservations_whole_locked), not a condition. */
+static int check_reservations(const struct mmapq *q, struct pos floor, struct pos tail,
+                              struct mmapq_error *err)
+{
+	uint64_t claim = q->h->producer.claim_byte;
+
+	if (claim < tail.byte || claim > floor.byte + q->size || claim % MMAPQ_FRAME_ALIGN) {
+		set_err(err, "%s: reserved bytes end at %" PRIu64 ", outside [tail byte %" PRIu64 ", %"
+		        PRIu64 "]", q->path, claim, tail.byte, floor.byte + q->size);
+		return -EBADMSG;
+	}
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		const struct mmapq_producer *e = &q->h->producers[i];
+		uint32_t st = e->rsv_state;
+
+		if (st > MMAPQ_RSV_STATE_MAX || (st != MMAPQ_RSV_NONE &&
+		    (e->rsv_from > e->rsv_to || e->rsv_from % MMAPQ_FRAME_ALIGN ||
+		     e->rsv_to % MMAPQ_FRAME_ALIGN || e->rsv_from < floor.byte ||
+		     e->rsv_to > floor.byte + q->size))) {
+			set_err(err, "%s: producer entry %" PRIu32 " has reservation state %" PRIu32
+			        " [%" PRIu64 ", %" PRIu64 "), not one of the queue [%" PRIu64 ", %" PRIu64
+			        "]", q->path, i, st, e->rsv_from, e->rsv_to, floor.byte,
+			        floor.byte + q->size);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/* floor, tail, the reservations and the consumer table (with cursors:
+ * where every cursor is; without: only states and names, which a salvage
+ * does not repair).  Caller makes them stable (the mutex, or being alone). */
 int validate_dynamic(struct mmapq *q, bool cursors, struct mmapq_error *err)
 {
 	struct entry_view v[MMAPQ_CONSUMERS_MAX];
 	struct pos floor = floor_locked(q), tail = {q->h->producer.tail, q->h->producer.tail_byte};
 	int r = cursors ? check_positions(q, err) : 0;
 
+	/* alone, they are dropped unread: after a power cut the producer
+	 * table's page and the first page may come from different times */
+	if (r == 0 && cursors && !q->alone)
+		r = check_reservations(q, floor, tail, err);
 	if (r < 0)
 		return r;
 	table_read(q, v);

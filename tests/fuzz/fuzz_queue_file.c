@@ -128,6 +128,7 @@ int __wrap_munmap(void *addr, size_t len)
 #define OFF(f) offsetof(struct mmapq_header, f)
 #define P_TAIL OFF(producer.tail)
 #define P_TAILB OFF(producer.tail_byte)
+#define P_CLAIM OFF(producer.claim_byte)
 #define PENTRY(i) (OFF(producers) + (size_t)(i) * sizeof(struct mmapq_producer))
 #define PE(i, f) (PENTRY(i) + offsetof(struct mmapq_producer, f))
 #define F_SEQ OFF(floor.seq)
@@ -316,14 +317,14 @@ static const char *v4_positions(const uint8_t *f, const struct model *m)
  * past max_consumers and max_producers whole. */
 static bool v4_reserved_ok(const uint8_t *f, uint32_t maxc, uint32_t maxp)
 {
-	if (!all_zero(f, OFF(reserved1), 4) || !all_zero(f, OFF(producer.reserved), 112) ||
+	if (!all_zero(f, OFF(reserved1), 4) || !all_zero(f, OFF(producer.reserved), 104) ||
 	    !all_zero(f, OFF(floor.reserved), 104) || !all_zero(f, OFF(state.reserved0), 4) ||
 	    !all_zero(f, OFF(not_full_reserved), 56) ||
 	    !all_zero(f, OFF(reserved), sizeof(((struct mmapq_header *)0)->reserved)) ||
 	    !all_zero(f, OFF(reserved2), sizeof(((struct mmapq_header *)0)->reserved2)))
 		return false;
 	for (uint32_t i = 0; i < MMAPQ_PRODUCERS_MAX; i++)
-		if (i < maxp ? !all_zero(f, PE(i, reserved), 48) :
+		if (i < maxp ? !all_zero(f, PE(i, rsv_reserved0), 4) :
 		               !all_zero(f, PENTRY(i), sizeof(struct mmapq_producer)))
 			return false;
 	/* an entry in use has no reserved bytes; past max_consumers the entry
@@ -769,6 +770,15 @@ static void m_alone(const struct model *m, uint8_t *f, struct salvage_m *s)
 		}
 		if (rd64(f, F_GEN) & 1)
 			wr64(f, F_GEN, rd64(f, F_GEN) + 1);
+		/* the reservations of producers that are gone dropped; their
+		 * wait words fresh */
+		for (uint32_t i = 0; i < m->maxp; i++) {
+			wr32(f, PE(i, rsv_state), 0);
+			wr32(f, PE(i, turn.waiting), 0);
+			wr32(f, PE(i, room.waiting), 0);
+		}
+		wr32(f, OFF(not_full.waiting), 0);
+		wr64(f, P_CLAIM, rd64(f, P_TAILB));
 		if (low.seq != UINT64_MAX && low.seq > rd64(f, F_SEQ)) {
 			wr64(f, F_SEQ, low.seq);
 			wr64(f, F_BYTE, low.byte);
@@ -1073,6 +1083,7 @@ static int attach_expect(const struct model *m, const struct geom *g)
 		return -EPROTO; /* the daemons refuse it, naming mmapqctl recreate */
 	if (g->size != m->size || g->max != m->max || g->fmt != m->fmt)
 		return -EPROTO;
+	/* every role here attaches alone: the reservations are dropped unread */
 	return m->pos_ok ? 0 : -EBADMSG;
 }
 
@@ -1177,6 +1188,9 @@ static void take_unpredicted(uint8_t *p, const uint8_t *a, const struct model *m
 		memcpy(p + PE(i, start_usec), a + PE(i, start_usec), 8);
 		memcpy(p + PE(i, recoveries), a + PE(i, recoveries), 8);
 		memcpy(p + PE(i, registered_usec), a + PE(i, registered_usec), 8);
+		/* where its last reservation was (cleared: state none) */
+		memcpy(p + PE(i, rsv_from), a + PE(i, rsv_from), 24);
+		memcpy(p + PE(i, turn), a + PE(i, turn), 16);
 	}
 	memcpy(p + OFF(not_full), a + OFF(not_full), 8);
 	memcpy(p + OFF(state.salvage_usec), a + OFF(state.salvage_usec), 8);
@@ -1464,6 +1478,8 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	FUZZ_CHECK(!g_map, "producer: mapping not released");
 	wr32(g_pred, S_CLEAN, 1);
 	FUZZ_CHECK(fuzz_read_file(g_path, g_after, sizeof(g_after)) == n, "producer: file size changed");
+	/* its reservation given back at close: claim_byte at tail_byte */
+	wr64(g_pred, P_CLAIM, rd64(g_pred, P_TAILB));
 	take_unpredicted(g_pred, g_after, m);
 	wr64(g_pred, PE(def, attaches), attaches + 1);
 	check_after(g_pred, g_after, m, &s, f, "producer");

@@ -220,6 +220,7 @@ static uint8_t *filled_base(void)
 	}
 	tail_byte = l.end;
 	memcpy(b + offsetof(struct mmapq_header, producer.tail_byte), &tail_byte, 8);
+	memcpy(b + offsetof(struct mmapq_header, producer.claim_byte), &tail_byte, 8);
 	return b;
 }
 
@@ -567,6 +568,7 @@ static void case_fill_copy_many(void)
 	}
 	tail_byte = b;
 	memcpy(bytes + offsetof(struct mmapq_header, producer.tail_byte), &tail_byte, 8);
+	memcpy(bytes + offsetof(struct mmapq_header, producer.claim_byte), &tail_byte, 8);
 	for (uint32_t k = 0; k <= nf; k++)
 		for (uint32_t at = 0; at < (k < nf ? 8u : 1u); at++) {
 			uint32_t want = k < nf ? (uint32_t)nexts[k] : 6;

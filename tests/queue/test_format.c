@@ -434,12 +434,12 @@ static void test_header_fields(void)
 		{"file_size huge", HOFF(file_size), 8, UINT64_MAX, 0, {"18446744073709551615", NULL}},
 		{"reserved1[0]", HOFF(reserved1), 1, 1, 0, {"reserved", "offset 60", NULL}},
 		{"reserved1[3]", HOFF(reserved1) + 3, 1, 0x80, 0, {"reserved", "offset 63", NULL}},
-		{"producer.reserved[0]", PROD(reserved), 1, 1, 0, {"reserved", "offset 144", NULL}},
-		{"producer.reserved[111]", PROD(reserved) + 111, 1, 1, 0, {"reserved", "offset 255", NULL}},
+		{"producer.reserved[0]", PROD(reserved), 1, 1, 0, {"reserved", "offset 152", NULL}},
+		{"producer.reserved[103]", PROD(reserved) + 103, 1, 1, 0, {"reserved", "offset 255", NULL}},
 		/* the producer table (max_producers 4): each entry's reserved
-		 * end, the entries past it whole, the page's end */
-		{"producer 0 reserved[0]", PENT(0, reserved), 1, 1, 0, {"reserved", "offset 4240", NULL}},
-		{"producer 3 reserved[47]", PENT(3, reserved) + 47, 1, 1, 0, {"reserved", "offset 4863", NULL}},
+		 * word, the entries past it whole, the page's end */
+		{"producer 0 rsv_reserved0", PENT(0, rsv_reserved0), 1, 1, 0, {"reserved", "offset 4244", NULL}},
+		{"producer 3 rsv_reserved0", PENT(3, rsv_reserved0) + 3, 1, 1, 0, {"reserved", "offset 4823", NULL}},
 		{"producer 4 state", PENT(4, state), 4, 1, 0, {"reserved", "offset 4864", NULL}},
 		{"producer 15 name[63]", PENT(15, name) + 63, 1, 'x', 0, {"reserved", "offset 7103", NULL}},
 		{"reserved2[0]", HOFF(reserved2), 1, 1, 0, {"reserved", "offset 7168", NULL}},
@@ -659,7 +659,17 @@ static void test_header_free_fields(void)
 		{"salvages", HOFF(state.salvages), 8, 3},
 		{"salvage record", HOFF(state.below_from), 8, 12345},
 		{"dropped_bytes", HOFF(state.dropped_bytes), 8, UINT64_MAX},
-		{"tail_byte ahead (killed between its stores)", PROD(tail_byte), 8, 96},
+		/* a producer killed as it took a reservation, its state not
+		 * stored yet */
+		{"claim_byte ahead", PROD(claim_byte), 8, 96},
+		/* whoever attaches alone drops the reservations unread (after
+		 * a power cut the table's page may be older than the first) */
+		{"claim_byte < tail_byte", PROD(claim_byte), 8, 72},
+		{"claim_byte > a ring", PROD(claim_byte), 8, 48 + RING + 8},
+		{"producer 0 rsv_state 5", PENT(0, rsv_state), 4, 5},
+		{"producer 1 rsv open, no bytes", PENT(1, rsv_state), 4, 1},
+		/* a reservation with no state means nothing */
+		{"producer 1 rsv_to", PENT(1, rsv_to), 8, 12345},
 		/* a consumer killed between storing its cursor's byte and seq */
 		{"cursor byte ahead", CONS(0, position_byte), 8, 64},
 		{"consumer.attaches", CONS(0, attaches), 8, UINT64_MAX},
@@ -1251,8 +1261,14 @@ static int flip_producer(size_t e, size_t o, const uint8_t *b)
 	if (o >= offsetof(struct mmapq_producer, start_usec) && o < offsetof(struct mmapq_producer, name))
 		return 1;
 	if (o >= offsetof(struct mmapq_producer, blocked_total_usec) &&
-	    o < offsetof(struct mmapq_producer, reserved))
+	    o < offsetof(struct mmapq_producer, rsv_state))
 		return 1;
+	/* the reservation, dropped unread by whoever attaches alone (as this
+	 * sweep's producer does), and the wait words: anything; the reserved
+	 * word: nothing */
+	if (o >= offsetof(struct mmapq_producer, rsv_state))
+		return o < offsetof(struct mmapq_producer, rsv_reserved0) ||
+		       o >= offsetof(struct mmapq_producer, rsv_from);
 	/* a free entry's name means nothing */
 	if (e != 0 && o >= offsetof(struct mmapq_producer, name) &&
 	    o < offsetof(struct mmapq_producer, blocked_total_usec))
@@ -1276,6 +1292,9 @@ static int flip_expect(size_t i, const uint8_t *b)
 	if (i >= HOFF(state.salvages) && i < HOFF(state) + sizeof(struct mmapq_state))
 		return 1;
 	if (i >= HOFF(not_full) && i < HOFF(not_full) + 8)
+		return 1;
+	/* dropped unread by whoever attaches alone */
+	if (i >= PROD(claim_byte) && i < PROD(claim_byte) + 8)
 		return 1;
 	if (i >= HOFF(id) && i < HOFF(id) + MMAPQ_ID_SIZE)
 		return 1;

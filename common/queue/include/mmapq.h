@@ -355,8 +355,22 @@ MMAPQ_API uint32_t mmapq_max_record_limit(uint64_t size);
  *     It publishes pending records before it waits, so they may or may not
  *     be published: mmapq_pending() says (0: all are).  While it waits the
  *     producer is blocked, in the file, for everyone to see (mmapq_blocked).
- *   mmapq_publish -EINTR: published nothing; the records stay pending and
- *     the next mmapq_publish (or mmapq_reserve) publishes them.
+ *   Several producers (each its own name, up to max_producers) may write
+ *     at once: each writes into a reservation of the ring of its own, taken
+ *     by its first put after a publish (the mutex, which a lone producer
+ *     needs only once a batch); mmapq_publish commits it and returns once
+ *     the records are visible, after those of the producers that reserved
+ *     before it (sequence numbers are given then, in that order).  *room is
+ *     then surely free only while no other producer reserves meanwhile: a
+ *     put may still say -ENOBUFS (then reserve again); and a put that takes
+ *     a reservation may say -EINTR (the interrupted callback said stop while
+ *     it waited for the mutex; nothing put).
+ *   mmapq_publish -EINTR: published nothing if it was interrupted taking
+ *     the mutex (the records stay pending and the next mmapq_publish or
+ *     mmapq_reserve publishes them); if it was interrupted while waiting
+ *     for the producers that reserved before it, the records are committed
+ *     (mmapq_pending() is 0) and become visible in order as they commit,
+ *     without this process.
  *   msync errors (sync = batch or always; -EIO etc.): mmapq_put did not put
  *     the record (mmapq_pending() unchanged); mmapq_publish and mmapq_reserve
  *     did publish (the consumer sees the records, mmapq_pending() is 0 after
@@ -368,7 +382,8 @@ MMAPQ_API uint32_t mmapq_max_record_limit(uint64_t size);
  *     a crash before publishing). */
 MMAPQ_API int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t *room);
 /* A record of len bytes (0..max_record; format int: 8): 0, -ENOBUFS if it
- * does not fit now (mmapq_reserve waits for room), -EMSGSIZE (bad len). */
+ * does not fit now (mmapq_reserve waits for room), -EMSGSIZE (bad len),
+ * -EINTR (see above: nothing put). */
 MMAPQ_API int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
 /* Put many records of the same length in one call: record i is the len
  * bytes at data + i * len.  As mmapq_put for each, but the checks are done
@@ -390,7 +405,11 @@ MMAPQ_API int mmapq_claim(struct mmapq *q, uint32_t len, void **buf);
 MMAPQ_API int mmapq_commit(struct mmapq *q, uint32_t n);
 MMAPQ_API int mmapq_publish(struct mmapq *q);
 MMAPQ_API uint32_t mmapq_pending(const struct mmapq *q); /* put but not yet published */
-/* Sequence number the next mmapq_put will give its record. */
+/* Sequence number the next mmapq_put will give its record: exact while
+ * this is the only producer attached; with several, numbers are given as
+ * records are published, in the order of their reservations, and this is
+ * the lowest it can be (the tail at our last publish, plus what is
+ * pending). */
 MMAPQ_API uint64_t mmapq_next_seq(const struct mmapq *q);
 MMAPQ_API void mmapq_set_sync(struct mmapq *q, enum mmapq_sync sync); /* live change */
 /* Write to disk what this handle has made visible: a producer's published
