@@ -656,6 +656,22 @@ void drop_reservations_alone(struct mmapq *q)
 	q->h->producer.claim_byte = q->h->producer.tail_byte;
 }
 
+/* Mutex held: [from, to) at claim_byte taken into our entry, in state
+ * (OPEN, IDLE), in the order a SIGKILL may stop anywhere: its bytes, then
+ * claim_byte (fault point fault), then its state. */
+static void take_locked(struct mmapq *q, uint64_t from, uint64_t to, uint32_t state,
+                        const char *fault)
+{
+	struct mmapq_producer *e = q->prod;
+
+	__atomic_store_n(&e->rsv_from, from, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->rsv_to, to, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->rsv_records, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->h->producer.claim_byte, to, __ATOMIC_RELAXED);
+	mmapq_fault(fault);
+	__atomic_store_n(&e->rsv_state, state, __ATOMIC_RELEASE);
+}
+
 /*
  * Mutex held: room for a record of len in our reservation: extended if it
  * is the last one (claim_byte at its end), else a new one taken at
@@ -687,12 +703,7 @@ static int reserve_locked(struct mmapq *q, uint32_t len)
 		mmapq_fault("reserve.extended");
 		__atomic_store_n(&q->h->producer.claim_byte, to, __ATOMIC_RELAXED);
 	} else {
-		__atomic_store_n(&e->rsv_from, from, __ATOMIC_RELAXED);
-		__atomic_store_n(&e->rsv_to, to, __ATOMIC_RELAXED);
-		__atomic_store_n(&e->rsv_records, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&q->h->producer.claim_byte, to, __ATOMIC_RELAXED);
-		mmapq_fault("reserve.claimed");
-		__atomic_store_n(&e->rsv_state, MMAPQ_RSV_OPEN, __ATOMIC_RELEASE);
+		take_locked(q, from, to, MMAPQ_RSV_OPEN, "reserve.claimed");
 		q->rsv_open = true;
 		/* the sequence numbers stay: nothing is pending, and a put's
 		 * loop that asked for this reservation counts on from them */
@@ -786,7 +797,6 @@ static void release_idle_locked(struct mmapq *q)
  * up. */
 static void rearm_locked(struct mmapq *q)
 {
-	struct mmapq_producer *e = q->prod;
 	uint64_t from = claim_locked(q), to = from + rsv_cap(q);
 	uint64_t floor_end = floor_locked(q).byte + q->size;
 
@@ -796,12 +806,7 @@ static void rearm_locked(struct mmapq *q)
 		to = floor_end;
 	if (to < from + 2 * MMAPQ_FRAME_ALIGN)
 		return;
-	__atomic_store_n(&e->rsv_from, from, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->rsv_to, to, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->rsv_records, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&q->h->producer.claim_byte, to, __ATOMIC_RELAXED);
-	mmapq_fault("rearm.claimed");
-	__atomic_store_n(&e->rsv_state, MMAPQ_RSV_IDLE, __ATOMIC_RELEASE);
+	take_locked(q, from, to, MMAPQ_RSV_IDLE, "rearm.claimed");
 	q->rsv_idle = true;
 	q->idle_to = to;
 	q->published.byte = q->tail.byte = q->limit = from;

@@ -387,14 +387,12 @@ static void case_peek(void)
 	each_flip(flip_peek);
 }
 
-/* An int queue of 128 bytes, records 5..12 (12 at ring offsets 64..): each
- * byte of each frame flipped, copy_many from 0. */
-static void case_copy_many(void)
+/* An int queue of 128 bytes at path: records 0..4 put and consumed, then
+ * 5..upto - 1 put; the file's bytes (*len). */
+static uint8_t *int_queue(const char *path, int64_t upto, size_t *len)
 {
-	char *path = tu_path(g_dir, "int.q");
 	struct mmapq *p, *c;
 	uint8_t *bytes;
-	size_t len;
 	uint32_t n;
 
 	p = open_as(path, MMAPQ_ROLE_PRODUCER, 128, 8, MMAPQ_FORMAT_INT);
@@ -403,13 +401,27 @@ static void case_copy_many(void)
 		EXPECT_INT(mmapq_put(p, &v, 8), 0);
 	EXPECT_INT(mmapq_publish(p), 5);
 	EXPECT(mmapq_available(c, 0, &n) == 0 && mmapq_release(c, 5) == 0, "consume five");
-	for (int64_t v = 5; v < 13; v++)
+	for (int64_t v = 5; v < upto; v++)
 		EXPECT_INT(mmapq_put(p, &v, 8), 0);
-	EXPECT_INT(mmapq_publish(p), 8);
+	EXPECT_INT(mmapq_publish(p), (int)(upto - 5));
 	mmapq_close(c);
 	mmapq_close(p);
-	bytes = (uint8_t *)tu_read_file(path, &len);
-	EXPECT(bytes && len == MMAPQ_HEADER_SIZE + 128, "read %s", path);
+	bytes = (uint8_t *)tu_read_file(path, len);
+	EXPECT(bytes && *len == MMAPQ_HEADER_SIZE + 128, "read %s", path);
+	return bytes;
+}
+
+/* An int queue of 128 bytes, records 5..12 (12 at ring offsets 64..): each
+ * byte of each frame flipped, copy_many from 0. */
+static void case_copy_many(void)
+{
+	char *path = tu_path(g_dir, "int.q");
+	struct mmapq *c;
+	uint8_t *bytes;
+	size_t len;
+	uint32_t n;
+
+	bytes = int_queue(path, 13, &len);
 	for (uint32_t pos = 0; pos < 128; pos++) {
 		uint32_t d = ((pos + 128 - 80) % 128) / 16; /* record 5 at byte 80 */
 
@@ -532,24 +544,12 @@ static void case_fill_copy_many(void)
 	static const int plan[] = {0, REC, REC, 0, REC, 8, REC, REC, REC};
 	char *path = tu_path(g_dir, "int-fills.q");
 	uint64_t fills[4], nexts[4], b = 80, tail_byte;
-	struct mmapq *p, *c;
+	struct mmapq *c;
 	uint8_t *bytes;
 	size_t len;
 	uint32_t n, nf = 0, rec = 0;
 
-	p = open_as(path, MMAPQ_ROLE_PRODUCER, 128, 8, MMAPQ_FORMAT_INT);
-	c = open_as(path, MMAPQ_ROLE_CONSUMER, 128, 8, MMAPQ_FORMAT_INT);
-	for (int64_t v = 0; v < 5; v++)
-		EXPECT_INT(mmapq_put(p, &v, 8), 0);
-	EXPECT_INT(mmapq_publish(p), 5);
-	EXPECT(mmapq_available(c, 0, &n) == 0 && mmapq_release(c, 5) == 0, "consume five");
-	for (int64_t v = 5; v < 11; v++)
-		EXPECT_INT(mmapq_put(p, &v, 8), 0);
-	EXPECT_INT(mmapq_publish(p), 6);
-	mmapq_close(c);
-	mmapq_close(p);
-	bytes = (uint8_t *)tu_read_file(path, &len);
-	EXPECT(bytes && len == MMAPQ_HEADER_SIZE + 128, "read %s", path);
+	bytes = int_queue(path, 11, &len);
 	memset(bytes + MMAPQ_HEADER_SIZE, 0, 128);
 	for (size_t k = 0; k < sizeof(plan) / sizeof(plan[0]); k++) {
 		uint8_t *fr = bytes + MMAPQ_HEADER_SIZE + b % 128;
