@@ -1409,6 +1409,25 @@ HW_TARGET static int put_run_hw(struct mmapq *q, const uint8_t *src, uint32_t le
 }
 #endif
 
+/* After a run of frames put from start on (r of them, or -errno if none):
+ * write-back started, or with sync = always the frames synced once (on an
+ * error nothing is put). */
+static int put_done(struct mmapq *q, struct pos start, int r)
+{
+	if (r <= 0)
+		return r;
+	if (q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_INTERVAL)
+		kick_writeback(q);
+	if (q->sync == MMAPQ_SYNC_ALWAYS) {
+		int rs = sync_ring(q, start.byte, q->tail.byte);
+		if (rs < 0) {
+			q->tail = start; /* not put: the frames lie beyond tail, nobody reads them */
+			return rs;
+		}
+	}
+	return r;
+}
+
 /* mmapq_put_many, called by mmapq_put too without going through the PLT
  * (an exported function may be interposed, so a call to it by name does) */
 static int put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
@@ -1424,19 +1443,7 @@ static int put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
 	q->claimed = false;
 	if (n == 0)
 		return 0;
-	r = PICK(put_run_hw(q, data, len, n), put_run_sw(q, data, len, n));
-	if (r <= 0)
-		return r;
-	if (q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_INTERVAL)
-		kick_writeback(q);
-	if (q->sync == MMAPQ_SYNC_ALWAYS) {
-		int rs = sync_ring(q, start.byte, q->tail.byte);
-		if (rs < 0) {
-			q->tail = start; /* not put: the frames lie beyond tail, nobody reads them */
-			return rs;
-		}
-	}
-	return r;
+	return put_done(q, start, PICK(put_run_hw(q, data, len, n), put_run_sw(q, data, len, n)));
 }
 
 int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n)
@@ -1451,6 +1458,94 @@ int mmapq_put(struct mmapq *q, const void *data, uint32_t len)
 	int r = put_many(q, data, len, 1);
 
 	return r < 0 ? r : 0;
+}
+
+/*
+ * mmapq_put_records' loop (every len checked): records of their own
+ * lengths, as many as fit, at most n, beyond the published tail; how many,
+ * or -errno if none.  As put_run: room_at_tail once per run of frames (it
+ * writes the padding at the ring's end), then every frame that ends by the
+ * ring's end or limit, whichever comes first, without asking again.
+ */
+__attribute__((always_inline)) static inline int put_recs(struct mmapq *q,
+                                                          const struct mmapq_iovec *rec,
+                                                          uint32_t n, mmapq_frame_crc_fn *crc)
+{
+	uint64_t seq = q->tail.seq, mask = q->mask;
+	uint8_t *ring = q->ring;
+	uint32_t done = 0;
+	int r = 0;
+
+	while (done < n) {
+		uint64_t pad, at, stop;
+
+		if ((r = room_at_tail(q, rec[done].len, &pad, &at)) < 0)
+			break;
+		if (pad != at)
+			write_pad(q, pad, crc);
+		stop = at + (q->size - (at & mask));
+		if (stop > q->limit)
+			stop = q->limit;
+		/* the first frame surely fits: room_at_tail said so */
+		do {
+			const uint8_t *src = rec[done].data;
+			uint32_t len = rec[done].len;
+			uint64_t fb = mmapq_frame_bytes(len);
+			struct mmapq_frame *f = (struct mmapq_frame *)(ring + (at & mask));
+			uint8_t *payload = (uint8_t *)(f + 1);
+
+			if (at + fb > stop)
+				break; /* padding first, or no room: room_at_tail says */
+			/* as put_run: the lines ahead taken for writing, the
+			 * alignment bytes zeroed by one store under the
+			 * payload's last word, the crc from src */
+			if (fb >= 64 || (at & 63) < fb)
+				__builtin_prefetch(ring + ((at + PREFETCH_AHEAD) & mask), 1);
+			if (len & 7) {
+				uint64_t zero = 0;
+				memcpy(payload + (len & ~UINT32_C(7)), &zero, sizeof(zero));
+			}
+			memcpy(payload, src, len);
+			memcpy(f, &(struct mmapq_frame){len, crc(at, len, src, len)}, sizeof(*f));
+			mmapq_fault("put.written");
+			at += fb;
+			seq++;
+			done++;
+		} while (done < n);
+		q->tail = (struct pos){seq, at};
+	}
+	return done ? (int)done : r;
+}
+
+static int put_recs_sw(struct mmapq *q, const struct mmapq_iovec *rec, uint32_t n)
+{
+	return put_recs(q, rec, n, mmapq_crc32c_frame);
+}
+
+#if defined(__x86_64__)
+HW_TARGET static int put_recs_hw(struct mmapq *q, const struct mmapq_iovec *rec, uint32_t n)
+{
+	return put_recs(q, rec, n, mmapq_crc32c_frame_hw);
+}
+#endif
+
+int mmapq_put_records(struct mmapq *q, const struct mmapq_iovec *rec, uint32_t n)
+{
+	struct pos start = q->tail;
+	int r;
+
+	if (q->put_refused)
+		return q->put_refused;
+	if (n && !rec)
+		return -EINVAL;
+	/* every length first: a bad one puts nothing */
+	for (uint32_t i = 0; i < n; i++)
+		if ((r = check_len(q, rec[i].len)) < 0)
+			return r;
+	q->claimed = false;
+	if (n == 0)
+		return 0;
+	return put_done(q, start, PICK(put_recs_hw(q, rec, n), put_recs_sw(q, rec, n)));
 }
 
 uint32_t mmapq_pending(const struct mmapq *q)

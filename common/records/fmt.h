@@ -14,14 +14,20 @@
  * It is the inverse of the int parser (parse.c): parsing the output gives
  * v back (tests/records/test_parse.c checks both ways, and against snprintf).
  *
- * How: a value below 10^8 is turned into its 8 digits in one 64-bit word,
- * without a division loop or a digit-pair table: split into two 4-digit
- * halves, each half into two pairs, each pair into two digits, every step
- * done on all lanes at once with a multiply-shift that equals division by
- * 100 or 10 in the range used.  The leading zero digits are the low zero
- * bytes of that word (count trailing zeros), and the word is stored
- * shifted past them.  Larger values are one such head and one or two full
- * 8-digit blocks.
+ * How, without a division, a loop or a branch on the digit count: a
+ * value below 10^8 becomes its 8 digits in one 64-bit word
+ * (mmapq_fmt_digits8: split into two 4-digit halves, each half into two
+ * pairs, each pair into two digits, every split done on all lanes at once
+ * by a multiply-shift that equals division by 10^4, 100 or 10 in the range
+ * used, and one multiplication and subtraction for the remainders).  The
+ * leading zero digits are the low zero bytes of that word (count trailing
+ * zeros), and the word is stored shifted past them, 8 bytes at once.
+ * Larger values are one such head and one or two full 8-digit blocks.
+ * (Digit pairs from a table after a few compares that find the digit
+ * count, as jeaiii's itoa does, take fewer instructions, but their
+ * branches mispredict on values of random lengths: 1.5 times slower there,
+ * tests/bench/README-bench.md.)  tests/records/test_parse.c checks every
+ * value below 10^8 (fmt_head_all) and snprintf's bytes for the rest.
  */
 #ifndef MMAPQ_FMT_H
 #define MMAPQ_FMT_H
@@ -32,26 +38,33 @@
 
 #define MMAPQ_FMT_INT_MAX 24   /* room mmapq_fmt_int and mmapq_fmt_u64 need at out */
 
-/* The 8 decimal digits of u (< 10^8) as byte values 0..9, the first (most
- * significant) digit in the lowest byte. */
+/*
+ * The 8 decimal digits of u (< 10^8) as byte values 0..9, the first (most
+ * significant) in the lowest byte; branch-free: u split into two 4-digit
+ * lanes, each into two pairs, each pair into two digits, every split done
+ * on all lanes at once.  A split of v into (v / m, v % m) in lanes of half
+ * the width is (v << k) - q ((m << k) - 1), q = v / m by a multiply-shift
+ * exact in the range used: that is (v - q m) << k, plus q.
+ */
 static inline uint64_t mmapq_fmt_digits8(uint32_t u)
 {
-	/* 32-bit lanes: u / 10^4, u % 10^4 */
-	uint64_t x = (uint64_t)(u / 10000) | ((uint64_t)(u % 10000) << 32);
-	/* per lane v < 10^4: v / 100 == (v * 10486) >> 20 */
-	uint64_t h = ((x * 10486) >> 20) & UINT64_C(0x0000007f0000007f);
+	/* u / 10^4 for u < 10^8: the error of 2^40 / 10^4 rounded up stays
+	 * below the 10^-4 a fraction can be short of the next integer */
+	uint64_t q = ((uint64_t)u * 109951163) >> 40;
+	uint64_t x = ((uint64_t)u << 32) - q * ((UINT64_C(10000) << 32) - 1);	/* 32-bit lanes */
 
-	x = h | ((x - h * 100) << 16);          /* 16-bit lanes, each < 100 */
+	/* per lane v < 10^4: v / 100 == (v * 10486) >> 20 */
+	q = ((x * 10486) >> 20) & UINT64_C(0x0000007f0000007f);
+	x = (x << 16) - q * ((100 << 16) - 1);					/* 16-bit lanes, < 100 */
 	/* per lane v < 100: v / 10 == (v * 103) >> 10 */
-	h = ((x * 103) >> 10) & UINT64_C(0x000f000f000f000f);
-	return h | ((x - h * 10) << 8);          /* bytes, each < 10 */
+	q = ((x * 103) >> 10) & UINT64_C(0x000f000f000f000f);
+	return (x << 8) - q * ((10 << 8) - 1);					/* bytes, < 10 */
 }
 
-/* Store the low n (1..8) digits of a mmapq_fmt_digits8 word at o as ASCII;
- * writes 8 bytes. */
-static inline void mmapq_fmt_store8(char *o, uint64_t d, unsigned n)
+/* A mmapq_fmt_digits8 word shifted right by zbits, as ASCII at o (8 bytes). */
+static inline void mmapq_fmt_store8(char *o, uint64_t d, unsigned zbits)
 {
-	d = (d | UINT64_C(0x3030303030303030)) >> (8 * (8 - n));
+	d = (d | UINT64_C(0x3030303030303030)) >> zbits;
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 	d = __builtin_bswap64(d);
 #endif
@@ -59,15 +72,16 @@ static inline void mmapq_fmt_store8(char *o, uint64_t d, unsigned n)
 }
 
 /* u (< 10^8) without leading zeros at o; returns the digits written (1..8),
- * writes 8 bytes. */
+ * writes 8 bytes.  The leading zero digits are the zero bytes from the
+ * lowest up: their bits, rounded down to whole bytes, are shifted out (the
+ * top digit always stays: 0 shows as "0"). */
 static inline unsigned mmapq_fmt_head(char *o, uint32_t u)
 {
 	uint64_t d = mmapq_fmt_digits8(u);
-	/* leading zero digits are zero bytes from the lowest up; 0 shows as "0" */
-	unsigned n = d ? 8 - ((unsigned)__builtin_ctzll(d) >> 3) : 1;
+	unsigned zbits = (unsigned)__builtin_ctzll(d | (UINT64_C(1) << 56)) & 56;
 
-	mmapq_fmt_store8(o, d, n);
-	return n;
+	mmapq_fmt_store8(o, d, zbits);
+	return 8 - (zbits >> 3);
 }
 
 /* u in decimal, then end (a line end, a tab): at most 21 bytes at out. */
@@ -86,10 +100,10 @@ static inline size_t mmapq_fmt_u64(char *out, uint64_t u, char end)
 		} else {
 			/* u >= 10^16: hi / 10^8 < 1845 */
 			o += mmapq_fmt_head(o, (uint32_t)(hi / 100000000));
-			mmapq_fmt_store8(o, mmapq_fmt_digits8((uint32_t)(hi % 100000000)), 8);
+			mmapq_fmt_store8(o, mmapq_fmt_digits8((uint32_t)(hi % 100000000)), 0);
 			o += 8;
 		}
-		mmapq_fmt_store8(o, mmapq_fmt_digits8(lo), 8);
+		mmapq_fmt_store8(o, mmapq_fmt_digits8(lo), 0);
 		o += 8;
 	}
 	*o++ = end;

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mmapq.h" /* struct mmapq_iovec */
+
 #define MMAPQ_PARSE_TOKEN_MAX 32   /* longest int token kept for the message */
 
 struct mmapq_parse_error {
@@ -65,10 +67,25 @@ void mmapq_parser_free(struct mmapq_parser *p);    /* NULL is a no-op */
 typedef int (*mmapq_ints_fn)(void *ctx, const int64_t *v, size_t n);
 int mmapq_parser_set_int_batch(struct mmapq_parser *p, mmapq_ints_fn on_ints);
 
+/* format line and binary: records in batches, as for ints.  After this
+ * call the parser no longer calls on_record; it hands the records to
+ * on_records, in input order, in arrays of at most MMAPQ_PARSE_BATCH: when
+ * one is full, before every on_error call and before feed and finish
+ * return.  Each record is {data, len} as on_record would have had it: a
+ * pointer into the chunk fed when the whole record is in it (nothing
+ * copied), else into the parser's own buffer; all valid only during the
+ * call.  A negative return stops parsing as on_record's does (none of
+ * that batch counts in mmapq_parser_records).  NULL goes back to
+ * on_record (between feeds).  -EINVAL for format int. */
+typedef int (*mmapq_records_fn)(void *ctx, const struct mmapq_iovec *r, size_t n);
+int mmapq_parser_set_record_batch(struct mmapq_parser *p, mmapq_records_fn on_records);
+
 /* format int reads short decimal tokens through a fast path (on by default)
- * and everything else byte by byte; both give the same callbacks (parse.c).
- * Off: byte by byte only, as the parser did before the fast path; for the
- * differential tests and the benchmark's old-parser peer.  Any time. */
+ * and everything else byte by byte; format line looks for line ends with
+ * AVX2 where the CPU has it; both give the same callbacks (parse.c).
+ * Off: byte by byte only (int), as the parser did before the fast path, or
+ * the baseline SSE2 scan (line); for the differential tests and the
+ * benchmark's old-parser peer.  Any time. */
 void mmapq_parser_set_fast_path(struct mmapq_parser *p, bool on);
 
 /*

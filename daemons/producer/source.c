@@ -144,6 +144,43 @@ static int put_ints(struct producer *p, struct source *s, const int64_t *v, size
 	return 0;
 }
 
+/*
+ * A batch of line or binary records from the parser
+ * (mmapq_parser_set_record_batch), each where the parser has it (the
+ * chunk read, mostly): as many as fit in one mmapq_put_records (checked
+ * once, the frames filled in one loop), the counters updated once for
+ * them; when none fits, one record through producer_put, as put_ints.
+ */
+static int put_records(struct producer *p, struct source *s, const struct mmapq_iovec *r, size_t n)
+{
+	while (n) {
+		uint64_t first = mmapq_next_seq(p->q), bytes = 0;
+		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
+		int got = mmapq_put_records(p->q, r, k);
+
+		if (got == -ENOBUFS) {
+			got = producer_put(p, s, r->data, r->len);
+			if (got < 0)
+				return got;
+			r++;
+			n--;
+			continue;
+		}
+		if (got < 0)
+			return producer_fatal(p, got);
+		for (int i = 0; i < got; i++)
+			bytes += mmapq_frame_size(r[i].len);
+		p->room -= p->room < bytes ? p->room : bytes;
+		p->grouped += bytes;
+		s->published += (uint64_t)got;
+		s->pending += (uint64_t)got;
+		s->last_seq = first + (uint64_t)got - 1;
+		r += got;
+		n -= (size_t)got;
+	}
+	return 0;
+}
+
 void producer_published(struct producer *p)
 {
 	if (mmapq_pending(p->q))
@@ -162,6 +199,12 @@ static int on_ints(void *ctx, const int64_t *v, size_t n)
 {
 	struct source *s = ctx;
 	return put_ints(s->p, s, v, n);
+}
+
+static int on_records(void *ctx, const struct mmapq_iovec *r, size_t n)
+{
+	struct source *s = ctx;
+	return put_records(s->p, s, r, n);
 }
 
 static void on_parse_error(void *ctx, const struct mmapq_parse_error *e)
@@ -213,9 +256,11 @@ struct source *source_new(struct producer *p, int fd, const char *name)
 		free(s);
 		return NULL;
 	}
-	/* int records in batches of up to MMAPQ_PARSE_BATCH: put_ints */
+	/* records in batches of up to MMAPQ_PARSE_BATCH: put_ints, put_records */
 	if (p->cfg.format == MMAPQ_FORMAT_INT)
 		(void)mmapq_parser_set_int_batch(s->parser, on_ints);
+	else
+		(void)mmapq_parser_set_record_batch(s->parser, on_records);
 	return s;
 }
 

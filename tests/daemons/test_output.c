@@ -42,6 +42,9 @@
  *                       the record's bytes, records of 24 MiB whole
  *   binary_chain        mmapq-consumer | mmapq-producer: the records in a
  *                       second queue, byte for byte
+ *   line_pieces         lines of lengths around the one from which a
+ *                       payload is written from the mapping, thousands,
+ *                       with and without seq_prefix: byte for byte
  *   long_lines          lines of 64 KiB with the shipped size and
  *                       max_record, whole to stdout, a file and the journal
  *                       (three named consumers of one queue)
@@ -923,6 +926,67 @@ static void binary_chain(void)
 	tr_free(&set);
 }
 
+/*
+ * Lines of lengths on both sides of the size from which the output writes
+ * a payload from the queue's mapping rather than copying it (empty, short,
+ * 255, 256, 257, several KiB), thousands of them: batches of many pieces,
+ * writes of the most pieces a call takes, chunks that end where a record
+ * does.  To a file with seq_prefix (the line end and the next prefix one
+ * piece) and to stdout without: byte for byte what was put.
+ */
+static void line_pieces(void)
+{
+	static const size_t lens[] = {0, 1, 7, 255, 256, 257, 300, 1000, 4095, 4096, 5000, 63};
+	const size_t nl = sizeof(lens) / sizeof(lens[0]), n = 400 * nl;
+	struct sbuf { char *p; size_t len; } in = {0}, want = {0};
+	char *out, *got, *err, count[16];
+	size_t len;
+	FILE *fi = open_memstream(&in.p, &in.len), *fw = open_memstream(&want.p, &want.len);
+
+	EXPECT(fi && fw, "open_memstream");
+	for (size_t i = 0; i < n; i++) {
+		size_t l = lens[i % nl];
+
+		fprintf(fw, "%zu\t", i);
+		for (size_t k = 0; k < l; k++) {
+			fputc('a' + (int)((i + k) % 26), fi);
+			fputc('a' + (int)((i + k) % 26), fw);
+		}
+		fputc('\n', fi);
+		fputc('\n', fw);
+	}
+	fclose(fi);
+	fclose(fw);
+	snprintf(count, sizeof(count), "%zu", n);
+	dir = tu_mkdtemp("output");
+	out = tu_path(dir, "out.txt");
+	setup("format = line\nsize = 16M\nmax_record = 8K\n[consumer]\noutput = file:%s\n"
+	      "seq_prefix = yes\n", out);
+	publish(in.p);
+	struct run r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", count, NULL);
+	int code = finish(&r, NULL, &err);
+	got = tu_read_file(out, &len);
+	EXPECT(code == 0 && got && len == want.len && !memcmp(got, want.p, len),
+	       "lines with seq_prefix to a file: exit %d, %zu bytes (want %zu), stderr '%s'", code,
+	       got ? len : 0, want.len, err);
+	free(got);
+	free(err);
+
+	setup("format = line\nsize = 16M\nmax_record = 8K\n[consumer]\noutput = stdout\n");
+	unlink(qpath);
+	publish(in.p);
+	r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", count, NULL);
+	code = finish_out(&r, &got, &len, &err);
+	EXPECT(code == 0 && got && len == in.len && !memcmp(got, in.p, len),
+	       "lines to stdout: exit %d, %zu bytes (want %zu), stderr '%s'", code, got ? len : 0,
+	       in.len, err);
+	free(got);
+	free(err);
+	free(out);
+	free(in.p);
+	free(want.p);
+}
+
 /* Lines of 64 KiB with the shipped size (4M) and max_record (64K), whole
  * to each output: three named consumers of one queue, registered before
  * any record is consumed. */
@@ -1165,6 +1229,7 @@ int main(int argc, char **argv)
 		{"binary_journal", binary_journal},
 		{"binary_chain", binary_chain},
 		{"long_lines", long_lines},
+		{"line_pieces", line_pieces},
 		{"damaged_record", damaged_record},
 		{"sync_file", sync_file},
 	};

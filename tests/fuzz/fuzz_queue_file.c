@@ -45,7 +45,8 @@
  *              mmapq_copy_many), release what it could read, close;
  *   producer   (mmapq-producer) on a fresh copy: attach, reserve, put records
  *              of three lengths (mmapq_put_many, mmapq_put, mmapq_claim and a
- *              shorter mmapq_commit), publish, close;
+ *              shorter mmapq_commit, mmapq_put_records of all three in one
+ *              call), publish, close;
  *   migrate    (mmapqctl recreate) a file of versions 1 to 3: both roles with
  *              migrate, every record read out, nothing written.
  *
@@ -1359,6 +1360,28 @@ static int m_default_producer(const struct model *m, uint8_t *p)
 	return free_i;
 }
 
+/* The model's put of a record of len bytes of payload at *t: its frame,
+ * and the padding before it, predicted in g_pred and *t moved past it;
+ * false (nothing predicted) if it does not fit above fl. */
+static bool m_put(const struct model *m, struct pair *t, struct pair fl, const uint8_t *payload,
+                  uint32_t len)
+{
+	uint64_t at, need = m_need(m, t->byte, len, &at);
+
+	if (t->byte + need > fl.byte + m->size)
+		return false;
+	memcpy(g_pred + HDR + at % m->size + 8, payload, len);
+	memset(g_pred + HDR + at % m->size + 8 + len, 0, fsize(len) - 8 - len);
+	if (at != t->byte) {
+		wr32(g_pred, HDR + t->byte % m->size, MMAPQ_FRAME_PAD);
+		wr32(g_pred, HDR + t->byte % m->size + 4, m_crc(t->byte, MMAPQ_FRAME_PAD, NULL, 0));
+	}
+	wr32(g_pred, HDR + at % m->size, len);
+	wr32(g_pred, HDR + at % m->size + 4, m_crc(at, len, payload, len));
+	*t = (struct pair){t->seq + 1, t->byte + need};
+	return true;
+}
+
 static void check_producer(const uint8_t *f, size_t n, const struct model *m, const struct geom *g)
 {
 	struct salvage_m s = {0};
@@ -1419,21 +1442,8 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 		{
 			int want_k = 0;
 
-			for (int i = 0; i < 2; i++) {
-				need = m_need(m, t.byte, small, &at);
-				if (t.byte + need > fl.byte + m->size)
-					break;
-				memset(g_pred + HDR + at % m->size + 8, 'a', small);
-				memset(g_pred + HDR + at % m->size + 8 + small, 0, fsize(small) - 8 - small);
-				if (at != t.byte) {
-					wr32(g_pred, HDR + t.byte % m->size, MMAPQ_FRAME_PAD);
-					wr32(g_pred, HDR + t.byte % m->size + 4, m_crc(t.byte, MMAPQ_FRAME_PAD, NULL, 0));
-				}
-				wr32(g_pred, HDR + at % m->size, small);
-				wr32(g_pred, HDR + at % m->size + 4, m_crc(at, small, payload, small));
-				t = (struct pair){t.seq + 1, t.byte + need};
+			while (want_k < 2 && m_put(m, &t, fl, payload, small))
 				want_k++;
-			}
 			FUZZ_CHECK(k == (want_k ? want_k : -ENOBUFS), "producer: put_many %d, the model %d", k,
 			           want_k);
 		}
@@ -1466,6 +1476,22 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 			wr32(g_pred, HDR + at % m->size, len);
 			wr32(g_pred, HDR + at % m->size + 4, m_crc(at, len, payload, len));
 			t = (struct pair){t.seq + 1, at + fsize(len)};
+		}
+		/* records of three lengths in one call, as many as fit, in
+		 * order, each where the model says, or -ENOBUFS */
+		{
+			uint32_t lens[3] = {mid, small, big};
+			struct mmapq_iovec rec[3];
+			int want_k = 0;
+
+			memset(payload, 'd', sizeof(payload));
+			for (int i = 0; i < 3; i++)
+				rec[i] = (struct mmapq_iovec){payload, lens[i]};
+			k = mmapq_put_records(q, rec, 3);
+			while (want_k < 3 && m_put(m, &t, fl, payload, lens[want_k]))
+				want_k++;
+			FUZZ_CHECK(k == (want_k ? want_k : -ENOBUFS), "producer: put_records %d, the model %d",
+			           k, want_k);
 		}
 		r = mmapq_publish(q);
 		FUZZ_CHECK(r == (int)(t.seq - rd64(g_pred, P_TAIL)), "producer: publish %d", r);

@@ -10,6 +10,8 @@
  * Library (the state each call leaves, as mmapq.h says), per sync mode:
  *   put_always      always: mmapq_put fails with -EIO and puts nothing
  *   put_many_always always: mmapq_put_many fails with -EIO and puts nothing
+ *   put_records_always always: mmapq_put_records fails with -EIO and puts
+ *                   nothing
  *   commit_always   always: mmapq_commit fails with -EIO, puts nothing, and
  *                   the claim stays (committed once the disk works)
  *   publish_batch   batch: mmapq_publish fails with -EIO, published
@@ -157,6 +159,26 @@ static void case_put_many_always(void)
 	crashfs_set_fail(false);
 	r = mmapq_put_many(q, v, sizeof(v[0]), 3);
 	EXPECT(r == 3 && mmapq_publish(q) == 3, "put_many after: %d (%s)", r, mmapq_strerror(r));
+	mmapq_close(q);
+}
+
+static void case_put_records_always(void)
+{
+	struct mmapq *q = open_role(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_ALWAYS);
+	int64_t v[3] = {0, 1, 2};
+	struct mmapq_iovec rec[3] = {{&v[0], 8}, {&v[1], 8}, {&v[2], 8}};
+	int r;
+
+	reserve(q);
+	crashfs_set_fail(true);
+	r = mmapq_put_records(q, rec, 3);
+	EXPECT(r == -EIO && mmapq_pending(q) == 0 && mmapq_next_seq(q) == 0,
+	       "put_records with write-back failing: %d (%s), %u pending, next seq %" PRIu64
+	       "; want -EIO, 0, 0 (nothing put)", r, mmapq_strerror(r), mmapq_pending(q),
+	       mmapq_next_seq(q));
+	crashfs_set_fail(false);
+	r = mmapq_put_records(q, rec, 3);
+	EXPECT(r == 3 && mmapq_publish(q) == 3, "put_records after: %d (%s)", r, mmapq_strerror(r));
 	mmapq_close(q);
 }
 
@@ -537,6 +559,7 @@ int main(int argc, char **argv)
 	static const struct tu_case cases[] = {
 		{"put_always", case_put_always},
 		{"put_many_always", case_put_many_always},
+		{"put_records_always", case_put_records_always},
 		{"commit_always", case_commit_always},
 		{"publish_batch", case_publish_batch},
 		{"publish_always", case_publish_always},

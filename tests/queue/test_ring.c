@@ -48,6 +48,8 @@
 #define MS 1000000ull
 #define CHILD_TIMEOUT_MS 10000
 
+#define EXPECT_INT(a, b) TU_EXPECT_INT(g_path, a, b)
+
 static char *g_dir;
 static char *g_path;
 
@@ -695,6 +697,9 @@ static struct mmapq_frame frame_in(const uint8_t *ring, uint64_t byte)
 	return f;
 }
 
+static void model_took(struct model *m, const uint8_t *ring, uint32_t len, uint64_t at,
+                       uint64_t need);
+
 /* Put record seq (len bytes) as the model says it goes: 0 where it fits
  * (its frame, and padding before it, checked in the ring), -ENOBUFS where
  * it does not.  claim: with mmapq_claim of claim_len, committing len. */
@@ -746,6 +751,16 @@ static void model_put(struct model *m, struct mmapq *p, const uint8_t *ring, uin
 		if (r < 0)
 			return;
 	}
+	model_took(m, ring, len, at, need);
+}
+
+/* Record seq0 + nkept (len bytes) was put, its frame at at, need bytes
+ * from tail on: its frame, and padding before it, checked in the ring. */
+static void model_took(struct model *m, const uint8_t *ring, uint32_t len, uint64_t at,
+                       uint64_t need)
+{
+	uint64_t seq = m->seq0 + m->nkept;
+
 	{
 		struct mmapq_frame f = frame_in(ring, at);
 
@@ -953,6 +968,115 @@ static void test_padding_every_offset(void)
 	}
 	model_drain(&m, c);
 	EXPECT(padded > 0 && padded < puts, "%u of %u records needed padding", padded, puts);
+	munmap((void *)(ring - MMAPQ_HEADER_SIZE), MMAPQ_HEADER_SIZE + BRING);
+	mmapq_close(c);
+	mmapq_close(p);
+}
+
+/* Records lens[0..n) put with one mmapq_put_records: the model's count of
+ * them (in order, each while it fits, the floor looked at as a put does),
+ * or -ENOBUFS if none fits; each frame and padding checked. */
+static void model_put_records(struct model *m, struct mmapq *p, const uint8_t *ring,
+                              const uint32_t *lens, uint32_t n)
+{
+	static uint8_t bufs[MODEL_MAX][BMAX];
+	struct mmapq_iovec rec[MODEL_MAX];
+	struct model w = *m;
+	uint32_t k = 0;
+	int r;
+
+	EXPECT(n <= MODEL_MAX, "the test's own bound");
+	for (uint32_t i = 0; i < n; i++) {
+		payload(m->seq0 + m->nkept + i, lens[i], bufs[i]);
+		rec[i] = (struct mmapq_iovec){bufs[i], lens[i]};
+	}
+	for (; k < n; k++) {
+		uint64_t at;
+
+		model_look(&w, lens[k]);
+		if (!model_fits(&w, lens[k]))
+			break;
+		w.tail += model_need(&w, lens[k], &at);
+	}
+	r = mmapq_put_records(p, rec, n);
+	EXPECT(r == (k ? (int)k : -ENOBUFS), "put_records of %u at byte %" PRIu64 " (floor %" PRIu64
+	       "): %d (%s), the model says %u fit", n, m->tail, m->floor, r, mmapq_strerror(r), k);
+	for (uint32_t i = 0; i < k; i++) {
+		uint64_t at, need;
+
+		model_look(m, lens[i]);
+		need = model_need(m, lens[i], &at);
+		model_took(m, ring, lens[i], at, need);
+	}
+}
+
+/* mmapq_put_records: runs of records of mixed lengths (0 and max_record
+ * among them) with the tail at every offset, padding where one does not fit
+ * before the ring's end; runs longer than the room (as many as fit, then
+ * -ENOBUFS); a bad length in the middle (nothing put); no records, NULL,
+ * not the producer. */
+static void test_put_records(void)
+{
+	struct mmapq *p = open_bin(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_NEVER);
+	struct mmapq *c = open_bin(MMAPQ_ROLE_CONSUMER, MMAPQ_SYNC_NEVER);
+	const uint8_t *ring = map_ring();
+	struct model m = {.size = BRING, .max = BMAX};
+	static const uint32_t lens[] = {0, BMAX, 1, 9, 33, 8, 0, 17, BMAX, 5, 40, 2};
+	const uint32_t nl = sizeof(lens) / sizeof(lens[0]);
+	uint8_t b[BMAX + 1] = {0};
+	struct mmapq_iovec bad[3] = {{b, 1}, {b, BMAX + 1}, {b, 2}};
+	uint64_t seq;
+	unsigned padded = 0, short_runs = 0;
+
+	EXPECT_INT(mmapq_put_records(c, bad, 1), -EPERM);
+	EXPECT_INT(mmapq_put_records(p, NULL, 1), -EINVAL);
+	EXPECT_INT(mmapq_put_records(p, NULL, 0), 0);
+	seq = mmapq_next_seq(p);
+	EXPECT_INT(mmapq_put_records(p, bad, 3), -EMSGSIZE);
+	EXPECT_INT(mmapq_pending(p), 0);
+	EXPECT_INT(mmapq_next_seq(p), seq);
+	for (uint64_t off = 0; off < BRING; off += 8) {
+		for (uint32_t first = 0; first < nl; first++) {
+			uint32_t run[MODEL_MAX], n = 0;
+			uint64_t tail0, kept0;
+
+			/* from lens[first] on, around: 2 to 13 records (a ring
+			 * holds 4 of the largest, and not all 12 lengths) */
+			for (uint32_t i = 0; i < 2 + first; i++)
+				run[n++] = lens[(first + i) % nl];
+			model_move_to(&m, p, c, ring, off);
+			tail0 = m.tail;
+			kept0 = m.nkept;
+			model_put_records(&m, p, ring, run, n);
+			{
+				uint64_t frames = 0;
+
+				for (uint64_t i = 0; i < m.nkept - kept0; i++)
+					frames += mmapq_frame_size(run[i]);
+				padded += m.tail - tail0 > frames;
+			}
+			short_runs += m.nkept - kept0 < n;
+			model_publish(&m, p);
+			/* what did not fit: the ring is full for it */
+			if (m.nkept - kept0 < n)
+				model_put_records(&m, p, ring, run + (m.nkept - kept0), 1);
+			model_drain(&m, c);
+		}
+	}
+	/* a full ring: -ENOBUFS, nothing put */
+	model_move_to(&m, p, c, ring, 0);
+	{
+		uint32_t full[4] = {BMAX, BMAX, BMAX, BMAX};
+
+		model_put_records(&m, p, ring, full, 4);
+		model_publish(&m, p);
+		EXPECT_INT(m.tail, m.floor + BRING);
+		model_put_records(&m, p, ring, lens, 1);
+		EXPECT_INT(mmapq_pending(p), 0);
+	}
+	model_drain(&m, c);
+	EXPECT(padded > 0 && short_runs > 0, "%u runs wrapped with padding, %u did not all fit",
+	       padded, short_runs);
 	munmap((void *)(ring - MMAPQ_HEADER_SIZE), MMAPQ_HEADER_SIZE + BRING);
 	mmapq_close(c);
 	mmapq_close(p);
@@ -1324,6 +1448,7 @@ int main(int argc, char **argv)
 		{"close_publishes", test_close_publishes},
 		{"exactly_full", test_exactly_full},
 		{"padding_every_offset", test_padding_every_offset},
+		{"put_records", test_put_records},
 		{"room_promise", test_room_promise},
 		{"max_record", test_max_record},
 		{"claim_commit", test_claim_commit},

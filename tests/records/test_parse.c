@@ -17,6 +17,7 @@
  * compares the two on random input made of every kind of token, whole and
  * cut at every position.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -26,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "fmt.h"
 #include "mmapq_format.h"
@@ -159,6 +162,24 @@ static int on_ints(void *ctx, const int64_t *v, size_t n)
 	return 0;
 }
 
+/* Batches (mmapq_parser_set_record_batch): each record as on_record logs
+ * it (and counts it as in the chunk where its data is). */
+static int on_records(void *ctx, const struct mmapq_iovec *r, size_t n)
+{
+	struct coll *c = ctx;
+
+	EXPECT(n >= 1 && n <= MMAPQ_PARSE_BATCH, "a batch of %zu records", n);
+	c->nbatches++;
+	if (c->log_batches)
+		sb_printf(&c->log, "B %zu\n", n);
+	for (size_t i = 0; i < n; i++) {
+		int err = on_record(ctx, r[i].data, r[i].len);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
 static void on_error(void *ctx, const struct mmapq_parse_error *e)
 {
 	struct coll *c = ctx;
@@ -177,7 +198,11 @@ static void on_error(void *ctx, const struct mmapq_parse_error *e)
 /* ---- runners ---- */
 
 static bool fast_path = true;	/* what run_cuts sets: mmapq_parser_set_fast_path */
-static bool batched;		/* format int: run_cuts takes records in batches (on_ints) */
+static bool batched;		/* run_cuts takes records in batches (on_ints, on_records) */
+/* when set, run_cuts feeds each chunk from the guard_room bytes before
+ * guard_end, which a PROT_NONE page follows (int_guard_page) */
+static char *guard_end;
+static size_t guard_room;
 
 /*
  * Parse in[0..len) cut at cuts[0..ncuts) (ascending); return the log.
@@ -194,6 +219,8 @@ static char *run_cuts(uint32_t fmt, uint32_t rs, const char *in, size_t len,
 	mmapq_parser_set_fast_path(p, fast_path);
 	if (batched && fmt == MMAPQ_FORMAT_INT)
 		EXPECT_INT(mmapq_parser_set_int_batch(p, on_ints), 0);
+	else if (batched)
+		EXPECT_INT(mmapq_parser_set_record_batch(p, on_records), 0);
 	for (size_t k = 0; k <= ncuts; k++) {
 		size_t end = k < ncuts ? cuts[k] : len;
 		size_t n = end - at;
@@ -202,14 +229,16 @@ static char *run_cuts(uint32_t fmt, uint32_t rs, const char *in, size_t len,
 		EXPECT(end >= at && end <= len, "cut %zu at %zu, after %zu, in %zu bytes", k, end, at, len);
 		if (n == 0)
 			continue;
-		chunk = malloc(n);
+		EXPECT(!guard_end || n <= guard_room, "a chunk of %zu bytes before the guard page", n);
+		chunk = guard_end ? guard_end - n : malloc(n);
 		if (!chunk)
 			tu_die("malloc");
 		memcpy(chunk, in + at, n);
 		EXPECT_INT(mmapq_parser_feed(p, chunk, n), 0);
 		/* batched or not, all of it is handed over when feed returns */
 		EXPECT_INT(mmapq_parser_records(p), c.nrec);
-		free(chunk);
+		if (!guard_end)
+			free(chunk);
 		at = end;
 	}
 	EXPECT_INT(mmapq_parser_finish(p), 0);
@@ -275,8 +304,6 @@ static void check_log(uint32_t fmt, uint32_t rs, const char *in, size_t len, con
 	for (int mode = 3; mode >= 0; mode--) {
 		fast_path = mode & 1;
 		batched = mode & 2;
-		if (batched && fmt != MMAPQ_FORMAT_INT)
-			continue;
 		got = run_whole(fmt, rs, in, len);
 		EXPECT_STR(got, want);
 		free(got);
@@ -908,21 +935,281 @@ static void test_fast_path_differential(void)
 	}
 }
 
+/* ---- the fast path at its edges, against an independent reference ---- */
+
+/* The parser's escaping of an excerpt byte (parse.c), for the reference. */
+static void ref_escape(struct sbuf *b, const unsigned char *s, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		if (s[k] == '\\')
+			sb_str(b, "\\\\");
+		else if (s[k] >= 0x20 && s[k] < 0x7f)
+			sb_add(b, &s[k], 1);
+		else
+			sb_printf(b, "\\x%02x", s[k]);
+	}
+}
+
+/*
+ * The log format int must give for in[0..len), from the C library: tokens
+ * split at isspace(), checked by strspn() and converted by strtoll().  The
+ * excerpts are the token (the first MMAPQ_PARSE_TOKEN_MAX bytes and "..."
+ * for one too long), which holds for the tokens int_edge_input makes: a
+ * too-long one is digits and signs, a bad one short enough that its
+ * escaped bytes fit.
+ */
+static char *ref_int_log(const char *in, size_t len)
+{
+	struct sbuf log = { 0 };
+	uint64_t line = 1, col = 1;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t s = i, n, sign;
+		char tok[MMAPQ_PARSE_TOKEN_MAX + 1], where[48];
+		long long v;
+
+		if (isspace((unsigned char)in[i])) {
+			if (in[i++] == '\n') {
+				line++;
+				col = 1;
+			} else {
+				col++;
+			}
+			continue;
+		}
+		while (i < len && !isspace((unsigned char)in[i]))
+			i++;
+		n = i - s;
+		snprintf(where, sizeof(where), "E %" PRIu64 ":%" PRIu64 " ", line, col);
+		col += n;
+		if (n > MMAPQ_PARSE_TOKEN_MAX) {
+			sb_str(&log, where);
+			sb_str(&log, "token too long [");
+			ref_escape(&log, (const unsigned char *)in + s, MMAPQ_PARSE_TOKEN_MAX);
+			sb_str(&log, "...]\n");
+			continue;
+		}
+		memcpy(tok, in + s, n);
+		tok[n] = '\0';
+		sign = tok[0] == '+' || tok[0] == '-';
+		if (sign == n || strspn(tok + sign, "0123456789") != n - sign) {
+			sb_str(&log, where);
+			sb_str(&log, "not a decimal integer [");
+			ref_escape(&log, (const unsigned char *)tok, n);
+			sb_str(&log, "]\n");
+			continue;
+		}
+		errno = 0;
+		v = strtoll(tok, NULL, 10);
+		if (errno == ERANGE)
+			sb_printf(&log, "%sout of range for a 64-bit integer [%s]\n", where, tok);
+		else
+			sb_printf(&log, "R %lld\n", v);
+	}
+	return sb_take(&log);
+}
+
+/*
+ * Tokens at every edge of the fast path, separated by every whitespace
+ * byte in turn (and runs of them): 1 to 34 digits with every sign, of all
+ * nines, a one and zeros, and random digits; leading zeros up to and past
+ * the token limit; the int64_t limits and one beyond, with and without a
+ * sign and leading zeros; digits glued to the bytes next to '0'..'9' in
+ * every sense ('/' ':' and the same with the top bit set, control bytes,
+ * NUL, 0xff, a backslash).  round picks which third of them, so that each
+ * input stays short enough to be cut at every position.
+ */
+static void int_edge_input(struct sbuf *b, int round)
+{
+	static const char ws[] = " \t\n\v\f\r";
+	static const char glue[] = "/:x.e+-\\\0\x10\x19\x7f\x80\xaf\xb0\xb9\xba\xef\xff";
+	static const char *const signs[] = { "", "+", "-" };
+	static const char *const limits[] = {
+		"9223372036854775807", "9223372036854775808", "9223372036854775806",
+		"9223372036854775809", "9999999999999999999", "10000000000000000000",
+		"18446744073709551615", "18446744073709551616", "999999999999999999",
+		"1000000000000000000",
+	};
+	unsigned k = 0;
+
+	/* the next whitespace byte, every 7th time twice */
+#define SEP() (k++, sb_add(b, &ws[k % 6], 1), k % 7 ? (void)0 : sb_add(b, &ws[k % 6], 1))
+	if (round == 0) {
+		for (size_t n = 1; n <= 34; n++)
+			for (int s = 0; s < 3; s++) {
+				sb_str(b, signs[s]);
+				for (size_t d = 0; d < n; d++)
+					sb_str(b, "9");
+				SEP();
+				sb_str(b, signs[(s + 1) % 3]);
+				sb_str(b, "1");
+				for (size_t d = 1; d < n; d++)
+					sb_str(b, "0");
+				SEP();
+			}
+	} else if (round == 1) {
+		for (size_t n = 1; n <= 34; n++)
+			for (int s = 0; s < 3; s++) {
+				sb_str(b, signs[s]);
+				for (size_t d = 0; d < n; d++) {
+					char c = (char)('0' + rng() % 10);
+					sb_add(b, &c, 1);
+				}
+				SEP();
+				sb_str(b, signs[(s + 2) % 3]);	/* leading zeros */
+				for (size_t d = 1; d < n; d++)
+					sb_str(b, "0");
+				sb_str(b, "7");
+				SEP();
+			}
+	} else {
+		for (size_t l = 0; l < sizeof(limits) / sizeof(limits[0]); l++)
+			for (int s = 0; s < 3; s++)
+				for (size_t z = 0; z <= 14; z += 7) {
+					sb_str(b, signs[s]);
+					for (size_t d = 0; d < z; d++)
+						sb_str(b, "0");
+					sb_str(b, limits[l]);
+					SEP();
+				}
+		for (size_t g = 0; g < sizeof(glue) - 1; g++)
+			for (size_t n = 0; n <= 17; n += 1 + n / 4) {
+				sb_str(b, signs[g % 3]);
+				for (size_t d = 0; d < n; d++)
+					sb_add(b, &"0123456789"[(g + d) % 10], 1);
+				sb_add(b, &glue[g], 1);
+				if (g % 2)
+					sb_str(b, "5");
+				SEP();
+			}
+		sb_str(b, "-");
+		SEP();
+		sb_str(b, "+");
+		SEP();
+	}
+#undef SEP
+}
+
+/* in[0..len), format int, as fast_path and batched are set: whole, cut at
+ * every position and in chunks of 1 to 40 bytes, the log is want. */
+static void check_int_cuts(const char *in, size_t len, const char *want, int round)
+{
+	char *got = run_whole(MMAPQ_FORMAT_INT, 8, in, len);
+
+	EXPECT_STR(got, want);
+	free(got);
+	for (size_t i = 0; i <= len; i++) {
+		got = run_cuts(MMAPQ_FORMAT_INT, 8, in, len, &i, 1);
+		if (strcmp(got, want) != 0)
+			fprintf(stderr, "round %d split at %zu (fast path %d, batched %d)\n", round, i,
+				fast_path, batched);
+		EXPECT_STR(got, want);
+		free(got);
+	}
+	for (size_t step = 1; step <= 40; step++) {
+		got = run_step(MMAPQ_FORMAT_INT, 8, in, len, step);
+		EXPECT_STR(got, want);
+		free(got);
+	}
+}
+
+/*
+ * Those tokens: the fast path (whole input, cut at every position, chunks
+ * of 1 to 40 bytes, records one by one and in batches), the byte machine
+ * and the reference from the C library all give the same log.
+ */
+static void test_int_fast_edges(void)
+{
+	rng_state = UINT64_C(0x452821e638d01377);	/* fixed seed: reproducible */
+	for (int round = 0; round < 3; round++) {
+		struct sbuf in = { 0 };
+		char *want;
+
+		int_edge_input(&in, round);
+		want = ref_int_log(in.p, in.len);
+		for (int mode = 0; mode < 4; mode++) {
+			fast_path = mode & 1;
+			batched = mode & 2;
+			check_int_cuts(in.p, in.len, want, round);
+		}
+		fast_path = true;
+		batched = false;
+		free(want);
+		free(in.p);
+	}
+}
+
+/*
+ * No read past a chunk, proven by the MMU rather than by a sanitizer: every
+ * chunk is fed from the end of a page that a PROT_NONE page follows (a read
+ * past it is a SIGSEGV), for the edge inputs and the random ones of the
+ * differential test, whole, cut at every position and in chunks of 1 to 40
+ * bytes, so that every token ends at every distance from a chunk's end.
+ */
+static void test_int_guard_page(void)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	char *m = mmap(NULL, 2 * (size_t)pg, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (m == MAP_FAILED)
+		tu_die("mmap");
+	if (mprotect(m + pg, (size_t)pg, PROT_NONE) < 0)
+		tu_die("mprotect");
+	guard_end = m + pg;
+	guard_room = (size_t)pg;
+	rng_state = UINT64_C(0xa4093822299f31d0);	/* fixed seed: reproducible */
+	for (int round = 0; round < 5; round++) {
+		struct sbuf in = { 0 };
+		char *want;
+
+		if (round < 3) {
+			int_edge_input(&in, round);
+		} else {
+			while (in.len < 700)
+				random_token(&in);
+			sb_str(&in, "-1234567890123456789");	/* ends inside a token */
+		}
+		EXPECT(in.len <= (size_t)pg, "an input of %zu bytes, over a page", in.len);
+		fast_path = false;
+		want = run_whole(MMAPQ_FORMAT_INT, 8, in.p, in.len);
+		fast_path = true;
+		for (int b = 0; b < 2; b++) {
+			batched = b;
+			check_int_cuts(in.p, in.len, want, round);
+		}
+		batched = false;
+		free(want);
+		free(in.p);
+	}
+	guard_end = NULL;
+	munmap(m, 2 * (size_t)pg);
+}
+
 /* ---- the formatter (common/records/fmt.h) ---- */
 
-static void check_fmt(int64_t v)
+/* bits as int64_t through mmapq_fmt_int, or (u64) as uint64_t through
+ * mmapq_fmt_u64 with a tab after it: the bytes of snprintf, and nothing
+ * written past the room it asks for */
+static void check_fmt_as(uint64_t bits, bool u64)
 {
 	char want[32], got[64];
-	int n = snprintf(want, sizeof(want), "%" PRId64 "\n", v);
+	int n = u64 ? snprintf(want, sizeof(want), "%" PRIu64 "\t", bits)
+		    : snprintf(want, sizeof(want), "%" PRId64 "\n", (int64_t)bits);
 	size_t len;
 
 	memset(got, 0x55, sizeof(got));
-	len = mmapq_fmt_int(got, v);
+	len = u64 ? mmapq_fmt_u64(got, bits, '\t') : mmapq_fmt_int(got, (int64_t)bits);
 	EXPECT_INT(len, n);
 	EXPECT_MEM(got, want, len);
-	/* nothing written past the room it asks for */
 	for (size_t k = MMAPQ_FMT_INT_MAX; k < sizeof(got); k++)
 		EXPECT_INT(got[k], 0x55);
+}
+
+static void check_fmt(int64_t v)
+{
+	check_fmt_as((uint64_t)v, false);
 }
 
 static void test_fmt_int(void)
@@ -946,6 +1233,73 @@ static void test_fmt_int(void)
 	rng_state = UINT64_C(0xb7e151628aed2a6b);
 	for (int k = 0; k < 200000; k++)
 		check_fmt(random_value());
+}
+
+/*
+ * Every value below 10^8 (the head, mmapq_fmt_head: its multiply-shift
+ * divisions are exact only in the range used, and its leading zeros are
+ * cut by ctz) and every 8-digit block below 10^8 behind a head of 1 (the
+ * blocks of larger values, leading zeros included), against a decimal
+ * counter kept as text.
+ */
+static void test_fmt_head_all(void)
+{
+	char want[16] = "0", got[MMAPQ_FMT_INT_MAX + 8];
+	size_t wlen = 1, k;
+	unsigned bad = 0;
+
+	for (uint64_t u = 0; u < 100000000 && bad < 5; u++) {
+		size_t n = mmapq_fmt_u64(got, u, '\n');
+
+		if (n != wlen + 1 || memcmp(got, want, wlen) || got[wlen] != '\n') {
+			EXPECT(false, "mmapq_fmt_u64(%" PRIu64 ") is '%.*s'", u, (int)n, got);
+			bad++;
+		}
+		/* 10^8 + u: "1", then u's 8 digits with its leading zeros */
+		n = mmapq_fmt_u64(got, UINT64_C(100000000) + u, '\n');
+		if (n != 10 || got[0] != '1' || memcmp(got + 9 - wlen, want, wlen) ||
+		    strspn(got + 1, "0") < 8 - wlen) {
+			EXPECT(false, "mmapq_fmt_u64(%" PRIu64 ") is '%.*s'",
+			       UINT64_C(100000000) + u, (int)n, got);
+			bad++;
+		}
+		for (k = wlen; k > 0 && want[k - 1] == '9'; k--)
+			want[k - 1] = '0';
+		if (k) {
+			want[k - 1]++;
+		} else {
+			memmove(want + 1, want, wlen++);
+			want[0] = '1';
+		}
+	}
+}
+
+/* mmapq_fmt_u64 (the sequence-number prefix) against snprintf: both ends
+ * of every digit count up to UINT64_MAX, and random values, with the end
+ * byte it is given. */
+static void check_fmt_u64(uint64_t u)
+{
+	check_fmt_as(u, true);
+}
+
+static void test_fmt_u64(void)
+{
+	uint64_t p = 1;
+
+	check_fmt_u64(0);
+	check_fmt_u64(UINT64_MAX);
+	check_fmt_u64(UINT64_MAX - 1);
+	for (int k = 0; k <= 19; k++, p *= 10) {
+		check_fmt_u64(p);
+		check_fmt_u64(p - 1);
+		check_fmt_u64(p + 1);
+		check_fmt_u64(p * 2 - 1);
+		if (p <= UINT64_MAX / 9)
+			check_fmt_u64(p * 9);
+	}
+	rng_state = UINT64_C(0x082efa98ec4e6c89);
+	for (int k = 0; k < 200000; k++)
+		check_fmt_u64(rng() >> (rng() % 64));
 }
 
 /* What the formatter writes, the parser reads back as the same values. */
@@ -1700,6 +2054,259 @@ static void test_cut_random(void)
 	}
 }
 
+/* ---- batches of lines and binary records (mmapq_parser_set_record_batch) ---- */
+
+/* n lines "1".."n", or binary records of those bytes, with a bad one (a
+ * NUL in a line, a binary record over max_record 8) after record bad (0:
+ * none). */
+static char *records_text(uint32_t fmt, int n, int bad, size_t *len)
+{
+	struct sbuf b = { 0 };
+	char num[16];
+
+	for (int k = 1; k <= n; k++) {
+		int l = snprintf(num, sizeof(num), "%d", k);
+
+		if (fmt == MMAPQ_FORMAT_LINE) {
+			sb_printf(&b, "%s\n", num);
+			if (k == bad)
+				sb_add(&b, "a\0b\n", 4);
+		} else {
+			put_binary(&b, num, (uint32_t)l);
+			if (k == bad)
+				put_binary(&b, "123456789", 9);
+		}
+	}
+	*len = b.len;
+	return sb_take(&b);
+}
+
+/* Where batches of lines and binary records end: when full, before an
+ * error, at the end of each feed, the last line at finish; never empty. */
+static void test_record_batch_boundaries(void)
+{
+	struct {
+		uint32_t fmt;
+		int n, bad;
+		size_t cut;	/* feed in two parts at this byte (0: one feed) */
+		const char *batches;
+	} cases[] = {
+		{ MMAPQ_FORMAT_LINE, 1000, 0, 0, "B 256,B 256,B 256,B 232," },
+		{ MMAPQ_FORMAT_LINE, 256, 0, 0, "B 256," },
+		{ MMAPQ_FORMAT_LINE, 600, 299, 0, "B 256,B 43,E,B 256,B 45," },
+		{ MMAPQ_FORMAT_LINE, 3, 1, 0, "B 1,E,B 2," },
+		{ MMAPQ_FORMAT_LINE, 3, 0, 4, "B 2,B 1," },	/* "1\n2\n" then "3\n" */
+		{ MMAPQ_FORMAT_LINE, 3, 0, 3, "B 1,B 2," },	/* "1\n2" then "\n3\n": 2 from lb */
+		{ MMAPQ_FORMAT_BINARY, 1000, 0, 0, "B 256,B 256,B 256,B 232," },
+		{ MMAPQ_FORMAT_BINARY, 600, 299, 0, "B 256,B 43,E,B 256,B 45," },
+		{ MMAPQ_FORMAT_BINARY, 3, 0, 7, "B 1,B 2," },	/* the 2nd record's prefix cut */
+		{ MMAPQ_FORMAT_BINARY, 3, 0, 5, "B 1,B 2," },	/* its payload cut: 2 from lb */
+	};
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		size_t len;
+		char *in = records_text(cases[k].fmt, cases[k].n, cases[k].bad, &len);
+		size_t cut = cases[k].cut ? cases[k].cut : len;
+		struct coll c = { .format = cases[k].fmt, .log_batches = true };
+		struct sbuf shape = { 0 };
+		struct mmapq_parser *p = NULL;
+		char *log, *line;
+
+		EXPECT_INT(mmapq_parser_new(cases[k].fmt, 8, on_record, on_error, &c, &p), 0);
+		EXPECT_INT(mmapq_parser_set_record_batch(p, on_records), 0);
+		EXPECT_INT(mmapq_parser_feed(p, in, cut), 0);
+		if (cut < len)
+			EXPECT_INT(mmapq_parser_feed(p, in + cut, len - cut), 0);
+		EXPECT_INT(mmapq_parser_finish(p), 0);
+		EXPECT_INT(mmapq_parser_records(p), cases[k].n);
+		EXPECT_INT(c.nrec, cases[k].n);
+		mmapq_parser_free(p);
+		log = sb_take(&c.log);
+		for (line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
+			if (line[0] == 'B' || line[0] == 'E')
+				sb_printf(&shape, "%s,", line[0] == 'E' ? "E" : line);
+		if (strcmp(shape.p, cases[k].batches) != 0)
+			fprintf(stderr, "case %zu\n", k);
+		EXPECT_STR(shape.p, cases[k].batches);
+		free(shape.p);
+		free(log);
+		free(in);
+	}
+	/* a last line without '\n': its own batch, at finish */
+	{
+		struct coll c = { .format = MMAPQ_FORMAT_LINE, .log_batches = true };
+		struct mmapq_parser *p = NULL;
+
+		EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, 8, on_record, on_error, &c, &p), 0);
+		EXPECT_INT(mmapq_parser_set_record_batch(p, on_records), 0);
+		EXPECT_INT(mmapq_parser_feed(p, "a\nb", 3), 0);
+		EXPECT_STR(c.log.p, "B 1\nR 1 [a]\n");
+		EXPECT_INT(mmapq_parser_finish(p), 0);
+		EXPECT_STR(c.log.p, "B 1\nR 1 [a]\nB 1\nR 1 [b]\n");
+		EXPECT_INT(mmapq_parser_records(p), 2);
+		mmapq_parser_free(p);
+		free(c.log.p);
+	}
+}
+
+/* A failing on_records stops the parse: its batch is not counted, the
+ * parser is dead (also at finish); NULL goes back to on_record; format int
+ * has no record batches. */
+static void test_record_batch_errors(void)
+{
+	size_t len;
+	char *in = records_text(MMAPQ_FORMAT_LINE, 600, 0, &len);
+	struct coll c = { .format = MMAPQ_FORMAT_LINE, .fail_at = 300, .fail_err = -ENOSPC };
+	struct mmapq_parser *p = NULL;
+
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_record_batch(p, on_records), 0);
+	EXPECT_INT(mmapq_parser_feed(p, in, len), -ENOSPC);
+	EXPECT_INT(mmapq_parser_records(p), 256);	/* the first batch only */
+	EXPECT_INT(c.nrec, 299);
+	EXPECT_INT(mmapq_parser_feed(p, "1\n", 2), -EINVAL);
+	EXPECT_INT(mmapq_parser_finish(p), -EINVAL);
+	mmapq_parser_free(p);
+	free(c.log.p);
+	free(in);
+
+	/* binary, the record completed from the parser's buffer */
+	in = records_text(MMAPQ_FORMAT_BINARY, 3, 0, &len);
+	c = (struct coll){ .format = MMAPQ_FORMAT_BINARY, .fail_at = 2, .fail_err = -EIO };
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_BINARY, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_record_batch(p, on_records), 0);
+	EXPECT_INT(mmapq_parser_feed(p, in, 7), 0);
+	EXPECT_INT(mmapq_parser_feed(p, in + 7, len - 7), -EIO);
+	EXPECT_INT(mmapq_parser_records(p), 1);
+	mmapq_parser_free(p);
+	free(c.log.p);
+	free(in);
+
+	/* at finish: the last line, completed there */
+	c = (struct coll){ .format = MMAPQ_FORMAT_LINE, .fail_at = 3, .fail_err = -EIO };
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_record_batch(p, on_records), 0);
+	EXPECT_INT(mmapq_parser_feed(p, "1\n2\n3", 5), 0);
+	EXPECT_INT(mmapq_parser_records(p), 2);
+	EXPECT_INT(mmapq_parser_finish(p), -EIO);
+	EXPECT_INT(mmapq_parser_records(p), 2);
+	EXPECT_INT(mmapq_parser_finish(p), -EINVAL);
+	mmapq_parser_free(p);
+	free(c.log.p);
+
+	/* back to on_record between feeds */
+	c = (struct coll){ .format = MMAPQ_FORMAT_LINE };
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_record_batch(p, on_records), 0);
+	EXPECT_INT(mmapq_parser_feed(p, "1\n2\n", 4), 0);
+	EXPECT_INT(mmapq_parser_set_record_batch(p, NULL), 0);
+	EXPECT_INT(mmapq_parser_feed(p, "3\n4", 3), 0);
+	EXPECT_INT(mmapq_parser_finish(p), 0);
+	EXPECT_INT(c.nbatches, 1);
+	EXPECT_STR(c.log.p, "R 1 [1]\nR 1 [2]\nR 1 [3]\nR 1 [4]\n");
+	mmapq_parser_free(p);
+	free(c.log.p);
+
+	c = (struct coll){ .format = MMAPQ_FORMAT_INT };
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_INT, 8, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_record_batch(p, on_records), -EINVAL);
+	EXPECT_INT(mmapq_parser_set_record_batch(NULL, on_records), -EINVAL);
+	mmapq_parser_free(p);
+}
+
+/* Records wholly inside a chunk are handed over in place (nothing copied),
+ * in batches too; one completed from an earlier chunk is the parser's. */
+static void test_record_batch_zero_copy(void)
+{
+	static const char in[] = "aaa\nbbb\r\nccc";
+	struct mmapq_parser *p = NULL;
+	struct coll c = { .format = MMAPQ_FORMAT_LINE };
+	char *buf = malloc(sizeof(in) - 1), *rest = malloc(2);
+
+	if (!buf || !rest)
+		tu_die("malloc");
+	memcpy(buf, in, sizeof(in) - 1);
+	EXPECT_INT(mmapq_parser_new(MMAPQ_FORMAT_LINE, 16, on_record, on_error, &c, &p), 0);
+	EXPECT_INT(mmapq_parser_set_record_batch(p, on_records), 0);
+	c.chunk = buf;
+	c.chunk_len = sizeof(in) - 1;
+	EXPECT_INT(mmapq_parser_feed(p, buf, sizeof(in) - 1), 0);
+	EXPECT_INT(c.nrec, 2);
+	EXPECT_INT(c.in_chunk, 2);	/* both came straight from buf */
+	free(buf);			/* "ccc" must have been copied */
+	memcpy(rest, "d\n", 2);
+	c.chunk = rest;
+	c.chunk_len = 2;
+	EXPECT_INT(mmapq_parser_feed(p, rest, 2), 0);
+	EXPECT_INT(c.in_chunk, 2);	/* "cccd": the parser's */
+	c.chunk = NULL;
+	free(rest);
+	EXPECT_INT(mmapq_parser_finish(p), 0);
+	EXPECT_STR(c.log.p, "R 3 [aaa]\nR 3 [bbb]\nR 4 [cccd]\n");
+	mmapq_parser_free(p);
+	free(c.log.p);
+}
+
+/*
+ * Random lines (long ones, over the 16- and 64-byte blocks the scans read,
+ * NULs and CRs anywhere, too long ones) and binary records: in batches
+ * exactly the records and errors of the one-by-one callbacks, byte for
+ * byte, the input whole, cut at every offset, and in chunks of 1 to 40
+ * bytes; and the same with the fast path (format line: the AVX2 scan where
+ * the CPU has it) on as with it off.
+ */
+static void test_record_batch_differential(void)
+{
+	static const struct { uint32_t fmt, rs; } kinds[] = {
+		{ MMAPQ_FORMAT_LINE, 8 }, { MMAPQ_FORMAT_LINE, 40 }, { MMAPQ_FORMAT_LINE, 100 },
+		{ MMAPQ_FORMAT_LINE, 300 },
+		{ MMAPQ_FORMAT_BINARY, 8 }, { MMAPQ_FORMAT_BINARY, 100 },
+	};
+
+	rng_state = UINT64_C(0x13198a2e03707344);	/* fixed seed: reproducible */
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		for (int round = 0; round < 3; round++) {
+			uint32_t fmt = kinds[k].fmt, rs = kinds[k].rs;
+			struct sbuf in = { 0 };
+			char *want, *got;
+
+			random_input(&in, fmt, rs, 900 + 8 * (size_t)rs);
+			if (round == 1)			/* ends inside a record */
+				sb_str(&in, fmt == MMAPQ_FORMAT_LINE ? "abc\r" : "\0\0\0\x05" "ab");
+			batched = false;
+			fast_path = false;
+			want = run_whole(fmt, rs, in.p, in.len);
+			for (int mode = 1; mode < 4; mode++) {
+				fast_path = mode & 1;
+				batched = mode & 2;
+				got = run_whole(fmt, rs, in.p, in.len);
+				EXPECT_STR(got, want);
+				free(got);
+				for (size_t i = 0; i <= in.len; i++) {
+					got = run_cuts(fmt, rs, in.p, in.len, &i, 1);
+					if (strcmp(got, want) != 0)
+						fprintf(stderr, "kind %zu round %d mode %d split at %zu\n", k,
+						        round, mode, i);
+					EXPECT_STR(got, want);
+					free(got);
+				}
+				for (size_t step = 1; step <= 40; step++) {
+					got = run_step(fmt, rs, in.p, in.len, step);
+					if (strcmp(got, want) != 0)
+						fprintf(stderr, "kind %zu round %d mode %d chunks of %zu\n", k,
+						        round, mode, step);
+					EXPECT_STR(got, want);
+					free(got);
+				}
+			}
+			batched = false;
+			fast_path = true;
+			free(want);
+			free(in.p);
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -1726,7 +2333,11 @@ int main(int argc, char **argv)
 		{"split_invariance", test_split_invariance},
 		{"roundtrip_random", test_roundtrip_random},
 		{"fast_path_differential", test_fast_path_differential},
+		{"int_fast_edges", test_int_fast_edges},
+		{"int_guard_page", test_int_guard_page},
 		{"fmt_int", test_fmt_int},
+		{"fmt_head_all", test_fmt_head_all},
+		{"fmt_u64", test_fmt_u64},
 		{"fmt_parse_roundtrip", test_fmt_parse_roundtrip},
 		{"api_validation", test_api_validation},
 		{"record_error_stops", test_record_error_stops},
@@ -1738,6 +2349,10 @@ int main(int argc, char **argv)
 		{"cut_binary", test_cut_binary},
 		{"cut_int", test_cut_int},
 		{"cut_random", test_cut_random},
+		{"record_batch_boundaries", test_record_batch_boundaries},
+		{"record_batch_errors", test_record_batch_errors},
+		{"record_batch_zero_copy", test_record_batch_zero_copy},
+		{"record_batch_differential", test_record_batch_differential},
 	};
 
 	return tu_main_cases(argc, argv, cases, sizeof(cases) / sizeof(cases[0]));

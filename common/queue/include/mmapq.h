@@ -235,6 +235,12 @@ struct mmapq_record {
 	const void *data;      /* see mmapq_get for how long it stays valid */
 };
 
+/* One record to put (mmapq_put_records): its len bytes at data. */
+struct mmapq_iovec {
+	const void *data;
+	uint32_t len;
+};
+
 struct mmapq_side_status {
 	int32_t pid;           /* last pid to hold the role, 0 if never */
 	bool attached;         /* a live process holds the role lock now */
@@ -393,6 +399,17 @@ MMAPQ_API int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
  * put).  With sync = always the frames are synced once for the call: on an
  * msync error nothing was put (mmapq_pending() unchanged). */
 MMAPQ_API int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, uint32_t n);
+/* Put many records of any lengths in one call: record i is the rec[i].len
+ * bytes at rec[i].data.  As mmapq_put_many (the checks done once, the
+ * frames filled in a tight loop, padding at the ring's end where a record
+ * needs it): puts as many as fit, in order, at most n, and returns how many
+ * (0 if n is 0); -ENOBUFS if none fits, -EMSGSIZE if any len is bad
+ * (nothing put), -EINVAL if rec is NULL and n is not 0, -EINTR as
+ * mmapq_put_many (the first record's reservation interrupted: nothing
+ * put; one interrupted later: the count put before it).  With sync = always
+ * the frames are synced once for the call: on an msync error nothing was
+ * put (mmapq_pending() unchanged). */
+MMAPQ_API int mmapq_put_records(struct mmapq *q, const struct mmapq_iovec *rec, uint32_t n);
 /* Zero copy: mmapq_claim makes room for one record of up to len bytes and
  * points *buf at its payload in the ring (-ENOBUFS if it does not fit now,
  * -EMSGSIZE for a bad len; *buf untouched then); the caller writes it and
