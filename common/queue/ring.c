@@ -1416,6 +1416,11 @@ static int put_done(struct mmapq *q, struct pos start, int r)
 {
 	if (r <= 0)
 		return r;
+	/* a reservation taken by the run (none was open) starts where
+	 * claim_byte was, above other producers' perhaps: the run's frames
+	 * start there, and so does what a failed sync leaves pending */
+	if (start.byte < q->published.byte)
+		start = q->published;
 	if (q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_INTERVAL)
 		kick_writeback(q);
 	if (q->sync == MMAPQ_SYNC_ALWAYS) {
