@@ -399,7 +399,7 @@ int legacy_header_check(const struct mmapq *q)
 	const struct mmapq_identity_v3 *id = &v3(q)->id;
 
 	if (memcmp(id->magic, MMAPQ_MAGIC, sizeof(id->magic)) || id->version != q->version ||
-	    id->header_size != MMAPQ_HEADER_SIZE || id->capacity != q->capacity ||
+	    id->header_size != MMAPQ_HEADER_SIZE_V3 || id->capacity != q->capacity ||
 	    id->record_size != q->max_record || id->slot_size != q->slot_size || id->format != q->format)
 		return -EBADMSG;
 	return 0;

@@ -580,19 +580,27 @@ static int input_exit_code(int r)
 static int shutdown_publish(struct daemon *d, int code)
 {
 	struct producer *p = &d->p;
+	uint64_t held;
 	int r;
 
 	if (signals_stop() && p->input == IN_STDIN)
 		input_finish_on_stop(p, p->src[0]);
+	/* what a put that gave up on the mutex left to its sources, first */
+	held = sources_put_held(p);
 	r = mmapq_publish(p->q);
 	if (r == -EINTR) {
 		/* a peer holds the mutex and does not let go (stopped, traced):
 		 * what we read stays unpublished, and every client is told so */
-		log_error("%s: stopping with %" PRIu32 " records read but not published: the queue's"
+		log_error("%s: stopping with %" PRIu64 " records read but not published: the queue's"
 		          " mutex is held by a process that does not release it (stopped?)",
-		          mmapq_path(p->q), mmapq_pending(p->q));
+		          mmapq_path(p->q), mmapq_pending(p->q) + held);
 		for (unsigned i = 0; i < p->n_src; i++)
 			p->src[i]->published -= p->src[i]->pending;
+		code = EXIT_IOERR;
+	} else if (held) {
+		/* the mutex came free for the publish only, or there was no room */
+		log_error("%s: stopping with %" PRIu64 " records read but not put: the queue's mutex"
+		          " was not to be had, or no room", mmapq_path(p->q), held);
 		code = EXIT_IOERR;
 	} else if (r < 0 && code == EXIT_OK) {
 		code = exit_code_for_run(producer_fatal(p, r));

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,11 +79,79 @@ static void drop(struct producer *p, struct source *s, uint64_t n)
 		log_warning("queue full: record dropped (on_full = drop)");
 }
 
+/* n records put, the first numbered first, taking bytes of the ring: the
+ * room left, the group, and the source's counters. */
+static void count_put(struct producer *p, struct source *s, uint64_t first, uint64_t n,
+                      uint64_t bytes)
+{
+	p->room -= p->room < bytes ? p->room : bytes;
+	p->grouped += bytes;
+	if (s) {
+		s->published += n;
+		s->pending += n;
+		s->last_seq = first + n - 1;
+	}
+}
+
+/*
+ * A put that gave up with -EINTR: it needed the queue's mutex (for a
+ * reservation) and the stop callback (attach.c, stop_requested) said stop,
+ * its holder not letting go; nothing else makes a put say -EINTR (a signal
+ * does not end the wait for the mutex).  That is the stop, not an error:
+ * from now on every record the parser completes is held by its source
+ * (hold), as pending records are kept, and shutdown_publish puts them if
+ * the mutex is to be had then, or counts them as read and not published.
+ * The parser carries on, so a stop still ends stdin at a record boundary
+ * (input_finish_on_stop).
+ */
+static bool put_gave_up(struct producer *p, int r)
+{
+	if (r != -EINTR)
+		return false;
+	if (!p->put_stopped)
+		log_notice("%s: stopping while waiting for the queue's mutex to put: what is read"
+		           " from now on is put at the end, if the mutex is to be had then",
+		           mmapq_path(p->q));
+	p->put_stopped = true;
+	return true;
+}
+
+/* A record held by its source (put_gave_up); the generator's are not
+ * input, and are not made.  0, or -ENOMEM (said). */
+static int hold(struct producer *p, struct source *s, const void *data, uint32_t len)
+{
+	size_t need;
+
+	if (!s)
+		return 0;
+	need = s->held_len + sizeof(len) + len;
+	if (need > s->held_cap) {
+		size_t cap = s->held_cap ? s->held_cap : 4096;
+		uint8_t *b;
+
+		while (cap < need)
+			cap *= 2;
+		b = realloc(s->held, cap);
+		if (!b)
+			return producer_fatal(p, -ENOMEM);
+		s->held = b;
+		s->held_cap = cap;
+	}
+	memcpy(s->held + s->held_len, &len, sizeof(len));
+	memcpy(s->held + s->held_len + sizeof(len), data, len);
+	s->held_len = need;
+	s->held_n++;
+	return 0;
+}
+
 int producer_put(struct producer *p, struct source *s, const void *data, uint32_t len)
 {
 	uint64_t seq = mmapq_next_seq(p->q);
-	int r = mmapq_put(p->q, data, len);
+	int r;
 
+	if (p->put_stopped)
+		return hold(p, s, data, len);
+	r = mmapq_put(p->q, data, len);
 	if (r == -ENOBUFS) {
 		/* publish what is pending and look again (a consumer may have
 		 * made room), once */
@@ -94,15 +163,11 @@ int producer_put(struct producer *p, struct source *s, const void *data, uint32_
 			return 0;
 		}
 	}
+	if (put_gave_up(p, r))
+		return hold(p, s, data, len);
 	if (r < 0)
 		return producer_fatal(p, r);
-	p->room -= p->room < mmapq_frame_size(len) ? p->room : mmapq_frame_size(len);
-	p->grouped += mmapq_frame_size(len);
-	if (s) {
-		s->last_seq = seq;
-		s->published++;
-		s->pending++;
-	}
+	count_put(p, s, seq, 1, mmapq_frame_size(len));
 	return 0;
 }
 
@@ -121,9 +186,10 @@ static int put_ints(struct producer *p, struct source *s, const int64_t *v, size
 	while (n) {
 		uint64_t first = mmapq_next_seq(p->q);
 		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
-		int r = mmapq_put_many(p->q, v, sizeof(*v), k);
+		int r = p->put_stopped ? -EINTR : mmapq_put_many(p->q, v, sizeof(*v), k);
 
-		if (r == -ENOBUFS) {
+		if (r == -ENOBUFS || put_gave_up(p, r)) {
+			/* one record at a time: looked for room again, or held */
 			r = producer_put(p, s, v, sizeof(*v));
 			if (r < 0)
 				return r;
@@ -133,11 +199,7 @@ static int put_ints(struct producer *p, struct source *s, const int64_t *v, size
 		}
 		if (r < 0)
 			return producer_fatal(p, r);
-		p->room -= p->room < frame * (uint64_t)r ? p->room : frame * (uint64_t)r;
-		p->grouped += frame * (uint64_t)r;
-		s->published += (uint64_t)r;
-		s->pending += (uint64_t)r;
-		s->last_seq = first + (uint64_t)r - 1;
+		count_put(p, s, first, (uint64_t)r, frame * (uint64_t)r);
 		v += r;
 		n -= (size_t)r;
 	}
@@ -156,9 +218,9 @@ static int put_records(struct producer *p, struct source *s, const struct mmapq_
 	while (n) {
 		uint64_t first = mmapq_next_seq(p->q), bytes = 0;
 		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
-		int got = mmapq_put_records(p->q, r, k);
+		int got = p->put_stopped ? -EINTR : mmapq_put_records(p->q, r, k);
 
-		if (got == -ENOBUFS) {
+		if (got == -ENOBUFS || put_gave_up(p, got)) {
 			got = producer_put(p, s, r->data, r->len);
 			if (got < 0)
 				return got;
@@ -170,11 +232,7 @@ static int put_records(struct producer *p, struct source *s, const struct mmapq_
 			return producer_fatal(p, got);
 		for (int i = 0; i < got; i++)
 			bytes += mmapq_frame_size(r[i].len);
-		p->room -= p->room < bytes ? p->room : bytes;
-		p->grouped += bytes;
-		s->published += (uint64_t)got;
-		s->pending += (uint64_t)got;
-		s->last_seq = first + (uint64_t)got - 1;
+		count_put(p, s, first, (uint64_t)got, bytes);
 		r += got;
 		n -= (size_t)got;
 	}
@@ -279,6 +337,7 @@ void source_free(struct source *s)
 		if (s->tee[i] >= 0)
 			close(s->tee[i]);
 	mmapq_parser_free(s->parser);
+	free(s->held);
 	free(s->out);
 	free(s);
 }
@@ -339,4 +398,35 @@ void sources_finish(struct producer *p)
 		if (s->fd != STDIN_FILENO)
 			client_progress(p, s); /* from now on it only reads its replies */
 	}
+}
+
+uint64_t sources_put_held(struct producer *p)
+{
+	uint64_t left = 0;
+
+	p->put_stopped = false;
+	for (unsigned i = 0; i < p->n_src; i++) {
+		struct source *s = p->src[i];
+		size_t off = 0;
+
+		while (off < s->held_len) {
+			uint64_t seq = mmapq_next_seq(p->q);
+			uint32_t len;
+
+			memcpy(&len, s->held + off, sizeof(len));
+			/* the mutex still not to be had (-EINTR), or no room:
+			 * this one and those after it stay read and not put */
+			if (mmapq_put(p->q, s->held + off + sizeof(len), len) < 0)
+				break;
+			count_put(p, s, seq, 1, mmapq_frame_size(len));
+			off += sizeof(len) + len;
+			s->held_n--;
+		}
+		if (off) {
+			memmove(s->held, s->held + off, s->held_len - off);
+			s->held_len -= off;
+		}
+		left += s->held_n;
+	}
+	return left;
 }

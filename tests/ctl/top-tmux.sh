@@ -11,7 +11,7 @@
 # wrapped; q ends it, and so does Ctrl-C, each within 10 s; a queue that is
 # missing at the start, or removed while it runs, ends it with 73 and the
 # error on the terminal given back (cursor shown, what was there before
-# kept); a 20 KiB file is said in KiB; with standard output not a terminal
+# kept); a 24 KiB file is said in KiB; with standard output not a terminal
 # it refuses (64).
 #
 # Nothing sleeps: the pane's output is streamed (pipe-pane) into a FIFO and
@@ -102,7 +102,7 @@ else
 	failed "no frame with 'published 10':"; cat "$work/screen.txt"
 fi
 grep -Eq '^depth +9 +144 B of 65536 bytes \(0\.2%\)' "$work/screen.txt" && grep -q '^mmapq top ' "$work/screen.txt" &&
-	grep -q '^format int, version 4, size 64 KiB, max_record 1 KiB, file 68 KiB' "$work/screen.txt" &&
+	grep -q '^format int, version 4, size 64 KiB, max_record 1 KiB, file 72 KiB' "$work/screen.txt" &&
 	grep -q '^clean; no salvage' "$work/screen.txt" &&
 	grep -Eq '^blocked +no; waited 0\.0 s for room in all' "$work/screen.txt" &&
 	grep -Eq '^producer +[0-9]+ +no, last attached [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +0 +1$' "$work/screen.txt" &&
@@ -188,14 +188,15 @@ else
 fi
 exec {pane}<&-
 
-# a file of 20 KiB (size 16 KiB): said in KiB; removed while top runs: the
-# terminal given back, the error below the last frame, 73
+# a file of 24 KiB (size 16 KiB, a header of two pages): said in KiB;
+# removed while top runs: the terminal given back, the error below the
+# last frame, 73
 session=k
 printf '[queue]\npath = %s/small\nsize = 16K\nmax_record = 1K\n' "$work" >"$work/small.ini"
 seq 1 3 | "$bin/mmapq-producer" --config "$work/small.ini" || failed "producer of the small queue"
 start_top $session 80 "$work/small.ini"
-frame_with 10 '^q: quit' && grep -q '^format int, version 4, size 16 KiB, max_record 1 KiB, file 20 KiB$' "$work/screen.txt" &&
-	pass "a 20 KiB file: file 20 KiB" || { failed "the small queue's geometry:"; cat "$work/screen.txt"; }
+frame_with 10 '^q: quit' && grep -q '^format int, version 4, size 16 KiB, max_record 1 KiB, file 24 KiB$' "$work/screen.txt" &&
+	pass "a 24 KiB file: file 24 KiB" || { failed "the small queue's geometry:"; cat "$work/screen.txt"; }
 rm "$work/small"
 if ended 10; then
 	tm capture-pane -p -t $session >"$work/screen.txt"

@@ -574,7 +574,7 @@ step_upgrade() {
 	recreate_delivers 21 22 23
 	out=$("$CTL" --json status 2>&1)
 	check "mmapqctl status: version 4, size $SIZE" \
-		grep -Eq "\"version\":4\\b.*\"file_size\":$((SIZE_BYTES + 4096))\\b" <<<"$out" || info "$out"
+		grep -Eq "\"version\":4\\b.*\"file_size\":$((SIZE_BYTES + 8192))\\b" <<<"$out" || info "$out"
 	cur=$(cursor)
 	check "mmapqctl send 24 (the producer runs on the new file)" timeout 30 "$CTL" send 24
 	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=24 >/dev/null
@@ -754,7 +754,7 @@ step_instances() {
 	done
 	out="$("$CTL" --instance b --json status 2>&1) $("$CTL" --json status 2>&1)"
 	check "mmapqctl --instance b status: size 1M (b.ini); mmapqctl status: $SIZE" \
-		grep -Eq "\"file_size\":$((1048576 + 4096))\\b.*\"file_size\":$((SIZE_BYTES + 4096))\\b" <<<"$out" ||
+		grep -Eq "\"file_size\":$((1048576 + 8192))\\b.*\"file_size\":$((SIZE_BYTES + 8192))\\b" <<<"$out" ||
 		info "$out"
 	out=$("$CTL" --instance a --check-config)
 	check "mmapqctl --instance a --check-config: built-in defaults of instance a" \
