@@ -208,7 +208,7 @@ step_tsan() {
 	# nothing after a change of the code would otherwise check nothing),
 	# the mutant (a copy of those sources with that line changed) must
 	# build and TSan must report.  tail: the producer's release store in
-	# publish_locked (ring.c), the consumers' acquire load in load_tail
+	# advance_locked (ring.c), the consumers' acquire load in load_tail
 	# (queue.h).  floor: the release store of floor.byte in
 	# store_floor_locked (ring.c: the slowest synced cursor, after that
 	# consumer's reads of the frames below it), the producer's acquire load
@@ -246,7 +246,7 @@ step_tsan() {
 			tail -20 "$b/mut/$m.log"; rc=1
 		fi
 	done <<'MUTATIONS'
-tail-store-relaxed|producer.tail, q->tail.seq, __ATOMIC_RELEASE|producer.tail, q->tail.seq, __ATOMIC_RELAXED
+tail-store-relaxed|producer.tail, tail + e->rsv_records, __ATOMIC_RELEASE|producer.tail, tail + e->rsv_records, __ATOMIC_RELAXED
 tail-load-relaxed|producer.tail, __ATOMIC_ACQUIRE|producer.tail, __ATOMIC_RELAXED
 floor-store-relaxed|&f->byte, p.byte, __ATOMIC_RELEASE|&f->byte, p.byte, __ATOMIC_RELAXED
 floor-load-relaxed|floor.byte, __ATOMIC_ACQUIRE|floor.byte, __ATOMIC_RELAXED

@@ -274,7 +274,7 @@ static inline struct mmapq_frame *frame_at(const struct mmapq *q, uint64_t byte)
  * (mmapq_format.h); a padding or fill frame's covers no payload */
 static inline uint32_t frame_crc(uint64_t byte, uint32_t len, const void *payload)
 {
-	return mmapq_crc32c_frame(byte, len, payload, len & MMAPQ_FRAME_FILL_BIT ? 0 : len);
+	return mmapq_crc32c_frame(byte, len, payload, (len & MMAPQ_FRAME_FILL_BIT) ? 0 : len);
 }
 
 /*

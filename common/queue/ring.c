@@ -1147,7 +1147,7 @@ static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uin
 int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t *room)
 {
 	uint64_t fb, got = 0;
-	int r, rs = 0;
+	int r, rs;
 
 	if (q->role != MMAPQ_ROLE_PRODUCER || !q->prod)
 		return q->put_refused ? q->put_refused : -EPERM;
@@ -1598,7 +1598,7 @@ int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail)
 		return legacy_available(q, navail);
 	if (q->seen_tail == q->head.seq) {
 		/* First without the mutex: the acquire load of tail pairs with
-		 * the producer's store-release in publish_locked, so the frames
+		 * the producer's store-release in advance_locked, so the frames
 		 * below it are complete and visible.  Then, with spin_us, watch
 		 * it for a moment.  Only if nothing came: the mutex, and the
 		 * wait protocol exactly as before. */
