@@ -78,6 +78,21 @@ static void drop(struct producer *p, struct source *s, uint64_t n)
 		log_warning("queue full: record dropped (on_full = drop)");
 }
 
+/* n records were put, numbered from first on, their frames bytes in all:
+ * the room the producer knows of, what it groups before publishing, and
+ * the source's counters (s may be NULL: records of no source). */
+static void count_put(struct producer *p, struct source *s, uint64_t first, uint64_t n,
+                      uint64_t bytes)
+{
+	p->room -= p->room < bytes ? p->room : bytes;
+	p->grouped += bytes;
+	if (s) {
+		s->published += n;
+		s->pending += n;
+		s->last_seq = first + n - 1;
+	}
+}
+
 int producer_put(struct producer *p, struct source *s, const void *data, uint32_t len)
 {
 	uint64_t seq = mmapq_next_seq(p->q);
@@ -96,13 +111,7 @@ int producer_put(struct producer *p, struct source *s, const void *data, uint32_
 	}
 	if (r < 0)
 		return producer_fatal(p, r);
-	p->room -= p->room < mmapq_frame_size(len) ? p->room : mmapq_frame_size(len);
-	p->grouped += mmapq_frame_size(len);
-	if (s) {
-		s->last_seq = seq;
-		s->published++;
-		s->pending++;
-	}
+	count_put(p, s, seq, 1, mmapq_frame_size(len));
 	return 0;
 }
 
@@ -133,11 +142,7 @@ static int put_ints(struct producer *p, struct source *s, const int64_t *v, size
 		}
 		if (r < 0)
 			return producer_fatal(p, r);
-		p->room -= p->room < frame * (uint64_t)r ? p->room : frame * (uint64_t)r;
-		p->grouped += frame * (uint64_t)r;
-		s->published += (uint64_t)r;
-		s->pending += (uint64_t)r;
-		s->last_seq = first + (uint64_t)r - 1;
+		count_put(p, s, first, (uint64_t)r, frame * (uint64_t)r);
 		v += r;
 		n -= (size_t)r;
 	}
@@ -170,11 +175,7 @@ static int put_records(struct producer *p, struct source *s, const struct mmapq_
 			return producer_fatal(p, got);
 		for (int i = 0; i < got; i++)
 			bytes += mmapq_frame_size(r[i].len);
-		p->room -= p->room < bytes ? p->room : bytes;
-		p->grouped += bytes;
-		s->published += (uint64_t)got;
-		s->pending += (uint64_t)got;
-		s->last_seq = first + (uint64_t)got - 1;
+		count_put(p, s, first, (uint64_t)got, bytes);
 		r += got;
 		n -= (size_t)got;
 	}
