@@ -267,6 +267,21 @@ static void add_in_place(struct stream *s, const void *p, size_t n)
 	s->total += n;
 }
 
+/* Chunks of at most WRITE_CHUNK that end where a record does (one record
+ * larger than that: a chunk of its own), after the record from start to
+ * total joined the batch; the batch's cut state passed in, so that a loop
+ * can keep it in locals. */
+static inline __attribute__((always_inline)) void
+end_chunk(size_t *cut, uint32_t *ncut, size_t *chunk_start, size_t start, size_t total)
+{
+	if (total - *chunk_start > WRITE_CHUNK) {
+		if (start > *chunk_start)
+			cut[(*ncut)++] = *chunk_start = start;
+		if (total - *chunk_start > WRITE_CHUNK)
+			cut[(*ncut)++] = *chunk_start = total;
+	}
+}
+
 /* One record into the batch, which has room for it (RECORD_ROOM in buf,
  * 3 pieces, 2 cuts). */
 static void add_record(struct stream *s, const struct mmapq_record *rec)
@@ -305,14 +320,7 @@ static void add_record(struct stream *s, const struct mmapq_record *rec)
 			add_copied(s, 1);
 		}
 	}
-	/* chunks of at most WRITE_CHUNK that end where a record does (one
-	 * record larger than that: a chunk of its own) */
-	if (s->total - s->chunk_start > WRITE_CHUNK) {
-		if (start > s->chunk_start)
-			s->cut[s->ncut++] = s->chunk_start = start;
-		if (s->total - s->chunk_start > WRITE_CHUNK)
-			s->cut[s->ncut++] = s->chunk_start = s->total;
-	}
+	end_chunk(s->cut, &s->ncut, &s->chunk_start, start, s->total);
 }
 
 static bool batch_has_room(const struct stream *s)
@@ -346,12 +354,7 @@ static uint32_t add_short_lines(struct stream *s, const struct mmapq_record *rec
 		o += len;
 		*o++ = '\n';
 		total += len + 1;
-		if (total - chunk_start > WRITE_CHUNK) {
-			if (start > chunk_start)
-				s->cut[ncut++] = chunk_start = start;
-			if (total - chunk_start > WRITE_CHUNK)
-				s->cut[ncut++] = chunk_start = total;
-		}
+		end_chunk(s->cut, &ncut, &chunk_start, start, total);
 	}
 	s->ncut = ncut;
 	s->chunk_start = chunk_start;
@@ -371,14 +374,10 @@ static int stream_deliver(struct output *o, const struct mmapq_record *recs, uin
 	if (s->kind == STREAM_NULL) {
 		i = n; /* no batch: read and checked by mmapq_get_many, that is all */
 	} else {
+		/* (with room in the batch add_short_lines takes at least one) */
 		while (i < n && batch_has_room(s)) {
-			uint32_t k = 0;
-
 			if (lines && recs[i].len < IN_PLACE_MIN)
-				k = add_short_lines(s, recs + i, n - i);
-
-			if (k)
-				i += k;
+				i += add_short_lines(s, recs + i, n - i);
 			else
 				add_record(s, &recs[i++]);
 		}

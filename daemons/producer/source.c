@@ -79,8 +79,9 @@ static void drop(struct producer *p, struct source *s, uint64_t n)
 		log_warning("queue full: record dropped (on_full = drop)");
 }
 
-/* n records put, the first numbered first, taking bytes of the ring: the
- * room left, the group, and the source's counters. */
+/* n records were put, numbered from first on, their frames bytes in all:
+ * the room the producer knows of, what it groups before publishing, and
+ * the source's counters (s may be NULL: records of no source). */
 static void count_put(struct producer *p, struct source *s, uint64_t first, uint64_t n,
                       uint64_t bytes)
 {

@@ -1167,6 +1167,9 @@ static int m_default(const struct model *m, uint8_t *p)
 
 		memset(p + ENTRY(free_i), 0, offsetof(struct mmapq_consumer, not_empty));
 		memset(p + E(free_i, recoveries), 0, ENTRY_SIZE - offsetof(struct mmapq_consumer, recoveries));
+		/* its output's report too: a removed consumer's may be there */
+		memset(p + OFF(outputs) + (size_t)free_i * sizeof(struct mmapq_output), 0,
+		       sizeof(struct mmapq_output));
 		memcpy(p + E(free_i, name), MMAPQ_CONSUMER_DEFAULT, strlen(MMAPQ_CONSUMER_DEFAULT));
 		wr64(p, E(free_i, position), fl.seq);
 		wr64(p, E(free_i, position_byte), fl.byte);
