@@ -537,6 +537,12 @@ static int join_producer(struct mmapq *q, int32_t *old_pid, struct mmapq_error *
 	if (r < 0)
 		return r;
 	r = find_or_register_producer_locked(q, err);
+	if (r == 0 && q->early_recoveries) {
+		/* a repair our lock just made, counted under the same hold:
+		 * a kill before our start would lose it otherwise */
+		count(&q->h->producers[q->index].recoveries, q->early_recoveries);
+		q->early_recoveries = 0;
+	}
 	unlock(q);
 	if (r < 0)
 		return r;

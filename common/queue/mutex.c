@@ -154,10 +154,11 @@ static uint64_t *recoveries_word(const struct mmapq *q)
 	return q->me ? &q->me->recoveries : q->prod ? &q->prod->recoveries : NULL;
 }
 
-/* A repair made by us, counted in our entry.  A consumer that is still
- * attaching (mutex held, or alone) finds its entry by name; one not
- * registered yet, and a producer before it joins its entry, count it once
- * they have one (early_recoveries). */
+/* A repair made by us, counted in our entry at once (a kill later in the
+ * repair, or before the attach is done, would lose a count kept in the
+ * handle).  A producer or consumer that is still attaching (mutex held,
+ * or alone) finds its entry by name; one not registered yet counts it
+ * when it registers, under the same hold (early_recoveries). */
 static void count_recovery_locked(struct mmapq *q)
 {
 	uint64_t *rec = recoveries_word(q);
@@ -166,6 +167,10 @@ static void count_recovery_locked(struct mmapq *q)
 		if (registered(&q->h->consumers[i]) &&
 		    !strncmp(q->h->consumers[i].name, q->name, sizeof(q->name)))
 			rec = &q->h->consumers[i].recoveries;
+	for (uint32_t i = 0; !rec && q->role == MMAPQ_ROLE_PRODUCER && i < q->max_producers; i++)
+		if (producer_registered(q, i) &&
+		    !strncmp(q->h->producers[i].name, q->name, sizeof(q->h->producers[i].name)))
+			rec = &q->h->producers[i].recoveries;
 	if (rec)
 		count(rec, 1);
 	else if (q->role == MMAPQ_ROLE_CONSUMER || q->role == MMAPQ_ROLE_PRODUCER)
