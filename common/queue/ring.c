@@ -401,14 +401,19 @@ static inline uint64_t claim_locked(const struct mmapq *q)
  * from tail_byte), or -1 if there is none. */
 static int lowest_locked(const struct mmapq *q)
 {
-	uint64_t best = UINT64_MAX;
+	uint64_t best = UINT64_MAX, best_to = UINT64_MAX;
 	int lo = -1;
 
+	/* an empty reservation starts where the next one does: it is the
+	 * lower of the two (passed over, it would stay below tail_byte, and
+	 * the advance would stop at it for good) */
 	for (uint32_t i = 0; i < q->max_producers; i++) {
 		const struct mmapq_producer *e = &q->h->producers[i];
 
-		if (rsv_state(e) != MMAPQ_RSV_NONE && e->rsv_from < best) {
+		if (rsv_state(e) != MMAPQ_RSV_NONE &&
+		    (e->rsv_from < best || (e->rsv_from == best && e->rsv_to < best_to))) {
 			best = e->rsv_from;
+			best_to = e->rsv_to;
 			lo = (int)i;
 		}
 	}
@@ -426,6 +431,12 @@ static void fill_locked(struct mmapq *q, struct mmapq_producer *e)
 {
 	uint64_t from = e->rsv_from, to = e->rsv_to;
 
+	if (from == to) {
+		/* no bytes to fill or give back (one given back to nothing
+		 * by an owner that died before its state said so) */
+		__atomic_store_n(&e->rsv_state, MMAPQ_RSV_NONE, __ATOMIC_RELEASE);
+		return;
+	}
 	if (to >= claim_locked(q)) {
 		__atomic_store_n(&q->h->producer.claim_byte, from, __ATOMIC_RELAXED);
 		mmapq_fault("fill.given_back");
