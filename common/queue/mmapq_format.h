@@ -190,9 +190,9 @@
  *   Observers (mmapq_peek) read frames like a seqlock reader: walk from
  *   floor to the record, copy it out, check its crc, acquire fence, read
  *   floor again; floor past the record means its bytes may have been reused
- *   during the copy (the producer overwrites bytes only after its acquire
- *   load of a floor.byte beyond them, which a consumer stored with
- *   release): the copy is discarded.
+ *   during the copy (the producer overwrites bytes only in a reservation
+ *   taken under the mutex after a consumer stored a floor.byte beyond
+ *   them): the copy is discarded.
  *   Rules it relies on: every wait has a deadline (at most 0.5 s); wake only
  *   under the mutex and only a waiter that registered (a registered
  *   consumer whose waiting is 1, the producer when floor moved and it

@@ -432,7 +432,7 @@ static void case_killed(void)
 	tu_need_faults();
 	if (want) {
 		srandom((unsigned)tu_now_ms());
-		kills = run(100000, random_point, want, 1200000 * (int)tu_time_factor());
+		kills = run(200000, random_point, want, 1200000 * (int)tu_time_factor());
 		printf("stress: %u kills\n", kills);
 		EXPECT(kills >= want, "%u kills, want %u", kills, want);
 		return;
@@ -455,7 +455,7 @@ static void case_killed(void)
 }
 
 /* any producer, a random point of those every batch passes (the others
- * are killed's) at a random passage (1 to 50: the kills spread over the
+ * are killed's) at a random passage (1 to 30: the kills spread over the
  * run, not only the first batches of each life) */
 static const char *random_point(uint32_t id, unsigned life, char *buf, size_t size)
 {
@@ -467,7 +467,7 @@ static const char *random_point(uint32_t id, unsigned life, char *buf, size_t si
 	(void)id;
 	(void)life;
 	snprintf(buf, size, "%s@%ld", often[random() % (sizeof(often) / sizeof(often[0]))],
-	         1 + random() % 50);
+	         1 + random() % 30);
 	return buf;
 }
 
