@@ -55,13 +55,19 @@ start_top() {
 	exec {pane}<"$work/pane.fifo"
 }
 
-# frame_with SECONDS REGEX: until the screen shows REGEX (checked after each
-# chunk of output the program writes)
+# frame_with SECONDS REGEX...: until one capture of the screen shows every
+# REGEX (checked after each chunk of output the program writes: a frame
+# may be captured half drawn, so a check of its lines names the last one)
 frame_with() {
-	local end=$((SECONDS + $1)) line
+	local end=$((SECONDS + $1)) line re all
+	shift
 	while [ $SECONDS -lt $end ]; do
 		tm capture-pane -p -t "$session" >"$work/screen.txt"
-		grep -Eq -- "$2" "$work/screen.txt" && return 0
+		all=1
+		for re in "$@"; do
+			grep -Eq -- "$re" "$work/screen.txt" || { all=0; break; }
+		done
+		[ $all = 1 ] && return 0
 		IFS= read -r -t $((end - SECONDS)) -u "$pane" line || return 1
 	done
 	return 1
@@ -96,7 +102,7 @@ tm new-session -d -s keep cat
 
 session=q
 start_top $session
-if frame_with 10 '^published +10 '; then
+if frame_with 10 '^published +10 ' '^q: quit'; then
 	pass "the screen shows the queue: published 10"
 else
 	failed "no frame with 'published 10':"; cat "$work/screen.txt"
@@ -113,8 +119,8 @@ awk 'length($0) > 80 { exit 1 }' "$work/screen.txt" && [ "$(wc -l <"$work/screen
 	failed "the frame does not fit 80x24"
 # the consumer default registers at the oldest record kept: 2 (audit took 1)
 "$bin/mmapq-consumer" --config "$cfg" --count 9 || failed "consumer"
-frame_with 10 '^default +[0-9]+ +no +0 +0 B ' && grep -Eq '^audit +[0-9]+ +no +9 +144 B ' "$work/screen.txt" &&
-	grep -Eq '^depth +9 +144 B ' "$work/screen.txt" &&
+frame_with 10 '^default +[0-9]+ +no +0 +0 B ' '^audit +[0-9]+ +no +9 +144 B ' '^depth +9 +144 B ' \
+	'^q: quit' &&
 	pass "it follows the queue: consumer default at lag 0, audit (1 consumed) at lag 9 (144 bytes), depth 9" ||
 	{ failed "the screen did not follow the consumers:"; cat "$work/screen.txt"; }
 # a consumer that attaches, consumes the 9 records and waits: its rate (since
