@@ -123,6 +123,11 @@ int cmp_u64(const void *a, const void *b);
 double median(const double *v, int n);
 /* the median (med NULL: not wanted), lowest and highest of v[0..n) */
 void spread(const double *v, int n, double *med, double *lo, double *hi);
+/* Round by round: num[i] / den[i] over the rounds both have (the jobs of a
+ * round ran back to back, so a slow spell of the machine hits both): the
+ * median, lowest and highest of those ratios (all 0 if none); how many. */
+int ratio_spread(const double *num, int nnum, const double *den, int nden, double *med, double *lo,
+                 double *hi);
 
 /* ---- interference: what else ran on the machine meanwhile (util.c) --------------- */
 
@@ -351,7 +356,7 @@ struct tput_result {
 	uint64_t n;
 	int nruns;
 	double rps[MAX_RUNS];
-	double med_rps;
+	double med_rps, lo_rps, hi_rps;
 	long depth;          /* mq */
 	uint32_t cap, batch; /* rings: records it holds, per batch */
 	uint64_t ring_bytes; /* mmapq's ring */
@@ -374,6 +379,10 @@ uint32_t ring_batch(uint32_t cap, uint32_t b);
 void run_throughput(void);
 void tput_check_all_ran(void); /* every transport asked for ran (mq where possible) */
 double ratio_of(enum transport_row mine, enum transport_row peer, int si);
+/* The same round by round (ratio_spread): the median of the rounds' ratios
+ * into *med, their range; 0 if either did not run. */
+int ratio_rounds(enum transport_row mine, enum transport_row peer, int si, double *med, double *lo,
+                 double *hi);
 /* The fastest peer at this size, or -1 if none ran; among the stdio pipes
  * only if stdio_only. */
 int strongest_peer(int si, bool stdio_only);
@@ -392,8 +401,8 @@ struct lat_result {
 	bool ran, failed;
 	char why[128];
 	int nruns;
-	double p50[MAX_RUNS], p99[MAX_RUNS];
-	double med_p50, med_p99;
+	double p50[MAX_RUNS], p99[MAX_RUNS]; /* each run's, of its iters round trips */
+	double med_p50, med_p99, lo_p50, hi_p50, lo_p99, hi_p99; /* over the runs */
 	uint64_t iters;
 };
 extern struct lat_result lat[NLAT];
@@ -443,6 +452,10 @@ void e2e_free(void);
 const char *job_label(enum e2e_job j);
 /* Time of job base over that of job j: > 1 is faster; 0 if either did not run. */
 double e2e_speedup(enum e2e_input in, enum e2e_job j, enum e2e_job base, int out);
+/* base's time / r's, round by round (ratio_spread: the median of the
+ * rounds' ratios, their range); 0 if either did not run. */
+int secs_ratio(const struct e2e_result *base, const struct e2e_result *r, double *med, double *lo,
+               double *hi);
 /* The daemons' queue: format, sync and geometry (NULL, 0: int, never; size
  * and max_record as shipped, not set in the configuration). */
 struct daemon_cfg {
@@ -483,12 +496,14 @@ extern const char *const codec_label[NCODEC];
 struct codec_result {
 	int nruns;
 	double ns[MAX_RUNS];
-	double med_ns;
+	double med_ns, lo_ns, hi_ns;
 };
 extern struct codec_result codec[NINPUTS][NCODEC];
 extern bool codec_ran;
 
 void run_codec(void);
+/* The old parser's time / the new one's, run by run (ratio_spread). */
+int codec_speedup(int in, double *med, double *lo, double *hi);
 
 /* ---- fan-out (fanout.c) ---------------------------------------------------------- */
 
@@ -505,9 +520,10 @@ struct fanout_result {
 	int cpu[NFAN][1 + FANOUT_MAX];         /* where each ran: producer, consumers (-1: unpinned) */
 	int nruns[NFAN];
 	double rps[NFAN][FANOUT_MAX][MAX_RUNS]; /* each consumer's records/s, per run */
-	double med_rps[NFAN][FANOUT_MAX];
+	double med_rps[NFAN][FANOUT_MAX], lo_rps[NFAN][FANOUT_MAX], hi_rps[NFAN][FANOUT_MAX];
 	double busy[NFAN];      /* median CPUs busy (all their CPU time / the time), of ncpus */
 	double ceiling[NFAN];   /* the ratio the CPUs allow at that CPU time per record (fanout.c) */
+	double busy_lo[NFAN], busy_hi[NFAN], ceiling_lo[NFAN], ceiling_hi[NFAN]; /* their ranges */
 };
 extern struct fanout_result fanout;
 
@@ -516,6 +532,9 @@ void run_fanout(void);
 double fanout_ratio(int k, int c);
 /* The slowest consumer of the k-th case / the single consumer. */
 double fanout_min_ratio(int k);
+/* Consumer c of the k-th case / the single consumer of the same round
+ * (ratio_spread); 0 if not measured. */
+int fanout_ratio_rounds(int k, int c, double *med, double *lo, double *hi);
 
 /* ---- idle (idle.c) ------------------------------------------------------------------ */
 

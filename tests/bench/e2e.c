@@ -563,6 +563,15 @@ double e2e_speedup(enum e2e_input in, enum e2e_job j, enum e2e_job base, int out
 	return b->med_secs / a->med_secs;
 }
 
+int secs_ratio(const struct e2e_result *base, const struct e2e_result *r, double *med, double *lo,
+               double *hi)
+{
+	*med = *lo = *hi = 0;
+	if (base->failed || r->failed)
+		return 0;
+	return ratio_spread(base->secs, base->nruns, r->secs, r->nruns, med, lo, hi);
+}
+
 void e2e_free(void)
 {
 	for (int in = 0; in < NINPUTS; in++) {

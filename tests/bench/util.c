@@ -125,6 +125,19 @@ void spread(const double *v, int n, double *med, double *lo, double *hi)
 	}
 }
 
+int ratio_spread(const double *num, int nnum, const double *den, int nden, double *med, double *lo,
+                 double *hi)
+{
+	double r[MAX_RUNS] = {0}; /* zeroed: gcc cannot tell that spread reads only the k filled */
+	int n = nnum < nden ? nnum : nden, k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (den[i] > 0)
+			r[k++] = num[i] / den[i];
+	spread(r, k, med, lo, hi);
+	return k;
+}
+
 /* ---- interference: what else ran on the machine meanwhile ------------------ */
 
 /* The numbers are only as good as the machine is quiet: per section, the
