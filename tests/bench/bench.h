@@ -24,7 +24,9 @@
  *                        producer and consumer, written once for both APIs)
  *   corpus.c             the changelogs of this machine: the queue bytes
  *                        they need (format 4 against format 3), and end to
- *                        end against cat | cat
+ *                        end against cat | cat (the line jobs' rounds)
+ *   lines.c              generated lines of 64 B and 1 KiB end to end
+ *                        against cat | cat
  *   durability.c         the daemons with each sync mode, the disk's bound
  *   peers.c              the same inputs over POSIX mq, Redis Streams and
  *                        NATS JetStream, against the daemons
@@ -66,7 +68,7 @@ extern const uint32_t sizes[NSIZES]; /* 8, 64, 1024, 16384 */
 /* ---- options (main.c) ------------------------------------------------------ */
 
 struct opts {
-	bool quick, json, e2e, idle, tput, lat, fanout, format3, space, corpus, durability, peers;
+	bool quick, json, e2e, e2e_lines, idle, tput, lat, fanout, format3, space, corpus, durability, peers;
 	int f3_runs;          /* rounds of the format-3 comparison */
 	uint64_t corpus_lines; /* the first lines of each corpus only (0: all) */
 	uint64_t dur_lines, dur_ints; /* records of the durability inputs */
@@ -82,6 +84,7 @@ struct opts {
 	uint32_t ring_kib;    /* ring KiB of mmapq, textbook and spsc        */
 	uint32_t spin_us;     /* mmapq_params.spin_us of the "mmapq spin" latency row */
 	uint64_t e2e_count;
+	uint64_t lines64_count, lines1k_count; /* --e2e-lines: lines of 64 B, of 1 KiB */
 	uint64_t e2e_size;         /* the daemons' [queue] size, 0: as shipped */
 	uint64_t e2e_max_record;   /* their [queue] max_record, 0: as shipped */
 	uint64_t e2e_big_size;     /* the "big ring" daemons' size (max_record 8) */
@@ -139,7 +142,7 @@ struct load_section {
 	char name[24];
 	double wall_s, others_pct, steal_pct;
 };
-extern struct load_section loads[12];
+extern struct load_section loads[16];
 extern int nloads;
 
 void load_mark(struct load_mark *m);
@@ -485,6 +488,9 @@ struct mmapq_parser;
 int parser_feed_fd(struct mmapq_parser *p, int in_fd, char *buf, const char *what);
 /* count integers of kind in, one per line, canonical, into path. */
 int write_input(const char *path, enum e2e_input in, uint64_t count, uint64_t *bytes);
+/* count lines of len bytes (at least 11) and a '\n' each into path, line i
+ * a function of i and distinct from every other.  0 or -errno. */
+int write_lines(const char *path, uint64_t count, uint32_t len, uint64_t *bytes);
 /* 0 if file b holds the bytes of file a; -1 and why says where not. */
 int files_equal(const char *a, const char *b, char *why, size_t whylen);
 
@@ -596,9 +602,29 @@ double space_ratio(const struct space_result *s, bool exact);
 void run_corpus_e2e(void);
 void corpus_free(void);
 const char *corpus_job_label(enum corpus_job j);
+/* One round of job j on the lines of c (its path, lines and max_record:
+ * the longest line the line reader takes), into res: the daemons (format
+ * line, size and max_record as shipped, sync never, output file:), the
+ * line reader | line writer pipe job, or cat < input | cat > file; each
+ * process pinned as the daemons are, the output compared with c's file
+ * byte for byte.  0, or -1 (res failed, res->why says why). */
+int line_job_once(const struct corpus *c, enum corpus_job j, struct e2e_result *res);
+/* After the rounds: each job's median time and CPU times. */
+void line_jobs_summarize(struct e2e_result res[NCJOBS]);
 /* The pipe job's time / the daemons' (> 1: the daemons are faster); 0 if either did not run. */
 /* a peer's median time over the daemons' (0: not measured) */
 double corpus_speedup(enum corpus_job peer);
+
+/* ---- lines end to end (lines.c) ---------------------------------------------------- */
+
+enum line_input_kind { LI_64, LI_1K, NLINPUTS };
+extern const uint32_t line_len[NLINPUTS]; /* 64, 1024: a line's bytes without its '\n' */
+extern struct corpus line_input[NLINPUTS]; /* path, lines, bytes, max_record (shipped) */
+/* [input][CJ_DAEMONS, CJ_LINES, CJ_CAT] */
+extern struct e2e_result lines_e2e[NLINPUTS][NCJOBS];
+
+void run_e2e_lines(void);
+void lines_free(void);
 
 /* ---- durable modes at speed (durability.c) ---------------------------------------- */
 

@@ -265,6 +265,23 @@ static void latency_targets(void)
 	}
 }
 
+/* lines to a file: cat | cat's time / the daemons', the median of the rounds' ratios */
+static void lines_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_E2E;
+	for (int in = 0; in < NLINPUTS && opt.e2e_lines; in++) {
+		const struct e2e_result *d = &lines_e2e[in][CJ_DAEMONS], *c = &lines_e2e[in][CJ_CAT];
+		double med, lo, hi;
+		secs_ratio(c, d, &med, &lo, &hi);
+		snprintf(v, sizeof(v), "%.2fx [%.2f-%.2f] (%.3f s vs %.3f s)", med, lo, hi, d->med_secs, c->med_secs);
+		add_target(med > 0 ? med >= 1.3 : -1, med > 0 ? v : d->failed || c->failed ? "FAILED" : "not measured",
+		           "lines %s to a file: daemons >= 1.3x cat | cat (rounds' median)",
+		           in == LI_64 ? "64 B" : "1 KiB");
+	}
+}
+
 static void fanout_targets(void)
 {
 	char v[96];
@@ -318,6 +335,7 @@ void eval_targets(void)
 {
 	throughput_targets();
 	e2e_targets();
+	lines_targets();
 	latency_targets();
 	fanout_targets();
 	cur_topic = TOPIC_NATS;
@@ -501,6 +519,21 @@ static void print_corpus_e2e(void)
 	       " round by round (the target divides the median times)\n", corpus_label[CORPUS_ALL], c->lines,
 	       c->bytes, opt.runs);
 	print_line_jobs(corpus_e2e);
+}
+
+static void print_lines_e2e(void)
+{
+	printf("\nLines end to end: generated lines, each distinct, from a file to a file, every output\n"
+	       "compared with its input byte for byte; the daemons format line, size %" PRIu64 " KiB and\n"
+	       "max_record %" PRIu32 " (as shipped), sync never; each process pinned as the daemons are;\n"
+	       "median of %d rounds [lowest-highest], the jobs taking turns; CPU s: producer / consumer\n"
+	       "(line reader / writer, cat / cat); a peer's time / the daemons': round by round\n",
+	       shipped_size / 1024, line_input[0].max_record, opt.runs);
+	for (int in = 0; in < NLINPUTS; in++) {
+		const struct corpus *c = &line_input[in];
+		printf("%" PRIu64 " lines of %u bytes (%" PRIu64 " bytes)\n", c->lines, line_len[in], c->bytes);
+		print_line_jobs(lines_e2e[in]);
+	}
 }
 
 /* A peer's row: its time, records/s, and its time over the daemons'. */
@@ -798,6 +831,8 @@ void print_tables(void)
 		print_format3();
 	if (opt.space)
 		print_space();
+	if (opt.e2e_lines)
+		print_lines_e2e();
 	if (opt.corpus)
 		print_corpus_e2e();
 	if (opt.durability)
@@ -1070,6 +1105,16 @@ void print_json(void)
 		       corpus[CORPUS_ALL].bytes);
 		json_line_jobs(corpus_e2e);
 		printf("},\n");
+	}
+	if (opt.e2e_lines) {
+		printf("  \"lines_e2e\": [");
+		for (int in = 0; in < NLINPUTS; in++) {
+			printf("%s\n    {\"line_bytes\": %u, \"lines\": %" PRIu64 ", \"bytes\": %" PRIu64, in ? "," : "",
+			       line_len[in], line_input[in].lines, line_input[in].bytes);
+			json_line_jobs(lines_e2e[in]);
+			printf("}");
+		}
+		printf("\n  ],\n");
 	}
 	if (opt.durability) {
 		printf("  \"durability\": [");

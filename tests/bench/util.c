@@ -144,7 +144,7 @@ int ratio_spread(const double *num, int nnum, const double *den, int nden, doubl
  * CPU time used by processes other than this benchmark and its children
  * (all CPUs' busy time in /proc/stat minus our own rusage), and the time
  * the hypervisor stole (steal), both as a share of the machine's CPUs. */
-struct load_section loads[12];
+struct load_section loads[16];
 int nloads;
 
 void load_mark(struct load_mark *m)
