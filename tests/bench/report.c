@@ -592,9 +592,12 @@ static void print_durability(void)
 		       "batch and interval): Nx the time is N times slower; batches of %d (Redis: pipelined\n"
 		       "XADD, XREADGROUP COUNT and one XACK a batch; JetStream: async publish, %d in flight,\n"
 		       "pull fetch, ack all)\n", PEER_BATCH, PEER_WINDOW);
-	if (disk.nruns)
-		printf("one 4 KiB write + fdatasync: %.3f ms (median of %d rounds)\n", disk.med_sync_s * 1e3,
-		       disk.nruns);
+	if (disk.nruns) {
+		double lo, hi;
+		spread(disk.sync_s, disk.nruns, NULL, &lo, &hi);
+		printf("one 4 KiB write + fdatasync: %.3f ms [%.3f-%.3f] (median of %d rounds)\n",
+		       disk.med_sync_s * 1e3, lo * 1e3, hi * 1e3, disk.nruns);
+	}
 }
 
 static void tput_row_label(char *label, size_t len, int t)
