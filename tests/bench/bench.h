@@ -611,6 +611,8 @@ const char *corpus_job_label(enum corpus_job j);
 int line_job_once(const struct corpus *c, enum corpus_job j, struct e2e_result *res);
 /* After the rounds: each job's median time and CPU times. */
 void line_jobs_summarize(struct e2e_result res[NCJOBS]);
+/* The files of c[0..n) removed, their paths freed. */
+void line_files_free(struct corpus c[], int n);
 /* The pipe job's time / the daemons' (> 1: the daemons are faster); 0 if either did not run. */
 /* a peer's median time over the daemons' (0: not measured) */
 double corpus_speedup(enum corpus_job peer);

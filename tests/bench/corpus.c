@@ -575,14 +575,19 @@ out:
 	load_section_end("corpus e2e", &m);
 }
 
+void line_files_free(struct corpus c[], int n)
+{
+	for (int k = 0; k < n; k++) {
+		if (c[k].path)
+			unlink(c[k].path);
+		free(c[k].path);
+		c[k].path = NULL;
+	}
+}
+
 void corpus_free(void)
 {
-	for (int k = 0; k < NCORPUS; k++) {
-		if (corpus[k].path)
-			unlink(corpus[k].path);
-		free(corpus[k].path);
-		corpus[k].path = NULL;
-	}
+	line_files_free(corpus, NCORPUS);
 }
 
 double corpus_speedup(enum corpus_job peer)

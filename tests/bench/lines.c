@@ -87,10 +87,5 @@ void run_e2e_lines(void)
 
 void lines_free(void)
 {
-	for (int in = 0; in < NLINPUTS; in++) {
-		if (line_input[in].path)
-			unlink(line_input[in].path);
-		free(line_input[in].path);
-		line_input[in].path = NULL;
-	}
+	line_files_free(line_input, NLINPUTS);
 }
