@@ -134,6 +134,10 @@ int write_lines(const char *path, uint64_t count, uint32_t len, uint64_t *bytes)
 		r = -EINVAL;
 	if (r == 0 && (r = tu_write_all(fd, buf, fill)) == 0)
 		*bytes += fill;
+	/* on disk before any clock starts: its write-back would run during
+	 * the first round otherwise */
+	if (r == 0 && fdatasync(fd) < 0)
+		r = -errno;
 	if (fd >= 0)
 		close(fd);
 	free(buf);
