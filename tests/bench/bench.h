@@ -226,7 +226,6 @@ struct cell {
 	int fd[4];
 	mqd_t mq[2];
 	long mq_depth;
-	char mq_name[64];       /* unlinked at teardown */
 	char path[2][PATH_MAX]; /* unlinked at teardown */
 	struct ring *ring[2];   /* unmapped at teardown */
 	size_t ring_len;

@@ -256,10 +256,6 @@ void cell_teardown(struct cell *c)
 			c->path[i][0] = '\0';
 		}
 	}
-	if (c->mq_name[0]) {
-		mq_unlink(c->mq_name);
-		c->mq_name[0] = '\0';
-	}
 }
 
 /* ---- child processes ---------------------------------------------------------------- */
