@@ -21,7 +21,8 @@
  * daemons and the pipe job read it, byte by byte (the old parser) and with
  * the fast path; and the formatter over the parsed values into a 64 KiB
  * buffer (reused, never written out), against snprintf.  One process,
- * pinned; the four take turns in each run; ns per integer, median. */
+ * pinned; the four take turns in each run; ns per integer, median of the
+ * runs and their range. */
 const char *const codec_key[NCODEC] = {"parse_old", "parse_new", "fmt", "snprintf"};
 const char *const codec_label[NCODEC] = {
 	[C_PARSE_OLD] = "parser, byte by byte (old)",
@@ -131,10 +132,18 @@ void run_codec(void)
 	for (int in = 0; in < NINPUTS; in++)
 		for (int k = 0; k < NCODEC; k++)
 			if (codec[in][k].nruns) {
-				codec[in][k].med_ns = median(codec[in][k].ns, codec[in][k].nruns);
+				spread(codec[in][k].ns, codec[in][k].nruns, &codec[in][k].med_ns, &codec[in][k].lo_ns,
+				       &codec[in][k].hi_ns);
 				note("alone: %-6s %-34s %7.2f ns per integer", in_key[in], codec_label[k],
 				     codec[in][k].med_ns);
 			}
 	free(s.v);
 	free(out);
+}
+
+int codec_speedup(int in, double *med, double *lo, double *hi)
+{
+	const struct codec_result *o = &codec[in][C_PARSE_OLD], *n = &codec[in][C_PARSE_NEW];
+
+	return ratio_spread(o->ns, o->nruns, n->ns, n->nruns, med, lo, hi);
 }

@@ -24,7 +24,9 @@
  *                        producer and consumer, written once for both APIs)
  *   corpus.c             the changelogs of this machine: the queue bytes
  *                        they need (format 4 against format 3), and end to
- *                        end against cat | cat
+ *                        end against cat | cat (the line jobs' rounds)
+ *   lines.c              generated lines of 64 B and 1 KiB end to end
+ *                        against cat | cat
  *   durability.c         the daemons with each sync mode, the disk's bound
  *   peers.c              the same inputs over POSIX mq, Redis Streams and
  *                        NATS JetStream, against the daemons
@@ -66,7 +68,7 @@ extern const uint32_t sizes[NSIZES]; /* 8, 64, 1024, 16384 */
 /* ---- options (main.c) ------------------------------------------------------ */
 
 struct opts {
-	bool quick, json, e2e, idle, tput, lat, fanout, format3, space, corpus, durability, peers;
+	bool quick, json, e2e, e2e_lines, idle, tput, lat, fanout, format3, space, corpus, durability, peers;
 	int f3_runs;          /* rounds of the format-3 comparison */
 	uint64_t corpus_lines; /* the first lines of each corpus only (0: all) */
 	uint64_t dur_lines, dur_ints; /* records of the durability inputs */
@@ -82,6 +84,7 @@ struct opts {
 	uint32_t ring_kib;    /* ring KiB of mmapq, textbook and spsc        */
 	uint32_t spin_us;     /* mmapq_params.spin_us of the "mmapq spin" latency row */
 	uint64_t e2e_count;
+	uint64_t lines64_count, lines1k_count; /* --e2e-lines: lines of 64 B, of 1 KiB */
 	uint64_t e2e_size;         /* the daemons' [queue] size, 0: as shipped */
 	uint64_t e2e_max_record;   /* their [queue] max_record, 0: as shipped */
 	uint64_t e2e_big_size;     /* the "big ring" daemons' size (max_record 8) */
@@ -123,6 +126,11 @@ int cmp_u64(const void *a, const void *b);
 double median(const double *v, int n);
 /* the median (med NULL: not wanted), lowest and highest of v[0..n) */
 void spread(const double *v, int n, double *med, double *lo, double *hi);
+/* Round by round: num[i] / den[i] over the rounds both have (the jobs of a
+ * round ran back to back, so a slow spell of the machine hits both): the
+ * median, lowest and highest of those ratios (all 0 if none); how many. */
+int ratio_spread(const double *num, int nnum, const double *den, int nden, double *med, double *lo,
+                 double *hi);
 
 /* ---- interference: what else ran on the machine meanwhile (util.c) --------------- */
 
@@ -134,7 +142,7 @@ struct load_section {
 	char name[24];
 	double wall_s, others_pct, steal_pct;
 };
-extern struct load_section loads[12];
+extern struct load_section loads[16];
 extern int nloads;
 
 void load_mark(struct load_mark *m);
@@ -218,7 +226,6 @@ struct cell {
 	int fd[4];
 	mqd_t mq[2];
 	long mq_depth;
-	char mq_name[64];       /* unlinked at teardown */
 	char path[2][PATH_MAX]; /* unlinked at teardown */
 	struct ring *ring[2];   /* unmapped at teardown */
 	size_t ring_len;
@@ -351,7 +358,7 @@ struct tput_result {
 	uint64_t n;
 	int nruns;
 	double rps[MAX_RUNS];
-	double med_rps;
+	double med_rps, lo_rps, hi_rps;
 	long depth;          /* mq */
 	uint32_t cap, batch; /* rings: records it holds, per batch */
 	uint64_t ring_bytes; /* mmapq's ring */
@@ -374,6 +381,10 @@ uint32_t ring_batch(uint32_t cap, uint32_t b);
 void run_throughput(void);
 void tput_check_all_ran(void); /* every transport asked for ran (mq where possible) */
 double ratio_of(enum transport_row mine, enum transport_row peer, int si);
+/* The same round by round (ratio_spread): the median of the rounds' ratios
+ * into *med, their range; 0 if either did not run. */
+int ratio_rounds(enum transport_row mine, enum transport_row peer, int si, double *med, double *lo,
+                 double *hi);
 /* The fastest peer at this size, or -1 if none ran; among the stdio pipes
  * only if stdio_only. */
 int strongest_peer(int si, bool stdio_only);
@@ -392,8 +403,8 @@ struct lat_result {
 	bool ran, failed;
 	char why[128];
 	int nruns;
-	double p50[MAX_RUNS], p99[MAX_RUNS];
-	double med_p50, med_p99;
+	double p50[MAX_RUNS], p99[MAX_RUNS]; /* each run's, of its iters round trips */
+	double med_p50, med_p99, lo_p50, hi_p50, lo_p99, hi_p99; /* over the runs */
 	uint64_t iters;
 };
 extern struct lat_result lat[NLAT];
@@ -443,6 +454,10 @@ void e2e_free(void);
 const char *job_label(enum e2e_job j);
 /* Time of job base over that of job j: > 1 is faster; 0 if either did not run. */
 double e2e_speedup(enum e2e_input in, enum e2e_job j, enum e2e_job base, int out);
+/* base's time / r's, round by round (ratio_spread: the median of the
+ * rounds' ratios, their range); 0 if either did not run. */
+int secs_ratio(const struct e2e_result *base, const struct e2e_result *r, double *med, double *lo,
+               double *hi);
 /* The daemons' queue: format, sync and geometry (NULL, 0: int, never; size
  * and max_record as shipped, not set in the configuration). */
 struct daemon_cfg {
@@ -472,6 +487,9 @@ struct mmapq_parser;
 int parser_feed_fd(struct mmapq_parser *p, int in_fd, char *buf, const char *what);
 /* count integers of kind in, one per line, canonical, into path. */
 int write_input(const char *path, enum e2e_input in, uint64_t count, uint64_t *bytes);
+/* count lines of len bytes (at least 11) and a '\n' each into path, line i
+ * a function of i and distinct from every other.  0 or -errno. */
+int write_lines(const char *path, uint64_t count, uint32_t len, uint64_t *bytes);
 /* 0 if file b holds the bytes of file a; -1 and why says where not. */
 int files_equal(const char *a, const char *b, char *why, size_t whylen);
 
@@ -483,12 +501,14 @@ extern const char *const codec_label[NCODEC];
 struct codec_result {
 	int nruns;
 	double ns[MAX_RUNS];
-	double med_ns;
+	double med_ns, lo_ns, hi_ns;
 };
 extern struct codec_result codec[NINPUTS][NCODEC];
 extern bool codec_ran;
 
 void run_codec(void);
+/* The old parser's time / the new one's, run by run (ratio_spread). */
+int codec_speedup(int in, double *med, double *lo, double *hi);
 
 /* ---- fan-out (fanout.c) ---------------------------------------------------------- */
 
@@ -505,9 +525,10 @@ struct fanout_result {
 	int cpu[NFAN][1 + FANOUT_MAX];         /* where each ran: producer, consumers (-1: unpinned) */
 	int nruns[NFAN];
 	double rps[NFAN][FANOUT_MAX][MAX_RUNS]; /* each consumer's records/s, per run */
-	double med_rps[NFAN][FANOUT_MAX];
+	double med_rps[NFAN][FANOUT_MAX], lo_rps[NFAN][FANOUT_MAX], hi_rps[NFAN][FANOUT_MAX];
 	double busy[NFAN];      /* median CPUs busy (all their CPU time / the time), of ncpus */
 	double ceiling[NFAN];   /* the ratio the CPUs allow at that CPU time per record (fanout.c) */
+	double busy_lo[NFAN], busy_hi[NFAN], ceiling_lo[NFAN], ceiling_hi[NFAN]; /* their ranges */
 };
 extern struct fanout_result fanout;
 
@@ -516,6 +537,9 @@ void run_fanout(void);
 double fanout_ratio(int k, int c);
 /* The slowest consumer of the k-th case / the single consumer. */
 double fanout_min_ratio(int k);
+/* Consumer c of the k-th case / the single consumer of the same round
+ * (ratio_spread); 0 if not measured. */
+int fanout_ratio_rounds(int k, int c, double *med, double *lo, double *hi);
 
 /* ---- idle (idle.c) ------------------------------------------------------------------ */
 
@@ -577,9 +601,31 @@ double space_ratio(const struct space_result *s, bool exact);
 void run_corpus_e2e(void);
 void corpus_free(void);
 const char *corpus_job_label(enum corpus_job j);
+/* One round of job j on the lines of c (its path, lines and max_record:
+ * the longest line the line reader takes), into res: the daemons (format
+ * line, size and max_record as shipped, sync never, output file:), the
+ * line reader | line writer pipe job, or cat < input | cat > file; each
+ * process pinned as the daemons are, the output compared with c's file
+ * byte for byte.  0, or -1 (res failed, res->why says why). */
+int line_job_once(const struct corpus *c, enum corpus_job j, struct e2e_result *res);
+/* After the rounds: each job's median time and CPU times. */
+void line_jobs_summarize(struct e2e_result res[NCJOBS]);
+/* The files of c[0..n) removed, their paths freed. */
+void line_files_free(struct corpus c[], int n);
 /* The pipe job's time / the daemons' (> 1: the daemons are faster); 0 if either did not run. */
 /* a peer's median time over the daemons' (0: not measured) */
 double corpus_speedup(enum corpus_job peer);
+
+/* ---- lines end to end (lines.c) ---------------------------------------------------- */
+
+enum line_input_kind { LI_64, LI_1K, NLINPUTS };
+extern const uint32_t line_len[NLINPUTS]; /* 64, 1024: a line's bytes without its '\n' */
+extern struct corpus line_input[NLINPUTS]; /* path, lines, bytes, max_record (shipped) */
+/* [input][CJ_DAEMONS, CJ_LINES, CJ_CAT] */
+extern struct e2e_result lines_e2e[NLINPUTS][NCJOBS];
+
+void run_e2e_lines(void);
+void lines_free(void);
 
 /* ---- durable modes at speed (durability.c) ---------------------------------------- */
 

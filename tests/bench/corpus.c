@@ -33,7 +33,8 @@
  * that writes each with its '\n': 64 KiB reads and writes on every side),
  * and cat < corpus | cat > file (the same bytes, no lines found).  Every
  * output is compared with the corpus byte for byte.  They take turns,
- * --runs times.
+ * --runs times.  The same three jobs carry the generated lines of
+ * --e2e-lines (lines.c: line_job_once).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -499,7 +500,52 @@ const char *corpus_job_label(enum corpus_job j)
 {
 	return j == CJ_DAEMONS ? "daemons, format line, as shipped, output file" :
 	       j == CJ_LINES   ? "line reader | line writer (records over a pipe)" :
-	                         "cat < corpus | cat > file";
+	                         "cat < input | cat > file";
+}
+
+int line_job_once(const struct corpus *c, enum corpus_job j, struct e2e_result *res)
+{
+	struct child_use use[2] = {{-1, 0}, {-1, 0}};
+	double s = 0;
+	int r;
+
+	if (!res->ran)
+		res->rss_kib[0] = res->rss_kib[1] = -1;
+	res->ran = true;
+	if (j == CJ_DAEMONS) {
+		struct daemon_run job = {
+			.cfg = {.format = "line"}, .input = c->path, .count = c->lines, .to_file = true,
+		};
+		r = run_daemons(&job, res->why, sizeof(res->why), &s, use);
+	} else if (j == CJ_LINES) {
+		r = lines_job(c, res->why, sizeof(res->why), &s, use);
+	} else {
+		r = cat_pair(c->path, true, res->why, sizeof(res->why), &s, use);
+	}
+	if (r < 0) {
+		res->failed = true;
+		failed = true;
+		return -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (use[i].rss_kib > res->rss_kib[i])
+			res->rss_kib[i] = use[i].rss_kib;
+		res->cpu[i][res->nruns] = use[i].cpu_s;
+	}
+	res->secs[res->nruns++] = s;
+	total_verified += c->lines;
+	return 0;
+}
+
+void line_jobs_summarize(struct e2e_result res[NCJOBS])
+{
+	for (int j = 0; j < NCJOBS; j++) {
+		if (res[j].failed || !res[j].nruns)
+			continue;
+		res[j].med_secs = median(res[j].secs, res[j].nruns);
+		for (int i = 0; i < 2; i++)
+			res[j].med_cpu[i] = median(res[j].cpu[i], res[j].nruns);
+	}
 }
 
 void run_corpus_e2e(void)
@@ -508,69 +554,40 @@ void run_corpus_e2e(void)
 	struct load_mark m;
 
 	load_mark(&m);
-	for (int j = 0; j < NCJOBS; j++) {
-		corpus_e2e[j].ran = true;
-		corpus_e2e[j].rss_kib[0] = corpus_e2e[j].rss_kib[1] = -1;
-	}
 	if (!build_corpus()) {
-		for (int j = 0; j < NCJOBS; j++)
+		for (int j = 0; j < NCJOBS; j++) {
+			corpus_e2e[j].ran = true;
 			snprintf(corpus_e2e[j].why, sizeof(corpus_e2e[j].why), "no corpus");
+		}
 		goto out;
 	}
 	for (int run = 0; run < opt.runs; run++)
-		for (int j = 0; j < NCJOBS; j++) {
-			struct e2e_result *res = &corpus_e2e[j];
-			struct child_use use[2] = {{-1, 0}, {-1, 0}};
-			double s = 0;
-			int r;
-			if (res->failed)
-				continue;
-			if (j == CJ_DAEMONS) {
-				struct daemon_run job = {
-					.cfg = {.format = "line"}, .input = c->path, .count = c->lines, .to_file = true,
-				};
-				r = run_daemons(&job, res->why, sizeof(res->why), &s, use);
-			} else if (j == CJ_LINES) {
-				r = lines_job(c, res->why, sizeof(res->why), &s, use);
-			} else {
-				r = cat_pair(c->path, true, res->why, sizeof(res->why), &s, use);
-			}
-			if (r < 0) {
-				res->failed = true;
-				failed = true;
-				note("corpus end to end: %s: FAILED: %s", corpus_job_label((enum corpus_job)j), res->why);
-				continue;
-			}
-			for (int i = 0; i < 2; i++) {
-				if (use[i].rss_kib > res->rss_kib[i])
-					res->rss_kib[i] = use[i].rss_kib;
-				res->cpu[i][res->nruns] = use[i].cpu_s;
-			}
-			res->secs[res->nruns++] = s;
-			total_verified += c->lines;
-		}
-	for (int j = 0; j < NCJOBS; j++) {
-		struct e2e_result *res = &corpus_e2e[j];
-		if (res->failed || !res->nruns)
-			continue;
-		res->med_secs = median(res->secs, res->nruns);
-		for (int i = 0; i < 2; i++)
-			res->med_cpu[i] = median(res->cpu[i], res->nruns);
-		note("corpus end to end: %-48s %7.3f s  %6.2f M lines/s", corpus_job_label((enum corpus_job)j),
-		     res->med_secs, (double)c->lines / res->med_secs / 1e6);
-	}
+		for (int j = 0; j < NCJOBS; j++)
+			if (!corpus_e2e[j].failed && line_job_once(c, (enum corpus_job)j, &corpus_e2e[j]) < 0)
+				note("corpus end to end: %s: FAILED: %s", corpus_job_label((enum corpus_job)j),
+				     corpus_e2e[j].why);
+	line_jobs_summarize(corpus_e2e);
+	for (int j = 0; j < NCJOBS; j++)
+		if (!corpus_e2e[j].failed && corpus_e2e[j].nruns)
+			note("corpus end to end: %-48s %7.3f s  %6.2f M lines/s", corpus_job_label((enum corpus_job)j),
+			     corpus_e2e[j].med_secs, (double)c->lines / corpus_e2e[j].med_secs / 1e6);
 out:
 	load_section_end("corpus e2e", &m);
 }
 
+void line_files_free(struct corpus c[], int n)
+{
+	for (int k = 0; k < n; k++) {
+		if (c[k].path)
+			unlink(c[k].path);
+		free(c[k].path);
+		c[k].path = NULL;
+	}
+}
+
 void corpus_free(void)
 {
-	for (int k = 0; k < NCORPUS; k++) {
-		if (corpus[k].path)
-			unlink(corpus[k].path);
-		free(corpus[k].path);
-		corpus[k].path = NULL;
-	}
+	line_files_free(corpus, NCORPUS);
 }
 
 double corpus_speedup(enum corpus_job peer)

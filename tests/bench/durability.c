@@ -47,37 +47,6 @@ struct dur_input dur_input[NDINPUTS][2];
 uint64_t dur_bytes[NDINPUTS];
 struct disk_result disk;
 
-/* count lines of DUR_LINE bytes, line i a function of i. */
-static int write_lines(const char *path, uint64_t count, uint64_t *bytes)
-{
-	static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_";
-	char *buf = xalloc(DISK_BLOCK);
-	size_t len = 0;
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r = 0;
-
-	*bytes = 0;
-	if (fd < 0)
-		r = -errno;
-	for (uint64_t i = 0; i < count && r == 0; i++) {
-		uint64_t v = (i + 1) * K1;
-		for (unsigned j = 0; j < DUR_LINE; j++, v = v * K2 + j)
-			buf[len + j] = digits[(v >> 58) & 63];
-		buf[len + DUR_LINE] = '\n';
-		len += DUR_LINE + 1;
-		if (len > DISK_BLOCK - DUR_LINE - 1) {
-			r = tu_write_all(fd, buf, len);
-			*bytes += len;
-			len = 0;
-		}
-	}
-	if (r == 0 && (r = tu_write_all(fd, buf, len)) == 0)
-		*bytes += len;
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return r;
-}
-
 /* bytes (the frames and the output of input in) written to a new file in
  * 1 MiB writes, then fdatasync: seconds, or < 0. */
 static double disk_write(uint64_t bytes)
@@ -139,7 +108,8 @@ static bool make_inputs(void)
 			snprintf(name, sizeof(name), "dur-%s%s.txt", dur_in_key[in], always ? "-always" : "");
 			dur_input[in][always].path = tu_path(tmpdir, name);
 			dur_input[in][always].records = n;
-			r = in == DIN_LINES ? write_lines(dur_input[in][always].path, n, &dur_input[in][always].bytes) :
+			r = in == DIN_LINES ? write_lines(dur_input[in][always].path, n, DUR_LINE,
+			                                               &dur_input[in][always].bytes) :
 			    write_input(dur_input[in][always].path, IN_RAND, n, &dur_input[in][always].bytes);
 			if (r < 0) {
 				note("durability: cannot write %s", dur_input[in][always].path);

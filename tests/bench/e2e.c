@@ -100,6 +100,50 @@ bad:
 	return -1;
 }
 
+#define LINES_BLOCK (1u << 20) /* write_lines' writes */
+#define LINE_INDEX 11          /* base-64 digits of a line's index: 66 bits */
+
+int write_lines(const char *path, uint64_t count, uint32_t len, uint64_t *bytes)
+{
+	static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_";
+	char *buf = xalloc(LINES_BLOCK + len + 1);
+	size_t fill = 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r = 0;
+
+	*bytes = 0;
+	if (fd < 0)
+		r = -errno;
+	for (uint64_t i = 0; i < count && r == 0 && len >= LINE_INDEX; i++) {
+		char *line = buf + fill;
+		uint64_t v = (i + 1) * K1;
+		/* the index first, in full (no two lines alike), then characters
+		 * that depend on it */
+		for (unsigned j = 0; j < LINE_INDEX; j++)
+			line[j] = digits[(i >> (6 * (LINE_INDEX - 1 - j))) & 63];
+		for (unsigned j = LINE_INDEX; j < len; j++, v = v * K2 + j)
+			line[j] = digits[(v >> 58) & 63];
+		line[len] = '\n';
+		fill += len + 1;
+		if (fill >= LINES_BLOCK) {
+			r = tu_write_all(fd, buf, fill);
+			*bytes += fill;
+			fill = 0;
+		}
+	}
+	if (len < LINE_INDEX)
+		r = -EINVAL;
+	if (r == 0 && (r = tu_write_all(fd, buf, fill)) == 0)
+		*bytes += fill;
+	/* on disk before any clock starts: its write-back would run during
+	 * the first round otherwise */
+	if (r == 0 && fdatasync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return r;
+}
+
 static int make_input(enum e2e_input in, uint64_t count)
 {
 	char name[32];
@@ -561,6 +605,15 @@ double e2e_speedup(enum e2e_input in, enum e2e_job j, enum e2e_job base, int out
 	if (!a->nruns || a->failed || !b->nruns || b->failed || a->med_secs <= 0)
 		return 0;
 	return b->med_secs / a->med_secs;
+}
+
+int secs_ratio(const struct e2e_result *base, const struct e2e_result *r, double *med, double *lo,
+               double *hi)
+{
+	*med = *lo = *hi = 0;
+	if (base->failed || r->failed)
+		return 0;
+	return ratio_spread(base->secs, base->nruns, r->secs, r->nruns, med, lo, hi);
 }
 
 void e2e_free(void)

@@ -183,12 +183,17 @@ void run_fanout(void)
 		}
 	for (int k = 0; k < NFAN; k++) {
 		for (int i = 0; i < fan_consumers[k]; i++)
-			fanout.med_rps[k][i] = median(fanout.rps[k][i], fanout.nruns[k]);
-		fanout.busy[k] = median(busy_run[k], fanout.nruns[k]);
+			spread(fanout.rps[k][i], fanout.nruns[k], &fanout.med_rps[k][i], &fanout.lo_rps[k][i],
+			       &fanout.hi_rps[k][i]);
+		spread(busy_run[k], fanout.nruns[k], &fanout.busy[k], &fanout.busy_lo[k], &fanout.busy_hi[k]);
 	}
-	for (int k = 0; k < NFAN; k++)
-		fanout.ceiling[k] = fanout.med_rps[0][0] > 0 ?
-		                    median(bound_run[k], fanout.nruns[k]) / fanout.med_rps[0][0] : 0;
+	for (int k = 0; k < NFAN && fanout.med_rps[0][0] > 0; k++) {
+		double med, lo, hi;
+		spread(bound_run[k], fanout.nruns[k], &med, &lo, &hi);
+		fanout.ceiling[k] = med / fanout.med_rps[0][0];
+		fanout.ceiling_lo[k] = lo / fanout.med_rps[0][0];
+		fanout.ceiling_hi[k] = hi / fanout.med_rps[0][0];
+	}
 	for (int k = 0; k < NFAN; k++) {
 		char line[256];
 		int len = snprintf(line, sizeof(line), "fan-out, %d consumer%s:", fan_consumers[k],
@@ -209,6 +214,14 @@ double fanout_ratio(int k, int c)
 	    c >= fan_consumers[k])
 		return 0;
 	return fanout.med_rps[k][c] / fanout.med_rps[0][0];
+}
+
+int fanout_ratio_rounds(int k, int c, double *med, double *lo, double *hi)
+{
+	*med = *lo = *hi = 0;
+	if (!fanout.ran || fanout.failed || c >= fan_consumers[k])
+		return 0;
+	return ratio_spread(fanout.rps[k][c], fanout.nruns[k], fanout.rps[0][0], fanout.nruns[0], med, lo, hi);
 }
 
 double fanout_min_ratio(int k)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * latency.c -- ping-pong of 64-byte records over two channels, one each
- * way; one-way latency = round trip / 2; p50 and p99, median of --runs.
+ * way; one-way latency = round trip / 2; p50 and p99 of each run's round
+ * trips, then the median of --runs runs and their range.
  * Blocking (futex, pipe, socket, mq) and spinning (mmapq with spin_us, the
  * lock-free ring).  Every record is checked on both sides.
  */
@@ -131,8 +132,8 @@ static void lat_cell(enum lat_kind k)
 		res->p99[res->nruns] = (double)ctl->p99_ns;
 		res->nruns++;
 	}
-	res->med_p50 = median(res->p50, res->nruns);
-	res->med_p99 = median(res->p99, res->nruns);
+	spread(res->p50, res->nruns, &res->med_p50, &res->lo_p50, &res->hi_p50);
+	spread(res->p99, res->nruns, &res->med_p99, &res->lo_p99, &res->hi_p99);
 	note("latency %-30s one-way p50 %8.0f ns  p99 %8.0f ns  (%" PRIu64 " round trips x %d)",
 	     k == L_MMAPQ_SPIN ? "mmapq, spin" : ldefs[k].label, res->med_p50, res->med_p99,
 	     res->iters, res->nruns);

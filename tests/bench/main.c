@@ -5,6 +5,8 @@
  * with --e2e the daemons end to end against the same job over a pipe, and
  * their memory with a full backlog; with --idle an idle daemon pair; with
  * --fanout 1, 2 and 4 named consumers on one queue, and idle; with
+ * --e2e-lines lines of 64 B and 1 KiB through the daemons against
+ * cat | cat; with
  * --format3 the throughput job on file format 3 (libmmapq 1 from git
  * history); with --space and --corpus the changelogs of this machine:
  * the queue bytes they need (format 4 against format 3), end to end;
@@ -36,7 +38,7 @@
 struct opts opt = {
 	.tput = true, .lat = true, .runs = 3, .seconds = 0.5,
 	.batch = 64, .big_batch = 1024, .spsc_batch = 64, .ring_kib = 4096, .spin_us = 50,
-	.e2e_count = 10000000, .e2e_size = 0, .e2e_max_record = 0, .e2e_big_size = UINT64_C(16) << 20,
+	.e2e_count = 10000000, .lines64_count = 2000000, .lines1k_count = 131072, .e2e_size = 0, .e2e_max_record = 0, .e2e_big_size = UINT64_C(16) << 20,
 	.backlog_records = 16777216,
 	.idle_seconds = 10, .only_mask = ~0u, .size_mask = ~0u,
 	.f3_runs = 7, .corpus_lines = 0,
@@ -52,6 +54,11 @@ static void usage(FILE *f)
 	        "  --quick            correctness smoke: tiny counts, 1 run (no meaningful timings)\n"
 	        "  --json             JSON on stdout instead of the tables\n"
 	        "  --e2e              also the end-to-end daemon job against a pipe job\n"
+	        "  --e2e-lines        also lines end to end: 64-byte and 1 KiB lines from a file through\n"
+	        "                     the daemons (format line, output file) against cat | cat and a\n"
+	        "                     line pipe job\n"
+	        "  --lines64-count N  its 64-byte lines (default 2000000, --quick 20000)\n"
+	        "  --lines1k-count N  its 1 KiB lines (default 131072, --quick 2000)\n"
 	        "  --idle             also the CPU use of an idle daemon pair\n"
 	        "  --fanout           also fan-out: 1, 2 and 4 named consumers on one queue (64 B),\n"
 	        "                     and the CPU use of the idle daemons, producer and 4 consumers\n"
@@ -193,7 +200,7 @@ static char *default_bin_dir(void)
 
 /* Which defaults of --quick an option given overrides. */
 static bool runs_set, e2e_count_set, idle_secs_set, ring_set, backlog_set,
-	corpus_lines_set, dur_lines_set, dur_ints_set, dur_div_set;
+	corpus_lines_set, dur_lines_set, dur_ints_set, dur_div_set, lines64_set, lines1k_set;
 
 enum opt_kind {
 	OPT_ON, OPT_OFF, OPT_INT, OPT_U32, OPT_U64, OPT_BYTES, OPT_DOUBLE, OPT_STR, OPT_TRANSPORTS,
@@ -211,6 +218,9 @@ static const struct opt_def opt_defs[] = {
 	{"--quick", OPT_ON, &opt.quick, NULL},
 	{"--json", OPT_ON, &opt.json, NULL},
 	{"--e2e", OPT_ON, &opt.e2e, NULL},
+	{"--e2e-lines", OPT_ON, &opt.e2e_lines, NULL},
+	{"--lines64-count", OPT_U64, &opt.lines64_count, &lines64_set},
+	{"--lines1k-count", OPT_U64, &opt.lines1k_count, &lines1k_set},
 	{"--idle", OPT_ON, &opt.idle, NULL},
 	{"--fanout", OPT_ON, &opt.fanout, NULL},
 	{"--format3", OPT_ON, &opt.format3, NULL},
@@ -342,6 +352,10 @@ static int parse_options(int argc, char **argv, bool *help)
 			opt.dur_ints = 40000;
 		if (!dur_div_set)
 			opt.dur_always_div = 20;
+		if (!lines64_set)
+			opt.lines64_count = 20000;
+		if (!lines1k_set)
+			opt.lines1k_count = 2000;
 	}
 	if (opt.runs < 1 || opt.runs > MAX_RUNS || opt.seconds <= 0 || opt.batch < 1 || opt.big_batch < 1 ||
 	    opt.spsc_batch < 1 || opt.ring_kib < 1 || opt.ring_kib > 4194304 || opt.e2e_count < 1 ||
@@ -351,12 +365,14 @@ static int parse_options(int argc, char **argv, bool *help)
 	    (opt.e2e_max_record && (opt.e2e_max_record < MMAPQ_MAX_RECORD_MIN ||
 	                            opt.e2e_max_record > MMAPQ_MAX_RECORD_MAX)) ||
 	    opt.f3_runs < 1 || opt.f3_runs > MAX_RUNS ||
-	    opt.dur_lines < 1 || opt.dur_ints < 1 || opt.dur_always_div < 1) {
+	    opt.dur_lines < 1 || opt.dur_ints < 1 || opt.dur_always_div < 1 || opt.lines64_count < 1 ||
+	    opt.lines1k_count < 1) {
 		fprintf(stderr, "mmapq_bench: --runs 1..%d; --seconds, --batch, --e2e-count and --idle-seconds"
 		        " positive; --ring-kib 1..4194304; --e2e-size 0 (as shipped) or a ring size (a power of"
 		        " two, 64..64G), --e2e-big-size one; --e2e-max-record 0 (as shipped) or 8..64M;"
 		        " --backlog-records a power of two, 4..4294967296; --format3-runs 1..%d;"
-		        " --dur-lines, --dur-ints and --dur-always-div positive\n", MAX_RUNS, MAX_RUNS);
+		        " --dur-lines, --dur-ints, --dur-always-div, --lines64-count and --lines1k-count"
+		        " positive\n", MAX_RUNS, MAX_RUNS);
 		return EXIT_USAGE_;
 	}
 	return 0;
@@ -395,7 +411,7 @@ int main(int argc, char **argv)
 	bin_dir = opt.bin_dir ? strdup(opt.bin_dir) :
 	          getenv("MMAPQ_BIN_DIR") && *getenv("MMAPQ_BIN_DIR") ? strdup(getenv("MMAPQ_BIN_DIR")) :
 	          default_bin_dir();
-	if (opt.e2e || opt.idle || opt.fanout || opt.corpus || opt.durability) {
+	if (opt.e2e || opt.e2e_lines || opt.idle || opt.fanout || opt.corpus || opt.durability) {
 		char *p = tu_path(bin_dir, "mmapq-producer"), *c = tu_path(bin_dir, "mmapq-consumer");
 		if (access(p, X_OK) || access(c, X_OK)) {
 			note("%s or %s not found: give --bin-dir or MMAPQ_BIN_DIR", p, c);
@@ -428,6 +444,8 @@ int main(int argc, char **argv)
 			run_codec();
 		load_section_end("alone", &m);
 	}
+	if (opt.e2e_lines)
+		run_e2e_lines();
 	if (opt.space)
 		run_space();
 	if (opt.corpus)
@@ -457,6 +475,7 @@ int main(int argc, char **argv)
 		print_tables();
 	e2e_free();
 	corpus_free();
+	lines_free();
 	dur_free();
 	free(bin_dir);
 	tu_rmdir_r(tmpdir);

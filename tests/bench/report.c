@@ -37,6 +37,36 @@ static void fmt_rate(char *out, size_t len, double v)
 		snprintf(out, len, "%.0f", v);
 }
 
+/* "0.250 s [0.240-0.270]": a job's median time over the rounds, their range. */
+static void fmt_secs(char *out, size_t len, const struct e2e_result *r)
+{
+	double lo, hi;
+
+	spread(r->secs, r->nruns, NULL, &lo, &hi);
+	snprintf(out, len, "%.3f s [%.3f-%.3f]", r->med_secs, lo, hi);
+}
+
+/* The CPU time of each of a job's two processes: median [range] of the rounds. */
+static void fmt_cpu(char *out, size_t len, const struct e2e_result *r)
+{
+	double lo[2], hi[2];
+
+	for (int i = 0; i < 2; i++)
+		spread(r->cpu[i], r->nruns, NULL, &lo[i], &hi[i]);
+	snprintf(out, len, "CPU s %.3f [%.3f-%.3f] / %.3f [%.3f-%.3f]", r->med_cpu[0], lo[0], hi[0],
+	         r->med_cpu[1], lo[1], hi[1]);
+}
+
+/* "12.3x [11.0-13.5]": the median of the rounds' ratios and their range;
+ * "-" if not measured. */
+static void fmt_ratio(char *out, size_t len, double med, double lo, double hi)
+{
+	if (med > 0)
+		snprintf(out, len, "%.2fx [%.2f-%.2f]", med, lo, hi);
+	else
+		snprintf(out, len, "-");
+}
+
 /* What a target is about; the report lists them in this order. */
 enum topic { TOPIC_THROUGHPUT, TOPIC_E2E, TOPIC_LATENCY, TOPIC_FANOUT, TOPIC_NATS, TOPIC_SPACE,
 	TOPIC_DURABILITY, TOPIC_IDLE, NTOPICS };
@@ -235,6 +265,23 @@ static void latency_targets(void)
 	}
 }
 
+/* lines to a file: cat | cat's time / the daemons', the median of the rounds' ratios */
+static void lines_targets(void)
+{
+	char v[96];
+
+	cur_topic = TOPIC_E2E;
+	for (int in = 0; in < NLINPUTS && opt.e2e_lines; in++) {
+		const struct e2e_result *d = &lines_e2e[in][CJ_DAEMONS], *c = &lines_e2e[in][CJ_CAT];
+		double med, lo, hi;
+		secs_ratio(c, d, &med, &lo, &hi);
+		snprintf(v, sizeof(v), "%.2fx [%.2f-%.2f] (%.3f s vs %.3f s)", med, lo, hi, d->med_secs, c->med_secs);
+		add_target(med > 0 ? med >= 1.3 : -1, med > 0 ? v : d->failed || c->failed ? "FAILED" : "not measured",
+		           "lines %s to a file: daemons >= 1.3x cat | cat (rounds' median)",
+		           in == LI_64 ? "64 B" : "1 KiB");
+	}
+}
+
 static void fanout_targets(void)
 {
 	char v[96];
@@ -288,6 +335,7 @@ void eval_targets(void)
 {
 	throughput_targets();
 	e2e_targets();
+	lines_targets();
 	latency_targets();
 	fanout_targets();
 	cur_topic = TOPIC_NATS;
@@ -338,28 +386,42 @@ static void print_fanout(void)
 
 	printf("\nFan-out: one producer, 1, 2 and 4 named consumers on one queue, %u B records, %u/batch,\n"
 	       "a ring of %" PRIu64 " KiB (%u records); every consumer checks every record; records/s of\n"
-	       "each consumer (x the single consumer's, same run)\n", fanout.size, fanout.batch,
-	       fanout.ring_bytes / 1024, fanout.cap);
+	       "each consumer, and / the single consumer's of the same round; median of %d rounds\n"
+	       "[lowest-highest]\n", fanout.size, fanout.batch, fanout.ring_bytes / 1024, fanout.cap,
+	       fanout.nruns[0]);
 	if (fanout.failed) {
 		printf("FAILED: %s\n", fanout.why);
 		return;
 	}
-	printf("%-10s %-56s %10s %8s  %s\n", "consumers", "records/s of each (x single)", "CPUs busy", "allows",
-	       "CPUs: producer, consumers");
+	printf("%-10s %-9s %-24s %-20s %-22s %-20s %s\n", "consumers", "consumer", "records/s", "x single",
+	       "CPUs busy", "allows", "CPUs: producer, consumers");
 	for (int k = 0; k < NFAN; k++) {
-		char each[160] = "", cpus[48] = "";
-		int len = 0, cl = 0;
-		for (int i = 0; i < fan_consumers[k] && (size_t)len < sizeof(each); i++) {
-			fmt_rate(b, sizeof(b), fanout.med_rps[k][i]);
-			len += snprintf(each + len, sizeof(each) - (size_t)len, "%s%s (%.2fx)", i ? " " : "", b,
-			                fanout_ratio(k, i));
-		}
+		char cpus[48] = "", busy[48], allows[48];
+		int cl = 0;
 		for (int i = 0; i <= fan_consumers[k] && (size_t)cl < sizeof(cpus); i++)
 			cl += snprintf(cpus + cl, sizeof(cpus) - (size_t)cl, i ? ",%d" : "%d", fanout.cpu[k][i]);
-		printf("%-10d %-56s %5.2f of %d %7.2fx  %s\n", fan_consumers[k], each, fanout.busy[k], fanout.ncpus,
-		       fanout.ceiling[k], cpus);
+		snprintf(busy, sizeof(busy), "%.2f [%.2f-%.2f] of %d", fanout.busy[k], fanout.busy_lo[k],
+		         fanout.busy_hi[k], fanout.ncpus);
+		fmt_ratio(allows, sizeof(allows), fanout.ceiling[k], fanout.ceiling_lo[k], fanout.ceiling_hi[k]);
+		for (int i = 0; i < fan_consumers[k]; i++) {
+			char rate[160], lo[32], hi[32], x[48], name[16];
+			double med, rlo, rhi;
+			fmt_rate(b, sizeof(b), fanout.med_rps[k][i]);
+			fmt_rate(lo, sizeof(lo), fanout.lo_rps[k][i]);
+			fmt_rate(hi, sizeof(hi), fanout.hi_rps[k][i]);
+			snprintf(rate, sizeof(rate), "%s [%s-%s]", b, lo, hi);
+			fanout_ratio_rounds(k, i, &med, &rlo, &rhi);
+			fmt_ratio(x, sizeof(x), med, rlo, rhi);
+			snprintf(name, sizeof(name), "fo%d", i);
+			if (i == 0)
+				printf("%-10d %-9s %-24s %-20s %-22s %-20s %s\n", fan_consumers[k], name, rate, x, busy,
+				       allows, cpus);
+			else
+				printf("%-10s %-9s %-24s %s\n", "", name, rate, x);
+		}
 	}
-	printf("CPUs busy: the CPU time of all of them / the slowest consumer's time; allows: the most\n"
+	printf("x single: round by round (the targets divide the median records/s); CPUs busy: the\n"
+	       "CPU time of all of them / the slowest consumer's time; allows: the most\n"
 	       "%d CPUs allow at the CPU time per record measured in that case (no process faster than\n"
 	       "one CPU, those on one CPU not faster than it, all not faster than %d), / the single\n"
 	       "consumer's rate; a ratio near it: bound by the CPUs.  CPU -1: unpinned\n",
@@ -420,29 +482,58 @@ static void print_space(void)
 	}
 }
 
+/* The line jobs of one input (the corpus, a generated one): each job's
+ * time and the CPU time of its two processes, median [range]; each peer's
+ * time / the daemons', round by round. */
+static void print_line_jobs(const struct e2e_result res[NCJOBS])
+{
+	char t[64], cpu[96], x[64];
+
+	for (int j = 0; j < NCJOBS; j++) {
+		const struct e2e_result *r = &res[j];
+		if (r->failed || !r->nruns) {
+			printf("  %-48s %s: %s\n", corpus_job_label((enum corpus_job)j), r->failed ? "FAILED" :
+			       "not measured", r->why);
+			continue;
+		}
+		fmt_secs(t, sizeof(t), r);
+		fmt_cpu(cpu, sizeof(cpu), r);
+		printf("  %-48s %-24s %s\n", corpus_job_label((enum corpus_job)j), t, cpu);
+	}
+	for (int j = CJ_LINES; j < NCJOBS; j++) {
+		double med, lo, hi;
+		secs_ratio(&res[j], &res[CJ_DAEMONS], &med, &lo, &hi);
+		fmt_ratio(x, sizeof(x), med, lo, hi);
+		if (med > 0)
+			printf("  %s's time / the daemons': %s\n", j == CJ_LINES ? "the line pipe job" : "cat | cat", x);
+	}
+}
+
 static void print_corpus_e2e(void)
 {
 	const struct corpus *c = &corpus[CORPUS_ALL];
 
-	printf("\nEnd to end, %s (%" PRIu64 " lines, %" PRIu64 " bytes), to a file, outputs compared\n"
-	       "with the corpus byte for byte; median of the runs [lowest-highest]\n", corpus_label[CORPUS_ALL],
-	       c->lines, c->bytes);
-	for (int j = 0; j < NCJOBS; j++) {
-		const struct e2e_result *r = &corpus_e2e[j];
-		double lo = 0, hi = 0;
-		if (r->failed || !r->nruns) {
-			printf("%-48s %s: %s\n", corpus_job_label((enum corpus_job)j), r->failed ? "FAILED" :
-			       "not measured", r->why);
-			continue;
-		}
-		spread(r->secs, r->nruns, NULL, &lo, &hi);
-		printf("%-48s %7.3f s [%.3f-%.3f]  CPU s %.3f/%.3f\n", corpus_job_label((enum corpus_job)j),
-		       r->med_secs, lo, hi, r->med_cpu[0], r->med_cpu[1]);
+	printf("\nEnd to end, %s (%" PRIu64 " lines, %" PRIu64 " bytes),\nto a file, outputs compared"
+	       " with the corpus byte for byte; median of %d rounds [lowest-highest],\nthe jobs taking turns;"
+	       " CPU s: producer / consumer (line reader / writer, cat / cat); a peer's\ntime / the daemons':"
+	       " round by round (the target divides the median times)\n", corpus_label[CORPUS_ALL], c->lines,
+	       c->bytes, opt.runs);
+	print_line_jobs(corpus_e2e);
+}
+
+static void print_lines_e2e(void)
+{
+	printf("\nLines end to end: generated lines, each distinct, from a file to a file, every output\n"
+	       "compared with its input byte for byte; the daemons format line, size %" PRIu64 " KiB and\n"
+	       "max_record %" PRIu32 " (as shipped), sync never; each process pinned as the daemons are;\n"
+	       "median of %d rounds [lowest-highest], the jobs taking turns; CPU s: producer / consumer\n"
+	       "(line reader / writer, cat / cat); a peer's time / the daemons': round by round\n",
+	       shipped_size / 1024, line_input[0].max_record, opt.runs);
+	for (int in = 0; in < NLINPUTS; in++) {
+		const struct corpus *c = &line_input[in];
+		printf("%" PRIu64 " lines of %u bytes (%" PRIu64 " bytes)\n", c->lines, line_len[in], c->bytes);
+		print_line_jobs(lines_e2e[in]);
 	}
-	if (corpus_speedup(CJ_LINES) > 0)
-		printf("the line pipe job's time / the daemons': %.2fx\n", corpus_speedup(CJ_LINES));
-	if (corpus_speedup(CJ_CAT) > 0)
-		printf("cat | cat's time / the daemons': %.2fx\n", corpus_speedup(CJ_CAT));
 }
 
 /* A peer's row: its time, records/s, and its time over the daemons'. */
@@ -501,9 +592,132 @@ static void print_durability(void)
 		       "batch and interval): Nx the time is N times slower; batches of %d (Redis: pipelined\n"
 		       "XADD, XREADGROUP COUNT and one XACK a batch; JetStream: async publish, %d in flight,\n"
 		       "pull fetch, ack all)\n", PEER_BATCH, PEER_WINDOW);
-	if (disk.nruns)
-		printf("one 4 KiB write + fdatasync: %.3f ms (median of %d rounds)\n", disk.med_sync_s * 1e3,
-		       disk.nruns);
+	if (disk.nruns) {
+		double lo, hi;
+		spread(disk.sync_s, disk.nruns, NULL, &lo, &hi);
+		printf("one 4 KiB write + fdatasync: %.3f ms [%.3f-%.3f] (median of %d rounds)\n",
+		       disk.med_sync_s * 1e3, lo * 1e3, hi * 1e3, disk.nruns);
+	}
+}
+
+static void tput_row_label(char *label, size_t len, int t)
+{
+	if (t == T_MQ)
+		snprintf(label, len, "POSIX mq (deepest, see below)");
+	else if (t == T_MMAPQ || t == T_MMAPQ_BIG || t == T_SPSC)
+		snprintf(label, len, "%s, %u/batch", t == T_MMAPQ_BIG ? "mmapq (library)" : tdefs[t].label,
+		         t == T_SPSC ? opt.spsc_batch : t == T_MMAPQ_BIG ? opt.big_batch : opt.batch);
+	else
+		snprintf(label, len, "%s", tdefs[t].label);
+}
+
+static void print_throughput(void)
+{
+	char b[64];
+
+	/* the medians, then the lowest and highest of the same runs */
+	for (int range = 0; range < 2; range++) {
+		if (range)
+			printf("\nThroughput, the lowest-highest of the %d runs of each cell, records/s\n", opt.runs);
+		else
+			printf("\nThroughput, records/s (payload MB/s), median of %d runs; every record verified\n",
+			       opt.runs);
+		printf("%-34s", "transport");
+		for (int si = 0; si < NSIZES; si++)
+			printf(" %20s", size_label(sizes[si]));
+		printf("\n");
+		for (int t = 0; t < NTRANSPORTS; t++) {
+			char label[64];
+			if (!(opt.only_mask & (1u << t)))
+				continue;
+			tput_row_label(label, sizeof(label), t);
+			printf("%-34s", label);
+			for (int si = 0; si < NSIZES; si++) {
+				const struct tput_result *r = &tput[t][si];
+				char cellb[128], lo[32], hi[32];
+				if (!(opt.size_mask & (1u << si))) {
+					snprintf(cellb, sizeof(cellb), "-");
+				} else if (r->failed) {
+					snprintf(cellb, sizeof(cellb), "FAILED");
+				} else if (!r->ran || r->nruns == 0) {
+					snprintf(cellb, sizeof(cellb), "%s", t == T_MQ ? "not possible" : "-");
+				} else if (range) {
+					fmt_rate(lo, sizeof(lo), r->lo_rps);
+					fmt_rate(hi, sizeof(hi), r->hi_rps);
+					snprintf(cellb, sizeof(cellb), "%s-%s", lo, hi);
+				} else {
+					fmt_rate(b, sizeof(b), r->med_rps);
+					snprintf(cellb, sizeof(cellb), "%s (%.0f)", b, r->med_rps * sizes[si] / 1e6);
+				}
+				printf(" %20s", cellb);
+			}
+			printf("\n");
+		}
+	}
+	printf("\nmmapq (%u/batch) / peer (throughput ratio): each round's mmapq run / the peer's run of\n"
+	       "the same round, median of the rounds [lowest-highest] (the targets divide the medians)\n",
+	       opt.batch);
+	printf("%-34s", "peer");
+	for (int si = 0; si < NSIZES; si++)
+		printf(" %26s", size_label(sizes[si]));
+	printf("\n");
+	for (int t = 0; t < NTRANSPORTS + 2; t++) {
+		/* the last two lines: the big-batch row against the ring and the pipe */
+		enum transport_row mine = t < NTRANSPORTS ? T_MMAPQ : T_MMAPQ_BIG;
+		enum transport_row peer = t < NTRANSPORTS ? (enum transport_row)t : t == NTRANSPORTS ? T_SPSC : T_PIPE;
+		char label[64];
+		if (peer == T_MMAPQ || peer == T_MMAPQ_BIG || !(opt.only_mask & (1u << peer)) ||
+		    !(opt.only_mask & (1u << mine)))
+			continue;
+		if (mine == T_MMAPQ_BIG)
+			snprintf(label, sizeof(label), "(%u/batch) / %s", opt.big_batch, tdefs[peer].label);
+		else
+			snprintf(label, sizeof(label), "%s", tdefs[peer].label);
+		printf("%-34s", label);
+		for (int si = 0; si < NSIZES; si++) {
+			double med, lo, hi;
+			ratio_rounds(mine, peer, si, &med, &lo, &hi);
+			fmt_ratio(b, sizeof(b), med, lo, hi);
+			printf(" %26s", b);
+		}
+		printf("\n");
+	}
+	for (int m = 0; m < 2; m++) {
+		enum transport_row mine = m ? T_MMAPQ_BIG : T_MMAPQ;
+		char label[64];
+		if (!(opt.only_mask & (1u << mine)))
+			continue;
+		snprintf(label, sizeof(label), "%sstrongest peer", m ? "(1024/batch) / " : "");
+		printf("%-34s", label);
+		for (int si = 0; si < NSIZES; si++) {
+			int pk = strongest_peer(si, false);
+			double med = 0, lo = 0, hi = 0;
+			if (pk >= 0)
+				ratio_rounds(mine, (enum transport_row)pk, si, &med, &lo, &hi);
+			fmt_ratio(b, sizeof(b), med, lo, hi);
+			if (med > 0)
+				snprintf(b + strlen(b), sizeof(b) - strlen(b), " %s", tdefs[pk].key);
+			printf(" %26s", b);
+		}
+		printf("\n");
+	}
+	printf("strongest peer: the fastest of pipe, AF_UNIX, the stdio pipes, POSIX mq and ZeroMQ at"
+	       " that size\n(the highest median)\nPOSIX mq depth:");
+	for (int si = 0; si < NSIZES; si++)
+		if (tput[T_MQ][si].nruns)
+			printf(" %s: %ld", size_label(sizes[si]), tput[T_MQ][si].depth);
+	printf(" (%s)\n", mq_limits_note[0] ? mq_limits_note : "limits as found");
+	printf("rings: mmapq and textbook a ring of that many bytes, each record a frame (8 B header +\n"
+	       "payload rounded up to 8); spsc slots of the same bytes, as many as a power of two\n"
+	       "allows in it; a batch is at most a quarter of a ring:");
+	for (int si = 0; si < NSIZES; si++) {
+		uint32_t cap = ring_cap(sizes[si]);
+		printf("%s %s: %" PRIu64 " KiB, %u/%u records, batches %u/%u/%u", si ? "," : "",
+		       size_label(sizes[si]), ring_bytes(sizes[si]) / 1024, cap, pow2_floor(cap),
+		       ring_batch(cap, opt.batch), ring_batch(cap, opt.big_batch),
+		       ring_batch(pow2_floor(cap), opt.spsc_batch));
+	}
+	printf(" (records: mmapq/spsc; batches: mmapq/big/spsc)\n");
 }
 
 void print_tables(void)
@@ -513,105 +727,12 @@ void print_tables(void)
 	printf("mmapq_bench%s: median of %d run%s per cell, ~%.2f s each\n", opt.quick ? " --quick" : "",
 	       opt.runs, opt.runs > 1 ? "s" : "", opt.quick ? 0.0 : opt.seconds);
 	print_machine(stdout);
-	if (opt.tput) {
-		printf("\nThroughput, records/s (payload MB/s); every record verified\n");
-		printf("%-34s", "transport");
-		for (int si = 0; si < NSIZES; si++)
-			printf(" %20s", size_label(sizes[si]));
-		printf("\n");
-		for (int t = 0; t < NTRANSPORTS; t++) {
-			if (!(opt.only_mask & (1u << t)))
-				continue;
-			char label[64];
-			if (t == T_MQ) {
-				snprintf(label, sizeof(label), "POSIX mq (deepest, see below)");
-			} else if (t == T_MMAPQ || t == T_MMAPQ_BIG || t == T_SPSC) {
-				snprintf(label, sizeof(label), "%s, %u/batch", t == T_MMAPQ_BIG ? "mmapq (library)" :
-				         tdefs[t].label, t == T_SPSC ? opt.spsc_batch : t == T_MMAPQ_BIG ? opt.big_batch : opt.batch);
-			} else {
-				snprintf(label, sizeof(label), "%s", tdefs[t].label);
-			}
-			printf("%-34s", label);
-			for (int si = 0; si < NSIZES; si++) {
-				const struct tput_result *r = &tput[t][si];
-				char cellb[128];
-				if (!(opt.size_mask & (1u << si)))
-					snprintf(cellb, sizeof(cellb), "-");
-				else if (r->failed)
-					snprintf(cellb, sizeof(cellb), "FAILED");
-				else if (!r->ran || r->nruns == 0)
-					snprintf(cellb, sizeof(cellb), "%s", t == T_MQ ? "not possible" : "-");
-				else {
-					fmt_rate(b, sizeof(b), r->med_rps);
-					snprintf(cellb, sizeof(cellb), "%s (%.0f)", b, r->med_rps * sizes[si] / 1e6);
-				}
-				printf(" %20s", cellb);
-			}
-			printf("\n");
-		}
-		printf("\nmmapq (%u/batch) / peer (throughput ratio)\n", opt.batch);
-		for (int t = 0; t < NTRANSPORTS + 2; t++) {
-			/* the last two lines: the big-batch row against the ring and the pipe */
-			enum transport_row mine = t < NTRANSPORTS ? T_MMAPQ : T_MMAPQ_BIG;
-			enum transport_row peer = t < NTRANSPORTS ? (enum transport_row)t : t == NTRANSPORTS ? T_SPSC : T_PIPE;
-			char label[64];
-			if (peer == T_MMAPQ || peer == T_MMAPQ_BIG || !(opt.only_mask & (1u << peer)) ||
-			    !(opt.only_mask & (1u << mine)))
-				continue;
-			if (mine == T_MMAPQ_BIG)
-				snprintf(label, sizeof(label), "(%u/batch) / %s", opt.big_batch, tdefs[peer].label);
-			else
-				snprintf(label, sizeof(label), "%s", tdefs[peer].label);
-			printf("%-34s", label);
-			for (int si = 0; si < NSIZES; si++) {
-				double r = ratio_of(mine, peer, si);
-				if (r > 0)
-					snprintf(b, sizeof(b), "%.2fx", r);
-				else
-					snprintf(b, sizeof(b), "-");
-				printf(" %20s", b);
-			}
-			printf("\n");
-		}
-		for (int m = 0; m < 2; m++) {
-			enum transport_row mine = m ? T_MMAPQ_BIG : T_MMAPQ;
-			char label[64];
-			if (!(opt.only_mask & (1u << mine)))
-				continue;
-			snprintf(label, sizeof(label), "%sstrongest peer", m ? "(1024/batch) / " : "");
-			printf("%-34s", label);
-			for (int si = 0; si < NSIZES; si++) {
-				int pk = strongest_peer(si, false);
-				double r = pk >= 0 ? ratio_of(mine, (enum transport_row)pk, si) : 0;
-				if (r > 0)
-					snprintf(b, sizeof(b), "%.2fx %s", r, tdefs[pk].key);
-				else
-					snprintf(b, sizeof(b), "-");
-				printf(" %20s", b);
-			}
-			printf("\n");
-		}
-		printf("strongest peer: the fastest of pipe, AF_UNIX, the stdio pipes, POSIX mq and ZeroMQ at"
-		       " that size\nPOSIX mq depth:");
-		for (int si = 0; si < NSIZES; si++)
-			if (tput[T_MQ][si].nruns)
-				printf(" %s: %ld", size_label(sizes[si]), tput[T_MQ][si].depth);
-		printf(" (%s)\n", mq_limits_note[0] ? mq_limits_note : "limits as found");
-		printf("rings: mmapq and textbook a ring of that many bytes, each record a frame (8 B header +\n"
-		       "payload rounded up to 8); spsc slots of the same bytes, as many as a power of two\n"
-		       "allows in it; a batch is at most a quarter of a ring:");
-		for (int si = 0; si < NSIZES; si++) {
-			uint32_t cap = ring_cap(sizes[si]);
-			printf("%s %s: %" PRIu64 " KiB, %u/%u records, batches %u/%u/%u", si ? "," : "",
-			       size_label(sizes[si]), ring_bytes(sizes[si]) / 1024, cap, pow2_floor(cap),
-			       ring_batch(cap, opt.batch), ring_batch(cap, opt.big_batch),
-			       ring_batch(pow2_floor(cap), opt.spsc_batch));
-		}
-		printf(" (records: mmapq/spsc; batches: mmapq/big/spsc)\n");
-	}
+	if (opt.tput)
+		print_throughput();
 	if (opt.lat) {
-		printf("\nOne-way latency, 64 B records, ping-pong (round trip / 2)\n");
-		printf("%-34s %12s %12s\n", "transport", "p50", "p99");
+		printf("\nOne-way latency, 64 B records, ping-pong (round trip / 2): each run's p50 and p99 of\n"
+		       "its round trips, the median of %d runs [lowest-highest]\n", opt.runs);
+		printf("%-34s %-30s %-30s %s\n", "transport", "p50", "p99", "round trips a run");
 		for (int k = 0; k < NLAT; k++) {
 			const struct lat_result *r = &lat[k];
 			char label[64];
@@ -621,28 +742,40 @@ void print_tables(void)
 				snprintf(label, sizeof(label), "mmapq, spin_us = %" PRIu32, opt.spin_us);
 			else
 				snprintf(label, sizeof(label), "%s", ldefs[k].label);
-			if (r->failed)
-				printf("%-34s %12s %12s\n", label, "FAILED", "");
-			else
-				printf("%-34s %9.2f us %9.2f us\n", label, r->med_p50 / 1e3, r->med_p99 / 1e3);
+			if (r->failed) {
+				printf("%-34s FAILED\n", label);
+			} else {
+				char p50[64], p99[64];
+				snprintf(p50, sizeof(p50), "%.2f us [%.2f-%.2f]", r->med_p50 / 1e3, r->lo_p50 / 1e3,
+				         r->hi_p50 / 1e3);
+				snprintf(p99, sizeof(p99), "%.2f us [%.2f-%.2f]", r->med_p99 / 1e3, r->lo_p99 / 1e3,
+				         r->hi_p99 / 1e3);
+				printf("%-34s %-30s %-30s %" PRIu64 "\n", label, p50, p99, r->iters);
+			}
 		}
 	}
 	if (opt.e2e && codec_ran) {
 		printf("\nParser and formatter alone: one process, input in memory, 64 KiB chunks; ns per"
-		       " integer\n%-34s", "");
+		       " integer,\nmedian of %d runs [lowest-highest]; old / new: run by run\n%-34s", opt.runs, "");
 		for (int in = 0; in < NINPUTS; in++)
-			printf(" %20s", in_key[in]);
+			printf(" %24s", in_key[in]);
 		printf("\n");
 		for (int k = 0; k < NCODEC; k++) {
 			printf("%-34s", codec_label[k]);
-			for (int in = 0; in < NINPUTS; in++)
-				printf(" %20.2f", codec[in][k].med_ns);
+			for (int in = 0; in < NINPUTS; in++) {
+				const struct codec_result *c = &codec[in][k];
+				snprintf(b, sizeof(b), "%.2f [%.2f-%.2f]", c->med_ns, c->lo_ns, c->hi_ns);
+				printf(" %24s", b);
+			}
 			printf("\n");
 		}
 		printf("%-34s", "old parser / new parser");
-		for (int in = 0; in < NINPUTS; in++)
-			printf(" %19.2fx", codec[in][C_PARSE_NEW].med_ns > 0 ?
-			       codec[in][C_PARSE_OLD].med_ns / codec[in][C_PARSE_NEW].med_ns : 0);
+		for (int in = 0; in < NINPUTS; in++) {
+			double med, lo, hi;
+			codec_speedup(in, &med, &lo, &hi);
+			fmt_ratio(b, sizeof(b), med, lo, hi);
+			printf(" %24s", b);
+		}
 		printf("\n");
 	}
 	if (opt.e2e) {
@@ -653,15 +786,16 @@ void print_tables(void)
 		       "even across exec: at most %ld KiB here).\n"
 		       "Daemons: as released (no fault points), %s, format int, sync never,\n"
 		       "the queue file exists before the clock starts; every output file is compared with\n"
-		       "the input byte for byte\n", opt.e2e_count, own_rss_kib, bin_dir);
+		       "the input byte for byte; median of %d rounds [lowest-highest], the jobs taking\n"
+		       "turns in each round\n", opt.e2e_count, own_rss_kib, bin_dir, opt.runs);
 		for (int in = 0; in < NINPUTS; in++) {
 			printf("\ninput %s (%" PRIu64 " bytes)\n", in_label[in], input_bytes[in]);
-			printf("%-52s %-4s %9s %7s %7s %15s %15s\n", "job", "out", "time", "x pipe", "x old",
-			       "CPU s prod/cons", "RSS KiB p/c");
+			printf("%-52s %-4s %-24s %-18s %s\n", "job", "out", "time", "x pipe", "x old");
 			for (int j = 0; j < NJOBS; j++)
 				for (int out = 0; out < NOUTS; out++) {
 					const struct e2e_result *r = &e2e[in][j][out];
-					char cpu[40], rss[48];
+					char t[64], xp[64], xo[64], cpu[96];
+					double med, lo, hi;
 					if (!r->ran)
 						continue;
 					if (r->failed || !r->nruns) {
@@ -669,15 +803,20 @@ void print_tables(void)
 						       r->why);
 						continue;
 					}
-					snprintf(cpu, sizeof(cpu), "%.3f/%.3f", r->med_cpu[0], r->med_cpu[1]);
-					snprintf(rss, sizeof(rss), "%ld/%ld", r->rss_kib[0], r->rss_kib[1]);
-					printf("%-52s %-4s %7.3f s %6.2fx %6.2fx %15s %15s\n", job_label((enum e2e_job)j),
-					       out_key[out], r->med_secs,
-					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, out),
-					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, out), cpu, rss);
+					fmt_secs(t, sizeof(t), r);
+					secs_ratio(&e2e[in][J_PIPE][out], r, &med, &lo, &hi);
+					fmt_ratio(xp, sizeof(xp), med, lo, hi);
+					secs_ratio(&e2e[in][J_PIPE_OLD][out], r, &med, &lo, &hi);
+					fmt_ratio(xo, sizeof(xo), med, lo, hi);
+					fmt_cpu(cpu, sizeof(cpu), r);
+					printf("%-52s %-4s %-24s %-18s %s\n%-57s %s; peak RSS KiB %ld / %ld\n",
+					       job_label((enum e2e_job)j), out_key[out], t, xp, xo, "", cpu, r->rss_kib[0],
+					       r->rss_kib[1]);
 				}
 		}
-		printf("x pipe, x old: the pipe job's time (new, old parser) / this job's time\n");
+		printf("x pipe, x old: the pipe job's time (new, old parser) / this job's time, round by\n"
+		       "round: the median of the rounds' ratios [lowest-highest] (the targets divide the\n"
+		       "median times); CPU s: producer / consumer (parser / printer)\n");
 		printf("\nFull backlog: the producer alone fills a ring of %" PRIu64 " int records (%" PRIu64
 		       " KiB) from a file, then the consumer alone drains them to a file\n",
 		       opt.backlog_records, opt.backlog_records * 16 / 1024);
@@ -695,6 +834,8 @@ void print_tables(void)
 		print_format3();
 	if (opt.space)
 		print_space();
+	if (opt.e2e_lines)
+		print_lines_e2e();
 	if (opt.corpus)
 		print_corpus_e2e();
 	if (opt.durability)
@@ -753,6 +894,53 @@ static void json_idle(const char *key, const struct idle_result *r)
 	printf("},\n");
 }
 
+/* A job's seconds and CPU seconds, median and range, the runs' seconds,
+ * the peak RSS: "seconds": ..., without the braces. */
+static void json_job(const struct e2e_result *r)
+{
+	double lo, hi, clo[2], chi[2];
+
+	spread(r->secs, r->nruns, NULL, &lo, &hi);
+	for (int i = 0; i < 2; i++)
+		spread(r->cpu[i], r->nruns, NULL, &clo[i], &chi[i]);
+	printf("\"seconds\": %.4f, \"seconds_lo\": %.4f, \"seconds_hi\": %.4f, \"runs\": [", r->med_secs, lo, hi);
+	for (int i = 0; i < r->nruns; i++)
+		printf("%s%.4f", i ? ", " : "", r->secs[i]);
+	printf("], \"cpu_s\": [%.4f, %.4f], \"cpu_s_lo\": [%.4f, %.4f], \"cpu_s_hi\": [%.4f, %.4f],"
+	       " \"rss_kib\": [%ld, %ld]", r->med_cpu[0], r->med_cpu[1], clo[0], clo[1], chi[0], chi[1],
+	       r->rss_kib[0], r->rss_kib[1]);
+}
+
+/* The line jobs of one input: each job, and each peer's time / the
+ * daemons' (of the medians; round by round: median, lowest, highest). */
+static void json_line_jobs(const struct e2e_result res[NCJOBS])
+{
+	static const char *const key[NCJOBS] = {"daemons", "line_pipe", "cat_cat"};
+	static const char *const over[NCJOBS] = {NULL, "line_pipe", "cat"};
+
+	for (int j = 0; j < NCJOBS; j++) {
+		const struct e2e_result *r = &res[j];
+		printf(", \"%s\": {\"failed\": %s", key[j], r->failed ? "true" : "false");
+		if (r->failed) {
+			printf(", \"why\": ");
+			json_str(r->why);
+		} else if (r->nruns) {
+			printf(", ");
+			json_job(r);
+		}
+		printf("}");
+	}
+	for (int j = CJ_LINES; j < NCJOBS; j++) {
+		const struct e2e_result *d = &res[CJ_DAEMONS], *p = &res[j];
+		double med, lo, hi;
+		secs_ratio(p, d, &med, &lo, &hi);
+		printf(", \"%s_over_daemons\": %.3f, \"%s_over_daemons_rounds\": %.3f, \"%s_over_daemons_rounds_lo\":"
+		       " %.3f, \"%s_over_daemons_rounds_hi\": %.3f", over[j],
+		       p->nruns && d->nruns && d->med_secs > 0 && !p->failed && !d->failed ? p->med_secs / d->med_secs : 0,
+		       over[j], med, over[j], lo, over[j], hi);
+	}
+}
+
 void print_json(void)
 {
 	printf("{\n  \"quick\": %s,\n  \"runs\": %d,\n  \"seconds_per_run\": %g,\n", opt.quick ? "true" : "false",
@@ -778,8 +966,9 @@ void print_json(void)
 				printf("}");
 				continue;
 			}
-			printf("\"ran\": true, \"records\": %" PRIu64 ", \"records_per_s\": %.0f, \"mb_per_s\": %.1f,"
-			       " \"context_switches\": %ld, \"runs\": [", r->n, r->med_rps,
+			printf("\"ran\": true, \"records\": %" PRIu64 ", \"records_per_s\": %.0f,"
+			       " \"records_per_s_lo\": %.0f, \"records_per_s_hi\": %.0f, \"mb_per_s\": %.1f,"
+			       " \"context_switches\": %ld, \"runs\": [", r->n, r->med_rps, r->lo_rps, r->hi_rps,
 			       r->med_rps * sizes[si] / 1e6, r->csw);
 			for (int i = 0; i < r->nruns; i++)
 				printf("%s%.0f", i ? ", " : "", r->rps[i]);
@@ -797,11 +986,13 @@ void print_json(void)
 		for (int t = 0; t < NTRANSPORTS; t++)
 			for (int si = 0; si < NSIZES; si++) {
 				enum transport_row mine = m ? T_MMAPQ_BIG : T_MMAPQ;
-				double r = ratio_of(mine, (enum transport_row)t, si);
+				double r = ratio_of(mine, (enum transport_row)t, si), med, lo, hi;
 				if (t == T_MMAPQ || t == T_MMAPQ_BIG || r <= 0)
 					continue;
-				printf("%s\n    {\"mmapq\": \"%s\", \"peer\": \"%s\", \"size\": %u, \"mmapq_over_peer\": %.3f}",
-				       first ? "" : ",", tdefs[mine].key, tdefs[t].key, sizes[si], r);
+				ratio_rounds(mine, (enum transport_row)t, si, &med, &lo, &hi);
+				printf("%s\n    {\"mmapq\": \"%s\", \"peer\": \"%s\", \"size\": %u, \"mmapq_over_peer\": %.3f,"
+				       " \"rounds\": %.3f, \"rounds_lo\": %.3f, \"rounds_hi\": %.3f}", first ? "" : ",",
+				       tdefs[mine].key, tdefs[t].key, sizes[si], r, med, lo, hi);
 				first = false;
 			}
 	printf("\n  ],\n  \"latency\": [");
@@ -819,8 +1010,9 @@ void print_json(void)
 			json_str(r->why);
 			printf("}");
 		} else {
-			printf("\"round_trips\": %" PRIu64 ", \"p50_ns\": %.0f, \"p99_ns\": %.0f}", r->iters,
-			       r->med_p50, r->med_p99);
+			printf("\"round_trips\": %" PRIu64 ", \"runs\": %d, \"p50_ns\": %.0f, \"p50_ns_lo\": %.0f,"
+			       " \"p50_ns_hi\": %.0f, \"p99_ns\": %.0f, \"p99_ns_lo\": %.0f, \"p99_ns_hi\": %.0f}",
+			       r->iters, r->nruns, r->med_p50, r->lo_p50, r->hi_p50, r->med_p99, r->lo_p99, r->hi_p99);
 		}
 	}
 	printf("\n  ],\n  \"parse_format_alone\": [");
@@ -829,8 +1021,10 @@ void print_json(void)
 		for (int k = 0; k < NCODEC; k++) {
 			if (!codec[in][k].nruns)
 				continue;
-			printf("%s\n    {\"input\": \"%s\", \"what\": \"%s\", \"ns_per_integer\": %.3f}",
-			       first ? "" : ",", in_key[in], codec_key[k], codec[in][k].med_ns);
+			printf("%s\n    {\"input\": \"%s\", \"what\": \"%s\", \"ns_per_integer\": %.3f,"
+			       " \"ns_per_integer_lo\": %.3f, \"ns_per_integer_hi\": %.3f, \"runs\": %d}",
+			       first ? "" : ",", in_key[in], codec_key[k], codec[in][k].med_ns, codec[in][k].lo_ns,
+			       codec[in][k].hi_ns, codec[in][k].nruns);
 			first = false;
 		}
 	printf("\n  ],\n  \"e2e\": [");
@@ -849,12 +1043,19 @@ void print_json(void)
 					json_str(r->why);
 					printf("}");
 				} else {
-					printf("\"seconds\": %.4f, \"integers_per_s\": %.0f, \"speedup_vs_pipe\": %.3f,"
-					       " \"speedup_vs_old_parser_pipe\": %.3f, \"cpu_s\": [%.4f, %.4f],"
-					       " \"rss_kib\": [%ld, %ld]}", r->med_secs, (double)opt.e2e_count / r->med_secs,
+					double mp, lp, hp, mo, lo, ho;
+					secs_ratio(&e2e[in][J_PIPE][out], r, &mp, &lp, &hp);
+					secs_ratio(&e2e[in][J_PIPE_OLD][out], r, &mo, &lo, &ho);
+					printf("\"integers_per_s\": %.0f, \"speedup_vs_pipe\": %.3f,"
+					       " \"speedup_vs_old_parser_pipe\": %.3f, \"over_pipe_rounds\": %.3f,"
+					       " \"over_pipe_rounds_lo\": %.3f, \"over_pipe_rounds_hi\": %.3f,"
+					       " \"over_old_parser_pipe_rounds\": %.3f, \"over_old_parser_pipe_rounds_lo\": %.3f,"
+					       " \"over_old_parser_pipe_rounds_hi\": %.3f, ", (double)opt.e2e_count / r->med_secs,
 					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE, out),
-					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, out),
-					       r->med_cpu[0], r->med_cpu[1], r->rss_kib[0], r->rss_kib[1]);
+					       e2e_speedup((enum e2e_input)in, (enum e2e_job)j, J_PIPE_OLD, out), mp, lp, hp,
+					       mo, lo, ho);
+					json_job(r);
+					printf("}");
 				}
 			}
 	printf("\n  ],\n");
@@ -905,17 +1106,18 @@ void print_json(void)
 	if (opt.corpus) {
 		printf("  \"corpus_e2e\": {\"lines\": %" PRIu64 ", \"bytes\": %" PRIu64, corpus[CORPUS_ALL].lines,
 		       corpus[CORPUS_ALL].bytes);
-		for (int j = 0; j < NCJOBS; j++) {
-			const struct e2e_result *r = &corpus_e2e[j];
-			printf(", \"%s\": {\"failed\": %s, \"seconds\": [",
-			       j == CJ_DAEMONS ? "daemons" : j == CJ_LINES ? "line_pipe" : "cat_cat",
-			       r->failed ? "true" : "false");
-			for (int i = 0; i < r->nruns; i++)
-				printf("%s%.4f", i ? ", " : "", r->secs[i]);
-			printf("]}");
+		json_line_jobs(corpus_e2e);
+		printf("},\n");
+	}
+	if (opt.e2e_lines) {
+		printf("  \"lines_e2e\": [");
+		for (int in = 0; in < NLINPUTS; in++) {
+			printf("%s\n    {\"line_bytes\": %u, \"lines\": %" PRIu64 ", \"bytes\": %" PRIu64, in ? "," : "",
+			       line_len[in], line_input[in].lines, line_input[in].bytes);
+			json_line_jobs(lines_e2e[in]);
+			printf("}");
 		}
-		printf(", \"line_pipe_over_daemons\": %.3f, \"cat_over_daemons\": %.3f},\n",
-		       corpus_speedup(CJ_LINES), corpus_speedup(CJ_CAT));
+		printf("\n  ],\n");
 	}
 	if (opt.durability) {
 		printf("  \"durability\": [");
@@ -967,13 +1169,30 @@ void print_json(void)
 		} else {
 			printf(", \"cases\": [");
 			for (int k = 0; k < NFAN; k++) {
-				printf("%s\n    {\"consumers\": %d, \"cpus_busy\": %.3f, \"machine_allows\": %.3f,"
-				       " \"records_per_s\": [", k ? "," : "", fan_consumers[k], fanout.busy[k], fanout.ceiling[k]);
-				for (int i = 0; i < fan_consumers[k]; i++)
-					printf("%s%.0f", i ? ", " : "", fanout.med_rps[k][i]);
-				printf("], \"over_single\": [");
+				printf("%s\n    {\"consumers\": %d, \"cpus_busy\": %.3f, \"cpus_busy_lo\": %.3f,"
+				       " \"cpus_busy_hi\": %.3f, \"machine_allows\": %.3f, \"machine_allows_lo\": %.3f,"
+				       " \"machine_allows_hi\": %.3f, \"runs\": %d", k ? "," : "", fan_consumers[k],
+				       fanout.busy[k], fanout.busy_lo[k], fanout.busy_hi[k], fanout.ceiling[k],
+				       fanout.ceiling_lo[k], fanout.ceiling_hi[k], fanout.nruns[k]);
+				/* each consumer's median, lowest, highest */
+				for (int w = 0; w < 3; w++) {
+					const double *v = w == 0 ? fanout.med_rps[k] : w == 1 ? fanout.lo_rps[k] : fanout.hi_rps[k];
+					printf(", \"records_per_s%s\": [", w == 0 ? "" : w == 1 ? "_lo" : "_hi");
+					for (int i = 0; i < fan_consumers[k]; i++)
+						printf("%s%.0f", i ? ", " : "", v[i]);
+					printf("]");
+				}
+				printf(", \"over_single\": [");
 				for (int i = 0; i < fan_consumers[k]; i++)
 					printf("%s%.3f", i ? ", " : "", fanout_ratio(k, i));
+				for (int w = 0; w < 3; w++) {
+					printf("], \"over_single_rounds%s\": [", w == 0 ? "" : w == 1 ? "_lo" : "_hi");
+					for (int i = 0; i < fan_consumers[k]; i++) {
+						double m[3];
+						fanout_ratio_rounds(k, i, &m[0], &m[1], &m[2]);
+						printf("%s%.3f", i ? ", " : "", m[w]);
+					}
+				}
 				printf("], \"cpu\": [");
 				for (int i = 0; i <= fan_consumers[k]; i++)
 					printf("%s%d", i ? ", " : "", fanout.cpu[k][i]);

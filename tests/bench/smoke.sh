@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: MIT
 #
 # smoke.sh MMAPQ_BENCH -- the benchmark's correctness smoke (ctest
-# mmapq_bench_smoke, label fast): mmapq_bench --quick --e2e --idle --fanout
-# --space --corpus --durability --plot DIR (tiny counts, one run, every
-# record verified, every transport must run, every output file equal to its
-# input: it exits non-zero otherwise), then what --plot wrote: the data files and
+# mmapq_bench_smoke, label fast): mmapq_bench --quick --e2e --e2e-lines
+# --idle --fanout --space --corpus --durability --plot DIR (tiny counts, one
+# run, every record verified, every transport must run, every output file
+# equal to its input: it exits non-zero otherwise; both lines targets
+# measured, met or not), then what --plot wrote: the data files and
 # the gnuplot script, and every chart as an SVG that is well-formed XML whose
 # root element is <svg> (xmllint), and a PNG, none empty.  No timing is
 # asserted.  Without gnuplot or xmllint (tests/deps.sh --test installs both) the
@@ -56,13 +57,20 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mmapq-bench-smoke.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 plot=$work/plot
 
-"$bench" --quick --e2e --idle --fanout --space --corpus --durability --plot "$plot"
+"$bench" --quick --e2e --e2e-lines --idle --fanout --space --corpus --durability --plot "$plot" \
+	>"$work/out.txt"
 rc=$?
+cat "$work/out.txt"
 if [ "$rc" -ne 0 ]; then
-	echo "smoke: FAIL: mmapq_bench --quick --e2e --idle --fanout --space --corpus --durability --plot exited $rc"
+	echo "smoke: FAIL: mmapq_bench --quick --e2e --e2e-lines --idle --fanout --space --corpus --durability --plot exited $rc"
 	exit 1
 fi
 fail=0
+lines=$(grep -cE '^    (met|NOT MET) +lines (64 B|1 KiB) to a file: ' "$work/out.txt")
+if [ "$lines" -ne 2 ]; then
+	echo "smoke: FAIL: $lines of the 2 lines end-to-end targets measured"
+	fail=1
+fi
 for f in throughput.dat ratio.dat latency.dat e2e.dat fanout.dat mmapq_bench.gp; do
 	[ -s "$plot/$f" ] || { echo "smoke: FAIL: --plot did not write $f"; fail=1; }
 done

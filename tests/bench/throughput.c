@@ -208,7 +208,7 @@ static void tput_size(int si)
 		struct tput_result *res = &tput[t][si];
 		if (!(opt.only_mask & (1u << t)) || !res->nruns || res->failed)
 			continue;
-		res->med_rps = median(res->rps, res->nruns);
+		spread(res->rps, res->nruns, &res->med_rps, &res->lo_rps, &res->hi_rps);
 		/* context switches of the run closest to the median */
 		for (int i = 0; i < res->nruns; i++)
 			if (res->rps[i] == res->med_rps)
@@ -253,6 +253,17 @@ double ratio_of(enum transport_row mine, enum transport_row peer, int si)
 	if (!a->ran || a->failed || !b->ran || b->failed || b->med_rps <= 0)
 		return 0;
 	return a->med_rps / b->med_rps;
+}
+
+int ratio_rounds(enum transport_row mine, enum transport_row peer, int si, double *med, double *lo,
+                 double *hi)
+{
+	const struct tput_result *a = &tput[mine][si], *b = &tput[peer][si];
+
+	*med = *lo = *hi = 0;
+	if (!a->ran || a->failed || !b->ran || b->failed)
+		return 0;
+	return ratio_spread(a->rps, a->nruns, b->rps, b->nruns, med, lo, hi);
 }
 
 int strongest_peer(int si, bool stdio_only)

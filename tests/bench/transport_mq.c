@@ -142,8 +142,10 @@ long mq_open_deepest(const char *name, long size, mqd_t *ret)
 
 static int mq_setup(struct cell *c, char *why, size_t whylen)
 {
-	snprintf(c->mq_name, sizeof(c->mq_name), "/mmapq-bench-%d", (int)getpid());
-	c->mq_depth = mq_open_deepest(c->mq_name, (long)c->size, &c->mq[0]);
+	char name[64];
+
+	snprintf(name, sizeof(name), "/mmapq-bench-%d", (int)getpid());
+	c->mq_depth = mq_open_deepest(name, (long)c->size, &c->mq[0]);
 	if (c->mq_depth == -1) {
 		snprintf(why, whylen, "not possible (msgsize_max %ld)", msgsize_max);
 		return 1;
@@ -152,6 +154,10 @@ static int mq_setup(struct cell *c, char *why, size_t whylen)
 		snprintf(why, whylen, "mq_open: %s", strerror(errno));
 		return -1;
 	}
+	/* the descriptor (forked with the children) keeps it alive: a
+	 * benchmark killed now leaves no queue behind to use up the user's
+	 * RLIMIT_MSGQUEUE */
+	mq_unlink(name);
 	return 0;
 }
 

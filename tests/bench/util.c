@@ -125,13 +125,26 @@ void spread(const double *v, int n, double *med, double *lo, double *hi)
 	}
 }
 
+int ratio_spread(const double *num, int nnum, const double *den, int nden, double *med, double *lo,
+                 double *hi)
+{
+	double r[MAX_RUNS] = {0}; /* zeroed: gcc cannot tell that spread reads only the k filled */
+	int n = nnum < nden ? nnum : nden, k = 0;
+
+	for (int i = 0; i < n; i++)
+		if (den[i] > 0)
+			r[k++] = num[i] / den[i];
+	spread(r, k, med, lo, hi);
+	return k;
+}
+
 /* ---- interference: what else ran on the machine meanwhile ------------------ */
 
 /* The numbers are only as good as the machine is quiet: per section, the
  * CPU time used by processes other than this benchmark and its children
  * (all CPUs' busy time in /proc/stat minus our own rusage), and the time
  * the hypervisor stole (steal), both as a share of the machine's CPUs. */
-struct load_section loads[12];
+struct load_section loads[16];
 int nloads;
 
 void load_mark(struct load_mark *m)
@@ -242,10 +255,6 @@ void cell_teardown(struct cell *c)
 			unlink(c->path[i]);
 			c->path[i][0] = '\0';
 		}
-	}
-	if (c->mq_name[0]) {
-		mq_unlink(c->mq_name);
-		c->mq_name[0] = '\0';
 	}
 }
 
