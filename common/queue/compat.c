@@ -308,16 +308,14 @@ int legacy_consumers(const struct mmapq *q, struct mmapq_consumer_status *out, u
 	return (int)k;
 }
 
-/* The one producer of versions 1 to 3, "default", once a process attached
- * as it: the side's counters, every record of the file its. */
+/* The one producer of versions 1 to 3, "default": the side's counters,
+ * every record of the file its. */
 int legacy_producers(const struct mmapq *q, struct mmapq_producer_status *out, uint32_t n)
 {
 	struct mmapq_producer_status o = {0};
 	struct mmapq_side_status s;
 
 	side_v3(q, &v3(q)->producer, MMAPQ_LOCK_PRODUCER, &s);
-	if (!s.pid && !s.attaches)
-		return 0;
 	strcpy(o.name, MMAPQ_PRODUCER_DEFAULT);
 	o.last_pid = s.pid;
 	o.pid = s.attached ? s.pid : 0;

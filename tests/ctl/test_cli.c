@@ -10,7 +10,7 @@
  *   the test's temporary directory     -> Q
  *   the source directory               -> SRC
  *   the built-in default config path   -> DEFAULT_CONFIG
- *   a pid after "pid " or "\"pid\":"   -> PID   (0 stays 0)
+ *   a pid after "pid ", "\"pid\":" or "_pid\":" (last_pid) -> PID (0 stays 0)
  *   ISO timestamps 2026-01-02T03:04:05Z -> TIME
  *   the digits after _usec":          -> 0
  *   a queue id (32 hex digits)         -> ID
@@ -172,7 +172,7 @@ static char *normalise(const char *in)
 		} else if (starts(s, MMAPQ_DEFAULT_CONFIG)) {
 			sb_str(&b, "DEFAULT_CONFIG");
 			s += strlen(MMAPQ_DEFAULT_CONFIG);
-		} else if ((starts(s, "pid ") || starts(s, "\"pid\":")) &&
+		} else if ((starts(s, "pid ") || starts(s, "\"pid\":") || starts(s, "_pid\":")) &&
 		           is_digit(s[s[0] == 'p' ? 4 : 6]) && s[s[0] == 'p' ? 4 : 6] != '0') {
 			size_t k = s[0] == 'p' ? 4 : 6;
 			sb_add(&b, s, k);

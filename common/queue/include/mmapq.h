@@ -519,8 +519,8 @@ MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out
  * (more than n: only n were filled in), or -EBADMSG (an entry with a
  * state that is neither free nor registered, or a name that is not one);
  * out is untouched then.  A file of versions 1 to 3 has one producer,
- * MMAPQ_PRODUCER_DEFAULT, listed once a process attached as it (its
- * published count: every record of the file). */
+ * MMAPQ_PRODUCER_DEFAULT (its published count: every record of the
+ * file). */
 MMAPQ_API int mmapq_producers(struct mmapq *q, struct mmapq_producer_status *out, uint32_t n);
 /* Whether the producer waits for room, and which consumer holds it back
  * (any role, read without locks; each output may be NULL).
