@@ -149,7 +149,8 @@ int producer_put(struct producer *p, struct source *s, const void *data, uint32_
 	uint64_t seq = mmapq_next_seq(p->q);
 	int r;
 
-	if (p->put_stopped)
+	/* after a record that waits for room, those read with it wait too */
+	if (p->put_stopped || (s && s->held_n))
 		return hold(p, s, data, len);
 	r = mmapq_put(p->q, data, len);
 	if (r == -ENOBUFS) {
@@ -158,6 +159,14 @@ int producer_put(struct producer *p, struct source *s, const void *data, uint32_
 		r = producer_refill(p, 0);
 		if (r == 0)
 			r = mmapq_put(p->q, data, len);
+		if (r == -ENOBUFS && producer_blocking(p)) {
+			/* the room we read it into was there, but another
+			 * producer of the queue reserved it meanwhile (room
+			 * is promised only while none does): it waits for
+			 * room, held by its source with those after it */
+			producer_wait(p, s, mmapq_frame_size(len));
+			return s ? hold(p, s, data, len) : 1;
+		}
 		if (r == -ENOBUFS) {
 			drop(p, s, 1);
 			return 0;
@@ -186,7 +195,9 @@ static int put_ints(struct producer *p, struct source *s, const int64_t *v, size
 	while (n) {
 		uint64_t first = mmapq_next_seq(p->q);
 		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
-		int r = p->put_stopped ? -EINTR : mmapq_put_many(p->q, v, sizeof(*v), k);
+		/* records held before these: one at a time, held after them */
+		int r = s->held_n && !p->put_stopped ? -ENOBUFS :
+		        p->put_stopped ? -EINTR : mmapq_put_many(p->q, v, sizeof(*v), k);
 
 		if (r == -ENOBUFS || put_gave_up(p, r)) {
 			/* one record at a time: looked for room again, or held */
@@ -218,7 +229,8 @@ static int put_records(struct producer *p, struct source *s, const struct mmapq_
 	while (n) {
 		uint64_t first = mmapq_next_seq(p->q), bytes = 0;
 		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
-		int got = p->put_stopped ? -EINTR : mmapq_put_records(p->q, r, k);
+		int got = s->held_n && !p->put_stopped ? -ENOBUFS :
+		          p->put_stopped ? -EINTR : mmapq_put_records(p->q, r, k);
 
 		if (got == -ENOBUFS || put_gave_up(p, got)) {
 			got = producer_put(p, s, r->data, r->len);
@@ -382,8 +394,9 @@ void sources_finish(struct producer *p)
 		struct source *s = p->src[i];
 		uint64_t frame;
 
-		/* a connection that failed has no final record, only a cut one */
-		if (!s->eof || s->finished || s->gone)
+		/* a connection that failed has no final record, only a cut one;
+		 * one whose records wait for room finishes after them */
+		if (!s->eof || s->finished || s->gone || s->held_n)
 			continue;
 		/* an unfinished final record (a line without '\n', the last
 		 * int token) needs room for its frame */
@@ -398,6 +411,59 @@ void sources_finish(struct producer *p)
 		if (s->fd != STDIN_FILENO)
 			client_progress(p, s); /* from now on it only reads its replies */
 	}
+}
+
+bool sources_deferred(const struct producer *p)
+{
+	for (unsigned i = 0; !p->put_stopped && i < p->n_src; i++)
+		if (p->src[i]->held_n)
+			return true;
+	return false;
+}
+
+int sources_put_deferred(struct producer *p)
+{
+	for (unsigned i = 0; !p->put_stopped && i < p->n_src; i++) {
+		struct source *s = p->src[i];
+		size_t off = 0;
+		int r = 0;
+
+		while (off < s->held_len) {
+			uint64_t seq = mmapq_next_seq(p->q);
+			uint32_t len;
+
+			memcpy(&len, s->held + off, sizeof(len));
+			r = mmapq_put(p->q, s->held + off + sizeof(len), len);
+			if (r == -ENOBUFS) {
+				r = producer_refill(p, 0);
+				if (r == 0)
+					r = mmapq_put(p->q, s->held + off + sizeof(len), len);
+			}
+			if (r == -ENOBUFS) {
+				producer_wait(p, s, mmapq_frame_size(len));
+				r = 0;
+				break;
+			}
+			if (put_gave_up(p, r)) {
+				r = 0;
+				break; /* held for the shutdown from now on */
+			}
+			if (r < 0)
+				break;
+			count_put(p, s, seq, 1, mmapq_frame_size(len));
+			off += sizeof(len) + len;
+			s->held_n--;
+		}
+		if (off) {
+			memmove(s->held, s->held + off, s->held_len - off);
+			s->held_len -= off;
+		}
+		if (r < 0)
+			return producer_fatal(p, r);
+		if (s->held_n)
+			break; /* the others' wait behind it: one record waits at a time */
+	}
+	return 0;
 }
 
 uint64_t sources_put_held(struct producer *p)
