@@ -413,6 +413,54 @@ void sources_finish(struct producer *p)
 	}
 }
 
+/*
+ * The records s holds, put in order as far as they go; the rest stay
+ * held.  deferred (block mode: records whose room another producer took):
+ * one that does not fit looks for room once more, then waits for room
+ * (producer_wait); a stop's -EINTR keeps the rest for the shutdown.  Else
+ * (the shutdown) anything that fails leaves the rest read and not put.
+ * 0, or the queue's -errno (deferred only).
+ */
+static int put_held(struct producer *p, struct source *s, bool deferred)
+{
+	size_t off = 0;
+	int r = 0;
+
+	while (off < s->held_len) {
+		uint64_t seq = mmapq_next_seq(p->q);
+		const uint8_t *data = s->held + off + sizeof(uint32_t);
+		uint32_t len;
+
+		memcpy(&len, s->held + off, sizeof(len));
+		r = mmapq_put(p->q, data, len);
+		if (deferred && r == -ENOBUFS) {
+			r = producer_refill(p, 0);
+			if (r == 0)
+				r = mmapq_put(p->q, data, len);
+			if (r == -ENOBUFS) {
+				producer_wait(p, s, mmapq_frame_size(len));
+				r = 0;
+				break;
+			}
+		}
+		if (r < 0) {
+			/* at the shutdown: the mutex still not to be had
+			 * (-EINTR), or no room */
+			if (!deferred || put_gave_up(p, r))
+				r = 0;
+			break;
+		}
+		count_put(p, s, seq, 1, mmapq_frame_size(len));
+		off += sizeof(len) + len;
+		s->held_n--;
+	}
+	if (off) {
+		memmove(s->held, s->held + off, s->held_len - off);
+		s->held_len -= off;
+	}
+	return r;
+}
+
 bool sources_deferred(const struct producer *p)
 {
 	for (unsigned i = 0; !p->put_stopped && i < p->n_src; i++)
@@ -425,39 +473,8 @@ int sources_put_deferred(struct producer *p)
 {
 	for (unsigned i = 0; !p->put_stopped && i < p->n_src; i++) {
 		struct source *s = p->src[i];
-		size_t off = 0;
-		int r = 0;
+		int r = put_held(p, s, true);
 
-		while (off < s->held_len) {
-			uint64_t seq = mmapq_next_seq(p->q);
-			uint32_t len;
-
-			memcpy(&len, s->held + off, sizeof(len));
-			r = mmapq_put(p->q, s->held + off + sizeof(len), len);
-			if (r == -ENOBUFS) {
-				r = producer_refill(p, 0);
-				if (r == 0)
-					r = mmapq_put(p->q, s->held + off + sizeof(len), len);
-			}
-			if (r == -ENOBUFS) {
-				producer_wait(p, s, mmapq_frame_size(len));
-				r = 0;
-				break;
-			}
-			if (put_gave_up(p, r)) {
-				r = 0;
-				break; /* held for the shutdown from now on */
-			}
-			if (r < 0)
-				break;
-			count_put(p, s, seq, 1, mmapq_frame_size(len));
-			off += sizeof(len) + len;
-			s->held_n--;
-		}
-		if (off) {
-			memmove(s->held, s->held + off, s->held_len - off);
-			s->held_len -= off;
-		}
 		if (r < 0)
 			return producer_fatal(p, r);
 		if (s->held_n)
@@ -472,27 +489,8 @@ uint64_t sources_put_held(struct producer *p)
 
 	p->put_stopped = false;
 	for (unsigned i = 0; i < p->n_src; i++) {
-		struct source *s = p->src[i];
-		size_t off = 0;
-
-		while (off < s->held_len) {
-			uint64_t seq = mmapq_next_seq(p->q);
-			uint32_t len;
-
-			memcpy(&len, s->held + off, sizeof(len));
-			/* the mutex still not to be had (-EINTR), or no room:
-			 * this one and those after it stay read and not put */
-			if (mmapq_put(p->q, s->held + off + sizeof(len), len) < 0)
-				break;
-			count_put(p, s, seq, 1, mmapq_frame_size(len));
-			off += sizeof(len) + len;
-			s->held_n--;
-		}
-		if (off) {
-			memmove(s->held, s->held + off, s->held_len - off);
-			s->held_len -= off;
-		}
-		left += s->held_n;
+		(void)put_held(p, p->src[i], false);
+		left += p->src[i]->held_n;
 	}
 	return left;
 }

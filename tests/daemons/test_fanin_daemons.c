@@ -131,21 +131,10 @@ static size_t count_lines(const char *s)
 	return n;
 }
 
-/* mmapqctl ARGS (NULL-terminated, at most 6) to its end: its stdout. */
+/* mmapqctl ARGS... to its end: its stdout, exit 0. */
 static char *ctl(const char *a1, const char *a2)
 {
-	char **av = tp_av("mmapqctl", "--config", cfg, a1, a2, NULL);
-	struct tp_kid k = tp_spawn(av, false, true, true);
-	char *out;
-	int code;
-
-	EXPECT(tp_until(k.out, NULL, DEADLINE_MS), "mmapqctl %s: no end of output", a1);
-	out = strdup(tp_str(k.out));
-	code = tp_wait_exit(&k, DEADLINE_MS);
-	EXPECT(code == 0 && out, "mmapqctl %s %s: exit %d: %s", a1, a2 ? a2 : "", code, tp_str(k.err));
-	tp_kid_close(&k);
-	tp_av_free(av);
-	return out;
+	return tp_ctl(cfg, a1, a2, DEADLINE_MS);
 }
 
 /* The metrics sample of family for producer name: its value. */
