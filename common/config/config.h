@@ -76,6 +76,9 @@ struct mmapq_config {
 	 * [consumer:NAME] section applied over [consumer]), "" if none
 	 * (mmapq_config_read_opts.consumer). */
 	char consumer[MMAPQ_CONSUMER_NAME_MAX + 1];
+	/* Not a key: the producer's name (mmapq-producer --name), "" if none
+	 * (MMAPQ_PRODUCER_DEFAULT). */
+	char producer[MMAPQ_CONSUMER_NAME_MAX + 1];
 };
 
 typedef void (*mmapq_config_error_fn)(void *ctx, const char *file, unsigned line, const char *msg);

@@ -81,3 +81,58 @@ int32_t attached_producer_pid(const struct mmapq *q)
 	} while (monotonic_ns() < end);
 	return 0;
 }
+
+/* Entry i as an observer reads it (no locks): -EBADMSG if its state or
+ * name is not one an entry may hold, 0 if it is free, 1 if registered. */
+static int producer_status(const struct mmapq *q, uint32_t i, struct mmapq_producer_status *o)
+{
+	const struct mmapq_producer *e = &q->h->producers[i];
+	/* acquire: pairs with the registration's store-release of state,
+	 * after the name and the zeroed counters */
+	uint32_t state = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
+
+	if (state == MMAPQ_PRODUCER_FREE)
+		return 0;
+	if (state != MMAPQ_PRODUCER_REGISTERED)
+		return -EBADMSG;
+	memset(o, 0, sizeof(*o));
+	memcpy(o->name, e->name, sizeof(o->name) - 1);
+	if (!memchr(e->name, '\0', sizeof(e->name)) || !name_in_table_valid(o->name))
+		return -EBADMSG;
+	o->index = i;
+	LOAD_SIDE_COUNTERS(o, e);
+	o->last_pid = o->pid;
+	o->registered_usec = __atomic_load_n(&e->registered_usec, __ATOMIC_RELAXED);
+	o->published = __atomic_load_n(&e->published, __ATOMIC_RELAXED);
+	o->blocked_since_usec = __atomic_load_n(&e->blocked_usec, __ATOMIC_RELAXED);
+	o->blocked_total_usec = __atomic_load_n(&e->blocked_total_usec, __ATOMIC_RELAXED);
+	/* held by another, or by us */
+	o->attached = producer_attached(q, i) || q->prod == e;
+	if (!o->attached) {
+		/* one that died waiting left its wait behind: it waits for nothing */
+		o->pid = 0;
+		o->blocked_since_usec = 0;
+	}
+	return 1;
+}
+
+int mmapq_producers(struct mmapq *q, struct mmapq_producer_status *out, uint32_t n)
+{
+	struct mmapq_producer_status all[MMAPQ_PRODUCERS_MAX];
+	uint32_t k = 0;
+
+	if (n && !out)
+		return -EINVAL;
+	if (q->legacy)
+		return legacy_producers(q, out, n);
+	for (uint32_t i = 0; i < q->max_producers && i < MMAPQ_PRODUCERS_MAX; i++) {
+		int r = producer_status(q, i, &all[k]);
+
+		if (r < 0)
+			return r;
+		k += (uint32_t)r;
+	}
+	if (out)
+		memcpy(out, all, (k < n ? k : n) * sizeof(*all));
+	return (int)k;
+}

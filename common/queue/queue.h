@@ -217,6 +217,7 @@ int legacy_attach(struct mmapq *q, struct mmapq_error *err);
 int legacy_observe(struct mmapq *q, struct mmapq_error *err);
 int legacy_status(const struct mmapq *q, struct mmapq_status *s);
 int legacy_consumers(const struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n);
+int legacy_producers(const struct mmapq *q, struct mmapq_producer_status *out, uint32_t n);
 int legacy_available(struct mmapq *q, uint32_t *navail);
 int legacy_get(const struct mmapq *q, uint64_t seq, struct mmapq_record *r);
 int legacy_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r);

@@ -63,7 +63,10 @@ struct source {
 	bool finished;        /* parser finished: acknowledged once published */
 	/* records read after a put was interrupted by the stop (put_stopped),
 	 * in input order, each its 4-byte length and payload: put at shutdown
-	 * if the mutex is to be had then (sources_put_held) */
+	 * if the mutex is to be had then (sources_put_held); in block mode also
+	 * a record another producer of the queue took the room of, and those
+	 * read after it: put before anything more is read, once there is room
+	 * (sources_put_deferred) */
 	uint8_t *held;
 	size_t held_len, held_cap;
 	uint64_t held_n;
@@ -141,6 +144,13 @@ void sources_finish(struct producer *p);
  * if the mutex is to be had (in order, each source's after its pending
  * ones); how many are still not put. */
 uint64_t sources_put_held(struct producer *p);
+/* Block mode, several producers on the queue: the records held because
+ * another producer took the room they were read into, put in order as far
+ * as there is room (the next one waits for room: producer_wait).  0, or a
+ * queue -errno that ends the run. */
+int sources_put_deferred(struct producer *p);
+/* Whether a source holds records not yet put (and not for the stop). */
+bool sources_deferred(const struct producer *p);
 /* Room for what comes next (mmapq_reserve: for the record that waits, or
  * the smallest one; deadline 0: only look), into p->room; a record that
  * waits and now fits waits no more.  0, or the queue's -errno. */
@@ -156,7 +166,9 @@ static inline bool producer_may_read(const struct producer *p)
 }
 /* A queue error that ends the run: said once, kept in p->error. */
 int producer_fatal(struct producer *p, int r);
-/* One record into the queue (s: the source it came from, or NULL). */
+/* One record into the queue (s: the source it came from, or NULL): 0,
+ * 1 (block mode, the generator's: no room after all, not made, it waits
+ * for room), or -errno. */
 int producer_put(struct producer *p, struct source *s, const void *data, uint32_t len);
 /* After mmapq_publish: if nothing is pending any more, every source's
  * records are published. */

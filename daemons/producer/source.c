@@ -150,7 +150,8 @@ int producer_put(struct producer *p, struct source *s, const void *data, uint32_
 	uint64_t seq = mmapq_next_seq(p->q);
 	int r;
 
-	if (p->put_stopped)
+	/* after a record that waits for room, those read with it wait too */
+	if (p->put_stopped || (s && s->held_n))
 		return hold(p, s, data, len);
 	r = mmapq_put(p->q, data, len);
 	if (r == -ENOBUFS) {
@@ -159,6 +160,14 @@ int producer_put(struct producer *p, struct source *s, const void *data, uint32_
 		r = producer_refill(p, 0);
 		if (r == 0)
 			r = mmapq_put(p->q, data, len);
+		if (r == -ENOBUFS && producer_blocking(p)) {
+			/* the room we read it into was there, but another
+			 * producer of the queue reserved it meanwhile (room
+			 * is promised only while none does): it waits for
+			 * room, held by its source with those after it */
+			producer_wait(p, s, mmapq_frame_size(len));
+			return s ? hold(p, s, data, len) : 1;
+		}
 		if (r == -ENOBUFS) {
 			drop(p, s, 1);
 			return 0;
@@ -187,7 +196,9 @@ static int put_ints(struct producer *p, struct source *s, const int64_t *v, size
 	while (n) {
 		uint64_t first = mmapq_next_seq(p->q);
 		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
-		int r = p->put_stopped ? -EINTR : mmapq_put_many(p->q, v, sizeof(*v), k);
+		/* records held before these: one at a time, held after them */
+		int r = s->held_n && !p->put_stopped ? -ENOBUFS :
+		        p->put_stopped ? -EINTR : mmapq_put_many(p->q, v, sizeof(*v), k);
 
 		if (r == -ENOBUFS || put_gave_up(p, r)) {
 			/* one record at a time: looked for room again, or held */
@@ -219,7 +230,8 @@ static int put_records(struct producer *p, struct source *s, const struct mmapq_
 	while (n) {
 		uint64_t first = mmapq_next_seq(p->q), bytes = 0;
 		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
-		int got = p->put_stopped ? -EINTR : mmapq_put_records(p->q, r, k);
+		int got = s->held_n && !p->put_stopped ? -ENOBUFS :
+		          p->put_stopped ? -EINTR : mmapq_put_records(p->q, r, k);
 
 		if (got == -ENOBUFS || put_gave_up(p, got)) {
 			got = producer_put(p, s, r->data, r->len);
@@ -383,8 +395,9 @@ void sources_finish(struct producer *p)
 		struct source *s = p->src[i];
 		uint64_t frame;
 
-		/* a connection that failed has no final record, only a cut one */
-		if (!s->eof || s->finished || s->gone)
+		/* a connection that failed has no final record, only a cut one;
+		 * one whose records wait for room finishes after them */
+		if (!s->eof || s->finished || s->gone || s->held_n)
 			continue;
 		/* an unfinished final record (a line without '\n', the last
 		 * int token) needs room for its frame */
@@ -401,33 +414,84 @@ void sources_finish(struct producer *p)
 	}
 }
 
+/*
+ * The records s holds, put in order as far as they go; the rest stay
+ * held.  deferred (block mode: records whose room another producer took):
+ * one that does not fit looks for room once more, then waits for room
+ * (producer_wait); a stop's -EINTR keeps the rest for the shutdown.  Else
+ * (the shutdown) anything that fails leaves the rest read and not put.
+ * 0, or the queue's -errno (deferred only).
+ */
+static int put_held(struct producer *p, struct source *s, bool deferred)
+{
+	size_t off = 0;
+	int r = 0;
+
+	while (off < s->held_len) {
+		uint64_t seq = mmapq_next_seq(p->q);
+		const uint8_t *data = s->held + off + sizeof(uint32_t);
+		uint32_t len;
+
+		memcpy(&len, s->held + off, sizeof(len));
+		r = mmapq_put(p->q, data, len);
+		if (deferred && r == -ENOBUFS) {
+			r = producer_refill(p, 0);
+			if (r == 0)
+				r = mmapq_put(p->q, data, len);
+			if (r == -ENOBUFS) {
+				producer_wait(p, s, mmapq_frame_size(len));
+				r = 0;
+				break;
+			}
+		}
+		if (r < 0) {
+			/* at the shutdown: the mutex still not to be had
+			 * (-EINTR), or no room */
+			if (!deferred || put_gave_up(p, r))
+				r = 0;
+			break;
+		}
+		count_put(p, s, seq, 1, mmapq_frame_size(len));
+		off += sizeof(len) + len;
+		s->held_n--;
+	}
+	if (off) {
+		memmove(s->held, s->held + off, s->held_len - off);
+		s->held_len -= off;
+	}
+	return r;
+}
+
+bool sources_deferred(const struct producer *p)
+{
+	for (unsigned i = 0; !p->put_stopped && i < p->n_src; i++)
+		if (p->src[i]->held_n)
+			return true;
+	return false;
+}
+
+int sources_put_deferred(struct producer *p)
+{
+	for (unsigned i = 0; !p->put_stopped && i < p->n_src; i++) {
+		struct source *s = p->src[i];
+		int r = put_held(p, s, true);
+
+		if (r < 0)
+			return producer_fatal(p, r);
+		if (s->held_n)
+			break; /* the others' wait behind it: one record waits at a time */
+	}
+	return 0;
+}
+
 uint64_t sources_put_held(struct producer *p)
 {
 	uint64_t left = 0;
 
 	p->put_stopped = false;
 	for (unsigned i = 0; i < p->n_src; i++) {
-		struct source *s = p->src[i];
-		size_t off = 0;
-
-		while (off < s->held_len) {
-			uint64_t seq = mmapq_next_seq(p->q);
-			uint32_t len;
-
-			memcpy(&len, s->held + off, sizeof(len));
-			/* the mutex still not to be had (-EINTR), or no room:
-			 * this one and those after it stay read and not put */
-			if (mmapq_put(p->q, s->held + off + sizeof(len), len) < 0)
-				break;
-			count_put(p, s, seq, 1, mmapq_frame_size(len));
-			off += sizeof(len) + len;
-			s->held_n--;
-		}
-		if (off) {
-			memmove(s->held, s->held + off, s->held_len - off);
-			s->held_len -= off;
-		}
-		left += s->held_n;
+		(void)put_held(p, p->src[i], false);
+		left += p->src[i]->held_n;
 	}
 	return left;
 }

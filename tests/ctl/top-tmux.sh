@@ -111,7 +111,8 @@ grep -Eq '^depth +9 +144 B of 65536 bytes \(0\.2%\)' "$work/screen.txt" && grep 
 	grep -q '^format int, version 4, size 64 KiB, max_record 1 KiB, file 72 KiB' "$work/screen.txt" &&
 	grep -q '^clean; no salvage' "$work/screen.txt" &&
 	grep -Eq '^blocked +no; waited 0\.0 s for room in all' "$work/screen.txt" &&
-	grep -Eq '^producer +[0-9]+ +no, last attached [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +0 +1$' "$work/screen.txt" &&
+	grep -Eq '^producer +pid +attached +published +wait$' "$work/screen.txt" &&
+	grep -Eq '^default +[0-9]+ +no, last attached [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +10 +no$' "$work/screen.txt" &&
 	grep -q '^q: quit' "$work/screen.txt" &&
 	pass "depth 9 records, 144 bytes of 65536 (audit took 1), the geometry, clean, the producer not waiting for room, not attached and when it last attached, the whole frame on the 80x24 screen" ||
 	{ failed "the frame is incomplete:"; cat "$work/screen.txt"; }
@@ -168,7 +169,7 @@ if frame_with 10 '^q: quit'; then
 	tm capture-pane -p -J -t $session >"$work/joined.txt"
 	awk 'length($0) > 40 { bad = 1 } END { exit bad }' "$work/joined.txt" &&
 		grep -q '^format int, version 4, size 64 KiB, max_$' "$work/joined.txt" &&
-		grep -Eq '^producer +[0-9]+  no, last attached 20$' "$work/joined.txt" &&
+		grep -Eq '^default +[0-9]+  no, last attached$' "$work/joined.txt" &&
 		pass "40 columns: each line cut at 40, none wrapped" ||
 		{ failed "40 columns: lines wrapped or not cut:"; cat "$work/joined.txt"; }
 else

@@ -75,7 +75,7 @@ check_command() { # PAGE COMMAND EXPECTED-OUTPUT
 # ---- the programs, as the pages name them ------------------------------------
 declare -A prog
 pages="mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available mmapq_consumers
-	mmapq_claim mmapq_repair"
+	mmapq_producers mmapq_claim mmapq_repair"
 for page in $pages; do
 	f=$man/$page.3
 	name=$(transcript "$f" | sed -n 's#^[$] [.]/\([a-z_]*\).*#\1#p' | head -1)

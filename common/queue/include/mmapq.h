@@ -324,6 +324,28 @@ struct mmapq_consumer_status {
 	uint64_t attaches;
 };
 
+/* One registered producer, as mmapq_producers() reports it: the counters
+ * of its entry, which stay with its name across its restarts. */
+struct mmapq_producer_status {
+	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
+	uint32_t index;           /* its entry in the table (its lock byte) */
+	int32_t pid;              /* the attached process's pid, 0 while none is */
+	int32_t last_pid;         /* last pid to hold it (attached or not), 0 if never */
+	bool attached;            /* as mmapq_side_status.attached */
+	uint64_t start_usec;      /* when the last holder attached */
+	uint64_t registered_usec; /* when its name was first attached (0: versions 1 to 3) */
+	uint64_t published;       /* records it published since it registered */
+	uint64_t dropped;
+	uint64_t bad_input;
+	uint64_t recoveries;
+	uint64_t attaches;
+	/* its wait for room (as mmapq_blocked, for this producer alone):
+	 * CLOCK_REALTIME when its current wait began, 0 if it is not waiting
+	 * (or not attached); microseconds it has waited in all */
+	uint64_t blocked_since_usec;
+	uint64_t blocked_total_usec;
+};
+
 /* Open (creating if missing) and attach in a role.  See mmapq_format.h for
  * the attach protocol.  A producer or consumer that attaches alone to a
  * file that was not closed cleanly (a crash, a power cut) checks every
@@ -492,6 +514,14 @@ MMAPQ_API int mmapq_status(struct mmapq *q, struct mmapq_status *st);
  * (the table kept changing while it was read: registrations and removals
  * without end). */
 MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n);
+/* The registered producers, in table order, read without locks: up to n
+ * into out (out may be NULL if n is 0).  Returns how many are registered
+ * (more than n: only n were filled in), or -EBADMSG (an entry with a
+ * state that is neither free nor registered, or a name that is not one);
+ * out is untouched then.  A file of versions 1 to 3 has one producer,
+ * MMAPQ_PRODUCER_DEFAULT (its published count: every record of the
+ * file). */
+MMAPQ_API int mmapq_producers(struct mmapq *q, struct mmapq_producer_status *out, uint32_t n);
 /* Whether the producer waits for room, and which consumer holds it back
  * (any role, read without locks; each output may be NULL).
  *   *since_usec: CLOCK_REALTIME (microseconds) when the producer's wait
