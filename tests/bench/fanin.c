@@ -423,8 +423,11 @@ static pid_t fi_daemon_start(const char *cfg, const char *logp, char *why, size_
 		dup2(null_fd, STDOUT_FILENO);
 		dup2(log_fd, STDERR_FILENO);
 		setenv("NOTIFY_SOCKET", npath, 1);
+		/* the rest of what spawn() clears: no watchdog, no passed socket */
 		unsetenv("WATCHDOG_USEC");
+		unsetenv("WATCHDOG_PID");
 		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
 		unsetenv("MMAPQ_FAULT");
 		execv(argv[0], argv);
 		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
