@@ -16,7 +16,7 @@
 #             test_threads.c), as release builds compile it (no fault points)
 #             and as the fault-injection builds do (MMAPQ_FAULT_INJECTION); plus a control run with a
 #             deliberate race that TSan must report, and mutation controls:
-#             each acquire/release on tail and floor weakened in turn, which
+#             each acquire/release on tail weakened in turn, which
 #             TSan must report too (a pattern that no longer matches, a
 #             mutant that does not build or is not caught fails the step)
 #   cppcheck  common/ daemons/ and this suite's own tests
@@ -208,17 +208,19 @@ step_tsan() {
 	# nothing after a change of the code would otherwise check nothing),
 	# the mutant (a copy of those sources with that line changed) must
 	# build and TSan must report.  tail: the producer's release store in
-	# publish_locked (ring.c), the consumers' acquire load in load_tail
-	# (queue.h).  floor: the release store of floor.byte in
-	# store_floor_locked (ring.c: the slowest synced cursor, after that
-	# consumer's reads of the frames below it), the producer's acquire load
-	# in load_floor_byte (queue.h; refresh_limit: the room it may fill);
-	# test_threads' handover pass
-	# makes the producer take that lock-free look every round.  Not here:
-	# the release store of a consumer's own cursor in mmapq_release, whose
-	# reads floor's store-release in the same critical section already
-	# orders (the producer reads floor, never a cursor), so no race can
-	# show when it alone is weakened.
+	# advance_locked (ring.c), the consumers' acquire load in load_tail
+	# (queue.h).  Not here: floor's release store (store_floor_locked) and
+	# the producer's acquire load of it (load_floor_byte).  A producer
+	# writes only into its reservation, and every byte of one is taken
+	# under the mutex (reserve_locked; an idle one is computed under it
+	# at the publish before, by the thread that later claims it), so the
+	# consumer's unlock after its release and the producer's lock order
+	# the consumer's reads before the producer's writes whatever floor's
+	# own order: the lock-free look at floor (mmapq_reserve) only says
+	# how much room a put may expect, and a put past the reservation
+	# takes the mutex.  Weakened, they leave no race for TSan to see.
+	# Nor the release store of a consumer's own cursor in mmapq_release,
+	# whose reads floor's store in the same critical section orders.
 	local m from to n file text mut=$b/mut/queue
 	while IFS='|' read -r m from to; do
 		n=$(cat "$SRC"/common/queue/*.[ch] | grep -cF -- "$from")
@@ -246,10 +248,8 @@ step_tsan() {
 			tail -20 "$b/mut/$m.log"; rc=1
 		fi
 	done <<'MUTATIONS'
-tail-store-relaxed|producer.tail, q->tail.seq, __ATOMIC_RELEASE|producer.tail, q->tail.seq, __ATOMIC_RELAXED
+tail-store-relaxed|producer.tail, tail + e->rsv_records, __ATOMIC_RELEASE|producer.tail, tail + e->rsv_records, __ATOMIC_RELAXED
 tail-load-relaxed|producer.tail, __ATOMIC_ACQUIRE|producer.tail, __ATOMIC_RELAXED
-floor-store-relaxed|&f->byte, p.byte, __ATOMIC_RELEASE|&f->byte, p.byte, __ATOMIC_RELAXED
-floor-load-relaxed|floor.byte, __ATOMIC_ACQUIRE|floor.byte, __ATOMIC_RELAXED
 MUTATIONS
 	return $rc
 }

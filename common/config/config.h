@@ -38,6 +38,7 @@ struct mmapq_config {
 	uint32_t mode;                         /* [queue] mode (octal) */
 	uint32_t spin_us;                      /* [queue] spin_us, 0 = sleep at once */
 	uint32_t max_consumers;                /* [queue] max_consumers (geometry) */
+	uint32_t max_producers;                /* [queue] max_producers (geometry) */
 	char input[MMAPQ_CONFIG_STR_MAX];      /* [producer] input: stdin | socket | generate */
 	char socket_path[MMAPQ_CONFIG_STR_MAX]; /* [producer] socket  */
 	uint32_t generate_rate;                /* [producer] generate_rate, records/s, 0 = unlimited */
@@ -75,6 +76,9 @@ struct mmapq_config {
 	 * [consumer:NAME] section applied over [consumer]), "" if none
 	 * (mmapq_config_read_opts.consumer). */
 	char consumer[MMAPQ_CONSUMER_NAME_MAX + 1];
+	/* Not a key: the producer's name (mmapq-producer --name), "" if none
+	 * (MMAPQ_PRODUCER_DEFAULT). */
+	char producer[MMAPQ_CONSUMER_NAME_MAX + 1];
 };
 
 typedef void (*mmapq_config_error_fn)(void *ctx, const char *file, unsigned line, const char *msg);

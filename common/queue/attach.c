@@ -144,9 +144,12 @@ static int map_file(struct mmapq *q, const struct mmapq_params *p, struct mmapq_
 		        "device" : "special file");
 		return -EBADMSG;
 	}
-	if ((uint64_t)st.st_size < MMAPQ_HEADER_SIZE) {
+	/* the smallest header (versions 1 to 3), which holds the identity:
+	 * check_identity reads no further until the geometry says the file
+	 * holds a whole header of its version */
+	if ((uint64_t)st.st_size < MMAPQ_HEADER_SIZE_V3) {
 		set_err(err, "%s: file is %" PRIu64 " bytes, smaller than a queue header (%" PRIu32 ")",
-		        q->path, (uint64_t)st.st_size, MMAPQ_HEADER_SIZE);
+		        q->path, (uint64_t)st.st_size, MMAPQ_HEADER_SIZE_V3);
 		return -EBADMSG;
 	}
 	if ((uint64_t)st.st_size > MMAPQ_HEADER_SIZE + MMAPQ_SIZE_MAX) {
@@ -182,7 +185,7 @@ int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	r = validate_static(q, p, real_size, err);
 	if (r < 0)
 		return r;
-	q->ring = (uint8_t *)q->h + MMAPQ_HEADER_SIZE;
+	q->ring = (uint8_t *)q->h + (q->version == MMAPQ_VERSION ? MMAPQ_HEADER_SIZE : MMAPQ_HEADER_SIZE_V3);
 	if (q->version != MMAPQ_VERSION) {
 		legacy_setup(q);
 		return 0;
@@ -192,6 +195,7 @@ int map_validated(struct mmapq *q, const struct mmapq_params *p, struct mmapq_er
 	q->max_record = q->h->max_record;
 	q->format = q->h->format;
 	q->max_consumers = q->h->max_consumers;
+	q->max_producers = q->h->max_producers;
 	return 0;
 }
 
@@ -305,11 +309,15 @@ static int32_t role_holder_pid(const int32_t *word)
 	}
 }
 
-/* What a role is called in messages: "producer", "consumer 'NAME'". */
+/* What a role is called in messages: "producer", "producer 'NAME'" (not
+ * the default one), "consumer 'NAME'". */
 static const char *role_label(const struct mmapq *q, char *buf, size_t size)
 {
 	if (q->role == MMAPQ_ROLE_CONSUMER && q->name[0])
 		snprintf(buf, size, "consumer '%s'", q->name);
+	else if (q->role == MMAPQ_ROLE_PRODUCER && q->name[0] &&
+	         strcmp(q->name, MMAPQ_PRODUCER_DEFAULT))
+		snprintf(buf, size, "producer '%s'", q->name);
 	else
 		snprintf(buf, size, "%s", role_name(q->role));
 	return buf;
@@ -332,7 +340,8 @@ static int take_role_bytes(struct mmapq *q, off_t byte, off_t len, const int32_t
 	}
 	role_label(q, label, sizeof(label));
 	if (r == -EAGAIN || r == -EACCES) {
-		int32_t holder = pid ? role_holder_pid(pid) : 0;
+		int32_t holder = len > 1 && byte == MMAPQ_LOCK_PRODUCER && !q->legacy ?
+		                 attached_producer_pid(q) : pid ? role_holder_pid(pid) : 0;
 		if (holder > 0)
 			set_err(err, "%s: the %s role is already held by pid %" PRId32, q->path, label,
 			        holder);
@@ -482,27 +491,23 @@ static int take_attach_lock(struct mmapq *q, bool *alone, struct mmapq_error *er
 }
 
 /*
- * Our role's place in the header and its lock bytes: the producer's; all
- * the consumers' for a consumer that migrates the file (and for a repair,
- * both); a named consumer's (*named) come with its entry, under the mutex
- * (join_named).  Then the producer names itself at once: whoever is
- * refused the role from now on reports this pid (*old_pid: the one to put
- * back if we fail, so that a refused file stays as it was).  Nothing is
- * written into a version-1 to 3 file.
+ * Our role's lock bytes: a producer's the writer's (one producer at a
+ * time writes records); all the producers' and all the consumers' for a
+ * process that migrates the file, or repairs it; a named producer's or
+ * consumer's (*named for a consumer) come with its entry, under the mutex
+ * (join_producer, join_named), where it names itself in its entry at once.
+ * Nothing is written into a version-1 to 3 file.
  */
-static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named, int32_t *old_pid,
+static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named,
                      struct mmapq_error *err)
 {
 	int r = 0;
 
-	if (q->role == MMAPQ_ROLE_PRODUCER || q->repair) {
-		r = take_role_bytes(q, MMAPQ_LOCK_PRODUCER, 1, q->legacy ? NULL : &q->h->producer.pid, err);
-		if (r == 0 && !q->legacy && !q->repair) {
-			q->prod = &q->h->producer;
-			q->wait_on = &q->h->not_full;
-			*old_pid = __atomic_load_n(&q->prod->pid, __ATOMIC_RELAXED);
-			__atomic_store_n(&q->prod->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
-		}
+	if (q->repair || (q->role == MMAPQ_ROLE_PRODUCER && p->migrate)) {
+		/* every producer's byte: none can attach while we read the file
+		 * out or repair it (a producer's own comes with its entry:
+		 * join_producer) */
+		r = take_role_bytes(q, MMAPQ_LOCK_PRODUCER, MMAPQ_PRODUCERS_MAX, NULL, err);
 	}
 	if (r == 0 && (q->role == MMAPQ_ROLE_CONSUMER || q->repair)) {
 		if (q->legacy || p->migrate || q->repair)
@@ -512,6 +517,53 @@ static int take_role(struct mmapq *q, const struct mmapq_params *p, bool *named,
 		else
 			*named = true;
 	}
+	return r;
+}
+
+/*
+ * A version-4 producer: find or register our entry by name (under the
+ * mutex), take its role byte (-EBUSY naming its holder if a producer of
+ * our name is attached) and name ourselves in it at once (*old_pid: the pid
+ * to put back if we fail).  Then, the mutex held (0), what a process of
+ * our name that died left in the entry is dealt with: a reservation it
+ * had not committed is abandoned (reap_locked).  Entries are never freed,
+ * so the one found stays ours.  A process alone (mmapq_repair) or reading
+ * the file out (migrate) holds every entry's byte and joins none.
+ */
+static int join_producer(struct mmapq *q, int32_t *old_pid, struct mmapq_error *err)
+{
+	int r = lock_said(q, err);
+
+	if (r < 0)
+		return r;
+	r = find_or_register_producer_locked(q, err);
+	if (r == 0 && q->early_recoveries) {
+		/* a repair our lock just made, counted under the same hold:
+		 * a kill before our start would lose it otherwise */
+		count(&q->h->producers[q->index].recoveries, q->early_recoveries);
+		q->early_recoveries = 0;
+	}
+	unlock(q);
+	if (r < 0)
+		return r;
+	r = take_role_bytes(q, MMAPQ_LOCK_PRODUCER + (off_t)q->index, 1, &q->h->producers[q->index].pid,
+	                    err);
+	if (r < 0)
+		return r;
+	q->prod = &q->h->producers[q->index];
+	q->wait_on = &q->prod->room;
+	*old_pid = __atomic_load_n(&q->prod->pid, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->prod->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+	r = lock_said(q, err);
+	if (r == 0 && (r = reap_locked(q)) < 0) {
+		unlock(q);
+		set_err(err, "%s: cannot write its header: %s", q->path, strerror(-r));
+	}
+	/* a reservation a process of our name committed (or left open, and
+	 * the reap filled) and tail has not passed yet: ours to wait for
+	 * (publish) before we take another into the entry */
+	if (r == 0 && __atomic_load_n(&q->prod->rsv_state, __ATOMIC_ACQUIRE) == MMAPQ_RSV_COMMITTED)
+		q->rsv_committed = true;
 	return r;
 }
 
@@ -548,6 +600,9 @@ static int init_alone(struct mmapq *q, struct mmapq_error *err)
 		r = mark_in_use(q, err);
 	if (r < 0)
 		return r;
+	/* the reservations of producers that are gone: what they had not
+	 * published is not promised (their publish had not returned) */
+	drop_reservations_alone(q);
 	r = reinit_sync_alone(q);
 	if (r < 0) {
 		set_err(err, "%s: cannot initialise the mutex: %s", q->path, strerror(-r));
@@ -577,9 +632,10 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 	struct pos tail = {load_tail(q), load_tail_byte(q)};
 
 	if (q->role == MMAPQ_ROLE_PRODUCER) {
+		/* no reservation yet: the first put takes one (limit == tail) */
 		q->published = q->tail = tail;
 		q->durable = tail.byte;
-		q->limit = floor_locked(q).byte + q->size;
+		q->limit = tail.byte;
 	} else {
 		q->head = floor_locked(q);
 		if (q->me) {
@@ -621,6 +677,8 @@ static void start_locked(struct mmapq *q, int32_t *old_pid)
 		__atomic_store_n(&q->prod->blocked_usec, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&q->prod->start_usec, realtime_usec(), __ATOMIC_RELAXED);
 		count(&q->prod->attaches, 1);
+		if (q->early_recoveries)
+			count(&q->prod->recoveries, q->early_recoveries);
 	}
 }
 
@@ -650,7 +708,7 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 	if (r == 0)
 		r = map_validated(q, p, err);
 	if (r == 0)
-		r = take_role(q, p, &named, &old_pid, err);
+		r = take_role(q, p, &named, err);
 	if (r == 0 && q->legacy) {
 		r = legacy_attach(q, err);
 		/* a file that is only read has nothing to re-initialise: the
@@ -662,9 +720,16 @@ int attach(struct mmapq *q, const struct mmapq_params *p, struct mmapq_error *er
 	}
 	if (r < 0)
 		goto fail;
+	q->alone = alone;
 	if (alone && (r = init_alone(q, err)) < 0)
 		goto fail;
-	r = named ? join_named(q, err) : lock_said(q, err);
+	q->alone = false;
+	if (named)
+		r = join_named(q, err);
+	else if (q->role == MMAPQ_ROLE_PRODUCER && !q->repair && !p->migrate)
+		r = join_producer(q, &old_pid, err);
+	else
+		r = lock_said(q, err);
 	if (r < 0)
 		goto fail;
 	/* not alone, the file is stable only now, under the mutex */

@@ -308,6 +308,29 @@ int legacy_consumers(const struct mmapq *q, struct mmapq_consumer_status *out, u
 	return (int)k;
 }
 
+/* The one producer of versions 1 to 3, "default": the side's counters,
+ * every record of the file its. */
+int legacy_producers(const struct mmapq *q, struct mmapq_producer_status *out, uint32_t n)
+{
+	struct mmapq_producer_status o = {0};
+	struct mmapq_side_status s;
+
+	side_v3(q, &v3(q)->producer, MMAPQ_LOCK_PRODUCER, &s);
+	strcpy(o.name, MMAPQ_PRODUCER_DEFAULT);
+	o.last_pid = s.pid;
+	o.pid = s.attached ? s.pid : 0;
+	o.attached = s.attached;
+	o.start_usec = s.start_usec;
+	o.published = load_tail_v3(q);
+	o.dropped = s.dropped;
+	o.bad_input = s.bad_input;
+	o.recoveries = s.recoveries;
+	o.attaches = s.attaches;
+	if (n)
+		out[0] = o;
+	return 1;
+}
+
 int legacy_status(const struct mmapq *q, struct mmapq_status *s)
 {
 	const struct mmapq_header_v3 *h = v3(q);
@@ -399,7 +422,7 @@ int legacy_header_check(const struct mmapq *q)
 	const struct mmapq_identity_v3 *id = &v3(q)->id;
 
 	if (memcmp(id->magic, MMAPQ_MAGIC, sizeof(id->magic)) || id->version != q->version ||
-	    id->header_size != MMAPQ_HEADER_SIZE || id->capacity != q->capacity ||
+	    id->header_size != MMAPQ_HEADER_SIZE_V3 || id->capacity != q->capacity ||
 	    id->record_size != q->max_record || id->slot_size != q->slot_size || id->format != q->format)
 		return -EBADMSG;
 	return 0;

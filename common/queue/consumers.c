@@ -136,7 +136,7 @@ int mmapq_consumer_remove(const struct mmapq_params *p, struct mmapq_error *err)
 		if (!any && floor_locked(q).seq != tail)
 			store_floor_locked(q, (struct pos){tail, tail_byte});
 	}
-	mmapq_cond_signal(&q->h->not_full);
+	signal_producers_locked(q, true);
 	unlock(q);
 	q->me = NULL; /* not ours any more: close touches nothing */
 	r = q->sync != MMAPQ_SYNC_NEVER ? sync_header(q) : 0;
@@ -219,7 +219,7 @@ int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status 
 	}
 	if (r == 0) {
 		(void)floor_update_locked(q);
-		r = refresh_limit(q);
+		r = check_floor(q);
 	}
 	unlock(q);
 	if (r == 0 && n && q->sync != MMAPQ_SYNC_NEVER)

@@ -43,11 +43,11 @@ static uint32_t crc_tables(uint32_t crc, const unsigned char *p, size_t n)
 	return crc;
 }
 
-static uint32_t frame_tables(uint64_t seq, uint32_t len, const void *payload, size_t n)
+static uint32_t frame_tables(uint64_t byte, uint32_t len, const void *payload, size_t n)
 {
 	unsigned char head[12];
 
-	memcpy(head, &seq, 8);
+	memcpy(head, &byte, 8);
 	memcpy(head + 8, &len, 4);
 	return ~crc_tables(crc_tables(~UINT32_C(0), head, sizeof(head)), payload, n);
 }
@@ -168,10 +168,10 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const 
 	return (uint32_t)mmapq_crc32c_hw_short(c, p, n);
 }
 
-__attribute__((target("sse4.2"))) static uint32_t frame_sse42(uint64_t seq, uint32_t len,
+__attribute__((target("sse4.2"))) static uint32_t frame_sse42(uint64_t byte, uint32_t len,
                                                               const void *payload, size_t n)
 {
-	uint64_t c = __builtin_ia32_crc32di(~UINT32_C(0), seq);
+	uint64_t c = __builtin_ia32_crc32di(~UINT32_C(0), byte);
 
 	c = __builtin_ia32_crc32si((uint32_t)c, len);
 	return ~crc_sse42((uint32_t)c, payload, n);
@@ -210,7 +210,7 @@ uint32_t mmapq_crc32c(uint32_t crc, const void *data, size_t n)
 	return ~chosen_crc(~crc, data, n);
 }
 
-uint32_t mmapq_crc32c_frame(uint64_t seq, uint32_t len, const void *payload, size_t n)
+uint32_t mmapq_crc32c_frame(uint64_t byte, uint32_t len, const void *payload, size_t n)
 {
-	return chosen_frame(seq, len, payload, n);
+	return chosen_frame(byte, len, payload, n);
 }

@@ -20,10 +20,10 @@
 #include <string.h>
 
 uint32_t mmapq_crc32c(uint32_t crc, const void *data, size_t n);
-/* A frame's: that of seq (8 bytes) and len (4), in this machine's byte
- * order, then the n payload bytes. */
-uint32_t mmapq_crc32c_frame(uint64_t seq, uint32_t len, const void *payload, size_t n);
-typedef uint32_t mmapq_frame_crc_fn(uint64_t seq, uint32_t len, const void *payload, size_t n);
+/* A frame's: that of its byte position (8 bytes) and len (4), in this
+ * machine's byte order, then the n payload bytes. */
+uint32_t mmapq_crc32c_frame(uint64_t byte, uint32_t len, const void *payload, size_t n);
+typedef uint32_t mmapq_frame_crc_fn(uint64_t byte, uint32_t len, const void *payload, size_t n);
 
 /* Whether mmapq_crc32c_frame_hw may run here (x86-64 with SSE4.2); set
  * when the library is loaded, before any call can read it. */
@@ -65,13 +65,13 @@ mmapq_crc32c_hw_short(uint64_t c, const unsigned char *p, size_t n)
  * (ring.c's hot paths): inline below MMAPQ_CRC32C_STREAMS_MIN bytes (an
  * int record's is three crc32 instructions), a call above. */
 __attribute__((target("sse4.2"), always_inline)) static inline uint32_t
-mmapq_crc32c_frame_hw(uint64_t seq, uint32_t len, const void *payload, size_t n)
+mmapq_crc32c_frame_hw(uint64_t byte, uint32_t len, const void *payload, size_t n)
 {
 	uint64_t c;
 
 	if (n >= MMAPQ_CRC32C_STREAMS_MIN)
-		return mmapq_crc32c_frame(seq, len, payload, n);
-	c = __builtin_ia32_crc32di(~UINT32_C(0), seq);
+		return mmapq_crc32c_frame(byte, len, payload, n);
+	c = __builtin_ia32_crc32di(~UINT32_C(0), byte);
 	c = __builtin_ia32_crc32si((uint32_t)c, len);
 	return ~(uint32_t)mmapq_crc32c_hw_short(c, (const unsigned char *)payload, n);
 }

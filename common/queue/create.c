@@ -67,8 +67,8 @@ static void fsync_parent_dir(const char *path)
 	free(dir);
 }
 
-/* The header of a new file of size bytes, through a mapping of its first
- * page: identity and geometry, a new id, a fresh mutex, synced. */
+/* The header of a new file of size bytes, through a mapping of its
+ * pages: identity and geometry, a new id, a fresh mutex, synced. */
 static int write_header(int fd, const struct mmapq_params *p, uint64_t size,
                         struct mmapq_error *err)
 {
@@ -88,6 +88,7 @@ static int write_header(int fd, const struct mmapq_params *p, uint64_t size,
 	h->max_record = p->max_record;
 	h->size = p->size;
 	h->max_consumers = p->max_consumers ? p->max_consumers : MMAPQ_CONSUMERS_DEFAULT;
+	h->max_producers = p->max_producers ? p->max_producers : MMAPQ_PRODUCERS_DEFAULT;
 	h->file_size = size;
 	h->created_usec = realtime_usec();
 	h->state.clean = 1; /* empty, and on disk before it is linked into place */

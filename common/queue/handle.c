@@ -157,6 +157,18 @@ static int params_check(const struct mmapq_params *p, bool no_register, struct m
 		        p->max_consumers, MMAPQ_CONSUMERS_MIN, MMAPQ_CONSUMERS_MAX);
 		return -EINVAL;
 	}
+	if (p->max_producers &&
+	    (p->max_producers < MMAPQ_PRODUCERS_MIN || p->max_producers > MMAPQ_PRODUCERS_MAX)) {
+		set_err(err, "%s: max_producers %" PRIu32 " is outside %" PRIu32 "..%" PRIu32, p->path,
+		        p->max_producers, MMAPQ_PRODUCERS_MIN, MMAPQ_PRODUCERS_MAX);
+		return -EINVAL;
+	}
+	if (p->role == MMAPQ_ROLE_PRODUCER && p->producer && *p->producer &&
+	    !mmapq_consumer_name_valid(p->producer)) {
+		set_err(err, "%s: '%s' is not a producer name (1 to %d letters, digits and '_.@-',"
+		        " not starting with '-')", p->path, p->producer, MMAPQ_CONSUMER_NAME_MAX);
+		return -EINVAL;
+	}
 	if (p->role == MMAPQ_ROLE_CONSUMER && p->consumer && *p->consumer &&
 	    !(no_register ? name_in_table_valid : mmapq_consumer_name_valid)(p->consumer))
 		return name_error(err, p->path, p->consumer, no_register);
@@ -216,6 +228,9 @@ static int open_as(const struct mmapq_params *p, bool no_register, bool repair,
 	if (p->role == MMAPQ_ROLE_CONSUMER && !p->migrate)
 		snprintf(q->name, sizeof(q->name), "%s",
 		         p->consumer && *p->consumer ? p->consumer : MMAPQ_CONSUMER_DEFAULT);
+	else if (p->role == MMAPQ_ROLE_PRODUCER && !p->migrate && !repair)
+		snprintf(q->name, sizeof(q->name), "%s",
+		         p->producer && *p->producer ? p->producer : MMAPQ_PRODUCER_DEFAULT);
 	q->sync = p->sync;
 	q->interrupted = p->interrupted;
 	q->interrupted_ctx = p->interrupted_ctx;
@@ -288,8 +303,7 @@ void mmapq_close(struct mmapq *q)
 {
 	if (!q)
 		return;
-	if (q->prod && q->tail.seq != q->published.seq)
-		(void)mmapq_publish(q);
+	release_producer(q); /* what we put published, our reservation let go */
 	blocked_end(q); /* a producer that goes waits for nothing */
 	if (q->attached && q->sync == MMAPQ_SYNC_INTERVAL)
 		(void)mmapq_sync(q); /* a consumer's cursor lets floor go on */
@@ -315,14 +329,30 @@ void mmapq_set_spin(struct mmapq *q, uint32_t spin_us)
 	q->spin_us = q->lock_spins ? spin_us : 0; /* lock_spins is 0 with one CPU */
 }
 
-/* The producer's side as anyone reads it, without locks. */
+/* The producer's side as anyone reads it, without locks: the entry of
+ * the producer named MMAPQ_PRODUCER_DEFAULT if it is registered, else the
+ * first registered one (all zero if none is). */
 static void producer_status(const struct mmapq *q, struct mmapq_side_status *o)
 {
-	const struct mmapq_producer *s = &q->h->producer;
+	int64_t pick = -1;
 
-	LOAD_SIDE_COUNTERS(o, s);
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		bool dflt = !strncmp(q->h->producers[i].name, MMAPQ_PRODUCER_DEFAULT,
+		                     sizeof(q->h->producers[i].name));
+
+		if (!producer_registered(q, i))
+			continue;
+		if (pick < 0 || dflt)
+			pick = i;
+		if (dflt)
+			break;
+	}
+	memset(o, 0, sizeof(*o));
+	if (pick < 0)
+		return;
+	LOAD_SIDE_COUNTERS(o, &q->h->producers[pick]);
 	/* held by another, or by us */
-	o->attached = held_by_other(q, o->pid, MMAPQ_LOCK_PRODUCER) || q->prod;
+	o->attached = producer_attached(q, (uint32_t)pick) || q->prod == &q->h->producers[pick];
 }
 
 /* The registered consumer that holds floor: the lowest synced cursor (what
@@ -352,21 +382,30 @@ static int32_t floor_holder(const struct mmapq *q)
 	return best;
 }
 
+/* The producers' waits for room, as one: since the earliest wait of an
+ * attached producer, the total of all of them. */
 int mmapq_blocked(struct mmapq *q, uint64_t *since_usec, uint64_t *total_usec, int32_t *consumer)
 {
-	const struct mmapq_producer *p = &q->h->producer;
 	uint64_t since = 0, total = 0;
 	int32_t holder = -1;
 
-	if (!q->legacy) { /* versions 1 to 3: no producer ever writes them */
-		since = __atomic_load_n(&p->blocked_usec, __ATOMIC_RELAXED);
-		total = __atomic_load_n(&p->blocked_total_usec, __ATOMIC_RELAXED);
+	for (uint32_t i = 0; !q->legacy && i < q->max_producers; i++) {
+		/* versions 1 to 3: no producer ever writes them */
+		const struct mmapq_producer *p = &q->h->producers[i];
+		uint64_t s;
+
+		if (!producer_registered(q, i))
+			continue;
+		s = __atomic_load_n(&p->blocked_usec, __ATOMIC_RELAXED);
+		total += __atomic_load_n(&p->blocked_total_usec, __ATOMIC_RELAXED);
 		/* a wait left behind by a producer that died waiting is none */
-		if (since && !q->prod &&
-		    !held_by_other(q, __atomic_load_n(&p->pid, __ATOMIC_RELAXED), MMAPQ_LOCK_PRODUCER))
-			since = 0;
-		holder = floor_holder(q);
+		if (s && q->prod != p && !producer_attached(q, i))
+			s = 0;
+		if (s && (!since || s < since))
+			since = s;
 	}
+	if (!q->legacy)
+		holder = floor_holder(q);
 	if (since_usec)
 		*since_usec = since;
 	if (total_usec)
@@ -384,7 +423,7 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 	int r;
 
 	s.version = q->version;
-	s.header_size = MMAPQ_HEADER_SIZE;
+	s.header_size = q->version == MMAPQ_VERSION ? MMAPQ_HEADER_SIZE : MMAPQ_HEADER_SIZE_V3;
 	s.format = q->format;
 	s.max_record = q->max_record;
 	s.size = q->size;
@@ -411,6 +450,9 @@ int mmapq_status(struct mmapq *q, struct mmapq_status *st)
 		return -EBADMSG;
 	s.used_bytes = tail_byte - floor.byte;
 	producer_status(q, &s.producer);
+	s.max_producers = q->max_producers;
+	for (uint32_t i = 0; i < q->max_producers; i++)
+		s.producers += producer_registered(q, i);
 	s.max_consumers = q->max_consumers;
 	{
 		/* the consumer "default" if registered, else the first one */

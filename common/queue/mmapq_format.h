@@ -6,7 +6,8 @@
  * size and offset frozen by _Static_assert below.  The API lives in mmapq.h;
  * nothing but the library and its tests should include this file.
  *
- *   offset 0            struct mmapq_header   (MMAPQ_HEADER_SIZE bytes, one page)
+ *   offset 0            struct mmapq_header   (MMAPQ_HEADER_SIZE bytes, two
+ *                       pages: the second holds the producer table)
  *   offset header_size  the ring: size bytes (a power of two) of frames
  *   file size           header_size + size, exactly
  *
@@ -16,18 +17,32 @@
  * record 16 bytes in all.  Frames never wrap: where a record does not fit
  * before the ring's end, a padding frame (len MMAPQ_FRAME_PAD) says that
  * the bytes from there to the end are unused, and the record starts at
- * offset 0.  Padding takes no sequence number.  max_record bounds a
+ * offset 0.  Padding takes no sequence number.  Nor does a fill frame (len
+ * MMAPQ_FRAME_FILL_BIT | n): n bytes after its header that nobody uses, n
+ * a multiple of 8 (at most MMAPQ_FRAME_FILL_MAX: more bytes take several),
+ * the frame inside one lap; readers pass it as they pass padding, any
+ * number of them and of padding frames (one a lap) before a record, and
+ * after the last record published, up to tail_byte.  max_record bounds a
  * payload, and mmapq_frame_bytes(max_record) <= size / 4, so that at least
  * four of the largest records fit and the ring keeps flowing.
  *
- * Checksums.  crc is CRC-32C (crc32c.h) of the record's sequence number (8
- * bytes), len (4 bytes) and the payload, in the file's byte order.  The
- * sequence number is not stored: a frame is where its predecessor ends, so
- * it is implied, and bound into the checksum, so that a frame of an earlier
- * lap at the same bytes, one written half (a power cut), or one read at the
- * wrong place never passes for the record expected there.  Every record is
- * checked before it is handed out; a padding frame's crc covers the
- * sequence number of the record after it and MMAPQ_FRAME_PAD.
+ * Checksums.  crc is CRC-32C (crc32c.h) of the frame's free-running byte
+ * position (8 bytes), len (4 bytes) and the payload, in the file's byte
+ * order: a frame of an earlier lap at the same offset has another byte
+ * position, so it, one written half (a power cut), or one read at the
+ * wrong place never passes for the frame expected there.  The position,
+ * not the record's sequence number, so that a frame can be written before
+ * its number is known.  The sequence number is not stored: a frame is
+ * where its predecessor ends, so its number is the count of frames from a
+ * position whose pair {seq, byte} is whole (floor, a synced cursor), and
+ * every walk that hands out or numbers records checks each frame on its
+ * way (a damaged length would otherwise lead to an intact frame of another
+ * record).  A cursor's pair stored half (its byte without its seq) passes
+ * the checksum of the frame there; a process alone finds it by counting
+ * from that consumer's synced cursor (salvage.c, pairs_suspect).  Every
+ * record is checked before it is handed out; a padding frame's crc covers
+ * its own byte position and MMAPQ_FRAME_PAD, a fill frame's its byte
+ * position and its len.
  *
  * Positions.  Free-running 64-bit sequence numbers and byte positions:
  * the frame at byte position b lives at ring offset b & (size - 1).  tail
@@ -94,6 +109,38 @@
  * every pending bit is cleared), and clears the bit: the skip is done
  * once, and counted once.
  *
+ * Fan-in.  Several producers (one per name of the producer table) write at
+ * once, each into a reservation of its own: [rsv_from, rsv_to) of its
+ * entry, free-running byte positions, the reservations back to back from
+ * tail_byte to claim_byte.  A producer's first put after a publish takes
+ * one under the mutex at claim_byte (up to an eighth of the ring, more for
+ * a record that needs it, never past floor.byte + size; it grows while it
+ * is the last one), fills it with frames outside the mutex, and
+ * mmapq_publish commits it under the mutex: its records counted, its
+ * unused end given back if it is the last one (claim_byte back), else
+ * covered by fill frames (on disk first with batch and always).  Then the
+ * advance: while the lowest reservation is committed, tail_byte = its end,
+ * tail += its records (release), it is cleared, its owner signalled on its
+ * turn word; so sequence numbers are given at the advance, in the order
+ * of the bytes, and the frames carry none (their crc binds their byte
+ * position).  A publish whose reservation is not the lowest waits (turn,
+ * slices of at most 0.5 s) until tail passed it.  A producer that was the
+ * lowest and the last takes its next batch's reservation at once, IDLE: its
+ * next put makes it OPEN with a compare-and-swap, no mutex; anyone who
+ * needs tail past it takes it back (IDLE -> TAKEN, under the mutex) and
+ * fills it.  An OPEN (or IDLE) reservation whose owner's role byte is free
+ * is abandoned: whoever finds it (a producer's wait slice, a producer's
+ * join) fills it and commits it with no records; a TAKEN one (its taker
+ * died) likewise.  A process alone drops every reservation (claim_byte =
+ * tail_byte): records of a publish that had not returned are not
+ * promised.  Orders of the stores (each one a SIGKILL may stop after; the
+ * repair after EOWNERDEAD makes them whole, reservations_whole_locked):
+ * take: rsv_from, rsv_to, rsv_records, claim_byte, rsv_state = OPEN;
+ * extend: rsv_to, claim_byte; commit: (give back: claim_byte, rsv_to),
+ * rsv_records, rsv_state = COMMITTED; advance: tail_byte, tail (release),
+ * rsv_state = NONE; fill: (last: claim_byte = rsv_from, rsv_state = NONE;
+ * else the fill frames, rsv_records = 0, rsv_state = COMMITTED).
+ *
  * Versions.  1, 2 and 3 were rings of fixed-size slots (a record took a
  * whole slot of record_size bytes); 2 and 3 had 16-byte int slots, 3 added
  * the consumer table.  This library reads them only to migrate them
@@ -143,9 +190,9 @@
  *   Observers (mmapq_peek) read frames like a seqlock reader: walk from
  *   floor to the record, copy it out, check its crc, acquire fence, read
  *   floor again; floor past the record means its bytes may have been reused
- *   during the copy (the producer overwrites bytes only after its acquire
- *   load of a floor.byte beyond them, which a consumer stored with
- *   release): the copy is discarded.
+ *   during the copy (the producer overwrites bytes only in a reservation
+ *   taken under the mutex after a consumer stored a floor.byte beyond
+ *   them): the copy is discarded.
  *   Rules it relies on: every wait has a deadline (at most 0.5 s); wake only
  *   under the mutex and only a waiter that registered (a registered
  *   consumer whose waiting is 1, the producer when floor moved and it
@@ -174,7 +221,17 @@
  *                             without a kernel to mark it, e.g. a reboot or
  *                             a copied file, would otherwise hang the next
  *                             lock), then downgrades to shared.
- *   byte MMAPQ_LOCK_PRODUCER  exclusive while a producer is attached.
+ *   byte MMAPQ_LOCK_PRODUCER + i  exclusive while the producer of table
+ *                             entry i is attached (i < MMAPQ_PRODUCERS_MAX),
+ *                             taken after the entry is found or registered
+ *                             under the mutex; the holder writes its pid
+ *                             into the entry at once.  `mmapqctl recreate`
+ *                             and mmapq_repair take all of them.  Whoever
+ *                             finds it free while the entry holds an open
+ *                             reservation knows its owner died (the kernel
+ *                             drops a dead process's OFD locks): the
+ *                             reservation is abandoned ("Fan-in").  Byte 1
+ *                             is not used.
  *   byte MMAPQ_LOCK_CONSUMER + i  exclusive while the consumer of table
  *                             entry i is attached (i < MMAPQ_CONSUMERS_MAX).  `mmapqctl consumer remove` takes
  *                             it too, so a consumer is never removed while
@@ -215,7 +272,8 @@
 #define MMAPQ_VERSION_2         UINT32_C(2)
 #define MMAPQ_VERSION_3         UINT32_C(3)
 #define MMAPQ_BYTE_ORDER        UINT32_C(0x01020304)
-#define MMAPQ_HEADER_SIZE       UINT32_C(4096)
+#define MMAPQ_HEADER_SIZE       UINT32_C(8192)
+#define MMAPQ_HEADER_SIZE_V3    UINT32_C(4096) /* versions 1 to 3: one page */
 
 /* The limits enforced on creation and on every attach (MMAPQ_SIZE_MIN ...
  * MMAPQ_MAX_RECORD_MAX), the record formats (enum mmapq_record_format)
@@ -223,9 +281,9 @@
 
 /* The OFD lock bytes of the lock file (see "Attach protocol" above). */
 #define MMAPQ_LOCK_ATTACH       0
-#define MMAPQ_LOCK_PRODUCER     1
 #define MMAPQ_LOCK_CONSUMER     2 /* + the consumer's index in the table */
 #define MMAPQ_LOCK_REMOVE       (MMAPQ_LOCK_CONSUMER + MMAPQ_CONSUMERS_MAX)
+#define MMAPQ_LOCK_PRODUCER     32 /* + the producer's index in its table */
 
 /* struct mmapq_output.state: two flags, then the records in flight */
 #define MMAPQ_OUTPUT_REPORTED   UINT32_C(1)
@@ -245,6 +303,11 @@
 
 /* struct mmapq_frame.len of a padding frame: the rest of the ring is unused */
 #define MMAPQ_FRAME_PAD         UINT32_MAX
+/* struct mmapq_frame.len of a fill frame: this bit | n, n the bytes after
+ * its header (a multiple of 8, the frame inside one lap of the ring):
+ * bytes nobody uses (see "Frames") */
+#define MMAPQ_FRAME_FILL_BIT    UINT32_C(0x80000000)
+#define MMAPQ_FRAME_FILL_MAX    (UINT32_C(0x7ffffff8)) /* n of one fill frame at most */
 #define MMAPQ_FRAME_ALIGN       UINT32_C(8)
 
 /*
@@ -256,8 +319,9 @@
  * ring read-only.
  */
 struct mmapq_frame {
-	uint32_t len;  /* payload bytes (<= max_record), or MMAPQ_FRAME_PAD */
-	uint32_t crc;  /* CRC-32C of the sequence number, len and payload   */
+	uint32_t len;  /* payload bytes (<= max_record), MMAPQ_FRAME_PAD, or
+	                  MMAPQ_FRAME_FILL_BIT | the bytes after the header  */
+	uint32_t crc;  /* CRC-32C of its byte position, len and payload     */
 };
 
 /*
@@ -274,11 +338,11 @@ struct mmapq_cond {
 };
 
 /*
- * The producer's state, on its own cache lines.  Every field is written
- * only by the process holding the producer role (relaxed atomic stores,
- * single writer), tail and tail_byte with the mutex held.
+ * The queue-wide producer block, on its own cache lines: where records are
+ * published.  Written with the mutex held by the producer that publishes
+ * (and by the repair after EOWNERDEAD, a salvage).
  */
-struct mmapq_producer {
+struct mmapq_tail {
 	/* Where the next record goes: tail (its sequence number, also the
 	 * count of records ever published) and tail_byte.  Stored with the
 	 * mutex held, tail_byte first (relaxed), then tail (store-release: it
@@ -287,30 +351,100 @@ struct mmapq_producer {
 	 * newer one, never an older one), by observers the same way. */
 	uint64_t tail;
 	uint64_t tail_byte;
+	/* The frontier of reserved bytes (see "Fan-in"): the producers'
+	 * reservations lie between tail_byte and it, back to back, the lowest
+	 * starting at tail_byte: tail_byte <= claim_byte <= floor.byte + size.
+	 * Written with the mutex held by a producer that takes, extends or
+	 * gives back a reservation, by whoever takes back an idle or abandoned
+	 * one, by a process alone (= tail_byte: every reservation dropped);
+	 * read under the mutex. */
+	uint64_t claim_byte;
+	uint8_t  reserved[104];
+};
+
+/* struct mmapq_producer.rsv_state */
+#define MMAPQ_RSV_NONE          UINT32_C(0) /* no reservation */
+#define MMAPQ_RSV_OPEN          UINT32_C(1) /* its owner writes frames into it */
+#define MMAPQ_RSV_COMMITTED     UINT32_C(2) /* its frames whole: rsv_records
+                                               records, then fills, to rsv_to */
+#define MMAPQ_RSV_IDLE          UINT32_C(3) /* taken at a publish, nothing
+                                               written yet: its owner makes it
+                                               OPEN (compare-and-swap) before
+                                               it writes, anyone else may take
+                                               it back under the mutex */
+#define MMAPQ_RSV_TAKEN         UINT32_C(4) /* being filled by another, under
+                                               the mutex: seen only after that
+                                               one died there */
+#define MMAPQ_RSV_STATE_MAX     MMAPQ_RSV_TAKEN
+
+/* struct mmapq_producer.state */
+#define MMAPQ_PRODUCER_FREE       UINT32_C(0)
+#define MMAPQ_PRODUCER_REGISTERED UINT32_C(1)
+
+/*
+ * One registered producer: an entry of the producer table (the header's
+ * second page), three cache lines, registered by name like a consumer, at
+ * its first attach, and kept (its counters with it) across restarts of
+ * that name.  The process that holds the entry's role byte
+ * (MMAPQ_LOCK_PRODUCER + i) owns it.
+ */
+struct mmapq_producer {
+	/* Line 0: the owner's.  state: written with the mutex held
+	 * (store-release) by whoever registers it (a producer's first attach
+	 * by that name); never freed.  The others: written by the owner alone
+	 * (relaxed atomic stores), read by observers (relaxed). */
+	uint32_t state;        /* MMAPQ_PRODUCER_FREE / _REGISTERED            */
 	int32_t  pid;          /* owner's pid, set after taking the role lock */
-	uint32_t reserved0;
 	uint64_t start_usec;   /* CLOCK_REALTIME when the owner attached       */
+	uint64_t published;    /* records this producer published (counted
+	                          after each publish stored tail)            */
 	uint64_t dropped;      /* records dropped by on_full = drop            */
 	uint64_t bad_input;    /* rejected tokens and lines                    */
 	uint64_t recoveries;   /* EOWNERDEAD repairs and stale-lock resets done
-	                          by the producer                              */
-	uint64_t attaches;     /* times a process took the role                */
+	                          by this producer                            */
+	uint64_t attaches;     /* times a process took this entry             */
 	/* Waiting for room (mmapq_reserve; mmapq_blocked reads them).
 	 * blocked_usec: CLOCK_REALTIME when the current wait began, 0 while
 	 * the producer is not waiting.  Stored by the first mmapq_reserve that
 	 * has to wait; a reserve that gives up at its deadline leaves it, so
 	 * that a producer waiting a slice at a time is in one wait; cleared by
 	 * the next reserve or put that finds room, by mmapq_close, and by the
-	 * next producer's attach (one that died waiting leaves it behind).
-	 * blocked_total_usec: microseconds producers have waited for room
-	 * since the file was created, added to after every sleep of the wait
-	 * (at most 0.5 s) and when it ends, so it grows while a wait lasts.
-	 * Both written by the producer alone (relaxed atomic stores, the mutex
-	 * not needed), read by observers relaxed, each on its own (no pair
-	 * is read whole: the total is a counter of its own). */
+	 * next attach of this entry (one that died waiting leaves it behind).
+	 * blocked_total_usec (line 2): microseconds this producer has waited
+	 * for room, added to after every sleep of the wait (at most 0.5 s) and
+	 * when it ends, so it grows while a wait lasts.  Both written by the
+	 * owner alone (relaxed atomic stores, the mutex not needed), read by
+	 * observers relaxed, each on its own. */
 	uint64_t blocked_usec;
+	/* Line 1: the name, 1 to MMAPQ_CONSUMER_NAME_MAX bytes of
+	 * MMAPQ_CONSUMER_NAME_CHARS, NUL-padded, unique among the registered
+	 * entries; written with the mutex held before state becomes
+	 * REGISTERED, never changed after. */
+	char     name[64];
+	/* Line 2. */
 	uint64_t blocked_total_usec;
-	uint8_t  reserved[48];
+	uint64_t registered_usec; /* CLOCK_REALTIME of the registration (with
+	                             the name)                               */
+	/* Its reservation (see "Fan-in"): the ring's bytes [rsv_from, rsv_to),
+	 * free-running positions, that it fills with frames, rsv_records
+	 * records of them once committed.  Written with the mutex held (by
+	 * the owner as it takes, extends, commits or gives it back; by the
+	 * advance, which clears it once tail passed it; by whoever takes back
+	 * an idle or abandoned one), in the orders of "Fan-in"; rsv_state
+	 * also by the owner alone, outside the mutex, with a compare-and-swap
+	 * IDLE -> OPEN (acquire-release) before it writes into it.  Read
+	 * under the mutex; observers relaxed. */
+	uint32_t rsv_state;       /* MMAPQ_RSV_*                              */
+	uint32_t rsv_reserved0;   /* must be zero                             */
+	uint64_t rsv_from, rsv_to;
+	uint64_t rsv_records;
+	/* Its two wait words: turn, for the reservations before its own to be
+	 * committed (mmapq_publish: the advancer signals it when tail passed
+	 * its own); room, for floor to move (mmapq_reserve: a consumer that
+	 * moves floor signals it, when the header's not_full says a producer
+	 * waits). */
+	struct mmapq_cond turn;
+	struct mmapq_cond room;
 };
 
 /*
@@ -373,7 +507,7 @@ struct mmapq_consumer {
 	 * acquire.  The others are written by the role holder alone (relaxed
 	 * atomic stores), read by observers (relaxed). */
 	uint64_t position;        /* next sequence number it consumes         */
-	uint64_t position_byte;   /* where that record's frame (or padding) is */
+	uint64_t position_byte;   /* where its frame (or padding, fills) starts */
 	uint64_t synced;          /* position as it is known to be on disk    */
 	uint64_t synced_byte;
 	uint32_t state;           /* MMAPQ_CONSUMER_FREE / _REGISTERED        */
@@ -462,7 +596,9 @@ struct mmapq_header {
 	uint64_t size;          /* ring bytes, a power of two                   */
 	uint64_t file_size;     /* header_size + size                          */
 	uint64_t created_usec;  /* CLOCK_REALTIME at creation                  */
-	uint8_t  reserved1[8];
+	uint32_t max_producers; /* entries of the producer table in use,
+	                           1..MMAPQ_PRODUCERS_MAX                      */
+	uint8_t  reserved1[4];
 
 	/* The robust, process-shared mutex.  Initialised at creation and again
 	 * by whoever attaches alone; otherwise touched only by pthread calls. */
@@ -471,7 +607,7 @@ struct mmapq_header {
 		uint8_t bytes[64];
 	} lock;
 
-	struct mmapq_producer producer; /* written by the producer */
+	struct mmapq_tail producer;     /* where records are published (above) */
 	struct mmapq_floor floor;       /* the oldest record kept (see above) */
 	struct mmapq_state state;       /* clean close, salvage (see above) */
 	struct mmapq_cond not_full;     /* producer waits, the consumer that moves floor signals */
@@ -483,28 +619,45 @@ struct mmapq_header {
 	uint8_t  id[MMAPQ_ID_SIZE];
 	struct mmapq_output outputs[MMAPQ_CONSUMERS_MAX]; /* [max_consumers..] zero */
 	uint8_t  reserved[112];       /* must be zero */
+
+	/* The second page: the producer table. */
+	struct mmapq_producer producers[MMAPQ_PRODUCERS_MAX]; /* [max_producers..] zero */
+	uint8_t  reserved2[1024];     /* must be zero */
 } __attribute__((aligned(64)));
 
 /* Frozen layout. */
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "pthread_mutex_t does not fit its 64 bytes");
 _Static_assert(sizeof(struct mmapq_frame) == MMAPQ_FRAME_ALIGN, "a frame header is 8 bytes");
+_Static_assert(MMAPQ_MAX_RECORD_MAX < MMAPQ_FRAME_FILL_BIT, "a record's len never looks like a fill");
 _Static_assert(offsetof(struct mmapq_frame, len) == 0, "frame.len offset");
 _Static_assert(offsetof(struct mmapq_frame, crc) == 4, "frame.crc offset");
 _Static_assert(sizeof(struct mmapq_cond) == 8, "mmapq_cond is two words");
 _Static_assert(offsetof(struct mmapq_cond, seq) == 0, "cond.seq offset");
 _Static_assert(offsetof(struct mmapq_cond, waiting) == 4, "cond.waiting offset");
-_Static_assert(sizeof(struct mmapq_producer) == 128, "the producer has two cache lines");
-_Static_assert(offsetof(struct mmapq_producer, tail) == 0, "producer.tail offset");
-_Static_assert(offsetof(struct mmapq_producer, tail_byte) == 8, "producer.tail_byte offset");
-_Static_assert(offsetof(struct mmapq_producer, pid) == 16, "producer.pid offset");
-_Static_assert(offsetof(struct mmapq_producer, start_usec) == 24, "producer.start_usec offset");
-_Static_assert(offsetof(struct mmapq_producer, dropped) == 32, "producer.dropped offset");
-_Static_assert(offsetof(struct mmapq_producer, bad_input) == 40, "producer.bad_input offset");
-_Static_assert(offsetof(struct mmapq_producer, recoveries) == 48, "producer.recoveries offset");
-_Static_assert(offsetof(struct mmapq_producer, attaches) == 56, "producer.attaches offset");
-_Static_assert(offsetof(struct mmapq_producer, blocked_usec) == 64, "producer.blocked_usec offset");
-_Static_assert(offsetof(struct mmapq_producer, blocked_total_usec) == 72, "producer.blocked_total_usec offset");
-_Static_assert(offsetof(struct mmapq_producer, reserved) == 80, "producer.reserved offset");
+_Static_assert(sizeof(struct mmapq_tail) == 128, "the producer block has two cache lines");
+_Static_assert(offsetof(struct mmapq_tail, tail) == 0, "producer.tail offset");
+_Static_assert(offsetof(struct mmapq_tail, tail_byte) == 8, "producer.tail_byte offset");
+_Static_assert(offsetof(struct mmapq_tail, claim_byte) == 16, "producer.claim_byte offset");
+_Static_assert(sizeof(struct mmapq_producer) == 192, "a producer is three cache lines");
+_Static_assert(offsetof(struct mmapq_producer, state) == 0, "producer entry state offset");
+_Static_assert(offsetof(struct mmapq_producer, pid) == 4, "producer entry pid offset");
+_Static_assert(offsetof(struct mmapq_producer, start_usec) == 8, "producer entry start_usec offset");
+_Static_assert(offsetof(struct mmapq_producer, published) == 16, "producer entry published offset");
+_Static_assert(offsetof(struct mmapq_producer, dropped) == 24, "producer entry dropped offset");
+_Static_assert(offsetof(struct mmapq_producer, bad_input) == 32, "producer entry bad_input offset");
+_Static_assert(offsetof(struct mmapq_producer, recoveries) == 40, "producer entry recoveries offset");
+_Static_assert(offsetof(struct mmapq_producer, attaches) == 48, "producer entry attaches offset");
+_Static_assert(offsetof(struct mmapq_producer, blocked_usec) == 56, "producer entry blocked_usec offset");
+_Static_assert(offsetof(struct mmapq_producer, name) == 64, "producer name on its own cache line");
+_Static_assert(offsetof(struct mmapq_producer, blocked_total_usec) == 128, "producer entry line 2");
+_Static_assert(offsetof(struct mmapq_producer, registered_usec) == 136, "producer entry registered_usec");
+_Static_assert(offsetof(struct mmapq_producer, rsv_state) == 144, "producer entry rsv_state offset");
+_Static_assert(offsetof(struct mmapq_producer, rsv_from) == 152, "producer entry rsv_from offset");
+_Static_assert(offsetof(struct mmapq_producer, rsv_to) == 160, "producer entry rsv_to offset");
+_Static_assert(offsetof(struct mmapq_producer, rsv_records) == 168, "producer entry rsv_records offset");
+_Static_assert(offsetof(struct mmapq_producer, turn) == 176, "producer entry turn offset");
+_Static_assert(offsetof(struct mmapq_producer, room) == 184, "producer entry room offset");
+_Static_assert(sizeof(((struct mmapq_producer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "producer name and its NUL");
 _Static_assert(sizeof(struct mmapq_floor) == 128, "floor has two cache lines of its own");
 _Static_assert(offsetof(struct mmapq_floor, byte) == 8, "floor.byte offset");
 _Static_assert(offsetof(struct mmapq_floor, gen) == 16, "floor.gen offset");
@@ -538,7 +691,7 @@ _Static_assert(offsetof(struct mmapq_output, last_ack_usec) == 8, "output.last_a
 _Static_assert(offsetof(struct mmapq_output, reconnects) == 16, "output.reconnects offset");
 _Static_assert(offsetof(struct mmapq_output, state) == 20, "output.state offset");
 _Static_assert(sizeof(((struct mmapq_consumer *)0)->name) == MMAPQ_CONSUMER_NAME_MAX + 1, "name and its NUL");
-_Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is one page");
+_Static_assert(sizeof(struct mmapq_header) == MMAPQ_HEADER_SIZE, "header is two pages");
 _Static_assert(offsetof(struct mmapq_header, magic) == 0, "magic offset");
 _Static_assert(offsetof(struct mmapq_header, version) == 8, "version offset");
 _Static_assert(offsetof(struct mmapq_header, header_size) == 12, "header_size offset");
@@ -549,7 +702,8 @@ _Static_assert(offsetof(struct mmapq_header, max_consumers) == 28, "max_consumer
 _Static_assert(offsetof(struct mmapq_header, size) == 32, "size offset");
 _Static_assert(offsetof(struct mmapq_header, file_size) == 40, "file_size offset");
 _Static_assert(offsetof(struct mmapq_header, created_usec) == 48, "created_usec offset");
-_Static_assert(offsetof(struct mmapq_header, reserved1) == 56, "reserved1 offset");
+_Static_assert(offsetof(struct mmapq_header, max_producers) == 56, "max_producers offset");
+_Static_assert(offsetof(struct mmapq_header, reserved1) == 60, "reserved1 offset");
 _Static_assert(offsetof(struct mmapq_header, lock) == 64, "mutex on its own cache line");
 _Static_assert(offsetof(struct mmapq_header, producer) == 128, "producer cache lines");
 _Static_assert(offsetof(struct mmapq_header, floor) == 256, "floor cache lines");
@@ -560,6 +714,8 @@ _Static_assert(offsetof(struct mmapq_header, id) == 512 + MMAPQ_CONSUMERS_MAX * 
 _Static_assert(offsetof(struct mmapq_header, id) == 3584, "queue id at the start of the tail");
 _Static_assert(offsetof(struct mmapq_header, outputs) == 3600, "the outputs' reports after the id");
 _Static_assert(offsetof(struct mmapq_header, reserved) == 3600 + MMAPQ_CONSUMERS_MAX * 24, "reserved tail");
+_Static_assert(offsetof(struct mmapq_header, producers) == 4096, "the producer table on the second page");
+_Static_assert(offsetof(struct mmapq_header, reserved2) == 4096 + MMAPQ_PRODUCERS_MAX * 192, "reserved end");
 
 /* Bytes a record of len payload bytes takes in the ring: its frame. */
 static inline uint64_t mmapq_frame_bytes(uint32_t len)
@@ -670,13 +826,13 @@ _Static_assert(offsetof(struct mmapq_identity_v3, file_size) == 40, "v3 file_siz
 _Static_assert(sizeof(struct mmapq_side_v3) == 128, "v3 side");
 _Static_assert(sizeof(struct mmapq_consumer_v3) == 192, "v3 consumer");
 _Static_assert(offsetof(struct mmapq_consumer_v3, name) == 64, "v3 consumer name");
-_Static_assert(sizeof(struct mmapq_header_v3) == MMAPQ_HEADER_SIZE, "v3 header");
+_Static_assert(sizeof(struct mmapq_header_v3) == MMAPQ_HEADER_SIZE_V3, "v3 header");
 _Static_assert(offsetof(struct mmapq_header_v3, producer) == 128, "v3 producer");
 _Static_assert(offsetof(struct mmapq_header_v3, floor) == 256, "v3 floor");
 _Static_assert(offsetof(struct mmapq_header_v3, not_full) == 448, "v3 not_full");
 _Static_assert(offsetof(struct mmapq_header_v3, consumers) == 512, "v3 consumers");
 _Static_assert(offsetof(struct mmapq_header_v3, queue_id) == 3584, "v3 queue id");
-_Static_assert(sizeof(struct mmapq_header_v2) == MMAPQ_HEADER_SIZE, "v2 header");
+_Static_assert(sizeof(struct mmapq_header_v2) == MMAPQ_HEADER_SIZE_V3, "v2 header");
 _Static_assert(offsetof(struct mmapq_header_v2, consumer.position) == 256, "v2 head is v3 floor");
 _Static_assert(offsetof(struct mmapq_header_v2, reserved) == 512, "v2 reserved tail");
 _Static_assert(sizeof(struct mmapq_slot_v3) == MMAPQ_SLOT_HEADER_SIZE_V3, "v3 slot header");

@@ -6,20 +6,27 @@
  *
  * Crash analysis.  Every critical section changes shared state with single
  * aligned 64-bit stores, so a SIGKILL can stop it only between two of them:
- *   publish  (producer):  frames are written OUTSIDE the mutex (mmapq_put,
- *            mmapq_commit, mmapq_put_many: plain stores beyond the
- *            published tail, padding included, which no reader looks at),
- *            then under it: tail_byte, store-release tail, signal not_empty.
- *            Killed before the tail store: the batch was never published;
- *            the next producer starts at the stored tail and overwrites
- *            those frames (rolled back; the records were never acknowledged
- *            to anyone).  Killed between tail_byte and tail: tail_byte is
- *            ahead of tail; both still bound what consumers read, and the
- *            next producer starts from the pair, the byte as the frames
- *            below tail end (the repair puts it back there).  Killed after
- *            tail: the batch is published and complete; only the wake-up
- *            may be missing, which the unconditional wake after recovery (or
- *            the 0.5 s wait slice) makes up for.
+ *   publish  (producers): each writes frames OUTSIDE the mutex into its own
+ *            reservation (mmapq_put, mmapq_commit, mmapq_put_many: plain
+ *            stores beyond tail, padding and fills included, which no reader
+ *            looks at), then under it commits the reservation and advances
+ *            tail past every committed one at the bottom: tail_byte,
+ *            store-release tail, the reservation cleared, signal not_empty
+ *            (ring.c, "Fan-in"; the orders of every store in
+ *            mmapq_format.h, "Fan-in").  Killed before its commit: the
+ *            batch was never published; its reservation is abandoned (its
+ *            role byte free) and filled by whoever finds it, or given back
+ *            (rolled back: the records were never acknowledged to anyone).
+ *            Killed after the commit: published by the next advance.
+ *            Killed between tail_byte and tail (or before the reservation
+ *            is cleared): the repair finishes the advance
+ *            (reservations_whole_locked: tail past the reservation's records
+ *            unless the walk from floor says it is already).  Killed after
+ *            tail: published and complete; only the wake-up may be missing,
+ *            which the unconditional wake after recovery (or the 0.5 s wait
+ *            slice) makes up for.  Killed as it takes, extends or gives
+ *            back a reservation: claim_byte is made the end of the highest
+ *            reservation.
  *   release  (consumer):  records are read (mmapq_get, mmapq_get_many:
  *            loads only) and written out OUTSIDE the mutex, then its cursor
  *            stored (position_byte, store-release position), still outside,
@@ -48,8 +55,10 @@
  * So the repair on EOWNERDEAD is: make floor whole if its gen is odd,
  * check floor <= tail <= floor + size and floor <= synced <= position <=
  * tail for every registered consumer (any other state is corruption, not a
- * crash, and is refused), put tail_byte back where tail's frames end if it
- * ran ahead and each synced byte where its record is, finish a skip the
+ * crash, and is refused), finish an advance half done and make claim_byte
+ * whole (the reservations back to back from tail_byte, tail's frames
+ * ending at tail_byte but for fills), put each synced byte where its
+ * record is, finish a skip the
  * producer began (mmapq_format.h, "Skipping"), mark the mutex
  * consistent, recompute floor, count the recovery, wake every side once.
  */
@@ -113,8 +122,14 @@ static bool positions_sane(struct mmapq *q)
 	if (floor.seq > tail || floor.byte > tail_byte || tail_byte - floor.byte > q->size ||
 	    find_record(q, floor, tail, tail_byte, &end) < 0)
 		return false;
-	if (end != tail_byte)
-		__atomic_store_n(&q->h->producer.tail_byte, end, __ATOMIC_RELAXED);
+	/* an advance half done finished, claim_byte made whole */
+	if (!reservations_whole_locked(q))
+		return false;
+	tail = __atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED);
+	/* tail's frames end at tail_byte, but for padding and fill frames
+	 * (the end of a reservation) */
+	if (find_record(q, floor, tail, tail_byte, &end) < 0 || fills_end(q, end, tail_byte) != tail_byte)
+		return false;
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		struct mmapq_consumer *c = &q->h->consumers[i];
 		uint64_t synced = __atomic_load_n(&c->synced, __ATOMIC_RELAXED);
@@ -132,16 +147,18 @@ static bool positions_sane(struct mmapq *q)
 	return true;
 }
 
-/* Our recoveries (like our pid, attaches and start time) live in the
- * producer's side or in our table entry. */
+/* Our recoveries (like our pid, attaches and start time) live in our
+ * entry of the producer or the consumer table. */
 static uint64_t *recoveries_word(const struct mmapq *q)
 {
 	return q->me ? &q->me->recoveries : q->prod ? &q->prod->recoveries : NULL;
 }
 
-/* A repair made by us, counted in our side or entry.  A consumer that is
- * still attaching (mutex held, or alone) finds its entry by name; one not
- * registered yet counts it once it is (early_recoveries). */
+/* A repair made by us, counted in our entry at once (a kill later in the
+ * repair, or before the attach is done, would lose a count kept in the
+ * handle).  A producer or consumer that is still attaching (mutex held,
+ * or alone) finds its entry by name; one not registered yet counts it
+ * when it registers, under the same hold (early_recoveries). */
 static void count_recovery_locked(struct mmapq *q)
 {
 	uint64_t *rec = recoveries_word(q);
@@ -150,9 +167,13 @@ static void count_recovery_locked(struct mmapq *q)
 		if (registered(&q->h->consumers[i]) &&
 		    !strncmp(q->h->consumers[i].name, q->name, sizeof(q->name)))
 			rec = &q->h->consumers[i].recoveries;
+	for (uint32_t i = 0; !rec && q->role == MMAPQ_ROLE_PRODUCER && i < q->max_producers; i++)
+		if (producer_registered(q, i) &&
+		    !strncmp(q->h->producers[i].name, q->name, sizeof(q->h->producers[i].name)))
+			rec = &q->h->producers[i].recoveries;
 	if (rec)
 		count(rec, 1);
-	else if (q->role == MMAPQ_ROLE_CONSUMER)
+	else if (q->role == MMAPQ_ROLE_CONSUMER || q->role == MMAPQ_ROLE_PRODUCER)
 		q->early_recoveries++;
 }
 
@@ -173,7 +194,7 @@ int recover_locked(struct mmapq *q)
 	 * position without waking the side that waits for it. */
 	(void)floor_update_locked(q);
 	signal_consumers_locked(q, true);
-	mmapq_cond_broadcast(&q->h->not_full);
+	signal_producers_locked(q, true);
 	return 0;
 }
 
@@ -181,8 +202,15 @@ int recover_locked(struct mmapq *q)
  * predicate; < 0: the mutex is released and the error returned. */
 int wait_locked(struct mmapq *q, uint64_t deadline_ns)
 {
+	return wait_on_locked(q, q->wait_on, deadline_ns);
+}
+
+/* The same on cond c (a producer waits for its turn on another word than
+ * for room). */
+int wait_on_locked(struct mmapq *q, struct mmapq_cond *c, uint64_t deadline_ns)
+{
 	struct mmapq_lock lk = lock_of(q);
-	int r = mmapq_cond_wait(q->wait_on, &lk, deadline_ns);
+	int r = mmapq_cond_wait(c, &lk, deadline_ns);
 
 	/* 0 and -EOWNERDEAD come back with the mutex held, all else without
 	 * (shmcond.h) */
@@ -241,6 +269,10 @@ int reinit_sync_alone(struct mmapq *q)
 		c->synced_byte = c->position_byte;
 	}
 	mmapq_cond_reset(&q->h->not_full);
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		mmapq_cond_reset(&q->h->producers[i].turn);
+		mmapq_cond_reset(&q->h->producers[i].room);
+	}
 	/* floor's seqlock left odd by a writer that died in it (the repair
 	 * after EOWNERDEAD, which would even it, replaced by this): readers
 	 * would wait for it for ever */

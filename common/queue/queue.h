@@ -18,6 +18,7 @@
  *   salvage.c    walking every frame kept, and salvaging a damaged file
  *   crc32c.c     the frames' checksum (crc32c.h)
  *   consumers.c  the consumer table: names, register, remove, restore, list
+ *   producers.c  the producer table: register, who holds an entry
  *   compat.c     format versions 1 to 3, read to migrate them
  *   clock.h      the clocks (inline: shmcond.c reads them too)
  *   shmcond.c    the condition variable (shmcond.h)
@@ -73,33 +74,38 @@ struct mmapq {
 	 * to migrate it, is never written). */
 	int put_refused;
 	uint32_t max_consumers;     /* the consumer table's size */
-	/* Our role's state: the producer's, or our entry of the consumer table. */
+	uint32_t max_producers;     /* the producer table's size */
+	/* Our role's state: our entry of the producer or the consumer table. */
 	struct mmapq_producer *prod; /* producer (version 4) */
 	struct mmapq_consumer *me;  /* consumer (version 4) */
 	struct mmapq_cond *wait_on; /* the cond we sleep on */
-	/* consumer: who we are and how we register */
+	/* producer, consumer: who we are (our entry's name) and how we register */
 	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
-	uint32_t index;             /* our entry */
+	uint32_t index;             /* our entry (of our role's table) */
 	enum mmapq_start start;
 	bool no_register;           /* mmapq_consumer_remove: find the entry, never add one */
 	bool repair;                /* mmapq_repair: alone, every role, walk whatever */
+	bool alone;                 /* attaching alone: the reservations are dropped */
 	bool attached;              /* attach() succeeded: its close may mark the file clean */
 	uint64_t salvaged;          /* records a salvage at our open dropped */
 	uint64_t skipped_before;    /* consumer: records lost to skips between its
 	                               last detach and this attach */
-	uint32_t early_recoveries;  /* consumer: repairs made before our entry was known */
+	uint32_t early_recoveries;  /* repairs made before our entry was known */
 	uint32_t spin_us;           /* look before sleeping (mmapq_params.spin_us) */
 	bool (*interrupted)(void *ctx); /* mmapq_params.interrupted, may be NULL */
 	void *interrupted_ctx;
 	unsigned lock_spins;        /* trylocks before blocking on the mutex */
 
-	/* producer: frames [published, tail) are written but not yet
-	 * published; we may write below limit (= a floor.byte we have seen +
-	 * size) unlocked.  claim: a record made room for by mmapq_claim, its
-	 * frame at claim.byte (padding first at claim_pad if that is lower),
+	/* producer: frames [published, tail) are written into our
+	 * reservation but not yet published; we may write below limit, its
+	 * end, unlocked (ring.c, "Fan-in").  rsv_open, rsv_idle (then it ends
+	 * at idle_to), rsv_committed: our entry's reservation's state as we
+	 * left it.  claim: a record made room for by mmapq_claim, its frame
+	 * at claim.byte (padding first at claim_pad if that is lower),
 	 * claim_len bytes at most. */
 	struct pos published, tail;
-	uint64_t limit;
+	uint64_t limit, idle_to;
+	bool rsv_open, rsv_idle, rsv_committed;
 	uint64_t durable;           /* producer: frames below this byte are on disk (mmapq_sync) */
 	uint64_t kicked;            /* producer: ring bytes below this handed to write-back */
 	/* producer: waiting for room (struct mmapq_producer.blocked_usec):
@@ -162,10 +168,13 @@ int mark_in_use(struct mmapq *q, struct mmapq_error *err);
 void floor_whole_locked(struct mmapq *q);
 int recover_locked(struct mmapq *q);
 int wait_locked(struct mmapq *q, uint64_t deadline_ns);
+int wait_on_locked(struct mmapq *q, struct mmapq_cond *c, uint64_t deadline_ns);
 int init_mutex(struct mmapq_header *h);
 int reinit_sync_alone(struct mmapq *q);
 
 /* ring.c */
+int frames_skip(const struct mmapq *q, uint64_t *byte, uint32_t *len, uint64_t end, bool check);
+uint64_t fills_end(const struct mmapq *q, uint64_t byte, uint64_t end);
 void blocked_end(struct mmapq *q);
 int sync_bytes(const void *p, size_t len);
 int sync_header(const struct mmapq *q);
@@ -175,7 +184,13 @@ int snapshot_positions(const struct mmapq *q, struct pos *floor, struct pos *tai
 void store_floor_locked(struct mmapq *q, struct pos floor);
 bool floor_update_locked(struct mmapq *q);
 void signal_consumers_locked(struct mmapq *q, bool always);
-int refresh_limit(struct mmapq *q);
+void signal_producers_locked(struct mmapq *q, bool always);
+int check_floor(const struct mmapq *q);
+bool advance_locked(struct mmapq *q);
+int reap_locked(struct mmapq *q);
+bool reservations_whole_locked(struct mmapq *q);
+void drop_reservations_alone(struct mmapq *q);
+void release_producer(struct mmapq *q);
 int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte);
 int catch_up_synced(struct mmapq *q);
 bool finish_skips_locked(struct mmapq *q);
@@ -185,6 +200,12 @@ bool name_in_table_valid(const char *name);
 int find_or_register_locked(struct mmapq *q, struct mmapq_error *err);
 void consumer_status(const struct mmapq *q, uint32_t i, uint64_t tail, uint64_t tail_byte,
                      struct mmapq_consumer_status *o);
+
+/* producers.c */
+int find_or_register_producer_locked(struct mmapq *q, struct mmapq_error *err);
+bool producer_registered(const struct mmapq *q, uint32_t i);
+bool producer_attached(const struct mmapq *q, uint32_t i);
+int32_t attached_producer_pid(const struct mmapq *q);
 
 /* compat.c: versions 1 to 3, read only */
 int legacy_check_identity(const void *h, const char *path, uint64_t real_size,
@@ -196,6 +217,7 @@ int legacy_attach(struct mmapq *q, struct mmapq_error *err);
 int legacy_observe(struct mmapq *q, struct mmapq_error *err);
 int legacy_status(const struct mmapq *q, struct mmapq_status *s);
 int legacy_consumers(const struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n);
+int legacy_producers(const struct mmapq *q, struct mmapq_producer_status *out, uint32_t n);
 int legacy_available(struct mmapq *q, uint32_t *navail);
 int legacy_get(const struct mmapq *q, uint64_t seq, struct mmapq_record *r);
 int legacy_peek(struct mmapq *q, uint64_t seq, void *buf, uint32_t size, struct mmapq_record *r);
@@ -249,39 +271,38 @@ static inline struct mmapq_frame *frame_at(const struct mmapq *q, uint64_t byte)
 	return (struct mmapq_frame *)(q->ring + (byte & q->mask));
 }
 
-/* CRC-32C of a frame of record seq: seq, len, payload (mmapq_format.h) */
-static inline uint32_t frame_crc(uint64_t seq, uint32_t len, const void *payload)
+/* CRC-32C of the frame at byte position byte: byte, len, payload
+ * (mmapq_format.h); a padding or fill frame's covers no payload */
+static inline uint32_t frame_crc(uint64_t byte, uint32_t len, const void *payload)
 {
-	return mmapq_crc32c_frame(seq, len, payload, len == MMAPQ_FRAME_PAD ? 0 : len);
+	return mmapq_crc32c_frame(byte, len, payload, (len & MMAPQ_FRAME_FILL_BIT) ? 0 : len);
 }
 
 /*
- * The frame of record seq, which starts at *byte, or after a padding frame
- * there: its length checked (<= max_record, 8 for format int; padding only
- * past offset 0, never twice in a row), its bytes within the ring and below
- * end, and with check its crc (by crc: mmapq_crc32c_frame, or in ring.c's
- * hot paths the inline mmapq_crc32c_frame_hw).  ints: the caller knows
+ * The frame of the record at *byte, or after the padding and fill frames
+ * there (frames_skip): its length checked (<= max_record, 8 for format
+ * int), its bytes within the ring and below end, and with check its crc
+ * (by crc: mmapq_crc32c_frame, or in ring.c's hot paths the inline
+ * mmapq_crc32c_frame_hw).  ints: the caller knows
  * the format is int, as a constant: the length is then 8 for the compiler
  * too, and an int record's checks and checksum straight-line code.  0:
  * *data, *len and *byte (past the frame) set; -EBADMSG: nothing set.  Each
  * shared field is read once.
  */
 __attribute__((always_inline)) static inline int
-frame_step(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end, bool check,
+frame_step(const struct mmapq *q, uint64_t *byte, uint64_t end, bool check,
            const uint8_t **data, uint32_t *len, mmapq_frame_crc_fn *crc, bool ints)
 {
 	uint64_t b = *byte, off = b & q->mask, fb;
 	const struct mmapq_frame *f = (const struct mmapq_frame *)(q->ring + off);
 	uint32_t l = __atomic_load_n(&f->len, __ATOMIC_RELAXED);
 
-	if (l == MMAPQ_FRAME_PAD) {
-		if (off == 0 ||
-		    (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(seq, l, NULL, 0)))
+	if (l & MMAPQ_FRAME_FILL_BIT) {
+		/* padding or fill: the slow path, out of line */
+		if (frames_skip(q, &b, &l, end, check) < 0)
 			return -EBADMSG;
-		b += q->size - off;
-		off = 0;
-		f = (const struct mmapq_frame *)q->ring;
-		l = __atomic_load_n(&f->len, __ATOMIC_RELAXED);
+		off = b & q->mask;
+		f = (const struct mmapq_frame *)(q->ring + off);
 	}
 	if (l > q->max_record ||
 	    ((ints || q->format == MMAPQ_FORMAT_INT) && l != sizeof(int64_t)))
@@ -289,7 +310,7 @@ frame_step(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end, bo
 	fb = mmapq_frame_bytes(l);
 	if (off + fb > q->size || b + fb > end)
 		return -EBADMSG;
-	if (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(seq, l, f + 1, l))
+	if (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != crc(b, l, f + 1, l))
 		return -EBADMSG;
 	*data = (const uint8_t *)(f + 1);
 	*len = l;
@@ -297,10 +318,10 @@ frame_step(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end, bo
 	return 0;
 }
 
-static inline int frame_next(const struct mmapq *q, uint64_t seq, uint64_t *byte, uint64_t end,
-                             bool check, const uint8_t **data, uint32_t *len)
+static inline int frame_next(const struct mmapq *q, uint64_t *byte, uint64_t end, bool check,
+                             const uint8_t **data, uint32_t *len)
 {
-	return frame_step(q, seq, byte, end, check, data, len, mmapq_crc32c_frame, false);
+	return frame_step(q, byte, end, check, data, len, mmapq_crc32c_frame, false);
 }
 
 /* Whether each publish and release is on disk before it returns (batch,

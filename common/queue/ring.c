@@ -161,6 +161,23 @@ bool floor_update_locked(struct mmapq *q)
 	return true;
 }
 
+/* Mutex held, floor moved: wake every producer that waits for room (the
+ * header's not_full.waiting says whether one does: one flag to look at
+ * for a consumer's release). */
+void signal_producers_locked(struct mmapq *q, bool always)
+{
+	if (!always && !__atomic_load_n(&q->h->not_full.waiting, __ATOMIC_RELAXED))
+		return;
+	always ? mmapq_cond_broadcast(&q->h->not_full) : mmapq_cond_signal(&q->h->not_full);
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		struct mmapq_cond *c = &q->h->producers[i].room;
+
+		always ? mmapq_cond_broadcast(c) : mmapq_cond_signal(c);
+		if (always)
+			mmapq_cond_broadcast(&q->h->producers[i].turn);
+	}
+}
+
 /* Mutex held: wake every registered consumer that waits (only those: a
  * free entry's flag is cleared when it is removed). */
 void signal_consumers_locked(struct mmapq *q, bool always)
@@ -179,10 +196,77 @@ void signal_consumers_locked(struct mmapq *q, bool always)
 }
 
 /*
- * From record from.seq (its frame, or the padding before it, at from.byte)
- * to record seq, by the frames' lengths, never past end: *byte is where
- * record seq's frame (or padding) starts.  -EBADMSG if a frame on the way
- * is not one.  Checksums are not looked at.
+ * frame_step's slow path (queue.h): from the padding or fill frame at
+ * *byte whose len is *len, past every padding and fill frame that follows,
+ * to the frame of a record: 0 with *byte and *len its; -EBADMSG if one of
+ * them is not what it says (padding at offset 0, a fill not a multiple of
+ * 8 or past the ring's end) or none is left below end.  With check each
+ * one's crc (its byte position and len).  Each step moves at least 8
+ * bytes, so a ring of garbage ends the loop at end.
+ */
+int frames_skip(const struct mmapq *q, uint64_t *byte, uint32_t *len, uint64_t end, bool check)
+{
+	uint64_t b = *byte;
+	uint32_t l = *len;
+
+	while (l & MMAPQ_FRAME_FILL_BIT) {
+		uint64_t off = b & q->mask, n;
+		const struct mmapq_frame *f = frame_at(q, b);
+
+		if (l == MMAPQ_FRAME_PAD) {
+			if (off == 0)
+				return -EBADMSG;
+			n = q->size - off;
+		} else {
+			n = sizeof(*f) + (l & ~MMAPQ_FRAME_FILL_BIT);
+			if (n % MMAPQ_FRAME_ALIGN || off + n > q->size)
+				return -EBADMSG;
+		}
+		if (check && __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != frame_crc(b, l, NULL))
+			return -EBADMSG;
+		b += n;
+		if (b >= end)
+			return -EBADMSG;
+		l = __atomic_load_n(&frame_at(q, b)->len, __ATOMIC_RELAXED);
+	}
+	*byte = b;
+	*len = l;
+	return 0;
+}
+
+/*
+ * Where the padding and fill frames from byte end, walking no further than
+ * end (their crcs checked): end itself if they fill [byte, end) exactly,
+ * else less.  A tail_byte past the frame of the last record published may
+ * be right: a reservation's unused end, or the padding it needed, lies
+ * before the next one.
+ */
+uint64_t fills_end(const struct mmapq *q, uint64_t byte, uint64_t end)
+{
+	while (byte < end) {
+		const struct mmapq_frame *f = frame_at(q, byte);
+		uint32_t l = __atomic_load_n(&f->len, __ATOMIC_RELAXED);
+		uint64_t off = byte & q->mask, n;
+
+		if (!(l & MMAPQ_FRAME_FILL_BIT))
+			break;
+		if (l == MMAPQ_FRAME_PAD)
+			n = off ? q->size - off : 0;
+		else
+			n = sizeof(*f) + (l & ~MMAPQ_FRAME_FILL_BIT);
+		if (n == 0 || n % MMAPQ_FRAME_ALIGN || off + n > q->size || byte + n > end ||
+		    __atomic_load_n(&f->crc, __ATOMIC_RELAXED) != frame_crc(byte, l, NULL))
+			break;
+		byte += n;
+	}
+	return byte;
+}
+
+/*
+ * From record from.seq (its frame, or the padding and fills before it, at
+ * from.byte) to record seq, by the frames' lengths, never past end: *byte
+ * is where record seq's frame (or padding, fills) starts.  -EBADMSG if a
+ * frame on the way is not one.  Checksums are not looked at.
  */
 int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, uint64_t *byte)
 {
@@ -190,7 +274,7 @@ int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, ui
 		const uint8_t *d;
 		uint32_t l;
 
-		if (frame_next(q, from.seq, &from.byte, end, false, &d, &l) < 0)
+		if (frame_next(q, &from.byte, end, false, &d, &l) < 0)
 			return -EBADMSG;
 		from.seq++;
 	}
@@ -200,48 +284,66 @@ int find_record(struct mmapq *q, struct pos from, uint64_t seq, uint64_t end, ui
 
 /* ---- producer ----------------------------------------------------------- */
 
-/* What the slowest registered consumer has synced bounds what we may
- * write: floor.byte read with load-acquire (load_floor_byte; pairs with
- * its store-release, so the consumers' reads of the frames below it are
- * done before we overwrite them).  Safe with or without the mutex.  A
- * floor behind what we published, or more than a ring behind it, is
- * corruption, not a crash. */
-int refresh_limit(struct mmapq *q)
-{
-	uint64_t floor = load_floor_byte(q);
+/*
+ * Fan-in (DESIGN.md): each producer writes its records into a reservation
+ * of its own, [rsv_from, rsv_to) of the ring, taken under the mutex at
+ * claim_byte by its first put after a publish, filled outside the mutex,
+ * and committed under it by mmapq_publish, which then advances tail past
+ * every committed reservation at the bottom, in order.  The handle: our
+ * frames are [published.byte, tail.byte) of the reservation, which ends at
+ * limit (limit == tail.byte while we hold none, so that a put asks for
+ * one); tail.seq - published.seq records are pending; tail.seq is what
+ * mmapq_next_seq says (exact while we are the only producer).  rsv_open:
+ * our entry's reservation is OPEN; rsv_idle: it is IDLE, [tail.byte,
+ * idle_to), taken at our last publish for the next batch, which our first
+ * put makes OPEN with a compare-and-swap; rsv_committed: committed, tail
+ * not past it yet (a publish interrupted while it waited).
+ */
 
-	if (floor > q->published.byte || q->published.byte - floor > q->size)
+/* floor as the producer sees it: a floor behind the tail, or more than a
+ * ring behind it, is corruption, not a crash.  Safe with or without the
+ * mutex. */
+int check_floor(const struct mmapq *q)
+{
+	uint64_t floor = load_floor_byte(q), tail_byte = load_tail_byte(q);
+
+	if (floor > tail_byte || tail_byte - floor > q->size)
 		return -EBADMSG;
-	q->limit = floor + q->size;
 	return 0;
 }
 
-/* Bytes a record of len takes at tail: its frame, and the padding before
- * it if it does not fit before the ring's end. */
-static inline uint64_t need_at_tail(const struct mmapq *q, uint32_t len)
+/* Bytes a record of len takes at byte position b: its frame, and the
+ * padding before it if it does not fit before the ring's end. */
+static inline uint64_t need_at(const struct mmapq *q, uint64_t b, uint32_t len)
 {
-	uint64_t end = q->size - (q->tail.byte & q->mask), fb = mmapq_frame_bytes(len);
+	uint64_t end = q->size - (b & q->mask), fb = mmapq_frame_bytes(len);
 
 	return fb <= end ? fb : end + fb;
 }
 
+static inline uint64_t need_at_tail(const struct mmapq *q, uint32_t len)
+{
+	return need_at(q, q->tail.byte, len);
+}
+
+/* Whether a record of len fits in our reservation. */
 static inline bool fits(const struct mmapq *q, uint32_t len)
 {
 	return q->tail.byte + need_at_tail(q, len) <= q->limit;
 }
 
-/* Bytes that records may surely take, whatever their lengths (mmapq.h,
- * mmapq_reserve): the free bytes, less what padding at the ring's end may
- * waste, which is less than one frame of max_record. */
-static uint64_t sure_room(const struct mmapq *q)
+/* Bytes that records may surely take in [start, end), whatever their
+ * lengths (mmapq.h, mmapq_reserve): the free bytes, less what padding at
+ * the ring's end may waste, which is less than one frame of max_record. */
+static uint64_t sure_room_at(const struct mmapq *q, uint64_t start, uint64_t end)
 {
-	uint64_t free_b = q->limit - q->tail.byte, end = q->size - (q->tail.byte & q->mask);
+	uint64_t free_b = end - start, lap = q->size - (start & q->mask);
 	uint64_t waste = mmapq_frame_bytes(q->max_record);
 
-	if (free_b <= end)
+	if (free_b <= lap)
 		return free_b;
-	if (end < waste)
-		waste = end;
+	if (lap < waste)
+		waste = lap;
 	return free_b - waste;
 }
 
@@ -252,25 +354,193 @@ static int check_len(const struct mmapq *q, uint32_t len)
 	return 0;
 }
 
-/* Mutex held: make [published, tail) visible and wake every registered
- * consumer that sleeps. */
-static void publish_locked(struct mmapq *q)
+/* The most a reservation takes at once (more when one record needs more):
+ * an eighth of the ring, so that several producers share it (a frame of
+ * the largest record in a small ring), and at most a fill frame's worth. */
+static uint64_t rsv_cap(const struct mmapq *q)
 {
-	if (q->tail.seq == q->published.seq)
-		return;
-	mmapq_fault("publish.locked");
-	__atomic_store_n(&q->h->producer.tail_byte, q->tail.byte, __ATOMIC_RELAXED);
-	mmapq_fault("publish.tail_byte"); /* the pair half stored */
-	/* release: the frames written before, and tail_byte, become visible
-	 * to the consumers' acquire loads of tail */
-	__atomic_store_n(&q->h->producer.tail, q->tail.seq, __ATOMIC_RELEASE);
-	mmapq_fault("publish.stored");
-	signal_consumers_locked(q, false);
-	q->published = q->tail;
+	uint64_t cap = q->size / 8, big = mmapq_frame_bytes(q->max_record);
+
+	if (cap < big)
+		cap = big;
+	return cap > (UINT64_C(1) << 30) ? UINT64_C(1) << 30 : cap;
 }
 
-/* Write order, before a publish (sync batch; always synced each record as
- * it was put): the frames about to be published are on disk first. */
+/* Beyond the tail, in bytes that are ours (nobody reads there): fill frames
+ * over [from, to), split where the ring ends and where one would exceed
+ * MMAPQ_FRAME_FILL_MAX. */
+static void write_fills(struct mmapq *q, uint64_t from, uint64_t to)
+{
+	while (from < to) {
+		uint64_t lap_end = from - (from & q->mask) + q->size;
+		uint64_t n = (to < lap_end ? to : lap_end) - from - sizeof(struct mmapq_frame);
+		struct mmapq_frame *f = frame_at(q, from);
+		uint32_t len;
+
+		if (n > MMAPQ_FRAME_FILL_MAX)
+			n = MMAPQ_FRAME_FILL_MAX;
+		len = MMAPQ_FRAME_FILL_BIT | (uint32_t)n;
+		f->len = len;
+		f->crc = frame_crc(from, len, NULL);
+		from += sizeof(struct mmapq_frame) + n;
+	}
+	mmapq_fault("fill.written");
+}
+
+static inline uint32_t rsv_state(const struct mmapq_producer *e)
+{
+	return __atomic_load_n(&e->rsv_state, __ATOMIC_ACQUIRE);
+}
+
+static inline uint64_t claim_locked(const struct mmapq *q)
+{
+	return __atomic_load_n(&q->h->producer.claim_byte, __ATOMIC_RELAXED);
+}
+
+/* Mutex held: the entry whose reservation is lowest (they lie back to back
+ * from tail_byte), or -1 if there is none. */
+static int lowest_locked(const struct mmapq *q)
+{
+	uint64_t best = UINT64_MAX, best_to = UINT64_MAX;
+	int lo = -1;
+
+	/* an empty reservation starts where the next one does: it is the
+	 * lower of the two (passed over, it would stay below tail_byte, and
+	 * the advance would stop at it for good) */
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		const struct mmapq_producer *e = &q->h->producers[i];
+
+		if (rsv_state(e) != MMAPQ_RSV_NONE &&
+		    (e->rsv_from < best || (e->rsv_from == best && e->rsv_to < best_to))) {
+			best = e->rsv_from;
+			best_to = e->rsv_to;
+			lo = (int)i;
+		}
+	}
+	return lo;
+}
+
+/* Mutex held: reservation e, whose owner will not write into it (it died,
+ * or let it go idle and we took it back), is made part of the stream: the
+ * last one is given back (claim_byte goes back to its start), any other
+ * gets fill frames over its bytes (on disk first with batch and always,
+ * for tail may pass them) and is committed with no records.  Each store
+ * is one a SIGKILL may stop after: the state TAKEN (or OPEN, an abandoned
+ * one) says it is not done, and whoever finds it does it again. */
+static void fill_locked(struct mmapq *q, struct mmapq_producer *e)
+{
+	uint64_t from = e->rsv_from, to = e->rsv_to;
+
+	if (from == to) {
+		/* no bytes to fill or give back (one given back to nothing
+		 * by an owner that died before its state said so) */
+		__atomic_store_n(&e->rsv_state, MMAPQ_RSV_NONE, __ATOMIC_RELEASE);
+		return;
+	}
+	if (to >= claim_locked(q)) {
+		__atomic_store_n(&q->h->producer.claim_byte, from, __ATOMIC_RELAXED);
+		mmapq_fault("fill.given_back");
+		__atomic_store_n(&e->rsv_state, MMAPQ_RSV_NONE, __ATOMIC_RELEASE);
+		return;
+	}
+	write_fills(q, from, to);
+	if (sync_each(q))
+		(void)sync_ring(q, from, to); /* an error: found again by the next msync */
+	__atomic_store_n(&e->rsv_records, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->rsv_state, MMAPQ_RSV_COMMITTED, __ATOMIC_RELEASE);
+}
+
+/*
+ * Mutex held: tail advanced past every committed reservation at the
+ * bottom, in order: tail_byte to its end (relaxed), tail by its records
+ * (store-release: publishes its frames), then the reservation cleared and
+ * its owner's turn signalled.  An idle reservation of another producer at
+ * the bottom, with a committed one waiting behind it, is taken back
+ * (compare-and-swap IDLE -> TAKEN: its owner's own swap to OPEN either
+ * came first, and it is waited for, or fails).  The consumers that wait
+ * are woken if tail moved.  true if it did.
+ */
+bool advance_locked(struct mmapq *q)
+{
+	bool moved = false;
+
+	for (;;) {
+		int lo = lowest_locked(q);
+		struct mmapq_producer *e;
+		uint64_t tail;
+		uint32_t st, idle = MMAPQ_RSV_IDLE;
+
+		if (lo < 0)
+			break;
+		e = &q->h->producers[lo];
+		st = rsv_state(e);
+		if (st == MMAPQ_RSV_IDLE && e != q->prod) {
+			bool waiting = false;
+
+			for (uint32_t i = 0; i < q->max_producers; i++)
+				waiting |= rsv_state(&q->h->producers[i]) == MMAPQ_RSV_COMMITTED;
+			if (!waiting || !__atomic_compare_exchange_n(&e->rsv_state, &idle, MMAPQ_RSV_TAKEN,
+			                                             false, __ATOMIC_ACQ_REL,
+			                                             __ATOMIC_ACQUIRE))
+				break;
+			mmapq_fault("takeback.taken");
+			fill_locked(q, e);
+			continue;
+		}
+		if (st != MMAPQ_RSV_COMMITTED ||
+		    e->rsv_from != __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED))
+			break;
+		tail = __atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED);
+		__atomic_store_n(&q->h->producer.tail_byte, e->rsv_to, __ATOMIC_RELAXED);
+		mmapq_fault("advance.tail_byte"); /* the pair half stored */
+		/* release: the frames written before (the reservation's owner
+		 * committed them under the mutex we hold), and tail_byte,
+		 * become visible to the consumers' acquire loads of tail */
+		__atomic_store_n(&q->h->producer.tail, tail + e->rsv_records, __ATOMIC_RELEASE);
+		mmapq_fault("advance.stored");
+		__atomic_store_n(&e->rsv_state, MMAPQ_RSV_NONE, __ATOMIC_RELEASE);
+		if (e != q->prod)
+			mmapq_cond_signal(&e->turn);
+		moved = true;
+	}
+	if (moved)
+		signal_consumers_locked(q, false);
+	return moved;
+}
+
+/*
+ * Mutex held: every reservation whose owner is gone (its role byte free:
+ * it died, and the kernel dropped its lock) is made part of the stream as
+ * fill_locked does (an open one's records were never published: its
+ * publish had not returned), one taken back by a process that died while
+ * it filled it is filled again, and tail advanced.  Our own entry is ours.
+ * Needs the lock file (a producer has it).
+ */
+int reap_locked(struct mmapq *q)
+{
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		struct mmapq_producer *e = &q->h->producers[i];
+		uint32_t st = rsv_state(e);
+
+		if (e == q->prod) {
+			/* ours, left by a process of our name that died */
+			if (q->rsv_open || q->rsv_idle || q->rsv_committed ||
+			    (st != MMAPQ_RSV_OPEN && st != MMAPQ_RSV_IDLE && st != MMAPQ_RSV_TAKEN))
+				continue;
+		} else if (st == MMAPQ_RSV_OPEN || st == MMAPQ_RSV_IDLE) {
+			if (held_by_other(q, __atomic_load_n(&e->pid, __ATOMIC_RELAXED),
+			                  MMAPQ_LOCK_PRODUCER + (off_t)i))
+				continue;
+		} else if (st != MMAPQ_RSV_TAKEN) {
+			continue;
+		}
+		mmapq_fault("reap.found");
+		fill_locked(q, e);
+	}
+	(void)advance_locked(q);
+	return 0;
+}
+
 /*
  * batch and interval: once WRITEBACK_KICK bytes of whole pages of frames
  * lie below the page that tail is in, they are handed to write-back
@@ -307,41 +577,356 @@ static void kick_writeback(struct mmapq *q)
 	q->kicked = to;
 }
 
-static int sync_pending(const struct mmapq *q)
+/* Write order, before a commit (sync batch; always synced each record as
+ * it was put): the frames about to be committed, and the fills after
+ * them up to to, are on disk first. */
+static int sync_pending(const struct mmapq *q, uint64_t to)
 {
 	if (q->sync != MMAPQ_SYNC_BATCH)
 		return 0;
-	return sync_ring(q, q->published.byte, q->tail.byte);
+	return sync_ring(q, q->published.byte, to);
 }
 
-int mmapq_publish(struct mmapq *q)
+/*
+ * Mutex held (or alone after EOWNERDEAD's checks): the reservations made
+ * whole where a process that died holding the mutex left them half
+ * stored (see "Fan-in" in DESIGN.md for the orders of the stores):
+ *   - an advance half done: tail_byte at the end of the lowest committed
+ *     reservation, tail not yet past its records (or past them, the
+ *     reservation not yet cleared): tail, or the reservation, finished;
+ *   - claim_byte behind a reservation's end (a give-back half done) or
+ *     ahead of every one's (a reservation taken, its state not yet
+ *     stored): claim_byte at the end of the highest, tail_byte if none.
+ * false if they are not back to back from tail_byte to claim_byte then:
+ * not a state a crash leaves.  Needs tail's frames whole (the caller's
+ * walk from floor checked them).
+ */
+bool reservations_whole_locked(struct mmapq *q)
 {
-	uint64_t from = q->published.seq;
-	int r, rs;
+	struct mmapq_tail *t = &q->h->producer;
+	uint64_t tail = __atomic_load_n(&t->tail, __ATOMIC_RELAXED);
+	uint64_t tail_byte = __atomic_load_n(&t->tail_byte, __ATOMIC_RELAXED), end, hi, at;
+	struct pos floor = floor_locked(q);
+	int lo = lowest_locked(q);
 
-	if (q->role != MMAPQ_ROLE_PRODUCER || !q->prod)
-		return q->put_refused ? q->put_refused : -EPERM;
-	q->claimed = false;
-	if (q->tail.seq == q->published.seq)
-		return 0;
-	rs = sync_pending(q);
+	if (lo >= 0) {
+		struct mmapq_producer *e = &q->h->producers[lo];
+
+		if (rsv_state(e) == MMAPQ_RSV_COMMITTED && e->rsv_from < tail_byte &&
+		    e->rsv_to == tail_byte) {
+			/* tail_byte stored: are its records below tail? */
+			if (find_record(q, floor, tail, tail_byte, &end) < 0)
+				return false;
+			if (fills_end(q, end, tail_byte) != tail_byte)
+				__atomic_store_n(&t->tail, tail + e->rsv_records, __ATOMIC_RELEASE);
+			__atomic_store_n(&e->rsv_state, MMAPQ_RSV_NONE, __ATOMIC_RELEASE);
+		}
+	}
+	hi = tail_byte;
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		const struct mmapq_producer *e = &q->h->producers[i];
+
+		if (rsv_state(e) != MMAPQ_RSV_NONE && e->rsv_to > hi)
+			hi = e->rsv_to;
+	}
+	if (hi > floor.byte + q->size)
+		return false;
+	__atomic_store_n(&t->claim_byte, hi, __ATOMIC_RELAXED);
+	/* back to back: each from where the one below ends */
+	for (at = tail_byte; at < hi;) {
+		bool found = false;
+
+		for (uint32_t i = 0; i < q->max_producers && !found; i++) {
+			const struct mmapq_producer *e = &q->h->producers[i];
+
+			if (rsv_state(e) != MMAPQ_RSV_NONE && e->rsv_from == at && e->rsv_to > at) {
+				at = e->rsv_to;
+				found = true;
+			}
+		}
+		if (!found)
+			return false;
+	}
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		const struct mmapq_producer *e = &q->h->producers[i];
+
+		/* an empty one (taken with nothing in it, or given back half) */
+		if (rsv_state(e) != MMAPQ_RSV_NONE &&
+		    (e->rsv_from < tail_byte || e->rsv_to > hi || e->rsv_from > e->rsv_to))
+			return false;
+	}
+	return true;
+}
+
+/* Alone: every reservation dropped (its producer is gone: what it had not
+ * published is not promised), claim_byte back at tail_byte. */
+void drop_reservations_alone(struct mmapq *q)
+{
+	for (uint32_t i = 0; i < q->max_producers; i++)
+		q->h->producers[i].rsv_state = MMAPQ_RSV_NONE;
+	q->h->producer.claim_byte = q->h->producer.tail_byte;
+}
+
+/* Mutex held: [from, to) at claim_byte taken into our entry, in state
+ * (OPEN, IDLE), in the order a SIGKILL may stop anywhere: its bytes, then
+ * claim_byte (fault point fault), then its state. */
+static void take_locked(struct mmapq *q, uint64_t from, uint64_t to, uint32_t state,
+                        const char *fault)
+{
+	struct mmapq_producer *e = q->prod;
+
+	__atomic_store_n(&e->rsv_from, from, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->rsv_to, to, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->rsv_records, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->h->producer.claim_byte, to, __ATOMIC_RELAXED);
+	mmapq_fault(fault);
+	__atomic_store_n(&e->rsv_state, state, __ATOMIC_RELEASE);
+}
+
+/*
+ * Mutex held: room for a record of len in our reservation: extended if it
+ * is the last one (claim_byte at its end), else a new one taken at
+ * claim_byte if we hold none; up to rsv_cap bytes, never past floor.byte +
+ * size.  -ENOBUFS: no room (ours is not the last, or the ring is full), or
+ * ours is committed and tail not past it yet.  The stores, in an order a
+ * SIGKILL may stop anywhere (reservations_whole_locked makes them whole):
+ * a new one's bytes, then claim_byte, then its state OPEN; an extension's
+ * end, then claim_byte.
+ */
+static int reserve_locked(struct mmapq *q, uint32_t len)
+{
+	struct mmapq_producer *e = q->prod;
+	uint64_t floor_end = floor_locked(q).byte + q->size, claim = claim_locked(q);
+	uint64_t from = q->rsv_open ? q->tail.byte : claim, need, to;
+
+	if (!q->rsv_open && rsv_state(e) == MMAPQ_RSV_COMMITTED)
+		q->rsv_committed = true; /* filled by another as we let it idle */
+	if (q->rsv_committed || (q->rsv_open && claim != q->limit) ||
+	    (!q->rsv_open && rsv_state(e) != MMAPQ_RSV_NONE))
+		return -ENOBUFS;
+	need = from + need_at(q, from, len);
+	if (need > floor_end)
+		return -ENOBUFS;
+	to = from + rsv_cap(q);
+	to = to < need ? need : to > floor_end ? floor_end : to;
+	if (q->rsv_open) {
+		__atomic_store_n(&e->rsv_to, to, __ATOMIC_RELAXED);
+		mmapq_fault("reserve.extended");
+		__atomic_store_n(&q->h->producer.claim_byte, to, __ATOMIC_RELAXED);
+	} else {
+		take_locked(q, from, to, MMAPQ_RSV_OPEN, "reserve.claimed");
+		q->rsv_open = true;
+		/* the sequence numbers stay: nothing is pending, and a put's
+		 * loop that asked for this reservation counts on from them */
+		q->published.byte = q->tail.byte = from;
+	}
+	q->limit = to;
+	return 0;
+}
+
+/* A put that does not fit in our reservation: the idle one we took at our
+ * last publish made ours (OPEN, compare-and-swap: unless another took it
+ * back meanwhile), else room found under the mutex (reserve_locked). */
+static int more_room(struct mmapq *q, uint32_t len)
+{
+	int r;
+
+	if (q->rsv_idle) {
+		uint32_t idle = MMAPQ_RSV_IDLE;
+
+		q->rsv_idle = false;
+		/* acquire-release: a take-back that came first is seen (we
+		 * then write nothing into those bytes), and ours is seen by
+		 * whoever takes the mutex next */
+		if (__atomic_compare_exchange_n(&q->prod->rsv_state, &idle, MMAPQ_RSV_OPEN, false,
+		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			q->rsv_open = true;
+			q->limit = q->idle_to;
+			if (fits(q, len))
+				return 0;
+		}
+	}
 	r = lock(q);
 	if (r < 0)
 		return r;
-	publish_locked(q);
-	r = refresh_limit(q);
+	r = reserve_locked(q, len);
 	unlock(q);
-	if (r < 0)
-		return r;
+	return r;
+}
+
+/*
+ * Mutex held, our reservation open: committed with its records (the fill
+ * frames over its unused end written by the caller, filled, unless it is
+ * the last one, whose unused end goes back: claim_byte first, then its
+ * end), counted in our entry.  A reservation with nothing in it is given
+ * back, or committed empty.  false if the caller must write the fills
+ * first (not the last one after all).
+ */
+static bool commit_locked(struct mmapq *q, bool filled)
+{
+	struct mmapq_producer *e = q->prod;
+	uint64_t n = q->tail.seq - q->published.seq;
+	bool last = claim_locked(q) == q->limit;
+
+	if (!last && !filled && q->tail.byte < q->limit)
+		return false;
+	if (last && q->tail.byte < q->limit) {
+		__atomic_store_n(&q->h->producer.claim_byte, q->tail.byte, __ATOMIC_RELAXED);
+		mmapq_fault("commit.given_back");
+		__atomic_store_n(&e->rsv_to, q->tail.byte, __ATOMIC_RELAXED);
+		q->limit = q->tail.byte;
+	}
+	__atomic_store_n(&e->rsv_records, n, __ATOMIC_RELAXED);
+	mmapq_fault("commit.locked");
+	__atomic_store_n(&e->rsv_state, q->limit == e->rsv_from ? MMAPQ_RSV_NONE : MMAPQ_RSV_COMMITTED,
+	                 __ATOMIC_RELEASE);
+	mmapq_fault("commit.stored");
+	q->rsv_open = false;
+	q->rsv_committed = q->limit != e->rsv_from;
+	count(&e->published, n);
+	return true;
+}
+
+/* Mutex held: our idle reservation let go (close): given back if it is the
+ * last one, else filled and committed empty (fill_locked), unless another
+ * took it back already. */
+static void release_idle_locked(struct mmapq *q)
+{
+	uint32_t idle = MMAPQ_RSV_IDLE;
+
+	q->rsv_idle = false;
+	if (__atomic_compare_exchange_n(&q->prod->rsv_state, &idle, MMAPQ_RSV_TAKEN, false,
+	                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		fill_locked(q, q->prod);
+}
+
+/* Mutex held, tail past our reservation, no other reservation (we were the
+ * lowest and the last): the next batch's taken now, idle, so that a lone
+ * producer's next put needs no mutex (more_room's swap).  Another producer
+ * that needs tail past it while we do not use it takes it back
+ * (advance_locked); a producer blocked reading its input thus holds no one
+ * up. */
+static void rearm_locked(struct mmapq *q)
+{
+	uint64_t from = claim_locked(q), to = from + rsv_cap(q);
+	uint64_t floor_end = floor_locked(q).byte + q->size;
+
+	if (lowest_locked(q) >= 0 || from != __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED))
+		return;
+	if (to > floor_end)
+		to = floor_end;
+	if (to < from + 2 * MMAPQ_FRAME_ALIGN)
+		return;
+	take_locked(q, from, to, MMAPQ_RSV_IDLE, "rearm.claimed");
+	q->rsv_idle = true;
+	q->idle_to = to;
+	q->published.byte = q->tail.byte = q->limit = from;
+}
+
+/*
+ * Mutex held: wait (on our turn word, slices of at most 0.5 s, asking the
+ * interrupted callback) until tail passed our committed reservation; each
+ * slice reaps what dead producers left below it and advances.  0 with the
+ * mutex held; < 0 without it.
+ */
+static int wait_turn_locked(struct mmapq *q)
+{
+	for (;;) {
+		int r;
+
+		(void)reap_locked(q);
+		if (rsv_state(q->prod) == MMAPQ_RSV_NONE) {
+			q->rsv_committed = false;
+			return 0;
+		}
+		r = wait_on_locked(q, &q->prod->turn, monotonic_ns() + 500000000u);
+		if (r < 0 && r != -ETIMEDOUT)
+			return r;
+		if (r == -ETIMEDOUT && (r = lock(q)) < 0)
+			return r;
+	}
+}
+
+/*
+ * Commit what we put, then wait until tail passed it (the reservations
+ * below ours committed: "publish returned" means visible to the
+ * consumers); an empty reservation is given back.  With *rearm, a lone
+ * producer takes its next batch's reservation in the same critical
+ * section.  Returns the records published, or < 0: -EINTR from the wait
+ * leaves them committed, made visible in order by whoever advances tail
+ * next (mmapq_pending() is 0).
+ */
+static int publish_all(struct mmapq *q, bool rearm)
+{
+	uint64_t n = q->tail.seq - q->published.seq;
+	bool filled = false;
+	int r, rs = 0;
+
+	if (!q->rsv_open && !q->rsv_committed)
+		return 0;
+	if (q->rsv_open && q->tail.byte < q->limit && claim_locked(q) != q->limit) {
+		/* not the last one, as far as we see: the unused end's fills go
+		 * to disk with the frames */
+		write_fills(q, q->tail.byte, q->limit);
+		filled = true;
+	}
+	if (q->rsv_open)
+		rs = sync_pending(q, filled ? q->limit : q->tail.byte);
+	for (;;) {
+		r = lock(q);
+		if (r < 0)
+			return r;
+		mmapq_fault("publish.locked");
+		if (!q->rsv_open || commit_locked(q, filled))
+			break;
+		/* the last one when we looked, not now: its fills first */
+		unlock(q);
+		write_fills(q, q->tail.byte, q->limit);
+		filled = true;
+		if (rs == 0)
+			rs = sync_pending(q, q->limit);
+	}
+	(void)advance_locked(q);
+	if (q->rsv_committed && (r = wait_turn_locked(q)) < 0) {
+		q->published = q->tail;
+		return r; /* the mutex was let go */
+	}
+	q->published.seq = q->tail.seq = __atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED);
+	q->limit = q->published.byte = q->tail.byte;
+	if (rearm && n)
+		rearm_locked(q);
+	unlock(q);
 	/* published whatever happens now: an error says it is not durable */
 	if (rs == 0 && sync_each(q)) {
 		rs = sync_header(q);
 		if (rs == 0)
-			q->durable = q->published.byte;
+			q->durable = __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED);
 	}
 	if (rs < 0)
 		return rs;
-	return (int)(q->tail.seq - from > INT_MAX ? INT_MAX : q->tail.seq - from);
+	return (int)(n > INT_MAX ? INT_MAX : n);
+}
+
+int mmapq_publish(struct mmapq *q)
+{
+	if (q->role != MMAPQ_ROLE_PRODUCER || !q->prod)
+		return q->put_refused ? q->put_refused : -EPERM;
+	q->claimed = false;
+	return publish_all(q, true);
+}
+
+/* mmapq_close: what we put published, our idle reservation let go. */
+void release_producer(struct mmapq *q)
+{
+	if (!q->prod || q->legacy)
+		return;
+	q->claimed = false;
+	(void)publish_all(q, false);
+	if (q->rsv_idle && lock(q) == 0) {
+		release_idle_locked(q);
+		(void)advance_locked(q);
+		unlock(q);
+	}
 }
 
 /*
@@ -429,18 +1014,19 @@ bool finish_skips_locked(struct mmapq *q)
 }
 
 /*
- * Mutex held, published == tail: make room for a record of len by skipping
- * the consumers that may be skipped ("Skipping" in mmapq_format.h): from
- * floor, whole records up to the first record boundary from which the
- * record fits; if every registered consumer below it has the skip policy
- * and is detached, each is moved there and what it lost counted, and floor
- * rises.  true if it did (the caller refreshes its limit); false if a
+ * Mutex held, nothing of ours pending: make room up to byte need (where a
+ * record that waits ends) by skipping the consumers that may be skipped
+ * ("Skipping" in mmapq_format.h): from floor, whole records (below tail)
+ * up to the first record boundary from which it fits; if every registered
+ * consumer below it has the skip policy and is detached, each is moved
+ * there and what it lost counted, and floor rises.  1 if it did; 0 if a
  * consumer must be waited for (or there is nothing to skip).
  */
-static int skip_locked(struct mmapq *q, uint32_t len)
+static int skip_locked(struct mmapq *q, uint64_t need)
 {
 	struct pos floor = floor_locked(q), to = floor;
-	uint64_t need = q->tail.byte + need_at_tail(q, len);
+	uint64_t tail = __atomic_load_n(&q->h->producer.tail, __ATOMIC_RELAXED);
+	uint64_t tail_byte = __atomic_load_n(&q->h->producer.tail_byte, __ATOMIC_RELAXED);
 	bool skippers = false, any = false;
 
 	if (need <= floor.byte + q->size)
@@ -451,11 +1037,11 @@ static int skip_locked(struct mmapq *q, uint32_t len)
 		           (__atomic_load_n(&q->h->consumers[i].policy, __ATOMIC_RELAXED) & MMAPQ_ENTRY_SKIP);
 	if (!skippers)
 		return 0;
-	while (to.byte + q->size < need && to.seq < q->tail.seq) {
+	while (to.byte + q->size < need && to.seq < tail) {
 		const uint8_t *d;
 		uint32_t l;
 
-		if (frame_next(q, to.seq, &to.byte, q->tail.byte, false, &d, &l) < 0)
+		if (frame_next(q, &to.byte, tail_byte, false, &d, &l) < 0)
 			return -EBADMSG;
 		to.seq++;
 	}
@@ -492,24 +1078,43 @@ static int skip_locked(struct mmapq *q, uint32_t len)
 	return 1;
 }
 
-/* mmapq_reserve's slow path, the record not fitting as far as we know:
- * publish what is pending (a full ring of unpublished records would wait
- * for consumers that cannot see them), then wait under the mutex until a
- * consumer moves floor far enough, or the deadline.  0 with room; -EAGAIN
- * (deadline 0), -ETIMEDOUT, -EINTR or another error without. */
-static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
+/* Mutex held, nothing of ours open: where our next records would go, for
+ * a record of len: in our idle reservation if it is the last one (it can
+ * grow), else at claim_byte.  *need: where that record would end. */
+static uint64_t next_start_locked(const struct mmapq *q, uint32_t len, uint64_t *need)
+{
+	uint64_t claim = claim_locked(q);
+	uint64_t from = q->rsv_idle && claim == q->idle_to ? q->tail.byte : claim;
+
+	*need = from + need_at(q, from, len);
+	return from;
+}
+
+/* mmapq_reserve's slow path, the record not fitting as far as we know,
+ * nothing of ours pending (publish_all came first): wait under the mutex
+ * until a consumer moves floor far enough, or the deadline; the records
+ * of consumers that may be skipped are skipped (skip_locked).  0 and
+ * *room with room; -EAGAIN (deadline 0), -ETIMEDOUT, -EINTR or another
+ * error without. */
+static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t *room)
 {
 	bool spun = false, skipped = false;
 	int r = lock(q);
 
 	if (r < 0)
 		return r;
-	publish_locked(q);
 	for (;;) {
-		r = refresh_limit(q);
-		if (r < 0 || fits(q, len))
+		uint64_t need, from = next_start_locked(q, len, &need);
+		uint64_t floor_end = floor_locked(q).byte + q->size;
+
+		r = check_floor(q);
+		if (r < 0)
 			break;
-		r = skip_locked(q, len);
+		if (need <= floor_end) {
+			*room = sure_room_at(q, from, floor_end);
+			break;
+		}
+		r = skip_locked(q, need);
 		if (r < 0)
 			break;
 		if (r > 0) {
@@ -521,22 +1126,22 @@ static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 			break;
 		}
 		blocked_begin(q);
+		(void)reap_locked(q);
 		if (q->spin_us && !spun) {
 			/* spin_us: watch floor for a moment, without the
 			 * mutex, before registering as a waiter; then re-check
 			 * under the mutex as before. */
 			spun = true;
 			unlock(q);
-			mmapq_spin_while_equal(&q->h->floor.byte, q->limit - q->size,
+			mmapq_spin_while_equal(&q->h->floor.byte, floor_end - q->size,
 			                       (uint64_t)q->spin_us * 1000u, deadline_ns);
-			r = refresh_limit(q);
-			if (r < 0 || fits(q, len))
-				return r == 0 && skipped && sync_each(q) ? sync_header(q) : r;
 			r = lock(q);
 			if (r < 0)
 				return r;
 			continue;
 		}
+		/* consumers that move floor signal the producers that wait */
+		__atomic_store_n(&q->h->not_full.waiting, 1, __ATOMIC_RELAXED);
 		r = wait_locked(q, deadline_ns);
 		blocked_count(q);
 		if (r < 0)
@@ -552,7 +1157,7 @@ static int reserve_wait(struct mmapq *q, uint32_t len, uint64_t deadline_ns)
 
 int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t *room)
 {
-	uint64_t from = q->published.seq, fb;
+	uint64_t fb, got = 0;
 	int r, rs;
 
 	if (q->role != MMAPQ_ROLE_PRODUCER || !q->prod)
@@ -560,31 +1165,38 @@ int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t 
 	r = check_len(q, len);
 	if (r < 0)
 		return r;
-	if (!fits(q, len)) {
-		/* first see whether a consumer released room, without the mutex */
-		r = refresh_limit(q);
-		if (r < 0)
-			return r;
-	}
-	if (!fits(q, len)) {
-		q->claimed = false;
-		rs = sync_pending(q);
-		r = reserve_wait(q, len, deadline_ns);
-		/* what was published, whatever else happened: an error says it
-		 * is not durable (and wins over -EAGAIN, -ETIMEDOUT, -EINTR) */
-		if (rs == 0 && sync_each(q) && from != q->published.seq) {
-			rs = sync_header(q);
-			if (rs == 0)
-				q->durable = q->published.byte;
+	fb = mmapq_frame_bytes(len);
+	/* in our reservation (or our idle one), which can grow up to floor +
+	 * size if it is the last one: no mutex (claim_byte read relaxed: a
+	 * reservation another producer takes meanwhile makes this room a
+	 * promise that a put may not keep, -ENOBUFS) */
+	if (q->rsv_open || q->rsv_idle) {
+		uint64_t end = q->rsv_open ? q->limit : q->idle_to;
+
+		if (__atomic_load_n(&q->h->producer.claim_byte, __ATOMIC_RELAXED) == end)
+			end = load_floor_byte(q) + q->size;
+		if (q->tail.byte + need_at_tail(q, len) <= end) {
+			got = sure_room_at(q, q->tail.byte, end);
+			blocked_end(q);
+			*room = got > fb ? got : fb;
+			return 0;
 		}
+	}
+	q->claimed = false;
+	/* publish what is pending first (a full ring of unpublished records
+	 * would wait for consumers that cannot see them); what was published,
+	 * whatever else happens: an error says it is not durable (and wins
+	 * over -EAGAIN, -ETIMEDOUT, -EINTR) */
+	if (q->rsv_open || q->rsv_committed) {
+		rs = publish_all(q, false);
 		if (rs < 0)
 			return rs;
-		if (r < 0)
-			return r;
 	}
+	r = reserve_wait(q, len, deadline_ns, &got);
+	if (r < 0)
+		return r;
 	blocked_end(q);
-	fb = mmapq_frame_bytes(len);
-	*room = sure_room(q) > fb ? sure_room(q) : fb;
+	*room = got > fb ? got : fb;
 	return 0;
 }
 
@@ -600,19 +1212,18 @@ __attribute__((always_inline)) static inline void copy_payload(void *dst, const 
 		memcpy(dst, src, len);
 }
 
-/* Room for a record of len at tail, refreshing floor once if it seems not
- * to fit: where its frame goes (*pad: where padding goes first, or the
- * frame itself if none is needed).  -ENOBUFS if it does not fit. */
+/* Room for a record of len at tail, in our reservation (more_room if it
+ * does not fit there): where its frame goes (*pad: where padding goes
+ * first, or the frame itself if none is needed).  -ENOBUFS if it does not
+ * fit. */
 static int room_at_tail(struct mmapq *q, uint32_t len, uint64_t *pad, uint64_t *at)
 {
 	uint64_t end;
 
 	if (!fits(q, len)) {
-		int r = refresh_limit(q);
+		int r = more_room(q, len);
 		if (r < 0)
 			return r;
-		if (!fits(q, len))
-			return -ENOBUFS;
 		blocked_end(q); /* a wait a reserve gave up is over: there is room */
 	}
 	end = q->size - (q->tail.byte & q->mask);
@@ -621,19 +1232,19 @@ static int room_at_tail(struct mmapq *q, uint32_t len, uint64_t *pad, uint64_t *
 	return 0;
 }
 
-/* Beyond the published tail (nobody reads there): a padding frame of
- * record seq at pad, with its crc. */
-__attribute__((always_inline)) static inline void write_pad(struct mmapq *q, uint64_t seq,
-                                                            uint64_t pad, mmapq_frame_crc_fn *crc)
+/* Beyond the published tail (nobody reads there): a padding frame at
+ * byte position pad, with its crc. */
+__attribute__((always_inline)) static inline void write_pad(struct mmapq *q, uint64_t pad,
+                                                            mmapq_frame_crc_fn *crc)
 {
 	struct mmapq_frame *p = frame_at(q, pad);
 
 	p->len = MMAPQ_FRAME_PAD;
-	p->crc = crc(seq, MMAPQ_FRAME_PAD, NULL, 0);
+	p->crc = crc(pad, MMAPQ_FRAME_PAD, NULL, 0);
 	mmapq_fault("put.padded");
 }
 
-/* Beyond the published tail: the frame of record tail.seq, of len bytes
+/* Beyond the published tail: the frame at byte position at, of len bytes
  * whose payload is in place at at (the padding frame at pad first if the
  * record's frame is elsewhere; zero bytes to the alignment). */
 __attribute__((always_inline)) static inline void write_frame(struct mmapq *q, uint64_t pad,
@@ -645,11 +1256,11 @@ __attribute__((always_inline)) static inline void write_frame(struct mmapq *q, u
 	uint32_t aligned = (uint32_t)(mmapq_frame_bytes(len) - sizeof(*f));
 
 	if (pad != at)
-		write_pad(q, q->tail.seq, pad, crc);
+		write_pad(q, pad, crc);
 	if (aligned > len)
 		memset(payload + len, 0, aligned - len);
 	f->len = len;
-	f->crc = crc(q->tail.seq, len, payload, len);
+	f->crc = crc(at, len, payload, len);
 }
 
 /* How far ahead of the frame at hand the hot loops prefetch the ring
@@ -756,7 +1367,7 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
 		if ((r = room_at_tail(q, len, &pad, &at)) < 0)
 			break;
 		if (pad != at)
-			write_pad(q, seq, pad, crc);
+			write_pad(q, pad, crc);
 		stop = at + (q->size - (at & q->mask));
 		if (stop > q->limit)
 			stop = q->limit;
@@ -781,7 +1392,7 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
 			/* the crc from src, the same bytes: the ring's were
 			 * just stored, perhaps in pieces that a load of 8
 			 * bytes would wait for.  len and crc as one store. */
-			memcpy(f, &(struct mmapq_frame){len, crc(seq, len, src, len)}, sizeof(*f));
+			memcpy(f, &(struct mmapq_frame){len, crc(at, len, src, len)}, sizeof(*f));
 			mmapq_fault("put.written");
 			at += fb;
 			src += len;
@@ -816,6 +1427,11 @@ static int put_done(struct mmapq *q, struct pos start, int r)
 {
 	if (r <= 0)
 		return r;
+	/* a reservation taken by the run (none was open) starts where
+	 * claim_byte was, above other producers' perhaps: the run's frames
+	 * start there, and so does what a failed sync leaves pending */
+	if (start.byte < q->published.byte)
+		start = q->published;
 	if (q->sync == MMAPQ_SYNC_BATCH || q->sync == MMAPQ_SYNC_INTERVAL)
 		kick_writeback(q);
 	if (q->sync == MMAPQ_SYNC_ALWAYS) {
@@ -882,7 +1498,7 @@ __attribute__((always_inline)) static inline int put_recs(struct mmapq *q,
 		if ((r = room_at_tail(q, rec[done].len, &pad, &at)) < 0)
 			break;
 		if (pad != at)
-			write_pad(q, seq, pad, crc);
+			write_pad(q, pad, crc);
 		stop = at + (q->size - (at & mask));
 		if (stop > q->limit)
 			stop = q->limit;
@@ -906,7 +1522,7 @@ __attribute__((always_inline)) static inline int put_recs(struct mmapq *q,
 				memcpy(payload + (len & ~UINT32_C(7)), &zero, sizeof(zero));
 			}
 			memcpy(payload, src, len);
-			memcpy(f, &(struct mmapq_frame){len, crc(seq, len, src, len)}, sizeof(*f));
+			memcpy(f, &(struct mmapq_frame){len, crc(at, len, src, len)}, sizeof(*f));
 			mmapq_fault("put.written");
 			at += fb;
 			seq++;
@@ -993,7 +1609,7 @@ int mmapq_available(struct mmapq *q, uint64_t deadline_ns, uint32_t *navail)
 		return legacy_available(q, navail);
 	if (q->seen_tail == q->head.seq) {
 		/* First without the mutex: the acquire load of tail pairs with
-		 * the producer's store-release in publish_locked, so the frames
+		 * the producer's store-release in advance_locked, so the frames
 		 * below it are complete and visible.  Then, with spin_us, watch
 		 * it for a moment.  Only if nothing came: the mutex, and the
 		 * wait protocol exactly as before. */
@@ -1044,7 +1660,7 @@ __attribute__((always_inline)) static inline int locate_with(struct mmapq *q, ui
 		uint32_t l;
 		bool check = p.seq >= q->checked;
 
-		if (frame_step(q, p.seq, &p.byte, q->seen_tail_byte, check, &d, &l, crc, false) < 0)
+		if (frame_step(q, &p.byte, q->seen_tail_byte, check, &d, &l, crc, false) < 0)
 			return -EBADMSG;
 		if (check)
 			q->checked = p.seq + 1;
@@ -1096,7 +1712,9 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restric
 			m = (uint32_t)whole;
 		if (m > below)
 			m = (uint32_t)below;
-		for (; i < m; i++, f += fb) {
+		uint64_t b = p.byte;
+
+		for (; i < m; i++, f += fb, b += fb) {
 			const struct mmapq_frame *h = (const struct mmapq_frame *)f;
 			uint64_t v, s = p.seq + i;
 
@@ -1106,7 +1724,7 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restric
 				break;
 			memcpy(&v, h + 1, sizeof(v));
 			if (s >= checked && __atomic_load_n(&h->crc, __ATOMIC_RELAXED) !=
-			                        crc(s, sizeof(v), &v, sizeof(v)))
+			                        crc(b, sizeof(v), &v, sizeof(v)))
 				break;
 			memcpy(copy + (size_t)i * sizeof(v), &v, sizeof(v));
 		}
@@ -1124,7 +1742,7 @@ read_run(struct mmapq *q, uint64_t seq, uint32_t k, struct mmapq_record *restric
 		 * depends on this one's length, a load that would otherwise
 		 * wait for each line to come from the producer's cache */
 		__builtin_prefetch(q->ring + ((b + PREFETCH_AHEAD) & q->mask));
-		if (frame_step(q, p.seq, &b, end, p.seq >= checked, &data, &len, crc, ints) < 0) {
+		if (frame_step(q, &b, end, p.seq >= checked, &data, &len, crc, ints) < 0) {
 			ret = -EBADMSG;
 			break;
 		}
@@ -1283,7 +1901,7 @@ static int catch_up(struct mmapq *q, bool write)
 	if (r < 0)
 		return r;
 	if (sync_cursor_locked(q, q->head))
-		mmapq_cond_signal(&q->h->not_full);
+		signal_producers_locked(q, false);
 	unlock(q);
 	return 0;
 }
@@ -1311,7 +1929,13 @@ int mmapq_sync(struct mmapq *q)
 	if (q->legacy)
 		return -EROFS;
 	if (q->prod) {
-		uint64_t to = q->published.byte;
+		/* every producer's frames below tail: ours are among them
+		 * (tail_byte after the acquire load of tail, as a consumer
+		 * reads them) */
+		uint64_t to;
+
+		(void)load_tail(q);
+		to = load_tail_byte(q);
 		if (to == q->durable)
 			return 0;
 		r = sync_ring(q, q->durable, to);
@@ -1380,7 +2004,7 @@ int mmapq_release(struct mmapq *q, uint32_t n)
 	if (q->me)
 		count(&q->me->consumed, n);
 	if (rs == 0 && !defer && sync_cursor_locked(q, at))
-		mmapq_cond_signal(&q->h->not_full);
+		signal_producers_locked(q, false);
 	/* Refresh what is available while we hold the lock anyway: when busy,
 	 * this is the only lock round-trip per batch. */
 	tail = load_tail(q);
@@ -1430,22 +2054,28 @@ static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t e
 	if (q->walk.seq <= seq && q->walk.seq > p.seq && q->walk.byte >= floor.byte)
 		p = q->walk;
 	from = p.byte;
+	/* the frames on the way checked too: a checksum binds a frame's byte
+	 * position, not its record's number, so a length damaged on the way
+	 * would lead to an intact frame of another record */
 	while (!bad && p.seq < seq) {
-		bad = frame_next(q, p.seq, &p.byte, end, false, &data, &len);
+		bad = frame_next(q, &p.byte, end, true, &data, &len);
 		p.seq++;
 	}
 	start = p.byte;
 	if (!bad)
-		bad = frame_next(q, seq, &p.byte, end, false, &data, &len);
+		bad = frame_next(q, &p.byte, end, false, &data, &len);
 	if (!bad) {
 		const struct mmapq_frame *f = (const struct mmapq_frame *)data - 1;
 
 		crc = __atomic_load_n(&f->crc, __ATOMIC_RELAXED);
-		/* a padding frame before it is checked as a consumer checks it */
-		if ((const uint8_t *)f != q->ring + (start & q->mask) &&
-		    __atomic_load_n(&frame_at(q, start)->crc, __ATOMIC_RELAXED) !=
-		    frame_crc(seq, MMAPQ_FRAME_PAD, NULL))
-			bad = -EBADMSG;
+		/* the padding and fill frames before it are checked as a
+		 * consumer checks them */
+		if ((const uint8_t *)f != q->ring + (start & q->mask)) {
+			uint64_t sb = start;
+			uint32_t sl = __atomic_load_n(&frame_at(q, start)->len, __ATOMIC_RELAXED);
+
+			bad = frames_skip(q, &sb, &sl, end, true);
+		}
 		memcpy(buf, data, len); /* may race with an overwrite: checked below */
 	}
 	/* the walk's and the copy's loads stay before the load of floor below
@@ -1454,7 +2084,7 @@ static int peek_once(struct mmapq *q, struct pos floor, uint64_t seq, uint64_t e
 	acquire_fence();
 	if (__atomic_load_n(&q->h->floor.byte, __ATOMIC_RELAXED) > from)
 		return 1; /* consumed meanwhile: what we walked may have been reused */
-	if (bad || crc != frame_crc(seq, len, buf))
+	if (bad || crc != frame_crc(p.byte - mmapq_frame_bytes(len), len, buf))
 		return -EBADMSG;
 	q->prev = (struct pos){seq, start};
 	q->walk = p;

@@ -48,7 +48,7 @@ static struct run walk_run(const struct mmapq *q, struct pos start, struct pos t
 		uint32_t l;
 		uint64_t b = p.byte;
 
-		if (frame_next(q, p.seq, &b, stop_byte, true, &d, &l) < 0)
+		if (frame_next(q, &b, stop_byte, true, &d, &l) < 0)
 			break;
 		p = (struct pos){p.seq + 1, b};
 	}
@@ -79,21 +79,43 @@ static bool better(const struct run *r, const struct run *best)
 }
 
 /*
+ * Consumer c's cursor as a run may start from it: its byte found from its
+ * synced cursor by the frames' lengths, where that walk holds.  A frame's
+ * checksum binds its byte position, not its record's sequence number, so
+ * a cursor whose byte was stored without its seq (a consumer killed
+ * between the two stores) starts a run of intact frames under the wrong
+ * numbers: only the count of frames from a whole pair (synced, stored
+ * under the mutex) says which record is where.
+ */
+static struct pos cursor_of(struct mmapq *q, const struct mmapq_consumer *c, uint64_t end)
+{
+	struct pos at = {c->position, c->position_byte}, syn = {c->synced, c->synced_byte};
+	uint64_t b;
+
+	if (syn.seq <= at.seq && find_record(q, syn, at.seq, end, &b) == 0)
+		at.byte = b;
+	return at;
+}
+
+/*
  * The run to keep: of those that start at floor or at a registered
  * consumer's cursor and hold records, the one that reaches furthest (the
  * newest records are the ones nobody has yet), and of those the one that
  * starts lowest.
  */
-static struct run best_run(const struct mmapq *q, struct pos floor, struct pos tail)
+static struct run best_run(struct mmapq *q, struct pos floor, struct pos tail)
 {
 	struct run best = walk_run(q, floor, tail);
 
 	for (uint32_t i = 0; i < q->max_consumers; i++) {
 		const struct mmapq_consumer *c = &q->h->consumers[i];
-		struct pos at = {c->position, c->position_byte};
+		struct pos at;
 		struct run r;
 
-		if (!registered(c) || !candidate(q, at, floor))
+		if (!registered(c))
+			continue;
+		at = cursor_of(q, c, tail.byte);
+		if (!candidate(q, at, floor))
 			continue;
 		if (best.end.seq > best.start.seq && at.seq >= best.start.seq && at.seq <= best.end.seq)
 			continue; /* on the run found, or a position that disagrees with it */
@@ -186,10 +208,14 @@ static void keep_run(struct mmapq *q, const struct run *run, struct pos floor, s
 /* Whether a process died in the middle of storing a pair {seq, byte}
  * (so that the pair may be half stored), although the file was closed
  * cleanly since (a last close does not look): the mutex held by the dead,
- * or a cursor whose byte is not where its record is (the frame there not
- * record seq's by its checksum; at the tail, not the tail's byte).  One
- * frame per cursor, not a walk. */
-static bool pairs_suspect(const struct mmapq *q, struct pos tail)
+ * or a cursor whose byte is not where its record is: at the tail, not the
+ * tail's byte (or padding and fill frames up to it); else the frame there not intact, or (a cursor, stored
+ * outside the mutex) not where the frames' lengths from its synced
+ * cursor put record seq.  The synced pair is stored under the mutex, whose
+ * word says whether its writer died.  One frame per cursor and the
+ * records between the two cursors of a consumer (none, or one release's,
+ * but with sync = interval), not a walk of the ring. */
+static bool pairs_suspect(struct mmapq *q, struct pos tail)
 {
 	uint32_t word;
 
@@ -205,8 +231,11 @@ static bool pairs_suspect(const struct mmapq *q, struct pos tail)
 			const uint8_t *d;
 			uint32_t l;
 
-			if (at[k].seq == tail.seq ? at[k].byte != tail.byte :
-			    frame_next(q, at[k].seq, &b, tail.byte, true, &d, &l) < 0)
+			if (at[k].seq == tail.seq ?
+			    fills_end(q, at[k].byte, tail.byte) != tail.byte :
+			    frame_next(q, &b, tail.byte, true, &d, &l) < 0)
+				return true;
+			if (k == 0 && cursor_of(q, c, tail.byte).byte != at[0].byte)
 				return true;
 		}
 	}

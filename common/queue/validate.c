@@ -33,12 +33,13 @@ size_t first_nonzero_in(const uint8_t *b, const struct rsv_range *rsv, size_t n)
 /* Offset of the first non-zero reserved header byte, or 0 if there is none
  * (offset 0 is the magic, never reserved).  The consumer table's entries
  * past max_consumers are reserved whole. */
-static size_t first_reserved_nonzero(const struct mmapq_header *h, uint32_t max_consumers)
+static size_t first_reserved_nonzero(const struct mmapq_header *h, uint32_t max_consumers,
+                                     uint32_t max_producers)
 {
 #define RSV(f) {offsetof(struct mmapq_header, f), sizeof(((struct mmapq_header *)0)->f)}
 	static const struct rsv_range rsv[] = {
-		RSV(reserved1), RSV(producer.reserved0), RSV(producer.reserved), RSV(floor.reserved),
-		RSV(state.reserved0), RSV(not_full_reserved), RSV(reserved),
+		RSV(reserved1), RSV(producer.reserved), RSV(floor.reserved), RSV(state.reserved0),
+		RSV(not_full_reserved), RSV(reserved), RSV(reserved2),
 	};
 #undef RSV
 	const uint8_t *b = (const uint8_t *)h;
@@ -56,6 +57,16 @@ static size_t first_reserved_nonzero(const struct mmapq_header *h, uint32_t max_
 		};
 
 		bad = first_nonzero_in(b, r, 2);
+	}
+	/* the producer table's entries past max_producers, and the reserved
+	 * word of every entry */
+	for (uint32_t i = 0; !bad && i < MMAPQ_PRODUCERS_MAX; i++) {
+		size_t at = offsetof(struct mmapq_header, producers) + i * sizeof(struct mmapq_producer);
+		struct rsv_range r = i < max_producers ?
+		        (struct rsv_range){at + offsetof(struct mmapq_producer, rsv_reserved0), 4} :
+		        (struct rsv_range){at, sizeof(struct mmapq_producer)};
+
+		bad = first_nonzero_in(b, &r, 1);
 	}
 	return bad;
 }
@@ -128,13 +139,51 @@ int check_identity(const void *hdr, const char *path, uint64_t real_size, struct
 		        " (and versions 1 to 3 to migrate them)", path, h->version, MMAPQ_VERSION);
 		return -EBADMSG;
 	}
-	if (h->header_size != MMAPQ_HEADER_SIZE) {
+	if (h->header_size != (h->version == MMAPQ_VERSION ? MMAPQ_HEADER_SIZE : MMAPQ_HEADER_SIZE_V3)) {
 		set_err(err, "%s: header size is %" PRIu32 ", expected %" PRIu32, path, h->header_size,
-		        MMAPQ_HEADER_SIZE);
+		        h->version == MMAPQ_VERSION ? MMAPQ_HEADER_SIZE : MMAPQ_HEADER_SIZE_V3);
 		return -EBADMSG;
 	}
 	return h->version == MMAPQ_VERSION ? check_geometry(h, path, real_size, err) :
 	       legacy_check_identity(hdr, path, real_size, err);
+}
+
+/* Producer table entry i: its state, and a registered one's name (valid,
+ * NUL-padded, unique).  Entries are never freed, so these are written
+ * only by a registration: checked once, as the file is mapped. */
+static int producer_entry_check(const struct mmapq_header *h, uint32_t i, const char *path,
+                                struct mmapq_error *err)
+{
+	const struct mmapq_producer *e = &h->producers[i];
+	char name[sizeof(e->name)];
+
+	if (e->state != MMAPQ_PRODUCER_FREE && e->state != MMAPQ_PRODUCER_REGISTERED) {
+		set_err(err, "%s: producer entry %" PRIu32 " has state %" PRIu32
+		        " (0 = free, 1 = registered)", path, i, e->state);
+		return -EBADMSG;
+	}
+	if (e->state == MMAPQ_PRODUCER_FREE)
+		return 0;
+	memcpy(name, e->name, sizeof(name));
+	if (name[MMAPQ_CONSUMER_NAME_MAX] || !name_in_table_valid(name) || name[0] == '-') {
+		set_err(err, "%s: producer entry %" PRIu32 " has no valid name", path, i);
+		return -EBADMSG;
+	}
+	for (size_t j = strlen(name); j < sizeof(name); j++) {
+		if (name[j]) {
+			set_err(err, "%s: producer entry %" PRIu32 " has bytes after its name", path, i);
+			return -EBADMSG;
+		}
+	}
+	for (uint32_t k = 0; k < i; k++) {
+		if (h->producers[k].state == MMAPQ_PRODUCER_REGISTERED &&
+		    !strncmp(h->producers[k].name, name, sizeof(name))) {
+			set_err(err, "%s: producer '%s' is registered twice (entries %" PRIu32 " and %"
+			        PRIu32 ")", path, name, k, i);
+			return -EBADMSG;
+		}
+	}
+	return 0;
 }
 
 /* The rest of a version-4 header: the table's size, the reserved bytes
@@ -149,7 +198,12 @@ static int check_fields(const struct mmapq_header *h, const char *path, struct m
 		        h->max_consumers, MMAPQ_CONSUMERS_MIN, MMAPQ_CONSUMERS_MAX);
 		return -EBADMSG;
 	}
-	bad = first_reserved_nonzero(h, h->max_consumers);
+	if (h->max_producers < MMAPQ_PRODUCERS_MIN || h->max_producers > MMAPQ_PRODUCERS_MAX) {
+		set_err(err, "%s: max_producers %" PRIu32 " is outside %" PRIu32 "..%" PRIu32, path,
+		        h->max_producers, MMAPQ_PRODUCERS_MIN, MMAPQ_PRODUCERS_MAX);
+		return -EBADMSG;
+	}
+	bad = first_reserved_nonzero(h, h->max_consumers, h->max_producers);
 	if (bad)
 		return reserved_error(h, path, bad, err);
 	for (uint32_t i = 0; i < h->max_consumers; i++) {
@@ -167,9 +221,16 @@ static int check_fields(const struct mmapq_header *h, const char *path, struct m
 		set_err(err, "%s: clean mark is %" PRIu32 " (0 or 1)", path, h->state.clean);
 		return -EBADMSG;
 	}
-	if (h->producer.pid < 0) {
-		set_err(err, "%s: negative producer pid in header (%" PRId32 ")", path, h->producer.pid);
-		return -EBADMSG;
+	for (uint32_t i = 0; i < h->max_producers; i++) {
+		const struct mmapq_producer *e = &h->producers[i];
+		int r = producer_entry_check(h, i, path, err);
+
+		if (r < 0)
+			return r;
+		if (e->pid < 0) {
+			set_err(err, "%s: negative pid %" PRId32 " in producer entry %" PRIu32, path, e->pid, i);
+			return -EBADMSG;
+		}
 	}
 	for (uint32_t i = 0; i < h->max_consumers; i++) {
 		if (h->consumers[i].pid < 0) {
@@ -207,6 +268,12 @@ static int check_config(const struct mmapq_header *h, const struct mmapq_params 
 		set_err(err, "%s: max_consumers is %" PRIu32 " in the file but %" PRIu32
 		        " in the configuration (the file is left untouched)", path, h->max_consumers,
 		        p->max_consumers);
+		return -EPROTO;
+	}
+	if (p->max_producers && p->max_producers != h->max_producers) {
+		set_err(err, "%s: max_producers is %" PRIu32 " in the file but %" PRIu32
+		        " in the configuration (the file is left untouched)", path, h->max_producers,
+		        p->max_producers);
 		return -EPROTO;
 	}
 	return 0;
@@ -378,15 +445,52 @@ static int check_positions(const struct mmapq *q, struct mmapq_error *err)
 	return 0;
 }
 
-/* floor, tail and the consumer table (with cursors: where every cursor
- * is; without: only states and names, which a salvage does not repair).
- * Caller makes them stable (the mutex, or being alone). */
+/* The producers' reservations as a crash leaves them ("Fan-in" in
+ * DESIGN.md): claim_byte from tail_byte to floor.byte + size, each
+ * reservation's state known and its bytes aligned, at most a ring, from
+ * floor up.  Where exactly they lie (back to back from tail_byte) is what
+ * the repair restores (reservations_whole_locked), not a condition. */
+static int check_reservations(const struct mmapq *q, struct pos floor, struct pos tail,
+                              struct mmapq_error *err)
+{
+	uint64_t claim = q->h->producer.claim_byte;
+
+	if (claim < tail.byte || claim > floor.byte + q->size || claim % MMAPQ_FRAME_ALIGN) {
+		set_err(err, "%s: reserved bytes end at %" PRIu64 ", outside [tail byte %" PRIu64 ", %"
+		        PRIu64 "]", q->path, claim, tail.byte, floor.byte + q->size);
+		return -EBADMSG;
+	}
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		const struct mmapq_producer *e = &q->h->producers[i];
+		uint32_t st = e->rsv_state;
+
+		if (st > MMAPQ_RSV_STATE_MAX || (st != MMAPQ_RSV_NONE &&
+		    (e->rsv_from > e->rsv_to || e->rsv_from % MMAPQ_FRAME_ALIGN ||
+		     e->rsv_to % MMAPQ_FRAME_ALIGN || e->rsv_from < floor.byte ||
+		     e->rsv_to > floor.byte + q->size))) {
+			set_err(err, "%s: producer entry %" PRIu32 " has reservation state %" PRIu32
+			        " [%" PRIu64 ", %" PRIu64 "), not one of the queue [%" PRIu64 ", %" PRIu64
+			        "]", q->path, i, st, e->rsv_from, e->rsv_to, floor.byte,
+			        floor.byte + q->size);
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/* floor, tail, the reservations and the consumer table (with cursors:
+ * where every cursor is; without: only states and names, which a salvage
+ * does not repair).  Caller makes them stable (the mutex, or being alone). */
 int validate_dynamic(struct mmapq *q, bool cursors, struct mmapq_error *err)
 {
 	struct entry_view v[MMAPQ_CONSUMERS_MAX];
 	struct pos floor = floor_locked(q), tail = {q->h->producer.tail, q->h->producer.tail_byte};
 	int r = cursors ? check_positions(q, err) : 0;
 
+	/* alone, they are dropped unread: after a power cut the producer
+	 * table's page and the first page may come from different times */
+	if (r == 0 && cursors && !q->alone)
+		r = check_reservations(q, floor, tail, err);
 	if (r < 0)
 		return r;
 	table_read(q, v);

@@ -5,6 +5,7 @@
  *   main.c       options, the verb table, dispatch
  *   inspect.c    status, dump, export: the queue file read as an observer
  *   consumers.c  consumers, consumer remove
+ *   producers.c  the producers as status and top list them
  *   send.c       send: records to the producer's socket (protocol.c parses
  *                the replies)
  *   recreate.c   recreate: a new file of the configured geometry with the
@@ -80,6 +81,16 @@ void consumers_json(const struct mmapq_consumer_status *cs, const struct mmapq_p
                     bool by_pid);
 int consumers(struct mmapq *q, bool json);
 int consumer_remove(const struct mmapq_config *cfg, const char *name);
+
+/* ---- producers.c ---- */
+/* The registered producers (at most MMAPQ_PRODUCERS_MAX): how many, or
+ * -errno (said). */
+int list_producers(struct mmapq *q, struct mmapq_producer_status *ps);
+void producers_json(const struct mmapq_producer_status *ps, int n, bool by_pid);
+/* A producer's wait for room into buf: "waiting for room since 12:03:11
+ * (4 s); 6.5 s in all", "not waiting; waited 2.5 s for room in all", or ""
+ * if it never waited. */
+const char *producer_wait_text(char *buf, size_t size, const struct mmapq_producer_status *p);
 
 /* ---- send.c ---- */
 /* The VALUE arguments (nvalues of them), each one record framed in format

@@ -140,18 +140,29 @@ static const char *bytes_text(char *buf, size_t size, uint64_t n)
 	return buf;
 }
 
-/* Whether any daemon holds a role of the queue (st, its n consumers cs). */
-static bool in_use(const struct mmapq_status *st, const struct mmapq_consumer_status *cs, int n)
+/* The registered consumers and producers of a queue, as status shows them. */
+struct roles {
+	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_policy pol[MMAPQ_CONSUMERS_MAX];
+	int n;
+	struct mmapq_producer_status ps[MMAPQ_PRODUCERS_MAX];
+	int np;
+};
+
+/* Whether any process holds a role of the queue. */
+static bool in_use(const struct mmapq_status *st, const struct roles *ro)
 {
-	for (int i = 0; i < n; i++)
-		if (cs[i].attached)
+	for (int i = 0; i < ro->n; i++)
+		if (ro->cs[i].attached)
+			return true;
+	for (int i = 0; i < ro->np; i++)
+		if (ro->ps[i].attached)
 			return true;
 	return st->producer.attached;
 }
 
 static void status_json(const char *path, const struct mmapq_status *st, const char *id,
-                        const struct mmapq_consumer_status *cs, const struct mmapq_policy *pol,
-                        int n, const struct blocked_info *b)
+                        const struct roles *ro, const struct blocked_info *b)
 {
 	bool legacy = st->version != MMAPQ_FILE_VERSION;
 	/* JSON strings are Unicode: a name that is not UTF-8 goes as hex,
@@ -182,14 +193,44 @@ static void status_json(const char *path, const struct mmapq_status *st, const c
 	putchar(',');
 	side_json("consumer", &st->consumer, "consumed", st->head, NULL);
 	printf(",\"max_consumers\":%" PRIu32 ",\"consumers\":", st->max_consumers);
-	consumers_json(cs, pol, n, st->attached_by_pid);
+	consumers_json(ro->cs, ro->pol, ro->n, st->attached_by_pid);
+	printf(",\"max_producers\":%" PRIu32 ",\"producers\":", st->max_producers);
+	producers_json(ro->ps, ro->np, st->attached_by_pid);
 	printf(",\"attached_by\":\"%s\"}\n", st->attached_by_pid ? "pid" : "lock");
 }
 
-static void status_text(const char *path, const struct mmapq_status *st, const char *id,
-                        const struct mmapq_consumer_status *cs, const struct mmapq_policy *pol,
-                        int n, const struct blocked_info *b)
+/* Each registered producer: its pid, what it published and its counters;
+ * with several, each one's wait for room (with one, the queue's wait
+ * below says it all). */
+static void producers_text(const struct mmapq_status *st, const struct roles *ro)
 {
+	for (int i = 0; i < ro->np; i++) {
+		const struct mmapq_producer_status *p = &ro->ps[i];
+		struct mmapq_side_status s = {
+			.pid = p->last_pid, .attached = p->attached, .start_usec = p->start_usec,
+			.dropped = p->dropped, .bad_input = p->bad_input, .recoveries = p->recoveries,
+			.attaches = p->attaches,
+		};
+		char label[MMAPQ_CONSUMER_NAME_MAX + 16], wait[128];
+
+		snprintf(label, sizeof(label), "producer %.*s", MMAPQ_CONSUMER_NAME_MAX, p->name);
+		side_text(label, &s, "published", p->published, NULL, st->attached_by_pid);
+		if (ro->np > 1 && *producer_wait_text(wait, sizeof(wait), p))
+			printf("%-10s %s\n", "", wait);
+	}
+	if (!ro->np && st->max_producers)
+		printf("%-10s none registered (of %" PRIu32 ")\n", "producers", st->max_producers);
+	else if (!ro->np)
+		printf("%-10s never attached\n", "producer");
+}
+
+static void status_text(const char *path, const struct mmapq_status *st, const char *id,
+                        const struct roles *ro, const struct blocked_info *b)
+{
+	const struct mmapq_consumer_status *cs = ro->cs;
+	const struct mmapq_policy *pol = ro->pol;
+	int n = ro->n;
+
 	char when[32], h1[48], h2[48];
 
 	iso_time(when, sizeof(when), st->created_usec);
@@ -214,7 +255,7 @@ static void status_text(const char *path, const struct mmapq_status *st, const c
 		       st->used_bytes, used_percent(st));
 		if (st->clean)
 			printf("%-10s clean (the last process to close it closed it cleanly)\n", "state");
-		else if (in_use(st, cs, n))
+		else if (in_use(st, ro))
 			printf("%-10s in use (marked clean when the last process closes it)\n", "state");
 		else
 			printf("%-10s not clean (not closed cleanly: a crash or a power cut); the next"
@@ -233,7 +274,7 @@ static void status_text(const char *path, const struct mmapq_status *st, const c
 			printf("%-10s none\n", "salvages");
 		}
 	}
-	side_text("producer", &st->producer, "published", st->tail, NULL, st->attached_by_pid);
+	producers_text(st, ro);
 	blocked_text(b);
 	for (int i = 0; i < n; i++) {
 		struct mmapq_side_status s = {
@@ -258,13 +299,12 @@ static void status_text(const char *path, const struct mmapq_status *st, const c
 
 int status(struct mmapq *q, bool json)
 {
-	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
-	struct mmapq_policy pol[MMAPQ_CONSUMERS_MAX];
+	static struct roles ro;
 	struct mmapq_status st;
 	struct blocked_info b = {0};
 	const char *path = mmapq_path(q);
 	char id[2 * MMAPQ_ID_SIZE + 1];
-	int r = mmapq_status(q, &st), n;
+	int r = mmapq_status(q, &st);
 
 	if (r == 0)
 		r = blocked_read(q, &b);
@@ -273,13 +313,14 @@ int status(struct mmapq *q, bool json)
 		return EXIT_BADQUEUE;
 	}
 	id_hex(&st, id);
-	n = list_consumers(q, cs, pol);
-	if (n < 0)
+	ro.n = list_consumers(q, ro.cs, ro.pol);
+	ro.np = ro.n < 0 ? 0 : list_producers(q, ro.ps);
+	if (ro.n < 0 || ro.np < 0)
 		return EXIT_BADQUEUE;
 	if (json)
-		status_json(path, &st, id, cs, pol, n, &b);
+		status_json(path, &st, id, &ro, &b);
 	else
-		status_text(path, &st, id, cs, pol, n, &b);
+		status_text(path, &st, id, &ro, &b);
 	return EXIT_OK;
 }
 

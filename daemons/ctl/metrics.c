@@ -323,6 +323,65 @@ static void metrics_skipped(FILE *f, const char *path, struct mmapq *q,
 	}
 }
 
+/* name{queue="path",producer="producer"} value: one sample per registered
+ * producer (fan-in), each series its name's across restarts. */
+static void per_producer(FILE *f, const char *name, const char *type, const char *help,
+                         const char *path, const struct mmapq_producer_status *ps, int n,
+                         double (*value)(const struct mmapq_producer_status *p))
+{
+	family(f, name, type, help);
+	for (int i = 0; i < n; i++) {
+		fprintf(f, "%s{queue=\"", name);
+		label_value(f, path);
+		fprintf(f, "\",producer=\"");
+		label_value(f, ps[i].name);
+		fprintf(f, "\"} %.17g\n", value(&ps[i]));
+	}
+}
+
+static double p_published(const struct mmapq_producer_status *p) { return (double)p->published; }
+static double p_attached(const struct mmapq_producer_status *p) { return p->attached; }
+static double p_dropped(const struct mmapq_producer_status *p) { return (double)p->dropped; }
+static double p_bad_input(const struct mmapq_producer_status *p) { return (double)p->bad_input; }
+static double p_recoveries(const struct mmapq_producer_status *p) { return (double)p->recoveries; }
+static double p_attaches(const struct mmapq_producer_status *p) { return (double)p->attaches; }
+static double p_attach_time(const struct mmapq_producer_status *p) { return (double)p->start_usec / 1e6; }
+static double p_waited(const struct mmapq_producer_status *p) { return (double)p->blocked_total_usec / 1e6; }
+static double p_waiting(const struct mmapq_producer_status *p) { return (double)p->blocked_since_usec / 1e6; }
+
+/* The producer table: every registered producer's counters (labelled
+ * producer, as the consumers' are labelled consumer). */
+static void metrics_producers(FILE *f, const char *path, const struct mmapq_status *st,
+                              const struct mmapq_producer_status *ps, int n)
+{
+	one(f, "mmapq_producers_max", "gauge", "Entries of the producer table (max_producers).", path,
+	    st->max_producers);
+	one(f, "mmapq_producers_registered", "gauge", "Producer names registered.", path, n);
+	per_producer(f, "mmapq_producer_published_records_total", "counter",
+	             "Records this producer published since its name first attached.", path, ps, n,
+	             p_published);
+	per_producer(f, "mmapq_producer_attached", "gauge", "1 while a live process is this producer.",
+	             path, ps, n, p_attached);
+	per_producer(f, "mmapq_producer_dropped_records_total", "counter",
+	             "Records this producer dropped because the queue was full (on_full = drop).", path,
+	             ps, n, p_dropped);
+	per_producer(f, "mmapq_producer_bad_input_total", "counter",
+	             "Tokens, lines and records this producer rejected.", path, ps, n, p_bad_input);
+	per_producer(f, "mmapq_producer_recoveries_total", "counter",
+	             "Repairs after a process died holding the queue's mutex, done by this producer.",
+	             path, ps, n, p_recoveries);
+	per_producer(f, "mmapq_producer_attaches_total", "counter",
+	             "Times a process became this producer.", path, ps, n, p_attaches);
+	per_producer(f, "mmapq_producer_attach_timestamp_seconds", "gauge",
+	             "When a process last became this producer (Unix time; 0: never).", path, ps, n,
+	             p_attach_time);
+	per_producer(f, "mmapq_producer_waited_seconds_total", "counter",
+	             "Seconds this producer waited for room (the queue full).", path, ps, n, p_waited);
+	per_producer(f, "mmapq_producer_waiting_since_timestamp_seconds", "gauge",
+	             "When this producer's wait for room began (Unix time); 0 while it does not wait.",
+	             path, ps, n, p_waiting);
+}
+
 /* ---- one HTTP exchange ------------------------------------------------------ */
 
 #define HEAD_MAX 8192
@@ -500,19 +559,23 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 	struct metrics_req *m = ctx;
 	struct mmapq_params qp = attach_params(m->cfg, MMAPQ_ROLE_OBSERVER);
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_producer_status ps[MMAPQ_PRODUCERS_MAX];
 	struct consumed consumed = {0};
 	struct forwarders fw = {0};
 	struct mmapq_status st;
 	struct mmapq_error err;
 	struct mmapq *q;
-	int r, n = 0;
+	int r, n = 0, np = 0;
 
 	r = mmapq_open(&qp, &q, &err);
 	if (r == 0) {
 		r = mmapq_status(q, &st);
 		if (r == 0)
 			r = n = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
+		if (r >= 0)
+			r = np = mmapq_producers(q, ps, MMAPQ_PRODUCERS_MAX);
 		if (r >= 0) {
+			np = np < (int)MMAPQ_PRODUCERS_MAX ? np : (int)MMAPQ_PRODUCERS_MAX;
 			n = n < (int)MMAPQ_CONSUMERS_MAX ? n : (int)MMAPQ_CONSUMERS_MAX;
 			consumed.counted = st.version == MMAPQ_FILE_VERSION;
 			for (int i = 0; consumed.counted && i < n; i++) {
@@ -524,6 +587,7 @@ static int metrics_body(void *ctx, FILE *f, const char **why)
 			metrics_write(f, mmapq_path(q), &st, cs, n, &consumed, &fw);
 			metrics_blocked(f, mmapq_path(q), q, cs, n);
 			metrics_skipped(f, mmapq_path(q), q, cs, n);
+			metrics_producers(f, mmapq_path(q), &st, ps, np);
 			r = 0;
 		} else {
 			snprintf(err.msg, sizeof(err.msg), "%s: %s", mmapq_path(q), mmapq_strerror(r));

@@ -39,6 +39,7 @@ static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st
 		qp.max_record = v4 ? st->max_record : 0;
 		qp.format = v4 ? st->format : 0;
 		qp.max_consumers = st->max_consumers;
+		qp.max_producers = v4 ? st->max_producers : 0;
 		qp.migrate = true;
 	}
 	r = mmapq_open(&qp, q, &err);
@@ -183,10 +184,11 @@ static int recreate_precheck(const struct mmapq_config *cfg, struct mmapq *obs,
 	}
 	if (st->version == MMAPQ_FILE_VERSION && st->size == cfg->size &&
 	    st->max_record == cfg->max_record && st->format == cfg->format &&
-	    st->max_consumers == cfg->max_consumers) {
+	    st->max_consumers == cfg->max_consumers && st->max_producers == cfg->max_producers) {
 		printf("%s: already size %" PRIu64 " bytes, max_record %" PRIu32 " bytes, format %s,"
-		       " max_consumers %" PRIu32 "; nothing to do\n", path, st->size, st->max_record,
-		       mmapq_format_name(st->format), st->max_consumers);
+		       " max_consumers %" PRIu32 ", max_producers %" PRIu32 "; nothing to do\n", path,
+		       st->size, st->max_record, mmapq_format_name(st->format), st->max_consumers,
+		       st->max_producers);
 		*ncons = -1;
 		return EXIT_OK;
 	}

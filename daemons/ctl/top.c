@@ -3,7 +3,8 @@
  * top.c -- `mmapqctl top`: a live view of one queue, refreshed in place
  * every interval (geometry, the clean mark and the last salvage, depth in
  * records and bytes, rates, whether the producer waits for room and for
- * which consumer, every consumer's lag and rate, who is attached), fitting
+ * which consumer, every producer's published count and wait, every
+ * consumer's lag and rate, who is attached), fitting
  * an 80x24 terminal; on a smaller one each line is cut at the width and the
  * frame at the height, so that nothing wraps or scrolls.  q, Ctrl-C or
  * Ctrl-D end it.  The terminal is taken over only once the queue could be
@@ -79,35 +80,60 @@ static void put_line(const char *fmt, ...)
 		fputs("\033[K", stdout);
 }
 
-static void side_line(const char *name, const struct mmapq_side_status *s)
-{
-	char when[32], attached[64];
-
-	since(when, sizeof(when), s->start_usec);
-	if (s->attached)
-		snprintf(attached, sizeof(attached), "yes, since %s", when);
-	else if (s->start_usec)
-		snprintf(attached, sizeof(attached), "no, last attached %s", when);
-	else
-		snprintf(attached, sizeof(attached), "no, never attached");
-	put_line("%-9s %8" PRId32 "  %-37s %10" PRIu64 " %8" PRIu64, name, s->pid, attached,
-	         s->recoveries, s->attaches);
-}
-
-/* The registered consumers of a frame (mmapq_consumers). */
+/* The registered consumers and producers of a frame (mmapq_consumers,
+ * mmapq_producers). */
 struct consumers {
 	struct mmapq_consumer_status c[MMAPQ_CONSUMERS_MAX];
 	int n;
+	struct mmapq_producer_status p[MMAPQ_PRODUCERS_MAX];
+	int np;
 };
 
-/* Rows for consumers: the frame has 17 other lines, 24 in all. */
-#define TOP_CONSUMER_ROWS 7
+/* Rows for producers and consumers together: the frame has 16 other
+ * lines, 24 in all.  Producers take up to TOP_PRODUCER_ROWS of them (one
+ * if none is registered), the consumers the rest. */
+#define TOP_ROLE_ROWS 8
+#define TOP_PRODUCER_ROWS 3
+
+static int producer_rows(const struct consumers *cs)
+{
+	return cs->np == 0 ? 1 : cs->np <= TOP_PRODUCER_ROWS ? cs->np : TOP_PRODUCER_ROWS;
+}
+
+/* One line per producer, as many as fit; then how many more there are.
+ * Its pid is the last one's (attached or not); wait: whether it waits for
+ * room now. */
+static void producer_lines(const struct consumers *cs)
+{
+	int rows = producer_rows(cs), shown = cs->np <= rows ? cs->np : rows - 1;
+
+	put_line("%-12s %8s  %-37s %12s %4s", "producer", "pid", "attached", "published", "wait");
+	for (int i = 0; i < shown; i++) {
+		const struct mmapq_producer_status *p = &cs->p[i];
+		char when[32], attached[64];
+
+		since(when, sizeof(when), p->start_usec);
+		if (p->attached)
+			snprintf(attached, sizeof(attached), "yes, since %s", when);
+		else if (p->start_usec)
+			snprintf(attached, sizeof(attached), "no, last attached %s", when);
+		else
+			snprintf(attached, sizeof(attached), "no, never attached");
+		put_line("%-12.12s %8" PRId32 "  %-37s %12" PRIu64 " %4s", p->name, p->last_pid, attached,
+		         p->published, p->blocked_since_usec ? "yes" : "no");
+	}
+	if (shown < cs->np)
+		put_line("... %d more (mmapqctl status)", cs->np - shown);
+	if (!cs->np)
+		put_line("(none registered)");
+}
 
 /* One line per consumer, as many as fit; then how many more there are.
  * The rate is the one `mmapqctl consumers` prints: since it attached. */
 static void consumer_lines(const struct consumers *cs)
 {
-	int shown = cs->n <= TOP_CONSUMER_ROWS ? cs->n : TOP_CONSUMER_ROWS - 1;
+	int rows = TOP_ROLE_ROWS - producer_rows(cs);
+	int shown = cs->n <= rows ? cs->n : rows - 1;
 
 	put_line("%-16s %8s  %-8s %12s %10s %11s %6s", "consumer", "pid", "attached", "lag",
 	         "lag bytes", "rate/s", "recov.");
@@ -151,6 +177,8 @@ static void state_line(const struct mmapq_status *st, const struct consumers *cs
 
 	for (int i = 0; i < cs->n; i++)
 		attached = attached || cs->c[i].attached;
+	for (int i = 0; i < cs->np; i++)
+		attached = attached || cs->p[i].attached;
 	if (st->version != MMAPQ_FILE_VERSION) {
 		put_line("mmapqctl recreate carries it over into a version-%" PRIu32 " file",
 		         MMAPQ_FILE_VERSION);
@@ -239,8 +267,7 @@ static void frame(const char *path, const struct mmapq_status *st, const struct 
 	put_line("%-10s %20" PRIu64 "   bad input %" PRIu64, "dropped", st->producer.dropped,
 	         st->producer.bad_input);
 	blocked_line(b);
-	put_line("%-9s %8s  %-37s %10s %8s", "role", "pid", "attached", "recoveries", "attaches");
-	side_line("producer", &st->producer);
+	producer_lines(cs);
 	put_line("");
 	consumer_lines(cs);
 	put_line("");
@@ -333,8 +360,10 @@ int top_run(const struct mmapq_params *observer, unsigned interval_ms, bool (*st
 		if (r < 0)
 			snprintf(why, sizeof(why), "%s", err.msg);
 		else if ((r = mmapq_status(q, &st)) == 0 &&
-		         (r = mmapq_consumers(q, cs.c, MMAPQ_CONSUMERS_MAX)) >= 0) {
-			cs.n = r < (int)MMAPQ_CONSUMERS_MAX ? r : (int)MMAPQ_CONSUMERS_MAX;
+		         (r = cs.n = mmapq_consumers(q, cs.c, MMAPQ_CONSUMERS_MAX)) >= 0 &&
+		         (r = cs.np = mmapq_producers(q, cs.p, MMAPQ_PRODUCERS_MAX)) >= 0) {
+			cs.n = cs.n < (int)MMAPQ_CONSUMERS_MAX ? cs.n : (int)MMAPQ_CONSUMERS_MAX;
+			cs.np = cs.np < (int)MMAPQ_PRODUCERS_MAX ? cs.np : (int)MMAPQ_PRODUCERS_MAX;
 			r = 0;
 		} else {
 			snprintf(why, sizeof(why), "%s: %s", mmapq_path(q), mmapq_strerror(r));

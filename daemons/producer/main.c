@@ -276,6 +276,8 @@ static int generate(struct daemon *d)
 		r = producer_put(p, NULL, rec, len);
 		if (r < 0)
 			return r;
+		if (r > 0)
+			break; /* another producer took the room: it waits for room */
 		d->gen_done++;
 	}
 	return 0;
@@ -462,7 +464,7 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 		if (p->error)
 			return p->error;
 		if (!producer_may_read(p)) {
-			if (input_stdin_ended(p)) {
+			if (input_stdin_ended(p) && !sources_deferred(p)) {
 				/* full, and nothing more will come: everything
 				 * read is published (the queue stays full for
 				 * the consumer) */
@@ -477,6 +479,15 @@ static int run(struct daemon *d, const sigset_t *unblocked)
 			wait_over(d, "room again");
 			if (p->input == IN_SOCKET)
 				clients_room(p);
+		}
+		/* records that lost their room to another producer, before any
+		 * more is read */
+		if (sources_deferred(p)) {
+			r = sources_put_deferred(p);
+			if (r < 0)
+				return r;
+			if (!producer_may_read(p))
+				continue;
 		}
 		sources_finish(p);
 		if (p->error)
@@ -577,22 +588,39 @@ static int input_exit_code(int r)
 
 /* Everything read published, or the exit code says why not; the clients
  * told (OK, or FAIL stopping). */
+/* The producer's own option: -n, --name NAME. */
+static void own_option(void *ctx, struct options *o, int id, char *arg)
+{
+	struct daemon *d = ctx;
+
+	if (id == OPT_NAME)
+		d->settings.producer = options_producer_name(o, "--name", arg);
+}
+
 static int shutdown_publish(struct daemon *d, int code)
 {
 	struct producer *p = &d->p;
+	uint64_t held;
 	int r;
 
 	if (signals_stop() && p->input == IN_STDIN)
 		input_finish_on_stop(p, p->src[0]);
+	/* what a put that gave up on the mutex left to its sources, first */
+	held = sources_put_held(p);
 	r = mmapq_publish(p->q);
 	if (r == -EINTR) {
 		/* a peer holds the mutex and does not let go (stopped, traced):
 		 * what we read stays unpublished, and every client is told so */
-		log_error("%s: stopping with %" PRIu32 " records read but not published: the queue's"
+		log_error("%s: stopping with %" PRIu64 " records read but not published: the queue's"
 		          " mutex is held by a process that does not release it (stopped?)",
-		          mmapq_path(p->q), mmapq_pending(p->q));
+		          mmapq_path(p->q), mmapq_pending(p->q) + held);
 		for (unsigned i = 0; i < p->n_src; i++)
 			p->src[i]->published -= p->src[i]->pending;
+		code = EXIT_IOERR;
+	} else if (held) {
+		/* the mutex came free for the publish only, or there was no room */
+		log_error("%s: stopping with %" PRIu64 " records read but not put: the queue's mutex"
+		          " was not to be had, or no room", mmapq_path(p->q), held);
 		code = EXIT_IOERR;
 	} else if (r < 0 && code == EXIT_OK) {
 		code = exit_code_for_run(producer_fatal(p, r));
@@ -623,7 +651,7 @@ int main(int argc, char **argv)
 	int r, code;
 
 	/* 1. standard descriptors, options and configuration */
-	if (!start_daemon(&d.opt, &d.settings, PROG_PRODUCER, argc, argv, NULL, NULL, &p->cfg,
+	if (!start_daemon(&d.opt, &d.settings, PROG_PRODUCER, argc, argv, own_option, &d, &p->cfg,
 	                  &d.closed_std, &code))
 		goto out_settings;
 
@@ -658,7 +686,8 @@ int main(int argc, char **argv)
 
 	/* 5. ready */
 	d.next_stats_ns = mmapq_now_ns() + (uint64_t)p->cfg.stats_interval * 1000000000u;
-	log_debug("attached to %s as producer, input %s", p->cfg.queue_path,
+	log_debug("attached to %s as producer %s, input %s", p->cfg.queue_path,
+	          p->cfg.producer[0] ? p->cfg.producer : MMAPQ_PRODUCER_DEFAULT,
 	          p->input == IN_STDIN ? "stdin" : p->input == IN_GENERATE ? "generate" : "socket");
 	service_ready("running");
 	code = exit_code_for_run(run(&d, &unblocked));

@@ -61,6 +61,15 @@ struct source {
 	uint64_t pending;     /* of published: put, but not yet published (mmapq_pending) */
 	bool eof;             /* nothing more to read; parser not finished yet */
 	bool finished;        /* parser finished: acknowledged once published */
+	/* records read after a put was interrupted by the stop (put_stopped),
+	 * in input order, each its 4-byte length and payload: put at shutdown
+	 * if the mutex is to be had then (sources_put_held); in block mode also
+	 * a record another producer of the queue took the room of, and those
+	 * read after it: put before anything more is read, once there is room
+	 * (sources_put_deferred) */
+	uint8_t *held;
+	size_t held_len, held_cap;
+	uint64_t held_n;
 	/* clients only (clients.c) */
 	uint64_t since_ns;    /* when it connected */
 	uint64_t progress_ns; /* last time it completed a record or finished: its record
@@ -83,6 +92,8 @@ struct producer {
 	uint64_t grouped;          /* ring bytes put since the last publish (group commit) */
 	struct source *needy;      /* whose record that is (NULL: the generator's, or it is gone) */
 	int error;                 /* the first fatal error (-errno; 0: none), from a callback too */
+	bool put_stopped;          /* a put gave up on the mutex for the stop: every later record is
+	                              held by its source (struct source, held) */
 	struct log_limit bad_limit, drop_limit, accept_limit, gone_limit;
 	int listen_fd[MAX_LISTEN];
 	unsigned n_listen;
@@ -129,6 +140,17 @@ size_t source_blind_bound(struct producer *p, struct source *s, size_t want, uns
 /* Sources at their end of input: their last record (one without a final
  * separator) parsed, so they can be acknowledged once published. */
 void sources_finish(struct producer *p);
+/* At shutdown: the records held since a put gave up for the stop, put now
+ * if the mutex is to be had (in order, each source's after its pending
+ * ones); how many are still not put. */
+uint64_t sources_put_held(struct producer *p);
+/* Block mode, several producers on the queue: the records held because
+ * another producer took the room they were read into, put in order as far
+ * as there is room (the next one waits for room: producer_wait).  0, or a
+ * queue -errno that ends the run. */
+int sources_put_deferred(struct producer *p);
+/* Whether a source holds records not yet put (and not for the stop). */
+bool sources_deferred(const struct producer *p);
 /* Room for what comes next (mmapq_reserve: for the record that waits, or
  * the smallest one; deadline 0: only look), into p->room; a record that
  * waits and now fits waits no more.  0, or the queue's -errno. */
@@ -144,7 +166,9 @@ static inline bool producer_may_read(const struct producer *p)
 }
 /* A queue error that ends the run: said once, kept in p->error. */
 int producer_fatal(struct producer *p, int r);
-/* One record into the queue (s: the source it came from, or NULL). */
+/* One record into the queue (s: the source it came from, or NULL): 0,
+ * 1 (block mode, the generator's: no room after all, not made, it waits
+ * for room), or -errno. */
 int producer_put(struct producer *p, struct source *s, const void *data, uint32_t len);
 /* After mmapq_publish: if nothing is pending any more, every source's
  * records are published. */

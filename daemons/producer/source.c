@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,22 +94,87 @@ static void count_put(struct producer *p, struct source *s, uint64_t first, uint
 	}
 }
 
+/*
+ * A put that gave up with -EINTR: it needed the queue's mutex (for a
+ * reservation) and the stop callback (attach.c, stop_requested) said stop,
+ * its holder not letting go; nothing else makes a put say -EINTR (a signal
+ * does not end the wait for the mutex).  That is the stop, not an error:
+ * from now on every record the parser completes is held by its source
+ * (hold), as pending records are kept, and shutdown_publish puts them if
+ * the mutex is to be had then, or counts them as read and not published.
+ * The parser carries on, so a stop still ends stdin at a record boundary
+ * (input_finish_on_stop).
+ */
+static bool put_gave_up(struct producer *p, int r)
+{
+	if (r != -EINTR)
+		return false;
+	if (!p->put_stopped)
+		log_notice("%s: stopping while waiting for the queue's mutex to put: what is read"
+		           " from now on is put at the end, if the mutex is to be had then",
+		           mmapq_path(p->q));
+	p->put_stopped = true;
+	return true;
+}
+
+/* A record held by its source (put_gave_up); the generator's are not
+ * input, and are not made.  0, or -ENOMEM (said). */
+static int hold(struct producer *p, struct source *s, const void *data, uint32_t len)
+{
+	size_t need;
+
+	if (!s)
+		return 0;
+	need = s->held_len + sizeof(len) + len;
+	if (need > s->held_cap) {
+		size_t cap = s->held_cap ? s->held_cap : 4096;
+		uint8_t *b;
+
+		while (cap < need)
+			cap *= 2;
+		b = realloc(s->held, cap);
+		if (!b)
+			return producer_fatal(p, -ENOMEM);
+		s->held = b;
+		s->held_cap = cap;
+	}
+	memcpy(s->held + s->held_len, &len, sizeof(len));
+	memcpy(s->held + s->held_len + sizeof(len), data, len);
+	s->held_len = need;
+	s->held_n++;
+	return 0;
+}
+
 int producer_put(struct producer *p, struct source *s, const void *data, uint32_t len)
 {
 	uint64_t seq = mmapq_next_seq(p->q);
-	int r = mmapq_put(p->q, data, len);
+	int r;
 
+	/* after a record that waits for room, those read with it wait too */
+	if (p->put_stopped || (s && s->held_n))
+		return hold(p, s, data, len);
+	r = mmapq_put(p->q, data, len);
 	if (r == -ENOBUFS) {
 		/* publish what is pending and look again (a consumer may have
 		 * made room), once */
 		r = producer_refill(p, 0);
 		if (r == 0)
 			r = mmapq_put(p->q, data, len);
+		if (r == -ENOBUFS && producer_blocking(p)) {
+			/* the room we read it into was there, but another
+			 * producer of the queue reserved it meanwhile (room
+			 * is promised only while none does): it waits for
+			 * room, held by its source with those after it */
+			producer_wait(p, s, mmapq_frame_size(len));
+			return s ? hold(p, s, data, len) : 1;
+		}
 		if (r == -ENOBUFS) {
 			drop(p, s, 1);
 			return 0;
 		}
 	}
+	if (put_gave_up(p, r))
+		return hold(p, s, data, len);
 	if (r < 0)
 		return producer_fatal(p, r);
 	count_put(p, s, seq, 1, mmapq_frame_size(len));
@@ -130,9 +196,12 @@ static int put_ints(struct producer *p, struct source *s, const int64_t *v, size
 	while (n) {
 		uint64_t first = mmapq_next_seq(p->q);
 		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
-		int r = mmapq_put_many(p->q, v, sizeof(*v), k);
+		/* records held before these: one at a time, held after them */
+		int r = s->held_n && !p->put_stopped ? -ENOBUFS :
+		        p->put_stopped ? -EINTR : mmapq_put_many(p->q, v, sizeof(*v), k);
 
-		if (r == -ENOBUFS) {
+		if (r == -ENOBUFS || put_gave_up(p, r)) {
+			/* one record at a time: looked for room again, or held */
 			r = producer_put(p, s, v, sizeof(*v));
 			if (r < 0)
 				return r;
@@ -161,9 +230,10 @@ static int put_records(struct producer *p, struct source *s, const struct mmapq_
 	while (n) {
 		uint64_t first = mmapq_next_seq(p->q), bytes = 0;
 		uint32_t k = n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
-		int got = mmapq_put_records(p->q, r, k);
+		int got = s->held_n && !p->put_stopped ? -ENOBUFS :
+		          p->put_stopped ? -EINTR : mmapq_put_records(p->q, r, k);
 
-		if (got == -ENOBUFS) {
+		if (got == -ENOBUFS || put_gave_up(p, got)) {
 			got = producer_put(p, s, r->data, r->len);
 			if (got < 0)
 				return got;
@@ -280,6 +350,7 @@ void source_free(struct source *s)
 		if (s->tee[i] >= 0)
 			close(s->tee[i]);
 	mmapq_parser_free(s->parser);
+	free(s->held);
 	free(s->out);
 	free(s);
 }
@@ -324,8 +395,9 @@ void sources_finish(struct producer *p)
 		struct source *s = p->src[i];
 		uint64_t frame;
 
-		/* a connection that failed has no final record, only a cut one */
-		if (!s->eof || s->finished || s->gone)
+		/* a connection that failed has no final record, only a cut one;
+		 * one whose records wait for room finishes after them */
+		if (!s->eof || s->finished || s->gone || s->held_n)
 			continue;
 		/* an unfinished final record (a line without '\n', the last
 		 * int token) needs room for its frame */
@@ -340,4 +412,86 @@ void sources_finish(struct producer *p)
 		if (s->fd != STDIN_FILENO)
 			client_progress(p, s); /* from now on it only reads its replies */
 	}
+}
+
+/*
+ * The records s holds, put in order as far as they go; the rest stay
+ * held.  deferred (block mode: records whose room another producer took):
+ * one that does not fit looks for room once more, then waits for room
+ * (producer_wait); a stop's -EINTR keeps the rest for the shutdown.  Else
+ * (the shutdown) anything that fails leaves the rest read and not put.
+ * 0, or the queue's -errno (deferred only).
+ */
+static int put_held(struct producer *p, struct source *s, bool deferred)
+{
+	size_t off = 0;
+	int r = 0;
+
+	while (off < s->held_len) {
+		uint64_t seq = mmapq_next_seq(p->q);
+		const uint8_t *data = s->held + off + sizeof(uint32_t);
+		uint32_t len;
+
+		memcpy(&len, s->held + off, sizeof(len));
+		r = mmapq_put(p->q, data, len);
+		if (deferred && r == -ENOBUFS) {
+			r = producer_refill(p, 0);
+			if (r == 0)
+				r = mmapq_put(p->q, data, len);
+			if (r == -ENOBUFS) {
+				producer_wait(p, s, mmapq_frame_size(len));
+				r = 0;
+				break;
+			}
+		}
+		if (r < 0) {
+			/* at the shutdown: the mutex still not to be had
+			 * (-EINTR), or no room */
+			if (!deferred || put_gave_up(p, r))
+				r = 0;
+			break;
+		}
+		count_put(p, s, seq, 1, mmapq_frame_size(len));
+		off += sizeof(len) + len;
+		s->held_n--;
+	}
+	if (off) {
+		memmove(s->held, s->held + off, s->held_len - off);
+		s->held_len -= off;
+	}
+	return r;
+}
+
+bool sources_deferred(const struct producer *p)
+{
+	for (unsigned i = 0; !p->put_stopped && i < p->n_src; i++)
+		if (p->src[i]->held_n)
+			return true;
+	return false;
+}
+
+int sources_put_deferred(struct producer *p)
+{
+	for (unsigned i = 0; !p->put_stopped && i < p->n_src; i++) {
+		struct source *s = p->src[i];
+		int r = put_held(p, s, true);
+
+		if (r < 0)
+			return producer_fatal(p, r);
+		if (s->held_n)
+			break; /* the others' wait behind it: one record waits at a time */
+	}
+	return 0;
+}
+
+uint64_t sources_put_held(struct producer *p)
+{
+	uint64_t left = 0;
+
+	p->put_stopped = false;
+	for (unsigned i = 0; i < p->n_src; i++) {
+		(void)put_held(p, p->src[i], false);
+		left += p->src[i]->held_n;
+	}
+	return left;
 }

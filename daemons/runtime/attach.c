@@ -26,11 +26,13 @@ struct mmapq_params attach_params(const struct mmapq_config *cfg, enum mmapq_rol
 		.file_mode = cfg->mode,
 		.spin_us = cfg->spin_us,
 		.consumer = cfg->consumer[0] ? cfg->consumer : NULL,
+		.producer = cfg->producer[0] ? cfg->producer : NULL,
 		.start = (enum mmapq_start)cfg->start,
 		.max_consumers = cfg->max_consumers,
+		.max_producers = cfg->max_producers,
 	};
 	if (role == MMAPQ_ROLE_OBSERVER)
-		p.size = p.max_record = p.format = p.max_consumers = 0;
+		p.size = p.max_record = p.format = p.max_consumers = p.max_producers = 0;
 	return p;
 }
 

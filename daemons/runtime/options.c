@@ -39,7 +39,7 @@ static const struct {
 	{{"socket", required_argument, NULL, OPT_SOCKET}, PROG_CTL},
 	{{"timeout", required_argument, NULL, OPT_TIMEOUT}, PROG_CTL},
 	{{"http", no_argument, NULL, OPT_HTTP}, PROG_CTL},
-	{{"name", required_argument, NULL, 'n'}, PROG_CONSUMER},
+	{{"name", required_argument, NULL, 'n'}, PROG_PRODUCER | PROG_CONSUMER},
 	{{"named-instance", required_argument, NULL, OPT_NAMED}, PROG_CONSUMER},
 	{{"help", no_argument, NULL, 'h'}, PROG_PRODUCER | PROG_CONSUMER | PROG_CTL},
 	{{"version", no_argument, NULL, 'V'}, PROG_PRODUCER | PROG_CONSUMER | PROG_CTL},
@@ -76,6 +76,11 @@ static void usage(const struct options *o, const char *commands_help)
 		       "                      as the unit mmapq-consumer-named@[QUEUE:]NAME.service\n"
 		       "                      runs it: --name NAME, and --instance QUEUE if given\n",
 		       MMAPQ_CONSUMER_DEFAULT);
+	if (o->program == PROG_PRODUCER)
+		printf("  -n, --name NAME     this producer's name (default: %s): the entry of\n"
+		       "                      the queue's producer table its counters are kept in;\n"
+		       "                      several producers of one queue each take their own\n",
+		       MMAPQ_PRODUCER_DEFAULT);
 	if (o->program == PROG_CTL)
 		printf("      --json          status, dump and consumers: JSON (schema: mmapqctl(1))\n"
 		       "      --socket PATH   send: the producer's socket (default: [producer] socket)\n"
@@ -130,6 +135,14 @@ const char *options_consumer_name(const struct options *o, const char *opt, cons
 {
 	if (!mmapq_consumer_name_valid(s))
 		options_usage_error(o, "%s: '%s' is not a consumer name (1 to %d letters, digits and"
+		                    " '_.@-', not starting with '-')", opt, s, MMAPQ_CONSUMER_NAME_MAX);
+	return s;
+}
+
+const char *options_producer_name(const struct options *o, const char *opt, const char *s)
+{
+	if (!mmapq_consumer_name_valid(s))
+		options_usage_error(o, "%s: '%s' is not a producer name (1 to %d letters, digits and"
 		                    " '_.@-', not starting with '-')", opt, s, MMAPQ_CONSUMER_NAME_MAX);
 	return s;
 }

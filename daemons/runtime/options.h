@@ -20,7 +20,7 @@ enum program { PROG_PRODUCER = 1, PROG_CONSUMER = 2, PROG_CTL = 4 };
 enum option_id {
 	OPT_COUNT = 256, /* consumer --count N */
 	OPT_OUTPUT,      /* consumer --output SPEC */
-	OPT_NAME,        /* consumer -n, --name NAME */
+	OPT_NAME,        /* producer, consumer -n, --name NAME */
 	OPT_NAMED,       /* consumer --named-instance [QUEUE:]NAME */
 	OPT_JSON,        /* mmapqctl --json */
 	OPT_SOCKET,      /* mmapqctl --socket PATH */
@@ -67,6 +67,8 @@ unsigned options_seconds(const struct options *o, const char *opt, const char *s
 /* A name a consumer may take (mmapq_consumer_name_valid); exits 64
  * otherwise. */
 const char *options_consumer_name(const struct options *o, const char *opt, const char *s);
+/* A name a producer may take (the same rule); exits 64 otherwise. */
+const char *options_producer_name(const struct options *o, const char *opt, const char *s);
 
 /* mmapq's version ("2.0.0"), as --version prints it. */
 extern const char options_version[];

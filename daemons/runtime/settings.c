@@ -92,6 +92,9 @@ int settings_load(struct settings *s, struct mmapq_config *cfg)
 	}
 	if (s->output)
 		mmapq_config_set(cfg, "consumer", "output", s->output); /* checked by the options */
+	/* checked by the options: a name, shorter than the field */
+	if (s->producer)
+		snprintf(cfg->producer, sizeof(cfg->producer), "%s", s->producer);
 	log_set_level(cfg->log_level);
 	if (o->program != PROG_CTL && !o->check_config && s->n_files > !s->missing) {
 		for (size_t i = !s->missing; i < s->n_files; i++)

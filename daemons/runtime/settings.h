@@ -17,6 +17,7 @@
 struct settings {
 	const struct options *opt;
 	const char *consumer;  /* its [consumer:NAME] applies: the consumer's name; NULL: none */
+	const char *producer;  /* --name of the producer; NULL: none (MMAPQ_PRODUCER_DEFAULT) */
 	const char *output;    /* --output: overrides [consumer] output; NULL: none */
 	bool missing;          /* the default file does not exist: defaults (and drop-ins) */
 	char **files;          /* the files read, main file (unless missing) first */

@@ -17,6 +17,8 @@
  *                        the full backlog
  *   alone.c              the parser and the formatter alone
  *   fanout.c             fan-out: one producer, 1, 2 and 4 named consumers
+ *   fanin.c              fan-in: 1, 2 and 4 writers into one queue, over
+ *                        mmapq, POSIX mq and one socket to mmapq-producer
  *   idle.c               an idle daemon pair, and the idle fan-out daemons
  *   format3.c            the format-3 peer: libmmapq 1 from git history,
  *                        built and loaded while the benchmark runs
@@ -68,7 +70,7 @@ extern const uint32_t sizes[NSIZES]; /* 8, 64, 1024, 16384 */
 /* ---- options (main.c) ------------------------------------------------------ */
 
 struct opts {
-	bool quick, json, e2e, e2e_lines, idle, tput, lat, fanout, format3, space, corpus, durability, peers;
+	bool quick, json, e2e, e2e_lines, idle, tput, lat, fanout, fanin, format3, space, corpus, durability, peers;
 	int f3_runs;          /* rounds of the format-3 comparison */
 	uint64_t corpus_lines; /* the first lines of each corpus only (0: all) */
 	uint64_t dur_lines, dur_ints; /* records of the durability inputs */
@@ -540,6 +542,47 @@ double fanout_min_ratio(int k);
 /* Consumer c of the k-th case / the single consumer of the same round
  * (ratio_spread); 0 if not measured. */
 int fanout_ratio_rounds(int k, int c, double *med, double *lo, double *hi);
+
+/* The most records/s the CPUs allow at the CPU time per record measured
+ * (cpu[i] seconds for n records, process i placed on CPU where[i], -1:
+ * not pinned): no process goes faster than one CPU, the processes pinned
+ * to one CPU not faster than it, and all of them not faster than the
+ * ncpus there are. */
+double cpu_bound(const double cpu[], const int where[], int np, uint64_t n, int ncpus);
+
+/* ---- fan-in (fanin.c) ------------------------------------------------------------ */
+
+#define NFANIN 3
+#define FANIN_MAX 4 /* the most writers; the control block holds their CPU times */
+extern const int fanin_writers[NFANIN]; /* 1, 2, 4 */
+enum fanin_transport { FI_MMAPQ, FI_MQ, FI_SOCKET, NFI_T };
+extern const char *const fanin_key[NFI_T];
+extern const char *const fanin_label[NFI_T];
+
+struct fanin_result {
+	bool ran, failed;
+	char why[256];
+	uint32_t size, cap, batch;
+	uint64_t ring_bytes;                   /* mmapq's ring, and the daemon's [queue] size */
+	long mq_depth;                         /* the POSIX mq's depth */
+	uint64_t n[NFI_T];                     /* records per run, all writers together */
+	int ncpus;                             /* CPUs the benchmark may use */
+	int cpu[NFANIN][1 + FANIN_MAX];        /* where each ran: reader, writers (-1: unpinned) */
+	int nruns[NFI_T][NFANIN];
+	double rps[NFI_T][NFANIN][MAX_RUNS];   /* total records/s, per run */
+	double med_rps[NFI_T][NFANIN], lo_rps[NFI_T][NFANIN], hi_rps[NFI_T][NFANIN];
+	double busy[NFI_T][NFANIN], busy_lo[NFI_T][NFANIN], busy_hi[NFI_T][NFANIN];
+	/* the ratio to the single writer the CPUs allow (fanin.c), its range */
+	double ceiling[NFI_T][NFANIN], ceiling_lo[NFI_T][NFANIN], ceiling_hi[NFI_T][NFANIN];
+};
+extern struct fanin_result fanin;
+
+void run_fanin(void);
+/* Transport t with the k-th count of writers / its single writer, round by
+ * round (ratio_spread); 0 if not measured. */
+int fanin_ratio(int t, int k, double *med, double *lo, double *hi);
+/* mmapq with the k-th count of writers / peer with as many, round by round. */
+int fanin_over(int peer, int k, double *med, double *lo, double *hi);
 
 /* ---- idle (idle.c) ------------------------------------------------------------------ */
 

@@ -324,7 +324,7 @@ static void format3_space(const struct corpus *c, struct space_result *s)
 	s->slot3 = mmapq_slot_size_v3(MMAPQ_VERSION_3, MMAPQ_FORMAT_LINE, s->record_size3);
 	s->capacity3 = pow2_at_least(c->lines, 2);
 	s->ring3 = s->capacity3 * s->slot3;
-	s->file3 = MMAPQ_HEADER_SIZE + s->ring3;
+	s->file3 = MMAPQ_HEADER_SIZE_V3 + s->ring3;
 	/* beyond what format 3 allowed: the bytes are what it would have taken */
 	s->fits3 = c->longest <= MMAPQ_RECORD_SIZE_MAX_V3 && s->capacity3 <= MMAPQ_CAPACITY_MAX_V3;
 }

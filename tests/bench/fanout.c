@@ -54,11 +54,7 @@ static int fan_cpus(void)
 	return n;
 }
 
-/* The most records/s the CPUs allow at the CPU time per record measured
- * (cpu[i] seconds for n records, process i placed on CPU where[i]): no
- * process goes faster than one CPU, the processes pinned to one CPU not
- * faster than it, and all of them not faster than the ncpus there are. */
-static double cpu_bound(const double cpu[], const int where[], int np, uint64_t n, int ncpus)
+double cpu_bound(const double cpu[], const int where[], int np, uint64_t n, int ncpus)
 {
 	double all = 0, b = 0;
 

@@ -5,6 +5,8 @@
  * with --e2e the daemons end to end against the same job over a pipe, and
  * their memory with a full backlog; with --idle an idle daemon pair; with
  * --fanout 1, 2 and 4 named consumers on one queue, and idle; with
+ * --fanin 1, 2 and 4 writers into one queue, against POSIX mq and one
+ * socket to mmapq-producer; with
  * --e2e-lines lines of 64 B and 1 KiB through the daemons against
  * cat | cat; with
  * --format3 the throughput job on file format 3 (libmmapq 1 from git
@@ -62,6 +64,8 @@ static void usage(FILE *f)
 	        "  --idle             also the CPU use of an idle daemon pair\n"
 	        "  --fanout           also fan-out: 1, 2 and 4 named consumers on one queue (64 B),\n"
 	        "                     and the CPU use of the idle daemons, producer and 4 consumers\n"
+	        "  --fanin            also fan-in: 1, 2 and 4 writers into one queue (64 B), over\n"
+	        "                     mmapq, POSIX mq and one AF_UNIX socket to mmapq-producer\n"
 	        "  --format3          also the format-3 peer: the throughput job (int records, line\n"
 	        "                     records of each size, batched) on libmmapq 1 built from git\n"
 	        "                     history, against this libmmapq, taking turns\n"
@@ -223,6 +227,7 @@ static const struct opt_def opt_defs[] = {
 	{"--lines1k-count", OPT_U64, &opt.lines1k_count, &lines1k_set},
 	{"--idle", OPT_ON, &opt.idle, NULL},
 	{"--fanout", OPT_ON, &opt.fanout, NULL},
+	{"--fanin", OPT_ON, &opt.fanin, NULL},
 	{"--format3", OPT_ON, &opt.format3, NULL},
 	{"--format3-runs", OPT_INT, &opt.f3_runs, NULL},
 	{"--format3-rev", OPT_STR, &opt.f3_rev, NULL},
@@ -398,7 +403,7 @@ int main(int argc, char **argv)
 		note("--nice %d: %s (running at the default priority)", opt.nice, strerror(errno));
 		opt.nice_set = false;
 	}
-	if ((opt.tput && (opt.only_mask & (1u << T_MQ))) || opt.peers)
+	if ((opt.tput && (opt.only_mask & (1u << T_MQ))) || opt.peers || opt.fanin)
 		mq_limits_raise();
 	else
 		mq_limits_read();
@@ -411,7 +416,7 @@ int main(int argc, char **argv)
 	bin_dir = opt.bin_dir ? strdup(opt.bin_dir) :
 	          getenv("MMAPQ_BIN_DIR") && *getenv("MMAPQ_BIN_DIR") ? strdup(getenv("MMAPQ_BIN_DIR")) :
 	          default_bin_dir();
-	if (opt.e2e || opt.e2e_lines || opt.idle || opt.fanout || opt.corpus || opt.durability) {
+	if (opt.e2e || opt.e2e_lines || opt.idle || opt.fanout || opt.fanin || opt.corpus || opt.durability) {
 		char *p = tu_path(bin_dir, "mmapq-producer"), *c = tu_path(bin_dir, "mmapq-consumer");
 		if (access(p, X_OK) || access(c, X_OK)) {
 			note("%s or %s not found: give --bin-dir or MMAPQ_BIN_DIR", p, c);
@@ -431,6 +436,8 @@ int main(int argc, char **argv)
 		run_latency();
 	if (opt.fanout)
 		run_fanout();
+	if (opt.fanin)
+		run_fanin();
 	if (opt.e2e) {
 		struct load_mark m;
 		load_mark(&m);

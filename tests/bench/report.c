@@ -428,6 +428,50 @@ static void print_fanout(void)
 	       fanout.ncpus, fanout.ncpus);
 }
 
+static void print_fanin(void)
+{
+	printf("\nFan-in: 1, 2 and 4 writers into one queue, one reader checking every record (each\n"
+	       "writer's in its order), %u B records, %u/batch; mmapq: a ring of %" PRIu64 " KiB (%u records),\n"
+	       "producers p0..p3; POSIX mq: %ld deep; socket: the writers connected to one mmapq-producer\n"
+	       "(format binary, the same ring), a library consumer reading its queue.  Total records/s;\n"
+	       "x single: / the same transport's single writer, mmapq x: mmapq's / this one's with as many\n"
+	       "writers, both of the same round; median of %d rounds [lowest-highest]\n", fanin.size,
+	       fanin.batch, fanin.ring_bytes / 1024, fanin.cap, fanin.mq_depth, fanin.nruns[0][0]);
+	if (fanin.failed) {
+		printf("FAILED: %s\n", fanin.why);
+		return;
+	}
+	printf("%-32s %-8s %-26s %-20s %-20s %-22s %s\n", "transport", "writers", "records/s", "x single",
+	       "mmapq x", "CPUs busy", "allows");
+	for (int t = 0; t < NFI_T; t++)
+		for (int k = 0; k < NFANIN; k++) {
+			char b[32], lo[32], hi[32], rate[100], x[48], over[48] = "", busy[48], allows[48];
+			double med, rlo, rhi;
+			fmt_rate(b, sizeof(b), fanin.med_rps[t][k]);
+			fmt_rate(lo, sizeof(lo), fanin.lo_rps[t][k]);
+			fmt_rate(hi, sizeof(hi), fanin.hi_rps[t][k]);
+			snprintf(rate, sizeof(rate), "%s [%s-%s]", b, lo, hi);
+			fanin_ratio(t, k, &med, &rlo, &rhi);
+			fmt_ratio(x, sizeof(x), med, rlo, rhi);
+			if (t != FI_MMAPQ) {
+				fanin_over(t, k, &med, &rlo, &rhi);
+				fmt_ratio(over, sizeof(over), med, rlo, rhi);
+			}
+			snprintf(busy, sizeof(busy), "%.2f [%.2f-%.2f] of %d", fanin.busy[t][k], fanin.busy_lo[t][k],
+			         fanin.busy_hi[t][k], fanin.ncpus);
+			fmt_ratio(allows, sizeof(allows), fanin.ceiling[t][k], fanin.ceiling_lo[t][k],
+			          fanin.ceiling_hi[t][k]);
+			printf("%-32s %-8d %-26s %-20s %-20s %-22s %s\n", k ? "" : fanin_label[t], fanin_writers[k], rate,
+			       x, over, busy, allows);
+		}
+	printf("CPUs busy: the CPU time of all of them (the daemon's too) / the run's time; allows: the\n"
+	       "most %d CPUs allow at the CPU time per record measured in that case (no process faster\n"
+	       "than one CPU, those on one CPU not faster than it, all not faster than %d), / the same\n"
+	       "transport's single writer's rate; a ratio near it: bound by the CPUs.  CPUs: the reader\n"
+	       "on the first, writer i on the (i+1)-th, round robin; the daemon unpinned\n",
+	       fanin.ncpus, fanin.ncpus);
+}
+
 static void print_format3(void)
 {
 	printf("\nFormat 3: the throughput job on libmmapq 1 (file format 3, fixed slots) built from %s,\n"
@@ -842,6 +886,8 @@ void print_tables(void)
 		print_durability();
 	if (opt.fanout)
 		print_fanout();
+	if (opt.fanin)
+		print_fanin();
 	if (opt.idle)
 		print_idle("Idle pair (real daemons, empty queue, producer on an open empty pipe)", &idle);
 	if (opt.fanout)
@@ -1198,6 +1244,44 @@ void print_json(void)
 					printf("%s%d", i ? ", " : "", fanout.cpu[k][i]);
 				printf("]}");
 			}
+			printf("\n  ]");
+		}
+		printf("},\n");
+	}
+	if (fanin.ran) {
+		printf("  \"fanin\": {\"size\": %u, \"ring_bytes\": %" PRIu64 ", \"ring_records\": %u,"
+		       " \"batch\": %u, \"mq_depth\": %ld, \"cpus\": %d, \"failed\": %s", fanin.size,
+		       fanin.ring_bytes, fanin.cap, fanin.batch, fanin.mq_depth, fanin.ncpus,
+		       fanin.failed ? "true" : "false");
+		if (fanin.failed) {
+			printf(", \"why\": ");
+			json_str(fanin.why);
+		} else {
+			printf(", \"cases\": [");
+			for (int t = 0; t < NFI_T; t++)
+				for (int k = 0; k < NFANIN; k++) {
+					double x[3], o[3] = {0, 0, 0};
+					fanin_ratio(t, k, &x[0], &x[1], &x[2]);
+					if (t != FI_MMAPQ)
+						fanin_over(t, k, &o[0], &o[1], &o[2]);
+					printf("%s\n    {\"transport\": \"%s\", \"writers\": %d, \"records\": %" PRIu64
+					       ", \"runs\": %d, \"records_per_s\": %.0f, \"records_per_s_lo\": %.0f,"
+					       " \"records_per_s_hi\": %.0f, \"over_single_rounds\": %.3f,"
+					       " \"over_single_rounds_lo\": %.3f, \"over_single_rounds_hi\": %.3f",
+					       t || k ? "," : "", fanin_key[t], fanin_writers[k], fanin.n[t], fanin.nruns[t][k],
+					       fanin.med_rps[t][k], fanin.lo_rps[t][k], fanin.hi_rps[t][k], x[0], x[1], x[2]);
+					if (t != FI_MMAPQ)
+						printf(", \"mmapq_over_rounds\": %.3f, \"mmapq_over_rounds_lo\": %.3f,"
+						       " \"mmapq_over_rounds_hi\": %.3f", o[0], o[1], o[2]);
+					printf(", \"cpus_busy\": %.3f, \"cpus_busy_lo\": %.3f, \"cpus_busy_hi\": %.3f,"
+					       " \"machine_allows\": %.3f, \"machine_allows_lo\": %.3f,"
+					       " \"machine_allows_hi\": %.3f, \"cpu\": [", fanin.busy[t][k], fanin.busy_lo[t][k],
+					       fanin.busy_hi[t][k], fanin.ceiling[t][k], fanin.ceiling_lo[t][k],
+					       fanin.ceiling_hi[t][k]);
+					for (int i = 0; i <= fanin_writers[k]; i++)
+						printf("%s%d", i ? ", " : "", fanin.cpu[k][i]);
+					printf("]}");
+				}
 			printf("\n  ]");
 		}
 		printf("},\n");

@@ -3,10 +3,13 @@
 #
 # smoke.sh MMAPQ_BENCH -- the benchmark's correctness smoke (ctest
 # mmapq_bench_smoke, label fast): mmapq_bench --quick --e2e --e2e-lines
-# --idle --fanout --space --corpus --durability --plot DIR (tiny counts, one
-# run, every record verified, every transport must run, every output file
-# equal to its input: it exits non-zero otherwise; both lines targets
-# measured, met or not), then what --plot wrote: the data files and
+# --idle --fanout --fanin --space --corpus --durability --plot DIR (tiny
+# counts, one run, every record verified, every transport must run, every
+# output file equal to its input: it exits non-zero otherwise; both lines
+# targets measured, met or not; all nine fan-in rows measured: mmapq,
+# POSIX mq and the socket to mmapq-producer with 1, 2 and 4 writers, every
+# record checked by its reader, each writer's in its order), then what
+# --plot wrote: the data files and
 # the gnuplot script, and every chart as an SVG that is well-formed XML whose
 # root element is <svg> (xmllint), and a PNG, none empty.  No timing is
 # asserted.  Without gnuplot or xmllint (tests/deps.sh --test installs both) the
@@ -57,15 +60,22 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mmapq-bench-smoke.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
 plot=$work/plot
 
-"$bench" --quick --e2e --e2e-lines --idle --fanout --space --corpus --durability --plot "$plot" \
+"$bench" --quick --e2e --e2e-lines --idle --fanout --fanin --space --corpus --durability --plot "$plot" \
 	>"$work/out.txt"
 rc=$?
 cat "$work/out.txt"
 if [ "$rc" -ne 0 ]; then
-	echo "smoke: FAIL: mmapq_bench --quick --e2e --e2e-lines --idle --fanout --space --corpus --durability --plot exited $rc"
+	echo "smoke: FAIL: mmapq_bench --quick --e2e --e2e-lines --idle --fanout --fanin --space --corpus --durability --plot exited $rc"
 	exit 1
 fi
 fail=0
+# the fan-in table: a row per transport and count of writers, each with its records/s
+fanin=$(sed -n '/^Fan-in: /,/^CPUs busy: the CPU time of all of them/p' "$work/out.txt" |
+	grep -cE '^.{32} [124] +[0-9.]+[kM]? \[')
+if [ "$fanin" -ne 9 ]; then
+	echo "smoke: FAIL: $fanin of the 9 fan-in rows measured"
+	fail=1
+fi
 lines=$(grep -cE '^    (met|NOT MET) +lines (64 B|1 KiB) to a file: ' "$work/out.txt")
 if [ "$lines" -ne 2 ]; then
 	echo "smoke: FAIL: $lines of the 2 lines end-to-end targets measured"

@@ -145,6 +145,7 @@ static const struct {
 	{ "queue",    "mode",           "0660",   "0600",            1 },
 	{ "queue",    "spin_us",        "0",      "10000",           0 },
 	{ "queue",    "max_consumers",  "8",      "16",              1 },
+	{ "queue",    "max_producers",  "4",      "16",              1 },
 	{ "producer", "input",          "stdin",  "generate",        1 },
 	{ "producer", "socket",         "/run/mmapq/producer.sock", "/tmp/p.sock", 1 },
 	{ "producer", "generate_rate",  "1000",   "0",               0 },
@@ -970,7 +971,8 @@ static void test_bom_crlf(void)
 	EXPECT_INT(load_str("bom2.ini", "[queue]\n\xef\xbb\xbf" "size = 1M\n", &c, &e),
 	           -EINVAL);
 	EXPECT_STR(errs_text(&e), "bom2.ini:2: unknown key '\xef\xbb\xbf" "size' in [queue] (known"
-	           " keys: path, size, max_record, format, sync, sync_interval, mode, spin_us, max_consumers)\n");
+	           " keys: path, size, max_record, format, sync, sync_interval, mode, spin_us, max_consumers,"
+	           " max_producers)\n");
 	errs_free(&e);
 
 	errs_init(&e);

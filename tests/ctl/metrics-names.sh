@@ -66,7 +66,7 @@ while read -r name _; do
 			"$work/metrics.txt" || failed "mmapq_build_info has no sample with version and file_format 4"
 		continue
 	fi
-	grep -Eq "^$name\{queue=\"$work/queue\"(,(role|consumer)=\"[a-z]+\")?(,version=\"4\",format=\"int\")?\} " \
+	grep -Eq "^$name\{queue=\"$work/queue\"(,(role|consumer|producer)=\"[a-z]+\")?(,version=\"4\",format=\"int\")?\} " \
 		"$work/metrics.txt" || failed "$name has no sample for the queue"
 done <<<"$printed"
 grep -qx "mmapq_consumer_lag_bytes{queue=\"$work/queue\",consumer=\"a\"} 32" "$work/metrics.txt" &&

@@ -10,7 +10,7 @@
  *   the test's temporary directory     -> Q
  *   the source directory               -> SRC
  *   the built-in default config path   -> DEFAULT_CONFIG
- *   a pid after "pid " or "\"pid\":"   -> PID   (0 stays 0)
+ *   a pid after "pid ", "\"pid\":" or "_pid\":" (last_pid) -> PID (0 stays 0)
  *   ISO timestamps 2026-01-02T03:04:05Z -> TIME
  *   the digits after _usec":          -> 0
  *   a queue id (32 hex digits)         -> ID
@@ -27,6 +27,7 @@
  * cannot_create (73), io_error (74), recreate (65 after a geometry change),
  * recreate_legacy (files of format versions 1 to 3 refused by the daemons
  * and migrated), dash_name (consumer names starting with '-'),
+ * producers (producers by name: status, --json),
  * any_geometry (status, dump, consumers and metrics under another
  * geometry), recreate_consumers (max_consumers changed, the consumers
  * carried over or named), binary (status, dump and export of binary
@@ -172,7 +173,7 @@ static char *normalise(const char *in)
 		} else if (starts(s, MMAPQ_DEFAULT_CONFIG)) {
 			sb_str(&b, "DEFAULT_CONFIG");
 			s += strlen(MMAPQ_DEFAULT_CONFIG);
-		} else if ((starts(s, "pid ") || starts(s, "\"pid\":")) &&
+		} else if ((starts(s, "pid ") || starts(s, "\"pid\":") || starts(s, "_pid\":")) &&
 		           is_digit(s[s[0] == 'p' ? 4 : 6]) && s[s[0] == 'p' ? 4 : 6] != '0') {
 			size_t k = s[0] == 'p' ? 4 : 6;
 			sb_add(&b, s, k);
@@ -626,7 +627,11 @@ static void test_usage(void)
 	char *cfg = write_cfg("good.ini", "[consumer]\noutput = stdout\n");
 
 	tr_run_free(&t, 64, NULL, P, "--bogus", NULL);
-	tr_run_free(&t, 64, NULL, P, "-n", "x", NULL); /* the consumer's option */
+	tr_run_free(&t, 64, NULL, P, "--count", "1", NULL); /* the consumer's option */
+	/* a producer's name is a consumer's: checked before anything is read */
+	tr_run_free(&t, 64, NULL, P, "--name", "-x", NULL);
+	tr_run_free(&t, 64, NULL, P, "--name", "a b", NULL);
+	tr_run_free(&t, 64, NULL, P, "-n", "", NULL);
 	tr_run_free(&t, 64, NULL, C, "--bogus", NULL);
 	tr_run_free(&t, 64, NULL, CTL, "--bogus", "status", NULL);
 	tr_run_free(&t, 64, NULL, C, "-x", NULL);
@@ -1560,6 +1565,24 @@ static char *hex_decode(const char *s, size_t *n)
  * producer of another queue, the same records); line records too, a line
  * that ends in '\r' included.
  */
+/* Producers by name (fan-in): status and --json list each with what it
+ * published, the default one beside the named ones. */
+static void test_producers_queue(void)
+{
+	struct transcript t = {.group = "producers"};
+	char *cfg = write_cfg("p.ini", "[queue]\nsize = 4K\nmax_record = 8\n[consumer]\noutput = stdout\n");
+
+	tr_run_free(&t, 0, "1 2 3\n", P, "--config", cfg, "--queue", qpath, "--name", "alpha", NULL);
+	tr_run_free(&t, 0, "4 5\n", P, "--config", cfg, "--queue", qpath, "-n", "beta", NULL);
+	tr_run_free(&t, 0, "6\n", P, "--config", cfg, "--queue", qpath, NULL);
+	tr_run_free(&t, 0, "7\n", P, "--config", cfg, "--queue", qpath, "--name", "alpha", NULL);
+	tr_run_free(&t, 0, NULL, C, "--config", cfg, "--queue", qpath, "--count", "7", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "status", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--queue", qpath, "--json", "status", NULL);
+	tr_check(&t);
+	free(cfg);
+}
+
 static void test_binary_queue(void)
 {
 	struct transcript t = {.group = "binary"};
@@ -2037,6 +2060,7 @@ int main(int argc, char **argv)
 		{"binary_queue", test_binary_queue},
 		{"send_records", test_send_records},
 		{"repair", test_repair},
+		{"producers", test_producers_queue},
 	};
 
 	signal(SIGPIPE, SIG_IGN);

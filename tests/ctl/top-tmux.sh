@@ -11,7 +11,7 @@
 # wrapped; q ends it, and so does Ctrl-C, each within 10 s; a queue that is
 # missing at the start, or removed while it runs, ends it with 73 and the
 # error on the terminal given back (cursor shown, what was there before
-# kept); a 20 KiB file is said in KiB; with standard output not a terminal
+# kept); a 24 KiB file is said in KiB; with standard output not a terminal
 # it refuses (64).
 #
 # Nothing sleeps: the pane's output is streamed (pipe-pane) into a FIFO and
@@ -55,13 +55,19 @@ start_top() {
 	exec {pane}<"$work/pane.fifo"
 }
 
-# frame_with SECONDS REGEX: until the screen shows REGEX (checked after each
-# chunk of output the program writes)
+# frame_with SECONDS REGEX...: until one capture of the screen shows every
+# REGEX (checked after each chunk of output the program writes: a frame
+# may be captured half drawn, so a check of its lines names the last one)
 frame_with() {
-	local end=$((SECONDS + $1)) line
+	local end=$((SECONDS + $1)) line re all
+	shift
 	while [ $SECONDS -lt $end ]; do
 		tm capture-pane -p -t "$session" >"$work/screen.txt"
-		grep -Eq -- "$2" "$work/screen.txt" && return 0
+		all=1
+		for re in "$@"; do
+			grep -Eq -- "$re" "$work/screen.txt" || { all=0; break; }
+		done
+		[ $all = 1 ] && return 0
 		IFS= read -r -t $((end - SECONDS)) -u "$pane" line || return 1
 	done
 	return 1
@@ -96,16 +102,17 @@ tm new-session -d -s keep cat
 
 session=q
 start_top $session
-if frame_with 10 '^published +10 '; then
+if frame_with 10 '^published +10 ' '^q: quit'; then
 	pass "the screen shows the queue: published 10"
 else
 	failed "no frame with 'published 10':"; cat "$work/screen.txt"
 fi
 grep -Eq '^depth +9 +144 B of 65536 bytes \(0\.2%\)' "$work/screen.txt" && grep -q '^mmapq top ' "$work/screen.txt" &&
-	grep -q '^format int, version 4, size 64 KiB, max_record 1 KiB, file 68 KiB' "$work/screen.txt" &&
+	grep -q '^format int, version 4, size 64 KiB, max_record 1 KiB, file 72 KiB' "$work/screen.txt" &&
 	grep -q '^clean; no salvage' "$work/screen.txt" &&
 	grep -Eq '^blocked +no; waited 0\.0 s for room in all' "$work/screen.txt" &&
-	grep -Eq '^producer +[0-9]+ +no, last attached [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +0 +1$' "$work/screen.txt" &&
+	grep -Eq '^producer +pid +attached +published +wait$' "$work/screen.txt" &&
+	grep -Eq '^default +[0-9]+ +no, last attached [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +10 +no$' "$work/screen.txt" &&
 	grep -q '^q: quit' "$work/screen.txt" &&
 	pass "depth 9 records, 144 bytes of 65536 (audit took 1), the geometry, clean, the producer not waiting for room, not attached and when it last attached, the whole frame on the 80x24 screen" ||
 	{ failed "the frame is incomplete:"; cat "$work/screen.txt"; }
@@ -113,8 +120,8 @@ awk 'length($0) > 80 { exit 1 }' "$work/screen.txt" && [ "$(wc -l <"$work/screen
 	failed "the frame does not fit 80x24"
 # the consumer default registers at the oldest record kept: 2 (audit took 1)
 "$bin/mmapq-consumer" --config "$cfg" --count 9 || failed "consumer"
-frame_with 10 '^default +[0-9]+ +no +0 +0 B ' && grep -Eq '^audit +[0-9]+ +no +9 +144 B ' "$work/screen.txt" &&
-	grep -Eq '^depth +9 +144 B ' "$work/screen.txt" &&
+frame_with 10 '^default +[0-9]+ +no +0 +0 B ' '^audit +[0-9]+ +no +9 +144 B ' '^depth +9 +144 B ' \
+	'^q: quit' &&
 	pass "it follows the queue: consumer default at lag 0, audit (1 consumed) at lag 9 (144 bytes), depth 9" ||
 	{ failed "the screen did not follow the consumers:"; cat "$work/screen.txt"; }
 # a consumer that attaches, consumes the 9 records and waits: its rate (since
@@ -162,7 +169,7 @@ if frame_with 10 '^q: quit'; then
 	tm capture-pane -p -J -t $session >"$work/joined.txt"
 	awk 'length($0) > 40 { bad = 1 } END { exit bad }' "$work/joined.txt" &&
 		grep -q '^format int, version 4, size 64 KiB, max_$' "$work/joined.txt" &&
-		grep -Eq '^producer +[0-9]+  no, last attached 20$' "$work/joined.txt" &&
+		grep -Eq '^default +[0-9]+  no, last attached$' "$work/joined.txt" &&
 		pass "40 columns: each line cut at 40, none wrapped" ||
 		{ failed "40 columns: lines wrapped or not cut:"; cat "$work/joined.txt"; }
 else
@@ -188,14 +195,15 @@ else
 fi
 exec {pane}<&-
 
-# a file of 20 KiB (size 16 KiB): said in KiB; removed while top runs: the
-# terminal given back, the error below the last frame, 73
+# a file of 24 KiB (size 16 KiB, a header of two pages): said in KiB;
+# removed while top runs: the terminal given back, the error below the
+# last frame, 73
 session=k
 printf '[queue]\npath = %s/small\nsize = 16K\nmax_record = 1K\n' "$work" >"$work/small.ini"
 seq 1 3 | "$bin/mmapq-producer" --config "$work/small.ini" || failed "producer of the small queue"
 start_top $session 80 "$work/small.ini"
-frame_with 10 '^q: quit' && grep -q '^format int, version 4, size 16 KiB, max_record 1 KiB, file 20 KiB$' "$work/screen.txt" &&
-	pass "a 20 KiB file: file 20 KiB" || { failed "the small queue's geometry:"; cat "$work/screen.txt"; }
+frame_with 10 '^q: quit' && grep -q '^format int, version 4, size 16 KiB, max_record 1 KiB, file 24 KiB$' "$work/screen.txt" &&
+	pass "a 24 KiB file: file 24 KiB" || { failed "the small queue's geometry:"; cat "$work/screen.txt"; }
 rm "$work/small"
 if ended 10; then
 	tm capture-pane -p -t $session >"$work/screen.txt"

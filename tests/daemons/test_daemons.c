@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "mmapq.h"
-#include "mmapq_format.h" /* the producer's wake-up word: offsetof(struct mmapq_header, not_full) */
+#include "mmapq_format.h" /* the producer's wake-up word: its entry's room (entry 0: "default") */
 #include "testutil.h"
 
 #define DEADLINE_MS 5000 /* generous: every step here takes milliseconds */
@@ -651,7 +651,7 @@ static void test_sigterm_producer_full(void)
 	EXPECT(tu_write_all(p.in, "1 2 3 4 5 6 7 8 9 10\n", 21) == 0, "write to producer");
 	/* blocked on the full queue: asleep on its wake-up word */
 	end = tu_now_ms() + DEADLINE_MS;
-	while (!tu_in_futex_on(p.pid, qpath, offsetof(struct mmapq_header, not_full)))
+	while (!tu_in_futex_on(p.pid, qpath, offsetof(struct mmapq_header, producers[0].room)))
 		EXPECT(tu_now_ms() < end && is_alive(p.pid),
 		       "the producer never waited for room in the full queue");
 	t0 = tu_now_ms();

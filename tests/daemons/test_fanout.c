@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "mmapq.h"
-#include "mmapq_format.h" /* the producer's wake-up word: offsetof(struct mmapq_header, not_full) */
+#include "mmapq_format.h" /* the producer's wake-up word: its entry's room (entry 0: "default") */
 #include "testutil.h"
 
 #define DEADLINE_MS (20000 * (int)tu_time_factor())
@@ -173,7 +173,7 @@ static int finish(pid_t pid)
 static bool held_full(const struct mmapq_status *st, pid_t producer)
 {
 	return st->size - st->used_bytes < 2 * mmapq_frame_size(st->max_record) &&
-	       tu_in_futex_on(producer, qpath, offsetof(struct mmapq_header, not_full));
+	       tu_in_futex_on(producer, qpath, offsetof(struct mmapq_header, producers[0].room));
 }
 
 /* Records "first".."last" into fd (a producer's stdin), then closed; by a

@@ -57,7 +57,7 @@
 #include <unistd.h>
 
 #include "mmapq.h"
-#include "mmapq_format.h" /* the producer's wake-up word: offsetof(struct mmapq_header, not_full) */
+#include "mmapq_format.h" /* the producer's wake-up word: its entry's room (entry 0: "default") */
 #include "testproc.h"
 #include "testutil.h"
 
@@ -351,7 +351,7 @@ static void test_broken(void)
 	want_out = tp_seq_lines(5, 24);
 	put(&p, want_out);
 	for (uint64_t end = tu_now_ms() + DEADLINE_MS;
-	     !tu_in_futex_on(p.pid, qpath, offsetof(struct mmapq_header, not_full));)
+	     !tu_in_futex_on(p.pid, qpath, offsetof(struct mmapq_header, producers[0].room));)
 		EXPECT(tu_now_ms() < end, "producer: never waited on the full queue; stderr:\n%s",
 		       tp_str(p.err));
 	st = tu_queue_status(qpath);

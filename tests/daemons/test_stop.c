@@ -10,6 +10,14 @@
  *                              held; the producer, waiting for the mutex to
  *                              publish, gets SIGTERM: it exits 74 saying
  *                              what it read but could not publish
+ *   producer_put_gives_up      the same, but the producer waits for the
+ *                              mutex in a put (its reservation used up,
+ *                              in the middle of what it read): the put
+ *                              gives up for the stop, which the producer
+ *                              treats as the stop, not as an error: it
+ *                              holds the rest of what it read, tries to
+ *                              put it at the end, and exits 74 counting
+ *                              every record read and not published
  *   consumer_peer_holds_mutex  the producer frozen in its publish; the
  *                              waiting consumer gets SIGTERM: exit 0
  *   attach_lock_held           a producer frozen while it holds the attach
@@ -302,30 +310,75 @@ static void unfreeze(void)
 	frozen = 0;
 }
 
-static void producer_peer_holds_mutex(void)
+/* The producer fed "1 2 3" through a pipe, the consumer frozen once it took
+ * them, holding the mutex in its release; then the producer fed text, all
+ * of which it reads before it waits for the mutex; then SIGTERM: its exit
+ * code, and *err what it said. */
+static int stop_producer_on_frozen_mutex(const char *text, size_t len, char **err)
 {
 	int in[2], perr, cerr, code;
 	pid_t p, c;
-	char *err;
 
-	setup();
 	tu_pipe(in);
 	p = start("mmapq-producer", NULL, in[0], &perr);
 	close(in[0]);
 	c = start("mmapq-consumer", "release.locked:stop", -1, &cerr);
 	tu_write_all(in[1], "1 2 3\n", 6);
 	wait_frozen(c); /* it took 1 2 3 and stopped holding the mutex */
-	tu_write_all(in[1], "4 5\n", 4);
+	tu_write_all(in[1], text, len);
 	wait_drained(in[1]);
-	wait_blocked_on_mutex(p); /* it read them and waits for the mutex to publish */
-	code = stop_within(p, perr, &err);
+	wait_blocked_on_mutex(p); /* it read text and waits for the mutex */
+	code = stop_within(p, perr, err);
+	unfreeze();
+	close(cerr);
+	close(in[1]);
+	return code;
+}
+
+static void producer_peer_holds_mutex(void)
+{
+	char *err;
+	int code;
+
+	setup();
+	/* it waits for the mutex to publish 4 5 */
+	code = stop_producer_on_frozen_mutex("4 5\n", 4, &err);
 	EXPECT(code == 74 && strstr(err, "stopping with 2 records read but not published"),
 	       "producer stopped while the frozen consumer holds the mutex: exit %d (want 74 within"
 	       " %d ms), stderr '%s'", code, STOP_MS, err);
 	free(err);
-	unfreeze();
-	close(cerr);
-	close(in[1]);
+}
+
+/* As producer_peer_holds_mutex, with more input after the freeze than the
+ * producer's reservation takes (a ring of 64 KiB: reservations of 8 KiB,
+ * 512 int records), all of it in the pipe at once: the producer reads it
+ * in one piece and waits for the mutex in a put, not in a publish. */
+static void producer_put_gives_up(void)
+{
+	enum { N = 1500 };
+	static char in_text[N * 8];
+	char *small, *text, *err;
+	size_t len = 0;
+	int code;
+
+	setup();
+	small = tu_path(dir, "small.ini");
+	text = tu_xasprintf("[queue]\npath = %s\nsize = 64K\nmax_record = 1K\n"
+	                    "[consumer]\noutput = null\n", qpath);
+	tu_write_file(small, text, strlen(text));
+	free(text);
+	free(cfg);
+	cfg = small;
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(in_text + len, sizeof(in_text) - len, "%d\n", 10 + i);
+	code = stop_producer_on_frozen_mutex(in_text, len, &err);
+	EXPECT(code == 74 && strstr(err, "stopping while waiting for the queue's mutex to put") &&
+	       strstr(err, "stopping with 1500 records read but not published") &&
+	       !strstr(err, "nterrupted"),
+	       "producer stopped in a put while the frozen consumer holds the mutex: exit %d (want"
+	       " 74 within %d ms, all %d records read counted, no error but the one that says so),"
+	       " stderr '%s'", code, STOP_MS, N, err);
+	free(err);
 }
 
 static void consumer_peer_holds_mutex(void)
@@ -449,6 +502,7 @@ int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
 		{"producer_peer_holds_mutex", producer_peer_holds_mutex},
+		{"producer_put_gives_up", producer_put_gives_up},
 		{"consumer_peer_holds_mutex", consumer_peer_holds_mutex},
 		{"attach_lock_held", attach_lock_held},
 		{"remove_in_progress", remove_in_progress},

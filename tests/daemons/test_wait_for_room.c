@@ -97,21 +97,10 @@ static char *until_notify(int timeout_ms, ...)
 	}
 }
 
-/* mmapqctl ARGS... (NULL-terminated) to its end: its stdout, exit 0. */
+/* mmapqctl ARGS... to its end: its stdout, exit 0. */
 static char *ctl(const char *a1, const char *a2)
 {
-	char **av = tp_av("mmapqctl", "--config", cfg, a1, a2, NULL);
-	struct tp_kid k = tp_spawn(av, false, true, true);
-	int code;
-	char *out;
-
-	EXPECT(tp_until(k.out, NULL, DEADLINE_MS), "mmapqctl %s: no end of output", a1);
-	out = strdup(tp_str(k.out));
-	code = tp_wait_exit(&k, DEADLINE_MS);
-	EXPECT(code == 0 && out, "mmapqctl %s %s: exit %d: %s", a1, a2 ? a2 : "", code, tp_str(k.err));
-	tp_kid_close(&k);
-	tp_av_free(av);
-	return out;
+	return tp_ctl(cfg, a1, a2, DEADLINE_MS);
 }
 
 /* The value of the sample that starts with prefix in the metrics text. */

@@ -57,7 +57,7 @@ static const struct {
 } keys[] = {
 	{"queue", "path"}, {"queue", "size"}, {"queue", "max_record"}, {"queue", "format"},
 	{"queue", "sync"}, {"queue", "sync_interval"}, {"queue", "mode"}, {"queue", "spin_us"},
-	{"queue", "max_consumers"},
+	{"queue", "max_consumers"}, {"queue", "max_producers"},
 	{"producer", "input"},
 	{"producer", "socket"}, {"producer", "generate_rate"}, {"producer", "on_full"},
 	{"producer", "client_timeout"}, {"producer", "ack_interval"}, {"producer", "ack_records"},

@@ -65,7 +65,7 @@
  *     file (seen through --wrap=mmap) where the model finds the frame of
  *     that sequence number, with the file's bytes; a record the model calls
  *     damaged (its length, its crc, the padding before it, one on the way
- *     for a consumer) gives -EBADMSG;
+ *     for a consumer or an observer) gives -EBADMSG;
  *   - a role that attaches alone does what the format says a process alone
  *     does (floor made whole, the walk when the file is not clean or a pair
  *     may be half stored, the salvage's run as the model picks it, the
@@ -129,8 +129,9 @@ int __wrap_munmap(void *addr, size_t len)
 #define OFF(f) offsetof(struct mmapq_header, f)
 #define P_TAIL OFF(producer.tail)
 #define P_TAILB OFF(producer.tail_byte)
-#define P_PID OFF(producer.pid)
-#define P_ATTACHES OFF(producer.attaches)
+#define P_CLAIM OFF(producer.claim_byte)
+#define PENTRY(i) (OFF(producers) + (size_t)(i) * sizeof(struct mmapq_producer))
+#define PE(i, f) (PENTRY(i) + offsetof(struct mmapq_producer, f))
 #define F_SEQ OFF(floor.seq)
 #define F_BYTE OFF(floor.byte)
 #define F_GEN OFF(floor.gen)
@@ -141,6 +142,7 @@ int __wrap_munmap(void *addr, size_t len)
 #define V3(f) offsetof(struct mmapq_header_v3, f)
 #define V2(f) offsetof(struct mmapq_header_v2, f)
 #define HDR MMAPQ_HEADER_SIZE
+#define HDR3 MMAPQ_HEADER_SIZE_V3 /* versions 1 to 3 */
 
 static uint32_t rd32(const uint8_t *b, size_t off)
 {
@@ -179,13 +181,13 @@ static uint32_t crc_bits(uint32_t crc, const uint8_t *p, size_t n)
 	return ~crc;
 }
 
-/* A frame's crc: of seq (8 bytes), len (4) and the payload, in this
- * machine's byte order (mmapq_format.h, "Checksums"). */
-static uint32_t m_crc(uint64_t seq, uint32_t len, const uint8_t *payload, uint32_t n)
+/* A frame's crc: of its byte position (8 bytes), len (4) and the payload,
+ * in this machine's byte order (mmapq_format.h, "Checksums"). */
+static uint32_t m_crc(uint64_t byte, uint32_t len, const uint8_t *payload, uint32_t n)
 {
 	uint8_t h[12];
 
-	memcpy(h, &seq, 8);
+	memcpy(h, &byte, 8);
 	memcpy(h + 8, &len, 4);
 	return crc_bits(crc_bits(0, h, 12), payload, n);
 }
@@ -211,6 +213,7 @@ struct model {
 	bool hdr_ok;          /* identity, geometry and the static fields valid */
 	uint32_t ver, fmt, maxc;
 	/* version 4 */
+	uint32_t maxp;        /* the producer table's size */
 	uint64_t size;
 	uint32_t max;
 	bool pos_ok;          /* positions and the consumer table (with cursors) valid */
@@ -312,14 +315,19 @@ static const char *v4_positions(const uint8_t *f, const struct model *m)
 }
 
 /* The reserved bytes of a version-4 header (mmapq_format.h), the entries
- * past max_consumers whole. */
-static bool v4_reserved_ok(const uint8_t *f, uint32_t maxc)
+ * past max_consumers and max_producers whole. */
+static bool v4_reserved_ok(const uint8_t *f, uint32_t maxc, uint32_t maxp)
 {
-	if (!all_zero(f, OFF(reserved1), 8) || !all_zero(f, OFF(producer.reserved0), 4) ||
-	    !all_zero(f, OFF(producer.reserved), 48) || !all_zero(f, OFF(floor.reserved), 104) ||
-	    !all_zero(f, OFF(state.reserved0), 4) || !all_zero(f, OFF(not_full_reserved), 56) ||
-	    !all_zero(f, OFF(reserved), sizeof(((struct mmapq_header *)0)->reserved)))
+	if (!all_zero(f, OFF(reserved1), 4) || !all_zero(f, OFF(producer.reserved), 104) ||
+	    !all_zero(f, OFF(floor.reserved), 104) || !all_zero(f, OFF(state.reserved0), 4) ||
+	    !all_zero(f, OFF(not_full_reserved), 56) ||
+	    !all_zero(f, OFF(reserved), sizeof(((struct mmapq_header *)0)->reserved)) ||
+	    !all_zero(f, OFF(reserved2), sizeof(((struct mmapq_header *)0)->reserved2)))
 		return false;
+	for (uint32_t i = 0; i < MMAPQ_PRODUCERS_MAX; i++)
+		if (i < maxp ? !all_zero(f, PE(i, rsv_reserved0), 4) :
+		               !all_zero(f, PENTRY(i), sizeof(struct mmapq_producer)))
+			return false;
 	/* an entry in use has no reserved bytes; past max_consumers the entry
 	 * and its output report are reserved whole */
 	for (uint32_t i = maxc; i < MMAPQ_CONSUMERS_MAX; i++)
@@ -343,7 +351,7 @@ static bool v3_reserved_ok(const uint8_t *f, uint32_t ver)
 /* The slot of record seq (versions 1 to 3) holds it: 0, and its payload. */
 static bool slot_ok(const struct model *m, const uint8_t *f, uint64_t seq, uint32_t *len)
 {
-	size_t o = HDR + (size_t)(seq & (m->cap - 1)) * m->ss;
+	size_t o = HDR3 + (size_t)(seq & (m->cap - 1)) * m->ss;
 
 	if (rd64(f, o) != seq)
 		return false;
@@ -373,7 +381,7 @@ static void model_legacy(const uint8_t *f, size_t n, struct model *m)
 	m->why = "slot size";
 	if (m->ss != (m->ints ? 16 : 16 + ((m->rs + 7) & ~7u)))
 		return;
-	want = HDR + (uint64_t)m->cap * m->ss;
+	want = HDR3 + (uint64_t)m->cap * m->ss;
 	m->why = "file size";
 	if (rd64(f, V3(id.file_size)) != want || n != want)
 		return;
@@ -418,7 +426,7 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->why = "too small";
-	if (n < HDR)
+	if (n < HDR3)
 		return;
 	m->why = "magic";
 	if (memcmp(f, MMAPQ_MAGIC, 8))
@@ -431,7 +439,7 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	if (m->ver < 1 || m->ver > 4)
 		return;
 	m->why = "header size";
-	if (rd32(f, OFF(header_size)) != HDR)
+	if (rd32(f, OFF(header_size)) != (m->ver == 4 ? HDR : HDR3))
 		return;
 	if (m->ver < 4) {
 		model_legacy(f, n, m);
@@ -456,47 +464,75 @@ static void model_file(const uint8_t *f, size_t n, struct model *m)
 	m->why = "max_consumers";
 	if (m->maxc < 1 || m->maxc > MMAPQ_CONSUMERS_MAX)
 		return;
+	m->maxp = rd32(f, OFF(max_producers));
+	m->why = "max_producers";
+	if (m->maxp < 1 || m->maxp > MMAPQ_PRODUCERS_MAX)
+		return;
 	m->why = "reserved";
-	if (!v4_reserved_ok(f, m->maxc))
+	if (!v4_reserved_ok(f, m->maxc, m->maxp))
 		return;
 	m->why = "clean";
 	if (rd32(f, S_CLEAN) > 1)
 		return;
 	m->why = "pid";
-	if ((int32_t)rd32(f, P_PID) < 0)
-		return;
+	for (uint32_t i = 0; i < m->maxp; i++)
+		if ((int32_t)rd32(f, PE(i, pid)) < 0)
+			return;
 	for (uint32_t i = 0; i < m->maxc; i++)
 		if ((int32_t)rd32(f, E(i, pid)) < 0)
 			return;
+	/* the producer table: a state of 0 or 1, a registered entry's name one
+	 * a producer may take (not starting with '-'), once */
+	m->why = "producer table";
+	for (uint32_t i = 0; i < m->maxp; i++) {
+		uint32_t state = rd32(f, PE(i, state));
+
+		if (state > 1)
+			return;
+		if (state == 0)
+			continue;
+		if (!name_ok(f, PE(i, name)) || f[PE(i, name)] == '-')
+			return;
+		for (uint32_t k = 0; k < i; k++)
+			if (rd32(f, PE(k, state)) == 1 && !memcmp(f + PE(k, name), f + PE(i, name), 64))
+				return;
+	}
 	m->hdr_ok = true;
 	m->why = v4_positions(f, m);
 	m->pos_ok = !m->why;
 }
 
 /*
- * The frame of record seq at byte position *b (or after a padding frame
- * there), in file f of model m, below end: its length checked, and with
- * check its crc and the padding's.  true: *len, *at (its payload's offset in
+ * The frame of the record at byte position *b (or after the padding and
+ * fill frames there: a fill's len is MMAPQ_FRAME_FILL_BIT | n, n bytes
+ * after its header, a multiple of 8, inside one lap), in file f of model
+ * m, below end: its length checked, and with check its crc and those of
+ * the padding and fills.  true: *len, *at (its payload's offset in
  * the file) and *b (past it) set.
  */
-static bool m_frame(const struct model *m, const uint8_t *f, uint64_t seq, uint64_t *b, uint64_t end,
-                    bool check, uint32_t *len, size_t *at)
+static bool m_frame(const struct model *m, const uint8_t *f, uint64_t *b, uint64_t end, bool check,
+                    uint32_t *len, size_t *at)
 {
 	uint64_t off = *b % m->size, pos = *b;
 	uint32_t l = rd32(f, HDR + off);
 
-	if (l == MMAPQ_FRAME_PAD) {
-		if (off == 0 || (check && rd32(f, HDR + off + 4) != m_crc(seq, l, NULL, 0)))
+	while (l & MMAPQ_FRAME_FILL_BIT) {
+		uint64_t n = l == MMAPQ_FRAME_PAD ? m->size - off : 8 + (l & ~MMAPQ_FRAME_FILL_BIT);
+
+		if ((l == MMAPQ_FRAME_PAD && off == 0) || n % 8 || off + n > m->size ||
+		    (check && rd32(f, HDR + off + 4) != m_crc(pos, l, NULL, 0)))
 			return false;
-		pos += m->size - off;
-		off = 0;
-		l = rd32(f, HDR);
+		pos += n;
+		if (pos >= end)
+			return false;
+		off = pos % m->size;
+		l = rd32(f, HDR + off);
 	}
 	if (l > m->max || (m->fmt == MMAPQ_FORMAT_INT && l != 8))
 		return false;
 	if (off + fsize(l) > m->size || pos + fsize(l) > end)
 		return false;
-	if (check && rd32(f, HDR + off + 4) != m_crc(seq, l, f + HDR + off + 8, l))
+	if (check && rd32(f, HDR + off + 4) != m_crc(pos, l, f + HDR + off + 8, l))
 		return false;
 	*len = l;
 	*at = HDR + off + 8;
@@ -519,7 +555,7 @@ static struct pair m_walk(const struct model *m, const uint8_t *f, struct pair p
 		uint32_t l;
 		size_t at;
 
-		if (!m_frame(m, f, p.seq, &b, stop_byte, true, &l, &at))
+		if (!m_frame(m, f, &b, stop_byte, true, &l, &at))
 			break;
 		p = (struct pair){p.seq + 1, b};
 	}
@@ -534,7 +570,7 @@ static bool m_find(const struct model *m, const uint8_t *f, struct pair p, uint6
 		uint32_t l;
 		size_t at;
 
-		if (!m_frame(m, f, p.seq, &p.byte, end, false, &l, &at))
+		if (!m_frame(m, f, &p.byte, end, false, &l, &at))
 			return false;
 		p.seq++;
 	}
@@ -542,8 +578,25 @@ static bool m_find(const struct model *m, const uint8_t *f, struct pair p, uint6
 	return true;
 }
 
-/* A pair as the frames say it: at the tail, the tail's byte; else the
- * frame there is record seq's, checksum and all. */
+/* Whether the padding and fill frames from b fill [b, end) exactly, their
+ * crcs checked. */
+static bool m_fills_to(const struct model *m, const uint8_t *f, uint64_t b, uint64_t end)
+{
+	while (b < end) {
+		uint64_t off = b % m->size;
+		uint32_t l = rd32(f, HDR + off);
+		uint64_t n = l == MMAPQ_FRAME_PAD ? (off ? m->size - off : 0) : 8 + (l & ~MMAPQ_FRAME_FILL_BIT);
+
+		if (!(l & MMAPQ_FRAME_FILL_BIT) || n == 0 || n % 8 || off + n > m->size || b + n > end ||
+		    rd32(f, HDR + off + 4) != m_crc(b, l, NULL, 0))
+			return false;
+		b += n;
+	}
+	return b == end;
+}
+
+/* A pair as the frames say it: at the tail, the tail's byte (or padding
+ * and fills up to it); else the frame there is intact. */
 static bool m_pair_whole(const struct model *m, const uint8_t *f, struct pair p, struct pair t)
 {
 	uint64_t b = p.byte;
@@ -551,8 +604,8 @@ static bool m_pair_whole(const struct model *m, const uint8_t *f, struct pair p,
 	size_t at;
 
 	if (p.seq == t.seq)
-		return p.byte == t.byte;
-	return m_frame(m, f, p.seq, &b, t.byte, true, &l, &at);
+		return p.byte == t.byte || (p.byte < t.byte && m_fills_to(m, f, p.byte, t.byte));
+	return m_frame(m, f, &b, t.byte, true, &l, &at);
 }
 
 /* What a process that attaches alone does to a version-4 file that passed
@@ -586,6 +639,21 @@ static void m_floor_whole(const struct model *m, uint8_t *f)
 	wr64(f, F_GEN, gen + 1);
 }
 
+/* Consumer entry i's cursor as a run may start from it: its byte where the
+ * frames' lengths from its synced cursor put its record, if that walk
+ * holds (a checksum binds a frame's byte position, not its record's seq,
+ * so only the count from a whole pair numbers the frames). */
+static struct pair m_cursor(const struct model *m, const uint8_t *f, uint32_t i, uint64_t end)
+{
+	struct pair pos = {rd64(f, E(i, position)), rd64(f, E(i, position_byte))};
+	struct pair syn = {rd64(f, E(i, synced)), rd64(f, E(i, synced_byte))};
+	uint64_t b;
+
+	if (syn.seq <= pos.seq && m_find(m, f, syn, pos.seq, end, &b))
+		pos.byte = b;
+	return pos;
+}
+
 static void m_alone(const struct model *m, uint8_t *f, struct salvage_m *s)
 {
 	struct pair fl, t = tail_of(f);
@@ -600,7 +668,8 @@ static void m_alone(const struct model *m, uint8_t *f, struct salvage_m *s)
 		struct pair syn = {rd64(f, E(i, synced)), rd64(f, E(i, synced_byte))};
 
 		if (rd32(f, E(i, state)) == 1)
-			suspect = !m_pair_whole(m, f, pos, t) || !m_pair_whole(m, f, syn, t);
+			suspect = !m_pair_whole(m, f, pos, t) || !m_pair_whole(m, f, syn, t) ||
+			          m_cursor(m, f, i, t.byte).byte != pos.byte;
 	}
 	if (rd32(f, S_CLEAN) != 1 || suspect) {
 		/* the runs from floor and from every registered cursor that may
@@ -619,7 +688,13 @@ static void m_alone(const struct model *m, uint8_t *f, struct salvage_m *s)
 				continue;
 			if (at.seq < wanted.seq)
 				wanted = at;
+			at = m_cursor(m, f, i, t.byte);
 			if (at.byte % 8 || at.seq < fl.seq || at.byte < fl.byte || at.byte - fl.byte > m->size)
+				continue;
+			/* a cursor numbered on the run found: its frames are that
+			 * run's, or (another byte) they disagree with it, and a
+			 * walk from there would number them otherwise */
+			if (be.seq > bs.seq && at.seq >= bs.seq && at.seq <= be.seq)
 				continue;
 			e = m_walk(m, f, at, t);
 			holds = e.seq > at.seq;
@@ -696,6 +771,15 @@ static void m_alone(const struct model *m, uint8_t *f, struct salvage_m *s)
 		}
 		if (rd64(f, F_GEN) & 1)
 			wr64(f, F_GEN, rd64(f, F_GEN) + 1);
+		/* the reservations of producers that are gone dropped; their
+		 * wait words fresh */
+		for (uint32_t i = 0; i < m->maxp; i++) {
+			wr32(f, PE(i, rsv_state), 0);
+			wr32(f, PE(i, turn.waiting), 0);
+			wr32(f, PE(i, room.waiting), 0);
+		}
+		wr32(f, OFF(not_full.waiting), 0);
+		wr64(f, P_CLAIM, rd64(f, P_TAILB));
 		if (low.seq != UINT64_MAX && low.seq > rd64(f, F_SEQ)) {
 			wr64(f, F_SEQ, low.seq);
 			wr64(f, F_BYTE, low.byte);
@@ -812,13 +896,36 @@ static void check_record(const uint8_t *f, uint64_t seq, uint32_t len, size_t at
 	FUZZ_CHECK(!memcmp(rec->data, f + at, len), "%s: record %" PRIu64 "'s bytes differ", role, seq);
 }
 
-static void check_side(const uint8_t *f, const struct mmapq_side_status *s)
+/* The producer status shows: the entry "default" if registered, else the
+ * first registered one; -1 if none is. */
+static int m_producer_shown(const struct model *m, const uint8_t *f)
 {
-	FUZZ_CHECK(s->pid == (int32_t)rd32(f, P_PID) && s->start_usec == rd64(f, OFF(producer.start_usec)) &&
-	           s->dropped == rd64(f, OFF(producer.dropped)) &&
-	           s->bad_input == rd64(f, OFF(producer.bad_input)) &&
-	           s->recoveries == rd64(f, OFF(producer.recoveries)) &&
-	           s->attaches == rd64(f, P_ATTACHES) && !s->attached, "status: the producer's side");
+	int pick = -1;
+
+	for (uint32_t i = 0; i < m->maxp; i++) {
+		if (rd32(f, PE(i, state)) != 1)
+			continue;
+		if (!strcmp((const char *)f + PE(i, name), MMAPQ_PRODUCER_DEFAULT))
+			return (int)i;
+		if (pick < 0)
+			pick = (int)i;
+	}
+	return pick;
+}
+
+static void check_side(const struct model *m, const uint8_t *f, const struct mmapq_side_status *s)
+{
+	int i = m_producer_shown(m, f);
+
+	if (i < 0) {
+		FUZZ_CHECK(!s->pid && !s->start_usec && !s->dropped && !s->bad_input && !s->recoveries &&
+		           !s->attaches && !s->attached, "status: a producer's side with none registered");
+		return;
+	}
+	FUZZ_CHECK(s->pid == (int32_t)rd32(f, PE(i, pid)) && s->start_usec == rd64(f, PE(i, start_usec)) &&
+	           s->dropped == rd64(f, PE(i, dropped)) && s->bad_input == rd64(f, PE(i, bad_input)) &&
+	           s->recoveries == rd64(f, PE(i, recoveries)) && s->attaches == rd64(f, PE(i, attaches)) &&
+	           !s->attached, "status: the producer's side (entry %d)", i);
 }
 
 /* ---- the observer ----------------------------------------------------------------- */
@@ -847,7 +954,16 @@ static void observe_v4(struct mmapq *q, const uint8_t *f, const struct model *m)
 	           st.salvage.above_to == rd64(f, OFF(state.above_to)) &&
 	           st.salvage.dropped_bytes == rd64(f, OFF(state.dropped_bytes)),
 	           "observer: status differs from the header");
-	check_side(f, &st.producer);
+	check_side(m, f, &st.producer);
+	{
+		uint32_t np = 0;
+
+		for (uint32_t i = 0; i < m->maxp; i++)
+			np += rd32(f, PE(i, state)) == 1;
+		FUZZ_CHECK(st.max_producers == m->maxp && st.producers == np,
+		           "observer: %" PRIu32 " of %" PRIu32 " producers, the model %" PRIu32 " of %" PRIu32,
+		           st.producers, st.max_producers, np, m->maxp);
+	}
 	r = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
 	for (uint32_t i = 0; i < m->maxc; i++) {
 		if (rd32(f, E(i, state)) != 1)
@@ -875,8 +991,11 @@ static void observe_v4(struct mmapq *q, const uint8_t *f, const struct model *m)
 		size_t at = 0, a2;
 		bool ok;
 
-		on = on && m_frame(m, f, s, &nb, t.byte, false, &len, &at);
-		ok = on && m_frame(m, f, s, &cb, t.byte, true, &l2, &a2);
+		/* the walk checks every frame on the way: once one fails, so
+		 * does every peek past it */
+		on = on && m_frame(m, f, &nb, t.byte, false, &len, &at);
+		ok = on && m_frame(m, f, &cb, t.byte, true, &l2, &a2);
+		on = ok;
 		r = mmapq_peek(q, s, buf, m->max, &rec);
 		FUZZ_CHECK(r == (ok ? 0 : -EBADMSG), "observer: peek(%" PRIu64 ") %d, the model says %s",
 		           s, r, ok ? "intact" : "damaged");
@@ -918,7 +1037,7 @@ static void observe_legacy(struct mmapq *q, const uint8_t *f, const struct model
 		FUZZ_CHECK(r == (ok ? 0 : -EBADMSG), "observer: peek(%" PRIu64 ") %d of a version-%" PRIu32
 		           " slot the model calls %s", s, r, m->ver, ok ? "good" : "bad");
 		if (r == 0)
-			check_record(f, s, len, HDR + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, buf,
+			check_record(f, s, len, HDR3 + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, buf,
 			             "observer peek");
 	}
 	FUZZ_CHECK(mmapq_peek(q, m->tail, buf, m->rs, &rec) == -ENOENT, "observer: peek(tail)");
@@ -965,6 +1084,7 @@ static int attach_expect(const struct model *m, const struct geom *g)
 		return -EPROTO; /* the daemons refuse it, naming mmapqctl recreate */
 	if (g->size != m->size || g->max != m->max || g->fmt != m->fmt)
 		return -EPROTO;
+	/* every role here attaches alone: the reservations are dropped unread */
 	return m->pos_ok ? 0 : -EBADMSG;
 }
 
@@ -1067,9 +1187,15 @@ static int m_default(const struct model *m, uint8_t *p)
 static void take_unpredicted(uint8_t *p, const uint8_t *a, const struct model *m)
 {
 	memcpy(p + OFF(lock), a + OFF(lock), 64);
-	memcpy(p + OFF(producer.pid), a + OFF(producer.pid), 4);
-	memcpy(p + OFF(producer.start_usec), a + OFF(producer.start_usec), 8);
-	memcpy(p + OFF(producer.recoveries), a + OFF(producer.recoveries), 16);
+	for (uint32_t i = 0; i < m->maxp; i++) {
+		memcpy(p + PE(i, pid), a + PE(i, pid), 4);
+		memcpy(p + PE(i, start_usec), a + PE(i, start_usec), 8);
+		memcpy(p + PE(i, recoveries), a + PE(i, recoveries), 8);
+		memcpy(p + PE(i, registered_usec), a + PE(i, registered_usec), 8);
+		/* where its last reservation was (cleared: state none) */
+		memcpy(p + PE(i, rsv_from), a + PE(i, rsv_from), 24);
+		memcpy(p + PE(i, turn), a + PE(i, turn), 16);
+	}
 	memcpy(p + OFF(not_full), a + OFF(not_full), 8);
 	memcpy(p + OFF(state.salvage_usec), a + OFF(state.salvage_usec), 8);
 	memcpy(p + OFF(id), a + OFF(id), MMAPQ_ID_SIZE);
@@ -1118,8 +1244,7 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 		uint32_t len;
 		size_t at;
 
-		while (head.seq + good < t.seq && m_frame(m, g_pred, head.seq + good, &b, t.byte, true, &len,
-		                                          &at))
+		while (head.seq + good < t.seq && m_frame(m, g_pred, &b, t.byte, true, &len, &at))
 			good++;
 	}
 	r = mmapq_available(q, 0, &navail);
@@ -1135,7 +1260,7 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 			size_t at = 0;
 
 			if (i < good)
-				(void)m_frame(m, g_pred, head.seq + i, &b, t.byte, true, &len, &at);
+				(void)m_frame(m, g_pred, &b, t.byte, true, &len, &at);
 			r = mmapq_get(q, i, &rec);
 			FUZZ_CHECK(r == (i < good ? 0 : -EBADMSG), "consumer: get(%" PRIu32 ") %d, the model"
 			           " reads %" PRIu32 " intact records", i, r, good);
@@ -1214,6 +1339,30 @@ static void check_consumer(const uint8_t *f, size_t n, const struct model *m, co
 	           "consumer: attaches");
 }
 
+/* The producer "default" in the predicted file p: its entry (registered
+ * now if it was not, in the lowest free entry), or -1 if the table is
+ * full. */
+static int m_default_producer(const struct model *m, uint8_t *p)
+{
+	int free_i = -1;
+
+	for (uint32_t i = 0; i < m->maxp; i++) {
+		if (rd32(p, PE(i, state)) != 1) {
+			if (free_i < 0)
+				free_i = (int)i;
+			continue;
+		}
+		if (!strcmp((const char *)p + PE(i, name), MMAPQ_PRODUCER_DEFAULT))
+			return (int)i;
+	}
+	if (free_i >= 0) {
+		memset(p + PENTRY(free_i), 0, sizeof(struct mmapq_producer));
+		memcpy(p + PE(free_i, name), MMAPQ_PRODUCER_DEFAULT, strlen(MMAPQ_PRODUCER_DEFAULT));
+		wr32(p, PE(free_i, state), 1);
+	}
+	return free_i;
+}
+
 /* The model's put of a record of len bytes of payload at *t: its frame,
  * and the padding before it, predicted in g_pred and *t moved past it;
  * false (nothing predicted) if it does not fit above fl. */
@@ -1228,10 +1377,10 @@ static bool m_put(const struct model *m, struct pair *t, struct pair fl, const u
 	memset(g_pred + HDR + at % m->size + 8 + len, 0, fsize(len) - 8 - len);
 	if (at != t->byte) {
 		wr32(g_pred, HDR + t->byte % m->size, MMAPQ_FRAME_PAD);
-		wr32(g_pred, HDR + t->byte % m->size + 4, m_crc(t->seq, MMAPQ_FRAME_PAD, NULL, 0));
+		wr32(g_pred, HDR + t->byte % m->size + 4, m_crc(t->byte, MMAPQ_FRAME_PAD, NULL, 0));
 	}
 	wr32(g_pred, HDR + at % m->size, len);
-	wr32(g_pred, HDR + at % m->size + 4, m_crc(t->seq, len, payload, len));
+	wr32(g_pred, HDR + at % m->size + 4, m_crc(at, len, payload, len));
 	*t = (struct pair){t->seq + 1, t->byte + need};
 	return true;
 }
@@ -1243,11 +1392,17 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	struct mmapq *q;
 	uint8_t payload[2 * 248 + 16];
 	struct pair fl, t;
-	int r, want = attach_expect(m, g);
+	int r, want = attach_expect(m, g), def = -1;
+	uint64_t attaches = 0;
 
 	if (want == 0) {
 		memcpy(g_pred, f, n);
 		m_alone(m, g_pred, &s);
+		def = m_default_producer(m, g_pred);
+		if (def < 0)
+			want = -ENOSPC;
+		else
+			attaches = rd64(g_pred, PE(def, attaches));
 	}
 	fuzz_write_file(g_path, f, n);
 	q = open_role(MMAPQ_ROLE_PRODUCER, g, false, &err, &r);
@@ -1256,12 +1411,13 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	           r ? err.msg : "accepted", want, m->why ? m->why : "valid");
 	if (r < 0) {
 		check_err_msg(&err, r, "producer");
-		check_refused_unchanged(f, n, err.msg);
+		if (r != -ENOSPC) /* refused after attaching alone (the file walked, the mutex reset) */
+			check_refused_unchanged(f, n, err.msg);
 		return;
 	}
 	check_status_salvage(q, &s, "producer");
 	/* a wait for room left by a producer that died waiting is over */
-	wr64(g_pred, OFF(producer.blocked_usec), 0);
+	wr64(g_pred, PE(def, blocked_usec), 0);
 	fl = floor_of(g_pred);
 	t = tail_of(g_pred);
 	FUZZ_CHECK(mmapq_next_seq(q) == t.seq, "producer: next seq %" PRIu64 ", the tail %" PRIu64,
@@ -1316,12 +1472,12 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 				continue;
 			if (at != t.byte) {
 				wr32(g_pred, HDR + t.byte % m->size, MMAPQ_FRAME_PAD);
-				wr32(g_pred, HDR + t.byte % m->size + 4, m_crc(t.seq, MMAPQ_FRAME_PAD, NULL, 0));
+				wr32(g_pred, HDR + t.byte % m->size + 4, m_crc(t.byte, MMAPQ_FRAME_PAD, NULL, 0));
 			}
 			memcpy(g_pred + HDR + at % m->size + 8, payload, len);
 			memset(g_pred + HDR + at % m->size + 8 + len, 0, fsize(len) - 8 - len);
 			wr32(g_pred, HDR + at % m->size, len);
-			wr32(g_pred, HDR + at % m->size + 4, m_crc(t.seq, len, payload, len));
+			wr32(g_pred, HDR + at % m->size + 4, m_crc(at, len, payload, len));
 			t = (struct pair){t.seq + 1, at + fsize(len)};
 		}
 		/* records of three lengths in one call, as many as fit, in
@@ -1342,6 +1498,8 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 		}
 		r = mmapq_publish(q);
 		FUZZ_CHECK(r == (int)(t.seq - rd64(g_pred, P_TAIL)), "producer: publish %d", r);
+		/* counted in its entry */
+		wr64(g_pred, PE(def, published), rd64(g_pred, PE(def, published)) + t.seq - rd64(g_pred, P_TAIL));
 		wr64(g_pred, P_TAIL, t.seq);
 		wr64(g_pred, P_TAILB, t.byte);
 	}
@@ -1349,10 +1507,12 @@ static void check_producer(const uint8_t *f, size_t n, const struct model *m, co
 	FUZZ_CHECK(!g_map, "producer: mapping not released");
 	wr32(g_pred, S_CLEAN, 1);
 	FUZZ_CHECK(fuzz_read_file(g_path, g_after, sizeof(g_after)) == n, "producer: file size changed");
+	/* its reservation given back at close: claim_byte at tail_byte */
+	wr64(g_pred, P_CLAIM, rd64(g_pred, P_TAILB));
 	take_unpredicted(g_pred, g_after, m);
+	wr64(g_pred, PE(def, attaches), attaches + 1);
 	check_after(g_pred, g_after, m, &s, f, "producer");
-	FUZZ_CHECK((int32_t)rd32(g_after, P_PID) == getpid(), "producer: pid not ours");
-	FUZZ_CHECK(rd64(g_after, P_ATTACHES) == rd64(f, P_ATTACHES) + 1, "producer: attaches");
+	FUZZ_CHECK((int32_t)rd32(g_after, PE(def, pid)) == getpid(), "producer: pid not ours");
 }
 
 /* A file of versions 1 to 3 read out as `mmapqctl recreate` does: both
@@ -1383,7 +1543,7 @@ static void check_migrate(const uint8_t *f, size_t n, const struct model *m)
 
 		(void)slot_ok(m, f, s, &len);
 		FUZZ_CHECK(mmapq_get(c, i, &rec) == 0, "migrating consumer: get(%" PRIu32 ")", i);
-		check_record(f, s, len, HDR + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, NULL,
+		check_record(f, s, len, HDR3 + (size_t)(s & (m->cap - 1)) * m->ss + m->poff, &rec, NULL,
 		             "migrating consumer get");
 	}
 	FUZZ_CHECK(mmapq_release(c, navail) == -EROFS, "migrating consumer: release");
@@ -1501,8 +1661,9 @@ static void build_template(uint32_t fmt, uint64_t size, uint32_t max, uint32_t b
 	t->len = fuzz_read_file(path, t->bytes, HDR + size);
 	unlink(path);
 	wr64(t->bytes, OFF(created_usec), UINT64_C(1700000000000000));
-	wr32(t->bytes, P_PID, 4242u);
-	wr64(t->bytes, OFF(producer.start_usec), UINT64_C(1700000000000000));
+	wr32(t->bytes, PE(0, pid), 4242u);
+	wr64(t->bytes, PE(0, start_usec), UINT64_C(1700000000000000));
+	wr64(t->bytes, PE(0, registered_usec), UINT64_C(1700000000000000));
 	for (uint32_t i = 0; i < MMAPQ_CONSUMERS_DEFAULT; i++) {
 		if (rd32(t->bytes, E(i, state)) != 1)
 			continue;
@@ -1533,13 +1694,13 @@ static void build_legacy(uint32_t ver, uint32_t fmt, uint32_t cap, uint32_t rs, 
 
 	if (n > cap)
 		n = cap;
-	t->len = HDR + (size_t)cap * ss;
+	t->len = HDR3 + (size_t)cap * ss;
 	b = t->bytes = calloc(1, t->len);
 	if (!b)
 		exit(2);
 	memcpy(b, MMAPQ_MAGIC, 8);
 	wr32(b, V3(id.version), ver);
-	wr32(b, V3(id.header_size), HDR);
+	wr32(b, V3(id.header_size), HDR3);
 	wr32(b, V3(id.byte_order), MMAPQ_BYTE_ORDER);
 	wr32(b, V3(id.format), fmt);
 	wr32(b, V3(id.capacity), cap);
@@ -1551,7 +1712,7 @@ static void build_legacy(uint32_t ver, uint32_t fmt, uint32_t cap, uint32_t rs, 
 	wr64(b, V3(floor), first);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t seq = first + i;
-		size_t o = HDR + (size_t)(seq & (cap - 1)) * ss;
+		size_t o = HDR3 + (size_t)(seq & (cap - 1)) * ss;
 		uint32_t len = fmt == MMAPQ_FORMAT_INT ? 8 : (uint32_t)(seq % (rs + 1));
 
 		wr64(b, o, seq);

@@ -171,8 +171,9 @@ static size_t make_queue(uint32_t fmt, uint64_t size, uint32_t max, uint32_t bas
 	wr64(OFF(created_usec), UINT64_C(1700000000000000));
 	for (int i = 0; i < MMAPQ_ID_SIZE; i++) /* the random id, made the same every time */
 		g_file[OFF(id) + (size_t)i] = (uint8_t)(0x11 * (i + 1));
-	wr32(OFF(producer.pid), 4242u);
-	wr64(OFF(producer.start_usec), UINT64_C(1700000000000000));
+	wr32(OFF(producers[0].pid), 4242u);
+	wr64(OFF(producers[0].start_usec), UINT64_C(1700000000000000));
+	wr64(OFF(producers[0].registered_usec), UINT64_C(1700000000000000));
 	for (uint32_t i = 0; i < 2; i++) {
 		size_t e = OFF(consumers) + i * sizeof(struct mmapq_consumer);
 
@@ -220,13 +221,13 @@ static size_t make_legacy(uint32_t ver, uint32_t fmt, uint32_t cap, uint32_t rs,
                           uint32_t n)
 {
 	uint32_t ss = mmapq_slot_size_v3(ver, fmt, rs);
-	size_t len = MMAPQ_HEADER_SIZE + (size_t)cap * ss;
+	size_t len = MMAPQ_HEADER_SIZE_V3 + (size_t)cap * ss;
 	struct mmapq_header_v3 *h = (struct mmapq_header_v3 *)(void *)g_file;
 
 	memset(g_file, 0, len);
 	memcpy(h->id.magic, MMAPQ_MAGIC, 8);
 	h->id.version = ver;
-	h->id.header_size = MMAPQ_HEADER_SIZE;
+	h->id.header_size = MMAPQ_HEADER_SIZE_V3;
 	h->id.byte_order = MMAPQ_BYTE_ORDER;
 	h->id.format = fmt;
 	h->id.capacity = cap;
@@ -238,7 +239,7 @@ static size_t make_legacy(uint32_t ver, uint32_t fmt, uint32_t cap, uint32_t rs,
 	h->floor = first;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t seq = first + i;
-		uint8_t *slot = g_file + MMAPQ_HEADER_SIZE + (size_t)(seq & (cap - 1)) * ss;
+		uint8_t *slot = g_file + MMAPQ_HEADER_SIZE_V3 + (size_t)(seq & (cap - 1)) * ss;
 		uint32_t l = fmt == MMAPQ_FORMAT_INT ? 8 : (uint32_t)(seq % (rs + 1));
 
 		memcpy(slot, &seq, 8);
@@ -311,7 +312,7 @@ static void queue_seeds(void)
 	put_file(T, "raw-v2-int-wrapped", g_file, n);
 	n = make_legacy(3, MMAPQ_FORMAT_LINE, 8, 17, 5, 7);
 	put_file(T, "raw-v3-line", g_file, n);
-	wr64(MMAPQ_HEADER_SIZE + (size_t)(6 & 7) * 40, 99); /* slot of record 6 holds 99 */
+	wr64(MMAPQ_HEADER_SIZE_V3 + (size_t)(6 & 7) * 40, 99); /* slot of record 6 holds 99 */
 	put_file(T, "raw-v3-line-bad-slot", g_file, n);
 	put_file(T, "raw-short", "MMAPQ\0\r\n", 8);
 	memset(g_file, 0, MMAPQ_HEADER_SIZE);

@@ -268,3 +268,40 @@ void tp_cleanup(void)
 		tp_out_free(outs[0]);
 	tp_feeding = NULL;
 }
+
+/* argv (as tp_av makes it) run to its end, every stream drained
+ * meanwhile: its stdout (malloc'd), *code its exit code (-1: its stdout
+ * did not end or it did not exit in time), its stderr into *err
+ * (malloc'd). */
+static char *tp_run(char **argv, int timeout_ms, int *code, char **err)
+{
+	struct tp_kid k = tp_spawn(argv, false, true, true);
+	bool ended = tp_until(k.out, NULL, timeout_ms);
+	char *out = strdup(tp_str(k.out));
+
+	*code = tp_wait_exit(&k, timeout_ms);
+	if (!ended)
+		*code = -1;
+	*err = strdup(tp_str(k.err));
+	if (!out || !*err)
+		tu_die("strdup");
+	tp_kid_close(&k);
+	return out;
+}
+
+char *tp_ctl(const char *cfg, const char *a1, const char *a2, int timeout_ms)
+{
+	char **av = tp_av("mmapqctl", "--config", cfg, a1, a2, NULL);
+	char *err, *out;
+	int code;
+
+	out = tp_run(av, timeout_ms, &code, &err);
+	if (code != 0) {
+		tu_check_failed(queue_path, __FILE__, __LINE__, "code == 0", "mmapqctl %s %s: exit %d: %s",
+		                a1, a2 ? a2 : "", code, err);
+		exit(1);
+	}
+	free(err);
+	tp_av_free(av);
+	return out;
+}

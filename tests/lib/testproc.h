@@ -62,6 +62,10 @@ struct tp_kid tp_spawn_env(char **argv, char *const env[], bool pin, bool pout, 
 struct tp_kid tp_spawn(char **argv, bool pin, bool pout, bool perr);
 /* Exit code within the deadline, or -1 (the child is then SIGKILLed). */
 int tp_wait_exit(struct tp_kid *k, int timeout_ms);
+/* mmapqctl --config cfg a1 [a2] (a2 may be NULL) to its end: its stdout
+ * (malloc'd); anything but exit 0 fails the test (the queue of
+ * tp_set_queue printed). */
+char *tp_ctl(const char *cfg, const char *a1, const char *a2, int timeout_ms);
 /* "first\n...\nlast\n", malloc'd */
 char *tp_seq_lines(long first, long last);
 

@@ -494,8 +494,8 @@ int tu_write_legacy_queue(const char *path, uint32_t version, uint32_t format, u
                           uint8_t id_byte)
 {
 	uint32_t ss = mmapq_slot_size_v3(version, format, record_size);
-	size_t len = MMAPQ_HEADER_SIZE + (size_t)capacity * ss;
-	uint8_t *b = calloc(1, len), *slots = b + MMAPQ_HEADER_SIZE;
+	size_t len = MMAPQ_HEADER_SIZE_V3 + (size_t)capacity * ss;
+	uint8_t *b = calloc(1, len), *slots = b + MMAPQ_HEADER_SIZE_V3;
 	struct mmapq_header_v3 *h3 = (struct mmapq_header_v3 *)b;
 	struct mmapq_header_v2 *h2 = (struct mmapq_header_v2 *)b;
 	int r;
@@ -508,7 +508,7 @@ int tu_write_legacy_queue(const char *path, uint32_t version, uint32_t format, u
 	}
 	memcpy(h3->id.magic, MMAPQ_MAGIC, sizeof(h3->id.magic));
 	h3->id.version = version;
-	h3->id.header_size = MMAPQ_HEADER_SIZE;
+	h3->id.header_size = MMAPQ_HEADER_SIZE_V3;
 	h3->id.byte_order = MMAPQ_BYTE_ORDER;
 	h3->id.format = format;
 	h3->id.capacity = capacity;

@@ -75,7 +75,7 @@ check_command() { # PAGE COMMAND EXPECTED-OUTPUT
 # ---- the programs, as the pages name them ------------------------------------
 declare -A prog
 pages="mmapq_open mmapq_strerror mmapq_reserve mmapq_status mmapq_available mmapq_consumers
-	mmapq_claim mmapq_repair"
+	mmapq_producers mmapq_claim mmapq_repair"
 for page in $pages; do
 	f=$man/$page.3
 	name=$(transcript "$f" | sed -n 's#^[$] [.]/\([a-z_]*\).*#\1#p' | head -1)
@@ -142,7 +142,7 @@ if [ -x "$work/qrepair" ] && [ -x "$work/publish" ]; then
 	wait "$COPROC_PID"
 	# record 51 (ring bytes 48..63, after the 50 of above) damaged: it and
 	# the one after it dropped
-	printf '\377' | dd of="$work/q8" bs=1 seek=$((4096 + 48 + 12)) conv=notrunc status=none
+	printf '\377' | dd of="$work/q8" bs=1 seek=$((8192 + 48 + 12)) conv=notrunc status=none
 	out=$("$work/qrepair" "$work/q8" 2>&1); rc=$?
 	[ $rc = 0 ] && [[ $out == *": 2 records dropped: [50, 50) and [51, 53), 32 bytes"* ]] &&
 		pass "qrepair of a damaged file: $out" || failed "qrepair of a damaged file: exit $rc: $out"

@@ -256,12 +256,12 @@ static void test_dead_waiter(void)
 	h = mmap(NULL, sizeof(*h), PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
 	EXPECT(h != MAP_FAILED, "mmap");
-	EXPECT(__atomic_load_n(&h->producer.blocked_usec, __ATOMIC_RELAXED) != 0,
+	EXPECT(__atomic_load_n(&h->producers[0].blocked_usec, __ATOMIC_RELAXED) != 0,
 	       "the dead producer's wait is not in the file");
 	b = blocked_of(o);
 	EXPECT(b.since == 0, "a dead producer seen waiting since %" PRIu64, b.since);
 	p = open_as(MMAPQ_ROLE_PRODUCER, NULL);
-	EXPECT(__atomic_load_n(&h->producer.blocked_usec, __ATOMIC_RELAXED) == 0,
+	EXPECT(__atomic_load_n(&h->producers[0].blocked_usec, __ATOMIC_RELAXED) == 0,
 	       "the next producer left the dead one's wait in the file");
 	mmapq_close(p);
 	munmap((void *)h, sizeof(*h));

@@ -146,7 +146,7 @@ static bool read_raw(const char *path, struct raw *r)
 	r->nf_waiting = h.not_full.waiting;
 	r->head = h.floor.seq;
 	r->tail = h.producer.tail;
-	r->recoveries[P] = h.producer.recoveries;
+	r->recoveries[P] = h.producers[0].recoveries;
 	r->recoveries[C] = h.consumers[0].recoveries;
 	return true;
 }
@@ -812,10 +812,12 @@ static void fault_point_run(const char *dir, const struct point *pt)
 	}
 	if (!w.failed && pt->side == P) {
 		/* where the restarted producer began, against the last tail the
-		 * dead one reported: after the tail store the killed batch is
-		 * published (it starts beyond); before it, rolled back (it starts
-		 * right there) */
-		bool stored = !strncmp(pt->fault, "publish.stored", 14) ||
+		 * dead one reported: once its reservation is committed the
+		 * killed batch is published (by whoever advances tail next, or
+		 * the repair that finishes an advance half done: it starts
+		 * beyond); before, rolled back (it starts right there) */
+		bool stored = !strncmp(pt->fault, "advance.", 8) ||
+		              !strncmp(pt->fault, "commit.stored", 13) ||
 		              !strncmp(pt->fault, "signal.incremented", 18);
 		if (w.replays != 0)
 			wfail(&w, "the consumer replayed %" PRIu64 " records without being killed", w.replays);
@@ -843,8 +845,10 @@ static void part_a(const char *dir)
 	 * and 77th record; put.padded: the 1st, 3rd and 9th padding frame) */
 	const struct point pts[] = {
 		{P, "publish.locked@1", true},     {P, "publish.locked@3", true},
-		{P, "publish.locked@9", true},     {P, "publish.stored@1", true},
-		{P, "publish.stored@3", true},     {P, "publish.stored@9", true},
+		{P, "publish.locked@9", true},     {P, "advance.stored@1", true},
+		{P, "advance.stored@3", true},     {P, "advance.stored@9", true},
+		{P, "commit.stored@1", true},      {P, "commit.stored@3", true},
+		{P, "commit.stored@9", true},
 		{P, "put.written@1", false},       {P, "put.written@20", false},
 		{P, "put.written@77", false},      {P, "put.padded@1", false},
 		{P, "put.padded@3", false},        {P, "put.padded@9", false},
@@ -860,8 +864,8 @@ static void part_a(const char *dir)
 		{C, "signal.incremented@1", true}, {C, "signal.incremented@3", true},
 		{C, "signal.incremented@9", true},
 		/* between the two stores of a pair {seq, byte} */
-		{P, "publish.tail_byte@1", true},  {P, "publish.tail_byte@3", true},
-		{P, "publish.tail_byte@9", true},  {C, "release.position_byte@1", false},
+		{P, "advance.tail_byte@1", true},  {P, "advance.tail_byte@3", true},
+		{P, "advance.tail_byte@9", true},  {C, "release.position_byte@1", false},
 		{C, "release.position_byte@3", false}, {C, "release.position_byte@9", false},
 		{C, "release.synced_byte@1", true}, {C, "release.synced_byte@3", true},
 		{C, "release.synced_byte@9", true}, {C, "floor.seq@1", true},
@@ -932,8 +936,10 @@ static bool wait_until_blocked(struct world *w, int side, int timeout_ms)
 {
 	size_t off = side == C ? offsetof(struct mmapq_header, consumers[0].not_empty.waiting)
 	                       : offsetof(struct mmapq_header, not_full.waiting);
+	/* a producer sleeps on its entry's room word, not_full.waiting saying
+	 * that one does */
 	size_t futex_word = side == C ? offsetof(struct mmapq_header, consumers[0].not_empty.seq)
-	                              : offsetof(struct mmapq_header, not_full.seq);
+	                              : offsetof(struct mmapq_header, producers[0].room.seq);
 	uint64_t end = tu_now_ms() + (uint64_t)timeout_ms;
 	while (tu_now_ms() < end) {
 		if (spin_word(w->path, off, 1, 10) && tu_in_futex_on(w->pr[side].pid, w->path, futex_word))
@@ -1135,7 +1141,7 @@ static void part_d(const char *dir)
 /*
  * Each position is a pair {seq, byte} stored in two steps; a process killed
  * between them (fault points release.position_byte, release.synced_byte,
- * floor.seq, publish.tail_byte) or between a cursor and its synced copy
+ * floor.seq, advance.tail_byte) or between a cursor and its synced copy
  * (release.stored, .locked, .synced) leaves a state the next processes must
  * make whole, whoever they are: one that finds the dead holder's mutex
  * (EOWNERDEAD), one that attaches beside a live peer, or one alone after a

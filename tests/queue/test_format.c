@@ -382,7 +382,10 @@ struct field_case {
 };
 
 #define HOFF(f) offsetof(struct mmapq_header, f)
-#define PROD(f) (HOFF(producer) + offsetof(struct mmapq_producer, f))
+#define PROD(f) (HOFF(producer) + offsetof(struct mmapq_tail, f))
+/* field f of producer entry i (entry 0 is the base's producer "default") */
+#define PENT(i, f) (HOFF(producers) + (i) * sizeof(struct mmapq_producer) + \
+                    offsetof(struct mmapq_producer, f))
 /* field f of consumer entry i (entry 0 is the base's consumer "default") */
 #define CONS(i, f) (HOFF(consumers) + (i) * sizeof(struct mmapq_consumer) + \
                     offsetof(struct mmapq_consumer, f))
@@ -398,9 +401,9 @@ static void test_header_fields(void)
 	const struct field_case cases[] = {
 		{"version 0", HOFF(version), 4, 0, 0, {"version is 0", NULL}},
 		{"version 5", HOFF(version), 4, 5, 0, {"version is 5", NULL}},
-		/* read as version 3: its slot size is the low half of size */
-		{"version 3", HOFF(version), 4, 3, 0, {"slot size is 128", "expected 16", NULL}},
-		{"header_size 8192", HOFF(header_size), 4, 8192, 0, {"8192", "4096", NULL}},
+		/* read as version 3: a header of one page is expected */
+		{"version 3", HOFF(version), 4, 3, 0, {"header size is 8192, expected 4096", NULL}},
+		{"header_size 4096", HOFF(header_size), 4, 4096, 0, {"4096", "8192", NULL}},
 		{"header_size 0", HOFF(header_size), 4, 0, 0, {"header size is 0", NULL}},
 		{"byte_order swapped", HOFF(byte_order), 4, 0x04030201, 0, {bo, NULL}},
 		{"byte_order 0", HOFF(byte_order), 4, 0, 0, {"0x00000000", NULL}},
@@ -412,7 +415,7 @@ static void test_header_fields(void)
 		{"size 2^37", HOFF(size), 8, UINT64_C(1) << 37, 0, {"ring size 137438953472", NULL}},
 		{"size 2^63", HOFF(size), 8, UINT64_C(1) << 63, 0, {"ring size 9223372036854775808", NULL}},
 		/* a valid power of two that disagrees with the sizes */
-		{"size 256", HOFF(size), 8, 256, 0, {gs, "4352", NULL}},
+		{"size 256", HOFF(size), 8, 256, 0, {gs, "8448", NULL}},
 		{"max_record 0", HOFF(max_record), 4, 0, 0, {"max_record 0 is outside 8..24", NULL}},
 		{"max_record 7", HOFF(max_record), 4, 7, 0, {"max_record 7 is outside", NULL}},
 		/* a frame of 25 bytes would take more than a quarter of 128 */
@@ -424,14 +427,35 @@ static void test_header_fields(void)
 		{"max_consumers 0", HOFF(max_consumers), 4, 0, 0, {"max_consumers 0 is outside", NULL}},
 		{"max_consumers 17", HOFF(max_consumers), 4, 17, 0, {"max_consumers 17 is outside", NULL}},
 		{"max_consumers high", HOFF(max_consumers), 4, 0x80000008u, 0, {"max_consumers 2147483656", NULL}},
+		{"max_producers 0", HOFF(max_producers), 4, 0, 0, {"max_producers 0 is outside", NULL}},
+		{"max_producers 17", HOFF(max_producers), 4, 17, 0, {"max_producers 17 is outside", NULL}},
 		{"file_size +8", HOFF(file_size), 8, good_size + 8, 0, {gs8, gs, NULL}},
 		{"file_size 0", HOFF(file_size), 8, 0, 0, {"file size 0", gs, NULL}},
 		{"file_size huge", HOFF(file_size), 8, UINT64_MAX, 0, {"18446744073709551615", NULL}},
-		{"reserved1[0]", HOFF(reserved1), 1, 1, 0, {"reserved", "offset 56", NULL}},
-		{"reserved1[7]", HOFF(reserved1) + 7, 1, 0x80, 0, {"reserved", "offset 63", NULL}},
-		{"producer.reserved0", PROD(reserved0), 4, 5, 0, {"reserved", "offset 148", NULL}},
-		{"producer.reserved[0]", PROD(reserved), 1, 1, 0, {"reserved", "offset 208", NULL}},
-		{"producer.reserved[47]", PROD(reserved) + 47, 1, 1, 0, {"reserved", "offset 255", NULL}},
+		{"reserved1[0]", HOFF(reserved1), 1, 1, 0, {"reserved", "offset 60", NULL}},
+		{"reserved1[3]", HOFF(reserved1) + 3, 1, 0x80, 0, {"reserved", "offset 63", NULL}},
+		{"producer.reserved[0]", PROD(reserved), 1, 1, 0, {"reserved", "offset 152", NULL}},
+		{"producer.reserved[103]", PROD(reserved) + 103, 1, 1, 0, {"reserved", "offset 255", NULL}},
+		/* the producer table (max_producers 4): each entry's reserved
+		 * word, the entries past it whole, the page's end */
+		{"producer 0 rsv_reserved0", PENT(0, rsv_reserved0), 1, 1, 0, {"reserved", "offset 4244", NULL}},
+		{"producer 3 rsv_reserved0", PENT(3, rsv_reserved0) + 3, 1, 1, 0, {"reserved", "offset 4823", NULL}},
+		{"producer 4 state", PENT(4, state), 4, 1, 0, {"reserved", "offset 4864", NULL}},
+		{"producer 15 name[63]", PENT(15, name) + 63, 1, 'x', 0, {"reserved", "offset 7103", NULL}},
+		{"reserved2[0]", HOFF(reserved2), 1, 1, 0, {"reserved", "offset 7168", NULL}},
+		{"reserved2[1023]", HOFF(reserved2) + 1023, 1, 0xff, 0, {"reserved", "offset 8191", NULL}},
+		{"producer 0 state 2", PENT(0, state), 4, 2, 0, {"producer entry 0 has state 2", NULL}},
+		{"producer 2 state 7", PENT(2, state), 4, 7, 0, {"producer entry 2 has state 7", NULL}},
+		{"producer 0 name empty", PENT(0, name), 1, 0, 0, {"producer entry 0 has no valid name", NULL}},
+		{"producer 0 name with '/'", PENT(0, name) + 1, 1, '/', 0, {"producer entry 0 has no valid name",
+		                                                             NULL}},
+		{"producer 0 name '-'", PENT(0, name), 1, '-', 0, {"producer entry 0 has no valid name", NULL}},
+		{"producer 0 name unterminated", PENT(0, name) + 63, 1, 'x', 0, {"producer entry 0 has no valid"
+		                                                                  " name", NULL}},
+		{"producer 0 bytes after the name", PENT(0, name) + 20, 1, 'x', 0, {"producer entry 0 has bytes"
+		                                                                     " after its name", NULL}},
+		{"producer 1 registered without a name", PENT(1, state), 4, 1, 0,
+		 {"producer entry 1 has no valid name", NULL}},
 		{"floor.reserved[0]", HOFF(floor.reserved), 1, 1, 0, {"reserved", "offset 280", NULL}},
 		{"floor.reserved[103]", HOFF(floor.reserved) + 103, 1, 0xff, 0, {"reserved", "offset 383", NULL}},
 		{"state.reserved0", HOFF(state.reserved0), 4, 1, 0, {"reserved", "offset 388", NULL}},
@@ -449,8 +473,9 @@ static void test_header_fields(void)
 		{"reserved[0]", HOFF(reserved), 1, 1, 0, {"reserved", "offset 3984", NULL}},
 		{"reserved[111]", HOFF(reserved) + 111, 1, 0xff, 0, {"reserved", "offset 4095", NULL}},
 		{"clean 2", HOFF(state.clean), 4, 2, 0, {"clean mark is 2", NULL}},
-		{"producer.pid -1", PROD(pid), 4, 0xffffffffu, 0, {"-1", "pid", NULL}},
-		{"producer.pid INT_MIN", PROD(pid), 4, 0x80000000u, 0, {"-2147483648", NULL}},
+		{"producer.pid -1", PENT(0, pid), 4, 0xffffffffu, 0, {"-1", "producer entry 0", NULL}},
+		{"producer.pid INT_MIN", PENT(0, pid), 4, 0x80000000u, 0, {"-2147483648", NULL}},
+		{"free producer's pid -1", PENT(3, pid), 4, 0xffffffffu, 0, {"-1", "producer entry 3", NULL}},
 		{"consumer 0 pid -7", CONS(0, pid), 4, (uint32_t)-7, 0, {"-7", "consumer entry 0", NULL}},
 		{"consumer 5 pid -1", CONS(5, pid), 4, (uint32_t)-1, 0, {"-1", "consumer entry 5", NULL}},
 		/* positions: floor {3, 48}, tail {5, 80} in the base, consumer
@@ -619,17 +644,32 @@ static void test_header_free_fields(void)
 		{"not_empty.seq", CONS(0, not_empty.seq), 4, 0xffffffffu},
 		{"not_empty.waiting", CONS(0, not_empty.waiting), 4, 1},
 		{"not_full.waiting", HOFF(not_full.waiting), 4, 7},
-		{"producer.dropped", PROD(dropped), 8, 99},
+		{"producer.dropped", PENT(0, dropped), 8, 99},
+		{"producer.published", PENT(0, published), 8, UINT64_MAX},
 		/* a producer that died waiting for room leaves both */
-		{"producer.blocked_usec", PROD(blocked_usec), 8, 1700000000000000u},
-		{"producer.blocked_total_usec", PROD(blocked_total_usec), 8, UINT64_MAX},
+		{"producer.blocked_usec", PENT(0, blocked_usec), 8, 1700000000000000u},
+		{"producer.blocked_total_usec", PENT(0, blocked_total_usec), 8, UINT64_MAX},
+		{"producer.registered_usec", PENT(0, registered_usec), 8, 1},
+		/* a free entry may hold what a registration killed midway left */
+		{"free producer entry's name", PENT(2, name), 8, 0x4141414141414141u},
+		{"free producer entry's counters", PENT(3, attaches), 8, 12345},
 		/* a crash in the middle of floor's seqlock leaves gen odd */
 		{"floor.gen odd", HOFF(floor.gen), 8, 7},
 		{"clean 0", HOFF(state.clean), 4, 0},
 		{"salvages", HOFF(state.salvages), 8, 3},
 		{"salvage record", HOFF(state.below_from), 8, 12345},
 		{"dropped_bytes", HOFF(state.dropped_bytes), 8, UINT64_MAX},
-		{"tail_byte ahead (killed between its stores)", PROD(tail_byte), 8, 96},
+		/* a producer killed as it took a reservation, its state not
+		 * stored yet */
+		{"claim_byte ahead", PROD(claim_byte), 8, 96},
+		/* whoever attaches alone drops the reservations unread (after
+		 * a power cut the table's page may be older than the first) */
+		{"claim_byte < tail_byte", PROD(claim_byte), 8, 72},
+		{"claim_byte > a ring", PROD(claim_byte), 8, 48 + RING + 8},
+		{"producer 0 rsv_state 5", PENT(0, rsv_state), 4, 5},
+		{"producer 1 rsv open, no bytes", PENT(1, rsv_state), 4, 1},
+		/* a reservation with no state means nothing */
+		{"producer 1 rsv_to", PENT(1, rsv_to), 8, 12345},
 		/* a consumer killed between storing its cursor's byte and seq */
 		{"cursor byte ahead", CONS(0, position_byte), 8, 64},
 		{"consumer.attaches", CONS(0, attaches), 8, UINT64_MAX},
@@ -638,7 +678,7 @@ static void test_header_free_fields(void)
 		{"free entry's name", CONS(4, name), 8, 0x4141414141414141u},
 		{"free entry's position", CONS(7, position), 8, 12345},
 		{"free entry's synced byte", CONS(7, synced_byte), 8, 7},
-		{"producer.pid 1", PROD(pid), 4, 1},
+		{"producer.pid 1", PENT(0, pid), 4, 1},
 	};
 	int problems = 0;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -666,7 +706,7 @@ static void test_sizes(void)
 	for (int i = 0; i < 5; i++) {
 		/* below a header the expected size is unknown: the message names
 		 * the header size instead */
-		const char *nd[] = {s[i], lens[i] < MMAPQ_HEADER_SIZE ? "4096" : gs, NULL};
+		const char *nd[] = {s[i], lens[i] < MMAPQ_HEADER_SIZE_V3 ? "4096" : gs, NULL};
 		snprintf(s[i], sizeof(s[i]), "is %zu bytes", lens[i]);
 		put_file(g_case, b, lens[i]);
 		problems += check_open_all(names[i], g_case, &X_ALL_BAD, nd, true);
@@ -843,7 +883,7 @@ static void test_legacy_fields(void)
 		{3, MMAPQ_FORMAT_INT, 8, "v3 record size 7", V3(id.record_size), 4, 7, {"record size 7 is outside", NULL}},
 		{3, MMAPQ_FORMAT_INT, 8, "v3 record size 2^21", V3(id.record_size), 4, 1u << 21, {"record size 2097152", NULL}},
 		{3, MMAPQ_FORMAT_INT, 8, "v3 slot size 24", V3(id.slot_size), 4, 24, {"slot size is 24, expected 16", NULL}},
-		{3, MMAPQ_FORMAT_INT, 8, "v3 file size +8", V3(id.file_size), 8, MMAPQ_HEADER_SIZE + 8 * 16 + 8,
+		{3, MMAPQ_FORMAT_INT, 8, "v3 file size +8", V3(id.file_size), 8, MMAPQ_HEADER_SIZE_V3 + 8 * 16 + 8,
 		 {"header says file size 4232", "4224", NULL}},
 		{3, MMAPQ_FORMAT_INT, 8, "v3 max_consumers 0", V3(id.max_consumers), 4, 0, {"max_consumers 0 is outside", NULL}},
 		{3, MMAPQ_FORMAT_INT, 8, "v3 max_consumers 17", V3(id.max_consumers), 4, 17, {"max_consumers 17", NULL}},
@@ -922,7 +962,7 @@ static void test_legacy_fields(void)
 	b = legacy_bytes(3, MMAPQ_FORMAT_INT, 8, &len);
 	{
 		uint64_t bad = 11;
-		memcpy(b + MMAPQ_HEADER_SIZE + 4 * 16, &bad, 8);
+		memcpy(b + MMAPQ_HEADER_SIZE_V3 + 4 * 16, &bad, 8);
 	}
 	put_file(g_case, b, len);
 	free(b);
@@ -1207,6 +1247,35 @@ static int flip_consumer(size_t e, size_t o, const uint8_t *b)
 	return 0;
 }
 
+/* The same for a byte of producer entry e (at byte o of it); entry 0 is
+ * registered ("default"), the others (of max_producers 4) free. */
+static int flip_producer(size_t e, size_t o, const uint8_t *b)
+{
+	const size_t base = HOFF(producers) + e * sizeof(struct mmapq_producer);
+
+	if (e >= 4)
+		return 0; /* past max_producers: reserved */
+	if (o >= offsetof(struct mmapq_producer, pid) && o < offsetof(struct mmapq_producer, pid) + 4)
+		return flip_pid(base + o, base + offsetof(struct mmapq_producer, pid), b);
+	/* the counters and times */
+	if (o >= offsetof(struct mmapq_producer, start_usec) && o < offsetof(struct mmapq_producer, name))
+		return 1;
+	if (o >= offsetof(struct mmapq_producer, blocked_total_usec) &&
+	    o < offsetof(struct mmapq_producer, rsv_state))
+		return 1;
+	/* the reservation, dropped unread by whoever attaches alone (as this
+	 * sweep's producer does), and the wait words: anything; the reserved
+	 * word: nothing */
+	if (o >= offsetof(struct mmapq_producer, rsv_state))
+		return o < offsetof(struct mmapq_producer, rsv_reserved0) ||
+		       o >= offsetof(struct mmapq_producer, rsv_from);
+	/* a free entry's name means nothing */
+	if (e != 0 && o >= offsetof(struct mmapq_producer, name) &&
+	    o < offsetof(struct mmapq_producer, blocked_total_usec))
+		return 1;
+	return 0;
+}
+
 /* May a flip of header byte i open successfully?  Only the bytes with no
  * meaning to validation: created_usec, the queue id, the mutex (re-initialised by whoever
  * attaches alone), floor's seqlock generation, the salvage record, the cond
@@ -1224,6 +1293,9 @@ static int flip_expect(size_t i, const uint8_t *b)
 		return 1;
 	if (i >= HOFF(not_full) && i < HOFF(not_full) + 8)
 		return 1;
+	/* dropped unread by whoever attaches alone */
+	if (i >= PROD(claim_byte) && i < PROD(claim_byte) + 8)
+		return 1;
 	if (i >= HOFF(id) && i < HOFF(id) + MMAPQ_ID_SIZE)
 		return 1;
 	/* what an entry's output reported: anything, past max_consumers (8)
@@ -1233,14 +1305,9 @@ static int flip_expect(size_t i, const uint8_t *b)
 	if (i >= HOFF(consumers) && i < HOFF(id))
 		return flip_consumer((i - HOFF(consumers)) / sizeof(struct mmapq_consumer),
 		                     (i - HOFF(consumers)) % sizeof(struct mmapq_consumer), b);
-	if (i >= HOFF(producer) && i < HOFF(producer) + sizeof(struct mmapq_producer)) {
-		size_t o = i - HOFF(producer);
-		if (o >= offsetof(struct mmapq_producer, pid) && o < offsetof(struct mmapq_producer, pid) + 4)
-			return flip_pid(i, PROD(pid), b);
-		if (o >= offsetof(struct mmapq_producer, start_usec) &&
-		    o < offsetof(struct mmapq_producer, blocked_total_usec) + 8)
-			return 1;
-	}
+	if (i >= HOFF(producers) && i < HOFF(reserved2))
+		return flip_producer((i - HOFF(producers)) / sizeof(struct mmapq_producer),
+		                     (i - HOFF(producers)) % sizeof(struct mmapq_producer), b);
 	return 0;
 }
 
@@ -1251,7 +1318,7 @@ static void test_flip_every_header_byte(void)
 
 	if (!b)
 		tu_die("malloc");
-	for (size_t i = 0; i < HOFF(reserved); i++) {
+	for (size_t i = 0; i < HOFF(reserved2); i++) {
 		struct res r;
 		char why[256];
 		int may_open = flip_expect(i, g_bytes);

@@ -12,6 +12,8 @@
  *   put_many_always always: mmapq_put_many fails with -EIO and puts nothing
  *   put_records_always always: mmapq_put_records fails with -EIO and puts
  *                   nothing
+ *   put_records_always_fanin  the same above another producer's
+ *                   reservation: the next put stays in its own
  *   commit_always   always: mmapq_commit fails with -EIO, puts nothing, and
  *                   the claim stays (committed once the disk works)
  *   publish_batch   batch: mmapq_publish fails with -EIO, published
@@ -56,17 +58,24 @@ static char *g_tmp, *g_mnt, *g_q;
 
 #define EXPECT(cond, ...) TU_EXPECT(g_q, cond, __VA_ARGS__)
 
-static struct mmapq *open_role(enum mmapq_role role, enum mmapq_sync sync)
+/* producer: its name (NULL: the default one; several at once: fan-in) */
+static struct mmapq *open_as(enum mmapq_role role, const char *producer, enum mmapq_sync sync)
 {
 	/* the daemons' configuration below has the same geometry */
-	struct mmapq_params p = {.path = g_q, .role = role, .size = RING, .max_record = 8,
-	                         .format = MMAPQ_FORMAT_INT, .sync = sync, .file_mode = 0600};
+	struct mmapq_params p = {.path = g_q, .role = role, .producer = producer, .size = RING,
+	                         .max_record = 8, .format = MMAPQ_FORMAT_INT, .sync = sync,
+	                         .file_mode = 0600};
 	struct mmapq_error e;
 	struct mmapq *q = NULL;
 	int r = mmapq_open(&p, &q, &e);
 
 	EXPECT(r == 0, "open: %s", e.msg);
 	return q;
+}
+
+static struct mmapq *open_role(enum mmapq_role role, enum mmapq_sync sync)
+{
+	return open_as(role, NULL, sync);
 }
 
 /* head and tail as an observer sees them; false if the file is not there
@@ -180,6 +189,49 @@ static void case_put_records_always(void)
 	r = mmapq_put_records(q, rec, 3);
 	EXPECT(r == 3 && mmapq_publish(q) == 3, "put_records after: %d (%s)", r, mmapq_strerror(r));
 	mmapq_close(q);
+}
+
+/* Two producers: b holds the lowest reservation, so the one the
+ * producer default takes for its put_records lies above b's; a put that
+ * fails then (nothing put) leaves default's next put in its own
+ * reservation, not over b's frame.  The consumer reads b's record, then
+ * default's three. */
+static void case_put_records_always_fanin(void)
+{
+	struct mmapq *c = open_role(MMAPQ_ROLE_CONSUMER, MMAPQ_SYNC_NEVER);
+	struct mmapq *q = open_role(MMAPQ_ROLE_PRODUCER, MMAPQ_SYNC_ALWAYS);
+	/* (never: b's own msync would report the failed write-back, once) */
+	struct mmapq *b = open_as(MMAPQ_ROLE_PRODUCER, "b", MMAPQ_SYNC_NEVER);
+	int64_t v[3] = {0, 1, 2}, vb = 100, want[4] = {100, 0, 1, 2};
+	struct mmapq_iovec rec[3] = {{&v[0], 8}, {&v[1], 8}, {&v[2], 8}};
+	struct mmapq_record got[4];
+	uint32_t n = 0;
+	int r;
+
+	EXPECT((r = mmapq_put(b, &vb, sizeof(vb))) == 0, "b's put: %s", mmapq_strerror(r));
+	crashfs_set_fail(true);
+	r = mmapq_put_records(q, rec, 3);
+	EXPECT(r == -EIO && mmapq_pending(q) == 0, "put_records above b's reservation with"
+	       " write-back failing: %d (%s), %u pending; want -EIO, 0", r, mmapq_strerror(r),
+	       mmapq_pending(q));
+	crashfs_set_fail(false);
+	r = mmapq_put_records(q, rec, 3);
+	EXPECT(r == 3, "put_records after: %d (%s)", r, mmapq_strerror(r));
+	EXPECT((r = mmapq_publish(b)) == 1, "b's publish: %d (%s)", r, mmapq_strerror(r));
+	EXPECT((r = mmapq_publish(q)) == 3, "publish: %d (%s)", r, mmapq_strerror(r));
+	r = mmapq_available(c, 0, &n);
+	EXPECT(r == 0 && n == 4 && mmapq_get_many(c, 0, 4, got) == 4, "consumer: %d (%s), %u"
+	       " available; want b's record and the three", r, mmapq_strerror(r), n);
+	for (int i = 0; i < 4; i++) {
+		int64_t x = 0;
+
+		memcpy(&x, got[i].data, sizeof(x));
+		EXPECT(got[i].len == 8 && x == want[i], "record %d: %" PRId64 " (len %u), want %" PRId64,
+		       i, x, got[i].len, want[i]);
+	}
+	mmapq_close(b);
+	mmapq_close(q);
+	mmapq_close(c);
 }
 
 static void case_commit_always(void)
@@ -560,6 +612,7 @@ int main(int argc, char **argv)
 		{"put_always", case_put_always},
 		{"put_many_always", case_put_many_always},
 		{"put_records_always", case_put_records_always},
+		{"put_records_always_fanin", case_put_records_always_fanin},
 		{"commit_always", case_commit_always},
 		{"publish_batch", case_publish_batch},
 		{"publish_always", case_publish_always},

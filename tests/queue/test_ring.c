@@ -870,16 +870,16 @@ static void model_move_to(struct model *m, struct mmapq *p, struct mmapq *c, con
 	}
 }
 
-/* mmapq_reserve(len) without waiting, as the model says: where the record
- * does not fit by the floor the producer knows, it looks at floor, and
- * where it does not fit then either, it publishes what is pending and
- * finds no room; else room, computed from the floor it knows. */
+/* mmapq_reserve(len) without waiting, as the model says: it looks at floor
+ * (its reservation, the last one, may grow up to it), and where the record
+ * does not fit, it publishes what is pending and finds no room; else room,
+ * computed from that floor. */
 static void model_reserve(struct model *m, struct mmapq *p, uint32_t len)
 {
 	uint64_t room = 0;
 	int r = mmapq_reserve(p, len, 0, &room);
 
-	model_look(m, len);
+	m->pfloor = m->floor;
 	if (!model_fits(m, len)) {
 		m->pending = 0;
 		EXPECT(r == -EAGAIN, "reserve(%u) with floor %" PRIu64 " tail %" PRIu64 ": %d (%s), want"

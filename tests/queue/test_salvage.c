@@ -407,6 +407,7 @@ static void case_torn_tail(void)
 	 * at tail, nothing dropped, tail_byte put back */
 	b = crashed();
 	hdr(b)->producer.tail_byte = from[LAST] + 16;
+	hdr(b)->producer.claim_byte = from[LAST] + 16; /* an advance half done */
 	write_file(b, UINT64_MAX);
 	free(b);
 	p = open_as(MMAPQ_ROLE_PRODUCER, NULL);

@@ -20,22 +20,19 @@
  * our futex condition variable nor the atomics' ordering).  So the TSan
  * build of this test (tests/analyze.sh) is what checks the library's memory
  * ordering: frame writes before the release store of tail, frame reads
- * after the acquire load, the reuse of a frame's bytes after the release
- * store of floor.byte (the slowest consumer's synced cursor, stored by that
- * consumer) and the producer's acquire load of it.
+ * after the acquire load, and the reuse of a frame's bytes only after the
+ * consumers released them.  That last order comes from the mutex: the
+ * producer writes only into its reservation, whose bytes it takes under
+ * the mutex (or an idle one, computed under it at its previous publish),
+ * after the consumer's release unlocked it; the lock-free look at floor
+ * in mmapq_reserve only says how much room to expect (tests/analyze.sh
+ * says why floor's orders have no mutation control).
  *
- * The handover pass makes the last of these certain to be exercised.  In
- * the other passes the producer mostly learns of released room under the
- * mutex (whose unlock/lock orders the consumer's frame reads before the
- * producer's writes, whatever floor's own order), and reads floor without
- * the mutex only when a release happens to land between its publish and
- * its next reserve.  In the handover pass it fills the whole ring, waits
- * (a relaxed look at floor in the TSan build: no happens-before edge from
- * the consumer) until the consumer has released all of it, and reserves
- * again: mmapq_reserve then reads floor without the mutex, every time, and
- * its load-acquire is all that orders the consumer's reads of the ring
- * before the producer's writes to it (its room then is the whole ring, less
- * what padding at the end may take, exactly).
+ * The handover pass makes the producer reuse the whole ring each round:
+ * it fills the ring, waits (a relaxed look at floor in the TSan build: no
+ * happens-before edge from the consumer) until the consumer has released
+ * all of it, and reserves again, its room then the whole ring, less what
+ * padding at the end may take, exactly.
  *
  * One catch: TSan keeps its shadow state per VIRTUAL address.  Two
  * mmapq_open calls map the file twice, at two addresses, and TSan would see

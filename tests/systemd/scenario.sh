@@ -82,6 +82,13 @@
 #              started, its journal says how many and its file holds the
 #              rest, in order; with inactive_timeout = 3s, stopped, the
 #              producer removes it 3 to 6 s later and says so
+#   fanin      two producers at once: mmapq-producer.service (its socket:
+#              mmapqctl send -1..-1000) and a second mmapq-producer --name gen
+#              (input = generate) as a unit of its own, both as mmapq; the
+#              consumer gets every record of each, each one's in its order,
+#              at gap-free sequence numbers; mmapqctl status, --json and
+#              metrics list both, attached with their MainPIDs, then gen not
+#              attached (no pid, last_pid kept) with what it published
 #   enable     systemctl enable --now mmapq.target (OPERATIONS.md's way)
 #   stop       systemctl stop mmapq.target stops everything in < 10 s, idle
 #              and with a producer generating into a full queue
@@ -119,7 +126,8 @@ reset_state() {
 	# a named consumer left registered would hold the producer back
 	"$CTL" consumer remove audit >/dev/null 2>&1
 	rm -f /var/lib/mmapq/audit.out /var/lib/mmapq/fo.audit.out
-	systemctl stop mmapq-consumer-nats.service mmapq-test-nats.service 2>/dev/null
+	systemctl stop mmapq-consumer-nats.service mmapq-test-nats.service mmapq-test-gen.service 2>/dev/null
+	rm -rf /run/mmapq-gen.ini /run/mmapq-gen.ini.d
 	rm -f /etc/systemd/system/mmapq.target.wants/mmapq-consumer-nats.service
 	"$CTL" consumer remove nats >/dev/null 2>&1
 	rm -rf /run/systemd/system/mmapq-consumer.service.d /run/systemd/system/mmapq-producer.service.d
@@ -447,6 +455,75 @@ step_kill_producer() {
 }
 
 # ---------------------------------------------------------------------------
+# producer_json NAME FIELD: the field of the producer NAME in status --json
+producer_json() {
+	"$CTL" --json status 2>/dev/null | jq -r --arg n "$1" ".producers[] | select(.name == \$n) | .$2"
+}
+
+step_fanin() {
+	step_begin fanin "two producers at once: mmapq-producer.service (socket) and mmapq-producer --name gen (input = generate)"
+	local cur out dpid gpid before gen last u=mmapq-test-gen.service gencfg=/run/mmapq-gen.ini
+	local q=/var/lib/mmapq/queue
+	systemctl start mmapq.target
+	# gen: the shipped configuration, its input generate (a drop-in)
+	cp "$MMAPQ_CONFIG" "$gencfg"
+	mkdir -p "$gencfg.d"
+	printf '[producer]\ninput = generate\ngenerate_rate = 1000\n' >"$gencfg.d/50-gen.ini"
+	before=$(producer_json default published)
+	cur=$(cursor)
+	check "systemd-run $u: mmapq-producer --name gen as mmapq" \
+		systemd-run --quiet --unit="$u" -p Type=notify -p User=mmapq -p Group=mmapq -p UMask=0007 \
+		"$MMAPQ_BINDIR/mmapq-producer" --config "$gencfg" --name gen
+	jwait 20 "$cur" '^[0-9]+$' _SYSTEMD_UNIT=mmapq-consumer.service >/dev/null ||
+		fail "no generated record reached the consumer within 20 s"
+	check "mmapqctl send -1..-1000 (to mmapq-producer.service) beside gen" \
+		sh -c "seq -1 -1 -1000 | timeout 60 '$CTL' send >/dev/null"
+	jwait 30 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=-1000 >/dev/null ||
+		fail "-1000 did not reach the consumer's journal within 30 s"
+
+	# both attached: status, --json and metrics say so, with their pids
+	dpid=$(prop mmapq-producer.service MainPID)
+	gpid=$(prop "$u" MainPID)
+	out=$("$CTL" status)
+	info "$(grep '^producer' <<<"$out" | tr '\n' ';')"
+	check "status: producer default pid $dpid (alive)" grep -q "^producer default pid $dpid (alive)" <<<"$out"
+	check "status: producer gen pid $gpid (alive)" grep -q "^producer gen pid $gpid (alive)" <<<"$out"
+	check "status --json: gen attached, pid $gpid; default published 1000 more ($before before)" \
+		test "$(producer_json gen attached)/$(producer_json gen pid)/$(producer_json default published)" = \
+			"true/$gpid/$((before + 1000))"
+	out=$("$CTL" metrics)
+	check "metrics: mmapq_producer_attached 1 for default and for gen" \
+		test "$(grep -Ec "^mmapq_producer_attached\{queue=\"$q\",producer=\"(default|gen)\"\} 1$" <<<"$out")" = 2
+
+	# gen stopped: not attached, no pid, its count kept; every record arrives
+	check "systemctl stop $u" systemctl stop "$u"
+	gen=$(producer_json gen published)
+	check "status --json: gen not attached, pid 0, last_pid $gpid, published $gen" \
+		test "$(producer_json gen attached)/$(producer_json gen pid)/$(producer_json gen last_pid)" = "false/0/$gpid"
+	out=$("$CTL" metrics)
+	check "metrics: gen published $gen" \
+		grep -qx "mmapq_producer_published_records_total{queue=\"$q\",producer=\"gen\"} $gen" <<<"$out"
+	last=$(queue_tail)
+	last=$((${last:-1} - 1))
+	jwait 30 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service "MMAPQ_SEQ=$last" >/dev/null ||
+		fail "the consumer did not reach seq $last within 30 s"
+	records "$cur" >/run/fanin.records
+	out=$(awk -v gen="$gen" '
+		{ seq = $1 + 0; v = $2 + 0
+		  if (n++ && seq != prev + 1) { gaps++; if (gaps <= 5) printf "  seq %d after %d\n", seq, prev }
+		  prev = seq
+		  if (v < 0) { if (v != -(neg + 1)) { bad++; if (bad <= 5) printf "  %d where %d is due\n", v, -(neg + 1) } neg++ }
+		  else { if (g++ && v <= lastg) { bad++; if (bad <= 5) printf "  gen %d after %d\n", v, lastg } lastg = v } }
+		END { printf "%d records: %d sent (want 1000), %d generated (want %d), %d gaps, %d out of order\n", n, neg, g, gen, gaps, bad
+		      exit !(neg == 1000 && g == gen && !gaps && !bad) }' /run/fanin.records)
+	check "the consumer got -1..-1000 in order and gen's records increasing, every one once, at gap-free seqs" \
+		test $? = 0
+	echo "$out" | sed 's/^/      /'
+	rm -rf "$gencfg" "$gencfg.d"
+	step_end
+}
+
+# ---------------------------------------------------------------------------
 step_watchdog() {
 	step_begin watchdog "a hung consumer loop is killed by the watchdog and restarted"
 	local cur cur2 pid n out i dropin=/run/systemd/system/mmapq-consumer.service.d
@@ -574,7 +651,7 @@ step_upgrade() {
 	recreate_delivers 21 22 23
 	out=$("$CTL" --json status 2>&1)
 	check "mmapqctl status: version 4, size $SIZE" \
-		grep -Eq "\"version\":4\\b.*\"file_size\":$((SIZE_BYTES + 4096))\\b" <<<"$out" || info "$out"
+		grep -Eq "\"version\":4\\b.*\"file_size\":$((SIZE_BYTES + 8192))\\b" <<<"$out" || info "$out"
 	cur=$(cursor)
 	check "mmapqctl send 24 (the producer runs on the new file)" timeout 30 "$CTL" send 24
 	jwait 20 "$cur" . _SYSTEMD_UNIT=mmapq-consumer.service MESSAGE=24 >/dev/null
@@ -754,7 +831,7 @@ step_instances() {
 	done
 	out="$("$CTL" --instance b --json status 2>&1) $("$CTL" --json status 2>&1)"
 	check "mmapqctl --instance b status: size 1M (b.ini); mmapqctl status: $SIZE" \
-		grep -Eq "\"file_size\":$((1048576 + 4096))\\b.*\"file_size\":$((SIZE_BYTES + 4096))\\b" <<<"$out" ||
+		grep -Eq "\"file_size\":$((1048576 + 8192))\\b.*\"file_size\":$((SIZE_BYTES + 8192))\\b" <<<"$out" ||
 		info "$out"
 	out=$("$CTL" --instance a --check-config)
 	check "mmapqctl --instance a --check-config: built-in defaults of instance a" \
@@ -1317,7 +1394,7 @@ step_nats() {
 
 # ---------------------------------------------------------------------------
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry upgrade metrics instances metrics-instances fanout policy nats enable stop)
+[ ${#steps[@]} -gt 0 ] || steps=(setup start records reload dropin kill-consumer kill-producer watchdog geometry upgrade metrics instances metrics-instances fanout fanin policy nats enable stop)
 say "mmapq under $(systemctl --version | head -n 1); config $MMAPQ_CONFIG; binaries $MMAPQ_BINDIR"
 for s in "${steps[@]}"; do
 	case "$s" in
@@ -1329,6 +1406,7 @@ for s in "${steps[@]}"; do
 		instances) step_instances ;;
 		metrics-instances) step_metrics_instances ;;
 		fanout) step_fanout ;;
+		fanin) step_fanin ;;
 		policy) step_policy ;;
 		kill-consumer) step_kill_consumer ;;
 		kill-producer) step_kill_producer ;;

@@ -88,7 +88,7 @@ enum mmapq_record_format {
 /*
  * Geometry, enforced when a queue file is created and whenever one is
  * opened.  A queue is a ring of size bytes (a power of two) after a
- * one-page header; each record takes mmapq_frame_size(its length) bytes
+ * two-page header; each record takes mmapq_frame_size(its length) bytes
  * of it: an 8-byte frame header (length and CRC-32C) and the payload
  * rounded up to 8.  max_record bounds one payload, and
  * mmapq_frame_size(max_record) may be at most size / 4
@@ -116,6 +116,15 @@ enum mmapq_record_format {
 #define MMAPQ_CONSUMER_NAME_CHARS \
 	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-"
 #define MMAPQ_CONSUMER_DEFAULT  "default"
+
+/* Producers.  A queue has a table of max_producers entries (geometry, as
+ * max_consumers), one per producer name: a producer is named as a
+ * consumer is (mmapq_consumer_name_valid), MMAPQ_PRODUCER_DEFAULT if it
+ * gives no name, and its entry keeps its counters across its restarts. */
+#define MMAPQ_PRODUCERS_MIN     UINT32_C(1)
+#define MMAPQ_PRODUCERS_MAX     UINT32_C(16)
+#define MMAPQ_PRODUCERS_DEFAULT UINT32_C(4)
+#define MMAPQ_PRODUCER_DEFAULT  "default"
 
 /* Where a consumer that registers (its first attach) starts. */
 enum mmapq_start {
@@ -201,6 +210,17 @@ struct mmapq_params {
 	const char *consumer;
 	enum mmapq_start start;
 	uint32_t max_consumers;
+	/* Producers.  producer: the name of this producer (NULL or "":
+	 * MMAPQ_PRODUCER_DEFAULT); its first attach registers it, and a
+	 * later one of the same name takes the same entry (its counters
+	 * go on); one of a name that is attached is refused (-EBUSY), one
+	 * that finds the table full too (-ENOSPC).  max_producers:
+	 * geometry, the size of the producer table of a new file
+	 * (MMAPQ_PRODUCERS_MIN..MMAPQ_PRODUCERS_MAX; 0:
+	 * MMAPQ_PRODUCERS_DEFAULT); an existing file's must be equal unless
+	 * it is 0 (any). */
+	const char *producer;
+	uint32_t max_producers;
 };
 
 /* Human-readable detail for a failed mmapq_open: what and where, naming the
@@ -281,6 +301,10 @@ struct mmapq_status {
 	/* Records the salvage at this handle's mmapq_open dropped (0: none, or
 	 * no salvage was needed); salvage says which. */
 	uint64_t salvaged;
+	/* producer is the producer named MMAPQ_PRODUCER_DEFAULT if it is
+	 * registered, else the first one in the table (all zero if none is). */
+	uint32_t max_producers; /* the producer table's size (0 for versions 1 to 3) */
+	uint32_t producers;     /* registered producers */
 };
 
 /* One registered consumer, as mmapq_consumers() reports it. */
@@ -298,6 +322,28 @@ struct mmapq_consumer_status {
 	uint64_t registered_usec;
 	uint64_t recoveries;
 	uint64_t attaches;
+};
+
+/* One registered producer, as mmapq_producers() reports it: the counters
+ * of its entry, which stay with its name across its restarts. */
+struct mmapq_producer_status {
+	char name[MMAPQ_CONSUMER_NAME_MAX + 1];
+	uint32_t index;           /* its entry in the table (its lock byte) */
+	int32_t pid;              /* the attached process's pid, 0 while none is */
+	int32_t last_pid;         /* last pid to hold it (attached or not), 0 if never */
+	bool attached;            /* as mmapq_side_status.attached */
+	uint64_t start_usec;      /* when the last holder attached */
+	uint64_t registered_usec; /* when its name was first attached (0: versions 1 to 3) */
+	uint64_t published;       /* records it published since it registered */
+	uint64_t dropped;
+	uint64_t bad_input;
+	uint64_t recoveries;
+	uint64_t attaches;
+	/* its wait for room (as mmapq_blocked, for this producer alone):
+	 * CLOCK_REALTIME when its current wait began, 0 if it is not waiting
+	 * (or not attached); microseconds it has waited in all */
+	uint64_t blocked_since_usec;
+	uint64_t blocked_total_usec;
 };
 
 /* Open (creating if missing) and attach in a role.  See mmapq_format.h for
@@ -337,8 +383,22 @@ MMAPQ_API uint32_t mmapq_max_record_limit(uint64_t size);
  *     It publishes pending records before it waits, so they may or may not
  *     be published: mmapq_pending() says (0: all are).  While it waits the
  *     producer is blocked, in the file, for everyone to see (mmapq_blocked).
- *   mmapq_publish -EINTR: published nothing; the records stay pending and
- *     the next mmapq_publish (or mmapq_reserve) publishes them.
+ *   Several producers (each its own name, up to max_producers) may write
+ *     at once: each writes into a reservation of the ring of its own, taken
+ *     by its first put after a publish (the mutex, which a lone producer
+ *     needs only once a batch); mmapq_publish commits it and returns once
+ *     the records are visible, after those of the producers that reserved
+ *     before it (sequence numbers are given then, in that order).  *room is
+ *     then surely free only while no other producer reserves meanwhile: a
+ *     put may still say -ENOBUFS (then reserve again); and a put that takes
+ *     a reservation may say -EINTR (the interrupted callback said stop while
+ *     it waited for the mutex; nothing put).
+ *   mmapq_publish -EINTR: published nothing if it was interrupted taking
+ *     the mutex (the records stay pending and the next mmapq_publish or
+ *     mmapq_reserve publishes them); if it was interrupted while waiting
+ *     for the producers that reserved before it, the records are committed
+ *     (mmapq_pending() is 0) and become visible in order as they commit,
+ *     without this process.
  *   msync errors (sync = batch or always; -EIO etc.): mmapq_put did not put
  *     the record (mmapq_pending() unchanged); mmapq_publish and mmapq_reserve
  *     did publish (the consumer sees the records, mmapq_pending() is 0 after
@@ -350,7 +410,8 @@ MMAPQ_API uint32_t mmapq_max_record_limit(uint64_t size);
  *     a crash before publishing). */
 MMAPQ_API int mmapq_reserve(struct mmapq *q, uint32_t len, uint64_t deadline_ns, uint64_t *room);
 /* A record of len bytes (0..max_record; format int: 8): 0, -ENOBUFS if it
- * does not fit now (mmapq_reserve waits for room), -EMSGSIZE (bad len). */
+ * does not fit now (mmapq_reserve waits for room), -EMSGSIZE (bad len),
+ * -EINTR (see above: nothing put). */
 MMAPQ_API int mmapq_put(struct mmapq *q, const void *data, uint32_t len);
 /* Put many records of the same length in one call: record i is the len
  * bytes at data + i * len.  As mmapq_put for each, but the checks are done
@@ -365,7 +426,9 @@ MMAPQ_API int mmapq_put_many(struct mmapq *q, const void *data, uint32_t len, ui
  * frames filled in a tight loop, padding at the ring's end where a record
  * needs it): puts as many as fit, in order, at most n, and returns how many
  * (0 if n is 0); -ENOBUFS if none fits, -EMSGSIZE if any len is bad
- * (nothing put), -EINVAL if rec is NULL and n is not 0.  With sync = always
+ * (nothing put), -EINVAL if rec is NULL and n is not 0, -EINTR as
+ * mmapq_put_many (the first record's reservation interrupted: nothing
+ * put; one interrupted later: the count put before it).  With sync = always
  * the frames are synced once for the call: on an msync error nothing was
  * put (mmapq_pending() unchanged). */
 MMAPQ_API int mmapq_put_records(struct mmapq *q, const struct mmapq_iovec *rec, uint32_t n);
@@ -381,7 +444,11 @@ MMAPQ_API int mmapq_claim(struct mmapq *q, uint32_t len, void **buf);
 MMAPQ_API int mmapq_commit(struct mmapq *q, uint32_t n);
 MMAPQ_API int mmapq_publish(struct mmapq *q);
 MMAPQ_API uint32_t mmapq_pending(const struct mmapq *q); /* put but not yet published */
-/* Sequence number the next mmapq_put will give its record. */
+/* Sequence number the next mmapq_put will give its record: exact while
+ * this is the only producer attached; with several, numbers are given as
+ * records are published, in the order of their reservations, and this is
+ * the lowest it can be (the tail at our last publish, plus what is
+ * pending). */
 MMAPQ_API uint64_t mmapq_next_seq(const struct mmapq *q);
 MMAPQ_API void mmapq_set_sync(struct mmapq *q, enum mmapq_sync sync); /* live change */
 /* Write to disk what this handle has made visible: a producer's published
@@ -447,6 +514,14 @@ MMAPQ_API int mmapq_status(struct mmapq *q, struct mmapq_status *st);
  * (the table kept changing while it was read: registrations and removals
  * without end). */
 MMAPQ_API int mmapq_consumers(struct mmapq *q, struct mmapq_consumer_status *out, uint32_t n);
+/* The registered producers, in table order, read without locks: up to n
+ * into out (out may be NULL if n is 0).  Returns how many are registered
+ * (more than n: only n were filled in), or -EBADMSG (an entry with a
+ * state that is neither free nor registered, or a name that is not one);
+ * out is untouched then.  A file of versions 1 to 3 has one producer,
+ * MMAPQ_PRODUCER_DEFAULT (its published count: every record of the
+ * file). */
+MMAPQ_API int mmapq_producers(struct mmapq *q, struct mmapq_producer_status *out, uint32_t n);
 /* Whether the producer waits for room, and which consumer holds it back
  * (any role, read without locks; each output may be NULL).
  *   *since_usec: CLOCK_REALTIME (microseconds) when the producer's wait
