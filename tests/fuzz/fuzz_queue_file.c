@@ -38,8 +38,8 @@
  *
  * Each file is then opened exactly as the programs open it:
  *   observer   (mmapqctl status / dump): mmapq_open, mmapq_status,
- *              mmapq_consumers, and mmapq_peek over [head, tail) and just
- *              outside it;
+ *              mmapq_producers, mmapq_consumers, and mmapq_peek over
+ *              [head, tail) and just outside it;
  *   consumer   (mmapq-consumer) on a fresh copy: attach, read every record
  *              from its cursor (mmapq_get, mmapq_get_many, and for int records
  *              mmapq_copy_many), release what it could read, close;
@@ -933,6 +933,7 @@ static void check_side(const struct model *m, const uint8_t *f, const struct mma
 static void observe_v4(struct mmapq *q, const uint8_t *f, const struct model *m)
 {
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_producer_status ps[MMAPQ_PRODUCERS_MAX];
 	struct pair fl = floor_of(f), t = tail_of(f);
 	struct mmapq_status st;
 	struct mmapq_record rec;
@@ -964,6 +965,26 @@ static void observe_v4(struct mmapq *q, const uint8_t *f, const struct model *m)
 		           "observer: %" PRIu32 " of %" PRIu32 " producers, the model %" PRIu32 " of %" PRIu32,
 		           st.producers, st.max_producers, np, m->maxp);
 	}
+	/* every registered producer listed, in table order, as its entry says
+	 * (nobody holds a role byte here: none attached) */
+	r = mmapq_producers(q, ps, MMAPQ_PRODUCERS_MAX);
+	for (uint32_t i = 0; i < m->maxp; i++) {
+		if (rd32(f, PE(i, state)) != 1)
+			continue;
+		FUZZ_CHECK(k < r && ps[k].index == i && !strcmp(ps[k].name, (const char *)f + PE(i, name)) &&
+		           !ps[k].attached && ps[k].pid == 0 &&
+		           ps[k].last_pid == (int32_t)rd32(f, PE(i, pid)) &&
+		           ps[k].published == rd64(f, PE(i, published)) &&
+		           ps[k].dropped == rd64(f, PE(i, dropped)) &&
+		           ps[k].bad_input == rd64(f, PE(i, bad_input)) &&
+		           ps[k].recoveries == rd64(f, PE(i, recoveries)) &&
+		           ps[k].attaches == rd64(f, PE(i, attaches)) &&
+		           ps[k].registered_usec == rd64(f, PE(i, registered_usec)),
+		           "observer: producer entry %" PRIu32, i);
+		k++;
+	}
+	FUZZ_CHECK(r == k, "observer: %d producers listed, %d registered", r, k);
+	k = 0;
 	r = mmapq_consumers(q, cs, MMAPQ_CONSUMERS_MAX);
 	for (uint32_t i = 0; i < m->maxc; i++) {
 		if (rd32(f, E(i, state)) != 1)
