@@ -4,7 +4,8 @@
  * daemon stopped): `recreate`, the file rebuilt with the configuration's
  * geometry (size, max_record, format, max_consumers, max_producers),
  * carrying its records, consumers and producers over, also out of a file of
- * format versions 1 to 3 (fixed slots); and `repair`, every record checked and a damaged file salvaged.
+ * format versions 1 to 3 (fixed slots); and `repair`, every record checked
+ * and a damaged file salvaged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -371,12 +372,14 @@ static int copy_records(struct mmapq *cons, struct mmapq *next, uint32_t n, uint
  * producer it has, so that no name is registered in it or in the new file
  * that was not there), build the new file beside it, copy the unconsumed
  * records in order, register the consumers and the producers in its tables
- * (of the new sizes), and rename it over the old one.  Until the rename the old file is untouched
- * (but for the salvage of a damaged file that was not closed cleanly,
- * which taking the roles does, and which is said), so a failure at any
- * step loses nothing.  Sequence numbers start again at 0 in the new file.
- * A file of versions 1 to 3 is recreated in the current version even with
- * an unchanged geometry: that is how it is migrated.
+ * (of the new sizes), and rename it over the old one.  Until the rename
+ * the old file is untouched (but for the salvage of a damaged file that
+ * was not closed cleanly, which taking the roles does, and which is said;
+ * and the configured producer's name, registered by taking the role, in a
+ * file that had no producer), so a failure at any step loses nothing.
+ * Sequence numbers start again at 0 in the new file.  A file of versions 1
+ * to 3 is recreated in the current version even with an unchanged
+ * geometry: that is how it is migrated.
  */
 int recreate(const struct mmapq_config *cfg)
 {
