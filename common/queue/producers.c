@@ -136,3 +136,93 @@ int mmapq_producers(struct mmapq *q, struct mmapq_producer_status *out, uint32_t
 		memcpy(out, all, (k < n ? k : n) * sizeof(*all));
 	return (int)k;
 }
+
+/* Whether ps[0..n) are entries a table may hold: 0, -EINVAL (a name no
+ * producer may take, which includes one starting with '-': a producer
+ * table holding one is refused as damaged; a negative pid), -EEXIST (a
+ * name given twice). */
+static int restore_valid(const struct mmapq_producer_status *ps, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (!memchr(ps[i].name, '\0', sizeof(ps[i].name)) ||
+		    !mmapq_consumer_name_valid(ps[i].name) || ps[i].last_pid < 0)
+			return -EINVAL;
+		for (uint32_t k = 0; k < i; k++)
+			if (!strcmp(ps[k].name, ps[i].name))
+				return -EEXIST;
+	}
+	return 0;
+}
+
+/* Mutex held: entry e takes what ps carries (its owner, if any, is us). */
+static void restore_counters_locked(struct mmapq_producer *e, const struct mmapq_producer_status *ps)
+{
+	__atomic_store_n(&e->pid, ps->last_pid, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->start_usec, ps->start_usec, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->published, ps->published, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->dropped, ps->dropped, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->bad_input, ps->bad_input, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->recoveries, ps->recoveries, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->attaches, ps->attaches, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->blocked_total_usec, ps->blocked_total_usec, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->registered_usec, ps->registered_usec, __ATOMIC_RELAXED);
+}
+
+int mmapq_producers_restore(struct mmapq *q, const struct mmapq_producer_status *ps, uint32_t n)
+{
+	uint32_t idx[MMAPQ_PRODUCERS_MAX], nfree = 0, own = UINT32_MAX;
+	int r;
+
+	if (q->put_refused)
+		return q->put_refused;
+	if (n && !ps)
+		return -EINVAL;
+	if (n > MMAPQ_PRODUCERS_MAX)
+		return -ENOSPC;
+	r = restore_valid(ps, n);
+	if (r < 0)
+		return r;
+	r = lock(q);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < q->max_producers; i++) {
+		const struct mmapq_producer *e = &q->h->producers[i];
+
+		if (__atomic_load_n(&e->state, __ATOMIC_RELAXED) != MMAPQ_PRODUCER_REGISTERED) {
+			if (nfree < n)
+				idx[nfree++] = i;
+			continue;
+		}
+		for (uint32_t k = 0; k < n; k++) {
+			if (strncmp(e->name, ps[k].name, sizeof(e->name)))
+				continue;
+			/* our own entry takes what is carried under its name */
+			if (e == q->prod)
+				own = k;
+			else
+				r = -EEXIST;
+		}
+	}
+	if (r == 0 && nfree < n - (own != UINT32_MAX))
+		r = -ENOSPC;
+	for (uint32_t i = 0, k = 0; r == 0 && i < n; i++) {
+		struct mmapq_producer *e;
+
+		if (i == own) {
+			restore_counters_locked(q->prod, &ps[i]);
+			continue;
+		}
+		e = &q->h->producers[idx[k++]];
+		/* a crash before the state store leaves a free entry */
+		memset(e, 0, sizeof(*e));
+		memcpy(e->name, ps[i].name, strlen(ps[i].name));
+		restore_counters_locked(e, &ps[i]);
+		/* release: an observer that sees REGISTERED sees the name and
+		 * the counters */
+		__atomic_store_n(&e->state, MMAPQ_PRODUCER_REGISTERED, __ATOMIC_RELEASE);
+	}
+	unlock(q);
+	if (r == 0 && n && q->sync != MMAPQ_SYNC_NEVER)
+		r = sync_header(q);
+	return r;
+}

@@ -2,9 +2,10 @@
 /*
  * recreate.c -- the verbs that need the queue file to themselves (every
  * daemon stopped): `recreate`, the file rebuilt with the configuration's
- * geometry (size, max_record, format, max_consumers), carrying its records
- * and consumers over, also out of a file of format versions 1 to 3 (fixed
- * slots); and `repair`, every record checked and a damaged file salvaged.
+ * geometry (size, max_record, format, max_consumers, max_producers),
+ * carrying its records, consumers and producers over, also out of a file of
+ * format versions 1 to 3 (fixed slots); and `repair`, every record checked
+ * and a damaged file salvaged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,15 +22,18 @@
 
 /* Open the queue file at path in a role: with the configured geometry, or
  * (st) with the geometry st gives, to read that file out (one of format
- * version 1 too). */
+ * version 1 too); a producer by the name producer (NULL: the configured
+ * one). */
 static int open_as(const struct mmapq_config *cfg, const struct mmapq_status *st, enum mmapq_role role,
-                   const char *path, struct mmapq **q)
+                   const char *path, const char *producer, struct mmapq **q)
 {
 	struct mmapq_params qp = attach_params(cfg, role);
 	struct mmapq_error err;
 	int r;
 
 	qp.path = path;
+	if (producer)
+		qp.producer = producer;
 	if (st) {
 		/* versions 1 to 3 have no size and max_record of this kind: all
 		 * three 0 join the file as it is */
@@ -74,16 +78,25 @@ static int record_failed(const char *path, uint64_t seq, int r)
 /*
  * The daemons must be stopped for what needs the file to itself (what:
  * "recreate", "repair"): EXIT_ROLE_TAKEN (said, naming the role and its
- * pid) if a producer or consumer (st, its n consumers cs) is attached,
- * else 0.
+ * pid) if a producer or consumer (st, its n consumers cs, its np
+ * producers ps) is attached, else 0.
  */
 static int refuse_attached(const char *path, const char *what, const struct mmapq_status *st,
-                           const struct mmapq_consumer_status *cs, int n)
+                           const struct mmapq_consumer_status *cs, int n,
+                           const struct mmapq_producer_status *ps, int np)
 {
 	if (st->producer.attached) {
 		log_error("%s: the producer is attached (pid %" PRId32 "); %s needs every daemon stopped"
 		          " (systemctl stop mmapq.target)", path, st->producer.pid, what);
 		return EXIT_ROLE_TAKEN;
+	}
+	for (int i = 0; i < np; i++) {
+		if (ps[i].attached) {
+			log_error("%s: producer '%s' is attached (pid %" PRId32 "); %s needs every daemon"
+			          " stopped (systemctl stop mmapq.target, and every producer by name)", path,
+			          ps[i].name, ps[i].pid, what);
+			return EXIT_ROLE_TAKEN;
+		}
 	}
 	for (int i = 0; i < n; i++) {
 		if (cs[i].attached) {
@@ -96,31 +109,47 @@ static int refuse_attached(const char *path, const char *what, const struct mmap
 	return 0;
 }
 
+/* The names of n entries (each a struct of size stride whose name is at
+ * name), quoted, one after the other: 'a', 'b'. */
+static void quoted_names(char *buf, size_t size, const char *name, size_t stride, int n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n && len < size; i++, name += stride)
+		len += (size_t)snprintf(buf + len, size - len, "%s'%s'", i ? ", " : "", name);
+}
+
 /*
  * Whether what the old file holds (st, read through q; its ncons
- * consumers cs) fits the configured geometry: 0, or EXIT_DATAERR (said,
- * naming what does not fit), or EXIT_IOERR.  Only reads (the records with
- * mmapq_peek), so a file refused is left as it was.
+ * consumers cs and nprod producers ps) fits the configured geometry: 0, or
+ * EXIT_DATAERR (said, naming what does not fit), or EXIT_IOERR.  Only
+ * reads (the records with mmapq_peek), so a file refused is left as it was.
  */
 static int check_fits(const struct mmapq_config *cfg, const char *path, const struct mmapq_status *st,
-                      struct mmapq *q, const struct mmapq_consumer_status *cs, int ncons)
+                      struct mmapq *q, const struct mmapq_consumer_status *cs, int ncons,
+                      const struct mmapq_producer_status *ps, int nprod)
 {
+	char names[MMAPQ_CONSUMERS_MAX * (MMAPQ_CONSUMER_NAME_MAX + 4) + 1];
 	struct mmapq_record rec;
 	uint64_t bytes = 0;
 	char *buf;
 
 	if ((uint32_t)ncons > cfg->max_consumers) {
-		char names[MMAPQ_CONSUMERS_MAX * (MMAPQ_CONSUMER_NAME_MAX + 4) + 1];
-		size_t len = 0;
-
-		names[0] = '\0';
-		for (int i = 0; i < ncons && len < sizeof(names); i++)
-			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s'%s'", i ? ", " : "",
-			                        cs[i].name);
+		quoted_names(names, sizeof(names), cs[0].name, sizeof(*cs), ncons);
 		log_error("%s: %d consumers are registered (%s), more than the new max_consumers %" PRIu32
 		          "; remove %" PRIu32 " of them first (mmapqctl consumer remove NAME), or keep"
 		          " max_consumers at %d or more", path, ncons, names, cfg->max_consumers,
 		          (uint32_t)ncons - cfg->max_consumers, ncons);
+		return EXIT_DATAERR;
+	}
+	/* entries are never freed: a producer table is as large as the
+	 * names that ever attached */
+	if ((uint32_t)nprod > cfg->max_producers) {
+		quoted_names(names, sizeof(names), ps[0].name, sizeof(*ps), nprod);
+		log_error("%s: %d producers are registered (%s), more than the new max_producers %" PRIu32
+		          "; keep max_producers at %d or more (a producer's entry, with its counters,"
+		          " is kept for good)", path, nprod, names, cfg->max_producers, nprod);
 		return EXIT_DATAERR;
 	}
 	if (st->format != cfg->format && st->tail != st->head) {
@@ -166,18 +195,21 @@ static int check_fits(const struct mmapq_config *cfg, const char *path, const st
 
 /*
  * What recreate finds before it touches anything (obs, an observer of the
- * old file): its status and consumers into st, cs and *ncons.  EXIT_OK with
- * *ncons < 0: nothing to do (said); else an exit code (said), EXIT_OK if it
- * may go on: no daemon attached, and all it holds fits.
+ * old file): its status, consumers and producers into st, cs and *ncons,
+ * ps and *nprod.  EXIT_OK with *ncons < 0: nothing to do (said); else an
+ * exit code (said), EXIT_OK if it may go on: no daemon attached, and all
+ * it holds fits.
  */
 static int recreate_precheck(const struct mmapq_config *cfg, struct mmapq *obs,
-                             struct mmapq_status *st, struct mmapq_consumer_status *cs, int *ncons)
+                             struct mmapq_status *st, struct mmapq_consumer_status *cs, int *ncons,
+                             struct mmapq_producer_status *ps, int *nprod)
 {
 	const char *path = cfg->queue_path;
 	int r = mmapq_status(obs, st);
 
 	*ncons = r < 0 ? r : list_consumers(obs, cs, NULL);
-	if (r < 0 || *ncons < 0) {
+	*nprod = r < 0 || *ncons < 0 ? -1 : list_producers(obs, ps);
+	if (r < 0 || *ncons < 0 || *nprod < 0) {
 		if (r < 0)
 			log_error("%s: %s", path, mmapq_strerror(r));
 		return EXIT_BADQUEUE;
@@ -192,10 +224,10 @@ static int recreate_precheck(const struct mmapq_config *cfg, struct mmapq *obs,
 		*ncons = -1;
 		return EXIT_OK;
 	}
-	r = refuse_attached(path, "recreate", st, cs, *ncons);
+	r = refuse_attached(path, "recreate", st, cs, *ncons, ps, *nprod);
 	if (r)
 		return r;
-	return check_fits(cfg, path, st, obs, cs, *ncons);
+	return check_fits(cfg, path, st, obs, cs, *ncons, ps, *nprod);
 }
 
 /*
@@ -225,20 +257,54 @@ static int carry_consumers(struct mmapq *next, struct mmapq_consumer_status *cs,
 }
 
 /*
- * Both roles of the old file: from here on no daemon can attach, and
- * nothing in it moves.  *st read again (a consumer may have run since the
- * first look), *n the records it keeps.  0, or an exit code (said).  A
- * file of versions 1 to 3 keeps the attach lock of the first open
- * exclusive (no daemon attaches to it anyway): the consumer role is all
- * that can be taken then, and all that is needed.
+ * The old file's producer table (ps, n, read after the roles were taken)
+ * into the new one (next, its producer by the name held): each name with
+ * its counters.  The old file's entry of the name held counts our attach
+ * to it: it is carried as the first look (pre, npre, before the roles were
+ * taken) saw it, or, if taking the role registered it, as attached by
+ * nobody.  next's own entry takes what is carried under its name (what it
+ * counted copying the records is not carried).  0, or an exit code (said).
  */
-static int hold_roles(const struct mmapq_config *cfg, const char *path, struct mmapq_status *st,
-                      struct mmapq **cons, struct mmapq **prod, uint32_t *n)
+static int carry_producers(struct mmapq *next, struct mmapq_producer_status *ps, int n, const char *held,
+                           const struct mmapq_producer_status *pre, int npre)
 {
-	int r = open_as(cfg, st, MMAPQ_ROLE_CONSUMER, path, cons);
+	int r;
+
+	for (int i = 0; i < n; i++) {
+		const struct mmapq_producer_status *was = NULL;
+
+		if (strcmp(ps[i].name, held))
+			continue;
+		for (int k = 0; k < npre; k++)
+			if (!strcmp(pre[k].name, held))
+				was = &pre[k];
+		ps[i].last_pid = was ? was->last_pid : 0;
+		ps[i].start_usec = was ? was->start_usec : 0;
+		ps[i].attaches = was ? was->attaches : 0;
+	}
+	r = mmapq_producers_restore(next, ps, (uint32_t)n);
+	if (r < 0) {
+		log_error("%s: carrying the producers over: %s", mmapq_path(next), mmapq_strerror(r));
+		return EXIT_IOERR;
+	}
+	return 0;
+}
+
+/*
+ * Both roles of the old file (the producer's by the name producer): from
+ * here on no daemon can attach, and nothing in it moves.  *st read again
+ * (a consumer may have run since the first look), *n the records it keeps.
+ * 0, or an exit code (said).  A file of versions 1 to 3 keeps the attach
+ * lock of the first open exclusive (no daemon attaches to it anyway): the
+ * consumer role is all that can be taken then, and all that is needed.
+ */
+static int hold_roles(const struct mmapq_config *cfg, const char *path, const char *producer,
+                      struct mmapq_status *st, struct mmapq **cons, struct mmapq **prod, uint32_t *n)
+{
+	int r = open_as(cfg, st, MMAPQ_ROLE_CONSUMER, path, NULL, cons);
 
 	if (r == 0 && st->version == MMAPQ_FILE_VERSION)
-		r = open_as(cfg, st, MMAPQ_ROLE_PRODUCER, path, prod);
+		r = open_as(cfg, st, MMAPQ_ROLE_PRODUCER, path, producer, prod);
 	if (r < 0)
 		return exit_code_for_open(r);
 	r = mmapq_status(*cons, st);
@@ -297,44 +363,54 @@ static int copy_records(struct mmapq *cons, struct mmapq *next, uint32_t n, uint
 }
 
 /*
- * Give the queue file the configured geometry, keeping its records and
- * its consumers: the way out of exit 65 after size, max_record, format
- * or max_consumers changed in mmapq.ini, or of a file an older mmapq made
- * (format versions 1 to 3, which the daemons refuse).  Every daemon must
- * be stopped; we take both roles of the old file (so none can attach
- * meanwhile), build the new file beside it, copy the unconsumed records in
- * order, register the consumers in its table (of the new size), and
- * rename it over the old one.  Until the rename the old file is untouched
- * (but for the salvage of a damaged file that was not closed cleanly,
- * which taking the roles does, and which is said), so a failure at any
- * step loses nothing.  Sequence numbers start again at 0 in the new file.
- * A file of versions 1 to 3 is recreated in the current version even with
- * an unchanged geometry: that is how it is migrated.
+ * Give the queue file the configured geometry, keeping its records, its
+ * consumers and its producers: the way out of exit 65 after size,
+ * max_record, format, max_consumers or max_producers changed in mmapq.ini,
+ * or of a file an older mmapq made (format versions 1 to 3, which the
+ * daemons refuse).  Every daemon must be stopped; we take both roles of the
+ * old file (so none can attach meanwhile; the producer's by the name of a
+ * producer it has, so that no name is registered in it or in the new file
+ * that was not there), build the new file beside it, copy the unconsumed
+ * records in order, register the consumers and the producers in its tables
+ * (of the new sizes), and rename it over the old one.  Until the rename
+ * the old file is untouched (but for the salvage of a damaged file that
+ * was not closed cleanly, which taking the roles does, and which is said;
+ * and the configured producer's name, registered by taking the role, in a
+ * file that had no producer), so a failure at any step loses nothing.
+ * Sequence numbers start again at 0 in the new file.  A file of versions 1
+ * to 3 is recreated in the current version even with an unchanged
+ * geometry: that is how it is migrated.
  */
 int recreate(const struct mmapq_config *cfg)
 {
 	const char *path = cfg->queue_path;
 	struct mmapq *obs = NULL, *cons = NULL, *prod = NULL, *next = NULL;
 	struct mmapq_consumer_status cs[MMAPQ_CONSUMERS_MAX];
+	struct mmapq_producer_status pre[MMAPQ_PRODUCERS_MAX], ps[MMAPQ_PRODUCERS_MAX];
+	char held[MMAPQ_CONSUMER_NAME_MAX + 1];
 	struct mmapq_status st, now;
-	int ncons;
+	int ncons, npre, nprod;
 	struct stat old;
 	char *tmp = NULL, *tmp_lock = NULL;
 	uint32_t n = 0;
 	int r, code = EXIT_OK;
 
-	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, path, &obs);
+	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, path, NULL, &obs);
 	if (r < 0)
 		return exit_code_for_open(r);
-	code = recreate_precheck(cfg, obs, &st, cs, &ncons);
+	code = recreate_precheck(cfg, obs, &st, cs, &ncons, pre, &npre);
 	mmapq_close(obs);
 	if (code != EXIT_OK || ncons < 0)
 		return code;
-	code = hold_roles(cfg, path, &st, &cons, &prod, &n);
+	/* a name the file has, else the configured one (then registered) */
+	snprintf(held, sizeof(held), "%s",
+	         npre ? pre[0].name : cfg->producer[0] ? cfg->producer : MMAPQ_PRODUCER_DEFAULT);
+	code = hold_roles(cfg, path, held, &st, &cons, &prod, &n);
 	if (code)
 		goto out;
 	ncons = list_consumers(cons, cs, NULL);
-	code = ncons < 0 ? EXIT_BADQUEUE : check_fits(cfg, path, &st, cons, cs, ncons);
+	nprod = ncons < 0 ? -1 : list_producers(cons, ps);
+	code = nprod < 0 ? EXIT_BADQUEUE : check_fits(cfg, path, &st, cons, cs, ncons, ps, nprod);
 	if (code)
 		goto out;
 	if (asprintf(&tmp, "%s.recreate-%d", path, (int)getpid()) < 0)
@@ -346,7 +422,7 @@ int recreate(const struct mmapq_config *cfg)
 		code = EXIT_IOERR;
 		goto out;
 	}
-	r = open_as(cfg, NULL, MMAPQ_ROLE_PRODUCER, tmp, &next);
+	r = open_as(cfg, NULL, MMAPQ_ROLE_PRODUCER, tmp, held, &next);
 	if (r < 0) {
 		code = exit_code_for_open(r);
 		goto out;
@@ -355,6 +431,8 @@ int recreate(const struct mmapq_config *cfg)
 	if (code)
 		goto out;
 	code = carry_consumers(next, cs, ncons, st.head);
+	if (code == 0)
+		code = carry_producers(next, ps, nprod, held, pre, npre);
 	if (code)
 		goto out;
 	r = mmapq_status(next, &now);
@@ -382,10 +460,12 @@ int recreate(const struct mmapq_config *cfg)
 	else
 		printf(", size %" PRIu64 " -> %" PRIu64 " bytes, max_record %" PRIu32 " -> %" PRIu32
 		       " bytes", st.size, cfg->size, st.max_record, cfg->max_record);
-	printf(", format %s -> %s, max_consumers %" PRIu32 " -> %" PRIu32 "; %" PRIu32 " records (%"
-	       PRIu64 " bytes of ring) and %d consumer(s) carried over (sequence numbers start again"
-	       " at 0)\n", mmapq_format_name(st.format), mmapq_format_name(cfg->format),
-	       st.max_consumers, cfg->max_consumers, n, now.used_bytes, ncons);
+	printf(", format %s -> %s, max_consumers %" PRIu32 " -> %" PRIu32 ", max_producers %" PRIu32
+	       " -> %" PRIu32 "; %" PRIu32 " records (%" PRIu64 " bytes of ring), %d consumer(s) and %d"
+	       " producer(s) carried over (sequence numbers start again at 0)\n",
+	       mmapq_format_name(st.format), mmapq_format_name(cfg->format), st.max_consumers,
+	       cfg->max_consumers, st.max_producers, cfg->max_producers, n, now.used_bytes, ncons,
+	       nprod);
 out:
 	mmapq_close(next);
 	if (tmp)
@@ -446,14 +526,14 @@ int repair(const struct mmapq_config *cfg)
 	int64_t dropped;
 	int r, n, code;
 
-	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, cfg->queue_path, &obs);
+	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, cfg->queue_path, NULL, &obs);
 	if (r < 0)
 		return exit_code_for_open(r);
 	r = mmapq_status(obs, &st);
 	n = r < 0 ? r : list_consumers(obs, cs, NULL);
 	if (r < 0)
 		log_error("%s: %s", cfg->queue_path, mmapq_strerror(r));
-	code = r < 0 || n < 0 ? EXIT_BADQUEUE : refuse_attached(cfg->queue_path, "repair", &st, cs, n);
+	code = r < 0 || n < 0 ? EXIT_BADQUEUE : refuse_attached(cfg->queue_path, "repair", &st, cs, n, NULL, 0);
 	mmapq_close(obs);
 	if (code)
 		return code;
@@ -471,7 +551,7 @@ int repair(const struct mmapq_config *cfg)
 		log_error("%s", err.msg);
 		return exit_code_for_open((int)dropped);
 	}
-	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, cfg->queue_path, &obs);
+	r = open_as(cfg, NULL, MMAPQ_ROLE_OBSERVER, cfg->queue_path, NULL, &obs);
 	if (r < 0)
 		return exit_code_for_open(r);
 	repair_said(obs, dropped, &report);

@@ -30,10 +30,11 @@
  * producers (producers by name: status, --json),
  * any_geometry (status, dump, consumers and metrics under another
  * geometry), recreate_consumers (max_consumers changed, the consumers
- * carried over or named), binary (status, dump and export of binary
- * records, export of lines), send (send's VALUEs and standard input, format
- * binary), repair (a damaged frame: dump, export and the consumer stop
- * there, repair salvages).  Bytes outside 0x20..0x7e other than tab, in
+ * carried over or named), recreate_producers (max_producers changed, the
+ * producers carried over with their counters or named), binary (status,
+ * dump and export of binary records, export of lines), send (send's
+ * VALUEs and standard input, format binary), repair (a damaged frame:
+ * dump, export and the consumer stop there, repair salvages).  Bytes outside 0x20..0x7e other than tab, in
  * the streams and in the command line, are shown as <xx>.
  */
 #include <dirent.h>
@@ -2032,6 +2033,80 @@ static void test_recreate_consumers(void)
 	free(c8);
 }
 
+static int producers_in(const char *path, struct mmapq_producer_status *ps)
+{
+	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};
+	struct mmapq *q;
+	int n;
+
+	EXPECT(mmapq_open(&p, &q, NULL) == 0, "%s: cannot open as observer", path);
+	n = mmapq_producers(q, ps, MMAPQ_PRODUCERS_MAX);
+	mmapq_close(q);
+	EXPECT(n >= 0 && n <= (int)MMAPQ_PRODUCERS_MAX, "%s: mmapq_producers %d", path, n);
+	return n;
+}
+
+/*
+ * recreate_producers: two named producers publish; a max_producers smaller
+ * than the names registered is refused (65) naming them, the file
+ * untouched; another size and a table of two carry both over with their
+ * counters (what each published, its registration time, last pid, start
+ * time, attaches) and no name of recreate's own; alpha then counts on.
+ */
+static void test_recreate_producers(void)
+{
+	struct transcript t = {.group = "recreate_producers"};
+	char *p4 = write_cfg("p4.ini", "[queue]\nsize = 4K\nmax_record = 8\n[consumer]\noutput = stdout\n");
+	char *p1 = write_cfg("p1.ini", "[queue]\nsize = 4K\nmax_record = 8\nmax_producers = 1\n[consumer]\noutput = stdout\n");
+	char *p2 = write_cfg("p2.ini", "[queue]\nsize = 8K\nmax_record = 8\nmax_producers = 2\n[consumer]\noutput = stdout\n");
+	struct mmapq_producer_status before[MMAPQ_PRODUCERS_MAX], after[MMAPQ_PRODUCERS_MAX];
+	char *bytes;
+	size_t len;
+	int n;
+
+	tr_run_free(&t, 0, "1 2 3\n", P, "--config", p4, "--queue", qpath, "--name", "alpha", NULL);
+	tr_run_free(&t, 0, "4 5\n", P, "--config", p4, "--queue", qpath, "--name", "beta", NULL);
+	tr_run_free(&t, 0, "6\n", P, "--config", p4, "--queue", qpath, "--name", "alpha", NULL);
+	n = producers_in(qpath, before);
+	EXPECT(n == 2 && before[0].published == 4 && before[1].published == 2 &&
+	       before[0].attaches == 2 && before[0].registered_usec && before[1].registered_usec,
+	       "%d producers registered, want alpha (4 published) and beta (2)", n);
+
+	/* two do not fit in one: named, the file untouched */
+	bytes = tu_read_file(qpath, &len);
+	tr_run_free(&t, 65, NULL, CTL, "--config", p1, "--queue", qpath, "recreate", NULL);
+	EXPECT(bytes && file_same(qpath, bytes, len), "a refused recreate changed the file");
+	free(bytes);
+
+	tr_run_free(&t, 0, NULL, CTL, "--config", p2, "--queue", qpath, "recreate", NULL);
+	tr_run_free(&t, 0, NULL, CTL, "--config", p2, "--queue", qpath, "status", NULL);
+	EXPECT(producers_in(qpath, after) == n && tu_queue_status(qpath).max_producers == 2,
+	       "the producers were not carried over into a table of 2");
+	for (int i = 0; i < n; i++) {
+		EXPECT(!strcmp(after[i].name, before[i].name) && after[i].published == before[i].published &&
+		       after[i].registered_usec == before[i].registered_usec &&
+		       after[i].last_pid == before[i].last_pid && after[i].start_usec == before[i].start_usec &&
+		       after[i].attaches == before[i].attaches && after[i].dropped == before[i].dropped &&
+		       after[i].bad_input == before[i].bad_input &&
+		       after[i].recoveries == before[i].recoveries &&
+		       after[i].blocked_total_usec == before[i].blocked_total_usec && !after[i].attached,
+		       "producer %d ('%s') not carried over as it was: published %" PRIu64 " (was %" PRIu64
+		       "), registered %" PRIu64 " (was %" PRIu64 "), attaches %" PRIu64 " (was %" PRIu64 ")",
+		       i, before[i].name, after[i].published, before[i].published, after[i].registered_usec,
+		       before[i].registered_usec, after[i].attaches, before[i].attaches);
+	}
+	/* alpha counts on from what it had; every record is there */
+	tr_run_free(&t, 0, "7\n", P, "--config", p2, "--queue", qpath, "--name", "alpha", NULL);
+	EXPECT(producers_in(qpath, after) == n && after[0].published == 5 && after[0].attaches == 3,
+	       "alpha: published %" PRIu64 ", attaches %" PRIu64 "; want 5 and 3", after[0].published,
+	       after[0].attaches);
+	tr_run_free(&t, 0, NULL, C, "--config", p2, "--queue", qpath, "--count", "7", NULL);
+	tr_check(&t);
+	free(p1);
+	free(p2);
+	free(p4);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -2057,6 +2132,7 @@ int main(int argc, char **argv)
 		{"dash_name", test_dash_name},
 		{"any_geometry", test_any_geometry},
 		{"recreate_consumers", test_recreate_consumers},
+		{"recreate_producers", test_recreate_producers},
 		{"binary_queue", test_binary_queue},
 		{"send_records", test_send_records},
 		{"repair", test_repair},

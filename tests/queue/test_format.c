@@ -1609,6 +1609,150 @@ static void test_consumers_restore(void)
 	free(path);
 }
 
+/* The producers an observer lists, checked against want[0..n) field by
+ * field (name, index, last pid and every counter carried). */
+static void expect_producers(struct mmapq *o, const struct mmapq_producer_status *want, int n)
+{
+	struct mmapq_producer_status ps[MMAPQ_PRODUCERS_MAX];
+
+	EXPECT_INT(mmapq_producers(o, ps, MMAPQ_PRODUCERS_MAX), n);
+	for (int i = 0; i < n; i++) {
+		EXPECT_STR(ps[i].name, want[i].name);
+		EXPECT_INT(ps[i].index, want[i].index);
+		EXPECT_INT(ps[i].last_pid, want[i].last_pid);
+		EXPECT_INT(ps[i].start_usec, want[i].start_usec);
+		EXPECT_INT(ps[i].registered_usec, want[i].registered_usec);
+		EXPECT_INT(ps[i].published, want[i].published);
+		EXPECT_INT(ps[i].dropped, want[i].dropped);
+		EXPECT_INT(ps[i].bad_input, want[i].bad_input);
+		EXPECT_INT(ps[i].recoveries, want[i].recoveries);
+		EXPECT_INT(ps[i].attaches, want[i].attaches);
+		EXPECT_INT(ps[i].blocked_total_usec, want[i].blocked_total_usec);
+		EXPECT_INT(ps[i].blocked_since_usec, 0);
+	}
+}
+
+/*
+ * mmapq_producers_restore (what `mmapqctl recreate` carries the producer
+ * table over with): names and counters into the lowest free entries, the
+ * caller's own entry taking what is carried under its name; all or
+ * nothing, every refusal leaving the table and its counters as they were;
+ * a restored producer attaches to its entry and counts on from there.
+ */
+static void test_producers_restore(void)
+{
+	char *path = tu_path(g_dir, "prestore.q");
+	struct mmapq_params pp = {.path = path, .role = MMAPQ_ROLE_PRODUCER, .size = RING,
+	                          .max_record = RS, .format = MMAPQ_FORMAT_INT, .file_mode = 0600,
+	                          .max_consumers = 2, .max_producers = 3, .producer = "self"};
+	struct mmapq_producer_status in[3] = {
+		{.name = "self", .last_pid = 4242, .pid = 4242, .attached = true, .start_usec = 11,
+		 .registered_usec = 22, .published = 1000, .dropped = 3, .bad_input = 4,
+		 .recoveries = 5, .attaches = 6, .blocked_total_usec = 7, .blocked_since_usec = 8,
+		 .index = 9},
+		{.name = "old", .last_pid = 17, .start_usec = 33, .registered_usec = 44,
+		 .published = 2000, .attaches = 1, .blocked_total_usec = 55},
+		{.name = "c", .published = 1},
+	}, bad, before[2], after[3];
+	struct mmapq_producer_status ps[MMAPQ_PRODUCERS_MAX];
+	struct mmapq_error e;
+	struct mmapq *q, *o, *other;
+	uint64_t room;
+	int64_t v = 1;
+
+	unlink(path);
+	EXPECT_INT(mmapq_open(&pp, &q, &e), 0);
+	EXPECT_INT(mmapq_reserve(q, 8, 0, &room), 0);
+	for (int i = 0; i < 4; i++)
+		EXPECT_INT(mmapq_put(q, &v, sizeof(v)), 0);
+	EXPECT_INT(mmapq_publish(q), 4);
+	/* another name registered, then gone: its entry stays */
+	pp.producer = "other";
+	EXPECT_INT(mmapq_open(&pp, &other, &e), 0);
+	mmapq_close(other);
+	o = open_in(path, MMAPQ_ROLE_OBSERVER, 0, 0, 0, false);
+	EXPECT_INT(mmapq_producers(o, ps, MMAPQ_PRODUCERS_MAX), 2);
+	memcpy(before, ps, sizeof(before));
+	EXPECT_INT(before[0].published, 4);
+	EXPECT_INT(before[0].attaches, 1);
+
+	/* refused, nothing registered, no counter changed */
+	EXPECT_INT(mmapq_producers_restore(o, in, 1), -EPERM);
+	EXPECT_INT(mmapq_producers_restore(q, NULL, 1), -EINVAL);
+	bad = in[1];
+	snprintf(bad.name, sizeof(bad.name), "a/b");
+	EXPECT_INT(mmapq_producers_restore(q, &bad, 1), -EINVAL);
+	memset(bad.name, 'x', sizeof(bad.name)); /* no NUL */
+	EXPECT_INT(mmapq_producers_restore(q, &bad, 1), -EINVAL);
+	/* a producer table holding it would be refused as damaged */
+	snprintf(bad.name, sizeof(bad.name), "-old");
+	EXPECT_INT(mmapq_producers_restore(q, &bad, 1), -EINVAL);
+	bad = in[1];
+	bad.last_pid = -1;
+	EXPECT_INT(mmapq_producers_restore(q, &bad, 1), -EINVAL);
+	{
+		struct mmapq_producer_status two[2] = {in[1], in[1]};
+		EXPECT_INT(mmapq_producers_restore(q, two, 2), -EEXIST);
+	}
+	/* registered by another than the caller; with the caller's own
+	 * before it, which must not have been written either */
+	bad = in[1];
+	snprintf(bad.name, sizeof(bad.name), "other");
+	{
+		struct mmapq_producer_status two[2] = {in[0], bad};
+		EXPECT_INT(mmapq_producers_restore(q, two, 2), -EEXIST);
+	}
+	/* one free entry: two new names do not fit, the caller's own
+	 * needing none */
+	EXPECT_INT(mmapq_producers_restore(q, in, 3), -ENOSPC);
+	EXPECT_INT(mmapq_producers_restore(q, &in[1], 2), -ENOSPC);
+	EXPECT_INT(mmapq_producers_restore(q, in, MMAPQ_PRODUCERS_MAX + 1), -ENOSPC);
+	expect_producers(o, before, 2);
+
+	/* carried: the caller's own entry takes its counters in place of
+	 * what it counted here, the new name the lowest free entry */
+	EXPECT_INT(mmapq_producers_restore(q, in, 2), 0);
+	after[0] = in[0];
+	after[0].index = 0;
+	after[1] = before[1];
+	after[2] = in[1];
+	after[2].index = 2;
+	expect_producers(o, after, 3);
+	EXPECT_INT(mmapq_producers(o, ps, MMAPQ_PRODUCERS_MAX), 3);
+	EXPECT(ps[0].attached, "the caller's own entry is still attached");
+	EXPECT(!ps[2].attached && ps[2].pid == 0, "old is not attached (pid %d)", (int)ps[2].pid);
+	/* the caller goes on counting from what was carried */
+	EXPECT_INT(mmapq_reserve(q, 8, 0, &room), 0);
+	EXPECT_INT(mmapq_put(q, &v, sizeof(v)), 0);
+	EXPECT_INT(mmapq_publish(q), 1);
+	after[0].published++;
+	expect_producers(o, after, 3);
+	EXPECT_INT(mmapq_producers_restore(q, &in[1], 1), -EEXIST);
+	EXPECT_INT(mmapq_producers_restore(q, &in[2], 1), -ENOSPC);
+	EXPECT_INT(mmapq_producers_restore(q, NULL, 0), 0);
+	mmapq_close(q);
+
+	/* "self" attaches to its entry again and counts on */
+	pp.producer = "self";
+	EXPECT_INT(mmapq_open(&pp, &q, &e), 0);
+	mmapq_close(q);
+	after[0].attaches++;
+	after[0].last_pid = (int32_t)getpid();
+	EXPECT_INT(mmapq_producers(o, ps, MMAPQ_PRODUCERS_MAX), 3);
+	EXPECT_INT(ps[0].attaches, after[0].attaches);
+	EXPECT_INT(ps[0].last_pid, after[0].last_pid);
+	EXPECT_INT(ps[0].published, after[0].published);
+	EXPECT_INT(ps[0].registered_usec, in[0].registered_usec);
+	mmapq_close(o);
+
+	/* a file opened to migrate it is only read */
+	free(legacy_bytes(1, MMAPQ_FORMAT_INT, 8, &(size_t){0}));
+	q = open_in(g_case, MMAPQ_ROLE_PRODUCER, 0, 0, 0, true);
+	EXPECT_INT(mmapq_producers_restore(q, &in[2], 1), -EROFS);
+	mmapq_close(q);
+	free(path);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -1617,6 +1761,7 @@ int main(int argc, char **argv)
 		{"header_free_fields", test_header_free_fields},
 		{"consumer_names", test_consumer_names},
 		{"consumers_restore", test_consumers_restore},
+		{"producers_restore", test_producers_restore},
 		{"sizes", test_sizes},
 		{"garbage", test_garbage},
 		{"config_mismatch", test_config_mismatch},

@@ -576,15 +576,16 @@ both_refused() {
 }
 
 # recreate_delivers VALUE...: with both daemons refused (both_refused),
-# mmapqctl recreate carries the VALUEs (all the file holds) and the
-# consumer default over into a file of the configured geometry, owned by
-# mmapq; started again, the consumer delivers exactly the VALUEs.
+# mmapqctl recreate carries the VALUEs (all the file holds), the consumer
+# default and the producer default over into a file of the configured
+# geometry, owned by mmapq; started again, the consumer delivers exactly
+# the VALUEs.
 recreate_delivers() {
 	local cur out vals
 	out=$("$CTL" recreate 2>&1)
 	info "$out"
-	check "mmapqctl recreate: the $# records and the consumer default carried over" \
-		grep -qE "; $# records( \([^)]*\))? and 1 consumer\(s\) carried over" <<<"$out"
+	check "mmapqctl recreate: the $# records, the consumer and the producer default carried over" \
+		grep -qE "; $# records( \([^)]*\))?, 1 consumer\(s\) and 1 producer\(s\) carried over" <<<"$out"
 	check "the new queue file belongs to mmapq" \
 		test "$(stat -c '%U %G' /var/lib/mmapq/queue)" = "mmapq mmapq"
 	systemctl reset-failed mmapq-producer.service mmapq-consumer.service

@@ -641,6 +641,26 @@ MMAPQ_API int mmapq_policy(struct mmapq *q, int32_t index, struct mmapq_policy *
  * not known to be on disk). */
 MMAPQ_API int mmapq_consumers_restore(struct mmapq *q, const struct mmapq_consumer_status *cs,
                                       uint32_t n);
+/* For `mmapqctl recreate`, which carries the producer table of a queue
+ * file over into a new one: registers the producers ps[0..n), as
+ * mmapq_producers() reported them (name, last_pid, start_usec,
+ * registered_usec, published, dropped, bad_input, recoveries, attaches and
+ * blocked_total_usec are kept; index, pid, attached and blocked_since_usec
+ * are ignored: none of them is attached or waits), into the lowest free
+ * entries of q's table, in that order.  q is a producer's handle (-EPERM
+ * otherwise) of a version-4 file (-EROFS: a file opened to migrate it).
+ * q's own entry may be one of them (its name in ps): it takes what is
+ * carried under its name, in place of what q counted in this file (its
+ * attach, what it published: a copy of the records is not a publish), and
+ * needs no free entry; q stays attached to it.  All or nothing: -EINVAL (a
+ * name no producer may take, as mmapq_consumer_name_valid says, or a
+ * negative last_pid), -EEXIST (a name given
+ * twice, or registered by another than q), -ENOSPC (fewer free entries
+ * than the producers to register); an error of taking the mutex; with
+ * sync batch or always, an msync error (then they are registered, but not
+ * known to be on disk). */
+MMAPQ_API int mmapq_producers_restore(struct mmapq *q, const struct mmapq_producer_status *ps,
+                                      uint32_t n);
 /* Unregister the consumer p->consumer of the queue file p->path (p->role
  * is ignored; no geometry needed): its records are no longer kept for it,
  * which releases a producer it held back.  If it was the last consumer,
