@@ -108,7 +108,7 @@ int legacy_check_fields(const struct mmapq *q, const struct mmapq_params *p,
 	if (p->role != MMAPQ_ROLE_OBSERVER && !p->migrate) {
 		set_err(err, "%s: format version %" PRIu32 " (fixed-size slots, an older mmapq's); this"
 		        " program uses version %" PRIu32 ": stop the daemons and run `mmapqctl recreate`,"
-		        " which carries its records and consumers over into a version-%" PRIu32 " file"
+		        " which carries its records, consumers and producers over into a version-%" PRIu32 " file"
 		        " (the file is left untouched)", q->path, q->version, MMAPQ_VERSION,
 		        MMAPQ_VERSION);
 		return -EPROTO;

@@ -138,15 +138,17 @@
  * take: rsv_from, rsv_to, rsv_records, claim_byte, rsv_state = OPEN;
  * extend: rsv_to, claim_byte; commit: (give back: claim_byte, rsv_to),
  * rsv_records, rsv_state = COMMITTED; advance: tail_byte, tail (release),
- * rsv_state = NONE; fill: (last: claim_byte = rsv_from, rsv_state = NONE;
- * else the fill frames, rsv_records = 0, rsv_state = COMMITTED).
+ * rsv_state = NONE; fill: (empty: rsv_state = NONE; last: claim_byte =
+ * rsv_from, rsv_state = NONE; else the fill frames, rsv_records = 0,
+ * rsv_state = COMMITTED).
  *
  * Versions.  1, 2 and 3 were rings of fixed-size slots (a record took a
  * whole slot of record_size bytes); 2 and 3 had 16-byte int slots, 3 added
  * the consumer table.  This library reads them only to migrate them
- * (mmapq_params.migrate: `mmapqctl recreate` carries their records and
- * consumers over into a version-4 file) and to show them (observers); a
- * producer or consumer refuses them (-EPROTO, naming `mmapqctl recreate`).
+ * (mmapq_params.migrate: `mmapqctl recreate` carries their records,
+ * consumers and producer over into a version-4 file) and to show them
+ * (observers); a producer or consumer refuses them (-EPROTO, naming
+ * `mmapqctl recreate`).
  * Their layouts are at the end of this file.
  *
  * Queue id.  16 random bytes (getrandom) at offset 3584, the start of the

@@ -97,7 +97,9 @@ static int producer_status(const struct mmapq *q, uint32_t i, struct mmapq_produ
 		return -EBADMSG;
 	memset(o, 0, sizeof(*o));
 	memcpy(o->name, e->name, sizeof(o->name) - 1);
-	if (!memchr(e->name, '\0', sizeof(e->name)) || !name_in_table_valid(o->name))
+	/* the rule validate.c holds a producer table to: no name an older
+	 * version registered ('-' first) is one a producer ever took */
+	if (!memchr(e->name, '\0', sizeof(e->name)) || !mmapq_consumer_name_valid(o->name))
 		return -EBADMSG;
 	o->index = i;
 	LOAD_SIDE_COUNTERS(o, e);

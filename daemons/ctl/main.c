@@ -140,7 +140,8 @@ static const struct verb verbs[] = {
 	             "                      no longer hold the producer back)\n",
 	 -1, 0, 0, run_consumer, NULL},
 	{"recreate", "  recreate            rebuild the queue file with the configuration's geometry,\n"
-	             "                      carrying its records and consumers over (daemons stopped)\n",
+	             "                      carrying its records, consumers and producers over\n"
+	             "                      (daemons stopped)\n",
 	 0, 0, 0, run_recreate, NULL},
 	{"repair", "  repair              check every record and salvage a damaged queue file,\n"
 	           "                      saying what it drops (daemons stopped)\n",

@@ -541,8 +541,8 @@ int repair(const struct mmapq_config *cfg)
 	 * has no frames to check */
 	if (st.version != MMAPQ_FILE_VERSION) {
 		log_error("%s: format version %" PRIu32 " (fixed-size slots, an older mmapq's): repair"
-		          " checks version-%" PRIu32 " files; mmapqctl recreate carries its records and"
-		          " consumers over into one (the file is left untouched)", cfg->queue_path,
+		          " checks version-%" PRIu32 " files; mmapqctl recreate carries its records,"
+		          " consumers and producers over into one (the file is left untouched)", cfg->queue_path,
 		          st.version, MMAPQ_FILE_VERSION);
 		return EXIT_BADQUEUE;
 	}

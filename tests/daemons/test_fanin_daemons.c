@@ -31,6 +31,9 @@
 #include "testproc.h"
 #include "testutil.h"
 
+/* the producer of that name in this case's list ps[0..n) */
+#define PROD(name) tu_producer_named(ps, n, (name))
+
 #define DEADLINE_MS (20000 * (int)tu_time_factor())
 #define N 1000     /* records of pipe and of lib each */
 #define N_TEXT "1000"
@@ -79,15 +82,6 @@ static int producers(struct mmapq_producer_status *ps)
 	return n;
 }
 
-static const struct mmapq_producer_status *named(const struct mmapq_producer_status *ps, int n,
-                                                 const char *name)
-{
-	for (int i = 0; i < n; i++)
-		if (!strcmp(ps[i].name, name))
-			return &ps[i];
-	return NULL;
-}
-
 /* Until the producer name is attached as pid (the streams drained
  * meanwhile); its entry into *out. */
 static void wait_producer(const char *name, pid_t pid, struct mmapq_producer_status *out)
@@ -97,7 +91,7 @@ static void wait_producer(const char *name, pid_t pid, struct mmapq_producer_sta
 
 	for (;;) {
 		int n = producers(ps);
-		const struct mmapq_producer_status *p = named(ps, n, name);
+		const struct mmapq_producer_status *p = PROD(name);
 
 		if (p && p->attached && p->pid == pid) {
 			*out = *p;
@@ -247,9 +241,9 @@ static void test_three_producers(void)
 	do {
 		n = producers(ps);
 		EXPECT(tu_now_ms() < end, "gen published %" PRIu64 " records, not %d, in time",
-		       named(ps, n, "gen") ? named(ps, n, "gen")->published : 0, GEN_MIN);
+		       PROD("gen") ? PROD("gen")->published : 0, GEN_MIN);
 		tp_pump(tu_now_ms() + 10);
-	} while (!named(ps, n, "gen") || named(ps, n, "gen")->published < GEN_MIN);
+	} while (!PROD("gen") || PROD("gen")->published < GEN_MIN);
 
 	/* all three attached: status, --json and metrics list them */
 	n = producers(ps);
@@ -258,11 +252,11 @@ static void test_three_producers(void)
 	json = ctl("--json", "status");
 	metrics = ctl("metrics", NULL);
 	n = producers(ps); /* gen moved on meanwhile: its counts from after the three */
-	EXPECT(named(ps, n, "pipe")->published == N && named(ps, n, "lib")->published == N,
-	       "pipe published %" PRIu64 ", lib %" PRIu64, named(ps, n, "pipe")->published,
-	       named(ps, n, "lib")->published);
-	check_shown(text, json, metrics, named(ps, n, "pipe"));
-	check_shown(text, json, metrics, named(ps, n, "lib"));
+	EXPECT(PROD("pipe")->published == N && PROD("lib")->published == N,
+	       "pipe published %" PRIu64 ", lib %" PRIu64, PROD("pipe")->published,
+	       PROD("lib")->published);
+	check_shown(text, json, metrics, PROD("pipe"));
+	check_shown(text, json, metrics, PROD("lib"));
 	EXPECT(strstr(text, "producer gen pid ") && strstr(json, "{\"name\":\"gen\",") &&
 	       producer_metric(metrics, "mmapq_producer_attached", "gen") == 1,
 	       "gen is not shown attached:\n%s\n%s", text, json);
@@ -288,10 +282,10 @@ static void test_three_producers(void)
 	}
 	n = producers(ps);
 	EXPECT(n == 3, "%d producers registered, want 3", n);
-	EXPECT(named(ps, n, "pipe")->published + named(ps, n, "lib")->published +
-	       named(ps, n, "gen")->published == tail, "the producers' published do not add up to"
+	EXPECT(PROD("pipe")->published + PROD("lib")->published +
+	       PROD("gen")->published == tail, "the producers' published do not add up to"
 	       " the tail %" PRIu64, tail);
-	check_delivery(tp_str(cons.out), named(ps, n, "gen")->published);
+	check_delivery(tp_str(cons.out), PROD("gen")->published);
 
 	/* none attached: no pid, the last one kept, the counts as they were */
 	text = ctl("status", NULL);
@@ -304,8 +298,8 @@ static void test_three_producers(void)
 		EXPECT(ps[i].dropped == 0, "%s dropped %" PRIu64 " records", ps[i].name, ps[i].dropped);
 		check_shown(text, json, metrics, &ps[i]);
 	}
-	EXPECT(named(ps, n, "pipe")->last_pid == pipe_p.pid && named(ps, n, "gen")->last_pid == gen.pid &&
-	       named(ps, n, "lib")->last_pid == lib.pid,
+	EXPECT(PROD("pipe")->last_pid == pipe_p.pid && PROD("gen")->last_pid == gen.pid &&
+	       PROD("lib")->last_pid == lib.pid,
 	       "the last pids are not the processes'");
 	free(text);
 	free(json);

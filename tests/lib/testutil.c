@@ -50,6 +50,15 @@ struct mmapq_status tu_queue_status(const char *path)
 	exit(1);
 }
 
+const struct mmapq_producer_status *tu_producer_named(const struct mmapq_producer_status *ps, int n,
+                                                     const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(ps[i].name, name))
+			return &ps[i];
+	return NULL;
+}
+
 bool tu_consumer_status(const char *path, const char *name, struct mmapq_consumer_status *out)
 {
 	struct mmapq_params p = {.path = path, .role = MMAPQ_ROLE_OBSERVER};

@@ -32,6 +32,9 @@ struct mmapq_status tu_queue_status(const char *path);
 /* The consumer name as the queue at path has it (an observer's view) in
  * *out; false if the queue cannot be read or has no consumer of that name. */
 bool tu_consumer_status(const char *path, const char *name, struct mmapq_consumer_status *out);
+/* The producer named name in ps[0..n) (mmapq_producers' list), or NULL. */
+const struct mmapq_producer_status *tu_producer_named(const struct mmapq_producer_status *ps, int n,
+                                                     const char *name);
 
 /* asprintf that aborts the test on failure. */
 char *tu_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -83,16 +83,6 @@ static void publish(struct mmapq *q, uint32_t n, int64_t v)
 	EXPECT(mmapq_publish(q) >= 0, "publish");
 }
 
-/* The producer named name in ps[0..n), or NULL. */
-static const struct mmapq_producer_status *named(const struct mmapq_producer_status *ps, int n,
-                                                 const char *name)
-{
-	for (int i = 0; i < n; i++)
-		if (!strcmp(ps[i].name, name))
-			return &ps[i];
-	return NULL;
-}
-
 static int list(struct mmapq *obs, struct mmapq_producer_status *ps)
 {
 	int n = mmapq_producers(obs, ps, MMAPQ_PRODUCERS_MAX);
@@ -167,15 +157,15 @@ static void test_listed(void)
 	mmapq_close(b);
 	n = list(obs, ps);
 	EXPECT_INT(n, 3);
-	p = named(ps, n, "remote");
+	p = tu_producer_named(ps, n, "remote");
 	EXPECT(p && !p->attached && p->pid == 0 && p->last_pid == child && p->published == 3,
 	       "remote after its exit: attached %d pid %d last_pid %d published %" PRIu64,
 	       p ? p->attached : -1, p ? p->pid : -1, p ? p->last_pid : -1, p ? p->published : 0);
-	p = named(ps, n, "b");
+	p = tu_producer_named(ps, n, "b");
 	EXPECT(p && !p->attached && p->pid == 0 && p->last_pid == getpid() && p->published == 2,
 	       "b after its close: attached %d pid %d last_pid %d published %" PRIu64,
 	       p ? p->attached : -1, p ? p->pid : -1, p ? p->last_pid : -1, p ? p->published : 0);
-	p = named(ps, n, "a");
+	p = tu_producer_named(ps, n, "a");
 	EXPECT(p && p->attached && p->pid == getpid(), "a, still open, not attached as this process");
 	/* the queue's tail is every producer's records */
 	EXPECT_INT(tu_queue_status(g_path).tail, 6);
@@ -213,7 +203,7 @@ static void test_by_name(void)
 	obs = open_as(MMAPQ_ROLE_OBSERVER, NULL);
 	n = list(obs, ps);
 	EXPECT_INT(n, 2);
-	p = named(ps, n, "src.1");
+	p = tu_producer_named(ps, n, "src.1");
 	EXPECT(p != NULL, "src.1 not listed");
 	EXPECT_INT(p->index, 0);
 	EXPECT_INT(p->published, 7);
@@ -222,7 +212,7 @@ static void test_by_name(void)
 	EXPECT_INT(p->bad_input, 5);
 	EXPECT_INT(p->registered_usec, registered);
 	EXPECT(!p->attached && !p->pid && p->last_pid == getpid(), "src.1 after its close");
-	p = named(ps, n, "src.2");
+	p = tu_producer_named(ps, n, "src.2");
 	EXPECT(p != NULL, "src.2 not listed");
 	EXPECT_INT(p->index, 1);
 	EXPECT_INT(p->published, 1);
@@ -257,14 +247,14 @@ static void test_blocked(void)
 		EXPECT(r == 0, "put: %s", mmapq_strerror(r));
 	}
 	n = list(obs, ps);
-	pb = named(ps, n, "b");
+	pb = tu_producer_named(ps, n, "b");
 	EXPECT(pb && !pb->blocked_since_usec, "b found the ring full and did not wait, yet waits");
 	r = mmapq_reserve(b, 8, mmapq_now_ns() + 20 * MS, &room);
 	EXPECT_INT(r, -ETIMEDOUT);
 	n = list(obs, ps);
 	EXPECT_INT(n, 2);
-	pa = named(ps, n, "a");
-	pb = named(ps, n, "b");
+	pa = tu_producer_named(ps, n, "a");
+	pb = tu_producer_named(ps, n, "b");
 	EXPECT(pa && pb, "a or b not listed");
 	EXPECT_INT(pa->blocked_since_usec, 0);
 	EXPECT_INT(pa->blocked_total_usec, 0);
@@ -277,7 +267,7 @@ static void test_blocked(void)
 	/* b gone: its wait is over, its total stays */
 	mmapq_close(b);
 	n = list(obs, ps);
-	pb = named(ps, n, "b");
+	pb = tu_producer_named(ps, n, "b");
 	EXPECT(pb && pb->blocked_since_usec == 0 && pb->blocked_total_usec >= 10000,
 	       "b closed: since %" PRIu64 ", total %" PRIu64, pb ? pb->blocked_since_usec : 0,
 	       pb ? pb->blocked_total_usec : 0);

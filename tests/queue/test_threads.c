@@ -189,12 +189,14 @@ static int wait_released(uint64_t seq, uint64_t byte)
 		struct mmapq_status st;
 		int r = mmapq_status(g_q[0], &st);
 
-		if (r < 0) {
+		if (r < 0 && r != -EAGAIN) {
 			thread_fail(0, "producer: mmapq_status: %s", mmapq_strerror(r));
 			return -1;
 		}
-		floor = st.head;
-		floor_byte = st.used_bytes == 0 ? byte : 0; /* the pair, as one */
+		/* -EAGAIN: floor kept moving while status looked (the consumer
+		 * releasing a 1 KiB ring): not there yet, look again */
+		floor = r < 0 ? UINT64_MAX : st.head;
+		floor_byte = r < 0 ? 0 : st.used_bytes == 0 ? byte : 0; /* the pair, as one */
 #endif
 		if (floor == seq && floor_byte == byte)
 			return 0;
