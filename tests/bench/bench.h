@@ -549,6 +549,13 @@ int fanout_ratio_rounds(int k, int c, double *med, double *lo, double *hi);
  * to one CPU not faster than it, and all of them not faster than the
  * ncpus there are. */
 double cpu_bound(const double cpu[], const int where[], int np, uint64_t n, int ncpus);
+/* The CPUs the benchmark may use, in order, into list (CPU_SETSIZE
+ * entries); how many, 0 if unknown. */
+int usable_cpus(int list[]);
+/* What the CPUs allow over the single case's median records/s (one):
+ * the median and range of n rounds' cpu_bound() figures, each / one;
+ * left as they are if one is 0. */
+void ceiling_spread(const double bound[], int n, double one, double *med, double *lo, double *hi);
 
 /* ---- fan-in (fanin.c) ------------------------------------------------------------ */
 

@@ -80,19 +80,6 @@ struct fi_run {
 static struct fi_run run_;
 static struct cell fi_cells[1 + FANIN_MAX]; /* cell i: writer i - 1, cell 0 the reader */
 
-static int fi_cpus(void)
-{
-	cpu_set_t set;
-	int n = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) < 0)
-		return 0;
-	for (int i = 0; i < CPU_SETSIZE; i++)
-		if (CPU_ISSET(i, &set))
-			fi_cpu_list[n++] = i;
-	return n;
-}
-
 /* The first writer's start (the others' are later or equal). */
 static void fi_started(void)
 {
@@ -630,7 +617,7 @@ void run_fanin(void)
 	fanin.ring_bytes = ring_bytes(FI_SIZE);
 	fanin.cap = ring_cap(FI_SIZE);
 	fanin.batch = ring_batch(fanin.cap, opt.batch);
-	fanin.ncpus = fi_cpus();
+	fanin.ncpus = usable_cpus(fi_cpu_list);
 	for (int k = 0; k < NFANIN; k++)
 		for (int i = 0; i <= fanin_writers[k]; i++)
 			fanin.cpu[k][i] = fanin.ncpus >= 2 ? fi_cpu_list[i % fanin.ncpus] : -1;
@@ -657,18 +644,12 @@ void run_fanin(void)
 			}
 	for (int t = 0; t < NFI_T; t++)
 		for (int k = 0; k < NFANIN; k++) {
-			double med, lo, hi, one = 0;
 			spread(fanin.rps[t][k], fanin.nruns[t][k], &fanin.med_rps[t][k], &fanin.lo_rps[t][k],
 			       &fanin.hi_rps[t][k]);
 			spread(busy_run[t][k], fanin.nruns[t][k], &fanin.busy[t][k], &fanin.busy_lo[t][k],
 			       &fanin.busy_hi[t][k]);
-			spread(bound_run[t][k], fanin.nruns[t][k], &med, &lo, &hi);
-			one = fanin.med_rps[t][0];
-			if (one > 0) {
-				fanin.ceiling[t][k] = med / one;
-				fanin.ceiling_lo[t][k] = lo / one;
-				fanin.ceiling_hi[t][k] = hi / one;
-			}
+			ceiling_spread(bound_run[t][k], fanin.nruns[t][k], fanin.med_rps[t][0], &fanin.ceiling[t][k],
+			               &fanin.ceiling_lo[t][k], &fanin.ceiling_hi[t][k]);
 		}
 	for (int t = 0; t < NFI_T; t++)
 		for (int k = 0; k < NFANIN; k++) {

@@ -40,8 +40,7 @@ static int fan_cpu_list[CPU_SETSIZE];
 static double busy_run[NFAN][MAX_RUNS];  /* all their CPU time / the slowest consumer's time */
 static double bound_run[NFAN][MAX_RUNS]; /* cpu_bound(), records/s */
 
-/* The CPUs the benchmark may use, in order; 0 if unknown. */
-static int fan_cpus(void)
+int usable_cpus(int list[])
 {
 	cpu_set_t set;
 	int n = 0;
@@ -50,8 +49,20 @@ static int fan_cpus(void)
 		return 0;
 	for (int i = 0; i < CPU_SETSIZE; i++)
 		if (CPU_ISSET(i, &set))
-			fan_cpu_list[n++] = i;
+			list[n++] = i;
 	return n;
+}
+
+void ceiling_spread(const double bound[], int n, double one, double *med, double *lo, double *hi)
+{
+	double m, l, h;
+
+	if (one <= 0)
+		return;
+	spread(bound, n, &m, &l, &h);
+	*med = m / one;
+	*lo = l / one;
+	*hi = h / one;
 }
 
 double cpu_bound(const double cpu[], const int where[], int np, uint64_t n, int ncpus)
@@ -156,7 +167,7 @@ void run_fanout(void)
 	fanout.ring_bytes = ring_bytes(FAN_SIZE);
 	fanout.cap = ring_cap(FAN_SIZE);
 	fanout.batch = ring_batch(fanout.cap, opt.batch);
-	fanout.ncpus = fan_cpus();
+	fanout.ncpus = usable_cpus(fan_cpu_list);
 	for (int i = 0; i < FANOUT_MAX; i++)
 		snprintf(fan_names[i], sizeof(fan_names[i]), "fo%d", i);
 	for (int k = 0; k < NFAN; k++)
@@ -183,13 +194,9 @@ void run_fanout(void)
 			       &fanout.hi_rps[k][i]);
 		spread(busy_run[k], fanout.nruns[k], &fanout.busy[k], &fanout.busy_lo[k], &fanout.busy_hi[k]);
 	}
-	for (int k = 0; k < NFAN && fanout.med_rps[0][0] > 0; k++) {
-		double med, lo, hi;
-		spread(bound_run[k], fanout.nruns[k], &med, &lo, &hi);
-		fanout.ceiling[k] = med / fanout.med_rps[0][0];
-		fanout.ceiling_lo[k] = lo / fanout.med_rps[0][0];
-		fanout.ceiling_hi[k] = hi / fanout.med_rps[0][0];
-	}
+	for (int k = 0; k < NFAN; k++)
+		ceiling_spread(bound_run[k], fanout.nruns[k], fanout.med_rps[0][0], &fanout.ceiling[k],
+		               &fanout.ceiling_lo[k], &fanout.ceiling_hi[k]);
 	for (int k = 0; k < NFAN; k++) {
 		char line[256];
 		int len = snprintf(line, sizeof(line), "fan-out, %d consumer%s:", fan_consumers[k],
