@@ -122,6 +122,15 @@ void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int child_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pin(int cpu);
 long read_long_file(const char *path, long dflt);
+
+/* hold.c: a setting (a number in a /proc or /sys file) changed for the run
+ * and put back at exit or on SIGINT/SIGTERM/SIGHUP; false if it could not
+ * be written (not root, a value the kernel refuses, no such file). */
+bool hold_setting(const char *path, long value);
+/* the VM's free page reporting off for the run, as far as the kernel lets
+ * (hold.c says why); page_reporting_note says what was done */
+void page_reporting_off(void);
+extern char page_reporting_note[160];
 void *xalloc(size_t n); /* zeroed, 64-byte aligned; exits on failure */
 uint32_t pow2_floor(uint64_t v);
 int cmp_u64(const void *a, const void *b);

@@ -403,6 +403,7 @@ int main(int argc, char **argv)
 		note("--nice %d: %s (running at the default priority)", opt.nice, strerror(errno));
 		opt.nice_set = false;
 	}
+	page_reporting_off();
 	if ((opt.tput && (opt.only_mask & (1u << T_MQ))) || opt.peers || opt.fanin)
 		mq_limits_raise();
 	else

@@ -361,6 +361,7 @@ static void print_machine(FILE *f)
 	}
 	if (opt.nice_set)
 		fprintf(f, "priority: nice %d (benchmark, children and daemons)\n", opt.nice);
+	fprintf(f, "%s\n", page_reporting_note);
 	if (cpu_b >= 0)
 		fprintf(f, "pinning: producer side on CPU %d, consumer side on CPU %d\n", cpu_a, cpu_b);
 	else
@@ -993,8 +994,10 @@ void print_json(void)
 	       opt.runs, opt.seconds);
 	printf("  \"machine\": {\"cpus_online\": %d, \"cpu_model\": ", ncpus_online);
 	json_str(cpu_model);
-	printf(", \"pinned\": %s, \"producer_cpu\": %d, \"consumer_cpu\": %d, \"nice\": %d},\n",
+	printf(", \"pinned\": %s, \"producer_cpu\": %d, \"consumer_cpu\": %d, \"nice\": %d, \"page_reporting\": ",
 	       cpu_b >= 0 ? "true" : "false", cpu_a, cpu_b, opt.nice_set ? opt.nice : 0);
+	json_str(page_reporting_note);
+	printf("},\n");
 	printf("  \"batch\": %u,\n  \"big_batch\": %u,\n  \"spsc_batch\": %u,\n  \"throughput\": [", opt.batch,
 	       opt.big_batch, opt.spsc_batch);
 	bool first = true;

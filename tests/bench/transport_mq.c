@@ -7,7 +7,7 @@
  * msgsize_max (8192); as root the benchmark raises them to the kernel's
  * ceilings for the run (HARD_MSGMAX 65536; msgsize_max to 16384, the
  * largest record) and puts the old values back at exit, also on
- * SIGINT/SIGTERM/SIGHUP.  RLIMIT_MSGQUEUE (bytes of all of a user's queues)
+ * SIGINT/SIGTERM/SIGHUP (hold.c).  RLIMIT_MSGQUEUE (bytes of all of a user's queues)
  * is raised to its hard limit, and the hard limit too where the process may
  * (CAP_SYS_RESOURCE).  The depth used is the largest that opens
  * (mq_open_deepest), and never more than MQ_BYTES_CAP bytes of messages;
@@ -31,35 +31,6 @@
 
 long msg_max = 10, msgsize_max = 8192;
 char mq_limits_note[256];
-static long mq_saved_msg_max = -1, mq_saved_msgsize_max = -1;
-
-static bool write_long_file(const char *path, long v)
-{
-	char b[32];
-	int n = snprintf(b, sizeof(b), "%ld\n", v), fd = open(path, O_WRONLY | O_CLOEXEC);
-	bool ok = fd >= 0 && write(fd, b, (size_t)n) == n;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* async-signal-safe: open, write, close */
-static void mq_limits_restore(void)
-{
-	if (mq_saved_msg_max > 0)
-		write_long_file(MQ_PROC_MSG_MAX, mq_saved_msg_max);
-	if (mq_saved_msgsize_max > 0)
-		write_long_file(MQ_PROC_MSGSIZE_MAX, mq_saved_msgsize_max);
-	mq_saved_msg_max = mq_saved_msgsize_max = -1;
-}
-
-static void mq_limits_signal(int sig)
-{
-	mq_limits_restore();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
 
 void mq_limits_read(void)
 {
@@ -72,16 +43,10 @@ void mq_limits_raise(void)
 	long mm = read_long_file(MQ_PROC_MSG_MAX, 10), ms = read_long_file(MQ_PROC_MSGSIZE_MAX, 8192);
 	struct rlimit rl;
 
-	if (mm < MQ_HARD_MSGMAX && write_long_file(MQ_PROC_MSG_MAX, MQ_HARD_MSGMAX))
-		mq_saved_msg_max = mm;
-	if (ms < (long)sizes[NSIZES - 1] && write_long_file(MQ_PROC_MSGSIZE_MAX, sizes[NSIZES - 1]))
-		mq_saved_msgsize_max = ms;
-	if (mq_saved_msg_max > 0 || mq_saved_msgsize_max > 0) {
-		atexit(mq_limits_restore);
-		signal(SIGINT, mq_limits_signal);
-		signal(SIGTERM, mq_limits_signal);
-		signal(SIGHUP, mq_limits_signal);
-	}
+	if (mm < MQ_HARD_MSGMAX)
+		hold_setting(MQ_PROC_MSG_MAX, MQ_HARD_MSGMAX);
+	if (ms < (long)sizes[NSIZES - 1])
+		hold_setting(MQ_PROC_MSGSIZE_MAX, (long)sizes[NSIZES - 1]);
 	if (getrlimit(RLIMIT_MSGQUEUE, &rl) == 0) {
 		struct rlimit up = {RLIM_INFINITY, RLIM_INFINITY};
 		if (setrlimit(RLIMIT_MSGQUEUE, &up) < 0) {
