@@ -1212,6 +1212,48 @@ __attribute__((always_inline)) static inline void copy_payload(void *dst, const 
 		memcpy(dst, src, len);
 }
 
+/* A payload put (put_frame): up to 64 bytes inline, as two copies of a
+ * power of two that overlap (the bytes between written twice, the same);
+ * more by memcpy.  A call per frame would also leave the loop's state in
+ * registers the call may clobber. */
+__attribute__((always_inline)) static inline void copy_short(uint8_t *dst, const uint8_t *src,
+                                                             uint32_t len)
+{
+	if (len > 64) {
+		memcpy(dst, src, len);
+	} else if (len > 32) {
+		uint8_t a[32], b[32];
+		memcpy(a, src, 32);
+		memcpy(b, src + len - 32, 32);
+		memcpy(dst, a, 32);
+		memcpy(dst + len - 32, b, 32);
+	} else if (len > 16) {
+		uint8_t a[16], b[16];
+		memcpy(a, src, 16);
+		memcpy(b, src + len - 16, 16);
+		memcpy(dst, a, 16);
+		memcpy(dst + len - 16, b, 16);
+	} else if (len >= 8) {
+		uint64_t a, b;
+		memcpy(&a, src, 8);
+		memcpy(&b, src + len - 8, 8);
+		memcpy(dst, &a, 8);
+		memcpy(dst + len - 8, &b, 8);
+	} else if (len >= 4) {
+		uint32_t a, b;
+		memcpy(&a, src, 4);
+		memcpy(&b, src + len - 4, 4);
+		memcpy(dst, &a, 4);
+		memcpy(dst + len - 4, &b, 4);
+	} else if (len > 0) {
+		/* 1 to 3 bytes: the first, the middle, the last */
+		uint8_t a = src[0], m = src[len / 2], z = src[len - 1];
+		dst[0] = a;
+		dst[len / 2] = m;
+		dst[len - 1] = z;
+	}
+}
+
 /* Room for a record of len at tail, in our reservation (more_room if it
  * does not fit there): where its frame goes (*pad: where padding goes
  * first, or the frame itself if none is needed).  -ENOBUFS if it does not
@@ -1305,18 +1347,17 @@ __attribute__((always_inline)) static inline void write_frame(struct mmapq *q, u
 #if defined(__x86_64__)
 _Static_assert(GROUP_LEN_BELOW == MMAPQ_CRC32C_STREAMS_MIN, "long records take crc32c.c's path");
 #endif
-typedef void group_crc_fn(unsigned g, const uint64_t *byte, const uint32_t *len,
+typedef void group_crc_fn(unsigned g, bool same, const uint64_t *byte, const uint32_t *len,
                           const uint8_t *const *p, uint32_t *crc);
 
 #if defined(__x86_64__)
 /* crc[j] = mmapq_crc32c_frame_hw(byte[j], len[j], p[j], len[j]) for the g
  * (at most GROUP, a constant) frames (each len below GROUP_LEN_BELOW): the
- * words all of them have side by side, then
- * the rest of each (with equal lengths, as put_run's and most runs', under
- * 8 bytes) alone. */
+ * words all of them have side by side, then the rest of each alone, or
+ * with same (all lengths equal, as put_run's) side by side too. */
 __attribute__((target("sse4.2"), always_inline)) static inline void
-group_crc_hw(unsigned g, const uint64_t *byte, const uint32_t *len, const uint8_t *const *p,
-             uint32_t *crc)
+group_crc_hw(unsigned g, bool same, const uint64_t *byte, const uint32_t *len,
+             const uint8_t *const *p, uint32_t *crc)
 {
 	uint64_t c[GROUP];
 	uint32_t common = len[0];
@@ -1336,6 +1377,38 @@ group_crc_hw(unsigned g, const uint64_t *byte, const uint32_t *len, const uint8_
 			memcpy(&w, p[j] + o, sizeof(w));
 			c[j] = __builtin_ia32_crc32di(c[j], w);
 		}
+	if (same) {
+		/* the last len & 7 bytes: 4, 2, 1 of them */
+		uint32_t o = common, t = len[0] & 7;
+
+		if (t & 4) {
+			_Pragma("GCC unroll 4")
+			for (unsigned j = 0; j < g; j++) {
+				uint32_t w;
+				memcpy(&w, p[j] + o, sizeof(w));
+				c[j] = __builtin_ia32_crc32si((uint32_t)c[j], w);
+			}
+			o += 4;
+		}
+		if (t & 2) {
+			_Pragma("GCC unroll 4")
+			for (unsigned j = 0; j < g; j++) {
+				uint16_t w;
+				memcpy(&w, p[j] + o, sizeof(w));
+				c[j] = __builtin_ia32_crc32hi((uint32_t)c[j], w);
+			}
+			o += 2;
+		}
+		if (t & 1) {
+			_Pragma("GCC unroll 4")
+			for (unsigned j = 0; j < g; j++)
+				c[j] = __builtin_ia32_crc32qi((uint32_t)c[j], p[j][o]);
+		}
+		_Pragma("GCC unroll 4")
+		for (unsigned j = 0; j < g; j++)
+			crc[j] = ~(uint32_t)c[j];
+		return;
+	}
 	_Pragma("GCC unroll 4")
 	for (unsigned j = 0; j < g; j++)
 		crc[j] = ~(uint32_t)mmapq_crc32c_hw_short(c[j], p[j] + common, len[j] - common);
@@ -1399,24 +1472,35 @@ int mmapq_commit(struct mmapq *q, uint32_t n)
 	return 0;
 }
 
+/* The lines ahead of the frames at [at, at + bytes) taken for writing
+ * before the stores reach them (the consumer read them last): one
+ * prefetch per 64 bytes, so that the runs of frames that follow each other
+ * ask for every line. */
+__attribute__((always_inline)) static inline void prefetch_put(uint8_t *ring, uint64_t mask,
+                                                               uint64_t at, uint64_t bytes)
+{
+	for (uint64_t o = 0; o < bytes; o += 64)
+		__builtin_prefetch(ring + ((at + o + PREFETCH_AHEAD) & mask), 1);
+}
+
 /*
  * One frame put by put_run or put_recs, beyond the published tail, at
  * ring + (at & mask): len bytes from src, its crc given (computed from
  * src, the same bytes: the ring's were just stored, perhaps in pieces
  * that a load of 8 bytes would wait for).  fb is its frame's bytes.
+ * prefetch: the lines ahead asked for here (else by the caller, for a
+ * group of frames at once).
  */
 __attribute__((always_inline)) static inline void put_frame(uint8_t *ring, uint64_t mask,
                                                             uint64_t at, uint64_t fb,
                                                             const uint8_t *src, uint32_t len,
-                                                            uint32_t crc)
+                                                            uint32_t crc, bool prefetch)
 {
 	struct mmapq_frame *f = (struct mmapq_frame *)(ring + (at & mask));
 	uint8_t *payload = (uint8_t *)(f + 1);
 
-	/* the lines ahead taken for writing before the stores reach them
-	 * (the consumer read them last): once per line, by the frame that
-	 * starts in its first fb bytes */
-	if (fb >= 64 || (at & 63) < fb)
+	/* once per line, by the frame that starts in its first fb bytes */
+	if (prefetch && (fb >= 64 || (at & 63) < fb))
 		__builtin_prefetch(ring + ((at + PREFETCH_AHEAD) & mask), 1);
 	/* The alignment bytes are zeros: the payload's last 8-byte word
 	 * zeroed, then the payload copied over it (one store instead of a
@@ -1425,7 +1509,7 @@ __attribute__((always_inline)) static inline void put_frame(uint8_t *ring, uint6
 		uint64_t zero = 0;
 		memcpy(payload + (len & ~UINT32_C(7)), &zero, sizeof(zero));
 	}
-	copy_payload(payload, src, len);
+	copy_short(payload, src, len);
 	/* len and crc as one store */
 	memcpy(f, &(struct mmapq_frame){len, crc}, sizeof(*f));
 	mmapq_fault("put.written");
@@ -1474,17 +1558,18 @@ __attribute__((always_inline)) static inline int put_run(struct mmapq *q, const 
 				l[j] = len;
 				s[j] = src + (size_t)j * len;
 			}
-			group_crc(GROUP, b, l, s, c);
+			group_crc(GROUP, true, b, l, s, c);
+			prefetch_put(ring, mask, at, GROUP * fb);
 			_Pragma("GCC unroll 4")
 			for (unsigned j = 0; j < GROUP; j++)
-				put_frame(ring, mask, b[j], fb, s[j], len, c[j]);
+				put_frame(ring, mask, b[j], fb, s[j], len, c[j], false);
 			at += GROUP * fb;
 			src += (size_t)GROUP * len;
 			seq += GROUP;
 			done += GROUP;
 		}
 		while (done < n && at + fb <= stop) {
-			put_frame(ring, mask, at, fb, src, len, crc(at, len, src, len));
+			put_frame(ring, mask, at, fb, src, len, crc(at, len, src, len), true);
 			at += fb;
 			src += len;
 			seq++;
@@ -1617,10 +1702,11 @@ __attribute__((always_inline)) static inline int put_recs(struct mmapq *q,
 					all_short &= l[j] < GROUP_LEN_BELOW;
 				}
 				if (all_short && next <= stop) {
-					group_crc(GROUP, b, l, s, c);
+					group_crc(GROUP, false, b, l, s, c);
+					prefetch_put(ring, mask, at, next - at);
 					_Pragma("GCC unroll 4")
 					for (unsigned j = 0; j < GROUP; j++)
-						put_frame(ring, mask, b[j], fbs[j], s[j], l[j], c[j]);
+						put_frame(ring, mask, b[j], fbs[j], s[j], l[j], c[j], false);
 					at = next;
 					seq += GROUP;
 					done += GROUP;
@@ -1629,7 +1715,7 @@ __attribute__((always_inline)) static inline int put_recs(struct mmapq *q,
 			}
 			if (at + fb > stop)
 				break; /* padding first, or no room: room_at_tail says */
-			put_frame(ring, mask, at, fb, src, len, crc(at, len, src, len));
+			put_frame(ring, mask, at, fb, src, len, crc(at, len, src, len), true);
 			at += fb;
 			seq++;
 			done++;
