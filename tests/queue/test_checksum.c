@@ -730,7 +730,7 @@ static void check_frames(const char *path, uint64_t size, const uint32_t *lens_,
 
 static void put_runs_on(const char *instance)
 {
-	static const uint32_t same[] = {0, 1, 4, 7, 8, 9, 15, 16, 20, 64, 100};
+	static const uint32_t same[] = {0, 1, 2, 4, 7, 8, 9, 15, 16, 20, 40, 64, 100};
 	/* mixed: every length mod 8, and one long (the group that holds it
 	 * is put one by one) */
 	static const uint32_t mixed[RUN_MOST] = {3, 8, 0, 17, 64, 9, 800, 5, 16, 1, 30};
