@@ -1212,43 +1212,41 @@ __attribute__((always_inline)) static inline void copy_payload(void *dst, const 
 		memcpy(dst, src, len);
 }
 
-/* A payload put (put_frame): up to 64 bytes inline, as two copies of a
- * power of two that overlap (the bytes between written twice, the same);
- * more by memcpy.  A call per frame would also leave the loop's state in
- * registers the call may clobber. */
+/* n bytes (w <= n <= 2 w, w at most 32) as two copies of w that overlap
+ * (the bytes between written twice, the same), each loaded before it is
+ * stored */
+__attribute__((always_inline)) static inline void copy_overlapping(uint8_t *dst,
+                                                                   const uint8_t *src,
+                                                                   uint32_t n, uint32_t w)
+{
+	uint8_t a[32], b[32];
+
+	memcpy(a, src, w);
+	memcpy(b, src + n - w, w);
+	memcpy(dst, a, w);
+	memcpy(dst + n - w, b, w);
+}
+
+/* A payload put (put_frame): up to 64 bytes inline, more by memcpy.  A
+ * call per frame would also leave the loop's state in registers the call
+ * may clobber. */
 __attribute__((always_inline)) static inline void copy_short(uint8_t *dst, const uint8_t *src,
                                                              uint32_t len)
 {
 	if (len > 64) {
 		memcpy(dst, src, len);
 	} else if (len > 32) {
-		uint8_t a[32], b[32];
-		memcpy(a, src, 32);
-		memcpy(b, src + len - 32, 32);
-		memcpy(dst, a, 32);
-		memcpy(dst + len - 32, b, 32);
+		copy_overlapping(dst, src, len, 32);
 	} else if (len > 16) {
-		uint8_t a[16], b[16];
-		memcpy(a, src, 16);
-		memcpy(b, src + len - 16, 16);
-		memcpy(dst, a, 16);
-		memcpy(dst + len - 16, b, 16);
+		copy_overlapping(dst, src, len, 16);
 	} else if (len >= 8) {
-		uint64_t a, b;
-		memcpy(&a, src, 8);
-		memcpy(&b, src + len - 8, 8);
-		memcpy(dst, &a, 8);
-		memcpy(dst + len - 8, &b, 8);
+		copy_overlapping(dst, src, len, 8);
 	} else if (len >= 4) {
-		uint32_t a, b;
-		memcpy(&a, src, 4);
-		memcpy(&b, src + len - 4, 4);
-		memcpy(dst, &a, 4);
-		memcpy(dst + len - 4, &b, 4);
+		copy_overlapping(dst, src, len, 4);
 	} else if (len > 0) {
 		/* 1 to 3 bytes: the first, the middle, the last */
-		uint8_t a = src[0], m = src[len / 2], z = src[len - 1];
-		dst[0] = a;
+		uint8_t x = src[0], m = src[len / 2], z = src[len - 1];
+		dst[0] = x;
 		dst[len / 2] = m;
 		dst[len - 1] = z;
 	}
@@ -1351,6 +1349,23 @@ typedef void group_crc_fn(unsigned g, bool same, const uint64_t *byte, const uin
                           const uint8_t *const *p, uint32_t *crc);
 
 #if defined(__x86_64__)
+/* The crc32 instruction over w (4, 2 or 1) bytes at p; c the register. */
+__attribute__((target("sse4.2"), always_inline)) static inline uint64_t
+crc_piece_hw(uint64_t c, const uint8_t *p, unsigned w)
+{
+	if (w == 4) {
+		uint32_t v;
+		memcpy(&v, p, sizeof(v));
+		return __builtin_ia32_crc32si((uint32_t)c, v);
+	}
+	if (w == 2) {
+		uint16_t v;
+		memcpy(&v, p, sizeof(v));
+		return __builtin_ia32_crc32hi((uint32_t)c, v);
+	}
+	return __builtin_ia32_crc32qi((uint32_t)c, *p);
+}
+
 /* crc[j] = mmapq_crc32c_frame_hw(byte[j], len[j], p[j], len[j]) for the g
  * (at most GROUP, a constant) frames (each len below GROUP_LEN_BELOW): the
  * words all of them have side by side, then the rest of each alone, or
@@ -1381,28 +1396,14 @@ group_crc_hw(unsigned g, bool same, const uint64_t *byte, const uint32_t *len,
 		/* the last len & 7 bytes: 4, 2, 1 of them */
 		uint32_t o = common, t = len[0] & 7;
 
-		if (t & 4) {
-			_Pragma("GCC unroll 4")
-			for (unsigned j = 0; j < g; j++) {
-				uint32_t w;
-				memcpy(&w, p[j] + o, sizeof(w));
-				c[j] = __builtin_ia32_crc32si((uint32_t)c[j], w);
-			}
-			o += 4;
-		}
-		if (t & 2) {
-			_Pragma("GCC unroll 4")
-			for (unsigned j = 0; j < g; j++) {
-				uint16_t w;
-				memcpy(&w, p[j] + o, sizeof(w));
-				c[j] = __builtin_ia32_crc32hi((uint32_t)c[j], w);
-			}
-			o += 2;
-		}
-		if (t & 1) {
+		_Pragma("GCC unroll 3")
+		for (unsigned w = 4; w; w >>= 1) {
+			if (!(t & w))
+				continue;
 			_Pragma("GCC unroll 4")
 			for (unsigned j = 0; j < g; j++)
-				c[j] = __builtin_ia32_crc32qi((uint32_t)c[j], p[j][o]);
+				c[j] = crc_piece_hw(c[j], p[j] + o, w);
+			o += w;
 		}
 		_Pragma("GCC unroll 4")
 		for (unsigned j = 0; j < g; j++)
