@@ -42,6 +42,18 @@
  *   fill_copy_many  an int queue with fill frames between records:
  *              copy_many's loop for 16-byte frames leaves at a fill and
  *              goes on after it; a damaged fill stops it there
+ *   put_runs   the frames mmapq_put_many and mmapq_put_records write, a
+ *              run of 1 to 11 records per call (the producer's loops
+ *              take short records four at a time, the checksums side by
+ *              side: every position in a group, groups and the records
+ *              after them), of lengths 0 to 100 and mixed ones, one of
+ *              them long: each crc as the bitwise CRC-32C computes it,
+ *              on both instances of the loops
+ *   run_flips  a run of 22 records put by one mmapq_put_many (of 8, 13
+ *              and 64 bytes), a byte of record j's frame damaged (its
+ *              len, crc, first and last payload byte), for every j:
+ *              get_many and copy_many of the whole run hand out exactly
+ *              the j before it, get of it is -EBADMSG; on both instances
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -666,6 +678,199 @@ static void case_crc32c(void)
 	EXPECT_INT(f.crc, frame_crc_bits(l.pad, MMAPQ_FRAME_PAD, NULL, 0));
 }
 
+/* Runs each case of fn on the SSE 4.2 instance of ring.c's loops (where
+ * the machine has it) and on the one for any machine (where the build
+ * lets the test pick it: case_any_machine). */
+static void both_instances(void (*fn)(const char *instance))
+{
+#ifdef MMAPQ_FAULT_INJECTION
+	bool hw = mmapq_crc32c_hw;
+
+	fn(hw ? "sse4.2" : "any machine");
+	if (hw) {
+		mmapq_crc32c_hw = false;
+		fn("any machine");
+		mmapq_crc32c_hw = hw;
+	}
+#else
+	fn("this machine's instance");
+#endif
+}
+
+/* The frames of a fresh queue's file at path from byte 0, n records of
+ * lens[i] bytes, record i's payload byte j pbyte(i, j): each len, crc (as
+ * crc_bits computes it) and payload as put. */
+static void check_frames(const char *path, uint64_t size, const uint32_t *lens_, uint32_t n,
+                         const char *how)
+{
+	size_t flen;
+	uint8_t *file = (uint8_t *)tu_read_file(path, &flen);
+	uint64_t b = 0;
+
+	EXPECT(file && flen == MMAPQ_HEADER_SIZE + size, "read %s", path);
+	for (uint32_t i = 0; i < n && file; i++) {
+		const uint8_t *fr = file + MMAPQ_HEADER_SIZE + b;
+		struct mmapq_frame f;
+
+		memcpy(&f, fr, sizeof(f));
+		EXPECT(f.len == lens_[i] && f.crc == frame_crc_bits(b, lens_[i], fr + 8, lens_[i]),
+		       "%s: record %u of %u (%u bytes) at byte %" PRIu64 ": len %u crc 0x%08x, want"
+		       " 0x%08x", how, i, n, lens_[i], b, f.len, f.crc,
+		       frame_crc_bits(b, lens_[i], fr + 8, lens_[i]));
+		for (uint32_t j = 0; j < lens_[i]; j++)
+			EXPECT(fr[8 + j] == pbyte(i, j), "%s: record %u payload byte %u", how, i, j);
+		b += mmapq_frame_size(lens_[i]);
+	}
+	free(file);
+}
+
+#define RUN_RING 16384u
+#define RUN_MAX 1000u
+#define RUN_MOST 11u
+
+static void put_runs_on(const char *instance)
+{
+	static const uint32_t same[] = {0, 1, 2, 4, 7, 8, 9, 15, 16, 20, 40, 64, 100};
+	/* mixed: every length mod 8, and one long (the group that holds it
+	 * is put one by one) */
+	static const uint32_t mixed[RUN_MOST] = {3, 8, 0, 17, 64, 9, 800, 5, 16, 1, 30};
+	static uint8_t data[RUN_MOST][RUN_MAX];
+	struct mmapq_iovec iov[RUN_MOST];
+	uint32_t lens_[RUN_MOST];
+	char how[128], what[16];
+
+	for (size_t s = 0; s <= sizeof(same) / sizeof(same[0]); s++)
+		for (uint32_t n = 1; n <= RUN_MOST; n++)
+			for (int records = 0; records < 2; records++) {
+				bool mix = s == sizeof(same) / sizeof(same[0]);
+				struct mmapq *p;
+
+				if (mix && !records)
+					continue; /* put_many's records are of one length */
+				for (uint32_t i = 0; i < n; i++) {
+					lens_[i] = mix ? mixed[i] : same[s];
+					for (uint32_t j = 0; j < lens_[i]; j++)
+						data[i][j] = pbyte(i, j);
+					iov[i] = (struct mmapq_iovec){.data = data[i], .len = lens_[i]};
+				}
+				if (mix)
+					snprintf(what, sizeof(what), "mixed");
+				else
+					snprintf(what, sizeof(what), "%u", same[s]);
+				snprintf(how, sizeof(how), "%s, %s of %u records of %s bytes", instance,
+				         records ? "put_records" : "put_many", n, what);
+				unlink(g_case);
+				p = open_as(g_case, MMAPQ_ROLE_PRODUCER, RUN_RING, RUN_MAX, MMAPQ_FORMAT_BINARY);
+				if (records) {
+					EXPECT_INT(mmapq_put_records(p, iov, n), (int)n);
+				} else {
+					uint8_t flat[RUN_MOST * 100];
+
+					for (uint32_t i = 0; i < n; i++)
+						memcpy(flat + (size_t)i * same[s], data[i], same[s]);
+					EXPECT_INT(mmapq_put_many(p, flat, same[s], n), (int)n);
+				}
+				EXPECT_INT(mmapq_publish(p), (int)n);
+				mmapq_close(p);
+				check_frames(g_case, RUN_RING, lens_, n, how);
+			}
+}
+
+static void case_put_runs(void)
+{
+	both_instances(put_runs_on);
+}
+
+#define FLIP_RING 2048u
+#define FLIP_RUN 22u
+
+/* A fresh queue at g_case with FLIP_RUN records of len, put by one
+ * mmapq_put_many (record i's payload byte j pbyte(i, j)); its bytes
+ * (*flen). */
+static uint8_t *run_queue(uint32_t len, size_t *flen)
+{
+	uint8_t flat[FLIP_RUN * 64];
+	struct mmapq *p;
+	uint8_t *bytes;
+
+	for (uint32_t i = 0; i < FLIP_RUN; i++)
+		for (uint32_t j = 0; j < len; j++)
+			flat[(size_t)i * len + j] = pbyte(i, j);
+	unlink(g_case);
+	p = open_as(g_case, MMAPQ_ROLE_PRODUCER, FLIP_RING, 64, MMAPQ_FORMAT_BINARY);
+	EXPECT_INT(mmapq_put_many(p, flat, len, FLIP_RUN), (int)FLIP_RUN);
+	EXPECT_INT(mmapq_publish(p), (int)FLIP_RUN);
+	mmapq_close(p);
+	bytes = (uint8_t *)tu_read_file(g_case, flen);
+	EXPECT(bytes && *flen == MMAPQ_HEADER_SIZE + FLIP_RING, "read %s", g_case);
+	return bytes;
+}
+
+static void run_flips_on(const char *instance)
+{
+	static const uint32_t flens[] = {8, 13, 64};
+
+	for (size_t li = 0; li < sizeof(flens) / sizeof(flens[0]); li++) {
+		uint32_t len = flens[li];
+		uint64_t fb = mmapq_frame_size(len);
+		size_t flen;
+		uint8_t *bytes = run_queue(len, &flen);
+		/* in frame j: its len, its crc, its first and last payload byte */
+		const uint64_t where[] = {0, 4, 8, 8 + len - 1};
+
+		for (uint32_t j = 0; j < FLIP_RUN && bytes; j++)
+			for (size_t w = 0; w < sizeof(where) / sizeof(where[0]); w++) {
+				uint64_t pos = j * fb + where[w];
+				struct mmapq_record r[FLIP_RUN];
+				uint8_t out[FLIP_RUN * 64];
+				struct mmapq *c;
+				uint32_t n;
+				int rc;
+
+				unlink(g_case);
+				EXPECT(tu_write_file(g_case, bytes, flen) == 0, "write %s", g_case);
+				c = open_as(g_case, MMAPQ_ROLE_CONSUMER, FLIP_RING, 64, MMAPQ_FORMAT_BINARY);
+				EXPECT(mmapq_available(c, 0, &n) == 0 && n == FLIP_RUN, "available %u", n);
+				{
+					uint8_t x = bytes[MMAPQ_HEADER_SIZE + pos] ^ 0x01;
+					int fd = open(g_case, O_WRONLY | O_CLOEXEC);
+
+					EXPECT(fd >= 0 && pwrite(fd, &x, 1, (off_t)(MMAPQ_HEADER_SIZE + pos)) == 1,
+					       "flip byte %" PRIu64, pos);
+					close(fd);
+				}
+				rc = mmapq_copy_many(c, 0, FLIP_RUN, out, len);
+				EXPECT(rc == (j ? (int)j : -EBADMSG), "%s, %u-byte records, byte %" PRIu64
+				       " of record %u flipped: copy_many %d, want %d", instance, len, pos, j, rc,
+				       j ? (int)j : -EBADMSG);
+				for (int i = 0; i < rc; i++)
+					for (uint32_t k = 0; k < len; k++)
+						EXPECT(out[(size_t)i * len + k] == pbyte((uint64_t)i, k),
+						       "%s: copy_many record %d byte %u", instance, i, k);
+				rc = mmapq_get_many(c, 0, FLIP_RUN, r);
+				EXPECT(rc == (j ? (int)j : -EBADMSG), "%s, %u-byte records, byte %" PRIu64
+				       " of record %u flipped: get_many %d, want %d", instance, len, pos, j, rc,
+				       j ? (int)j : -EBADMSG);
+				for (int i = 0; i < rc; i++) {
+					EXPECT(r[i].seq == (uint64_t)i && r[i].len == len,
+					       "%s: get_many record %d: seq %" PRIu64 " len %u", instance, i,
+					       r[i].seq, r[i].len);
+					for (uint32_t k = 0; k < len; k++)
+						EXPECT(((const uint8_t *)r[i].data)[k] == pbyte((uint64_t)i, k),
+						       "%s: get_many record %d byte %u", instance, i, k);
+				}
+				EXPECT_INT(mmapq_get(c, j, &r[0]), -EBADMSG);
+				mmapq_close(c);
+			}
+		free(bytes);
+	}
+}
+
+static void case_run_flips(void)
+{
+	both_instances(run_flips_on);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct tu_case cases[] = {
@@ -680,6 +885,8 @@ int main(int argc, char **argv)
 		{"fill_peek", case_fill_peek},
 		{"fill_bad", case_fill_bad},
 		{"fill_copy_many", case_fill_copy_many},
+		{"put_runs", case_put_runs},
+		{"run_flips", case_run_flips},
 	};
 
 	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
