@@ -50,10 +50,10 @@ const struct mmapq_crc32c_instance *mmapq_crc32c_instance(const char *name);
 /* Inputs from this many bytes on are crc32c.c's (folded, or three
  * streams); shorter ones take the crc32 instruction's short loop, inline
  * in mmapq_crc32c_frame_hw.  Measured with mmapq_bench_crc on a Sapphire
- * Rapids: the folds and the inline loop cross between 64 and 128 bytes
- * (15 GB/s inline at 128, 20 folded; 84 folded with VPCLMULQDQ at 16 KiB,
- * 8 inline).  A CPU with SSE4.2 alone pays a call for the same short loop
- * up to 768 bytes, where its three streams start. */
+ * Rapids: the folds and the inline loop cross between 64 and 128 bytes (at
+ * 128, 11 GB/s inline and 17 folded with VPCLMULQDQ; at 16 KiB, 8 and 83).
+ * A CPU with SSE4.2 alone pays a call for the same short loop up to 768
+ * bytes, where its three streams start. */
 #define MMAPQ_CRC32C_LONG_MIN 128u
 
 /* The crc32 instruction over n bytes, 8 a step (unaligned loads), then 4,
