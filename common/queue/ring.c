@@ -1340,11 +1340,8 @@ __attribute__((always_inline)) static inline void write_frame(struct mmapq *q, u
  */
 #define GROUP 4u
 /* records from this length on are put one at a time: their checksum is
- * crc32c.c's three streams */
-#define GROUP_LEN_BELOW 768u
-#if defined(__x86_64__)
-_Static_assert(GROUP_LEN_BELOW == MMAPQ_CRC32C_STREAMS_MIN, "long records take crc32c.c's path");
-#endif
+ * crc32c.c's folding, faster than GROUP crc32 chains side by side */
+#define GROUP_LEN_BELOW MMAPQ_CRC32C_LONG_MIN
 typedef void group_crc_fn(bool same, const uint64_t *byte, const uint32_t *len,
                           const uint8_t *const *p, uint32_t *crc);
 

@@ -730,7 +730,9 @@ static void check_frames(const char *path, uint64_t size, const uint32_t *lens_,
 
 static void put_runs_on(const char *instance)
 {
-	static const uint32_t same[] = {0, 1, 2, 4, 7, 8, 9, 15, 16, 20, 40, 64, 100};
+	/* around MMAPQ_CRC32C_LONG_MIN (128): below it grouped, from it on one
+	 * at a time, folded */
+	static const uint32_t same[] = {0, 1, 2, 4, 7, 8, 9, 15, 16, 20, 40, 64, 100, 127, 128, 129, 300};
 	/* mixed: every length mod 8, and one long (the group that holds it
 	 * is put one by one) */
 	static const uint32_t mixed[RUN_MOST] = {3, 8, 0, 17, 64, 9, 800, 5, 16, 1, 30};
@@ -764,7 +766,7 @@ static void put_runs_on(const char *instance)
 				if (records) {
 					EXPECT_INT(mmapq_put_records(p, iov, n), (int)n);
 				} else {
-					uint8_t flat[RUN_MOST * 100];
+					static uint8_t flat[RUN_MOST * RUN_MAX];
 
 					for (uint32_t i = 0; i < n; i++)
 						memcpy(flat + (size_t)i * same[s], data[i], same[s]);
