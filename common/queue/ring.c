@@ -46,21 +46,24 @@ int sync_header(const struct mmapq *q)
 	return sync_bytes(q->h, MMAPQ_HEADER_SIZE);
 }
 
-/* The ring's bytes at positions [from, to): one piece, or two where they
- * wrap. */
+/*
+ * The ring's bytes at positions [from, to).  Where they wrap, one msync of
+ * the whole ring, not one of each piece: every msync ends in a flush of
+ * the disk's cache, a round trip of its own, and a group of records wraps
+ * once a lap.  The pages outside the range that it writes too are what
+ * write-back may write at any time: frames beyond the tail on disk (ours
+ * not yet published, other producers' reservations), or pages made
+ * writable ahead of the frames (prefault_room), unchanged.
+ */
 int sync_ring(const struct mmapq *q, uint64_t from, uint64_t to)
 {
 	uint64_t off = from & q->mask, n = to - from;
-	int r;
 
 	if (n == 0)
 		return 0;
-	if (n >= q->size)
-		return sync_bytes(q->ring, q->size);
 	if (off + n <= q->size)
 		return sync_bytes(q->ring + off, n);
-	r = sync_bytes(q->ring + off, q->size - off);
-	return r < 0 ? r : sync_bytes(q->ring, off + n - q->size);
+	return sync_bytes(q->ring, q->size);
 }
 
 /* ---- floor, wake-ups: both sides ---------------------------------------- */
