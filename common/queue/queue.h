@@ -108,6 +108,8 @@ struct mmapq {
 	bool rsv_open, rsv_idle, rsv_committed;
 	uint64_t durable;           /* producer: frames below this byte are on disk (mmapq_sync) */
 	uint64_t kicked;            /* producer: ring bytes below this handed to write-back */
+	uint64_t prefaulted;        /* producer: ring pages below this made writable ahead */
+	bool no_prefault;           /* producer: the kernel has no MADV_POPULATE_WRITE */
 	/* producer: waiting for room (struct mmapq_producer.blocked_usec):
 	 * the CLOCK_REALTIME microsecond up to which the wait is counted in
 	 * blocked_total_usec; 0 while not waiting */

@@ -8,10 +8,11 @@
  * either); binary: a 4-byte big-endian length, then the bytes (seq_prefix
  * does not apply to it: main.c refuses the pair).
  *
- * A batch is at most BATCH_BYTES of output (or one record, if larger),
- * whatever the backlog, and its memory does not grow with max_record: the
- * small pieces (sequence numbers, numbers, line ends, lengths, payloads
- * shorter than IN_PLACE_MIN) are made in a buffer of a fixed size, where
+ * A batch is at most BATCH_BYTES of output (BATCH_BYTES_SYNCED with
+ * sync != never; or one record, if larger), whatever the backlog, and its
+ * memory does not grow with max_record: the small pieces (sequence
+ * numbers, numbers, line ends, lengths, payloads shorter than
+ * IN_PLACE_MIN) are made in a buffer of a fixed size, where
  * the pieces of consecutive records join into one; a payload of
  * IN_PLACE_MIN bytes or more is written straight from the queue's mapping,
  * never copied: a run of records is one writev of their pieces in order
@@ -46,6 +47,17 @@
 #include "start.h"
 
 #define BATCH_BYTES (1024u * 1024u) /* output per batch, at most (+ one record) */
+/*
+ * With sync != never each batch ends in disk round trips (the file's
+ * fdatasync; with batch and always the msync of the cursor its release
+ * makes), and the release is what gives the producer room: on a full ring
+ * its group of records ends where its room does, and each group costs it
+ * two msyncs.  Batches of 1 MiB made the shipped 4 MiB ring's groups 1 MiB
+ * as well, twice the round trips on either side of those of 2 MiB, half
+ * the ring, the most a producer groups (measured, 64-byte lines to a file
+ * with sync = batch: the producer's msyncs 153 -> 90).
+ */
+#define BATCH_BYTES_SYNCED (2u * 1024u * 1024u)
 #define WRITE_CHUNK (64u * 1024u)   /* at most one write() of this, then a progress call */
 /*
  * A payload of at least this many bytes is written from the mapping, a
@@ -60,11 +72,11 @@
  * room for a sequence number and a number (mmapq_fmt_* store 8 bytes at a
  * time) or a length and a line end. */
 #define RECORD_ROOM (IN_PLACE_MIN + 2 * MMAPQ_FMT_INT_MAX)
-#define BUF_BYTES   (BATCH_BYTES + RECORD_ROOM)
+#define BUF_BYTES   (BATCH_BYTES_SYNCED + RECORD_ROOM)
 /* pieces of a batch (3 per record at most, 2 for a line or binary record
  * after the first): a batch of small lines is thousands of records */
 #define IOV_CAP     16384u
-#define CUTS        64u             /* chunk ends of a batch (2 * BATCH_BYTES / WRITE_CHUNK + 2 at most) */
+#define CUTS        68u             /* chunk ends of a batch (2 * BATCH_BYTES_SYNCED / WRITE_CHUNK + 2 at most) */
 #define WINDOW      IOV_MAX         /* iovecs per writev */
 #define LENGTH_BYTES 4u             /* format binary: the big-endian length before each record */
 #define SEQ_MAX     21u             /* "SEQ\t": 20 digits and a tab */
@@ -323,9 +335,15 @@ static void add_record(struct stream *s, const struct mmapq_record *rec)
 	end_chunk(s->cut, &s->ncut, &s->chunk_start, start, s->total);
 }
 
+/* What a batch's output may reach (the last record may go beyond it). */
+static size_t batch_bytes(const struct stream *s)
+{
+	return s->base.env->cfg->sync == MMAPQ_SYNC_NEVER ? BATCH_BYTES : BATCH_BYTES_SYNCED;
+}
+
 static bool batch_has_room(const struct stream *s)
 {
-	return s->total < BATCH_BYTES && s->niov + 3 <= IOV_CAP && s->ncut + 2 < CUTS;
+	return s->total < batch_bytes(s) && s->niov + 3 <= IOV_CAP && s->ncut + 2 < CUTS;
 }
 
 /*
@@ -340,10 +358,10 @@ static uint32_t add_short_lines(struct stream *s, const struct mmapq_record *rec
 {
 	char *const from = s->buf + s->len;
 	char *o = from;
-	size_t total = s->total, chunk_start = s->chunk_start;
+	size_t total = s->total, chunk_start = s->chunk_start, most = batch_bytes(s);
 	uint32_t i = 0, ncut = s->ncut;
 
-	for (; i < n && recs[i].len < IN_PLACE_MIN && total < BATCH_BYTES && ncut + 2 < CUTS; i++) {
+	for (; i < n && recs[i].len < IN_PLACE_MIN && total < most && ncut + 2 < CUTS; i++) {
 		size_t start = total, len = recs[i].len;
 
 		/* GCC, knowing len < IN_PLACE_MIN, would copy with rep movsq,
@@ -362,7 +380,7 @@ static uint32_t add_short_lines(struct stream *s, const struct mmapq_record *rec
 	return i;
 }
 
-/* As many records as start below BATCH_BYTES. */
+/* As many records as start below batch_bytes(). */
 static int stream_deliver(struct output *o, const struct mmapq_record *recs, uint32_t n,
                           uint32_t *taken)
 {

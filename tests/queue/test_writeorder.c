@@ -31,6 +31,9 @@
  *                    followed at once by the reuse of what it freed
  *   always           sync always
  *   never            sync never
+ * And publish_flushes: a publish with sync batch is two disk flushes (the
+ * FSYNC requests crashfs counts), its frames' and the header's, also when
+ * its frames wrap at the ring's end.
  * Needs root for the mount namespace and /dev/fuse; each case exits 77
  * without them.
  */
@@ -402,6 +405,56 @@ static void case_never(void)
 	run(&(struct mode){MMAPQ_SYNC_NEVER, 4096, false});
 }
 
+/*
+ * Groups of records through a 64 KiB ring with sync batch, each published
+ * and then consumed: every publish is two FSYNC requests (the frames, then
+ * the header with the tail), those whose frames wrap at the ring's end
+ * (one msync of the whole ring, not one per piece) included.  Frames are
+ * laid out as the format says: one that does not fit before the ring's
+ * end starts the next lap.
+ */
+static void case_publish_flushes(void)
+{
+	const struct mode m = {MMAPQ_SYNC_BATCH, 64u << 10, false};
+	const uint32_t len = 100, per_group = 200;
+	uint64_t frame = mmapq_frame_size(len), at = 0, wrapped = 0;
+	struct mmapq_error e;
+	int code;
+	struct mmapq *p = open_q(MMAPQ_ROLE_PRODUCER, &m, &e, &code), *c;
+	uint8_t b[MAXREC] = {0};
+
+	EXPECT(p, "producer: %s (%d)", e.msg, code);
+	c = open_q(MMAPQ_ROLE_CONSUMER, &m, &e, &code);
+	EXPECT(c, "consumer: %s (%d)", e.msg, code);
+	for (int g = 0; g < 12; g++) {
+		uint64_t room, first = at, fsyncs;
+		uint32_t n;
+		int r = mmapq_reserve(p, len, 0, &room);
+
+		EXPECT(r == 0 && room >= per_group * frame, "group %d: reserve %d, room %" PRIu64, g, r,
+		       room);
+		for (uint32_t i = 0; i < per_group; i++) {
+			if ((at & (m.ring - 1)) + frame > m.ring)
+				at = (at | (m.ring - 1)) + 1;
+			at += frame;
+			EXPECT(mmapq_put(p, b, len) == 0, "group %d: put %u", g, i);
+		}
+		wrapped += at / m.ring != first / m.ring && at % m.ring != 0;
+		fsyncs = crashfs_stats().fsyncs;
+		r = mmapq_publish(p);
+		fsyncs = crashfs_stats().fsyncs - fsyncs;
+		EXPECT(r == (int)per_group && fsyncs == 2,
+		       "group %d (ring bytes %" PRIu64 " to %" PRIu64 "): publish %d, %" PRIu64
+		       " FSYNC requests, want 2", g, first, at, r, fsyncs);
+		EXPECT(mmapq_available(c, 0, &n) == 0 && n == per_group && mmapq_release(c, n) == 0,
+		       "group %d: %u available, released", g, n);
+	}
+	EXPECT(wrapped >= 2, "only %" PRIu64 " groups wrapped", wrapped);
+	mmapq_close(c);
+	mmapq_close(p);
+	crashfs_stop();
+}
+
 static void setup(void)
 {
 	const char *s = getenv("MMAPQ_POWERCUT_SEED");
@@ -421,6 +474,7 @@ int main(int argc, char **argv)
 		{"batch_tiny", case_batch_tiny},
 		{"always", case_always},
 		{"never", case_never},
+		{"publish_flushes", case_publish_flushes},
 	};
 
 	return tu_main_cases_setup(argc, argv, cases, sizeof(cases) / sizeof(cases[0]), setup);
