@@ -380,12 +380,42 @@ static uint32_t add_short_lines(struct stream *s, const struct mmapq_record *rec
 	return i;
 }
 
+/*
+ * Format int without seq_prefix, as add_short_lines takes short lines:
+ * each value formatted with its '\n' to the end of the buffer, all one
+ * piece, the chunk ends where a record ends, the batch's state in locals
+ * meanwhile.  How many (at least one: the batch has room).
+ */
+static uint32_t add_ints(struct stream *s, const struct mmapq_record *recs, uint32_t n)
+{
+	char *const from = s->buf + s->len;
+	char *o = from;
+	size_t total = s->total, chunk_start = s->chunk_start, most = batch_bytes(s);
+	uint32_t i = 0, ncut = s->ncut;
+
+	for (; i < n && total < most && ncut + 2 < CUTS; i++) {
+		size_t start = total, len;
+		int64_t v;
+
+		memcpy(&v, recs[i].data, sizeof(v));
+		len = mmapq_fmt_int(o, v);
+		o += len;
+		total += len;
+		end_chunk(s->cut, &ncut, &chunk_start, start, total);
+	}
+	s->ncut = ncut;
+	s->chunk_start = chunk_start;
+	add_copied(s, (size_t)(o - from));
+	return i;
+}
+
 /* As many records as start below batch_bytes(). */
 static int stream_deliver(struct output *o, const struct mmapq_record *recs, uint32_t n,
                           uint32_t *taken)
 {
 	const struct mmapq_config *cfg = o->env->cfg;
 	bool lines = cfg->format == MMAPQ_FORMAT_LINE && !cfg->seq_prefix;
+	bool ints = cfg->format == MMAPQ_FORMAT_INT && !cfg->seq_prefix;
 	struct stream *s = (struct stream *)o;
 	uint32_t i = 0;
 
@@ -396,6 +426,8 @@ static int stream_deliver(struct output *o, const struct mmapq_record *recs, uin
 		while (i < n && batch_has_room(s)) {
 			if (lines && recs[i].len < IN_PLACE_MIN)
 				i += add_short_lines(s, recs + i, n - i);
+			else if (ints)
+				i += add_ints(s, recs + i, n - i);
 			else
 				add_record(s, &recs[i++]);
 		}

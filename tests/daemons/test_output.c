@@ -42,6 +42,8 @@
  *                       the record's bytes, records of 24 MiB whole
  *   binary_chain        mmapq-consumer | mmapq-producer: the records in a
  *                       second queue, byte for byte
+ *   int_batches         300,000 integers of every length and the limits to
+ *                       a file, with and without seq_prefix, byte for byte
  *   line_pieces         lines of lengths around the one from which a
  *                       payload is written from the mapping, thousands,
  *                       with and without seq_prefix: byte for byte
@@ -987,6 +989,62 @@ static void line_pieces(void)
 	free(want.p);
 }
 
+/*
+ * Integers of every length and sign and the limits, 300,000 of them (3 MB
+ * of output: batches of 1 MiB, each written in chunks that end where a
+ * record does), to a file: without seq_prefix the output's own loop for
+ * int records, with it the general one; byte for byte what was put.
+ */
+static void int_batches(void)
+{
+	const size_t n = 300000;
+	struct sbuf { char *p; size_t len; } in = {0}, want = {0};
+	char *out, *got, *err, count[16];
+	size_t len;
+	uint64_t x = 88172645463325252ull;
+	FILE *fi = open_memstream(&in.p, &in.len), *fw = open_memstream(&want.p, &want.len);
+
+	EXPECT(fi && fw, "open_memstream");
+	for (size_t i = 0; i < n; i++) {
+		int64_t v;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (i % 1000 == 0)
+			v = i % 3000 == 0 ? INT64_MIN : i % 3000 == 1000 ? INT64_MAX : 0;
+		else
+			v = (int64_t)(x >> (x % 64)) * (x & 1 ? -1 : 1);
+		fprintf(fi, "%" PRId64 "\n", v);
+		fprintf(fw, "%zu\t%" PRId64 "\n", i, v);
+	}
+	fclose(fi);
+	fclose(fw);
+	snprintf(count, sizeof(count), "%zu", n);
+	dir = tu_mkdtemp("output");
+	out = tu_path(dir, "out.txt");
+	for (int prefix = 0; prefix < 2; prefix++) {
+		const struct sbuf *w = prefix ? &want : &in;
+
+		setup("size = 16M\n[consumer]\noutput = file:%s\nseq_prefix = %s\n", out,
+		      prefix ? "yes" : "no");
+		unlink(qpath);
+		unlink(out);
+		publish(in.p);
+		struct run r = start(NULL, -1, 0, NULL, "mmapq-consumer", "--count", count, NULL);
+		int code = finish(&r, NULL, &err);
+		got = tu_read_file(out, &len);
+		EXPECT(code == 0 && got && len == w->len && !memcmp(got, w->p, len),
+		       "integers%s to a file: exit %d, %zu bytes (want %zu), stderr '%s'",
+		       prefix ? " with seq_prefix" : "", code, got ? len : 0, w->len, err);
+		free(got);
+		free(err);
+	}
+	free(out);
+	free(in.p);
+	free(want.p);
+}
+
 /* Lines of 64 KiB with the shipped size (4M) and max_record (64K), whole
  * to each output: three named consumers of one queue, registered before
  * any record is consumed. */
@@ -1230,6 +1288,7 @@ int main(int argc, char **argv)
 		{"binary_chain", binary_chain},
 		{"long_lines", long_lines},
 		{"line_pieces", line_pieces},
+		{"int_batches", int_batches},
 		{"damaged_record", damaged_record},
 		{"sync_file", sync_file},
 	};
